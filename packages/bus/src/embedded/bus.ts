@@ -1,0 +1,530 @@
+import { EventEmitter } from 'node:events';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync, fsyncSync } from 'node:fs';
+import { join } from 'node:path';
+import { createContext, type Context } from '@cordon/runtime';
+import { ERR_BAD_PARTITION, ERR_CLOSED, ERR_CORRUPT_LOG, ERR_DATA_DIR_LOCKED, ERR_NOT_ASSIGNED, ERR_UNKNOWN_TOPIC } from '../errors.js';
+import { partitionForKey } from '../partitioner.js';
+import type {
+  Admin, Batch, Bus, Consumer, ConsumerOptions, ConsumedRecord, ProduceRecord, Producer, RecordMetadata, TopicInfo,
+  TopicPartition, TopicPartitionOffset, TopicSpec,
+} from '../types.js';
+import { PartitionLog, type StoredRecord } from './log.js';
+
+export interface EmbeddedBusOptions {
+  /** Where topics and committed offsets live; a restart on the same dir resumes. */
+  dataDir: string;
+  ctx?: Context;
+  /** fsync every append (survives power loss, not only process death). Default false. */
+  fsync?: boolean;
+  /** How often retention and compaction run. Default 60 s. */
+  maintenanceIntervalMs?: number;
+  /** Tombstones in compacted topics are kept this long so consumers see them. Default 24 h. */
+  tombstoneRetentionMs?: number;
+}
+
+interface Topic {
+  spec: TopicSpec;
+  logs: PartitionLog[];
+}
+
+interface GroupMember {
+  id: number;
+  topics: string[];
+  onRevoke: (tps: TopicPartition[]) => Promise<void>;
+  onAssign: (tps: TopicPartition[]) => Promise<void>;
+  assignment: TopicPartition[];
+}
+
+interface Group {
+  id: string;
+  members: GroupMember[];
+  committed: Map<string, bigint>; // "topic\0partition" -> next offset
+  /** Serialises rebalances so joins and leaves never interleave. */
+  rebalancing: Promise<void>;
+}
+
+const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/**
+ * The in-process bus: Kafka's semantics (partitions by murmur2 key hash, consumer groups
+ * with range assignment and rebalancing on join/leave, committed offsets, compaction,
+ * retention) for a single process, persisted under `dataDir/bus` so a restart resumes.
+ * One process owns a data dir at a time (a lock file says which).
+ */
+export class EmbeddedBus implements Bus {
+  readonly kind = 'embedded' as const;
+  readonly admin: Admin;
+  private readonly dir: string;
+  private readonly ctx: Context;
+  private readonly topics = new Map<string, Topic>();
+  private readonly groups = new Map<string, Group>();
+  private readonly events = new EventEmitter();
+  private readonly consumers = new Set<EmbeddedConsumer>();
+  private rr = 0;
+  private nextMemberId = 1;
+  private closed = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly lockFile: string;
+
+  constructor(private readonly opts: EmbeddedBusOptions) {
+    this.ctx = opts.ctx ?? createContext();
+    this.dir = join(opts.dataDir, 'bus');
+    mkdirSync(join(this.dir, 'groups'), { recursive: true });
+    this.lockFile = join(this.dir, 'LOCK');
+    this.lock();
+    this.events.setMaxListeners(0);
+    this.loadTopics();
+    this.loadGroups();
+    this.admin = this.makeAdmin();
+    this.timer = setInterval(() => this.maintain(), opts.maintenanceIntervalMs ?? 60_000);
+    this.timer.unref();
+  }
+
+  private lock(): void {
+    if (existsSync(this.lockFile)) {
+      const pid = Number(readFileSync(this.lockFile, 'utf8').trim());
+      let alive = false;
+      if (pid > 0 && pid !== process.pid) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch {
+          alive = false;
+        }
+      }
+      if (alive) throw ERR_DATA_DIR_LOCKED(this.dir, pid);
+    }
+    writeFileSync(this.lockFile, String(process.pid));
+  }
+
+  // ---------------------------------------------------------------- topics
+
+  private topicDir(name: string): string {
+    return join(this.dir, 'topics', encodeURIComponent(name));
+  }
+
+  private loadTopics(): void {
+    const file = join(this.dir, 'topics.json');
+    if (!existsSync(file)) return;
+    const specs = JSON.parse(readFileSync(file, 'utf8')) as TopicSpec[];
+    for (const spec of specs) this.openTopic(spec);
+  }
+
+  private saveTopics(): void {
+    atomicWrite(join(this.dir, 'topics.json'), JSON.stringify([...this.topics.values()].map((t) => t.spec), null, 2));
+  }
+
+  private openTopic(spec: TopicSpec): Topic {
+    const dir = this.topicDir(spec.name);
+    mkdirSync(dir, { recursive: true });
+    const topic: Topic = { spec, logs: [] };
+    for (let p = 0; p < spec.partitions; p++) topic.logs.push(this.openLog(spec.name, p));
+    this.topics.set(spec.name, topic);
+    return topic;
+  }
+
+  private openLog(name: string, p: number): PartitionLog {
+    const file = join(this.topicDir(name), `${p}.log`);
+    const log = new PartitionLog(file, this.opts.fsync ?? false, (detail) =>
+      this.ctx.log.warn({ err: ERR_CORRUPT_LOG(file, detail) }, 'A partition log had a torn tail; it was truncated.'),
+    );
+    log.open();
+    return log;
+  }
+
+  topic(name: string): Topic {
+    const t = this.topics.get(name);
+    if (!t) throw ERR_UNKNOWN_TOPIC(name);
+    return t;
+  }
+
+  private makeAdmin(): Admin {
+    return {
+      ensureTopics: async (specs) => {
+        this.assertOpen('bus');
+        for (const spec of specs) {
+          const existing = this.topics.get(spec.name);
+          if (!existing) this.openTopic({ ...spec });
+          else if (spec.partitions > existing.spec.partitions) {
+            for (let p = existing.spec.partitions; p < spec.partitions; p++) existing.logs.push(this.openLog(spec.name, p));
+            existing.spec.partitions = spec.partitions;
+          }
+        }
+        this.saveTopics();
+      },
+      listTopics: async (): Promise<TopicInfo[]> =>
+        [...this.topics.values()].map((t) => ({ name: t.spec.name, partitions: t.spec.partitions })),
+      deleteTopics: async (names) => {
+        for (const name of names) {
+          const t = this.topics.get(name);
+          if (!t) continue;
+          for (const log of t.logs) log.close();
+          this.topics.delete(name);
+          rmSync(this.topicDir(name), { recursive: true, force: true });
+        }
+        this.saveTopics();
+      },
+      endOffsets: async (topic) => new Map(this.topic(topic).logs.map((l, p) => [p, l.nextOffset])),
+      committedOffsets: async (groupId, topic) => {
+        const g = this.groups.get(groupId);
+        const out = new Map<number, bigint>();
+        if (!g) return out;
+        for (const [k, v] of g.committed) {
+          const [t, p] = k.split('\u0000');
+          if (t === topic) out.set(Number(p), v);
+        }
+        return out;
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- produce
+
+  append(topicName: string, records: ProduceRecord[]): RecordMetadata[] {
+    this.assertOpen('bus');
+    const topic = this.topic(topicName);
+    const n = topic.spec.partitions;
+    const byPartition = new Map<number, Array<{ i: number; r: Omit<StoredRecord, 'offset'> }>>();
+    records.forEach((r, i) => {
+      const p = r.partition ?? partitionForKey(r.key, n, () => this.rr++);
+      if (p < 0 || p >= n) throw ERR_BAD_PARTITION(topicName, p, n);
+      let list = byPartition.get(p);
+      if (!list) byPartition.set(p, (list = []));
+      list.push({ i, r: { key: r.key, value: r.value, headers: r.headers ?? {}, timestamp: r.timestamp ?? this.ctx.clock.now() } });
+    });
+    const out: RecordMetadata[] = new Array(records.length);
+    for (const [p, list] of byPartition) {
+      const stored = topic.logs[p]!.append(list.map((x) => x.r));
+      stored.forEach((s, j) => (out[list[j]!.i] = { topic: topicName, partition: p, offset: s.offset }));
+      this.events.emit(tpKey(topicName, p));
+    }
+    return out;
+  }
+
+  producer(): Producer {
+    let closed = false;
+    return {
+      send: async (topic, records) => {
+        if (closed) throw ERR_CLOSED('producer');
+        return this.append(topic, records);
+      },
+      close: async () => {
+        closed = true;
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- groups
+
+  private groupFile(id: string): string {
+    return join(this.dir, 'groups', `${encodeURIComponent(id)}.json`);
+  }
+
+  private loadGroups(): void {
+    // groups are loaded lazily in group(); nothing to do eagerly
+  }
+
+  group(id: string): Group {
+    let g = this.groups.get(id);
+    if (!g) {
+      const committed = new Map<string, bigint>();
+      const file = this.groupFile(id);
+      if (existsSync(file)) {
+        const data = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+        for (const [k, v] of Object.entries(data)) committed.set(k, BigInt(v));
+      }
+      g = { id, members: [], committed, rebalancing: Promise.resolve() };
+      this.groups.set(id, g);
+    }
+    return g;
+  }
+
+  commit(groupId: string, offsets: TopicPartitionOffset[]): void {
+    const g = this.group(groupId);
+    for (const o of offsets) g.committed.set(tpKey(o.topic, o.partition), o.offset);
+    const data: Record<string, string> = {};
+    for (const [k, v] of g.committed) data[k] = v.toString();
+    atomicWrite(this.groupFile(groupId), JSON.stringify(data));
+  }
+
+  committed(groupId: string, topic: string, partition: number): bigint | undefined {
+    return this.group(groupId).committed.get(tpKey(topic, partition));
+  }
+
+  join(groupId: string, member: Omit<GroupMember, 'id' | 'assignment'>): GroupMember {
+    const g = this.group(groupId);
+    const m: GroupMember = { ...member, id: this.nextMemberId++, assignment: [] };
+    g.members.push(m);
+    this.rebalance(g);
+    return m;
+  }
+
+  leave(groupId: string, member: GroupMember): Promise<void> {
+    const g = this.group(groupId);
+    g.members = g.members.filter((x) => x !== member);
+    return this.rebalance(g, member);
+  }
+
+  /**
+   * Eager rebalance, as Kafka's classic protocol: every member gives up its partitions
+   * (onRevoke, so it can commit or checkpoint), then partitions are range-assigned again.
+   */
+  private rebalance(g: Group, leaving?: GroupMember): Promise<void> {
+    g.rebalancing = g.rebalancing.then(async () => {
+      const everyone = leaving ? [...g.members, leaving] : [...g.members];
+      await Promise.all(
+        everyone.map(async (m) => {
+          const old = m.assignment;
+          m.assignment = [];
+          if (old.length) await m.onRevoke(old);
+        }),
+      );
+      const members = [...g.members].sort((a, b) => a.id - b.id);
+      const topics = new Set(members.flatMap((m) => m.topics));
+      const next = new Map<GroupMember, TopicPartition[]>(members.map((m) => [m, []]));
+      for (const t of [...topics].sort()) {
+        const topic = this.topics.get(t);
+        if (!topic) continue;
+        const subs = members.filter((m) => m.topics.includes(t));
+        const n = topic.spec.partitions;
+        const per = Math.floor(n / subs.length);
+        const extra = n % subs.length;
+        let p = 0;
+        subs.forEach((m, i) => {
+          const count = per + (i < extra ? 1 : 0);
+          for (let k = 0; k < count; k++) next.get(m)!.push({ topic: t, partition: p++ });
+        });
+      }
+      await Promise.all(
+        members.map(async (m) => {
+          m.assignment = next.get(m)!;
+          await m.onAssign(m.assignment);
+        }),
+      );
+    });
+    g.rebalancing = g.rebalancing.catch((err: unknown) => {
+      this.ctx.log.error({ err }, 'A consumer group rebalance callback failed.');
+    });
+    return g.rebalancing;
+  }
+
+  waitForData(topic: string, partition: number, signal: { cancel?: () => void }): Promise<void> {
+    return new Promise((resolve) => {
+      const key = tpKey(topic, partition);
+      const done = () => {
+        this.events.off(key, done);
+        this.events.off('wake', done);
+        resolve();
+      };
+      signal.cancel = done;
+      this.events.on(key, done);
+      this.events.on('wake', done);
+    });
+  }
+
+  wake(): void {
+    this.events.emit('wake');
+  }
+
+  consumer(opts: ConsumerOptions): Consumer {
+    this.assertOpen('bus');
+    const c = new EmbeddedConsumer(this, opts);
+    this.consumers.add(c);
+    return c;
+  }
+
+  forget(c: EmbeddedConsumer): void {
+    this.consumers.delete(c);
+  }
+
+  // ---------------------------------------------------------------- maintenance
+
+  /** Retention for delete topics, newest-per-key for compacted ones. Runs on a timer and on demand. */
+  maintain(now = this.ctx.clock.now()): void {
+    if (this.closed) return;
+    const tombstoneMs = this.opts.tombstoneRetentionMs ?? 86_400_000;
+    for (const topic of this.topics.values()) {
+      for (const log of topic.logs) {
+        if (topic.spec.cleanupPolicy === 'delete') {
+          if (topic.spec.retentionMs < 0) continue;
+          const cutoff = now - topic.spec.retentionMs;
+          const first = log.records.findIndex((r) => r.timestamp >= cutoff);
+          if (first === 0) continue;
+          log.replace(first < 0 ? [] : log.records.slice(first));
+        } else {
+          const newest = new Map<string, bigint>();
+          for (const r of log.records) newest.set(r.key ? r.key.toString('base64') : '', r.offset);
+          const last = log.records[log.records.length - 1];
+          // the newest record always stays (as Kafka never cleans the active segment), so a
+          // reader can tell it has reached the end of a compacted partition
+          const kept = log.records.filter((r) => {
+            if (r === last) return true;
+            if (newest.get(r.key ? r.key.toString('base64') : '') !== r.offset) return false;
+            return !(r.value === null && r.timestamp < now - tombstoneMs);
+          });
+          if (kept.length !== log.records.length) log.replace(kept);
+        }
+      }
+    }
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed) throw ERR_CLOSED(what);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.consumers].map((c) => c.close()));
+    this.closed = true;
+    clearInterval(this.timer);
+    for (const t of this.topics.values()) for (const l of t.logs) l.close();
+    rmSync(this.lockFile, { force: true });
+  }
+}
+
+function atomicWrite(file: string, data: string): void {
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, 'w');
+  writeSync(fd, data);
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, file);
+}
+
+class EmbeddedConsumer implements Consumer {
+  private member: ReturnType<EmbeddedBus['join']> | null = null;
+  private readonly positions = new Map<string, bigint>();
+  private owned: TopicPartition[] = [];
+  private stopped = false;
+  private waiter: { cancel?: () => void } = {};
+  private running: Promise<void> | null = null;
+  private cursor = 0;
+
+  constructor(
+    private readonly bus: EmbeddedBus,
+    private readonly opts: ConsumerOptions,
+  ) {
+    for (const t of opts.topics) bus.topic(t); // unknown topics fail fast
+  }
+
+  run(eachBatch: (batch: Batch) => Promise<void>): Promise<void> {
+    if (this.running) return this.running;
+    if (this.stopped) return Promise.reject(ERR_CLOSED('consumer'));
+    this.member = this.bus.join(this.opts.groupId, {
+      topics: this.opts.topics,
+      onRevoke: async (tps) => {
+        this.owned = [];
+        await this.opts.onRevoke?.(tps);
+      },
+      onAssign: async (tps) => {
+        for (const tp of tps) {
+          const committed = this.bus.committed(this.opts.groupId, tp.topic, tp.partition);
+          const log = this.bus.topic(tp.topic).logs[tp.partition]!;
+          const start = committed ?? ((this.opts.fromBeginning ?? true) ? log.startOffset() : log.nextOffset);
+          this.positions.set(tpKey(tp.topic, tp.partition), start);
+        }
+        this.owned = tps;
+        await this.opts.onAssign?.(tps);
+        this.bus.wake();
+      },
+    });
+    this.running = this.loop(eachBatch).finally(() => this.leave());
+    return this.running;
+  }
+
+  private async loop(eachBatch: (batch: Batch) => Promise<void>): Promise<void> {
+    const max = this.opts.maxBatchRecords ?? 1000;
+    while (!this.stopped) {
+      const batch = this.nextBatch(max);
+      if (!batch) {
+        await this.waitAny();
+        continue;
+      }
+      await eachBatch(batch);
+      const last = batch.records[batch.records.length - 1]!.offset + 1n;
+      const key = tpKey(batch.topic, batch.partition);
+      // a seek during eachBatch wins over the natural advance
+      if (this.positions.get(key) === batch.records[0]!.offset) this.positions.set(key, last);
+      if ((this.opts.autoCommit ?? true) && this.owns(batch.topic, batch.partition)) {
+        this.bus.commit(this.opts.groupId, [{ topic: batch.topic, partition: batch.partition, offset: last }]);
+      }
+      // let other work (producers, timers) run between batches
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+
+  private nextBatch(max: number): Batch | null {
+    const owned = this.owned;
+    for (let i = 0; i < owned.length; i++) {
+      const tp = owned[(this.cursor + i) % owned.length]!;
+      const key = tpKey(tp.topic, tp.partition);
+      const pos = this.positions.get(key) ?? 0n;
+      const log = this.bus.topic(tp.topic).logs[tp.partition]!;
+      if (pos >= log.nextOffset) continue;
+      const from = log.indexOf(pos);
+      if (from >= log.records.length) continue;
+      const slice = log.records.slice(from, from + max);
+      this.cursor = (this.cursor + i + 1) % Math.max(owned.length, 1);
+      // the slice may start past pos (compaction or retention removed records): move on
+      this.positions.set(key, slice[0]!.offset);
+      return {
+        topic: tp.topic,
+        partition: tp.partition,
+        records: slice.map(
+          (r): ConsumedRecord => ({ topic: tp.topic, partition: tp.partition, offset: r.offset, key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp }),
+        ),
+      };
+    }
+    return null;
+  }
+
+  private waitAny(): Promise<void> {
+    const waits = this.owned.map((tp) => {
+      const w: { cancel?: () => void } = {};
+      return { w, p: this.bus.waitForData(tp.topic, tp.partition, w) };
+    });
+    if (waits.length === 0) {
+      const w: { cancel?: () => void } = {};
+      waits.push({ w, p: this.bus.waitForData('\u0000none', 0, w) });
+    }
+    this.waiter = { cancel: () => waits.forEach((x) => x.w.cancel?.()) };
+    return Promise.race(waits.map((x) => x.p)).then(() => waits.forEach((x) => x.w.cancel?.()));
+  }
+
+  private owns(topic: string, partition: number): boolean {
+    return this.owned.some((tp) => tp.topic === topic && tp.partition === partition);
+  }
+
+  async commit(offsets: TopicPartitionOffset[]): Promise<void> {
+    this.bus.commit(this.opts.groupId, offsets);
+  }
+
+  seek(tp: TopicPartitionOffset): void {
+    if (!this.owns(tp.topic, tp.partition)) throw ERR_NOT_ASSIGNED(tp.topic, tp.partition);
+    this.positions.set(tpKey(tp.topic, tp.partition), tp.offset);
+    this.bus.wake();
+  }
+
+  assignment(): TopicPartition[] {
+    return [...this.owned];
+  }
+
+  private async leave(): Promise<void> {
+    if (!this.member) return;
+    const m = this.member;
+    this.member = null;
+    await this.bus.leave(this.opts.groupId, m);
+    this.bus.forget(this);
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.waiter.cancel?.();
+    if (this.running) await this.running.catch(() => undefined);
+    else await this.leave();
+  }
+}
+
+export function createEmbeddedBus(opts: EmbeddedBusOptions): EmbeddedBus {
+  return new EmbeddedBus(opts);
+}

@@ -1,0 +1,25 @@
+import { defineError } from '@cordon/runtime';
+
+export const ERR_UNKNOWN_TOPIC = defineError(
+  'CORDON_ERR_BUS_UNKNOWN_TOPIC',
+  (topic: string) => `topic "${topic}" does not exist; run "cordon topics apply" to create every topic`,
+);
+export const ERR_BAD_PARTITION = defineError(
+  'CORDON_ERR_BUS_BAD_PARTITION',
+  (topic: string, partition: number, count: number) =>
+    `partition ${partition} of topic "${topic}" does not exist (it has ${count})`,
+);
+export const ERR_CLOSED = defineError('CORDON_ERR_BUS_CLOSED', (what: string) => `${what} is closed; create a new one`);
+export const ERR_NOT_ASSIGNED = defineError(
+  'CORDON_ERR_BUS_NOT_ASSIGNED',
+  (topic: string, partition: number) => `partition ${topic}/${partition} is not assigned to this consumer`,
+);
+export const ERR_CORRUPT_LOG = defineError(
+  'CORDON_ERR_BUS_CORRUPT_LOG',
+  (file: string, detail: string) => `embedded bus log ${file} is corrupt (${detail}); the tail after the last good record was truncated`,
+);
+export const ERR_KAFKA = defineError('CORDON_ERR_BUS_KAFKA', (detail: string) => `Kafka request failed: ${detail}`);
+export const ERR_DATA_DIR_LOCKED = defineError(
+  'CORDON_ERR_BUS_DATA_DIR_LOCKED',
+  (dir: string, pid: number) => `embedded bus data dir ${dir} is in use by process ${pid}; stop it or use another --data-dir`,
+);

@@ -1,0 +1,5 @@
+export * from './types.js';
+export * from './errors.js';
+export * from './partitioner.js';
+export * from './embedded/index.js';
+export * from './table.js';

@@ -1,0 +1,24 @@
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import type { Logger } from './logger.js';
+import { createLogger } from './logger.js';
+import { Metrics } from './metrics.js';
+
+/** What every stage is handed instead of reaching for globals. */
+export interface Context {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+}
+
+export function createContext(overrides: Partial<Context> = {}): Context {
+  return {
+    log: overrides.log ?? createLogger(),
+    metrics: overrides.metrics ?? new Metrics(),
+    clock: overrides.clock ?? systemClock,
+  };
+}
+
+export function childContext(ctx: Context, component: string): Context {
+  return { log: ctx.log.child({ component }), metrics: ctx.metrics.child(component), clock: ctx.clock };
+}
