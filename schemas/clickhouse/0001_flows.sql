@@ -9,6 +9,9 @@
 -- at merge time, and `SELECT … FROM flows FINAL` is exact at any moment. The version column keeps
 -- the row with the latest last_seen if a flow is ever re-emitted with more traffic.
 --
+-- Retention counts from ingested_at, not first_seen: flows from an old capture analysed today must
+-- be kept (a TTL on first_seen deletes them as they are written).
+--
 -- Addresses are IPv6; IPv4 is stored IPv4-mapped (::ffff:10.0.0.1). Query with
 -- `src_ip = toIPv6('10.0.0.1')`; src_addr / dst_addr show the familiar text form.
 CREATE TABLE IF NOT EXISTS flows
@@ -45,5 +48,5 @@ CREATE TABLE IF NOT EXISTS flows
 ENGINE = ReplacingMergeTree(last_seen)
 PARTITION BY toYYYYMM(first_seen)
 ORDER BY (vm, first_seen, flow_id)
-TTL toDateTime(first_seen) + INTERVAL 180 DAY DELETE
+TTL toDateTime(ingested_at) + INTERVAL 180 DAY DELETE
 SETTINGS non_replicated_deduplication_window = 10000, replicated_deduplication_window = 10000;

@@ -5,6 +5,8 @@
 -- stages, and records without a source offset exist), so idempotency rests on the sink's batch
 -- insert_deduplication_token alone, within the window below.
 --
+-- Retention counts from ingested_at, like flows.
+--
 -- key_base64 / value_base64 hold the raw record bytes base64-encoded (they are arbitrary bytes and
 -- JSONEachRow carries only text); read them with base64Decode().
 CREATE TABLE IF NOT EXISTS dlq
@@ -23,5 +25,5 @@ CREATE TABLE IF NOT EXISTS dlq
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY (stage, error_code, ts)
-TTL toDateTime(ts) + INTERVAL 90 DAY DELETE
+TTL toDateTime(ingested_at) + INTERVAL 90 DAY DELETE
 SETTINGS non_replicated_deduplication_window = 10000, replicated_deduplication_window = 10000;
