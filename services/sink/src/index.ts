@@ -1,0 +1,3 @@
+export * from './stage.js';
+export * from './service.js';
+export * from './tables.js';

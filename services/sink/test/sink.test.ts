@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createContext, silentLogger } from '@cordon/runtime';
+import { createEmbeddedBus, type Batch } from '@cordon/bus';
+import { allTopicSpecs, codecFor, TOPICS, type FlowRecord } from '@cordon/schemas';
+import { createStore } from '@cordon/store';
+import { batchToRows, startSink } from '../src/index.js';
+
+const flow = (i: number): FlowRecord => ({
+  flow_id: `f${i}`, sensor: 's', vm: i % 2 ? 'vm-a' : null, vlan: 0, proto: 6,
+  src_ip: '10.0.0.1', src_port: 40000 + i, dst_ip: i % 3 ? '10.0.0.2' : '2001:db8::2', dst_port: 80,
+  first_seen_us: 1_700_000_000_000_000 + i, last_seen_us: 1_700_000_000_500_000 + i,
+  pkts_toserver: 3, pkts_toclient: 2, bytes_toserver: 300, bytes_toclient: 2000,
+  tcp_flags_toserver: 0x1b, tcp_flags_toclient: 0x1b, end_reason: 'fin',
+});
+
+test('a batch becomes rows, and a record that does not decode becomes a dead letter', () => {
+  const codec = codecFor(TOPICS.flows);
+  const batch: Batch = {
+    topic: TOPICS.flows,
+    partition: 2,
+    records: [
+      { topic: TOPICS.flows, partition: 2, offset: 10n, key: null, value: codec.encode(flow(1)), headers: {}, timestamp: 0 },
+      { topic: TOPICS.flows, partition: 2, offset: 11n, key: Buffer.from('k'), value: Buffer.from('garbage'), headers: {}, timestamp: 0 },
+    ],
+  };
+  const work = batchToRows(batch, 5);
+  assert.equal(work.batchId, 'cordon.flows.v1:2:10-11');
+  assert.equal(work.rows.length, 1);
+  assert.equal(work.rows[0]!.src_ip, '::ffff:10.0.0.1');
+  assert.equal(work.rows[0]!.vm, 'vm-a');
+  assert.equal(work.deadLetters.length, 1);
+  assert.equal(work.deadLetters[0]!.source_offset, 11);
+  assert.match(work.deadLetters[0]!.error_code, /^CORDON_ERR_SCHEMA_/);
+  assert.deepEqual(work.deadLetters[0]!.value, Buffer.from('garbage'));
+});
+
+test('the sink lands flows and dead letters in ClickHouse, and a replay counts nothing twice', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: dir, ctx });
+  await bus.admin.ensureTopics(allTopicSpecs());
+  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  try {
+    const codec = codecFor(TOPICS.flows);
+    await bus.producer().send(TOPICS.flows, [
+      ...Array.from({ length: 50 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: codec.encode(flow(i)) })),
+      { key: Buffer.from('bad'), value: Buffer.from([0, 0, 0, 0, 99, 0xff]) },
+    ]);
+    const sinkRun = async (group: string) => {
+      const sink = startSink({ bus, store, ctx, groupId: group });
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const [flows] = await store.query<{ n: string }>('SELECT count() AS n FROM flows');
+        const [dlq] = await store.query<{ n: string }>('SELECT count() AS n FROM dlq');
+        if ((flows!.n === '50' && dlq!.n === '1') || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await sink.stop();
+    };
+    await sinkRun('sink-1');
+    // a second group reads the same records again: the inserts carry the same batch ids
+    await sinkRun('sink-2');
+    const [flows] = await store.query<{ n: string; bytes: string }>('SELECT count() AS n, sum(bytes_toclient) AS bytes FROM flows');
+    assert.deepEqual(flows, { n: '50', bytes: String(50 * 2000) });
+    const dl = await store.query<{ stage: string; error_code: string; source_topic: string }>('SELECT stage, error_code, source_topic FROM dlq');
+    assert.equal(dl.length, 1);
+    assert.equal(dl[0]!.stage, 'sink');
+    assert.equal(dl[0]!.source_topic, TOPICS.flows);
+    assert.match(dl[0]!.error_code, /CORDON_ERR_SCHEMA_UNKNOWN_ID/);
+  } finally {
+    await bus.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
