@@ -1,28 +1,43 @@
 import type { Bus, ConsumedRecord } from './types.js';
 
 /**
- * Read a compacted topic from its start to its current end and return the newest record per
- * key (tombstones remove the key). Used to restore state: blocks, assignments, checkpoints.
- * Reads without a consumer group, so it never disturbs anyone's offsets.
+ * Read a topic from given offsets (default: each partition's start) up to the end offsets
+ * seen when the call starts, handing every record to `onRecord`. Reads without committing,
+ * under a throwaway group, so it never disturbs anyone's offsets.
  */
-export async function readTable(bus: Bus, topic: string, opts: { partitions?: number[] } = {}): Promise<Map<string, ConsumedRecord>> {
+export async function readRange(
+  bus: Bus,
+  topic: string,
+  onRecord: (r: ConsumedRecord) => void,
+  opts: { partitions?: number[]; from?: Map<number, bigint> } = {},
+): Promise<void> {
   const ends = await bus.admin.endOffsets(topic);
-  const wanted = new Map([...ends].filter(([p, end]) => end > 0n && (!opts.partitions || opts.partitions.includes(p))));
-  const table = new Map<string, ConsumedRecord>();
-  if (wanted.size === 0) return table;
-  const groupId = `cordon-table-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  const consumer = bus.consumer({ groupId, topics: [topic], fromBeginning: true, autoCommit: false });
+  const wanted = new Map(
+    [...ends].filter(([p, end]) => end > (opts.from?.get(p) ?? 0n) && (!opts.partitions || opts.partitions.includes(p))),
+  );
+  if (wanted.size === 0) return;
+  const groupId = `cordon-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   const remaining = new Set(wanted.keys());
+  const consumer = bus.consumer({
+    groupId,
+    topics: [topic],
+    fromBeginning: true,
+    autoCommit: false,
+    onAssign: (tps) => {
+      for (const tp of tps) {
+        const from = opts.from?.get(tp.partition);
+        if (from !== undefined && from > 0n) consumer.seek({ topic, partition: tp.partition, offset: from });
+      }
+    },
+  });
   await new Promise<void>((resolve, reject) => {
     consumer
       .run(async (batch) => {
         const end = wanted.get(batch.partition);
-        if (end === undefined) return;
+        if (end === undefined || !remaining.has(batch.partition)) return;
         for (const r of batch.records) {
           if (r.offset >= end) break;
-          const k = r.key ? r.key.toString('base64') : '';
-          if (r.value === null) table.delete(k);
-          else table.set(k, r);
+          if (r.offset >= (opts.from?.get(batch.partition) ?? 0n)) onRecord(r);
         }
         if (batch.records[batch.records.length - 1]!.offset + 1n >= end) {
           remaining.delete(batch.partition);
@@ -32,5 +47,23 @@ export async function readTable(bus: Bus, topic: string, opts: { partitions?: nu
       .catch(reject);
   });
   await consumer.close();
+}
+
+/**
+ * Read a compacted topic from its start to its current end and return the newest record per
+ * key (tombstones remove the key). Used to restore state: blocks, assignments, checkpoints.
+ */
+export async function readTable(bus: Bus, topic: string, opts: { partitions?: number[] } = {}): Promise<Map<string, ConsumedRecord>> {
+  const table = new Map<string, ConsumedRecord>();
+  await readRange(
+    bus,
+    topic,
+    (r) => {
+      const k = r.key ? r.key.toString('base64') : '';
+      if (r.value === null) table.delete(k);
+      else table.set(k, r);
+    },
+    opts,
+  );
   return table;
 }

@@ -3,3 +3,4 @@ export * from './clock.js';
 export * from './metrics.js';
 export * from './logger.js';
 export * from './context.js';
+export * from './config-issues.js';

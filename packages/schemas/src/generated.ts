@@ -327,6 +327,10 @@ export interface StageState {
   ts_us: number;
   /** Stage-specific, versioned by the stage. */
   state: Buffer;
+  /** End offsets of the stage's output topic partitions when the checkpoint was taken ('<partition>' -> offset). On restore the stage reads its output from here to learn what it already emitted past this state. */
+  output_offsets: Record<string, number>;
+  /** Ids of outputs already emitted that this state has not produced yet (left over from an earlier restore); they are not emitted again. */
+  emitted_ids: Array<string>;
 }
 
 export type VmEventKind = "created" | "powered_on" | "powered_off" | "migrated" | "reverted" | "deleted";
@@ -1580,6 +1584,24 @@ export const AVRO_SCHEMAS = {
         "name": "state",
         "type": "bytes",
         "doc": "Stage-specific, versioned by the stage."
+      },
+      {
+        "name": "output_offsets",
+        "type": {
+          "type": "map",
+          "values": "long"
+        },
+        "default": {},
+        "doc": "End offsets of the stage's output topic partitions when the checkpoint was taken ('<partition>' -> offset). On restore the stage reads its output from here to learn what it already emitted past this state."
+      },
+      {
+        "name": "emitted_ids",
+        "type": {
+          "type": "array",
+          "items": "string"
+        },
+        "default": [],
+        "doc": "Ids of outputs already emitted that this state has not produced yet (left over from an earlier restore); they are not emitted again."
       }
     ]
   },

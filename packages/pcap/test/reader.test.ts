@@ -1,0 +1,236 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ERR_PCAP_BAD_BLOCK,
+  ERR_PCAP_BAD_LENGTH,
+  ERR_PCAP_BAD_MAGIC,
+  ERR_PCAP_IO,
+  ERR_PCAP_TRUNCATED,
+  type CaptureFrame,
+} from '../src/index.js';
+import { collect, collectUntilError, corpusCaptures, CORPUS, FIXTURES, pcapngSection, writePcap, type Frame } from './helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cordon-pcap-'));
+let n = 0;
+function tmpFile(bytes: Buffer, ext = 'pcap'): string {
+  const p = join(tmp, `f${n++}.${ext}`);
+  writeFileSync(p, bytes);
+  return p;
+}
+
+const smtp = join(CORPUS, 'bug-1045', 'smtpsuricataflowbitsFN.pcap');
+const strip = (fs: CaptureFrame[]) => fs.map((f) => ({ ts_us: f.ts_us, orig_len: f.orig_len, frame: f.frame.toString('hex'), seq: f.seq }));
+
+test('every corpus capture streams completely, with 0-based seq', async () => {
+  const caps = corpusCaptures();
+  assert.ok(caps.length > 300, `corpus found at ${CORPUS}`);
+  for (const c of caps) {
+    const frames = await collect(c.file);
+    assert.equal(frames.length, c.expectedPackets, c.test);
+    frames.forEach((f, i) => assert.equal(f.seq, i));
+    assert.deepEqual([...new Set(frames.map((f) => f.linktype))], c.linktypes, c.test);
+  }
+});
+
+test('chunk seams do not change what is read', async () => {
+  const whole = await collect(smtp);
+  for (const chunkSize of [1, 7, 16, 100]) {
+    assert.deepEqual(strip(await collect(smtp, { chunkSize })), strip(whole), `chunk ${chunkSize}`);
+  }
+});
+
+test('nanosecond pcap written by editcap reads as the microsecond original', async () => {
+  const us = await collect(smtp);
+  const ns = await collect(join(FIXTURES, 'nsec.pcap'));
+  assert.deepEqual(strip(ns), strip(us));
+});
+
+test('big-endian pcap (µs and ns) reads like little-endian', async () => {
+  const src = await collect(smtp);
+  for (const nanos of [false, true]) {
+    for (const le of [true, false]) {
+      const file = tmpFile(writePcap(src, { le, nanos, linktype: 1 }));
+      const got = await collect(file);
+      assert.deepEqual(strip(got), strip(src), `le=${le} nanos=${nanos}`);
+      assert.ok(got.every((f) => f.linktype === 1));
+    }
+  }
+});
+
+test('pcapng from mergecap: three interfaces, three link types, as tshark lists them', async () => {
+  const expected = JSON.parse(readFileSync(join(FIXTURES, 'multi-if.expected.json'), 'utf8')) as {
+    linktypes: Record<string, number>;
+    frames: { interfaceId: number; ts_us: number; orig_len: number; caplen: number }[];
+  };
+  const got = await collect(join(FIXTURES, 'multi-if.pcapng'));
+  assert.equal(got.length, expected.frames.length);
+  got.forEach((f, i) => {
+    const e = expected.frames[i]!;
+    assert.equal(f.seq, i);
+    assert.equal(f.interfaceId, e.interfaceId, `frame ${i} interface`);
+    assert.equal(f.linktype, expected.linktypes[String(e.interfaceId)], `frame ${i} linktype`);
+    assert.equal(f.ts_us, e.ts_us, `frame ${i} time`);
+    assert.equal(f.orig_len, e.orig_len);
+    assert.equal(f.frame.length, e.caplen);
+  });
+  // And the frames themselves are those of the source files.
+  const eth = got.filter((f) => f.linktype === 1);
+  assert.deepEqual(eth.map((f) => f.frame.toString('hex')), (await collect(smtp)).map((f) => f.frame.toString('hex')));
+});
+
+test('pcapng of both byte orders and several timestamp resolutions', async () => {
+  const src = await collect(smtp);
+  const frames: Frame[] = src.map((f) => ({ ts_us: f.ts_us, orig_len: f.orig_len, frame: f.frame }));
+  // 0x09: ns, 0x06: µs (explicit), 0x94: 2^-20 s — µs values are exact in all three only for
+  // 10^-n; for 2^-20 the reader floors, so compare with the floor of the round trip.
+  for (const le of [true, false]) {
+    for (const tsresol of [6, 9, 0x94]) {
+      for (const packetBlock of ['epb', 'opb'] as const) {
+        const file = tmpFile(pcapngSection(frames, { le, interfaces: [{ linktype: 1, tsresol }], packetBlock, extraBlocks: true }), 'pcapng');
+        const got = await collect(file);
+        const what = `le=${le} tsresol=${tsresol} ${packetBlock}`;
+        assert.equal(got.length, src.length, what);
+        got.forEach((g, i) => {
+          const s = src[i]!;
+          assert.equal(g.frame.toString('hex'), s.frame.toString('hex'), what);
+          assert.equal(g.orig_len, s.orig_len, what);
+          assert.ok(Math.abs(g.ts_us - s.ts_us) <= (tsresol === 0x94 ? 1 : 0), `${what} ts ${g.ts_us} vs ${s.ts_us}`);
+          assert.equal(g.seq, i);
+        });
+      }
+    }
+  }
+});
+
+test('pcapng if_tsoffset is added to every timestamp', async () => {
+  const src = (await collect(smtp)).slice(0, 3);
+  const offset = 1_000_000_000n;
+  const file = tmpFile(pcapngSection(src, { le: true, interfaces: [{ linktype: 1, tsoffset: offset }], packetBlock: 'epb' }), 'pcapng');
+  assert.deepEqual((await collect(file)).map((f) => f.ts_us), src.map((f) => f.ts_us));
+});
+
+test('pcapng: simple packet blocks take the last timestamp; sections may switch byte order', async () => {
+  const src = await collect(smtp);
+  const a = src.slice(0, 5).map((f) => ({ ...f, interfaceId: 0 }));
+  const b = src.slice(5).map((f) => ({ ...f, interfaceId: 0 }));
+  const file = tmpFile(
+    Buffer.concat([
+      pcapngSection(a, { le: true, interfaces: [{ linktype: 1 }], packetBlock: 'epb' }),
+      pcapngSection(b.slice(0, 1), { le: false, interfaces: [{ linktype: 113 }], packetBlock: 'epb' }),
+      pcapngSection(b.slice(1), { le: false, interfaces: [{ linktype: 1 }], packetBlock: 'spb' }),
+    ]),
+    'pcapng',
+  );
+  const got = await collect(file);
+  assert.equal(got.length, src.length);
+  assert.deepEqual(got.map((f) => f.frame.toString('hex')), src.map((f) => f.frame.toString('hex')));
+  assert.deepEqual(got.map((f) => f.seq), src.map((_, i) => i));
+  assert.equal(got[5]!.linktype, 113, 'second section has its own interfaces');
+  // SPBs carry no time: each one repeats the last EPB's timestamp.
+  for (const f of got.slice(6)) assert.equal(f.ts_us, src[5]!.ts_us);
+});
+
+test('several interfaces in one pcapng section keep their own link type and resolution', async () => {
+  const src = await collect(smtp);
+  const frames = src.map((f, i) => ({ ...f, interfaceId: i % 2 }));
+  const file = tmpFile(
+    pcapngSection(frames, { le: false, interfaces: [{ linktype: 1, tsresol: 9 }, { linktype: 1, tsresol: 3 }], packetBlock: 'epb' }),
+    'pcapng',
+  );
+  const got = await collect(file);
+  got.forEach((g, i) => {
+    assert.equal(g.interfaceId, i % 2);
+    // 10^-3 resolution keeps milliseconds only.
+    const want = i % 2 ? Math.floor(src[i]!.ts_us / 1000) * 1000 : src[i]!.ts_us;
+    assert.equal(g.ts_us, want);
+  });
+});
+
+// ---- malformed input -------------------------------------------------------------------
+
+async function expectError(file: string, is: { is(e: unknown): boolean; code: string }, frames: number, offset: number | null) {
+  const r = await collectUntilError(file);
+  assert.ok(r.error, `expected ${is.code}, file read without error`);
+  assert.ok(is.is(r.error), `expected ${is.code}, got ${(r.error as Error).message}`);
+  assert.equal(r.frames.length, frames, 'frames delivered before the error');
+  const msg = (r.error as Error).message;
+  assert.ok(msg.includes(file), `message names the file: ${msg}`);
+  if (offset !== null) assert.ok(msg.includes(`at byte ${offset}:`), `message names byte ${offset}: ${msg}`);
+  return r;
+}
+
+test('bad magic, empty and short files are typed errors at byte 0', async () => {
+  await expectError(tmpFile(Buffer.from('GET / HTTP/1.1\r\n\r\nhello world, not a capture')), ERR_PCAP_BAD_MAGIC, 0, 0);
+  await expectError(tmpFile(Buffer.alloc(0)), ERR_PCAP_TRUNCATED, 0, 0);
+  await expectError(tmpFile(readFileSync(smtp).subarray(0, 10)), ERR_PCAP_TRUNCATED, 0, 0);
+  await expectError(join(tmp, 'does-not-exist.pcap'), ERR_PCAP_IO, 0, null);
+});
+
+test('a truncated last record is reported after every earlier frame was delivered', async () => {
+  const bytes = readFileSync(smtp);
+  const src = await collect(smtp);
+  const lastRecordAt = bytes.length - (16 + src.at(-1)!.frame.length);
+  // cut inside the last frame's data, and inside its record header
+  for (const cut of [bytes.length - 3, lastRecordAt + 5]) {
+    const r = await expectError(tmpFile(bytes.subarray(0, cut)), ERR_PCAP_TRUNCATED, src.length - 1, lastRecordAt);
+    assert.deepEqual(strip(r.frames), strip(src.slice(0, -1)));
+  }
+});
+
+test('an absurd captured length is a typed error, not a 4 GiB allocation', async () => {
+  const bytes = Buffer.from(readFileSync(smtp));
+  const src = await collect(smtp);
+  // third record's incl_len → 0x7fffffff
+  const third = 24 + 16 * 2 + src[0]!.frame.length + src[1]!.frame.length;
+  bytes.writeUInt32LE(0x7fffffff, third + 8);
+  await expectError(tmpFile(bytes), ERR_PCAP_BAD_LENGTH, 2, third);
+});
+
+test('pcapng garbage: junk block, length mismatch, huge length, unknown interface, cut block, bad byte-order magic', async () => {
+  const src = (await collect(smtp)).slice(0, 4);
+  const good = pcapngSection(src, { le: true, interfaces: [{ linktype: 1 }], packetBlock: 'epb' });
+  const shbLen = good.readUInt32LE(4);
+  const idbLen = good.readUInt32LE(shbLen + 4);
+  const first = shbLen + idbLen;
+  const secondAt = first + good.readUInt32LE(first + 4);
+  const third = secondAt + good.readUInt32LE(secondAt + 4);
+
+  // garbage bytes replacing the third packet block
+  const garbage = Buffer.from(good);
+  garbage.fill(0x41, third, third + 40);
+  await expectError(tmpFile(garbage, 'pcapng'), ERR_PCAP_BAD_BLOCK, 2, third);
+
+  // trailing length disagrees with leading length
+  const mismatch = Buffer.from(good);
+  mismatch.writeUInt32LE(mismatch.readUInt32LE(secondAt + 4) + 4, secondAt + 4);
+  await expectError(tmpFile(mismatch, 'pcapng'), ERR_PCAP_BAD_BLOCK, 1, secondAt);
+
+  // a block claiming 1 GiB
+  const huge = Buffer.from(good);
+  huge.writeUInt32LE(1 << 30, secondAt + 4);
+  await expectError(tmpFile(huge, 'pcapng'), ERR_PCAP_BAD_LENGTH, 1, secondAt);
+
+  // packet on interface 7 of a section with one interface
+  const badIf = Buffer.from(good);
+  badIf.writeUInt32LE(7, secondAt + 8);
+  await expectError(tmpFile(badIf, 'pcapng'), ERR_PCAP_BAD_BLOCK, 1, secondAt);
+
+  // file cut in the middle of the last block
+  await expectError(tmpFile(good.subarray(0, good.length - 6), 'pcapng'), ERR_PCAP_TRUNCATED, 3, good.length - good.readUInt32LE(good.length - 4));
+
+  // bad byte-order magic
+  const bom = Buffer.from(good);
+  bom.writeUInt32LE(0xdeadbeef, 8);
+  await expectError(tmpFile(bom, 'pcapng'), ERR_PCAP_BAD_BLOCK, 0, 0);
+});
+
+test('error codes are stable', () => {
+  assert.equal(ERR_PCAP_BAD_MAGIC.code, 'CORDON_ERR_PCAP_BAD_MAGIC');
+  assert.equal(ERR_PCAP_TRUNCATED.code, 'CORDON_ERR_PCAP_TRUNCATED');
+  assert.equal(ERR_PCAP_BAD_LENGTH.code, 'CORDON_ERR_PCAP_BAD_LENGTH');
+  assert.equal(ERR_PCAP_BAD_BLOCK.code, 'CORDON_ERR_PCAP_BAD_BLOCK');
+  assert.equal(ERR_PCAP_IO.code, 'CORDON_ERR_PCAP_IO');
+});

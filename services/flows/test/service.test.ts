@@ -1,0 +1,146 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Bus, ConsumedRecord } from '@cordon/bus';
+import { codecFor, TOPICS, type FlowRecord } from '@cordon/schemas';
+import { createContext, Metrics, silentLogger } from '@cordon/runtime';
+import { startFlowsService, stateKey } from '../src/index.js';
+import { byId, ensureTopics, expectedFlows, openBus, PARTITIONS, replayRecords } from './bus-fixture.js';
+
+async function readAll(bus: Bus, topic: string): Promise<ConsumedRecord[]> {
+  const ends = await bus.admin.endOffsets(topic);
+  const total = [...ends.values()].reduce((n, e) => n + e, 0n);
+  const out: ConsumedRecord[] = [];
+  if (total === 0n) return out;
+  const c = bus.consumer({ groupId: `reader-${Math.random()}`, topics: [topic], fromBeginning: true, autoCommit: false });
+  await new Promise<void>((resolve, reject) => {
+    c.run(async (b) => {
+      for (const r of b.records) if (r.offset < (ends.get(b.partition) ?? 0n)) out.push(r);
+      if (BigInt(out.length) >= total) resolve();
+    }).catch(reject);
+  });
+  await c.close();
+  return out;
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const count = async (bus: Bus, topic: string) => [...(await bus.admin.endOffsets(topic)).values()].reduce((n, e) => n + Number(e), 0);
+const flowsOf = (recs: ConsumedRecord[]) => recs.map((r) => codecFor(TOPICS.flows).decode(r.value!));
+
+test('the service turns packets into the flows the pure stage gives, DLQs bad input, checkpoints and commits', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-flows-'));
+  const bus = openBus(dir);
+  await ensureTopics(bus);
+  const records = await replayRecords();
+  const expected = expectedFlows(records);
+  assert.ok(expected.length >= 10, `${expected.length} expected flows`);
+  const producer = bus.producer();
+  await producer.send(TOPICS.packets, records);
+  await producer.close();
+
+  const metrics = new Metrics();
+  const svc = startFlowsService({ bus, ctx: createContext({ log: silentLogger, metrics }), config: { checkpointEveryBatches: 5, maxBatchRecords: 7 } });
+  await waitFor('flows and DLQ records', async () => (await count(bus, TOPICS.flows)) >= expected.length && (await count(bus, TOPICS.dlq)) >= 2);
+  await svc.stop();
+  await svc.done;
+
+  const flows = await readAll(bus, TOPICS.flows);
+  assert.deepEqual(byId(flowsOf(flows)).map((f) => ({ ...f })), byId(expected).map((f) => ({ ...f })));
+  // Flow records are keyed by the flow's symmetric hash, the key its packets had.
+  for (const r of flows) assert.equal(r.key!.length, 16);
+
+  const letters = (await readAll(bus, TOPICS.dlq)).map((r) => codecFor(TOPICS.dlq).decode(r.value!));
+  assert.deepEqual(letters.map((l) => l.error_code).sort(), ['CORDON_ERR_FLOWS_BAD_FRAME', 'CORDON_ERR_SCHEMA_WIRE_FORMAT']);
+  for (const l of letters) {
+    assert.equal(l.stage, 'flows');
+    assert.equal(l.source_topic, TOPICS.packets);
+    assert.notEqual(l.source_offset, null);
+  }
+  const frameLetter = letters.find((l) => l.error_code === 'CORDON_ERR_FLOWS_BAD_FRAME')!;
+  const one = codecFor(TOPICS.packets).decode(frameLetter.value!);
+  assert.equal(one.packets.length, 1, 'the bad frame travels alone, replayable');
+  assert.equal(one.batch_id, 'cut#999');
+
+  const m = metrics.snapshot();
+  assert.equal(m['flows.received'], records.length);
+  assert.equal(m['flows.sent'], expected.length);
+  assert.equal(m['flows.flows_emitted'], expected.length);
+  assert.equal(m['flows.errors'], 2);
+  assert.equal(m['flows.flows_open'], 0);
+
+  // Committed offsets and checkpoints both point at the end of every input partition.
+  const ends = await bus.admin.endOffsets(TOPICS.packets);
+  assert.deepEqual(await bus.admin.committedOffsets('cordon-flows', TOPICS.packets), ends);
+  const states = (await readAll(bus, TOPICS.state)).map((r) => ({ key: r.key!.toString(), st: codecFor(TOPICS.state).decode(r.value!) }));
+  for (let p = 0; p < PARTITIONS.packets; p++) {
+    const last = states.filter((s) => s.key === stateKey(TOPICS.packets, p)).at(-1);
+    assert.ok(last, `a checkpoint for partition ${p}`);
+    assert.equal(BigInt(last.st.input_offset), ends.get(p));
+  }
+  await bus.close();
+});
+
+test('unknown config keys stop the service before it touches the bus', () => {
+  const bus = openBus(mkdtempSync(join(tmpdir(), 'cordon-flows-')));
+  assert.throws(
+    () => startFlowsService({ bus, ctx: createContext({ log: silentLogger }), config: { checkpointEvery: 3 } as never }),
+    /CORDON_ERR_FLOWS_CONFIG|unknown key "checkpointEvery"/,
+  );
+  return bus.close();
+});
+
+test('killed after emitting flows, before checkpointing: the restart loses no flow and emits none twice', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-flows-crash-'));
+  let bus = openBus(dir);
+  await ensureTopics(bus);
+  const records = await replayRecords();
+  const expected = expectedFlows(records);
+  const producer = bus.producer();
+  await producer.send(TOPICS.packets, records);
+  await producer.close();
+  await bus.close();
+
+  const child = spawn(process.execPath, [join(fileURLToPath(new URL('.', import.meta.url)), 'crash-child.js')], {
+    env: { ...process.env, CORDON_FLOWS_CRASH_DIR: dir, CORDON_FLOWS_CRASH_AFTER: '6' },
+    stdio: 'inherit',
+  });
+  const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+  assert.equal(signal, 'SIGKILL', 'the child died mid-stream');
+
+  bus = openBus(dir);
+  const before = flowsOf(await readAll(bus, TOPICS.flows));
+  assert.ok(before.length > 0 && before.length < expected.length, `${before.length} of ${expected.length} flows before the crash`);
+  const states = await readAll(bus, TOPICS.state);
+  assert.ok(states.length > 0, 'the child checkpointed before it died');
+
+  const metrics = new Metrics();
+  const svc = startFlowsService({ bus, ctx: createContext({ log: silentLogger, metrics }), config: { checkpointEveryBatches: 4, maxBatchRecords: 3 } });
+  await waitFor('every flow', async () => new Set(flowsOf(await readAll(bus, TOPICS.flows)).map((f) => f.flow_id)).size >= expected.length);
+  await svc.stop();
+  assert.ok(metrics.get('flows.received') < records.length, 'the restart resumed from a checkpoint, not from offset 0');
+
+  const all = flowsOf(await readAll(bus, TOPICS.flows));
+  const want = new Map(expected.map((f) => [f.flow_id, f]));
+  const seen = new Map<string, FlowRecord>();
+  let duplicates = 0;
+  for (const f of all) {
+    assert.deepEqual({ ...f }, { ...want.get(f.flow_id) }, `flow ${f.flow_id} is one the pure stage emits, with the same counts`);
+    if (seen.has(f.flow_id)) duplicates++;
+    seen.set(f.flow_id, f);
+  }
+  assert.equal(seen.size, expected.length, 'no flow lost');
+  assert.equal(duplicates, 0, 'flows emitted before the crash are not emitted again');
+  assert.ok(metrics.get('flows.flows_suppressed') > 0, 'the restart rebuilt flows the crashed owner had emitted, and held them back');
+  await bus.close();
+});
