@@ -23,3 +23,12 @@ export const ERR_DATA_DIR_LOCKED = defineError(
   'CORDON_ERR_BUS_DATA_DIR_LOCKED',
   (dir: string, pid: number) => `embedded bus data dir ${dir} is in use by process ${pid}; stop it or use another --data-dir`,
 );
+export const ERR_KAFKA_UNREACHABLE = defineError(
+  'CORDON_ERR_BUS_KAFKA_UNREACHABLE',
+  (brokers: string) =>
+    `cannot reach the Kafka brokers ${brokers}; check that Kafka is running there (for tests: infra/kafka/start.sh) and that KAFKA_BROKERS names it`,
+);
+export const ERR_KAFKA_GROUP = defineError(
+  'CORDON_ERR_BUS_KAFKA_GROUP',
+  (groupId: string, detail: string) => `consumer group "${groupId}" could not be joined or kept: ${detail}`,
+);

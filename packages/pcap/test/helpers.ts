@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { readCapture, type CaptureFrame } from '../src/index.js';
 
-export const CORPUS = process.env.CORDON_CORPUS ?? '/work/shared/corpus/suricata-verify';
+export const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures');
 
 export function corpusCaptures(): { test: string; file: string; expectedPackets: number; linktypes: number[] }[] {

@@ -171,5 +171,8 @@ export function microsToDateTime64(us: number | bigint): string {
   const s = abs / 1_000_000n;
   const frac = (abs % 1_000_000n).toString().padStart(6, '0');
   if (neg) throw new RangeError(`microsToDateTime64: negative timestamp ${v} is before 1970 and not storable in DateTime64`);
-  return `${s}.${frac}`;
+  // Calendar text, not "<epoch>.<frac>": best_effort parsing reads a small epoch such as
+  // "6.000000" (crafted captures start at 1970) as a day of month and rejects the row.
+  const iso = new Date(Number(s) * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${frac}`;
 }

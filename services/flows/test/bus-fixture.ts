@@ -10,7 +10,7 @@ import { codecFor, TOPICS, type FlowRecord, type PacketBatch } from '@cordon/sch
 import { createContext, silentLogger } from '@cordon/runtime';
 import { FlowTable, parseFlowTableConfig } from '../src/index.js';
 
-export const CORPUS = process.env.CORDON_CORPUS ?? '/work/shared/corpus/suricata-verify';
+export const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
 export const PARTITIONS = { packets: 4, flows: 2, dlq: 1, state: 2 };
 /** Captures with several flows, both IP versions, SLL and null link types. */
 export const CAPTURES = ['bug-1045', 'detect-ttl-ipv6', 'tcp-fastopen-04', 'http-async', 'ipv6-evasion__ipv6-rsmurf', 'detect-flowbits', 'bug-6269-01'];

@@ -233,7 +233,7 @@ test('the flow cap closes the oldest flow and counts it', () => {
 
 // ---- snapshot / restore ----------------------------------------------------------------
 
-const CORPUS = process.env.CORDON_CORPUS ?? '/work/shared/corpus/suricata-verify';
+const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
 
 /** 40 corpus captures as one sensor's stream: hundreds of flows, timeouts between captures. */
 async function corpusStream(): Promise<PacketBatch[]> {

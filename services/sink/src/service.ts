@@ -1,8 +1,8 @@
 import { childContext, type Context } from '@cordon/runtime';
 import type { Bus } from '@cordon/bus';
 import { codecFor, TOPICS } from '@cordon/schemas';
-import type { Store } from '@cordon/store';
-import { batchToRows } from './stage.js';
+import { ERR_STORE_BAD_ROW, type Store } from '@cordon/store';
+import { batchToRows, deadLetter } from './stage.js';
 import { mappingFor, TABLE_MAPPINGS } from './tables.js';
 
 export interface SinkService {
@@ -36,10 +36,27 @@ export function startSink(opts: SinkOptions): SinkService {
   });
   const done = consumer.run(async (batch) => {
     ctx.metrics.inc('received', batch.records.length);
-    const work = batchToRows(batch, ctx.clock.now() * 1000);
+    const nowUs = ctx.clock.now() * 1000;
+    const work = batchToRows(batch, nowUs);
     if (work.rows.length > 0) {
-      await opts.store.insert(work.table, work.rows, { batchId: work.batchId });
-      ctx.metrics.inc('sent', work.rows.length);
+      try {
+        await opts.store.insert(work.table, work.rows, { batchId: work.batchId });
+        ctx.metrics.inc('sent', work.rows.length);
+      } catch (err) {
+        if (!ERR_STORE_BAD_ROW.is(err)) throw err; // the store is down: stop, the batch comes again
+        // A row ClickHouse refuses (a date past 2299, a broken constraint) must not hold back the
+        // rest: insert row by row, each with its own token, and dead-letter the refused ones.
+        for (let i = 0; i < work.rows.length; i++) {
+          const src = work.sources[i]!;
+          try {
+            await opts.store.insert(work.table, [work.rows[i]!], { batchId: `${batch.topic}:${batch.partition}:${src.offset}` });
+            ctx.metrics.inc('sent');
+          } catch (rowErr) {
+            if (!ERR_STORE_BAD_ROW.is(rowErr)) throw rowErr;
+            work.deadLetters.push(deadLetter(src, rowErr, nowUs));
+          }
+        }
+      }
     }
     if (work.deadLetters.length > 0) {
       ctx.metrics.inc('errors', work.deadLetters.length);

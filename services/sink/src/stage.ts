@@ -1,11 +1,13 @@
 import { describeError } from '@cordon/runtime';
-import type { Batch } from '@cordon/bus';
+import type { Batch, ConsumedRecord } from '@cordon/bus';
 import { codecFor, type DeadLetter } from '@cordon/schemas';
 import { mappingFor } from './tables.js';
 
 export interface SinkWork {
   table: string;
   rows: Record<string, unknown>[];
+  /** The record each row came from (same index), to dead-letter a row ClickHouse refuses. */
+  sources: ConsumedRecord[];
   /** Deterministic per input batch, so a redelivered batch is deduplicated by ClickHouse. */
   batchId: string;
   deadLetters: DeadLetter[];
@@ -20,27 +22,33 @@ export function batchToRows(batch: Batch, nowUs: number): SinkWork {
   if (!mapping) throw new Error(`the sink has no table for topic ${batch.topic}`);
   const codec = codecFor(mapping.topic);
   const rows: Record<string, unknown>[] = [];
+  const sources: ConsumedRecord[] = [];
   const deadLetters: DeadLetter[] = [];
   for (const r of batch.records) {
     try {
       if (r.value === null) continue; // a tombstone on a compacted topic is not a row
       rows.push(mapping.toRow(codec.decode(r.value) as never));
+      sources.push(r);
     } catch (err) {
-      const { code, message } = describeError(err);
-      deadLetters.push({
-        ts_us: nowUs,
-        stage: 'sink',
-        source_topic: r.topic,
-        source_partition: r.partition,
-        source_offset: Number(r.offset),
-        error_code: code,
-        error: message,
-        key: r.key,
-        value: r.value,
-      });
+      deadLetters.push(deadLetter(r, err, nowUs));
     }
   }
   const first = batch.records[0]!.offset;
   const last = batch.records[batch.records.length - 1]!.offset;
-  return { table: mapping.table, rows, batchId: `${batch.topic}:${batch.partition}:${first}-${last}`, deadLetters };
+  return { table: mapping.table, rows, sources, batchId: `${batch.topic}:${batch.partition}:${first}-${last}`, deadLetters };
+}
+
+export function deadLetter(r: ConsumedRecord, err: unknown, nowUs: number): DeadLetter {
+  const { code, message } = describeError(err);
+  return {
+    ts_us: nowUs,
+    stage: 'sink',
+    source_topic: r.topic,
+    source_partition: r.partition,
+    source_offset: Number(r.offset),
+    error_code: code,
+    error: message,
+    key: r.key,
+    value: r.value,
+  };
 }

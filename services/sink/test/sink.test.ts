@@ -77,3 +77,35 @@ test('the sink lands flows and dead letters in ClickHouse, and a replay counts n
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a row ClickHouse refuses becomes a dead letter; the rest of its batch lands', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: dir, ctx });
+  await bus.admin.ensureTopics(allTopicSpecs());
+  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  try {
+    const codec = codecFor(TOPICS.flows);
+    const bad = { ...flow(7), flow_id: 'backwards', last_seen_us: flow(7).first_seen_us - 1 }; // breaks CHECK seen_in_order
+    await bus.producer().send(TOPICS.flows, [flow(1), bad, flow(2), flow(3)].map((f) => ({ key: Buffer.from('same'), value: codec.encode(f) })));
+    const sink = startSink({ bus, store, ctx });
+    const deadline = Date.now() + 30_000;
+    let rows: Array<{ flow_id: string }> = [];
+    let letters: Array<{ error_code: string; source_offset: string }> = [];
+    while (Date.now() < deadline) {
+      rows = await store.query('SELECT flow_id FROM flows ORDER BY flow_id');
+      letters = await store.query('SELECT error_code, source_offset FROM dlq');
+      if (rows.length === 3 && letters.length === 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await sink.stop();
+    assert.deepEqual(rows.map((r) => r.flow_id), ['f1', 'f2', 'f3']);
+    assert.equal(letters.length, 1);
+    assert.equal(letters[0]!.error_code, 'CORDON_ERR_STORE_BAD_ROW');
+    assert.equal(String(letters[0]!.source_offset), '1');
+  } finally {
+    await bus.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -255,7 +255,9 @@ export class EmbeddedBus implements Bus {
     const g = this.group(groupId);
     const m: GroupMember = { ...member, id: this.nextMemberId++, assignment: [] };
     g.members.push(m);
-    this.rebalance(g);
+    // the rebalance runs behind the group's queue; failures are logged there, and the
+    // member's fetch loop simply sees its assignment when it lands
+    void this.rebalance(g);
     return m;
   }
 

@@ -1,6 +1,8 @@
 /**
- * Flow accounting checked against tshark on real captures: pcap reader → decoder → flow
- * table, aggregated per 5-tuple (flows that reuse a 5-tuple summed), must equal tshark's
+ * Flow accounting checked against tshark on real captures, end to end: `cordon replay` of
+ * every capture → packets topic (embedded bus) → flows service → sink → ClickHouse. The
+ * flows table, read with a plain GROUP BY (no FINAL: nothing may be counted twice) and
+ * aggregated per 5-tuple (flows that reuse a 5-tuple summed), must equal tshark's
  * conv,tcp and conv,udp tables, packets and bytes each way, for every conversation — and the
  * address-pair totals must equal conv,ip / conv,ipv6 (which also covers ICMP and other
  * protocols). Byte counts tshark prints rounded ("24 kB") are also checked exactly against
@@ -10,14 +12,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createContext, silentLogger } from '@cordon/runtime';
 import { decodeFrame, readCapture, type CaptureFrame } from '@cordon/pcap';
-import type { FlowRecord, PacketBatch } from '@cordon/schemas';
-import { FlowTable, parseFlowTableConfig } from '../src/index.js';
-import { tshark, tsharkAvailable, tsharkBytes, type Conv, type TsharkView } from './oracle.js';
+import { applyTopics, loadConfig, openBus, openStore, PIPELINE, replayCapture, startService, waitCaughtUp } from '@cordon/cli';
+import { tshark, tsharkAvailable, tsharkBytes, type Conv, type TsharkView } from './lib/oracle.js';
 
-const CORPUS = process.env.CORDON_CORPUS ?? '/work/shared/corpus/suricata-verify';
+const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
 const MIN_COMPARED = 20;
 
 interface Dir {
@@ -43,25 +46,51 @@ function endpoint(s: string): string {
   return `${s.slice(0, i).replace(/^\[|\]$/g, '')}#${s.slice(i + 1)}`;
 }
 
-async function ourFlows(frames: CaptureFrame[], linktype: number): Promise<FlowRecord[]> {
-  const table = new FlowTable(parseFlowTableConfig({}));
-  const flows: FlowRecord[] = [];
-  const batch = (packets: CaptureFrame[], end: boolean): PacketBatch => ({
-    batch_id: `t:${packets[0]?.seq ?? 'end'}`,
-    sensor: 'tshark-test',
-    vm: null,
-    linktype,
-    end_of_source: end,
-    packets: packets.map((f) => ({ ts_us: f.ts_us, seq: f.seq, orig_len: f.orig_len, frame: f.frame })),
-  });
-  for (let i = 0; i < frames.length; i += 64) {
-    const r = table.processBatch(batch(frames.slice(i, i + 64), false));
-    assert.deepEqual(r.badFrames.map((b) => b.error.message), [], 'every frame decodes');
-    flows.push(...r.flows.map((f) => f.record));
+interface FlowRow {
+  sensor: string;
+  proto: number;
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  flows: string;
+  pkts_ts: string;
+  pkts_tc: string;
+  bytes_ts: string;
+  bytes_tc: string;
+}
+
+/** Run the real pipeline over the captures (sensor = capture name) and read the flows back from ClickHouse. */
+async function pipelineFlows(captures: Array<{ name: string; file: string }>): Promise<Map<string, FlowRow[]>> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cordon-e2e-flows-'));
+  const ctx = createContext({ log: silentLogger });
+  const config = loadConfig({ env: {}, flags: { dataDir } });
+  const bus = openBus(config, ctx);
+  const store = await openStore(config, ctx);
+  try {
+    await applyTopics(bus);
+    const services = [await startService('flows', { bus, ctx, config, store }), await startService('sink', { bus, ctx, config, store })];
+    for (const c of captures) {
+      const report = await replayCapture({ bus, ctx, file: c.file, sensor: c.name });
+      assert.equal(report.error, undefined, `${c.name} replays without error`);
+    }
+    await waitCaughtUp(bus, PIPELINE, 300_000);
+    for (const s of services) await s.stop();
+    const rows = await store.query<FlowRow>(
+      `SELECT sensor, proto, src_addr AS src, src_port AS sport, dst_addr AS dst, dst_port AS dport, count() AS flows,
+              sum(pkts_toserver) AS pkts_ts, sum(pkts_toclient) AS pkts_tc, sum(bytes_toserver) AS bytes_ts, sum(bytes_toclient) AS bytes_tc
+         FROM flows GROUP BY sensor, proto, src, sport, dst, dport`,
+    );
+    const dlq = await store.query<{ n: string }>('SELECT count() AS n FROM dlq');
+    assert.equal(dlq[0]!.n, '0', 'no dead letters from valid captures');
+    const bySensor = new Map<string, FlowRow[]>();
+    for (const r of rows) bySensor.set(r.sensor, [...(bySensor.get(r.sensor) ?? []), r]);
+    return bySensor;
+  } finally {
+    await bus.close();
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
   }
-  flows.push(...table.processBatch(batch([], true)).flows.map((f) => f.record));
-  assert.equal(table.size, 0, 'end_of_source flushed every flow');
-  return flows;
 }
 
 function compare(what: string, ours: Totals, theirs: Totals, rounded: Map<string, { xy: string; yx: string }> | null, problems: string[]): void {
@@ -134,7 +163,7 @@ function skipReason(frames: CaptureFrame[], view: TsharkView): string | null {
   return null;
 }
 
-test('flow accounting equals tshark conv,tcp / conv,udp / conv,ip / conv,ipv6 on the corpus', async (t) => {
+test('cordon replay + flows + sink give tshark\'s per-flow packet and byte counts on the corpus', { timeout: 900_000 }, async (t) => {
   const version = await tsharkAvailable();
   assert.ok(
     version,
@@ -163,6 +192,7 @@ test('flow accounting equals tshark conv,tcp / conv,udp / conv,ip / conv,ipv6 on
     if (c && !views.has(c.file)) views.set(c.file, tshark(c.file));
     return c ? views.get(c.file)! : null;
   };
+  const chosen: Array<{ name: string; file: string; frames: number; view: TsharkView }> = [];
   for (let i = 0; i < queue.length; i++) {
     const c = queue[i]!;
     const view = await viewOf(i)!;
@@ -173,21 +203,25 @@ test('flow accounting equals tshark conv,tcp / conv,udp / conv,ip / conv,ipv6 on
     for await (const f of readCapture(c.file)) frames.push(f);
     assert.equal(view.frames.length, frames.length, `${c.name}: tshark and the reader see the same number of frames`);
     const reason = skipReason(frames, view);
-    if (reason) {
-      skipped.push({ name: c.name, reason });
-      continue;
-    }
-    const flows = await ourFlows(frames, frames[0]?.linktype ?? 1);
+    if (reason) skipped.push({ name: c.name, reason });
+    else chosen.push({ name: c.name, file: c.file, frames: frames.length, view });
+  }
+
+  const flowsBySensor = await pipelineFlows(chosen);
+  for (const c of chosen) {
+    const view = c.view;
+    const rows = flowsBySensor.get(c.name) ?? [];
     const ours: Totals = new Map();
     const oursByAddr: Totals = new Map();
-    for (const f of flows) {
+    for (const f of rows) {
       const proto = f.proto === 6 ? 'tcp' : f.proto === 17 ? 'udp' : null;
+      const [pts, ptc, bts, btc] = [f.pkts_ts, f.pkts_tc, f.bytes_ts, f.bytes_tc].map(Number) as [number, number, number, number];
       if (proto) {
-        add(ours, proto, `${f.src_ip}#${f.src_port}`, `${f.dst_ip}#${f.dst_port}`, f.pkts_toserver, f.bytes_toserver);
-        add(ours, proto, `${f.dst_ip}#${f.dst_port}`, `${f.src_ip}#${f.src_port}`, f.pkts_toclient, f.bytes_toclient);
+        add(ours, proto, `${f.src}#${f.sport}`, `${f.dst}#${f.dport}`, pts, bts);
+        add(ours, proto, `${f.dst}#${f.dport}`, `${f.src}#${f.sport}`, ptc, btc);
       }
-      add(oursByAddr, 'ip', f.src_ip, f.dst_ip, f.pkts_toserver, f.bytes_toserver);
-      add(oursByAddr, 'ip', f.dst_ip, f.src_ip, f.pkts_toclient, f.bytes_toclient);
+      add(oursByAddr, 'ip', f.src, f.dst, pts, bts);
+      add(oursByAddr, 'ip', f.dst, f.src, ptc, btc);
     }
     const before = problems.length;
     const rounded = new Map<string, { xy: string; yx: string }>();
@@ -201,8 +235,8 @@ test('flow accounting equals tshark conv,tcp / conv,udp / conv,ip / conv,ipv6 on
       compared.push({
         name: c.name,
         conversations: theirs.size,
-        frames: frames.length,
-        flows: flows.length,
+        frames: c.frames,
+        flows: rows.reduce((n, r) => n + Number(r.flows), 0),
         tcp: view.tcp.length,
         udp: view.udp.length,
         ipPairs: theirsIp.size,

@@ -1,0 +1,32 @@
+# Shared settings for the infra/kafka scripts. Source it: `. infra/kafka/env.sh`.
+# Every value can be overridden from the environment, so tests can run several brokers side by side.
+KAFKA_INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+KAFKA_DIST_DIR="${KAFKA_DIST_DIR:-$KAFKA_INFRA_DIR/dist}"
+KAFKA_LIBS_DIR="$KAFKA_DIST_DIR/libs"
+KAFKA_PORT="${KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+# One run dir per port: two brokers on different ports never share data, pid or logs.
+KAFKA_RUN_DIR="${KAFKA_RUN_DIR:-$KAFKA_INFRA_DIR/run/$KAFKA_PORT}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+KAFKA_START_TIMEOUT_S="${KAFKA_START_TIMEOUT_S:-90}"
+KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+KAFKA_PID_FILE="$KAFKA_RUN_DIR/kafka.pid"
+KAFKA_CLASSPATH="$KAFKA_LIBS_DIR/*"
+export KAFKA_INFRA_DIR KAFKA_DIST_DIR KAFKA_LIBS_DIR KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_RUN_DIR \
+  KAFKA_HEAP_OPTS KAFKA_START_TIMEOUT_S KAFKA_BROKERS KAFKA_PID_FILE KAFKA_CLASSPATH
+
+# Short-lived admin JVMs (storage format, readiness probe) start faster without the C2 compiler.
+KAFKA_TOOL_JAVA_OPTS="-Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dlog4j2.configurationFile=$KAFKA_RUN_DIR/log4j2-tools.properties"
+
+kafka_tool() {
+  # shellcheck disable=SC2086
+  java $KAFKA_TOOL_JAVA_OPTS -cp "$KAFKA_CLASSPATH" "$@"
+}
+
+kafka_pid_alive() {
+  [[ -f "$KAFKA_PID_FILE" ]] && kill -0 "$(cat "$KAFKA_PID_FILE")" 2>/dev/null
+}
+
+kafka_port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}

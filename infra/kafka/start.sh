@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Start a throwaway single-node Apache Kafka (KRaft: broker + controller in one JVM) on
+# 127.0.0.1, wait until it serves metadata, and print `KAFKA_BROKERS=127.0.0.1:<port>`.
+#   KAFKA_PORT (19092)  KAFKA_CONTROLLER_PORT (port+1)  KAFKA_RUN_DIR (infra/kafka/run/<port>)
+#   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m)  KAFKA_START_TIMEOUT_S (90)
+# If a broker started by this script is already running on the port, it is reused.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+"$KAFKA_INFRA_DIR/install.sh"
+
+if kafka_pid_alive && kafka_port_open "$KAFKA_PORT"; then
+  echo "start.sh: reusing running broker (pid $(cat "$KAFKA_PID_FILE"))" >&2
+  echo "KAFKA_BROKERS=$KAFKA_BROKERS"
+  exit 0
+fi
+for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  if kafka_port_open "$port"; then
+    echo "start.sh: 127.0.0.1:$port is already in use by another process; set KAFKA_PORT to a free port" >&2
+    exit 1
+  fi
+done
+
+# A previous broker that died leaves its data behind; a throwaway broker starts empty.
+rm -rf "$KAFKA_RUN_DIR/data" "$KAFKA_PID_FILE"
+mkdir -p "$KAFKA_RUN_DIR/data" "$KAFKA_RUN_DIR/logs"
+
+cat >"$KAFKA_RUN_DIR/server.properties" <<PROPS
+# Written by infra/kafka/start.sh: a single-node KRaft test broker. Not for production.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KAFKA_RUN_DIR/data
+
+# Topics are created explicitly (Admin.ensureTopics); a typo must not create a topic.
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+# Internal topics on one broker: replication factor 1, and fewer offsets partitions so the
+# first consumer group does not wait for 50 partitions to be created.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Tests join and leave groups constantly: no initial rebalance delay, and allow short sessions.
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=500
+group.consumer.min.session.timeout.ms=1000
+group.consumer.min.heartbeat.interval.ms=500
+# Let the log cleaner look at compacted topics often (tests check compaction in seconds).
+log.cleaner.backoff.ms=1000
+log.retention.check.interval.ms=5000
+PROPS
+
+# The broker logs to a file (stdout only gets JVM crashes); the tools log warnings to stderr.
+cat >"$KAFKA_RUN_DIR/log4j2.properties" <<PROPS
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $KAFKA_RUN_DIR/logs/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+PROPS
+cat >"$KAFKA_RUN_DIR/log4j2-tools.properties" <<PROPS
+status = warn
+appender.err.type = Console
+appender.err.name = err
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = %p %m%n
+rootLogger.level = WARN
+rootLogger.appenderRef.err.ref = err
+PROPS
+
+# A random cluster id (16 random bytes, base64url without padding, the format of Kafka's Uuid),
+# made in bash to save a JVM start.
+cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+kafka_tool kafka.tools.StorageTool format --ignore-formatted \
+  --cluster-id "$cluster_id" --config "$KAFKA_RUN_DIR/server.properties" >"$KAFKA_RUN_DIR/logs/format.log" 2>&1 || {
+  cat "$KAFKA_RUN_DIR/logs/format.log" >&2; echo "start.sh: formatting storage failed" >&2; exit 1; }
+
+# setsid: the broker outlives this script and is not killed by the caller's Ctrl-C or job control.
+# shellcheck disable=SC2086
+setsid java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+  -Dlog4j2.configurationFile="$KAFKA_RUN_DIR/log4j2.properties" \
+  -Dkafka.logs.dir="$KAFKA_RUN_DIR/logs" \
+  -cp "$KAFKA_CLASSPATH" kafka.Kafka "$KAFKA_RUN_DIR/server.properties" \
+  >"$KAFKA_RUN_DIR/logs/stdout.log" 2>&1 </dev/null &
+echo $! >"$KAFKA_PID_FILE"
+
+fail() {
+  echo "start.sh: $1; last lines of $KAFKA_RUN_DIR/logs/server.log:" >&2
+  tail -n 30 "$KAFKA_RUN_DIR/logs/server.log" "$KAFKA_RUN_DIR/logs/stdout.log" >&2 2>/dev/null || true
+  exit 1
+}
+
+# Ready = the port accepts connections AND a Metadata request (list topics) succeeds, which
+# only happens once the broker has caught up with the controller and is unfenced.
+deadline=$((SECONDS + KAFKA_START_TIMEOUT_S))
+until kafka_port_open "$KAFKA_PORT"; do
+  kafka_pid_alive || fail "the broker exited during start-up"
+  ((SECONDS < deadline)) || { kill "$(cat "$KAFKA_PID_FILE")" 2>/dev/null || true; fail "the broker did not open port $KAFKA_PORT within ${KAFKA_START_TIMEOUT_S}s"; }
+  sleep 0.2
+done
+until kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" --list \
+  --command-config /dev/null >/dev/null 2>"$KAFKA_RUN_DIR/logs/probe.log"; do
+  kafka_pid_alive || fail "the broker exited during start-up"
+  ((SECONDS < deadline)) || { kill "$(cat "$KAFKA_PID_FILE")" 2>/dev/null || true; fail "the broker did not answer a metadata request within ${KAFKA_START_TIMEOUT_S}s"; }
+  sleep 0.5
+done
+
+echo "start.sh: Kafka $(ls "$KAFKA_LIBS_DIR" | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p') running (pid $(cat "$KAFKA_PID_FILE"), data in $KAFKA_RUN_DIR/data)" >&2
+echo "KAFKA_BROKERS=$KAFKA_BROKERS"

@@ -1,0 +1,9 @@
+import type { Bus } from '../types.js';
+import { KafkaBus, type KafkaBusOptions } from './bus.js';
+
+export type { KafkaBusOptions } from './bus.js';
+
+/** A bus on Apache Kafka brokers (`cordon run <service>`; tests: infra/kafka/start.sh). */
+export function createKafkaBus(opts: KafkaBusOptions): Bus {
+  return new KafkaBus(opts);
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything Cordon needs on a bare Debian machine (idempotent, fast when done):
+# system packages (as root), npm dependencies, the TypeScript build.
+#   CORDON_SETUP_SYSTEM=0   skip apt (packages already present or not root)
+#   CORDON_SETUP_TEST=1     also the test world: tshark (independent flow counts), Kafka deps
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+log() { echo "setup: $*" >&2; }
+
+need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
+  pkgs=(iproute2 nftables)
+  [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark)
+  for p in "${pkgs[@]}"; do have_pkg "$p" || need+=("$p"); done
+  if ((${#need[@]})); then
+    if [[ $(id -u) != 0 ]]; then
+      log "missing system packages ${need[*]}; run as root or install them (apt-get install ${need[*]})"
+    else
+      log "installing ${need[*]}"
+      export DEBIAN_FRONTEND=noninteractive
+      echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections 2>/dev/null || true
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+  fi
+  if [[ "${CORDON_SETUP_TEST:-0}" == 1 && $(id -u) == 0 ]]; then
+    bash infra/kafka/deps.sh
+  fi
+fi
+
+# npm dependencies: reinstall only when the lock file changed since the last install
+stamp=node_modules/.cordon-lock-hash
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+  log "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+fi
+
+log "building"
+npm run --silent build

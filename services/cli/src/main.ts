@@ -1,0 +1,237 @@
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createContext, createLogger, type Context } from '@cordon/runtime';
+import { loadConfig, type CordonConfig } from './config.js';
+import { ERR_USAGE } from './errors.js';
+import { formatTable } from './format.js';
+import { replayCapture } from './replay.js';
+import { writeDemoCapture } from './demo-capture.js';
+import { applyTopics, openBus, openStore, PIPELINE, SERVICES, serviceNames, startService, waitCaughtUp, type RunningService } from './services.js';
+
+const USAGE = `cordon — server defense for virtualized data centers
+
+Usage:
+  cordon up [--pcap FILE] [--no-demo] [--exit]   every service in one process (embedded bus + ClickHouse)
+  cordon run <service> [--exit-when-idle]        one service against Kafka + ClickHouse (services: ${serviceNames().join(', ')})
+  cordon replay --pcap FILE [--sensor NAME]      publish a capture (pcap/pcapng) to the packets topic
+  cordon topics apply                            create every topic with its partitions, compaction, retention
+  cordon query "SQL" [--format table|json]       query ClickHouse
+  cordon help
+
+Common flags (or environment):
+  --config FILE            YAML configuration (unknown keys are rejected)
+  --data-dir DIR           CORDON_DATA_DIR, default ./data (embedded bus and ClickHouse)
+  --brokers HOST:PORT,...  CORDON_KAFKA_BROKERS: use Kafka instead of the embedded bus
+  --clickhouse-url URL     CORDON_CLICKHOUSE_URL: use a ClickHouse server instead of the embedded engine
+`;
+
+const COMMON = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+  brokers: { type: 'string' },
+  'clickhouse-url': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw ERR_USAGE.withCause(err, (err as Error).message);
+  }
+}
+
+function configFrom(values: Record<string, unknown>): CordonConfig {
+  return loadConfig({
+    file: values.config as string | undefined,
+    flags: {
+      dataDir: values['data-dir'] as string | undefined,
+      brokers: values.brokers as string | undefined,
+      clickhouseUrl: values['clickhouse-url'] as string | undefined,
+    },
+  });
+}
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      out(USAGE);
+      return cmd === undefined ? 2 : 0;
+    case 'up':
+      return up(rest);
+    case 'run':
+      return run(rest);
+    case 'replay':
+      return replay(rest);
+    case 'topics':
+      return topics(rest);
+    case 'query':
+      return query(rest);
+    default:
+      throw ERR_USAGE(`unknown command "${cmd}"`);
+  }
+}
+
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => resolve(sig);
+    process.once('SIGINT', on);
+    process.once('SIGTERM', on);
+  });
+}
+
+async function up(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { pcap: { type: 'string' }, 'no-demo': { type: 'boolean' }, exit: { type: 'boolean' } });
+  if (values.help) return out(USAGE), 0;
+  const config = configFrom(values);
+  const ctx = createContext({ log: createLogger('cordon') });
+  mkdirSync(config.dataDir, { recursive: true });
+  const bus = openBus(config, ctx);
+  const store = await openStore(config, ctx);
+  const n = await applyTopics(bus);
+  ctx.log.info({ dataDir: config.dataDir, bus: bus.kind, store: store.mode, topics: n }, 'Cordon is up: bus, store and topics are ready.');
+  const services: RunningService[] = [];
+  for (const name of serviceNames()) services.push(await startService(name, { bus, ctx, config, store }));
+  ctx.log.info({ services: services.map((s) => s.name) }, 'Services are running.');
+  const failed = Promise.race(services.map((s) => s.done.then(() => `${s.name} stopped`, (err: unknown) => { throw err; })));
+  let code = 0;
+  try {
+    if (!values['no-demo']) {
+      let pcap = values.pcap;
+      if (!pcap) {
+        mkdirSync(join(config.dataDir, 'demo'), { recursive: true });
+        pcap = join(config.dataDir, 'demo', 'sample.pcap');
+        if (!existsSync(pcap)) writeDemoCapture(pcap);
+      }
+      const report = await replayCapture({ bus, ctx, file: pcap });
+      ctx.log.info(report, 'Replayed the capture.');
+      await Promise.race([waitCaughtUp(bus, PIPELINE), failed]);
+      await printFlowSummary(store, report.sensor);
+    }
+    if (!values.exit) {
+      out('Cordon is running. Press Ctrl-C to stop.');
+      const sig = await Promise.race([untilSignal(), failed]);
+      ctx.log.info({ reason: sig }, 'Stopping.');
+    }
+  } catch (err) {
+    ctx.log.error({ err }, 'Cordon stopped on an error.');
+    code = 1;
+  } finally {
+    for (const s of services.reverse()) await s.stop().catch((err: unknown) => ctx.log.error({ err, service: s.name }, 'A service failed to stop cleanly.'));
+    await bus.close();
+    await store.close();
+  }
+  return code;
+}
+
+async function printFlowSummary(store: Awaited<ReturnType<typeof openStore>>, sensor: string): Promise<void> {
+  const totals = await store.query(
+    `SELECT count() AS flows, sum(pkts_toserver + pkts_toclient) AS packets, sum(bytes_toserver + bytes_toclient) AS bytes
+       FROM flows FINAL WHERE sensor = {sensor:String}`,
+    { sensor },
+  );
+  out(`\nFlows from ${sensor} (ClickHouse):`);
+  out(formatTable(totals));
+  const top = await store.query(
+    `SELECT src_addr AS src, dst_addr AS dst, dst_port AS port, multiIf(proto = 6, 'tcp', proto = 17, 'udp', proto = 1, 'icmp', toString(proto)) AS proto,
+            count() AS flows, sum(pkts_toserver + pkts_toclient) AS packets, sum(bytes_toserver + bytes_toclient) AS bytes,
+            groupUniqArray(end_reason) AS ended_by
+       FROM flows FINAL WHERE sensor = {sensor:String}
+      GROUP BY src, dst, port, proto ORDER BY bytes DESC, flows DESC LIMIT 15`,
+    { sensor },
+  );
+  out('\nTop conversations:');
+  out(formatTable(top));
+  out('');
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { 'exit-when-idle': { type: 'boolean' } });
+  if (values.help || positionals.length !== 1) {
+    if (positionals.length !== 1) throw ERR_USAGE(`"cordon run" takes one service name (${serviceNames().join(', ')})`);
+    return out(USAGE), 0;
+  }
+  const config = configFrom(values);
+  const ctx = createContext({ log: createLogger(`cordon-${positionals[0]}`) });
+  const bus = openBus(config, ctx);
+  const svc = await startService(positionals[0]!, { bus, ctx, config });
+  ctx.log.info({ service: svc.name, bus: bus.kind }, 'Service is running.');
+  let code = 0;
+  try {
+    // --exit-when-idle: stop once every input is consumed up to the end seen at start
+    // (batch jobs, tests); otherwise run until a signal.
+    const idle = values['exit-when-idle'] ? waitCaughtUp(bus, SERVICES[svc.name]!.inputs, 3_600_000) : new Promise<never>(() => undefined);
+    await Promise.race([untilSignal(), svc.done, idle]);
+  } catch (err) {
+    ctx.log.error({ err }, 'The service failed.');
+    code = 1;
+  }
+  await svc.stop();
+  await bus.close();
+  return code;
+}
+
+async function replay(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { pcap: { type: 'string' }, sensor: { type: 'string' }, vm: { type: 'string' }, batch: { type: 'string' } });
+  if (values.help) return out(USAGE), 0;
+  if (!values.pcap) throw ERR_USAGE('"cordon replay" needs --pcap FILE');
+  const config = configFrom(values);
+  const ctx: Context = createContext({ log: createLogger('cordon-replay') });
+  const bus = openBus(config, ctx);
+  try {
+    const report = await replayCapture({
+      bus, ctx, file: values.pcap,
+      ...(values.sensor ? { sensor: values.sensor } : {}),
+      ...(values.vm ? { vm: values.vm } : {}),
+      ...(values.batch ? { batchPackets: Number(values.batch) } : {}),
+    });
+    out(JSON.stringify(report));
+    if (report.error) {
+      process.stderr.write(`cordon: ${report.error.code}: ${report.error.message} (the frames before it were published; a dead letter was written)\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await bus.close();
+  }
+}
+
+async function topics(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {});
+  if (positionals[0] !== 'apply') throw ERR_USAGE('usage: cordon topics apply');
+  const config = configFrom(values);
+  const ctx = createContext({ log: createLogger('cordon') });
+  const bus = openBus(config, ctx);
+  try {
+    await applyTopics(bus);
+    const list = await bus.admin.listTopics();
+    out(formatTable(list.filter((t) => t.name.startsWith('cordon.')).map((t) => ({ topic: t.name, partitions: t.partitions }))));
+  } finally {
+    await bus.close();
+  }
+  return 0;
+}
+
+async function query(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { format: { type: 'string' } });
+  if (positionals.length !== 1) throw ERR_USAGE('usage: cordon query "SQL"');
+  const fmt = values.format ?? 'table';
+  if (fmt !== 'table' && fmt !== 'json') throw ERR_USAGE(`--format must be table or json, not "${fmt}"`);
+  const config = configFrom(values);
+  const ctx = createContext({ log: createLogger('cordon') });
+  const store = await openStore(config, ctx);
+  try {
+    const rows = await store.query(positionals[0]!);
+    out(fmt === 'json' ? rows.map((r) => JSON.stringify(r)).join('\n') : formatTable(rows));
+  } finally {
+    await store.close();
+  }
+  return 0;
+}
