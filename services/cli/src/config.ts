@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { describeConfigIssues } from '@cordon/runtime';
 import { flowsServiceConfigSchema } from '@cordon/flows';
+import { agentConfigSchema } from '@cordon/agent';
 import { ERR_CONFIG } from './errors.js';
 
 /**
@@ -28,6 +29,8 @@ export const ConfigSchema = z
       .strict()
       .default({}),
     flows: flowsServiceConfigSchema.default({}),
+    /** Only where an agent runs (`cordon run agent`). */
+    agent: agentConfigSchema.optional(),
   })
   .strict();
 

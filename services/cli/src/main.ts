@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { makeEnrollToken } from '@cordon/agent';
 import { createContext, createLogger, type Context } from '@cordon/runtime';
 import { loadConfig, type CordonConfig } from './config.js';
 import { ERR_USAGE } from './errors.js';
@@ -17,6 +19,7 @@ Usage:
   cordon replay --pcap FILE [--sensor NAME]      publish a capture (pcap/pcapng) to the packets topic
   cordon topics apply                            create every topic with its partitions, compaction, retention
   cordon query "SQL" [--format table|json]       query ClickHouse
+  cordon agents token --vm VM [--ttl-hours N]    an enrollment token for the agent of VM
   cordon help
 
 Common flags (or environment):
@@ -74,6 +77,8 @@ export async function main(argv: string[]): Promise<number> {
       return topics(rest);
     case 'query':
       return query(rest);
+    case 'agents':
+      return agents(rest);
     default:
       throw ERR_USAGE(`unknown command "${cmd}"`);
   }
@@ -233,5 +238,30 @@ async function query(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+  return 0;
+}
+
+/** The cluster's enrollment secret: CORDON_ENROLL_SECRET (hex), else a key file made once under the data dir. */
+function enrollSecret(dataDir: string): Buffer {
+  const fromEnv = process.env.CORDON_ENROLL_SECRET;
+  if (fromEnv) {
+    if (!/^[0-9a-fA-F]{64,}$/.test(fromEnv)) throw ERR_USAGE('CORDON_ENROLL_SECRET must be at least 64 hex digits (32 bytes)');
+    return Buffer.from(fromEnv, 'hex');
+  }
+  const file = join(dataDir, 'secrets', 'enroll.key');
+  if (!existsSync(file)) {
+    mkdirSync(join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
+    writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+  }
+  return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+}
+
+async function agents(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { vm: { type: 'string' }, 'ttl-hours': { type: 'string' } });
+  if (positionals[0] !== 'token' || !values.vm) throw ERR_USAGE('usage: cordon agents token --vm VM [--ttl-hours N]');
+  const hours = Number(values['ttl-hours'] ?? 24);
+  if (!(hours > 0 && hours <= 24 * 30)) throw ERR_USAGE('--ttl-hours must be between 0 and 720');
+  const config = configFrom(values);
+  out(makeEnrollToken(enrollSecret(config.dataDir), values.vm, hours * 3_600_000, Date.now()));
   return 0;
 }

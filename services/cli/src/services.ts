@@ -7,7 +7,8 @@ import { createStore, type Store } from '@cordon/store';
 import { startFlowsService } from '@cordon/flows';
 import { startSink } from '@cordon/sink';
 import type { CordonConfig } from './config.js';
-import { ERR_UNKNOWN_SERVICE } from './errors.js';
+import { ERR_CONFIG, ERR_UNKNOWN_SERVICE } from './errors.js';
+import { startAgent } from '@cordon/agent';
 
 export function openBus(config: CordonConfig, ctx: Context): Bus {
   if (config.bus.kind === 'kafka') return createKafkaBus({ brokers: config.bus.brokers, clientId: config.bus.clientId, ctx: childContext(ctx, 'bus') });
@@ -52,6 +53,14 @@ export const SERVICES: Record<string, ServiceEntry> = {
     start: async ({ bus, ctx, config }) => {
       const h = startFlowsService({ bus, ctx, config: config.flows });
       return { name: 'flows', done: h.done, stop: () => h.stop() };
+    },
+  },
+  agent: {
+    inputs: [],
+    start: async ({ bus, ctx, config }) => {
+      if (!config.agent) throw ERR_CONFIG('the configuration', 'an "agent" section (token, logs, stateDir, …) is needed to run the agent');
+      const h = await startAgent({ bus, ctx, config: config.agent });
+      return { name: 'agent', done: h.done, stop: () => h.stop() };
     },
   },
   sink: {

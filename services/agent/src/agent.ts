@@ -1,0 +1,162 @@
+import { join, resolve } from 'node:path';
+import { childContext, describeError, type Context } from '@cordon/runtime';
+import { readTable, type Bus, type ConsumedRecord } from '@cordon/bus';
+import { codecFor, TOPICS, type AgentRecord, type BlockDecision, type LogBatch } from '@cordon/schemas';
+import { parseAgentConfig, type AgentConfigInput } from './config.js';
+import { NftEnforcer } from './enforce.js';
+import { startIdentity, type AgentIdentity } from './identity.js';
+import { LogTailer } from './logtail.js';
+import { agentIdFor, readEnrollToken } from './token.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentHandle {
+  readonly agentId: string;
+  readonly vm: string;
+  readonly identity: AgentIdentity;
+  readonly enforcer: NftEnforcer | null;
+  readonly done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface AgentOptions {
+  bus: Bus;
+  ctx: Context;
+  config: AgentConfigInput;
+}
+
+/** The enforcer address of an agent, as block decisions name it. */
+export const enforcerOf = (agentId: string) => `agent:${agentId}`;
+
+/** A blocks-topic key: enforcer and target, so the newest decision per target wins compaction. */
+export function blockKey(enforcer: string, ip: string): Buffer {
+  return Buffer.from(`${enforcer}|${ip}`);
+}
+
+/**
+ * The in-guest agent: registers and heartbeats on `agents`, ships log lines to `logs`, and
+ * enforces the blocks addressed to it with nftables in its own namespace — restoring every
+ * active one from the compacted `blocks` topic when it starts.
+ */
+export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
+  const config = parseAgentConfig(opts.config);
+  const claims = readEnrollToken(config.token);
+  const agentId = agentIdFor(claims);
+  const vm = claims.vm;
+  const ctx = childContext(opts.ctx, 'agent');
+  const { bus } = opts;
+  const stateDir = resolve(config.stateDir);
+  const identity = startIdentity(stateDir, agentId, ctx.log);
+  const producer = bus.producer();
+  const agentCodec = codecFor(TOPICS.agents);
+  const logsCodec = codecFor(TOPICS.logs);
+  const blocksCodec = codecFor(TOPICS.blocks);
+  const enforcer = config.enforce.enabled ? new NftEnforcer({ table: config.enforce.table, ctx }) : null;
+  const me = enforcerOf(agentId);
+  const configHash = (await import('node:crypto')).createHash('sha256').update(JSON.stringify({ ...config, token: undefined })).digest('hex').slice(0, 16);
+
+  const heartbeat = async (status: AgentRecord['status']) => {
+    const rec: AgentRecord = {
+      agent: agentId,
+      vm,
+      version: AGENT_VERSION,
+      config_hash: configHash,
+      identity: JSON.stringify({ generation: identity.generation, incarnation: identity.incarnation, hw: identity.hw }),
+      heartbeat_us: ctx.clock.now() * 1000,
+      status,
+    };
+    // the first record of a new agent carries its token, for the coordinator to verify
+    const headers = identity.generation === 1 && status === 'enrolled' ? { 'cordon-enroll-token': Buffer.from(config.token) } : undefined;
+    await producer.send(TOPICS.agents, [{ key: Buffer.from(agentId), value: agentCodec.encode(rec), ...(headers ? { headers } : {}) }]);
+  };
+  await heartbeat(identity.generation === 1 ? 'enrolled' : 'running');
+  ctx.log.info({ agent: agentId, vm, generation: identity.generation }, 'Agent registered.');
+
+  // ---- enforcement: restore, then follow
+  const report = async (d: BlockDecision, status: BlockDecision['status']) => {
+    await producer.send(TOPICS.blocks, [{ key: blockKey(me, NftEnforcer.targetOf(d).ip), value: blocksCodec.encode({ ...d, status }) }]);
+  };
+  const handleBlock = async (r: ConsumedRecord, restoring: boolean) => {
+    const key = r.key?.toString() ?? '';
+    if (!key.startsWith(`${me}|`)) return;
+    if (r.value === null) {
+      await enforcer!.lift(key.slice(me.length + 1));
+      ctx.log.info({ target: key.slice(me.length + 1) }, 'Block lifted.');
+      return;
+    }
+    let d: BlockDecision;
+    try {
+      d = blocksCodec.decode(r.value);
+    } catch (err) {
+      ctx.metrics.inc('errors');
+      ctx.log.warn({ err, offset: String(r.offset) }, 'A block decision does not decode; it was skipped.');
+      return;
+    }
+    // our own reports come back on the topic: act on requests, and on anything while restoring
+    if (!restoring && d.status !== 'requested') return;
+    if (d.status === 'expired' || d.status === 'failed') return;
+    try {
+      const applied = await enforcer!.apply(d, ctx.clock.now());
+      if (applied && !restoring) await report(d, 'applied');
+      if (applied) ctx.log.info({ ip: applied.ip, action: applied.action, ttlMs: applied.ttlMs, restoring }, 'Block applied.');
+    } catch (err) {
+      ctx.metrics.inc('errors');
+      ctx.log.error({ err: describeError(err) }, 'A block could not be applied.');
+      if (!restoring) await report(d, 'failed').catch(() => undefined);
+    }
+  };
+  let blocksDone: Promise<void> = Promise.resolve();
+  let blocksConsumer: ReturnType<Bus['consumer']> | null = null;
+  if (enforcer) {
+    await enforcer.setup();
+    const table = await readTable(bus, TOPICS.blocks);
+    for (const r of table.values()) await handleBlock(r, true);
+    blocksConsumer = bus.consumer({ groupId: `cordon-agent-${agentId}`, topics: [TOPICS.blocks], fromBeginning: false });
+    blocksDone = blocksConsumer.run(async (batch) => {
+      for (const r of batch.records) await handleBlock(r, false);
+    });
+  }
+
+  // ---- logs
+  const tailer = new LogTailer({
+    sources: config.logs,
+    stateFile: join(stateDir, 'logtail.json'),
+    ctx,
+    startAt: config.logStartAt,
+    onBatch: async (b) => {
+      const batch: LogBatch = {
+        batch_id: `${agentId}:${b.source.path}:${b.inode}:${b.lines[0]!.offset}`,
+        agent: agentId,
+        vm,
+        source: b.source.path,
+        format: b.source.format ?? null,
+        lines: b.lines.map((l) => ({ ts_us: l.ts_us, offset: l.offset, line: l.line })),
+      };
+      await producer.send(TOPICS.logs, [{ key: Buffer.from(`${vm}|${b.source.path}`), value: logsCodec.encode(batch) }]);
+    },
+  });
+  tailer.start();
+
+  const timer = setInterval(() => {
+    heartbeat('running').catch((err: unknown) => ctx.log.warn({ err }, 'Heartbeat failed; the next one retries.'));
+  }, config.heartbeatS * 1000);
+  timer.unref();
+
+  let stopping: Promise<void> | null = null;
+  return {
+    agentId,
+    vm,
+    identity,
+    enforcer,
+    done: blocksDone,
+    stop: () =>
+      (stopping ??= (async () => {
+        clearInterval(timer);
+        await tailer.stop();
+        await blocksConsumer?.close();
+        await heartbeat('stopping').catch(() => undefined);
+        await producer.close();
+        ctx.log.info('Agent stopped.');
+      })()),
+  };
+}

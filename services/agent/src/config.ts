@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { describeConfigIssues } from '@cordon/runtime';
+import { ERR_AGENT_CONFIG } from './errors.js';
+
+export const agentConfigSchema = z
+  .object({
+    /** Enrollment token from `cordon agents token --vm <vm>`. */
+    token: z.string().min(20),
+    /** Where the agent keeps its identity, log positions and baselines. */
+    stateDir: z.string().min(1).default('./agent-state'),
+    heartbeatS: z.number().positive().default(10),
+    logs: z.array(z.object({ path: z.string().min(1), format: z.string().optional() }).strict()).default([]),
+    /** A log seen for the first time is read from its start or only for new lines. */
+    logStartAt: z.enum(['beginning', 'end']).default('end'),
+    enforce: z
+      .object({ enabled: z.boolean().default(true), table: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/).default('cordon') })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+
+export function parseAgentConfig(input: unknown): AgentConfig {
+  const r = agentConfigSchema.safeParse(input ?? {});
+  if (!r.success) throw ERR_AGENT_CONFIG.withCause(r.error, describeConfigIssues(r.error.issues));
+  return r.data;
+}

@@ -1,0 +1,56 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '@cordon/runtime';
+import { readState, writeState } from './state.js';
+
+/**
+ * What tells the original agent from a clone or a reverted snapshot:
+ * - `generation` counts the agent's starts and is kept in its state dir; a VM reverted to a
+ *   snapshot comes back with an older state dir, so it reports a generation lower than the
+ *   newest one already on the `agents` topic;
+ * - `incarnation` is random per start: two live agents with one id and two incarnations
+ *   are a clone running beside its original;
+ * - `hw` fingerprints the machine (machine-id, DMI product UUID, NIC MACs): a clone gets a
+ *   new UUID and new MACs from the hypervisor, so it differs while the agent id is the same.
+ */
+export interface AgentIdentity {
+  agent: string;
+  generation: number;
+  incarnation: string;
+  hw: string;
+}
+
+function readOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+export function hardwareFingerprint(sysRoot = '/'): string {
+  const macs: string[] = [];
+  const netDir = join(sysRoot, 'sys', 'class', 'net');
+  try {
+    for (const dev of readdirSync(netDir).sort()) {
+      if (dev === 'lo') continue;
+      const mac = readOr(join(netDir, dev, 'address'));
+      if (mac && mac !== '00:00:00:00:00:00') macs.push(mac);
+    }
+  } catch {
+    // no sysfs (containers): the other parts still count
+  }
+  const parts = [readOr(join(sysRoot, 'etc', 'machine-id')), readOr(join(sysRoot, 'sys', 'class', 'dmi', 'id', 'product_uuid')), ...macs];
+  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 32);
+}
+
+/** Load the identity from the state dir, count this start, and save it before anything is sent. */
+export function startIdentity(stateDir: string, agent: string, log: Logger): AgentIdentity {
+  const file = join(stateDir, 'identity.json');
+  const prev = readState<{ agent?: string; generation?: number }>(file, {}, log);
+  const generation = (prev.agent === agent ? (prev.generation ?? 0) : 0) + 1;
+  const id: AgentIdentity = { agent, generation, incarnation: randomBytes(8).toString('hex'), hw: hardwareFingerprint() };
+  writeState(file, { agent, generation });
+  return id;
+}

@@ -1,0 +1,35 @@
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from '@cordon/runtime';
+import { ERR_AGENT_STATE } from './errors.js';
+
+/** Small JSON state files, written atomically (temp + fsync + rename) so a crash never leaves half a file. */
+export function writeState(file: string, value: unknown): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, JSON.stringify(value));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
+
+/** Read a state file; an unreadable one is set aside (kept for inspection) and `fallback` used. */
+export function readState<T>(file: string, fallback: T, log: Logger): T {
+  if (!existsSync(file)) return fallback;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (err) {
+    const aside = `${file}.corrupt-${Date.now()}`;
+    try {
+      renameSync(file, aside);
+    } catch {
+      // nothing more to do: the fallback is used either way
+    }
+    log.error({ err: ERR_AGENT_STATE.withCause(err, file, (err as Error).message), aside }, 'Agent state was unreadable.');
+    return fallback;
+  }
+}

@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createContext, silentLogger } from '@cordon/runtime';
+import type { BlockDecision } from '@cordon/schemas';
+import { NftEnforcer } from '../src/index.js';
+import { canUseNetns, makePair } from './netns.js';
+
+const skip = canUseNetns();
+const decision = (ip: string, ttlMs: number, now: number, action: 'drop' | 'reject' = 'drop'): BlockDecision => ({
+  block_id: `b-${ip}`,
+  enforcer: 'agent:agt-test',
+  target: { kind: 'ip', ip, proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
+  scope: 'vm-test',
+  action,
+  ttl_ms: ttlMs,
+  created_us: now * 1000,
+  expires_us: (now + ttlMs) * 1000,
+  reason_alert: 'a-1',
+  status: 'requested',
+});
+
+test('hostile targets never reach nft', () => {
+  for (const ip of ['1.2.3.4; flush ruleset', 'fe80::1%eth0', '', '1.2.3.4 } ; add table x {', '10.0.0.256']) {
+    assert.throws(() => NftEnforcer.targetOf(decision(ip, 1000, 0)), (e: { code?: string }) => e.code === 'CORDON_ERR_AGENT_BLOCK_TARGET');
+  }
+  assert.throws(() => new NftEnforcer({ ctx: createContext({ log: silentLogger }), table: 'x; flush ruleset' }), /not a plain identifier/);
+});
+
+test('a block drops the attacker in the guest namespace, lifts, and expires by itself', { skip: skip ?? false, timeout: 60_000 }, async () => {
+  const pair = makePair(`e${process.pid % 10000}`);
+  const server = pair.listen(8080);
+  try {
+    const nft = new NftEnforcer({ ctx: createContext({ log: silentLogger }), nft: ['ip', 'netns', 'exec', pair.vm, 'nft'] });
+    await nft.setup();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await pair.canConnect(8080), true, 'reachable before the block');
+
+    const now = Date.now();
+    await nft.apply(decision(pair.attackerIp, 60_000, now), now);
+    assert.deepEqual(await nft.list(), [{ set: 'drop4', ip: pair.attackerIp }]);
+    assert.equal(await pair.canConnect(8080, 800), false, 'dropped while blocked');
+
+    await nft.lift(pair.attackerIp);
+    assert.deepEqual(await nft.list(), []);
+    assert.equal(await pair.canConnect(8080), true, 'reachable after the lift');
+
+    await nft.apply(decision(pair.attackerIp, 2000, Date.now(), 'reject'), Date.now());
+    assert.equal(await pair.canConnect(8080, 800), false, 'rejected while blocked');
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.deepEqual(await nft.list(), [], 'the kernel expired the element');
+    assert.equal(await pair.canConnect(8080), true, 'reachable after the TTL');
+
+    // setup again (an agent restart) keeps what is in the sets
+    await nft.apply(decision(pair.attackerIp, 60_000, Date.now()), Date.now());
+    await nft.setup();
+    assert.deepEqual(await nft.list(), [{ set: 'drop4', ip: pair.attackerIp }]);
+  } finally {
+    server.kill();
+    pair.destroy();
+  }
+});
