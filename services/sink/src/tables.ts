@@ -1,4 +1,4 @@
-import { codecFor, TOPICS, type DeadLetter, type FlowRecord, type TopicName, type TopicValues } from '@cordon/schemas';
+import { codecFor, TOPICS, type Alert, type BlockDecision, type DeadLetter, type FileEvent, type FlowRecord, type TopicName, type TopicValues } from '@cordon/schemas';
 import { microsToDateTime64 } from '@cordon/store';
 
 /**
@@ -54,7 +54,75 @@ const dlq: TableMapping<typeof TOPICS.dlq> = {
   }),
 };
 
-export const TABLE_MAPPINGS: readonly TableMapping[] = [flows, dlq] as unknown as TableMapping[];
+const alerts: TableMapping<typeof TOPICS.alerts> = {
+  topic: TOPICS.alerts,
+  table: 'alerts',
+  toRow: (a: Alert) => ({
+    alert_id: a.alert_id,
+    ts: microsToDateTime64(a.ts_us),
+    stage: a.stage,
+    vm: a.vm ?? '',
+    sensor: a.sensor ?? '',
+    rule_id: a.rule_id,
+    rule_rev: a.rule_rev,
+    signature: a.signature,
+    severity: a.severity,
+    category: a.category ?? '',
+    action: a.action,
+    src_ip: a.src_ip === null ? null : ip(a.src_ip),
+    src_port: a.src_port,
+    dst_ip: a.dst_ip === null ? null : ip(a.dst_ip),
+    dst_port: a.dst_port,
+    proto: a.proto ?? '',
+    flow_id: a.flow_id ?? '',
+    evidence: a.evidence,
+  }),
+};
+
+function targetText(t: BlockDecision['target']): string {
+  if (t.kind === 'ip') return t.ip ?? '';
+  if (t.kind === 'vm_quarantine') return t.vm ?? '';
+  return `${t.proto ?? ''}/${t.src_ip ?? '*'}:${t.src_port ?? '*'}->${t.dst_ip ?? '*'}:${t.dst_port ?? '*'}`;
+}
+
+const blocks: TableMapping<typeof TOPICS.blocks> = {
+  topic: TOPICS.blocks,
+  table: 'blocks',
+  toRow: (b: BlockDecision) => ({
+    ts: microsToDateTime64(b.created_us),
+    block_id: b.block_id,
+    enforcer: b.enforcer,
+    target_kind: b.target.kind,
+    target: targetText(b.target),
+    scope: b.scope,
+    action: b.action,
+    ttl_ms: b.ttl_ms,
+    created: microsToDateTime64(b.created_us),
+    expires: microsToDateTime64(b.expires_us),
+    reason_alert: b.reason_alert,
+    status: b.status,
+  }),
+};
+
+const fim: TableMapping<typeof TOPICS.fim> = {
+  topic: TOPICS.fim,
+  table: 'fim_events',
+  toRow: (e: FileEvent) => ({
+    event_id: e.event_id,
+    ts: microsToDateTime64(e.ts_us),
+    agent: e.agent,
+    vm: e.vm,
+    path: e.path,
+    op: e.op,
+    scan: e.scan,
+    before: e.before ? JSON.stringify(e.before) : '',
+    after: e.after ? JSON.stringify(e.after) : '',
+    renamed_from: e.renamed_from ?? '',
+    error: e.error ?? '',
+  }),
+};
+
+export const TABLE_MAPPINGS: readonly TableMapping[] = [flows, dlq, alerts, blocks, fim] as unknown as TableMapping[];
 
 export function mappingFor(topic: string): TableMapping | undefined {
   return TABLE_MAPPINGS.find((m) => m.topic === topic);

@@ -109,3 +109,52 @@ test('a row ClickHouse refuses becomes a dead letter; the rest of its batch land
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('alerts, block decisions and file events land in their tables; a tombstone is not a row', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: dir, ctx });
+  await bus.admin.ensureTopics(allTopicSpecs());
+  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  try {
+    const p = bus.producer();
+    await p.send(TOPICS.alerts, [{ key: Buffer.from('vm-a'), value: codecFor(TOPICS.alerts).encode({
+      alert_id: 'a1', ts_us: 1_700_000_000_000_000, stage: 'loginspect', vm: 'vm-a', sensor: null, rule_id: 'cordon:ssh-bruteforce', rule_rev: 1,
+      signature: 'SSH brute force', severity: 2, category: 'auth', action: 'drop', src_ip: '10.213.0.66', src_port: null, dst_ip: null, dst_port: null,
+      proto: null, flow_id: null, evidence: '{"lines":5}' }) }]);
+    const block = {
+      block_id: 'b1', enforcer: 'agent:agt-1', target: { kind: 'ip' as const, ip: '10.213.0.66', proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
+      scope: 'vm-a', action: 'drop' as const, ttl_ms: 600_000, created_us: 1_700_000_000_000_000, expires_us: 1_700_000_600_000_000, reason_alert: 'a1', status: 'requested' as const,
+    };
+    await p.send(TOPICS.blocks, [
+      { key: Buffer.from('agent:agt-1|10.213.0.66'), value: codecFor(TOPICS.blocks).encode(block) },
+      { key: Buffer.from('agent:agt-1|10.213.0.66'), value: codecFor(TOPICS.blocks).encode({ ...block, status: 'applied' }) },
+      { key: Buffer.from('agent:agt-1|10.213.0.66'), value: null },
+    ]);
+    const attrs = { type: 'file', size: 5, mode: 0o100644, uid: 0, gid: 0, owner: 'root', group: 'root', inode: 12, mtime_us: 1, ctime_us: 1, sha256: 'ab', link_target: null };
+    await p.send(TOPICS.fim, [{ key: Buffer.from('vm-a|/etc/passwd'), value: codecFor(TOPICS.fim).encode({
+      event_id: 'e1', agent: 'agt-1', vm: 'vm-a', ts_us: 1_700_000_000_000_000, path: '/etc/passwd', op: 'changed', scan: 'realtime',
+      before: attrs, after: { ...attrs, size: 6, sha256: 'cd' }, renamed_from: null, error: null }) }]);
+    const sink = startSink({ bus, store, ctx });
+    const deadline = Date.now() + 30_000;
+    let counts = '';
+    while (Date.now() < deadline) {
+      const [r] = await store.query<{ a: string; b: string; f: string }>('SELECT (SELECT count() FROM alerts) AS a, (SELECT count() FROM blocks) AS b, (SELECT count() FROM fim_events) AS f');
+      counts = `${r!.a}/${r!.b}/${r!.f}`;
+      if (counts === '1/2/1') break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    await sink.stop();
+    assert.equal(counts, '1/2/1');
+    const [a] = await store.query<{ src_addr: string; rule_id: string }>('SELECT src_addr, rule_id FROM alerts');
+    assert.deepEqual(a, { src_addr: '10.213.0.66', rule_id: 'cordon:ssh-bruteforce' });
+    const statuses = await store.query<{ status: string }>('SELECT status FROM blocks ORDER BY status');
+    assert.deepEqual(statuses.map((s) => s.status), ['applied', 'requested']);
+    const [f] = await store.query<{ after: string }>('SELECT after FROM fim_events');
+    assert.equal(JSON.parse(f!.after).sha256, 'cd');
+  } finally {
+    await bus.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
