@@ -2,3 +2,4 @@ export * from './generated.js';
 export * from './codec.js';
 export * from './errors.js';
 export * from './topics.js';
+export * from './keys.js';

@@ -1,7 +1,7 @@
 import { join, resolve } from 'node:path';
 import { childContext, describeError, type Context } from '@cordon/runtime';
 import { readTable, type Bus, type ConsumedRecord } from '@cordon/bus';
-import { codecFor, TOPICS, type AgentRecord, type BlockDecision, type LogBatch } from '@cordon/schemas';
+import { agentEnforcer, blockKey, blockKeyTarget, codecFor, TOPICS, type AgentRecord, type BlockDecision, type LogBatch } from '@cordon/schemas';
 import { parseAgentConfig, type AgentConfigInput } from './config.js';
 import { NftEnforcer } from './enforce.js';
 import { startIdentity, type AgentIdentity } from './identity.js';
@@ -25,13 +25,6 @@ export interface AgentOptions {
   config: AgentConfigInput;
 }
 
-/** The enforcer address of an agent, as block decisions name it. */
-export const enforcerOf = (agentId: string) => `agent:${agentId}`;
-
-/** A blocks-topic key: enforcer and target, so the newest decision per target wins compaction. */
-export function blockKey(enforcer: string, ip: string): Buffer {
-  return Buffer.from(`${enforcer}|${ip}`);
-}
 
 /**
  * The in-guest agent: registers and heartbeats on `agents`, ships log lines to `logs`, and
@@ -52,7 +45,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
   const logsCodec = codecFor(TOPICS.logs);
   const blocksCodec = codecFor(TOPICS.blocks);
   const enforcer = config.enforce.enabled ? new NftEnforcer({ table: config.enforce.table, ctx }) : null;
-  const me = enforcerOf(agentId);
+  const me = agentEnforcer(agentId);
   const configHash = (await import('node:crypto')).createHash('sha256').update(JSON.stringify({ ...config, token: undefined })).digest('hex').slice(0, 16);
 
   const heartbeat = async (status: AgentRecord['status']) => {
@@ -77,11 +70,16 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     await producer.send(TOPICS.blocks, [{ key: blockKey(me, NftEnforcer.targetOf(d).ip), value: blocksCodec.encode({ ...d, status }) }]);
   };
   const handleBlock = async (r: ConsumedRecord, restoring: boolean) => {
-    const key = r.key?.toString() ?? '';
-    if (!key.startsWith(`${me}|`)) return;
+    const target = blockKeyTarget(r.key, me);
+    if (target === null) return;
     if (r.value === null) {
-      await enforcer!.lift(key.slice(me.length + 1));
-      ctx.log.info({ target: key.slice(me.length + 1) }, 'Block lifted.');
+      try {
+        await enforcer!.lift(target);
+        ctx.log.info({ target }, 'Block lifted.');
+      } catch (err) {
+        ctx.metrics.inc('errors');
+        ctx.log.error({ err: describeError(err), target }, 'A block could not be lifted.');
+      }
       return;
     }
     let d: BlockDecision;

@@ -1,0 +1,19 @@
+/**
+ * Record keys that more than one service must agree on. A key decides the partition and,
+ * on compacted topics, which records replace each other — so it is defined once, here.
+ */
+
+/** The enforcer address of an in-guest agent. */
+export const agentEnforcer = (agentId: string): string => `agent:${agentId}`;
+
+/** The enforcer address of the watchdog on a hypervisor host. */
+export const watchdogEnforcer = (host: string): string => `watchdog:${host}`;
+
+/** `cordon.blocks.v1` key: enforcer + target, so the newest decision per target wins compaction and a tombstone lifts it. */
+export const blockKey = (enforcer: string, target: string): Buffer => Buffer.from(`${enforcer}|${target}`);
+
+/** The target part of a block key, for an enforcer reading a tombstone (null when the key is not for it). */
+export function blockKeyTarget(key: Buffer | null, enforcer: string): string | null {
+  const k = key?.toString() ?? '';
+  return k.startsWith(`${enforcer}|`) ? k.slice(enforcer.length + 1) : null;
+}
