@@ -15,6 +15,7 @@ import { codecFor, TOPICS, type FlowRecord, type PacketBatch } from '@cordon/sch
 import { FlowTable, parseFlowTableConfig } from '@cordon/flows';
 import { applyTopics, buildDemoCapture, replayCapture } from '@cordon/cli';
 import { readCapture } from '@cordon/pcap';
+import { freshCordonTopics, kafkaBrokers } from '@cordon/testkit';
 
 const CLI = join(import.meta.dirname, '..', '..', 'services', 'cli', 'bin', 'cordon.js');
 const ctx = createContext({ log: silentLogger });
@@ -137,16 +138,11 @@ describe('flows processor killed mid-stream and restarted', { timeout: 600_000 }
   });
 
   test('on Kafka', async () => {
-    const brokers = process.env.KAFKA_BROKERS;
-    assert.ok(brokers, 'KAFKA_BROKERS is not set: run the suite through `npm test`, which starts the broker');
-    const admin = createKafkaBus({ brokers: brokers.split(','), ctx });
-    // a clean slate: these are the real topic names the CLI uses
-    const stale = (await admin.admin.listTopics()).map((t) => t.name).filter((n) => n.startsWith('cordon.'));
-    if (stale.length) await admin.admin.deleteTopics(stale);
-    await admin.close();
+    const brokers = kafkaBrokers();
+    await freshCordonTopics(brokers);
     await scenario({
-      env: { CORDON_KAFKA_BROKERS: brokers, CORDON_DATA_DIR: mkdtempSync(join(tmpdir(), 'cordon-crash-data-')) },
-      open: () => createKafkaBus({ brokers: brokers.split(','), ctx }),
+      env: { CORDON_KAFKA_BROKERS: brokers.join(','), CORDON_DATA_DIR: mkdtempSync(join(tmpdir(), 'cordon-crash-data-')) },
+      open: () => createKafkaBus({ brokers, ctx }),
       exclusive: false,
       emittedSoFar: async (bus) => [...(await bus.admin.endOffsets(TOPICS.flows)).values()].reduce((a, b) => a + Number(b), 0),
       cleanup: async () => undefined,

@@ -44,7 +44,9 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
   const agentCodec = codecFor(TOPICS.agents);
   const logsCodec = codecFor(TOPICS.logs);
   const blocksCodec = codecFor(TOPICS.blocks);
-  const enforcer = config.enforce.enabled ? new NftEnforcer({ table: config.enforce.table, ctx }) : null;
+  const enforcer = config.enforce.enabled
+    ? new NftEnforcer({ table: config.enforce.table, ctx, ...(config.enforce.netns ? { nft: ['ip', 'netns', 'exec', config.enforce.netns, 'nft'] } : {}) })
+    : null;
   const me = agentEnforcer(agentId);
   const configHash = (await import('node:crypto')).createHash('sha256').update(JSON.stringify({ ...config, token: undefined })).digest('hex').slice(0, 16);
 

@@ -13,7 +13,16 @@ export const agentConfigSchema = z
     /** A log seen for the first time is read from its start or only for new lines. */
     logStartAt: z.enum(['beginning', 'end']).default('end'),
     enforce: z
-      .object({ enabled: z.boolean().default(true), table: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/).default('cordon') })
+      .object({
+        enabled: z.boolean().default(true),
+        table: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/).default('cordon'),
+        /**
+         * Enforce inside this network namespace instead of the agent's own (a sidecar agent
+         * for a namespace-isolated workload; the lab uses it because Kafka listens on the
+         * host's loopback only).
+         */
+        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+      })
       .strict()
       .default({}),
   })

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createContext, silentLogger } from '@cordon/runtime';
 import type { BlockDecision } from '@cordon/schemas';
 import { NftEnforcer } from '../src/index.js';
-import { canUseNetns, makePair } from './netns.js';
+import { canUseNetns, makePair } from '@cordon/testkit';
 
 const skip = canUseNetns();
 const decision = (ip: string, ttlMs: number, now: number, action: 'drop' | 'reject' = 'drop'): BlockDecision => ({
