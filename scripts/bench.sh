@@ -18,6 +18,5 @@ run() { echo "== $1"; shift; "$@"; echo; }
 run "bus: embedded adapter" node bench/bus-embedded.mjs
 run "bus: Kafka adapter beside kcat (real broker)" node bench/bus-kafka.mjs
 run "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
-for b in bench/dpi.mjs; do
-  [[ -f $b ]] && run "dpi: $b" node "$b"
-done
+run "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
+run "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs

@@ -38,5 +38,6 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   echo "$want" >"$stamp"
 fi
 
+bash native/build.sh
 log "building"
 npm run --silent build

@@ -20,6 +20,8 @@ Usage:
   cordon topics apply                            create every topic with its partitions, compaction, retention
   cordon query "SQL" [--format table|json]       query ClickHouse
   cordon agents token --vm VM [--ttl-hours N]    an enrollment token for the agent of VM
+  cordon dpi --rules FILE [--rules FILE…] --pcap FILE [--no-checksum-validation]   inspect a capture, print EVE alerts
+  cordon rules check FILE…                       load rule files, report every rule that fails
   cordon help
 
 Common flags (or environment):
@@ -79,6 +81,10 @@ export async function main(argv: string[]): Promise<number> {
       return query(rest);
     case 'agents':
       return agents(rest);
+    case 'dpi':
+      return (await import('@cordon/dpi')).dpiCommand(rest);
+    case 'rules':
+      return (await import('@cordon/dpi')).rulesCheckCommand(rest);
     default:
       throw ERR_USAGE(`unknown command "${cmd}"`);
   }

@@ -1,0 +1,839 @@
+//! HTTP/1.x request and response parsing in the manner of libhtp: lenient where browsers are
+//! lenient (line endings, header folding, odd chunk sizes, Content-Length junk, multiple
+//! Content-Encoding layers), so a detection engine sees what the client would see. Every buffer
+//! is bounded.
+
+use crate::applayer_decompress::decode_layer;
+
+/// Headers larger than this end the header section (libhtp's field limit is similar).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Bodies kept for inspection (request and response), after dechunking/decompression.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+const MAX_TXS: usize = 512;
+/// libhtp's response-body-decompress-layer-limit (the corpus runs with 3; default 2).
+const DECOMPRESS_LAYER_LIMIT: usize = 3;
+
+#[derive(Default, Debug, Clone)]
+pub struct HttpTx {
+    pub request_line: Vec<u8>,
+    pub method: Vec<u8>,
+    pub uri_raw: Vec<u8>,
+    pub uri_norm: Vec<u8>,
+    pub req_protocol: Vec<u8>,
+    pub req_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub req_headers_raw: Vec<u8>,
+    pub req_body: Vec<u8>,
+    pub response_line: Vec<u8>,
+    pub res_protocol: Vec<u8>,
+    pub status: Vec<u8>,
+    pub status_msg: Vec<u8>,
+    pub res_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub res_headers_raw: Vec<u8>,
+    /// Response body after dechunking and decompression (file_data).
+    pub res_body: Vec<u8>,
+    res_body_encoded: Vec<u8>,
+    res_layers: usize,
+    pub req_line_done: bool,
+    pub req_headers_done: bool,
+    pub req_done: bool,
+    pub res_line_done: bool,
+    pub res_headers_done: bool,
+    pub res_done: bool,
+    /// Bumped whenever a buffer of this tx grows, so detection re-inspects it.
+    pub req_gen: u32,
+    pub res_gen: u32,
+}
+
+impl HttpTx {
+    pub fn req_header(&self, name: &str) -> Option<&[u8]> {
+        self.req_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_slice())
+    }
+    pub fn res_header(&self, name: &str) -> Option<&[u8]> {
+        self.res_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_slice())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyMode {
+    None,
+    Length(u64),
+    Chunked(ChunkState),
+    UntilClose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Line,
+    Headers,
+    Body(BodyMode),
+    /// Parsing gave up on this direction (e.g. tunnel); remaining bytes are ignored.
+    Stop,
+}
+
+struct Side {
+    buf: Vec<u8>,
+    phase: Phase,
+    header_bytes: usize,
+    /// Index of the tx this side is working on.
+    cur: Option<usize>,
+}
+
+impl Side {
+    fn new() -> Self {
+        Side { buf: Vec::new(), phase: Phase::Line, header_bytes: 0, cur: None }
+    }
+}
+
+pub struct HttpState {
+    pub txs: Vec<HttpTx>,
+    /// Index of txs[0] in the connection's tx sequence (older txs are pruned).
+    pub base_id: u64,
+    req: Side,
+    res: Side,
+    /// Next tx (relative index) that has no response yet.
+    next_res_tx: usize,
+}
+
+impl Default for HttpState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Request methods recognised by protocol detection (first bytes of a to-server stream).
+pub fn looks_like_request(b: &[u8]) -> bool {
+    const M: [&[u8]; 20] = [
+        b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"CONNECT", b"TRACE", b"PATCH", b"PROPFIND", b"PROPPATCH",
+        b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"SEARCH", b"REPORT", b"CHECKOUT", b"MERGE",
+    ];
+    let b = trim_start(b);
+    M.iter().any(|m| b.len() > m.len() && b.starts_with(m) && (b[m.len()] == b' ' || b[m.len()] == b'\t'))
+}
+
+pub fn looks_like_response(b: &[u8]) -> bool {
+    let b = trim_start(b);
+    b.len() >= 5 && b[..5].eq_ignore_ascii_case(b"HTTP/")
+}
+
+fn is_ws(c: u8) -> bool {
+    c == b' ' || c == b'\t' || c == b'\r' || c == b'\n' || c == 0x0b || c == 0x0c
+}
+fn trim_start(b: &[u8]) -> &[u8] {
+    let i = b.iter().position(|&c| !is_ws(c)).unwrap_or(b.len());
+    &b[i..]
+}
+fn trim(b: &[u8]) -> &[u8] {
+    let b = trim_start(b);
+    let e = b.iter().rposition(|&c| !is_ws(c)).map(|i| i + 1).unwrap_or(0);
+    &b[..e]
+}
+fn contains_nocase_nozero(hay: &[u8], needle: &[u8]) -> bool {
+    let h: Vec<u8> = hay.iter().filter(|&&c| c != 0).map(|c| c.to_ascii_lowercase()).collect();
+    h.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Take one line (through LF) from the front of buf; returns it without the line ending.
+fn take_line(buf: &[u8], consumed: &mut usize) -> Option<Vec<u8>> {
+    let rest = &buf[*consumed..];
+    let lf = memchr::memchr(b'\n', rest)?;
+    let mut line = rest[..lf].to_vec();
+    *consumed += lf + 1;
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Some(line)
+}
+
+/// Like take_line, but a lone CR (not followed by LF) also ends a line, as libhtp accepts in
+/// response headers. A CR at the very end of the data waits for the next byte.
+fn take_line_res(buf: &[u8], consumed: &mut usize) -> Option<Vec<u8>> {
+    let rest = &buf[*consumed..];
+    let i = memchr::memchr2(b'\n', b'\r', rest)?;
+    if rest[i] == b'\n' {
+        let mut line = rest[..i].to_vec();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        *consumed += i + 1;
+        return Some(line);
+    }
+    match rest.get(i + 1) {
+        None => None,
+        Some(b'\n') => {
+            *consumed += i + 2;
+            Some(rest[..i].to_vec())
+        }
+        Some(_) => {
+            *consumed += i + 1;
+            Some(rest[..i].to_vec())
+        }
+    }
+}
+
+/// A folded continuation line, unless it is really a new "Name: value" header indented by
+/// whitespace (browsers read those as headers, and so does libhtp's evasion handling).
+fn is_folding(line: &[u8]) -> bool {
+    if !matches!(line.first(), Some(b' ') | Some(b'\t') | Some(0)) {
+        return false;
+    }
+    let t = trim(line);
+    match memchr::memchr(b':', t) {
+        Some(c) if c > 0 => !t[..c].iter().all(|&ch| ch.is_ascii_alphanumeric() || ch == b'-' || ch == b'_'),
+        _ => true,
+    }
+}
+
+/// Parse a chunk-size line like libhtp: leading whitespace/control skipped, hex digits up to
+/// the first non-hex byte (extensions and junk ignored). None = not a chunk length at all.
+fn parse_chunk_len(line: &[u8]) -> Option<Option<u64>> {
+    let l = trim_start(line);
+    if l.is_empty() {
+        return Some(None); // an empty line: keep looking
+    }
+    let n = l.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+    if n == 0 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in &l[..n] {
+        v = v.checked_mul(16)?.checked_add((c as char).to_digit(16)? as u64)?;
+        if v > i32::MAX as u64 {
+            return None;
+        }
+    }
+    Some(Some(v))
+}
+
+/// Content-Length as libhtp reads it: junk before the digits skipped, junk after ignored.
+fn parse_content_length(v: &[u8]) -> Option<u64> {
+    let s = v.iter().position(|c| c.is_ascii_digit())?;
+    let mut n: u64 = 0;
+    for &c in v[s..].iter().take_while(|c| c.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(n)
+}
+
+fn parse_header_line(line: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    match memchr::memchr(b':', line) {
+        Some(c) => (trim(&line[..c]).iter().copied().filter(|&b| b != 0).collect(), trim(&line[c + 1..]).to_vec()),
+        None => (Vec::new(), trim(line).to_vec()),
+    }
+}
+
+/// Add a header; repeated headers are joined with ", " except Content-Length (first wins).
+fn add_header(hs: &mut Vec<(Vec<u8>, Vec<u8>)>, name: Vec<u8>, value: Vec<u8>) {
+    if !name.is_empty() {
+        if let Some((_, v)) = hs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            if !name.eq_ignore_ascii_case(b"content-length") {
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(&value);
+            }
+            return;
+        }
+    }
+    hs.push((name, value));
+}
+
+/// Normalise a request URI the way Suricata's http.uri shows it: percent-decoding of
+/// unreserved bytes is left alone (libhtp defaults), but path `//` and `/./` segments and
+/// `..` are resolved, and an absolute-form authority is removed.
+pub fn normalize_uri(raw: &[u8]) -> Vec<u8> {
+    let mut u = raw;
+    // absolute form: scheme://authority/path → /path
+    if let Some(p) = find(u, b"://") {
+        if u[..p].iter().all(|c| c.is_ascii_alphabetic()) {
+            let rest = &u[p + 3..];
+            u = match memchr::memchr(b'/', rest) {
+                Some(s) => &rest[s..],
+                None => b"/",
+            };
+        }
+    }
+    let (path, query) = match memchr::memchr(b'?', u) {
+        Some(q) => (&u[..q], &u[q..]),
+        None => (u, &b""[..]),
+    };
+    let path = pct_decode_path(path);
+    let mut segs: Vec<&[u8]> = Vec::new();
+    let abs = path.first() == Some(&b'/');
+    let parts: Vec<&[u8]> = path.split(|&c| c == b'/').collect();
+    let n = parts.len();
+    for (i, s) in parts.into_iter().enumerate() {
+        match s {
+            b"." => {
+                if i == n - 1 {
+                    segs.push(b"");
+                }
+            }
+            b".." => {
+                if segs.len() > 1 || (segs.len() == 1 && !abs) {
+                    segs.pop();
+                }
+                if i == n - 1 {
+                    segs.push(b"");
+                }
+            }
+            _ => segs.push(s),
+        }
+    }
+    let mut out = segs.join(&b'/');
+    if abs && out.first() != Some(&b'/') {
+        out.insert(0, b'/');
+    }
+    out.extend_from_slice(query);
+    out
+}
+
+/// libhtp decodes %XX in the path (not %2F handling beyond plain decoding) and leaves invalid
+/// escapes as they are.
+fn pct_decode_path(p: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len());
+    let mut i = 0;
+    while i < p.len() {
+        if p[i] == b'%' && i + 2 < p.len() + 0 && i + 2 <= p.len() - 1 {
+            let h = (p[i + 1] as char).to_digit(16);
+            let l = (p[i + 2] as char).to_digit(16);
+            if let (Some(h), Some(l)) = (h, l) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(p[i]);
+        i += 1;
+    }
+    out
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    memchr::memmem::find(h, n)
+}
+
+impl HttpState {
+    pub fn new() -> Self {
+        HttpState { txs: Vec::new(), base_id: 0, req: Side::new(), res: Side::new(), next_res_tx: 0 }
+    }
+
+    fn new_tx(&mut self) -> usize {
+        if self.txs.len() >= MAX_TXS {
+            // Prune the oldest finished transaction to stay bounded.
+            self.txs.remove(0);
+            self.base_id += 1;
+            self.next_res_tx = self.next_res_tx.saturating_sub(1);
+            if let Some(c) = self.req.cur.as_mut() {
+                *c = c.saturating_sub(1);
+            }
+            if let Some(c) = self.res.cur.as_mut() {
+                *c = c.saturating_sub(1);
+            }
+        }
+        self.txs.push(HttpTx::default());
+        self.txs.len() - 1
+    }
+
+    /// Feed bytes from the client. Returns true when any tx changed.
+    pub fn parse_request(&mut self, data: &[u8]) {
+        self.req.buf.extend_from_slice(data);
+        let mut c = 0usize;
+        loop {
+            match self.req.phase {
+                Phase::Stop => {
+                    c = self.req.buf.len();
+                    break;
+                }
+                Phase::Line => {
+                    let Some(line) = take_line(&self.req.buf, &mut c) else { break };
+                    if trim(&line).is_empty() {
+                        continue; // leading empty lines are ignored
+                    }
+                    let t = self.new_tx();
+                    self.req.cur = Some(t);
+                    let tx = &mut self.txs[t];
+                    tx.request_line = line.clone();
+                    parse_request_line(tx, &line);
+                    tx.req_line_done = true;
+                    tx.req_gen += 1;
+                    if tx.req_protocol.is_empty() {
+                        // HTTP/0.9: no headers, no body.
+                        tx.req_headers_done = true;
+                        tx.req_done = true;
+                        self.req.phase = Phase::Line;
+                    } else {
+                        self.req.phase = Phase::Headers;
+                        self.req.header_bytes = 0;
+                    }
+                }
+                Phase::Headers => {
+                    let Some(t) = self.req.cur else { self.req.phase = Phase::Line; continue };
+                    let start = c;
+                    let Some(line) = take_line(&self.req.buf, &mut c) else {
+                        if self.req.buf.len() - c > MAX_HEADER_BYTES {
+                            self.req.phase = Phase::Stop;
+                        }
+                        break;
+                    };
+                    let tx = &mut self.txs[t];
+                    if line.is_empty() {
+                        tx.req_headers_done = true;
+                        tx.req_gen += 1;
+                        let mode = request_body_mode(tx);
+                        if mode == BodyMode::None {
+                            tx.req_done = true;
+                            self.req.phase = Phase::Line;
+                        } else {
+                            self.req.phase = Phase::Body(mode);
+                        }
+                        continue;
+                    }
+                    tx.req_headers_raw.extend_from_slice(&self.req.buf[start..c]);
+                    self.req.header_bytes += c - start;
+                    if is_folding(&line) && !tx.req_headers.is_empty() {
+                        if let Some((_, v)) = tx.req_headers.last_mut() {
+                            v.push(b' ');
+                            v.extend_from_slice(trim(&line));
+                        }
+                    } else {
+                        let (n, v) = parse_header_line(&line);
+                        add_header(&mut tx.req_headers, n, v);
+                    }
+                    if self.req.header_bytes > MAX_HEADER_BYTES {
+                        tx.req_headers_done = true;
+                        self.req.phase = Phase::Stop;
+                    }
+                }
+                Phase::Body(mode) => {
+                    let Some(t) = self.req.cur else { self.req.phase = Phase::Line; continue };
+                    let (nm, done, out) = body_step(mode, &self.req.buf, &mut c, false);
+                    let tx = &mut self.txs[t];
+                    if !out.is_empty() {
+                        let room = BODY_LIMIT.saturating_sub(tx.req_body.len());
+                        tx.req_body.extend_from_slice(&out[..out.len().min(room)]);
+                    }
+                    if done {
+                        tx.req_done = true;
+                        tx.req_gen += 1;
+                        self.req.phase = Phase::Line;
+                    } else if nm == mode {
+                        break;
+                    } else {
+                        self.req.phase = Phase::Body(nm);
+                    }
+                }
+            }
+        }
+        self.req.buf.drain(..c.min(self.req.buf.len()));
+    }
+
+    /// Feed bytes from the server.
+    pub fn parse_response(&mut self, data: &[u8]) {
+        self.res.buf.extend_from_slice(data);
+        let mut c = 0usize;
+        loop {
+            match self.res.phase {
+                Phase::Stop => {
+                    c = self.res.buf.len();
+                    break;
+                }
+                Phase::Line => {
+                    let start = c;
+                    let Some(line) = take_line_res(&self.res.buf, &mut c) else {
+                        // No line end yet: data that cannot become "HTTP" is a body already
+                        // (HTTP/0.9 style), no need to wait for a line end that may never come.
+                        let rest = trim_start(&self.res.buf[c..]);
+                        if rest.len() >= 4 && !rest[..4].eq_ignore_ascii_case(b"HTTP") {
+                            let t = if self.next_res_tx < self.txs.len() { self.next_res_tx } else { self.new_tx() };
+                            self.next_res_tx = t + 1;
+                            self.res.cur = Some(t);
+                            let tx = &mut self.txs[t];
+                            tx.res_line_done = true;
+                            tx.res_headers_done = true;
+                            self.res.phase = Phase::Body(BodyMode::UntilClose);
+                            continue;
+                        }
+                        break;
+                    };
+                    if trim(&line).is_empty() {
+                        continue;
+                    }
+                    if !looks_like_response(&line) {
+                        // libhtp: a junk line directly followed by one starting with 'H' is
+                        // skipped (e.g. "SIP/2.0 200 ok" then "HTTP/1.1 200 ok").
+                        if matches!(self.res.buf.get(c), Some(b'H') | Some(b'h')) {
+                            continue;
+                        }
+                    }
+                    let t = if self.next_res_tx < self.txs.len() {
+                        self.next_res_tx
+                    } else {
+                        self.new_tx()
+                    };
+                    self.next_res_tx = t + 1;
+                    self.res.cur = Some(t);
+                    let tx = &mut self.txs[t];
+                    if !looks_like_response(&line) {
+                        // libhtp: a response line that does not start with "HTTP" is the start
+                        // of a body that runs until the connection closes (HTTP/0.9 style).
+                        tx.res_line_done = true;
+                        tx.res_headers_done = true;
+                        c = start;
+                        self.res.phase = Phase::Body(BodyMode::UntilClose);
+                        continue;
+                    }
+                    tx.response_line = line.clone();
+                    parse_response_line(tx, &line);
+                    tx.res_line_done = true;
+                    tx.res_gen += 1;
+                    self.res.phase = Phase::Headers;
+                    self.res.header_bytes = 0;
+                }
+                Phase::Headers => {
+                    let Some(t) = self.res.cur else { self.res.phase = Phase::Line; continue };
+                    let start = c;
+                    let Some(line) = take_line_res(&self.res.buf, &mut c) else {
+                        if self.res.buf.len() - c > MAX_HEADER_BYTES {
+                            self.res.phase = Phase::Stop;
+                        }
+                        break;
+                    };
+                    let tx = &mut self.txs[t];
+                    if line.iter().all(|&ch| ch == b' ' || ch == b'\t') {
+                        let status = status_number(&tx.status);
+                        if status == Some(100) && tx.res_headers.is_empty() {
+                            // 100 Continue: the real response line follows.
+                            tx.res_headers.clear();
+                            tx.res_headers_raw.clear();
+                            self.res.phase = Phase::Line;
+                            self.next_res_tx = t;
+                            continue;
+                        }
+                        tx.res_headers_done = true;
+                        tx.res_gen += 1;
+                        let mode = response_body_mode(tx);
+                        if mode == BodyMode::None {
+                            finish_response(tx);
+                            self.res.phase = Phase::Line;
+                        } else {
+                            self.res.phase = Phase::Body(mode);
+                        }
+                        continue;
+                    }
+                    tx.res_headers_raw.extend_from_slice(&self.res.buf[start..c]);
+                    self.res.header_bytes += c - start;
+                    if is_folding(&line) && !tx.res_headers.is_empty() {
+                        // Join with the previous logical line and parse again, so a name
+                        // whose colon arrives on the continuation line still parses.
+                        if let Some((n, v)) = tx.res_headers.pop() {
+                            let mut joined = n.clone();
+                            if !n.is_empty() {
+                                joined.push(b':');
+                            }
+                            joined.extend_from_slice(&v);
+                            joined.push(b' ');
+                            joined.extend_from_slice(trim(&line));
+                            let (n2, v2) = parse_header_line(&joined);
+                            tx.res_headers.push((n2, v2));
+                        }
+                    } else {
+                        let (n, v) = parse_header_line(&line);
+                        add_header(&mut tx.res_headers, n, v);
+                    }
+                    if self.res.header_bytes > MAX_HEADER_BYTES {
+                        tx.res_headers_done = true;
+                        self.res.phase = Phase::Stop;
+                    }
+                }
+                Phase::Body(mode) => {
+                    let Some(t) = self.res.cur else { self.res.phase = Phase::Line; continue };
+                    let (nm, done, out) = body_step(mode, &self.res.buf, &mut c, true);
+                    let tx = &mut self.txs[t];
+                    if !out.is_empty() {
+                        let room = BODY_LIMIT.saturating_sub(tx.res_body_encoded.len());
+                        tx.res_body_encoded.extend_from_slice(&out[..out.len().min(room)]);
+                        update_res_body(tx, false);
+                    }
+                    if done {
+                        finish_response(tx);
+                        self.res.phase = Phase::Line;
+                    } else if nm == mode {
+                        break;
+                    } else {
+                        self.res.phase = Phase::Body(nm);
+                    }
+                }
+            }
+        }
+        self.res.buf.drain(..c.min(self.res.buf.len()));
+    }
+
+    /// The server side closed (FIN/RST or flow end): bodies delimited by close are complete.
+    pub fn close_response(&mut self) {
+        if let Phase::Body(_) = self.res.phase {
+            if let Some(t) = self.res.cur {
+                if let Some(tx) = self.txs.get_mut(t) {
+                    finish_response(tx);
+                }
+            }
+        }
+        self.res.phase = Phase::Stop;
+    }
+    pub fn close_request(&mut self) {
+        if let Some(t) = self.req.cur {
+            if let Some(tx) = self.txs.get_mut(t) {
+                if !tx.req_done {
+                    tx.req_done = true;
+                    tx.req_headers_done = true;
+                    tx.req_gen += 1;
+                }
+            }
+        }
+    }
+}
+
+fn status_number(s: &[u8]) -> Option<u16> {
+    let t = trim(s);
+    if t.len() != 3 || !t.iter().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    std::str::from_utf8(t).ok()?.parse().ok()
+}
+
+fn finish_response(tx: &mut HttpTx) {
+    if !tx.res_done {
+        tx.res_done = true;
+        update_res_body(tx, true);
+        tx.res_gen += 1;
+    }
+}
+
+/// Content-Encoding layers libhtp would apply to this response.
+fn encoding_layers(tx: &HttpTx) -> usize {
+    let Some(ce) = tx.res_header("content-encoding") else { return 0 };
+    let mut n = 0;
+    for tok in ce.split(|&c| c == b',' || c == b' ' || c == b'\t' || c == b';') {
+        if contains_nocase_nozero(tok, b"gzip") || contains_nocase_nozero(tok, b"deflate") {
+            n += 1;
+        }
+    }
+    n.min(DECOMPRESS_LAYER_LIMIT)
+}
+
+/// Recompute the inspected body. Decompression runs on the whole encoded body (bounded), so
+/// partial or damaged streams still yield what decodes.
+/// Body rules run once the body is complete, so decompression happens once, at the end;
+/// identity bodies are the encoded bytes themselves.
+fn update_res_body(tx: &mut HttpTx, final_: bool) {
+    let layers = encoding_layers(tx);
+    if layers == 0 {
+        // Identity: the inspected body is the bytes as they arrive.
+        let enc = std::mem::take(&mut tx.res_body_encoded);
+        let room = BODY_LIMIT.saturating_sub(tx.res_body.len());
+        tx.res_body.extend_from_slice(&enc[..enc.len().min(room)]);
+        return;
+    }
+    if !final_ {
+        return;
+    }
+    let mut body = std::mem::take(&mut tx.res_body_encoded);
+    for _ in 0..layers {
+        body = decode_layer(&body, BODY_LIMIT);
+    }
+    tx.res_body = body;
+}
+
+fn parse_request_line(tx: &mut HttpTx, line: &[u8]) {
+    let l = trim(line);
+    let m = l.iter().position(|&c| c == b' ' || c == b'\t').unwrap_or(l.len());
+    tx.method = l[..m].to_vec();
+    let rest = trim_start(&l[m..]);
+    // The protocol is the last token when it looks like HTTP; the URI is everything between
+    // (so URIs with spaces survive, as libhtp allows).
+    let last_sp = rest.iter().rposition(|&c| c == b' ' || c == b'\t');
+    match last_sp {
+        Some(p) if rest[p + 1..].len() >= 4 && rest[p + 1..p + 5].eq_ignore_ascii_case(b"HTTP") => {
+            tx.uri_raw = trim(&rest[..p]).to_vec();
+            tx.req_protocol = rest[p + 1..].to_vec();
+        }
+        _ => {
+            tx.uri_raw = rest.to_vec();
+        }
+    }
+    tx.uri_norm = normalize_uri(&tx.uri_raw);
+}
+
+fn parse_response_line(tx: &mut HttpTx, line: &[u8]) {
+    let l = trim_start(line);
+    let p = l.iter().position(|&c| c == b' ' || c == b'\t').unwrap_or(l.len());
+    tx.res_protocol = l[..p].to_vec();
+    let rest = trim_start(&l[p..]);
+    let s = rest.iter().position(|&c| c == b' ' || c == b'\t').unwrap_or(rest.len());
+    tx.status = rest[..s].to_vec();
+    tx.status_msg = trim(&rest[s..]).to_vec();
+}
+
+fn request_body_mode(tx: &HttpTx) -> BodyMode {
+    if let Some(te) = tx.req_header("transfer-encoding") {
+        if contains_nocase_nozero(te, b"chunked") {
+            return BodyMode::Chunked(ChunkState::Size);
+        }
+    }
+    match tx.req_header("content-length").and_then(parse_content_length) {
+        Some(0) | None => BodyMode::None,
+        Some(n) => BodyMode::Length(n),
+    }
+}
+
+fn response_body_mode(tx: &HttpTx) -> BodyMode {
+    if tx.method.eq_ignore_ascii_case(b"HEAD") {
+        return BodyMode::None;
+    }
+    let te = tx.res_header("transfer-encoding");
+    let cl = tx.res_header("content-length");
+    let status = status_number(&tx.status).unwrap_or(200);
+    if ((100..200).contains(&status) || status == 204 || status == 304) && te.is_none() && cl.is_none() {
+        return BodyMode::None;
+    }
+    if let Some(te) = te {
+        if contains_nocase_nozero(te, b"chunked") {
+            return BodyMode::Chunked(ChunkState::Size);
+        }
+    }
+    if let Some(cl) = cl {
+        if let Some(n) = parse_content_length(cl) {
+            return if n == 0 { BodyMode::None } else { BodyMode::Length(n) };
+        }
+    }
+    BodyMode::UntilClose
+}
+
+/// Advance a body state machine over buf[*c..]. Returns (new mode, done, decoded bytes).
+fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, _response: bool) -> (BodyMode, bool, Vec<u8>) {
+    let avail = &buf[*c..];
+    match mode {
+        BodyMode::None => (mode, true, Vec::new()),
+        BodyMode::UntilClose => {
+            *c = buf.len();
+            (mode, false, avail.to_vec())
+        }
+        BodyMode::Length(n) => {
+            let take = (avail.len() as u64).min(n) as usize;
+            *c += take;
+            let left = n - take as u64;
+            if left == 0 {
+                (BodyMode::None, true, avail[..take].to_vec())
+            } else {
+                (BodyMode::Length(left), false, avail[..take].to_vec())
+            }
+        }
+        BodyMode::Chunked(st) => {
+            let mut st = st;
+            let mut out = Vec::new();
+            loop {
+                match st {
+                    ChunkState::Size => {
+                        let mut cc = *c;
+                        let Some(line) = take_line(buf, &mut cc) else {
+                            let pending = trim_start(&buf[*c..]);
+                            if pending.first().is_some_and(|ch| !ch.is_ascii_hexdigit()) {
+                                return (BodyMode::UntilClose, false, out);
+                            }
+                            return (BodyMode::Chunked(st), false, out);
+                        };
+                        match parse_chunk_len(&line) {
+                            Some(None) => {
+                                *c = cc;
+                            }
+                            Some(Some(0)) => {
+                                *c = cc;
+                                st = ChunkState::Trailer;
+                            }
+                            Some(Some(n)) => {
+                                *c = cc;
+                                st = ChunkState::Data(n);
+                            }
+                            None => {
+                                // Not a chunk length: libhtp treats the rest as an identity
+                                // body delimited by connection close.
+                                return (BodyMode::UntilClose, false, out);
+                            }
+                        }
+                    }
+                    ChunkState::Data(n) => {
+                        let avail = &buf[*c..];
+                        if avail.is_empty() {
+                            return (BodyMode::Chunked(st), false, out);
+                        }
+                        let take = (avail.len() as u64).min(n) as usize;
+                        out.extend_from_slice(&avail[..take]);
+                        *c += take;
+                        st = if n - take as u64 == 0 { ChunkState::DataEnd } else { ChunkState::Data(n - take as u64) };
+                    }
+                    ChunkState::DataEnd => {
+                        // Consume the CRLF after chunk data (lenient: a lone LF or nothing).
+                        let avail = &buf[*c..];
+                        if avail.is_empty() {
+                            return (BodyMode::Chunked(st), false, out);
+                        }
+                        if avail[0] == b'\r' {
+                            if avail.len() < 2 {
+                                return (BodyMode::Chunked(st), false, out);
+                            }
+                            *c += if avail[1] == b'\n' { 2 } else { 1 };
+                        } else if avail[0] == b'\n' {
+                            *c += 1;
+                        }
+                        st = ChunkState::Size;
+                    }
+                    ChunkState::Trailer => {
+                        let mut cc = *c;
+                        let Some(line) = take_line(buf, &mut cc) else {
+                            return (BodyMode::Chunked(st), false, out);
+                        };
+                        *c = cc;
+                        if line.is_empty() {
+                            return (BodyMode::None, true, out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_response_is_dechunked() {
+        let mut h = HttpState::new();
+        h.parse_request(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+        h.parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(h.txs.len(), 1);
+        assert_eq!(h.txs[0].res_body, b"hello");
+        assert!(h.txs[0].res_done);
+        assert_eq!(h.txs[0].uri_raw, b"/a");
+    }
+
+    #[test]
+    fn pipelined_requests_make_transactions() {
+        let mut h = HttpState::new();
+        h.parse_request(b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+        assert_eq!(h.txs.len(), 2);
+        assert_eq!(h.txs[1].req_body, b"abc");
+    }
+
+    #[test]
+    fn uri_normalisation() {
+        assert_eq!(normalize_uri(b"/a/./b/../c?x=/../"), b"/a/c?x=/../");
+        assert_eq!(normalize_uri(b"http://h.example/x"), b"/x");
+    }
+}

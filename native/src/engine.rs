@@ -1,0 +1,991 @@
+//! The pipeline: decode → flow → stream → app-layer → detect → alerts. One `Engine` holds the
+//! flow state; its rule set can be swapped at any time while flows continue.
+
+use crate::applayer_dns::{parse_dns, split_tcp};
+use crate::applayer_http::{looks_like_request, looks_like_response, HttpState, HttpTx};
+use crate::applayer_tls::TlsState;
+use crate::decode_ip::{decode_frame, Defrag};
+use crate::decode_packet::*;
+use crate::detect_engine::{eval_buffer, RuleSet};
+use crate::detect_parse::*;
+use crate::flow_table::*;
+use crate::stream_tcp::{TcpSession, TcpState};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct HttpMeta {
+    pub hostname: Option<String>,
+    pub url: Option<String>,
+    pub method: Option<String>,
+    pub protocol: Option<String>,
+    pub status: Option<u32>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub sid: u32,
+    pub gid: u32,
+    pub rev: u32,
+    pub action: String,
+    pub msg: String,
+    pub src: IpAddr,
+    pub sp: u16,
+    pub dst: IpAddr,
+    pub dp: u16,
+    pub proto: u8,
+    pub ts_us: i64,
+    pub flow_id: u64,
+    pub app_proto: Option<&'static str>,
+    pub http: Option<HttpMeta>,
+    /// Index of the packet in the batch that raised it (u32::MAX for flow-end alerts).
+    pub packet: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ChecksumMode {
+    /// Suricata's "auto": validate, unless the capture looks checksum-offloaded (more than
+    /// 10% bad among the first 1000 packets), then stop validating.
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Stats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub decode_errors: u64,
+    pub bad_checksums: u64,
+    pub fragments_pending: u64,
+    pub flows: u64,
+    pub flows_evicted: u64,
+    pub alerts: u64,
+}
+
+struct ThreshState {
+    start: i64,
+    count: u64,
+    ports: Vec<u16>,
+}
+
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    flows: HashMap<FlowKey, Flow>,
+    defrag: Defrag,
+    pub mode: ChecksumMode,
+    checksum_on: bool,
+    auto_seen: u64,
+    auto_bad: u64,
+    thresh: HashMap<(u32, u32, u128), ThreshState>,
+    last_gc: i64,
+    pub stats: Stats,
+    cand: Vec<u32>,
+    salt: u64,
+}
+
+/// What the current packet brings to detection.
+struct PktCtx<'a> {
+    p: &'a Packet,
+    to_server: bool,
+    /// New in-order stream bytes delivered by this packet (TCP sessions only).
+    stream: Option<Vec<u8>>,
+    tracked: bool,
+    established: bool,
+    idx: u32,
+}
+
+fn key_ip(ip: &IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v) => u32::from(*v) as u128,
+        IpAddr::V6(v) => u128::from(*v),
+    }
+}
+
+impl Engine {
+    pub fn new(rules: Arc<RuleSet>, mode: ChecksumMode) -> Engine {
+        Engine {
+            rules,
+            flows: HashMap::new(),
+            defrag: Defrag::default(),
+            mode,
+            // Auto: checksums are counted, but (as Suricata's verify cases show for offloaded
+            // captures) packets with bad checksums are still inspected; On drops them.
+            checksum_on: mode == ChecksumMode::On,
+            auto_seen: 0,
+            auto_bad: 0,
+            thresh: HashMap::new(),
+            last_gc: 0,
+            stats: Stats::default(),
+            cand: Vec::new(),
+            salt: 0,
+        }
+    }
+
+    /// Swap rules; flows, streams and app state continue. Flowbit ids are per rule set, so
+    /// flowbits are cleared (a new set may name bits differently).
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.rules = rules;
+        for f in self.flows.values_mut() {
+            f.bits.clear();
+            f.tx_alerted.clear();
+        }
+        self.thresh.clear();
+    }
+
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn process(&mut self, linktype: u32, ts: i64, frame: &[u8], idx: u32, out: &mut Vec<Alert>) {
+        self.stats.packets += 1;
+        self.stats.bytes += frame.len() as u64;
+        let p = match decode_frame(&mut self.defrag, linktype, ts, frame, self.checksum_on) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                self.stats.fragments_pending += 1;
+                return;
+            }
+            Err(DecodeError::BadChecksum) => {
+                self.stats.bad_checksums += 1;
+                self.auto_account(true);
+                return;
+            }
+            Err(_) => {
+                self.stats.decode_errors += 1;
+                return;
+            }
+        };
+        self.auto_account(p.bad_checksum);
+        if p.bad_checksum && self.checksum_on {
+            // Invalid checksums: the packet cannot update stream state (Suricata drops it from
+            // the stream engine and does not inspect it).
+            self.stats.bad_checksums += 1;
+            return;
+        }
+        if ts - self.last_gc > 10_000_000 || self.flows.len() > MAX_FLOWS {
+            self.gc(ts, out);
+        }
+        self.handle(p, idx, out);
+    }
+
+    fn auto_account(&mut self, bad: bool) {
+        if self.mode != ChecksumMode::Auto || self.auto_seen >= 1000 {
+            return;
+        }
+        self.auto_seen += 1;
+        if bad {
+            self.auto_bad += 1;
+        }
+        if self.auto_bad * 10 > self.auto_seen && self.auto_bad >= 5 {
+            self.checksum_on = false;
+        }
+    }
+
+    fn gc(&mut self, now: i64, out: &mut Vec<Alert>) {
+        self.last_gc = now;
+        let expired: Vec<FlowKey> = self.flows.iter().filter(|(_, f)| f.expired(now)).map(|(k, _)| *k).collect();
+        for k in expired {
+            self.end_flow(k, out);
+        }
+        while self.flows.len() > MAX_FLOWS {
+            let oldest = self.flows.iter().min_by_key(|(_, f)| f.last_ts).map(|(k, _)| *k);
+            match oldest {
+                Some(k) => {
+                    self.stats.flows_evicted += 1;
+                    self.end_flow(k, out);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// End every flow (end of capture): bodies delimited by close complete and are inspected.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
+        for k in keys {
+            self.end_flow(k, out);
+        }
+    }
+
+    fn end_flow(&mut self, k: FlowKey, out: &mut Vec<Alert>) {
+        let Some(mut f) = self.flows.remove(&k) else { return };
+        if let App::Http(h) = &mut f.app {
+            h.close_request();
+            h.close_response();
+        }
+        let srv = if f.client == k.a { k.b } else { k.a };
+        // A pseudo packet from the server for flow-end inspection.
+        let p = Packet {
+            ts_us: f.last_ts,
+            src: srv.0,
+            dst: f.client.0,
+            ipv6: srv.0.is_ipv6(),
+            proto: f.proto,
+            ttl: 0,
+            tos: 0,
+            ip_id: 0,
+            frag_bits: 0,
+            sp: srv.1,
+            dp: f.client.1,
+            tcp: None,
+            icmp: None,
+            payload: Vec::new(),
+            bad_checksum: false,
+        };
+        let established = f.tcp.as_ref().map(|t| t.state == TcpState::Established || t.state == TcpState::Closed).unwrap_or(true);
+        let ctx = PktCtx { p: &p, to_server: false, stream: None, tracked: true, established, idx: u32::MAX };
+        self.detect_app(&mut f, &ctx, true, out);
+    }
+
+    fn handle(&mut self, p: Packet, idx: u32, out: &mut Vec<Alert>) {
+        let key = FlowKey::new(p.src, p.sp, p.dst, p.dp, p.proto);
+        let mut f = match self.flows.remove(&key) {
+            Some(f) => f,
+            None => {
+                self.stats.flows += 1;
+                // A flow whose first packet is a SYN/ACK is seen from the server's side.
+                let synack = p.tcp.as_ref().map(|t| t.flags & (TH_SYN | TH_ACK) == (TH_SYN | TH_ACK)).unwrap_or(false);
+                let client = if synack { (p.dst, p.dp) } else { (p.src, p.sp) };
+                Flow::new(key.hash(self.salt), client, p.proto, p.ts_us)
+            }
+        };
+        f.last_ts = p.ts_us;
+        let to_server = (p.src, p.sp) == f.client;
+        f.pkts[if to_server { 0 } else { 1 }] += 1;
+        let d = if to_server { 0 } else { 1 };
+
+        let mut stream: Option<Vec<u8>> = None;
+        let mut tracked = false;
+        let mut established = f.pkts[0] > 0 && f.pkts[1] > 0;
+        if let Some(t) = &p.tcp {
+            let sess = f.tcp.get_or_insert_with(TcpSession::default);
+            let syn = t.flags & TH_SYN != 0;
+            let ack = t.flags & TH_ACK != 0;
+            if syn && !ack && to_server && sess.state == TcpState::None {
+                sess.dirs[0].init(t.seq);
+                sess.state = TcpState::SynSent;
+            } else if syn && !ack && !to_server && sess.state == TcpState::SynSent && sess.dirs[1].base.is_none() {
+                // Split handshake: the server answers with its own SYN.
+                sess.dirs[1].init(t.seq);
+            } else if syn && ack && !to_server && matches!(sess.state, TcpState::SynSent) {
+                sess.dirs[1].init(t.seq);
+                sess.state = TcpState::SynRecv;
+            } else if syn && ack && to_server && sess.state == TcpState::SynSent && sess.dirs[1].base.is_some() {
+                // 4/5-way split handshake: the client acknowledges the server's SYN with SYN/ACK.
+                sess.state = TcpState::SynRecv;
+            } else if ack && !syn && sess.state == TcpState::SynRecv {
+                sess.state = TcpState::Established;
+            }
+            tracked = sess.state != TcpState::None;
+            established = matches!(sess.state, TcpState::Established | TcpState::Closed);
+            if tracked && !p.payload.is_empty() {
+                let dir = &mut sess.dirs[d];
+                if dir.base.is_some() {
+                    let seq = if syn { t.seq.wrapping_add(1) } else { t.seq };
+                    let chunk = dir.add(seq, &p.payload);
+                    if !chunk.is_empty() {
+                        stream = Some(chunk);
+                    }
+                }
+            }
+            if t.flags & (TH_FIN | TH_RST) != 0 {
+                sess.fin_seen[d] = true;
+                if t.flags & TH_RST != 0 || (sess.fin_seen[0] && sess.fin_seen[1]) {
+                    if sess.state == TcpState::Established {
+                        sess.state = TcpState::Closed;
+                    }
+                }
+            }
+        }
+
+        // Application layer.
+        let mut app_changed = false;
+        match p.proto {
+            PROTO_TCP => {
+                if let Some(data) = &stream {
+                    app_changed = self.app_tcp(&mut f, to_server, data, &p);
+                }
+                if let (Some(t), App::Http(h)) = (&p.tcp, &mut f.app) {
+                    if t.flags & (TH_FIN | TH_RST) != 0 && !to_server {
+                        h.close_response();
+                        app_changed = true;
+                    }
+                }
+            }
+            PROTO_UDP => {
+                if matches!(f.app, App::Unknown) {
+                    f.app = if p.sp == 53 || p.dp == 53 { App::Dns } else { App::Failed };
+                }
+                if matches!(f.app, App::Dns) && !p.payload.is_empty() {
+                    app_changed = true;
+                }
+            }
+            _ => {}
+        }
+
+        let ctx = PktCtx { p: &p, to_server, stream, tracked, established, idx };
+        self.detect_packet(&mut f, &ctx, out);
+        if app_changed || matches!(f.app, App::Dns) {
+            self.detect_app(&mut f, &ctx, false, out);
+        }
+        if let Some(sess) = &f.tcp {
+            if sess.state == TcpState::Closed && matches!(f.app, App::Unknown | App::Failed) && p.payload.is_empty() {
+                // nothing more to learn; keep the flow until timeout for late packets
+            }
+        }
+        self.flows.insert(key, f);
+    }
+
+    fn app_tcp(&mut self, f: &mut Flow, to_server: bool, data: &[u8], p: &Packet) -> bool {
+        if matches!(f.app, App::Unknown) {
+            if to_server && looks_like_request(data) || !to_server && looks_like_response(data) {
+                f.app = App::Http(Box::new(HttpState::new()));
+            } else if to_server && data.len() >= 3 && data[0] == 0x16 && data[1] == 3 {
+                f.app = App::Tls(Box::new(TlsState::default()));
+            } else if p.sp == 53 || p.dp == 53 {
+                f.app = App::Dns;
+            } else {
+                f.detect_bytes += data.len();
+                if f.detect_bytes > 4096 || to_server {
+                    f.app = App::Failed;
+                }
+                return false;
+            }
+        }
+        match &mut f.app {
+            App::Http(h) => {
+                if to_server {
+                    h.parse_request(data);
+                } else {
+                    h.parse_response(data);
+                }
+                true
+            }
+            App::Tls(t) => to_server && t.parse_client(data),
+            App::Dns => true,
+            _ => false,
+        }
+    }
+
+    fn header_ok(r: &Rule, p: &Packet) -> bool {
+        let fwd = r.src.matches(&p.src) && r.sp.matches(p.sp) && r.dst.matches(&p.dst) && r.dp.matches(p.dp);
+        fwd || (r.bidir && r.src.matches(&p.dst) && r.sp.matches(p.dp) && r.dst.matches(&p.src) && r.dp.matches(p.sp))
+    }
+
+    fn proto_ok(r: &Rule, p: &Packet, f: &Flow) -> bool {
+        match r.proto {
+            Proto::Ip => true,
+            Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => p.proto == PROTO_TCP,
+            Proto::Udp => p.proto == PROTO_UDP,
+            Proto::Icmp => p.proto == PROTO_ICMP,
+            Proto::Icmpv6 => p.proto == PROTO_ICMPV6,
+            Proto::Http => matches!(f.app, App::Http(_)),
+            Proto::Dns => matches!(f.app, App::Dns),
+            Proto::Tls => matches!(f.app, App::Tls(_)),
+        }
+    }
+
+    fn flow_ok(r: &Rule, c: &PktCtx) -> bool {
+        let fo = &r.flow;
+        if fo.to_server && !c.to_server || fo.to_client && c.to_server {
+            return false;
+        }
+        if fo.established && !c.established {
+            return false;
+        }
+        if fo.not_established && c.established {
+            return false;
+        }
+        true
+    }
+
+    fn pkt_ok(r: &Rule, p: &Packet) -> bool {
+        for m in &r.pkt {
+            let ok = match m {
+                PktMatch::Ttl(c) => c.test(p.ttl as u64),
+                PktMatch::Itype(c) => p.icmp.as_ref().is_some_and(|i| c.test(i.itype as u64)),
+                PktMatch::Icode(c) => p.icmp.as_ref().is_some_and(|i| c.test(i.icode as u64)),
+                PktMatch::IcmpId(v) => p.icmp.as_ref().is_some_and(|i| i.id == Some(*v)),
+                PktMatch::IcmpSeq(v) => p.icmp.as_ref().is_some_and(|i| i.seq == Some(*v)),
+                PktMatch::IpProto(n, neg) => (p.proto == *n) != *neg,
+                PktMatch::IpId(v) => p.ip_id == *v,
+                PktMatch::Seq(v) => p.tcp.as_ref().is_some_and(|t| t.seq == *v),
+                PktMatch::Ack(v) => p.tcp.as_ref().is_some_and(|t| t.ack == *v),
+                PktMatch::Window(v, neg) => p.tcp.as_ref().is_some_and(|t| (t.win == *v) != *neg),
+                PktMatch::Tos(v, neg) => (p.tos == *v) != *neg,
+                PktMatch::Dsize(c) => c.test(p.payload.len() as u64),
+                PktMatch::SameIp => p.src == p.dst,
+                PktMatch::Flags { set, mask, mode } => match &p.tcp {
+                    Some(t) => {
+                        let f = t.flags & mask;
+                        match mode {
+                            0 => f == *set,
+                            1 => f & set == *set,
+                            2 => f & set != 0,
+                            _ => f & set == 0,
+                        }
+                    }
+                    None => false,
+                },
+                PktMatch::FragBits { bits, mode } => {
+                    let f = p.frag_bits;
+                    match mode {
+                        0 => f == *bits,
+                        1 => f & bits == *bits,
+                        2 => f & bits != 0,
+                        _ => f & bits == 0,
+                    }
+                }
+                PktMatch::Urilen(_) => true, // checked with the transaction
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn flowbits_ok(r: &Rule, f: &Flow) -> bool {
+        r.flowbits.iter().all(|op| match op {
+            FlowbitOp::IsSet(v) => v.iter().any(|b| f.bits.contains(b)),
+            FlowbitOp::IsSetAll(v) => v.iter().all(|b| f.bits.contains(b)),
+            FlowbitOp::IsNotSet(v) => v.iter().any(|b| !f.bits.contains(b)),
+            _ => true,
+        })
+    }
+
+    fn flowbits_apply(r: &Rule, f: &mut Flow) {
+        for op in &r.flowbits {
+            match op {
+                FlowbitOp::Set(b) => {
+                    f.bits.insert(*b);
+                }
+                FlowbitOp::Unset(b) => {
+                    f.bits.remove(b);
+                }
+                FlowbitOp::Toggle(b) => {
+                    if !f.bits.remove(b) {
+                        f.bits.insert(*b);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Threshold / detection_filter bookkeeping; true when an alert should be emitted.
+    fn thresh_ok(&mut self, ri: u32, r: &Rule, p: &Packet, flow_id: u64) -> bool {
+        let mut ok = true;
+        for (slot, t) in [(0u32, &r.threshold), (1u32, &r.detection_filter)] {
+            let Some(t) = t else { continue };
+            let key = match t.track {
+                Track::BySrc => key_ip(&p.src),
+                Track::ByDst => key_ip(&p.dst),
+                Track::ByRule => 0,
+                Track::ByBoth => key_ip(&p.src).wrapping_mul(31).wrapping_add(key_ip(&p.dst)),
+                Track::ByFlow => flow_id as u128,
+            };
+            let win = t.seconds as i64 * 1_000_000;
+            let st = self.thresh.entry((ri, slot, key)).or_insert(ThreshState { start: p.ts_us, count: 0, ports: Vec::new() });
+            if p.ts_us - st.start > win {
+                st.start = p.ts_us;
+                st.count = 0;
+                st.ports.clear();
+            }
+            if t.unique_on != 0 {
+                let port = if t.unique_on == 1 { p.sp } else { p.dp };
+                if !st.ports.contains(&port) {
+                    if st.ports.len() < 1024 {
+                        st.ports.push(port);
+                    }
+                    st.count += 1;
+                }
+            } else {
+                st.count += 1;
+            }
+            let c = st.count;
+            let pass = match t.kind {
+                ThreshKind::Limit => c <= t.count,
+                ThreshKind::Threshold => {
+                    if c >= t.count {
+                        st.count = 0;
+                        st.start = p.ts_us;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                ThreshKind::Both => c == t.count,
+                ThreshKind::DetectionFilter => c > t.count,
+            };
+            ok &= pass;
+        }
+        ok
+    }
+
+    fn emit(&mut self, r: &Rule, c: &PktCtx, f: &Flow, http: Option<HttpMeta>, out: &mut Vec<Alert>) {
+        if r.noalert {
+            return;
+        }
+        self.stats.alerts += 1;
+        out.push(Alert {
+            sid: r.sid,
+            gid: r.gid,
+            rev: r.rev,
+            action: if r.action == "drop" || r.action.starts_with("reject") { r.action.clone() } else { r.action.clone() },
+            msg: r.msg.clone(),
+            src: c.p.src,
+            sp: c.p.sp,
+            dst: c.p.dst,
+            dp: c.p.dp,
+            proto: c.p.proto,
+            ts_us: c.p.ts_us,
+            flow_id: f.id,
+            app_proto: f.app.name(),
+            http,
+            packet: c.idx,
+        });
+    }
+
+    /// Packet and stream rules (no application buffers).
+    fn detect_packet(&mut self, f: &mut Flow, c: &PktCtx, out: &mut Vec<Alert>) {
+        let rules = Arc::clone(&self.rules);
+        let mut cand = std::mem::take(&mut self.cand);
+        cand.clear();
+        cand.extend_from_slice(&rules.pkt_always);
+        if let Some(pf) = &rules.pkt_pf {
+            if !c.p.payload.is_empty() {
+                pf.scan(&c.p.payload, &mut cand);
+            }
+            if let Some(s) = &c.stream {
+                if s.as_slice() != c.p.payload.as_slice() {
+                    pf.scan(s, &mut cand);
+                }
+            }
+        }
+        cand.sort_unstable();
+        cand.dedup();
+        for &ri in &cand {
+            let r = &rules.rules[ri as usize];
+            if !Self::proto_ok(r, c.p, f) || !Self::header_ok(r, c.p) || !Self::flow_ok(r, c) || !Self::pkt_ok(r, c.p) {
+                continue;
+            }
+            if r.flow.stateless && false {
+                continue;
+            }
+            if let Some(items) = r.payload_items() {
+                let is_tcp = c.p.proto == PROTO_TCP;
+                let matched = if is_tcp && c.tracked && r.proto != Proto::TcpPkt {
+                    // Stream content: the reassembled bytes this packet delivered; a packet
+                    // rule also sees the raw payload (Suricata inspects both, alerting once).
+                    let s = c.stream.as_deref().map(|s| eval_buffer(s, items)).unwrap_or(false);
+                    s || (r.proto != Proto::TcpStream && c.stream.is_none() && !c.p.payload.is_empty() && c.p.tcp.as_ref().is_some_and(|t| t.flags & TH_SYN != 0) && eval_buffer(&c.p.payload, items))
+                } else if r.proto == Proto::TcpStream {
+                    false
+                } else {
+                    !c.p.payload.is_empty() && eval_buffer(&c.p.payload, items)
+                };
+                if !matched {
+                    continue;
+                }
+            }
+            if !Self::flowbits_ok(r, f) {
+                continue;
+            }
+            Self::flowbits_apply(r, f);
+            if !self.thresh_ok(ri, r, c.p, f.id) {
+                continue;
+            }
+            self.emit(r, c, f, None, out);
+        }
+        self.cand = cand;
+    }
+
+    /// Application-layer rules, once per transaction.
+    fn detect_app(&mut self, f: &mut Flow, c: &PktCtx, at_end: bool, out: &mut Vec<Alert>) {
+        let rules = Arc::clone(&self.rules);
+        if rules.app_always.is_empty() && rules.app_pf.is_empty() {
+            return;
+        }
+        match &f.app {
+            App::Http(_) => self.detect_http(f, c, at_end, &rules, out),
+            App::Dns => {
+                if at_end || c.p.payload.is_empty() {
+                    return;
+                }
+                let msgs: Vec<Vec<u8>> = if c.p.proto == PROTO_TCP {
+                    match &c.stream {
+                        Some(s) => split_tcp(s).0.into_iter().map(|m| m.to_vec()).collect(),
+                        None => Vec::new(),
+                    }
+                } else {
+                    vec![c.p.payload.clone()]
+                };
+                for m in msgs {
+                    let Some(dns) = parse_dns(&m) else { continue };
+                    f.dns_tx += 1;
+                    let bufs: Vec<(Buf, Vec<Cow<[u8]>>)> = vec![(Buf::DnsQuery, dns.queries.iter().map(|q| Cow::Borrowed(q.as_slice())).collect())];
+                    if dns.response {
+                        continue; // dns.query inspects requests (to_server)
+                    }
+                    self.eval_tx_rules(f, c, &rules, &bufs, Proto::Dns, None, None, out);
+                }
+            }
+            App::Tls(t) => {
+                if f.tls_sni_alerted || at_end {
+                    return;
+                }
+                let Some(sni) = t.sni.clone() else { return };
+                f.tls_sni_alerted = true;
+                let bufs: Vec<(Buf, Vec<Cow<[u8]>>)> = vec![(Buf::TlsSni, vec![Cow::Owned(sni)])];
+                self.eval_tx_rules(f, c, &rules, &bufs, Proto::Tls, None, None, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn detect_http(&mut self, f: &mut Flow, c: &PktCtx, at_end: bool, rules: &Arc<RuleSet>, out: &mut Vec<Alert>) {
+        let App::Http(h) = &f.app else { return };
+        // Snapshot the transactions that changed since last inspection.
+        let mut work: Vec<(u64, HttpTx, bool, bool)> = Vec::new();
+        for (i, tx) in h.txs.iter().enumerate() {
+            let id = h.base_id + i as u64;
+            let seen = f.tx_seen.get(&id).copied().unwrap_or((0, 0));
+            let req_new = tx.req_headers_done && tx.req_gen != seen.0;
+            let res_new = tx.res_headers_done && tx.res_gen != seen.1;
+            if req_new || res_new {
+                work.push((id, tx.clone(), req_new, res_new));
+            }
+        }
+        for (id, tx, req_new, res_new) in work {
+            f.tx_seen.insert(id, (tx.req_gen, tx.res_gen));
+            let meta = http_meta(&tx);
+            // Request side, then response side (as the directions progress).
+            if req_new {
+                let bufs = http_bufs(&tx, true);
+                let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
+                let pc = if c.to_server { c } else { &tctx };
+                self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, true, &tx)), Some(meta.clone()), out);
+            }
+            if res_new {
+                let bufs = http_bufs(&tx, false);
+                let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
+                let pc = if !c.to_server || at_end { &tctx } else { &tctx };
+                self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, false, &tx)), Some(meta.clone()), out);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn eval_tx_rules(
+        &mut self,
+        f: &mut Flow,
+        c: &PktCtx,
+        rules: &Arc<RuleSet>,
+        bufs: &[(Buf, Vec<Cow<[u8]>>)],
+        app: Proto,
+        tx: Option<(u64, bool, &HttpTx)>,
+        meta: Option<HttpMeta>,
+        out: &mut Vec<Alert>,
+    ) {
+        let mut cand = std::mem::take(&mut self.cand);
+        cand.clear();
+        cand.extend_from_slice(&rules.app_always);
+        for (b, pf) in &rules.app_pf {
+            if let Some((_, vs)) = bufs.iter().find(|(x, _)| x == b) {
+                for v in vs {
+                    pf.scan(v, &mut cand);
+                }
+            }
+        }
+        cand.sort_unstable();
+        cand.dedup();
+        let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
+        let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
+        for &ri in &cand {
+            let r = &rules.rules[ri as usize];
+            // Protocol of the rule must fit the transaction's protocol.
+            let proto_fit = match r.proto {
+                Proto::Http => app == Proto::Http,
+                Proto::Dns => app == Proto::Dns,
+                Proto::Tls => app == Proto::Tls,
+                Proto::Tcp | Proto::Ip => app != Proto::Dns || c.p.proto == PROTO_TCP,
+                Proto::Udp => c.p.proto == PROTO_UDP,
+                _ => false,
+            };
+            if !proto_fit {
+                continue;
+            }
+            // Every app buffer the rule uses must exist on this side of the transaction.
+            let mut side_ok = true;
+            let mut needs_body = false;
+            for (b, _) in &r.bufs {
+                if *b == Buf::Payload {
+                    continue;
+                }
+                match b.http_side() {
+                    Some(s) if s != request_side => side_ok = false,
+                    _ => {}
+                }
+                if matches!(b, Buf::FileData | Buf::HttpClientBody) {
+                    needs_body = true;
+                }
+                if !bufs.iter().any(|(x, _)| x == b) {
+                    side_ok = false;
+                }
+            }
+            if r.flow.to_server && !request_side || r.flow.to_client && request_side {
+                side_ok = false;
+            }
+            if !side_ok || f.tx_alerted.contains(&(tx_id, ri)) {
+                continue;
+            }
+            if let Some((_, req, t)) = tx {
+                let complete = if req { t.req_done } else { t.res_done };
+                if needs_body && !complete {
+                    continue; // bodies are inspected once complete (or at flow end)
+                }
+            }
+            if !Self::header_ok(r, c.p) || !Self::pkt_ok_app(r, c.p) {
+                continue;
+            }
+            if r.flow.established && !c.established || r.flow.not_established && c.established {
+                continue;
+            }
+            // urilen
+            let mut ok = true;
+            for m in &r.pkt {
+                if let PktMatch::Urilen(cmp) = m {
+                    let len = tx.map(|t| t.2.uri_norm.len()).unwrap_or(0);
+                    ok &= cmp.test(len as u64);
+                }
+            }
+            if !ok {
+                continue;
+            }
+            for (b, items) in &r.bufs {
+                if items.is_empty() {
+                    continue;
+                }
+                let m = if *b == Buf::Payload {
+                    let data: &[u8] = c.stream.as_deref().unwrap_or(&c.p.payload);
+                    !data.is_empty() && eval_buffer(data, items)
+                } else {
+                    let xf = r.xforms_for(*b);
+                    bufs.iter()
+                        .find(|(x, _)| x == b)
+                        .map(|(_, vs)| {
+                            vs.iter().any(|v| match xf {
+                                Some(xs) => {
+                                    let mut t = v.to_vec();
+                                    for x in xs {
+                                        t = x.apply(&t);
+                                    }
+                                    eval_buffer(&t, items)
+                                }
+                                None => eval_buffer(v, items),
+                            })
+                        })
+                        .unwrap_or(false)
+                };
+                if !m {
+                    ok = false;
+                    break;
+                }
+            }
+            if !ok || !Self::flowbits_ok(r, f) {
+                continue;
+            }
+            f.tx_alerted.insert((tx_id, ri));
+            Self::flowbits_apply(r, f);
+            if !self.thresh_ok(ri, r, c.p, f.id) {
+                continue;
+            }
+            self.emit(r, c, f, meta.clone(), out);
+        }
+        self.cand = cand;
+    }
+
+    /// Packet keywords that still make sense on an app-layer match (no payload size etc.).
+    fn pkt_ok_app(r: &Rule, p: &Packet) -> bool {
+        r.pkt.iter().all(|m| match m {
+            PktMatch::Urilen(_) | PktMatch::Dsize(_) | PktMatch::Flags { .. } => true,
+            _ => Self::pkt_ok(&Rule { pkt: vec![m.clone()], ..dummy_rule() }, p),
+        })
+    }
+}
+
+fn dummy_rule() -> Rule {
+    let v = crate::detect_vars::Vars::default();
+    Rule {
+        sid: 0,
+        gid: 0,
+        rev: 0,
+        msg: String::new(),
+        action: String::new(),
+        proto: Proto::Ip,
+        src: v.parse_addr("any").unwrap_or_default(),
+        sp: v.parse_ports("any").unwrap_or_default(),
+        dst: v.parse_addr("any").unwrap_or_default(),
+        dp: v.parse_ports("any").unwrap_or_default(),
+        bidir: false,
+        flow: FlowOpt::default(),
+        pkt: Vec::new(),
+        bufs: Vec::new(),
+        flowbits: Vec::new(),
+        noalert: false,
+        threshold: None,
+        detection_filter: None,
+        fast: None,
+        priority: 3,
+        xforms: Vec::new(),
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn http_meta(tx: &HttpTx) -> HttpMeta {
+    HttpMeta {
+        hostname: tx.req_header("host").map(|h| lossy(h.split(|&c| c == b':').next().unwrap_or(h))),
+        url: if tx.uri_raw.is_empty() { None } else { Some(lossy(&tx.uri_raw)) },
+        method: if tx.method.is_empty() { None } else { Some(lossy(&tx.method)) },
+        protocol: if tx.req_protocol.is_empty() { None } else { Some(lossy(&tx.req_protocol)) },
+        status: std::str::from_utf8(&tx.status).ok().and_then(|s| s.trim().parse().ok()),
+        user_agent: tx.req_header("user-agent").map(lossy),
+    }
+}
+
+fn header_block(hs: &[(Vec<u8>, Vec<u8>)], skip_cookie: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (n, v) in hs {
+        if skip_cookie && (n.eq_ignore_ascii_case(b"cookie") || n.eq_ignore_ascii_case(b"set-cookie")) {
+            continue;
+        }
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The sticky buffers of one side of a transaction.
+fn http_bufs(tx: &HttpTx, req: bool) -> Vec<(Buf, Vec<Cow<'_, [u8]>>)> {
+    let mut v: Vec<(Buf, Vec<Cow<[u8]>>)> = Vec::new();
+    let one = |b: &[u8]| vec![Cow::Owned(b.to_vec())];
+    let hs = if req { &tx.req_headers } else { &tx.res_headers };
+    let named = |n: &str| hs.iter().find(|(k, _)| k.eq_ignore_ascii_case(n.as_bytes())).map(|(_, v)| v.clone());
+    if req {
+        if !tx.uri_norm.is_empty() {
+            v.push((Buf::HttpUri, one(&tx.uri_norm)));
+        }
+        if !tx.uri_raw.is_empty() {
+            v.push((Buf::HttpRawUri, one(&tx.uri_raw)));
+        }
+        if !tx.method.is_empty() {
+            v.push((Buf::HttpMethod, one(&tx.method)));
+        }
+        if !tx.req_protocol.is_empty() {
+            v.push((Buf::HttpProtocol, one(&tx.req_protocol)));
+        }
+        v.push((Buf::HttpRequestLine, one(&tx.request_line)));
+        if let Some(ua) = named("user-agent") {
+            v.push((Buf::HttpUserAgent, vec![Cow::Owned(ua)]));
+        }
+        if let Some(h) = named("host") {
+            v.push((Buf::HttpHost, vec![Cow::Owned(h.to_ascii_lowercase())]));
+            v.push((Buf::HttpRawHost, vec![Cow::Owned(h)]));
+        }
+        if let Some(c) = named("cookie") {
+            v.push((Buf::HttpCookie, vec![Cow::Owned(c)]));
+        }
+        if !tx.req_body.is_empty() {
+            v.push((Buf::HttpClientBody, one(&tx.req_body)));
+            v.push((Buf::FileData, one(&tx.req_body)));
+        }
+        let mut start = tx.request_line.clone();
+        start.extend_from_slice(b"\r\n");
+        start.extend_from_slice(&tx.req_headers_raw);
+        start.extend_from_slice(b"\r\n");
+        v.push((Buf::HttpStart, vec![Cow::Owned(start)]));
+        v.push((Buf::HttpRequestHeader, hs.iter().map(|(n, x)| Cow::Owned([n.as_slice(), b": ", x.as_slice()].concat())).collect()));
+    } else {
+        if !tx.res_protocol.is_empty() {
+            v.push((Buf::HttpProtocol, one(&tx.res_protocol)));
+        }
+        if !tx.status.is_empty() {
+            v.push((Buf::HttpStatCode, one(&tx.status)));
+        }
+        if !tx.status_msg.is_empty() {
+            v.push((Buf::HttpStatMsg, one(&tx.status_msg)));
+        }
+        if !tx.response_line.is_empty() {
+            v.push((Buf::HttpResponseLine, one(&tx.response_line)));
+        }
+        if let Some(c) = named("set-cookie") {
+            v.push((Buf::HttpCookie, vec![Cow::Owned(c)]));
+        }
+        if !tx.res_body.is_empty() {
+            v.push((Buf::FileData, one(&tx.res_body)));
+        }
+        let mut start = tx.response_line.clone();
+        start.extend_from_slice(b"\r\n");
+        start.extend_from_slice(&tx.res_headers_raw);
+        start.extend_from_slice(b"\r\n");
+        v.push((Buf::HttpStart, vec![Cow::Owned(start)]));
+        v.push((Buf::HttpResponseHeader, hs.iter().map(|(n, x)| Cow::Owned([n.as_slice(), b": ", x.as_slice()].concat())).collect()));
+    }
+    if !hs.is_empty() {
+        v.push((Buf::HttpHeader, vec![Cow::Owned(header_block(hs, true))]));
+        let mut names = b"\r\n".to_vec();
+        for (n, _) in hs {
+            names.extend_from_slice(n);
+            names.extend_from_slice(b"\r\n");
+        }
+        names.extend_from_slice(b"\r\n");
+        v.push((Buf::HttpHeaderNames, vec![Cow::Owned(names)]));
+    }
+    let raw = if req { &tx.req_headers_raw } else { &tx.res_headers_raw };
+    if !raw.is_empty() {
+        v.push((Buf::HttpRawHeader, one(raw)));
+    }
+    for n in ["accept", "accept-language", "accept-encoding", "referer", "connection", "content-type", "content-length", "server", "location"] {
+        if let Some(x) = named(n) {
+            let key: &'static str = n;
+            v.push((Buf::HttpNamed(key), vec![Cow::Owned(x)]));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod debug_tests {
+    #[test]
+    fn trace_capture() {
+        let Ok(path) = std::env::var("CORDON_TRACE_PCAP") else { return };
+        let rules = std::fs::read_to_string(std::env::var("CORDON_TRACE_RULES").unwrap_or_default()).unwrap_or_default();
+        let rs = std::sync::Arc::new(crate::detect_engine::RuleSet::load(&[("r".into(), rules)]));
+        let mut e = super::Engine::new(rs, super::ChecksumMode::Auto);
+        let d = std::fs::read(path).unwrap();
+        let mut o = 24;
+        let lt = u32::from_le_bytes(d[20..24].try_into().unwrap());
+        let mut out = Vec::new();
+        let mut i = 0;
+        while o + 16 <= d.len() {
+            let ts = u32::from_le_bytes(d[o..o + 4].try_into().unwrap()) as i64 * 1_000_000 + u32::from_le_bytes(d[o + 4..o + 8].try_into().unwrap()) as i64;
+            let cl = u32::from_le_bytes(d[o + 8..o + 12].try_into().unwrap()) as usize;
+            let f = &d[o + 16..o + 16 + cl];
+            let before = e.stats.clone();
+            e.process(lt, ts, f, i, &mut out);
+            eprintln!("pkt {i}: decode_err {} badcsum {} alerts {}", e.stats.decode_errors - before.decode_errors, e.stats.bad_checksums - before.bad_checksums, out.len());
+            o += 16 + cl;
+            i += 1;
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The flow table: symmetric keys (both directions → one flow), idle timeouts and a hard cap
+//! on the number of flows (oldest-idle evicted first, counted).
+
+use crate::applayer_http::HttpState;
+use crate::applayer_tls::TlsState;
+use crate::stream_tcp::TcpSession;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+#[derive(Hash, PartialEq, Eq, Clone, Copy, Debug)]
+pub struct FlowKey {
+    pub a: (IpAddr, u16),
+    pub b: (IpAddr, u16),
+    pub proto: u8,
+}
+
+impl FlowKey {
+    /// The same key for both directions: endpoints ordered.
+    pub fn new(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8) -> FlowKey {
+        let x = (src, sp);
+        let y = (dst, dp);
+        if x <= y {
+            FlowKey { a: x, b: y, proto }
+        } else {
+            FlowKey { a: y, b: x, proto }
+        }
+    }
+    /// Stable symmetric hash (FNV-1a over the ordered key), used as EVE flow_id.
+    pub fn hash(&self, salt: u64) -> u64 {
+        let mut h: u64 = 0xcbf29ce484222325 ^ salt;
+        let mut eat = |b: &[u8]| {
+            for &x in b {
+                h ^= x as u64;
+                h = h.wrapping_mul(0x100000001b3);
+            }
+        };
+        for (ip, port) in [self.a, self.b] {
+            match ip {
+                IpAddr::V4(v) => eat(&v.octets()),
+                IpAddr::V6(v) => eat(&v.octets()),
+            }
+            eat(&port.to_be_bytes());
+        }
+        eat(&[self.proto]);
+        h & ((1u64 << 51) - 1)
+    }
+}
+
+pub enum App {
+    Unknown,
+    Http(Box<HttpState>),
+    Dns,
+    Tls(Box<TlsState>),
+    /// Detection failed or gave up: no application parsing on this flow.
+    Failed,
+}
+
+impl App {
+    pub fn name(&self) -> Option<&'static str> {
+        match self {
+            App::Http(_) => Some("http"),
+            App::Dns => Some("dns"),
+            App::Tls(_) => Some("tls"),
+            _ => None,
+        }
+    }
+}
+
+pub struct Flow {
+    pub id: u64,
+    pub client: (IpAddr, u16),
+    pub proto: u8,
+    pub tcp: Option<TcpSession>,
+    pub app: App,
+    pub bits: HashSet<u32>,
+    pub last_ts: i64,
+    pub pkts: [u64; 2],
+    /// Bytes of unrecognised data seen while detecting the protocol.
+    pub detect_bytes: usize,
+    /// (tx id, rule index) pairs that already alerted: one alert per transaction.
+    pub tx_alerted: HashSet<(u64, u32)>,
+    /// Per tx: last generation inspected for each side.
+    pub tx_seen: HashMap<u64, (u32, u32)>,
+    /// DNS transactions seen (each message is one).
+    pub dns_tx: u64,
+    pub tls_sni_alerted: bool,
+}
+
+/// Suricata's default timeouts (seconds): new 30, established 300 (tcp 3600 est is for
+/// stream; 300 keeps memory bounded on long captures).
+pub const TIMEOUT_NEW_US: i64 = 30_000_000;
+pub const TIMEOUT_EST_US: i64 = 300_000_000;
+pub const MAX_FLOWS: usize = 200_000;
+
+impl Flow {
+    pub fn new(id: u64, client: (IpAddr, u16), proto: u8, ts: i64) -> Flow {
+        Flow {
+            id,
+            client,
+            proto,
+            tcp: None,
+            app: App::Unknown,
+            bits: HashSet::new(),
+            last_ts: ts,
+            pkts: [0, 0],
+            detect_bytes: 0,
+            tx_alerted: HashSet::new(),
+            tx_seen: HashMap::new(),
+            dns_tx: 0,
+            tls_sni_alerted: false,
+        }
+    }
+    pub fn expired(&self, now: i64) -> bool {
+        let est = self.pkts[0] > 0 && self.pkts[1] > 0;
+        now - self.last_ts > if est { TIMEOUT_EST_US } else { TIMEOUT_NEW_US }
+    }
+}

@@ -1,0 +1,20 @@
+//! Cordon's DPI engine. Stages are named like Suricata's: decode_*, flow_*, stream_*,
+//! applayer_*, detect_*, output_*; `engine` wires them together and `node` is the N-API
+//! boundary (one call per batch of packets).
+
+pub mod applayer_decompress;
+pub mod applayer_dns;
+pub mod applayer_http;
+pub mod applayer_tls;
+pub mod decode_ip;
+pub mod decode_packet;
+pub mod detect_engine;
+pub mod detect_parse;
+pub mod detect_vars;
+pub mod engine;
+pub mod flow_table;
+pub mod output_eve;
+pub mod stream_tcp;
+
+#[cfg(feature = "node")]
+mod node;

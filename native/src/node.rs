@@ -1,0 +1,128 @@
+//! The N-API boundary: a compiled rule set, an engine, and one call per batch of frames.
+
+use crate::detect_engine::RuleSet;
+use crate::engine::{ChecksumMode, Engine};
+use crate::output_eve::alert_json;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::sync::Arc;
+
+#[napi(object)]
+pub struct RuleSource {
+    pub name: String,
+    pub text: String,
+}
+
+#[napi(object)]
+pub struct RuleFailure {
+    pub sid: Option<u32>,
+    pub file: String,
+    pub line: u32,
+    pub reason: String,
+}
+
+#[napi(object)]
+pub struct LoadReport {
+    pub rules: u32,
+    pub loaded: u32,
+    pub failed: u32,
+    pub failures: Vec<RuleFailure>,
+}
+
+/// A compiled, immutable rule set; engines share it (swap with `DpiEngine.setRules`).
+#[napi]
+pub struct DpiRules {
+    inner: Arc<RuleSet>,
+}
+
+#[napi]
+impl DpiRules {
+    #[napi(factory)]
+    pub fn compile(sources: Vec<RuleSource>) -> DpiRules {
+        let src: Vec<(String, String)> = sources.into_iter().map(|s| (s.name, s.text)).collect();
+        DpiRules { inner: Arc::new(RuleSet::load(&src)) }
+    }
+
+    /// The raw multi-pattern scan alone (every payload fast pattern of the set) over the
+    /// given bytes: the matcher's physical limit, the benchmark's baseline. Returns matches.
+    #[napi]
+    pub fn raw_scan(&self, data: Buffer) -> u32 {
+        match &self.inner.pkt_pf {
+            Some(pf) => pf.count(&data) as u32,
+            None => 0,
+        }
+    }
+
+    #[napi]
+    pub fn report(&self) -> LoadReport {
+        let r = &self.inner;
+        LoadReport {
+            rules: r.total as u32,
+            loaded: r.rules.len() as u32,
+            failed: r.errors.len() as u32,
+            failures: r.errors.iter().map(|e| RuleFailure { sid: e.sid, file: e.file.clone(), line: e.line as u32, reason: e.reason.clone() }).collect(),
+        }
+    }
+}
+
+#[napi]
+pub struct DpiEngine {
+    engine: Engine,
+}
+
+#[napi]
+impl DpiEngine {
+    /// checksum: "auto" (Suricata's default), "on" or "off".
+    #[napi(constructor)]
+    pub fn new(rules: &DpiRules, checksum: String) -> Result<DpiEngine> {
+        let mode = match checksum.as_str() {
+            "auto" => ChecksumMode::Auto,
+            "on" | "all" => ChecksumMode::On,
+            "off" | "none" => ChecksumMode::Off,
+            x => return Err(Error::new(Status::InvalidArg, format!("checksum mode must be auto, on or off, not \"{x}\""))),
+        };
+        Ok(DpiEngine { engine: Engine::new(Arc::clone(&rules.inner), mode) })
+    }
+
+    #[napi]
+    pub fn set_rules(&mut self, rules: &DpiRules) {
+        self.engine.set_rules(Arc::clone(&rules.inner));
+    }
+
+    /// One batch: frames concatenated in `data`; `offsets` has n+1 entries; `ts_us` and
+    /// `linktypes` one per frame. Returns EVE JSON alert lines.
+    #[napi]
+    pub fn process_batch(&mut self, data: Buffer, offsets: Uint32Array, ts_us: Float64Array, linktypes: Uint32Array) -> Result<Vec<String>> {
+        let n = ts_us.len();
+        if offsets.len() != n + 1 || linktypes.len() != n {
+            return Err(Error::new(Status::InvalidArg, "offsets must have n+1 entries and linktypes n".to_string()));
+        }
+        let bytes: &[u8] = &data;
+        let mut alerts = Vec::new();
+        for i in 0..n {
+            let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+            if s > e || e > bytes.len() {
+                return Err(Error::new(Status::InvalidArg, format!("frame {i}: offsets out of range")));
+            }
+            self.engine.process(linktypes[i], ts_us[i] as i64, &bytes[s..e], i as u32, &mut alerts);
+        }
+        Ok(alerts.iter().map(alert_json).collect())
+    }
+
+    /// End of input: flush every flow (close-delimited bodies, pending transactions).
+    #[napi]
+    pub fn finish(&mut self) -> Vec<String> {
+        let mut alerts = Vec::new();
+        self.engine.finish(&mut alerts);
+        alerts.iter().map(alert_json).collect()
+    }
+
+    #[napi]
+    pub fn stats(&self) -> String {
+        let s = &self.engine.stats;
+        format!(
+            "{{\"packets\":{},\"bytes\":{},\"decode_errors\":{},\"bad_checksums\":{},\"fragments_pending\":{},\"flows\":{},\"flows_evicted\":{},\"alerts\":{},\"active_flows\":{}}}",
+            s.packets, s.bytes, s.decode_errors, s.bad_checksums, s.fragments_pending, s.flows, s.flows_evicted, s.alerts, self.engine.flow_count()
+        )
+    }
+}

@@ -1,0 +1,105 @@
+//! EVE-style JSON for alerts (the subset Suricata's eve.json alert records carry).
+
+use crate::engine::Alert;
+use std::fmt::Write;
+
+fn esc(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn timestamp(ts_us: i64) -> String {
+    let secs = ts_us.div_euclid(1_000_000);
+    let us = ts_us.rem_euclid(1_000_000);
+    let (y, mo, d) = civil(secs.div_euclid(86400));
+    let sod = secs.rem_euclid(86400);
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{us:06}+0000", sod / 3600, (sod / 60) % 60, sod % 60)
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "ICMP".into(),
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        58 => "IPv6-ICMP".into(),
+        n => n.to_string(),
+    }
+}
+
+pub fn alert_json(a: &Alert) -> String {
+    let mut s = String::with_capacity(384);
+    s.push_str("{\"timestamp\":\"");
+    s.push_str(&timestamp(a.ts_us));
+    let _ = write!(s, "\",\"flow_id\":{},\"event_type\":\"alert\",\"src_ip\":\"{}\",\"src_port\":{},\"dest_ip\":\"{}\",\"dest_port\":{},\"proto\":\"{}\"", a.flow_id, a.src, a.sp, a.dst, a.dp, proto_name(a.proto));
+    if let Some(ap) = a.app_proto {
+        let _ = write!(s, ",\"app_proto\":\"{ap}\"");
+    }
+    let action = if a.action == "alert" || a.action == "pass" { "allowed" } else { "blocked" };
+    let _ = write!(s, ",\"alert\":{{\"action\":\"{action}\",\"gid\":{},\"signature_id\":{},\"rev\":{},\"signature\":", a.gid, a.sid, a.rev);
+    esc(&a.msg, &mut s);
+    s.push('}');
+    if let Some(h) = &a.http {
+        s.push_str(",\"http\":{");
+        let mut first = true;
+        let mut field = |s: &mut String, k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                if !first {
+                    s.push(',');
+                }
+                first = false;
+                let _ = write!(s, "\"{k}\":");
+                esc(v, s);
+            }
+        };
+        field(&mut s, "hostname", &h.hostname);
+        field(&mut s, "url", &h.url);
+        field(&mut s, "http_user_agent", &h.user_agent);
+        field(&mut s, "http_method", &h.method);
+        field(&mut s, "protocol", &h.protocol);
+        if let Some(st) = h.status {
+            if !first {
+                s.push(',');
+            }
+            let _ = write!(s, "\"status\":{st}");
+        }
+        s.push('}');
+    }
+    s.push('}');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps() {
+        assert_eq!(super::timestamp(0), "1970-01-01T00:00:00.000000+0000");
+        assert_eq!(super::timestamp(1_500_000_000_123_456), "2017-07-14T02:40:00.123456+0000");
+    }
+}

@@ -1,0 +1,14 @@
+import { defineError } from '@cordon/runtime';
+
+export const ERR_NATIVE_MISSING = defineError(
+  'CORDON_ERR_NATIVE_MISSING',
+  (path: string, detail: string) => `the DPI engine library ${path} could not be loaded (${detail}); build it with "bash native/build.sh"`,
+);
+export const ERR_NATIVE_BAD_BATCH = defineError(
+  'CORDON_ERR_NATIVE_BAD_BATCH',
+  (detail: string) => `a packet batch was rejected by the DPI engine: ${detail}`,
+);
+export const ERR_NATIVE_BAD_OPTION = defineError(
+  'CORDON_ERR_NATIVE_BAD_OPTION',
+  (detail: string) => `invalid DPI engine option: ${detail}`,
+);

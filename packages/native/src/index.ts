@@ -1,0 +1,172 @@
+/**
+ * The one module that loads Cordon's native DPI engine (native/cordon_dpi.node) and exposes
+ * it as a typed, batch-oriented API: compile rules once, create an engine, hand it batches of
+ * frames, get EVE alert lines back. Nothing else in the codebase touches the addon.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ERR_NATIVE_BAD_BATCH, ERR_NATIVE_BAD_OPTION, ERR_NATIVE_MISSING } from './errors.js';
+
+export * from './errors.js';
+
+export interface RuleSource {
+  /** A name for reports (usually the file path). */
+  name: string;
+  text: string;
+}
+
+export interface RuleFailure {
+  sid: number | null;
+  file: string;
+  line: number;
+  reason: string;
+}
+
+export interface LoadReport {
+  rules: number;
+  loaded: number;
+  failed: number;
+  failures: RuleFailure[];
+}
+
+export type ChecksumMode = 'auto' | 'on' | 'off';
+
+export interface EngineStats {
+  packets: number;
+  bytes: number;
+  decode_errors: number;
+  bad_checksums: number;
+  fragments_pending: number;
+  flows: number;
+  flows_evicted: number;
+  alerts: number;
+  active_flows: number;
+}
+
+/** A batch of frames laid out for one native call. */
+export interface FrameBatch {
+  /** Frames back to back. */
+  data: Buffer;
+  /** n+1 offsets into data. */
+  offsets: Uint32Array;
+  /** Capture time of each frame, microseconds since the epoch. */
+  tsUs: Float64Array;
+  /** LINKTYPE_* of each frame. */
+  linktypes: Uint32Array;
+}
+
+interface NativeRules {
+  rawScan(data: Buffer): number;
+  report(): { rules: number; loaded: number; failed: number; failures: { sid?: number | null; file: string; line: number; reason: string }[] };
+}
+interface NativeEngine {
+  setRules(r: NativeRules): void;
+  processBatch(data: Buffer, offsets: Uint32Array, ts: Float64Array, lt: Uint32Array): string[];
+  finish(): string[];
+  stats(): string;
+}
+interface Addon {
+  DpiRules: { compile(sources: RuleSource[]): NativeRules };
+  DpiEngine: new (rules: NativeRules, checksum: string) => NativeEngine;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** packages/native/dist/src → repo root → native/cordon_dpi.node; CORDON_DPI_NODE overrides. */
+export const ADDON_PATH = process.env.CORDON_DPI_NODE ?? resolve(here, '../../../../native/cordon_dpi.node');
+
+let addon: Addon | undefined;
+function load(): Addon {
+  if (addon) return addon;
+  if (!existsSync(ADDON_PATH)) throw ERR_NATIVE_MISSING(ADDON_PATH, 'file not found');
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+  } catch (err) {
+    throw ERR_NATIVE_MISSING.withCause(err, ADDON_PATH, (err as Error).message);
+  }
+  return addon;
+}
+
+/** A compiled rule set; immutable, shareable between engines. */
+export class Rules {
+  private constructor(readonly native: NativeRules) {}
+  static compile(sources: RuleSource[]): Rules {
+    return new Rules(load().DpiRules.compile(sources));
+  }
+  /** The multi-pattern prefilter alone over `data` (benchmark baseline); returns match count. */
+  rawScan(data: Buffer): number {
+    return this.native.rawScan(data);
+  }
+  report(): LoadReport {
+    const r = this.native.report();
+    return { rules: r.rules, loaded: r.loaded, failed: r.failed, failures: r.failures.map((f) => ({ ...f, sid: f.sid ?? null })) };
+  }
+}
+
+/** Flow, stream and app-layer state plus the current rule set. */
+export class Engine {
+  private readonly native: NativeEngine;
+  constructor(rules: Rules, opts: { checksum?: ChecksumMode } = {}) {
+    const mode = opts.checksum ?? 'auto';
+    if (!['auto', 'on', 'off'].includes(mode)) throw ERR_NATIVE_BAD_OPTION(`checksum must be auto, on or off, not "${mode}"`);
+    this.native = new (load().DpiEngine)(rules.native, mode);
+  }
+  /** Swap the rule set; flows continue. */
+  setRules(rules: Rules): void {
+    this.native.setRules(rules.native);
+  }
+  /** Inspect one batch; returns EVE JSON alert lines. */
+  processBatch(batch: FrameBatch): string[] {
+    try {
+      return this.native.processBatch(batch.data, batch.offsets, batch.tsUs, batch.linktypes);
+    } catch (err) {
+      throw ERR_NATIVE_BAD_BATCH.withCause(err, (err as Error).message);
+    }
+  }
+  /** End of input: flush every flow; returns the last alerts. */
+  finish(): string[] {
+    return this.native.finish();
+  }
+  stats(): EngineStats {
+    return JSON.parse(this.native.stats()) as EngineStats;
+  }
+}
+
+/** Builds FrameBatch values from frames, growing one buffer. */
+export class BatchBuilder {
+  private parts: Buffer[] = [];
+  private offs: number[] = [0];
+  private ts: number[] = [];
+  private lts: number[] = [];
+  private bytes = 0;
+  add(frame: Buffer, tsUs: number, linktype: number): void {
+    this.parts.push(frame);
+    this.bytes += frame.length;
+    this.offs.push(this.bytes);
+    this.ts.push(tsUs);
+    this.lts.push(linktype);
+  }
+  get size(): number {
+    return this.ts.length;
+  }
+  get byteLength(): number {
+    return this.bytes;
+  }
+  take(): FrameBatch {
+    const b: FrameBatch = {
+      data: Buffer.concat(this.parts, this.bytes),
+      offsets: Uint32Array.from(this.offs),
+      tsUs: Float64Array.from(this.ts),
+      linktypes: Uint32Array.from(this.lts),
+    };
+    this.parts = [];
+    this.offs = [0];
+    this.ts = [];
+    this.lts = [];
+    this.bytes = 0;
+    return b;
+  }
+}
+
+export const nativeAddonPath = (): string => join(ADDON_PATH);

@@ -1,0 +1,98 @@
+/**
+ * `cordon dpi` and `cordon rules check`: run the native engine over a capture, print one
+ * EVE-style JSON line per alert; load rule files and report every rule that failed.
+ */
+import { parseArgs } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { readCapture } from '@cordon/pcap';
+import { BatchBuilder, Engine, Rules, type RuleSource } from '@cordon/native';
+import { ERR_DPI_RULES_READ, ERR_DPI_USAGE } from './errors.js';
+
+/** Frames per native call: large enough to amortise the boundary, small enough for latency. */
+const BATCH_FRAMES = 4096;
+const BATCH_BYTES = 8 * 1024 * 1024;
+
+async function readRules(files: string[]): Promise<RuleSource[]> {
+  return Promise.all(
+    files.map(async (f) => {
+      try {
+        return { name: f, text: await readFile(f, 'utf8') };
+      } catch (err) {
+        throw ERR_DPI_RULES_READ.withCause(err, f, (err as Error).message);
+      }
+    }),
+  );
+}
+
+const DPI_OPTIONS = {
+  rules: { type: 'string', multiple: true },
+  pcap: { type: 'string' },
+  'no-checksum-validation': { type: 'boolean' },
+  stats: { type: 'boolean' },
+} as const;
+
+function parse<T extends typeof DPI_OPTIONS | Record<string, never>>(argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw ERR_DPI_USAGE.withCause(err, (err as Error).message);
+  }
+}
+
+export interface RunCaptureResult {
+  alerts: number;
+  packets: number;
+}
+
+/** Inspect one capture with a compiled rule set; `emit` receives each EVE line. */
+export async function runCapture(rules: Rules, pcap: string, opts: { checksum: 'auto' | 'off' }, emit: (line: string) => void): Promise<RunCaptureResult> {
+  const engine = new Engine(rules, { checksum: opts.checksum });
+  const batch = new BatchBuilder();
+  let alerts = 0;
+  const flush = () => {
+    for (const l of engine.processBatch(batch.take())) {
+      emit(l);
+      alerts++;
+    }
+  };
+  for await (const f of readCapture(pcap)) {
+    batch.add(f.frame, f.ts_us, f.linktype);
+    if (batch.size >= BATCH_FRAMES || batch.byteLength >= BATCH_BYTES) flush();
+  }
+  if (batch.size) flush();
+  for (const l of engine.finish()) {
+    emit(l);
+    alerts++;
+  }
+  return { alerts, packets: engine.stats().packets };
+}
+
+export async function dpiCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, DPI_OPTIONS);
+  const ruleFiles = (values.rules as string[] | undefined) ?? [];
+  if (!ruleFiles.length || !values.pcap) throw ERR_DPI_USAGE('"cordon dpi" needs --rules FILE and --pcap FILE');
+  const rules = Rules.compile(await readRules(ruleFiles));
+  const rep = rules.report();
+  for (const f of rep.failures) process.stderr.write(`cordon dpi: rule ${f.sid ?? '?'} (${f.file}:${f.line}) not loaded: ${f.reason}\n`);
+  const lines: string[] = [];
+  const res = await runCapture(rules, values.pcap as string, { checksum: values['no-checksum-validation'] ? 'off' : 'auto' }, (l) => {
+    lines.push(l);
+    if (lines.length >= 1024) process.stdout.write(lines.splice(0).join('\n') + '\n');
+  });
+  if (lines.length) process.stdout.write(lines.join('\n') + '\n');
+  if (values.stats) process.stderr.write(`cordon dpi: ${JSON.stringify(res)}\n`);
+  return 0;
+}
+
+export async function rulesCheckCommand(argv: string[], write: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'check') throw ERR_DPI_USAGE('usage: cordon rules check FILE...');
+  const { positionals } = parse(rest, {});
+  if (!positionals.length) throw ERR_DPI_USAGE('"cordon rules check" needs at least one rule file');
+  const rep = Rules.compile(await readRules(positionals)).report();
+  const out: string[] = [];
+  for (const f of rep.failures) out.push(`sid ${f.sid ?? '?'} ${f.file}:${f.line}: ${f.reason}`);
+  out.push(JSON.stringify({ rules: rep.rules, loaded: rep.loaded, failed: rep.failed }));
+  write(out.join('\n') + '\n');
+  return rep.failed > 0 ? 1 : 0;
+}

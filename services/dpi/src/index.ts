@@ -1,0 +1,2 @@
+export { dpiCommand, rulesCheckCommand, runCapture } from './cli.js';
+export * from './errors.js';

@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Rules } from '@cordon/native';
+import { runCapture, rulesCheckCommand } from '../src/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+// services/dpi/dist/test → repo root → ../shared/corpus
+const corpus = resolve(here, '../../../../../shared/corpus/suricata-verify');
+const haveCorpus = existsSync(corpus);
+
+interface Expected {
+  pcap: string;
+  rules: string;
+  expect: { sid: number; count: number }[];
+  checksum_validation: boolean;
+}
+
+async function countsFor(name: string): Promise<{ want: Map<number, number>; got: Map<number, number> }> {
+  const dir = join(corpus, name);
+  const e = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
+  const rules = Rules.compile([{ name: e.rules, text: readFileSync(join(dir, e.rules), 'utf8') }]);
+  const got = new Map<number, number>();
+  await runCapture(rules, join(dir, e.pcap), { checksum: e.checksum_validation ? 'auto' : 'off' }, (line) => {
+    const a = JSON.parse(line) as { event_type: string; alert: { signature_id: number } };
+    assert.equal(a.event_type, 'alert');
+    got.set(a.alert.signature_id, (got.get(a.alert.signature_id) ?? 0) + 1);
+  });
+  return { want: new Map(e.expect.map((x) => [x.sid, x.count])), got };
+}
+
+for (const name of ['http-evader__http-evader-002', 'http-evader__http-evader-200', 'detect-icmp-id-01', 'bug-1401-03', 'detect-flowbits']) {
+  test(`dpi reproduces Suricata's alert counts on ${name}`, { skip: !haveCorpus && 'corpus not present' }, async () => {
+    const { want, got } = await countsFor(name);
+    for (const [sid, count] of want) assert.equal(got.get(sid) ?? 0, count, `sid ${sid}`);
+  });
+}
+
+test('rules check names every rule that failed, with its sid and reason', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-rules-'));
+  const file = join(dir, 't.rules');
+  writeFileSync(
+    file,
+    [
+      'alert http $HOME_NET any -> $EXTERNAL_NET $HTTP_PORTS (msg:"ok"; flow:established,to_server; http.uri; content:"/x"; sid:1; rev:1;)',
+      'alert tcp any any -> any any (msg:"bt"; content:"a"; byte_test:4,>,1,0; sid:2;)',
+      'alert foo any any -> any any (msg:"proto"; sid:3;)',
+      '# alert tcp any any -> any any (msg:"disabled"; sid:4;)',
+    ].join('\n'),
+  );
+  const lines: string[] = [];
+  const code = await rulesCheckCommand(['check', file], (s) => lines.push(...s.split('\n').filter(Boolean)));
+  assert.equal(code, 1);
+  assert.deepEqual(JSON.parse(lines.at(-1) ?? '{}'), { rules: 3, loaded: 1, failed: 2 });
+  assert.match(lines[0] ?? '', /sid 2 .*byte_test/);
+  assert.match(lines[1] ?? '', /sid 3 .*unsupported protocol "foo"/);
+});
+
+test('a malformed batch is a typed error, not a crash', async () => {
+  const { Engine } = await import('@cordon/native');
+  const e = new Engine(Rules.compile([]), { checksum: 'off' });
+  assert.throws(
+    () => e.processBatch({ data: Buffer.alloc(4), offsets: Uint32Array.from([0, 99]), tsUs: Float64Array.from([0]), linktypes: Uint32Array.from([1]) }),
+    /CORDON_ERR_NATIVE_BAD_BATCH|out of range/,
+  );
+  // hostile bytes: random frames decode to errors, never a panic
+  const frames = Buffer.alloc(64 * 100);
+  for (let i = 0; i < frames.length; i++) frames[i] = (i * 2654435761) >>> 24;
+  const offs = Uint32Array.from({ length: 101 }, (_, i) => i * 64);
+  e.processBatch({ data: frames, offsets: offs, tsUs: new Float64Array(100), linktypes: new Uint32Array(100).fill(1) });
+  assert.equal(e.stats().packets, 100);
+});
