@@ -19,4 +19,5 @@ run "bus: embedded adapter" node bench/bus-embedded.mjs
 run "bus: Kafka adapter beside kcat (real broker)" node bench/bus-kafka.mjs
 run "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
 run "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
+run "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
 run "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs

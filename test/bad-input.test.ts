@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { TOPICS } from '@cordon/schemas';
-import { applyTopics, buildDemoCapture, loadConfig, openBus, openStore, PIPELINE, replayCapture, startService, waitCaughtUp } from '@cordon/cli';
+import { applyTopics, buildDemoCapture, loadConfig, openBus, openStore, pipelineOf, replayCapture, startService, waitCaughtUp } from '@cordon/cli';
 
 const CLI = join(import.meta.dirname, '..', '..', 'services', 'cli', 'bin', 'cordon.js');
 const run = promisify(execFile);
@@ -44,7 +44,7 @@ test('a truncated capture, a non-capture and a garbage record become errors and 
 
     await bus.producer().send(TOPICS.packets, [{ key: Buffer.from('x'), value: Buffer.from('definitely not avro') }]);
 
-    await waitCaughtUp(bus, PIPELINE);
+    await waitCaughtUp(bus, pipelineOf(['flows', 'sink']));
     for (const s of services) await s.stop();
 
     const letters = await store.query<{ stage: string; error_code: string; error: string; value_base64: string | null }>(

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { decodeFrame, readCapture, type CaptureFrame } from '@cordon/pcap';
-import { applyTopics, loadConfig, openBus, openStore, PIPELINE, replayCapture, startService, waitCaughtUp } from '@cordon/cli';
+import { applyTopics, loadConfig, openBus, openStore, pipelineOf, replayCapture, startService, waitCaughtUp } from '@cordon/cli';
 import { tshark, tsharkAvailable, tsharkBytes, type Conv, type TsharkView } from './lib/oracle.js';
 
 const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
@@ -74,7 +74,7 @@ async function pipelineFlows(captures: Array<{ name: string; file: string }>): P
       const report = await replayCapture({ bus, ctx, file: c.file, sensor: c.name });
       assert.equal(report.error, undefined, `${c.name} replays without error`);
     }
-    await waitCaughtUp(bus, PIPELINE, 300_000);
+    await waitCaughtUp(bus, pipelineOf(['flows', 'sink']), 300_000);
     for (const s of services) await s.stop();
     const rows = await store.query<FlowRow>(
       `SELECT sensor, proto, src_addr AS src, src_port AS sport, dst_addr AS dst, dst_port AS dport, count() AS flows,

@@ -67,3 +67,45 @@ export async function readTable(bus: Bus, topic: string, opts: { partitions?: nu
   );
   return table;
 }
+
+
+/**
+ * A compacted topic as a live table: every current record at start (readTable), then every
+ * record written after — with no gap between the two. The end offsets are taken before the
+ * table is read and the follower seeks to them, so a record written meanwhile is seen once
+ * or twice (appliers are idempotent), never zero times.
+ */
+export interface TableFollower {
+  /** Stop following (the records already handed over stay applied). */
+  close(): Promise<void>;
+  /** Settles when following stops; rejects if the consumer failed. */
+  readonly done: Promise<void>;
+}
+
+export async function followTable(
+  bus: Bus,
+  topic: string,
+  groupId: string,
+  onRecord: (r: ConsumedRecord, restoring: boolean) => Promise<void> | void,
+  opts: { /** Runs after the current table was handed over, before any followed record. */ afterRestore?: () => Promise<void> } = {},
+): Promise<TableFollower> {
+  const ends = await bus.admin.endOffsets(topic);
+  const table = await readTable(bus, topic);
+  // in offset order per partition, so a later record for a key never precedes an earlier one
+  const initial = [...table.values()].sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : 1));
+  for (const r of initial) await onRecord(r, true);
+  await opts.afterRestore?.();
+  const consumer = bus.consumer({
+    groupId,
+    topics: [topic],
+    fromBeginning: true,
+    autoCommit: false,
+    onAssign: (tps) => {
+      for (const tp of tps) consumer.seek({ topic, partition: tp.partition, offset: ends.get(tp.partition) ?? 0n });
+    },
+  });
+  const done = consumer.run(async (batch) => {
+    for (const r of batch.records) await onRecord(r, false);
+  });
+  return { done, close: () => consumer.close() };
+}

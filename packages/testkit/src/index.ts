@@ -1,2 +1,3 @@
 export * from './netns.js';
 export * from './kafka.js';
+export * from './lab.js';

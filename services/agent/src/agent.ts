@@ -1,7 +1,8 @@
 import { join, resolve } from 'node:path';
 import { childContext, describeError, type Context } from '@cordon/runtime';
-import { readTable, type Bus, type ConsumedRecord } from '@cordon/bus';
+import { followTable, type Bus, type ConsumedRecord, type TableFollower } from '@cordon/bus';
 import { agentEnforcer, blockKey, blockKeyTarget, codecFor, TOPICS, type AgentRecord, type BlockDecision, type LogBatch } from '@cordon/schemas';
+import { createFimWatcher, type FimWatcher } from '@cordon/fim';
 import { parseAgentConfig, type AgentConfigInput } from './config.js';
 import { NftEnforcer } from './enforce.js';
 import { startIdentity, type AgentIdentity } from './identity.js';
@@ -15,6 +16,7 @@ export interface AgentHandle {
   readonly vm: string;
   readonly identity: AgentIdentity;
   readonly enforcer: NftEnforcer | null;
+  readonly fim: FimWatcher | null;
   readonly done: Promise<void>;
   stop(): Promise<void>;
 }
@@ -106,15 +108,32 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     }
   };
   let blocksDone: Promise<void> = Promise.resolve();
-  let blocksConsumer: ReturnType<Bus['consumer']> | null = null;
+  let blocks: TableFollower | null = null;
   if (enforcer) {
     await enforcer.setup();
-    const table = await readTable(bus, TOPICS.blocks);
-    for (const r of table.values()) await handleBlock(r, true);
-    blocksConsumer = bus.consumer({ groupId: `cordon-agent-${agentId}`, topics: [TOPICS.blocks], fromBeginning: false });
-    blocksDone = blocksConsumer.run(async (batch) => {
-      for (const r of batch.records) await handleBlock(r, false);
-    });
+    // the table as it is now (restoring), then everything written after, with no gap between
+    const restored = new Set<string>();
+    blocks = await followTable(
+      bus,
+      TOPICS.blocks,
+      `cordon-agent-${agentId}`,
+      async (r, restoring) => {
+        if (restoring && r.value !== null) {
+          const target = blockKeyTarget(r.key, me);
+          if (target !== null) restored.add(target);
+        }
+        await handleBlock(r, restoring);
+      },
+      {
+        // a block lifted while the agent was down is still in the kernel's set: take it out
+        afterRestore: async () => {
+          for (const el of await enforcer.list()) {
+            if (!restored.has(el.ip)) await enforcer.lift(el.ip).catch((err: unknown) => ctx.log.warn({ err, ip: el.ip }, 'A stale block could not be lifted.'));
+          }
+        },
+      },
+    );
+    blocksDone = blocks.done;
   }
 
   // ---- logs
@@ -137,6 +156,22 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
   });
   tailer.start();
 
+  // ---- file integrity: startup scan against the baseline (changes made while the agent was
+  // down), then realtime watching and scheduled scans
+  const fimCodec = codecFor(TOPICS.fim);
+  const fim = config.fim
+    ? createFimWatcher({
+        policy: config.fim,
+        stateDir: join(stateDir, 'fim'),
+        ctx,
+        identity: { agent: agentId, vm },
+        onEvents: async (events) => {
+          await producer.send(TOPICS.fim, events.map((e) => ({ key: Buffer.from(`${vm}|${e.path}`), value: fimCodec.encode(e) })));
+        },
+      })
+    : null;
+  await fim?.start();
+
   const timer = setInterval(() => {
     heartbeat('running').catch((err: unknown) => ctx.log.warn({ err }, 'Heartbeat failed; the next one retries.'));
   }, config.heartbeatS * 1000);
@@ -148,12 +183,14 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     vm,
     identity,
     enforcer,
+    fim,
     done: blocksDone,
     stop: () =>
       (stopping ??= (async () => {
         clearInterval(timer);
+        await fim?.stop();
         await tailer.stop();
-        await blocksConsumer?.close();
+        await blocks?.close();
         await heartbeat('stopping').catch(() => undefined);
         await producer.close();
         ctx.log.info('Agent stopped.');

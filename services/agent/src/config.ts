@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { describeConfigIssues } from '@cordon/runtime';
+import { fimPolicySchema } from '@cordon/fim';
 import { ERR_AGENT_CONFIG } from './errors.js';
 
 export const agentConfigSchema = z
@@ -12,6 +13,8 @@ export const agentConfigSchema = z
     logs: z.array(z.object({ path: z.string().min(1), format: z.string().optional() }).strict()).default([]),
     /** A log seen for the first time is read from its start or only for new lines. */
     logStartAt: z.enum(['beginning', 'end']).default('end'),
+    /** File integrity: paths, patterns, attributes, schedule (see @cordon/fim's policy). */
+    fim: fimPolicySchema.optional(),
     enforce: z
       .object({
         enabled: z.boolean().default(true),

@@ -5,6 +5,9 @@ import { parse as parseYaml } from 'yaml';
 import { describeConfigIssues } from '@cordon/runtime';
 import { flowsServiceConfigSchema } from '@cordon/flows';
 import { agentConfigSchema } from '@cordon/agent';
+import { responderConfigSchema } from '@cordon/responder';
+import { dpiServiceConfigSchema } from '@cordon/dpi';
+import { watchdogConfigSchema } from '@cordon/watchdog';
 import { ERR_CONFIG } from './errors.js';
 
 /**
@@ -31,6 +34,14 @@ export const ConfigSchema = z
     flows: flowsServiceConfigSchema.default({}),
     /** Only where an agent runs (`cordon run agent`). */
     agent: agentConfigSchema.optional(),
+    responder: responderConfigSchema.default({}),
+    /** dpi: rule files from disk instead of the policy topic, and engine options. */
+    dpi: z
+      .object({ ruleFiles: z.array(z.string().min(1)).optional(), service: dpiServiceConfigSchema.default({}) })
+      .strict()
+      .default({}),
+    /** Only on a hypervisor host (`cordon run watchdog`). */
+    watchdog: watchdogConfigSchema.optional(),
   })
   .strict();
 

@@ -9,7 +9,7 @@ import { ERR_USAGE } from './errors.js';
 import { formatTable } from './format.js';
 import { replayCapture } from './replay.js';
 import { writeDemoCapture } from './demo-capture.js';
-import { applyTopics, openBus, openStore, PIPELINE, SERVICES, serviceNames, startService, waitCaughtUp, type RunningService } from './services.js';
+import { applyTopics, openBus, openStore, pipelineOf, SERVICES, serviceNames, servicesFor, startService, waitCaughtUp, type RunningService } from './services.js';
 
 const USAGE = `cordon — server defense for virtualized data centers
 
@@ -22,6 +22,9 @@ Usage:
   cordon agents token --vm VM [--ttl-hours N]    an enrollment token for the agent of VM
   cordon dpi --rules FILE [--rules FILE…] --pcap FILE [--no-checksum-validation]   inspect a capture, print EVE alerts
   cordon rules check FILE…                       load rule files, report every rule that fails
+  cordon logtest --log FILE [--rules DIR]        run a log file through loginspect, print one JSON line per detection
+  cordon policy apply FILE [--dry-run] [--by NAME]   validate a policy (YAML: rule files, detect/prevent, block TTLs), write the policy topic
+  cordon inventory apply FILE [--dry-run] [--prune]  validate an inventory (YAML: hosts, VMs, MACs, IPs), write the inventory topic
   cordon help
 
 Common flags (or environment):
@@ -83,10 +86,39 @@ export async function main(argv: string[]): Promise<number> {
       return agents(rest);
     case 'dpi':
       return (await import('@cordon/dpi')).dpiCommand(rest);
+    case 'logtest':
+      return (await import('@cordon/loginspect')).logtestCommand(rest);
     case 'rules':
       return (await import('@cordon/dpi')).rulesCheckCommand(rest);
+    case 'policy': {
+      const p = await import('@cordon/policy');
+      return withBus(rest, p.APPLY_OPTIONS, (deps, args) => p.policyApplyCommand(deps, args));
+    }
+    case 'inventory': {
+      const p = await import('@cordon/policy');
+      return withBus(rest, p.APPLY_OPTIONS, (deps, args) => p.inventoryApplyCommand(deps, args));
+    }
     default:
       throw ERR_USAGE(`unknown command "${cmd}"`);
+  }
+}
+
+/** A command that needs only the bus (from the common flags) and its own flags. */
+async function withBus<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
+  argv: string[],
+  options: T,
+  fn: (deps: { bus: ReturnType<typeof openBus>; ctx: Context; out: (line: string) => void }, args: { values: Record<string, string | boolean | undefined>; positionals: string[] }) => Promise<number>,
+): Promise<number> {
+  const args = parse(argv, options) as { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  if (args.values.help) return out(USAGE), 0;
+  const config = configFrom(args.values);
+  const ctx = createContext({ log: createLogger('cordon') });
+  const bus = openBus(config, ctx);
+  try {
+    await applyTopics(bus);
+    return await fn({ bus, ctx, out }, args);
+  } finally {
+    await bus.close();
   }
 }
 
@@ -109,7 +141,7 @@ async function up(argv: string[]): Promise<number> {
   const n = await applyTopics(bus);
   ctx.log.info({ dataDir: config.dataDir, bus: bus.kind, store: store.mode, topics: n }, 'Cordon is up: bus, store and topics are ready.');
   const services: RunningService[] = [];
-  for (const name of serviceNames()) services.push(await startService(name, { bus, ctx, config, store }));
+  for (const name of servicesFor(config)) services.push(await startService(name, { bus, ctx, config, store }));
   ctx.log.info({ services: services.map((s) => s.name) }, 'Services are running.');
   const failed = Promise.race(services.map((s) => s.done.then(() => `${s.name} stopped`, (err: unknown) => { throw err; })));
   let code = 0;
@@ -123,7 +155,7 @@ async function up(argv: string[]): Promise<number> {
       }
       const report = await replayCapture({ bus, ctx, file: pcap });
       ctx.log.info(report, 'Replayed the capture.');
-      await Promise.race([waitCaughtUp(bus, PIPELINE), failed]);
+      await Promise.race([waitCaughtUp(bus, pipelineOf(services.map((x) => x.name))), failed]);
       await printFlowSummary(store, report.sensor);
     }
     if (!values.exit) {

@@ -1,0 +1,146 @@
+import { readTable, type Bus, type ProduceRecord } from '@cordon/bus';
+import type { Context } from '@cordon/runtime';
+import { codecFor, TOPICS, type InventoryRecord, type PolicyRecord } from '@cordon/schemas';
+import { inventoryKey, inventoryRecords, readInventoryFile, sameInventory } from './inventory.js';
+import { ERR_POLICY_USAGE } from './errors.js';
+import { compilePolicyFile, policyRecordKey, rulesetId } from './policy.js';
+
+/**
+ * `cordon policy apply FILE` and `cordon inventory apply FILE`. The CLI opens the bus (from
+ * its --config/--brokers/--data-dir flags) and hands it over; everything else is here.
+ * Applying is idempotent: records equal to what the topic holds are not written again, and
+ * the policy's version only moves when its document changes.
+ */
+export interface ApplyDeps {
+  bus: Bus;
+  ctx: Context;
+  /** One line of output for the operator. */
+  out: (line: string) => void;
+}
+
+export interface ApplyArgs {
+  /** Parsed flags (APPLY_OPTIONS): 'dry-run', 'by', 'prune'. */
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/** The flags both commands take (the CLI merges them with its common flags). */
+export const APPLY_OPTIONS = {
+  'dry-run': { type: 'boolean' },
+  by: { type: 'string' },
+  prune: { type: 'boolean' },
+} as const;
+
+export interface PolicyApplyResult {
+  id: string;
+  version: number;
+  changed: boolean;
+  rulesetRecords: number;
+  written: number;
+}
+
+export async function applyPolicyFile(deps: Pick<ApplyDeps, 'bus' | 'ctx'>, file: string, opts: { by?: string; dryRun?: boolean } = {}): Promise<PolicyApplyResult> {
+  const { bus, ctx } = deps;
+  const compiled = compilePolicyFile(file);
+  const codec = codecFor(TOPICS.policy);
+  const current = new Map<string, PolicyRecord>();
+  for (const r of (await readTable(bus, TOPICS.policy)).values()) {
+    if (r.key && r.value) current.set(r.key.toString(), codec.decode(r.value));
+  }
+  const now = ctx.clock.now() * 1000;
+  const by = opts.by ?? `cli:${process.env.USER ?? 'unknown'}`;
+  const records: ProduceRecord[] = [];
+  const put = (kind: PolicyRecord['kind'], id: string, document: string, version: number) => {
+    records.push({ key: Buffer.from(policyRecordKey(kind, id)), value: codec.encode({ kind, id, version, document, updated_us: now, updated_by: by }) });
+  };
+  // rulesets first: a dpi instance that sees the new policy can already find its rules
+  for (const rs of compiled.rulesets) {
+    const id = rulesetId(rs.name, rs.part);
+    const doc = JSON.stringify(rs);
+    const old = current.get(policyRecordKey('ruleset', id));
+    if (old?.document !== doc) put('ruleset', id, doc, (old?.version ?? 0) + 1);
+  }
+  // parts left over from a longer earlier version of the same file
+  for (const rs of compiled.document.rulesets) {
+    for (let part = rs.parts; current.has(policyRecordKey('ruleset', rulesetId(rs.name, part))); part++) {
+      records.push({ key: Buffer.from(policyRecordKey('ruleset', rulesetId(rs.name, part))), value: null });
+    }
+  }
+  const id = compiled.document.id;
+  const doc = JSON.stringify(compiled.document);
+  const old = current.get(policyRecordKey('policy', id));
+  const changed = old?.document !== doc;
+  const version = changed ? (old?.version ?? 0) + 1 : old!.version;
+  if (changed) put('policy', id, doc, version);
+  if (!opts.dryRun && records.length) await sendAll(bus, TOPICS.policy, records);
+  ctx.log.info({ policy: id, version, changed, written: records.length }, 'Policy applied.');
+  return { id, version, changed, rulesetRecords: compiled.rulesets.length, written: opts.dryRun ? 0 : records.length };
+}
+
+export interface InventoryApplyResult {
+  hosts: number;
+  vms: number;
+  written: number;
+  pruned: number;
+}
+
+export async function applyInventoryFile(deps: Pick<ApplyDeps, 'bus' | 'ctx'>, file: string, opts: { dryRun?: boolean; prune?: boolean } = {}): Promise<InventoryApplyResult> {
+  const { bus, ctx } = deps;
+  const inv = readInventoryFile(file);
+  const codec = codecFor(TOPICS.inventory);
+  const wanted = inventoryRecords(inv, ctx.clock.now() * 1000);
+  const current = new Map<string, InventoryRecord>();
+  for (const r of (await readTable(bus, TOPICS.inventory)).values()) {
+    if (r.key && r.value) current.set(r.key.toString(), codec.decode(r.value));
+  }
+  const records: ProduceRecord[] = [];
+  for (const [key, rec] of wanted) {
+    const old = current.get(key);
+    if (!old || !sameInventory(old, rec)) records.push({ key: Buffer.from(key), value: codec.encode(rec) });
+  }
+  // Only with --prune: several files (one per host, say) may share the topic.
+  let pruned = 0;
+  if (opts.prune) {
+    for (const key of current.keys()) {
+      if (!wanted.has(key)) {
+        records.push({ key: Buffer.from(key), value: null });
+        pruned++;
+      }
+    }
+  }
+  if (!opts.dryRun && records.length) await sendAll(bus, TOPICS.inventory, records);
+  const vms = [...wanted.keys()].filter((k) => k.startsWith(inventoryKey('vm', ''))).length;
+  ctx.log.info({ hosts: wanted.size - vms, vms, written: records.length, pruned }, 'Inventory applied.');
+  return { hosts: wanted.size - vms, vms, written: opts.dryRun ? 0 : records.length, pruned };
+}
+
+async function sendAll(bus: Bus, topic: string, records: ProduceRecord[]): Promise<void> {
+  const producer = bus.producer();
+  try {
+    await producer.send(topic, records);
+  } finally {
+    await producer.close();
+  }
+}
+
+function fileArg(cmd: string, args: ApplyArgs): string {
+  const [verb, file, ...extra] = args.positionals;
+  if (verb !== 'apply' || !file || extra.length) throw ERR_POLICY_USAGE(`usage: cordon ${cmd} apply FILE [--dry-run]${cmd === 'inventory' ? ' [--prune]' : ' [--by NAME]'}`);
+  return file;
+}
+
+export async function policyApplyCommand(deps: ApplyDeps, args: ApplyArgs): Promise<number> {
+  const file = fileArg('policy', args);
+  const by = args.values.by;
+  const r = await applyPolicyFile(deps, file, { ...(typeof by === 'string' ? { by } : {}), dryRun: !!args.values['dry-run'] });
+  const what = r.changed ? `version ${r.version}` : `unchanged at version ${r.version}`;
+  deps.out(`policy ${r.id}: ${what}; ${r.rulesetRecords} ruleset record(s); ${r.written} record(s) written to ${TOPICS.policy}${args.values['dry-run'] ? ' (dry run)' : ''}`);
+  return 0;
+}
+
+export async function inventoryApplyCommand(deps: ApplyDeps, args: ApplyArgs): Promise<number> {
+  const file = fileArg('inventory', args);
+  const r = await applyInventoryFile(deps, file, { dryRun: !!args.values['dry-run'], prune: !!args.values.prune });
+  deps.out(`inventory: ${r.hosts} host(s), ${r.vms} VM(s); ${r.written} record(s) written to ${TOPICS.inventory}${r.pruned ? `, ${r.pruned} removed` : ''}${args.values['dry-run'] ? ' (dry run)' : ''}`);
+  return 0;
+}

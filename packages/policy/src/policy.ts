@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { z } from 'zod';
+import type { PolicyRecord } from '@cordon/schemas';
+import { ERR_POLICY_FILE, ERR_POLICY_READ, ERR_POLICY_RECORD } from './errors.js';
+import { parseYamlWith } from './yaml-file.js';
+
+/**
+ * The policy file (`cordon policy apply FILE`), until the manager writes policies itself.
+ *
+ * Mode resolution (what makes an alert a block) — the most specific setting wins:
+ *   vms.<vm>.rules.<sid>  >  vms.<vm>.mode  >  rules.<sid>  >  mode
+ * A VM's own setting beats a global rule setting because the VM's owner decides for the VM
+ * (a fragile VM set to `detect` is IDS-only whatever the global rules say). When nothing is
+ * set at any level, the rule's own action decides (Suricata inline semantics: `drop` and
+ * `reject` rules block, `alert` rules only alert). `detect` never blocks (IDS), `prevent`
+ * blocks on every alert of the rule (IPS), with the rule's action when it is drop/reject
+ * and `blocks.action` otherwise. `pass` never blocks.
+ */
+const mode = z.enum(['detect', 'prevent']);
+export type Mode = z.infer<typeof mode>;
+const sid = z.string().regex(/^[0-9]{1,10}$/, 'a rule is named by its numeric sid');
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only (up to 128)');
+
+export const policyFileSchema = z
+  .object({
+    id: name.default('default'),
+    mode: mode.optional(),
+    /** Suricata rule files, relative to the policy file; each becomes `ruleset` records. */
+    ruleFiles: z.array(z.string().min(1)).default([]),
+    rules: z.record(sid, mode).default({}),
+    vms: z
+      .record(
+        name,
+        z
+          .object({
+            mode: mode.optional(),
+            rules: z.record(sid, mode).default({}),
+            /** The coordinator alerts when such a VM runs without a current agent. */
+            requireAgent: z.boolean().default(false),
+          })
+          .strict(),
+      )
+      .default({}),
+    blocks: z
+      .object({
+        /** For alerts of `alert`-action rules blocked because the mode says prevent. */
+        action: z.enum(['drop', 'reject']).default('drop'),
+        ttlS: z.number().int().positive().default(600),
+        /** A target blocked again within this window of its previous block is a repeat offender… */
+        repeatWindowS: z.number().int().nonnegative().default(86_400),
+        /** …and gets the previous block's TTL times this… */
+        repeatMultiplier: z.number().min(1).max(100).default(2),
+        /** …up to this. */
+        maxTtlS: z.number().int().positive().default(86_400),
+      })
+      .strict()
+      .default({})
+      .refine((b) => b.maxTtlS >= b.ttlS, { message: 'maxTtlS must be at least ttlS', path: ['maxTtlS'] }),
+  })
+  .strict();
+
+export type PolicyFile = z.infer<typeof policyFileSchema>;
+
+/** What goes on the topic as the policy's JSON document: the file, rule files replaced by their rulesets. */
+export interface PolicyDocument extends Omit<PolicyFile, 'ruleFiles'> {
+  rulesets: Array<{ name: string; sha256: string; parts: number }>;
+}
+
+/** One part of a rule file on the topic (large files are split: a Kafka record is limited to ~1 MB). */
+export interface RulesetDocument {
+  name: string;
+  /** Of the whole file. */
+  sha256: string;
+  part: number;
+  parts: number;
+  encoding: 'gzip-base64';
+  data: string;
+}
+
+/** Raw bytes per part before gzip: rule text compresses ~5×, so a part stays well under 1 MB. */
+export const RULESET_PART_BYTES = 1_500_000;
+
+export interface CompiledPolicy {
+  document: PolicyDocument;
+  rulesets: RulesetDocument[];
+}
+
+export function parsePolicyText(text: string, file: string): PolicyFile {
+  return parseYamlWith(text, file, policyFileSchema);
+}
+
+/** Read and validate a policy file and the rule files it names. */
+export function compilePolicyFile(file: string): CompiledPolicy {
+  const text = readText(file);
+  const policy = parsePolicyText(text, file);
+  const rulesets: RulesetDocument[] = [];
+  const index: PolicyDocument['rulesets'] = [];
+  const seen = new Set<string>();
+  policy.ruleFiles.forEach((rel, i) => {
+    const path = resolve(dirname(file), rel);
+    const rsName = basename(path);
+    if (seen.has(rsName)) throw ERR_POLICY_FILE(`${file}:${lineOfRuleFile(text, i)}`, `two rule files are named ${rsName}; rule files are published by file name, which must be unique`);
+    seen.add(rsName);
+    let body: string;
+    try {
+      body = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw ERR_POLICY_FILE.withCause(err, `${file}:${lineOfRuleFile(text, i)}`, `rule file ${rel} cannot be read (${(err as Error).message})`);
+    }
+    const parts = splitRuleset(rsName, body);
+    rulesets.push(...parts);
+    index.push({ name: rsName, sha256: parts[0]!.sha256, parts: parts.length });
+  });
+  const { ruleFiles: _files, ...rest } = policy;
+  return { document: { ...rest, rulesets: index }, rulesets };
+}
+
+function lineOfRuleFile(text: string, i: number): number {
+  // cheap and good enough for an error message: the i-th list item after "ruleFiles:"
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => /^ruleFiles\s*:/.test(l));
+  let n = -1;
+  for (let j = start + 1; start >= 0 && j < lines.length; j++) {
+    if (/^\s*-\s/.test(lines[j]!) && ++n === i) return j + 1;
+  }
+  return start + 1;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw ERR_POLICY_READ.withCause(err, file, (err as Error).message);
+  }
+}
+
+export function splitRuleset(rsName: string, text: string): RulesetDocument[] {
+  const sha256 = createHash('sha256').update(text).digest('hex');
+  const chunks: string[] = [];
+  let start = 0;
+  while (start < text.length || chunks.length === 0) {
+    let end = Math.min(text.length, start + RULESET_PART_BYTES);
+    // cut at a line end so no rule is split across records
+    if (end < text.length) {
+      const nl = text.lastIndexOf('\n', end);
+      if (nl > start) end = nl + 1;
+    }
+    chunks.push(text.slice(start, end));
+    start = end;
+  }
+  return chunks.map((c, part) => ({ name: rsName, sha256, part, parts: chunks.length, encoding: 'gzip-base64', data: gzipSync(c).toString('base64') }));
+}
+
+/** The rule text of a ruleset from its part documents (what a dpi instance loads), or an error naming what is missing. */
+export function assembleRuleset(parts: RulesetDocument[]): string {
+  const first = parts[0];
+  if (!first) throw ERR_POLICY_RECORD('ruleset', 'no parts');
+  const byPart = new Map(parts.filter((p) => p.sha256 === first.sha256).map((p) => [p.part, p]));
+  const texts: string[] = [];
+  for (let i = 0; i < first.parts; i++) {
+    const p = byPart.get(i);
+    if (!p) throw ERR_POLICY_RECORD(rulesetId(first.name, i), `part ${i + 1} of ${first.parts} of ${first.name} is missing`);
+    texts.push(gunzipSync(Buffer.from(p.data, 'base64')).toString('utf8'));
+  }
+  const text = texts.join('');
+  if (createHash('sha256').update(text).digest('hex') !== first.sha256) throw ERR_POLICY_RECORD(first.name, 'its parts do not add up to its sha256');
+  return text;
+}
+
+export const rulesetId = (rsName: string, part: number): string => `${rsName}#${part}`;
+/** PolicyRecord key: '<kind>:<id>'. */
+export const policyRecordKey = (kind: PolicyRecord['kind'], id: string): string => `${kind}:${id}`;
+
+// ---- deciding ----------------------------------------------------------------------
+
+export type AlertActionName = 'alert' | 'drop' | 'reject' | 'pass';
+
+/** The block an alert calls for under a policy, or null (detect, pass, or an alert-only rule with no mode set). */
+export function blockActionFor(policy: Pick<PolicyDocument, 'mode' | 'rules' | 'vms' | 'blocks'>, ruleSid: string | null, vm: string | null, action: AlertActionName): 'drop' | 'reject' | null {
+  if (action === 'pass') return null;
+  const v = vm === null ? undefined : policy.vms[vm];
+  const m = (ruleSid !== null ? v?.rules[ruleSid] : undefined) ?? v?.mode ?? (ruleSid !== null ? policy.rules[ruleSid] : undefined) ?? policy.mode;
+  if (m === 'detect') return null;
+  if (action === 'drop' || action === 'reject') return action;
+  return m === 'prevent' ? policy.blocks.action : null;
+}

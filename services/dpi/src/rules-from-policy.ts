@@ -1,0 +1,53 @@
+import { childContext, type Context } from '@cordon/runtime';
+import { followTable, type Bus, type TableFollower } from '@cordon/bus';
+import { TOPICS } from '@cordon/schemas';
+import { assembleRuleset, PolicyView } from '@cordon/policy';
+import type { RuleSource } from '@cordon/native';
+
+/**
+ * The rule files the policies on `cordon.policy.v1` name, followed live: `onChange` gets the
+ * full set of rule texts whenever it changes (a new policy version, a ruleset replaced). A set
+ * that cannot be assembled yet (a part still missing) is skipped until it can.
+ */
+export async function followPolicyRules(
+  bus: Bus,
+  ctx: Context,
+  groupId: string,
+  onChange: (sources: RuleSource[]) => void,
+): Promise<TableFollower> {
+  const log = childContext(ctx, 'dpi-rules').log;
+  const view = new PolicyView();
+  let current = '';
+  const publish = () => {
+    const names = [...new Set([...view.policies.values()].flatMap((p) => p.doc.rulesets.map((r) => `${r.name}\u0000${r.sha256}`)))].sort();
+    const key = names.join('\n');
+    if (key === current) return;
+    const sources: RuleSource[] = [];
+    for (const n of names) {
+      const [name] = n.split('\u0000') as [string];
+      try {
+        sources.push({ name, text: assembleRuleset(view.rulesetParts(name)) });
+      } catch (err) {
+        log.debug({ err, name }, 'A ruleset is not complete on the topic yet.');
+        return;
+      }
+    }
+    current = key;
+    onChange(sources);
+  };
+  return followTable(
+    bus,
+    TOPICS.policy,
+    `${groupId}-policy-${process.pid}-${Date.now()}`,
+    (r) => {
+      try {
+        view.apply(r.key, r.value);
+      } catch (err) {
+        log.warn({ err }, 'A policy record could not be used; it was skipped.');
+        return;
+      }
+      publish();
+    },
+    { afterRestore: async () => publish() },
+  );
+}

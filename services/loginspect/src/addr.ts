@@ -1,0 +1,99 @@
+import { isIP } from 'node:net';
+
+/**
+ * Addresses as log lines write them: `1.2.3.4`, `1.2.3.4:5543`, `::ffff:1.2.3.4`,
+ * `[2001:db8::1]:443`, or a hostname (sshd logs names when UseDNS is on). The normal form is
+ * what an enforcer can block and what an analyst searches for: IPv4-mapped IPv6 unwrapped,
+ * ports and brackets removed, names left as they are.
+ */
+export function normalizeAddress(raw: string): string {
+  let a = raw.trim();
+  if (a.startsWith('[')) {
+    const end = a.indexOf(']');
+    if (end > 0) a = a.slice(1, end);
+  }
+  // trailing punctuation a message put after the address
+  while (a.length && (a.endsWith(',') || a.endsWith('.') || a.endsWith(';') || a.endsWith(')') || a.endsWith(':'))) a = a.slice(0, -1);
+  if (a.startsWith('::ffff:') || a.startsWith('::FFFF:')) {
+    const v4 = a.slice(7);
+    if (isIP(stripV4Port(v4)) === 4) return stripV4Port(v4);
+  }
+  const v4 = stripV4Port(a);
+  if (v4 !== a && isIP(v4) === 4) return v4;
+  return a;
+}
+
+function stripV4Port(a: string): string {
+  const c = a.indexOf(':');
+  if (c > 0 && a.indexOf(':', c + 1) < 0 && isIP(a.slice(0, c)) === 4) return a.slice(0, c);
+  return a;
+}
+
+/** `2001:db8::1:46652` as Apache 2.4 logs a client: the last group is the port. */
+export function stripV6Port(a: string): string {
+  if (isIP(a) === 6 || isIP(a) === 0) {
+    const c = a.lastIndexOf(':');
+    if (c > 0 && /^\d{1,5}$/.test(a.slice(c + 1)) && isIP(a.slice(0, c)) === 6) return a.slice(0, c);
+  }
+  return a;
+}
+
+export function ipVersion(a: string): 0 | 4 | 6 {
+  return isIP(a) as 0 | 4 | 6;
+}
+
+/** Address as 32 or 128 bits; null when not an address. */
+export function addressBits(a: string): { v: 4 | 6; bits: bigint } | null {
+  const v = isIP(a);
+  if (v === 4) {
+    let n = 0n;
+    for (const p of a.split('.')) n = (n << 8n) | BigInt(Number(p));
+    return { v: 4, bits: n };
+  }
+  if (v === 6) {
+    let s = a;
+    const pct = s.indexOf('%');
+    if (pct >= 0) s = s.slice(0, pct);
+    // a trailing dotted IPv4 (::ffff:1.2.3.4) becomes two hex groups
+    const lastColon = s.lastIndexOf(':');
+    const tail = s.slice(lastColon + 1);
+    if (tail.includes('.')) {
+      const b = addressBits(tail);
+      if (!b || b.v !== 4) return null;
+      s = `${s.slice(0, lastColon + 1)}${((b.bits >> 16n) & 0xffffn).toString(16)}:${(b.bits & 0xffffn).toString(16)}`;
+    }
+    const dbl = s.indexOf('::');
+    const h = (dbl < 0 ? s : s.slice(0, dbl)).split(':').filter((x) => x !== '');
+    const r = dbl < 0 ? [] : s.slice(dbl + 2).split(':').filter((x) => x !== '');
+    const groups = dbl < 0 ? h : [...h, ...new Array<string>(Math.max(0, 8 - h.length - r.length)).fill('0'), ...r];
+    if (groups.length !== 8) return null;
+    let n = 0n;
+    for (const g of groups) n = (n << 16n) | BigInt(parseInt(g, 16));
+    return { v: 6, bits: n };
+  }
+  return null;
+}
+
+export interface Cidr {
+  v: 4 | 6;
+  net: bigint;
+  mask: bigint;
+}
+
+export function parseCidr(s: string): Cidr | null {
+  const slash = s.indexOf('/');
+  const addr = slash < 0 ? s : s.slice(0, slash);
+  const b = addressBits(addr);
+  if (!b) return null;
+  const width = b.v === 4 ? 32 : 128;
+  const len = slash < 0 ? width : Number(s.slice(slash + 1));
+  if (!Number.isInteger(len) || len < 0 || len > width) return null;
+  const mask = len === 0 ? 0n : ((1n << BigInt(len)) - 1n) << BigInt(width - len);
+  return { v: b.v, net: b.bits & mask, mask };
+}
+
+export function cidrContains(c: Cidr, addr: string): boolean {
+  const b = addressBits(normalizeAddress(addr));
+  if (!b || b.v !== c.v) return false;
+  return (b.bits & c.mask) === c.net;
+}

@@ -1,0 +1,163 @@
+/**
+ * Sigma condition expressions: `and`, `or`, `not`, parentheses, `1 of X*`, `all of X*`,
+ * `1 of them`, `all of them`, and one trailing aggregation `| count([field]) [by field] op N`.
+ * Parsed once into a tree of the search identifiers' predicates; `not` binds tighter than
+ * `and`, which binds tighter than `or`.
+ */
+export type Pred<E> = (ev: E) => boolean;
+
+/**
+ * What a predicate needs to be true: at least one of these (field, literal) pairs must occur
+ * (field text lower-cased contains literal). Kept beside each compiled predicate so a rule
+ * gets one such list, checked against a per-event multi-literal scan before the rule runs.
+ */
+export type Requirement = { field: string; lit: string }[];
+export const REQUIREMENTS = new WeakMap<object, Requirement>();
+
+/** AND: any one part's requirement is necessary; take the one with the longest shortest literal. */
+export function reqAll(parts: object[]): Requirement | undefined {
+  let best: Requirement | undefined;
+  let bestScore = -1;
+  for (const p of parts) {
+    const r = REQUIREMENTS.get(p);
+    if (!r) continue;
+    const score = Math.min(...r.map((x) => x.lit.length)) * 100 - r.length;
+    if (score > bestScore) {
+      best = r;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/** OR: the union, known only when every alternative has one. */
+export function reqAny(parts: object[]): Requirement | undefined {
+  const out: Requirement = [];
+  for (const p of parts) {
+    const r = REQUIREMENTS.get(p);
+    if (!r) return undefined;
+    out.push(...r);
+  }
+  return out;
+}
+
+export function withReq<T extends object>(p: T, r: Requirement | undefined): T {
+  if (r && r.length) REQUIREMENTS.set(p, r);
+  return p;
+}
+
+export class SigmaConditionError extends Error {}
+
+export interface Aggregation {
+  /** count(field): distinct values of this field; null: count of events. */
+  distinct: string | null;
+  by: string | null;
+  op: '>' | '>=' | '<' | '<=' | '==';
+  value: number;
+}
+
+export interface ParsedCondition<E> {
+  match: Pred<E>;
+  aggregation: Aggregation | null;
+}
+
+type Tok = { t: 'lp' | 'rp' | 'and' | 'or' | 'not' } | { t: 'of'; quant: 'one' | 'all'; target: string } | { t: 'id'; name: string };
+
+function tokenize(src: string): Tok[] {
+  const words = src.replace(/\(/g, ' ( ').replace(/\)/g, ' ) ').trim().split(/\s+/).filter(Boolean);
+  const out: Tok[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const lw = w.toLowerCase();
+    if (w === '(') out.push({ t: 'lp' });
+    else if (w === ')') out.push({ t: 'rp' });
+    else if (lw === 'and' || lw === 'or' || lw === 'not') out.push({ t: lw });
+    else if ((lw === '1' || lw === 'all' || lw === 'any') && words[i + 1]?.toLowerCase() === 'of' && words[i + 2]) {
+      out.push({ t: 'of', quant: lw === 'all' ? 'all' : 'one', target: words[i + 2]! });
+      i += 2;
+    } else out.push({ t: 'id', name: w });
+  }
+  return out;
+}
+
+function globToRe(g: string): RegExp {
+  return new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+}
+
+export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): ParsedCondition<E> {
+  const bar = src.indexOf('|');
+  const expr = bar < 0 ? src : src.slice(0, bar);
+  const aggregation = bar < 0 ? null : parseAggregation(src.slice(bar + 1));
+  const toks = tokenize(expr);
+  let pos = 0;
+  const peek = (): Tok | undefined => toks[pos];
+
+  const resolve = (tok: Tok & { t: 'of' }): Pred<E>[] => {
+    const names = [...searches.keys()];
+    const chosen = tok.target === 'them' ? names.filter((n) => !n.startsWith('_')) : names.filter((n) => globToRe(tok.target).test(n));
+    if (chosen.length === 0) throw new SigmaConditionError(`"${tok.quant === 'all' ? 'all' : '1'} of ${tok.target}" names no search identifier`);
+    return chosen.map((n) => searches.get(n)!);
+  };
+
+  const primary = (): Pred<E> => {
+    const tok = toks[pos++];
+    if (!tok) throw new SigmaConditionError('condition ends too early');
+    switch (tok.t) {
+      case 'lp': {
+        const inner = orExpr();
+        if (toks[pos++]?.t !== 'rp') throw new SigmaConditionError('missing ")"');
+        return inner;
+      }
+      case 'not': {
+        const inner = primary();
+        return (ev) => !inner(ev);
+      }
+      case 'of': {
+        const preds = resolve(tok);
+        if (preds.length === 1) return preds[0]!;
+        if (tok.quant === 'all') return withReq((ev: E) => preds.every((p) => p(ev)), reqAll(preds));
+        return withReq((ev: E) => preds.some((p) => p(ev)), reqAny(preds));
+      }
+      case 'id': {
+        const p = searches.get(tok.name);
+        if (!p) throw new SigmaConditionError(`search identifier "${tok.name}" is not defined`);
+        return p;
+      }
+      default:
+        throw new SigmaConditionError(`unexpected "${tok.t}"`);
+    }
+  };
+  const andExpr = (): Pred<E> => {
+    const parts = [primary()];
+    while (peek()?.t === 'and') {
+      pos++;
+      parts.push(primary());
+    }
+    if (parts.length === 1) return parts[0]!;
+    if (parts.length === 2) {
+      const [a, b] = parts as [Pred<E>, Pred<E>];
+      return withReq((ev: E) => a(ev) && b(ev), reqAll(parts));
+    }
+    return withReq((ev: E) => parts.every((p) => p(ev)), reqAll(parts));
+  };
+  const orExpr = (): Pred<E> => {
+    const parts = [andExpr()];
+    while (peek()?.t === 'or') {
+      pos++;
+      parts.push(andExpr());
+    }
+    if (parts.length === 1) return parts[0]!;
+    return withReq((ev: E) => parts.some((p) => p(ev)), reqAny(parts));
+  };
+  const match = orExpr();
+  if (pos !== toks.length) throw new SigmaConditionError(`unexpected "${JSON.stringify(toks[pos])}" after a complete condition`);
+  return { match, aggregation };
+}
+
+function parseAggregation(src: string): Aggregation {
+  const s = src.trim();
+  if (/^near\b/i.test(s)) throw new SigmaConditionError('the "near" correlation is not supported');
+  const m = /^count\(\s*([\w.\-]*)\s*\)(?:\s+by\s+([\w.\-]+))?\s*(>=|<=|==|>|<)\s*(\d+)$/i.exec(s);
+  if (!m) throw new SigmaConditionError(`aggregation "${s}" is not supported (count() [by field] op N is)`);
+  return { distinct: m[1] || null, by: m[2] ?? null, op: m[3] as Aggregation['op'], value: Number(m[4]) };
+}

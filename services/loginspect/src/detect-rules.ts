@@ -1,0 +1,394 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { KIND, type LogEvent } from './decode.js';
+import { parseCondition, reqAll, reqAny, REQUIREMENTS, SigmaConditionError, withReq, type Aggregation, type Pred, type Requirement } from './detect-condition.js';
+import { compileRegex, compileValue, SigmaValueError, type ValuePredicate } from './detect-value.js';
+
+/**
+ * Rules: Sigma YAML (SigmaHQ's files as they are) and Cordon's built-in rules, which are
+ * Sigma documents plus an optional `cordon:` block (address extraction, thresholds, blocking).
+ * Each document is compiled once (setup) into a predicate over a LogEvent (match); a document
+ * that cannot be served — its log source is not something log lines carry, or it uses a
+ * feature not implemented — is *refused with a reason*, never dropped silently.
+ */
+
+export type Level = 'informational' | 'low' | 'medium' | 'high' | 'critical';
+
+export interface ThresholdSpec {
+  count: number;
+  windowMs: number;
+  /** Counter name: rules sharing it count together (every auth failure of an address). */
+  group: string;
+  /** Field counted per key: distinct values (Sigma `count(field)`); null counts events. */
+  distinct: string | null;
+  /** Key: `src_ip` (the extracted address) or an event field. */
+  by: string;
+  op: Aggregation['op'];
+}
+
+export interface CompiledRule {
+  id: string;
+  title: string;
+  level: Level;
+  /** 1 (highest) .. 4, as alerts carry it. */
+  severity: number;
+  origin: 'sigma' | 'cordon';
+  file: string;
+  author: string | null;
+  tags: string[];
+  /** Any of these event kinds. */
+  kinds: number;
+  match: Pred<LogEvent>;
+  /** Literals of which one must occur for `match` to be possible (null: no such list). */
+  requirement: Requirement | null;
+  /** Regexes (with a named group `ip`) over fields, tried in order to name the attacker. */
+  extractors: { field: string; cased: boolean; re: RegExp }[];
+  /** The detection is only worth reporting with an attacker address. */
+  requireAddress: boolean;
+  /** `each`: every matching line is a detection; `threshold`: only the line that crosses it. */
+  report: 'each' | 'threshold';
+  threshold: ThresholdSpec | null;
+  /** Crossing the threshold asks the enforcer to block the address. */
+  block: boolean;
+}
+
+export interface RefusedRule {
+  id: string;
+  title: string;
+  file: string;
+  reason: string;
+}
+
+export interface RuleSet {
+  rules: CompiledRule[];
+  refused: RefusedRule[];
+}
+
+class RuleRefusal extends Error {}
+
+// ---------------------------------------------------------------- log sources
+
+const LINUX_SERVICES: Record<string, number> = {
+  sshd: KIND.sshd,
+  auth: KIND.auth,
+  sudo: KIND.sudo,
+  cron: KIND.cron,
+  vsftpd: KIND.vsftpd,
+  clamav: KIND.clamav,
+  guacamole: KIND.guacamole | KIND.text,
+  auditd: KIND.auditd,
+  syslog: KIND.syslog | KIND.text,
+};
+
+/** Sigma logsource → the event kinds that serve it, or the reason none does. */
+export function kindsForLogsource(ls: Record<string, unknown> | undefined): number | string {
+  const product = typeof ls?.['product'] === 'string' ? ls['product'].toLowerCase() : null;
+  const category = typeof ls?.['category'] === 'string' ? ls['category'].toLowerCase() : null;
+  const service = typeof ls?.['service'] === 'string' ? ls['service'].toLowerCase() : null;
+  if (category === 'webserver') return KIND.webAccess;
+  if (service === 'apache') return KIND.apacheError;
+  if (service === 'nginx') return KIND.nginxError;
+  // Cordon's own: both web servers' error logs (Sigma has no log source for "any web error log")
+  if (service === 'webserver-error') return KIND.apacheError | KIND.nginxError;
+  if (product !== 'linux') return `log source product "${product ?? '(none)'}" is not served (loginspect reads Linux and web-server logs)`;
+  if (category) {
+    return `log source category "${category}" needs endpoint telemetry (process, file or network events from an EDR/Sysmon-for-Linux), which log lines do not carry`;
+  }
+  if (service) return LINUX_SERVICES[service] ?? `log source service "${service}" is not decoded`;
+  return KIND.syslog | KIND.text | KIND.auth;
+}
+
+// ---------------------------------------------------------------- detection
+
+const lowerOf = (ev: LogEvent, name: string, v: string): string => {
+  let lc = (ev as LogEvent & { lc?: Record<string, string> }).lc;
+  if (!lc) (ev as LogEvent & { lc?: Record<string, string> }).lc = lc = {};
+  let l = lc[name];
+  if (l === undefined) lc[name] = l = v.toLowerCase();
+  return l;
+};
+
+/** The field's text as the predicate wants it (original or lowered); undefined when absent. */
+export function fieldText(ev: LogEvent, name: string, cased: boolean): string | undefined {
+  if (name === RAW) return cased ? ev.raw : lowerOf(ev, RAW, ev.raw);
+  const v = ev.fields[name];
+  if (v === undefined) return undefined;
+  return cased ? v : lowerOf(ev, name, v);
+}
+
+interface CompileOut {
+  extractors: CompiledRule['extractors'];
+}
+
+function valuePreds(values: unknown, mods: string[]): ValuePredicate[] {
+  const list = Array.isArray(values) ? values : [values];
+  if (list.length === 0) throw new RuleRefusal('an empty value list');
+  return list.map((v) => compileValue(v, mods));
+}
+
+function fieldPred(key: string, values: unknown, out: CompileOut): Pred<LogEvent> {
+  const [field, ...mods] = key.split('|') as [string, ...string[]];
+  const all = mods.includes('all');
+  const vm = mods.filter((m) => m !== 'all');
+  if (vm.includes('exists')) {
+    const want = values === true || values === 'true';
+    return (ev) => (ev.fields[field] !== undefined) === want;
+  }
+  if (vm.includes('fieldref')) throw new RuleRefusal('the fieldref modifier is not supported');
+  const list = Array.isArray(values) ? values : [values];
+  const hasNull = list.some((v) => v === null);
+  const nonNull = list.filter((v) => v !== null);
+  if (nonNull.length === 0 && list.length === 0) throw new RuleRefusal(`${field}: an empty value list`);
+  const preds = nonNull.length ? valuePreds(nonNull, vm) : [];
+  if (vm.includes('re')) {
+    for (const v of list) if (typeof v === 'string' && v.includes('(?<ip')) out.extractors.push({ field, cased: true, re: compileRegex(v) });
+  }
+  const nullPred: Pred<LogEvent> = (ev) => {
+    const v = ev.fields[field];
+    return v === undefined || v === '';
+  };
+  if (preds.length === 0) return nullPred;
+  const cased = preds.map((p) => p.cased);
+  const one = (p: ValuePredicate, ev: LogEvent): boolean => {
+    const s = fieldText(ev, field, p.cased);
+    return s !== undefined && p.test(s);
+  };
+  let pred: Pred<LogEvent>;
+  if (preds.length === 1) {
+    const p = preds[0]!;
+    pred = (ev) => one(p, ev);
+  } else if (all) pred = (ev) => preds.every((p) => one(p, ev));
+  else if (cased.every((c) => !c)) {
+    pred = (ev) => {
+      const s = fieldText(ev, field, false);
+      if (s === undefined) return false;
+      for (const p of preds) if (p.test(s)) return true;
+      return false;
+    };
+  } else pred = (ev) => preds.some((p) => one(p, ev));
+  if (hasNull) return (ev) => nullPred(ev) || pred(ev);
+  if (preds.every((p) => p.anchor)) {
+    const reqs = preds.map((p) => ({ field, lit: p.anchor! }));
+    withReq(pred, all ? [reqs.reduce((a, b) => (b.lit.length > a.lit.length ? b : a))] : reqs);
+  }
+  return pred;
+}
+
+/** Field-less values: Sigma keywords, matched anywhere in the raw line. */
+function keywordPred(values: unknown, mods: string[]): Pred<LogEvent> {
+  const all = mods.includes('all');
+  const vm = mods.filter((m) => m !== 'all');
+  const explicit = vm.includes('contains') || vm.includes('startswith') || vm.includes('endswith') || vm.includes('re') || vm.includes('cidr');
+  const preds = valuePreds(values, explicit ? vm : [...vm, 'contains']);
+  const one = (p: ValuePredicate, ev: LogEvent): boolean => p.test(p.cased ? ev.raw : lowerOf(ev, RAW, ev.raw));
+  let pred: Pred<LogEvent>;
+  if (preds.length === 1) {
+    const p = preds[0]!;
+    pred = (ev) => one(p, ev);
+  } else pred = all ? (ev) => preds.every((p) => one(p, ev)) : (ev) => preds.some((p) => one(p, ev));
+  if (preds.every((p) => p.anchor)) {
+    const reqs = preds.map((p) => ({ field: RAW, lit: p.anchor! }));
+    withReq(pred, all ? [reqs.reduce((a, b) => (b.lit.length > a.lit.length ? b : a))] : reqs);
+  }
+  return pred;
+}
+
+/** Pseudo-field: the whole raw line (Sigma keywords). */
+export const RAW = '\u0000raw';
+
+function mapPred(map: Record<string, unknown>, out: CompileOut): Pred<LogEvent> {
+  const parts: Pred<LogEvent>[] = [];
+  for (const [key, values] of Object.entries(map)) {
+    if (key === '' || key.startsWith('|')) parts.push(keywordPred(values, key.split('|').filter(Boolean)));
+    else parts.push(fieldPred(key, values, out));
+  }
+  if (parts.length === 0) throw new RuleRefusal('an empty selection');
+  if (parts.length === 1) return parts[0]!;
+  return withReq((ev: LogEvent) => {
+    for (const p of parts) if (!p(ev)) return false;
+    return true;
+  }, reqAll(parts));
+}
+
+function searchPred(def: unknown, out: CompileOut): Pred<LogEvent> {
+  if (def === null || def === undefined) throw new RuleRefusal('an empty search identifier');
+  if (Array.isArray(def)) {
+    if (def.every((d) => typeof d !== 'object' || d === null)) return keywordPred(def, []);
+    const preds = def.map((d) => (typeof d === 'object' && d !== null ? mapPred(d as Record<string, unknown>, out) : keywordPred(d, [])));
+    return withReq((ev: LogEvent) => preds.some((p) => p(ev)), reqAny(preds));
+  }
+  if (typeof def === 'object') return mapPred(def as Record<string, unknown>, out);
+  return keywordPred(def, []);
+}
+
+// ---------------------------------------------------------------- documents
+
+const LEVELS: Record<string, number> = { critical: 1, high: 2, medium: 3, low: 4, informational: 4 };
+
+function parseDuration(v: unknown): number {
+  if (typeof v === 'number') return v * 1000;
+  const m = typeof v === 'string' ? /^(\d+)\s*([smhdM]?)$/.exec(v.trim()) : null;
+  if (!m) throw new RuleRefusal(`duration ${JSON.stringify(v)} is not understood (use 30s, 10m, 1h, 2d)`);
+  const n = Number(m[1]);
+  const unit = m[2] || 's';
+  return n * ({ s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, M: 30 * 86_400_000 } as Record<string, number>)[unit]!;
+}
+
+/**
+ * `<HOST>` in a Cordon rule's regex: where the attacker's address (or host name) sits. Each
+ * occurrence gets its own group (ip, ip1, ip2, …: JavaScript forbids duplicate names); the
+ * first one that took part in the match is the address.
+ */
+export const HOST_PATTERN = '(?<ip@>(?:::ffff:)?\\d{1,3}(?:\\.\\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f]|[A-Za-z0-9](?:[\\w\\-]*\\.)+[A-Za-z][\\w\\-]*)';
+
+function expandMacros(node: unknown): unknown {
+  if (typeof node === 'string') {
+    let n = 0;
+    return node.replace(/<HOST>/g, () => HOST_PATTERN.replace('@', n++ === 0 ? '' : String(n - 1)));
+  }
+  if (Array.isArray(node)) return node.map(expandMacros);
+  if (node && typeof node === 'object') return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, expandMacros(v)]));
+  return node;
+}
+
+export function compileRule(doc: Record<string, unknown>, file: string, origin: 'sigma' | 'cordon'): CompiledRule {
+  const id = typeof doc['id'] === 'string' ? doc['id'] : '';
+  if (!id) throw new RuleRefusal('the rule has no id');
+  const title = typeof doc['title'] === 'string' ? doc['title'] : id;
+  const levelName = (typeof doc['level'] === 'string' ? doc['level'] : 'medium').toLowerCase() as Level;
+  const kinds = kindsForLogsource(doc['logsource'] as Record<string, unknown> | undefined);
+  if (typeof kinds === 'string') throw new RuleRefusal(kinds);
+  const ext = (doc['cordon'] ?? {}) as Record<string, unknown>;
+  const detectionRaw = doc['detection'] as Record<string, unknown> | undefined;
+  if (!detectionRaw || typeof detectionRaw !== 'object') throw new RuleRefusal('the rule has no detection');
+  const detection = (origin === 'cordon' ? expandMacros(detectionRaw) : detectionRaw) as Record<string, unknown>;
+  const out: CompileOut = { extractors: [] };
+  const searches = new Map<string, Pred<LogEvent>>();
+  for (const [name, def] of Object.entries(detection)) {
+    if (name === 'condition' || name === 'timeframe') continue;
+    try {
+      searches.set(name, searchPred(def, out));
+    } catch (err) {
+      if (err instanceof SigmaValueError || err instanceof RuleRefusal) throw new RuleRefusal(`${name}: ${err.message}`);
+      throw err;
+    }
+  }
+  const cond = detection['condition'];
+  const condSrc = Array.isArray(cond) ? (cond.length === 1 ? cond[0] : null) : cond;
+  if (typeof condSrc !== 'string') throw new RuleRefusal(Array.isArray(cond) ? 'a list of conditions is not supported' : 'the detection has no condition');
+  let parsed;
+  try {
+    parsed = parseCondition(condSrc, searches);
+  } catch (err) {
+    if (err instanceof SigmaConditionError) throw new RuleRefusal(err.message);
+    throw err;
+  }
+  let threshold: ThresholdSpec | null = null;
+  let report: CompiledRule['report'] = ext['report'] === 'threshold' ? 'threshold' : 'each';
+  if (parsed.aggregation) {
+    const agg = parsed.aggregation;
+    if (agg.op === '<' || agg.op === '<=') throw new RuleRefusal(`aggregation "count() ${agg.op} N" (absence of events) is not supported`);
+    const count = agg.op === '>' ? agg.value + 1 : agg.value;
+    // no timeframe: Sigma counts over everything seen (the counter still resets when it fires)
+    const windowMs = detection['timeframe'] === undefined ? Number.MAX_SAFE_INTEGER : parseDuration(detection['timeframe']);
+    threshold = { count, windowMs, group: `rule:${id}`, distinct: agg.distinct, by: agg.by ?? '*', op: agg.op };
+    report = 'threshold';
+  }
+  const th = ext['threshold'] as Record<string, unknown> | undefined;
+  if (th) {
+    threshold = {
+      count: Number(th['count'] ?? 5),
+      windowMs: parseDuration(th['window'] ?? '10m'),
+      group: typeof th['group'] === 'string' ? th['group'] : `rule:${id}`,
+      distinct: typeof th['distinct'] === 'string' ? th['distinct'] : null,
+      by: typeof th['by'] === 'string' ? th['by'] : 'src_ip',
+      op: '>=',
+    };
+    if (!(threshold.count >= 1)) throw new RuleRefusal('cordon.threshold.count must be ≥ 1');
+  }
+  const tags = Array.isArray(doc['tags']) ? doc['tags'].filter((t): t is string => typeof t === 'string') : [];
+  return {
+    id,
+    title,
+    level: levelName in LEVELS ? levelName : 'medium',
+    severity: LEVELS[levelName] ?? 3,
+    origin,
+    file,
+    author: typeof doc['author'] === 'string' ? doc['author'] : null,
+    tags,
+    kinds,
+    match: parsed.match,
+    requirement: REQUIREMENTS.get(parsed.match) ?? null,
+    extractors: out.extractors,
+    requireAddress: ext['address'] === 'required',
+    report,
+    threshold,
+    block: ext['block'] === true,
+  };
+}
+
+function listYaml(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (/\.ya?ml$/i.test(name)) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Every YAML under `dir`: compiled rules, and every document that was refused with its reason. */
+export function loadRuleDir(dir: string, origin: 'sigma' | 'cordon', into: RuleSet = { rules: [], refused: [] }): RuleSet {
+  const seen = new Set(into.rules.map((r) => r.id));
+  for (const path of listYaml(dir)) {
+    const file = relative(dir, path);
+    let docs;
+    try {
+      docs = parseAllDocuments(readFileSync(path, 'utf8'));
+    } catch (err) {
+      into.refused.push({ id: '', title: '', file, reason: `unreadable: ${(err as Error).message}` });
+      continue;
+    }
+    const list = Array.isArray(docs) ? docs : [docs];
+    for (const d of list) {
+      if (d.errors.length) {
+        into.refused.push({ id: '', title: '', file, reason: `YAML error: ${d.errors[0]!.message}` });
+        continue;
+      }
+      const doc = d.toJS() as Record<string, unknown> | null;
+      if (!doc || typeof doc !== 'object') continue;
+      const id = typeof doc['id'] === 'string' ? doc['id'] : '';
+      const title = typeof doc['title'] === 'string' ? doc['title'] : '';
+      try {
+        if (doc['action'] !== undefined) throw new RuleRefusal(`multi-document rule collections (action: ${String(doc['action'])}) are not supported`);
+        if (doc['correlation'] !== undefined) throw new RuleRefusal('Sigma correlation documents are not supported');
+        if (seen.has(id)) throw new RuleRefusal(`duplicate rule id ${id}`);
+        into.rules.push(compileRule(doc, file, origin));
+        seen.add(id);
+      } catch (err) {
+        if (!(err instanceof RuleRefusal)) throw err;
+        into.refused.push({ id, title, file, reason: err.message });
+      }
+    }
+  }
+  return into;
+}
+
+/** The rules folder shipped with this package (src/ and dist/src/ both find it). */
+export function builtinRulesDir(): string {
+  const here = import.meta.dirname;
+  for (const up of [['..', 'rules'], ['..', '..', 'rules']]) {
+    const p = join(here, ...up);
+    try {
+      if (statSync(p).isDirectory()) return p;
+    } catch {
+      // try the next layout
+    }
+  }
+  return join(here, '..', '..', 'rules');
+}

@@ -1,0 +1,187 @@
+import { cidrContains, normalizeAddress, parseCidr, type Cidr } from './addr.js';
+import type { BlockPolicy, InspectorConfig } from './config.js';
+import { decodeLine, KIND, type LogEvent } from './decode.js';
+import { builtinRulesDir, fieldText, loadRuleDir, type CompiledRule, type RuleSet } from './detect-rules.js';
+import { LiteralPrefilter } from './prefilter.js';
+import { ThresholdTable, type Crossing } from './threshold.js';
+
+/**
+ * The pure stage: raw line → decoded event → rule matches (with the attacker's address) →
+ * threshold crossings → block requests. All state (sshd sessions, threshold counters, repeat
+ * offenders) lives in an InspectState the caller owns — one per input partition — and moves
+ * only with log time, so the same lines give the same output on every replay.
+ */
+
+export interface Detection {
+  rule: CompiledRule;
+  event: LogEvent;
+  srcIp: string | null;
+  /** Set when this detection is a threshold crossing (the Nth event of its key in the window). */
+  crossing: Crossing | null;
+}
+
+export interface BlockRequest {
+  ip: string;
+  rule: CompiledRule;
+  /** Log time of the line that crossed the threshold. */
+  tsMs: number;
+  ttlMs: number;
+  /** How many times this address has been blocked (1 = first). */
+  offense: number;
+  crossing: Crossing;
+}
+
+export interface InspectResult {
+  event: LogEvent;
+  detections: Detection[];
+  blocks: BlockRequest[];
+}
+
+export interface LineMeta {
+  /** Reference time for year-less stamps and for lines without one (ms). */
+  refMs: number;
+  hint?: string | null;
+}
+
+export interface InspectState {
+  sessions: Map<string, string>;
+  thresholds: ThresholdTable;
+  offenders: Map<string, { count: number; lastMs: number }>;
+  /** Log time of the newest stamped line: lines without a stamp count at this time. */
+  clockMs: number;
+  counters: { lines: number; detections: number; blocks: number; thresholdEvictions: number };
+}
+
+/** Where sshd names its peer; remembered per pid so later lines of the connection can be attributed. */
+const SSH_PEER = /(?:^|\s|;)(?:from|by|Connection from|Remote:)\s*(?:(?:authenticating |invalid )?user \S* ?)?((?:::ffff:)?\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f])(?: port \d+|$|\s*\[preauth\]|:|-\d+;)/;
+
+export class LogInspector {
+  readonly rules: RuleSet;
+  private readonly byKinds = new Map<number, { rules: CompiledRule[]; pre: LiteralPrefilter }>();
+  private readonly ignore: Cidr[];
+  private readonly policy: BlockPolicy;
+
+  constructor(
+    rules: RuleSet,
+    private readonly config: InspectorConfig,
+  ) {
+    this.rules = rules;
+    this.policy = config.blocks;
+    this.ignore = config.blocks.ignore.map((c) => parseCidr(c)).filter((c): c is Cidr => c !== null);
+  }
+
+  /** Load the rule folders the config names (built-in first, then extra dirs, then Sigma). */
+  static fromConfig(config: InspectorConfig): LogInspector {
+    const set: RuleSet = { rules: [], refused: [] };
+    if (config.builtinRules) loadRuleDir(builtinRulesDir(), 'cordon', set);
+    for (const d of config.ruleDirs) loadRuleDir(d, 'cordon', set);
+    for (const d of config.sigmaDirs) loadRuleDir(d, 'sigma', set);
+    return new LogInspector(set, config);
+  }
+
+  newState(): InspectState {
+    return {
+      sessions: new Map(),
+      thresholds: new ThresholdTable(this.config.maxThresholdKeys),
+      offenders: new Map(),
+      clockMs: 0,
+      counters: { lines: 0, detections: 0, blocks: 0, thresholdEvictions: 0 },
+    };
+  }
+
+  private rulesFor(kinds: number): { rules: CompiledRule[]; pre: LiteralPrefilter } {
+    let entry = this.byKinds.get(kinds);
+    if (!entry) {
+      const rules = this.rules.rules.filter((r) => (r.kinds & kinds) !== 0);
+      entry = { rules, pre: new LiteralPrefilter(rules) };
+      this.byKinds.set(kinds, entry);
+    }
+    return entry;
+  }
+
+  inspect(state: InspectState, raw: string, meta: LineMeta): InspectResult {
+    const line = raw.length > this.config.maxLineBytes ? raw.slice(0, this.config.maxLineBytes) : raw;
+    const ev = decodeLine(line, { refMs: meta.refMs, hint: meta.hint ?? null });
+    state.counters.lines++;
+    if (ev.ts !== null && ev.ts > state.clockMs) state.clockMs = ev.ts;
+    if (state.clockMs === 0) state.clockMs = meta.refMs;
+    const now = ev.ts ?? state.clockMs;
+    if (ev.kinds & KIND.sshd && ev.pid) this.rememberPeer(state, ev);
+    const { rules, pre } = this.rulesFor(ev.kinds);
+    pre.reset();
+    let detections: Detection[] | null = null;
+    let blocks: BlockRequest[] | null = null;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
+      if (!pre.possible(i, ev) || !rule.match(ev)) continue;
+      const srcIp = this.address(state, rule, ev);
+      if (rule.requireAddress && srcIp === null) continue;
+      let crossing: Crossing | null = null;
+      if (rule.threshold) {
+        const spec = rule.threshold;
+        const key = spec.by === 'src_ip' ? srcIp : spec.by === '*' ? '*' : (ev.fields[spec.by] ?? null);
+        if (key === null) {
+          if (rule.report === 'threshold') continue;
+        } else {
+          const distinct = spec.distinct ? (fieldText(ev, spec.distinct, true) ?? '') : null;
+          crossing = state.thresholds.add(spec, key, now, distinct);
+          state.counters.thresholdEvictions = state.thresholds.evictions;
+        }
+      }
+      if (rule.report === 'threshold' && crossing === null) continue;
+      (detections ??= []).push({ rule, event: ev, srcIp, crossing });
+      state.counters.detections++;
+      if (crossing && rule.block && srcIp && !this.ignored(srcIp)) {
+        const b = this.block(state, rule, srcIp, now, crossing);
+        (blocks ??= []).push(b);
+        state.counters.blocks++;
+      }
+    }
+    return { event: ev, detections: detections ?? EMPTY_D, blocks: blocks ?? EMPTY_B };
+  }
+
+  private ignored(ip: string): boolean {
+    for (const c of this.ignore) if (cidrContains(c, ip)) return true;
+    return false;
+  }
+
+  private block(state: InspectState, rule: CompiledRule, ip: string, now: number, crossing: Crossing): BlockRequest {
+    const p = this.policy;
+    const prev = state.offenders.get(ip);
+    const count = prev && now - prev.lastMs <= p.offenderMemoryS * 1000 ? prev.count + 1 : 1;
+    state.offenders.delete(ip); // re-insert: Map order is recency order for eviction
+    state.offenders.set(ip, { count, lastMs: now });
+    if (state.offenders.size > this.config.maxThresholdKeys) state.offenders.delete(state.offenders.keys().next().value!);
+    const ttlS = Math.min(p.maxTtlS, p.baseTtlS * Math.pow(p.repeatFactor, count - 1));
+    return { ip, rule, tsMs: now, ttlMs: Math.round(ttlS * 1000), offense: count, crossing };
+  }
+
+  private rememberPeer(state: InspectState, ev: LogEvent): void {
+    const m = SSH_PEER.exec(ev.message);
+    if (!m) return;
+    const key = `${ev.host ?? ''}|${ev.program ?? ''}|${ev.pid}`;
+    state.sessions.delete(key);
+    state.sessions.set(key, normalizeAddress(m[1]!));
+    if (state.sessions.size > this.config.maxSessions) state.sessions.delete(state.sessions.keys().next().value!);
+  }
+
+  /** The attacker: the rule's `<HOST>` capture, else the address the format names, else the sshd session's peer. */
+  private address(state: InspectState, rule: CompiledRule, ev: LogEvent): string | null {
+    for (const x of rule.extractors) {
+      const v = ev.fields[x.field];
+      if (v === undefined) continue;
+      const groups = x.re.exec(v)?.groups;
+      if (!groups) continue;
+      for (const k in groups) {
+        const ip = groups[k];
+        if (ip && k.startsWith('ip')) return normalizeAddress(ip);
+      }
+    }
+    if (ev.addr) return ev.addr;
+    if (ev.pid && ev.kinds & KIND.sshd) return state.sessions.get(`${ev.host ?? ''}|${ev.program ?? ''}|${ev.pid}`) ?? null;
+    return null;
+  }
+}
+
+const EMPTY_D: Detection[] = [];
+const EMPTY_B: BlockRequest[] = [];

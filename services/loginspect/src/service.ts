@@ -1,0 +1,209 @@
+import { createHash } from 'node:crypto';
+import { childContext, describeError, type Context } from '@cordon/runtime';
+import type { Batch, Bus, ProduceRecord } from '@cordon/bus';
+import { agentEnforcer, blockKey, codecFor, TOPICS, type Alert, type BlockDecision, type DeadLetter, type LogBatch } from '@cordon/schemas';
+import { parseLoginspectConfig, type LoginspectServiceConfig, type LoginspectServiceConfigInput } from './config.js';
+import { ERR_LOGINSPECT_BAD_BATCH } from './errors.js';
+import { LogInspector, type BlockRequest, type Detection, type InspectState } from './inspector.js';
+
+/**
+ * The loginspect stage's adapter: `cordon.logs.v1` → LogInspector (one InspectState per
+ * input partition: a source's lines all land on one partition, keyed vm + source) →
+ * `cordon.alerts.v1` and `cordon.blocks.v1`; undecodable batches → `cordon.dlq.v1`.
+ *
+ * Outputs are sent before the batch's offset is committed (at-least-once), and every id is
+ * derived from the input (alert: vm + source + line offset + rule; block: enforcer + address
+ * + log time), so a redelivered batch produces the same records again, which the sink and the
+ * compacted blocks topic absorb. Threshold state is soft: after a restart or a rebalance the
+ * counters start empty (a brute force in progress needs its N failures again).
+ */
+
+const STAGE = 'loginspect';
+
+export interface LoginspectServiceOptions {
+  bus: Bus;
+  ctx: Context;
+  config?: LoginspectServiceConfigInput;
+  /** Share compiled rules between instances (tests, `cordon up`); loaded from the config otherwise. */
+  inspector?: LogInspector;
+}
+
+export interface LoginspectServiceHandle {
+  stop(): Promise<void>;
+  readonly done: Promise<void>;
+  readonly config: LoginspectServiceConfig;
+  readonly inspector: LogInspector;
+}
+
+const MAX_EVIDENCE_LINE = 2048;
+
+export function alertIdFor(vm: string, source: string, offset: number | bigint, ruleId: string): string {
+  return createHash('sha256').update(`${STAGE}\u0000${vm}\u0000${source}\u0000${String(offset)}\u0000${ruleId}`).digest('hex').slice(0, 32);
+}
+
+export function ruleRef(d: Detection): string {
+  return `${d.rule.origin}:${d.rule.id}`;
+}
+
+/** Detection → Alert record (pure: the same detection always gives the same record). */
+export function toAlert(batch: LogBatch, offset: number, d: Detection): Alert {
+  const ev = d.event;
+  const tsMs = ev.ts ?? 0;
+  return {
+    alert_id: alertIdFor(batch.vm, batch.source, offset, ruleRef(d)),
+    ts_us: tsMs * 1000,
+    stage: STAGE,
+    vm: batch.vm,
+    sensor: `agent:${batch.agent}`,
+    rule_id: ruleRef(d),
+    rule_rev: 0,
+    signature: d.rule.title,
+    severity: d.rule.severity,
+    category: d.rule.tags[0] ?? null,
+    action: 'alert',
+    src_ip: d.srcIp,
+    src_port: null,
+    dst_ip: null,
+    dst_port: null,
+    proto: null,
+    flow_id: null,
+    evidence: JSON.stringify({
+      source: batch.source,
+      offset,
+      line: ev.raw.length > MAX_EVIDENCE_LINE ? `${ev.raw.slice(0, MAX_EVIDENCE_LINE)}…` : ev.raw,
+      program: ev.program,
+      host: ev.host,
+      rule_origin: d.rule.origin,
+      rule_author: d.rule.author,
+      level: d.rule.level,
+      threshold: d.crossing ? { count: d.crossing.count, window_s: d.crossing.windowMs / 1000, group: d.crossing.group, first_ts_us: d.crossing.firstMs * 1000 } : null,
+    }),
+  };
+}
+
+/** Block request → BlockDecision addressed to the agent that shipped the lines. */
+export function toBlock(batch: LogBatch, b: BlockRequest, reasonAlert: string, action: 'drop' | 'reject'): { key: Buffer; value: BlockDecision } {
+  const enforcer = agentEnforcer(batch.agent);
+  const created = b.tsMs * 1000;
+  const value: BlockDecision = {
+    block_id: createHash('sha256').update(`${enforcer}\u0000${b.ip}\u0000${created}`).digest('hex').slice(0, 32),
+    enforcer,
+    target: { kind: 'ip', ip: b.ip, proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
+    scope: batch.vm,
+    action,
+    ttl_ms: b.ttlMs,
+    created_us: created,
+    expires_us: created + b.ttlMs * 1000,
+    reason_alert: reasonAlert,
+    status: 'requested',
+  };
+  return { key: blockKey(enforcer, b.ip), value };
+}
+
+export function startLoginspectService(opts: LoginspectServiceOptions): LoginspectServiceHandle {
+  const config = parseLoginspectConfig(opts.config ?? {});
+  const { bus } = opts;
+  const ctx = childContext(opts.ctx, STAGE);
+  const { log, metrics, clock } = ctx;
+  const inspector = opts.inspector ?? LogInspector.fromConfig(config.inspector);
+  if (inspector.rules.refused.length) {
+    log.info({ loaded: inspector.rules.rules.length, refused: inspector.rules.refused.length }, 'Some rules were refused; `cordon logtest --stats` lists them with reasons.');
+  }
+  const logsCodec = codecFor(TOPICS.logs);
+  const alertsCodec = codecFor(TOPICS.alerts);
+  const blocksCodec = codecFor(TOPICS.blocks);
+  const dlqCodec = codecFor(TOPICS.dlq);
+  const producer = bus.producer();
+  const states = new Map<number, InspectState>();
+
+  const consumer = bus.consumer({
+    groupId: config.groupId,
+    topics: [config.inputTopic],
+    fromBeginning: true,
+    autoCommit: true,
+    maxBatchRecords: config.maxBatchRecords,
+    onRevoke: (tps) => {
+      for (const tp of tps) if (tp.topic === config.inputTopic) states.delete(tp.partition);
+    },
+  });
+
+  const dlq = (batch: Batch, offset: bigint, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord => {
+    const { code, message } = describeError(err);
+    const letter: DeadLetter = {
+      ts_us: clock.now() * 1000,
+      stage: STAGE,
+      source_topic: batch.topic,
+      source_partition: batch.partition,
+      source_offset: Number(offset),
+      error_code: code,
+      error: message,
+      key,
+      value,
+    };
+    return { key: Buffer.from(batch.topic), value: dlqCodec.encode(letter) };
+  };
+
+  async function handleBatch(batch: Batch): Promise<void> {
+    // A batch in flight when stop() is called is finished: with auto-commit, skipping it would lose it.
+    if (batch.topic !== config.inputTopic) return;
+    let state = states.get(batch.partition);
+    if (!state) states.set(batch.partition, (state = inspector.newState()));
+    const alerts: ProduceRecord[] = [];
+    const blocks: ProduceRecord[] = [];
+    const letters: ProduceRecord[] = [];
+    for (const rec of batch.records) {
+      metrics.inc('received');
+      let lb: LogBatch;
+      try {
+        if (rec.value === null) throw new Error('record has no value (null)');
+        lb = logsCodec.decode(rec.value);
+      } catch (err) {
+        metrics.inc('errors');
+        metrics.inc('dropped');
+        letters.push(dlq(batch, rec.offset, rec.key, rec.value, ERR_LOGINSPECT_BAD_BATCH.withCause(err, describeError(err).message)));
+        continue;
+      }
+      const hint = lb.format ?? lb.source;
+      for (const line of lb.lines) {
+        metrics.inc('lines');
+        // binary bytes decode lossily (U+FFFD) rather than failing the line
+        const text = line.line.toString('utf8').replace(/\r?\n$/, '');
+        const r = inspector.inspect(state, text, { refMs: Math.floor(line.ts_us / 1000), hint });
+        for (const d of r.detections) {
+          const alert = toAlert(lb, line.offset, d);
+          if (alert.ts_us === 0) alert.ts_us = line.ts_us;
+          alerts.push({ key: Buffer.from(lb.vm), value: alertsCodec.encode(alert) });
+          for (const b of r.blocks) {
+            if (b.rule !== d.rule) continue;
+            const blk = toBlock(lb, b, alert.alert_id, config.inspector.blocks.action);
+            blocks.push({ key: blk.key, value: blocksCodec.encode(blk.value) });
+          }
+        }
+      }
+    }
+    // Blocks after their alerts: a consumer of both never sees a block whose reason is unknown.
+    if (alerts.length) await producer.send(config.alertsTopic, alerts);
+    if (blocks.length) await producer.send(config.blocksTopic, blocks);
+    if (letters.length) await producer.send(config.dlqTopic, letters);
+    metrics.inc('sent', alerts.length + blocks.length);
+    metrics.inc('alerts', alerts.length);
+    metrics.inc('blocks', blocks.length);
+  }
+
+  const running = consumer.run(handleBatch);
+  let stopped: Promise<void> | null = null;
+  return {
+    config,
+    inspector,
+    done: running,
+    stop(): Promise<void> {
+      stopped ??= (async () => {
+        await consumer.close();
+        await running.catch(() => undefined);
+        await producer.close();
+        log.info('Loginspect service stopped.');
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import { describeConfigIssues } from '@cordon/runtime';
+import { ERR_WATCHDOG_CONFIG } from './errors.js';
+
+// Every one of these ends up in an nft script or an `ip netns exec` argument: plain names only.
+const ident = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/, 'a plain identifier (letters, digits, "_"; up to 32)');
+const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a Linux interface name (up to 15 of letters, digits, "_", ".", "-")');
+
+export const watchdogConfigSchema = z
+  .object({
+    /** This hypervisor host, as named in the inventory; blocks for `watchdog:<host>` are ours. */
+    host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only'),
+    /** The host's virtual switch (Linux bridge) whose VMs the watchdog protects. */
+    bridge: ifname,
+    enforce: z
+      .object({
+        enabled: z.boolean().default(true),
+        table: ident.default('cordon_watchdog'),
+        /** Run nft inside this network namespace (the lab's host); unset: the watchdog's own. */
+        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+export type WatchdogConfig = z.infer<typeof watchdogConfigSchema>;
+export type WatchdogConfigInput = z.input<typeof watchdogConfigSchema>;
+
+export function parseWatchdogConfig(input: unknown): WatchdogConfig {
+  const r = watchdogConfigSchema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  throw ERR_WATCHDOG_CONFIG.withCause(r.error, describeConfigIssues(r.error.issues));
+}

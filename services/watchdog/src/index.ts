@@ -1,0 +1,4 @@
+export * from './errors.js';
+export * from './config.js';
+export * from './enforce-bridge.js';
+export * from './watchdog.js';
