@@ -7,6 +7,7 @@ import { parseAgentConfig, type AgentConfigInput } from './config.js';
 import { NftEnforcer } from './enforce.js';
 import { startIdentity, type AgentIdentity } from './identity.js';
 import { LogTailer } from './logtail.js';
+import { collectNetSnapshot } from './netconf.js';
 import { agentIdFor, readEnrollToken } from './token.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -172,6 +173,47 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     : null;
   await fim?.start();
 
+  // ---- network configuration: a snapshot when it changed (and every 20 looks regardless)
+  const netCodec = codecFor(TOPICS.netconf);
+  let lastNet = '';
+  let looks = 0;
+  const lookAtNetwork = async () => {
+    const snap = await collectNetSnapshot(agentId, vm, ctx.clock.now() * 1000);
+    const shape = JSON.stringify({ ...snap, ts_us: 0 });
+    if (shape === lastNet && ++looks % 20 !== 0) return;
+    lastNet = shape;
+    await producer.send(TOPICS.netconf, [{ key: Buffer.from(vm), value: netCodec.encode(snap) }]);
+  };
+  let netTimer: NodeJS.Timeout | null = null;
+  if (config.netconf.enabled) {
+    await lookAtNetwork().catch((err: unknown) => ctx.log.warn({ err }, 'Network configuration could not be read.'));
+    netTimer = setInterval(() => {
+      lookAtNetwork().catch((err: unknown) => ctx.log.warn({ err }, 'Network configuration could not be read.'));
+    }, config.netconf.intervalS * 1000);
+    netTimer.unref();
+  }
+
+  // ---- orders from agent-commands (addressed by key): rescan, re-baseline
+  const commandCodec = codecFor(TOPICS.agentCommands);
+  const commands = bus.consumer({ groupId: `cordon-agent-${agentId}-commands`, topics: [TOPICS.agentCommands], fromBeginning: false });
+  const commandsDone = commands.run(async (batch) => {
+    for (const r of batch.records) {
+      if (r.key?.toString() !== agentId || !r.value) continue;
+      let cmd;
+      try {
+        cmd = commandCodec.decode(r.value);
+      } catch (err) {
+        ctx.log.warn({ err }, 'An agent command does not decode; it was skipped.');
+        continue;
+      }
+      ctx.log.info({ command: cmd.kind, id: cmd.command_id }, 'Agent command received.');
+      if (cmd.kind === 'rescan') await fim?.rescan();
+      else if (cmd.kind === 'rebaseline') await fim?.rebaseline();
+      else ctx.log.warn({ command: cmd.kind }, 'This agent does not carry out that command yet.');
+    }
+  });
+  commandsDone.catch((err: unknown) => ctx.log.error({ err }, 'The agent-commands consumer stopped.'));
+
   const timer = setInterval(() => {
     heartbeat('running').catch((err: unknown) => ctx.log.warn({ err }, 'Heartbeat failed; the next one retries.'));
   }, config.heartbeatS * 1000);
@@ -188,6 +230,8 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     stop: () =>
       (stopping ??= (async () => {
         clearInterval(timer);
+        if (netTimer) clearInterval(netTimer);
+        await commands.close();
         await fim?.stop();
         await tailer.stop();
         await blocks?.close();

@@ -13,6 +13,8 @@ export const agentConfigSchema = z
     logs: z.array(z.object({ path: z.string().min(1), format: z.string().optional() }).strict()).default([]),
     /** A log seen for the first time is read from its start or only for new lines. */
     logStartAt: z.enum(['beginning', 'end']).default('end'),
+    /** Network configuration snapshots (listening sockets, interfaces, routes): how often to look. */
+    netconf: z.object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) }).strict().default({}),
     /** File integrity: paths, patterns, attributes, schedule (see @cordon/fim's policy). */
     fim: fimPolicySchema.optional(),
     enforce: z

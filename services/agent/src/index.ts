@@ -5,3 +5,4 @@ export * from './identity.js';
 export * from './logtail.js';
 export * from './enforce.js';
 export * from './agent.js';
+export * from './netconf.js';

@@ -12,6 +12,7 @@ import { ERR_CONFIG, ERR_UNKNOWN_SERVICE } from './errors.js';
 import { startAgent } from '@cordon/agent';
 import { startFimProcessor } from '@cordon/fim-processor';
 import { startLoginspectService } from '@cordon/loginspect';
+import { startNetconfService } from '@cordon/netconf';
 import { startResponder } from '@cordon/responder';
 import { startWatchdog } from '@cordon/watchdog';
 
@@ -94,6 +95,13 @@ export const SERVICES: Record<string, ServiceEntry> = {
     start: async ({ bus, ctx }) => {
       const h = startLoginspectService({ bus, ctx });
       return { name: 'loginspect', done: h.done, stop: () => h.stop() };
+    },
+  },
+  netconf: {
+    inputs: [{ group: 'cordon-netconf', topic: TOPICS.netconf }],
+    start: async ({ bus, ctx }) => {
+      const h = await startNetconfService({ bus, ctx });
+      return { name: 'netconf', done: h.done, stop: () => h.stop() };
     },
   },
   fim: {
