@@ -39,5 +39,6 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
 fi
 
 bash native/build.sh
+bash native/capture/build.sh
 log "building"
 npm run --silent build

@@ -12,3 +12,7 @@ export const ERR_NATIVE_BAD_OPTION = defineError(
   'CORDON_ERR_NATIVE_BAD_OPTION',
   (detail: string) => `invalid DPI engine option: ${detail}`,
 );
+export const ERR_NATIVE_CAPTURE = defineError(
+  'CORDON_ERR_NATIVE_CAPTURE',
+  (what: string, detail: string) => `${what} failed: ${detail}`,
+);

@@ -170,3 +170,4 @@ export class BatchBuilder {
 }
 
 export const nativeAddonPath = (): string => join(ADDON_PATH);
+export * from './capture.js';

@@ -12,6 +12,16 @@ export const watchdogConfigSchema = z
     host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only'),
     /** The host's virtual switch (Linux bridge) whose VMs the watchdog protects. */
     bridge: ifname,
+    /** Live capture on the bridge's ports, published to `packets` for the dpi stage. */
+    capture: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** Capture inside this network namespace (the lab's host); unset: the watchdog's own. */
+        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        pollMs: z.number().positive().max(1000).default(2),
+      })
+      .strict()
+      .default({}),
     enforce: z
       .object({
         enabled: z.boolean().default(true),

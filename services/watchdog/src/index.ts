@@ -2,3 +2,4 @@ export * from './errors.js';
 export * from './config.js';
 export * from './enforce-bridge.js';
 export * from './watchdog.js';
+export * from './capture.js';

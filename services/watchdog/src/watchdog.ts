@@ -5,6 +5,7 @@ import { followTable, type TableFollower } from '@cordon/bus';
 import { blockKey, blockKeyTarget, codecFor, TOPICS, watchdogEnforcer, type BlockDecision } from '@cordon/schemas';
 import { parseWatchdogConfig, type WatchdogConfig, type WatchdogConfigInput } from './config.js';
 import { BridgeEnforcer } from './enforce-bridge.js';
+import { startCapture, type CaptureHandle } from './capture.js';
 
 /**
  * The watchdog of one hypervisor host. Today: the enforcer — every block addressed to
@@ -22,6 +23,8 @@ export interface WatchdogOptions {
 export interface WatchdogHandle {
   readonly config: WatchdogConfig;
   readonly enforcer: BridgeEnforcer | null;
+  /** The live capture, when enabled. */
+  readonly capture: CaptureHandle | null;
   /** Blocks in force as the watchdog knows them (target → decision). */
   readonly active: ReadonlyMap<string, BlockDecision>;
   readonly done: Promise<void>;
@@ -120,13 +123,19 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
   }
 
   let stopped: Promise<void> | null = null;
+  const capture = config.capture.enabled
+    ? await startCapture({ bus, ctx: opts.ctx, host: config.host, bridge: config.bridge, pollMs: config.capture.pollMs, ...(config.capture.netns ? { netns: config.capture.netns } : {}) })
+    : null;
+
   return {
     config,
     enforcer,
+    capture,
     active,
     done: follower?.done ?? new Promise<void>(() => undefined),
     stop: () =>
       (stopped ??= (async () => {
+        await capture?.stop();
         await follower?.close();
         await producer.close();
         // The nft table stays: blocks keep being enforced (until their TTL) while the
