@@ -3,3 +3,4 @@ export * from './codec.js';
 export * from './errors.js';
 export * from './topics.js';
 export * from './keys.js';
+export * from './dead-letter.js';

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { childContext, describeConfigIssues, describeError, defineError, type Context } from '@cordon/runtime';
+import { childContext, describeConfigIssues, defineError, type Context } from '@cordon/runtime';
 import type { Batch, Bus, ProduceRecord, TopicPartition } from '@cordon/bus';
-import { codecFor, TOPICS, type Alert, type AlertAction, type DeadLetter, type PacketBatch } from '@cordon/schemas';
+import { codecFor, TOPICS, type Alert, type AlertAction, type PacketBatch, deadLetter } from '@cordon/schemas';
 import { BatchBuilder, Engine, Rules, type RuleSource } from '@cordon/native';
 
 /**
@@ -120,7 +120,6 @@ export function startDpiService(opts: DpiServiceOptions): DpiServiceHandle {
   const { log, metrics, clock } = ctx;
   const packets = codecFor(TOPICS.packets);
   const alertsCodec = codecFor(TOPICS.alerts);
-  const dlqCodec = codecFor(TOPICS.dlq);
   const producer = bus.producer();
   const engines = new Map<number, Engine>();
   let rules = opts.rules;
@@ -132,14 +131,8 @@ export function startDpiService(opts: DpiServiceOptions): DpiServiceHandle {
     return e;
   };
 
-  const dlq = (source: { topic: string; partition: number; offset: bigint }, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord => {
-    const { code, message } = describeError(err);
-    const letter: DeadLetter = {
-      ts_us: clock.now() * 1000, stage: 'dpi', source_topic: source.topic, source_partition: source.partition,
-      source_offset: Number(source.offset), error_code: code, error: message, key, value,
-    };
-    return { key: Buffer.from(source.topic), value: dlqCodec.encode(letter) };
-  };
+  const dlq = (source: { topic: string; partition: number; offset: bigint }, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord =>
+    deadLetter('dpi', source, { key, value }, err, clock.now() * 1000);
 
   /** Alerts of one PacketBatch, numbered within it (positions must not depend on how the bus batched records). */
   const toRecords = (lines: string[], pb: PacketBatch, out: ProduceRecord[], base = 0) => {

@@ -1,6 +1,6 @@
-import { childContext, describeError, type Context } from '@cordon/runtime';
+import { childContext, type Context } from '@cordon/runtime';
 import type { Batch, Bus, ProduceRecord } from '@cordon/bus';
-import { codecFor, TOPICS, type DeadLetter, type FileEvent } from '@cordon/schemas';
+import { codecFor, TOPICS, type FileEvent, deadLetter } from '@cordon/schemas';
 import { parseFimProcessorConfig, type FimProcessorConfig, type FimProcessorConfigInput } from './config.js';
 import { FimAlerter } from './fim-alerts.js';
 
@@ -38,7 +38,6 @@ export function startFimProcessor(opts: FimProcessorOptions): FimProcessorHandle
   const { log, metrics, clock } = ctx;
   const fimCodec = codecFor(TOPICS.fim);
   const alertCodec = codecFor(TOPICS.alerts);
-  const dlqCodec = codecFor(TOPICS.dlq);
   const alerter = new FimAlerter(config);
   const producer = bus.producer();
   let stopping = false;
@@ -51,21 +50,8 @@ export function startFimProcessor(opts: FimProcessorOptions): FimProcessorHandle
     maxBatchRecords: config.maxBatchRecords,
   });
 
-  const dlq = (b: Batch, offset: bigint, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord => {
-    const { code, message } = describeError(err);
-    const letter: DeadLetter = {
-      ts_us: clock.now() * 1000,
-      stage: STAGE,
-      source_topic: b.topic,
-      source_partition: b.partition,
-      source_offset: Number(offset),
-      error_code: code,
-      error: message,
-      key,
-      value,
-    };
-    return { key: Buffer.from(b.topic), value: dlqCodec.encode(letter) };
-  };
+  const dlq = (b: Batch, offset: bigint, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord =>
+    deadLetter(STAGE, { topic: b.topic, partition: b.partition, offset }, { key, value }, err, clock.now() * 1000);
 
   async function handleBatch(batch: Batch): Promise<void> {
     if (stopping) return; // leave the batch uncommitted: the next owner reads it again

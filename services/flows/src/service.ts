@@ -1,6 +1,6 @@
 import { childContext, describeError, type Context } from '@cordon/runtime';
 import { partitionForKey, readRange, readTable, type Batch, type Bus, type ConsumedRecord, type ProduceRecord, type TopicPartition } from '@cordon/bus';
-import { codecFor, TOPICS, type DeadLetter, type PacketBatch, type StageState } from '@cordon/schemas';
+import { codecFor, TOPICS, type PacketBatch, type StageState, deadLetter } from '@cordon/schemas';
 import { parseFlowsConfig, type FlowsServiceConfig, type FlowsServiceConfigInput } from './config.js';
 import { ERR_FLOWS_SNAPSHOT } from './errors.js';
 import { FlowTable } from './flow-table.js';
@@ -63,7 +63,6 @@ export function startFlowsService(opts: FlowsServiceOptions): FlowsServiceHandle
   const { log, metrics, clock } = ctx;
   const packetsCodec = codecFor(TOPICS.packets);
   const flowsCodec = codecFor(TOPICS.flows);
-  const dlqCodec = codecFor(TOPICS.dlq);
   const stateCodec = codecFor(TOPICS.state);
   const producer = bus.producer();
   const partitions = new Map<number, PartitionState>();
@@ -88,21 +87,8 @@ export function startFlowsService(opts: FlowsServiceOptions): FlowsServiceHandle
     onRevoke: (tps) => exclusive(() => revoke(tps)),
   });
 
-  const dlq = (source: { topic: string; partition: number; offset: bigint | null }, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord => {
-    const { code, message } = describeError(err);
-    const letter: DeadLetter = {
-      ts_us: clock.now() * 1000,
-      stage: STAGE,
-      source_topic: source.topic,
-      source_partition: source.partition,
-      source_offset: source.offset === null ? null : Number(source.offset),
-      error_code: code,
-      error: message,
-      key,
-      value,
-    };
-    return { key: Buffer.from(source.topic), value: dlqCodec.encode(letter) };
-  };
+  const dlq = (source: { topic: string; partition: number; offset: bigint | null }, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord =>
+    deadLetter(STAGE, source, { key, value }, err, clock.now() * 1000);
 
   async function loadStates(wanted: number[]): Promise<Map<number, ConsumedRecord>> {
     const found = new Map<number, ConsumedRecord>();

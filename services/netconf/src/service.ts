@@ -1,6 +1,6 @@
-import { childContext, describeError, type Context } from '@cordon/runtime';
+import { childContext, type Context } from '@cordon/runtime';
 import { readTable, type Bus, type ProduceRecord } from '@cordon/bus';
-import { codecFor, TOPICS, type NetSnapshot, type StageState } from '@cordon/schemas';
+import { codecFor, deadLetter, TOPICS, type NetSnapshot, type StageState } from '@cordon/schemas';
 import { diffSnapshots, toAlert } from './diff.js';
 
 const STAGE = 'netconf';
@@ -22,7 +22,6 @@ export async function startNetconfService(opts: { bus: Bus; ctx: Context; groupI
   const snapCodec = codecFor(TOPICS.netconf);
   const stateCodec = codecFor(TOPICS.state);
   const alertCodec = codecFor(TOPICS.alerts);
-  const dlqCodec = codecFor(TOPICS.dlq);
   const last = new Map<string, NetSnapshot>();
   for (const r of (await readTable(bus, TOPICS.state)).values()) {
     const k = r.key?.toString() ?? '';
@@ -46,9 +45,8 @@ export async function startNetconfService(opts: { bus: Bus; ctx: Context; groupI
         if (!r.value) throw new Error('record has no value (null)');
         snap = snapCodec.decode(r.value);
       } catch (err) {
-        const { code, message } = describeError(err);
         ctx.metrics.inc('errors');
-        letters.push({ key: Buffer.from(r.topic), value: dlqCodec.encode({ ts_us: ctx.clock.now() * 1000, stage: STAGE, source_topic: r.topic, source_partition: r.partition, source_offset: Number(r.offset), error_code: code, error: message, key: r.key, value: r.value }) });
+        letters.push(deadLetter(STAGE, r, r, err, ctx.clock.now() * 1000));
         continue;
       }
       const prev = last.get(snap.vm) ?? null;

@@ -3,7 +3,7 @@ import { childContext, describeError, type Context } from '@cordon/runtime';
 import type { Batch, Bus, ConsumedRecord, ProduceRecord } from '@cordon/bus';
 import { followTable, type TableFollower } from '@cordon/bus';
 import { AssignmentView, InventoryView, PolicyView } from '@cordon/policy';
-import { codecFor, TOPICS, type Alert, type DeadLetter } from '@cordon/schemas';
+import { codecFor, TOPICS, type Alert, deadLetter } from '@cordon/schemas';
 import { parseResponderConfig, type ResponderConfig, type ResponderConfigInput } from './config.js';
 import { BlockHistory, decide, type Views } from './decide.js';
 
@@ -38,25 +38,10 @@ export async function startResponder(opts: ResponderOptions): Promise<ResponderH
   const { log, metrics, clock } = ctx;
   const alertsCodec = codecFor(TOPICS.alerts);
   const blocksCodec = codecFor(TOPICS.blocks);
-  const dlqCodec = codecFor(TOPICS.dlq);
   const views: Views = { policy: new PolicyView(), inventory: new InventoryView(), assignments: new AssignmentView(), blocks: new BlockHistory() };
   const producer = bus.producer();
 
-  const dlq = (r: ConsumedRecord, err: unknown): ProduceRecord => {
-    const { code, message } = describeError(err);
-    const letter: DeadLetter = {
-      ts_us: clock.now() * 1000,
-      stage: STAGE,
-      source_topic: r.topic,
-      source_partition: r.partition,
-      source_offset: Number(r.offset),
-      error_code: code,
-      error: message,
-      key: r.key,
-      value: r.value,
-    };
-    return { key: Buffer.from(r.topic), value: dlqCodec.encode(letter) };
-  };
+  const dlq = (r: ConsumedRecord, err: unknown): ProduceRecord => deadLetter(STAGE, r, r, err, clock.now() * 1000);
 
   // Views: a record a view cannot use is skipped and counted (fail open: one bad policy
   // record must not stop blocking), and kept in the DLQ for the operator.

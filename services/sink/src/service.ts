@@ -2,7 +2,7 @@ import { childContext, type Context } from '@cordon/runtime';
 import type { Bus } from '@cordon/bus';
 import { codecFor, TOPICS } from '@cordon/schemas';
 import { ERR_STORE_BAD_ROW, type Store } from '@cordon/store';
-import { batchToRows, deadLetter } from './stage.js';
+import { batchToRows, deadLetterOf } from './stage.js';
 import { mappingFor, TABLE_MAPPINGS } from './tables.js';
 
 export interface SinkService {
@@ -53,7 +53,7 @@ export function startSink(opts: SinkOptions): SinkService {
             ctx.metrics.inc('sent');
           } catch (rowErr) {
             if (!ERR_STORE_BAD_ROW.is(rowErr)) throw rowErr;
-            work.deadLetters.push(deadLetter(src, rowErr, nowUs));
+            work.deadLetters.push(deadLetterOf(src, rowErr, nowUs));
           }
         }
       }

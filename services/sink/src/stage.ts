@@ -1,6 +1,5 @@
-import { describeError } from '@cordon/runtime';
 import type { Batch, ConsumedRecord } from '@cordon/bus';
-import { codecFor, type DeadLetter } from '@cordon/schemas';
+import { codecFor, deadLetter, type DeadLetter } from '@cordon/schemas';
 import { mappingFor } from './tables.js';
 
 export interface SinkWork {
@@ -30,7 +29,7 @@ export function batchToRows(batch: Batch, nowUs: number): SinkWork {
       rows.push(mapping.toRow(codec.decode(r.value) as never));
       sources.push(r);
     } catch (err) {
-      deadLetters.push(deadLetter(r, err, nowUs));
+      deadLetters.push(deadLetterOf(r, err, nowUs));
     }
   }
   const first = batch.records[0]!.offset;
@@ -38,17 +37,6 @@ export function batchToRows(batch: Batch, nowUs: number): SinkWork {
   return { table: mapping.table, rows, sources, batchId: `${batch.topic}:${batch.partition}:${first}-${last}`, deadLetters };
 }
 
-export function deadLetter(r: ConsumedRecord, err: unknown, nowUs: number): DeadLetter {
-  const { code, message } = describeError(err);
-  return {
-    ts_us: nowUs,
-    stage: 'sink',
-    source_topic: r.topic,
-    source_partition: r.partition,
-    source_offset: Number(r.offset),
-    error_code: code,
-    error: message,
-    key: r.key,
-    value: r.value,
-  };
+export function deadLetterOf(r: ConsumedRecord, err: unknown, nowUs: number): DeadLetter {
+  return deadLetter('sink', r, r, err, nowUs).letter;
 }
