@@ -48,17 +48,25 @@ const run = () => {
   const st = inspector.newState();
   const meta = { refMs: Date.UTC(2024, 0, 1), hint: file };
   let detections = 0;
+  const c0 = process.cpuUsage();
   const t = performance.now();
   const n = forEachLine(file, (line) => {
     detections += inspector.inspect(st, line, meta).detections.length;
   });
-  return { n, detections, secs: (performance.now() - t) / 1000, blocks: st.counters.blocks };
+  const secs = (performance.now() - t) / 1000;
+  const cpu = process.cpuUsage(c0);
+  return { n, detections, secs, cpuSecs: (cpu.user + cpu.system) / 1e6, blocks: st.counters.blocks };
 };
 run(); // warm-up: JIT and page cache
-const r = run();
+// the machine is shared: time RUNS passes and report the median (best and CPU-time rate beside)
+const RUNS = 5;
+const runs = Array.from({ length: RUNS }, run).sort((a, b) => a.secs - b.secs);
+const r = runs[RUNS >> 1];
 const rate = Math.round(r.n / r.secs);
+const best = Math.round(runs[0].n / runs[0].secs);
+const cpuRate = Math.round(r.n / r.cpuSecs);
 console.log(
-  `loginspect: ${rate.toLocaleString('en-US')} lines/s on one core (${r.n.toLocaleString('en-US')} lines: ${sshLines.toLocaleString('en-US')} syslog/auth, ${webLines.toLocaleString('en-US')} web; ` +
+  `loginspect: ${rate.toLocaleString('en-US')} lines/s on one core, median of ${RUNS} passes (best ${best.toLocaleString('en-US')}; ${cpuRate.toLocaleString('en-US')} per CPU-second) (${r.n.toLocaleString('en-US')} lines: ${sshLines.toLocaleString('en-US')} syslog/auth, ${webLines.toLocaleString('en-US')} web; ` +
     `${sigmaLoaded} Sigma + ${builtin} built-in rules, ${inspector.rules.refused.length} refused; setup ${setupMs.toFixed(0)} ms; ${r.detections.toLocaleString('en-US')} detections, ${r.blocks.toLocaleString('en-US')} blocks)`,
 );
 

@@ -50,6 +50,11 @@ export interface LogEvent {
   fields: Record<string, string>;
   /** The remote address the format itself names (client IP, rhost=, client:); null if none. */
   addr: string | null;
+  /**
+   * Where fields that are verbatim slices of `raw` start in it: the literal scanner then finds
+   * their literals in its one pass over `raw` instead of scanning each field again.
+   */
+  at?: Record<string, number>;
 }
 
 export interface DecodeOptions {
@@ -76,8 +81,21 @@ const SOLARIS_ID = /^\[ID \d+ [\w.]+\] /;
 const APACHE_ERROR = /^\[((?:[A-Za-z]{3} ){1,2} ?\d{1,2} [\d:.]+ \d{4})\] \[([\w:]+)\] (.*)$/;
 const NGINX_ERROR = /^(\d{4})\/(\d\d)\/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*)$/;
 
+/** The last hint and what it said: the same hint comes with every line of a batch or file. */
+let lastHint: string | null = null;
+let lastHintAuth = false;
+
+function isAuthHint(hint: string | null | undefined): boolean {
+  if (!hint) return false;
+  if (hint !== lastHint) {
+    lastHint = hint;
+    lastHintAuth = /auth|secure/i.test(hint);
+  }
+  return lastHintAuth;
+}
+
 export function decodeLine(raw: string, opts: DecodeOptions): LogEvent {
-  const authHint = opts.hint ? /auth|secure/i.test(opts.hint) : false;
+  const authHint = isAuthHint(opts.hint);
   const ch = raw.charCodeAt(0);
   // cheap dispatch on the first byte: '[' apache error, digit nginx error / access / ISO syslog
   if (ch === 0x5b /* [ */) {
@@ -359,11 +377,12 @@ function decodeAuditd(raw: string, ts: number | null, body: string | null): LogE
 // ---------------------------------------------------------------- web
 
 /** Request line `GET /a/b?c=d HTTP/1.1` → cs-method, cs-uri-stem, cs-uri-query, cs-uri, cs-version. */
-function requestFields(req: string, fields: Record<string, string>): void {
+function requestFields(req: string, fields: Record<string, string>, at?: Record<string, number>, base = 0): void {
   fields['cs-request'] = req;
   const sp = req.indexOf(' ');
   if (sp < 0) {
     fields['cs-method'] = req;
+    if (at) at['cs-request'] = at['cs-method'] = base;
     return;
   }
   fields['cs-method'] = req.slice(0, sp);
@@ -376,6 +395,12 @@ function requestFields(req: string, fields: Record<string, string>): void {
   fields['cs-uri'] = uri;
   const q = uri.indexOf('?');
   fields['cs-uri-stem'] = q < 0 ? uri : uri.slice(0, q);
+  if (at) {
+    at['cs-request'] = at['cs-method'] = base;
+    at['cs-uri'] = at['cs-uri-stem'] = at['cs-uri-query'] = base + sp + 1;
+    if (v >= 0) at['cs-version'] = base + sp + 1 + v + 1;
+    if (q >= 0) at['cs-query'] = base + sp + 1 + q + 1;
+  }
   // SigmaHQ's webserver rules put path fragments (`/cgi-bin/…`, `../`) in cs-uri-query: they are
   // written against backends that map it to the whole request target, so it carries the target.
   fields['cs-uri-query'] = uri;
@@ -463,7 +488,8 @@ export function decodeAccess(raw: string): LogEvent | null {
   if (user && user !== '-') fields['cs-username'] = user;
   const between = raw.slice(rb + 1, q).trim();
   if (between) fields['cs-host'] ??= between;
-  requestFields(raw.slice(q + 1, qe), fields);
+  const at: Record<string, number> = {};
+  requestFields(raw.slice(q + 1, qe), fields, at, q + 1);
   // after the request: status bytes "referer" "agent" …
   let i = qe + 1;
   const tok = (): string => {
@@ -481,17 +507,22 @@ export function decodeAccess(raw: string): LogEvent | null {
     const e = quoted(raw, i);
     if (e > 0) {
       fields['cs-referer'] = raw.slice(i + 1, e);
+      at['cs-referer'] = i + 1;
       i = e + 1;
       while (raw.charCodeAt(i) === 0x20) i++;
       if (raw[i] === '"') {
         const e2 = quoted(raw, i);
-        if (e2 > 0) fields['cs-user-agent'] = raw.slice(i + 1, e2);
+        if (e2 > 0) {
+          fields['cs-user-agent'] = raw.slice(i + 1, e2);
+          at['cs-user-agent'] = i + 1;
+        }
       }
     }
   }
   const addr = normalizeAddress(ip ?? '');
   fields['c-ip'] = fields['clientip'] = addr;
-  return { raw, kinds: KIND.webAccess, ts, host: null, program: null, pid: null, message: raw, fields, addr };
+  at['keywords'] = 0;
+  return { raw, kinds: KIND.webAccess, ts, host: null, program: null, pid: null, message: raw, fields, addr, at };
 }
 
 function decodeApacheError(raw: string): LogEvent | null {

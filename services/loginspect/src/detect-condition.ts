@@ -41,6 +41,22 @@ export function reqAny(parts: object[]): Requirement | undefined {
   return out;
 }
 
+/**
+ * Predicates that run a regular expression (or hold one that does). AND and OR evaluate their
+ * cheap parts first: `panels and missing` then asks the status code before the long regex.
+ * Sigma predicates have no side effects, so the order changes only the cost.
+ */
+export const COSTLY = new WeakSet<object>();
+
+export function cheapFirst<T extends object>(parts: T[]): T[] {
+  return [...parts.filter((p) => !COSTLY.has(p)), ...parts.filter((p) => COSTLY.has(p))];
+}
+
+export function withCost<T extends object>(p: T, parts: object[]): T {
+  if (parts.some((x) => COSTLY.has(x))) COSTLY.add(p);
+  return p;
+}
+
 export function withReq<T extends object>(p: T, r: Requirement | undefined): T {
   if (r && r.length) REQUIREMENTS.set(p, r);
   return p;
@@ -110,13 +126,14 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
       }
       case 'not': {
         const inner = primary();
-        return (ev) => !inner(ev);
+        return withCost((ev: E) => !inner(ev), [inner]);
       }
       case 'of': {
         const preds = resolve(tok);
         if (preds.length === 1) return preds[0]!;
-        if (tok.quant === 'all') return withReq((ev: E) => preds.every((p) => p(ev)), reqAll(preds));
-        return withReq((ev: E) => preds.some((p) => p(ev)), reqAny(preds));
+        const ordered = cheapFirst(preds);
+        if (tok.quant === 'all') return withCost(withReq((ev: E) => ordered.every((p) => p(ev)), reqAll(preds)), preds);
+        return withCost(withReq((ev: E) => ordered.some((p) => p(ev)), reqAny(preds)), preds);
       }
       case 'id': {
         const p = searches.get(tok.name);
@@ -134,11 +151,12 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
       parts.push(primary());
     }
     if (parts.length === 1) return parts[0]!;
+    const ordered = cheapFirst(parts);
     if (parts.length === 2) {
-      const [a, b] = parts as [Pred<E>, Pred<E>];
-      return withReq((ev: E) => a(ev) && b(ev), reqAll(parts));
+      const [a, b] = ordered as [Pred<E>, Pred<E>];
+      return withCost(withReq((ev: E) => a(ev) && b(ev), reqAll(parts)), parts);
     }
-    return withReq((ev: E) => parts.every((p) => p(ev)), reqAll(parts));
+    return withCost(withReq((ev: E) => ordered.every((p) => p(ev)), reqAll(parts)), parts);
   };
   const orExpr = (): Pred<E> => {
     const parts = [andExpr()];
@@ -147,7 +165,8 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
       parts.push(andExpr());
     }
     if (parts.length === 1) return parts[0]!;
-    return withReq((ev: E) => parts.some((p) => p(ev)), reqAny(parts));
+    const ordered = cheapFirst(parts);
+    return withCost(withReq((ev: E) => ordered.some((p) => p(ev)), reqAny(parts)), parts);
   };
   const match = orExpr();
   if (pos !== toks.length) throw new SigmaConditionError(`unexpected "${JSON.stringify(toks[pos])}" after a complete condition`);

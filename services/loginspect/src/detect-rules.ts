@@ -2,7 +2,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { KIND, type LogEvent } from './decode.js';
-import { parseCondition, reqAll, reqAny, REQUIREMENTS, SigmaConditionError, withReq, type Aggregation, type Pred, type Requirement } from './detect-condition.js';
+import { cheapFirst, COSTLY, parseCondition, reqAll, withCost, reqAny, REQUIREMENTS, SigmaConditionError, withReq, type Aggregation, type Pred, type Requirement } from './detect-condition.js';
+import { LiteralScanner, RAW } from './detect-literals.js';
 import { compileRegex, compileValue, SigmaValueError, type ValuePredicate } from './detect-value.js';
 
 /**
@@ -63,6 +64,8 @@ export interface RefusedRule {
 export interface RuleSet {
   rules: CompiledRule[];
   refused: RefusedRule[];
+  /** Answers the rules' `contains` tests (created by loadRuleDir when absent). */
+  literals?: LiteralScanner;
 }
 
 class RuleRefusal extends Error {}
@@ -119,6 +122,70 @@ export function fieldText(ev: LogEvent, name: string, cased: boolean): string | 
 
 interface CompileOut {
   extractors: CompiledRule['extractors'];
+  /** When given, `contains` tests become lookups in its per-event scan. */
+  literals: LiteralScanner | null;
+}
+
+/**
+ * One value's predicate over the event: a `contains` the scanner can answer becomes a lookup of
+ * its hit (the field scanned once per event for every rule's literals); the rest read the
+ * field's text, lower-cased unless the predicate is case-sensitive.
+ */
+function eventPred(field: string, p: ValuePredicate, out: CompileOut): Pred<LogEvent> {
+  const sc = out.literals;
+  if (sc && p.contains && LiteralScanner.accepts(p.contains)) {
+    const f = sc.fieldId(field);
+    const id = sc.register(field, p.contains);
+    return (ev) => sc.has(ev, f, id);
+  }
+  const folded = p.folded;
+  if (folded) {
+    if (field === RAW) return (ev) => folded(ev.raw);
+    return (ev) => {
+      const s = ev.fields[field];
+      return s !== undefined && folded(s);
+    };
+  }
+  if (field === RAW) return (ev) => p.test(p.cased ? ev.raw : lowerOf(ev, RAW, ev.raw));
+  return (ev) => {
+    const s = fieldText(ev, field, p.cased);
+    return s !== undefined && p.test(s);
+  };
+}
+
+/** Values ORed on one field: when every one is a scannable `contains`, one lookup over their ids. */
+function anyValue(field: string, preds: ValuePredicate[], out: CompileOut): Pred<LogEvent> {
+  const sc = out.literals;
+  if (sc && preds.length > 1 && preds.every((p) => p.contains && LiteralScanner.accepts(p.contains))) {
+    const fs = Int32Array.of(sc.fieldId(field));
+    const ids = Int32Array.from(preds.map((p) => sc.register(field, p.contains!)));
+    return (ev) => sc.any(ev, fs, ids);
+  }
+  return anyOf(preds.map((p) => eventPred(field, p, out)));
+}
+
+function anyOf(preds: Pred<LogEvent>[]): Pred<LogEvent> {
+  if (preds.length === 1) return preds[0]!;
+  if (preds.length === 2) {
+    const [a, b] = preds as [Pred<LogEvent>, Pred<LogEvent>];
+    return (ev) => a(ev) || b(ev);
+  }
+  return (ev) => {
+    for (let i = 0; i < preds.length; i++) if (preds[i]!(ev)) return true;
+    return false;
+  };
+}
+
+function allOf(preds: Pred<LogEvent>[]): Pred<LogEvent> {
+  if (preds.length === 1) return preds[0]!;
+  if (preds.length === 2) {
+    const [a, b] = preds as [Pred<LogEvent>, Pred<LogEvent>];
+    return (ev) => a(ev) && b(ev);
+  }
+  return (ev) => {
+    for (let i = 0; i < preds.length; i++) if (!preds[i]!(ev)) return false;
+    return true;
+  };
 }
 
 function valuePreds(values: unknown, mods: string[]): ValuePredicate[] {
@@ -149,25 +216,9 @@ function fieldPred(key: string, values: unknown, out: CompileOut): Pred<LogEvent
     return v === undefined || v === '';
   };
   if (preds.length === 0) return nullPred;
-  const cased = preds.map((p) => p.cased);
-  const one = (p: ValuePredicate, ev: LogEvent): boolean => {
-    const s = fieldText(ev, field, p.cased);
-    return s !== undefined && p.test(s);
-  };
-  let pred: Pred<LogEvent>;
-  if (preds.length === 1) {
-    const p = preds[0]!;
-    pred = (ev) => one(p, ev);
-  } else if (all) pred = (ev) => preds.every((p) => one(p, ev));
-  else if (cased.every((c) => !c)) {
-    pred = (ev) => {
-      const s = fieldText(ev, field, false);
-      if (s === undefined) return false;
-      for (const p of preds) if (p.test(s)) return true;
-      return false;
-    };
-  } else pred = (ev) => preds.some((p) => one(p, ev));
-  if (hasNull) return (ev) => nullPred(ev) || pred(ev);
+  const pred = all ? allOf(preds.map((p) => eventPred(field, p, out))) : anyValue(field, preds, out);
+  if (preds.some((p) => p.regex)) COSTLY.add(pred);
+  if (hasNull) return withCost((ev: LogEvent) => nullPred(ev) || pred(ev), [pred]);
   if (preds.every((p) => p.anchor)) {
     const reqs = preds.map((p) => ({ field, lit: p.anchor! }));
     withReq(pred, all ? [reqs.reduce((a, b) => (b.lit.length > a.lit.length ? b : a))] : reqs);
@@ -176,17 +227,13 @@ function fieldPred(key: string, values: unknown, out: CompileOut): Pred<LogEvent
 }
 
 /** Field-less values: Sigma keywords, matched anywhere in the raw line. */
-function keywordPred(values: unknown, mods: string[]): Pred<LogEvent> {
+function keywordPred(values: unknown, mods: string[], out: CompileOut): Pred<LogEvent> {
   const all = mods.includes('all');
   const vm = mods.filter((m) => m !== 'all');
   const explicit = vm.includes('contains') || vm.includes('startswith') || vm.includes('endswith') || vm.includes('re') || vm.includes('cidr');
   const preds = valuePreds(values, explicit ? vm : [...vm, 'contains']);
-  const one = (p: ValuePredicate, ev: LogEvent): boolean => p.test(p.cased ? ev.raw : lowerOf(ev, RAW, ev.raw));
-  let pred: Pred<LogEvent>;
-  if (preds.length === 1) {
-    const p = preds[0]!;
-    pred = (ev) => one(p, ev);
-  } else pred = all ? (ev) => preds.every((p) => one(p, ev)) : (ev) => preds.some((p) => one(p, ev));
+  const pred = all ? allOf(preds.map((p) => eventPred(RAW, p, out))) : anyValue(RAW, preds, out);
+  if (preds.some((p) => p.regex)) COSTLY.add(pred);
   if (preds.every((p) => p.anchor)) {
     const reqs = preds.map((p) => ({ field: RAW, lit: p.anchor! }));
     withReq(pred, all ? [reqs.reduce((a, b) => (b.lit.length > a.lit.length ? b : a))] : reqs);
@@ -194,32 +241,26 @@ function keywordPred(values: unknown, mods: string[]): Pred<LogEvent> {
   return pred;
 }
 
-/** Pseudo-field: the whole raw line (Sigma keywords). */
-export const RAW = '\u0000raw';
-
 function mapPred(map: Record<string, unknown>, out: CompileOut): Pred<LogEvent> {
   const parts: Pred<LogEvent>[] = [];
   for (const [key, values] of Object.entries(map)) {
-    if (key === '' || key.startsWith('|')) parts.push(keywordPred(values, key.split('|').filter(Boolean)));
+    if (key === '' || key.startsWith('|')) parts.push(keywordPred(values, key.split('|').filter(Boolean), out));
     else parts.push(fieldPred(key, values, out));
   }
   if (parts.length === 0) throw new RuleRefusal('an empty selection');
   if (parts.length === 1) return parts[0]!;
-  return withReq((ev: LogEvent) => {
-    for (const p of parts) if (!p(ev)) return false;
-    return true;
-  }, reqAll(parts));
+  return withCost(withReq(allOf(cheapFirst(parts)), reqAll(parts)), parts);
 }
 
 function searchPred(def: unknown, out: CompileOut): Pred<LogEvent> {
   if (def === null || def === undefined) throw new RuleRefusal('an empty search identifier');
   if (Array.isArray(def)) {
-    if (def.every((d) => typeof d !== 'object' || d === null)) return keywordPred(def, []);
-    const preds = def.map((d) => (typeof d === 'object' && d !== null ? mapPred(d as Record<string, unknown>, out) : keywordPred(d, [])));
-    return withReq((ev: LogEvent) => preds.some((p) => p(ev)), reqAny(preds));
+    if (def.every((d) => typeof d !== 'object' || d === null)) return keywordPred(def, [], out);
+    const preds = def.map((d) => (typeof d === 'object' && d !== null ? mapPred(d as Record<string, unknown>, out) : keywordPred(d, [], out)));
+    return withCost(withReq(anyOf(cheapFirst(preds)), reqAny(preds)), preds);
   }
   if (typeof def === 'object') return mapPred(def as Record<string, unknown>, out);
-  return keywordPred(def, []);
+  return keywordPred(def, [], out);
 }
 
 // ---------------------------------------------------------------- documents
@@ -252,7 +293,7 @@ function expandMacros(node: unknown): unknown {
   return node;
 }
 
-export function compileRule(doc: Record<string, unknown>, file: string, origin: 'sigma' | 'cordon'): CompiledRule {
+export function compileRule(doc: Record<string, unknown>, file: string, origin: 'sigma' | 'cordon', literals: LiteralScanner | null = null): CompiledRule {
   const id = typeof doc['id'] === 'string' ? doc['id'] : '';
   if (!id) throw new RuleRefusal('the rule has no id');
   const title = typeof doc['title'] === 'string' ? doc['title'] : id;
@@ -263,7 +304,7 @@ export function compileRule(doc: Record<string, unknown>, file: string, origin: 
   const detectionRaw = doc['detection'] as Record<string, unknown> | undefined;
   if (!detectionRaw || typeof detectionRaw !== 'object') throw new RuleRefusal('the rule has no detection');
   const detection = (origin === 'cordon' ? expandMacros(detectionRaw) : detectionRaw) as Record<string, unknown>;
-  const out: CompileOut = { extractors: [] };
+  const out: CompileOut = { extractors: [], literals };
   const searches = new Map<string, Pred<LogEvent>>();
   for (const [name, def] of Object.entries(detection)) {
     if (name === 'condition' || name === 'timeframe') continue;
@@ -368,7 +409,7 @@ export function loadRuleDir(dir: string, origin: 'sigma' | 'cordon', into: RuleS
         if (doc['action'] !== undefined) throw new RuleRefusal(`multi-document rule collections (action: ${String(doc['action'])}) are not supported`);
         if (doc['correlation'] !== undefined) throw new RuleRefusal('Sigma correlation documents are not supported');
         if (seen.has(id)) throw new RuleRefusal(`duplicate rule id ${id}`);
-        into.rules.push(compileRule(doc, file, origin));
+        into.rules.push(compileRule(doc, file, origin, (into.literals ??= new LiteralScanner())));
         seen.add(id);
       } catch (err) {
         if (!(err instanceof RuleRefusal)) throw err;

@@ -13,6 +13,12 @@ export interface ValuePredicate {
   test(value: string): boolean;
   /** A lower-cased literal (≥ 3 chars) every matching value contains: the prefilter's key. */
   anchor?: string | null;
+  /** Set when the test is exactly "contains this lower-cased literal" (ignoring case). */
+  contains?: string | null;
+  /** The test runs a regular expression. */
+  regex?: boolean;
+  /** Same answer as `test(value.toLowerCase())`, read from the original value (no lower-casing). */
+  folded?: ((value: string) => boolean) | null;
 }
 
 export class SigmaValueError extends Error {}
@@ -39,6 +45,56 @@ export function parseWildcards(v: string): Piece[] {
 }
 
 const reEscape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/**
+ * Does `s` hold the lower-case ASCII `lit` at `at`, ignoring ASCII case? null when a non-ASCII
+ * character is in the way: its lower case may be ASCII or longer, so `toLowerCase` decides.
+ */
+function foldAt(s: string, at: number, lit: string): boolean | null {
+  for (let j = 0; j < lit.length; j++) {
+    let c = s.charCodeAt(at + j);
+    if (c >= 0x80) return null;
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lit.charCodeAt(j)) return false;
+  }
+  return true;
+}
+
+function hasNonAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return true;
+  return false;
+}
+
+const isAscii = (s: string): boolean => /^[\x00-\x7f]*$/.test(s);
+
+/**
+ * The same tests as compilePattern makes for equality, prefix and suffix, on the original
+ * text: `toLowerCase` of a whole field to compare a few characters is most of their cost.
+ */
+function foldedPattern(pieces: Piece[]): ((s: string) => boolean) | null {
+  const isStar = (p: Piece | undefined): boolean => p !== undefined && 'wild' in p && p.wild === '*';
+  const lit = (p: Piece | undefined): string | null => (p !== undefined && 'lit' in p ? p.lit.toLowerCase() : null);
+  const slow = (s: string, t: (x: string) => boolean): boolean => t(s.toLowerCase());
+  if (pieces.length === 1) {
+    const l = lit(pieces[0]);
+    if (l === null || !isAscii(l)) return null;
+    const t = (x: string): boolean => x === l;
+    return (s) => (s.length !== l.length ? hasNonAscii(s) && slow(s, t) : (foldAt(s, 0, l) ?? slow(s, t)));
+  }
+  if (pieces.length === 2 && isStar(pieces[0])) {
+    const l = lit(pieces[1]);
+    if (l === null || !isAscii(l)) return null;
+    const t = (x: string): boolean => x.endsWith(l);
+    return (s) => (s.length < l.length ? hasNonAscii(s) && slow(s, t) : (foldAt(s, s.length - l.length, l) ?? slow(s, t)));
+  }
+  if (pieces.length === 2 && isStar(pieces[1])) {
+    const l = lit(pieces[0]);
+    if (l === null || !isAscii(l)) return null;
+    const t = (x: string): boolean => x.startsWith(l);
+    return (s) => (s.length < l.length ? hasNonAscii(s) && slow(s, t) : (foldAt(s, 0, l) ?? slow(s, t)));
+  }
+  return null;
+}
 
 /** Wildcard pieces (implicitly anchored) → the cheapest equivalent test on lowered text. */
 function compilePattern(pieces: Piece[], lower: boolean): (s: string) => boolean {
@@ -108,7 +164,13 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
     } catch (err) {
       throw new SigmaValueError(`regular expression ${JSON.stringify(str)} does not compile: ${(err as Error).message}`);
     }
-    return { cased: true, test: (s) => re.test(s) };
+    // `^[\s\S]{N,}` ("N characters or more", for overlong requests) is a length test
+    const long = /^\^\[\\s\\S\]\{(\d+),\}$/.exec(inline.src);
+    if (long && !flags.includes('m')) {
+      const n = Number(long[1]);
+      return { cased: true, test: (s) => s.length >= n };
+    }
+    return { cased: true, test: (s) => re.test(s), regex: true };
   }
   if (has('cidr')) {
     const c = parseCidr(str);
@@ -132,6 +194,7 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
     variants = variants.flatMap((v) => base64Variants(v, has('base64offset')).map((e) => e.replace(/[*?\\]/g, '\\$&')));
   }
   let anchor: string | null = null;
+  let folded: ((s: string) => boolean) | null = null;
   const tests = variants.map((v) => {
     let pieces = parseWildcards(v);
     if (!cased && variants.length === 1) {
@@ -142,9 +205,15 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
     if (has('contains') || has('startswith')) pieces = [...pieces, star];
     // base64 without contains/startswith/endswith is still a substring of the encoded field
     if ((has('base64') || has('base64offset')) && !has('contains') && !has('startswith') && !has('endswith')) pieces = [star, ...pieces, star];
-    return compilePattern(mergeStars(pieces), !cased);
+    const merged = mergeStars(pieces);
+    if (!cased && variants.length === 1) folded = foldedPattern(merged);
+    return compilePattern(merged, !cased);
   });
-  if (tests.length === 1) return { cased, test: tests[0]!, anchor };
+  if (tests.length === 1) {
+    const merged = variants.length === 1 && !cased && has('contains') && !has('startswith') && !has('endswith') ? parseWildcards(variants[0]!) : null;
+    const contains = merged && merged.length === 1 && 'lit' in merged[0]! ? merged[0].lit.toLowerCase() : null;
+    return { cased, test: tests[0]!, anchor, contains, folded };
+  }
   return { cased, test: (s) => tests.some((t) => t(s)), anchor: null };
 }
 

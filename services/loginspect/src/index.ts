@@ -4,6 +4,7 @@ export * from './addr.js';
 export * from './decode.js';
 export * from './detect-condition.js';
 export * from './detect-value.js';
+export * from './detect-literals.js';
 export * from './detect-rules.js';
 export * from './threshold.js';
 export * from './inspector.js';

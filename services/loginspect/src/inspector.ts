@@ -2,6 +2,7 @@ import { cidrContains, normalizeAddress, parseCidr, type Cidr } from './addr.js'
 import type { BlockPolicy, InspectorConfig } from './config.js';
 import { decodeLine, KIND, type LogEvent } from './decode.js';
 import { builtinRulesDir, fieldText, loadRuleDir, type CompiledRule, type RuleSet } from './detect-rules.js';
+import { LiteralScanner } from './detect-literals.js';
 import { LiteralPrefilter } from './prefilter.js';
 import { ThresholdTable, type Crossing } from './threshold.js';
 
@@ -72,7 +73,7 @@ export class LogInspector {
 
   /** Load the rule folders the config names (built-in first, then extra dirs, then Sigma). */
   static fromConfig(config: InspectorConfig): LogInspector {
-    const set: RuleSet = { rules: [], refused: [] };
+    const set: RuleSet = { rules: [], refused: [], literals: new LiteralScanner() };
     if (config.builtinRules) loadRuleDir(builtinRulesDir(), 'cordon', set);
     for (const d of config.ruleDirs) loadRuleDir(d, 'cordon', set);
     for (const d of config.sigmaDirs) loadRuleDir(d, 'sigma', set);
@@ -93,7 +94,7 @@ export class LogInspector {
     let entry = this.byKinds.get(kinds);
     if (!entry) {
       const rules = this.rules.rules.filter((r) => (r.kinds & kinds) !== 0);
-      entry = { rules, pre: new LiteralPrefilter(rules) };
+      entry = { rules, pre: new LiteralPrefilter(rules, (this.rules.literals ??= new LiteralScanner())) };
       this.byKinds.set(kinds, entry);
     }
     return entry;
@@ -101,14 +102,13 @@ export class LogInspector {
 
   inspect(state: InspectState, raw: string, meta: LineMeta): InspectResult {
     const line = raw.length > this.config.maxLineBytes ? raw.slice(0, this.config.maxLineBytes) : raw;
-    const ev = decodeLine(line, { refMs: meta.refMs, hint: meta.hint ?? null });
+    const ev = decodeLine(line, meta);
     state.counters.lines++;
     if (ev.ts !== null && ev.ts > state.clockMs) state.clockMs = ev.ts;
     if (state.clockMs === 0) state.clockMs = meta.refMs;
     const now = ev.ts ?? state.clockMs;
     if (ev.kinds & KIND.sshd && ev.pid) this.rememberPeer(state, ev);
     const { rules, pre } = this.rulesFor(ev.kinds);
-    pre.reset();
     let detections: Detection[] | null = null;
     let blocks: BlockRequest[] | null = null;
     for (let i = 0; i < rules.length; i++) {

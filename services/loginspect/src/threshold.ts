@@ -54,7 +54,8 @@ export class ThresholdTable {
       // out-of-order lines (merged sources) are placed by time, so the window stays exact
       let i = c.times.length;
       while (i > 0 && c.times[i - 1]! > now) i--;
-      c.times.splice(i, 0, now);
+      if (i === c.times.length) c.times.push(now);
+      else c.times.splice(i, 0, now);
       let drop = 0;
       while (drop < c.times.length && c.times[drop]! < from) drop++;
       if (drop) c.times.splice(0, drop);

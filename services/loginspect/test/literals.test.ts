@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cidrContains, compileRule, compileValue, decodeLine, LiteralScanner, parseCidr, RAW, type LogEvent } from '../src/index.js';
+import { parseClfTime } from '../src/decode-time.js';
+
+// The hot-path shortcuts must give exactly the answers of the plain definitions they replace:
+// `toLowerCase().includes`, `toLowerCase() ===/startsWith/endsWith`, BigInt CIDR, the CLF regex.
+
+const REF = Date.UTC(2024, 5, 1);
+const ALPHABET = ['a', 'B', 'c', 'D', '/', '.', '-', ' ', '%', '2', 'é', 'É', '\u212a', '\u0130', 'k', 'i', 'I', 'K', '\ufffd'];
+let seed = 7;
+const rnd = (n: number): number => {
+  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+  return seed % n;
+};
+const word = (max: number): string => Array.from({ length: rnd(max) }, () => ALPHABET[rnd(ALPHABET.length)]!).join('');
+
+test('the scanner answers contains exactly as toLowerCase().includes, per field and in the raw line', () => {
+  const sc = new LiteralScanner();
+  const lits = ['abc', 'bcd', 'dki', 'ki/', 'a/b', '/./', 'cd-', '%2d', 'iii', 'kkk', 'ab%2'];
+  const ids = lits.map((l) => [sc.register('f', l), sc.register(RAW, l)] as const);
+  const idsQ = lits.map((l) => sc.register('cs-uri-query', l));
+  const idsU = lits.map((l) => sc.register('cs-user-agent', l));
+  const q = sc.fieldId('cs-uri-query');
+  const u = sc.fieldId('cs-user-agent');
+  const f = sc.fieldId('f');
+  const raw = sc.fieldId(RAW);
+  for (let n = 0; n < 3000; n++) {
+    const v = word(24);
+    const ev = { raw: `x ${v} y`, fields: { f: v } } as unknown as LogEvent;
+    // and as an access line, where the URI is found in the one pass over the line
+    const acc = decodeLine(`1.2.3.4 - - [05/Mar/2007:14:39:21 +0100] "GET /${v.replace(/[ "]/g, '_')} HTTP/1.1" 200 1 "-" "${v.replace(/"/g, '_')}"`, { refMs: REF });
+    const uri = acc.fields['cs-uri-query']!;
+    const ua = acc.fields['cs-user-agent']!;
+    lits.forEach((l, k) => {
+      assert.equal(sc.has(ev, f, ids[k]![0]), v.toLowerCase().includes(l), `${JSON.stringify(v)} contains ${l}`);
+      assert.equal(sc.has(ev, raw, ids[k]![1]), ev.raw.toLowerCase().includes(l), `raw ${JSON.stringify(ev.raw)} contains ${l}`);
+      assert.equal(sc.has(acc, q, idsQ[k]!), uri.toLowerCase().includes(l), `uri ${JSON.stringify(uri)} contains ${l}`);
+      assert.equal(sc.has(acc, u, idsU[k]!), ua.toLowerCase().includes(l), `agent ${JSON.stringify(ua)} contains ${l}`);
+      assert.equal(sc.has(acc, raw, ids[k]![1]), acc.raw.toLowerCase().includes(l), `line ${JSON.stringify(acc.raw)} contains ${l}`);
+    });
+  }
+});
+
+test('fields that are slices of the line are answered by the one pass over it, within their span', () => {
+  const rule = compileRule(
+    { title: 't', id: 'x', logsource: { category: 'webserver' }, detection: { s: { 'cs-uri-stem|contains': 'mozilla' }, condition: 's' } },
+    'inline',
+    'sigma',
+    new LiteralScanner(),
+  );
+  const line = (uri: string, ua: string): LogEvent =>
+    decodeLine(`1.2.3.4 - - [05/Mar/2007:14:39:21 +0100] "GET ${uri} HTTP/1.1" 200 1 "-" "${ua}"`, { refMs: REF });
+  const ev = line('/index.html', 'Mozilla/5.0');
+  assert.ok(ev.at, 'access lines carry spans');
+  assert.ok(!rule.match(ev), 'a literal in the user agent is not in the URI');
+  assert.ok(rule.match(line('/MOZILLA/x', 'curl')));
+  assert.ok(!rule.match(line('/a?q=mozilla', 'curl')), 'the query is not part of the stem');
+});
+
+test('equality, prefix and suffix read the original text with the same answers as on lower-cased text', () => {
+  const values = ['abc', 'kI', 'd/', 'é', 'ab'];
+  for (const mod of [[], ['startswith'], ['endswith']]) {
+    for (const val of values) {
+      const p = compileValue(val, mod);
+      if (!/^[\x00-\x7f]*$/.test(val)) {
+        assert.equal(p.folded, null, 'non-ASCII patterns keep the lower-casing test');
+        continue;
+      }
+      assert.ok(p.folded, `a folded test for ${mod.join('|')} ${val}`);
+      for (let n = 0; n < 2000; n++) {
+        const s = rnd(3) === 0 ? val.toUpperCase() + word(3) : word(6);
+        assert.equal(p.folded!(s), p.test(s.toLowerCase()), `${mod.join('|')} ${val} on ${JSON.stringify(s)}`);
+      }
+    }
+  }
+});
+
+test('IPv4 CIDR without BigInt agrees with the general path', () => {
+  const nets = ['10.0.0.0/8', '192.168.1.0/24', '0.0.0.0/0', '255.255.255.255/32', '172.16.0.0/12'].map((c) => parseCidr(c)!);
+  const addrs = ['10.1.2.3', '11.0.0.1', '192.168.1.77', '192.168.2.1', '255.255.255.255', '172.31.255.1', '172.32.0.1', '01.2.3.4', '1.2.3', '::ffff:10.0.0.1', '10.0.0.1:443', 'host.example', '2001:db8::1'];
+  for (const c of nets) {
+    const { net4: _n, mask4: _m, ...slow } = c;
+    for (const a of addrs) assert.equal(cidrContains(c, a), cidrContains(slow, a), `${a} in ${c.net}/${c.mask}`);
+  }
+});
+
+test('the CLF stamp fast path agrees with the regex', () => {
+  for (const s of ['10/Oct/2000:13:55:36 -0700', '05/mar/2007:14:39:21 +0130', '05/Xyz/2007:14:39:21 +0100', '5/Mar/2007:14:39:21 +0100', '05/Mar/2007:14:39:21 Z', '05/Mar/2007:14:39:21 +01:00', '0a/Mar/2007:14:39:21 +0100']) {
+    const t = parseClfTime(s);
+    const viaRegex = parseClfTime(`${s} `.trimEnd().padEnd(27, ' ')); // length ≠ 26: the regex path
+    assert.equal(t, viaRegex, s);
+  }
+});
