@@ -138,6 +138,11 @@ export function startFlowsService(opts: FlowsServiceOptions): FlowsServiceHandle
       consumer.seek({ topic: config.inputTopic, partition: p, offset });
       log.debug({ partition: p, offset: String(offset), flows: table.size, restored, suppressed: suppress.size }, 'Flows partition assigned.');
     }
+    // The group's committed offset may lag the checkpoint: a crash between writing the state
+    // record and committing leaves it behind. Commit what the state says, or a partition with
+    // nothing new to read would never be committed past it (and never look caught up).
+    const restoredTps = mine.filter((p) => !fresh.includes(p)).map((p) => ({ topic: config.inputTopic, partition: p, offset: partitions.get(p)!.nextOffset }));
+    if (restoredTps.length) await consumer.commit(restoredTps);
     // A first checkpoint before any output, so every output is covered by some checkpoint.
     if (fresh.length) {
       const ends = await bus.admin.endOffsets(config.outputTopic);

@@ -144,3 +144,32 @@ test('killed after emitting flows, before checkpointing: the restart loses no fl
   assert.ok(metrics.get('flows.flows_suppressed') > 0, 'the restart rebuilt flows the crashed owner had emitted, and held them back');
   await bus.close();
 });
+
+test('a crash between the checkpoint and the commit: the restart commits what the checkpoint says', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-flows-commit-'));
+  const bus = openBus(dir);
+  await ensureTopics(bus);
+  const records = await replayRecords();
+  const producer = bus.producer();
+  await producer.send(TOPICS.packets, records);
+  await producer.close();
+  const ctx = createContext({ log: silentLogger });
+  const first = startFlowsService({ bus, ctx });
+  const ends = await bus.admin.endOffsets(TOPICS.packets);
+  await waitFor('the first run to commit everything', async () => {
+    const c = await bus.admin.committedOffsets('cordon-flows', TOPICS.packets);
+    return [...ends].every(([p, e]) => (c.get(p) ?? 0n) >= e);
+  });
+  await first.stop();
+  // the group's commit is lost (the process died right after writing its checkpoints)
+  const lagging = bus.consumer({ groupId: 'cordon-flows', topics: [TOPICS.packets] });
+  await lagging.commit([...ends.keys()].map((p) => ({ topic: TOPICS.packets, partition: p, offset: 0n })));
+  await lagging.close();
+  const second = startFlowsService({ bus, ctx });
+  await waitFor('the restart to commit the checkpointed offsets', async () => {
+    const c = await bus.admin.committedOffsets('cordon-flows', TOPICS.packets);
+    return [...ends].every(([p, e]) => (c.get(p) ?? 0n) >= e);
+  });
+  await second.stop();
+  await bus.close();
+});
