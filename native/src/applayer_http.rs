@@ -45,6 +45,23 @@ pub struct HttpTx {
 }
 
 impl HttpTx {
+    /// Drop the buffers of a finished, inspected transaction; its progress flags stay so the
+    /// parser and detection treat it as done.
+    pub fn release(&mut self) {
+        let keep = HttpTx {
+            req_line_done: self.req_line_done,
+            req_headers_done: self.req_headers_done,
+            req_done: self.req_done,
+            res_line_done: self.res_line_done,
+            res_headers_done: self.res_headers_done,
+            res_done: self.res_done,
+            req_gen: self.req_gen,
+            res_gen: self.res_gen,
+            res_layers: self.res_layers,
+            ..HttpTx::default()
+        };
+        *self = keep;
+    }
     pub fn req_header(&self, name: &str) -> Option<&[u8]> {
         self.req_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_slice())
     }
@@ -89,6 +106,12 @@ struct Side {
 impl Side {
     fn new() -> Self {
         Side { buf: Vec::new(), phase: Phase::Line, header_bytes: 0, cur: None }
+    }
+    /// Give back a large, now mostly empty buffer (idle keep-alive flows stay small).
+    fn trim(&mut self) {
+        if self.buf.capacity() > 16 * 1024 && self.buf.len() < self.buf.capacity() / 4 {
+            self.buf.shrink_to(self.buf.len().max(4096));
+        }
     }
 }
 
@@ -431,6 +454,7 @@ impl HttpState {
             }
         }
         self.req.buf.drain(..c.min(self.req.buf.len()));
+        self.req.trim();
     }
 
     /// Feed bytes from the server.
@@ -572,6 +596,7 @@ impl HttpState {
             }
         }
         self.res.buf.drain(..c.min(self.res.buf.len()));
+        self.res.trim();
     }
 
     /// The server side closed (FIN/RST or flow end): bodies delimited by close are complete.

@@ -5,40 +5,260 @@ use crate::detect_parse::*;
 use crate::detect_vars::Vars;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// Backtracking budget per buffer evaluation, so adversarial payloads cannot blow up
 /// relative-content matching.
 const MATCH_BUDGET: u32 = 4096;
 
 pub struct Prefilter {
-    ac: AhoCorasick,
+    /// Aho-corasick: the matcher without Hyperscan, and always built for the full payload
+    /// set (the benchmark's aho-corasick baseline).
+    ac: Option<AhoCorasick>,
+    #[cfg(feature = "hyperscan")]
+    hs: Option<crate::detect_hs::HsDb>,
     /// pattern id → rule indices using it as fast pattern
     pat_rules: Vec<Vec<u32>>,
 }
 
+/// Per-engine scan state reused across packets: candidate rules deduplicated with bitsets
+/// (no per-packet allocation, no sort of duplicates).
+#[derive(Default)]
+pub struct Scan {
+    pub cand: Vec<u32>,
+    rule_seen: Vec<u64>,
+    pat_seen: Vec<u64>,
+    pats: Vec<u32>,
+    #[cfg(feature = "hyperscan")]
+    hs: crate::detect_hs::Scratch,
+}
+
+impl Scan {
+    /// Start a new candidate list for a rule set of `n` rules.
+    pub fn begin(&mut self, n: usize) {
+        let words = n.div_ceil(64);
+        if self.rule_seen.len() < words {
+            self.rule_seen.resize(words, 0);
+        }
+        for &r in &self.cand {
+            self.rule_seen[r as usize >> 6] &= !(1u64 << (r & 63));
+        }
+        self.cand.clear();
+    }
+    #[inline]
+    pub fn add(&mut self, r: u32) {
+        let (w, b) = (r as usize >> 6, 1u64 << (r & 63));
+        if self.rule_seen[w] & b == 0 {
+            self.rule_seen[w] |= b;
+            self.cand.push(r);
+        }
+    }
+    pub fn add_all(&mut self, rs: &[u32]) {
+        for &r in rs {
+            self.add(r);
+        }
+    }
+    /// Candidates in rule order (the order rules are evaluated in, e.g. for flowbits).
+    pub fn finish(&mut self) {
+        self.cand.sort_unstable();
+    }
+}
+
 impl Prefilter {
     fn build(pats: Vec<(Vec<u8>, Vec<u32>)>) -> Option<Prefilter> {
+        Self::build_with(pats, false)
+    }
+    /// `want_ac`: build the aho-corasick automaton even when Hyperscan is available.
+    fn build_with(pats: Vec<(Vec<u8>, Vec<u32>)>, want_ac: bool) -> Option<Prefilter> {
         if pats.is_empty() {
             return None;
         }
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(pats.iter().map(|(p, _)| p))
-            .ok()?;
-        Some(Prefilter { ac, pat_rules: pats.into_iter().map(|(_, r)| r).collect() })
+        #[cfg(feature = "hyperscan")]
+        let hs = {
+            let v: Vec<&[u8]> = pats.iter().map(|(p, _)| p.as_slice()).collect();
+            crate::detect_hs::HsDb::build(&v).ok()
+        };
+        #[cfg(feature = "hyperscan")]
+        let need_ac = want_ac || hs.is_none();
+        #[cfg(not(feature = "hyperscan"))]
+        let need_ac = {
+            let _ = want_ac;
+            true
+        };
+        let ac = if need_ac {
+            Some(AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(pats.iter().map(|(p, _)| p)).ok()?)
+        } else {
+            None
+        };
+        Some(Prefilter {
+            ac,
+            #[cfg(feature = "hyperscan")]
+            hs,
+            pat_rules: pats.into_iter().map(|(_, r)| r).collect(),
+        })
     }
-    /// Mark candidate rules whose fast pattern occurs in hay.
-    pub fn scan(&self, hay: &[u8], out: &mut Vec<u32>) {
-        for m in self.ac.find_overlapping_iter(hay) {
-            if let Some(rs) = self.pat_rules.get(m.pattern().as_usize()) {
-                out.extend_from_slice(rs);
+    /// Add the rules whose fast pattern occurs in hay to the scan's candidates.
+    pub fn scan(&self, hay: &[u8], sc: &mut Scan) {
+        if hay.is_empty() {
+            return;
+        }
+        let np = self.pat_rules.len().div_ceil(64);
+        sc.pat_seen.clear();
+        sc.pat_seen.resize(np, 0);
+        sc.pats.clear();
+        #[cfg(feature = "hyperscan")]
+        if let Some(hs) = &self.hs {
+            let pats = &mut sc.pats;
+            hs.scan(&mut sc.hs, hay, |id| pats.push(id));
+            let pats = std::mem::take(&mut sc.pats);
+            for &p in &pats {
+                if let Some(rs) = self.pat_rules.get(p as usize) {
+                    sc.add_all(rs);
+                }
+            }
+            sc.pats = pats;
+            return;
+        }
+        let Some(ac) = &self.ac else { return };
+        for m in ac.find_overlapping_iter(hay) {
+            let p = m.pattern().as_usize();
+            let (w, b) = (p >> 6, 1u64 << (p & 63));
+            if sc.pat_seen[w] & b == 0 {
+                sc.pat_seen[w] |= b;
+                sc.pats.push(p as u32);
             }
         }
+        let pats = std::mem::take(&mut sc.pats);
+        for &p in &pats {
+            if let Some(rs) = self.pat_rules.get(p as usize) {
+                sc.add_all(rs);
+            }
+        }
+        sc.pats = pats;
     }
     /// Raw scan throughput helper for the benchmark: count matches only.
     pub fn count(&self, hay: &[u8]) -> usize {
-        self.ac.find_overlapping_iter(hay).count()
+        self.ac.as_ref().map(|ac| ac.find_overlapping_iter(hay).count()).unwrap_or(0)
+    }
+    /// The same raw scan with Hyperscan (patterns present, each once), when built with it.
+    #[cfg(feature = "hyperscan")]
+    pub fn count_hs(&self, hay: &[u8], sc: &mut crate::detect_hs::Scratch) -> Option<usize> {
+        let hs = self.hs.as_ref()?;
+        let mut n = 0usize;
+        hs.scan(sc, hay, |_| n += 1);
+        Some(n)
+    }
+}
+
+/// Candidate rules by address: for rules without a fast pattern (IP-only lists and the like),
+/// each rule is indexed under the narrower of its source/destination address sets, and a
+/// packet looks up its source and destination once each (both, so bidirectional rules and
+/// either direction are covered; `header_ok` verifies exactly). Rules whose sets are `any` or
+/// too wide to index go to `rest`.
+#[derive(Default)]
+pub struct AddrIndex {
+    v4: RangeIndex,
+    v6: RangeIndex,
+    pub rest: Vec<u32>,
+}
+
+/// Disjoint segments [starts[i], starts[i+1]) of the address space, each with its rules.
+#[derive(Default)]
+struct RangeIndex {
+    starts: Vec<u128>,
+    lists: Vec<Vec<u32>>,
+}
+
+impl RangeIndex {
+    fn build(mut ranges: Vec<(u128, u128, u32)>) -> RangeIndex {
+        if ranges.is_empty() {
+            return RangeIndex::default();
+        }
+        let mut starts: Vec<u128> = vec![0];
+        for &(lo, hi, _) in &ranges {
+            starts.push(lo);
+            if let Some(n) = hi.checked_add(1) {
+                starts.push(n);
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); starts.len()];
+        ranges.sort_unstable_by_key(|r| r.2);
+        for (lo, hi, r) in ranges {
+            let a = starts.partition_point(|&s| s <= lo) - 1;
+            let b = starts.partition_point(|&s| s <= hi) - 1;
+            for l in &mut lists[a..=b] {
+                if l.last() != Some(&r) {
+                    l.push(r);
+                }
+            }
+        }
+        for l in &mut lists {
+            l.shrink_to_fit();
+        }
+        RangeIndex { starts, lists }
+    }
+    fn get(&self, ip: u128) -> &[u32] {
+        if self.starts.is_empty() {
+            return &[];
+        }
+        let i = self.starts.partition_point(|&s| s <= ip) - 1;
+        &self.lists[i]
+    }
+}
+
+impl AddrIndex {
+    fn build(rules: &[Rule], ids: &[u32]) -> AddrIndex {
+        // Wider than this many addresses, a set is not worth indexing (it would land in many
+        // segments); such rules are checked on every packet, as before.
+        const WIDE_V4: u128 = 1 << 26;
+        const WIDE_V6: u128 = 1 << 100;
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        let mut rest = Vec::new();
+        for &i in ids {
+            let r = &rules[i as usize];
+            let mut best: Option<(u128, (Vec<(u128, u128)>, Vec<(u128, u128)>))> = None;
+            for set in [&r.src, &r.dst] {
+                if set.is_any() {
+                    continue;
+                }
+                let (a, b) = set.include_ranges();
+                let span4: u128 = a.iter().map(|(l, h)| h - l + 1).sum();
+                let span6: u128 = b.iter().fold(0u128, |s, (l, h)| s.saturating_add((h - l).saturating_add(1)));
+                if span4 > WIDE_V4 || span6 > WIDE_V6 {
+                    continue;
+                }
+                // Compare in "fraction of the v4 space" terms; v6 spans are scaled down.
+                let cost = span4.max(span6 >> 96);
+                if best.as_ref().map(|(c, _)| cost < *c).unwrap_or(true) {
+                    best = Some((cost, (a, b)));
+                }
+            }
+            match best {
+                Some((_, (a, b))) => {
+                    v4.extend(a.into_iter().map(|(l, h)| (l, h, i)));
+                    v6.extend(b.into_iter().map(|(l, h)| (l, h, i)));
+                }
+                None => rest.push(i),
+            }
+        }
+        AddrIndex { v4: RangeIndex::build(v4), v6: RangeIndex::build(v6), rest }
+    }
+    /// Add every rule that may match a packet between `a` and `b`.
+    pub fn lookup(&self, a: &IpAddr, b: &IpAddr, sc: &mut Scan) {
+        sc.add_all(&self.rest);
+        for ip in [a, b] {
+            let l = match ip {
+                IpAddr::V4(v) => self.v4.get(u32::from(*v) as u128),
+                IpAddr::V6(v) => self.v6.get(u128::from(*v)),
+            };
+            sc.add_all(l);
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty() && self.v4.starts.is_empty() && self.v6.starts.is_empty()
     }
 }
 
@@ -56,9 +276,17 @@ pub struct RuleSet {
     /// Prefilter for payload/stream rules, and rules with no payload fast pattern.
     pub pkt_pf: Option<Prefilter>,
     pub pkt_always: Vec<u32>,
+    /// The payload prefilter split into signature groups by protocol, direction and
+    /// destination port (see `pkt_group`): a packet scans only with the fast patterns of
+    /// rules that can match its protocol, direction and port.
+    pub pkt_groups: Vec<Option<Prefilter>>,
+    /// `pkt_always` indexed by address.
+    pub pkt_addr: AddrIndex,
     /// App-layer rules: prefilter per buffer kind plus always-evaluated ones.
-    pub app_pf: Vec<(Buf, Prefilter)>,
+    /// Per side (0: request / to_server, 1: response / to_client), sorted by buffer.
+    pub app_pf: [Vec<(Buf, Prefilter)>; 2],
     pub app_always: Vec<u32>,
+    pub app_addr: AddrIndex,
     pub bits: Interner,
 }
 
@@ -112,29 +340,195 @@ impl RuleSet {
             }
             kept.push(r);
         }
-        let mut rs = RuleSet { rules: kept, errors, total, pkt_pf: None, pkt_always: Vec::new(), app_pf: Vec::new(), app_always: Vec::new(), bits };
+        let t_build = std::time::Instant::now();
+        let mut rs = RuleSet { rules: kept, errors, total, pkt_pf: None, pkt_always: Vec::new(), pkt_groups: Vec::new(), pkt_addr: AddrIndex::default(), app_pf: [Vec::new(), Vec::new()], app_always: Vec::new(), app_addr: AddrIndex::default(), bits };
         rs.build_prefilters();
+        release_free_heap();
+        if std::env::var_os("CORDON_DPI_TIMING").is_some() {
+            eprintln!("rules: prefilter build {:?}", t_build.elapsed());
+            #[cfg(feature = "hyperscan")]
+            {
+                let hs = |p: &Option<Prefilter>| p.as_ref().and_then(|p| p.hs.as_ref()).map(|h| h.size()).unwrap_or(0);
+                let g: usize = rs.pkt_groups.iter().map(hs).sum();
+                let a: usize = rs.app_pf.iter().flatten().map(|(_, p)| p.hs.as_ref().map(|h| h.size()).unwrap_or(0)).sum();
+                eprintln!("rules: hyperscan bytes: raw {} groups {} app {}", hs(&rs.pkt_pf), g, a);
+            }
+        }
         rs
+    }
+
+    pub fn matcher(&self) -> &'static str {
+        #[cfg(feature = "hyperscan")]
+        if self.pkt_pf.as_ref().map(|p| p.hs.is_some()).unwrap_or(false) {
+            return "hyperscan";
+        }
+        "aho-corasick"
     }
 
     fn build_prefilters(&mut self) {
         let mut pkt: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
-        let mut app: HashMap<Buf, HashMap<Vec<u8>, Vec<u32>>> = HashMap::new();
+        let mut app: [HashMap<Buf, HashMap<Vec<u8>, Vec<u32>>>; 2] = [HashMap::new(), HashMap::new()];
         for (i, r) in self.rules.iter().enumerate() {
             let i = i as u32;
             let app_rule = r.has_app_buf();
             match (&r.fast, app_rule) {
                 (Some((Buf::Payload, p, _)), false) => pkt.entry(p.to_ascii_lowercase()).or_default().push(i),
                 (_, false) => self.pkt_always.push(i),
-                (Some((b, p, _)), true) if *b != Buf::Payload => app.entry(*b).or_default().entry(p.to_ascii_lowercase()).or_default().push(i),
+                (Some((b, p, _)), true) if *b != Buf::Payload => {
+                    // The sides of a transaction the rule can match on: its buffers' side, or
+                    // its flow direction; neither → both.
+                    let req = r.flow.to_server || r.bufs.iter().any(|(b, _)| b.http_side() == Some(true));
+                    let res = r.flow.to_client || r.bufs.iter().any(|(b, _)| b.http_side() == Some(false));
+                    for (side, m) in app.iter_mut().enumerate() {
+                        if req == res || (side == 0) == req {
+                            m.entry(*b).or_default().entry(p.to_ascii_lowercase()).or_default().push(i);
+                        }
+                    }
+                }
                 (_, true) => self.app_always.push(i),
             }
         }
-        self.pkt_pf = Prefilter::build(pkt.into_iter().collect());
-        let mut v: Vec<(Buf, Prefilter)> = app.into_iter().filter_map(|(b, m)| Prefilter::build(m.into_iter().collect()).map(|p| (b, p))).collect();
-        v.sort_by_key(|(b, _)| *b);
-        self.app_pf = v;
+        // Signature groups: each payload rule joins every group it can match in.
+        let mut groups: Vec<HashMap<Vec<u8>, Vec<u32>>> = (0..GROUPS).map(|_| HashMap::new()).collect();
+        for (p, rs) in &pkt {
+            for &ri in rs {
+                let r = &self.rules[ri as usize];
+                for g in rule_groups(r) {
+                    groups[g].entry(p.clone()).or_default().push(ri);
+                }
+            }
+        }
+        let sets: Vec<Vec<(Vec<u8>, Vec<u32>)>> = groups
+            .into_iter()
+            .map(|m| {
+                let mut v: Vec<(Vec<u8>, Vec<u32>)> = m.into_iter().collect();
+                v.sort_unstable();
+                v
+            })
+            .collect();
+        self.pkt_groups = build_parallel(sets);
+        // The whole payload set in one matcher: the benchmark's raw-scan baseline.
+        self.pkt_pf = Prefilter::build_with(pkt.into_iter().collect(), true);
+        for (side, m) in app.into_iter().enumerate() {
+            let mut keyed: Vec<(Buf, Vec<(Vec<u8>, Vec<u32>)>)> = m
+                .into_iter()
+                .map(|(b, m)| {
+                    let mut pats: Vec<(Vec<u8>, Vec<u32>)> = m.into_iter().collect();
+                    pats.sort_unstable();
+                    (b, pats)
+                })
+                .collect();
+            keyed.sort_by_key(|(b, _)| *b);
+            let bufs: Vec<Buf> = keyed.iter().map(|(b, _)| *b).collect();
+            let built = build_parallel(keyed.into_iter().map(|(_, p)| p).collect());
+            self.app_pf[side] = bufs.into_iter().zip(built).filter_map(|(b, p)| p.map(|p| (b, p))).collect();
+        }
+        self.pkt_addr = AddrIndex::build(&self.rules, &self.pkt_always);
+        self.app_addr = AddrIndex::build(&self.rules, &self.app_always);
     }
+}
+
+/// Return the heap freed by rule parsing and matcher compilation to the system (glibc keeps
+/// it otherwise, and the engine's resident size would carry the compiler's peak).
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+/// Build prefilters for many pattern sets on a few threads (Hyperscan compilation dominates
+/// rule-set load time); results in input order.
+fn build_parallel(sets: Vec<Vec<(Vec<u8>, Vec<u32>)>>) -> Vec<Option<Prefilter>> {
+    // Serial by default: compiling on several threads left each thread's malloc arena holding
+    // hundreds of MiB and saved little wall time on a busy machine. CORDON_DPI_BUILD_THREADS=N
+    // opts in.
+    let threads = std::env::var("CORDON_DPI_BUILD_THREADS").ok().and_then(|x| x.parse().ok()).unwrap_or(1usize).clamp(1, 8);
+    let n = sets.len();
+    if threads == 1 || n < 2 {
+        // No thread at all (a spawned thread also leaves glibc's thread-exit bookkeeping
+        // behind, which LeakSanitizer reported while fuzzing the rule parser).
+        return sets.into_iter().map(Prefilter::build).collect();
+    }
+    let work: std::sync::Mutex<Vec<(usize, Vec<(Vec<u8>, Vec<u32>)>)>> = std::sync::Mutex::new(sets.into_iter().enumerate().rev().collect());
+    let done: std::sync::Mutex<Vec<(usize, Option<Prefilter>)>> = std::sync::Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let Some((i, set)) = work.lock().ok().and_then(|mut w| w.pop()) else { break };
+                let p = Prefilter::build(set);
+                if let Ok(mut d) = done.lock() {
+                    d.push((i, p));
+                }
+            });
+        }
+    });
+    let mut out: Vec<Option<Prefilter>> = (0..n).map(|_| None).collect();
+    for (i, p) in done.into_inner().unwrap_or_default() {
+        out[i] = p;
+    }
+    out
+}
+
+/// Destination ports with their own signature group, per protocol class (tcp, udp, other);
+/// every other port of the class shares one group.
+const HOT_PORTS: [&[u16]; 3] = [&[80, 443], &[53], &[]];
+const BUCKETS: usize = 3;
+/// 3 protocol classes × 2 directions × port buckets (not all used).
+const GROUPS: usize = 3 * 2 * BUCKETS;
+
+fn port_bucket(class: usize, p: u16) -> usize {
+    let hot = HOT_PORTS[class];
+    hot.iter().position(|&h| h == p).unwrap_or(hot.len())
+}
+
+/// The group a packet belongs to: protocol class, direction, destination-port bucket.
+pub fn pkt_group(proto: u8, to_server: bool, dp: u16) -> usize {
+    let class = match proto {
+        6 => 0,
+        17 => 1,
+        _ => 2,
+    };
+    (class * 2 + if to_server { 0 } else { 1 }) * BUCKETS + port_bucket(class, dp)
+}
+
+/// Every group a rule may match a packet of (over-approximated; verification is exact).
+fn rule_groups(r: &Rule) -> Vec<usize> {
+    let classes: &[usize] = match r.proto {
+        Proto::Tcp | Proto::TcpPkt | Proto::TcpStream | Proto::Http | Proto::Tls => &[0],
+        Proto::Udp => &[1],
+        Proto::Dns => &[0, 1],
+        Proto::Icmp | Proto::Icmpv6 => &[2],
+        Proto::Ip => &[0, 1, 2],
+    };
+    let dirs: &[usize] = if r.flow.to_server {
+        &[0]
+    } else if r.flow.to_client {
+        &[1]
+    } else {
+        &[0, 1]
+    };
+    let mut out = Vec::new();
+    for &c in classes {
+        for &d in dirs {
+            let base = (c * 2 + d) * BUCKETS;
+            let hot = HOT_PORTS[c];
+            for (b, &hp) in hot.iter().enumerate() {
+                if r.dp.matches(hp) || r.bidir && r.sp.matches(hp) {
+                    out.push(base + b);
+                }
+            }
+            if hot.is_empty() || r.dp.may_match_other_than(hot) || r.bidir && r.sp.may_match_other_than(hot) {
+                out.push(base + hot.len());
+            }
+        }
+    }
+    out
 }
 
 fn find_at(hay: &[u8], c: &Content, from: usize, to: usize) -> Option<usize> {
@@ -288,6 +682,61 @@ mod tests {
         let d = [0u8; 32];
         assert!(eval_buffer(&d, &s.rules[0].bufs[0].1));
         assert!(eval_buffer(&d, &s.rules[1].bufs[0].1));
+    }
+
+    /// Fuzz finding (rules target, LeakSanitizer): loading this text spawned a build thread
+    /// whose exit bookkeeping leaked; it must load (and fail to parse) without threads.
+    #[test]
+    fn fuzz_rules_leak_regression() {
+        let s = rs(" \n\0d (@)");
+        assert_eq!(s.total, 1);
+        assert_eq!(s.errors.len(), 1);
+        assert!(s.rules.is_empty());
+    }
+
+    fn addr_cands(s: &RuleSet, a: &str, b: &str) -> Vec<u32> {
+        let mut sc = Scan::default();
+        sc.begin(s.rules.len());
+        s.pkt_addr.lookup(&a.parse().unwrap(), &b.parse().unwrap(), &mut sc);
+        sc.finish();
+        sc.cand.iter().map(|&i| s.rules[i as usize].sid).collect()
+    }
+
+    #[test]
+    fn ip_only_rules_are_indexed_by_address() {
+        let s = rs("alert ip [1.2.3.4,5.6.7.0/24] any -> $HOME_NET any (sid:1;)\n\
+                    alert tcp any any <> [9.9.9.9,2001:db8::/32] any (sid:2;)\n\
+                    alert ip any any -> any any (sid:3;)");
+        assert!(s.errors.is_empty());
+        assert_eq!(addr_cands(&s, "1.2.3.4", "10.0.0.1"), vec![1, 3]);
+        assert_eq!(addr_cands(&s, "10.0.0.1", "5.6.7.200"), vec![1, 3]);
+        assert_eq!(addr_cands(&s, "10.0.0.1", "9.9.9.9"), vec![2, 3]);
+        assert_eq!(addr_cands(&s, "2001:db8::1", "::1"), vec![2, 3]);
+        assert_eq!(addr_cands(&s, "10.0.0.1", "8.8.8.8"), vec![3]);
+    }
+
+    #[test]
+    fn payload_rules_join_only_matching_signature_groups() {
+        let s = rs("alert tcp any any -> any 80 (flow:to_server; content:\"abc\"; sid:4;)\n\
+                    alert tcp any 80 -> any any (flow:to_client; content:\"xyz\"; sid:5;)\n\
+                    alert udp any any -> any 53 (content:\"dns\"; sid:6;)\n\
+                    alert ip any any -> any any (content:\"any\"; sid:7;)");
+        let sids = |proto: u8, to_server: bool, dp: u16, hay: &[u8]| {
+            let mut sc = Scan::default();
+            sc.begin(s.rules.len());
+            if let Some(pf) = &s.pkt_groups[pkt_group(proto, to_server, dp)] {
+                pf.scan(hay, &mut sc);
+            }
+            sc.finish();
+            sc.cand.iter().map(|&i| s.rules[i as usize].sid).collect::<Vec<_>>()
+        };
+        let hay = b"abc xyz dns any";
+        assert_eq!(sids(6, true, 80, hay), vec![4, 7]);
+        assert_eq!(sids(6, true, 8080, hay), vec![7]);
+        assert_eq!(sids(6, false, 41000, hay), vec![5, 7]);
+        assert_eq!(sids(17, true, 53, hay), vec![6, 7]);
+        assert_eq!(sids(17, false, 5353, hay), vec![7]);
+        assert_eq!(sids(1, true, 0, hay), vec![7]);
     }
 
     #[test]

@@ -62,10 +62,71 @@ pub struct AddrSet {
     any: bool,
     include: Vec<Net>,
     exclude: Vec<Net>,
+    /// IPv4 includes/excludes as sorted, merged ranges (binary search: IP lists of hundreds
+    /// of addresses are common in rule sets).
+    inc4: Vec<(u32, u32)>,
+    exc4: Vec<(u32, u32)>,
+}
+
+fn v4_ranges(nets: &[Net]) -> Vec<(u32, u32)> {
+    let mut v: Vec<(u32, u32)> = nets
+        .iter()
+        .filter_map(|n| match n.addr {
+            IpAddr::V4(a) => {
+                let host = 32 - n.prefix as u32;
+                let lo = if host == 32 { 0 } else { u32::from(a) >> host << host };
+                let hi = if host == 32 { u32::MAX } else { lo | ((1u32 << host) - 1) };
+                Some((lo, hi))
+            }
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    v.sort_unstable();
+    let mut out: Vec<(u32, u32)> = Vec::with_capacity(v.len());
+    for (lo, hi) in v {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+fn in_ranges(r: &[(u32, u32)], x: u32) -> bool {
+    let i = r.partition_point(|&(lo, _)| lo <= x);
+    i > 0 && r[i - 1].1 >= x
 }
 
 impl AddrSet {
+    pub fn is_any(&self) -> bool {
+        self.any
+    }
+    /// The included networks as inclusive ranges, IPv4 and IPv6 apart (exclusions ignored:
+    /// callers use this to index candidates and verify with `matches`).
+    pub fn include_ranges(&self) -> (Vec<(u128, u128)>, Vec<(u128, u128)>) {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for n in &self.include {
+            match n.addr {
+                IpAddr::V4(a) => {
+                    let host = 32 - n.prefix as u32;
+                    let lo = (u32::from(a) as u128) >> host << host;
+                    v4.push((lo, lo + ((1u128 << host) - 1)));
+                }
+                IpAddr::V6(a) => {
+                    let host = 128 - n.prefix as u32;
+                    let lo = if host == 128 { 0 } else { u128::from(a) >> host << host };
+                    let span = if host == 128 { u128::MAX } else { (1u128 << host) - 1 };
+                    v6.push((lo, lo.saturating_add(span)));
+                }
+            }
+        }
+        (v4, v6)
+    }
     pub fn matches(&self, ip: &IpAddr) -> bool {
+        if let IpAddr::V4(a) = ip {
+            let x = u32::from(*a);
+            return !in_ranges(&self.exc4, x) && (self.any || in_ranges(&self.inc4, x));
+        }
         if self.exclude.iter().any(|n| n.contains(ip)) {
             return false;
         }
@@ -81,6 +142,13 @@ pub struct PortSet {
 }
 
 impl PortSet {
+    /// Whether some port outside `hot` may match (exclusions ignored: an over-approximation
+    /// used to place rules into port groups).
+    pub fn may_match_other_than(&self, hot: &[u16]) -> bool {
+        let all = [(0u16, 65535u16)];
+        let ranges: &[(u16, u16)] = if self.any { &all } else { &self.include };
+        ranges.iter().any(|&(a, b)| (b as u32 - a as u32 + 1) > hot.iter().filter(|&&h| h >= a && h <= b).count() as u32)
+    }
     pub fn matches(&self, p: u16) -> bool {
         if self.exclude.iter().any(|&(a, b)| p >= a && p <= b) {
             return false;
@@ -156,6 +224,8 @@ impl Vars {
             // Only exclusions: everything else.
             set.any = true;
         }
+        set.inc4 = v4_ranges(&set.include);
+        set.exc4 = v4_ranges(&set.exclude);
         Ok(set)
     }
 
@@ -262,5 +332,10 @@ mod tests {
         assert!(p.matches(80) && p.matches(143) && !p.matches(81));
         let p = v.parse_ports("[1024:,!2000]").unwrap();
         assert!(p.matches(1500) && !p.matches(2000) && !p.matches(80));
+        let a = v.parse_addr("[1.2.3.4,1.2.3.5,10.0.0.0/8,!10.1.0.0/16,0.0.0.0/32]").unwrap();
+        for (ip, want) in [("1.2.3.4", true), ("1.2.3.5", true), ("1.2.3.6", false), ("10.2.0.1", true), ("10.1.2.3", false), ("0.0.0.0", true), ("0.0.0.1", false)] {
+            assert_eq!(a.matches(&ip.parse().unwrap()), want, "{ip}");
+        }
+        assert!(v.parse_addr("0.0.0.0/0").unwrap().matches(&"255.255.255.255".parse().unwrap()));
     }
 }

@@ -6,7 +6,7 @@ use crate::applayer_http::{looks_like_request, looks_like_response, HttpState, H
 use crate::applayer_tls::TlsState;
 use crate::decode_ip::{decode_frame, Defrag};
 use crate::decode_packet::*;
-use crate::detect_engine::{eval_buffer, RuleSet};
+use crate::detect_engine::{eval_buffer, pkt_group, RuleSet, Scan};
 use crate::detect_parse::*;
 use crate::flow_table::*;
 use crate::stream_tcp::{TcpSession, TcpState};
@@ -83,7 +83,9 @@ pub struct Engine {
     thresh: HashMap<(u32, u32, u128), ThreshState>,
     last_gc: i64,
     pub stats: Stats,
-    cand: Vec<u32>,
+    scan: Scan,
+    /// Reused storage for composed app-layer buffers.
+    arena: Vec<u8>,
     salt: u64,
 }
 
@@ -92,7 +94,7 @@ struct PktCtx<'a> {
     p: &'a Packet,
     to_server: bool,
     /// New in-order stream bytes delivered by this packet (TCP sessions only).
-    stream: Option<Vec<u8>>,
+    stream: Option<Cow<'a, [u8]>>,
     tracked: bool,
     established: bool,
     idx: u32,
@@ -120,7 +122,8 @@ impl Engine {
             thresh: HashMap::new(),
             last_gc: 0,
             stats: Stats::default(),
-            cand: Vec::new(),
+            scan: Scan::default(),
+            arena: Vec::new(),
             salt: 0,
         }
     }
@@ -258,7 +261,7 @@ impl Engine {
         f.pkts[if to_server { 0 } else { 1 }] += 1;
         let d = if to_server { 0 } else { 1 };
 
-        let mut stream: Option<Vec<u8>> = None;
+        let mut stream: Option<Cow<[u8]>> = None;
         let mut tracked = false;
         let mut established = f.pkts[0] > 0 && f.pkts[1] > 0;
         if let Some(t) = &p.tcp {
@@ -404,7 +407,11 @@ impl Engine {
     }
 
     fn pkt_ok(r: &Rule, p: &Packet) -> bool {
-        for m in &r.pkt {
+        r.pkt.iter().all(|m| Self::pkt_match(m, p))
+    }
+
+    fn pkt_match(m: &PktMatch, p: &Packet) -> bool {
+        {
             let ok = match m {
                 PktMatch::Ttl(c) => c.test(p.ttl as u64),
                 PktMatch::Itype(c) => p.icmp.as_ref().is_some_and(|i| c.test(i.itype as u64)),
@@ -442,11 +449,8 @@ impl Engine {
                 }
                 PktMatch::Urilen(_) => true, // checked with the transaction
             };
-            if !ok {
-                return false;
-            }
+            ok
         }
-        true
     }
 
     fn flowbits_ok(r: &Rule, f: &Flow) -> bool {
@@ -527,7 +531,7 @@ impl Engine {
         ok
     }
 
-    fn emit(&mut self, r: &Rule, c: &PktCtx, f: &Flow, http: Option<HttpMeta>, out: &mut Vec<Alert>) {
+    fn emit(&mut self, r: &Rule, c: &PktCtx, f: &Flow, app_proto: Option<&'static str>, http: Option<HttpMeta>, out: &mut Vec<Alert>) {
         if r.noalert {
             return;
         }
@@ -545,7 +549,7 @@ impl Engine {
             proto: c.p.proto,
             ts_us: c.p.ts_us,
             flow_id: f.id,
-            app_proto: f.app.name(),
+            app_proto,
             http,
             packet: c.idx,
         });
@@ -554,24 +558,24 @@ impl Engine {
     /// Packet and stream rules (no application buffers).
     fn detect_packet(&mut self, f: &mut Flow, c: &PktCtx, out: &mut Vec<Alert>) {
         let rules = Arc::clone(&self.rules);
-        let mut cand = std::mem::take(&mut self.cand);
-        cand.clear();
-        cand.extend_from_slice(&rules.pkt_always);
-        if let Some(pf) = &rules.pkt_pf {
+        let mut sc = std::mem::take(&mut self.scan);
+        sc.begin(rules.rules.len());
+        rules.pkt_addr.lookup(&c.p.src, &c.p.dst, &mut sc);
+        if let Some(pf) = rules.pkt_groups.get(pkt_group(c.p.proto, c.to_server, c.p.dp)).and_then(|g| g.as_ref()) {
             if !c.p.payload.is_empty() {
-                pf.scan(&c.p.payload, &mut cand);
+                pf.scan(&c.p.payload, &mut sc);
             }
             if let Some(s) = &c.stream {
-                if s.as_slice() != c.p.payload.as_slice() {
-                    pf.scan(s, &mut cand);
+                // In-order data is the payload itself (borrowed): scanned once already.
+                if s.as_ptr() != c.p.payload.as_ptr() || s.len() != c.p.payload.len() {
+                    pf.scan(s, &mut sc);
                 }
             }
         }
-        cand.sort_unstable();
-        cand.dedup();
-        for &ri in &cand {
+        sc.finish();
+        for &ri in &sc.cand {
             let r = &rules.rules[ri as usize];
-            if !Self::proto_ok(r, c.p, f) || !Self::header_ok(r, c.p) || !Self::flow_ok(r, c) || !Self::pkt_ok(r, c.p) {
+            if !Self::proto_ok(r, c.p, f) || !Self::flow_ok(r, c) || !Self::header_ok(r, c.p) || !Self::pkt_ok(r, c.p) {
                 continue;
             }
             if r.flow.stateless && false {
@@ -600,15 +604,16 @@ impl Engine {
             if !self.thresh_ok(ri, r, c.p, f.id) {
                 continue;
             }
-            self.emit(r, c, f, None, out);
+            let ap = f.app.name();
+            self.emit(r, c, f, ap, None, out);
         }
-        self.cand = cand;
+        self.scan = sc;
     }
 
     /// Application-layer rules, once per transaction.
     fn detect_app(&mut self, f: &mut Flow, c: &PktCtx, at_end: bool, out: &mut Vec<Alert>) {
         let rules = Arc::clone(&self.rules);
-        if rules.app_always.is_empty() && rules.app_pf.is_empty() {
+        if rules.app_always.is_empty() && rules.app_pf.iter().all(|v| v.is_empty()) {
             return;
         }
         match &f.app {
@@ -628,11 +633,11 @@ impl Engine {
                 for m in msgs {
                     let Some(dns) = parse_dns(&m) else { continue };
                     f.dns_tx += 1;
-                    let bufs: Vec<(Buf, Vec<Cow<[u8]>>)> = vec![(Buf::DnsQuery, dns.queries.iter().map(|q| Cow::Borrowed(q.as_slice())).collect())];
+                    let bufs: Vec<(Buf, &[u8])> = dns.queries.iter().map(|q| (Buf::DnsQuery, q.as_slice())).collect();
                     if dns.response {
                         continue; // dns.query inspects requests (to_server)
                     }
-                    self.eval_tx_rules(f, c, &rules, &bufs, Proto::Dns, None, None, out);
+                    self.eval_tx_rules(f, c, &rules, &bufs, Proto::Dns, None, out);
                 }
             }
             App::Tls(t) => {
@@ -641,43 +646,53 @@ impl Engine {
                 }
                 let Some(sni) = t.sni.clone() else { return };
                 f.tls_sni_alerted = true;
-                let bufs: Vec<(Buf, Vec<Cow<[u8]>>)> = vec![(Buf::TlsSni, vec![Cow::Owned(sni)])];
-                self.eval_tx_rules(f, c, &rules, &bufs, Proto::Tls, None, None, out);
+                let bufs: Vec<(Buf, &[u8])> = vec![(Buf::TlsSni, sni.as_slice())];
+                self.eval_tx_rules(f, c, &rules, &bufs, Proto::Tls, None, out);
             }
             _ => {}
         }
     }
 
     fn detect_http(&mut self, f: &mut Flow, c: &PktCtx, at_end: bool, rules: &Arc<RuleSet>, out: &mut Vec<Alert>) {
-        let App::Http(h) = &f.app else { return };
-        // Snapshot the transactions that changed since last inspection.
-        let mut work: Vec<(u64, HttpTx, bool, bool)> = Vec::new();
-        for (i, tx) in h.txs.iter().enumerate() {
+        if !matches!(f.app, App::Http(_)) {
+            return;
+        }
+        // Borrow the transactions while the flow's other state (bits, alerted set) is updated:
+        // the HTTP state is moved out for the duration (no copy of headers or bodies).
+        let App::Http(mut h) = std::mem::replace(&mut f.app, App::Unknown) else { return };
+        for i in 0..h.txs.len() {
             let id = h.base_id + i as u64;
+            let tx = &h.txs[i];
             let seen = f.tx_seen.get(&id).copied().unwrap_or((0, 0));
             let req_new = tx.req_headers_done && tx.req_gen != seen.0;
             let res_new = tx.res_headers_done && tx.res_gen != seen.1;
-            if req_new || res_new {
-                work.push((id, tx.clone(), req_new, res_new));
+            if !req_new && !res_new {
+                continue;
             }
-        }
-        for (id, tx, req_new, res_new) in work {
             f.tx_seen.insert(id, (tx.req_gen, tx.res_gen));
-            let meta = http_meta(&tx);
-            // Request side, then response side (as the directions progress).
+            // Request side, then response side (as the directions progress). Composed
+            // buffers (header blocks, lowercased host, ...) go into one reused arena.
+            let mut arena = std::mem::take(&mut self.arena);
             if req_new {
-                let bufs = http_bufs(&tx, true);
+                let bufs = http_bufs(tx, true, &mut arena);
                 let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
                 let pc = if c.to_server { c } else { &tctx };
-                self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, true, &tx)), Some(meta.clone()), out);
+                self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, true, tx)), out);
             }
             if res_new {
-                let bufs = http_bufs(&tx, false);
+                let bufs = http_bufs(tx, false, &mut arena);
                 let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
-                let pc = if !c.to_server || at_end { &tctx } else { &tctx };
-                self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, false, &tx)), Some(meta.clone()), out);
+                self.eval_tx_rules(f, &tctx, rules, &bufs, Proto::Http, Some((id, false, tx)), out);
+            }
+            self.arena = arena;
+            // Both sides complete and inspected: nothing will look at this transaction's
+            // buffers again, so release them (a long keep-alive flow must not hoard bodies).
+            if tx.req_done && tx.res_done {
+                h.txs[i].release();
             }
         }
+        let _ = at_end;
+        f.app = App::Http(h);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -686,27 +701,24 @@ impl Engine {
         f: &mut Flow,
         c: &PktCtx,
         rules: &Arc<RuleSet>,
-        bufs: &[(Buf, Vec<Cow<[u8]>>)],
+        bufs: &[(Buf, &[u8])],
         app: Proto,
         tx: Option<(u64, bool, &HttpTx)>,
-        meta: Option<HttpMeta>,
         out: &mut Vec<Alert>,
     ) {
-        let mut cand = std::mem::take(&mut self.cand);
-        cand.clear();
-        cand.extend_from_slice(&rules.app_always);
-        for (b, pf) in &rules.app_pf {
-            if let Some((_, vs)) = bufs.iter().find(|(x, _)| x == b) {
-                for v in vs {
-                    pf.scan(v, &mut cand);
-                }
+        let mut sc = std::mem::take(&mut self.scan);
+        sc.begin(rules.rules.len());
+        rules.app_addr.lookup(&c.p.src, &c.p.dst, &mut sc);
+        let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
+        let pfs = &rules.app_pf[if request_side { 0 } else { 1 }];
+        for (b, v) in bufs {
+            if let Ok(i) = pfs.binary_search_by(|(x, _)| x.cmp(b)) {
+                pfs[i].1.scan(v, &mut sc);
             }
         }
-        cand.sort_unstable();
-        cand.dedup();
+        sc.finish();
         let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
-        let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
-        for &ri in &cand {
+        for &ri in &sc.cand {
             let r = &rules.rules[ri as usize];
             // Protocol of the rule must fit the transaction's protocol.
             let proto_fit = match r.proto {
@@ -720,40 +732,28 @@ impl Engine {
             if !proto_fit {
                 continue;
             }
-            // Every app buffer the rule uses must exist on this side of the transaction.
+            if r.flow.to_server && !request_side || r.flow.to_client && request_side {
+                continue;
+            }
+            // Every app buffer the rule uses must exist on this side of the transaction
+            // (bodies are only offered once complete, or at flow end).
             let mut side_ok = true;
-            let mut needs_body = false;
             for (b, _) in &r.bufs {
                 if *b == Buf::Payload {
                     continue;
                 }
-                match b.http_side() {
-                    Some(s) if s != request_side => side_ok = false,
-                    _ => {}
-                }
-                if matches!(b, Buf::FileData | Buf::HttpClientBody) {
-                    needs_body = true;
-                }
-                if !bufs.iter().any(|(x, _)| x == b) {
+                if matches!(b.http_side(), Some(s) if s != request_side) || !bufs.iter().any(|(x, _)| x == b) {
                     side_ok = false;
+                    break;
                 }
             }
-            if r.flow.to_server && !request_side || r.flow.to_client && request_side {
-                side_ok = false;
-            }
-            if !side_ok || f.tx_alerted.contains(&(tx_id, ri)) {
-                continue;
-            }
-            if let Some((_, req, t)) = tx {
-                let complete = if req { t.req_done } else { t.res_done };
-                if needs_body && !complete {
-                    continue; // bodies are inspected once complete (or at flow end)
-                }
-            }
-            if !Self::header_ok(r, c.p) || !Self::pkt_ok_app(r, c.p) {
+            if !side_ok {
                 continue;
             }
             if r.flow.established && !c.established || r.flow.not_established && c.established {
+                continue;
+            }
+            if !Self::header_ok(r, c.p) || !Self::pkt_ok_app(r, c.p) || f.tx_alerted.contains(&(tx_id, ri)) {
                 continue;
             }
             // urilen
@@ -776,21 +776,16 @@ impl Engine {
                     !data.is_empty() && eval_buffer(data, items)
                 } else {
                     let xf = r.xforms_for(*b);
-                    bufs.iter()
-                        .find(|(x, _)| x == b)
-                        .map(|(_, vs)| {
-                            vs.iter().any(|v| match xf {
-                                Some(xs) => {
-                                    let mut t = v.to_vec();
-                                    for x in xs {
-                                        t = x.apply(&t);
-                                    }
-                                    eval_buffer(&t, items)
-                                }
-                                None => eval_buffer(v, items),
-                            })
-                        })
-                        .unwrap_or(false)
+                    bufs.iter().filter(|(x, _)| x == b).any(|(_, v)| match xf {
+                        Some(xs) => {
+                            let mut t = v.to_vec();
+                            for x in xs {
+                                t = x.apply(&t);
+                            }
+                            eval_buffer(&t, items)
+                        }
+                        None => eval_buffer(v, items),
+                    })
                 };
                 if !m {
                     ok = false;
@@ -805,44 +800,24 @@ impl Engine {
             if !self.thresh_ok(ri, r, c.p, f.id) {
                 continue;
             }
-            self.emit(r, c, f, meta.clone(), out);
+            let ap = match app {
+                Proto::Http => Some("http"),
+                Proto::Dns => Some("dns"),
+                Proto::Tls => Some("tls"),
+                _ => f.app.name(),
+            };
+            let meta = tx.map(|t| http_meta(t.2));
+            self.emit(r, c, f, ap, meta, out);
         }
-        self.cand = cand;
+        self.scan = sc;
     }
 
     /// Packet keywords that still make sense on an app-layer match (no payload size etc.).
     fn pkt_ok_app(r: &Rule, p: &Packet) -> bool {
         r.pkt.iter().all(|m| match m {
             PktMatch::Urilen(_) | PktMatch::Dsize(_) | PktMatch::Flags { .. } => true,
-            _ => Self::pkt_ok(&Rule { pkt: vec![m.clone()], ..dummy_rule() }, p),
+            _ => Self::pkt_match(m, p),
         })
-    }
-}
-
-fn dummy_rule() -> Rule {
-    let v = crate::detect_vars::Vars::default();
-    Rule {
-        sid: 0,
-        gid: 0,
-        rev: 0,
-        msg: String::new(),
-        action: String::new(),
-        proto: Proto::Ip,
-        src: v.parse_addr("any").unwrap_or_default(),
-        sp: v.parse_ports("any").unwrap_or_default(),
-        dst: v.parse_addr("any").unwrap_or_default(),
-        dp: v.parse_ports("any").unwrap_or_default(),
-        bidir: false,
-        flow: FlowOpt::default(),
-        pkt: Vec::new(),
-        bufs: Vec::new(),
-        flowbits: Vec::new(),
-        noalert: false,
-        threshold: None,
-        detection_filter: None,
-        fast: None,
-        priority: 3,
-        xforms: Vec::new(),
     }
 }
 
@@ -861,104 +836,127 @@ fn http_meta(tx: &HttpTx) -> HttpMeta {
     }
 }
 
-fn header_block(hs: &[(Vec<u8>, Vec<u8>)], skip_cookie: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (n, v) in hs {
-        if skip_cookie && (n.eq_ignore_ascii_case(b"cookie") || n.eq_ignore_ascii_case(b"set-cookie")) {
-            continue;
-        }
-        out.extend_from_slice(n);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
-/// The sticky buffers of one side of a transaction.
-fn http_bufs(tx: &HttpTx, req: bool) -> Vec<(Buf, Vec<Cow<'_, [u8]>>)> {
-    let mut v: Vec<(Buf, Vec<Cow<[u8]>>)> = Vec::new();
-    let one = |b: &[u8]| vec![Cow::Owned(b.to_vec())];
+/// The sticky buffers of one side of a transaction, one entry per buffer (multi-buffers such
+/// as http.request_header repeat their kind), borrowed from the transaction where they exist
+/// as such; composed ones are written to `arena` first. Bodies are only offered once that
+/// side is complete: body rules wait for it, so scanning a partial body would be wasted work.
+fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(Buf, &'a [u8])> {
     let hs = if req { &tx.req_headers } else { &tx.res_headers };
-    let named = |n: &str| hs.iter().find(|(k, _)| k.eq_ignore_ascii_case(n.as_bytes())).map(|(_, v)| v.clone());
+    let named = |n: &str| hs.iter().find(|(k, _)| k.eq_ignore_ascii_case(n.as_bytes())).map(|(_, v)| v.as_slice());
+    // Phase 1: composed buffers into the arena, remembered as ranges.
+    arena.clear();
+    let mut composed: Vec<(Buf, usize, usize)> = Vec::with_capacity(8 + hs.len());
+    fn put(arena: &mut Vec<u8>, composed: &mut Vec<(Buf, usize, usize)>, b: Buf, parts: &[&[u8]]) {
+        let s = arena.len();
+        for p in parts {
+            arena.extend_from_slice(p);
+        }
+        composed.push((b, s, arena.len()));
+    }
     if req {
-        if !tx.uri_norm.is_empty() {
-            v.push((Buf::HttpUri, one(&tx.uri_norm)));
-        }
-        if !tx.uri_raw.is_empty() {
-            v.push((Buf::HttpRawUri, one(&tx.uri_raw)));
-        }
-        if !tx.method.is_empty() {
-            v.push((Buf::HttpMethod, one(&tx.method)));
-        }
-        if !tx.req_protocol.is_empty() {
-            v.push((Buf::HttpProtocol, one(&tx.req_protocol)));
-        }
-        v.push((Buf::HttpRequestLine, one(&tx.request_line)));
-        if let Some(ua) = named("user-agent") {
-            v.push((Buf::HttpUserAgent, vec![Cow::Owned(ua)]));
-        }
         if let Some(h) = named("host") {
-            v.push((Buf::HttpHost, vec![Cow::Owned(h.to_ascii_lowercase())]));
-            v.push((Buf::HttpRawHost, vec![Cow::Owned(h)]));
+            let s = arena.len();
+            arena.extend(h.iter().map(|c| c.to_ascii_lowercase()));
+            composed.push((Buf::HttpHost, s, arena.len()));
         }
-        if let Some(c) = named("cookie") {
-            v.push((Buf::HttpCookie, vec![Cow::Owned(c)]));
+        put(arena, &mut composed, Buf::HttpStart, &[&tx.request_line, b"\r\n", &tx.req_headers_raw, b"\r\n"]);
+        for (n, x) in hs {
+            put(arena, &mut composed, Buf::HttpRequestHeader, &[n, b": ", x]);
         }
-        if !tx.req_body.is_empty() {
-            v.push((Buf::HttpClientBody, one(&tx.req_body)));
-            v.push((Buf::FileData, one(&tx.req_body)));
-        }
-        let mut start = tx.request_line.clone();
-        start.extend_from_slice(b"\r\n");
-        start.extend_from_slice(&tx.req_headers_raw);
-        start.extend_from_slice(b"\r\n");
-        v.push((Buf::HttpStart, vec![Cow::Owned(start)]));
-        v.push((Buf::HttpRequestHeader, hs.iter().map(|(n, x)| Cow::Owned([n.as_slice(), b": ", x.as_slice()].concat())).collect()));
     } else {
-        if !tx.res_protocol.is_empty() {
-            v.push((Buf::HttpProtocol, one(&tx.res_protocol)));
+        put(arena, &mut composed, Buf::HttpStart, &[&tx.response_line, b"\r\n", &tx.res_headers_raw, b"\r\n"]);
+        for (n, x) in hs {
+            put(arena, &mut composed, Buf::HttpResponseHeader, &[n, b": ", x]);
         }
-        if !tx.status.is_empty() {
-            v.push((Buf::HttpStatCode, one(&tx.status)));
-        }
-        if !tx.status_msg.is_empty() {
-            v.push((Buf::HttpStatMsg, one(&tx.status_msg)));
-        }
-        if !tx.response_line.is_empty() {
-            v.push((Buf::HttpResponseLine, one(&tx.response_line)));
-        }
-        if let Some(c) = named("set-cookie") {
-            v.push((Buf::HttpCookie, vec![Cow::Owned(c)]));
-        }
-        if !tx.res_body.is_empty() {
-            v.push((Buf::FileData, one(&tx.res_body)));
-        }
-        let mut start = tx.response_line.clone();
-        start.extend_from_slice(b"\r\n");
-        start.extend_from_slice(&tx.res_headers_raw);
-        start.extend_from_slice(b"\r\n");
-        v.push((Buf::HttpStart, vec![Cow::Owned(start)]));
-        v.push((Buf::HttpResponseHeader, hs.iter().map(|(n, x)| Cow::Owned([n.as_slice(), b": ", x.as_slice()].concat())).collect()));
     }
     if !hs.is_empty() {
-        v.push((Buf::HttpHeader, vec![Cow::Owned(header_block(hs, true))]));
-        let mut names = b"\r\n".to_vec();
-        for (n, _) in hs {
-            names.extend_from_slice(n);
-            names.extend_from_slice(b"\r\n");
+        let s = arena.len();
+        for (n, v) in hs {
+            if n.eq_ignore_ascii_case(b"cookie") || n.eq_ignore_ascii_case(b"set-cookie") {
+                continue;
+            }
+            arena.extend_from_slice(n);
+            arena.extend_from_slice(b": ");
+            arena.extend_from_slice(v);
+            arena.extend_from_slice(b"\r\n");
         }
-        names.extend_from_slice(b"\r\n");
-        v.push((Buf::HttpHeaderNames, vec![Cow::Owned(names)]));
+        composed.push((Buf::HttpHeader, s, arena.len()));
+        let s = arena.len();
+        arena.extend_from_slice(b"\r\n");
+        for (n, _) in hs {
+            arena.extend_from_slice(n);
+            arena.extend_from_slice(b"\r\n");
+        }
+        arena.extend_from_slice(b"\r\n");
+        composed.push((Buf::HttpHeaderNames, s, arena.len()));
     }
+    // Phase 2: the list, in the order the buffers were always offered.
+    let arena: &'a [u8] = arena;
+    let mut v: Vec<(Buf, &'a [u8])> = Vec::with_capacity(24 + hs.len());
+    let get = |b: Buf| composed.iter().filter(move |(x, _, _)| *x == b).map(|&(_, s, e)| &arena[s..e]);
+    if req {
+        if !tx.uri_norm.is_empty() {
+            v.push((Buf::HttpUri, &tx.uri_norm));
+        }
+        if !tx.uri_raw.is_empty() {
+            v.push((Buf::HttpRawUri, &tx.uri_raw));
+        }
+        if !tx.method.is_empty() {
+            v.push((Buf::HttpMethod, &tx.method));
+        }
+        if !tx.req_protocol.is_empty() {
+            v.push((Buf::HttpProtocol, &tx.req_protocol));
+        }
+        v.push((Buf::HttpRequestLine, &tx.request_line));
+        if let Some(ua) = named("user-agent") {
+            v.push((Buf::HttpUserAgent, ua));
+        }
+        if let Some(h) = named("host") {
+            v.extend(get(Buf::HttpHost).map(|x| (Buf::HttpHost, x)));
+            v.push((Buf::HttpRawHost, h));
+        }
+        if let Some(c) = named("cookie") {
+            v.push((Buf::HttpCookie, c));
+        }
+        if !tx.req_body.is_empty() && tx.req_done {
+            v.push((Buf::HttpClientBody, &tx.req_body));
+            v.push((Buf::FileData, &tx.req_body));
+        }
+        v.extend(get(Buf::HttpStart).map(|x| (Buf::HttpStart, x)));
+        v.extend(get(Buf::HttpRequestHeader).map(|x| (Buf::HttpRequestHeader, x)));
+    } else {
+        if !tx.res_protocol.is_empty() {
+            v.push((Buf::HttpProtocol, &tx.res_protocol));
+        }
+        if !tx.status.is_empty() {
+            v.push((Buf::HttpStatCode, &tx.status));
+        }
+        if !tx.status_msg.is_empty() {
+            v.push((Buf::HttpStatMsg, &tx.status_msg));
+        }
+        if !tx.response_line.is_empty() {
+            v.push((Buf::HttpResponseLine, &tx.response_line));
+        }
+        if let Some(c) = named("set-cookie") {
+            v.push((Buf::HttpCookie, c));
+        }
+        if !tx.res_body.is_empty() && tx.res_done {
+            v.push((Buf::FileData, &tx.res_body));
+        }
+        v.extend(get(Buf::HttpStart).map(|x| (Buf::HttpStart, x)));
+        v.extend(get(Buf::HttpResponseHeader).map(|x| (Buf::HttpResponseHeader, x)));
+    }
+    v.extend(get(Buf::HttpHeader).map(|x| (Buf::HttpHeader, x)));
+    v.extend(get(Buf::HttpHeaderNames).map(|x| (Buf::HttpHeaderNames, x)));
     let raw = if req { &tx.req_headers_raw } else { &tx.res_headers_raw };
     if !raw.is_empty() {
-        v.push((Buf::HttpRawHeader, one(raw)));
+        v.push((Buf::HttpRawHeader, raw));
     }
     for n in ["accept", "accept-language", "accept-encoding", "referer", "connection", "content-type", "content-length", "server", "location"] {
         if let Some(x) = named(n) {
             let key: &'static str = n;
-            v.push((Buf::HttpNamed(key), vec![Cow::Owned(x)]));
+            v.push((Buf::HttpNamed(key), x));
         }
     }
     v
@@ -986,6 +984,49 @@ mod debug_tests {
             eprintln!("pkt {i}: decode_err {} badcsum {} alerts {}", e.stats.decode_errors - before.decode_errors, e.stats.bad_checksums - before.bad_checksums, out.len());
             o += 16 + cl;
             i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod bench_probe {
+    /// Profiling aid: CORDON_BENCH_PCAP=file CORDON_ET_DIR=dir cargo test --release bench_probe -- --nocapture
+    #[test]
+    fn bench_pcap() {
+        let (Ok(path), Ok(dir)) = (std::env::var("CORDON_BENCH_PCAP"), std::env::var("CORDON_ET_DIR")) else { return };
+        let mut src = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().map(|x| x == "rules").unwrap_or(false) {
+                src.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+        let t = std::time::Instant::now();
+        let rs = std::sync::Arc::new(crate::detect_engine::RuleSet::load(&src));
+        eprintln!("load {:?} matcher {}", t.elapsed(), rs.matcher());
+        let d = std::fs::read(path).unwrap();
+        let mut frames = Vec::new();
+        let mut o = 24;
+        while o + 16 <= d.len() {
+            let ts = u32::from_le_bytes(d[o..o + 4].try_into().unwrap()) as i64 * 1_000_000 + u32::from_le_bytes(d[o + 4..o + 8].try_into().unwrap()) as i64;
+            let cl = u32::from_le_bytes(d[o + 8..o + 12].try_into().unwrap()) as usize;
+            frames.push((ts, &d[o + 16..o + 16 + cl]));
+            o += 16 + cl;
+        }
+        let reps: usize = std::env::var("CORDON_BENCH_REPS").ok().and_then(|x| x.parse().ok()).unwrap_or(1);
+        let bytes: usize = frames.iter().map(|f| f.1.len()).sum();
+        for _ in 0..reps {
+            let mut e = super::Engine::new(rs.clone(), super::ChecksumMode::Off);
+            let mut out = Vec::new();
+            // CPU time of this thread (the machine is shared; wall time is not the engine's).
+            let cpu = || std::fs::read_to_string("/proc/thread-self/schedstat").ok().and_then(|x| x.split_whitespace().next().and_then(|n| n.parse::<u64>().ok())).unwrap_or(0);
+            let (t, c0) = (std::time::Instant::now(), cpu());
+            for (i, (ts, f)) in frames.iter().enumerate() {
+                e.process(1, *ts, f, i as u32, &mut out);
+            }
+            e.finish(&mut out);
+            let s = (cpu() - c0) as f64 / 1e9;
+            eprintln!("engine {:.2} Gbit/s {:.0} kpps per cpu-second (wall {:.2}s, cpu {:.2}s) alerts {}", bytes as f64 * 8.0 / s / 1e9, frames.len() as f64 / s / 1e3, t.elapsed().as_secs_f64(), s, out.len());
         }
     }
 }

@@ -91,6 +91,9 @@ pub struct Flow {
 pub const TIMEOUT_NEW_US: i64 = 30_000_000;
 pub const TIMEOUT_EST_US: i64 = 300_000_000;
 pub const MAX_FLOWS: usize = 200_000;
+/// A TCP session closed by FIN/FIN or RST is kept this long for late packets (Suricata's
+/// tcp closed timeout), not the established timeout.
+pub const TIMEOUT_CLOSED_US: i64 = 60_000_000;
 
 impl Flow {
     pub fn new(id: u64, client: (IpAddr, u16), proto: u8, ts: i64) -> Flow {
@@ -112,6 +115,7 @@ impl Flow {
     }
     pub fn expired(&self, now: i64) -> bool {
         let est = self.pkts[0] > 0 && self.pkts[1] > 0;
-        now - self.last_ts > if est { TIMEOUT_EST_US } else { TIMEOUT_NEW_US }
+        let closed = self.tcp.as_ref().is_some_and(|t| t.state == crate::stream_tcp::TcpState::Closed);
+        now - self.last_ts > if closed { TIMEOUT_CLOSED_US } else if est { TIMEOUT_EST_US } else { TIMEOUT_NEW_US }
     }
 }

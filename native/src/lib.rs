@@ -9,6 +9,8 @@ pub mod applayer_tls;
 pub mod decode_ip;
 pub mod decode_packet;
 pub mod detect_engine;
+#[cfg(feature = "hyperscan")]
+pub mod detect_hs;
 pub mod detect_parse;
 pub mod detect_vars;
 pub mod engine;

@@ -44,13 +44,47 @@ impl DpiRules {
     }
 
     /// The raw multi-pattern scan alone (every payload fast pattern of the set) over the
-    /// given bytes: the matcher's physical limit, the benchmark's baseline. Returns matches.
+    /// given bytes: the matcher's physical limit, the benchmark's baseline. With `offsets`
+    /// (n+1 entries) each segment is scanned on its own, as the engine scans each payload.
+    /// Returns matches (aho-corasick: every overlapping occurrence).
     #[napi]
-    pub fn raw_scan(&self, data: Buffer) -> u32 {
-        match &self.inner.pkt_pf {
-            Some(pf) => pf.count(&data) as u32,
-            None => 0,
+    pub fn raw_scan(&self, data: Buffer, offsets: Option<Uint32Array>) -> Result<u32> {
+        let Some(pf) = &self.inner.pkt_pf else { return Ok(0) };
+        let mut n = 0usize;
+        for seg in segments(&data, offsets.as_deref())? {
+            n += pf.count(seg);
         }
+        Ok(n as u32)
+    }
+
+    /// The same raw scan with Hyperscan/Vectorscan (each pattern reported once per segment);
+    /// null when the engine was built without the `hyperscan` feature.
+    #[napi]
+    pub fn raw_scan_hs(&self, data: Buffer, offsets: Option<Uint32Array>) -> Result<Option<u32>> {
+        #[cfg(feature = "hyperscan")]
+        {
+            let Some(pf) = &self.inner.pkt_pf else { return Ok(Some(0)) };
+            let mut sc = crate::detect_hs::Scratch::default();
+            let mut n = 0usize;
+            for seg in segments(&data, offsets.as_deref())? {
+                match pf.count_hs(seg, &mut sc) {
+                    Some(k) => n += k,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(n as u32))
+        }
+        #[cfg(not(feature = "hyperscan"))]
+        {
+            let _ = (data, offsets);
+            Ok(None)
+        }
+    }
+
+    /// Which matcher the prefilter runs: "hyperscan" or "aho-corasick".
+    #[napi]
+    pub fn matcher(&self) -> String {
+        self.inner.matcher().to_string()
     }
 
     #[napi]
@@ -125,4 +159,18 @@ impl DpiEngine {
             s.packets, s.bytes, s.decode_errors, s.bad_checksums, s.fragments_pending, s.flows, s.flows_evicted, s.alerts, self.engine.flow_count()
         )
     }
+}
+
+/// Split `data` at `offsets` (n+1 entries), or the whole buffer as one segment.
+fn segments<'a>(data: &'a [u8], offsets: Option<&[u32]>) -> Result<Vec<&'a [u8]>> {
+    let Some(o) = offsets else { return Ok(vec![data]) };
+    let mut v = Vec::with_capacity(o.len().saturating_sub(1));
+    for w in o.windows(2) {
+        let (s, e) = (w[0] as usize, w[1] as usize);
+        if s > e || e > data.len() {
+            return Err(Error::new(Status::InvalidArg, "offsets out of range".to_string()));
+        }
+        v.push(&data[s..e]);
+    }
+    Ok(v)
 }

@@ -2,6 +2,7 @@
 //! the gap fills, overlaps keep the bytes that arrived first, retransmits are dropped, and
 //! nothing beyond the reassembly depth (1 MiB, Suricata's default) is kept.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub const REASSEMBLY_DEPTH: u64 = 1024 * 1024;
@@ -47,25 +48,26 @@ impl StreamDir {
         Some(cand)
     }
 
-    /// Add a segment; returns the newly contiguous bytes (possibly empty).
-    pub fn add(&mut self, seq: u32, data: &[u8]) -> Vec<u8> {
-        let Some(mut off) = self.rel(seq) else { return Vec::new() };
+    /// Add a segment; returns the newly contiguous bytes (possibly empty), borrowed from the
+    /// segment itself in the common in-order case.
+    pub fn add<'a>(&mut self, seq: u32, data: &'a [u8]) -> Cow<'a, [u8]> {
+        let Some(mut off) = self.rel(seq) else { return Cow::Borrowed(&[]) };
         let mut data = data;
         if off < self.next {
             // Retransmit or overlap with delivered bytes: keep only the new tail.
             let skip = (self.next - off) as usize;
             if skip >= data.len() {
-                return Vec::new();
+                return Cow::Borrowed(&[]);
             }
             data = &data[skip..];
             off = self.next;
         }
         if data.is_empty() {
-            return Vec::new();
+            return Cow::Borrowed(&[]);
         }
         if off >= REASSEMBLY_DEPTH {
             self.depth_reached = true;
-            return Vec::new();
+            return Cow::Borrowed(&[]);
         }
         let room = (REASSEMBLY_DEPTH - off) as usize;
         if data.len() > room {
@@ -75,10 +77,10 @@ impl StreamDir {
         self.last_rel = self.last_rel.max(off + data.len() as u64);
         if off == self.next && self.pending.is_empty() {
             self.next += data.len() as u64;
-            return data.to_vec();
+            return Cow::Borrowed(data);
         }
         if self.pending_bytes + data.len() > MAX_PENDING {
-            return Vec::new();
+            return Cow::Borrowed(&[]);
         }
         // Keep first-arrived bytes: insert only the parts not already pending.
         let mut pieces = vec![(off, data.to_vec())];
@@ -119,7 +121,7 @@ impl StreamDir {
                 self.next = end;
             }
         }
-        out
+        Cow::Owned(out)
     }
 }
 

@@ -58,7 +58,9 @@ export interface FrameBatch {
 }
 
 interface NativeRules {
-  rawScan(data: Buffer): number;
+  rawScan(data: Buffer, offsets?: Uint32Array): number;
+  rawScanHs(data: Buffer, offsets?: Uint32Array): number | null;
+  matcher(): string;
   report(): { rules: number; loaded: number; failed: number; failures: { sid?: number | null; file: string; line: number; reason: string }[] };
 }
 interface NativeEngine {
@@ -94,9 +96,23 @@ export class Rules {
   static compile(sources: RuleSource[]): Rules {
     return new Rules(load().DpiRules.compile(sources));
   }
-  /** The multi-pattern prefilter alone over `data` (benchmark baseline); returns match count. */
-  rawScan(data: Buffer): number {
-    return this.native.rawScan(data);
+  /**
+   * The multi-pattern prefilter alone over `data` with aho-corasick (benchmark baseline);
+   * with `offsets` (n+1 entries) each segment is scanned on its own. Returns match count.
+   */
+  rawScan(data: Buffer, offsets?: Uint32Array): number {
+    return this.native.rawScan(data, offsets);
+  }
+  /**
+   * The same raw scan with Hyperscan/Vectorscan (each pattern counted once per call); null
+   * when the engine was built without it.
+   */
+  rawScanHs(data: Buffer, offsets?: Uint32Array): number | null {
+    return this.native.rawScanHs(data, offsets) ?? null;
+  }
+  /** The prefilter's matcher: "hyperscan" or "aho-corasick". */
+  matcher(): string {
+    return this.native.matcher();
   }
   report(): LoadReport {
     const r = this.native.report();

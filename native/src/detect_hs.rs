@@ -1,0 +1,156 @@
+//! Hyperscan (or Vectorscan, same C API) literal multi-pattern matching, behind the
+//! `hyperscan` cargo feature: a thin FFI over `hs_compile_lit_multi` and `hs_scan`, used as the
+//! prefilter's matcher when present and as the benchmark's physical-limit baseline.
+
+use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
+use std::ptr;
+
+#[repr(C)]
+struct HsCompileError {
+    message: *const c_char,
+    expression: c_int,
+}
+
+type MatchHandler = unsafe extern "C" fn(id: c_uint, from: c_ulonglong, to: c_ulonglong, flags: c_uint, ctx: *mut c_void) -> c_int;
+
+#[link(name = "hs")]
+extern "C" {
+    fn hs_compile_lit_multi(
+        expressions: *const *const c_char,
+        flags: *const c_uint,
+        ids: *const c_uint,
+        lens: *const usize,
+        elements: c_uint,
+        mode: c_uint,
+        platform: *const c_void,
+        db: *mut *mut c_void,
+        error: *mut *mut HsCompileError,
+    ) -> c_int;
+    fn hs_free_compile_error(error: *mut HsCompileError) -> c_int;
+    fn hs_free_database(db: *mut c_void) -> c_int;
+    fn hs_database_size(db: *const c_void, size: *mut usize) -> c_int;
+    fn hs_alloc_scratch(db: *const c_void, scratch: *mut *mut c_void) -> c_int;
+    fn hs_free_scratch(scratch: *mut c_void) -> c_int;
+    fn hs_scan(db: *const c_void, data: *const c_char, length: c_uint, flags: c_uint, scratch: *mut c_void, on_event: MatchHandler, ctx: *mut c_void) -> c_int;
+}
+
+const HS_FLAG_CASELESS: c_uint = 1;
+const HS_FLAG_SINGLEMATCH: c_uint = 8;
+const HS_MODE_BLOCK: c_uint = 1;
+const HS_INVALID: c_int = -1;
+
+/// A compiled literal database. Immutable after build; scanning needs a `Scratch`.
+pub struct HsDb {
+    db: *mut c_void,
+}
+
+// The database is read-only after compilation; Hyperscan allows sharing it between threads.
+unsafe impl Send for HsDb {}
+unsafe impl Sync for HsDb {}
+
+impl Drop for HsDb {
+    fn drop(&mut self) {
+        unsafe {
+            hs_free_database(self.db);
+        }
+    }
+}
+
+impl HsDb {
+    /// Case-insensitive literals; each reports once per scan (SINGLEMATCH), with its index as id.
+    pub fn build(pats: &[&[u8]]) -> Result<HsDb, String> {
+        if pats.is_empty() || pats.iter().any(|p| p.is_empty()) {
+            return Err("empty pattern set or empty pattern".into());
+        }
+        let ptrs: Vec<*const c_char> = pats.iter().map(|p| p.as_ptr() as *const c_char).collect();
+        let lens: Vec<usize> = pats.iter().map(|p| p.len()).collect();
+        let flags: Vec<c_uint> = vec![HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH; pats.len()];
+        let ids: Vec<c_uint> = (0..pats.len() as c_uint).collect();
+        let mut db: *mut c_void = ptr::null_mut();
+        let mut err: *mut HsCompileError = ptr::null_mut();
+        let rc = unsafe {
+            hs_compile_lit_multi(ptrs.as_ptr(), flags.as_ptr(), ids.as_ptr(), lens.as_ptr(), pats.len() as c_uint, HS_MODE_BLOCK, ptr::null(), &mut db, &mut err)
+        };
+        if rc != 0 {
+            let msg = if err.is_null() {
+                format!("hs_compile_lit_multi failed ({rc})")
+            } else {
+                let m = unsafe { CStr::from_ptr((*err).message) }.to_string_lossy().into_owned();
+                unsafe { hs_free_compile_error(err) };
+                m
+            };
+            return Err(msg);
+        }
+        Ok(HsDb { db })
+    }
+
+    /// Bytes of the compiled database.
+    pub fn size(&self) -> usize {
+        let mut n = 0usize;
+        unsafe { hs_database_size(self.db, &mut n) };
+        n
+    }
+
+    /// Calls `f(pattern id)` for every pattern present in `hay` (each at most once).
+    pub fn scan<F: FnMut(u32)>(&self, scratch: &mut Scratch, hay: &[u8], mut f: F) {
+        if hay.is_empty() {
+            return;
+        }
+        scratch.fit(self);
+        unsafe extern "C" fn on_match<F: FnMut(u32)>(id: c_uint, _from: c_ulonglong, _to: c_ulonglong, _flags: c_uint, ctx: *mut c_void) -> c_int {
+            let f = &mut *(ctx as *mut F);
+            f(id);
+            0
+        }
+        // Buffers are bounded far below 4 GiB (reassembly depth, body limit); scan in u32 slices anyway.
+        for part in hay.chunks(u32::MAX as usize) {
+            for _attempt in 0..2 {
+                let rc = unsafe { hs_scan(self.db, part.as_ptr() as *const c_char, part.len() as c_uint, 0, scratch.s, on_match::<F>, &mut f as *mut F as *mut c_void) };
+                if rc != HS_INVALID {
+                    break;
+                }
+                // A scratch fitted to an earlier database at the same address: refit, retry.
+                scratch.fitted.clear();
+                scratch.fit(self);
+            }
+        }
+    }
+}
+
+/// Per-thread scan scratch, grown to fit every database it is used with.
+pub struct Scratch {
+    s: *mut c_void,
+    fitted: Vec<usize>,
+}
+
+unsafe impl Send for Scratch {}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch { s: ptr::null_mut(), fitted: Vec::new() }
+    }
+}
+
+impl Scratch {
+    fn fit(&mut self, db: &HsDb) {
+        let key = db.db as usize;
+        if self.fitted.contains(&key) {
+            return;
+        }
+        // hs_alloc_scratch on an existing scratch grows it to fit this database as well.
+        let rc = unsafe { hs_alloc_scratch(db.db, &mut self.s) };
+        if rc == 0 {
+            self.fitted.push(key);
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.s.is_null() {
+            unsafe {
+                hs_free_scratch(self.s);
+            }
+        }
+    }
+}
