@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { childContext, describeError, type Context } from '@cordon/runtime';
 import type { Batch, Bus, ProduceRecord } from '@cordon/bus';
-import { agentEnforcer, blockKey, codecFor, TOPICS, type Alert, type BlockDecision, type DeadLetter, type LogBatch } from '@cordon/schemas';
+import { agentEnforcer, blockKey, codecFor, TOPICS, type Alert, type BlockDecision, type LogBatch, deadLetter } from '@cordon/schemas';
 import { parseLoginspectConfig, type LoginspectServiceConfig, type LoginspectServiceConfigInput } from './config.js';
 import { ERR_LOGINSPECT_BAD_BATCH } from './errors.js';
 import { LogInspector, type BlockRequest, type Detection, type InspectState } from './inspector.js';
@@ -112,7 +112,6 @@ export function startLoginspectService(opts: LoginspectServiceOptions): Loginspe
   const logsCodec = codecFor(TOPICS.logs);
   const alertsCodec = codecFor(TOPICS.alerts);
   const blocksCodec = codecFor(TOPICS.blocks);
-  const dlqCodec = codecFor(TOPICS.dlq);
   const producer = bus.producer();
   const states = new Map<number, InspectState>();
 
@@ -127,21 +126,8 @@ export function startLoginspectService(opts: LoginspectServiceOptions): Loginspe
     },
   });
 
-  const dlq = (batch: Batch, offset: bigint, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord => {
-    const { code, message } = describeError(err);
-    const letter: DeadLetter = {
-      ts_us: clock.now() * 1000,
-      stage: STAGE,
-      source_topic: batch.topic,
-      source_partition: batch.partition,
-      source_offset: Number(offset),
-      error_code: code,
-      error: message,
-      key,
-      value,
-    };
-    return { key: Buffer.from(batch.topic), value: dlqCodec.encode(letter) };
-  };
+  const dlq = (batch: Batch, offset: bigint, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord =>
+    deadLetter(STAGE, { topic: batch.topic, partition: batch.partition, offset }, { key, value }, err, clock.now() * 1000);
 
   async function handleBatch(batch: Batch): Promise<void> {
     // A batch in flight when stop() is called is finished: with auto-commit, skipping it would lose it.
