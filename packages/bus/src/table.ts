@@ -49,6 +49,13 @@ export async function readRange(
   await consumer.close();
 }
 
+/** Every record of a topic, from its start to the end offsets seen when the call starts. */
+export async function readAll(bus: Bus, topic: string): Promise<ConsumedRecord[]> {
+  const out: ConsumedRecord[] = [];
+  await readRange(bus, topic, (r) => out.push(r));
+  return out;
+}
+
 /**
  * Read a compacted topic from its start to its current end and return the newest record per
  * key (tombstones remove the key). Used to restore state: blocks, assignments, checkpoints.

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createEmbeddedBus, type Bus, type ConsumedRecord } from '@cordon/bus';
+import { createEmbeddedBus, readAll, type Bus } from '@cordon/bus';
 import { createFimWatcher } from '@cordon/fim';
 import { createContext, Metrics, silentLogger } from '@cordon/runtime';
 import { codecFor, TOPICS, type Alert, type FileEvent } from '@cordon/schemas';
@@ -15,22 +15,6 @@ async function ensureTopics(bus: Bus): Promise<void> {
     { name: TOPICS.alerts, partitions: 2, cleanupPolicy: 'delete', retentionMs: -1 },
     { name: TOPICS.dlq, partitions: 1, cleanupPolicy: 'delete', retentionMs: -1 },
   ]);
-}
-
-async function readAll(bus: Bus, topic: string): Promise<ConsumedRecord[]> {
-  const ends = await bus.admin.endOffsets(topic);
-  const total = [...ends.values()].reduce((n, e) => n + e, 0n);
-  const out: ConsumedRecord[] = [];
-  if (total === 0n) return out;
-  const c = bus.consumer({ groupId: `reader-${Math.random()}`, topics: [topic], fromBeginning: true, autoCommit: false });
-  await new Promise<void>((resolve, reject) => {
-    c.run(async (b) => {
-      for (const r of b.records) if (r.offset < (ends.get(b.partition) ?? 0n)) out.push(r);
-      if (BigInt(out.length) >= total) resolve();
-    }).catch(reject);
-  });
-  await c.close();
-  return out;
 }
 
 const alertsOf = async (bus: Bus): Promise<Alert[]> => (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!));

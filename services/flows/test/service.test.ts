@@ -5,27 +5,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Bus, ConsumedRecord } from '@cordon/bus';
+import { readAll, type Bus, type ConsumedRecord } from '@cordon/bus';
 import { codecFor, TOPICS, type FlowRecord } from '@cordon/schemas';
 import { createContext, Metrics, silentLogger } from '@cordon/runtime';
 import { startFlowsService, stateKey } from '../src/index.js';
 import { byId, ensureTopics, expectedFlows, openBus, PARTITIONS, replayRecords } from './bus-fixture.js';
-
-async function readAll(bus: Bus, topic: string): Promise<ConsumedRecord[]> {
-  const ends = await bus.admin.endOffsets(topic);
-  const total = [...ends.values()].reduce((n, e) => n + e, 0n);
-  const out: ConsumedRecord[] = [];
-  if (total === 0n) return out;
-  const c = bus.consumer({ groupId: `reader-${Math.random()}`, topics: [topic], fromBeginning: true, autoCommit: false });
-  await new Promise<void>((resolve, reject) => {
-    c.run(async (b) => {
-      for (const r of b.records) if (r.offset < (ends.get(b.partition) ?? 0n)) out.push(r);
-      if (BigInt(out.length) >= total) resolve();
-    }).catch(reject);
-  });
-  await c.close();
-  return out;
-}
 
 async function waitFor(what: string, cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const until = Date.now() + ms;
