@@ -1,3 +1,4 @@
 export * from './netns.js';
 export * from './kafka.js';
 export * from './lab.js';
+export * from './fixtures.js';

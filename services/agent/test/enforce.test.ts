@@ -3,21 +3,11 @@ import assert from 'node:assert/strict';
 import { createContext, silentLogger } from '@cordon/runtime';
 import type { BlockDecision } from '@cordon/schemas';
 import { NftEnforcer } from '../src/index.js';
-import { canUseNetns, makePair } from '@cordon/testkit';
+import { canUseNetns, ipBlockDecision, makePair } from '@cordon/testkit';
 
 const skip = canUseNetns();
-const decision = (ip: string, ttlMs: number, now: number, action: 'drop' | 'reject' = 'drop'): BlockDecision => ({
-  block_id: `b-${ip}`,
-  enforcer: 'agent:agt-test',
-  target: { kind: 'ip', ip, proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
-  scope: 'vm-test',
-  action,
-  ttl_ms: ttlMs,
-  created_us: now * 1000,
-  expires_us: (now + ttlMs) * 1000,
-  reason_alert: 'a-1',
-  status: 'requested',
-});
+const decision = (ip: string, ttlMs: number, now: number, action: 'drop' | 'reject' = 'drop'): BlockDecision =>
+  ipBlockDecision({ enforcer: 'agent:agt-test', ip, ttlMs, now, action, scope: 'vm-test' });
 
 test('hostile targets never reach nft', () => {
   for (const ip of ['1.2.3.4; flush ruleset', 'fe80::1%eth0', '', '1.2.3.4 } ; add table x {', '10.0.0.256']) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createContext, silentLogger, type Context } from '@cordon/runtime';
 import { createEmbeddedBus, createKafkaBus, readTable, type Bus } from '@cordon/bus';
 import { allTopicSpecs, blockKey, codecFor, TOPICS, watchdogEnforcer, type BlockDecision } from '@cordon/schemas';
-import { canUseNetns, freshCordonTopics, kafkaBrokers, makeLab } from '@cordon/testkit';
+import { canUseNetns, freshCordonTopics, kafkaBrokers, makeLab, ipBlockDecision } from '@cordon/testkit';
 import { BridgeEnforcer, parseWatchdogConfig, startWatchdog } from '../src/index.js';
 
 const skip = canUseNetns();
@@ -15,21 +15,8 @@ const HOST = 'hv1';
 const me = watchdogEnforcer(HOST);
 const codec = codecFor(TOPICS.blocks);
 
-const decision = (ip: string, ttlMs: number, action: 'drop' | 'reject' = 'drop'): BlockDecision => {
-  const now = Date.now();
-  return {
-    block_id: `b-${ip}-${now}`,
-    enforcer: me,
-    target: { kind: 'ip', ip, proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
-    scope: 'web',
-    action,
-    ttl_ms: ttlMs,
-    created_us: now * 1000,
-    expires_us: (now + ttlMs) * 1000,
-    reason_alert: 'a-1',
-    status: 'requested',
-  };
-};
+const decision = (ip: string, ttlMs: number, action: 'drop' | 'reject' = 'drop'): BlockDecision =>
+  ipBlockDecision({ enforcer: me, ip, ttlMs, action, scope: 'web' });
 
 test('hostile names and targets never reach nft', () => {
   const c = ctx();
