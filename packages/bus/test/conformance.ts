@@ -84,6 +84,24 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
       await p.close();
     });
 
+    test('a send larger than a broker batch (1 MiB) arrives whole, in order, with the offsets it was given', async () => {
+      const t = uniq();
+      await bus.admin.ensureTopics([spec(t, 1)]);
+      const p = bus.producer();
+      // 3 MiB in one call: the broker refuses a record batch above message.max.bytes
+      const values = Array.from({ length: 48 }, (_, i) => Buffer.concat([Buffer.from(`${i}:`), randomBytes(64 * 1024)]));
+      const [meta, meta2] = await Promise.all([
+        p.send(t, values.map((value) => ({ key: Buffer.from('k'), value }))),
+        p.send(t, [{ key: Buffer.from('k'), value: Buffer.from('after') }]),
+      ]);
+      assert.deepEqual(meta.map((m) => m.offset), values.map((_, i) => BigInt(i)));
+      assert.equal(meta2[0]!.offset, 48n);
+      const got = await consumeN(bus, { groupId: uniq(), topics: [t] }, 49);
+      assert.deepEqual(got.slice(0, 48).map((r) => r.value), values);
+      assert.equal(got[48]!.value!.toString(), 'after');
+      await p.close();
+    });
+
     test('null keys, null values and headers survive the round trip', async () => {
       const t = uniq();
       await bus.admin.ensureTopics([spec(t, 1)]);

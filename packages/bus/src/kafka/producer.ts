@@ -6,12 +6,26 @@ import { partitionForKey } from '../partitioner.js';
 import type { KafkaBus } from './bus.js';
 import { hasKafkaError, toBusError } from './errors.js';
 
+/**
+ * Payload bytes per produce request at most. The broker refuses a record batch (one per
+ * partition per request) above its `message.max.bytes`, 1 MiB by default: larger sends leave
+ * as several requests, in order, and merged sends stop at this budget.
+ */
+const REQUEST_BYTES = 768 * 1024;
+
+const sizeOf = (m: MessageToProduce): number => {
+  let n = 64 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
+  if (m.headers) for (const [k, v] of m.headers as unknown as Map<Buffer, Buffer>) n += k.length + v.length + 8;
+  return n;
+};
+
 export class KafkaProducer implements Producer {
   private readonly client: PlatformaticProducer;
   private readonly metrics: Metrics;
   private roundRobin = 0;
   private readonly queue: {
     messages: MessageToProduce[];
+    bytes: number;
     resolve: (offsets: { topic: string; partition: number; offset: bigint }[]) => void;
     reject: (err: unknown) => void;
   }[] = [];
@@ -60,24 +74,38 @@ export class KafkaProducer implements Producer {
       if (r.headers) m.headers = new Map(Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), v])) as unknown as Map<Buffer, Buffer>;
       return m;
     });
-    let offsets: { topic: string; partition: number; offset: bigint }[];
+    const out: RecordMetadata[] = [];
     try {
-      offsets = await this.enqueue(messages);
+      // Chunks of at most REQUEST_BYTES, queued together so no other send of this producer
+      // lands between them; each gets its own base offsets (another process's producer may).
+      const chunks: Array<{ messages: MessageToProduce[]; bytes: number }> = [];
+      for (const m of messages) {
+        const n = sizeOf(m);
+        const last = chunks[chunks.length - 1];
+        if (last && last.bytes + n <= REQUEST_BYTES) {
+          last.messages.push(m);
+          last.bytes += n;
+        } else chunks.push({ messages: [m], bytes: n });
+      }
+      const results = await Promise.all(chunks.map((c) => this.enqueue(c.messages, c.bytes)));
+      chunks.forEach((chunk, ci) => {
+        const base = new Map<number, bigint>();
+        for (const o of results[ci]!) if (o.topic === topic) base.set(o.partition, o.offset);
+        const rank = new Map<number, bigint>();
+        for (const m of chunk.messages) {
+          const p = m.partition!;
+          const k = rank.get(p) ?? 0n;
+          rank.set(p, k + 1n);
+          const b = base.get(p);
+          if (b === undefined) throw new Error(`no offset returned for partition ${p}`);
+          out.push({ topic, partition: p, offset: b + k });
+        }
+      });
     } catch (err) {
       this.metrics.inc('errors');
       if (hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION') || hasKafkaError(err, 'NOT_LEADER_OR_FOLLOWER')) this.bus.forgetTopic(topic);
       throw toBusError(err, `producing ${records.length} records to ${topic}`, { brokers: this.bus.brokers, topic });
     }
-    const base = new Map<number, bigint>();
-    for (const o of offsets) if (o.topic === topic) base.set(o.partition, o.offset);
-    const rank = new Map<number, bigint>();
-    const out = partitions.map((p) => {
-      const n = rank.get(p) ?? 0n;
-      rank.set(p, n + 1n);
-      const b = base.get(p);
-      if (b === undefined) throw toBusError(new Error(`no offset returned for partition ${p}`), `producing to ${topic}`, { brokers: this.bus.brokers });
-      return { topic, partition: p, offset: b + n };
-    });
     this.metrics.inc('sent', records.length);
     return out;
   }
@@ -95,18 +123,20 @@ export class KafkaProducer implements Producer {
    * next one. Why: the client's idempotent producer advances its sequence numbers only when a
    * response arrives, so two concurrent requests reuse a sequence and the broker refuses the
    * second (OUT_OF_ORDER_SEQUENCE_NUMBER). Merging keeps throughput: the waiting sends leave
-   * as one bigger request. Resolves with the base offset of each (topic, partition) of `messages`.
+   * as one bigger request (up to REQUEST_BYTES). Resolves with the base offset of each (topic, partition) of `messages`.
    */
-  private enqueue(messages: MessageToProduce[]): Promise<{ topic: string; partition: number; offset: bigint }[]> {
+  private enqueue(messages: MessageToProduce[], bytes: number): Promise<{ topic: string; partition: number; offset: bigint }[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ messages, resolve, reject });
+      this.queue.push({ messages, bytes, resolve, reject });
       if (!this.inFlight) this.inFlight = this.drain();
     });
   }
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
-      const sends = this.queue.splice(0, this.queue.length);
+      let n = 1;
+      for (let bytes = this.queue[0]!.bytes; n < this.queue.length && bytes + this.queue[n]!.bytes <= REQUEST_BYTES; n++) bytes += this.queue[n]!.bytes;
+      const sends = this.queue.splice(0, n);
       try {
         const result = await this.client.send({ messages: sends.flatMap((s) => s.messages) });
         const base = new Map<string, bigint>();
