@@ -99,6 +99,10 @@ export class KafkaConsumer implements Consumer {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopping = false;
+  /** Positions delivered since the last commit, committed once per fetch round. */
+  private readonly toCommit = new Map<string, TopicPartitionOffset>();
+  /** The round's commit, in flight while the next fetch is: awaited before the next one. */
+  private pendingCommit: Promise<void> | null = null;
   private closed = false;
 
   constructor(
@@ -172,7 +176,19 @@ export class KafkaConsumer implements Consumer {
           if (this.stopping || this.rejoinNeeded) break;
           await this.deliver(batch, eachBatch);
         }
+        // One OffsetCommit per round, not per batch, and not waited for before the next fetch:
+        // a commit is a round trip to the coordinator that would otherwise delay every record
+        // behind it (at-least-once holds: a commit only ever covers delivered records).
+        await this.settleCommit();
+        if (this.toCommit.size > 0) {
+          const offsets = [...this.toCommit.values()];
+          this.toCommit.clear();
+          this.pendingCommit = this.commitOffsets(offsets, false);
+          // a failure is rethrown by the next settleCommit; until then, not unhandled
+          this.pendingCommit.catch(() => undefined);
+        }
       }
+      await this.settleCommit();
     } catch (err) {
       failure = err;
       this.metrics.inc('errors');
@@ -207,17 +223,24 @@ export class KafkaConsumer implements Consumer {
       // A seek during eachBatch wins over the natural advance.
       if (o.seekEpoch !== epoch) return;
       o.position = slice[slice.length - 1]!.offset + 1n;
-      if (this.opts.autoCommit ?? true) {
-        await this.commitOffsets([{ topic: fetched.topic, partition: fetched.partition, offset: o.position }], false);
-      }
+      if (this.opts.autoCommit ?? true) this.toCommit.set(key, { topic: fetched.topic, partition: fetched.partition, offset: o.position });
     }
     if (o.seekEpoch === epoch && fetched.next > o.position) o.position = fetched.next;
   }
 
   // ---- group membership -------------------------------------------------------------------
 
+  /** Wait for the commit in flight; its failure (not a rebalance: that sets rejoinNeeded) throws. */
+  private async settleCommit(): Promise<void> {
+    const p = this.pendingCommit;
+    this.pendingCommit = null;
+    if (p) await p;
+  }
+
   /** Give everything back (onRevoke), then JoinGroup + SyncGroup until we hold a generation. */
   private async rebalance(): Promise<void> {
+    await this.settleCommit().catch((err: unknown) => this.log.warn({ err }, 'A commit failed before a rebalance; its records are redelivered.'));
+    this.toCommit.clear();
     if (this.owned.size > 0) {
       const revoked = this.assignment();
       this.owned = new Map();
