@@ -59,7 +59,7 @@ test('an SSH brute force in a tailed log ends with the attacker blocked by the a
   let agentLog = '';
   agent.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()));
   const inspector = startLoginspectService({ bus, ctx });
-  const nft = new NftEnforcer({ ctx, nft: ['ip', 'netns', 'exec', pair.vm, 'nft'] });
+  const nft = new NftEnforcer({ ctx, netns: pair.vm });
   try {
     // the agent is up when it has registered
     const until = Date.now() + 60_000;
@@ -89,6 +89,7 @@ test('an SSH brute force in a tailed log ends with the attacker blocked by the a
     agent.kill('SIGTERM');
     await new Promise((r) => agent.once('exit', r));
     await inspector.stop();
+    nft.close();
     await bus.close();
     sshd.kill();
     pair.destroy();

@@ -7,6 +7,8 @@
 //! Frames the port *sent* (PACKET_OUTGOING) are skipped: on a bridge every frame enters at
 //! exactly one port, so counting only what ports received sees each frame once.
 
+mod nft;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::ffi::CString;

@@ -1,7 +1,8 @@
 /**
- * The watchdog's live capture addon (native/cordon_capture.node, built from native/capture):
- * an AF_PACKET socket per interface read by a thread of its own, drained in batches. The
- * DPI addon and this one are the only native code; both load here, in @cordon/native.
+ * The host-side addon (native/cordon_capture.node, built from native/capture). Here: the
+ * watchdog's live capture, an AF_PACKET socket per interface read by a thread of its own,
+ * drained in batches; nft.ts holds its nftables half. The DPI addon and this one are the
+ * only native code; both load in @cordon/native.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -30,15 +31,21 @@ interface NativeCapture {
   stats(): { received: number; droppedKernel: number; droppedRing: number };
   close(): void;
 }
+interface NativeNftSession {
+  run(script: string, json?: boolean | null): Promise<string>;
+  close(): void;
+}
 interface CaptureAddon {
   Capture: { open(iface: string, netns?: string | null, snaplen?: number | null, maxBufferedFrames?: number | null): NativeCapture };
+  NftSession: { open(netns?: string | null): NativeNftSession };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const CAPTURE_ADDON_PATH = process.env.CORDON_CAPTURE_NODE ?? resolve(here, '../../../../native/cordon_capture.node');
 
 let addon: CaptureAddon | undefined;
-function load(): CaptureAddon {
+/** The host-side addon (capture and nftables), loaded once. */
+export function loadHostAddon(): CaptureAddon {
   if (addon) return addon;
   if (!existsSync(CAPTURE_ADDON_PATH)) throw ERR_NATIVE_MISSING(CAPTURE_ADDON_PATH, 'file not found (native/capture/build.sh builds it)');
   try {
@@ -57,7 +64,7 @@ export class LiveCapture {
 
   /** Needs root (or CAP_NET_RAW, and CAP_SYS_ADMIN for `netns`). Throws a typed error otherwise. */
   static open(iface: string, opts: { netns?: string; snaplen?: number } = {}): LiveCapture {
-    const a = load();
+    const a = loadHostAddon();
     try {
       return new LiveCapture(iface, a.Capture.open(iface, opts.netns ?? null, opts.snaplen ?? null, null));
     } catch (err) {

@@ -16,3 +16,7 @@ export const ERR_NATIVE_CAPTURE = defineError(
   'CORDON_ERR_NATIVE_CAPTURE',
   (what: string, detail: string) => `${what} failed: ${detail}`,
 );
+export const ERR_NATIVE_NFT = defineError(
+  'CORDON_ERR_NATIVE_NFT',
+  (what: string, detail: string) => `${what} failed: ${detail}`,
+);

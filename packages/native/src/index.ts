@@ -187,3 +187,4 @@ export class BatchBuilder {
 
 export const nativeAddonPath = (): string => join(ADDON_PATH);
 export * from './capture.js';
+export * from './nft.js';

@@ -48,7 +48,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
   const logsCodec = codecFor(TOPICS.logs);
   const blocksCodec = codecFor(TOPICS.blocks);
   const enforcer = config.enforce.enabled
-    ? new NftEnforcer({ table: config.enforce.table, ctx, ...(config.enforce.netns ? { nft: ['ip', 'netns', 'exec', config.enforce.netns, 'nft'] } : {}) })
+    ? new NftEnforcer({ table: config.enforce.table, ctx, ...(config.enforce.netns ? { netns: config.enforce.netns } : {}) })
     : null;
   const me = agentEnforcer(agentId);
   const configHash = (await import('node:crypto')).createHash('sha256').update(JSON.stringify({ ...config, token: undefined })).digest('hex').slice(0, 16);
@@ -235,6 +235,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
         await fim?.stop();
         await tailer.stop();
         await blocks?.close();
+        enforcer?.close(); // the table stays: blocks hold (until their TTL) across a restart
         await heartbeat('stopping').catch(() => undefined);
         await producer.close();
         ctx.log.info('Agent stopped.');

@@ -19,8 +19,8 @@ test('hostile targets never reach nft', () => {
 test('a block drops the attacker in the guest namespace, lifts, and expires by itself', { skip: skip ?? false, timeout: 60_000 }, async () => {
   const pair = makePair(`e${process.pid % 10000}`);
   const server = pair.listen(8080);
+  const nft = new NftEnforcer({ ctx: createContext({ log: silentLogger }), netns: pair.vm });
   try {
-    const nft = new NftEnforcer({ ctx: createContext({ log: silentLogger }), nft: ['ip', 'netns', 'exec', pair.vm, 'nft'] });
     await nft.setup();
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(await pair.canConnect(8080), true, 'reachable before the block');
@@ -45,6 +45,7 @@ test('a block drops the attacker in the guest namespace, lifts, and expires by i
     await nft.setup();
     assert.deepEqual(await nft.list(), [{ set: 'drop4', ip: pair.attackerIp }]);
   } finally {
+    nft.close();
     server.kill();
     pair.destroy();
   }

@@ -44,8 +44,7 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
   let enforcer: BridgeEnforcer | null = null;
 
   if (config.enforce.enabled) {
-    const nft = config.enforce.netns ? ['ip', 'netns', 'exec', config.enforce.netns, 'nft'] : undefined;
-    const e = new BridgeEnforcer({ ctx, bridge: config.bridge, table: config.enforce.table, ...(nft ? { nft } : {}) });
+    const e = new BridgeEnforcer({ ctx, bridge: config.bridge, table: config.enforce.table, ...(config.enforce.netns ? { netns: config.enforce.netns } : {}) });
     enforcer = e;
     await e.setup();
 
@@ -138,6 +137,7 @@ export async function startWatchdog(opts: WatchdogOptions): Promise<WatchdogHand
         await capture?.stop();
         await follower?.close();
         await producer.close();
+        enforcer?.close();
         // The nft table stays: blocks keep being enforced (until their TTL) while the
         // watchdog restarts or is upgraded.
         log.info('Watchdog stopped.');
