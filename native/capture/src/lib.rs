@@ -1,15 +1,25 @@
-//! Live capture for the watchdog: one AF_PACKET socket per interface (a bridge port), read by
-//! a thread of its own into a bounded buffer that Node drains in batches (one call per batch).
+//! Live capture for the watchdog: an AF_PACKET socket on an interface (the host's bridge, in
+//! promiscuous mode, or a mirror port), read by a thread of its own into a bounded buffer that
+//! Node drains in batches (one call per batch).
+//!
+//! Why one socket on the bridge and not one per bridge port: a flow's frames enter at two
+//! ports (request at the client's, reply at the server's); read by two threads, a reply could
+//! reach Node before its request whenever one thread is scheduled late, and the flow's stream
+//! would be lost. One socket's queue is filled in the order the bridge handles the frames, so
+//! a reply (caused by the request) always queues after it. It also covers ports added later
+//! (a VM powered on after the watchdog started).
 //! The socket can be opened inside another network namespace (`netns`, a name under
 //! /run/netns): only the capture thread enters it, so the rest of the process keeps its own
 //! network (the lab's Kafka on the host's loopback).
 //!
-//! Frames the port *sent* (PACKET_OUTGOING) are skipped: on a bridge every frame enters at
-//! exactly one port, so counting only what ports received sees each frame once.
+//! Frames the interface *sent* (PACKET_OUTGOING: the host's own traffic through the bridge)
+//! are skipped: VM traffic is what the watchdog inspects.
 
 mod nft;
 
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, JsFunction};
 use napi_derive::napi;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +32,8 @@ const PACKET_OUTGOING: u8 = 4;
 const SOL_PACKET: i32 = 263;
 const PACKET_STATISTICS: i32 = 6;
 const SIOCGSTAMP: libc::c_ulong = 0x8906;
+const PACKET_ADD_MEMBERSHIP: i32 = 1;
+const PACKET_MR_PROMISC: u16 = 1;
 
 struct Ring {
     data: Vec<u8>,
@@ -38,6 +50,10 @@ struct Shared {
     dropped_kernel: AtomicU64,
     max_bytes: usize,
     max_frames: usize,
+    /// Called (on the JS thread) when a frame lands after a drain: Node drains at once instead
+    /// of on a timer. Armed by each drain, so a burst costs one call, not one per frame.
+    on_data: Option<ThreadsafeFunction<()>>,
+    armed: AtomicBool,
 }
 
 #[napi(object)]
@@ -71,7 +87,7 @@ fn os_err(what: &str) -> Error {
     Error::new(Status::GenericFailure, format!("{what}: {}", std::io::Error::last_os_error()))
 }
 
-fn open_socket(iface: &str, netns: Option<&str>, rcvbuf: i32) -> Result<i32> {
+fn open_socket(iface: &str, netns: Option<&str>, rcvbuf: i32, promisc: bool) -> Result<i32> {
     unsafe {
         if let Some(ns) = netns {
             if ns.is_empty() || ns.contains('/') || ns.len() > 64 {
@@ -104,6 +120,19 @@ fn open_socket(iface: &str, netns: Option<&str>, rcvbuf: i32) -> Result<i32> {
         if libc::bind(fd, &sll as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32) != 0 {
             libc::close(fd);
             return Err(os_err(&format!("cannot bind to {iface}")));
+        }
+        if promisc {
+            // A membership, not `ip link set promisc on`: the kernel drops it with the socket,
+            // so a crashed watchdog leaves the interface as it found it. On a bridge it makes
+            // the bridge pass every frame it forwards up to this socket too.
+            let mut mreq: libc::packet_mreq = std::mem::zeroed();
+            mreq.mr_ifindex = ifindex as i32;
+            mreq.mr_type = PACKET_MR_PROMISC;
+            if libc::setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq as *const _ as *const libc::c_void, std::mem::size_of::<libc::packet_mreq>() as u32) != 0 {
+                let e = os_err(&format!("cannot put {iface} in promiscuous mode"));
+                libc::close(fd);
+                return Err(e);
+            }
         }
         // a big receive buffer absorbs bursts while Node is busy; FORCE works as root
         let sz = rcvbuf;
@@ -170,6 +199,11 @@ fn run(fd: i32, snaplen: usize, shared: Arc<Shared>) {
                 r.orig.push(orig as u32);
             }
         }
+        if let Some(f) = &shared.on_data {
+            if shared.armed.swap(false, Ordering::AcqRel) {
+                f.call(Ok(()), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        }
         n += 1;
         if n % 4096 == 0 {
             shared.dropped_kernel.fetch_add(kernel_drops(fd), Ordering::Relaxed);
@@ -183,9 +217,28 @@ fn run(fd: i32, snaplen: usize, shared: Arc<Shared>) {
 
 #[napi]
 impl Capture {
-    /// Open a capture on `iface` (inside network namespace `netns` when given) and start reading.
+    /// Open a capture on `iface` (inside network namespace `netns` when given; promiscuous
+    /// unless `promisc` is false) and start reading. `on_data` is called when frames wait
+    /// after a drain.
     #[napi(factory)]
-    pub fn open(iface: String, netns: Option<String>, snaplen: Option<u32>, max_buffered_frames: Option<u32>) -> Result<Capture> {
+    pub fn open(
+        env: Env,
+        iface: String,
+        netns: Option<String>,
+        snaplen: Option<u32>,
+        max_buffered_frames: Option<u32>,
+        promisc: Option<bool>,
+        on_data: Option<JsFunction>,
+    ) -> Result<Capture> {
+        let on_data = match on_data {
+            Some(f) => {
+                let mut tsfn = env.create_threadsafe_function(&f, 0, |_: ThreadSafeCallContext<()>| Ok(Vec::<()>::new()))?;
+                // the capture alone must not keep the process alive
+                tsfn.unref(&env)?;
+                Some(tsfn)
+            }
+            None => None,
+        };
         let snaplen = snaplen.unwrap_or(65_535).clamp(64, 262_144) as usize;
         let max_frames = max_buffered_frames.unwrap_or(262_144).clamp(1024, 4_194_304) as usize;
         let shared = Arc::new(Shared {
@@ -196,12 +249,14 @@ impl Capture {
             dropped_kernel: AtomicU64::new(0),
             max_bytes: 256 << 20,
             max_frames,
+            on_data,
+            armed: AtomicBool::new(true),
         });
         let (tx, rx) = mpsc::channel::<Result<()>>();
         let s2 = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("cordon-capture-{iface}"))
-            .spawn(move || match open_socket(&iface, netns.as_deref(), 32 << 20) {
+            .spawn(move || match open_socket(&iface, netns.as_deref(), 32 << 20, promisc.unwrap_or(true)) {
                 Ok(fd) => {
                     let _ = tx.send(Ok(()));
                     run(fd, snaplen, s2);
@@ -228,6 +283,8 @@ impl Capture {
             Ok(r) => r,
             Err(p) => p.into_inner(),
         };
+        // under the lock: a frame pushed after this drain finds the flag set and calls on_data
+        self.shared.armed.store(true, Ordering::Release);
         let n = r.ts.len();
         let take = if max == 0 { n } else { (max as usize).min(n) };
         if take == n {

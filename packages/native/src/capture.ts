@@ -36,7 +36,7 @@ interface NativeNftSession {
   close(): void;
 }
 interface CaptureAddon {
-  Capture: { open(iface: string, netns?: string | null, snaplen?: number | null, maxBufferedFrames?: number | null): NativeCapture };
+  Capture: { open(iface: string, netns?: string | null, snaplen?: number | null, maxBufferedFrames?: number | null, promisc?: boolean | null, onData?: (() => void) | null): NativeCapture };
   NftSession: { open(netns?: string | null): NativeNftSession };
 }
 
@@ -62,11 +62,15 @@ export class LiveCapture {
     private readonly native: NativeCapture,
   ) {}
 
-  /** Needs root (or CAP_NET_RAW, and CAP_SYS_ADMIN for `netns`). Throws a typed error otherwise. */
-  static open(iface: string, opts: { netns?: string; snaplen?: number } = {}): LiveCapture {
+  /**
+   * Promiscuous unless `promisc: false` (on a bridge: every frame it forwards). `onData` runs
+   * (on this thread) when frames arrive after a drain — drain then, instead of on a timer.
+   * Needs root (or CAP_NET_RAW, and CAP_SYS_ADMIN for `netns`). Throws a typed error otherwise.
+   */
+  static open(iface: string, opts: { netns?: string; snaplen?: number; promisc?: boolean; onData?: () => void } = {}): LiveCapture {
     const a = loadHostAddon();
     try {
-      return new LiveCapture(iface, a.Capture.open(iface, opts.netns ?? null, opts.snaplen ?? null, null));
+      return new LiveCapture(iface, a.Capture.open(iface, opts.netns ?? null, opts.snaplen ?? null, null, opts.promisc ?? true, opts.onData ?? null));
     } catch (err) {
       throw ERR_NATIVE_CAPTURE.withCause(err, `opening a capture on ${iface}${opts.netns ? ` in namespace ${opts.netns}` : ''}`, (err as Error).message);
     }

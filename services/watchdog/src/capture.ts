@@ -1,5 +1,3 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { childContext, type Context } from '@cordon/runtime';
 import { followTable, partitionForKey, type Bus, type ProduceRecord, type TableFollower } from '@cordon/bus';
 import { codecFor, TOPICS, type Packet, type PacketBatch } from '@cordon/schemas';
@@ -8,9 +6,10 @@ import { LiveCapture } from '@cordon/native';
 import { AssignmentView, InventoryView } from '@cordon/policy';
 
 /**
- * The watchdog's eyes: a live capture on every port of the host's bridge (AF_PACKET, native),
- * each frame attributed to a VM by MAC from the inventory, published to `packets` keyed like a
- * replay (address pair → partition) so the dpi instance owning the partition holds the flow.
+ * The watchdog's eyes: a live capture on the host's bridge (AF_PACKET, native, promiscuous: every
+ * frame the bridge forwards, in the order it forwards them), each frame attributed to a VM by MAC
+ * from the inventory, published to `packets` keyed like a replay (address pair → partition) so
+ * the dpi instance owning the partition holds the flow.
  * Frames of VMs whose assignment says `agent` are not published: their agent inspects them.
  * Capture drops (kernel and buffer) are counted and reported.
  */
@@ -18,28 +17,20 @@ export interface CaptureOptions {
   bus: Bus;
   ctx: Context;
   host: string;
+  /** The bridge (or a mirror port) to capture on. */
   bridge: string;
   /** Capture inside this network namespace (the lab's host). */
   netns?: string;
-  /** How often the buffers are drained. */
+  /** Drain at least this often (frames also wake the drain as they arrive). */
   pollMs?: number;
   /** Frames per PacketBatch at most. */
   batchFrames?: number;
 }
 
 export interface CaptureHandle {
-  readonly ports: string[];
+  readonly iface: string;
   stats(): { captured: number; published: number; skippedAgent: number; droppedKernel: number; droppedRing: number };
   stop(): Promise<void>;
-}
-
-const run = promisify(execFile);
-
-/** The bridge's member interfaces, as `ip link` lists them. */
-export async function bridgePorts(bridge: string, netns?: string): Promise<string[]> {
-  const args = [...(netns ? ['-n', netns] : []), '-j', 'link', 'show', 'master', bridge];
-  const { stdout } = await run('ip', args);
-  return (JSON.parse(stdout || '[]') as Array<{ ifname: string }>).map((l) => l.ifname).sort();
 }
 
 const macOf = (b: Buffer, at: number) =>
@@ -52,61 +43,84 @@ export async function startCapture(opts: CaptureOptions): Promise<CaptureHandle>
   const codec = codecFor(TOPICS.packets);
   const producer = bus.producer();
   const inventory = new InventoryView();
+  /** MAC (as a 48-bit number) → VM id, filled as frames come; emptied when the inventory changes. */
+  const vmOfMac = new Map<number, string | null>();
+  /** Address pair → partition key and partition: one SHA-256 per flow, not per frame. */
+  const partitionOf = new Map<string, { key: Buffer; partition: number }>();
   const assignments = new AssignmentView();
   const followers: TableFollower[] = [
-    await followTable(bus, TOPICS.inventory, `cordon-capture-${opts.host}-inventory-${process.pid}`, (r) => inventory.apply(r.key, r.value)),
+    await followTable(bus, TOPICS.inventory, `cordon-capture-${opts.host}-inventory-${process.pid}`, (r) => {
+      inventory.apply(r.key, r.value);
+      vmOfMac.clear();
+    }),
     await followTable(bus, TOPICS.assignments, `cordon-capture-${opts.host}-assignments-${process.pid}`, (r) => assignments.apply(r.key, r.value)),
   ];
   const info = (await bus.admin.listTopics()).find((t) => t.name === TOPICS.packets);
   const partitions = info?.partitions ?? 1;
-  const ports = await bridgePorts(opts.bridge, opts.netns);
-  const captures = ports.map((p) => LiveCapture.open(p, opts.netns ? { netns: opts.netns } : {}));
-  ctx.log.info({ bridge: opts.bridge, ports }, 'Capturing on the bridge ports.');
+  let timer: NodeJS.Timeout | undefined;
+  let scheduled = false;
+  let stopped = false;
+  // drained as soon as frames arrive (the addon calls back once per burst), and at least every
+  // pollMs whatever happens
+  const soon = () => {
+    if (scheduled || stopped) return;
+    scheduled = true;
+    setImmediate(tick);
+  };
+  const capture = LiveCapture.open(opts.bridge, { ...(opts.netns ? { netns: opts.netns } : {}), onData: soon });
+  ctx.log.info({ bridge: opts.bridge }, 'Capturing on the bridge.');
   const counts = { captured: 0, published: 0, skippedAgent: 0 };
   let seq = 0;
-  let stopped = false;
   const inflight = new Set<Promise<unknown>>();
 
+  const vmByMac = (frame: Buffer, at: number): string | null => {
+    const n = frame.readUIntBE(at, 6);
+    let vm = vmOfMac.get(n);
+    if (vm === undefined) vmOfMac.set(n, (vm = inventory.vmByMac(macOf(frame, at))?.id ?? null));
+    return vm;
+  };
   /** The VM a frame belongs to: the destination VM when it is local (the one attacked), else the source. */
-  const attribute = (frame: Buffer): string | null => {
-    if (frame.length < 12) return null;
-    const dst = inventory.vmByMac(macOf(frame, 0));
-    const src = inventory.vmByMac(macOf(frame, 6));
-    return (dst ?? src)?.id ?? null;
+  const attribute = (frame: Buffer): string | null => (frame.length < 12 ? null : (vmByMac(frame, 0) ?? vmByMac(frame, 6)));
+  const sensorKey = Buffer.from(sensor);
+  const route = (frame: Buffer): { key: Buffer; partition: number } => {
+    const d = decodeFrame(1, frame);
+    if (d.kind !== 'ip') return { key: sensorKey, partition: partitionForKey(sensorKey, partitions, () => 0) };
+    const id = `${d.proto}|${d.vlan}|${d.src.toString('latin1')}|${d.dst.toString('latin1')}`;
+    let r = partitionOf.get(id);
+    if (!r) {
+      if (partitionOf.size >= 65_536) partitionOf.clear();
+      const key = partitionKey(d);
+      partitionOf.set(id, (r = { key, partition: partitionForKey(key, partitions, () => 0) }));
+    }
+    return r;
   };
 
-  const tick = () => {
+  function tick(): void {
+    scheduled = false;
+    clearTimeout(timer);
     if (stopped) return;
     // Batches in creation order; per partition, a frame joins the partition's last batch when
     // it is for the same VM, else starts the next one — so each partition's records stay in
     // time order however the frames alternate between VMs.
     const batches: Array<{ key: Buffer; partition: number; vm: string | null; packets: Packet[] }> = [];
     const lastOf = new Map<number, (typeof batches)[number]>();
-    // Frames of one flow enter at different ports (request at the client's, reply at the
-    // server's) and are read by different threads: merge them back into time order first,
-    // or the flow's stream would see a reply before its request.
-    const frames: Array<{ ts: number; frame: Buffer; orig: number }> = [];
-    for (const c of captures) {
-      const b = c.drain(0);
-      for (let i = 0; i < b.tsUs.length; i++) frames.push({ ts: b.tsUs[i]!, frame: b.data.subarray(b.offsets[i]!, b.offsets[i + 1]!), orig: b.origLen[i]! });
-    }
-    frames.sort((x, y) => x.ts - y.ts);
-    for (const { ts, frame, orig } of frames) {
+    const b = capture.drain(0);
+    for (let i = 0; i < b.tsUs.length; i++) {
+      const frame = b.data.subarray(b.offsets[i]!, b.offsets[i + 1]!);
       counts.captured++;
       const vm = attribute(frame);
       if (vm && assignments.byVm.get(vm)?.mode === 'agent') {
         counts.skippedAgent++;
         continue;
       }
-      const d = decodeFrame(1, frame);
-      const key = d.kind === 'ip' ? partitionKey(d) : Buffer.from(sensor);
-      const partition = partitionForKey(key, partitions, () => 0);
+      const { key, partition } = route(frame);
       let g = lastOf.get(partition);
       if (!g || g.vm !== vm || g.packets.length >= (opts.batchFrames ?? 512)) {
         batches.push((g = { key, partition, vm, packets: [] }));
         lastOf.set(partition, g);
       }
-      g.packets.push({ ts_us: ts, seq: seq++, orig_len: orig, frame: Buffer.from(frame) });
+      // no copy: the frame is encoded below, before this tick ends
+      g.packets.push({ ts_us: b.tsUs[i]!, seq: seq++, orig_len: b.origLen[i]!, frame });
     }
     const records: ProduceRecord[] = [];
     for (const g of batches) {
@@ -125,26 +139,20 @@ export async function startCapture(opts: CaptureOptions): Promise<CaptureHandle>
     const s = stats();
     ctx.metrics.set('captured', s.captured);
     ctx.metrics.set('dropped', s.droppedKernel + s.droppedRing);
-    timer = setTimeout(tick, opts.pollMs ?? 2);
-  };
+    timer = setTimeout(soon, opts.pollMs ?? 50);
+  }
   const stats = () => {
-    let droppedKernel = 0;
-    let droppedRing = 0;
-    for (const c of captures) {
-      const s = c.stats();
-      droppedKernel += s.droppedKernel;
-      droppedRing += s.droppedRing;
-    }
+    const { droppedKernel, droppedRing } = capture.stats();
     return { ...counts, droppedKernel, droppedRing };
   };
-  let timer: NodeJS.Timeout = setTimeout(tick, 0);
+  soon();
   return {
-    ports,
+    iface: opts.bridge,
     stats,
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
-      for (const c of captures) c.close();
+      capture.close();
       await Promise.all(inflight);
       for (const f of followers) await f.close();
       await producer.close();

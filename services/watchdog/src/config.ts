@@ -18,7 +18,8 @@ export const watchdogConfigSchema = z
         enabled: z.boolean().default(false),
         /** Capture inside this network namespace (the lab's host); unset: the watchdog's own. */
         netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
-        pollMs: z.number().positive().max(1000).default(2),
+        /** Drain at least this often; arriving frames wake the drain at once anyway. */
+        pollMs: z.number().positive().max(1000).default(50),
       })
       .strict()
       .default({}),
