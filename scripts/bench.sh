@@ -3,7 +3,7 @@
 # Starts one throwaway Kafka broker for the Kafka benchmarks (unless KAFKA_BROKERS is set).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-CORDON_SETUP_TEST=1 bash scripts/setup.sh
+CORDON_SETUP_TEST=1 CORDON_SETUP_BENCH=1 bash scripts/setup.sh
 
 started=0
 if [[ -z "${KAFKA_BROKERS:-}" ]]; then
@@ -21,3 +21,4 @@ run "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
 run "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
 run "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
 run "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
+run "protection loop: detection-to-block latency, watchdog capture rate (root)" node bench/protection.mjs

@@ -3,6 +3,7 @@
 # system packages (as root), npm dependencies, the TypeScript build.
 #   CORDON_SETUP_SYSTEM=0   skip apt (packages already present or not root)
 #   CORDON_SETUP_TEST=1     also the test world: tshark (independent flow counts), Kafka deps
+#   CORDON_SETUP_BENCH=1    also the benchmarks' baselines: AIDE, fail2ban, tcpreplay
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { echo "setup: $*" >&2; }
@@ -12,6 +13,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
   pkgs=(iproute2 nftables)
   [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark)
+  [[ "${CORDON_SETUP_BENCH:-0}" == 1 ]] && pkgs+=(aide fail2ban tcpreplay)
   for p in "${pkgs[@]}"; do have_pkg "$p" || need+=("$p"); done
   if ((${#need[@]})); then
     if [[ $(id -u) != 0 ]]; then

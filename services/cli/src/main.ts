@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { makeEnrollToken } from '@cordon/agent';
 import { createContext, createLogger, type Context } from '@cordon/runtime';
 import { loadConfig, type CordonConfig } from './config.js';
-import { ERR_USAGE } from './errors.js';
+import { ERR_UNKNOWN_SERVICE, ERR_USAGE } from './errors.js';
 import { formatTable } from './format.js';
 import { replayCapture } from './replay.js';
 import { writeDemoCapture } from './demo-capture.js';
@@ -14,7 +14,9 @@ import { applyTopics, openBus, openStore, pipelineOf, SERVICES, serviceNames, se
 const USAGE = `cordon — server defense for virtualized data centers
 
 Usage:
-  cordon up [--pcap FILE] [--no-demo] [--exit]   every service in one process (embedded bus + ClickHouse)
+  cordon up [--pcap FILE] [--no-demo] [--exit] [--services a,b]
+                                                 every service in one process (embedded bus + ClickHouse),
+                                                 or only those listed
   cordon run <service> [--exit-when-idle]        one service against Kafka + ClickHouse (services: ${serviceNames().join(', ')})
   cordon replay --pcap FILE [--sensor NAME]      publish a capture (pcap/pcapng) to the packets topic
   cordon topics apply                            create every topic with its partitions, compaction, retention
@@ -131,9 +133,15 @@ function untilSignal(): Promise<string> {
 }
 
 async function up(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { pcap: { type: 'string' }, 'no-demo': { type: 'boolean' }, exit: { type: 'boolean' } });
+  const { values } = parse(argv, { pcap: { type: 'string' }, 'no-demo': { type: 'boolean' }, exit: { type: 'boolean' }, services: { type: 'string' } });
   if (values.help) return out(USAGE), 0;
   const config = configFrom(values);
+  const enabled = servicesFor(config);
+  const names = values.services === undefined ? enabled : values.services.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!serviceNames().includes(n)) throw ERR_UNKNOWN_SERVICE(n, serviceNames());
+    if (!enabled.includes(n)) throw ERR_USAGE(`service "${n}" needs its section in the configuration (--config)`);
+  }
   const ctx = createContext({ log: createLogger('cordon') });
   mkdirSync(config.dataDir, { recursive: true });
   const bus = openBus(config, ctx);
@@ -141,7 +149,7 @@ async function up(argv: string[]): Promise<number> {
   const n = await applyTopics(bus);
   ctx.log.info({ dataDir: config.dataDir, bus: bus.kind, store: store.mode, topics: n }, 'Cordon is up: bus, store and topics are ready.');
   const services: RunningService[] = [];
-  for (const name of servicesFor(config)) services.push(await startService(name, { bus, ctx, config, store }));
+  for (const name of names) services.push(await startService(name, { bus, ctx, config, store }));
   ctx.log.info({ services: services.map((s) => s.name) }, 'Services are running.');
   const failed = Promise.race(services.map((s) => s.done.then(() => `${s.name} stopped`, (err: unknown) => { throw err; })));
   let code = 0;

@@ -1,0 +1,317 @@
+// Detection-to-block latency of the network protection loop, and the watchdog's capture rate,
+// in a real lab (network namespaces, a Linux bridge, nftables; needs root).
+//
+// Latency: `cordon up --no-demo` (the full ET Open set from the policy topic, sid 2029988 in
+// prevent mode) runs a watchdog on the lab's bridge — once with the detection path only
+// (watchdog, dpi, responder in one process: a hypervisor host's share, the sink running
+// elsewhere), once with every service in the process (flows, sink into embedded ClickHouse,
+// loginspect, …) — and an attacker sends N attacks, each from its own address (a blocked address
+// cannot attack twice). Both ends are observed from outside the product:
+//   start = the kernel's receive timestamp of the frame carrying the attack, read by a capture
+//           socket of this script on the attacker's bridge port;
+//   end   = the moment `nft monitor` in the host namespace reports the attacker's element.
+// Printed: p50/p90/p99/max over N attacks, on the embedded bus and on Kafka.
+// (`--services a,b` measures that set only; `--keep` keeps the data dir and names late attacks.)
+//
+// Capture rate: the watchdog alone (capture, no enforcement) on the embedded bus while
+// tcpreplay offers minimum-size UDP frames at a fixed rate; printed: frames offered (tcpreplay's
+// own count), captured and published by the watchdog, dropped (kernel + buffer), and the
+// publish rate.
+//
+//   node bench/protection.mjs [--attacks 220] [--pps 100000] [--seconds 10] [--only latency|capture]
+//   Kafka: KAFKA_BROKERS=127.0.0.1:19092 (scripts/bench.sh starts a broker); without it the Kafka
+//   half is skipped with a message.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline';
+import { LiveCapture } from '@cordon/native';
+import { freshCordonTopics, makeLab } from '@cordon/testkit';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+const CLI = join(root, 'services', 'cli', 'bin', 'cordon.js');
+const ET_DIR = resolve(root, '..', 'shared', 'corpus', 'et-open');
+/** ET EXPLOIT Possible IBM Data Risk Manager Authentication Bypass - Session ID Assignment */
+const SID = '2029988';
+const ATTACK_PATH = '/albatross/saml/idpSelection?id=1&userName=admin';
+
+const { values: args } = parseArgs({
+  options: {
+    attacks: { type: 'string', default: '220' },
+    pps: { type: 'string', default: '100000' },
+    seconds: { type: 'string', default: '10' },
+    only: { type: 'string' },
+    gap: { type: 'string', default: '40' },
+    keep: { type: 'boolean', default: false },
+    services: { type: 'string' },
+  },
+});
+const nowUs = () => (performance.timeOrigin + performance.now()) * 1000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+if (process.getuid?.() !== 0) {
+  console.log('protection: skipped (needs root: network namespaces, a bridge, nftables)');
+  process.exit(0);
+}
+
+function cordon(cliArgs, opts = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...cliArgs], { encoding: 'utf8', ...opts });
+  if (r.status !== 0) throw new Error(`cordon ${cliArgs.join(' ')} failed:\n${r.stderr}`);
+  return r.stdout;
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** Frames on the attacker's port carrying the attack: source address → kernel timestamp (µs). */
+function attackSeen(capture, seen) {
+  const b = capture.drain(0);
+  for (let i = 0; i < b.tsUs.length; i++) {
+    const f = b.data.subarray(b.offsets[i], b.offsets[i + 1]);
+    if (f.length < 54 || f.readUInt16BE(12) !== 0x0800 || f[23] !== 6) continue;
+    const ihl = (f[14] & 0x0f) * 4;
+    const thl = (f[14 + ihl + 12] >> 4) * 4;
+    const payload = f.subarray(14 + ihl + thl);
+    if (payload.length === 0 || !payload.includes('GET /albatross')) continue;
+    const src = `${f[26]}.${f[27]}.${f[28]}.${f[29]}`;
+    if (!seen.has(src)) seen.set(src, b.tsUs[i]);
+  }
+}
+
+/** The attacker: one HTTP request per address, `gap` ms apart; prints each address when sent. */
+const ATTACKER = `
+const net = require('net');
+const [victim, gap, ...addrs] = process.argv.slice(1);
+(async () => {
+  for (const a of addrs) {
+    const s = net.connect({ host: victim, port: 80, localAddress: a });
+    s.on('connect', () => s.write('GET ${ATTACK_PATH} HTTP/1.1\\r\\nHost: ' + victim + '\\r\\nConnection: close\\r\\n\\r\\n'));
+    s.on('error', () => {});
+    setTimeout(() => s.destroy(), 1000);
+    console.log(a);
+    await new Promise((r) => setTimeout(r, Number(gap)));
+  }
+})();
+`;
+
+async function latency(kind, services) {
+  const n = Number(args.attacks);
+  const dir = mkdtempSync(join(tmpdir(), `cordon-bench-loop-${kind}-`));
+  const lab = makeLab({ tag: kind === 'kafka' ? 'bnlk' : 'bnle', subnet: kind === 'kafka' ? 61 : 60 });
+  const procs = [];
+  try {
+    const { web, attacker } = lab.vms;
+    const subnet = web.ip.split('.').slice(0, 3).join('.');
+    // one address per attack, beside the attacker's own
+    const addrs = Array.from({ length: n + 5 }, (_, i) => `${subnet}.${20 + i}`);
+    if (20 + addrs.length > 254) throw new Error(`at most ${254 - 25} attacks fit the lab's /24`);
+    for (const a of addrs) lab.exec(attacker.ns, ['ip', 'addr', 'add', `${a}/24`, 'dev', 'eth0']);
+
+    const rules = readdirSync(ET_DIR).filter((f) => f.endsWith('.rules')).sort().map((f) => join(ET_DIR, f));
+    writeFileSync(join(dir, 'policy.yaml'), [`ruleFiles:`, ...rules.map((r) => `  - "${r}"`), 'mode: detect', `rules: { "${SID}": prevent }`, 'blocks: { ttlS: 300, maxTtlS: 600 }', ''].join('\n'));
+    writeFileSync(join(dir, 'inventory.yaml'), ['hosts:', '  hv-bench:', '    vms:', ...Object.values(lab.vms).flatMap((v) => [`      ${v.name}:`, `        nics: [{ mac: "${v.mac}", ips: ["${v.ip}"] }]`]), ''].join('\n'));
+    const bus = kind === 'kafka' ? ['bus:', '  kind: kafka', `  brokers: ["${process.env.KAFKA_BROKERS}"]`] : [];
+    writeFileSync(join(dir, 'cordon.yaml'), [
+      `dataDir: "${join(dir, 'data')}"`,
+      ...bus,
+      // veth checksums are left to offload: the bridge sees them unfilled (Suricata: -k none)
+      'dpi: { service: { checksum: "off" } }',
+      'watchdog:',
+      '  host: hv-bench',
+      `  bridge: ${lab.bridge}`,
+      `  capture: { enabled: true, netns: ${lab.host} }`,
+      `  enforce: { enabled: true, netns: ${lab.host} }`,
+      '',
+    ].join('\n'));
+    const cfg = ['--config', join(dir, 'cordon.yaml')];
+    // a clean slate: no blocks or policy of an earlier run on the broker
+    if (kind === 'kafka') await freshCordonTopics([process.env.KAFKA_BROKERS]);
+    cordon(['inventory', 'apply', join(dir, 'inventory.yaml'), ...cfg]);
+    cordon(['policy', 'apply', join(dir, 'policy.yaml'), ...cfg]);
+
+    const http = spawn('ip', ['netns', 'exec', web.ns, process.execPath, '-e', `require('http').createServer((q, s) => s.end('ok')).listen(80, '${web.ip}')`], { stdio: 'ignore' });
+    procs.push(http);
+    const up = spawn(process.execPath, [CLI, 'up', '--no-demo', ...cfg, ...(services ? ['--services', services] : [])], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CORDON_LOG_LEVEL: 'warn' } });
+    procs.push(up);
+    let upLog = '';
+    up.stderr.on('data', (d) => (upLog = (upLog + d).slice(-4000)));
+
+    const blockedAt = new Map();
+    const monitor = spawn('ip', ['netns', 'exec', lab.host, 'nft', 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    procs.push(monitor);
+    createInterface({ input: monitor.stdout }).on('line', (line) => {
+      const t = nowUs();
+      const m = /^add element bridge \S+ \S+ \{ ([0-9.]+)/.exec(line);
+      if (m && !blockedAt.has(m[1])) blockedAt.set(m[1], t);
+    });
+    const capture = LiveCapture.open(attacker.port, { netns: lab.host, snaplen: 256 });
+    const seenAt = new Map();
+    const drainer = setInterval(() => attackSeen(capture, seenAt), 5);
+
+    const attack = (list, gap) =>
+      new Promise((res, rej) => {
+        const p = spawn('ip', ['netns', 'exec', attacker.ns, process.execPath, '-e', ATTACKER, web.ip, String(gap), ...list], { stdio: ['ignore', 'ignore', 'inherit'] });
+        p.on('exit', (c) => (c === 0 ? res() : rej(new Error(`the attacker exited with ${c}`))));
+      });
+
+    // warm-up: rules compiled, captures open, every stage's code hot; not measured
+    const warm = addrs.slice(0, 5);
+    const until = Date.now() + 180_000;
+    for (let i = 0; !warm.every((a) => blockedAt.has(a)); i++) {
+      if (Date.now() > until || up.exitCode !== null) throw new Error(`the pipeline never blocked the warm-up attacks:\n${upLog}`);
+      await attack(warm.filter((a) => !blockedAt.has(a)), 100);
+      await sleep(1000);
+    }
+    const measured = addrs.slice(5);
+    const started = Date.now();
+    await attack(measured, Number(args.gap));
+    const end = Date.now() + 10_000;
+    while (Date.now() < end && !measured.every((a) => blockedAt.has(a))) await sleep(100);
+    clearInterval(drainer);
+    attackSeen(capture, seenAt);
+    capture.close();
+
+    const lat = [];
+    let unseen = 0;
+    let unblocked = 0;
+    for (const a of measured) {
+      const s = seenAt.get(a);
+      const b = blockedAt.get(a);
+      if (s === undefined) unseen++;
+      else if (b === undefined) {
+        unblocked++;
+        if (args.keep) console.log(`not blocked: ${a}`);
+      }
+      else lat.push((b - s) / 1000);
+    }
+    lat.sort((x, y) => x - y);
+    const fmt = (v) => `${v.toFixed(1)} ms`;
+    console.log(
+      `protection ${kind}: attack seen on the bridge -> nft element present, ${lat.length} of ${measured.length} attacks: ` +
+        `p50 ${fmt(percentile(lat, 50))}, p90 ${fmt(percentile(lat, 90))}, p99 ${fmt(percentile(lat, 99))}, max ${fmt(lat[lat.length - 1])}` +
+        `${unblocked ? `; ${unblocked} not blocked within 10 s` : ''}${unseen ? `; ${unseen} not seen by the bench's capture` : ''}` +
+        ` (full ET Open from the policy topic, every service in one \`cordon up\`, one attack per ${args.gap} ms over ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+    );
+  } finally {
+    for (const p of procs.reverse()) p.kill('SIGTERM');
+    await sleep(500);
+    lab.destroy();
+    if (args.keep) console.log(`kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A pcap of `count` minimum-size UDP frames from `src` to `dst`, over 256 source ports. */
+function udpCapture(file, src, dst, count) {
+  const head = Buffer.alloc(24);
+  head.writeUInt32LE(0xa1b2c3d4, 0);
+  head.writeUInt16LE(2, 4);
+  head.writeUInt16LE(4, 6);
+  head.writeUInt32LE(65535, 16);
+  head.writeUInt32LE(1, 20);
+  const mac = (m) => Buffer.from(m.split(':').map((x) => parseInt(x, 16)));
+  const ip4 = (a) => Buffer.from(a.split('.').map(Number));
+  const parts = [head];
+  for (let i = 0; i < count; i++) {
+    const f = Buffer.alloc(60);
+    mac(dst.mac).copy(f, 0);
+    mac(src.mac).copy(f, 6);
+    f.writeUInt16BE(0x0800, 12);
+    f[14] = 0x45;
+    f.writeUInt16BE(46, 16);
+    f[22] = 64;
+    f[23] = 17;
+    ip4(src.ip).copy(f, 26);
+    ip4(dst.ip).copy(f, 30);
+    let sum = 0;
+    for (let j = 14; j < 34; j += 2) sum += f.readUInt16BE(j);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    f.writeUInt16BE(~sum & 0xffff, 24);
+    f.writeUInt16BE(20000 + (i % 256), 34);
+    f.writeUInt16BE(9, 36); // discard
+    f.writeUInt16BE(26, 38);
+    const rec = Buffer.alloc(16);
+    rec.writeUInt32LE(1, 0);
+    rec.writeUInt32LE(i, 4);
+    rec.writeUInt32LE(60, 8);
+    rec.writeUInt32LE(60, 12);
+    parts.push(rec, f);
+  }
+  writeFileSync(file, Buffer.concat(parts));
+}
+
+async function captureRate() {
+  if (spawnSync('tcpreplay', ['--version']).status !== 0) {
+    console.log('watchdog capture: skipped (tcpreplay is not installed; scripts/bench.sh installs it)');
+    return;
+  }
+  const pps = Number(args.pps);
+  const seconds = Number(args.seconds);
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-bench-capture-'));
+  const lab = makeLab({ tag: 'bncap', subnet: 62, vms: ['src', 'dst'] });
+  const { createEmbeddedBus } = await import('@cordon/bus');
+  const { createContext, Metrics, silentLogger } = await import('@cordon/runtime');
+  const { applyTopics } = await import('@cordon/cli');
+  const { startWatchdog } = await import('@cordon/watchdog');
+  const ctx = createContext({ log: silentLogger, metrics: new Metrics() });
+  const bus = createEmbeddedBus({ dataDir: join(dir, 'data'), ctx });
+  try {
+    const { src, dst } = lab.vms;
+    const pcap = join(dir, 'udp.pcap');
+    udpCapture(pcap, src, dst, 10_000);
+    await applyTopics(bus);
+    const wd = await startWatchdog({ bus, ctx, config: { host: 'hv-bench', bridge: lab.bridge, capture: { enabled: true, netns: lab.host }, enforce: { enabled: false } } });
+    await sleep(500);
+    const loops = Math.ceil((pps * seconds) / 10_000);
+    const t0 = Date.now();
+    const cpu0 = process.cpuUsage();
+    // not spawnSync: the watchdog drains on this thread while tcpreplay sends
+    const r = await new Promise((res) => {
+      const p = spawn('ip', ['netns', 'exec', src.ns, 'tcpreplay', '-i', 'eth0', `--pps=${pps}`, `--loop=${loops}`, pcap], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d) => (stdout += d));
+      p.stderr.on('data', (d) => (stderr += d));
+      p.on('exit', () => res({ stdout, stderr }));
+    });
+    const sentLine = /Actual: (\d+) packets .* in ([\d.]+) seconds/.exec(r.stdout);
+    const rateLine = /Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps/.exec(r.stdout);
+    if (!sentLine) throw new Error(`tcpreplay failed:\n${r.stdout}\n${r.stderr}`);
+    // let the watchdog drain what is buffered
+    let last = -1;
+    while (wd.capture.stats().published !== last) {
+      last = wd.capture.stats().published;
+      await sleep(300);
+    }
+    const s = wd.capture.stats();
+    const took = (Date.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuUsPerFrame = (cpu.user + cpu.system) / Math.max(1, s.captured);
+    await wd.stop();
+    const sent = Number(sentLine[1]);
+    console.log(
+      `watchdog capture: offered ${sent.toLocaleString('en-US')} frames at ${Math.round(Number(rateLine?.[1] ?? 0)).toLocaleString('en-US')} pps (tcpreplay, ${sentLine[2]} s); ` +
+        `captured ${s.captured.toLocaleString('en-US')}, published ${s.published.toLocaleString('en-US')} (${Math.round(s.published / took).toLocaleString('en-US')} packets/s incl. drain); ` +
+        `dropped ${s.droppedKernel + s.droppedRing} (kernel ${s.droppedKernel}, buffer ${s.droppedRing}); published/offered ${(s.published / sent).toFixed(4)}; ` +
+        `watchdog CPU ${cpuUsPerFrame.toFixed(1)} µs per frame (capture thread + publishing), i.e. ~${Math.round(1e6 / cpuUsPerFrame).toLocaleString('en-US')} frames/s per core`,
+    );
+  } finally {
+    await bus.close();
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (args.only !== 'capture') {
+  const path = args.services ?? 'watchdog,dpi,responder';
+  await latency('embedded', path);
+  if (process.env.KAFKA_BROKERS) await latency('kafka', path);
+  else console.log('protection kafka: skipped (KAFKA_BROKERS is not set; scripts/bench.sh starts a broker)');
+  if (!args.services) await latency('embedded', null);
+}
+if (args.only !== 'latency') await captureRate();
