@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
+import { fimPolicySchema } from '@cordon/fim';
 import type { PolicyRecord } from '@cordon/schemas';
 import { ERR_POLICY_FILE, ERR_POLICY_READ, ERR_POLICY_RECORD } from './errors.js';
 import { parseYamlWith } from './yaml-file.js';
@@ -23,6 +24,21 @@ const mode = z.enum(['detect', 'prevent']);
 export type Mode = z.infer<typeof mode>;
 const sid = z.string().regex(/^[0-9]{1,10}$/, 'a rule is named by its numeric sid');
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only (up to 128)');
+
+/**
+ * What an in-guest agent watches, set centrally: each field given replaces the agent's own
+ * configuration of it (`vms.<vm>` over `default` over the agent's file). Enrollment token,
+ * state directory and enforcement stay local: they are the guest's, not the policy's.
+ */
+export const agentPolicySchema = z
+  .object({
+    logs: z.array(z.object({ path: z.string().min(1), format: z.string().optional() }).strict()).optional(),
+    logStartAt: z.enum(['beginning', 'end']).optional(),
+    fim: fimPolicySchema.optional(),
+    netconf: z.object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) }).strict().optional(),
+  })
+  .strict();
+export type AgentPolicy = z.infer<typeof agentPolicySchema>;
 
 export const policyFileSchema = z
   .object({
@@ -59,8 +75,18 @@ export const policyFileSchema = z
       .strict()
       .default({})
       .refine((b) => b.maxTtlS >= b.ttlS, { message: 'maxTtlS must be at least ttlS', path: ['maxTtlS'] }),
+    /** Agents' watch lists: for every agent, and per VM. */
+    agents: z
+      .object({ default: agentPolicySchema.default({}), vms: z.record(name, agentPolicySchema).default({}) })
+      .strict()
+      .default({}),
   })
   .strict();
+
+/** The agent policy for a VM: its own section's fields over the default's. */
+export function agentPolicyFor(doc: Pick<PolicyFile, 'agents'>, vm: string): AgentPolicy {
+  return { ...doc.agents.default, ...doc.agents.vms[vm] };
+}
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;
 

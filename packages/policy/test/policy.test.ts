@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, readTable } from '@cordon/bus';
 import { allTopicSpecs, codecFor, TOPICS } from '@cordon/schemas';
-import { applyInventoryFile, applyPolicyFile, assembleRuleset, blockActionFor, InventoryView, parseInventoryText, parsePolicyText, PolicyView, splitRuleset } from '../src/index.js';
+import { agentPolicyFor, applyInventoryFile, applyPolicyFile, assembleRuleset, blockActionFor, InventoryView, parseInventoryText, parsePolicyText, PolicyView, splitRuleset } from '../src/index.js';
 
 const fails = (fn: () => unknown, where: RegExp) =>
   assert.throws(fn, (e: { code?: string; message: string }) => {
@@ -26,6 +26,15 @@ test('policy errors name the line: unknown keys, bad values, bad YAML', () => {
   const ok = parsePolicyText(text.replace('requireAgnet', 'requireAgent'), 'p.yaml');
   assert.equal(ok.vms['web-1']!.requireAgent, true);
   assert.equal(ok.blocks.maxTtlS, 86_400, 'defaults filled in');
+});
+
+test('agent sections: validated with the line named, a VM\'s fields over the default\'s', () => {
+  fails(() => parsePolicyText('agents:\n  default:\n    fim:\n      paths: [etc]\n', 'p.yaml'), /^p\.yaml:4: agents\.default\.fim\.paths\.0: must be an absolute path/);
+  fails(() => parsePolicyText('agents:\n  vms:\n    web-1:\n      logz: []\n', 'p.yaml'), /^p\.yaml:4: unknown key "agents\.vms\.web-1\.logz"/);
+  const p = parsePolicyText('agents:\n  default:\n    logs: [{ path: /var/log/auth.log }]\n    netconf: { intervalS: 60 }\n  vms:\n    web-1:\n      logs: []\n', 'p.yaml');
+  assert.deepEqual(agentPolicyFor(p, 'web-1').logs, [], 'the VM replaces the default list');
+  assert.equal(agentPolicyFor(p, 'web-1').netconf?.intervalS, 60, 'what the VM does not set comes from the default');
+  assert.deepEqual(agentPolicyFor(p, 'db-1').logs, [{ path: '/var/log/auth.log' }]);
 });
 
 test('inventory errors name the line: bad MAC, bad IP, an address on two VMs', () => {

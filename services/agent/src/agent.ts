@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { childContext, describeError, type Context } from '@cordon/runtime';
 import { followTable, type Bus, type ConsumedRecord, type TableFollower } from '@cordon/bus';
 import { agentEnforcer, blockKey, blockKeyTarget, codecFor, TOPICS, type AgentRecord, type BlockDecision, type LogBatch } from '@cordon/schemas';
 import { createFimWatcher, type FimWatcher } from '@cordon/fim';
-import { parseAgentConfig, type AgentConfigInput } from './config.js';
+import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
+import { parseAgentConfig, type AgentConfig, type AgentConfigInput } from './config.js';
 import { NftEnforcer } from './enforce.js';
 import { startIdentity, type AgentIdentity } from './identity.js';
 import { LogTailer } from './logtail.js';
@@ -17,7 +19,12 @@ export interface AgentHandle {
   readonly vm: string;
   readonly identity: AgentIdentity;
   readonly enforcer: NftEnforcer | null;
+  /** The file integrity watcher now (replaced when the policy changes it). */
   readonly fim: FimWatcher | null;
+  /** What the agent watches now: its file's settings with the policy's over them. */
+  readonly watching: Watching;
+  /** Of `watching` and enforcement, as the heartbeats report it. */
+  readonly configHash: string;
   readonly done: Promise<void>;
   stop(): Promise<void>;
 }
@@ -29,10 +36,23 @@ export interface AgentOptions {
 }
 
 
+/** The parts of the agent's configuration the policy topic may set (see @cordon/policy's agentPolicySchema). */
+export type Watching = Pick<AgentConfig, 'logs' | 'logStartAt' | 'fim' | 'netconf'>;
+
+/** The agent file's settings with the policy's fields over them. */
+export function watchingFor(config: AgentConfig, policy: AgentPolicy | null): Watching {
+  const own: Watching = { logs: config.logs, logStartAt: config.logStartAt, fim: config.fim, netconf: config.netconf };
+  if (!policy) return own;
+  const set = Object.fromEntries(Object.entries(policy).filter(([, v]) => v !== undefined)) as Partial<Watching>;
+  return { ...own, ...set };
+}
+
 /**
- * The in-guest agent: registers and heartbeats on `agents`, ships log lines to `logs`, and
- * enforces the blocks addressed to it with nftables in its own namespace — restoring every
- * active one from the compacted `blocks` topic when it starts.
+ * The in-guest agent: registers and heartbeats on `agents`, ships log lines to `logs`, file
+ * events to `fim` and network snapshots to `netconf` — watching what its policy (on the
+ * `policy` topic, followed live) or else its file says — and enforces the blocks addressed to
+ * it with nftables in its own namespace, restoring every active one from the compacted
+ * `blocks` topic when it starts.
  */
 export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
   const config = parseAgentConfig(opts.config);
@@ -51,7 +71,9 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     ? new NftEnforcer({ table: config.enforce.table, ctx, ...(config.enforce.netns ? { netns: config.enforce.netns } : {}) })
     : null;
   const me = agentEnforcer(agentId);
-  const configHash = (await import('node:crypto')).createHash('sha256').update(JSON.stringify({ ...config, token: undefined })).digest('hex').slice(0, 16);
+  let watching = watchingFor(config, null);
+  const hashOf = (w: Watching) => createHash('sha256').update(JSON.stringify({ w, enforce: config.enforce, heartbeatS: config.heartbeatS })).digest('hex').slice(0, 16);
+  let configHash = hashOf(watching);
 
   const heartbeat = async (status: AgentRecord['status']) => {
     const rec: AgentRecord = {
@@ -137,46 +159,52 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     blocksDone = blocks.done;
   }
 
-  // ---- logs
-  const tailer = new LogTailer({
-    sources: config.logs,
-    stateFile: join(stateDir, 'logtail.json'),
-    ctx,
-    startAt: config.logStartAt,
-    onBatch: async (b) => {
-      const batch: LogBatch = {
-        batch_id: `${agentId}:${b.source.path}:${b.inode}:${b.lines[0]!.offset}`,
-        agent: agentId,
-        vm,
-        source: b.source.path,
-        format: b.source.format ?? null,
-        lines: b.lines.map((l) => ({ ts_us: l.ts_us, offset: l.offset, line: l.line })),
-      };
-      await producer.send(TOPICS.logs, [{ key: Buffer.from(`${vm}|${b.source.path}`), value: logsCodec.encode(batch) }]);
-    },
-  });
-  tailer.start();
-
-  // ---- file integrity: startup scan against the baseline (changes made while the agent was
-  // down), then realtime watching and scheduled scans
+  // ---- what the agent watches: logs, files, network configuration. Started from the policy
+  // topic's view (or the file's settings), restarted part by part when the policy changes it.
   const fimCodec = codecFor(TOPICS.fim);
-  const fim = config.fim
-    ? createFimWatcher({
-        policy: config.fim,
-        stateDir: join(stateDir, 'fim'),
-        ctx,
-        identity: { agent: agentId, vm },
-        onEvents: async (events) => {
-          await producer.send(TOPICS.fim, events.map((e) => ({ key: Buffer.from(`${vm}|${e.path}`), value: fimCodec.encode(e) })));
-        },
-      })
-    : null;
-  await fim?.start();
-
-  // ---- network configuration: a snapshot when it changed (and every 20 looks regardless)
   const netCodec = codecFor(TOPICS.netconf);
+  let tailer: LogTailer | null = null;
+  let fim: FimWatcher | null = null;
+  let netTimer: NodeJS.Timeout | null = null;
   let lastNet = '';
   let looks = 0;
+
+  const startLogs = (w: Watching) => {
+    tailer = new LogTailer({
+      sources: w.logs,
+      stateFile: join(stateDir, 'logtail.json'), // positions survive the restart of the tailer
+      ctx,
+      startAt: w.logStartAt,
+      onBatch: async (b) => {
+        const batch: LogBatch = {
+          batch_id: `${agentId}:${b.source.path}:${b.inode}:${b.lines[0]!.offset}`,
+          agent: agentId,
+          vm,
+          source: b.source.path,
+          format: b.source.format ?? null,
+          lines: b.lines.map((l) => ({ ts_us: l.ts_us, offset: l.offset, line: l.line })),
+        };
+        await producer.send(TOPICS.logs, [{ key: Buffer.from(`${vm}|${b.source.path}`), value: logsCodec.encode(batch) }]);
+      },
+    });
+    tailer.start();
+  };
+  // file integrity: startup scan against the baseline (changes made while the agent was down;
+  // roots new to the policy are baselined, not reported), then realtime watching and scans
+  const startFim = async (w: Watching) => {
+    if (!w.fim) return;
+    fim = createFimWatcher({
+      policy: w.fim,
+      stateDir: join(stateDir, 'fim'),
+      ctx,
+      identity: { agent: agentId, vm },
+      onEvents: async (events) => {
+        await producer.send(TOPICS.fim, events.map((e) => ({ key: Buffer.from(`${vm}|${e.path}`), value: fimCodec.encode(e) })));
+      },
+    });
+    await fim.start();
+  };
+  // network configuration: a snapshot when it changed (and every 20 looks regardless)
   const lookAtNetwork = async () => {
     const snap = await collectNetSnapshot(agentId, vm, ctx.clock.now() * 1000);
     const shape = JSON.stringify({ ...snap, ts_us: 0 });
@@ -184,14 +212,72 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     lastNet = shape;
     await producer.send(TOPICS.netconf, [{ key: Buffer.from(vm), value: netCodec.encode(snap) }]);
   };
-  let netTimer: NodeJS.Timeout | null = null;
-  if (config.netconf.enabled) {
+  const startNetconf = async (w: Watching) => {
+    if (!w.netconf.enabled) return;
     await lookAtNetwork().catch((err: unknown) => ctx.log.warn({ err }, 'Network configuration could not be read.'));
     netTimer = setInterval(() => {
       lookAtNetwork().catch((err: unknown) => ctx.log.warn({ err }, 'Network configuration could not be read.'));
-    }, config.netconf.intervalS * 1000);
+    }, w.netconf.intervalS * 1000);
     netTimer.unref();
-  }
+  };
+  const stopNetconf = () => {
+    if (netTimer) clearInterval(netTimer);
+    netTimer = null;
+  };
+
+  /** Restart the parts whose settings differ (all of them when `force`), then report the new hash. */
+  const reconfigure = async (next: Watching, force: boolean) => {
+    const differs = (...keys: Array<keyof Watching>) => force || keys.some((k) => JSON.stringify(next[k]) !== JSON.stringify(watching[k]));
+    const logs = differs('logs', 'logStartAt');
+    const files = differs('fim');
+    const net = differs('netconf');
+    if (logs) await tailer?.stop();
+    if (files) await fim?.stop();
+    if (net) stopNetconf();
+    watching = next;
+    configHash = hashOf(next);
+    if (logs) startLogs(next);
+    if (files) {
+      fim = null;
+      await startFim(next);
+    }
+    if (net) await startNetconf(next);
+    ctx.log.info({ configHash, logs: next.logs.length, fim: next.fim?.paths ?? [], netconf: next.netconf.enabled }, 'Agent reconfigured from its policy.');
+    await heartbeat('running');
+  };
+
+  // the policy topic: the table now, then changes, applied one at a time in order
+  const policies = new PolicyView();
+  const policyNow = (): Watching => {
+    const p = policies.policies.get(config.policy);
+    return watchingFor(config, p ? agentPolicyFor(p.doc, vm) : null);
+  };
+  let changes: Promise<void> = Promise.resolve();
+  const enqueue = (what: () => Promise<void>) => {
+    changes = changes.then(what).catch((err: unknown) => {
+      ctx.metrics.inc('errors');
+      ctx.log.error({ err: describeError(err) }, 'The agent could not apply its new policy; it keeps the previous one where it could not.');
+    });
+    return changes;
+  };
+  const policyFollower = await followTable(bus, TOPICS.policy, `cordon-agent-${agentId}-policy`, (r, restoring) => {
+    try {
+      policies.apply(r.key, r.value);
+    } catch (err) {
+      ctx.metrics.inc('errors');
+      ctx.log.warn({ err: describeError(err) }, 'A policy record is unusable; it was skipped.');
+      return;
+    }
+    if (!restoring && r.key?.toString() === `policy:${config.policy}`) {
+      const next = policyNow();
+      if (hashOf(next) !== configHash) void enqueue(() => reconfigure(next, false));
+    }
+  });
+  watching = policyNow();
+  configHash = hashOf(watching);
+  startLogs(watching);
+  await startFim(watching);
+  await startNetconf(watching);
 
   // ---- orders from agent-commands (addressed by key): rescan, re-baseline
   const commandCodec = codecFor(TOPICS.agentCommands);
@@ -209,6 +295,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
       ctx.log.info({ command: cmd.kind, id: cmd.command_id }, 'Agent command received.');
       if (cmd.kind === 'rescan') await fim?.rescan();
       else if (cmd.kind === 'rebaseline') await fim?.rebaseline();
+      else if (cmd.kind === 'reconfigure') await enqueue(() => reconfigure(policyNow(), true));
       else ctx.log.warn({ command: cmd.kind }, 'This agent does not carry out that command yet.');
     }
   });
@@ -225,15 +312,25 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     vm,
     identity,
     enforcer,
-    fim,
+    get fim() {
+      return fim;
+    },
+    get watching() {
+      return watching;
+    },
+    get configHash() {
+      return configHash;
+    },
     done: blocksDone,
     stop: () =>
       (stopping ??= (async () => {
         clearInterval(timer);
-        if (netTimer) clearInterval(netTimer);
         await commands.close();
+        await policyFollower.close();
+        await changes;
+        stopNetconf();
         await fim?.stop();
-        await tailer.stop();
+        await tailer?.stop();
         await blocks?.close();
         enforcer?.close(); // the table stays: blocks hold (until their TTL) across a restart
         await heartbeat('stopping').catch(() => undefined);

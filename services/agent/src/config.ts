@@ -10,6 +10,11 @@ export const agentConfigSchema = z
     /** Where the agent keeps its identity, log positions and baselines. */
     stateDir: z.string().min(1).default('./agent-state'),
     heartbeatS: z.number().positive().default(10),
+    /**
+     * The policy (on the policy topic) whose `agents` section sets logs, fim and netconf below;
+     * what it does not set, this file does.
+     */
+    policy: z.string().min(1).default('default'),
     logs: z.array(z.object({ path: z.string().min(1), format: z.string().optional() }).strict()).default([]),
     /** A log seen for the first time is read from its start or only for new lines. */
     logStartAt: z.enum(['beginning', 'end']).default('end'),

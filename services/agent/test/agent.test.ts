@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, readRange, readTable } from '@cordon/bus';
 import { allTopicSpecs, codecFor, TOPICS, type LogBatch } from '@cordon/schemas';
+import { applyPolicyFile } from '@cordon/policy';
 import { makeEnrollToken, startAgent } from '../src/index.js';
 
 test('the agent registers, ships its log lines, and a restart counts a new generation', async () => {
@@ -52,6 +53,80 @@ test('the agent registers, ships its log lines, and a restart counts a new gener
     await readRange(bus, TOPICS.logs, (r) => (total += codecFor(TOPICS.logs).decode(r.value!).lines.length));
     assert.equal(total, 2);
   } finally {
+    await bus.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the agent watches what its policy on the topic says, and follows changes without a restart', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-agent-policy-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+  await bus.admin.ensureTopics(allTopicSpecs());
+  const log = join(dir, 'auth.log');
+  writeFileSync(log, 'Nov 27 10:00:01 vm sshd[1]: Failed password for root from 10.213.0.66 port 4242 ssh2\n');
+  const etc = join(dir, 'etc');
+  mkdirSync(etc);
+  writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+  const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
+  // the agent's own file watches nothing
+  const a = await startAgent({ bus, ctx, config: { token, stateDir: join(dir, 'state'), enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 60 } });
+  const until = async (what: string, ok: () => Promise<boolean> | boolean) => {
+    for (const deadline = Date.now() + 10_000; !(await ok()); await new Promise((r) => setTimeout(r, 100))) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    }
+  };
+  const shippedLines = async () => {
+    let n = 0;
+    await readRange(bus, TOPICS.logs, (r) => (n += codecFor(TOPICS.logs).decode(r.value!).lines.length));
+    return n;
+  };
+  const fileEvents = async () => {
+    const out: Array<{ op: string; path: string }> = [];
+    await readRange(bus, TOPICS.fim, (r) => out.push(codecFor(TOPICS.fim).decode(r.value!)));
+    return out;
+  };
+  const heartbeatHash = async () => codecFor(TOPICS.agents).decode([...(await readTable(bus, TOPICS.agents)).values()][0]!.value!).config_hash;
+  try {
+    assert.equal(a.watching.logs.length, 0);
+    assert.equal(a.fim, null);
+    const before = a.configHash;
+
+    // logs for every agent, file integrity for this VM only, another VM's settings ignored
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, [
+      'agents:',
+      '  default:',
+      `    logs: [{ path: "${log}", format: auth }]`,
+      '    logStartAt: beginning',
+      '  vms:',
+      '    vm-web-1:',
+      `      fim: { paths: ["${etc}"], scanIntervalS: 0 }`,
+      '    vm-other:',
+      `      logs: [{ path: "${join(dir, 'other.log')}" }]`,
+      '',
+    ].join('\n'));
+    await applyPolicyFile({ bus, ctx }, policy);
+    await until('the policy to be applied', () => a.fim !== null && a.watching.logs.length === 1);
+    assert.equal(a.watching.logs[0]!.path, log);
+    await until('the log line to be shipped', async () => (await shippedLines()) === 1);
+    await until('the heartbeat to report the new configuration', async () => (await heartbeatHash()) === a.configHash);
+    assert.notEqual(a.configHash, before);
+
+    writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\nmallory:x:0:0::/:/bin/sh\n');
+    await until('the change to be reported', async () => (await fileEvents()).some((e) => e.op === 'changed' && e.path === join(etc, 'passwd')));
+
+    // the policy drops the log: the tailer stops following it, file integrity stays as it was
+    const fimBefore = a.fim;
+    writeFileSync(policy, ['agents:', '  vms:', '    vm-web-1:', `      fim: { paths: ["${etc}"], scanIntervalS: 0 }`, ''].join('\n'));
+    await applyPolicyFile({ bus, ctx }, policy);
+    await until('the log to be dropped', () => a.watching.logs.length === 0);
+    assert.equal(a.fim, fimBefore, 'an unchanged part is not restarted');
+    appendFileSync(log, 'Nov 27 10:00:09 vm sshd[1]: Failed password for root from 10.213.0.66 port 4243 ssh2\n');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await shippedLines(), 1, 'a log the policy no longer names is not shipped');
+  } finally {
+    await a.stop();
     await bus.close();
     rmSync(dir, { recursive: true, force: true });
   }
