@@ -188,3 +188,4 @@ export class BatchBuilder {
 export const nativeAddonPath = (): string => join(ADDON_PATH);
 export * from './capture.js';
 export * from './nft.js';
+export * from './nft-blocks.js';

@@ -150,9 +150,11 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
       {
         // a block lifted while the agent was down is still in the kernel's set: take it out
         afterRestore: async () => {
-          for (const el of await enforcer.list()) {
-            if (!restored.has(el.ip)) await enforcer.lift(el.ip).catch((err: unknown) => ctx.log.warn({ err, ip: el.ip }, 'A stale block could not be lifted.'));
-          }
+          const removed = await enforcer.reconcile(restored).catch((err: unknown) => {
+            ctx.log.warn({ err }, 'Stale blocks could not be lifted.');
+            return 0;
+          });
+          if (removed) ctx.log.info({ removed }, 'Blocks lifted while the agent was down were taken out of the sets.');
         },
       },
     );

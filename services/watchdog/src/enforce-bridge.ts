@@ -1,5 +1,5 @@
 import { childContext, type Context } from '@cordon/runtime';
-import { NftSession } from '@cordon/native';
+import { NftBlockSets, type BlockElement } from '@cordon/native';
 import { plainIpFamily } from '@cordon/policy';
 import type { BlockDecision } from '@cordon/schemas';
 import { ERR_WATCHDOG_BLOCK_TARGET, ERR_WATCHDOG_NFT } from './errors.js';
@@ -38,12 +38,8 @@ export interface Capabilities {
   reject: boolean;
 }
 
-export interface SetElement {
-  set: string;
-  ip: string;
-}
+export type SetElement = BlockElement;
 
-const SETS = { drop4: 'ipv4_addr', drop6: 'ipv6_addr', reject4: 'ipv4_addr', reject6: 'ipv6_addr' } as const;
 const CHAIN = 'block_forward';
 
 export class BridgeEnforcer {
@@ -51,8 +47,7 @@ export class BridgeEnforcer {
   readonly bridge: string;
   capabilities: Capabilities = { scopedToBridge: false, reject: false };
   private readonly ctx: Context;
-  private readonly netns: string | undefined;
-  private session: NftSession | null = null;
+  private readonly sets: NftBlockSets;
 
   constructor(opts: BridgeEnforcerOptions) {
     this.table = opts.table ?? 'cordon_watchdog';
@@ -60,13 +55,12 @@ export class BridgeEnforcer {
     if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(this.table)) throw ERR_WATCHDOG_NFT(`table name "${this.table}" is not a plain identifier`);
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(this.bridge)) throw ERR_WATCHDOG_NFT(`bridge name "${this.bridge}" is not an interface name`);
     this.ctx = childContext(opts.ctx, 'enforce');
-    this.netns = opts.netns;
+    this.sets = new NftBlockSets('bridge', this.table, opts.netns);
   }
 
   /** Create the table, sets and chain if missing; existing elements (active blocks) are kept. */
   async setup(): Promise<Capabilities> {
     const t = this.table;
-    const sets = Object.entries(SETS).map(([name, type]) => `add set bridge ${t} ${name} { type ${type}; flags timeout; }`);
     let lastErr: unknown;
     for (const caps of [
       { scopedToBridge: true, reject: true },
@@ -77,8 +71,7 @@ export class BridgeEnforcer {
       const scope = caps.scopedToBridge ? `meta ibrname "${this.bridge}" ` : '';
       const rej = caps.reject ? 'reject' : 'drop';
       const script = [
-        `add table bridge ${t}`,
-        ...sets,
+        ...this.sets.declarations(),
         `add chain bridge ${t} ${CHAIN} { type filter hook forward priority -10; policy accept; }`,
         `flush chain bridge ${t} ${CHAIN}`,
         `add rule bridge ${t} ${CHAIN} ${scope}ip saddr @drop4 counter drop`,
@@ -115,72 +108,45 @@ export class BridgeEnforcer {
     const { ip, family } = BridgeEnforcer.targetOf(d);
     const ttlMs = Math.floor(d.expires_us / 1000 - nowMs);
     if (ttlMs <= 0) return null;
-    const set = `${d.action}${family}`;
-    const other = `${d.action === 'drop' ? 'reject' : 'drop'}${family}`;
-    const t = this.table;
-    // add+delete+add: a renewed block gets its new timeout; and an address moves out of the
-    // other action's set, so one address is in one set only
-    await this.nft(
-      `add element bridge ${t} ${other} { ${ip} timeout 1s }\ndelete element bridge ${t} ${other} { ${ip} }\n` +
-        `add element bridge ${t} ${set} { ${ip} timeout ${ttlMs}ms }\ndelete element bridge ${t} ${set} { ${ip} }\nadd element bridge ${t} ${set} { ${ip} timeout ${ttlMs}ms }\n`,
-    );
+    const set = await this.guard(() => this.sets.put(ip, family, d.action, ttlMs));
     this.ctx.metrics.inc('applied');
     return { ip, set, ttlMs };
   }
 
   async lift(ip: string): Promise<void> {
     const family = checkedFamily(ip);
-    // add-then-delete makes the delete succeed whether or not the element is there
-    await this.nft(
-      (['drop', 'reject'] as const).map((a) => `add element bridge ${this.table} ${a}${family} { ${ip} timeout 1s }\ndelete element bridge ${this.table} ${a}${family} { ${ip} }\n`).join(''),
-    );
+    await this.guard(() => this.sets.remove(ip, family));
     this.ctx.metrics.inc('lifted');
   }
 
   /** Elements currently in the sets. */
-  async list(): Promise<SetElement[]> {
-    const parsed = await this.call((n) => n.json<{ nftables?: Array<{ set?: { name?: string; elem?: unknown[] } }> }>(`list table bridge ${this.table}`));
-    const res: SetElement[] = [];
-    for (const item of parsed.nftables ?? []) {
-      const set = item.set;
-      if (!set?.name || !set.elem) continue;
-      for (const e of set.elem) {
-        const v = typeof e === 'string' ? e : (e as { elem?: { val?: unknown } }).elem?.val;
-        if (typeof v === 'string') res.push({ set: set.name, ip: v });
-      }
-    }
-    return res;
+  list(): Promise<SetElement[]> {
+    return this.guard(() => this.sets.list());
   }
 
   /** Remove every element whose address is not in `keep` (blocks lifted while we were down). */
   async reconcile(keep: Set<string>): Promise<number> {
-    const stale = (await this.list()).filter((e) => !keep.has(e.ip));
-    if (stale.length === 0) return 0;
-    for (const e of stale) checkedFamily(e.ip); // what nft printed goes back into a script
-    await this.nft(stale.map((e) => `delete element bridge ${this.table} ${e.set} { ${e.ip} }\n`).join(''));
-    this.ctx.metrics.inc('reconciled', stale.length);
-    return stale.length;
+    const removed = await this.guard(() => this.sets.removeExcept(keep));
+    this.ctx.metrics.inc('reconciled', removed.length);
+    return removed.length;
   }
 
   async teardown(): Promise<void> {
-    await this.nft(`add table bridge ${this.table}\ndelete table bridge ${this.table}\n`);
+    await this.guard(() => this.sets.drop());
   }
 
   /** Close the nftables session; the table and its elements stay in the kernel. */
   close(): void {
-    this.session?.close();
-    this.session = null;
+    this.sets.close();
   }
 
   private async nft(script: string): Promise<void> {
-    await this.call((n) => n.run(script));
+    await this.guard(() => this.sets.run(script));
   }
 
-  /** One long-lived libnftables session: a change costs ~0.1 ms, not an `nft` process. */
-  private async call<T>(op: (n: NftSession) => Promise<T>): Promise<T> {
+  private async guard<T>(op: () => Promise<T>): Promise<T> {
     try {
-      this.session ??= NftSession.open(this.netns ? { netns: this.netns } : {});
-      return await op(this.session);
+      return await op();
     } catch (err) {
       this.ctx.metrics.inc('errors');
       throw ERR_WATCHDOG_NFT.withCause(err, (err as Error).message.trim().split('\n').slice(0, 3).join(' | '));
