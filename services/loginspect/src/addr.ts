@@ -121,10 +121,11 @@ function ipv4Number(a: string): number | null {
 
 export function cidrContains(c: Cidr, addr: string): boolean {
   const a = normalizeAddress(addr);
-  if (c.net4 !== undefined && c.mask4 !== undefined) {
-    // hot path (Sigma filters on c-ip run on every web line): no BigInt for a plain IPv4
-    const n = ipv4Number(a);
-    if (n !== null) return (n & c.mask4) >>> 0 === c.net4;
+  // hot path (Sigma filters on c-ip run on every web line): no BigInt for a plain IPv4
+  const n = ipv4Number(a);
+  if (n !== null) {
+    if (c.net4 !== undefined && c.mask4 !== undefined) return (n & c.mask4) >>> 0 === c.net4;
+    if (c.v === 6) return false;
   }
   const b = addressBits(a);
   if (!b || b.v !== c.v) return false;

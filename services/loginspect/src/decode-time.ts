@@ -38,30 +38,55 @@ const CLF_TS = /^(\d{1,2})\/([A-Za-z]{3})\/(\d{4}):(\d{1,2}):(\d\d):(\d\d)(?:\.\
 
 /** Apache/nginx access log stamp: `05/Mar/2007:14:39:21 +0100`. */
 export function parseClfTime(s: string): number | null {
+  return clfTimeAt(s, 0, s.length);
+}
+
+/** `parseClfTime(s.slice(from, to))`, without cutting the stamp out of the line in the usual case. */
+export function clfTimeAt(s: string, from: number, to: number): number | null {
   // the shape nearly every line has, `dd/Mon/yyyy:hh:mm:ss +zzzz`, without the regex
-  if (s.length === 26 && s.charCodeAt(2) === 0x2f && s.charCodeAt(6) === 0x2f && s.charCodeAt(11) === 0x3a && s.charCodeAt(14) === 0x3a && s.charCodeAt(17) === 0x3a && s.charCodeAt(20) === 0x20) {
-    const sign = s.charCodeAt(21);
-    const d = (i: number): number => {
-      const c = s.charCodeAt(i) - 0x30;
-      return c >= 0 && c <= 9 ? c : NaN;
-    };
-    const day = d(0) * 10 + d(1);
-    const year = d(7) * 1000 + d(8) * 100 + d(9) * 10 + d(10);
-    const hh = d(12) * 10 + d(13);
-    const mi = d(15) * 10 + d(16);
-    const ss = d(18) * 10 + d(19);
-    const zone = (d(22) * 10 + d(23)) * 60 + d(24) * 10 + d(25);
-    const mon = MONTHS[s.slice(3, 6).toLowerCase()] ?? -1;
+  if (to - from === 26 && s.charCodeAt(from + 2) === 0x2f && s.charCodeAt(from + 6) === 0x2f && s.charCodeAt(from + 11) === 0x3a && s.charCodeAt(from + 14) === 0x3a && s.charCodeAt(from + 17) === 0x3a && s.charCodeAt(from + 20) === 0x20) {
+    const sign = s.charCodeAt(from + 21);
+    const day = digit(s, from) * 10 + digit(s, from + 1);
+    const year = digit(s, from + 7) * 1000 + digit(s, from + 8) * 100 + digit(s, from + 9) * 10 + digit(s, from + 10);
+    const hh = digit(s, from + 12) * 10 + digit(s, from + 13);
+    const mi = digit(s, from + 15) * 10 + digit(s, from + 16);
+    const ss = digit(s, from + 18) * 10 + digit(s, from + 19);
+    const zone = (digit(s, from + 22) * 10 + digit(s, from + 23)) * 60 + digit(s, from + 24) * 10 + digit(s, from + 25);
+    const mon = monthAt(s, from + 3);
     if ((sign === 0x2b || sign === 0x2d) && mon >= 0 && !Number.isNaN(day + year + hh + mi + ss + zone)) {
       return Date.UTC(year, mon, day, hh, mi, ss) - (sign === 0x2d ? -zone : zone) * 60_000;
     }
   }
-  const m = CLF_TS.exec(s);
+  const m = CLF_TS.exec(from === 0 && to === s.length ? s : s.slice(from, to));
   if (!m) return null;
   const mon = monthIndex(m[2]!);
   if (mon < 0) return null;
   const t = Date.UTC(Number(m[3]), mon, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
   return t - zoneOffsetMin(m[7]) * 60_000;
+}
+
+function digit(s: string, i: number): number {
+  const c = s.charCodeAt(i) - 0x30;
+  return c >= 0 && c <= 9 ? c : NaN;
+}
+
+/** Three letters packed (ASCII lower case) → month index. */
+const MONTH_CODES = new Map(Object.entries(MONTHS).map(([name, i]) => [(name.charCodeAt(0) << 16) | (name.charCodeAt(1) << 8) | name.charCodeAt(2), i]));
+
+/**
+ * `monthIndex(s.slice(at, at + 3))` without the slice: ASCII case folding is all `toLowerCase`
+ * can do here (no month holds `k`, the Kelvin sign's lower case; U+0130's is two characters).
+ */
+function monthAt(s: string, at: number): number {
+  const a = s.charCodeAt(at);
+  const b = s.charCodeAt(at + 1);
+  const c = s.charCodeAt(at + 2);
+  if (a > 0x7f || b > 0x7f || c > 0x7f) return -1;
+  return MONTH_CODES.get((lowerAscii(a) << 16) | (lowerAscii(b) << 8) | lowerAscii(c)) ?? -1;
+}
+
+function lowerAscii(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
 }
 
 const CTIME_TS = /^(?:[A-Za-z]{3} )?([A-Za-z]{3}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? (\d{4})/;

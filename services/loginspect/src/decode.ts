@@ -1,5 +1,5 @@
 import { normalizeAddress, stripV6Port } from './addr.js';
-import { isoToMs, monthIndex, parseClfTime, parseCtime, yearlessToMs } from './decode-time.js';
+import { clfTimeAt, isoToMs, monthIndex, parseCtime, yearlessToMs } from './decode-time.js';
 
 /**
  * Decoders: one raw line → one LogEvent carrying the field names Sigma's linux and webserver
@@ -51,11 +51,38 @@ export interface LogEvent {
   /** The remote address the format itself names (client IP, rhost=, client:); null if none. */
   addr: string | null;
   /**
-   * Where fields that are verbatim slices of `raw` start in it: the literal scanner then finds
-   * their literals in its one pass over `raw` instead of scanning each field again.
+   * Where the fields that are verbatim slices of `raw` lie in it: `[start, end)` at
+   * `2 * SPAN_SLOTS.get(name)`; start -1 when the line lacks the field, NOT_A_SLICE when this
+   * line's value is not one. The literal scanner then finds their literals in its one pass over
+   * `raw` instead of scanning each field again.
    */
-  at?: Record<string, number>;
+  spans?: number[];
 }
+
+export const NOT_A_SLICE = -2;
+
+/** Slots of `LogEvent.spans`: an access line's fields that are slices of it. */
+const SLOT = { keywords: 0, request: 1, method: 2, uri: 3, stem: 4, query: 5, version: 6, referer: 7, agent: 8, status: 9, bytes: 10, user: 11, cordonUri: 12 } as const;
+const SLOTS = 13;
+
+/** Field name → its slot in `LogEvent.spans`. */
+export const SPAN_SLOTS: ReadonlyMap<string, number> = new Map([
+  ['keywords', SLOT.keywords],
+  ['cs-request', SLOT.request],
+  ['cs-method', SLOT.method],
+  ['cs-uri', SLOT.uri],
+  ['cs-uri-query', SLOT.uri],
+  ['cs-uri-stem', SLOT.stem],
+  ['cs-query', SLOT.query],
+  ['cs-version', SLOT.version],
+  ['cs-referer', SLOT.referer],
+  ['cs-user-agent', SLOT.agent],
+  ['sc-status', SLOT.status],
+  ['sc-bytes', SLOT.bytes],
+  ['cs-username', SLOT.user],
+  // the URI lower-cased (when it holds no escape): to the case-folding scan, the URI's span
+  ['cordon-uri', SLOT.cordonUri],
+]);
 
 export interface DecodeOptions {
   /** Reference time for year-less syslog stamps (ms). */
@@ -377,12 +404,11 @@ function decodeAuditd(raw: string, ts: number | null, body: string | null): LogE
 // ---------------------------------------------------------------- web
 
 /** Request line `GET /a/b?c=d HTTP/1.1` → cs-method, cs-uri-stem, cs-uri-query, cs-uri, cs-version. */
-function requestFields(req: string, fields: Record<string, string>, at?: Record<string, number>, base = 0): void {
+function requestFields(req: string, fields: Record<string, string>): void {
   fields['cs-request'] = req;
   const sp = req.indexOf(' ');
   if (sp < 0) {
     fields['cs-method'] = req;
-    if (at) at['cs-request'] = at['cs-method'] = base;
     return;
   }
   fields['cs-method'] = req.slice(0, sp);
@@ -395,48 +421,85 @@ function requestFields(req: string, fields: Record<string, string>, at?: Record<
   fields['cs-uri'] = uri;
   const q = uri.indexOf('?');
   fields['cs-uri-stem'] = q < 0 ? uri : uri.slice(0, q);
-  if (at) {
-    at['cs-request'] = at['cs-method'] = base;
-    at['cs-uri'] = at['cs-uri-stem'] = at['cs-uri-query'] = base + sp + 1;
-    if (v >= 0) at['cs-version'] = base + sp + 1 + v + 1;
-    if (q >= 0) at['cs-query'] = base + sp + 1 + q + 1;
-  }
-  // SigmaHQ's webserver rules put path fragments (`/cgi-bin/…`, `../`) in cs-uri-query: they are
-  // written against backends that map it to the whole request target, so it carries the target.
   fields['cs-uri-query'] = uri;
   if (q >= 0) fields['cs-query'] = uri.slice(q + 1);
-  // attacks hide in encodings (%2e%2e%2f, %252e, +, %u002e): Cordon's own web rules read the
-  // target decoded twice, lower-cased; Sigma rules keep the raw field as SigmaHQ expects
-  fields['cordon-uri'] = uri.indexOf('%') >= 0 || uri.indexOf('+') >= 0 ? percentDecode(percentDecode(uri)).toLowerCase() : uri.toLowerCase();
+  fields['cordon-uri'] = cordonUri(uri);
+}
+
+/**
+ * SigmaHQ's webserver rules put path fragments (`/cgi-bin/…`, `../`) in cs-uri-query: they are
+ * written against backends that map it to the whole request target, so it carries the target.
+ * Attacks hide in encodings (%2e%2e%2f, %252e, +, %u002e): Cordon's own web rules read the
+ * target as `cordon-uri`, decoded twice and lower-cased; Sigma rules keep the raw fields as
+ * SigmaHQ expects.
+ */
+function cordonUri(uri: string): string {
+  return lowerCase(uri.indexOf('%') >= 0 || uri.indexOf('+') >= 0 ? percentDecode(percentDecode(uri)) : uri);
+}
+
+/** A character toLowerCase may change: ASCII upper case, and anything above ASCII but U+FFFD. */
+const CASED = /[^\0-@[-\x7f\ufffd]/;
+
+/**
+ * `s.toLowerCase()`. Undecodable bytes (U+FFFD each: overflow payloads, binary junk) make a
+ * string two-byte, which toLowerCase maps character by character; such a string holding
+ * nothing else but lower-case ASCII is its own lower case.
+ */
+export function lowerCase(s: string): string {
+  return s.indexOf('\ufffd') >= 0 && !CASED.test(s) ? s : s.toLowerCase();
 }
 
 /** Lenient percent-decoding: bad escapes stay as they are, %uXXXX (IIS) is understood, bytes map to Latin-1. */
 export function percentDecode(s: string): string {
-  if (s.indexOf('%') < 0 && s.indexOf('+') < 0) return s;
+  let next = nextEscape(s, 0);
+  if (next < 0) return s;
   let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '+') out += ' ';
-    else if (c === '%') {
-      const h = s.slice(i + 1, i + 3);
-      if (/^[0-9a-fA-F]{2}$/.test(h)) {
-        out += String.fromCharCode(parseInt(h, 16));
+  let from = 0; // the text before `next` not yet copied to out
+  while (next >= 0) {
+    let i = next;
+    if (s.charCodeAt(i) === 0x2b) {
+      out += `${s.slice(from, i)} `;
+      from = i + 1;
+    } else {
+      const h = (hex(s.charCodeAt(i + 1)) << 4) | hex(s.charCodeAt(i + 2));
+      if (h >= 0) {
+        out += s.slice(from, i) + String.fromCharCode(h);
         i += 2;
-      } else if ((s[i + 1] === 'u' || s[i + 1] === 'U') && /^[0-9a-fA-F]{4}$/.test(s.slice(i + 2, i + 6))) {
-        out += String.fromCharCode(parseInt(s.slice(i + 2, i + 6), 16));
-        i += 5;
-      } else out += c;
-    } else out += c;
+        from = i + 1;
+      } else if ((s.charCodeAt(i + 1) | 0x20) === 0x75) {
+        const u = (hex(s.charCodeAt(i + 2)) << 12) | (hex(s.charCodeAt(i + 3)) << 8) | (hex(s.charCodeAt(i + 4)) << 4) | hex(s.charCodeAt(i + 5));
+        if (u >= 0) {
+          out += s.slice(from, i) + String.fromCharCode(u);
+          i += 5;
+          from = i + 1;
+        }
+      }
+    }
+    next = nextEscape(s, i + 1);
   }
-  return out;
+  return out + s.slice(from);
 }
 
-function looksLikeIp(t: string): boolean {
+/** The next `%` or `+` at or after `i`; -1 when none. */
+function nextEscape(s: string, i: number): number {
+  const pct = s.indexOf('%', i);
+  const plus = s.indexOf('+', i);
+  return pct < 0 ? plus : plus < 0 || pct < plus ? pct : plus;
+}
+
+/** A hex digit's value; -1 for anything else (NaN past the end too): any OR of shifted digits with it stays negative. */
+function hex(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const l = c | 0x20;
+  return l >= 0x61 && l <= 0x66 ? l - 0x57 : -1;
+}
+
+function looksLikeIp(s: string, from: number, to: number): boolean {
   // cheap shape check before the real one: digits/hex, dots or colons
   let colons = 0;
   let dots = 0;
-  for (let i = 0; i < t.length; i++) {
-    const c = t.charCodeAt(i);
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
     if (c === 0x2e) dots++;
     else if (c === 0x3a) colons++;
     else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46))) return false;
@@ -444,16 +507,109 @@ function looksLikeIp(t: string): boolean {
   return dots === 3 || colons >= 2;
 }
 
-/** Scan a `"…"` field from the opening quote; backslash escapes (nginx `\x03`, `\"`) are kept verbatim. */
+/**
+ * The closing quote of a `"…"` field, from the opening quote; backslash escapes (nginx `\x03`,
+ * `\"`) are kept verbatim. Found with indexOf, which beats a loop over the characters.
+ */
 function quoted(line: string, open: number): number {
-  let i = open + 1;
-  while (i < line.length) {
-    const c = line.charCodeAt(i);
-    if (c === 0x5c) i += 2;
-    else if (c === 0x22) return i;
-    else i++;
+  let quote = line.indexOf('"', open + 1);
+  let slash = line.indexOf('\\', open + 1);
+  for (;;) {
+    if (quote < 0 || slash < 0 || slash > quote) return quote;
+    // the backslash escapes the character after it (perhaps this quote)
+    const next = slash + 2;
+    if (quote < next) quote = line.indexOf('"', next);
+    slash = line.indexOf('\\', next);
   }
-  return -1;
+}
+
+/**
+ * An access line's fields, cut from the line when first read: a line meets rules that read two
+ * or three of its seventeen fields, so decoding finds only where they lie (`spans`, shared with
+ * the literal scanner) and the address. `cordon-uri`, the one derived field every line of
+ * Cordon's web rules reads, is kept once computed.
+ */
+class AccessFields {
+  readonly #line: string;
+  readonly #spans: number[];
+  readonly #addr: string;
+  /** `cs-host`: the first token [0, hostEnd) when ≥ 0 (vhost logs), else the trimmed text [gapStart, gapEnd) after the stamp. */
+  readonly #hostEnd: number;
+  readonly #gapStart: number;
+  readonly #gapEnd: number;
+  #cordonUri: string | undefined | null = null;
+
+  constructor(line: string, spans: number[], addr: string, hostEnd: number, gapStart: number, gapEnd: number) {
+    this.#line = line;
+    this.#spans = spans;
+    this.#addr = addr;
+    this.#hostEnd = hostEnd;
+    this.#gapStart = gapStart;
+    this.#gapEnd = gapEnd;
+  }
+
+  #slot(k: number): string | undefined {
+    const s = this.#spans[2 * k]!;
+    return s < 0 ? undefined : this.#line.slice(s, this.#spans[2 * k + 1]);
+  }
+
+  get keywords(): string {
+    return this.#line;
+  }
+  get 'cs-request'(): string | undefined {
+    return this.#slot(SLOT.request);
+  }
+  get 'cs-method'(): string | undefined {
+    return this.#slot(SLOT.method);
+  }
+  get 'cs-uri'(): string | undefined {
+    return this.#slot(SLOT.uri);
+  }
+  get 'cs-uri-query'(): string | undefined {
+    return this.#slot(SLOT.uri);
+  }
+  get 'cs-uri-stem'(): string | undefined {
+    return this.#slot(SLOT.stem);
+  }
+  get 'cs-query'(): string | undefined {
+    return this.#slot(SLOT.query);
+  }
+  get 'cs-version'(): string | undefined {
+    return this.#slot(SLOT.version);
+  }
+  get 'cs-referer'(): string | undefined {
+    return this.#slot(SLOT.referer);
+  }
+  get 'cs-user-agent'(): string | undefined {
+    return this.#slot(SLOT.agent);
+  }
+  get 'sc-status'(): string | undefined {
+    return this.#slot(SLOT.status);
+  }
+  get 'sc-bytes'(): string | undefined {
+    return this.#slot(SLOT.bytes);
+  }
+  get 'cs-username'(): string | undefined {
+    return this.#slot(SLOT.user);
+  }
+  get 'cs-host'(): string | undefined {
+    if (this.#hostEnd >= 0) return this.#line.slice(0, this.#hostEnd);
+    const gap = this.#line.slice(this.#gapStart, this.#gapEnd).trim();
+    return gap === '' ? undefined : gap;
+  }
+  get 'c-ip'(): string {
+    return this.#addr;
+  }
+  get clientip(): string {
+    return this.#addr;
+  }
+  get 'cordon-uri'(): string | undefined {
+    if (this.#cordonUri === null) {
+      const uri = this.#slot(SLOT.uri);
+      this.#cordonUri = uri === undefined ? undefined : cordonUri(uri);
+    }
+    return this.#cordonUri;
+  }
 }
 
 /**
@@ -467,62 +623,130 @@ export function decodeAccess(raw: string): LogEvent | null {
   if (c0 < 0x30 || c0 > 0x39) return null;
   const rb = raw.indexOf(']', lb);
   if (rb < 0) return null;
-  const ts = parseClfTime(raw.slice(lb + 2, rb));
+  const ts = clfTimeAt(raw, lb + 2, rb);
   if (ts === null) return null;
   const q = raw.indexOf('"', rb);
   if (q < 0) return null;
   const qe = quoted(raw, q);
   if (qe < 0) return null;
-  const head = raw.slice(0, lb).split(' ');
-  const fields: Record<string, string> = { keywords: raw };
-  let ip: string | undefined;
-  for (const t of head) {
-    if (looksLikeIp(t)) {
-      ip = t;
-      break;
-    }
-  }
-  ip ??= head.length >= 3 ? head[head.length - 3] : head[0];
-  if (head.length >= 4 && head[0] !== ip) fields['cs-host'] = head[0]!;
-  const user = head[head.length - 1];
-  if (user && user !== '-') fields['cs-username'] = user;
-  const between = raw.slice(rb + 1, q).trim();
-  if (between) fields['cs-host'] ??= between;
-  const at: Record<string, number> = {};
-  requestFields(raw.slice(q + 1, qe), fields, at, q + 1);
   // after the request: status bytes "referer" "agent" …
   let i = qe + 1;
-  const tok = (): string => {
-    while (raw.charCodeAt(i) === 0x20) i++;
-    const s = i;
-    while (i < raw.length && raw.charCodeAt(i) !== 0x20) i++;
-    return raw.slice(s, i);
-  };
-  const status = tok();
-  if (!/^\d{3}$/.test(status)) return null;
-  fields['sc-status'] = status;
-  fields['sc-bytes'] = tok();
   while (raw.charCodeAt(i) === 0x20) i++;
-  if (raw[i] === '"') {
+  const statusStart = i;
+  while (i < raw.length && raw.charCodeAt(i) !== 0x20) i++;
+  if (i - statusStart !== 3 || !isDigit(raw, statusStart) || !isDigit(raw, statusStart + 1) || !isDigit(raw, statusStart + 2)) return null;
+  const statusEnd = i;
+  while (raw.charCodeAt(i) === 0x20) i++;
+  const bytesStart = i;
+  while (i < raw.length && raw.charCodeAt(i) !== 0x20) i++;
+  const bytesEnd = i;
+  const spans = new Array<number>(2 * SLOTS).fill(-1);
+  setSpan(spans, SLOT.keywords, 0, raw.length);
+  setSpan(spans, SLOT.status, statusStart, statusEnd);
+  setSpan(spans, SLOT.bytes, bytesStart, bytesEnd);
+  requestSpans(raw, q + 1, qe, spans);
+  while (raw.charCodeAt(i) === 0x20) i++;
+  if (raw.charCodeAt(i) === 0x22) {
     const e = quoted(raw, i);
     if (e > 0) {
-      fields['cs-referer'] = raw.slice(i + 1, e);
-      at['cs-referer'] = i + 1;
+      setSpan(spans, SLOT.referer, i + 1, e);
       i = e + 1;
       while (raw.charCodeAt(i) === 0x20) i++;
-      if (raw[i] === '"') {
+      if (raw.charCodeAt(i) === 0x22) {
         const e2 = quoted(raw, i);
-        if (e2 > 0) {
-          fields['cs-user-agent'] = raw.slice(i + 1, e2);
-          at['cs-user-agent'] = i + 1;
-        }
+        if (e2 > 0) setSpan(spans, SLOT.agent, i + 1, e2);
       }
     }
   }
-  const addr = normalizeAddress(ip ?? '');
-  fields['c-ip'] = fields['clientip'] = addr;
-  at['keywords'] = 0;
-  return { raw, kinds: KIND.webAccess, ts, host: null, program: null, pid: null, message: raw, fields, addr, at };
+  // the head, `[vhost] ip ident user`, as tokens split at single spaces: the address is the
+  // first token shaped like one, else the third from last; the user is the last
+  let ipStart = -1;
+  let ipEnd = -1;
+  let count = 0;
+  let firstEnd = -1;
+  let back3 = 0; // starts and ends of the last three tokens, oldest first
+  let back3End = 0;
+  let back2 = 0;
+  let back2End = 0;
+  let back1 = 0;
+  let back1End = 0;
+  for (let s = 0; ; ) {
+    let e = raw.indexOf(' ', s);
+    if (e < 0 || e > lb) e = lb;
+    if (count === 0) firstEnd = e;
+    count++;
+    back3 = back2;
+    back3End = back2End;
+    back2 = back1;
+    back2End = back1End;
+    back1 = s;
+    back1End = e;
+    if (ipStart < 0 && looksLikeIp(raw, s, e)) {
+      ipStart = s;
+      ipEnd = e;
+    }
+    if (e === lb) break;
+    s = e + 1;
+  }
+  if (ipStart < 0) {
+    if (count >= 3) {
+      ipStart = back3;
+      ipEnd = back3End;
+    } else {
+      ipStart = 0;
+      ipEnd = firstEnd;
+    }
+  }
+  const ip = raw.slice(ipStart, ipEnd);
+  if (back1End > back1 && !(back1End - back1 === 1 && raw.charCodeAt(back1) === 0x2d)) setSpan(spans, SLOT.user, back1, back1End);
+  const hostEnd = count >= 4 && raw.slice(0, firstEnd) !== ip ? firstEnd : -1;
+  const addr = normalizeAddress(ip);
+  const fields = new AccessFields(raw, spans, addr, hostEnd, rb + 1, q) as unknown as Record<string, string>;
+  return { raw, kinds: KIND.webAccess, ts, host: null, program: null, pid: null, message: raw, fields, addr, spans };
+}
+
+function isDigit(s: string, i: number): boolean {
+  const c = s.charCodeAt(i);
+  return c >= 0x30 && c <= 0x39;
+}
+
+/** Where the request line's parts lie (see requestFields, whose fields these spans mirror). */
+function requestSpans(raw: string, start: number, end: number, spans: number[]): void {
+  setSpan(spans, SLOT.request, start, end);
+  const sp = raw.indexOf(' ', start);
+  if (sp < 0 || sp >= end) {
+    setSpan(spans, SLOT.method, start, end);
+    return;
+  }
+  setSpan(spans, SLOT.method, start, sp);
+  const uriStart = sp + 1;
+  let uriEnd = end;
+  const v = raw.lastIndexOf(' HTTP/', end - 6);
+  if (v >= uriStart) {
+    setSpan(spans, SLOT.version, v + 1, end);
+    uriEnd = v;
+  }
+  setSpan(spans, SLOT.uri, uriStart, uriEnd);
+  const qm = raw.indexOf('?', uriStart);
+  if (qm >= 0 && qm < uriEnd) {
+    setSpan(spans, SLOT.stem, uriStart, qm);
+    setSpan(spans, SLOT.query, qm + 1, uriEnd);
+  } else setSpan(spans, SLOT.stem, uriStart, uriEnd);
+  if (hasEscape(raw, uriStart, uriEnd)) spans[2 * SLOT.cordonUri] = NOT_A_SLICE;
+  else setSpan(spans, SLOT.cordonUri, uriStart, uriEnd);
+}
+
+function setSpan(spans: number[], slot: number, start: number, end: number): void {
+  spans[2 * slot] = start;
+  spans[2 * slot + 1] = end;
+}
+
+/** Does [from, to) of `s` hold a `%` or `+` (which percentDecode changes)? */
+function hasEscape(s: string, from: number, to: number): boolean {
+  const pct = s.indexOf('%', from);
+  if (pct >= 0 && pct < to) return true;
+  const plus = s.indexOf('+', from);
+  return plus >= 0 && plus < to;
 }
 
 function decodeApacheError(raw: string): LogEvent | null {

@@ -6,39 +6,53 @@
  */
 export type Pred<E> = (ev: E) => boolean;
 
-/**
- * What a predicate needs to be true: at least one of these (field, literal) pairs must occur
- * (field text lower-cased contains literal). Kept beside each compiled predicate so a rule
- * gets one such list, checked against a per-event multi-literal scan before the rule runs.
- */
+/** At least one of these (field, literal) pairs occurs (field text lower-cased contains literal). */
 export type Requirement = { field: string; lit: string }[];
-export const REQUIREMENTS = new WeakMap<object, Requirement>();
 
-/** AND: any one part's requirement is necessary; take the one with the longest shortest literal. */
-export function reqAll(parts: object[]): Requirement | undefined {
-  let best: Requirement | undefined;
-  let bestScore = -1;
-  for (const p of parts) {
-    const r = REQUIREMENTS.get(p);
-    if (!r) continue;
-    const score = Math.min(...r.map((x) => x.lit.length)) * 100 - r.length;
-    if (score > bestScore) {
-      best = r;
-      bestScore = score;
-    }
-  }
-  return best;
+/**
+ * What a predicate needs to be true: every one of these requirements holds. Kept beside each
+ * compiled predicate so a rule gets such a list, checked against a per-event multi-literal
+ * scan before the rule runs. Most selective first (see `conjunction`).
+ */
+export type Requirements = Requirement[];
+export const REQUIREMENTS = new WeakMap<object, Requirements>();
+
+/** A rule keeps this many requirements at most: the prefilter tracks them in a bit mask. */
+export const MAX_REQUIREMENTS = 8;
+
+/** Longer shortest literal first, then fewer literals: the guess at what is rarest in a line. */
+function selectivity(r: Requirement): number {
+  return Math.min(...r.map((x) => x.lit.length)) * 100 - r.length;
 }
 
-/** OR: the union, known only when every alternative has one. */
-export function reqAny(parts: object[]): Requirement | undefined {
+/**
+ * AND: every part's requirements are necessary. Keeping them all (`get` alone is in every GET
+ * request; with `={{` beside it the rule is rare) beats guessing which one is selective.
+ */
+export function reqAll(parts: object[]): Requirements | undefined {
+  return conjunction(parts.map((p) => REQUIREMENTS.get(p)));
+}
+
+/** Several lists that all hold, as one: the most selective requirements first, at most MAX_REQUIREMENTS. */
+export function conjunction(lists: (Requirements | undefined)[]): Requirements | undefined {
+  const all = lists.flatMap((r) => r ?? []);
+  if (all.length === 0) return undefined;
+  return all
+    .map((r, i) => ({ r, i, score: selectivity(r) }))
+    .sort((a, b) => b.score - a.score || a.i - b.i)
+    .slice(0, MAX_REQUIREMENTS)
+    .map((x) => x.r);
+}
+
+/** OR: the union of each alternative's most selective requirement, known only when every alternative has one. */
+export function reqAny(parts: object[]): Requirements | undefined {
   const out: Requirement = [];
   for (const p of parts) {
     const r = REQUIREMENTS.get(p);
     if (!r) return undefined;
-    out.push(...r);
+    out.push(...r[0]!);
   }
-  return out;
+  return [out];
 }
 
 /**
@@ -57,7 +71,7 @@ export function withCost<T extends object>(p: T, parts: object[]): T {
   return p;
 }
 
-export function withReq<T extends object>(p: T, r: Requirement | undefined): T {
+export function withReq<T extends object>(p: T, r: Requirements | undefined): T {
   if (r && r.length) REQUIREMENTS.set(p, r);
   return p;
 }

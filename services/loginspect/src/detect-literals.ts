@@ -1,4 +1,4 @@
-import type { LogEvent } from './decode.js';
+import { NOT_A_SLICE, SPAN_SLOTS, type LogEvent } from './decode.js';
 
 /** Pseudo-field: the whole raw line (Sigma keywords). */
 export const RAW = '\u0000raw';
@@ -6,13 +6,17 @@ export const RAW = '\u0000raw';
 /**
  * Case-insensitive `contains` for every literal of every rule, answered by one scan per field
  * per event. Sigma's commonest test is "field contains literal, ignoring case"; a web line
- * meets ~100 rules holding ~300 such literals over 4–5 fields. Rather than lower-casing each
+ * meets ~100 rules holding ~800 such literals over 4–5 fields. Rather than lower-casing each
  * field and running `includes` once per literal, each field is scanned once (on demand, the
  * first time a rule asks about it) for all its registered literals, folding ASCII case on the
- * fly; afterwards every `contains` on that field is one array read.
+ * fly; afterwards every `contains` on that field is one array read, and the literals found
+ * are listed (`hits`) for the prefilter to pick the rules worth running.
  *
- * Literals are indexed by their first three (folded) characters, behind a bitmap of their
- * first two, so most positions cost two char reads and one byte read.
+ * Literals are ASCII, so the scan folds each character to 7 bits (anything else to 0x7f, which
+ * no literal holds) and keeps the last three in a 21-bit key: a 16 KB bigram table, then one
+ * bit test, say whether some literal starts with those three characters. Only then is the
+ * literal list of that trigram read and compared. A long run of characters no literal holds
+ * (an overflow payload of undecodable bytes) is skipped by the regex engine.
  *
  * One scanner serves a whole rule set. Its per-event state (which fields were scanned, which
  * literals were found) is keyed by event identity, so a predicate called with a new event
@@ -25,20 +29,32 @@ export class LiteralScanner {
   private readonly lits: string[] = [];
   private readonly litField: number[] = [];
   private readonly litIds = new Map<string, number>();
-  /** Per field: trigram → literal ids; bigram bitmap. Rebuilt after registrations. */
-  private index: Map<number, Int32Array>[] = [];
-  private bigrams: Uint8Array[] = [];
-  /** Per field: bitmap of the literals' second and third chars (a second, cheap gate). */
-  private bigrams2: Uint8Array[] = [];
-  /** Every field's literals by their text, for the one pass over `raw` of events with spans. */
-  private merged = new Map<number, Int32Array>();
-  private mergedBigrams = new Uint8Array(0);
-  private mergedBigrams2 = new Uint8Array(0);
+  /** Per field: its slot in `LogEvent.spans` (the raw line's is 0), -1 when it is never a slice of the line. */
+  private slotOf = new Int32Array(0);
+  /** Per folded bigram: 1 when some literal starts with it. A 16 KB table: the scan's first gate. */
+  private readonly first2 = new Uint8Array(1 << 14);
+  /** Bit set over 21-bit folded trigrams: those some literal starts with. Rebuilt after registrations. */
+  private readonly first3 = new Int32Array(1 << 16);
+  /**
+   * Trigram → the literal texts (ids into `texts`) starting with it: an open-addressing table
+   * (`slotKey`, -1 empty) whose slot holds the range `[slotFrom, slotTo)` of `candidates`.
+   */
+  private slotKey = new Int32Array(0);
+  private slotFrom = new Int32Array(0);
+  private slotTo = new Int32Array(0);
+  private slotShift = 0;
+  private candidates = new Int32Array(0);
   private texts: string[] = [];
-  /** Per text: (field, literal id) pairs, flattened. */
+  /** Per text: its length and its fourth character (-1 when it has three), to reject most candidates unread. */
+  private textLength = new Int32Array(0);
+  private textFourth = new Int32Array(0);
+  /** Per text: (field, literal id) pairs, flattened: one text may be a literal of several fields. */
   private textEntries: Int32Array[] = [];
+  /** Per field, during a scan: the range of the scanned text it occupies (start -1: not in it). */
   private start = new Int32Array(0);
   private end = new Int32Array(0);
+  /** The fields that may be the whole raw line. */
+  private wholeLine = new Int32Array(0);
   private hit = new Int32Array(0);
   private scanned = new Int32Array(0);
   private epoch = 0;
@@ -46,6 +62,9 @@ export class LiteralScanner {
   private noSpans = -1;
   private current: LogEvent | null = null;
   private dirty = false;
+  /** The literal ids found in the current event so far: `hits[0 .. hitCount)`. */
+  hits = new Int32Array(64);
+  hitCount = 0;
 
   /** Can `contains lit` be answered by the scan? (ASCII, ≥ 3 chars: the index key is a trigram.) */
   static accepts(lit: string): boolean {
@@ -87,50 +106,39 @@ export class LiteralScanner {
 
   /** Has any of these literals (all in fields `fs`) been found in `ev`? */
   any(ev: LogEvent, fs: Int32Array, ids: Int32Array): boolean {
+    this.scanFields(ev, fs);
+    const epoch = this.epoch;
+    for (let k = 0; k < ids.length; k++) if (this.hit[ids[k]!] === epoch) return true;
+    return false;
+  }
+
+  /** Scan fields `fs` of `ev` (those not scanned yet): `hits` then lists every literal of theirs that `ev` holds. */
+  scanFields(ev: LogEvent, fs: Int32Array): void {
     if (ev !== this.current || this.dirty) this.begin(ev);
     const epoch = this.epoch;
     for (let k = 0; k < fs.length; k++) {
       const f = fs[k]!;
       if (this.scanned[f] !== epoch) this.scan(f, ev);
     }
-    for (let k = 0; k < ids.length; k++) if (this.hit[ids[k]!] === epoch) return true;
-    return false;
   }
 
   private begin(ev: LogEvent): void {
     if (this.dirty) this.build();
     this.current = ev;
     this.epoch++;
+    this.hitCount = 0;
   }
 
   private build(): void {
     this.dirty = false;
     const nf = this.fieldNames.length;
-    const lists: Map<number, number[]>[] = [];
-    this.bigrams = [];
-    this.bigrams2 = [];
-    for (let f = 0; f < nf; f++) {
-      lists.push(new Map());
-      this.bigrams.push(new Uint8Array(65536));
-      this.bigrams2.push(new Uint8Array(65536));
-    }
-    for (let id = 0; id < this.lits.length; id++) {
-      const lit = this.lits[id]!;
-      const f = this.litField[id]!;
-      this.bigrams[f]![bi(lit.charCodeAt(0), lit.charCodeAt(1))] = 1;
-      this.bigrams2[f]![bi(lit.charCodeAt(1), lit.charCodeAt(2))] = 1;
-      const code = tri(lit.charCodeAt(0), lit.charCodeAt(1), lit.charCodeAt(2));
-      const list = lists[f]!.get(code);
-      if (list) list.push(id);
-      else lists[f]!.set(code, [id]);
-    }
-    this.index = lists.map((m) => new Map([...m].map(([k, v]) => [k, Int32Array.from(v)])));
+    this.slotOf = Int32Array.from(this.fieldNames, (name) => (name === RAW ? 0 : (SPAN_SLOTS.get(name) ?? -1)));
     const textIds = new Map<string, number>();
     const entries: number[][] = [];
-    const mlists = new Map<number, number[]>();
+    const lists = new Map<number, number[]>();
     this.texts = [];
-    this.mergedBigrams = new Uint8Array(65536);
-    this.mergedBigrams2 = new Uint8Array(65536);
+    this.first2.fill(0);
+    this.first3.fill(0);
     for (let id = 0; id < this.lits.length; id++) {
       const lit = this.lits[id]!;
       let t = textIds.get(lit);
@@ -138,19 +146,37 @@ export class LiteralScanner {
         t = this.texts.push(lit) - 1;
         textIds.set(lit, t);
         entries.push([]);
-        this.mergedBigrams[bi(lit.charCodeAt(0), lit.charCodeAt(1))] = 1;
-        this.mergedBigrams2[bi(lit.charCodeAt(1), lit.charCodeAt(2))] = 1;
-        const code = tri(lit.charCodeAt(0), lit.charCodeAt(1), lit.charCodeAt(2));
-        const list = mlists.get(code);
+        const key = (lit.charCodeAt(0) << 14) | (lit.charCodeAt(1) << 7) | lit.charCodeAt(2);
+        this.first2[key >>> 7] = 1;
+        this.first3[key >>> 5]! |= 1 << (key & 31);
+        const list = lists.get(key);
         if (list) list.push(t);
-        else mlists.set(code, [t]);
+        else lists.set(key, [t]);
       }
       entries[t]!.push(this.litField[id]!, id);
     }
     this.textEntries = entries.map((e) => Int32Array.from(e));
-    this.merged = new Map([...mlists].map(([k, v]) => [k, Int32Array.from(v)]));
+    this.textLength = Int32Array.from(this.texts, (t) => t.length);
+    this.textFourth = Int32Array.from(this.texts, (t) => (t.length > 3 ? t.charCodeAt(3) : -1));
+    let bits = 4;
+    while (1 << bits < lists.size * 4) bits++;
+    this.slotShift = 32 - bits;
+    this.slotKey = new Int32Array(1 << bits).fill(-1);
+    this.slotFrom = new Int32Array(1 << bits);
+    this.slotTo = new Int32Array(1 << bits);
+    const flat: number[] = [];
+    for (const [key, list] of lists) {
+      let slot = Math.imul(key, HASH) >>> this.slotShift;
+      while (this.slotKey[slot] !== -1) slot = (slot + 1) & ((1 << bits) - 1);
+      this.slotKey[slot] = key;
+      this.slotFrom[slot] = flat.length;
+      flat.push(...list);
+      this.slotTo[slot] = flat.length;
+    }
+    this.candidates = Int32Array.from(flat);
     this.start = new Int32Array(nf);
     this.end = new Int32Array(nf);
+    this.wholeLine = Int32Array.from(WHOLE_LINE.filter((n) => this.fieldIds.has(n)).map((n) => this.fieldIds.get(n)!));
     // fresh state arrays: old epochs must not read as hits
     this.hit = new Int32Array(this.lits.length);
     this.scanned = new Int32Array(nf);
@@ -159,116 +185,140 @@ export class LiteralScanner {
   }
 
   private scan(f: number, ev: LogEvent): void {
-    const name = this.fieldNames[f]!;
-    const at = ev.at;
-    if (at !== undefined && this.noSpans !== this.epoch && (name === RAW || at[name] !== undefined)) {
-      if (this.scanSpans(ev, at)) return;
+    const slot = this.slotOf[f]!;
+    const spans = ev.spans;
+    if (slot >= 0 && spans !== undefined && spans[2 * slot] !== NOT_A_SLICE && this.noSpans !== this.epoch) {
+      if (this.scanSpans(ev, spans)) return;
       this.noSpans = this.epoch;
     }
     this.scanned[f] = this.epoch;
+    const name = this.fieldNames[f]!;
     const v = name === RAW ? ev.raw : ev.fields[name];
     if (v === undefined || v.length < 3) return;
-    if (!this.scanText(f, v)) this.scanText(f, v.toLowerCase());
-  }
-
-  /** False when the text holds U+0130 (its lower case is two characters): scan the lower-cased text then. */
-  private scanText(f: number, v: string): boolean {
-    const idx = this.index[f]!;
-    const bg = this.bigrams[f]!;
-    const bg2 = this.bigrams2[f]!;
-    const hit = this.hit;
-    const epoch = this.epoch;
-    const end = v.length - 2;
-    let a = v.charCodeAt(0);
-    a = a < 0x100 ? FOLD[a]! : foldWide(a);
-    if (a < 0 || v.charCodeAt(v.length - 1) === 0x130) return this.bail(false);
-    for (let i = 0; i < end; i++) {
-      let b = v.charCodeAt(i + 1);
-      b = b < 0x100 ? FOLD[b]! : foldWide(b);
-      if (b < 0) return this.bail(false);
-      if (bg[((a & 0xff) << 8) | (b & 0xff)] !== 0) {
-        const c = foldWide(v.charCodeAt(i + 2));
-        const list = bg2[((b & 0xff) << 8) | (c & 0xff)] === 0 ? undefined : idx.get(tri(a, b, c));
-        if (list !== undefined) {
-          for (let k = 0; k < list.length; k++) {
-            const id = list[k]!;
-            if (hit[id] !== epoch && matchesAt(v, i, this.lits[id]!)) hit[id] = epoch;
-          }
+    const start = this.start;
+    start.fill(-1);
+    // the whole text, even when lower-casing lengthens it (the U+0130 retry below)
+    start[f] = 0;
+    this.end[f] = 0x7fffffff;
+    // the raw line and the fields that are all of it (`keywords`, a text line's `message`) are one text: one pass answers them all
+    if (v === ev.raw) {
+      for (let k = 0; k < this.wholeLine.length; k++) {
+        const g = this.wholeLine[k]!;
+        const alias = this.fieldNames[g]!;
+        if (alias === RAW || ev.fields[alias] === v) {
+          start[g] = 0;
+          this.end[g] = 0x7fffffff;
+          this.scanned[g] = this.epoch;
         }
       }
-      a = b;
     }
-    return true;
-  }
-
-  /**
-   * A U+0130 was met. Hits recorded so far stand (their text is unchanged by lower-casing); a
-   * span pass unmarks the fields it claimed, to be scanned one by one.
-   */
-  private bail(spans: boolean): false {
-    if (spans) for (let g = 0; g < this.fieldNames.length; g++) if (this.start[g]! >= 0) this.scanned[g] = -1;
-    return false;
+    if (this.scanText(v)) return;
+    this.scanText(v.toLowerCase());
   }
 
   /**
    * One pass over `raw` answers the raw pseudo-field and every field that is a slice of it:
    * a literal found at [i, i + len) is in a field when the field's span holds that range.
+   * False when the line holds U+0130: every field is then scanned on its own.
    */
-  private scanSpans(ev: LogEvent, at: Record<string, number>): boolean {
+  private scanSpans(ev: LogEvent, spans: number[]): boolean {
     const epoch = this.epoch;
-    const names = this.fieldNames;
+    const slotOf = this.slotOf;
     const start = this.start;
     const end = this.end;
-    const v = ev.raw;
-    for (let g = 0; g < names.length; g++) {
-      const name = names[g]!;
-      if (name === RAW) {
-        start[g] = 0;
-        end[g] = v.length;
-        this.scanned[g] = epoch;
-        continue;
-      }
-      const s = at[name];
-      const w = s === undefined ? undefined : ev.fields[name];
-      if (w === undefined) {
+    for (let g = 0; g < slotOf.length; g++) {
+      const slot = slotOf[g]!;
+      const s = slot < 0 ? NOT_A_SLICE : spans[2 * slot]!;
+      if (s === NOT_A_SLICE) {
         start[g] = -1;
         continue;
       }
-      start[g] = s!;
-      end[g] = s! + w.length;
+      // a field the line lacks is answered too: it holds nothing
       this.scanned[g] = epoch;
+      start[g] = s;
+      end[g] = spans[2 * slot + 1]!;
     }
-    const idx = this.merged;
-    const bg = this.mergedBigrams;
-    const bg2 = this.mergedBigrams2;
-    const hit = this.hit;
-    const last = v.length - 2;
-    let a = v.charCodeAt(0);
-    a = a < 0x100 ? FOLD[a]! : foldWide(a);
-    if (a < 0 || v.charCodeAt(v.length - 1) === 0x130) return this.bail(true);
-    for (let i = 0; i < last; i++) {
-      let b = v.charCodeAt(i + 1);
-      b = b < 0x100 ? FOLD[b]! : foldWide(b);
-      if (b < 0) return this.bail(true);
-      if (bg[((a & 0xff) << 8) | (b & 0xff)] !== 0) {
-        const c = foldWide(v.charCodeAt(i + 2));
-        const list = bg2[((b & 0xff) << 8) | (c & 0xff)] === 0 ? undefined : idx.get(tri(a, b, c));
-        if (list !== undefined) {
-          for (let k = 0; k < list.length; k++) {
-            const text = this.texts[list[k]!]!;
-            if (!matchesAt(v, i, text)) continue;
-            const e = this.textEntries[list[k]!]!;
-            const stop = i + text.length;
-            for (let j = 0; j < e.length; j += 2) {
-              const g = e[j]!;
-              if (start[g]! >= 0 && start[g]! <= i && stop <= end[g]!) hit[e[j + 1]!] = epoch;
-            }
-          }
+    if (this.scanText(ev.raw)) return true;
+    // hits recorded before the U+0130 stand: lower-casing leaves the text before it as it is
+    for (let g = 0; g < slotOf.length; g++) if (start[g]! >= 0) this.scanned[g] = -1;
+    return false;
+  }
+
+  /**
+   * Find the literals in `v`, crediting each to the fields whose range (`start`/`end`) holds
+   * it. False when `v` holds U+0130 (its lower case is two characters): scan `toLowerCase(v)`.
+   */
+  private scanText(v: string): boolean {
+    const n = v.length;
+    if (n < 3) return true;
+    const first2 = this.first2;
+    const first3 = this.first3;
+    const a = FOLD7[v.charCodeAt(0)]!;
+    const b = FOLD7[v.charCodeAt(1)]!;
+    if (a < 0 || b < 0) return false;
+    let key = (a << 7) | b;
+    let run = 0; // characters in a row that no literal holds (0x7f)
+    for (let i = 2; i < n; i++) {
+      const c = FOLD7[v.charCodeAt(i)]!;
+      if (c < 0) return false;
+      if (c === 0x7f) {
+        // a long run of them (undecodable bytes, an overflow payload): let the regex engine find its end
+        if (++run === LONG_RUN) {
+          LITERAL_CHAR.lastIndex = i + 1;
+          if (!LITERAL_CHAR.test(v)) return true;
+          i = LITERAL_CHAR.lastIndex - 2;
+          key = 0x3fff;
+          run = 0;
+          continue;
         }
+      } else run = 0;
+      // `key` still holds the two characters before c: the bigram gate first, then the trigram
+      if (first2[key & 0x3fff] !== 0) {
+        const k3 = ((key << 7) | c) & 0x1fffff;
+        if ((first3[k3 >>> 5]! & (1 << (k3 & 31))) !== 0) this.found(v, i - 2, k3);
       }
-      a = b;
+      key = (key << 7) | c;
     }
     return true;
+  }
+
+  /** Some literal starts with the three characters at `at`: record those that are there. */
+  private found(v: string, at: number, key: number): void {
+    let slot = Math.imul(key, HASH) >>> this.slotShift;
+    while (this.slotKey[slot] !== key) slot = (slot + 1) & (this.slotKey.length - 1);
+    const candidates = this.candidates;
+    const length = this.textLength;
+    const fourth = this.textFourth;
+    const room = v.length - at;
+    const c4 = room > 3 ? FOLD7[v.charCodeAt(at + 3)]! : -2;
+    for (let k = this.slotFrom[slot]!, to = this.slotTo[slot]!; k < to; k++) {
+      const t = candidates[k]!;
+      const f4 = fourth[t]!;
+      if ((f4 >= 0 && f4 !== c4) || length[t]! > room || !matchesAt(v, at, this.texts[t]!)) continue;
+      this.record(t, at, at + length[t]!);
+    }
+  }
+
+  /** Text `t` occupies [from, to) of the scanned text: credit its literals of the fields whose range holds that. */
+  private record(t: number, from: number, to: number): void {
+    const e = this.textEntries[t]!;
+    const start = this.start;
+    const end = this.end;
+    const hit = this.hit;
+    const epoch = this.epoch;
+    for (let j = 0; j < e.length; j += 2) {
+      const g = e[j]!;
+      const id = e[j + 1]!;
+      if (hit[id] !== epoch && start[g]! >= 0 && start[g]! <= from && to <= end[g]!) {
+        hit[id] = epoch;
+        if (this.hitCount === this.hits.length) {
+          const more = new Int32Array(this.hits.length * 2);
+          more.set(this.hits);
+          this.hits = more;
+        }
+        this.hits[this.hitCount++] = id;
+      }
+    }
   }
 }
 
@@ -281,24 +331,25 @@ function fold(c: number): number {
   return c === 0x212a ? 0x6b : c;
 }
 
-/** `fold`, with -1 for U+0130 (lower case `i` + U+0307): the scan then reads `toLowerCase()` text. */
-function foldWide(c: number): number {
-  return c === 0x130 ? -1 : fold(c);
-}
+/** Fields some decoder sets to the whole raw line. */
+const WHOLE_LINE = [RAW, 'keywords', 'message', 'Message'];
 
-/** `fold` for Latin-1, as a table: the scan's per-character step. */
-const FOLD = Uint8Array.from({ length: 0x100 }, (_, c) => fold(c));
+/**
+ * `fold` to 7 bits, as a table over every UTF-16 code unit (the scan's per-character step):
+ * the Kelvin sign is `k`, other characters above ASCII are 0x7f, which no literal holds, and
+ * U+0130 is -1: the text is then lower-cased and scanned again.
+ */
+const FOLD7 = Int8Array.from({ length: 0x10000 }, (_, c) => (c < 0x80 || c === 0x212a ? fold(c) : c === 0x130 ? -1 : 0x7f));
 
+/** The first four characters are known to match (the trigram key, then the fourth) and `lit` fits: compare the rest. */
 function matchesAt(v: string, at: number, lit: string): boolean {
-  if (at + lit.length > v.length) return false;
-  for (let j = 0; j < lit.length; j++) if (fold(v.charCodeAt(at + j)) !== lit.charCodeAt(j)) return false;
+  for (let j = 4; j < lit.length; j++) if (fold(v.charCodeAt(at + j)) !== lit.charCodeAt(j)) return false;
   return true;
 }
 
-function bi(a: number, b: number): number {
-  return ((a & 0xff) << 8) | (b & 0xff);
-}
+/** The next character that FOLD7 does not map to 0x7f: the end of a run no literal can match. */
+const LITERAL_CHAR = /[\0-\x7e\u0130\u212a]/g;
+const LONG_RUN = 32;
 
-function tri(a: number, b: number, c: number): number {
-  return ((a * 65599 + b) * 65599 + c) | 0;
-}
+/** Multiplier of the trigram table's hash (Knuth's, 2^32 / φ). */
+const HASH = 0x9e3779b1 | 0;

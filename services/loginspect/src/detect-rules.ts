@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { KIND, type LogEvent } from './decode.js';
-import { cheapFirst, COSTLY, parseCondition, reqAll, withCost, reqAny, REQUIREMENTS, SigmaConditionError, withReq, type Aggregation, type Pred, type Requirement } from './detect-condition.js';
+import { KIND, lowerCase, type LogEvent } from './decode.js';
+import { cheapFirst, conjunction, COSTLY, parseCondition, reqAll, withCost, reqAny, REQUIREMENTS, SigmaConditionError, withReq, type Aggregation, type Pred, type Requirement, type Requirements } from './detect-condition.js';
 import { LiteralScanner, RAW } from './detect-literals.js';
 import { compileRegex, compileValue, SigmaValueError, type ValuePredicate } from './detect-value.js';
 
@@ -41,8 +41,8 @@ export interface CompiledRule {
   /** Any of these event kinds. */
   kinds: number;
   match: Pred<LogEvent>;
-  /** Literals of which one must occur for `match` to be possible (null: no such list). */
-  requirement: Requirement | null;
+  /** Lists of literals of which one each must occur for `match` to be possible (null: none known). */
+  requirement: Requirements | null;
   /** Regexes (with a named group `ip`) over fields, tried in order to name the attacker. */
   extractors: { field: string; cased: boolean; re: RegExp }[];
   /** The detection is only worth reporting with an attacker address. */
@@ -108,7 +108,7 @@ const lowerOf = (ev: LogEvent, name: string, v: string): string => {
   let lc = (ev as LogEvent & { lc?: Record<string, string> }).lc;
   if (!lc) (ev as LogEvent & { lc?: Record<string, string> }).lc = lc = {};
   let l = lc[name];
-  if (l === undefined) lc[name] = l = v.toLowerCase();
+  if (l === undefined) lc[name] = l = lowerCase(v);
   return l;
 };
 
@@ -194,6 +194,14 @@ function valuePreds(values: unknown, mods: string[]): ValuePredicate[] {
   return list.map((v) => compileValue(v, mods));
 }
 
+/** Values on one field: with `all`, each value's literals (where it has some); else one of any value's. */
+function valuesRequirement(field: string, preds: ValuePredicate[], all: boolean): Requirements | undefined {
+  const reqs = preds.map((p) => (p.required ? p.required.map((lit) => ({ field, lit })) : null));
+  if (all) return conjunction(reqs.map((r) => (r ? [r] : undefined)));
+  const known = reqs.filter((r): r is Requirement => r !== null);
+  return known.length === reqs.length ? [known.flat()] : undefined;
+}
+
 function fieldPred(key: string, values: unknown, out: CompileOut): Pred<LogEvent> {
   const [field, ...mods] = key.split('|') as [string, ...string[]];
   const all = mods.includes('all');
@@ -217,12 +225,9 @@ function fieldPred(key: string, values: unknown, out: CompileOut): Pred<LogEvent
   };
   if (preds.length === 0) return nullPred;
   const pred = all ? allOf(preds.map((p) => eventPred(field, p, out))) : anyValue(field, preds, out);
-  if (preds.some((p) => p.regex)) COSTLY.add(pred);
+  if (preds.some((p) => p.costly)) COSTLY.add(pred);
   if (hasNull) return withCost((ev: LogEvent) => nullPred(ev) || pred(ev), [pred]);
-  if (preds.every((p) => p.anchor)) {
-    const reqs = preds.map((p) => ({ field, lit: p.anchor! }));
-    withReq(pred, all ? [reqs.reduce((a, b) => (b.lit.length > a.lit.length ? b : a))] : reqs);
-  }
+  withReq(pred, valuesRequirement(field, preds, all));
   return pred;
 }
 
@@ -233,11 +238,8 @@ function keywordPred(values: unknown, mods: string[], out: CompileOut): Pred<Log
   const explicit = vm.includes('contains') || vm.includes('startswith') || vm.includes('endswith') || vm.includes('re') || vm.includes('cidr');
   const preds = valuePreds(values, explicit ? vm : [...vm, 'contains']);
   const pred = all ? allOf(preds.map((p) => eventPred(RAW, p, out))) : anyValue(RAW, preds, out);
-  if (preds.some((p) => p.regex)) COSTLY.add(pred);
-  if (preds.every((p) => p.anchor)) {
-    const reqs = preds.map((p) => ({ field: RAW, lit: p.anchor! }));
-    withReq(pred, all ? [reqs.reduce((a, b) => (b.lit.length > a.lit.length ? b : a))] : reqs);
-  }
+  if (preds.some((p) => p.costly)) COSTLY.add(pred);
+  withReq(pred, valuesRequirement(RAW, preds, all));
   return pred;
 }
 

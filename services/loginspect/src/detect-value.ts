@@ -1,4 +1,5 @@
 import { cidrContains, parseCidr } from './addr.js';
+import { boundedRegex, requiredLiterals } from './detect-regex.js';
 
 /**
  * Sigma value matching, compiled once: a value with its modifier chain → a predicate on a
@@ -11,12 +12,12 @@ export interface ValuePredicate {
   /** Reads the original (not lower-cased) value. */
   readonly cased: boolean;
   test(value: string): boolean;
-  /** A lower-cased literal (≥ 3 chars) every matching value contains: the prefilter's key. */
-  anchor?: string | null;
+  /** Lower-cased literals (≥ 3 chars), one of which every matching value contains: the prefilter's key. */
+  required?: string[] | null;
   /** Set when the test is exactly "contains this lower-cased literal" (ignoring case). */
   contains?: string | null;
-  /** The test runs a regular expression. */
-  regex?: boolean;
+  /** The test runs a regular expression whose work grows with the text: cheaper tests go first. */
+  costly?: boolean;
   /** Same answer as `test(value.toLowerCase())`, read from the original value (no lower-casing). */
   folded?: ((value: string) => boolean) | null;
 }
@@ -75,6 +76,8 @@ function foldedPattern(pieces: Piece[]): ((s: string) => boolean) | null {
   const isStar = (p: Piece | undefined): boolean => p !== undefined && 'wild' in p && p.wild === '*';
   const lit = (p: Piece | undefined): string | null => (p !== undefined && 'lit' in p ? p.lit.toLowerCase() : null);
   const slow = (s: string, t: (x: string) => boolean): boolean => t(s.toLowerCase());
+  // only the empty string lower-cases to the empty string
+  if (pieces.length === 0) return (s) => s === '';
   if (pieces.length === 1) {
     const l = lit(pieces[0]);
     if (l === null || !isAscii(l)) return null;
@@ -170,7 +173,7 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
       const n = Number(long[1]);
       return { cased: true, test: (s) => s.length >= n };
     }
-    return { cased: true, test: (s) => re.test(s), regex: true };
+    return { cased: true, test: (s) => re.test(s), costly: !boundedRegex(inline.src, flags), required: requiredLiterals(inline.src, flags) };
   }
   if (has('cidr')) {
     const c = parseCidr(str);
@@ -212,9 +215,9 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
   if (tests.length === 1) {
     const merged = variants.length === 1 && !cased && has('contains') && !has('startswith') && !has('endswith') ? parseWildcards(variants[0]!) : null;
     const contains = merged && merged.length === 1 && 'lit' in merged[0]! ? merged[0].lit.toLowerCase() : null;
-    return { cased, test: tests[0]!, anchor, contains, folded };
+    return { cased, test: tests[0]!, required: anchor === null ? null : [anchor], contains, folded };
   }
-  return { cased, test: (s) => tests.some((t) => t(s)), anchor: null };
+  return { cased, test: (s) => tests.some((t) => t(s)), required: null };
 }
 
 function mergeStars(pieces: Piece[]): Piece[] {

@@ -5,6 +5,7 @@ export * from './decode.js';
 export * from './detect-condition.js';
 export * from './detect-value.js';
 export * from './detect-literals.js';
+export * from './detect-regex.js';
 export * from './detect-rules.js';
 export * from './threshold.js';
 export * from './inspector.js';

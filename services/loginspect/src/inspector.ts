@@ -111,9 +111,10 @@ export class LogInspector {
     const { rules, pre } = this.rulesFor(ev.kinds);
     let detections: Detection[] | null = null;
     let blocks: BlockRequest[] | null = null;
-    for (let i = 0; i < rules.length; i++) {
-      const rule = rules[i]!;
-      if (!pre.possible(i, ev) || !rule.match(ev)) continue;
+    pre.select(ev);
+    for (let k = 0; k < pre.count; k++) {
+      const rule = rules[pre.order[k]!]!;
+      if (!rule.match(ev)) continue;
       const srcIp = this.address(state, rule, ev);
       if (rule.requireAddress && srcIp === null) continue;
       let crossing: Crossing | null = null;

@@ -16,30 +16,49 @@ export interface Crossing {
 }
 
 interface Counter {
+  key: string;
+  /** The counters of its group, to leave when forgotten. */
+  group: Map<string, Counter>;
   /** Event times in the window (ascending). */
   times: number[];
   /** Distinct value → last time seen (Sigma count(field)). */
   values: Map<string, number> | null;
+  /** Neighbours in recency order (least recent first); `linked` while in the table. */
+  older: Counter | null;
+  newer: Counter | null;
+  linked: boolean;
 }
 
 export class ThresholdTable {
-  private readonly counters = new Map<string, Counter>();
+  /** Group → key → counter: no `group + key` string is built (and hashed) per event. */
+  private readonly groups = new Map<string, Map<string, Counter>>();
+  private oldest: Counter | null = null;
+  private newest: Counter | null = null;
+  private count = 0;
   evictions = 0;
 
   constructor(private readonly maxKeys: number) {}
 
   get size(): number {
-    return this.counters.size;
+    return this.count;
   }
 
   add(spec: ThresholdSpec, key: string, now: number, distinct: string | null): Crossing | null {
-    const id = `${spec.group}\u0000${key}`;
-    let c = this.counters.get(id);
-    if (c) this.counters.delete(id); // re-inserted below: Map order = recency
-    else c = { times: [], values: spec.distinct ? new Map() : null };
-    this.counters.set(id, c);
-    if (this.counters.size > this.maxKeys) {
-      this.counters.delete(this.counters.keys().next().value!);
+    let group = this.groups.get(spec.group);
+    if (!group) {
+      group = new Map();
+      this.groups.set(spec.group, group);
+    }
+    let c = group.get(key);
+    if (c) this.unlink(c);
+    else {
+      c = { key, group, times: [], values: spec.distinct ? new Map() : null, older: null, newer: null, linked: false };
+      group.set(key, c);
+      this.count++;
+    }
+    this.append(c);
+    if (this.count > this.maxKeys) {
+      this.forget(this.oldest!);
       this.evictions++;
     }
     const from = now - spec.windowMs;
@@ -63,7 +82,34 @@ export class ThresholdTable {
       firstMs = c.times[0]!;
     }
     if (count < spec.count) return null;
-    this.counters.delete(id);
+    this.forget(c);
     return { group: spec.group, key, count, windowMs: spec.windowMs, firstMs };
+  }
+
+  /** Make `c` the most recently touched. */
+  private append(c: Counter): void {
+    c.older = this.newest;
+    c.newer = null;
+    if (this.newest) this.newest.newer = c;
+    else this.oldest = c;
+    this.newest = c;
+    c.linked = true;
+  }
+
+  private unlink(c: Counter): void {
+    if (c.older) c.older.newer = c.newer;
+    else this.oldest = c.newer;
+    if (c.newer) c.newer.older = c.older;
+    else this.newest = c.older;
+    c.older = c.newer = null;
+    c.linked = false;
+  }
+
+  /** Drop the counter (a crossing resets it; the least recent goes when the table is full). */
+  private forget(c: Counter): void {
+    if (!c.linked) return;
+    this.unlink(c);
+    c.group.delete(c.key);
+    this.count--;
   }
 }

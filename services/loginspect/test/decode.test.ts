@@ -59,6 +59,20 @@ test('access logs: combined, vhost first, escaped and empty requests', () => {
   assert.equal(bin.fields['sc-status'], '400');
   assert.equal(bin.fields['cs-method'], '\\x03\\x00\\x00/*\\xE0');
   assert.equal(decodeLine('12.34.56.78 - - [20/Jan/2015:19:53:28 +0100] "" 400 47 "-" "-"', { refMs: REF }).fields['cs-request'], '');
+  // backslash escapes inside quotes, and a quote ending the field right after one
+  const esc = decodeLine('1.2.3.4 - - [20/Jan/2015:19:53:28 +0100] "GET /a\\"b\\\\ HTTP/1.0" 200 5 "r\\\\" "ua \\"x\\""', { refMs: REF });
+  assert.deepEqual(
+    ['cs-request', 'cs-uri', 'cs-referer', 'cs-user-agent', 'cordon-uri'].map((f) => esc.fields[f]),
+    ['GET /a\\"b\\\\ HTTP/1.0', '/a\\"b\\\\', 'r\\\\', 'ua \\"x\\"', '/a\\"b\\\\'],
+  );
+  // fields are cut from the line when read: absent ones stay absent
+  const short = decodeLine('1.2.3.4 - - [20/Jan/2015:19:53:28 +0100] "PROPFIND" 405 0', { refMs: REF });
+  assert.deepEqual(
+    ['cs-method', 'cs-uri', 'cs-uri-stem', 'cs-query', 'cs-version', 'cs-referer', 'cs-user-agent', 'cs-username', 'cs-host', 'cordon-uri', 'c-ip'].map((f) => short.fields[f]),
+    ['PROPFIND', undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, '1.2.3.4'],
+  );
+  assert.equal(decodeLine('www.example.com 192.0.2.1 - - [18/Aug/2024:21:08:39 +0100] "GET /%41+B HTTP/1.1" 200 1', { refMs: REF }).fields['cordon-uri'], '/a b');
+  assert.equal(decodeLine('192.0.2.1 - - [18/Aug/2024:21:08:39 +0100] site.example "GET / HTTP/1.1" 200 1', { refMs: REF }).fields['cs-host'], 'site.example');
 });
 
 test('web server error logs and auditd', () => {

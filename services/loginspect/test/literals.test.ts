@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cidrContains, compileRule, compileValue, decodeLine, LiteralScanner, parseCidr, RAW, type LogEvent } from '../src/index.js';
+import { addressBits, cidrContains, compileRule, compileValue, decodeLine, LiteralScanner, lowerCase, normalizeAddress, parseCidr, RAW, type LogEvent } from '../src/index.js';
 import { parseClfTime } from '../src/decode-time.js';
 
 // The hot-path shortcuts must give exactly the answers of the plain definitions they replace:
@@ -21,8 +21,10 @@ test('the scanner answers contains exactly as toLowerCase().includes, per field 
   const ids = lits.map((l) => [sc.register('f', l), sc.register(RAW, l)] as const);
   const idsQ = lits.map((l) => sc.register('cs-uri-query', l));
   const idsU = lits.map((l) => sc.register('cs-user-agent', l));
+  const idsC = lits.map((l) => sc.register('cordon-uri', l));
   const q = sc.fieldId('cs-uri-query');
   const u = sc.fieldId('cs-user-agent');
+  const c = sc.fieldId('cordon-uri');
   const f = sc.fieldId('f');
   const raw = sc.fieldId(RAW);
   for (let n = 0; n < 3000; n++) {
@@ -32,14 +34,26 @@ test('the scanner answers contains exactly as toLowerCase().includes, per field 
     const acc = decodeLine(`1.2.3.4 - - [05/Mar/2007:14:39:21 +0100] "GET /${v.replace(/[ "]/g, '_')} HTTP/1.1" 200 1 "-" "${v.replace(/"/g, '_')}"`, { refMs: REF });
     const uri = acc.fields['cs-uri-query']!;
     const ua = acc.fields['cs-user-agent']!;
+    // the decoded URI: the URI's span in the line when it holds no escape, else a text of its own
+    const decoded = acc.fields['cordon-uri']!;
     lits.forEach((l, k) => {
       assert.equal(sc.has(ev, f, ids[k]![0]), v.toLowerCase().includes(l), `${JSON.stringify(v)} contains ${l}`);
       assert.equal(sc.has(ev, raw, ids[k]![1]), ev.raw.toLowerCase().includes(l), `raw ${JSON.stringify(ev.raw)} contains ${l}`);
       assert.equal(sc.has(acc, q, idsQ[k]!), uri.toLowerCase().includes(l), `uri ${JSON.stringify(uri)} contains ${l}`);
       assert.equal(sc.has(acc, u, idsU[k]!), ua.toLowerCase().includes(l), `agent ${JSON.stringify(ua)} contains ${l}`);
+      assert.equal(sc.has(acc, c, idsC[k]!), decoded.toLowerCase().includes(l), `decoded ${JSON.stringify(decoded)} contains ${l}`);
       assert.equal(sc.has(acc, raw, ids[k]![1]), acc.raw.toLowerCase().includes(l), `line ${JSON.stringify(acc.raw)} contains ${l}`);
     });
   }
+});
+
+test('every literal found is listed for the prefilter, however many', () => {
+  const sc = new LiteralScanner();
+  const lits = Array.from({ length: 150 }, (_, i) => `w${String(i).padStart(3, '0')}`);
+  const ids = lits.map((l) => sc.register('f', l));
+  const ev = { raw: '', fields: { f: lits.join(' ').toUpperCase() } } as unknown as LogEvent;
+  sc.scanFields(ev, Int32Array.of(sc.fieldId('f')));
+  assert.deepEqual([...sc.hits.subarray(0, sc.hitCount)].sort((a, b) => a - b), ids);
 });
 
 test('fields that are slices of the line are answered by the one pass over it, within their span', () => {
@@ -52,13 +66,22 @@ test('fields that are slices of the line are answered by the one pass over it, w
   const line = (uri: string, ua: string): LogEvent =>
     decodeLine(`1.2.3.4 - - [05/Mar/2007:14:39:21 +0100] "GET ${uri} HTTP/1.1" 200 1 "-" "${ua}"`, { refMs: REF });
   const ev = line('/index.html', 'Mozilla/5.0');
-  assert.ok(ev.at, 'access lines carry spans');
+  assert.ok(ev.spans, 'access lines carry spans');
   assert.ok(!rule.match(ev), 'a literal in the user agent is not in the URI');
   assert.ok(rule.match(line('/MOZILLA/x', 'curl')));
   assert.ok(!rule.match(line('/a?q=mozilla', 'curl')), 'the query is not part of the stem');
 });
 
+test('lowerCase, which skips toLowerCase for undecodable bytes and lower-case ASCII, is toLowerCase', () => {
+  for (let n = 0; n < 5000; n++) {
+    const s = word(30) + (rnd(2) ? '\ufffd'.repeat(rnd(40)) : '') + word(5).toLowerCase();
+    assert.equal(lowerCase(s), s.toLowerCase(), JSON.stringify(s));
+  }
+  for (const s of ['\ufffd\ufffd/a', '\ufffdA', '\ufffd\u0130', '\ufffd\u212a', '\ufffd\u03a3 ']) assert.equal(lowerCase(s), s.toLowerCase(), JSON.stringify(s));
+});
+
 test('equality, prefix and suffix read the original text with the same answers as on lower-cased text', () => {
+  assert.ok(compileValue('', []).folded!('') && !compileValue('', []).folded!('x'), 'the empty value needs no lower-casing either');
   const values = ['abc', 'kI', 'd/', 'é', 'ab'];
   for (const mod of [[], ['startswith'], ['endswith']]) {
     for (const val of values) {
@@ -83,10 +106,17 @@ test('IPv4 CIDR without BigInt agrees with the general path', () => {
     const { net4: _n, mask4: _m, ...slow } = c;
     for (const a of addrs) assert.equal(cidrContains(c, a), cidrContains(slow, a), `${a} in ${c.net}/${c.mask}`);
   }
+  // an IPv6 network never holds a plain IPv4 address: answered without BigInt too
+  for (const c of ['::1/128', 'fc00::/7', '::/0', '::ffff:0:0/96'].map((n) => parseCidr(n)!)) {
+    for (const a of addrs) {
+      const b = addressBits(normalizeAddress(a));
+      assert.equal(cidrContains(c, a), b !== null && b.v === 6 && (b.bits & c.mask) === c.net, `${a} in ${c.net}/${c.mask}`);
+    }
+  }
 });
 
 test('the CLF stamp fast path agrees with the regex', () => {
-  for (const s of ['10/Oct/2000:13:55:36 -0700', '05/mar/2007:14:39:21 +0130', '05/Xyz/2007:14:39:21 +0100', '5/Mar/2007:14:39:21 +0100', '05/Mar/2007:14:39:21 Z', '05/Mar/2007:14:39:21 +01:00', '0a/Mar/2007:14:39:21 +0100']) {
+  for (const s of ['10/Oct/2000:13:55:36 -0700', '05/mar/2007:14:39:21 +0130', '05/MAR/2007:14:39:21 +0130', '05/Dec/2007:14:39:21 +0130', '05/\u212aan/2007:14:39:21 +0100', '05/Xyz/2007:14:39:21 +0100', '5/Mar/2007:14:39:21 +0100', '05/Mar/2007:14:39:21 Z', '05/Mar/2007:14:39:21 +01:00', '0a/Mar/2007:14:39:21 +0100']) {
     const t = parseClfTime(s);
     const viaRegex = parseClfTime(`${s} `.trimEnd().padEnd(27, ' ')); // length ≠ 26: the regex path
     assert.equal(t, viaRegex, s);

@@ -1,0 +1,85 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { boundedRegex, builtinRulesDir, compileRegex, requiredLiterals } from '../src/index.js';
+
+// A regex's required literals may be weaker than they could be (null), never wrong: a line the
+// regex matches always holds one of them.
+
+const req = (src: string, flags = ''): string[] | null => {
+  const r = requiredLiterals(src, flags);
+  return r && [...r].sort();
+};
+
+test('required literals of sequences, alternations, classes and repeats', () => {
+  assert.deepEqual(req('(?:/etc/passwd|\\.\\./)'), ['../', '/etc/passwd']);
+  assert.deepEqual(req('[/\\\\]\\.\\.(?:$|[?;&])'), ['/..', '\\..'].concat(['/..&', '/..;', '/..?', '\\..&', '\\..;', '\\..?']).sort());
+  assert.deepEqual(req('^(?:https?|ftp)://'), ['ftp://', 'http://', 'https://']);
+  assert.deepEqual(req('\\?-[ds]\\+?\\s*\\w'), ['?-d', '?-d+', '?-s', '?-s+']);
+  assert.deepEqual(req('FAILED SU'), ['failed su'], 'lower-cased: the scan ignores case');
+  assert.deepEqual(req('(?:ab)+cdef'), ['cdef']);
+  assert.deepEqual(req('x(?:abc)+y'), ['abc']);
+  assert.deepEqual(req('(?<ip>\\d+) port (?:foo|bar)'), [' port foo', ' port bar'].sort());
+  assert.deepEqual(req('a(?=bcd)efg'), ['aefg'], 'a lookahead consumes nothing');
+});
+
+test('no requirement when a match may hold no literal of three characters', () => {
+  for (const src of ['--\\s*$', 'a|bcd', 'x{0}abc|d', '(?:abc)?', '(?:abc)*', '.{3}', '[a-z]{5}', '(a)\\1bc', '(?<x>a)\\k<x>', '[^abc]{4}']) {
+    assert.equal(req(src), null, src);
+  }
+  assert.deepEqual(req('é+abc|xyz.'), ['abc', 'xyz'], 'a non-ASCII character is any character');
+  assert.equal(req('abc', 'u'), null, 'unicode mode is not analysed');
+});
+
+/** Every `|re` value of the built-in rules, with the flags the rule loader gives it. */
+function builtinRegexes(): RegExp[] {
+  const out: RegExp[] = [];
+  const dir = builtinRulesDir();
+  const walk = (node: unknown, key: string): void => {
+    if (typeof node === 'string' && key.split('|').includes('re')) out.push(compileRegex(node.replace(/<HOST>/g, '(?:\\S+)')));
+    else if (Array.isArray(node)) for (const n of node) walk(n, key);
+    else if (node && typeof node === 'object') for (const [k, v] of Object.entries(node)) walk(v, k);
+  };
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.yml'))) {
+    for (const d of parseAllDocuments(readFileSync(join(dir, f), 'utf8'))) walk((d.toJS() as Record<string, unknown>)['detection'], '');
+  }
+  return out;
+}
+
+test('every match of the built-in rules’ regexes holds a required literal', () => {
+  const regexes = builtinRegexes();
+  assert.ok(regexes.length > 30);
+  let seed = 11;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let checked = 0;
+  for (const re of regexes) {
+    const lits = requiredLiterals(re.source, re.flags);
+    if (!lits) continue;
+    // strings made of pieces of the pattern's own text, in both cases: many of them match
+    const pieces = re.source.split(/[\\()[\]|?*+{}^$]+/).filter(Boolean);
+    for (let n = 0; n < 3000; n++) {
+      let s = '';
+      for (let k = rnd(4); k >= 0; k--) {
+        const p = pieces[rnd(pieces.length)]!;
+        s += rnd(2) ? p.toUpperCase() : p;
+        s += ['', ' ', '/', '../', "'", '1', '%'][rnd(7)];
+      }
+      if (!re.test(s)) continue;
+      checked++;
+      const lower = s.toLowerCase();
+      assert.ok(lits.some((l) => lower.includes(l)), `${re} matches ${JSON.stringify(s)} but holds none of ${JSON.stringify(lits)}`);
+    }
+  }
+  assert.ok(checked > 100, `only ${checked} matching strings were tried`);
+});
+
+test('bounded regexes: anchored, no unbounded repeat, no top-level alternative', () => {
+  for (const src of ['^(?:4\\d\\d|5\\d\\d)$', '^[45]', '^GET [*+]', '^a{2,5}b\\+']) assert.ok(boundedRegex(src, ''), src);
+  for (const src of ['4\\d\\d', '^a|b', '^a+', '^(?!x\\S+)', '^a{2,}', '^[^]]*']) assert.ok(!boundedRegex(src, ''), src);
+  assert.ok(!boundedRegex('^abc', 'm'), 'with m, ^ matches after every newline');
+});
