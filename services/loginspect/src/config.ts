@@ -51,6 +51,10 @@ export const loginspectServiceConfigSchema = z
     alertsTopic: z.string().min(1).default('cordon.alerts.v1'),
     blocksTopic: z.string().min(1).default('cordon.blocks.v1'),
     dlqTopic: z.string().min(1).default('cordon.dlq.v1'),
+    /** Checkpoints of the per-partition state (threshold counters, sessions, offenders). */
+    stateTopic: z.string().min(1).default('cordon.state.v1'),
+    /** At most this long between checkpoints of a partition that saw input (ms). */
+    checkpointIntervalMs: z.number().int().positive().default(5000),
     maxBatchRecords: z.number().int().positive().default(500),
     inspector: inspectorConfigSchema.default({}),
   })

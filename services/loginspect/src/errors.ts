@@ -23,3 +23,8 @@ export const ERR_LOGINSPECT_USAGE = defineError(
   'CORDON_ERR_LOGINSPECT_USAGE',
   (detail: string) => `${detail}; usage: cordon logtest --log FILE [--rules DIR]… [--no-sigma] [--sigma DIR] [--year YYYY]`,
 );
+/** A checkpoint of the stage's state that cannot be read: the partition starts with empty state. */
+export const ERR_LOGINSPECT_STATE = defineError(
+  'CORDON_ERR_LOGINSPECT_STATE',
+  (detail: string) => `loginspect checkpoint is unreadable: ${detail}`,
+);

@@ -4,7 +4,9 @@ import { decodeLine, KIND, type LogEvent } from './decode.js';
 import { builtinRulesDir, fieldText, loadRuleDir, type CompiledRule, type RuleSet } from './detect-rules.js';
 import { LiteralScanner } from './detect-literals.js';
 import { LiteralPrefilter } from './prefilter.js';
-import { ThresholdTable, type Crossing } from './threshold.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { ThresholdTable, type CounterSnapshot, type Crossing } from './threshold.js';
+import { ERR_LOGINSPECT_STATE } from './errors.js';
 
 /**
  * The pure stage: raw line → decoded event → rule matches (with the attacker's address) →
@@ -53,6 +55,14 @@ export interface InspectState {
   counters: { lines: number; detections: number; blocks: number; thresholdEvictions: number };
 }
 
+interface StateDoc {
+  v: 1;
+  clockMs: number;
+  sessions: Array<[string, string]>;
+  offenders: Array<[string, number, number]>;
+  thresholds: CounterSnapshot[];
+}
+
 /** Where sshd names its peer; remembered per pid so later lines of the connection can be attributed. */
 const SSH_PEER = /(?:^|\s|;)(?:from|by|Connection from|Remote:)\s*(?:(?:authenticating |invalid )?user \S* ?)?((?:::ffff:)?\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f])(?: port \d+|$|\s*\[preauth\]|:|-\d+;)/;
 
@@ -88,6 +98,41 @@ export class LogInspector {
       clockMs: 0,
       counters: { lines: 0, detections: 0, blocks: 0, thresholdEvictions: 0 },
     };
+  }
+
+  /**
+   * The state as bytes for a checkpoint (gzip'd JSON, versioned): threshold counters, sshd
+   * sessions, repeat offenders, the log clock — what a restarted stage needs to count on
+   * where it stopped (a brute force in progress keeps its count across a restart).
+   */
+  saveState(state: InspectState): Buffer {
+    const doc: StateDoc = {
+      v: 1,
+      clockMs: state.clockMs,
+      sessions: [...state.sessions],
+      offenders: [...state.offenders].map(([ip, o]) => [ip, o.count, o.lastMs]),
+      thresholds: state.thresholds.snapshot(),
+    };
+    return gzipSync(JSON.stringify(doc));
+  }
+
+  /** A state from `saveState` bytes; throws CORDON_ERR_LOGINSPECT_STATE for bytes it cannot use. */
+  loadState(bytes: Buffer): InspectState {
+    let doc: StateDoc;
+    try {
+      doc = JSON.parse(gunzipSync(bytes).toString('utf8')) as StateDoc;
+    } catch (err) {
+      throw ERR_LOGINSPECT_STATE.withCause(err, (err as Error).message);
+    }
+    if (doc?.v !== 1 || !Array.isArray(doc.sessions) || !Array.isArray(doc.offenders) || !Array.isArray(doc.thresholds) || typeof doc.clockMs !== 'number') {
+      throw ERR_LOGINSPECT_STATE('not a version 1 loginspect state');
+    }
+    const state = this.newState();
+    state.clockMs = doc.clockMs;
+    for (const [k, v] of doc.sessions.slice(-this.config.maxSessions)) state.sessions.set(String(k), String(v));
+    for (const [ip, count, lastMs] of doc.offenders.slice(-this.config.maxThresholdKeys)) state.offenders.set(String(ip), { count: Number(count), lastMs: Number(lastMs) });
+    state.thresholds = ThresholdTable.restore(this.config.maxThresholdKeys, doc.thresholds);
+    return state;
   }
 
   private rulesFor(kinds: number): { rules: CompiledRule[]; pre: LiteralPrefilter } {

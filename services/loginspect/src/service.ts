@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { childContext, describeError, type Context } from '@cordon/runtime';
-import type { Batch, Bus, ProduceRecord } from '@cordon/bus';
+import { partitionForKey, readTable, type Batch, type Bus, type ConsumedRecord, type ProduceRecord, type TopicPartition } from '@cordon/bus';
 import { agentEnforcer, blockKey, codecFor, TOPICS, type Alert, type BlockDecision, type LogBatch, deadLetter } from '@cordon/schemas';
 import { parseLoginspectConfig, type LoginspectServiceConfig, type LoginspectServiceConfigInput } from './config.js';
-import { ERR_LOGINSPECT_BAD_BATCH } from './errors.js';
+import { ERR_LOGINSPECT_BAD_BATCH, ERR_LOGINSPECT_STATE } from './errors.js';
 import { LogInspector, type BlockRequest, type Detection, type InspectState } from './inspector.js';
 
 /**
@@ -14,8 +14,13 @@ import { LogInspector, type BlockRequest, type Detection, type InspectState } fr
  * Outputs are sent before the batch's offset is committed (at-least-once), and every id is
  * derived from the input (alert: vm + source + line offset + rule; block: enforcer + address
  * + log time), so a redelivered batch produces the same records again, which the sink and the
- * compacted blocks topic absorb. Threshold state is soft: after a restart or a rebalance the
- * counters start empty (a brute force in progress needs its N failures again).
+ * compacted blocks topic absorb.
+ *
+ * The per-partition state (threshold counters, sshd sessions, repeat offenders) is
+ * checkpointed to `cordon.state.v1` every `checkpointIntervalMs` and when a partition is given
+ * up; whoever gets the partition next restores it and re-reads the input from the
+ * checkpoint's offset — a brute force in progress keeps its count across a restart or a
+ * rebalance, and the lines re-read give the same ids again.
  */
 
 const STAGE = 'loginspect';
@@ -112,8 +117,18 @@ export function startLoginspectService(opts: LoginspectServiceOptions): Loginspe
   const logsCodec = codecFor(TOPICS.logs);
   const alertsCodec = codecFor(TOPICS.alerts);
   const blocksCodec = codecFor(TOPICS.blocks);
+  const stateCodec = codecFor(TOPICS.state);
   const producer = bus.producer();
-  const states = new Map<number, InspectState>();
+  /** Per input partition: its state, the next offset it reflects, when it was last saved. */
+  const states = new Map<number, { state: InspectState; next: bigint; savedNext: bigint; savedAt: number }>();
+
+  // one operation at a time (a batch, a checkpoint, a rebalance callback): they share `states`
+  let lock: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = lock.then(fn, fn);
+    lock = run.catch(() => undefined);
+    return run;
+  };
 
   const consumer = bus.consumer({
     groupId: config.groupId,
@@ -121,19 +136,101 @@ export function startLoginspectService(opts: LoginspectServiceOptions): Loginspe
     fromBeginning: true,
     autoCommit: true,
     maxBatchRecords: config.maxBatchRecords,
-    onRevoke: (tps) => {
-      for (const tp of tps) if (tp.topic === config.inputTopic) states.delete(tp.partition);
-    },
+    onAssign: (tps) => exclusive(() => restore(tps)),
+    onRevoke: (tps) =>
+      exclusive(async () => {
+        const mine = tps.filter((tp) => tp.topic === config.inputTopic).map((tp) => tp.partition);
+        await checkpoint(mine);
+        for (const p of mine) states.delete(p);
+      }),
   });
+
+  const stateKey = (p: number) => `${STAGE}|${config.inputTopic}|${p}`;
+  /** Without the state topic (a bare test bus) the stage runs, without checkpoints. */
+  let checkpoints = true;
+
+  async function checkpoint(partitions: number[]): Promise<void> {
+    const records: ProduceRecord[] = [];
+    for (const p of partitions) {
+      const s = states.get(p);
+      if (!checkpoints) break;
+      if (!s || s.next === s.savedNext) continue;
+      records.push({
+        key: Buffer.from(stateKey(p)),
+        value: stateCodec.encode({
+          stage: STAGE,
+          input_topic: config.inputTopic,
+          input_partition: p,
+          input_offset: Number(s.next),
+          ts_us: clock.now() * 1000,
+          state: inspector.saveState(s.state),
+          output_offsets: {},
+          emitted_ids: [],
+        }),
+      });
+      s.savedNext = s.next;
+      s.savedAt = clock.now();
+    }
+    if (records.length === 0) return;
+    try {
+      await producer.send(config.stateTopic, records);
+      metrics.inc('checkpoints', records.length);
+    } catch (err) {
+      // a lost checkpoint costs counts after a restart, never input: the stage goes on
+      for (const p of partitions) {
+        const s = states.get(p);
+        if (s) s.savedNext = -1n;
+      }
+      metrics.inc('errors');
+      log.warn({ err: describeError(err), topic: config.stateTopic }, 'A loginspect checkpoint could not be written; the next one retries.');
+    }
+  }
+
+  /** Newly assigned partitions: state and position from their checkpoint, when there is one. */
+  async function restore(tps: TopicPartition[]): Promise<void> {
+    const mine = tps.filter((tp) => tp.topic === config.inputTopic && !states.has(tp.partition)).map((tp) => tp.partition);
+    if (mine.length === 0) return;
+    const info = (await bus.admin.listTopics()).find((t) => t.name === config.stateTopic);
+    if (!info) {
+      if (checkpoints) log.warn({ topic: config.stateTopic }, 'The state topic does not exist: loginspect state is not checkpointed.');
+      checkpoints = false;
+      return;
+    }
+    const wanted = new Map(mine.map((p) => [Buffer.from(stateKey(p)).toString('base64'), p]));
+    const table = await readTable(bus, config.stateTopic, { partitions: [...new Set(mine.map((p) => partitionForKey(Buffer.from(stateKey(p)), info.partitions, () => 0)))] });
+    for (const [k, rec] of table) {
+      const p = wanted.get(k);
+      if (p === undefined || !rec.value) continue;
+      try {
+        const st = stateCodec.decode(rec.value);
+        const state = inspector.loadState(st.state);
+        const next = BigInt(st.input_offset);
+        states.set(p, { state, next, savedNext: next, savedAt: clock.now() });
+        consumer.seek({ topic: config.inputTopic, partition: p, offset: next });
+        metrics.inc('restored');
+        log.info({ partition: p, offset: String(next), counters: state.thresholds.size }, 'Loginspect state restored from its checkpoint.');
+      } catch (err) {
+        // fail open: the partition goes on with empty state, the bad record goes to the DLQ
+        metrics.inc('errors');
+        const e = ERR_LOGINSPECT_STATE.is(err) ? err : ERR_LOGINSPECT_STATE.withCause(err, describeError(err).message);
+        log.error({ err: e, partition: p }, 'A loginspect checkpoint is unreadable; the partition starts with empty state.');
+        await producer.send(config.dlqTopic, [stateLetter(rec, e)]);
+      }
+    }
+  }
 
   const dlq = (batch: Batch, offset: bigint, key: Buffer | null, value: Buffer | null, err: unknown): ProduceRecord =>
     deadLetter(STAGE, { topic: batch.topic, partition: batch.partition, offset }, { key, value }, err, clock.now() * 1000);
 
+  const stateLetter = (rec: ConsumedRecord, err: unknown): ProduceRecord =>
+    deadLetter(STAGE, { topic: rec.topic, partition: rec.partition, offset: rec.offset }, { key: rec.key, value: rec.value }, err, clock.now() * 1000);
+
   async function handleBatch(batch: Batch): Promise<void> {
     // A batch in flight when stop() is called is finished: with auto-commit, skipping it would lose it.
     if (batch.topic !== config.inputTopic) return;
-    let state = states.get(batch.partition);
-    if (!state) states.set(batch.partition, (state = inspector.newState()));
+    let slot = states.get(batch.partition);
+    if (!slot) states.set(batch.partition, (slot = { state: inspector.newState(), next: -1n, savedNext: -1n, savedAt: clock.now() }));
+    const state = slot.state;
     const alerts: ProduceRecord[] = [];
     const blocks: ProduceRecord[] = [];
     const letters: ProduceRecord[] = [];
@@ -174,9 +271,11 @@ export function startLoginspectService(opts: LoginspectServiceOptions): Loginspe
     metrics.inc('sent', alerts.length + blocks.length);
     metrics.inc('alerts', alerts.length);
     metrics.inc('blocks', blocks.length);
+    slot.next = batch.records[batch.records.length - 1]!.offset + 1n;
+    if (clock.now() - slot.savedAt >= config.checkpointIntervalMs) await checkpoint([batch.partition]);
   }
 
-  const running = consumer.run(handleBatch);
+  const running = consumer.run((batch) => exclusive(() => handleBatch(batch)));
   let stopped: Promise<void> | null = null;
   return {
     config,
@@ -184,6 +283,7 @@ export function startLoginspectService(opts: LoginspectServiceOptions): Loginspe
     done: running,
     stop(): Promise<void> {
       stopped ??= (async () => {
+        // the consumer's revoke checkpoints every partition it gives up
         await consumer.close();
         await running.catch(() => undefined);
         await producer.close();

@@ -17,6 +17,7 @@ export interface Crossing {
 
 interface Counter {
   key: string;
+  groupName: string;
   /** The counters of its group, to leave when forgotten. */
   group: Map<string, Counter>;
   /** Event times in the window (ascending). */
@@ -27,6 +28,15 @@ interface Counter {
   older: Counter | null;
   newer: Counter | null;
   linked: boolean;
+}
+
+/** One counter as a checkpoint holds it. */
+export interface CounterSnapshot {
+  group: string;
+  key: string;
+  times: number[];
+  /** [distinct value, last time seen] for count(field) rules. */
+  values: Array<[string, number]> | null;
 }
 
 export class ThresholdTable {
@@ -52,7 +62,7 @@ export class ThresholdTable {
     let c = group.get(key);
     if (c) this.unlink(c);
     else {
-      c = { key, group, times: [], values: spec.distinct ? new Map() : null, older: null, newer: null, linked: false };
+      c = { key, groupName: spec.group, group, times: [], values: spec.distinct ? new Map() : null, older: null, newer: null, linked: false };
       group.set(key, c);
       this.count++;
     }
@@ -84,6 +94,29 @@ export class ThresholdTable {
     if (count < spec.count) return null;
     this.forget(c);
     return { group: spec.group, key, count, windowMs: spec.windowMs, firstMs };
+  }
+
+  /** Every counter, least recently touched first (the order `restore` needs to evict alike). */
+  snapshot(): CounterSnapshot[] {
+    const out: CounterSnapshot[] = [];
+    for (let c = this.oldest; c; c = c.newer) {
+      out.push({ group: c.groupName, key: c.key, times: [...c.times], values: c.values ? [...c.values] : null });
+    }
+    return out;
+  }
+
+  /** A table holding `counters` (from `snapshot`), in their recency order. */
+  static restore(maxKeys: number, counters: CounterSnapshot[]): ThresholdTable {
+    const t = new ThresholdTable(maxKeys);
+    for (const s of counters.slice(-maxKeys)) {
+      let group = t.groups.get(s.group);
+      if (!group) t.groups.set(s.group, (group = new Map()));
+      const c: Counter = { key: s.key, groupName: s.group, group, times: [...s.times], values: s.values ? new Map(s.values) : null, older: null, newer: null, linked: false };
+      group.set(s.key, c);
+      t.count++;
+      t.append(c);
+    }
+    return t;
   }
 
   /** Make `c` the most recently touched. */

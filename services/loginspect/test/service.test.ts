@@ -98,3 +98,47 @@ test('auth failures in a log batch become alerts and a block for the shipping ag
   assert.equal(metrics.get('loginspect.errors'), 1);
   await bus.close();
 });
+
+test('threshold counts survive a restart: the checkpoint carries them, the fifth failure still blocks', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-loginspect-ckpt-'));
+  const bus = createEmbeddedBus({ dataDir: dir, ctx: createContext({ log: silentLogger }) });
+  await bus.admin.ensureTopics(
+    [TOPICS.logs, TOPICS.alerts, TOPICS.blocks, TOPICS.dlq, TOPICS.state].map((name) => ({ name, partitions: name === TOPICS.logs ? 2 : 1, cleanupPolicy: name === TOPICS.blocks || name === TOPICS.state ? ('compact' as const) : ('delete' as const), retentionMs: -1 })),
+  );
+  const attack = Array.from({ length: 5 }, (_, i) => `Jun  1 11:59:0${i} web1 sshd[${900 + i}]: Failed password for invalid user admin from 203.0.113.50 port ${40000 + i} ssh2`);
+  const codec = codecFor(TOPICS.logs);
+  const key = Buffer.from('vm-web-1|/var/log/auth.log');
+  const b1 = batch('b1', attack.slice(0, 3));
+  const b2 = batch('b2', attack.slice(3), b1.lines.at(-1)!.offset + 200);
+  const producer = bus.producer();
+  try {
+    const m1 = new Metrics();
+    const first = startLoginspectService({ bus, ctx: createContext({ log: silentLogger, metrics: m1 }) });
+    await producer.send(TOPICS.logs, [{ key, value: codec.encode(b1) }]);
+    await waitFor('three alerts', async () => (await count(bus, TOPICS.alerts)) >= 3);
+    await first.stop();
+    assert.equal(await count(bus, TOPICS.blocks), 0, 'three failures do not block');
+    assert.ok((m1.get('loginspect.checkpoints') ?? 0) >= 1, 'stopping checkpoints the partition');
+
+    const m2 = new Metrics();
+    const second = startLoginspectService({ bus, ctx: createContext({ log: silentLogger, metrics: m2 }) });
+    await producer.send(TOPICS.logs, [{ key, value: codec.encode(b2) }]);
+    await waitFor('the block', async () => (await count(bus, TOPICS.blocks)) >= 1);
+    await second.stop();
+    assert.equal(m2.get('loginspect.restored'), 1);
+    const bd = codecFor(TOPICS.blocks).decode((await readAll(bus, TOPICS.blocks))[0]!.value!);
+    assert.equal(bd.created_us, Date.UTC(2024, 5, 1, 11, 59, 4) * 1000, 'the fifth failure, counted across the restart');
+    const ids = (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!).alert_id);
+    assert.equal(new Set(ids).size, 5, 'one alert per failure');
+
+    // a checkpoint that does not decode: the partition starts empty, the record goes to the DLQ
+    await producer.send(TOPICS.state, [{ key: Buffer.from(`loginspect|${TOPICS.logs}|${[...(await bus.admin.endOffsets(TOPICS.logs)).entries()].find(([, e]) => e > 0n)![0]}`), value: Buffer.from('garbage') }]);
+    const m3 = new Metrics();
+    const third = startLoginspectService({ bus, ctx: createContext({ log: silentLogger, metrics: m3 }) });
+    await waitFor('the dead letter', async () => (await readAll(bus, TOPICS.dlq)).some((r) => codecFor(TOPICS.dlq).decode(r.value!).error_code === 'CORDON_ERR_LOGINSPECT_STATE'));
+    await third.stop();
+  } finally {
+    await producer.close();
+    await bus.close();
+  }
+});
