@@ -4,6 +4,7 @@
 //! is bounded.
 
 use crate::applayer_decompress::decode_layer;
+use std::borrow::Cow;
 
 /// Headers larger than this end the header section (libhtp's field limit is similar).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -20,14 +21,14 @@ pub struct HttpTx {
     pub uri_raw: Vec<u8>,
     pub uri_norm: Vec<u8>,
     pub req_protocol: Vec<u8>,
-    pub req_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub req_headers: Headers,
     pub req_headers_raw: Vec<u8>,
     pub req_body: Vec<u8>,
     pub response_line: Vec<u8>,
     pub res_protocol: Vec<u8>,
     pub status: Vec<u8>,
     pub status_msg: Vec<u8>,
-    pub res_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub res_headers: Headers,
     pub res_headers_raw: Vec<u8>,
     /// Response body after dechunking and decompression (file_data).
     pub res_body: Vec<u8>,
@@ -63,10 +64,102 @@ impl HttpTx {
         *self = keep;
     }
     pub fn req_header(&self, name: &str) -> Option<&[u8]> {
-        self.req_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_slice())
+        self.req_headers.get(name.as_bytes())
     }
     pub fn res_header(&self, name: &str) -> Option<&[u8]> {
-        self.res_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.as_slice())
+        self.res_headers.get(name.as_bytes())
+    }
+}
+
+/// A message's headers in order, names and values in one buffer: a side costs two
+/// allocations, not two per header.
+#[derive(Default, Debug, Clone)]
+pub struct Headers {
+    bytes: Vec<u8>,
+    /// Per header: name start, name end (= value start), value end.
+    spans: Vec<(u32, u32, u32)>,
+    /// Bytes left behind by moved values; compacted away once they outweigh the rest, so
+    /// hostile repetitions cannot grow the buffer beyond twice its live size.
+    dead: usize,
+}
+
+impl Headers {
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|&(s, m, e)| (&self.bytes[s as usize..m as usize], &self.bytes[m as usize..e as usize]))
+    }
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+    /// The first header of this name (ASCII case ignored).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+    fn last(&self) -> Option<(&[u8], &[u8])> {
+        self.iter().last()
+    }
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.dead = 0;
+    }
+    /// Drop the last header.
+    fn pop(&mut self) {
+        if let Some((s, _, _)) = self.spans.pop() {
+            self.bytes.truncate(s as usize);
+        }
+    }
+    fn push(&mut self, name: &[u8], value: &[u8]) {
+        if self.spans.capacity() == 0 {
+            self.spans.reserve(TYPICAL_HEADERS);
+            self.bytes.reserve(TYPICAL_HEADER_BYTES);
+        }
+        let s = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(name);
+        let m = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(value);
+        self.spans.push((s, m, self.bytes.len() as u32));
+    }
+    /// Append to the value of header `i`. A header that is not last in the buffer moves to the
+    /// end first (repeated headers are rare).
+    fn append_value(&mut self, i: usize, parts: &[&[u8]]) {
+        if self.spans[i].2 as usize != self.bytes.len() && self.dead > self.bytes.len() / 2 {
+            self.compact();
+        }
+        let (mut s, mut m, e) = self.spans[i];
+        if e as usize != self.bytes.len() {
+            let ns = self.bytes.len() as u32;
+            self.bytes.extend_from_within(s as usize..e as usize);
+            self.dead += (e - s) as usize;
+            (s, m) = (ns, ns + (m - s));
+        }
+        for p in parts {
+            self.bytes.extend_from_slice(p);
+        }
+        self.spans[i] = (s, m, self.bytes.len() as u32);
+    }
+    /// Rewrite the buffer with only the live headers.
+    fn compact(&mut self) {
+        let mut bytes = Vec::with_capacity(self.bytes.len() - self.dead);
+        for sp in &mut self.spans {
+            let (s, m, e) = *sp;
+            let ns = bytes.len() as u32;
+            bytes.extend_from_slice(&self.bytes[s as usize..e as usize]);
+            *sp = (ns, ns + (m - s), ns + (e - s));
+        }
+        self.bytes = bytes;
+        self.dead = 0;
+    }
+    /// Add a header; repeated headers are joined with ", " except Content-Length (first wins).
+    fn add(&mut self, name: &[u8], value: &[u8]) {
+        let seen = if name.is_empty() { None } else { self.iter().position(|(n, _)| n.eq_ignore_ascii_case(name)) };
+        match seen {
+            Some(i) if !name.eq_ignore_ascii_case(b"content-length") => self.append_value(i, &[b", ", value]),
+            Some(_) => {}
+            None => self.push(name, value),
+        }
     }
 }
 
@@ -163,40 +256,34 @@ fn contains_nocase_nozero(hay: &[u8], needle: &[u8]) -> bool {
     h.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Take one line (through LF) from the front of buf; returns it without the line ending.
-fn take_line(buf: &[u8], consumed: &mut usize) -> Option<Vec<u8>> {
+/// Take one line (through LF) from buf at `consumed`; returns it without the line ending.
+fn take_line<'a>(buf: &'a [u8], consumed: &mut usize) -> Option<&'a [u8]> {
     let rest = &buf[*consumed..];
     let lf = memchr::memchr(b'\n', rest)?;
-    let mut line = rest[..lf].to_vec();
     *consumed += lf + 1;
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    Some(line)
+    let line = &rest[..lf];
+    Some(line.strip_suffix(b"\r").unwrap_or(line))
 }
 
 /// Like take_line, but a lone CR (not followed by LF) also ends a line, as libhtp accepts in
 /// response headers. A CR at the very end of the data waits for the next byte.
-fn take_line_res(buf: &[u8], consumed: &mut usize) -> Option<Vec<u8>> {
+fn take_line_res<'a>(buf: &'a [u8], consumed: &mut usize) -> Option<&'a [u8]> {
     let rest = &buf[*consumed..];
     let i = memchr::memchr2(b'\n', b'\r', rest)?;
     if rest[i] == b'\n' {
-        let mut line = rest[..i].to_vec();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
         *consumed += i + 1;
-        return Some(line);
+        let line = &rest[..i];
+        return Some(line.strip_suffix(b"\r").unwrap_or(line));
     }
     match rest.get(i + 1) {
         None => None,
         Some(b'\n') => {
             *consumed += i + 2;
-            Some(rest[..i].to_vec())
+            Some(&rest[..i])
         }
         Some(_) => {
             *consumed += i + 1;
-            Some(rest[..i].to_vec())
+            Some(&rest[..i])
         }
     }
 }
@@ -245,25 +332,29 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
     Some(n)
 }
 
-fn parse_header_line(line: &[u8]) -> (Vec<u8>, Vec<u8>) {
+/// A header line's name (NUL bytes removed) and value, both trimmed.
+fn parse_header_line(line: &[u8]) -> (Cow<'_, [u8]>, &[u8]) {
     match memchr::memchr(b':', line) {
-        Some(c) => (trim(&line[..c]).iter().copied().filter(|&b| b != 0).collect(), trim(&line[c + 1..]).to_vec()),
-        None => (Vec::new(), trim(line).to_vec()),
+        Some(c) => {
+            let n = trim(&line[..c]);
+            let n = if n.contains(&0) { Cow::Owned(n.iter().copied().filter(|&b| b != 0).collect()) } else { Cow::Borrowed(n) };
+            (n, trim(&line[c + 1..]))
+        }
+        None => (Cow::Borrowed(&[][..]), trim(line)),
     }
 }
 
-/// Add a header; repeated headers are joined with ", " except Content-Length (first wins).
-fn add_header(hs: &mut Vec<(Vec<u8>, Vec<u8>)>, name: Vec<u8>, value: Vec<u8>) {
-    if !name.is_empty() {
-        if let Some((_, v)) = hs.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
-            if !name.eq_ignore_ascii_case(b"content-length") {
-                v.extend_from_slice(b", ");
-                v.extend_from_slice(&value);
-            }
-            return;
-        }
+/// Header count and header block size most messages stay within: their buffers are sized for
+/// that at the first header line instead of growing through several reallocations.
+const TYPICAL_HEADERS: usize = 12;
+const TYPICAL_HEADER_BYTES: usize = 1024;
+
+/// Append a raw header line to the side's raw header block.
+fn add_raw_header(raw: &mut Vec<u8>, line: &[u8]) {
+    if raw.capacity() == 0 {
+        raw.reserve(TYPICAL_HEADER_BYTES.max(line.len()));
     }
-    hs.push((name, value));
+    raw.extend_from_slice(line);
 }
 
 /// Normalise a request URI the way Suricata's http.uri shows it: percent-decoding of
@@ -285,6 +376,10 @@ pub fn normalize_uri(raw: &[u8]) -> Vec<u8> {
         Some(q) => (&u[..q], &u[q..]),
         None => (u, &b""[..]),
     };
+    // The common case: nothing to decode and no dot segment, so the path stays as it is.
+    if !path.contains(&b'%') && !path.split(|&c| c == b'/').any(|s| s == b"." || s == b"..") {
+        return [path, query].concat();
+    }
     let path = pct_decode_path(path);
     let mut segs: Vec<&[u8]> = Vec::new();
     let abs = path.first() == Some(&b'/');
@@ -363,26 +458,42 @@ impl HttpState {
         self.txs.len() - 1
     }
 
-    /// Feed bytes from the client. Returns true when any tx changed.
+    /// Feed bytes from the client.
     pub fn parse_request(&mut self, data: &[u8]) {
-        self.req.buf.extend_from_slice(data);
+        // Parse the packet's bytes in place when nothing is pending (the usual case), so only
+        // an incomplete tail is copied; otherwise parse the pending bytes with these appended.
+        let mut pending = std::mem::take(&mut self.req.buf);
+        if pending.is_empty() {
+            let c = self.parse_request_bytes(data);
+            pending.extend_from_slice(&data[c..]);
+        } else {
+            pending.extend_from_slice(data);
+            let c = self.parse_request_bytes(&pending);
+            pending.drain(..c);
+        }
+        self.req.buf = pending;
+        self.req.trim();
+    }
+
+    /// Parse client bytes; returns how many were consumed (the rest waits for more data).
+    fn parse_request_bytes(&mut self, input: &[u8]) -> usize {
         let mut c = 0usize;
         loop {
             match self.req.phase {
                 Phase::Stop => {
-                    c = self.req.buf.len();
+                    c = input.len();
                     break;
                 }
                 Phase::Line => {
-                    let Some(line) = take_line(&self.req.buf, &mut c) else { break };
-                    if trim(&line).is_empty() {
+                    let Some(line) = take_line(input, &mut c) else { break };
+                    if trim(line).is_empty() {
                         continue; // leading empty lines are ignored
                     }
                     let t = self.new_tx();
                     self.req.cur = Some(t);
                     let tx = &mut self.txs[t];
-                    tx.request_line = line.clone();
-                    parse_request_line(tx, &line);
+                    tx.request_line = line.to_vec();
+                    parse_request_line(tx, line);
                     tx.req_line_done = true;
                     tx.req_gen += 1;
                     if tx.req_protocol.is_empty() {
@@ -398,8 +509,8 @@ impl HttpState {
                 Phase::Headers => {
                     let Some(t) = self.req.cur else { self.req.phase = Phase::Line; continue };
                     let start = c;
-                    let Some(line) = take_line(&self.req.buf, &mut c) else {
-                        if self.req.buf.len() - c > MAX_HEADER_BYTES {
+                    let Some(line) = take_line(input, &mut c) else {
+                        if input.len() - c > MAX_HEADER_BYTES {
                             self.req.phase = Phase::Stop;
                         }
                         break;
@@ -417,16 +528,14 @@ impl HttpState {
                         }
                         continue;
                     }
-                    tx.req_headers_raw.extend_from_slice(&self.req.buf[start..c]);
+                    add_raw_header(&mut tx.req_headers_raw, &input[start..c]);
                     self.req.header_bytes += c - start;
-                    if is_folding(&line) && !tx.req_headers.is_empty() {
-                        if let Some((_, v)) = tx.req_headers.last_mut() {
-                            v.push(b' ');
-                            v.extend_from_slice(trim(&line));
-                        }
+                    if is_folding(line) && !tx.req_headers.is_empty() {
+                        let last = tx.req_headers.len() - 1;
+                        tx.req_headers.append_value(last, &[b" ", trim(line)]);
                     } else {
-                        let (n, v) = parse_header_line(&line);
-                        add_header(&mut tx.req_headers, n, v);
+                        let (n, v) = parse_header_line(line);
+                        tx.req_headers.add(&n, v);
                     }
                     if self.req.header_bytes > MAX_HEADER_BYTES {
                         tx.req_headers_done = true;
@@ -435,12 +544,8 @@ impl HttpState {
                 }
                 Phase::Body(mode) => {
                     let Some(t) = self.req.cur else { self.req.phase = Phase::Line; continue };
-                    let (nm, done, out) = body_step(mode, &self.req.buf, &mut c, false);
                     let tx = &mut self.txs[t];
-                    if !out.is_empty() {
-                        let room = BODY_LIMIT.saturating_sub(tx.req_body.len());
-                        tx.req_body.extend_from_slice(&out[..out.len().min(room)]);
-                    }
+                    let (nm, done) = body_step(mode, input, &mut c, &mut tx.req_body);
                     if done {
                         tx.req_done = true;
                         tx.req_gen += 1;
@@ -453,26 +558,39 @@ impl HttpState {
                 }
             }
         }
-        self.req.buf.drain(..c.min(self.req.buf.len()));
-        self.req.trim();
+        c.min(input.len())
     }
 
-    /// Feed bytes from the server.
+    /// Feed bytes from the server (parsed in place like requests).
     pub fn parse_response(&mut self, data: &[u8]) {
-        self.res.buf.extend_from_slice(data);
+        let mut pending = std::mem::take(&mut self.res.buf);
+        if pending.is_empty() {
+            let c = self.parse_response_bytes(data);
+            pending.extend_from_slice(&data[c..]);
+        } else {
+            pending.extend_from_slice(data);
+            let c = self.parse_response_bytes(&pending);
+            pending.drain(..c);
+        }
+        self.res.buf = pending;
+        self.res.trim();
+    }
+
+    /// Parse server bytes; returns how many were consumed.
+    fn parse_response_bytes(&mut self, input: &[u8]) -> usize {
         let mut c = 0usize;
         loop {
             match self.res.phase {
                 Phase::Stop => {
-                    c = self.res.buf.len();
+                    c = input.len();
                     break;
                 }
                 Phase::Line => {
                     let start = c;
-                    let Some(line) = take_line_res(&self.res.buf, &mut c) else {
+                    let Some(line) = take_line_res(input, &mut c) else {
                         // No line end yet: data that cannot become "HTTP" is a body already
                         // (HTTP/0.9 style), no need to wait for a line end that may never come.
-                        let rest = trim_start(&self.res.buf[c..]);
+                        let rest = trim_start(&input[c..]);
                         if rest.len() >= 4 && !rest[..4].eq_ignore_ascii_case(b"HTTP") {
                             let t = if self.next_res_tx < self.txs.len() { self.next_res_tx } else { self.new_tx() };
                             self.next_res_tx = t + 1;
@@ -485,13 +603,13 @@ impl HttpState {
                         }
                         break;
                     };
-                    if trim(&line).is_empty() {
+                    if trim(line).is_empty() {
                         continue;
                     }
-                    if !looks_like_response(&line) {
+                    if !looks_like_response(line) {
                         // libhtp: a junk line directly followed by one starting with 'H' is
                         // skipped (e.g. "SIP/2.0 200 ok" then "HTTP/1.1 200 ok").
-                        if matches!(self.res.buf.get(c), Some(b'H') | Some(b'h')) {
+                        if matches!(input.get(c), Some(b'H') | Some(b'h')) {
                             continue;
                         }
                     }
@@ -503,7 +621,7 @@ impl HttpState {
                     self.next_res_tx = t + 1;
                     self.res.cur = Some(t);
                     let tx = &mut self.txs[t];
-                    if !looks_like_response(&line) {
+                    if !looks_like_response(line) {
                         // libhtp: a response line that does not start with "HTTP" is the start
                         // of a body that runs until the connection closes (HTTP/0.9 style).
                         tx.res_line_done = true;
@@ -512,8 +630,8 @@ impl HttpState {
                         self.res.phase = Phase::Body(BodyMode::UntilClose);
                         continue;
                     }
-                    tx.response_line = line.clone();
-                    parse_response_line(tx, &line);
+                    tx.response_line = line.to_vec();
+                    parse_response_line(tx, line);
                     tx.res_line_done = true;
                     tx.res_gen += 1;
                     self.res.phase = Phase::Headers;
@@ -522,8 +640,8 @@ impl HttpState {
                 Phase::Headers => {
                     let Some(t) = self.res.cur else { self.res.phase = Phase::Line; continue };
                     let start = c;
-                    let Some(line) = take_line_res(&self.res.buf, &mut c) else {
-                        if self.res.buf.len() - c > MAX_HEADER_BYTES {
+                    let Some(line) = take_line_res(input, &mut c) else {
+                        if input.len() - c > MAX_HEADER_BYTES {
                             self.res.phase = Phase::Stop;
                         }
                         break;
@@ -541,6 +659,7 @@ impl HttpState {
                         }
                         tx.res_headers_done = true;
                         tx.res_gen += 1;
+                        tx.res_layers = encoding_layers(tx);
                         let mode = response_body_mode(tx);
                         if mode == BodyMode::None {
                             finish_response(tx);
@@ -550,25 +669,26 @@ impl HttpState {
                         }
                         continue;
                     }
-                    tx.res_headers_raw.extend_from_slice(&self.res.buf[start..c]);
+                    add_raw_header(&mut tx.res_headers_raw, &input[start..c]);
                     self.res.header_bytes += c - start;
-                    if is_folding(&line) && !tx.res_headers.is_empty() {
+                    if is_folding(line) && !tx.res_headers.is_empty() {
                         // Join with the previous logical line and parse again, so a name
                         // whose colon arrives on the continuation line still parses.
-                        if let Some((n, v)) = tx.res_headers.pop() {
-                            let mut joined = n.clone();
+                        if let Some((n, v)) = tx.res_headers.last() {
+                            let mut joined = n.to_vec();
                             if !n.is_empty() {
                                 joined.push(b':');
                             }
-                            joined.extend_from_slice(&v);
+                            joined.extend_from_slice(v);
                             joined.push(b' ');
-                            joined.extend_from_slice(trim(&line));
+                            joined.extend_from_slice(trim(line));
+                            tx.res_headers.pop();
                             let (n2, v2) = parse_header_line(&joined);
-                            tx.res_headers.push((n2, v2));
+                            tx.res_headers.push(&n2, v2);
                         }
                     } else {
-                        let (n, v) = parse_header_line(&line);
-                        add_header(&mut tx.res_headers, n, v);
+                        let (n, v) = parse_header_line(line);
+                        tx.res_headers.add(&n, v);
                     }
                     if self.res.header_bytes > MAX_HEADER_BYTES {
                         tx.res_headers_done = true;
@@ -577,13 +697,11 @@ impl HttpState {
                 }
                 Phase::Body(mode) => {
                     let Some(t) = self.res.cur else { self.res.phase = Phase::Line; continue };
-                    let (nm, done, out) = body_step(mode, &self.res.buf, &mut c, true);
                     let tx = &mut self.txs[t];
-                    if !out.is_empty() {
-                        let room = BODY_LIMIT.saturating_sub(tx.res_body_encoded.len());
-                        tx.res_body_encoded.extend_from_slice(&out[..out.len().min(room)]);
-                        update_res_body(tx, false);
-                    }
+                    // Identity bodies are inspected as they arrive; encoded ones are kept as
+                    // received and decoded once complete.
+                    let dst = if tx.res_layers == 0 { &mut tx.res_body } else { &mut tx.res_body_encoded };
+                    let (nm, done) = body_step(mode, input, &mut c, dst);
                     if done {
                         finish_response(tx);
                         self.res.phase = Phase::Line;
@@ -595,8 +713,7 @@ impl HttpState {
                 }
             }
         }
-        self.res.buf.drain(..c.min(self.res.buf.len()));
-        self.res.trim();
+        c.min(input.len())
     }
 
     /// The server side closed (FIN/RST or flow end): bodies delimited by close are complete.
@@ -634,7 +751,7 @@ fn status_number(s: &[u8]) -> Option<u16> {
 fn finish_response(tx: &mut HttpTx) {
     if !tx.res_done {
         tx.res_done = true;
-        update_res_body(tx, true);
+        decode_res_body(tx);
         tx.res_gen += 1;
     }
 }
@@ -651,24 +768,15 @@ fn encoding_layers(tx: &HttpTx) -> usize {
     n.min(DECOMPRESS_LAYER_LIMIT)
 }
 
-/// Recompute the inspected body. Decompression runs on the whole encoded body (bounded), so
-/// partial or damaged streams still yield what decodes.
-/// Body rules run once the body is complete, so decompression happens once, at the end;
-/// identity bodies are the encoded bytes themselves.
-fn update_res_body(tx: &mut HttpTx, final_: bool) {
-    let layers = encoding_layers(tx);
-    if layers == 0 {
-        // Identity: the inspected body is the bytes as they arrive.
-        let enc = std::mem::take(&mut tx.res_body_encoded);
-        let room = BODY_LIMIT.saturating_sub(tx.res_body.len());
-        tx.res_body.extend_from_slice(&enc[..enc.len().min(room)]);
-        return;
-    }
-    if !final_ {
+/// Decode a complete encoded body into the inspected one. Decompression runs on the whole
+/// encoded body (bounded), so partial or damaged streams still yield what decodes; body rules
+/// run once the body is complete, so this happens once.
+fn decode_res_body(tx: &mut HttpTx) {
+    if tx.res_layers == 0 {
         return;
     }
     let mut body = std::mem::take(&mut tx.res_body_encoded);
-    for _ in 0..layers {
+    for _ in 0..tx.res_layers {
         body = decode_layer(&body, BODY_LIMIT);
     }
     tx.res_body = body;
@@ -739,28 +847,45 @@ fn response_body_mode(tx: &HttpTx) -> BodyMode {
     BodyMode::UntilClose
 }
 
-/// Advance a body state machine over buf[*c..]. Returns (new mode, done, decoded bytes).
-fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, _response: bool) -> (BodyMode, bool, Vec<u8>) {
+/// A body's buffer is first sized for its declared length up to this much, so a typical
+/// body is not copied again and again as it grows; a false Content-Length can reserve no more.
+const BODY_RESERVE: usize = 16 * 1024;
+
+/// Append body bytes to `out`, which keeps at most BODY_LIMIT of them (the rest is consumed
+/// and dropped). `declared`: the bytes the body still announces (Content-Length), if known.
+fn keep_body(out: &mut Vec<u8>, b: &[u8], declared: u64) {
+    let room = BODY_LIMIT.saturating_sub(out.len());
+    let b = &b[..b.len().min(room)];
+    if out.capacity() == 0 {
+        out.reserve_exact(b.len().max(declared.min(BODY_RESERVE as u64) as usize));
+    }
+    out.extend_from_slice(b);
+}
+
+/// Advance a body state machine over buf[*c..], appending the decoded bytes to `out`.
+/// Returns (new mode, done).
+fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, out: &mut Vec<u8>) -> (BodyMode, bool) {
     let avail = &buf[*c..];
     match mode {
-        BodyMode::None => (mode, true, Vec::new()),
+        BodyMode::None => (mode, true),
         BodyMode::UntilClose => {
             *c = buf.len();
-            (mode, false, avail.to_vec())
+            keep_body(out, avail, 0);
+            (mode, false)
         }
         BodyMode::Length(n) => {
             let take = (avail.len() as u64).min(n) as usize;
             *c += take;
+            keep_body(out, &avail[..take], n);
             let left = n - take as u64;
             if left == 0 {
-                (BodyMode::None, true, avail[..take].to_vec())
+                (BodyMode::None, true)
             } else {
-                (BodyMode::Length(left), false, avail[..take].to_vec())
+                (BodyMode::Length(left), false)
             }
         }
         BodyMode::Chunked(st) => {
             let mut st = st;
-            let mut out = Vec::new();
             loop {
                 match st {
                     ChunkState::Size => {
@@ -768,11 +893,11 @@ fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, _response: bool) -> (Bod
                         let Some(line) = take_line(buf, &mut cc) else {
                             let pending = trim_start(&buf[*c..]);
                             if pending.first().is_some_and(|ch| !ch.is_ascii_hexdigit()) {
-                                return (BodyMode::UntilClose, false, out);
+                                return (BodyMode::UntilClose, false);
                             }
-                            return (BodyMode::Chunked(st), false, out);
+                            return (BodyMode::Chunked(st), false);
                         };
-                        match parse_chunk_len(&line) {
+                        match parse_chunk_len(line) {
                             Some(None) => {
                                 *c = cc;
                             }
@@ -787,17 +912,17 @@ fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, _response: bool) -> (Bod
                             None => {
                                 // Not a chunk length: libhtp treats the rest as an identity
                                 // body delimited by connection close.
-                                return (BodyMode::UntilClose, false, out);
+                                return (BodyMode::UntilClose, false);
                             }
                         }
                     }
                     ChunkState::Data(n) => {
                         let avail = &buf[*c..];
                         if avail.is_empty() {
-                            return (BodyMode::Chunked(st), false, out);
+                            return (BodyMode::Chunked(st), false);
                         }
                         let take = (avail.len() as u64).min(n) as usize;
-                        out.extend_from_slice(&avail[..take]);
+                        keep_body(out, &avail[..take], n);
                         *c += take;
                         st = if n - take as u64 == 0 { ChunkState::DataEnd } else { ChunkState::Data(n - take as u64) };
                     }
@@ -805,11 +930,11 @@ fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, _response: bool) -> (Bod
                         // Consume the CRLF after chunk data (lenient: a lone LF or nothing).
                         let avail = &buf[*c..];
                         if avail.is_empty() {
-                            return (BodyMode::Chunked(st), false, out);
+                            return (BodyMode::Chunked(st), false);
                         }
                         if avail[0] == b'\r' {
                             if avail.len() < 2 {
-                                return (BodyMode::Chunked(st), false, out);
+                                return (BodyMode::Chunked(st), false);
                             }
                             *c += if avail[1] == b'\n' { 2 } else { 1 };
                         } else if avail[0] == b'\n' {
@@ -820,11 +945,11 @@ fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, _response: bool) -> (Bod
                     ChunkState::Trailer => {
                         let mut cc = *c;
                         let Some(line) = take_line(buf, &mut cc) else {
-                            return (BodyMode::Chunked(st), false, out);
+                            return (BodyMode::Chunked(st), false);
                         };
                         *c = cc;
                         if line.is_empty() {
-                            return (BodyMode::None, true, out);
+                            return (BodyMode::None, true);
                         }
                     }
                 }
@@ -857,8 +982,29 @@ mod tests {
     }
 
     #[test]
+    fn repeated_and_folded_headers() {
+        let mut h = HttpState::new();
+        h.parse_request(b"GET / HTTP/1.1\r\nA: 1\r\nContent-Length: 0\r\nB: 2\r\n  folded\r\na: 3\r\ncontent-length: 9\r\nB: 4\r\n\r\n");
+        let hs: Vec<(&[u8], &[u8])> = h.txs[0].req_headers.iter().collect();
+        assert_eq!(hs, vec![(&b"A"[..], &b"1, 3"[..]), (b"Content-Length", b"0"), (b"B", b"2 folded, 4")]);
+    }
+
+    #[test]
+    fn alternating_repeats_stay_bounded() {
+        let mut hs = Headers::default();
+        for i in 0..4000 {
+            hs.add(if i % 2 == 0 { b"A" } else { b"B" }, b"xy");
+        }
+        let live: usize = hs.iter().map(|(n, v)| n.len() + v.len()).sum();
+        assert_eq!(hs.get(b"a").map(|v| v.len()), Some(2 + 1999 * 4));
+        assert!(hs.bytes.len() <= 3 * live, "{} bytes for {live} live", hs.bytes.len());
+    }
+
+    #[test]
     fn uri_normalisation() {
         assert_eq!(normalize_uri(b"/a/./b/../c?x=/../"), b"/a/c?x=/../");
         assert_eq!(normalize_uri(b"http://h.example/x"), b"/x");
+        assert_eq!(normalize_uri(b"/a//b.php?x=/./"), b"/a//b.php?x=/./");
+        assert_eq!(normalize_uri(b""), b"");
     }
 }

@@ -1,6 +1,7 @@
 //! IPv4 / IPv6 decoding and fragment reassembly (bounded trackers, bounded datagram size).
 
 use crate::decode_packet::*;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -111,7 +112,7 @@ impl Defrag {
     }
 }
 
-fn empty_packet(ts: i64, src: IpAddr, dst: IpAddr, ipv6: bool) -> Packet {
+fn empty_packet<'a>(ts: i64, src: IpAddr, dst: IpAddr, ipv6: bool) -> Packet<'a> {
     Packet {
         ts_us: ts,
         src,
@@ -126,13 +127,13 @@ fn empty_packet(ts: i64, src: IpAddr, dst: IpAddr, ipv6: bool) -> Packet {
         dp: 0,
         tcp: None,
         icmp: None,
-        payload: Vec::new(),
+        payload: Cow::Borrowed(&[]),
         bad_checksum: false,
     }
 }
 
 /// Decode a whole frame. Ok(None) means "consumed, nothing to inspect yet" (a fragment).
-pub fn decode_frame(defrag: &mut Defrag, linktype: u32, ts: i64, frame: &[u8], check: bool) -> Result<Option<Packet>, DecodeError> {
+pub fn decode_frame<'a>(defrag: &mut Defrag, linktype: u32, ts: i64, frame: &'a [u8], check: bool) -> Result<Option<Packet<'a>>, DecodeError> {
     let (et, net) = strip_link(linktype, frame).ok_or(DecodeError::Link)?;
     match et {
         0x0800 => decode_ipv4(defrag, ts, net, check),
@@ -141,7 +142,7 @@ pub fn decode_frame(defrag: &mut Defrag, linktype: u32, ts: i64, frame: &[u8], c
     }
 }
 
-fn decode_ipv4(defrag: &mut Defrag, ts: i64, b: &[u8], check: bool) -> Result<Option<Packet>, DecodeError> {
+fn decode_ipv4<'a>(defrag: &mut Defrag, ts: i64, b: &'a [u8], check: bool) -> Result<Option<Packet<'a>>, DecodeError> {
     if b.len() < 20 {
         return Err(DecodeError::Truncated);
     }
@@ -182,17 +183,19 @@ fn decode_ipv4(defrag: &mut Defrag, ts: i64, b: &[u8], check: bool) -> Result<Op
                     p.ttl = h.ttl;
                     p.tos = h.tos;
                 }
-                decode_l4(&mut p, &whole, check)?;
+                let r = decode_l4(&mut p, &whole, check)?;
+                p.payload = Cow::Owned(whole[r].to_vec());
                 return Ok(Some(p));
             }
             None => return Ok(None),
         }
     }
-    decode_l4(&mut p, body, check)?;
+    let r = decode_l4(&mut p, body, check)?;
+    p.payload = Cow::Borrowed(&body[r]);
     Ok(Some(p))
 }
 
-fn decode_ipv6(defrag: &mut Defrag, ts: i64, b: &[u8], check: bool) -> Result<Option<Packet>, DecodeError> {
+fn decode_ipv6<'a>(defrag: &mut Defrag, ts: i64, b: &'a [u8], check: bool) -> Result<Option<Packet<'a>>, DecodeError> {
     if b.len() < 40 {
         return Err(DecodeError::Truncated);
     }
@@ -265,7 +268,8 @@ fn decode_ipv6(defrag: &mut Defrag, ts: i64, b: &[u8], check: bool) -> Result<Op
                 Some((whole, _)) => {
                     let (proto, l4) = skip_v6_ext(nh, &whole)?;
                     p.proto = proto;
-                    decode_l4(&mut p, l4, check)?;
+                    let r = decode_l4(&mut p, l4, check)?;
+                    p.payload = Cow::Owned(l4[r].to_vec());
                     Ok(Some(p))
                 }
                 None => Ok(None),
@@ -274,10 +278,13 @@ fn decode_ipv6(defrag: &mut Defrag, ts: i64, b: &[u8], check: bool) -> Result<Op
         // An atomic fragment: the payload is complete.
         let (proto, l4) = skip_v6_ext(nh, &body[o..])?;
         p.proto = proto;
-        decode_l4(&mut p, l4, check)?;
+        let r = decode_l4(&mut p, l4, check)?;
+        p.payload = Cow::Borrowed(&l4[r]);
         return Ok(Some(p));
     }
-    decode_l4(&mut p, &body[o..], check)?;
+    let l4 = &body[o..];
+    let r = decode_l4(&mut p, l4, check)?;
+    p.payload = Cow::Borrowed(&l4[r]);
     Ok(Some(p))
 }
 

@@ -1,7 +1,9 @@
 //! Link, network and transport decoding. Every read is bounds-checked: hostile bytes produce
 //! a decode error event (counted), never a panic.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
+use std::ops::Range;
 
 pub const LINKTYPE_NULL: u32 = 0;
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -101,9 +103,10 @@ pub struct IcmpHdr {
     pub seq: Option<u16>,
 }
 
-/// A decoded packet. `payload` is the L4 payload (or the IP payload for other protocols).
+/// A decoded packet. `payload` is the L4 payload (or the IP payload for other protocols),
+/// borrowed from the frame; only a reassembled datagram owns its bytes.
 #[derive(Clone, Debug)]
-pub struct Packet {
+pub struct Packet<'a> {
     pub ts_us: i64,
     pub src: IpAddr,
     pub dst: IpAddr,
@@ -117,7 +120,7 @@ pub struct Packet {
     pub dp: u16,
     pub tcp: Option<TcpHdr>,
     pub icmp: Option<IcmpHdr>,
-    pub payload: Vec<u8>,
+    pub payload: Cow<'a, [u8]>,
     /// L4 checksum verified bad (only set when validation is on and the value was checkable).
     pub bad_checksum: bool,
 }
@@ -176,8 +179,10 @@ pub fn l4_checksum_ok(src: &IpAddr, dst: &IpAddr, proto: u8, seg: &[u8]) -> bool
     fold(sum16(acc, seg)) == 0
 }
 
-/// Decode transport headers from an assembled IP payload.
-pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<(), DecodeError> {
+/// Decode transport headers from an assembled IP payload; returns where the payload lies in
+/// `l4` (the caller borrows it from the frame, or copies it out of a reassembled datagram).
+pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<Range<usize>, DecodeError> {
+    let payload;
     match p.proto {
         PROTO_TCP => {
             if l4.len() < 20 {
@@ -223,7 +228,7 @@ pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<(), DecodeErr
             if check && !l4_checksum_ok(&p.src, &p.dst, PROTO_TCP, l4) {
                 p.bad_checksum = true;
             }
-            p.payload = l4[hlen..].to_vec();
+            payload = hlen..l4.len();
             p.tcp = Some(t);
         }
         PROTO_UDP => {
@@ -242,7 +247,7 @@ pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<(), DecodeErr
                 p.bad_checksum = true;
             }
             // Trailing bytes after the UDP length are not payload.
-            p.payload = l4[8..ulen].to_vec();
+            payload = 8..ulen;
         }
         PROTO_ICMP | PROTO_ICMPV6 => {
             if l4.len() < 4 {
@@ -266,12 +271,10 @@ pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<(), DecodeErr
                 };
                 p.bad_checksum = !ok;
             }
-            p.payload = l4.get(8..).unwrap_or(&[]).to_vec();
+            payload = l4.len().min(8)..l4.len();
             p.icmp = Some(ic);
         }
-        _ => {
-            p.payload = l4.to_vec();
-        }
+        _ => payload = 0..l4.len(),
     }
-    Ok(())
+    Ok(payload)
 }

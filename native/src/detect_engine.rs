@@ -28,9 +28,30 @@ pub struct Scan {
     pub cand: Vec<u32>,
     rule_seen: Vec<u64>,
     pat_seen: Vec<u64>,
-    pats: Vec<u32>,
+    /// The buffers of a joint scan, concatenated, and where each lies: (start, end, buffer).
+    joint: Vec<u8>,
+    segs: Vec<(usize, usize, Buf)>,
     #[cfg(feature = "hyperscan")]
     hs: crate::detect_hs::Scratch,
+}
+
+/// Add rule `r` to the candidates unless already there.
+#[inline]
+fn add_cand(cand: &mut Vec<u32>, seen: &mut [u64], r: u32) {
+    let (w, b) = (r as usize >> 6, 1u64 << (r & 63));
+    if seen[w] & b == 0 {
+        seen[w] |= b;
+        cand.push(r);
+    }
+}
+
+/// Mark pattern `p` seen; true the first time.
+#[inline]
+fn first_sight(seen: &mut [u64], p: usize) -> bool {
+    let (w, b) = (p >> 6, 1u64 << (p & 63));
+    let first = seen[w] & b == 0;
+    seen[w] |= b;
+    first
 }
 
 impl Scan {
@@ -45,38 +66,60 @@ impl Scan {
         }
         self.cand.clear();
     }
-    #[inline]
-    pub fn add(&mut self, r: u32) {
-        let (w, b) = (r as usize >> 6, 1u64 << (r & 63));
-        if self.rule_seen[w] & b == 0 {
-            self.rule_seen[w] |= b;
-            self.cand.push(r);
-        }
-    }
     pub fn add_all(&mut self, rs: &[u32]) {
         for &r in rs {
-            self.add(r);
+            add_cand(&mut self.cand, &mut self.rule_seen, r);
         }
     }
     /// Candidates in rule order (the order rules are evaluated in, e.g. for flowbits).
     pub fn finish(&mut self) {
         self.cand.sort_unstable();
     }
+    /// Clear the pattern bitset for a matcher of `n` patterns.
+    fn reset_pats(&mut self, n: usize) {
+        self.pat_seen.clear();
+        self.pat_seen.resize(n.div_ceil(64), 0);
+    }
+}
+
+/// A fast pattern as the prefilter looks for it: its bytes and whether case is ignored.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Lit {
+    bytes: Vec<u8>,
+    caseless: bool,
+}
+
+/// A matcher's patterns: each literal with the rules that use it as their fast pattern.
+type PatternSet = Vec<(Lit, Vec<u32>)>;
+
+impl Lit {
+    /// The prefilter literal of a rule's fast pattern. A content without `nocase` matches its
+    /// exact bytes, so its literal can be exact too: fewer false candidates, and Hyperscan scans
+    /// exact literals faster. Case is ignored when the content ignores it, or when a case
+    /// transform sits between the scanned buffer and the content.
+    fn of(r: &Rule, b: Buf, pat: &[u8], nocase: bool) -> Lit {
+        let case_xform = r.xforms_for(b).is_some_and(|xs| xs.iter().any(|x| matches!(x, Xf::ToLower | Xf::ToUpper)));
+        if nocase || case_xform {
+            Lit { bytes: pat.to_ascii_lowercase(), caseless: true }
+        } else {
+            Lit { bytes: pat.to_vec(), caseless: false }
+        }
+    }
 }
 
 impl Prefilter {
-    fn build(pats: Vec<(Vec<u8>, Vec<u32>)>) -> Option<Prefilter> {
+    fn build(pats: PatternSet) -> Option<Prefilter> {
         Self::build_with(pats, false)
     }
     /// `want_ac`: build the aho-corasick automaton even when Hyperscan is available.
-    fn build_with(pats: Vec<(Vec<u8>, Vec<u32>)>, want_ac: bool) -> Option<Prefilter> {
+    fn build_with(pats: PatternSet, want_ac: bool) -> Option<Prefilter> {
         if pats.is_empty() {
             return None;
         }
         #[cfg(feature = "hyperscan")]
         let hs = {
-            let v: Vec<&[u8]> = pats.iter().map(|(p, _)| p.as_slice()).collect();
-            crate::detect_hs::HsDb::build(&v).ok()
+            let v: Vec<(&[u8], bool)> = pats.iter().map(|(l, _)| (l.bytes.as_slice(), l.caseless)).collect();
+            crate::detect_hs::HsDb::build(&v, true).ok()
         };
         #[cfg(feature = "hyperscan")]
         let need_ac = want_ac || hs.is_none();
@@ -85,8 +128,10 @@ impl Prefilter {
             let _ = want_ac;
             true
         };
+        // Aho-corasick ignores case for every literal: for exact ones that only adds candidates,
+        // which verification rejects.
         let ac = if need_ac {
-            Some(AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(pats.iter().map(|(p, _)| p)).ok()?)
+            Some(AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(pats.iter().map(|(l, _)| &l.bytes)).ok()?)
         } else {
             None
         };
@@ -102,39 +147,28 @@ impl Prefilter {
         if hay.is_empty() {
             return;
         }
-        let np = self.pat_rules.len().div_ceil(64);
-        sc.pat_seen.clear();
-        sc.pat_seen.resize(np, 0);
-        sc.pats.clear();
+        let Scan { cand, rule_seen, pat_seen, .. } = sc;
         #[cfg(feature = "hyperscan")]
         if let Some(hs) = &self.hs {
-            let pats = &mut sc.pats;
-            hs.scan(&mut sc.hs, hay, |id| pats.push(id));
-            let pats = std::mem::take(&mut sc.pats);
-            for &p in &pats {
-                if let Some(rs) = self.pat_rules.get(p as usize) {
-                    sc.add_all(rs);
+            // Each pattern is reported once per scan (SINGLEMATCH): no pattern bitset needed.
+            hs.scan(&mut sc.hs, hay, |p, _| {
+                for &r in &self.pat_rules[p as usize] {
+                    add_cand(cand, rule_seen, r);
                 }
-            }
-            sc.pats = pats;
+            });
             return;
         }
         let Some(ac) = &self.ac else { return };
+        pat_seen.clear();
+        pat_seen.resize(self.pat_rules.len().div_ceil(64), 0);
         for m in ac.find_overlapping_iter(hay) {
             let p = m.pattern().as_usize();
-            let (w, b) = (p >> 6, 1u64 << (p & 63));
-            if sc.pat_seen[w] & b == 0 {
-                sc.pat_seen[w] |= b;
-                sc.pats.push(p as u32);
+            if first_sight(pat_seen, p) {
+                for &r in &self.pat_rules[p] {
+                    add_cand(cand, rule_seen, r);
+                }
             }
         }
-        let pats = std::mem::take(&mut sc.pats);
-        for &p in &pats {
-            if let Some(rs) = self.pat_rules.get(p as usize) {
-                sc.add_all(rs);
-            }
-        }
-        sc.pats = pats;
     }
     /// Raw scan throughput helper for the benchmark: count matches only.
     pub fn count(&self, hay: &[u8]) -> usize {
@@ -145,8 +179,139 @@ impl Prefilter {
     pub fn count_hs(&self, hay: &[u8], sc: &mut crate::detect_hs::Scratch) -> Option<usize> {
         let hs = self.hs.as_ref()?;
         let mut n = 0usize;
-        hs.scan(sc, hay, |_| n += 1);
+        hs.scan(sc, hay, |_, _| n += 1);
         Some(n)
+    }
+}
+
+/// The app-layer prefilter of one transaction side.
+#[derive(Default)]
+pub struct AppPrefilter {
+    /// Buffers with many fast patterns (URI, host, user agent, bodies, ...), each scanned on
+    /// its own; sorted by buffer.
+    each: Vec<(Buf, Prefilter)>,
+    /// Every other buffer, all in one scan.
+    joint: Option<JointPrefilter>,
+}
+
+/// Buffers with more fast patterns than this get a matcher of their own: in the joint matcher
+/// their patterns would slow the scan of every other buffer (a bigger automaton, more hits).
+const JOINT_MAX_PATTERNS: usize = 128;
+
+impl AppPrefilter {
+    fn build(sets: Vec<(Buf, PatternSet)>) -> AppPrefilter {
+        // Bodies and the payload are never joined: copying them would cost more than the scan
+        // call saved.
+        let (joint, each): (Vec<_>, Vec<_>) = sets.into_iter().partition(|(b, pats)| !matches!(b, Buf::FileData | Buf::HttpClientBody | Buf::Payload) && pats.len() <= JOINT_MAX_PATTERNS);
+        let bufs: Vec<Buf> = each.iter().map(|(b, _)| *b).collect();
+        let built = build_parallel(each.into_iter().map(|(_, p)| p).collect());
+        AppPrefilter { each: bufs.into_iter().zip(built).filter_map(|(b, p)| p.map(|p| (b, p))).collect(), joint: JointPrefilter::build(joint) }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.each.is_empty() && self.joint.is_none()
+    }
+    /// Add the rules whose fast pattern occurs in its buffer to the scan's candidates:
+    /// `bufs` are the transaction's buffers, `payload` the packet data rules see as payload.
+    pub fn scan(&self, bufs: &[(Buf, &[u8])], payload: &[u8], sc: &mut Scan) {
+        for (b, v) in bufs.iter().chain([(Buf::Payload, payload)].iter()) {
+            if let Ok(i) = self.each.binary_search_by(|(x, _)| x.cmp(b)) {
+                self.each[i].1.scan(v, sc);
+            }
+        }
+        if let Some(j) = &self.joint {
+            j.scan(bufs, sc);
+        }
+    }
+}
+
+/// The fast patterns of many small buffers in one matcher, run once over those buffers
+/// concatenated: a transaction's dozen header-sized buffers cost one scan instead of one each
+/// (a scan's fixed cost dwarfs a 30-byte buffer). Patterns report every occurrence, and one
+/// counts only where it lies inside a buffer of its own kind.
+struct JointPrefilter {
+    /// The buffers it covers, sorted.
+    bufs: Vec<Buf>,
+    /// Per pattern id: the buffer it belongs to and its length.
+    pats: Vec<(Buf, usize)>,
+    ac: Option<AhoCorasick>,
+    #[cfg(feature = "hyperscan")]
+    hs: Option<crate::detect_hs::HsDb>,
+    pat_rules: Vec<Vec<u32>>,
+}
+
+impl JointPrefilter {
+    fn build(sets: Vec<(Buf, PatternSet)>) -> Option<JointPrefilter> {
+        let mut bufs: Vec<Buf> = sets.iter().map(|(b, _)| *b).collect();
+        bufs.sort_unstable();
+        let mut lits = Vec::new();
+        let mut pats = Vec::new();
+        let mut pat_rules = Vec::new();
+        for (b, set) in sets {
+            for (l, rs) in set {
+                pats.push((b, l.bytes.len()));
+                lits.push(l);
+                pat_rules.push(rs);
+            }
+        }
+        if lits.is_empty() {
+            return None;
+        }
+        #[cfg(feature = "hyperscan")]
+        let hs = {
+            let v: Vec<(&[u8], bool)> = lits.iter().map(|l| (l.bytes.as_slice(), l.caseless)).collect();
+            crate::detect_hs::HsDb::build(&v, false).ok()
+        };
+        #[cfg(feature = "hyperscan")]
+        let need_ac = hs.is_none();
+        #[cfg(not(feature = "hyperscan"))]
+        let need_ac = true;
+        let ac = if need_ac { Some(AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(lits.iter().map(|l| &l.bytes)).ok()?) } else { None };
+        Some(JointPrefilter {
+            bufs,
+            pats,
+            ac,
+            #[cfg(feature = "hyperscan")]
+            hs,
+            pat_rules,
+        })
+    }
+
+    fn scan(&self, bufs: &[(Buf, &[u8])], sc: &mut Scan) {
+        sc.joint.clear();
+        sc.segs.clear();
+        for (b, v) in bufs {
+            if !v.is_empty() && self.bufs.binary_search(b).is_ok() {
+                let s = sc.joint.len();
+                sc.joint.extend_from_slice(v);
+                sc.segs.push((s, sc.joint.len(), *b));
+            }
+        }
+        if sc.joint.is_empty() {
+            return;
+        }
+        sc.reset_pats(self.pats.len());
+        let Scan { cand, rule_seen, pat_seen, joint, segs, .. } = sc;
+        let mut hit = |p: usize, end: usize| {
+            let (b, len) = self.pats[p];
+            let start = end - len;
+            // The segment holding the match's first byte (segments are contiguous from 0).
+            let (_, seg_end, seg_buf) = segs[segs.partition_point(|s| s.0 <= start) - 1];
+            if seg_buf == b && end <= seg_end && first_sight(pat_seen, p) {
+                for &r in &self.pat_rules[p] {
+                    add_cand(cand, rule_seen, r);
+                }
+            }
+        };
+        #[cfg(feature = "hyperscan")]
+        if let Some(hs) = &self.hs {
+            hs.scan(&mut sc.hs, joint, |p, end| hit(p as usize, end));
+            return;
+        }
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(&joint[..]) {
+                hit(m.pattern().as_usize(), m.end());
+            }
+        }
     }
 }
 
@@ -246,16 +411,18 @@ impl AddrIndex {
         }
         AddrIndex { v4: RangeIndex::build(v4), v6: RangeIndex::build(v6), rest }
     }
-    /// Add every rule that may match a packet between `a` and `b`.
-    pub fn lookup(&self, a: &IpAddr, b: &IpAddr, sc: &mut Scan) {
-        sc.add_all(&self.rest);
+    /// Every rule that may match a packet between `a` and `b`, each once, in rule order.
+    pub fn lookup(&self, a: &IpAddr, b: &IpAddr) -> Vec<u32> {
+        let mut v = self.rest.clone();
         for ip in [a, b] {
-            let l = match ip {
-                IpAddr::V4(v) => self.v4.get(u32::from(*v) as u128),
-                IpAddr::V6(v) => self.v6.get(u128::from(*v)),
-            };
-            sc.add_all(l);
+            v.extend_from_slice(match ip {
+                IpAddr::V4(x) => self.v4.get(u32::from(*x) as u128),
+                IpAddr::V6(x) => self.v6.get(u128::from(*x)),
+            });
         }
+        v.sort_unstable();
+        v.dedup();
+        v
     }
     pub fn is_empty(&self) -> bool {
         self.rest.is_empty() && self.v4.starts.is_empty() && self.v6.starts.is_empty()
@@ -273,18 +440,20 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     pub errors: Vec<LoadError>,
     pub total: usize,
-    /// Prefilter for payload/stream rules, and rules with no payload fast pattern.
+    /// Every packet rule's payload fast pattern in one matcher: the benchmark's raw-scan
+    /// baseline (packets are scanned with `pkt_groups`).
     pub pkt_pf: Option<Prefilter>,
+    /// Packet rules without a payload fast pattern.
     pub pkt_always: Vec<u32>,
-    /// The payload prefilter split into signature groups by protocol, direction and
-    /// destination port (see `pkt_group`): a packet scans only with the fast patterns of
-    /// rules that can match its protocol, direction and port.
+    /// The payload prefilter split into signature groups by protocol, direction and server
+    /// port (see `pkt_group`): a packet scans only with the fast patterns of rules that can
+    /// match its protocol, direction and port.
     pub pkt_groups: Vec<Option<Prefilter>>,
     /// `pkt_always` indexed by address.
     pub pkt_addr: AddrIndex,
     /// App-layer rules: prefilter per buffer kind plus always-evaluated ones.
-    /// Per side (0: request / to_server, 1: response / to_client), sorted by buffer.
-    pub app_pf: [Vec<(Buf, Prefilter)>; 2],
+    /// Per side (0: request / to_server, 1: response / to_client).
+    pub app_pf: [AppPrefilter; 2],
     pub app_always: Vec<u32>,
     pub app_addr: AddrIndex,
     pub bits: Interner,
@@ -341,7 +510,7 @@ impl RuleSet {
             kept.push(r);
         }
         let t_build = std::time::Instant::now();
-        let mut rs = RuleSet { rules: kept, errors, total, pkt_pf: None, pkt_always: Vec::new(), pkt_groups: Vec::new(), pkt_addr: AddrIndex::default(), app_pf: [Vec::new(), Vec::new()], app_always: Vec::new(), app_addr: AddrIndex::default(), bits };
+        let mut rs = RuleSet { rules: kept, errors, total, pkt_pf: None, pkt_always: Vec::new(), pkt_groups: Vec::new(), pkt_addr: AddrIndex::default(), app_pf: Default::default(), app_always: Vec::new(), app_addr: AddrIndex::default(), bits };
         rs.build_prefilters();
         release_free_heap();
         if std::env::var_os("CORDON_DPI_TIMING").is_some() {
@@ -350,7 +519,8 @@ impl RuleSet {
             {
                 let hs = |p: &Option<Prefilter>| p.as_ref().and_then(|p| p.hs.as_ref()).map(|h| h.size()).unwrap_or(0);
                 let g: usize = rs.pkt_groups.iter().map(hs).sum();
-                let a: usize = rs.app_pf.iter().flatten().map(|(_, p)| p.hs.as_ref().map(|h| h.size()).unwrap_or(0)).sum();
+                let a: usize = rs.app_pf.iter().flat_map(|a| &a.each).map(|(_, p)| p.hs.as_ref().map(|h| h.size()).unwrap_or(0)).sum::<usize>()
+                    + rs.app_pf.iter().filter_map(|a| a.joint.as_ref()?.hs.as_ref()).map(|h| h.size()).sum::<usize>();
                 eprintln!("rules: hyperscan bytes: raw {} groups {} app {}", hs(&rs.pkt_pf), g, a);
             }
         }
@@ -366,30 +536,36 @@ impl RuleSet {
     }
 
     fn build_prefilters(&mut self) {
-        let mut pkt: HashMap<Vec<u8>, Vec<u32>> = HashMap::new();
-        let mut app: [HashMap<Buf, HashMap<Vec<u8>, Vec<u32>>>; 2] = [HashMap::new(), HashMap::new()];
+        let mut pkt: HashMap<Lit, Vec<u32>> = HashMap::new();
+        let mut app: [HashMap<Buf, HashMap<Lit, Vec<u32>>>; 2] = [HashMap::new(), HashMap::new()];
         for (i, r) in self.rules.iter().enumerate() {
             let i = i as u32;
             let app_rule = r.has_app_buf();
             match (&r.fast, app_rule) {
-                (Some((Buf::Payload, p, _)), false) => pkt.entry(p.to_ascii_lowercase()).or_default().push(i),
+                (Some((Buf::Payload, p, nocase)), false) => {
+                    pkt.entry(Lit::of(r, Buf::Payload, p, *nocase)).or_default().push(i);
+                }
                 (_, false) => self.pkt_always.push(i),
-                (Some((b, p, _)), true) if *b != Buf::Payload => {
-                    // The sides of a transaction the rule can match on: its buffers' side, or
-                    // its flow direction; neither → both.
+                (Some((b, p, nocase)), true) => {
+                    // A fast pattern in the payload counts too: the app prefilter scans the
+                    // payload the rule would be checked against along with the transaction's
+                    // buffers (once per inspection; packets far outnumber inspections, so this
+                    // is cheaper than adding these patterns to every packet's scan). The sides
+                    // of a transaction the rule can match on: its buffers' side, or its flow
+                    // direction; neither → both.
                     let req = r.flow.to_server || r.bufs.iter().any(|(b, _)| b.http_side() == Some(true));
                     let res = r.flow.to_client || r.bufs.iter().any(|(b, _)| b.http_side() == Some(false));
                     for (side, m) in app.iter_mut().enumerate() {
                         if req == res || (side == 0) == req {
-                            m.entry(*b).or_default().entry(p.to_ascii_lowercase()).or_default().push(i);
+                            m.entry(*b).or_default().entry(Lit::of(r, *b, p, *nocase)).or_default().push(i);
                         }
                     }
                 }
-                (_, true) => self.app_always.push(i),
+                (None, true) => self.app_always.push(i),
             }
         }
         // Signature groups: each payload rule joins every group it can match in.
-        let mut groups: Vec<HashMap<Vec<u8>, Vec<u32>>> = (0..GROUPS).map(|_| HashMap::new()).collect();
+        let mut groups: Vec<HashMap<Lit, Vec<u32>>> = (0..GROUPS).map(|_| HashMap::new()).collect();
         for (p, rs) in &pkt {
             for &ri in rs {
                 let r = &self.rules[ri as usize];
@@ -398,30 +574,31 @@ impl RuleSet {
                 }
             }
         }
-        let sets: Vec<Vec<(Vec<u8>, Vec<u32>)>> = groups
+        let sets: Vec<PatternSet> = groups
             .into_iter()
             .map(|m| {
-                let mut v: Vec<(Vec<u8>, Vec<u32>)> = m.into_iter().collect();
+                let mut v: PatternSet = m.into_iter().collect();
                 v.sort_unstable();
                 v
             })
             .collect();
         self.pkt_groups = build_parallel(sets);
-        // The whole payload set in one matcher: the benchmark's raw-scan baseline.
-        self.pkt_pf = Prefilter::build_with(pkt.into_iter().collect(), true);
+        // The benchmark's raw-scan baseline: every payload fast pattern with the very case
+        // flags the engine's groups use, in one database.
+        let mut raw: PatternSet = pkt.into_iter().collect();
+        raw.sort_unstable();
+        self.pkt_pf = Prefilter::build_with(raw, true);
         for (side, m) in app.into_iter().enumerate() {
-            let mut keyed: Vec<(Buf, Vec<(Vec<u8>, Vec<u32>)>)> = m
+            let mut keyed: Vec<(Buf, PatternSet)> = m
                 .into_iter()
                 .map(|(b, m)| {
-                    let mut pats: Vec<(Vec<u8>, Vec<u32>)> = m.into_iter().collect();
+                    let mut pats: PatternSet = m.into_iter().collect();
                     pats.sort_unstable();
                     (b, pats)
                 })
                 .collect();
             keyed.sort_by_key(|(b, _)| *b);
-            let bufs: Vec<Buf> = keyed.iter().map(|(b, _)| *b).collect();
-            let built = build_parallel(keyed.into_iter().map(|(_, p)| p).collect());
-            self.app_pf[side] = bufs.into_iter().zip(built).filter_map(|(b, p)| p.map(|p| (b, p))).collect();
+            self.app_pf[side] = AppPrefilter::build(keyed);
         }
         self.pkt_addr = AddrIndex::build(&self.rules, &self.pkt_always);
         self.app_addr = AddrIndex::build(&self.rules, &self.app_always);
@@ -444,7 +621,7 @@ fn release_free_heap() {
 
 /// Build prefilters for many pattern sets on a few threads (Hyperscan compilation dominates
 /// rule-set load time); results in input order.
-fn build_parallel(sets: Vec<Vec<(Vec<u8>, Vec<u32>)>>) -> Vec<Option<Prefilter>> {
+fn build_parallel(sets: Vec<PatternSet>) -> Vec<Option<Prefilter>> {
     // Serial by default: compiling on several threads left each thread's malloc arena holding
     // hundreds of MiB and saved little wall time on a busy machine. CORDON_DPI_BUILD_THREADS=N
     // opts in.
@@ -455,7 +632,7 @@ fn build_parallel(sets: Vec<Vec<(Vec<u8>, Vec<u32>)>>) -> Vec<Option<Prefilter>>
         // behind, which LeakSanitizer reported while fuzzing the rule parser).
         return sets.into_iter().map(Prefilter::build).collect();
     }
-    let work: std::sync::Mutex<Vec<(usize, Vec<(Vec<u8>, Vec<u32>)>)>> = std::sync::Mutex::new(sets.into_iter().enumerate().rev().collect());
+    let work: std::sync::Mutex<Vec<(usize, PatternSet)>> = std::sync::Mutex::new(sets.into_iter().enumerate().rev().collect());
     let done: std::sync::Mutex<Vec<(usize, Option<Prefilter>)>> = std::sync::Mutex::new(Vec::with_capacity(n));
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -475,8 +652,10 @@ fn build_parallel(sets: Vec<Vec<(Vec<u8>, Vec<u32>)>>) -> Vec<Option<Prefilter>>
     out
 }
 
-/// Destination ports with their own signature group, per protocol class (tcp, udp, other);
-/// every other port of the class shares one group.
+/// Server ports with their own signature group, per protocol class (tcp, udp, other); every
+/// other port of the class shares one group. A packet is grouped by its server-side port (the
+/// destination port to the server, the source port to the client), as Suricata groups: rules
+/// name the server's port, the client's is ephemeral.
 const HOT_PORTS: [&[u16]; 3] = [&[80, 443], &[53], &[]];
 const BUCKETS: usize = 3;
 /// 3 protocol classes × 2 directions × port buckets (not all used).
@@ -487,14 +666,15 @@ fn port_bucket(class: usize, p: u16) -> usize {
     hot.iter().position(|&h| h == p).unwrap_or(hot.len())
 }
 
-/// The group a packet belongs to: protocol class, direction, destination-port bucket.
-pub fn pkt_group(proto: u8, to_server: bool, dp: u16) -> usize {
+/// The group a packet belongs to: protocol class, direction, server-port bucket.
+pub fn pkt_group(proto: u8, to_server: bool, sp: u16, dp: u16) -> usize {
     let class = match proto {
         6 => 0,
         17 => 1,
         _ => 2,
     };
-    (class * 2 + if to_server { 0 } else { 1 }) * BUCKETS + port_bucket(class, dp)
+    let (dir, server_port) = if to_server { (0, dp) } else { (1, sp) };
+    (class * 2 + dir) * BUCKETS + port_bucket(class, server_port)
 }
 
 /// Every group a rule may match a packet of (over-approximated; verification is exact).
@@ -516,14 +696,17 @@ fn rule_groups(r: &Rule) -> Vec<usize> {
     let mut out = Vec::new();
     for &c in classes {
         for &d in dirs {
+            // The rule's port that meets the packet's server port: its destination port going
+            // to the server, its source port coming back (and the other one when bidirectional).
+            let (fwd, rev) = if d == 0 { (&r.dp, &r.sp) } else { (&r.sp, &r.dp) };
             let base = (c * 2 + d) * BUCKETS;
             let hot = HOT_PORTS[c];
             for (b, &hp) in hot.iter().enumerate() {
-                if r.dp.matches(hp) || r.bidir && r.sp.matches(hp) {
+                if fwd.matches(hp) || r.bidir && rev.matches(hp) {
                     out.push(base + b);
                 }
             }
-            if hot.is_empty() || r.dp.may_match_other_than(hot) || r.bidir && r.sp.may_match_other_than(hot) {
+            if hot.is_empty() || fwd.may_match_other_than(hot) || r.bidir && rev.may_match_other_than(hot) {
                 out.push(base + hot.len());
             }
         }
@@ -695,11 +878,7 @@ mod tests {
     }
 
     fn addr_cands(s: &RuleSet, a: &str, b: &str) -> Vec<u32> {
-        let mut sc = Scan::default();
-        sc.begin(s.rules.len());
-        s.pkt_addr.lookup(&a.parse().unwrap(), &b.parse().unwrap(), &mut sc);
-        sc.finish();
-        sc.cand.iter().map(|&i| s.rules[i as usize].sid).collect()
+        s.pkt_addr.lookup(&a.parse().unwrap(), &b.parse().unwrap()).iter().map(|&i| s.rules[i as usize].sid).collect()
     }
 
     #[test]
@@ -721,22 +900,23 @@ mod tests {
                     alert tcp any 80 -> any any (flow:to_client; content:\"xyz\"; sid:5;)\n\
                     alert udp any any -> any 53 (content:\"dns\"; sid:6;)\n\
                     alert ip any any -> any any (content:\"any\"; sid:7;)");
-        let sids = |proto: u8, to_server: bool, dp: u16, hay: &[u8]| {
+        let sids = |proto: u8, to_server: bool, sp: u16, dp: u16, hay: &[u8]| {
             let mut sc = Scan::default();
             sc.begin(s.rules.len());
-            if let Some(pf) = &s.pkt_groups[pkt_group(proto, to_server, dp)] {
+            if let Some(pf) = &s.pkt_groups[pkt_group(proto, to_server, sp, dp)] {
                 pf.scan(hay, &mut sc);
             }
             sc.finish();
             sc.cand.iter().map(|&i| s.rules[i as usize].sid).collect::<Vec<_>>()
         };
         let hay = b"abc xyz dns any";
-        assert_eq!(sids(6, true, 80, hay), vec![4, 7]);
-        assert_eq!(sids(6, true, 8080, hay), vec![7]);
-        assert_eq!(sids(6, false, 41000, hay), vec![5, 7]);
-        assert_eq!(sids(17, true, 53, hay), vec![6, 7]);
-        assert_eq!(sids(17, false, 5353, hay), vec![7]);
-        assert_eq!(sids(1, true, 0, hay), vec![7]);
+        assert_eq!(sids(6, true, 41000, 80, hay), vec![4, 7]);
+        assert_eq!(sids(6, true, 41000, 8080, hay), vec![7]);
+        assert_eq!(sids(6, false, 80, 41000, hay), vec![5, 7]);
+        assert_eq!(sids(6, false, 8080, 41000, hay), vec![7]);
+        assert_eq!(sids(17, true, 41000, 53, hay), vec![6, 7]);
+        assert_eq!(sids(17, true, 41000, 5353, hay), vec![7]);
+        assert_eq!(sids(1, true, 0, 0, hay), vec![7]);
     }
 
     #[test]

@@ -57,14 +57,16 @@ impl Drop for HsDb {
 }
 
 impl HsDb {
-    /// Case-insensitive literals; each reports once per scan (SINGLEMATCH), with its index as id.
-    pub fn build(pats: &[&[u8]]) -> Result<HsDb, String> {
-        if pats.is_empty() || pats.iter().any(|p| p.is_empty()) {
+    /// Literals, each `(bytes, caseless)`, reported with their index as id: once per scan
+    /// (SINGLEMATCH) when `once`, else at every occurrence.
+    pub fn build(pats: &[(&[u8], bool)], once: bool) -> Result<HsDb, String> {
+        if pats.is_empty() || pats.iter().any(|p| p.0.is_empty()) {
             return Err("empty pattern set or empty pattern".into());
         }
-        let ptrs: Vec<*const c_char> = pats.iter().map(|p| p.as_ptr() as *const c_char).collect();
-        let lens: Vec<usize> = pats.iter().map(|p| p.len()).collect();
-        let flags: Vec<c_uint> = vec![HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH; pats.len()];
+        let ptrs: Vec<*const c_char> = pats.iter().map(|p| p.0.as_ptr() as *const c_char).collect();
+        let lens: Vec<usize> = pats.iter().map(|p| p.0.len()).collect();
+        let base = if once { HS_FLAG_SINGLEMATCH } else { 0 };
+        let flags: Vec<c_uint> = pats.iter().map(|p| if p.1 { base | HS_FLAG_CASELESS } else { base }).collect();
         let ids: Vec<c_uint> = (0..pats.len() as c_uint).collect();
         let mut db: *mut c_void = ptr::null_mut();
         let mut err: *mut HsCompileError = ptr::null_mut();
@@ -91,21 +93,26 @@ impl HsDb {
         n
     }
 
-    /// Calls `f(pattern id)` for every pattern present in `hay` (each at most once).
-    pub fn scan<F: FnMut(u32)>(&self, scratch: &mut Scratch, hay: &[u8], mut f: F) {
+    /// Calls `f(pattern id, end offset of the match)` for the patterns found in `hay`.
+    pub fn scan<F: FnMut(u32, usize)>(&self, scratch: &mut Scratch, hay: &[u8], f: F) {
         if hay.is_empty() {
             return;
         }
         scratch.fit(self);
-        unsafe extern "C" fn on_match<F: FnMut(u32)>(id: c_uint, _from: c_ulonglong, _to: c_ulonglong, _flags: c_uint, ctx: *mut c_void) -> c_int {
-            let f = &mut *(ctx as *mut F);
-            f(id);
+        struct Ctx<F> {
+            f: F,
+            base: usize,
+        }
+        unsafe extern "C" fn on_match<F: FnMut(u32, usize)>(id: c_uint, _from: c_ulonglong, to: c_ulonglong, _flags: c_uint, ctx: *mut c_void) -> c_int {
+            let c = &mut *(ctx as *mut Ctx<F>);
+            (c.f)(id, c.base + to as usize);
             0
         }
+        let mut ctx = Ctx { f, base: 0 };
         // Buffers are bounded far below 4 GiB (reassembly depth, body limit); scan in u32 slices anyway.
         for part in hay.chunks(u32::MAX as usize) {
             for _attempt in 0..2 {
-                let rc = unsafe { hs_scan(self.db, part.as_ptr() as *const c_char, part.len() as c_uint, 0, scratch.s, on_match::<F>, &mut f as *mut F as *mut c_void) };
+                let rc = unsafe { hs_scan(self.db, part.as_ptr() as *const c_char, part.len() as c_uint, 0, scratch.s, on_match::<F>, &mut ctx as *mut Ctx<F> as *mut c_void) };
                 if rc != HS_INVALID {
                     break;
                 }
@@ -113,6 +120,7 @@ impl HsDb {
                 scratch.fitted.clear();
                 scratch.fit(self);
             }
+            ctx.base += part.len();
         }
     }
 }

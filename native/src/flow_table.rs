@@ -84,6 +84,18 @@ pub struct Flow {
     /// DNS transactions seen (each message is one).
     pub dns_tx: u64,
     pub tls_sni_alerted: bool,
+    /// Rules found by address (IP-only lists, rules without a fast pattern) whose addresses
+    /// and ports fit the flow, per packet direction (0: from the client); looked up on the
+    /// direction's first packet, as neither can change within a flow. Valid for one rule set.
+    pub addr_rules: AddrRules,
+}
+
+#[derive(Default)]
+pub struct AddrRules {
+    /// Packet rules, per direction.
+    pub pkt: [Option<Vec<u32>>; 2],
+    /// Application-layer rules, per direction of the packet that triggers inspection.
+    pub app: [Option<Vec<u32>>; 2],
 }
 
 /// Suricata's default timeouts (seconds): new 30, established 300 (tcp 3600 est is for
@@ -111,6 +123,7 @@ impl Flow {
             tx_seen: HashMap::new(),
             dns_tx: 0,
             tls_sni_alerted: false,
+            addr_rules: AddrRules::default(),
         }
     }
     pub fn expired(&self, now: i64) -> bool {
