@@ -86,3 +86,23 @@ test('retention drops old records, compaction keeps the newest per key, offsets 
   await bus.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('committed offsets are appended per commit; a torn last line falls back to the one before', async () => {
+  const dir = tmp();
+  try {
+    const ctx = createContext({ log: silentLogger });
+    let bus = createEmbeddedBus({ dataDir: dir, ctx });
+    await bus.admin.ensureTopics([{ name: 't', partitions: 1, cleanupPolicy: 'delete', retentionMs: -1 }]);
+    const c = bus.consumer({ groupId: 'g', topics: ['t'] });
+    for (const offset of [1n, 2n, 3n]) await c.commit([{ topic: 't', partition: 0, offset }]);
+    await c.close();
+    await bus.close();
+    const log = join(dir, 'bus', 'groups', 'g.offsets');
+    appendFileSync(log, '{"t\\u00000":"9'); // a crash mid-write
+    bus = createEmbeddedBus({ dataDir: dir, ctx });
+    assert.equal((await bus.admin.committedOffsets('g', 't')).get(0), 3n);
+    await bus.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
