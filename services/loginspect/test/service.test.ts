@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEmbeddedBus, readRange, type Bus, type ConsumedRecord } from '@cordon/bus';
@@ -140,5 +140,6 @@ test('threshold counts survive a restart: the checkpoint carries them, the fifth
   } finally {
     await producer.close();
     await bus.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
