@@ -1,3 +1,5 @@
+import { ERR_UNKNOWN_TOPIC } from './errors.js';
+import { partitionForKey } from './partitioner.js';
 import type { Bus, ConsumedRecord } from './types.js';
 
 /**
@@ -115,4 +117,23 @@ export async function followTable(
     for (const r of batch.records) await onRecord(r, false);
   });
   return { done, close: () => consumer.close() };
+}
+
+/**
+ * The newest record of each of `keys` in a compacted topic (missing or tombstoned keys are
+ * absent), reading only the partitions those keys hash to: how a stage finds its checkpoints
+ * without reading everyone else's. Throws CORDON_ERR_BUS_UNKNOWN_TOPIC when there is no topic.
+ */
+export async function readKeys(bus: Bus, topic: string, keys: string[]): Promise<Map<string, ConsumedRecord>> {
+  const found = new Map<string, ConsumedRecord>();
+  if (keys.length === 0) return found;
+  const info = (await bus.admin.listTopics()).find((t) => t.name === topic);
+  if (!info) throw ERR_UNKNOWN_TOPIC(topic);
+  const partitions = [...new Set(keys.map((k) => partitionForKey(Buffer.from(k), info.partitions, () => 0)))];
+  const table = await readTable(bus, topic, { partitions });
+  for (const k of keys) {
+    const r = table.get(Buffer.from(k).toString('base64'));
+    if (r) found.set(k, r);
+  }
+  return found;
 }

@@ -22,3 +22,17 @@ export function createContext(overrides: Partial<Context> = {}): Context {
 export function childContext(ctx: Context, component: string): Context {
   return { log: ctx.log.child({ component }), metrics: ctx.metrics.child(component), clock: ctx.clock };
 }
+
+/**
+ * A queue that runs the functions handed to it one at a time, in order, whatever each returns
+ * or throws (its own caller sees that): for a stage's batches, checkpoints and rebalance
+ * callbacks, which share state and each await the bus in the middle.
+ */
+export function serialized(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}

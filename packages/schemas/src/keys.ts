@@ -17,3 +17,8 @@ export function blockKeyTarget(key: Buffer | null, enforcer: string): string | n
   const k = key?.toString() ?? '';
   return k.startsWith(`${enforcer}|`) ? k.slice(enforcer.length + 1) : null;
 }
+
+/** The key of a stage's checkpoint for one input partition on `cordon.state.v1` (see StageState). */
+export function stageStateKey(stage: string, inputTopic: string, partition: number): string {
+  return `${stage}|${inputTopic}|${partition}`;
+}

@@ -1,6 +1,6 @@
-import { childContext, describeError, type Context } from '@cordon/runtime';
-import { partitionForKey, readRange, readTable, type Batch, type Bus, type ConsumedRecord, type ProduceRecord, type TopicPartition } from '@cordon/bus';
-import { codecFor, TOPICS, type PacketBatch, type StageState, deadLetter } from '@cordon/schemas';
+import { childContext, describeError, serialized, type Context } from '@cordon/runtime';
+import { readKeys, readRange, type Batch, type Bus, type ConsumedRecord, type ProduceRecord, type TopicPartition } from '@cordon/bus';
+import { codecFor, stageStateKey, TOPICS, type PacketBatch, type StageState, deadLetter } from '@cordon/schemas';
 import { parseFlowsConfig, type FlowsServiceConfig, type FlowsServiceConfigInput } from './config.js';
 import { ERR_FLOWS_SNAPSHOT } from './errors.js';
 import { FlowTable } from './flow-table.js';
@@ -50,7 +50,7 @@ interface PartitionState {
 }
 
 export function stateKey(inputTopic: string, partition: number): string {
-  return `${STAGE}|${inputTopic}|${partition}`;
+  return stageStateKey(STAGE, inputTopic, partition);
 }
 
 /** Header on every flow record naming the input partition it came from. */
@@ -70,12 +70,7 @@ export function startFlowsService(opts: FlowsServiceOptions): FlowsServiceHandle
 
   // One operation at a time (a batch, a checkpoint, a rebalance callback): they all touch
   // the same partition states, and each awaits the bus in the middle.
-  let lock: Promise<unknown> = Promise.resolve();
-  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = lock.then(fn, fn);
-    lock = run.catch(() => undefined);
-    return run;
-  };
+  const exclusive = serialized();
 
   const consumer = bus.consumer({
     groupId: config.groupId,
@@ -91,18 +86,11 @@ export function startFlowsService(opts: FlowsServiceOptions): FlowsServiceHandle
     deadLetter(STAGE, source, { key, value }, err, clock.now() * 1000);
 
   async function loadStates(wanted: number[]): Promise<Map<number, ConsumedRecord>> {
-    const found = new Map<number, ConsumedRecord>();
-    if (wanted.length === 0) return found;
-    const info = (await bus.admin.listTopics()).find((t) => t.name === config.stateTopic);
-    if (!info) throw new Error(`state topic ${config.stateTopic} does not exist`);
-    const keys = new Map(wanted.map((p) => [Buffer.from(stateKey(config.inputTopic, p)).toString('base64'), p]));
-    const statePartitions = [...new Set(wanted.map((p) => partitionForKey(Buffer.from(stateKey(config.inputTopic, p)), info.partitions, () => 0)))];
-    const table = await readTable(bus, config.stateTopic, { partitions: statePartitions });
-    for (const [k, rec] of table) {
-      const p = keys.get(k);
-      if (p !== undefined) found.set(p, rec);
-    }
-    return found;
+    const found = await readKeys(bus, config.stateTopic, wanted.map((p) => stateKey(config.inputTopic, p)));
+    return new Map(wanted.flatMap((p) => {
+      const r = found.get(stateKey(config.inputTopic, p));
+      return r ? [[p, r] as const] : [];
+    }));
   }
 
   async function assign(tps: TopicPartition[]): Promise<void> {

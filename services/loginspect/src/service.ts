@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { childContext, describeError, type Context } from '@cordon/runtime';
-import { partitionForKey, readTable, type Batch, type Bus, type ConsumedRecord, type ProduceRecord, type TopicPartition } from '@cordon/bus';
-import { agentEnforcer, blockKey, codecFor, TOPICS, type Alert, type BlockDecision, type LogBatch, deadLetter } from '@cordon/schemas';
+import { childContext, describeError, serialized, type Context } from '@cordon/runtime';
+import { ERR_UNKNOWN_TOPIC, readKeys, type Batch, type Bus, type ConsumedRecord, type ProduceRecord, type TopicPartition } from '@cordon/bus';
+import { agentEnforcer, blockKey, codecFor, stageStateKey, TOPICS, type Alert, type BlockDecision, type LogBatch, deadLetter } from '@cordon/schemas';
 import { parseLoginspectConfig, type LoginspectServiceConfig, type LoginspectServiceConfigInput } from './config.js';
 import { ERR_LOGINSPECT_BAD_BATCH, ERR_LOGINSPECT_STATE } from './errors.js';
 import { LogInspector, type BlockRequest, type Detection, type InspectState } from './inspector.js';
@@ -123,12 +123,7 @@ export function startLoginspectService(opts: LoginspectServiceOptions): Loginspe
   const states = new Map<number, { state: InspectState; next: bigint; savedNext: bigint; savedAt: number }>();
 
   // one operation at a time (a batch, a checkpoint, a rebalance callback): they share `states`
-  let lock: Promise<unknown> = Promise.resolve();
-  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = lock.then(fn, fn);
-    lock = run.catch(() => undefined);
-    return run;
-  };
+  const exclusive = serialized();
 
   const consumer = bus.consumer({
     groupId: config.groupId,
@@ -145,7 +140,7 @@ export function startLoginspectService(opts: LoginspectServiceOptions): Loginspe
       }),
   });
 
-  const stateKey = (p: number) => `${STAGE}|${config.inputTopic}|${p}`;
+  const stateKey = (p: number) => stageStateKey(STAGE, config.inputTopic, p);
   /** Without the state topic (a bare test bus) the stage runs, without checkpoints. */
   let checkpoints = true;
 
@@ -190,17 +185,18 @@ export function startLoginspectService(opts: LoginspectServiceOptions): Loginspe
   async function restore(tps: TopicPartition[]): Promise<void> {
     const mine = tps.filter((tp) => tp.topic === config.inputTopic && !states.has(tp.partition)).map((tp) => tp.partition);
     if (mine.length === 0) return;
-    const info = (await bus.admin.listTopics()).find((t) => t.name === config.stateTopic);
-    if (!info) {
+    let found: Map<string, ConsumedRecord>;
+    try {
+      found = await readKeys(bus, config.stateTopic, mine.map(stateKey));
+    } catch (err) {
+      if (!ERR_UNKNOWN_TOPIC.is(err)) throw err;
       if (checkpoints) log.warn({ topic: config.stateTopic }, 'The state topic does not exist: loginspect state is not checkpointed.');
       checkpoints = false;
       return;
     }
-    const wanted = new Map(mine.map((p) => [Buffer.from(stateKey(p)).toString('base64'), p]));
-    const table = await readTable(bus, config.stateTopic, { partitions: [...new Set(mine.map((p) => partitionForKey(Buffer.from(stateKey(p)), info.partitions, () => 0)))] });
-    for (const [k, rec] of table) {
-      const p = wanted.get(k);
-      if (p === undefined || !rec.value) continue;
+    for (const p of mine) {
+      const rec = found.get(stateKey(p));
+      if (!rec?.value) continue;
       try {
         const st = stateCodec.decode(rec.value);
         const state = inspector.loadState(st.state);
