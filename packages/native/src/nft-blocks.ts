@@ -38,8 +38,7 @@ export class NftBlockSets {
 
   /** Apply a script as one transaction. */
   async run(script: string): Promise<void> {
-    this.session ??= NftSession.open(this.netns ? { netns: this.netns } : {});
-    await this.session.run(script);
+    await this.open().run(script);
   }
 
   /** Block `ip` for `ttlMs` with `action`; a renewal gets the new timeout; returns the set. */
@@ -64,8 +63,7 @@ export class NftBlockSets {
 
   /** The elements in the sets now. */
   async list(): Promise<BlockElement[]> {
-    this.session ??= NftSession.open(this.netns ? { netns: this.netns } : {});
-    const out = await this.session.json<{ nftables?: Array<{ set?: { name?: string; elem?: unknown[] } }> }>(`list table ${this.family} ${this.table}`);
+    const out = await this.open().json<{ nftables?: Array<{ set?: { name?: string; elem?: unknown[] } }> }>(`list table ${this.family} ${this.table}`);
     const res: BlockElement[] = [];
     for (const item of out.nftables ?? []) {
       const set = item.set;
@@ -92,6 +90,11 @@ export class NftBlockSets {
   /** Delete the table, its chains and every element. */
   async drop(): Promise<void> {
     await this.run(`add table ${this.family} ${this.table}\ndelete table ${this.family} ${this.table}\n`);
+  }
+
+  /** The session, opened at first use (a setup error surfaces where the caller handles it). */
+  private open(): NftSession {
+    return (this.session ??= NftSession.open(this.netns ? { netns: this.netns } : {}));
   }
 
   /** Close the session; the table and its elements stay in the kernel. */
