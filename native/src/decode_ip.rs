@@ -2,7 +2,6 @@
 
 use crate::decode_packet::*;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Largest datagram we reassemble (the IPv4/IPv6 maximum); bigger ones are dropped as evasion.
@@ -38,7 +37,7 @@ struct FirstHdr {
 
 #[derive(Default)]
 pub struct Defrag {
-    trackers: HashMap<FragKey, Tracker>,
+    trackers: crate::flow_table::FastMap<FragKey, Tracker>,
     pub dropped: u64,
 }
 

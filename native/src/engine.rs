@@ -11,7 +11,6 @@ use crate::detect_parse::*;
 use crate::flow_table::*;
 use crate::stream_tcp::{TcpSession, TcpState};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -74,13 +73,13 @@ struct ThreshState {
 
 pub struct Engine {
     rules: Arc<RuleSet>,
-    flows: HashMap<FlowKey, Flow>,
+    flows: FastMap<FlowKey, Flow>,
     defrag: Defrag,
     pub mode: ChecksumMode,
     checksum_on: bool,
     auto_seen: u64,
     auto_bad: u64,
-    thresh: HashMap<(u32, u32, u128), ThreshState>,
+    thresh: FastMap<(u32, u32, u128), ThreshState>,
     last_gc: i64,
     pub stats: Stats,
     scan: Scan,
@@ -111,7 +110,7 @@ impl Engine {
     pub fn new(rules: Arc<RuleSet>, mode: ChecksumMode) -> Engine {
         Engine {
             rules,
-            flows: HashMap::new(),
+            flows: FastMap::default(),
             defrag: Defrag::default(),
             mode,
             // Auto: checksums are counted, but (as Suricata's verify cases show for offloaded
@@ -119,7 +118,7 @@ impl Engine {
             checksum_on: mode == ChecksumMode::On,
             auto_seen: 0,
             auto_bad: 0,
-            thresh: HashMap::new(),
+            thresh: FastMap::default(),
             last_gc: 0,
             stats: Stats::default(),
             scan: Scan::default(),

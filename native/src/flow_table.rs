@@ -4,7 +4,11 @@
 use crate::applayer_http::HttpState;
 use crate::applayer_tls::TlsState;
 use crate::stream_tcp::TcpSession;
-use std::collections::{HashMap, HashSet};
+
+/// Hash maps keyed by packet-derived values (flows, transactions, bits): foldhash, fast and
+/// seeded at random per map, so keys crafted on the wire cannot be aimed at a table's buckets.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::net::IpAddr;
 
 #[derive(Hash, PartialEq, Eq, Clone, Copy, Debug)]
@@ -72,15 +76,15 @@ pub struct Flow {
     pub proto: u8,
     pub tcp: Option<TcpSession>,
     pub app: App,
-    pub bits: HashSet<u32>,
+    pub bits: FastSet<u32>,
     pub last_ts: i64,
     pub pkts: [u64; 2],
     /// Bytes of unrecognised data seen while detecting the protocol.
     pub detect_bytes: usize,
     /// (tx id, rule index) pairs that already alerted: one alert per transaction.
-    pub tx_alerted: HashSet<(u64, u32)>,
+    pub tx_alerted: FastSet<(u64, u32)>,
     /// Per tx: last generation inspected for each side.
-    pub tx_seen: HashMap<u64, (u32, u32)>,
+    pub tx_seen: FastMap<u64, (u32, u32)>,
     /// DNS transactions seen (each message is one).
     pub dns_tx: u64,
     pub tls_sni_alerted: bool,
@@ -115,12 +119,12 @@ impl Flow {
             proto,
             tcp: None,
             app: App::Unknown,
-            bits: HashSet::new(),
+            bits: FastSet::default(),
             last_ts: ts,
             pkts: [0, 0],
             detect_bytes: 0,
-            tx_alerted: HashSet::new(),
-            tx_seen: HashMap::new(),
+            tx_alerted: FastSet::default(),
+            tx_seen: FastMap::default(),
             dns_tx: 0,
             tls_sni_alerted: false,
             addr_rules: AddrRules::default(),
