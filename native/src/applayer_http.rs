@@ -34,6 +34,16 @@ pub struct HttpTx {
     pub res_body: Vec<u8>,
     res_body_encoded: Vec<u8>,
     res_layers: usize,
+    /// Where the response body's first byte lies in the server's bytes (counted over
+    /// everything given to `parse_response`), when the inspected body is exactly those bytes
+    /// as sent: identity transfer, no content encoding, one contiguous run. None otherwise.
+    pub res_body_at: Option<u64>,
+    /// Response body bytes received so far (also those beyond the inspected limit).
+    pub res_body_seen: u64,
+    res_body_split: bool,
+    /// The detection engine's file_data prefilter hits, found while the body streamed by
+    /// (a bitset of pattern ids; see `RuleSet::scan_response_stream`).
+    pub res_body_hits: Vec<u64>,
     pub req_line_done: bool,
     pub req_headers_done: bool,
     pub req_done: bool,
@@ -190,6 +200,9 @@ enum Phase {
 
 struct Side {
     buf: Vec<u8>,
+    /// Bytes fed to this side so far, and the position of the input being parsed.
+    fed: u64,
+    base: u64,
     phase: Phase,
     header_bytes: usize,
     /// Index of the tx this side is working on.
@@ -198,7 +211,7 @@ struct Side {
 
 impl Side {
     fn new() -> Self {
-        Side { buf: Vec::new(), phase: Phase::Line, header_bytes: 0, cur: None }
+        Side { buf: Vec::new(), fed: 0, base: 0, phase: Phase::Line, header_bytes: 0, cur: None }
     }
     /// Give back a large, now mostly empty buffer (idle keep-alive flows stay small).
     fn trim(&mut self) {
@@ -564,6 +577,9 @@ impl HttpState {
     /// Feed bytes from the server (parsed in place like requests).
     pub fn parse_response(&mut self, data: &[u8]) {
         let mut pending = std::mem::take(&mut self.res.buf);
+        // Unconsumed bytes come straight before `data` in the stream.
+        self.res.base = self.res.fed - pending.len() as u64;
+        self.res.fed += data.len() as u64;
         if pending.is_empty() {
             let c = self.parse_response_bytes(data);
             pending.extend_from_slice(&data[c..]);
@@ -701,7 +717,24 @@ impl HttpState {
                     // Identity bodies are inspected as they arrive; encoded ones are kept as
                     // received and decoded once complete.
                     let dst = if tx.res_layers == 0 { &mut tx.res_body } else { &mut tx.res_body_encoded };
+                    let before = c;
                     let (nm, done) = body_step(mode, input, &mut c, dst);
+                    if c > before {
+                        // Is the inspected body still the server's bytes as sent, in one run?
+                        let at = self.res.base + before as u64;
+                        let as_sent = tx.res_layers == 0 && matches!(mode, BodyMode::Length(_) | BodyMode::UntilClose) && !tx.res_body_split;
+                        match tx.res_body_at {
+                            _ if !as_sent => {}
+                            None if tx.res_body_seen == 0 => tx.res_body_at = Some(at),
+                            Some(a) if a + tx.res_body_seen == at => {}
+                            _ => tx.res_body_split = true,
+                        }
+                        if tx.res_body_split || !as_sent {
+                            tx.res_body_split = true;
+                            tx.res_body_at = None;
+                        }
+                        tx.res_body_seen += (c - before) as u64;
+                    }
                     if done {
                         finish_response(tx);
                         self.res.phase = Phase::Line;
@@ -714,6 +747,11 @@ impl HttpState {
             }
         }
         c.min(input.len())
+    }
+
+    /// Bytes given to `parse_response` so far: the coordinates of `HttpTx::res_body_at`.
+    pub fn res_fed(&self) -> u64 {
+        self.res.fed
     }
 
     /// The server side closed (FIN/RST or flow end): bodies delimited by close are complete.

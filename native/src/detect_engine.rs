@@ -212,10 +212,27 @@ impl AppPrefilter {
     }
     /// Add the rules whose fast pattern occurs in its buffer to the scan's candidates:
     /// `bufs` are the transaction's buffers, `payload` the packet data rules see as payload.
-    pub fn scan(&self, bufs: &[(Buf, &[u8])], payload: &[u8], sc: &mut Scan) {
+    /// `body_hits`: the file_data patterns already found while the body streamed by (a bitset
+    /// of pattern ids), in place of scanning the file_data buffer again.
+    pub fn scan(&self, bufs: &[(Buf, &[u8])], payload: &[u8], body_hits: Option<&[u64]>, sc: &mut Scan) {
         for (b, v) in bufs.iter().chain([(Buf::Payload, payload)].iter()) {
             if let Ok(i) = self.each.binary_search_by(|(x, _)| x.cmp(b)) {
-                self.each[i].1.scan(v, sc);
+                match body_hits {
+                    Some(hits) if *b == Buf::FileData => {
+                        let pf = &self.each[i].1;
+                        for (w, &word) in hits.iter().enumerate() {
+                            let mut bits = word;
+                            while bits != 0 {
+                                let p = w * 64 + bits.trailing_zeros() as usize;
+                                bits &= bits - 1;
+                                for &r in pf.pat_rules.get(p).map(|v| v.as_slice()).unwrap_or(&[]) {
+                                    add_cand(&mut sc.cand, &mut sc.rule_seen, r);
+                                }
+                            }
+                        }
+                    }
+                    _ => self.each[i].1.scan(v, sc),
+                }
             }
         }
         if let Some(j) = &self.joint {
@@ -312,6 +329,94 @@ impl JointPrefilter {
                 hit(m.pattern().as_usize(), m.end());
             }
         }
+    }
+}
+
+#[cfg(feature = "hyperscan")]
+impl BodyMerged {
+    /// For server-to-client TCP groups with both kinds of patterns; `body`: the file_data
+    /// set, `pkt`: the group's set, both in their prefilters' pattern order.
+    fn build(group: usize, body: &PatternSet, pkt: &PatternSet) -> Option<BodyMerged> {
+        // Group layout (see pkt_group): class 0 (tcp), direction 1 (to client).
+        if group / BUCKETS != 1 || body.is_empty() {
+            return None;
+        }
+        let lits: Vec<(&[u8], bool)> = body.iter().chain(pkt.iter()).map(|(l, _)| (l.bytes.as_slice(), l.caseless)).collect();
+        let db = crate::detect_hs::HsDb::build_stream(&lits).ok()?;
+        Some(BodyMerged { db, n_body: body.len() as u32, lens: lits.iter().map(|(b, _)| b.len() as u32).collect() })
+    }
+}
+
+impl RuleSet {
+    /// Scan server-to-client bytes of an HTTP flow once for both the packet group's payload
+    /// patterns and the response file_data patterns, as one stream (so a pattern spanning two
+    /// packets of a body is found). `chunk` is the in-order data this packet delivered, already
+    /// given to the HTTP parser. Packet candidates (patterns wholly inside `chunk`) go to `sc`;
+    /// file_data hits are recorded in the transaction whose body, as sent, holds them — its
+    /// file_data buffer is then not scanned again (`body_hits`). Returns false when this group
+    /// has no such matcher (the caller scans the packet as usual).
+    #[cfg(feature = "hyperscan")]
+    pub fn scan_response_stream(&self, group: usize, st: &mut Option<StreamScan>, h: &mut crate::applayer_http::HttpState, chunk: &[u8], sc: &mut Scan) -> bool {
+        let Some(Some(m)) = self.body_merged.get(group) else {
+            *st = None;
+            return false;
+        };
+        let end = h.res_fed();
+        let Some(start) = end.checked_sub(chunk.len() as u64) else {
+            *st = None;
+            return false;
+        };
+        // A stream of another rule set or group, or one that missed bytes, starts over here.
+        if st.as_ref().is_some_and(|s| s.generation != self.generation || s.group != group || s.base + s.hs.offset != start) {
+            *st = None;
+        }
+        if st.is_none() {
+            *st = crate::detect_hs::HsStream::open(&m.db).map(|hs| StreamScan { hs, base: start, group, generation: self.generation });
+        }
+        let Some(s) = st.as_mut() else { return false };
+        let pkt = self.pkt_groups.get(group).and_then(|g| g.as_ref());
+        let base = s.base;
+        let Scan { cand, rule_seen, hs, .. } = sc;
+        let words = (m.n_body as usize).div_ceil(64);
+        let txs = &mut h.txs;
+        let ok = s.hs.scan(&m.db, hs, chunk, |id, to| {
+            let to = base + to;
+            let from = to - m.lens[id as usize] as u64;
+            if id < m.n_body {
+                // Transactions are few and responses arrive in order: look from the newest.
+                let Some(tx) = txs.iter_mut().rev().find(|t| t.res_body_at.is_some_and(|a| a <= from && to <= a + t.res_body_seen)) else { return };
+                if tx.res_body_hits.len() < words {
+                    tx.res_body_hits.resize(words, 0);
+                }
+                tx.res_body_hits[id as usize >> 6] |= 1u64 << (id & 63);
+            } else if from >= start {
+                if let Some(p) = pkt {
+                    for &r in &p.pat_rules[(id - m.n_body) as usize] {
+                        add_cand(cand, rule_seen, r);
+                    }
+                }
+            }
+        });
+        if !ok {
+            // The stream's state is unknown: bodies it covered are scanned again at inspection.
+            *st = None;
+            return false;
+        }
+        true
+    }
+
+    /// The file_data hits of a response body scanned as it streamed by with this rule set
+    /// (`scan_response_stream`), when the scan saw all of it; None: scan the buffer.
+    #[cfg(feature = "hyperscan")]
+    pub fn body_hits<'a>(&self, st: &Option<StreamScan>, tx: &'a crate::applayer_http::HttpTx) -> Option<&'a [u64]> {
+        let s = st.as_ref()?;
+        let a = tx.res_body_at?;
+        (s.generation == self.generation && a >= s.base && a + tx.res_body_seen <= s.base + s.hs.offset).then_some(tx.res_body_hits.as_slice())
+    }
+
+    #[cfg(not(feature = "hyperscan"))]
+    pub fn body_hits<'a>(&self, _st: &Option<StreamScan>, _tx: &'a crate::applayer_http::HttpTx) -> Option<&'a [u64]> {
+        None
     }
 }
 
@@ -457,7 +562,39 @@ pub struct RuleSet {
     pub app_always: Vec<u32>,
     pub app_addr: AddrIndex,
     pub bits: Interner,
+    /// Per packet group (server-to-client TCP groups only): the group's payload patterns and
+    /// the response file_data patterns in one streaming matcher, so an HTTP response's bytes
+    /// are scanned once for both (see `scan_response_stream`).
+    #[cfg(feature = "hyperscan")]
+    pub body_merged: Vec<Option<BodyMerged>>,
+    /// Distinguishes rule sets (streams opened with one set's matcher are not reused by another).
+    pub generation: u64,
 }
+
+/// A streaming matcher over a response's bytes: ids below `n_body` are the file_data
+/// prefilter's pattern ids, the rest the packet group's pattern ids offset by `n_body`.
+#[cfg(feature = "hyperscan")]
+pub struct BodyMerged {
+    db: crate::detect_hs::HsDb,
+    n_body: u32,
+    /// Literal length per id (a match's start is its end minus its length).
+    lens: Vec<u32>,
+}
+
+/// One flow's server-to-client stream scan with a rule set's `BodyMerged` matcher.
+#[cfg(feature = "hyperscan")]
+pub struct StreamScan {
+    hs: crate::detect_hs::HsStream,
+    /// Where the scan began, in the HTTP parser's response coordinates (`HttpState::res_fed`).
+    base: u64,
+    group: usize,
+    generation: u64,
+}
+
+#[cfg(not(feature = "hyperscan"))]
+pub struct StreamScan;
+
+static RULESET_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl RuleSet {
     pub fn load(sources: &[(String, String)]) -> RuleSet {
@@ -510,7 +647,22 @@ impl RuleSet {
             kept.push(r);
         }
         let t_build = std::time::Instant::now();
-        let mut rs = RuleSet { rules: kept, errors, total, pkt_pf: None, pkt_always: Vec::new(), pkt_groups: Vec::new(), pkt_addr: AddrIndex::default(), app_pf: Default::default(), app_always: Vec::new(), app_addr: AddrIndex::default(), bits };
+        let mut rs = RuleSet {
+            rules: kept,
+            errors,
+            total,
+            pkt_pf: None,
+            pkt_always: Vec::new(),
+            pkt_groups: Vec::new(),
+            pkt_addr: AddrIndex::default(),
+            app_pf: Default::default(),
+            app_always: Vec::new(),
+            app_addr: AddrIndex::default(),
+            bits,
+            #[cfg(feature = "hyperscan")]
+            body_merged: Vec::new(),
+            generation: RULESET_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        };
         rs.build_prefilters();
         release_free_heap();
         if std::env::var_os("CORDON_DPI_TIMING").is_some() {
@@ -582,6 +734,15 @@ impl RuleSet {
                 v
             })
             .collect();
+        #[cfg(feature = "hyperscan")]
+        {
+            let body: Option<PatternSet> = app[1].get(&Buf::FileData).map(|m| {
+                let mut v: PatternSet = m.iter().map(|(l, r)| (l.clone(), r.clone())).collect();
+                v.sort_unstable();
+                v
+            });
+            self.body_merged = sets.iter().enumerate().map(|(g, set)| BodyMerged::build(g, body.as_ref()?, set)).collect();
+        }
         self.pkt_groups = build_parallel(sets);
         // The benchmark's raw-scan baseline: every payload fast pattern with the very case
         // flags the engine's groups use, in one database.

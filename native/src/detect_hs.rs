@@ -32,11 +32,16 @@ extern "C" {
     fn hs_alloc_scratch(db: *const c_void, scratch: *mut *mut c_void) -> c_int;
     fn hs_free_scratch(scratch: *mut c_void) -> c_int;
     fn hs_scan(db: *const c_void, data: *const c_char, length: c_uint, flags: c_uint, scratch: *mut c_void, on_event: MatchHandler, ctx: *mut c_void) -> c_int;
+    fn hs_open_stream(db: *const c_void, flags: c_uint, stream: *mut *mut c_void) -> c_int;
+    fn hs_scan_stream(stream: *mut c_void, data: *const c_char, length: c_uint, flags: c_uint, scratch: *mut c_void, on_event: MatchHandler, ctx: *mut c_void) -> c_int;
+    fn hs_close_stream(stream: *mut c_void, scratch: *mut c_void, on_event: Option<MatchHandler>, ctx: *mut c_void) -> c_int;
+    fn hs_stream_size(db: *const c_void, size: *mut usize) -> c_int;
 }
 
 const HS_FLAG_CASELESS: c_uint = 1;
 const HS_FLAG_SINGLEMATCH: c_uint = 8;
 const HS_MODE_BLOCK: c_uint = 1;
+const HS_MODE_STREAM: c_uint = 2;
 const HS_INVALID: c_int = -1;
 
 /// A compiled literal database. Immutable after build; scanning needs a `Scratch`.
@@ -60,6 +65,17 @@ impl HsDb {
     /// Literals, each `(bytes, caseless)`, reported with their index as id: once per scan
     /// (SINGLEMATCH) when `once`, else at every occurrence.
     pub fn build(pats: &[(&[u8], bool)], once: bool) -> Result<HsDb, String> {
+        Self::build_mode(pats, if once { Some(true) } else { Some(false) }, HS_MODE_BLOCK)
+    }
+
+    /// A streaming database: data arrives in pieces (`HsStream`) and a literal spanning two
+    /// pieces is found as if they were one buffer. Every occurrence is reported.
+    pub fn build_stream(pats: &[(&[u8], bool)]) -> Result<HsDb, String> {
+        Self::build_mode(pats, Some(false), HS_MODE_STREAM)
+    }
+
+    fn build_mode(pats: &[(&[u8], bool)], once: Option<bool>, mode: c_uint) -> Result<HsDb, String> {
+        let once = once.unwrap_or(false);
         if pats.is_empty() || pats.iter().any(|p| p.0.is_empty()) {
             return Err("empty pattern set or empty pattern".into());
         }
@@ -71,7 +87,7 @@ impl HsDb {
         let mut db: *mut c_void = ptr::null_mut();
         let mut err: *mut HsCompileError = ptr::null_mut();
         let rc = unsafe {
-            hs_compile_lit_multi(ptrs.as_ptr(), flags.as_ptr(), ids.as_ptr(), lens.as_ptr(), pats.len() as c_uint, HS_MODE_BLOCK, ptr::null(), &mut db, &mut err)
+            hs_compile_lit_multi(ptrs.as_ptr(), flags.as_ptr(), ids.as_ptr(), lens.as_ptr(), pats.len() as c_uint, mode, ptr::null(), &mut db, &mut err)
         };
         if rc != 0 {
             let msg = if err.is_null() {
@@ -122,6 +138,76 @@ impl HsDb {
             }
             ctx.base += part.len();
         }
+    }
+}
+
+/// The state of one stream scanned with a streaming database (`HsDb::build_stream`): a few
+/// hundred bytes of history, so matches spanning the pieces are found.
+pub struct HsStream {
+    s: *mut c_void,
+    /// Bytes scanned so far: match offsets are relative to the stream's start.
+    pub offset: u64,
+}
+
+unsafe impl Send for HsStream {}
+
+impl HsStream {
+    pub fn open(db: &HsDb) -> Option<HsStream> {
+        let mut s: *mut c_void = ptr::null_mut();
+        let rc = unsafe { hs_open_stream(db.db, 0, &mut s) };
+        (rc == 0 && !s.is_null()).then_some(HsStream { s, offset: 0 })
+    }
+
+    /// Scans the next piece; calls `f(pattern id, end offset in the stream)`. `db` must be the
+    /// database the stream was opened with.
+    pub fn scan<F: FnMut(u32, u64)>(&mut self, db: &HsDb, scratch: &mut Scratch, data: &[u8], f: F) -> bool {
+        if data.is_empty() {
+            return true;
+        }
+        scratch.fit(db);
+        struct Ctx<F> {
+            f: F,
+        }
+        unsafe extern "C" fn on_match<F: FnMut(u32, u64)>(id: c_uint, _from: c_ulonglong, to: c_ulonglong, _flags: c_uint, ctx: *mut c_void) -> c_int {
+            let c = &mut *(ctx as *mut Ctx<F>);
+            (c.f)(id, to);
+            0
+        }
+        let mut ctx = Ctx { f };
+        let mut ok = true;
+        for part in data.chunks(u32::MAX as usize) {
+            let mut rc = HS_INVALID;
+            for _attempt in 0..2 {
+                rc = unsafe { hs_scan_stream(self.s, part.as_ptr() as *const c_char, part.len() as c_uint, 0, scratch.s, on_match::<F>, &mut ctx as *mut Ctx<F> as *mut c_void) };
+                if rc != HS_INVALID {
+                    break;
+                }
+                // A scratch fitted to an earlier database at the same address: refit, retry
+                // (Hyperscan checks the scratch before it touches the stream).
+                scratch.fitted.clear();
+                scratch.fit(db);
+            }
+            ok &= rc == 0;
+            self.offset += part.len() as u64;
+        }
+        ok
+    }
+}
+
+impl Drop for HsStream {
+    fn drop(&mut self) {
+        unsafe {
+            hs_close_stream(self.s, ptr::null_mut(), None, ptr::null_mut());
+        }
+    }
+}
+
+impl HsDb {
+    /// Bytes of state each open stream of this (streaming) database holds.
+    pub fn stream_size(&self) -> usize {
+        let mut n = 0usize;
+        unsafe { hs_stream_size(self.db, &mut n) };
+        n
     }
 }
 

@@ -135,6 +135,8 @@ impl Engine {
             f.bits.clear();
             f.tx_alerted.clear();
             f.addr_rules = AddrRules::default();
+            // Streams scanned with the old set's matchers (their state belongs to it).
+            f.res_scan = None;
         }
         self.thresh.clear();
     }
@@ -560,13 +562,23 @@ impl Engine {
         let mut sc = std::mem::take(&mut self.scan);
         sc.begin(rules.rules.len());
         sc.add_all(addr_rules(&mut f.addr_rules.pkt, &rules.pkt_addr, &rules.rules, f.client, c.p));
-        if let Some(pf) = rules.pkt_groups.get(pkt_group(c.p.proto, c.to_server, c.p.sp, c.p.dp)).and_then(|g| g.as_ref()) {
-            if !c.p.payload.is_empty() {
+        let group = pkt_group(c.p.proto, c.to_server, c.p.sp, c.p.dp);
+        // Server bytes of an HTTP flow: one stream scan for packet and file_data patterns.
+        #[cfg(feature = "hyperscan")]
+        let stream_done = match (&c.stream, &mut f.app, c.to_server) {
+            (Some(s), App::Http(h), false) => rules.scan_response_stream(group, &mut f.res_scan, h, s, &mut sc),
+            _ => false,
+        };
+        #[cfg(not(feature = "hyperscan"))]
+        let stream_done = false;
+        if let Some(pf) = rules.pkt_groups.get(group).and_then(|g| g.as_ref()) {
+            // In-order data is the payload itself (borrowed): scanned once.
+            let same = c.stream.as_ref().is_some_and(|s| s.as_ptr() == c.p.payload.as_ptr() && s.len() == c.p.payload.len());
+            if !c.p.payload.is_empty() && !(same && stream_done) {
                 pf.scan(&c.p.payload, &mut sc);
             }
             if let Some(s) = &c.stream {
-                // In-order data is the payload itself (borrowed): scanned once already.
-                if s.as_ptr() != c.p.payload.as_ptr() || s.len() != c.p.payload.len() {
+                if !same && !stream_done {
                     pf.scan(s, &mut sc);
                 }
             }
@@ -633,7 +645,7 @@ impl Engine {
                     if dns.response {
                         continue; // dns.query inspects requests (to_server)
                     }
-                    self.eval_tx_rules(f, c, &rules, &bufs, Proto::Dns, None, out);
+                    self.eval_tx_rules(f, c, &rules, &bufs, Proto::Dns, None, None, out);
                 }
             }
             App::Tls(t) => {
@@ -643,7 +655,7 @@ impl Engine {
                 let Some(sni) = t.sni.clone() else { return };
                 f.tls_sni_alerted = true;
                 let bufs: Vec<(Buf, &[u8])> = vec![(Buf::TlsSni, sni.as_slice())];
-                self.eval_tx_rules(f, c, &rules, &bufs, Proto::Tls, None, out);
+                self.eval_tx_rules(f, c, &rules, &bufs, Proto::Tls, None, None, out);
             }
             _ => {}
         }
@@ -673,12 +685,13 @@ impl Engine {
                 let bufs = http_bufs(tx, true, &mut arena);
                 let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
                 let pc = if c.to_server { c } else { &tctx };
-                self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, true, tx)), out);
+                self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, true, tx)), None, out);
             }
             if res_new {
                 let bufs = http_bufs(tx, false, &mut arena);
                 let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
-                self.eval_tx_rules(f, &tctx, rules, &bufs, Proto::Http, Some((id, false, tx)), out);
+                let body_hits = rules.body_hits(&f.res_scan, tx);
+                self.eval_tx_rules(f, &tctx, rules, &bufs, Proto::Http, Some((id, false, tx)), body_hits, out);
             }
             self.arena = arena;
             // Both sides complete and inspected: nothing will look at this transaction's
@@ -700,6 +713,7 @@ impl Engine {
         bufs: &[(Buf, &[u8])],
         app: Proto,
         tx: Option<(u64, bool, &HttpTx)>,
+        body_hits: Option<&[u64]>,
         out: &mut Vec<Alert>,
     ) {
         let mut sc = std::mem::take(&mut self.scan);
@@ -707,7 +721,7 @@ impl Engine {
         sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
         let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
         let payload: &[u8] = c.stream.as_deref().unwrap_or(&c.p.payload);
-        rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, &mut sc);
+        rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, body_hits, &mut sc);
         sc.finish();
         let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
         for &ri in &sc.cand {
@@ -1030,5 +1044,116 @@ mod bench_probe {
             let s = (cpu() - c0) as f64 / 1e9;
             eprintln!("engine {:.2} Gbit/s {:.0} kpps per cpu-second (wall {:.3}s, cpu {:.3}s) alerts {}", bytes as f64 * 8.0 / s / 1e9, frames.len() as f64 / s / 1e3, t.elapsed().as_secs_f64(), s, out.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod body_stream_tests {
+    //! HTTP response bodies are scanned as they stream by (packet and file_data patterns in one
+    //! pass, with the hyperscan feature): the alerts must be those of scanning the body buffer.
+    use super::*;
+
+    fn frame(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08;
+        let tot = 20 + 20 + payload.len();
+        let mut ip = vec![0x45, 0, (tot >> 8) as u8, tot as u8, 0, 0, 0, 0, 64, 6, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        f.extend_from_slice(&ip);
+        let mut t = Vec::new();
+        t.extend_from_slice(&sp.to_be_bytes());
+        t.extend_from_slice(&dp.to_be_bytes());
+        t.extend_from_slice(&seq.to_be_bytes());
+        t.extend_from_slice(&ack.to_be_bytes());
+        t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(&t);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// One HTTP exchange; the response is cut into the given segments. Returns the sids.
+    fn run(rules: &str, response: &[&[u8]]) -> Vec<u32> {
+        let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
+        assert!(rs.errors.is_empty(), "{:?}", rs.errors.iter().map(|e| &e.reason).collect::<Vec<_>>());
+        let mut e = Engine::new(rs, ChecksumMode::Off);
+        let (c, s) = ([10, 0, 0, 2], [192, 0, 2, 9]);
+        let (mut cs, mut ss) = (1000u32, 5000u32);
+        let mut out = Vec::new();
+        let mut ts = 1_000_000i64;
+        let mut send = |e: &mut Engine, f: Vec<u8>, out: &mut Vec<Alert>| {
+            ts += 10;
+            e.process(1, ts, &f, 0, out);
+        };
+        send(&mut e, frame(c, s, 40000, 80, cs, 0, 0x02, b""), &mut out);
+        cs += 1;
+        send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x12, b""), &mut out);
+        ss += 1;
+        send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x10, b""), &mut out);
+        let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+        send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x18, req), &mut out);
+        cs += req.len() as u32;
+        for seg in response {
+            send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x18, seg), &mut out);
+            ss += seg.len() as u32;
+            send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x10, b""), &mut out);
+        }
+        send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x11, b""), &mut out);
+        e.finish(&mut out);
+        let mut sids: Vec<u32> = out.iter().map(|a| a.sid).collect();
+        sids.sort_unstable();
+        sids.dedup();
+        sids
+    }
+
+    const RULES: &str = r#"
+alert http any any -> any any (msg:"body pattern"; flow:to_client; file_data; content:"EvilPayloadMarker"; sid:1;)
+alert http any any -> any any (msg:"body pattern at start"; flow:to_client; file_data; content:"<html>"; startswith; sid:2;)
+alert tcp any any -> any any (msg:"stream pattern"; flow:to_client; content:"EvilPayloadMarker"; sid:3;)
+alert http any any -> any any (msg:"header text is not body"; flow:to_client; file_data; content:"X-Marker-Header"; sid:4;)
+"#;
+
+    #[test]
+    fn body_pattern_split_across_segments() {
+        let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nContent-Length: 36\r\nX-Marker-Header: 1\r\n\r\n<html>aaaaEvilPay", b"loadMarkerbbbbbbbbbb"]);
+        // The stream rule sees reassembled data per packet, so only the body rules match across
+        // the split (as in Suricata: the body is one buffer, packets are not).
+        assert_eq!(r, vec![1, 2]);
+    }
+
+    #[test]
+    fn body_pattern_inside_one_segment() {
+        let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\n", b"<html>aaaaEvilPayloadMarkerbbbbbbbbbb"]);
+        assert_eq!(r, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn header_bytes_are_not_body() {
+        let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nX-Marker-Header: EvilPayloadMarker\r\nContent-Length: 6\r\n\r\n<html>"]);
+        assert_eq!(r, vec![2, 3]);
+    }
+
+    #[test]
+    fn chunked_and_second_response_bodies() {
+        let first: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n<html>Ev\r\nf\r\nilPayloadMarker\r\n0\r\n\r\n";
+        let r = run(RULES, &[first]);
+        assert_eq!(r, vec![1, 2], "dechunked body is one buffer");
+        // Keep-alive: the marker in the second response's body only.
+        let rules = RULES.replace("sid:1;", "sid:1; http.stat_code; content:\"201\";");
+        let r = run(&rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcdHTTP/1.1 201 Created\r\nContent-Length: 21\r\n\r\nEvilPa", b"yloadMarker+pad"]);
+        assert_eq!(r, vec![1]);
+    }
+
+    #[test]
+    fn parser_marks_bodies_as_sent() {
+        let mut h = crate::applayer_http::HttpState::new();
+        h.parse_request(b"GET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
+        h.parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel");
+        h.parse_response(b"loHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n");
+        assert_eq!(h.txs[0].res_body_at, Some(38));
+        assert_eq!(h.txs[0].res_body_seen, 5);
+        assert_eq!(h.txs[0].res_body, b"hello");
+        assert_eq!(h.txs[1].res_body_at, None, "a chunked body is not the bytes as sent");
+        assert_eq!(h.txs[1].res_body, b"ab");
     }
 }

@@ -92,6 +92,9 @@ pub struct Flow {
     /// and ports fit the flow, per packet direction (0: from the client); looked up on the
     /// direction's first packet, as neither can change within a flow. Valid for one rule set.
     pub addr_rules: AddrRules,
+    /// The server-to-client byte stream scanned once for packet and file_data patterns
+    /// (HTTP flows; see `RuleSet::scan_response_stream`).
+    pub res_scan: Option<crate::detect_engine::StreamScan>,
 }
 
 #[derive(Default)]
@@ -128,6 +131,7 @@ impl Flow {
             dns_tx: 0,
             tls_sni_alerted: false,
             addr_rules: AddrRules::default(),
+            res_scan: None,
         }
     }
     pub fn expired(&self, now: i64) -> bool {
