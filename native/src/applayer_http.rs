@@ -301,6 +301,52 @@ fn take_line_res<'a>(buf: &'a [u8], consumed: &mut usize) -> Option<&'a [u8]> {
     }
 }
 
+/// A response header line and the length of its line ending, with libhtp-rs's response EOLs:
+/// "\r\n", "\n\r", "\n", "\r", and the deformed "\n\r\r\n" (before "\n"/"\r\n") and
+/// "\r\n\r" + [\r \t]+ + optional "\n" (not before "\n"/"\r\n").
+fn take_hdr_line<'a>(buf: &'a [u8], consumed: &mut usize) -> Option<(&'a [u8], usize)> {
+    let rest = &buf[*consumed..];
+    let i = memchr::memchr2(b'\n', b'\r', rest)?;
+    let at = |k: usize| rest.get(i + k).copied();
+    let eol = if rest[i] == b'\n' {
+        if at(1) == Some(b'\r') {
+            if at(2) == Some(b'\r') && at(3) == Some(b'\n') && (at(4) == Some(b'\n') || (at(4) == Some(b'\r') && at(5) == Some(b'\n'))) {
+                4
+            } else {
+                2
+            }
+        } else {
+            1
+        }
+    } else {
+        match at(1) {
+            None => return None,
+            Some(b'\n') => {
+                let mut e = 2;
+                if at(2) == Some(b'\r') {
+                    let mut k = 3;
+                    while matches!(at(k), Some(b'\r') | Some(b' ') | Some(b'\t')) {
+                        k += 1;
+                    }
+                    if k > 3 {
+                        if at(k) == Some(b'\n') {
+                            k += 1;
+                        }
+                        let next_eol = at(k) == Some(b'\n') || (at(k) == Some(b'\r') && at(k + 1) == Some(b'\n'));
+                        if !next_eol && i + k < rest.len() {
+                            e = k;
+                        }
+                    }
+                }
+                e
+            }
+            Some(_) => 1,
+        }
+    };
+    *consumed += i + eol;
+    Some((&rest[..i], eol))
+}
+
 /// A folded continuation line, unless it is really a new "Name: value" header indented by
 /// whitespace (browsers read those as headers, and so does libhtp's evasion handling).
 fn is_folding(line: &[u8]) -> bool {
@@ -509,8 +555,10 @@ impl HttpState {
                     parse_request_line(tx, line);
                     tx.req_line_done = true;
                     tx.req_gen += 1;
-                    if tx.req_protocol.is_empty() {
-                        // HTTP/0.9: no headers, no body.
+                    if tx.req_protocol.is_empty() && trim_start(&input[c..]).is_empty() {
+                        // HTTP/0.9: no headers, no body. (libhtp-rs: when anything but
+                        // whitespace follows the request line, the protocol was just missing
+                        // and headers are parsed.)
                         tx.req_headers_done = true;
                         tx.req_done = true;
                         self.req.phase = Phase::Line;
@@ -656,14 +704,35 @@ impl HttpState {
                 Phase::Headers => {
                     let Some(t) = self.res.cur else { self.res.phase = Phase::Line; continue };
                     let start = c;
-                    let Some(line) = take_line_res(input, &mut c) else {
+                    let Some((line, eol)) = take_hdr_line(input, &mut c) else {
                         if input.len() - c > MAX_HEADER_BYTES {
                             self.res.phase = Phase::Stop;
                         }
                         break;
                     };
                     let tx = &mut self.txs[t];
-                    if line.iter().all(|&ch| ch == b' ' || ch == b'\t') {
+                    let ws_only = line.iter().all(|&ch| ch == b' ' || ch == b'\t');
+                    if ws_only && !line.is_empty() && !tx.res_headers.is_empty() {
+                        if eol >= 2 || line.len() >= 2 {
+                            // libhtp-rs: an empty folded continuation, not the end of headers.
+                            add_raw_header(&mut tx.res_headers_raw, &input[start..c]);
+                            self.res.header_bytes += c - start;
+                            continue;
+                        }
+                        // One blank plus a one-byte EOL ends the headers; an empty line right
+                        // after it belongs to that end too.
+                        if input.get(c) == Some(&b'\n') {
+                            c += if input.get(c + 1) == Some(&b'\r') { 2 } else { 1 };
+                        }
+                    }
+                    if line.is_empty() && eol == 1 && input[c - 1] == b'\r' && tx.res_headers.is_empty() {
+                        // libhtp-rs: a lone CR opening the header block is an empty header
+                        // line, not the end of the headers.
+                        add_raw_header(&mut tx.res_headers_raw, &input[start..c]);
+                        self.res.header_bytes += c - start;
+                        continue;
+                    }
+                    if ws_only {
                         let status = status_number(&tx.status);
                         if status == Some(100) && tx.res_headers.is_empty() {
                             // 100 Continue: the real response line follows.
@@ -736,6 +805,26 @@ impl HttpState {
                         tx.res_body_seen += (c - before) as u64;
                     }
                     if done {
+                        // libhtp-rs response_finalize: lines right after the body that do not
+                        // start a response ("http") are more body of this response.
+                        if tx.res_layers == 0 {
+                            while c < input.len() {
+                                let rest = &input[c..];
+                                let n = memchr::memchr(b'\n', rest).map(|i| i + 1).unwrap_or(rest.len());
+                                let l = &rest[..n];
+                                let t0 = l.iter().position(|&ch| !is_ws(ch) && ch != 0).unwrap_or(l.len());
+                                let lt = &l[t0..];
+                                let could_be_http = if lt.len() >= 4 { lt[..4].eq_ignore_ascii_case(b"http") } else { b"http"[..lt.len()].eq_ignore_ascii_case(lt) };
+                                if could_be_http || trim(l).is_empty() {
+                                    break;
+                                }
+                                keep_body(&mut tx.res_body, l, 0);
+                                tx.res_body_seen += n as u64;
+                                tx.res_body_split = true;
+                                tx.res_body_at = None;
+                                c += n;
+                            }
+                        }
                         finish_response(tx);
                         self.res.phase = Phase::Line;
                     } else if nm == mode {
@@ -999,6 +1088,63 @@ fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, out: &mut Vec<u8>) -> (B
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one_response(res: &[u8]) -> HttpTx {
+        let mut h = HttpState::new();
+        h.parse_request(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+        h.parse_response(res);
+        h.close_response();
+        h.txs.swap_remove(0)
+    }
+
+    #[test]
+    fn deformed_header_line_ends_are_one_end() {
+        // "\r\n\r\r\n" between two headers, as libhtp reads it: one line end, not the end of
+        // the header block (Transfer-Encoding still applies).
+        let tx = one_response(b"HTTP/1.1 200 ok\r\nConnection: close\r\n\r\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(tx.res_header("transfer-encoding"), Some(&b"chunked"[..]));
+        assert_eq!(tx.res_body, b"hello");
+        // "\n\r" line ends throughout.
+        let tx = one_response(b"HTTP/1.1 200 ok\n\rContent-Type: text/html\n\rContent-Length: 5\n\r\n\rhello");
+        assert_eq!(tx.res_header("content-length"), Some(&b"5"[..]));
+        assert_eq!(tx.res_body, b"hello");
+    }
+
+    #[test]
+    fn blank_continuation_lines_do_not_end_the_headers() {
+        // A header name, then its colon and value on blank-led continuation lines.
+        let tx = one_response(b"HTTP/1.1 200 ok\r\nTransfer-Encoding\r\n \r\n :\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(tx.res_body, b"hello");
+        // A line of one blank and a lone LF still ends them (libhtp), with the LF after it.
+        let tx = one_response(b"HTTP/1.1 200 ok\nContent-Length: 5\n \n\nhello");
+        assert_eq!(tx.res_body, b"hello");
+    }
+
+    #[test]
+    fn bytes_after_a_complete_body_that_start_no_response_are_body() {
+        let tx = one_response(b"HTTP/1.1 200 ok\r\nContent-Length: 3\r\n\r\nabcdef\r\nghi");
+        assert_eq!(tx.res_body, b"abcdef\r\nghi");
+        assert_eq!(tx.res_body_at, None, "no longer the bytes as sent in one run");
+        // A following response is not swallowed.
+        let mut h = HttpState::new();
+        h.parse_request(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+        h.parse_response(b"HTTP/1.1 200 ok\r\nContent-Length: 3\r\n\r\nabc\r\nHTTP/1.1 404 nf\r\nContent-Length: 2\r\n\r\nzz");
+        assert_eq!(h.txs[0].res_body, b"abc");
+        assert_eq!(h.txs[1].status, b"404");
+        assert_eq!(h.txs[1].res_body, b"zz");
+    }
+
+    #[test]
+    fn request_line_without_protocol() {
+        // Headers follow: the protocol is missing, not HTTP/0.9.
+        let mut h = HttpState::new();
+        h.parse_request(b"GET /gen.php?x=1\r\nHost: example\r\nUser-Agent: t\r\n\r\n");
+        assert_eq!(h.txs[0].req_header("host"), Some(&b"example"[..]));
+        // Nothing follows: HTTP/0.9, done at once.
+        let mut h = HttpState::new();
+        h.parse_request(b"GET /old\r\n");
+        assert!(h.txs[0].req_done);
+    }
 
     #[test]
     fn chunked_response_is_dechunked() {
