@@ -351,7 +351,7 @@ impl RuleSet {
     /// Scan server-to-client bytes of an HTTP flow once for both the packet group's payload
     /// patterns and the response file_data patterns, as one stream (so a pattern spanning two
     /// packets of a body is found). `chunk` is the in-order data this packet delivered, already
-    /// given to the HTTP parser. Packet candidates (patterns wholly inside `chunk`) go to `sc`;
+    /// given to the HTTP parser. Packet candidates (patterns ending inside `chunk`) go to `sc`;
     /// file_data hits are recorded in the transaction whose body, as sent, holds them — its
     /// file_data buffer is then not scanned again (`body_hits`). Returns false when this group
     /// has no such matcher (the caller scans the packet as usual).
@@ -389,7 +389,9 @@ impl RuleSet {
                     tx.res_body_hits.resize(words, 0);
                 }
                 tx.res_body_hits[id as usize >> 6] |= 1u64 << (id & 63);
-            } else if from >= start {
+            } else if to > start {
+                // Wholly inside the data, or across the seam with the bytes before it (the
+                // engine checks those on the previous data's tail + this data).
                 if let Some(p) = pkt {
                     for &r in &p.pat_rules[(id - m.n_body) as usize] {
                         add_cand(cand, rule_seen, r);

@@ -85,7 +85,21 @@ pub struct Engine {
     scan: Scan,
     /// Reused storage for composed app-layer buffers.
     arena: Vec<u8>,
+    /// Reused storage for the seam between two segments' data.
+    seam_buf: Vec<u8>,
     salt: u64,
+}
+
+/// Stream bytes kept per flow direction, so a content split across two segments is found:
+/// patterns up to this long, spanning the seam, are matched (as Suricata's raw stream
+/// inspection matches across segments).
+const STREAM_TAIL: usize = 256;
+
+/// Whether a stream rule's payload match can be checked on tail + data: only contents,
+/// positioned relative to each other (an absolute offset, depth, anchor or negation would
+/// mean something else on a buffer that starts earlier).
+fn seam_ok(items: &[Item]) -> bool {
+    items.iter().all(|i| matches!(i, Item::Content(c) if !c.negated && c.offset.is_none() && c.depth.is_none() && !c.startswith && !c.endswith))
 }
 
 /// What the current packet brings to detection.
@@ -123,6 +137,7 @@ impl Engine {
             stats: Stats::default(),
             scan: Scan::default(),
             arena: Vec::new(),
+            seam_buf: Vec::new(),
             salt: 0,
         }
     }
@@ -571,6 +586,11 @@ impl Engine {
         };
         #[cfg(not(feature = "hyperscan"))]
         let stream_done = false;
+        // The stream bytes just before this packet's data (same direction): contents split
+        // across segments are looked for in tail + data.
+        let d = if c.to_server { 0 } else { 1 };
+        let tail = std::mem::take(&mut f.stream_tail[d]);
+        let seam = c.stream.is_some() && !tail.is_empty();
         if let Some(pf) = rules.pkt_groups.get(group).and_then(|g| g.as_ref()) {
             // In-order data is the payload itself (borrowed): scanned once.
             let same = c.stream.as_ref().is_some_and(|s| s.as_ptr() == c.p.payload.as_ptr() && s.len() == c.p.payload.len());
@@ -581,8 +601,17 @@ impl Engine {
                 if !same && !stream_done {
                     pf.scan(s, &mut sc);
                 }
+                if seam && !stream_done {
+                    // The seam: the tail and as much of the data again (a streaming scan finds
+                    // patterns across it by itself).
+                    self.seam_buf.clear();
+                    self.seam_buf.extend_from_slice(&tail);
+                    self.seam_buf.extend_from_slice(&s[..s.len().min(STREAM_TAIL)]);
+                    pf.scan(&self.seam_buf, &mut sc);
+                }
             }
         }
+        let mut joined: Option<Vec<u8>> = None;
         sc.finish();
         for &ri in &sc.cand {
             let r = &rules.rules[ri as usize];
@@ -595,7 +624,12 @@ impl Engine {
                     // Stream content: the reassembled bytes this packet delivered; a packet
                     // rule also sees the raw payload (Suricata inspects both, alerting once).
                     let s = c.stream.as_deref().map(|s| eval_buffer(s, items)).unwrap_or(false);
-                    s || (r.proto != Proto::TcpStream && c.stream.is_none() && !c.p.payload.is_empty() && c.p.tcp.as_ref().is_some_and(|t| t.flags & TH_SYN != 0) && eval_buffer(&c.p.payload, items))
+                    s || seam && seam_ok(items) && {
+                        // Split across the previous segment and this one: a match in tail +
+                        // data that lies in neither alone (one wholly in the tail was seen then).
+                        let j = joined.get_or_insert_with(|| [tail.as_slice(), c.stream.as_deref().unwrap_or(&[])].concat());
+                        eval_buffer(j, items) && !eval_buffer(&tail, items)
+                    } || (r.proto != Proto::TcpStream && c.stream.is_none() && !c.p.payload.is_empty() && c.p.tcp.as_ref().is_some_and(|t| t.flags & TH_SYN != 0) && eval_buffer(&c.p.payload, items))
                 } else if r.proto == Proto::TcpStream {
                     false
                 } else {
@@ -616,6 +650,19 @@ impl Engine {
             self.emit(r, c, f, ap, None, out);
         }
         self.scan = sc;
+        // Keep the last STREAM_TAIL bytes of this direction's stream.
+        let mut tail = tail;
+        if let Some(s) = c.stream.as_deref() {
+            if s.len() >= STREAM_TAIL {
+                tail.clear();
+                tail.extend_from_slice(&s[s.len() - STREAM_TAIL..]);
+            } else {
+                let drop = (tail.len() + s.len()).saturating_sub(STREAM_TAIL);
+                tail.drain(..drop);
+                tail.extend_from_slice(s);
+            }
+        }
+        f.stream_tail[d] = tail;
     }
 
     /// Application-layer rules, once per transaction.
@@ -1116,9 +1163,8 @@ alert http any any -> any any (msg:"header text is not body"; flow:to_client; fi
     #[test]
     fn body_pattern_split_across_segments() {
         let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nContent-Length: 36\r\nX-Marker-Header: 1\r\n\r\n<html>aaaaEvilPay", b"loadMarkerbbbbbbbbbb"]);
-        // The stream rule sees reassembled data per packet, so only the body rules match across
-        // the split (as in Suricata: the body is one buffer, packets are not).
-        assert_eq!(r, vec![1, 2]);
+        // The body is one buffer; the stream rule finds the split content on the seam.
+        assert_eq!(r, vec![1, 2, 3]);
     }
 
     #[test]
@@ -1141,7 +1187,22 @@ alert http any any -> any any (msg:"header text is not body"; flow:to_client; fi
         // Keep-alive: the marker in the second response's body only.
         let rules = RULES.replace("sid:1;", "sid:1; http.stat_code; content:\"201\";");
         let r = run(&rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcdHTTP/1.1 201 Created\r\nContent-Length: 21\r\n\r\nEvilPa", b"yloadMarker+pad"]);
-        assert_eq!(r, vec![1]);
+        assert_eq!(r, vec![1, 3]);
+    }
+
+    #[test]
+    fn stream_content_split_across_segments() {
+        let rules = r#"
+alert tcp any any -> any any (msg:"split in the stream"; flow:to_client; content:"SplitMarker"; sid:11;)
+alert tcp any any -> any any (msg:"relative pair across the seam"; flow:to_client; content:"Split"; content:"Marker"; distance:0; within:6; sid:12;)
+alert tcp any any -> any any (msg:"depth is of one segment's data"; flow:to_client; content:"SplitMarker"; depth:20; sid:13;)
+alert tcp-pkt any any -> any any (msg:"packets are not streams"; flow:to_client; content:"SplitMarker"; sid:14;)
+"#;
+        let r = run(rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nabcdefSplit", b"Markerxyz"]);
+        assert_eq!(r, vec![11, 12]);
+        // Not again for the next segment, whose seam no longer holds it.
+        let r2 = run(rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\nabcdefSplit", b"Markerxyz", b"0123456789"]);
+        assert_eq!(r2, vec![11, 12]);
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub struct Flow {
     /// The server-to-client byte stream scanned once for packet and file_data patterns
     /// (HTTP flows; see `RuleSet::scan_response_stream`).
     pub res_scan: Option<crate::detect_engine::StreamScan>,
+    /// The last stream bytes of each direction (0: from the client), for contents split
+    /// across segments.
+    pub stream_tail: [Vec<u8>; 2],
 }
 
 #[derive(Default)]
@@ -132,6 +135,7 @@ impl Flow {
             tls_sni_alerted: false,
             addr_rules: AddrRules::default(),
             res_scan: None,
+            stream_tail: [Vec::new(), Vec::new()],
         }
     }
     pub fn expired(&self, now: i64) -> bool {
