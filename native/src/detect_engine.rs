@@ -353,27 +353,30 @@ impl RuleSet {
     /// packets of a body is found). `chunk` is the in-order data this packet delivered, already
     /// given to the HTTP parser. Packet candidates (patterns ending inside `chunk`) go to `sc`;
     /// file_data hits are recorded in the transaction whose body, as sent, holds them — its
-    /// file_data buffer is then not scanned again (`body_hits`). Returns false when this group
-    /// has no such matcher (the caller scans the packet as usual).
+    /// file_data buffer is then not scanned again (`body_hits`). Returns None when this group
+    /// has no such matcher or the scan failed (the caller scans the packet as usual), else
+    /// whether the stream continued from the bytes before `chunk` (so it also found patterns
+    /// across that seam; a stream opened here did not).
     #[cfg(feature = "hyperscan")]
-    pub fn scan_response_stream(&self, group: usize, st: &mut Option<StreamScan>, h: &mut crate::applayer_http::HttpState, chunk: &[u8], sc: &mut Scan) -> bool {
+    pub fn scan_response_stream(&self, group: usize, st: &mut Option<StreamScan>, h: &mut crate::applayer_http::HttpState, chunk: &[u8], sc: &mut Scan) -> Option<bool> {
         let Some(Some(m)) = self.body_merged.get(group) else {
             *st = None;
-            return false;
+            return None;
         };
         let end = h.res_fed();
         let Some(start) = end.checked_sub(chunk.len() as u64) else {
             *st = None;
-            return false;
+            return None;
         };
         // A stream of another rule set or group, or one that missed bytes, starts over here.
         if st.as_ref().is_some_and(|s| s.generation != self.generation || s.group != group || s.base + s.hs.offset != start) {
             *st = None;
         }
+        let continued = st.is_some();
         if st.is_none() {
             *st = crate::detect_hs::HsStream::open(&m.db).map(|hs| StreamScan { hs, base: start, group, generation: self.generation });
         }
-        let Some(s) = st.as_mut() else { return false };
+        let Some(s) = st.as_mut() else { return None };
         let pkt = self.pkt_groups.get(group).and_then(|g| g.as_ref());
         let base = s.base;
         let Scan { cand, rule_seen, hs, .. } = sc;
@@ -402,9 +405,9 @@ impl RuleSet {
         if !ok {
             // The stream's state is unknown: bodies it covered are scanned again at inspection.
             *st = None;
-            return false;
+            return None;
         }
-        true
+        Some(continued)
     }
 
     /// The file_data hits of a response body scanned as it streamed by with this rule set

@@ -580,12 +580,13 @@ impl Engine {
         let group = pkt_group(c.p.proto, c.to_server, c.p.sp, c.p.dp);
         // Server bytes of an HTTP flow: one stream scan for packet and file_data patterns.
         #[cfg(feature = "hyperscan")]
-        let stream_done = match (&c.stream, &mut f.app, c.to_server) {
+        let streamed = match (&c.stream, &mut f.app, c.to_server) {
             (Some(s), App::Http(h), false) => rules.scan_response_stream(group, &mut f.res_scan, h, s, &mut sc),
-            _ => false,
+            _ => None,
         };
         #[cfg(not(feature = "hyperscan"))]
-        let stream_done = false;
+        let streamed: Option<bool> = None;
+        let stream_done = streamed.is_some();
         // The stream bytes just before this packet's data (same direction): contents split
         // across segments are looked for in tail + data.
         let d = if c.to_server { 0 } else { 1 };
@@ -601,9 +602,9 @@ impl Engine {
                 if !same && !stream_done {
                     pf.scan(s, &mut sc);
                 }
-                if seam && !stream_done {
-                    // The seam: the tail and as much of the data again (a streaming scan finds
-                    // patterns across it by itself).
+                if seam && streamed != Some(true) {
+                    // The seam: the tail and as much of the data again (a streaming scan that
+                    // went on from the previous data found patterns across it by itself).
                     self.seam_buf.clear();
                     self.seam_buf.extend_from_slice(&tail);
                     self.seam_buf.extend_from_slice(&s[..s.len().min(STREAM_TAIL)]);
@@ -1121,6 +1122,11 @@ mod body_stream_tests {
 
     /// One HTTP exchange; the response is cut into the given segments. Returns the sids.
     fn run(rules: &str, response: &[&[u8]]) -> Vec<u32> {
+        run_swapping(rules, response, None)
+    }
+
+    /// `swap_before`: load the rules again (a new rule set) before that response segment.
+    fn run_swapping(rules: &str, response: &[&[u8]], swap_before: Option<usize>) -> Vec<u32> {
         let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
         assert!(rs.errors.is_empty(), "{:?}", rs.errors.iter().map(|e| &e.reason).collect::<Vec<_>>());
         let mut e = Engine::new(rs, ChecksumMode::Off);
@@ -1140,7 +1146,10 @@ mod body_stream_tests {
         let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
         send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x18, req), &mut out);
         cs += req.len() as u32;
-        for seg in response {
+        for (i, seg) in response.iter().enumerate() {
+            if swap_before == Some(i) {
+                e.set_rules(Arc::new(RuleSet::load(&[("t".into(), rules.into())])));
+            }
             send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x18, seg), &mut out);
             ss += seg.len() as u32;
             send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x10, b""), &mut out);
@@ -1171,6 +1180,14 @@ alert http any any -> any any (msg:"header text is not body"; flow:to_client; fi
     fn body_pattern_inside_one_segment() {
         let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\n", b"<html>aaaaEvilPayloadMarkerbbbbbbbbbb"]);
         assert_eq!(r, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn rule_swap_mid_body_scans_the_body_again() {
+        // The stream scan of the old set cannot vouch for the body: it is scanned whole.
+        let segs: [&[u8]; 3] = [b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n<html>aaaaEvilPay", b"loadMarkerbbbbbb", b"cccccccc"];
+        assert_eq!(run_swapping(RULES, &segs, Some(1)), vec![1, 2, 3]);
+        assert_eq!(run_swapping(RULES, &segs, None), vec![1, 2, 3]);
     }
 
     #[test]
