@@ -115,10 +115,15 @@ impl Headers {
         self.spans.clear();
         self.dead = 0;
     }
-    /// Drop the last header.
+    /// Drop the last header. Its bytes are cut off only when they end the buffer: a repeated
+    /// header moved to the end by `append_value` may lie after them.
     fn pop(&mut self) {
-        if let Some((s, _, _)) = self.spans.pop() {
-            self.bytes.truncate(s as usize);
+        if let Some((s, _, e)) = self.spans.pop() {
+            if e as usize == self.bytes.len() {
+                self.bytes.truncate(s as usize);
+            } else {
+                self.dead += (e - s) as usize;
+            }
         }
     }
     fn push(&mut self, name: &[u8], value: &[u8]) {
@@ -1132,6 +1137,19 @@ mod tests {
         assert_eq!(h.txs[0].res_body, b"abc");
         assert_eq!(h.txs[1].status, b"404");
         assert_eq!(h.txs[1].res_body, b"zz");
+    }
+
+    #[test]
+    fn folding_after_a_repeated_header_keeps_it() {
+        // Fuzzer find: "A" repeated moves its bytes to the end of the buffer; folding the line
+        // after "B" then dropped B by cutting the buffer at B's start, and A's bytes with it.
+        let tx = one_response(b"HTTP/1.1 200 ok\r\nA: 1\r\nB: 2\r\nA: 3\r\n x\r\nContent-Length: 2\r\n\r\nok");
+        // (The continuation joins the last header in order, B; libhtp would join it to the
+        // line before, "A: 3". Both keep every header intact, which is what this test is about.)
+        let hs: Vec<(Vec<u8>, Vec<u8>)> = tx.res_headers.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+        assert!(tx.res_header("a").is_some_and(|v| v.starts_with(b"1, 3")), "{hs:?}");
+        assert!(tx.res_header("b").is_some_and(|v| v.starts_with(b"2")), "{hs:?}");
+        assert_eq!(tx.res_body, b"ok");
     }
 
     #[test]
