@@ -142,6 +142,21 @@ impl Engine {
         }
     }
 
+    /// Run `f` on the engine, containing a panic (a bug met by some input): unwinding into
+    /// Node would abort the whole process, every flow of every partition. The engine's state
+    /// is then suspect, so it starts afresh with the same rules and mode (its flows are lost,
+    /// nothing else) and the panic's message is returned.
+    pub fn guarded<T>(&mut self, f: impl FnOnce(&mut Engine) -> T) -> Result<T, String> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(v) => Ok(v),
+            Err(p) => {
+                let msg = p.downcast_ref::<String>().map(|s| s.as_str()).or_else(|| p.downcast_ref::<&str>().copied()).unwrap_or("panic").to_string();
+                *self = Engine::new(Arc::clone(&self.rules), self.mode);
+                Err(msg)
+            }
+        }
+    }
+
     /// Swap rules; flows, streams and app state continue. Flowbit ids are per rule set, so
     /// flowbits are cleared (a new set may name bits differently).
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
@@ -1092,6 +1107,34 @@ mod bench_probe {
             let s = (cpu() - c0) as f64 / 1e9;
             eprintln!("engine {:.2} Gbit/s {:.0} kpps per cpu-second (wall {:.3}s, cpu {:.3}s) alerts {}", bytes as f64 * 8.0 / s / 1e9, frames.len() as f64 / s / 1e3, t.elapsed().as_secs_f64(), s, out.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_resets_the_engine_and_is_reported() {
+        let rs = Arc::new(RuleSet::load(&[("t".into(), "alert ip any any -> any any (msg:\"x\"; sid:1;)".into())]));
+        let mut e = Engine::new(rs, ChecksumMode::Off);
+        let frame = |last: u8| {
+            let mut f = vec![0u8; 14];
+            f[12] = 0x08;
+            f.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, last]);
+            f.extend_from_slice(&[0, 53, 0, 53, 0, 8, 0, 0]);
+            f
+        };
+        let mut out = Vec::new();
+        e.guarded(|e| e.process(1, 1, &frame(2), 0, &mut out)).unwrap();
+        assert_eq!(e.flow_count(), 1);
+        let err = e.guarded(|_| -> () { panic!("boom on hostile bytes") }).unwrap_err();
+        assert!(err.contains("boom on hostile bytes"));
+        assert_eq!(e.flow_count(), 0, "state after a panic is not trusted");
+        // Still inspecting, with the same rules.
+        out.clear();
+        e.guarded(|e| e.process(1, 2, &frame(3), 0, &mut out)).unwrap();
+        assert_eq!(out.iter().map(|a| a.sid).collect::<Vec<_>>(), vec![1]);
     }
 }
 

@@ -99,6 +99,10 @@ impl DpiRules {
     }
 }
 
+fn engine_failed(msg: String) -> Error {
+    Error::new(Status::GenericFailure, format!("DPI engine failed on this batch and was reset: {msg}"))
+}
+
 #[napi]
 pub struct DpiEngine {
     engine: Engine,
@@ -132,23 +136,34 @@ impl DpiEngine {
             return Err(Error::new(Status::InvalidArg, "offsets must have n+1 entries and linktypes n".to_string()));
         }
         let bytes: &[u8] = &data;
-        let mut alerts = Vec::new();
         for i in 0..n {
             let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
             if s > e || e > bytes.len() {
                 return Err(Error::new(Status::InvalidArg, format!("frame {i}: offsets out of range")));
             }
-            self.engine.process(linktypes[i], ts_us[i] as i64, &bytes[s..e], i as u32, &mut alerts);
         }
-        Ok(alerts.iter().map(alert_json).collect())
+        // A panic (a bug met by some input) fails this batch and resets the engine: see
+        // Engine::guarded. The service dead-letters the batch.
+        let run = self.engine.guarded(|engine| {
+            let mut alerts = Vec::new();
+            for i in 0..n {
+                let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+                engine.process(linktypes[i], ts_us[i] as i64, &bytes[s..e], i as u32, &mut alerts);
+            }
+            alerts
+        });
+        run.map(|alerts| alerts.iter().map(alert_json).collect()).map_err(engine_failed)
     }
 
     /// End of input: flush every flow (close-delimited bodies, pending transactions).
     #[napi]
-    pub fn finish(&mut self) -> Vec<String> {
-        let mut alerts = Vec::new();
-        self.engine.finish(&mut alerts);
-        alerts.iter().map(alert_json).collect()
+    pub fn finish(&mut self) -> Result<Vec<String>> {
+        let run = self.engine.guarded(|engine| {
+            let mut alerts = Vec::new();
+            engine.finish(&mut alerts);
+            alerts
+        });
+        run.map(|alerts| alerts.iter().map(alert_json).collect()).map_err(engine_failed)
     }
 
     #[napi]

@@ -142,7 +142,11 @@ export class Engine {
   }
   /** End of input: flush every flow; returns the last alerts. */
   finish(): string[] {
-    return this.native.finish();
+    try {
+      return this.native.finish();
+    } catch (err) {
+      throw ERR_NATIVE_BAD_BATCH.withCause(err, (err as Error).message);
+    }
   }
   stats(): EngineStats {
     return JSON.parse(this.native.stats()) as EngineStats;
