@@ -524,19 +524,30 @@ impl HttpState {
 
     /// Feed bytes from the client.
     pub fn parse_request(&mut self, data: &[u8]) {
-        // Parse the packet's bytes in place when nothing is pending (the usual case), so only
-        // an incomplete tail is copied; otherwise parse the pending bytes with these appended.
-        let mut pending = std::mem::take(&mut self.req.buf);
+        self.feed(true, data);
+    }
+
+    /// Feed one side's bytes. Parse the packet's bytes in place when nothing is pending (the
+    /// usual case), so only an incomplete tail is copied; otherwise parse the pending bytes
+    /// with these appended.
+    fn feed(&mut self, client: bool, data: &[u8]) {
+        let side = if client { &mut self.req } else { &mut self.res };
+        let mut pending = std::mem::take(&mut side.buf);
+        // Unconsumed bytes come straight before `data` in the stream.
+        side.base = side.fed - pending.len() as u64;
+        side.fed += data.len() as u64;
+        let parse = |h: &mut Self, input: &[u8]| if client { h.parse_request_bytes(input) } else { h.parse_response_bytes(input) };
         if pending.is_empty() {
-            let c = self.parse_request_bytes(data);
+            let c = parse(self, data);
             pending.extend_from_slice(&data[c..]);
         } else {
             pending.extend_from_slice(data);
-            let c = self.parse_request_bytes(&pending);
+            let c = parse(self, &pending);
             pending.drain(..c);
         }
-        self.req.buf = pending;
-        self.req.trim();
+        let side = if client { &mut self.req } else { &mut self.res };
+        side.buf = pending;
+        side.trim();
     }
 
     /// Parse client bytes; returns how many were consumed (the rest waits for more data).
@@ -627,22 +638,9 @@ impl HttpState {
         c.min(input.len())
     }
 
-    /// Feed bytes from the server (parsed in place like requests).
+    /// Feed bytes from the server.
     pub fn parse_response(&mut self, data: &[u8]) {
-        let mut pending = std::mem::take(&mut self.res.buf);
-        // Unconsumed bytes come straight before `data` in the stream.
-        self.res.base = self.res.fed - pending.len() as u64;
-        self.res.fed += data.len() as u64;
-        if pending.is_empty() {
-            let c = self.parse_response_bytes(data);
-            pending.extend_from_slice(&data[c..]);
-        } else {
-            pending.extend_from_slice(data);
-            let c = self.parse_response_bytes(&pending);
-            pending.drain(..c);
-        }
-        self.res.buf = pending;
-        self.res.trim();
+        self.feed(false, data);
     }
 
     /// Parse server bytes; returns how many were consumed.
@@ -797,13 +795,13 @@ impl HttpState {
                         // Is the inspected body still the server's bytes as sent, in one run?
                         let at = self.res.base + before as u64;
                         let as_sent = tx.res_layers == 0 && matches!(mode, BodyMode::Length(_) | BodyMode::UntilClose) && !tx.res_body_split;
-                        match tx.res_body_at {
-                            _ if !as_sent => {}
-                            None if tx.res_body_seen == 0 => tx.res_body_at = Some(at),
-                            Some(a) if a + tx.res_body_seen == at => {}
-                            _ => tx.res_body_split = true,
-                        }
-                        if tx.res_body_split || !as_sent {
+                        let one_run = match tx.res_body_at {
+                            None => tx.res_body_seen == 0,
+                            Some(a) => a + tx.res_body_seen == at,
+                        };
+                        if as_sent && one_run {
+                            tx.res_body_at = Some(tx.res_body_at.unwrap_or(at));
+                        } else {
                             tx.res_body_split = true;
                             tx.res_body_at = None;
                         }

@@ -65,17 +65,16 @@ impl HsDb {
     /// Literals, each `(bytes, caseless)`, reported with their index as id: once per scan
     /// (SINGLEMATCH) when `once`, else at every occurrence.
     pub fn build(pats: &[(&[u8], bool)], once: bool) -> Result<HsDb, String> {
-        Self::build_mode(pats, if once { Some(true) } else { Some(false) }, HS_MODE_BLOCK)
+        Self::build_mode(pats, once, HS_MODE_BLOCK)
     }
 
     /// A streaming database: data arrives in pieces (`HsStream`) and a literal spanning two
     /// pieces is found as if they were one buffer. Every occurrence is reported.
     pub fn build_stream(pats: &[(&[u8], bool)]) -> Result<HsDb, String> {
-        Self::build_mode(pats, Some(false), HS_MODE_STREAM)
+        Self::build_mode(pats, false, HS_MODE_STREAM)
     }
 
-    fn build_mode(pats: &[(&[u8], bool)], once: Option<bool>, mode: c_uint) -> Result<HsDb, String> {
-        let once = once.unwrap_or(false);
+    fn build_mode(pats: &[(&[u8], bool)], once: bool, mode: c_uint) -> Result<HsDb, String> {
         if pats.is_empty() || pats.iter().any(|p| p.0.is_empty()) {
             return Err("empty pattern set or empty pattern".into());
         }
