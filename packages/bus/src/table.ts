@@ -1,6 +1,26 @@
 import { ERR_UNKNOWN_TOPIC } from './errors.js';
 import { partitionForKey } from './partitioner.js';
-import type { Bus, ConsumedRecord } from './types.js';
+import type { Bus, ConsumedRecord, Consumer } from './types.js';
+
+/**
+ * A consumer that never commits and starts each partition it is given at `startAt(partition)`
+ * (its beginning when that is undefined): the reader under readRange and followTable.
+ */
+function positionedReader(bus: Bus, topic: string, groupId: string, startAt: (partition: number) => bigint | undefined): Consumer {
+  const consumer = bus.consumer({
+    groupId,
+    topics: [topic],
+    fromBeginning: true,
+    autoCommit: false,
+    onAssign: (tps) => {
+      for (const tp of tps) {
+        const at = startAt(tp.partition);
+        if (at !== undefined && at > 0n) consumer.seek({ topic, partition: tp.partition, offset: at });
+      }
+    },
+  });
+  return consumer;
+}
 
 /**
  * Read a topic from given offsets (default: each partition's start) up to the end offsets
@@ -20,18 +40,7 @@ export async function readRange(
   if (wanted.size === 0) return;
   const groupId = `cordon-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   const remaining = new Set(wanted.keys());
-  const consumer = bus.consumer({
-    groupId,
-    topics: [topic],
-    fromBeginning: true,
-    autoCommit: false,
-    onAssign: (tps) => {
-      for (const tp of tps) {
-        const from = opts.from?.get(tp.partition);
-        if (from !== undefined && from > 0n) consumer.seek({ topic, partition: tp.partition, offset: from });
-      }
-    },
-  });
+  const consumer = positionedReader(bus, topic, groupId, (p) => opts.from?.get(p));
   await new Promise<void>((resolve, reject) => {
     consumer
       .run(async (batch) => {
@@ -104,15 +113,7 @@ export async function followTable(
   const initial = [...table.values()].sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : 1));
   for (const r of initial) await onRecord(r, true);
   await opts.afterRestore?.();
-  const consumer = bus.consumer({
-    groupId,
-    topics: [topic],
-    fromBeginning: true,
-    autoCommit: false,
-    onAssign: (tps) => {
-      for (const tp of tps) consumer.seek({ topic, partition: tp.partition, offset: ends.get(tp.partition) ?? 0n });
-    },
-  });
+  const consumer = positionedReader(bus, topic, groupId, (p) => ends.get(p) ?? 0n);
   const done = consumer.run(async (batch) => {
     for (const r of batch.records) await onRecord(r, false);
   });

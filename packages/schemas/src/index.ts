@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './topics.js';
 export * from './keys.js';
 export * from './dead-letter.js';
+export * from './alerts.js';

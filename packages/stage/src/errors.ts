@@ -1,0 +1,26 @@
+import { defineError } from '@cordon/runtime';
+
+export const ERR_STAGE_NO_VALUE = defineError(
+  'CORDON_ERR_STAGE_NO_VALUE',
+  (topic: string) => `a record on ${topic} has no value (null); this topic carries no tombstones, so it was dead-lettered`,
+);
+export const ERR_STAGE_CONFIG = defineError(
+  'CORDON_ERR_STAGE_CONFIG',
+  (stage: string, detail: string) => `invalid configuration of stage "${stage}": ${detail}`,
+);
+export const ERR_STAGE_FAILED = defineError(
+  'CORDON_ERR_STAGE_FAILED',
+  (stage: string, what: string) => `stage "${stage}" stopped on an error in ${what}; see the cause, then restart it`,
+);
+export const ERR_STAGE_MODULE = defineError(
+  'CORDON_ERR_STAGE_MODULE',
+  (file: string, detail: string) => `${file} is not a stage module: ${detail}`,
+);
+export const ERR_STAGE_DUPLICATE = defineError(
+  'CORDON_ERR_STAGE_DUPLICATE',
+  (name: string) => `two stage modules are named "${name}"; stage names must be unique`,
+);
+export const ERR_METRICS_ADDR = defineError(
+  'CORDON_ERR_METRICS_ADDR',
+  (addr: string) => `metrics address "${addr}" is not HOST:PORT (e.g. 127.0.0.1:9464) or "off"`,
+);
