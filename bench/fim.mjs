@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // File integrity: Cordon's baseline + check beside AIDE's --init + --check on the same tree.
 //
-//   npx tsc -b packages/fim && node bench/fim.mjs [--files 100000] [--workers 2]
+//   npx tsc -b packages/fim-scan && node bench/fim.mjs [--files 100000] [--workers 2]
 //
 // The tree (seeded, reproducible): --files files of 0–4 KiB in directories of 500, in a temp
 // dir that is removed at the end. Both tools check the same attributes (AIDE p+i+n+u+g+s+m+c+
@@ -20,7 +20,7 @@ import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, a
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { scanOnce } from '../packages/fim/dist/src/index.js';
+import { scanOnce } from '../packages/fim-scan/dist/src/index.js';
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {

@@ -259,14 +259,15 @@ async function captureRate() {
   const { createEmbeddedBus } = await import('@cordon/bus');
   const { createContext, Metrics, silentLogger } = await import('@cordon/runtime');
   const { applyTopics } = await import('@cordon/cli');
-  const { startWatchdog } = await import('@cordon/watchdog');
+  const { watchdogStage } = await import('@cordon/watchdog');
+  const { runStage } = await import('@cordon/stage');
   const ctx = createContext({ log: silentLogger, metrics: new Metrics() });
   const bus = createEmbeddedBus({ dataDir: join(dir, 'data'), ctx });
   try {
     const { dst } = lab.vms;
     for (const n of senders) udpCapture(join(dir, `${n}.pcap`), lab.vms[n], dst, 10_000);
     await applyTopics(bus);
-    const wd = await startWatchdog({ bus, ctx, config: { host: 'hv-bench', bridge: lab.bridge, capture: { enabled: true, netns: lab.host }, enforce: { enabled: false } } });
+    const wd = await runStage(watchdogStage, { bus, ctx, config: { host: 'hv-bench', bridge: lab.bridge, capture: { enabled: true, netns: lab.host }, enforce: { enabled: false } } });
     await sleep(500);
     const each = pps / senders.length;
     const loops = Math.ceil((each * seconds) / 10_000);

@@ -12,7 +12,8 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
   pkgs=(iproute2 nftables)
-  [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark)
+  # tshark: independent flow counts; prometheus: its promtool checks the /metrics exposition
+  [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark prometheus)
   [[ "${CORDON_SETUP_BENCH:-0}" == 1 ]] && pkgs+=(aide fail2ban tcpreplay)
   for p in "${pkgs[@]}"; do have_pkg "$p" || need+=("$p"); done
   if ((${#need[@]})); then
@@ -22,8 +23,13 @@ if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
       log "installing ${need[*]}"
       export DEBIAN_FRONTEND=noninteractive
       echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections 2>/dev/null || true
+      # Packages that ship a daemon (prometheus) must not start it: nothing here may listen
+      # beyond what the tests start. policy-rc.d refuses service starts during the install.
+      made_policy=0
+      if [[ ! -e /usr/sbin/policy-rc.d ]]; then printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1; fi
       apt-get update -qq
       apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+      if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
     fi
   fi
   if [[ "${CORDON_SETUP_TEST:-0}" == 1 && $(id -u) == 0 ]]; then

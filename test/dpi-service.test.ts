@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, readRange } from '@cordon/bus';
 import { allTopicSpecs, codecFor, TOPICS, type Alert } from '@cordon/schemas';
-import { compileRules, startDpiService } from '@cordon/dpi';
+import { dpiStage } from '@cordon/dpi';
+import { runStage } from '@cordon/stage';
 import { replayCapture, waitCaughtUp } from '@cordon/cli';
 
 const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
@@ -28,17 +29,17 @@ test('two dpi instances on a 12-partition topic give the same alerts as one, and
       { name: 'alerts-one', partitions: 3, cleanupPolicy: 'delete', retentionMs: -1 },
       { name: 'alerts-two', partitions: 3, cleanupPolicy: 'delete', retentionMs: -1 },
     ]);
-    const rules = compileRules([{ name: 'test.rules', text: readFileSync(join(CORPUS, dirs[0]!, meta[0]!.rules), 'utf8') }], ctx);
+    const ruleFiles = [join(CORPUS, dirs[0]!, meta[0]!.rules)];
 
     // two instances join first, so the partitions are split before any packet arrives
-    const two = [0, 1].map(() => startDpiService({ bus, ctx, rules, config: { groupId: 'dpi-two', outputTopic: 'alerts-two' } }));
+    const two = await Promise.all([0, 1].map(() => runStage(dpiStage, { bus, ctx, config: { ruleFiles, groupId: 'dpi-two', outputTopic: 'alerts-two' } })));
     const deadline = Date.now() + 30_000;
     while ((await bus.admin.committedOffsets('dpi-two', TOPICS.packets)).size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const m of meta) await replayCapture({ bus, ctx, file: join(CORPUS, m.name, m.pcap), sensor: m.name });
     await waitCaughtUp(bus, [{ group: 'dpi-two', topic: TOPICS.packets }]);
     for (const s of two) await s.stop();
 
-    const one = startDpiService({ bus, ctx, rules, config: { groupId: 'dpi-one', outputTopic: 'alerts-one' } });
+    const one = await runStage(dpiStage, { bus, ctx, config: { ruleFiles, groupId: 'dpi-one', outputTopic: 'alerts-one' } });
     await waitCaughtUp(bus, [{ group: 'dpi-one', topic: TOPICS.packets }]);
     await one.stop();
 

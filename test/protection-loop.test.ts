@@ -60,7 +60,7 @@ async function scenario(kind: 'embedded' | 'kafka', tag: string): Promise<void> 
     const base = loadConfig({ env: {}, flags: { dataDir: join(dir, 'data') } });
     // veths hand frames over with checksums left to offload: as on any host with offload,
     // the checksums seen on the bridge are not the wire's (Suricata's advice: -k none)
-    const cfg = { ...base, dpi: { ...base.dpi, service: { ...base.dpi.service, checksum: 'off' as const } } };
+    const cfg = { ...base, dpi: { ...(base.dpi as object), checksum: 'off' as const } };
     const withWatchdog = { ...cfg, watchdog: { host: 'hv-lab', bridge: lab.bridge, capture: { enabled: true, netns: lab.host }, enforce: { netns: lab.host, table: 'cordon_watchdog', enabled: true } } };
     for (const name of ['dpi', 'responder', 'sink']) services.push(await startService(name, { bus, ctx, config: cfg, store }));
     services.push(await startService('watchdog', { bus, ctx, config: withWatchdog as typeof cfg, store }));

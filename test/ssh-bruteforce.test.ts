@@ -15,7 +15,8 @@ import { createContext, silentLogger } from '@cordon/runtime';
 import { createKafkaBus, readTable } from '@cordon/bus';
 import { allTopicSpecs, codecFor, TOPICS } from '@cordon/schemas';
 import { makeEnrollToken, NftEnforcer } from '@cordon/agent';
-import { startLoginspectService } from '@cordon/loginspect';
+import { loginspectStage } from '@cordon/loginspect';
+import { runStage } from '@cordon/stage';
 import { canUseNetns, freshCordonTopics, kafkaBrokers, makePair } from '@cordon/testkit';
 
 const CLI = join(import.meta.dirname, '..', '..', 'services', 'cli', 'bin', 'cordon.js');
@@ -58,7 +59,7 @@ test('an SSH brute force in a tailed log ends with the attacker blocked by the a
   });
   let agentLog = '';
   agent.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()));
-  const inspector = startLoginspectService({ bus, ctx });
+  const inspector = await runStage(loginspectStage, { bus, ctx });
   const nft = new NftEnforcer({ ctx, netns: pair.vm });
   try {
     // the agent is up when it has registered

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
-import { fimPolicySchema } from '@cordon/fim';
+import { fimPolicySchema } from '@cordon/fim-scan';
 import type { PolicyRecord } from '@cordon/schemas';
 import { ERR_POLICY_FILE, ERR_POLICY_READ, ERR_POLICY_RECORD } from './errors.js';
 import { parseYamlWith } from './yaml-file.js';

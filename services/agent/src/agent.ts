@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { childContext, describeError, type Context } from '@cordon/runtime';
-import { followTable, type Bus, type ConsumedRecord, type TableFollower } from '@cordon/bus';
-import { agentEnforcer, blockKey, blockKeyTarget, codecFor, TOPICS, type AgentRecord, type BlockDecision, type LogBatch } from '@cordon/schemas';
-import { createFimWatcher, type FimWatcher } from '@cordon/fim';
+import { describeError } from '@cordon/runtime';
+import { followBlocks } from '@cordon/enforce';
+import { defineStage, type Stage } from '@cordon/stage';
+import { agentEnforcer, codecFor, TOPICS, type AgentCommand, type AgentRecord, type LogBatch } from '@cordon/schemas';
+import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
 import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
-import { parseAgentConfig, type AgentConfig, type AgentConfigInput } from './config.js';
+import { agentConfigSchema, type AgentConfig } from './config.js';
 import { NftEnforcer } from './enforce.js';
 import { startIdentity, type AgentIdentity } from './identity.js';
 import { LogTailer } from './logtail.js';
@@ -25,14 +26,6 @@ export interface AgentHandle {
   readonly watching: Watching;
   /** Of `watching` and enforcement, as the heartbeats report it. */
   readonly configHash: string;
-  readonly done: Promise<void>;
-  stop(): Promise<void>;
-}
-
-export interface AgentOptions {
-  bus: Bus;
-  ctx: Context;
-  config: AgentConfigInput;
 }
 
 
@@ -47,6 +40,7 @@ export function watchingFor(config: AgentConfig, policy: AgentPolicy | null): Wa
   return { ...own, ...set };
 }
 
+
 /**
  * The in-guest agent: registers and heartbeats on `agents`, ships log lines to `logs`, file
  * events to `fim` and network snapshots to `netconf` — watching what its policy (on the
@@ -54,23 +48,28 @@ export function watchingFor(config: AgentConfig, policy: AgentPolicy | null): Wa
  * it with nftables in its own namespace, restoring every active one from the compacted
  * `blocks` topic when it starts.
  */
-export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
-  const config = parseAgentConfig(opts.config);
+export const agentStage = defineStage({
+  name: 'agent',
+  summary: 'in a guest: ships logs, file and network changes; enforces its blocks with nftables',
+  config: agentConfigSchema,
+  when: 'configured',
+  inputs: () => [],
+  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks],
+  start: (stage) => startAgent(stage),
+});
+
+async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
+  const { config, ctx } = stage;
   const claims = readEnrollToken(config.token);
   const agentId = agentIdFor(claims);
   const vm = claims.vm;
-  const ctx = childContext(opts.ctx, 'agent');
-  const { bus } = opts;
   const stateDir = resolve(config.stateDir);
   const identity = startIdentity(stateDir, agentId, ctx.log);
-  const producer = bus.producer();
   const agentCodec = codecFor(TOPICS.agents);
   const logsCodec = codecFor(TOPICS.logs);
-  const blocksCodec = codecFor(TOPICS.blocks);
   const enforcer = config.enforce.enabled
     ? new NftEnforcer({ table: config.enforce.table, ctx, ...(config.enforce.netns ? { netns: config.enforce.netns } : {}) })
     : null;
-  const me = agentEnforcer(agentId);
   let watching = watchingFor(config, null);
   const hashOf = (w: Watching) => createHash('sha256').update(JSON.stringify({ w, enforce: config.enforce, heartbeatS: config.heartbeatS })).digest('hex').slice(0, 16);
   let configHash = hashOf(watching);
@@ -87,78 +86,27 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     };
     // the first record of a new agent carries its token, for the coordinator to verify
     const headers = identity.generation === 1 && status === 'enrolled' ? { 'cordon-enroll-token': Buffer.from(config.token) } : undefined;
-    await producer.send(TOPICS.agents, [{ key: Buffer.from(agentId), value: agentCodec.encode(rec), ...(headers ? { headers } : {}) }]);
+    await stage.send(TOPICS.agents, [{ key: Buffer.from(agentId), value: agentCodec.encode(rec), ...(headers ? { headers } : {}) }]);
   };
   await heartbeat(identity.generation === 1 ? 'enrolled' : 'running');
   ctx.log.info({ agent: agentId, vm, generation: identity.generation }, 'Agent registered.');
+  // last cleanup to run: the stopping heartbeat goes out after everything else stopped
+  stage.onStop(() => heartbeat('stopping'));
 
-  // ---- enforcement: restore, then follow
-  const report = async (d: BlockDecision, status: BlockDecision['status']) => {
-    await producer.send(TOPICS.blocks, [{ key: blockKey(me, NftEnforcer.targetOf(d).ip), value: blocksCodec.encode({ ...d, status }) }]);
-  };
-  const handleBlock = async (r: ConsumedRecord, restoring: boolean) => {
-    const target = blockKeyTarget(r.key, me);
-    if (target === null) return;
-    if (r.value === null) {
-      try {
-        await enforcer!.lift(target);
-        ctx.log.info({ target }, 'Block lifted.');
-      } catch (err) {
-        ctx.metrics.inc('errors');
-        ctx.log.error({ err: describeError(err), target }, 'A block could not be lifted.');
-      }
-      return;
-    }
-    let d: BlockDecision;
-    try {
-      d = blocksCodec.decode(r.value);
-    } catch (err) {
-      ctx.metrics.inc('errors');
-      ctx.log.warn({ err, offset: String(r.offset) }, 'A block decision does not decode; it was skipped.');
-      return;
-    }
-    // our own reports come back on the topic: act on requests, and on anything while restoring
-    if (!restoring && d.status !== 'requested') return;
-    if (d.status === 'expired' || d.status === 'failed') return;
-    try {
-      const applied = await enforcer!.apply(d, ctx.clock.now());
-      if (applied && !restoring) await report(d, 'applied');
-      if (applied) ctx.log.info({ ip: applied.ip, action: applied.action, ttlMs: applied.ttlMs, restoring }, 'Block applied.');
-    } catch (err) {
-      ctx.metrics.inc('errors');
-      ctx.log.error({ err: describeError(err) }, 'A block could not be applied.');
-      if (!restoring) await report(d, 'failed').catch(() => undefined);
-    }
-  };
-  let blocksDone: Promise<void> = Promise.resolve();
-  let blocks: TableFollower | null = null;
+  // ---- enforcement: the table as it is now, then everything written after, with no gap
   if (enforcer) {
     await enforcer.setup();
-    // the table as it is now (restoring), then everything written after, with no gap between
-    const restored = new Set<string>();
-    blocks = await followTable(
-      bus,
-      TOPICS.blocks,
-      `cordon-agent-${agentId}`,
-      async (r, restoring) => {
-        if (restoring && r.value !== null) {
-          const target = blockKeyTarget(r.key, me);
-          if (target !== null) restored.add(target);
-        }
-        await handleBlock(r, restoring);
+    // the table stays on stop: blocks hold (until their TTL) across a restart
+    stage.onStop(() => enforcer.close());
+    await followBlocks(stage, {
+      enforcer: agentEnforcer(agentId),
+      applier: {
+        targetOf: (d) => NftEnforcer.targetOf(d).ip,
+        apply: (d, now) => enforcer.apply(d, now),
+        lift: (ip) => enforcer.lift(ip),
+        reconcile: (keep) => enforcer.reconcile(new Set(keep)),
       },
-      {
-        // a block lifted while the agent was down is still in the kernel's set: take it out
-        afterRestore: async () => {
-          const removed = await enforcer.reconcile(restored).catch((err: unknown) => {
-            ctx.log.warn({ err }, 'Stale blocks could not be lifted.');
-            return 0;
-          });
-          if (removed) ctx.log.info({ removed }, 'Blocks lifted while the agent was down were taken out of the sets.');
-        },
-      },
-    );
-    blocksDone = blocks.done;
+    });
   }
 
   // ---- what the agent watches: logs, files, network configuration. Started from the policy
@@ -186,7 +134,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
           format: b.source.format ?? null,
           lines: b.lines.map((l) => ({ ts_us: l.ts_us, offset: l.offset, line: l.line })),
         };
-        await producer.send(TOPICS.logs, [{ key: Buffer.from(`${vm}|${b.source.path}`), value: logsCodec.encode(batch) }]);
+        await stage.send(TOPICS.logs, [{ key: Buffer.from(`${vm}|${b.source.path}`), value: logsCodec.encode(batch) }]);
       },
     });
     tailer.start();
@@ -201,7 +149,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
       ctx,
       identity: { agent: agentId, vm },
       onEvents: async (events) => {
-        await producer.send(TOPICS.fim, events.map((e) => ({ key: Buffer.from(`${vm}|${e.path}`), value: fimCodec.encode(e) })));
+        await stage.send(TOPICS.fim, events.map((e) => ({ key: Buffer.from(`${vm}|${e.path}`), value: fimCodec.encode(e) })));
       },
     });
     await fim.start();
@@ -212,7 +160,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     const shape = JSON.stringify({ ...snap, ts_us: 0 });
     if (shape === lastNet && ++looks % 20 !== 0) return;
     lastNet = shape;
-    await producer.send(TOPICS.netconf, [{ key: Buffer.from(vm), value: netCodec.encode(snap) }]);
+    await stage.send(TOPICS.netconf, [{ key: Buffer.from(vm), value: netCodec.encode(snap) }]);
   };
   const startNetconf = async (w: Watching) => {
     if (!w.netconf.enabled) return;
@@ -262,7 +210,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     });
     return changes;
   };
-  const policyFollower = await followTable(bus, TOPICS.policy, `cordon-agent-${agentId}-policy`, (r, restoring) => {
+  await stage.follow(TOPICS.policy, (r, restoring) => {
     try {
       policies.apply(r.key, r.value);
     } catch (err) {
@@ -280,35 +228,35 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
   startLogs(watching);
   await startFim(watching);
   await startNetconf(watching);
-
-  // ---- orders from agent-commands (addressed by key): rescan, re-baseline
-  const commandCodec = codecFor(TOPICS.agentCommands);
-  const commands = bus.consumer({ groupId: `cordon-agent-${agentId}-commands`, topics: [TOPICS.agentCommands], fromBeginning: false });
-  const commandsDone = commands.run(async (batch) => {
-    for (const r of batch.records) {
-      if (r.key?.toString() !== agentId || !r.value) continue;
-      let cmd;
-      try {
-        cmd = commandCodec.decode(r.value);
-      } catch (err) {
-        ctx.log.warn({ err }, 'An agent command does not decode; it was skipped.');
-        continue;
-      }
-      ctx.log.info({ command: cmd.kind, id: cmd.command_id }, 'Agent command received.');
-      if (cmd.kind === 'rescan') await fim?.rescan();
-      else if (cmd.kind === 'rebaseline') await fim?.rebaseline();
-      else if (cmd.kind === 'reconfigure') await enqueue(() => reconfigure(policyNow(), true));
-      else ctx.log.warn({ command: cmd.kind }, 'This agent does not carry out that command yet.');
-    }
+  stage.onStop(async () => {
+    await changes;
+    stopNetconf();
+    await fim?.stop();
+    await tailer?.stop();
   });
-  commandsDone.catch((err: unknown) => ctx.log.error({ err }, 'The agent-commands consumer stopped.'));
 
-  const timer = setInterval(() => {
-    heartbeat('running').catch((err: unknown) => ctx.log.warn({ err }, 'Heartbeat failed; the next one retries.'));
-  }, config.heartbeatS * 1000);
-  timer.unref();
+  // ---- orders from agent-commands (addressed by key): rescan, re-baseline, reconfigure
+  stage.consume<AgentCommand | null>({
+    group: `cordon-agent-${agentId}-commands`,
+    topics: [TOPICS.agentCommands],
+    fromBeginning: false,
+    tombstones: 'skip',
+    // commands for other agents are not ours to judge: only ours are decoded
+    decode: (v, r) => (r.key?.toString() === agentId ? codecFor(TOPICS.agentCommands).decode(v) : null),
+    async handle(batch) {
+      for (const { value: cmd } of batch.records) {
+        if (!cmd) continue;
+        ctx.log.info({ command: cmd.kind, id: cmd.command_id }, 'Agent command received.');
+        if (cmd.kind === 'rescan') await fim?.rescan();
+        else if (cmd.kind === 'rebaseline') await fim?.rebaseline();
+        else if (cmd.kind === 'reconfigure') await enqueue(() => reconfigure(policyNow(), true));
+        else ctx.log.warn({ command: cmd.kind }, 'This agent does not carry out that command yet.');
+      }
+    },
+  });
 
-  let stopping: Promise<void> | null = null;
+  stage.every(config.heartbeatS * 1000, 'A heartbeat', () => heartbeat('running'));
+
   return {
     agentId,
     vm,
@@ -323,21 +271,5 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     get configHash() {
       return configHash;
     },
-    done: blocksDone,
-    stop: () =>
-      (stopping ??= (async () => {
-        clearInterval(timer);
-        await commands.close();
-        await policyFollower.close();
-        await changes;
-        stopNetconf();
-        await fim?.stop();
-        await tailer?.stop();
-        await blocks?.close();
-        enforcer?.close(); // the table stays: blocks hold (until their TTL) across a restart
-        await heartbeat('stopping').catch(() => undefined);
-        await producer.close();
-        ctx.log.info('Agent stopped.');
-      })()),
   };
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { describeConfigIssues } from '@cordon/runtime';
-import { fimPolicySchema } from '@cordon/fim';
+import { fimPolicySchema } from '@cordon/fim-scan';
 import { ERR_AGENT_CONFIG } from './errors.js';
 
 export const agentConfigSchema = z

@@ -6,3 +6,4 @@ export * from './logtail.js';
 export * from './enforce.js';
 export * from './agent.js';
 export * from './netconf.js';
+export { agentStage as stage } from './agent.js';

@@ -8,7 +8,9 @@ import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, readRange, readTable } from '@cordon/bus';
 import { allTopicSpecs, codecFor, TOPICS, type LogBatch } from '@cordon/schemas';
 import { applyPolicyFile } from '@cordon/policy';
-import { makeEnrollToken, startAgent } from '../src/index.js';
+import { runStage } from '@cordon/stage';
+import { waitFor } from '@cordon/testkit';
+import { agentStage, makeEnrollToken } from '../src/index.js';
 
 test('the agent registers, ships its log lines, and a restart counts a new generation', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-agent-'));
@@ -20,7 +22,7 @@ test('the agent registers, ships its log lines, and a restart counts a new gener
   const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
   const config = { token, stateDir: join(dir, 'state'), logs: [{ path: log, format: 'auth' }], logStartAt: 'beginning' as const, enforce: { enabled: false }, heartbeatS: 60 };
   try {
-    const a = await startAgent({ bus, ctx, config });
+    const a = await runStage(agentStage, { bus, ctx, config });
     assert.equal(a.vm, 'vm-web-1');
     assert.equal(a.identity.generation, 1);
     appendFileSync(log, 'Nov 27 10:00:02 vm sshd[1]: Failed password for root from 10.213.0.66 port 4243 ssh2\n');
@@ -39,7 +41,7 @@ test('the agent registers, ships its log lines, and a restart counts a new gener
     assert.equal(lines.length, 2);
     await a.stop();
 
-    const b = await startAgent({ bus, ctx, config });
+    const b = await runStage(agentStage, { bus, ctx, config });
     assert.equal(b.agentId, a.agentId, 'the same token gives the same agent id');
     assert.equal(b.identity.generation, 2);
     assert.notEqual(b.identity.incarnation, a.identity.incarnation);
@@ -70,12 +72,7 @@ test('the agent watches what its policy on the topic says, and follows changes w
   writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
   const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
   // the agent's own file watches nothing
-  const a = await startAgent({ bus, ctx, config: { token, stateDir: join(dir, 'state'), enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 60 } });
-  const until = async (what: string, ok: () => Promise<boolean> | boolean) => {
-    for (const deadline = Date.now() + 10_000; !(await ok()); await new Promise((r) => setTimeout(r, 100))) {
-      assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    }
-  };
+  const a = await runStage(agentStage, { bus, ctx, config: { token, stateDir: join(dir, 'state'), enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 60 } });
   const shippedLines = async () => {
     let n = 0;
     await readRange(bus, TOPICS.logs, (r) => (n += codecFor(TOPICS.logs).decode(r.value!).lines.length));
@@ -107,20 +104,20 @@ test('the agent watches what its policy on the topic says, and follows changes w
       '',
     ].join('\n'));
     await applyPolicyFile({ bus, ctx }, policy);
-    await until('the policy to be applied', () => a.fim !== null && a.watching.logs.length === 1);
+    await waitFor('the policy to be applied', () => a.fim !== null && a.watching.logs.length === 1);
     assert.equal(a.watching.logs[0]!.path, log);
-    await until('the log line to be shipped', async () => (await shippedLines()) === 1);
-    await until('the heartbeat to report the new configuration', async () => (await heartbeatHash()) === a.configHash);
+    await waitFor('the log line to be shipped', async () => (await shippedLines()) === 1);
+    await waitFor('the heartbeat to report the new configuration', async () => (await heartbeatHash()) === a.configHash);
     assert.notEqual(a.configHash, before);
 
     writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\nmallory:x:0:0::/:/bin/sh\n');
-    await until('the change to be reported', async () => (await fileEvents()).some((e) => e.op === 'changed' && e.path === join(etc, 'passwd')));
+    await waitFor('the change to be reported', async () => (await fileEvents()).some((e) => e.op === 'changed' && e.path === join(etc, 'passwd')));
 
     // the policy drops the log: the tailer stops following it, file integrity stays as it was
     const fimBefore = a.fim;
     writeFileSync(policy, ['agents:', '  vms:', '    vm-web-1:', `      fim: { paths: ["${etc}"], scanIntervalS: 0 }`, ''].join('\n'));
     await applyPolicyFile({ bus, ctx }, policy);
-    await until('the log to be dropped', () => a.watching.logs.length === 0);
+    await waitFor('the log to be dropped', () => a.watching.logs.length === 0);
     assert.equal(a.fim, fimBefore, 'an unchanged part is not restarted');
     appendFileSync(log, 'Nov 27 10:00:09 vm sshd[1]: Failed password for root from 10.213.0.66 port 4243 ssh2\n');
     await new Promise((r) => setTimeout(r, 1500));

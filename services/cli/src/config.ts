@@ -3,56 +3,59 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { describeConfigIssues } from '@cordon/runtime';
-import { flowsServiceConfigSchema } from '@cordon/flows';
-import { agentConfigSchema } from '@cordon/agent';
-import { responderConfigSchema } from '@cordon/responder';
-import { dpiServiceConfigSchema } from '@cordon/dpi';
-import { watchdogConfigSchema } from '@cordon/watchdog';
+import { DEFAULT_METRICS_ADDR, parseMetricsAddr, stageSections, type StageModule } from '@cordon/stage';
 import { ERR_CONFIG } from './errors.js';
+import { BUILTIN_STAGES } from './stages.js';
+
+/** What every process has, whatever stages it runs. */
+const base = {
+  dataDir: z.string().min(1).default('./data'),
+  bus: z
+    .discriminatedUnion('kind', [
+      z.object({ kind: z.literal('embedded') }).strict(),
+      z.object({ kind: z.literal('kafka'), brokers: z.array(z.string().min(1)).min(1), clientId: z.string().default('cordon') }).strict(),
+    ])
+    .default({ kind: 'embedded' }),
+  store: z
+    .object({
+      url: z.string().url().optional(),
+      database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('cordon'),
+    })
+    .strict()
+    .default({}),
+  /** Prometheus text format at http://ADDR/metrics; "off" disables. */
+  metricsAddr: z
+    .string()
+    .default(DEFAULT_METRICS_ADDR)
+    .superRefine((s, ctx) => {
+      try {
+        parseMetricsAddr(s);
+      } catch (err) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+      }
+    }),
+};
 
 /**
- * Cordon's runtime configuration, parsed once at the edge. Sources, later wins: defaults,
- * a YAML file (--config), environment (CORDON_*), command-line flags. Unknown keys are
- * errors that name the key.
+ * Cordon's runtime configuration, parsed once at the edge: the process's own keys and one
+ * section per stage (each validated by the stage's own schema). Sources, later wins: defaults,
+ * a YAML file (--config), environment (CORDON_*), command-line flags. Unknown keys — at the
+ * top or in any section — are errors that name the key with its section.
  */
-export const ConfigSchema = z
-  .object({
-    dataDir: z.string().min(1).default('./data'),
-    bus: z
-      .discriminatedUnion('kind', [
-        z.object({ kind: z.literal('embedded') }).strict(),
-        z.object({ kind: z.literal('kafka'), brokers: z.array(z.string().min(1)).min(1), clientId: z.string().default('cordon') }).strict(),
-      ])
-      .default({ kind: 'embedded' }),
-    store: z
-      .object({
-        url: z.string().url().optional(),
-        database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('cordon'),
-      })
-      .strict()
-      .default({}),
-    flows: flowsServiceConfigSchema.default({}),
-    /** Only where an agent runs (`cordon run agent`). */
-    agent: agentConfigSchema.optional(),
-    responder: responderConfigSchema.default({}),
-    /** dpi: rule files from disk instead of the policy topic, and engine options. */
-    dpi: z
-      .object({ ruleFiles: z.array(z.string().min(1)).optional(), service: dpiServiceConfigSchema.default({}) })
-      .strict()
-      .default({}),
-    /** Only on a hypervisor host (`cordon run watchdog`). */
-    watchdog: watchdogConfigSchema.optional(),
-  })
-  .strict();
+export function configSchema(stages: readonly StageModule[] = BUILTIN_STAGES) {
+  return z.object({ ...base, ...stageSections(stages) }).strict();
+}
 
-export type CordonConfig = z.infer<typeof ConfigSchema>;
-
-const formatIssues = (err: z.ZodError): string => describeConfigIssues(err.issues);
+type Base = z.infer<z.ZodObject<typeof base>>;
+/** The validated configuration: the process's keys, and each stage's section by its name. */
+export type CordonConfig = Base & { readonly [stage: string]: unknown };
 
 export interface ConfigSources {
   file?: string;
   env?: NodeJS.ProcessEnv;
-  flags?: { dataDir?: string; brokers?: string; clickhouseUrl?: string };
+  flags?: { dataDir?: string; brokers?: string; clickhouseUrl?: string; metricsAddr?: string };
+  /** The stages whose sections are allowed (default: the built-in ones). */
+  stages?: readonly StageModule[];
 }
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
@@ -62,6 +65,8 @@ function setPath(obj: Record<string, unknown>, path: string[], value: unknown): 
 }
 
 export function loadConfig(src: ConfigSources = {}): CordonConfig {
+  const schema = configSchema(src.stages);
+  const formatIssues = (err: z.ZodError): string => describeConfigIssues(err.issues);
   let raw: Record<string, unknown> = {};
   if (src.file) {
     let text: string;
@@ -71,11 +76,13 @@ export function loadConfig(src: ConfigSources = {}): CordonConfig {
       throw ERR_CONFIG.withCause(err, src.file, (err as Error).message);
     }
     try {
-      raw = (parseYaml(text) as Record<string, unknown> | null) ?? {};
+      const doc: unknown = parseYaml(text, { maxAliasCount: 100 });
+      if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) throw new Error('the file is not a mapping of keys to values');
+      raw = (doc as Record<string, unknown> | null) ?? {};
     } catch (err) {
       throw ERR_CONFIG.withCause(err, src.file, (err as Error).message);
     }
-    const fromFile = ConfigSchema.safeParse(raw);
+    const fromFile = schema.safeParse(raw);
     if (!fromFile.success) throw ERR_CONFIG(src.file, formatIssues(fromFile.error));
   }
   const env = src.env ?? process.env;
@@ -85,7 +92,10 @@ export function loadConfig(src: ConfigSources = {}): CordonConfig {
   if (url) setPath(raw, ['store', 'url'], url);
   const dataDir = src.flags?.dataDir ?? env.CORDON_DATA_DIR;
   if (dataDir) raw.dataDir = dataDir;
-  const parsed = ConfigSchema.safeParse(raw);
+  const metricsAddr = src.flags?.metricsAddr ?? env.CORDON_METRICS_ADDR;
+  if (metricsAddr) raw.metricsAddr = metricsAddr;
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) throw ERR_CONFIG(src.file ?? 'flags and environment', formatIssues(parsed.error));
-  return { ...parsed.data, dataDir: resolve(parsed.data.dataDir) };
+  const data = parsed.data as CordonConfig;
+  return { ...data, dataDir: resolve(data.dataDir) };
 }

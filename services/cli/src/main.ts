@@ -3,21 +3,26 @@ import { join } from 'node:path';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { makeEnrollToken } from '@cordon/agent';
-import { createContext, createLogger, type Context } from '@cordon/runtime';
+import { createContext, createLogger, type Context, type Logger } from '@cordon/runtime';
+import { StageTelemetry, startMetricsServer, type MetricsServer, type StageModule } from '@cordon/stage';
 import { loadConfig, type CordonConfig } from './config.js';
 import { ERR_UNKNOWN_SERVICE, ERR_USAGE } from './errors.js';
 import { formatTable } from './format.js';
 import { replayCapture } from './replay.js';
 import { writeDemoCapture } from './demo-capture.js';
-import { applyTopics, openBus, openStore, pipelineOf, SERVICES, serviceNames, servicesFor, startService, waitCaughtUp, type RunningService } from './services.js';
+import { applyTopics, openBus, openStore, pipelineOf, serviceNames, servicesFor, startService, waitCaughtUp, type RunningService } from './services.js';
+import { BUILTIN_STAGES, stageList } from './stages.js';
 
-const USAGE = `cordon — server defense for virtualized data centers
+const stageHelp = (stages: readonly StageModule[]) =>
+  stages.map((m) => `  ${m.name.padEnd(12)} ${m.summary}${m.when === 'configured' ? ' (runs when its section is configured)' : ''}`).join('\n');
+
+const usage = (stages: readonly StageModule[] = BUILTIN_STAGES) => `cordon — server defense for virtualized data centers
 
 Usage:
   cordon up [--pcap FILE] [--no-demo] [--exit] [--services a,b]
                                                  every service in one process (embedded bus + ClickHouse),
                                                  or only those listed
-  cordon run <service> [--exit-when-idle]        one service against Kafka + ClickHouse (services: ${serviceNames().join(', ')})
+  cordon run <service> [--exit-when-idle]        one service against Kafka + ClickHouse
   cordon replay --pcap FILE [--sensor NAME]      publish a capture (pcap/pcapng) to the packets topic
   cordon topics apply                            create every topic with its partitions, compaction, retention
   cordon query "SQL" [--format table|json]       query ClickHouse
@@ -29,22 +34,30 @@ Usage:
   cordon inventory apply FILE [--dry-run] [--prune]  validate an inventory (YAML: hosts, VMs, MACs, IPs), write the inventory topic
   cordon help
 
+Services (each a stage; \`cordon run <name>\`, and a section of the configuration):
+${stageHelp(stages)}
+
 Common flags (or environment):
   --config FILE            YAML configuration (unknown keys are rejected)
   --data-dir DIR           CORDON_DATA_DIR, default ./data (embedded bus and ClickHouse)
   --brokers HOST:PORT,...  CORDON_KAFKA_BROKERS: use Kafka instead of the embedded bus
   --clickhouse-url URL     CORDON_CLICKHOUSE_URL: use a ClickHouse server instead of the embedded engine
+  --metrics-addr ADDR      CORDON_METRICS_ADDR, default 127.0.0.1:9464: Prometheus /metrics of \`up\` and \`run\` ("off" disables)
+  --stage-module FILE      CORDON_STAGE_MODULES (FILE:FILE…): also load these out-of-tree stages
 `;
+const USAGE = usage();
 
 const COMMON = {
   config: { type: 'string' },
   'data-dir': { type: 'string' },
   brokers: { type: 'string' },
   'clickhouse-url': { type: 'string' },
+  'metrics-addr': { type: 'string' },
+  'stage-module': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(argv: string[], options: T) {
+function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>(argv: string[], options: T) {
   try {
     return parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
   } catch (err) {
@@ -52,15 +65,66 @@ function parse<T extends Record<string, { type: 'string' | 'boolean'; short?: st
   }
 }
 
-function configFrom(values: Record<string, unknown>): CordonConfig {
+function configFrom(values: Record<string, unknown>, stages: readonly StageModule[] = BUILTIN_STAGES): CordonConfig {
   return loadConfig({
     file: values.config as string | undefined,
+    stages,
     flags: {
       dataDir: values['data-dir'] as string | undefined,
       brokers: values.brokers as string | undefined,
       clickhouseUrl: values['clickhouse-url'] as string | undefined,
+      metricsAddr: values['metrics-addr'] as string | undefined,
     },
   });
+}
+
+/** The stage list of this invocation: built-in, plus --stage-module and CORDON_STAGE_MODULES. */
+const stagesFrom = (values: Record<string, unknown>) => stageList((values['stage-module'] as string[] | undefined) ?? []);
+
+/**
+ * The first SIGINT/SIGTERM (the process is kept alive until then, or until `dispose`). A
+ * second signal while stopping exits at once; a stop that takes longer than `graceMs` is cut
+ * short.
+ */
+function onSignal(log: Logger, graceMs = 10_000): { received: Promise<string>; dispose(): void } {
+  let keepAlive: NodeJS.Timeout | null = setInterval(() => undefined, 1 << 30);
+  let on: ((sig: string) => void) | null = null;
+  const dispose = () => {
+    if (keepAlive) clearInterval(keepAlive);
+    keepAlive = null;
+    if (on) {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    }
+  };
+  const received = new Promise<string>((resolve) => {
+    on = (sig: string) => {
+      dispose();
+      const again = () => {
+        log.warn('Second signal: exiting now, without a clean stop.');
+        process.exit(130);
+      };
+      process.once('SIGINT', again);
+      process.once('SIGTERM', again);
+      setTimeout(() => {
+        log.error({ graceMs }, 'The clean stop took too long: exiting now.');
+        process.exit(1);
+      }, graceMs).unref();
+      resolve(sig);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+  return { received, dispose };
+}
+
+/** The process's metrics: one registry for every stage it runs, served at --metrics-addr. */
+async function serveMetrics(config: CordonConfig, ctx: Context): Promise<{ telemetry: StageTelemetry; server: MetricsServer | null }> {
+  const telemetry = new StageTelemetry({ processMetrics: true });
+  telemetry.addComponents(ctx.metrics);
+  const server = await startMetricsServer(config.metricsAddr, telemetry, ctx.log);
+  if (server) ctx.log.info({ url: server.url }, 'Metrics are served.');
+  return { telemetry, server };
 }
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -72,7 +136,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      out(USAGE);
+      out(usage(await stageList()));
       return cmd === undefined ? 2 : 0;
     case 'up':
       return up(rest);
@@ -106,12 +170,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** A command that needs only the bus (from the common flags) and its own flags. */
-async function withBus<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
+async function withBus<T extends Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>(
   argv: string[],
   options: T,
   fn: (deps: { bus: ReturnType<typeof openBus>; ctx: Context; out: (line: string) => void }, args: { values: Record<string, string | boolean | undefined>; positionals: string[] }) => Promise<number>,
 ): Promise<number> {
-  const args = parse(argv, options) as { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  const args = parse(argv, options) as unknown as { values: Record<string, string | boolean | undefined>; positionals: string[] };
   if (args.values.help) return out(USAGE), 0;
   const config = configFrom(args.values);
   const ctx = createContext({ log: createLogger('cordon') });
@@ -124,22 +188,16 @@ async function withBus<T extends Record<string, { type: 'string' | 'boolean'; sh
   }
 }
 
-function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: string) => resolve(sig);
-    process.once('SIGINT', on);
-    process.once('SIGTERM', on);
-  });
-}
-
 async function up(argv: string[]): Promise<number> {
   const { values } = parse(argv, { pcap: { type: 'string' }, 'no-demo': { type: 'boolean' }, exit: { type: 'boolean' }, services: { type: 'string' } });
-  if (values.help) return out(USAGE), 0;
-  const config = configFrom(values);
-  const enabled = servicesFor(config);
+  const stages = await stagesFrom(values);
+  if (values.help) return out(usage(stages)), 0;
+  const config = configFrom(values, stages);
+  const known = serviceNames(stages);
+  const enabled = servicesFor(config, stages);
   const names = values.services === undefined ? enabled : values.services.split(',').map((s) => s.trim()).filter(Boolean);
   for (const n of names) {
-    if (!serviceNames().includes(n)) throw ERR_UNKNOWN_SERVICE(n, serviceNames());
+    if (!known.includes(n)) throw ERR_UNKNOWN_SERVICE(n, known);
     if (!enabled.includes(n)) throw ERR_USAGE(`service "${n}" needs its section in the configuration (--config)`);
   }
   const ctx = createContext({ log: createLogger('cordon') });
@@ -147,13 +205,15 @@ async function up(argv: string[]): Promise<number> {
   const bus = openBus(config, ctx);
   const store = await openStore(config, ctx);
   const n = await applyTopics(bus);
+  const { telemetry, server } = await serveMetrics(config, ctx);
   ctx.log.info({ dataDir: config.dataDir, bus: bus.kind, store: store.mode, topics: n }, 'Cordon is up: bus, store and topics are ready.');
   const services: RunningService[] = [];
-  for (const name of names) services.push(await startService(name, { bus, ctx, config, store }));
-  ctx.log.info({ services: services.map((s) => s.name) }, 'Services are running.');
-  const failed = Promise.race(services.map((s) => s.done.then(() => `${s.name} stopped`, (err: unknown) => { throw err; })));
   let code = 0;
   try {
+    for (const name of names) services.push(await startService(name, { bus, ctx, config, store, stages, telemetry }));
+    ctx.log.info({ services: services.map((s) => s.name) }, 'Services are running.');
+    if (server) out(`metrics: ${server.url}`);
+    const failed = Promise.race(services.map((s) => s.done.then(() => `${s.name} stopped`)));
     if (!values['no-demo']) {
       let pcap = values.pcap;
       if (!pcap) {
@@ -163,19 +223,25 @@ async function up(argv: string[]): Promise<number> {
       }
       const report = await replayCapture({ bus, ctx, file: pcap });
       ctx.log.info(report, 'Replayed the capture.');
-      await Promise.race([waitCaughtUp(bus, pipelineOf(services.map((x) => x.name))), failed]);
+      await Promise.race([waitCaughtUp(bus, pipelineOf(services.map((x) => x.name), config, stages)), failed]);
       await printFlowSummary(store, report.sensor);
     }
     if (!values.exit) {
       out('Cordon is running. Press Ctrl-C to stop.');
-      const sig = await Promise.race([untilSignal(), failed]);
-      ctx.log.info({ reason: sig }, 'Stopping.');
+      const signal = onSignal(ctx.log);
+      try {
+        const sig = await Promise.race([signal.received, failed]);
+        ctx.log.info({ reason: sig }, 'Stopping.');
+      } finally {
+        signal.dispose();
+      }
     }
   } catch (err) {
     ctx.log.error({ err }, 'Cordon stopped on an error.');
     code = 1;
   } finally {
     for (const s of services.reverse()) await s.stop().catch((err: unknown) => ctx.log.error({ err, service: s.name }, 'A service failed to stop cleanly.'));
+    await server?.close();
     await bus.close();
     await store.close();
   }
@@ -205,27 +271,34 @@ async function printFlowSummary(store: Awaited<ReturnType<typeof openStore>>, se
 
 async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { 'exit-when-idle': { type: 'boolean' } });
-  if (values.help || positionals.length !== 1) {
-    if (positionals.length !== 1) throw ERR_USAGE(`"cordon run" takes one service name (${serviceNames().join(', ')})`);
-    return out(USAGE), 0;
-  }
-  const config = configFrom(values);
-  const ctx = createContext({ log: createLogger(`cordon-${positionals[0]}`) });
+  const stages = await stagesFrom(values);
+  if (values.help) return out(usage(stages)), 0;
+  if (positionals.length !== 1) throw ERR_USAGE(`"cordon run" takes one service name (${serviceNames(stages).join(', ')})`);
+  const name = positionals[0]!;
+  if (!serviceNames(stages).includes(name)) throw ERR_UNKNOWN_SERVICE(name, serviceNames(stages));
+  const config = configFrom(values, stages);
+  const ctx = createContext({ log: createLogger(`cordon-${name}`) });
   const bus = openBus(config, ctx);
-  const svc = await startService(positionals[0]!, { bus, ctx, config });
-  ctx.log.info({ service: svc.name, bus: bus.kind }, 'Service is running.');
+  const { telemetry, server } = await serveMetrics(config, ctx);
   let code = 0;
+  let svc: RunningService | null = null;
+  const signal = onSignal(ctx.log);
   try {
+    svc = await startService(name, { bus, ctx, config, stages, telemetry });
+    ctx.log.info({ service: svc.name, bus: bus.kind, metrics: server?.url ?? 'off' }, 'Service is running.');
     // --exit-when-idle: stop once every input is consumed up to the end seen at start
     // (batch jobs, tests); otherwise run until a signal.
-    const idle = values['exit-when-idle'] ? waitCaughtUp(bus, SERVICES[svc.name]!.inputs, 3_600_000) : new Promise<never>(() => undefined);
-    await Promise.race([untilSignal(), svc.done, idle]);
+    const idle = values['exit-when-idle'] ? waitCaughtUp(bus, pipelineOf([name], config, stages), 3_600_000) : new Promise<never>(() => undefined);
+    await Promise.race([signal.received, svc.done, idle]);
   } catch (err) {
     ctx.log.error({ err }, 'The service failed.');
     code = 1;
+  } finally {
+    signal.dispose();
+    await svc?.stop();
+    await server?.close();
+    await bus.close();
   }
-  await svc.stop();
-  await bus.close();
   return code;
 }
 

@@ -1,4 +1,6 @@
 export { dpiCommand, rulesCheckCommand, runCapture } from './cli.js';
 export * from './errors.js';
-export * from './service.js';
+export * from './alerts.js';
+export * from './module.js';
 export * from './rules-from-policy.js';
+export { dpiStage as stage } from './module.js';

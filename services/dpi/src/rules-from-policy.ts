@@ -1,5 +1,5 @@
-import { childContext, type Context } from '@cordon/runtime';
-import { followTable, type Bus, type TableFollower } from '@cordon/bus';
+import type { TableFollower } from '@cordon/bus';
+import type { Stage } from '@cordon/stage';
 import { TOPICS } from '@cordon/schemas';
 import { assembleRuleset, PolicyView } from '@cordon/policy';
 import type { RuleSource } from '@cordon/native';
@@ -9,13 +9,8 @@ import type { RuleSource } from '@cordon/native';
  * full set of rule texts whenever it changes (a new policy version, a ruleset replaced). A set
  * that cannot be assembled yet (a part still missing) is skipped until it can.
  */
-export async function followPolicyRules(
-  bus: Bus,
-  ctx: Context,
-  groupId: string,
-  onChange: (sources: RuleSource[]) => void,
-): Promise<TableFollower> {
-  const log = childContext(ctx, 'dpi-rules').log;
+export async function followPolicyRules(stage: Stage<unknown>, onChange: (sources: RuleSource[]) => void): Promise<TableFollower> {
+  const log = stage.ctx.log;
   const view = new PolicyView();
   let current = '';
   const publish = () => {
@@ -35,10 +30,8 @@ export async function followPolicyRules(
     current = key;
     onChange(sources);
   };
-  return followTable(
-    bus,
+  return stage.follow(
     TOPICS.policy,
-    `${groupId}-policy-${process.pid}-${Date.now()}`,
     (r) => {
       try {
         view.apply(r.key, r.value);

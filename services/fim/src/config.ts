@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { describeConfigIssues } from '@cordon/runtime';
-import { compileGlob, FILE_ATTRIBUTES } from '@cordon/fim';
+import { compileGlob, FILE_ATTRIBUTES } from '@cordon/fim-scan';
 import { ERR_FIMPROC_CONFIG } from './errors.js';
 
 const glob = z.string().min(1).superRefine((s, ctx) => {

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
-import { attrValue, compileGlob, FILE_ATTRIBUTES, type FileAttribute, type GlobMatcher } from '@cordon/fim';
-import type { Alert, FileAttrs, FileEvent } from '@cordon/schemas';
+import { attrValue, compileGlob, FILE_ATTRIBUTES, type FileAttribute, type GlobMatcher } from '@cordon/fim-scan';
+import { alertId, NO_FLOW, type Alert, type FileAttrs, type FileEvent } from '@cordon/schemas';
 import type { FimProcessorConfig, FimRule } from './config.js';
 import { ERR_FIMPROC_BAD_EVENT } from './errors.js';
 
@@ -97,7 +96,7 @@ export class FimAlerter {
       error: ev.error,
     };
     return {
-      alert_id: createHash('sha256').update(`fim\0${ev.agent}\0${ev.vm}\0${ev.event_id}\0${ruleId}`).digest('hex').slice(0, 32),
+      alert_id: alertId('fim', ev.agent, ev.vm, ev.event_id, ruleId),
       ts_us: ev.ts_us,
       stage: 'fim',
       vm: ev.vm,
@@ -108,12 +107,7 @@ export class FimAlerter {
       severity: cr.rule.severity,
       category: 'file-integrity',
       action: 'alert',
-      src_ip: null,
-      src_port: null,
-      dst_ip: null,
-      dst_port: null,
-      proto: null,
-      flow_id: null,
+      ...NO_FLOW,
       evidence: JSON.stringify(evidence),
     };
   }

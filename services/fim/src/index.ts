@@ -1,4 +1,5 @@
 export * from './errors.js';
 export * from './config.js';
 export * from './fim-alerts.js';
-export * from './service.js';
+export * from './module.js';
+export { fimStage as stage } from './module.js';

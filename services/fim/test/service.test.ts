@@ -4,10 +4,11 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEmbeddedBus, readAll, type Bus } from '@cordon/bus';
-import { createFimWatcher } from '@cordon/fim';
+import { createFimWatcher } from '@cordon/fim-scan';
 import { createContext, Metrics, silentLogger } from '@cordon/runtime';
 import { codecFor, TOPICS, type Alert, type FileEvent } from '@cordon/schemas';
-import { startFimProcessor, type FimEvidence } from '../src/index.js';
+import { runStage, StageTelemetry } from '@cordon/stage';
+import { fimStage, type FimEvidence } from '../src/index.js';
 
 async function ensureTopics(bus: Bus): Promise<void> {
   await bus.admin.ensureTopics([
@@ -34,10 +35,13 @@ test('agent library → cordon.fim.v1 → processor → cordon.alerts.v1: a chan
   const publish = async (events: FileEvent[]) => {
     await producer.send(TOPICS.fim, events.map((e) => ({ key: Buffer.from(`${e.vm}|${e.path}`), value: fimCodec.encode(e) })));
   };
-  const watcher = createFimWatcher({ policy: { paths: [tree], scanIntervalS: 0, debounceMs: 50 }, stateDir: join(dir, 'state'), ctx, identity: { agent: 'agent-7', vm: 'vm-7' }, onEvents: publish });
-  const proc = startFimProcessor({
+  const libMetrics = new Metrics();
+  const watcher = createFimWatcher({ policy: { paths: [tree], scanIntervalS: 0, debounceMs: 50 }, stateDir: join(dir, 'state'), ctx: createContext({ log: silentLogger, metrics: libMetrics }), identity: { agent: 'agent-7', vm: 'vm-7' }, onEvents: publish });
+  const telemetry = new StageTelemetry();
+  const proc = await runStage(fimStage, {
     bus,
     ctx,
+    telemetry,
     config: { rules: [{ id: 'accounts', paths: [`${tree}/etc/passwd`], severity: 1 }], maxBatchRecords: 50 },
   });
   try {
@@ -80,8 +84,10 @@ test('agent library → cordon.fim.v1 → processor → cordon.alerts.v1: a chan
     await bus.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  assert.equal(metrics.get('fim-processor.errors'), 2);
-  assert.equal(metrics.get('fim.errors'), 0);
+  assert.equal(await telemetry.sample('cordon_stage_records_total', { stage: 'fim', topic: TOPICS.fim, outcome: 'dlq' }), 2);
+  assert.equal(await telemetry.sample('cordon_stage_errors_total', { stage: 'fim', code: 'CORDON_ERR_FIMPROC_BAD_EVENT' }), 1);
+  assert.ok((await telemetry.sample('cordon_stage_records_total', { stage: 'fim', topic: TOPICS.alerts, outcome: 'out' })) >= 2);
+  assert.equal(libMetrics.get('fim.errors'), 0, 'the agent library met no error');
 });
 
 test('a replayed fim topic gives the same alert ids (a restarted processor re-reading its input duplicates nothing downstream)', async () => {
@@ -99,7 +105,7 @@ test('a replayed fim topic gives the same alert ids (a restarted processor re-re
   try {
     const ids: string[] = [];
     for (const group of ['g1', 'g2']) {
-      const p = startFimProcessor({ bus, ctx, config: { groupId: group } });
+      const p = await runStage(fimStage, { bus, ctx, config: { groupId: group } });
       const t0 = Date.now();
       while ((await alertsOf(bus)).length < ids.length + 1 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
       await p.stop();

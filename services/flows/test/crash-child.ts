@@ -6,7 +6,8 @@
  */
 import { createContext, silentLogger } from '@cordon/runtime';
 import { TOPICS } from '@cordon/schemas';
-import { startFlowsService } from '../src/index.js';
+import { runStage } from '@cordon/stage';
+import { flowsStage } from '../src/index.js';
 import { openBus } from './bus-fixture.js';
 
 const dir = process.env.CORDON_FLOWS_CRASH_DIR;
@@ -27,6 +28,6 @@ if (dir) {
       close: () => p.close(),
     };
   };
-  const svc = startFlowsService({ bus, ctx: createContext({ log: silentLogger }), config: { checkpointEveryBatches: 4, maxBatchRecords: 3 } });
+  const svc = await runStage(flowsStage, { bus, ctx: createContext({ log: silentLogger }), config: { checkpointEveryBatches: 4, maxBatchRecords: 3 } });
   await svc.done;
 }

@@ -11,5 +11,7 @@ export * from './threshold.js';
 export * from './inspector.js';
 export * from './lines.js';
 export * from './logtest.js';
-export * from './service.js';
+export * from './alerts.js';
+export * from './module.js';
 export * from './prefilter.js';
+export { loginspectStage as stage } from './module.js';

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { createEmbeddedBus, readRange, type Bus, type ConsumedRecord } from '@cordon/bus';
 import { codecFor, TOPICS, type LogBatch } from '@cordon/schemas';
 import { createContext, Metrics, silentLogger } from '@cordon/runtime';
-import { alertIdFor, startLoginspectService } from '../src/index.js';
+import { runStage } from '@cordon/stage';
+import { waitFor } from '@cordon/testkit';
+import { alertIdFor, loginspectStage } from '../src/index.js';
 
 async function readAll(bus: Bus, topic: string): Promise<ConsumedRecord[]> {
   const out: ConsumedRecord[] = [];
@@ -14,13 +16,6 @@ async function readAll(bus: Bus, topic: string): Promise<ConsumedRecord[]> {
   return out;
 }
 
-async function waitFor(what: string, cond: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 const count = async (bus: Bus, topic: string) => [...(await bus.admin.endOffsets(topic)).values()].reduce((n, e) => n + Number(e), 0);
 
 function batch(id: string, lines: string[], firstOffset = 0): LogBatch {
@@ -59,7 +54,7 @@ test('auth failures in a log batch become alerts and a block for the shipping ag
   await producer.close();
 
   const metrics = new Metrics();
-  const svc = startLoginspectService({ bus, ctx: createContext({ log: silentLogger, metrics }), config: { inspector: { blocks: { baseTtlS: 300 } } } });
+  const svc = await runStage(loginspectStage, { bus, ctx: createContext({ log: silentLogger, metrics }), config: { inspector: { blocks: { baseTtlS: 300 } } } });
   await waitFor('alerts, a block and a dead letter', async () => (await count(bus, TOPICS.alerts)) >= 6 && (await count(bus, TOPICS.blocks)) >= 1 && (await count(bus, TOPICS.dlq)) >= 1);
   await svc.stop();
 
@@ -113,7 +108,7 @@ test('threshold counts survive a restart: the checkpoint carries them, the fifth
   const producer = bus.producer();
   try {
     const m1 = new Metrics();
-    const first = startLoginspectService({ bus, ctx: createContext({ log: silentLogger, metrics: m1 }) });
+    const first = await runStage(loginspectStage, { bus, ctx: createContext({ log: silentLogger, metrics: m1 }) });
     await producer.send(TOPICS.logs, [{ key, value: codec.encode(b1) }]);
     await waitFor('three alerts', async () => (await count(bus, TOPICS.alerts)) >= 3);
     await first.stop();
@@ -121,7 +116,7 @@ test('threshold counts survive a restart: the checkpoint carries them, the fifth
     assert.ok((m1.get('loginspect.checkpoints') ?? 0) >= 1, 'stopping checkpoints the partition');
 
     const m2 = new Metrics();
-    const second = startLoginspectService({ bus, ctx: createContext({ log: silentLogger, metrics: m2 }) });
+    const second = await runStage(loginspectStage, { bus, ctx: createContext({ log: silentLogger, metrics: m2 }) });
     await producer.send(TOPICS.logs, [{ key, value: codec.encode(b2) }]);
     await waitFor('the block', async () => (await count(bus, TOPICS.blocks)) >= 1);
     await second.stop();
@@ -134,7 +129,7 @@ test('threshold counts survive a restart: the checkpoint carries them, the fifth
     // a checkpoint that does not decode: the partition starts empty, the record goes to the DLQ
     await producer.send(TOPICS.state, [{ key: Buffer.from(`loginspect|${TOPICS.logs}|${[...(await bus.admin.endOffsets(TOPICS.logs)).entries()].find(([, e]) => e > 0n)![0]}`), value: Buffer.from('garbage') }]);
     const m3 = new Metrics();
-    const third = startLoginspectService({ bus, ctx: createContext({ log: silentLogger, metrics: m3 }) });
+    const third = await runStage(loginspectStage, { bus, ctx: createContext({ log: silentLogger, metrics: m3 }) });
     await waitFor('the dead letter', async () => (await readAll(bus, TOPICS.dlq)).some((r) => codecFor(TOPICS.dlq).decode(r.value!).error_code === 'CORDON_ERR_LOGINSPECT_STATE'));
     await third.stop();
   } finally {

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import type { Alert, ListeningSocket, NetSnapshot, Route } from '@cordon/schemas';
+import { alertId, NO_FLOW, type Alert, type ListeningSocket, type NetSnapshot, type Route } from '@cordon/schemas';
 
 /**
  * The pure netconf stage: a VM's previous and new network configuration → alerts. What an
@@ -57,7 +56,7 @@ export function diffSnapshots(prev: NetSnapshot | null, next: NetSnapshot): NetC
 
 export function toAlert(c: NetChange, next: NetSnapshot): Alert {
   return {
-    alert_id: createHash('sha256').update(`netconf\0${next.vm}\0${next.ts_us}\0${c.rule}\0${c.signature}`).digest('hex').slice(0, 32),
+    alert_id: alertId('netconf', next.vm, next.ts_us, c.rule, c.signature),
     ts_us: next.ts_us,
     stage: 'netconf',
     vm: next.vm,
@@ -68,12 +67,7 @@ export function toAlert(c: NetChange, next: NetSnapshot): Alert {
     severity: c.severity,
     category: 'network-configuration',
     action: 'alert',
-    src_ip: null,
-    src_port: null,
-    dst_ip: null,
-    dst_port: null,
-    proto: null,
-    flow_id: null,
+    ...NO_FLOW,
     evidence: JSON.stringify(c.detail),
   };
 }

@@ -1,2 +1,3 @@
 export * from './diff.js';
-export * from './service.js';
+export * from './module.js';
+export { netconfStage as stage } from './module.js';

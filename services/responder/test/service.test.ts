@@ -7,7 +7,9 @@ import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, readRange, type Bus } from '@cordon/bus';
 import { applyInventoryFile, applyPolicyFile } from '@cordon/policy';
 import { allTopicSpecs, codecFor, TOPICS, type Alert, type BlockDecision } from '@cordon/schemas';
-import { blockIdFor, startResponder } from '../src/index.js';
+import { runStage } from '@cordon/stage';
+import { waitFor } from '@cordon/testkit';
+import { blockIdFor, responderStage } from '../src/index.js';
 
 const alertsCodec = codecFor(TOPICS.alerts);
 const blocksCodec = codecFor(TOPICS.blocks);
@@ -18,15 +20,6 @@ async function blocks(bus: Bus): Promise<BlockDecision[]> {
   return out;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('the responder turns prevent-mode alerts into blocks, sends bad alerts to the DLQ, and decides nothing twice on replay', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-responder-'));
@@ -50,14 +43,14 @@ test('the responder turns prevent-mode alerts into blocks, sends bad alerts to t
       { key: Buffer.from('web-1'), value: Buffer.from('not avro') },
       { key: Buffer.from('web-1'), value: alertsCodec.encode({ ...base, alert_id: 'a-hostile', src_ip: '1.2.3.4; flush ruleset' }) },
     ]);
-    const r1 = await startResponder({ bus, ctx });
-    const got = await until('a block', async () => ((await blocks(bus)).length ? blocks(bus) : undefined));
+    const r1 = await runStage(responderStage, { bus, ctx });
+    const got = await waitFor('a block', async () => ((await blocks(bus)).length ? blocks(bus) : undefined));
     assert.equal(got.length, 1);
     assert.equal(got[0]!.enforcer, 'watchdog:hv1');
     assert.equal(got[0]!.target.ip, '10.213.1.66');
     assert.equal(got[0]!.block_id, blockIdFor('a-1'));
     assert.equal(got[0]!.ttl_ms, 60_000);
-    const letters = await until('two dead letters', async () => {
+    const letters = await waitFor('two dead letters', async () => {
       const l: string[] = [];
       await readRange(bus, TOPICS.dlq, (r) => l.push(codecFor(TOPICS.dlq).decode(r.value!).error_code));
       return l.length >= 2 ? l : undefined;
@@ -70,11 +63,11 @@ test('the responder turns prevent-mode alerts into blocks, sends bad alerts to t
       { key: Buffer.from('web-1'), value: alertsCodec.encode(base) },
       { key: Buffer.from('web-1'), value: alertsCodec.encode({ ...base, alert_id: 'a-2', ts_us: now + 1000 }) },
     ]);
-    await until('the replayed alerts to be read', async () => (ctx.metrics.get('responder.received') >= 6 ? true : undefined));
+    await waitFor('the replayed alerts to be read', async () => (ctx.metrics.get('responder.received') >= 6 ? true : undefined));
     await r1.stop();
     // a whole replay of the alerts topic by a fresh group: nothing new either
-    const r2 = await startResponder({ bus, ctx, config: { groupId: 'cordon-responder-replay' } });
-    await until('the full replay', async () => (ctx.metrics.get('responder.received') >= 12 ? true : undefined));
+    const r2 = await runStage(responderStage, { bus, ctx, config: { groupId: 'cordon-responder-replay' } });
+    await waitFor('the full replay', async () => (ctx.metrics.get('responder.received') >= 12 ? true : undefined));
     await r2.stop();
     assert.equal((await blocks(bus)).length, 1, 'one block, neither duplicated nor extended');
     await producer.close();

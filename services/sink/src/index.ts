@@ -1,3 +1,4 @@
-export * from './stage.js';
-export * from './service.js';
+export * from './rows.js';
+export * from './module.js';
 export * from './tables.js';
+export { sinkStage as stage } from './module.js';

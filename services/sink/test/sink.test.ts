@@ -4,10 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { createEmbeddedBus, type Batch } from '@cordon/bus';
+import { createEmbeddedBus, type Bus, type ConsumedRecord } from '@cordon/bus';
 import { allTopicSpecs, codecFor, TOPICS, type FlowRecord } from '@cordon/schemas';
-import { createStore } from '@cordon/store';
-import { batchToRows, startSink } from '../src/index.js';
+import { createStore, type Store } from '@cordon/store';
+import { runStage } from '@cordon/stage';
+import { rowOf, sinkStage } from '../src/index.js';
+
+const startSink = (o: { bus: Bus; store: Store; ctx: ReturnType<typeof createContext>; groupId?: string }) =>
+  runStage(sinkStage, { bus: o.bus, ctx: o.ctx, config: o.groupId ? { groupId: o.groupId } : {}, env: { store: async () => o.store } });
 
 const flow = (i: number): FlowRecord => ({
   flow_id: `f${i}`, sensor: 's', vm: i % 2 ? 'vm-a' : null, vlan: 0, proto: 6,
@@ -17,25 +21,17 @@ const flow = (i: number): FlowRecord => ({
   tcp_flags_toserver: 0x1b, tcp_flags_toclient: 0x1b, end_reason: 'fin',
 });
 
-test('a batch becomes rows, and a record that does not decode becomes a dead letter', () => {
+test('a record becomes a row of its table; one that does not decode throws, except a dead letter, which lands raw', () => {
   const codec = codecFor(TOPICS.flows);
-  const batch: Batch = {
-    topic: TOPICS.flows,
-    partition: 2,
-    records: [
-      { topic: TOPICS.flows, partition: 2, offset: 10n, key: null, value: codec.encode(flow(1)), headers: {}, timestamp: 0 },
-      { topic: TOPICS.flows, partition: 2, offset: 11n, key: Buffer.from('k'), value: Buffer.from('garbage'), headers: {}, timestamp: 0 },
-    ],
-  };
-  const work = batchToRows(batch, 5);
-  assert.equal(work.batchId, 'cordon.flows.v1:2:10-11');
-  assert.equal(work.rows.length, 1);
-  assert.equal(work.rows[0]!.src_ip, '::ffff:10.0.0.1');
-  assert.equal(work.rows[0]!.vm, 'vm-a');
-  assert.equal(work.deadLetters.length, 1);
-  assert.equal(work.deadLetters[0]!.source_offset, 11);
-  assert.match(work.deadLetters[0]!.error_code, /^CORDON_ERR_SCHEMA_/);
-  assert.deepEqual(work.deadLetters[0]!.value, Buffer.from('garbage'));
+  const rec = (topic: string, offset: bigint, value: Buffer): ConsumedRecord => ({ topic, partition: 2, offset, key: Buffer.from('k'), value, headers: {}, timestamp: 0 });
+  const row = rowOf(rec(TOPICS.flows, 10n, codec.encode(flow(1))), codec.encode(flow(1)), 5);
+  assert.equal(row.src_ip, '::ffff:10.0.0.1');
+  assert.equal(row.vm, 'vm-a');
+  assert.throws(() => rowOf(rec(TOPICS.flows, 11n, Buffer.from('garbage')), Buffer.from('garbage'), 5), /CORDON_ERR_SCHEMA_|wire format/i);
+  const raw = rowOf(rec(TOPICS.dlq, 3n, Buffer.from('garbage')), Buffer.from('garbage'), 5);
+  assert.equal(raw.stage, 'sink');
+  assert.match(String(raw.error_code), /^CORDON_ERR_SCHEMA_/);
+  assert.equal(raw.source_topic, TOPICS.dlq);
 });
 
 test('the sink lands flows and dead letters in ClickHouse, and a replay counts nothing twice', async () => {
@@ -51,7 +47,7 @@ test('the sink lands flows and dead letters in ClickHouse, and a replay counts n
       { key: Buffer.from('bad'), value: Buffer.from([0, 0, 0, 0, 99, 0xff]) },
     ]);
     const sinkRun = async (group: string) => {
-      const sink = startSink({ bus, store, ctx, groupId: group });
+      const sink = await startSink({ bus, store, ctx, groupId: group });
       const deadline = Date.now() + 30_000;
       for (;;) {
         const [flows] = await store.query<{ n: string }>('SELECT count() AS n FROM flows');
@@ -88,7 +84,7 @@ test('a row ClickHouse refuses becomes a dead letter; the rest of its batch land
     const codec = codecFor(TOPICS.flows);
     const bad = { ...flow(7), flow_id: 'backwards', last_seen_us: flow(7).first_seen_us - 1 }; // breaks CHECK seen_in_order
     await bus.producer().send(TOPICS.flows, [flow(1), bad, flow(2), flow(3)].map((f) => ({ key: Buffer.from('same'), value: codec.encode(f) })));
-    const sink = startSink({ bus, store, ctx });
+    const sink = await startSink({ bus, store, ctx });
     const deadline = Date.now() + 30_000;
     let rows: Array<{ flow_id: string }> = [];
     let letters: Array<{ error_code: string; source_offset: string }> = [];
@@ -135,7 +131,7 @@ test('alerts, block decisions and file events land in their tables; a tombstone 
     await p.send(TOPICS.fim, [{ key: Buffer.from('vm-a|/etc/passwd'), value: codecFor(TOPICS.fim).encode({
       event_id: 'e1', agent: 'agt-1', vm: 'vm-a', ts_us: 1_700_000_000_000_000, path: '/etc/passwd', op: 'changed', scan: 'realtime',
       before: attrs, after: { ...attrs, size: 6, sha256: 'cd' }, renamed_from: null, error: null }) }]);
-    const sink = startSink({ bus, store, ctx });
+    const sink = await startSink({ bus, store, ctx });
     const deadline = Date.now() + 30_000;
     let counts = '';
     while (Date.now() < deadline) {

@@ -1,5 +1,6 @@
-import { childContext, type Context } from '@cordon/runtime';
-import { followTable, partitionForKey, type Bus, type ProduceRecord, type TableFollower } from '@cordon/bus';
+import { childContext } from '@cordon/runtime';
+import { partitionForKey, type ProduceRecord } from '@cordon/bus';
+import type { Stage } from '@cordon/stage';
 import { codecFor, TOPICS, type Packet, type PacketBatch } from '@cordon/schemas';
 import { decodeFrame, partitionKey } from '@cordon/pcap';
 import { LiveCapture } from '@cordon/native';
@@ -14,8 +15,8 @@ import { AssignmentView, InventoryView } from '@cordon/policy';
  * Capture drops (kernel and buffer) are counted and reported.
  */
 export interface CaptureOptions {
-  bus: Bus;
-  ctx: Context;
+  /** The watchdog stage it publishes for (its follows and sends are the stage's). */
+  stage: Stage<unknown>;
   host: string;
   /** The bridge (or a mirror port) to capture on. */
   bridge: string;
@@ -37,24 +38,22 @@ const macOf = (b: Buffer, at: number) =>
   Array.from(b.subarray(at, at + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
 
 export async function startCapture(opts: CaptureOptions): Promise<CaptureHandle> {
-  const ctx = childContext(opts.ctx, 'capture');
-  const { bus } = opts;
+  const { stage } = opts;
+  const ctx = childContext(stage.ctx, 'capture');
+  const { bus } = stage;
   const sensor = `watchdog:${opts.host}`;
   const codec = codecFor(TOPICS.packets);
-  const producer = bus.producer();
   const inventory = new InventoryView();
   /** MAC (as a 48-bit number) → VM id, filled as frames come; emptied when the inventory changes. */
   const vmOfMac = new Map<number, string | null>();
   /** Address pair → partition key and partition: one SHA-256 per flow, not per frame. */
   const partitionOf = new Map<string, { key: Buffer; partition: number }>();
   const assignments = new AssignmentView();
-  const followers: TableFollower[] = [
-    await followTable(bus, TOPICS.inventory, `cordon-capture-${opts.host}-inventory-${process.pid}`, (r) => {
-      inventory.apply(r.key, r.value);
-      vmOfMac.clear();
-    }),
-    await followTable(bus, TOPICS.assignments, `cordon-capture-${opts.host}-assignments-${process.pid}`, (r) => assignments.apply(r.key, r.value)),
-  ];
+  await stage.follow(TOPICS.inventory, (r) => {
+    inventory.apply(r.key, r.value);
+    vmOfMac.clear();
+  });
+  await stage.follow(TOPICS.assignments, (r) => assignments.apply(r.key, r.value));
   const info = (await bus.admin.listTopics()).find((t) => t.name === TOPICS.packets);
   const partitions = info?.partitions ?? 1;
   let timer: NodeJS.Timeout | undefined;
@@ -129,7 +128,7 @@ export async function startCapture(opts: CaptureOptions): Promise<CaptureHandle>
       counts.published += g.packets.length;
     }
     if (records.length) {
-      const p = producer.send(TOPICS.packets, records).catch((err: unknown) => {
+      const p = stage.send(TOPICS.packets, records).catch((err: unknown) => {
         ctx.metrics.inc('errors');
         ctx.log.error({ err }, 'Captured frames could not be published.');
       });
@@ -154,8 +153,6 @@ export async function startCapture(opts: CaptureOptions): Promise<CaptureHandle>
       clearTimeout(timer);
       capture.close();
       await Promise.all(inflight);
-      for (const f of followers) await f.close();
-      await producer.close();
     },
   };
 }

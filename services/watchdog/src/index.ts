@@ -3,3 +3,4 @@ export * from './config.js';
 export * from './enforce-bridge.js';
 export * from './watchdog.js';
 export * from './capture.js';
+export { watchdogStage as stage } from './watchdog.js';

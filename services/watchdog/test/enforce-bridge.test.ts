@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { createContext, silentLogger, type Context } from '@cordon/runtime';
 import { createEmbeddedBus, createKafkaBus, readTable, type Bus } from '@cordon/bus';
 import { allTopicSpecs, blockKey, codecFor, TOPICS, watchdogEnforcer, type BlockDecision } from '@cordon/schemas';
-import { canUseNetns, freshCordonTopics, kafkaBrokers, makeLab, ipBlockDecision } from '@cordon/testkit';
-import { BridgeEnforcer, parseWatchdogConfig, startWatchdog } from '../src/index.js';
+import { canUseNetns, freshCordonTopics, kafkaBrokers, makeLab, ipBlockDecision, waitFor } from '@cordon/testkit';
+import { runStage } from '@cordon/stage';
+import { BridgeEnforcer, parseWatchdogConfig, watchdogStage } from '../src/index.js';
 
 const skip = canUseNetns();
 const ctx = () => createContext({ log: silentLogger });
@@ -35,13 +36,6 @@ async function statusOf(bus: Bus, ip: string): Promise<BlockDecision['status'] |
   return rec?.value ? codec.decode(rec.value).status : 'lifted';
 }
 
-async function until(what: string, fn: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('embedded bus: the watchdog blocks an attacker on the host bridge, lifts, expires, and restores after a restart', { skip: skip ?? false, timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-watchdog-'));
@@ -72,18 +66,18 @@ async function scenario(bus: Bus, c: Context): Promise<void> {
   try {
     await bus.admin.ensureTopics(allTopicSpecs());
     assert.equal(await reach('attacker'), true, 'reachable before any block');
-    let wd = await startWatchdog({ bus, ctx: c, config });
+    let wd = await runStage(watchdogStage, { bus, ctx: c, config });
 
     // block → the attacker is cut off, the bystander is not
     await request(decision(attacker, 60_000));
-    await until('applied', async () => (await statusOf(bus, attacker)) === 'applied');
+    await waitFor('applied', async () => (await statusOf(bus, attacker)) === 'applied');
     assert.deepEqual(await wd.enforcer!.list(), [{ set: 'drop4', ip: attacker }]);
     assert.equal(await reach('attacker', 800), false, 'the attacker is dropped on the bridge');
     assert.equal(await reach('bystander'), true, 'the bystander still reaches the victim');
 
     // lift (tombstone) → reachable
     await lift(attacker);
-    await until('lifted', async () => !wd.active.has(attacker) && (await wd.enforcer!.list()).length === 0);
+    await waitFor('lifted', async () => !wd.active.has(attacker) && (await wd.enforcer!.list()).length === 0);
     assert.equal(await reach('attacker'), true, 'reachable after the lift');
 
     // TTL expiry by the kernel, with reject
@@ -91,7 +85,7 @@ async function scenario(bus: Bus, c: Context): Promise<void> {
     const ttlMs = 4000;
     const requested = Date.now();
     await request(decision(attacker, ttlMs, 'reject'));
-    await until('applied', async () => (await wd.enforcer!.list()).length === 1);
+    await waitFor('applied', async () => (await wd.enforcer!.list()).length === 1);
     assert.equal(await reach('attacker', 800), false, 'rejected while blocked');
     await new Promise((r) => setTimeout(r, Math.max(0, requested + ttlMs + 300 - Date.now())));
     assert.deepEqual(await wd.enforcer!.list(), [], 'the kernel expired the element');
@@ -99,19 +93,19 @@ async function scenario(bus: Bus, c: Context): Promise<void> {
 
     // a hostile decision is reported failed and breaks nothing
     await producer.send(TOPICS.blocks, [{ key: blockKey(me, '1.2.3.4; flush ruleset'), value: codec.encode(decision('1.2.3.4; flush ruleset', 60_000)) }]);
-    await until('failed', async () => (await statusOf(bus, '1.2.3.4; flush ruleset')) === 'failed');
+    await waitFor('failed', async () => (await statusOf(bus, '1.2.3.4; flush ruleset')) === 'failed');
 
     // restart after a host reboot (table gone): active blocks come back from the topic;
     // a block lifted while the watchdog was down does not
     await request(decision(attacker, 60_000));
     await request(decision('10.213.7.99', 60_000));
-    await until('both applied', async () => (await wd.enforcer!.list()).length === 2);
+    await waitFor('both applied', async () => (await wd.enforcer!.list()).length === 2);
     await wd.stop();
     await lift('10.213.7.99');
     await wd.enforcer!.teardown();
     assert.equal(await reach('attacker'), true, 'no table, no block');
     const t0 = Date.now();
-    wd = await startWatchdog({ bus, ctx: c, config });
+    wd = await runStage(watchdogStage, { bus, ctx: c, config });
     const restoreMs = Date.now() - t0;
     assert.deepEqual(await wd.enforcer!.list(), [{ set: 'drop4', ip: attacker }], 'restored from the topic');
     assert.equal(await reach('attacker', 800), false, 'blocked again after the restart');
@@ -120,7 +114,7 @@ async function scenario(bus: Bus, c: Context): Promise<void> {
     // restart with the table kept, a block lifted while down: reconciled away
     await wd.stop();
     await lift(attacker);
-    wd = await startWatchdog({ bus, ctx: c, config });
+    wd = await runStage(watchdogStage, { bus, ctx: c, config });
     assert.deepEqual(await wd.enforcer!.list(), [], 'an element lifted while the watchdog was down is removed');
     assert.equal(await reach('attacker'), true);
     assert.ok(c.metrics.get('watchdog.enforce.reconciled') >= 1);

@@ -109,7 +109,7 @@ test('unreadable files and directories (as a non-root user) are per-file errors;
     execFileSync('chown', ['-R', '65534:65534', s.dir]);
     // The scan runs as nobody in a child process (root reads everything, chmod 000 or not).
     const script = `
-      import { scanOnce } from '@cordon/fim';
+      import { scanOnce } from '@cordon/fim-scan';
       import { createContext, silentLogger } from '@cordon/runtime';
       const ctx = createContext({ log: silentLogger });
       const r = await scanOnce({ policy: { paths: [${JSON.stringify(s.tree)}] }, stateDir: ${JSON.stringify(s.state)}, ctx });

@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import { BatchBuilder, Engine, type Rules } from '@cordon/native';
+import type { ProduceRecord, TopicPartition } from '@cordon/bus';
+import { defineStage } from '@cordon/stage';
+import { codecFor, TOPICS, type PacketBatch } from '@cordon/schemas';
+import { compileRules, dpiConfigSchema, eveToAlert } from './alerts.js';
+import { followPolicyRules } from './rules-from-policy.js';
+
+/**
+ * The dpi stage: `cordon.packets.v1` → one native engine per input partition (a flow's
+ * packets all land on one partition, so its flow, stream and app-layer state live there) →
+ * `cordon.alerts.v1`. Several instances share the partitions through the consumer group. One
+ * native call per PacketBatch record. The rule set comes from the policy topic (or
+ * `ruleFiles`) and can be replaced while running: every engine switches, flows continue.
+ *
+ * A partition taken away (rebalance) is finished: its engine flushes and its last alerts are
+ * sent; the next owner starts that partition's flows afresh (Suricata's midstream rules apply
+ * to them). Alert ids are deterministic (batch id, flow, sid, time, position), so a batch
+ * delivered again yields the same alerts and the sink counts them once.
+ */
+export const dpiStage = defineStage({
+  name: 'dpi',
+  summary: 'packets → the native DPI engine (Suricata-format rules from the policy) → alerts',
+  config: dpiConfigSchema,
+  inputs: (c) => [{ group: c.groupId, topic: c.inputTopic }],
+  outputs: (c) => [c.outputTopic, c.dlqTopic],
+  async start(stage) {
+    const { config, ctx } = stage;
+    const { log, metrics, clock } = ctx;
+    const packets = codecFor(TOPICS.packets);
+    const alertsCodec = codecFor(TOPICS.alerts);
+    const engines = new Map<number, Engine>();
+    let rules: Rules = compileRules(config.ruleFiles ? config.ruleFiles.map((f) => ({ name: f, text: readFileSync(f, 'utf8') })) : [], ctx);
+
+    const setRules = (next: Rules) => {
+      rules = next;
+      for (const e of engines.values()) e.setRules(next);
+      log.info({ engines: engines.size }, 'Rule set replaced; flows continue.');
+    };
+
+    const engineFor = (partition: number): Engine => {
+      let e = engines.get(partition);
+      if (!e) engines.set(partition, (e = new Engine(rules, { checksum: config.checksum })));
+      return e;
+    };
+
+    /** Alerts of one PacketBatch, numbered within it (positions must not depend on how the bus batched records). */
+    const toRecords = (lines: string[], pb: PacketBatch, out: ProduceRecord[]) => {
+      lines.forEach((line, i) => {
+        const alert = eveToAlert(line, pb, i);
+        out.push({ key: Buffer.from(alert.vm ?? alert.sensor ?? ''), value: alertsCodec.encode(alert) });
+      });
+    };
+
+    // the flushing alerts of a finished partition belong to no batch: this stands in for one
+    const flushBatch = (partition: number): PacketBatch => ({
+      batch_id: `flush:${config.inputTopic}:${partition}:${clock.now()}`, sensor: 'dpi', vm: null, linktype: 1, end_of_source: true, packets: [],
+    });
+
+    if (!config.ruleFiles) {
+      // Rules from the policy topic, restored before the first packet is inspected; until a
+      // policy names some, an empty set (no alerts).
+      await followPolicyRules(stage, (sources) => setRules(compileRules(sources, ctx)));
+    }
+
+    stage.consume<PacketBatch>({
+      group: config.groupId,
+      topics: [config.inputTopic],
+      decode: (v) => packets.decode(v),
+      dlqTopic: config.dlqTopic,
+      maxBatchRecords: config.maxBatchRecords,
+      async onRevoke(tps: TopicPartition[]) {
+        const out: ProduceRecord[] = [];
+        for (const tp of tps) {
+          const e = engines.get(tp.partition);
+          if (!e) continue;
+          toRecords(e.finish(), flushBatch(tp.partition), out);
+          engines.delete(tp.partition);
+        }
+        await stage.send(config.outputTopic, out);
+      },
+      handle(batch) {
+        const engine = engineFor(batch.partition);
+        const out: ProduceRecord[] = [];
+        for (const { value: pb, record } of batch.records) {
+          try {
+            let lines: string[] = [];
+            if (pb.packets.length) {
+              const b = new BatchBuilder();
+              for (const p of pb.packets) b.add(p.frame, p.ts_us, pb.linktype);
+              lines = engine.processBatch(b.take());
+              metrics.inc('packets', pb.packets.length);
+            }
+            // a source that ended (a replayed capture) flushes, as Suricata does at the end of a pcap
+            if (pb.end_of_source) lines = lines.concat(engine.finish());
+            toRecords(lines, pb, out);
+          } catch (err) {
+            batch.reject(record, err);
+          }
+        }
+        batch.emit(config.outputTopic, out);
+      },
+    });
+
+    return { setRules };
+  },
+});
