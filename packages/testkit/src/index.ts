@@ -2,3 +2,4 @@ export * from './netns.js';
 export * from './kafka.js';
 export * from './lab.js';
 export * from './fixtures.js';
+export * from './tarball.js';

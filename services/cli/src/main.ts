@@ -24,6 +24,8 @@ Usage:
   cordon agents token --vm VM [--ttl-hours N]    an enrollment token for the agent of VM
   cordon dpi --rules FILE [--rules FILE…] --pcap FILE [--no-checksum-validation]   inspect a capture, print EVE alerts
   cordon rules check FILE…                       load rule files, report every rule that fails
+  cordon rules update [--source URL|FILE]…       download, verify and install rule sets (default: ET Open; --help for every flag)
+  cordon rules list [--format table|json]        the installed rule sets: version, source, files, rules, sha256
   cordon logtest --log FILE [--rules DIR]        run a log file through loginspect, print one JSON line per detection
   cordon policy apply FILE [--dry-run] [--by NAME]   validate a policy (YAML: rule files, detect/prevent, block TTLs), write the policy topic
   cordon inventory apply FILE [--dry-run] [--prune]  validate an inventory (YAML: hosts, VMs, MACs, IPs), write the inventory topic
@@ -91,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'logtest':
       return (await import('@cordon/loginspect')).logtestCommand(rest);
     case 'rules':
+      if (rest[0] === 'update' || rest[0] === 'list') return (await import('./rules.js')).rulesCommand(rest);
       return (await import('@cordon/dpi')).rulesCheckCommand(rest);
     case 'policy': {
       const p = await import('@cordon/policy');
