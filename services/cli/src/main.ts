@@ -112,7 +112,7 @@ export async function main(argv: string[]): Promise<number> {
 async function withBus<T extends Record<string, { type: 'string' | 'boolean'; short?: string }>>(
   argv: string[],
   options: T,
-  fn: (deps: { bus: ReturnType<typeof openBus>; ctx: Context; out: (line: string) => void }, args: { values: Record<string, string | boolean | undefined>; positionals: string[] }) => Promise<number>,
+  fn: (deps: { bus: ReturnType<typeof openBus>; ctx: Context; out: (line: string) => void; dataDir: string }, args: { values: Record<string, string | boolean | undefined>; positionals: string[] }) => Promise<number>,
 ): Promise<number> {
   const args = parse(argv, options) as { values: Record<string, string | boolean | undefined>; positionals: string[] };
   if (args.values.help) return out(USAGE), 0;
@@ -121,7 +121,7 @@ async function withBus<T extends Record<string, { type: 'string' | 'boolean'; sh
   const bus = openBus(config, ctx);
   try {
     await applyTopics(bus);
-    return await fn({ bus, ctx, out }, args);
+    return await fn({ bus, ctx, out, dataDir: config.dataDir }, args);
   } finally {
     await bus.close();
   }
