@@ -8,7 +8,7 @@ import { loadConfig, type CordonConfig } from './config.js';
 import { ERR_UNKNOWN_SERVICE, ERR_USAGE } from './errors.js';
 import { formatTable } from './format.js';
 import { replayCapture } from './replay.js';
-import { writeDemoCapture } from './demo-capture.js';
+import { prepareDemo, runDemo } from './demo/index.js';
 import { applyTopics, openBus, openStore, pipelineOf, SERVICES, serviceNames, servicesFor, startService, waitCaughtUp, type RunningService } from './services.js';
 
 const USAGE = `cordon — server defense for virtualized data centers
@@ -151,24 +151,15 @@ async function up(argv: string[]): Promise<number> {
   const store = await openStore(config, ctx);
   const n = await applyTopics(bus);
   ctx.log.info({ dataDir: config.dataDir, bus: bus.kind, store: store.mode, topics: n }, 'Cordon is up: bus, store and topics are ready.');
+  // the demo's policy and inventory go on their topics first: the services read them as they start
+  const demo = values['no-demo'] ? null : await prepareDemo({ bus, ctx, dataDir: config.dataDir, out }, values.pcap ? { pcap: values.pcap } : {});
   const services: RunningService[] = [];
   for (const name of names) services.push(await startService(name, { bus, ctx, config, store }));
   ctx.log.info({ services: services.map((s) => s.name) }, 'Services are running.');
   const failed = Promise.race(services.map((s) => s.done.then(() => `${s.name} stopped`, (err: unknown) => { throw err; })));
   let code = 0;
   try {
-    if (!values['no-demo']) {
-      let pcap = values.pcap;
-      if (!pcap) {
-        mkdirSync(join(config.dataDir, 'demo'), { recursive: true });
-        pcap = join(config.dataDir, 'demo', 'sample.pcap');
-        if (!existsSync(pcap)) writeDemoCapture(pcap);
-      }
-      const report = await replayCapture({ bus, ctx, file: pcap });
-      ctx.log.info(report, 'Replayed the capture.');
-      await Promise.race([waitCaughtUp(bus, pipelineOf(services.map((x) => x.name))), failed]);
-      await printFlowSummary(store, report.sensor);
-    }
+    if (demo) await runDemo({ bus, store, ctx, out }, demo, () => Promise.race([waitCaughtUp(bus, pipelineOf(services.map((x) => x.name))), failed]));
     if (!values.exit) {
       out('Cordon is running. Press Ctrl-C to stop.');
       const sig = await Promise.race([untilSignal(), failed]);
@@ -183,27 +174,6 @@ async function up(argv: string[]): Promise<number> {
     await store.close();
   }
   return code;
-}
-
-async function printFlowSummary(store: Awaited<ReturnType<typeof openStore>>, sensor: string): Promise<void> {
-  const totals = await store.query(
-    `SELECT count() AS flows, sum(pkts_toserver + pkts_toclient) AS packets, sum(bytes_toserver + bytes_toclient) AS bytes
-       FROM flows FINAL WHERE sensor = {sensor:String}`,
-    { sensor },
-  );
-  out(`\nFlows from ${sensor} (ClickHouse):`);
-  out(formatTable(totals));
-  const top = await store.query(
-    `SELECT src_addr AS src, dst_addr AS dst, dst_port AS port, multiIf(proto = 6, 'tcp', proto = 17, 'udp', proto = 1, 'icmp', toString(proto)) AS proto,
-            count() AS flows, sum(pkts_toserver + pkts_toclient) AS packets, sum(bytes_toserver + bytes_toclient) AS bytes,
-            groupUniqArray(end_reason) AS ended_by
-       FROM flows FINAL WHERE sensor = {sensor:String}
-      GROUP BY src, dst, port, proto ORDER BY bytes DESC, flows DESC LIMIT 15`,
-    { sensor },
-  );
-  out('\nTop conversations:');
-  out(formatTable(top));
-  out('');
 }
 
 async function run(argv: string[]): Promise<number> {
