@@ -25,7 +25,7 @@ function table(stdout: string, title: string): Array<Record<string, string>> {
   const names = cols.map(([a, b]) => head.slice(a, b).trim());
   const rows: Array<Record<string, string>> = [];
   for (const l of lines.slice(at + 3)) {
-    if (l.trim() === '') break;
+    if (l.trim() === '' || l.startsWith('(')) break; // the end, or a note under the table
     // the last column runs to the end of the line
     rows.push(Object.fromEntries(cols.map(([a, b], i) => [names[i]!, (i === cols.length - 1 ? l.slice(a) : l.slice(a, b)).trim()])));
   }
@@ -60,6 +60,8 @@ test('cordon up shows the demo: flows, alerts by rule and severity, and blocks w
       assert.match(r.severity!, /^[1-4]$/, `${rule} has a severity`);
     }
     assert.equal(byRule.get('sid:1900001')!.stage, 'dpi');
+    assert.equal(byRule.get('sid:1900001')!.severity, '1', 'classtype web-application-attack is priority 1');
+    assert.equal(byRule.get('sid:1900004')!.severity, '2', 'classtype attempted-recon is priority 2');
     assert.equal(byRule.get('cordon:cordon-auth-sshd-failed')!.stage, 'loginspect');
 
     const blocks = table(stdout, 'Blocks in force');
