@@ -285,7 +285,10 @@ pub struct Rule {
     pub detection_filter: Option<Threshold>,
     /// (buffer, pattern, nocase) used by the multi-pattern prefilter.
     pub fast: Option<(Buf, Vec<u8>, bool)>,
+    /// Suricata's severity: the `priority` keyword, else the priority of the rule's classtype, else 3.
     pub priority: u32,
+    /// The classtype's description (EVE's `alert.category`), when the classtype is a known one.
+    pub category: Option<&'static str>,
     /// Transforms per buffer.
     pub xforms: Vec<(Buf, Vec<Xf>)>,
 }
@@ -461,7 +464,54 @@ fn sticky(name: &str) -> Option<Buf> {
 }
 
 /// Keywords that change nothing about matching (metadata) or that we honour implicitly.
-const IGNORED: &[&str] = &["msg", "sid", "rev", "gid", "classtype", "reference", "metadata", "priority", "target", "prefilter", "rawbytes", "tag"];
+const IGNORED: &[&str] = &["msg", "sid", "rev", "gid", "reference", "metadata", "target", "prefilter", "rawbytes", "tag"];
+
+/// Suricata's default classification.config: classtype → (description, priority).
+const CLASSTYPES: &[(&str, &str, u32)] = &[
+    ("not-suspicious", "Not Suspicious Traffic", 3),
+    ("unknown", "Unknown Traffic", 3),
+    ("bad-unknown", "Potentially Bad Traffic", 2),
+    ("attempted-recon", "Attempted Information Leak", 2),
+    ("successful-recon-limited", "Information Leak", 2),
+    ("successful-recon-largescale", "Large Scale Information Leak", 2),
+    ("attempted-dos", "Attempted Denial of Service", 2),
+    ("successful-dos", "Denial of Service", 2),
+    ("attempted-user", "Attempted User Privilege Gain", 1),
+    ("unsuccessful-user", "Unsuccessful User Privilege Gain", 1),
+    ("successful-user", "Successful User Privilege Gain", 1),
+    ("attempted-admin", "Attempted Administrator Privilege Gain", 1),
+    ("successful-admin", "Successful Administrator Privilege Gain", 1),
+    ("rpc-portmap-decode", "Decode of an RPC Query", 2),
+    ("shellcode-detect", "Executable code was detected", 1),
+    ("string-detect", "A suspicious string was detected", 3),
+    ("suspicious-filename-detect", "A suspicious filename was detected", 2),
+    ("suspicious-login", "An attempted login using a suspicious username was detected", 2),
+    ("system-call-detect", "A system call was detected", 2),
+    ("tcp-connection", "A TCP connection was detected", 4),
+    ("trojan-activity", "A Network Trojan was detected", 1),
+    ("unusual-client-port-connection", "A client was using an unusual port", 2),
+    ("network-scan", "Detection of a Network Scan", 3),
+    ("denial-of-service", "Detection of a Denial of Service Attack", 2),
+    ("non-standard-protocol", "Detection of a non-standard protocol or event", 2),
+    ("protocol-command-decode", "Generic Protocol Command Decode", 3),
+    ("web-application-activity", "access to a potentially vulnerable web application", 2),
+    ("web-application-attack", "Web Application Attack", 1),
+    ("misc-activity", "Misc activity", 3),
+    ("misc-attack", "Misc Attack", 2),
+    ("icmp-event", "Generic ICMP event", 3),
+    ("inappropriate-content", "Inappropriate Content was Detected", 1),
+    ("policy-violation", "Potential Corporate Privacy Violation", 1),
+    ("default-login-attempt", "Attempt to login by a default username and password", 2),
+    ("targeted-activity", "Targeted Malicious Activity was Detected", 1),
+    ("exploit-kit", "Exploit Kit Activity Detected", 1),
+    ("external-ip-check", "Device Retrieving External IP Address Detected", 2),
+    ("domain-c2", "Domain Observed Used for C2 Detected", 1),
+    ("pup-activity", "Possibly Unwanted Program Detected", 2),
+    ("credential-theft", "Successful Credential Theft Detected", 1),
+    ("social-engineering", "Possible Social Engineering Attempted", 2),
+    ("coin-mining", "Crypto Currency Mining Activity Detected", 2),
+    ("command-and-control", "Malware Command and Control Activity Detected", 1),
+];
 
 /// Keywords we know of but do not implement: named so the load report says exactly why.
 fn unsupported_reason(k: &str) -> String {
@@ -539,8 +589,10 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
         detection_filter: None,
         fast: None,
         priority: 3,
+        category: None,
         xforms: Vec::new(),
     };
+    let mut explicit_priority = false;
     let mut have_sid = false;
     // The sticky buffer currently selected (None = payload); legacy modifiers move the last
     // content instead.
@@ -578,7 +630,19 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
             }
             "rev" => r.rev = v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid rev")?,
             "gid" => r.gid = v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid gid")?,
-            "priority" => r.priority = v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid priority")?,
+            "priority" => {
+                r.priority = v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid priority")?;
+                explicit_priority = true;
+            }
+            "classtype" => {
+                // an unknown classtype is kept as no category: a vendor's own classes must not cost the rule
+                if let Some(&(_, desc, prio)) = CLASSTYPES.iter().find(|(n, _, _)| *n == v.as_deref().unwrap_or("").trim()) {
+                    r.category = Some(desc);
+                    if !explicit_priority {
+                        r.priority = prio;
+                    }
+                }
+            }
             "msg" => r.msg = unquote(v.as_deref().unwrap_or("")).replace("\\;", ";").replace("\\\"", "\"").replace("\\\\", "\\"),
             "content" | "uricontent" => {
                 let raw = v.as_deref().ok_or("content needs a value")?.trim();

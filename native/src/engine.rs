@@ -31,6 +31,9 @@ pub struct Alert {
     pub rev: u32,
     pub action: String,
     pub msg: String,
+    /// 1 (most severe) .. 4: the rule's priority.
+    pub severity: u32,
+    pub category: Option<&'static str>,
     pub src: IpAddr,
     pub sp: u16,
     pub dst: IpAddr,
@@ -573,6 +576,8 @@ impl Engine {
             rev: r.rev,
             action: if r.action == "drop" || r.action.starts_with("reject") { r.action.clone() } else { r.action.clone() },
             msg: r.msg.clone(),
+            severity: r.priority,
+            category: r.category,
             src: c.p.src,
             sp: c.p.sp,
             dst: c.p.dst,

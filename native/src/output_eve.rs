@@ -64,6 +64,11 @@ pub fn alert_json(a: &Alert) -> String {
     let action = if a.action == "alert" || a.action == "pass" { "allowed" } else { "blocked" };
     let _ = write!(s, ",\"alert\":{{\"action\":\"{action}\",\"gid\":{},\"signature_id\":{},\"rev\":{},\"signature\":", a.gid, a.sid, a.rev);
     esc(&a.msg, &mut s);
+    if let Some(c) = a.category {
+        s.push_str(",\"category\":");
+        esc(c, &mut s);
+    }
+    let _ = write!(s, ",\"severity\":{}", a.severity);
     s.push('}');
     if let Some(h) = &a.http {
         s.push_str(",\"http\":{");

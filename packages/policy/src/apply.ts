@@ -16,6 +16,8 @@ export interface ApplyDeps {
   ctx: Context;
   /** One line of output for the operator. */
   out: (line: string) => void;
+  /** The data dir, where `ruleSets` are installed (`cordon rules update`). */
+  dataDir?: string;
 }
 
 export interface ApplyArgs {
@@ -39,9 +41,9 @@ export interface PolicyApplyResult {
   written: number;
 }
 
-export async function applyPolicyFile(deps: Pick<ApplyDeps, 'bus' | 'ctx'>, file: string, opts: { by?: string; dryRun?: boolean } = {}): Promise<PolicyApplyResult> {
+export async function applyPolicyFile(deps: Pick<ApplyDeps, 'bus' | 'ctx' | 'dataDir'>, file: string, opts: { by?: string; dryRun?: boolean } = {}): Promise<PolicyApplyResult> {
   const { bus, ctx } = deps;
-  const compiled = compilePolicyFile(file);
+  const compiled = compilePolicyFile(file, deps.dataDir === undefined ? {} : { dataDir: deps.dataDir });
   const codec = codecFor(TOPICS.policy);
   const current = new Map<string, PolicyRecord>();
   for (const r of (await readTable(bus, TOPICS.policy)).values()) {

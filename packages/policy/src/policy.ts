@@ -4,6 +4,8 @@ import { basename, dirname, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { fimPolicySchema } from '@cordon/fim-scan';
+import { readRuleSet, SET_NAME } from '@cordon/rulesets';
+import { CordonError } from '@cordon/runtime';
 import type { PolicyRecord } from '@cordon/schemas';
 import { ERR_POLICY_FILE, ERR_POLICY_READ, ERR_POLICY_RECORD } from './errors.js';
 import { parseYamlWith } from './yaml-file.js';
@@ -24,6 +26,7 @@ const mode = z.enum(['detect', 'prevent']);
 export type Mode = z.infer<typeof mode>;
 const sid = z.string().regex(/^[0-9]{1,10}$/, 'a rule is named by its numeric sid');
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only (up to 128)');
+const ruleSetName = z.string().regex(SET_NAME, 'a rule set name (as "cordon rules list" shows it)');
 
 /**
  * What an in-guest agent watches, set centrally: each field given replaces the agent's own
@@ -46,6 +49,14 @@ export const policyFileSchema = z
     mode: mode.optional(),
     /** Suricata rule files, relative to the policy file; each becomes `ruleset` records. */
     ruleFiles: z.array(z.string().min(1)).default([]),
+    /**
+     * Rule sets installed by `cordon rules update`, by name: all of a set's `.rules` files, or
+     * only those listed. Read from the data dir when the policy is applied, and published like
+     * rule files (as `<set>/<file>`).
+     */
+    ruleSets: z
+      .array(z.union([ruleSetName, z.object({ name: ruleSetName, files: z.array(z.string().regex(/^[^/\\]+\.rules$/, 'a .rules file name of the set')).min(1) }).strict()]))
+      .default([]),
     rules: z.record(sid, mode).default({}),
     vms: z
       .record(
@@ -90,8 +101,8 @@ export function agentPolicyFor(doc: Pick<PolicyFile, 'agents'>, vm: string): Age
 
 export type PolicyFile = z.infer<typeof policyFileSchema>;
 
-/** What goes on the topic as the policy's JSON document: the file, rule files replaced by their rulesets. */
-export interface PolicyDocument extends Omit<PolicyFile, 'ruleFiles'> {
+/** What goes on the topic as the policy's JSON document: the file, rule files and sets replaced by their rulesets. */
+export interface PolicyDocument extends Omit<PolicyFile, 'ruleFiles' | 'ruleSets'> {
   rulesets: Array<{ name: string; sha256: string; parts: number }>;
 }
 
@@ -118,36 +129,62 @@ export function parsePolicyText(text: string, file: string): PolicyFile {
   return parseYamlWith(text, file, policyFileSchema);
 }
 
-/** Read and validate a policy file and the rule files it names. */
-export function compilePolicyFile(file: string): CompiledPolicy {
+export interface CompileOptions {
+  /** Where `cordon rules update` installed the sets that `ruleSets` names (the CLI's data dir). */
+  dataDir?: string;
+}
+
+/** Read and validate a policy file and the rule files and installed rule sets it names. */
+export function compilePolicyFile(file: string, opts: CompileOptions = {}): CompiledPolicy {
   const text = readText(file);
   const policy = parsePolicyText(text, file);
   const rulesets: RulesetDocument[] = [];
   const index: PolicyDocument['rulesets'] = [];
   const seen = new Set<string>();
+  const add = (rsName: string, body: string) => {
+    const parts = splitRuleset(rsName, body);
+    rulesets.push(...parts);
+    index.push({ name: rsName, sha256: parts[0]!.sha256, parts: parts.length });
+  };
   policy.ruleFiles.forEach((rel, i) => {
     const path = resolve(dirname(file), rel);
     const rsName = basename(path);
-    if (seen.has(rsName)) throw ERR_POLICY_FILE(`${file}:${lineOfRuleFile(text, i)}`, `two rule files are named ${rsName}; rule files are published by file name, which must be unique`);
+    if (seen.has(rsName)) throw ERR_POLICY_FILE(`${file}:${lineOfListItem(text, 'ruleFiles', i)}`, `two rule files are named ${rsName}; rule files are published by file name, which must be unique`);
     seen.add(rsName);
     let body: string;
     try {
       body = readFileSync(path, 'utf8');
     } catch (err) {
-      throw ERR_POLICY_FILE.withCause(err, `${file}:${lineOfRuleFile(text, i)}`, `rule file ${rel} cannot be read (${(err as Error).message})`);
+      throw ERR_POLICY_FILE.withCause(err, `${file}:${lineOfListItem(text, 'ruleFiles', i)}`, `rule file ${rel} cannot be read (${(err as Error).message})`);
     }
-    const parts = splitRuleset(rsName, body);
-    rulesets.push(...parts);
-    index.push({ name: rsName, sha256: parts[0]!.sha256, parts: parts.length });
+    add(rsName, body);
   });
-  const { ruleFiles: _files, ...rest } = policy;
+  policy.ruleSets.forEach((entry, i) => {
+    const setName = typeof entry === 'string' ? entry : entry.name;
+    const where = `${file}:${lineOfListItem(text, 'ruleSets', i)}`;
+    if (opts.dataDir === undefined) throw ERR_POLICY_FILE(where, `rule set "${setName}" needs the data dir it was installed in (run "cordon policy apply" with --data-dir)`);
+    let texts;
+    try {
+      texts = readRuleSet(opts.dataDir, setName, typeof entry === 'string' ? undefined : entry.files);
+    } catch (err) {
+      // CORDON_ERR_RULES_NOT_INSTALLED / _CORRUPT keep their code; the message gains the line
+      if (err instanceof CordonError) throw new CordonError(err.code, `${where}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    for (const rs of texts) {
+      if (seen.has(rs.name)) throw ERR_POLICY_FILE(where, `rule set ${setName} is listed twice (${rs.name})`);
+      seen.add(rs.name);
+      add(rs.name, rs.text);
+    }
+  });
+  const { ruleFiles: _files, ruleSets: _sets, ...rest } = policy;
   return { document: { ...rest, rulesets: index }, rulesets };
 }
 
-function lineOfRuleFile(text: string, i: number): number {
-  // cheap and good enough for an error message: the i-th list item after "ruleFiles:"
+function lineOfListItem(text: string, key: string, i: number): number {
+  // cheap and good enough for an error message: the i-th list item after "<key>:"
   const lines = text.split('\n');
-  const start = lines.findIndex((l) => /^ruleFiles\s*:/.test(l));
+  const start = lines.findIndex((l) => new RegExp(`^${key}\\s*:`).test(l));
   let n = -1;
   for (let j = start + 1; start >= 0 && j < lines.length; j++) {
     if (/^\s*-\s/.test(lines[j]!) && ++n === i) return j + 1;

@@ -10,7 +10,7 @@ import { policyFileSchema, type PolicyDocument, type RulesetDocument } from './p
  */
 
 const policyDocumentSchema = policyFileSchema
-  .omit({ ruleFiles: true })
+  .omit({ ruleFiles: true, ruleSets: true })
   .extend({ rulesets: z.array(z.object({ name: z.string(), sha256: z.string(), parts: z.number().int().positive() }).strict()).default([]) });
 
 const rulesetDocumentSchema = z

@@ -3,3 +3,4 @@ export * from './kafka.js';
 export * from './lab.js';
 export * from './fixtures.js';
 export * from './wait.js';
+export * from './tarball.js';

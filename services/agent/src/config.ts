@@ -20,7 +20,7 @@ export const agentConfigSchema = z
     logStartAt: z.enum(['beginning', 'end']).default('end'),
     /** Network configuration snapshots (listening sockets, interfaces, routes): how often to look. */
     netconf: z.object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) }).strict().default({}),
-    /** File integrity: paths, patterns, attributes, schedule (see @cordon/fim's policy). */
+    /** File integrity: paths, patterns, attributes, schedule (see @cordon/fim-scan's policy). */
     fim: fimPolicySchema.optional(),
     enforce: z
       .object({

@@ -9,7 +9,7 @@ import { loadConfig, type CordonConfig } from './config.js';
 import { ERR_UNKNOWN_SERVICE, ERR_USAGE } from './errors.js';
 import { formatTable } from './format.js';
 import { replayCapture } from './replay.js';
-import { writeDemoCapture } from './demo-capture.js';
+import { prepareDemo, runDemo } from './demo/index.js';
 import { applyTopics, openBus, openStore, pipelineOf, serviceNames, servicesFor, startService, waitCaughtUp, type RunningService } from './services.js';
 import { BUILTIN_STAGES, stageList } from './stages.js';
 
@@ -29,6 +29,8 @@ Usage:
   cordon agents token --vm VM [--ttl-hours N]    an enrollment token for the agent of VM
   cordon dpi --rules FILE [--rules FILE…] --pcap FILE [--no-checksum-validation]   inspect a capture, print EVE alerts
   cordon rules check FILE…                       load rule files, report every rule that fails
+  cordon rules update [--source URL|FILE]…       download, verify and install rule sets (default: ET Open; --help for every flag)
+  cordon rules list [--format table|json]        the installed rule sets: version, source, files, rules, sha256
   cordon logtest --log FILE [--rules DIR]        run a log file through loginspect, print one JSON line per detection
   cordon policy apply FILE [--dry-run] [--by NAME]   validate a policy (YAML: rule files, detect/prevent, block TTLs), write the policy topic
   cordon inventory apply FILE [--dry-run] [--prune]  validate an inventory (YAML: hosts, VMs, MACs, IPs), write the inventory topic
@@ -155,6 +157,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'logtest':
       return (await import('@cordon/loginspect')).logtestCommand(rest);
     case 'rules':
+      if (rest[0] === 'update' || rest[0] === 'list') return (await import('./rules.js')).rulesCommand(rest);
       return (await import('@cordon/dpi')).rulesCheckCommand(rest);
     case 'policy': {
       const p = await import('@cordon/policy');
@@ -173,7 +176,7 @@ export async function main(argv: string[]): Promise<number> {
 async function withBus<T extends Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>>(
   argv: string[],
   options: T,
-  fn: (deps: { bus: ReturnType<typeof openBus>; ctx: Context; out: (line: string) => void }, args: { values: Record<string, string | boolean | undefined>; positionals: string[] }) => Promise<number>,
+  fn: (deps: { bus: ReturnType<typeof openBus>; ctx: Context; out: (line: string) => void; dataDir: string }, args: { values: Record<string, string | boolean | undefined>; positionals: string[] }) => Promise<number>,
 ): Promise<number> {
   const args = parse(argv, options) as unknown as { values: Record<string, string | boolean | undefined>; positionals: string[] };
   if (args.values.help) return out(USAGE), 0;
@@ -182,7 +185,7 @@ async function withBus<T extends Record<string, { type: 'string' | 'boolean'; sh
   const bus = openBus(config, ctx);
   try {
     await applyTopics(bus);
-    return await fn({ bus, ctx, out }, args);
+    return await fn({ bus, ctx, out, dataDir: config.dataDir }, args);
   } finally {
     await bus.close();
   }
@@ -207,6 +210,8 @@ async function up(argv: string[]): Promise<number> {
   const n = await applyTopics(bus);
   const { telemetry, server } = await serveMetrics(config, ctx);
   ctx.log.info({ dataDir: config.dataDir, bus: bus.kind, store: store.mode, topics: n }, 'Cordon is up: bus, store and topics are ready.');
+  // the demo's policy and inventory go on their topics first: the services read them as they start
+  const demo = values['no-demo'] ? null : await prepareDemo({ bus, ctx, dataDir: config.dataDir, out }, values.pcap ? { pcap: values.pcap } : {});
   const services: RunningService[] = [];
   let code = 0;
   try {
@@ -214,18 +219,7 @@ async function up(argv: string[]): Promise<number> {
     ctx.log.info({ services: services.map((s) => s.name) }, 'Services are running.');
     if (server) out(`metrics: ${server.url}`);
     const failed = Promise.race(services.map((s) => s.done.then(() => `${s.name} stopped`)));
-    if (!values['no-demo']) {
-      let pcap = values.pcap;
-      if (!pcap) {
-        mkdirSync(join(config.dataDir, 'demo'), { recursive: true });
-        pcap = join(config.dataDir, 'demo', 'sample.pcap');
-        if (!existsSync(pcap)) writeDemoCapture(pcap);
-      }
-      const report = await replayCapture({ bus, ctx, file: pcap });
-      ctx.log.info(report, 'Replayed the capture.');
-      await Promise.race([waitCaughtUp(bus, pipelineOf(services.map((x) => x.name), config, stages)), failed]);
-      await printFlowSummary(store, report.sensor);
-    }
+    if (demo) await runDemo({ bus, store, ctx, out }, demo, () => Promise.race([waitCaughtUp(bus, pipelineOf(services.map((x) => x.name), config, stages)), failed]));
     if (!values.exit) {
       out('Cordon is running. Press Ctrl-C to stop.');
       const signal = onSignal(ctx.log);
@@ -246,27 +240,6 @@ async function up(argv: string[]): Promise<number> {
     await store.close();
   }
   return code;
-}
-
-async function printFlowSummary(store: Awaited<ReturnType<typeof openStore>>, sensor: string): Promise<void> {
-  const totals = await store.query(
-    `SELECT count() AS flows, sum(pkts_toserver + pkts_toclient) AS packets, sum(bytes_toserver + bytes_toclient) AS bytes
-       FROM flows FINAL WHERE sensor = {sensor:String}`,
-    { sensor },
-  );
-  out(`\nFlows from ${sensor} (ClickHouse):`);
-  out(formatTable(totals));
-  const top = await store.query(
-    `SELECT src_addr AS src, dst_addr AS dst, dst_port AS port, multiIf(proto = 6, 'tcp', proto = 17, 'udp', proto = 1, 'icmp', toString(proto)) AS proto,
-            count() AS flows, sum(pkts_toserver + pkts_toclient) AS packets, sum(bytes_toserver + bytes_toclient) AS bytes,
-            groupUniqArray(end_reason) AS ended_by
-       FROM flows FINAL WHERE sensor = {sensor:String}
-      GROUP BY src, dst, port, proto ORDER BY bytes DESC, flows DESC LIMIT 15`,
-    { sensor },
-  );
-  out('\nTop conversations:');
-  out(formatTable(top));
-  out('');
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -20,7 +20,7 @@ export const fimRuleSchema = z
   .object({
     /** Stable id; alerts carry rule_id "fim:<id>". */
     id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lowercase letters, digits, ".", "_" and "-"'),
-    /** Glob patterns (see @cordon/fim's glob syntax). */
+    /** Glob patterns (see @cordon/fim-scan's glob syntax). */
     paths: z.array(glob).min(1),
     /** 1 (highest) .. 4. */
     severity: z.number().int().min(1).max(4).default(2),

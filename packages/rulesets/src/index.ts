@@ -1,0 +1,6 @@
+export * from './errors.js';
+export * from './archive-tar.js';
+export * from './archive.js';
+export * from './fetch.js';
+export * from './store.js';
+export * from './update.js';
