@@ -84,7 +84,10 @@ function localName(qname: string): string {
   return i === -1 ? qname : qname.slice(i + 1);
 }
 
-function toElement(node: OrderedNode): XmlElement | null {
+const XSI = 'http://www.w3.org/2001/XMLSchema-instance';
+
+/** `ns` maps the prefixes in scope to namespace URIs: xsi:type is found by its namespace, whatever its prefix (Go's encoder writes `_XMLSchema-instance:type`). */
+function toElement(node: OrderedNode, ns: ReadonlyMap<string, string>): XmlElement | null {
   let name: string | null = null;
   for (const k of Object.keys(node)) {
     if (k !== ':@') {
@@ -94,13 +97,21 @@ function toElement(node: OrderedNode): XmlElement | null {
   }
   if (name === null || name === '#text' || name.startsWith('?')) return null;
   const rawAttrs = node[':@'] ?? {};
+  let scope = ns;
+  for (const [k, v] of Object.entries(rawAttrs)) {
+    if (k.startsWith('xmlns:')) {
+      if (scope === ns) scope = new Map(ns);
+      (scope as Map<string, string>).set(k.slice(6), String(v));
+    }
+  }
   const attrs: Record<string, string> = {};
   let xsiType: string | null = null;
   for (const [k, v] of Object.entries(rawAttrs)) {
-    if (k.startsWith('xmlns')) continue;
-    // In vim25 documents the only prefixed `type` attribute is xsi:type; a bare `type` is a MoRef's.
-    if (k.includes(':') && localName(k) === 'type') xsiType = localName(String(v));
-    else attrs[localName(k)] = String(v);
+    if (k === 'xmlns' || k.startsWith('xmlns:')) continue;
+    const i = k.indexOf(':');
+    if (i !== -1 && scope.get(k.slice(0, i)) === XSI) {
+      if (k.slice(i + 1) === 'type') xsiType = localName(String(v));
+    } else attrs[localName(k)] = String(v);
   }
   const kids = (node[name] as OrderedNode[] | undefined) ?? [];
   const children: XmlElement[] = [];
@@ -108,7 +119,7 @@ function toElement(node: OrderedNode): XmlElement | null {
   for (const k of kids) {
     if ('#text' in k) text += String(k['#text']);
     else {
-      const el = toElement(k);
+      const el = toElement(k, scope);
       if (el !== null) children.push(el);
     }
   }
@@ -119,7 +130,7 @@ function toElement(node: OrderedNode): XmlElement | null {
 export function parseXml(xml: string): XmlElement {
   const nodes = parser.parse(xml) as OrderedNode[];
   for (const n of nodes) {
-    const el = toElement(n);
+    const el = toElement(n, new Map());
     if (el !== null) return el;
   }
   throw new Error('no root element');

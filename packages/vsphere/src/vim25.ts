@@ -4,6 +4,7 @@
  * on the property path; collect.ts decodes the ones it asked for).
  */
 import type { MoRef, SoapTransport, XmlElement, XmlObject, XmlValue } from './soap.js';
+import { ERR_VSPHERE_INVALID_PROPERTY } from './errors.js';
 import { moref } from './soap.js';
 
 export { moref };
@@ -195,6 +196,18 @@ export function decodeObjectContent(el: XmlElement): ObjectContent {
   return { obj: reqMoRef(el.child('obj'), 'obj'), props, missing: decodeMissing(el) };
 }
 
+/**
+ * vCenter answers an unknown property path with an InvalidProperty fault; vcsim puts it in each
+ * object's missingSet instead. Both are the same coded error here.
+ */
+export function checkMissing(objects: ObjectContent[], source: string): void {
+  for (const o of objects) {
+    for (const m of o.missing) {
+      if (m.fault === 'InvalidProperty') throw ERR_VSPHERE_INVALID_PROPERTY(source, m.path);
+    }
+  }
+}
+
 export function decodeRetrieveResult(res: XmlElement): RetrieveResult {
   const rv = res.child('returnval');
   if (rv === null) return { token: null, objects: [] }; // nothing matched: vSphere sends no returnval at all
@@ -348,12 +361,16 @@ export class Vim25 {
 
   async retrievePropertiesEx(pc: MoRef, specs: PropertyFilterSpec[], maxObjects?: number): Promise<RetrieveResult> {
     const res = await this.transport.call('RetrievePropertiesEx', pc, { specSet: specs.map(filterSpecXml), options: { maxObjects } });
-    return decodeRetrieveResult(res);
+    const out = decodeRetrieveResult(res);
+    checkMissing(out.objects, this.transport.source);
+    return out;
   }
 
   async continueRetrievePropertiesEx(pc: MoRef, token: string): Promise<RetrieveResult> {
     const res = await this.transport.call('ContinueRetrievePropertiesEx', pc, { token });
-    return decodeRetrieveResult(res);
+    const out = decodeRetrieveResult(res);
+    checkMissing(out.objects, this.transport.source);
+    return out;
   }
 
   /** RetrievePropertiesEx and every continuation. */

@@ -12,6 +12,7 @@
 //	snapshot VM NAME
 //	revert VM [NAME]            to the named snapshot, or to the current one
 //	destroy VM                  (power it off first)
+//	set-ip VM IP                the guest's first NIC reports IP (vcsim: extraConfig SET.guest.ipAddress)
 //	terminate-sessions          ends every session but this one (a session expiry for everyone else)
 //	power-cycle-all [WORKERS]   powers every powered-on VM off and on again; prints counts and seconds
 //	retrieve-view               times one RetrievePropertiesEx (+ continuations) of every VM and host
@@ -207,6 +208,19 @@ func (d *driver) run(cmd string, args []string) (any, error) {
 			task, err = vm.RevertToCurrentSnapshot(d.ctx, true)
 		}
 		return d.wait(task, err, map[string]any{"vm": vm.Reference().Value, "snapshot": name})
+	case "set-ip":
+		if err := need(2); err != nil {
+			return nil, err
+		}
+		vm, err := d.findVM(args[0])
+		if err != nil {
+			return nil, err
+		}
+		// vcsim copies extraConfig SET.guest.ipAddress into guest.net[0].ipAddress (no guest tools here).
+		task, err := vm.Reconfigure(d.ctx, types.VirtualMachineConfigSpec{ExtraConfig: []types.BaseOptionValue{
+			&types.OptionValue{Key: "SET.guest.ipAddress", Value: args[1]},
+		}})
+		return d.wait(task, err, map[string]any{"vm": vm.Reference().Value, "ip": args[1]})
 	case "terminate-sessions":
 		return d.terminateSessions()
 	case "power-cycle-all":
