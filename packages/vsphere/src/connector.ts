@@ -414,10 +414,33 @@ class Follower {
       ...reverts.map((task) => ({ ts: task.completeTime ?? task.queueTime, task })),
     ];
     items.sort((a, b) => a.ts - b.ts); // stable: events keep their key order
+    await this.catchUpPower(events);
     for (const it of items) {
       if (it.ev) await this.deliverEvent(it.ev);
       else if (it.task) await this.deliverRevert(it.task);
     }
+  }
+
+  /**
+   * vcsim posts a power event before it updates runtime.powerState, so the property update can
+   * trail the event by one poll. Where a VM's last power event of the batch disagrees with its
+   * state, re-read those VMs (one call) so onVm comes before the event it explains.
+   */
+  private async catchUpPower(events: VimEvent[]): Promise<void> {
+    const last = new Map<string, 'on' | 'off' | 'suspended'>();
+    for (const ev of events) {
+      const kind = eventKind(ev);
+      const ref = ev.vm?.ref.value;
+      if (ref === undefined) continue;
+      if (kind === 'powered_on') last.set(ref, 'on');
+      else if (kind === 'powered_off') last.set(ref, 'off');
+      else if (kind === 'suspended') last.set(ref, 'suspended');
+    }
+    const stale = [...last].filter(([ref, power]) => {
+      const vm = this.st.inv.vm(ref);
+      return vm !== null && vm.power !== power;
+    });
+    if (stale.length > 0) await this.report(await this.refetch(stale.map(([ref]) => moref('VirtualMachine', ref))));
   }
 
   private async finishedReverts(): Promise<TaskInfo[]> {
