@@ -5,7 +5,7 @@
  * reconnect or a restart.
  */
 import type { Logger, Metrics } from '@cordon/runtime';
-import { describeError } from '@cordon/runtime';
+import { describeError, serialized } from '@cordon/runtime';
 import { emptyChange, Inventory, unescapeName, VIEW_TYPES, VM_PROPS, viewSpec, type InventoryChange } from './collect.js';
 import { ERR_VSPHERE_BAD_RESPONSE, ERR_VSPHERE_FAULT, ERR_VSPHERE_NOT_SUPPORTED, ERR_VSPHERE_OBJECT_GONE, ERR_VSPHERE_STOPPED } from './errors.js';
 import {
@@ -22,7 +22,7 @@ import {
 import type { ConnectorCursor, ConnectorHandlers, PlatformConnector, PlatformEvent, PlatformState } from './platform.js';
 import { resolveOptions, type ResolvedOptions, type VsphereOptions } from './options.js';
 import { SoapTransport, type MoRef } from './soap.js';
-import { decodeTaskInfo, moref, toMoRef, Vim25, type ServiceContent, type TaskInfo, type UpdateSet, type VimEvent } from './vim25.js';
+import { decodeTaskInfo, moref, toMoRef, Vim25, type PropertyFilterSpec, type ServiceContent, type TaskInfo, type UpdateSet, type VimEvent } from './vim25.js';
 
 const READ_PAGE = 1000;
 
@@ -235,6 +235,7 @@ class Follower {
   private readKey = -1;
   private announcedKey = -1;
   private version = '';
+  private readonly queue = serialized();
 
   constructor(
     private readonly c: VsphereConnector,
@@ -270,21 +271,29 @@ class Follower {
       }
     }
 
+    // State: the session's PropertyCollector over the container view.
     const view = await this.c.view(s);
-    const spec = viewSpec(view);
+    const filter = await this.vim.createFilter(s.pc, viewSpec(view));
+    s.owned.push({ method: 'DestroyPropertyFilter', ref: filter });
+
+    // Events and tasks: a PropertyCollector of their own watching only the collectors' latestPage
+    // (or TaskManager.recentTask), so a storm of inventory updates never holds up reading events
+    // (vcsim recomputes the whole view for every update; a 1,000-VM poll can take seconds).
+    const epc = await this.vim.createPropertyCollector(s.pc);
+    s.owned.push({ method: 'DestroyPropertyCollector', ref: epc });
+    const espec: PropertyFilterSpec = { propSet: [], objectSet: [] };
     if (this.eventCollector) {
-      spec.propSet.push({ type: 'EventHistoryCollector', pathSet: ['latestPage'] });
-      spec.objectSet.push({ obj: this.eventCollector });
+      espec.propSet.push({ type: 'EventHistoryCollector', pathSet: ['latestPage'] });
+      espec.objectSet.push({ obj: this.eventCollector });
     }
     if (this.taskCollector) {
-      spec.propSet.push({ type: 'TaskHistoryCollector', pathSet: ['latestPage'] });
-      spec.objectSet.push({ obj: this.taskCollector });
+      espec.propSet.push({ type: 'TaskHistoryCollector', pathSet: ['latestPage'] });
+      espec.objectSet.push({ obj: this.taskCollector });
     } else if (this.recentTaskMode && s.sc.taskManager) {
-      spec.propSet.push({ type: 'TaskManager', pathSet: ['recentTask'] });
-      spec.objectSet.push({ obj: s.sc.taskManager });
+      espec.propSet.push({ type: 'TaskManager', pathSet: ['recentTask'] });
+      espec.objectSet.push({ obj: s.sc.taskManager });
     }
-    const filter = await this.vim.createFilter(s.pc, spec);
-    s.owned.push({ method: 'DestroyPropertyFilter', ref: filter });
+    if (espec.objectSet.length > 0) await this.vim.createFilter(epc, espec);
 
     // The full state: the first WaitForUpdatesEx (version "") and its truncated continuations.
     st.inv.reset();
@@ -302,7 +311,7 @@ class Follower {
     st.lastHost.clear();
     for (const vm of state.vms) st.lastVm.set(vm.id, JSON.stringify(vm));
     for (const host of state.hosts) st.lastHost.set(host.id, JSON.stringify(host));
-    await call(() => this.h.onSync(state));
+    await this.emit(() => this.h.onSync(state));
     this.c.meter.inc('syncs');
     this.c.meter.set('connected', 1);
     this.synced();
@@ -313,18 +322,48 @@ class Follower {
       // status is informational
     }
 
-    await this.drain();
-    while (!this.c.isStopped) {
-      const wait = this.pendingTasks.size > 0 ? 1 : this.c.options.pollSeconds;
-      const us = await this.vim.waitForUpdatesEx(s.pc, this.version, { maxWaitSeconds: wait }, this.c.signal);
-      if (us !== null) {
-        this.version = us.version;
-        const ch = this.applyUpdates(us, emptyChange());
-        await this.refetch(ch.refetch);
-        await this.report(ch);
-      }
-      await this.drain();
+    // Two loops on one session, their handler calls serialized; the first failure ends both.
+    const ac = new AbortController();
+    const signal = AbortSignal.any([this.c.signal, ac.signal]);
+    let first: { err: unknown } | null = null;
+    const guard = (p: Promise<void>): Promise<void> =>
+      p.catch((err: unknown) => {
+        // The other loop then fails with the abort; the cause is the first failure.
+        first ??= { err };
+        ac.abort();
+      });
+    await Promise.all([guard(this.stateLoop(signal)), guard(this.eventLoop(epc, signal))]);
+    if (first !== null) throw (first as { err: unknown }).err;
+  }
+
+  private async stateLoop(signal: AbortSignal): Promise<void> {
+    while (!this.c.isStopped && !signal.aborted) {
+      const us = await this.vim.waitForUpdatesEx(this.s.pc, this.version, { maxWaitSeconds: this.c.options.pollSeconds }, signal);
+      if (us === null) continue;
+      this.version = us.version;
+      const ch = this.applyUpdates(us, emptyChange());
+      await this.refetch(ch.refetch);
+      await this.report(ch);
     }
+  }
+
+  private async eventLoop(epc: MoRef, signal: AbortSignal): Promise<void> {
+    let version = '';
+    for (;;) {
+      await this.drain();
+      if (this.c.isStopped || signal.aborted) return;
+      const wait = this.pendingTasks.size > 0 ? 1 : this.c.options.pollSeconds;
+      const us = await this.vim.waitForUpdatesEx(epc, version, { maxWaitSeconds: wait }, signal);
+      if (us !== null) {
+        version = us.version;
+        this.applyUpdates(us, emptyChange());
+      }
+    }
+  }
+
+  /** Handlers run one at a time, in order, whichever loop calls them. */
+  private emit<T>(fn: () => T | Promise<T>): Promise<T> {
+    return this.queue(() => call(fn));
   }
 
   private applyUpdates(us: UpdateSet, change: InventoryChange): InventoryChange {
@@ -366,7 +405,7 @@ class Follower {
       const json = JSON.stringify(host);
       if (lastHost.get(host.id) === json) continue;
       lastHost.set(host.id, json);
-      await call(() => this.h.onHost(host));
+      await this.emit(() => this.h.onHost(host));
     }
     for (const ref of ch.vms) {
       const vm = inv.vm(ref);
@@ -375,7 +414,7 @@ class Follower {
       if (lastVm.get(vm.id) === json) continue;
       lastVm.set(vm.id, json);
       this.c.meter.inc('vm_updates');
-      await call(() => this.h.onVm(vm));
+      await this.emit(() => this.h.onVm(vm));
     }
     for (const ref of ch.removedVms) await this.reportRemoved(ref);
   }
@@ -383,7 +422,7 @@ class Follower {
   private async reportRemoved(vmRef: string): Promise<void> {
     const uuid = this.st.inv.uuidOf(vmRef);
     if (uuid === null || !this.st.lastVm.delete(uuid)) return;
-    await call(() => this.h.onVmRemoved(uuid));
+    await this.emit(() => this.h.onVmRemoved(uuid));
   }
 
   /** Read every new event and finished revert task, and deliver them in the platform's time order. */
@@ -545,7 +584,7 @@ class Follower {
     pos.eventKey = ev.key;
     pos.eventTime = ev.createdTime;
     this.c.meter.inc('events');
-    await call(() => this.h.onEvent(out, toCursor(pos)));
+    await this.emit(() => this.h.onEvent(out, toCursor(pos)));
   }
 
   private async deliverRevert(t: TaskInfo): Promise<void> {
@@ -568,7 +607,7 @@ class Follower {
       pos.taskKey = t.key;
       pos.taskQueued = t.queueTime;
       this.c.meter.inc('events');
-      await call(() => this.h.onEvent(out, toCursor(pos)));
+      await this.emit(() => this.h.onEvent(out, toCursor(pos)));
     } else {
       this.c.meter.inc('events_unmapped');
       this.c.logger.warn({ task: t.key, vm: vmRef }, 'A snapshot revert names a VM that no longer exists; it is not reported.');

@@ -339,6 +339,12 @@ export class Vim25 {
     return reqMoRef(res.child('returnval'), 'returnval');
   }
 
+  /** A PropertyCollector of the session's own (its filters and updates apart from the default one's). */
+  async createPropertyCollector(pc: MoRef): Promise<MoRef> {
+    const res = await this.transport.call('CreatePropertyCollector', pc);
+    return reqMoRef(res.child('returnval'), 'returnval');
+  }
+
   async destroyPropertyFilter(filter: MoRef): Promise<void> {
     await this.transport.call('DestroyPropertyFilter', filter);
   }
