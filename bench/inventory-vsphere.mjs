@@ -91,12 +91,14 @@ try {
     },
   });
   await isReady;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const cycle = await driver('power-cycle-all', String(WORKERS));
   const tDriver = performance.now();
   const expected = cycle.ops; // one VmPoweredOffEvent or VmPoweredOnEvent per successful operation
   const deadline = Date.now() + 120_000;
   while (events < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const cpu = process.cpuUsage(cpu0);
   await c.stop();
   await running;
   if (events !== expected) throw new Error(`the connector delivered ${events} events, the driver made ${expected} power operations`);
@@ -104,7 +106,8 @@ try {
   const raised = expected / ((tDriver - t0) / 1000);
   console.log(
     `events: ${events} followed at ${followed.toFixed(0)} events/s (last one ${((lastEventAt - tDriver) / 1000).toFixed(2)} s after the driver finished); ` +
-      `the simulator raised them at ${raised.toFixed(0)} events/s with the connector attached (${cycle.vms} VMs power-cycled by ${WORKERS} workers, ${cycle.failed} failed)`,
+      `the simulator raised them at ${raised.toFixed(0)} events/s with the connector attached (${cycle.vms} VMs power-cycled by ${WORKERS} workers, ${cycle.failed} failed); ` +
+      `connector CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s over ${((lastEventAt - t0) / 1000).toFixed(1)} s`,
   );
   const value = median(firstSync);
   const baseline = median(retrieve);
