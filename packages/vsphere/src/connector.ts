@@ -494,7 +494,13 @@ class Follower {
         page.forEach(consider);
         if (page.length < READ_PAGE) break;
       }
-    } else if (this.recentTaskMode) {
+    } else if (this.recentTaskMode && this.s.sc.taskManager) {
+      // Read the list now, after the events: a revert that finished before the last event read
+      // is then in this batch, and the time sort puts it in its place.
+      const [tm] = await this.vim.retrieveAll(this.s.pc, [
+        { propSet: [{ type: 'TaskManager', pathSet: ['recentTask'] }], objectSet: [{ obj: this.s.sc.taskManager }] },
+      ]);
+      this.recentTasks = (tm?.props.get('recentTask')?.children ?? []).map(toMoRef);
       const fresh = this.recentTasks.filter((r) => !this.seenTasks.has(r.value));
       for (const info of await this.taskInfos(fresh)) {
         this.seenTasks.add(info.key);
