@@ -21,4 +21,5 @@ run "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
 run "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
 run "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
 run "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
+run "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
 run "protection loop: detection-to-block latency, watchdog capture rate (root)" node bench/protection.mjs

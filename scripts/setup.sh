@@ -2,7 +2,7 @@
 # Install everything Cordon needs on a bare Debian machine (idempotent, fast when done):
 # system packages (as root), npm dependencies, the TypeScript build.
 #   CORDON_SETUP_SYSTEM=0   skip apt (packages already present or not root)
-#   CORDON_SETUP_TEST=1     also the test world: tshark (independent flow counts), Kafka deps
+#   CORDON_SETUP_TEST=1     also the test world: tshark (independent flow counts), Kafka deps, the vSphere simulator
 #   CORDON_SETUP_BENCH=1    also the benchmarks' baselines: AIDE, fail2ban, tcpreplay
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,6 +34,15 @@ if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
   fi
   if [[ "${CORDON_SETUP_TEST:-0}" == 1 && $(id -u) == 0 ]]; then
     bash infra/kafka/deps.sh
+  fi
+fi
+# The vSphere API simulator (govmomi, from the Go module proxy) and its driver, for the
+# @cordon/vsphere integration tests and bench/inventory-vsphere.mjs.
+if [[ "${CORDON_SETUP_TEST:-0}" == 1 ]]; then
+  if command -v go >/dev/null; then
+    bash infra/vcsim/build.sh
+  else
+    log "Go (>= 1.25) is not installed: the vSphere simulator tests will be skipped"
   fi
 fi
 
