@@ -90,11 +90,14 @@ export function readInventoryFile(file: string): InventoryFile {
 /** InventoryRecord key: 'vm:<id>' or 'host:<id>'. */
 export const inventoryKey = (kind: InventoryRecord['kind'], id: string): string => `${kind}:${id}`;
 
+/** The fields a hand-written inventory does not know: what a platform connector fills in. */
+export const NOT_FROM_A_PLATFORM = Object.freeze({ cluster: null, connection: null, snapshot: null, template: false, connector: null, source: null });
+
 /** The records the file stands for, keyed as on the topic. */
 export function inventoryRecords(inv: InventoryFile, nowUs: number): Map<string, InventoryRecord> {
   const out = new Map<string, InventoryRecord>();
   for (const [h, host] of Object.entries(inv.hosts)) {
-    out.set(inventoryKey('host', h), { kind: 'host', id: h, name: host.name ?? h, host: null, power: null, guest_os: null, nics: [], updated_us: nowUs });
+    out.set(inventoryKey('host', h), { kind: 'host', id: h, name: host.name ?? h, host: null, power: null, guest_os: null, nics: [], updated_us: nowUs, ...NOT_FROM_A_PLATFORM });
     for (const [v, m] of Object.entries(host.vms)) {
       out.set(inventoryKey('vm', v), {
         kind: 'vm',
@@ -105,6 +108,7 @@ export function inventoryRecords(inv: InventoryFile, nowUs: number): Map<string,
         guest_os: m.guestOs ?? null,
         nics: m.nics.map((n) => ({ mac: n.mac, ips: n.ips, network: n.network ?? null })),
         updated_us: nowUs,
+        ...NOT_FROM_A_PLATFORM,
       });
     }
   }

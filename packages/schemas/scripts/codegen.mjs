@@ -64,8 +64,17 @@ const topics = Object.entries(manifest.topics);
 for (const [topic, spec] of topics) {
   if (!byName[spec.schema]) throw new Error(`manifest: topic ${topic} names unknown schema ${spec.schema}`);
 }
-const ids = topics.map(([, s]) => s.id);
-if (new Set(ids).size !== ids.length) throw new Error('manifest: schema ids must be unique');
+// Earlier versions of a topic's schema, by id: records already written with them still decode.
+const previous = {};
+for (const [topic, spec] of topics) {
+  for (const id of spec.previous ?? []) {
+    const file = join(avroDir, 'previous', `${spec.schema}.${id}.avsc`);
+    if (!existsSync(file)) throw new Error(`manifest: topic ${topic} names previous schema id ${id}, but ${file} is missing`);
+    previous[id] = JSON.parse(readFileSync(file, 'utf8'));
+  }
+}
+const ids = topics.flatMap(([, s]) => [s.id, ...(s.previous ?? [])]);
+if (new Set(ids).size !== ids.length) throw new Error('manifest: schema ids must be unique (previous ones included)');
 
 const shortName = (topic) => topic.replace(/^cordon\./, '').replace(/\.v\d+$/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
 
@@ -91,7 +100,12 @@ export interface TopicManifestEntry {
   partitions: number;
   cleanup: 'delete' | 'compact';
   retentionMs: number;
+  /** Ids of earlier versions of the schema (PREVIOUS_SCHEMAS), which still decode. */
+  previous?: readonly number[];
 }
+
+/** Earlier schema versions by id, from schemas/avro/previous: read with the current schema through Avro resolution. */
+export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = ${JSON.stringify(previous, null, 2)};
 
 /** Every topic with its schema id, partitions, cleanup policy and retention. */
 export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } = ${JSON.stringify(manifest.topics, null, 2)};

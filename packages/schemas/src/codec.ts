@@ -1,5 +1,5 @@
 import avro from 'avsc';
-import { AVRO_SCHEMAS, TOPIC_MANIFEST, type TopicName, type TopicValues } from './generated.js';
+import { AVRO_SCHEMAS, PREVIOUS_SCHEMAS, TOPIC_MANIFEST, type TopicName, type TopicValues } from './generated.js';
 import { ERR_DECODE, ERR_ENCODE, ERR_UNKNOWN_SCHEMA_ID, ERR_WIRE_FORMAT } from './errors.js';
 
 /**
@@ -36,6 +36,9 @@ export function codecFor<N extends TopicName>(topic: N): TopicCodec<TopicValues[
     const entry = TOPIC_MANIFEST[topic];
     const type = typeOf(entry.schema);
     const id = entry.id;
+    // records written with an earlier version of the schema: resolved into the current one
+    const older = new Map<number, avro.Resolver>();
+    for (const prev of entry.previous ?? []) older.set(prev, type.createResolver(avro.Type.forSchema(PREVIOUS_SCHEMAS[prev] as avro.Schema)));
     c = {
       topic,
       schemaId: id,
@@ -55,9 +58,13 @@ export function codecFor<N extends TopicName>(topic: N): TopicCodec<TopicValues[
         if (!Buffer.isBuffer(buf) || buf.length < HEADER) throw ERR_WIRE_FORMAT(`only ${buf?.length ?? 0} bytes`);
         if (buf[0] !== MAGIC) throw ERR_WIRE_FORMAT(`magic byte is ${buf[0]}, not 0`);
         const got = buf.readUInt32BE(1);
-        if (got !== id) throw ERR_UNKNOWN_SCHEMA_ID(got, id);
+        let resolver: avro.Resolver | undefined;
+        if (got !== id) {
+          resolver = older.get(got);
+          if (!resolver) throw ERR_UNKNOWN_SCHEMA_ID(got, id);
+        }
         try {
-          return type.fromBuffer(buf.subarray(HEADER));
+          return resolver ? type.fromBuffer(buf.subarray(HEADER), resolver) : type.fromBuffer(buf.subarray(HEADER));
         } catch (err) {
           throw ERR_DECODE.withCause(err, entry.schema, (err as Error).message);
         }

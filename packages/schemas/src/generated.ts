@@ -205,17 +205,29 @@ export interface Nic {
   network: null | string;
 }
 
-/** Current state of a host or VM (compacted). Key: 'vm:<id>' or 'host:<id>'. */
+/** Current state of a host or VM (compacted; a tombstone = it no longer exists). Key: 'vm:<id>' or 'host:<id>'. */
 export interface InventoryRecord {
   kind: InventoryKind;
   id: string;
   name: string;
   /** For a VM, the host it runs on. */
   host: null | string;
+  /** For a VM: on, off, suspended. */
   power: null | string;
   guest_os: null | string;
   nics: Array<Nic>;
   updated_us: number;
+  /** For a host, its cluster. */
+  cluster: null | string;
+  /** For a host: connected, disconnected, maintenance, unknown. */
+  connection: null | string;
+  /** For a VM, the snapshot in use. */
+  snapshot: null | string;
+  template: boolean;
+  /** vsphere, libvirt, file; null for records written by hand (cordon inventory apply). */
+  connector: null | string;
+  /** The connector's platform URL, without credentials. */
+  source: null | string;
 }
 
 export interface LogLine {
@@ -333,14 +345,18 @@ export interface StageState {
   emitted_ids: Array<string>;
 }
 
-export type VmEventKind = "created" | "powered_on" | "powered_off" | "migrated" | "reverted" | "deleted";
+export type VmEventKind = "created" | "powered_on" | "powered_off" | "migrated" | "reverted" | "deleted" | "suspended" | "cloned";
 
-/** VM lifecycle event from a virtualization connector. Key: vm. */
+/** VM lifecycle event from a virtualization connector, once per platform event. Key: vm. */
 export interface VmEvent {
+  /** The platform's own id for what happened, prefixed by the connector (e.g. vsphere:vc1/sdk:event:4711): stable across reconnects. */
   event_id: string;
+  /** The VM's stable id (vSphere instanceUuid, libvirt domain UUID, the inventory file's name). */
   vm: string;
+  /** When it happened, in the platform's clock. */
   ts_us: number;
   kind: VmEventKind;
+  /** Where the VM is after the event. */
   host: null | string;
   /** Source host of a migration. */
   from_host: null | string;
@@ -348,6 +364,11 @@ export interface VmEvent {
   snapshot: null | string;
   /** vsphere, libvirt, file. */
   connector: string;
+  vm_name: null | string;
+  /** Cloned: the id of the VM it was cloned from. */
+  source_vm: null | string;
+  /** The connector's platform URL, without credentials. */
+  source: null | string;
 }
 
 /** The Avro schema of every record type, as written in schemas/avro. */
@@ -1151,7 +1172,7 @@ export const AVRO_SCHEMAS = {
     "type": "record",
     "name": "InventoryRecord",
     "namespace": "io.cordon.v1",
-    "doc": "Current state of a host or VM (compacted). Key: 'vm:<id>' or 'host:<id>'.",
+    "doc": "Current state of a host or VM (compacted; a tombstone = it no longer exists). Key: 'vm:<id>' or 'host:<id>'.",
     "fields": [
       {
         "name": "kind",
@@ -1187,7 +1208,8 @@ export const AVRO_SCHEMAS = {
           "null",
           "string"
         ],
-        "default": null
+        "default": null,
+        "doc": "For a VM: on, off, suspended."
       },
       {
         "name": "guest_os",
@@ -1232,6 +1254,56 @@ export const AVRO_SCHEMAS = {
       {
         "name": "updated_us",
         "type": "long"
+      },
+      {
+        "name": "cluster",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "For a host, its cluster."
+      },
+      {
+        "name": "connection",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "For a host: connected, disconnected, maintenance, unknown."
+      },
+      {
+        "name": "snapshot",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "For a VM, the snapshot in use."
+      },
+      {
+        "name": "template",
+        "type": "boolean",
+        "default": false
+      },
+      {
+        "name": "connector",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "vsphere, libvirt, file; null for records written by hand (cordon inventory apply)."
+      },
+      {
+        "name": "source",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The connector's platform URL, without credentials."
       }
     ]
   },
@@ -1609,6 +1681,142 @@ export const AVRO_SCHEMAS = {
     "type": "record",
     "name": "VmEvent",
     "namespace": "io.cordon.v1",
+    "doc": "VM lifecycle event from a virtualization connector, once per platform event. Key: vm.",
+    "fields": [
+      {
+        "name": "event_id",
+        "type": "string",
+        "doc": "The platform's own id for what happened, prefixed by the connector (e.g. vsphere:vc1/sdk:event:4711): stable across reconnects."
+      },
+      {
+        "name": "vm",
+        "type": "string",
+        "doc": "The VM's stable id (vSphere instanceUuid, libvirt domain UUID, the inventory file's name)."
+      },
+      {
+        "name": "ts_us",
+        "type": "long",
+        "doc": "When it happened, in the platform's clock."
+      },
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "VmEventKind",
+          "symbols": [
+            "created",
+            "powered_on",
+            "powered_off",
+            "migrated",
+            "reverted",
+            "deleted",
+            "suspended",
+            "cloned"
+          ]
+        }
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Where the VM is after the event."
+      },
+      {
+        "name": "from_host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Source host of a migration."
+      },
+      {
+        "name": "snapshot",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Snapshot reverted to."
+      },
+      {
+        "name": "connector",
+        "type": "string",
+        "doc": "vsphere, libvirt, file."
+      },
+      {
+        "name": "vm_name",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "source_vm",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Cloned: the id of the VM it was cloned from."
+      },
+      {
+        "name": "source",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The connector's platform URL, without credentials."
+      }
+    ]
+  }
+} as const;
+
+/** Value type of each topic. */
+export interface TopicValues {
+  "cordon.packets.v1": PacketBatch;
+  "cordon.flows.v1": FlowRecord;
+  "cordon.fim.v1": FileEvent;
+  "cordon.logs.v1": LogBatch;
+  "cordon.netconf.v1": NetSnapshot;
+  "cordon.vm-events.v1": VmEvent;
+  "cordon.inventory.v1": InventoryRecord;
+  "cordon.agents.v1": AgentRecord;
+  "cordon.assignments.v1": Assignment;
+  "cordon.agent-commands.v1": AgentCommand;
+  "cordon.policy.v1": PolicyRecord;
+  "cordon.alerts.v1": Alert;
+  "cordon.blocks.v1": BlockDecision;
+  "cordon.audit.v1": AuditEvent;
+  "cordon.siem.v1": SiemEvent;
+  "cordon.dlq.v1": DeadLetter;
+  "cordon.state.v1": StageState;
+}
+
+export type TopicName = keyof TopicValues;
+
+export interface TopicManifestEntry {
+  schema: keyof typeof AVRO_SCHEMAS;
+  /** Confluent wire-format schema id. */
+  id: number;
+  partitions: number;
+  cleanup: 'delete' | 'compact';
+  retentionMs: number;
+  /** Ids of earlier versions of the schema (PREVIOUS_SCHEMAS), which still decode. */
+  previous?: readonly number[];
+}
+
+/** Earlier schema versions by id, from schemas/avro/previous: read with the current schema through Avro resolution. */
+export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
+  "6": {
+    "type": "record",
+    "name": "VmEvent",
+    "namespace": "io.cordon.v1",
     "doc": "VM lifecycle event from a virtualization connector. Key: vm.",
     "fields": [
       {
@@ -1670,40 +1878,96 @@ export const AVRO_SCHEMAS = {
         "doc": "vsphere, libvirt, file."
       }
     ]
+  },
+  "7": {
+    "type": "record",
+    "name": "InventoryRecord",
+    "namespace": "io.cordon.v1",
+    "doc": "Current state of a host or VM (compacted). Key: 'vm:<id>' or 'host:<id>'.",
+    "fields": [
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "InventoryKind",
+          "symbols": [
+            "host",
+            "vm"
+          ]
+        }
+      },
+      {
+        "name": "id",
+        "type": "string"
+      },
+      {
+        "name": "name",
+        "type": "string"
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "For a VM, the host it runs on."
+      },
+      {
+        "name": "power",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "guest_os",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "nics",
+        "type": {
+          "type": "array",
+          "items": {
+            "type": "record",
+            "name": "Nic",
+            "fields": [
+              {
+                "name": "mac",
+                "type": "string"
+              },
+              {
+                "name": "ips",
+                "type": {
+                  "type": "array",
+                  "items": "string"
+                }
+              },
+              {
+                "name": "network",
+                "type": [
+                  "null",
+                  "string"
+                ],
+                "default": null
+              }
+            ]
+          }
+        },
+        "default": []
+      },
+      {
+        "name": "updated_us",
+        "type": "long"
+      }
+    ]
   }
-} as const;
-
-/** Value type of each topic. */
-export interface TopicValues {
-  "cordon.packets.v1": PacketBatch;
-  "cordon.flows.v1": FlowRecord;
-  "cordon.fim.v1": FileEvent;
-  "cordon.logs.v1": LogBatch;
-  "cordon.netconf.v1": NetSnapshot;
-  "cordon.vm-events.v1": VmEvent;
-  "cordon.inventory.v1": InventoryRecord;
-  "cordon.agents.v1": AgentRecord;
-  "cordon.assignments.v1": Assignment;
-  "cordon.agent-commands.v1": AgentCommand;
-  "cordon.policy.v1": PolicyRecord;
-  "cordon.alerts.v1": Alert;
-  "cordon.blocks.v1": BlockDecision;
-  "cordon.audit.v1": AuditEvent;
-  "cordon.siem.v1": SiemEvent;
-  "cordon.dlq.v1": DeadLetter;
-  "cordon.state.v1": StageState;
-}
-
-export type TopicName = keyof TopicValues;
-
-export interface TopicManifestEntry {
-  schema: keyof typeof AVRO_SCHEMAS;
-  /** Confluent wire-format schema id. */
-  id: number;
-  partitions: number;
-  cleanup: 'delete' | 'compact';
-  retentionMs: number;
-}
+};
 
 /** Every topic with its schema id, partitions, cleanup policy and retention. */
 export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } = {
@@ -1744,17 +2008,23 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.vm-events.v1": {
     "schema": "VmEvent",
-    "id": 6,
+    "id": 18,
     "partitions": 3,
     "cleanup": "delete",
-    "retentionMs": 2592000000
+    "retentionMs": 2592000000,
+    "previous": [
+      6
+    ]
   },
   "cordon.inventory.v1": {
     "schema": "InventoryRecord",
-    "id": 7,
+    "id": 19,
     "partitions": 3,
     "cleanup": "compact",
-    "retentionMs": -1
+    "retentionMs": -1,
+    "previous": [
+      7
+    ]
   },
   "cordon.agents.v1": {
     "schema": "AgentRecord",

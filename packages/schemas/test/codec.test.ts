@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CordonError } from '@cordon/runtime';
-import { codecFor, invalidPaths, TOPICS, TOPIC_MANIFEST, allTopicSpecs, type PacketBatch } from '../src/index.js';
+import avro from 'avsc';
+import { codecFor, invalidPaths, PREVIOUS_SCHEMAS, TOPICS, TOPIC_MANIFEST, allTopicSpecs, type PacketBatch } from '../src/index.js';
 
 const batch: PacketBatch = {
   batch_id: 's1:0',
@@ -57,4 +58,20 @@ test('every topic in DESIGN §3 has a schema and a unique id', () => {
   }
   const compacted = allTopicSpecs().filter((t) => t.cleanupPolicy === 'compact').map((t) => t.name).sort();
   assert.deepEqual(compacted, ['cordon.agents.v1', 'cordon.assignments.v1', 'cordon.blocks.v1', 'cordon.inventory.v1', 'cordon.policy.v1', 'cordon.state.v1']);
+});
+
+test('records written with an earlier version of a topic schema still decode, new fields at their defaults', () => {
+  const old = avro.Type.forSchema(PREVIOUS_SCHEMAS[7] as avro.Schema);
+  const body = old.toBuffer({ kind: 'vm', id: 'web-1', name: 'web-1', host: 'hv1', power: 'on', guest_os: null, nics: [{ mac: '52:54:00:00:00:01', ips: [], network: null }], updated_us: 5 });
+  const header = Buffer.from([0, 0, 0, 0, 7]);
+  const rec = codecFor(TOPICS.inventory).decode(Buffer.concat([header, body]));
+  assert.equal(rec.id, 'web-1');
+  assert.equal(rec.host, 'hv1');
+  assert.equal(rec.template, false);
+  assert.equal(rec.connector, null);
+  assert.equal(rec.cluster, null);
+  // the current version is what is written
+  assert.equal(codecFor(TOPICS.inventory).encode(rec).readUInt32BE(1), TOPIC_MANIFEST[TOPICS.inventory].id);
+  // an id of another topic's schema is still refused
+  assert.throws(() => codecFor(TOPICS.inventory).decode(Buffer.concat([Buffer.from([0, 0, 0, 0, 6]), body])), /CORDON_ERR_SCHEMA_UNKNOWN_ID|schema id/);
 });

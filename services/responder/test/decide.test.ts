@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AssignmentView, InventoryView, PolicyView } from '@cordon/policy';
+import { AssignmentView, InventoryView, NOT_FROM_A_PLATFORM, PolicyView } from '@cordon/policy';
 import { codecFor, TOPICS, type Alert, type Assignment, type PolicyRecord } from '@cordon/schemas';
 import { BlockHistory, blockIdFor, decide, type Views } from '../src/index.js';
 
@@ -13,8 +13,8 @@ function views(policy: object | null): Views {
     const rec: PolicyRecord = { kind: 'policy', id: 'default', version: 1, document: JSON.stringify({ rulesets: [], ...policy }), updated_us: 0, updated_by: 't' };
     v.policy.apply(Buffer.from('policy:default'), codecFor(TOPICS.policy).encode(rec));
   }
-  v.inventory.put({ kind: 'vm', id: 'web-1', name: 'web-1', host: 'hv1', power: null, guest_os: null, nics: [{ mac: '02:00:0a:d5:01:0a', ips: ['10.213.1.10'], network: null }], updated_us: 0 });
-  v.inventory.put({ kind: 'vm', id: 'db-1', name: 'db-1', host: 'hv2', power: null, guest_os: null, nics: [{ mac: '02:00:0a:d5:01:0b', ips: ['10.213.1.11', 'fd00::11'], network: null }], updated_us: 0 });
+  v.inventory.put({ kind: 'vm', id: 'web-1', name: 'web-1', host: 'hv1', power: null, guest_os: null, nics: [{ mac: '02:00:0a:d5:01:0a', ips: ['10.213.1.10'], network: null }], updated_us: 0, ...NOT_FROM_A_PLATFORM });
+  v.inventory.put({ kind: 'vm', id: 'db-1', name: 'db-1', host: 'hv2', power: null, guest_os: null, nics: [{ mac: '02:00:0a:d5:01:0b', ips: ['10.213.1.11', 'fd00::11'], network: null }], updated_us: 0, ...NOT_FROM_A_PLATFORM });
   return v;
 }
 
