@@ -1,6 +1,7 @@
 //! Rule set compilation (prefilter automata over fast patterns) and the per-buffer match
 //! functions: content with its modifiers, pcre, isdataat, bsize.
 
+use crate::detect_flowbits::Interner;
 use crate::detect_parse::*;
 use crate::detect_vars::Vars;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};

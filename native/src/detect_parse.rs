@@ -2,8 +2,9 @@
 //! once into the rule; matching lives in detect_engine (hot path, no parsing, no I/O).
 //! A rule that uses anything we cannot honour is rejected with a reason, never half-loaded.
 
+use crate::detect_flowbits::{self, FlowbitOp, Interner};
+use crate::detect_threshold::{self, Threshold};
 use crate::detect_vars::{AddrSet, PortSet, Vars};
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Buf {
@@ -177,44 +178,6 @@ pub struct FlowOpt {
     pub no_stream: bool,
 }
 
-#[derive(Debug, Clone)]
-pub enum FlowbitOp {
-    Set(u32),
-    Unset(u32),
-    Toggle(u32),
-    IsSet(Vec<u32>),
-    IsNotSet(Vec<u32>),
-    /// `isset,a&b`
-    IsSetAll(Vec<u32>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Track {
-    BySrc,
-    ByDst,
-    ByRule,
-    ByBoth,
-    ByFlow,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThreshKind {
-    Limit,
-    Threshold,
-    Both,
-    DetectionFilter,
-}
-
-#[derive(Debug, Clone)]
-pub struct Threshold {
-    pub kind: ThreshKind,
-    pub track: Track,
-    pub count: u64,
-    pub seconds: u64,
-    /// detection_filter unique_on: 1 = src_port, 2 = dst_port
-    pub unique_on: u8,
-}
-
 /// Buffer transforms (applied in order before the buffer's matches run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Xf {
@@ -299,18 +262,6 @@ impl Rule {
     }
     pub fn payload_items(&self) -> Option<&Vec<Item>> {
         self.bufs.iter().find(|(b, _)| *b == Buf::Payload).map(|(_, v)| v)
-    }
-}
-
-/// Interns flowbit names to small ids shared by the whole rule set.
-#[derive(Default)]
-pub struct Interner {
-    pub map: HashMap<String, u32>,
-}
-impl Interner {
-    pub fn id(&mut self, s: &str) -> u32 {
-        let n = self.map.len() as u32;
-        *self.map.entry(s.trim().to_string()).or_insert(n)
     }
 }
 
@@ -728,36 +679,7 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
                     return Err("flow: to_server and to_client together never match".into());
                 }
             }
-            "flowbits" => {
-                let v = v.as_deref().ok_or("flowbits needs a value")?;
-                let (cmd, arg) = match v.split_once(',') {
-                    Some((c, a)) => (c.trim().to_ascii_lowercase(), Some(a.trim())),
-                    None => (v.trim().to_ascii_lowercase(), None),
-                };
-                let names = |a: Option<&str>, sep: char, bits: &mut Interner| -> Result<Vec<u32>, String> {
-                    let a = a.ok_or_else(|| format!("flowbits:{cmd} needs a name"))?;
-                    Ok(a.split(sep).map(|n| bits.id(n)).collect())
-                };
-                let op = match cmd.as_str() {
-                    "noalert" => {
-                        r.noalert = true;
-                        continue;
-                    }
-                    "set" => FlowbitOp::Set(ctx.bits.id(arg.ok_or("flowbits:set needs a name")?)),
-                    "unset" => FlowbitOp::Unset(ctx.bits.id(arg.ok_or("flowbits:unset needs a name")?)),
-                    "toggle" => FlowbitOp::Toggle(ctx.bits.id(arg.ok_or("flowbits:toggle needs a name")?)),
-                    "isset" => {
-                        if arg.is_some_and(|a| a.contains('&')) {
-                            FlowbitOp::IsSetAll(names(arg, '&', ctx.bits)?)
-                        } else {
-                            FlowbitOp::IsSet(names(arg, '|', ctx.bits)?)
-                        }
-                    }
-                    "isnotset" => FlowbitOp::IsNotSet(names(arg, '|', ctx.bits)?),
-                    x => return Err(format!("unsupported flowbits command \"{x}\"")),
-                };
-                r.flowbits.push(op);
-            }
+            "flowbits" => detect_flowbits::setup(&mut r, v.as_deref(), ctx.bits)?,
             "noalert" => r.noalert = true,
             "dotprefix" | "to_lowercase" | "to_uppercase" | "strip_whitespace" | "compress_whitespace" => {
                 let xf = match k {
@@ -775,8 +697,8 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
                     None => r.xforms.push((cur, vec![xf])),
                 }
             }
-            "threshold" => r.threshold = Some(parse_threshold(v.as_deref().ok_or("threshold needs a value")?, false)?),
-            "detection_filter" => r.detection_filter = Some(parse_threshold(v.as_deref().ok_or("detection_filter needs a value")?, true)?),
+            "threshold" => r.threshold = Some(detect_threshold::parse(v.as_deref().ok_or("threshold needs a value")?, false)?),
+            "detection_filter" => r.detection_filter = Some(detect_threshold::parse(v.as_deref().ok_or("detection_filter needs a value")?, true)?),
             _ if IGNORED.contains(&k) => {}
             _ => return Err(unsupported_reason(k)),
         }
@@ -843,52 +765,6 @@ fn parse_fragbits(v: &str) -> Result<PktMatch, String> {
         }
     }
     Ok(PktMatch::FragBits { bits, mode })
-}
-
-fn parse_threshold(v: &str, df: bool) -> Result<Threshold, String> {
-    let mut t = Threshold { kind: if df { ThreshKind::DetectionFilter } else { ThreshKind::Limit }, track: Track::BySrc, count: 1, seconds: 60, unique_on: 0 };
-    let mut have_type = df;
-    for part in v.split(',') {
-        let mut it = part.split_whitespace();
-        let key = it.next().unwrap_or("");
-        let val = it.next().unwrap_or("");
-        match key {
-            "type" => {
-                have_type = true;
-                t.kind = match val {
-                    "limit" => ThreshKind::Limit,
-                    "threshold" => ThreshKind::Threshold,
-                    "both" => ThreshKind::Both,
-                    x => return Err(format!("unsupported threshold type \"{x}\"")),
-                }
-            }
-            "track" => {
-                t.track = match val {
-                    "by_src" => Track::BySrc,
-                    "by_dst" => Track::ByDst,
-                    "by_rule" => Track::ByRule,
-                    "by_both" => Track::ByBoth,
-                    "by_flow" => Track::ByFlow,
-                    x => return Err(format!("unsupported threshold track \"{x}\"")),
-                }
-            }
-            "count" => t.count = val.parse().map_err(|_| "invalid threshold count")?,
-            "seconds" => t.seconds = val.parse().map_err(|_| "invalid threshold seconds")?,
-            "unique_on" => {
-                t.unique_on = match val {
-                    "src_port" => 1,
-                    "dst_port" => 2,
-                    x => return Err(format!("unsupported unique_on \"{x}\"")),
-                }
-            }
-            "" => {}
-            x => return Err(format!("unknown threshold option \"{x}\"")),
-        }
-    }
-    if !have_type {
-        return Err("threshold needs a type".into());
-    }
-    Ok(t)
 }
 
 fn parse_pcre(v: &str, cur: Buf) -> Result<(Pcre, Buf), String> {

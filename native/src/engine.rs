@@ -8,6 +8,8 @@ use crate::decode_ip::{decode_frame, Defrag};
 use crate::decode_packet::*;
 use crate::detect_engine::{eval_buffer, pkt_group, AddrIndex, RuleSet, Scan};
 use crate::detect_parse::*;
+use crate::detect_flowbits;
+use crate::detect_threshold::Thresholds;
 use crate::flow_table::*;
 use crate::stream_tcp::{TcpSession, TcpState};
 use std::borrow::Cow;
@@ -65,12 +67,6 @@ pub struct Stats {
     pub alerts: u64,
 }
 
-struct ThreshState {
-    start: i64,
-    count: u64,
-    ports: Vec<u16>,
-}
-
 pub struct Engine {
     rules: Arc<RuleSet>,
     flows: FastMap<FlowKey, Flow>,
@@ -79,7 +75,7 @@ pub struct Engine {
     checksum_on: bool,
     auto_seen: u64,
     auto_bad: u64,
-    thresh: FastMap<(u32, u32, u128), ThreshState>,
+    thresh: Thresholds,
     last_gc: i64,
     pub stats: Stats,
     scan: Scan,
@@ -113,13 +109,6 @@ struct PktCtx<'a> {
     idx: u32,
 }
 
-fn key_ip(ip: &IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v) => u32::from(*v) as u128,
-        IpAddr::V6(v) => u128::from(*v),
-    }
-}
-
 impl Engine {
     pub fn new(rules: Arc<RuleSet>, mode: ChecksumMode) -> Engine {
         Engine {
@@ -132,7 +121,7 @@ impl Engine {
             checksum_on: mode == ChecksumMode::On,
             auto_seen: 0,
             auto_bad: 0,
-            thresh: FastMap::default(),
+            thresh: Thresholds::default(),
             last_gc: 0,
             stats: Stats::default(),
             scan: Scan::default(),
@@ -484,84 +473,6 @@ impl Engine {
         }
     }
 
-    fn flowbits_ok(r: &Rule, f: &Flow) -> bool {
-        r.flowbits.iter().all(|op| match op {
-            FlowbitOp::IsSet(v) => v.iter().any(|b| f.bits.contains(b)),
-            FlowbitOp::IsSetAll(v) => v.iter().all(|b| f.bits.contains(b)),
-            FlowbitOp::IsNotSet(v) => v.iter().any(|b| !f.bits.contains(b)),
-            _ => true,
-        })
-    }
-
-    fn flowbits_apply(r: &Rule, f: &mut Flow) {
-        for op in &r.flowbits {
-            match op {
-                FlowbitOp::Set(b) => {
-                    f.bits.insert(*b);
-                }
-                FlowbitOp::Unset(b) => {
-                    f.bits.remove(b);
-                }
-                FlowbitOp::Toggle(b) => {
-                    if !f.bits.remove(b) {
-                        f.bits.insert(*b);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Threshold / detection_filter bookkeeping; true when an alert should be emitted.
-    fn thresh_ok(&mut self, ri: u32, r: &Rule, p: &Packet, flow_id: u64) -> bool {
-        let mut ok = true;
-        for (slot, t) in [(0u32, &r.threshold), (1u32, &r.detection_filter)] {
-            let Some(t) = t else { continue };
-            let key = match t.track {
-                Track::BySrc => key_ip(&p.src),
-                Track::ByDst => key_ip(&p.dst),
-                Track::ByRule => 0,
-                Track::ByBoth => key_ip(&p.src).wrapping_mul(31).wrapping_add(key_ip(&p.dst)),
-                Track::ByFlow => flow_id as u128,
-            };
-            let win = t.seconds as i64 * 1_000_000;
-            let st = self.thresh.entry((ri, slot, key)).or_insert(ThreshState { start: p.ts_us, count: 0, ports: Vec::new() });
-            if p.ts_us - st.start > win {
-                st.start = p.ts_us;
-                st.count = 0;
-                st.ports.clear();
-            }
-            if t.unique_on != 0 {
-                let port = if t.unique_on == 1 { p.sp } else { p.dp };
-                if !st.ports.contains(&port) {
-                    if st.ports.len() < 1024 {
-                        st.ports.push(port);
-                    }
-                    st.count += 1;
-                }
-            } else {
-                st.count += 1;
-            }
-            let c = st.count;
-            let pass = match t.kind {
-                ThreshKind::Limit => c <= t.count,
-                ThreshKind::Threshold => {
-                    if c >= t.count {
-                        st.count = 0;
-                        st.start = p.ts_us;
-                        true
-                    } else {
-                        false
-                    }
-                }
-                ThreshKind::Both => c == t.count,
-                ThreshKind::DetectionFilter => c > t.count,
-            };
-            ok &= pass;
-        }
-        ok
-    }
-
     fn emit(&mut self, r: &Rule, c: &PktCtx, f: &Flow, app_proto: Option<&'static str>, http: Option<HttpMeta>, out: &mut Vec<Alert>) {
         if r.noalert {
             return;
@@ -655,11 +566,11 @@ impl Engine {
                     continue;
                 }
             }
-            if !Self::flowbits_ok(r, f) {
+            if !detect_flowbits::is_ok(&r.flowbits, &f.bits) {
                 continue;
             }
-            Self::flowbits_apply(r, f);
-            if !self.thresh_ok(ri, r, c.p, f.id) {
+            detect_flowbits::apply(&r.flowbits, &mut f.bits);
+            if !self.thresh.check(ri, r, c.p, f.id) {
                 continue;
             }
             let ap = f.app.name();
@@ -860,12 +771,12 @@ impl Engine {
                     break;
                 }
             }
-            if !ok || !Self::flowbits_ok(r, f) {
+            if !ok || !detect_flowbits::is_ok(&r.flowbits, &f.bits) {
                 continue;
             }
             f.tx_alerted.insert((tx_id, ri));
-            Self::flowbits_apply(r, f);
-            if !self.thresh_ok(ri, r, c.p, f.id) {
+            detect_flowbits::apply(&r.flowbits, &mut f.bits);
+            if !self.thresh.check(ri, r, c.p, f.id) {
                 continue;
             }
             let ap = match app {

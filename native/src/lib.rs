@@ -9,9 +9,11 @@ pub mod applayer_tls;
 pub mod decode_ip;
 pub mod decode_packet;
 pub mod detect_engine;
+pub mod detect_flowbits;
 #[cfg(feature = "hyperscan")]
 pub mod detect_hs;
 pub mod detect_parse;
+pub mod detect_threshold;
 pub mod detect_vars;
 pub mod engine;
 pub mod flow_table;
