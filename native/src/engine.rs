@@ -6,6 +6,7 @@ use crate::applayer_http::{looks_like_request, looks_like_response, HttpState, H
 use crate::applayer_tls::TlsState;
 use crate::decode_ip::{decode_frame, Defrag};
 use crate::decode_packet::*;
+use crate::detect_alert::{self, Alert};
 use crate::detect_engine::{eval_buffer, pkt_group, AddrIndex, RuleSet, Scan};
 use crate::detect_parse::*;
 use crate::detect_flowbits;
@@ -15,36 +16,6 @@ use crate::stream_tcp::{TcpSession, TcpState};
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
-
-#[derive(Debug, Clone)]
-pub struct HttpMeta {
-    pub hostname: Option<String>,
-    pub url: Option<String>,
-    pub method: Option<String>,
-    pub protocol: Option<String>,
-    pub status: Option<u32>,
-    pub user_agent: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Alert {
-    pub sid: u32,
-    pub gid: u32,
-    pub rev: u32,
-    pub action: String,
-    pub msg: String,
-    pub src: IpAddr,
-    pub sp: u16,
-    pub dst: IpAddr,
-    pub dp: u16,
-    pub proto: u8,
-    pub ts_us: i64,
-    pub flow_id: u64,
-    pub app_proto: Option<&'static str>,
-    pub http: Option<HttpMeta>,
-    /// Index of the packet in the batch that raised it (u32::MAX for flow-end alerts).
-    pub packet: u32,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ChecksumMode {
@@ -262,7 +233,9 @@ impl Engine {
         };
         let established = f.tcp.as_ref().map(|t| t.state == TcpState::Established || t.state == TcpState::Closed).unwrap_or(true);
         let ctx = PktCtx { p: &p, to_server: false, stream: None, tracked: true, established, idx: u32::MAX };
+        let n = out.len();
         self.detect_app(&mut f, &ctx, true, out);
+        self.stats.alerts += (out.len() - n) as u64;
     }
 
     fn handle(&mut self, p: Packet, idx: u32, out: &mut Vec<Alert>) {
@@ -277,7 +250,9 @@ impl Engine {
             let client = if synack { (p.dst, p.dp) } else { (p.src, p.sp) };
             Flow::new(key.hash(self.salt), client, p.proto, p.ts_us)
         });
+        let n = out.len();
         self.handle_in_flow(f, &p, idx, out);
+        self.stats.alerts += (out.len() - n) as u64;
         self.flows = flows;
     }
 
@@ -473,30 +448,6 @@ impl Engine {
         }
     }
 
-    fn emit(&mut self, r: &Rule, c: &PktCtx, f: &Flow, app_proto: Option<&'static str>, http: Option<HttpMeta>, out: &mut Vec<Alert>) {
-        if r.noalert {
-            return;
-        }
-        self.stats.alerts += 1;
-        out.push(Alert {
-            sid: r.sid,
-            gid: r.gid,
-            rev: r.rev,
-            action: if r.action == "drop" || r.action.starts_with("reject") { r.action.clone() } else { r.action.clone() },
-            msg: r.msg.clone(),
-            src: c.p.src,
-            sp: c.p.sp,
-            dst: c.p.dst,
-            dp: c.p.dp,
-            proto: c.p.proto,
-            ts_us: c.p.ts_us,
-            flow_id: f.id,
-            app_proto,
-            http,
-            packet: c.idx,
-        });
-    }
-
     /// Packet and stream rules (no application buffers).
     fn detect_packet(&mut self, f: &mut Flow, c: &PktCtx, out: &mut Vec<Alert>) {
         let rules = Arc::clone(&self.rules);
@@ -574,7 +525,7 @@ impl Engine {
                 continue;
             }
             let ap = f.app.name();
-            self.emit(r, c, f, ap, None, out);
+            detect_alert::emit(r, c.p, c.idx, f.id, ap, None, out);
         }
         self.scan = sc;
         // Keep the last STREAM_TAIL bytes of this direction's stream.
@@ -785,8 +736,8 @@ impl Engine {
                 Proto::Tls => Some("tls"),
                 _ => f.app.name(),
             };
-            let meta = tx.map(|t| http_meta(t.2));
-            self.emit(r, c, f, ap, meta, out);
+            let meta = tx.map(|t| detect_alert::http_meta(t.2));
+            detect_alert::emit(r, c.p, c.idx, f.id, ap, meta, out);
         }
         self.scan = sc;
     }
@@ -809,21 +760,6 @@ fn addr_rules<'a>(cache: &'a mut [Option<Vec<u32>>; 2], index: &AddrIndex, rules
         v.retain(|&ri| Engine::header_ok(&rules[ri as usize], p));
         v
     })
-}
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn http_meta(tx: &HttpTx) -> HttpMeta {
-    HttpMeta {
-        hostname: tx.req_header("host").map(|h| lossy(h.split(|&c| c == b':').next().unwrap_or(h))),
-        url: if tx.uri_raw.is_empty() { None } else { Some(lossy(&tx.uri_raw)) },
-        method: if tx.method.is_empty() { None } else { Some(lossy(&tx.method)) },
-        protocol: if tx.req_protocol.is_empty() { None } else { Some(lossy(&tx.req_protocol)) },
-        status: std::str::from_utf8(&tx.status).ok().and_then(|s| s.trim().parse().ok()),
-        user_agent: tx.req_header("user-agent").map(lossy),
-    }
 }
 
 
