@@ -7,6 +7,7 @@ use crate::applayer_tls::TlsState;
 use crate::decode_ip::{decode_frame, Defrag};
 use crate::decode_packet::*;
 use crate::detect_alert::{self, Alert};
+use crate::detect_buffers;
 use crate::detect_engine::{eval_buffer, pkt_group, AddrIndex, RuleSet, Scan};
 use crate::detect_parse::*;
 use crate::detect_flowbits;
@@ -566,7 +567,7 @@ impl Engine {
                 for m in msgs {
                     let Some(dns) = parse_dns(m) else { continue };
                     f.dns_tx += 1;
-                    let bufs: Vec<(Buf, &[u8])> = dns.queries.iter().map(|q| (Buf::DnsQuery, q.as_slice())).collect();
+                    let bufs = detect_buffers::dns_bufs(&dns);
                     if dns.response {
                         continue; // dns.query inspects requests (to_server)
                     }
@@ -579,7 +580,7 @@ impl Engine {
                 }
                 let Some(sni) = t.sni.clone() else { return };
                 f.tls_sni_alerted = true;
-                let bufs: Vec<(Buf, &[u8])> = vec![(Buf::TlsSni, sni.as_slice())];
+                let bufs = detect_buffers::tls_bufs(&sni);
                 self.eval_tx_rules(f, c, &rules, &bufs, Proto::Tls, None, None, out);
             }
             _ => {}
@@ -607,13 +608,13 @@ impl Engine {
             // buffers (header blocks, lowercased host, ...) go into one reused arena.
             let mut arena = std::mem::take(&mut self.arena);
             if req_new {
-                let bufs = http_bufs(tx, true, &mut arena);
+                let bufs = detect_buffers::http_bufs(tx, true, &mut arena);
                 let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
                 let pc = if c.to_server { c } else { &tctx };
                 self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, true, tx)), None, out);
             }
             if res_new {
-                let bufs = http_bufs(tx, false, &mut arena);
+                let bufs = detect_buffers::http_bufs(tx, false, &mut arena);
                 let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
                 let body_hits = rules.body_hits(&f.res_scan, tx);
                 self.eval_tx_rules(f, &tctx, rules, &bufs, Proto::Http, Some((id, false, tx)), body_hits, out);
@@ -760,132 +761,6 @@ fn addr_rules<'a>(cache: &'a mut [Option<Vec<u32>>; 2], index: &AddrIndex, rules
         v.retain(|&ri| Engine::header_ok(&rules[ri as usize], p));
         v
     })
-}
-
-
-/// The sticky buffers of one side of a transaction, one entry per buffer (multi-buffers such
-/// as http.request_header repeat their kind), borrowed from the transaction where they exist
-/// as such; composed ones are written to `arena` first. Bodies are only offered once that
-/// side is complete: body rules wait for it, so scanning a partial body would be wasted work.
-fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(Buf, &'a [u8])> {
-    let hs = if req { &tx.req_headers } else { &tx.res_headers };
-    let named = |n: &str| hs.get(n.as_bytes());
-    // Phase 1: composed buffers into the arena, remembered as ranges.
-    arena.clear();
-    let mut composed: Vec<(Buf, usize, usize)> = Vec::with_capacity(8 + hs.len());
-    fn put(arena: &mut Vec<u8>, composed: &mut Vec<(Buf, usize, usize)>, b: Buf, parts: &[&[u8]]) {
-        let s = arena.len();
-        for p in parts {
-            arena.extend_from_slice(p);
-        }
-        composed.push((b, s, arena.len()));
-    }
-    if req {
-        if let Some(h) = named("host") {
-            let s = arena.len();
-            arena.extend(h.iter().map(|c| c.to_ascii_lowercase()));
-            composed.push((Buf::HttpHost, s, arena.len()));
-        }
-        put(arena, &mut composed, Buf::HttpStart, &[&tx.request_line, b"\r\n", &tx.req_headers_raw, b"\r\n"]);
-        for (n, x) in hs.iter() {
-            put(arena, &mut composed, Buf::HttpRequestHeader, &[n, b": ", x]);
-        }
-    } else {
-        put(arena, &mut composed, Buf::HttpStart, &[&tx.response_line, b"\r\n", &tx.res_headers_raw, b"\r\n"]);
-        for (n, x) in hs.iter() {
-            put(arena, &mut composed, Buf::HttpResponseHeader, &[n, b": ", x]);
-        }
-    }
-    if !hs.is_empty() {
-        let s = arena.len();
-        for (n, v) in hs.iter() {
-            if n.eq_ignore_ascii_case(b"cookie") || n.eq_ignore_ascii_case(b"set-cookie") {
-                continue;
-            }
-            arena.extend_from_slice(n);
-            arena.extend_from_slice(b": ");
-            arena.extend_from_slice(v);
-            arena.extend_from_slice(b"\r\n");
-        }
-        composed.push((Buf::HttpHeader, s, arena.len()));
-        let s = arena.len();
-        arena.extend_from_slice(b"\r\n");
-        for (n, _) in hs.iter() {
-            arena.extend_from_slice(n);
-            arena.extend_from_slice(b"\r\n");
-        }
-        arena.extend_from_slice(b"\r\n");
-        composed.push((Buf::HttpHeaderNames, s, arena.len()));
-    }
-    // Phase 2: the list, in the order the buffers were always offered.
-    let arena: &'a [u8] = arena;
-    let mut v: Vec<(Buf, &'a [u8])> = Vec::with_capacity(24 + hs.len());
-    let get = |b: Buf| composed.iter().filter(move |(x, _, _)| *x == b).map(|&(_, s, e)| &arena[s..e]);
-    if req {
-        if !tx.uri_norm.is_empty() {
-            v.push((Buf::HttpUri, &tx.uri_norm));
-        }
-        if !tx.uri_raw.is_empty() {
-            v.push((Buf::HttpRawUri, &tx.uri_raw));
-        }
-        if !tx.method.is_empty() {
-            v.push((Buf::HttpMethod, &tx.method));
-        }
-        if !tx.req_protocol.is_empty() {
-            v.push((Buf::HttpProtocol, &tx.req_protocol));
-        }
-        v.push((Buf::HttpRequestLine, &tx.request_line));
-        if let Some(ua) = named("user-agent") {
-            v.push((Buf::HttpUserAgent, ua));
-        }
-        if let Some(h) = named("host") {
-            v.extend(get(Buf::HttpHost).map(|x| (Buf::HttpHost, x)));
-            v.push((Buf::HttpRawHost, h));
-        }
-        if let Some(c) = named("cookie") {
-            v.push((Buf::HttpCookie, c));
-        }
-        if !tx.req_body.is_empty() && tx.req_done {
-            v.push((Buf::HttpClientBody, &tx.req_body));
-            v.push((Buf::FileData, &tx.req_body));
-        }
-        v.extend(get(Buf::HttpStart).map(|x| (Buf::HttpStart, x)));
-        v.extend(get(Buf::HttpRequestHeader).map(|x| (Buf::HttpRequestHeader, x)));
-    } else {
-        if !tx.res_protocol.is_empty() {
-            v.push((Buf::HttpProtocol, &tx.res_protocol));
-        }
-        if !tx.status.is_empty() {
-            v.push((Buf::HttpStatCode, &tx.status));
-        }
-        if !tx.status_msg.is_empty() {
-            v.push((Buf::HttpStatMsg, &tx.status_msg));
-        }
-        if !tx.response_line.is_empty() {
-            v.push((Buf::HttpResponseLine, &tx.response_line));
-        }
-        if let Some(c) = named("set-cookie") {
-            v.push((Buf::HttpCookie, c));
-        }
-        if !tx.res_body.is_empty() && tx.res_done {
-            v.push((Buf::FileData, &tx.res_body));
-        }
-        v.extend(get(Buf::HttpStart).map(|x| (Buf::HttpStart, x)));
-        v.extend(get(Buf::HttpResponseHeader).map(|x| (Buf::HttpResponseHeader, x)));
-    }
-    v.extend(get(Buf::HttpHeader).map(|x| (Buf::HttpHeader, x)));
-    v.extend(get(Buf::HttpHeaderNames).map(|x| (Buf::HttpHeaderNames, x)));
-    let raw = if req { &tx.req_headers_raw } else { &tx.res_headers_raw };
-    if !raw.is_empty() {
-        v.push((Buf::HttpRawHeader, raw));
-    }
-    for n in ["accept", "accept-language", "accept-encoding", "referer", "connection", "content-type", "content-length", "server", "location"] {
-        if let Some(x) = named(n) {
-            let key: &'static str = n;
-            v.push((Buf::HttpNamed(key), x));
-        }
-    }
-    v
 }
 
 #[cfg(test)]

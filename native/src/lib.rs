@@ -9,6 +9,7 @@ pub mod applayer_tls;
 pub mod decode_ip;
 pub mod decode_packet;
 pub mod detect_alert;
+pub mod detect_buffers;
 pub mod detect_engine;
 pub mod detect_flowbits;
 #[cfg(feature = "hyperscan")]
