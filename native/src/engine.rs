@@ -1,21 +1,18 @@
 //! The pipeline: decode → flow → stream → app-layer → detect → alerts. One `Engine` holds the
 //! flow state; its rule set can be swapped at any time while flows continue.
 
-use crate::applayer_dns::{parse_dns, split_tcp};
-use crate::applayer_http::{looks_like_request, looks_like_response, HttpState, HttpTx};
+use crate::applayer_http::{looks_like_request, looks_like_response, HttpState};
 use crate::applayer_tls::TlsState;
 use crate::decode_ip::{decode_frame, Defrag};
 use crate::decode_packet::*;
-use crate::detect_alert::{self, Alert};
-use crate::detect_buffers;
-use crate::detect_engine::{eval_buffer, pkt_group, AddrIndex, RuleSet, Scan};
-use crate::detect_parse::*;
-use crate::detect_flowbits;
-use crate::detect_threshold::Thresholds;
+use crate::detect_alert::Alert;
+use crate::detect_ctx::{DetectCtx, PktCtx};
+use crate::detect_engine::RuleSet;
+use crate::detect_packet;
+use crate::detect_tx;
 use crate::flow_table::*;
 use crate::stream_tcp::{TcpSession, TcpState};
 use std::borrow::Cow;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -47,38 +44,10 @@ pub struct Engine {
     checksum_on: bool,
     auto_seen: u64,
     auto_bad: u64,
-    thresh: Thresholds,
     last_gc: i64,
     pub stats: Stats,
-    scan: Scan,
-    /// Reused storage for composed app-layer buffers.
-    arena: Vec<u8>,
-    /// Reused storage for the seam between two segments' data.
-    seam_buf: Vec<u8>,
+    det: DetectCtx,
     salt: u64,
-}
-
-/// Stream bytes kept per flow direction, so a content split across two segments is found:
-/// patterns up to this long, spanning the seam, are matched (as Suricata's raw stream
-/// inspection matches across segments).
-const STREAM_TAIL: usize = 256;
-
-/// Whether a stream rule's payload match can be checked on tail + data: only contents,
-/// positioned relative to each other (an absolute offset, depth, anchor or negation would
-/// mean something else on a buffer that starts earlier).
-fn seam_ok(items: &[Item]) -> bool {
-    items.iter().all(|i| matches!(i, Item::Content(c) if !c.negated && c.offset.is_none() && c.depth.is_none() && !c.startswith && !c.endswith))
-}
-
-/// What the current packet brings to detection.
-struct PktCtx<'a> {
-    p: &'a Packet<'a>,
-    to_server: bool,
-    /// New in-order stream bytes delivered by this packet (TCP sessions only).
-    stream: Option<Cow<'a, [u8]>>,
-    tracked: bool,
-    established: bool,
-    idx: u32,
 }
 
 impl Engine {
@@ -93,12 +62,9 @@ impl Engine {
             checksum_on: mode == ChecksumMode::On,
             auto_seen: 0,
             auto_bad: 0,
-            thresh: Thresholds::default(),
             last_gc: 0,
             stats: Stats::default(),
-            scan: Scan::default(),
-            arena: Vec::new(),
-            seam_buf: Vec::new(),
+            det: DetectCtx::default(),
             salt: 0,
         }
     }
@@ -129,7 +95,7 @@ impl Engine {
             // Streams scanned with the old set's matchers (their state belongs to it).
             f.res_scan = None;
         }
-        self.thresh.clear();
+        self.det.thresh.clear();
     }
 
     pub fn flow_count(&self) -> usize {
@@ -235,7 +201,7 @@ impl Engine {
         let established = f.tcp.as_ref().map(|t| t.state == TcpState::Established || t.state == TcpState::Closed).unwrap_or(true);
         let ctx = PktCtx { p: &p, to_server: false, stream: None, tracked: true, established, idx: u32::MAX };
         let n = out.len();
-        self.detect_app(&mut f, &ctx, true, out);
+        detect_tx::run(&mut self.det, &self.rules, &mut f, &ctx, true, out);
         self.stats.alerts += (out.len() - n) as u64;
     }
 
@@ -333,9 +299,9 @@ impl Engine {
         }
 
         let ctx = PktCtx { p, to_server, stream, tracked, established, idx };
-        self.detect_packet(f, &ctx, out);
+        detect_packet::run(&mut self.det, &self.rules, f, &ctx, out);
         if app_changed || matches!(f.app, App::Dns) {
-            self.detect_app(f, &ctx, false, out);
+            detect_tx::run(&mut self.det, &self.rules, f, &ctx, false, out);
         }
     }
 
@@ -370,397 +336,6 @@ impl Engine {
         }
     }
 
-    fn header_ok(r: &Rule, p: &Packet) -> bool {
-        let fwd = r.src.matches(&p.src) && r.sp.matches(p.sp) && r.dst.matches(&p.dst) && r.dp.matches(p.dp);
-        fwd || (r.bidir && r.src.matches(&p.dst) && r.sp.matches(p.dp) && r.dst.matches(&p.src) && r.dp.matches(p.sp))
-    }
-
-    fn proto_ok(r: &Rule, p: &Packet, f: &Flow) -> bool {
-        match r.proto {
-            Proto::Ip => true,
-            Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => p.proto == PROTO_TCP,
-            Proto::Udp => p.proto == PROTO_UDP,
-            Proto::Icmp => p.proto == PROTO_ICMP,
-            Proto::Icmpv6 => p.proto == PROTO_ICMPV6,
-            Proto::Http => matches!(f.app, App::Http(_)),
-            Proto::Dns => matches!(f.app, App::Dns),
-            Proto::Tls => matches!(f.app, App::Tls(_)),
-        }
-    }
-
-    fn flow_ok(r: &Rule, c: &PktCtx) -> bool {
-        let fo = &r.flow;
-        if fo.to_server && !c.to_server || fo.to_client && c.to_server {
-            return false;
-        }
-        if fo.established && !c.established {
-            return false;
-        }
-        if fo.not_established && c.established {
-            return false;
-        }
-        true
-    }
-
-    fn pkt_ok(r: &Rule, p: &Packet) -> bool {
-        r.pkt.iter().all(|m| Self::pkt_match(m, p))
-    }
-
-    fn pkt_match(m: &PktMatch, p: &Packet) -> bool {
-        {
-            let ok = match m {
-                PktMatch::Ttl(c) => c.test(p.ttl as u64),
-                PktMatch::Itype(c) => p.icmp.as_ref().is_some_and(|i| c.test(i.itype as u64)),
-                PktMatch::Icode(c) => p.icmp.as_ref().is_some_and(|i| c.test(i.icode as u64)),
-                PktMatch::IcmpId(v) => p.icmp.as_ref().is_some_and(|i| i.id == Some(*v)),
-                PktMatch::IcmpSeq(v) => p.icmp.as_ref().is_some_and(|i| i.seq == Some(*v)),
-                PktMatch::IpProto(n, neg) => (p.proto == *n) != *neg,
-                PktMatch::IpId(v) => p.ip_id == *v,
-                PktMatch::Seq(v) => p.tcp.as_ref().is_some_and(|t| t.seq == *v),
-                PktMatch::Ack(v) => p.tcp.as_ref().is_some_and(|t| t.ack == *v),
-                PktMatch::Window(v, neg) => p.tcp.as_ref().is_some_and(|t| (t.win == *v) != *neg),
-                PktMatch::Tos(v, neg) => (p.tos == *v) != *neg,
-                PktMatch::Dsize(c) => c.test(p.payload.len() as u64),
-                PktMatch::SameIp => p.src == p.dst,
-                PktMatch::Flags { set, mask, mode } => match &p.tcp {
-                    Some(t) => {
-                        let f = t.flags & mask;
-                        match mode {
-                            0 => f == *set,
-                            1 => f & set == *set,
-                            2 => f & set != 0,
-                            _ => f & set == 0,
-                        }
-                    }
-                    None => false,
-                },
-                PktMatch::FragBits { bits, mode } => {
-                    let f = p.frag_bits;
-                    match mode {
-                        0 => f == *bits,
-                        1 => f & bits == *bits,
-                        2 => f & bits != 0,
-                        _ => f & bits == 0,
-                    }
-                }
-                PktMatch::Urilen(_) => true, // checked with the transaction
-            };
-            ok
-        }
-    }
-
-    /// Packet and stream rules (no application buffers).
-    fn detect_packet(&mut self, f: &mut Flow, c: &PktCtx, out: &mut Vec<Alert>) {
-        let rules = Arc::clone(&self.rules);
-        let mut sc = std::mem::take(&mut self.scan);
-        sc.begin(rules.rules.len());
-        sc.add_all(addr_rules(&mut f.addr_rules.pkt, &rules.pkt_addr, &rules.rules, f.client, c.p));
-        let group = pkt_group(c.p.proto, c.to_server, c.p.sp, c.p.dp);
-        // Server bytes of an HTTP flow: one stream scan for packet and file_data patterns.
-        #[cfg(feature = "hyperscan")]
-        let streamed = match (&c.stream, &mut f.app, c.to_server) {
-            (Some(s), App::Http(h), false) => rules.scan_response_stream(group, &mut f.res_scan, h, s, &mut sc),
-            _ => None,
-        };
-        #[cfg(not(feature = "hyperscan"))]
-        let streamed: Option<bool> = None;
-        let stream_done = streamed.is_some();
-        // The stream bytes just before this packet's data (same direction): contents split
-        // across segments are looked for in tail + data.
-        let d = if c.to_server { 0 } else { 1 };
-        let tail = std::mem::take(&mut f.stream_tail[d]);
-        let seam = c.stream.is_some() && !tail.is_empty();
-        if let Some(pf) = rules.pkt_groups.get(group).and_then(|g| g.as_ref()) {
-            // In-order data is the payload itself (borrowed): scanned once.
-            let same = c.stream.as_ref().is_some_and(|s| s.as_ptr() == c.p.payload.as_ptr() && s.len() == c.p.payload.len());
-            if !c.p.payload.is_empty() && !(same && stream_done) {
-                pf.scan(&c.p.payload, &mut sc);
-            }
-            if let Some(s) = &c.stream {
-                if !same && !stream_done {
-                    pf.scan(s, &mut sc);
-                }
-                if seam && streamed != Some(true) {
-                    // The seam: the tail and as much of the data again (a streaming scan that
-                    // went on from the previous data found patterns across it by itself).
-                    self.seam_buf.clear();
-                    self.seam_buf.extend_from_slice(&tail);
-                    self.seam_buf.extend_from_slice(&s[..s.len().min(STREAM_TAIL)]);
-                    pf.scan(&self.seam_buf, &mut sc);
-                }
-            }
-        }
-        let mut joined: Option<Vec<u8>> = None;
-        sc.finish();
-        for &ri in &sc.cand {
-            let r = &rules.rules[ri as usize];
-            if !Self::proto_ok(r, c.p, f) || !Self::flow_ok(r, c) || !Self::header_ok(r, c.p) || !Self::pkt_ok(r, c.p) {
-                continue;
-            }
-            if let Some(items) = r.payload_items() {
-                let is_tcp = c.p.proto == PROTO_TCP;
-                let matched = if is_tcp && c.tracked && r.proto != Proto::TcpPkt {
-                    // Stream content: the reassembled bytes this packet delivered; a packet
-                    // rule also sees the raw payload (Suricata inspects both, alerting once).
-                    let s = c.stream.as_deref().map(|s| eval_buffer(s, items)).unwrap_or(false);
-                    s || seam && seam_ok(items) && {
-                        // Split across the previous segment and this one: a match in tail +
-                        // data that lies in neither alone (one wholly in the tail was seen then).
-                        let j = joined.get_or_insert_with(|| [tail.as_slice(), c.stream.as_deref().unwrap_or(&[])].concat());
-                        eval_buffer(j, items) && !eval_buffer(&tail, items)
-                    } || (r.proto != Proto::TcpStream && c.stream.is_none() && !c.p.payload.is_empty() && c.p.tcp.as_ref().is_some_and(|t| t.flags & TH_SYN != 0) && eval_buffer(&c.p.payload, items))
-                } else if r.proto == Proto::TcpStream {
-                    false
-                } else {
-                    !c.p.payload.is_empty() && eval_buffer(&c.p.payload, items)
-                };
-                if !matched {
-                    continue;
-                }
-            }
-            if !detect_flowbits::is_ok(&r.flowbits, &f.bits) {
-                continue;
-            }
-            detect_flowbits::apply(&r.flowbits, &mut f.bits);
-            if !self.thresh.check(ri, r, c.p, f.id) {
-                continue;
-            }
-            let ap = f.app.name();
-            detect_alert::emit(r, c.p, c.idx, f.id, ap, None, out);
-        }
-        self.scan = sc;
-        // Keep the last STREAM_TAIL bytes of this direction's stream.
-        let mut tail = tail;
-        if let Some(s) = c.stream.as_deref() {
-            if s.len() >= STREAM_TAIL {
-                tail.clear();
-                tail.extend_from_slice(&s[s.len() - STREAM_TAIL..]);
-            } else {
-                let drop = (tail.len() + s.len()).saturating_sub(STREAM_TAIL);
-                tail.drain(..drop);
-                tail.extend_from_slice(s);
-            }
-        }
-        f.stream_tail[d] = tail;
-    }
-
-    /// Application-layer rules, once per transaction.
-    fn detect_app(&mut self, f: &mut Flow, c: &PktCtx, at_end: bool, out: &mut Vec<Alert>) {
-        let rules = Arc::clone(&self.rules);
-        if rules.app_always.is_empty() && rules.app_pf.iter().all(|a| a.is_empty()) {
-            return;
-        }
-        match &f.app {
-            App::Http(_) => self.detect_http(f, c, at_end, &rules, out),
-            App::Dns => {
-                if at_end || c.p.payload.is_empty() {
-                    return;
-                }
-                let msgs: Vec<&[u8]> = if c.p.proto == PROTO_TCP {
-                    match &c.stream {
-                        Some(s) => split_tcp(s).0,
-                        None => Vec::new(),
-                    }
-                } else {
-                    vec![&c.p.payload]
-                };
-                for m in msgs {
-                    let Some(dns) = parse_dns(m) else { continue };
-                    f.dns_tx += 1;
-                    let bufs = detect_buffers::dns_bufs(&dns);
-                    if dns.response {
-                        continue; // dns.query inspects requests (to_server)
-                    }
-                    self.eval_tx_rules(f, c, &rules, &bufs, Proto::Dns, None, None, out);
-                }
-            }
-            App::Tls(t) => {
-                if f.tls_sni_alerted || at_end {
-                    return;
-                }
-                let Some(sni) = t.sni.clone() else { return };
-                f.tls_sni_alerted = true;
-                let bufs = detect_buffers::tls_bufs(&sni);
-                self.eval_tx_rules(f, c, &rules, &bufs, Proto::Tls, None, None, out);
-            }
-            _ => {}
-        }
-    }
-
-    fn detect_http(&mut self, f: &mut Flow, c: &PktCtx, at_end: bool, rules: &Arc<RuleSet>, out: &mut Vec<Alert>) {
-        if !matches!(f.app, App::Http(_)) {
-            return;
-        }
-        // Borrow the transactions while the flow's other state (bits, alerted set) is updated:
-        // the HTTP state is moved out for the duration (no copy of headers or bodies).
-        let App::Http(mut h) = std::mem::replace(&mut f.app, App::Unknown) else { return };
-        for i in 0..h.txs.len() {
-            let id = h.base_id + i as u64;
-            let tx = &h.txs[i];
-            let seen = f.tx_seen.get(&id).copied().unwrap_or((0, 0));
-            let req_new = tx.req_headers_done && tx.req_gen != seen.0;
-            let res_new = tx.res_headers_done && tx.res_gen != seen.1;
-            if !req_new && !res_new {
-                continue;
-            }
-            f.tx_seen.insert(id, (tx.req_gen, tx.res_gen));
-            // Request side, then response side (as the directions progress). Composed
-            // buffers (header blocks, lowercased host, ...) go into one reused arena.
-            let mut arena = std::mem::take(&mut self.arena);
-            if req_new {
-                let bufs = detect_buffers::http_bufs(tx, true, &mut arena);
-                let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
-                let pc = if c.to_server { c } else { &tctx };
-                self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, true, tx)), None, out);
-            }
-            if res_new {
-                let bufs = detect_buffers::http_bufs(tx, false, &mut arena);
-                let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
-                let body_hits = rules.body_hits(&f.res_scan, tx);
-                self.eval_tx_rules(f, &tctx, rules, &bufs, Proto::Http, Some((id, false, tx)), body_hits, out);
-            }
-            self.arena = arena;
-            // Both sides complete and inspected: nothing will look at this transaction's
-            // buffers again, so release them (a long keep-alive flow must not hoard bodies).
-            if tx.req_done && tx.res_done {
-                h.txs[i].release();
-            }
-        }
-        let _ = at_end;
-        f.app = App::Http(h);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn eval_tx_rules(
-        &mut self,
-        f: &mut Flow,
-        c: &PktCtx,
-        rules: &Arc<RuleSet>,
-        bufs: &[(Buf, &[u8])],
-        app: Proto,
-        tx: Option<(u64, bool, &HttpTx)>,
-        body_hits: Option<&[u64]>,
-        out: &mut Vec<Alert>,
-    ) {
-        let mut sc = std::mem::take(&mut self.scan);
-        sc.begin(rules.rules.len());
-        sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
-        let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
-        let payload: &[u8] = c.stream.as_deref().unwrap_or(&c.p.payload);
-        rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, body_hits, &mut sc);
-        sc.finish();
-        let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
-        for &ri in &sc.cand {
-            let r = &rules.rules[ri as usize];
-            // Protocol of the rule must fit the transaction's protocol.
-            let proto_fit = match r.proto {
-                Proto::Http => app == Proto::Http,
-                Proto::Dns => app == Proto::Dns,
-                Proto::Tls => app == Proto::Tls,
-                Proto::Tcp | Proto::Ip => app != Proto::Dns || c.p.proto == PROTO_TCP,
-                Proto::Udp => c.p.proto == PROTO_UDP,
-                _ => false,
-            };
-            if !proto_fit {
-                continue;
-            }
-            if r.flow.to_server && !request_side || r.flow.to_client && request_side {
-                continue;
-            }
-            // Every app buffer the rule uses must exist on this side of the transaction
-            // (bodies are only offered once complete, or at flow end).
-            let mut side_ok = true;
-            for (b, _) in &r.bufs {
-                if *b == Buf::Payload {
-                    continue;
-                }
-                if matches!(b.http_side(), Some(s) if s != request_side) || !bufs.iter().any(|(x, _)| x == b) {
-                    side_ok = false;
-                    break;
-                }
-            }
-            if !side_ok {
-                continue;
-            }
-            if r.flow.established && !c.established || r.flow.not_established && c.established {
-                continue;
-            }
-            if !Self::header_ok(r, c.p) || !Self::pkt_ok_app(r, c.p) || f.tx_alerted.contains(&(tx_id, ri)) {
-                continue;
-            }
-            // urilen
-            let mut ok = true;
-            for m in &r.pkt {
-                if let PktMatch::Urilen(cmp) = m {
-                    let len = tx.map(|t| t.2.uri_norm.len()).unwrap_or(0);
-                    ok &= cmp.test(len as u64);
-                }
-            }
-            if !ok {
-                continue;
-            }
-            for (b, items) in &r.bufs {
-                if items.is_empty() {
-                    continue;
-                }
-                let m = if *b == Buf::Payload {
-                    !payload.is_empty() && eval_buffer(payload, items)
-                } else {
-                    let xf = r.xforms_for(*b);
-                    bufs.iter().filter(|(x, _)| x == b).any(|(_, v)| match xf {
-                        Some(xs) => {
-                            let mut t = v.to_vec();
-                            for x in xs {
-                                t = x.apply(&t);
-                            }
-                            eval_buffer(&t, items)
-                        }
-                        None => eval_buffer(v, items),
-                    })
-                };
-                if !m {
-                    ok = false;
-                    break;
-                }
-            }
-            if !ok || !detect_flowbits::is_ok(&r.flowbits, &f.bits) {
-                continue;
-            }
-            f.tx_alerted.insert((tx_id, ri));
-            detect_flowbits::apply(&r.flowbits, &mut f.bits);
-            if !self.thresh.check(ri, r, c.p, f.id) {
-                continue;
-            }
-            let ap = match app {
-                Proto::Http => Some("http"),
-                Proto::Dns => Some("dns"),
-                Proto::Tls => Some("tls"),
-                _ => f.app.name(),
-            };
-            let meta = tx.map(|t| detect_alert::http_meta(t.2));
-            detect_alert::emit(r, c.p, c.idx, f.id, ap, meta, out);
-        }
-        self.scan = sc;
-    }
-
-    /// Packet keywords that still make sense on an app-layer match (no payload size etc.).
-    fn pkt_ok_app(r: &Rule, p: &Packet) -> bool {
-        r.pkt.iter().all(|m| match m {
-            PktMatch::Urilen(_) | PktMatch::Dsize(_) | PktMatch::Flags { .. } => true,
-            _ => Self::pkt_match(m, p),
-        })
-    }
-}
-
-/// The flow's address-indexed rules for the packet's direction, looked up and checked against
-/// the packet's addresses and ports on the direction's first packet.
-fn addr_rules<'a>(cache: &'a mut [Option<Vec<u32>>; 2], index: &AddrIndex, rules: &[Rule], client: (IpAddr, u16), p: &Packet) -> &'a [u32] {
-    let d = usize::from((p.src, p.sp) != client);
-    cache[d].get_or_insert_with(|| {
-        let mut v = index.lookup(&p.src, &p.dst);
-        v.retain(|&ri| Engine::header_ok(&rules[ri as usize], p));
-        v
-    })
 }
 
 #[cfg(test)]
