@@ -1,8 +1,7 @@
 //! The pipeline: decode → flow → stream → app-layer → detect → alerts. One `Engine` holds the
 //! flow state; its rule set can be swapped at any time while flows continue.
 
-use crate::applayer_http::{looks_like_request, looks_like_response, HttpState};
-use crate::applayer_tls::TlsState;
+use crate::applayer_dispatch;
 use crate::decode_ip::{decode_frame, Defrag};
 use crate::decode_packet::*;
 use crate::detect_alert::Alert;
@@ -11,7 +10,7 @@ use crate::detect_engine::RuleSet;
 use crate::detect_packet;
 use crate::detect_tx;
 use crate::flow_table::*;
-use crate::stream_tcp::{TcpSession, TcpState};
+use crate::stream_tcp::TcpSession;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -198,7 +197,7 @@ impl Engine {
             payload: Cow::Borrowed(&[]),
             bad_checksum: false,
         };
-        let established = f.tcp.as_ref().map(|t| t.state == TcpState::Established || t.state == TcpState::Closed).unwrap_or(true);
+        let established = f.tcp.as_ref().map(TcpSession::established).unwrap_or(true);
         let ctx = PktCtx { p: &p, to_server: false, stream: None, tracked: true, established, idx: u32::MAX };
         let n = out.len();
         detect_tx::run(&mut self.det, &self.rules, &mut f, &ctx, true, out);
@@ -227,112 +226,27 @@ impl Engine {
         f.last_ts = p.ts_us;
         let to_server = (p.src, p.sp) == f.client;
         f.pkts[if to_server { 0 } else { 1 }] += 1;
-        let d = if to_server { 0 } else { 1 };
-
-        let mut stream: Option<Cow<[u8]>> = None;
+        // Stream: TCP session state and reassembly.
+        let mut stream = None;
         let mut tracked = false;
         let mut established = f.pkts[0] > 0 && f.pkts[1] > 0;
         if let Some(t) = &p.tcp {
             let sess = f.tcp.get_or_insert_with(TcpSession::default);
-            let syn = t.flags & TH_SYN != 0;
-            let ack = t.flags & TH_ACK != 0;
-            if syn && !ack && to_server && sess.state == TcpState::None {
-                sess.dirs[0].init(t.seq);
-                sess.state = TcpState::SynSent;
-            } else if syn && !ack && !to_server && sess.state == TcpState::SynSent && sess.dirs[1].base.is_none() {
-                // Split handshake: the server answers with its own SYN.
-                sess.dirs[1].init(t.seq);
-            } else if syn && ack && !to_server && matches!(sess.state, TcpState::SynSent) {
-                sess.dirs[1].init(t.seq);
-                sess.state = TcpState::SynRecv;
-            } else if syn && ack && to_server && sess.state == TcpState::SynSent && sess.dirs[1].base.is_some() {
-                // 4/5-way split handshake: the client acknowledges the server's SYN with SYN/ACK.
-                sess.state = TcpState::SynRecv;
-            } else if ack && !syn && sess.state == TcpState::SynRecv {
-                sess.state = TcpState::Established;
-            }
-            tracked = sess.state != TcpState::None;
-            established = matches!(sess.state, TcpState::Established | TcpState::Closed);
-            if tracked && !p.payload.is_empty() {
-                let dir = &mut sess.dirs[d];
-                if dir.base.is_some() {
-                    let seq = if syn { t.seq.wrapping_add(1) } else { t.seq };
-                    let chunk = dir.add(seq, &p.payload);
-                    if !chunk.is_empty() {
-                        stream = Some(chunk);
-                    }
-                }
-            }
-            if t.flags & (TH_FIN | TH_RST) != 0 {
-                sess.fin_seen[d] = true;
-                if t.flags & TH_RST != 0 || (sess.fin_seen[0] && sess.fin_seen[1]) {
-                    if sess.state == TcpState::Established {
-                        sess.state = TcpState::Closed;
-                    }
-                }
-            }
+            stream = sess.on_segment(t, &p.payload, to_server);
+            tracked = sess.tracked();
+            established = sess.established();
         }
-
-        // Application layer.
-        let mut app_changed = false;
-        match p.proto {
-            PROTO_TCP => {
-                if let Some(data) = &stream {
-                    app_changed = self.app_tcp(f, to_server, data, p);
-                }
-                if let (Some(t), App::Http(h)) = (&p.tcp, &mut f.app) {
-                    if t.flags & (TH_FIN | TH_RST) != 0 && !to_server {
-                        h.close_response();
-                        app_changed = true;
-                    }
-                }
-            }
-            PROTO_UDP => {
-                if matches!(f.app, App::Unknown) {
-                    f.app = if p.sp == 53 || p.dp == 53 { App::Dns } else { App::Failed };
-                }
-                if matches!(f.app, App::Dns) && !p.payload.is_empty() {
-                    app_changed = true;
-                }
-            }
-            _ => {}
-        }
-
+        // App layer: protocol recognition and parsers.
+        let app_changed = match p.proto {
+            PROTO_TCP => applayer_dispatch::on_tcp(f, p, to_server, stream.as_deref()),
+            PROTO_UDP => applayer_dispatch::on_udp(f, p),
+            _ => false,
+        };
+        // Detect: packet and stream rules, then transaction rules when the app state moved.
         let ctx = PktCtx { p, to_server, stream, tracked, established, idx };
         detect_packet::run(&mut self.det, &self.rules, f, &ctx, out);
         if app_changed || matches!(f.app, App::Dns) {
             detect_tx::run(&mut self.det, &self.rules, f, &ctx, false, out);
-        }
-    }
-
-    fn app_tcp(&mut self, f: &mut Flow, to_server: bool, data: &[u8], p: &Packet) -> bool {
-        if matches!(f.app, App::Unknown) {
-            if to_server && looks_like_request(data) || !to_server && looks_like_response(data) {
-                f.app = App::Http(Box::new(HttpState::new()));
-            } else if to_server && data.len() >= 3 && data[0] == 0x16 && data[1] == 3 {
-                f.app = App::Tls(Box::new(TlsState::default()));
-            } else if p.sp == 53 || p.dp == 53 {
-                f.app = App::Dns;
-            } else {
-                f.detect_bytes += data.len();
-                if f.detect_bytes > 4096 || to_server {
-                    f.app = App::Failed;
-                }
-                return false;
-            }
-        }
-        match &mut f.app {
-            App::Http(h) => {
-                if to_server {
-                    h.parse_request(data);
-                } else {
-                    h.parse_response(data);
-                }
-                true
-            }
-            App::Tls(t) => to_server && t.parse_client(data),
-            App::Dns => true,
-            _ => false,
         }
     }
 

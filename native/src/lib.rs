@@ -3,6 +3,7 @@
 //! boundary (one call per batch of packets).
 
 pub mod applayer_decompress;
+pub mod applayer_dispatch;
 pub mod applayer_dns;
 pub mod applayer_http;
 pub mod applayer_tls;
