@@ -116,3 +116,134 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
     }
     f.stream_tail[d] = tail;
 }
+
+#[cfg(test)]
+mod tests {
+    //! HTTP response bodies are scanned as they stream by (packet and file_data patterns in one
+    //! pass, with the hyperscan feature): the alerts must be those of scanning the body buffer.
+    use crate::detect_alert::Alert;
+    use crate::detect_engine::RuleSet;
+    use crate::engine::{ChecksumMode, Engine};
+    use std::sync::Arc;
+
+    fn frame(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08;
+        let tot = 20 + 20 + payload.len();
+        let mut ip = vec![0x45, 0, (tot >> 8) as u8, tot as u8, 0, 0, 0, 0, 64, 6, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        f.extend_from_slice(&ip);
+        let mut t = Vec::new();
+        t.extend_from_slice(&sp.to_be_bytes());
+        t.extend_from_slice(&dp.to_be_bytes());
+        t.extend_from_slice(&seq.to_be_bytes());
+        t.extend_from_slice(&ack.to_be_bytes());
+        t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(&t);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// One HTTP exchange; the response is cut into the given segments. Returns the sids.
+    fn run(rules: &str, response: &[&[u8]]) -> Vec<u32> {
+        run_swapping(rules, response, None)
+    }
+
+    /// `swap_before`: load the rules again (a new rule set) before that response segment.
+    fn run_swapping(rules: &str, response: &[&[u8]], swap_before: Option<usize>) -> Vec<u32> {
+        let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
+        assert!(rs.errors.is_empty(), "{:?}", rs.errors.iter().map(|e| &e.reason).collect::<Vec<_>>());
+        let mut e = Engine::new(rs, ChecksumMode::Off);
+        let (c, s) = ([10, 0, 0, 2], [192, 0, 2, 9]);
+        let (mut cs, mut ss) = (1000u32, 5000u32);
+        let mut out = Vec::new();
+        let mut ts = 1_000_000i64;
+        let mut send = |e: &mut Engine, f: Vec<u8>, out: &mut Vec<Alert>| {
+            ts += 10;
+            e.process(1, ts, &f, 0, out);
+        };
+        send(&mut e, frame(c, s, 40000, 80, cs, 0, 0x02, b""), &mut out);
+        cs += 1;
+        send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x12, b""), &mut out);
+        ss += 1;
+        send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x10, b""), &mut out);
+        let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+        send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x18, req), &mut out);
+        cs += req.len() as u32;
+        for (i, seg) in response.iter().enumerate() {
+            if swap_before == Some(i) {
+                e.set_rules(Arc::new(RuleSet::load(&[("t".into(), rules.into())])));
+            }
+            send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x18, seg), &mut out);
+            ss += seg.len() as u32;
+            send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x10, b""), &mut out);
+        }
+        send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x11, b""), &mut out);
+        e.finish(&mut out);
+        let mut sids: Vec<u32> = out.iter().map(|a| a.sid).collect();
+        sids.sort_unstable();
+        sids.dedup();
+        sids
+    }
+
+    const RULES: &str = r#"
+alert http any any -> any any (msg:"body pattern"; flow:to_client; file_data; content:"EvilPayloadMarker"; sid:1;)
+alert http any any -> any any (msg:"body pattern at start"; flow:to_client; file_data; content:"<html>"; startswith; sid:2;)
+alert tcp any any -> any any (msg:"stream pattern"; flow:to_client; content:"EvilPayloadMarker"; sid:3;)
+alert http any any -> any any (msg:"header text is not body"; flow:to_client; file_data; content:"X-Marker-Header"; sid:4;)
+"#;
+
+    #[test]
+    fn body_pattern_split_across_segments() {
+        let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nContent-Length: 36\r\nX-Marker-Header: 1\r\n\r\n<html>aaaaEvilPay", b"loadMarkerbbbbbbbbbb"]);
+        // The body is one buffer; the stream rule finds the split content on the seam.
+        assert_eq!(r, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn body_pattern_inside_one_segment() {
+        let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\n", b"<html>aaaaEvilPayloadMarkerbbbbbbbbbb"]);
+        assert_eq!(r, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn rule_swap_mid_body_scans_the_body_again() {
+        // The stream scan of the old set cannot vouch for the body: it is scanned whole.
+        let segs: [&[u8]; 3] = [b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n<html>aaaaEvilPay", b"loadMarkerbbbbbb", b"cccccccc"];
+        assert_eq!(run_swapping(RULES, &segs, Some(1)), vec![1, 2, 3]);
+        assert_eq!(run_swapping(RULES, &segs, None), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn header_bytes_are_not_body() {
+        let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nX-Marker-Header: EvilPayloadMarker\r\nContent-Length: 6\r\n\r\n<html>"]);
+        assert_eq!(r, vec![2, 3]);
+    }
+
+    #[test]
+    fn chunked_and_second_response_bodies() {
+        let first: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n<html>Ev\r\nf\r\nilPayloadMarker\r\n0\r\n\r\n";
+        let r = run(RULES, &[first]);
+        assert_eq!(r, vec![1, 2], "dechunked body is one buffer");
+        // Keep-alive: the marker in the second response's body only.
+        let rules = RULES.replace("sid:1;", "sid:1; http.stat_code; content:\"201\";");
+        let r = run(&rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcdHTTP/1.1 201 Created\r\nContent-Length: 21\r\n\r\nEvilPa", b"yloadMarker+pad"]);
+        assert_eq!(r, vec![1, 3]);
+    }
+
+    #[test]
+    fn stream_content_split_across_segments() {
+        let rules = r#"
+alert tcp any any -> any any (msg:"split in the stream"; flow:to_client; content:"SplitMarker"; sid:11;)
+alert tcp any any -> any any (msg:"relative pair across the seam"; flow:to_client; content:"Split"; content:"Marker"; distance:0; within:6; sid:12;)
+alert tcp any any -> any any (msg:"depth is of one segment's data"; flow:to_client; content:"SplitMarker"; depth:20; sid:13;)
+alert tcp-pkt any any -> any any (msg:"packets are not streams"; flow:to_client; content:"SplitMarker"; sid:14;)
+"#;
+        let r = run(rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nabcdefSplit", b"Markerxyz"]);
+        assert_eq!(r, vec![11, 12]);
+        // Not again for the next segment, whose seam no longer holds it.
+        let r2 = run(rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\nabcdefSplit", b"Markerxyz", b"0123456789"]);
+        assert_eq!(r2, vec![11, 12]);
+    }
+}
