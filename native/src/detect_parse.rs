@@ -910,3 +910,29 @@ fn finalize_rule(r: &mut Rule) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod parse_probe {
+    /// Parser refactoring aid: each listed rule file loaded on its own, every rule's parsed form
+    /// (Debug) and every failure written to one file, so two builds' parsers can be diffed:
+    /// CORDON_PARSE_RULES="a.rules b.rules" CORDON_PARSE_DUMP=out.txt cargo test --release parse_probe
+    #[test]
+    fn dump_parsed_rules() {
+        let (Ok(files), Ok(out)) = (std::env::var("CORDON_PARSE_RULES"), std::env::var("CORDON_PARSE_DUMP")) else { return };
+        let mut s = String::new();
+        for f in files.split_whitespace() {
+            let rs = crate::detect_engine::RuleSet::load(&[(f.to_string(), std::fs::read_to_string(f).unwrap())]);
+            s.push_str(&format!("== {f}: {} rules, {} loaded\n", rs.total, rs.rules.len()));
+            for r in &rs.rules {
+                s.push_str(&format!("{r:?}\n"));
+            }
+            for e in &rs.errors {
+                s.push_str(&format!("failed {}:{} sid {:?}: {}\n", e.file, e.line, e.sid, e.reason));
+            }
+            let mut bits: Vec<_> = rs.bits.map.iter().collect();
+            bits.sort();
+            s.push_str(&format!("flowbits {bits:?}\n"));
+        }
+        std::fs::write(out, s).unwrap();
+    }
+}
