@@ -17,6 +17,7 @@ pub mod detect_flowbits;
 pub mod detect_header;
 #[cfg(feature = "hyperscan")]
 pub mod detect_hs;
+pub mod detect_keywords;
 pub mod detect_packet;
 pub mod detect_parse;
 pub mod detect_threshold;
