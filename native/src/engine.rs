@@ -1,5 +1,8 @@
-//! The pipeline: decode → flow → stream → app-layer → detect → alerts. One `Engine` holds the
-//! flow state; its rule set can be swapped at any time while flows continue.
+//! The pipeline, and nothing else: decode → flow → stream → app-layer → detect → alerts, each
+//! stage's logic in its own module (decode_ip, flow_table, stream_tcp, applayer_dispatch,
+//! detect_packet and detect_tx; output_eve writes the alerts). One `Engine` holds the flows
+//! and the stages' per-engine state; its rule set can be swapped at any time while flows
+//! continue.
 
 use crate::applayer_dispatch;
 use crate::decode_ip::{decode_frame, Defrag};
@@ -249,7 +252,6 @@ impl Engine {
             detect_tx::run(&mut self.det, &self.rules, f, &ctx, false, out);
         }
     }
-
 }
 
 #[cfg(test)]
