@@ -1207,4 +1207,17 @@ mod tests {
         assert_eq!(normalize_uri(b"/a//b.php?x=/./"), b"/a//b.php?x=/./");
         assert_eq!(normalize_uri(b""), b"");
     }
+
+    #[test]
+    fn parser_marks_bodies_as_sent() {
+        let mut h = HttpState::new();
+        h.parse_request(b"GET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
+        h.parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel");
+        h.parse_response(b"loHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n");
+        assert_eq!(h.txs[0].res_body_at, Some(38));
+        assert_eq!(h.txs[0].res_body_seen, 5);
+        assert_eq!(h.txs[0].res_body, b"hello");
+        assert_eq!(h.txs[1].res_body_at, None, "a chunked body is not the bytes as sent");
+        assert_eq!(h.txs[1].res_body, b"ab");
+    }
 }

@@ -1,6 +1,8 @@
 //! Rule set compilation (prefilter automata over fast patterns) and the per-buffer match
 //! functions: content with its modifiers, pcre, isdataat, bsize.
 
+use crate::detect_flowbits::Interner;
+use crate::detect_keywords::Keywords;
 use crate::detect_parse::*;
 use crate::detect_vars::Vars;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -605,6 +607,7 @@ impl RuleSet {
     pub fn load(sources: &[(String, String)]) -> RuleSet {
         let vars = Vars::default();
         let mut bits = Interner::default();
+        let keywords = Keywords::new();
         let mut rules = Vec::new();
         let mut errors = Vec::new();
         let mut total = 0;
@@ -634,7 +637,7 @@ impl RuleSet {
                     continue;
                 }
                 total += 1;
-                let mut ctx = ParseCtx { vars: &vars, bits: &mut bits };
+                let mut ctx = ParseCtx { vars: &vars, bits: &mut bits, keywords: &keywords };
                 match parse_rule(t, &mut ctx) {
                     Ok(r) => rules.push(r),
                     Err((sid, reason)) => errors.push(LoadError { sid, line: lineno, file: file.clone(), reason }),

@@ -1,9 +1,13 @@
-//! Suricata rule parsing. Each keyword is one registry entry whose `setup` parses its value
-//! once into the rule; matching lives in detect_engine (hot path, no parsing, no I/O).
-//! A rule that uses anything we cannot honour is rejected with a reason, never half-loaded.
+//! Suricata rule parsing: the header, the option list split into keywords, and the rule's
+//! types. Each keyword is one entry of the registry in detect_keywords, whose `setup` parses
+//! its value once into the rule; matching lives in the detect_ match modules (hot path, no
+//! parsing, no I/O). A rule that uses anything we cannot honour is rejected with a reason,
+//! never half-loaded.
 
+use crate::detect_flowbits::{FlowbitOp, Interner};
+use crate::detect_keywords::{Keywords, RuleDraft, NOOPT};
+use crate::detect_threshold::Threshold;
 use crate::detect_vars::{AddrSet, PortSet, Vars};
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Buf {
@@ -177,44 +181,6 @@ pub struct FlowOpt {
     pub no_stream: bool,
 }
 
-#[derive(Debug, Clone)]
-pub enum FlowbitOp {
-    Set(u32),
-    Unset(u32),
-    Toggle(u32),
-    IsSet(Vec<u32>),
-    IsNotSet(Vec<u32>),
-    /// `isset,a&b`
-    IsSetAll(Vec<u32>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Track {
-    BySrc,
-    ByDst,
-    ByRule,
-    ByBoth,
-    ByFlow,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThreshKind {
-    Limit,
-    Threshold,
-    Both,
-    DetectionFilter,
-}
-
-#[derive(Debug, Clone)]
-pub struct Threshold {
-    pub kind: ThreshKind,
-    pub track: Track,
-    pub count: u64,
-    pub seconds: u64,
-    /// detection_filter unique_on: 1 = src_port, 2 = dst_port
-    pub unique_on: u8,
-}
-
 /// Buffer transforms (applied in order before the buffer's matches run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Xf {
@@ -305,21 +271,10 @@ impl Rule {
     }
 }
 
-/// Interns flowbit names to small ids shared by the whole rule set.
-#[derive(Default)]
-pub struct Interner {
-    pub map: HashMap<String, u32>,
-}
-impl Interner {
-    pub fn id(&mut self, s: &str) -> u32 {
-        let n = self.map.len() as u32;
-        *self.map.entry(s.trim().to_string()).or_insert(n)
-    }
-}
-
 pub struct ParseCtx<'a> {
     pub vars: &'a Vars,
     pub bits: &'a mut Interner,
+    pub keywords: &'a Keywords,
 }
 
 /// Split rule options at `;` outside quotes, honouring backslash escapes.
@@ -365,153 +320,6 @@ fn split_options(s: &str) -> Result<Vec<(String, Option<String>)>, String> {
         })
         .collect())
 }
-
-fn unquote(v: &str) -> String {
-    let v = v.trim();
-    if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
-        v[1..v.len() - 1].to_string()
-    } else {
-        v.to_string()
-    }
-}
-
-/// Decode a content string: `|41 42|` hex blocks and `\` escapes.
-pub fn parse_content_bytes(s: &str) -> Result<Vec<u8>, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut hex = false;
-    while i < b.len() {
-        let c = b[i];
-        if hex {
-            if c == b'|' {
-                hex = false;
-                i += 1;
-                continue;
-            }
-            if c == b' ' {
-                i += 1;
-                continue;
-            }
-            let h = b.get(i..i + 2).ok_or("odd number of hex digits in content")?;
-            let v = u8::from_str_radix(std::str::from_utf8(h).map_err(|_| "bad hex")?, 16).map_err(|_| format!("invalid hex \"{}\" in content", String::from_utf8_lossy(h)))?;
-            out.push(v);
-            i += 2;
-            continue;
-        }
-        match c {
-            b'|' => hex = true,
-            b'\\' => {
-                let n = *b.get(i + 1).ok_or("content ends with a backslash")?;
-                out.push(n);
-                i += 1;
-            }
-            _ => out.push(c),
-        }
-        i += 1;
-    }
-    if hex {
-        return Err("unterminated hex block in content".into());
-    }
-    if out.is_empty() {
-        return Err("empty content".into());
-    }
-    Ok(out)
-}
-
-fn parse_int(v: Option<&String>, kw: &str) -> Result<i64, String> {
-    let v = v.ok_or_else(|| format!("{kw} needs a value"))?;
-    v.trim().parse::<i64>().map_err(|_| format!("{kw}: \"{v}\" is not a number (byte_extract variables are not supported)"))
-}
-
-fn sticky(name: &str) -> Option<Buf> {
-    use Buf::*;
-    Some(match name {
-        "pkt_data" => Payload,
-        "http.uri" | "http_uri" | "http.uri.normalized" => HttpUri,
-        "http.uri.raw" | "http_raw_uri" => HttpRawUri,
-        "http.method" | "http_method" => HttpMethod,
-        "http.protocol" | "http_protocol" => HttpProtocol,
-        "http.request_line" | "http_request_line" => HttpRequestLine,
-        "http.response_line" | "http_response_line" => HttpResponseLine,
-        "http.stat_code" | "http_stat_code" => HttpStatCode,
-        "http.stat_msg" | "http_stat_msg" => HttpStatMsg,
-        "http.header" | "http_header" => HttpHeader,
-        "http.header.raw" | "http_raw_header" => HttpRawHeader,
-        "http.cookie" | "http_cookie" => HttpCookie,
-        "http.user_agent" | "http_user_agent" => HttpUserAgent,
-        "http.host" | "http_host" => HttpHost,
-        "http.host.raw" | "http_raw_host" => HttpRawHost,
-        "http.header_names" | "http_header_names" => HttpHeaderNames,
-        "http.start" | "http_start" => HttpStart,
-        "http.request_body" | "http_client_body" => HttpClientBody,
-        "http.response_body" | "http_server_body" | "file_data" | "file.data" => FileData,
-        "http.request_header" => HttpRequestHeader,
-        "http.response_header" => HttpResponseHeader,
-        "http.accept" | "http_accept" => HttpNamed("accept"),
-        "http.accept_lang" | "http_accept_lang" => HttpNamed("accept-language"),
-        "http.accept_enc" | "http_accept_enc" => HttpNamed("accept-encoding"),
-        "http.referer" | "http_referer" => HttpNamed("referer"),
-        "http.connection" | "http_connection" => HttpNamed("connection"),
-        "http.content_type" | "http_content_type" => HttpNamed("content-type"),
-        "http.content_len" | "http_content_len" => HttpNamed("content-length"),
-        "http.server" | "http_server" => HttpNamed("server"),
-        "http.location" | "http_location" => HttpNamed("location"),
-        "dns.query" | "dns_query" => DnsQuery,
-        "tls.sni" | "tls_sni" => TlsSni,
-        _ => return None,
-    })
-}
-
-/// Keywords that change nothing about matching (metadata) or that we honour implicitly.
-const IGNORED: &[&str] = &["msg", "sid", "rev", "gid", "reference", "metadata", "target", "prefilter", "rawbytes", "tag"];
-
-/// Suricata's default classification.config: classtype → (description, priority).
-const CLASSTYPES: &[(&str, &str, u32)] = &[
-    ("not-suspicious", "Not Suspicious Traffic", 3),
-    ("unknown", "Unknown Traffic", 3),
-    ("bad-unknown", "Potentially Bad Traffic", 2),
-    ("attempted-recon", "Attempted Information Leak", 2),
-    ("successful-recon-limited", "Information Leak", 2),
-    ("successful-recon-largescale", "Large Scale Information Leak", 2),
-    ("attempted-dos", "Attempted Denial of Service", 2),
-    ("successful-dos", "Denial of Service", 2),
-    ("attempted-user", "Attempted User Privilege Gain", 1),
-    ("unsuccessful-user", "Unsuccessful User Privilege Gain", 1),
-    ("successful-user", "Successful User Privilege Gain", 1),
-    ("attempted-admin", "Attempted Administrator Privilege Gain", 1),
-    ("successful-admin", "Successful Administrator Privilege Gain", 1),
-    ("rpc-portmap-decode", "Decode of an RPC Query", 2),
-    ("shellcode-detect", "Executable code was detected", 1),
-    ("string-detect", "A suspicious string was detected", 3),
-    ("suspicious-filename-detect", "A suspicious filename was detected", 2),
-    ("suspicious-login", "An attempted login using a suspicious username was detected", 2),
-    ("system-call-detect", "A system call was detected", 2),
-    ("tcp-connection", "A TCP connection was detected", 4),
-    ("trojan-activity", "A Network Trojan was detected", 1),
-    ("unusual-client-port-connection", "A client was using an unusual port", 2),
-    ("network-scan", "Detection of a Network Scan", 3),
-    ("denial-of-service", "Detection of a Denial of Service Attack", 2),
-    ("non-standard-protocol", "Detection of a non-standard protocol or event", 2),
-    ("protocol-command-decode", "Generic Protocol Command Decode", 3),
-    ("web-application-activity", "access to a potentially vulnerable web application", 2),
-    ("web-application-attack", "Web Application Attack", 1),
-    ("misc-activity", "Misc activity", 3),
-    ("misc-attack", "Misc Attack", 2),
-    ("icmp-event", "Generic ICMP event", 3),
-    ("inappropriate-content", "Inappropriate Content was Detected", 1),
-    ("policy-violation", "Potential Corporate Privacy Violation", 1),
-    ("default-login-attempt", "Attempt to login by a default username and password", 2),
-    ("targeted-activity", "Targeted Malicious Activity was Detected", 1),
-    ("exploit-kit", "Exploit Kit Activity Detected", 1),
-    ("external-ip-check", "Device Retrieving External IP Address Detected", 2),
-    ("domain-c2", "Domain Observed Used for C2 Detected", 1),
-    ("pup-activity", "Possibly Unwanted Program Detected", 2),
-    ("credential-theft", "Successful Credential Theft Detected", 1),
-    ("social-engineering", "Possible Social Engineering Attempted", 2),
-    ("coin-mining", "Crypto Currency Mining Activity Detected", 2),
-    ("command-and-control", "Malware Command and Control Activity Detected", 1),
-];
 
 /// Keywords we know of but do not implement: named so the load report says exactly why.
 fn unsupported_reason(k: &str) -> String {
@@ -568,7 +376,7 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
     let dp = ctx.vars.parse_ports(header[6])?;
     let opts = split_options(&line[open + 1..close])?;
 
-    let mut r = Rule {
+    let r = Rule {
         sid: 0,
         gid: 1,
         rev: 0,
@@ -592,462 +400,25 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
         category: None,
         xforms: Vec::new(),
     };
-    let mut explicit_priority = false;
-    let mut have_sid = false;
-    // The sticky buffer currently selected (None = payload); legacy modifiers move the last
-    // content instead.
-    let mut cur: Buf = Buf::Payload;
-    let mut last_item_buf: Option<Buf> = None;
-
+    // Each option goes to its keyword's setup, in rule order (a sticky buffer applies to the
+    // keywords after it, a content modifier to the content before it).
+    let mut d = RuleDraft { r, bits: &mut *ctx.bits, have_sid: false, explicit_priority: false, cur: Buf::Payload, last_item_buf: None };
     for (k, v) in &opts {
-        let kl = k.to_ascii_lowercase();
-        let k = kl.as_str();
-        if let Some(b) = sticky(k) {
-            if v.is_some() {
-                return Err(format!("{k} takes no value"));
-            }
-            // Legacy content modifier form: applies to the preceding content, unless it is
-            // written as a sticky buffer before the content (dotted names are always sticky).
-            // Only these names are content modifiers in Suricata; every other name is a sticky buffer.
-            let legacy = matches!(
-                k,
-                "http_uri" | "http_raw_uri" | "http_header" | "http_raw_header" | "http_method" | "http_cookie" | "http_user_agent"
-                    | "http_host" | "http_raw_host" | "http_client_body" | "http_server_body" | "http_stat_code" | "http_stat_msg"
-            );
-            if legacy {
-                let lb = last_item_buf.ok_or_else(|| format!("{k} has no preceding content"))?;
-                move_last_content(&mut r, lb, b)?;
-                last_item_buf = Some(b);
-            } else {
-                cur = b;
-            }
-            continue;
+        let k = k.to_ascii_lowercase();
+        let kw = ctx.keywords.get(&k).ok_or_else(|| unsupported_reason(&k))?;
+        if kw.flags & NOOPT != 0 && v.is_some() {
+            return Err(format!("{k} takes no value"));
         }
-        match k {
-            "sid" => {
-                r.sid = v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid sid")?;
-                have_sid = true;
-            }
-            "rev" => r.rev = v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid rev")?,
-            "gid" => r.gid = v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid gid")?,
-            "priority" => {
-                r.priority = v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid priority")?;
-                explicit_priority = true;
-            }
-            "classtype" => {
-                // an unknown classtype is kept as no category: a vendor's own classes must not cost the rule
-                if let Some(&(_, desc, prio)) = CLASSTYPES.iter().find(|(n, _, _)| *n == v.as_deref().unwrap_or("").trim()) {
-                    r.category = Some(desc);
-                    if !explicit_priority {
-                        r.priority = prio;
-                    }
-                }
-            }
-            "msg" => r.msg = unquote(v.as_deref().unwrap_or("")).replace("\\;", ";").replace("\\\"", "\"").replace("\\\\", "\\"),
-            "content" | "uricontent" => {
-                let raw = v.as_deref().ok_or("content needs a value")?.trim();
-                let (negated, raw) = match raw.strip_prefix('!') {
-                    Some(r) => (true, r.trim()),
-                    None => (false, raw),
-                };
-                if !(raw.starts_with('"') && raw.ends_with('"') && raw.len() >= 2) {
-                    return Err("content must be quoted".into());
-                }
-                let pat = parse_content_bytes(&raw[1..raw.len() - 1])?;
-                let c = Content {
-                    pat_lc: pat.to_ascii_lowercase(),
-                    pat,
-                    nocase: false,
-                    negated,
-                    offset: None,
-                    depth: None,
-                    distance: None,
-                    within: None,
-                    startswith: false,
-                    endswith: false,
-                    fast_pattern: false,
-                };
-                let b = if k == "uricontent" { Buf::HttpUri } else { cur };
-                push_item(&mut r, b, Item::Content(c));
-                last_item_buf = Some(b);
-            }
-            "nocase" | "depth" | "offset" | "distance" | "within" | "startswith" | "endswith" | "fast_pattern" => {
-                let lb = last_item_buf.ok_or_else(|| format!("{k} has no preceding content"))?;
-                let c = last_content(&mut r, lb).ok_or_else(|| format!("{k} has no preceding content"))?;
-                match k {
-                    "nocase" => c.nocase = true,
-                    "depth" => c.depth = Some(parse_int(v.as_ref(), k)?),
-                    "offset" => c.offset = Some(parse_int(v.as_ref(), k)?),
-                    "distance" => c.distance = Some(parse_int(v.as_ref(), k)?),
-                    "within" => c.within = Some(parse_int(v.as_ref(), k)?),
-                    "startswith" => c.startswith = true,
-                    "endswith" => c.endswith = true,
-                    "fast_pattern" => {
-                        if let Some(v) = v {
-                            if v.trim() != "only" {
-                                // fast_pattern:<offset>,<length> selects a slice; using the whole
-                                // pattern is still correct (only slower).
-                            }
-                        }
-                        c.fast_pattern = true
-                    }
-                    _ => {}
-                }
-            }
-            "pcre" => {
-                let b = cur;
-                let (p, target) = parse_pcre(v.as_deref().ok_or("pcre needs a value")?, b)?;
-                push_item(&mut r, target, Item::Pcre(p));
-                last_item_buf = Some(target);
-            }
-            "isdataat" => {
-                let v = v.as_deref().ok_or("isdataat needs a value")?;
-                let mut parts = v.split(',');
-                let first = parts.next().unwrap_or("").trim();
-                let (negated, n) = match first.strip_prefix('!') {
-                    Some(x) => (true, x),
-                    None => (false, first),
-                };
-                let n: i64 = n.trim().parse().map_err(|_| format!("isdataat: \"{n}\" is not a number"))?;
-                let relative = parts.any(|p| p.trim() == "relative");
-                push_item(&mut r, cur, Item::IsDataAt { n, relative, negated });
-                last_item_buf = Some(cur);
-            }
-            "bsize" => {
-                let c = Cmp::parse(v.as_deref().ok_or("bsize needs a value")?)?;
-                push_item(&mut r, cur, Item::Bsize(c));
-            }
-            "dsize" => r.pkt.push(PktMatch::Dsize(Cmp::parse(v.as_deref().ok_or("dsize needs a value")?)?)),
-            "urilen" => {
-                let s = v.as_deref().ok_or("urilen needs a value")?;
-                let s = s.split(',').next().unwrap_or("");
-                r.pkt.push(PktMatch::Urilen(Cmp::parse(s)?));
-                // urilen needs the http.uri buffer of the transaction.
-                if !r.bufs.iter().any(|(b, _)| *b == Buf::HttpUri) {
-                    r.bufs.push((Buf::HttpUri, Vec::new()));
-                }
-            }
-            "ttl" => r.pkt.push(PktMatch::Ttl(Cmp::parse(v.as_deref().ok_or("ttl needs a value")?)?)),
-            "itype" => r.pkt.push(PktMatch::Itype(Cmp::parse(v.as_deref().ok_or("itype needs a value")?)?)),
-            "icode" => r.pkt.push(PktMatch::Icode(Cmp::parse(v.as_deref().ok_or("icode needs a value")?)?)),
-            "icmp_id" => r.pkt.push(PktMatch::IcmpId(v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid icmp_id")?)),
-            "icmp_seq" => r.pkt.push(PktMatch::IcmpSeq(v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid icmp_seq")?)),
-            "ip_proto" => {
-                let s = v.as_deref().unwrap_or("").trim();
-                let (neg, s) = match s.strip_prefix('!') {
-                    Some(x) => (true, x.trim()),
-                    None => (false, s),
-                };
-                let n = match s.to_ascii_lowercase().as_str() {
-                    "tcp" => 6,
-                    "udp" => 17,
-                    "icmp" => 1,
-                    "ipv6-icmp" | "icmpv6" => 58,
-                    "igmp" => 2,
-                    "gre" => 47,
-                    "esp" => 50,
-                    "ah" => 51,
-                    x => x.parse().map_err(|_| format!("invalid ip_proto \"{x}\""))?,
-                };
-                r.pkt.push(PktMatch::IpProto(n, neg));
-            }
-            "id" => r.pkt.push(PktMatch::IpId(v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid id")?)),
-            "seq" => r.pkt.push(PktMatch::Seq(v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid seq")?)),
-            "ack" => r.pkt.push(PktMatch::Ack(v.as_deref().unwrap_or("").trim().parse().map_err(|_| "invalid ack")?)),
-            "window" => {
-                let s = v.as_deref().unwrap_or("").trim();
-                let (neg, s) = match s.strip_prefix('!') {
-                    Some(x) => (true, x),
-                    None => (false, s),
-                };
-                r.pkt.push(PktMatch::Window(s.trim().parse().map_err(|_| "invalid window")?, neg));
-            }
-            "tos" => {
-                let s = v.as_deref().unwrap_or("").trim();
-                let (neg, s) = match s.strip_prefix('!') {
-                    Some(x) => (true, x),
-                    None => (false, s),
-                };
-                let n = if let Some(h) = s.strip_prefix("0x") { u8::from_str_radix(h, 16).ok() } else { s.parse().ok() };
-                r.pkt.push(PktMatch::Tos(n.ok_or("invalid tos")?, neg));
-            }
-            "sameip" => r.pkt.push(PktMatch::SameIp),
-            "flags" => r.pkt.push(parse_flags(v.as_deref().ok_or("flags needs a value")?)?),
-            "fragbits" => r.pkt.push(parse_fragbits(v.as_deref().ok_or("fragbits needs a value")?)?),
-            "flow" => {
-                for part in v.as_deref().ok_or("flow needs a value")?.split(',') {
-                    match part.trim().to_ascii_lowercase().as_str() {
-                        "to_server" | "from_client" => r.flow.to_server = true,
-                        "to_client" | "from_server" => r.flow.to_client = true,
-                        "established" => r.flow.established = true,
-                        "not_established" => r.flow.not_established = true,
-                        "stateless" => r.flow.stateless = true,
-                        "only_stream" => r.flow.only_stream = true,
-                        "no_stream" => r.flow.no_stream = true,
-                        "no_frag" | "only_frag" => {}
-                        x => return Err(format!("unsupported flow option \"{x}\"")),
-                    }
-                }
-                if r.flow.to_server && r.flow.to_client {
-                    return Err("flow: to_server and to_client together never match".into());
-                }
-            }
-            "flowbits" => {
-                let v = v.as_deref().ok_or("flowbits needs a value")?;
-                let (cmd, arg) = match v.split_once(',') {
-                    Some((c, a)) => (c.trim().to_ascii_lowercase(), Some(a.trim())),
-                    None => (v.trim().to_ascii_lowercase(), None),
-                };
-                let names = |a: Option<&str>, sep: char, bits: &mut Interner| -> Result<Vec<u32>, String> {
-                    let a = a.ok_or_else(|| format!("flowbits:{cmd} needs a name"))?;
-                    Ok(a.split(sep).map(|n| bits.id(n)).collect())
-                };
-                let op = match cmd.as_str() {
-                    "noalert" => {
-                        r.noalert = true;
-                        continue;
-                    }
-                    "set" => FlowbitOp::Set(ctx.bits.id(arg.ok_or("flowbits:set needs a name")?)),
-                    "unset" => FlowbitOp::Unset(ctx.bits.id(arg.ok_or("flowbits:unset needs a name")?)),
-                    "toggle" => FlowbitOp::Toggle(ctx.bits.id(arg.ok_or("flowbits:toggle needs a name")?)),
-                    "isset" => {
-                        if arg.is_some_and(|a| a.contains('&')) {
-                            FlowbitOp::IsSetAll(names(arg, '&', ctx.bits)?)
-                        } else {
-                            FlowbitOp::IsSet(names(arg, '|', ctx.bits)?)
-                        }
-                    }
-                    "isnotset" => FlowbitOp::IsNotSet(names(arg, '|', ctx.bits)?),
-                    x => return Err(format!("unsupported flowbits command \"{x}\"")),
-                };
-                r.flowbits.push(op);
-            }
-            "noalert" => r.noalert = true,
-            "dotprefix" | "to_lowercase" | "to_uppercase" | "strip_whitespace" | "compress_whitespace" => {
-                let xf = match k {
-                    "dotprefix" => Xf::DotPrefix,
-                    "to_lowercase" => Xf::ToLower,
-                    "to_uppercase" => Xf::ToUpper,
-                    "strip_whitespace" => Xf::StripWhitespace,
-                    _ => Xf::CompressWhitespace,
-                };
-                if r.bufs.iter().any(|(b, v)| *b == cur && !v.is_empty()) {
-                    return Err(format!("transform {k} must come before the buffer's matches"));
-                }
-                match r.xforms.iter_mut().find(|(b, _)| *b == cur) {
-                    Some((_, v)) => v.push(xf),
-                    None => r.xforms.push((cur, vec![xf])),
-                }
-            }
-            "threshold" => r.threshold = Some(parse_threshold(v.as_deref().ok_or("threshold needs a value")?, false)?),
-            "detection_filter" => r.detection_filter = Some(parse_threshold(v.as_deref().ok_or("detection_filter needs a value")?, true)?),
-            _ if IGNORED.contains(&k) => {}
-            _ => return Err(unsupported_reason(k)),
-        }
+        (kw.setup)(&mut d, kw, v.as_deref())?;
     }
-    if !have_sid {
+    if !d.have_sid {
         return Err("rule has no sid".into());
     }
+    let mut r = d.r;
     // Protocol-implied buffers: `alert dns` / `alert tls` with only payload content inspect the
     // packet payload of flows of that protocol.
     finalize_rule(&mut r)?;
     Ok(r)
-}
-
-fn parse_flags(v: &str) -> Result<PktMatch, String> {
-    let (main, mask) = match v.split_once(',') {
-        Some((a, b)) => (a.trim(), Some(b.trim())),
-        None => (v.trim(), None),
-    };
-    let bit = |c: char| -> Result<u8, String> {
-        Ok(match c.to_ascii_uppercase() {
-            'F' => 0x01,
-            'S' => 0x02,
-            'R' => 0x04,
-            'P' => 0x08,
-            'A' => 0x10,
-            'U' => 0x20,
-            'E' | '2' => 0x40,
-            'C' | '1' => 0x80,
-            '0' => 0,
-            x => return Err(format!("invalid tcp flag '{x}'")),
-        })
-    };
-    let mut mode = 0u8; // 0 exact, 1 '+' all of, 2 '*' any of, 3 '!' not
-    let mut set = 0u8;
-    for c in main.chars() {
-        match c {
-            '+' => mode = 1,
-            '*' => mode = 2,
-            '!' => mode = 3,
-            c => set |= bit(c)?,
-        }
-    }
-    let mut m = 0xffu8;
-    if let Some(mask) = mask {
-        for c in mask.chars() {
-            m &= !bit(c)?;
-        }
-    }
-    Ok(PktMatch::Flags { set, mask: m, mode })
-}
-
-fn parse_fragbits(v: &str) -> Result<PktMatch, String> {
-    let mut mode = 0u8;
-    let mut bits = 0u8;
-    for c in v.trim().chars() {
-        match c {
-            '+' => mode = 1,
-            '*' => mode = 2,
-            '!' => mode = 3,
-            'M' | 'm' => bits |= 1,
-            'D' | 'd' => bits |= 2,
-            'R' | 'r' => bits |= 4,
-            x => return Err(format!("invalid fragbits '{x}'")),
-        }
-    }
-    Ok(PktMatch::FragBits { bits, mode })
-}
-
-fn parse_threshold(v: &str, df: bool) -> Result<Threshold, String> {
-    let mut t = Threshold { kind: if df { ThreshKind::DetectionFilter } else { ThreshKind::Limit }, track: Track::BySrc, count: 1, seconds: 60, unique_on: 0 };
-    let mut have_type = df;
-    for part in v.split(',') {
-        let mut it = part.split_whitespace();
-        let key = it.next().unwrap_or("");
-        let val = it.next().unwrap_or("");
-        match key {
-            "type" => {
-                have_type = true;
-                t.kind = match val {
-                    "limit" => ThreshKind::Limit,
-                    "threshold" => ThreshKind::Threshold,
-                    "both" => ThreshKind::Both,
-                    x => return Err(format!("unsupported threshold type \"{x}\"")),
-                }
-            }
-            "track" => {
-                t.track = match val {
-                    "by_src" => Track::BySrc,
-                    "by_dst" => Track::ByDst,
-                    "by_rule" => Track::ByRule,
-                    "by_both" => Track::ByBoth,
-                    "by_flow" => Track::ByFlow,
-                    x => return Err(format!("unsupported threshold track \"{x}\"")),
-                }
-            }
-            "count" => t.count = val.parse().map_err(|_| "invalid threshold count")?,
-            "seconds" => t.seconds = val.parse().map_err(|_| "invalid threshold seconds")?,
-            "unique_on" => {
-                t.unique_on = match val {
-                    "src_port" => 1,
-                    "dst_port" => 2,
-                    x => return Err(format!("unsupported unique_on \"{x}\"")),
-                }
-            }
-            "" => {}
-            x => return Err(format!("unknown threshold option \"{x}\"")),
-        }
-    }
-    if !have_type {
-        return Err("threshold needs a type".into());
-    }
-    Ok(t)
-}
-
-fn parse_pcre(v: &str, cur: Buf) -> Result<(Pcre, Buf), String> {
-    let v = v.trim();
-    let (negated, v) = match v.strip_prefix('!') {
-        Some(x) => (true, x.trim()),
-        None => (false, v),
-    };
-    let inner = unquote(v);
-    let inner = inner.replace("\\;", ";").replace("\\\"", "\"");
-    let start = inner.find('/').ok_or("pcre must be /regex/flags")?;
-    let end = inner.rfind('/').ok_or("pcre must be /regex/flags")?;
-    if end <= start {
-        return Err("pcre must be /regex/flags".into());
-    }
-    let pat = &inner[start + 1..end];
-    let flags = &inner[end + 1..];
-    let mut b = pcre2::bytes::RegexBuilder::new();
-    b.jit_if_available(true);
-    let mut relative = false;
-    let mut target = cur;
-    for f in flags.chars() {
-        match f {
-            'i' => {
-                b.caseless(true);
-            }
-            's' => {
-                b.dotall(true);
-            }
-            'm' => {
-                b.multi_line(true);
-            }
-            'x' => {
-                b.extended(true);
-            }
-            'R' => relative = true,
-            'U' => target = Buf::HttpUri,
-            'I' => target = Buf::HttpRawUri,
-            'P' => target = Buf::HttpClientBody,
-            'Q' => target = Buf::FileData,
-            'H' => target = Buf::HttpHeader,
-            'D' => target = Buf::HttpRawHeader,
-            'M' => target = Buf::HttpMethod,
-            'C' => target = Buf::HttpCookie,
-            'S' => target = Buf::HttpStatCode,
-            'Y' => target = Buf::HttpStatMsg,
-            'V' => target = Buf::HttpUserAgent,
-            'W' => target = Buf::HttpHost,
-            'Z' => target = Buf::HttpRawHost,
-            'B' | 'O' | 'E' | 'A' | 'G' => {
-                // A (anchored) and E (dollar end-only) change semantics; express them in the
-                // pattern instead of ignoring them.
-            }
-            x => return Err(format!("unsupported pcre flag '{x}'")),
-        }
-    }
-    let mut pat = pat.to_string();
-    if flags.contains('A') {
-        pat = format!("^(?:{pat})");
-    }
-    if flags.contains('G') {
-        b.ucp(false);
-    }
-    let re = b.build(&pat).map_err(|e| format!("pcre does not compile: {e}"))?;
-    Ok((Pcre { re, relative, negated, src: inner.clone() }, target))
-}
-
-fn push_item(r: &mut Rule, b: Buf, it: Item) {
-    if let Some((_, v)) = r.bufs.iter_mut().find(|(x, _)| *x == b) {
-        v.push(it);
-    } else {
-        r.bufs.push((b, vec![it]));
-    }
-}
-
-fn last_content(r: &mut Rule, b: Buf) -> Option<&mut Content> {
-    let (_, v) = r.bufs.iter_mut().find(|(x, _)| *x == b)?;
-    v.iter_mut().rev().find_map(|i| match i {
-        Item::Content(c) => Some(c),
-        _ => None,
-    })
-}
-
-fn move_last_content(r: &mut Rule, from: Buf, to: Buf) -> Result<(), String> {
-    if from == to {
-        return Ok(());
-    }
-    let (_, v) = r.bufs.iter_mut().find(|(x, _)| *x == from).ok_or("modifier without content")?;
-    let pos = v.iter().rposition(|i| matches!(i, Item::Content(_))).ok_or("modifier without content")?;
-    let it = v.remove(pos);
-    if v.is_empty() {
-        r.bufs.retain(|(x, _)| *x != from);
-    }
-    push_item(r, to, it);
-    Ok(())
 }
 
 fn finalize_rule(r: &mut Rule) -> Result<(), String> {
@@ -1097,4 +468,30 @@ fn finalize_rule(r: &mut Rule) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod parse_probe {
+    /// Parser refactoring aid: each listed rule file loaded on its own, every rule's parsed form
+    /// (Debug) and every failure written to one file, so two builds' parsers can be diffed:
+    /// CORDON_PARSE_RULES="a.rules b.rules" CORDON_PARSE_DUMP=out.txt cargo test --release parse_probe
+    #[test]
+    fn dump_parsed_rules() {
+        let (Ok(files), Ok(out)) = (std::env::var("CORDON_PARSE_RULES"), std::env::var("CORDON_PARSE_DUMP")) else { return };
+        let mut s = String::new();
+        for f in files.split_whitespace() {
+            let rs = crate::detect_engine::RuleSet::load(&[(f.to_string(), std::fs::read_to_string(f).unwrap())]);
+            s.push_str(&format!("== {f}: {} rules, {} loaded\n", rs.total, rs.rules.len()));
+            for r in &rs.rules {
+                s.push_str(&format!("{r:?}\n"));
+            }
+            for e in &rs.errors {
+                s.push_str(&format!("failed {}:{} sid {:?}: {}\n", e.file, e.line, e.sid, e.reason));
+            }
+            let mut bits: Vec<_> = rs.bits.map.iter().collect();
+            bits.sort();
+            s.push_str(&format!("flowbits {bits:?}\n"));
+        }
+        std::fs::write(out, s).unwrap();
+    }
 }

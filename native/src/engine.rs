@@ -1,51 +1,21 @@
-//! The pipeline: decode → flow → stream → app-layer → detect → alerts. One `Engine` holds the
-//! flow state; its rule set can be swapped at any time while flows continue.
+//! The pipeline, and nothing else: decode → flow → stream → app-layer → detect → alerts, each
+//! stage's logic in its own module (decode_ip, flow_table, stream_tcp, applayer_dispatch,
+//! detect_packet and detect_tx; output_eve writes the alerts). One `Engine` holds the flows
+//! and the stages' per-engine state; its rule set can be swapped at any time while flows
+//! continue.
 
-use crate::applayer_dns::{parse_dns, split_tcp};
-use crate::applayer_http::{looks_like_request, looks_like_response, HttpState, HttpTx};
-use crate::applayer_tls::TlsState;
+use crate::applayer_dispatch;
 use crate::decode_ip::{decode_frame, Defrag};
 use crate::decode_packet::*;
-use crate::detect_engine::{eval_buffer, pkt_group, AddrIndex, RuleSet, Scan};
-use crate::detect_parse::*;
+use crate::detect_alert::Alert;
+use crate::detect_ctx::{DetectCtx, PktCtx};
+use crate::detect_engine::RuleSet;
+use crate::detect_packet;
+use crate::detect_tx;
 use crate::flow_table::*;
-use crate::stream_tcp::{TcpSession, TcpState};
+use crate::stream_tcp::TcpSession;
 use std::borrow::Cow;
-use std::net::IpAddr;
 use std::sync::Arc;
-
-#[derive(Debug, Clone)]
-pub struct HttpMeta {
-    pub hostname: Option<String>,
-    pub url: Option<String>,
-    pub method: Option<String>,
-    pub protocol: Option<String>,
-    pub status: Option<u32>,
-    pub user_agent: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Alert {
-    pub sid: u32,
-    pub gid: u32,
-    pub rev: u32,
-    pub action: String,
-    pub msg: String,
-    /// 1 (most severe) .. 4: the rule's priority.
-    pub severity: u32,
-    pub category: Option<&'static str>,
-    pub src: IpAddr,
-    pub sp: u16,
-    pub dst: IpAddr,
-    pub dp: u16,
-    pub proto: u8,
-    pub ts_us: i64,
-    pub flow_id: u64,
-    pub app_proto: Option<&'static str>,
-    pub http: Option<HttpMeta>,
-    /// Index of the packet in the batch that raised it (u32::MAX for flow-end alerts).
-    pub packet: u32,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ChecksumMode {
@@ -68,12 +38,6 @@ pub struct Stats {
     pub alerts: u64,
 }
 
-struct ThreshState {
-    start: i64,
-    count: u64,
-    ports: Vec<u16>,
-}
-
 pub struct Engine {
     rules: Arc<RuleSet>,
     flows: FastMap<FlowKey, Flow>,
@@ -82,45 +46,10 @@ pub struct Engine {
     checksum_on: bool,
     auto_seen: u64,
     auto_bad: u64,
-    thresh: FastMap<(u32, u32, u128), ThreshState>,
     last_gc: i64,
     pub stats: Stats,
-    scan: Scan,
-    /// Reused storage for composed app-layer buffers.
-    arena: Vec<u8>,
-    /// Reused storage for the seam between two segments' data.
-    seam_buf: Vec<u8>,
+    det: DetectCtx,
     salt: u64,
-}
-
-/// Stream bytes kept per flow direction, so a content split across two segments is found:
-/// patterns up to this long, spanning the seam, are matched (as Suricata's raw stream
-/// inspection matches across segments).
-const STREAM_TAIL: usize = 256;
-
-/// Whether a stream rule's payload match can be checked on tail + data: only contents,
-/// positioned relative to each other (an absolute offset, depth, anchor or negation would
-/// mean something else on a buffer that starts earlier).
-fn seam_ok(items: &[Item]) -> bool {
-    items.iter().all(|i| matches!(i, Item::Content(c) if !c.negated && c.offset.is_none() && c.depth.is_none() && !c.startswith && !c.endswith))
-}
-
-/// What the current packet brings to detection.
-struct PktCtx<'a> {
-    p: &'a Packet<'a>,
-    to_server: bool,
-    /// New in-order stream bytes delivered by this packet (TCP sessions only).
-    stream: Option<Cow<'a, [u8]>>,
-    tracked: bool,
-    established: bool,
-    idx: u32,
-}
-
-fn key_ip(ip: &IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v) => u32::from(*v) as u128,
-        IpAddr::V6(v) => u128::from(*v),
-    }
 }
 
 impl Engine {
@@ -135,12 +64,9 @@ impl Engine {
             checksum_on: mode == ChecksumMode::On,
             auto_seen: 0,
             auto_bad: 0,
-            thresh: FastMap::default(),
             last_gc: 0,
             stats: Stats::default(),
-            scan: Scan::default(),
-            arena: Vec::new(),
-            seam_buf: Vec::new(),
+            det: DetectCtx::default(),
             salt: 0,
         }
     }
@@ -171,7 +97,7 @@ impl Engine {
             // Streams scanned with the old set's matchers (their state belongs to it).
             f.res_scan = None;
         }
-        self.thresh.clear();
+        self.det.thresh.clear();
     }
 
     pub fn flow_count(&self) -> usize {
@@ -274,9 +200,11 @@ impl Engine {
             payload: Cow::Borrowed(&[]),
             bad_checksum: false,
         };
-        let established = f.tcp.as_ref().map(|t| t.state == TcpState::Established || t.state == TcpState::Closed).unwrap_or(true);
+        let established = f.tcp.as_ref().map(TcpSession::established).unwrap_or(true);
         let ctx = PktCtx { p: &p, to_server: false, stream: None, tracked: true, established, idx: u32::MAX };
-        self.detect_app(&mut f, &ctx, true, out);
+        let n = out.len();
+        detect_tx::run(&mut self.det, &self.rules, &mut f, &ctx, true, out);
+        self.stats.alerts += (out.len() - n) as u64;
     }
 
     fn handle(&mut self, p: Packet, idx: u32, out: &mut Vec<Alert>) {
@@ -291,7 +219,9 @@ impl Engine {
             let client = if synack { (p.dst, p.dp) } else { (p.src, p.sp) };
             Flow::new(key.hash(self.salt), client, p.proto, p.ts_us)
         });
+        let n = out.len();
         self.handle_in_flow(f, &p, idx, out);
+        self.stats.alerts += (out.len() - n) as u64;
         self.flows = flows;
     }
 
@@ -299,751 +229,29 @@ impl Engine {
         f.last_ts = p.ts_us;
         let to_server = (p.src, p.sp) == f.client;
         f.pkts[if to_server { 0 } else { 1 }] += 1;
-        let d = if to_server { 0 } else { 1 };
-
-        let mut stream: Option<Cow<[u8]>> = None;
+        // Stream: TCP session state and reassembly.
+        let mut stream = None;
         let mut tracked = false;
         let mut established = f.pkts[0] > 0 && f.pkts[1] > 0;
         if let Some(t) = &p.tcp {
             let sess = f.tcp.get_or_insert_with(TcpSession::default);
-            let syn = t.flags & TH_SYN != 0;
-            let ack = t.flags & TH_ACK != 0;
-            if syn && !ack && to_server && sess.state == TcpState::None {
-                sess.dirs[0].init(t.seq);
-                sess.state = TcpState::SynSent;
-            } else if syn && !ack && !to_server && sess.state == TcpState::SynSent && sess.dirs[1].base.is_none() {
-                // Split handshake: the server answers with its own SYN.
-                sess.dirs[1].init(t.seq);
-            } else if syn && ack && !to_server && matches!(sess.state, TcpState::SynSent) {
-                sess.dirs[1].init(t.seq);
-                sess.state = TcpState::SynRecv;
-            } else if syn && ack && to_server && sess.state == TcpState::SynSent && sess.dirs[1].base.is_some() {
-                // 4/5-way split handshake: the client acknowledges the server's SYN with SYN/ACK.
-                sess.state = TcpState::SynRecv;
-            } else if ack && !syn && sess.state == TcpState::SynRecv {
-                sess.state = TcpState::Established;
-            }
-            tracked = sess.state != TcpState::None;
-            established = matches!(sess.state, TcpState::Established | TcpState::Closed);
-            if tracked && !p.payload.is_empty() {
-                let dir = &mut sess.dirs[d];
-                if dir.base.is_some() {
-                    let seq = if syn { t.seq.wrapping_add(1) } else { t.seq };
-                    let chunk = dir.add(seq, &p.payload);
-                    if !chunk.is_empty() {
-                        stream = Some(chunk);
-                    }
-                }
-            }
-            if t.flags & (TH_FIN | TH_RST) != 0 {
-                sess.fin_seen[d] = true;
-                if t.flags & TH_RST != 0 || (sess.fin_seen[0] && sess.fin_seen[1]) {
-                    if sess.state == TcpState::Established {
-                        sess.state = TcpState::Closed;
-                    }
-                }
-            }
+            stream = sess.on_segment(t, &p.payload, to_server);
+            tracked = sess.tracked();
+            established = sess.established();
         }
-
-        // Application layer.
-        let mut app_changed = false;
-        match p.proto {
-            PROTO_TCP => {
-                if let Some(data) = &stream {
-                    app_changed = self.app_tcp(f, to_server, data, p);
-                }
-                if let (Some(t), App::Http(h)) = (&p.tcp, &mut f.app) {
-                    if t.flags & (TH_FIN | TH_RST) != 0 && !to_server {
-                        h.close_response();
-                        app_changed = true;
-                    }
-                }
-            }
-            PROTO_UDP => {
-                if matches!(f.app, App::Unknown) {
-                    f.app = if p.sp == 53 || p.dp == 53 { App::Dns } else { App::Failed };
-                }
-                if matches!(f.app, App::Dns) && !p.payload.is_empty() {
-                    app_changed = true;
-                }
-            }
-            _ => {}
-        }
-
-        let ctx = PktCtx { p, to_server, stream, tracked, established, idx };
-        self.detect_packet(f, &ctx, out);
-        if app_changed || matches!(f.app, App::Dns) {
-            self.detect_app(f, &ctx, false, out);
-        }
-    }
-
-    fn app_tcp(&mut self, f: &mut Flow, to_server: bool, data: &[u8], p: &Packet) -> bool {
-        if matches!(f.app, App::Unknown) {
-            if to_server && looks_like_request(data) || !to_server && looks_like_response(data) {
-                f.app = App::Http(Box::new(HttpState::new()));
-            } else if to_server && data.len() >= 3 && data[0] == 0x16 && data[1] == 3 {
-                f.app = App::Tls(Box::new(TlsState::default()));
-            } else if p.sp == 53 || p.dp == 53 {
-                f.app = App::Dns;
-            } else {
-                f.detect_bytes += data.len();
-                if f.detect_bytes > 4096 || to_server {
-                    f.app = App::Failed;
-                }
-                return false;
-            }
-        }
-        match &mut f.app {
-            App::Http(h) => {
-                if to_server {
-                    h.parse_request(data);
-                } else {
-                    h.parse_response(data);
-                }
-                true
-            }
-            App::Tls(t) => to_server && t.parse_client(data),
-            App::Dns => true,
+        // App layer: protocol recognition and parsers.
+        let app_changed = match p.proto {
+            PROTO_TCP => applayer_dispatch::on_tcp(f, p, to_server, stream.as_deref()),
+            PROTO_UDP => applayer_dispatch::on_udp(f, p),
             _ => false,
-        }
-    }
-
-    fn header_ok(r: &Rule, p: &Packet) -> bool {
-        let fwd = r.src.matches(&p.src) && r.sp.matches(p.sp) && r.dst.matches(&p.dst) && r.dp.matches(p.dp);
-        fwd || (r.bidir && r.src.matches(&p.dst) && r.sp.matches(p.dp) && r.dst.matches(&p.src) && r.dp.matches(p.sp))
-    }
-
-    fn proto_ok(r: &Rule, p: &Packet, f: &Flow) -> bool {
-        match r.proto {
-            Proto::Ip => true,
-            Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => p.proto == PROTO_TCP,
-            Proto::Udp => p.proto == PROTO_UDP,
-            Proto::Icmp => p.proto == PROTO_ICMP,
-            Proto::Icmpv6 => p.proto == PROTO_ICMPV6,
-            Proto::Http => matches!(f.app, App::Http(_)),
-            Proto::Dns => matches!(f.app, App::Dns),
-            Proto::Tls => matches!(f.app, App::Tls(_)),
-        }
-    }
-
-    fn flow_ok(r: &Rule, c: &PktCtx) -> bool {
-        let fo = &r.flow;
-        if fo.to_server && !c.to_server || fo.to_client && c.to_server {
-            return false;
-        }
-        if fo.established && !c.established {
-            return false;
-        }
-        if fo.not_established && c.established {
-            return false;
-        }
-        true
-    }
-
-    fn pkt_ok(r: &Rule, p: &Packet) -> bool {
-        r.pkt.iter().all(|m| Self::pkt_match(m, p))
-    }
-
-    fn pkt_match(m: &PktMatch, p: &Packet) -> bool {
-        {
-            let ok = match m {
-                PktMatch::Ttl(c) => c.test(p.ttl as u64),
-                PktMatch::Itype(c) => p.icmp.as_ref().is_some_and(|i| c.test(i.itype as u64)),
-                PktMatch::Icode(c) => p.icmp.as_ref().is_some_and(|i| c.test(i.icode as u64)),
-                PktMatch::IcmpId(v) => p.icmp.as_ref().is_some_and(|i| i.id == Some(*v)),
-                PktMatch::IcmpSeq(v) => p.icmp.as_ref().is_some_and(|i| i.seq == Some(*v)),
-                PktMatch::IpProto(n, neg) => (p.proto == *n) != *neg,
-                PktMatch::IpId(v) => p.ip_id == *v,
-                PktMatch::Seq(v) => p.tcp.as_ref().is_some_and(|t| t.seq == *v),
-                PktMatch::Ack(v) => p.tcp.as_ref().is_some_and(|t| t.ack == *v),
-                PktMatch::Window(v, neg) => p.tcp.as_ref().is_some_and(|t| (t.win == *v) != *neg),
-                PktMatch::Tos(v, neg) => (p.tos == *v) != *neg,
-                PktMatch::Dsize(c) => c.test(p.payload.len() as u64),
-                PktMatch::SameIp => p.src == p.dst,
-                PktMatch::Flags { set, mask, mode } => match &p.tcp {
-                    Some(t) => {
-                        let f = t.flags & mask;
-                        match mode {
-                            0 => f == *set,
-                            1 => f & set == *set,
-                            2 => f & set != 0,
-                            _ => f & set == 0,
-                        }
-                    }
-                    None => false,
-                },
-                PktMatch::FragBits { bits, mode } => {
-                    let f = p.frag_bits;
-                    match mode {
-                        0 => f == *bits,
-                        1 => f & bits == *bits,
-                        2 => f & bits != 0,
-                        _ => f & bits == 0,
-                    }
-                }
-                PktMatch::Urilen(_) => true, // checked with the transaction
-            };
-            ok
-        }
-    }
-
-    fn flowbits_ok(r: &Rule, f: &Flow) -> bool {
-        r.flowbits.iter().all(|op| match op {
-            FlowbitOp::IsSet(v) => v.iter().any(|b| f.bits.contains(b)),
-            FlowbitOp::IsSetAll(v) => v.iter().all(|b| f.bits.contains(b)),
-            FlowbitOp::IsNotSet(v) => v.iter().any(|b| !f.bits.contains(b)),
-            _ => true,
-        })
-    }
-
-    fn flowbits_apply(r: &Rule, f: &mut Flow) {
-        for op in &r.flowbits {
-            match op {
-                FlowbitOp::Set(b) => {
-                    f.bits.insert(*b);
-                }
-                FlowbitOp::Unset(b) => {
-                    f.bits.remove(b);
-                }
-                FlowbitOp::Toggle(b) => {
-                    if !f.bits.remove(b) {
-                        f.bits.insert(*b);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Threshold / detection_filter bookkeeping; true when an alert should be emitted.
-    fn thresh_ok(&mut self, ri: u32, r: &Rule, p: &Packet, flow_id: u64) -> bool {
-        let mut ok = true;
-        for (slot, t) in [(0u32, &r.threshold), (1u32, &r.detection_filter)] {
-            let Some(t) = t else { continue };
-            let key = match t.track {
-                Track::BySrc => key_ip(&p.src),
-                Track::ByDst => key_ip(&p.dst),
-                Track::ByRule => 0,
-                Track::ByBoth => key_ip(&p.src).wrapping_mul(31).wrapping_add(key_ip(&p.dst)),
-                Track::ByFlow => flow_id as u128,
-            };
-            let win = t.seconds as i64 * 1_000_000;
-            let st = self.thresh.entry((ri, slot, key)).or_insert(ThreshState { start: p.ts_us, count: 0, ports: Vec::new() });
-            if p.ts_us - st.start > win {
-                st.start = p.ts_us;
-                st.count = 0;
-                st.ports.clear();
-            }
-            if t.unique_on != 0 {
-                let port = if t.unique_on == 1 { p.sp } else { p.dp };
-                if !st.ports.contains(&port) {
-                    if st.ports.len() < 1024 {
-                        st.ports.push(port);
-                    }
-                    st.count += 1;
-                }
-            } else {
-                st.count += 1;
-            }
-            let c = st.count;
-            let pass = match t.kind {
-                ThreshKind::Limit => c <= t.count,
-                ThreshKind::Threshold => {
-                    if c >= t.count {
-                        st.count = 0;
-                        st.start = p.ts_us;
-                        true
-                    } else {
-                        false
-                    }
-                }
-                ThreshKind::Both => c == t.count,
-                ThreshKind::DetectionFilter => c > t.count,
-            };
-            ok &= pass;
-        }
-        ok
-    }
-
-    fn emit(&mut self, r: &Rule, c: &PktCtx, f: &Flow, app_proto: Option<&'static str>, http: Option<HttpMeta>, out: &mut Vec<Alert>) {
-        if r.noalert {
-            return;
-        }
-        self.stats.alerts += 1;
-        out.push(Alert {
-            sid: r.sid,
-            gid: r.gid,
-            rev: r.rev,
-            action: if r.action == "drop" || r.action.starts_with("reject") { r.action.clone() } else { r.action.clone() },
-            msg: r.msg.clone(),
-            severity: r.priority,
-            category: r.category,
-            src: c.p.src,
-            sp: c.p.sp,
-            dst: c.p.dst,
-            dp: c.p.dp,
-            proto: c.p.proto,
-            ts_us: c.p.ts_us,
-            flow_id: f.id,
-            app_proto,
-            http,
-            packet: c.idx,
-        });
-    }
-
-    /// Packet and stream rules (no application buffers).
-    fn detect_packet(&mut self, f: &mut Flow, c: &PktCtx, out: &mut Vec<Alert>) {
-        let rules = Arc::clone(&self.rules);
-        let mut sc = std::mem::take(&mut self.scan);
-        sc.begin(rules.rules.len());
-        sc.add_all(addr_rules(&mut f.addr_rules.pkt, &rules.pkt_addr, &rules.rules, f.client, c.p));
-        let group = pkt_group(c.p.proto, c.to_server, c.p.sp, c.p.dp);
-        // Server bytes of an HTTP flow: one stream scan for packet and file_data patterns.
-        #[cfg(feature = "hyperscan")]
-        let streamed = match (&c.stream, &mut f.app, c.to_server) {
-            (Some(s), App::Http(h), false) => rules.scan_response_stream(group, &mut f.res_scan, h, s, &mut sc),
-            _ => None,
         };
-        #[cfg(not(feature = "hyperscan"))]
-        let streamed: Option<bool> = None;
-        let stream_done = streamed.is_some();
-        // The stream bytes just before this packet's data (same direction): contents split
-        // across segments are looked for in tail + data.
-        let d = if c.to_server { 0 } else { 1 };
-        let tail = std::mem::take(&mut f.stream_tail[d]);
-        let seam = c.stream.is_some() && !tail.is_empty();
-        if let Some(pf) = rules.pkt_groups.get(group).and_then(|g| g.as_ref()) {
-            // In-order data is the payload itself (borrowed): scanned once.
-            let same = c.stream.as_ref().is_some_and(|s| s.as_ptr() == c.p.payload.as_ptr() && s.len() == c.p.payload.len());
-            if !c.p.payload.is_empty() && !(same && stream_done) {
-                pf.scan(&c.p.payload, &mut sc);
-            }
-            if let Some(s) = &c.stream {
-                if !same && !stream_done {
-                    pf.scan(s, &mut sc);
-                }
-                if seam && streamed != Some(true) {
-                    // The seam: the tail and as much of the data again (a streaming scan that
-                    // went on from the previous data found patterns across it by itself).
-                    self.seam_buf.clear();
-                    self.seam_buf.extend_from_slice(&tail);
-                    self.seam_buf.extend_from_slice(&s[..s.len().min(STREAM_TAIL)]);
-                    pf.scan(&self.seam_buf, &mut sc);
-                }
-            }
-        }
-        let mut joined: Option<Vec<u8>> = None;
-        sc.finish();
-        for &ri in &sc.cand {
-            let r = &rules.rules[ri as usize];
-            if !Self::proto_ok(r, c.p, f) || !Self::flow_ok(r, c) || !Self::header_ok(r, c.p) || !Self::pkt_ok(r, c.p) {
-                continue;
-            }
-            if let Some(items) = r.payload_items() {
-                let is_tcp = c.p.proto == PROTO_TCP;
-                let matched = if is_tcp && c.tracked && r.proto != Proto::TcpPkt {
-                    // Stream content: the reassembled bytes this packet delivered; a packet
-                    // rule also sees the raw payload (Suricata inspects both, alerting once).
-                    let s = c.stream.as_deref().map(|s| eval_buffer(s, items)).unwrap_or(false);
-                    s || seam && seam_ok(items) && {
-                        // Split across the previous segment and this one: a match in tail +
-                        // data that lies in neither alone (one wholly in the tail was seen then).
-                        let j = joined.get_or_insert_with(|| [tail.as_slice(), c.stream.as_deref().unwrap_or(&[])].concat());
-                        eval_buffer(j, items) && !eval_buffer(&tail, items)
-                    } || (r.proto != Proto::TcpStream && c.stream.is_none() && !c.p.payload.is_empty() && c.p.tcp.as_ref().is_some_and(|t| t.flags & TH_SYN != 0) && eval_buffer(&c.p.payload, items))
-                } else if r.proto == Proto::TcpStream {
-                    false
-                } else {
-                    !c.p.payload.is_empty() && eval_buffer(&c.p.payload, items)
-                };
-                if !matched {
-                    continue;
-                }
-            }
-            if !Self::flowbits_ok(r, f) {
-                continue;
-            }
-            Self::flowbits_apply(r, f);
-            if !self.thresh_ok(ri, r, c.p, f.id) {
-                continue;
-            }
-            let ap = f.app.name();
-            self.emit(r, c, f, ap, None, out);
-        }
-        self.scan = sc;
-        // Keep the last STREAM_TAIL bytes of this direction's stream.
-        let mut tail = tail;
-        if let Some(s) = c.stream.as_deref() {
-            if s.len() >= STREAM_TAIL {
-                tail.clear();
-                tail.extend_from_slice(&s[s.len() - STREAM_TAIL..]);
-            } else {
-                let drop = (tail.len() + s.len()).saturating_sub(STREAM_TAIL);
-                tail.drain(..drop);
-                tail.extend_from_slice(s);
-            }
-        }
-        f.stream_tail[d] = tail;
-    }
-
-    /// Application-layer rules, once per transaction.
-    fn detect_app(&mut self, f: &mut Flow, c: &PktCtx, at_end: bool, out: &mut Vec<Alert>) {
-        let rules = Arc::clone(&self.rules);
-        if rules.app_always.is_empty() && rules.app_pf.iter().all(|a| a.is_empty()) {
-            return;
-        }
-        match &f.app {
-            App::Http(_) => self.detect_http(f, c, at_end, &rules, out),
-            App::Dns => {
-                if at_end || c.p.payload.is_empty() {
-                    return;
-                }
-                let msgs: Vec<&[u8]> = if c.p.proto == PROTO_TCP {
-                    match &c.stream {
-                        Some(s) => split_tcp(s).0,
-                        None => Vec::new(),
-                    }
-                } else {
-                    vec![&c.p.payload]
-                };
-                for m in msgs {
-                    let Some(dns) = parse_dns(m) else { continue };
-                    f.dns_tx += 1;
-                    let bufs: Vec<(Buf, &[u8])> = dns.queries.iter().map(|q| (Buf::DnsQuery, q.as_slice())).collect();
-                    if dns.response {
-                        continue; // dns.query inspects requests (to_server)
-                    }
-                    self.eval_tx_rules(f, c, &rules, &bufs, Proto::Dns, None, None, out);
-                }
-            }
-            App::Tls(t) => {
-                if f.tls_sni_alerted || at_end {
-                    return;
-                }
-                let Some(sni) = t.sni.clone() else { return };
-                f.tls_sni_alerted = true;
-                let bufs: Vec<(Buf, &[u8])> = vec![(Buf::TlsSni, sni.as_slice())];
-                self.eval_tx_rules(f, c, &rules, &bufs, Proto::Tls, None, None, out);
-            }
-            _ => {}
+        // Detect: packet and stream rules, then transaction rules when the app state moved.
+        let ctx = PktCtx { p, to_server, stream, tracked, established, idx };
+        detect_packet::run(&mut self.det, &self.rules, f, &ctx, out);
+        if app_changed || matches!(f.app, App::Dns) {
+            detect_tx::run(&mut self.det, &self.rules, f, &ctx, false, out);
         }
     }
-
-    fn detect_http(&mut self, f: &mut Flow, c: &PktCtx, at_end: bool, rules: &Arc<RuleSet>, out: &mut Vec<Alert>) {
-        if !matches!(f.app, App::Http(_)) {
-            return;
-        }
-        // Borrow the transactions while the flow's other state (bits, alerted set) is updated:
-        // the HTTP state is moved out for the duration (no copy of headers or bodies).
-        let App::Http(mut h) = std::mem::replace(&mut f.app, App::Unknown) else { return };
-        for i in 0..h.txs.len() {
-            let id = h.base_id + i as u64;
-            let tx = &h.txs[i];
-            let seen = f.tx_seen.get(&id).copied().unwrap_or((0, 0));
-            let req_new = tx.req_headers_done && tx.req_gen != seen.0;
-            let res_new = tx.res_headers_done && tx.res_gen != seen.1;
-            if !req_new && !res_new {
-                continue;
-            }
-            f.tx_seen.insert(id, (tx.req_gen, tx.res_gen));
-            // Request side, then response side (as the directions progress). Composed
-            // buffers (header blocks, lowercased host, ...) go into one reused arena.
-            let mut arena = std::mem::take(&mut self.arena);
-            if req_new {
-                let bufs = http_bufs(tx, true, &mut arena);
-                let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
-                let pc = if c.to_server { c } else { &tctx };
-                self.eval_tx_rules(f, pc, rules, &bufs, Proto::Http, Some((id, true, tx)), None, out);
-            }
-            if res_new {
-                let bufs = http_bufs(tx, false, &mut arena);
-                let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
-                let body_hits = rules.body_hits(&f.res_scan, tx);
-                self.eval_tx_rules(f, &tctx, rules, &bufs, Proto::Http, Some((id, false, tx)), body_hits, out);
-            }
-            self.arena = arena;
-            // Both sides complete and inspected: nothing will look at this transaction's
-            // buffers again, so release them (a long keep-alive flow must not hoard bodies).
-            if tx.req_done && tx.res_done {
-                h.txs[i].release();
-            }
-        }
-        let _ = at_end;
-        f.app = App::Http(h);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn eval_tx_rules(
-        &mut self,
-        f: &mut Flow,
-        c: &PktCtx,
-        rules: &Arc<RuleSet>,
-        bufs: &[(Buf, &[u8])],
-        app: Proto,
-        tx: Option<(u64, bool, &HttpTx)>,
-        body_hits: Option<&[u64]>,
-        out: &mut Vec<Alert>,
-    ) {
-        let mut sc = std::mem::take(&mut self.scan);
-        sc.begin(rules.rules.len());
-        sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
-        let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
-        let payload: &[u8] = c.stream.as_deref().unwrap_or(&c.p.payload);
-        rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, body_hits, &mut sc);
-        sc.finish();
-        let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
-        for &ri in &sc.cand {
-            let r = &rules.rules[ri as usize];
-            // Protocol of the rule must fit the transaction's protocol.
-            let proto_fit = match r.proto {
-                Proto::Http => app == Proto::Http,
-                Proto::Dns => app == Proto::Dns,
-                Proto::Tls => app == Proto::Tls,
-                Proto::Tcp | Proto::Ip => app != Proto::Dns || c.p.proto == PROTO_TCP,
-                Proto::Udp => c.p.proto == PROTO_UDP,
-                _ => false,
-            };
-            if !proto_fit {
-                continue;
-            }
-            if r.flow.to_server && !request_side || r.flow.to_client && request_side {
-                continue;
-            }
-            // Every app buffer the rule uses must exist on this side of the transaction
-            // (bodies are only offered once complete, or at flow end).
-            let mut side_ok = true;
-            for (b, _) in &r.bufs {
-                if *b == Buf::Payload {
-                    continue;
-                }
-                if matches!(b.http_side(), Some(s) if s != request_side) || !bufs.iter().any(|(x, _)| x == b) {
-                    side_ok = false;
-                    break;
-                }
-            }
-            if !side_ok {
-                continue;
-            }
-            if r.flow.established && !c.established || r.flow.not_established && c.established {
-                continue;
-            }
-            if !Self::header_ok(r, c.p) || !Self::pkt_ok_app(r, c.p) || f.tx_alerted.contains(&(tx_id, ri)) {
-                continue;
-            }
-            // urilen
-            let mut ok = true;
-            for m in &r.pkt {
-                if let PktMatch::Urilen(cmp) = m {
-                    let len = tx.map(|t| t.2.uri_norm.len()).unwrap_or(0);
-                    ok &= cmp.test(len as u64);
-                }
-            }
-            if !ok {
-                continue;
-            }
-            for (b, items) in &r.bufs {
-                if items.is_empty() {
-                    continue;
-                }
-                let m = if *b == Buf::Payload {
-                    !payload.is_empty() && eval_buffer(payload, items)
-                } else {
-                    let xf = r.xforms_for(*b);
-                    bufs.iter().filter(|(x, _)| x == b).any(|(_, v)| match xf {
-                        Some(xs) => {
-                            let mut t = v.to_vec();
-                            for x in xs {
-                                t = x.apply(&t);
-                            }
-                            eval_buffer(&t, items)
-                        }
-                        None => eval_buffer(v, items),
-                    })
-                };
-                if !m {
-                    ok = false;
-                    break;
-                }
-            }
-            if !ok || !Self::flowbits_ok(r, f) {
-                continue;
-            }
-            f.tx_alerted.insert((tx_id, ri));
-            Self::flowbits_apply(r, f);
-            if !self.thresh_ok(ri, r, c.p, f.id) {
-                continue;
-            }
-            let ap = match app {
-                Proto::Http => Some("http"),
-                Proto::Dns => Some("dns"),
-                Proto::Tls => Some("tls"),
-                _ => f.app.name(),
-            };
-            let meta = tx.map(|t| http_meta(t.2));
-            self.emit(r, c, f, ap, meta, out);
-        }
-        self.scan = sc;
-    }
-
-    /// Packet keywords that still make sense on an app-layer match (no payload size etc.).
-    fn pkt_ok_app(r: &Rule, p: &Packet) -> bool {
-        r.pkt.iter().all(|m| match m {
-            PktMatch::Urilen(_) | PktMatch::Dsize(_) | PktMatch::Flags { .. } => true,
-            _ => Self::pkt_match(m, p),
-        })
-    }
-}
-
-/// The flow's address-indexed rules for the packet's direction, looked up and checked against
-/// the packet's addresses and ports on the direction's first packet.
-fn addr_rules<'a>(cache: &'a mut [Option<Vec<u32>>; 2], index: &AddrIndex, rules: &[Rule], client: (IpAddr, u16), p: &Packet) -> &'a [u32] {
-    let d = usize::from((p.src, p.sp) != client);
-    cache[d].get_or_insert_with(|| {
-        let mut v = index.lookup(&p.src, &p.dst);
-        v.retain(|&ri| Engine::header_ok(&rules[ri as usize], p));
-        v
-    })
-}
-
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn http_meta(tx: &HttpTx) -> HttpMeta {
-    HttpMeta {
-        hostname: tx.req_header("host").map(|h| lossy(h.split(|&c| c == b':').next().unwrap_or(h))),
-        url: if tx.uri_raw.is_empty() { None } else { Some(lossy(&tx.uri_raw)) },
-        method: if tx.method.is_empty() { None } else { Some(lossy(&tx.method)) },
-        protocol: if tx.req_protocol.is_empty() { None } else { Some(lossy(&tx.req_protocol)) },
-        status: std::str::from_utf8(&tx.status).ok().and_then(|s| s.trim().parse().ok()),
-        user_agent: tx.req_header("user-agent").map(lossy),
-    }
-}
-
-
-/// The sticky buffers of one side of a transaction, one entry per buffer (multi-buffers such
-/// as http.request_header repeat their kind), borrowed from the transaction where they exist
-/// as such; composed ones are written to `arena` first. Bodies are only offered once that
-/// side is complete: body rules wait for it, so scanning a partial body would be wasted work.
-fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(Buf, &'a [u8])> {
-    let hs = if req { &tx.req_headers } else { &tx.res_headers };
-    let named = |n: &str| hs.get(n.as_bytes());
-    // Phase 1: composed buffers into the arena, remembered as ranges.
-    arena.clear();
-    let mut composed: Vec<(Buf, usize, usize)> = Vec::with_capacity(8 + hs.len());
-    fn put(arena: &mut Vec<u8>, composed: &mut Vec<(Buf, usize, usize)>, b: Buf, parts: &[&[u8]]) {
-        let s = arena.len();
-        for p in parts {
-            arena.extend_from_slice(p);
-        }
-        composed.push((b, s, arena.len()));
-    }
-    if req {
-        if let Some(h) = named("host") {
-            let s = arena.len();
-            arena.extend(h.iter().map(|c| c.to_ascii_lowercase()));
-            composed.push((Buf::HttpHost, s, arena.len()));
-        }
-        put(arena, &mut composed, Buf::HttpStart, &[&tx.request_line, b"\r\n", &tx.req_headers_raw, b"\r\n"]);
-        for (n, x) in hs.iter() {
-            put(arena, &mut composed, Buf::HttpRequestHeader, &[n, b": ", x]);
-        }
-    } else {
-        put(arena, &mut composed, Buf::HttpStart, &[&tx.response_line, b"\r\n", &tx.res_headers_raw, b"\r\n"]);
-        for (n, x) in hs.iter() {
-            put(arena, &mut composed, Buf::HttpResponseHeader, &[n, b": ", x]);
-        }
-    }
-    if !hs.is_empty() {
-        let s = arena.len();
-        for (n, v) in hs.iter() {
-            if n.eq_ignore_ascii_case(b"cookie") || n.eq_ignore_ascii_case(b"set-cookie") {
-                continue;
-            }
-            arena.extend_from_slice(n);
-            arena.extend_from_slice(b": ");
-            arena.extend_from_slice(v);
-            arena.extend_from_slice(b"\r\n");
-        }
-        composed.push((Buf::HttpHeader, s, arena.len()));
-        let s = arena.len();
-        arena.extend_from_slice(b"\r\n");
-        for (n, _) in hs.iter() {
-            arena.extend_from_slice(n);
-            arena.extend_from_slice(b"\r\n");
-        }
-        arena.extend_from_slice(b"\r\n");
-        composed.push((Buf::HttpHeaderNames, s, arena.len()));
-    }
-    // Phase 2: the list, in the order the buffers were always offered.
-    let arena: &'a [u8] = arena;
-    let mut v: Vec<(Buf, &'a [u8])> = Vec::with_capacity(24 + hs.len());
-    let get = |b: Buf| composed.iter().filter(move |(x, _, _)| *x == b).map(|&(_, s, e)| &arena[s..e]);
-    if req {
-        if !tx.uri_norm.is_empty() {
-            v.push((Buf::HttpUri, &tx.uri_norm));
-        }
-        if !tx.uri_raw.is_empty() {
-            v.push((Buf::HttpRawUri, &tx.uri_raw));
-        }
-        if !tx.method.is_empty() {
-            v.push((Buf::HttpMethod, &tx.method));
-        }
-        if !tx.req_protocol.is_empty() {
-            v.push((Buf::HttpProtocol, &tx.req_protocol));
-        }
-        v.push((Buf::HttpRequestLine, &tx.request_line));
-        if let Some(ua) = named("user-agent") {
-            v.push((Buf::HttpUserAgent, ua));
-        }
-        if let Some(h) = named("host") {
-            v.extend(get(Buf::HttpHost).map(|x| (Buf::HttpHost, x)));
-            v.push((Buf::HttpRawHost, h));
-        }
-        if let Some(c) = named("cookie") {
-            v.push((Buf::HttpCookie, c));
-        }
-        if !tx.req_body.is_empty() && tx.req_done {
-            v.push((Buf::HttpClientBody, &tx.req_body));
-            v.push((Buf::FileData, &tx.req_body));
-        }
-        v.extend(get(Buf::HttpStart).map(|x| (Buf::HttpStart, x)));
-        v.extend(get(Buf::HttpRequestHeader).map(|x| (Buf::HttpRequestHeader, x)));
-    } else {
-        if !tx.res_protocol.is_empty() {
-            v.push((Buf::HttpProtocol, &tx.res_protocol));
-        }
-        if !tx.status.is_empty() {
-            v.push((Buf::HttpStatCode, &tx.status));
-        }
-        if !tx.status_msg.is_empty() {
-            v.push((Buf::HttpStatMsg, &tx.status_msg));
-        }
-        if !tx.response_line.is_empty() {
-            v.push((Buf::HttpResponseLine, &tx.response_line));
-        }
-        if let Some(c) = named("set-cookie") {
-            v.push((Buf::HttpCookie, c));
-        }
-        if !tx.res_body.is_empty() && tx.res_done {
-            v.push((Buf::FileData, &tx.res_body));
-        }
-        v.extend(get(Buf::HttpStart).map(|x| (Buf::HttpStart, x)));
-        v.extend(get(Buf::HttpResponseHeader).map(|x| (Buf::HttpResponseHeader, x)));
-    }
-    v.extend(get(Buf::HttpHeader).map(|x| (Buf::HttpHeader, x)));
-    v.extend(get(Buf::HttpHeaderNames).map(|x| (Buf::HttpHeaderNames, x)));
-    let raw = if req { &tx.req_headers_raw } else { &tx.res_headers_raw };
-    if !raw.is_empty() {
-        v.push((Buf::HttpRawHeader, raw));
-    }
-    for n in ["accept", "accept-language", "accept-encoding", "referer", "connection", "content-type", "content-length", "server", "location"] {
-        if let Some(x) = named(n) {
-            let key: &'static str = n;
-            v.push((Buf::HttpNamed(key), x));
-        }
-    }
-    v
 }
 
 #[cfg(test)]
@@ -1140,146 +348,5 @@ mod guard_tests {
         out.clear();
         e.guarded(|e| e.process(1, 2, &frame(3), 0, &mut out)).unwrap();
         assert_eq!(out.iter().map(|a| a.sid).collect::<Vec<_>>(), vec![1]);
-    }
-}
-
-#[cfg(test)]
-mod body_stream_tests {
-    //! HTTP response bodies are scanned as they stream by (packet and file_data patterns in one
-    //! pass, with the hyperscan feature): the alerts must be those of scanning the body buffer.
-    use super::*;
-
-    fn frame(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 14];
-        f[12] = 0x08;
-        let tot = 20 + 20 + payload.len();
-        let mut ip = vec![0x45, 0, (tot >> 8) as u8, tot as u8, 0, 0, 0, 0, 64, 6, 0, 0];
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&dst);
-        f.extend_from_slice(&ip);
-        let mut t = Vec::new();
-        t.extend_from_slice(&sp.to_be_bytes());
-        t.extend_from_slice(&dp.to_be_bytes());
-        t.extend_from_slice(&seq.to_be_bytes());
-        t.extend_from_slice(&ack.to_be_bytes());
-        t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-        f.extend_from_slice(&t);
-        f.extend_from_slice(payload);
-        f
-    }
-
-    /// One HTTP exchange; the response is cut into the given segments. Returns the sids.
-    fn run(rules: &str, response: &[&[u8]]) -> Vec<u32> {
-        run_swapping(rules, response, None)
-    }
-
-    /// `swap_before`: load the rules again (a new rule set) before that response segment.
-    fn run_swapping(rules: &str, response: &[&[u8]], swap_before: Option<usize>) -> Vec<u32> {
-        let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
-        assert!(rs.errors.is_empty(), "{:?}", rs.errors.iter().map(|e| &e.reason).collect::<Vec<_>>());
-        let mut e = Engine::new(rs, ChecksumMode::Off);
-        let (c, s) = ([10, 0, 0, 2], [192, 0, 2, 9]);
-        let (mut cs, mut ss) = (1000u32, 5000u32);
-        let mut out = Vec::new();
-        let mut ts = 1_000_000i64;
-        let mut send = |e: &mut Engine, f: Vec<u8>, out: &mut Vec<Alert>| {
-            ts += 10;
-            e.process(1, ts, &f, 0, out);
-        };
-        send(&mut e, frame(c, s, 40000, 80, cs, 0, 0x02, b""), &mut out);
-        cs += 1;
-        send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x12, b""), &mut out);
-        ss += 1;
-        send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x10, b""), &mut out);
-        let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
-        send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x18, req), &mut out);
-        cs += req.len() as u32;
-        for (i, seg) in response.iter().enumerate() {
-            if swap_before == Some(i) {
-                e.set_rules(Arc::new(RuleSet::load(&[("t".into(), rules.into())])));
-            }
-            send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x18, seg), &mut out);
-            ss += seg.len() as u32;
-            send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x10, b""), &mut out);
-        }
-        send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x11, b""), &mut out);
-        e.finish(&mut out);
-        let mut sids: Vec<u32> = out.iter().map(|a| a.sid).collect();
-        sids.sort_unstable();
-        sids.dedup();
-        sids
-    }
-
-    const RULES: &str = r#"
-alert http any any -> any any (msg:"body pattern"; flow:to_client; file_data; content:"EvilPayloadMarker"; sid:1;)
-alert http any any -> any any (msg:"body pattern at start"; flow:to_client; file_data; content:"<html>"; startswith; sid:2;)
-alert tcp any any -> any any (msg:"stream pattern"; flow:to_client; content:"EvilPayloadMarker"; sid:3;)
-alert http any any -> any any (msg:"header text is not body"; flow:to_client; file_data; content:"X-Marker-Header"; sid:4;)
-"#;
-
-    #[test]
-    fn body_pattern_split_across_segments() {
-        let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nContent-Length: 36\r\nX-Marker-Header: 1\r\n\r\n<html>aaaaEvilPay", b"loadMarkerbbbbbbbbbb"]);
-        // The body is one buffer; the stream rule finds the split content on the seam.
-        assert_eq!(r, vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn body_pattern_inside_one_segment() {
-        let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\n", b"<html>aaaaEvilPayloadMarkerbbbbbbbbbb"]);
-        assert_eq!(r, vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn rule_swap_mid_body_scans_the_body_again() {
-        // The stream scan of the old set cannot vouch for the body: it is scanned whole.
-        let segs: [&[u8]; 3] = [b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n<html>aaaaEvilPay", b"loadMarkerbbbbbb", b"cccccccc"];
-        assert_eq!(run_swapping(RULES, &segs, Some(1)), vec![1, 2, 3]);
-        assert_eq!(run_swapping(RULES, &segs, None), vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn header_bytes_are_not_body() {
-        let r = run(RULES, &[b"HTTP/1.1 200 OK\r\nX-Marker-Header: EvilPayloadMarker\r\nContent-Length: 6\r\n\r\n<html>"]);
-        assert_eq!(r, vec![2, 3]);
-    }
-
-    #[test]
-    fn chunked_and_second_response_bodies() {
-        let first: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n<html>Ev\r\nf\r\nilPayloadMarker\r\n0\r\n\r\n";
-        let r = run(RULES, &[first]);
-        assert_eq!(r, vec![1, 2], "dechunked body is one buffer");
-        // Keep-alive: the marker in the second response's body only.
-        let rules = RULES.replace("sid:1;", "sid:1; http.stat_code; content:\"201\";");
-        let r = run(&rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcdHTTP/1.1 201 Created\r\nContent-Length: 21\r\n\r\nEvilPa", b"yloadMarker+pad"]);
-        assert_eq!(r, vec![1, 3]);
-    }
-
-    #[test]
-    fn stream_content_split_across_segments() {
-        let rules = r#"
-alert tcp any any -> any any (msg:"split in the stream"; flow:to_client; content:"SplitMarker"; sid:11;)
-alert tcp any any -> any any (msg:"relative pair across the seam"; flow:to_client; content:"Split"; content:"Marker"; distance:0; within:6; sid:12;)
-alert tcp any any -> any any (msg:"depth is of one segment's data"; flow:to_client; content:"SplitMarker"; depth:20; sid:13;)
-alert tcp-pkt any any -> any any (msg:"packets are not streams"; flow:to_client; content:"SplitMarker"; sid:14;)
-"#;
-        let r = run(rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nabcdefSplit", b"Markerxyz"]);
-        assert_eq!(r, vec![11, 12]);
-        // Not again for the next segment, whose seam no longer holds it.
-        let r2 = run(rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\nabcdefSplit", b"Markerxyz", b"0123456789"]);
-        assert_eq!(r2, vec![11, 12]);
-    }
-
-    #[test]
-    fn parser_marks_bodies_as_sent() {
-        let mut h = crate::applayer_http::HttpState::new();
-        h.parse_request(b"GET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
-        h.parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel");
-        h.parse_response(b"loHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n");
-        assert_eq!(h.txs[0].res_body_at, Some(38));
-        assert_eq!(h.txs[0].res_body_seen, 5);
-        assert_eq!(h.txs[0].res_body, b"hello");
-        assert_eq!(h.txs[1].res_body_at, None, "a chunked body is not the bytes as sent");
-        assert_eq!(h.txs[1].res_body, b"ab");
     }
 }

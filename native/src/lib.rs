@@ -3,15 +3,26 @@
 //! boundary (one call per batch of packets).
 
 pub mod applayer_decompress;
+pub mod applayer_dispatch;
 pub mod applayer_dns;
 pub mod applayer_http;
 pub mod applayer_tls;
 pub mod decode_ip;
 pub mod decode_packet;
+pub mod detect_alert;
+pub mod detect_buffers;
+pub mod detect_classtype;
+pub mod detect_ctx;
 pub mod detect_engine;
+pub mod detect_flowbits;
+pub mod detect_header;
 #[cfg(feature = "hyperscan")]
 pub mod detect_hs;
+pub mod detect_keywords;
+pub mod detect_packet;
 pub mod detect_parse;
+pub mod detect_threshold;
+pub mod detect_tx;
 pub mod detect_vars;
 pub mod engine;
 pub mod flow_table;

@@ -1,6 +1,6 @@
 //! EVE-style JSON for alerts (the subset Suricata's eve.json alert records carry).
 
-use crate::engine::Alert;
+use crate::detect_alert::Alert;
 use std::fmt::Write;
 
 fn esc(s: &str, out: &mut String) {

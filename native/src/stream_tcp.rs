@@ -2,6 +2,7 @@
 //! the gap fills, overlaps keep the bytes that arrived first, retransmits are dropped, and
 //! nothing beyond the reassembly depth (1 MiB, Suricata's default) is kept.
 
+use crate::decode_packet::{TcpHdr, TH_ACK, TH_FIN, TH_RST, TH_SYN};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -141,4 +142,60 @@ pub struct TcpSession {
     pub state: TcpState,
     pub dirs: [StreamDir; 2],
     pub fin_seen: [bool; 2],
+}
+
+impl TcpSession {
+    /// Whether the session is followed (a SYN was seen): only then are its streams reassembled.
+    pub fn tracked(&self) -> bool {
+        self.state != TcpState::None
+    }
+
+    /// Whether the handshake completed (a closed session counts: its data was established).
+    pub fn established(&self) -> bool {
+        matches!(self.state, TcpState::Established | TcpState::Closed)
+    }
+
+    /// One segment of the session (`to_server`: from the client): advance the handshake and
+    /// FIN/RST state and reassemble its payload. Returns the bytes that became in-order in the
+    /// segment's direction, borrowed from the payload in the common in-order case.
+    pub fn on_segment<'a>(&mut self, t: &TcpHdr, payload: &'a [u8], to_server: bool) -> Option<Cow<'a, [u8]>> {
+        let d = if to_server { 0 } else { 1 };
+        let syn = t.flags & TH_SYN != 0;
+        let ack = t.flags & TH_ACK != 0;
+        if syn && !ack && to_server && self.state == TcpState::None {
+            self.dirs[0].init(t.seq);
+            self.state = TcpState::SynSent;
+        } else if syn && !ack && !to_server && self.state == TcpState::SynSent && self.dirs[1].base.is_none() {
+            // Split handshake: the server answers with its own SYN.
+            self.dirs[1].init(t.seq);
+        } else if syn && ack && !to_server && matches!(self.state, TcpState::SynSent) {
+            self.dirs[1].init(t.seq);
+            self.state = TcpState::SynRecv;
+        } else if syn && ack && to_server && self.state == TcpState::SynSent && self.dirs[1].base.is_some() {
+            // 4/5-way split handshake: the client acknowledges the server's SYN with SYN/ACK.
+            self.state = TcpState::SynRecv;
+        } else if ack && !syn && self.state == TcpState::SynRecv {
+            self.state = TcpState::Established;
+        }
+        let mut stream = None;
+        if self.tracked() && !payload.is_empty() {
+            let dir = &mut self.dirs[d];
+            if dir.base.is_some() {
+                let seq = if syn { t.seq.wrapping_add(1) } else { t.seq };
+                let chunk = dir.add(seq, payload);
+                if !chunk.is_empty() {
+                    stream = Some(chunk);
+                }
+            }
+        }
+        if t.flags & (TH_FIN | TH_RST) != 0 {
+            self.fin_seen[d] = true;
+            if t.flags & TH_RST != 0 || (self.fin_seen[0] && self.fin_seen[1]) {
+                if self.state == TcpState::Established {
+                    self.state = TcpState::Closed;
+                }
+            }
+        }
+        stream
+    }
 }

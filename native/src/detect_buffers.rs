@@ -1,0 +1,142 @@
+//! Buffer selection: the sticky buffers an application-layer transaction offers to rules
+//! (http.uri, http.header, file_data, dns.query, tls.sni, ...), per side, in the order they
+//! were always offered (a multi-buffer such as http.request_header repeats its kind).
+
+use crate::applayer_dns::DnsMessage;
+use crate::applayer_http::HttpTx;
+use crate::detect_parse::Buf;
+
+/// The sticky buffers of one side of a transaction, one entry per buffer (multi-buffers such
+/// as http.request_header repeat their kind), borrowed from the transaction where they exist
+/// as such; composed ones are written to `arena` first. Bodies are only offered once that
+/// side is complete: body rules wait for it, so scanning a partial body would be wasted work.
+pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(Buf, &'a [u8])> {
+    let hs = if req { &tx.req_headers } else { &tx.res_headers };
+    let named = |n: &str| hs.get(n.as_bytes());
+    // Phase 1: composed buffers into the arena, remembered as ranges.
+    arena.clear();
+    let mut composed: Vec<(Buf, usize, usize)> = Vec::with_capacity(8 + hs.len());
+    fn put(arena: &mut Vec<u8>, composed: &mut Vec<(Buf, usize, usize)>, b: Buf, parts: &[&[u8]]) {
+        let s = arena.len();
+        for p in parts {
+            arena.extend_from_slice(p);
+        }
+        composed.push((b, s, arena.len()));
+    }
+    if req {
+        if let Some(h) = named("host") {
+            let s = arena.len();
+            arena.extend(h.iter().map(|c| c.to_ascii_lowercase()));
+            composed.push((Buf::HttpHost, s, arena.len()));
+        }
+        put(arena, &mut composed, Buf::HttpStart, &[&tx.request_line, b"\r\n", &tx.req_headers_raw, b"\r\n"]);
+        for (n, x) in hs.iter() {
+            put(arena, &mut composed, Buf::HttpRequestHeader, &[n, b": ", x]);
+        }
+    } else {
+        put(arena, &mut composed, Buf::HttpStart, &[&tx.response_line, b"\r\n", &tx.res_headers_raw, b"\r\n"]);
+        for (n, x) in hs.iter() {
+            put(arena, &mut composed, Buf::HttpResponseHeader, &[n, b": ", x]);
+        }
+    }
+    if !hs.is_empty() {
+        let s = arena.len();
+        for (n, v) in hs.iter() {
+            if n.eq_ignore_ascii_case(b"cookie") || n.eq_ignore_ascii_case(b"set-cookie") {
+                continue;
+            }
+            arena.extend_from_slice(n);
+            arena.extend_from_slice(b": ");
+            arena.extend_from_slice(v);
+            arena.extend_from_slice(b"\r\n");
+        }
+        composed.push((Buf::HttpHeader, s, arena.len()));
+        let s = arena.len();
+        arena.extend_from_slice(b"\r\n");
+        for (n, _) in hs.iter() {
+            arena.extend_from_slice(n);
+            arena.extend_from_slice(b"\r\n");
+        }
+        arena.extend_from_slice(b"\r\n");
+        composed.push((Buf::HttpHeaderNames, s, arena.len()));
+    }
+    // Phase 2: the list, in the order the buffers were always offered.
+    let arena: &'a [u8] = arena;
+    let mut v: Vec<(Buf, &'a [u8])> = Vec::with_capacity(24 + hs.len());
+    let get = |b: Buf| composed.iter().filter(move |(x, _, _)| *x == b).map(|&(_, s, e)| &arena[s..e]);
+    if req {
+        if !tx.uri_norm.is_empty() {
+            v.push((Buf::HttpUri, &tx.uri_norm));
+        }
+        if !tx.uri_raw.is_empty() {
+            v.push((Buf::HttpRawUri, &tx.uri_raw));
+        }
+        if !tx.method.is_empty() {
+            v.push((Buf::HttpMethod, &tx.method));
+        }
+        if !tx.req_protocol.is_empty() {
+            v.push((Buf::HttpProtocol, &tx.req_protocol));
+        }
+        v.push((Buf::HttpRequestLine, &tx.request_line));
+        if let Some(ua) = named("user-agent") {
+            v.push((Buf::HttpUserAgent, ua));
+        }
+        if let Some(h) = named("host") {
+            v.extend(get(Buf::HttpHost).map(|x| (Buf::HttpHost, x)));
+            v.push((Buf::HttpRawHost, h));
+        }
+        if let Some(c) = named("cookie") {
+            v.push((Buf::HttpCookie, c));
+        }
+        if !tx.req_body.is_empty() && tx.req_done {
+            v.push((Buf::HttpClientBody, &tx.req_body));
+            v.push((Buf::FileData, &tx.req_body));
+        }
+        v.extend(get(Buf::HttpStart).map(|x| (Buf::HttpStart, x)));
+        v.extend(get(Buf::HttpRequestHeader).map(|x| (Buf::HttpRequestHeader, x)));
+    } else {
+        if !tx.res_protocol.is_empty() {
+            v.push((Buf::HttpProtocol, &tx.res_protocol));
+        }
+        if !tx.status.is_empty() {
+            v.push((Buf::HttpStatCode, &tx.status));
+        }
+        if !tx.status_msg.is_empty() {
+            v.push((Buf::HttpStatMsg, &tx.status_msg));
+        }
+        if !tx.response_line.is_empty() {
+            v.push((Buf::HttpResponseLine, &tx.response_line));
+        }
+        if let Some(c) = named("set-cookie") {
+            v.push((Buf::HttpCookie, c));
+        }
+        if !tx.res_body.is_empty() && tx.res_done {
+            v.push((Buf::FileData, &tx.res_body));
+        }
+        v.extend(get(Buf::HttpStart).map(|x| (Buf::HttpStart, x)));
+        v.extend(get(Buf::HttpResponseHeader).map(|x| (Buf::HttpResponseHeader, x)));
+    }
+    v.extend(get(Buf::HttpHeader).map(|x| (Buf::HttpHeader, x)));
+    v.extend(get(Buf::HttpHeaderNames).map(|x| (Buf::HttpHeaderNames, x)));
+    let raw = if req { &tx.req_headers_raw } else { &tx.res_headers_raw };
+    if !raw.is_empty() {
+        v.push((Buf::HttpRawHeader, raw));
+    }
+    for n in ["accept", "accept-language", "accept-encoding", "referer", "connection", "content-type", "content-length", "server", "location"] {
+        if let Some(x) = named(n) {
+            let key: &'static str = n;
+            v.push((Buf::HttpNamed(key), x));
+        }
+    }
+    v
+}
+
+/// A DNS message's buffers: each query name.
+pub fn dns_bufs(dns: &DnsMessage) -> Vec<(Buf, &[u8])> {
+    dns.queries.iter().map(|q| (Buf::DnsQuery, q.as_slice())).collect()
+}
+
+/// A TLS client hello's buffers: the server name.
+pub fn tls_bufs(sni: &[u8]) -> Vec<(Buf, &[u8])> {
+    vec![(Buf::TlsSni, sni)]
+}

@@ -1,0 +1,30 @@
+//! What detection works with: the packet's view (`PktCtx`, built by the pipeline for each
+//! packet) and one engine's reusable detection state (`DetectCtx`, Suricata's
+//! DetectEngineThreadCtx): candidate scan state, scratch buffers, threshold counters.
+
+use crate::decode_packet::Packet;
+use crate::detect_engine::Scan;
+use crate::detect_threshold::Thresholds;
+use std::borrow::Cow;
+
+/// What the current packet brings to detection.
+pub struct PktCtx<'a> {
+    pub p: &'a Packet<'a>,
+    pub to_server: bool,
+    /// New in-order stream bytes delivered by this packet (TCP sessions only).
+    pub stream: Option<Cow<'a, [u8]>>,
+    pub tracked: bool,
+    pub established: bool,
+    pub idx: u32,
+}
+
+/// One engine's detection state, reused from packet to packet (no per-packet allocation).
+#[derive(Default)]
+pub struct DetectCtx {
+    pub scan: Scan,
+    /// Reused storage for composed app-layer buffers.
+    pub arena: Vec<u8>,
+    /// Reused storage for the seam between two segments' data.
+    pub seam_buf: Vec<u8>,
+    pub thresh: Thresholds,
+}
