@@ -3,7 +3,7 @@
  * per managed object, and their translation into PlatformVm / PlatformHost. Pure: no I/O, so the
  * recorded-response tests exercise all of it.
  */
-import type { PlatformHost, PlatformNic, PlatformState, PlatformVm } from './platform.js';
+import type { PlatformHost, PlatformNic, PlatformState, PlatformVm } from '@cordon/platform';
 import type { MoRef, XmlElement } from './soap.js';
 import type { ObjectContent, ObjectUpdate, PropertyFilterSpec, PropertySpec } from './vim25.js';
 import { toMoRef } from './vim25.js';

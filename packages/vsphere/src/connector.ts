@@ -19,7 +19,7 @@ import {
   UUID_EVENT,
   type Position,
 } from './events.js';
-import type { ConnectorCursor, ConnectorHandlers, PlatformConnector, PlatformEvent, PlatformState } from './platform.js';
+import type { ConnectorCursor, ConnectorHandlers, PlatformConnector, PlatformEvent, PlatformState } from '@cordon/platform';
 import { resolveOptions, type ResolvedOptions, type VsphereOptions } from './options.js';
 import { SoapTransport, type MoRef } from './soap.js';
 import { decodeTaskInfo, moref, toMoRef, Vim25, type PropertyFilterSpec, type ServiceContent, type TaskInfo, type UpdateSet, type VimEvent } from './vim25.js';

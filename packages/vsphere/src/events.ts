@@ -8,7 +8,7 @@
  * VmBeingCreatedEvent, VmInstanceUuidAssignedEvent, VmUuidAssignedEvent, VmCreatedEvent and
  * VmClonedEvent; destroy → VmRemovedEvent; snapshot revert → no event at all (only a task).
  */
-import type { ConnectorCursor, PlatformEventKind } from './platform.js';
+import type { ConnectorCursor, PlatformEventKind } from '@cordon/platform';
 import type { TaskInfo, VimEvent } from './vim25.js';
 
 /** Event types the collector is filtered to, and what each means. */

@@ -8,7 +8,7 @@ export type {
   PlatformNic,
   PlatformState,
   PlatformVm,
-} from './platform.js';
+} from '@cordon/platform';
 export * from './errors.js';
 export { VsphereConnector } from './connector.js';
 export { optionsFromUrl, parseCredentialsFile, resolveOptions, type FromUrlOptions, type VsphereOptions } from './options.js';

@@ -6,6 +6,7 @@ import { checkStageList, ERR_STAGE_MODULE, loadStageModules, type StageModule } 
  * the service list and the help text all come from this list.
  */
 const BUILTIN = [
+  '@cordon/inventory',
   '@cordon/flows',
   '@cordon/dpi',
   '@cordon/loginspect',

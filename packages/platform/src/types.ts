@@ -49,6 +49,8 @@ export interface ConnectorHandlers {
   onHost(host: PlatformHost): void | Promise<void>;
   /** Events in the platform's order; `cursor` is the position after this event. */
   onEvent(ev: PlatformEvent, cursor: ConnectorCursor): void | Promise<void>;
+  /** The position moved without an event (a change no lifecycle event names): resume from here. */
+  onCheckpoint?(cursor: ConnectorCursor): void | Promise<void>;
   onStatus?(s: { connected: boolean; error?: { code: string; message: string } }): void;
 }
 export interface PlatformConnector {
