@@ -44,5 +44,6 @@ fi
 
 bash native/build.sh
 bash native/capture/build.sh
+bash packages/libvirt/build.sh
 log "building"
 npm run --silent build
