@@ -36,4 +36,4 @@ fi
 stop_daemon "$LIBVIRTD_PID_FILE" libvirtd
 stop_daemon "$VIRTLOGD_PID_FILE" virtlogd
 if [[ "${LIBVIRT_KEEP_LOGS:-0}" != 1 ]]; then rm -f "$LIBVIRT_RUN_DIR/libvirtd.log" "$LIBVIRT_RUN_DIR/virtlogd.log"; fi
-rmdir "$LIBVIRT_RUN_DIR" 2>/dev/null || true
+rmdir "$LIBVIRT_RUN_DIR/disks" "$LIBVIRT_RUN_DIR" 2>/dev/null || true
