@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childContext, createContext, describeError, serialized, type Context } from '@cordon/runtime';
 import { z } from 'zod';
-import { ERR_LIBVIRT_CONFIG, ERR_LIBVIRT_TIMEOUT } from './errors.js';
+import { ERR_LIBVIRT_CONFIG, ERR_LIBVIRT_PROTOCOL, ERR_LIBVIRT_TIMEOUT } from './errors.js';
 import { hostIdFor, powerOf, toPlatformVm } from './normalize.js';
 import type { ConnectorCursor, ConnectorHandlers, PlatformConnector, PlatformHost, PlatformState, PlatformVm } from './platform.js';
 import { DEFAULT_MAX_LINE_BYTES, type SidecarEventMessage, type SidecarSyncMessage } from './protocol.js';
@@ -147,11 +147,14 @@ export class LibvirtConnector implements PlatformConnector {
         const sidecar = new Sidecar({ path: this.opts.sidecarPath, uri: session.uri, source: session.source, follow: true, pingSeconds: this.opts.pingSeconds, maxLineBytes: this.opts.maxLineBytes });
         sidecars.add(sidecar);
         let error: { code: string; message: string } | undefined;
+        let sawHost = false;
         try {
           for await (const msg of sidecar.messages()) {
             if (abort.signal.aborted) break;
             this.ctx.metrics.inc('received');
+            if (msg.t !== 'host' && !sawHost) throw ERR_LIBVIRT_PROTOCOL(session.source, `a "${msg.t}" message came before the "host" message`);
             if (msg.t === 'host') {
+              sawHost = true;
               session.hostId = hostIdFor(session.uri, msg.hostname);
             } else if (msg.t === 'sync') {
               await queue(() => this.deliverSync(session, sessions, msg, tracker, handlers, call));

@@ -55,13 +55,14 @@ test('hostile or crashing sidecars are killed and restarted with backoff; the st
     [host, { t: 'sync', ts: 4, domains: [dom(1)] }, '{"t":"event"', { exit: 0 }], // dies mid-line
     [host, { t: 'error', code: 'connect', message: 'dial unix /var/run/libvirt/libvirt-sock: connect: no such file or directory' }, { exit: 2 }],
     [host, { t: 'sync', ts: 5, domains: [dom(1)] }, { t: 'event', ts: 6, uuid: A, name: 'a', event: 5, detail: 1, dom: dom(5) }, { t: 'disconnected', message: 'libvirt closed the connection' }, { exit: 3 }],
-    [host, { t: 'sync', ts: 7, domains: [dom(5)] }],
+    [{ t: 'sync', ts: 7, domains: [] }, host], // out of order: state before saying which host
+    [host, { t: 'sync', ts: 8, domains: [dom(5)] }],
   ];
   const metrics = new Metrics();
   const c = new LibvirtConnector({ uris: ['qemu:///system'], sidecarPath: fakeSidecar(dir, runs), backoff: fast, maxLineBytes: 1024, ctx: createContext({ log: silentLogger, metrics }) });
   const rec = new Recorder();
   const running = c.run(rec);
-  await until('the eighth sidecar to sync', () => rec.syncs.length >= 4 && runCount(dir) >= 8, 30_000);
+  await until('the ninth sidecar to sync', () => rec.syncs.length >= 4 && runCount(dir) >= 9, 30_000);
   await c.stop();
   await running;
   const codes = rec.statuses.filter((s) => !s.connected).map((s) => s.error?.code);
@@ -73,6 +74,7 @@ test('hostile or crashing sidecars are killed and restarted with backoff; the st
     'CORDON_ERR_LIBVIRT_PROTOCOL',
     'CORDON_ERR_LIBVIRT_CONNECT',
     'CORDON_ERR_LIBVIRT_DISCONNECTED',
+    'CORDON_ERR_LIBVIRT_PROTOCOL',
   ]);
   assert.match(rec.statuses.find((s) => s.error?.code === 'CORDON_ERR_LIBVIRT_PROTOCOL')?.error?.message ?? '', /uuid: a lower-case UUID/);
   assert.match(rec.statuses.find((s) => s.error?.code === 'CORDON_ERR_LIBVIRT_CONNECT')?.error?.message ?? '', /no such file or directory/);
@@ -80,7 +82,7 @@ test('hostile or crashing sidecars are killed and restarted with backoff; the st
   assert.deepEqual(rec.events.map((e) => e.kind), ['powered_on', 'powered_off']);
   assert.equal(new Set(rec.events.map((e) => e.id)).size, rec.events.length);
   assert.deepEqual(rec.hosts.map((h) => h.connection).slice(0, 2), ['connected', 'disconnected']);
-  assert.equal(metrics.get('libvirt.restarts'), 7);
+  assert.equal(metrics.get('libvirt.restarts'), 8);
   // The URI goes to the sidecar on stdin, never on its command line.
   assert.match(readFileSync(join(dir, 'configs'), 'utf8'), /"uri":"qemu:\/\/\/system","follow":true/);
 });
