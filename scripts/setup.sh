@@ -2,7 +2,8 @@
 # Install everything Cordon needs on a bare Debian machine (idempotent, fast when done):
 # system packages (as root), npm dependencies, the TypeScript build.
 #   CORDON_SETUP_SYSTEM=0   skip apt (packages already present or not root)
-#   CORDON_SETUP_TEST=1     also the test world: tshark (independent flow counts), Kafka deps, the vSphere simulator
+#   CORDON_SETUP_TEST=1     also the test world: tshark (independent flow counts), Kafka deps,
+#                           libvirtd + QEMU (infra/libvirt), the vSphere simulator (infra/vcsim)
 #   CORDON_SETUP_BENCH=1    also the benchmarks' baselines: AIDE, fail2ban, tcpreplay
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,6 +35,7 @@ if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
   fi
   if [[ "${CORDON_SETUP_TEST:-0}" == 1 && $(id -u) == 0 ]]; then
     bash infra/kafka/deps.sh
+    bash infra/libvirt/deps.sh
   fi
 fi
 # The vSphere API simulator (govmomi, from the Go module proxy) and its driver, for the
@@ -57,5 +59,6 @@ fi
 
 bash native/build.sh
 bash native/capture/build.sh
+bash packages/libvirt/build.sh
 log "building"
 npm run --silent build

@@ -1,5 +1,6 @@
 import type { Context } from '@cordon/runtime';
 import type { PlatformConnector } from '@cordon/platform';
+import { fromUrl as libvirtFromUrl } from '@cordon/libvirt';
 import { fromUrl as vsphereFromUrl } from '@cordon/vsphere';
 import type { SourceConfig } from './config.js';
 import { FileConnector } from './connector-file.js';
@@ -18,6 +19,7 @@ export function connectorFor(source: SourceConfig, ctx: Context, env: NodeJS.Pro
     });
   }
   if (url.startsWith('file:')) return new FileConnector({ url, ctx, pollMs: source.pollMs });
-  if (url.startsWith('libvirt+')) throw ERR_INVENTORY_SOURCE(url, 'the libvirt connector is not part of this build');
+  // one source per libvirt host; several hosts are several sources
+  if (url.startsWith('libvirt+')) return libvirtFromUrl(url, { ctx });
   throw ERR_INVENTORY_SOURCE(url, 'unknown kind of source (vsphere+https://, libvirt+…, file://)');
 }
