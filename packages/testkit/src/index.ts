@@ -4,3 +4,4 @@ export * from './lab.js';
 export * from './fixtures.js';
 export * from './wait.js';
 export * from './tarball.js';
+export * from './corpus.js';
