@@ -14,10 +14,11 @@ import { allTopicSpecs, codecFor, TOPICS, type Alert } from '@cordon/schemas';
 import { dpiStage } from '@cordon/dpi';
 import { runStage } from '@cordon/stage';
 import { replayCapture, waitCaughtUp } from '@cordon/cli';
+import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 
-const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
+const CORPUS = corpusPath('suricata-verify');
 
-test('two dpi instances on a 12-partition topic give the same alerts as one, and the expected ones', { timeout: 300_000 }, async () => {
+test('two dpi instances on a 12-partition topic give the same alerts as one, and the expected ones', { timeout: 300_000, skip: skipWithoutCorpus('suricata-verify') }, async () => {
   const dirs = readdirSync(CORPUS).filter((d) => d.startsWith('http-evader__')).sort().slice(0, 40);
   const meta = dirs.map((d) => ({ name: d, ...(JSON.parse(readFileSync(join(CORPUS, d, 'expected.json'), 'utf8')) as { pcap: string; rules: string; expect: Array<{ sid: number; count: number }> }) }));
   const ctx = createContext({ log: silentLogger });

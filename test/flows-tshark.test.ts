@@ -8,7 +8,8 @@
  * protocols). Byte counts tshark prints rounded ("24 kB") are also checked exactly against
  * tshark's own per-frame dissection (frame.len of every frame with that 5-tuple).
  *
- * tshark is required: CI installs it (CORDON_SETUP_TEST=1 scripts/setup.sh). A missing tshark fails this test.
+ * tshark is required: CI installs it (CORDON_SETUP_TEST=1 scripts/setup.sh). A missing tshark fails this test;
+ * a missing corpus (../shared/corpus/suricata-verify, beside CI's checkout) skips it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,9 +19,10 @@ import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { decodeFrame, readCapture, type CaptureFrame } from '@cordon/pcap';
 import { applyTopics, loadConfig, openBus, openStore, pipelineOf, replayCapture, startService, waitCaughtUp } from '@cordon/cli';
+import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 import { tshark, tsharkAvailable, tsharkBytes, type Conv, type TsharkView } from './lib/oracle.js';
 
-const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
+const CORPUS = corpusPath('suricata-verify');
 const MIN_COMPARED = 20;
 
 interface Dir {
@@ -163,7 +165,7 @@ function skipReason(frames: CaptureFrame[], view: TsharkView): string | null {
   return null;
 }
 
-test('cordon replay + flows + sink give tshark\'s per-flow packet and byte counts on the corpus', { timeout: 900_000 }, async (t) => {
+test('cordon replay + flows + sink give tshark\'s per-flow packet and byte counts on the corpus', { timeout: 900_000, skip: skipWithoutCorpus('suricata-verify') }, async (t) => {
   const version = await tsharkAvailable();
   assert.ok(
     version,

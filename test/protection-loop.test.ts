@@ -16,10 +16,11 @@ import { createContext, createLogger, Metrics, silentLogger } from '@cordon/runt
 import { createEmbeddedBus, createKafkaBus, type Bus } from '@cordon/bus';
 import { applyPolicyFile, applyInventoryFile } from '@cordon/policy';
 import { applyTopics, loadConfig, openStore, pipelineOf, startService, waitCaughtUp, type RunningService } from '@cordon/cli';
-import { canUseNetns, freshCordonTopics, kafkaBrokers, makeLab } from '@cordon/testkit';
+import { canUseNetns, corpusPath, freshCordonTopics, kafkaBrokers, makeLab, skipWithoutCorpus } from '@cordon/testkit';
 
-const skip = canUseNetns();
-const ET = join(import.meta.dirname, '..', '..', '..', 'shared', 'corpus', 'et-open', 'emerging-exploit.rules');
+const skip = canUseNetns() ?? skipWithoutCorpus('et-open');
+/** The rule file as Emerging Threats publish it, from the corpus beside the checkout. */
+const ET = join(corpusPath('et-open'), 'emerging-exploit.rules');
 /** ET EXPLOIT Possible IBM Data Risk Manager Authentication Bypass - Session ID Assignment */
 const SID = '2029988';
 const TTL_S = 6;
@@ -113,7 +114,7 @@ async function scenario(kind: 'embedded' | 'kafka', tag: string): Promise<void> 
   }
 }
 
-describe('protection loop: ET rule in prevent mode -> block on the host bridge', { skip: skip ?? false, timeout: 240_000 }, () => {
+describe('protection loop: ET rule in prevent mode -> block on the host bridge', { skip, timeout: 240_000 }, () => {
   test('on the embedded bus', () => scenario('embedded', `le${process.pid % 1000}`));
   test('on Kafka', () => scenario('kafka', `lk${process.pid % 1000}`));
 });

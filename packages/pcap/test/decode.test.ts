@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { skipWithoutCorpus } from '@cordon/testkit';
 import {
   decodeFrame,
   ERR_DECODE_LINKTYPE,
@@ -13,20 +15,25 @@ import {
   type DecodeResult,
   type IpPacket,
 } from '../src/index.js';
-import { collect, corpusCaptures, CORPUS } from './helpers.js';
+import { collect, corpusCaptures, relink, smtpSession, SV } from './helpers.js';
 
 function ip(r: DecodeResult): IpPacket {
   if (r.kind !== 'ip') assert.fail(`expected an IP packet, got ${r.kind === 'error' ? r.error.message : `non-ip 0x${r.ethertype.toString(16)}`}`);
   return r;
 }
-const pcapOf = (test: string, file: string) => join(CORPUS, test, file);
-
-/** First frame of the SMTP capture: 74-byte Ethernet/IPv4/TCP SYN 192.168.1.? → port 25. */
-async function smtpFrames(): Promise<Buffer[]> {
-  return (await collect(pcapOf('bug-1045', 'smtpsuricataflowbitsFN.pcap'))).map((f) => f.frame);
+const noCorpus = skipWithoutCorpus('suricata-verify');
+/** The first capture file of a suricata-verify test. */
+async function corpusFrames(test: string) {
+  const file = readdirSync(join(SV(), test)).find((f) => f.endsWith('.pcap'))!;
+  return collect(join(SV(), test, file));
 }
 
-test('every frame of the corpus decodes to IP (all are IPv4/IPv6 over Ethernet, SLL or null)', async () => {
+/** The generated SMTP conversation: SYN 192.0.2.10:49152 → 198.51.100.25:25 (with TCP options), SYN-ACK, ACK, … */
+function smtpFrames(): Buffer[] {
+  return smtpSession().map((f) => f.frame);
+}
+
+test('every frame of the corpus decodes to IP (all are IPv4/IPv6 over Ethernet, SLL or null)', { skip: noCorpus }, async () => {
   let frames = 0;
   for (const c of corpusCaptures()) {
     for (const f of await collect(c.file)) {
@@ -38,12 +45,15 @@ test('every frame of the corpus decodes to IP (all are IPv4/IPv6 over Ethernet, 
   assert.ok(frames > 8000);
 });
 
-test('Ethernet IPv4 TCP: addresses, ports, flags', async () => {
-  const [syn, synAck] = await smtpFrames();
+test('Ethernet IPv4 TCP: addresses, ports, flags', () => {
+  const [syn, synAck] = smtpFrames();
   const a = ip(decodeFrame(1, syn!));
   assert.equal(a.ipVersion, 4);
   assert.equal(a.proto, 6);
   assert.equal(a.tcpFlags, TCP_FLAGS.SYN);
+  assert.equal(formatIp(a.src), '192.0.2.10');
+  assert.equal(formatIp(a.dst), '198.51.100.25');
+  assert.equal(a.sport, 49152);
   assert.equal(a.dport, 25);
   assert.equal(a.vlan, 0);
   assert.equal(a.fragment, null);
@@ -56,15 +66,15 @@ test('Ethernet IPv4 TCP: addresses, ports, flags', async () => {
   assert.equal(b.dport, a.sport);
 });
 
-test('802.1Q tag from a real capture, and QinQ / 802.1ad stacks', async () => {
-  const [tagged] = (await collect(pcapOf('detect-flowbits', (await import('node:fs')).readdirSync(join(CORPUS, 'detect-flowbits')).find((f) => f.endsWith('.pcap'))!))).map((f) => f.frame);
-  const p = ip(decodeFrame(1, tagged!));
-  assert.equal(p.vlan, 6);
-  assert.equal(formatIp(p.src), '5.6.7.8');
-  assert.equal(p.sport, 6666);
-
-  const [syn] = await smtpFrames();
+test('802.1Q tag, QinQ / 802.1ad stacks', () => {
+  const [syn] = smtpFrames();
   const plain = ip(decodeFrame(1, syn!));
+  const tagged = Buffer.concat([syn!.subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 6]), syn!.subarray(12)]);
+  const t = ip(decodeFrame(1, tagged));
+  assert.equal(t.vlan, 6);
+  assert.deepEqual(t.vlans, [6]);
+  assert.equal(t.l3Offset, 18);
+  assert.equal(t.sport, plain.sport);
   // Insert an 802.1ad S-tag (vid 100) and an 802.1Q C-tag (vid 200) after the MACs.
   const qinq = Buffer.concat([syn!.subarray(0, 12), Buffer.from([0x88, 0xa8, 0x00, 100, 0x81, 0x00, 0x20, 200]), syn!.subarray(12)]);
   const q = ip(decodeFrame(1, qinq));
@@ -80,11 +90,12 @@ test('802.1Q tag from a real capture, and QinQ / 802.1ad stacks', async () => {
   assert.ok(cut.kind === 'error' && ERR_DECODE_TRUNCATED.is(cut.error));
 });
 
-test('Linux SLL (real capture), SLL2, raw IP, BSD null (both orders) and loop give the same packet', async () => {
-  const sll = (await collect(pcapOf('tcp-fastopen-04', 'tfo.pcap')))[0]!;
-  assert.equal(sll.linktype, 113);
-  const viaSll = ip(decodeFrame(113, sll.frame));
-  const ipBytes = sll.frame.subarray(16);
+test('Linux SLL, SLL2, raw IP, BSD null (both orders) and loop give the same packet', () => {
+  const [syn] = smtpFrames();
+  const viaEth = ip(decodeFrame(1, syn!));
+  const viaSll = ip(decodeFrame(113, relink(syn!, 113)));
+  assert.deepEqual([formatIp(viaSll.src), viaSll.sport, formatIp(viaSll.dst), viaSll.dport], [formatIp(viaEth.src), viaEth.sport, formatIp(viaEth.dst), viaEth.dport]);
+  const ipBytes = relink(syn!, 101);
   const same = (p: IpPacket) => {
     assert.equal(formatIp(p.src), formatIp(viaSll.src));
     assert.equal(formatIp(p.dst), formatIp(viaSll.dst));
@@ -101,17 +112,39 @@ test('Linux SLL (real capture), SLL2, raw IP, BSD null (both orders) and loop gi
   same(ip(decodeFrame(0, le)));
   same(ip(decodeFrame(0, be)));
   same(ip(decodeFrame(108, be)));
-  // The real null-linktype capture (macOS, AF_INET in host order)
-  const nul = (await collect(pcapOf('http-async', 'input.pcap')))[0]!;
-  assert.equal(nul.linktype, 0);
-  assert.equal(ip(decodeFrame(0, nul.frame)).proto, 6);
   // Raw link type with a non-IP version nibble
   const bad = decodeFrame(101, Buffer.from([0x50, 0, 0, 0]));
   assert.ok(bad.kind === 'error' && ERR_DECODE_MALFORMED.is(bad.error));
 });
 
-test('IPv4 options shift the L4 header; fragments: only the first carries ports', async () => {
-  const [syn] = await smtpFrames();
+test('real captures: an 802.1Q tag, Linux SLL, BSD null (macOS), IPv6 destination options', { skip: noCorpus }, async () => {
+  const [tagged] = await corpusFrames('detect-flowbits');
+  const p = ip(decodeFrame(1, tagged!.frame));
+  assert.equal(p.vlan, 6);
+  assert.equal(formatIp(p.src), '5.6.7.8');
+  assert.equal(p.sport, 6666);
+
+  const sll = (await collect(join(SV(), 'tcp-fastopen-04', 'tfo.pcap')))[0]!;
+  assert.equal(sll.linktype, 113);
+  const viaSll = ip(decodeFrame(113, sll.frame));
+  const viaRaw = ip(decodeFrame(101, sll.frame.subarray(16)));
+  assert.deepEqual([formatIp(viaSll.src), viaSll.sport, formatIp(viaSll.dst), viaSll.dport], [formatIp(viaRaw.src), viaRaw.sport, formatIp(viaRaw.dst), viaRaw.dport]);
+
+  // null link type, AF_INET in host order
+  const nul = (await collect(join(SV(), 'http-async', 'input.pcap')))[0]!;
+  assert.equal(nul.linktype, 0);
+  assert.equal(ip(decodeFrame(0, nul.frame)).proto, 6);
+
+  // detect-ttl-ipv6: echo requests carry a destination-options header before ICMPv6.
+  const decoded = (await corpusFrames('detect-ttl-ipv6')).map((f) => ip(decodeFrame(f.linktype, f.frame)));
+  const req = decoded.find((x) => x.icmpType === 128)!;
+  assert.equal(req.proto, 58);
+  assert.equal(formatIp(req.src), '2001:db8:2:0:8e16:45ff:fee5:5ba2');
+  assert.equal(req.sport, 0, 'ICMP has no ports, so request and reply are one flow');
+});
+
+test('IPv4 options shift the L4 header; fragments: only the first carries ports', () => {
+  const [syn] = smtpFrames();
   const plain = ip(decodeFrame(1, syn!));
   // Add 8 bytes of options (NOP×4 + EOL×4): IHL 5 → 7.
   const hdr = Buffer.from(syn!.subarray(14, 34));
@@ -142,15 +175,7 @@ test('IPv4 options shift the L4 header; fragments: only the first carries ports'
   assert.ok(r.kind === 'error' && ERR_DECODE_MALFORMED.is(r.error));
 });
 
-test('IPv6 extension headers from a real capture and a built chain (hop-by-hop, routing, dest opts, AH, fragment)', async () => {
-  // detect-ttl-ipv6: echo requests carry a destination-options header before ICMPv6.
-  const frames = await collect(pcapOf('detect-ttl-ipv6', (await import('node:fs')).readdirSync(join(CORPUS, 'detect-ttl-ipv6')).find((f) => f.endsWith('.pcap'))!));
-  const decoded = frames.map((f) => ip(decodeFrame(f.linktype, f.frame)));
-  const req = decoded.find((p) => p.icmpType === 128)!;
-  assert.equal(req.proto, 58);
-  assert.equal(formatIp(req.src), '2001:db8:2:0:8e16:45ff:fee5:5ba2');
-  assert.equal(req.sport, 0, 'ICMP has no ports, so request and reply are one flow');
-
+test('IPv6 extension headers in a built chain (hop-by-hop, routing, dest opts, AH, fragment)', () => {
   // Build: Ethernet / IPv6 / HBH(8) / routing(24) / dest(16) / AH(24) / fragment(8, offset 0) / UDP
   const udp = Buffer.from([0x30, 0x39, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00]);
   const hbh = Buffer.concat([Buffer.from([43, 0]), Buffer.alloc(6)]);
@@ -200,9 +225,9 @@ test('non-IP frames are reported as such, unknown link types as typed errors', (
   assert.equal(u.kind === 'error' && u.error.code, 'CORDON_ERR_PCAP_DECODE_LINKTYPE');
 });
 
-test('hostile bytes: every prefix of every frame, and random garbage, never throw', async () => {
+test('hostile bytes: every prefix of every frame, and random garbage, never throw', () => {
   const linktypes = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 9999];
-  const frames = (await smtpFrames()).slice(0, 6);
+  const frames = smtpFrames().slice(0, 6);
   for (const f of frames) {
     for (let len = 0; len <= f.length; len++) {
       const r = decodeFrame(1, f.subarray(0, len));
@@ -228,8 +253,8 @@ test('hostile bytes: every prefix of every frame, and random garbage, never thro
   assert.ok(kinds.ip > 0 && kinds.error > 0 && kinds['non-ip'] > 0, JSON.stringify(kinds));
 });
 
-test('flowKey is the same bytes both ways; the hash is 16 bytes and symmetric', async () => {
-  const [syn, synAck, ack] = (await smtpFrames()).map((f) => ip(decodeFrame(1, f)));
+test('flowKey is the same bytes both ways; the hash is 16 bytes and symmetric', () => {
+  const [syn, synAck, ack] = smtpFrames().map((f) => ip(decodeFrame(1, f)));
   const k1 = flowKey(syn!);
   const k2 = flowKey(synAck!);
   assert.deepEqual(k1.key, k2.key);

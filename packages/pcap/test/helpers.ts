@@ -1,26 +1,29 @@
 /**
- * Writers for capture variants the corpus lacks (big-endian pcap, pcapng of either byte order
- * with any timestamp resolution, SPB/OPB), so the reader is tested on every format with real
- * frames. These are test tooling, deliberately independent of src/reader.ts.
+ * Test tooling, deliberately independent of src/: a generated TCP conversation (Ethernet,
+ * IPv4, valid checksums) and writers for every capture variant the reader takes (pcap of
+ * either byte order and resolution, pcapng of either byte order with any timestamp
+ * resolution, several interfaces, EPB/SPB/OPB), so format features are tested without any
+ * capture from outside the repository. Real captures (the suricata-verify corpus beside the
+ * checkout) are used on top, by tests that skip when it is absent.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { corpusPath } from '@cordon/testkit';
 import { readCapture, type CaptureFrame } from '../src/index.js';
 
-export const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
-export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures');
+/** The suricata-verify corpus: use only in tests that skip with `skipWithoutCorpus('suricata-verify')`. */
+export const SV = (): string => corpusPath('suricata-verify');
 
 export function corpusCaptures(): { test: string; file: string; expectedPackets: number; linktypes: number[] }[] {
   const out: { test: string; file: string; expectedPackets: number; linktypes: number[] }[] = [];
-  for (const test of readdirSync(CORPUS).sort()) {
+  for (const test of readdirSync(SV()).sort()) {
     let meta: { pcap: string; pcap_info: { packets: number; linktypes: number[] } };
     try {
-      meta = JSON.parse(readFileSync(join(CORPUS, test, 'expected.json'), 'utf8'));
+      meta = JSON.parse(readFileSync(join(SV(), test, 'expected.json'), 'utf8'));
     } catch {
       continue;
     }
-    out.push({ test, file: join(CORPUS, test, meta.pcap), expectedPackets: meta.pcap_info.packets, linktypes: meta.pcap_info.linktypes });
+    out.push({ test, file: join(SV(), test, meta.pcap), expectedPackets: meta.pcap_info.packets, linktypes: meta.pcap_info.linktypes });
   }
   return out;
 }
@@ -47,6 +50,117 @@ export interface Frame {
   orig_len: number;
   frame: Buffer;
   interfaceId?: number;
+  /** Nanoseconds past ts_us (0..999), written only by nanosecond pcap. */
+  sub_us_ns?: number;
+}
+
+// ---- a generated conversation ------------------------------------------------------------
+
+export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
+/** Documentation addresses (RFC 5737) and locally administered MACs. */
+export const CLIENT = { mac: Buffer.from([2, 0, 0, 0, 0, 1]), ip: [192, 0, 2, 10], port: 49152 } as const;
+export const SERVER = { mac: Buffer.from([2, 0, 0, 0, 0, 2]), ip: [198, 51, 100, 25], port: 25 } as const;
+type End = typeof CLIENT | typeof SERVER;
+
+function sum16(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
+  if (b.length % 2) sum += b[b.length - 1]! << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return ~sum & 0xffff;
+}
+
+/** Ethernet / IPv4 (no options, DF) / TCP, both checksums valid. */
+function ethIpv4Tcp(from: End, to: End, o: { id: number; seq: number; ack: number; flags: number; payload: Buffer; options?: Buffer }): Buffer {
+  const opts = o.options ?? Buffer.alloc(0);
+  const t = Buffer.alloc(20 + opts.length);
+  t.writeUInt16BE(from.port, 0);
+  t.writeUInt16BE(to.port, 2);
+  t.writeUInt32BE(o.seq >>> 0, 4);
+  t.writeUInt32BE(o.ack >>> 0, 8);
+  t[12] = (t.length / 4) << 4;
+  t[13] = o.flags;
+  t.writeUInt16BE(64240, 14);
+  opts.copy(t, 20);
+  const l4 = Buffer.concat([t, o.payload]);
+  const pseudo = Buffer.from([...from.ip, ...to.ip, 0, 6, l4.length >> 8, l4.length & 0xff]);
+  l4.writeUInt16BE(sum16(Buffer.concat([pseudo, l4])), 16);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + l4.length, 2);
+  ip.writeUInt16BE(o.id, 4);
+  ip.writeUInt16BE(0x4000, 6);
+  ip[8] = 64;
+  ip[9] = 6;
+  Buffer.from(from.ip).copy(ip, 12);
+  Buffer.from(to.ip).copy(ip, 16);
+  ip.writeUInt16BE(sum16(ip), 10);
+  return Buffer.concat([to.mac, from.mac, Buffer.from([0x08, 0x00]), ip, l4]);
+}
+
+/**
+ * A whole SMTP conversation, 192.0.2.10:49152 → 198.51.100.25:25: SYN (with MSS, SACK-permitted
+ * options), SYN-ACK, ACK first, then the dialogue, a 1,400-byte message body captured with a
+ * snap length of 128 (orig_len > captured length), and both FINs. Timestamps step by irregular
+ * microsecond amounts and cross second boundaries.
+ */
+export function smtpSession(): Frame[] {
+  const steps: Array<[End, number, string | number, number]> = [
+    // [sender, flags, payload (text, or a length of filler), µs since the previous frame]
+    [CLIENT, TCP.SYN, '', 0],
+    [SERVER, TCP.SYN | TCP.ACK, '', 41_873],
+    [CLIENT, TCP.ACK, '', 212],
+    [SERVER, TCP.PSH | TCP.ACK, '220 mx.example.net ESMTP\r\n', 95_004],
+    [CLIENT, TCP.ACK, '', 1_020],
+    [CLIENT, TCP.PSH | TCP.ACK, 'EHLO client.example.org\r\n', 3],
+    [SERVER, TCP.PSH | TCP.ACK, '250-mx.example.net\r\n250-PIPELINING\r\n250 8BITMIME\r\n', 88_471],
+    [CLIENT, TCP.PSH | TCP.ACK, 'MAIL FROM:<alice@example.org>\r\n', 1_000_157],
+    [SERVER, TCP.PSH | TCP.ACK, '250 2.1.0 Ok\r\n', 733_999],
+    [CLIENT, TCP.PSH | TCP.ACK, 'RCPT TO:<bob@example.net>\r\nDATA\r\n', 1],
+    [SERVER, TCP.PSH | TCP.ACK, '250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n', 266_000],
+    [CLIENT, TCP.ACK, 1_400, 999_999],
+    [CLIENT, TCP.PSH | TCP.ACK, '\r\n.\r\nQUIT\r\n', 17],
+    [SERVER, TCP.PSH | TCP.ACK, '250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n', 52_318],
+    [SERVER, TCP.FIN | TCP.ACK, '', 64],
+    [CLIENT, TCP.FIN | TCP.ACK, '', 90_210],
+    [SERVER, TCP.ACK, '', 38_012],
+  ];
+  const next = new Map<End, number>([[CLIENT, 0x1f2e3d4c], [SERVER, 0xa0b0c0d0]]);
+  const ids = new Map<End, number>([[CLIENT, 0x3a10], [SERVER, 0x0001]]);
+  let ts = 1_700_000_000_123_457;
+  const out: Frame[] = [];
+  for (const [from, flags, body, gap] of steps) {
+    const to = from === CLIENT ? SERVER : CLIENT;
+    ts += gap;
+    const payload = typeof body === 'number' ? Buffer.from('x'.repeat(body - 2) + '\r\n') : Buffer.from(body);
+    const syn = (flags & TCP.SYN) !== 0;
+    const options = !syn ? undefined : from === CLIENT ? Buffer.from([2, 4, 0x05, 0xb4, 1, 1, 4, 2]) : Buffer.from([2, 4, 0x05, 0xb4]);
+    const seq = next.get(from)!;
+    const ack = flags & TCP.ACK ? next.get(to)! : 0;
+    const id = ids.get(from)!;
+    ids.set(from, id + 1);
+    const frame = ethIpv4Tcp(from, to, { id, seq, ack, flags, payload, options });
+    next.set(from, seq + payload.length + (syn || flags & TCP.FIN ? 1 : 0));
+    const snapped = typeof body === 'number' ? frame.subarray(0, 128) : frame;
+    out.push({ ts_us: ts, orig_len: frame.length, frame: snapped });
+  }
+  return out;
+}
+
+/** The IP packet of an Ethernet frame under another link type (113 Linux SLL, 0 BSD null as written on little-endian hosts, 101 raw). */
+export function relink(ethernet: Buffer, linktype: 0 | 1 | 101 | 113): Buffer {
+  const ip = ethernet.subarray(14);
+  if (linktype === 1) return ethernet;
+  if (linktype === 101) return ip;
+  if (linktype === 0) return Buffer.concat([Buffer.from([2, 0, 0, 0]), ip]);
+  // SLL: packet type (4: sent by us), ARPHRD_ETHER, address length, address padded to 8, protocol
+  const sll = Buffer.alloc(16);
+  sll.writeUInt16BE(4, 0);
+  sll.writeUInt16BE(1, 2);
+  sll.writeUInt16BE(6, 4);
+  ethernet.copy(sll, 6, 6, 12);
+  sll.writeUInt16BE(0x0800, 14);
+  return Buffer.concat([sll, ip]);
 }
 
 class Writer {
@@ -100,7 +214,7 @@ export function writePcap(frames: Frame[], o: { le: boolean; nanos: boolean; lin
   for (const f of frames) {
     const sec = Math.floor(f.ts_us / 1e6);
     const us = f.ts_us % 1e6;
-    w.u32(sec).u32(o.nanos ? us * 1000 : us).u32(f.frame.length).u32(f.orig_len).bytes(f.frame);
+    w.u32(sec).u32(o.nanos ? us * 1000 + (f.sub_us_ns ?? 0) : us).u32(f.frame.length).u32(f.orig_len).bytes(f.frame);
   }
   return w.done();
 }

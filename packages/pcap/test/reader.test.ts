@@ -1,17 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { skipWithoutCorpus } from '@cordon/testkit';
 import {
+  decodeFrame,
   ERR_PCAP_BAD_BLOCK,
   ERR_PCAP_BAD_LENGTH,
   ERR_PCAP_BAD_MAGIC,
   ERR_PCAP_IO,
   ERR_PCAP_TRUNCATED,
+  formatIp,
   type CaptureFrame,
 } from '../src/index.js';
-import { collect, collectUntilError, corpusCaptures, CORPUS, FIXTURES, pcapngSection, writePcap, type Frame } from './helpers.js';
+import { collect, collectUntilError, corpusCaptures, pcapngSection, relink, smtpSession, SV, writePcap, type Frame } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cordon-pcap-'));
 let n = 0;
@@ -21,18 +25,35 @@ function tmpFile(bytes: Buffer, ext = 'pcap'): string {
   return p;
 }
 
-const smtp = join(CORPUS, 'bug-1045', 'smtpsuricataflowbitsFN.pcap');
+/** The generated conversation as a classic pcap (little-endian, µs): the source of the format tests. */
+const session = smtpSession();
+const smtp = tmpFile(writePcap(session, { le: true, nanos: false, linktype: 1 }));
 const strip = (fs: CaptureFrame[]) => fs.map((f) => ({ ts_us: f.ts_us, orig_len: f.orig_len, frame: f.frame.toString('hex'), seq: f.seq }));
 
-test('every corpus capture streams completely, with 0-based seq', async () => {
+const noCorpus = skipWithoutCorpus('suricata-verify');
+/** Wireshark's own writers and dissector, as an oracle independent of ours. */
+function skipWithoutTools(...tools: string[]): string | false {
+  const missing = tools.filter((t) => spawnSync(t, ['--version'], { stdio: 'ignore' }).status !== 0);
+  return missing.length ? `skipped: ${missing.join(', ')} not installed (CORDON_SETUP_TEST=1 bash scripts/setup.sh installs them)` : false;
+}
+const svSmtp = () => join(SV(), 'bug-1045', 'smtpsuricataflowbitsFN.pcap');
+
+test('every corpus capture streams completely, with 0-based seq', { skip: noCorpus }, async () => {
   const caps = corpusCaptures();
-  assert.ok(caps.length > 300, `corpus found at ${CORPUS}`);
+  assert.ok(caps.length > 300, `corpus found at ${SV()}`);
   for (const c of caps) {
     const frames = await collect(c.file);
     assert.equal(frames.length, c.expectedPackets, c.test);
     frames.forEach((f, i) => assert.equal(f.seq, i));
     assert.deepEqual([...new Set(frames.map((f) => f.linktype))], c.linktypes, c.test);
   }
+});
+
+test('a pcap reads back as written: times, lengths (a snapped frame too), bytes, link type', async () => {
+  const got = await collect(smtp);
+  assert.deepEqual(strip(got), strip(session.map((f, seq) => ({ ...f, seq, linktype: 1, interfaceId: 0 }))));
+  assert.ok(got.every((f) => f.linktype === 1));
+  assert.ok(got.some((f) => f.orig_len > f.frame.length), 'the session has a frame cut by the snap length');
 });
 
 test('chunk seams do not change what is read', async () => {
@@ -42,10 +63,20 @@ test('chunk seams do not change what is read', async () => {
   }
 });
 
-test('nanosecond pcap written by editcap reads as the microsecond original', async () => {
-  const us = await collect(smtp);
-  const ns = await collect(join(FIXTURES, 'nsec.pcap'));
-  assert.deepEqual(strip(ns), strip(us));
+test('nanosecond pcap: the digits finer than a microsecond are floored away', async () => {
+  const src = await collect(smtp);
+  const ns = session.map((f, i) => ({ ...f, sub_us_ns: (i * 137) % 1000 }));
+  for (const le of [true, false]) {
+    assert.deepEqual(strip(await collect(tmpFile(writePcap(ns, { le, nanos: true, linktype: 1 })))), strip(src), `le=${le}`);
+  }
+});
+
+test('nanosecond pcap written by editcap reads as the microsecond original', { skip: noCorpus || skipWithoutTools('editcap') }, async () => {
+  const file = join(tmp, 'nsec.pcap');
+  const r = spawnSync('editcap', ['-F', 'nsecpcap', svSmtp(), file], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(file).readUInt32LE(0), 0xa1b23c4d, 'editcap wrote the nanosecond magic');
+  assert.deepEqual(strip(await collect(file)), strip(await collect(svSmtp())));
 });
 
 test('big-endian pcap (µs and ns) reads like little-endian', async () => {
@@ -60,25 +91,69 @@ test('big-endian pcap (µs and ns) reads like little-endian', async () => {
   }
 });
 
-test('pcapng from mergecap: three interfaces, three link types, as tshark lists them', async () => {
-  const expected = JSON.parse(readFileSync(join(FIXTURES, 'multi-if.expected.json'), 'utf8')) as {
-    linktypes: Record<string, number>;
-    frames: { interfaceId: number; ts_us: number; orig_len: number; caplen: number }[];
+test('pcapng with three interfaces of three link types (Linux SLL, BSD null, Ethernet), interleaved', async () => {
+  const linktypes = [113, 0, 1] as const;
+  const hdr = { 113: 16, 0: 4, 1: 14 };
+  const frames: Frame[] = session.map((f, i) => {
+    const lt = linktypes[i % 3]!;
+    return { ts_us: f.ts_us, orig_len: f.orig_len - 14 + hdr[lt], frame: relink(f.frame, lt), interfaceId: i % 3 };
+  });
+  const file = tmpFile(pcapngSection(frames, { le: true, interfaces: linktypes.map((linktype) => ({ linktype })), packetBlock: 'epb' }), 'pcapng');
+  const got = await collect(file);
+  assert.equal(got.length, frames.length);
+  got.forEach((g, i) => {
+    const want = frames[i]!;
+    assert.equal(g.seq, i);
+    assert.equal(g.interfaceId, want.interfaceId, `frame ${i} interface`);
+    assert.equal(g.linktype, linktypes[i % 3], `frame ${i} link type`);
+    assert.equal(g.ts_us, want.ts_us, `frame ${i} time`);
+    assert.equal(g.orig_len, want.orig_len, `frame ${i} orig_len`);
+    assert.equal(g.frame.toString('hex'), want.frame.toString('hex'), `frame ${i} bytes`);
+    // under every link type, the same packet
+    const d = decodeFrame(g.linktype, g.frame);
+    const e = decodeFrame(1, session[i]!.frame);
+    assert.ok(d.kind === 'ip' && e.kind === 'ip', `frame ${i} decodes`);
+    assert.deepEqual([formatIp(d.src), d.sport, formatIp(d.dst), d.dport, d.tcpFlags], [formatIp(e.src), e.sport, formatIp(e.dst), e.dport, e.tcpFlags]);
+  });
+});
+
+test('pcapng written by mergecap from three real captures reads as tshark lists it', { skip: noCorpus || skipWithoutTools('mergecap', 'tshark') }, async () => {
+  const sources = [join(SV(), 'tcp-fastopen-04', 'tfo.pcap'), join(SV(), 'http-async', 'input.pcap'), svSmtp()];
+  const file = join(tmp, 'multi-if.pcapng');
+  const m = spawnSync('mergecap', ['-w', file, ...sources], { encoding: 'utf8' });
+  assert.equal(m.status, 0, m.stderr);
+  // mergecap gives each input file its own interface, in order, with that file's link type
+  const linkOf = (f: string) => {
+    const b = readFileSync(f);
+    return b.readUInt32LE(0) === 0xa1b2c3d4 ? b.readUInt32LE(20) : b.readUInt32BE(20);
   };
-  const got = await collect(join(FIXTURES, 'multi-if.pcapng'));
-  assert.equal(got.length, expected.frames.length);
+  const linktypes = sources.map(linkOf);
+  assert.deepEqual(linktypes, [113, 0, 1]);
+  const t = spawnSync('tshark', ['-r', file, '-T', 'fields', '-e', 'frame.interface_id', '-e', 'frame.time_epoch', '-e', 'frame.len', '-e', 'frame.cap_len'], { encoding: 'utf8' });
+  assert.equal(t.status, 0, t.stderr);
+  const expected = t.stdout
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [iface, time, len, caplen] = line.split('\t') as [string, string, string, string];
+      const [sec, frac = ''] = time.split('.') as [string, string?];
+      return { interfaceId: Number(iface), ts_us: Number(sec) * 1e6 + Number(frac.padEnd(6, '0').slice(0, 6)), orig_len: Number(len), caplen: Number(caplen) };
+    });
+  const got = await collect(file);
+  assert.equal(got.length, expected.length);
+  assert.ok(new Set(got.map((f) => f.interfaceId)).size === 3);
   got.forEach((f, i) => {
-    const e = expected.frames[i]!;
+    const e = expected[i]!;
     assert.equal(f.seq, i);
     assert.equal(f.interfaceId, e.interfaceId, `frame ${i} interface`);
-    assert.equal(f.linktype, expected.linktypes[String(e.interfaceId)], `frame ${i} linktype`);
+    assert.equal(f.linktype, linktypes[e.interfaceId], `frame ${i} linktype`);
     assert.equal(f.ts_us, e.ts_us, `frame ${i} time`);
     assert.equal(f.orig_len, e.orig_len);
     assert.equal(f.frame.length, e.caplen);
   });
   // And the frames themselves are those of the source files.
   const eth = got.filter((f) => f.linktype === 1);
-  assert.deepEqual(eth.map((f) => f.frame.toString('hex')), (await collect(smtp)).map((f) => f.frame.toString('hex')));
+  assert.deepEqual(eth.map((f) => f.frame.toString('hex')), (await collect(svSmtp())).map((f) => f.frame.toString('hex')));
 });
 
 test('pcapng of both byte orders and several timestamp resolutions', async () => {

@@ -5,3 +5,4 @@ export * from './fixtures.js';
 export * from './wait.js';
 export * from './tarball.js';
 export * from './vcsim.js';
+export * from './corpus.js';

@@ -1,16 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Rules } from '@cordon/native';
+import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 import { runCapture, rulesCheckCommand } from '../src/index.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-// services/dpi/dist/test → repo root → ../shared/corpus
-const corpus = resolve(here, '../../../../../shared/corpus/suricata-verify');
-const haveCorpus = existsSync(corpus);
 
 interface Expected {
   pcap: string;
@@ -20,7 +15,7 @@ interface Expected {
 }
 
 async function countsFor(name: string): Promise<{ want: Map<number, number>; got: Map<number, number> }> {
-  const dir = join(corpus, name);
+  const dir = join(corpusPath('suricata-verify'), name);
   const e = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
   const rules = Rules.compile([{ name: e.rules, text: readFileSync(join(dir, e.rules), 'utf8') }]);
   const got = new Map<number, number>();
@@ -33,7 +28,7 @@ async function countsFor(name: string): Promise<{ want: Map<number, number>; got
 }
 
 for (const name of ['http-evader__http-evader-002', 'http-evader__http-evader-200', 'detect-icmp-id-01', 'bug-1401-03', 'detect-flowbits']) {
-  test(`dpi reproduces Suricata's alert counts on ${name}`, { skip: !haveCorpus && 'corpus not present' }, async () => {
+  test(`dpi reproduces Suricata's alert counts on ${name}`, { skip: skipWithoutCorpus('suricata-verify') }, async () => {
     const { want, got } = await countsFor(name);
     for (const [sid, count] of want) assert.equal(got.get(sid) ?? 0, count, `sid ${sid}`);
   });

@@ -8,9 +8,12 @@ import { createEmbeddedBus, partitionForKey, type Bus, type ProduceRecord } from
 import { decodeFrame, readCapture, symmetricFlowHash } from '@cordon/pcap';
 import { codecFor, TOPICS, type FlowRecord, type PacketBatch } from '@cordon/schemas';
 import { createContext, silentLogger } from '@cordon/runtime';
+import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 import { FlowTable, parseFlowTableConfig } from '../src/index.js';
 
-export const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
+/** The captures come from the suricata-verify corpus: tests that replay them skip without it. */
+export const NO_CORPUS = skipWithoutCorpus('suricata-verify');
+const CORPUS = corpusPath('suricata-verify');
 export const PARTITIONS = { packets: 4, flows: 2, dlq: 1, state: 2 };
 /** Captures with several flows, both IP versions, SLL and null link types. */
 export const CAPTURES = ['bug-1045', 'detect-ttl-ipv6', 'tcp-fastopen-04', 'http-async', 'ipv6-evasion__ipv6-rsmurf', 'detect-flowbits', 'bug-6269-01'];

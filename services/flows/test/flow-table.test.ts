@@ -6,6 +6,7 @@ import { deflateRawSync } from 'node:zlib';
 import { readCapture } from '@cordon/pcap';
 import type { FlowRecord, PacketBatch } from '@cordon/schemas';
 import { codecFor, TOPICS } from '@cordon/schemas';
+import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 import {
   ERR_FLOWS_BAD_FRAME,
   ERR_FLOWS_CONFIG,
@@ -233,12 +234,41 @@ test('the flow cap closes the oldest flow and counts it', () => {
 
 // ---- snapshot / restore ----------------------------------------------------------------
 
-const CORPUS = process.env.CORDON_CORPUS ?? join(import.meta.dirname, '..', '..', '..', '..', '..', 'shared', 'corpus', 'suricata-verify');
+/**
+ * 300 overlapping conversations as one sensor's stream: TCP closed by FINs, reset, or left
+ * established; UDP exchanges; and, every 60 conversations, a pause longer than every timeout.
+ */
+function generatedStream(): PacketBatch[] {
+  const timed: Array<{ ts: number; frame: Buffer }> = [];
+  let start = T0;
+  for (let i = 0; i < 300; i++) {
+    if (i % 60 === 59) start += 400 * S;
+    start += 20_000;
+    const c = { ip: `10.1.${i >> 8}.${i & 255}`, port: 30000 + i };
+    const s = { ip: `10.0.0.${2 + (i % 3)}`, port: [80, 443, 53][i % 3]! };
+    const steps: Buffer[] =
+      i % 5 === 2
+        ? [tcp(c, s, F.SYN), tcp(s, c, F.RST | F.ACK)]
+        : i % 5 === 3
+          ? [udp(c, s, 40), udp(s, c, 200)]
+          : i % 5 === 4
+            ? [tcp(c, s, F.SYN), tcp(s, c, F.SYN | F.ACK), tcp(c, s, F.ACK), tcp(c, s, F.PSH | F.ACK, 300)]
+            : [tcp(c, s, F.SYN), tcp(s, c, F.SYN | F.ACK), tcp(c, s, F.ACK), tcp(c, s, F.PSH | F.ACK, 120), tcp(s, c, F.PSH | F.ACK, 900), tcp(c, s, F.FIN | F.ACK), tcp(s, c, F.FIN | F.ACK), tcp(c, s, F.ACK)];
+    steps.forEach((frame, k) => timed.push({ ts: start + k * 7_000, frame }));
+  }
+  timed.sort((a, b) => a.ts - b.ts);
+  const frames = timed.map((f, seq) => ({ ts_us: f.ts, seq, orig_len: f.frame.length, frame: f.frame }));
+  const out: PacketBatch[] = [];
+  for (let i = 0; i < frames.length; i += 7) out.push({ batch_id: `g:${i}`, sensor: 'generated', vm: null, linktype: 1, end_of_source: false, packets: frames.slice(i, i + 7) });
+  out.push({ batch_id: 'g:end', sensor: 'generated', vm: null, linktype: 1, end_of_source: true, packets: [] });
+  return out;
+}
 
 /** 40 corpus captures as one sensor's stream: hundreds of flows, timeouts between captures. */
 async function corpusStream(): Promise<PacketBatch[]> {
   const out: PacketBatch[] = [];
   let seq = 0;
+  const CORPUS = corpusPath('suricata-verify');
   for (const dir of readdirSync(CORPUS).sort().slice(0, 40)) {
     let meta: { pcap: string; pcap_info: { linktypes: number[] } };
     try {
@@ -256,23 +286,29 @@ async function corpusStream(): Promise<PacketBatch[]> {
   return out;
 }
 
-test('snapshot/restore: first part, snapshot, restore in a new table, rest == all in one go', async () => {
-  const batches = await corpusStream();
-  const whole = new FlowTable(cfg);
-  const expected = batches.flatMap((b) => records(whole.processBatch(b)));
-  assert.ok(expected.length > 30, `${expected.length} flows`);
-  assert.ok(expected.some((f) => f.end_reason === 'timeout') && expected.some((f) => f.end_reason === 'fin'));
-  for (const cut of [1, Math.floor(batches.length / 3), Math.floor(batches.length / 2), batches.length - 2]) {
-    const first = new FlowTable(cfg);
-    const got = batches.slice(0, cut).flatMap((b) => records(first.processBatch(b)));
-    const snap = first.snapshot();
-    const second = FlowTable.restore(snap, cfg);
-    assert.equal(second.size, first.size);
-    assert.deepEqual(second.snapshot(), snap, 'restore then snapshot gives the same bytes');
-    got.push(...batches.slice(cut).flatMap((b) => records(second.processBatch(b))));
-    assert.deepEqual(got, expected, `cut at batch ${cut}`);
-  }
-});
+const streams = [
+  { what: 'generated conversations', skip: false as const, batches: () => Promise.resolve(generatedStream()) },
+  { what: 'the suricata-verify captures', skip: skipWithoutCorpus('suricata-verify'), batches: corpusStream },
+];
+for (const { what, skip, batches: load } of streams) {
+  test(`snapshot/restore on ${what}: first part, snapshot, restore in a new table, rest == all in one go`, { skip }, async () => {
+    const batches = await load();
+    const whole = new FlowTable(cfg);
+    const expected = batches.flatMap((b) => records(whole.processBatch(b)));
+    assert.ok(expected.length > 30, `${expected.length} flows`);
+    assert.ok(expected.some((f) => f.end_reason === 'timeout') && expected.some((f) => f.end_reason === 'fin'));
+    for (const cut of [1, Math.floor(batches.length / 3), Math.floor(batches.length / 2), batches.length - 2]) {
+      const first = new FlowTable(cfg);
+      const got = batches.slice(0, cut).flatMap((b) => records(first.processBatch(b)));
+      const snap = first.snapshot();
+      const second = FlowTable.restore(snap, cfg);
+      assert.equal(second.size, first.size);
+      assert.deepEqual(second.snapshot(), snap, 'restore then snapshot gives the same bytes');
+      got.push(...batches.slice(cut).flatMap((b) => records(second.processBatch(b))));
+      assert.deepEqual(got, expected, `cut at batch ${cut}`);
+    }
+  });
+}
 
 test('a snapshot that cannot be trusted is a typed error', () => {
   const t = new FlowTable(cfg);

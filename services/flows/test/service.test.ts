@@ -11,13 +11,13 @@ import { createContext, Metrics, silentLogger } from '@cordon/runtime';
 import { runStage } from '@cordon/stage';
 import { waitFor } from '@cordon/testkit';
 import { flowsStage, stateKey } from '../src/index.js';
-import { byId, ensureTopics, expectedFlows, openBus, PARTITIONS, replayRecords } from './bus-fixture.js';
+import { byId, ensureTopics, expectedFlows, NO_CORPUS, openBus, PARTITIONS, replayRecords } from './bus-fixture.js';
 
 
 const count = async (bus: Bus, topic: string) => [...(await bus.admin.endOffsets(topic)).values()].reduce((n, e) => n + Number(e), 0);
 const flowsOf = (recs: ConsumedRecord[]) => recs.map((r) => codecFor(TOPICS.flows).decode(r.value!));
 
-test('the service turns packets into the flows the pure stage gives, DLQs bad input, checkpoints and commits', async () => {
+test('the service turns packets into the flows the pure stage gives, DLQs bad input, checkpoints and commits', { skip: NO_CORPUS }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-flows-'));
   const bus = openBus(dir);
   await ensureTopics(bus);
@@ -76,7 +76,7 @@ test('unknown config keys stop the service before it touches the bus', () => {
     .finally(() => bus.close());
 });
 
-test('killed after emitting flows, before checkpointing: the restart loses no flow and emits none twice', async () => {
+test('killed after emitting flows, before checkpointing: the restart loses no flow and emits none twice', { skip: NO_CORPUS }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-flows-crash-'));
   let bus = openBus(dir);
   await ensureTopics(bus);
@@ -121,7 +121,7 @@ test('killed after emitting flows, before checkpointing: the restart loses no fl
   await bus.close();
 });
 
-test('a crash between the checkpoint and the commit: the restart commits what the checkpoint says', async () => {
+test('a crash between the checkpoint and the commit: the restart commits what the checkpoint says', { skip: NO_CORPUS }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-flows-commit-'));
   const bus = openBus(dir);
   await ensureTopics(bus);

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 import { LogInspector, parseInspectorConfig } from '../src/index.js';
 
-const SHARED = process.env.CORDON_SHARED ?? join(import.meta.dirname, '..', '..', '..', '..', '..', 'shared');
-const F2B = join(SHARED, 'corpus', 'logs', 'fail2ban', 'logs');
+/** fail2ban's own test lines, each labelled with whether (and which address) its filters must match. */
+const F2B = join(corpusPath('logs'), 'fail2ban', 'logs');
 const REF = Date.UTC(2024, 5, 1);
 
 const inspector = LogInspector.fromConfig(parseInspectorConfig({ blocks: { baseTtlS: 600, repeatFactor: 4, ignore: [] } }));
@@ -74,7 +75,7 @@ test('web attacks in access logs name the client; benign requests stay quiet', (
   assert.deepEqual(at('POST /api/v1/items HTTP/1.1', 201), []);
 });
 
-test('fail2ban labelled lines: recall with the right address and false positives', { skip: !existsSync(F2B) && 'corpus not present' }, () => {
+test('fail2ban labelled lines: recall with the right address and false positives', { skip: skipWithoutCorpus('logs') }, () => {
   let truth = 0;
   let right = 0;
   let negatives = 0;

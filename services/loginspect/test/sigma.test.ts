@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 import { compileRule, decodeLine, loadRuleDir, type CompiledRule } from '../src/index.js';
 
-const SHARED = process.env.CORDON_SHARED ?? join(import.meta.dirname, '..', '..', '..', '..', '..', 'shared');
-const SIGMA = join(SHARED, 'corpus', 'sigma');
+const SIGMA = corpusPath('sigma');
 const REF = Date.UTC(2024, 5, 1);
 
 function rule(detection: Record<string, unknown>, logsource: Record<string, unknown> = { category: 'webserver' }): CompiledRule {
@@ -83,7 +83,7 @@ test('log sources map to event kinds; endpoint categories are refused with a rea
   assert.throws(() => rule({ s: { a: 1 }, condition: 's' }, { product: 'windows' }), /not served/);
 });
 
-test('the SigmaHQ corpus: every rule file is loaded or refused with a reason', { skip: !existsSync(SIGMA) && 'corpus not present' }, () => {
+test('the SigmaHQ corpus: every rule file is loaded or refused with a reason', { skip: skipWithoutCorpus('sigma') }, () => {
   let files = 0;
   const walk = (d: string): void => {
     for (const n of readdirSync(d)) {
