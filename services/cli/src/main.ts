@@ -12,6 +12,7 @@ import { replayCapture } from './replay.js';
 import { prepareDemo, runDemo } from './demo/index.js';
 import { applyTopics, openBus, openStore, pipelineOf, serviceNames, servicesFor, startService, waitCaughtUp, type RunningService } from './services.js';
 import { BUILTIN_STAGES, stageList } from './stages.js';
+import { inventoryWatchCommand, SOURCE_OPTIONS, vmsCommand } from './vms.js';
 
 const stageHelp = (stages: readonly StageModule[]) =>
   stages.map((m) => `  ${m.name.padEnd(12)} ${m.summary}${m.when === 'configured' ? ' (runs when its section is configured)' : ''}`).join('\n');
@@ -34,6 +35,11 @@ Usage:
   cordon logtest --log FILE [--rules DIR]        run a log file through loginspect, print one JSON line per detection
   cordon policy apply FILE [--dry-run] [--by NAME]   validate a policy (YAML: rule files, detect/prevent, block TTLs), write the policy topic
   cordon inventory apply FILE [--dry-run] [--prune]  validate an inventory (YAML: hosts, VMs, MACs, IPs), write the inventory topic
+  cordon inventory watch --source URL [--once] [--format json|table]
+                                                 a platform's VMs (vsphere+https://HOST/sdk, libvirt+qemu:///system, file:///F.yaml),
+                                                 then its changes and lifecycle events as JSON lines
+  cordon vms [--source URL…] [--format table|json]   VMs from the platforms named, else from the inventory topic
+                           (vSphere: --credentials FILE or CORDON_VSPHERE_USERNAME/_PASSWORD; --ca FILE or --insecure)
   cordon help
 
 Services (each a stage; \`cordon run <name>\`, and a section of the configuration):
@@ -164,9 +170,12 @@ export async function main(argv: string[]): Promise<number> {
       return withBus(rest, p.APPLY_OPTIONS, (deps, args) => p.policyApplyCommand(deps, args));
     }
     case 'inventory': {
+      if (rest[0] === 'watch') return inventoryWatch(rest.slice(1));
       const p = await import('@cordon/policy');
       return withBus(rest, p.APPLY_OPTIONS, (deps, args) => p.inventoryApplyCommand(deps, args));
     }
+    case 'vms':
+      return vms(rest);
     default:
       throw ERR_USAGE(`unknown command "${cmd}"`);
   }
@@ -240,6 +249,31 @@ async function up(argv: string[]): Promise<number> {
     await store.close();
   }
   return code;
+}
+
+async function vms(argv: string[]): Promise<number> {
+  const { values } = parse(argv, SOURCE_OPTIONS);
+  if (values.help) return out(USAGE), 0;
+  const config = configFrom(values);
+  const ctx = createContext({ log: createLogger('cordon') });
+  const opened: { bus: ReturnType<typeof openBus> | null } = { bus: null };
+  try {
+    return await vmsCommand(values, { ctx, out, bus: async () => (opened.bus ??= openBus(config, ctx)) });
+  } finally {
+    await opened.bus?.close();
+  }
+}
+
+async function inventoryWatch(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { ...SOURCE_OPTIONS, once: { type: 'boolean' }, follow: { type: 'boolean' } });
+  if (values.help) return out(USAGE), 0;
+  const ctx = createContext({ log: createLogger('cordon') });
+  const signal = onSignal(ctx.log);
+  try {
+    return await inventoryWatchCommand(values, { ctx, out, untilSignal: () => signal.received });
+  } finally {
+    signal.dispose();
+  }
 }
 
 async function run(argv: string[]): Promise<number> {
