@@ -87,7 +87,8 @@ export async function main(argv: string[]): Promise<number> {
     const words = argv.slice(1).filter((a) => a !== '--help' && a !== '-h');
     const stages = await stageList();
     if (words.length === 0) {
-      out(usage(stages));
+      // "cordon help --help" describes the help command itself
+      out(words.length === argv.length - 1 ? usage(stages) : helpOf(['help'], commandAt(['help'])!, stages).trimEnd());
       return 0;
     }
     const { spec, path } = resolveCommand([...words, '--help']);
