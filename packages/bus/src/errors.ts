@@ -21,7 +21,10 @@ export const ERR_CORRUPT_LOG = defineError(
 export const ERR_KAFKA = defineError('CORDON_ERR_BUS_KAFKA', (detail: string) => `Kafka request failed: ${detail}`);
 export const ERR_DATA_DIR_LOCKED = defineError(
   'CORDON_ERR_BUS_DATA_DIR_LOCKED',
-  (dir: string, pid: number) => `embedded bus data dir ${dir} is in use by process ${pid}; stop it or use another --data-dir`,
+  (dir: string, pid: number) =>
+    `embedded bus data dir ${dir} is in use by process ${pid} (a running "cordon up" or "cordon run"?), and one process ` +
+    `at a time may open it. Commands such as "cordon query" and "cordon policy apply" go through that process when it ` +
+    `runs "cordon up"; otherwise stop process ${pid} (kill -INT ${pid}) or use another --data-dir`,
 );
 export const ERR_KAFKA_UNREACHABLE = defineError(
   'CORDON_ERR_BUS_KAFKA_UNREACHABLE',

@@ -2,42 +2,29 @@ import { readTable, type Bus, type ProduceRecord } from '@cordon/bus';
 import type { Context } from '@cordon/runtime';
 import { codecFor, TOPICS, type InventoryRecord, type PolicyRecord } from '@cordon/schemas';
 import { inventoryKey, inventoryRecords, readInventoryFile, sameInventory } from './inventory.js';
-import { ERR_POLICY_USAGE } from './errors.js';
 import { compilePolicyFile, policyRecordKey, rulesetId } from './policy.js';
 
 /**
- * `cordon policy apply FILE` and `cordon inventory apply FILE`. The CLI opens the bus (from
- * its --config/--brokers/--data-dir flags) and hands it over; everything else is here.
+ * What `cordon policy apply FILE` and `cordon inventory apply FILE` do. The CLI parses the
+ * command line and opens the bus (or asks the running instance to do this); the rest is here.
+ * With `dryRun` the file is validated and compared with the topic, and nothing is written.
  * Applying is idempotent: records equal to what the topic holds are not written again, and
  * the policy's version only moves when its document changes.
  */
 export interface ApplyDeps {
   bus: Bus;
   ctx: Context;
-  /** One line of output for the operator. */
-  out: (line: string) => void;
   /** The data dir, where `ruleSets` are installed (`cordon rules update`). */
   dataDir?: string;
 }
-
-export interface ApplyArgs {
-  /** Parsed flags (APPLY_OPTIONS): 'dry-run', 'by', 'prune'. */
-  values: Record<string, string | boolean | undefined>;
-  positionals: string[];
-}
-
-/** The flags both commands take (the CLI merges them with its common flags). */
-export const APPLY_OPTIONS = {
-  'dry-run': { type: 'boolean' },
-  by: { type: 'string' },
-  prune: { type: 'boolean' },
-} as const;
 
 export interface PolicyApplyResult {
   id: string;
   version: number;
   changed: boolean;
   rulesetRecords: number;
+  /** Records that differ from the topic's: written, or with dryRun only counted. */
+  records: number;
   written: number;
 }
 
@@ -74,14 +61,20 @@ export async function applyPolicyFile(deps: Pick<ApplyDeps, 'bus' | 'ctx' | 'dat
   const changed = old?.document !== doc;
   const version = changed ? (old?.version ?? 0) + 1 : old!.version;
   if (changed) put('policy', id, doc, version);
-  if (!opts.dryRun && records.length) await sendAll(bus, TOPICS.policy, records);
+  if (opts.dryRun) {
+    ctx.log.info({ policy: id, version, changed, wouldWrite: records.length }, 'Policy checked (dry run): nothing was written.');
+    return { id, version, changed, rulesetRecords: compiled.rulesets.length, records: records.length, written: 0 };
+  }
+  if (records.length) await sendAll(bus, TOPICS.policy, records);
   ctx.log.info({ policy: id, version, changed, written: records.length }, 'Policy applied.');
-  return { id, version, changed, rulesetRecords: compiled.rulesets.length, written: opts.dryRun ? 0 : records.length };
+  return { id, version, changed, rulesetRecords: compiled.rulesets.length, records: records.length, written: records.length };
 }
 
 export interface InventoryApplyResult {
   hosts: number;
   vms: number;
+  /** Records that differ from the topic's (including removals): written, or with dryRun only counted. */
+  records: number;
   written: number;
   pruned: number;
 }
@@ -110,10 +103,14 @@ export async function applyInventoryFile(deps: Pick<ApplyDeps, 'bus' | 'ctx'>, f
       }
     }
   }
-  if (!opts.dryRun && records.length) await sendAll(bus, TOPICS.inventory, records);
   const vms = [...wanted.keys()].filter((k) => k.startsWith(inventoryKey('vm', ''))).length;
+  if (opts.dryRun) {
+    ctx.log.info({ hosts: wanted.size - vms, vms, wouldWrite: records.length, wouldPrune: pruned }, 'Inventory checked (dry run): nothing was written.');
+    return { hosts: wanted.size - vms, vms, records: records.length, written: 0, pruned };
+  }
+  if (records.length) await sendAll(bus, TOPICS.inventory, records);
   ctx.log.info({ hosts: wanted.size - vms, vms, written: records.length, pruned }, 'Inventory applied.');
-  return { hosts: wanted.size - vms, vms, written: opts.dryRun ? 0 : records.length, pruned };
+  return { hosts: wanted.size - vms, vms, records: records.length, written: records.length, pruned };
 }
 
 async function sendAll(bus: Bus, topic: string, records: ProduceRecord[]): Promise<void> {
@@ -123,26 +120,4 @@ async function sendAll(bus: Bus, topic: string, records: ProduceRecord[]): Promi
   } finally {
     await producer.close();
   }
-}
-
-function fileArg(cmd: string, args: ApplyArgs): string {
-  const [verb, file, ...extra] = args.positionals;
-  if (verb !== 'apply' || !file || extra.length) throw ERR_POLICY_USAGE(`usage: cordon ${cmd} apply FILE [--dry-run]${cmd === 'inventory' ? ' [--prune]' : ' [--by NAME]'}`);
-  return file;
-}
-
-export async function policyApplyCommand(deps: ApplyDeps, args: ApplyArgs): Promise<number> {
-  const file = fileArg('policy', args);
-  const by = args.values.by;
-  const r = await applyPolicyFile(deps, file, { ...(typeof by === 'string' ? { by } : {}), dryRun: !!args.values['dry-run'] });
-  const what = r.changed ? `version ${r.version}` : `unchanged at version ${r.version}`;
-  deps.out(`policy ${r.id}: ${what}; ${r.rulesetRecords} ruleset record(s); ${r.written} record(s) written to ${TOPICS.policy}${args.values['dry-run'] ? ' (dry run)' : ''}`);
-  return 0;
-}
-
-export async function inventoryApplyCommand(deps: ApplyDeps, args: ApplyArgs): Promise<number> {
-  const file = fileArg('inventory', args);
-  const r = await applyInventoryFile(deps, file, { dryRun: !!args.values['dry-run'], prune: !!args.values.prune });
-  deps.out(`inventory: ${r.hosts} host(s), ${r.vms} VM(s); ${r.written} record(s) written to ${TOPICS.inventory}${r.pruned ? `, ${r.pruned} removed` : ''}${args.values['dry-run'] ? ' (dry run)' : ''}`);
-  return 0;
 }

@@ -82,6 +82,8 @@ test('apply writes policy, rulesets and inventory once; unchanged files write no
     const r2 = await applyPolicyFile({ bus, ctx }, join(dir, 'policy.yaml'));
     assert.deepEqual([r2.version, r2.changed, r2.written], [1, false, 0]);
     writeFileSync(join(dir, 'policy.yaml'), 'id: default\nmode: detect\nruleFiles: [web.rules]\n');
+    const dry = await applyPolicyFile({ bus, ctx }, join(dir, 'policy.yaml'), { dryRun: true });
+    assert.deepEqual([dry.version, dry.records, dry.written], [2, 1, 0], 'a dry run counts what it would write and writes nothing');
     const r3 = await applyPolicyFile({ bus, ctx }, join(dir, 'policy.yaml'));
     assert.deepEqual([r3.version, r3.written], [2, 1], 'only the policy record changed');
     const view = new PolicyView();
@@ -91,10 +93,10 @@ test('apply writes policy, rulesets and inventory once; unchanged files write no
 
     writeFileSync(join(dir, 'inv.yaml'), 'hosts:\n  hv1:\n    vms:\n      web-1:\n        nics:\n          - mac: 02:00:0a:d5:01:0a\n            ips: [10.213.1.10]\n');
     const i1 = await applyInventoryFile({ bus, ctx }, join(dir, 'inv.yaml'));
-    assert.deepEqual(i1, { hosts: 1, vms: 1, written: 2, pruned: 0 });
+    assert.deepEqual(i1, { hosts: 1, vms: 1, records: 2, written: 2, pruned: 0 });
     assert.equal((await applyInventoryFile({ bus, ctx }, join(dir, 'inv.yaml'))).written, 0);
     writeFileSync(join(dir, 'inv.yaml'), 'hosts:\n  hv1: {}\n');
-    assert.deepEqual(await applyInventoryFile({ bus, ctx }, join(dir, 'inv.yaml'), { prune: true }), { hosts: 1, vms: 0, written: 1, pruned: 1 });
+    assert.deepEqual(await applyInventoryFile({ bus, ctx }, join(dir, 'inv.yaml'), { prune: true }), { hosts: 1, vms: 0, records: 1, written: 1, pruned: 1 });
     const inv = new InventoryView();
     for (const r of (await readTable(bus, TOPICS.inventory)).values()) inv.apply(r.key, r.value);
     assert.equal(inv.vms.size, 0);

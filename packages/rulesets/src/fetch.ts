@@ -39,6 +39,8 @@ export interface FetchOptions {
   timeoutMs: number;
   /** Shown as the limit's flag in the error. */
   limitFlag?: string;
+  /** Called as an http download arrives: bytes so far, and the announced length when there is one. */
+  onProgress?: (bytes: number, total: number | undefined) => void;
 }
 
 /** The whole body, or CORDON_ERR_RULES_FETCH / CORDON_ERR_RULES_TOO_LARGE. `missingOk`: a 404/410 or absent file gives null. */
@@ -103,6 +105,7 @@ export async function fetchBytes(l: Location, opts: FetchOptions & { missingOk?:
         throw tooLarge();
       }
       chunks.push(Buffer.from(chunk as Uint8Array));
+      opts.onProgress?.(total, Number.isFinite(announced) ? announced : undefined);
     }
   } catch (err) {
     if (ERR_RULES_TOO_LARGE.is(err)) throw err;

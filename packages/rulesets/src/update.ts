@@ -43,6 +43,8 @@ export interface UpdateOptions {
   /** Look for `<source>.sha256` / `<source>.md5` when no --sha256 is given. */
   sidecars: boolean;
   now: () => Date;
+  /** The archive's download progress (http sources): bytes so far and the announced length. */
+  onProgress?: (bytes: number, total: number | undefined) => void;
 }
 
 export interface UpdateReport {
@@ -80,7 +82,7 @@ export async function updateRuleSet(spec: SourceSpec, opts: UpdateOptions): Prom
   const location = parseLocation(spec.location);
   const source = describeLocation(location);
   const name = checkName(spec.name ?? deriveName(spec.location));
-  const archive = (await fetchBytes(location, { maxBytes: opts.limits.maxDownloadBytes, timeoutMs: opts.limits.timeoutMs, limitFlag: '--max-download-mb' }))!;
+  const archive = (await fetchBytes(location, { maxBytes: opts.limits.maxDownloadBytes, timeoutMs: opts.limits.timeoutMs, limitFlag: '--max-download-mb', ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }))!;
   const verified = await verify(archive, location, spec.sha256 === undefined ? undefined : checkSha256(spec.sha256), opts);
   const unpacked = await unpackRuleArchive(archive, source, locationFileName(location), { maxUnpackedBytes: opts.limits.maxUnpackedBytes, maxEntries: opts.limits.maxEntries });
   const result = installSet(opts.dataDir, {

@@ -1,6 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
-import { ERR_STORE_BAD_OPTIONS, ERR_STORE_ENGINE_BUSY, ERR_STORE_UNREACHABLE } from './errors.js';
+import { ERR_STORE_BAD_OPTIONS, ERR_STORE_DATA_DIR_LOCKED, ERR_STORE_ENGINE_BUSY, ERR_STORE_UNREACHABLE } from './errors.js';
 
 /**
  * The only place that knows there are two engines. Both are driven through one
@@ -44,6 +45,8 @@ async function openEmbedded(dataDir: string, database: string, settings: ClickHo
     connection = createChdbConnection({ path: dataDir });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
+    const holder = embeddedLockHolder(dataDir);
+    if (holder !== null) throw ERR_STORE_DATA_DIR_LOCKED.withCause(err, dataDir, holder);
     if (/one active data directory|Cannot open a session/i.test(msg)) throw ERR_STORE_ENGINE_BUSY.withCause(err, dataDir, msg);
     throw ERR_STORE_UNREACHABLE.withCause(err, `embedded engine (${dataDir})`, msg);
   }
@@ -66,6 +69,28 @@ async function openEmbedded(dataDir: string, database: string, settings: ClickHo
     throw ERR_STORE_UNREACHABLE.withCause(err, `embedded engine (${dataDir})`, (err as Error).message);
   }
   return { mode: 'embedded', client, location: dataDir, close: () => client.close() };
+}
+
+/**
+ * The process that holds an embedded ClickHouse data dir, or null: ClickHouse keeps a `status`
+ * file there ("PID: 1234", …) while it has the directory open and removes it when it closes.
+ */
+export function embeddedLockHolder(dataDir: string): number | null {
+  let text: string;
+  try {
+    text = readFileSync(join(dataDir, 'status'), 'utf8');
+  } catch {
+    return null;
+  }
+  const pid = Number(/^PID:\s*(\d+)/m.exec(text)?.[1]);
+  if (!(pid > 0) || pid === process.pid) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (err) {
+    // EPERM: it exists, as another user
+    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+  }
 }
 
 async function openServer(url: string, database: string, settings: ClickHouseSettings): Promise<Engine> {

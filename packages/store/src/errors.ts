@@ -17,6 +17,14 @@ export const ERR_STORE_ENGINE_BUSY = defineError(
     `(${detail}). Close every Store on the other directory first, or open this Store on the same dataDir.`,
 );
 
+export const ERR_STORE_DATA_DIR_LOCKED = defineError(
+  'CORDON_ERR_STORE_DATA_DIR_LOCKED',
+  (dataDir: string, pid: number) =>
+    `The embedded ClickHouse at ${dataDir} is open in process ${pid} (a running "cordon up" or "cordon run"?), and one ` +
+    `process at a time may open it. Commands such as "cordon query" go through that process when it runs "cordon up"; ` +
+    `otherwise stop process ${pid} (kill -INT ${pid}) or use another --data-dir.`,
+);
+
 export const ERR_STORE_UNREACHABLE = defineError(
   'CORDON_ERR_STORE_UNREACHABLE',
   (where: string, detail: string) =>

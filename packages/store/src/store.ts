@@ -28,8 +28,13 @@ export interface StoreOptions {
   database?: string;
   /** Where the NNNN_name.sql files are. Default: the repository's `schemas/clickhouse/`. */
   migrationsDir?: string;
-  /** Apply pending migrations in createStore(). Default true. */
+  /** Apply pending migrations in createStore(). Default true (false when readOnly). */
   migrate?: boolean;
+  /**
+   * A session that can only read: ClickHouse's `readonly = 1` on every statement (no writes, no
+   * DDL, no settings changes), for analysts' ad-hoc SQL (`cordon query`). No migrations run.
+   */
+  readOnly?: boolean;
   ctx?: Context;
 }
 
@@ -67,7 +72,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-const KNOWN_OPTIONS = new Set(['url', 'dataDir', 'database', 'migrationsDir', 'migrate', 'ctx']);
+const KNOWN_OPTIONS = new Set(['url', 'dataDir', 'database', 'migrationsDir', 'migrate', 'readOnly', 'ctx']);
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../../../schemas/clickhouse/', import.meta.url));
 
@@ -115,10 +120,11 @@ export async function createStore(opts: StoreOptions = {}): Promise<Store> {
   const engine = await openEngine({
     ...(opts.url !== undefined ? { url: opts.url } : { dataDir: resolve(opts.dataDir ?? './data/clickhouse') }),
     database,
-    settings: CLIENT_SETTINGS,
+    // readonly last: once it is set, the session may change no setting
+    settings: opts.readOnly ? { ...CLIENT_SETTINGS, readonly: '1' } : CLIENT_SETTINGS,
   });
   const store = new ClickHouseStore(engine, database, resolve(opts.migrationsDir ?? DEFAULT_MIGRATIONS_DIR), ctx);
-  if (opts.migrate !== false) {
+  if (opts.migrate !== false && !opts.readOnly) {
     try {
       const res = await store.migrate();
       if (res.applied.length > 0) ctx.log.info({ applied: res.applied, database }, 'Applied ClickHouse migrations.');

@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import { main } from '../dist/src/main.js';
 
+// `cordon alerts tail | head`: a reader that went away ends the command, quietly
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { childContext, describeError, type Context } from '@cordon/runtime';
 import { partitionForKey, type Bus, type ProduceRecord } from '@cordon/bus';
@@ -16,6 +17,11 @@ export interface ReplayOptions {
   batchPackets?: number;
   /** Batches in flight at once. */
   inflight?: number;
+  /**
+   * Called as the capture is read: `bytes` of the file's `total` (estimated from the frames
+   * read: record headers are counted at their pcap size), packets so far.
+   */
+  onProgress?: (p: { bytes: number; total: number; packets: number }) => void;
 }
 
 export interface ReplayReport {
@@ -77,8 +83,17 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplayReport> 
   };
 
   let failure: unknown;
+  let total = 0;
+  try {
+    total = statSync(opts.file).size;
+  } catch {
+    // readCapture names the file in its own error
+  }
+  let read = 24;
   try {
     for await (const f of readCapture(opts.file)) {
+      read += 16 + f.frame.length;
+      if (opts.onProgress && (f.seq & 255) === 0) opts.onProgress({ bytes: Math.min(read, total), total, packets: report.packets });
       const d = decodeFrame(f.linktype, f.frame);
       // frames that are not IP still travel (keyed by sensor): the stages count them or DLQ them
       const key = d.kind === 'ip' ? partitionKey(d) : sensorKey;
@@ -107,6 +122,7 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplayReport> 
   }
   await send(eos);
   await Promise.all(inflight);
+  opts.onProgress?.({ bytes: failure === undefined ? total : Math.min(read, total), total, packets: report.packets });
   if (failure !== undefined) {
     const { code, message } = describeError(failure);
     report.error = { code, message };

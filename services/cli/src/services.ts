@@ -20,6 +20,12 @@ export function openStore(config: CordonConfig, ctx: Context): Promise<Store> {
   return createStore({ dataDir: join(config.dataDir, 'clickhouse'), database: config.store.database, ctx });
 }
 
+/** A store whose session can only read (readonly = 1), for analysts' SQL: no migrations, no writes. */
+export function openReadStore(config: CordonConfig, ctx: Context): Promise<Store> {
+  if (config.store.url) return createStore({ url: config.store.url, database: config.store.database, ctx, readOnly: true });
+  return createStore({ dataDir: join(config.dataDir, 'clickhouse'), database: config.store.database, ctx, readOnly: true });
+}
+
 export async function applyTopics(bus: Bus): Promise<number> {
   const specs = allTopicSpecs();
   await bus.admin.ensureTopics(specs);

@@ -1,10 +1,13 @@
-import { readTable, type Bus } from '@cordon/bus';
 import { connectorFor, type SourceConfig } from '@cordon/inventory';
 import type { PlatformConnector, PlatformState, PlatformVm } from '@cordon/platform';
 import type { Context } from '@cordon/runtime';
-import { codecFor, TOPICS, type InventoryRecord } from '@cordon/schemas';
+import type { FlagSpec, Invocation } from './args.js';
+import { configFrom, contextFrom, out } from './cli-context.js';
+import { runOp } from './remote.js';
 import { ERR_USAGE } from './errors.js';
 import { formatTable } from './format.js';
+import type { VmRow } from './inventory-rows.js';
+import { onSignal } from './instance.js';
 
 /**
  * `cordon vms` and `cordon inventory watch`: the VMs as the platforms (or, without --source,
@@ -12,41 +15,26 @@ import { formatTable } from './format.js';
  * --credentials FILE or CORDON_VSPHERE_USERNAME / CORDON_VSPHERE_PASSWORD, --ca FILE or
  * --insecure), libvirt+qemu:///system (+ssh, +tcp), file:///PATH.yaml.
  */
-export const SOURCE_OPTIONS = {
-  source: { type: 'string', multiple: true },
-  credentials: { type: 'string' },
-  ca: { type: 'string' },
-  insecure: { type: 'boolean' },
-  format: { type: 'string' },
-} as const;
+export const SOURCE_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'source',
+    type: 'string',
+    value: 'URL',
+    multiple: true,
+    help: 'a platform: vsphere+https://HOST/sdk (vCenter or ESXi), libvirt+qemu:///system (or +ssh://, +tcp://), file:///PATH.yaml; repeatable',
+  },
+  { name: 'credentials', type: 'string', value: 'FILE', defaultText: 'CORDON_VSPHERE_USERNAME / CORDON_VSPHERE_PASSWORD', help: 'vSphere: a file of KEY=VALUE lines CORDON_VSPHERE_USERNAME=… and CORDON_VSPHERE_PASSWORD=…' },
+  { name: 'ca', type: 'string', value: 'FILE', help: 'vSphere: the PEM of the CA that signed the server\'s certificate' },
+  { name: 'insecure', type: 'boolean', help: 'vSphere: accept any certificate (labs only; warns)' },
+];
 
-/** One VM, as the commands print it (JSON lines or a table). */
-export interface VmRow {
-  id: string;
-  name: string;
-  host: string | null;
-  power: string | null;
-  guest_os: string | null;
-  macs: string[];
-  ips: string[];
-  snapshot: string | null;
-  source: string;
-}
-
-function formatOf(v: unknown, dflt: 'table' | 'json'): 'table' | 'json' {
-  const f = (v as string | undefined) ?? dflt;
-  if (f !== 'table' && f !== 'json') throw ERR_USAGE(`--format must be table or json, not "${f}"`);
-  return f;
-}
-
-export function sourcesFrom(values: Record<string, unknown>): SourceConfig[] {
-  const urls = (values.source as string[] | undefined) ?? [];
-  return urls.map((url) => ({
+export function sourcesFrom(inv: Invocation): SourceConfig[] {
+  return inv.list('source').map((url) => ({
     url,
-    insecure: values.insecure === true,
+    insecure: inv.bool('insecure'),
     pollMs: 1000,
-    ...(values.credentials ? { credentialsFile: values.credentials as string } : {}),
-    ...(values.ca ? { caFile: values.ca as string } : {}),
+    ...(inv.str('credentials') ? { credentialsFile: inv.str('credentials')! } : {}),
+    ...(inv.str('ca') ? { caFile: inv.str('ca')! } : {}),
   }));
 }
 
@@ -68,27 +56,6 @@ function rowOfVm(v: PlatformVm, source: string, hostName: Map<string, string>): 
     snapshot: v.snapshot,
     source,
   };
-}
-
-/** The inventory topic's VMs (what the running pipeline knows), host names resolved from its host records. */
-export async function rowsOfTopic(bus: Bus): Promise<VmRow[]> {
-  const codec = codecFor(TOPICS.inventory);
-  const recs: InventoryRecord[] = [];
-  for (const [, r] of await readTable(bus, TOPICS.inventory)) if (r.value) recs.push(codec.decode(r.value));
-  const hostName = new Map(recs.filter((r) => r.kind === 'host').map((r) => [r.id, r.name]));
-  return recs
-    .filter((r) => r.kind === 'vm')
-    .map((r) => ({
-      id: r.id,
-      name: r.name,
-      host: r.host === null ? null : (hostName.get(r.host) ?? r.host),
-      power: r.power,
-      guest_os: r.guest_os,
-      macs: r.nics.map((n) => n.mac),
-      ips: r.nics.flatMap((n) => n.ips),
-      snapshot: r.snapshot,
-      source: r.source ?? 'inventory file (cordon inventory apply)',
-    }));
 }
 
 function print(rows: VmRow[], format: 'table' | 'json', out: (s: string) => void): void {
@@ -113,12 +80,18 @@ async function snapshots(sources: SourceConfig[], ctx: Context): Promise<VmRow[]
   return rows;
 }
 
-/** `cordon vms`: from the platforms named, else from the inventory topic. */
-export async function vmsCommand(values: Record<string, unknown>, deps: { ctx: Context; out: (s: string) => void; bus: () => Promise<Bus> }): Promise<number> {
-  const format = formatOf(values.format, 'table');
-  const sources = sourcesFrom(values);
-  const rows = sources.length ? await snapshots(sources, deps.ctx) : await rowsOfTopic(await deps.bus());
-  print(rows, format, deps.out);
+/** `cordon vms`: from the platforms named, else from the inventory topic (through the running instance, if one). */
+export async function vmsCommand(inv: Invocation): Promise<number> {
+  const format = inv.str('format') === 'json' ? 'json' : 'table';
+  const ctx = contextFrom(inv);
+  const sources = sourcesFrom(inv);
+  let rows: VmRow[];
+  if (sources.length) rows = await snapshots(sources, ctx);
+  else {
+    rows = [];
+    await runOp({ config: configFrom(inv), ctx, name: 'inventory-list', input: {}, waitMs: inv.num('wait')!, onEvent: (ev) => 'row' in ev && rows.push(ev.row as unknown as VmRow) });
+  }
+  print(rows, format, out);
   return 0;
 }
 
@@ -127,39 +100,42 @@ export async function vmsCommand(values: Record<string, unknown>, deps: { ctx: C
  * changes and lifecycle events as they come, one JSON line each (`type`: vm, removed, host,
  * event), until Ctrl-C.
  */
-export async function inventoryWatchCommand(
-  values: Record<string, unknown>,
-  deps: { ctx: Context; out: (s: string) => void; untilSignal: () => Promise<unknown> },
-): Promise<number> {
-  const sources = sourcesFrom(values);
+export async function inventoryWatchCommand(inv: Invocation): Promise<number> {
+  const sources = sourcesFrom(inv);
   if (sources.length === 0) throw ERR_USAGE('"cordon inventory watch" needs --source URL (vsphere+https://HOST/sdk, libvirt+qemu:///system, file:///PATH)');
-  const format = formatOf(values.format, 'json');
-  if (values.once) {
-    print(await snapshots(sources, deps.ctx), format, deps.out);
+  const format = inv.str('format') === 'table' ? 'table' : 'json';
+  const ctx = contextFrom(inv);
+  if (inv.bool('once')) {
+    print(await snapshots(sources, ctx), format, out);
     return 0;
   }
-  const connectors: PlatformConnector[] = sources.map((s) => connectorFor(s, deps.ctx));
-  const line = (o: object) => deps.out(JSON.stringify(o));
-  const runs = connectors.map((c) => {
-    const hostName = new Map<string, string>();
-    return c.run({
-      onSync: (state) => {
-        for (const h of state.hosts) hostName.set(h.id, h.name);
-        for (const v of state.vms) line({ type: 'vm', ...rowOfVm(v, c.source, hostName) });
-      },
-      onVm: (v) => line({ type: 'vm', ...rowOfVm(v, c.source, hostName) }),
-      onVmRemoved: (id) => line({ type: 'removed', id, source: c.source }),
-      onHost: (h) => {
-        hostName.set(h.id, h.name);
-        line({ type: 'host', id: h.id, name: h.name, cluster: h.cluster, connection: h.connection, source: c.source });
-      },
-      onEvent: (ev) => line({ type: 'event', ...ev, source: c.source }),
-      onStatus: (s) => {
-        if (!s.connected) deps.ctx.log.warn({ source: c.source, err: s.error }, 'The platform is not reachable; reconnecting.');
-      },
+  const connectors: PlatformConnector[] = sources.map((s) => connectorFor(s, ctx));
+  const line = (o: object) => out(JSON.stringify(o));
+  const signal = onSignal(ctx.log);
+  try {
+    const runs = connectors.map((c) => {
+      const hostName = new Map<string, string>();
+      return c.run({
+        onSync: (state) => {
+          for (const h of state.hosts) hostName.set(h.id, h.name);
+          for (const v of state.vms) line({ type: 'vm', ...rowOfVm(v, c.source, hostName) });
+        },
+        onVm: (v) => line({ type: 'vm', ...rowOfVm(v, c.source, hostName) }),
+        onVmRemoved: (id) => line({ type: 'removed', id, source: c.source }),
+        onHost: (h) => {
+          hostName.set(h.id, h.name);
+          line({ type: 'host', id: h.id, name: h.name, cluster: h.cluster, connection: h.connection, source: c.source });
+        },
+        onEvent: (ev) => line({ type: 'event', ...ev, source: c.source }),
+        onStatus: (st) => {
+          if (!st.connected) ctx.log.warn({ source: c.source, err: st.error }, 'The platform is not reachable; reconnecting.');
+        },
+      });
     });
-  });
-  await Promise.race([deps.untilSignal(), ...runs]);
-  for (const c of connectors) await c.stop();
+    await Promise.race([signal.received, ...runs]);
+  } finally {
+    signal.dispose();
+    for (const c of connectors) await c.stop();
+  }
   return 0;
 }

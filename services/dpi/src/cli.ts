@@ -24,14 +24,7 @@ async function readRules(files: string[]): Promise<RuleSource[]> {
   );
 }
 
-const DPI_OPTIONS = {
-  rules: { type: 'string', multiple: true },
-  pcap: { type: 'string' },
-  'no-checksum-validation': { type: 'boolean' },
-  stats: { type: 'boolean' },
-} as const;
-
-function parse<T extends typeof DPI_OPTIONS | Record<string, never>>(argv: string[], options: T) {
+function parse<T extends Record<string, never>>(argv: string[], options: T) {
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
@@ -67,20 +60,30 @@ export async function runCapture(rules: Rules, pcap: string, opts: { checksum: '
   return { alerts, packets: engine.stats().packets };
 }
 
-export async function dpiCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, DPI_OPTIONS);
-  const ruleFiles = (values.rules as string[] | undefined) ?? [];
-  if (!ruleFiles.length || !values.pcap) throw ERR_DPI_USAGE('"cordon dpi" needs --rules FILE and --pcap FILE');
+export interface DpiCommandOptions {
+  /** Suricata rule files, at least one. */
+  rules: string[];
+  pcap: string;
+  /** `off` is Suricata's `-k none`: checksums are not validated. */
+  checksum: 'auto' | 'off';
+  /** Print the alert and packet counts to stderr at the end. */
+  stats: boolean;
+}
+
+/** `cordon dpi` (the CLI parses and validates its flags from its command table). */
+export async function dpiCommand(opts: DpiCommandOptions): Promise<number> {
+  const ruleFiles = opts.rules;
+  if (!ruleFiles.length || !opts.pcap) throw ERR_DPI_USAGE('"cordon dpi" needs --rules FILE and --pcap FILE');
   const rules = Rules.compile(await readRules(ruleFiles));
   const rep = rules.report();
   for (const f of rep.failures) process.stderr.write(`cordon dpi: rule ${f.sid ?? '?'} (${f.file}:${f.line}) not loaded: ${f.reason}\n`);
   const lines: string[] = [];
-  const res = await runCapture(rules, values.pcap as string, { checksum: values['no-checksum-validation'] ? 'off' : 'auto' }, (l) => {
+  const res = await runCapture(rules, opts.pcap, { checksum: opts.checksum }, (l) => {
     lines.push(l);
     if (lines.length >= 1024) process.stdout.write(lines.splice(0).join('\n') + '\n');
   });
   if (lines.length) process.stdout.write(lines.join('\n') + '\n');
-  if (values.stats) process.stderr.write(`cordon dpi: ${JSON.stringify(res)}\n`);
+  if (opts.stats) process.stderr.write(`cordon dpi: ${JSON.stringify(res)}\n`);
   return 0;
 }
 

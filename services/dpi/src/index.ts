@@ -1,4 +1,4 @@
-export { dpiCommand, rulesCheckCommand, runCapture } from './cli.js';
+export { dpiCommand, rulesCheckCommand, runCapture, type DpiCommandOptions } from './cli.js';
 export * from './errors.js';
 export * from './alerts.js';
 export * from './module.js';

@@ -1,5 +1,4 @@
 import { statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { parseInspectorConfig } from './config.js';
 import { ERR_LOGINSPECT_USAGE } from './errors.js';
 import { LogInspector } from './inspector.js';
@@ -12,38 +11,34 @@ import { forEachLine } from './lines.js';
  * folders (Cordon or Sigma YAML); `--sigma` adds Sigma folders on top. Refused rules are
  * listed on stderr. Year-less syslog stamps take their year from the file's mtime (or --year).
  */
-export async function logtestCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        log: { type: 'string' },
-        rules: { type: 'string', multiple: true },
-        sigma: { type: 'string', multiple: true },
-        year: { type: 'string' },
-        hint: { type: 'string' },
-        quiet: { type: 'boolean' },
-        stats: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw ERR_LOGINSPECT_USAGE.withCause(err, (err as Error).message);
-  }
+export interface LogtestOptions {
+  log: string;
+  /** Folders of Cordon or Sigma YAML rules that replace the built-in ones (none: the built-in rules). */
+  rules: string[];
+  /** Sigma folders added on top. */
+  sigma: string[];
+  /** The year of year-less syslog stamps (default: the file's mtime). */
+  year?: number;
+  /** What the file is, for format detection (default: its path). */
+  hint?: string;
+  quiet: boolean;
+  stats: boolean;
+}
+
+/** `cordon logtest` (the CLI parses and validates its flags from its command table). */
+export async function logtestCommand(values: LogtestOptions): Promise<number> {
   if (!values.log) throw ERR_LOGINSPECT_USAGE('--log FILE is required');
   const config = parseInspectorConfig({
-    builtinRules: !values.rules?.length,
-    ruleDirs: values.rules ?? [],
-    sigmaDirs: values.sigma ?? [],
+    builtinRules: !values.rules.length,
+    ruleDirs: values.rules,
+    sigmaDirs: values.sigma,
   });
   const started = process.hrtime.bigint();
   const inspector = LogInspector.fromConfig(config);
   const setupMs = Number(process.hrtime.bigint() - started) / 1e6;
   for (const r of inspector.rules.refused) process.stderr.write(`logtest: refused ${r.id || '(no id)'} ${r.file}: ${r.reason}\n`);
   let refMs = statSync(values.log).mtimeMs;
-  if (values.year) refMs = Date.UTC(Number(values.year), 11, 31, 23, 59, 59);
+  if (values.year !== undefined) refMs = Date.UTC(values.year, 11, 31, 23, 59, 59);
   const state = inspector.newState();
   const meta = { refMs, hint: values.hint ?? values.log };
   let out: string[] = [];

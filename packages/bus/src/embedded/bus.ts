@@ -110,8 +110,9 @@ export class EmbeddedBus implements Bus {
         try {
           process.kill(pid, 0);
           alive = true;
-        } catch {
-          alive = false;
+        } catch (err) {
+          // EPERM: the process exists, as another user
+          alive = (err as NodeJS.ErrnoException).code === 'EPERM';
         }
       }
       if (alive) throw ERR_DATA_DIR_LOCKED(this.dir, pid);

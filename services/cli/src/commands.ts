@@ -1,0 +1,270 @@
+import type { CommandSpec } from './args.js';
+import { DATA_FLAGS, FLAGS, LOG_FLAGS } from './cli-context.js';
+import { alertsTailCommand, blocksListCommand, blocksLiftCommand, inventoryApplyCommand, policyApplyCommand, queryCommand, replayCommand } from './data-commands.js';
+import { runCommand, upCommand } from './instance.js';
+import { inventoryWatchCommand, SOURCE_FLAGS, vmsCommand } from './vms.js';
+import { RULES_LIST_DESCRIPTION, RULES_UPDATE_DESCRIPTION, RULES_UPDATE_FLAGS, rulesListCommand, rulesUpdateCommand } from './rules.js';
+import { agentsTokenCommand, dpiCommand, ENROLL_SECRET_ENV, logtestCommand, rulesCheckCommand, topicsApplyCommand } from './tool-commands.js';
+
+/**
+ * Every command of `cordon`, declared once: the parser, the validation, `--help` of each
+ * command and subcommand, the usage text and the "did you mean" suggestions all come from
+ * this table (args.ts reads it). A new command is an entry here and its handler.
+ */
+
+const WHILE_RUNNING = 'While "cordon up" runs on the data dir, this goes through its control socket (<data dir>/control.sock); while it is still starting, the command waits for it (--wait).';
+
+const APPLY_FLAGS = [{ name: 'dry-run', type: 'boolean', help: 'validate the file and say how many records would be written; write none' }] as const;
+
+export const COMMANDS: readonly CommandSpec[] = [
+  {
+    name: 'up',
+    summary: 'every service in one process (embedded bus and ClickHouse), with a demo; runs until Ctrl-C',
+    description:
+      'Starts the bus, ClickHouse and every service (or those of --services), opens the control socket\n' +
+      '<data dir>/control.sock for commands from other terminals, runs the demo (a capture with attacks,\n' +
+      'an SSH brute force; --no-demo skips it) and prints what it found. Then runs until SIGINT/SIGTERM\n' +
+      '(a second signal exits at once), or stops after the demo with --exit.',
+    flags: [
+      { name: 'pcap', type: 'string', value: 'FILE', help: 'replay this capture instead of the demo\'s (demo rules and every installed rule set, detect mode)' },
+      { name: 'no-demo', type: 'boolean', help: 'skip the demo' },
+      { name: 'exit', type: 'boolean', help: 'stop after the demo instead of running until Ctrl-C' },
+      { name: 'services', type: 'string', value: 'A,B,…', defaultText: 'every service the configuration enables', help: 'run only these services ("cordon help" lists them)' },
+      FLAGS.config,
+      FLAGS.dataDir,
+      FLAGS.brokers,
+      FLAGS.clickhouseUrl,
+      FLAGS.metricsAddr,
+      FLAGS.stageModule,
+      { ...FLAGS.wait, help: 'when another cordon process holds the data dir for a moment (a command run before this started), wait this long for it' },
+      ...LOG_FLAGS,
+    ],
+    run: upCommand,
+  },
+  {
+    name: 'run',
+    summary: 'one service against Kafka and ClickHouse',
+    args: [{ name: 'SERVICE', required: true, help: 'the service to run ("cordon help" lists them)' }],
+    flags: [
+      { name: 'exit-when-idle', type: 'boolean', help: 'stop once every input is consumed up to the end seen at start (batch jobs, tests)' },
+      FLAGS.config,
+      FLAGS.dataDir,
+      FLAGS.brokers,
+      FLAGS.clickhouseUrl,
+      FLAGS.metricsAddr,
+      FLAGS.stageModule,
+      { ...FLAGS.wait, help: 'with the embedded bus: when another cordon process holds the data dir for a moment, wait this long for it' },
+      ...LOG_FLAGS,
+    ],
+    run: runCommand,
+  },
+  {
+    name: 'replay',
+    summary: 'publish a capture (pcap or pcapng) to the packets topic',
+    description: `A progress bar with rate and ETA is drawn on a terminal for replays longer than a second. ${WHILE_RUNNING}`,
+    flags: [
+      { name: 'pcap', type: 'string', value: 'FILE', required: true, help: 'the capture' },
+      { name: 'sensor', type: 'string', value: 'NAME', defaultText: 'replay:<file name>', help: 'the sensor name on every packet batch' },
+      { name: 'vm', type: 'string', value: 'VM', help: 'the VM the capture was taken for' },
+      { name: 'batch', type: 'int', value: 'N', min: 1, max: 65536, default: 256, help: 'packets per batch (per partition)' },
+      ...DATA_FLAGS,
+    ],
+    run: replayCommand,
+  },
+  {
+    name: 'topics',
+    summary: 'the bus topics',
+    subcommands: [
+      {
+        name: 'apply',
+        summary: 'create every topic with its partitions, compaction and retention',
+        flags: [FLAGS.config, FLAGS.dataDir, FLAGS.brokers, ...LOG_FLAGS],
+        run: topicsApplyCommand,
+      },
+    ],
+  },
+  {
+    name: 'query',
+    summary: 'run one read-only SQL statement on ClickHouse and print the rows',
+    description:
+      'One statement that reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS), run with ClickHouse\'s\n' +
+      `readonly = 1: writes, DDL and a second statement are refused with a coded error. ${WHILE_RUNNING}`,
+    args: [{ name: 'SQL', required: true, help: 'the statement, quoted' }],
+    flags: [FLAGS.format, ...DATA_FLAGS],
+    run: queryCommand,
+  },
+  {
+    name: 'policy',
+    summary: 'detection and blocking policy',
+    subcommands: [
+      {
+        name: 'apply',
+        summary: 'validate a policy file (rule files and sets, detect/prevent, block TTLs) and write it to the policy topic',
+        description: `Records equal to what the topic holds are not written again. ${WHILE_RUNNING}`,
+        args: [{ name: 'FILE', required: true, help: 'the policy (YAML); rules/demo/policy.yaml is an example' }],
+        flags: [
+          ...APPLY_FLAGS,
+          { name: 'by', type: 'string', value: 'NAME', defaultText: 'cli:$USER', help: 'who applied it, recorded with the policy' },
+          ...DATA_FLAGS,
+        ],
+        run: policyApplyCommand,
+      },
+    ],
+  },
+  {
+    name: 'inventory',
+    summary: 'hosts and VMs',
+    subcommands: [
+      {
+        name: 'apply',
+        summary: 'validate an inventory file (hosts, VMs, MACs, IPs) and write it to the inventory topic',
+        description: `Records equal to what the topic holds are not written again. ${WHILE_RUNNING}`,
+        args: [{ name: 'FILE', required: true, help: 'the inventory (YAML); rules/demo/inventory.yaml is an example' }],
+        flags: [...APPLY_FLAGS, { name: 'prune', type: 'boolean', help: 'also remove hosts and VMs that the file does not name' }, ...DATA_FLAGS],
+        run: inventoryApplyCommand,
+      },
+      {
+        name: 'watch',
+        summary: "a platform's VMs now, then its changes and lifecycle events as they come (JSON lines), until Ctrl-C",
+        description:
+          'Each line has a "type": vm (id, name, host, power, guest_os, macs, ips, snapshot, source), removed,\n' +
+          'host, or event (kind, vm, host, fromHost, snapshot, sourceVm, and the platform\'s own id and time).\n' +
+          'Credentials never come from the URL or the command line.',
+        flags: [
+          ...SOURCE_FLAGS,
+          { name: 'once', type: 'boolean', help: "print the platform's VMs now and exit" },
+          { name: 'follow', type: 'boolean', help: 'follow changes and events (the default without --once)' },
+          { ...FLAGS.format, default: 'json' },
+          ...LOG_FLAGS,
+        ],
+        run: inventoryWatchCommand,
+      },
+    ],
+  },
+  {
+    name: 'vms',
+    summary: 'the VMs: id, name, host, power, guest OS, MACs, IPs — from the platforms named, else from the inventory topic',
+    description: `Without --source, the inventory topic as the inventory stage (or "cordon inventory apply") wrote it. ${WHILE_RUNNING}`,
+    flags: [...SOURCE_FLAGS, FLAGS.format, ...DATA_FLAGS],
+    run: vmsCommand,
+  },
+  {
+    name: 'blocks',
+    summary: 'the blocks in force, and lifting one',
+    subcommands: [
+      {
+        name: 'list',
+        summary: 'the blocks in force: the newest decision per enforcer and target on the compacted blocks topic, not expired, not lifted',
+        description: WHILE_RUNNING,
+        flags: [{ ...FLAGS.format, help: 'table: aligned columns; json: one JSON object a block' }, { name: 'all', type: 'boolean', help: 'expired blocks too' }, ...DATA_FLAGS],
+        run: blocksListCommand,
+      },
+      {
+        name: 'lift',
+        summary: 'lift a block: a tombstone on its key (enforcer|target), which the watchdog or agent follows',
+        description: `Who lifted it and why travel in the tombstone's headers and in an audit event on cordon.audit.v1. ${WHILE_RUNNING}`,
+        args: [{ name: 'TARGET', required: true, help: 'the blocked address, as "cordon blocks list" shows it' }],
+        flags: [
+          { name: 'enforcer', type: 'string', value: 'E', defaultText: 'every enforcer that blocks TARGET', help: 'only the block of this enforcer (watchdog:<host> or agent:<id>)' },
+          { name: 'reason', type: 'string', value: 'TEXT', help: 'why, for the audit trail' },
+          { name: 'by', type: 'string', value: 'NAME', defaultText: 'cli:$USER', help: 'who lifted it, for the audit trail' },
+          ...DATA_FLAGS,
+        ],
+        run: blocksLiftCommand,
+      },
+    ],
+  },
+  {
+    name: 'alerts',
+    summary: 'the alerts as they are published',
+    subcommands: [
+      {
+        name: 'tail',
+        summary: 'the alerts published recently, and with --follow every new one until Ctrl-C',
+        description: `From the alerts topic, by the time each alert was published. ${WHILE_RUNNING}`,
+        flags: [
+          { name: 'follow', short: 'f', type: 'boolean', help: 'keep printing new alerts until Ctrl-C' },
+          { name: 'since', type: 'duration', value: 'DURATION', default: '1h', help: 'how far back to start: 30s, 15m, 2h, 1d' },
+          { ...FLAGS.format, help: 'table: one aligned line an alert; json: one JSON object an alert' },
+          ...DATA_FLAGS,
+        ],
+        run: alertsTailCommand,
+      },
+    ],
+  },
+  {
+    name: 'agents',
+    summary: 'in-guest agents',
+    subcommands: [
+      {
+        name: 'token',
+        summary: 'an enrollment token for the agent of a VM',
+        description: `Signed with ${ENROLL_SECRET_ENV} (hex, 32 bytes or more) when it is set, else with a key made once in <data dir>/secrets/enroll.key.`,
+        flags: [
+          { name: 'vm', type: 'string', value: 'VM', required: true, help: 'the VM whose agent the token enrolls' },
+          { name: 'ttl-hours', type: 'number', value: 'N', min: 0, max: 720, default: 24, help: 'how long the token is valid' },
+          FLAGS.config,
+          FLAGS.dataDir,
+          ...LOG_FLAGS,
+        ],
+        run: agentsTokenCommand,
+      },
+    ],
+  },
+  {
+    name: 'dpi',
+    summary: 'the native DPI engine on a capture: one EVE JSON line per alert',
+    flags: [
+      { name: 'rules', type: 'string', value: 'FILE', multiple: true, required: true, help: 'a Suricata rule file' },
+      { name: 'pcap', type: 'string', value: 'FILE', required: true, help: 'the capture (pcap or pcapng)' },
+      { name: 'no-checksum-validation', type: 'boolean', help: "do not validate checksums (Suricata's -k none)" },
+      { name: 'stats', type: 'boolean', help: 'print alert and packet counts to stderr at the end' },
+    ],
+    run: dpiCommand,
+  },
+  {
+    name: 'rules',
+    summary: 'rule files and rule sets',
+    subcommands: [
+      {
+        name: 'check',
+        summary: 'load Suricata rule files; one line per rule that fails, then {"rules","loaded","failed"}',
+        args: [{ name: 'FILE', required: true, variadic: true, help: 'rule files' }],
+        run: rulesCheckCommand,
+      },
+      {
+        name: 'update',
+        summary: 'download, verify and install rule sets (default: Emerging Threats Open)',
+        description: RULES_UPDATE_DESCRIPTION,
+        flags: [...RULES_UPDATE_FLAGS, { ...FLAGS.dataDir, help: 'where sets are installed, under rules/' }, FLAGS.config, ...LOG_FLAGS],
+        run: rulesUpdateCommand,
+      },
+      {
+        name: 'list',
+        summary: 'the installed rule sets: version, source, files, rules, sha256',
+        description: RULES_LIST_DESCRIPTION,
+        flags: [FLAGS.format, { ...FLAGS.dataDir, help: 'where sets are installed, under rules/' }, FLAGS.config],
+        run: rulesListCommand,
+      },
+    ],
+  },
+  {
+    name: 'logtest',
+    summary: 'a log file through log inspection: one JSON line per detection',
+    flags: [
+      { name: 'log', type: 'string', value: 'FILE', required: true, help: 'the log file' },
+      { name: 'rules', type: 'string', value: 'DIR', multiple: true, defaultText: 'the built-in rules', help: 'folders of Cordon or Sigma YAML rules, instead of the built-in ones' },
+      { name: 'sigma', type: 'string', value: 'DIR', multiple: true, help: 'Sigma rule folders, added to the rules' },
+      { name: 'year', type: 'int', value: 'YYYY', min: 1970, max: 9999, defaultText: "the file's modification year", help: 'the year of syslog stamps that have none' },
+      { name: 'hint', type: 'string', value: 'PATH', defaultText: 'the file path', help: 'what kind of log it is, by a path such as /var/log/auth.log' },
+      { name: 'quiet', type: 'boolean', help: 'print no detections (with --stats: just the counts)' },
+      { name: 'stats', type: 'boolean', help: 'print rule, line and detection counts and the speed to stderr' },
+    ],
+    run: logtestCommand,
+  },
+  {
+    name: 'help',
+    summary: 'this list, or the help of one command ("cordon help blocks lift")',
+    args: [{ name: 'COMMAND', variadic: true, help: 'a command and its subcommand' }],
+  },
+];
