@@ -42,10 +42,22 @@ function cordon(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
 
 const jsonLines = (s: string) => s.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
-/** A raw request on the control socket, as any local program could send it. */
-function raw(socketPath: string, path: string, body: string | Buffer, headers: Record<string, string | number> = { 'content-type': 'application/json' }): Promise<{ status: number; body: string }> {
+/**
+ * A raw request on the control socket, as any local program could send it. With `announce`, the
+ * content-length says that many bytes but only the first kilobyte is sent: a refusal must come
+ * without the server reading (or the client writing) the rest — writing it all would race the
+ * server's close of the connection.
+ */
+function raw(
+  socketPath: string,
+  path: string,
+  body: string | Buffer,
+  headers: Record<string, string | number> = { 'content-type': 'application/json' },
+  announce?: number,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const length = announce ?? Buffer.byteLength(body);
+    const req = request({ socketPath, path, method: 'POST', headers: { ...headers, 'content-length': length } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -53,7 +65,8 @@ function raw(socketPath: string, path: string, body: string | Buffer, headers: R
     });
     // the server may answer 413 and close before the whole body is sent
     req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
-    req.end(body);
+    if (announce === undefined) req.end(body);
+    else req.write(Buffer.from(body).subarray(0, 1024));
   });
 }
 
@@ -108,7 +121,7 @@ test('cordon up stays up; other processes query it, list and lift its blocks thr
     });
 
     await t.test('too large, malformed and unknown requests are refused with coded errors', async () => {
-      const big = await raw(socket, '/v1/op/query', JSON.stringify({ sql: `SELECT '${'x'.repeat(MAX_REQUEST_BYTES)}'` }));
+      const big = await raw(socket, '/v1/op/query', JSON.stringify({ sql: `SELECT '${'x'.repeat(2048)}'` }), { 'content-type': 'application/json' }, MAX_REQUEST_BYTES + 1);
       assert.equal(big.status, 413);
       assert.equal(errorCode(big.body), 'CORDON_ERR_CONTROL_REQUEST_TOO_LARGE');
       const notJson = await raw(socket, '/v1/op/query', '{"sql": SELECT');
