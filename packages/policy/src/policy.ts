@@ -67,6 +67,8 @@ export const policyFileSchema = z
             rules: z.record(sid, mode).default({}),
             /** The coordinator alerts when such a VM runs without a current agent. */
             requireAgent: z.boolean().default(false),
+            /** Hold the VM's traffic on its host bridge until its protection is current (over coordination.gate). */
+            gate: z.boolean().optional(),
           })
           .strict(),
       )
@@ -86,6 +88,23 @@ export const policyFileSchema = z
       .strict()
       .default({})
       .refine((b) => b.maxTtlS >= b.ttlS, { message: 'maxTtlS must be at least ttlS', path: ['maxTtlS'] }),
+    /** How the coordinator hands VMs between the watchdog and agents. */
+    coordination: z
+      .object({
+        /** How often agents heartbeat… */
+        heartbeatIntervalMs: z.number().int().min(50).max(600_000).default(1000),
+        /** …and how long a silent agent keeps its VM before the watchdog takes it back. */
+        heartbeatTimeoutMs: z.number().int().min(100).max(3_600_000).default(5000),
+        /** An older agent is told to upgrade and does not protect its VM meanwhile. */
+        requiredAgentVersion: z.string().regex(/^\d+\.\d+\.\d+$/, 'a version: MAJOR.MINOR.PATCH').default('0.1.0'),
+        /** Watchdog → agent: the agent takes over this long after the decision, so both know the boundary first. */
+        handoffDelayMs: z.number().int().min(0).max(60_000).default(300),
+        /** Hold every VM's traffic until its protection is current (vms.<vm>.gate overrides). */
+        gate: z.boolean().default(false),
+      })
+      .strict()
+      .default({})
+      .refine((c) => c.heartbeatTimeoutMs > c.heartbeatIntervalMs, { message: 'heartbeatTimeoutMs must be longer than heartbeatIntervalMs', path: ['heartbeatTimeoutMs'] }),
     /** Agents' watch lists: for every agent, and per VM. */
     agents: z
       .object({ default: agentPolicySchema.default({}), vms: z.record(name, agentPolicySchema).default({}) })

@@ -2,7 +2,7 @@
 // Do not edit: change the .avsc files and run `npm run codegen`.
 /* eslint-disable */
 
-export type AgentCommandKind = "upgrade" | "reconfigure" | "rescan" | "rebaseline";
+export type AgentCommandKind = "upgrade" | "reconfigure" | "rescan" | "rebaseline" | "reenroll" | "enrolled";
 
 /** An order for one agent. Key: agent id. */
 export interface AgentCommand {
@@ -15,16 +15,39 @@ export interface AgentCommand {
 
 export type AgentStatus = "enrolled" | "running" | "stopping";
 
-/** Registration and heartbeat of an agent (compacted). Key: agent id. */
+export type SensorKind = "agent" | "watchdog";
+
+export interface CaptureStatus {
+  /** Capturing (its own NIC, or the host bridge). */
+  active: boolean;
+  /** Frames captured so far: moving counters show it inspects. */
+  frames: number;
+  /** Frames published for inspection so far. */
+  published: number;
+  /** Timestamp of the newest frame it published: a successor takes over from here. */
+  inspected_until_us: number;
+}
+
+/** Registration and heartbeat of an agent, or status of a watchdog (compacted). Key: agent id, or watchdog:<host>. */
 export interface AgentRecord {
   agent: string;
+  /** The VM an agent runs in; empty for a watchdog. */
   vm: string;
   version: string;
   config_hash: string;
-  /** Instance identity that tells clones and reverted snapshots apart. */
+  /** Instance identity that tells clones and reverted snapshots apart (JSON: generation, incarnation, hw). */
   identity: string;
   heartbeat_us: number;
   status: AgentStatus;
+  kind: SensorKind;
+  /** A watchdog's host. */
+  host: null | string;
+  /** The version of its policy the sender applies. */
+  policy_version: number;
+  capture: null | CaptureStatus;
+  /** VM -> the assignment epoch it applies. */
+  acks: Record<string, number>;
+  heartbeat_interval_ms: number;
 }
 
 export type AlertAction = "alert" | "drop" | "reject" | "pass";
@@ -57,15 +80,26 @@ export interface Alert {
 
 export type ProtectionMode = "agent" | "watchdog" | "none";
 
-/** Who protects a VM now (compacted). Key: vm. */
+/** Who protects a VM now (compacted; written by the coordinator). Key: vm. */
 export interface Assignment {
   vm: string;
+  /** none: the VM is not running. */
   mode: ProtectionMode;
+  /** The host the VM runs on (inventory host id). */
   host: null | string;
+  /** mode agent: the agent id. */
   agent: null | string;
   policy_version: number;
   reason: string;
   since_us: number;
+  /** Who enforces the VM's blocks now: watchdog:<host> or agent:<id>. */
+  enforcer: null | string;
+  /** Packets with a timestamp before this belong to the previous protector, from it on to this one: a hand-off splits the traffic by time, so none is inspected twice and none by nobody. */
+  handoff_us: number;
+  /** Counts the VM's assignments; an enforcer acknowledges the epoch it applied. */
+  epoch: number;
+  /** The VM's traffic is held on the host bridge until this assignment is acknowledged. */
+  gated: boolean;
 }
 
 export type AuditResult = "ok" | "denied" | "error";
@@ -396,7 +430,9 @@ export const AVRO_SCHEMAS = {
             "upgrade",
             "reconfigure",
             "rescan",
-            "rebaseline"
+            "rebaseline",
+            "reenroll",
+            "enrolled"
           ]
         }
       },
@@ -418,7 +454,7 @@ export const AVRO_SCHEMAS = {
     "type": "record",
     "name": "AgentRecord",
     "namespace": "io.cordon.v1",
-    "doc": "Registration and heartbeat of an agent (compacted). Key: agent id.",
+    "doc": "Registration and heartbeat of an agent, or status of a watchdog (compacted). Key: agent id, or watchdog:<host>.",
     "fields": [
       {
         "name": "agent",
@@ -426,7 +462,8 @@ export const AVRO_SCHEMAS = {
       },
       {
         "name": "vm",
-        "type": "string"
+        "type": "string",
+        "doc": "The VM an agent runs in; empty for a watchdog."
       },
       {
         "name": "version",
@@ -439,7 +476,7 @@ export const AVRO_SCHEMAS = {
       {
         "name": "identity",
         "type": "string",
-        "doc": "Instance identity that tells clones and reverted snapshots apart."
+        "doc": "Instance identity that tells clones and reverted snapshots apart (JSON: generation, incarnation, hw)."
       },
       {
         "name": "heartbeat_us",
@@ -456,6 +493,80 @@ export const AVRO_SCHEMAS = {
             "stopping"
           ]
         }
+      },
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "SensorKind",
+          "symbols": [
+            "agent",
+            "watchdog"
+          ]
+        },
+        "default": "agent"
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "A watchdog's host."
+      },
+      {
+        "name": "policy_version",
+        "type": "long",
+        "default": 0,
+        "doc": "The version of its policy the sender applies."
+      },
+      {
+        "name": "capture",
+        "type": [
+          "null",
+          {
+            "type": "record",
+            "name": "CaptureStatus",
+            "fields": [
+              {
+                "name": "active",
+                "type": "boolean",
+                "doc": "Capturing (its own NIC, or the host bridge)."
+              },
+              {
+                "name": "frames",
+                "type": "long",
+                "doc": "Frames captured so far: moving counters show it inspects."
+              },
+              {
+                "name": "published",
+                "type": "long",
+                "doc": "Frames published for inspection so far."
+              },
+              {
+                "name": "inspected_until_us",
+                "type": "long",
+                "doc": "Timestamp of the newest frame it published: a successor takes over from here."
+              }
+            ]
+          }
+        ],
+        "default": null
+      },
+      {
+        "name": "acks",
+        "type": {
+          "type": "map",
+          "values": "long"
+        },
+        "default": {},
+        "doc": "VM -> the assignment epoch it applies."
+      },
+      {
+        "name": "heartbeat_interval_ms",
+        "type": "long",
+        "default": 0
       }
     ]
   },
@@ -593,7 +704,7 @@ export const AVRO_SCHEMAS = {
     "type": "record",
     "name": "Assignment",
     "namespace": "io.cordon.v1",
-    "doc": "Who protects a VM now (compacted). Key: vm.",
+    "doc": "Who protects a VM now (compacted; written by the coordinator). Key: vm.",
     "fields": [
       {
         "name": "vm",
@@ -609,7 +720,8 @@ export const AVRO_SCHEMAS = {
             "watchdog",
             "none"
           ]
-        }
+        },
+        "doc": "none: the VM is not running."
       },
       {
         "name": "host",
@@ -617,7 +729,8 @@ export const AVRO_SCHEMAS = {
           "null",
           "string"
         ],
-        "default": null
+        "default": null,
+        "doc": "The host the VM runs on (inventory host id)."
       },
       {
         "name": "agent",
@@ -625,7 +738,8 @@ export const AVRO_SCHEMAS = {
           "null",
           "string"
         ],
-        "default": null
+        "default": null,
+        "doc": "mode agent: the agent id."
       },
       {
         "name": "policy_version",
@@ -638,6 +752,33 @@ export const AVRO_SCHEMAS = {
       {
         "name": "since_us",
         "type": "long"
+      },
+      {
+        "name": "enforcer",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Who enforces the VM's blocks now: watchdog:<host> or agent:<id>."
+      },
+      {
+        "name": "handoff_us",
+        "type": "long",
+        "default": 0,
+        "doc": "Packets with a timestamp before this belong to the previous protector, from it on to this one: a hand-off splits the traffic by time, so none is inspected twice and none by nobody."
+      },
+      {
+        "name": "epoch",
+        "type": "long",
+        "default": 0,
+        "doc": "Counts the VM's assignments; an enforcer acknowledges the epoch it applied."
+      },
+      {
+        "name": "gated",
+        "type": "boolean",
+        "default": false,
+        "doc": "The VM's traffic is held on the host bridge until this assignment is acknowledged."
       }
     ]
   },
@@ -1966,6 +2107,144 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
         "type": "long"
       }
     ]
+  },
+  "8": {
+    "type": "record",
+    "name": "AgentRecord",
+    "namespace": "io.cordon.v1",
+    "doc": "Registration and heartbeat of an agent (compacted). Key: agent id.",
+    "fields": [
+      {
+        "name": "agent",
+        "type": "string"
+      },
+      {
+        "name": "vm",
+        "type": "string"
+      },
+      {
+        "name": "version",
+        "type": "string"
+      },
+      {
+        "name": "config_hash",
+        "type": "string"
+      },
+      {
+        "name": "identity",
+        "type": "string",
+        "doc": "Instance identity that tells clones and reverted snapshots apart."
+      },
+      {
+        "name": "heartbeat_us",
+        "type": "long"
+      },
+      {
+        "name": "status",
+        "type": {
+          "type": "enum",
+          "name": "AgentStatus",
+          "symbols": [
+            "enrolled",
+            "running",
+            "stopping"
+          ]
+        }
+      }
+    ]
+  },
+  "9": {
+    "type": "record",
+    "name": "Assignment",
+    "namespace": "io.cordon.v1",
+    "doc": "Who protects a VM now (compacted). Key: vm.",
+    "fields": [
+      {
+        "name": "vm",
+        "type": "string"
+      },
+      {
+        "name": "mode",
+        "type": {
+          "type": "enum",
+          "name": "ProtectionMode",
+          "symbols": [
+            "agent",
+            "watchdog",
+            "none"
+          ]
+        }
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "agent",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "policy_version",
+        "type": "long"
+      },
+      {
+        "name": "reason",
+        "type": "string"
+      },
+      {
+        "name": "since_us",
+        "type": "long"
+      }
+    ]
+  },
+  "10": {
+    "type": "record",
+    "name": "AgentCommand",
+    "namespace": "io.cordon.v1",
+    "doc": "An order for one agent. Key: agent id.",
+    "fields": [
+      {
+        "name": "command_id",
+        "type": "string"
+      },
+      {
+        "name": "agent",
+        "type": "string"
+      },
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "AgentCommandKind",
+          "symbols": [
+            "upgrade",
+            "reconfigure",
+            "rescan",
+            "rebaseline"
+          ]
+        }
+      },
+      {
+        "name": "args",
+        "type": {
+          "type": "map",
+          "values": "string"
+        },
+        "default": {}
+      },
+      {
+        "name": "issued_us",
+        "type": "long"
+      }
+    ]
   }
 };
 
@@ -2028,24 +2307,33 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.agents.v1": {
     "schema": "AgentRecord",
-    "id": 8,
+    "id": 30,
     "partitions": 3,
     "cleanup": "compact",
-    "retentionMs": -1
+    "retentionMs": -1,
+    "previous": [
+      8
+    ]
   },
   "cordon.assignments.v1": {
     "schema": "Assignment",
-    "id": 9,
+    "id": 31,
     "partitions": 3,
     "cleanup": "compact",
-    "retentionMs": -1
+    "retentionMs": -1,
+    "previous": [
+      9
+    ]
   },
   "cordon.agent-commands.v1": {
     "schema": "AgentCommand",
-    "id": 10,
+    "id": 32,
     "partitions": 3,
     "cleanup": "delete",
-    "retentionMs": 604800000
+    "retentionMs": 604800000,
+    "previous": [
+      10
+    ]
   },
   "cordon.policy.v1": {
     "schema": "PolicyRecord",

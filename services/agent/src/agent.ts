@@ -3,12 +3,14 @@ import { join, resolve } from 'node:path';
 import { describeError } from '@cordon/runtime';
 import { followBlocks } from '@cordon/enforce';
 import { defineStage, type Stage } from '@cordon/stage';
-import { agentEnforcer, codecFor, TOPICS, type AgentCommand, type AgentRecord, type LogBatch } from '@cordon/schemas';
+import { agentEnforcer, codecFor, TOPICS, type AgentCommand, type AgentRecord, type Assignment, type LogBatch } from '@cordon/schemas';
+import { ProtectionWindows, startSensorCapture, type SensorCapture, type SensorFrame } from '@cordon/sensor';
 import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
 import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
 import { agentConfigSchema, type AgentConfig } from './config.js';
 import { NftEnforcer } from './enforce.js';
 import { startIdentity, type AgentIdentity } from './identity.js';
+import { readState, writeState } from './state.js';
 import { LogTailer } from './logtail.js';
 import { collectNetSnapshot } from './netconf.js';
 import { agentIdFor, readEnrollToken } from './token.js';
@@ -54,7 +56,7 @@ export const agentStage = defineStage({
   config: agentConfigSchema,
   when: 'configured',
   inputs: () => [],
-  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks],
+  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks, TOPICS.packets],
   start: (stage) => startAgent(stage),
 });
 
@@ -64,7 +66,16 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const agentId = agentIdFor(claims);
   const vm = claims.vm;
   const stateDir = resolve(config.stateDir);
-  const identity = startIdentity(stateDir, agentId, ctx.log);
+  const identity = startIdentity(stateDir, agentId, ctx.log, config.sysRoot);
+  // the token goes with every record until the coordinator says it verified it (`enrolled`):
+  // a coordinator that starts later must still see it once
+  const enrolledFile = join(stateDir, 'enrolled.json');
+  let enrolled = readState<{ agent?: string }>(enrolledFile, {}, ctx.log).agent === agentId;
+  let policyVersion = 0;
+  let heartbeatMs = config.heartbeatS * 1000;
+  let net: SensorCapture | null = null;
+  let windows: ProtectionWindows | null = null;
+  let reenroll = false;
   const agentCodec = codecFor(TOPICS.agents);
   const logsCodec = codecFor(TOPICS.logs);
   const enforcer = config.enforce.enabled
@@ -83,12 +94,19 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       identity: JSON.stringify({ generation: identity.generation, incarnation: identity.incarnation, hw: identity.hw }),
       heartbeat_us: ctx.clock.now() * 1000,
       status,
+      kind: 'agent',
+      host: null,
+      policy_version: policyVersion,
+      capture: net && !reenroll ? { active: true, frames: net.stats().captured, published: net.stats().published, inspected_until_us: net.stats().newestUs } : null,
+      acks: windows?.acks() ?? {},
+      heartbeat_interval_ms: heartbeatMs,
     };
-    // the first record of a new agent carries its token, for the coordinator to verify
-    const headers = identity.generation === 1 && status === 'enrolled' ? { 'cordon-enroll-token': Buffer.from(config.token) } : undefined;
+    const headers = enrolled ? undefined : { 'cordon-enroll-token': Buffer.from(config.token) };
     await stage.send(TOPICS.agents, [{ key: Buffer.from(agentId), value: agentCodec.encode(rec), ...(headers ? { headers } : {}) }]);
+    lastBeat = ctx.clock.now();
   };
-  await heartbeat(identity.generation === 1 ? 'enrolled' : 'running');
+  let lastBeat = 0;
+  await heartbeat(enrolled ? 'running' : 'enrolled');
   ctx.log.info({ agent: agentId, vm, generation: identity.generation }, 'Agent registered.');
   // last cleanup to run: the stopping heartbeat goes out after everything else stopped
   stage.onStop(() => heartbeat('stopping'));
@@ -200,6 +218,9 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const policies = new PolicyView();
   const policyNow = (): Watching => {
     const p = policies.policies.get(config.policy);
+    // what the coordinator compares: the policy version this agent applies, its heartbeat rhythm
+    policyVersion = p?.version ?? 0;
+    heartbeatMs = p?.doc.coordination.heartbeatIntervalMs ?? config.heartbeatS * 1000;
     return watchingFor(config, p ? agentPolicyFor(p.doc, vm) : null);
   };
   let changes: Promise<void> = Promise.resolve();
@@ -235,6 +256,43 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     await tailer?.stop();
   });
 
+  // ---- network inspection of the VM's own NIC, while the coordinator assigns the VM to it
+  if (config.capture.enabled) {
+    const me = agentId;
+    const w = new ProtectionWindows({
+      isMe: (a: Assignment) => a.mode === 'agent' && a.agent === me,
+      holdUs: config.capture.holdMs * 1000,
+      maxBytesPerVm: config.capture.holdMaxMiB << 20,
+      maxBytes: config.capture.holdMaxMiB << 20,
+      unassignedIsMine: false,
+    });
+    windows = w;
+    const assignCodec = codecFor(TOPICS.assignments);
+    const pending: SensorFrame[] = [];
+    await stage.follow(TOPICS.assignments, (r) => {
+      if (r.key?.toString() !== vm || !r.value) return;
+      const released = w.assign(assignCodec.decode(r.value));
+      if (net) net.release(vm, released);
+      else pending.push(...released);
+    });
+    const info = (await stage.bus.admin.listTopics()).find((t) => t.name === TOPICS.packets);
+    net = startSensorCapture({
+      sensor: `agent:${agentId}`,
+      iface: config.capture.interface,
+      ...(config.capture.netns ? { netns: config.capture.netns } : {}),
+      pollMs: config.capture.pollMs,
+      partitions: info?.partitions ?? 1,
+      send: (records) => stage.send(TOPICS.packets, records),
+      attribute: () => vm,
+      windows: w,
+      log: ctx.log,
+      metrics: ctx.metrics,
+    });
+    net.release(vm, pending.splice(0));
+    const n = net;
+    stage.onStop(() => n.stop());
+  }
+
   // ---- orders from agent-commands (addressed by key): rescan, re-baseline, reconfigure
   stage.consume<AgentCommand | null>({
     group: `cordon-agent-${agentId}-commands`,
@@ -246,16 +304,30 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     async handle(batch) {
       for (const { value: cmd } of batch.records) {
         if (!cmd) continue;
+        // a command for one incarnation (a clone, a reverted VM) is not for the others
+        if (cmd.args.incarnation && cmd.args.incarnation !== identity.incarnation) continue;
         ctx.log.info({ command: cmd.kind, id: cmd.command_id }, 'Agent command received.');
         if (cmd.kind === 'rescan') await fim?.rescan();
         else if (cmd.kind === 'rebaseline') await fim?.rebaseline();
         else if (cmd.kind === 'reconfigure') await enqueue(() => reconfigure(policyNow(), true));
-        else ctx.log.warn({ command: cmd.kind }, 'This agent does not carry out that command yet.');
+        else if (cmd.kind === 'enrolled') {
+          if (!enrolled) writeState(enrolledFile, { agent: agentId });
+          enrolled = true;
+        } else if (cmd.kind === 'reenroll') {
+          // a clone of the enrolled VM: it must not inspect as that VM's agent
+          reenroll = true;
+          net?.pause(true);
+          ctx.log.error({ agent: agentId, reason: cmd.args.reason ?? '' }, 'The coordinator does not trust this agent (a clone of its VM?): network inspection stops; enroll it with a new token ("cordon agents token --vm <vm>").');
+          await heartbeat('running');
+        } else ctx.log.warn({ command: cmd.kind }, 'This agent does not carry out that command yet.');
       }
     },
   });
 
-  stage.every(config.heartbeatS * 1000, 'A heartbeat', () => heartbeat('running'));
+  // the rhythm may change with the policy: a fine tick, a heartbeat when one is due
+  stage.every(Math.min(50, heartbeatMs), 'A heartbeat', async () => {
+    if (ctx.clock.now() - lastBeat >= heartbeatMs) await heartbeat('running');
+  });
 
   return {
     agentId,

@@ -22,6 +22,25 @@ export const agentConfigSchema = z
     netconf: z.object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) }).strict().default({}),
     /** File integrity: paths, patterns, attributes, schedule (see @cordon/fim-scan's policy). */
     fim: fimPolicySchema.optional(),
+    /**
+     * Network inspection of the VM's own traffic: a capture on its NIC, published for the dpi
+     * stage while the coordinator assigns the VM to this agent (from the hand-off's time boundary
+     * on; frames meanwhile are held for `holdMs`, so a hand-off leaves no hole).
+     */
+    capture: z
+      .object({
+        enabled: z.boolean().default(false),
+        interface: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a Linux interface name').default('eth0'),
+        /** Capture inside this network namespace (the lab's VM). */
+        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        pollMs: z.number().positive().max(1000).default(50),
+        holdMs: z.number().int().min(0).max(600_000).default(10_000),
+        holdMaxMiB: z.number().int().min(1).max(1024).default(32),
+      })
+      .strict()
+      .default({}),
+    /** Root of the machine's identity files (/etc/machine-id, /sys/class/…): "/" but in tests. */
+    sysRoot: z.string().min(1).default('/'),
     enforce: z
       .object({
         enabled: z.boolean().default(true),

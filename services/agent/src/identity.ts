@@ -46,11 +46,11 @@ export function hardwareFingerprint(sysRoot = '/'): string {
 }
 
 /** Load the identity from the state dir, count this start, and save it before anything is sent. */
-export function startIdentity(stateDir: string, agent: string, log: Logger): AgentIdentity {
+export function startIdentity(stateDir: string, agent: string, log: Logger, sysRoot = '/'): AgentIdentity {
   const file = join(stateDir, 'identity.json');
   const prev = readState<{ agent?: string; generation?: number }>(file, {}, log);
   const generation = (prev.agent === agent ? (prev.generation ?? 0) : 0) + 1;
-  const id: AgentIdentity = { agent, generation, incarnation: randomBytes(8).toString('hex'), hw: hardwareFingerprint() };
+  const id: AgentIdentity = { agent, generation, incarnation: randomBytes(8).toString('hex'), hw: hardwareFingerprint(sysRoot) };
   writeState(file, { agent, generation });
   return id;
 }

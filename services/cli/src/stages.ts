@@ -7,6 +7,7 @@ import { checkStageList, ERR_STAGE_MODULE, loadStageModules, type StageModule } 
  */
 const BUILTIN = [
   '@cordon/inventory',
+  '@cordon/coordinator',
   '@cordon/flows',
   '@cordon/dpi',
   '@cordon/loginspect',

@@ -9,7 +9,7 @@ const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a Linux interface nam
 export const watchdogConfigSchema = z
   .object({
     /** This hypervisor host, as named in the inventory; blocks for `watchdog:<host>` are ours. */
-    host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only'),
+    host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/, 'letters, digits, "_", ".", ":", "/" and "-" only'),
     /** The host's virtual switch (Linux bridge) whose VMs the watchdog protects. */
     bridge: ifname,
     /** Live capture on the bridge's ports, published to `packets` for the dpi stage. */
@@ -20,9 +20,18 @@ export const watchdogConfigSchema = z
         netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
         /** Drain at least this often; arriving frames wake the drain at once anyway. */
         pollMs: z.number().positive().max(1000).default(50),
+        /**
+         * How long frames of VMs this watchdog does not inspect now (agent-protected, not yet
+         * assigned) are kept, in packet time: a hand-off back to the watchdog inspects them from
+         * its boundary. Must outlast the policy's heartbeat timeout.
+         */
+        holdMs: z.number().int().min(0).max(600_000).default(10_000),
+        holdMaxMiB: z.number().int().min(1).max(4096).default(64),
       })
       .strict()
       .default({}),
+    /** Status on the agents topic (what it inspects, the assignments it applied), this often. */
+    statusIntervalMs: z.number().int().min(50).max(60_000).default(1000),
     enforce: z
       .object({
         enabled: z.boolean().default(true),

@@ -1,6 +1,6 @@
 import { followBlocks } from '@cordon/enforce';
 import { defineStage, type Stage } from '@cordon/stage';
-import { TOPICS, watchdogEnforcer, type BlockDecision } from '@cordon/schemas';
+import { codecFor, TOPICS, watchdogEnforcer, type AgentRecord, type BlockDecision } from '@cordon/schemas';
 import { watchdogConfigSchema, type WatchdogConfig } from './config.js';
 import { BridgeEnforcer } from './enforce-bridge.js';
 import { startCapture, type CaptureHandle } from './capture.js';
@@ -20,13 +20,15 @@ export interface WatchdogHandle {
   readonly active: ReadonlyMap<string, BlockDecision>;
 }
 
+export const WATCHDOG_VERSION = '0.1.0';
+
 export const watchdogStage = defineStage({
   name: 'watchdog',
   summary: 'on a hypervisor host: captures the bridge for agentless VMs, enforces their blocks on it',
   config: watchdogConfigSchema,
   when: 'configured',
   inputs: () => [],
-  outputs: () => [TOPICS.packets, TOPICS.blocks],
+  outputs: () => [TOPICS.packets, TOPICS.blocks, TOPICS.agents],
   start: (stage) => startWatchdog(stage),
 });
 
@@ -53,8 +55,42 @@ async function startWatchdog(stage: Stage<WatchdogConfig>): Promise<WatchdogHand
     }));
   }
   const capture = config.capture.enabled
-    ? await startCapture({ stage, host: config.host, bridge: config.bridge, pollMs: config.capture.pollMs, ...(config.capture.netns ? { netns: config.capture.netns } : {}) })
+    ? await startCapture({
+        stage,
+        host: config.host,
+        bridge: config.bridge,
+        pollMs: config.capture.pollMs,
+        holdMs: config.capture.holdMs,
+        holdMaxMiB: config.capture.holdMaxMiB,
+        ...(config.capture.netns ? { netns: config.capture.netns } : {}),
+      })
     : null;
   if (capture) stage.onStop(() => capture.stop());
+
+  // status on the agents topic: what it inspects and the assignments it applied
+  const agentCodec = codecFor(TOPICS.agents);
+  const me = watchdogEnforcer(config.host);
+  const status = async (state: AgentRecord['status']) => {
+    const s = capture?.stats();
+    const rec: AgentRecord = {
+      agent: me,
+      vm: '',
+      version: WATCHDOG_VERSION,
+      config_hash: '',
+      identity: JSON.stringify({ host: config.host, bridge: config.bridge }),
+      heartbeat_us: ctx.clock.now() * 1000,
+      status: state,
+      kind: 'watchdog',
+      host: config.host,
+      policy_version: 0,
+      capture: s ? { active: true, frames: s.captured, published: s.published, inspected_until_us: s.newestUs } : null,
+      acks: capture?.acks() ?? {},
+      heartbeat_interval_ms: config.statusIntervalMs,
+    };
+    await stage.send(TOPICS.agents, [{ key: Buffer.from(me), value: agentCodec.encode(rec) }]);
+  };
+  await status('running');
+  stage.every(config.statusIntervalMs, 'A watchdog status', () => status('running'));
+  stage.onStop(() => status('stopping'));
   return { enforcer, capture, active };
 }

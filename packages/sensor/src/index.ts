@@ -1,0 +1,3 @@
+export * from './windows.js';
+export * from './publisher.js';
+export * from './capture.js';

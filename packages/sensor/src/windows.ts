@@ -1,0 +1,136 @@
+import type { Assignment } from '@cordon/schemas';
+
+/** A frame held, or handed over for publishing. `frame` is owned (copied) once held. */
+export interface SensorFrame {
+  tsUs: number;
+  origLen: number;
+  frame: Buffer;
+}
+
+interface Window {
+  /** Frames with a timestamp in [since, until) are ours. Infinity: not ours at all. */
+  since: number;
+  until: number;
+  epoch: number;
+  /** Frames not published (yet), oldest first, within the buffer's time and size. */
+  held: SensorFrame[];
+  bytes: number;
+}
+
+export interface WindowOptions {
+  /** Is this assignment's protector me (this watchdog's host, this agent)? */
+  isMe(a: Assignment): boolean;
+  /** How long unpublished frames are kept, in packet time (must outlast a silent agent's timeout). */
+  holdUs: number;
+  maxBytesPerVm: number;
+  maxBytes: number;
+  /**
+   * A VM no assignment names yet is ours (the watchdog: the default protector of a VM without an
+   * agent, so a host without a coordinator still inspects everything), or nobody's (the agent).
+   */
+  unassignedIsMine: boolean;
+}
+
+/**
+ * Per VM, which of its frames are this sensor's to inspect. An assignment names one protector
+ * and a time boundary (`handoff_us`): frames from the boundary on are the protector's, frames
+ * before it the previous one's — so a watchdog and an agent watching the same VM never both
+ * publish a frame, and never both skip it:
+ *
+ * - becoming the protector: frames from the boundary on are published, including those already
+ *   held (the boundary may be in the past: the last frame a lost agent inspected, when a VM
+ *   migrated or powered on);
+ * - handing over: frames before the boundary are still published (it may be ahead: a watchdog
+ *   keeps inspecting until the agent takes over), none after it;
+ * - frames that are nobody's yet (no assignment, another protector) are held for `holdUs` of
+ *   packet time, bounded in bytes, oldest dropped first (counted).
+ */
+export class ProtectionWindows {
+  private readonly windows = new Map<string, Window>();
+  private bytes = 0;
+  evicted = 0;
+
+  constructor(private readonly opts: WindowOptions) {}
+
+  private window(vm: string): Window {
+    let w = this.windows.get(vm);
+    if (!w) this.windows.set(vm, (w = { since: this.opts.unassignedIsMine ? -Infinity : Infinity, until: Infinity, epoch: 0, held: [], bytes: 0 }));
+    return w;
+  }
+
+  /** Is a frame of `vm` at `tsUs` ours now? If not, it is held (copied) and false is returned. */
+  offer(vm: string, f: SensorFrame): boolean {
+    const w = this.window(vm);
+    if (f.tsUs >= w.since && f.tsUs < w.until) return true;
+    const held: SensorFrame = { tsUs: f.tsUs, origLen: f.origLen, frame: Buffer.from(f.frame) };
+    w.held.push(held);
+    w.bytes += held.frame.length;
+    this.bytes += held.frame.length;
+    this.trim(w, f.tsUs);
+    return false;
+  }
+
+  /** Apply an assignment of `a.vm`; returns the held frames that became ours, oldest first. */
+  assign(a: Assignment): SensorFrame[] {
+    const w = this.window(a.vm);
+    if (a.epoch < w.epoch) return []; // an older assignment, seen late
+    w.epoch = a.epoch;
+    const wasMine = w.since !== Infinity && w.until === Infinity;
+    if (this.opts.isMe(a)) {
+      w.since = a.handoff_us;
+      w.until = Infinity;
+      const mine = w.held.filter((f) => f.tsUs >= w.since);
+      if (mine.length) {
+        w.held = w.held.filter((f) => f.tsUs < w.since);
+        const freed = mine.reduce((n, f) => n + f.frame.length, 0);
+        w.bytes -= freed;
+        this.bytes -= freed;
+      }
+      return mine;
+    }
+    if (wasMine) w.until = a.handoff_us;
+    else {
+      w.since = Infinity;
+      w.until = Infinity;
+    }
+    return [];
+  }
+
+  /** The epoch applied per VM (the acknowledgements a heartbeat carries). */
+  acks(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [vm, w] of this.windows) if (w.epoch > 0) out[vm] = w.epoch;
+    return out;
+  }
+
+  /** Is `vm` ours from some boundary on (the assignment names us)? */
+  protects(vm: string): boolean {
+    const w = this.windows.get(vm);
+    return !!w && w.since !== Infinity && w.until === Infinity;
+  }
+
+  forget(vm: string): void {
+    const w = this.windows.get(vm);
+    if (!w) return;
+    this.bytes -= w.bytes;
+    this.windows.delete(vm);
+  }
+
+  heldBytes(): number {
+    return this.bytes;
+  }
+
+  private trim(w: Window, nowTs: number): void {
+    const oldest = nowTs - this.opts.holdUs;
+    let drop = 0;
+    while (drop < w.held.length && (w.held[drop]!.tsUs < oldest || w.bytes > this.opts.maxBytesPerVm || this.bytes > this.opts.maxBytes)) {
+      const f = w.held[drop]!;
+      w.bytes -= f.frame.length;
+      this.bytes -= f.frame.length;
+      // frames older than the hold were anybody's: only a size eviction could cost an inspection
+      if (f.tsUs >= oldest) this.evicted++;
+      drop++;
+    }
+    if (drop) w.held.splice(0, drop);
+  }
+}

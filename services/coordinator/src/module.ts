@@ -1,0 +1,347 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { partitionForKey, type ConsumedRecord, type ProduceRecord } from '@cordon/bus';
+import { describeError } from '@cordon/runtime';
+import { PolicyView } from '@cordon/policy';
+import { defineStage, type Stage } from '@cordon/stage';
+import { alertId, codecFor, NO_FLOW, TOPICS, type AgentRecord, type Alert, type Assignment, type StageState, type VmEvent } from '@cordon/schemas';
+import { changed, decide, versionAtLeast, type AgentState, type Coordination, type Desired, type VmState } from './decide.js';
+import { ERR_COORDINATOR_BINDING, ERR_COORDINATOR_SECRET } from './errors.js';
+import { AgentTrust, type Binding, type TrustEffects } from './trust.js';
+
+const STAGE = 'coordinator';
+export const TOKEN_HEADER = 'cordon-enroll-token';
+export const bindingKey = (agent: string): string => `${STAGE}|agent|${agent}`;
+
+export const coordinatorConfigSchema = z
+  .object({
+    groupId: z.string().min(1).default('cordon-coordinator'),
+    /** The policy whose coordination settings apply. */
+    policyId: z.string().min(1).default('default'),
+    /** How often owned VMs are looked at again (silent agents are noticed within this). */
+    tickMs: z.number().int().min(10).max(10_000).default(100),
+    /** Hex of the enrollment secret (64+ hex digits); else CORDON_ENROLL_SECRET, else <data dir>/secrets/enroll.key. */
+    enrollSecretFile: z.string().min(1).optional(),
+  })
+  .strict();
+
+export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>;
+
+const DEFAULT_COORDINATION: Coordination & { heartbeatIntervalMs: number } = {
+  heartbeatIntervalMs: 1000,
+  heartbeatTimeoutMs: 5000,
+  requiredAgentVersion: '0.1.0',
+  handoffDelayMs: 300,
+  gate: false,
+};
+
+function loadSecret(config: CoordinatorConfig, dataDir: string, env: NodeJS.ProcessEnv): Buffer | null {
+  const fromHex = (hex: string, where: string) => {
+    const h = hex.trim();
+    if (!/^([0-9a-fA-F]{2}){32,}$/.test(h) || /^0+$/.test(h)) throw ERR_COORDINATOR_SECRET(`${where} is not 64 or more hex digits (an even number, not all zero)`);
+    return Buffer.from(h, 'hex');
+  };
+  if (config.enrollSecretFile) return fromHex(readFileSync(config.enrollSecretFile, 'utf8'), config.enrollSecretFile);
+  if (env.CORDON_ENROLL_SECRET) return fromHex(env.CORDON_ENROLL_SECRET, 'CORDON_ENROLL_SECRET');
+  const file = join(dataDir, 'secrets', 'enroll.key');
+  return existsSync(file) ? fromHex(readFileSync(file, 'utf8'), file) : null;
+}
+
+/**
+ * The coordinator: every running VM protected by exactly one of its host's watchdog or its
+ * agent. It follows the inventory (where each VM runs, its power), the agents' heartbeats
+ * (judged by AgentTrust), the policy (coordination settings) and its own assignments, and
+ * writes `assignments` (compacted, per VM: mode, host, agent, enforcer, the hand-off's time
+ * boundary, an epoch) whenever who protects a VM changes, plus `agent-commands` and alerts.
+ *
+ * Several instances may run: each decides only for the VMs whose key falls in the partitions
+ * of `vm-events` it owns in the consumer group, so exactly one decides for any VM, and a
+ * survivor takes the partitions of one that died. All its state is on topics (assignments,
+ * the enrollment bindings on the state topic): a new owner reads it and goes on from there.
+ */
+export const coordinatorStage = defineStage({
+  name: STAGE,
+  summary: 'assignments: every running VM protected by exactly one of its watchdog or its agent',
+  config: coordinatorConfigSchema,
+  inputs: (c) => [{ group: c.groupId, topic: TOPICS.vmEvents }],
+  outputs: () => [TOPICS.assignments, TOPICS.agentCommands, TOPICS.alerts, TOPICS.state],
+  start: (stage) => startCoordinator(stage),
+});
+
+interface Known {
+  vms: Map<string, VmState>;
+  agents: Map<string, AgentState>;
+  assignments: Map<string, Assignment>;
+}
+
+async function startCoordinator(stage: Stage<CoordinatorConfig>) {
+  const { config, ctx, bus } = stage;
+  const { log, metrics, clock } = ctx;
+  const nowUs = () => clock.now() * 1000;
+  const trust = new AgentTrust(loadSecret(config, stage.env.dataDir, process.env));
+  if (!trust.canVerify) log.warn('No enrollment secret: no agent can be verified, so the watchdogs protect every VM.');
+  const known: Known = { vms: new Map(), agents: new Map(), assignments: new Map() };
+  const policy = new PolicyView();
+  const codec = {
+    inventory: codecFor(TOPICS.inventory),
+    agents: codecFor(TOPICS.agents),
+    assignments: codecFor(TOPICS.assignments),
+    commands: codecFor(TOPICS.agentCommands),
+    alerts: codecFor(TOPICS.alerts),
+    state: codecFor(TOPICS.state),
+  };
+  const owned = new Set<number>();
+  const topicInfo = (await bus.admin.listTopics()).find((t) => t.name === TOPICS.vmEvents);
+  const partitions = topicInfo?.partitions ?? 1;
+  const mine = (vm: string) => owned.has(partitionForKey(Buffer.from(vm), partitions, () => 0));
+  /** Effects already carried out (alert and command keys), so a heartbeat repeating does not repeat them. */
+  const done = new Set<string>();
+
+  const coordination = (): Coordination & { heartbeatIntervalMs: number } => ({ ...DEFAULT_COORDINATION, ...(policy.policies.get(config.policyId)?.doc.coordination ?? {}) });
+  const policyVersion = () => policy.policies.get(config.policyId)?.version ?? 0;
+  const gateFor = (vm: string) => policy.policies.get(config.policyId)?.doc.vms[vm]?.gate ?? coordination().gate;
+
+  // ---- what is known: enrollment bindings, policy, inventory, assignments, then heartbeats
+  await stage.follow(TOPICS.state, (r) => {
+    const k = r.key?.toString() ?? '';
+    if (!k.startsWith(`${STAGE}|agent|`) || !r.value) return;
+    const agent = k.slice(`${STAGE}|agent|`.length);
+    try {
+      const b = JSON.parse(codec.state.decode(r.value).state.toString('utf8')) as Binding;
+      const have = trust.bindings.get(agent);
+      if (!have || b.maxGeneration >= have.maxGeneration) trust.bindings.set(agent, b);
+    } catch (err) {
+      log.warn({ err: ERR_COORDINATOR_BINDING.withCause(err, agent, describeError(err).message) }, 'An enrollment binding is unreadable; that agent must enroll again.');
+    }
+  });
+  await stage.follow(TOPICS.policy, (r) => {
+    try {
+      policy.apply(r.key, r.value);
+    } catch (err) {
+      log.warn({ err: describeError(err) }, 'A policy record is unusable; it was skipped.');
+    }
+  });
+  await stage.follow(TOPICS.inventory, (r, restoring) => {
+    const k = r.key?.toString() ?? '';
+    if (!k.startsWith('vm:')) return;
+    const id = k.slice(3);
+    if (!r.value) {
+      known.vms.delete(id);
+      if (!restoring) evaluate(id);
+      return;
+    }
+    try {
+      const rec = codec.inventory.decode(r.value);
+      const before = known.vms.get(id);
+      known.vms.set(id, { id, host: rec.host, power: rec.power, hostSinceUs: before && before.host !== rec.host ? rec.updated_us : (before?.hostSinceUs ?? rec.updated_us) });
+      if (!restoring) evaluate(id);
+    } catch (err) {
+      log.warn({ err: describeError(err), key: k }, 'An inventory record is unusable; it was skipped.');
+    }
+  });
+  await stage.follow(TOPICS.assignments, (r) => {
+    const vm = r.key?.toString() ?? '';
+    if (!r.value) known.assignments.delete(vm);
+    else {
+      try {
+        const a = codec.assignments.decode(r.value);
+        const have = known.assignments.get(vm);
+        if (!have || a.epoch >= have.epoch) known.assignments.set(vm, a);
+      } catch (err) {
+        log.warn({ err: describeError(err), vm }, 'An assignment record is unusable; it was skipped.');
+      }
+    }
+  });
+  await stage.follow(TOPICS.agents, async (r, restoring) => onAgentRecord(r, restoring));
+
+  async function onAgentRecord(r: ConsumedRecord, restoring: boolean): Promise<void> {
+    if (!r.value) {
+      known.agents.delete(r.key?.toString() ?? '');
+      return;
+    }
+    let rec: AgentRecord;
+    try {
+      rec = codec.agents.decode(r.value);
+    } catch (err) {
+      metrics.inc('agent_records_bad');
+      if (!restoring) await stage.send(TOPICS.dlq, [stage.deadLetter(r, r, err)]);
+      return;
+    }
+    if (rec.kind === 'watchdog') return;
+    const token = r.headers[TOKEN_HEADER]?.toString() ?? null;
+    const { verdict, effects } = trust.judge(rec, token, clock.now());
+    const before = known.agents.get(rec.agent);
+    const frames = rec.capture?.frames ?? 0;
+    const moved = before?.capture && frames > before.capture.frames;
+    known.agents.set(rec.agent, {
+      id: rec.agent,
+      vm: rec.vm,
+      verdict,
+      version: rec.version,
+      policyVersion: rec.policy_version,
+      heartbeatUs: rec.heartbeat_us,
+      status: rec.status,
+      capture: rec.capture,
+      inspectingUs: moved ? rec.heartbeat_us : (before?.inspectingUs ?? 0),
+    });
+    if (!restoring && mine(rec.vm)) await carryOut(rec, effects);
+    else if (effects.binding) trust.bindings.set(rec.agent, effects.binding);
+    if (!restoring && mine(rec.vm)) {
+      await commandIfStale(rec);
+      evaluate(rec.vm);
+    }
+  }
+
+  async function carryOut(rec: AgentRecord, effects: TrustEffects): Promise<void> {
+    if (effects.binding) {
+      const st: StageState = {
+        stage: STAGE,
+        input_topic: TOPICS.agents,
+        input_partition: 0,
+        input_offset: 0,
+        ts_us: nowUs(),
+        state: Buffer.from(JSON.stringify(effects.binding)),
+        output_offsets: {},
+        emitted_ids: [],
+      };
+      await stage.send(TOPICS.state, [{ key: Buffer.from(bindingKey(rec.agent)), value: codec.state.encode(st) }]);
+    }
+    const alerts: ProduceRecord[] = [];
+    for (const a of effects.alerts) {
+      if (done.has(a.key)) continue;
+      done.add(a.key);
+      alerts.push({ key: Buffer.from(rec.vm), value: codec.alerts.encode(alertOf(rec, a.rule, a.severity, a.signature, a.detail, a.key)) });
+      log.warn({ agent: rec.agent, vm: rec.vm, rule: a.rule, detail: a.detail }, a.signature);
+    }
+    await stage.send(TOPICS.alerts, alerts);
+    for (const c of effects.commands) await command(rec.agent, c.kind, c.args, c.key);
+  }
+
+  function alertOf(rec: AgentRecord, rule: string, severity: number, signature: string, detail: string, key: string): Alert {
+    return {
+      alert_id: alertId(STAGE, key),
+      ts_us: nowUs(),
+      stage: STAGE,
+      vm: rec.vm,
+      sensor: `agent:${rec.agent}`,
+      rule_id: `coordinator:agent-${rule}`,
+      rule_rev: 1,
+      signature,
+      severity,
+      category: 'agent-trust',
+      action: 'alert',
+      ...NO_FLOW,
+      evidence: JSON.stringify({ agent: rec.agent, claimed_vm: rec.vm, detail, identity: rec.identity, heartbeat_us: rec.heartbeat_us }),
+    };
+  }
+
+  async function command(agent: string, kind: 'upgrade' | 'reconfigure' | 'rescan' | 'rebaseline' | 'reenroll' | 'enrolled', args: Record<string, string>, key: string): Promise<void> {
+    if (done.has(key)) return;
+    done.add(key);
+    await stage.send(TOPICS.agentCommands, [
+      { key: Buffer.from(agent), value: codec.commands.encode({ command_id: alertId(STAGE, 'command', key), agent, kind, args, issued_us: nowUs() }) },
+    ]);
+    metrics.inc(`commands_${kind}`);
+    log.info({ agent, command: kind, args }, 'Agent command sent.');
+  }
+
+  /** A trusted, live agent that is behind is told to catch up (it does not protect its VM meanwhile). */
+  async function commandIfStale(rec: AgentRecord): Promise<void> {
+    const a = known.agents.get(rec.agent);
+    if (!a?.verdict.trusted || rec.status === 'stopping') return;
+    const c = coordination();
+    if ((nowUs() - rec.heartbeat_us) / 1000 > c.heartbeatTimeoutMs) return;
+    if (!versionAtLeast(rec.version, c.requiredAgentVersion)) await command(rec.agent, 'upgrade', { to: c.requiredAgentVersion }, `upgrade|${rec.agent}|${rec.version}|${c.requiredAgentVersion}`);
+    else if (rec.policy_version < policyVersion()) await command(rec.agent, 'reconfigure', { policy_version: String(policyVersion()) }, `reconfigure|${rec.agent}|${policyVersion()}`);
+  }
+
+  // ---- deciding: on every change of an owned VM's inputs, and on every tick (silences)
+  const pending = new Set<string>();
+  let flushing: Promise<void> | null = null;
+  function evaluate(vm: string): void {
+    if (!mine(vm)) return;
+    pending.add(vm);
+    flushing ??= Promise.resolve()
+      .then(flush)
+      .catch((err: unknown) => log.error({ err: describeError(err) }, 'Assignments could not be written; the next tick tries again.'))
+      .finally(() => {
+        flushing = null;
+      });
+  }
+
+  async function flush(): Promise<void> {
+    while (pending.size) {
+      const vms = [...pending];
+      pending.clear();
+      const out: ProduceRecord[] = [];
+      const now = nowUs();
+      const c = coordination();
+      const pv = policyVersion();
+      for (const vm of vms) {
+        const cur = known.assignments.get(vm);
+        const inv = known.vms.get(vm);
+        if (!inv) {
+          if (cur) {
+            out.push({ key: Buffer.from(vm), value: null });
+            known.assignments.delete(vm);
+          }
+          continue;
+        }
+        const agents = [...known.agents.values()].filter((a) => a.vm === vm);
+        const d: Desired = decide(inv, agents, cur, { ...c, gate: gateFor(vm) }, pv, now);
+        if (!changed(cur, d)) continue;
+        const next: Assignment = {
+          vm,
+          mode: d.mode,
+          host: d.host,
+          agent: d.agent,
+          policy_version: pv,
+          reason: d.reason,
+          since_us: now,
+          enforcer: d.enforcer,
+          handoff_us: d.handoffUs,
+          epoch: (cur?.epoch ?? 0) + 1,
+          gated: d.gated,
+        };
+        known.assignments.set(vm, next);
+        out.push({ key: Buffer.from(vm), value: codec.assignments.encode(next) });
+        metrics.inc(`assignments_${d.mode}`);
+        log.info({ vm, mode: d.mode, host: d.host, agent: d.agent, epoch: next.epoch, reason: d.reason }, 'Assignment changed.');
+      }
+      await stage.send(TOPICS.assignments, out);
+    }
+  }
+
+  stage.consume<VmEvent>({
+    group: config.groupId,
+    topics: [TOPICS.vmEvents],
+    onAssign(tps) {
+      for (const tp of tps) owned.add(tp.partition);
+      for (const vm of known.vms.keys()) evaluate(vm);
+      for (const vm of known.assignments.keys()) evaluate(vm);
+      log.info({ partitions: [...owned].sort((a, b) => a - b) }, 'Coordinating the VMs of these partitions.');
+    },
+    onRevoke(tps) {
+      for (const tp of tps) owned.delete(tp.partition);
+    },
+    async handle(batch) {
+      for (const { value: ev } of batch.records) {
+        const vm = known.vms.get(ev.vm);
+        // the event's time is the platform's: a migration's boundary is when it happened
+        if (vm && ev.kind === 'migrated' && ev.host && vm.host !== ev.host) known.vms.set(ev.vm, { ...vm, host: ev.host, hostSinceUs: ev.ts_us });
+        else if (vm && ev.kind === 'migrated') known.vms.set(ev.vm, { ...vm, hostSinceUs: ev.ts_us });
+        evaluate(ev.vm);
+      }
+      await flushing;
+    },
+  });
+  stage.every(config.tickMs, 'Looking at the owned VMs', async () => {
+    for (const vm of new Set([...known.vms.keys(), ...known.assignments.keys()])) evaluate(vm);
+    await flushing;
+  });
+  stage.onStop(async () => {
+    await flushing;
+  });
+  return { known, trust, owned };
+}

@@ -1,0 +1,133 @@
+import { agentIdFor, verifyEnrollToken } from '@cordon/agent';
+import { describeError } from '@cordon/runtime';
+import type { AgentRecord } from '@cordon/schemas';
+
+/**
+ * Agent trust: which agent may protect which VM. An agent enrolls with a token signed by the
+ * cluster's secret (`cordon agents token --vm VM`): the token names the VM, and the agent id is
+ * derived from the token's id, so one token enrolls one agent. The first record of a new agent
+ * carries the token (header `cordon-enroll-token`); the coordinator verifies it and binds the
+ * agent id to that VM and to the machine it ran on (the hardware fingerprint of its heartbeat).
+ * From then on a heartbeat is trusted only when it claims the bound VM from the bound machine:
+ *
+ * - another VM, or a token that does not verify  → forged: never trusted, an alert;
+ * - another machine (a clone: the hypervisor gives clones a new UUID and new MACs, the agent's
+ *   state dir and token come along) → the clone is not trusted, an alert, and the clone is told
+ *   to enroll again (`reenroll`, addressed to its incarnation);
+ * - an older generation (each start counts one; a VM reverted to a snapshot comes back with an
+ *   older state dir) → the VM was reverted: still trusted, reported once, and its file baseline
+ *   is re-based (`rebaseline`) so the revert's file changes are not an attack storm.
+ *
+ * Kafka does not say who produced a record: until records are signed, a writer on the bus can
+ * still impersonate a bound agent (docs/security.md). What this stops is a misconfigured,
+ * cloned or stale agent taking a VM it should not protect.
+ */
+export interface Binding {
+  vm: string;
+  hw: string;
+  maxGeneration: number;
+  enrolledUs: number;
+}
+
+export interface Identity {
+  generation: number;
+  incarnation: string;
+  hw: string;
+}
+
+export type Distrust = 'unenrolled' | 'forged' | 'wrong-vm' | 'clone' | 'bad-identity';
+
+export interface Verdict {
+  trusted: boolean;
+  distrust?: Distrust;
+  detail: string;
+  identity: Identity | null;
+}
+
+/** What judging one record asks the coordinator to do (only the owner of the VM does it). */
+export interface TrustEffects {
+  /** A binding to persist (new, or a higher generation). */
+  binding?: Binding;
+  alerts: Array<{ rule: Distrust | 'reverted'; severity: number; signature: string; detail: string; key: string }>;
+  commands: Array<{ kind: 'reenroll' | 'rebaseline' | 'enrolled'; args: Record<string, string>; key: string }>;
+}
+
+export function parseIdentity(text: string): Identity | null {
+  try {
+    const o = JSON.parse(text) as Partial<Identity>;
+    if (!Number.isInteger(o.generation) || (o.generation ?? 0) < 1) return null;
+    if (typeof o.incarnation !== 'string' || !/^[0-9a-f]{4,64}$/.test(o.incarnation)) return null;
+    if (typeof o.hw !== 'string' || !/^[0-9a-f]{8,64}$/.test(o.hw)) return null;
+    return { generation: o.generation!, incarnation: o.incarnation, hw: o.hw };
+  } catch {
+    return null;
+  }
+}
+
+export class AgentTrust {
+  readonly bindings = new Map<string, Binding>();
+
+  constructor(private readonly secret: Buffer | null) {}
+
+  /** Whether enrollment tokens can be verified at all (a secret is known). */
+  get canVerify(): boolean {
+    return this.secret !== null;
+  }
+
+  /** Judge one agent record (and the token it carries, if any). Pure apart from the bindings it updates. */
+  judge(rec: AgentRecord, token: string | null, nowMs: number): { verdict: Verdict; effects: TrustEffects } {
+    const effects: TrustEffects = { alerts: [], commands: [] };
+    const id = parseIdentity(rec.identity);
+    const untrusted = (distrust: Distrust, detail: string): { verdict: Verdict; effects: TrustEffects } => ({ verdict: { trusted: false, distrust, detail, identity: id }, effects });
+    if (!id) return untrusted('bad-identity', 'its identity is not {generation, incarnation, hw}');
+    let binding = this.bindings.get(rec.agent);
+    // once bound, the binding is what counts (an agent repeats its token until told it was
+    // verified, and tokens expire); only an unbound agent's token is checked
+    if (token !== null && !binding) {
+      if (!this.secret) return untrusted('unenrolled', 'the coordinator holds no enrollment secret to verify its token');
+      try {
+        const claims = verifyEnrollToken(token, this.secret, nowMs);
+        if (agentIdFor(claims) !== rec.agent) throw new Error(`the token enrolls agent ${agentIdFor(claims)}, not ${rec.agent}`);
+        if (claims.vm !== rec.vm) throw new Error(`the token is for VM ${claims.vm}, the record claims ${rec.vm}`);
+      } catch (err) {
+        const detail = describeError(err).message;
+        effects.alerts.push({ rule: 'forged', severity: 1, signature: `Agent ${rec.agent} presented an enrollment token that does not hold`, detail, key: `forged|${rec.agent}|${id.incarnation}` });
+        return untrusted('forged', detail);
+      }
+      binding = { vm: rec.vm, hw: id.hw, maxGeneration: id.generation, enrolledUs: nowMs * 1000 };
+      this.bindings.set(rec.agent, binding);
+      effects.binding = binding;
+    }
+    if (!binding) return untrusted('unenrolled', 'no verified enrollment is known for it');
+    if (binding.vm !== rec.vm) {
+      const detail = `it is enrolled for VM ${binding.vm} but claims VM ${rec.vm}`;
+      effects.alerts.push({ rule: 'wrong-vm', severity: 1, signature: `Agent ${rec.agent} claims a VM it is not enrolled for`, detail, key: `wrong-vm|${rec.agent}|${rec.vm}` });
+      return untrusted('wrong-vm', detail);
+    }
+    if (binding.hw !== id.hw) {
+      const detail = `it runs on another machine (hardware ${id.hw.slice(0, 12)}…, enrolled on ${binding.hw.slice(0, 12)}…): a clone of VM ${rec.vm}`;
+      effects.alerts.push({ rule: 'clone', severity: 2, signature: `A clone of VM ${rec.vm} runs agent ${rec.agent}; the clone is not trusted`, detail, key: `clone|${rec.agent}|${id.incarnation}` });
+      effects.commands.push({ kind: 'reenroll', args: { incarnation: id.incarnation, reason: 'clone' }, key: `reenroll|${rec.agent}|${id.incarnation}` });
+      return untrusted('clone', detail);
+    }
+    if (id.generation < binding.maxGeneration) {
+      effects.alerts.push({
+        rule: 'reverted',
+        severity: 4,
+        signature: `VM ${rec.vm} was reverted to an earlier state (agent generation ${id.generation} after ${binding.maxGeneration}); its file baseline is re-based`,
+        detail: 'file changes explained by the revert are not reported one by one',
+        key: `reverted|${rec.agent}|${id.incarnation}`,
+      });
+      effects.commands.push({ kind: 'rebaseline', args: { incarnation: id.incarnation, reason: 'reverted' }, key: `rebaseline|${rec.agent}|${id.incarnation}` });
+      if (token !== null) effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
+      return { verdict: { trusted: true, detail: `reverted to generation ${id.generation}`, identity: id }, effects };
+    }
+    if (id.generation > binding.maxGeneration) {
+      binding.maxGeneration = id.generation;
+      effects.binding = binding;
+    }
+    // it still shows its token: it has not heard that it is enrolled
+    if (token !== null) effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
+    return { verdict: { trusted: true, detail: 'enrolled for this VM on this machine', identity: id }, effects };
+  }
+}

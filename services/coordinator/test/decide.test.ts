@@ -1,0 +1,127 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { agentIdFor, makeEnrollToken, readEnrollToken } from '@cordon/agent';
+import type { AgentRecord, Assignment } from '@cordon/schemas';
+import { AgentTrust, changed, decide, type AgentState, type Coordination, type VmState } from '../src/index.js';
+
+const C: Coordination = { heartbeatTimeoutMs: 500, requiredAgentVersion: '0.1.0', handoffDelayMs: 300, gate: false };
+const S = 1_000_000; // µs per second
+const NOW = 1_800_000_000 * S;
+const vm: VmState = { id: 'vm-1', host: 'hv1', power: 'on', hostSinceUs: NOW - 60 * S };
+const trusted = { trusted: true, detail: 'ok', identity: { generation: 1, incarnation: 'aa', hw: 'bb'.repeat(8) } };
+const agent = (o: Partial<AgentState> = {}): AgentState => ({
+  id: 'agt-1',
+  vm: 'vm-1',
+  verdict: trusted,
+  version: '0.1.0',
+  policyVersion: 3,
+  heartbeatUs: NOW - 100_000,
+  status: 'running',
+  capture: { active: true, frames: 100, published: 100, inspected_until_us: NOW - 120_000 },
+  inspectingUs: NOW - 100_000,
+  ...o,
+});
+const asg = (o: Partial<Assignment>): Assignment => ({ vm: 'vm-1', mode: 'watchdog', host: 'hv1', agent: null, policy_version: 3, reason: '', since_us: NOW - 10 * S, enforcer: 'watchdog:hv1', handoff_us: 0, epoch: 1, gated: false, ...o });
+
+test('a VM that is not running is nobody\'s; a running one without an agent is its host\'s watchdog', () => {
+  assert.equal(decide({ ...vm, power: 'off' }, [], undefined, C, 3, NOW).mode, 'none');
+  assert.equal(decide(undefined, [], undefined, C, 3, NOW).mode, 'none');
+  const d = decide(vm, [], undefined, C, 3, NOW);
+  assert.deepEqual([d.mode, d.host, d.enforcer, d.handoffUs], ['watchdog', 'hv1', 'watchdog:hv1', 0]);
+  // powered on after being nobody's: from when it became nobody's
+  const on = decide(vm, [], asg({ mode: 'none', since_us: NOW - 2 * S }), C, 3, NOW);
+  assert.equal(on.handoffUs, NOW - 2 * S);
+});
+
+test('watchdog → agent only for a current agent seen inspecting, with the boundary ahead (make before break)', () => {
+  const d = decide(vm, [agent()], asg({}), C, 3, NOW);
+  assert.deepEqual([d.mode, d.agent, d.enforcer, d.handoffUs], ['agent', 'agt-1', 'agent:agt-1', NOW + 300_000]);
+  for (const [a, why] of [
+    [agent({ verdict: { trusted: false, distrust: 'clone', detail: 'a clone', identity: null } }), /not trusted/],
+    [agent({ heartbeatUs: NOW - 600_000 }), /silent/],
+    [agent({ version: '0.0.9' }), /older than the required/],
+    [agent({ policyVersion: 2 }), /policy version 2/],
+    [agent({ capture: null }), /does not capture/],
+    [agent({ inspectingUs: 0 }), /not been seen inspecting/],
+  ] as const) {
+    const x = decide(vm, [a], asg({}), C, 3, NOW);
+    assert.equal(x.mode, 'watchdog');
+    assert.match(x.reason, why);
+  }
+});
+
+test('an agent keeps its VM while fresh; silent past the timeout, the watchdog takes over from the last frame it inspected', () => {
+  const cur = asg({ mode: 'agent', agent: 'agt-1', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
+  // retention does not need the counters to move (a new coordinator has not seen them move)
+  const kept = decide(vm, [agent({ inspectingUs: 0 })], cur, C, 3, NOW);
+  assert.deepEqual([kept.mode, kept.handoffUs], ['agent', NOW - 5 * S]);
+  assert.equal(changed(cur, kept), false);
+  const lost = decide(vm, [agent({ heartbeatUs: NOW - 700_000 })], cur, C, 3, NOW);
+  assert.deepEqual([lost.mode, lost.host, lost.handoffUs], ['watchdog', 'hv1', NOW - 120_000 + 1]);
+  assert.ok(changed(cur, lost));
+});
+
+test('a migration moves the watchdog assignment with the boundary at the move', () => {
+  const moved = decide({ ...vm, host: 'hv2', hostSinceUs: NOW - 200_000 }, [], asg({}), C, 3, NOW);
+  assert.deepEqual([moved.mode, moved.host, moved.enforcer, moved.handoffUs], ['watchdog', 'hv2', 'watchdog:hv2', NOW - 200_000]);
+});
+
+const secret = randomBytes(32);
+const hw = 'ab'.repeat(16);
+function record(token: string, o: Partial<AgentRecord> & { generation?: number; hw?: string; incarnation?: string } = {}): AgentRecord {
+  const claims = readEnrollToken(token);
+  return {
+    agent: agentIdFor(claims),
+    vm: claims.vm,
+    version: '0.1.0',
+    config_hash: 'h',
+    identity: JSON.stringify({ generation: o.generation ?? 1, incarnation: o.incarnation ?? 'a1b2', hw: o.hw ?? hw }),
+    heartbeat_us: NOW,
+    status: 'running',
+    kind: 'agent',
+    host: null,
+    policy_version: 1,
+    capture: null,
+    acks: {},
+    heartbeat_interval_ms: 100,
+    ...o,
+  };
+}
+
+test('trust: a verified token binds the agent to its VM and machine; forged, wrong-VM, clone and revert are told apart', () => {
+  const t = new AgentTrust(secret);
+  const tok = makeEnrollToken(secret, 'vm-1', 3_600_000, NOW / 1000);
+  const first = t.judge(record(tok), tok, NOW / 1000);
+  assert.equal(first.verdict.trusted, true);
+  assert.equal(first.effects.binding?.vm, 'vm-1');
+  assert.deepEqual(first.effects.commands.map((c) => c.kind), ['enrolled']);
+  // later heartbeats without the token: still trusted
+  assert.equal(t.judge(record(tok), null, NOW / 1000).verdict.trusted, true);
+
+  // unenrolled: a record with no verified token
+  const stranger = makeEnrollToken(randomBytes(32), 'vm-1', 3_600_000, NOW / 1000);
+  assert.equal(t.judge(record(stranger), null, NOW / 1000).verdict.distrust, 'unenrolled');
+  // forged: a token of another cluster's secret
+  const forged = t.judge(record(stranger), stranger, NOW / 1000);
+  assert.equal(forged.verdict.distrust, 'forged');
+  assert.equal(forged.effects.alerts[0]!.rule, 'forged');
+  // wrong VM: the bound agent claims another VM
+  const wrong = t.judge({ ...record(tok), vm: 'vm-2' }, null, NOW / 1000);
+  assert.equal(wrong.verdict.distrust, 'wrong-vm');
+  // clone: same agent, another machine
+  const clone = t.judge(record(tok, { hw: 'cd'.repeat(16), incarnation: 'c10e' }), null, NOW / 1000);
+  assert.equal(clone.verdict.distrust, 'clone');
+  assert.deepEqual(clone.effects.commands.map((c) => [c.kind, c.args.incarnation]), [['reenroll', 'c10e']]);
+  // revert: a higher generation first, then an older one
+  t.judge(record(tok, { generation: 5 }), null, NOW / 1000);
+  const rev = t.judge(record(tok, { generation: 3, incarnation: 'beef' }), null, NOW / 1000);
+  assert.equal(rev.verdict.trusted, true);
+  assert.deepEqual(rev.effects.alerts.map((a) => a.rule), ['reverted']);
+  assert.deepEqual(rev.effects.commands.map((c) => c.kind), ['rebaseline']);
+  // a token for VM A presented in a record claiming VM B
+  const other = makeEnrollToken(secret, 'vm-a', 3_600_000, NOW / 1000);
+  const mixed = t.judge({ ...record(other), vm: 'vm-b' }, other, NOW / 1000);
+  assert.equal(mixed.verdict.distrust, 'forged');
+  assert.match(mixed.verdict.detail, /token is for VM vm-a/);
+});
