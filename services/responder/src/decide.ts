@@ -71,6 +71,28 @@ export class BlockHistory {
   get size(): number {
     return this.byKey.size;
   }
+
+  /** Every decision, with its key. */
+  entries(): IterableIterator<[string, BlockDecision]> {
+    return this.byKey.entries();
+  }
+}
+
+/**
+ * A VM's protector changed (it migrated, its agent took over or went silent): the VM's blocks
+ * in force move to its new enforcer — the same decision, re-addressed, with its remaining TTL —
+ * and their old keys are lifted. Blocks follow the VM, not the host it was on.
+ */
+export function readdress(vmId: string, enforcer: string, blocks: BlockHistory, nowUs: number): Array<{ from: string; key: Buffer; decision: BlockDecision }> {
+  const out: Array<{ from: string; key: Buffer; decision: BlockDecision }> = [];
+  for (const [key, d] of blocks.entries()) {
+    if (d.scope !== vmId || d.enforcer === enforcer) continue;
+    if (d.status === 'failed' || d.status === 'expired' || d.expires_us <= nowUs) continue;
+    const target = targetIp(d);
+    if (!target) continue;
+    out.push({ from: key, key: blockKey(enforcer, target), decision: { ...d, enforcer, status: 'requested' } });
+  }
+  return out;
 }
 
 const targetIp = (d: BlockDecision): string => d.target.ip ?? d.target.src_ip ?? '';
@@ -122,7 +144,8 @@ export function decide(alert: Alert, views: Views, policyId: string, nowUs: numb
   // the enforcer
   const assignment = views.assignments.byVm.get(vmId);
   let enforcer: string;
-  if (assignment?.mode === 'agent' && assignment.agent) enforcer = agentEnforcer(assignment.agent);
+  if (assignment?.enforcer && assignment.mode !== 'none') enforcer = assignment.enforcer;
+  else if (assignment?.mode === 'agent' && assignment.agent) enforcer = agentEnforcer(assignment.agent);
   else {
     const host = vm.host ?? assignment?.host ?? null;
     if (host === null) return { kind: 'skip', reason: 'unresolved', detail: `VM ${vmId} has no host in the inventory` };

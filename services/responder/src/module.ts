@@ -3,7 +3,7 @@ import { AssignmentView, InventoryView, PolicyView } from '@cordon/policy';
 import { defineStage } from '@cordon/stage';
 import { codecFor, TOPICS, type Alert } from '@cordon/schemas';
 import { responderConfigSchema } from './config.js';
-import { BlockHistory, decide, type Views } from './decide.js';
+import { BlockHistory, decide, readdress, type Views } from './decide.js';
 
 /**
  * The responder: `cordon.alerts.v1` (consumer group) → decide → `cordon.blocks.v1`, bad
@@ -40,7 +40,32 @@ export const responderStage = defineStage({
       });
     await viewOf(TOPICS.policy, (k, v) => views.policy.apply(k, v));
     await viewOf(TOPICS.inventory, (k, v) => views.inventory.apply(k, v));
-    await viewOf(TOPICS.assignments, (k, v) => views.assignments.apply(k, v));
+    // a VM whose enforcer changes takes its blocks along (readdress)
+    await stage.follow(TOPICS.assignments, async (r, restoring) => {
+      const vm = r.key?.toString() ?? '';
+      const before = views.assignments.byVm.get(vm)?.enforcer ?? null;
+      try {
+        views.assignments.apply(r.key, r.value);
+      } catch (err) {
+        metrics.inc('view_records_bad');
+        log.warn({ err: describeError(err), topic: TOPICS.assignments, offset: String(r.offset) }, 'A record of a followed table is not usable; it was skipped and sent to the DLQ.');
+        await stage.send(TOPICS.dlq, [stage.deadLetter(r, r, err)]);
+        return;
+      }
+      const after = views.assignments.byVm.get(vm);
+      if (restoring || !after?.enforcer || after.mode === 'none' || after.enforcer === before) return;
+      const moves = readdress(vm, after.enforcer, views.blocks, clock.now() * 1000);
+      if (moves.length === 0) return;
+      const out = [];
+      for (const m of moves) {
+        views.blocks.put(m.key.toString(), m.decision);
+        views.blocks.put(m.from, null);
+        out.push({ key: m.key, value: blocksCodec.encode(m.decision) }, { key: Buffer.from(m.from), value: null });
+      }
+      await stage.send(TOPICS.blocks, out);
+      metrics.inc('blocks_readdressed', moves.length);
+      log.info({ vm, enforcer: after.enforcer, blocks: moves.length }, 'The VM\'s blocks moved to its new enforcer.');
+    });
     await viewOf(TOPICS.blocks, (k, v) => views.blocks.apply(k, v));
     log.info({ policies: views.policy.policies.size, vms: views.inventory.vms.size, assignments: views.assignments.byVm.size, blocks: views.blocks.size }, 'Responder views are loaded.');
 

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AssignmentView, InventoryView, NOT_FROM_A_PLATFORM, PolicyView } from '@cordon/policy';
-import { codecFor, TOPICS, type Alert, type Assignment, type PolicyRecord } from '@cordon/schemas';
-import { BlockHistory, blockIdFor, decide, type Views } from '../src/index.js';
+import { codecFor, TOPICS, type Alert, type Assignment, type BlockDecision, type PolicyRecord } from '@cordon/schemas';
+import { BlockHistory, blockIdFor, decide, readdress, type Views } from '../src/index.js';
 
 const S = 1_000_000;
 const T0 = 1_700_000_000 * S;
@@ -129,4 +129,20 @@ test('hostile or unresolvable alerts: typed error for bad addresses, skip when n
   assert.equal(decide(alert({ dst_ip: '192.0.2.1' }), v, 'default', T0).kind, 'skip', 'no VM in the inventory');
   assert.equal(decide(alert({ vm: 'ghost' }), v, 'default', T0).kind, 'skip', 'an unknown VM id');
   assert.equal(decide(alert({ src_ip: null }), v, 'default', T0).kind, 'skip', 'one-sided alert');
+});
+
+test('a VM whose enforcer changes takes its blocks in force along; expired, failed and other VMs\' blocks stay', () => {
+  const h = new BlockHistory();
+  const d = (ip: string, o: Partial<BlockDecision> = {}): BlockDecision => ({
+    block_id: `b-${ip}`, enforcer: 'watchdog:hv1', target: { kind: 'ip', ip, proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
+    scope: 'web-1', action: 'drop', ttl_ms: 60_000, created_us: T0, expires_us: T0 + 60_000_000, reason_alert: 'a', status: 'applied', ...o,
+  });
+  h.put('watchdog:hv1|198.51.100.1', d('198.51.100.1'));
+  h.put('watchdog:hv1|198.51.100.2', d('198.51.100.2', { expires_us: T0 - 1 }));
+  h.put('watchdog:hv1|198.51.100.3', d('198.51.100.3', { status: 'failed' }));
+  h.put('watchdog:hv1|198.51.100.4', d('198.51.100.4', { scope: 'db-1' }));
+  const moves = readdress('web-1', 'watchdog:hv2', h, T0 + 1);
+  assert.deepEqual(moves.map((m) => [m.from, m.key.toString(), m.decision.enforcer, m.decision.status, m.decision.expires_us]), [
+    ['watchdog:hv1|198.51.100.1', 'watchdog:hv2|198.51.100.1', 'watchdog:hv2', 'requested', T0 + 60_000_000],
+  ]);
 });
