@@ -2,7 +2,7 @@ import type { CommandSpec } from './args.js';
 import { DATA_FLAGS, FLAGS, LOG_FLAGS } from './cli-context.js';
 import { alertsTailCommand, blocksListCommand, blocksLiftCommand, inventoryApplyCommand, policyApplyCommand, queryCommand, replayCommand } from './data-commands.js';
 import { runCommand, upCommand } from './instance.js';
-import { inventoryWatchCommand, SOURCE_FLAGS, vmsCommand } from './vms.js';
+import { assignmentsCommand, inventoryWatchCommand, SOURCE_FLAGS, vmsCommand } from './vms.js';
 import { RULES_LIST_DESCRIPTION, RULES_UPDATE_DESCRIPTION, RULES_UPDATE_FLAGS, rulesListCommand, rulesUpdateCommand } from './rules.js';
 import { agentsTokenCommand, dpiCommand, ENROLL_SECRET_ENV, logtestCommand, rulesCheckCommand, topicsApplyCommand } from './tool-commands.js';
 
@@ -140,6 +140,18 @@ export const COMMANDS: readonly CommandSpec[] = [
         run: inventoryWatchCommand,
       },
     ],
+  },
+  {
+    name: 'assignments',
+    summary: 'who protects a VM (its watchdog or its agent), and with --history why each change happened',
+    description: `The coordinator's assignments of the VM: mode, host, agent, enforcer, the hand-off's time boundary and the reason. ${WHILE_RUNNING}`,
+    flags: [
+      { name: 'vm', type: 'string', value: 'ID', required: true, help: 'the VM (its inventory id)' },
+      { name: 'history', type: 'boolean', help: 'every assignment still on the topic, oldest first' },
+      FLAGS.format,
+      ...DATA_FLAGS,
+    ],
+    run: assignmentsCommand,
   },
   {
     name: 'vms',

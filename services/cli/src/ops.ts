@@ -6,7 +6,7 @@ import { splitStatements, type Store } from '@cordon/store';
 import { applyInventoryFile, applyPolicyFile } from '@cordon/policy';
 import { ERR_BLOCK_NOT_FOUND, ERR_QUERY_ONE_STATEMENT, ERR_QUERY_READ_ONLY } from './errors.js';
 import { replayCapture } from './replay.js';
-import { rowsOfTopic } from './inventory-rows.js';
+import { assignmentsOf, rowsOfTopic } from './inventory-rows.js';
 import type { OpEvent, OpInput, OpName } from './control/protocol.js';
 
 /**
@@ -267,6 +267,13 @@ async function inventoryList(d: OpDeps): Promise<unknown> {
   return { vms: rows.length };
 }
 
+/** A VM's assignments (cordon assignments). */
+async function assignments(d: OpDeps, input: OpInput<'assignments'>): Promise<unknown> {
+  const rows = await assignmentsOf(await d.bus(), input.vm, input.history);
+  for (const row of rows) d.emit({ row: row as unknown as Record<string, unknown> });
+  return { assignments: rows.length };
+}
+
 export const OPS: Ops = {
   query,
   'policy-apply': policyApply,
@@ -276,4 +283,5 @@ export const OPS: Ops = {
   'blocks-lift': blocksLift,
   'alerts-tail': alertsTail,
   'inventory-list': inventoryList,
+  assignments,
 };

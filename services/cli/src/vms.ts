@@ -6,7 +6,7 @@ import { configFrom, contextFrom, out } from './cli-context.js';
 import { runOp } from './remote.js';
 import { ERR_USAGE } from './errors.js';
 import { formatTable } from './format.js';
-import type { VmRow } from './inventory-rows.js';
+import type { AssignmentRow, VmRow } from './inventory-rows.js';
 import { onSignal } from './instance.js';
 
 /**
@@ -64,7 +64,22 @@ function print(rows: VmRow[], format: 'table' | 'json', out: (s: string) => void
     for (const r of sorted) out(JSON.stringify(r));
     return;
   }
-  out(formatTable(sorted.map((r) => ({ name: r.name, id: r.id, host: r.host, power: r.power, guest_os: r.guest_os, macs: r.macs.join(','), ips: r.ips.join(','), snapshot: r.snapshot }))));
+  const withProtection = sorted.some((r) => r.protection !== undefined);
+  out(
+    formatTable(
+      sorted.map((r) => ({
+        name: r.name,
+        id: r.id,
+        host: r.host,
+        power: r.power,
+        ...(withProtection ? { protection: r.protection ?? '-', enforcer: r.enforcer ?? '-', gap_ms: r.gap_ms ?? '-', agent: r.agent_state ?? '-', policy: r.policy_version ?? '-' } : {}),
+        guest_os: r.guest_os,
+        macs: r.macs.join(','),
+        ips: r.ips.join(','),
+        snapshot: r.snapshot,
+      })),
+    ),
+  );
 }
 
 async function snapshots(sources: SourceConfig[], ctx: Context): Promise<VmRow[]> {
@@ -137,5 +152,22 @@ export async function inventoryWatchCommand(inv: Invocation): Promise<number> {
     signal.dispose();
     for (const c of connectors) await c.stop();
   }
+  return 0;
+}
+
+/** `cordon assignments --vm ID [--history]`: who protects the VM, and why each change happened. */
+export async function assignmentsCommand(inv: Invocation): Promise<number> {
+  const vm = inv.str('vm')!;
+  const rows: AssignmentRow[] = [];
+  await runOp({
+    config: configFrom(inv),
+    ctx: contextFrom(inv),
+    name: 'assignments',
+    input: { vm, history: inv.bool('history') },
+    waitMs: inv.num('wait')!,
+    onEvent: (ev) => 'row' in ev && rows.push(ev.row as unknown as AssignmentRow),
+  });
+  if (inv.str('format') === 'json') for (const r of rows) out(JSON.stringify(r));
+  else out(rows.length ? formatTable(rows as unknown as Array<Record<string, unknown>>) : `No assignment of VM ${vm} is on the assignments topic (is the coordinator running?).`);
   return 0;
 }

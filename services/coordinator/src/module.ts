@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { partitionForKey, type ConsumedRecord, type ProduceRecord } from '@cordon/bus';
@@ -21,7 +22,7 @@ export const coordinatorConfigSchema = z
     policyId: z.string().min(1).default('default'),
     /** How often owned VMs are looked at again (silent agents are noticed within this). */
     tickMs: z.number().int().min(10).max(10_000).default(100),
-    /** Hex of the enrollment secret (64+ hex digits); else CORDON_ENROLL_SECRET, else <data dir>/secrets/enroll.key. */
+    /** A file with the enrollment secret in hex (64+ digits); else CORDON_ENROLL_SECRET, else <data dir>/secrets/enroll.key (made when missing). */
     enrollSecretFile: z.string().min(1).optional(),
   })
   .strict();
@@ -44,8 +45,18 @@ function loadSecret(config: CoordinatorConfig, dataDir: string, env: NodeJS.Proc
   };
   if (config.enrollSecretFile) return fromHex(readFileSync(config.enrollSecretFile, 'utf8'), config.enrollSecretFile);
   if (env.CORDON_ENROLL_SECRET) return fromHex(env.CORDON_ENROLL_SECRET, 'CORDON_ENROLL_SECRET');
+  // the data dir's key, as `cordon agents token` makes it: made here when missing, so the tokens
+  // made on this data dir later verify
   const file = join(dataDir, 'secrets', 'enroll.key');
-  return existsSync(file) ? fromHex(readFileSync(file, 'utf8'), file) : null;
+  if (!existsSync(file)) {
+    try {
+      mkdirSync(join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
+      writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return null;
+    }
+  }
+  return fromHex(readFileSync(file, 'utf8'), file);
 }
 
 /**

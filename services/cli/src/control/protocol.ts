@@ -52,6 +52,7 @@ export const OP_INPUTS = {
   'blocks-lift': z.object({ target: name, enforcer: name.optional(), reason: z.string().max(1024).optional(), by: name }).strict(),
   'alerts-tail': z.object({ sinceMs: z.number().int().min(0), follow: z.boolean() }).strict(),
   'inventory-list': z.object({}).strict(),
+  assignments: z.object({ vm: name, history: z.boolean() }).strict(),
 } as const;
 
 export type OpName = keyof typeof OP_INPUTS;
