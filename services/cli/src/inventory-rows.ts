@@ -1,6 +1,6 @@
 import { readTable, type Bus } from '@cordon/bus';
 import { readRange } from '@cordon/bus';
-import { codecFor, TOPICS, type AgentRecord, type Assignment, type InventoryRecord } from '@cordon/schemas';
+import { codecFor, TOPICS, type Assignment, type InventoryRecord, type TopicName, type TopicValues } from '@cordon/schemas';
 
 /** One VM, as the commands print it (JSON lines or a table). */
 export interface VmRow {
@@ -22,32 +22,28 @@ export interface VmRow {
   gap_ms?: number | null;
 }
 
+/** The current records of a compacted topic, decoded; a record that does not decode is left out. */
+async function decodedTable<N extends TopicName>(bus: Bus, topic: N): Promise<Array<TopicValues[N]>> {
+  const codec = codecFor(topic);
+  const out: Array<TopicValues[N]> = [];
+  for (const [, r] of await readTable(bus, topic)) {
+    if (!r.value) continue;
+    try {
+      out.push(codec.decode(r.value));
+    } catch {
+      // left out: what a command shows must not stop at one bad record
+    }
+  }
+  return out;
+}
+
 /** The inventory topic's VMs (what the running pipeline knows), host names resolved from its host records. */
 export async function rowsOfTopic(bus: Bus): Promise<VmRow[]> {
-  const codec = codecFor(TOPICS.inventory);
-  const recs: InventoryRecord[] = [];
-  for (const [, r] of await readTable(bus, TOPICS.inventory)) if (r.value) recs.push(codec.decode(r.value));
+  const recs = await decodedTable(bus, TOPICS.inventory);
   const hostName = new Map(recs.filter((r) => r.kind === 'host').map((r) => [r.id, r.name]));
-  const assignments = new Map<string, Assignment>();
-  for (const [, r] of await readTable(bus, TOPICS.assignments)) {
-    if (!r.value) continue;
-    try {
-      const a = codecFor(TOPICS.assignments).decode(r.value);
-      assignments.set(a.vm, a);
-    } catch {
-      // an unreadable assignment shows as none
-    }
-  }
-  const sensors = new Map<string, AgentRecord>();
-  for (const [, r] of await readTable(bus, TOPICS.agents)) {
-    if (!r.value) continue;
-    try {
-      const a = codecFor(TOPICS.agents).decode(r.value);
-      sensors.set(a.agent, a);
-    } catch {
-      // an unreadable heartbeat counts as none
-    }
-  }
+  // an unreadable assignment shows as none, an unreadable heartbeat counts as none
+  const assignments = new Map((await decodedTable(bus, TOPICS.assignments)).map((a) => [a.vm, a] as const));
+  const sensors = new Map((await decodedTable(bus, TOPICS.agents)).map((a) => [a.agent, a] as const));
   const now = Date.now() * 1000;
   const protectionOf = (vm: InventoryRecord) => {
     const a = assignments.get(vm.id);
