@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { childContext, createContext, describeError, serialized, type Context } from '@cordon/runtime';
 import { z } from 'zod';
 import { ERR_LIBVIRT_CONFIG, ERR_LIBVIRT_PROTOCOL, ERR_LIBVIRT_TIMEOUT } from './errors.js';
-import { hostIdFor, powerOf, toPlatformVm } from './normalize.js';
+import { hostIdFor, powerOf, powerOfListed, toPlatformVm } from './normalize.js';
 import type { ConnectorCursor, ConnectorHandlers, PlatformConnector, PlatformHost, PlatformState, PlatformVm } from '@cordon/platform';
 import { DEFAULT_MAX_LINE_BYTES, type SidecarEventMessage, type SidecarSyncMessage } from './protocol.js';
 import { checkSidecar, DEFAULT_SIDECAR_PATH, Sidecar } from './sidecar.js';
@@ -268,7 +268,7 @@ export class LibvirtConnector implements PlatformConnector {
     const elsewhere = (uuid: string): boolean => sessions.some((s) => s !== session && s.hostId !== hostId && s.vms?.has(uuid) === true);
     const derived = tracker.resync(
       hostId,
-      msg.domains.map((d) => ({ uuid: d.uuid, name: d.name, power: powerOf(d.state) })),
+      msg.domains.map((d) => ({ uuid: d.uuid, name: d.name, power: powerOfListed(d.state, d.reason) })),
       msg.ts,
       elsewhere,
     );

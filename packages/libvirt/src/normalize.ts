@@ -19,13 +19,24 @@ export function powerOf(state: number): Power {
   }
 }
 
+/**
+ * virDomainPausedReason codes of pauses that a job makes and undoes by itself (migration, save,
+ * dump, shutdown, snapshot, start-up): such a paused domain is running, as far as protection goes.
+ */
+export const JOB_PAUSE_REASONS: ReadonlySet<number> = new Set([2, 3, 4, 8, 9, 11]);
+
+/** The power a listing shows, a job's pause counting as running (a listing taken mid-start must not read as a suspend). */
+export function powerOfListed(state: number, reason: number): Power {
+  return state === 3 && JOB_PAUSE_REASONS.has(reason) ? 'on' : powerOf(state);
+}
+
 export function toPlatformVm(host: string, d: SidecarDomain): PlatformVm {
   const nics: PlatformNic[] = d.nics.map((n) => ({ mac: n.mac, network: n.network ? n.network : null, ips: [...n.ips] }));
   return {
     id: d.uuid,
     name: d.name,
     host,
-    power: powerOf(d.state),
+    power: powerOfListed(d.state, d.reason),
     // The libosinfo id as virt-install writes it (e.g. "http://debian.org/debian/12"): libvirt
     // knows nothing else about the guest OS without a guest agent.
     guestOs: d.osId ? d.osId : null,

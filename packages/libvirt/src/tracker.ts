@@ -23,7 +23,7 @@
  *  The first listing of a host the cursor does not cover is the baseline: no events.
  */
 import { ERR_LIBVIRT_CURSOR } from './errors.js';
-import type { Power } from './normalize.js';
+import { JOB_PAUSE_REASONS, type Power } from './normalize.js';
 import type { ConnectorCursor, PlatformEvent, PlatformEventKind } from '@cordon/platform';
 
 /** virDomainEventType codes (libvirt-domain.h) and the detail codes the tracker looks at. */
@@ -49,11 +49,10 @@ const RESUMED_FROM_SNAPSHOT = 2;
 const STOPPED_MIGRATED = 3;
 const STOPPED_FROM_SNAPSHOT = 6;
 /**
- * virDomainPausedReason codes of pauses that a job makes and undoes by itself (migration,
- * save, dump, snapshot, start-up, shutdown): measured, `virsh snapshot-create-as` of a running
- * domain emits SUSPENDED/PAUSED then RESUMED/UNPAUSED. Such a pause is not a `suspended`.
+ * A pause a job makes and undoes by itself (JOB_PAUSE_REASONS: migration, save, dump, snapshot,
+ * start-up, shutdown) is not a `suspended`: measured, `virsh snapshot-create-as` of a running
+ * domain emits SUSPENDED/PAUSED then RESUMED/UNPAUSED, and a domain listed mid-start is paused.
  */
-const JOB_PAUSE_REASONS = new Set([2, 3, 4, 8, 9, 11]);
 const STATE_PAUSED = 3;
 
 /** One lifecycle event as the sidecar reports it, with the domain re-read after it. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ERR_LIBVIRT_CURSOR, EV, Tracker, type Derived, type RawEvent } from '../src/index.js';
+import { ERR_LIBVIRT_CURSOR, EV, powerOfListed, Tracker, type Derived, type RawEvent } from '../src/index.js';
 
 const A = 'aaaaaaaa-0000-4000-8000-000000000001';
 const B = 'bbbbbbbb-0000-4000-8000-000000000002';
@@ -161,4 +161,12 @@ test('a cursor is validated: what this connector did not write is refused with a
   for (const [cursor, expected] of bad) {
     assert.throws(() => Tracker.fromCursor(cursor as never), (e: unknown) => ERR_LIBVIRT_CURSOR.is(e) && expected.test(e.message), JSON.stringify(cursor));
   }
+});
+
+test('a listing taken while a domain starts (paused, reason starting-up) reads as running, not suspended', () => {
+  assert.equal(powerOfListed(3, 11), 'on');
+  assert.equal(powerOfListed(3, 9), 'on', 'a snapshot job');
+  assert.equal(powerOfListed(3, 1), 'suspended', 'paused by a user');
+  assert.equal(powerOfListed(1, 0), 'on');
+  assert.equal(powerOfListed(5, 1), 'off');
 });
