@@ -18,6 +18,7 @@ const NEEDS: Record<OpName, 'bus' | 'store'> = {
   'blocks-lift': 'bus',
   'alerts-tail': 'bus',
   'inventory-list': 'bus',
+  'recommend-show': 'bus',
 };
 
 export interface RunOpOptions<N extends OpName> {

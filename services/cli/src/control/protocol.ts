@@ -52,6 +52,7 @@ export const OP_INPUTS = {
   'blocks-lift': z.object({ target: name, enforcer: name.optional(), reason: z.string().max(1024).optional(), by: name }).strict(),
   'alerts-tail': z.object({ sinceMs: z.number().int().min(0), follow: z.boolean() }).strict(),
   'inventory-list': z.object({}).strict(),
+  'recommend-show': z.object({ vm: name, ruleSet: name.optional() }).strict(),
 } as const;
 
 export type OpName = keyof typeof OP_INPUTS;
