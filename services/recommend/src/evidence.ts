@@ -285,7 +285,8 @@ export function buildFacts(vm: VmInventory, parts: readonly PartitionEvidence[],
   }
   for (const svc of services.values()) {
     const who = [svc.software ?? svc.process, svc.fromNetconf && svc.flows > 0 ? 'from netconf and flows' : svc.fromNetconf ? 'from netconf' : 'seen in flows'].filter(Boolean).join(', ');
-    svc.summary = `${serviceNoun(svc.app)} on ${svc.proto}/${svc.port} (${who})`;
+    const noun = softwareOf(svc.process)?.app === 'http' ? 'web server' : serviceNoun(svc.app);
+    svc.summary = `${noun} on ${svc.proto}/${svc.port} (${who})`;
   }
 
   const outbound: Outbound[] = [];

@@ -41,6 +41,8 @@ export interface FitOptions {
   clientRules: 'observed' | 'never';
   minSeverity: Severity;
   deployments: ReadonlySet<string>;
+  /** $HOME_NET resolved: a VM outside it is told so, rather than that it was not seen as a client. */
+  homeNet?: AddrNode;
 }
 
 type Side = 'src' | 'dst';
@@ -101,6 +103,8 @@ const DEVICE_TARGETS = new Set(['IoT', 'Networking_Equipment']);
 
 const transportFits = (rule: ParsedRule, proto: 'tcp' | 'udp') => rule.transport === null || rule.transport === 'icmp' || rule.transport === proto;
 
+/** An address list of a thousand IPs (IP reputation rules) is named, not quoted. */
+const short = (spec: string) => (spec.length <= 48 ? spec : `${spec.slice(0, 40)}… (${spec.split(',').length} entries)`);
 const list = (items: string[], max = 2) => (items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`);
 const servicesText = (f: VmFacts) => (f.services.length ? list(f.services.map((s) => `${s.proto}/${s.port}${s.app[0] ? ` ${s.app[0]}` : ''}`), 4) : 'none');
 
@@ -166,14 +170,19 @@ function productsAreTheVms(c: Candidate, hit: RoleHit): boolean {
 
 function productCheck(c: Candidate, f: VmFacts, hit: RoleHit): { ok: true; note: string | null } | { ok: false; reason: string } {
   if (!c.products.length) return { ok: true, note: null };
+  let products = c.products;
   if (!productsAreTheVms(c, hit)) {
-    return { ok: true, note: `affected_product ${c.products.map((p) => p.name).join(', ')} (the ${hit.role === 'client' ? 'remote servers' : 'clients'}', attack_target ${c.attackTargets.join(', ')})` };
+    // a server product is a server's whatever attack_target says (ET's metadata is not always consistent)
+    products = hit.role === 'client' ? [] : c.products.filter((p) => p.kind.kind === 'server');
+    if (!products.length) {
+      return { ok: true, note: `affected_product ${c.products.map((p) => p.name).join(', ')} (the ${hit.role === 'client' ? 'remote servers' : 'clients'}', attack_target ${c.attackTargets.join(', ')})` };
+    }
   }
   const pool = hit.role === 'service' ? hit.services : f.services;
   const os = f.guestOs ? `${f.guestOs} (${f.os.family})` : null;
   let unverified: string | null = null;
   let failure: string | null = null;
-  for (const { name, kind } of c.products) {
+  for (const { name, kind } of products) {
     const say = `affected_product ${name}`;
     switch (kind.kind) {
       case 'any':
@@ -265,11 +274,13 @@ export function fit(c: Candidate, f: VmFacts, o: FitOptions): Fit {
   if (filtered) return { fits: false, reason: filtered };
   const sm = 'miss' in server ? server.miss : null;
   if (sm === 'service') return { fits: false, reason: `rule protects ${c.target} servers; ${f.name} serves none (its services: ${servicesText(f)})` };
+  const outsideHome = o.homeNet !== undefined && f.ips.length > 0 && !addrIncludes(o.homeNet, f.ips);
+  const where = f.ips.length ? f.addresses.join(', ') : 'no known address';
+  if (outsideHome) return { fits: false, reason: `rule's addresses (${short(c.rule.src.addrText)} -> ${short(c.rule.dst.addrText)}) do not include ${f.name} as a server (${where}: outside $HOME_NET)` };
   const cm = client && 'miss' in client ? client.miss : null;
   if (cm === 'outbound') return { fits: false, reason: `rule watches ${c.target} clients; ${f.name} was not seen connecting out to ${c.target}` };
   if (o.clientRules === 'never' && addrIncludes(sideOf(c.rule, c.serverSides[0] === 'dst' ? 'src' : 'dst').addr, vmTarget(f))) {
     return { fits: false, reason: `rule watches ${c.target} clients; client-side rules are off (recommend.clientRules: never)` };
   }
-  const where = f.ips.length ? f.addresses.join(', ') : 'no known address';
-  return { fits: false, reason: `rule's addresses (${c.rule.src.addrText} -> ${c.rule.dst.addrText}) do not include ${f.name} (${where})` };
+  return { fits: false, reason: `rule's addresses (${short(c.rule.src.addrText)} -> ${short(c.rule.dst.addrText)}) do not include ${f.name} (${where})` };
 }

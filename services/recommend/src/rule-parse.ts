@@ -132,13 +132,16 @@ const fail = (reason: SkipReason, detail: string, sid: number | null = null): Pa
  */
 export function parseRule(text: string, vars: RuleVars, where: { ruleSet: string; line: number }): ParseResult {
   const line = text.trim();
+  // for the skip report of a rule whose options do not split: its sid, if one can be seen
+  const guess = /[;(\s]sid\s*:\s*(\d{1,10})\s*[;)]/.exec(line);
+  const sidSeen = guess ? Number(guess[1]) : null;
   const open = line.indexOf('(');
-  if (open < 0) return fail(ACTIONS.has(line.split(/\s/)[0] ?? '') ? 'options' : 'not-a-rule', 'no "(" opens the options');
+  if (open < 0) return fail(ACTIONS.has(line.split(/\s/)[0] ?? '') ? 'options' : 'not-a-rule', 'no "(" opens the options', sidSeen);
   const header = line.slice(0, open).trim().split(/\s+/);
   if (!ACTIONS.has(header[0] ?? '')) return fail('not-a-rule', `"${(header[0] ?? '').slice(0, 40)}" is not a rule action`);
-  if (!line.endsWith(')')) return fail('options', 'the options are not closed by ")"');
+  if (!line.endsWith(')')) return fail('options', 'the options are not closed by ")"', sidSeen);
   const options = splitOptions(line.slice(open + 1, -1));
-  if (!options) return fail('options', 'the last option is not terminated by ";"');
+  if (!options) return fail('options', 'the last option is not terminated by ";"', sidSeen);
   const sidOpt = options.find((o) => o.key === 'sid');
   const sid = sidOpt?.value && /^\d{1,10}$/.test(sidOpt.value) ? Number(sidOpt.value) : null;
   if (sid === null) return fail('sid', sidOpt ? `sid "${String(sidOpt.value).slice(0, 20)}" is not a number` : 'the rule has no sid');
