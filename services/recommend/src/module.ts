@@ -143,6 +143,20 @@ export const recommendStage = defineStage({
     // ------------------------------------------------------------ evidence (consumed, checkpointed)
 
     const partKey = (topic: string, partition: number) => `${topic}|${partition}`;
+    // Nothing is published before the evidence is in: checkpoints restored and the input read
+    // up to where it ended at start (a first start reads days of flows; a recommendation made
+    // half-way would be wrong, then corrected, and an autoApply would follow both).
+    const startEnds = new Map<string, bigint>();
+    for (const topic of [TOPICS.netconf, TOPICS.flows]) for (const [p, o] of await bus.admin.endOffsets(topic)) startEnds.set(partKey(topic, p), o);
+    let caughtUp = false;
+    const isCaughtUp = (): boolean => {
+      if (caughtUp) return true;
+      if (parts.size === 0) return false;
+      for (const [k, ps] of parts) if (ps.nextOffset < (startEnds.get(k) ?? 0n)) return false;
+      caughtUp = true;
+      log.info({ partitions: parts.size }, 'Recommend evidence is read up to where its inputs ended at start; recommendations follow.');
+      return true;
+    };
 
     async function checkpoint(ps: PartState): Promise<void> {
       if (ps.nextOffset === ps.checkpointed) return;
@@ -269,6 +283,7 @@ export const recommendStage = defineStage({
     }
 
     async function recomputeDirty(): Promise<void> {
+      if (!isCaughtUp()) return;
       if (candidatesStale) {
         const doc = policy.policies.get(config.policyId);
         if (!doc) return; // nothing to judge until the policy is there; VMs stay dirty
@@ -343,6 +358,13 @@ export const recommendStage = defineStage({
     return {
       /** Recompute the VMs whose evidence changed now (tests and tools; the timer does it anyway). */
       recomputeNow,
+      /** True once the evidence is read up to where the inputs ended at start. */
+      ready: () => isCaughtUp(),
+      /** A VM's facts from the evidence now (null: not in the inventory). */
+      facts: (vm: string) => {
+        const inv = vms.get(vm);
+        return inv ? buildFacts(inv, [...parts.values()].map((p) => p.ev), factsOptions) : null;
+      },
       published: published as ReadonlyMap<string, { version: number; digest: string }>,
       candidates: () => candidates,
     };
