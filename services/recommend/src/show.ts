@@ -33,7 +33,10 @@ export interface RecommendationView {
   digest: string;
   policy_id: string;
   policy_version: number | null;
+  /** Every rule file judged (the filter below narrows the rules shown, not these). */
   rule_sets: string[];
+  /** --rule-set: the rules shown are this file's or set's only. */
+  shown: string | null;
   candidates: number;
   unparsed: number;
   evidence: RecommendationEvidence;
@@ -77,7 +80,8 @@ export function viewOf(rec: Recommendation, ruleSet?: string): RecommendationVie
     digest: rec.digest,
     policy_id: rec.policy_id,
     policy_version: rec.policy_version,
-    rule_sets: rec.rule_sets.filter(keep),
+    rule_sets: rec.rule_sets,
+    shown: ruleSet ?? null,
     candidates: rec.candidates,
     unparsed: rec.unparsed,
     evidence: rec.evidence,
@@ -106,7 +110,7 @@ export function formatRecommendation(v: RecommendationView): string[] {
   if (!e.services.length) out.push('  none');
   if (e.outbound.length) out.push(`connects out to: ${e.outbound.map((o) => `${o.proto}/${o.port}${o.app[0] ? ` ${o.app[0]}` : ''} (${o.flows} flows)`).join(', ')}`);
   for (const i of e.ignored) out.push(`not counted: ${i}`);
-  out.push(`judged ${v.candidates} rules of ${v.rule_sets.length} file${v.rule_sets.length === 1 ? '' : 's'}${v.unparsed ? ` (${v.unparsed} did not parse)` : ''}`);
+  out.push(`judged ${v.candidates} rules of ${v.rule_sets.length} file${v.rule_sets.length === 1 ? '' : 's'}${v.unparsed ? ` (${v.unparsed} did not parse)` : ''}${v.shown ? `; showing the rules of ${v.shown} only` : ''}`);
   out.push('');
   const targets = Object.entries(v.counts.byTarget).map(([t, n]) => `${t} ${n}`).join(', ');
   out.push(`RUN ${v.rules.length} rules: ${v.counts.add} to add (+), ${v.counts.keep} already enabled (=)${targets ? ` — ${targets}` : ''}${v.msgs_omitted ? ' (messages of enabled rules left out of the record)' : ''}`);
