@@ -94,6 +94,7 @@ export function viewOf(rec: Recommendation, ruleSet?: string): RecommendationVie
 }
 
 const MAX_DROP_SIDS = 12;
+const nRules = (n: number) => `${n} rule${n === 1 ? '' : 's'}`;
 
 /**
  * For a terminal: the evidence, then the rules to run grouped by reason ("+" to add, "="
@@ -110,10 +111,10 @@ export function formatRecommendation(v: RecommendationView): string[] {
   if (!e.services.length) out.push('  none');
   if (e.outbound.length) out.push(`connects out to: ${e.outbound.map((o) => `${o.proto}/${o.port}${o.app[0] ? ` ${o.app[0]}` : ''} (${o.flows} flows)`).join(', ')}`);
   for (const i of e.ignored) out.push(`not counted: ${i}`);
-  out.push(`judged ${v.candidates} rules of ${v.rule_sets.length} file${v.rule_sets.length === 1 ? '' : 's'}${v.unparsed ? ` (${v.unparsed} did not parse)` : ''}${v.shown ? `; showing the rules of ${v.shown} only` : ''}`);
+  out.push(`judged ${nRules(v.candidates)} of ${v.rule_sets.length} file${v.rule_sets.length === 1 ? '' : 's'}${v.unparsed ? ` (${v.unparsed} did not parse)` : ''}${v.shown ? `; showing the rules of ${v.shown} only` : ''}`);
   out.push('');
   const targets = Object.entries(v.counts.byTarget).map(([t, n]) => `${t} ${n}`).join(', ');
-  out.push(`RUN ${v.rules.length} rules: ${v.counts.add} to add (+), ${v.counts.keep} already enabled (=)${targets ? ` — ${targets}` : ''}${v.msgs_omitted ? ' (messages of enabled rules left out of the record)' : ''}`);
+  out.push(`RUN ${nRules(v.rules.length)}: ${v.counts.add} to add (+), ${v.counts.keep} already enabled (=)${targets ? ` — ${targets}` : ''}${v.msgs_omitted ? ' (messages of enabled rules left out of the record)' : ''}`);
   const byReason = new Map<string, RuleView[]>();
   for (const r of v.rules) {
     const k = `${r.rule_set}\u0000${r.reason}`;
@@ -125,7 +126,7 @@ export function formatRecommendation(v: RecommendationView): string[] {
     for (const r of rs) out.push(`    ${r.change === 'add' ? '+' : '='} ${r.sid}  ${r.msg ?? ''}`);
   }
   out.push('');
-  out.push(`DROP ${v.drop.length} rules that fit none of its services`);
+  out.push(`DROP ${nRules(v.drop.length)} that fit none of its services`);
   const drops = new Map<string, DropView[]>();
   for (const d of v.drop) {
     const k = `${d.rule_set}\u0000${d.reason}`;
