@@ -39,7 +39,7 @@ export class CandidateCache {
    * The candidates for a policy document; null while one of its files is not complete on the
    * topic yet (its parts arrive one record at a time).
    */
-  build(doc: Pick<PolicyDocument, 'rulesets'>, view: Pick<PolicyView, 'rulesetParts'>, filters: readonly string[]): CandidateSet | null {
+  async build(doc: Pick<PolicyDocument, 'rulesets'>, view: Pick<PolicyView, 'rulesetParts'>, filters: readonly string[]): Promise<CandidateSet | null> {
     const files = doc.rulesets.filter((r) => selectsFile(filters, r.name)).sort((a, b) => a.name.localeCompare(b.name));
     const key = createHash('sha256')
       .update(JSON.stringify([files.map((f) => [f.name, f.sha256]), this.varsKey]))
@@ -64,6 +64,8 @@ export class CandidateCache {
         const p = parseRuleFile(text, f.name, this.vars);
         parsed = { ...p, prepared: [...p.rules].sort((a, b) => a.sid - b.sid).map(prepareRule) };
         this.parsed.set(cacheKey, parsed);
+        // a large file parses in a few hundred ms: let the other stages of the process in between files
+        await new Promise((r) => setImmediate(r));
       }
       disabled += parsed.disabled;
       for (const s of parsed.skipped) {

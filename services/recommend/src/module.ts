@@ -7,11 +7,13 @@ import { CandidateCache, type CandidateSet } from './candidates.js';
 import { recommendConfigSchema } from './config.js';
 import { ERR_RECOMMEND_SNAPSHOT, ERR_RECOMMEND_STATE } from './errors.js';
 import { buildFacts, checkSnapshot, decisionKey, PartitionEvidence, type VmInventory } from './evidence.js';
-import type { FitOptions } from './fit.js';
+import { fit, type Fit, type FitOptions } from './fit.js';
 import { recommend } from './recommend.js';
 import { RuleVars } from './rule-vars.js';
 
 const STAGE = 'recommend';
+/** Rules judged between two yields to the event loop (~20 ms). */
+const FIT_SLICE = 2000;
 
 interface PartState {
   topic: string;
@@ -287,7 +289,7 @@ export const recommendStage = defineStage({
       if (candidatesStale) {
         const doc = policy.policies.get(config.policyId);
         if (!doc) return; // nothing to judge until the policy is there; VMs stay dirty
-        const built = cache.build(doc.doc, policy, config.ruleSets);
+        const built = await cache.build(doc.doc, policy, config.ruleSets);
         if (!built) return; // a rule file is not complete on the topic yet
         candidates = built;
         candidatesStale = false;
@@ -315,9 +317,16 @@ export const recommendStage = defineStage({
         const pinned = new Set(pinnedSids(pol.doc, vm));
         const from = JSON.stringify([decisionKey(facts), cs.key, useSel ? [sel!.version, useSel.ruleSets, useSel.enabled.length] : null, [...pinned]]);
         if (computedFrom.get(vm) === from) continue;
+        // ~10 µs a rule: ET Open for one VM is a few hundred ms, so it is judged in slices
+        const fits: Fit[] = [];
+        for (let i = 0; i < cs.candidates.length; i += FIT_SLICE) {
+          for (const c of cs.candidates.slice(i, i + FIT_SLICE)) fits.push(fit(c, facts, fitOptions));
+          await new Promise((r) => setImmediate(r));
+        }
         let out;
         try {
           out = recommend({
+            fits,
             facts,
             candidates: cs,
             enabled: useSel ? { ruleSets: new Set(useSel.ruleSets), sids: new Set(useSel.enabled) } : null,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { codecFor, TOPICS, type DropGroup, type Recommendation, type RuleGroup } from '@cordon/schemas';
 import type { CandidateSet } from './candidates.js';
 import { decisionKey, type VmFacts } from './evidence.js';
-import { fit, type FitOptions } from './fit.js';
+import { fit, type Fit, type FitOptions } from './fit.js';
 import { ERR_RECOMMEND_TOO_LARGE } from './errors.js';
 
 /**
@@ -27,6 +27,8 @@ export interface RecommendInput {
   options: FitOptions;
   nowUs: number;
   maxRecordBytes: number;
+  /** `fit` of each candidate, in order, when the caller computed them already (in slices, between other work). */
+  fits?: readonly Fit[];
 }
 
 export interface RecommendOutput {
@@ -46,9 +48,10 @@ export function recommend(input: RecommendInput): RecommendOutput {
   const drops = new Map<string, DropGroup>();
   const selected: number[] = [];
   const counts = { add: 0, keep: 0, drop: 0 };
-  for (const c of candidates.candidates) {
+  if (input.fits && input.fits.length !== candidates.candidates.length) throw new RangeError('fits must be one per candidate');
+  for (const [i, c] of candidates.candidates.entries()) {
     const r = c.rule;
-    const f = fit(c, facts, input.options);
+    const f = input.fits?.[i] ?? fit(c, facts, input.options);
     const isPinned = pinned.has(r.sid);
     const isEnabled = enabled === null || !enabled.ruleSets.has(r.ruleSet) || enabled.sids.has(r.sid);
     if (f.fits || isPinned) {

@@ -18,10 +18,10 @@ const RULES = [
 const OPTS: FitOptions = { clientRules: 'observed', minSeverity: 'Minor', deployments: new Set(['Perimeter']) };
 
 /** The candidates as the stage builds them: from the rule file's parts on the policy topic. */
-function candidateSet() {
+async function candidateSet() {
   const parts = splitRuleset('lab.rules', RULES);
   const cache = new CandidateCache(new RuleVars(), '{}');
-  const cs = cache.build({ rulesets: [{ name: 'lab.rules', sha256: parts[0]!.sha256, parts: parts.length }] }, { rulesetParts: () => parts }, []);
+  const cs = await cache.build({ rulesets: [{ name: 'lab.rules', sha256: parts[0]!.sha256, parts: parts.length }] }, { rulesetParts: () => parts }, []);
   assert.ok(cs);
   return cs;
 }
@@ -32,16 +32,16 @@ function web() {
   return buildFacts({ id: 'web-1', name: 'web-1', guestOs: 'debian-12', ips: ['10.0.0.10'] }, [ev], { minFlows: 3, maxAgeS: 3600, tlsDecrypted: false });
 }
 
-test('candidates: pass rules are not judged, a broken rule is counted', () => {
-  const cs = candidateSet();
+test('candidates: pass rules are not judged, a broken rule is counted', async () => {
+  const cs = await candidateSet();
   assert.deepEqual(cs.candidates.map((c) => c.rule.sid), [1001, 1002, 2001, 3001, 4001]);
   assert.equal(cs.unparsed, 1);
   assert.deepEqual(cs.skipped, { options: 1 });
   assert.deepEqual(cs.ruleSets, ['lab.rules']);
 });
 
-test('no selection yet: every policy rule runs, so fitting rules are kept and the others dropped, each group with its reason', () => {
-  const cs = candidateSet();
+test('no selection yet: every policy rule runs, so fitting rules are kept and the others dropped, each group with its reason', async () => {
+  const cs = await candidateSet();
   const input: RecommendInput = { facts: web(), candidates: cs, enabled: null, pinned: new Set(), policy: { id: 'default', version: 3 }, options: OPTS, nowUs: 1, maxRecordBytes: 900_000 };
   const out = recommend(input);
   assert.deepEqual(out.selected, [1001, 1002, 4001]);
@@ -76,8 +76,8 @@ test('no selection yet: every policy rule runs, so fitting rules are kept and th
   assert.equal(viewOf(rec, 'other.rules').rules.length, 0, '--rule-set keeps that file only');
 });
 
-test('with a selection applied: new fits are added, pinned rules are never dropped', () => {
-  const cs = candidateSet();
+test('with a selection applied: new fits are added, pinned rules are never dropped', async () => {
+  const cs = await candidateSet();
   const out = recommend({
     facts: web(),
     candidates: cs,
@@ -98,8 +98,8 @@ test('with a selection applied: new fits are added, pinned rules are never dropp
   assert.deepEqual(other.counts, { add: 0, keep: 3, drop: 2 });
 });
 
-test('over the record limit, the messages of kept rules are left out (and said so); the sids and reasons stay', () => {
-  const cs = candidateSet();
+test('over the record limit, the messages of kept rules are left out (and said so); the sids and reasons stay', async () => {
+  const cs = await candidateSet();
   const base: RecommendInput = { facts: web(), candidates: cs, enabled: { ruleSets: new Set(['lab.rules']), sids: new Set([1001]) }, pinned: new Set(), policy: { id: 'default', version: 1 }, options: OPTS, nowUs: 1, maxRecordBytes: 900_000 };
   const full = recommend(base);
   const size = codecFor(TOPICS.recommendations).encode(full.record).length;
