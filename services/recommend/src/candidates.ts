@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { assembleRuleset, type PolicyDocument, type PolicyView } from '@cordon/policy';
 import { prepareRule, type Candidate } from './fit.js';
-import { parseRuleFile, type ParsedRuleFile, type SkipReason } from './rule-parse.js';
+import { parseRuleFile, type ParsedRuleFile, type RuleSkip, type SkipReason } from './rule-parse.js';
 import type { RuleVars } from './rule-vars.js';
 
 /**
@@ -19,6 +19,8 @@ export interface CandidateSet {
   candidates: Candidate[];
   unparsed: number;
   skipped: Partial<Record<SkipReason, number>>;
+  /** The first few skips, for the log (`cordon rules check` lists every one). */
+  samples: RuleSkip[];
   disabled: number;
 }
 
@@ -46,6 +48,7 @@ export class CandidateCache {
       .digest('hex');
     const candidates: Candidate[] = [];
     const skipped: Partial<Record<SkipReason, number>> = {};
+    const samples: RuleSkip[] = [];
     let unparsed = 0;
     let disabled = 0;
     const seen = new Set<number>();
@@ -71,12 +74,14 @@ export class CandidateCache {
       for (const s of parsed.skipped) {
         skipped[s.reason] = (skipped[s.reason] ?? 0) + 1;
         unparsed++;
+        if (samples.length < 10) samples.push(s);
       }
       for (const c of parsed.prepared) {
         const r = c.rule;
         if (seen.has(r.sid)) {
           skipped['duplicate-sid'] = (skipped['duplicate-sid'] ?? 0) + 1;
           unparsed++;
+          if (samples.length < 10) samples.push({ ruleSet: r.ruleSet, line: r.line, sid: r.sid, reason: 'duplicate-sid', detail: `sid ${r.sid} is already a rule of an earlier file; the first is judged` });
           continue;
         }
         seen.add(r.sid);
@@ -86,6 +91,6 @@ export class CandidateCache {
     }
     // files no longer named are forgotten
     for (const k of this.parsed.keys()) if (!live.has(k)) this.parsed.delete(k);
-    return { key, ruleSets: files.map((f) => f.name), candidates, unparsed, skipped, disabled };
+    return { key, ruleSets: files.map((f) => f.name), candidates, unparsed, skipped, samples, disabled };
   }
 }

@@ -5,7 +5,7 @@ import { defineStage } from '@cordon/stage';
 import { codecFor, stageStateKey, TOPICS, type FlowRecord, type InventoryRecord, type NetSnapshot, type StageState } from '@cordon/schemas';
 import { CandidateCache, type CandidateSet } from './candidates.js';
 import { recommendConfigSchema } from './config.js';
-import { ERR_RECOMMEND_SNAPSHOT, ERR_RECOMMEND_STATE } from './errors.js';
+import { ERR_RECOMMEND_RULE, ERR_RECOMMEND_SNAPSHOT, ERR_RECOMMEND_STATE } from './errors.js';
 import { buildFacts, checkSnapshot, decisionKey, PartitionEvidence, type VmInventory } from './evidence.js';
 import { fit, type Fit, type FitOptions } from './fit.js';
 import { recommend } from './recommend.js';
@@ -296,6 +296,7 @@ export const recommendStage = defineStage({
         metrics.set('candidates', built.candidates.length);
         metrics.set('rules_unparsed', built.unparsed);
         log.info({ policy: config.policyId, files: built.ruleSets.length, candidates: built.candidates.length, unparsed: built.unparsed, skipped: built.skipped }, 'Candidate rules loaded.');
+        for (const s of built.samples) log.warn({ err: ERR_RECOMMEND_RULE(`${s.ruleSet}:${s.line}${s.sid === null ? '' : ` (sid ${s.sid})`}`, s.reason, s.detail) }, 'A rule was skipped: it is neither recommended nor dropped.');
       }
       const cs = candidates;
       const pol = policy.policies.get(config.policyId);

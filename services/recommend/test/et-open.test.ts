@@ -106,7 +106,7 @@ test('ET Open judged for the lab: the web server gets HTTP rules and no DNS or S
 test('the recommendation for the web server with all of ET Open fits in one bus record', { skip }, (t) => {
   const et = loadEt();
   const cands = et.rules.filter((r) => r.action !== 'pass').map(prepareRule);
-  const cs: CandidateSet = { key: 'k', ruleSets: et.files, candidates: cands, unparsed: 0, skipped: {}, disabled: et.disabled };
+  const cs: CandidateSet = { key: 'k', ruleSets: et.files, candidates: cands, unparsed: 0, skipped: {}, samples: [], disabled: et.disabled };
   const { web } = labFacts();
   // no selection yet (everything enabled), and a selection that enables nothing (everything to add)
   for (const enabled of [null, { ruleSets: new Set(et.files), sids: new Set<number>() }]) {

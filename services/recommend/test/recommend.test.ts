@@ -37,6 +37,7 @@ test('candidates: pass rules are not judged, a broken rule is counted', async ()
   assert.deepEqual(cs.candidates.map((c) => c.rule.sid), [1001, 1002, 2001, 3001, 4001]);
   assert.equal(cs.unparsed, 1);
   assert.deepEqual(cs.skipped, { options: 1 });
+  assert.deepEqual(cs.samples, [{ ruleSet: 'lab.rules', line: 7, sid: 6001, reason: 'options', detail: 'the last option is not terminated by ";"' }]);
   assert.deepEqual(cs.ruleSets, ['lab.rules']);
 });
 
