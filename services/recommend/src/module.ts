@@ -118,6 +118,8 @@ export const recommendStage = defineStage({
       }
       if (rec.kind !== 'vm') return;
       removeVm(rec.id);
+      dirty.add(rec.id);
+      if (rec.template) return; // a template runs nothing: no recommendation (a published one is tombstoned)
       const ips = [...new Set(rec.nics.flatMap((n) => n.ips))].sort();
       vms.set(rec.id, { id: rec.id, name: rec.name, guestOs: rec.guest_os, ips });
       for (const ip of ips) vmOfIp.set(ip, rec.id);
