@@ -6,3 +6,4 @@ export * from './inventory.js';
 export * from './views.js';
 export * from './follow.js';
 export * from './apply.js';
+export * from './selection.js';

@@ -58,6 +58,12 @@ export const policyFileSchema = z
       .array(z.union([ruleSetName, z.object({ name: ruleSetName, files: z.array(z.string().regex(/^[^/\\]+\.rules$/, 'a .rules file name of the set')).min(1) }).strict()]))
       .default([]),
     rules: z.record(sid, mode).default({}),
+    /**
+     * Rules the administrator keeps whatever a recommendation says: never dropped from a VM's
+     * rule selection (`cordon recommend`, recommend.autoApply). Rules named in `rules` are
+     * pinned too.
+     */
+    pinned: z.array(sid).default([]),
     vms: z
       .record(
         name,
@@ -65,6 +71,8 @@ export const policyFileSchema = z
           .object({
             mode: mode.optional(),
             rules: z.record(sid, mode).default({}),
+            /** Pinned for this VM (with the top-level `pinned` and the sids its `rules` name). */
+            pinned: z.array(sid).default([]),
             /** The coordinator alerts when such a VM runs without a current agent. */
             requireAgent: z.boolean().default(false),
             /** Hold the VM's traffic on its host bridge until its protection is current (over coordination.gate). */

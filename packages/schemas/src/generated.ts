@@ -355,6 +355,115 @@ export interface PolicyRecord {
   updated_by: string;
 }
 
+export interface ServiceEvidence {
+  /** tcp or udp. */
+  proto: string;
+  port: number;
+  /** Application protocols it speaks (http, dns, tls, ssh, smb, …), by process and port. */
+  app: Array<string>;
+  /** The server software known from the listening process (nginx, bind, …). */
+  software: null | string;
+  /** ET affected_product names that software is. */
+  products: Array<string>;
+  process: null | string;
+  /** The address it listens on (netconf). */
+  listen: null | string;
+  from_netconf: boolean;
+  /** Answered flows to it seen in cordon.flows.v1. */
+  flows: number;
+  first_seen_us: null | number;
+  last_seen_us: null | number;
+  /** How reasons name it, e.g. 'web server on tcp/80 (nginx, from netconf)'. */
+  summary: string;
+}
+
+export interface OutboundEvidence {
+  proto: string;
+  /** The remote port. */
+  port: number;
+  app: Array<string>;
+  flows: number;
+  first_seen_us: number;
+  last_seen_us: number;
+}
+
+export interface RecommendationEvidence {
+  /** As the inventory names it. */
+  guest_os: null | string;
+  /** windows, linux, bsd, macos or unknown. */
+  os_family: string;
+  /** server, client or unknown (client operating systems run browsers and office software). */
+  os_role: string;
+  /** From the inventory's NICs and the agent's interfaces. */
+  addresses: Array<string>;
+  /** The agent whose netconf snapshot was used. */
+  agent: null | string;
+  netconf_ts_us: null | number;
+  services: Array<ServiceEvidence>;
+  /** Connections the VM makes (answered flows it initiated), by remote port. */
+  outbound: Array<OutboundEvidence>;
+  /** Evidence seen and not counted as a service, each with why (loopback listener, too few flows, too old). */
+  ignored: Array<string>;
+}
+
+export type RuleChange = "add" | "keep";
+
+export interface RecommendedRule {
+  sid: number;
+  rev: number;
+  /** Null only when msgs_omitted. */
+  msg: null | string;
+  /** add: not enabled for the VM now. */
+  change: RuleChange;
+}
+
+export interface RuleGroup {
+  /** Why every rule of the group fits the VM. */
+  reason: string;
+  rule_set: string;
+  /** What the rules inspect: an application protocol (http, dns) or transport and port (tcp 445, tcp any). */
+  target: string;
+  rules: Array<RecommendedRule>;
+}
+
+export interface DropGroup {
+  /** Why none of the group's rules fits the VM. */
+  reason: string;
+  rule_set: string;
+  target: string;
+  sids: Array<number>;
+}
+
+/** The rules recommended for one VM from what it runs (compacted; a tombstone = the VM left the inventory). Key: vm. Written by the recommend stage when the VM's evidence, the candidate rules or the VM's current selection change; the same inputs give the same record (digest). */
+export interface Recommendation {
+  vm: string;
+  vm_name: string;
+  /** 1, 2, …: moves when the digest changes. */
+  version: number;
+  /** SHA-256 (hex) of what the recommendation says: the evidence that decides (not counters or times), the rules, the drops, the pins. */
+  digest: string;
+  /** When it was computed. */
+  ts_us: number;
+  policy_id: string;
+  /** The policy version whose rules were judged; null when the policy topic has no such policy. */
+  policy_version: null | number;
+  /** The rule files judged, as the policy topic names them (e.g. et-open/emerging-dns.rules). */
+  rule_sets: Array<string>;
+  /** Rules judged. */
+  candidates: number;
+  /** Rules of those files that did not parse and were skipped. */
+  unparsed: number;
+  evidence: RecommendationEvidence;
+  /** The recommended rules, grouped by reason and rule set. */
+  rules: Array<RuleGroup>;
+  /** Rules enabled for the VM now that fit none of its services, grouped by reason and rule set. */
+  drop: Array<DropGroup>;
+  /** Sids the administrator pinned in the policy: kept whatever the fit. */
+  pinned: Array<number>;
+  /** True when the msg of kept rules was left out to keep the record under the bus's size limit. */
+  msgs_omitted: boolean;
+}
+
 /** Alerts and events for SIEMs as OCSF JSON. Key: vm. */
 export interface SiemEvent {
   event_id: string;
@@ -1742,6 +1851,378 @@ export const AVRO_SCHEMAS = {
       }
     ]
   },
+  "Recommendation": {
+    "type": "record",
+    "name": "Recommendation",
+    "namespace": "io.cordon.v1",
+    "doc": "The rules recommended for one VM from what it runs (compacted; a tombstone = the VM left the inventory). Key: vm. Written by the recommend stage when the VM's evidence, the candidate rules or the VM's current selection change; the same inputs give the same record (digest).",
+    "fields": [
+      {
+        "name": "vm",
+        "type": "string"
+      },
+      {
+        "name": "vm_name",
+        "type": "string"
+      },
+      {
+        "name": "version",
+        "type": "long",
+        "doc": "1, 2, …: moves when the digest changes."
+      },
+      {
+        "name": "digest",
+        "type": "string",
+        "doc": "SHA-256 (hex) of what the recommendation says: the evidence that decides (not counters or times), the rules, the drops, the pins."
+      },
+      {
+        "name": "ts_us",
+        "type": "long",
+        "doc": "When it was computed."
+      },
+      {
+        "name": "policy_id",
+        "type": "string"
+      },
+      {
+        "name": "policy_version",
+        "type": [
+          "null",
+          "long"
+        ],
+        "default": null,
+        "doc": "The policy version whose rules were judged; null when the policy topic has no such policy."
+      },
+      {
+        "name": "rule_sets",
+        "type": {
+          "type": "array",
+          "items": "string"
+        },
+        "doc": "The rule files judged, as the policy topic names them (e.g. et-open/emerging-dns.rules)."
+      },
+      {
+        "name": "candidates",
+        "type": "int",
+        "doc": "Rules judged."
+      },
+      {
+        "name": "unparsed",
+        "type": "int",
+        "doc": "Rules of those files that did not parse and were skipped."
+      },
+      {
+        "name": "evidence",
+        "type": {
+          "type": "record",
+          "name": "RecommendationEvidence",
+          "fields": [
+            {
+              "name": "guest_os",
+              "type": [
+                "null",
+                "string"
+              ],
+              "default": null,
+              "doc": "As the inventory names it."
+            },
+            {
+              "name": "os_family",
+              "type": "string",
+              "doc": "windows, linux, bsd, macos or unknown."
+            },
+            {
+              "name": "os_role",
+              "type": "string",
+              "doc": "server, client or unknown (client operating systems run browsers and office software)."
+            },
+            {
+              "name": "addresses",
+              "type": {
+                "type": "array",
+                "items": "string"
+              },
+              "doc": "From the inventory's NICs and the agent's interfaces."
+            },
+            {
+              "name": "agent",
+              "type": [
+                "null",
+                "string"
+              ],
+              "default": null,
+              "doc": "The agent whose netconf snapshot was used."
+            },
+            {
+              "name": "netconf_ts_us",
+              "type": [
+                "null",
+                "long"
+              ],
+              "default": null
+            },
+            {
+              "name": "services",
+              "type": {
+                "type": "array",
+                "items": {
+                  "type": "record",
+                  "name": "ServiceEvidence",
+                  "fields": [
+                    {
+                      "name": "proto",
+                      "type": "string",
+                      "doc": "tcp or udp."
+                    },
+                    {
+                      "name": "port",
+                      "type": "int"
+                    },
+                    {
+                      "name": "app",
+                      "type": {
+                        "type": "array",
+                        "items": "string"
+                      },
+                      "doc": "Application protocols it speaks (http, dns, tls, ssh, smb, …), by process and port."
+                    },
+                    {
+                      "name": "software",
+                      "type": [
+                        "null",
+                        "string"
+                      ],
+                      "default": null,
+                      "doc": "The server software known from the listening process (nginx, bind, …)."
+                    },
+                    {
+                      "name": "products",
+                      "type": {
+                        "type": "array",
+                        "items": "string"
+                      },
+                      "doc": "ET affected_product names that software is."
+                    },
+                    {
+                      "name": "process",
+                      "type": [
+                        "null",
+                        "string"
+                      ],
+                      "default": null
+                    },
+                    {
+                      "name": "listen",
+                      "type": [
+                        "null",
+                        "string"
+                      ],
+                      "default": null,
+                      "doc": "The address it listens on (netconf)."
+                    },
+                    {
+                      "name": "from_netconf",
+                      "type": "boolean"
+                    },
+                    {
+                      "name": "flows",
+                      "type": "long",
+                      "doc": "Answered flows to it seen in cordon.flows.v1."
+                    },
+                    {
+                      "name": "first_seen_us",
+                      "type": [
+                        "null",
+                        "long"
+                      ],
+                      "default": null
+                    },
+                    {
+                      "name": "last_seen_us",
+                      "type": [
+                        "null",
+                        "long"
+                      ],
+                      "default": null
+                    },
+                    {
+                      "name": "summary",
+                      "type": "string",
+                      "doc": "How reasons name it, e.g. 'web server on tcp/80 (nginx, from netconf)'."
+                    }
+                  ]
+                }
+              }
+            },
+            {
+              "name": "outbound",
+              "type": {
+                "type": "array",
+                "items": {
+                  "type": "record",
+                  "name": "OutboundEvidence",
+                  "fields": [
+                    {
+                      "name": "proto",
+                      "type": "string"
+                    },
+                    {
+                      "name": "port",
+                      "type": "int",
+                      "doc": "The remote port."
+                    },
+                    {
+                      "name": "app",
+                      "type": {
+                        "type": "array",
+                        "items": "string"
+                      }
+                    },
+                    {
+                      "name": "flows",
+                      "type": "long"
+                    },
+                    {
+                      "name": "first_seen_us",
+                      "type": "long"
+                    },
+                    {
+                      "name": "last_seen_us",
+                      "type": "long"
+                    }
+                  ]
+                }
+              },
+              "doc": "Connections the VM makes (answered flows it initiated), by remote port."
+            },
+            {
+              "name": "ignored",
+              "type": {
+                "type": "array",
+                "items": "string"
+              },
+              "doc": "Evidence seen and not counted as a service, each with why (loopback listener, too few flows, too old)."
+            }
+          ]
+        }
+      },
+      {
+        "name": "rules",
+        "type": {
+          "type": "array",
+          "items": {
+            "type": "record",
+            "name": "RuleGroup",
+            "fields": [
+              {
+                "name": "reason",
+                "type": "string",
+                "doc": "Why every rule of the group fits the VM."
+              },
+              {
+                "name": "rule_set",
+                "type": "string"
+              },
+              {
+                "name": "target",
+                "type": "string",
+                "doc": "What the rules inspect: an application protocol (http, dns) or transport and port (tcp 445, tcp any)."
+              },
+              {
+                "name": "rules",
+                "type": {
+                  "type": "array",
+                  "items": {
+                    "type": "record",
+                    "name": "RecommendedRule",
+                    "fields": [
+                      {
+                        "name": "sid",
+                        "type": "long"
+                      },
+                      {
+                        "name": "rev",
+                        "type": "int"
+                      },
+                      {
+                        "name": "msg",
+                        "type": [
+                          "null",
+                          "string"
+                        ],
+                        "default": null,
+                        "doc": "Null only when msgs_omitted."
+                      },
+                      {
+                        "name": "change",
+                        "type": {
+                          "type": "enum",
+                          "name": "RuleChange",
+                          "symbols": [
+                            "add",
+                            "keep"
+                          ]
+                        },
+                        "doc": "add: not enabled for the VM now."
+                      }
+                    ]
+                  }
+                }
+              }
+            ]
+          }
+        },
+        "doc": "The recommended rules, grouped by reason and rule set."
+      },
+      {
+        "name": "drop",
+        "type": {
+          "type": "array",
+          "items": {
+            "type": "record",
+            "name": "DropGroup",
+            "fields": [
+              {
+                "name": "reason",
+                "type": "string",
+                "doc": "Why none of the group's rules fits the VM."
+              },
+              {
+                "name": "rule_set",
+                "type": "string"
+              },
+              {
+                "name": "target",
+                "type": "string"
+              },
+              {
+                "name": "sids",
+                "type": {
+                  "type": "array",
+                  "items": "long"
+                }
+              }
+            ]
+          }
+        },
+        "doc": "Rules enabled for the VM now that fit none of its services, grouped by reason and rule set."
+      },
+      {
+        "name": "pinned",
+        "type": {
+          "type": "array",
+          "items": "long"
+        },
+        "doc": "Sids the administrator pinned in the policy: kept whatever the fit."
+      },
+      {
+        "name": "msgs_omitted",
+        "type": "boolean",
+        "default": false,
+        "doc": "True when the msg of kept rules was left out to keep the record under the bus's size limit."
+      }
+    ]
+  },
   "SiemEvent": {
     "type": "record",
     "name": "SiemEvent",
@@ -1937,6 +2418,7 @@ export interface TopicValues {
   "cordon.siem.v1": SiemEvent;
   "cordon.dlq.v1": DeadLetter;
   "cordon.state.v1": StageState;
+  "cordon.recommendations.v1": Recommendation;
 }
 
 export type TopicName = keyof TopicValues;
@@ -2383,6 +2865,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
     "partitions": 6,
     "cleanup": "compact",
     "retentionMs": -1
+  },
+  "cordon.recommendations.v1": {
+    "schema": "Recommendation",
+    "id": 22,
+    "partitions": 3,
+    "cleanup": "compact",
+    "retentionMs": -1
   }
 };
 
@@ -2405,4 +2894,5 @@ export const TOPICS = {
   siem: "cordon.siem.v1",
   dlq: "cordon.dlq.v1",
   state: "cordon.state.v1",
+  recommendations: "cordon.recommendations.v1",
 } as const;

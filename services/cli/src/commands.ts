@@ -3,6 +3,7 @@ import { DATA_FLAGS, FLAGS, LOG_FLAGS } from './cli-context.js';
 import { alertsTailCommand, blocksListCommand, blocksLiftCommand, inventoryApplyCommand, policyApplyCommand, queryCommand, replayCommand } from './data-commands.js';
 import { runCommand, upCommand } from './instance.js';
 import { assignmentsCommand, inventoryWatchCommand, SOURCE_FLAGS, vmsCommand } from './vms.js';
+import { recommendCommand } from './recommend.js';
 import { RULES_LIST_DESCRIPTION, RULES_UPDATE_DESCRIPTION, RULES_UPDATE_FLAGS, rulesListCommand, rulesUpdateCommand } from './rules.js';
 import { agentsTokenCommand, dpiCommand, ENROLL_SECRET_ENV, logtestCommand, rulesCheckCommand, topicsApplyCommand } from './tool-commands.js';
 
@@ -159,6 +160,22 @@ export const COMMANDS: readonly CommandSpec[] = [
     description: `Without --source, the inventory topic as the inventory stage (or "cordon inventory apply") wrote it. ${WHILE_RUNNING}`,
     flags: [...SOURCE_FLAGS, FLAGS.format, ...DATA_FLAGS],
     run: vmsCommand,
+  },
+  {
+    name: 'recommend',
+    summary: "the rules a VM needs from what it runs (guest OS, listening services, flows), each rule with its reason",
+    description:
+      'The newest recommendation the recommend stage published on cordon.recommendations.v1 for the VM: its\n' +
+      'evidence (guest OS, services from the agent\'s netconf and from flows, outbound connections), the rules\n' +
+      'of the policy that fit (+ to add, = already enabled) and those to drop, grouped by reason (--format json:\n' +
+      `one object with every rule and its reason). recommend.autoApply writes it into the policy. ${WHILE_RUNNING}`,
+    flags: [
+      { name: 'vm', type: 'string', value: 'ID', required: true, help: 'the VM, by inventory id or name' },
+      { ...FLAGS.format, help: 'table: the evidence and the rules grouped by reason; json: one JSON object with every rule' },
+      { name: 'rule-set', type: 'string', value: 'NAME', help: 'only the rules of this rule file or set (e.g. et-open, demo.rules)' },
+      ...DATA_FLAGS,
+    ],
+    run: recommendCommand,
   },
   {
     name: 'blocks',

@@ -4,6 +4,7 @@ import { readRange, readTable, type Bus, type ConsumedRecord } from '@cordon/bus
 import { blockKey, codecFor, TOPICS, type Alert, type BlockDecision } from '@cordon/schemas';
 import { splitStatements, type Store } from '@cordon/store';
 import { applyInventoryFile, applyPolicyFile } from '@cordon/policy';
+import { readRecommendation, viewOf } from '@cordon/recommend';
 import { ERR_BLOCK_NOT_FOUND, ERR_QUERY_ONE_STATEMENT, ERR_QUERY_READ_ONLY } from './errors.js';
 import { replayCapture } from './replay.js';
 import { assignmentsOf, rowsOfTopic } from './inventory-rows.js';
@@ -274,6 +275,11 @@ async function assignments(d: OpDeps, input: OpInput<'assignments'>): Promise<un
   return { assignments: rows.length };
 }
 
+/** The newest recommendation for a VM, one entry per rule with its reason (cordon recommend). */
+async function recommendShow(d: OpDeps, input: OpInput<'recommend-show'>): Promise<unknown> {
+  return viewOf(await readRecommendation(await d.bus(), input.vm), input.ruleSet);
+}
+
 export const OPS: Ops = {
   query,
   'policy-apply': policyApply,
@@ -284,4 +290,5 @@ export const OPS: Ops = {
   'alerts-tail': alertsTail,
   'inventory-list': inventoryList,
   assignments,
+  'recommend-show': recommendShow,
 };

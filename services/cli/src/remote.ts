@@ -19,6 +19,7 @@ const NEEDS: Record<OpName, 'bus' | 'store'> = {
   'alerts-tail': 'bus',
   'inventory-list': 'bus',
   assignments: 'bus',
+  'recommend-show': 'bus',
 };
 
 export interface RunOpOptions<N extends OpName> {

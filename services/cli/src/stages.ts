@@ -15,6 +15,7 @@ const BUILTIN = [
   '@cordon/fim',
   '@cordon/agent',
   '@cordon/responder',
+  '@cordon/recommend',
   '@cordon/watchdog',
   '@cordon/sink',
 ];

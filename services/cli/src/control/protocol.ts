@@ -53,6 +53,7 @@ export const OP_INPUTS = {
   'alerts-tail': z.object({ sinceMs: z.number().int().min(0), follow: z.boolean() }).strict(),
   'inventory-list': z.object({}).strict(),
   assignments: z.object({ vm: name, history: z.boolean() }).strict(),
+  'recommend-show': z.object({ vm: name, ruleSet: name.optional() }).strict(),
 } as const;
 
 export type OpName = keyof typeof OP_INPUTS;

@@ -1,0 +1,12 @@
+export * from './errors.js';
+export * from './config.js';
+export * from './rule-vars.js';
+export * from './rule-parse.js';
+export * from './service-catalog.js';
+export * from './evidence.js';
+export * from './fit.js';
+export * from './candidates.js';
+export * from './recommend.js';
+export * from './show.js';
+export * from './module.js';
+export { recommendStage as stage } from './module.js';
