@@ -18,6 +18,19 @@ const schemas = readdirSync(avroDir)
 const decls = [];
 const seen = new Set();
 
+// Fields a schema gained over its previous version (schemas/avro/previous/NAME.ID.avsc) that
+// have a default are optional in the generated type: a producer written against the earlier
+// version still compiles, and Avro writes the default for what it leaves out. Decoded records
+// always carry them.
+const addedFields = new Map();
+for (const spec of Object.values(manifest.topics)) {
+  const prev = Math.max(...(spec.previous ?? []));
+  if (!Number.isFinite(prev)) continue;
+  const file = join(avroDir, 'previous', `${spec.schema}.${prev}.avsc`);
+  if (!existsSync(file)) continue;
+  addedFields.set(spec.schema, new Set(JSON.parse(readFileSync(file, 'utf8')).fields.map((f) => f.name)));
+}
+
 function doc(text, indent = '') {
   return text ? `${indent}/** ${String(text).replace(/\*\//g, '* /')} */\n` : '';
 }
@@ -53,7 +66,9 @@ function emitEnum(t) {
 function emitRecord(t) {
   if (seen.has(t.name)) return;
   seen.add(t.name);
-  const fields = t.fields.map((f) => `${doc(f.doc, '  ')}  ${f.name}: ${tsType(f.type)};`).join('\n');
+  const before = addedFields.get(t.name);
+  const optional = (f) => before !== undefined && !before.has(f.name) && 'default' in f;
+  const fields = t.fields.map((f) => `${doc(f.doc, '  ')}  ${f.name}${optional(f) ? '?' : ''}: ${tsType(f.type)};`).join('\n');
   decls.push(`${doc(t.doc)}export interface ${t.name} {\n${fields}\n}\n`);
 }
 
