@@ -4,6 +4,7 @@ import { TOPICS } from '@cordon/schemas';
 import { ERR_STORE_BAD_ROW } from '@cordon/store';
 import { batchIdOf, newRowsOnly, rowOf, tableOf } from './rows.js';
 import { mappingFor, TABLE_MAPPINGS } from './tables.js';
+import { applyRetention, RETENTION_TABLES, type RetentionTable } from './retention.js';
 
 export const sinkConfigSchema = z
   .object({
@@ -11,6 +12,15 @@ export const sinkConfigSchema = z
     /** Topics to land (default: every topic that has a table). */
     topics: z.array(z.string().min(1)).min(1).optional(),
     maxBatchRecords: z.number().int().positive().default(5000),
+    /**
+     * Days each table keeps its rows, counted from when they were stored, applied
+     * to the tables at start. A table not named keeps the retention of its migration.
+     */
+    retentionDays: z
+      .object(Object.fromEntries(RETENTION_TABLES.map((t) => [t, z.number().int().min(1).max(36500)])) as Record<RetentionTable, z.ZodNumber>)
+      .partial()
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -38,6 +48,7 @@ export const sinkStage = defineStage({
   async start(stage) {
     const { config, ctx } = stage;
     const store = await stage.env.store();
+    await applyRetention(store, config.retentionDays, ctx);
     const nowUs = () => ctx.clock.now() * 1000;
     stage.consume<Record<string, unknown>>({
       group: config.groupId,
