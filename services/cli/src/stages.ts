@@ -14,6 +14,7 @@ const BUILTIN = [
   '@cordon/fim',
   '@cordon/agent',
   '@cordon/responder',
+  '@cordon/notify',
   '@cordon/watchdog',
   '@cordon/sink',
 ];
