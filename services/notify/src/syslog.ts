@@ -25,8 +25,13 @@ const VERSION = '0.1.0';
 
 const cefHeader = (s: string) => s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
 const cefValue = (s: string) => s.replace(/\\/g, '\\\\').replace(/=/g, '\\=').replace(/\r?\n/g, '\\n').replace(/\r/g, '\\r');
-/** LEEF values may hold anything but the attribute delimiter (tab) and line breaks. */
-const leefValue = (s: string) => s.replace(/[\t\r\n]+/g, ' ');
+/**
+ * LEEF 2.0 with `^` as the attribute delimiter rather than tab: syslog relays escape control
+ * characters (rsyslog writes a tab as #011 by default), a caret travels as it is. Values may
+ * hold neither the delimiter nor line breaks.
+ */
+const LEEF_DELIMITER = '^';
+const leefValue = (s: string) => s.replace(/[\^\t\r\n]+/g, ' ');
 
 /** The fields both formats carry, as [CEF key, LEEF key, value]. */
 function fields(a: Alert): Array<[string, string, string]> {
@@ -65,10 +70,10 @@ export function toCef(a: Alert): string {
   return `CEF:0|Cordon|Cordon|${VERSION}|${cefHeader(a.rule_id)}|${cefHeader(a.signature)}|${cefSeverity(a.severity)}|${ext}`;
 }
 
-/** The alert as a LEEF:2.0 line (tab-delimited attributes). */
+/** The alert as a LEEF:2.0 line (`^`-delimited attributes). */
 export function toLeef(a: Alert): string {
   const attrs = [['sev', String(cefSeverity(a.severity))] as [string, string], ...fields(a).filter(([c]) => !c.endsWith('Label')).map(([, l, v]) => [l, v] as [string, string])];
-  return `LEEF:2.0|Cordon|Cordon|${VERSION}|${leefValue(a.rule_id).replace(/\|/g, '/')}|x09|${attrs.map(([k, v]) => `${k}=${leefValue(v)}`).join('\t')}`;
+  return `LEEF:2.0|Cordon|Cordon|${VERSION}|${leefValue(a.rule_id).replace(/\|/g, '/')}|${LEEF_DELIMITER}|${attrs.map(([k, v]) => `${k}=${leefValue(v)}`).join(LEEF_DELIMITER)}`;
 }
 
 /** RFC 5424 header characters: PRINTUSASCII, at most `max`, `-` when empty. */

@@ -66,8 +66,8 @@ test('CEF and LEEF lines escape what their formats reserve; RFC 5424 framing', (
   assert.match(cef, /request=\/x\\=1\\ny/);
   assert.match(cef, /cs1Label=communityId cs1=1:LQU9qZlK\+B5F3KDmev6m5PMibrg\\=/);
   const leef = toLeef(a);
-  assert.match(leef, /^LEEF:2\.0\|Cordon\|Cordon\|0\.1\.0\|sid:1900001\|x09\|sev=10\t/);
-  assert.match(leef, /\tcat=tab here\t/);
+  assert.match(leef, /^LEEF:2\.0\|Cordon\|Cordon\|0\.1\.0\|sid:1900001\|\^\|sev=10\^/);
+  assert.match(leef, /\^cat=tab here\^/);
   const msg = rfc5424(a, 'cef', { facility: 'local0', hostname: 'sensor 1' });
   assert.match(msg, /^<130>1 2023-11-14T22:13:20\.001Z sensor_1 cordon \d+ CEF \[cordon@32473 alert_id="a0001" rule="sid:1900001"\] CEF:0\|/);
 });
