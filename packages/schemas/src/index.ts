@@ -6,3 +6,4 @@ export * from './keys.js';
 export * from './dead-letter.js';
 export * from './alerts.js';
 export * from './community-id.js';
+export * from './registry.js';

@@ -260,6 +260,51 @@ async function alertsTail(d: OpDeps, input: OpInput<'alerts-tail'>): Promise<unk
   return { alerts: n };
 }
 
+/**
+ * Decoded records of some topics (`cordon export`): those published since `sinceMs` ago (null:
+ * everything the topics hold), in offset order per partition; with `follow`, then every new
+ * one until the signal aborts.
+ */
+async function recordsTail(d: OpDeps, input: OpInput<'records-tail'>): Promise<unknown> {
+  const bus = await d.bus();
+  const from = input.sinceMs === null ? 0 : d.ctx.clock.now() - input.sinceMs;
+  let n = 0;
+  const take = (r: ConsumedRecord) => {
+    if (r.timestamp < from || !r.value) return;
+    const value = codecFor(r.topic as 'cordon.alerts.v1').decode(r.value) as unknown as Record<string, unknown>;
+    n++;
+    d.emit({ record: { topic: r.topic, published: r.timestamp, value } });
+  };
+  const ends = new Map<string, Map<number, bigint>>();
+  for (const topic of input.topics) {
+    ends.set(topic, await bus.admin.endOffsets(topic));
+    await readRange(bus, topic, take);
+  }
+  if (!input.follow || d.signal.aborted) return { records: n };
+  const consumer = bus.consumer({
+    groupId: `cordon-export-${process.pid}-${randomUUID()}`,
+    topics: input.topics,
+    fromBeginning: true,
+    autoCommit: false,
+    onAssign: (tps) => {
+      for (const tp of tps) {
+        const at = ends.get(tp.topic)?.get(tp.partition) ?? 0n;
+        if (at > 0n) consumer.seek({ ...tp, offset: at });
+      }
+    },
+  });
+  const stop = () => void consumer.close();
+  d.signal.addEventListener('abort', stop, { once: true });
+  try {
+    await consumer.run(async (batch) => {
+      for (const r of batch.records) take(r);
+    });
+  } finally {
+    d.signal.removeEventListener('abort', stop);
+  }
+  return { records: n };
+}
+
 /** The VMs on the inventory topic, one row each (cordon vms). */
 async function inventoryList(d: OpDeps): Promise<unknown> {
   const rows = await rowsOfTopic(await d.bus());
@@ -275,5 +320,6 @@ export const OPS: Ops = {
   'blocks-list': blocksList,
   'blocks-lift': blocksLift,
   'alerts-tail': alertsTail,
+  'records-tail': recordsTail,
   'inventory-list': inventoryList,
 };

@@ -17,6 +17,7 @@ const NEEDS: Record<OpName, 'bus' | 'store'> = {
   'blocks-list': 'bus',
   'blocks-lift': 'bus',
   'alerts-tail': 'bus',
+  'records-tail': 'bus',
   'inventory-list': 'bus',
 };
 

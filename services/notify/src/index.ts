@@ -7,3 +7,4 @@ export * from './syslog.js';
 export * from './webhook.js';
 export * from './module.js';
 export { notifyStage as stage } from './module.js';
+export * from './eve.js';

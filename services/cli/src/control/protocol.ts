@@ -51,6 +51,9 @@ export const OP_INPUTS = {
   'blocks-list': z.object({ all: z.boolean() }).strict(),
   'blocks-lift': z.object({ target: name, enforcer: name.optional(), reason: z.string().max(1024).optional(), by: name }).strict(),
   'alerts-tail': z.object({ sinceMs: z.number().int().min(0), follow: z.boolean() }).strict(),
+  'records-tail': z
+    .object({ topics: z.array(z.enum(['cordon.alerts.v1', 'cordon.flows.v1', 'cordon.fim.v1', 'cordon.audit.v1'])).min(1), sinceMs: z.number().int().min(0).nullable(), follow: z.boolean() })
+    .strict(),
   'inventory-list': z.object({}).strict(),
 } as const;
 
@@ -63,6 +66,7 @@ export type OpEvent =
   | { row: Record<string, unknown> }
   | { block: Record<string, unknown> }
   | { alert: Record<string, unknown> }
+  | { record: { topic: string; published: number; value: Record<string, unknown> } }
   | { progress: { done: number; total?: number; unit: string } }
   | { done: unknown }
   | { error: { code: string; message: string } };
