@@ -176,7 +176,7 @@ test('a Confluent-wire-format Avro client that knows only the registry URL decod
   }
 });
 
-test('cordon export writes Suricata EVE JSON and OCSF lines, to stdout or a rotated file', { timeout: 120_000 }, async () => {
+test('cordon export writes Suricata EVE JSON and OCSF lines, to stdout or a rotated file; cordon evidence writes the alerted flow as a pcap', { timeout: 120_000 }, async () => {
   await store.close(); // the export opens the data dir itself (no instance runs)
   try {
     const { stdout: eve } = await cordon(dir, 'export', '--format', 'eve');
@@ -197,6 +197,13 @@ test('cordon export writes Suricata EVE JSON and OCSF lines, to stdout or a rota
     assert.ok(events.length >= alerts.length + flows.length);
     for (const e of events) assert.deepEqual(validateOcsf(e), [], JSON.stringify(e));
     assert.ok(events.some((e) => e.class_uid === 3002), 'the SSH failures as Authentication');
+
+    // the packets of the alerted flow, as a pcap: as many as the flow counted
+    const ev = join(dir, 'evidence.pcap');
+    const { stdout: report } = await cordon(dir, 'evidence', '--alert', traversal.cordon.alert_id, '--output', ev);
+    const flow = flows.find((f) => f.community_id === traversal.community_id)!;
+    assert.equal(JSON.parse(report).packets, flow.flow.pkts_toserver + flow.flow.pkts_toclient);
+    assert.equal(readFileSync(ev).readUInt32LE(0), 0xa1b2c3d4, 'a pcap file');
 
     const file = join(dir, 'eve.json');
     await cordon(dir, 'export', '--format', 'eve', '--output', file, '--rotate-mb', '1');

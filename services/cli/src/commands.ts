@@ -5,6 +5,7 @@ import { runCommand, upCommand } from './instance.js';
 import { inventoryWatchCommand, SOURCE_FLAGS, vmsCommand } from './vms.js';
 import { RULES_LIST_DESCRIPTION, RULES_UPDATE_DESCRIPTION, RULES_UPDATE_FLAGS, rulesListCommand, rulesUpdateCommand } from './rules.js';
 import { exportCommand } from './export-command.js';
+import { evidenceCommand } from './evidence-command.js';
 import { schemasRegisterCommand, schemasServeCommand } from './schemas-commands.js';
 import { agentsTokenCommand, dpiCommand, ENROLL_SECRET_ENV, logtestCommand, rulesCheckCommand, topicsApplyCommand } from './tool-commands.js';
 
@@ -211,6 +212,21 @@ export const COMMANDS: readonly CommandSpec[] = [
       ...DATA_FLAGS,
     ],
     run: exportCommand,
+  },
+  {
+    name: 'evidence',
+    summary: "a pcap of an alert's flow: its packets from the packets topic",
+    description:
+      "The alert's flow is found by its Community ID on the partition its packets are keyed to; the packets topic keeps\n" +
+      `a day of packets (its retention), so evidence is there for alerts of the last day. ${WHILE_RUNNING}`,
+    flags: [
+      { name: 'alert', type: 'string', value: 'ID', required: true, help: 'the alert id (alerts.alert_id)' },
+      { name: 'output', short: 'o', type: 'string', value: 'FILE', required: true, help: 'the pcap to write' },
+      { name: 'before', type: 'duration', value: 'DURATION', default: '10m', help: 'packets of the flow from this long before the alert' },
+      { name: 'after', type: 'duration', value: 'DURATION', default: '1m', help: 'and up to this long after it' },
+      ...DATA_FLAGS,
+    ],
+    run: evidenceCommand,
   },
   {
     name: 'schemas',

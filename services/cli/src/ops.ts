@@ -4,9 +4,10 @@ import { readRange, readTable, type Bus, type ConsumedRecord } from '@cordon/bus
 import { blockKey, codecFor, TOPICS, type Alert, type BlockDecision } from '@cordon/schemas';
 import { splitStatements, type Store } from '@cordon/store';
 import { applyInventoryFile, applyPolicyFile } from '@cordon/policy';
-import { ERR_BLOCK_NOT_FOUND, ERR_QUERY_ONE_STATEMENT, ERR_QUERY_READ_ONLY } from './errors.js';
+import { ERR_ALERT_NOT_FOUND, ERR_BLOCK_NOT_FOUND, ERR_QUERY_ONE_STATEMENT, ERR_QUERY_READ_ONLY } from './errors.js';
 import { replayCapture } from './replay.js';
 import { rowsOfTopic } from './inventory-rows.js';
+import { evidenceFrames, findAlert } from './evidence.js';
 import type { OpEvent, OpInput, OpName } from './control/protocol.js';
 
 /**
@@ -305,6 +306,15 @@ async function recordsTail(d: OpDeps, input: OpInput<'records-tail'>): Promise<u
   return { records: n };
 }
 
+/** The packets of an alert's flow (cordon evidence), as frames. */
+async function evidence(d: OpDeps, input: OpInput<'evidence'>): Promise<unknown> {
+  const bus = await d.bus();
+  const alert = await findAlert(bus, input.alertId);
+  if (!alert) throw ERR_ALERT_NOT_FOUND(input.alertId);
+  const packets = await evidenceFrames(bus, alert, input, (f) => d.emit({ frame: { ts_us: f.tsUs, linktype: f.linktype, base64: f.frame.toString('base64') } }));
+  return { packets, alert: { alert_id: alert.alert_id, rule_id: alert.rule_id, community_id: alert.community_id, ts_us: alert.ts_us } };
+}
+
 /** The VMs on the inventory topic, one row each (cordon vms). */
 async function inventoryList(d: OpDeps): Promise<unknown> {
   const rows = await rowsOfTopic(await d.bus());
@@ -322,4 +332,5 @@ export const OPS: Ops = {
   'alerts-tail': alertsTail,
   'records-tail': recordsTail,
   'inventory-list': inventoryList,
+  evidence,
 };

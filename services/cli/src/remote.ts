@@ -19,6 +19,7 @@ const NEEDS: Record<OpName, 'bus' | 'store'> = {
   'alerts-tail': 'bus',
   'records-tail': 'bus',
   'inventory-list': 'bus',
+  evidence: 'bus',
 };
 
 export interface RunOpOptions<N extends OpName> {

@@ -55,6 +55,7 @@ export const OP_INPUTS = {
     .object({ topics: z.array(z.enum(['cordon.alerts.v1', 'cordon.flows.v1', 'cordon.fim.v1', 'cordon.audit.v1'])).min(1), sinceMs: z.number().int().min(0).nullable(), follow: z.boolean() })
     .strict(),
   'inventory-list': z.object({}).strict(),
+  evidence: z.object({ alertId: z.string().min(1).max(128), beforeS: z.number().min(0).max(86_400), afterS: z.number().min(0).max(86_400) }).strict(),
 } as const;
 
 export type OpName = keyof typeof OP_INPUTS;
@@ -67,6 +68,7 @@ export type OpEvent =
   | { block: Record<string, unknown> }
   | { alert: Record<string, unknown> }
   | { record: { topic: string; published: number; value: Record<string, unknown> } }
+  | { frame: { ts_us: number; linktype: number; base64: string } }
   | { progress: { done: number; total?: number; unit: string } }
   | { done: unknown }
   | { error: { code: string; message: string } };
