@@ -56,6 +56,7 @@ const until = async (cond) => {
 };
 const results = [];
 const timed = async (name, n, start, done) => {
+  process.stderr.write(`bench: ${name}…\n`);
   const t = performance.now();
   const stage = await start();
   await until(done);
@@ -81,7 +82,7 @@ await timed('notify: OCSF → cordon.siem.v1', N, () => runStage(notifyStage, { 
 let lines = 0;
 const tcp = createTcpServer((s) => s.on('data', (d) => { for (const b of d) if (b === 0x3c) lines++; }));
 await new Promise((r) => tcp.listen(0, '127.0.0.1', r));
-await timed('notify: syslog CEF over TCP', N, () => runStage(notifyStage, { bus, ctx, config: { ...off, syslog: [{ name: 'bench', transport: 'tcp', host: '127.0.0.1', port: tcp.address().port, fromBeginning: true }] } }), () => lines >= N);
+await timed('notify: syslog CEF over TCP', N, () => runStage(notifyStage, { bus, ctx, config: { ...off, syslog: [{ name: 'bench-syslog', transport: 'tcp', host: '127.0.0.1', port: tcp.address().port, fromBeginning: true }] } }), () => lines >= N);
 tcp.close();
 
 // webhook
@@ -90,7 +91,7 @@ const http = createServer((req, res) => { req.resume(); req.on('end', () => { go
 await new Promise((r) => http.listen(0, '127.0.0.1', r));
 process.env.CORDON_BENCH_SECRET = 'bench-secret-bench-secret';
 await timed('notify: signed webhook (in order, one at a time)', NW, () => runStage(notifyStage, {
-  bus, ctx, config: { ...off, webhooks: [{ name: 'bench', url: `http://127.0.0.1:${http.address().port}/`, secretEnv: 'CORDON_BENCH_SECRET', ratePerS: 1e6, fromBeginning: true }] },
+  bus, ctx, config: { ...off, webhooks: [{ name: 'bench-webhook', url: `http://127.0.0.1:${http.address().port}/`, secretEnv: 'CORDON_BENCH_SECRET', ratePerS: 1e6, fromBeginning: true }] },
 }), () => got >= NW);
 http.close();
 
