@@ -18,6 +18,8 @@ run() { echo "== $1"; shift; "$@"; echo; }
 run "bus: embedded adapter" node bench/bus-embedded.mjs
 run "bus: Kafka adapter beside kcat (real broker)" node bench/bus-kafka.mjs
 run "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
+run "store: replays without FINAL — id lookup vs insert tokens vs FINAL views" node bench/store-dedup.mjs
+run "notify: alerts/s through the OCSF exporter, syslog and webhooks beside the sink" node bench/notify.mjs
 run "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
 run "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
 run "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs

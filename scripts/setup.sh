@@ -2,7 +2,7 @@
 # Install everything Cordon needs on a bare Debian machine (idempotent, fast when done):
 # system packages (as root), npm dependencies, the TypeScript build.
 #   CORDON_SETUP_SYSTEM=0   skip apt (packages already present or not root)
-#   CORDON_SETUP_TEST=1     also the test world: tshark (independent flow counts), Kafka deps,
+#   CORDON_SETUP_TEST=1     also the test world: tshark (independent flow counts), rsyslog, Kafka deps,
 #                           libvirtd + QEMU (infra/libvirt), the vSphere simulator (infra/vcsim)
 #   CORDON_SETUP_BENCH=1    also the benchmarks' baselines: AIDE, fail2ban, tcpreplay
 set -euo pipefail
@@ -13,8 +13,9 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
   pkgs=(iproute2 nftables)
-  # tshark: independent flow counts; prometheus: its promtool checks the /metrics exposition
-  [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark prometheus)
+  # tshark: independent flow counts; prometheus: its promtool checks the /metrics exposition;
+  # rsyslog (+ gnutls, openssl for its test CA): the collector the syslog export is tested against
+  [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark prometheus rsyslog rsyslog-gnutls openssl)
   [[ "${CORDON_SETUP_BENCH:-0}" == 1 ]] && pkgs+=(aide fail2ban tcpreplay)
   for p in "${pkgs[@]}"; do have_pkg "$p" || need+=("$p"); done
   if ((${#need[@]})); then

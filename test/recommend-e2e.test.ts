@@ -65,6 +65,7 @@ let seq = 0;
 function flow(dst: string, port: number, proto: number): FlowRecord {
   seq++;
   return {
+    community_id: null,
     flow_id: `lab-${seq}`, sensor: 'hv1', vm: null, vlan: 0, proto, src_ip: `203.0.113.${1 + (seq % 250)}`, src_port: 30000 + seq, dst_ip: dst, dst_port: port,
     first_seen_us: 1_760_000_000_000_000 + seq * 1000, last_seen_us: 1_760_000_000_000_000 + seq * 1000 + 400, pkts_toserver: 4, pkts_toclient: 4,
     bytes_toserver: 400, bytes_toclient: 2000, tcp_flags_toserver: proto === 6 ? 0x1b : 0, tcp_flags_toclient: proto === 6 ? 0x1b : 0, end_reason: proto === 6 ? 'fin' : 'timeout',

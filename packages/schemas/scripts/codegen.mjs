@@ -17,6 +17,21 @@ const schemas = readdirSync(avroDir)
 
 const decls = [];
 const seen = new Set();
+/** Record types that have an `…Input` type (fields a producer may leave out). */
+const inputs = new Set();
+
+// Fields a schema gained over its previous version (schemas/avro/previous/NAME.ID.avsc) that
+// have a default may be left out by a producer (Avro writes the default): its `NameInput` type
+// has them optional, so code written against the earlier version still compiles. Decoded
+// records always carry them, so the record type itself has every field.
+const addedFields = new Map();
+for (const spec of Object.values(manifest.topics)) {
+  const prev = Math.max(...(spec.previous ?? []));
+  if (!Number.isFinite(prev)) continue;
+  const file = join(avroDir, 'previous', `${spec.schema}.${prev}.avsc`);
+  if (!existsSync(file)) continue;
+  addedFields.set(spec.schema, new Set(JSON.parse(readFileSync(file, 'utf8')).fields.map((f) => f.name)));
+}
 
 function doc(text, indent = '') {
   return text ? `${indent}/** ${String(text).replace(/\*\//g, '* /')} */\n` : '';
@@ -53,8 +68,15 @@ function emitEnum(t) {
 function emitRecord(t) {
   if (seen.has(t.name)) return;
   seen.add(t.name);
+  const before = addedFields.get(t.name);
+  const optional = t.fields.filter((f) => before !== undefined && !before.has(f.name) && 'default' in f).map((f) => f.name);
   const fields = t.fields.map((f) => `${doc(f.doc, '  ')}  ${f.name}: ${tsType(f.type)};`).join('\n');
   decls.push(`${doc(t.doc)}export interface ${t.name} {\n${fields}\n}\n`);
+  if (optional.length) {
+    const keys = optional.map((k) => JSON.stringify(k)).join(' | ');
+    decls.push(`/** ${t.name} as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */\nexport type ${t.name}Input = Omit<${t.name}, ${keys}> & Partial<Pick<${t.name}, ${keys}>>;\n`);
+    inputs.add(t.name);
+  }
 }
 
 for (const { schema } of schemas) tsType(schema);
@@ -92,6 +114,11 @@ ${topics.map(([t, s]) => `  ${JSON.stringify(t)}: ${s.schema};`).join('\n')}
 }
 
 export type TopicName = keyof TopicValues;
+
+/** What a producer may write on each topic (the value type, newer fields optional). */
+export interface TopicInputs {
+${topics.map(([t, s]) => `  ${JSON.stringify(t)}: ${inputs.has(s.schema) ? `${s.schema}Input` : s.schema};`).join('\n')}
+}
 
 export interface TopicManifestEntry {
   schema: keyof typeof AVRO_SCHEMAS;

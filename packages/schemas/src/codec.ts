@@ -1,5 +1,5 @@
 import avro from 'avsc';
-import { AVRO_SCHEMAS, PREVIOUS_SCHEMAS, TOPIC_MANIFEST, type TopicName, type TopicValues } from './generated.js';
+import { AVRO_SCHEMAS, PREVIOUS_SCHEMAS, TOPIC_MANIFEST, type TopicInputs, type TopicName, type TopicValues } from './generated.js';
 import { ERR_DECODE, ERR_ENCODE, ERR_UNKNOWN_SCHEMA_ID, ERR_WIRE_FORMAT } from './errors.js';
 
 /**
@@ -20,17 +20,18 @@ function typeOf(schema: keyof typeof AVRO_SCHEMAS): avro.Type {
   return t;
 }
 
-export interface TopicCodec<T> {
+/** `T` as decoded (every field); `I` as a producer may write it (fields added since the previous version optional). */
+export interface TopicCodec<T, I = T> {
   readonly topic: string;
   readonly schemaId: number;
-  encode(value: T): Buffer;
+  encode(value: I): Buffer;
   /** Throws a CordonError (never anything else) for bytes that are not a valid record. */
   decode(buf: Buffer): T;
 }
 
 const codecs = new Map<string, TopicCodec<unknown>>();
 
-export function codecFor<N extends TopicName>(topic: N): TopicCodec<TopicValues[N]> {
+export function codecFor<N extends TopicName>(topic: N): TopicCodec<TopicValues[N], TopicInputs[N]> {
   let c = codecs.get(topic);
   if (!c) {
     const entry = TOPIC_MANIFEST[topic];
@@ -72,7 +73,7 @@ export function codecFor<N extends TopicName>(topic: N): TopicCodec<TopicValues[
     };
     codecs.set(topic, c);
   }
-  return c as TopicCodec<TopicValues[N]>;
+  return c as TopicCodec<TopicValues[N], TopicInputs[N]>;
 }
 
 /** Validate a value against its topic's schema without encoding; returns the paths that fail. */
@@ -80,4 +81,10 @@ export function invalidPaths<N extends TopicName>(topic: N, value: unknown): str
   const paths: string[] = [];
   typeOf(TOPIC_MANIFEST[topic].schema).isValid(value, { errorHook: (p) => paths.push(p.join('.')) });
   return paths;
+}
+
+/** A record as a consumer would decode it: what a producer wrote, with the defaults Avro fills in. */
+export function complete<N extends TopicName>(topic: N, value: TopicInputs[N]): TopicValues[N] {
+  const c = codecFor(topic);
+  return c.decode(c.encode(value));
 }

@@ -50,9 +50,12 @@ export interface AgentRecord {
   heartbeat_interval_ms: number;
 }
 
+/** AgentRecord as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
+export type AgentRecordInput = Omit<AgentRecord, "kind" | "host" | "policy_version" | "capture" | "acks" | "heartbeat_interval_ms"> & Partial<Pick<AgentRecord, "kind" | "host" | "policy_version" | "capture" | "acks" | "heartbeat_interval_ms">>;
+
 export type AlertAction = "alert" | "drop" | "reject" | "pass";
 
-/** A detection. Key: vm. alert_id is deterministic so replays do not duplicate. */
+/** A detection. Key: vm (else sensor). alert_id is deterministic from what was detected (rule, packet time, flow, never the sensor or the batch), so a replayed input gives the same id. */
 export interface Alert {
   alert_id: string;
   ts_us: number;
@@ -73,10 +76,43 @@ export interface Alert {
   dst_ip: null | string;
   dst_port: null | number;
   proto: null | string;
+  /** dpi: the engine's flow id (unique within one engine's life, like Suricata's); join alerts to flows by community_id. */
   flow_id: null | string;
   /** JSON: stage-specific detail (payload excerpt, file attrs, log line). */
   evidence: string;
+  /** Community ID v1 (seed 0) of the alert's flow: the pivot to flows.community_id and to other tools. */
+  community_id: null | string;
+  /** JSON object of the rule's metadata keys to arrays of values, as Suricata's EVE prints alert.metadata. */
+  metadata: null | string;
+  /** MITRE ATT&CK tactic ids (TA0001…) from the rule's metadata. */
+  mitre_tactic_ids: Array<string>;
+  /** MITRE ATT&CK technique ids (T1190, T1059.004…) from the rule's metadata. */
+  mitre_technique_ids: Array<string>;
+  /** CVE ids (CVE-2021-44228) from the rule's metadata and references. */
+  cves: Array<string>;
+  /** The rule's reference keywords as type,value (url,example.com/x; cve,2021-44228). */
+  references: Array<string>;
+  /** Application protocol of the flow as the engine identified it (http, dns, tls…). */
+  app_proto: null | string;
+  http_hostname: null | string;
+  http_url: null | string;
+  http_method: null | string;
+  http_status: null | number;
+  http_user_agent: null | string;
+  dns_rrname: null | string;
+  dns_rrtype: null | string;
+  tls_sni: null | string;
+  tls_version: null | string;
+  /** JA3 hash of the TLS ClientHello, where computed. */
+  ja3: null | string;
+  /** The alerted packet's payload with non-printable bytes as dots, at most 4 KiB. */
+  payload_printable: null | string;
+  /** The alerted packet's number within its source (Suricata's pcap_cnt). */
+  pcap_cnt: null | number;
 }
+
+/** Alert as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
+export type AlertInput = Omit<Alert, "community_id" | "metadata" | "mitre_tactic_ids" | "mitre_technique_ids" | "cves" | "references" | "app_proto" | "http_hostname" | "http_url" | "http_method" | "http_status" | "http_user_agent" | "dns_rrname" | "dns_rrtype" | "tls_sni" | "tls_version" | "ja3" | "payload_printable" | "pcap_cnt"> & Partial<Pick<Alert, "community_id" | "metadata" | "mitre_tactic_ids" | "mitre_technique_ids" | "cves" | "references" | "app_proto" | "http_hostname" | "http_url" | "http_method" | "http_status" | "http_user_agent" | "dns_rrname" | "dns_rrtype" | "tls_sni" | "tls_version" | "ja3" | "payload_printable" | "pcap_cnt">>;
 
 export type ProtectionMode = "agent" | "watchdog" | "none";
 
@@ -101,6 +137,9 @@ export interface Assignment {
   /** The VM's traffic is held on the host bridge until this assignment is acknowledged. */
   gated: boolean;
 }
+
+/** Assignment as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
+export type AssignmentInput = Omit<Assignment, "enforcer" | "handoff_us" | "epoch" | "gated"> & Partial<Pick<Assignment, "enforcer" | "handoff_us" | "epoch" | "gated">>;
 
 export type AuditResult = "ok" | "denied" | "error";
 
@@ -229,7 +268,12 @@ export interface FlowRecord {
   tcp_flags_toclient: number;
   /** fin/rst: TCP close; timeout: idle; end: the source ended (capture file done). */
   end_reason: FlowEndReason;
+  /** Community ID v1 (seed 0): the flow hash Suricata, Zeek and SIEMs pivot on; null only in records written before it existed. */
+  community_id: null | string;
 }
+
+/** FlowRecord as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
+export type FlowRecordInput = Omit<FlowRecord, "community_id"> & Partial<Pick<FlowRecord, "community_id">>;
 
 export type InventoryKind = "host" | "vm";
 
@@ -263,6 +307,9 @@ export interface InventoryRecord {
   /** The connector's platform URL, without credentials. */
   source: null | string;
 }
+
+/** InventoryRecord as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
+export type InventoryRecordInput = Omit<InventoryRecord, "cluster" | "connection" | "snapshot" | "template" | "connector" | "source"> & Partial<Pick<InventoryRecord, "cluster" | "connection" | "snapshot" | "template" | "connector" | "source">>;
 
 export interface LogLine {
   /** When the agent read it. */
@@ -514,6 +561,9 @@ export interface VmEvent {
   source: null | string;
 }
 
+/** VmEvent as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
+export type VmEventInput = Omit<VmEvent, "vm_name" | "source_vm" | "source"> & Partial<Pick<VmEvent, "vm_name" | "source_vm" | "source">>;
+
 /** The Avro schema of every record type, as written in schemas/avro. */
 export const AVRO_SCHEMAS = {
   "AgentCommand": {
@@ -683,7 +733,7 @@ export const AVRO_SCHEMAS = {
     "type": "record",
     "name": "Alert",
     "namespace": "io.cordon.v1",
-    "doc": "A detection. Key: vm. alert_id is deterministic so replays do not duplicate.",
+    "doc": "A detection. Key: vm (else sensor). alert_id is deterministic from what was detected (rule, packet time, flow, never the sensor or the batch), so a replayed input gives the same id.",
     "fields": [
       {
         "name": "alert_id",
@@ -800,12 +850,175 @@ export const AVRO_SCHEMAS = {
           "null",
           "string"
         ],
-        "default": null
+        "default": null,
+        "doc": "dpi: the engine's flow id (unique within one engine's life, like Suricata's); join alerts to flows by community_id."
       },
       {
         "name": "evidence",
         "type": "string",
         "doc": "JSON: stage-specific detail (payload excerpt, file attrs, log line)."
+      },
+      {
+        "name": "community_id",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Community ID v1 (seed 0) of the alert's flow: the pivot to flows.community_id and to other tools."
+      },
+      {
+        "name": "metadata",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "JSON object of the rule's metadata keys to arrays of values, as Suricata's EVE prints alert.metadata."
+      },
+      {
+        "name": "mitre_tactic_ids",
+        "type": {
+          "type": "array",
+          "items": "string"
+        },
+        "default": [],
+        "doc": "MITRE ATT&CK tactic ids (TA0001…) from the rule's metadata."
+      },
+      {
+        "name": "mitre_technique_ids",
+        "type": {
+          "type": "array",
+          "items": "string"
+        },
+        "default": [],
+        "doc": "MITRE ATT&CK technique ids (T1190, T1059.004…) from the rule's metadata."
+      },
+      {
+        "name": "cves",
+        "type": {
+          "type": "array",
+          "items": "string"
+        },
+        "default": [],
+        "doc": "CVE ids (CVE-2021-44228) from the rule's metadata and references."
+      },
+      {
+        "name": "references",
+        "type": {
+          "type": "array",
+          "items": "string"
+        },
+        "default": [],
+        "doc": "The rule's reference keywords as type,value (url,example.com/x; cve,2021-44228)."
+      },
+      {
+        "name": "app_proto",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Application protocol of the flow as the engine identified it (http, dns, tls…)."
+      },
+      {
+        "name": "http_hostname",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "http_url",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "http_method",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "http_status",
+        "type": [
+          "null",
+          "int"
+        ],
+        "default": null
+      },
+      {
+        "name": "http_user_agent",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "dns_rrname",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "dns_rrtype",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "tls_sni",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "tls_version",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "ja3",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "JA3 hash of the TLS ClientHello, where computed."
+      },
+      {
+        "name": "payload_printable",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The alerted packet's payload with non-printable bytes as dots, at most 4 KiB."
+      },
+      {
+        "name": "pcap_cnt",
+        "type": [
+          "null",
+          "long"
+        ],
+        "default": null,
+        "doc": "The alerted packet's number within its source (Suricata's pcap_cnt)."
       }
     ]
   },
@@ -1415,6 +1628,15 @@ export const AVRO_SCHEMAS = {
           ]
         },
         "doc": "fin/rst: TCP close; timeout: idle; end: the source ended (capture file done)."
+      },
+      {
+        "name": "community_id",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Community ID v1 (seed 0): the flow hash Suricata, Zeek and SIEMs pivot on; null only in records written before it existed."
       }
     ]
   },
@@ -2423,6 +2645,28 @@ export interface TopicValues {
 
 export type TopicName = keyof TopicValues;
 
+/** What a producer may write on each topic (the value type, newer fields optional). */
+export interface TopicInputs {
+  "cordon.packets.v1": PacketBatch;
+  "cordon.flows.v1": FlowRecordInput;
+  "cordon.fim.v1": FileEvent;
+  "cordon.logs.v1": LogBatch;
+  "cordon.netconf.v1": NetSnapshot;
+  "cordon.vm-events.v1": VmEventInput;
+  "cordon.inventory.v1": InventoryRecordInput;
+  "cordon.agents.v1": AgentRecordInput;
+  "cordon.assignments.v1": AssignmentInput;
+  "cordon.agent-commands.v1": AgentCommand;
+  "cordon.policy.v1": PolicyRecord;
+  "cordon.alerts.v1": AlertInput;
+  "cordon.blocks.v1": BlockDecision;
+  "cordon.audit.v1": AuditEvent;
+  "cordon.siem.v1": SiemEvent;
+  "cordon.dlq.v1": DeadLetter;
+  "cordon.state.v1": StageState;
+  "cordon.recommendations.v1": Recommendation;
+}
+
 export interface TopicManifestEntry {
   schema: keyof typeof AVRO_SCHEMAS;
   /** Confluent wire-format schema id. */
@@ -2436,6 +2680,106 @@ export interface TopicManifestEntry {
 
 /** Earlier schema versions by id, from schemas/avro/previous: read with the current schema through Avro resolution. */
 export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
+  "2": {
+    "type": "record",
+    "name": "FlowRecord",
+    "namespace": "io.cordon.v1",
+    "doc": "One network flow (both directions), emitted when it ends. Key: symmetric flow hash.",
+    "fields": [
+      {
+        "name": "flow_id",
+        "type": "string",
+        "doc": "Deterministic: hash of sensor, 5-tuple, VLAN and first_seen."
+      },
+      {
+        "name": "sensor",
+        "type": "string"
+      },
+      {
+        "name": "vm",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "vlan",
+        "type": "int",
+        "doc": "Outer VLAN id, 0 when untagged."
+      },
+      {
+        "name": "proto",
+        "type": "int",
+        "doc": "IP protocol number."
+      },
+      {
+        "name": "src_ip",
+        "type": "string",
+        "doc": "Initiator (first packet seen)."
+      },
+      {
+        "name": "src_port",
+        "type": "int"
+      },
+      {
+        "name": "dst_ip",
+        "type": "string"
+      },
+      {
+        "name": "dst_port",
+        "type": "int"
+      },
+      {
+        "name": "first_seen_us",
+        "type": "long"
+      },
+      {
+        "name": "last_seen_us",
+        "type": "long"
+      },
+      {
+        "name": "pkts_toserver",
+        "type": "long"
+      },
+      {
+        "name": "pkts_toclient",
+        "type": "long"
+      },
+      {
+        "name": "bytes_toserver",
+        "type": "long",
+        "doc": "Frame bytes on the wire, initiator to responder."
+      },
+      {
+        "name": "bytes_toclient",
+        "type": "long"
+      },
+      {
+        "name": "tcp_flags_toserver",
+        "type": "int",
+        "doc": "OR of TCP flags seen, 0 for non-TCP."
+      },
+      {
+        "name": "tcp_flags_toclient",
+        "type": "int"
+      },
+      {
+        "name": "end_reason",
+        "type": {
+          "type": "enum",
+          "name": "FlowEndReason",
+          "symbols": [
+            "fin",
+            "rst",
+            "timeout",
+            "end"
+          ]
+        },
+        "doc": "fin/rst: TCP close; timeout: idle; end: the source ended (capture file done)."
+      }
+    ]
+  },
   "6": {
     "type": "record",
     "name": "VmEvent",
@@ -2727,6 +3071,136 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
         "type": "long"
       }
     ]
+  },
+  "12": {
+    "type": "record",
+    "name": "Alert",
+    "namespace": "io.cordon.v1",
+    "doc": "A detection. Key: vm. alert_id is deterministic so replays do not duplicate.",
+    "fields": [
+      {
+        "name": "alert_id",
+        "type": "string"
+      },
+      {
+        "name": "ts_us",
+        "type": "long"
+      },
+      {
+        "name": "stage",
+        "type": "string",
+        "doc": "dpi, fim, loginspect, netconf, coordinator."
+      },
+      {
+        "name": "vm",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "sensor",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "rule_id",
+        "type": "string",
+        "doc": "e.g. sid:2010935 or sigma:<uuid>."
+      },
+      {
+        "name": "rule_rev",
+        "type": "int",
+        "default": 0
+      },
+      {
+        "name": "signature",
+        "type": "string"
+      },
+      {
+        "name": "severity",
+        "type": "int",
+        "doc": "1 (highest) .. 4."
+      },
+      {
+        "name": "category",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "action",
+        "type": {
+          "type": "enum",
+          "name": "AlertAction",
+          "symbols": [
+            "alert",
+            "drop",
+            "reject",
+            "pass"
+          ]
+        }
+      },
+      {
+        "name": "src_ip",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "src_port",
+        "type": [
+          "null",
+          "int"
+        ],
+        "default": null
+      },
+      {
+        "name": "dst_ip",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "dst_port",
+        "type": [
+          "null",
+          "int"
+        ],
+        "default": null
+      },
+      {
+        "name": "proto",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "flow_id",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "evidence",
+        "type": "string",
+        "doc": "JSON: stage-specific detail (payload excerpt, file attrs, log line)."
+      }
+    ]
   }
 };
 
@@ -2741,10 +3215,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.flows.v1": {
     "schema": "FlowRecord",
-    "id": 2,
+    "id": 21,
     "partitions": 6,
     "cleanup": "delete",
-    "retentionMs": 604800000
+    "retentionMs": 604800000,
+    "previous": [
+      2
+    ]
   },
   "cordon.fim.v1": {
     "schema": "FileEvent",
@@ -2826,10 +3303,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.alerts.v1": {
     "schema": "Alert",
-    "id": 12,
+    "id": 20,
     "partitions": 6,
     "cleanup": "delete",
-    "retentionMs": 2592000000
+    "retentionMs": 2592000000,
+    "previous": [
+      12
+    ]
   },
   "cordon.blocks.v1": {
     "schema": "BlockDecision",

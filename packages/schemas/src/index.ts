@@ -5,3 +5,5 @@ export * from './topics.js';
 export * from './keys.js';
 export * from './dead-letter.js';
 export * from './alerts.js';
+export * from './community-id.js';
+export * from './registry.js';

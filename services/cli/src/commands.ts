@@ -5,6 +5,9 @@ import { runCommand, upCommand } from './instance.js';
 import { assignmentsCommand, inventoryWatchCommand, SOURCE_FLAGS, vmsCommand } from './vms.js';
 import { recommendCommand } from './recommend.js';
 import { RULES_LIST_DESCRIPTION, RULES_UPDATE_DESCRIPTION, RULES_UPDATE_FLAGS, rulesListCommand, rulesUpdateCommand } from './rules.js';
+import { exportCommand } from './export-command.js';
+import { evidenceCommand } from './evidence-command.js';
+import { schemasRegisterCommand, schemasServeCommand } from './schemas-commands.js';
 import { agentsTokenCommand, dpiCommand, ENROLL_SECRET_ENV, logtestCommand, rulesCheckCommand, topicsApplyCommand } from './tool-commands.js';
 
 /**
@@ -218,6 +221,60 @@ export const COMMANDS: readonly CommandSpec[] = [
           ...DATA_FLAGS,
         ],
         run: alertsTailCommand,
+      },
+    ],
+  },
+  {
+    name: 'export',
+    summary: 'alerts and flows as Suricata EVE JSON, or alerts, flows, file and audit events as OCSF JSON lines',
+    description:
+      'eve: an eve.json that Suricata tooling ingests (event_type alert and flow, Suricata\'s field names and\n' +
+      'timestamps, community_id). ocsf: OCSF 1.3 (Detection Finding 2004, Authentication 3002, Network Activity\n' +
+      `4001, File System Activity 1001, API Activity 6003), as the notify stage puts on cordon.siem.v1. ${WHILE_RUNNING}`,
+    flags: [
+      { name: 'format', type: 'string', choices: ['eve', 'ocsf'], default: 'eve', help: 'eve: Suricata EVE JSON; ocsf: OCSF JSON' },
+      { name: 'follow', short: 'f', type: 'boolean', help: 'keep writing new records until Ctrl-C' },
+      { name: 'since', type: 'duration', value: 'DURATION', defaultText: 'everything the topics hold', help: 'only records published this recently: 30s, 15m, 2h, 1d' },
+      { name: 'topic', type: 'string', value: 'NAME', multiple: true, defaultText: 'every topic of the format', help: 'only this topic (alerts, flows, fim, audit)' },
+      { name: 'output', short: 'o', type: 'string', value: 'FILE', defaultText: 'stdout', help: 'append to this file' },
+      { name: 'rotate-mb', type: 'int', value: 'N', min: 1, max: 1_000_000, help: 'with --output: rotate the file at N MiB (FILE.1 … FILE.5 kept)' },
+      ...DATA_FLAGS,
+    ],
+    run: exportCommand,
+  },
+  {
+    name: 'evidence',
+    summary: "a pcap of an alert's flow: its packets from the packets topic",
+    description:
+      "The alert's flow is found by its Community ID on the partition its packets are keyed to; the packets topic keeps\n" +
+      `a day of packets (its retention), so evidence is there for alerts of the last day. ${WHILE_RUNNING}`,
+    flags: [
+      { name: 'alert', type: 'string', value: 'ID', required: true, help: 'the alert id (alerts.alert_id)' },
+      { name: 'output', short: 'o', type: 'string', value: 'FILE', required: true, help: 'the pcap to write' },
+      { name: 'before', type: 'duration', value: 'DURATION', default: '10m', help: 'packets of the flow from this long before the alert' },
+      { name: 'after', type: 'duration', value: 'DURATION', default: '1m', help: 'and up to this long after it' },
+      ...DATA_FLAGS,
+    ],
+    run: evidenceCommand,
+  },
+  {
+    name: 'schemas',
+    summary: "Cordon's record schemas for Kafka tooling: a schema registry's read API, or registration into one",
+    subcommands: [
+      {
+        name: 'serve',
+        summary: 'serve the Confluent schema registry read API over Cordon\'s schemas (subjects <topic>-value, the manifest\'s ids)',
+        description:
+          'GET /subjects, /subjects/{s}/versions, /subjects/{s}/versions/{v|latest}[/schema], /schemas/ids/{id}[/schema|/versions|/subjects],\n' +
+          '/schemas/types, /config, /mode, and POST /subjects/{s} (lookup). Writes are refused: the schemas live in schemas/avro.',
+        flags: [{ name: 'listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:8081', help: 'where to listen (port 0: any free port; the URL is printed)' }, ...LOG_FLAGS],
+        run: schemasServeCommand,
+      },
+      {
+        name: 'register',
+        summary: 'register every topic\'s schema versions in a Confluent-compatible registry, with Cordon\'s ids (IMPORT mode)',
+        flags: [{ name: 'registry', type: 'string', value: 'URL', required: true, env: 'CORDON_SCHEMA_REGISTRY_URL', help: 'the registry, e.g. http://registry:8081' }, ...LOG_FLAGS],
+        run: schemasRegisterCommand,
       },
     ],
   },

@@ -66,3 +66,7 @@ export const ERR_ALREADY_RUNNING = defineError(
     `cordon is already running on ${dataDir} (process ${pid}); use it from here ("cordon query …", "cordon blocks list"), ` +
     `stop it (kill -INT ${pid}), or give this one another --data-dir`,
 );
+export const ERR_ALERT_NOT_FOUND = defineError(
+  'CORDON_ERR_ALERT_NOT_FOUND',
+  (alertId: string) => `no alert ${alertId} is on the alerts topic (it keeps 30 days); "cordon query \\"SELECT alert_id, ts, signature FROM alerts ORDER BY ts DESC\\"" lists alert ids`,
+);

@@ -65,7 +65,7 @@ export async function rowsOfTopic(bus: Bus): Promise<VmRow[]> {
       guest_os: r.guest_os,
       macs: r.nics.map((n) => n.mac),
       ips: r.nics.flatMap((n) => n.ips),
-      snapshot: r.snapshot,
+      snapshot: r.snapshot ?? null,
       source: r.source ?? 'inventory file (cordon inventory apply)',
       ...protectionOf(r),
     }));

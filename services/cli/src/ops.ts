@@ -5,9 +5,10 @@ import { blockKey, codecFor, TOPICS, type Alert, type BlockDecision } from '@cor
 import { splitStatements, type Store } from '@cordon/store';
 import { applyInventoryFile, applyPolicyFile } from '@cordon/policy';
 import { readRecommendation, viewOf } from '@cordon/recommend';
-import { ERR_BLOCK_NOT_FOUND, ERR_QUERY_ONE_STATEMENT, ERR_QUERY_READ_ONLY } from './errors.js';
+import { ERR_ALERT_NOT_FOUND, ERR_BLOCK_NOT_FOUND, ERR_QUERY_ONE_STATEMENT, ERR_QUERY_READ_ONLY } from './errors.js';
 import { replayCapture } from './replay.js';
 import { assignmentsOf, rowsOfTopic } from './inventory-rows.js';
+import { evidenceFrames, findAlert } from './evidence.js';
 import type { OpEvent, OpInput, OpName } from './control/protocol.js';
 
 /**
@@ -261,6 +262,60 @@ async function alertsTail(d: OpDeps, input: OpInput<'alerts-tail'>): Promise<unk
   return { alerts: n };
 }
 
+/**
+ * Decoded records of some topics (`cordon export`): those published since `sinceMs` ago (null:
+ * everything the topics hold), in offset order per partition; with `follow`, then every new
+ * one until the signal aborts.
+ */
+async function recordsTail(d: OpDeps, input: OpInput<'records-tail'>): Promise<unknown> {
+  const bus = await d.bus();
+  const from = input.sinceMs === null ? 0 : d.ctx.clock.now() - input.sinceMs;
+  let n = 0;
+  const take = (r: ConsumedRecord) => {
+    if (r.timestamp < from || !r.value) return;
+    const value = codecFor(r.topic as 'cordon.alerts.v1').decode(r.value) as unknown as Record<string, unknown>;
+    n++;
+    d.emit({ record: { topic: r.topic, published: r.timestamp, value } });
+  };
+  const ends = new Map<string, Map<number, bigint>>();
+  for (const topic of input.topics) {
+    ends.set(topic, await bus.admin.endOffsets(topic));
+    await readRange(bus, topic, take);
+  }
+  if (!input.follow || d.signal.aborted) return { records: n };
+  const consumer = bus.consumer({
+    groupId: `cordon-export-${process.pid}-${randomUUID()}`,
+    topics: input.topics,
+    fromBeginning: true,
+    autoCommit: false,
+    onAssign: (tps) => {
+      for (const tp of tps) {
+        const at = ends.get(tp.topic)?.get(tp.partition) ?? 0n;
+        if (at > 0n) consumer.seek({ ...tp, offset: at });
+      }
+    },
+  });
+  const stop = () => void consumer.close();
+  d.signal.addEventListener('abort', stop, { once: true });
+  try {
+    await consumer.run(async (batch) => {
+      for (const r of batch.records) take(r);
+    });
+  } finally {
+    d.signal.removeEventListener('abort', stop);
+  }
+  return { records: n };
+}
+
+/** The packets of an alert's flow (cordon evidence), as frames. */
+async function evidence(d: OpDeps, input: OpInput<'evidence'>): Promise<unknown> {
+  const bus = await d.bus();
+  const alert = await findAlert(bus, input.alertId);
+  if (!alert) throw ERR_ALERT_NOT_FOUND(input.alertId);
+  const packets = await evidenceFrames(bus, alert, input, (f) => d.emit({ frame: { ts_us: f.tsUs, linktype: f.linktype, base64: f.frame.toString('base64') } }));
+  return { packets, alert: { alert_id: alert.alert_id, rule_id: alert.rule_id, community_id: alert.community_id, ts_us: alert.ts_us } };
+}
+
 /** The VMs on the inventory topic, one row each (cordon vms). */
 async function inventoryList(d: OpDeps): Promise<unknown> {
   const rows = await rowsOfTopic(await d.bus());
@@ -288,7 +343,9 @@ export const OPS: Ops = {
   'blocks-list': blocksList,
   'blocks-lift': blocksLift,
   'alerts-tail': alertsTail,
+  'records-tail': recordsTail,
   'inventory-list': inventoryList,
   assignments,
   'recommend-show': recommendShow,
+  evidence,
 };

@@ -17,9 +17,11 @@ const NEEDS: Record<OpName, 'bus' | 'store'> = {
   'blocks-list': 'bus',
   'blocks-lift': 'bus',
   'alerts-tail': 'bus',
+  'records-tail': 'bus',
   'inventory-list': 'bus',
   assignments: 'bus',
   'recommend-show': 'bus',
+  evidence: 'bus',
 };
 
 export interface RunOpOptions<N extends OpName> {

@@ -16,6 +16,7 @@ const BUILTIN = [
   '@cordon/agent',
   '@cordon/responder',
   '@cordon/recommend',
+  '@cordon/notify',
   '@cordon/watchdog',
   '@cordon/sink',
 ];

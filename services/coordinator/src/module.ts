@@ -6,7 +6,7 @@ import { partitionForKey, type ConsumedRecord, type ProduceRecord } from '@cordo
 import { describeError } from '@cordon/runtime';
 import { PolicyView } from '@cordon/policy';
 import { defineStage, type Stage } from '@cordon/stage';
-import { alertId, codecFor, NO_FLOW, TOPICS, type AgentRecord, type Alert, type Assignment, type StageState, type VmEvent } from '@cordon/schemas';
+import { alertId, codecFor, NO_FLOW, TOPICS, type AgentRecord, type AlertInput, type Assignment, type StageState, type VmEvent } from '@cordon/schemas';
 import { changed, decide, versionAtLeast, type AgentState, type Coordination, type Desired, type VmState } from './decide.js';
 import { ERR_COORDINATOR_BINDING, ERR_COORDINATOR_SECRET } from './errors.js';
 import { AgentTrust, type Binding, type TrustEffects } from './trust.js';
@@ -229,7 +229,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     for (const c of effects.commands) await command(rec.agent, c.kind, c.args, c.key);
   }
 
-  function alertOf(rec: AgentRecord, rule: string, severity: number, signature: string, detail: string, key: string): Alert {
+  function alertOf(rec: AgentRecord, rule: string, severity: number, signature: string, detail: string, key: string): AlertInput {
     return {
       alert_id: alertId(STAGE, key),
       ts_us: nowUs(),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineError, type Context } from '@cordon/runtime';
-import { alertId, TOPICS, type Alert, type AlertAction, type PacketBatch } from '@cordon/schemas';
+import { alertId, boundedText, communityId, protoNumber, ruleMetadataFields, TOPICS, type Alert, type AlertAction, type PacketBatch } from '@cordon/schemas';
 import { Rules, type RuleSource } from '@cordon/native';
 
 /** The dpi stage's configuration section (the stage itself is in module.ts). */
@@ -25,20 +25,49 @@ export const ERR_DPI_EVE = defineError('CORDON_ERR_DPI_EVE', (detail: string) =>
 interface Eve {
   timestamp?: string;
   flow_id?: number | string;
+  pcap_cnt?: number;
+  vlan?: number[];
   src_ip?: string;
   src_port?: number;
   dest_ip?: string;
   dest_port?: number;
   proto?: string;
+  icmp_type?: number;
+  icmp_code?: number;
+  community_id?: string;
   app_proto?: string;
-  alert?: { signature_id?: number; rev?: number; gid?: number; action?: string; signature?: string; category?: string; severity?: number };
+  payload_printable?: string;
+  alert?: {
+    signature_id?: number;
+    rev?: number;
+    gid?: number;
+    action?: string;
+    signature?: string;
+    category?: string;
+    severity?: number;
+    metadata?: Record<string, unknown>;
+    references?: string[];
+  };
+  http?: { hostname?: string; url?: string; http_method?: string; status?: number | string; http_user_agent?: string };
+  dns?: { rrname?: string; rrtype?: string; query?: Array<{ rrname?: string; rrtype?: string }> };
+  tls?: { sni?: string; version?: string; ja3?: { hash?: string } };
   [k: string]: unknown;
 }
+
+const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+
+/**
+ * Alerts with the same rule, packet time and flow within one PacketBatch (two matches on
+ * packets with one timestamp), numbered in the order the engine printed them: the one part of
+ * an alert's id that is not what was detected. Keyed by the batch object, which the stage maps
+ * line by line.
+ */
+const occurrences = new WeakMap<PacketBatch, Map<string, number>>();
 
 const ACTIONS: Record<string, AlertAction> = { allowed: 'alert', alert: 'alert', blocked: 'drop', drop: 'drop', reject: 'reject', pass: 'pass' };
 
 /** An EVE alert line (and the batch it came from) as a Cordon Alert. */
-export function eveToAlert(line: string, pb: PacketBatch, position: number): Alert {
+export function eveToAlert(line: string, pb: PacketBatch, _position: number): Alert {
   let eve: Eve;
   try {
     eve = JSON.parse(line) as Eve;
@@ -50,9 +79,24 @@ export function eveToAlert(line: string, pb: PacketBatch, position: number): Ale
   const ts = eve.timestamp ? Date.parse(eve.timestamp) : NaN;
   const tsUs = Number.isFinite(ts) ? ts * 1000 + (Number(/\.\d{3}(\d{3})/.exec(eve.timestamp ?? '')?.[1] ?? 0) || 0) : (pb.packets[0]?.ts_us ?? 0);
   const { alert: _a, timestamp: _t, ...rest } = eve;
+  const proto = protoNumber(eve.proto);
+  const icmp = proto === 1 || proto === 58;
+  const community =
+    str(eve.community_id) ??
+    (proto !== null && eve.src_ip && eve.dest_ip
+      ? communityId({ proto, srcIp: eve.src_ip, dstIp: eve.dest_ip, srcPort: icmp ? eve.icmp_type ?? 0 : eve.src_port ?? 0, dstPort: icmp ? eve.icmp_code ?? 0 : eve.dest_port ?? 0 })
+      : null);
+  // what was detected, never who saw it (sensor) or how it was batched: a replay of the same
+  // capture, under any sensor name, gives the same ids and the store counts each alert once
+  const what = `${a.gid ?? 1}:${sid}|${tsUs}|${eve.vlan?.join('.') ?? ''}|${eve.proto ?? ''}|${eve.src_ip ?? ''}:${eve.src_port ?? ''}>${eve.dest_ip ?? ''}:${eve.dest_port ?? ''}`;
+  let seen = occurrences.get(pb);
+  if (!seen) occurrences.set(pb, (seen = new Map()));
+  const n = seen.get(what) ?? 0;
+  seen.set(what, n + 1);
+  const dnsQuery = eve.dns?.query?.[0];
+  const status = eve.http?.status === undefined ? null : Number(eve.http.status);
   return {
-    // not the engine's flow_id: like Suricata's, it is only unique within one engine's life
-    alert_id: alertId('dpi', pb.sensor, pb.batch_id, `${a.gid ?? 1}:${sid}`, eve.timestamp ?? '', `${eve.src_ip ?? ''}:${eve.src_port ?? ''}>${eve.dest_ip ?? ''}:${eve.dest_port ?? ''}`, position),
+    alert_id: alertId('dpi', what, n),
     ts_us: tsUs,
     stage: 'dpi',
     vm: pb.vm,
@@ -68,8 +112,24 @@ export function eveToAlert(line: string, pb: PacketBatch, position: number): Ale
     dst_ip: eve.dest_ip ?? null,
     dst_port: eve.dest_port ?? null,
     proto: eve.proto ?? null,
+    // the engine's: like Suricata's, only unique within one engine's life (join by community_id)
     flow_id: eve.flow_id === undefined ? null : String(eve.flow_id),
     evidence: JSON.stringify(rest),
+    community_id: community,
+    ...ruleMetadataFields(a.metadata, Array.isArray(a.references) ? a.references.map(String) : []),
+    app_proto: str(eve.app_proto),
+    http_hostname: str(eve.http?.hostname),
+    http_url: str(eve.http?.url),
+    http_method: str(eve.http?.http_method),
+    http_status: status !== null && Number.isInteger(status) ? status : null,
+    http_user_agent: str(eve.http?.http_user_agent),
+    dns_rrname: str(eve.dns?.rrname) ?? str(dnsQuery?.rrname),
+    dns_rrtype: str(eve.dns?.rrtype) ?? str(dnsQuery?.rrtype),
+    tls_sni: str(eve.tls?.sni),
+    tls_version: str(eve.tls?.version),
+    ja3: str(eve.tls?.ja3?.hash),
+    payload_printable: boundedText(str(eve.payload_printable)),
+    pcap_cnt: typeof eve.pcap_cnt === 'number' ? eve.pcap_cnt : null,
   };
 }
 

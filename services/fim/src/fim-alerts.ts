@@ -1,5 +1,5 @@
 import { attrValue, compileGlob, FILE_ATTRIBUTES, type FileAttribute, type GlobMatcher } from '@cordon/fim-scan';
-import { alertId, NO_FLOW, type Alert, type FileAttrs, type FileEvent } from '@cordon/schemas';
+import { alertId, NO_FLOW, type AlertInput, type FileAttrs, type FileEvent } from '@cordon/schemas';
 import type { FimProcessorConfig, FimRule } from './config.js';
 import { ERR_FIMPROC_BAD_EVENT } from './errors.js';
 
@@ -56,7 +56,7 @@ export class FimAlerter {
   }
 
   /** Throws ERR_FIMPROC_BAD_EVENT for an event that cannot be true. */
-  evaluate(ev: FileEvent): Alert | null {
+  evaluate(ev: FileEvent): AlertInput | null {
     validate(ev);
     if (ev.op === 'baseline') return null;
     const cr = this.ruleFor(ev.path);
@@ -81,7 +81,7 @@ export class FimAlerter {
     return this.alert(ev, cr, changes, signature);
   }
 
-  private alert(ev: FileEvent, cr: CompiledRule, changes: AttributeChange[], signature: string): Alert {
+  private alert(ev: FileEvent, cr: CompiledRule, changes: AttributeChange[], signature: string): AlertInput {
     const ruleId = `fim:${cr.rule.id}`;
     const evidence: FimEvidence = {
       op: ev.op,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { z } from 'zod';
 import type { CordonError } from '@cordon/runtime';
-import type { FlowEndReason, FlowRecord, Packet, PacketBatch } from '@cordon/schemas';
+import { communityId, type FlowEndReason, type FlowRecord, type Packet, type PacketBatch } from '@cordon/schemas';
 import { decodeFrame, flowKey, formatIp, hashFlowKey, IPPROTO, TCP_FLAGS, type IpPacket } from '@cordon/pcap';
 import type { FlowTableConfig } from './config.js';
 import { ERR_FLOWS_BAD_FRAME, ERR_FLOWS_SNAPSHOT } from './errors.js';
@@ -48,6 +48,8 @@ interface Flow {
   flagsToClient: number;
   /** FIN_TOSERVER | FIN_TOCLIENT as seen. */
   fins: number;
+  /** Community ID v1 of the flow, from its first packet (ICMP: its type and code). */
+  communityId: string | null;
 }
 
 interface SensorClock {
@@ -160,7 +162,16 @@ export class FlowTable {
         flagsToServer: 0,
         flagsToClient: 0,
         fins: 0,
+        communityId: null,
       };
+      const icmp = p.proto === IPPROTO.ICMP || p.proto === IPPROTO.ICMPV6;
+      flow.communityId = communityId({
+        proto: p.proto,
+        srcIp: flow.srcIp,
+        dstIp: flow.dstIp,
+        srcPort: icmp ? Math.max(p.icmpType, 0) : p.sport,
+        dstPort: icmp ? Math.max(p.icmpCode, 0) : p.dport,
+      });
       flows.set(mapKey, flow);
       this.count++;
     }
@@ -255,7 +266,7 @@ export class FlowTable {
    * feeding the rest of the input gives exactly the flows an uninterrupted table would.
    */
   snapshot(): Buffer {
-    const state: SnapshotV1 = {
+    const state: SnapshotV2 = {
       v: SNAPSHOT_VERSION,
       clocks: [...this.clocks].map(([s, c]) => [s, c.nowUs, c.nextSweepUs]),
       flows: [...this.sensors.values()].flatMap((m) =>
@@ -279,6 +290,7 @@ export class FlowTable {
           f.flagsToServer,
           f.flagsToClient,
           f.fins,
+          f.communityId,
         ]),
       ),
     };
@@ -298,9 +310,10 @@ export class FlowTable {
       throw ERR_FLOWS_SNAPSHOT.withCause(err, 'its body is not deflated JSON');
     }
     const version = (json as { v?: unknown } | null)?.v;
-    if (version !== SNAPSHOT_VERSION) throw ERR_FLOWS_SNAPSHOT(`version ${String(version)} is not ${SNAPSHOT_VERSION}`);
+    // version 1 had no Community ID: it is recomputed from the tuple (ICMP flows in flight then hash with type and code 0)
+    if (version !== SNAPSHOT_VERSION && version !== 1) throw ERR_FLOWS_SNAPSHOT(`version ${String(version)} is not ${SNAPSHOT_VERSION}`);
     const parsed = snapshotSchema.safeParse(json);
-    if (!parsed.success) throw ERR_FLOWS_SNAPSHOT.withCause(parsed.error, `its body does not fit version ${SNAPSHOT_VERSION}: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success) throw ERR_FLOWS_SNAPSHOT.withCause(parsed.error, `its body does not fit version ${String(version)}: ${parsed.error.issues[0]?.message}`);
     const t = new FlowTable(cfg);
     for (const [s, nowUs, nextSweepUs] of parsed.data.clocks) t.clocks.set(s, { nowUs, nextSweepUs });
     for (const r of parsed.data.flows) {
@@ -324,6 +337,7 @@ export class FlowTable {
         flagsToServer: r[16],
         flagsToClient: r[17],
         fins: r[18],
+        communityId: r[19] !== undefined ? r[19] : communityId({ proto: r[5], srcIp: r[6], dstIp: r[8], srcPort: r[7], dstPort: r[9] }),
       };
       let m = t.sensors.get(f.sensor);
       if (!m) t.sensors.set(f.sensor, (m = new Map()));
@@ -334,27 +348,29 @@ export class FlowTable {
   }
 }
 
-/** Magic + format version 1: raw-deflated JSON of SnapshotV1. */
+/** Magic + format version 2 (version 1 lacked the Community ID): raw-deflated JSON of SnapshotV2. */
 const SNAPSHOT_MAGIC = Buffer.from('CFLOWS\n');
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
 type SnapshotFlow = [
   string, string | null, string, boolean, number, number, string, number, string, number,
-  number, number, number, number, number, number, number, number, number,
+  number, number, number, number, number, number, number, number, number, string | null,
 ];
-interface SnapshotV1 {
-  v: 1;
+interface SnapshotV2 {
+  v: 2;
   clocks: [string, number, number][];
   flows: SnapshotFlow[];
 }
 const int = z.number().int();
 const snapshotSchema = z.object({
-  v: z.literal(1),
+  v: z.union([z.literal(1), z.literal(2)]),
   clocks: z.array(z.tuple([z.string(), int, z.number()])),
   flows: z.array(
-    z.tuple([
-      z.string(), z.string().nullable(), z.string(), z.boolean(), int, int, z.string(), int, z.string(), int,
-      int, int, int, int, int, int, int, int, int,
-    ]),
+    z
+      .tuple([
+        z.string(), z.string().nullable(), z.string(), z.boolean(), int, int, z.string(), int, z.string(), int,
+        int, int, int, int, int, int, int, int, int,
+      ])
+      .rest(z.string().nullable()),
   ),
 });
 
@@ -383,6 +399,7 @@ function toRecord(f: Flow, reason: FlowEndReason): FlowRecord {
     tcp_flags_toserver: f.flagsToServer,
     tcp_flags_toclient: f.flagsToClient,
     end_reason: reason,
+    community_id: f.communityId,
   };
 }
 

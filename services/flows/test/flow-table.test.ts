@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { readCapture } from '@cordon/pcap';
 import type { FlowRecord, PacketBatch } from '@cordon/schemas';
-import { codecFor, TOPICS } from '@cordon/schemas';
+import { codecFor, communityId, TOPICS } from '@cordon/schemas';
 import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 import {
   ERR_FLOWS_BAD_FRAME,
@@ -48,9 +48,10 @@ test('a full TCP connection: initiator, counts each way, ORed flags, closes at t
   assert.ok(f);
   assert.equal(t.size, 0);
   assert.deepEqual(
-    { ...f, flow_id: undefined },
+    { ...f, flow_id: undefined, community_id: undefined },
     {
       flow_id: undefined,
+      community_id: undefined,
       sensor: 's1',
       vm: null,
       vlan: 0,
@@ -317,12 +318,27 @@ test('a snapshot that cannot be trusted is a typed error', () => {
   const cases = [
     Buffer.alloc(0),
     Buffer.from('garbage'),
-    Buffer.concat([good.subarray(0, 7), deflateRawSync('{"v":2,"clocks":[],"flows":[]}')]),
+    Buffer.concat([good.subarray(0, 7), deflateRawSync('{"v":3,"clocks":[],"flows":[]}')]),
     Buffer.concat([good.subarray(0, 7), deflateRawSync('{"v":1,"clocks":[],"flows":[["x"]]}')]),
     Buffer.concat([good.subarray(0, 7), Buffer.from('{"v":1,"clocks":[],"flows":[]}')]),
     good.subarray(0, good.length - 3),
   ];
   for (const c of cases) assert.throws(() => FlowTable.restore(c, cfg), (e) => ERR_FLOWS_SNAPSHOT.is(e), c.toString('latin1'));
+});
+
+test('a version 1 snapshot (before the Community ID) restores, the id recomputed from the tuple', () => {
+  const v1 = { v: 1, clocks: [['s1', T0, T0 + 10 * S]], flows: [['s1', null, Buffer.from('k').toString('base64'), true, 0, 17, cli.ip, cli.port, srv.ip, srv.port, T0, T0, 1, 0, 60, 0, 0, 0, 0]] };
+  const t = FlowTable.restore(Buffer.concat([Buffer.from('CFLOWS\n'), deflateRawSync(JSON.stringify(v1))]), cfg);
+  const [f] = t.flushAll();
+  assert.equal(f!.record.community_id, communityId({ proto: 17, srcIp: cli.ip, dstIp: srv.ip, srcPort: cli.port, dstPort: srv.port }));
+});
+
+test('every flow carries its Community ID, the same from either direction', () => {
+  const t = new FlowTable(cfg);
+  t.processBatch(batch([pkt(T0, udp(cli, srv))]));
+  const [f] = t.flushAll();
+  assert.equal(f!.record.community_id, communityId({ proto: 17, srcIp: srv.ip, dstIp: cli.ip, srcPort: srv.port, dstPort: cli.port }));
+  assert.match(f!.record.community_id!, /^1:[A-Za-z0-9+/]{27}=$/);
 });
 
 test('config: defaults filled, unknown keys rejected by name', () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { agentEnforcer, alertId, blockKey, type Alert, type BlockDecision, type LogBatch } from '@cordon/schemas';
+import { agentEnforcer, alertId, blockKey, type AlertInput, type BlockDecision, type LogBatch } from '@cordon/schemas';
 import type { BlockRequest, Detection } from './inspector.js';
 
 /** The pure part of the loginspect stage's output: detections as alerts, block requests as decisions. */
@@ -17,7 +17,7 @@ export function ruleRef(d: Detection): string {
 }
 
 /** Detection → Alert record (pure: the same detection always gives the same record). */
-export function toAlert(batch: LogBatch, offset: number, d: Detection): Alert {
+export function toAlert(batch: LogBatch, offset: number, d: Detection): AlertInput {
   const ev = d.event;
   const tsMs = ev.ts ?? 0;
   return {

@@ -1,4 +1,4 @@
-import { alertId, NO_FLOW, type Alert, type ListeningSocket, type NetSnapshot, type Route } from '@cordon/schemas';
+import { alertId, NO_FLOW, type AlertInput, type ListeningSocket, type NetSnapshot, type Route } from '@cordon/schemas';
 
 /**
  * The pure netconf stage: a VM's previous and new network configuration → alerts. What an
@@ -54,7 +54,7 @@ export function diffSnapshots(prev: NetSnapshot | null, next: NetSnapshot): NetC
   return out;
 }
 
-export function toAlert(c: NetChange, next: NetSnapshot): Alert {
+export function toAlert(c: NetChange, next: NetSnapshot): AlertInput {
   return {
     alert_id: alertId('netconf', next.vm, next.ts_us, c.rule, c.signature),
     ts_us: next.ts_us,

@@ -1,7 +1,7 @@
 /** Evidence from flows and netconf: what counts as a service, what is ignored and why, checkpoints, hostile snapshots. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { FlowRecord, NetSnapshot } from '@cordon/schemas';
+import { complete, TOPICS, type FlowRecord, type NetSnapshot } from '@cordon/schemas';
 import { answered, buildFacts, checkSnapshot, classifyGuestOs, decisionKey, PartitionEvidence, softwareOf } from '../src/index.js';
 
 const VM = { id: 'app-1', name: 'app-1', guestOs: 'windows2019srv_64Guest', ips: ['10.1.0.5'] };
@@ -10,11 +10,11 @@ const opts = { maxPorts: 8, minFlows: 3 };
 const factsOpts = { minFlows: 3, maxAgeS: 3600, tlsDecrypted: false };
 
 function flow(p: Partial<FlowRecord>): FlowRecord {
-  return {
+  return complete(TOPICS.flows, {
     flow_id: 'f', sensor: 's', vm: null, vlan: 0, proto: 6, src_ip: '198.51.100.1', src_port: 50000, dst_ip: '10.1.0.5', dst_port: 80,
     first_seen_us: 1_000_000, last_seen_us: 2_000_000, pkts_toserver: 3, pkts_toclient: 3, bytes_toserver: 200, bytes_toclient: 400,
     tcp_flags_toserver: 0x1b, tcp_flags_toclient: 0x1b, end_reason: 'fin', ...p,
-  };
+  });
 }
 
 test('a flow counts when the server answered: SYN-ACK or data back without a reset (TCP), anything back (UDP)', () => {

@@ -21,6 +21,7 @@ let flowSeq = 0;
 function flow(src: string, dst: string, dport: number, proto = 6): FlowRecord {
   flowSeq++;
   return {
+    community_id: null,
     flow_id: `f${flowSeq}`, sensor: 'lab', vm: null, vlan: 0, proto, src_ip: src, src_port: 40000 + flowSeq, dst_ip: dst, dst_port: dport,
     first_seen_us: 1_000_000 * flowSeq, last_seen_us: 1_000_000 * flowSeq + 500, pkts_toserver: 3, pkts_toclient: 3, bytes_toserver: 300, bytes_toclient: 900,
     tcp_flags_toserver: proto === 6 ? 0x1b : 0, tcp_flags_toclient: proto === 6 ? 0x1b : 0, end_reason: 'fin',

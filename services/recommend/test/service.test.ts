@@ -44,6 +44,7 @@ let seq = 0;
 function flow(dst: string, port: number, proto: number): FlowRecord {
   seq++;
   return {
+    community_id: null,
     flow_id: `flow-${seq}`, sensor: 'hv1', vm: null, vlan: 0, proto, src_ip: `192.168.50.${seq % 200}`, src_port: 40000 + seq, dst_ip: dst, dst_port: port,
     first_seen_us: 1_700_000_000_000_000 + seq, last_seen_us: 1_700_000_000_000_500 + seq, pkts_toserver: 2, pkts_toclient: 2, bytes_toserver: 120, bytes_toclient: 300,
     tcp_flags_toserver: proto === 6 ? 0x1b : 0, tcp_flags_toclient: proto === 6 ? 0x1b : 0, end_reason: proto === 6 ? 'fin' : 'timeout',

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AssignmentView, InventoryView, NOT_FROM_A_PLATFORM, PolicyView } from '@cordon/policy';
-import { codecFor, TOPICS, type Alert, type Assignment, type BlockDecision, type PolicyRecord } from '@cordon/schemas';
+import { codecFor, complete, TOPICS, type Alert, type Assignment, type BlockDecision, type PolicyRecord } from '@cordon/schemas';
 import { BlockHistory, blockIdFor, decide, readdress, type Views } from '../src/index.js';
 
 const S = 1_000_000;
@@ -18,7 +18,8 @@ function views(policy: object | null): Views {
   return v;
 }
 
-const alert = (over: Partial<Alert> = {}): Alert => ({
+const alert = (over: Partial<Alert> = {}): Alert =>
+  complete(TOPICS.alerts, {
   alert_id: 'a-1',
   ts_us: T0,
   stage: 'dpi',
@@ -38,7 +39,7 @@ const alert = (over: Partial<Alert> = {}): Alert => ({
   flow_id: null,
   evidence: '{}',
   ...over,
-});
+  });
 
 const blockOf = (d: ReturnType<typeof decide>) => {
   assert.equal(d.kind, 'block', d.kind === 'skip' ? d.detail : '');

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, readRange, type Bus } from '@cordon/bus';
 import { applyInventoryFile, applyPolicyFile } from '@cordon/policy';
-import { allTopicSpecs, codecFor, TOPICS, type Alert, type BlockDecision } from '@cordon/schemas';
+import { allTopicSpecs, codecFor, TOPICS, type AlertInput, type BlockDecision } from '@cordon/schemas';
 import { runStage } from '@cordon/stage';
 import { waitFor } from '@cordon/testkit';
 import { blockIdFor, responderStage } from '../src/index.js';
@@ -32,7 +32,7 @@ test('the responder turns prevent-mode alerts into blocks, sends bad alerts to t
     await applyPolicyFile({ bus, ctx }, join(dir, 'policy.yaml'));
     await applyInventoryFile({ bus, ctx }, join(dir, 'inv.yaml'));
     const now = Date.now() * 1000;
-    const base: Alert = {
+    const base: AlertInput = {
       alert_id: 'a-1', ts_us: now, stage: 'dpi', vm: null, sensor: 'hv1', rule_id: 'sid:2010935', rule_rev: 1, signature: 'x', severity: 1, category: null,
       action: 'alert', src_ip: '10.213.1.66', src_port: 40000, dst_ip: '10.213.1.10', dst_port: 80, proto: 'TCP', flow_id: null, evidence: '{}',
     };

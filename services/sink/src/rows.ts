@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { ConsumedRecord } from '@cordon/bus';
+import type { Store } from '@cordon/store';
 import { codecFor, deadLetter, TOPICS, type DeadLetter, type TopicName } from '@cordon/schemas';
 import { mappingFor } from './tables.js';
 
@@ -33,4 +35,55 @@ export function batchIdOf(topic: string, partition: number, first: bigint, last:
 
 export function deadLetterOf(r: ConsumedRecord, err: unknown, nowUs: number): DeadLetter {
   return deadLetter('sink', r, r, err, nowUs).letter;
+}
+
+export interface NewRows<R> {
+  /** The rows to insert, in input order: those whose id is neither stored nor earlier in the batch. */
+  rows: R[];
+  /** The insert's dedup token: the batch id, plus a digest of the ids kept when some were dropped. */
+  batchId: string;
+  /** Rows left out: already stored, or repeated within the batch. */
+  skipped: number;
+}
+
+/**
+ * The rows of a batch that the table does not hold yet, by their deterministic id. A replay of
+ * the same input as new records (the same capture replayed, the same alerts re-sent) carries
+ * new offsets, so the insert's offset-derived dedup token does not catch it; the ids do.
+ *
+ * The token changes with the rows kept: a batch retried after a partial insert keeps fewer rows,
+ * and must not be dropped as a repeat of the first attempt's first block.
+ */
+export async function newRowsOnly<R extends Record<string, unknown>>(store: Store, table: string, identity: { id: string; time: string }, rows: readonly R[], batchId: string): Promise<NewRows<R>> {
+  if (rows.length === 0) return { rows: [], batchId, skipped: 0 };
+  let lo = String(rows[0]![identity.time]);
+  let hi = lo;
+  const ids = new Set<string>();
+  for (const r of rows) {
+    const t = String(r[identity.time]);
+    if (t < lo) lo = t;
+    if (t > hi) hi = t;
+    ids.add(String(r[identity.id]));
+  }
+  const stored = new Set(
+    (
+      await store.query<{ id: string }>(
+        `SELECT DISTINCT ${identity.id} AS id FROM ${table}
+          WHERE ${identity.time} >= parseDateTime64BestEffort({lo:String}, 6, 'UTC') AND ${identity.time} <= parseDateTime64BestEffort({hi:String}, 6, 'UTC')
+            AND ${identity.id} IN {ids:Array(String)}`,
+        { lo, hi, ids: [...ids] },
+      )
+    ).map((r) => r.id),
+  );
+  const kept: R[] = [];
+  const seen = new Set<string>();
+  for (const r of rows) {
+    const id = String(r[identity.id]);
+    if (stored.has(id) || seen.has(id)) continue;
+    seen.add(id);
+    kept.push(r);
+  }
+  if (kept.length === rows.length) return { rows: kept, batchId, skipped: 0 };
+  const digest = createHash('sha256').update([...seen].join('\n')).digest('hex').slice(0, 16);
+  return { rows: kept, batchId: `${batchId}#${digest}`, skipped: rows.length - kept.length };
 }

@@ -9,6 +9,12 @@ export interface TableMapping<N extends TopicName = TopicName> {
   topic: N;
   table: string;
   toRow(value: TopicValues[N]): Record<string, unknown>;
+  /**
+   * Rows with a deterministic id (the same input, replayed as new records, gives the same id):
+   * the sink inserts only the rows whose id the table does not hold yet, looked up within the
+   * batch's time range (`time`). See module.ts for why.
+   */
+  identity?: { id: string; time: string };
 }
 
 const ip = (s: string) => (s.includes(':') ? s : `::ffff:${s}`);
@@ -16,6 +22,7 @@ const ip = (s: string) => (s.includes(':') ? s : `::ffff:${s}`);
 const flows: TableMapping<typeof TOPICS.flows> = {
   topic: TOPICS.flows,
   table: 'flows',
+  identity: { id: 'flow_id', time: 'first_seen' },
   toRow: (f: FlowRecord) => ({
     flow_id: f.flow_id,
     sensor: f.sensor,
@@ -35,6 +42,7 @@ const flows: TableMapping<typeof TOPICS.flows> = {
     tcp_flags_toserver: f.tcp_flags_toserver,
     tcp_flags_toclient: f.tcp_flags_toclient,
     end_reason: f.end_reason,
+    community_id: f.community_id ?? '',
   }),
 };
 
@@ -57,6 +65,7 @@ const dlq: TableMapping<typeof TOPICS.dlq> = {
 const alerts: TableMapping<typeof TOPICS.alerts> = {
   topic: TOPICS.alerts,
   table: 'alerts',
+  identity: { id: 'alert_id', time: 'ts' },
   toRow: (a: Alert) => ({
     alert_id: a.alert_id,
     ts: microsToDateTime64(a.ts_us),
@@ -76,6 +85,25 @@ const alerts: TableMapping<typeof TOPICS.alerts> = {
     proto: a.proto ?? '',
     flow_id: a.flow_id ?? '',
     evidence: a.evidence,
+    community_id: a.community_id ?? '',
+    metadata: a.metadata ?? '',
+    mitre_tactic_ids: a.mitre_tactic_ids ?? [],
+    mitre_technique_ids: a.mitre_technique_ids ?? [],
+    cves: a.cves ?? [],
+    references: a.references ?? [],
+    app_proto: a.app_proto ?? '',
+    http_hostname: a.http_hostname ?? '',
+    http_url: a.http_url ?? '',
+    http_method: a.http_method ?? '',
+    http_status: a.http_status ?? null,
+    http_user_agent: a.http_user_agent ?? '',
+    dns_rrname: a.dns_rrname ?? '',
+    dns_rrtype: a.dns_rrtype ?? '',
+    tls_sni: a.tls_sni ?? '',
+    tls_version: a.tls_version ?? '',
+    ja3: a.ja3 ?? '',
+    payload_printable: a.payload_printable ?? '',
+    pcap_cnt: a.pcap_cnt ?? null,
   }),
 };
 
@@ -107,6 +135,7 @@ const blocks: TableMapping<typeof TOPICS.blocks> = {
 const fim: TableMapping<typeof TOPICS.fim> = {
   topic: TOPICS.fim,
   table: 'fim_events',
+  identity: { id: 'event_id', time: 'ts' },
   toRow: (e: FileEvent) => ({
     event_id: e.event_id,
     ts: microsToDateTime64(e.ts_us),

@@ -51,9 +51,13 @@ export const OP_INPUTS = {
   'blocks-list': z.object({ all: z.boolean() }).strict(),
   'blocks-lift': z.object({ target: name, enforcer: name.optional(), reason: z.string().max(1024).optional(), by: name }).strict(),
   'alerts-tail': z.object({ sinceMs: z.number().int().min(0), follow: z.boolean() }).strict(),
+  'records-tail': z
+    .object({ topics: z.array(z.enum(['cordon.alerts.v1', 'cordon.flows.v1', 'cordon.fim.v1', 'cordon.audit.v1'])).min(1), sinceMs: z.number().int().min(0).nullable(), follow: z.boolean() })
+    .strict(),
   'inventory-list': z.object({}).strict(),
   assignments: z.object({ vm: name, history: z.boolean() }).strict(),
   'recommend-show': z.object({ vm: name, ruleSet: name.optional() }).strict(),
+  evidence: z.object({ alertId: z.string().min(1).max(128), beforeS: z.number().min(0).max(86_400), afterS: z.number().min(0).max(86_400) }).strict(),
 } as const;
 
 export type OpName = keyof typeof OP_INPUTS;
@@ -65,6 +69,8 @@ export type OpEvent =
   | { row: Record<string, unknown> }
   | { block: Record<string, unknown> }
   | { alert: Record<string, unknown> }
+  | { record: { topic: string; published: number; value: Record<string, unknown> } }
+  | { frame: { ts_us: number; linktype: number; base64: string } }
   | { progress: { done: number; total?: number; unit: string } }
   | { done: unknown }
   | { error: { code: string; message: string } };

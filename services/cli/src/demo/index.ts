@@ -175,7 +175,7 @@ export async function printDemoSummary(store: Store, out: (line: string) => void
   const sensors = plan.kind === 'demo' ? [plan.sensor, `agent:${DEMO_AGENT_ID}`] : [plan.sensor];
   const totals = await store.query(
     `SELECT count() AS flows, sum(pkts_toserver + pkts_toclient) AS packets, sum(bytes_toserver + bytes_toclient) AS bytes
-       FROM flows FINAL WHERE sensor = {sensor:String}`,
+       FROM flows WHERE sensor = {sensor:String}`,
     { sensor: plan.sensor },
   );
   out(`\nFlows from ${plan.sensor} (ClickHouse):`);
@@ -184,7 +184,7 @@ export async function printDemoSummary(store: Store, out: (line: string) => void
     `SELECT src_addr AS src, dst_addr AS dst, dst_port AS port, multiIf(proto = 6, 'tcp', proto = 17, 'udp', proto = 1, 'icmp', toString(proto)) AS proto,
             count() AS flows, sum(pkts_toserver + pkts_toclient) AS packets, sum(bytes_toserver + bytes_toclient) AS bytes,
             groupUniqArray(end_reason) AS ended_by
-       FROM flows FINAL WHERE sensor = {sensor:String}
+       FROM flows WHERE sensor = {sensor:String}
       GROUP BY src, dst, port, proto ORDER BY bytes DESC, flows DESC LIMIT 10`,
     { sensor: plan.sensor },
   );
@@ -194,7 +194,7 @@ export async function printDemoSummary(store: Store, out: (line: string) => void
   const alerts = await store.query(
     `SELECT stage, rule_id AS rule, severity, count() AS alerts, uniqExact(src_addr) AS sources,
             substring(any(signature), 1, 64) AS signature
-       FROM alerts FINAL WHERE sensor IN {sensors:Array(String)}
+       FROM alerts WHERE sensor IN {sensors:Array(String)}
       GROUP BY stage, rule, severity ORDER BY severity, alerts DESC, rule`,
     { sensors },
   );
@@ -225,9 +225,9 @@ export async function printDemoSummary(store: Store, out: (line: string) => void
 
   const dd = resolve(plan.dataDir) === resolve('data') ? '' : ` --data-dir ${plan.dataDir}`;
   out('\nNext, ask ClickHouse yourself:');
-  out(`  ./cordon query${dd} "SELECT ts, rule_id, signature, src_addr, dst_addr FROM alerts FINAL ORDER BY ts"`);
+  out(`  ./cordon query${dd} "SELECT ts, rule_id, signature, src_addr, dst_addr, community_id FROM alerts ORDER BY ts"`);
   out(`  ./cordon query${dd} "SELECT ts, enforcer, target, ttl_ms, expires, status, reason_alert FROM blocks ORDER BY ts"`);
-  out(`  ./cordon query${dd} --format json "SELECT signature, evidence FROM alerts FINAL WHERE rule_id = 'sid:1900001'"`);
+  out(`  ./cordon query${dd} --format json "SELECT signature, http_url, payload_printable, evidence FROM alerts WHERE rule_id = 'sid:1900001'"`);
   if (plan.ruleSets.length === 0) out(`More rules: ./cordon rules update${dd} installs Emerging Threats Open; rules/demo/policy.yaml shows how a policy uses rules and modes.`);
   else out(`Installed rule sets: ${plan.ruleSets.join(', ')} (./cordon rules list${dd}); rules/demo/policy.yaml shows how a policy uses them (ruleSets: [name]).`);
   out('');
