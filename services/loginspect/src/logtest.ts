@@ -1,16 +1,26 @@
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseInspectorConfig } from './config.js';
+import { kindNames, SPAN_SLOTS, type LogEvent } from './decode.js';
 import { ERR_LOGINSPECT_USAGE } from './errors.js';
-import { LogInspector } from './inspector.js';
+import { LogInspector, type InspectState, type LineMeta } from './inspector.js';
 import { forEachLine } from './lines.js';
+import { Coverage } from './coverage.js';
 
 /**
- * `cordon logtest --log FILE [--rules DIR]… [--sigma DIR]… [--year YYYY]`: run a log file
- * through the inspector and print one JSON line per detection (`line`, `rule`, `src_ip`),
- * like fail2ban-regex does for a filter. `--rules` replaces the built-in rules with the given
- * folders (Cordon or Sigma YAML); `--sigma` adds Sigma folders on top. Refused rules are
- * listed on stderr. Year-less syslog stamps take their year from the file's mtime (or --year).
+ * `cordon logtest --log FILE [--rules DIR]… [--sigma DIR]… [--fail2ban DIR] [--year YYYY]
+ * [--explain [--line N]] [--no-coverage]`: run a log file through the inspector and print one
+ * JSON line per detection (`line`, `rule`, `src_ip`), like fail2ban-regex does for a filter.
+ * `--rules` replaces the built-in rules with the given folders (Cordon or Sigma YAML; a
+ * document with `cordon: { never_flag: true }` is a never-flag entry); `--sigma` adds Sigma
+ * folders on top. Refused rules are listed on stderr. Year-less syslog stamps take their year
+ * from the file's mtime (or --year).
+ *
+ * `--explain` adds, for every line some rule matched (or only line N), a JSON record saying
+ * which decoder read it, the fields it found, and for each matching rule the searches that
+ * matched, the address and where it came from, and whether a never-flag entry silenced it.
+ * After the detections, a coverage summary goes to stderr: lines read, lines per decoder, the
+ * programs seen, and the most frequent shapes of the lines no decoder understood.
  */
 export async function logtestCommand(argv: string[]): Promise<number> {
   let values;
@@ -25,6 +35,9 @@ export async function logtestCommand(argv: string[]): Promise<number> {
         hint: { type: 'string' },
         quiet: { type: 'boolean' },
         stats: { type: 'boolean' },
+        explain: { type: 'boolean' },
+        line: { type: 'string' },
+        'no-coverage': { type: 'boolean' },
       },
       strict: true,
       allowPositionals: false,
@@ -33,6 +46,8 @@ export async function logtestCommand(argv: string[]): Promise<number> {
     throw ERR_LOGINSPECT_USAGE.withCause(err, (err as Error).message);
   }
   if (!values.log) throw ERR_LOGINSPECT_USAGE('--log FILE is required');
+  const onlyLine = values.line === undefined ? null : Number(values.line);
+  if (onlyLine !== null && !(Number.isInteger(onlyLine) && onlyLine > 0)) throw ERR_LOGINSPECT_USAGE(`--line ${values.line} is not a line number`);
   const config = parseInspectorConfig({
     builtinRules: !values.rules?.length,
     ruleDirs: values.rules ?? [],
@@ -51,9 +66,17 @@ export async function logtestCommand(argv: string[]): Promise<number> {
     if (out.length) process.stdout.write(out.join(''));
     out = [];
   };
+  const coverage = values['no-coverage'] ? null : new Coverage();
+  const explain = values.explain === true || onlyLine !== null;
   const t0 = process.hrtime.bigint();
   const lines = forEachLine(values.log, (line, no) => {
+    const x = explain && (onlyLine === null || onlyLine === no) ? explainRecord(inspector, state, line, meta, no, onlyLine === no) : null;
     const r = inspector.inspect(state, line, meta);
+    coverage?.add(r.event);
+    if (x) {
+      x['reported'] = r.detections.map((d) => d.rule.id);
+      out.push(`${JSON.stringify(x)}\n`);
+    }
     if (values.quiet) return;
     for (const d of r.detections) {
       const rec: Record<string, unknown> = {
@@ -70,6 +93,7 @@ export async function logtestCommand(argv: string[]): Promise<number> {
   });
   flush();
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (coverage) process.stderr.write(coverage.summary());
   if (values.stats) {
     const c = state.counters;
     process.stderr.write(
@@ -78,4 +102,44 @@ export async function logtestCommand(argv: string[]): Promise<number> {
     );
   }
   return 0;
+}
+
+/** The `--explain` record of one line; null when no rule matched it (and it was not asked for by number). */
+function explainRecord(inspector: LogInspector, state: InspectState, line: string, meta: LineMeta, no: number, always: boolean): Record<string, unknown> | null {
+  const { event, explanations } = inspector.explain(state, line, meta);
+  if (explanations.length === 0 && !always) return null;
+  const never = explanations.find((e) => e.rule.neverFlag);
+  return {
+    line: no,
+    explain: {
+      decoder: event.decoder ?? 'text',
+      kinds: kindNames(event.kinds),
+      program: event.program,
+      ts: event.ts === null ? null : new Date(event.ts).toISOString(),
+      fields: fieldsOf(event),
+      matched: explanations.map((e) => ({
+        rule: e.rule.id,
+        title: e.rule.title,
+        file: e.rule.file,
+        selections: e.selections,
+        src_ip: e.srcIp,
+        address_from: e.addressFrom,
+        never_flag: e.rule.neverFlag || undefined,
+        threshold: e.rule.threshold ? { count: e.rule.threshold.count, window_s: e.rule.threshold.windowMs / 1000, group: e.rule.threshold.group } : undefined,
+      })),
+      suppressed_by: never ? never.rule.id : null,
+    },
+  };
+}
+
+/** The fields a rule can read: an access line's are computed on demand (read each once here). */
+function fieldsOf(ev: LogEvent): Record<string, string> {
+  const out: Record<string, string> = {};
+  const names = ev.spans ? [...SPAN_SLOTS.keys(), 'cs-host', 'c-ip'] : Object.keys(ev.fields);
+  for (const k of names) {
+    if (k === 'keywords' || k === 'Message' || k === 'cordon-uri' && !ev.spans) continue;
+    const v = ev.fields[k];
+    if (typeof v === 'string' && v !== '') out[k] = v.length > 300 ? `${v.slice(0, 300)}…` : v;
+  }
+  return out;
 }

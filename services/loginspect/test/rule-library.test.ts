@@ -38,6 +38,13 @@ for (const rule of withExamples) {
       if (ip !== null) assert.equal(hit.srcIp, normalizeAddress(ip), `${rule.id} address in: ${line}`);
     }
     for (const line of ex.nomatch) {
+      if (rule.neverFlag) {
+        // a never-flag entry's nomatch lines are attacks it must leave to the rules
+        const r = inspector.inspect(inspector.newState(), line, { refMs: REF });
+        assert.equal(r.suppressedBy, null, `never-flag ${rule.id} must not silence: ${line}`);
+        assert.ok(r.detections.length > 0, `the attack example of never-flag ${rule.id} must be detected: ${line}`);
+        continue;
+      }
       const all = explain(line);
       assert.ok(!all.some((e) => e.rule === rule), `${rule.id} must not match: ${line}`);
       const r = inspector.inspect(inspector.newState(), line, { refMs: REF });
