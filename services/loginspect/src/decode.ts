@@ -64,6 +64,8 @@ export interface LogEvent {
    * `cordon logtest` counts in its coverage summary and shows with `--explain`.
    */
   decoder?: string;
+  /** The whole line, when `raw` is the message a syslog header wrapped (web server lines through syslog). */
+  line?: string;
 }
 
 export const NOT_A_SLICE = -2;
@@ -335,6 +337,7 @@ function syslogEvent(raw: string, ts: number | null, host: string | null, tag: s
         inner.host = host;
         inner.pid = pid;
         inner.decoder = `syslog+${inner.decoder ?? 'access'}`;
+        inner.line = raw;
         return inner;
       }
       break;
@@ -350,6 +353,7 @@ function syslogEvent(raw: string, ts: number | null, host: string | null, tag: s
           inner.program = program;
           inner.pid = pid;
           inner.decoder = 'syslog+access';
+          inner.line = raw;
           return inner;
         }
       }

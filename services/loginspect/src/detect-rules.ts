@@ -47,6 +47,10 @@ export interface CompiledRule {
   extractors: { field: string; cased: boolean; re: RegExp }[];
   /** The detection is only worth reporting with an attacker address. */
   requireAddress: boolean;
+  /** The address from the rule's own match (loaded fail2ban filters); tried before `extractors`. */
+  addressOf?: (ev: LogEvent) => string | null;
+  /** How long a block this rule asks for lasts (a fail2ban jail's bantime); null: the block policy's. */
+  blockTtlMs?: number | null;
   /** `each`: every matching line is a detection; `threshold`: only the line that crosses it. */
   report: 'each' | 'threshold';
   threshold: ThresholdSpec | null;

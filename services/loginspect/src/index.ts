@@ -11,6 +11,7 @@ export * from './threshold.js';
 export * from './inspector.js';
 export * from './lines.js';
 export * from './coverage.js';
+export * from './fail2ban.js';
 export * from './logtest.js';
 export * from './alerts.js';
 export * from './module.js';

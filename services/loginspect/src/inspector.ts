@@ -7,6 +7,7 @@ import { LiteralPrefilter } from './prefilter.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ThresholdTable, type CounterSnapshot, type Crossing } from './threshold.js';
 import { ERR_LOGINSPECT_STATE } from './errors.js';
+import { loadFail2ban, type Fail2banLoad } from './fail2ban.js';
 
 /**
  * The pure stage: raw line → decoded event → rule matches (with the attacker's address) →
@@ -100,13 +101,19 @@ export class LogInspector {
     this.ignore = config.blocks.ignore.map((c) => parseCidr(c)).filter((c): c is Cidr => c !== null);
   }
 
-  /** Load the rule folders the config names (built-in first, then extra dirs, then Sigma). */
+  /** Filters loaded from `fail2ban.dir`, each with what was loaded and why not (null without one). */
+  fail2ban: Fail2banLoad | null = null;
+
+  /** Load the rule folders the config names (built-in first, then extra dirs, then Sigma, then fail2ban filters). */
   static fromConfig(config: InspectorConfig): LogInspector {
     const set: RuleSet = { rules: [], refused: [], literals: new LiteralScanner() };
     if (config.builtinRules) loadRuleDir(builtinRulesDir(), 'cordon', set);
     for (const d of config.ruleDirs) loadRuleDir(d, 'cordon', set);
     for (const d of config.sigmaDirs) loadRuleDir(d, 'sigma', set);
-    return new LogInspector(set, config);
+    const f2b = config.fail2ban ? loadFail2ban({ dir: config.fail2ban.dir, filters: config.fail2ban.filters }, set) : null;
+    const inspector = new LogInspector(set, config);
+    inspector.fail2ban = f2b;
+    return inspector;
   }
 
   newState(): InspectState {
@@ -279,7 +286,8 @@ export class LogInspector {
     state.offenders.delete(ip); // re-insert: Map order is recency order for eviction
     state.offenders.set(ip, { count, lastMs: now });
     if (state.offenders.size > this.config.maxThresholdKeys) state.offenders.delete(state.offenders.keys().next().value!);
-    const ttlS = Math.min(p.maxTtlS, p.baseTtlS * Math.pow(p.repeatFactor, count - 1));
+    const base = rule.blockTtlMs ? rule.blockTtlMs / 1000 : p.baseTtlS;
+    const ttlS = Math.min(p.maxTtlS, base * Math.pow(p.repeatFactor, count - 1));
     return { ip, rule, tsMs: now, ttlMs: Math.round(ttlS * 1000), offense: count, crossing };
   }
 
@@ -296,6 +304,13 @@ export class LogInspector {
 
   /** The attacker: the rule's `<HOST>` capture, else the address the format names, else the sshd session's peer. */
   private address(state: InspectState, rule: CompiledRule, ev: LogEvent, from?: string[]): string | null {
+    if (rule.addressOf) {
+      const a = rule.addressOf(ev);
+      if (a) {
+        from?.push(`the ${rule.title}'s <HOST>`);
+        return a;
+      }
+    }
     for (const x of rule.extractors) {
       const v = ev.fields[x.field];
       if (v === undefined) continue;

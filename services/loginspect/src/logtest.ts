@@ -6,6 +6,7 @@ import { ERR_LOGINSPECT_USAGE } from './errors.js';
 import { LogInspector, type InspectState, type LineMeta } from './inspector.js';
 import { forEachLine } from './lines.js';
 import { Coverage } from './coverage.js';
+import type { Fail2banLoad } from './fail2ban.js';
 
 /**
  * `cordon logtest --log FILE [--rules DIR]… [--sigma DIR]… [--fail2ban DIR] [--year YYYY]
@@ -36,6 +37,9 @@ export async function logtestCommand(argv: string[]): Promise<number> {
         quiet: { type: 'boolean' },
         stats: { type: 'boolean' },
         explain: { type: 'boolean' },
+        fail2ban: { type: 'string' },
+        'fail2ban-filter': { type: 'string', multiple: true },
+        'no-builtin': { type: 'boolean' },
         line: { type: 'string' },
         'no-coverage': { type: 'boolean' },
       },
@@ -49,14 +53,16 @@ export async function logtestCommand(argv: string[]): Promise<number> {
   const onlyLine = values.line === undefined ? null : Number(values.line);
   if (onlyLine !== null && !(Number.isInteger(onlyLine) && onlyLine > 0)) throw ERR_LOGINSPECT_USAGE(`--line ${values.line} is not a line number`);
   const config = parseInspectorConfig({
-    builtinRules: !values.rules?.length,
+    builtinRules: !values.rules?.length && !values['no-builtin'],
     ruleDirs: values.rules ?? [],
     sigmaDirs: values.sigma ?? [],
+    fail2ban: values.fail2ban ? { dir: values.fail2ban, filters: values['fail2ban-filter'] ?? [] } : null,
   });
   const started = process.hrtime.bigint();
   const inspector = LogInspector.fromConfig(config);
   const setupMs = Number(process.hrtime.bigint() - started) / 1e6;
-  for (const r of inspector.rules.refused) process.stderr.write(`logtest: refused ${r.id || '(no id)'} ${r.file}: ${r.reason}\n`);
+  for (const r of inspector.rules.refused) if (!r.id.startsWith('fail2ban-')) process.stderr.write(`logtest: refused ${r.id || '(no id)'} ${r.file}: ${r.reason}\n`);
+  if (inspector.fail2ban) process.stderr.write(fail2banReport(inspector.fail2ban));
   let refMs = statSync(values.log).mtimeMs;
   if (values.year) refMs = Date.UTC(Number(values.year), 11, 31, 23, 59, 59);
   const state = inspector.newState();
@@ -142,4 +148,21 @@ function fieldsOf(ev: LogEvent): Record<string, string> {
     if (typeof v === 'string' && v !== '') out[k] = v.length > 300 ? `${v.slice(0, 300)}…` : v;
   }
   return out;
+}
+
+/** The fail2ban load report: every filter loaded (with its threshold) or not, and why. */
+export function fail2banReport(load: Fail2banLoad): string {
+  const out: string[] = [];
+  const loaded = load.reports.filter((r) => r.loaded);
+  const includes = load.reports.filter((r) => r.include);
+  out.push(`logtest: fail2ban: ${loaded.length} of ${load.reports.length - includes.length} filters loaded${includes.length ? ` (${includes.length} include files skipped: ${includes.map((r) => r.filter).join(', ')})` : ''}`);
+  for (const r of load.reports) {
+    if (r.include) continue;
+    if (r.loaded) {
+      const t = r.threshold ? `; ${r.threshold.maxretry} in ${r.threshold.findtimeS} s, ban ${r.threshold.bantimeS} s${r.threshold.jail ? ` (jail ${r.threshold.jail})` : ''}` : '';
+      out.push(`logtest: fail2ban filter ${r.filter}: loaded, ${r.failregex} failregex, ${r.ignoreregex} ignoreregex${t}`);
+    } else out.push(`logtest: fail2ban filter ${r.filter}: NOT LOADED: ${r.reason}`);
+    for (const n of r.notes) out.push(`logtest: fail2ban filter ${r.filter}:   ${n}`);
+  }
+  return `${out.join('\n')}\n`;
 }
