@@ -67,6 +67,12 @@ export interface CompiledRule {
    * disconnects before any failure line is one failed attempt.
    */
   oncePerConnection: boolean;
+  /**
+   * Counts only when an earlier line of the same connection failed for another user name (a
+   * client trying several accounts in one connection, then getting in); every match records
+   * its user for the lines after it.
+   */
+  userSwitch: boolean;
   /** The detection's named searches, kept so `--explain` can say which of them matched. */
   searches: ReadonlyArray<readonly [string, Pred<LogEvent>]>;
   /** Labelled examples the rule file carries (`cordon.examples`), checked by the tests. */
@@ -80,7 +86,7 @@ export interface RuleExamples {
 }
 
 /** The `cordon:` block's keys; any other is refused by name (a typo must not pass silently). */
-const CORDON_KEYS = new Set(['address', 'report', 'threshold', 'block', 'never_flag', 'once_per_connection', 'examples']);
+const CORDON_KEYS = new Set(['address', 'report', 'threshold', 'block', 'never_flag', 'once_per_connection', 'user_switch', 'examples']);
 
 function parseExamples(v: unknown): RuleExamples | null {
   if (v === undefined) return null;
@@ -417,6 +423,7 @@ export function compileRule(doc: Record<string, unknown>, file: string, origin: 
     block: ext['block'] === true,
     neverFlag: ext['never_flag'] === true,
     oncePerConnection: ext['once_per_connection'] === true,
+    userSwitch: ext['user_switch'] === true,
     searches: [...searches],
     examples: parseExamples(ext['examples']),
   };

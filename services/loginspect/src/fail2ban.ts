@@ -763,6 +763,7 @@ function filterRule(f: LoadedFilter, file: string, threshold: ThresholdSpec, ban
     blockTtlMs: banMs > 0 ? banMs : null,
     neverFlag: false,
     oncePerConnection: false,
+    userSwitch: false,
     searches: [['failregex', match]],
     examples: null,
   };

@@ -66,6 +66,8 @@ export interface InspectState {
    * line did not name the client waits for a later line of the connection that does (its rules).
    */
   connections: Map<string, true | CompiledRule[]>;
+  /** Per connection: the user names its failures named (for `user_switch` rules). */
+  connUsers: Map<string, string[]>;
   thresholds: ThresholdTable;
   offenders: Map<string, { count: number; lastMs: number }>;
   /** Log time of the newest stamped line: lines without a stamp count at this time. */
@@ -79,6 +81,8 @@ interface StateDoc {
   sessions: Array<[string, string]>;
   /** Connections that already had a counted failure (absent in older checkpoints). */
   failed?: string[];
+  /** The user names each connection failed for (absent in older checkpoints). */
+  users?: Array<[string, string[]]>;
   offenders: Array<[string, number, number]>;
   thresholds: CounterSnapshot[];
 }
@@ -120,6 +124,7 @@ export class LogInspector {
     return {
       sessions: new Map(),
       connections: new Map(),
+      connUsers: new Map(),
       thresholds: new ThresholdTable(this.config.maxThresholdKeys),
       offenders: new Map(),
       clockMs: 0,
@@ -138,6 +143,7 @@ export class LogInspector {
       clockMs: state.clockMs,
       sessions: [...state.sessions],
       failed: [...state.connections].filter(([, v]) => v === true).map(([k]) => k),
+      users: [...state.connUsers],
       offenders: [...state.offenders].map(([ip, o]) => [ip, o.count, o.lastMs]),
       thresholds: state.thresholds.snapshot(),
     };
@@ -159,6 +165,7 @@ export class LogInspector {
     state.clockMs = doc.clockMs;
     for (const [k, v] of doc.sessions.slice(-this.config.maxSessions)) state.sessions.set(String(k), String(v));
     for (const k of (doc.failed ?? []).slice(-this.config.maxSessions)) state.connections.set(String(k), true);
+    for (const [k, u] of (doc.users ?? []).slice(-this.config.maxSessions)) if (Array.isArray(u)) state.connUsers.set(String(k), u.map(String));
     for (const [ip, count, lastMs] of doc.offenders.slice(-this.config.maxThresholdKeys)) state.offenders.set(String(ip), { count: Number(count), lastMs: Number(lastMs) });
     state.thresholds = ThresholdTable.restore(this.config.maxThresholdKeys, doc.thresholds);
     return state;
@@ -196,8 +203,15 @@ export class LogInspector {
     // failures of this connection that named no client: this line names it
     const all = pending ? [...pending.filter((r) => !matched.includes(r)), ...matched] : matched;
     if (pending && conn) state.connections.delete(conn);
+    const user = conn ? connectionUser(ev) : null;
     for (const rule of all) {
       if (rule.oncePerConnection && conn && state.connections.get(conn) === true) continue;
+      if (rule.userSwitch) {
+        const seen = conn ? state.connUsers.get(conn) : undefined;
+        const switched = seen !== undefined && user !== null && seen.some((u) => u !== user);
+        if (conn && user !== null) this.recordUser(state, conn, user);
+        if (!switched) continue;
+      }
       const srcIp = this.address(state, rule, ev);
       if (rule.requireAddress && srcIp === null) {
         // a failure line that does not name the client (kex errors, `Too many authentication
@@ -215,7 +229,10 @@ export class LogInspector {
           const distinct = spec.distinct ? (fieldText(ev, spec.distinct, true) ?? '') : null;
           crossing = state.thresholds.add(spec, key, now, distinct);
           state.counters.thresholdEvictions = state.thresholds.evictions;
-          if (conn && spec.by === 'src_ip') this.markFailed(state, conn);
+          if (conn && spec.by === 'src_ip') {
+            this.markFailed(state, conn);
+            if (user !== null) this.recordUser(state, conn, user);
+          }
         }
       }
       if (rule.report === 'threshold' && crossing === null) continue;
@@ -261,6 +278,16 @@ export class LogInspector {
     state.connections.delete(conn);
     state.connections.set(conn, true);
     if (state.connections.size > this.config.maxSessions) state.connections.delete(state.connections.keys().next().value!);
+  }
+
+  private recordUser(state: InspectState, conn: string, user: string): void {
+    const seen = state.connUsers.get(conn);
+    if (seen) {
+      if (!seen.includes(user) && seen.length < 16) seen.push(user);
+      return;
+    }
+    state.connUsers.set(conn, [user]);
+    if (state.connUsers.size > this.config.maxSessions) state.connUsers.delete(state.connUsers.keys().next().value!);
   }
 
   private await(state: InspectState, conn: string, rule: CompiledRule): void {
@@ -337,6 +364,16 @@ export class LogInspector {
     }
     return null;
   }
+}
+
+const SSH_USER = /^(?:Accepted|Failed) \S+ for (?:invalid user )?(\S+) from /;
+
+/** The user name an sshd line names: PAM's user= or ruser=, or sshd's `for USER from`. */
+function connectionUser(ev: LogEvent): string | null {
+  const pam = ev.fields['pam_user'] || ev.fields['pam_ruser'];
+  if (pam) return pam;
+  const m = SSH_USER.exec(ev.message);
+  return m ? m[1]! : null;
 }
 
 const EMPTY_D: Detection[] = [];

@@ -56,3 +56,27 @@ for (const rule of withExamples) {
     }
   });
 }
+
+test('connection state: a client that tries several accounts in one connection, then gets in', () => {
+  const st = inspector.newState();
+  const run = (l: string): string[] => inspector.inspect(st, l, { refMs: REF }).detections.map((d) => `${d.rule.id} ${d.srcIp}`);
+  const pam = (user: string): string => `Mar 10 08:01:02 h sshd[901]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser=${user} rhost=203.0.113.99`;
+  assert.deepEqual(run(pam('root')), [], 'the first failure is left to the other rules (sshd logs it again as Failed …)');
+  assert.deepEqual(run(pam('root')), [], 'the same user again');
+  assert.deepEqual(run(pam('oracle')), ['cordon-auth-sshd-user-switch 203.0.113.99']);
+  assert.deepEqual(run('Mar 10 08:01:03 h sshd[901]: Accepted password for deploy from 203.0.113.99 port 4000 ssh2'), ['cordon-auth-sshd-user-switch 203.0.113.99']);
+  // another connection that fails and gets in as the same user is a typo, not a switch
+  run('Mar 10 08:01:04 h sshd[902]: Failed password for alice from 198.51.100.9 port 4001 ssh2');
+  assert.deepEqual(run('Mar 10 08:01:05 h sshd[902]: Accepted password for alice from 198.51.100.9 port 4001 ssh2'), []);
+});
+
+test('connection state: a failure whose line names no client is counted when a later line names it', () => {
+  const st = inspector.newState();
+  const run = (l: string): string[] => inspector.inspect(st, l, { refMs: REF }).detections.map((d) => `${d.rule.id} ${d.srcIp}`);
+  assert.deepEqual(run('Mar 10 08:01:02 h sshd[903]: error: kex_exchange_identification: Connection closed by remote host'), []);
+  assert.deepEqual(run('Mar 10 08:01:02 h sshd[903]: Connection closed by 203.0.113.98 port 4002'), ['cordon-auth-sshd-bad-protocol 203.0.113.98']);
+  // a connection already counted for its failures is not counted again for leaving
+  run('Mar 10 08:01:03 h sshd[904]: Invalid user test from 203.0.113.97 port 4003');
+  assert.deepEqual(run('Mar 10 08:01:04 h sshd[904]: Disconnected from invalid user test 203.0.113.97 port 4003 [preauth]'), []);
+  assert.deepEqual(run('Mar 10 08:01:05 h sshd[905]: Disconnected from authenticating user root 203.0.113.96 port 4004 [preauth]'), ['cordon-auth-sshd-preauth-closed 203.0.113.96']);
+});
