@@ -110,7 +110,7 @@ const AUTH_PROGRAMS = new Set([
 const SYSLOG_HEAD =
   /^(?:<(\d{1,3})>)?(?:(1) )?(?:([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?(?: (\d{4}))?|(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?) +/;
 /** After the stamp: `host prog[pid]: msg`, `prog[pid]: msg`, `host prog: msg`, `[prog]: msg`. */
-const SYSLOG_TAG = /^(?:([^\s[\]]+) )?(\[?[A-Za-z0-9_][\w\-./@]*\]?)(?:\[(\d+)\])?:?(?: |$)/;
+const SYSLOG_TAG = /^(?:([^\s[\]]+) )?(\[?[A-Za-z0-9_][\w\-./@]*(?:\([\w\-./]+\))?\]?)(?:\[(\d+)\])?:?(?: |$)/;
 /** A header-less journal line must show its pid: `host prog[pid]: msg`. */
 const JOURNAL_TAG = /^(?:([^\s[\]]+) )?([A-Za-z0-9_][\w\-./@]*)\[(\d+)\]:? /;
 const SOLARIS_ID = /^\[ID \d+ [\w.]+\] /;
@@ -277,9 +277,16 @@ function decode5424(raw: string, rest: string, ts: number | null, authHint: bool
 
 function syslogEvent(raw: string, ts: number | null, host: string | null, tag: string | null, pid: string | null, message: string, authHint: boolean): LogEvent {
   let program: string | null = null;
+  let module: string | null = null;
   if (tag) {
     program = (tag.startsWith('[') && tag.endsWith(']') ? tag.slice(1, -1) : tag).toLowerCase();
-    // `postfix/smtpd`, `dovecot/imap-login`: the family decides the kind, the full name stays
+    // `postfix/smtpd`, `dovecot/imap-login`: the family decides the kind, the full name stays;
+    // `sshd(pam_unix)` (older PAM) is sshd's PAM module speaking
+    const paren = program.indexOf('(');
+    if (paren > 0 && program.endsWith(')')) {
+      module = program.slice(paren + 1, -1);
+      program = program.slice(0, paren);
+    }
   }
   if (SOLARIS_ID.test(message)) message = message.slice(message.indexOf('] ') + 2);
   // the journal's kernel-time prefix some forwarders put before the message: `kernel:[  970.69]: `
@@ -291,10 +298,11 @@ function syslogEvent(raw: string, ts: number | null, host: string | null, tag: s
   if (host) fields['host'] = fields['Hostname'] = host;
   if (program) fields['program'] = fields['ProcessName'] = fields['Program'] = fields['Image'] = program;
   if (pid) fields['pid'] = fields['ProcessId'] = pid;
+  if (module) fields['pam_module'] = module;
   let kinds: number = KIND.syslog;
   let addr: string | null = null;
   const family = program ? familyOf(program) : '';
-  if (authHint || AUTH_PROGRAMS.has(family) || message.startsWith('pam_')) kinds |= KIND.auth;
+  if (authHint || AUTH_PROGRAMS.has(family) || message.startsWith('pam_') || module !== null) kinds |= KIND.auth;
   switch (family) {
     case 'sshd':
     case 'sshd-session':
@@ -371,6 +379,8 @@ function syslogEvent(raw: string, ts: number | null, host: string | null, tag: s
   }
   const pamAt = message.indexOf('pam_');
   if (pamAt >= 0) addr = pamFields(message, pamAt, fields);
+  // netfilter's LOG target (iptables, nftables, ufw, firewalld): `… IN=eth0 OUT= … SRC=a DST=b … PROTO=TCP SPT=1 DPT=2 …`
+  else if (family === 'kernel' && message.indexOf(' SRC=') > 0 && message.indexOf(' PROTO=') > 0) addr = netfilterFields(message, fields);
   return { raw, kinds, ts, host, program, pid, message, fields, addr };
 }
 
@@ -422,6 +432,15 @@ function pamFields(message: string, at: number, fields: Record<string, string>):
     }
   }
   return addr;
+}
+
+/** The KEY=VALUE fields of a netfilter log line; the source address. */
+function netfilterFields(message: string, fields: Record<string, string>): string | null {
+  for (const tok of message.split(' ')) {
+    const eq = tok.indexOf('=');
+    if (eq > 0 && /^[A-Z]+$/.test(tok.slice(0, eq))) fields[tok.slice(0, eq)] = tok.slice(eq + 1);
+  }
+  return fields['SRC'] ? normalizeAddress(fields['SRC']) : null;
 }
 
 /** haproxy HTTP log: `client:port [accept] frontend backend/server timers status bytes … "METHOD URI VER"`. */
