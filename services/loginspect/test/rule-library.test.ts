@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LogInspector, normalizeAddress, parseInspectorConfig, type CompiledRule } from '../src/index.js';
+import { Coverage, LogInspector, normalizeAddress, parseInspectorConfig, shapeOf, type CompiledRule } from '../src/index.js';
 
 /**
  * The rule library's own labelled examples (`cordon.examples` in each family file): every
@@ -79,4 +79,21 @@ test('connection state: a failure whose line names no client is counted when a l
   run('Mar 10 08:01:03 h sshd[904]: Invalid user test from 203.0.113.97 port 4003');
   assert.deepEqual(run('Mar 10 08:01:04 h sshd[904]: Disconnected from invalid user test 203.0.113.97 port 4003 [preauth]'), []);
   assert.deepEqual(run('Mar 10 08:01:05 h sshd[905]: Disconnected from authenticating user root 203.0.113.96 port 4004 [preauth]'), ['cordon-auth-sshd-preauth-closed 203.0.113.96']);
+});
+
+test('coverage: lines per decoder and the shapes of lines no decoder understood', () => {
+  const c = new Coverage();
+  for (const l of [
+    'Mar 10 08:01:02 h sshd[1]: Accepted publickey for alice from 198.51.100.1 port 1 ssh2',
+    '198.51.100.2 - - [10/Mar/2024:08:01:02 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"',
+    'custom-daemon: user bob rejected from 203.0.113.5 after 3 tries',
+    'custom-daemon: user eve rejected from 203.0.113.6 after 12 tries',
+  ]) c.add(inspector.inspect(inspector.newState(), l, { refMs: REF }).event);
+  assert.equal(c.lines, 4);
+  assert.equal(c.decoders.get('syslog'), 1);
+  assert.equal(c.decoders.get('access'), 1);
+  assert.equal(c.decoders.get('text'), 2);
+  assert.deepEqual([...c.shapes.keys()], ['custom-daemon: user bob rejected from <ip> after 0 tries', 'custom-daemon: user eve rejected from <ip> after 0 tries']);
+  assert.match(c.summary(), /4 lines read; 2 decoded, 2 not understood/);
+  assert.equal(shapeOf('a 10.0.0.1 b 2001:db8::1 c deadbeef42 9'), 'a <ip> b <ip> c <hex> 0');
 });
