@@ -1,8 +1,10 @@
-// Log lines per second through loginspect with ALL Sigma rules loaded (plus Cordon's built-in
-// rules), beside fail2ban-regex (Debian `fail2ban`) on the same file. The file is a
-// concatenation of real auth and web logs from the shared corpus (OpenSSH, Apache error,
-// Apache combined access, honeynet access logs, fail2ban's sshd/web samples), repeated to
-// LINES lines. loginspect runs on one thread, so its rate is a per-core rate.
+// Log lines per second through loginspect with ALL Sigma rules and Cordon's whole rule library
+// (every family file in services/loginspect/rules) loaded, beside fail2ban-regex (Debian
+// `fail2ban`) on the same file in the same run, with the filters a server would run for these
+// logs. The file is a concatenation of real logs from the shared corpus (OpenSSH, Apache
+// error, Apache combined access, honeynet access logs, every fail2ban sample log, the CrowdSec
+// hub test logs), repeated to LINES lines. loginspect runs on one thread, so its rate is a
+// per-core rate.
 //   node bench/loginspect.mjs [LINES]     (default 400000; needs `npx tsc -b services/loginspect`)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,8 +23,12 @@ const parts = [
   'loghub/Apache/Apache_2k.log',
   'elastic-examples/apache_logs/apache_logs.lines-00001-06667',
   ...readdirSync(join(logs, 'honeynet-2004-redhat/httpd')).map((f) => `honeynet-2004-redhat/httpd/${f}`),
-  'fail2ban/logs/sshd',
-  'fail2ban/logs/apache-botsearch',
+  ...readdirSync(join(logs, 'fail2ban/logs')).map((f) => `fail2ban/logs/${f}`),
+  ...readdirSync(join(logs, 'crowdsec-hub/tests')).flatMap((d) =>
+    readdirSync(join(logs, 'crowdsec-hub/tests', d))
+      .filter((f) => f.endsWith('.log'))
+      .map((f) => `crowdsec-hub/tests/${d}/${f}`),
+  ),
 ];
 const base = parts
   .map((p) => readFileSync(join(logs, p), 'latin1'))
@@ -44,6 +50,7 @@ const inspector = LogInspector.fromConfig(
 const setupMs = performance.now() - t0;
 const sigmaLoaded = inspector.rules.rules.filter((r) => r.origin === 'sigma').length;
 const builtin = inspector.rules.rules.length - sigmaLoaded;
+const families = new Set(inspector.rules.rules.filter((r) => r.origin === 'cordon').map((r) => r.file)).size;
 const run = () => {
   const st = inspector.newState();
   const meta = { refMs: Date.UTC(2024, 0, 1), hint: file };
@@ -67,7 +74,7 @@ const best = Math.round(runs[0].n / runs[0].secs);
 const cpuRate = Math.round(r.n / r.cpuSecs);
 console.log(
   `loginspect: ${rate.toLocaleString('en-US')} lines/s on one core, median of ${RUNS} passes (best ${best.toLocaleString('en-US')}; ${cpuRate.toLocaleString('en-US')} per CPU-second) (${r.n.toLocaleString('en-US')} lines: ${sshLines.toLocaleString('en-US')} syslog/auth, ${webLines.toLocaleString('en-US')} web; ` +
-    `${sigmaLoaded} Sigma + ${builtin} built-in rules, ${inspector.rules.refused.length} refused; setup ${setupMs.toFixed(0)} ms; ${r.detections.toLocaleString('en-US')} detections, ${r.blocks.toLocaleString('en-US')} blocks)`,
+    `${sigmaLoaded} Sigma + ${builtin} built-in rules in ${families} family files, ${inspector.rules.refused.length} refused; setup ${setupMs.toFixed(0)} ms; ${r.detections.toLocaleString('en-US')} detections, ${r.blocks.toLocaleString('en-US')} blocks)`,
 );
 
 // fail2ban-regex with the filters fail2ban would run on these logs: sshd and apache-* each
@@ -75,7 +82,13 @@ console.log(
 const f2b = spawnSync('sh', ['-c', 'command -v fail2ban-regex'], { encoding: 'utf8' }).stdout.trim();
 if (!f2b) console.log('fail2ban-regex: not installed (apt-get install fail2ban) — no baseline in this run');
 else {
-  const filters = ['sshd', 'apache-auth', 'apache-badbots', 'apache-botsearch', 'apache-noscript', 'apache-overflows', 'apache-nohome', 'apache-shellshock', 'nginx-botsearch'];
+  // the jails for these logs: SSH, the Apache/nginx web jails, and one per fail2ban sample log
+  const filters = [
+    ...new Set([
+      'sshd', 'apache-auth', 'apache-badbots', 'apache-botsearch', 'apache-noscript', 'apache-overflows', 'apache-nohome', 'apache-shellshock', 'nginx-botsearch',
+      ...readdirSync(join(logs, 'fail2ban/logs')).map((f) => f.replace(/-journal$/, '')),
+    ]),
+  ];
   const avail = filters.filter((f) => existsSync(`/etc/fail2ban/filter.d/${f}.conf`));
   let total = 0;
   let matched = 0;

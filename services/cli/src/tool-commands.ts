@@ -67,5 +67,11 @@ export async function logtestCommand(inv: Invocation): Promise<number> {
     ...(inv.str('hint') !== undefined ? { hint: inv.str('hint')! } : {}),
     quiet: inv.bool('quiet'),
     stats: inv.bool('stats'),
+    explain: inv.bool('explain'),
+    ...(inv.num('line') !== undefined ? { line: inv.num('line')! } : {}),
+    ...(inv.str('fail2ban') !== undefined ? { fail2ban: inv.str('fail2ban')! } : {}),
+    fail2banFilters: inv.list('fail2ban-filter'),
+    noBuiltin: inv.bool('no-builtin'),
+    noCoverage: inv.bool('no-coverage'),
   });
 }

@@ -32,6 +32,16 @@ export const inspectorConfigSchema = z
     builtinRules: z.boolean().default(true),
     /** Sigma rule folders (e.g. the SigmaHQ checkout); every rule found is compiled or reported. */
     sigmaDirs: z.array(z.string()).default([]),
+    /**
+     * fail2ban filters to load as rules: a fail2ban configuration folder (filter.d/ and
+     * jail.conf, e.g. /etc/fail2ban) or a filter.d folder, and optionally which filters
+     * (`sshd`, `sshd[mode=aggressive]`; all when empty).
+     */
+    fail2ban: z
+      .object({ dir: z.string().min(1), filters: z.array(z.string()).default([]) })
+      .strict()
+      .nullable()
+      .default(null),
     blocks: blockPolicySchema.default({}),
     /** Cap of threshold keys held per partition; beyond it the stalest key is forgotten and counted. */
     maxThresholdKeys: z.number().int().positive().default(200_000),

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { normalizeAddress, stripV6Port } from './addr.js';
 import { clfTimeAt, isoToMs, monthIndex, parseCtime, yearlessToMs } from './decode-time.js';
 
@@ -57,6 +58,14 @@ export interface LogEvent {
    * `raw` instead of scanning each field again.
    */
   spans?: number[];
+  /**
+   * The decoder that understood the line's framing (`syslog`, `rfc5424`, `journal`, `access`,
+   * `apache-error`, `nginx-error`, `haproxy`, `auditd`, `stamped-text`, `text`): what
+   * `cordon logtest` counts in its coverage summary and shows with `--explain`.
+   */
+  decoder?: string;
+  /** The whole line, when `raw` is the message a syslog header wrapped (web server lines through syslog). */
+  line?: string;
 }
 
 export const NOT_A_SLICE = -2;
@@ -101,11 +110,15 @@ const AUTH_PROGRAMS = new Set([
 const SYSLOG_HEAD =
   /^(?:<(\d{1,3})>)?(?:(1) )?(?:([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?(?: (\d{4}))?|(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?) +/;
 /** After the stamp: `host prog[pid]: msg`, `prog[pid]: msg`, `host prog: msg`, `[prog]: msg`. */
-const SYSLOG_TAG = /^(?:([^\s[\]]+) )?(\[?[A-Za-z0-9_][\w\-./@]*\]?)(?:\[(\d+)\])?:?(?: |$)/;
+const SYSLOG_TAG = /^(?:([^\s[\]]+) )?(\[?[A-Za-z0-9_][\w\-./@]*(?:\([\w\-./]+\))?\]?)(?:\[(\d+)\])?:?(?: |$)/;
 /** A header-less journal line must show its pid: `host prog[pid]: msg`. */
 const JOURNAL_TAG = /^(?:([^\s[\]]+) )?([A-Za-z0-9_][\w\-./@]*)\[(\d+)\]:? /;
 const SOLARIS_ID = /^\[ID \d+ [\w.]+\] /;
-const APACHE_ERROR = /^\[((?:[A-Za-z]{3} ){1,2} ?\d{1,2} [\d:.]+ \d{4})\] \[([\w:]+)\] (.*)$/;
+/** journald's audit lines: `audit[pid]: USER_LOGIN pid=… msg='…'`. */
+const AUDIT_JOURNAL = /^[A-Z][A-Z_]+ (?:pid|msg)=/;
+const KERNEL_PREFIX = /^kernel: ?\[ *\d+\.\d+\]:? /;
+/** `[ctime] [module:level] …`; the stamp is absent when a forwarder (or a test) cut it off. */
+const APACHE_ERROR = /^(?:\[((?:[A-Za-z]{3} ){1,2} ?\d{1,2} [\d:.]+ \d{4})\] )?\[([\w:]*(?:emerg|alert|crit|error|warn|notice|info|debug|trace\d))\] (.*)$/;
 const NGINX_ERROR = /^(\d{4})\/(\d\d)\/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*)$/;
 
 /** The last hint and what it said: the same hint comes with every line of a batch or file. */
@@ -121,9 +134,18 @@ function isAuthHint(hint: string | null | undefined): boolean {
   return lastHintAuth;
 }
 
+/** A syslog header's first characters: `<pri>`, a month name, or an ISO date. */
+const SYSLOG_START = /^(?:<\d{1,3}>|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)? )/;
+
 export function decodeLine(raw: string, opts: DecodeOptions): LogEvent {
   const authHint = isAuthHint(opts.hint);
   const ch = raw.charCodeAt(0);
+  // a syslog header first: a web server logging through syslog wraps its access line, whose
+  // `[time]` would otherwise make the header's `11:07:10` look like the client's address
+  if (SYSLOG_START.test(raw)) {
+    const sys = decodeSyslog(raw, opts.refMs, authHint);
+    if (sys) return sys;
+  }
   // cheap dispatch on the first byte: '[' apache error, digit nginx error / access / ISO syslog
   if (ch === 0x5b /* [ */) {
     const ev = decodeApacheError(raw);
@@ -144,7 +166,44 @@ export function decodeLine(raw: string, opts: DecodeOptions): LogEvent {
 }
 
 function textEvent(raw: string): LogEvent {
-  return { raw, kinds: KIND.text, ts: null, host: null, program: null, pid: null, message: raw, fields: { keywords: raw, message: raw }, addr: null };
+  const ts = textTime(raw);
+  return { raw, kinds: KIND.text, ts, host: null, program: null, pid: null, message: raw, fields: { keywords: raw, message: raw }, addr: null, decoder: ts === null ? 'text' : 'stamped-text' };
+}
+
+/**
+ * The stamp of a line no decoder framed, in the forms daemons write to their own files:
+ * ISO (`2024-03-10 12:00:00,123`, `2024-03-10T12:00:00.5Z`; MySQL, PostgreSQL, exim,
+ * fail2ban, Tomcat, caddy), `2024/03/10 12:00:00` (nginx, 3proxy, lighttpd), `[10/Mar/2024:…]`,
+ * ctime (`Sun Mar 10 12:00:00 2024`: OpenVPN, Apache), `10-Mar-2024 12:00:00.123` (BIND, Tomcat),
+ * `240310 12:00:00` (MySQL 5.x), and epoch seconds (squid, auditd). Only at the line's start
+ * (after an optional `[`), so a date inside a message is never taken for the line's time.
+ */
+const TEXT_ISO = /^\[?(\d{4})[-/](\d\d)[-/](\d\d)[T ](\d\d):(\d\d):(\d\d)([.,]\d+)?\s?(Z|[+-]\d\d:?\d\d|UTC)?/;
+const TEXT_DMY = /^\[?(\d\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d)(?:\.\d+)?/;
+const TEXT_MYSQL = /^(\d\d)(\d\d)(\d\d) +(\d{1,2}):(\d\d):(\d\d) /;
+const TEXT_EPOCH = /^\[?(1\d{9})(?:\.(\d{1,6}))?\b/;
+
+export function textTime(raw: string): number | null {
+  const c = raw.charCodeAt(raw.charCodeAt(0) === 0x5b ? 1 : 0);
+  if (c < 0x30 || c > 0x39) {
+    if (raw.charCodeAt(0) === 0x5b) {
+      const rb = raw.indexOf(']');
+      if (rb > 0) return parseCtime(raw.slice(1, rb)) ?? clfTimeAt(raw, 1, rb);
+    }
+    return parseCtime(raw);
+  }
+  let m = TEXT_ISO.exec(raw);
+  if (m) return isoToMs(m[1]!, m[2]!, m[3]!, m[4]!, m[5]!, m[6]!, m[7]?.replace(',', '.'), m[8] === 'UTC' ? 'Z' : m[8]);
+  m = TEXT_DMY.exec(raw);
+  if (m) {
+    const mon = monthIndex(m[2]!);
+    return mon < 0 ? null : Date.UTC(Number(m[3]), mon, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+  }
+  m = TEXT_MYSQL.exec(raw);
+  if (m) return Date.UTC(2000 + Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+  m = TEXT_EPOCH.exec(raw);
+  if (m) return Number(m[1]) * 1000 + (m[2] ? Math.floor(Number(`0.${m[2]}`) * 1000) : 0);
+  return null;
 }
 
 // ---------------------------------------------------------------- syslog
@@ -168,11 +227,17 @@ function decodeSyslog(raw: string, refMs: number, authHint: boolean): LogEvent |
   } else {
     const j = JOURNAL_TAG.exec(raw);
     if (!j) return null;
-    return syslogEvent(raw, null, j[1] ?? null, j[2]!, j[3] ?? null, raw.slice(j[0].length), authHint);
+    return named(syslogEvent(raw, null, j[1] ?? null, j[2]!, j[3] ?? null, raw.slice(j[0].length), authHint), 'journal');
   }
   const t = SYSLOG_TAG.exec(rest);
-  if (!t) return syslogEvent(raw, ts, null, null, null, rest, authHint);
-  return syslogEvent(raw, ts, t[1] ?? null, t[2]!, t[3] ?? null, rest.slice(t[0].length), authHint);
+  if (!t) return named(syslogEvent(raw, ts, null, null, null, rest, authHint), 'syslog');
+  return named(syslogEvent(raw, ts, t[1] ?? null, t[2]!, t[3] ?? null, rest.slice(t[0].length), authHint), 'syslog');
+}
+
+/** Sets the decoder's name unless an inner decoder (access, auditd, haproxy) already did. */
+function named(ev: LogEvent, decoder: string): LogEvent {
+  ev.decoder ??= decoder;
+  return ev;
 }
 
 /** RFC 5424: `<pri>1 TS HOST APP PROCID MSGID [SD…]|- MSG`. */
@@ -207,24 +272,37 @@ function decode5424(raw: string, rest: string, ts: number | null, authHint: bool
   let msg = rest.slice(Math.min(i, rest.length));
   if (msg.charCodeAt(0) === 0xfeff) msg = msg.slice(1);
   const nil = (s: string | undefined): string | null => (s === undefined || s === '-' ? null : s);
-  return syslogEvent(raw, ts, nil(parts[0]), nil(parts[1]), nil(parts[2]), msg, authHint);
+  return named(syslogEvent(raw, ts, nil(parts[0]), nil(parts[1]), nil(parts[2]), msg, authHint), 'rfc5424');
 }
 
 function syslogEvent(raw: string, ts: number | null, host: string | null, tag: string | null, pid: string | null, message: string, authHint: boolean): LogEvent {
   let program: string | null = null;
+  let module: string | null = null;
   if (tag) {
     program = (tag.startsWith('[') && tag.endsWith(']') ? tag.slice(1, -1) : tag).toLowerCase();
-    // `postfix/smtpd`, `dovecot/imap-login`: the family decides the kind, the full name stays
+    // `postfix/smtpd`, `dovecot/imap-login`: the family decides the kind, the full name stays;
+    // `sshd(pam_unix)` (older PAM) is sshd's PAM module speaking
+    const paren = program.indexOf('(');
+    if (paren > 0 && program.endsWith(')')) {
+      module = program.slice(paren + 1, -1);
+      program = program.slice(0, paren);
+    }
   }
   if (SOLARIS_ID.test(message)) message = message.slice(message.indexOf('] ') + 2);
+  // the journal's kernel-time prefix some forwarders put before the message: `kernel:[  970.69]: `
+  if (message.startsWith('kernel:')) {
+    const k = KERNEL_PREFIX.exec(message);
+    if (k) message = message.slice(k[0].length);
+  }
   const fields: Record<string, string> = { keywords: raw, message, Message: message };
   if (host) fields['host'] = fields['Hostname'] = host;
   if (program) fields['program'] = fields['ProcessName'] = fields['Program'] = fields['Image'] = program;
   if (pid) fields['pid'] = fields['ProcessId'] = pid;
+  if (module) fields['pam_module'] = module;
   let kinds: number = KIND.syslog;
   let addr: string | null = null;
   const family = program ? familyOf(program) : '';
-  if (authHint || AUTH_PROGRAMS.has(family) || message.startsWith('pam_')) kinds |= KIND.auth;
+  if (authHint || AUTH_PROGRAMS.has(family) || message.startsWith('pam_') || module !== null) kinds |= KIND.auth;
   switch (family) {
     case 'sshd':
     case 'sshd-session':
@@ -266,15 +344,33 @@ function syslogEvent(raw: string, ts: number | null, host: string | null, tag: s
         inner.ts ??= ts;
         inner.host = host;
         inner.pid = pid;
+        inner.decoder = `syslog+${inner.decoder ?? 'access'}`;
+        inner.line = raw;
         return inner;
       }
       break;
     }
-    default:
+    default: {
+      // any program (a custom tag such as `nginx_access`, `web01`) may carry an access line
+      if (message.indexOf('] "') > 0) {
+        const inner = decodeAccess(message);
+        if (inner) {
+          inner.kinds |= KIND.syslog;
+          inner.ts ??= ts;
+          inner.host = host;
+          inner.program = program;
+          inner.pid = pid;
+          inner.decoder = 'syslog+access';
+          inner.line = raw;
+          return inner;
+        }
+      }
       break;
+    }
   }
-  if (message.startsWith('type=') || message.startsWith('audit: type=') || message.startsWith('audit(')) {
-    const a = decodeAuditd(raw, ts, message.startsWith('audit: ') ? message.slice(7) : message);
+  const journalAudit = program === 'audit' && AUDIT_JOURNAL.test(message);
+  if (journalAudit || message.startsWith('type=') || message.startsWith('audit: type=') || message.startsWith('audit(')) {
+    const a = decodeAuditd(raw, ts, journalAudit ? `type=${message}` : message.startsWith('audit: ') ? message.slice(7) : message);
     a.host = host;
     if (host) a.fields['host'] = host;
     a.program = program;
@@ -283,6 +379,8 @@ function syslogEvent(raw: string, ts: number | null, host: string | null, tag: s
   }
   const pamAt = message.indexOf('pam_');
   if (pamAt >= 0) addr = pamFields(message, pamAt, fields);
+  // netfilter's LOG target (iptables, nftables, ufw, firewalld): `… IN=eth0 OUT= … SRC=a DST=b … PROTO=TCP SPT=1 DPT=2 …`
+  else if (family === 'kernel' && message.indexOf(' SRC=') > 0 && message.indexOf(' PROTO=') > 0) addr = netfilterFields(message, fields);
   return { raw, kinds, ts, host, program, pid, message, fields, addr };
 }
 
@@ -336,16 +434,25 @@ function pamFields(message: string, at: number, fields: Record<string, string>):
   return addr;
 }
 
+/** The KEY=VALUE fields of a netfilter log line; the source address. */
+function netfilterFields(message: string, fields: Record<string, string>): string | null {
+  for (const tok of message.split(' ')) {
+    const eq = tok.indexOf('=');
+    if (eq > 0 && /^[A-Z]+$/.test(tok.slice(0, eq))) fields[tok.slice(0, eq)] = tok.slice(eq + 1);
+  }
+  return fields['SRC'] ? normalizeAddress(fields['SRC']) : null;
+}
+
 /** haproxy HTTP log: `client:port [accept] frontend backend/server timers status bytes … "METHOD URI VER"`. */
 function haproxyEvent(raw: string, ts: number | null, host: string | null, program: string | null, pid: string | null, message: string, fields: Record<string, string>, kinds: number): LogEvent {
   const m = /^(\S+):(\d+) \[([^\]]+)\] (\S+) (\S+) (\S+) (-?\d+) (\d+|-) .*?"([^"]*)"?\s*$/.exec(message);
-  if (!m) return { raw, kinds, ts, host, program, pid, message, fields, addr: null };
+  if (!m) return { raw, kinds, ts, host, program, pid, message, fields, addr: null, decoder: 'haproxy' };
   const addr = normalizeAddress(m[1]!);
   fields['c-ip'] = fields['clientip'] = addr;
   fields['sc-status'] = m[7]!;
   fields['sc-bytes'] = m[8]!;
   requestFields(m[9]!, fields);
-  return { raw, kinds: kinds | KIND.webAccess, ts, host, program, pid, message, fields, addr };
+  return { raw, kinds: kinds | KIND.webAccess, ts, host, program, pid, message, fields, addr, decoder: 'haproxy' };
 }
 
 // ---------------------------------------------------------------- auditd
@@ -374,6 +481,12 @@ function decodeAuditd(raw: string, ts: number | null, body: string | null): LogE
       const close = text.indexOf('"', eq + 2);
       val = text.slice(eq + 2, close < 0 ? n : close);
       i = close < 0 ? n : close + 1;
+    } else if (text[eq + 1] === "'" && key === 'msg') {
+      // user-space records nest their fields in msg='op=… acct="…" addr=… res=…': read them as
+      // the record's own (untrusted values inside are quoted or hex-encoded by auditd)
+      fields['msg'] = text.slice(eq + 2, text.lastIndexOf("'") > eq + 1 ? text.lastIndexOf("'") : n);
+      i = eq + 2;
+      continue;
     } else if (text[eq + 1] === "'") {
       const close = text.indexOf("'", eq + 2);
       val = text.slice(eq + 2, close < 0 ? n : close);
@@ -382,6 +495,7 @@ function decodeAuditd(raw: string, ts: number | null, body: string | null): LogE
       const end = text.indexOf(' ', eq + 1);
       val = text.slice(eq + 1, end < 0 ? n : end);
       i = end < 0 ? n : end + 1;
+      if (val.endsWith("'")) val = val.slice(0, -1); // the last field of a nested msg='…'
       // auditd hex-encodes untrusted strings (spaces, quotes, NULs) and leaves them unquoted
       if (HEX_FIELDS.has(key) && val.length >= 2 && HEX.test(val)) val = Buffer.from(val, 'hex').toString('utf8').replace(/\0/g, ' ').trimEnd();
     }
@@ -398,7 +512,7 @@ function decodeAuditd(raw: string, ts: number | null, body: string | null): LogE
   }
   if (fields['syscall'] !== undefined) fields['SYSCALL'] = fields['syscall'];
   const addr = fields['addr'] && fields['addr'] !== '?' ? normalizeAddress(fields['addr']) : null;
-  return { raw, kinds: KIND.auditd, ts, host: null, program: 'auditd', pid: fields['pid'] ?? null, message: text, fields, addr };
+  return { raw, kinds: KIND.auditd, ts, host: null, program: 'auditd', pid: fields['pid'] ?? null, message: text, fields, addr, decoder: 'auditd' };
 }
 
 // ---------------------------------------------------------------- web
@@ -504,7 +618,7 @@ function looksLikeIp(s: string, from: number, to: number): boolean {
     else if (c === 0x3a) colons++;
     else if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46))) return false;
   }
-  return dots === 3 || colons >= 2;
+  return (dots === 3 || colons >= 2) && isIP(s.slice(from, to)) !== 0;
 }
 
 /**
@@ -702,7 +816,7 @@ export function decodeAccess(raw: string): LogEvent | null {
   const hostEnd = count >= 4 && raw.slice(0, firstEnd) !== ip ? firstEnd : -1;
   const addr = normalizeAddress(ip);
   const fields = new AccessFields(raw, spans, addr, hostEnd, rb + 1, q) as unknown as Record<string, string>;
-  return { raw, kinds: KIND.webAccess, ts, host: null, program: null, pid: null, message: raw, fields, addr, spans };
+  return { raw, kinds: KIND.webAccess, ts, host: null, program: null, pid: null, message: raw, fields, addr, spans, decoder: 'access' };
 }
 
 function isDigit(s: string, i: number): boolean {
@@ -769,7 +883,7 @@ function decodeApacheError(raw: string): LogEvent | null {
   }
   if (addr) fields['c-ip'] = fields['clientip'] = addr;
   fields['message'] = rest;
-  return { raw, kinds: KIND.apacheError, ts: parseCtime(m[1]!), host: null, program: 'apache', pid: fields['pid'] ?? null, message: rest, fields, addr };
+  return { raw, kinds: KIND.apacheError, ts: m[1] ? parseCtime(m[1]) : null, host: null, program: 'apache', pid: fields['pid'] ?? null, message: rest, fields, addr, decoder: 'apache-error' };
 }
 
 function decodeNginxError(raw: string): LogEvent | null {
@@ -790,5 +904,5 @@ function decodeNginxError(raw: string): LogEvent | null {
     if (e > 0) requestFields(msg.slice(r + 12, e), fields);
   }
   const ts = isoToMs(m[1]!, m[2]!, m[3]!, m[4]!, m[5]!, m[6]!, undefined, undefined);
-  return { raw, kinds: KIND.nginxError, ts, host: null, program: 'nginx', pid: null, message: c >= 0 ? msg.slice(0, c) : msg, fields, addr };
+  return { raw, kinds: KIND.nginxError, ts, host: null, program: 'nginx', pid: null, message: c >= 0 ? msg.slice(0, c) : msg, fields, addr, decoder: 'nginx-error' };
 }

@@ -47,11 +47,63 @@ export interface CompiledRule {
   extractors: { field: string; cased: boolean; re: RegExp }[];
   /** The detection is only worth reporting with an attacker address. */
   requireAddress: boolean;
+  /** The address from the rule's own match (loaded fail2ban filters); tried before `extractors`. */
+  addressOf?: (ev: LogEvent) => string | null;
+  /** How long a block this rule asks for lasts (a fail2ban jail's bantime); null: the block policy's. */
+  blockTtlMs?: number | null;
   /** `each`: every matching line is a detection; `threshold`: only the line that crosses it. */
   report: 'each' | 'threshold';
   threshold: ThresholdSpec | null;
   /** Crossing the threshold asks the enforcer to block the address. */
   block: boolean;
+  /**
+   * A never-flag entry (`cordon: { never_flag: true }`): a line it matches is benign, and no
+   * rule reports it (nor counts it toward a threshold).
+   */
+  neverFlag: boolean;
+  /**
+   * Counts only when no earlier line of the same connection (host, program, pid) was counted:
+   * a client that disconnects after failing was already counted for its failures, one that
+   * disconnects before any failure line is one failed attempt.
+   */
+  oncePerConnection: boolean;
+  /**
+   * Counts only when an earlier line of the same connection failed for another user name (a
+   * client trying several accounts in one connection, then getting in); every match records
+   * its user for the lines after it.
+   */
+  userSwitch: boolean;
+  /** The detection's named searches, kept so `--explain` can say which of them matched. */
+  searches: ReadonlyArray<readonly [string, Pred<LogEvent>]>;
+  /** Labelled examples the rule file carries (`cordon.examples`), checked by the tests. */
+  examples: RuleExamples | null;
+}
+
+/** Lines a rule must match (with the attacker address it must name) and lines it must leave alone. */
+export interface RuleExamples {
+  match: { line: string; ip: string | null }[];
+  nomatch: string[];
+}
+
+/** The `cordon:` block's keys; any other is refused by name (a typo must not pass silently). */
+const CORDON_KEYS = new Set(['address', 'report', 'threshold', 'block', 'never_flag', 'once_per_connection', 'user_switch', 'examples']);
+
+function parseExamples(v: unknown): RuleExamples | null {
+  if (v === undefined) return null;
+  if (!v || typeof v !== 'object') throw new RuleRefusal('cordon.examples must be a map with match and nomatch lists');
+  const e = v as Record<string, unknown>;
+  for (const k of Object.keys(e)) if (k !== 'match' && k !== 'nomatch') throw new RuleRefusal(`cordon.examples: unknown key "${k}" (match, nomatch)`);
+  const match = (Array.isArray(e['match']) ? e['match'] : []).map((m: unknown) => {
+    if (typeof m === 'string') return { line: m, ip: null };
+    const o = m as Record<string, unknown>;
+    if (!o || typeof o['line'] !== 'string') throw new RuleRefusal('cordon.examples.match: each entry is a line or { line, ip }');
+    return { line: o['line'], ip: typeof o['ip'] === 'string' ? o['ip'] : null };
+  });
+  const nomatch = (Array.isArray(e['nomatch']) ? e['nomatch'] : []).map((m: unknown) => {
+    if (typeof m !== 'string') throw new RuleRefusal('cordon.examples.nomatch: each entry is a line');
+    return m;
+  });
+  return { match, nomatch };
 }
 
 export interface RefusedRule {
@@ -303,6 +355,7 @@ export function compileRule(doc: Record<string, unknown>, file: string, origin: 
   const kinds = kindsForLogsource(doc['logsource'] as Record<string, unknown> | undefined);
   if (typeof kinds === 'string') throw new RuleRefusal(kinds);
   const ext = (doc['cordon'] ?? {}) as Record<string, unknown>;
+  for (const k of Object.keys(ext)) if (!CORDON_KEYS.has(k)) throw new RuleRefusal(`cordon: unknown key "${k}" (${[...CORDON_KEYS].join(', ')})`);
   const detectionRaw = doc['detection'] as Record<string, unknown> | undefined;
   if (!detectionRaw || typeof detectionRaw !== 'object') throw new RuleRefusal('the rule has no detection');
   const detection = (origin === 'cordon' ? expandMacros(detectionRaw) : detectionRaw) as Record<string, unknown>;
@@ -368,6 +421,11 @@ export function compileRule(doc: Record<string, unknown>, file: string, origin: 
     report,
     threshold,
     block: ext['block'] === true,
+    neverFlag: ext['never_flag'] === true,
+    oncePerConnection: ext['once_per_connection'] === true,
+    userSwitch: ext['user_switch'] === true,
+    searches: [...searches],
+    examples: parseExamples(ext['examples']),
   };
 }
 

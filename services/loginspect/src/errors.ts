@@ -21,7 +21,8 @@ export const ERR_LOGINSPECT_BAD_BATCH = defineError(
 );
 export const ERR_LOGINSPECT_USAGE = defineError(
   'CORDON_ERR_LOGINSPECT_USAGE',
-  (detail: string) => `${detail}; usage: cordon logtest --log FILE [--rules DIR]… [--no-sigma] [--sigma DIR] [--year YYYY]`,
+  (detail: string) =>
+    `${detail}; usage: cordon logtest --log FILE [--rules DIR]… [--sigma DIR]… [--fail2ban DIR [--fail2ban-filter NAME[opt=v]]…] [--no-builtin] [--explain] [--line N] [--no-coverage] [--year YYYY] [--stats] [--quiet]`,
 );
 /** A checkpoint of the stage's state that cannot be read: the partition starts with empty state. */
 export const ERR_LOGINSPECT_STATE = defineError(

@@ -10,6 +10,8 @@ export * from './detect-rules.js';
 export * from './threshold.js';
 export * from './inspector.js';
 export * from './lines.js';
+export * from './coverage.js';
+export * from './fail2ban.js';
 export * from './logtest.js';
 export * from './alerts.js';
 export * from './module.js';

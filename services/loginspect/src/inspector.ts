@@ -7,6 +7,7 @@ import { LiteralPrefilter } from './prefilter.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ThresholdTable, type CounterSnapshot, type Crossing } from './threshold.js';
 import { ERR_LOGINSPECT_STATE } from './errors.js';
+import { loadFail2ban, type Fail2banLoad } from './fail2ban.js';
 
 /**
  * The pure stage: raw line → decoded event → rule matches (with the attacker's address) →
@@ -38,6 +39,18 @@ export interface InspectResult {
   event: LogEvent;
   detections: Detection[];
   blocks: BlockRequest[];
+  /** The never-flag entry that declared this line benign (its matches were dropped), else null. */
+  suppressedBy: CompiledRule | null;
+}
+
+/** Why a rule matched a line: what `cordon logtest --explain` prints. */
+export interface Explanation {
+  rule: CompiledRule;
+  /** The rule's named searches that matched the line. */
+  selections: string[];
+  srcIp: string | null;
+  /** Where the address came from: the rule's `<HOST>` in a field, the format's client field, the connection's peer. */
+  addressFrom: string | null;
 }
 
 export interface LineMeta {
@@ -48,6 +61,13 @@ export interface LineMeta {
 
 export interface InspectState {
   sessions: Map<string, string>;
+  /**
+   * Per connection (host|program|pid): a counted failure was seen (`true`), or a failure whose
+   * line did not name the client waits for a later line of the connection that does (its rules).
+   */
+  connections: Map<string, true | CompiledRule[]>;
+  /** Per connection: the user names its failures named (for `user_switch` rules). */
+  connUsers: Map<string, string[]>;
   thresholds: ThresholdTable;
   offenders: Map<string, { count: number; lastMs: number }>;
   /** Log time of the newest stamped line: lines without a stamp count at this time. */
@@ -59,6 +79,10 @@ interface StateDoc {
   v: 1;
   clockMs: number;
   sessions: Array<[string, string]>;
+  /** Connections that already had a counted failure (absent in older checkpoints). */
+  failed?: string[];
+  /** The user names each connection failed for (absent in older checkpoints). */
+  users?: Array<[string, string[]]>;
   offenders: Array<[string, number, number]>;
   thresholds: CounterSnapshot[];
 }
@@ -81,18 +105,26 @@ export class LogInspector {
     this.ignore = config.blocks.ignore.map((c) => parseCidr(c)).filter((c): c is Cidr => c !== null);
   }
 
-  /** Load the rule folders the config names (built-in first, then extra dirs, then Sigma). */
+  /** Filters loaded from `fail2ban.dir`, each with what was loaded and why not (null without one). */
+  fail2ban: Fail2banLoad | null = null;
+
+  /** Load the rule folders the config names (built-in first, then extra dirs, then Sigma, then fail2ban filters). */
   static fromConfig(config: InspectorConfig): LogInspector {
     const set: RuleSet = { rules: [], refused: [], literals: new LiteralScanner() };
     if (config.builtinRules) loadRuleDir(builtinRulesDir(), 'cordon', set);
     for (const d of config.ruleDirs) loadRuleDir(d, 'cordon', set);
     for (const d of config.sigmaDirs) loadRuleDir(d, 'sigma', set);
-    return new LogInspector(set, config);
+    const f2b = config.fail2ban ? loadFail2ban({ dir: config.fail2ban.dir, filters: config.fail2ban.filters }, set) : null;
+    const inspector = new LogInspector(set, config);
+    inspector.fail2ban = f2b;
+    return inspector;
   }
 
   newState(): InspectState {
     return {
       sessions: new Map(),
+      connections: new Map(),
+      connUsers: new Map(),
       thresholds: new ThresholdTable(this.config.maxThresholdKeys),
       offenders: new Map(),
       clockMs: 0,
@@ -110,6 +142,8 @@ export class LogInspector {
       v: 1,
       clockMs: state.clockMs,
       sessions: [...state.sessions],
+      failed: [...state.connections].filter(([, v]) => v === true).map(([k]) => k),
+      users: [...state.connUsers],
       offenders: [...state.offenders].map(([ip, o]) => [ip, o.count, o.lastMs]),
       thresholds: state.thresholds.snapshot(),
     };
@@ -130,6 +164,8 @@ export class LogInspector {
     const state = this.newState();
     state.clockMs = doc.clockMs;
     for (const [k, v] of doc.sessions.slice(-this.config.maxSessions)) state.sessions.set(String(k), String(v));
+    for (const k of (doc.failed ?? []).slice(-this.config.maxSessions)) state.connections.set(String(k), true);
+    for (const [k, u] of (doc.users ?? []).slice(-this.config.maxSessions)) if (Array.isArray(u)) state.connUsers.set(String(k), u.map(String));
     for (const [ip, count, lastMs] of doc.offenders.slice(-this.config.maxThresholdKeys)) state.offenders.set(String(ip), { count: Number(count), lastMs: Number(lastMs) });
     state.thresholds = ThresholdTable.restore(this.config.maxThresholdKeys, doc.thresholds);
     return state;
@@ -152,16 +188,37 @@ export class LogInspector {
     if (ev.ts !== null && ev.ts > state.clockMs) state.clockMs = ev.ts;
     if (state.clockMs === 0) state.clockMs = meta.refMs;
     const now = ev.ts ?? state.clockMs;
-    if (ev.kinds & KIND.sshd && ev.pid) this.rememberPeer(state, ev);
-    const { rules, pre } = this.rulesFor(ev.kinds);
+    // sshd connections: one process per client, whose lines do not all name the client
+    const conn = ev.pid && ev.kinds & KIND.sshd ? `${ev.host ?? ''}|${ev.program ?? ''}|${ev.pid}` : null;
+    let pending: CompiledRule[] | null = null;
+    if (ev.kinds & KIND.sshd && ev.pid && this.rememberPeer(state, ev) && conn) {
+      const waiting = state.connections.get(conn);
+      if (Array.isArray(waiting)) pending = waiting;
+    }
+    const matched = this.matching(ev);
+    if (matched.length === 0 && pending === null) return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: null };
+    for (const rule of matched) if (rule.neverFlag) return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: rule };
     let detections: Detection[] | null = null;
     let blocks: BlockRequest[] | null = null;
-    pre.select(ev);
-    for (let k = 0; k < pre.count; k++) {
-      const rule = rules[pre.order[k]!]!;
-      if (!rule.match(ev)) continue;
+    // failures of this connection that named no client: this line names it
+    const all = pending ? [...pending.filter((r) => !matched.includes(r)), ...matched] : matched;
+    if (pending && conn) state.connections.delete(conn);
+    const user = conn ? connectionUser(ev) : null;
+    for (const rule of all) {
+      if (rule.oncePerConnection && conn && state.connections.get(conn) === true) continue;
+      if (rule.userSwitch) {
+        const seen = conn ? state.connUsers.get(conn) : undefined;
+        const switched = seen !== undefined && user !== null && seen.some((u) => u !== user);
+        if (conn && user !== null) this.recordUser(state, conn, user);
+        if (!switched) continue;
+      }
       const srcIp = this.address(state, rule, ev);
-      if (rule.requireAddress && srcIp === null) continue;
+      if (rule.requireAddress && srcIp === null) {
+        // a failure line that does not name the client (kex errors, `Too many authentication
+        // failures`): counted when a later line of its connection does
+        if (conn && rule.threshold) this.await(state, conn, rule);
+        continue;
+      }
       let crossing: Crossing | null = null;
       if (rule.threshold) {
         const spec = rule.threshold;
@@ -172,6 +229,10 @@ export class LogInspector {
           const distinct = spec.distinct ? (fieldText(ev, spec.distinct, true) ?? '') : null;
           crossing = state.thresholds.add(spec, key, now, distinct);
           state.counters.thresholdEvictions = state.thresholds.evictions;
+          if (conn && spec.by === 'src_ip') {
+            this.markFailed(state, conn);
+            if (user !== null) this.recordUser(state, conn, user);
+          }
         }
       }
       if (rule.report === 'threshold' && crossing === null) continue;
@@ -183,7 +244,61 @@ export class LogInspector {
         state.counters.blocks++;
       }
     }
-    return { event: ev, detections: detections ?? EMPTY_D, blocks: blocks ?? EMPTY_B };
+    return { event: ev, detections: detections ?? EMPTY_D, blocks: blocks ?? EMPTY_B, suppressedBy: null };
+  }
+
+  /** The rules whose detection matches the event, in rule order (never-flag entries included). */
+  private matching(ev: LogEvent): CompiledRule[] {
+    const { rules, pre } = this.rulesFor(ev.kinds);
+    pre.select(ev);
+    let out: CompiledRule[] | null = null;
+    for (let k = 0; k < pre.count; k++) {
+      const rule = rules[pre.order[k]!]!;
+      if (rule.match(ev)) (out ??= []).push(rule);
+    }
+    return out ?? EMPTY_R;
+  }
+
+  /**
+   * Why each rule that matches `raw` does: its searches that matched, the address and where it
+   * came from. Reads the state (the connection's peer) without changing it.
+   */
+  explain(state: InspectState, raw: string, meta: LineMeta): { event: LogEvent; explanations: Explanation[] } {
+    const ev = decodeLine(raw.length > this.config.maxLineBytes ? raw.slice(0, this.config.maxLineBytes) : raw, meta);
+    const explanations = this.matching(ev).map((rule) => {
+      const from: string[] = [];
+      const srcIp = this.address(state, rule, ev, from);
+      const selections = rule.searches.filter(([, p]) => p(ev)).map(([n]) => n);
+      return { rule, selections, srcIp, addressFrom: from[0] ?? null };
+    });
+    return { event: ev, explanations };
+  }
+
+  private markFailed(state: InspectState, conn: string): void {
+    state.connections.delete(conn);
+    state.connections.set(conn, true);
+    if (state.connections.size > this.config.maxSessions) state.connections.delete(state.connections.keys().next().value!);
+  }
+
+  private recordUser(state: InspectState, conn: string, user: string): void {
+    const seen = state.connUsers.get(conn);
+    if (seen) {
+      if (!seen.includes(user) && seen.length < 16) seen.push(user);
+      return;
+    }
+    state.connUsers.set(conn, [user]);
+    if (state.connUsers.size > this.config.maxSessions) state.connUsers.delete(state.connUsers.keys().next().value!);
+  }
+
+  private await(state: InspectState, conn: string, rule: CompiledRule): void {
+    const cur = state.connections.get(conn);
+    if (cur === true) return;
+    if (cur) {
+      if (!cur.includes(rule)) cur.push(rule);
+      return;
+    }
+    state.connections.set(conn, [rule]);
+    if (state.connections.size > this.config.maxSessions) state.connections.delete(state.connections.keys().next().value!);
   }
 
   private ignored(ip: string): boolean {
@@ -198,21 +313,31 @@ export class LogInspector {
     state.offenders.delete(ip); // re-insert: Map order is recency order for eviction
     state.offenders.set(ip, { count, lastMs: now });
     if (state.offenders.size > this.config.maxThresholdKeys) state.offenders.delete(state.offenders.keys().next().value!);
-    const ttlS = Math.min(p.maxTtlS, p.baseTtlS * Math.pow(p.repeatFactor, count - 1));
+    const base = rule.blockTtlMs ? rule.blockTtlMs / 1000 : p.baseTtlS;
+    const ttlS = Math.min(p.maxTtlS, base * Math.pow(p.repeatFactor, count - 1));
     return { ip, rule, tsMs: now, ttlMs: Math.round(ttlS * 1000), offense: count, crossing };
   }
 
-  private rememberPeer(state: InspectState, ev: LogEvent): void {
+  /** Remembers the peer the line names for its connection; true when the line named one. */
+  private rememberPeer(state: InspectState, ev: LogEvent): boolean {
     const m = SSH_PEER.exec(ev.message);
-    if (!m) return;
+    if (!m) return false;
     const key = `${ev.host ?? ''}|${ev.program ?? ''}|${ev.pid}`;
     state.sessions.delete(key);
     state.sessions.set(key, normalizeAddress(m[1]!));
     if (state.sessions.size > this.config.maxSessions) state.sessions.delete(state.sessions.keys().next().value!);
+    return true;
   }
 
   /** The attacker: the rule's `<HOST>` capture, else the address the format names, else the sshd session's peer. */
-  private address(state: InspectState, rule: CompiledRule, ev: LogEvent): string | null {
+  private address(state: InspectState, rule: CompiledRule, ev: LogEvent, from?: string[]): string | null {
+    if (rule.addressOf) {
+      const a = rule.addressOf(ev);
+      if (a) {
+        from?.push(`the ${rule.title}'s <HOST>`);
+        return a;
+      }
+    }
     for (const x of rule.extractors) {
       const v = ev.fields[x.field];
       if (v === undefined) continue;
@@ -220,14 +345,37 @@ export class LogInspector {
       if (!groups) continue;
       for (const k in groups) {
         const ip = groups[k];
-        if (ip && k.startsWith('ip')) return normalizeAddress(ip);
+        if (ip && k.startsWith('ip')) {
+          from?.push(`the rule's <HOST> in field ${x.field}`);
+          const a = normalizeAddress(ip);
+          // Apache 2.4 writes an IPv6 client with its port (`2001:db8::1:40222`): the decoder knows where it ends
+          return ev.addr && a !== ev.addr && a.startsWith(`${ev.addr}:`) ? ev.addr : a;
+        }
       }
     }
-    if (ev.addr) return ev.addr;
-    if (ev.pid && ev.kinds & KIND.sshd) return state.sessions.get(`${ev.host ?? ''}|${ev.program ?? ''}|${ev.pid}`) ?? null;
+    if (ev.addr) {
+      from?.push(`the ${ev.decoder ?? 'decoder'} decoder's client address`);
+      return ev.addr;
+    }
+    if (ev.pid && ev.kinds & KIND.sshd) {
+      const peer = state.sessions.get(`${ev.host ?? ''}|${ev.program ?? ''}|${ev.pid}`) ?? null;
+      if (peer) from?.push(`the peer named by an earlier line of connection ${ev.program ?? ''}[${ev.pid}]`);
+      return peer;
+    }
     return null;
   }
 }
 
+const SSH_USER = /^(?:Accepted|Failed) \S+ for (?:invalid user )?(\S+) from /;
+
+/** The user name an sshd line names: PAM's user= or ruser=, or sshd's `for USER from`. */
+function connectionUser(ev: LogEvent): string | null {
+  const pam = ev.fields['pam_user'] || ev.fields['pam_ruser'];
+  if (pam) return pam;
+  const m = SSH_USER.exec(ev.message);
+  return m ? m[1]! : null;
+}
+
 const EMPTY_D: Detection[] = [];
+const EMPTY_R: CompiledRule[] = [];
 const EMPTY_B: BlockRequest[] = [];
