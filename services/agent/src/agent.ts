@@ -85,7 +85,21 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const hashOf = (w: Watching) => createHash('sha256').update(JSON.stringify({ w, enforce: config.enforce, heartbeatS: config.heartbeatS })).digest('hex').slice(0, 16);
   let configHash = hashOf(watching);
 
-  const heartbeat = async (status: AgentRecord['status']) => {
+  // Heartbeats one at a time, in order: each announces the capture's lease (the coordinator
+  // hands the VM back from the last one it saw), and the lease is used only once the record
+  // announcing it is on the bus.
+  let beats: Promise<void> = Promise.resolve();
+  const heartbeat = (status: AgentRecord['status']): Promise<void> => {
+    const p = beats.then(() => beat(status));
+    beats = p.catch(() => undefined);
+    return p;
+  };
+  const beat = async (status: AgentRecord['status']) => {
+    const s = net && !reenroll ? net.stats() : null;
+    // running: frames stamped up to two heartbeats ahead are published as they come, so frames
+    // never wait for a heartbeat; if this agent dies, at most that much is nobody's. Stopping:
+    // its capture has stopped, so the lease ends at the newest frame it published.
+    const until = status === 'stopping' ? (s && s.newestUs > 0 ? s.newestUs + 1 : 0) : ctx.clock.now() * 1000 + 2 * heartbeatMs * 1000;
     const rec: AgentRecord = {
       agent: agentId,
       vm,
@@ -97,13 +111,14 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       kind: 'agent',
       host: null,
       policy_version: policyVersion,
-      capture: net && !reenroll ? { active: true, frames: net.stats().captured, published: net.stats().published, inspected_until_us: net.stats().newestUs } : null,
+      capture: s ? { active: true, frames: s.captured, published: s.published, inspected_until_us: until } : null,
       acks: windows?.acks() ?? {},
       heartbeat_interval_ms: heartbeatMs,
     };
     const headers = enrolled ? undefined : { 'cordon-enroll-token': Buffer.from(config.token) };
     await stage.send(TOPICS.agents, [{ key: Buffer.from(agentId), value: agentCodec.encode(rec), ...(headers ? { headers } : {}) }]);
     lastBeat = ctx.clock.now();
+    if (s && status !== 'stopping') net?.extendLease(until);
   };
   let lastBeat = 0;
   await heartbeat(enrolled ? 'running' : 'enrolled');
@@ -260,7 +275,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   if (config.capture.enabled) {
     const me = agentId;
     const w = new ProtectionWindows({
-      isMe: (a: Assignment) => a.mode === 'agent' && a.agent === me,
+      // an assignment made for an earlier start of this agent (a restart, a reverted VM) or for
+      // the original of a clone is not this incarnation's
+      isMe: (a: Assignment) => a.mode === 'agent' && a.agent === me && (a.incarnation === null || a.incarnation === identity.incarnation),
+      leased: true,
       holdUs: config.capture.holdMs * 1000,
       maxBytesPerVm: config.capture.holdMaxMiB << 20,
       maxBytes: config.capture.holdMaxMiB << 20,
