@@ -157,7 +157,12 @@ export function makeHostsLab(opts: HostsLabOptions): HostsLab {
       if (!dst) throw new Error(`no host ${to} in the lab`);
       if (v.host === to) throw new Error(`VM ${name} already runs on ${to}`);
       ip(['-n', hosts[v.host]!.ns, 'link', 'set', v.port, 'netns', dst.ns]);
-      const switchover = wallUs();
+      // a whole millisecond, as platforms and file times count: the port has left the old
+      // bridge before it and joins the new one after it
+      const switchover = Math.ceil((wallUs() + 1) / 1000) * 1000;
+      while (wallUs() <= switchover) {
+        // at most a millisecond
+      }
       ip(['-n', dst.ns, 'link', 'set', v.port, 'master', 'br0']);
       if (v.on) ip(['-n', dst.ns, 'link', 'set', v.port, 'up']);
       v.host = to;
