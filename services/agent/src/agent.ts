@@ -9,7 +9,7 @@ import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
 import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
 import { agentConfigSchema, type AgentConfig } from './config.js';
 import { NftEnforcer } from './enforce.js';
-import { startIdentity, type AgentIdentity } from './identity.js';
+import { adoptGeneration, startIdentity, type AgentIdentity } from './identity.js';
 import { readState, writeState } from './state.js';
 import { LogTailer } from './logtail.js';
 import { collectNetSnapshot } from './netconf.js';
@@ -326,7 +326,14 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
         if (cmd.args.incarnation && cmd.args.incarnation !== identity.incarnation) continue;
         ctx.log.info({ command: cmd.kind, id: cmd.command_id }, 'Agent command received.');
         if (cmd.kind === 'rescan') await fim?.rescan();
-        else if (cmd.kind === 'rebaseline') await fim?.rebaseline();
+        else if (cmd.kind === 'rebaseline') {
+          // a revert: the coordinator names the generation to go on from
+          if (cmd.args.generation && adoptGeneration(stateDir, identity, Number(cmd.args.generation))) {
+            ctx.log.warn({ agent: agentId, generation: identity.generation }, 'This VM was reverted to an earlier state; the agent goes on from the generation the coordinator named.');
+            await heartbeat('running');
+          }
+          await fim?.rebaseline();
+        }
         else if (cmd.kind === 'reconfigure') await enqueue(() => reconfigure(policyNow(), true));
         else if (cmd.kind === 'enrolled') {
           if (!enrolled) writeState(enrolledFile, { agent: agentId });

@@ -16,6 +16,7 @@ import { readState, writeState } from './state.js';
  */
 export interface AgentIdentity {
   agent: string;
+  /** Moves forward only: at each start, and when the coordinator re-bases a reverted VM (adoptGeneration). */
   generation: number;
   incarnation: string;
   hw: string;
@@ -53,4 +54,16 @@ export function startIdentity(stateDir: string, agent: string, log: Logger, sysR
   const id: AgentIdentity = { agent, generation, incarnation: randomBytes(8).toString('hex'), hw: hardwareFingerprint(sysRoot) };
   writeState(file, { agent, generation });
   return id;
+}
+
+/**
+ * A reverted VM came back behind the newest generation the coordinator knows: it names the
+ * next one, and the agent goes on from there (kept in the state dir), so its later restarts are
+ * restarts again — not the same revert reported anew at each start.
+ */
+export function adoptGeneration(stateDir: string, id: AgentIdentity, generation: number): boolean {
+  if (!Number.isInteger(generation) || generation <= id.generation) return false;
+  id.generation = generation;
+  writeState(join(stateDir, 'identity.json'), { agent: id.agent, generation });
+  return true;
 }

@@ -118,7 +118,8 @@ export class AgentTrust {
         detail: 'file changes explained by the revert are not reported one by one',
         key: `reverted|${rec.agent}|${id.incarnation}`,
       });
-      effects.commands.push({ kind: 'rebaseline', args: { incarnation: id.incarnation, reason: 'reverted' }, key: `rebaseline|${rec.agent}|${id.incarnation}` });
+      // …and goes on from a generation past every one seen, so its next restart is not this revert again
+      effects.commands.push({ kind: 'rebaseline', args: { incarnation: id.incarnation, reason: 'reverted', generation: String(binding.maxGeneration + 1) }, key: `rebaseline|${rec.agent}|${id.incarnation}` });
       if (token !== null) effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
       return { verdict: { trusted: true, detail: `reverted to generation ${id.generation}`, identity: id }, effects };
     }

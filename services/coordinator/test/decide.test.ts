@@ -169,7 +169,10 @@ test('trust: a verified token binds the agent to its VM and machine; forged, wro
   const rev = t.judge(record(tok, { generation: 3, incarnation: 'beef' }), null, NOW / 1000);
   assert.equal(rev.verdict.trusted, true);
   assert.deepEqual(rev.effects.alerts.map((a) => a.rule), ['reverted']);
-  assert.deepEqual(rev.effects.commands.map((c) => c.kind), ['rebaseline']);
+  assert.deepEqual(rev.effects.commands.map((c) => [c.kind, c.args.generation]), [['rebaseline', '6']]);
+  // it goes on from there: its next start is a restart, not the revert again
+  const after = t.judge(record(tok, { generation: 7, incarnation: 'f00d' }), null, NOW / 1000);
+  assert.deepEqual([after.verdict.trusted, after.effects.alerts.length], [true, 0]);
   // a token for VM A presented in a record claiming VM B
   const other = makeEnrollToken(secret, 'vm-a', 3_600_000, NOW / 1000);
   const mixed = t.judge({ ...record(other), vm: 'vm-b' }, other, NOW / 1000);
