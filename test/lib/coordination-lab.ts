@@ -68,6 +68,8 @@ export interface WorldOptions {
 
 export interface Attack {
   id: number;
+  /** The VM attacked (by its address). */
+  vm: string | null;
   sentUs: number;
   receivedUs: number | null;
   alerts: Alert[];
@@ -98,17 +100,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const ATTACKER = `
 const dgram = require('dgram');
-const [dst, dport, base, span] = process.argv.slice(1).map((x, i) => (i === 0 ? x : Number(x)));
+const [dport, base, span] = process.argv.slice(1).map(Number);
 const now = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 let timer = null;
 let next = 0;
-function one(id, src, text) {
+function one(id, dst, src, text) {
   const s = dgram.createSocket('udp4');
   s.on('error', () => s.close());
   s.bind({ address: src || undefined, port: base + (id % span) }, () => {
     const at = now();
     s.send(text || ('CORDON-GAP-ATTACK id=' + id), dport, dst, () => {
-      process.stdout.write('S ' + id + ' ' + at + '\\n');
+      process.stdout.write('S ' + id + ' ' + at + ' ' + dst + '\\n');
       s.close();
     });
   });
@@ -117,12 +119,13 @@ require('readline').createInterface({ input: process.stdin }).on('line', (l) => 
   const [cmd, a, b, ...rest] = l.split(' ');
   if (cmd === 'start') {
     clearInterval(timer);
-    timer = setInterval(() => one(next++), Number(a));
+    const dsts = b.split(',');
+    timer = setInterval(() => { for (const d of dsts) one(next++, d); }, Number(a));
   } else if (cmd === 'stop') {
     clearInterval(timer);
     timer = null;
   } else if (cmd === 'one') {
-    one(next++, a, [b, ...rest].join(' '));
+    one(next++, a, b, rest.join(' '));
   }
 });
 `;
@@ -234,15 +237,15 @@ export class CoordinationWorld {
     for (let i = 0; i < (opts.coordinators ?? 1); i++) await this.startCoordinator();
 
     // the attacker on the fabric; a receiver in each VM
-    const attacker = spawn('ip', ['netns', 'exec', this.lab.attacker.ns, process.execPath, '-e', ATTACKER, this.lab.vms[Object.keys(this.lab.vms)[0]!]!.ip, String(ATTACK_PORT), String(PORT_BASE), String(PORT_SPAN)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const attacker = spawn('ip', ['netns', 'exec', this.lab.attacker.ns, process.execPath, '-e', ATTACKER, String(ATTACK_PORT), String(PORT_BASE), String(PORT_SPAN)], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.procs.push(attacker);
     this.attacker = attacker;
     lines(attacker, (l) => {
-      const [k, id, us] = l.split(' ');
+      const [k, id, us, dst] = l.split(' ');
       if (k !== 'S') return;
-      const n = Number(id);
-      const a = this.attackOf(n);
+      const a = this.attackOf(Number(id));
       a.sentUs = Number(us);
+      a.vm = Object.values(this.lab.vms).find((v) => v.ip === dst)?.name ?? null;
     });
     for (const vm of Object.values(this.lab.vms)) {
       const r = spawn('ip', ['netns', 'exec', vm.ns, process.execPath, '-e', RECEIVER, String(ATTACK_PORT), this.lab.attacker.ip, String(HELLO_PORT)], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -264,7 +267,7 @@ export class CoordinationWorld {
 
   private attackOf(id: number): Attack {
     let a = this.attacks.get(id);
-    if (!a) this.attacks.set(id, (a = { id, sentUs: 0, receivedUs: null, alerts: [] }));
+    if (!a) this.attacks.set(id, (a = { id, vm: null, sentUs: 0, receivedUs: null, alerts: [] }));
     return a;
   }
 
@@ -332,17 +335,18 @@ export class CoordinationWorld {
 
   // ---- the attacker
 
-  startAttacks(intervalMs: number): void {
-    this.attacker!.stdin!.write(`start ${intervalMs}\n`);
+  /** One attack every `intervalMs` at each of `vms` (default: the first VM). */
+  startAttacks(intervalMs: number, vms: string[] = [Object.keys(this.lab.vms)[0]!]): void {
+    this.attacker!.stdin!.write(`start ${intervalMs} ${vms.map((v) => this.lab.vms[v]!.ip).join(',')}\n`);
   }
 
   stopAttacks(): void {
     this.attacker!.stdin!.write('stop\n');
   }
 
-  /** One datagram with this payload from `src` (an address of the attacker's). */
-  sendOne(src: string, payload: string): void {
-    this.attacker!.stdin!.write(`one ${src} ${payload}\n`);
+  /** One datagram with this payload to `vm` from `src` (an address of the attacker's). */
+  sendOne(vm: string, src: string, payload: string): void {
+    this.attacker!.stdin!.write(`one ${this.lab.vms[vm]!.ip} ${src} ${payload}\n`);
   }
 
   // ---- stages that can be killed
