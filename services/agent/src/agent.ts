@@ -9,7 +9,7 @@ import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
 import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
 import { agentConfigSchema, type AgentConfig } from './config.js';
 import { NftEnforcer } from './enforce.js';
-import { adoptGeneration, startIdentity, type AgentIdentity } from './identity.js';
+import { adoptGeneration, checkpointGeneration, startIdentity, type AgentIdentity } from './identity.js';
 import { readState, writeState } from './state.js';
 import { LogTailer } from './logtail.js';
 import { collectNetSnapshot } from './netconf.js';
@@ -348,6 +348,9 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       }
     },
   });
+
+  // the generation moves forward while running, so a revert to a snapshot shows (identity.ts)
+  stage.every(config.checkpointS * 1000, 'An identity checkpoint', () => checkpointGeneration(stateDir, identity));
 
   // the rhythm may change with the policy: a fine tick, a heartbeat when one is due
   stage.every(Math.min(50, heartbeatMs), 'A heartbeat', async () => {

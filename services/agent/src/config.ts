@@ -11,6 +11,12 @@ export const agentConfigSchema = z
     stateDir: z.string().min(1).default('./agent-state'),
     heartbeatS: z.number().positive().default(10),
     /**
+     * How often the agent's generation (its identity's counter, kept in the state dir) moves
+     * forward while it runs: a VM reverted to a snapshot taken more than two of these before the
+     * revert is told by its generation going back.
+     */
+    checkpointS: z.number().positive().default(60),
+    /**
      * The policy (on the policy topic) whose `agents` section sets logs, fim and netconf below;
      * what it does not set, this file does.
      */
