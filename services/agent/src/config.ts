@@ -17,6 +17,11 @@ export const agentConfigSchema = z
      */
     checkpointS: z.number().positive().default(60),
     /**
+     * At start, file integrity waits this long at most for the coordinator's verdict on this
+     * start (a reverted VM is re-baselined, not compared); without one, it compares.
+     */
+    verdictWaitS: z.number().nonnegative().max(600).default(3),
+    /**
      * The policy (on the policy topic) whose `agents` section sets logs, fim and netconf below;
      * what it does not set, this file does.
      */

@@ -127,8 +127,9 @@ export class AgentTrust {
       binding.maxGeneration = id.generation;
       effects.binding = binding;
     }
-    // it still shows its token: it has not heard that it is enrolled
-    if (token !== null) effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
+    // the verdict on this start (once per incarnation): the agent stops showing its token, and
+    // its file integrity compares with its baseline (it waits for this, see the agent)
+    effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
     return { verdict: { trusted: true, detail: 'enrolled for this VM on this machine', identity: id }, effects };
   }
 }
