@@ -11,7 +11,7 @@
  *   (vcsim would drive the same connector interface, but its events carry its own clock and a
  *   VM's MAC cannot be made to move a veth: the file is the platform whose clock is the lab's.)
  * - The stages run in this process: inventory, coordinator (one or two), dpi (with a UDP rule of
- *   our own: `CORDON-GAP-ATTACK`), responder, a watchdog per host (capture and enforcement in the
+ *   our own: `CORDON-GAP-ATTACK`), responder, fim (file events → alerts), a watchdog per host (capture and enforcement in the
  *   host's namespace) and the VM's agent (capture on the VM's eth0 and enforcement inside the
  *   VM's namespace). Watchdogs, agents and coordinators each get their own severable link to the
  *   bus: `kill()` cuts it first and then stops the stage, so nothing more of theirs is ever
@@ -26,16 +26,17 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { agentStage, makeEnrollToken, agentIdFor, readEnrollToken } from '@cordon/agent';
 import { createEmbeddedBus, createKafkaBus, type Bus, type Consumer } from '@cordon/bus';
 import { coordinatorStage } from '@cordon/coordinator';
 import { dpiStage } from '@cordon/dpi';
+import { fimStage } from '@cordon/fim';
 import { inventoryStage } from '@cordon/inventory';
 import { applyPolicyFile } from '@cordon/policy';
 import { responderStage } from '@cordon/responder';
 import { createContext, createLogger, Metrics, silentLogger, type Context } from '@cordon/runtime';
-import { allTopicSpecs, codecFor, TOPICS, type AgentCommand, type AgentRecord, type Alert, type Assignment, type FileEvent } from '@cordon/schemas';
+import { allTopicSpecs, codecFor, TOPICS, type AgentCommand, type AgentRecord, type Alert, type Assignment, type FileEvent, type PacketBatch } from '@cordon/schemas';
 import { runStage, type RunningStage } from '@cordon/stage';
 import { freshCordonTopics, makeHostsLab, severable, wallUs, type HostsLab, type SeverableBus } from '@cordon/testkit';
 import { watchdogStage } from '@cordon/watchdog';
@@ -62,8 +63,20 @@ export interface WorldOptions {
   /** Gate every VM (coordination.gate), or these VMs (vms.<vm>.gate). */
   gate?: boolean | string[];
   coordinators?: number;
+  /**
+   * Run the coordinators as `cordon run coordinator` processes (Kafka only), killed with
+   * SIGKILL: a crash the consumer group notices only by its session timeout.
+   */
+  coordinatorProcesses?: boolean;
   /** Log the stages' info lines to stderr. */
   verbose?: boolean;
+}
+
+export interface SeenBatch {
+  at: number;
+  sensor: string;
+  vm: string | null;
+  frames: Array<{ tsUs: number; src: string; dst: string }>;
 }
 
 export interface Attack {
@@ -156,7 +169,8 @@ export class CoordinationWorld {
   readonly seen: Seen = { alerts: [], assignments: [], commands: [], agents: [], fim: [] };
   readonly attacks = new Map<number, Attack>();
   readonly watchdogs = new Map<string, { stage: Running; link: SeverableBus; metrics: Metrics }>();
-  readonly coordinators: Array<{ stage: Running; link: SeverableBus } | null> = [];
+  readonly coordinators: Array<{ stage?: Running; link?: SeverableBus; proc?: ChildProcess; partitions?: number[] } | null> = [];
+  readonly packets: SeenBatch[] = [];
   readonly agents: AgentHandle[] = [];
   policyVersion = 0;
   private readonly stages: Running[] = [];
@@ -233,6 +247,7 @@ export class CoordinationWorld {
     await run(inventoryStage, { sources: [{ url: pathToFileURL(this.inventoryFile).href, pollMs: 20 }] }, bus, this.contextFor('inventory'));
     await run(dpiStage, { checksum: 'off', maxBatchRecords: 64 }, bus, this.contextFor('dpi'));
     await run(responderStage, {}, bus, this.contextFor('responder'));
+    await run(fimStage, {}, bus, this.contextFor('fim'));
     for (const host of Object.keys(this.lab.hosts)) await this.startWatchdog(host);
     for (let i = 0; i < (opts.coordinators ?? 1); i++) await this.startCoordinator();
 
@@ -378,23 +393,57 @@ export class CoordinationWorld {
   }
 
   async startCoordinator(): Promise<number> {
+    if (this.opts.coordinatorProcesses) return this.spawnCoordinator();
     const link = severable(this.bus);
     const stage = (await runStage(coordinatorStage, { bus: link.bus, ctx: this.contextFor(`coordinator-${this.coordinators.length}`), config: { enrollSecretFile: this.secretFile, tickMs: 50 }, env: { dataDir: this.opts.dir } } as Parameters<typeof runStage>[1])) as Running;
     this.coordinators.push({ stage, link });
     return this.coordinators.length - 1;
   }
 
-  /** The partitions of vm-events a coordinator owns now. */
-  owned(i: number): Set<number> {
-    return ((this.coordinators[i]?.stage as unknown as { owned?: Set<number> })?.owned) ?? new Set();
+  private async spawnCoordinator(): Promise<number> {
+    const i = this.coordinators.length;
+    const dir = join(this.opts.dir, `coordinator-${i}`);
+    mkdirSync(dir, { recursive: true });
+    const cfg = join(dir, 'cordon.yaml');
+    writeFileSync(cfg, `coordinator: { enrollSecretFile: "${this.secretFile}", tickMs: 50 }\n`);
+    const cli = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'services', 'cli', 'bin', 'cordon.js');
+    const proc = spawn(process.execPath, [cli, 'run', 'coordinator', '--config', cfg, '--data-dir', dir, '--brokers', (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092'), '--metrics-addr', 'off'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, CORDON_LOG_FORMAT: 'json', CORDON_LOG_LEVEL: 'info' },
+    });
+    this.procs.push(proc);
+    const c: { proc: ChildProcess; partitions?: number[] } = { proc };
+    this.coordinators.push(c);
+    createInterface({ input: proc.stderr! }).on('line', (l) => {
+      if (this.opts.verbose) process.stderr.write(`[coordinator-${i}] ${l}\n`);
+      try {
+        const o = JSON.parse(l) as { msg?: string; partitions?: number[] };
+        if (o.msg === 'Coordinating the VMs of these partitions.' && o.partitions) c.partitions = o.partitions;
+      } catch {
+        // not a log line
+      }
+    });
+    return i;
   }
 
+  /** The partitions of vm-events a coordinator owns now (a process: as its last log said). */
+  owned(i: number): Set<number> {
+    const c = this.coordinators[i];
+    if (c?.proc) return new Set(c.partitions ?? []);
+    return ((c?.stage as unknown as { owned?: Set<number> })?.owned) ?? new Set();
+  }
+
+  /** Kill a coordinator: SIGKILL for a process; an in-process one's link is cut, then it stops. */
   async killCoordinator(i: number): Promise<void> {
     const c = this.coordinators[i];
     if (!c) return;
     this.coordinators[i] = null;
-    c.link.sever();
-    await c.stage.stop().catch(() => undefined);
+    if (c.proc) {
+      c.proc.kill('SIGKILL');
+      return;
+    }
+    c.link!.sever();
+    await c.stage!.stop().catch(() => undefined);
   }
 
   tokenFor(vm: string): string {
@@ -413,7 +462,7 @@ export class CoordinationWorld {
    * Start an agent for `vm` (its token's VM) capturing and enforcing inside the namespace of
    * `inVm` (the VM it runs in: the same one, or a clone's).
    */
-  async startAgent(o: { vm: string; token: string; stateDir: string; sysRoot: string; inVm?: string; fimPaths?: string[] }): Promise<AgentHandle> {
+  async startAgent(o: { vm: string; token: string; stateDir: string; sysRoot: string; inVm?: string; fimPaths?: string[]; checkpointS?: number; verdictWaitS?: number }): Promise<AgentHandle> {
     const ns = this.lab.vms[o.inVm ?? o.vm]!.ns;
     const link = severable(this.bus);
     const metrics = new Metrics();
@@ -425,6 +474,8 @@ export class CoordinationWorld {
         stateDir: o.stateDir,
         sysRoot: o.sysRoot,
         heartbeatS: Math.max(0.05, this.opts.heartbeatIntervalMs / 1000),
+        ...(o.checkpointS ? { checkpointS: o.checkpointS } : {}),
+        ...(o.verdictWaitS !== undefined ? { verdictWaitS: o.verdictWaitS } : {}),
         netconf: { enabled: false },
         ...(o.fimPaths ? { fim: { paths: o.fimPaths, scanIntervalS: 0 } } : {}),
         capture: { enabled: true, interface: 'eth0', netns: ns, pollMs: 20, holdMs: 10_000 },
@@ -444,6 +495,42 @@ export class CoordinationWorld {
     if (i >= 0) this.agents.splice(i, 1);
   }
 
+  /** Record every PacketBatch published (who published which frames), from now on. */
+  tapPackets(): void {
+    this.tap<PacketBatch>(TOPICS.packets, (b) => {
+      const frames = b.packets.map((p) => {
+        const f = p.frame;
+        const ip4 = f.length >= 34 && f.readUInt16BE(12) === 0x0800;
+        return { tsUs: p.ts_us, src: ip4 ? [...f.subarray(26, 30)].join('.') : '', dst: ip4 ? [...f.subarray(30, 34)].join('.') : '' };
+      });
+      this.packets.push({ at: wallUs(), sensor: b.sensor, vm: b.vm, frames });
+    });
+  }
+
+  /** Another source address for the attacker. */
+  addAttackerAddress(ip: string): void {
+    this.lab.exec(this.lab.attacker.ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+  }
+
+  /** The addresses in a set of a host's watchdog table now (drop4, reject4, …; gate: MACs). */
+  nftSet(host: string, set: string): string[] {
+    let out: string;
+    try {
+      out = this.lab.exec(this.lab.hosts[host]!.ns, ['nft', '-j', 'list', 'set', 'bridge', 'cordon_watchdog', set]);
+    } catch {
+      return [];
+    }
+    const doc = JSON.parse(out) as { nftables?: Array<{ set?: { elem?: unknown[] } }> };
+    const vals: string[] = [];
+    for (const item of doc.nftables ?? []) {
+      for (const e of item.set?.elem ?? []) {
+        const v = typeof e === 'string' ? e : (e as { elem?: { val?: unknown } }).elem?.val;
+        if (typeof v === 'string') vals.push(v);
+      }
+    }
+    return vals;
+  }
+
   /** The VM's newest assignment as seen on the topic. */
   assignment(vm: string): Assignment | undefined {
     for (let i = this.seen.assignments.length - 1; i >= 0; i--) if (this.seen.assignments[i]!.a.vm === vm) return this.seen.assignments[i]!.a;
@@ -458,7 +545,7 @@ export class CoordinationWorld {
   async stop(): Promise<void> {
     for (const a of [...this.agents]) await a.stage.stop().catch(() => undefined);
     for (const [, w] of this.watchdogs) await w.stage.stop().catch(() => undefined);
-    for (const c of this.coordinators) await c?.stage.stop().catch(() => undefined);
+    for (const c of this.coordinators) await c?.stage?.stop().catch(() => undefined);
     for (const s of [...this.stages].reverse()) await s.stop().catch(() => undefined);
     for (const c of this.taps) await c.close().catch(() => undefined);
     for (const p of this.procs) p.kill('SIGKILL');
