@@ -249,6 +249,10 @@ try {
     console.log(`${type.padEnd(20)} ${String(r.transitions).padStart(5)} ${String(r.sent).padStart(6)} ${String(r.delivered).padStart(6)} ${String(r.detected).padStart(7)} ${String(r.doubled).padStart(6)} ${String(r.missed).padStart(7)} ${String(r.held).padStart(6)} ${fmt(percentile(r.gaps, 50))}  ${fmt(percentile(r.gaps, 99))}`);
   }
   console.log(`gate: power-on to release of the gated VM (nft monitor), ${releases.length} power-ons: p50 ${percentile(releases, 50).toFixed(1)} ms, p99 ${percentile(releases, 99).toFixed(1)} ms, max ${Math.max(0, ...releases).toFixed(1)} ms; ${all.held} attacks held by the gate`);
+  const reverts = transitions.filter((t) => t.type === 'revert').length;
+  const revertedAlerts = world.seen.alerts.filter((x) => x.alert.rule_id === 'coordinator:agent-reverted').length;
+  const rebaselines = world.seen.commands.filter((x) => x.c.kind === 'rebaseline').length;
+  console.log(`revert: ${reverts} reverts, ${revertedAlerts} reverted alerts, ${rebaselines} rebaseline commands (the agent's state dir back to an earlier cycle's copy)`);
   if (failures.length) console.log(`not reached in time: ${failures.join('; ')}`);
   const byType = Object.fromEntries([...rows].filter(([k]) => k !== 'all').map(([k, r]) => [k, { transitions: r.transitions, attacks: r.sent, missed: r.missed, doubled: r.doubled, gap_p50_ms: Math.round(percentile(r.gaps, 50)), gap_p99_ms: Math.round(percentile(r.gaps, 99)) }]));
   console.log(JSON.stringify({

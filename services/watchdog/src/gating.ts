@@ -74,6 +74,17 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
       });
   };
 
+  // a VM handed back from a silent agent is inspected from the agent's lease on, out of the
+  // frames held meanwhile: the hold must outlast the timeout and the lease
+  let warnedFor = -1;
+  const checkHold = (): void => {
+    const p = policy.policies.get(config.gate.policyId);
+    if (!p || !config.capture.enabled || p.version === warnedFor) return;
+    const needMs = p.doc.coordination.heartbeatTimeoutMs + 2 * p.doc.coordination.heartbeatIntervalMs + 1000;
+    if (config.capture.holdMs >= needMs) return;
+    warnedFor = p.version;
+    log.warn({ holdMs: config.capture.holdMs, needMs }, 'capture.holdMs is shorter than the policy\'s heartbeat timeout and lease: frames of a VM whose agent goes silent can be dropped before the watchdog takes it back. Raise capture.holdMs.');
+  };
   await stage.follow(TOPICS.policy, (r, restoring) => {
     try {
       policy.apply(r.key, r.value);
@@ -85,6 +96,7 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
       book.policyChanged(nowUs());
       evaluate();
     }
+    checkHold();
   });
   await stage.follow(TOPICS.inventory, (r, restoring) => {
     const k = r.key?.toString() ?? '';
