@@ -327,8 +327,8 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   startLogs(watching);
   // the first scan waits for the coordinator's verdict on this start (a reverted VM's file
   // changes are the revert's, not to be reported one by one), or `verdictWaitS` without one
-  const first = await Promise.race([verdict, wait(config.verdictWaitS * 1000).then(() => null)]);
-  if (first === null) ctx.log.warn({ waitedS: config.verdictWaitS }, 'No word from the coordinator on this start; file integrity starts by comparing with its baseline.');
+  const first = watching.fim ? await Promise.race([verdict, wait(config.verdictWaitS * 1000).then(() => null)]) : verdictKind;
+  if (first === null && watching.fim) ctx.log.warn({ waitedS: config.verdictWaitS }, 'No word from the coordinator on this start; file integrity starts by comparing with its baseline.');
   fimStartedRebased = first === 'rebaseline' && !!watching.fim;
   await startFim(watching, first === 'rebaseline');
   await startNetconf(watching);

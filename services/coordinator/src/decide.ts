@@ -45,6 +45,11 @@ export interface AgentState {
 }
 
 export interface Coordination {
+  /**
+   * Until then (µs), an assigned agent start not known yet is kept: a coordinator that just took
+   * the VM over (or started) may not have read it yet, and deciding it is gone would flap.
+   */
+  learningUntilUs?: number;
   heartbeatTimeoutMs: number;
   requiredAgentVersion: string;
   handoffDelayMs: number;
@@ -144,6 +149,9 @@ export function decide(vm: VmState | undefined, agents: readonly AgentState[], c
   if (current?.mode === 'agent') {
     const next = keep ? successorOf(keep, agents) : undefined;
     const why = !keep ? `agent ${current.agent} (incarnation ${current.incarnation ?? '?'}) is not known` : next ? `agent ${keep.id} restarted (incarnation ${next.incarnation} after ${keep.incarnation})` : agentUnfit(keep, c, policyVersion, nowUs, false);
+    if (!keep && nowUs < (c.learningUntilUs ?? 0)) {
+      return { mode: 'agent', host: vm.host, agent: current.agent, incarnation: current.incarnation, enforcer: current.enforcer, reason: current.reason, handoffUs: current.handoff_us, gated: c.gate };
+    }
     if (!why && keep) {
       return { mode: 'agent', host: vm.host, agent: keep.id, incarnation: current.incarnation, enforcer: `agent:${keep.id}`, reason: current.reason, handoffUs: current.handoff_us, gated: c.gate };
     }

@@ -285,6 +285,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   }
 
   // ---- deciding: on every change of an owned VM's inputs, and on every tick (silences)
+  /** When the partitions owned now were taken: the agents' heartbeats since then are known. */
+  let ownedSinceUs = nowUs();
   const pending = new Set<string>();
   let flushing: Promise<void> | null = null;
   function evaluate(vm: string): void {
@@ -320,7 +322,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
           continue;
         }
         const agents = [...known.agents.values()].filter((a) => a.vm === vm);
-        const d: Desired = decide(inv, agents, cur, { ...c, gate: gateFor(vm) }, pv, now);
+        const d: Desired = decide(inv, agents, cur, { ...c, gate: gateFor(vm), learningUntilUs: ownedSinceUs + c.heartbeatTimeoutMs * 1000 }, pv, now);
         if (!changed(cur, d)) continue;
         const next: Assignment = {
           vm,
@@ -350,6 +352,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     topics: [TOPICS.vmEvents],
     onAssign(tps) {
       for (const tp of tps) owned.add(tp.partition);
+      ownedSinceUs = nowUs();
       for (const vm of known.vms.keys()) evaluate(vm);
       for (const vm of known.assignments.keys()) evaluate(vm);
       log.info({ partitions: [...owned].sort((a, b) => a - b) }, 'Coordinating the VMs of these partitions.');

@@ -106,6 +106,15 @@ test('a restarted agent: the watchdog takes the VM back from the dead incarnatio
   assert.deepEqual([p.mode, p.incarnation], ['agent', 'dd']);
 });
 
+test('an assigned agent start the coordinator has not heard of yet is kept while it is learning, then taken back', () => {
+  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'zz', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
+  const other = agent({ incarnation: 'c1', hw: 'cd'.repeat(8), verdict: { trusted: false, distrust: 'clone', detail: 'a clone', identity: null } });
+  assert.equal(decide(vm, [other], cur, { ...C, learningUntilUs: NOW + 1 }, 3, NOW).mode, 'agent');
+  const d = decide(vm, [other], cur, { ...C, learningUntilUs: NOW - 1 }, 3, NOW);
+  assert.deepEqual([d.mode, d.handoffUs], ['watchdog', NOW]);
+  assert.match(d.reason, /not known/);
+});
+
 test('a clone (same agent, another machine, not trusted) neither takes the VM nor costs the original its assignment', () => {
   const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
   const clone = agent({ incarnation: 'c1', hw: 'cd'.repeat(8), firstSeenUs: NOW - 1000, heartbeatUs: NOW, verdict: { trusted: false, distrust: 'clone', detail: 'a clone', identity: null } });

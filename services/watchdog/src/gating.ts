@@ -35,6 +35,7 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
   const codec = { inventory: codecFor(TOPICS.inventory), assignments: codecFor(TOPICS.assignments), agents: codecFor(TOPICS.agents) };
 
   const current = (vm: string): boolean =>
+    (assignments.get(vm)?.mode !== 'watchdog' || (policy.policies.get(config.gate.policyId)?.version ?? 0) >= assignments.get(vm)!.policy_version) &&
     whyNotCurrent({
       vm,
       me: config.host,
