@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
 # Every benchmark, each printing its figure beside a baseline measured in the same run.
+# `npm run bench -- NAME…` runs only the benchmarks whose names start with one of the NAMEs
+# (bus, store, store-dedup, notify, dpi, loginspect, fim, inventory, protection, gap).
 # Starts one throwaway Kafka broker for the Kafka benchmarks (unless KAFKA_BROKERS is set).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+selected() { # NAME: is it asked for (no names: all)?
+  (($# > 1)) || return 0
+  local name=$1 want
+  shift
+  for want in "$@"; do [[ $name == "$want"* ]] && return 0; done
+  return 1
+}
+BENCHES=(bus store store-dedup notify dpi loginspect fim inventory protection gap)
+KAFKA_BENCHES=(bus protection)
+any=0
+for b in "${BENCHES[@]}"; do selected "$b" "$@" && any=1; done
+if ((!any)); then echo "bench: no benchmark is named like $* (there are: ${BENCHES[*]})" >&2; exit 2; fi
+
 CORDON_SETUP_TEST=1 CORDON_SETUP_BENCH=1 bash scripts/setup.sh
 
+need_kafka=0
+for b in "${KAFKA_BENCHES[@]}"; do selected "$b" "$@" && need_kafka=1; done
 started=0
-if [[ -z "${KAFKA_BROKERS:-}" ]]; then
+if ((need_kafka)) && [[ -z "${KAFKA_BROKERS:-}" ]]; then
   mkdir -p .cache
   out=$(bash infra/kafka/start.sh 2>.cache/kafka-start.log) || { cat .cache/kafka-start.log >&2; exit 1; }
   export "$(grep '^KAFKA_BROKERS=' <<<"$out" | tail -1)"
@@ -14,14 +32,23 @@ if [[ -z "${KAFKA_BROKERS:-}" ]]; then
 fi
 trap 'if ((started)); then bash infra/kafka/stop.sh >/dev/null 2>&1 || true; fi' EXIT
 
-run() { echo "== $1"; shift; "$@"; echo; }
-run "bus: embedded adapter" node bench/bus-embedded.mjs
-run "bus: Kafka adapter beside kcat (real broker)" node bench/bus-kafka.mjs
-run "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
-run "store: replays without FINAL — id lookup vs insert tokens vs FINAL views" node bench/store-dedup.mjs
-run "notify: alerts/s through the OCSF exporter, syslog and webhooks beside the sink" node bench/notify.mjs
-run "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
-run "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
-run "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
-run "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
-run "protection loop: detection-to-block latency, watchdog capture rate (root)" node bench/protection.mjs
+run() { # NAME TITLE COMMAND…
+  local name=$1 title=$2
+  shift 2
+  selected "$name" "${ARGS[@]}" || return 0
+  echo "== $title"
+  "$@"
+  echo
+}
+ARGS=("$@")
+run bus "bus: embedded adapter" node bench/bus-embedded.mjs
+run bus "bus: Kafka adapter beside kcat (real broker)" node bench/bus-kafka.mjs
+run store "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
+run store-dedup "store: replays without FINAL — id lookup vs insert tokens vs FINAL views" node bench/store-dedup.mjs
+run notify "notify: alerts/s through the OCSF exporter, syslog and webhooks beside the sink" node bench/notify.mjs
+run dpi "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
+run loginspect "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
+run fim "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
+run inventory "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
+run protection "protection loop: detection-to-block latency, watchdog capture rate (root)" node bench/protection.mjs
+run gap "protection gap: attacks missed or inspected twice across power-on, agent start/loss, migration, revert; gating (root)" node bench/gap.mjs

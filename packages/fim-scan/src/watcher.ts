@@ -41,7 +41,8 @@ export interface FimWatcherOptions {
 
 export interface FimWatcher {
   /** Startup scan against the baseline, then realtime watches and scheduled scans. */
-  start(): Promise<void>;
+  /** Load the baseline, scan (`rebaseline`: take a new baseline without reporting differences), then watch. */
+  start(opts?: { rebaseline?: boolean }): Promise<void>;
   /** Stops watching; waits for the scan in progress; writes the baseline. */
   stop(): Promise<void>;
   /** A full scan now (as the schedule does; `agent-commands` rescan). */
@@ -249,7 +250,7 @@ export function createFimWatcher(opts: FimWatcherOptions): FimWatcher {
     get watchCount() {
       return watches.size;
     },
-    async start(): Promise<void> {
+    async start(startOpts: { rebaseline?: boolean } = {}): Promise<void> {
       if (started) return;
       started = true;
       await exclusive(async () => {
@@ -257,7 +258,7 @@ export function createFimWatcher(opts: FimWatcherOptions): FimWatcher {
         // Watch what we know before scanning, so a change during the startup scan is not missed.
         if (had) syncWatches();
         else if (policy.realtime) for (const r of policy.paths) watchDir(r);
-        await scanAndDeliver('startup', () => engine.fullScan('startup'));
+        await scanAndDeliver('startup', () => engine.fullScan('startup', { rebaseline: startOpts.rebaseline === true }));
         syncWatches();
         log.info({ roots: policy.paths, entries: engine.baselineEntries?.size ?? 0, watches: watches.size, baseline: had ? 'compared' : 'taken' }, 'File integrity monitoring started.');
       });

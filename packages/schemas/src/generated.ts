@@ -24,7 +24,7 @@ export interface CaptureStatus {
   frames: number;
   /** Frames published for inspection so far. */
   published: number;
-  /** Timestamp of the newest frame it published: a successor takes over from here. */
+  /** No frame stamped at or after this is published by this sender (an agent: a lease each heartbeat renews, ahead of its frames; the newest frame it published when it stops): a successor takes over from here. */
   inspected_until_us: number;
 }
 
@@ -136,10 +136,12 @@ export interface Assignment {
   epoch: number;
   /** The VM's traffic is held on the host bridge until this assignment is acknowledged. */
   gated: boolean;
+  /** mode agent: the incarnation (one start) of the agent this assignment is for; another incarnation of the same agent (a restart, a clone, a reverted VM) is not the protector until an assignment names it. */
+  incarnation: null | string;
 }
 
 /** Assignment as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
-export type AssignmentInput = Omit<Assignment, "enforcer" | "handoff_us" | "epoch" | "gated"> & Partial<Pick<Assignment, "enforcer" | "handoff_us" | "epoch" | "gated">>;
+export type AssignmentInput = Omit<Assignment, "incarnation"> & Partial<Pick<Assignment, "incarnation">>;
 
 export type AuditResult = "ok" | "denied" | "error";
 
@@ -706,7 +708,7 @@ export const AVRO_SCHEMAS = {
               {
                 "name": "inspected_until_us",
                 "type": "long",
-                "doc": "Timestamp of the newest frame it published: a successor takes over from here."
+                "doc": "No frame stamped at or after this is published by this sender (an agent: a lease each heartbeat renews, ahead of its frames; the newest frame it published when it stops): a successor takes over from here."
               }
             ]
           }
@@ -1101,6 +1103,15 @@ export const AVRO_SCHEMAS = {
         "type": "boolean",
         "default": false,
         "doc": "The VM's traffic is held on the host bridge until this assignment is acknowledged."
+      },
+      {
+        "name": "incarnation",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "mode agent: the incarnation (one start) of the agent this assignment is for; another incarnation of the same agent (a restart, a clone, a reverted VM) is not the protector until an assignment names it."
       }
     ]
   },
@@ -3201,6 +3212,88 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
         "doc": "JSON: stage-specific detail (payload excerpt, file attrs, log line)."
       }
     ]
+  },
+  "31": {
+    "type": "record",
+    "name": "Assignment",
+    "namespace": "io.cordon.v1",
+    "doc": "Who protects a VM now (compacted; written by the coordinator). Key: vm.",
+    "fields": [
+      {
+        "name": "vm",
+        "type": "string"
+      },
+      {
+        "name": "mode",
+        "type": {
+          "type": "enum",
+          "name": "ProtectionMode",
+          "symbols": [
+            "agent",
+            "watchdog",
+            "none"
+          ]
+        },
+        "doc": "none: the VM is not running."
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The host the VM runs on (inventory host id)."
+      },
+      {
+        "name": "agent",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "mode agent: the agent id."
+      },
+      {
+        "name": "policy_version",
+        "type": "long"
+      },
+      {
+        "name": "reason",
+        "type": "string"
+      },
+      {
+        "name": "since_us",
+        "type": "long"
+      },
+      {
+        "name": "enforcer",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Who enforces the VM's blocks now: watchdog:<host> or agent:<id>."
+      },
+      {
+        "name": "handoff_us",
+        "type": "long",
+        "default": 0,
+        "doc": "Packets with a timestamp before this belong to the previous protector, from it on to this one: a hand-off splits the traffic by time, so none is inspected twice and none by nobody."
+      },
+      {
+        "name": "epoch",
+        "type": "long",
+        "default": 0,
+        "doc": "Counts the VM's assignments; an enforcer acknowledges the epoch it applied."
+      },
+      {
+        "name": "gated",
+        "type": "boolean",
+        "default": false,
+        "doc": "The VM's traffic is held on the host bridge until this assignment is acknowledged."
+      }
+    ]
   }
 };
 
@@ -3276,12 +3369,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.assignments.v1": {
     "schema": "Assignment",
-    "id": 31,
+    "id": 40,
     "partitions": 3,
     "cleanup": "compact",
     "retentionMs": -1,
     "previous": [
-      9
+      9,
+      31
     ]
   },
   "cordon.agent-commands.v1": {

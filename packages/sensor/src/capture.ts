@@ -38,6 +38,8 @@ export interface SensorCapture {
   stats(): SensorCaptureStats;
   /** Publish frames a hand-off made ours (ProtectionWindows.assign's result). */
   release(vm: string, frames: SensorFrame[]): void;
+  /** Leased windows: the lease `us` was announced and acknowledged; publish what it covers, held frames first. */
+  extendLease(us: number): void;
   /** Publish nothing (and hold nothing) until resumed: a sensor that must not inspect (a clone told to enroll again). */
   pause(paused: boolean): void;
   stop(): Promise<void>;
@@ -101,23 +103,31 @@ export function startSensorCapture(opts: SensorCaptureOptions): SensorCapture {
     metrics.set('held_bytes', s.heldBytes);
     timer = setTimeout(soon, opts.pollMs ?? 50);
   }
+  let lastDrops = { droppedKernel: 0, droppedRing: 0 };
   const stats = (): SensorCaptureStats => {
-    const { droppedKernel, droppedRing } = capture.stats();
+    // a stopped capture keeps reporting what it counted
+    if (!stopped) lastDrops = capture.stats();
+    const { droppedKernel, droppedRing } = lastDrops;
     return { captured: counts.captured, published: publisher.published, held: counts.held, heldBytes: windows.heldBytes(), evicted: windows.evicted, droppedKernel, droppedRing, newestUs: publisher.newestUs };
+  };
+  const release = (vm: string, frames: SensorFrame[]): void => {
+    if (paused || frames.length === 0) return;
+    for (const f of frames) publisher.add(vm, f);
+    metrics.inc('released', frames.length);
+    sendNow();
   };
   soon();
   return {
     stats,
-    release(vm, frames) {
-      if (paused || frames.length === 0) return;
-      for (const f of frames) publisher.add(vm, f);
-      metrics.inc('released', frames.length);
-      sendNow();
+    release,
+    extendLease(us) {
+      for (const r of windows.extendLease(us)) release(r.vm, r.frames);
     },
     pause(p) {
       paused = p;
     },
     async stop() {
+      stats();
       stopped = true;
       clearTimeout(timer);
       capture.close();

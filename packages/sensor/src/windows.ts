@@ -18,7 +18,7 @@ interface Window {
 }
 
 export interface WindowOptions {
-  /** Is this assignment's protector me (this watchdog's host, this agent)? */
+  /** Is this assignment's protector me (this watchdog's host, this agent's incarnation)? */
   isMe(a: Assignment): boolean;
   /** How long unpublished frames are kept, in packet time (must outlast a silent agent's timeout). */
   holdUs: number;
@@ -29,6 +29,13 @@ export interface WindowOptions {
    * agent, so a host without a coordinator still inspects everything), or nobody's (the agent).
    */
   unassignedIsMine: boolean;
+  /**
+   * Publish only frames stamped before a lease the sensor announced (`extendLease`) — the
+   * agent's: a successor takes over from the lease the agent last announced, so a frame the
+   * agent published can never be after it, even when the agent dies between two heartbeats.
+   * Without it, every frame of the window is published at once (the watchdog).
+   */
+  leased?: boolean;
 }
 
 /**
@@ -38,19 +45,24 @@ export interface WindowOptions {
  * publish a frame, and never both skip it:
  *
  * - becoming the protector: frames from the boundary on are published, including those already
- *   held (the boundary may be in the past: the last frame a lost agent inspected, when a VM
- *   migrated or powered on);
+ *   held (the boundary may be in the past: the lease of a lost agent, when a VM migrated or
+ *   powered on);
  * - handing over: frames before the boundary are still published (it may be ahead: a watchdog
  *   keeps inspecting until the agent takes over), none after it;
  * - frames that are nobody's yet (no assignment, another protector) are held for `holdUs` of
- *   packet time, bounded in bytes, oldest dropped first (counted).
+ *   packet time, bounded in bytes, oldest dropped first (counted);
+ * - with `leased`, frames of the window stamped at or after the announced lease wait (held)
+ *   until the next lease covers them.
  */
 export class ProtectionWindows {
   private readonly windows = new Map<string, Window>();
   private bytes = 0;
+  private lease: number;
   evicted = 0;
 
-  constructor(private readonly opts: WindowOptions) {}
+  constructor(private readonly opts: WindowOptions) {
+    this.lease = opts.leased ? -Infinity : Infinity;
+  }
 
   private window(vm: string): Window {
     let w = this.windows.get(vm);
@@ -61,7 +73,7 @@ export class ProtectionWindows {
   /** Is a frame of `vm` at `tsUs` ours now? If not, it is held (copied) and false is returned. */
   offer(vm: string, f: SensorFrame): boolean {
     const w = this.window(vm);
-    if (f.tsUs >= w.since && f.tsUs < w.until) return true;
+    if (f.tsUs >= w.since && f.tsUs < w.until && f.tsUs < this.lease) return true;
     const held: SensorFrame = { tsUs: f.tsUs, origLen: f.origLen, frame: Buffer.from(f.frame) };
     w.held.push(held);
     w.bytes += held.frame.length;
@@ -75,25 +87,35 @@ export class ProtectionWindows {
     const w = this.window(a.vm);
     if (a.epoch < w.epoch) return []; // an older assignment, seen late
     w.epoch = a.epoch;
-    const wasMine = w.since !== Infinity && w.until === Infinity;
     if (this.opts.isMe(a)) {
       w.since = a.handoff_us;
       w.until = Infinity;
-      const mine = w.held.filter((f) => f.tsUs >= w.since);
-      if (mine.length) {
-        w.held = w.held.filter((f) => f.tsUs < w.since);
-        const freed = mine.reduce((n, f) => n + f.frame.length, 0);
-        w.bytes -= freed;
-        this.bytes -= freed;
-      }
-      return mine;
+    } else {
+      // frames from the boundary on are another's; those before it that were ours stay ours
+      w.until = w.since === Infinity ? Infinity : Math.min(w.until, a.handoff_us);
+      if (w.until <= w.since) w.since = w.until = Infinity;
     }
-    if (wasMine) w.until = a.handoff_us;
-    else {
-      w.since = Infinity;
-      w.until = Infinity;
+    return this.takeOurs(w);
+  }
+
+  /**
+   * The sensor announced (and the bus acknowledged) that it publishes frames stamped before
+   * `us`: returns, per VM, the held frames that this makes ours.
+   */
+  extendLease(us: number): Array<{ vm: string; frames: SensorFrame[] }> {
+    if (us <= this.lease) return [];
+    this.lease = us;
+    const out: Array<{ vm: string; frames: SensorFrame[] }> = [];
+    for (const [vm, w] of this.windows) {
+      const frames = this.takeOurs(w);
+      if (frames.length) out.push({ vm, frames });
     }
-    return [];
+    return out;
+  }
+
+  /** The lease announced last (Infinity: not leased). */
+  get leaseUs(): number {
+    return this.lease;
   }
 
   /** The epoch applied per VM (the acknowledgements a heartbeat carries). */
@@ -118,6 +140,22 @@ export class ProtectionWindows {
 
   heldBytes(): number {
     return this.bytes;
+  }
+
+  /** Remove and return the held frames the window and the lease now make ours, oldest first. */
+  private takeOurs(w: Window): SensorFrame[] {
+    const end = Math.min(w.until, this.lease);
+    if (w.held.length === 0 || w.since >= end) return [];
+    const mine: SensorFrame[] = [];
+    const rest: SensorFrame[] = [];
+    for (const f of w.held) (f.tsUs >= w.since && f.tsUs < end ? mine : rest).push(f);
+    if (mine.length) {
+      w.held = rest;
+      const freed = mine.reduce((n, f) => n + f.frame.length, 0);
+      w.bytes -= freed;
+      this.bytes -= freed;
+    }
+    return mine;
   }
 
   private trim(w: Window, nowTs: number): void {

@@ -6,3 +6,5 @@ export * from './wait.js';
 export * from './tarball.js';
 export * from './vcsim.js';
 export * from './corpus.js';
+export * from './hosts-lab.js';
+export * from './severable.js';

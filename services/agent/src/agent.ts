@@ -9,7 +9,7 @@ import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
 import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
 import { agentConfigSchema, type AgentConfig } from './config.js';
 import { NftEnforcer } from './enforce.js';
-import { startIdentity, type AgentIdentity } from './identity.js';
+import { adoptGeneration, checkpointGeneration, startIdentity, type AgentIdentity } from './identity.js';
 import { readState, writeState } from './state.js';
 import { LogTailer } from './logtail.js';
 import { collectNetSnapshot } from './netconf.js';
@@ -85,7 +85,21 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const hashOf = (w: Watching) => createHash('sha256').update(JSON.stringify({ w, enforce: config.enforce, heartbeatS: config.heartbeatS })).digest('hex').slice(0, 16);
   let configHash = hashOf(watching);
 
-  const heartbeat = async (status: AgentRecord['status']) => {
+  // Heartbeats one at a time, in order: each announces the capture's lease (the coordinator
+  // hands the VM back from the last one it saw), and the lease is used only once the record
+  // announcing it is on the bus.
+  let beats: Promise<void> = Promise.resolve();
+  const heartbeat = (status: AgentRecord['status']): Promise<void> => {
+    const p = beats.then(() => beat(status));
+    beats = p.catch(() => undefined);
+    return p;
+  };
+  const beat = async (status: AgentRecord['status']) => {
+    const s = net && !reenroll ? net.stats() : null;
+    // running: frames stamped up to two heartbeats ahead are published as they come, so frames
+    // never wait for a heartbeat; if this agent dies, at most that much is nobody's. Stopping:
+    // its capture has stopped, so the lease ends at the newest frame it published.
+    const until = status === 'stopping' ? (s && s.newestUs > 0 ? s.newestUs + 1 : 0) : ctx.clock.now() * 1000 + 2 * heartbeatMs * 1000;
     const rec: AgentRecord = {
       agent: agentId,
       vm,
@@ -97,14 +111,73 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       kind: 'agent',
       host: null,
       policy_version: policyVersion,
-      capture: net && !reenroll ? { active: true, frames: net.stats().captured, published: net.stats().published, inspected_until_us: net.stats().newestUs } : null,
+      capture: s ? { active: true, frames: s.captured, published: s.published, inspected_until_us: until } : null,
       acks: windows?.acks() ?? {},
       heartbeat_interval_ms: heartbeatMs,
     };
     const headers = enrolled ? undefined : { 'cordon-enroll-token': Buffer.from(config.token) };
     await stage.send(TOPICS.agents, [{ key: Buffer.from(agentId), value: agentCodec.encode(rec), ...(headers ? { headers } : {}) }]);
     lastBeat = ctx.clock.now();
+    if (s && status !== 'stopping') net?.extendLease(until);
   };
+  // ---- orders from agent-commands (addressed by key): the coordinator's verdict on this start
+  // (enrolled, rebaseline for a reverted VM, reenroll for a clone), rescan, reconfigure. Joined
+  // before the first heartbeat, so the reply to it is not missed; a group per agent and machine,
+  // so a clone (same id, another machine) gets its own commands.
+  let verdictKind: AgentCommand['kind'] | null = null;
+  let onVerdict: (k: AgentCommand['kind']) => void = () => undefined;
+  const verdict = new Promise<AgentCommand['kind']>((resolve) => (onVerdict = resolve));
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  let onJoined: () => void = () => undefined;
+  const joined = new Promise<void>((resolve) => (onJoined = resolve));
+  stage.consume<AgentCommand | null>({
+    group: `cordon-agent-${agentId}-${identity.hw.slice(0, 12)}-commands`,
+    topics: [TOPICS.agentCommands],
+    fromBeginning: false,
+    tombstones: 'skip',
+    onAssign: () => onJoined(),
+    // commands for other agents are not ours to judge: only ours are decoded
+    decode: (v, r) => (r.key?.toString() === agentId ? codecFor(TOPICS.agentCommands).decode(v) : null),
+    async handle(batch) {
+      for (const { value: cmd } of batch.records) {
+        if (!cmd) continue;
+        // a command for one incarnation (a clone, a reverted VM) is not for the others
+        if (cmd.args.incarnation && cmd.args.incarnation !== identity.incarnation) continue;
+        const isVerdict = cmd.args.incarnation === identity.incarnation && (cmd.kind === 'enrolled' || cmd.kind === 'rebaseline' || cmd.kind === 'reenroll');
+        if (isVerdict && verdictKind === null) {
+          verdictKind = cmd.kind;
+          onVerdict(cmd.kind);
+        }
+        await ready;
+        ctx.log.info({ command: cmd.kind, id: cmd.command_id }, 'Agent command received.');
+        if (cmd.kind === 'rescan') await fim?.rescan();
+        else if (cmd.kind === 'rebaseline') {
+          // a revert: the coordinator names the generation to go on from
+          if (cmd.args.generation && adoptGeneration(stateDir, identity, Number(cmd.args.generation))) {
+            ctx.log.warn({ agent: agentId, generation: identity.generation }, 'This VM was reverted to an earlier state; the agent goes on from the generation the coordinator named.');
+            await heartbeat('running');
+          }
+          // the verdict already made the startup scan a new baseline
+          if (!(isVerdict && fimStartedRebased)) await fim?.rebaseline();
+        } else if (cmd.kind === 'reconfigure') await enqueue(() => reconfigure(policyNow(), true));
+        else if (cmd.kind === 'enrolled') {
+          if (!enrolled) writeState(enrolledFile, { agent: agentId });
+          enrolled = true;
+        } else if (cmd.kind === 'reenroll') {
+          // a clone of the enrolled VM: it must not inspect as that VM's agent
+          reenroll = true;
+          net?.pause(true);
+          ctx.log.error({ agent: agentId, reason: cmd.args.reason ?? '' }, 'The coordinator does not trust this agent (a clone of its VM?): network inspection stops; enroll it with a new token ("cordon agents token --vm <vm>").');
+          await heartbeat('running');
+        } else ctx.log.warn({ command: cmd.kind }, 'This agent does not carry out that command yet.');
+      }
+    },
+  });
+  const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+  await Promise.race([joined, wait(10_000)]);
+  let fimStartedRebased = false;
+
   let lastBeat = 0;
   await heartbeat(enrolled ? 'running' : 'enrolled');
   ctx.log.info({ agent: agentId, vm, generation: identity.generation }, 'Agent registered.');
@@ -133,6 +206,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const netCodec = codecFor(TOPICS.netconf);
   let tailer: LogTailer | null = null;
   let fim: FimWatcher | null = null;
+  let fimStarting: FimWatcher | null = null;
   let netTimer: NodeJS.Timeout | null = null;
   let lastNet = '';
   let looks = 0;
@@ -158,10 +232,12 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     tailer.start();
   };
   // file integrity: startup scan against the baseline (changes made while the agent was down;
-  // roots new to the policy are baselined, not reported), then realtime watching and scans
-  const startFim = async (w: Watching) => {
+  // roots new to the policy are baselined, not reported), then realtime watching and scans —
+  // or, for a VM the coordinator found reverted, a new baseline without reporting differences
+  const startFim = async (w: Watching, rebaseline = false) => {
     if (!w.fim) return;
-    fim = createFimWatcher({
+    // the handle's watcher is the one watching: set once its first scan is done
+    const f = (fimStarting = createFimWatcher({
       policy: w.fim,
       stateDir: join(stateDir, 'fim'),
       ctx,
@@ -169,8 +245,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       onEvents: async (events) => {
         await stage.send(TOPICS.fim, events.map((e) => ({ key: Buffer.from(`${vm}|${e.path}`), value: fimCodec.encode(e) })));
       },
-    });
-    await fim.start();
+    }));
+    await f.start({ rebaseline });
+    fim = f;
+    fimStarting = null;
   };
   // network configuration: a snapshot when it changed (and every 20 looks regardless)
   const lookAtNetwork = async () => {
@@ -247,11 +325,17 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   watching = policyNow();
   configHash = hashOf(watching);
   startLogs(watching);
-  await startFim(watching);
+  // the first scan waits for the coordinator's verdict on this start (a reverted VM's file
+  // changes are the revert's, not to be reported one by one), or `verdictWaitS` without one
+  const first = watching.fim ? await Promise.race([verdict, wait(config.verdictWaitS * 1000).then(() => null)]) : verdictKind;
+  if (first === null && watching.fim) ctx.log.warn({ waitedS: config.verdictWaitS }, 'No word from the coordinator on this start; file integrity starts by comparing with its baseline.');
+  fimStartedRebased = first === 'rebaseline' && !!watching.fim;
+  await startFim(watching, first === 'rebaseline');
   await startNetconf(watching);
   stage.onStop(async () => {
     await changes;
     stopNetconf();
+    await fimStarting?.stop();
     await fim?.stop();
     await tailer?.stop();
   });
@@ -260,7 +344,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   if (config.capture.enabled) {
     const me = agentId;
     const w = new ProtectionWindows({
-      isMe: (a: Assignment) => a.mode === 'agent' && a.agent === me,
+      // an assignment made for an earlier start of this agent (a restart, a reverted VM) or for
+      // the original of a clone is not this incarnation's
+      isMe: (a: Assignment) => a.mode === 'agent' && a.agent === me && (a.incarnation === null || a.incarnation === identity.incarnation),
+      leased: true,
       holdUs: config.capture.holdMs * 1000,
       maxBytesPerVm: config.capture.holdMaxMiB << 20,
       maxBytes: config.capture.holdMaxMiB << 20,
@@ -293,42 +380,15 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     stage.onStop(() => n.stop());
   }
 
-  // ---- orders from agent-commands (addressed by key): rescan, re-baseline, reconfigure
-  stage.consume<AgentCommand | null>({
-    group: `cordon-agent-${agentId}-commands`,
-    topics: [TOPICS.agentCommands],
-    fromBeginning: false,
-    tombstones: 'skip',
-    // commands for other agents are not ours to judge: only ours are decoded
-    decode: (v, r) => (r.key?.toString() === agentId ? codecFor(TOPICS.agentCommands).decode(v) : null),
-    async handle(batch) {
-      for (const { value: cmd } of batch.records) {
-        if (!cmd) continue;
-        // a command for one incarnation (a clone, a reverted VM) is not for the others
-        if (cmd.args.incarnation && cmd.args.incarnation !== identity.incarnation) continue;
-        ctx.log.info({ command: cmd.kind, id: cmd.command_id }, 'Agent command received.');
-        if (cmd.kind === 'rescan') await fim?.rescan();
-        else if (cmd.kind === 'rebaseline') await fim?.rebaseline();
-        else if (cmd.kind === 'reconfigure') await enqueue(() => reconfigure(policyNow(), true));
-        else if (cmd.kind === 'enrolled') {
-          if (!enrolled) writeState(enrolledFile, { agent: agentId });
-          enrolled = true;
-        } else if (cmd.kind === 'reenroll') {
-          // a clone of the enrolled VM: it must not inspect as that VM's agent
-          reenroll = true;
-          net?.pause(true);
-          ctx.log.error({ agent: agentId, reason: cmd.args.reason ?? '' }, 'The coordinator does not trust this agent (a clone of its VM?): network inspection stops; enroll it with a new token ("cordon agents token --vm <vm>").');
-          await heartbeat('running');
-        } else ctx.log.warn({ command: cmd.kind }, 'This agent does not carry out that command yet.');
-      }
-    },
-  });
+  // the generation moves forward while running, so a revert to a snapshot shows (identity.ts)
+  stage.every(config.checkpointS * 1000, 'An identity checkpoint', () => checkpointGeneration(stateDir, identity));
 
   // the rhythm may change with the policy: a fine tick, a heartbeat when one is due
   stage.every(Math.min(50, heartbeatMs), 'A heartbeat', async () => {
     if (ctx.clock.now() - lastBeat >= heartbeatMs) await heartbeat('running');
   });
 
+  markReady();
   return {
     agentId,
     vm,

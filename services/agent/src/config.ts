@@ -11,6 +11,17 @@ export const agentConfigSchema = z
     stateDir: z.string().min(1).default('./agent-state'),
     heartbeatS: z.number().positive().default(10),
     /**
+     * How often the agent's generation (its identity's counter, kept in the state dir) moves
+     * forward while it runs: a VM reverted to a snapshot taken more than two of these before the
+     * revert is told by its generation going back.
+     */
+    checkpointS: z.number().positive().default(60),
+    /**
+     * At start, file integrity waits this long at most for the coordinator's verdict on this
+     * start (a reverted VM is re-baselined, not compared); without one, it compares.
+     */
+    verdictWaitS: z.number().nonnegative().max(600).default(3),
+    /**
      * The policy (on the policy topic) whose `agents` section sets logs, fim and netconf below;
      * what it does not set, this file does.
      */

@@ -6,9 +6,9 @@ import { readState, writeState } from './state.js';
 
 /**
  * What tells the original agent from a clone or a reverted snapshot:
- * - `generation` counts the agent's starts and is kept in its state dir; a VM reverted to a
- *   snapshot comes back with an older state dir, so it reports a generation lower than the
- *   newest one already on the `agents` topic;
+ * - `generation` counts the agent's starts and its checkpoints while it runs, and is kept in its
+ *   state dir; a VM reverted to a snapshot comes back with an older state dir, so it reports a
+ *   generation lower than the newest one already on the `agents` topic;
  * - `incarnation` is random per start: two live agents with one id and two incarnations
  *   are a clone running beside its original;
  * - `hw` fingerprints the machine (machine-id, DMI product UUID, NIC MACs): a clone gets a
@@ -16,6 +16,7 @@ import { readState, writeState } from './state.js';
  */
 export interface AgentIdentity {
   agent: string;
+  /** Moves forward only: at each start, and when the coordinator re-bases a reverted VM (adoptGeneration). */
   generation: number;
   incarnation: string;
   hw: string;
@@ -53,4 +54,27 @@ export function startIdentity(stateDir: string, agent: string, log: Logger, sysR
   const id: AgentIdentity = { agent, generation, incarnation: randomBytes(8).toString('hex'), hw: hardwareFingerprint(sysRoot) };
   writeState(file, { agent, generation });
   return id;
+}
+
+/**
+ * The generation moves forward while the agent runs too (every `checkpointS`, kept in the state
+ * dir before it is reported): a VM reverted to a snapshot comes back with the generation of the
+ * snapshot, so a revert shows even when the agent was not restarted between the snapshot and the
+ * revert — as long as two checkpoints passed in between.
+ */
+export function checkpointGeneration(stateDir: string, id: AgentIdentity): void {
+  writeState(join(stateDir, 'identity.json'), { agent: id.agent, generation: id.generation + 1 });
+  id.generation += 1;
+}
+
+/**
+ * A reverted VM came back behind the newest generation the coordinator knows: it names the
+ * next one, and the agent goes on from there (kept in the state dir), so its later restarts are
+ * restarts again — not the same revert reported anew at each start.
+ */
+export function adoptGeneration(stateDir: string, id: AgentIdentity, generation: number): boolean {
+  if (!Number.isInteger(generation) || generation <= id.generation) return false;
+  id.generation = generation;
+  writeState(join(stateDir, 'identity.json'), { agent: id.agent, generation });
+  return true;
 }

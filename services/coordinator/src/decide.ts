@@ -12,8 +12,9 @@ import type { Verdict } from './trust.js';
  * of the assignment later — no frame inspected twice, none by nobody:
  * - watchdog → agent: the boundary is set `handoffDelayMs` ahead, so both sides know it before
  *   it comes (make before break);
- * - agent → watchdog (the agent went silent): the boundary is the last frame the agent said it
- *   inspected — the watchdog inspects the rest from its buffer;
+ * - agent → watchdog: a dead agent's (silent, stopped, restarted) from the lease its last
+ *   heartbeat announced — it published nothing after it, and the watchdog inspects the rest from
+ *   its buffer; a live one's ahead, past its lease (see takeBackFrom); never agent → agent;
  * - a migration: the boundary is when the VM moved; a power-on: when nobody protected it.
  */
 export interface VmState {
@@ -27,10 +28,16 @@ export interface VmState {
 export interface AgentState {
   id: string;
   vm: string;
+  /** One start of the agent (its identity's incarnation; "?" when its identity is unreadable). */
+  incarnation: string;
+  /** Its machine's fingerprint ("" when unknown). */
+  hw: string;
   verdict: Verdict;
   version: string;
   policyVersion: number;
   heartbeatUs: number;
+  /** The first heartbeat seen of this incarnation, µs. */
+  firstSeenUs: number;
   status: 'enrolled' | 'running' | 'stopping';
   capture: CaptureStatus | null;
   /** The last heartbeat at which its frame counter had moved (µs; 0: never seen moving). */
@@ -38,6 +45,11 @@ export interface AgentState {
 }
 
 export interface Coordination {
+  /**
+   * Until then (µs), an assigned agent start not known yet is kept: a coordinator that just took
+   * the VM over (or started) may not have read it yet, and deciding it is gone would flap.
+   */
+  learningUntilUs?: number;
   heartbeatTimeoutMs: number;
   requiredAgentVersion: string;
   handoffDelayMs: number;
@@ -48,6 +60,8 @@ export interface Desired {
   mode: AssignmentMode;
   host: string | null;
   agent: string | null;
+  /** mode agent: the incarnation of the agent that protects the VM. */
+  incarnation: string | null;
   enforcer: string | null;
   reason: string;
   handoffUs: number;
@@ -80,11 +94,41 @@ export function agentUnfit(a: AgentState, c: Coordination, policyVersion: number
   return null;
 }
 
+/** A later start of the same agent on the same machine: the earlier incarnation is gone (a restart, a reverted VM). */
+export function successorOf(a: AgentState, agents: readonly AgentState[]): AgentState | undefined {
+  return agents.find((b) => b !== a && b.id === a.id && b.verdict.trusted && b.hw === a.hw && b.firstSeenUs > a.firstSeenUs);
+}
+
+/**
+ * The boundary from which the watchdog takes a VM back from the agent protecting it (`keep`,
+ * unfit for `why`). An agent publishes no frame stamped at or after the lease its last
+ * heartbeat announced (`inspected_until_us`), so:
+ * - a dead agent (silent past the timeout, stopped, or restarted — another incarnation of it
+ *   runs on its machine): from its lease, which is in the past by then (or from when its
+ *   successor started, if that is earlier: the dead one published nothing after it);
+ * - a live agent that must hand over (not trusted any more, stale, not capturing): ahead, after
+ *   both its lease and the hand-off delay — it keeps inspecting until then (make before break).
+ */
+function takeBackFrom(keep: AgentState | undefined, agents: readonly AgentState[], current: Assignment, c: Coordination, nowUs: number): number {
+  const lease = keep?.capture ? keep.capture.inspected_until_us : 0;
+  const next = keep ? successorOf(keep, agents) : undefined;
+  const dead = !keep || keep.status === 'stopping' || next !== undefined || (nowUs - keep.heartbeatUs) / 1000 > c.heartbeatTimeoutMs || !keep.capture?.active;
+  if (dead) {
+    // no lease known: an agent that never published (from its own boundary on), or one whose
+    // records are gone (from now: what it published is not known)
+    let from = lease > 0 ? lease : keep ? current.handoff_us : nowUs;
+    if (next) from = Math.min(from, next.firstSeenUs);
+    return Math.max(current.handoff_us, Math.min(from, nowUs));
+  }
+  return Math.max(current.handoff_us, nowUs + c.handoffDelayMs * 1000, lease);
+}
+
 export function decide(vm: VmState | undefined, agents: readonly AgentState[], current: Assignment | undefined, c: Coordination, policyVersion: number, nowUs: number): Desired {
   const none = (reason: string): Desired => ({
     mode: 'none',
     host: vm?.host ?? null,
     agent: null,
+    incarnation: null,
     enforcer: null,
     reason,
     handoffUs: current?.mode === 'none' ? current.handoff_us : nowUs,
@@ -93,27 +137,44 @@ export function decide(vm: VmState | undefined, agents: readonly AgentState[], c
   if (!vm) return none('the VM is not in the inventory');
   if (vm.power !== 'on') return none(vm.power === null ? 'the VM\'s power state is not known' : `the VM is ${vm.power === 'off' ? 'powered off' : vm.power}`);
 
-  // retention needs a fresh, current agent; promotion also needs it seen inspecting
-  const keep = current?.mode === 'agent' ? agents.find((a) => a.id === current.agent) : undefined;
-  const reasons: string[] = [];
-  if (keep) {
-    const why = agentUnfit(keep, c, policyVersion, nowUs, false);
-    if (!why) return { mode: 'agent', host: vm.host, agent: keep.id, enforcer: `agent:${keep.id}`, reason: current!.reason, handoffUs: current!.handoff_us, gated: c.gate };
-    reasons.push(why);
+  // the incarnation the assignment names keeps the VM while it is fit (retention needs no
+  // moving counters: a new coordinator has not seen them move); an assignment without an
+  // incarnation (an older coordinator's) is kept by the agent's newest trusted one
+  let keep: AgentState | undefined;
+  if (current?.mode === 'agent') {
+    const mine = agents.filter((a) => a.id === current.agent && (current.incarnation === null || a.incarnation === current.incarnation));
+    keep = mine.sort((x, y) => Number(y.verdict.trusted) - Number(x.verdict.trusted) || y.heartbeatUs - x.heartbeatUs)[0];
   }
+  const reasons: string[] = [];
+  if (current?.mode === 'agent') {
+    const next = keep ? successorOf(keep, agents) : undefined;
+    const why = !keep ? `agent ${current.agent} (incarnation ${current.incarnation ?? '?'}) is not known` : next ? `agent ${keep.id} restarted (incarnation ${next.incarnation} after ${keep.incarnation})` : agentUnfit(keep, c, policyVersion, nowUs, false);
+    if (!keep && nowUs < (c.learningUntilUs ?? 0)) {
+      return { mode: 'agent', host: vm.host, agent: current.agent, incarnation: current.incarnation, enforcer: current.enforcer, reason: current.reason, handoffUs: current.handoff_us, gated: c.gate };
+    }
+    if (!why && keep) {
+      return { mode: 'agent', host: vm.host, agent: keep.id, incarnation: current.incarnation, enforcer: `agent:${keep.id}`, reason: current.reason, handoffUs: current.handoff_us, gated: c.gate };
+    }
+    // never straight to another agent (or another start of this one): nobody would have the
+    // frames between this one's last and that one's first; the watchdog takes it back first
+    if (vm.host === null) return none('the VM runs on no known host');
+    return { mode: 'watchdog', host: vm.host, agent: null, incarnation: null, enforcer: `watchdog:${vm.host}`, reason: `watchdog: ${why!}`, handoffUs: takeBackFrom(keep, agents, current, c, nowUs), gated: c.gate };
+  }
+  // promotion: a current agent seen inspecting, not superseded by a later start of itself
   const candidates = agents
-    .filter((a) => a.id !== keep?.id)
+    .filter((a) => !successorOf(a, agents))
     .map((a) => ({ a, why: agentUnfit(a, c, policyVersion, nowUs, true) }))
     .sort((x, y) => y.a.heartbeatUs - x.a.heartbeatUs || (x.a.id < y.a.id ? -1 : 1));
   const fit = candidates.find((x) => x.why === null)?.a;
-  if (fit) {
+  if (fit && vm.host !== null) {
     return {
       mode: 'agent',
       host: vm.host,
       agent: fit.id,
+      incarnation: fit.incarnation,
       enforcer: `agent:${fit.id}`,
       reason: `agent ${fit.id} is current (${fit.version}, policy ${fit.policyVersion}) and inspecting`,
-      handoffUs: nowUs + c.handoffDelayMs * 1000,
+      handoffUs: Math.max(nowUs + c.handoffDelayMs * 1000, current?.handoff_us ?? 0),
       gated: c.gate,
     };
   }
@@ -122,17 +183,12 @@ export function decide(vm: VmState | undefined, agents: readonly AgentState[], c
   const reason = reasons.length ? `watchdog: ${reasons[0]}` : 'watchdog: the VM has no agent';
   let handoffUs: number;
   if (current?.mode === 'watchdog' && current.host === vm.host) handoffUs = current.handoff_us;
-  else if (current?.mode === 'agent') {
-    // from the last frame the agent said it inspected: the watchdog inspects the rest from its buffer
-    const lost = agents.find((a) => a.id === current.agent);
-    const until = lost?.capture?.inspected_until_us ?? 0;
-    handoffUs = Math.max(current.handoff_us, Math.min(until > 0 ? until + 1 : nowUs, nowUs));
-  } else if (current?.mode === 'watchdog') handoffUs = Math.min(Math.max(vm.hostSinceUs, current.handoff_us), nowUs); // migrated
+  else if (current?.mode === 'watchdog') handoffUs = Math.min(Math.max(vm.hostSinceUs, current.handoff_us), nowUs); // migrated
   else handoffUs = current ? Math.min(current.since_us, nowUs) : 0; // nobody protected it: everything the watchdog holds
-  return { mode: 'watchdog', host: vm.host, agent: null, enforcer: `watchdog:${vm.host}`, reason, handoffUs, gated: c.gate };
+  return { mode: 'watchdog', host: vm.host, agent: null, incarnation: null, enforcer: `watchdog:${vm.host}`, reason, handoffUs, gated: c.gate };
 }
 
 /** A new assignment is written when who protects the VM changes (not for a new reason alone). */
 export function changed(cur: Assignment | undefined, d: Desired): boolean {
-  return !cur || cur.mode !== d.mode || cur.host !== d.host || cur.agent !== d.agent || cur.gated !== d.gated;
+  return !cur || cur.mode !== d.mode || cur.host !== d.host || cur.agent !== d.agent || cur.incarnation !== d.incarnation || cur.gated !== d.gated;
 }

@@ -22,6 +22,12 @@ export const coordinatorConfigSchema = z
     policyId: z.string().min(1).default('default'),
     /** How often owned VMs are looked at again (silent agents are noticed within this). */
     tickMs: z.number().int().min(10).max(10_000).default(100),
+    /**
+     * When the inventory shows a running VM on another host, wait this long for the platform's
+     * event of the migration: its time (the switchover) is the hand-off's boundary, not when
+     * the new placement was read. Frames meanwhile are held by the destination's watchdog.
+     */
+    migrationWaitMs: z.number().int().min(0).max(60_000).default(1000),
     /** A file with the enrollment secret in hex (64+ digits); else CORDON_ENROLL_SECRET, else <data dir>/secrets/enroll.key (made when missing). */
     enrollSecretFile: z.string().min(1).optional(),
   })
@@ -82,8 +88,11 @@ export const coordinatorStage = defineStage({
 
 interface Known {
   vms: Map<string, VmState>;
+  /** Per agent incarnation (`<agent>|<incarnation>`): an agent's restarts and clones are told apart. */
   agents: Map<string, AgentState>;
   assignments: Map<string, Assignment>;
+  /** VMs seen on a new host whose migration event has not come yet: until when it is waited for (µs). */
+  moving: Map<string, number>;
 }
 
 async function startCoordinator(stage: Stage<CoordinatorConfig>) {
@@ -92,7 +101,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   const nowUs = () => clock.now() * 1000;
   const trust = new AgentTrust(loadSecret(config, stage.env.dataDir, process.env));
   if (!trust.canVerify) log.warn('No enrollment secret: no agent can be verified, so the watchdogs protect every VM.');
-  const known: Known = { vms: new Map(), agents: new Map(), assignments: new Map() };
+  const known: Known = { vms: new Map(), agents: new Map(), assignments: new Map(), moving: new Map() };
   const policy = new PolicyView();
   const codec = {
     inventory: codecFor(TOPICS.inventory),
@@ -145,7 +154,10 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     try {
       const rec = codec.inventory.decode(r.value);
       const before = known.vms.get(id);
-      known.vms.set(id, { id, host: rec.host, power: rec.power, hostSinceUs: before && before.host !== rec.host ? rec.updated_us : (before?.hostSinceUs ?? rec.updated_us) });
+      const moved = !!before && before.host !== rec.host;
+      known.vms.set(id, { id, host: rec.host, power: rec.power, hostSinceUs: moved ? rec.updated_us : (before?.hostSinceUs ?? rec.updated_us) });
+      // a running VM on another host: its migration event carries when it moved
+      if (moved && !restoring && before.host !== null && rec.host !== null && rec.power === 'on' && config.migrationWaitMs > 0) known.moving.set(id, nowUs() + config.migrationWaitMs * 1000);
       if (!restoring) evaluate(id);
     } catch (err) {
       log.warn({ err: describeError(err), key: k }, 'An inventory record is unusable; it was skipped.');
@@ -168,7 +180,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
 
   async function onAgentRecord(r: ConsumedRecord, restoring: boolean): Promise<void> {
     if (!r.value) {
-      known.agents.delete(r.key?.toString() ?? '');
+      const agent = r.key?.toString() ?? '';
+      for (const [k, a] of known.agents) if (a.id === agent) known.agents.delete(k);
       return;
     }
     let rec: AgentRecord;
@@ -182,16 +195,21 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     if (rec.kind === 'watchdog') return;
     const token = r.headers[TOKEN_HEADER]?.toString() ?? null;
     const { verdict, effects } = trust.judge(rec, token, clock.now());
-    const before = known.agents.get(rec.agent);
+    const incarnation = verdict.identity?.incarnation ?? '?';
+    const key = `${rec.agent}|${incarnation}`;
+    const before = known.agents.get(key);
     const frames = rec.capture?.frames ?? 0;
     const moved = before?.capture && frames > before.capture.frames;
-    known.agents.set(rec.agent, {
+    known.agents.set(key, {
       id: rec.agent,
       vm: rec.vm,
+      incarnation,
+      hw: verdict.identity?.hw ?? '',
       verdict,
       version: rec.version,
       policyVersion: rec.policy_version,
       heartbeatUs: rec.heartbeat_us,
+      firstSeenUs: before?.firstSeenUs ?? rec.heartbeat_us,
       status: rec.status,
       capture: rec.capture,
       inspectingUs: moved ? rec.heartbeat_us : (before?.inspectingUs ?? 0),
@@ -199,7 +217,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     if (!restoring && mine(rec.vm)) await carryOut(rec, effects);
     else if (effects.binding) trust.bindings.set(rec.agent, effects.binding);
     if (!restoring && mine(rec.vm)) {
-      await commandIfStale(rec);
+      await commandIfStale(rec, known.agents.get(key)!);
       evaluate(rec.vm);
     }
   }
@@ -258,9 +276,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   }
 
   /** A trusted, live agent that is behind is told to catch up (it does not protect its VM meanwhile). */
-  async function commandIfStale(rec: AgentRecord): Promise<void> {
-    const a = known.agents.get(rec.agent);
-    if (!a?.verdict.trusted || rec.status === 'stopping') return;
+  async function commandIfStale(rec: AgentRecord, a: AgentState): Promise<void> {
+    if (!a.verdict.trusted || rec.status === 'stopping') return;
     const c = coordination();
     if ((nowUs() - rec.heartbeat_us) / 1000 > c.heartbeatTimeoutMs) return;
     if (!versionAtLeast(rec.version, c.requiredAgentVersion)) await command(rec.agent, 'upgrade', { to: c.requiredAgentVersion }, `upgrade|${rec.agent}|${rec.version}|${c.requiredAgentVersion}`);
@@ -268,6 +285,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   }
 
   // ---- deciding: on every change of an owned VM's inputs, and on every tick (silences)
+  /** When the partitions owned now were taken: the agents' heartbeats since then are known. */
+  let ownedSinceUs = nowUs();
   const pending = new Set<string>();
   let flushing: Promise<void> | null = null;
   function evaluate(vm: string): void {
@@ -292,6 +311,9 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       for (const vm of vms) {
         const cur = known.assignments.get(vm);
         const inv = known.vms.get(vm);
+        const wait = known.moving.get(vm);
+        if (wait !== undefined && now < wait) continue; // the tick looks again
+        known.moving.delete(vm);
         if (!inv) {
           if (cur) {
             out.push({ key: Buffer.from(vm), value: null });
@@ -300,13 +322,14 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
           continue;
         }
         const agents = [...known.agents.values()].filter((a) => a.vm === vm);
-        const d: Desired = decide(inv, agents, cur, { ...c, gate: gateFor(vm) }, pv, now);
+        const d: Desired = decide(inv, agents, cur, { ...c, gate: gateFor(vm), learningUntilUs: ownedSinceUs + c.heartbeatTimeoutMs * 1000 }, pv, now);
         if (!changed(cur, d)) continue;
         const next: Assignment = {
           vm,
           mode: d.mode,
           host: d.host,
           agent: d.agent,
+          incarnation: d.incarnation,
           policy_version: pv,
           reason: d.reason,
           since_us: now,
@@ -318,7 +341,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         known.assignments.set(vm, next);
         out.push({ key: Buffer.from(vm), value: codec.assignments.encode(next) });
         metrics.inc(`assignments_${d.mode}`);
-        log.info({ vm, mode: d.mode, host: d.host, agent: d.agent, epoch: next.epoch, reason: d.reason }, 'Assignment changed.');
+        log.info({ vm, mode: d.mode, host: d.host, agent: d.agent, incarnation: d.incarnation, epoch: next.epoch, handoffUs: d.handoffUs, reason: d.reason }, 'Assignment changed.');
       }
       await stage.send(TOPICS.assignments, out);
     }
@@ -329,6 +352,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     topics: [TOPICS.vmEvents],
     onAssign(tps) {
       for (const tp of tps) owned.add(tp.partition);
+      ownedSinceUs = nowUs();
       for (const vm of known.vms.keys()) evaluate(vm);
       for (const vm of known.assignments.keys()) evaluate(vm);
       log.info({ partitions: [...owned].sort((a, b) => a - b) }, 'Coordinating the VMs of these partitions.');
@@ -342,15 +366,28 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         // the event's time is the platform's: a migration's boundary is when it happened
         if (vm && ev.kind === 'migrated' && ev.host && vm.host !== ev.host) known.vms.set(ev.vm, { ...vm, host: ev.host, hostSinceUs: ev.ts_us });
         else if (vm && ev.kind === 'migrated') known.vms.set(ev.vm, { ...vm, hostSinceUs: ev.ts_us });
+        if (ev.kind === 'migrated') known.moving.delete(ev.vm);
         evaluate(ev.vm);
       }
       await flushing;
     },
   });
   stage.every(config.tickMs, 'Looking at the owned VMs', async () => {
+    forgetGone();
     for (const vm of new Set([...known.vms.keys(), ...known.assignments.keys()])) evaluate(vm);
     await flushing;
   });
+
+  /** Incarnations silent for long (restarted, stopped, clones gone) that no assignment names are forgotten. */
+  function forgetGone(): void {
+    const oldUs = nowUs() - Math.max(60_000, 10 * coordination().heartbeatTimeoutMs) * 1000;
+    for (const [k, a] of known.agents) {
+      if (a.heartbeatUs >= oldUs) continue;
+      const cur = known.assignments.get(a.vm);
+      if (cur?.mode === 'agent' && cur.agent === a.id && (cur.incarnation === null || cur.incarnation === a.incarnation)) continue;
+      known.agents.delete(k);
+    }
+  }
   stage.onStop(async () => {
     await flushing;
   });

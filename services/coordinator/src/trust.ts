@@ -118,7 +118,8 @@ export class AgentTrust {
         detail: 'file changes explained by the revert are not reported one by one',
         key: `reverted|${rec.agent}|${id.incarnation}`,
       });
-      effects.commands.push({ kind: 'rebaseline', args: { incarnation: id.incarnation, reason: 'reverted' }, key: `rebaseline|${rec.agent}|${id.incarnation}` });
+      // …and goes on from a generation past every one seen, so its next restart is not this revert again
+      effects.commands.push({ kind: 'rebaseline', args: { incarnation: id.incarnation, reason: 'reverted', generation: String(binding.maxGeneration + 1) }, key: `rebaseline|${rec.agent}|${id.incarnation}` });
       if (token !== null) effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
       return { verdict: { trusted: true, detail: `reverted to generation ${id.generation}`, identity: id }, effects };
     }
@@ -126,8 +127,9 @@ export class AgentTrust {
       binding.maxGeneration = id.generation;
       effects.binding = binding;
     }
-    // it still shows its token: it has not heard that it is enrolled
-    if (token !== null) effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
+    // the verdict on this start (once per incarnation): the agent stops showing its token, and
+    // its file integrity compares with its baseline (it waits for this, see the agent)
+    effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
     return { verdict: { trusted: true, detail: 'enrolled for this VM on this machine', identity: id }, effects };
   }
 }

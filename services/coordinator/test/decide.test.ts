@@ -13,6 +13,9 @@ const trusted = { trusted: true, detail: 'ok', identity: { generation: 1, incarn
 const agent = (o: Partial<AgentState> = {}): AgentState => ({
   id: 'agt-1',
   vm: 'vm-1',
+  incarnation: 'aa',
+  hw: 'bb'.repeat(8),
+  firstSeenUs: NOW - 10 * S,
   verdict: trusted,
   version: '0.1.0',
   policyVersion: 3,
@@ -22,7 +25,7 @@ const agent = (o: Partial<AgentState> = {}): AgentState => ({
   inspectingUs: NOW - 100_000,
   ...o,
 });
-const asg = (o: Partial<Assignment>): Assignment => ({ vm: 'vm-1', mode: 'watchdog', host: 'hv1', agent: null, policy_version: 3, reason: '', since_us: NOW - 10 * S, enforcer: 'watchdog:hv1', handoff_us: 0, epoch: 1, gated: false, ...o });
+const asg = (o: Partial<Assignment>): Assignment => ({ vm: 'vm-1', mode: 'watchdog', host: 'hv1', agent: null, policy_version: 3, reason: '', since_us: NOW - 10 * S, enforcer: 'watchdog:hv1', handoff_us: 0, epoch: 1, gated: false, incarnation: null, ...o });
 
 test('a VM that is not running is nobody\'s; a running one without an agent is its host\'s watchdog', () => {
   assert.equal(decide({ ...vm, power: 'off' }, [], undefined, C, 3, NOW).mode, 'none');
@@ -51,15 +54,72 @@ test('watchdog → agent only for a current agent seen inspecting, with the boun
   }
 });
 
-test('an agent keeps its VM while fresh; silent past the timeout, the watchdog takes over from the last frame it inspected', () => {
-  const cur = asg({ mode: 'agent', agent: 'agt-1', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
+test('an agent keeps its VM while fresh; silent past the timeout, the watchdog takes over from the lease it announced last', () => {
+  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
   // retention does not need the counters to move (a new coordinator has not seen them move)
   const kept = decide(vm, [agent({ inspectingUs: 0 })], cur, C, 3, NOW);
-  assert.deepEqual([kept.mode, kept.handoffUs], ['agent', NOW - 5 * S]);
+  assert.deepEqual([kept.mode, kept.handoffUs, kept.incarnation], ['agent', NOW - 5 * S, 'aa']);
   assert.equal(changed(cur, kept), false);
   const lost = decide(vm, [agent({ heartbeatUs: NOW - 700_000 })], cur, C, 3, NOW);
-  assert.deepEqual([lost.mode, lost.host, lost.handoffUs], ['watchdog', 'hv1', NOW - 120_000 + 1]);
+  assert.deepEqual([lost.mode, lost.host, lost.handoffUs, lost.incarnation], ['watchdog', 'hv1', NOW - 120_000, null]);
   assert.ok(changed(cur, lost));
+  // stopping: from the end it reported (the newest frame it published, plus one)
+  const stopped = decide(vm, [agent({ status: 'stopping', capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW - 50_000 } })], cur, C, 3, NOW);
+  assert.deepEqual([stopped.mode, stopped.handoffUs], ['watchdog', NOW - 50_000]);
+  // an agent that never published anything: from its own boundary
+  const idle = decide(vm, [agent({ status: 'stopping', capture: { active: true, frames: 0, published: 0, inspected_until_us: 0 } })], cur, C, 3, NOW);
+  assert.equal(idle.handoffUs, NOW - 5 * S);
+});
+
+test('a live agent that must hand over does so ahead, after its lease; never straight to another agent', () => {
+  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
+  const lease = NOW + 150_000;
+  const stale = decide(vm, [agent({ policyVersion: 2, capture: { active: true, frames: 1, published: 1, inspected_until_us: lease } })], cur, C, 3, NOW);
+  assert.deepEqual([stale.mode, stale.handoffUs], ['watchdog', NOW + 300_000]);
+  const longLease = decide(vm, [agent({ policyVersion: 2, capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW + 400_000 } })], cur, C, 3, NOW);
+  assert.equal(longLease.handoffUs, NOW + 400_000);
+  // another fit agent for the VM does not take it straight from the unfit one
+  const other = agent({ id: 'agt-2', incarnation: 'cc' });
+  const d = decide(vm, [agent({ policyVersion: 2 }), other], cur, C, 3, NOW);
+  assert.equal(d.mode, 'watchdog');
+  // …but once the watchdog has it, it is promoted with the boundary ahead
+  const next = decide(vm, [agent({ policyVersion: 2 }), other], asg({ handoff_us: d.handoffUs }), C, 3, NOW + 10_000);
+  assert.deepEqual([next.mode, next.agent, next.incarnation], ['agent', 'agt-2', 'cc']);
+  assert.ok(next.handoffUs >= d.handoffUs);
+});
+
+test('a restarted agent: the watchdog takes the VM back from the dead incarnation at once, then the new one is promoted', () => {
+  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
+  const old = agent({ heartbeatUs: NOW - 200_000, capture: { active: true, frames: 9, published: 9, inspected_until_us: NOW - 100_000 } });
+  // the new start heartbeats before the old one's timeout: the old one is gone all the same
+  const fresh = agent({ incarnation: 'dd', firstSeenUs: NOW - 50_000, heartbeatUs: NOW - 10_000, inspectingUs: 0 });
+  const d = decide(vm, [old, fresh], cur, C, 3, NOW);
+  assert.deepEqual([d.mode, d.handoffUs], ['watchdog', NOW - 100_000]);
+  assert.match(d.reason, /restarted/);
+  // when the new one started before the old lease ended, from when it started
+  const early = decide(vm, [agent({ capture: { active: true, frames: 9, published: 9, inspected_until_us: NOW + 100_000 } }), agent({ incarnation: 'dd', firstSeenUs: NOW - 20_000 })], cur, C, 3, NOW);
+  assert.equal(early.handoffUs, NOW - 20_000);
+  // the old incarnation is never promoted again; the new one is, once seen inspecting
+  const w = asg({ handoff_us: d.handoffUs });
+  assert.equal(decide(vm, [old, fresh], w, C, 3, NOW).mode, 'watchdog');
+  const p = decide(vm, [old, { ...fresh, inspectingUs: NOW - 5_000 }], w, C, 3, NOW);
+  assert.deepEqual([p.mode, p.incarnation], ['agent', 'dd']);
+});
+
+test('an assigned agent start the coordinator has not heard of yet is kept while it is learning, then taken back', () => {
+  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'zz', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
+  const other = agent({ incarnation: 'c1', hw: 'cd'.repeat(8), verdict: { trusted: false, distrust: 'clone', detail: 'a clone', identity: null } });
+  assert.equal(decide(vm, [other], cur, { ...C, learningUntilUs: NOW + 1 }, 3, NOW).mode, 'agent');
+  const d = decide(vm, [other], cur, { ...C, learningUntilUs: NOW - 1 }, 3, NOW);
+  assert.deepEqual([d.mode, d.handoffUs], ['watchdog', NOW]);
+  assert.match(d.reason, /not known/);
+});
+
+test('a clone (same agent, another machine, not trusted) neither takes the VM nor costs the original its assignment', () => {
+  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
+  const clone = agent({ incarnation: 'c1', hw: 'cd'.repeat(8), firstSeenUs: NOW - 1000, heartbeatUs: NOW, verdict: { trusted: false, distrust: 'clone', detail: 'a clone', identity: null } });
+  const d = decide(vm, [agent(), clone], cur, C, 3, NOW);
+  assert.deepEqual([d.mode, d.incarnation, changed(cur, d)], ['agent', 'aa', false]);
 });
 
 test('a migration moves the watchdog assignment with the boundary at the move', () => {
@@ -118,7 +178,10 @@ test('trust: a verified token binds the agent to its VM and machine; forged, wro
   const rev = t.judge(record(tok, { generation: 3, incarnation: 'beef' }), null, NOW / 1000);
   assert.equal(rev.verdict.trusted, true);
   assert.deepEqual(rev.effects.alerts.map((a) => a.rule), ['reverted']);
-  assert.deepEqual(rev.effects.commands.map((c) => c.kind), ['rebaseline']);
+  assert.deepEqual(rev.effects.commands.map((c) => [c.kind, c.args.generation]), [['rebaseline', '6']]);
+  // it goes on from there: its next start is a restart, not the revert again
+  const after = t.judge(record(tok, { generation: 7, incarnation: 'f00d' }), null, NOW / 1000);
+  assert.deepEqual([after.verdict.trusted, after.effects.alerts.length], [true, 0]);
   // a token for VM A presented in a record claiming VM B
   const other = makeEnrollToken(secret, 'vm-a', 3_600_000, NOW / 1000);
   const mixed = t.judge({ ...record(other), vm: 'vm-b' }, other, NOW / 1000);

@@ -76,7 +76,7 @@ test('detect mode, pass rules and alert-only rules without a mode do not block; 
 
 test('an agent-protected VM gets its block from its agent', () => {
   const v = views({ mode: 'prevent' });
-  const a: Assignment = { vm: 'web-1', mode: 'agent', host: 'hv1', agent: 'agt-9', policy_version: 1, reason: 'agent current', since_us: 0, enforcer: null, handoff_us: 0, epoch: 1, gated: false };
+  const a: Assignment = { vm: 'web-1', mode: 'agent', host: 'hv1', agent: 'agt-9', policy_version: 1, reason: 'agent current', since_us: 0, enforcer: null, handoff_us: 0, epoch: 1, gated: false, incarnation: null };
   v.assignments.apply(Buffer.from('web-1'), codecFor(TOPICS.assignments).encode(a));
   assert.equal(blockOf(decide(alert(), v, 'default', T0)).key.toString(), 'agent:agt-9|203.0.113.7');
   v.assignments.apply(Buffer.from('web-1'), codecFor(TOPICS.assignments).encode({ ...a, mode: 'watchdog', agent: null }));

@@ -32,6 +32,19 @@ export const watchdogConfigSchema = z
       .default({}),
     /** Status on the agents topic (what it inspects, the assignments it applied), this often. */
     statusIntervalMs: z.number().int().min(50).max(60_000).default(1000),
+    /**
+     * Network gating: VMs the policy gates (coordination.gate, vms.<vm>.gate) are held on the
+     * bridge from power-on until their protection is current (needs enforce.enabled).
+     */
+    gate: z
+      .object({
+        /** The policy whose gate settings apply. */
+        policyId: z.string().min(1).default('default'),
+        /** Addresses a held VM may still reach and be reached from (the manager); DHCP and ARP always pass. */
+        managerAddresses: z.array(z.string().regex(/^[0-9A-Fa-f:.]{2,45}$/, 'a plain IPv4 or IPv6 address')).default([]),
+      })
+      .strict()
+      .default({}),
     enforce: z
       .object({
         enabled: z.boolean().default(true),

@@ -4,6 +4,7 @@ import { codecFor, TOPICS, watchdogEnforcer, type AgentRecord, type BlockDecisio
 import { watchdogConfigSchema, type WatchdogConfig } from './config.js';
 import { BridgeEnforcer } from './enforce-bridge.js';
 import { startCapture, type CaptureHandle } from './capture.js';
+import { startGating, type GatingHandle } from './gating.js';
 
 /**
  * The watchdog of one hypervisor host: its enforcer — every block addressed to
@@ -18,6 +19,8 @@ export interface WatchdogHandle {
   readonly capture: CaptureHandle | null;
   /** Blocks in force as the watchdog knows them (target → decision). */
   readonly active: ReadonlyMap<string, BlockDecision>;
+  /** Network gating (with enforcement). */
+  readonly gating: GatingHandle | null;
 }
 
 export const WATCHDOG_VERSION = '0.1.0';
@@ -66,6 +69,8 @@ async function startWatchdog(stage: Stage<WatchdogConfig>): Promise<WatchdogHand
       })
     : null;
   if (capture) stage.onStop(() => capture.stop());
+  // the gate needs the bridge table (enforcement) and, for the VMs it protects itself, the capture's acks
+  const gating = config.enforce.enabled ? await startGating(stage, capture) : null;
 
   // status on the agents topic: what it inspects and the assignments it applied
   const agentCodec = codecFor(TOPICS.agents);
@@ -92,5 +97,5 @@ async function startWatchdog(stage: Stage<WatchdogConfig>): Promise<WatchdogHand
   await status('running');
   stage.every(config.statusIntervalMs, 'A watchdog status', () => status('running'));
   stage.onStop(() => status('stopping'));
-  return { enforcer, capture, active };
+  return { enforcer, capture, active, gating };
 }

@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Assignment } from '@cordon/schemas';
+import { ProtectionWindows, type SensorFrame } from '../src/index.js';
+
+const frame = (tsUs: number): SensorFrame => ({ tsUs, origLen: 60, frame: Buffer.alloc(60, tsUs % 251) });
+const asg = (o: Partial<Assignment>): Assignment => ({
+  vm: 'vm-1', mode: 'watchdog', host: 'hv1', agent: null, incarnation: null, policy_version: 1, reason: '', since_us: 0, enforcer: null, handoff_us: 0, epoch: 1, gated: false, ...o,
+});
+const opts = { holdUs: 10_000_000, maxBytesPerVm: 1 << 20, maxBytes: 1 << 20 };
+
+test('a watchdog publishes a VM nobody was assigned; handing over ahead, it stops at the boundary and holds the rest', () => {
+  const w = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog' && a.host === 'hv1', unassignedIsMine: true });
+  assert.equal(w.offer('vm-1', frame(100)), true);
+  assert.deepEqual(w.assign(asg({ mode: 'agent', agent: 'agt', handoff_us: 300, epoch: 2 })), []);
+  assert.equal(w.offer('vm-1', frame(200)), true, 'before the boundary: still ours');
+  assert.equal(w.offer('vm-1', frame(300)), false, 'from it on: held');
+  assert.equal(w.protects('vm-1'), false);
+  // the agent is lost: back from its lease (250 < 300: frames from 300 on are held, so they come back)
+  const back = w.assign(asg({ handoff_us: 250, epoch: 3 }));
+  assert.deepEqual(back.map((f) => f.tsUs), [300]);
+  assert.equal(w.offer('vm-1', frame(400)), true);
+  assert.deepEqual(w.acks(), { 'vm-1': 3 });
+  // an older assignment seen late changes nothing
+  assert.deepEqual(w.assign(asg({ mode: 'agent', agent: 'agt', handoff_us: 0, epoch: 2 })), []);
+  assert.equal(w.offer('vm-1', frame(500)), true);
+});
+
+test('a frame is published by at most one of two sensors that apply the same assignments', () => {
+  const wd = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog', unassignedIsMine: true });
+  const ag = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'agent' && a.incarnation === 'i1', unassignedIsMine: false, leased: true });
+  const published = new Map<number, number>();
+  const pub = (fs: SensorFrame[]) => fs.forEach((f) => published.set(f.tsUs, (published.get(f.tsUs) ?? 0) + 1));
+  const offer = (ts: number) => {
+    if (wd.offer('vm-1', frame(ts))) pub([frame(ts)]);
+    if (ag.offer('vm-1', frame(ts))) pub([frame(ts)]);
+  };
+  for (let t = 0; t < 100; t += 10) offer(t);
+  const toAgent = asg({ mode: 'agent', agent: 'agt', incarnation: 'i1', handoff_us: 150, epoch: 1 });
+  pub(wd.assign(toAgent));
+  pub(ag.assign(toAgent));
+  for (let t = 100; t < 200; t += 10) offer(t);
+  // the agent announces leases; frames past the last one wait for the next
+  for (const r of ag.extendLease(180)) pub(r.frames);
+  for (let t = 200; t < 260; t += 10) offer(t);
+  for (const r of ag.extendLease(240)) pub(r.frames);
+  // it dies: the watchdog takes over from its last lease
+  const back = asg({ handoff_us: 240, epoch: 2 });
+  pub(wd.assign(back));
+  pub(ag.assign(back));
+  for (let t = 260; t < 300; t += 10) offer(t);
+  for (let t = 0; t < 300; t += 10) assert.equal(published.get(t), 1, `frame ${t} published once`);
+});
+
+test('an assignment for another incarnation of the same agent is not this one\'s', () => {
+  const ag = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'agent' && a.agent === 'agt' && (a.incarnation === null || a.incarnation === 'new'), unassignedIsMine: false, leased: true });
+  ag.extendLease(1_000);
+  ag.assign(asg({ mode: 'agent', agent: 'agt', incarnation: 'old', handoff_us: 0, epoch: 5 }));
+  assert.equal(ag.offer('vm-1', frame(10)), false);
+  const mine = ag.assign(asg({ mode: 'agent', agent: 'agt', incarnation: 'new', handoff_us: 5, epoch: 7 }));
+  assert.deepEqual(mine.map((f) => f.tsUs), [10]);
+});
+
+test('held frames are bounded by time and size', () => {
+  const w = new ProtectionWindows({ holdUs: 100, maxBytesPerVm: 600, maxBytes: 600, isMe: () => false, unassignedIsMine: false });
+  for (let t = 0; t < 20; t++) w.offer('vm-1', frame(t * 10));
+  assert.ok(w.heldBytes() <= 600);
+  assert.ok(w.evicted > 0, 'size evictions of frames still within the hold are counted');
+});
