@@ -104,18 +104,25 @@ export interface Assignment {
 
 export type AuditResult = "ok" | "denied" | "error";
 
-/** Every manager write. Key: actor. */
+/** Every manager write, login, failed login and lifted block. Key: actor. */
 export interface AuditEvent {
   audit_id: string;
   ts_us: number;
   actor: string;
   action: string;
+  /** The resource acted on, e.g. block:watchdog:hv1|203.0.113.66 or user:alice. */
   object: string;
   /** JSON, secrets redacted. */
   before: null | string;
   after: null | string;
   result: AuditResult;
   source_ip: null | string;
+  /** The actor's role when it acted. */
+  role: null | string;
+  /** How the actor was authenticated: password, session, token:<id>, cli. */
+  auth: null | string;
+  /** Why it was denied or failed (an error code and message), or the reason given. */
+  detail: null | string;
 }
 
 export type BlockTargetKind = "ip" | "five_tuple" | "vm_quarantine";
@@ -342,9 +349,9 @@ export interface PacketBatch {
   packets: Array<Packet>;
 }
 
-export type PolicyKind = "policy" | "ruleset" | "assignment" | "user" | "role" | "setting";
+export type PolicyKind = "policy" | "ruleset" | "assignment" | "user" | "role" | "setting" | "token" | "session" | "group" | "ack" | "target" | "agent";
 
-/** The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager. */
+/** The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager. Kinds after 'setting' are the manager's own state (users' tokens and sessions stored hashed, VM groups, alert acknowledgements, notification targets, revoked agents); stages other than the manager skip them. */
 export interface PolicyRecord {
   kind: PolicyKind;
   id: string;
@@ -786,7 +793,7 @@ export const AVRO_SCHEMAS = {
     "type": "record",
     "name": "AuditEvent",
     "namespace": "io.cordon.v1",
-    "doc": "Every manager write. Key: actor.",
+    "doc": "Every manager write, login, failed login and lifted block. Key: actor.",
     "fields": [
       {
         "name": "audit_id",
@@ -806,7 +813,8 @@ export const AVRO_SCHEMAS = {
       },
       {
         "name": "object",
-        "type": "string"
+        "type": "string",
+        "doc": "The resource acted on, e.g. block:watchdog:hv1|203.0.113.66 or user:alice."
       },
       {
         "name": "before",
@@ -844,6 +852,33 @@ export const AVRO_SCHEMAS = {
           "string"
         ],
         "default": null
+      },
+      {
+        "name": "role",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The actor's role when it acted."
+      },
+      {
+        "name": "auth",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "How the actor was authenticated: password, session, token:<id>, cli."
+      },
+      {
+        "name": "detail",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Why it was denied or failed (an error code and message), or the reason given."
       }
     ]
   },
@@ -1702,7 +1737,7 @@ export const AVRO_SCHEMAS = {
     "type": "record",
     "name": "PolicyRecord",
     "namespace": "io.cordon.v1",
-    "doc": "The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager.",
+    "doc": "The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager. Kinds after 'setting' are the manager's own state (users' tokens and sessions stored hashed, VM groups, alert acknowledgements, notification targets, revoked agents); stages other than the manager skip them.",
     "fields": [
       {
         "name": "kind",
@@ -1715,8 +1750,15 @@ export const AVRO_SCHEMAS = {
             "assignment",
             "user",
             "role",
-            "setting"
-          ]
+            "setting",
+            "token",
+            "session",
+            "group",
+            "ack",
+            "target",
+            "agent"
+          ],
+          "default": "setting"
         }
       },
       {
@@ -2245,6 +2287,115 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
         "type": "long"
       }
     ]
+  },
+  "11": {
+    "type": "record",
+    "name": "PolicyRecord",
+    "namespace": "io.cordon.v1",
+    "doc": "The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager.",
+    "fields": [
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "PolicyKind",
+          "symbols": [
+            "policy",
+            "ruleset",
+            "assignment",
+            "user",
+            "role",
+            "setting"
+          ]
+        }
+      },
+      {
+        "name": "id",
+        "type": "string"
+      },
+      {
+        "name": "version",
+        "type": "long"
+      },
+      {
+        "name": "document",
+        "type": "string",
+        "doc": "JSON."
+      },
+      {
+        "name": "updated_us",
+        "type": "long"
+      },
+      {
+        "name": "updated_by",
+        "type": "string"
+      }
+    ]
+  },
+  "14": {
+    "type": "record",
+    "name": "AuditEvent",
+    "namespace": "io.cordon.v1",
+    "doc": "Every manager write. Key: actor.",
+    "fields": [
+      {
+        "name": "audit_id",
+        "type": "string"
+      },
+      {
+        "name": "ts_us",
+        "type": "long"
+      },
+      {
+        "name": "actor",
+        "type": "string"
+      },
+      {
+        "name": "action",
+        "type": "string"
+      },
+      {
+        "name": "object",
+        "type": "string"
+      },
+      {
+        "name": "before",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "JSON, secrets redacted."
+      },
+      {
+        "name": "after",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "result",
+        "type": {
+          "type": "enum",
+          "name": "AuditResult",
+          "symbols": [
+            "ok",
+            "denied",
+            "error"
+          ]
+        }
+      },
+      {
+        "name": "source_ip",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      }
+    ]
   }
 };
 
@@ -2337,10 +2488,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.policy.v1": {
     "schema": "PolicyRecord",
-    "id": 11,
+    "id": 100,
     "partitions": 1,
     "cleanup": "compact",
-    "retentionMs": -1
+    "retentionMs": -1,
+    "previous": [
+      11
+    ]
   },
   "cordon.alerts.v1": {
     "schema": "Alert",
@@ -2358,10 +2512,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.audit.v1": {
     "schema": "AuditEvent",
-    "id": 14,
+    "id": 101,
     "partitions": 1,
     "cleanup": "delete",
-    "retentionMs": -1
+    "retentionMs": -1,
+    "previous": [
+      14
+    ]
   },
   "cordon.siem.v1": {
     "schema": "SiemEvent",
