@@ -6,3 +6,5 @@ export * from './inventory.js';
 export * from './views.js';
 export * from './follow.js';
 export * from './apply.js';
+export * from './blocks.js';
+export * from './rows.js';
