@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { ProduceRecord } from '@cordon/bus';
+import { describeError } from '@cordon/runtime';
+import { defineStage, type Stage } from '@cordon/stage';
+import { TOPICS } from '@cordon/schemas';
+import type { Store } from '@cordon/store';
+import { buildApp } from './app.js';
+import { LoginLimiter } from './auth/limiter.js';
+import { checkListen, ENROLL_SECRET_ENV, loadSecret, MANAGER_SECRET_ENV, managerConfigSchema, splitListen, type ManagerConfig } from './config.js';
+import type { Change, ManagerDeps } from './deps.js';
+import { ManagerState } from './state.js';
+import { PipelineViews } from './views.js';
+
+export const STAGE = 'manager';
+
+/**
+ * The manager: the REST API and the console. Stateless: everything it holds is read back from
+ * the compacted policy topic (users, roles, tokens, sessions, groups, policies, …) and the
+ * pipeline's tables (inventory, assignments, heartbeats, blocks), which it follows, so any
+ * number of instances serve the same state and any may die. Every write goes to a topic
+ * before it is answered, and every write route leaves one AuditEvent on `cordon.audit.v1`,
+ * which the sink lands in ClickHouse's `audit` table; the manager reads ClickHouse through a
+ * readonly = 1 session only.
+ */
+export const managerStage = defineStage({
+  name: STAGE,
+  summary: 'REST API and web console: users, roles, policies, alerts, blocks, audit trail',
+  config: managerConfigSchema,
+  // it consumes nothing as a group: every instance follows every table whole
+  inputs: () => [],
+  outputs: () => [TOPICS.policy, TOPICS.audit, TOPICS.blocks, TOPICS.agentCommands],
+  start: (stage) => startManager(stage),
+});
+
+export interface RunningManager {
+  /** Where the console and API are served (`<url>/`, `<url>/api/v1/`). */
+  url: string;
+  app: FastifyInstance;
+  state: ManagerState;
+  views: PipelineViews;
+}
+
+async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager> {
+  const { config, ctx } = stage;
+  const { log, clock, metrics } = ctx;
+  checkListen(config);
+  const pepper = loadSecret({ file: config.secretFile, envName: MANAGER_SECRET_ENV, env: process.env, dataDir: stage.env.dataDir, keyFile: 'manager.key' });
+  let enroll: Buffer | null = null;
+  const state = new ManagerState();
+  const views = new PipelineViews();
+
+  const skip = (what: string) => (err: unknown) => {
+    metrics.inc('records_unusable');
+    log.warn({ err: describeError(err) }, `A ${what} record is unusable; it was skipped.`);
+  };
+  const guarded = (what: string, fn: (k: Buffer | null, v: Buffer | null) => void) => (r: { key: Buffer | null; value: Buffer | null }) => {
+    try {
+      fn(r.key, r.value);
+    } catch (err) {
+      skip(what)(err);
+    }
+  };
+  await stage.follow(TOPICS.policy, guarded('policy', (k, v) => state.apply(k, v)));
+  await stage.follow(TOPICS.inventory, guarded('inventory', (k, v) => views.applyInventory(k, v)));
+  await stage.follow(TOPICS.assignments, guarded('assignment', (k, v) => views.applyAssignment(k, v)));
+  await stage.follow(TOPICS.agents, guarded('heartbeat', (k, v) => views.applyAgent(k, v)));
+  await stage.follow(TOPICS.blocks, guarded('block', (k, v) => views.applyBlock(k, v)));
+
+  const nowUs = () => clock.now() * 1000;
+  const write = async (changes: Change[], by: string) => {
+    const records: ProduceRecord[] = changes.map((c) => {
+      if (c.doc === null) return { key: Buffer.from(`${c.kind}:${c.id}`), value: null };
+      const old = c.kind === 'policy' ? state.policyRecords.get(`policy:${c.id}`)?.version : (state.table(c.kind as never) as Map<string, { version: number }> | undefined)?.get(c.id)?.version;
+      return state.record(c.kind, c.id, c.doc, by, nowUs(), (old ?? 0) + 1);
+    });
+    await stage.send(TOPICS.policy, records);
+    // read your writes: the follower applies the same records again, which changes nothing
+    for (const r of records) state.apply(r.key, r.value);
+  };
+
+  let readStore: Promise<Store> | null = null;
+  const deps: ManagerDeps = {
+    config,
+    ctx,
+    dataDir: stage.env.dataDir,
+    state,
+    views,
+    bus: stage.bus,
+    write,
+    send: (topic, records) => stage.send(topic, records),
+    readStore: () => {
+      readStore ??= stage.env.readStore();
+      readStore.catch(() => (readStore = null));
+      return readStore;
+    },
+    pepper,
+    scryptCost: { N: 1 << config.scryptLogN, r: 8, p: 1 },
+    enrollSecret: () => (enroll ??= loadSecret({ file: config.enrollSecretFile, envName: ENROLL_SECRET_ENV, env: process.env, dataDir: stage.env.dataDir, keyFile: 'enroll.key' })),
+    limiter: new LoginLimiter({ maxFailures: config.login.maxFailures, windowMs: config.login.windowS * 1000, lockoutMs: config.login.lockoutS * 1000, perIpMax: config.login.perIpPerMinute }),
+    tls: config.tls !== undefined,
+  };
+
+  const https = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
+  const app = await buildApp(deps, https ? { https } : {});
+
+  // each VM's newest alert, for the inventory: one grouped query every few seconds, not one per VM per list
+  stage.every(5000, 'Reading the newest alert of each VM', async () => {
+    const rows = await (await deps.readStore()).query<{ vm: string; ts: string; signature: string }>(
+      "SELECT vm, toString(max(ts)) AS ts, argMax(signature, ts) AS signature FROM alerts WHERE ts > now() - INTERVAL 30 DAY AND vm != '' GROUP BY vm",
+    );
+    views.lastAlerts.clear();
+    for (const r of rows) views.lastAlerts.set(r.vm, { ts: `${r.ts.replace(' ', 'T')}Z`, signature: r.signature });
+  });
+  // sessions past their expiry are removed from the topic (any instance may do it: a tombstone twice is one)
+  stage.every(60_000, 'Removing expired sessions', async () => {
+    const gone = [...state.sessions.values()].filter((s) => s.doc.expiresUs < nowUs() - 3_600_000_000);
+    if (gone.length) await write(gone.map((s) => ({ kind: 'session' as const, id: s.id, doc: null })), 'manager');
+  });
+
+  const { host, port } = splitListen(config.listen);
+  await app.listen({ host, port });
+  const addr = app.server.address();
+  const bound = typeof addr === 'object' && addr ? addr.port : port;
+  const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+  log.info({ url, users: state.users.size, policies: state.policy.policies.size }, 'The manager serves the console and the API.');
+  if (state.users.size === 0) log.warn('No user exists yet: create the first admin with "cordon users add NAME --role admin".');
+  stage.onStop(async () => {
+    await app.close();
+    if (readStore) await (await readStore.catch(() => null))?.close();
+  });
+  return { url, app, state, views };
+}
