@@ -17,6 +17,7 @@ const BUILTIN = [
   '@cordon/responder',
   '@cordon/watchdog',
   '@cordon/sink',
+  '@cordon/manager',
 ];
 
 async function loadPackages(specs: readonly string[]): Promise<StageModule[]> {
