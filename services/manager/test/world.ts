@@ -29,6 +29,8 @@ export interface World {
   sink: RunningStage | null;
   app: FastifyInstance;
   logs: string[];
+  /** Added to the manager's clock (tokens and sessions expire by it). */
+  skew: { ms: number };
   /** A call as a token holder (or nobody with token null). */
   call(token: string | null, o: InjectOptions): Promise<LightMyRequestResponse>;
   /** A user of `role` and an API token of theirs. */
@@ -46,6 +48,8 @@ export async function startWorld(o: { sink?: boolean; managerConfig?: Record<str
     },
   });
   const ctx = createContext({ log: pino({ level: 'trace' }, sinkStream) });
+  const skew = { ms: 0 };
+  const managerCtx = createContext({ log: ctx.log, metrics: ctx.metrics, clock: { now: () => Date.now() + skew.ms } });
   const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
   await bus.admin.ensureTopics(allTopicSpecs());
   const store = await createStore({ dataDir: join(dir, 'clickhouse'), ctx });
@@ -55,7 +59,7 @@ export async function startWorld(o: { sink?: boolean; managerConfig?: Record<str
   let sink: RunningStage | null = null;
   try {
     await addUser({ bus, ctx, dataDir: dir }, { name: 'root', role: 'admin', password: PASSWORD, by: 'cli:test', scryptLogN: 10 });
-    manager = await runStage(managerStage, { bus, ctx, config: { listen: '127.0.0.1:0', scryptLogN: 10, ...o.managerConfig }, env });
+    manager = await runStage(managerStage, { bus, ctx: managerCtx, config: { listen: '127.0.0.1:0', scryptLogN: 10, ...o.managerConfig }, env });
     sink = o.sink === false ? null : await runStage(sinkStage, { bus, ctx, config: { groupId: 'test-sink', maxBatchRecords: 500 }, env });
   } catch (err) {
     // a world that failed to start leaves nothing open behind it (chdb binds one data dir per process)
@@ -88,6 +92,7 @@ export async function startWorld(o: { sink?: boolean; managerConfig?: Record<str
     sink,
     app,
     logs,
+    skew,
     call,
     async userWithToken(role, opts = {}) {
       const name = opts.name ?? `${role}-${++n}`;
