@@ -66,3 +66,9 @@ export const ERR_ALREADY_RUNNING = defineError(
     `cordon is already running on ${dataDir} (process ${pid}); use it from here ("cordon query …", "cordon blocks list"), ` +
     `stop it (kill -INT ${pid}), or give this one another --data-dir`,
 );
+
+// ---- the manager's API (--manager URL)
+export const ERR_MANAGER_CALL = defineError(
+  'CORDON_ERR_CLI_MANAGER',
+  (url: string, detail: string) => `the manager at ${url} refused or failed the request: ${detail}`,
+);

@@ -231,6 +231,13 @@ async function assignments(d: OpDeps, input: OpInput<'assignments'>): Promise<un
   return { assignments: rows.length };
 }
 
+/** A manager user written to the policy topic (cordon users add: the first admin). */
+async function usersAdd(d: OpDeps, input: OpInput<'users-add'>): Promise<unknown> {
+  // loaded here: the manager's HTTP stack is not every command's business
+  const { addUser } = await import('@cordon/manager');
+  return addUser({ bus: await d.bus(), ctx: d.ctx, dataDir: d.dataDir }, input);
+}
+
 export const OPS: Ops = {
   query,
   'policy-apply': policyApply,
@@ -241,4 +248,5 @@ export const OPS: Ops = {
   'alerts-tail': alertsTail,
   'inventory-list': inventoryList,
   assignments,
+  'users-add': usersAdd,
 };

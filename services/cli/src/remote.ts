@@ -19,6 +19,7 @@ const NEEDS: Record<OpName, 'bus' | 'store'> = {
   'alerts-tail': 'bus',
   'inventory-list': 'bus',
   assignments: 'bus',
+  'users-add': 'bus',
 };
 
 export interface RunOpOptions<N extends OpName> {

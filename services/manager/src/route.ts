@@ -50,6 +50,8 @@ export interface RouteSpec<B, Q, P, R> {
   /** The answer's schema (status 200, or `status`): fields it does not name are not sent. */
   response: z.ZodTypeAny | JsonSchema;
   status?: number;
+  /** Largest request body (default 1 MiB). */
+  bodyLimit?: number;
   handler(req: ApiRequest<B, Q, P>, reply: FastifyReply): Promise<R> | R;
 }
 
@@ -84,6 +86,7 @@ export function addRoute<B, Q, P, R>(app: FastifyInstance, spec: RouteSpec<B, Q,
   app.route({
     method: spec.method,
     url: `/api/v1${spec.url}`,
+    ...(spec.bodyLimit ? { bodyLimit: spec.bodyLimit } : {}),
     config: { access: spec.access, ...(spec.action ? { action: spec.action } : {}) },
     schema: {
       summary: spec.summary,

@@ -6,43 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { codecFor, TOPICS, blockKey, type BlockDecision, type InventoryRecord } from '@cordon/schemas';
 import { waitFor } from '@cordon/testkit';
-import { PASSWORD, startWorld, type World } from './world.js';
+import { PASSWORD, putBlock, putVm, startWorld, type World } from './world.js';
 
 const login = (w: World, user: string, password: string, ip = '127.0.0.1') =>
   w.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { user, password }, remoteAddress: ip });
 
 async function auditRows(w: World, where = "1"): Promise<Array<Record<string, string | null>>> {
   return w.store.query(`SELECT audit_id, actor, role, auth, action, object, before, after, result, source_ip, detail FROM audit WHERE ${where} ORDER BY ts`);
-}
-
-async function putBlock(w: World, enforcer: string, target: string, vm: string): Promise<void> {
-  const now = Date.now() * 1000;
-  const b: BlockDecision = {
-    block_id: `b-${target}`,
-    enforcer,
-    target: { kind: 'ip', ip: target, proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
-    scope: vm,
-    action: 'drop',
-    ttl_ms: 600_000,
-    created_us: now,
-    expires_us: now + 600_000_000,
-    reason_alert: 'alert-1',
-    status: 'applied',
-  };
-  await w.bus.producer().send(TOPICS.blocks, [{ key: blockKey(enforcer, target), value: codecFor(TOPICS.blocks).encode(b) }]);
-}
-
-async function putVm(w: World, id: string, host: string, cluster: string | null = null): Promise<void> {
-  const inv = codecFor(TOPICS.inventory);
-  const base = { power: null, guest_os: null, nics: [], updated_us: 1, cluster: null, connection: null, snapshot: null, template: false, connector: null, source: null };
-  const hostRec: InventoryRecord = { ...base, kind: 'host', id: host, name: host, host: null, cluster, connection: 'connected' };
-  const vmRec: InventoryRecord = { ...base, kind: 'vm', id, name: id, host, power: 'on', nics: [{ mac: '52:54:00:00:00:01', ips: ['192.0.2.10'], network: null }] };
-  await w.bus.producer().send(TOPICS.inventory, [
-    { key: Buffer.from(`host:${host}`), value: inv.encode(hostRec) },
-    { key: Buffer.from(`vm:${id}`), value: inv.encode(vmRec) },
-  ]);
 }
 
 test('sign-in: a session cookie (HttpOnly, SameSite=Strict) whose changes need the CSRF header; a wrong password is refused and audited', async () => {

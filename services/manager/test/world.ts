@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createEmbeddedBus, type Bus } from '@cordon/bus';
 import { createContext, type Context } from '@cordon/runtime';
-import { allTopicSpecs } from '@cordon/schemas';
+import { allTopicSpecs, blockKey, codecFor, TOPICS, type AgentRecord, type BlockDecision, type InventoryRecord } from '@cordon/schemas';
 import { runStage, type RunningStage } from '@cordon/stage';
 import { createStore, type Store } from '@cordon/store';
 import { stage as sinkStage } from '@cordon/sink';
@@ -122,4 +122,61 @@ export async function startWorld(o: { sink?: boolean; managerConfig?: Record<str
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export async function putBlock(w: World, enforcer: string, target: string, vm: string): Promise<void> {
+  const now = Date.now() * 1000;
+  const b: BlockDecision = {
+    block_id: `b-${target}`,
+    enforcer,
+    target: { kind: 'ip', ip: target, proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
+    scope: vm,
+    action: 'drop',
+    ttl_ms: 600_000,
+    created_us: now,
+    expires_us: now + 600_000_000,
+    reason_alert: 'alert-1',
+    status: 'applied',
+  };
+  await w.bus.producer().send(TOPICS.blocks, [{ key: blockKey(enforcer, target), value: codecFor(TOPICS.blocks).encode(b) }]);
+}
+
+export async function putVm(w: World, id: string, host: string, cluster: string | null = null): Promise<void> {
+  const inv = codecFor(TOPICS.inventory);
+  const base = { power: null, guest_os: null, nics: [], updated_us: 1, cluster: null, connection: null, snapshot: null, template: false, connector: null, source: null };
+  const hostRec: InventoryRecord = { ...base, kind: 'host', id: host, name: host, host: null, cluster, connection: 'connected' };
+  const vmRec: InventoryRecord = { ...base, kind: 'vm', id, name: id, host, power: 'on', nics: [{ mac: '52:54:00:00:00:01', ips: ['192.0.2.10'], network: null }] };
+  await w.bus.producer().send(TOPICS.inventory, [
+    { key: Buffer.from(`host:${host}`), value: inv.encode(hostRec) },
+    { key: Buffer.from(`vm:${id}`), value: inv.encode(vmRec) },
+  ]);
+}
+
+
+export async function putAgent(w: World, agent: string, vm: string): Promise<void> {
+  const rec: AgentRecord = {
+    agent,
+    vm,
+    version: '0.1.0',
+    config_hash: 'h',
+    identity: JSON.stringify({ generation: 1, incarnation: 'a1', hw: 'ab' }),
+    heartbeat_us: Date.now() * 1000,
+    status: 'running',
+    kind: 'agent',
+    host: null,
+    policy_version: 1,
+    capture: null,
+    acks: {},
+    heartbeat_interval_ms: 1000,
+  };
+  await w.bus.producer().send(TOPICS.agents, [{ key: Buffer.from(agent), value: codecFor(TOPICS.agents).encode(rec) }]);
+}
+
+/** An alert row straight into ClickHouse (as the sink lands them). */
+export async function putAlertRow(w: World, id: string, vm: string, extra: Record<string, unknown> = {}): Promise<void> {
+  await w.store.insert(
+    'alerts',
+    [{ alert_id: id, ts: new Date().toISOString().replace('T', ' ').replace('Z', ''), stage: 'dpi', vm, sensor: 'watchdog:hv1', rule_id: '2010935', rule_rev: 1, signature: 'ET WEB path traversal', severity: 2, category: 'web-application-attack', action: 'alert', src_ip: '::ffff:203.0.113.66', src_port: 40000, dst_ip: '::ffff:192.0.2.10', dst_port: 80, proto: 'tcp', flow_id: '', evidence: '{"uri":"/../../etc/passwd"}', ...extra }],
+    { batchId: `test-alert-${id}` },
+  );
 }

@@ -53,6 +53,7 @@ export const OP_INPUTS = {
   'alerts-tail': z.object({ sinceMs: z.number().int().min(0), follow: z.boolean() }).strict(),
   'inventory-list': z.object({}).strict(),
   assignments: z.object({ vm: name, history: z.boolean() }).strict(),
+  'users-add': z.object({ name, role: name, password: z.string().min(1).max(1024), groups: z.array(name).max(100), by: name }).strict(),
 } as const;
 
 export type OpName = keyof typeof OP_INPUTS;

@@ -87,6 +87,8 @@ export function authRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const sid = req.identity.sid;
       req.audit({ object: `user:${req.identity.user}` });
       if (sid) {
+        const s = d.state.sessions.get(sha256Hex(sid));
+        req.audit({ before: { session: sha256Hex(sid).slice(0, 12), expires: s ? new Date(s.doc.expiresUs / 1000).toISOString() : null }, after: null });
         await d.write([{ kind: 'session', id: sha256Hex(sid), doc: null }], req.identity.user);
         void reply.clearCookie(SESSION_COOKIE, { path: '/' });
         void reply.clearCookie(CSRF_COOKIE, { path: '/' });

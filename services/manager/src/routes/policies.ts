@@ -22,6 +22,10 @@ const policyBody = policyFileSchema
   .extend({
     ruleSets: policyFileSchema.shape.ruleSets.optional().describe('Rule sets installed on the manager\'s data dir (cordon rules update); omitted: the published rules stay as they are'),
     groups: z.record(nameSchema, overrideSchema).default({}).describe('Settings per VM group: over the base, under each VM\'s own'),
+    ruleFiles: z
+      .array(z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.rules$/, 'a .rules file name'), text: z.string().max(64 << 20) }).strict())
+      .optional()
+      .describe('Suricata rule files, uploaded whole (cordon policy apply --manager sends the files the policy names)'),
   })
   .strict();
 
@@ -50,14 +54,15 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
   const vmIds = () => d.views.vmRecords().map((v) => v.id);
 
   /** Publish a policy document (and its layers), as `cordon policy apply` would: the same records. */
-  async function publish(id: string, doc: PolicyDocument, layers: PolicyLayers, ruleSets: unknown, by: string): Promise<void> {
+  async function publish(id: string, doc: PolicyDocument, layers: PolicyLayers, ruleSets: unknown, ruleFiles: Array<{ name: string; text: string }> | undefined, by: string): Promise<void> {
     const compiled: PolicyDocument = { ...doc, vms: compileVms(layersBase(doc, layers), layers, groupsOfVm, vmIds()) };
-    if (ruleSets !== undefined) {
-      // through the CLI's own code path, from a file: rule sets are read from the data dir
+    if (ruleSets !== undefined || ruleFiles !== undefined) {
+      // through the CLI's own code path, from a file: rule sets are read from the data dir, rule files from beside it
       const dir = mkdtempSync(join(tmpdir(), 'cordon-manager-policy-'));
       try {
         const { rulesets: _r, ...file } = compiled;
-        writeFileSync(join(dir, 'policy.json'), JSON.stringify({ ...file, id, ruleSets }));
+        for (const f of ruleFiles ?? []) writeFileSync(join(dir, f.name), f.text);
+        writeFileSync(join(dir, 'policy.json'), JSON.stringify({ ...file, id, ruleSets: ruleSets ?? [], ruleFiles: (ruleFiles ?? []).map((f) => f.name) }));
         const res = await applyPolicyFile({ bus: d.bus, ctx: d.ctx, dataDir: d.dataDir }, join(dir, 'policy.json'), { by });
         await d.write([{ kind: 'setting', id: `${LAYERS_PREFIX}${id}`, doc: layers }], by);
         await waitVersion(id, res.version);
@@ -138,12 +143,13 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
     summary: 'Create or replace a policy (the same records as cordon policy apply; stages pick it up live)',
     params: z.object({ id: nameSchema }),
     body: policyBody,
+    bodyLimit: 96 << 20,
     response: policySummary,
     async handler(req) {
       const id = req.params.id;
       req.audit({ object: `policy:${id}` });
       const before = d.state.policy.policies.get(id)?.doc ?? null;
-      const { groups, ruleSets, ...rest } = req.body;
+      const { groups, ruleSets, ruleFiles, ...rest } = req.body;
       const file = policyFileSchema.safeParse({ ...rest, id });
       if (!file.success) throw ERR_MANAGER_BAD_REQUEST(file.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
       const { ruleFiles: _f, ruleSets: _s, ...docFields } = file.data;
@@ -151,7 +157,7 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const layers: PolicyLayers = { groups, vms: Object.fromEntries(Object.entries(file.data.vms).map(([vm, v]) => [vm, { ...(v.mode ? { mode: v.mode } : {}), rules: v.rules }])) };
       const missing = Object.keys(groups).filter((g) => !d.state.groups.has(g));
       if (missing.length) throw ERR_MANAGER_BAD_REQUEST(`VM group(s) ${missing.join(', ')} do not exist`);
-      await publish(id, doc, layers, ruleSets, req.identity.user);
+      await publish(id, doc, layers, ruleSets, ruleFiles, req.identity.user);
       req.audit({ before, after: d.state.policy.policies.get(id)?.doc ?? doc });
       return summary(id);
     },
@@ -207,7 +213,7 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
         table[key] = set(table[key] ?? { rules: {} });
         if (!table[key].mode && Object.keys(table[key].rules).length === 0) delete table[key];
       }
-      await publish(id, nextDoc, nextLayers, undefined, req.identity.user);
+      await publish(id, nextDoc, nextLayers, undefined, undefined, req.identity.user);
       const after = get(id);
       const vm = b.level === 'vm' ? b.target! : null;
       const groups = vm ? groupsOfVm(vm) : [];
