@@ -13,8 +13,9 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
   pkgs=(iproute2 nftables)
-  # tshark: independent flow counts; prometheus: its promtool checks the /metrics exposition
-  [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark prometheus)
+  # tshark: independent flow counts; prometheus: its promtool checks the /metrics exposition;
+  # chromium: the manager console's browser test (playwright-core drives Debian's build)
+  [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark prometheus chromium)
   [[ "${CORDON_SETUP_BENCH:-0}" == 1 ]] && pkgs+=(aide fail2ban tcpreplay)
   for p in "${pkgs[@]}"; do have_pkg "$p" || need+=("$p"); done
   if ((${#need[@]})); then
