@@ -119,7 +119,15 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
   });
 
   const { host, port } = splitListen(config.listen);
-  await app.listen({ host, port });
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || port === 0) throw err;
+    // another instance on this machine has the port (a second `cordon up`, a test): take a free
+    // one rather than fail; the URL is logged and printed (`manager: URL`)
+    log.warn({ listen: config.listen }, 'The manager port is in use: listening on a free port instead.');
+    await app.listen({ host, port: 0 });
+  }
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr.port : port;
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${bound}`;

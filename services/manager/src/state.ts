@@ -68,6 +68,8 @@ export class ManagerState {
   /** The policy records themselves (version, who wrote them). */
   readonly policyRecords = new Map<string, PolicyRecord>();
   private readonly codec = codecFor(TOPICS.policy);
+  /** Bumped by every record applied. */
+  version = 0;
 
   table<K extends ManagedKind>(kind: K): Table<z.infer<(typeof SCHEMAS)[K]>> {
     return this[`${kind}s`] as unknown as Table<z.infer<(typeof SCHEMAS)[K]>>;
@@ -75,6 +77,7 @@ export class ManagerState {
 
   /** One record of the policy topic (null value: tombstone). Throws CORDON_ERR_MANAGER_RECORD for one it cannot use. */
   apply(key: Buffer | null, value: Buffer | null): void {
+    this.version++;
     const k = key?.toString() ?? '';
     const i = k.indexOf(':');
     const kind = k.slice(0, i) as PolicyKind;

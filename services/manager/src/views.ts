@@ -15,6 +15,8 @@ export class PipelineViews {
   readonly blocks = new Map<string, { key: Buffer; decision: BlockDecision }>();
   /** Each VM's newest alert (last 30 days), refreshed from ClickHouse every few seconds. */
   readonly lastAlerts = new Map<string, { ts: string; signature: string }>();
+  /** Bumped by every record applied: what caches of derived rows compare against. */
+  version = 0;
   private readonly codecs = {
     inventory: codecFor(TOPICS.inventory),
     assignments: codecFor(TOPICS.assignments),
@@ -23,12 +25,14 @@ export class PipelineViews {
   };
 
   applyInventory(key: Buffer | null, value: Buffer | null): void {
+    this.version++;
     const k = key?.toString() ?? '';
     if (value === null) this.inventory.delete(k);
     else this.inventory.set(k, this.codecs.inventory.decode(value));
   }
 
   applyAssignment(key: Buffer | null, value: Buffer | null): void {
+    this.version++;
     const vm = key?.toString() ?? '';
     if (value === null) {
       this.assignments.delete(vm);
@@ -40,6 +44,7 @@ export class PipelineViews {
   }
 
   applyAgent(key: Buffer | null, value: Buffer | null): void {
+    this.version++;
     const id = key?.toString() ?? '';
     if (value === null) this.sensors.delete(id);
     else {
@@ -49,6 +54,7 @@ export class PipelineViews {
   }
 
   applyBlock(key: Buffer | null, value: Buffer | null): void {
+    this.version++;
     const k = key?.toString() ?? '';
     if (value === null) this.blocks.delete(k);
     else this.blocks.set(k, { key: key!, decision: this.codecs.blocks.decode(value) });

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from '@cordon/testkit';
-import { PASSWORD, putBlock, putVm, startWorld, type World } from './world.js';
+import { PASSWORD, putAlertRow, putBlock, putVm, startWorld, type World } from './world.js';
 
 const login = (w: World, user: string, password: string, ip = '127.0.0.1') =>
   w.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { user, password }, remoteAddress: ip });
@@ -200,6 +200,34 @@ test('without a token every route but sign-in and health answers 401; openapi.js
     }
     assert.ok(n > 30, `${n} routes`);
     assert.ok(!/passwordHash|"hash"/.test(doc.body), 'the API document names no stored secret');
+  } finally {
+    await w.close();
+  }
+});
+
+test('alerts: newest first, pages by cursor without gaps or repeats, time and VM filters, acknowledgement shown', async () => {
+  const w = await startWorld({ sink: false });
+  try {
+    const t = (min: number) => `2025-03-01 10:${String(min).padStart(2, '0')}:00.000000`;
+    for (let i = 0; i < 7; i++) await putAlertRow(w, `a${i}`, i % 2 ? 'web-1' : 'db-1', { ts: t(i) });
+    const analyst = await w.userWithToken('analyst');
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const r = await w.call(analyst.token, { method: 'GET', url: `/api/v1/alerts?limit=3${cursor ? `&cursor=${cursor}` : ''}` });
+      assert.equal(r.statusCode, 200, r.body);
+      const page = r.json<{ items: Array<{ alert_id: string; ts: string }>; next: string | null }>();
+      seen.push(...page.items.map((a) => a.alert_id));
+      cursor = page.next;
+    } while (cursor);
+    assert.deepEqual(seen, ['a6', 'a5', 'a4', 'a3', 'a2', 'a1', 'a0']);
+    const since = await w.call(analyst.token, { method: 'GET', url: '/api/v1/alerts?since=2025-03-01T10:02:00Z&until=2025-03-01T10:05:00Z&vm=web-1' });
+    assert.deepEqual(since.json<{ items: Array<{ alert_id: string; ts: string }> }>().items.map((a) => [a.alert_id, a.ts]), [['a3', '2025-03-01T10:03:00.000000Z']]);
+    const root = await w.userWithToken('admin', { name: 'root' });
+    assert.equal((await w.call(root.token, { method: 'POST', url: '/api/v1/alerts/a3/ack', payload: { note: 'seen' } })).statusCode, 200);
+    const acked = await w.call(analyst.token, { method: 'GET', url: '/api/v1/alerts?acked=true' });
+    assert.deepEqual(acked.json<{ items: Array<{ alert_id: string; acked_by: string }> }>().items.map((a) => [a.alert_id, a.acked_by]), [['a3', 'root']]);
+    assert.equal((await w.call(analyst.token, { method: 'GET', url: '/api/v1/alerts?cursor=bm9wZQ' })).json().code, 'CORDON_ERR_MANAGER_BAD_REQUEST');
   } finally {
     await w.close();
   }

@@ -15,7 +15,8 @@ function chTime(s: string, what: string): string {
   return new Date(t).toISOString().replace('T', ' ').replace('Z', '');
 }
 
-const COLUMNS = `alert_id, toString(ts) AS ts, stage, vm, sensor, rule_id, rule_rev, signature, severity, category, action, src_addr, src_port, dst_addr, dst_port, proto, flow_id`;
+// ts is read as text under another name: an alias named ts would shadow the column in WHERE and ORDER BY
+const COLUMNS = `alert_id, toString(ts) AS ts_text, stage, vm, sensor, rule_id, rule_rev, signature, severity, category, action, src_addr, src_port, dst_addr, dst_port, proto, flow_id`;
 
 const alertView = z.object({
   alert_id: z.string(),
@@ -38,7 +39,7 @@ const alertView = z.object({
   acked: z.boolean(),
   acked_by: z.string().nullable(),
 });
-type AlertRow = Omit<z.infer<typeof alertView>, 'acked' | 'acked_by'>;
+type AlertRow = Omit<z.infer<typeof alertView>, 'acked' | 'acked_by' | 'ts'> & { ts_text: string };
 
 /** Run a read on the manager's read-only ClickHouse session, its failure a coded 503. */
 export async function read<T>(d: ManagerDeps, sql: string, params: Record<string, unknown>): Promise<T[]> {
@@ -66,7 +67,8 @@ export function parseCursor(c: string): { ts: string; id: string } {
 export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
   const withAck = (a: AlertRow) => {
     const ack = d.state.acks.get(a.alert_id);
-    return { ...a, src_port: a.src_port === null ? null : Number(a.src_port), dst_port: a.dst_port === null ? null : Number(a.dst_port), ts: isoOf(a.ts), acked: ack !== undefined, acked_by: ack?.doc.by ?? null };
+    const { ts_text, ...rest } = a;
+    return { ...rest, src_port: a.src_port === null ? null : Number(a.src_port), dst_port: a.dst_port === null ? null : Number(a.dst_port), ts: isoOf(ts_text), acked: ack !== undefined, acked_by: ack?.doc.by ?? null };
   };
 
   addRoute(app, {
@@ -121,7 +123,7 @@ export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const rows = await read<AlertRow>(d, sql, params);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
-      return { items: page.map(withAck), next: rows.length > limit && last ? cursorOf(last.ts, last.alert_id) : null };
+      return { items: page.map(withAck), next: rows.length > limit && last ? cursorOf(last.ts_text, last.alert_id) : null };
     },
   });
 

@@ -49,15 +49,15 @@ export function auditRoutes(app: FastifyInstance, d: ManagerDeps): void {
         params.cts = c.ts;
         params.cid = c.id;
       }
-      const rows = await read<Record<string, unknown> & { ts: string; audit_id: string }>(
+      const rows = await read<Record<string, unknown> & { ts_text: string; audit_id: string }>(
         d,
-        `SELECT audit_id, toString(ts) AS ts, actor, role, auth, action, object, before, after, result, source_ip, detail
+        `SELECT audit_id, toString(ts) AS ts_text, actor, role, auth, action, object, before, after, result, source_ip, detail
          FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, audit_id DESC LIMIT 1 BY audit_id LIMIT {limit:UInt32}`,
         params,
       );
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
-      return { items: page.map((r) => ({ ...r, ts: isoOf(r.ts) })), next: rows.length > limit && last ? cursorOf(last.ts, last.audit_id) : null };
+      return { items: page.map(({ ts_text, ...r }) => ({ ...r, ts: isoOf(ts_text) })), next: rows.length > limit && last ? cursorOf(last.ts_text, last.audit_id) : null };
     },
   });
 }
