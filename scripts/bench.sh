@@ -22,4 +22,5 @@ run "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
 run "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
 run "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
 run "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
+run "manager: API p99 for the inventory (10,000 VMs) and alerts (1,000,000) beside raw ClickHouse" node bench/manager.mjs
 run "protection loop: detection-to-block latency, watchdog capture rate (root)" node bench/protection.mjs
