@@ -148,7 +148,7 @@ try {
   const apiTree = await time(Math.min(REQUESTS, 50), () => get('/inventory/tree'));
   console.log(summary(`API GET /inventory/tree (${VMS} VMs)`, apiTree));
   // alerts: the newest page, and one VM's page with a severity filter, over 1M rows
-  const SQL_NEWEST = 'SELECT alert_id, toString(ts) AS ts_text, stage, vm, sensor, rule_id, rule_rev, signature, severity, category, action, src_addr, src_port, dst_addr, dst_port, proto, flow_id FROM cordon.alerts ORDER BY ts DESC, alert_id DESC LIMIT 1 BY alert_id LIMIT 101';
+  const SQL_NEWEST = 'SELECT alert_id, toString(ts) AS ts_text, stage, vm, sensor, rule_id, rule_rev, signature, severity, category, action, src_addr, src_port, dst_addr, dst_port, proto, flow_id FROM cordon.alerts ORDER BY ts DESC, alert_id DESC LIMIT 101';
   const apiNewest = await time(REQUESTS, () => get('/alerts?limit=100'));
   const rawNewest = await time(REQUESTS, () => raw(SQL_NEWEST));
   console.log(summary(`API GET /alerts?limit=100 (newest of ${ALERTS})`, apiNewest));

@@ -56,6 +56,12 @@ export async function read<T>(d: ManagerDeps, sql: string, params: Record<string
   }
 }
 
+/** The first of each key, in order. */
+export function uniqueBy<T>(rows: T[], key: (r: T) => string): T[] {
+  const seen = new Set<string>();
+  return rows.filter((r) => !seen.has(key(r)) && seen.add(key(r)) !== undefined);
+}
+
 /** A keyset cursor over (ts, id) descending. */
 export const cursorOf = (ts: string, id: string): string => Buffer.from(`${ts}\n${id}`).toString('base64url');
 export function parseCursor(c: string): { ts: string; id: string } {
@@ -119,10 +125,13 @@ export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
         params.cts = c.ts;
         params.cid = c.id;
       }
-      const sql = `SELECT ${COLUMNS} FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, alert_id DESC LIMIT 1 BY alert_id LIMIT {limit:UInt32}`;
+      // no FINAL and no LIMIT BY: both make ClickHouse sort every matching row. A repeat of an
+      // alert (a replay past the sink's dedup window, before the ReplacingMergeTree merged it)
+      // is dropped from the page here instead.
+      const sql = `SELECT ${COLUMNS} FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, alert_id DESC LIMIT {limit:UInt32}`;
       const rows = await read<AlertRow>(d, sql, params);
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
+      const page = uniqueBy(rows.slice(0, limit), (r) => r.alert_id);
+      const last = rows[Math.min(rows.length, limit) - 1];
       return { items: page.map(withAck), next: rows.length > limit && last ? cursorOf(last.ts_text, last.alert_id) : null };
     },
   });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ManagerDeps } from '../deps.js';
 import { fromAvro } from '../schema.js';
 import { addRoute } from '../route.js';
-import { cursorOf, isoOf, parseCursor, read } from './alerts.js';
+import { cursorOf, isoOf, parseCursor, read, uniqueBy } from './alerts.js';
 
 /**
  * The audit trail, read from ClickHouse's `audit` table — which the sink fills from
@@ -52,11 +52,11 @@ export function auditRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const rows = await read<Record<string, unknown> & { ts_text: string; audit_id: string }>(
         d,
         `SELECT audit_id, toString(ts) AS ts_text, actor, role, auth, action, object, before, after, result, source_ip, detail
-         FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, audit_id DESC LIMIT 1 BY audit_id LIMIT {limit:UInt32}`,
+         FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, audit_id DESC LIMIT {limit:UInt32}`,
         params,
       );
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
+      const page = uniqueBy(rows.slice(0, limit), (r) => r.audit_id);
+      const last = rows[Math.min(rows.length, limit) - 1];
       return { items: page.map(({ ts_text, ...r }) => ({ ...r, ts: isoOf(ts_text) })), next: rows.length > limit && last ? cursorOf(last.ts_text, last.audit_id) : null };
     },
   });

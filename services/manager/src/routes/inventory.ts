@@ -36,13 +36,14 @@ const groupView = groupDocument.extend({ id: z.string(), members: z.number().int
 export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
   const nowUs = () => d.ctx.clock.now() * 1000;
   /**
-   * Every VM's row, sorted by id, computed once per change of the tables (or per second, for
-   * the gap and heartbeat ages): a list of 10,000 VMs is then a filter and a serialization.
+   * Every VM's row, sorted by id, computed once per change of the tables (and every 5 s, for
+   * the gap and heartbeat ages, which a list may show up to 5 s old; one VM's detail is
+   * computed live): a list of 10,000 VMs is then a filter and a serialization.
    */
   let cache: { views: number; state: number; at: number; rows: VmView[] } | null = null;
   const allViews = (): VmView[] => {
     const now = d.ctx.clock.now();
-    if (cache && cache.views === d.views.version && cache.state === d.state.version && now - cache.at < 1000) return cache.rows;
+    if (cache && cache.views === d.views.version && cache.state === d.state.version && now - cache.at < 5000) return cache.rows;
     const rows = computeViews(null).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     cache = { views: d.views.version, state: d.state.version, at: now, rows };
     return rows;
