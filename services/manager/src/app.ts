@@ -71,6 +71,11 @@ export async function buildApp(deps: ManagerDeps, opts: AppOptions = {}): Promis
     authorize(req.identity, access);
   });
 
+  // Audit times strictly increase on an instance (the clock counts milliseconds): the trail
+  // sorts in the order things happened even within one millisecond.
+  let lastAuditUs = 0;
+  const auditUs = () => (lastAuditUs = Math.max(lastAuditUs + 1, deps.ctx.clock.now() * 1000));
+
   // One audit event per call of a write route, whatever its answer: ok, denied (401/403/429) or error.
   app.addHook('onSend', async (req, reply, payload) => {
     const action = req.routeOptions.config.action;
@@ -87,7 +92,7 @@ export async function buildApp(deps: ManagerDeps, opts: AppOptions = {}): Promis
         action,
         sourceIp: req.ip ?? null,
         result,
-        nowUs: deps.ctx.clock.now() * 1000,
+        nowUs: auditUs(),
       },
       { object: note.object ?? objectOfParams(req), before: note.before, after: note.after, ...(detail ? { detail } : {}) },
     );

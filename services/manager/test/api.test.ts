@@ -6,6 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { waitFor } from '@cordon/testkit';
 import { PASSWORD, putAlertRow, putBlock, putVm, startWorld, type World } from './world.js';
 
@@ -230,5 +235,34 @@ test('alerts: newest first, pages by cursor without gaps or repeats, time and VM
     assert.equal((await w.call(analyst.token, { method: 'GET', url: '/api/v1/alerts?cursor=bm9wZQ' })).json().code, 'CORDON_ERR_MANAGER_BAD_REQUEST');
   } finally {
     await w.close();
+  }
+});
+
+test('TLS: served over HTTPS with the configured certificate, session cookies Secure; plain HTTP beyond loopback is refused', { skip: existsSync('/usr/bin/openssl') ? false : 'openssl is not installed' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-tls-'));
+  try {
+    execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const w = await startWorld({ sink: false, managerConfig: { tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') } } });
+    try {
+      assert.match(w.manager.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      const ok = await login(w, 'root', PASSWORD);
+      const session = ok.cookies.find((c) => c.name === 'cordon_session')!;
+      assert.equal(session.secure, true);
+      // a real TLS handshake with the configured certificate
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(`${w.manager.url}/api/v1/health`, { ca: readFileSync(join(dir, 'cert.pem')), servername: 'localhost', checkServerIdentity: () => undefined }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(status, 200);
+    } finally {
+      await w.close();
+    }
+    await assert.rejects(startWorld({ sink: false, managerConfig: { listen: '0.0.0.0:0' } }), /CORDON_ERR_MANAGER_PLAIN_HTTP|plain HTTP is only allowed on loopback/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
