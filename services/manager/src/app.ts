@@ -164,9 +164,12 @@ function errorDetail(payload: unknown): string | undefined {
   }
 }
 
-/** `<first path segment>:<params>` when the route did not name its object (a denied call). */
+const SINGULAR: Record<string, string> = { users: 'user', roles: 'role', tokens: 'token', groups: 'group', policies: 'policy', targets: 'target', agents: 'agent', alerts: 'alert', blocks: 'block' };
+
+/** `<kind>:<id>` from the path when the route did not name its object (a call refused before its handler). */
 function objectOfParams(req: FastifyRequest): string {
   const params = Object.values((req.params ?? {}) as Record<string, string>);
   const seg = (req.routeOptions.url ?? '').replace(/^\/api\/v1\//, '').split('/')[0] ?? '';
-  return params.length ? `${seg}:${params.join('/')}` : seg;
+  const kind = SINGULAR[seg] ?? seg;
+  return params.length ? `${kind}:${params.join('/')}` : kind;
 }

@@ -67,3 +67,28 @@ export function resolve(doc: PolicyDocument, layers: PolicyLayers, vm: string | 
   }
   return { mode, rules };
 }
+
+/** The VMs' settings that are not layers (requireAgent, gate): kept in the document as they are. */
+export function keptVmSettings(doc: PolicyDocument, layers: PolicyLayers): PolicyDocument['vms'] {
+  return Object.fromEntries(
+    Object.entries(doc.vms)
+      .filter(([vm, v]) => v.requireAgent || v.gate !== undefined || layers.vms[vm])
+      .map(([vm, v]) => [vm, { rules: {}, requireAgent: v.requireAgent, ...(v.gate !== undefined ? { gate: v.gate } : {}) }]),
+  );
+}
+
+/** The document stages read: the base with each VM's layers compiled into `vms`. */
+export function compileDocument(doc: PolicyDocument, layers: PolicyLayers, groupsOfVm: (vm: string) => string[], allVms: string[]): PolicyDocument {
+  return { ...doc, vms: compileVms(keptVmSettings(doc, layers), layers, groupsOfVm, allVms) };
+}
+
+/** Whether two `vms` sections say the same, whatever the order of their keys. */
+export function sameVms(a: PolicyDocument['vms'], b: PolicyDocument['vms']): boolean {
+  const canon = (v: PolicyDocument['vms']) =>
+    JSON.stringify(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, v[k]!.mode ?? null, Object.entries(v[k]!.rules).sort(), v[k]!.requireAgent, v[k]!.gate ?? null]),
+    );
+  return canon(a) === canon(b);
+}

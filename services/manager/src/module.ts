@@ -6,6 +6,8 @@ import { defineStage, type Stage } from '@cordon/stage';
 import { TOPICS } from '@cordon/schemas';
 import type { Store } from '@cordon/store';
 import { buildApp } from './app.js';
+import { auditRecord } from './audit.js';
+import { compileDocument, sameVms } from './inherit.js';
 import { LoginLimiter } from './auth/limiter.js';
 import { checkListen, ENROLL_SECRET_ENV, loadSecret, MANAGER_SECRET_ENV, managerConfigSchema, splitListen, type ManagerConfig } from './config.js';
 import type { Change, ManagerDeps } from './deps.js';
@@ -116,6 +118,33 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
   stage.every(60_000, 'Removing expired sessions', async () => {
     const gone = [...state.sessions.values()].filter((s) => s.doc.expiresUs < nowUs() - 3_600_000_000);
     if (gone.length) await write(gone.map((s) => ({ kind: 'session' as const, id: s.id, doc: null })), 'manager');
+  });
+
+  // VMs join and leave groups as the inventory changes: a policy with group settings is
+  // compiled again and written when what its VMs get changed. Any instance may do it; the
+  // second finds the document already right.
+  let looked = { views: -1, state: -1 };
+  stage.every(2000, 'Keeping group settings on the VMs now in each group', async () => {
+    if (looked.views === views.version && looked.state === state.version) return;
+    looked = { views: views.version, state: state.version };
+    const vmIds = views.vmRecords().map((v) => v.id);
+    const groupsOfVm = (vm: string) => {
+      const rec = views.inventory.get(`vm:${vm}`);
+      return rec ? views.groupsOf(rec, state.groups.values()) : [];
+    };
+    for (const [id, layers] of state.layers) {
+      const p = state.policy.policies.get(id);
+      if (!p || Object.keys(layers.doc.groups).length === 0) continue;
+      const compiled = compileDocument(p.doc, layers.doc, groupsOfVm, vmIds);
+      if (sameVms(compiled.vms, p.doc.vms)) continue;
+      await write([{ kind: 'policy', id, doc: compiled }], 'manager');
+      const { record } = auditRecord(
+        { actor: 'manager', role: null, auth: 'system', action: 'policy.regroup', sourceIp: null, result: 'ok', nowUs: nowUs() },
+        { object: `policy:${id}`, before: { vms: p.doc.vms }, after: { vms: compiled.vms }, detail: 'VM group membership changed' },
+      );
+      await stage.send(TOPICS.audit, [record]);
+      log.info({ policy: id }, 'VM group membership changed: the policy was compiled again for the VMs now in each group.');
+    }
   });
 
   const { host, port } = splitListen(config.listen);

@@ -80,3 +80,34 @@ test('cordon blocks lift --manager: refused with an analyst token, done with an 
     await w.close();
   }
 });
+
+test('cordon policy apply --manager: the file and its rule files through the API, the same records as a local apply, audited', async () => {
+  const w = await startWorld();
+  const files = mkdtempSync(join(tmpdir(), 'cordon-tokens-'));
+  try {
+    const editor = await w.userWithToken('policy-editor', { name: 'pete' });
+    const analyst = await w.userWithToken('analyst', { name: 'ana' });
+    const file = fileURLToPath(new URL('../../../../rules/demo/policy.yaml', import.meta.url));
+    const no = await cordon(['policy', 'apply', file, '--manager', w.manager.url], { env: { CORDON_MANAGER_TOKEN: analyst.token } });
+    assert.notEqual(no.code, 0);
+    assert.match(no.stderr, /CORDON_ERR_MANAGER_FORBIDDEN/);
+    const yes = await cordon(['policy', 'apply', file, '--manager', w.manager.url], { env: { CORDON_MANAGER_TOKEN: editor.token } });
+    assert.equal(yes.code, 0, yes.stderr);
+    assert.match(yes.stdout, /policy default: version 1, written by the manager as pete/);
+    // what a local `cordon policy apply` writes: the policy and its rule file as a ruleset
+    const p = w.manager.state.policy.policies.get('default')!;
+    assert.deepEqual(p.doc.rulesets.map((r) => r.name), ['demo.rules']);
+    assert.equal(p.doc.rules['1900001'], 'prevent');
+    assert.equal(p.doc.blocks.ttlS, 3600);
+    assert.ok(w.manager.state.policy.rulesetParts('demo.rules').length > 0);
+    assert.equal(w.manager.state.policyRecords.get('policy:default')!.updated_by, 'pete');
+    const rows = await waitFor('policy audit rows', async () => {
+      const r = await w.store.query<{ actor: string; result: string; object: string }>("SELECT actor, result, object FROM audit WHERE action = 'policy.put' ORDER BY ts");
+      return r.length >= 2 ? r : null;
+    });
+    assert.deepEqual(rows, [{ actor: 'ana', result: 'denied', object: 'policy:default' }, { actor: 'pete', result: 'ok', object: 'policy:default' }]);
+  } finally {
+    rmSync(files, { recursive: true, force: true });
+    await w.close();
+  }
+});

@@ -8,7 +8,7 @@ import { listInstalled } from '@cordon/rulesets';
 import type { ManagerDeps } from '../deps.js';
 import { nameSchema, overrideSchema, type PolicyLayers } from '../documents.js';
 import { ERR_MANAGER_BAD_REQUEST, ERR_MANAGER_NOT_FOUND, ERR_MANAGER_OUT_OF_SCOPE, ERR_MANAGER_UNAVAILABLE } from '../errors.js';
-import { compileVms, layersOf, resolve } from '../inherit.js';
+import { compileDocument, layersOf, resolve } from '../inherit.js';
 import { addRoute } from '../route.js';
 import { vmInScope } from '../scope.js';
 import { LAYERS_PREFIX } from '../state.js';
@@ -55,7 +55,7 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
 
   /** Publish a policy document (and its layers), as `cordon policy apply` would: the same records. */
   async function publish(id: string, doc: PolicyDocument, layers: PolicyLayers, ruleSets: unknown, ruleFiles: Array<{ name: string; text: string }> | undefined, by: string): Promise<void> {
-    const compiled: PolicyDocument = { ...doc, vms: compileVms(layersBase(doc, layers), layers, groupsOfVm, vmIds()) };
+    const compiled: PolicyDocument = compileDocument(doc, layers, groupsOfVm, vmIds());
     if (ruleSets !== undefined || ruleFiles !== undefined) {
       // through the CLI's own code path, from a file: rule sets are read from the data dir, rule files from beside it
       const dir = mkdtempSync(join(tmpdir(), 'cordon-manager-policy-'));
@@ -72,11 +72,6 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
       return;
     }
     await d.write([{ kind: 'policy', id, doc: compiled }, { kind: 'setting', id: `${LAYERS_PREFIX}${id}`, doc: layers }], by);
-  }
-
-  /** The VMs' settings that are not layers (requireAgent, gate) stay in the document. */
-  function layersBase(doc: PolicyDocument, layers: PolicyLayers): PolicyDocument['vms'] {
-    return Object.fromEntries(Object.entries(doc.vms).filter(([vm, v]) => v.requireAgent || v.gate !== undefined || layers.vms[vm]).map(([vm, v]) => [vm, { rules: {}, requireAgent: v.requireAgent, ...(v.gate !== undefined ? { gate: v.gate } : {}) }]));
   }
 
   async function waitVersion(id: string, version: number): Promise<void> {
