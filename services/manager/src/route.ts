@@ -52,7 +52,7 @@ export interface RouteSpec<B, Q, P, R> {
   status?: number;
   /** Largest request body (default 1 MiB). */
   bodyLimit?: number;
-  handler(req: ApiRequest<B, Q, P>, reply: FastifyReply): Promise<R> | R;
+  handler(req: ApiRequest<B, Q, P>, reply: FastifyReply): Promise<R | Serialized> | R | Serialized;
 }
 
 export interface ApiRequest<B, Q, P> {
@@ -66,6 +66,14 @@ export interface ApiRequest<B, Q, P> {
 }
 
 const isZod = (s: unknown): s is z.ZodTypeAny => s instanceof z.ZodType;
+
+/**
+ * An answer already serialized by the route's own response serializer (`reply.serialize`), kept
+ * and sent again as it is while what it shows has not changed.
+ */
+export class Serialized {
+  constructor(readonly body: string) {}
+}
 
 function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown> | undefined, value: unknown, where: string): T {
   if (!schema) return undefined as T;
@@ -112,6 +120,7 @@ export function addRoute<B, Q, P, R>(app: FastifyInstance, spec: RouteSpec<B, Q,
       };
       const out = await spec.handler(input, reply);
       reply.code(status);
+      if (out instanceof Serialized) return reply.type('application/json; charset=utf-8').send(out.body);
       return out;
     },
   });

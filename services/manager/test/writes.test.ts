@@ -154,6 +154,12 @@ test('a role scoped to a VM group sees and lifts only that group\'s VMs and bloc
     assert.equal(refused.statusCode, 403);
     assert.equal(refused.json().code, 'CORDON_ERR_MANAGER_OUT_OF_SCOPE');
     assert.equal((await w.call(op.token, { method: 'POST', url: '/api/v1/blocks/lift', payload: { target: '203.0.113.66', reason: 'x' } })).statusCode, 200);
+    // unscoped, the whole list (served from its cached serialization), twice alike
+    const all1 = await w.call(root.token, { method: 'GET', url: '/api/v1/inventory/vms' });
+    const all2 = await w.call(root.token, { method: 'GET', url: '/api/v1/inventory/vms' });
+    assert.equal(all1.body, all2.body);
+    assert.match(all1.headers['content-type'] as string, /^application\/json/);
+    assert.deepEqual(all1.json<{ total: number; items: Array<{ id: string; groups: string[] }> }>().items.map((v) => [v.id, v.groups]), [['db-1', []], ['web-1', ['c1']]]);
     const tree = (await w.call(root.token, { method: 'GET', url: '/api/v1/inventory/tree' })).json<Array<{ clusters: Array<{ cluster: string; hosts: Array<{ vms: unknown[] }> }> }>>();
     assert.deepEqual(tree[0]!.clusters.map((c) => c.cluster).sort(), ['c1', 'c2']);
   } finally {

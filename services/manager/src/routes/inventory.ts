@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ManagerDeps } from '../deps.js';
 import { groupDocument, nameSchema, type GroupDocument } from '../documents.js';
 import { ERR_MANAGER_CONFLICT, ERR_MANAGER_NOT_FOUND, ERR_MANAGER_OUT_OF_SCOPE } from '../errors.js';
-import { addRoute } from '../route.js';
+import { addRoute, Serialized } from '../route.js';
 import { vmInScope, vmsInScope } from '../scope.js';
 import { fromZod } from '../schema.js';
 
@@ -48,6 +48,7 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
     cache = { views: d.views.version, state: d.state.version, at: now, rows };
     return rows;
   };
+  let full: { rows: VmView[]; body: Serialized } | null = null;
   const vmViews = (only: Set<string> | null): VmView[] => {
     const rows = allViews();
     return only ? rows.filter((r) => only.has(r.id)) : rows;
@@ -103,9 +104,18 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
       })
       .strict(),
     response: z.object({ total: z.number().int(), items: z.array(vmView) }),
-    handler(req) {
+    handler(req, reply) {
       const q = req.query;
-      let rows = vmViews(vmsInScope(d, req.identity));
+      const scope = vmsInScope(d, req.identity);
+      if (!scope && !q.host && !q.cluster && !q.group && !q.protection && !q.q && q.offset === 0) {
+        // the whole list, unscoped: serialized once per computation of the rows
+        const rows = allViews();
+        if (q.limit >= rows.length) {
+          if (full?.rows !== rows) full = { rows, body: new Serialized(String(reply.serialize({ total: rows.length, items: rows }))) };
+          return full.body;
+        }
+      }
+      let rows = vmViews(scope);
       if (q.host) rows = rows.filter((r) => r.host === q.host);
       if (q.cluster) rows = rows.filter((r) => r.cluster === q.cluster);
       if (q.group) rows = rows.filter((r) => r.groups.includes(q.group!));
