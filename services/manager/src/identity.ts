@@ -45,10 +45,13 @@ function identityOf(state: ManagerState, user: string, auth: string, only: reado
   // a user's own groups narrow the role's; either alone scopes
   const groups = u.doc.groups.length && grants.groups.length ? u.doc.groups.filter((g) => grants.groups.includes(g)) : [...u.doc.groups, ...grants.groups];
   const scoped = u.doc.groups.length > 0 || grants.groups.length > 0;
-  return { user, role: u.doc.role, permissions, groups: scoped && groups.length === 0 ? ['\u0000none'] : groups, auth };
+  // scoped to groups that do not overlap: a group no VM can be in, so the identity sees none
+  return { user, role: u.doc.role, permissions, groups: scoped && groups.length === 0 ? [NO_GROUP] : groups, auth };
 }
 
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Not a valid group name: no group has it. */
+export const NO_GROUP = '(none)';
 
 /**
  * Authenticate a request (Bearer token, else session cookie; a change through a session

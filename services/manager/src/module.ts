@@ -11,7 +11,7 @@ import { compileDocument, sameVms } from './inherit.js';
 import { LoginLimiter } from './auth/limiter.js';
 import { checkListen, ENROLL_SECRET_ENV, loadSecret, MANAGER_SECRET_ENV, managerConfigSchema, splitListen, type ManagerConfig } from './config.js';
 import type { Change, ManagerDeps } from './deps.js';
-import { ManagerState } from './state.js';
+import { LAYERS_PREFIX, ManagerState } from './state.js';
 import { PipelineViews } from './views.js';
 
 export const STAGE = 'manager';
@@ -73,7 +73,12 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
   const write = async (changes: Change[], by: string) => {
     const records: ProduceRecord[] = changes.map((c) => {
       if (c.doc === null) return { key: Buffer.from(`${c.kind}:${c.id}`), value: null };
-      const old = c.kind === 'policy' ? state.policyRecords.get(`policy:${c.id}`)?.version : (state.table(c.kind as never) as Map<string, { version: number }> | undefined)?.get(c.id)?.version;
+      const old =
+        c.kind === 'policy'
+          ? state.policyRecords.get(`policy:${c.id}`)?.version
+          : c.kind === 'setting' && c.id.startsWith(LAYERS_PREFIX)
+            ? state.layers.get(c.id.slice(LAYERS_PREFIX.length))?.version
+            : (state.table(c.kind as never) as Map<string, { version: number }> | undefined)?.get(c.id)?.version;
       return state.record(c.kind, c.id, c.doc, by, nowUs(), (old ?? 0) + 1);
     });
     await stage.send(TOPICS.policy, records);
