@@ -13,7 +13,7 @@ selected() { # NAME: is it asked for (no names: all)?
   for want in "$@"; do [[ $name == "$want"* ]] && return 0; done
   return 1
 }
-BENCHES=(bus store store-dedup notify dpi loginspect fim inventory protection gap)
+BENCHES=(bus store store-dedup notify dpi loginspect fim inventory manager protection gap)
 KAFKA_BENCHES=(bus protection)
 any=0
 for b in "${BENCHES[@]}"; do selected "$b" "$@" && any=1; done
@@ -51,4 +51,5 @@ run loginspect "loginspect: all Sigma rules beside fail2ban-regex" node bench/lo
 run fim "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
 run inventory "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
 run protection "protection loop: detection-to-block latency, watchdog capture rate (root)" node bench/protection.mjs
+run manager "manager: API p99 for the inventory (10,000 VMs) and alerts (1,000,000) beside raw ClickHouse" node bench/manager.mjs
 run gap "protection gap: attacks missed or inspected twice across power-on, agent start/loss, migration, revert; gating (root)" node bench/gap.mjs

@@ -15,8 +15,9 @@ if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
   pkgs=(iproute2 nftables)
   # tshark: independent flow counts; prometheus: its promtool checks the /metrics exposition;
   # rsyslog (+ gnutls, openssl for its test CA): the collector the syslog export is tested against;
-  # fail2ban: its standard filters and fail2ban-regex, which the loginspect comparison test runs beside Cordon
-  [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark prometheus rsyslog rsyslog-gnutls openssl fail2ban)
+  # fail2ban: its standard filters and fail2ban-regex, which the loginspect comparison test runs beside Cordon;
+  # chromium: the manager console's browser test (playwright-core drives Debian's build)
+  [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark prometheus rsyslog rsyslog-gnutls openssl fail2ban chromium)
   [[ "${CORDON_SETUP_BENCH:-0}" == 1 ]] && pkgs+=(aide fail2ban tcpreplay)
   for p in "${pkgs[@]}"; do have_pkg "$p" || need+=("$p"); done
   if ((${#need[@]})); then

@@ -7,3 +7,5 @@ export * from './views.js';
 export * from './follow.js';
 export * from './apply.js';
 export * from './selection.js';
+export * from './blocks.js';
+export * from './rows.js';

@@ -145,19 +145,29 @@ export type AssignmentInput = Omit<Assignment, "incarnation"> & Partial<Pick<Ass
 
 export type AuditResult = "ok" | "denied" | "error";
 
-/** Every manager write. Key: actor. */
+/** Every manager write, login, failed login and lifted block. Key: actor. */
 export interface AuditEvent {
   audit_id: string;
   ts_us: number;
   actor: string;
   action: string;
+  /** The resource acted on, e.g. block:watchdog:hv1|203.0.113.66 or user:alice. */
   object: string;
   /** JSON, secrets redacted. */
   before: null | string;
   after: null | string;
   result: AuditResult;
   source_ip: null | string;
+  /** The actor's role when it acted. */
+  role: null | string;
+  /** How the actor was authenticated: password, session, token:<id>, cli. */
+  auth: null | string;
+  /** Why it was denied or failed (an error code and message), or the reason given. */
+  detail: null | string;
 }
+
+/** AuditEvent as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
+export type AuditEventInput = Omit<AuditEvent, "role" | "auth" | "detail"> & Partial<Pick<AuditEvent, "role" | "auth" | "detail">>;
 
 export type BlockTargetKind = "ip" | "five_tuple" | "vm_quarantine";
 
@@ -391,9 +401,9 @@ export interface PacketBatch {
   packets: Array<Packet>;
 }
 
-export type PolicyKind = "policy" | "ruleset" | "assignment" | "user" | "role" | "setting";
+export type PolicyKind = "policy" | "ruleset" | "assignment" | "user" | "role" | "setting" | "token" | "session" | "group" | "ack" | "target" | "agent";
 
-/** The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager. */
+/** The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager. Kinds after 'setting' are the manager's own state (users' tokens and sessions stored hashed, VM groups, alert acknowledgements, notification targets, revoked agents); stages other than the manager skip them. */
 export interface PolicyRecord {
   kind: PolicyKind;
   id: string;
@@ -1119,7 +1129,7 @@ export const AVRO_SCHEMAS = {
     "type": "record",
     "name": "AuditEvent",
     "namespace": "io.cordon.v1",
-    "doc": "Every manager write. Key: actor.",
+    "doc": "Every manager write, login, failed login and lifted block. Key: actor.",
     "fields": [
       {
         "name": "audit_id",
@@ -1139,7 +1149,8 @@ export const AVRO_SCHEMAS = {
       },
       {
         "name": "object",
-        "type": "string"
+        "type": "string",
+        "doc": "The resource acted on, e.g. block:watchdog:hv1|203.0.113.66 or user:alice."
       },
       {
         "name": "before",
@@ -1177,6 +1188,33 @@ export const AVRO_SCHEMAS = {
           "string"
         ],
         "default": null
+      },
+      {
+        "name": "role",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The actor's role when it acted."
+      },
+      {
+        "name": "auth",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "How the actor was authenticated: password, session, token:<id>, cli."
+      },
+      {
+        "name": "detail",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Why it was denied or failed (an error code and message), or the reason given."
       }
     ]
   },
@@ -2044,7 +2082,7 @@ export const AVRO_SCHEMAS = {
     "type": "record",
     "name": "PolicyRecord",
     "namespace": "io.cordon.v1",
-    "doc": "The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager.",
+    "doc": "The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager. Kinds after 'setting' are the manager's own state (users' tokens and sessions stored hashed, VM groups, alert acknowledgements, notification targets, revoked agents); stages other than the manager skip them.",
     "fields": [
       {
         "name": "kind",
@@ -2057,8 +2095,15 @@ export const AVRO_SCHEMAS = {
             "assignment",
             "user",
             "role",
-            "setting"
-          ]
+            "setting",
+            "token",
+            "session",
+            "group",
+            "ack",
+            "target",
+            "agent"
+          ],
+          "default": "setting"
         }
       },
       {
@@ -2671,7 +2716,7 @@ export interface TopicInputs {
   "cordon.policy.v1": PolicyRecord;
   "cordon.alerts.v1": AlertInput;
   "cordon.blocks.v1": BlockDecision;
-  "cordon.audit.v1": AuditEvent;
+  "cordon.audit.v1": AuditEventInput;
   "cordon.siem.v1": SiemEvent;
   "cordon.dlq.v1": DeadLetter;
   "cordon.state.v1": StageState;
@@ -3083,6 +3128,50 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
       }
     ]
   },
+  "11": {
+    "type": "record",
+    "name": "PolicyRecord",
+    "namespace": "io.cordon.v1",
+    "doc": "The manager's store (compacted). Key: '<kind>:<id>'. Document is JSON validated by the manager.",
+    "fields": [
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "PolicyKind",
+          "symbols": [
+            "policy",
+            "ruleset",
+            "assignment",
+            "user",
+            "role",
+            "setting"
+          ]
+        }
+      },
+      {
+        "name": "id",
+        "type": "string"
+      },
+      {
+        "name": "version",
+        "type": "long"
+      },
+      {
+        "name": "document",
+        "type": "string",
+        "doc": "JSON."
+      },
+      {
+        "name": "updated_us",
+        "type": "long"
+      },
+      {
+        "name": "updated_by",
+        "type": "string"
+      }
+    ]
+  },
   "12": {
     "type": "record",
     "name": "Alert",
@@ -3210,6 +3299,71 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
         "name": "evidence",
         "type": "string",
         "doc": "JSON: stage-specific detail (payload excerpt, file attrs, log line)."
+      }
+    ]
+  },
+  "14": {
+    "type": "record",
+    "name": "AuditEvent",
+    "namespace": "io.cordon.v1",
+    "doc": "Every manager write. Key: actor.",
+    "fields": [
+      {
+        "name": "audit_id",
+        "type": "string"
+      },
+      {
+        "name": "ts_us",
+        "type": "long"
+      },
+      {
+        "name": "actor",
+        "type": "string"
+      },
+      {
+        "name": "action",
+        "type": "string"
+      },
+      {
+        "name": "object",
+        "type": "string"
+      },
+      {
+        "name": "before",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "JSON, secrets redacted."
+      },
+      {
+        "name": "after",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
+      },
+      {
+        "name": "result",
+        "type": {
+          "type": "enum",
+          "name": "AuditResult",
+          "symbols": [
+            "ok",
+            "denied",
+            "error"
+          ]
+        }
+      },
+      {
+        "name": "source_ip",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null
       }
     ]
   },
@@ -3390,10 +3544,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.policy.v1": {
     "schema": "PolicyRecord",
-    "id": 11,
+    "id": 100,
     "partitions": 1,
     "cleanup": "compact",
-    "retentionMs": -1
+    "retentionMs": -1,
+    "previous": [
+      11
+    ]
   },
   "cordon.alerts.v1": {
     "schema": "Alert",
@@ -3414,10 +3571,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.audit.v1": {
     "schema": "AuditEvent",
-    "id": 14,
+    "id": 101,
     "partitions": 1,
     "cleanup": "delete",
-    "retentionMs": -1
+    "retentionMs": -1,
+    "previous": [
+      14
+    ]
   },
   "cordon.siem.v1": {
     "schema": "SiemEvent",

@@ -47,6 +47,12 @@ export interface StageEnv {
   dataDir: string;
   /** The ClickHouse store, opened on first use and shared by every stage of the process. */
   store(): Promise<Store>;
+  /**
+   * A store whose session can only read (ClickHouse `readonly = 1`: no writes, no DDL, no
+   * settings changes), for a stage that serves reads to people (the manager). Opened on first
+   * use; closed by the process.
+   */
+  readStore(): Promise<Store>;
 }
 
 /** What a stage's `start()` is handed. Everything it opens through it is closed by the runtime on stop. */

@@ -44,7 +44,7 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
   const telemetry = deps.telemetry ?? new StageTelemetry();
   telemetry.addComponents(deps.ctx.metrics);
   const counters = telemetry.forStage(name);
-  const env: StageEnv = { dataDir: deps.env?.dataDir ?? process.cwd(), store: deps.env?.store ?? noStore };
+  const env: StageEnv = { dataDir: deps.env?.dataDir ?? process.cwd(), store: deps.env?.store ?? noStore, readStore: deps.env?.readStore ?? noStore };
   const producer = bus.producer();
   const loops: RunningLoop[] = [];
   const followers: TableFollower[] = [];

@@ -1,6 +1,7 @@
 import type { CommandSpec } from './args.js';
 import { DATA_FLAGS, FLAGS, LOG_FLAGS } from './cli-context.js';
-import { alertsTailCommand, blocksListCommand, blocksLiftCommand, inventoryApplyCommand, policyApplyCommand, queryCommand, replayCommand } from './data-commands.js';
+import { alertsTailCommand, blocksListCommand, blocksLiftCommand, inventoryApplyCommand, policyApplyCommand, queryCommand, replayCommand, usersAddCommand } from './data-commands.js';
+import { MANAGER_FLAGS } from './manager-client.js';
 import { runCommand, upCommand } from './instance.js';
 import { assignmentsCommand, inventoryWatchCommand, SOURCE_FLAGS, vmsCommand } from './vms.js';
 import { recommendCommand } from './recommend.js';
@@ -109,6 +110,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         flags: [
           ...APPLY_FLAGS,
           { name: 'by', type: 'string', value: 'NAME', defaultText: 'cli:$USER', help: 'who applied it, recorded with the policy' },
+          ...MANAGER_FLAGS,
           ...DATA_FLAGS,
         ],
         run: policyApplyCommand,
@@ -200,6 +202,7 @@ export const COMMANDS: readonly CommandSpec[] = [
           { name: 'enforcer', type: 'string', value: 'E', defaultText: 'every enforcer that blocks TARGET', help: 'only the block of this enforcer (watchdog:<host> or agent:<id>)' },
           { name: 'reason', type: 'string', value: 'TEXT', help: 'why, for the audit trail' },
           { name: 'by', type: 'string', value: 'NAME', defaultText: 'cli:$USER', help: 'who lifted it, for the audit trail' },
+          ...MANAGER_FLAGS,
           ...DATA_FLAGS,
         ],
         run: blocksLiftCommand,
@@ -294,6 +297,25 @@ export const COMMANDS: readonly CommandSpec[] = [
           ...LOG_FLAGS,
         ],
         run: agentsTokenCommand,
+      },
+    ],
+  },
+  {
+    name: 'users',
+    summary: "the manager's users",
+    subcommands: [
+      {
+        name: 'add',
+        summary: 'create a manager user (the first admin: cordon users add alice --role admin < password-file)',
+        description: `The password is read from --password-file, else from stdin (at least 12 characters), hashed with the manager secret (<data dir>/secrets/manager.key or CORDON_MANAGER_SECRET) and written to the policy topic with an audit event. An existing user is left as it is: change users in the console. ${WHILE_RUNNING}`,
+        args: [{ name: 'NAME', required: true, help: 'the user name' }],
+        flags: [
+          { name: 'role', type: 'string', value: 'ROLE', required: true, help: 'admin, policy-editor, operator, analyst, auditor, or a custom role' },
+          { name: 'password-file', type: 'string', value: 'FILE', defaultText: 'stdin', help: 'a file holding the password' },
+          { name: 'group', type: 'string', value: 'GROUP', multiple: true, help: 'a VM group the user is scoped to' },
+          ...DATA_FLAGS,
+        ],
+        run: usersAddCommand,
       },
     ],
   },

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TOPICS } from '@cordon/schemas';
 import type { Context } from '@cordon/runtime';
@@ -11,6 +12,8 @@ import { ProgressBar } from './progress.js';
 import type { ReplayReport } from './replay.js';
 import { runOp } from './remote.js';
 import { checkReadOnlySql } from './ops.js';
+import { managerCall, policyBodyOf } from './manager-client.js';
+import { ERR_USAGE } from './errors.js';
 
 /**
  * The commands that work on the data of a data dir — through the running instance when there
@@ -41,6 +44,13 @@ export async function queryCommand(inv: Invocation): Promise<number> {
 
 export async function policyApplyCommand(inv: Invocation): Promise<number> {
   const dryRun = inv.bool('dry-run');
+  if (inv.str('manager')) {
+    if (dryRun) throw ERR_USAGE('--dry-run works on the data dir, not through --manager');
+    const { id, body } = policyBodyOf(resolve(inv.args[0]!));
+    const r = await managerCall<{ id: string; version: number; updatedBy: string }>(inv, 'PUT', `/policies/${encodeURIComponent(id)}`, body);
+    out(`policy ${r.id}: version ${r.version}, written by the manager as ${r.updatedBy} (audited)`);
+    return 0;
+  }
   const r = (await op(inv, contextFrom(inv), 'policy-apply', { file: resolve(inv.args[0]!), dryRun, by: inv.str('by') ?? actor() })) as PolicyApplyResult;
   const version = r.changed ? `${dryRun ? 'would be ' : ''}version ${r.version}` : `unchanged at version ${r.version}`;
   if (dryRun) out(`policy ${r.id}: ${version}; ${r.rulesetRecords} ruleset record(s); would write ${r.records} record(s) to ${TOPICS.policy} (dry run: nothing was written)`);
@@ -111,6 +121,16 @@ export async function blocksListCommand(inv: Invocation): Promise<number> {
 
 export async function blocksLiftCommand(inv: Invocation): Promise<number> {
   const target = inv.args[0]!;
+  if (inv.str('manager')) {
+    if (!inv.str('reason')) throw ERR_USAGE('a block lifted through --manager needs --reason (it goes in the audit trail)');
+    const r = await managerCall<{ lifted: Array<{ enforcer: string; target: string; wasActive: boolean }> }>(inv, 'POST', '/blocks/lift', {
+      target,
+      reason: inv.str('reason')!,
+      ...(inv.str('enforcer') ? { enforcer: inv.str('enforcer')! } : {}),
+    });
+    for (const l of r.lifted) out(`lifted: ${l.target} on ${l.enforcer}${l.wasActive ? '' : ' (it had expired)'} by the manager (audited)`);
+    return 0;
+  }
   const r = (await op(inv, contextFrom(inv), 'blocks-lift', {
     target,
     by: inv.str('by') ?? actor(),
@@ -163,4 +183,13 @@ function describeMs(ms: number): string {
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000} hour(s)`;
   if (ms % 60_000 === 0) return `${ms / 60_000} minute(s)`;
   return `${ms / 1000} s`;
+}
+
+/** cordon users add: a manager user (the first admin), its password from a file or stdin. */
+export async function usersAddCommand(inv: Invocation): Promise<number> {
+  const file = inv.str('password-file');
+  const password = (file ? readFileSync(file, 'utf8') : readFileSync(0, 'utf8')).replace(/\r?\n$/, '');
+  const r = (await op(inv, contextFrom(inv), 'users-add', { name: inv.args[0]!, role: inv.str('role')!, password, groups: inv.list('group'), by: actor() })) as { name: string; role: string; created: boolean };
+  out(r.created ? `user ${r.name} created with role ${r.role}; sign in to the console with it` : `user ${r.name} exists already (role ${r.role}); change it in the console or with PATCH /api/v1/users/${r.name}`);
+  return 0;
 }

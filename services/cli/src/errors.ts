@@ -70,3 +70,9 @@ export const ERR_ALERT_NOT_FOUND = defineError(
   'CORDON_ERR_ALERT_NOT_FOUND',
   (alertId: string) => `no alert ${alertId} is on the alerts topic (it keeps 30 days); "cordon query \\"SELECT alert_id, ts, signature FROM alerts ORDER BY ts DESC\\"" lists alert ids`,
 );
+
+// ---- the manager's API (--manager URL)
+export const ERR_MANAGER_CALL = defineError(
+  'CORDON_ERR_CLI_MANAGER',
+  (url: string, detail: string) => `the manager at ${url} refused or failed the request: ${detail}`,
+);

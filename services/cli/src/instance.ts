@@ -133,6 +133,8 @@ export async function upCommand(inv: Invocation): Promise<number> {
     for (const name of names) services.push(await startService(name, { bus, ctx, config, store, stages, telemetry: metrics.telemetry }));
     ctx.log.info({ services: services.map((s) => s.name) }, 'Services are running.');
     if (server) out(`metrics: ${server.url}`);
+    // a stage that serves people says where (the manager: `manager: URL`)
+    for (const s of services) if (typeof (s as { url?: unknown }).url === 'string') out(`${s.name}: ${(s as unknown as { url: string }).url}`);
     const failed = Promise.race(services.map((s) => s.done.then(() => `${s.name} stopped`)));
     const storeNow = store;
     if (demo) await runDemo({ bus, store: storeNow, ctx, out }, demo, () => Promise.race([waitCaughtUp(bus, pipelineOf(services.map((x) => x.name), config, stages)), failed]));

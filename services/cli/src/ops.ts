@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { childContext, type Context } from '@cordon/runtime';
-import { readRange, readTable, type Bus, type ConsumedRecord } from '@cordon/bus';
-import { blockKey, codecFor, TOPICS, type Alert, type BlockDecision } from '@cordon/schemas';
+import { readRange, type Bus, type ConsumedRecord } from '@cordon/bus';
+import { blockKey, codecFor, TOPICS, type Alert } from '@cordon/schemas';
 import { splitStatements, type Store } from '@cordon/store';
-import { applyInventoryFile, applyPolicyFile } from '@cordon/policy';
+import { applyInventoryFile, applyPolicyFile, blockTable, type BlockView } from '@cordon/policy';
 import { readRecommendation, viewOf } from '@cordon/recommend';
 import { ERR_ALERT_NOT_FOUND, ERR_BLOCK_NOT_FOUND, ERR_QUERY_ONE_STATEMENT, ERR_QUERY_READ_ONLY } from './errors.js';
 import { replayCapture } from './replay.js';
@@ -111,53 +111,7 @@ async function replay(d: OpDeps, input: OpInput<'replay'>): Promise<unknown> {
 
 // ------------------------------------------------------------------ blocks
 
-export interface BlockView {
-  enforcer: string;
-  target: string;
-  action: string;
-  status: string;
-  ttl_s: number;
-  created: string;
-  expires: string;
-  left_s: number;
-  active: boolean;
-  scope: string;
-  reason_alert: string;
-  block_id: string;
-}
-
-/** `enforcer|target`, as blockKey() builds it (the target may itself hold a "|": a 5-tuple does not, but the split is at the first). */
-function splitBlockKey(key: Buffer | null): { enforcer: string; target: string } {
-  const k = key?.toString() ?? '';
-  const i = k.indexOf('|');
-  return i < 0 ? { enforcer: k, target: '' } : { enforcer: k.slice(0, i), target: k.slice(i + 1) };
-}
-
-/** The compacted blocks topic as it stands: the newest decision per enforcer and target, tombstoned ones gone. */
-async function blockTable(bus: Bus, nowMs: number): Promise<BlockView[]> {
-  const codec = codecFor(TOPICS.blocks);
-  const out: BlockView[] = [];
-  for (const r of (await readTable(bus, TOPICS.blocks)).values()) {
-    const b: BlockDecision = codec.decode(r.value!);
-    const { enforcer, target } = splitBlockKey(r.key);
-    const left = Math.floor((b.expires_us / 1000 - nowMs) / 1000);
-    out.push({
-      enforcer,
-      target,
-      action: b.action,
-      status: b.status,
-      ttl_s: Math.round(b.ttl_ms / 1000),
-      created: new Date(b.created_us / 1000).toISOString(),
-      expires: new Date(b.expires_us / 1000).toISOString(),
-      left_s: left,
-      active: left > 0 && b.status !== 'expired',
-      scope: b.scope,
-      reason_alert: b.reason_alert,
-      block_id: b.block_id,
-    });
-  }
-  return out.sort((a, b) => b.expires.localeCompare(a.expires) || a.enforcer.localeCompare(b.enforcer));
-}
+export type { BlockView };
 
 async function blocksList(d: OpDeps, input: OpInput<'blocks-list'>): Promise<unknown> {
   const all = await blockTable(await d.bus(), d.ctx.clock.now());
@@ -198,6 +152,9 @@ async function blocksLift(d: OpDeps, input: OpInput<'blocks-lift'>): Promise<unk
           after: JSON.stringify({ lifted: true, reason: input.reason ?? null }),
           result: 'ok',
           source_ip: null,
+          role: null,
+          auth: 'cli',
+          detail: input.reason ?? null,
         }),
       })),
     );
@@ -335,6 +292,13 @@ async function recommendShow(d: OpDeps, input: OpInput<'recommend-show'>): Promi
   return viewOf(await readRecommendation(await d.bus(), input.vm), input.ruleSet);
 }
 
+/** A manager user written to the policy topic (cordon users add: the first admin). */
+async function usersAdd(d: OpDeps, input: OpInput<'users-add'>): Promise<unknown> {
+  // loaded here: the manager's HTTP stack is not every command's business
+  const { addUser } = await import('@cordon/manager');
+  return addUser({ bus: await d.bus(), ctx: d.ctx, dataDir: d.dataDir }, input);
+}
+
 export const OPS: Ops = {
   query,
   'policy-apply': policyApply,
@@ -348,4 +312,5 @@ export const OPS: Ops = {
   assignments,
   'recommend-show': recommendShow,
   evidence,
+  'users-add': usersAdd,
 };

@@ -22,6 +22,7 @@ const NEEDS: Record<OpName, 'bus' | 'store'> = {
   assignments: 'bus',
   'recommend-show': 'bus',
   evidence: 'bus',
+  'users-add': 'bus',
 };
 
 export interface RunOpOptions<N extends OpName> {

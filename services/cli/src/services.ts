@@ -63,22 +63,23 @@ export function servicesFor(config: CordonConfig, stages: readonly StageModule[]
 /** Start one stage by name with its section of the configuration. */
 export async function startService(name: string, deps: ServiceDeps): Promise<RunningService> {
   const module = moduleOf(name, deps.stages ?? BUILTIN_STAGES);
-  const lazy: { opened: Promise<Store> | null } = { opened: null };
+  const lazy: { opened: Promise<Store> | null; reading: Promise<Store> | null } = { opened: null, reading: null };
   const store = deps.store ? () => Promise.resolve(deps.store!) : () => (lazy.opened ??= openStore(deps.config, deps.ctx));
+  const readStore = () => (lazy.reading ??= openReadStore(deps.config, deps.ctx));
   const running = await runStage(module, {
     bus: deps.bus,
     ctx: deps.ctx,
     config: deps.config[name],
-    env: { dataDir: deps.config.dataDir, store },
+    env: { dataDir: deps.config.dataDir, store, readStore },
     ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
   });
-  if (deps.store) return running;
   const stop = running.stop;
   return Object.assign(running, {
     stop: async () => {
       await stop();
       // a store the stage opened is closed with it
-      if (lazy.opened) await (await lazy.opened).close();
+      if (lazy.reading) await (await lazy.reading.catch(() => null))?.close();
+      if (lazy.opened && !deps.store) await (await lazy.opened).close();
     },
   });
 }

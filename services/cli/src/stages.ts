@@ -19,6 +19,7 @@ const BUILTIN = [
   '@cordon/notify',
   '@cordon/watchdog',
   '@cordon/sink',
+  '@cordon/manager',
 ];
 
 async function loadPackages(specs: readonly string[]): Promise<StageModule[]> {

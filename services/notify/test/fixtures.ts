@@ -76,5 +76,5 @@ export const fileEvent: FileEvent = {
 };
 
 export const auditEvent: AuditEvent = {
-  audit_id: 'au1', ts_us: T0, actor: 'cli:alice', action: 'block.lift', object: 'watchdog:hv1|203.0.113.66', before: '{}', after: '{"lifted":true}', result: 'ok', source_ip: null,
+  audit_id: 'au1', ts_us: T0, actor: 'cli:alice', action: 'block.lift', object: 'watchdog:hv1|203.0.113.66', before: '{}', after: '{"lifted":true}', result: 'ok', source_ip: null, role: null, auth: 'cli', detail: null,
 };

@@ -1,4 +1,4 @@
-import { codecFor, TOPICS, type Alert, type BlockDecision, type DeadLetter, type FileEvent, type FlowRecord, type TopicName, type TopicValues } from '@cordon/schemas';
+import { codecFor, TOPICS, type Alert, type AuditEvent, type BlockDecision, type DeadLetter, type FileEvent, type FlowRecord, type TopicName, type TopicValues } from '@cordon/schemas';
 import { microsToDateTime64 } from '@cordon/store';
 
 /**
@@ -151,7 +151,27 @@ const fim: TableMapping<typeof TOPICS.fim> = {
   }),
 };
 
-export const TABLE_MAPPINGS: readonly TableMapping[] = [flows, dlq, alerts, blocks, fim] as unknown as TableMapping[];
+/** The audit trail (the manager's, and the CLI's lifted blocks): the sink is the only writer of its table. */
+const audit: TableMapping<typeof TOPICS.audit> = {
+  topic: TOPICS.audit,
+  table: 'audit',
+  toRow: (a: AuditEvent) => ({
+    audit_id: a.audit_id,
+    ts: microsToDateTime64(a.ts_us),
+    actor: a.actor,
+    role: a.role ?? '',
+    auth: a.auth ?? '',
+    action: a.action,
+    object: a.object,
+    before: a.before,
+    after: a.after,
+    result: a.result,
+    source_ip: a.source_ip ?? '',
+    detail: a.detail ?? '',
+  }),
+};
+
+export const TABLE_MAPPINGS: readonly TableMapping[] = [flows, dlq, alerts, blocks, fim, audit] as unknown as TableMapping[];
 
 export function mappingFor(topic: string): TableMapping | undefined {
   return TABLE_MAPPINGS.find((m) => m.topic === topic);

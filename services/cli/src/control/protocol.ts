@@ -58,6 +58,7 @@ export const OP_INPUTS = {
   assignments: z.object({ vm: name, history: z.boolean() }).strict(),
   'recommend-show': z.object({ vm: name, ruleSet: name.optional() }).strict(),
   evidence: z.object({ alertId: z.string().min(1).max(128), beforeS: z.number().min(0).max(86_400), afterS: z.number().min(0).max(86_400) }).strict(),
+  'users-add': z.object({ name, role: name, password: z.string().min(1).max(1024), groups: z.array(name).max(100), by: name }).strict(),
 } as const;
 
 export type OpName = keyof typeof OP_INPUTS;

@@ -1,0 +1,12 @@
+export * from './errors.js';
+export * from './config.js';
+export * from './permissions.js';
+export * from './documents.js';
+export * from './state.js';
+export * from './views.js';
+export * from './inherit.js';
+export * from './users.js';
+export { buildApp } from './app.js';
+export { hashPassword, verifyPassword, passwordProblem } from './auth/passwords.js';
+export { managerStage, type RunningManager } from './module.js';
+export { managerStage as stage } from './module.js';
