@@ -52,6 +52,8 @@ pub struct HttpTx {
     pub res_done: bool,
     /// Bumped whenever a buffer of this tx grows, so detection re-inspects it.
     pub req_gen: u32,
+    /// app-layer-event names raised by this transaction ("http.request_chunk_extension", ...).
+    pub events: Vec<&'static str>,
     pub res_gen: u32,
 }
 

@@ -27,4 +27,6 @@ pub struct DetectCtx {
     /// Reused storage for the seam between two segments' data.
     pub seam_buf: Vec<u8>,
     pub thresh: Thresholds,
+    /// xbits, kept per host and host pair across flows.
+    pub xbits: crate::detect_flowint::Xbits,
 }

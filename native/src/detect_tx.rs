@@ -8,9 +8,11 @@ use crate::decode_packet::*;
 use crate::detect_alert::{self, Alert};
 use crate::detect_buffers;
 use crate::detect_ctx::{DetectCtx, PktCtx};
-use crate::detect_engine::{eval_buffer, RuleSet};
+use crate::applayer_tx::AppTx;
+use crate::detect_engine::{eval_buffer_in, MatchCtx, RuleSet};
 use crate::detect_flowbits;
-use crate::detect_header::{addr_rules, header_ok, pkt_ok_app};
+use crate::detect_flowint;
+use crate::detect_header::{addr_rules, flow_keywords_ok, header_buf, header_ok, pkt_ok_app};
 use crate::detect_parse::{Buf, PktMatch, Proto};
 use crate::flow_table::{App, Flow};
 
@@ -43,17 +45,175 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_en
                 eval_tx_rules(det, rules, f, c, &bufs, Proto::Dns, None, None, out);
             }
         }
-        App::Tls(t) => {
-            if f.tls_sni_alerted || at_end {
-                return;
-            }
-            let Some(sni) = t.sni.clone() else { return };
-            f.tls_sni_alerted = true;
-            let bufs = detect_buffers::tls_bufs(&sni);
-            eval_tx_rules(det, rules, f, c, &bufs, Proto::Tls, None, None, out);
-        }
+        App::Gen(_) => gen(det, rules, f, c, out),
         _ => {}
     }
+}
+
+/// Key of a (transaction, direction) in the flow's alerted set: generic transactions are
+/// inspected per direction, as Suricata's detect state is; `=>` rules per transaction.
+fn gen_key(id: u64, dir: u64) -> u64 {
+    (1 << 62) | (dir << 56) | id
+}
+
+/// Transactions of the generic parsers (TLS, SSH, SMTP, FTP, SMB, DCERPC, Kerberos, ...):
+/// each direction that changed since it was last inspected.
+fn gen(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: &mut Vec<Alert>) {
+    let App::Gen(mut g) = std::mem::replace(&mut f.app, App::Unknown) else { return };
+    let proto = g.proto();
+    let now_s = c.p.ts_us.div_euclid(1_000_000);
+    for tx in &g.txs().txs {
+        let key = gen_key(tx.id, 3);
+        let seen = f.tx_seen.get(&key).copied().unwrap_or((0, 0));
+        let changed = [tx.gen[0] != seen.0, tx.gen[1] != seen.1];
+        if !changed[0] && !changed[1] {
+            continue;
+        }
+        f.tx_seen.insert(key, (tx.gen[0], tx.gen[1]));
+        let bufs: Vec<(Buf, &[u8])> = tx.bufs.iter().map(|(b, _, v)| (*b, v.as_slice())).collect();
+        let sides: Vec<bool> = tx.bufs.iter().map(|(_, s, _)| *s).collect();
+        for (d, ch) in changed.iter().enumerate() {
+            if !ch {
+                continue;
+            }
+            let dir = d == 0;
+            let tctx = PktCtx { p: c.p, to_server: dir, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
+            eval_gen_rules(det, rules, f, &tctx, tx, &bufs, &sides, proto, Some(dir), now_s, out);
+        }
+        // `=>` rules: the transaction's buffers of both directions together.
+        if rules.has_bidir_tx {
+            eval_gen_rules(det, rules, f, c, tx, &bufs, &sides, proto, None, now_s, out);
+        }
+    }
+    g.txs_mut().prune(|t| f.tx_seen.get(&gen_key(t.id, 3)).is_some_and(|s| s.0 == t.gen[0] && s.1 == t.gen[1]));
+    f.app = App::Gen(g);
+}
+
+/// Whether a rule of application protocol `rp` inspects transactions of `tp`.
+pub fn app_fits(rp: Proto, tp: Proto) -> bool {
+    rp == tp || (rp == Proto::Dcerpc && tp == Proto::Smb)
+}
+
+/// The rules of one direction (`dir`; None: `=>` rules) of a generic transaction.
+#[allow(clippy::too_many_arguments)]
+fn eval_gen_rules(
+    det: &mut DetectCtx,
+    rules: &RuleSet,
+    f: &mut Flow,
+    c: &PktCtx,
+    tx: &AppTx,
+    bufs: &[(Buf, &[u8])],
+    sides: &[bool],
+    proto: Proto,
+    dir: Option<bool>,
+    now_s: i64,
+    out: &mut Vec<Alert>,
+) {
+    let mut sc = std::mem::take(&mut det.scan);
+    sc.begin(rules.rules.len());
+    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
+    let side_ix = usize::from(dir == Some(false));
+    let payload: &[u8] = c.stream.as_deref().unwrap_or(&c.p.payload);
+    rules.app_pf[side_ix].scan(bufs, payload, None, &mut sc);
+    if dir.is_none() {
+        rules.app_pf[1].scan(bufs, payload, None, &mut sc);
+    }
+    sc.finish();
+    let alert_key = gen_key(tx.id, match dir {
+        Some(true) => 0,
+        Some(false) => 1,
+        None => 2,
+    });
+    for &ri in &sc.cand {
+        let r = &rules.rules[ri as usize];
+        if r.bidir_tx != dir.is_none() || !r.app.is_some_and(|a| app_fits(a, proto)) {
+            continue;
+        }
+        if let Some(d) = dir {
+            if r.flow.to_server && !d || r.flow.to_client && d {
+                continue;
+            }
+            // A buffer of one direction decides the rule's direction.
+            if r.bufs.iter().any(|(b, _)| b.side().is_some_and(|s| s != d)) {
+                continue;
+            }
+        }
+        if r.flow.established && !c.established || r.flow.not_established && c.established {
+            continue;
+        }
+        if !header_ok(r, c.p) || !pkt_ok_app(r, c.p) || !flow_keywords_ok(r, f, c) || f.tx_alerted.contains(&(alert_key, ri)) {
+            continue;
+        }
+        if !r.tx.iter().all(|m| m.matches(tx, dir, now_s)) {
+            continue;
+        }
+        let mut m = MatchCtx::default();
+        let mut ok = true;
+        for (b, items) in &r.bufs {
+            let hit = if *b == Buf::Payload {
+                items.is_empty() || !payload.is_empty() && eval_buffer_in(payload, items, &mut m)
+            } else if b.is_pkt() {
+                header_buf(*b, c.p).is_some_and(|h| eval_buffer_in(h, items, &mut m))
+            } else {
+                let xf = r.xforms_for(*b);
+                let mut any = false;
+                for (i, (x, v)) in bufs.iter().enumerate() {
+                    if x != b || dir.is_some_and(|d| sides[i] != d) {
+                        continue;
+                    }
+                    m.dce_le = tx.dce_le;
+                    let hit = match xf {
+                        Some(xs) => {
+                            let mut t = v.to_vec();
+                            for x in xs {
+                                t = x.apply(&t);
+                            }
+                            items.is_empty() || eval_buffer_in(&t, items, &mut m)
+                        }
+                        None => items.is_empty() || eval_buffer_in(v, items, &mut m),
+                    };
+                    if hit {
+                        any = true;
+                        break;
+                    }
+                }
+                any
+            };
+            if !hit {
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            continue;
+        }
+        if !post_match(det, r, ri, f, c) {
+            continue;
+        }
+        f.tx_alerted.insert((alert_key, ri));
+        if !det.thresh.check(ri, r, c.p, f.id) {
+            continue;
+        }
+        detect_alert::emit(r, c.p, c.idx, f.id, Some(proto.name()), None, out);
+    }
+    det.scan = sc;
+}
+
+/// The rule's flowbits, flowint and xbits conditions; when they hold, their actions are
+/// applied and true returned.
+fn post_match(det: &mut DetectCtx, r: &crate::detect_parse::Rule, _ri: u32, f: &mut Flow, c: &PktCtx) -> bool {
+    if !detect_flowbits::is_ok(&r.flowbits, &f.bits) || !detect_flowint::is_ok(&r.flowints, &f.ints) {
+        return false;
+    }
+    if !r.xbits.is_empty() && !det.xbits.is_ok(&r.xbits, c.p.src, c.p.dst, f.id, c.p.ts_us) {
+        return false;
+    }
+    detect_flowbits::apply(&r.flowbits, &mut f.bits);
+    detect_flowint::apply(&r.flowints, &mut f.ints);
+    if !r.xbits.is_empty() {
+        det.xbits.apply(&r.xbits, c.p.src, c.p.dst, f.id, c.p.ts_us);
+    }
+    true
 }
 
 fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: bool, out: &mut Vec<Alert>) {
@@ -125,9 +285,8 @@ fn eval_tx_rules(
         let proto_fit = match r.proto {
             Proto::Http => app == Proto::Http,
             Proto::Dns => app == Proto::Dns,
-            Proto::Tls => app == Proto::Tls,
-            Proto::Tcp | Proto::Ip => app != Proto::Dns || c.p.proto == PROTO_TCP,
-            Proto::Udp => c.p.proto == PROTO_UDP,
+            Proto::Tcp | Proto::Ip => r.app.is_none_or(|a| a == app) && (app != Proto::Dns || c.p.proto == PROTO_TCP),
+            Proto::Udp => c.p.proto == PROTO_UDP && r.app.is_none_or(|a| a == app),
             _ => false,
         };
         if !proto_fit {
@@ -154,26 +313,36 @@ fn eval_tx_rules(
         if r.flow.established && !c.established || r.flow.not_established && c.established {
             continue;
         }
-        if !header_ok(r, c.p) || !pkt_ok_app(r, c.p) || f.tx_alerted.contains(&(tx_id, ri)) {
+        if !header_ok(r, c.p) || !pkt_ok_app(r, c.p) || !flow_keywords_ok(r, f, c) || f.tx_alerted.contains(&(tx_id, ri)) {
+            continue;
+        }
+        // Transaction keywords: HTTP offers its anomaly events; DNS none.
+        if !r.tx.iter().all(|m| match (m, tx) {
+            (crate::detect_appkw::TxMatch::Event { name, .. }, Some(t)) => t.2.events.iter().any(|e| e == name),
+            _ => false,
+        }) {
             continue;
         }
         // urilen
         let mut ok = true;
         for m in &r.pkt {
-            if let PktMatch::Urilen(cmp) = m {
-                let len = tx.map(|t| t.2.uri_norm.len()).unwrap_or(0);
+            if let PktMatch::Urilen(cmp, raw) = m {
+                let len = tx.map(|t| if *raw { t.2.uri_raw.len() } else { t.2.uri_norm.len() }).unwrap_or(0);
                 ok &= cmp.test(len as u64);
             }
         }
         if !ok {
             continue;
         }
+        let mut mc = MatchCtx::default();
         for (b, items) in &r.bufs {
             if items.is_empty() {
                 continue;
             }
             let m = if *b == Buf::Payload {
-                !payload.is_empty() && eval_buffer(payload, items)
+                !payload.is_empty() && eval_buffer_in(payload, items, &mut mc)
+            } else if b.is_pkt() {
+                header_buf(*b, c.p).is_some_and(|h| eval_buffer_in(h, items, &mut mc))
             } else {
                 let xf = r.xforms_for(*b);
                 bufs.iter().filter(|(x, _)| x == b).any(|(_, v)| match xf {
@@ -182,9 +351,9 @@ fn eval_tx_rules(
                         for x in xs {
                             t = x.apply(&t);
                         }
-                        eval_buffer(&t, items)
+                        eval_buffer_in(&t, items, &mut mc)
                     }
-                    None => eval_buffer(v, items),
+                    None => eval_buffer_in(v, items, &mut mc),
                 })
             };
             if !m {
@@ -192,11 +361,10 @@ fn eval_tx_rules(
                 break;
             }
         }
-        if !ok || !detect_flowbits::is_ok(&r.flowbits, &f.bits) {
+        if !ok || !post_match(det, r, ri, f, c) {
             continue;
         }
         f.tx_alerted.insert((tx_id, ri));
-        detect_flowbits::apply(&r.flowbits, &mut f.bits);
         if !det.thresh.check(ri, r, c.p, f.id) {
             continue;
         }

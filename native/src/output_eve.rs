@@ -35,6 +35,17 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// (year, month, day) → days since 1970-01-01, proleptic Gregorian.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
 pub fn timestamp(ts_us: i64) -> String {
     let secs = ts_us.div_euclid(1_000_000);
     let us = ts_us.rem_euclid(1_000_000);
@@ -106,5 +117,7 @@ mod tests {
     fn timestamps() {
         assert_eq!(super::timestamp(0), "1970-01-01T00:00:00.000000+0000");
         assert_eq!(super::timestamp(1_500_000_000_123_456), "2017-07-14T02:40:00.123456+0000");
+        assert_eq!(super::days_from_civil(2017, 7, 14), 1_500_000_000 / 86400);
+        assert_eq!(super::days_from_civil(1970, 1, 1), 0);
     }
 }
