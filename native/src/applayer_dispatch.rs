@@ -187,6 +187,12 @@ fn feed_tcp(f: &mut Flow, to_server: bool, data: &[u8], p: &Packet, expect: &mut
             Pd::Found(pr) => {
                 f.alproto[d] = AlProto::Proto(pr);
                 f.pd_done_now[d] = true;
+                if matches!(f.alproto[1 - d], AlProto::Proto(o) if o != pr) {
+                    // The directions disagree (an HTTP client meets an SSH server): Suricata
+                    // raises a mismatch and this direction's protocol holds for this packet
+                    // only; afterwards the direction counts as failed.
+                    f.pd_mismatch = true;
+                }
             }
             Pd::More if f.pd_buf[d].len() + if buffered { 0 } else { data.len() } < PD_LIMIT => {
                 if !buffered {

@@ -347,10 +347,8 @@ impl AppLayer for TlsState {
         self.feed(to_server, data)
     }
     fn close(&mut self, to_server: bool) -> bool {
-        let tx = self.txs.current();
-        let was = tx.done[usize::from(!to_server)];
-        tx.finish(to_server);
-        !was
+        self.txs.current().finish(to_server);
+        false
     }
     fn txs(&self) -> &AppTxs {
         &self.txs

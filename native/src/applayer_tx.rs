@@ -68,11 +68,10 @@ impl AppTx {
     pub fn touch(&mut self, to_server: bool) {
         self.gen[usize::from(!to_server)] += 1;
     }
+    /// Nothing more will come from this direction (it is not a change to inspect: what
+    /// completed it was added with its data).
     pub fn finish(&mut self, to_server: bool) {
-        if !self.done[usize::from(!to_server)] {
-            self.done[usize::from(!to_server)] = true;
-            self.touch(to_server);
-        }
+        self.done[usize::from(!to_server)] = true;
     }
     pub fn has_buf(&self, b: Buf) -> bool {
         self.bufs.iter().any(|(x, _, _)| *x == b)

@@ -278,6 +278,9 @@ pub fn parse_stream_size(v: &str) -> Result<FlowMatch, String> {
 
 /// What a flow keyword sees of the flow.
 pub struct FlowView {
+    /// Protocol detection completed on this packet (per direction): the only packets a rule
+    /// made of app-layer-protocol alone matches (Suricata's protocol-detection-only rules).
+    pub pd_done_now: bool,
     /// Protocol detected per direction (0: from the client).
     pub alproto: [AlProto; 2],
     /// Whether the packet is from the client.
@@ -288,20 +291,28 @@ pub struct FlowView {
 }
 
 impl FlowMatch {
+    pub fn is_app_proto(&self) -> bool {
+        matches!(self, FlowMatch::AppProto { .. })
+    }
     pub fn matches(&self, v: &FlowView) -> bool {
         match self {
             FlowMatch::AppProto { proto, negated, mode } => {
                 let is = |a: AlProto| a == *proto;
                 let [ts, tc] = v.alproto;
-                let known = |a: AlProto| !matches!(a, AlProto::Unknown);
                 let r = match mode {
                     AlMode::ToServer => is(ts),
                     AlMode::ToClient => is(tc),
                     AlMode::Direction => is(if v.to_server { ts } else { tc }),
                     AlMode::Either => is(ts) || is(tc),
                     AlMode::Default | AlMode::Final | AlMode::Original => {
-                        // The flow's protocol: the first direction that recognised one.
-                        let flow = if known(ts) { ts } else { tc };
+                        // The flow's protocol: one a direction recognised; failed once both
+                        // directions failed; unknown until then.
+                        let flow = match (ts, tc) {
+                            (AlProto::Proto(_), _) => ts,
+                            (_, AlProto::Proto(_)) => tc,
+                            (AlProto::Failed, AlProto::Failed) => AlProto::Failed,
+                            _ => AlProto::Unknown,
+                        };
                         if *negated && matches!(flow, AlProto::Unknown) {
                             // Suricata only tests a negation once the protocol is known.
                             return false;

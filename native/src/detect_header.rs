@@ -54,7 +54,11 @@ pub fn flow_keywords_ok(r: &Rule, f: &Flow, c: &PktCtx) -> bool {
     if r.flowm.is_empty() {
         return true;
     }
-    let v = crate::detect_appkw::FlowView { alproto: f.alproto, to_server: c.to_server, stream_size: f.tcp.as_ref().map(|t| t.stream_size()) };
+    let pd_done_now = f.pd_done_now[0] || f.pd_done_now[1];
+    if r.pd_only && !pd_done_now {
+        return false;
+    }
+    let v = crate::detect_appkw::FlowView { pd_done_now, alproto: f.alproto, to_server: c.to_server, stream_size: f.tcp.as_ref().map(|t| t.stream_size()) };
     r.flowm.iter().all(|m| m.matches(&v))
 }
 

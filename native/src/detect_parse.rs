@@ -475,6 +475,9 @@ pub struct Rule {
     /// The application protocol whose transactions the rule inspects: the header's, or the
     /// one its buffers and transaction keywords belong to.
     pub app: Option<Proto>,
+    /// Nothing but app-layer-protocol (Suricata's PD-only signature): it matches only on the
+    /// packet where protocol detection completed.
+    pub pd_only: bool,
 }
 
 impl Rule {
@@ -614,6 +617,7 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
         xbits: Vec::new(),
         nvars: 0,
         app: None,
+        pd_only: false,
     };
     // Each option goes to its keyword's setup, in rule order (a sticky buffer applies to the
     // keywords after it, a content modifier to the content before it).
@@ -682,6 +686,17 @@ fn finalize_rule(r: &mut Rule) -> Result<(), String> {
         }
     }
     r.app = if r.proto.is_app() { Some(r.proto) } else { app };
+    let f = &r.flow;
+    r.pd_only = !r.proto.is_app()
+        && !r.flowm.is_empty()
+        && r.flowm.iter().all(|m| m.is_app_proto())
+        && r.bufs.is_empty()
+        && r.tx.is_empty()
+        && r.pkt.is_empty()
+        && r.flowints.is_empty()
+        && r.xbits.is_empty()
+        && !(f.to_server || f.to_client || f.established || f.not_established || f.only_stream || f.no_stream || f.stateless)
+        && r.flowbits.iter().all(|b| matches!(b, crate::detect_flowbits::FlowbitOp::Set(_)));
     // Choose the fast pattern: an explicit fast_pattern, else the longest positive content
     // (Suricata prefers app buffers over payload too).
     let mut best: Option<(Buf, Vec<u8>, bool, usize)> = None;

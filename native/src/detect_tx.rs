@@ -45,7 +45,7 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_en
                 eval_tx_rules(det, rules, f, c, &bufs, Proto::Dns, None, None, out);
             }
         }
-        App::Gen(_) => gen(det, rules, f, c, out),
+        App::Gen(_) => gen(det, rules, f, c, at_end, out),
         _ => {}
     }
 }
@@ -56,36 +56,47 @@ fn gen_key(id: u64, dir: u64) -> u64 {
     (1 << 62) | (dir << 56) | id
 }
 
-/// Transactions of the generic parsers (TLS, SSH, SMTP, FTP, SMB, DCERPC, Kerberos, ...):
-/// each direction that changed since it was last inspected.
-fn gen(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: &mut Vec<Alert>) {
+/// Transactions of the generic parsers (TLS, SSH, SMTP, FTP, SMB, DCERPC, Kerberos, ...): as
+/// Suricata inspects a transaction in the direction of the packet at hand (both at flow end),
+/// each transaction that changed since that direction last inspected it.
+fn gen(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: bool, out: &mut Vec<Alert>) {
     let App::Gen(mut g) = std::mem::replace(&mut f.app, App::Unknown) else { return };
     let proto = g.proto();
     let now_s = c.p.ts_us.div_euclid(1_000_000);
+    let dirs: &[bool] = if at_end { &[true, false] } else if c.to_server { &[true] } else { &[false] };
     for tx in &g.txs().txs {
-        let key = gen_key(tx.id, 3);
-        let seen = f.tx_seen.get(&key).copied().unwrap_or((0, 0));
-        let changed = [tx.gen[0] != seen.0, tx.gen[1] != seen.1];
-        if !changed[0] && !changed[1] {
-            continue;
-        }
-        f.tx_seen.insert(key, (tx.gen[0], tx.gen[1]));
         let bufs: Vec<(Buf, &[u8])> = tx.bufs.iter().map(|(b, _, v)| (*b, v.as_slice())).collect();
         let sides: Vec<bool> = tx.bufs.iter().map(|(_, s, _)| *s).collect();
-        for (d, ch) in changed.iter().enumerate() {
-            if !ch {
+        let mut inspected = false;
+        for &dir in dirs {
+            let key = gen_key(tx.id, u64::from(!dir));
+            let seen = f.tx_seen.get(&key).copied();
+            let now = (tx.gen[0], tx.gen[1]);
+            // On packets: anything new since this direction looked. At flow end: only what
+            // this direction itself added since (Suricata's end-of-flow inspection runs for a
+            // direction with data left to inspect).
+            let changed = match seen {
+                None => true,
+                Some(s) if at_end => if dir { s.0 != now.0 } else { s.1 != now.1 },
+                Some(s) => s != now,
+            };
+            if !changed {
                 continue;
             }
-            let dir = d == 0;
+            f.tx_seen.insert(key, now);
+            inspected = true;
             let tctx = PktCtx { p: c.p, to_server: dir, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
             eval_gen_rules(det, rules, f, &tctx, tx, &bufs, &sides, proto, Some(dir), now_s, out);
         }
         // `=>` rules: the transaction's buffers of both directions together.
-        if rules.has_bidir_tx {
+        if inspected && rules.has_bidir_tx {
             eval_gen_rules(det, rules, f, c, tx, &bufs, &sides, proto, None, now_s, out);
         }
     }
-    g.txs_mut().prune(|t| f.tx_seen.get(&gen_key(t.id, 3)).is_some_and(|s| s.0 == t.gen[0] && s.1 == t.gen[1]));
+    g.txs_mut().prune(|t| {
+        let now = (t.gen[0], t.gen[1]);
+        [0, 1].iter().all(|&d| f.tx_seen.get(&gen_key(t.id, d)) == Some(&now))
+    });
     f.app = App::Gen(g);
 }
 

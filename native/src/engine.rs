@@ -253,6 +253,15 @@ impl Engine {
         f.last_ts = p.ts_us;
         let to_server = (p.src, p.sp) == f.client;
         f.pkts[if to_server { 0 } else { 1 }] += 1;
+        if f.pd_mismatch {
+            // The direction whose protocol disagreed holds it only for its detection packet.
+            for d in 0..2 {
+                if f.pd_done_now[d] {
+                    f.alproto[d] = crate::detect_appkw::AlProto::Failed;
+                }
+            }
+            f.pd_mismatch = false;
+        }
         f.pd_done_now = [false, false];
         // Stream: TCP session state and reassembly.
         let mut stream = None;

@@ -94,6 +94,8 @@ pub struct Flow {
     /// Protocol detection finished on this packet, per direction: app-layer-protocol rules
     /// without other keywords match only then (Suricata's PD-only signatures).
     pub pd_done_now: [bool; 2],
+    /// The directions recognised different protocols (see applayer_dispatch).
+    pub pd_mismatch: bool,
     /// (tx id, rule index) pairs that already alerted: one alert per transaction.
     pub tx_alerted: FastSet<(u64, u32)>,
     /// Per tx: last generation inspected for each side.
@@ -144,6 +146,7 @@ impl Flow {
             pkts: [0, 0],
             pd_buf: [Vec::new(), Vec::new()],
             pd_done_now: [false, false],
+            pd_mismatch: false,
             tx_alerted: FastSet::default(),
             tx_seen: FastMap::default(),
             dns_tx: 0,
