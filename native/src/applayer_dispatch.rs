@@ -143,7 +143,10 @@ pub fn on_udp(f: &mut Flow, p: &Packet, to_server: bool, expect: &mut Vec<Expect
         };
         match proto {
             Some(pr) => {
-                f.app = new_app(pr);
+                f.app = match pr {
+                    Proto::Dns => App::Dns,
+                    _ => crate::applayer_parsers::new_udp_parser(pr).map(App::Gen).unwrap_or(App::Failed),
+                };
                 let d = usize::from(!to_server);
                 f.alproto = [AlProto::Proto(pr); 2];
                 f.pd_done_now[d] = true;

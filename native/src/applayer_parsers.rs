@@ -6,14 +6,25 @@ use crate::detect_parse::Proto;
 
 /// The parser of a recognised protocol, when there is one.
 pub fn new_parser(p: Proto) -> Option<Box<dyn AppLayer>> {
-    let _ = p;
-    None
+    Some(match p {
+        Proto::Ssh => Box::new(crate::applayer_ssh::SshState::default()),
+        Proto::Krb5 => Box::new(crate::applayer_krb5::Krb5State::new(true)),
+        Proto::Dhcp | Proto::Ntp | Proto::Snmp | Proto::Sip | Proto::Tftp => Box::new(crate::applayer_udp::DatagramState::new(p)),
+        _ => return None,
+    })
 }
 
 /// Recognise a UDP protocol from a datagram (and its ports).
 pub fn detect_udp(d: &[u8], sp: u16, dp: u16) -> Option<Proto> {
-    let _ = (d, sp, dp);
-    None
+    crate::applayer_udp::detect(d, sp, dp)
+}
+
+/// The parser of a protocol recognised on UDP.
+pub fn new_udp_parser(p: Proto) -> Option<Box<dyn AppLayer>> {
+    match p {
+        Proto::Krb5 => Some(Box::new(crate::applayer_krb5::Krb5State::new(false))),
+        _ => new_parser(p),
+    }
 }
 
 /// The parser of an FTP data channel announced by its control channel.

@@ -44,6 +44,9 @@ pub struct AppTx {
     pub gen: [u32; 2],
     /// Per direction: nothing more will be added.
     pub done: [bool; 2],
+    /// A transaction of one direction only (a Kerberos or DHCP message): it is inspected in
+    /// that direction only, and the other counts as done.
+    pub only: Option<bool>,
 }
 
 impl AppTx {

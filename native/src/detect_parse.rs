@@ -121,7 +121,8 @@ impl Buf {
         use Buf::*;
         match self {
             Ja3Hash | Ja3String | TlsSni | SshHasshString | SshHassh | SmtpHelo | SmtpMailFrom | SmtpRcptTo | FtpCommand | FtpCommandData => Some(true),
-            Ja3sHash | Ja3sString | SshHasshServer | SshHasshServerString | FtpReply => Some(false),
+            // krb5.cname/sname: Suricata registers them for responses only.
+            Ja3sHash | Ja3sString | SshHasshServer | SshHasshServerString | FtpReply | Krb5Cname | Krb5Sname => Some(false),
             _ => self.http_side(),
         }
     }

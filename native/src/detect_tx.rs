@@ -69,6 +69,9 @@ fn gen(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: b
         let sides: Vec<bool> = tx.bufs.iter().map(|(_, s, _)| *s).collect();
         let mut inspected = false;
         for &dir in dirs {
+            if tx.only.is_some_and(|o| o != dir) {
+                continue;
+            }
             let key = gen_key(tx.id, u64::from(!dir));
             let seen = f.tx_seen.get(&key).copied();
             let now = (tx.gen[0], tx.gen[1]);
@@ -95,7 +98,7 @@ fn gen(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: b
     }
     g.txs_mut().prune(|t| {
         let now = (t.gen[0], t.gen[1]);
-        [0, 1].iter().all(|&d| f.tx_seen.get(&gen_key(t.id, d)) == Some(&now))
+        [0u64, 1].iter().all(|&d| t.only.is_some_and(|o| o != (d == 0)) || f.tx_seen.get(&gen_key(t.id, d)) == Some(&now))
     });
     f.app = App::Gen(g);
 }
