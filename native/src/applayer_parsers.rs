@@ -9,6 +9,8 @@ pub fn new_parser(p: Proto) -> Option<Box<dyn AppLayer>> {
     Some(match p {
         Proto::Ssh => Box::new(crate::applayer_ssh::SshState::default()),
         Proto::Krb5 => Box::new(crate::applayer_krb5::Krb5State::new(true)),
+        Proto::Smb => Box::new(crate::applayer_smb::SmbState::default()),
+        Proto::Dcerpc => Box::new(crate::applayer_dcerpc::DcerpcState::default()),
         Proto::Dhcp | Proto::Ntp | Proto::Snmp | Proto::Sip | Proto::Tftp => Box::new(crate::applayer_udp::DatagramState::new(p)),
         _ => return None,
     })

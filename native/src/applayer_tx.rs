@@ -44,6 +44,8 @@ pub struct AppTx {
     pub gen: [u32; 2],
     /// Per direction: nothing more will be added.
     pub done: [bool; 2],
+    /// The parser's own key for the transaction (a DCERPC call id, an SMB message id, ...).
+    pub key: u64,
     /// A transaction of one direction only (a Kerberos or DHCP message): it is inspected in
     /// that direction only, and the other counts as done.
     pub only: Option<bool>,

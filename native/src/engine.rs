@@ -282,7 +282,9 @@ impl Engine {
         // Detect: packet and stream rules, then transaction rules when the app state moved.
         let ctx = PktCtx { p, to_server, stream, tracked, established, idx };
         detect_packet::run(&mut self.det, &self.rules, f, &ctx, out);
-        if app_changed || matches!(f.app, App::Dns) {
+        // Generic transactions are looked at on every packet: a direction inspects what the
+        // other direction's data changed on its own next packet (as Suricata does).
+        if app_changed || matches!(f.app, App::Dns | App::Gen(_)) {
             detect_tx::run(&mut self.det, &self.rules, f, &ctx, false, out);
         }
     }

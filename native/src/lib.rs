@@ -2,6 +2,7 @@
 //! applayer_*, detect_*, output_*; `engine` wires them together and `node` is the N-API
 //! boundary (one call per batch of packets).
 
+pub mod applayer_dcerpc;
 pub mod applayer_decompress;
 pub mod applayer_dispatch;
 pub mod applayer_dns;
@@ -9,6 +10,7 @@ pub mod applayer_events;
 pub mod applayer_http;
 pub mod applayer_krb5;
 pub mod applayer_parsers;
+pub mod applayer_smb;
 pub mod applayer_ssh;
 pub mod applayer_tls;
 pub mod applayer_tx;
