@@ -10,6 +10,7 @@ pub fn new_parser(p: Proto) -> Option<Box<dyn AppLayer>> {
         Proto::Ssh => Box::new(crate::applayer_ssh::SshState::default()),
         Proto::Krb5 => Box::new(crate::applayer_krb5::Krb5State::new(true)),
         Proto::Smb => Box::new(crate::applayer_smb::SmbState::default()),
+        Proto::Ftp => Box::new(crate::applayer_ftp::FtpState::default()),
         Proto::Dcerpc => Box::new(crate::applayer_dcerpc::DcerpcState::default()),
         Proto::Dhcp | Proto::Ntp | Proto::Snmp | Proto::Sip | Proto::Tftp => Box::new(crate::applayer_udp::DatagramState::new(p)),
         _ => return None,
@@ -31,6 +32,5 @@ pub fn new_udp_parser(p: Proto) -> Option<Box<dyn AppLayer>> {
 
 /// The parser of an FTP data channel announced by its control channel.
 pub fn ftp_data(e: Expectation) -> Option<Box<dyn AppLayer>> {
-    let _ = e;
-    None
+    Some(Box::new(crate::applayer_ftp::FtpDataState::new(e.link)))
 }

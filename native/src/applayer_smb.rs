@@ -132,9 +132,8 @@ impl SmbState {
         for (i, &b) in data.iter().enumerate() {
             let at = start + i;
             if f.have[at] {
-                if f.data[at] != b {
-                    overlap = true;
-                }
+                // Data for bytes already received (Suricata: offset below what it tracked).
+                overlap = true;
                 continue;
             }
             f.data[at] = b;
@@ -152,14 +151,14 @@ impl SmbState {
             }
         };
         let f = &mut self.files[idx];
-        let first_overlap = overlap && !f.overlap;
+        let new_overlap = overlap;
         f.overlap |= overlap;
         let content = f.data.clone();
         let Some(tx) = self.txs.txs.iter_mut().rev().find(|t| t.key == key) else { return false };
         // The file's bytes so far, in one buffer (replaced as the file grows).
         tx.bufs.retain(|(b, _, _)| *b != Buf::FileData);
         tx.push_buf(Buf::FileData, to_server, &content);
-        if first_overlap {
+        if new_overlap {
             tx.event("smb.file_overlap", to_server);
         }
         true

@@ -154,12 +154,10 @@ pub struct Expectation {
     /// unknown); `from`: the host that will connect.
     pub to: (std::net::IpAddr, u16),
     pub from: std::net::IpAddr,
-    /// 1 STOR (data to the server of the control channel), 2 RETR, 0 other (LIST ...).
-    pub command: u8,
-    /// The file name of the command, when it names one.
-    pub file: Vec<u8>,
     /// Announced at (µs); unused ones expire.
     pub ts_us: i64,
+    /// What the control channel learns about the data (STOR/RETR and the file name).
+    pub link: std::sync::Arc<std::sync::Mutex<crate::applayer_ftp::FtpLink>>,
 }
 
 /// An application-layer parser with transactions in the shape detection reads (`AppTxs`).

@@ -7,6 +7,7 @@ pub mod applayer_decompress;
 pub mod applayer_dispatch;
 pub mod applayer_dns;
 pub mod applayer_events;
+pub mod applayer_ftp;
 pub mod applayer_http;
 pub mod applayer_krb5;
 pub mod applayer_parsers;
