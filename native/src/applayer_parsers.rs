@@ -11,6 +11,7 @@ pub fn new_parser(p: Proto) -> Option<Box<dyn AppLayer>> {
         Proto::Krb5 => Box::new(crate::applayer_krb5::Krb5State::new(true)),
         Proto::Smb => Box::new(crate::applayer_smb::SmbState::default()),
         Proto::Ftp => Box::new(crate::applayer_ftp::FtpState::default()),
+        Proto::Smtp => Box::new(crate::applayer_smtp::SmtpState::default()),
         Proto::Dcerpc => Box::new(crate::applayer_dcerpc::DcerpcState::default()),
         Proto::Dhcp | Proto::Ntp | Proto::Snmp | Proto::Sip | Proto::Tftp => Box::new(crate::applayer_udp::DatagramState::new(p)),
         _ => return None,

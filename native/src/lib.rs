@@ -12,6 +12,7 @@ pub mod applayer_http;
 pub mod applayer_krb5;
 pub mod applayer_parsers;
 pub mod applayer_smb;
+pub mod applayer_smtp;
 pub mod applayer_ssh;
 pub mod applayer_tls;
 pub mod applayer_tx;
