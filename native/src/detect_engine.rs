@@ -656,6 +656,12 @@ impl RuleSet {
             }
             kept.push(r);
         }
+        // Suricata's evaluation order (detect-engine-sigorder): by action (pass, drop,
+        // reject, alert), then flowbits use (setters, then setters that also test, then
+        // testers, then rules without flowbits), then xbits likewise, then priority; the
+        // file order otherwise. A rule that sets a bit thus runs before one that tests it
+        // on the same packet, whatever their order in the files.
+        kept.sort_by_key(|r| (action_rank(&r.action), 3 - bits_kind(&r.flowbits), 3 - xbits_kind(&r.xbits), r.priority));
         let t_build = std::time::Instant::now();
         let mut rs = RuleSet {
             rules: kept,
@@ -777,6 +783,40 @@ impl RuleSet {
         }
         self.pkt_addr = AddrIndex::build(&self.rules, &self.pkt_always);
         self.app_addr = AddrIndex::build(&self.rules, &self.app_always);
+    }
+}
+
+fn action_rank(a: &str) -> u8 {
+    match a {
+        "pass" => 0,
+        "drop" => 1,
+        "reject" | "rejectsrc" | "rejectdst" | "rejectboth" => 2,
+        _ => 3,
+    }
+}
+
+/// 3 sets only, 2 sets and tests, 1 tests only, 0 none (Suricata's flowbits ordering types).
+fn bits_kind(ops: &[crate::detect_flowbits::FlowbitOp]) -> u8 {
+    use crate::detect_flowbits::FlowbitOp::*;
+    let read = ops.iter().any(|o| matches!(o, IsSet(_) | IsNotSet(_) | IsSetAll(_)));
+    let write = ops.iter().any(|o| matches!(o, Set(_) | Unset(_) | Toggle(_)));
+    match (read, write) {
+        (false, true) => 3,
+        (true, true) => 2,
+        (true, false) => 1,
+        _ => 0,
+    }
+}
+
+fn xbits_kind(ops: &[crate::detect_flowint::XbitOp]) -> u8 {
+    use crate::detect_flowint::XCmd::*;
+    let read = ops.iter().any(|o| matches!(o.cmd, IsSet | IsNotSet));
+    let write = ops.iter().any(|o| matches!(o.cmd, Set | Unset | Toggle));
+    match (read, write) {
+        (false, true) => 3,
+        (true, true) => 2,
+        (true, false) => 1,
+        _ => 0,
     }
 }
 

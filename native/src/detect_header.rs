@@ -16,6 +16,17 @@ pub fn header_ok(r: &Rule, p: &Packet) -> bool {
     fwd || (r.bidir && r.src.matches(&p.dst) && r.sp.matches(p.dp) && r.dst.matches(&p.src) && r.dp.matches(p.sp))
 }
 
+/// Addresses and ports as written (`switched` false) or switched, for the two rules a `<>`
+/// rule stands for.
+#[inline]
+pub fn header_ok_dir(r: &Rule, p: &Packet, switched: bool) -> bool {
+    if switched {
+        r.src.matches(&p.dst) && r.sp.matches(p.dp) && r.dst.matches(&p.src) && r.dp.matches(p.sp)
+    } else {
+        r.src.matches(&p.src) && r.sp.matches(p.sp) && r.dst.matches(&p.dst) && r.dp.matches(p.dp)
+    }
+}
+
 /// The rule's protocol: the packet's for ip/tcp/udp/icmp rules, the flow's app-layer
 /// protocol for http/dns/tls rules.
 #[inline]

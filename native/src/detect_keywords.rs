@@ -44,6 +44,8 @@ pub struct RuleDraft<'a> {
     pub last_item_buf: Option<Buf>,
     /// Names of the variables byte_extract and byte_math defined so far (index = variable).
     pub var_names: Vec<String>,
+    /// `=>` rules: buffers selected from here on are the response's (bidir.toclient).
+    pub bidir_toclient: bool,
 }
 
 impl RuleDraft<'_> {
@@ -367,6 +369,9 @@ static KEYWORDS: &[Keyword] = &[
         d.r.flowm.push(detect_appkw::parse_stream_size(v.ok_or("stream_size needs a value")?)?);
         Ok(())
     }),
+    // `=>` rules: the direction of the buffers that follow.
+    kw("bidir.toclient", NOOPT, |d, _, _| bidir_dir(d, true)),
+    kw("bidir.toserver", NOOPT, |d, _, _| bidir_dir(d, false)),
     // Packet header buffers.
     kw("ipv4.hdr", NOOPT, |d, k, _| buffer(d, k, Buf::Ipv4Hdr)),
     kw("ipv6.hdr", NOOPT, |d, k, _| buffer(d, k, Buf::Ipv6Hdr)),
@@ -514,6 +519,16 @@ fn buffer(d: &mut RuleDraft, k: &Keyword, b: Buf) -> Result<(), String> {
         d.last_item_buf = Some(b);
     } else {
         d.cur = b;
+    }
+    // `=>` rules: a buffer without a direction of its own is taken from the direction
+    // bidir.toserver/bidir.toclient chose (to the server by default); once only.
+    if d.r.bidir_tx && b.side().is_none() && b.is_app() {
+        let side = !d.bidir_toclient;
+        match d.r.bidir_sides.iter().find(|(x, _)| *x == b) {
+            Some((_, s)) if *s != side => return Err(format!("{} used for both directions in one => rule", k.name)),
+            Some(_) => {}
+            None => d.r.bidir_sides.push((b, side)),
+        }
     }
     Ok(())
 }
@@ -695,6 +710,14 @@ fn content_num(d: &mut RuleDraft, k: &Keyword, v: Option<&str>, which: usize) ->
 fn push_payload_item(d: &mut RuleDraft, b: Buf, it: Item) {
     push_item(&mut d.r, b, it);
     d.last_item_buf = Some(b);
+}
+
+fn bidir_dir(d: &mut RuleDraft, toclient: bool) -> Result<(), String> {
+    if !d.r.bidir_tx {
+        return Err("bidir.toclient/bidir.toserver need a => rule".into());
+    }
+    d.bidir_toclient = toclient;
+    Ok(())
 }
 
 fn tx(d: &mut RuleDraft, m: TxMatch) -> Result<(), String> {

@@ -8,7 +8,7 @@ use crate::detect_ctx::{DetectCtx, PktCtx};
 use crate::detect_engine::{eval_buffer, eval_buffer_in, pkt_group, MatchCtx, RuleSet};
 use crate::detect_flowbits;
 use crate::detect_flowint;
-use crate::detect_header::{addr_rules, flow_keywords_ok, flow_ok, header_buf, header_ok, pkt_ok, proto_ok};
+use crate::detect_header::{addr_rules, flow_keywords_ok, flow_ok, header_buf, header_ok, header_ok_dir, pkt_ok, proto_ok};
 use crate::detect_parse::{Buf, Item, Proto};
 use crate::flow_table::{App, Flow};
 
@@ -66,11 +66,27 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
     }
     let mut joined: Option<Vec<u8>> = None;
     sc.finish();
-    for &ri in &sc.cand {
+    // A `<>` rule whose two ends differ is two rules in Suricata (as written, and switched),
+    // evaluated one after the other: a packet both fit matches twice, and the second sees
+    // the first's flowbits.
+    let copies = sc.cand.iter().flat_map(|&ri| {
         let r = &rules.rules[ri as usize];
-        if !proto_ok(r, c.p, f) || !flow_ok(r, c) || !header_ok(r, c.p) || !pkt_ok(r, c.p) || !flow_keywords_ok(r, f, c) {
+        let two = r.bidir && !r.bidir_same;
+        [(ri, if two { 1u8 } else { 0 }), (ri, if two { 2 } else { 3 })].into_iter().filter(|&(_, m)| m != 3)
+    });
+    let copies: Vec<(u32, u8)> = copies.collect();
+    for (ri, mode) in copies {
+        let r = &rules.rules[ri as usize];
+        let hdr = match mode {
+            0 => header_ok(r, c.p),
+            1 => header_ok_dir(r, c.p, false),
+            _ => header_ok_dir(r, c.p, true),
+        };
+        if !proto_ok(r, c.p, f) || !flow_ok(r, c) || !hdr || !pkt_ok(r, c.p) || !flow_keywords_ok(r, f, c) {
             continue;
         }
+        // The switched copy keeps its own threshold state.
+        let tk = if mode == 2 { ri | 1 << 31 } else { ri };
         let mut m = MatchCtx::default();
         let mut matched = true;
         for (b, items) in &r.bufs {
@@ -112,7 +128,7 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
         if !r.xbits.is_empty() {
             det.xbits.apply(&r.xbits, c.p.src, c.p.dst, f.id, c.p.ts_us);
         }
-        if !det.thresh.check(ri, r, c.p, f.id) {
+        if !det.thresh.check(tk, r, c.p, f.id) {
             continue;
         }
         let ap = f.app.name();

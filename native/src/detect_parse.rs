@@ -447,6 +447,9 @@ pub struct Rule {
     pub dst: AddrSet,
     pub dp: PortSet,
     pub bidir: bool,
+    /// A `<>` rule whose source and destination are the same (Suricata treats it as one
+    /// rule, not two).
+    pub bidir_same: bool,
     /// `=>` (Suricata 8): one transaction's buffers of both directions in one rule.
     pub bidir_tx: bool,
     pub flow: FlowOpt,
@@ -479,6 +482,9 @@ pub struct Rule {
     /// Nothing but app-layer-protocol (Suricata's PD-only signature): it matches only on the
     /// packet where protocol detection completed.
     pub pd_only: bool,
+    /// `=>` rules: the direction of each buffer that has none of its own (to the server
+    /// unless after bidir.toclient).
+    pub bidir_sides: Vec<(Buf, bool)>,
 }
 
 impl Rule {
@@ -488,6 +494,10 @@ impl Rule {
     /// Inspected per transaction: an application buffer or transaction keyword.
     pub fn has_app_buf(&self) -> bool {
         self.bufs.iter().any(|(b, _)| b.is_app()) || !self.tx.is_empty()
+    }
+    /// The direction a buffer of a `=>` rule is taken from (true: from the client).
+    pub fn buf_side(&self, b: Buf) -> bool {
+        b.side().or_else(|| self.bidir_sides.iter().find(|(x, _)| *x == b).map(|(_, s)| *s)).unwrap_or(true)
     }
     pub fn payload_items(&self) -> Option<&Vec<Item>> {
         self.bufs.iter().find(|(b, _)| *b == Buf::Payload).map(|(_, v)| v)
@@ -600,6 +610,7 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
         dst,
         dp,
         bidir,
+        bidir_same: bidir && header[2] == header[5] && header[3] == header[6],
         bidir_tx,
         flow: FlowOpt::default(),
         pkt: Vec::new(),
@@ -619,10 +630,11 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
         nvars: 0,
         app: None,
         pd_only: false,
+        bidir_sides: Vec::new(),
     };
     // Each option goes to its keyword's setup, in rule order (a sticky buffer applies to the
     // keywords after it, a content modifier to the content before it).
-    let mut d = RuleDraft { r, bits: &mut *ctx.bits, have_sid: false, explicit_priority: false, cur: Buf::Payload, last_item_buf: None, var_names: Vec::new() };
+    let mut d = RuleDraft { r, bits: &mut *ctx.bits, have_sid: false, explicit_priority: false, cur: Buf::Payload, last_item_buf: None, var_names: Vec::new(), bidir_toclient: false };
     for (k, v) in &opts {
         let k = k.to_ascii_lowercase();
         let kw = ctx.keywords.get(&k).ok_or_else(|| unsupported_reason(&k))?;

@@ -155,7 +155,8 @@ fn eval_gen_rules(
         if r.flow.established && !c.established || r.flow.not_established && c.established {
             continue;
         }
-        if !header_ok(r, c.p) || !pkt_ok_app(r, c.p) || !flow_keywords_ok(r, f, c) || f.tx_alerted.contains(&(alert_key, ri)) {
+        let hdr = if dir.is_none() { header_ok_flow(r, c, f) } else { header_ok(r, c.p) };
+        if !hdr || !pkt_ok_app(r, c.p) || !flow_keywords_ok(r, f, c) || f.tx_alerted.contains(&(alert_key, ri)) {
             continue;
         }
         if !r.tx.iter().all(|m| m.matches(tx, dir, now_s)) {
@@ -171,8 +172,9 @@ fn eval_gen_rules(
             } else {
                 let xf = r.xforms_for(*b);
                 let mut any = false;
+                let want_side = dir.unwrap_or_else(|| r.buf_side(*b));
                 for (i, (x, v)) in bufs.iter().enumerate() {
-                    if x != b || dir.is_some_and(|d| sides[i] != d) {
+                    if x != b || sides[i] != want_side && (dir.is_some() || b.side().is_none() && r.bidir_sides.iter().any(|(y, _)| y == b)) {
                         continue;
                     }
                     m.dce_le = tx.dce_le;
@@ -262,6 +264,13 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
             let body_hits = rules.body_hits(&f.res_scan, tx);
             eval_tx_rules(det, rules, f, &tctx, &bufs, Proto::Http, Some((id, false, tx)), body_hits, out);
         }
+        if rules.has_bidir_tx && res_new {
+            let mut arena2 = std::mem::take(&mut det.arena2);
+            let req = detect_buffers::http_bufs(tx, true, &mut arena);
+            let res = detect_buffers::http_bufs(tx, false, &mut arena2);
+            http_bidir(det, rules, f, c, id, tx, &req, &res, out);
+            det.arena2 = arena2;
+        }
         det.arena = arena;
         // Both sides complete and inspected: nothing will look at this transaction's
         // buffers again, so release them (a long keep-alive flow must not hoard bodies).
@@ -271,6 +280,73 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
     }
     let _ = at_end;
     f.app = App::Http(h);
+}
+
+/// `=>` rules on an HTTP transaction whose response arrived: the request's buffers and the
+/// response's together, each of the rule's buffers taken from its direction.
+#[allow(clippy::too_many_arguments)]
+fn http_bidir(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, id: u64, tx: &HttpTx, req: &[(Buf, &[u8])], res: &[(Buf, &[u8])], out: &mut Vec<Alert>) {
+    let mut sc = std::mem::take(&mut det.scan);
+    sc.begin(rules.rules.len());
+    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
+    rules.app_pf[0].scan(req, &[], None, &mut sc);
+    rules.app_pf[1].scan(res, &[], None, &mut sc);
+    sc.finish();
+    let key = id | 1 << 61;
+    for &ri in &sc.cand {
+        let r = &rules.rules[ri as usize];
+        if !r.bidir_tx || !r.app.is_some_and(|a| a == Proto::Http) || f.tx_alerted.contains(&(key, ri)) {
+            continue;
+        }
+        if r.flow.established && !c.established || !header_ok_flow(r, c, f) || !flow_keywords_ok(r, f, c) {
+            continue;
+        }
+        let mut ok = r.tx.iter().all(|m| matches!(m, crate::detect_appkw::TxMatch::Event { name, .. } if tx.events.iter().any(|e| e == name)));
+        for m in &r.pkt {
+            if let PktMatch::Urilen(cmp, raw) = m {
+                ok &= cmp.test(if *raw { tx.uri_raw.len() } else { tx.uri_norm.len() } as u64);
+            }
+        }
+        let mut mc = MatchCtx::default();
+        for (b, items) in &r.bufs {
+            if !ok {
+                break;
+            }
+            if items.is_empty() || !b.is_app() {
+                continue;
+            }
+            let side = r.buf_side(*b);
+            let list = if side { req } else { res };
+            let xf = r.xforms_for(*b);
+            ok = list.iter().filter(|(x, _)| x == b).any(|(_, v)| match xf {
+                Some(xs) => {
+                    let mut t = v.to_vec();
+                    for x in xs {
+                        t = x.apply(&t);
+                    }
+                    eval_buffer_in(&t, items, &mut mc)
+                }
+                None => eval_buffer_in(v, items, &mut mc),
+            });
+        }
+        if !ok || !post_match(det, r, ri, f, c) {
+            continue;
+        }
+        f.tx_alerted.insert((key, ri));
+        if !det.thresh.check(ri, r, c.p, f.id) {
+            continue;
+        }
+        detect_alert::emit(r, c.p, c.idx, f.id, Some("http"), Some(detect_alert::http_meta(tx)), out);
+    }
+    det.scan = sc;
+}
+
+/// A `=>` rule's addresses and ports are those of the flow (client to server), whichever
+/// direction the packet at hand goes.
+fn header_ok_flow(r: &crate::detect_parse::Rule, c: &PktCtx, f: &Flow) -> bool {
+    let from_client = (c.p.src, c.p.sp) == f.client;
+    let (cs, cp, ss, sp) = if from_client { (c.p.src, c.p.sp, c.p.dst, c.p.dp) } else { (c.p.dst, c.p.dp, c.p.src, c.p.sp) };
+    r.src.matches(&cs) && r.sp.matches(cp) && r.dst.matches(&ss) && r.dp.matches(sp)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -295,6 +371,9 @@ fn eval_tx_rules(
     let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
     for &ri in &sc.cand {
         let r = &rules.rules[ri as usize];
+        if r.bidir_tx {
+            continue; // `=>` rules see both sides of a transaction at once (http_bidir)
+        }
         // Protocol of the rule must fit the transaction's protocol.
         let proto_fit = match r.proto {
             Proto::Http => app == Proto::Http,
@@ -392,4 +471,92 @@ fn eval_tx_rules(
         detect_alert::emit(r, c.p, c.idx, f.id, ap, meta, out);
     }
     det.scan = sc;
+}
+
+#[cfg(test)]
+mod tests {
+    //! Behaviour pinned from Suricata's documentation and source: `=>` transactional rules
+    //! (rules/intro "Direction", bidir.toserver/bidir.toclient), `<>` rules as the two rules
+    //! Suricata makes of them (detect-parse.c SigInit: unless source and destination are the
+    //! same), HTTP responses delimited by the server closing, and requests without a
+    //! protocol version (libhtp: HTTP/0.9 only when nothing follows the request line;
+    //! REQ_FINALIZE: bytes after a body-less request that are no request are its body).
+    use crate::test_capture::{converse, converse_ports, Step::*};
+
+    const REQ: &[u8] = b"POST /wd/hub/session HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n\"args\":[\"x";
+    const RES_500: &[u8] = b"HTTP/1.1 500 Server Error\r\nServer: Jetty(9)\r\nContent-Length: 22\r\n\r\nWebDriverException: no";
+
+    #[test]
+    fn transactional_rule_matches_request_and_response_once() {
+        let rules = r#"
+alert http any any => any any (msg:"uri and status"; http.uri; content:"/wd/hub/session"; http.stat_code; content:"500"; sid:1;)
+alert http any any => any any (msg:"body of each side"; http.request_body; content:"args"; http.server; content:"Jetty"; startswith; bidir.toclient; file.data; content:"WebDriverException"; sid:2;)
+alert http any any => any any (msg:"wrong status"; http.uri; content:"/wd/hub/session"; http.stat_code; content:"200"; sid:3;)
+alert http any any => any any (msg:"file.data is the request's unless bidir.toclient"; http.stat_code; content:"500"; file.data; content:"WebDriverException"; sid:4;)
+"#;
+        let sids = converse(rules, 8080, &[Client(REQ), Server(RES_500), ServerFin]);
+        assert_eq!(sids, vec![1, 2]);
+    }
+
+    #[test]
+    fn transactional_rule_equals_its_flowbits_pair() {
+        let rules = r#"
+alert http any any -> any any (msg:"request"; flow:established,to_server; flowbits:set,req.seen; flowbits:noalert; http.uri; content:"/wd/hub/session"; sid:10;)
+alert http any any -> any any (msg:"response"; flow:established,to_client; flowbits:isset,req.seen; http.stat_code; content:"500"; sid:11;)
+alert http any any => any any (msg:"both"; http.uri; content:"/wd/hub/session"; http.stat_code; content:"500"; sid:12;)
+"#;
+        let mut sids = converse(rules, 8080, &[Client(REQ), Server(RES_500)]);
+        sids.sort_unstable();
+        assert_eq!(sids, vec![11, 12]);
+    }
+
+    #[test]
+    fn bidirectional_rule_is_two_rules_unless_both_ends_are_the_same() {
+        // Client port 80 to server port 80: the packet fits `any 80 <> any any` as written and
+        // switched, so it matches twice; `any 80 <> any 80` is one rule.
+        let rules = r#"
+alert tcp any 80 <> any any (msg:"two rules"; content:"ping"; sid:20;)
+alert tcp any 80 <> any 80 (msg:"one rule"; content:"ping"; sid:21;)
+alert tcp any 80 <> any any (msg:"second copy sees the first's bit"; content:"ping"; flowbits:isnotset,once; flowbits:set,once; sid:22;)
+"#;
+        let mut sids = converse_ports(rules, 80, 80, &[Client(b"ping")]);
+        sids.sort_unstable();
+        assert_eq!(sids, vec![20, 20, 21, 22]);
+    }
+
+    #[test]
+    fn bidirectional_rule_with_flowbits_across_directions() {
+        // Set by the client's packet (as written), tested by the server's (switched).
+        let rules = r#"
+alert tcp 10.0.0.2 any <> 192.0.2.9 5555 (msg:"set"; content:"hello"; flowbits:set,greeted; flowbits:noalert; sid:30;)
+alert tcp 10.0.0.2 any <> 192.0.2.9 5555 (msg:"answer"; content:"welcome"; flowbits:isset,greeted; sid:31;)
+alert tcp 10.0.0.2 any <> 192.0.2.9 5555 (msg:"answer before greeting"; content:"early"; flowbits:isset,greeted; sid:32;)
+"#;
+        assert_eq!(converse(rules, 5555, &[Server(b"early"), Client(b"hello"), Server(b"welcome")]), vec![31]);
+    }
+
+    #[test]
+    fn response_without_length_ends_when_the_server_closes() {
+        let rules = r#"alert http any any -> any any (msg:"close-delimited body"; flow:to_client; file.data; content:"tail-marker"; endswith; sid:40;)"#;
+        let req: &[u8] = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+        let res: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst part ";
+        // The client closing does not end the body; the server's FIN does.
+        assert_eq!(converse(rules, 80, &[Client(req), Server(res), Server(b"and tail-marker"), ClientFin, ServerFin]), vec![40]);
+        // Without a FIN the capture's end completes it.
+        assert_eq!(converse(rules, 80, &[Client(req), Server(res), Server(b"and tail-marker")]), vec![40]);
+        // A RST ends it too.
+        assert_eq!(converse(rules, 80, &[Client(req), Server(res), Server(b"and tail-marker"), ServerRst]), vec![40]);
+    }
+
+    #[test]
+    fn requests_without_protocol_version() {
+        let rules = r#"
+alert http any any -> any any (msg:"0.9: the line is the request"; http.request_line; content:"GET /old"; endswith; http.uri; content:"/old"; sid:50;)
+alert http any any -> any any (msg:"headers of a request missing its version"; http.host; content:"example"; http.request_body; content:"hello"; sid:51;)
+alert http any any -> any any (msg:"bytes after a body-less request are its body"; http.request_body; content:"login=foo"; app-layer-event:http.request_body_unexpected; sid:52;)
+"#;
+        assert_eq!(converse(rules, 80, &[Client(b"GET /old\r\n")]), vec![50]);
+        assert_eq!(converse(rules, 80, &[Client(b"POST /up\r\nHost: example\r\nContent-Length: 5\r\n\r\nhello")]), vec![51]);
+        assert_eq!(converse(rules, 80, &[Client(b"POST /a HTTP/1.1\r\nHost: h\r\n\r\nlogin=foo&pw=bar"), ClientFin]), vec![52]);
+    }
 }

@@ -44,3 +44,6 @@ pub mod stream_tcp;
 
 #[cfg(feature = "node")]
 mod node;
+
+#[cfg(test)]
+mod test_capture;
