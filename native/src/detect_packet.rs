@@ -69,13 +69,12 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
     // A `<>` rule whose two ends differ is two rules in Suricata (as written, and switched),
     // evaluated one after the other: a packet both fit matches twice, and the second sees
     // the first's flowbits.
-    let copies = sc.cand.iter().flat_map(|&ri| {
+    let one: &[u8] = &[0];
+    let two: &[u8] = &[1, 2];
+    for (ri, mode) in sc.cand.iter().flat_map(|&ri| {
         let r = &rules.rules[ri as usize];
-        let two = r.bidir && !r.bidir_same;
-        [(ri, if two { 1u8 } else { 0 }), (ri, if two { 2 } else { 3 })].into_iter().filter(|&(_, m)| m != 3)
-    });
-    let copies: Vec<(u32, u8)> = copies.collect();
-    for (ri, mode) in copies {
+        (if r.bidir && !r.bidir_same { two } else { one }).iter().map(move |&m| (ri, m))
+    }) {
         let r = &rules.rules[ri as usize];
         let hdr = match mode {
             0 => header_ok(r, c.p),
@@ -132,7 +131,12 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
             continue;
         }
         let ap = f.app.name();
-        detect_alert::emit(r, c.p, c.idx, f.id, ap, None, out);
+        // Alerts on a TLS flow carry its TLS fields, as Suricata's do.
+        let meta = match &f.app {
+            App::Gen(g) if g.proto() == Proto::Tls => g.txs().txs.first().map(|t| detect_alert::AppMeta::Tls(Box::new(detect_alert::tls_meta(t)))),
+            _ => None,
+        };
+        detect_alert::emit(r, c.p, c.idx, f.id, ap, meta, out);
     }
     det.scan = sc;
     // Keep the last STREAM_TAIL bytes of this direction's stream.

@@ -65,28 +65,35 @@ fn gen(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: b
     let now_s = c.p.ts_us.div_euclid(1_000_000);
     let dirs: &[bool] = if at_end { &[true, false] } else if c.to_server { &[true] } else { &[false] };
     for tx in &g.txs().txs {
-        let bufs: Vec<(Buf, &[u8])> = tx.bufs.iter().map(|(b, _, v)| (*b, v.as_slice())).collect();
-        let sides: Vec<bool> = tx.bufs.iter().map(|(_, s, _)| *s).collect();
-        let mut inspected = false;
+        let now = (tx.gen[0], tx.gen[1]);
+        // Which of the directions at hand have something new to look at (cheap: no buffer
+        // list is built for a transaction that did not change).
+        let mut todo = [false; 2];
         for &dir in dirs {
             if tx.only.is_some_and(|o| o != dir) {
                 continue;
             }
-            let key = gen_key(tx.id, u64::from(!dir));
-            let seen = f.tx_seen.get(&key).copied();
-            let now = (tx.gen[0], tx.gen[1]);
+            let seen = f.tx_seen.get(&gen_key(tx.id, u64::from(!dir))).copied();
             // On packets: anything new since this direction looked. At flow end: only what
             // this direction itself added since (Suricata's end-of-flow inspection runs for a
             // direction with data left to inspect).
-            let changed = match seen {
+            todo[usize::from(!dir)] = match seen {
                 None => true,
                 Some(s) if at_end => if dir { s.0 != now.0 } else { s.1 != now.1 },
                 Some(s) => s != now,
             };
-            if !changed {
+        }
+        if !todo[0] && !todo[1] {
+            continue;
+        }
+        let bufs: Vec<(Buf, &[u8])> = tx.bufs.iter().map(|(b, _, v)| (*b, v.as_slice())).collect();
+        let sides: Vec<bool> = tx.bufs.iter().map(|(_, s, _)| *s).collect();
+        let mut inspected = false;
+        for &dir in dirs {
+            if !todo[usize::from(!dir)] {
                 continue;
             }
-            f.tx_seen.insert(key, now);
+            f.tx_seen.insert(gen_key(tx.id, u64::from(!dir)), now);
             inspected = true;
             let tctx = PktCtx { p: c.p, to_server: dir, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
             eval_gen_rules(det, rules, f, &tctx, tx, &bufs, &sides, proto, Some(dir), now_s, out);
@@ -210,7 +217,8 @@ fn eval_gen_rules(
         if !det.thresh.check(ri, r, c.p, f.id) {
             continue;
         }
-        detect_alert::emit(r, c.p, c.idx, f.id, Some(proto.name()), None, out);
+        let meta = (proto == Proto::Tls).then(|| detect_alert::AppMeta::Tls(Box::new(detect_alert::tls_meta(tx))));
+        detect_alert::emit(r, c.p, c.idx, f.id, Some(proto.name()), meta, out);
     }
     det.scan = sc;
 }
@@ -336,7 +344,7 @@ fn http_bidir(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, id
         if !det.thresh.check(ri, r, c.p, f.id) {
             continue;
         }
-        detect_alert::emit(r, c.p, c.idx, f.id, Some("http"), Some(detect_alert::http_meta(tx)), out);
+        detect_alert::emit(r, c.p, c.idx, f.id, Some("http"), Some(detect_alert::AppMeta::Http(detect_alert::http_meta(tx))), out);
     }
     det.scan = sc;
 }
@@ -467,7 +475,7 @@ fn eval_tx_rules(
             Proto::Tls => Some("tls"),
             _ => f.app.name(),
         };
-        let meta = tx.map(|t| detect_alert::http_meta(t.2));
+        let meta = tx.map(|t| detect_alert::AppMeta::Http(detect_alert::http_meta(t.2)));
         detect_alert::emit(r, c.p, c.idx, f.id, ap, meta, out);
     }
     det.scan = sc;
