@@ -300,3 +300,69 @@ mod tests {
         assert_eq!(a.txs.txs[0].bufs[1].2.len(), 10, "a response's stub starts after the common header");
     }
 }
+
+/// Connectionless DCERPC (version 4, over UDP): each datagram is a PDU whose header names
+/// the interface itself; a request and its response (same activity and sequence number)
+/// are one transaction.
+#[derive(Debug, Default)]
+pub struct DcerpcUdpState {
+    txs: AppTxs,
+}
+
+/// Whether a datagram is a connectionless DCERPC PDU (a whole one).
+pub fn looks_like_udp_pdu(d: &[u8]) -> bool {
+    if d.len() < 80 || d[0] != 4 || d[1] > 10 {
+        return false;
+    }
+    let le = d[4] & 0x10 != 0;
+    u16e(d, 74, le).is_some_and(|len| 80 + len as usize == d.len())
+}
+
+impl AppLayer for DcerpcUdpState {
+    fn proto(&self) -> Proto {
+        Proto::Dcerpc
+    }
+    fn parse(&mut self, to_server: bool, d: &[u8], _env: &mut ParseEnv) -> bool {
+        if d.len() < 80 || d[0] != 4 {
+            return false;
+        }
+        let le = d[4] & 0x10 != 0;
+        let ptype = d[1];
+        let Some(len) = u16e(d, 74, le) else { return false };
+        let stub = d.get(80..80 + len as usize).unwrap_or(&d[80..]);
+        // The call: activity id and sequence number.
+        let mut key: u64 = 3 << 60;
+        for &b in &d[40..56] {
+            key = key.wrapping_mul(31).wrapping_add(b as u64);
+        }
+        let seq = u32e(d, 64, le).unwrap_or(0) as u64;
+        let key = (key ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 3 << 60;
+        match ptype {
+            0 if to_server => {
+                let (Some(uuid), Some(ver), Some(opnum)) = (uuid_text_order(&d[24..40], le), u32e(d, 60, le), u16e(d, 68, le)) else { return false };
+                let i = self.txs.begin();
+                let tx = &mut self.txs.txs[i];
+                tx.key = key;
+                tx.dce_le = le;
+                tx.ifaces.push((uuid, ver as u16));
+                tx.set_field(Field::DceOpnum, true, opnum as u64);
+                tx.push_buf(Buf::DceStubData, true, stub);
+                tx.finish(true);
+                true
+            }
+            2 if !to_server => {
+                let Some(tx) = self.txs.txs.iter_mut().rev().find(|t| t.key == key) else { return false };
+                tx.push_buf(Buf::DceStubData, false, stub);
+                tx.finish(false);
+                true
+            }
+            _ => false,
+        }
+    }
+    fn txs(&self) -> &AppTxs {
+        &self.txs
+    }
+    fn txs_mut(&mut self) -> &mut AppTxs {
+        &mut self.txs
+    }
+}

@@ -117,6 +117,20 @@ pub struct Krb5Msg {
     pub cname: Vec<Vec<u8>>,
     pub sname: Vec<Vec<u8>>,
     pub error_code: Option<i64>,
+    /// KDC-REP: the etype of the ticket's encrypted part, and of the reply's own.
+    pub ticket_etype: Option<i64>,
+    pub reply_etype: Option<i64>,
+}
+
+/// EncryptedData ::= SEQUENCE { etype [0] Int32, kvno [1] OPTIONAL, cipher [2] }: the etype.
+fn enc_etype(b: &[u8]) -> Option<i64> {
+    let seq = seq_body(b)?;
+    ctx_fields(seq).into_iter().find(|(t, _)| *t == 0).and_then(|(_, v)| int(v))
+}
+
+/// Suricata's test_weak_encryption: anything but AES and Camellia is weak.
+pub fn weak_etype(e: i64) -> bool {
+    !matches!(e, 17 | 18 | 19 | 20 | 25 | 26)
 }
 
 /// Parse a Kerberos message (an APPLICATION-tagged element).
@@ -148,12 +162,17 @@ pub fn parse_msg(b: &[u8]) -> Option<Krb5Msg> {
                     5 => {
                         if let Some((tk, _)) = tlv(v) {
                             if let Some(ts) = seq_body(tk.body) {
-                                if let Some((_, sn)) = ctx_fields(ts).into_iter().find(|(t, _)| *t == 2) {
-                                    m.sname = principal(sn);
+                                for (t, tv) in ctx_fields(ts) {
+                                    match t {
+                                        2 => m.sname = principal(tv),
+                                        3 => m.ticket_etype = enc_etype(tv),
+                                        _ => {}
+                                    }
                                 }
                             }
                         }
                     }
+                    6 => m.reply_etype = enc_etype(v),
                     _ => {}
                 }
             }
@@ -207,6 +226,12 @@ impl Krb5State {
         tx.set_field(Field::Krb5MsgType, to_server, m.msg_type as u64);
         if let Some(e) = m.error_code {
             tx.set_field(Field::Krb5ErrCode, to_server, e as u64);
+        }
+        if let Some(e) = m.ticket_etype {
+            tx.set_field(Field::Krb5TicketEtype, to_server, e as u64);
+        }
+        if m.reply_etype.is_some_and(weak_etype) {
+            tx.event("krb5.weak_encryption", to_server);
         }
         for c in &m.cname {
             tx.push_buf(Buf::Krb5Cname, to_server, c);

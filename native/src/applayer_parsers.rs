@@ -27,6 +27,7 @@ pub fn detect_udp(d: &[u8], sp: u16, dp: u16) -> Option<Proto> {
 pub fn new_udp_parser(p: Proto) -> Option<Box<dyn AppLayer>> {
     match p {
         Proto::Krb5 => Some(Box::new(crate::applayer_krb5::Krb5State::new(false))),
+        Proto::Dcerpc => Some(Box::new(crate::applayer_dcerpc::DcerpcUdpState::default())),
         _ => new_parser(p),
     }
 }

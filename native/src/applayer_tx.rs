@@ -17,6 +17,8 @@ pub enum Field {
     CertNotAfter,
     Krb5MsgType,
     Krb5ErrCode,
+    /// The etype of a KDC reply's ticket (as i64 in two's complement: etypes may be negative).
+    Krb5TicketEtype,
     DceOpnum,
     /// ftpdata_command: 1 STOR, 2 RETR.
     FtpdataCommand,
@@ -172,4 +174,9 @@ pub trait AppLayer: Send {
     }
     fn txs(&self) -> &AppTxs;
     fn txs_mut(&mut self) -> &mut AppTxs;
+    /// The stream now carries another protocol (STARTTLS, AUTH TLS accepted): detection
+    /// starts again on the data that follows.
+    fn switches_protocol(&self) -> bool {
+        false
+    }
 }

@@ -61,5 +61,8 @@ pub fn detect(d: &[u8], sp: u16, dp: u16) -> Option<Proto> {
     if port(69) && d.len() >= 4 && d[0] == 0 && (1..=5).contains(&d[1]) {
         return Some(Proto::Tftp);
     }
+    if crate::applayer_dcerpc::looks_like_udp_pdu(d) {
+        return Some(Proto::Dcerpc);
+    }
     None
 }

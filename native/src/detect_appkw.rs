@@ -23,6 +23,8 @@ pub enum TxMatch {
     SshProtoVersion(Vec<u8>),
     /// ssh.softwareversion (legacy): the software starts with it.
     SshSoftwareVersion(Vec<u8>),
+    /// krb5.ticket_encryption: [!]weak, or a list of etypes (names or numbers).
+    Krb5TicketEnc { weak: Option<bool>, etypes: Vec<i64> },
 }
 
 impl TxMatch {
@@ -31,7 +33,7 @@ impl TxMatch {
         Some(match self {
             TxMatch::Field { field, .. } | TxMatch::AnyOf { field, .. } => match field {
                 Field::TlsVersion | Field::CertNotBefore | Field::CertNotAfter => Proto::Tls,
-                Field::Krb5MsgType | Field::Krb5ErrCode => Proto::Krb5,
+                Field::Krb5MsgType | Field::Krb5ErrCode | Field::Krb5TicketEtype => Proto::Krb5,
                 Field::DceOpnum => Proto::Dcerpc,
                 Field::FtpdataCommand => Proto::FtpData,
                 Field::FtpBounce => Proto::Ftp,
@@ -41,6 +43,7 @@ impl TxMatch {
             TxMatch::CertExpired(_) => Proto::Tls,
             TxMatch::Event { proto, .. } => *proto,
             TxMatch::SshProtoVersion(_) | TxMatch::SshSoftwareVersion(_) => Proto::Ssh,
+            TxMatch::Krb5TicketEnc { .. } => Proto::Krb5,
         })
     }
 
@@ -92,6 +95,15 @@ impl TxMatch {
             TxMatch::Event { name, .. } => tx.events.iter().any(|e| e == name),
             TxMatch::SshProtoVersion(want) => tx.bufs.iter().any(|(b, s, v)| {
                 *b == crate::detect_parse::Buf::SshProto && side_ok(*s) && if want.as_slice() == b"2_compat" { v.as_slice() == b"2.0" || v.as_slice() == b"1.99" } else { v == want }
+            }),
+            TxMatch::Krb5TicketEnc { weak, etypes } => tx.fields.iter().any(|&(f, _, v)| {
+                f == Field::Krb5TicketEtype && {
+                    let e = v as i64;
+                    match weak {
+                        Some(w) => crate::applayer_krb5::weak_etype(e) == *w,
+                        None => etypes.contains(&e),
+                    }
+                }
             }),
             TxMatch::SshSoftwareVersion(want) => tx.bufs.iter().any(|(b, s, v)| *b == crate::detect_parse::Buf::SshSoftware && side_ok(*s) && v.starts_with(want)),
         }
@@ -333,4 +345,60 @@ impl FlowMatch {
             }
         }
     }
+}
+
+/// Kerberos etype names as Suricata's krb5.ticket_encryption accepts them.
+const KRB5_ETYPES: &[(&str, i64)] = &[
+    ("des-cbc-crc", 1),
+    ("des-cbc-md4", 2),
+    ("des-cbc-md5", 3),
+    ("des3-cbc-md5", 5),
+    ("des3-cbc-sha1", 7),
+    ("dsaWithSHA1-CmsOID", 9),
+    ("md5WithRSAEncryption-CmsOID", 10),
+    ("sha1WithRSAEncryption-CmsOID", 11),
+    ("rc2CBC-EnvOID", 12),
+    ("rsaEncryption-EnvOID", 13),
+    ("rsaES-OAEP-ENV-OID", 14),
+    ("des-ede3-cbc-Env-OID", 15),
+    ("des3-cbc-sha1-kd", 16),
+    ("aes128-cts-hmac-sha1-96", 17),
+    ("aes256-cts-hmac-sha1-96", 18),
+    ("aes128-cts-hmac-sha256-128", 19),
+    ("aes256-cts-hmac-sha384-192", 20),
+    ("rc4-hmac", 23),
+    ("rc4-hmac-exp", 24),
+    ("camellia128-cts-cmac", 25),
+    ("camellia256-cts-cmac", 26),
+    ("subkey-keymaterial", 65),
+    ("rc4-md4", -128),
+    ("rc4-plain2", -129),
+    ("rc4-lm", -130),
+    ("rc4-sha", -131),
+    ("des-plain", -132),
+    ("rc4-hmac-OLD", -133),
+    ("rc4-plain-OLD", -134),
+    ("rc4-hmac-OLD-exp", -135),
+    ("rc4-plain-OLD-exp", -136),
+    ("rc4-plain", -140),
+    ("rc4-plain-exp", -141),
+];
+
+/// `krb5.ticket_encryption:[!]weak` or `krb5.ticket_encryption:<etype>[,<etype>]...`
+pub fn parse_ticket_encryption(v: &str) -> Result<TxMatch, String> {
+    let t = v.trim();
+    match t {
+        "weak" => return Ok(TxMatch::Krb5TicketEnc { weak: Some(true), etypes: Vec::new() }),
+        "!weak" => return Ok(TxMatch::Krb5TicketEnc { weak: Some(false), etypes: Vec::new() }),
+        _ => {}
+    }
+    let mut etypes = Vec::new();
+    for item in t.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        let e = KRB5_ETYPES.iter().find(|(n, _)| *n == item).map(|(_, e)| *e).or_else(|| item.parse::<i64>().ok());
+        etypes.push(e.ok_or_else(|| format!("krb5.ticket_encryption: \"{item}\" is not an encryption type"))?);
+    }
+    if etypes.is_empty() {
+        return Err("krb5.ticket_encryption needs a value".into());
+    }
+    Ok(TxMatch::Krb5TicketEnc { weak: None, etypes })
 }

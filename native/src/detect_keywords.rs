@@ -355,6 +355,7 @@ static KEYWORDS: &[Keyword] = &[
         let (test, negated) = detect_appkw::parse_uint(v.ok_or("krb5.msg_type needs a value")?, detect_appkw::KRB5_MSG_TYPES)?;
         tx(d, TxMatch::Field { field: Field::Krb5MsgType, test, negated })
     }),
+    kw("krb5.ticket_encryption", 0, |d, _, v| tx(d, detect_appkw::parse_ticket_encryption(v.ok_or("krb5.ticket_encryption needs a value")?)?)),
     kw("krb5_err_code", 0, |d, _, v| {
         let (test, negated) = detect_appkw::parse_uint(v.ok_or("krb5_err_code needs a value")?, &[])?;
         tx(d, TxMatch::Field { field: Field::Krb5ErrCode, test, negated })
