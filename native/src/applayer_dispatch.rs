@@ -176,6 +176,17 @@ fn endpoints(f: &Flow, p: &Packet, to_server: bool) -> ((std::net::IpAddr, u16),
 /// Stream data of a TCP flow: recognise the protocol on the first data, then parse it; true
 /// when a parser took the data.
 fn feed_tcp(f: &mut Flow, to_server: bool, data: &[u8], p: &Packet, expect: &mut Vec<Expectation>) -> bool {
+    if std::mem::take(&mut f.redetect) {
+        f.app = App::Unknown;
+        f.alproto = [AlProto::Unknown; 2];
+        f.pd_buf = [Vec::new(), Vec::new()];
+        // The next parser numbers its transactions from 0 again.
+        f.tx_alerted.clear();
+        f.tx_seen.clear();
+        f.res_scan = None;
+        f.app_vis = 0;
+        f.switched = true;
+    }
     let d = usize::from(!to_server);
     // Each direction's protocol is recognised on its own (app-layer-protocol tests them apart).
     if f.alproto[d] == AlProto::Unknown {
@@ -211,6 +222,12 @@ fn feed_tcp(f: &mut Flow, to_server: bool, data: &[u8], p: &Packet, expect: &mut
         match f.alproto[d] {
             AlProto::Proto(pr) => {
                 f.app = new_app(pr);
+                if let (true, App::Http(h)) = (f.switched, &mut f.app) {
+                    h.after_switch = true;
+                }
+                if f.app_vis == 0 {
+                    f.app_vis = if to_server { 1 } else { 2 };
+                }
                 // Bytes of the other direction seen before detection, then this direction's.
                 let o = 1 - d;
                 if !f.pd_buf[o].is_empty() && f.alproto[o] == AlProto::Unknown {
@@ -250,12 +267,15 @@ fn parse(f: &mut Flow, to_server: bool, data: &[u8], p: &Packet, expect: &mut Ve
                 h.parse_request(data);
             } else {
                 h.parse_response(data);
+                f.redetect = h.tunnel_open();
             }
             true
         }
         App::Gen(g) => {
             let mut env = ParseEnv { client, server, ts_us: p.ts_us, expect };
-            g.parse(to_server, data, &mut env)
+            let changed = g.parse(to_server, data, &mut env);
+            f.redetect = g.switches_protocol();
+            changed
         }
         App::Dns => true,
         _ => false,

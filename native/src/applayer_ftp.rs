@@ -73,6 +73,9 @@ pub struct FtpState {
     link: Option<Arc<Mutex<FtpLink>>>,
     /// A multi-line reply ("NNN-") in progress: its code.
     multiline: Option<[u8; 3]>,
+    /// AUTH TLS/SSL was sent; its 234 reply turns the control channel into TLS.
+    auth_tls: bool,
+    tls: bool,
 }
 
 /// "h1,h2,h3,h4,p1,p2" of a PORT command or a 227 reply.
@@ -150,6 +153,7 @@ impl FtpState {
                     self.announce(env, (ip, port), server);
                 }
             }
+            b"AUTH" if arg.eq_ignore_ascii_case(b"TLS") || arg.eq_ignore_ascii_case(b"SSL") => self.auth_tls = true,
             b"STOR" | b"RETR" | b"APPE" | b"STOU" => {
                 if let Some(l) = &self.link {
                     if let Ok(mut l) = l.lock() {
@@ -177,6 +181,7 @@ impl FtpState {
         }
         let Some(code) = code else { return self.reply_event(too_long) };
         match &code {
+            b"234" if self.auth_tls => self.tls = true,
             b"227" => {
                 if let Some((ip, port)) = parse_hostport(&line[3..]) {
                     let client = env.client.0;
@@ -230,7 +235,13 @@ impl AppLayer for FtpState {
     fn proto(&self) -> Proto {
         Proto::Ftp
     }
+    fn switches_protocol(&self) -> bool {
+        self.tls
+    }
     fn parse(&mut self, to_server: bool, data: &[u8], env: &mut ParseEnv) -> bool {
+        if self.tls {
+            return false;
+        }
         let d = usize::from(!to_server);
         let lines = self.lines[d].lines(data);
         let mut changed = false;

@@ -245,6 +245,9 @@ pub struct HttpState {
     res: Side,
     /// Next tx (relative index) that has no response yet.
     next_res_tx: usize,
+    /// The stream already changed protocols once (HTTP found after STARTTLS): a further
+    /// change (an h2c upgrade) fails, as Suricata allows one change per flow.
+    pub after_switch: bool,
 }
 
 impl Default for HttpState {
@@ -520,7 +523,7 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 
 impl HttpState {
     pub fn new() -> Self {
-        HttpState { txs: Vec::new(), base_id: 0, req: Side::new(), res: Side::new(), next_res_tx: 0 }
+        HttpState { txs: Vec::new(), base_id: 0, req: Side::new(), res: Side::new(), next_res_tx: 0, after_switch: false }
     }
 
     fn new_tx(&mut self) -> usize {
@@ -779,6 +782,11 @@ impl HttpState {
                         if tx.res_layers > 2 {
                             tx.event("http.too_many_encoding_layers");
                         }
+                        // 101 with Upgrade: h2c asks for a protocol change (app-layer-htp.c);
+                        // on a stream that changed protocols already it is refused.
+                        if self.after_switch && status == Some(101) && tx.res_header("upgrade").is_some_and(|u| trim(u).eq_ignore_ascii_case(b"h2c")) {
+                            tx.event("http.failed_protocol_change");
+                        }
                         tx.res_layers = tx.res_layers.min(DECOMPRESS_LAYER_LIMIT);
                         let mode = response_body_mode(tx);
                         if mode == BodyMode::None {
@@ -875,6 +883,12 @@ impl HttpState {
             }
         }
         c.min(input.len())
+    }
+
+    /// A CONNECT request was answered 2xx: the stream is a tunnel from here on (its
+    /// protocol is recognised again, as Suricata does for CONNECT).
+    pub fn tunnel_open(&self) -> bool {
+        self.txs.iter().any(|t| t.res_done && t.method.eq_ignore_ascii_case(b"CONNECT") && status_number(&t.status).is_some_and(|s| (200..300).contains(&s)))
     }
 
     /// Bytes given to `parse_response` so far: the coordinates of `HttpTx::res_body_at`.

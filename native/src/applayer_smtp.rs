@@ -2,8 +2,8 @@
 //! and the message each mail transaction carries. A transaction is one mail: smtp.helo,
 //! smtp.mail_from, smtp.rcpt_to (each recipient), the message's header fields (email.from,
 //! email.subject, ...) and its MIME attachments decoded (base64, quoted-printable) into
-//! file.data, one buffer per attachment. After an accepted STARTTLS the session is
-//! encrypted and no longer parsed.
+//! file.data, one buffer per attachment. After an accepted STARTTLS the stream is TLS: the
+//! dispatcher recognises its protocol again.
 
 use crate::applayer_tx::{AppLayer, AppTxs, ParseEnv};
 use crate::detect_parse::{Buf, Proto};
@@ -368,6 +368,9 @@ impl AppLayer for SmtpState {
             }
         }
         changed
+    }
+    fn switches_protocol(&self) -> bool {
+        self.encrypted
     }
     fn close(&mut self, _to_server: bool) -> bool {
         if self.in_data && !self.message.is_empty() {

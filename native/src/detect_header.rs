@@ -31,6 +31,9 @@ pub fn header_ok_dir(r: &Rule, p: &Packet, switched: bool) -> bool {
 /// protocol for http/dns/tls rules.
 #[inline]
 pub fn proto_ok(r: &Rule, p: &Packet, f: &Flow) -> bool {
+    if r.hdr_app && p.proto == PROTO_TCP && f.app_vis != 3 {
+        return false;
+    }
     match r.proto {
         Proto::Ip => true,
         Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => p.proto == PROTO_TCP,

@@ -482,6 +482,10 @@ pub struct Rule {
     /// Nothing but app-layer-protocol (Suricata's PD-only signature): it matches only on the
     /// packet where protocol detection completed.
     pub pd_only: bool,
+    /// An application-protocol rule with no buffers or transaction keywords (`alert http
+    /// ... (flow:to_server;)`): Suricata checks it against the flow's protocol as the
+    /// packet saw it (see `Flow::app_vis`).
+    pub hdr_app: bool,
     /// `=>` rules: the direction of each buffer that has none of its own (to the server
     /// unless after bidir.toclient).
     pub bidir_sides: Vec<(Buf, bool)>,
@@ -630,6 +634,7 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
         nvars: 0,
         app: None,
         pd_only: false,
+        hdr_app: false,
         bidir_sides: Vec::new(),
     };
     // Each option goes to its keyword's setup, in rule order (a sticky buffer applies to the
@@ -699,6 +704,7 @@ fn finalize_rule(r: &mut Rule) -> Result<(), String> {
         }
     }
     r.app = if r.proto.is_app() { Some(r.proto) } else { app };
+    r.hdr_app = r.proto.is_app() && r.bufs.is_empty() && r.tx.is_empty();
     let f = &r.flow;
     r.pd_only = !r.proto.is_app()
         && !r.flowm.is_empty()

@@ -251,17 +251,21 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
         let id = h.base_id + i as u64;
         let tx = &h.txs[i];
         let seen = f.tx_seen.get(&id).copied().unwrap_or((0, 0));
-        let req_new = tx.req_headers_done && tx.req_gen != seen.0;
+        // A transaction that is only a response (no request came) still has a request side
+        // for its events: Suricata inspects it on the client's next packet (or at the end).
+        let req_events_only = !tx.req_headers_done && !tx.events.is_empty() && tx.res_line_done && (c.to_server || at_end);
+        let req_new = (tx.req_headers_done || req_events_only) && tx.req_gen != seen.0;
         let res_new = tx.res_headers_done && tx.res_gen != seen.1;
         if !req_new && !res_new {
             continue;
         }
-        f.tx_seen.insert(id, (tx.req_gen, tx.res_gen));
+        f.tx_seen.insert(id, (if req_new || tx.req_headers_done { tx.req_gen } else { seen.0 }, tx.res_gen));
         // Request side, then response side (as the directions progress). Composed
         // buffers (header blocks, lowercased host, ...) go into one reused arena.
         let mut arena = std::mem::take(&mut det.arena);
         if req_new {
-            let bufs = detect_buffers::http_bufs(tx, true, &mut arena);
+            // No request: no request buffers either (rules on them do not match).
+            let bufs = if tx.req_headers_done { detect_buffers::http_bufs(tx, true, &mut arena) } else { Vec::new() };
             let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
             let pc = if c.to_server { c } else { &tctx };
             eval_tx_rules(det, rules, f, pc, &bufs, Proto::Http, Some((id, true, tx)), None, out);
@@ -286,7 +290,6 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
             h.txs[i].release();
         }
     }
-    let _ = at_end;
     f.app = App::Http(h);
 }
 
@@ -379,6 +382,9 @@ fn eval_tx_rules(
     let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
     for &ri in &sc.cand {
         let r = &rules.rules[ri as usize];
+        // A rule on a transaction's events alone, without a direction, is inspected (and
+        // alerts) once per direction, as Suricata registers app-layer-event for both.
+        let tx_id = if tx.is_some() && !r.tx.is_empty() && !r.flow.to_server && !r.flow.to_client && r.bufs.iter().all(|(b, _)| !b.is_app()) && !request_side { tx_id | 1 << 59 } else { tx_id };
         if r.bidir_tx {
             continue; // `=>` rules see both sides of a transaction at once (http_bidir)
         }
@@ -566,5 +572,30 @@ alert http any any -> any any (msg:"bytes after a body-less request are its body
         assert_eq!(converse(rules, 80, &[Client(b"GET /old\r\n")]), vec![50]);
         assert_eq!(converse(rules, 80, &[Client(b"POST /up\r\nHost: example\r\nContent-Length: 5\r\n\r\nhello")]), vec![51]);
         assert_eq!(converse(rules, 80, &[Client(b"POST /a HTTP/1.1\r\nHost: h\r\n\r\nlogin=foo&pw=bar"), ClientFin]), vec![52]);
+    }
+
+    #[test]
+    fn protocol_only_rule_sees_the_protocol_once_the_other_side_acknowledged_it() {
+        // Suricata (IDS mode) parses a direction's data when the other side acknowledges it
+        // (stream-tcp-reassemble.c: UPDATE_DIR_OPPOSING), and a rule with nothing but its
+        // protocol compares it with the flow's at the packet (detect.c: scratch->alproto).
+        // The request packet itself does not match; the client's later packets do.
+        let rules = "alert http any any -> any any (msg:\"http\"; flow:to_server; sid:60;)\nalert tcp any any -> any any (msg:\"tcp\"; flow:to_server; sid:61;)";
+        let sids = converse(rules, 80, &[Client(b"GET / HTTP/1.0\r\n\r\n"), Server(b"HTTP/1.0 200 OK\r\n\r\n"), ClientFin]);
+        // Client packets: SYN, ACK, request, ACK of the response, FIN.
+        assert_eq!(sids.iter().filter(|&&s| s == 61).count(), 5);
+        assert_eq!(sids.iter().filter(|&&s| s == 60).count(), 2);
+    }
+
+    #[test]
+    fn second_protocol_change_fails_with_an_event_seen_from_both_sides() {
+        // SMTP upgraded by STARTTLS, then HTTP where TLS was expected asks to upgrade to h2c:
+        // Suricata allows one change per flow (AppLayerRequestProtocolChange), raises
+        // http.failed_protocol_change, and a rule without a direction alerts per direction.
+        let rules = "alert http any any -> any any (msg:\"failed change\"; flow:established; app-layer-event:http.failed_protocol_change; sid:70;)";
+        let steps = [Server(b"220 mx\r\n"), Client(b"EHLO a\r\n"), Server(b"250 mx\r\n"), Client(b"STARTTLS\r\n"), Server(b"220 go\r\n"), Server(b"HTTP/1.1 101 Switching\r\nUpgrade: h2c\r\n\r\n")];
+        assert_eq!(converse(rules, 25, &steps), vec![70, 70]);
+        // Without the earlier change the upgrade is a first change: no event.
+        assert!(converse(rules, 80, &[Client(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), Server(b"HTTP/1.1 101 Switching\r\nUpgrade: h2c\r\n\r\n")]).is_empty());
     }
 }

@@ -239,6 +239,7 @@ impl Engine {
                     let pr = app.proto().map(crate::detect_appkw::AlProto::Proto).unwrap_or(crate::detect_appkw::AlProto::Unknown);
                     f.alproto = [pr; 2];
                     f.app = app;
+                    f.app_vis = 3;
                 }
             }
             f
@@ -268,6 +269,9 @@ impl Engine {
         let mut tracked = false;
         let mut established = f.pkts[0] > 0 && f.pkts[1] > 0;
         if let Some(t) = &p.tcp {
+            if f.app_vis == 1 + u8::from(to_server) && t.flags & TH_SYN == 0 {
+                f.app_vis = 3;
+            }
             let sess = f.tcp.get_or_insert_with(TcpSession::default);
             stream = sess.on_segment(t, &p.payload, to_server);
             tracked = sess.tracked();

@@ -96,6 +96,16 @@ pub struct Flow {
     pub pd_done_now: [bool; 2],
     /// The directions recognised different protocols (see applayer_dispatch).
     pub pd_mismatch: bool,
+    /// The stream switched protocols (STARTTLS, CONNECT): detection starts again on the
+    /// next data, once this packet's transactions were inspected.
+    pub redetect: bool,
+    /// When the recognised protocol becomes visible to rules that check only it: Suricata
+    /// (IDS mode) parses a direction's stream data when the other side acknowledges it, so
+    /// the flow's protocol is known from the first non-SYN packet the other way. 0: not yet
+    /// recognised; 1: recognised on client data; 2: on server data; 3: visible.
+    pub app_vis: u8,
+    /// The stream changed protocols once already (see `redetect`).
+    pub switched: bool,
     /// (tx id, rule index) pairs that already alerted: one alert per transaction.
     pub tx_alerted: FastSet<(u64, u32)>,
     /// Per tx: last generation inspected for each side.
@@ -147,6 +157,9 @@ impl Flow {
             pd_buf: [Vec::new(), Vec::new()],
             pd_done_now: [false, false],
             pd_mismatch: false,
+            redetect: false,
+            app_vis: 0,
+            switched: false,
             tx_alerted: FastSet::default(),
             tx_seen: FastMap::default(),
             dns_tx: 0,
