@@ -182,6 +182,7 @@ impl SmbState {
         let i = self.txs.begin();
         let tx = &mut self.txs.txs[i];
         tx.key = tx_key;
+        tx.wait_reply = true;
         tx.push_buf(Buf::SmbShare, true, &path);
         tx.finish(true);
         self.add_pending(key, Pending::TreeConnect { tx_key });

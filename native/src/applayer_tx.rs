@@ -44,6 +44,13 @@ pub struct AppTx {
     pub dce_le: bool,
     /// Per direction (0: from the client): changes not yet inspected.
     pub gen: [u32; 2],
+    /// `gen` as it stood before the packet at hand (TCP), for `wait_reply`.
+    pub before: [u32; 2],
+    /// What the packet's own data changed is inspected from that direction's next packet
+    /// on: Suricata (IDS mode) parses stream data once the other side acknowledged it and
+    /// inspects it on the direction's next packet, by when the reply may have changed what
+    /// a buffer means (an SMB tree connect turns out to be a named pipe, not a share).
+    pub wait_reply: bool,
     /// Per direction: nothing more will be added.
     pub done: [bool; 2],
     /// The parser's own key for the transaction (a DCERPC call id, an SMB message id, ...).

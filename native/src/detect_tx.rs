@@ -73,6 +73,11 @@ fn gen(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: b
             if tx.only.is_some_and(|o| o != dir) {
                 continue;
             }
+            // See AppTx::wait_reply.
+            let own = usize::from(!dir);
+            if tx.wait_reply && !at_end && c.p.proto == PROTO_TCP && tx.gen[own] != tx.before[own] {
+                continue;
+            }
             let seen = f.tx_seen.get(&gen_key(tx.id, u64::from(!dir))).copied();
             // On packets: anything new since this direction looked. At flow end: only what
             // this direction itself added since (Suricata's end-of-flow inspection runs for a

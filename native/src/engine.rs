@@ -278,6 +278,11 @@ impl Engine {
             established = sess.established();
         }
         // App layer: protocol recognition and parsers.
+        if let (PROTO_TCP, App::Gen(g)) = (p.proto, &mut f.app) {
+            for tx in g.txs_mut().txs.iter_mut() {
+                tx.before = tx.gen;
+            }
+        }
         let app_changed = match p.proto {
             PROTO_TCP => applayer_dispatch::on_tcp(f, p, to_server, stream.as_deref(), &mut self.expect),
             PROTO_UDP => applayer_dispatch::on_udp(f, p, to_server, &mut self.expect),
