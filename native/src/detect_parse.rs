@@ -515,7 +515,17 @@ pub struct ParseCtx<'a> {
 }
 
 /// Split rule options at `;` outside quotes, honouring backslash escapes.
+/// Suricata's own parser ends an option at the next `;` not preceded by a backslash, quotes
+/// or not (SigParseOptions); this one also keeps a quoted `;` inside its value, and falls
+/// back to Suricata's reading when the quotes do not pair up (`pcre:"/^["']?post/Ri"`).
 fn split_options(s: &str) -> Result<Vec<(String, Option<String>)>, String> {
+    match split_options_by(s, true) {
+        Err(e) if e.starts_with("unterminated") => split_options_by(s, false),
+        r => r,
+    }
+}
+
+fn split_options_by(s: &str, quotes: bool) -> Result<Vec<(String, Option<String>)>, String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut inq = false;
@@ -530,7 +540,7 @@ fn split_options(s: &str) -> Result<Vec<(String, Option<String>)>, String> {
         match ch {
             '\\' => esc = true,
             '"' => {
-                inq = !inq;
+                inq = quotes && !inq;
                 cur.push(ch);
             }
             ';' if !inq => {
@@ -777,5 +787,20 @@ mod parse_probe {
             s.push_str(&format!("flowbits {bits:?}\n"));
         }
         std::fs::write(out, s).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_options;
+
+    #[test]
+    fn options_split_as_suricata_when_quotes_do_not_pair() {
+        let o = split_options(r#"msg:"a; b"; pcre:"/^["']?post/Ri"; sid:1;"#).unwrap();
+        // Balanced quotes keep a quoted `;`; here they do not pair, so every `;` ends an option.
+        assert_eq!(o[0], ("msg".to_string(), Some("\"a".to_string())));
+        assert_eq!(o[2], ("pcre".to_string(), Some(r#""/^["']?post/Ri""#.to_string())));
+        let o = split_options(r#"msg:"a; b"; sid:1;"#).unwrap();
+        assert_eq!(o[0], ("msg".to_string(), Some("\"a; b\"".to_string())));
     }
 }
