@@ -52,10 +52,21 @@ pub struct HttpTx {
     pub res_done: bool,
     /// Bumped whenever a buffer of this tx grows, so detection re-inspects it.
     pub req_gen: u32,
+    /// app-layer-event names raised by this transaction ("http.request_chunk_extension", ...).
+    pub events: Vec<&'static str>,
     pub res_gen: u32,
 }
 
 impl HttpTx {
+    /// Raise an app-layer event on the transaction. Both sides are inspected again (events
+    /// are the transaction's; a rule of either direction may test them).
+    pub fn event(&mut self, e: &'static str) {
+        if !self.events.contains(&e) {
+            self.events.push(e);
+            self.req_gen += 1;
+            self.res_gen += 1;
+        }
+    }
     /// Drop the buffers of a finished, inspected transaction; its progress flags stay so the
     /// parser and detection treat it as done.
     pub fn release(&mut self) {
@@ -234,6 +245,9 @@ pub struct HttpState {
     res: Side,
     /// Next tx (relative index) that has no response yet.
     next_res_tx: usize,
+    /// The stream already changed protocols once (HTTP found after STARTTLS): a further
+    /// change (an h2c upgrade) fails, as Suricata allows one change per flow.
+    pub after_switch: bool,
 }
 
 impl Default for HttpState {
@@ -367,6 +381,13 @@ fn is_folding(line: &[u8]) -> bool {
 
 /// Parse a chunk-size line like libhtp: leading whitespace/control skipped, hex digits up to
 /// the first non-hex byte (extensions and junk ignored). None = not a chunk length at all.
+/// Whether a chunk-size line carries an extension (`<size>;name=value`).
+fn chunk_has_extension(line: &[u8]) -> bool {
+    let l = trim_start(line);
+    let n = l.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+    n > 0 && trim_start(&l[n..]).first() == Some(&b';')
+}
+
 fn parse_chunk_len(line: &[u8]) -> Option<Option<u64>> {
     let l = trim_start(line);
     if l.is_empty() {
@@ -502,7 +523,7 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 
 impl HttpState {
     pub fn new() -> Self {
-        HttpState { txs: Vec::new(), base_id: 0, req: Side::new(), res: Side::new(), next_res_tx: 0 }
+        HttpState { txs: Vec::new(), base_id: 0, req: Side::new(), res: Side::new(), next_res_tx: 0, after_switch: false }
     }
 
     fn new_tx(&mut self) -> usize {
@@ -560,9 +581,13 @@ impl HttpState {
                     break;
                 }
                 Phase::Line => {
+                    let start = c;
                     let Some(line) = take_line(input, &mut c) else { break };
                     if trim(line).is_empty() {
                         continue; // leading empty lines are ignored
+                    }
+                    if self.unexpected_body(&input[start..c], line) {
+                        continue;
                     }
                     let t = self.new_tx();
                     self.req.cur = Some(t);
@@ -622,7 +647,11 @@ impl HttpState {
                 Phase::Body(mode) => {
                     let Some(t) = self.req.cur else { self.req.phase = Phase::Line; continue };
                     let tx = &mut self.txs[t];
-                    let (nm, done) = body_step(mode, input, &mut c, &mut tx.req_body);
+                    let mut ext = false;
+                    let (nm, done) = body_step(mode, input, &mut c, &mut tx.req_body, &mut ext);
+                    if ext {
+                        tx.event("http.request_chunk_extension");
+                    }
                     if done {
                         tx.req_done = true;
                         tx.req_gen += 1;
@@ -748,6 +777,17 @@ impl HttpState {
                         tx.res_headers_done = true;
                         tx.res_gen += 1;
                         tx.res_layers = encoding_layers(tx);
+                        // The event at libhtp's default limit (2); decompression goes up to
+                        // DECOMPRESS_LAYER_LIMIT, the limit the verify cases configure.
+                        if tx.res_layers > 2 {
+                            tx.event("http.too_many_encoding_layers");
+                        }
+                        // 101 with Upgrade: h2c asks for a protocol change (app-layer-htp.c);
+                        // on a stream that changed protocols already it is refused.
+                        if self.after_switch && status == Some(101) && tx.res_header("upgrade").is_some_and(|u| trim(u).eq_ignore_ascii_case(b"h2c")) {
+                            tx.event("http.failed_protocol_change");
+                        }
+                        tx.res_layers = tx.res_layers.min(DECOMPRESS_LAYER_LIMIT);
                         let mode = response_body_mode(tx);
                         if mode == BodyMode::None {
                             finish_response(tx);
@@ -790,7 +830,11 @@ impl HttpState {
                     // received and decoded once complete.
                     let dst = if tx.res_layers == 0 { &mut tx.res_body } else { &mut tx.res_body_encoded };
                     let before = c;
-                    let (nm, done) = body_step(mode, input, &mut c, dst);
+                    let mut ext = false;
+                    let (nm, done) = body_step(mode, input, &mut c, dst, &mut ext);
+                    if ext {
+                        tx.event("http.response_chunk_extension");
+                    }
                     if c > before {
                         // Is the inspected body still the server's bytes as sent, in one run?
                         let at = self.res.base + before as u64;
@@ -841,6 +885,12 @@ impl HttpState {
         c.min(input.len())
     }
 
+    /// A CONNECT request was answered 2xx: the stream is a tunnel from here on (its
+    /// protocol is recognised again, as Suricata does for CONNECT).
+    pub fn tunnel_open(&self) -> bool {
+        self.txs.iter().any(|t| t.res_done && t.method.eq_ignore_ascii_case(b"CONNECT") && status_number(&t.status).is_some_and(|s| (200..300).contains(&s)))
+    }
+
     /// Bytes given to `parse_response` so far: the coordinates of `HttpTx::res_body_at`.
     pub fn res_fed(&self) -> u64 {
         self.res.fed
@@ -857,7 +907,35 @@ impl HttpState {
         }
         self.res.phase = Phase::Stop;
     }
+    /// libhtp's REQ_FINALIZE: bytes after a request that has no body, which do not start
+    /// with a known method, are that request's body after all (http.request_body_unexpected)
+    /// rather than a request of their own. `raw`: the bytes as sent, `line` without its end.
+    fn unexpected_body(&mut self, raw: &[u8], line: &[u8]) -> bool {
+        let Some(t) = self.req.cur else { return false };
+        let Some(tx) = self.txs.get_mut(t) else { return false };
+        if !tx.req_done || !tx.req_body.is_empty() || tx.req_protocol.is_empty() || request_body_mode(tx) != BodyMode::None {
+            return false;
+        }
+        let l = trim_start(line);
+        let m = l.iter().position(|&c| c == b' ' || c == b'\t').unwrap_or(l.len());
+        if is_known_method(&l[..m]) {
+            return false;
+        }
+        let _ = raw;
+        keep_body(&mut tx.req_body, line, 0);
+        tx.event("http.request_body_unexpected");
+        true
+    }
+
     pub fn close_request(&mut self) {
+        // Bytes left without a line end after a body-less request: its unexpected body.
+        if !self.req.buf.is_empty() && matches!(self.req.phase, Phase::Line) {
+            let pending = std::mem::take(&mut self.req.buf);
+            let line = trim(&pending).to_vec();
+            if !line.is_empty() && !self.unexpected_body(&pending, &line) {
+                self.req.buf = pending;
+            }
+        }
         if let Some(t) = self.req.cur {
             if let Some(tx) = self.txs.get_mut(t) {
                 if !tx.req_done {
@@ -868,6 +946,16 @@ impl HttpState {
             }
         }
     }
+}
+
+/// The methods libhtp knows (a request line starting with another word after a body-less
+/// request is that request's body).
+fn is_known_method(m: &[u8]) -> bool {
+    const M: [&[u8]; 28] = [
+        b"GET", b"PUT", b"POST", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH", b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"VERSION-CONTROL", b"CHECKOUT",
+        b"UNCHECKOUT", b"CHECKIN", b"UPDATE", b"LABEL", b"REPORT", b"MKWORKSPACE", b"MKACTIVITY", b"BASELINE-CONTROL", b"MERGE", b"INVALID", b"HEAD",
+    ];
+    M.iter().any(|k| k.eq_ignore_ascii_case(m))
 }
 
 fn status_number(s: &[u8]) -> Option<u16> {
@@ -895,7 +983,7 @@ fn encoding_layers(tx: &HttpTx) -> usize {
             n += 1;
         }
     }
-    n.min(DECOMPRESS_LAYER_LIMIT)
+    n
 }
 
 /// Decode a complete encoded body into the inspected one. Decompression runs on the whole
@@ -994,7 +1082,8 @@ fn keep_body(out: &mut Vec<u8>, b: &[u8], declared: u64) {
 
 /// Advance a body state machine over buf[*c..], appending the decoded bytes to `out`.
 /// Returns (new mode, done).
-fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, out: &mut Vec<u8>) -> (BodyMode, bool) {
+/// `ext` is set when a chunk-size line carried an extension.
+fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, out: &mut Vec<u8>, ext: &mut bool) -> (BodyMode, bool) {
     let avail = &buf[*c..];
     match mode {
         BodyMode::None => (mode, true),
@@ -1027,6 +1116,7 @@ fn body_step(mode: BodyMode, buf: &[u8], c: &mut usize, out: &mut Vec<u8>) -> (B
                             }
                             return (BodyMode::Chunked(st), false);
                         };
+                        *ext |= chunk_has_extension(line);
                         match parse_chunk_len(line) {
                             Some(None) => {
                                 *c = cc;

@@ -127,6 +127,8 @@ fn empty_packet<'a>(ts: i64, src: IpAddr, dst: IpAddr, ipv6: bool) -> Packet<'a>
         tcp: None,
         icmp: None,
         payload: Cow::Borrowed(&[]),
+        l3_hdr: Cow::Borrowed(&[]),
+        l4_hdr: Cow::Borrowed(&[]),
         bad_checksum: false,
     }
 }
@@ -164,6 +166,7 @@ fn decode_ipv4<'a>(defrag: &mut Defrag, ts: i64, b: &'a [u8], check: bool) -> Re
     let src = IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19]));
     let mut p = empty_packet(ts, src, dst, false);
+    p.l3_hdr = Cow::Borrowed(&b[..hlen]);
     p.proto = b[9];
     p.ttl = b[8];
     p.tos = b[1];
@@ -182,14 +185,16 @@ fn decode_ipv4<'a>(defrag: &mut Defrag, ts: i64, b: &'a [u8], check: bool) -> Re
                     p.ttl = h.ttl;
                     p.tos = h.tos;
                 }
-                let r = decode_l4(&mut p, &whole, check)?;
+                let (h, r) = decode_l4(&mut p, &whole, check)?;
+                p.l4_hdr = Cow::Owned(whole[h].to_vec());
                 p.payload = Cow::Owned(whole[r].to_vec());
                 return Ok(Some(p));
             }
             None => return Ok(None),
         }
     }
-    let r = decode_l4(&mut p, body, check)?;
+    let (h, r) = decode_l4(&mut p, body, check)?;
+    p.l4_hdr = Cow::Borrowed(&body[h]);
     p.payload = Cow::Borrowed(&body[r]);
     Ok(Some(p))
 }
@@ -212,6 +217,7 @@ fn decode_ipv6<'a>(defrag: &mut Defrag, ts: i64, b: &'a [u8], check: bool) -> Re
     let src = IpAddr::V6(Ipv6Addr::from(s));
     let dst = IpAddr::V6(Ipv6Addr::from(d));
     let mut p = empty_packet(ts, src, dst, true);
+    p.l3_hdr = Cow::Borrowed(&b[..40]);
     p.ttl = b[7];
     p.tos = ((b[0] & 0x0f) << 4) | (b[1] >> 4);
     let body = &b[40..40 + plen];
@@ -267,7 +273,8 @@ fn decode_ipv6<'a>(defrag: &mut Defrag, ts: i64, b: &'a [u8], check: bool) -> Re
                 Some((whole, _)) => {
                     let (proto, l4) = skip_v6_ext(nh, &whole)?;
                     p.proto = proto;
-                    let r = decode_l4(&mut p, l4, check)?;
+                    let (h, r) = decode_l4(&mut p, l4, check)?;
+                    p.l4_hdr = Cow::Owned(l4[h].to_vec());
                     p.payload = Cow::Owned(l4[r].to_vec());
                     Ok(Some(p))
                 }
@@ -277,12 +284,14 @@ fn decode_ipv6<'a>(defrag: &mut Defrag, ts: i64, b: &'a [u8], check: bool) -> Re
         // An atomic fragment: the payload is complete.
         let (proto, l4) = skip_v6_ext(nh, &body[o..])?;
         p.proto = proto;
-        let r = decode_l4(&mut p, l4, check)?;
+        let (h, r) = decode_l4(&mut p, l4, check)?;
+        p.l4_hdr = Cow::Borrowed(&l4[h]);
         p.payload = Cow::Borrowed(&l4[r]);
         return Ok(Some(p));
     }
     let l4 = &body[o..];
-    let r = decode_l4(&mut p, l4, check)?;
+    let (h, r) = decode_l4(&mut p, l4, check)?;
+    p.l4_hdr = Cow::Borrowed(&l4[h]);
     p.payload = Cow::Borrowed(&l4[r]);
     Ok(Some(p))
 }

@@ -93,6 +93,8 @@ pub struct TcpHdr {
     pub hlen: usize,
     pub wscale: Option<u8>,
     pub has_ts: bool,
+    /// The MSS option's value, when the header carries one.
+    pub mss: Option<u16>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -121,6 +123,10 @@ pub struct Packet<'a> {
     pub tcp: Option<TcpHdr>,
     pub icmp: Option<IcmpHdr>,
     pub payload: Cow<'a, [u8]>,
+    /// The IP header as on the wire (IPv4 with options; IPv6's fixed 40 bytes): ipv4.hdr, ipv6.hdr.
+    pub l3_hdr: Cow<'a, [u8]>,
+    /// The transport header as on the wire (TCP with options, UDP, ICMP's first 8 bytes at most).
+    pub l4_hdr: Cow<'a, [u8]>,
     /// L4 checksum verified bad (only set when validation is on and the value was checkable).
     pub bad_checksum: bool,
 }
@@ -179,10 +185,12 @@ pub fn l4_checksum_ok(src: &IpAddr, dst: &IpAddr, proto: u8, seg: &[u8]) -> bool
     fold(sum16(acc, seg)) == 0
 }
 
-/// Decode transport headers from an assembled IP payload; returns where the payload lies in
-/// `l4` (the caller borrows it from the frame, or copies it out of a reassembled datagram).
-pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<Range<usize>, DecodeError> {
+/// Decode transport headers from an assembled IP payload; returns where the transport header
+/// and the payload lie in `l4` (the caller borrows them from the frame, or copies them out of a
+/// reassembled datagram).
+pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<(Range<usize>, Range<usize>), DecodeError> {
     let payload;
+    let mut hdr = 0..0;
     match p.proto {
         PROTO_TCP => {
             if l4.len() < 20 {
@@ -200,6 +208,7 @@ pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<Range<usize>,
                 hlen,
                 wscale: None,
                 has_ts: false,
+                mss: None,
             };
             // Options: only what stream tracking needs (window scale, timestamps).
             let mut o = 20;
@@ -217,6 +226,7 @@ pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<Range<usize>,
                     break;
                 }
                 match kind {
+                    2 if len == 4 => t.mss = be16(l4, o + 2),
                     3 if len == 3 => t.wscale = Some(l4[o + 2].min(14)),
                     8 => t.has_ts = true,
                     _ => {}
@@ -230,6 +240,7 @@ pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<Range<usize>,
             }
             payload = hlen..l4.len();
             p.tcp = Some(t);
+            hdr = 0..hlen;
         }
         PROTO_UDP => {
             if l4.len() < 8 {
@@ -248,6 +259,7 @@ pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<Range<usize>,
             }
             // Trailing bytes after the UDP length are not payload.
             payload = 8..ulen;
+            hdr = 0..8;
         }
         PROTO_ICMP | PROTO_ICMPV6 => {
             if l4.len() < 4 {
@@ -273,8 +285,9 @@ pub fn decode_l4(p: &mut Packet, l4: &[u8], check: bool) -> Result<Range<usize>,
             }
             payload = l4.len().min(8)..l4.len();
             p.icmp = Some(ic);
+            hdr = 0..l4.len().min(8);
         }
         _ => payload = 0..l4.len(),
     }
-    Ok(payload)
+    Ok((hdr, payload))
 }

@@ -135,8 +135,3 @@ pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(
 pub fn dns_bufs(dns: &DnsMessage) -> Vec<(Buf, &[u8])> {
     dns.queries.iter().map(|q| (Buf::DnsQuery, q.as_slice())).collect()
 }
-
-/// A TLS client hello's buffers: the server name.
-pub fn tls_bufs(sni: &[u8]) -> Vec<(Buf, &[u8])> {
-    vec![(Buf::TlsSni, sni)]
-}

@@ -22,9 +22,12 @@ pub struct PktCtx<'a> {
 #[derive(Default)]
 pub struct DetectCtx {
     pub scan: Scan,
-    /// Reused storage for composed app-layer buffers.
+    /// Reused storage for composed app-layer buffers (arena2: the other side's, for `=>` rules).
     pub arena: Vec<u8>,
+    pub arena2: Vec<u8>,
     /// Reused storage for the seam between two segments' data.
     pub seam_buf: Vec<u8>,
     pub thresh: Thresholds,
+    /// xbits, kept per host and host pair across flows.
+    pub xbits: crate::detect_flowint::Xbits,
 }

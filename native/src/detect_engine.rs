@@ -569,6 +569,8 @@ pub struct RuleSet {
     pub app_always: Vec<u32>,
     pub app_addr: AddrIndex,
     pub bits: Interner,
+    /// Some rule uses `=>` (transactions are then also inspected with both directions).
+    pub has_bidir_tx: bool,
     /// Per packet group (server-to-client TCP groups only): the group's payload patterns and
     /// the response file_data patterns in one streaming matcher, so an HTTP response's bytes
     /// are scanned once for both (see `scan_response_stream`).
@@ -654,6 +656,12 @@ impl RuleSet {
             }
             kept.push(r);
         }
+        // Suricata's evaluation order (detect-engine-sigorder): by action (pass, drop,
+        // reject, alert), then flowbits use (setters, then setters that also test, then
+        // testers, then rules without flowbits), then xbits likewise, then priority; the
+        // file order otherwise. A rule that sets a bit thus runs before one that tests it
+        // on the same packet, whatever their order in the files.
+        kept.sort_by_key(|r| (action_rank(&r.action), 3 - bits_kind(&r.flowbits), 3 - xbits_kind(&r.xbits), r.priority));
         let t_build = std::time::Instant::now();
         let mut rs = RuleSet {
             rules: kept,
@@ -667,10 +675,12 @@ impl RuleSet {
             app_always: Vec::new(),
             app_addr: AddrIndex::default(),
             bits,
+            has_bidir_tx: false,
             #[cfg(feature = "hyperscan")]
             body_merged: Vec::new(),
             generation: RULESET_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
+        rs.has_bidir_tx = rs.rules.iter().any(|r| r.bidir_tx);
         rs.build_prefilters();
         release_free_heap();
         if std::env::var_os("CORDON_DPI_TIMING").is_some() {
@@ -713,8 +723,10 @@ impl RuleSet {
                     // is cheaper than adding these patterns to every packet's scan). The sides
                     // of a transaction the rule can match on: its buffers' side, or its flow
                     // direction; neither → both.
-                    let req = r.flow.to_server || r.bufs.iter().any(|(b, _)| b.http_side() == Some(true));
-                    let res = r.flow.to_client || r.bufs.iter().any(|(b, _)| b.http_side() == Some(false));
+                    let req = r.flow.to_server || r.bufs.iter().any(|(b, _)| b.side() == Some(true));
+                    let res = r.flow.to_client || r.bufs.iter().any(|(b, _)| b.side() == Some(false));
+                    // `=>` rules: their buffers of both directions are scanned together.
+                    let (req, res) = if r.bidir_tx { (true, true) } else { (req, res) };
                     for (side, m) in app.iter_mut().enumerate() {
                         if req == res || (side == 0) == req {
                             m.entry(*b).or_default().entry(Lit::of(r, *b, p, *nocase)).or_default().push(i);
@@ -771,6 +783,40 @@ impl RuleSet {
         }
         self.pkt_addr = AddrIndex::build(&self.rules, &self.pkt_always);
         self.app_addr = AddrIndex::build(&self.rules, &self.app_always);
+    }
+}
+
+fn action_rank(a: &str) -> u8 {
+    match a {
+        "pass" => 0,
+        "drop" => 1,
+        "reject" | "rejectsrc" | "rejectdst" | "rejectboth" => 2,
+        _ => 3,
+    }
+}
+
+/// 3 sets only, 2 sets and tests, 1 tests only, 0 none (Suricata's flowbits ordering types).
+fn bits_kind(ops: &[crate::detect_flowbits::FlowbitOp]) -> u8 {
+    use crate::detect_flowbits::FlowbitOp::*;
+    let read = ops.iter().any(|o| matches!(o, IsSet(_) | IsNotSet(_) | IsSetAll(_)));
+    let write = ops.iter().any(|o| matches!(o, Set(_) | Unset(_) | Toggle(_)));
+    match (read, write) {
+        (false, true) => 3,
+        (true, true) => 2,
+        (true, false) => 1,
+        _ => 0,
+    }
+}
+
+fn xbits_kind(ops: &[crate::detect_flowint::XbitOp]) -> u8 {
+    use crate::detect_flowint::XCmd::*;
+    let read = ops.iter().any(|o| matches!(o.cmd, IsSet | IsNotSet));
+    let write = ops.iter().any(|o| matches!(o.cmd, Set | Unset | Toggle));
+    match (read, write) {
+        (false, true) => 3,
+        (true, true) => 2,
+        (true, false) => 1,
+        _ => 0,
     }
 }
 
@@ -849,9 +895,9 @@ pub fn pkt_group(proto: u8, to_server: bool, sp: u16, dp: u16) -> usize {
 /// Every group a rule may match a packet of (over-approximated; verification is exact).
 fn rule_groups(r: &Rule) -> Vec<usize> {
     let classes: &[usize] = match r.proto {
-        Proto::Tcp | Proto::TcpPkt | Proto::TcpStream | Proto::Http | Proto::Tls => &[0],
-        Proto::Udp => &[1],
-        Proto::Dns => &[0, 1],
+        Proto::Tcp | Proto::TcpPkt | Proto::TcpStream | Proto::Http | Proto::Tls | Proto::Ssh | Proto::Ftp | Proto::FtpData | Proto::Smtp | Proto::Smb => &[0],
+        Proto::Udp | Proto::Dhcp | Proto::Ntp | Proto::Tftp | Proto::Snmp => &[1],
+        Proto::Dns | Proto::Krb5 | Proto::Sip | Proto::Dcerpc => &[0, 1],
         Proto::Icmp | Proto::Icmpv6 => &[2],
         Proto::Ip => &[0, 1, 2],
     };
@@ -907,70 +953,137 @@ fn find_at(hay: &[u8], c: &Content, from: usize, to: usize) -> Option<usize> {
     }
 }
 
+/// What one rule's evaluation carries from item to item and buffer to buffer: the match
+/// budget, the variables byte_extract and byte_math set, and the DCE endianness of the data.
+pub struct MatchCtx {
+    pub budget: u32,
+    pub vars: [u64; crate::detect_byte::MAX_VARS],
+    /// The DCERPC data inspected is little endian (byte keywords with `dce`).
+    pub dce_le: bool,
+}
+
+impl Default for MatchCtx {
+    fn default() -> MatchCtx {
+        MatchCtx { budget: MATCH_BUDGET, vars: [0; crate::detect_byte::MAX_VARS], dce_le: false }
+    }
+}
+
+/// Where a content may match in `buf`: [lo, hi).
+#[inline]
+fn content_window(c: &Content, len: i64, prev: i64, vars: &[u64]) -> (i64, i64) {
+    let n = c.pat.len() as i64;
+    let (mut lo, mut hi) = match &c.vars {
+        None if c.relative() => {
+            let base = prev + c.distance.unwrap_or(0);
+            let hi = match c.within {
+                Some(w) => prev + c.distance.unwrap_or(0).max(0) + w,
+                None => len,
+            };
+            let mut lo = base;
+            let mut hi = hi;
+            if let Some(o) = c.offset {
+                lo = lo.max(prev + o);
+            }
+            if let Some(d) = c.depth {
+                hi = hi.min(lo + d);
+            }
+            (lo, hi)
+        }
+        None => {
+            let off = c.offset.unwrap_or(0);
+            (off, c.depth.map(|d| off + d).unwrap_or(len))
+        }
+        Some(v) => {
+            let get = |i: usize, lit: Option<i64>| v[i].map(|x| vars.get(x as usize).copied().unwrap_or(0) as i64).or(lit);
+            let (off, dep, dist, win) = (get(0, c.offset), get(1, c.depth), get(2, c.distance), get(3, c.within));
+            if dist.is_some() || win.is_some() {
+                let d = dist.unwrap_or(0);
+                let lo = (prev + d).max(0).max(off.unwrap_or(0));
+                let mut hi = len;
+                if let Some(w) = win {
+                    hi = hi.min(prev + d.max(0) + w);
+                }
+                if let Some(dp) = dep {
+                    hi = hi.min(lo + dp);
+                }
+                (lo, hi)
+            } else {
+                let lo = off.unwrap_or(0);
+                (lo, dep.map(|d| lo + d).unwrap_or(len))
+            }
+        }
+    };
+    if c.startswith {
+        lo = 0;
+        hi = hi.min(n);
+    }
+    lo = lo.max(0);
+    hi = hi.min(len);
+    (lo, hi)
+}
+
 /// Evaluate a buffer's item list. `prev` is the end of the previous match (for relative items).
-pub fn match_items(buf: &[u8], items: &[Item], prev: usize, budget: &mut u32) -> bool {
+pub fn match_items(buf: &[u8], items: &[Item], prev: usize, ctx: &mut MatchCtx) -> bool {
     let Some(first) = items.first() else { return true };
-    if *budget == 0 {
+    if ctx.budget == 0 {
         return false;
     }
-    *budget -= 1;
+    ctx.budget -= 1;
     let rest = &items[1..];
     match first {
-        Item::Bsize(c) => c.test(buf.len() as u64) && match_items(buf, rest, prev, budget),
+        Item::Bsize(c) => c.test(buf.len() as u64) && match_items(buf, rest, prev, ctx),
         Item::IsDataAt { n, relative, negated } => {
+            let n = n.get(&ctx.vars);
             let ok = if *relative {
-                (prev as i64) + *n <= buf.len() as i64
+                (prev as i64).saturating_add(n) <= buf.len() as i64
             } else {
-                *n < buf.len() as i64
+                n < buf.len() as i64
             };
-            ok != *negated && match_items(buf, rest, prev, budget)
+            ok != *negated && match_items(buf, rest, prev, ctx)
+        }
+        Item::ByteTest(t) => t.eval(buf, prev, &ctx.vars, ctx.dce_le) && match_items(buf, rest, prev, ctx),
+        Item::ByteJump(j) => match j.eval(buf, prev, &ctx.vars, ctx.dce_le) {
+            Some(to) => match_items(buf, rest, to, ctx),
+            None => false,
+        },
+        Item::ByteExtract(e) => match e.eval(buf, prev, ctx.dce_le) {
+            Some((v, to)) => {
+                ctx.vars[e.var as usize] = v;
+                match_items(buf, rest, to, ctx)
+            }
+            None => false,
+        },
+        Item::ByteMath(m) => match m.eval(buf, prev, &ctx.vars, ctx.dce_le) {
+            Some((v, to)) => {
+                ctx.vars[m.var as usize] = v;
+                match_items(buf, rest, to, ctx)
+            }
+            None => false,
+        },
+        Item::Base64(b) => {
+            // Terminal: the decoded bytes' items decide (Suricata's base64_data list).
+            let Some(input) = b.input(buf, prev) else { return false };
+            let mut decoded = Vec::new();
+            crate::detect_byte::base64_decode(input, &mut decoded);
+            !decoded.is_empty() && !b.data.is_empty() && match_items(&decoded, &b.data, 0, ctx)
         }
         Item::Pcre(p) => {
             // A relative pcre sees the buffer from the previous match on (so ^ anchors there).
             let start = if p.relative { prev.min(buf.len()) } else { 0 };
             let m = p.re.find(&buf[start..]).ok().flatten();
             match (m, p.negated) {
-                (Some(m), false) => match_items(buf, rest, start + m.end(), budget),
-                (None, true) => match_items(buf, rest, prev, budget),
+                (Some(m), false) => match_items(buf, rest, start + m.end(), ctx),
+                (None, true) => match_items(buf, rest, prev, ctx),
                 _ => false,
             }
         }
         Item::Content(c) => {
-            let len = buf.len() as i64;
             let n = c.pat.len() as i64;
-            let (mut lo, mut hi) = if c.relative() {
-                let base = prev as i64 + c.distance.unwrap_or(0);
-                let hi = match c.within {
-                    Some(w) => prev as i64 + c.distance.unwrap_or(0).max(0) + w,
-                    None => len,
-                };
-                (base, hi)
-            } else {
-                let off = c.offset.unwrap_or(0);
-                let hi = match c.depth {
-                    Some(d) => off + d,
-                    None => len,
-                };
-                (off, hi)
-            };
-            if c.relative() {
-                if let Some(o) = c.offset {
-                    lo = lo.max(prev as i64 + o);
-                }
-                if let Some(d) = c.depth {
-                    hi = hi.min(lo + d);
-                }
-            }
-            if c.startswith {
-                lo = 0;
-                hi = hi.min(n);
-            }
-            lo = lo.max(0);
-            hi = hi.min(len);
+            let (lo, hi) = content_window(c, buf.len() as i64, prev as i64, &ctx.vars);
             if c.negated {
                 let found = if hi - lo >= n { find_at(buf, c, lo as usize, hi as usize).is_some() } else { false };
                 let found = found && (!c.endswith || find_end(buf, c));
-                return !found && match_items(buf, rest, prev, budget);
+                return !found && match_items(buf, rest, prev, ctx);
             }
             if hi - lo < n {
                 return false;
@@ -978,14 +1091,14 @@ pub fn match_items(buf: &[u8], items: &[Item], prev: usize, budget: &mut u32) ->
             let mut from = lo as usize;
             while let Some(p) = find_at(buf, c, from, hi as usize) {
                 let end = p + c.pat.len();
-                if (!c.endswith || end == buf.len()) && match_items(buf, rest, end, budget) {
+                if (!c.endswith || end == buf.len()) && match_items(buf, rest, end, ctx) {
                     return true;
                 }
-                if *budget == 0 {
+                if ctx.budget == 0 {
                     return false;
                 }
                 // Only worth retrying when a later item depends on where this one matched.
-                if !rest.iter().any(|i| matches!(i, Item::Content(c) if c.relative()) || matches!(i, Item::Pcre(p) if p.relative) || matches!(i, Item::IsDataAt{relative: true, ..})) && !c.endswith {
+                if !rest.iter().any(|i| i.is_relative()) && !c.endswith {
                     return false;
                 }
                 from = p + 1;
@@ -1006,9 +1119,17 @@ fn find_end(buf: &[u8], c: &Content) -> bool {
     }
 }
 
+/// Evaluate a buffer's items on their own (a rule without variables).
 pub fn eval_buffer(buf: &[u8], items: &[Item]) -> bool {
-    let mut budget = MATCH_BUDGET;
-    match_items(buf, items, 0, &mut budget)
+    let mut ctx = MatchCtx::default();
+    match_items(buf, items, 0, &mut ctx)
+}
+
+/// Evaluate one of a rule's buffers within the rule's evaluation (its variables carry over
+/// from the buffers before); each buffer gets the full match budget.
+pub fn eval_buffer_in(buf: &[u8], items: &[Item], ctx: &mut MatchCtx) -> bool {
+    ctx.budget = MATCH_BUDGET;
+    match_items(buf, items, 0, ctx)
 }
 
 #[cfg(test)]
@@ -1090,9 +1211,9 @@ mod tests {
 
     #[test]
     fn unsupported_keywords_are_named() {
-        let s = rs(r#"alert tcp any any -> any any (content:"x"; byte_test:4,>,1,0; sid:7;)"#);
+        let s = rs(r#"alert tcp any any -> any any (content:"x"; asn1:oversize_length 100; sid:7;)"#);
         assert_eq!(s.errors.len(), 1);
         assert_eq!(s.errors[0].sid, Some(7));
-        assert!(s.errors[0].reason.contains("byte_test"));
+        assert!(s.errors[0].reason.contains("asn1"));
     }
 }

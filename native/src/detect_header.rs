@@ -5,7 +5,7 @@
 use crate::decode_packet::*;
 use crate::detect_ctx::PktCtx;
 use crate::detect_engine::AddrIndex;
-use crate::detect_parse::{PktMatch, Proto, Rule};
+use crate::detect_parse::{Buf, PktMatch, Proto, Rule};
 use crate::flow_table::{App, Flow};
 use std::net::IpAddr;
 
@@ -16,10 +16,24 @@ pub fn header_ok(r: &Rule, p: &Packet) -> bool {
     fwd || (r.bidir && r.src.matches(&p.dst) && r.sp.matches(p.dp) && r.dst.matches(&p.src) && r.dp.matches(p.sp))
 }
 
+/// Addresses and ports as written (`switched` false) or switched, for the two rules a `<>`
+/// rule stands for.
+#[inline]
+pub fn header_ok_dir(r: &Rule, p: &Packet, switched: bool) -> bool {
+    if switched {
+        r.src.matches(&p.dst) && r.sp.matches(p.dp) && r.dst.matches(&p.src) && r.dp.matches(p.sp)
+    } else {
+        r.src.matches(&p.src) && r.sp.matches(p.sp) && r.dst.matches(&p.dst) && r.dp.matches(p.dp)
+    }
+}
+
 /// The rule's protocol: the packet's for ip/tcp/udp/icmp rules, the flow's app-layer
 /// protocol for http/dns/tls rules.
 #[inline]
 pub fn proto_ok(r: &Rule, p: &Packet, f: &Flow) -> bool {
+    if r.hdr_app && p.proto == PROTO_TCP && f.app_vis != 3 {
+        return false;
+    }
     match r.proto {
         Proto::Ip => true,
         Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => p.proto == PROTO_TCP,
@@ -28,7 +42,7 @@ pub fn proto_ok(r: &Rule, p: &Packet, f: &Flow) -> bool {
         Proto::Icmpv6 => p.proto == PROTO_ICMPV6,
         Proto::Http => matches!(f.app, App::Http(_)),
         Proto::Dns => matches!(f.app, App::Dns),
-        Proto::Tls => matches!(f.app, App::Tls(_)),
+        app => f.app.proto().is_some_and(|fp| fp == app || (app == Proto::Dcerpc && fp == Proto::Smb)),
     }
 }
 
@@ -46,6 +60,20 @@ pub fn flow_ok(r: &Rule, c: &PktCtx) -> bool {
         return false;
     }
     true
+}
+
+/// The rule's flow keywords with state (app-layer-protocol, stream_size) hold.
+#[inline]
+pub fn flow_keywords_ok(r: &Rule, f: &Flow, c: &PktCtx) -> bool {
+    if r.flowm.is_empty() {
+        return true;
+    }
+    let pd_done_now = f.pd_done_now[0] || f.pd_done_now[1];
+    if r.pd_only && !pd_done_now {
+        return false;
+    }
+    let v = crate::detect_appkw::FlowView { pd_done_now, alproto: f.alproto, to_server: c.to_server, stream_size: f.tcp.as_ref().map(|t| t.stream_size()) };
+    r.flowm.iter().all(|m| m.matches(&v))
 }
 
 /// Every packet keyword of the rule holds.
@@ -93,17 +121,33 @@ pub fn pkt_match(m: &PktMatch, p: &Packet) -> bool {
                     _ => f & bits == 0,
                 }
             }
-            PktMatch::Urilen(_) => true, // checked with the transaction
+            PktMatch::Urilen(..) => true, // checked with the transaction
+            PktMatch::TcpMss(c) => p.tcp.as_ref().and_then(|t| t.mss).is_some_and(|m| c.test(m as u64)),
         };
         ok
     }
+}
+
+/// A header buffer of the packet (ipv4.hdr, tcp.hdr, ...), when the packet has that header.
+#[inline]
+pub fn header_buf<'a>(b: Buf, p: &'a Packet) -> Option<&'a [u8]> {
+    let v: &[u8] = match b {
+        Buf::Ipv4Hdr if !p.ipv6 => &p.l3_hdr,
+        Buf::Ipv6Hdr if p.ipv6 => &p.l3_hdr,
+        Buf::TcpHdr if p.proto == PROTO_TCP => &p.l4_hdr,
+        Buf::UdpHdr if p.proto == PROTO_UDP => &p.l4_hdr,
+        Buf::Icmpv4Hdr if p.proto == PROTO_ICMP => &p.l4_hdr,
+        Buf::Icmpv6Hdr if p.proto == PROTO_ICMPV6 => &p.l4_hdr,
+        _ => return None,
+    };
+    (!v.is_empty()).then_some(v)
 }
 
 /// Packet keywords that still make sense on an app-layer match (no payload size etc.).
 #[inline]
 pub fn pkt_ok_app(r: &Rule, p: &Packet) -> bool {
     r.pkt.iter().all(|m| match m {
-        PktMatch::Urilen(_) | PktMatch::Dsize(_) | PktMatch::Flags { .. } => true,
+        PktMatch::Urilen(..) | PktMatch::Dsize(_) | PktMatch::Flags { .. } => true,
         _ => pkt_match(m, p),
     })
 }

@@ -4,8 +4,12 @@
 //! detect_header (packet keywords, flow), detect_engine (content, pcre, isdataat, bsize),
 //! detect_flowbits and detect_threshold.
 
+use crate::applayer_tx::Field;
+use crate::detect_appkw::{self, TxMatch};
+use crate::detect_byte::{self, MAX_VARS};
 use crate::detect_flowbits::{self, Interner};
-use crate::detect_parse::{Buf, Cmp, Content, Item, Pcre, PktMatch, Rule, Xf};
+use crate::detect_flowint;
+use crate::detect_parse::{Buf, Cmp, Content, Item, Num, Pcre, PktMatch, Proto, Rule, Xf};
 use crate::detect_threshold;
 use std::collections::HashMap;
 
@@ -38,9 +42,45 @@ pub struct RuleDraft<'a> {
     pub cur: Buf,
     /// Where the last content, pcre or isdataat went: what content modifiers apply to.
     pub last_item_buf: Option<Buf>,
+    /// Names of the variables byte_extract and byte_math defined so far (index = variable).
+    pub var_names: Vec<String>,
+    /// `=>` rules: buffers selected from here on are the response's (bidir.toclient).
+    pub bidir_toclient: bool,
 }
 
 impl RuleDraft<'_> {
+    fn var(&self, name: &str) -> Option<u8> {
+        self.var_names.iter().rposition(|n| n == name).map(|i| i as u8)
+    }
+    /// Define a variable; its index.
+    fn define_var(&mut self, name: String) -> Result<u8, String> {
+        if let Some(i) = self.var(&name) {
+            return Ok(i);
+        }
+        if self.var_names.len() >= MAX_VARS {
+            return Err(format!("more than {MAX_VARS} byte_extract/byte_math variables"));
+        }
+        self.var_names.push(name);
+        self.r.nvars = self.var_names.len() as u8;
+        Ok((self.var_names.len() - 1) as u8)
+    }
+    /// The buffer a payload keyword goes to: the sticky buffer, else (relative) the buffer of
+    /// the content it is relative to, else the payload.
+    fn item_buf(&self, relative: bool) -> Buf {
+        if self.cur != Buf::Payload || !relative {
+            self.cur
+        } else {
+            self.last_item_buf.unwrap_or(self.cur)
+        }
+    }
+    /// A content modifier's number: a literal, or a variable defined earlier.
+    fn num(&self, v: Option<&str>, kw: &str) -> Result<Num, String> {
+        let v = v.ok_or_else(|| format!("{kw} needs a value"))?.trim();
+        if v.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+            return self.var(v).map(Num::Var).ok_or_else(|| format!("{kw}: unknown byte_extract variable \"{v}\""));
+        }
+        v.parse::<i64>().map(Num::Lit).map_err(|_| format!("{kw}: \"{v}\" is not a number"))
+    }
     /// The content a modifier (nocase, depth, ...) applies to.
     fn preceding_content(&mut self, k: &Keyword) -> Result<&mut Content, String> {
         let lb = self.last_item_buf.ok_or_else(|| format!("{} has no preceding content", k.name))?;
@@ -139,26 +179,10 @@ static KEYWORDS: &[Keyword] = &[
         d.preceding_content(k)?.nocase = true;
         Ok(())
     }),
-    kw("depth", 0, |d, k, v| {
-        let c = d.preceding_content(k)?;
-        c.depth = Some(parse_int(v, k.name)?);
-        Ok(())
-    }),
-    kw("offset", 0, |d, k, v| {
-        let c = d.preceding_content(k)?;
-        c.offset = Some(parse_int(v, k.name)?);
-        Ok(())
-    }),
-    kw("distance", 0, |d, k, v| {
-        let c = d.preceding_content(k)?;
-        c.distance = Some(parse_int(v, k.name)?);
-        Ok(())
-    }),
-    kw("within", 0, |d, k, v| {
-        let c = d.preceding_content(k)?;
-        c.within = Some(parse_int(v, k.name)?);
-        Ok(())
-    }),
+    kw("depth", 0, |d, k, v| content_num(d, k, v, 1)),
+    kw("offset", 0, |d, k, v| content_num(d, k, v, 0)),
+    kw("distance", 0, |d, k, v| content_num(d, k, v, 2)),
+    kw("within", 0, |d, k, v| content_num(d, k, v, 3)),
     kw("startswith", 0, |d, k, _| {
         d.preceding_content(k)?.startswith = true;
         Ok(())
@@ -239,6 +263,163 @@ static KEYWORDS: &[Keyword] = &[
     kw("dns_query", NOOPT, |d, k, _| buffer(d, k, Buf::DnsQuery)),
     kw("tls.sni", NOOPT, |d, k, _| buffer(d, k, Buf::TlsSni)),
     kw("tls_sni", NOOPT, |d, k, _| buffer(d, k, Buf::TlsSni)),
+    kw("tls.certs", NOOPT, |d, k, _| buffer(d, k, Buf::TlsCerts)),
+    kw("tls.cert_subject", NOOPT, |d, k, _| buffer(d, k, Buf::TlsCertSubject)),
+    kw("tls_cert_subject", NOOPT, |d, k, _| buffer(d, k, Buf::TlsCertSubject)),
+    kw("tls.cert_issuer", NOOPT, |d, k, _| buffer(d, k, Buf::TlsCertIssuer)),
+    kw("tls_cert_issuer", NOOPT, |d, k, _| buffer(d, k, Buf::TlsCertIssuer)),
+    kw("tls.cert_serial", NOOPT, |d, k, _| buffer(d, k, Buf::TlsCertSerial)),
+    kw("tls_cert_serial", NOOPT, |d, k, _| buffer(d, k, Buf::TlsCertSerial)),
+    kw("tls.cert_fingerprint", NOOPT, |d, k, _| buffer(d, k, Buf::TlsCertFingerprint)),
+    kw("tls_cert_fingerprint", NOOPT, |d, k, _| buffer(d, k, Buf::TlsCertFingerprint)),
+    kw("ja3.hash", NOOPT, |d, k, _| buffer(d, k, Buf::Ja3Hash)),
+    kw("ja3_hash", NOOPT, |d, k, _| buffer(d, k, Buf::Ja3Hash)),
+    kw("ja3.string", NOOPT, |d, k, _| buffer(d, k, Buf::Ja3String)),
+    kw("ja3_string", NOOPT, |d, k, _| buffer(d, k, Buf::Ja3String)),
+    kw("ja3s.hash", NOOPT, |d, k, _| buffer(d, k, Buf::Ja3sHash)),
+    kw("ja3s.string", NOOPT, |d, k, _| buffer(d, k, Buf::Ja3sString)),
+    kw("ja4.hash", NOOPT, |d, k, _| buffer(d, k, Buf::Ja4Hash)),
+    // Legacy TLS keywords with a value: the buffer holds it (subject/issuer contain it, the
+    // fingerprint is it, in any case).
+    kw("tls.subject", 0, |d, _, v| legacy_tls(d, v, Buf::TlsCertSubject, false)),
+    kw("tls.issuerdn", 0, |d, _, v| legacy_tls(d, v, Buf::TlsCertIssuer, false)),
+    kw("tls.fingerprint", 0, |d, _, v| legacy_tls(d, v, Buf::TlsCertFingerprint, true)),
+    kw("tls.version", 0, tls_version),
+    kw("tls.cert_expired", NOOPT, |d, _, _| tx(d, TxMatch::CertExpired(true))),
+    kw("tls_cert_expired", NOOPT, |d, _, _| tx(d, TxMatch::CertExpired(true))),
+    kw("tls.cert_valid", NOOPT, |d, _, _| tx(d, TxMatch::CertExpired(false))),
+    kw("tls_cert_valid", NOOPT, |d, _, _| tx(d, TxMatch::CertExpired(false))),
+    kw("tls_cert_notbefore", 0, |d, _, v| cert_date(d, v, Field::CertNotBefore)),
+    kw("tls.cert_notbefore", 0, |d, _, v| cert_date(d, v, Field::CertNotBefore)),
+    kw("tls_cert_notafter", 0, |d, _, v| cert_date(d, v, Field::CertNotAfter)),
+    kw("tls.cert_notafter", 0, |d, _, v| cert_date(d, v, Field::CertNotAfter)),
+    // SSH.
+    kw("ssh.proto", NOOPT, |d, k, _| buffer(d, k, Buf::SshProto)),
+    kw("ssh_proto", NOOPT, |d, k, _| buffer(d, k, Buf::SshProto)),
+    kw("ssh.software", NOOPT, |d, k, _| buffer(d, k, Buf::SshSoftware)),
+    kw("ssh_software", NOOPT, |d, k, _| buffer(d, k, Buf::SshSoftware)),
+    kw("ssh.hassh", NOOPT, |d, k, _| buffer(d, k, Buf::SshHassh)),
+    kw("ssh.hassh.string", NOOPT, |d, k, _| buffer(d, k, Buf::SshHasshString)),
+    kw("ssh.hassh.server", NOOPT, |d, k, _| buffer(d, k, Buf::SshHasshServer)),
+    kw("ssh.hassh.server.string", NOOPT, |d, k, _| buffer(d, k, Buf::SshHasshServerString)),
+    kw("ssh.protoversion", 0, |d, _, v| tx(d, TxMatch::SshProtoVersion(unquote(v.unwrap_or("")).into_bytes()))),
+    kw("ssh.softwareversion", 0, |d, _, v| tx(d, TxMatch::SshSoftwareVersion(unquote(v.unwrap_or("")).into_bytes()))),
+    // SMTP and mail.
+    kw("smtp.helo", NOOPT, |d, k, _| buffer(d, k, Buf::SmtpHelo)),
+    kw("smtp.mail_from", NOOPT, |d, k, _| buffer(d, k, Buf::SmtpMailFrom)),
+    kw("smtp.rcpt_to", NOOPT, |d, k, _| buffer(d, k, Buf::SmtpRcptTo)),
+    kw("email.from", NOOPT, |d, k, _| buffer(d, k, Buf::EmailFrom)),
+    kw("email.subject", NOOPT, |d, k, _| buffer(d, k, Buf::EmailSubject)),
+    kw("email.to", NOOPT, |d, k, _| buffer(d, k, Buf::EmailTo)),
+    kw("email.cc", NOOPT, |d, k, _| buffer(d, k, Buf::EmailCc)),
+    kw("email.date", NOOPT, |d, k, _| buffer(d, k, Buf::EmailDate)),
+    kw("email.message_id", NOOPT, |d, k, _| buffer(d, k, Buf::EmailMessageId)),
+    kw("email.x_mailer", NOOPT, |d, k, _| buffer(d, k, Buf::EmailXMailer)),
+    kw("email.url", NOOPT, |d, k, _| buffer(d, k, Buf::EmailUrl)),
+    // FTP.
+    kw("ftp.command", NOOPT, |d, k, _| buffer(d, k, Buf::FtpCommand)),
+    kw("ftp.command_data", NOOPT, |d, k, _| buffer(d, k, Buf::FtpCommandData)),
+    kw("ftp.reply", NOOPT, |d, k, _| buffer(d, k, Buf::FtpReply)),
+    kw("ftpbounce", NOOPT, |d, _, _| tx(d, TxMatch::Field { field: Field::FtpBounce, test: Cmp::Eq(1), negated: false })),
+    kw("ftpdata_command", 0, |d, _, v| {
+        let n = match v.unwrap_or("").trim().to_ascii_lowercase().as_str() {
+            "stor" => 1,
+            "retr" => 2,
+            x => return Err(format!("ftpdata_command: \"{x}\" is neither stor nor retr")),
+        };
+        tx(d, TxMatch::Field { field: Field::FtpdataCommand, test: Cmp::Eq(n), negated: false })
+    }),
+    // SMB and DCERPC.
+    kw("smb.share", NOOPT, |d, k, _| buffer(d, k, Buf::SmbShare)),
+    kw("smb_share", NOOPT, |d, k, _| buffer(d, k, Buf::SmbShare)),
+    kw("smb.named_pipe", NOOPT, |d, k, _| buffer(d, k, Buf::SmbNamedPipe)),
+    kw("smb_named_pipe", NOOPT, |d, k, _| buffer(d, k, Buf::SmbNamedPipe)),
+    kw("smb.ntlmssp_user", NOOPT, |d, k, _| buffer(d, k, Buf::SmbNtlmsspUser)),
+    kw("smb.ntlmssp_domain", NOOPT, |d, k, _| buffer(d, k, Buf::SmbNtlmsspDomain)),
+    kw("dcerpc.stub_data", NOOPT, |d, k, _| buffer(d, k, Buf::DceStubData)),
+    kw("dce_stub_data", NOOPT, |d, k, _| buffer(d, k, Buf::DceStubData)),
+    kw("dcerpc.iface", 0, |d, _, v| tx(d, detect_appkw::parse_iface(v.ok_or("dcerpc.iface needs a value")?)?)),
+    kw("dce_iface", 0, |d, _, v| tx(d, detect_appkw::parse_iface(v.ok_or("dce_iface needs a value")?)?)),
+    kw("dcerpc.opnum", 0, opnum),
+    kw("dce_opnum", 0, opnum),
+    // Kerberos.
+    kw("krb5.cname", NOOPT, |d, k, _| buffer(d, k, Buf::Krb5Cname)),
+    kw("krb5_cname", NOOPT, |d, k, _| buffer(d, k, Buf::Krb5Cname)),
+    kw("krb5.sname", NOOPT, |d, k, _| buffer(d, k, Buf::Krb5Sname)),
+    kw("krb5_sname", NOOPT, |d, k, _| buffer(d, k, Buf::Krb5Sname)),
+    kw("krb5_msg_type", 0, |d, _, v| {
+        let (test, negated) = detect_appkw::parse_uint(v.ok_or("krb5_msg_type needs a value")?, detect_appkw::KRB5_MSG_TYPES)?;
+        tx(d, TxMatch::Field { field: Field::Krb5MsgType, test, negated })
+    }),
+    kw("krb5.msg_type", 0, |d, _, v| {
+        let (test, negated) = detect_appkw::parse_uint(v.ok_or("krb5.msg_type needs a value")?, detect_appkw::KRB5_MSG_TYPES)?;
+        tx(d, TxMatch::Field { field: Field::Krb5MsgType, test, negated })
+    }),
+    kw("krb5.ticket_encryption", 0, |d, _, v| tx(d, detect_appkw::parse_ticket_encryption(v.ok_or("krb5.ticket_encryption needs a value")?)?)),
+    kw("krb5_err_code", 0, |d, _, v| {
+        let (test, negated) = detect_appkw::parse_uint(v.ok_or("krb5_err_code needs a value")?, &[])?;
+        tx(d, TxMatch::Field { field: Field::Krb5ErrCode, test, negated })
+    }),
+    // Protocol and anomaly keywords.
+    kw("app-layer-event", 0, app_layer_event),
+    kw("app-layer-protocol", 0, |d, _, v| {
+        d.r.flowm.push(detect_appkw::parse_app_proto(v.ok_or("app-layer-protocol needs a value")?)?);
+        Ok(())
+    }),
+    kw("stream_size", 0, |d, _, v| {
+        d.r.flowm.push(detect_appkw::parse_stream_size(v.ok_or("stream_size needs a value")?)?);
+        Ok(())
+    }),
+    // `=>` rules: the direction of the buffers that follow.
+    kw("bidir.toclient", NOOPT, |d, _, _| bidir_dir(d, true)),
+    kw("bidir.toserver", NOOPT, |d, _, _| bidir_dir(d, false)),
+    // Packet header buffers.
+    kw("ipv4.hdr", NOOPT, |d, k, _| buffer(d, k, Buf::Ipv4Hdr)),
+    kw("ipv6.hdr", NOOPT, |d, k, _| buffer(d, k, Buf::Ipv6Hdr)),
+    kw("tcp.hdr", NOOPT, |d, k, _| buffer(d, k, Buf::TcpHdr)),
+    kw("udp.hdr", NOOPT, |d, k, _| buffer(d, k, Buf::UdpHdr)),
+    kw("icmpv4.hdr", NOOPT, |d, k, _| buffer(d, k, Buf::Icmpv4Hdr)),
+    kw("icmpv6.hdr", NOOPT, |d, k, _| buffer(d, k, Buf::Icmpv6Hdr)),
+    // Byte keywords and base64.
+    kw("byte_test", 0, |d, _, v| {
+        let vars = |n: &str| d.var(n);
+        let t = detect_byte::parse_byte_test(v.ok_or("byte_test needs a value")?, &vars)?;
+        let b = d.item_buf(t.relative);
+        push_payload_item(d, b, Item::ByteTest(Box::new(t)));
+        Ok(())
+    }),
+    kw("byte_jump", 0, |d, _, v| {
+        let vars = |n: &str| d.var(n);
+        let j = detect_byte::parse_byte_jump(v.ok_or("byte_jump needs a value")?, &vars)?;
+        let b = d.item_buf(j.relative);
+        push_payload_item(d, b, Item::ByteJump(Box::new(j)));
+        Ok(())
+    }),
+    kw("byte_extract", 0, |d, _, v| {
+        let (mut e, name) = detect_byte::parse_byte_extract(v.ok_or("byte_extract needs a value")?)?;
+        e.var = d.define_var(name)?;
+        let b = d.item_buf(e.relative);
+        push_payload_item(d, b, Item::ByteExtract(Box::new(e)));
+        Ok(())
+    }),
+    kw("byte_math", 0, |d, _, v| {
+        let vars = |n: &str| d.var(n);
+        let (mut m, name) = detect_byte::parse_byte_math(v.ok_or("byte_math needs a value")?, &vars)?;
+        m.var = d.define_var(name)?;
+        let b = d.item_buf(m.relative);
+        push_payload_item(d, b, Item::ByteMath(Box::new(m)));
+        Ok(())
+    }),
+    kw("base64_decode", 0, |d, _, v| {
+        let b64 = detect_byte::parse_base64_decode(v)?;
+        let b = d.item_buf(b64.relative);
+        push_payload_item(d, b, Item::Base64(Box::new(b64)));
+        Ok(())
+    }),
+    kw("base64_data", NOOPT, |d, _, _| {
+        d.cur = Buf::Base64Data;
+        Ok(())
+    }),
     // Transforms of the selected buffer, before its matches.
     kw("dotprefix", 0, |d, k, _| transform(d, k, Xf::DotPrefix)),
     kw("to_lowercase", 0, |d, k, _| transform(d, k, Xf::ToLower)),
@@ -294,6 +475,10 @@ static KEYWORDS: &[Keyword] = &[
         d.r.pkt.push(parse_flags(v.ok_or("flags needs a value")?)?);
         Ok(())
     }),
+    kw("tcp.mss", 0, |d, _, v| {
+        d.r.pkt.push(PktMatch::TcpMss(Cmp::parse(v.ok_or("tcp.mss needs a value")?)?));
+        Ok(())
+    }),
     kw("fragbits", 0, |d, _, v| {
         d.r.pkt.push(parse_fragbits(v.ok_or("fragbits needs a value")?)?);
         Ok(())
@@ -301,6 +486,16 @@ static KEYWORDS: &[Keyword] = &[
     // Flow state.
     kw("flow", 0, flow),
     kw("flowbits", 0, |d, _, v| detect_flowbits::setup(&mut d.r, v, d.bits)),
+    kw("flowint", 0, |d, _, v| {
+        let op = detect_flowint::parse_flowint(v.ok_or("flowint needs a value")?, d.bits)?;
+        d.r.flowints.push(op);
+        Ok(())
+    }),
+    kw("xbits", 0, |d, _, v| {
+        let op = detect_flowint::parse_xbits(v.ok_or("xbits needs a value")?, d.bits)?;
+        d.r.xbits.push(op);
+        Ok(())
+    }),
     // Alert rate.
     kw("threshold", 0, |d, _, v| {
         d.r.threshold = Some(detect_threshold::parse(v.ok_or("threshold needs a value")?, false)?);
@@ -325,6 +520,16 @@ fn buffer(d: &mut RuleDraft, k: &Keyword, b: Buf) -> Result<(), String> {
         d.last_item_buf = Some(b);
     } else {
         d.cur = b;
+    }
+    // `=>` rules: a buffer without a direction of its own is taken from the direction
+    // bidir.toserver/bidir.toclient chose (to the server by default); once only.
+    if d.r.bidir_tx && b.side().is_none() && b.is_app() {
+        let side = !d.bidir_toclient;
+        match d.r.bidir_sides.iter().find(|(x, _)| *x == b) {
+            Some((_, s)) if *s != side => return Err(format!("{} used for both directions in one => rule", k.name)),
+            Some(_) => {}
+            None => d.r.bidir_sides.push((b, side)),
+        }
     }
     Ok(())
 }
@@ -352,6 +557,7 @@ fn content(d: &mut RuleDraft, v: Option<&str>, b: Buf) -> Result<(), String> {
         startswith: false,
         endswith: false,
         fast_pattern: false,
+        vars: None,
     };
     push_item(&mut d.r, b, Item::Content(c));
     d.last_item_buf = Some(b);
@@ -366,10 +572,18 @@ fn isdataat(d: &mut RuleDraft, _: &Keyword, v: Option<&str>) -> Result<(), Strin
         Some(x) => (true, x),
         None => (false, first),
     };
-    let n: i64 = n.trim().parse().map_err(|_| format!("isdataat: \"{n}\" is not a number"))?;
-    let relative = parts.any(|p| p.trim() == "relative");
-    push_item(&mut d.r, d.cur, Item::IsDataAt { n, relative, negated });
-    d.last_item_buf = Some(d.cur);
+    let n = d.num(Some(n), "isdataat")?;
+    let mut relative = false;
+    for p in parts {
+        match p.trim() {
+            "relative" => relative = true,
+            "rawbytes" => {}
+            x => return Err(format!("isdataat: unknown option \"{x}\"")),
+        }
+    }
+    let b = d.item_buf(relative);
+    push_item(&mut d.r, b, Item::IsDataAt { n, relative, negated });
+    d.last_item_buf = Some(b);
     Ok(())
 }
 
@@ -387,8 +601,14 @@ fn transform(d: &mut RuleDraft, k: &Keyword, xf: Xf) -> Result<(), String> {
 
 fn urilen(d: &mut RuleDraft, _: &Keyword, v: Option<&str>) -> Result<(), String> {
     let s = v.ok_or("urilen needs a value")?;
-    let s = s.split(',').next().unwrap_or("");
-    d.r.pkt.push(PktMatch::Urilen(Cmp::parse(s)?));
+    let mut parts = s.split(',');
+    let c = Cmp::parse(parts.next().unwrap_or(""))?;
+    let raw = match parts.next().map(|x| x.trim()) {
+        None | Some("norm") => false,
+        Some("raw") => true,
+        Some(x) => return Err(format!("urilen: unknown option \"{x}\"")),
+    };
+    d.r.pkt.push(PktMatch::Urilen(c, raw));
     // urilen needs the http.uri buffer of the transaction.
     if !d.r.bufs.iter().any(|(b, _)| *b == Buf::HttpUri) {
         d.r.bufs.push((Buf::HttpUri, Vec::new()));
@@ -459,6 +679,159 @@ fn flow(d: &mut RuleDraft, _: &Keyword, v: Option<&str>) -> Result<(), String> {
     Ok(())
 }
 
+/// offset (0), depth (1), distance (2), within (3) of the preceding content: a number, or a
+/// variable defined earlier in the rule.
+fn content_num(d: &mut RuleDraft, k: &Keyword, v: Option<&str>, which: usize) -> Result<(), String> {
+    // Found first: a modifier without a content fails for that, whatever its value.
+    d.preceding_content(k)?;
+    let n = d.num(v, k.name)?;
+    let c = d.preceding_content(k)?;
+    let lit = match n {
+        Num::Lit(x) => Some(x),
+        Num::Var(i) => {
+            c.vars.get_or_insert_with(|| Box::new([None; 4]))[which] = Some(i);
+            None
+        }
+    };
+    if let Some(vs) = c.vars.as_mut() {
+        if lit.is_some() {
+            vs[which] = None;
+        }
+    }
+    match which {
+        0 => c.offset = lit,
+        1 => c.depth = lit,
+        2 => c.distance = lit,
+        _ => c.within = lit,
+    }
+    Ok(())
+}
+
+/// A byte keyword or base64_decode into buffer `b` (what content modifiers see as the last item).
+fn push_payload_item(d: &mut RuleDraft, b: Buf, it: Item) {
+    push_item(&mut d.r, b, it);
+    d.last_item_buf = Some(b);
+}
+
+fn bidir_dir(d: &mut RuleDraft, toclient: bool) -> Result<(), String> {
+    if !d.r.bidir_tx {
+        return Err("bidir.toclient/bidir.toserver need a => rule".into());
+    }
+    d.bidir_toclient = toclient;
+    Ok(())
+}
+
+fn tx(d: &mut RuleDraft, m: TxMatch) -> Result<(), String> {
+    d.r.tx.push(m);
+    Ok(())
+}
+
+/// tls.subject:"...", tls.issuerdn:"...", tls.fingerprint:"..." (optionally negated): a content
+/// on the buffer (the fingerprint compared whole and without case).
+fn legacy_tls(d: &mut RuleDraft, v: Option<&str>, b: Buf, whole: bool) -> Result<(), String> {
+    let v = v.ok_or("needs a value")?.trim();
+    let (negated, v) = match v.strip_prefix('!') {
+        Some(x) => (true, x.trim()),
+        None => (false, v),
+    };
+    let text = unquote(v);
+    if text.is_empty() {
+        return Err("empty value".into());
+    }
+    let pat = if whole { text.to_ascii_lowercase().into_bytes() } else { text.into_bytes() };
+    let c = Content {
+        pat_lc: pat.to_ascii_lowercase(),
+        pat,
+        nocase: whole,
+        negated,
+        offset: None,
+        depth: None,
+        distance: None,
+        within: None,
+        startswith: whole,
+        endswith: whole,
+        fast_pattern: false,
+        vars: None,
+    };
+    push_item(&mut d.r, b, Item::Content(c));
+    Ok(())
+}
+
+/// `tls.version:<1.0|1.1|1.2|1.3|ssl3|0xNNNN>`
+fn tls_version(d: &mut RuleDraft, _: &Keyword, v: Option<&str>) -> Result<(), String> {
+    let s = unquote(v.ok_or("tls.version needs a value")?);
+    let (negated, s) = match s.strip_prefix('!') {
+        Some(x) => (true, x.trim().to_string()),
+        None => (false, s.trim().to_string()),
+    };
+    let ver = match s.as_str() {
+        "1.0" => 0x0301,
+        "1.1" => 0x0302,
+        "1.2" => 0x0303,
+        "1.3" => 0x0304,
+        "3" | "3.0" | "ssl3" | "sslv3" => 0x0300,
+        "2" | "2.0" | "ssl2" | "sslv2" => 0x0200,
+        x => match x.strip_prefix("0x").map(|h| u64::from_str_radix(h, 16)) {
+            Some(Ok(n)) => n,
+            _ => return Err(format!("tls.version: invalid version \"{x}\"")),
+        },
+    };
+    tx(d, TxMatch::Field { field: Field::TlsVersion, test: Cmp::Eq(ver), negated })
+}
+
+/// `tls_cert_notbefore:[<|>]<date>[<>date]`: dates as YYYY-MM-DD[THH:MM:SS].
+fn cert_date(d: &mut RuleDraft, v: Option<&str>, f: Field) -> Result<(), String> {
+    let s = v.ok_or("needs a date")?.trim();
+    let date = |x: &str| -> Result<u64, String> { parse_date(x.trim()).ok_or_else(|| format!("invalid date \"{x}\"")) };
+    let test = if let Some((a, b)) = s.split_once("<>") {
+        Cmp::Range(date(a)?, date(b)?)
+    } else if let Some(x) = s.strip_prefix('<') {
+        Cmp::Lt(date(x)?)
+    } else if let Some(x) = s.strip_prefix('>') {
+        Cmp::Gt(date(x)?)
+    } else {
+        Cmp::Eq(date(s)?)
+    };
+    tx(d, TxMatch::Field { field: f, test, negated: false })
+}
+
+/// YYYY[-MM[-DD[THH[:MM[:SS]]]]] (UTC) as seconds since the epoch.
+fn parse_date(s: &str) -> Option<u64> {
+    let (date, time) = s.split_once('T').unwrap_or((s, ""));
+    let mut dp = date.split('-').map(|x| x.parse::<i64>());
+    let y = dp.next()?.ok()?;
+    let m = dp.next().unwrap_or(Ok(1)).ok()?;
+    let dd = dp.next().unwrap_or(Ok(1)).ok()?;
+    let mut tp = time.split(':').filter(|x| !x.is_empty()).map(|x| x.parse::<i64>());
+    let h = tp.next().unwrap_or(Ok(0)).ok()?;
+    let mi = tp.next().unwrap_or(Ok(0)).ok()?;
+    let se = tp.next().unwrap_or(Ok(0)).ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&dd) {
+        return None;
+    }
+    let days = crate::output_eve::days_from_civil(y, m as u32, dd as u32);
+    u64::try_from(days * 86400 + h * 3600 + mi * 60 + se).ok()
+}
+
+fn opnum(d: &mut RuleDraft, _: &Keyword, v: Option<&str>) -> Result<(), String> {
+    let tests = detect_appkw::parse_opnums(v.ok_or("dcerpc.opnum needs a value")?)?;
+    tx(d, TxMatch::AnyOf { field: Field::DceOpnum, tests })
+}
+
+/// `app-layer-event:<proto>.<event>`: events of the application layers parsed here.
+fn app_layer_event(d: &mut RuleDraft, _: &Keyword, v: Option<&str>) -> Result<(), String> {
+    let v = v.ok_or("app-layer-event needs a value")?.trim();
+    let (p, name) = v.split_once('.').ok_or_else(|| format!("app-layer-event: \"{v}\" is not <protocol>.<event>"))?;
+    let proto = match Proto::parse(p) {
+        Some(pr) if pr.is_app() => pr,
+        _ => return Err(format!("app-layer-event: unsupported protocol \"{p}\"")),
+    };
+    if !crate::applayer_events::known(proto, name) {
+        return Err(format!("app-layer-event: unsupported event \"{v}\""));
+    }
+    tx(d, TxMatch::Event { proto, name: format!("{}.{name}", proto.name()) })
+}
+
 fn unquote(v: &str) -> String {
     let v = v.trim();
     if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
@@ -510,11 +883,6 @@ pub fn parse_content_bytes(s: &str) -> Result<Vec<u8>, String> {
         return Err("empty content".into());
     }
     Ok(out)
-}
-
-fn parse_int(v: Option<&str>, kw: &str) -> Result<i64, String> {
-    let v = v.ok_or_else(|| format!("{kw} needs a value"))?;
-    v.trim().parse::<i64>().map_err(|_| format!("{kw}: \"{v}\" is not a number (byte_extract variables are not supported)"))
 }
 
 fn parse_flags(v: &str) -> Result<PktMatch, String> {

@@ -5,10 +5,11 @@
 use crate::decode_packet::*;
 use crate::detect_alert::{self, Alert};
 use crate::detect_ctx::{DetectCtx, PktCtx};
-use crate::detect_engine::{eval_buffer, pkt_group, RuleSet};
+use crate::detect_engine::{eval_buffer, eval_buffer_in, pkt_group, MatchCtx, RuleSet};
 use crate::detect_flowbits;
-use crate::detect_header::{addr_rules, flow_ok, header_ok, pkt_ok, proto_ok};
-use crate::detect_parse::{Item, Proto};
+use crate::detect_flowint;
+use crate::detect_header::{addr_rules, flow_keywords_ok, flow_ok, header_buf, header_ok, header_ok_dir, pkt_ok, proto_ok};
+use crate::detect_parse::{Buf, Item, Proto};
 use crate::flow_table::{App, Flow};
 
 /// Stream bytes kept per flow direction, so a content split across two segments is found:
@@ -65,41 +66,77 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
     }
     let mut joined: Option<Vec<u8>> = None;
     sc.finish();
-    for &ri in &sc.cand {
+    // A `<>` rule whose two ends differ is two rules in Suricata (as written, and switched),
+    // evaluated one after the other: a packet both fit matches twice, and the second sees
+    // the first's flowbits.
+    let one: &[u8] = &[0];
+    let two: &[u8] = &[1, 2];
+    for (ri, mode) in sc.cand.iter().flat_map(|&ri| {
         let r = &rules.rules[ri as usize];
-        if !proto_ok(r, c.p, f) || !flow_ok(r, c) || !header_ok(r, c.p) || !pkt_ok(r, c.p) {
+        (if r.bidir && !r.bidir_same { two } else { one }).iter().map(move |&m| (ri, m))
+    }) {
+        let r = &rules.rules[ri as usize];
+        let hdr = match mode {
+            0 => header_ok(r, c.p),
+            1 => header_ok_dir(r, c.p, false),
+            _ => header_ok_dir(r, c.p, true),
+        };
+        if !proto_ok(r, c.p, f) || !flow_ok(r, c) || !hdr || !pkt_ok(r, c.p) || !flow_keywords_ok(r, f, c) {
             continue;
         }
-        if let Some(items) = r.payload_items() {
-            let is_tcp = c.p.proto == PROTO_TCP;
-            let matched = if is_tcp && c.tracked && r.proto != Proto::TcpPkt {
-                // Stream content: the reassembled bytes this packet delivered; a packet
-                // rule also sees the raw payload (Suricata inspects both, alerting once).
-                let s = c.stream.as_deref().map(|s| eval_buffer(s, items)).unwrap_or(false);
-                s || seam && seam_ok(items) && {
-                    // Split across the previous segment and this one: a match in tail +
-                    // data that lies in neither alone (one wholly in the tail was seen then).
-                    let j = joined.get_or_insert_with(|| [tail.as_slice(), c.stream.as_deref().unwrap_or(&[])].concat());
-                    eval_buffer(j, items) && !eval_buffer(&tail, items)
-                } || (r.proto != Proto::TcpStream && c.stream.is_none() && !c.p.payload.is_empty() && c.p.tcp.as_ref().is_some_and(|t| t.flags & TH_SYN != 0) && eval_buffer(&c.p.payload, items))
-            } else if r.proto == Proto::TcpStream {
-                false
+        // The switched copy keeps its own threshold state.
+        let tk = if mode == 2 { ri | 1 << 31 } else { ri };
+        let mut m = MatchCtx::default();
+        let mut matched = true;
+        for (b, items) in &r.bufs {
+            matched = if *b == Buf::Payload {
+                let is_tcp = c.p.proto == PROTO_TCP;
+                if is_tcp && c.tracked && r.proto != Proto::TcpPkt {
+                    // Stream content: the reassembled bytes this packet delivered; a packet
+                    // rule also sees the raw payload (Suricata inspects both, alerting once).
+                    let s = c.stream.as_deref().map(|s| eval_buffer_in(s, items, &mut m)).unwrap_or(false);
+                    s || seam && seam_ok(items) && {
+                        // Split across the previous segment and this one: a match in tail +
+                        // data that lies in neither alone (one wholly in the tail was seen then).
+                        let j = joined.get_or_insert_with(|| [tail.as_slice(), c.stream.as_deref().unwrap_or(&[])].concat());
+                        eval_buffer_in(j, items, &mut m) && !eval_buffer(&tail, items)
+                    } || (r.proto != Proto::TcpStream && c.stream.is_none() && !c.p.payload.is_empty() && c.p.tcp.as_ref().is_some_and(|t| t.flags & TH_SYN != 0) && eval_buffer_in(&c.p.payload, items, &mut m))
+                } else if r.proto == Proto::TcpStream {
+                    false
+                } else {
+                    !c.p.payload.is_empty() && eval_buffer_in(&c.p.payload, items, &mut m)
+                }
             } else {
-                !c.p.payload.is_empty() && eval_buffer(&c.p.payload, items)
+                header_buf(*b, c.p).is_some_and(|h| eval_buffer_in(h, items, &mut m))
             };
             if !matched {
-                continue;
+                break;
             }
         }
-        if !detect_flowbits::is_ok(&r.flowbits, &f.bits) {
+        if !matched {
+            continue;
+        }
+        if !detect_flowbits::is_ok(&r.flowbits, &f.bits) || !detect_flowint::is_ok(&r.flowints, &f.ints) {
+            continue;
+        }
+        if !r.xbits.is_empty() && !det.xbits.is_ok(&r.xbits, c.p.src, c.p.dst, f.id, c.p.ts_us) {
             continue;
         }
         detect_flowbits::apply(&r.flowbits, &mut f.bits);
-        if !det.thresh.check(ri, r, c.p, f.id) {
+        detect_flowint::apply(&r.flowints, &mut f.ints);
+        if !r.xbits.is_empty() {
+            det.xbits.apply(&r.xbits, c.p.src, c.p.dst, f.id, c.p.ts_us);
+        }
+        if !det.thresh.check(tk, r, c.p, f.id) {
             continue;
         }
         let ap = f.app.name();
-        detect_alert::emit(r, c.p, c.idx, f.id, ap, None, out);
+        // Alerts on a TLS flow carry its TLS fields, as Suricata's do.
+        let meta = match &f.app {
+            App::Gen(g) if g.proto() == Proto::Tls => g.txs().txs.first().map(|t| detect_alert::AppMeta::Tls(Box::new(detect_alert::tls_meta(t)))),
+            _ => None,
+        };
+        detect_alert::emit(r, c.p, c.idx, f.id, ap, meta, out);
     }
     det.scan = sc;
     // Keep the last STREAM_TAIL bytes of this direction's stream.

@@ -50,6 +50,8 @@ pub struct Engine {
     pub stats: Stats,
     det: DetectCtx,
     salt: u64,
+    /// Flows announced by other flows' protocols (FTP data channels).
+    expect: Vec<crate::applayer_tx::Expectation>,
 }
 
 impl Engine {
@@ -68,6 +70,7 @@ impl Engine {
             stats: Stats::default(),
             det: DetectCtx::default(),
             salt: 0,
+            expect: Vec::new(),
         }
     }
 
@@ -92,12 +95,14 @@ impl Engine {
         self.rules = rules;
         for f in self.flows.values_mut() {
             f.bits.clear();
+            f.ints.clear();
             f.tx_alerted.clear();
             f.addr_rules = AddrRules::default();
             // Streams scanned with the old set's matchers (their state belongs to it).
             f.res_scan = None;
         }
         self.det.thresh.clear();
+        self.det.xbits.clear();
     }
 
     pub fn flow_count(&self) -> usize {
@@ -177,9 +182,16 @@ impl Engine {
 
     fn end_flow(&mut self, k: FlowKey, out: &mut Vec<Alert>) {
         let Some(mut f) = self.flows.remove(&k) else { return };
-        if let App::Http(h) = &mut f.app {
-            h.close_request();
-            h.close_response();
+        match &mut f.app {
+            App::Http(h) => {
+                h.close_request();
+                h.close_response();
+            }
+            App::Gen(g) => {
+                g.close(true);
+                g.close(false);
+            }
+            _ => {}
         }
         let srv = if f.client == k.a { k.b } else { k.a };
         // A pseudo packet from the server for flow-end inspection.
@@ -198,6 +210,8 @@ impl Engine {
             tcp: None,
             icmp: None,
             payload: Cow::Borrowed(&[]),
+            l3_hdr: Cow::Borrowed(&[]),
+            l4_hdr: Cow::Borrowed(&[]),
             bad_checksum: false,
         };
         let established = f.tcp.as_ref().map(TcpSession::established).unwrap_or(true);
@@ -212,12 +226,23 @@ impl Engine {
         // The table is taken out while the packet runs, so the flow is borrowed from it (one
         // lookup, no move of the flow) while the engine's other state stays usable.
         let mut flows = std::mem::take(&mut self.flows);
+        let expect = &mut self.expect;
         let f = flows.entry(key).or_insert_with(|| {
             self.stats.flows += 1;
             // A flow whose first packet is a SYN/ACK is seen from the server's side.
             let synack = p.tcp.as_ref().map(|t| t.flags & (TH_SYN | TH_ACK) == (TH_SYN | TH_ACK)).unwrap_or(false);
             let client = if synack { (p.dst, p.dp) } else { (p.src, p.sp) };
-            Flow::new(key.hash(self.salt), client, p.proto, p.ts_us)
+            let mut f = Flow::new(key.hash(self.salt), client, p.proto, p.ts_us);
+            if !expect.is_empty() {
+                let server = if synack { (p.src, p.sp) } else { (p.dst, p.dp) };
+                if let Some(app) = applayer_dispatch::expected(expect, client.0, server, p.ts_us) {
+                    let pr = app.proto().map(crate::detect_appkw::AlProto::Proto).unwrap_or(crate::detect_appkw::AlProto::Unknown);
+                    f.alproto = [pr; 2];
+                    f.app = app;
+                    f.app_vis = 3;
+                }
+            }
+            f
         });
         let n = out.len();
         self.handle_in_flow(f, &p, idx, out);
@@ -229,26 +254,46 @@ impl Engine {
         f.last_ts = p.ts_us;
         let to_server = (p.src, p.sp) == f.client;
         f.pkts[if to_server { 0 } else { 1 }] += 1;
+        if f.pd_mismatch {
+            // The direction whose protocol disagreed holds it only for its detection packet.
+            for d in 0..2 {
+                if f.pd_done_now[d] {
+                    f.alproto[d] = crate::detect_appkw::AlProto::Failed;
+                }
+            }
+            f.pd_mismatch = false;
+        }
+        f.pd_done_now = [false, false];
         // Stream: TCP session state and reassembly.
         let mut stream = None;
         let mut tracked = false;
         let mut established = f.pkts[0] > 0 && f.pkts[1] > 0;
         if let Some(t) = &p.tcp {
+            if f.app_vis == 1 + u8::from(to_server) && t.flags & TH_SYN == 0 {
+                f.app_vis = 3;
+            }
             let sess = f.tcp.get_or_insert_with(TcpSession::default);
             stream = sess.on_segment(t, &p.payload, to_server);
             tracked = sess.tracked();
             established = sess.established();
         }
         // App layer: protocol recognition and parsers.
+        if let (PROTO_TCP, App::Gen(g)) = (p.proto, &mut f.app) {
+            for tx in g.txs_mut().txs.iter_mut() {
+                tx.before = tx.gen;
+            }
+        }
         let app_changed = match p.proto {
-            PROTO_TCP => applayer_dispatch::on_tcp(f, p, to_server, stream.as_deref()),
-            PROTO_UDP => applayer_dispatch::on_udp(f, p),
+            PROTO_TCP => applayer_dispatch::on_tcp(f, p, to_server, stream.as_deref(), &mut self.expect),
+            PROTO_UDP => applayer_dispatch::on_udp(f, p, to_server, &mut self.expect),
             _ => false,
         };
         // Detect: packet and stream rules, then transaction rules when the app state moved.
         let ctx = PktCtx { p, to_server, stream, tracked, established, idx };
         detect_packet::run(&mut self.det, &self.rules, f, &ctx, out);
-        if app_changed || matches!(f.app, App::Dns) {
+        // Generic transactions are looked at on every packet: a direction inspects what the
+        // other direction's data changed on its own next packet (as Suricata does).
+        if app_changed || matches!(f.app, App::Dns | App::Gen(_)) {
             detect_tx::run(&mut self.det, &self.rules, f, &ctx, false, out);
         }
     }

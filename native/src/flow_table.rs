@@ -2,7 +2,8 @@
 //! on the number of flows (oldest-idle evicted first, counted).
 
 use crate::applayer_http::HttpState;
-use crate::applayer_tls::TlsState;
+use crate::applayer_tx::AppLayer;
+use crate::detect_parse::Proto;
 use crate::stream_tcp::TcpSession;
 
 /// Hash maps keyed by packet-derived values (flows, transactions, bits): foldhash, fast and
@@ -54,19 +55,23 @@ pub enum App {
     Unknown,
     Http(Box<HttpState>),
     Dns,
-    Tls(Box<TlsState>),
+    /// TLS, SSH, SMTP, FTP, SMB, DCERPC, Kerberos, DHCP, ...: parsers with `AppTxs`.
+    Gen(Box<dyn AppLayer>),
     /// Detection failed or gave up: no application parsing on this flow.
     Failed,
 }
 
 impl App {
-    pub fn name(&self) -> Option<&'static str> {
+    pub fn proto(&self) -> Option<Proto> {
         match self {
-            App::Http(_) => Some("http"),
-            App::Dns => Some("dns"),
-            App::Tls(_) => Some("tls"),
+            App::Http(_) => Some(Proto::Http),
+            App::Dns => Some(Proto::Dns),
+            App::Gen(g) => Some(g.proto()),
             _ => None,
         }
+    }
+    pub fn name(&self) -> Option<&'static str> {
+        self.proto().map(Proto::name)
     }
 }
 
@@ -77,17 +82,36 @@ pub struct Flow {
     pub tcp: Option<TcpSession>,
     pub app: App,
     pub bits: FastSet<u32>,
+    /// flowint variables.
+    pub ints: FastMap<u32, u32>,
+    /// What protocol detection concluded per direction (0: from the client).
+    pub alproto: [crate::detect_appkw::AlProto; 2],
     pub last_ts: i64,
     pub pkts: [u64; 2],
-    /// Bytes of unrecognised data seen while detecting the protocol.
-    pub detect_bytes: usize,
+    /// Bytes of each direction seen while detecting the protocol (0: from the client), kept
+    /// (bounded) so the parser chosen later also sees them.
+    pub pd_buf: [Vec<u8>; 2],
+    /// Protocol detection finished on this packet, per direction: app-layer-protocol rules
+    /// without other keywords match only then (Suricata's PD-only signatures).
+    pub pd_done_now: [bool; 2],
+    /// The directions recognised different protocols (see applayer_dispatch).
+    pub pd_mismatch: bool,
+    /// The stream switched protocols (STARTTLS, CONNECT): detection starts again on the
+    /// next data, once this packet's transactions were inspected.
+    pub redetect: bool,
+    /// When the recognised protocol becomes visible to rules that check only it: Suricata
+    /// (IDS mode) parses a direction's stream data when the other side acknowledges it, so
+    /// the flow's protocol is known from the first non-SYN packet the other way. 0: not yet
+    /// recognised; 1: recognised on client data; 2: on server data; 3: visible.
+    pub app_vis: u8,
+    /// The stream changed protocols once already (see `redetect`).
+    pub switched: bool,
     /// (tx id, rule index) pairs that already alerted: one alert per transaction.
     pub tx_alerted: FastSet<(u64, u32)>,
     /// Per tx: last generation inspected for each side.
     pub tx_seen: FastMap<u64, (u32, u32)>,
     /// DNS transactions seen (each message is one).
     pub dns_tx: u64,
-    pub tls_sni_alerted: bool,
     /// Rules found by address (IP-only lists, rules without a fast pattern) whose addresses
     /// and ports fit the flow, per packet direction (0: from the client); looked up on the
     /// direction's first packet, as neither can change within a flow. Valid for one rule set.
@@ -126,13 +150,19 @@ impl Flow {
             tcp: None,
             app: App::Unknown,
             bits: FastSet::default(),
+            ints: FastMap::default(),
+            alproto: [crate::detect_appkw::AlProto::Unknown; 2],
             last_ts: ts,
             pkts: [0, 0],
-            detect_bytes: 0,
+            pd_buf: [Vec::new(), Vec::new()],
+            pd_done_now: [false, false],
+            pd_mismatch: false,
+            redetect: false,
+            app_vis: 0,
+            switched: false,
             tx_alerted: FastSet::default(),
             tx_seen: FastMap::default(),
             dns_tx: 0,
-            tls_sni_alerted: false,
             addr_rules: AddrRules::default(),
             res_scan: None,
             stream_tail: [Vec::new(), Vec::new()],

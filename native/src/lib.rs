@@ -2,19 +2,32 @@
 //! applayer_*, detect_*, output_*; `engine` wires them together and `node` is the N-API
 //! boundary (one call per batch of packets).
 
+pub mod applayer_dcerpc;
 pub mod applayer_decompress;
 pub mod applayer_dispatch;
 pub mod applayer_dns;
+pub mod applayer_events;
+pub mod applayer_ftp;
 pub mod applayer_http;
+pub mod applayer_krb5;
+pub mod applayer_parsers;
+pub mod applayer_smb;
+pub mod applayer_smtp;
+pub mod applayer_ssh;
 pub mod applayer_tls;
+pub mod applayer_tx;
+pub mod applayer_udp;
 pub mod decode_ip;
 pub mod decode_packet;
 pub mod detect_alert;
+pub mod detect_appkw;
 pub mod detect_buffers;
+pub mod detect_byte;
 pub mod detect_classtype;
 pub mod detect_ctx;
 pub mod detect_engine;
 pub mod detect_flowbits;
+pub mod detect_flowint;
 pub mod detect_header;
 #[cfg(feature = "hyperscan")]
 pub mod detect_hs;
@@ -31,3 +44,6 @@ pub mod stream_tcp;
 
 #[cfg(feature = "node")]
 mod node;
+
+#[cfg(test)]
+mod test_capture;

@@ -1,6 +1,6 @@
 //! EVE-style JSON for alerts (the subset Suricata's eve.json alert records carry).
 
-use crate::detect_alert::Alert;
+use crate::detect_alert::{Alert, AppMeta, TlsMeta};
 use std::fmt::Write;
 
 fn esc(s: &str, out: &mut String) {
@@ -33,6 +33,17 @@ fn civil(days: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01, proleptic Gregorian.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
 }
 
 pub fn timestamp(ts_us: i64) -> String {
@@ -70,7 +81,10 @@ pub fn alert_json(a: &Alert) -> String {
     }
     let _ = write!(s, ",\"severity\":{}", a.severity);
     s.push('}');
-    if let Some(h) = &a.http {
+    if let Some(AppMeta::Tls(t)) = &a.meta {
+        tls_json(t, &mut s);
+    }
+    if let Some(AppMeta::Http(h)) = &a.meta {
         s.push_str(",\"http\":{");
         let mut first = true;
         let mut field = |s: &mut String, k: &str, v: &Option<String>| {
@@ -100,11 +114,57 @@ pub fn alert_json(a: &Alert) -> String {
     s
 }
 
+/// Suricata's time format for certificate validity: UTC, no zone.
+fn cert_time(secs: i64) -> String {
+    let (y, mo, d) = civil(secs.div_euclid(86400));
+    let sod = secs.rem_euclid(86400);
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, (sod / 60) % 60, sod % 60)
+}
+
+/// The EVE `tls` object: the fields that are known.
+fn tls_json(t: &TlsMeta, s: &mut String) {
+    s.push_str(",\"tls\":{");
+    let mut first = true;
+    let mut sep = |s: &mut String| {
+        if !first {
+            s.push(',');
+        }
+        first = false;
+    };
+    for (k, v) in [("subject", &t.subject), ("issuerdn", &t.issuerdn), ("serial", &t.serial), ("fingerprint", &t.fingerprint), ("sni", &t.sni), ("version", &t.version)] {
+        if let Some(v) = v {
+            sep(s);
+            let _ = write!(s, "\"{k}\":");
+            esc(v, s);
+        }
+    }
+    for (k, v) in [("notbefore", t.notbefore), ("notafter", t.notafter)] {
+        if let Some(v) = v {
+            sep(s);
+            let _ = write!(s, "\"{k}\":\"{}\"", cert_time(v));
+        }
+    }
+    for (k, v) in [("ja3", &t.ja3), ("ja3s", &t.ja3s)] {
+        if let Some((h, st)) = v {
+            sep(s);
+            let _ = write!(s, "\"{k}\":{{\"hash\":");
+            esc(h, s);
+            s.push_str(",\"string\":");
+            esc(st, s);
+            s.push('}');
+        }
+    }
+    s.push('}');
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(super::timestamp(0), "1970-01-01T00:00:00.000000+0000");
         assert_eq!(super::timestamp(1_500_000_000_123_456), "2017-07-14T02:40:00.123456+0000");
+        assert_eq!(super::days_from_civil(2017, 7, 14), 1_500_000_000 / 86400);
+        assert_eq!(super::days_from_civil(1970, 1, 1), 0);
+        assert_eq!(super::cert_time(1_500_000_000), "2017-07-14T02:40:00");
     }
 }

@@ -150,6 +150,12 @@ impl TcpSession {
         self.state != TcpState::None
     }
 
+    /// Per direction (0: the client's), the sequence space used so far as Suricata's
+    /// stream_size counts it: next expected sequence number minus the ISN (SYN included).
+    pub fn stream_size(&self) -> [u64; 2] {
+        [0, 1].map(|d| if self.dirs[d].base.is_some() { self.dirs[d].next + 1 } else { 0 })
+    }
+
     /// Whether the handshake completed (a closed session counts: its data was established).
     pub fn established(&self) -> bool {
         matches!(self.state, TcpState::Established | TcpState::Closed)

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
-import { readCapture } from '@cordon/pcap';
+import { ERR_PCAP_BAD_BLOCK, ERR_PCAP_BAD_LENGTH, ERR_PCAP_TRUNCATED, readCapture } from '@cordon/pcap';
 import { BatchBuilder, Engine, Rules, type RuleSource } from '@cordon/native';
 import { ERR_DPI_RULES_READ, ERR_DPI_USAGE } from './errors.js';
 
@@ -35,6 +35,17 @@ function parse<T extends Record<string, never>>(argv: string[], options: T) {
 export interface RunCaptureResult {
   alerts: number;
   packets: number;
+  /** The capture ended in a damaged record: what the reader said (the frames before it were inspected). */
+  damaged?: string;
+}
+
+/**
+ * A damaged record ends the capture but not the inspection: as Suricata (libpcap) does, the
+ * frames before it are inspected and the run succeeds, with a warning. Other read errors
+ * (no such file, not a capture) still fail.
+ */
+function isDamagedRecord(err: unknown): err is Error {
+  return ERR_PCAP_BAD_LENGTH.is(err) || ERR_PCAP_TRUNCATED.is(err) || ERR_PCAP_BAD_BLOCK.is(err);
 }
 
 /** Inspect one capture with a compiled rule set; `emit` receives each EVE line. */
@@ -48,16 +59,24 @@ export async function runCapture(rules: Rules, pcap: string, opts: { checksum: '
       alerts++;
     }
   };
-  for await (const f of readCapture(pcap)) {
-    batch.add(f.frame, f.ts_us, f.linktype);
-    if (batch.size >= BATCH_FRAMES || batch.byteLength >= BATCH_BYTES) flush();
+  let damaged: string | undefined;
+  try {
+    for await (const f of readCapture(pcap)) {
+      batch.add(f.frame, f.ts_us, f.linktype);
+      if (batch.size >= BATCH_FRAMES || batch.byteLength >= BATCH_BYTES) flush();
+    }
+  } catch (err) {
+    if (!isDamagedRecord(err)) throw err;
+    damaged = err.message;
   }
   if (batch.size) flush();
   for (const l of engine.finish()) {
     emit(l);
     alerts++;
   }
-  return { alerts, packets: engine.stats().packets };
+  const res: RunCaptureResult = { alerts, packets: engine.stats().packets };
+  if (damaged !== undefined) res.damaged = damaged;
+  return res;
 }
 
 export interface DpiCommandOptions {
@@ -83,6 +102,7 @@ export async function dpiCommand(opts: DpiCommandOptions): Promise<number> {
     if (lines.length >= 1024) process.stdout.write(lines.splice(0).join('\n') + '\n');
   });
   if (lines.length) process.stdout.write(lines.join('\n') + '\n');
+  if (res.damaged !== undefined) process.stderr.write(`cordon dpi: warning: ${res.damaged}; the ${res.packets} packets before it were inspected\n`);
   if (opts.stats) process.stderr.write(`cordon dpi: ${JSON.stringify(res)}\n`);
   return 0;
 }
@@ -95,6 +115,10 @@ export async function rulesCheckCommand(argv: string[], write: (s: string) => vo
   const rep = Rules.compile(await readRules(positionals)).report();
   const out: string[] = [];
   for (const f of rep.failures) out.push(`sid ${f.sid ?? '?'} ${f.file}:${f.line}: ${f.reason}`);
+  // The same failures grouped by reason, most frequent first.
+  const byReason = new Map<string, number>();
+  for (const f of rep.failures) byReason.set(f.reason, (byReason.get(f.reason) ?? 0) + 1);
+  for (const [reason, n] of [...byReason].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) out.push(`${n} failed: ${reason}`);
   out.push(JSON.stringify({ rules: rep.rules, loaded: rep.loaded, failed: rep.failed }));
   write(out.join('\n') + '\n');
   return rep.failed > 0 ? 1 : 0;

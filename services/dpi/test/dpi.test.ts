@@ -41,7 +41,7 @@ test('rules check names every rule that failed, with its sid and reason', async 
     file,
     [
       'alert http $HOME_NET any -> $EXTERNAL_NET $HTTP_PORTS (msg:"ok"; flow:established,to_server; http.uri; content:"/x"; sid:1; rev:1;)',
-      'alert tcp any any -> any any (msg:"bt"; content:"a"; byte_test:4,>,1,0; sid:2;)',
+      'alert tcp any any -> any any (msg:"asn1"; content:"a"; asn1:oversize_length 100; sid:2;)',
       'alert foo any any -> any any (msg:"proto"; sid:3;)',
       '# alert tcp any any -> any any (msg:"disabled"; sid:4;)',
     ].join('\n'),
@@ -50,8 +50,40 @@ test('rules check names every rule that failed, with its sid and reason', async 
   const code = await rulesCheckCommand(['check', file], (s) => lines.push(...s.split('\n').filter(Boolean)));
   assert.equal(code, 1);
   assert.deepEqual(JSON.parse(lines.at(-1) ?? '{}'), { rules: 3, loaded: 1, failed: 2 });
-  assert.match(lines[0] ?? '', /sid 2 .*byte_test/);
+  assert.match(lines[0] ?? '', /sid 2 .*asn1/);
   assert.match(lines[1] ?? '', /sid 3 .*unsupported protocol "foo"/);
+  // Grouped by reason before the totals.
+  assert.deepEqual(lines.slice(2, 4).sort(), ['1 failed: unsupported keyword "asn1"', '1 failed: unsupported protocol "foo"']);
+});
+
+test('a capture whose last record is damaged is inspected up to it, with a warning', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-pcap-'));
+  const file = join(dir, 'damaged.pcap');
+  // One UDP frame, then a record header claiming 4 MiB.
+  const gh = Buffer.alloc(24);
+  gh.writeUInt32LE(0xa1b2c3d4, 0);
+  gh.writeUInt16LE(2, 4);
+  gh.writeUInt16LE(4, 6);
+  gh.writeUInt32LE(65535, 16);
+  gh.writeUInt32LE(101, 20);
+  const ip = Buffer.from('450000200000000040110000010203040506070804d204d2000c0000', 'hex');
+  const payload = Buffer.from('abcd');
+  const frame = Buffer.concat([ip, payload]);
+  const rh = Buffer.alloc(16);
+  rh.writeUInt32LE(1, 0);
+  rh.writeUInt32LE(frame.length, 8);
+  rh.writeUInt32LE(frame.length, 12);
+  const bad = Buffer.alloc(16);
+  bad.writeUInt32LE(2, 0);
+  bad.writeUInt32LE(4 << 20, 8);
+  bad.writeUInt32LE(4 << 20, 12);
+  writeFileSync(file, Buffer.concat([gh, rh, frame, bad, Buffer.alloc(8)]));
+  const rules = Rules.compile([{ name: 'r', text: 'alert udp any any -> any any (msg:"x"; content:"abcd"; sid:9;)' }]);
+  const lines: string[] = [];
+  const res = await runCapture(rules, file, { checksum: 'off' }, (l) => lines.push(l));
+  assert.equal(res.packets, 1);
+  assert.equal(lines.length, 1);
+  assert.match(res.damaged ?? '', /CORDON_ERR_PCAP_BAD_LENGTH|captured bytes/);
 });
 
 test('a malformed batch is a typed error, not a crash', async () => {
