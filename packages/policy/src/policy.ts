@@ -43,6 +43,12 @@ export const agentPolicySchema = z
   .strict();
 export type AgentPolicy = z.infer<typeof agentPolicySchema>;
 
+/**
+ * The longest block a policy may ask for (a year): every enforcer writes TTLs up to it in
+ * nft's units, and clamps a decision that asks for more.
+ */
+export const MAX_BLOCK_TTL_S = 365 * 86_400;
+
 export const policyFileSchema = z
   .object({
     id: name.default('default'),
@@ -75,13 +81,13 @@ export const policyFileSchema = z
       .object({
         /** For alerts of `alert`-action rules blocked because the mode says prevent. */
         action: z.enum(['drop', 'reject']).default('drop'),
-        ttlS: z.number().int().positive().default(600),
+        ttlS: z.number().int().positive().max(MAX_BLOCK_TTL_S).default(600),
         /** A target blocked again within this window of its previous block is a repeat offender… */
         repeatWindowS: z.number().int().nonnegative().default(86_400),
         /** …and gets the previous block's TTL times this… */
         repeatMultiplier: z.number().min(1).max(100).default(2),
         /** …up to this. */
-        maxTtlS: z.number().int().positive().default(86_400),
+        maxTtlS: z.number().int().positive().max(MAX_BLOCK_TTL_S).default(86_400),
       })
       .strict()
       .default({})

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createContext, silentLogger } from '@cordon/runtime';
 import type { BlockDecision } from '@cordon/schemas';
+import { nftDuration } from '@cordon/native';
+import { MAX_BLOCK_TTL_S } from '@cordon/policy';
 import { NftEnforcer } from '../src/index.js';
 import { canUseNetns, ipBlockDecision, makePair } from '@cordon/testkit';
 
@@ -49,4 +51,32 @@ test('a block drops the attacker in the guest namespace, lifts, and expires by i
     server.kill();
     pair.destroy();
   }
+});
+
+test('a 7-day TTL, a repeat offender\'s 153,600 s and the longest a policy allows are applied with those timeouts', { skip: skip ?? false, timeout: 60_000 }, async () => {
+  // nft refused "100000000ms" and more (27.7 h): these blocks were never put in force
+  const pair = makePair(`t${process.pid % 10000}`);
+  const nft = new NftEnforcer({ ctx: createContext({ log: silentLogger }), netns: pair.vm });
+  try {
+    await nft.setup();
+    const now = Date.now();
+    const ttls = { '10.213.1.1': 604_800_000, '10.213.1.2': 153_600_000, '10.213.1.3': MAX_BLOCK_TTL_S * 1000 };
+    for (const [ip, ttlMs] of Object.entries(ttls)) await nft.apply(decision(ip, ttlMs, now), now);
+    const listed = JSON.parse(pair.exec(pair.vm, ['nft', '-j', 'list', 'set', 'inet', nft.table, 'drop4'])) as { nftables: Array<{ set?: { elem?: Array<{ elem: { val: string; timeout: number } }> } }> };
+    const timeouts = Object.fromEntries(listed.nftables.flatMap((x) => x.set?.elem ?? []).map((e) => [e.elem.val, e.elem.timeout]));
+    // nft prints whole seconds; a TTL applied a few ms after `now` loses at most one
+    for (const [ip, ttlMs] of Object.entries(ttls)) assert.ok(Math.abs(timeouts[ip]! - ttlMs / 1000) <= 1, `${ip}: timeout ${timeouts[ip]} s, wanted ${ttlMs / 1000} s`);
+  } finally {
+    nft.close();
+    pair.destroy();
+  }
+});
+
+test('nft durations are written in nft\'s units', () => {
+  assert.equal(nftDuration(604_800_000), '7d');
+  assert.equal(nftDuration(153_600_000), '1d18h40m');
+  assert.equal(nftDuration(100_000_000), '1d3h46m40s');
+  assert.equal(nftDuration(1), '1ms');
+  assert.equal(nftDuration(90_061_001), '1d1h1m1s1ms');
+  assert.throws(() => nftDuration(0), /CORDON_ERR_NATIVE_NFT|at least 1/);
 });
