@@ -54,7 +54,7 @@ export const agentStage = defineStage({
   config: agentConfigSchema,
   when: 'configured',
   inputs: () => [],
-  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks],
+  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks, TOPICS.alerts],
   start: (stage) => startAgent(stage),
 });
 
@@ -98,8 +98,12 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     await enforcer.setup();
     // the table stays on stop: blocks hold (until their TTL) across a restart
     stage.onStop(() => enforcer.close());
+    const { neverBlock, maxBlocks, maxNewPerMinute, netns } = config.enforce;
     await followBlocks(stage, {
       enforcer: agentEnforcer(agentId),
+      guards: { neverBlock, maxBlocks, maxNewPerMinute },
+      vm,
+      ...(netns ? { netns } : {}),
       applier: {
         targetOf: (d) => NftEnforcer.targetOf(d).ip,
         apply: (d, now) => enforcer.apply(d, now),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { describeConfigIssues } from '@cordon/runtime';
+import { enforcerGuardsShape } from '@cordon/enforce';
 import { fimPolicySchema } from '@cordon/fim-scan';
 import { ERR_AGENT_CONFIG } from './errors.js';
 
@@ -32,6 +33,8 @@ export const agentConfigSchema = z
          * host's loopback only).
          */
         netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        /** Never-block ranges (beyond the built-in ones and the guest's own addresses and gateways), cap and rate. */
+        ...enforcerGuardsShape,
       })
       .strict()
       .default({}),

@@ -1,11 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEmbeddedBus, readAll } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
-import type { BlockDecision } from '@cordon/schemas';
+import { allTopicSpecs, blockKey, codecFor, TOPICS, type BlockDecision } from '@cordon/schemas';
 import { nftDuration } from '@cordon/native';
 import { MAX_BLOCK_TTL_S } from '@cordon/policy';
-import { NftEnforcer } from '../src/index.js';
-import { canUseNetns, ipBlockDecision, makePair } from '@cordon/testkit';
+import { runStage } from '@cordon/stage';
+import { agentStage, makeEnrollToken, NftEnforcer } from '../src/index.js';
+import { canUseNetns, ipBlockDecision, makePair, waitFor } from '@cordon/testkit';
 
 const skip = canUseNetns();
 const decision = (ip: string, ttlMs: number, now: number, action: 'drop' | 'reject' = 'drop'): BlockDecision =>
@@ -79,4 +85,38 @@ test('nft durations are written in nft\'s units', () => {
   assert.equal(nftDuration(1), '1ms');
   assert.equal(nftDuration(90_061_001), '1d1h1m1s1ms');
   assert.throws(() => nftDuration(0), /CORDON_ERR_NATIVE_NFT|at least 1/);
+});
+
+test('never-block in the guest: forged blocks of its own address, its gateway and its subnet\'s broadcast are refused; the attacker is blocked', { skip: skip ?? false, timeout: 60_000 }, async () => {
+  const pair = makePair(`n${process.pid % 10000}`);
+  pair.exec(pair.vm, ['ip', 'route', 'add', 'default', 'via', '10.213.0.1']);
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-agent-nb-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+  const blocks = codecFor(TOPICS.blocks);
+  try {
+    await bus.admin.ensureTopics(allTopicSpecs());
+    const token = makeEnrollToken(randomBytes(32), 'vm-nb', 3_600_000, Date.now());
+    const a = await runStage(agentStage, { bus, ctx, config: { token, stateDir: join(dir, 'state'), netconf: { enabled: false }, heartbeatS: 60, enforce: { netns: pair.vm, table: 'cordon_nb' } } });
+    try {
+      const me = `agent:${a.agentId}`;
+      const p = bus.producer();
+      const targets = [pair.vmIp, '10.213.0.1', '10.213.0.255', pair.attackerIp];
+      await p.send(TOPICS.blocks, targets.map((ip) => ({ key: blockKey(me, ip), value: blocks.encode(ipBlockDecision({ enforcer: me, ip, ttlMs: 600_000 })) })));
+      const status = async () =>
+        new Map((await readAll(bus, TOPICS.blocks)).map((r) => blocks.decode(r.value!)).filter((d) => d.status !== 'requested').map((d) => [d.target.ip!, d.status]));
+      await waitFor('all four decided', async () => (await status()).size === 4);
+      const st = await status();
+      assert.deepEqual(Object.fromEntries(st), { [pair.vmIp]: 'failed', '10.213.0.1': 'failed', '10.213.0.255': 'failed', [pair.attackerIp]: 'applied' });
+      assert.deepEqual(await a.enforcer!.list(), [{ set: 'drop4', ip: pair.attackerIp }]);
+      await p.close();
+    } finally {
+      await a.enforcer?.teardown();
+      await a.stop();
+    }
+  } finally {
+    await bus.close();
+    pair.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
