@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { fimPolicySchema } from '@cordon/fim-scan';
@@ -35,7 +35,8 @@ const ruleSetName = z.string().regex(SET_NAME, 'a rule set name (as "cordon rule
  */
 export const agentPolicySchema = z
   .object({
-    logs: z.array(z.object({ path: z.string().min(1), format: z.string().optional() }).strict()).optional(),
+    /** Absolute paths; an agent reads only those below its own logRoots. */
+    logs: z.array(z.object({ path: z.string().min(1).refine((p) => isAbsolute(p), { message: 'must be an absolute path' }), format: z.string().optional() }).strict()).optional(),
     logStartAt: z.enum(['beginning', 'end']).optional(),
     fim: fimPolicySchema.optional(),
     netconf: z.object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) }).strict().optional(),

@@ -6,7 +6,8 @@ import { defineStage, type Stage } from '@cordon/stage';
 import { agentEnforcer, codecFor, TOPICS, type AgentCommand, type AgentRecord, type LogBatch } from '@cordon/schemas';
 import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
 import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
-import { agentConfigSchema, type AgentConfig } from './config.js';
+import { agentConfigSchema, isBelowAny, type AgentConfig } from './config.js';
+import { ERR_AGENT_POLICY_REFUSED } from './errors.js';
 import { NftEnforcer } from './enforce.js';
 import { startIdentity, type AgentIdentity } from './identity.js';
 import { LogTailer } from './logtail.js';
@@ -32,12 +33,25 @@ export interface AgentHandle {
 /** The parts of the agent's configuration the policy topic may set (see @cordon/policy's agentPolicySchema). */
 export type Watching = Pick<AgentConfig, 'logs' | 'logStartAt' | 'fim' | 'netconf'>;
 
-/** The agent file's settings with the policy's fields over them. */
-export function watchingFor(config: AgentConfig, policy: AgentPolicy | null): Watching {
+/**
+ * The agent file's settings with the policy's fields over them, within the file's limits: a
+ * log or file integrity path outside `logRoots` / `fimRoots` is dropped (and named in
+ * `refused`), and hashing threads are cut to `fimMaxHashThreads`. Whoever can write the policy
+ * topic can change what the agent watches, not make it read anything on the machine.
+ */
+export function watchingFor(config: AgentConfig, policy: AgentPolicy | null, refused: string[] = []): Watching {
   const own: Watching = { logs: config.logs, logStartAt: config.logStartAt, fim: config.fim, netconf: config.netconf };
   if (!policy) return own;
   const set = Object.fromEntries(Object.entries(policy).filter(([, v]) => v !== undefined)) as Partial<Watching>;
-  return { ...own, ...set };
+  const w = { ...own, ...set };
+  const logs = w.logs.filter((l) => isBelowAny(l.path, config.logRoots) || void refused.push(`logs: ${l.path} is not below logRoots (${config.logRoots.join(', ')})`));
+  let fim = w.fim;
+  if (fim) {
+    const paths = fim.paths.filter((p) => isBelowAny(p, config.fimRoots) || void refused.push(`fim: ${p} is not below fimRoots (${config.fimRoots.join(', ')})`));
+    if (fim.hashConcurrency > config.fimMaxHashThreads) refused.push(`fim: ${fim.hashConcurrency} hashing threads cut to fimMaxHashThreads (${config.fimMaxHashThreads})`);
+    fim = paths.length ? { ...fim, paths, hashConcurrency: Math.min(fim.hashConcurrency, config.fimMaxHashThreads) } : undefined;
+  }
+  return { ...w, logs, fim };
 }
 
 
@@ -126,6 +140,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const startLogs = (w: Watching) => {
     tailer = new LogTailer({
       sources: w.logs,
+      roots: config.logRoots,
       stateFile: join(stateDir, 'logtail.json'), // positions survive the restart of the tailer
       ctx,
       startAt: w.logStartAt,
@@ -204,7 +219,13 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const policies = new PolicyView();
   const policyNow = (): Watching => {
     const p = policies.policies.get(config.policy);
-    return watchingFor(config, p ? agentPolicyFor(p.doc, vm) : null);
+    const refused: string[] = [];
+    const w = watchingFor(config, p ? agentPolicyFor(p.doc, vm) : null, refused);
+    for (const what of refused) {
+      ctx.metrics.inc('policy_refused');
+      ctx.log.warn({ err: describeError(ERR_AGENT_POLICY_REFUSED(config.policy, what)) }, 'Part of the agent policy is outside what this agent allows; it was left out.');
+    }
+    return w;
   };
   let changes: Promise<void> = Promise.resolve();
   const enqueue = (what: () => Promise<void>) => {
