@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { defineError, type Context } from '@cordon/runtime';
+import { defineError } from '@cordon/runtime';
 import { alertId, TOPICS, type Alert, type AlertAction, type PacketBatch } from '@cordon/schemas';
-import { Rules, type RuleSource } from '@cordon/native';
 
 /** The dpi stage's configuration section (the stage itself is in module.ts). */
 export const dpiConfigSchema = z
@@ -13,6 +12,8 @@ export const dpiConfigSchema = z
     outputTopic: z.string().min(1).default(TOPICS.alerts),
     dlqTopic: z.string().min(1).default(TOPICS.dlq),
     checksum: z.enum(['auto', 'on', 'off']).default('auto'),
+    /** A rule set that takes longer to compile is not applied (the old one stays); compiling never blocks inspection. */
+    compileTimeoutS: z.number().positive().max(3600).default(120),
     maxBatchRecords: z.number().int().positive().default(64),
   })
   .strict();
@@ -72,13 +73,3 @@ export function eveToAlert(line: string, pb: PacketBatch, position: number): Ale
     evidence: JSON.stringify(rest),
   };
 }
-
-/** Compile rule files' text (from the policy topic or disk) into a rule set, reporting what failed. */
-export function compileRules(sources: RuleSource[], ctx: Context): Rules {
-  const rules = Rules.compile(sources);
-  const r = rules.report();
-  ctx.log.info({ rules: r.rules, loaded: r.loaded, failed: r.failed }, 'Rule set compiled.');
-  for (const f of r.failures.slice(0, 20)) ctx.log.warn({ sid: f.sid, file: f.file, line: f.line, reason: f.reason }, 'A rule could not be loaded.');
-  return rules;
-}
-
