@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { childContext, type Context } from '@cordon/runtime';
 import { createEmbeddedBus, createKafkaBus, type Bus } from '@cordon/bus';
-import { allTopicSpecs } from '@cordon/schemas';
+import { allTopicSpecs, TOPICS } from '@cordon/schemas';
 import { createStore, type Store } from '@cordon/store';
 import { runStage, stagesEnabled, type RunningStage, type StageInput, type StageModule, type StageTelemetry } from '@cordon/stage';
 import type { CordonConfig } from './config.js';
@@ -11,8 +11,9 @@ import { BUILTIN_STAGES } from './stages.js';
 
 export function openBus(config: CordonConfig, ctx: Context): Bus {
   if (config.bus.kind === 'kafka') return createKafkaBus({ brokers: config.bus.brokers, clientId: config.bus.clientId, ctx: childContext(ctx, 'bus') });
-  mkdirSync(config.dataDir, { recursive: true });
-  return createEmbeddedBus({ dataDir: config.dataDir, ctx: childContext(ctx, 'bus') });
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // agent commands are orders, like the compacted topics: on disk before the send returns
+  return createEmbeddedBus({ dataDir: config.dataDir, ctx: childContext(ctx, 'bus'), fsync: { controlTopics: [TOPICS.agentCommands, TOPICS.audit] } });
 }
 
 export function openStore(config: CordonConfig, ctx: Context): Promise<Store> {
