@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -41,6 +41,45 @@ test('a data dir made by any cordon command is its owner\'s only: the embedded C
     const t = await cordon(['topics', 'apply', '--data-dir', data]);
     assert.equal(t.code, 0, t.stderr);
     assert.deepEqual(notPrivate(data), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('CORDON_ENROLL_SECRET: odd-length, all-zero, one repeated byte and non-hex secrets are refused with a coded error; a good one signs', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-trust-secret-'));
+  try {
+    const token = (secret: string) => cordon(['agents', 'token', '--vm', 'web-1', '--data-dir', join(dir, 'data')], { CORDON_ENROLL_SECRET: secret });
+    for (const bad of ['0'.repeat(64), '0'.repeat(128), 'ab'.repeat(32), `${'1f'.repeat(32)}7`, `${'1f'.repeat(31)}zz`, '1f'.repeat(16)]) {
+      const r = await token(bad);
+      assert.notEqual(r.code, 0, `accepted ${bad}`);
+      assert.match(r.stderr, /CORDON_ERR_CLI_SECRET/, bad);
+      assert.equal(r.stdout, '', 'no token was printed');
+    }
+    const good = await token('3b9f0c2e'.repeat(8));
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stdout.trim(), /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the enrollment key file: a tampered or shared one is refused, not used as a weaker key', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-trust-keyfile-'));
+  try {
+    const data = join(dir, 'data');
+    const first = await cordon(['agents', 'token', '--vm', 'web-1', '--data-dir', data]);
+    assert.equal(first.code, 0, first.stderr);
+    const key = join(data, 'secrets', 'enroll.key');
+    assert.equal(statSync(key).mode & 0o777, 0o600);
+    writeFileSync(key, 'not hex at all');
+    const tampered = await cordon(['agents', 'token', '--vm', 'web-1', '--data-dir', data]);
+    assert.match(tampered.stderr, /CORDON_ERR_CLI_SECRET/);
+    assert.equal(tampered.stdout, '');
+    writeFileSync(key, '5c'.repeat(8) + '9e'.repeat(24));
+    chmodSync(key, 0o644);
+    const shared = await cordon(['agents', 'token', '--vm', 'web-1', '--data-dir', data]);
+    assert.match(shared.stderr, /CORDON_ERR_CLI_SECRET.*0644|CORDON_ERR_CLI_SECRET.*644/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
