@@ -6,6 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +83,50 @@ test('the enrollment key file: a tampered or shared one is refused, not used as 
     const shared = await cordon(['agents', 'token', '--vm', 'web-1', '--data-dir', data]);
     assert.match(shared.stderr, /CORDON_ERR_CLI_SECRET.*0644|CORDON_ERR_CLI_SECRET.*644/);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A stand-in ClickHouse that records the credentials each request carries. */
+async function fakeClickHouse(): Promise<{ url: string; auth: string[]; close: () => Promise<void> }> {
+  const auth: string[] = [];
+  const server = createServer((req, res) => {
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    auth.push(basic ? Buffer.from(basic, 'base64').toString() : `${req.headers['x-clickhouse-user'] ?? ''}:${req.headers['x-clickhouse-key'] ?? ''}`);
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end('Ok.\n'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}`, auth, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+test('--clickhouse-url with a password in it is refused (ps shows argv to every local user); the password comes from the environment or a 0600 file', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-trust-ch-'));
+  const ch = await fakeClickHouse();
+  try {
+    const withCreds = ch.url.replace('http://', 'http://analyst:s3cret-pw@');
+    const refused = await cordon(['query', 'SELECT 1', '--data-dir', join(dir, 'data'), '--clickhouse-url', withCreds]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /CORDON_ERR_CONFIG.*--clickhouse-url.*ps/s);
+    assert.ok(!refused.stderr.includes('s3cret-pw'), 'the password is not repeated in the error');
+    assert.deepEqual(ch.auth, [], 'nothing was sent with it');
+
+    await cordon(['query', 'SELECT 1', '--data-dir', join(dir, 'data'), '--clickhouse-url', ch.url], { CORDON_CLICKHOUSE_USER: 'analyst', CORDON_CLICKHOUSE_PASSWORD: 'from-env-pw' });
+    assert.ok(ch.auth.length > 0 && ch.auth.every((a) => a === 'analyst:from-env-pw'), ch.auth.join(' '));
+
+    ch.auth.length = 0;
+    const pwFile = join(dir, 'ch.password');
+    writeFileSync(pwFile, 'from-file-pw\n', { mode: 0o600 });
+    await cordon(['query', 'SELECT 1', '--data-dir', join(dir, 'data'), '--clickhouse-url', ch.url], { CORDON_CLICKHOUSE_USER: 'analyst', CORDON_CLICKHOUSE_PASSWORD_FILE: pwFile });
+    assert.ok(ch.auth.length > 0 && ch.auth.every((a) => a === 'analyst:from-file-pw'), ch.auth.join(' '));
+
+    chmodSync(pwFile, 0o644);
+    const shared = await cordon(['query', 'SELECT 1', '--data-dir', join(dir, 'data'), '--clickhouse-url', ch.url], { CORDON_CLICKHOUSE_PASSWORD_FILE: pwFile });
+    assert.match(shared.stderr, /CORDON_ERR_CLI_SECRET|CORDON_ERR_CONFIG/);
+    assert.ok(!shared.stderr.includes('from-file-pw'));
+  } finally {
+    await ch.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
