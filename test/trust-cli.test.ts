@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -127,6 +127,25 @@ test('--clickhouse-url with a password in it is refused (ps shows argv to every 
     assert.ok(!shared.stderr.includes('from-file-pw'));
   } finally {
     await ch.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a FIFO given to --pcap ends the command at once with a coded error (cordon dpi, cordon replay)', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-trust-fifo-'));
+  const fifo = join(dir, 'capture.pcap');
+  execFileSync('mkfifo', [fifo]);
+  const rules = join(dir, 'r.rules');
+  writeFileSync(rules, 'alert udp any any -> any any (msg:"x"; content:"x"; sid:1; rev:1;)\n');
+  try {
+    for (const args of [['dpi', '--rules', rules, '--pcap', fifo], ['replay', '--pcap', fifo, '--data-dir', join(dir, 'data')]]) {
+      const t0 = Date.now();
+      const r = await cordon(args, {}, 30_000);
+      assert.ok(Date.now() - t0 < 25_000, `cordon ${args[0]} waited on the FIFO`);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /CORDON_ERR_PCAP_NOT_A_FILE/, `cordon ${args[0]}: ${r.stderr}`);
+    }
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
