@@ -149,3 +149,25 @@ test('a FIFO given to --pcap ends the command at once with a coded error (cordon
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a YAML alias bomb gives a coded error from every command that reads YAML: policy apply, inventory apply, --config', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-trust-yaml-'));
+  try {
+    const lines = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (let i = 1; i < 9; i++) lines.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]`);
+    const bomb = join(dir, 'bomb.yaml');
+    writeFileSync(bomb, `${lines.join('\n')}\n`);
+    const data = join(dir, 'data');
+    for (const [args, code] of [
+      [['policy', 'apply', bomb, '--data-dir', data], 'CORDON_ERR_POLICY_FILE'],
+      [['inventory', 'apply', bomb, '--data-dir', data], 'CORDON_ERR_POLICY_FILE'],
+      [['topics', 'apply', '--config', bomb, '--data-dir', data], 'CORDON_ERR_CONFIG'],
+    ] as const) {
+      const r = await cordon([...args]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, new RegExp(`cordon: ${code}: .*bomb\\.yaml`), `cordon ${args.slice(0, 2).join(' ')}: ${r.stderr}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
