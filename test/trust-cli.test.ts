@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -166,6 +166,36 @@ test('a YAML alias bomb gives a coded error from every command that reads YAML: 
       const r = await cordon([...args]);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, new RegExp(`cordon: ${code}: .*bomb\\.yaml`), `cordon ${args.slice(0, 2).join(' ')}: ${r.stderr}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cordon run agent with enforcement disabled keeps running until it is stopped, then exits cleanly', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-trust-agent-'));
+  try {
+    const data = join(dir, 'data');
+    const token = (await cordon(['agents', 'token', '--vm', 'web-1', '--data-dir', data])).stdout.trim();
+    assert.equal((await cordon(['topics', 'apply', '--data-dir', data])).code, 0);
+    const config = join(dir, 'agent.yaml');
+    writeFileSync(config, ['agent:', `  token: "${token}"`, `  stateDir: ${join(dir, 'state')}`, '  enforce: { enabled: false }', '  netconf: { enabled: false }', ''].join('\n'));
+    const agent = spawn(process.execPath, [CLI, 'run', 'agent', '--config', config, '--data-dir', data], { env: { ...ENV, CORDON_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<number | null>((r) => agent.on('exit', (code) => r(code)));
+    try {
+      const until = Date.now() + 60_000;
+      while (!log.includes('Service is running.')) {
+        assert.ok(Date.now() < until && agent.exitCode === null, `the agent did not start:\n${log}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.equal(agent.exitCode, null, `the agent exited on its own:\n${log}`);
+      agent.kill('SIGTERM');
+      assert.equal(await exited, 0, log);
+    } finally {
+      if (agent.exitCode === null) agent.kill('SIGKILL');
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
