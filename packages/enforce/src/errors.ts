@@ -6,7 +6,7 @@ export const ERR_BLOCK_KEY_MISMATCH = defineError(
 );
 export const ERR_BLOCK_NEVER_BLOCK = defineError(
   'CORDON_ERR_BLOCK_NEVER_BLOCK',
-  (target: string, why: string) => `a block of ${target} was refused: it is ${why}, which this enforcer never blocks (add nothing to lift this: the decision itself is wrong or forged)`,
+  (target: string, why: string) => `a block of ${target} was refused: it is ${why}, which this enforcer never blocks; the decision is wrong or forged`,
 );
 export const ERR_BLOCK_CAP = defineError(
   'CORDON_ERR_BLOCK_CAP',

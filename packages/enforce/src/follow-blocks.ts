@@ -18,6 +18,9 @@ export interface BlockApplier {
   reconcile(keep: ReadonlySet<string>): Promise<number>;
 }
 
+/** Status reports sent at once at most (a restore after a flood reports thousands). */
+const REPORT_CHUNK = 1000;
+
 export interface FollowBlocksOptions {
   /** `watchdog:<host>` or `agent:<id>`: the decisions keyed for it are this follower's. */
   enforcer: string;
@@ -91,7 +94,8 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
   await refreshLocal();
   stage.every(60_000, "Reading this machine's addresses", refreshLocal);
 
-  // refusals raise alerts, at most one per kind a minute (a flood is one alert, with its count)
+  // refusals are logged and raise an alert at most once per kind a minute (a flood of forged
+  // decisions is one line and one alert, with its count; the counters count every one)
   const lastAlert = new Map<Refusal['kind'], { at: number; since: number }>();
   const SIGNATURES: Record<Refusal['kind'], string> = {
     'never-block': 'Block decision refused: its target must never be blocked',
@@ -106,6 +110,7 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       return;
     }
     lastAlert.set(kind, { at: now, since: 0 });
+    log.warn({ err: describeError(err), target, refusedSinceLastAlert: prev?.since ?? 0 }, "A block decision was refused by the enforcer's guards; an alert says so.");
     const alert: Alert = {
       alert_id: alertId('enforce', me, kind, r.topic, r.partition, r.offset),
       ts_us: now * 1000,
@@ -125,9 +130,32 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
     await stage.send(TOPICS.alerts, [{ key: Buffer.from(opts.vm ?? me), value: alertCodec.encode(alert) }]);
   };
 
-  const report = async (d: BlockDecision, target: string, status: BlockDecision['status']) => {
-    await stage.send(TOPICS.blocks, [{ key: blockKey(me, target), value: codec.encode({ ...d, status }) }]);
+  type Report = { d: BlockDecision; target: string; status: BlockDecision['status'] };
+  const reportMany = async (items: Report[]) => {
+    for (let i = 0; i < items.length; i += REPORT_CHUNK) {
+      await stage.send(TOPICS.blocks, items.slice(i, i + REPORT_CHUNK).map(({ d, target, status }) => ({ key: blockKey(me, target), value: codec.encode({ ...d, status }) })));
+    }
   };
+  const report = (d: BlockDecision, target: string, status: BlockDecision['status']) => reportMany([{ d, target, status }]);
+  // Refusals come in floods: their reports go out together, one send (one fsync of the
+  // embedded bus's control topic) per turn of the event loop rather than one per decision.
+  let refusedReports: Report[] = [];
+  let refusedFlush: Promise<void> | null = null;
+  const reportRefused = (item: Report) => {
+    refusedReports.push(item);
+    refusedFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const items = refusedReports;
+      refusedReports = [];
+      refusedFlush = null;
+      await reportMany(items).catch((err: unknown) => {
+        metrics.inc('errors');
+        log.error({ err: describeError(err), reports: items.length }, 'Refused block decisions could not be reported failed.');
+      });
+    });
+  };
+  stage.onStop(async () => {
+    while (refusedFlush) await refusedFlush;
+  });
   const reject = async (r: ConsumedRecord, err: unknown) => {
     metrics.inc('blocks_rejected');
     log.warn({ err: describeError(err), offset: String(r.offset) }, 'A block decision is unusable; it was sent to the DLQ and blocks nothing.');
@@ -173,8 +201,7 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       if (refused) {
         metrics.inc('blocks_refused');
         metrics.inc(`blocks_refused_${refused.kind.replace('-', '_')}`);
-        log.warn({ err: describeError(refused.err), target, restoring }, 'A block decision was refused by the enforcer\'s guards.');
-        if (!restoring) await report(d, target, 'failed');
+        if (!restoring) reportRefused({ d, target, status: 'failed' });
         else if (d.status !== 'failed') toReport.push({ d, target, status: 'failed' });
         if (refused.kind === 'never-block' && active.delete(target)) {
           // in force from before the address became protected (DHCP gave it to this machine)
@@ -217,7 +244,7 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
         metrics.inc('errors');
         log.error({ err: describeError(err) }, 'Blocks lifted while the enforcer was down could not be taken out; they stay until their TTL.');
       }
-      for (const { d, target, status } of toReport.splice(0)) await report(d, target, status);
+      await reportMany(toReport.splice(0));
       log.info({ enforcer: me, active: active.size, removed }, 'Blocks restored from the topic.');
     },
   });
