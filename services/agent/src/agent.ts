@@ -44,11 +44,16 @@ export function watchingFor(config: AgentConfig, policy: AgentPolicy | null, ref
   if (!policy) return own;
   const set = Object.fromEntries(Object.entries(policy).filter(([, v]) => v !== undefined)) as Partial<Watching>;
   const w = { ...own, ...set };
-  const logs = w.logs.filter((l) => isBelowAny(l.path, config.logRoots) || void refused.push(`logs: ${l.path} is not below logRoots (${config.logRoots.join(', ')})`));
+  const within = (path: string, key: 'logRoots' | 'fimRoots') => {
+    if (isBelowAny(path, config[key])) return true;
+    refused.push(`${path} is not below ${key} (${config[key].join(', ')})`);
+    return false;
+  };
+  const logs = w.logs.filter((l) => within(l.path, 'logRoots'));
   let fim = w.fim;
   if (fim) {
-    const paths = fim.paths.filter((p) => isBelowAny(p, config.fimRoots) || void refused.push(`fim: ${p} is not below fimRoots (${config.fimRoots.join(', ')})`));
-    if (fim.hashConcurrency > config.fimMaxHashThreads) refused.push(`fim: ${fim.hashConcurrency} hashing threads cut to fimMaxHashThreads (${config.fimMaxHashThreads})`);
+    const paths = fim.paths.filter((p) => within(p, 'fimRoots'));
+    if (fim.hashConcurrency > config.fimMaxHashThreads) refused.push(`${fim.hashConcurrency} hashing threads are cut to fimMaxHashThreads (${config.fimMaxHashThreads})`);
     fim = paths.length ? { ...fim, paths, hashConcurrency: Math.min(fim.hashConcurrency, config.fimMaxHashThreads) } : undefined;
   }
   return { ...w, logs, fim };

@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
 import { lstat, open, readdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { childContext, type Context } from '@cordon/runtime';
+import { isBelowAny } from './config.js';
 import { ERR_LOG_NOT_ALLOWED, ERR_LOG_NOT_REGULAR, ERR_LOG_SOURCE } from './errors.js';
 import { readState, writeState } from './state.js';
 
@@ -217,8 +218,7 @@ export class LogTailer {
       if (!st.isFile()) throw ERR_LOG_NOT_REGULAR(file, kindOf(st));
       // what the descriptor really is, every directory link resolved
       const real = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => realpath(file));
-      const roots = await this.roots();
-      if (!roots.some((r) => real === r || real.startsWith(r.endsWith(sep) ? r : r + sep))) throw ERR_LOG_NOT_ALLOWED(file, real, this.opts.roots.join(', '));
+      if (!isBelowAny(real, await this.roots())) throw ERR_LOG_NOT_ALLOWED(file, real, this.opts.roots.join(', '));
     } catch (err) {
       await fh.close();
       throw err;
