@@ -198,3 +198,23 @@ test('a log in the old format is read, its damaged tail quarantined, and it is r
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a flipped byte in the file header loses nothing: the frames say which format it is', async () => {
+  const dir = tmp();
+  try {
+    await tenCommitted(dir);
+    const bytes = readFileSync(logFile(dir));
+    bytes[2] = bytes[2]! ^ 0x01;
+    writeFileSync(logFile(dir), bytes);
+    const bus = createEmbeddedBus({ dataDir: dir, ctx });
+    try {
+      assert.equal((await readAll(bus, 't')).length, 10);
+      assert.equal((await deadLetters(bus)).length, 0);
+      assert.equal(readFileSync(logFile(dir)).subarray(0, 8).toString(), 'CRDLOG2\n', 'the header is written again');
+    } finally {
+      await bus.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -199,7 +199,9 @@ export class PartitionLog {
   /** Read the file; true when it must be rewritten (damaged, or in the v1 format). */
   private load(): boolean {
     const buf = readFileSync(this.opts.file);
-    const v2 = buf.length >= HEADER.length && buf.subarray(0, HEADER.length).equals(HEADER);
+    const headerOk = buf.length >= HEADER.length && buf.subarray(0, HEADER.length).equals(HEADER);
+    // a damaged header must not turn a v2 log into an unreadable v1 one: its first frame says which it is
+    const v2 = headerOk || (buf.length >= HEADER.length + 4 && buf.readUInt32BE(HEADER.length) === MAGIC);
     let o = v2 ? HEADER.length : 0;
     let damaged = false;
     while (o < buf.length) {
@@ -238,7 +240,7 @@ export class PartitionLog {
     // Tombstone markers for trimmed prefixes are stored as the "next offset" header record.
     this.records = this.records.filter((r) => !r.headers['__cordon_next_offset']);
     this.fileBytes = buf.length;
-    return damaged || !v2;
+    return damaged || !headerOk;
   }
 
   private take(rec: StoredRecord): void {
