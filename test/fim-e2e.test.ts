@@ -34,6 +34,7 @@ test('file changes become alerts in ClickHouse within 2 s, naming what changed',
     stateDir: join(dir, 'agent'),
     enforce: { enabled: false },
     fim: { paths: [tree], scanIntervalS: 0, debounceMs: 100, maxDelayMs: 300 },
+    fimRoots: [dir],
   };
   let agent: RunningStage<unknown, AgentHandle> | null = null;
   try {

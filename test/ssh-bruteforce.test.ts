@@ -49,6 +49,7 @@ test('an SSH brute force in a tailed log ends with the attacker blocked by the a
       `  stateDir: ${join(dir, 'state')}`,
       '  logStartAt: beginning',
       `  logs: [{ path: ${authLog}, format: auth }]`,
+      `  logRoots: [${dir}]`,
       `  enforce: { netns: ${pair.vm}, table: cordon }`,
       '',
     ].join('\n'),

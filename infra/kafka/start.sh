@@ -3,6 +3,7 @@
 # 127.0.0.1, wait until it serves metadata, and print `KAFKA_BROKERS=127.0.0.1:<port>`.
 #   KAFKA_PORT (19092)  KAFKA_CONTROLLER_PORT (port+1)  KAFKA_RUN_DIR (infra/kafka/run/<port>)
 #   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m)  KAFKA_START_TIMEOUT_S (90)
+#   KAFKA_CLUSTER_ID (a fresh random one)
 # If a broker started by this script is already running on the port, it is reused.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -87,10 +88,19 @@ rootLogger.appenderRef.err.ref = err
 PROPS
 
 # A random cluster id (16 random bytes, base64url without padding, the format of Kafka's Uuid),
-# made in bash to save a JVM start.
-cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+# made in bash to save a JVM start. One draw in 64 begins with "-", which a command line reads
+# as an option: Kafka's own Uuid.randomUuid() draws again then, and so does this. The id is
+# also passed as --cluster-id=ID, so one given in KAFKA_CLUSTER_ID is taken whatever it starts with.
+new_cluster_id() {
+  local id
+  while :; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [[ $id == -* ]] || { echo "$id"; return; }
+  done
+}
+cluster_id="${KAFKA_CLUSTER_ID:-$(new_cluster_id)}"
 kafka_tool kafka.tools.StorageTool format --ignore-formatted \
-  --cluster-id "$cluster_id" --config "$KAFKA_RUN_DIR/server.properties" >"$KAFKA_RUN_DIR/logs/format.log" 2>&1 || {
+  "--cluster-id=$cluster_id" --config "$KAFKA_RUN_DIR/server.properties" >"$KAFKA_RUN_DIR/logs/format.log" 2>&1 || {
   cat "$KAFKA_RUN_DIR/logs/format.log" >&2; echo "start.sh: formatting storage failed" >&2; exit 1; }
 
 # setsid: the broker outlives this script and is not killed by the caller's Ctrl-C or job control.

@@ -35,12 +35,42 @@ pub struct DpiRules {
     inner: Arc<RuleSet>,
 }
 
+/// Compiling a rule set off the JavaScript thread (a libuv pool thread): ET Open takes
+/// seconds, and a service must go on inspecting with its old rules meanwhile.
+pub struct CompileTask {
+    sources: Vec<(String, String)>,
+}
+
+impl Task for CompileTask {
+    type Output = RuleSet;
+    type JsValue = DpiRules;
+
+    fn compute(&mut self) -> Result<RuleSet> {
+        let sources = std::mem::take(&mut self.sources);
+        // a panic (a bug met by some rule) rejects the promise instead of aborting the process
+        std::panic::catch_unwind(move || RuleSet::load(&sources)).map_err(|p| {
+            let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+            Error::new(Status::GenericFailure, format!("rule compilation failed: {msg}"))
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: RuleSet) -> Result<DpiRules> {
+        Ok(DpiRules { inner: Arc::new(output) })
+    }
+}
+
 #[napi]
 impl DpiRules {
     #[napi(factory)]
     pub fn compile(sources: Vec<RuleSource>) -> DpiRules {
         let src: Vec<(String, String)> = sources.into_iter().map(|s| (s.name, s.text)).collect();
         DpiRules { inner: Arc::new(RuleSet::load(&src)) }
+    }
+
+    /// `compile` on a pool thread: resolves with the rule set, the calling thread never waits.
+    #[napi(ts_return_type = "Promise<DpiRules>")]
+    pub fn compile_async(sources: Vec<RuleSource>) -> AsyncTask<CompileTask> {
+        AsyncTask::new(CompileTask { sources: sources.into_iter().map(|s| (s.name, s.text)).collect() })
     }
 
     /// The raw multi-pattern scan alone (every payload fast pattern of the set) over the

@@ -1,8 +1,11 @@
 import { describeError } from '@cordon/runtime';
 import type { ConsumedRecord } from '@cordon/bus';
+import { MAX_BLOCK_TTL_S } from '@cordon/policy';
 import type { Stage } from '@cordon/stage';
-import { blockKey, blockKeyTarget, codecFor, TOPICS, type BlockDecision } from '@cordon/schemas';
+import { alertId, blockKey, blockKeyTarget, codecFor, NO_FLOW, TOPICS, type Alert, type BlockDecision } from '@cordon/schemas';
 import { ERR_BLOCK_KEY_MISMATCH } from './errors.js';
+import { BlockGuards, enforcerGuardsSchema, type EnforcerGuardsInput, type Refusal } from './guards.js';
+import { NeverBlock, readLocalAddresses, type LocalAddresses } from './never-block.js';
 
 /** Where blocks are put into effect: the watchdog's bridge sets, an agent's own sets. */
 export interface BlockApplier {
@@ -13,6 +16,23 @@ export interface BlockApplier {
   lift(target: string): Promise<void>;
   /** Take out every element whose target is not in `keep`; how many were taken out. */
   reconcile(keep: ReadonlySet<string>): Promise<number>;
+}
+
+/** Status reports sent at once at most (a restore after a flood reports thousands). */
+const REPORT_CHUNK = 1000;
+
+export interface FollowBlocksOptions {
+  /** `watchdog:<host>` or `agent:<id>`: the decisions keyed for it are this follower's. */
+  enforcer: string;
+  applier: BlockApplier;
+  /** Never-block ranges, the cap on elements and the rate of new ones (defaults when absent). */
+  guards?: EnforcerGuardsInput;
+  /** The network namespace whose addresses and gateways are never blocked: where the elements are applied. */
+  netns?: string;
+  /** The VM an agent runs in, named in its alerts. */
+  vm?: string;
+  /** Where this machine's addresses come from (default: `ip -json route show table all` in `netns`). */
+  localAddresses?: () => Promise<LocalAddresses>;
 }
 
 export interface BlocksFollower {
@@ -36,18 +56,106 @@ export interface BlocksFollower {
  * reported `failed` and never stops the others, and a failed reconcile leaves stale elements
  * to their TTL rather than stopping the enforcer. A record that does not decode, or whose key
  * and target disagree, goes to the DLQ and blocks nothing.
+ *
+ * Whoever can write the topic must not be able to cut the machine off or flood the kernel, so
+ * before an element is applied (restoring included) the decision passes the guards: the
+ * never-block list (built-in ranges, configured ones, this machine's own addresses, subnet
+ * broadcasts and gateways), the cap on elements in force and the rate of new targets. A
+ * refused decision is reported `failed`, logged with its code, and raised as an alert
+ * (`cordon:enforce-never-block`, `-cap`, `-rate`; at most one per kind a minute, counting the
+ * ones in between). A TTL past the longest a policy allows is cut to it.
  */
-export async function followBlocks(stage: Stage<unknown>, opts: { enforcer: string; applier: BlockApplier }): Promise<BlocksFollower> {
+export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOptions): Promise<BlocksFollower> {
   const { enforcer: me, applier } = opts;
   const { log, metrics, clock } = stage.ctx;
   const codec = codecFor(TOPICS.blocks);
+  const alertCodec = codecFor(TOPICS.alerts);
   const active = new Map<string, BlockDecision>();
   const toReport: Array<{ d: BlockDecision; target: string; status: 'applied' | 'failed' }> = [];
   const gauge = () => metrics.set('blocks_active', active.size);
+  const guardConfig = enforcerGuardsSchema.parse(opts.guards ?? {});
+  const guards = new BlockGuards(guardConfig, new NeverBlock(guardConfig.neverBlock), clock);
 
-  const report = async (d: BlockDecision, target: string, status: BlockDecision['status']) => {
-    await stage.send(TOPICS.blocks, [{ key: blockKey(me, target), value: codec.encode({ ...d, status }) }]);
+  // this machine's addresses and gateways, now and every minute (DHCP moves them)
+  const readLocal = opts.localAddresses ?? (() => readLocalAddresses(opts.netns));
+  let localKnown = true;
+  const refreshLocal = async () => {
+    try {
+      guards.neverBlock.setLocal(await readLocal());
+      localKnown = true;
+    } catch (err) {
+      if (localKnown) log.error({ err: describeError(err) }, "This machine's own addresses are unknown; the built-in and configured never-block ranges still hold.");
+      localKnown = false;
+      metrics.inc('errors');
+    } finally {
+      metrics.set('local_addresses_known', localKnown ? 1 : 0);
+    }
   };
+  await refreshLocal();
+  stage.every(60_000, "Reading this machine's addresses", refreshLocal);
+
+  // refusals are logged and raise an alert at most once per kind a minute (a flood of forged
+  // decisions is one line and one alert, with its count; the counters count every one)
+  const lastAlert = new Map<Refusal['kind'], { at: number; since: number }>();
+  const SIGNATURES: Record<Refusal['kind'], string> = {
+    'never-block': 'Block decision refused: its target must never be blocked',
+    cap: 'Block decisions refused: the cap on blocks in force is reached',
+    rate: 'Block decisions refused: too many new blocks a minute',
+  };
+  const raise = async (kind: Refusal['kind'], err: Error & { code?: string }, target: string, r: ConsumedRecord) => {
+    const now = clock.now();
+    const prev = lastAlert.get(kind);
+    if (prev && now - prev.at < 60_000) {
+      prev.since++;
+      return;
+    }
+    lastAlert.set(kind, { at: now, since: 0 });
+    log.warn({ err: describeError(err), target, refusedSinceLastAlert: prev?.since ?? 0 }, "A block decision was refused by the enforcer's guards; an alert says so.");
+    const alert: Alert = {
+      alert_id: alertId('enforce', me, kind, r.topic, r.partition, r.offset),
+      ts_us: now * 1000,
+      stage: stage.name,
+      vm: opts.vm ?? null,
+      sensor: me,
+      rule_id: `cordon:enforce-${kind}`,
+      rule_rev: 1,
+      signature: SIGNATURES[kind],
+      severity: 2,
+      category: 'enforcer-protection',
+      action: 'alert',
+      // no addresses: an alert about a refused block must never itself become a block
+      ...NO_FLOW,
+      evidence: JSON.stringify({ code: err.code, message: err.message, target, key: r.key?.toString() ?? null, offset: String(r.offset), refusedSinceLastAlert: prev?.since ?? 0 }),
+    };
+    await stage.send(TOPICS.alerts, [{ key: Buffer.from(opts.vm ?? me), value: alertCodec.encode(alert) }]);
+  };
+
+  type Report = { d: BlockDecision; target: string; status: BlockDecision['status'] };
+  const reportMany = async (items: Report[]) => {
+    for (let i = 0; i < items.length; i += REPORT_CHUNK) {
+      await stage.send(TOPICS.blocks, items.slice(i, i + REPORT_CHUNK).map(({ d, target, status }) => ({ key: blockKey(me, target), value: codec.encode({ ...d, status }) })));
+    }
+  };
+  const report = (d: BlockDecision, target: string, status: BlockDecision['status']) => reportMany([{ d, target, status }]);
+  // Refusals come in floods: their reports go out together, one send (one fsync of the
+  // embedded bus's control topic) per turn of the event loop rather than one per decision.
+  let refusedReports: Report[] = [];
+  let refusedFlush: Promise<void> | null = null;
+  const reportRefused = (item: Report) => {
+    refusedReports.push(item);
+    refusedFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const items = refusedReports;
+      refusedReports = [];
+      refusedFlush = null;
+      await reportMany(items).catch((err: unknown) => {
+        metrics.inc('errors');
+        log.error({ err: describeError(err), reports: items.length }, 'Refused block decisions could not be reported failed.');
+      });
+    });
+  };
+  stage.onStop(async () => {
+    while (refusedFlush) await refusedFlush;
+  });
   const reject = async (r: ConsumedRecord, err: unknown) => {
     metrics.inc('blocks_rejected');
     log.warn({ err: describeError(err), offset: String(r.offset) }, 'A block decision is unusable; it was sent to the DLQ and blocks nothing.');
@@ -89,6 +197,21 @@ export async function followBlocks(stage: Stage<unknown>, opts: { enforcer: stri
         await reject(r, ERR_BLOCK_KEY_MISMATCH(target, t));
         return;
       }
+      const refused = guards.check(target, active.size, active.has(target), restoring);
+      if (refused) {
+        metrics.inc('blocks_refused');
+        metrics.inc(`blocks_refused_${refused.kind.replace('-', '_')}`);
+        if (!restoring) reportRefused({ d, target, status: 'failed' });
+        else if (d.status !== 'failed') toReport.push({ d, target, status: 'failed' });
+        if (refused.kind === 'never-block' && active.delete(target)) {
+          // in force from before the address became protected (DHCP gave it to this machine)
+          await applier.lift(target).catch((err: unknown) => log.error({ err: describeError(err), target }, 'A block could not be lifted.'));
+        }
+        await raise(refused.kind, refused.err, target, r);
+        return;
+      }
+      const longest = (clock.now() + MAX_BLOCK_TTL_S * 1000) * 1000;
+      if (d.expires_us > longest) d = { ...d, expires_us: longest };
       const applied = await applier.apply(d, clock.now());
       if (!applied) {
         active.delete(target);
@@ -121,7 +244,7 @@ export async function followBlocks(stage: Stage<unknown>, opts: { enforcer: stri
         metrics.inc('errors');
         log.error({ err: describeError(err) }, 'Blocks lifted while the enforcer was down could not be taken out; they stay until their TTL.');
       }
-      for (const { d, target, status } of toReport.splice(0)) await report(d, target, status);
+      await reportMany(toReport.splice(0));
       log.info({ enforcer: me, active: active.size, removed }, 'Blocks restored from the topic.');
     },
   });

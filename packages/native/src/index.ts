@@ -70,7 +70,7 @@ interface NativeEngine {
   stats(): string;
 }
 interface Addon {
-  DpiRules: { compile(sources: RuleSource[]): NativeRules };
+  DpiRules: { compile(sources: RuleSource[]): NativeRules; compileAsync(sources: RuleSource[]): Promise<NativeRules> };
   DpiEngine: new (rules: NativeRules, checksum: string) => NativeEngine;
 }
 
@@ -95,6 +95,14 @@ export class Rules {
   private constructor(readonly native: NativeRules) {}
   static compile(sources: RuleSource[]): Rules {
     return new Rules(load().DpiRules.compile(sources));
+  }
+  /**
+   * The same on a libuv pool thread: the calling thread goes on (a service keeps inspecting
+   * with its old rules). A compilation cannot be interrupted once started: a caller that
+   * stops waiting for it should not start another until it settled.
+   */
+  static async compileAsync(sources: RuleSource[]): Promise<Rules> {
+    return new Rules(await load().DpiRules.compileAsync(sources));
   }
   /**
    * The multi-pattern prefilter alone over `data` with aho-corasick (benchmark baseline);

@@ -12,6 +12,23 @@ export interface BlockElement {
 export const BLOCK_SETS = { drop4: 'ipv4_addr', drop6: 'ipv6_addr', reject4: 'ipv4_addr', reject6: 'ipv6_addr' } as const;
 
 /**
+ * A duration in nft's own units ("7d", "1d18h40m", "250ms"). nft (1.0.6) refuses a count of
+ * 100,000,000 milliseconds (27.7 hours) and more with "value too large", so TTLs written as
+ * "<n>ms" stopped short of a repeat offender's day-and-more blocks.
+ */
+export function nftDuration(ms: number): string {
+  if (!Number.isSafeInteger(ms) || ms < 1) throw ERR_NATIVE_NFT('writing a timeout', `${ms} ms is not a whole number of milliseconds of at least 1`);
+  const parts: string[] = [];
+  let rest = ms;
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]] as const) {
+    const n = Math.floor(rest / size);
+    rest -= n * size;
+    if (n > 0) parts.push(`${n}${unit}`);
+  }
+  return parts.join('');
+}
+
+/**
  * Blocked addresses as elements with per-element timeouts in one nftables table: the kernel
  * expires a block at its TTL whether or not its enforcer still runs. The watchdog (bridge
  * family) and the agent (inet family) each write their own chain around these sets.
@@ -50,7 +67,7 @@ export class NftBlockSets {
     // set, then a fresh element (an existing one would keep its old timeout)
     await this.run(
       `add element ${t} ${other} { ${ip} timeout 1s }\ndelete element ${t} ${other} { ${ip} }\n` +
-        `add element ${t} ${set} { ${ip} timeout ${ttlMs}ms }\ndelete element ${t} ${set} { ${ip} }\nadd element ${t} ${set} { ${ip} timeout ${ttlMs}ms }\n`,
+        `add element ${t} ${set} { ${ip} timeout ${nftDuration(ttlMs)} }\ndelete element ${t} ${set} { ${ip} }\nadd element ${t} ${set} { ${ip} timeout ${nftDuration(ttlMs)} }\n`,
     );
     return set;
   }

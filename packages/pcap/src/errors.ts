@@ -8,6 +8,10 @@ export const ERR_PCAP_IO = defineError(
   'CORDON_ERR_PCAP_IO',
   (file: string, detail: string) => `cannot read capture file ${file}: ${detail}`,
 );
+export const ERR_PCAP_NOT_A_FILE = defineError(
+  'CORDON_ERR_PCAP_NOT_A_FILE',
+  (file: string, kind: string) => `${file} is ${kind}, not a capture file; pass a pcap or pcapng file (write a live capture to a file first: tcpdump -w FILE)`,
+);
 export const ERR_PCAP_BAD_MAGIC = defineError(
   'CORDON_ERR_PCAP_BAD_MAGIC',
   (file: string, offset: number, magic: string) =>

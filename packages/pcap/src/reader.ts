@@ -1,9 +1,11 @@
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import {
   ERR_PCAP_BAD_BLOCK,
   ERR_PCAP_BAD_LENGTH,
   ERR_PCAP_BAD_MAGIC,
   ERR_PCAP_IO,
+  ERR_PCAP_NOT_A_FILE,
   ERR_PCAP_TRUNCATED,
   ERR_PCAP_UNSUPPORTED,
 } from './errors.js';
@@ -128,11 +130,14 @@ interface PcapngInterface {
 export async function* readCapture(file: string, opts: ReadCaptureOptions = {}): AsyncGenerator<CaptureFrame> {
   let fh: FileHandle;
   try {
-    fh = await open(file, 'r');
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     throw ERR_PCAP_IO.withCause(err, file, (err as Error).message);
   }
   try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw ERR_PCAP_NOT_A_FILE(file, st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file');
     const src = new ChunkedSource(fh, file, opts.chunkSize ?? DEFAULT_CHUNK);
     const maxCaplen = opts.maxCaplen ?? DEFAULT_MAX_CAPLEN;
     if (!(await src.fill(4))) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { skipWithoutCorpus } from '@cordon/testkit';
@@ -308,4 +308,24 @@ test('error codes are stable', () => {
   assert.equal(ERR_PCAP_BAD_LENGTH.code, 'CORDON_ERR_PCAP_BAD_LENGTH');
   assert.equal(ERR_PCAP_BAD_BLOCK.code, 'CORDON_ERR_PCAP_BAD_BLOCK');
   assert.equal(ERR_PCAP_IO.code, 'CORDON_ERR_PCAP_IO');
+});
+
+test('a FIFO, a directory or a device given as a capture is refused at once with a coded error, never waited on', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-pcap-fifo-'));
+  const fifo = join(dir, 'capture.pcap');
+  spawnSync('mkfifo', [fifo]);
+  const within = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => 'ok' as const, (e: { code?: string }) => e.code ?? 'error'), new Promise<'hung'>((r) => setTimeout(() => r('hung'), ms))]);
+  try {
+    for (const path of [fifo, dir, '/dev/zero']) {
+      const outcome = await within(collect(path), 3000);
+      assert.equal(outcome, 'CORDON_ERR_PCAP_NOT_A_FILE', path);
+    }
+  } finally {
+    // a reader that did block on the FIFO waits for a writer: give it one so the test ends
+    try {
+      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // ENXIO: nobody is waiting on it
+    }
+  }
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { fimPolicySchema } from '@cordon/fim-scan';
@@ -35,13 +35,20 @@ const ruleSetName = z.string().regex(SET_NAME, 'a rule set name (as "cordon rule
  */
 export const agentPolicySchema = z
   .object({
-    logs: z.array(z.object({ path: z.string().min(1), format: z.string().optional() }).strict()).optional(),
+    /** Absolute paths; an agent reads only those below its own logRoots. */
+    logs: z.array(z.object({ path: z.string().min(1).refine((p) => isAbsolute(p), { message: 'must be an absolute path' }), format: z.string().optional() }).strict()).optional(),
     logStartAt: z.enum(['beginning', 'end']).optional(),
     fim: fimPolicySchema.optional(),
     netconf: z.object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) }).strict().optional(),
   })
   .strict();
 export type AgentPolicy = z.infer<typeof agentPolicySchema>;
+
+/**
+ * The longest block a policy may ask for (a year): every enforcer writes TTLs up to it in
+ * nft's units, and clamps a decision that asks for more.
+ */
+export const MAX_BLOCK_TTL_S = 365 * 86_400;
 
 export const policyFileSchema = z
   .object({
@@ -85,13 +92,13 @@ export const policyFileSchema = z
       .object({
         /** For alerts of `alert`-action rules blocked because the mode says prevent. */
         action: z.enum(['drop', 'reject']).default('drop'),
-        ttlS: z.number().int().positive().default(600),
+        ttlS: z.number().int().positive().max(MAX_BLOCK_TTL_S).default(600),
         /** A target blocked again within this window of its previous block is a repeat offender… */
         repeatWindowS: z.number().int().nonnegative().default(86_400),
         /** …and gets the previous block's TTL times this… */
         repeatMultiplier: z.number().min(1).max(100).default(2),
         /** …up to this. */
-        maxTtlS: z.number().int().positive().default(86_400),
+        maxTtlS: z.number().int().positive().max(MAX_BLOCK_TTL_S).default(86_400),
       })
       .strict()
       .default({})

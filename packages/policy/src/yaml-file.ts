@@ -14,6 +14,9 @@ export interface YamlIssue {
 
 type Path = ReadonlyArray<string | number>;
 
+/** Alias expansions a file may need (what the yaml library allows by default, but caught and coded here). */
+const MAX_ALIAS_COUNT = 100;
+
 /** Parse `text` (from `file`) with `schema`; throws CORDON_ERR_POLICY_FILE naming file:line of the first issues. */
 export function parseYamlWith<T>(text: string, file: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>): T {
   const lc = new LineCounter();
@@ -23,7 +26,13 @@ export function parseYamlWith<T>(text: string, file: string, schema: z.ZodType<T
     const line = e.linePos?.[0].line ?? lc.linePos(e.pos[0]).line;
     throw ERR_POLICY_FILE(`${file}:${line}`, e.message.split('\n')[0]!);
   }
-  const value: unknown = doc.toJS() ?? {};
+  let value: unknown;
+  try {
+    // an alias expanded more than this many times is a resource exhaustion attack ("billion laughs")
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (err) {
+    throw ERR_POLICY_FILE.withCause(err, file, `${(err as Error).message.split('\n')[0]!} (at most ${MAX_ALIAS_COUNT} alias expansions; write the values out)`);
+  }
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issues = r.error.issues.map((i) => issueAt(doc, lc, i));

@@ -114,3 +114,19 @@ test('apply writes policy, rulesets and inventory once; unchanged files write no
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a YAML alias bomb in a policy or inventory file is a coded error naming the file, not an uncoded crash or a memory blow-up', () => {
+  // nine aliases of nine aliases … of nine strings: 9^9 (387 million) strings once expanded
+  const lines = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+  for (let i = 1; i < 9; i++) lines.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]`);
+  const bomb = `${lines.join('\n')}\n`;
+  for (const parse of [parsePolicyText, parseInventoryText]) {
+    assert.throws(
+      () => parse(bomb, 'bomb.yaml'),
+      (e: { code?: string; message: string }) => e.code === 'CORDON_ERR_POLICY_FILE' && /bomb\.yaml/.test(e.message) && /alias/.test(e.message),
+    );
+  }
+  // a few aliases, as people use them, still work
+  const ok = parsePolicyText('id: default\nrules: &r { "1000": prevent }\nvms: { web-1: { rules: *r } }\n', 'ok.yaml');
+  assert.equal(ok.vms['web-1']!.rules['1000'], 'prevent');
+});

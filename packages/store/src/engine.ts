@@ -98,7 +98,8 @@ async function openServer(url: string, database: string, settings: ClickHouseSet
   try {
     parsed = new URL(url);
   } catch {
-    throw ERR_STORE_BAD_OPTIONS(`url "${url}" is not a URL; expected http[s]://[user:password@]host:port`);
+    // what is between "//" and "@" may be a password: never in a message
+    throw ERR_STORE_BAD_OPTIONS(`url "${url.replace(/\/\/[^/@]*@/, '//***@')}" is not a URL; expected http[s]://host:port`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw ERR_STORE_BAD_OPTIONS(`url protocol "${parsed.protocol}" is not supported; use http: or https: (the ClickHouse HTTP interface)`);

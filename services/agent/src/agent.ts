@@ -7,7 +7,8 @@ import { agentEnforcer, codecFor, TOPICS, type AgentCommand, type AgentRecord, t
 import { ProtectionWindows, startSensorCapture, type SensorCapture, type SensorFrame } from '@cordon/sensor';
 import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
 import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
-import { agentConfigSchema, type AgentConfig } from './config.js';
+import { agentConfigSchema, isBelowAny, type AgentConfig } from './config.js';
+import { ERR_AGENT_POLICY_REFUSED } from './errors.js';
 import { NftEnforcer } from './enforce.js';
 import { adoptGeneration, checkpointGeneration, startIdentity, type AgentIdentity } from './identity.js';
 import { readState, writeState } from './state.js';
@@ -34,12 +35,30 @@ export interface AgentHandle {
 /** The parts of the agent's configuration the policy topic may set (see @cordon/policy's agentPolicySchema). */
 export type Watching = Pick<AgentConfig, 'logs' | 'logStartAt' | 'fim' | 'netconf'>;
 
-/** The agent file's settings with the policy's fields over them. */
-export function watchingFor(config: AgentConfig, policy: AgentPolicy | null): Watching {
+/**
+ * The agent file's settings with the policy's fields over them, within the file's limits: a
+ * log or file integrity path outside `logRoots` / `fimRoots` is dropped (and named in
+ * `refused`), and hashing threads are cut to `fimMaxHashThreads`. Whoever can write the policy
+ * topic can change what the agent watches, not make it read anything on the machine.
+ */
+export function watchingFor(config: AgentConfig, policy: AgentPolicy | null, refused: string[] = []): Watching {
   const own: Watching = { logs: config.logs, logStartAt: config.logStartAt, fim: config.fim, netconf: config.netconf };
   if (!policy) return own;
   const set = Object.fromEntries(Object.entries(policy).filter(([, v]) => v !== undefined)) as Partial<Watching>;
-  return { ...own, ...set };
+  const w = { ...own, ...set };
+  const within = (path: string, key: 'logRoots' | 'fimRoots') => {
+    if (isBelowAny(path, config[key])) return true;
+    refused.push(`${path} is not below ${key} (${config[key].join(', ')})`);
+    return false;
+  };
+  const logs = w.logs.filter((l) => within(l.path, 'logRoots'));
+  let fim = w.fim;
+  if (fim) {
+    const paths = fim.paths.filter((p) => within(p, 'fimRoots'));
+    if (fim.hashConcurrency > config.fimMaxHashThreads) refused.push(`${fim.hashConcurrency} hashing threads are cut to fimMaxHashThreads (${config.fimMaxHashThreads})`);
+    fim = paths.length ? { ...fim, paths, hashConcurrency: Math.min(fim.hashConcurrency, config.fimMaxHashThreads) } : undefined;
+  }
+  return { ...w, logs, fim };
 }
 
 
@@ -56,7 +75,7 @@ export const agentStage = defineStage({
   config: agentConfigSchema,
   when: 'configured',
   inputs: () => [],
-  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks, TOPICS.packets],
+  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks, TOPICS.packets, TOPICS.alerts],
   start: (stage) => startAgent(stage),
 });
 
@@ -189,8 +208,12 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     await enforcer.setup();
     // the table stays on stop: blocks hold (until their TTL) across a restart
     stage.onStop(() => enforcer.close());
+    const { neverBlock, maxBlocks, maxNewPerMinute, netns } = config.enforce;
     await followBlocks(stage, {
       enforcer: agentEnforcer(agentId),
+      guards: { neverBlock, maxBlocks, maxNewPerMinute },
+      vm,
+      ...(netns ? { netns } : {}),
       applier: {
         targetOf: (d) => NftEnforcer.targetOf(d).ip,
         apply: (d, now) => enforcer.apply(d, now),
@@ -214,6 +237,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const startLogs = (w: Watching) => {
     tailer = new LogTailer({
       sources: w.logs,
+      roots: config.logRoots,
       stateFile: join(stateDir, 'logtail.json'), // positions survive the restart of the tailer
       ctx,
       startAt: w.logStartAt,
@@ -299,7 +323,13 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     // what the coordinator compares: the policy version this agent applies, its heartbeat rhythm
     policyVersion = p?.version ?? 0;
     heartbeatMs = p?.doc.coordination.heartbeatIntervalMs ?? config.heartbeatS * 1000;
-    return watchingFor(config, p ? agentPolicyFor(p.doc, vm) : null);
+    const refused: string[] = [];
+    const w = watchingFor(config, p ? agentPolicyFor(p.doc, vm) : null, refused);
+    for (const what of refused) {
+      ctx.metrics.inc('policy_refused');
+      ctx.log.warn({ err: describeError(ERR_AGENT_POLICY_REFUSED(config.policy, what)) }, 'Part of the agent policy is outside what this agent allows; it was left out.');
+    }
+    return w;
   };
   let changes: Promise<void> = Promise.resolve();
   const enqueue = (what: () => Promise<void>) => {

@@ -1,7 +1,15 @@
+import { availableParallelism } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { describeConfigIssues } from '@cordon/runtime';
+import { enforcerGuardsShape } from '@cordon/enforce';
 import { fimPolicySchema } from '@cordon/fim-scan';
 import { ERR_AGENT_CONFIG } from './errors.js';
+
+/** Where file integrity may look unless the agent's file says otherwise: system binaries, libraries, configuration, boot, served content, root's keys and crontabs. */
+export const DEFAULT_FIM_ROOTS = ['/etc', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/boot', '/opt', '/srv', '/var/www', '/root/.ssh', '/var/spool/cron'];
+
+const absolute = z.string().min(1).refine((p) => isAbsolute(p), { message: 'must be an absolute path' });
 
 export const agentConfigSchema = z
   .object({
@@ -26,7 +34,17 @@ export const agentConfigSchema = z
      * what it does not set, this file does.
      */
     policy: z.string().min(1).default('default'),
-    logs: z.array(z.object({ path: z.string().min(1), format: z.string().optional() }).strict()).default([]),
+    logs: z.array(z.object({ path: absolute, format: z.string().optional() }).strict()).default([]),
+    /**
+     * Logs are read only below these directories, whoever names them (this file or the
+     * policy): a policy cannot point the agent at /etc/shadow, nor a symlinked directory lead
+     * out of them.
+     */
+    logRoots: z.array(absolute).min(1).default(['/var/log']),
+    /** File integrity watches only below these, whoever names the paths. */
+    fimRoots: z.array(absolute).min(1).default(DEFAULT_FIM_ROOTS),
+    /** Hashing threads at most, whatever a policy's fim.hashConcurrency asks for. */
+    fimMaxHashThreads: z.number().int().min(1).max(64).default(Math.max(1, Math.min(4, availableParallelism()))),
     /** A log seen for the first time is read from its start or only for new lines. */
     logStartAt: z.enum(['beginning', 'end']).default('end'),
     /** Network configuration snapshots (listening sockets, interfaces, routes): how often to look. */
@@ -62,11 +80,31 @@ export const agentConfigSchema = z
          * host's loopback only).
          */
         netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        /** Never-block ranges (beyond the built-in ones and the guest's own addresses and gateways), cap and rate. */
+        ...enforcerGuardsShape,
       })
       .strict()
       .default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // this file's own paths must lie within its own roots: a typo is an error now, not a refusal later
+    c.logs.forEach((l, i) => {
+      if (!isBelowAny(l.path, c.logRoots)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['logs', i, 'path'], message: `not below logRoots (${c.logRoots.join(', ')})` });
+    });
+    c.fim?.paths.forEach((p, i) => {
+      if (!isBelowAny(p, c.fimRoots)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['fim', 'paths', i], message: `not below fimRoots (${c.fimRoots.join(', ')})` });
+    });
+  });
+
+/** True when `path` (normalised) is one of `roots` or below one. */
+export function isBelowAny(path: string, roots: readonly string[]): boolean {
+  const p = resolve(path);
+  return roots.some((r) => {
+    const root = resolve(r);
+    return p === root || p.startsWith(root === '/' ? '/' : `${root}/`);
+  });
+}
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;

@@ -17,3 +17,15 @@ export const ERR_BLOCK_TARGET = defineError(
   'CORDON_ERR_AGENT_BLOCK_TARGET',
   (detail: string) => `block decision cannot be enforced: ${detail}`,
 );
+export const ERR_LOG_NOT_REGULAR = defineError(
+  'CORDON_ERR_AGENT_LOG_NOT_REGULAR',
+  (path: string, kind: string) => `log ${path} is a ${kind}, not a regular file; it is not read (a link is never followed, a FIFO or device never opened for reading)`,
+);
+export const ERR_LOG_NOT_ALLOWED = defineError(
+  'CORDON_ERR_AGENT_LOG_NOT_ALLOWED',
+  (path: string, real: string, roots: string) => `log ${path} (really ${real}) is not below the agent's log roots (${roots}); add its directory to logRoots in the agent's file if it is meant to be read`,
+);
+export const ERR_AGENT_POLICY_REFUSED = defineError(
+  'CORDON_ERR_AGENT_POLICY_REFUSED',
+  (policy: string, detail: string) => `policy ${policy} asks for more than this agent allows (${detail}); the rest of it applies. Widen logRoots, fimRoots or fimMaxHashThreads in the agent's own file if this is meant`,
+);

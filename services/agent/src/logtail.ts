@@ -1,7 +1,9 @@
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { childContext, type Context } from '@cordon/runtime';
-import { ERR_LOG_SOURCE } from './errors.js';
+import { isBelowAny } from './config.js';
+import { ERR_LOG_NOT_ALLOWED, ERR_LOG_NOT_REGULAR, ERR_LOG_SOURCE } from './errors.js';
 import { readState, writeState } from './state.js';
 
 /**
@@ -13,6 +15,12 @@ import { readState, writeState } from './state.js';
  * Positions (device, inode, byte offset) are saved only after a batch was acknowledged by
  * the bus, so a restart neither loses nor repeats a line. Lines are bytes (logs can be
  * binary); a line longer than `maxLineBytes` is cut and the rest of it skipped.
+ *
+ * A log directory is often writable by the service that logs there, so what sits at a log
+ * path is hostile: files are opened with O_NOFOLLOW (a symlink planted at the path is refused,
+ * not followed to a file the agent may read and the service may not) and O_NONBLOCK (a FIFO
+ * cannot hang the open), then must be regular files whose real path lies below one of
+ * `roots` (a symlinked directory cannot lead out of them either).
  */
 export interface TailSource {
   path: string;
@@ -34,6 +42,8 @@ export interface TailBatch {
 
 export interface LogTailerOptions {
   sources: TailSource[];
+  /** Directories logs may be read from (the agent's `logRoots`); anything else is refused. */
+  roots: readonly string[];
   stateFile: string;
   ctx: Context;
   onBatch: (batch: TailBatch) => Promise<void>;
@@ -73,10 +83,16 @@ export class LogTailer {
   private stopped = false;
   private readonly ctx: Context;
   private readonly reported = new Set<string>();
+  private realRoots: Promise<string[]> | null = null;
 
   constructor(private readonly opts: LogTailerOptions) {
     this.ctx = childContext(opts.ctx, 'logtail');
     this.positions = readState<Record<string, Position>>(opts.stateFile, {}, this.ctx.log);
+  }
+
+  /** The roots as the kernel names them (a root may itself be reached through a symlink, e.g. /var/log on another disk). */
+  private roots(): Promise<string[]> {
+    return (this.realRoots ??= Promise.all(this.opts.roots.map((r) => realpath(resolve(r)).catch(() => resolve(r)))));
   }
 
   start(): void {
@@ -126,7 +142,7 @@ export class LogTailer {
     await this.drain(source, o);
     let st;
     try {
-      st = await stat(source.path);
+      st = await lstat(source.path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // rotated, new file not yet there
       throw err;
@@ -149,7 +165,7 @@ export class LogTailer {
     const saved = this.positions[source.path];
     let st;
     try {
-      st = await stat(source.path);
+      st = await lstat(source.path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
@@ -176,7 +192,7 @@ export class LogTailer {
     for (const name of await readdir(dir)) {
       if (name === base || !name.startsWith(base)) continue;
       const candidate = join(dir, name);
-      const st = await stat(candidate).catch(() => null);
+      const st = await lstat(candidate).catch(() => null);
       if (st && st.ino === saved.ino && st.dev === saved.dev) return candidate;
     }
     return null;
@@ -189,12 +205,24 @@ export class LogTailer {
   private async openFile(source: TailSource, file: string, offset: number): Promise<Open | null> {
     let fh: FileHandle;
     try {
-      fh = await open(file, 'r');
+      fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return null;
+      if (code === 'ELOOP') throw ERR_LOG_NOT_REGULAR.withCause(err, file, 'symbolic link');
       throw err;
     }
-    const st = await fh.stat();
+    let st;
+    try {
+      st = await fh.stat();
+      if (!st.isFile()) throw ERR_LOG_NOT_REGULAR(file, kindOf(st));
+      // what the descriptor really is, every directory link resolved
+      const real = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => realpath(file));
+      if (!isBelowAny(real, await this.roots())) throw ERR_LOG_NOT_ALLOWED(file, real, this.opts.roots.join(', '));
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
     const at = st.size < offset ? 0 : offset; // truncated while we were away
     const o: Open = { fh, dev: st.dev, ino: st.ino, offset: at, partial: Buffer.alloc(0), partialAt: at, skipping: false };
     if (!this.positions[source.path] || this.positions[source.path]!.ino !== st.ino) this.save(source, o, o.offset);
@@ -276,4 +304,13 @@ export class LogTailer {
     this.positions[source.path] = { dev: o.dev, ino: o.ino, offset };
     writeState(this.opts.stateFile, this.positions);
   }
+}
+
+function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
+  if (st.isDirectory()) return 'directory';
+  if (st.isFIFO()) return 'FIFO';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isBlockDevice()) return 'block device';
+  return 'special file';
 }

@@ -10,7 +10,7 @@ import { allTopicSpecs, codecFor, TOPICS, type LogBatch } from '@cordon/schemas'
 import { applyPolicyFile } from '@cordon/policy';
 import { runStage } from '@cordon/stage';
 import { waitFor } from '@cordon/testkit';
-import { agentStage, makeEnrollToken } from '../src/index.js';
+import { agentStage, makeEnrollToken, parseAgentConfig } from '../src/index.js';
 
 test('the agent registers, ships its log lines, and a restart counts a new generation', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-agent-'));
@@ -20,7 +20,7 @@ test('the agent registers, ships its log lines, and a restart counts a new gener
   const log = join(dir, 'auth.log');
   writeFileSync(log, 'Nov 27 10:00:01 vm sshd[1]: Failed password for root from 10.213.0.66 port 4242 ssh2\n');
   const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
-  const config = { token, stateDir: join(dir, 'state'), logs: [{ path: log, format: 'auth' }], logStartAt: 'beginning' as const, enforce: { enabled: false }, heartbeatS: 60 };
+  const config = { token, stateDir: join(dir, 'state'), logs: [{ path: log, format: 'auth' }], logRoots: [dir], logStartAt: 'beginning' as const, enforce: { enabled: false }, heartbeatS: 60 };
   try {
     const a = await runStage(agentStage, { bus, ctx, config });
     assert.equal(a.vm, 'vm-web-1');
@@ -72,7 +72,7 @@ test('the agent watches what its policy on the topic says, and follows changes w
   writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
   const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
   // the agent's own file watches nothing
-  const a = await runStage(agentStage, { bus, ctx, config: { token, stateDir: join(dir, 'state'), enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 60 } });
+  const a = await runStage(agentStage, { bus, ctx, config: { token, stateDir: join(dir, 'state'), logRoots: [dir], fimRoots: [dir], enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 60 } });
   const shippedLines = async () => {
     let n = 0;
     await readRange(bus, TOPICS.logs, (r) => (n += codecFor(TOPICS.logs).decode(r.value!).lines.length));
@@ -127,4 +127,60 @@ test('the agent watches what its policy on the topic says, and follows changes w
     await bus.close();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a policy cannot point the agent outside its roots: /etc/shadow as a log, / for file integrity, 64 hashing threads', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-agent-limits-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+  await bus.admin.ensureTopics(allTopicSpecs());
+  const logs = join(dir, 'log');
+  const etc = join(dir, 'etc');
+  mkdirSync(logs);
+  mkdirSync(etc);
+  const shadow = join(dir, 'shadow');
+  writeFileSync(shadow, 'root:$6$salt$hash:19000:0:99999:7:::\n');
+  writeFileSync(join(logs, 'auth.log'), 'Nov 27 10:00:01 vm sshd[1]: Failed password for root from 10.213.0.66 port 4242 ssh2\n');
+  const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
+  const a = await runStage(agentStage, {
+    bus,
+    ctx,
+    config: { token, stateDir: join(dir, 'state'), logRoots: [logs], fimRoots: [etc], fimMaxHashThreads: 2, enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 60 },
+  });
+  try {
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, [
+      'agents:',
+      '  default:',
+      `    logs: [{ path: "${shadow}" }, { path: "${logs}/../shadow" }, { path: "${join(logs, 'auth.log')}", format: auth }]`,
+      '    logStartAt: beginning',
+      `    fim: { paths: ["/", "${etc}"], hashConcurrency: 64, scanIntervalS: 0 }`,
+      '',
+    ].join('\n'));
+    await applyPolicyFile({ bus, ctx }, policy);
+    await waitFor('the policy to be applied', () => a.fim !== null);
+    assert.deepEqual(a.watching.logs.map((l) => l.path), [join(logs, 'auth.log')], 'only the log below logRoots');
+    assert.deepEqual(a.watching.fim?.paths, [etc], 'only the tree below fimRoots');
+    assert.equal(a.watching.fim?.hashConcurrency, 2, 'hashing threads cut to fimMaxHashThreads');
+    await waitFor('the auth line', async () => {
+      let n = 0;
+      await readRange(bus, TOPICS.logs, (r) => (n += codecFor(TOPICS.logs).decode(r.value!).lines.length));
+      return n === 1;
+    });
+    let shipped = '';
+    await readRange(bus, TOPICS.logs, (r) => (shipped += codecFor(TOPICS.logs).decode(r.value!).lines.map((l) => l.line.toString()).join('\n')));
+    assert.ok(!shipped.includes('$6$'), 'nothing of the shadow file left the machine');
+  } finally {
+    await a.stop();
+    await bus.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the agent\'s own file must keep its paths within its roots', () => {
+  const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
+  assert.throws(() => parseAgentConfig({ token, logs: [{ path: '/etc/shadow' }] }), (e: { code?: string; message: string }) => e.code === 'CORDON_ERR_AGENT_CONFIG' && /logs\.0\.path/.test(e.message));
+  assert.throws(() => parseAgentConfig({ token, fim: { paths: ['/home'] } }), /fim\.paths\.0/);
+  assert.throws(() => parseAgentConfig({ token, logs: [{ path: 'relative.log' }] }), /absolute/);
+  assert.equal(parseAgentConfig({ token, logs: [{ path: '/var/log/auth.log' }] }).logRoots[0], '/var/log');
 });

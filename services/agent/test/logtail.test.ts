@@ -14,6 +14,7 @@ function world() {
     let batches = 0;
     return new LogTailer({
       sources: [{ path: log, format: 'auth' }],
+      roots: [dir],
       stateFile: join(dir, 'state', 'logtail.json'),
       ctx: createContext({ log: silentLogger }),
       startAt: 'beginning',

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 import { main } from '../dist/src/main.js';
 
+// Everything Cordon writes (the data dir, the embedded ClickHouse and bus, rule sets, agent
+// state) holds tokens, log lines and detections: the owner's alone, whatever the caller's umask.
+process.umask(0o077);
+
 // `cordon alerts tail | head`: a reader that went away ends the command, quietly
 process.stdout.on('error', (err) => {
   if (err.code === 'EPIPE') process.exit(0);

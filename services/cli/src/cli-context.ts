@@ -23,7 +23,7 @@ export const FLAGS = {
     value: 'URL',
     env: 'CORDON_CLICKHOUSE_URL',
     defaultText: 'none: the embedded engine',
-    help: 'use a ClickHouse server instead of the embedded engine',
+    help: 'use a ClickHouse server instead of the embedded engine; no credentials in it (ps shows flags): CORDON_CLICKHOUSE_USER, CORDON_CLICKHOUSE_PASSWORD or CORDON_CLICKHOUSE_PASSWORD_FILE',
   },
   metricsAddr: {
     name: 'metrics-addr',
@@ -72,15 +72,25 @@ export const out = (s: string): void => void process.stdout.write(`${s}\n`);
 export function configFrom(inv: Invocation, stages: readonly StageModule[] = BUILTIN_STAGES): CordonConfig {
   const has = (name: string) => inv.spec.flags?.some((f) => f.name === name) ?? false;
   const pick = (name: string) => (has(name) ? (inv.explicit(name) as string | undefined) : undefined);
+  // a URL from the command line may not carry credentials (ps shows it); from the environment it may
+  const chUrl = pick('clickhouse-url');
+  const fromArgv = chUrl !== undefined && inv.source('clickhouse-url') === 'flag';
+  const env = process.env;
   return loadConfig({
     ...(has('config') && inv.str('config') ? { file: inv.str('config')! } : {}),
     stages,
-    // the parser has read the environment already (flag > variable): loadConfig gets the result
-    env: {},
+    // the parser has read the declared variables already (flag > variable): loadConfig gets the
+    // result, and the ClickHouse credentials, which are never flags
+    env: {
+      ...(chUrl !== undefined && !fromArgv ? { CORDON_CLICKHOUSE_URL: chUrl } : {}),
+      ...(env.CORDON_CLICKHOUSE_USER ? { CORDON_CLICKHOUSE_USER: env.CORDON_CLICKHOUSE_USER } : {}),
+      ...(env.CORDON_CLICKHOUSE_PASSWORD ? { CORDON_CLICKHOUSE_PASSWORD: env.CORDON_CLICKHOUSE_PASSWORD } : {}),
+      ...(env.CORDON_CLICKHOUSE_PASSWORD_FILE ? { CORDON_CLICKHOUSE_PASSWORD_FILE: env.CORDON_CLICKHOUSE_PASSWORD_FILE } : {}),
+    },
     flags: {
       ...(pick('data-dir') ? { dataDir: pick('data-dir')! } : {}),
       ...(pick('brokers') ? { brokers: pick('brokers')! } : {}),
-      ...(pick('clickhouse-url') ? { clickhouseUrl: pick('clickhouse-url')! } : {}),
+      ...(fromArgv ? { clickhouseUrl: chUrl } : {}),
       ...(pick('metrics-addr') ? { metricsAddr: pick('metrics-addr')! } : {}),
     },
   });

@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { describeConfigIssues } from '@cordon/runtime';
 import { DEFAULT_METRICS_ADDR, parseMetricsAddr, stageSections, type StageModule } from '@cordon/stage';
 import { ERR_CONFIG } from './errors.js';
+import { readSecretFile } from './secrets.js';
 import { BUILTIN_STAGES } from './stages.js';
 
 /** What every process has, whatever stages it runs. */
@@ -20,6 +21,12 @@ const base = {
     .object({
       url: z.string().url().optional(),
       database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('cordon'),
+      /** The ClickHouse user (CORDON_CLICKHOUSE_USER); its password from `passwordFile` or CORDON_CLICKHOUSE_PASSWORD. */
+      user: z.string().min(1).optional(),
+      /** A file (mode 0600) holding the password (CORDON_CLICKHOUSE_PASSWORD_FILE). */
+      passwordFile: z.string().min(1).optional(),
+      /** Set from CORDON_CLICKHOUSE_PASSWORD or `passwordFile`, never written in a file or flag. */
+      password: z.string().optional(),
     })
     .strict()
     .default({}),
@@ -58,6 +65,28 @@ export interface ConfigSources {
   stages?: readonly StageModule[];
 }
 
+/** A URL with a user or password in it (http://user:password@host). */
+function hasCredentials(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return /\/\/[^/]*@/.test(url);
+  }
+}
+
+/** The store's URL with its user and password put in (from the environment or a file, never argv). */
+export function storeUrl(store: { url?: string | undefined; user?: string | undefined; password?: string | undefined }): string | undefined {
+  if (!store.url || (store.user === undefined && store.password === undefined)) return store.url;
+  const u = new URL(store.url);
+  if (store.user !== undefined) u.username = store.user;
+  if (store.password !== undefined) {
+    if (!u.username) u.username = 'default';
+    u.password = store.password;
+  }
+  return u.toString();
+}
+
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
   let o = obj;
   for (const k of path.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
@@ -88,8 +117,21 @@ export function loadConfig(src: ConfigSources = {}): CordonConfig {
   const env = src.env ?? process.env;
   const brokers = src.flags?.brokers ?? env.CORDON_KAFKA_BROKERS;
   if (brokers) setPath(raw, ['bus'], { ...((raw.bus as object) ?? {}), kind: 'kafka', brokers: brokers.split(',').map((b) => b.trim()).filter(Boolean) });
+  if (src.flags?.clickhouseUrl && hasCredentials(src.flags.clickhouseUrl)) {
+    throw ERR_CONFIG(
+      '--clickhouse-url',
+      'the URL carries a user or password, and a process\'s arguments are visible to every local user (ps); give the URL without them, ' +
+        'the user in CORDON_CLICKHOUSE_USER and the password in CORDON_CLICKHOUSE_PASSWORD or in a 0600 file named by CORDON_CLICKHOUSE_PASSWORD_FILE',
+    );
+  }
   const url = src.flags?.clickhouseUrl ?? env.CORDON_CLICKHOUSE_URL;
   if (url) setPath(raw, ['store', 'url'], url);
+  if (env.CORDON_CLICKHOUSE_USER) setPath(raw, ['store', 'user'], env.CORDON_CLICKHOUSE_USER);
+  if (env.CORDON_CLICKHOUSE_PASSWORD_FILE) setPath(raw, ['store', 'passwordFile'], env.CORDON_CLICKHOUSE_PASSWORD_FILE);
+  const store = (raw.store ?? {}) as { password?: unknown; passwordFile?: unknown };
+  if (store.password !== undefined) throw ERR_CONFIG(src.file ?? 'the configuration', 'store.password is not read from a file or a flag; use store.passwordFile (mode 0600) or CORDON_CLICKHOUSE_PASSWORD');
+  if (env.CORDON_CLICKHOUSE_PASSWORD) setPath(raw, ['store', 'password'], env.CORDON_CLICKHOUSE_PASSWORD);
+  else if (typeof store.passwordFile === 'string') setPath(raw, ['store', 'password'], readSecretFile(store.passwordFile).replace(/\r?\n$/, ''));
   const dataDir = src.flags?.dataDir ?? env.CORDON_DATA_DIR;
   if (dataDir) raw.dataDir = dataDir;
   const metricsAddr = src.flags?.metricsAddr ?? env.CORDON_METRICS_ADDR;

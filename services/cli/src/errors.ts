@@ -9,6 +9,10 @@ export const ERR_UNKNOWN_SERVICE = defineError(
   'CORDON_ERR_CLI_UNKNOWN_SERVICE',
   (name: string, known: string[]) => `no service named "${name}"; known services: ${known.join(', ')}`,
 );
+export const ERR_SECRET = defineError(
+  'CORDON_ERR_CLI_SECRET',
+  (where: string, why: string) => `the secret in ${where} is refused: ${why}. Make a good one with "openssl rand -hex 32", in the environment or a file only you can read`,
+);
 export const ERR_REPLAY = defineError('CORDON_ERR_REPLAY', (file: string, detail: string) => `cannot replay ${file}: ${detail}`);
 
 // ---- the control endpoint of a running instance (control/)

@@ -2,27 +2,30 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { childContext, type Context } from '@cordon/runtime';
 import { createEmbeddedBus, createKafkaBus, type Bus } from '@cordon/bus';
-import { allTopicSpecs } from '@cordon/schemas';
+import { allTopicSpecs, TOPICS } from '@cordon/schemas';
 import { createStore, type Store } from '@cordon/store';
 import { runStage, stagesEnabled, type RunningStage, type StageInput, type StageModule, type StageTelemetry } from '@cordon/stage';
-import type { CordonConfig } from './config.js';
+import { storeUrl, type CordonConfig } from './config.js';
 import { ERR_UNKNOWN_SERVICE } from './errors.js';
 import { BUILTIN_STAGES } from './stages.js';
 
 export function openBus(config: CordonConfig, ctx: Context): Bus {
   if (config.bus.kind === 'kafka') return createKafkaBus({ brokers: config.bus.brokers, clientId: config.bus.clientId, ctx: childContext(ctx, 'bus') });
-  mkdirSync(config.dataDir, { recursive: true });
-  return createEmbeddedBus({ dataDir: config.dataDir, ctx: childContext(ctx, 'bus') });
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // agent commands are orders, like the compacted topics: on disk before the send returns
+  return createEmbeddedBus({ dataDir: config.dataDir, ctx: childContext(ctx, 'bus'), fsync: { controlTopics: [TOPICS.agentCommands, TOPICS.audit] } });
 }
 
 export function openStore(config: CordonConfig, ctx: Context): Promise<Store> {
-  if (config.store.url) return createStore({ url: config.store.url, database: config.store.database, ctx });
+  const url = storeUrl(config.store);
+  if (url) return createStore({ url, database: config.store.database, ctx });
   return createStore({ dataDir: join(config.dataDir, 'clickhouse'), database: config.store.database, ctx });
 }
 
 /** A store whose session can only read (readonly = 1), for analysts' SQL: no migrations, no writes. */
 export function openReadStore(config: CordonConfig, ctx: Context): Promise<Store> {
-  if (config.store.url) return createStore({ url: config.store.url, database: config.store.database, ctx, readOnly: true });
+  const url = storeUrl(config.store);
+  if (url) return createStore({ url, database: config.store.database, ctx, readOnly: true });
   return createStore({ dataDir: join(config.dataDir, 'clickhouse'), database: config.store.database, ctx, readOnly: true });
 }
 

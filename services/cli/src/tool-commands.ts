@@ -1,11 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { makeEnrollToken } from '@cordon/agent';
 import type { Invocation } from './args.js';
 import { configFrom, contextFrom, out } from './cli-context.js';
 import { ERR_USAGE } from './errors.js';
 import { formatTable } from './format.js';
+import { enrollSecret, ENROLL_SECRET_ENV } from './secrets.js';
 import { applyTopics, openBus } from './services.js';
 
 /** The commands that need no running instance: topics, enrollment tokens, and the offline tools (dpi, logtest, rules check). */
@@ -23,21 +21,7 @@ export async function topicsApplyCommand(inv: Invocation): Promise<number> {
   return 0;
 }
 
-export const ENROLL_SECRET_ENV = 'CORDON_ENROLL_SECRET';
-
-/** The cluster's enrollment secret: CORDON_ENROLL_SECRET (hex), else a key file made once under the data dir. */
-function enrollSecret(dataDir: string, fromEnv: string | undefined): Buffer {
-  if (fromEnv) {
-    if (!/^[0-9a-fA-F]{64,}$/.test(fromEnv)) throw ERR_USAGE(`${ENROLL_SECRET_ENV} must be at least 64 hex digits (32 bytes)`);
-    return Buffer.from(fromEnv, 'hex');
-  }
-  const file = join(dataDir, 'secrets', 'enroll.key');
-  if (!existsSync(file)) {
-    mkdirSync(join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
-    writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
-  }
-  return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
-}
+export { ENROLL_SECRET_ENV };
 
 export async function agentsTokenCommand(inv: Invocation): Promise<number> {
   const hours = inv.num('ttl-hours')!;

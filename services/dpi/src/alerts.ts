@@ -13,6 +13,8 @@ export const dpiConfigSchema = z
     outputTopic: z.string().min(1).default(TOPICS.alerts),
     dlqTopic: z.string().min(1).default(TOPICS.dlq),
     checksum: z.enum(['auto', 'on', 'off']).default('auto'),
+    /** A rule set that takes longer to compile is not applied (the old one stays); compiling never blocks inspection. */
+    compileTimeoutS: z.number().positive().max(3600).default(120),
     maxBatchRecords: z.number().int().positive().default(64),
   })
   .strict();
@@ -132,13 +134,3 @@ export function eveToAlert(line: string, pb: PacketBatch, _position: number): Al
     pcap_cnt: typeof eve.pcap_cnt === 'number' ? eve.pcap_cnt : null,
   };
 }
-
-/** Compile rule files' text (from the policy topic or disk) into a rule set, reporting what failed. */
-export function compileRules(sources: RuleSource[], ctx: Context): Rules {
-  const rules = Rules.compile(sources);
-  const r = rules.report();
-  ctx.log.info({ rules: r.rules, loaded: r.loaded, failed: r.failed }, 'Rule set compiled.');
-  for (const f of r.failures.slice(0, 20)) ctx.log.warn({ sid: f.sid, file: f.file, line: f.line, reason: f.reason }, 'A rule could not be loaded.');
-  return rules;
-}
-

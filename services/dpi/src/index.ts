@@ -4,3 +4,4 @@ export * from './alerts.js';
 export * from './module.js';
 export * from './rules-from-policy.js';
 export { dpiStage as stage } from './module.js';
+export * from './rules-compile.js';

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { BatchBuilder, Engine, type Rules } from '@cordon/native';
+import { BatchBuilder, Engine, Rules } from '@cordon/native';
 import type { ProduceRecord, TopicPartition } from '@cordon/bus';
 import { defineStage } from '@cordon/stage';
 import { codecFor, TOPICS, type PacketBatch } from '@cordon/schemas';
-import { compileRules, dpiConfigSchema, eveToAlert } from './alerts.js';
+import { dpiConfigSchema, eveToAlert } from './alerts.js';
+import { RuleCompiler } from './rules-compile.js';
 import { followPolicyRules } from './rules-from-policy.js';
 
 /**
@@ -11,7 +12,9 @@ import { followPolicyRules } from './rules-from-policy.js';
  * packets all land on one partition, so its flow, stream and app-layer state live there) →
  * `cordon.alerts.v1`. Several instances share the partitions through the consumer group. One
  * native call per PacketBatch record. The rule set comes from the policy topic (or
- * `ruleFiles`) and can be replaced while running: every engine switches, flows continue.
+ * `ruleFiles`) and can be replaced while running: it is compiled off the event loop within
+ * `compileTimeoutS` (see RuleCompiler) while the old set keeps inspecting, then every engine
+ * switches and flows continue.
  *
  * A partition taken away (rebalance) is finished: its engine flushes and its last alerts are
  * sent; the next owner starts that partition's flows afresh (Suricata's midstream rules apply
@@ -30,7 +33,8 @@ export const dpiStage = defineStage({
     const packets = codecFor(TOPICS.packets);
     const alertsCodec = codecFor(TOPICS.alerts);
     const engines = new Map<number, Engine>();
-    let rules: Rules = compileRules(config.ruleFiles ? config.ruleFiles.map((f) => ({ name: f, text: readFileSync(f, 'utf8') })) : [], ctx);
+    // no rules until the first set is compiled (the start waits for it, within the time limit)
+    let rules: Rules = Rules.compile([]);
 
     const setRules = (next: Rules) => {
       rules = next;
@@ -57,11 +61,13 @@ export const dpiStage = defineStage({
       batch_id: `flush:${config.inputTopic}:${partition}:${clock.now()}`, sensor: 'dpi', vm: null, linktype: 1, end_of_source: true, packets: [],
     });
 
-    if (!config.ruleFiles) {
-      // Rules from the policy topic, restored before the first packet is inspected; until a
-      // policy names some, an empty set (no alerts).
-      await followPolicyRules(stage, (sources) => setRules(compileRules(sources, ctx)));
-    }
+    const compiler = new RuleCompiler(ctx, { timeLimitMs: config.compileTimeoutS * 1000, apply: setRules });
+    stage.onStop(() => compiler.close());
+    if (config.ruleFiles) compiler.request(config.ruleFiles.map((f) => ({ name: f, text: readFileSync(f, 'utf8') })));
+    // Rules from the policy topic, restored before the first packet is inspected; until a
+    // policy names some, an empty set (no alerts).
+    else await followPolicyRules(stage, (sources) => compiler.request(sources));
+    await compiler.idle();
 
     stage.consume<PacketBatch>({
       group: config.groupId,
@@ -102,6 +108,12 @@ export const dpiStage = defineStage({
       },
     });
 
-    return { setRules };
+    return {
+      setRules,
+      /** The rule set in force. */
+      rules: () => rules,
+      /** Resolves when no rule set is compiling or waiting to. */
+      compiled: () => compiler.idle(),
+    };
   },
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { enforcerGuardsShape } from '@cordon/enforce';
 import { describeConfigIssues } from '@cordon/runtime';
 import { ERR_WATCHDOG_CONFIG } from './errors.js';
 
@@ -51,6 +52,8 @@ export const watchdogConfigSchema = z
         table: ident.default('cordon_watchdog'),
         /** Run nft inside this network namespace (the lab's host); unset: the watchdog's own. */
         netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        /** Never-block ranges (beyond the built-in ones and the host's own addresses and gateways), cap and rate. */
+        ...enforcerGuardsShape,
       })
       .strict()
       .default({}),

@@ -31,7 +31,7 @@ export const watchdogStage = defineStage({
   config: watchdogConfigSchema,
   when: 'configured',
   inputs: () => [],
-  outputs: () => [TOPICS.packets, TOPICS.blocks, TOPICS.agents],
+  outputs: () => [TOPICS.packets, TOPICS.blocks, TOPICS.agents, TOPICS.alerts],
   start: (stage) => startWatchdog(stage),
 });
 
@@ -47,8 +47,11 @@ async function startWatchdog(stage: Stage<WatchdogConfig>): Promise<WatchdogHand
     // watchdog restarts or is upgraded.
     stage.onStop(() => e.close());
     ctx.log.info({ host: config.host, bridge: config.bridge, ...e.capabilities }, 'Watchdog enforcer is set up on the bridge.');
+    const { neverBlock, maxBlocks, maxNewPerMinute, netns } = config.enforce;
     ({ active } = await followBlocks(stage, {
       enforcer: watchdogEnforcer(config.host),
+      guards: { neverBlock, maxBlocks, maxNewPerMinute },
+      ...(netns ? { netns } : {}),
       applier: {
         targetOf: (d) => BridgeEnforcer.targetOf(d).ip,
         apply: (d, now) => e.apply(d, now),

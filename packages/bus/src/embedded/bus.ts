@@ -1,21 +1,39 @@
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync, fsyncSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { createContext, type Context } from '@cordon/runtime';
+import { deadLetter } from '@cordon/schemas';
 import { ERR_BAD_PARTITION, ERR_CLOSED, ERR_CORRUPT_LOG, ERR_DATA_DIR_LOCKED, ERR_NOT_ASSIGNED, ERR_UNKNOWN_TOPIC } from '../errors.js';
 import { partitionForKey } from '../partitioner.js';
 import type {
   Admin, Batch, Bus, Consumer, ConsumerOptions, ConsumedRecord, ProduceRecord, Producer, RecordMetadata, TopicInfo,
   TopicPartition, TopicPartitionOffset, TopicSpec,
 } from '../types.js';
-import { PartitionLog, type StoredRecord } from './log.js';
+import { PartitionLog, type FsyncPolicy, type LogDamage, type StoredRecord } from './log.js';
+
+/**
+ * When appends reach the disk. A control topic (every compacted one — policy, blocks,
+ * inventory, assignments, agents, state — and `controlTopics`) is fsynced before each send
+ * returns: a power loss must not take back a block or a policy that was acknowledged. Data
+ * topics (packets, flows, logs…) are fsynced on an interval.
+ */
+export interface EmbeddedFsyncOptions {
+  control?: FsyncPolicy;
+  data?: FsyncPolicy;
+  /** Topics with the delete policy that are control topics too (agent-commands). */
+  controlTopics?: readonly string[];
+  /** The `interval` policy's period. Default 1000 ms. */
+  intervalMs?: number;
+}
 
 export interface EmbeddedBusOptions {
   /** Where topics and committed offsets live; a restart on the same dir resumes. */
   dataDir: string;
   ctx?: Context;
-  /** fsync every append (survives power loss, not only process death). Default false. */
-  fsync?: boolean;
+  /** `true`: every batch of every topic; `false`: never (tests); default: see EmbeddedFsyncOptions. */
+  fsync?: boolean | EmbeddedFsyncOptions;
+  /** Where damaged log bytes are dead-lettered (when the topic exists). Default `cordon.dlq.v1`. */
+  dlqTopic?: string;
   /** How often retention and compaction run. Default 60 s. */
   maintenanceIntervalMs?: number;
   /** Tombstones in compacted topics are kept this long so consumers see them. Default 24 h. */
@@ -44,6 +62,16 @@ interface Group {
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+/** Damaged bytes carried in a dead letter at most (the quarantine file keeps them all). */
+const DEAD_LETTER_BYTES = 256 * 1024;
+
+/** A directory only its owner can enter, even when it existed before with looser modes. */
+function privateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+  chmodSync(dir, DIR_MODE);
+}
 /** Longest delay before an auto-committed offset reaches its group file. */
 const AUTO_COMMIT_FLUSH_MS = 100;
 /** A group's offset log is rewritten with its newest line past this size. */
@@ -87,19 +115,33 @@ export class EmbeddedBus implements Bus {
   /** Open offset logs of the groups committed to so far. */
   private readonly groupFds = new Map<string, { fd: number; bytes: number }>();
   private flushTimer: NodeJS.Timeout | null = null;
+  private readonly syncTimer: NodeJS.Timeout;
+  private readonly fsync: Required<EmbeddedFsyncOptions>;
+  /** Group offset logs written since their last fsync. */
+  private readonly unsyncedGroups = new Set<number>();
+  /** The highest committed offset of any group, per partition: no log hands out offsets below it. */
+  private readonly floors = new Map<string, bigint>();
+  /** Damaged log bytes waiting for the DLQ topic to exist. */
+  private readonly quarantined: Array<{ topic: string; partition: number; damage: LogDamage; file: string }> = [];
 
   constructor(private readonly opts: EmbeddedBusOptions) {
     this.ctx = opts.ctx ?? createContext();
     this.dir = join(opts.dataDir, 'bus');
-    mkdirSync(join(this.dir, 'groups'), { recursive: true });
+    for (const d of [this.dir, join(this.dir, 'groups'), join(this.dir, 'topics')]) privateDir(d);
+    const f = opts.fsync;
+    const all = (p: FsyncPolicy) => ({ control: p, data: p, controlTopics: [], intervalMs: 1000 });
+    this.fsync = f === true ? all('every-batch') : f === false ? all('never') : { control: 'every-batch', data: 'interval', controlTopics: [], intervalMs: 1000, ...f };
     this.lockFile = join(this.dir, 'LOCK');
     this.lock();
     this.events.setMaxListeners(0);
+    this.loadFloors();
     this.loadTopics();
-    this.loadGroups();
     this.admin = this.makeAdmin();
+    this.deadLetterQuarantined();
     this.timer = setInterval(() => this.maintain(), opts.maintenanceIntervalMs ?? 60_000);
     this.timer.unref();
+    this.syncTimer = setInterval(() => this.syncAll(), this.fsync.intervalMs);
+    this.syncTimer.unref();
   }
 
   private lock(): void {
@@ -117,7 +159,26 @@ export class EmbeddedBus implements Bus {
       }
       if (alive) throw ERR_DATA_DIR_LOCKED(this.dir, pid);
     }
-    writeFileSync(this.lockFile, String(process.pid));
+    atomicWrite(this.lockFile, String(process.pid), false);
+  }
+
+  /** What every consumer group committed, so that no partition hands out an offset below it again. */
+  private loadFloors(): void {
+    const groups = join(this.dir, 'groups');
+    for (const name of readdirSync(groups)) {
+      const file = join(groups, name);
+      let data: Record<string, string> = {};
+      try {
+        if (name.endsWith('.offsets')) data = lastSnapshot(readFileSync(file, 'utf8'));
+        else if (name.endsWith('.json')) data = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+      } catch {
+        continue; // an unreadable legacy file: the group starts over, as group() does
+      }
+      for (const [k, v] of Object.entries(data)) {
+        const off = BigInt(v);
+        if (off > (this.floors.get(k) ?? -1n)) this.floors.set(k, off);
+      }
+    }
   }
 
   // ---------------------------------------------------------------- topics
@@ -138,21 +199,62 @@ export class EmbeddedBus implements Bus {
   }
 
   private openTopic(spec: TopicSpec): Topic {
-    const dir = this.topicDir(spec.name);
-    mkdirSync(dir, { recursive: true });
+    privateDir(this.topicDir(spec.name));
     const topic: Topic = { spec, logs: [] };
-    for (let p = 0; p < spec.partitions; p++) topic.logs.push(this.openLog(spec.name, p));
+    for (let p = 0; p < spec.partitions; p++) topic.logs.push(this.openLog(spec, p));
     this.topics.set(spec.name, topic);
     return topic;
   }
 
-  private openLog(name: string, p: number): PartitionLog {
-    const file = join(this.topicDir(name), `${p}.log`);
-    const log = new PartitionLog(file, this.opts.fsync ?? false, (detail) =>
-      this.ctx.log.warn({ err: ERR_CORRUPT_LOG(file, detail) }, 'A partition log had a torn tail; it was truncated.'),
-    );
+  private policyOf(spec: TopicSpec): FsyncPolicy {
+    return spec.cleanupPolicy === 'compact' || this.fsync.controlTopics.includes(spec.name) ? this.fsync.control : this.fsync.data;
+  }
+
+  private openLog(spec: TopicSpec, p: number): PartitionLog {
+    const file = join(this.topicDir(spec.name), `${p}.log`);
+    const floor = this.floors.get(tpKey(spec.name, p));
+    const log = new PartitionLog({
+      file,
+      fsync: this.policyOf(spec),
+      ...(floor !== undefined ? { floor } : {}),
+      onDamage: (damage) => this.quarantine(spec.name, p, file, damage),
+    });
     log.open();
     return log;
+  }
+
+  /**
+   * Damaged bytes of a log: kept whole in bus/quarantine/ (owner-only) and dead-lettered to
+   * the DLQ topic (the first DEAD_LETTER_BYTES of them), so the loss is seen in the dlq table
+   * and the bytes can be looked at; the log itself goes on from the next good record.
+   */
+  private quarantine(topic: string, partition: number, file: string, damage: LogDamage): void {
+    const qdir = join(this.dir, 'quarantine');
+    privateDir(qdir);
+    const qfile = join(qdir, `${encodeURIComponent(topic)}-${partition}-at-${damage.position}-${this.ctx.clock.now()}.bin`);
+    atomicWrite(qfile, damage.bytes);
+    this.ctx.log.error({ err: ERR_CORRUPT_LOG(file, `${damage.detail}; kept in ${qfile}`), firstOffset: String(damage.firstOffset) }, 'A partition log was damaged; the damaged bytes were quarantined.');
+    this.quarantined.push({ topic, partition, damage, file: qfile });
+  }
+
+  /** Dead letters for quarantined bytes, once the DLQ topic exists. */
+  private deadLetterQuarantined(): void {
+    const dlq = this.opts.dlqTopic ?? 'cordon.dlq.v1';
+    if (!this.topics.has(dlq) || this.quarantined.length === 0) return;
+    const records = this.quarantined.splice(0).map(({ topic, partition, damage, file }) => {
+      const err = ERR_CORRUPT_LOG(`${topic}/${partition}`, `${damage.detail}; the whole of it is in ${file}${damage.bytes.length > DEAD_LETTER_BYTES ? `, its first ${DEAD_LETTER_BYTES} bytes here` : ''}`);
+      const l = deadLetter('bus', { topic, partition, offset: damage.firstOffset }, { key: null, value: damage.bytes.subarray(0, DEAD_LETTER_BYTES) }, err, this.ctx.clock.now() * 1000);
+      return { key: l.key, value: l.value };
+    });
+    this.append(dlq, records);
+  }
+
+  /** The `interval` policy: fsync what was appended or committed since the last tick. */
+  private syncAll(): void {
+    if (this.closed) return;
+    for (const t of this.topics.values()) for (const l of t.logs) l.sync();
+    if (this.fsync.data !== 'never' || this.fsync.control !== 'never') for (const fd of this.unsyncedGroups) fsyncSync(fd);
+    this.unsyncedGroups.clear();
   }
 
   topic(name: string): Topic {
@@ -169,11 +271,12 @@ export class EmbeddedBus implements Bus {
           const existing = this.topics.get(spec.name);
           if (!existing) this.openTopic({ ...spec });
           else if (spec.partitions > existing.spec.partitions) {
-            for (let p = existing.spec.partitions; p < spec.partitions; p++) existing.logs.push(this.openLog(spec.name, p));
+            for (let p = existing.spec.partitions; p < spec.partitions; p++) existing.logs.push(this.openLog(existing.spec, p));
             existing.spec.partitions = spec.partitions;
           }
         }
         this.saveTopics();
+        this.deadLetterQuarantined();
       },
       listTopics: async (): Promise<TopicInfo[]> =>
         [...this.topics.values()].map((t) => ({ name: t.spec.name, partitions: t.spec.partitions })),
@@ -244,10 +347,6 @@ export class EmbeddedBus implements Bus {
     return join(this.dir, 'groups', `${encodeURIComponent(id)}.offsets`);
   }
 
-  private loadGroups(): void {
-    // groups are loaded lazily in group(); nothing to do eagerly
-  }
-
   group(id: string): Group {
     let g = this.groups.get(id);
     if (!g) {
@@ -295,28 +394,29 @@ export class EmbeddedBus implements Bus {
    * Append the group's offsets as one line: a write, where rewriting and renaming a file per
    * commit cost a third of the event loop. A line torn by a crash is skipped on load (the line
    * before it wins: at-least-once). Past GROUP_LOG_BYTES the file is rewritten with the newest
-   * line only. fsync only when the logs are fsynced too: the offsets need not outlive the
+   * line only. Offsets are fsynced with the data topics' interval: they need not outlive the
    * records they point into.
    */
   private writeGroup(groupId: string): void {
     const data: Record<string, string> = {};
     for (const [k, v] of this.group(groupId).committed) data[k] = v.toString();
     const line = `${JSON.stringify(data)}\n`;
-    const fsync = this.opts.fsync ?? false;
     let h = this.groupFds.get(groupId);
     if (h && h.bytes + line.length > GROUP_LOG_BYTES) {
+      this.unsyncedGroups.delete(h.fd);
       closeSync(h.fd);
       this.groupFds.delete(groupId);
-      atomicWrite(this.groupLog(groupId), line, fsync);
+      atomicWrite(this.groupLog(groupId), line, this.fsync.data !== 'never');
       h = undefined;
     } else {
       if (!h) {
-        const fd = openSync(this.groupLog(groupId), 'a');
+        const fd = openSync(this.groupLog(groupId), 'a', FILE_MODE);
+        fchmodSync(fd, FILE_MODE);
         this.groupFds.set(groupId, (h = { fd, bytes: fstatSync(fd).size }));
       }
       writeSync(h.fd, line);
       h.bytes += line.length;
-      if (fsync) fsyncSync(h.fd);
+      this.unsyncedGroups.add(h.fd);
     }
   }
 
@@ -453,20 +553,23 @@ export class EmbeddedBus implements Bus {
     if (this.closed) return;
     await Promise.all([...this.consumers].map((c) => c.close()));
     this.flushCommits();
+    this.syncAll();
     for (const h of this.groupFds.values()) closeSync(h.fd);
     this.groupFds.clear();
     this.closed = true;
     clearInterval(this.timer);
+    clearInterval(this.syncTimer);
     for (const t of this.topics.values()) for (const l of t.logs) l.close();
     rmSync(this.lockFile, { force: true });
   }
 }
 
-/** Replace `file` whole (rename): a reader or a restart sees the old content or the new. */
-function atomicWrite(file: string, data: string, fsync = true): void {
+/** Replace `file` whole (rename): a reader or a restart sees the old content or the new. Owner-only. */
+function atomicWrite(file: string, data: string | Buffer, fsync = true): void {
   const tmp = `${file}.tmp`;
-  const fd = openSync(tmp, 'w');
-  writeSync(fd, data);
+  const fd = openSync(tmp, 'w', FILE_MODE);
+  fchmodSync(fd, FILE_MODE);
+  writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
   if (fsync) fsyncSync(fd);
   closeSync(fd);
   renameSync(tmp, file);

@@ -1,13 +1,24 @@
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fstatSync, openSync, readFileSync, renameSync, writeSync, fsyncSync } from 'node:fs';
+import * as zlib from 'node:zlib';
 import type { BusHeaders } from '../types.js';
 
 /**
- * One partition's log: records in memory (sorted by offset, gaps allowed after compaction)
- * and an append-only file so a restart resumes where it stopped.
+ * One partition's log: records in memory (sorted by offset, gaps allowed after compaction or
+ * damage) and an append-only file so a restart resumes where it stopped.
  *
- * File framing per record: u32 payload length, u32 CRC-32 of the payload, payload. A torn
- * write at the tail (a crash mid-append) fails the length or CRC check and is truncated on
- * load; everything before it is kept.
+ * File format (v2): the 8-byte header `CRDLOG2\n`, then one frame per record:
+ *
+ *     magic u32 (0xC0DB10C2) | length u32 | CRC-32 u32 of (length, payload) | payload
+ *
+ * where the payload holds offset, timestamp, key, value and headers. The magic lets a reader
+ * find the next record after damaged bytes, so a flipped bit costs the record it hit, not
+ * everything after it. Damaged bytes are handed to `onDamage` (the bus quarantines them to a
+ * file and the DLQ) and skipped; the file is rewritten without them.
+ *
+ * Offsets never go back: the next offset is past every record read, past the records the
+ * damaged bytes could have held, and past `floor` (the highest offset a consumer group
+ * committed). A v1 file (the same frames without magic or header, from Cordon before this
+ * format) is read as such, its damaged tail quarantined, and rewritten as v2 on open.
  */
 export interface StoredRecord {
   offset: bigint;
@@ -16,6 +27,27 @@ export interface StoredRecord {
   value: Buffer | null;
   headers: BusHeaders;
 }
+
+/** When appends reach the disk: before the send returns, on a timer, or when the OS decides. */
+export type FsyncPolicy = 'every-batch' | 'interval' | 'never';
+
+/** Bytes of a log that do not form records. */
+export interface LogDamage {
+  /** Byte position in the file where the damage starts. */
+  position: number;
+  bytes: Buffer;
+  /** The first offset that may have been lost (the one after the last good record before it). */
+  firstOffset: bigint;
+  detail: string;
+}
+
+const HEADER = Buffer.from('CRDLOG2\n');
+const MAGIC = 0xc0db10c2;
+const MAGIC_BYTES = Buffer.from([0xc0, 0xdb, 0x10, 0xc2]);
+const FRAME = 12;
+/** The smallest frame: header, offset, timestamp, null key, null value, no headers. */
+const MIN_FRAME = FRAME + 8 + 8 + 4 + 4 + 4;
+const MIN_FRAME_V1 = MIN_FRAME - 4;
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -27,18 +59,24 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
-export function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
+/** CRC-32 (zlib's when this Node has it, 20.15+). */
+export function crc32(buf: Buffer, init = 0): number {
+  const native = (zlib as { crc32?: (data: Buffer, value?: number) => number }).crc32;
+  if (native) return native(buf, init);
+  let c = (init ^ 0xffffffff) >>> 0;
   for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
-function encodeRecord(r: StoredRecord): Buffer {
-  const headerEntries = Object.entries(r.headers);
+function payloadSize(r: StoredRecord): number {
   let size = 8 + 8 + 4 + (r.key?.length ?? 0) + 4 + (r.value?.length ?? 0) + 4;
-  const hk = headerEntries.map(([k, v]) => [Buffer.from(k), v] as const);
-  for (const [k, v] of hk) size += 4 + k.length + 4 + v.length;
-  const payload = Buffer.allocUnsafe(size);
+  for (const [k, v] of Object.entries(r.headers)) size += 4 + Buffer.byteLength(k) + 4 + v.length;
+  return size;
+}
+
+function encodePayload(r: StoredRecord): Buffer {
+  const hk = Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), v] as const);
+  const payload = Buffer.allocUnsafe(payloadSize(r));
   let o = 0;
   payload.writeBigInt64BE(r.offset, o); o += 8;
   payload.writeDoubleBE(r.timestamp, o); o += 8;
@@ -49,9 +87,15 @@ function encodeRecord(r: StoredRecord): Buffer {
     o = writeBytes(payload, o, k);
     o = writeBytes(payload, o, v);
   }
-  const frame = Buffer.allocUnsafe(8);
-  frame.writeUInt32BE(size, 0);
-  frame.writeUInt32BE(crc32(payload), 4);
+  return payload;
+}
+
+function encodeRecord(r: StoredRecord): Buffer {
+  const payload = encodePayload(r);
+  const frame = Buffer.allocUnsafe(FRAME);
+  frame.writeUInt32BE(MAGIC, 0);
+  frame.writeUInt32BE(payload.length, 4);
+  frame.writeUInt32BE(crc32(payload, crc32(frame.subarray(4, 8))), 8);
   return Buffer.concat([frame, payload]);
 }
 
@@ -87,61 +131,121 @@ function decodePayload(p: Buffer): StoredRecord {
     [v, o] = readBytes(p, o);
     headers[(k ?? Buffer.alloc(0)).toString()] = v ?? Buffer.alloc(0);
   }
+  if (o !== p.length) throw new RangeError('bytes after the last field');
   return { offset, timestamp, key, value, headers };
+}
+
+/** The v2 frame at `o`, if one is there whole and its CRC holds. */
+function frameAt(buf: Buffer, o: number): { rec: StoredRecord; end: number } | null {
+  if (o + FRAME > buf.length || buf.readUInt32BE(o) !== MAGIC) return null;
+  const len = buf.readUInt32BE(o + 4);
+  if (o + FRAME + len > buf.length) return null;
+  const payload = buf.subarray(o + FRAME, o + FRAME + len);
+  if (crc32(payload, crc32(buf.subarray(o + 4, o + 8))) !== buf.readUInt32BE(o + 8)) return null;
+  try {
+    return { rec: decodePayload(payload), end: o + FRAME + len };
+  } catch {
+    return null;
+  }
+}
+
+/** The v1 frame at `o` (length, CRC of the payload, payload). */
+function frameV1At(buf: Buffer, o: number): { rec: StoredRecord; end: number } | null {
+  if (o + 8 > buf.length) return null;
+  const len = buf.readUInt32BE(o);
+  if (o + 8 + len > buf.length) return null;
+  const payload = buf.subarray(o + 8, o + 8 + len);
+  if (crc32(payload) !== buf.readUInt32BE(o + 4)) return null;
+  try {
+    return { rec: decodePayload(payload), end: o + 8 + len };
+  } catch {
+    return null;
+  }
+}
+
+export interface PartitionLogOptions {
+  file: string;
+  fsync: FsyncPolicy;
+  /** The highest offset a consumer group committed on this partition: the next offset is at least this. */
+  floor?: bigint;
+  onDamage: (damage: LogDamage) => void;
 }
 
 export class PartitionLog {
   records: StoredRecord[] = [];
-  /** Next offset to assign. Survives compaction and retention (offsets never go back). */
+  /** Next offset to assign. Survives compaction, retention and damage (offsets never go back). */
   nextOffset = 0n;
   private fd: number | null = null;
-  /** Bytes appended since the file was last rewritten; drives file compaction. */
-  private liveBytes = 0;
   private fileBytes = 0;
+  /** Appended since the last fsync (for the `interval` policy). */
+  private dirty = false;
 
-  constructor(
-    private readonly file: string,
-    private readonly fsync: boolean,
-    private readonly onCorrupt: (detail: string) => void,
-  ) {}
+  constructor(private readonly opts: PartitionLogOptions) {}
 
-  open(): void {
-    if (existsSync(this.file)) this.load();
-    this.fd = openSync(this.file, 'a');
+  get file(): string {
+    return this.opts.file;
   }
 
-  private load(): void {
-    const buf = readFileSync(this.file);
-    let o = 0;
+  open(): void {
+    const rewrite = existsSync(this.opts.file) ? this.load() : true;
+    if (this.opts.floor !== undefined && this.opts.floor > this.nextOffset) this.nextOffset = this.opts.floor;
+    if (rewrite) this.rewrite(this.records);
+    else {
+      this.fd = openSync(this.opts.file, 'a', 0o600);
+      fchmodSync(this.fd, 0o600);
+    }
+  }
+
+  /** Read the file; true when it must be rewritten (damaged, or in the v1 format). */
+  private load(): boolean {
+    const buf = readFileSync(this.opts.file);
+    const headerOk = buf.length >= HEADER.length && buf.subarray(0, HEADER.length).equals(HEADER);
+    // a damaged header must not turn a v2 log into an unreadable v1 one: its first frame says which it is
+    const v2 = headerOk || (buf.length >= HEADER.length + 4 && buf.readUInt32BE(HEADER.length) === MAGIC);
+    let o = v2 ? HEADER.length : 0;
+    let damaged = false;
     while (o < buf.length) {
-      if (o + 8 > buf.length) break;
-      const len = buf.readUInt32BE(o);
-      const crc = buf.readUInt32BE(o + 4);
-      if (o + 8 + len > buf.length) break;
-      const payload = buf.subarray(o + 8, o + 8 + len);
-      if (crc32(payload) !== crc) break;
-      let rec: StoredRecord;
-      try {
-        rec = decodePayload(payload);
-      } catch {
-        break;
+      const f = v2 ? frameAt(buf, o) : frameV1At(buf, o);
+      if (f) {
+        this.take(f.rec);
+        o = f.end;
+        continue;
       }
-      this.records.push(rec);
-      if (rec.offset >= this.nextOffset) this.nextOffset = rec.offset + 1n;
-      o += 8 + len;
+      // damaged bytes: a v2 log resumes at the next frame whose magic and CRC hold; a v1 log has
+      // no marker to find one by, so everything after the damage is set aside
+      let next = buf.length;
+      if (v2) {
+        for (let m = buf.indexOf(MAGIC_BYTES, o + 1); m >= 0; m = buf.indexOf(MAGIC_BYTES, m + 1)) {
+          const g = frameAt(buf, m);
+          if (g && g.rec.offset >= this.nextOffset) {
+            next = m;
+            break;
+          }
+        }
+      }
+      const bytes = Buffer.from(buf.subarray(o, next));
+      const firstOffset = this.nextOffset;
+      // a damaged tail may have held records that were handed out: their offsets are not
+      // handed out again (damage in the middle is bounded by the records after it)
+      if (next === buf.length) this.nextOffset += BigInt(Math.floor(bytes.length / (v2 ? MIN_FRAME : MIN_FRAME_V1)));
+      this.opts.onDamage({
+        position: o,
+        bytes,
+        firstOffset,
+        detail: `${bytes.length} bytes at byte ${o} do not form a record${next < buf.length ? `; records resume at byte ${next}` : ' (the end of the file)'}`,
+      });
+      damaged = true;
+      o = next;
     }
-    if (o < buf.length) {
-      this.onCorrupt(`${buf.length - o} bytes after offset ${o} do not form a record`);
-      const fd = openSync(this.file, 'r+');
-      ftruncateSync(fd, o);
-      closeSync(fd);
-    }
-    // A compaction pass can leave records in the file out of order only if a rewrite was
-    // interrupted; rewrites go through a temp file + rename, so sorted order holds. Tombstone
-    // markers for trimmed prefixes are stored as the "next offset" header record.
+    // Tombstone markers for trimmed prefixes are stored as the "next offset" header record.
     this.records = this.records.filter((r) => !r.headers['__cordon_next_offset']);
-    this.fileBytes = o;
-    this.liveBytes = o;
+    this.fileBytes = buf.length;
+    return damaged || !headerOk;
+  }
+
+  private take(rec: StoredRecord): void {
+    this.records.push(rec);
+    if (rec.offset >= this.nextOffset) this.nextOffset = rec.offset + 1n;
   }
 
   append(batch: Array<Omit<StoredRecord, 'offset'>>): StoredRecord[] {
@@ -155,11 +259,18 @@ export class PartitionLog {
     const data = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
     if (this.fd === null) throw new Error('partition log is closed');
     writeSync(this.fd, data);
-    if (this.fsync) fsyncSync(this.fd);
+    if (this.opts.fsync === 'every-batch') fsyncSync(this.fd);
+    else this.dirty = true;
     this.fileBytes += data.length;
-    this.liveBytes += data.length;
     for (const r of stored) this.records.push(r);
     return stored;
+  }
+
+  /** fsync what was appended since the last one (the `interval` policy's timer). */
+  sync(): void {
+    if (!this.dirty || this.fd === null || this.opts.fsync === 'never') return;
+    fsyncSync(this.fd);
+    this.dirty = false;
   }
 
   /** Index of the first record with offset >= `offset`. */
@@ -180,32 +291,43 @@ export class PartitionLog {
 
   /**
    * Replace the record list (after retention or compaction) and rewrite the file when at
-   * least half of it is dead. The rewrite is a temp file + rename, so a crash leaves either
-   * the old or the new file, never a mix. A marker record keeps nextOffset when the newest
-   * records were removed.
+   * least half of it is dead.
    */
   replace(records: StoredRecord[]): void {
-    const removedBytes = this.records.length - records.length;
+    const removed = this.records.length - records.length;
     this.records = records;
-    if (removedBytes === 0) return;
-    const frames = records.map(encodeRecord);
-    const live = frames.reduce((n, f) => n + f.length, 0);
-    this.liveBytes = live;
+    if (removed === 0) return;
+    const live = records.reduce((n, r) => n + FRAME + payloadSize(r), 0);
     if (live * 2 > this.fileBytes) return;
+    this.rewrite(records);
+  }
+
+  /**
+   * Write `records` as a fresh v2 file: a temp file + fsync + rename, so a crash leaves either
+   * the old or the new file, never a mix. A marker record keeps nextOffset when the newest
+   * records were removed (or lost).
+   */
+  private rewrite(records: StoredRecord[]): void {
     const marker = encodeRecord({ offset: this.nextOffset - 1n, timestamp: 0, key: null, value: null, headers: { __cordon_next_offset: Buffer.from('1') } });
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w');
-    writeSync(fd, Buffer.concat([...frames, marker]));
+    const data = Buffer.concat([HEADER, ...records.map(encodeRecord), ...(this.nextOffset > 0n ? [marker] : [])]);
+    const tmp = `${this.opts.file}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    fchmodSync(fd, 0o600);
+    writeSync(fd, data);
     fsyncSync(fd);
     closeSync(fd);
     if (this.fd !== null) closeSync(this.fd);
-    renameSync(tmp, this.file);
-    this.fd = openSync(this.file, 'a');
+    renameSync(tmp, this.opts.file);
+    this.fd = openSync(this.opts.file, 'a', 0o600);
     this.fileBytes = fstatSync(this.fd).size;
+    this.dirty = false;
   }
 
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
+    if (this.fd !== null) {
+      if (this.dirty && this.opts.fsync !== 'never') fsyncSync(this.fd);
+      closeSync(this.fd);
+    }
     this.fd = null;
   }
 }
