@@ -2,7 +2,7 @@ import { describeError } from '@cordon/runtime';
 import type { ConsumedRecord } from '@cordon/bus';
 import { MAX_BLOCK_TTL_S } from '@cordon/policy';
 import type { Stage } from '@cordon/stage';
-import { alertId, blockKey, blockKeyTarget, codecFor, NO_FLOW, TOPICS, type Alert, type BlockDecision } from '@cordon/schemas';
+import { alertId, blockKey, blockKeyTarget, codecFor, complete, NO_FLOW, TOPICS, type BlockDecision } from '@cordon/schemas';
 import { ERR_BLOCK_KEY_MISMATCH } from './errors.js';
 import { BlockGuards, enforcerGuardsSchema, type EnforcerGuardsInput, type Refusal } from './guards.js';
 import { NeverBlock, readLocalAddresses, type LocalAddresses } from './never-block.js';
@@ -111,7 +111,7 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
     }
     lastAlert.set(kind, { at: now, since: 0 });
     log.warn({ err: describeError(err), target, refusedSinceLastAlert: prev?.since ?? 0 }, "A block decision was refused by the enforcer's guards; an alert says so.");
-    const alert: Alert = {
+    const alert = complete(TOPICS.alerts, {
       alert_id: alertId('enforce', me, kind, r.topic, r.partition, r.offset),
       ts_us: now * 1000,
       stage: stage.name,
@@ -126,7 +126,7 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       // no addresses: an alert about a refused block must never itself become a block
       ...NO_FLOW,
       evidence: JSON.stringify({ code: err.code, message: err.message, target, key: r.key?.toString() ?? null, offset: String(r.offset), refusedSinceLastAlert: prev?.since ?? 0 }),
-    };
+    });
     await stage.send(TOPICS.alerts, [{ key: Buffer.from(opts.vm ?? me), value: alertCodec.encode(alert) }]);
   };
 
