@@ -49,6 +49,10 @@ pub struct Alert {
     /// 1 (most severe) .. 4: the rule's priority.
     pub severity: u32,
     pub category: Option<&'static str>,
+    /// The rule's metadata (shared with the rule).
+    pub metadata: std::sync::Arc<Vec<(String, Vec<String>)>>,
+    /// ICMP type and code (the packet's), for ICMP and ICMPv6.
+    pub icmp: Option<(u8, u8)>,
     pub src: IpAddr,
     pub sp: u16,
     pub dst: IpAddr,
@@ -75,6 +79,8 @@ pub fn emit(r: &Rule, p: &Packet, idx: u32, flow_id: u64, app_proto: Option<&'st
         msg: r.msg.clone(),
         severity: r.priority,
         category: r.category,
+        metadata: r.metadata.clone(),
+        icmp: p.icmp.as_ref().map(|i| (i.itype, i.icode)),
         src: p.src,
         sp: p.sp,
         dst: p.dst,

@@ -153,7 +153,20 @@ static KEYWORDS: &[Keyword] = &[
     }),
     // Accepted, without effect on matching (metadata, or honoured implicitly).
     kw("reference", 0, no_effect),
-    kw("metadata", 0, no_effect),
+    // "key value, key value": a key may repeat (its values become a list); an entry without a value
+    // is ignored, as Suricata ignores it.
+    kw("metadata", 0, |d, _, v| {
+        let md = std::sync::Arc::make_mut(&mut d.r.metadata);
+        for entry in v.unwrap_or("").split(',') {
+            let Some((key, value)) = entry.trim().split_once(' ') else { continue };
+            let value = value.trim();
+            match md.iter_mut().find(|(k, _)| k == key) {
+                Some((_, values)) => values.push(value.to_string()),
+                None => md.push((key.to_string(), vec![value.to_string()])),
+            }
+        }
+        Ok(())
+    }),
     kw("target", 0, no_effect),
     kw("prefilter", 0, no_effect),
     kw("rawbytes", 0, no_effect),

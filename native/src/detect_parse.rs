@@ -466,6 +466,8 @@ pub struct Rule {
     pub priority: u32,
     /// The classtype's description (EVE's `alert.category`), when the classtype is a known one.
     pub category: Option<&'static str>,
+    /// The `metadata` keywords' values by key, keys in order of first use (EVE's `alert.metadata`).
+    pub metadata: std::sync::Arc<Vec<(String, Vec<String>)>>,
     /// Transforms per buffer.
     pub xforms: Vec<(Buf, Vec<Xf>)>,
     /// Transaction keywords that are not buffers (krb5_msg_type, dcerpc.opnum, app-layer-event, ...).
@@ -636,6 +638,7 @@ fn parse_rule_inner(line: &str, ctx: &mut ParseCtx) -> Result<Rule, String> {
         fast: None,
         priority: 3,
         category: None,
+        metadata: Default::default(),
         xforms: Vec::new(),
         tx: Vec::new(),
         flowm: Vec::new(),

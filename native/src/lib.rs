@@ -19,6 +19,7 @@ pub mod applayer_tx;
 pub mod applayer_udp;
 pub mod decode_ip;
 pub mod decode_packet;
+pub mod community_id;
 pub mod detect_alert;
 pub mod detect_appkw;
 pub mod detect_buffers;

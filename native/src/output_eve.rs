@@ -1,5 +1,6 @@
 //! EVE-style JSON for alerts (the subset Suricata's eve.json alert records carry).
 
+use crate::community_id::community_id;
 use crate::detect_alert::{Alert, AppMeta, TlsMeta};
 use std::fmt::Write;
 
@@ -68,7 +69,19 @@ pub fn alert_json(a: &Alert) -> String {
     let mut s = String::with_capacity(384);
     s.push_str("{\"timestamp\":\"");
     s.push_str(&timestamp(a.ts_us));
-    let _ = write!(s, "\",\"flow_id\":{},\"event_type\":\"alert\",\"src_ip\":\"{}\",\"src_port\":{},\"dest_ip\":\"{}\",\"dest_port\":{},\"proto\":\"{}\"", a.flow_id, a.src, a.sp, a.dst, a.dp, proto_name(a.proto));
+    let _ = write!(s, "\",\"flow_id\":{},\"event_type\":\"alert\",\"src_ip\":\"{}\"", a.flow_id, a.src);
+    // as Suricata: ICMP has a type and code, not ports
+    let (cp_src, cp_dst) = match a.icmp {
+        Some((t, c)) => {
+            let _ = write!(s, ",\"dest_ip\":\"{}\",\"proto\":\"{}\",\"icmp_type\":{t},\"icmp_code\":{c}", a.dst, proto_name(a.proto));
+            (t as u16, c as u16)
+        }
+        None => {
+            let _ = write!(s, ",\"src_port\":{},\"dest_ip\":\"{}\",\"dest_port\":{},\"proto\":\"{}\"", a.sp, a.dst, a.dp, proto_name(a.proto));
+            (a.sp, a.dp)
+        }
+    };
+    let _ = write!(s, ",\"community_id\":\"{}\"", community_id(0, &a.src, &a.dst, a.proto, cp_src, cp_dst));
     if let Some(ap) = a.app_proto {
         let _ = write!(s, ",\"app_proto\":\"{ap}\"");
     }
@@ -80,6 +93,24 @@ pub fn alert_json(a: &Alert) -> String {
         esc(c, &mut s);
     }
     let _ = write!(s, ",\"severity\":{}", a.severity);
+    if !a.metadata.is_empty() {
+        s.push_str(",\"metadata\":{");
+        for (i, (k, values)) in a.metadata.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            esc(k, &mut s);
+            s.push_str(":[");
+            for (j, v) in values.iter().enumerate() {
+                if j > 0 {
+                    s.push(',');
+                }
+                esc(v, &mut s);
+            }
+            s.push(']');
+        }
+        s.push('}');
+    }
     s.push('}');
     if let Some(AppMeta::Tls(t)) = &a.meta {
         tls_json(t, &mut s);

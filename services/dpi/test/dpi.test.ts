@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rules } from '@cordon/native';
+import { communityId, protoNumber } from '@cordon/schemas';
 import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 import { runCapture, rulesCheckCommand } from '../src/index.js';
 
@@ -99,4 +100,53 @@ test('a malformed batch is a typed error, not a crash', async () => {
   const offs = Uint32Array.from({ length: 101 }, (_, i) => i * 64);
   e.processBatch({ data: frames, offsets: offs, tsUs: new Float64Array(100), linktypes: new Uint32Array(100).fill(1) });
   assert.equal(e.stats().packets, 100);
+});
+
+interface EveAlert {
+  src_ip: string;
+  dest_ip: string;
+  src_port?: number;
+  dest_port?: number;
+  proto: string;
+  icmp_type?: number;
+  icmp_code?: number;
+  community_id?: string;
+  alert: { signature_id: number; metadata?: Record<string, string[]> };
+}
+
+async function eveLines(pcapDir: string, rulesText: string): Promise<EveAlert[]> {
+  const dir = join(corpusPath('suricata-verify'), pcapDir);
+  const e = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
+  const out: EveAlert[] = [];
+  await runCapture(Rules.compile([{ name: 't.rules', text: rulesText }]), join(dir, e.pcap), { checksum: 'off' }, (line) => out.push(JSON.parse(line) as EveAlert));
+  return out;
+}
+
+test('EVE alerts carry the Community ID of their flow (ICMP: type and code, no ports), as the spec computes it', { skip: skipWithoutCorpus('suricata-verify') }, async () => {
+  const lines = [
+    ...(await eveLines('detect-icmp-id-01', 'alert icmp any any -> any any (msg:"icmp"; sid:1;)')),
+    ...(await eveLines('http-evader__http-evader-002', 'alert tcp any any -> any any (msg:"tcp"; flow:established; sid:2;)')),
+  ];
+  const icmp = lines.filter((l) => l.alert.signature_id === 1);
+  const tcp = lines.filter((l) => l.alert.signature_id === 2);
+  assert.ok(icmp.length > 0 && tcp.length > 0, `alerts: ${icmp.length} icmp, ${tcp.length} tcp`);
+  for (const l of icmp) {
+    assert.equal(typeof l.icmp_type, 'number');
+    assert.equal(l.src_port, undefined, 'ICMP has no ports');
+  }
+  for (const l of lines) {
+    const proto = protoNumber(l.proto)!;
+    const icmpLine = l.icmp_type !== undefined;
+    const want = communityId({ proto, srcIp: l.src_ip, dstIp: l.dest_ip, srcPort: icmpLine ? l.icmp_type : l.src_port, dstPort: icmpLine ? l.icmp_code : l.dest_port });
+    assert.equal(l.community_id, want, `${l.proto} ${l.src_ip}:${l.src_port ?? l.icmp_type} > ${l.dest_ip}:${l.dest_port ?? l.icmp_code}`);
+  }
+});
+
+test("EVE alerts carry the rule's metadata as Suricata prints it: values listed per key, entries without a value left out", { skip: skipWithoutCorpus('suricata-verify') }, async () => {
+  const rule = 'alert tcp any any -> any any (msg:"m"; flow:established; metadata: attack_target Web_Server, created_at 2019_07_26, attack_target Server; metadata:mitre_technique_id T1190, novalue; sid:3;)';
+  const lines = await eveLines('http-evader__http-evader-002', rule);
+  assert.ok(lines.length > 0);
+  assert.deepEqual(lines[0]!.alert.metadata, { attack_target: ['Web_Server', 'Server'], created_at: ['2019_07_26'], mitre_technique_id: ['T1190'] });
+  const bare = await eveLines('http-evader__http-evader-002', 'alert tcp any any -> any any (msg:"m"; flow:established; sid:4;)');
+  assert.equal(bare[0]!.alert.metadata, undefined, 'no metadata keyword, no metadata object');
 });
