@@ -5,14 +5,15 @@
  * customer). Each case sends the real attacker's failures with a user name carrying another
  * address, and checks that only the real attacker is ever named or blocked.
  *
- * ─── MARKED: NOT FIXED IN THIS BRANCH ────────────────────────────────────────────────────
- * The extractors live in services/loginspect (rules/*.yml and src/decode.ts), which the
- * loginspect rule-library rewrite owns; that work was told to fix the `rhost=` extraction.
- * The last case (a YAML alias bomb in a Sigma folder) is the same kind: detect-rules.ts's loader.
- * Until it is merged, the cases it fixes fail: they run as `todo` tests, which the runner
- * reports (with the failure) without failing the suite. When the rewrite lands, drop the
- * `todo` of each case it fixes so the case guards it from then on.
- * ──────────────────────────────────────────────────────────────────────────────────────────
+ * What guards it (services/loginspect): where the text a client chose comes before the
+ * address, the rule's pattern is anchored at the end of the line, so the address is the one
+ * the daemon's own tail follows (sshd's `from <ip> port <n> ssh2`, courier's `ip=[…]`, vsftpd's
+ * `Client "…"`, dovecot's `pam(user,<ip>,<session>): …`); where chosen text sits on both sides
+ * of it, every chosen field must be one token, so the line's spaces are the daemon's and fix
+ * where each field lies (sshd's "Change of username"). PAM's record is read by the decoder
+ * (decode.ts pamRemote) as `ruser=R rhost=A  user=U`, whose names may hold anything: A is the
+ * token between the two, which a name holding ` rhost=` or `  user=` cannot move. The last case
+ * is the Sigma loader's: a YAML alias bomb refuses its file (CORDON_ERR_LOGINSPECT_RULE_FILE).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,8 +25,6 @@ import { loadRuleDir, LogInspector, parseInspectorConfig } from '@cordon/loginsp
 const REF = Date.UTC(2024, 5, 1);
 const ATTACKER = '203.0.113.9';
 const VICTIM = '198.51.100.7';
-const TODO = 'fails until the loginspect rule-library rewrite fixes this extractor (see the header of this file)';
-const TODO_LOADER = 'fails until the loginspect rule-library rewrite catches this in its rule loader (see the header of this file)';
 
 /** What the inspector names and blocks for `lines`: every address, from detections and blocks. */
 function named(lines: string[]): { detected: string[]; blocked: string[] } {
@@ -52,30 +51,57 @@ function assertOnlyAttacker(lines: string[], mustBlock: boolean): void {
   if (mustBlock) assert.deepEqual(blocked, [ATTACKER]);
 }
 
-test('vsftpd through PAM: a user name holding "rhost=<victim>" does not make the victim the attacker (the greedy rhost= of the issue)', { todo: TODO }, () => {
+test('vsftpd through PAM: a user name holding "rhost=<victim>" does not make the victim the attacker (the greedy rhost= of the issue)', () => {
   // pam_unix writes "ruser=<name> rhost=<address>  user=<name>": the name appears twice, the second after the real rhost=
   const user = `x rhost=${VICTIM}`;
   assertOnlyAttacker(times(6, (i) => `${ts(i)} ftp vsftpd[${900 + i}]: pam_unix(vsftpd:auth): authentication failure; logname= uid=0 euid=0 tty=ftp ruser=${user} rhost=${ATTACKER}  user=${user}`), true);
 });
 
-test('any PAM service: the address the PAM fields name is the real rhost=, not one in the user name', { todo: TODO }, () => {
+test('any PAM service: the address the PAM fields name is the real rhost=, not one in the user name', () => {
   const user = `x rhost=${VICTIM}`;
   assertOnlyAttacker(times(6, (i) => `${ts(i)} mail dovecot[${900 + i}]: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=${user} rhost=${ATTACKER}  user=${user}`), false);
 });
 
-test('sshd "Failed password": a user name ending in "from <victim> port 22 ssh2:" is not taken as the attacker', { todo: TODO }, () => {
+test('sshd "Failed password": a user name ending in "from <victim> port 22 ssh2:" is not taken as the attacker', () => {
   const user = `x from ${VICTIM} port 22 ssh2:`;
   assertOnlyAttacker(times(6, (i) => `${ts(i)} h sshd[${900 + i}]: Failed password for invalid user ${user} from ${ATTACKER} port ${40000 + i} ssh2`), true);
 });
 
-test('sshd "maximum authentication attempts exceeded": a user name holding "from <victim> port 22" is not taken as the attacker', { todo: TODO }, () => {
+test('sshd "maximum authentication attempts exceeded": a user name holding "from <victim> port 22" is not taken as the attacker', () => {
   const user = `x from ${VICTIM} port 22`;
   assertOnlyAttacker(times(6, (i) => `${ts(i)} h sshd[${900 + i}]: error: maximum authentication attempts exceeded for invalid user ${user} from ${ATTACKER} port ${40000 + i} ssh2 [preauth]`), false);
 });
 
-test('sshd "Connection closed by invalid user": a user name holding "<victim> port 22 [preauth]" is not taken as the attacker', { todo: TODO }, () => {
+test('sshd "Connection closed by invalid user": a user name holding "<victim> port 22 [preauth]" is not taken as the attacker', () => {
   const user = `x ${VICTIM} port 22 [preauth]`;
   assertOnlyAttacker(times(6, (i) => `${ts(i)} h sshd[${900 + i}]: Connection closed by invalid user ${user} ${ATTACKER} port ${40000 + i} [preauth]`), false);
+});
+
+test('sshd "Change of username": user names on both sides of the address holding "<victim> port 22: Change of …" name nobody', () => {
+  const c = 'Change of username or service not allowed';
+  const { detected, blocked } = named(times(6, (i) => `${ts(i)} h sshd[${900 + i}]: Disconnecting invalid user x ${VICTIM} port 22: ${c}: (x,y ${ATTACKER} port ${40000 + i}: ${c}: (x ${VICTIM} port 22: ${c}: (x,y,ssh-connection) -> (z,ssh-connection) [preauth]`));
+  assert.deepEqual({ detected, blocked }, { detected: [], blocked: [] });
+  // the same line from names without spaces still names the attacker
+  assertOnlyAttacker(times(6, (i) => `${ts(i)} h sshd[${900 + i}]: Disconnecting invalid user x ${ATTACKER} port ${40000 + i}: ${c}: (x,ssh-connection) -> (y,ssh-connection) [preauth]`), true);
+});
+
+test('vsftpd\'s own log: a user name holding "] FAIL LOGIN: Client "<victim>"" is not taken as the attacker', () => {
+  const user = `x] FAIL LOGIN: Client "${VICTIM}"`;
+  assertOnlyAttacker(times(6, (i) => `Sat Jun  1 10:00:${String(i).padStart(2, '0')} 2024 [pid ${900 + i}] [${user}] FAIL LOGIN: Client "${ATTACKER}"`), true);
+});
+
+test('dovecot auth: a user name holding ",<victim>): unknown user" is not taken as the attacker', () => {
+  const user = `x,${VICTIM},<a>): unknown user`;
+  assertOnlyAttacker(times(6, (i) => `${ts(i)} mail dovecot: auth: passwd-file(${user},${ATTACKER},<s${i}>): unknown user`), true);
+});
+
+test('PAM: ruser and user both holding "rhost=" and "  user=" still name the real rhost, or nobody when two readings fit', () => {
+  const user = `x rhost=${VICTIM}  user=y`;
+  assertOnlyAttacker(times(6, (i) => `${ts(i)} mail dovecot[${900 + i}]: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=${user} rhost=${ATTACKER}  user=${user}`), false);
+  // sshd leaves ruser empty: a name crafted to read as "ruser=<name> rhost=<victim>  user=<name>" makes two readings
+  const crafted = ` rhost=${VICTIM}  user= rhost=${ATTACKER}  user=`;
+  const { detected, blocked } = named(times(6, (i) => `${ts(i)} mail dovecot[${900 + i}]: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser= rhost=${ATTACKER}  user=${crafted}`));
+  assert.ok(!detected.includes(VICTIM) && !blocked.includes(VICTIM), `the crafted name moved the address: ${detected.join(', ')}`);
 });
 
 // Extractors looked at and found to hold: the address sits before the attacker-controlled text,
@@ -89,15 +115,18 @@ test('extractors that hold against the same injection (regression guard)', () =>
   assertOnlyAttacker(times(6, (i) => `${ts(i)} ftp proftpd[${900 + i}]: ftp (${ATTACKER}[${ATTACKER}]) - USER x${VICTIM} (Login failed): Incorrect password`), false);
 });
 
-test('a YAML alias bomb among Sigma rule files is refused as that file, not an uncoded crash of the loader (cordon logtest --sigma, loginspect.inspector.sigmaDirs)', { todo: TODO_LOADER }, () => {
+test('a YAML alias bomb among Sigma rule files is refused as that file, not an uncoded crash of the loader (cordon logtest --sigma, loginspect.inspector.sigmaDirs)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-sigma-bomb-'));
   try {
     const lines = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
     for (let i = 1; i < 9; i++) lines.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]`);
     writeFileSync(join(dir, 'bomb.yml'), `${lines.join('\n')}\n`);
+    writeFileSync(join(dir, 'good.yml'), 'title: t\nid: good-1\nlogsource: { product: linux, service: sshd }\ndetection:\n  s: { message|contains: Failed }\n  condition: s\n');
     const set = loadRuleDir(dir, 'sigma');
     assert.equal(set.refused.length, 1);
     assert.equal(set.refused[0]!.file, 'bomb.yml');
+    assert.equal(set.refused[0]!.code, 'CORDON_ERR_LOGINSPECT_RULE_FILE');
+    assert.deepEqual(set.rules.map((r) => r.id), ['good-1'], 'the other files still load');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

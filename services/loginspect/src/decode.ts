@@ -377,8 +377,10 @@ function syslogEvent(raw: string, ts: number | null, host: string | null, tag: s
     a.pid = pid;
     return a;
   }
-  const pamAt = message.indexOf('pam_');
-  if (pamAt >= 0) addr = pamFields(message, pamAt, fields);
+  // only at the start: a `pam_…(…): …; ruser= rhost=` further on is text a client chose (a user name)
+  if (message.startsWith('pam_')) addr = pamFields(message, fields);
+  // older PAM (`sshd(pam_unix)[pid]: authentication failure; …`) and callers that log PAM's record without the module
+  else if (message.startsWith('authentication failure; ')) addr = pamRemote(message.slice(24), fields);
   // netfilter's LOG target (iptables, nftables, ufw, firewalld): `… IN=eth0 OUT= … SRC=a DST=b … PROTO=TCP SPT=1 DPT=2 …`
   else if (family === 'kernel' && message.indexOf(' SRC=') > 0 && message.indexOf(' PROTO=') > 0) addr = netfilterFields(message, fields);
   return { raw, kinds, ts, host, program, pid, message, fields, addr };
@@ -407,12 +409,12 @@ function sudoFields(message: string, fields: Record<string, string>): void {
  * `pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4  user=root`
  * → pam_message, pam_user, pam_rhost, pam_ruser, pam_service (the names Sigma's auth rules use).
  */
-function pamFields(message: string, at: number, fields: Record<string, string>): string | null {
-  const close = message.indexOf('): ', at);
+function pamFields(message: string, fields: Record<string, string>): string | null {
+  const close = message.indexOf('): ');
   if (close < 0) return null;
-  const open = message.indexOf('(', at);
+  const open = message.indexOf('(');
   if (open > 0 && open < close) {
-    fields['pam_module'] = message.slice(at, open);
+    fields['pam_module'] = message.slice(0, open);
     const svc = message.slice(open + 1, close);
     const c = svc.indexOf(':');
     fields['pam_service'] = c > 0 ? svc.slice(0, c) : svc;
@@ -420,18 +422,64 @@ function pamFields(message: string, at: number, fields: Record<string, string>):
   const body = message.slice(close + 3);
   const semi = body.indexOf(';');
   fields['pam_message'] = (semi >= 0 ? body.slice(0, semi) : body).trim();
-  let addr: string | null = null;
-  if (semi >= 0) {
-    for (const tok of body.slice(semi + 1).split(' ')) {
-      const eq = tok.indexOf('=');
-      if (eq <= 0) continue;
-      const k = tok.slice(0, eq);
-      const v = tok.slice(eq + 1);
-      fields[`pam_${k}`] = v;
-      if (k === 'rhost' && v) addr = normalizeAddress(v);
-    }
+  return semi >= 0 ? pamRemote(body.slice(semi + 1), fields) : null;
+}
+
+/**
+ * The ` logname= uid= euid= tty= ruser=R rhost=A  user=U` fields of a PAM record; the remote
+ * address (rhost). R and U are names a client chose and may hold anything, ` rhost=…` and
+ * `  user=…` included, so the record is not split at spaces: the fields before `ruser=` are
+ * the caller's, and the rest is read as `R rhost=A<spaces>user=U` (or `R rhost=A` when the user
+ * is empty) with A one token. A spaceless A makes that split unique for a given R, and callers
+ * set R empty (sshd, login) or to the user name (dovecot, vsftpd): when names holding
+ * `  user=` make several splits possible, the one that fits such a caller is the record, and a
+ * record that two of them fit names no address.
+ */
+function pamRemote(tail: string, fields: Record<string, string>): string | null {
+  const ruserAt = tail.indexOf(' ruser=');
+  const head = ruserAt < 0 ? tail : tail.slice(0, ruserAt);
+  for (const tok of head.split(' ')) {
+    const eq = tok.indexOf('=');
+    if (eq > 0 && tok.slice(0, eq) !== 'rhost' && tok.slice(0, eq) !== 'user') fields[`pam_${tok.slice(0, eq)}`] = tok.slice(eq + 1);
   }
-  return addr;
+  const rest = ruserAt < 0 ? null : tail.slice(ruserAt + 7);
+  const split = rest === null ? null : pamSplit(rest);
+  if (!split) return null;
+  fields['pam_ruser'] = split.ruser;
+  fields['pam_rhost'] = split.rhost;
+  if (split.user !== null) fields['pam_user'] = split.user;
+  return split.rhost ? normalizeAddress(split.rhost) : null;
+}
+
+interface PamSplit {
+  ruser: string;
+  rhost: string;
+  user: string | null;
+}
+
+/** `R rhost=A<spaces>user=U` or `R rhost=A`: the one reading of `rest` (see pamRemote); null when there is none or more than one. */
+function pamSplit(rest: string): PamSplit | null {
+  const withUser: PamSplit[] = [];
+  let withoutUser: PamSplit | null = null;
+  for (let at = rest.indexOf(' rhost='); at >= 0; at = rest.indexOf(' rhost=', at + 1)) {
+    const a = at + 7;
+    let end = rest.indexOf(' ', a);
+    if (end < 0) end = rest.length;
+    let u = end;
+    while (rest.charCodeAt(u) === 0x20) u++;
+    const read = { ruser: rest.slice(0, at), rhost: rest.slice(a, end) };
+    if (u === rest.length) withoutUser = { ...read, user: null };
+    else if (u > end && rest.startsWith('user=', u)) withUser.push({ ...read, user: rest.slice(u + 5).trimEnd() });
+  }
+  // pam_unix leaves out `user=` only when there is no user name, and then a caller has no name for ruser either
+  if (withUser.length <= 1) return withUser[0] ?? withoutUser;
+  const usual = withUser.filter(conventional);
+  return usual.length === 1 ? usual[0]! : null;
+}
+
+/** A PAM caller's usual ruser: none, or the user name. */
+function conventional(s: PamSplit): boolean {
+  return s.ruser === '' || s.ruser === s.user;
 }
 
 /** The KEY=VALUE fields of a netfilter log line; the source address. */

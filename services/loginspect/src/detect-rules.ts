@@ -4,6 +4,7 @@ import { parseAllDocuments } from 'yaml';
 import { KIND, lowerCase, type LogEvent } from './decode.js';
 import { cheapFirst, conjunction, COSTLY, parseCondition, reqAll, withCost, reqAny, REQUIREMENTS, SigmaConditionError, withReq, type Aggregation, type Pred, type Requirement, type Requirements } from './detect-condition.js';
 import { LiteralScanner, RAW } from './detect-literals.js';
+import { ERR_LOGINSPECT_RULE_FILE } from './errors.js';
 import { compileRegex, compileValue, SigmaValueError, type ValuePredicate } from './detect-value.js';
 
 /**
@@ -111,7 +112,12 @@ export interface RefusedRule {
   title: string;
   file: string;
   reason: string;
+  /** CORDON_ERR_LOGINSPECT_RULE_FILE when the whole file was refused (it does not parse, or is an alias bomb). */
+  code?: string;
 }
+
+/** Alias expansions a rule file may need (the yaml library's default, caught and coded here). */
+const MAX_ALIAS_COUNT = 100;
 
 export interface RuleSet {
   rules: CompiledRule[];
@@ -448,20 +454,27 @@ export function loadRuleDir(dir: string, origin: 'sigma' | 'cordon', into: RuleS
   const seen = new Set(into.rules.map((r) => r.id));
   for (const path of listYaml(dir)) {
     const file = relative(dir, path);
-    let docs;
+    const refuseFile = (detail: string): void => {
+      into.refused.push({ id: '', title: '', file, reason: ERR_LOGINSPECT_RULE_FILE(file, detail).message, code: ERR_LOGINSPECT_RULE_FILE.code });
+    };
+    let values: unknown[] = [];
     try {
-      docs = parseAllDocuments(readFileSync(path, 'utf8'));
-    } catch (err) {
-      into.refused.push({ id: '', title: '', file, reason: `unreadable: ${(err as Error).message}` });
-      continue;
-    }
-    const list = Array.isArray(docs) ? docs : [docs];
-    for (const d of list) {
-      if (d.errors.length) {
-        into.refused.push({ id: '', title: '', file, reason: `YAML error: ${d.errors[0]!.message}` });
-        continue;
+      const docs = parseAllDocuments(readFileSync(path, 'utf8'));
+      for (const d of Array.isArray(docs) ? docs : [docs]) {
+        if (d.errors.length) {
+          refuseFile(`YAML error: ${d.errors[0]!.message.split('\n')[0]!}`);
+          continue;
+        }
+        // an alias expanded more than this many times is a resource exhaustion attack ("billion laughs"): the file goes, its neighbours load
+        values.push(d.toJS({ maxAliasCount: MAX_ALIAS_COUNT }));
       }
-      const doc = d.toJS() as Record<string, unknown> | null;
+    } catch (err) {
+      const aliases = /alias/i.test((err as Error).message) ? ` (at most ${MAX_ALIAS_COUNT} alias expansions; write the values out)` : '';
+      refuseFile(`${(err as Error).message.split('\n')[0]!}${aliases}`);
+      values = [];
+    }
+    for (const value of values) {
+      const doc = value as Record<string, unknown> | null;
       if (!doc || typeof doc !== 'object') continue;
       const id = typeof doc['id'] === 'string' ? doc['id'] : '';
       const title = typeof doc['title'] === 'string' ? doc['title'] : '';
