@@ -26,6 +26,30 @@ export async function withBroker(fn) {
   }
 }
 
+/**
+ * A secured broker (start.sh --secure: SASL_SSL, SCRAM-SHA-512, ACLs) of its own on
+ * BENCH_SECURE_KAFKA_PORT (19192), beside the plaintext one; `fn` gets its brokers and the
+ * client configs' directory. Stopped (keys and data deleted) when the benchmark ends.
+ */
+export async function withSecureBroker(fn) {
+  const port = process.env.BENCH_SECURE_KAFKA_PORT ?? '19192';
+  const env = { ...process.env, KAFKA_PORT: port, KAFKA_CONTROLLER_PORT: String(Number(port) + 1), KAFKA_BROKERS: '' };
+  delete env.KAFKA_RUN_DIR;
+  const out = execFileSync('bash', [join(infra, 'start.sh'), '--secure'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const value = (k) => out.split('\n').find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1).trim();
+  const stop = () => execFileSync('bash', [join(infra, 'stop.sh')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const onSignal = () => { stop(); process.exit(130); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    return await fn(value('KAFKA_BROKERS').split(','), value('KAFKA_CLIENT_CONFIG_DIR'));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    stop();
+  }
+}
+
 /** N keyed records of `size` random bytes (random, so no compression could flatter anyone). */
 export function makeRecords(n, size, distinctKeys = 10_000) {
   const pool = randomBytes(n * size);

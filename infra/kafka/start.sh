@@ -5,14 +5,43 @@
 #   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m)  KAFKA_START_TIMEOUT_S (90)
 #   KAFKA_CLUSTER_ID (a fresh random one)
 # If a broker started by this script is already running on the port, it is reused.
+#
+# --secure (or KAFKA_SECURITY=sasl_ssl): clients only on SASL_SSL (TLS with a CA and broker
+# certificate made here, SCRAM-SHA-512), the StandardAuthorizer with nothing allowed without an
+# ACL, one principal per stage role and per test agent/watchdog with the ACLs of acls.txt, and
+# one client config per principal in run/<port>/clients/ (secure.sh, README.md). Also prints
+# KAFKA_SECURITY, KAFKA_CLIENT_CONFIG_DIR and KAFKA_CA_FILE.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
+for arg in "$@"; do
+  case "$arg" in
+    --secure) KAFKA_SECURITY=sasl_ssl ;;
+    *) echo "start.sh: unknown argument \"$arg\" (the only one is --secure)" >&2; exit 2 ;;
+  esac
+done
+case "$KAFKA_SECURITY" in
+  plaintext | sasl_ssl) ;;
+  *) echo "start.sh: KAFKA_SECURITY must be plaintext or sasl_ssl, not \"$KAFKA_SECURITY\"" >&2; exit 2 ;;
+esac
+secure=0
+if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+  secure=1
+  . "$KAFKA_INFRA_DIR/secure.sh"
+fi
 
 "$KAFKA_INFRA_DIR/install.sh"
 
 if kafka_pid_alive && kafka_port_open "$KAFKA_PORT"; then
+  running="$(cat "$KAFKA_RUN_DIR/security" 2>/dev/null || echo plaintext)"
+  if [[ $running != "$KAFKA_SECURITY" ]]; then
+    echo "start.sh: the broker running on port $KAFKA_PORT (pid $(cat "$KAFKA_PID_FILE")) is $running, not $KAFKA_SECURITY; stop it first (infra/kafka/stop.sh)" >&2
+    exit 1
+  fi
   echo "start.sh: reusing running broker (pid $(cat "$KAFKA_PID_FILE"))" >&2
   echo "KAFKA_BROKERS=$KAFKA_BROKERS"
+  if ((secure)); then kafka_secure_report; fi
   exit 0
 fi
 for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
@@ -23,19 +52,18 @@ for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
 done
 
 # A previous broker that died leaves its data behind; a throwaway broker starts empty.
-rm -rf "$KAFKA_RUN_DIR/data" "$KAFKA_PID_FILE"
+rm -rf "$KAFKA_RUN_DIR/data" "$KAFKA_PID_FILE" "$KAFKA_RUN_DIR/security"
 mkdir -p "$KAFKA_RUN_DIR/data" "$KAFKA_RUN_DIR/logs"
 
-cat >"$KAFKA_RUN_DIR/server.properties" <<PROPS
+# A secured broker's server.properties holds the controller listener's password: 0600 from the start.
+rm -f "$KAFKA_RUN_DIR/server.properties"
+(umask 077; : >"$KAFKA_RUN_DIR/server.properties")
+cat >>"$KAFKA_RUN_DIR/server.properties" <<PROPS
 # Written by infra/kafka/start.sh: a single-node KRaft test broker. Not for production.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$KAFKA_RUN_DIR/data
 
 # Topics are created explicitly (Admin.ensureTopics); a typo must not create a topic.
@@ -60,6 +88,17 @@ group.consumer.min.heartbeat.interval.ms=500
 log.cleaner.backoff.ms=1000
 log.retention.check.interval.ms=5000
 PROPS
+if ((secure)); then
+  kafka_secure_prepare
+else
+  cat >>"$KAFKA_RUN_DIR/server.properties" <<PROPS
+
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+PROPS
+fi
 
 # The broker logs to a file (stdout only gets JVM crashes); the tools log warnings to stderr.
 cat >"$KAFKA_RUN_DIR/log4j2.properties" <<PROPS
@@ -99,9 +138,17 @@ new_cluster_id() {
   done
 }
 cluster_id="${KAFKA_CLUSTER_ID:-$(new_cluster_id)}"
-kafka_tool kafka.tools.StorageTool format --ignore-formatted \
-  "--cluster-id=$cluster_id" --config "$KAFKA_RUN_DIR/server.properties" >"$KAFKA_RUN_DIR/logs/format.log" 2>&1 || {
+format_args=(kafka.tools.StorageTool format --ignore-formatted "--cluster-id=$cluster_id" --config "$KAFKA_RUN_DIR/server.properties")
+if ((secure)); then
+  # The SCRAM users are created here, at format time. Their passwords reach the storage tool in
+  # a Java argument file (0600, removed after; the launcher expands it, ps shows only its name).
+  (umask 077; { printf '"%s"\n' "${format_args[@]}"; cat "$KAFKA_SECRETS_DIR/format.args"; } >"$KAFKA_SECRETS_DIR/format.argfile")
+  format_args=("@$KAFKA_SECRETS_DIR/format.argfile")
+fi
+kafka_tool "${format_args[@]}" >"$KAFKA_RUN_DIR/logs/format.log" 2>&1 || {
+  if ((secure)); then rm -f "$KAFKA_SECRETS_DIR/format.args" "$KAFKA_SECRETS_DIR/format.argfile"; fi
   cat "$KAFKA_RUN_DIR/logs/format.log" >&2; echo "start.sh: formatting storage failed" >&2; exit 1; }
+if ((secure)); then rm -f "$KAFKA_SECRETS_DIR/format.args" "$KAFKA_SECRETS_DIR/format.argfile"; fi
 
 # setsid: the broker outlives this script and is not killed by the caller's Ctrl-C or job control.
 # shellcheck disable=SC2086
@@ -127,12 +174,21 @@ until kafka_port_open "$KAFKA_PORT"; do
   ((SECONDS < deadline)) || { kill "$(cat "$KAFKA_PID_FILE")" 2>/dev/null || true; fail "the broker did not open port $KAFKA_PORT within ${KAFKA_START_TIMEOUT_S}s"; }
   sleep 0.2
 done
+probe_config=/dev/null
+if ((secure)); then probe_config="$KAFKA_ADMIN_JAVA_CONFIG"; fi
 until kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" --list \
-  --command-config /dev/null >/dev/null 2>"$KAFKA_RUN_DIR/logs/probe.log"; do
+  --command-config "$probe_config" >/dev/null 2>"$KAFKA_RUN_DIR/logs/probe.log"; do
   kafka_pid_alive || fail "the broker exited during start-up"
   ((SECONDS < deadline)) || { kill "$(cat "$KAFKA_PID_FILE")" 2>/dev/null || true; fail "the broker did not answer a metadata request within ${KAFKA_START_TIMEOUT_S}s"; }
   sleep 0.5
 done
 
+echo "$KAFKA_SECURITY" >"$KAFKA_RUN_DIR/security"
+if ((secure)); then
+  { kafka_principals | while read -r p; do [[ $p == admin ]] || kafka_acl_commands "$p"; done; } | kafka_secure_setup 2>"$KAFKA_RUN_DIR/logs/acls.log" || {
+    cat "$KAFKA_RUN_DIR/logs/acls.log" >&2; kill "$(cat "$KAFKA_PID_FILE")" 2>/dev/null || true; echo "start.sh: creating the ACLs failed; the broker was stopped" >&2; exit 1; }
+fi
+
 echo "start.sh: Kafka $(ls "$KAFKA_LIBS_DIR" | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p') running (pid $(cat "$KAFKA_PID_FILE"), data in $KAFKA_RUN_DIR/data)" >&2
 echo "KAFKA_BROKERS=$KAFKA_BROKERS"
+if ((secure)); then kafka_secure_report; fi

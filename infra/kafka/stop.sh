@@ -22,7 +22,9 @@ else
 fi
 
 # Only what start.sh wrote is removed, so a custom KAFKA_RUN_DIR holding other files survives.
+# A secured broker's keys, passwords and client configs go with it (the next start makes new ones).
 rm -rf "$KAFKA_RUN_DIR/data" "$KAFKA_PID_FILE" "$KAFKA_RUN_DIR/server.properties" \
-  "$KAFKA_RUN_DIR/log4j2.properties" "$KAFKA_RUN_DIR/log4j2-tools.properties"
+  "$KAFKA_RUN_DIR/log4j2.properties" "$KAFKA_RUN_DIR/log4j2-tools.properties" \
+  "$KAFKA_RUN_DIR/security" "$KAFKA_RUN_DIR/secrets" "$KAFKA_RUN_DIR/clients"
 if [[ "${KAFKA_KEEP_LOGS:-0}" != 1 ]]; then rm -rf "$KAFKA_RUN_DIR/logs"; fi
 rmdir "$KAFKA_RUN_DIR" 2>/dev/null || true

@@ -35,3 +35,22 @@ export const ERR_KAFKA_GROUP = defineError(
   'CORDON_ERR_BUS_KAFKA_GROUP',
   (groupId: string, detail: string) => `consumer group "${groupId}" could not be joined or kept: ${detail}`,
 );
+export const ERR_KAFKA_CLIENT_CONFIG = defineError(
+  'CORDON_ERR_BUS_KAFKA_CLIENT_CONFIG',
+  (file: string, detail: string) => `Kafka client configuration ${file} cannot be used: ${detail}`,
+);
+export const ERR_KAFKA_AUTH = defineError(
+  'CORDON_ERR_BUS_KAFKA_AUTH',
+  (brokers: string, who: string) =>
+    `the Kafka brokers ${brokers} refused to authenticate ${who}; check sasl.username, sasl.password and sasl.mechanisms in the client configuration (kafka.clientConfig, CORDON_KAFKA_CLIENT_CONFIG)`,
+);
+export const ERR_KAFKA_DENIED = defineError(
+  'CORDON_ERR_BUS_KAFKA_DENIED',
+  (what: string, apiId: string, who: string) =>
+    `the Kafka brokers refused ${what} to ${who} (${apiId}): its ACLs do not allow it. A stage's principal is allowed what its module declares (inputs, reads, outputs; infra/kafka/acls.txt, docs/security.md)`,
+);
+export const ERR_KAFKA_TLS = defineError(
+  'CORDON_ERR_BUS_KAFKA_TLS',
+  (brokers: string, detail: string) =>
+    `TLS to the Kafka brokers ${brokers} failed: ${detail}; check ssl.ca.location in the client configuration (the CA that signed the brokers' certificates) and that they speak TLS`,
+);

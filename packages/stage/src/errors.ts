@@ -24,3 +24,8 @@ export const ERR_METRICS_ADDR = defineError(
   'CORDON_ERR_METRICS_ADDR',
   (addr: string) => `metrics address "${addr}" is not HOST:PORT (e.g. 127.0.0.1:9464) or "off"`,
 );
+export const ERR_STAGE_UNDECLARED_READ = defineError(
+  'CORDON_ERR_STAGE_UNDECLARED_READ',
+  (stage: string, topic: string) =>
+    `stage "${stage}" follows ${topic}, which its module declares in neither inputs() nor reads(); declare it there (its Kafka principal is granted only what the module declares)`,
+);

@@ -5,3 +5,4 @@ export * from './telemetry.js';
 export * from './server.js';
 export * from './registry.js';
 export type { RunningLoop } from './consume.js';
+export * from './acls.js';

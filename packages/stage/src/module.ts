@@ -25,8 +25,15 @@ export interface StageModule<Cfg = any, Extra extends object = object> {
   readonly when?: 'always' | 'configured';
   /** The consumer groups and topics it reads: what "caught up" and "lag" are measured on. */
   inputs(config: Cfg): StageInput[];
-  /** The topics it writes. */
+  /** The topics it writes (its dead letters' topic included). */
   outputs(config: Cfg): string[];
+  /**
+   * The topics it reads outside the groups of `inputs`: the tables it follows, its checkpoints,
+   * its own output read back. With `inputs` and `outputs` this is everything its Kafka
+   * principal is allowed (`stageAcls`, docs/security.md section 2), so once a module declares
+   * it, `stage.follow` of a topic declared nowhere is refused (CORDON_ERR_STAGE_UNDECLARED_READ).
+   */
+  reads?(config: Cfg): string[];
   /** Wire the stage; what it returns is exposed on the running stage (for tests and tools). */
   start(stage: Stage<Cfg>): Promise<Extra> | Extra;
 }

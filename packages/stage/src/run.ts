@@ -4,7 +4,7 @@ import { childContext, describeConfigIssues, describeError, type Context } from 
 import { deadLetter } from '@cordon/schemas';
 import type { Store } from '@cordon/store';
 import { startLoop, type RunningLoop } from './consume.js';
-import { ERR_STAGE_CONFIG, ERR_STAGE_FAILED } from './errors.js';
+import { ERR_STAGE_CONFIG, ERR_STAGE_FAILED, ERR_STAGE_UNDECLARED_READ } from './errors.js';
 import type { RunningStage, Stage, StageEnv, StageModule } from './module.js';
 import { StageTelemetry } from './telemetry.js';
 
@@ -39,6 +39,8 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
   const config = parseStageConfig(module, deps.config);
   const name = module.name;
   const { bus } = deps;
+  // what the module says it reads: its principal on a secured Kafka can read nothing else
+  const declaredReads = module.reads ? new Set([...module.inputs(config).map((i) => i.topic), ...module.reads(config)]) : null;
   const ctx = childContext(deps.ctx, name);
   const { log, clock } = ctx;
   const telemetry = deps.telemetry ?? new StageTelemetry();
@@ -101,6 +103,7 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
       return loop;
     },
     async follow(topic, onRecord, opts = {}) {
+      if (declaredReads && !declaredReads.has(topic)) throw ERR_STAGE_UNDECLARED_READ(name, topic);
       const group = `cordon-${name}-follow-${randomUUID()}`;
       const follower = await followTable(
         bus,

@@ -8,7 +8,7 @@ import { createEmbeddedBus, readAll, type Bus } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { codecFor, TOPICS, type LogBatch } from '@cordon/schemas';
 import { waitFor } from '@cordon/testkit';
-import { defineStage, loadStageModules, runStage, StageTelemetry, stageSections, ERR_STAGE_CONFIG, ERR_STAGE_FAILED, ERR_STAGE_MODULE } from '../src/index.js';
+import { defineStage, loadStageModules, runStage, StageTelemetry, stageAcls, stageSections, ERR_STAGE_CONFIG, ERR_STAGE_FAILED, ERR_STAGE_MODULE } from '../src/index.js';
 
 const ctx = createContext({ log: silentLogger });
 const logs = codecFor(TOPICS.logs);
@@ -190,5 +190,42 @@ test('stage modules from files: a valid one loads; a file that is not a stage mo
     await assert.rejects(loadStageModules([join(dir, 'missing.mjs')]), (err: unknown) => ERR_STAGE_MODULE.is(err));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a module that declares reads() may follow only what it declares: an undeclared table is refused with its code, so its Kafka ACLs (stageAcls) cannot fall behind', async () => {
+  const w = world();
+  try {
+    await topics(w.bus);
+    const follower = (topic: string) =>
+      defineStage({
+        name: 'follower',
+        summary: 'test stage',
+        config: z.object({}).strict(),
+        inputs: () => [{ group: 'cordon-follower', topic: TOPICS.logs }],
+        reads: () => [TOPICS.alerts],
+        outputs: () => [TOPICS.dlq],
+        async start(stage) {
+          await stage.follow(topic, () => undefined);
+          return {};
+        },
+      });
+    const ok = await runStage(follower(TOPICS.alerts), { bus: w.bus, ctx, config: {} });
+    await ok.stop();
+    await assert.rejects(runStage(follower(TOPICS.dlq), { bus: w.bus, ctx, config: {} }), { code: 'CORDON_ERR_STAGE_UNDECLARED_READ' });
+    const acls = stageAcls(follower(TOPICS.alerts), {});
+    assert.deepEqual(
+      acls.map((a) => `${a.resource} ${a.pattern} ${a.name} ${a.operation}`),
+      [
+        `topic literal ${TOPICS.alerts} READ`,
+        `topic literal ${TOPICS.logs} READ`,
+        `topic literal ${TOPICS.dlq} WRITE`,
+        'group literal cordon-follower READ',
+        'group prefixed cordon-follower- READ',
+        'group prefixed cordon-reader- READ',
+      ],
+    );
+  } finally {
+    await w.done();
   }
 });

@@ -75,7 +75,8 @@ export const agentStage = defineStage({
   config: agentConfigSchema,
   when: 'configured',
   inputs: () => [],
-  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks, TOPICS.packets, TOPICS.alerts],
+  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks, TOPICS.packets, TOPICS.alerts, TOPICS.dlq],
+  reads: () => [TOPICS.policy, TOPICS.assignments, TOPICS.blocks, TOPICS.agentCommands],
   start: (stage) => startAgent(stage),
 });
 

@@ -17,6 +17,14 @@ export const FLAGS = {
     help: 'embedded bus and ClickHouse data, installed rule sets, the control socket of a running instance',
   },
   brokers: { name: 'brokers', type: 'string', value: 'HOST:PORT,…', env: 'CORDON_KAFKA_BROKERS', defaultText: 'none: the embedded bus', help: 'use Kafka instead of the embedded bus' },
+  kafkaClientConfig: {
+    name: 'kafka-client-config',
+    type: 'string',
+    value: 'FILE',
+    env: 'CORDON_KAFKA_CLIENT_CONFIG',
+    defaultText: 'none: plaintext, no SASL',
+    help: 'TLS and SASL for Kafka from a client configuration (librdkafka properties, mode 0600; infra/kafka/start.sh --secure writes one per principal)',
+  },
   clickhouseUrl: {
     name: 'clickhouse-url',
     type: 'string',
@@ -64,7 +72,7 @@ export const FLAGS = {
 
 export const LOG_FLAGS: readonly FlagSpec[] = [FLAGS.logFormat, FLAGS.logLevel];
 /** The flags of a command that works on the data: where it is, and how long to wait for its instance. */
-export const DATA_FLAGS: readonly FlagSpec[] = [FLAGS.config, FLAGS.dataDir, FLAGS.brokers, FLAGS.clickhouseUrl, FLAGS.wait, ...LOG_FLAGS];
+export const DATA_FLAGS: readonly FlagSpec[] = [FLAGS.config, FLAGS.dataDir, FLAGS.brokers, FLAGS.kafkaClientConfig, FLAGS.clickhouseUrl, FLAGS.wait, ...LOG_FLAGS];
 
 export const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
@@ -90,6 +98,7 @@ export function configFrom(inv: Invocation, stages: readonly StageModule[] = BUI
     flags: {
       ...(pick('data-dir') ? { dataDir: pick('data-dir')! } : {}),
       ...(pick('brokers') ? { brokers: pick('brokers')! } : {}),
+      ...(pick('kafka-client-config') ? { kafkaClientConfig: pick('kafka-client-config')! } : {}),
       ...(fromArgv ? { clickhouseUrl: chUrl } : {}),
       ...(pick('metrics-addr') ? { metricsAddr: pick('metrics-addr')! } : {}),
     },

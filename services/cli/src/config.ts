@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
+import { loadKafkaClientConfig } from '@cordon/bus';
 import { describeConfigIssues } from '@cordon/runtime';
 import { DEFAULT_METRICS_ADDR, parseMetricsAddr, stageSections, type StageModule } from '@cordon/stage';
 import { ERR_CONFIG } from './errors.js';
@@ -14,7 +15,18 @@ const base = {
   bus: z
     .discriminatedUnion('kind', [
       z.object({ kind: z.literal('embedded') }).strict(),
-      z.object({ kind: z.literal('kafka'), brokers: z.array(z.string().min(1)).min(1), clientId: z.string().default('cordon') }).strict(),
+      z
+        .object({
+          kind: z.literal('kafka'),
+          brokers: z.array(z.string().min(1)).min(1),
+          clientId: z.string().default('cordon'),
+          /**
+           * A client configuration (librdkafka properties: security.protocol, sasl.*, ssl.*; mode
+           * 0600) for TLS and SASL, e.g. one infra/kafka/start.sh --secure wrote (CORDON_KAFKA_CLIENT_CONFIG).
+           */
+          clientConfig: z.string().min(1).optional(),
+        })
+        .strict(),
     ])
     .default({ kind: 'embedded' }),
   store: z
@@ -60,7 +72,7 @@ export type CordonConfig = Base & { readonly [stage: string]: unknown };
 export interface ConfigSources {
   file?: string;
   env?: NodeJS.ProcessEnv;
-  flags?: { dataDir?: string; brokers?: string; clickhouseUrl?: string; metricsAddr?: string };
+  flags?: { dataDir?: string; brokers?: string; kafkaClientConfig?: string; clickhouseUrl?: string; metricsAddr?: string };
   /** The stages whose sections are allowed (default: the built-in ones). */
   stages?: readonly StageModule[];
 }
@@ -117,6 +129,16 @@ export function loadConfig(src: ConfigSources = {}): CordonConfig {
   const env = src.env ?? process.env;
   const brokers = src.flags?.brokers ?? env.CORDON_KAFKA_BROKERS;
   if (brokers) setPath(raw, ['bus'], { ...((raw.bus as object) ?? {}), kind: 'kafka', brokers: brokers.split(',').map((b) => b.trim()).filter(Boolean) });
+  const clientConfig = src.flags?.kafkaClientConfig ?? env.CORDON_KAFKA_CLIENT_CONFIG;
+  if (clientConfig) {
+    const bus = (raw.bus ?? {}) as { kind?: string; brokers?: unknown };
+    // the file's bootstrap.servers name the brokers when nothing else does
+    const fromFile = bus.kind === 'kafka' || brokers ? undefined : loadKafkaClientConfig(clientConfig).brokers;
+    if (bus.kind !== 'kafka' && !brokers && !fromFile) {
+      throw ERR_CONFIG(clientConfig, 'a Kafka client configuration is given but no brokers: name them with --brokers, CORDON_KAFKA_BROKERS, bus.brokers or bootstrap.servers in the file');
+    }
+    setPath(raw, ['bus'], { ...(bus as object), kind: 'kafka', ...(fromFile ? { brokers: fromFile } : {}), clientConfig });
+  }
   if (src.flags?.clickhouseUrl && hasCredentials(src.flags.clickhouseUrl)) {
     throw ERR_CONFIG(
       '--clickhouse-url',

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { childContext, type Context } from '@cordon/runtime';
-import { createEmbeddedBus, createKafkaBus, type Bus } from '@cordon/bus';
+import { createEmbeddedBus, createKafkaBus, loadKafkaClientConfig, type Bus } from '@cordon/bus';
 import { allTopicSpecs, TOPICS } from '@cordon/schemas';
 import { createStore, type Store } from '@cordon/store';
 import { runStage, stagesEnabled, type RunningStage, type StageInput, type StageModule, type StageTelemetry } from '@cordon/stage';
@@ -10,7 +10,10 @@ import { ERR_UNKNOWN_SERVICE } from './errors.js';
 import { BUILTIN_STAGES } from './stages.js';
 
 export function openBus(config: CordonConfig, ctx: Context): Bus {
-  if (config.bus.kind === 'kafka') return createKafkaBus({ brokers: config.bus.brokers, clientId: config.bus.clientId, ctx: childContext(ctx, 'bus') });
+  if (config.bus.kind === 'kafka') {
+    const security = config.bus.clientConfig ? loadKafkaClientConfig(config.bus.clientConfig).security : undefined;
+    return createKafkaBus({ brokers: config.bus.brokers, clientId: config.bus.clientId, ...(security ? { security } : {}), ctx: childContext(ctx, 'bus') });
+  }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // agent commands are orders, like the compacted topics: on disk before the send returns
   return createEmbeddedBus({ dataDir: config.dataDir, ctx: childContext(ctx, 'bus'), fsync: { controlTopics: [TOPICS.agentCommands, TOPICS.audit] } });

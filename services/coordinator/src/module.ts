@@ -82,7 +82,8 @@ export const coordinatorStage = defineStage({
   summary: 'assignments: every running VM protected by exactly one of its watchdog or its agent',
   config: coordinatorConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: TOPICS.vmEvents }],
-  outputs: () => [TOPICS.assignments, TOPICS.agentCommands, TOPICS.alerts, TOPICS.state],
+  outputs: () => [TOPICS.assignments, TOPICS.agentCommands, TOPICS.alerts, TOPICS.state, TOPICS.dlq],
+  reads: () => [TOPICS.state, TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.agents],
   start: (stage) => startCoordinator(stage),
 });
 

@@ -27,6 +27,7 @@ export const dpiStage = defineStage({
   config: dpiConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: c.inputTopic }],
   outputs: (c) => [c.outputTopic, c.dlqTopic],
+  reads: () => [TOPICS.policy],
   async start(stage) {
     const { config, ctx } = stage;
     const { log, metrics, clock } = ctx;

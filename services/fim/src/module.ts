@@ -16,6 +16,7 @@ export const fimStage = defineStage({
   config: fimProcessorConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: c.inputTopic }],
   outputs: (c) => [c.outputTopic, c.dlqTopic],
+  reads: () => [],
   start(stage) {
     const { config, ctx } = stage;
     const alerter = new FimAlerter(config);

@@ -49,6 +49,7 @@ export const flowsStage = defineStage({
   config: flowsServiceConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: c.inputTopic }],
   outputs: (c) => [c.outputTopic, c.stateTopic, c.dlqTopic],
+  reads: (c) => [c.stateTopic, c.outputTopic],
   start(stage) {
     const { config, bus, ctx } = stage;
     const { log, metrics, clock } = ctx;

@@ -33,6 +33,7 @@ export const inventoryStage = defineStage({
   when: 'configured',
   inputs: () => [],
   outputs: () => [TOPICS.inventory, TOPICS.vmEvents, TOPICS.state],
+  reads: () => [TOPICS.inventory, TOPICS.vmEvents, TOPICS.state],
   async start(stage) {
     const table = await readTable(stage.bus, TOPICS.inventory);
     const codec = codecFor(TOPICS.inventory);

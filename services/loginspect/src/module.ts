@@ -29,6 +29,7 @@ export const loginspectStage = defineStage({
   config: loginspectServiceConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: c.inputTopic }],
   outputs: (c) => [c.alertsTopic, c.blocksTopic, c.stateTopic, c.dlqTopic],
+  reads: (c) => [c.stateTopic],
   start(stage) {
     const { config, ctx, bus } = stage;
     const { log, metrics, clock } = ctx;

@@ -32,6 +32,7 @@ export const managerStage = defineStage({
   // it consumes nothing as a group: every instance follows every table whole
   inputs: () => [],
   outputs: () => [TOPICS.policy, TOPICS.audit, TOPICS.blocks, TOPICS.agentCommands],
+  reads: () => [TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.agents, TOPICS.blocks],
   start: (stage) => startManager(stage),
 });
 

@@ -26,6 +26,7 @@ export const netconfStage = defineStage({
   config: netconfConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: TOPICS.netconf }],
   outputs: () => [TOPICS.alerts, TOPICS.state, TOPICS.dlq],
+  reads: () => [TOPICS.state],
   async start(stage) {
     const { bus, ctx, config } = stage;
     const snapCodec = codecFor(TOPICS.netconf);

@@ -34,6 +34,7 @@ export const notifyStage = defineStage({
     ...(c.silence.enabled ? silenceTopics(c).map((topic) => ({ group: `${c.groupId}-silence`, topic })) : []),
   ],
   outputs: (c) => [...(c.siem.enabled ? [c.siem.outputTopic] : []), c.alertsTopic, c.dlqTopic],
+  reads: () => [],
   start(stage) {
     const { config } = stage;
     if (config.siem.enabled) startSiemExport(stage);

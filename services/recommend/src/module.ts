@@ -51,6 +51,7 @@ export const recommendStage = defineStage({
     { group: c.groupId, topic: TOPICS.flows },
   ],
   outputs: (c) => [TOPICS.recommendations, TOPICS.state, TOPICS.dlq, ...(c.autoApply ? [TOPICS.policy] : [])],
+  reads: () => [TOPICS.inventory, TOPICS.policy, TOPICS.recommendations, TOPICS.state],
   async start(stage) {
     const { config, bus, ctx } = stage;
     const { log, metrics, clock } = ctx;

@@ -20,6 +20,7 @@ export const responderStage = defineStage({
   config: responderConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: TOPICS.alerts }],
   outputs: () => [TOPICS.blocks, TOPICS.dlq],
+  reads: () => [TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.blocks],
   async start(stage) {
     const { config, ctx } = stage;
     const { log, metrics, clock } = ctx;

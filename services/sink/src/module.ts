@@ -44,7 +44,8 @@ export const sinkStage = defineStage({
   summary: 'every topic with a table → ClickHouse (batched, idempotent inserts)',
   config: sinkConfigSchema,
   inputs: (c) => topicsOf(c).map((topic) => ({ group: c.groupId, topic })),
-  outputs: () => [],
+  outputs: () => [TOPICS.dlq],
+  reads: () => [],
   async start(stage) {
     const { config, ctx } = stage;
     const store = await stage.env.store();

@@ -31,7 +31,8 @@ export const watchdogStage = defineStage({
   config: watchdogConfigSchema,
   when: 'configured',
   inputs: () => [],
-  outputs: () => [TOPICS.packets, TOPICS.blocks, TOPICS.agents, TOPICS.alerts],
+  outputs: () => [TOPICS.packets, TOPICS.blocks, TOPICS.agents, TOPICS.alerts, TOPICS.dlq],
+  reads: () => [TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.agents, TOPICS.blocks],
   start: (stage) => startWatchdog(stage),
 });
 

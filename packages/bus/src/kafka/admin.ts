@@ -15,7 +15,7 @@ export class KafkaAdminImpl implements Admin {
     const client = this.bus.client;
     for (const spec of specs) {
       const have = existing.get(spec.name);
-      const ctx = { brokers: this.bus.brokers, topic: spec.name };
+      const ctx = { ...this.bus.identity, topic: spec.name };
       if (have) {
         if (have.partitions < spec.partitions) {
           try {
@@ -54,7 +54,7 @@ export class KafkaAdminImpl implements Admin {
     try {
       names = await this.bus.client.listTopics({ includeInternals: false });
     } catch (err) {
-      throw toBusError(err, 'listing topics', { brokers: this.bus.brokers });
+      throw toBusError(err, 'listing topics', { ...this.bus.identity });
     }
     const metas = await this.bus.fetchTopics(names);
     return metas.map((m) => ({ name: m.name, partitions: m.partitions })).sort((a, b) => a.name.localeCompare(b.name));
@@ -67,7 +67,7 @@ export class KafkaAdminImpl implements Admin {
     try {
       await this.bus.client.deleteTopics({ topics: present });
     } catch (err) {
-      if (!hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION')) throw toBusError(err, `deleting topics ${present.join(', ')}`, { brokers: this.bus.brokers });
+      if (!hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION')) throw toBusError(err, `deleting topics ${present.join(', ')}`, { ...this.bus.identity });
     }
   }
 
@@ -83,7 +83,7 @@ export class KafkaAdminImpl implements Admin {
       for (const t of res) for (const p of t.partitions) out.set(p.partitionIndex, p.offset);
       return new Map([...out].sort(([a], [b]) => a - b));
     } catch (err) {
-      throw toBusError(err, `listing end offsets of ${topic}`, { brokers: this.bus.brokers, topic });
+      throw toBusError(err, `listing end offsets of ${topic}`, { ...this.bus.identity, topic });
     }
   }
 
@@ -103,7 +103,7 @@ export class KafkaAdminImpl implements Admin {
       }
       return new Map([...out].sort(([a], [b]) => a - b));
     } catch (err) {
-      throw toBusError(err, `listing committed offsets of group ${groupId}`, { brokers: this.bus.brokers, topic });
+      throw toBusError(err, `listing committed offsets of group ${groupId}`, { ...this.bus.identity, topic });
     }
   }
 

@@ -10,13 +10,16 @@ import type { Bus, Consumer, ConsumerOptions, Producer } from '../types.js';
 import { ERR_CLOSED, ERR_UNKNOWN_TOPIC } from '../errors.js';
 import { KafkaAdminImpl } from './admin.js';
 import { KafkaConsumer } from './consumer.js';
-import { isUnknownTopic, toBusError } from './errors.js';
+import { connectionSecurity, type KafkaSecurity } from './client-config.js';
+import { isUnknownTopic, toBusError, type BusIdentity } from './errors.js';
 import { KafkaProducer } from './producer.js';
 
 export interface KafkaBusOptions {
   /** host:port of one or more brokers, e.g. ['127.0.0.1:19092']. */
   brokers: string[];
   clientId?: string;
+  /** TLS and SASL (loadKafkaClientConfig reads them from a client configuration file); none: plaintext. */
+  security?: KafkaSecurity;
   ctx?: Context;
 }
 
@@ -49,6 +52,10 @@ export class KafkaBus implements Bus {
   readonly brokers: string[];
   readonly clientId: string;
   readonly ctx: Context;
+  /** TLS and SASL options of every connection this bus opens (admin, producers, consumers' pools). */
+  readonly connection: ReturnType<typeof connectionSecurity>;
+  /** Brokers and SASL user, for error messages (never the password). */
+  readonly identity: BusIdentity;
   /** Shared metadata/admin connection; consumers and producers open their own. */
   readonly client: PlatformaticAdmin;
   private readonly topics = new Map<string, TopicMeta>();
@@ -61,12 +68,15 @@ export class KafkaBus implements Bus {
     this.brokers = [...opts.brokers];
     this.clientId = opts.clientId ?? 'cordon';
     this.ctx = childContext(opts.ctx ?? createContext(), 'bus.kafka');
+    this.connection = connectionSecurity(opts.security);
+    this.identity = { brokers: this.brokers, ...(opts.security?.sasl ? { user: opts.security.sasl.username } : {}) };
     this.client = new PlatformaticAdmin({
       clientId: `${this.clientId}-admin`,
       bootstrapBrokers: this.brokers,
       // Fail fast and let callers decide: a bus caller retries at its own level.
       retries: 2,
       retryDelay: 250,
+      ...this.connection,
     });
     this.admin = new KafkaAdminImpl(this);
   }
@@ -112,7 +122,7 @@ export class KafkaBus implements Bus {
         }
         return (await Promise.all(names.map((n) => this.fetchTopics([n])))).flat();
       }
-      throw toBusError(err, 'metadata request', { brokers: this.brokers });
+      throw toBusError(err, 'metadata request', { ...this.identity });
     }
     for (const [id, b] of md.brokers) this.brokerById.set(id, { host: b.host, port: b.port });
     const out: TopicMeta[] = [];
@@ -148,7 +158,7 @@ export class KafkaBus implements Bus {
       for (const [id, x] of md.brokers) this.brokerById.set(id, { host: x.host, port: x.port });
       b = this.brokerById.get(nodeId);
     }
-    if (!b) throw toBusError(new Error(`broker ${nodeId} is not in the cluster metadata`), 'metadata request', { brokers: this.brokers });
+    if (!b) throw toBusError(new Error(`broker ${nodeId} is not in the cluster metadata`), 'metadata request', { ...this.identity });
     return b;
   }
 

@@ -29,9 +29,9 @@ import type { Context, Logger, Metrics } from '@cordon/runtime';
 import type {
   Batch, BusHeaders, ConsumedRecord, Consumer, ConsumerOptions, TopicPartition, TopicPartitionOffset,
 } from '../types.js';
-import { ERR_CLOSED, ERR_KAFKA_GROUP, ERR_NOT_ASSIGNED } from '../errors.js';
+import { ERR_CLOSED, ERR_KAFKA_DENIED, ERR_KAFKA_GROUP, ERR_NOT_ASSIGNED } from '../errors.js';
 import type { BrokerAddress, KafkaBus, TopicMeta } from './bus.js';
-import { hasKafkaError, isNetworkError, responseOf, toBusError } from './errors.js';
+import { hasKafkaError, isNetworkError, isSecurityFailure, responseOf, toBusError } from './errors.js';
 import {
   PROTOCOL_TYPE, RANGE, decodeAssignment, decodeSubscription, encodeAssignment, encodeSubscription, rangeAssign,
 } from './group-protocol.js';
@@ -114,8 +114,8 @@ export class KafkaConsumer implements Consumer {
     this.metrics = ctx.metrics.child('consumer');
     const clientId = `${bus.clientId}-consumer`;
     // JoinGroup is answered only when every member has rejoined: its timeout must outlast that.
-    this.groupPool = new ConnectionPool(clientId, { requestTimeout: REBALANCE_TIMEOUT_MS + 10_000, connectTimeout: 5_000 });
-    this.fetchPool = new ConnectionPool(clientId, { requestTimeout: FETCH_MAX_WAIT_MS + 30_000, connectTimeout: 5_000 });
+    this.groupPool = new ConnectionPool(clientId, { requestTimeout: REBALANCE_TIMEOUT_MS + 10_000, connectTimeout: 5_000, ...bus.connection });
+    this.fetchPool = new ConnectionPool(clientId, { requestTimeout: FETCH_MAX_WAIT_MS + 30_000, connectTimeout: 5_000, ...bus.connection });
   }
 
   run(eachBatch: (batch: Batch) => Promise<void>): Promise<void> {
@@ -264,6 +264,7 @@ export class KafkaConsumer implements Consumer {
         await this.opts.onAssign?.(this.assignment());
         return;
       } catch (err) {
+        if (isSecurityFailure(err)) throw toBusError(err, `joining consumer group ${this.opts.groupId}`, { ...this.bus.identity });
         if (errorName(err, COORDINATOR_ERRORS) || isNetworkError(err)) {
           this.coordinator = null;
         } else if (hasKafkaError(err, 'UNKNOWN_MEMBER_ID')) {
@@ -390,7 +391,7 @@ export class KafkaConsumer implements Consumer {
         this.coordinator = { host: found.host, port: found.port };
       } catch (err) {
         if (errorName(err, COORDINATOR_ERRORS)) throw err; // retried by the caller
-        throw toBusError(err, `finding the coordinator of group ${this.opts.groupId}`, { brokers: this.bus.brokers });
+        throw toBusError(err, `finding the coordinator of group ${this.opts.groupId}`, { ...this.bus.identity });
       }
     }
     return this.groupPool.get(this.coordinator);
@@ -422,7 +423,7 @@ export class KafkaConsumer implements Consumer {
           await sleep(RETRY_BACKOFF_MS);
           continue;
         }
-        throw toBusError(err, `committing offsets of group ${this.opts.groupId}`, { brokers: this.bus.brokers });
+        throw toBusError(err, `committing offsets of group ${this.opts.groupId}`, { ...this.bus.identity });
       }
     }
   }
@@ -525,6 +526,7 @@ export class KafkaConsumer implements Consumer {
       response = await fetchV17.api.async(conn, FETCH_MAX_WAIT_MS, 1, FETCH_MAX_BYTES, FetchIsolationLevels.READ_UNCOMMITTED, 0, -1, request, [], '');
     } catch (err) {
       const partial = responseOf<fetchV17.FetchResponse>(err);
+      if (isSecurityFailure(err) && !partial) throw toBusError(err, `fetching ${[...byTopic.keys()].join(', ')}`, { ...this.bus.identity });
       if (!partial || !Array.isArray(partial.responses)) {
         // No answer at all (broker restarting, connection lost): refresh metadata and retry.
         if (this.stopping) return [];
@@ -552,6 +554,8 @@ export class KafkaConsumer implements Consumer {
           if (o.position === start) reset.push(o);
           continue;
         }
+        // TOPIC_AUTHORIZATION_FAILED: no READ ACL on the topic; fetching again cannot succeed
+        if (p.errorCode === 29) throw ERR_KAFKA_DENIED(`fetching ${topic}`, 'TOPIC_AUTHORIZATION_FAILED', this.bus.identity.user ? `principal "${this.bus.identity.user}"` : 'this client');
         if (p.errorCode !== 0) {
           // Leadership moved or metadata is stale: look again before the next fetch.
           this.bus.forgetTopic(topic);

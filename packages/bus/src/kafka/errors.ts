@@ -3,7 +3,7 @@
  * error codes as nested ProtocolErrors carrying `apiId` (e.g. 'REBALANCE_IN_PROGRESS').
  */
 import { CordonError } from '@cordon/runtime';
-import { ERR_KAFKA, ERR_KAFKA_UNREACHABLE, ERR_UNKNOWN_TOPIC } from '../errors.js';
+import { ERR_KAFKA, ERR_KAFKA_AUTH, ERR_KAFKA_DENIED, ERR_KAFKA_TLS, ERR_KAFKA_UNREACHABLE, ERR_UNKNOWN_TOPIC } from '../errors.js';
 
 interface FindableError {
   findBy?: (property: string, value: unknown) => unknown;
@@ -31,15 +31,66 @@ export function isUnknownTopic(err: unknown): boolean {
 export function isNetworkError(err: unknown): boolean {
   const e = err as FindableError | null;
   if (!e) return false;
+  // a refused login arrives as a NetworkError, but trying again cannot succeed
+  if (isSecurityFailure(err)) return false;
   if (e.code === 'PLT_KFK_NETWORK' || e.code === 'PLT_KFK_TIMEOUT') return true;
   if (typeof e.findBy === 'function' && (e.findBy('code', 'PLT_KFK_NETWORK') || e.findBy('code', 'ECONNREFUSED'))) return true;
   return false;
 }
 
+/**
+ * The first error in `err`'s tree — its aggregated `errors` and its `cause` chain, which the
+ * client's findBy does not follow (an authentication failure arrives as a NetworkError whose
+ * cause is the AuthenticationError) — that `match` accepts.
+ */
+export function findError(err: unknown, match: (e: Record<string, unknown>) => boolean, depth = 0): Record<string, unknown> | null {
+  if (!err || typeof err !== 'object' || depth > 8) return null;
+  const e = err as Record<string, unknown>;
+  if (match(e)) return e;
+  for (const inner of Array.isArray(e.errors) ? e.errors : []) {
+    const found = findError(inner, match, depth + 1);
+    if (found) return found;
+  }
+  return findError(e.cause, match, depth + 1);
+}
+
+/** The broker refused for want of an ACL: TOPIC_/GROUP_/CLUSTER_/TRANSACTIONAL_ID_AUTHORIZATION_FAILED. */
+export function authorizationFailure(err: unknown): string | null {
+  const found = findError(err, (e) => typeof e.apiId === 'string' && e.apiId.endsWith('_AUTHORIZATION_FAILED'));
+  return (found?.apiId as string | undefined) ?? null;
+}
+
+/** Refused credentials, a missing ACL or a failed TLS handshake: retrying cannot help. */
+export function isSecurityFailure(err: unknown): boolean {
+  return Boolean(
+    findError(err, (e) => e.code === 'PLT_KFK_AUTHENTICATION' || e.apiId === 'SASL_AUTHENTICATION_FAILED' || e.apiId === 'UNSUPPORTED_SASL_MECHANISM') ||
+      authorizationFailure(err) ||
+      findError(err, (e) => typeof e.code === 'string' && TLS_CODES.test(e.code)),
+  );
+}
+
+const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_|HOSTNAME_MISMATCH)/;
+
+/** Who the bus authenticates as, for messages. */
+export interface BusIdentity {
+  brokers: string[];
+  topic?: string;
+  /** The SASL user, when there is one. */
+  user?: string;
+}
+
 /** Map any failure of `what` to a CordonError with a stable code, keeping the cause. */
-export function toBusError(err: unknown, what: string, ctx: { brokers: string[]; topic?: string }): CordonError {
+export function toBusError(err: unknown, what: string, ctx: BusIdentity): CordonError {
   if (err instanceof CordonError) return err;
+  const who = ctx.user ? `principal "${ctx.user}"` : 'this client (no SASL user: is a client configuration missing?)';
+  if (findError(err, (e) => e.code === 'PLT_KFK_AUTHENTICATION' || e.apiId === 'SASL_AUTHENTICATION_FAILED' || e.apiId === 'UNSUPPORTED_SASL_MECHANISM')) {
+    return ERR_KAFKA_AUTH.withCause(err, ctx.brokers.join(','), who);
+  }
+  const denied = authorizationFailure(err);
+  if (denied) return ERR_KAFKA_DENIED.withCause(err, ctx.topic ? `${what} (topic ${ctx.topic})` : what, denied, who);
   if (ctx.topic !== undefined && isUnknownTopic(err)) return ERR_UNKNOWN_TOPIC.withCause(err, ctx.topic);
+  const tls = findError(err, (e) => typeof e.code === 'string' && TLS_CODES.test(e.code));
+  if (tls) return ERR_KAFKA_TLS.withCause(err, ctx.brokers.join(','), `${tls.code as string}: ${(tls.message as string | undefined) ?? ''}`.trim());
   if (isNetworkError(err)) return ERR_KAFKA_UNREACHABLE.withCause(err, ctx.brokers.join(','));
   const detail = (err as Error)?.message ?? String(err);
   return ERR_KAFKA.withCause(err, `${what}: ${detail}`);

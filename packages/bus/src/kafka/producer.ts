@@ -43,6 +43,7 @@ export class KafkaProducer implements Producer {
       autocreateTopics: false,
       retries: 3,
       retryDelay: 250,
+      ...bus.connection,
     });
   }
 
@@ -104,7 +105,7 @@ export class KafkaProducer implements Producer {
     } catch (err) {
       this.metrics.inc('errors');
       if (hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION') || hasKafkaError(err, 'NOT_LEADER_OR_FOLLOWER')) this.bus.forgetTopic(topic);
-      throw toBusError(err, `producing ${records.length} records to ${topic}`, { brokers: this.bus.brokers, topic });
+      throw toBusError(err, `producing ${records.length} records to ${topic}`, { ...this.bus.identity, topic });
     }
     this.metrics.inc('sent', records.length);
     return out;
