@@ -24,3 +24,18 @@ export const ERR_METRICS_ADDR = defineError(
   'CORDON_ERR_METRICS_ADDR',
   (addr: string) => `metrics address "${addr}" is not HOST:PORT (e.g. 127.0.0.1:9464) or "off"`,
 );
+export const ERR_RECORD_UNSIGNED = defineError(
+  'CORDON_ERR_RECORD_UNSIGNED',
+  (topic: string) =>
+    `a record on ${topic} carries no producer signature (headers cordon-agent, cordon-sig), and records on this topic must be signed by the agent or watchdog that produced them; it was dead-lettered. If it came from an agent, that agent predates signing or lost its key: enroll it again`,
+);
+export const ERR_RECORD_FORGED = defineError(
+  'CORDON_ERR_RECORD_FORGED',
+  (topic: string, producer: string, detail: string) =>
+    `a record on ${topic} signed as ${producer} does not hold (${detail}); it was dead-lettered and never acted on. If ${producer} is real, check that the coordinator registered its key (topic cordon.producers.v1)`,
+);
+export const ERR_RECORD_MISBOUND = defineError(
+  'CORDON_ERR_RECORD_MISBOUND',
+  (topic: string, producer: string, detail: string) =>
+    `a record on ${topic} signed by ${producer} speaks for something it is not enrolled for (${detail}); it was dead-lettered and never acted on`,
+);

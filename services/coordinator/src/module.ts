@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { partitionForKey, type ConsumedRecord, type ProduceRecord } from '@cordon/bus';
 import { describeError } from '@cordon/runtime';
 import { PolicyView } from '@cordon/policy';
-import { defineStage, type Stage } from '@cordon/stage';
-import { alertId, codecFor, NO_FLOW, TOPICS, type AgentRecord, type AlertInput, type Assignment, type StageState, type VmEvent } from '@cordon/schemas';
+import { ed25519PublicKey, defineStage, PRODUCER_HEADER, SIGNATURE_HEADER, verifyRecord, type Stage } from '@cordon/stage';
+import { alertId, codecFor, NO_FLOW, TOPICS, type AgentRecord, type AlertInput, type Assignment, type ProducerKey, type StageState, type VmEvent } from '@cordon/schemas';
 import { changed, decide, versionAtLeast, type AgentState, type Coordination, type Desired, type VmState } from './decide.js';
 import { ERR_COORDINATOR_BINDING, ERR_COORDINATOR_SECRET } from './errors.js';
 import { AgentTrust, type Binding, type TrustEffects } from './trust.js';
@@ -82,7 +82,7 @@ export const coordinatorStage = defineStage({
   summary: 'assignments: every running VM protected by exactly one of its watchdog or its agent',
   config: coordinatorConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: TOPICS.vmEvents }],
-  outputs: () => [TOPICS.assignments, TOPICS.agentCommands, TOPICS.alerts, TOPICS.state],
+  outputs: () => [TOPICS.assignments, TOPICS.agentCommands, TOPICS.alerts, TOPICS.state, TOPICS.producers],
   start: (stage) => startCoordinator(stage),
 });
 
@@ -110,6 +110,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     commands: codecFor(TOPICS.agentCommands),
     alerts: codecFor(TOPICS.alerts),
     state: codecFor(TOPICS.state),
+    producers: codecFor(TOPICS.producers),
   };
   const owned = new Set<number>();
   const topicInfo = (await bus.admin.listTopics()).find((t) => t.name === TOPICS.vmEvents);
@@ -194,7 +195,17 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     }
     if (rec.kind === 'watchdog') return;
     const token = r.headers[TOKEN_HEADER]?.toString() ?? null;
-    const { verdict, effects } = trust.judge(rec, token, clock.now());
+    const producer = r.headers[PRODUCER_HEADER]?.toString();
+    const sig = r.headers[SIGNATURE_HEADER];
+    const signedBy = (pub: Buffer): boolean => {
+      if (producer !== rec.agent || !sig) return false;
+      try {
+        return verifyRecord(ed25519PublicKey(pub), r.topic, r.key, r.value, producer, sig);
+      } catch {
+        return false;
+      }
+    };
+    const { verdict, effects } = trust.judge(rec, token, clock.now(), signedBy);
     const incarnation = verdict.identity?.incarnation ?? '?';
     const key = `${rec.agent}|${incarnation}`;
     const before = known.agents.get(key);
@@ -235,6 +246,21 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         emitted_ids: [],
       };
       await stage.send(TOPICS.state, [{ key: Buffer.from(bindingKey(rec.agent)), value: codec.state.encode(st) }]);
+      // the stages check the agent's records against this (before its `enrolled` verdict goes out)
+      if (effects.keyRegistered && effects.binding.publicKey) {
+        const pk: ProducerKey = {
+          producer: rec.agent,
+          kind: 'agent',
+          vm: effects.binding.vm,
+          host: null,
+          public_key: Buffer.from(effects.binding.publicKey, 'base64'),
+          registered_us: nowUs(),
+          registered_by: `enroll-token:${effects.binding.tokenId ?? '?'}`,
+        };
+        await stage.send(TOPICS.producers, [{ key: Buffer.from(rec.agent), value: codec.producers.encode(pk) }]);
+        metrics.inc('producer_keys_registered');
+        log.info({ agent: rec.agent, vm: pk.vm }, "An agent's signing key was registered.");
+      }
     }
     const alerts: ProduceRecord[] = [];
     for (const a of effects.alerts) {
