@@ -118,6 +118,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   const mine = (vm: string) => owned.has(partitionForKey(Buffer.from(vm), partitions, () => 0));
   /** Effects already carried out (alert and command keys), so a heartbeat repeating does not repeat them. */
   const done = new Set<string>();
+  /** Per agent, the public key this instance published on the producers topic. */
+  const published = new Map<string, string>();
 
   const coordination = (): Coordination & { heartbeatIntervalMs: number } => ({ ...DEFAULT_COORDINATION, ...(policy.policies.get(config.policyId)?.doc.coordination ?? {}) });
   const policyVersion = () => policy.policies.get(config.policyId)?.version ?? 0;
@@ -225,6 +227,12 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       capture: rec.capture,
       inspectingUs: moved ? rec.heartbeat_us : (before?.inspectingUs ?? 0),
     });
+    // a key bound while this instance did not own the VM (or before a restart) is published by the owner
+    const bound = trust.bindings.get(rec.agent);
+    if (!restoring && mine(rec.vm) && bound?.publicKey && published.get(rec.agent) !== bound.publicKey) {
+      effects.binding = bound;
+      effects.keyRegistered = true;
+    }
     if (!restoring && mine(rec.vm)) await carryOut(rec, effects);
     else if (effects.binding) trust.bindings.set(rec.agent, effects.binding);
     if (!restoring && mine(rec.vm)) {
@@ -258,6 +266,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
           registered_by: `enroll-token:${effects.binding.tokenId ?? '?'}`,
         };
         await stage.send(TOPICS.producers, [{ key: Buffer.from(rec.agent), value: codec.producers.encode(pk) }]);
+        published.set(rec.agent, effects.binding.publicKey);
         metrics.inc('producer_keys_registered');
         log.info({ agent: rec.agent, vm: pk.vm }, "An agent's signing key was registered.");
       }
