@@ -4,7 +4,7 @@ import { describeError, type Clock, type Logger } from '@cordon/runtime';
 import { agentEnforcer, alertId, codecFor, complete, NO_FLOW, TOPICS, type ProducerKey } from '@cordon/schemas';
 import type { KeyObject } from 'node:crypto';
 import { ERR_RECORD_FORGED, ERR_RECORD_MISBOUND, ERR_RECORD_UNSIGNED } from './errors.js';
-import { ed25519PublicKey, PRODUCER_HEADER, SIGNATURE_HEADER, verifyRecord } from './record-sign.js';
+import { ed25519PublicKey, PRODUCER_HEADER, SIGNATURE_HEADER, verifyRecord, VerifiedRoots } from './record-sign.js';
 
 /**
  * Which topics carry records of agents and watchdogs, and what a record there says about who
@@ -55,6 +55,8 @@ export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
 interface Entry {
   rec: ProducerKey;
   key: KeyObject;
+  /** The key's bytes, naming it in the verified-roots cache (a replaced key verifies nothing of the old one's). */
+  keyId: string;
 }
 
 /**
@@ -89,7 +91,7 @@ export class ProducerKeys {
     try {
       const rec = this.codec.decode(r.value);
       if (rec.producer !== id) throw new Error(`its key ${id} names another producer than its value (${rec.producer})`);
-      this.table.set(id, { rec, key: ed25519PublicKey(rec.public_key) });
+      this.table.set(id, { rec, key: ed25519PublicKey(rec.public_key), keyId: rec.public_key.toString('base64') });
     } catch (err) {
       // a key that does not parse verifies nothing: that producer's records are refused
       this.table.delete(id);
@@ -130,6 +132,7 @@ const SIGNATURES: Record<Refusal, string> = {
 export class RecordTrust {
   private readonly lastAlert = new Map<Refusal, { at: number; since: number }>();
   private readonly alertCodec = codecFor(TOPICS.alerts);
+  private readonly roots = new VerifiedRoots();
 
   constructor(
     private readonly stage: string,
@@ -154,7 +157,7 @@ export class RecordTrust {
     const keys = await this.keys();
     const entry = keys.get(producer) ?? (await keys.lookup(producer));
     if (!entry) return Object.assign(ERR_RECORD_FORGED(r.topic, producer, 'no key is registered for it'), { refusal: 'forged' as const });
-    if (!verifyRecord(entry.key, r.topic, r.key, r.value, producer, sig)) {
+    if (!verifyRecord(entry.key, r.topic, r.key, r.value, producer, r.headers, this.roots, entry.keyId)) {
       return Object.assign(ERR_RECORD_FORGED(r.topic, producer, 'the signature does not verify with its registered key'), { refusal: 'forged' as const });
     }
     const why = rule.misbound(entry.rec, (value ?? {}) as Record<string, unknown>, r.key?.toString() ?? '');

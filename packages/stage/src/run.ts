@@ -88,7 +88,7 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
   const send = async (topic: string, records: ProduceRecord[]) => {
     if (records.length === 0) return;
     const s = signer;
-    await producer.send(topic, s ? records.map((r) => s.sign(topic, r)) : records);
+    await producer.send(topic, s ? s.signAll(topic, records) : records);
     counters.records(topic, 'out', records.length);
     ctx.metrics.inc('sent', records.length);
   };

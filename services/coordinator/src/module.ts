@@ -198,11 +198,10 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     if (rec.kind === 'watchdog') return;
     const token = r.headers[TOKEN_HEADER]?.toString() ?? null;
     const producer = r.headers[PRODUCER_HEADER]?.toString();
-    const sig = r.headers[SIGNATURE_HEADER];
     const signedBy = (pub: Buffer): boolean => {
-      if (producer !== rec.agent || !sig) return false;
+      if (producer !== rec.agent || !r.headers[SIGNATURE_HEADER]) return false;
       try {
-        return verifyRecord(ed25519PublicKey(pub), r.topic, r.key, r.value, producer, sig);
+        return verifyRecord(ed25519PublicKey(pub), r.topic, r.key, r.value, producer, r.headers);
       } catch {
         return false;
       }
