@@ -105,7 +105,7 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
         agent: agentIdFor(readEnrollToken(tok)), vm: claims, version: '0.1.0', config_hash: 'h',
         identity: JSON.stringify({ generation: 1, incarnation: randomBytes(4).toString('hex'), hw: randomBytes(16).toString('hex') }),
         heartbeat_us: wallUs(), status: 'running', kind: 'agent', host: null, policy_version: world.policyVersion,
-        capture: { active: true, frames: 100, published: 100, inspected_until_us: wallUs() }, acks: {}, heartbeat_interval_ms: HEARTBEAT_MS,
+        capture: { active: true, frames: 100, published: 100, inspected_until_us: wallUs() }, acks: {}, heartbeat_interval_ms: HEARTBEAT_MS, public_key: null,
       };
       await world.bus.producer().send(TOPICS.agents, [{ key: Buffer.from(rec.agent), value: codecFor(TOPICS.agents).encode(rec), headers: { [TOKEN_HEADER]: Buffer.from(tok) } }]);
     };

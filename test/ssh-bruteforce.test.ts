@@ -13,8 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createKafkaBus, readTable } from '@cordon/bus';
-import { allTopicSpecs, codecFor, TOPICS } from '@cordon/schemas';
+import { allTopicSpecs, codecFor, TOPICS, type InventoryRecord } from '@cordon/schemas';
 import { makeEnrollToken, NftEnforcer } from '@cordon/agent';
+import { coordinatorStage } from '@cordon/coordinator';
 import { loginspectStage } from '@cordon/loginspect';
 import { runStage } from '@cordon/stage';
 import { canUseNetns, freshCordonTopics, kafkaBrokers, makePair } from '@cordon/testkit';
@@ -39,7 +40,18 @@ test('an SSH brute force in a tailed log ends with the attacker blocked by the a
   const sshd = pair.listen(22);
   const authLog = join(dir, 'auth.log');
   writeFileSync(authLog, `${syslogTime(new Date())} web1 sshd[900]: Server listening on 0.0.0.0 port 22.\n`);
-  const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
+  // on Kafka stages accept an agent's logs only signed by the key the coordinator registered
+  // at its enrollment: the coordinator runs here, with the cluster's enrollment secret and the VM
+  const secret = randomBytes(32);
+  const secretFile = join(dir, 'enroll.key');
+  writeFileSync(secretFile, secret.toString('hex'), { mode: 0o600 });
+  const inv: InventoryRecord = {
+    kind: 'vm', id: 'vm-web-1', name: 'vm-web-1', host: 'hv1', power: 'on', guest_os: null, nics: [{ mac: '52:54:00:00:00:01', ips: [pair.vmIp], network: null }],
+    updated_us: Date.now() * 1000, cluster: null, connection: null, snapshot: null, template: false, connector: 'file', source: 'test',
+  };
+  await bus.producer().send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-web-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
+  const coordinator = await runStage(coordinatorStage, { bus, ctx, config: { enrollSecretFile: secretFile, tickMs: 100 }, env: { dataDir: dir } });
+  const token = makeEnrollToken(secret, 'vm-web-1', 3_600_000, Date.now());
   const config = join(dir, 'agent.yaml');
   writeFileSync(
     config,
@@ -91,6 +103,7 @@ test('an SSH brute force in a tailed log ends with the attacker blocked by the a
     agent.kill('SIGTERM');
     await new Promise((r) => agent.once('exit', r));
     await inspector.stop();
+    await coordinator.stop();
     nft.close();
     await bus.close();
     sshd.kill();

@@ -477,7 +477,8 @@ export class CoordinationWorld {
         ...(o.checkpointS ? { checkpointS: o.checkpointS } : {}),
         ...(o.verdictWaitS !== undefined ? { verdictWaitS: o.verdictWaitS } : {}),
         netconf: { enabled: false },
-        ...(o.fimPaths ? { fim: { paths: o.fimPaths, scanIntervalS: 0 } } : {}),
+        // the lab's file trees are its own temp dirs: they are the agent's roots (main's fimRoots check refused them)
+        ...(o.fimPaths ? { fim: { paths: o.fimPaths, scanIntervalS: 0 }, fimRoots: o.fimPaths } : {}),
         capture: { enabled: true, interface: 'eth0', netns: ns, pollMs: 20, holdMs: 10_000 },
         enforce: { enabled: true, netns: ns, table: 'cordon' },
       },

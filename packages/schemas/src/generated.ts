@@ -48,10 +48,12 @@ export interface AgentRecord {
   /** VM -> the assignment epoch it applies. */
   acks: Record<string, number>;
   heartbeat_interval_ms: number;
+  /** The sender's Ed25519 public key (32 raw bytes) that signs every record it produces (header cordon-sig): registered by the coordinator with the enrollment proof that comes with it, first key wins (docs/security.md). */
+  public_key: null | Buffer;
 }
 
 /** AgentRecord as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
-export type AgentRecordInput = Omit<AgentRecord, "kind" | "host" | "policy_version" | "capture" | "acks" | "heartbeat_interval_ms"> & Partial<Pick<AgentRecord, "kind" | "host" | "policy_version" | "capture" | "acks" | "heartbeat_interval_ms">>;
+export type AgentRecordInput = Omit<AgentRecord, "public_key"> & Partial<Pick<AgentRecord, "public_key">>;
 
 export type AlertAction = "alert" | "drop" | "reject" | "pass";
 
@@ -414,6 +416,22 @@ export interface PolicyRecord {
   updated_by: string;
 }
 
+/** The public key an agent or watchdog signs its records with, and what it is bound to (compacted; written only by the coordinator, on a verified enrollment). Key: producer id (agent id, or watchdog:<host>); a tombstone revokes it. */
+export interface ProducerKey {
+  /** The id in the cordon-agent header of its records. */
+  producer: string;
+  kind: SensorKind;
+  /** The VM an agent is enrolled for: the only VM its records may name. */
+  vm: null | string;
+  /** A watchdog's host. */
+  host: null | string;
+  /** Ed25519, 32 raw bytes. */
+  public_key: Buffer;
+  registered_us: number;
+  /** What vouched for the key: the enrollment token's id. */
+  registered_by: string;
+}
+
 export interface ServiceEvidence {
   /** tcp or udp. */
   proto: string;
@@ -738,6 +756,15 @@ export const AVRO_SCHEMAS = {
         "name": "heartbeat_interval_ms",
         "type": "long",
         "default": 0
+      },
+      {
+        "name": "public_key",
+        "type": [
+          "null",
+          "bytes"
+        ],
+        "default": null,
+        "doc": "The sender's Ed25519 public key (32 raw bytes) that signs every record it produces (header cordon-sig): registered by the coordinator with the enrollment proof that comes with it, first key wins (docs/security.md)."
       }
     ]
   },
@@ -2129,6 +2156,62 @@ export const AVRO_SCHEMAS = {
       }
     ]
   },
+  "ProducerKey": {
+    "type": "record",
+    "name": "ProducerKey",
+    "namespace": "io.cordon.v1",
+    "doc": "The public key an agent or watchdog signs its records with, and what it is bound to (compacted; written only by the coordinator, on a verified enrollment). Key: producer id (agent id, or watchdog:<host>); a tombstone revokes it.",
+    "fields": [
+      {
+        "name": "producer",
+        "type": "string",
+        "doc": "The id in the cordon-agent header of its records."
+      },
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "SensorKind",
+          "symbols": [
+            "agent",
+            "watchdog"
+          ]
+        }
+      },
+      {
+        "name": "vm",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The VM an agent is enrolled for: the only VM its records may name."
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "A watchdog's host."
+      },
+      {
+        "name": "public_key",
+        "type": "bytes",
+        "doc": "Ed25519, 32 raw bytes."
+      },
+      {
+        "name": "registered_us",
+        "type": "long"
+      },
+      {
+        "name": "registered_by",
+        "type": "string",
+        "doc": "What vouched for the key: the enrollment token's id."
+      }
+    ]
+  },
   "Recommendation": {
     "type": "record",
     "name": "Recommendation",
@@ -2697,6 +2780,7 @@ export interface TopicValues {
   "cordon.dlq.v1": DeadLetter;
   "cordon.state.v1": StageState;
   "cordon.recommendations.v1": Recommendation;
+  "cordon.producers.v1": ProducerKey;
 }
 
 export type TopicName = keyof TopicValues;
@@ -2721,6 +2805,7 @@ export interface TopicInputs {
   "cordon.dlq.v1": DeadLetter;
   "cordon.state.v1": StageState;
   "cordon.recommendations.v1": Recommendation;
+  "cordon.producers.v1": ProducerKey;
 }
 
 export interface TopicManifestEntry {
@@ -3367,6 +3452,126 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
       }
     ]
   },
+  "30": {
+    "type": "record",
+    "name": "AgentRecord",
+    "namespace": "io.cordon.v1",
+    "doc": "Registration and heartbeat of an agent, or status of a watchdog (compacted). Key: agent id, or watchdog:<host>.",
+    "fields": [
+      {
+        "name": "agent",
+        "type": "string"
+      },
+      {
+        "name": "vm",
+        "type": "string",
+        "doc": "The VM an agent runs in; empty for a watchdog."
+      },
+      {
+        "name": "version",
+        "type": "string"
+      },
+      {
+        "name": "config_hash",
+        "type": "string"
+      },
+      {
+        "name": "identity",
+        "type": "string",
+        "doc": "Instance identity that tells clones and reverted snapshots apart (JSON: generation, incarnation, hw)."
+      },
+      {
+        "name": "heartbeat_us",
+        "type": "long"
+      },
+      {
+        "name": "status",
+        "type": {
+          "type": "enum",
+          "name": "AgentStatus",
+          "symbols": [
+            "enrolled",
+            "running",
+            "stopping"
+          ]
+        }
+      },
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "SensorKind",
+          "symbols": [
+            "agent",
+            "watchdog"
+          ]
+        },
+        "default": "agent"
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "A watchdog's host."
+      },
+      {
+        "name": "policy_version",
+        "type": "long",
+        "default": 0,
+        "doc": "The version of its policy the sender applies."
+      },
+      {
+        "name": "capture",
+        "type": [
+          "null",
+          {
+            "type": "record",
+            "name": "CaptureStatus",
+            "fields": [
+              {
+                "name": "active",
+                "type": "boolean",
+                "doc": "Capturing (its own NIC, or the host bridge)."
+              },
+              {
+                "name": "frames",
+                "type": "long",
+                "doc": "Frames captured so far: moving counters show it inspects."
+              },
+              {
+                "name": "published",
+                "type": "long",
+                "doc": "Frames published for inspection so far."
+              },
+              {
+                "name": "inspected_until_us",
+                "type": "long",
+                "doc": "No frame stamped at or after this is published by this sender (an agent: a lease each heartbeat renews, ahead of its frames; the newest frame it published when it stops): a successor takes over from here."
+              }
+            ]
+          }
+        ],
+        "default": null
+      },
+      {
+        "name": "acks",
+        "type": {
+          "type": "map",
+          "values": "long"
+        },
+        "default": {},
+        "doc": "VM -> the assignment epoch it applies."
+      },
+      {
+        "name": "heartbeat_interval_ms",
+        "type": "long",
+        "default": 0
+      }
+    ]
+  },
   "31": {
     "type": "record",
     "name": "Assignment",
@@ -3513,12 +3718,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.agents.v1": {
     "schema": "AgentRecord",
-    "id": 30,
+    "id": 50,
     "partitions": 3,
     "cleanup": "compact",
     "retentionMs": -1,
     "previous": [
-      8
+      8,
+      30
     ]
   },
   "cordon.assignments.v1": {
@@ -3606,6 +3812,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
     "partitions": 3,
     "cleanup": "compact",
     "retentionMs": -1
+  },
+  "cordon.producers.v1": {
+    "schema": "ProducerKey",
+    "id": 51,
+    "partitions": 1,
+    "cleanup": "compact",
+    "retentionMs": -1
   }
 };
 
@@ -3629,4 +3842,5 @@ export const TOPICS = {
   dlq: "cordon.dlq.v1",
   state: "cordon.state.v1",
   recommendations: "cordon.recommendations.v1",
+  producers: "cordon.producers.v1",
 } as const;

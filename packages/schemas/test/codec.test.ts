@@ -57,7 +57,7 @@ test('every topic in DESIGN §3 has a schema and a unique id', () => {
     assert.ok(names.includes(`cordon.${t}.v1` as never), `missing topic ${t}`);
   }
   const compacted = allTopicSpecs().filter((t) => t.cleanupPolicy === 'compact').map((t) => t.name).sort();
-  assert.deepEqual(compacted, ['cordon.agents.v1', 'cordon.assignments.v1', 'cordon.blocks.v1', 'cordon.inventory.v1', 'cordon.policy.v1', 'cordon.recommendations.v1', 'cordon.state.v1']);
+  assert.deepEqual(compacted, ['cordon.agents.v1', 'cordon.assignments.v1', 'cordon.blocks.v1', 'cordon.inventory.v1', 'cordon.policy.v1', 'cordon.producers.v1', 'cordon.recommendations.v1', 'cordon.state.v1']);
 });
 
 test('records written with an earlier version of a topic schema still decode, new fields at their defaults', () => {

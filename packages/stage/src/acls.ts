@@ -1,4 +1,6 @@
+import { TOPICS } from '@cordon/schemas';
 import type { StageModule } from './module.js';
+import { SIGNED_TOPICS } from './record-trust.js';
 
 /**
  * One Kafka ACL (allow) of a stage's principal, as `kafka-acls.sh` names its parts. The
@@ -39,6 +41,8 @@ export function stageAcls<Cfg>(module: StageModule<Cfg>, config: Cfg): StageAcl[
   };
   const inputs = module.inputs(config);
   const reads = [...inputs.map((i) => i.topic), ...(module.reads?.(config) ?? [])];
+  // the runtime checks signed topics against the registered producer keys, which it follows
+  if (inputs.some((i) => Object.hasOwn(SIGNED_TOPICS, i.topic))) reads.push(TOPICS.producers);
   for (const t of [...new Set(reads)].sort()) add({ resource: 'topic', pattern: 'literal', name: t, operation: 'READ' });
   for (const t of [...new Set(module.outputs(config))].sort()) add({ resource: 'topic', pattern: 'literal', name: t, operation: 'WRITE' });
   for (const g of [...new Set(inputs.map((i) => i.group))].sort()) add({ resource: 'group', pattern: 'literal', name: g, operation: 'READ' });

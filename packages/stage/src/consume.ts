@@ -4,6 +4,7 @@ import { describeError, serialized, type Context } from '@cordon/runtime';
 import { codecFor, TOPIC_MANIFEST, TOPICS, type TopicName } from '@cordon/schemas';
 import { ERR_STAGE_CONFIG, ERR_STAGE_NO_VALUE } from './errors.js';
 import type { ConsumeLoop, ConsumeSpec, Decoded, StageBatch } from './module.js';
+import type { RecordTrust } from './record-trust.js';
 import type { LagSample, StageCounters } from './telemetry.js';
 
 /** What a consume loop needs from the stage that runs it. */
@@ -18,6 +19,8 @@ export interface LoopHost {
   letter(record: ConsumedRecord, err: unknown, value?: Buffer | null): ProduceRecord;
   /** The loop failed (not while stopping): the stage fails. */
   fail(what: string, err: unknown): void;
+  /** Producer signatures and bindings are checked on the topics agents and watchdogs write (null: trusted by configuration). */
+  readonly trust: RecordTrust | null;
 }
 
 export interface RunningLoop extends ConsumeLoop {
@@ -72,6 +75,7 @@ export function startLoop<T>(host: LoopHost, spec: ConsumeSpec<T>): RunningLoop 
   const positions = new Map<string, bigint>();
   const fromBeginning = spec.fromBeginning ?? true;
   const decode = spec.decode ?? avroDecoder<T>(host.stage, spec.topics);
+  const trust = host.trust;
   let closing = false;
 
   const consumer = bus.consumer({
@@ -106,11 +110,24 @@ export function startLoop<T>(host: LoopHost, spec: ConsumeSpec<T>): RunningLoop 
         if (spec.tombstones !== 'skip') reject(r, ERR_STAGE_NO_VALUE(r.topic));
         continue;
       }
+      let value: T;
       try {
-        records.push({ value: decode(r.value, r), record: r });
+        value = decode(r.value, r);
       } catch (err) {
         reject(r, err);
+        continue;
       }
+      // a record an agent or watchdog did not sign, or signed for another VM, never reaches the stage
+      if (trust?.covers(r.topic)) {
+        const refused = await trust.check(r, value);
+        if (refused) {
+          reject(r, refused);
+          const alert = trust.alertFor(refused, r, value);
+          if (alert) out.add(TOPICS.alerts, alert);
+          continue;
+        }
+      }
+      records.push({ value, record: r });
     }
     const nextOffset = batch.records[batch.records.length - 1]!.offset + 1n;
     const view: StageBatch<T> = {

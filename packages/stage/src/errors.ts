@@ -29,3 +29,18 @@ export const ERR_STAGE_UNDECLARED_READ = defineError(
   (stage: string, topic: string) =>
     `stage "${stage}" follows ${topic}, which its module declares in neither inputs() nor reads(); declare it there (its Kafka principal is granted only what the module declares)`,
 );
+export const ERR_RECORD_UNSIGNED = defineError(
+  'CORDON_ERR_RECORD_UNSIGNED',
+  (topic: string) =>
+    `a record on ${topic} carries no producer signature (headers cordon-agent, cordon-sig), and records on this topic must be signed by the agent or watchdog that produced them; it was dead-lettered. If it came from an agent, that agent predates signing or lost its key: enroll it again`,
+);
+export const ERR_RECORD_FORGED = defineError(
+  'CORDON_ERR_RECORD_FORGED',
+  (topic: string, producer: string, detail: string) =>
+    `a record on ${topic} signed as ${producer} does not hold (${detail}); it was dead-lettered and never acted on. If ${producer} is real, check that the coordinator registered its key (topic cordon.producers.v1)`,
+);
+export const ERR_RECORD_MISBOUND = defineError(
+  'CORDON_ERR_RECORD_MISBOUND',
+  (topic: string, producer: string, detail: string) =>
+    `a record on ${topic} signed by ${producer} speaks for something it is not enrolled for (${detail}); it was dead-lettered and never acted on`,
+);

@@ -6,3 +6,5 @@ export * from './server.js';
 export * from './registry.js';
 export type { RunningLoop } from './consume.js';
 export * from './acls.js';
+export * from './record-sign.js';
+export { ProducerKeys, RecordTrust, SIGNED_TOPICS } from './record-trust.js';

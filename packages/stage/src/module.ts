@@ -3,6 +3,7 @@ import type { Bus, ConsumedRecord, ProduceRecord, TableFollower, TopicPartition,
 import type { Context } from '@cordon/runtime';
 import type { DeadLetterSource } from '@cordon/schemas';
 import type { Store } from '@cordon/store';
+import type { RecordSigner } from './record-sign.js';
 
 /**
  * The stage contract. Every service is one `StageModule`: its name, its configuration
@@ -92,6 +93,11 @@ export interface Stage<Cfg> {
   watch(what: string, task: Promise<unknown>): void;
   /** Cleanup run on stop after the consume loops drained and followers closed, last registered first. */
   onStop(fn: () => Promise<void> | void): void;
+  /**
+   * Sign every record this stage sends from now on (an agent or watchdog, with the key the
+   * coordinator registered for it): consumers refuse its telemetry unsigned (record-trust.ts).
+   */
+  signRecords(signer: RecordSigner): void;
 }
 
 export interface ConsumeSpec<T> {

@@ -6,6 +6,8 @@ import type { Store } from '@cordon/store';
 import { startLoop, type RunningLoop } from './consume.js';
 import { ERR_STAGE_CONFIG, ERR_STAGE_FAILED, ERR_STAGE_UNDECLARED_READ } from './errors.js';
 import type { RunningStage, Stage, StageEnv, StageModule } from './module.js';
+import type { RecordSigner } from './record-sign.js';
+import { lazyProducerKeys, RecordTrust } from './record-trust.js';
 import { StageTelemetry } from './telemetry.js';
 
 export interface RunStageDeps {
@@ -16,6 +18,12 @@ export interface RunStageDeps {
   env?: Partial<StageEnv>;
   /** The process's metrics registry (a private one when absent). */
   telemetry?: StageTelemetry;
+  /**
+   * Check that records on the topics agents and watchdogs write are signed by an enrolled
+   * producer and bound to its VM or host (record-trust.ts). Default: on a Kafka bus, where any
+   * client may write; off on the embedded bus, whose only writers are this process's stages.
+   */
+  verifyRecords?: boolean;
 }
 
 function noStore(): Promise<Store> {
@@ -54,6 +62,14 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
   const cleanups: Array<() => Promise<void> | void> = [];
   const removers: Array<() => void> = [];
   let stopping = false;
+  let signer: RecordSigner | null = null;
+  const trust =
+    (deps.verifyRecords ?? bus.kind === 'kafka')
+      ? new RecordTrust(name, lazyProducerKeys(bus, name, clock, log, (f) => {
+          followers.push(f);
+          f.done.catch((err: unknown) => fail('following the producer keys', err));
+        }), clock, log)
+      : null;
 
   let rejectDone!: (err: unknown) => void;
   let resolveDone!: () => void;
@@ -73,7 +89,8 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
 
   const send = async (topic: string, records: ProduceRecord[]) => {
     if (records.length === 0) return;
-    await producer.send(topic, records);
+    const s = signer;
+    await producer.send(topic, s ? s.signAll(topic, records) : records);
     counters.records(topic, 'out', records.length);
     ctx.metrics.inc('sent', records.length);
   };
@@ -97,7 +114,7 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
       return deadLetter(name, source, record, err, clock.now() * 1000);
     },
     consume(spec) {
-      const loop = startLoop({ stage: name, bus, ctx, counters, send, letter, fail }, spec);
+      const loop = startLoop({ stage: name, bus, ctx, counters, send, letter, fail, trust }, spec);
       loops.push(loop);
       removers.push(telemetry.addLagSource(() => loop.lag()));
       return loop;
@@ -142,6 +159,9 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
     },
     onStop(fn) {
       cleanups.push(fn);
+    },
+    signRecords(s) {
+      signer = s;
     },
   };
 

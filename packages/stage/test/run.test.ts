@@ -219,6 +219,8 @@ test('a module that declares reads() may follow only what it declares: an undecl
       [
         `topic literal ${TOPICS.alerts} READ`,
         `topic literal ${TOPICS.logs} READ`,
+        // logs are signed records: the runtime follows the producer keys to check them
+        `topic literal ${TOPICS.producers} READ`,
         `topic literal ${TOPICS.dlq} WRITE`,
         'group literal cordon-follower READ',
         'group prefixed cordon-follower- READ',

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { describeError } from '@cordon/runtime';
 import { followBlocks } from '@cordon/enforce';
-import { defineStage, type Stage } from '@cordon/stage';
+import { createRecordSigner, defineStage, type Stage } from '@cordon/stage';
 import { agentEnforcer, codecFor, TOPICS, type AgentCommand, type AgentRecord, type Assignment, type LogBatch } from '@cordon/schemas';
 import { ProtectionWindows, startSensorCapture, type SensorCapture, type SensorFrame } from '@cordon/sensor';
 import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
@@ -11,6 +11,7 @@ import { agentConfigSchema, isBelowAny, type AgentConfig } from './config.js';
 import { ERR_AGENT_POLICY_REFUSED } from './errors.js';
 import { NftEnforcer } from './enforce.js';
 import { adoptGeneration, checkpointGeneration, startIdentity, type AgentIdentity } from './identity.js';
+import { loadSigningKey } from './signing-key.js';
 import { readState, writeState } from './state.js';
 import { LogTailer } from './logtail.js';
 import { collectNetSnapshot } from './netconf.js';
@@ -87,10 +88,17 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const vm = claims.vm;
   const stateDir = resolve(config.stateDir);
   const identity = startIdentity(stateDir, agentId, ctx.log, config.sysRoot);
-  // the token goes with every record until the coordinator says it verified it (`enrolled`):
-  // a coordinator that starts later must still see it once
+  // everything this agent sends is signed with its own key (consumers refuse its telemetry
+  // unsigned); the public key goes with its heartbeats, registered with the token below
+  const signer = createRecordSigner(agentId, loadSigningKey(stateDir, agentId, ctx.log));
+  stage.signRecords(signer);
+  const keyId = signer.publicKey.toString('base64');
+  // the token goes with every record until the coordinator says it verified it (`enrolled`)
+  // with this key: a coordinator that starts later must still see it once, and an agent
+  // enrolled before it had a key registers the key with it
   const enrolledFile = join(stateDir, 'enrolled.json');
-  let enrolled = readState<{ agent?: string }>(enrolledFile, {}, ctx.log).agent === agentId;
+  const wasEnrolled = readState<{ agent?: string; key?: string }>(enrolledFile, {}, ctx.log);
+  let enrolled = wasEnrolled.agent === agentId && wasEnrolled.key === keyId;
   let policyVersion = 0;
   let heartbeatMs = config.heartbeatS * 1000;
   let net: SensorCapture | null = null;
@@ -134,6 +142,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       capture: s ? { active: true, frames: s.captured, published: s.published, inspected_until_us: until } : null,
       acks: windows?.acks() ?? {},
       heartbeat_interval_ms: heartbeatMs,
+      public_key: signer.publicKey,
     };
     const headers = enrolled ? undefined : { 'cordon-enroll-token': Buffer.from(config.token) };
     await stage.send(TOPICS.agents, [{ key: Buffer.from(agentId), value: agentCodec.encode(rec), ...(headers ? { headers } : {}) }]);
@@ -182,7 +191,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
           if (!(isVerdict && fimStartedRebased)) await fim?.rebaseline();
         } else if (cmd.kind === 'reconfigure') await enqueue(() => reconfigure(policyNow(), true));
         else if (cmd.kind === 'enrolled') {
-          if (!enrolled) writeState(enrolledFile, { agent: agentId });
+          if (!enrolled) writeState(enrolledFile, { agent: agentId, key: keyId });
           enrolled = true;
         } else if (cmd.kind === 'reenroll') {
           // a clone of the enrolled VM: it must not inspect as that VM's agent

@@ -29,3 +29,7 @@ export const ERR_AGENT_POLICY_REFUSED = defineError(
   'CORDON_ERR_AGENT_POLICY_REFUSED',
   (policy: string, detail: string) => `policy ${policy} asks for more than this agent allows (${detail}); the rest of it applies. Widen logRoots, fimRoots or fimMaxHashThreads in the agent's own file if this is meant`,
 );
+export const ERR_AGENT_SIGNING_KEY = defineError(
+  'CORDON_ERR_AGENT_SIGNING_KEY',
+  (file: string, detail: string) => `the agent's signing key ${file} is unusable (${detail}); it was set aside and a new key made — the coordinator refuses a new key for an enrolled agent, so enroll it with a new token ("cordon agents token --vm <vm>")`,
+);

@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './config.js';
 export * from './token.js';
 export * from './identity.js';
+export * from './signing-key.js';
 export * from './logtail.js';
 export * from './enforce.js';
 export * from './agent.js';

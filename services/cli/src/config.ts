@@ -42,6 +42,19 @@ const base = {
     })
     .strict()
     .default({}),
+  trust: z
+    .object({
+      /**
+       * Records on the topics agents and watchdogs write (logs, fim, netconf; packets and
+       * alerts when signed) must be signed by an enrolled producer and name only its VM or host.
+       * `auto`: required on Kafka, where any client that reaches the brokers may write; off on
+       * the embedded bus, whose only writers are the stages of this one process
+       * (docs/security.md).
+       */
+      signedRecords: z.enum(['auto', 'required', 'off']).default('auto'),
+    })
+    .strict()
+    .default({}),
   /** Prometheus text format at http://ADDR/metrics; "off" disables. */
   metricsAddr: z
     .string()

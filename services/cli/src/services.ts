@@ -66,6 +66,12 @@ export function servicesFor(config: CordonConfig, stages: readonly StageModule[]
   return stagesEnabled(stages, config).map((s) => s.name);
 }
 
+/** Whether this process's stages check producer signatures (the `trust.signedRecords` setting). */
+export function verifyRecordsFor(config: CordonConfig, bus: Bus): boolean {
+  const s = config.trust?.signedRecords ?? 'auto';
+  return s === 'auto' ? bus.kind === 'kafka' : s === 'required';
+}
+
 /** Start one stage by name with its section of the configuration. */
 export async function startService(name: string, deps: ServiceDeps): Promise<RunningService> {
   const module = moduleOf(name, deps.stages ?? BUILTIN_STAGES);
@@ -78,6 +84,7 @@ export async function startService(name: string, deps: ServiceDeps): Promise<Run
     config: deps.config[name],
     env: { dataDir: deps.config.dataDir, store, readStore },
     ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
+    verifyRecords: verifyRecordsFor(deps.config, deps.bus),
   });
   const stop = running.stop;
   return Object.assign(running, {

@@ -5,8 +5,8 @@ import { z } from 'zod';
 import { partitionForKey, type ConsumedRecord, type ProduceRecord } from '@cordon/bus';
 import { describeError } from '@cordon/runtime';
 import { PolicyView } from '@cordon/policy';
-import { defineStage, type Stage } from '@cordon/stage';
-import { alertId, codecFor, NO_FLOW, TOPICS, type AgentRecord, type AlertInput, type Assignment, type StageState, type VmEvent } from '@cordon/schemas';
+import { ed25519PublicKey, defineStage, PRODUCER_HEADER, SIGNATURE_HEADER, verifyRecord, type Stage } from '@cordon/stage';
+import { alertId, codecFor, NO_FLOW, TOPICS, type AgentRecord, type AlertInput, type Assignment, type ProducerKey, type StageState, type VmEvent } from '@cordon/schemas';
 import { changed, decide, versionAtLeast, type AgentState, type Coordination, type Desired, type VmState } from './decide.js';
 import { ERR_COORDINATOR_BINDING, ERR_COORDINATOR_SECRET } from './errors.js';
 import { AgentTrust, type Binding, type TrustEffects } from './trust.js';
@@ -82,8 +82,8 @@ export const coordinatorStage = defineStage({
   summary: 'assignments: every running VM protected by exactly one of its watchdog or its agent',
   config: coordinatorConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: TOPICS.vmEvents }],
-  outputs: () => [TOPICS.assignments, TOPICS.agentCommands, TOPICS.alerts, TOPICS.state, TOPICS.dlq],
-  reads: () => [TOPICS.state, TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.agents],
+  outputs: () => [TOPICS.assignments, TOPICS.agentCommands, TOPICS.alerts, TOPICS.state, TOPICS.dlq, TOPICS.producers],
+  reads: () => [TOPICS.state, TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.agents, TOPICS.producers],
   start: (stage) => startCoordinator(stage),
 });
 
@@ -111,6 +111,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     commands: codecFor(TOPICS.agentCommands),
     alerts: codecFor(TOPICS.alerts),
     state: codecFor(TOPICS.state),
+    producers: codecFor(TOPICS.producers),
   };
   const owned = new Set<number>();
   const topicInfo = (await bus.admin.listTopics()).find((t) => t.name === TOPICS.vmEvents);
@@ -118,6 +119,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   const mine = (vm: string) => owned.has(partitionForKey(Buffer.from(vm), partitions, () => 0));
   /** Effects already carried out (alert and command keys), so a heartbeat repeating does not repeat them. */
   const done = new Set<string>();
+  /** Per agent, the public key this instance published on the producers topic. */
+  const published = new Map<string, string>();
 
   const coordination = (): Coordination & { heartbeatIntervalMs: number } => ({ ...DEFAULT_COORDINATION, ...(policy.policies.get(config.policyId)?.doc.coordination ?? {}) });
   const policyVersion = () => policy.policies.get(config.policyId)?.version ?? 0;
@@ -195,7 +198,16 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     }
     if (rec.kind === 'watchdog') return;
     const token = r.headers[TOKEN_HEADER]?.toString() ?? null;
-    const { verdict, effects } = trust.judge(rec, token, clock.now());
+    const producer = r.headers[PRODUCER_HEADER]?.toString();
+    const signedBy = (pub: Buffer): boolean => {
+      if (producer !== rec.agent || !r.headers[SIGNATURE_HEADER]) return false;
+      try {
+        return verifyRecord(ed25519PublicKey(pub), r.topic, r.key, r.value, producer, r.headers);
+      } catch {
+        return false;
+      }
+    };
+    const { verdict, effects } = trust.judge(rec, token, clock.now(), signedBy);
     const incarnation = verdict.identity?.incarnation ?? '?';
     const key = `${rec.agent}|${incarnation}`;
     const before = known.agents.get(key);
@@ -215,6 +227,12 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       capture: rec.capture,
       inspectingUs: moved ? rec.heartbeat_us : (before?.inspectingUs ?? 0),
     });
+    // a key bound while this instance did not own the VM (or before a restart) is published by the owner
+    const bound = trust.bindings.get(rec.agent);
+    if (!restoring && mine(rec.vm) && bound?.publicKey && published.get(rec.agent) !== bound.publicKey) {
+      effects.binding = bound;
+      effects.keyRegistered = true;
+    }
     if (!restoring && mine(rec.vm)) await carryOut(rec, effects);
     else if (effects.binding) trust.bindings.set(rec.agent, effects.binding);
     if (!restoring && mine(rec.vm)) {
@@ -236,6 +254,22 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         emitted_ids: [],
       };
       await stage.send(TOPICS.state, [{ key: Buffer.from(bindingKey(rec.agent)), value: codec.state.encode(st) }]);
+      // the stages check the agent's records against this (before its `enrolled` verdict goes out)
+      if (effects.keyRegistered && effects.binding.publicKey) {
+        const pk: ProducerKey = {
+          producer: rec.agent,
+          kind: 'agent',
+          vm: effects.binding.vm,
+          host: null,
+          public_key: Buffer.from(effects.binding.publicKey, 'base64'),
+          registered_us: nowUs(),
+          registered_by: `enroll-token:${effects.binding.tokenId ?? '?'}`,
+        };
+        await stage.send(TOPICS.producers, [{ key: Buffer.from(rec.agent), value: codec.producers.encode(pk) }]);
+        published.set(rec.agent, effects.binding.publicKey);
+        metrics.inc('producer_keys_registered');
+        log.info({ agent: rec.agent, vm: pk.vm }, "An agent's signing key was registered.");
+      }
     }
     const alerts: ProduceRecord[] = [];
     for (const a of effects.alerts) {

@@ -18,16 +18,27 @@ import type { AgentRecord } from '@cordon/schemas';
  *   older state dir) → the VM was reverted: still trusted, reported once, and its file baseline
  *   is re-based (`rebaseline`) so the revert's file changes are not an attack storm.
  *
- * Kafka does not say who produced a record: until records are signed, a writer on the bus can
- * still impersonate a bound agent (docs/security.md). What this stops is a misconfigured,
- * cloned or stale agent taking a VM it should not protect.
+ * Kafka does not say who produced a record, so records are signed (@cordon/stage record-sign):
+ * the enrollment record carries the agent's Ed25519 public key and is signed by it, and the
+ * binding keeps the key (first key wins; published on `cordon.producers.v1`, where every stage's
+ * runtime checks the agent's telemetry against it). From then on a heartbeat counts only when it
+ * is signed by that key, and another key for the same agent is refused: a new key comes only
+ * with a fresh enrollment — a new token, which is a new agent id. An agent bound before it had a
+ * key registers one with its token, while the token is still valid.
  */
 export interface Binding {
   vm: string;
   hw: string;
   maxGeneration: number;
   enrolledUs: number;
+  /** The Ed25519 public key (base64 of the raw 32 bytes) its records are signed with. */
+  publicKey?: string;
+  /** The id of the token that vouched for the key. */
+  tokenId?: string;
 }
+
+/** Whether the record being judged carries its agent's valid signature under this public key (raw 32 bytes). */
+export type SignedBy = (publicKey: Buffer) => boolean;
 
 export interface Identity {
   generation: number;
@@ -35,7 +46,7 @@ export interface Identity {
   hw: string;
 }
 
-export type Distrust = 'unenrolled' | 'forged' | 'wrong-vm' | 'clone' | 'bad-identity';
+export type Distrust = 'unenrolled' | 'forged' | 'wrong-vm' | 'clone' | 'bad-identity' | 'unsigned' | 'key-replaced';
 
 export interface Verdict {
   trusted: boolean;
@@ -46,9 +57,11 @@ export interface Verdict {
 
 /** What judging one record asks the coordinator to do (only the owner of the VM does it). */
 export interface TrustEffects {
-  /** A binding to persist (new, or a higher generation). */
+  /** A binding to persist (new, or a higher generation, or a key registered). */
   binding?: Binding;
-  alerts: Array<{ rule: Distrust | 'reverted'; severity: number; signature: string; detail: string; key: string }>;
+  /** The binding's key was registered by this record: publish it for the stages. */
+  keyRegistered?: boolean;
+  alerts: Array<{ rule: Distrust | 'reverted' | 'key-unproven'; severity: number; signature: string; detail: string; key: string }>;
   commands: Array<{ kind: 'reenroll' | 'rebaseline' | 'enrolled'; args: Record<string, string>; key: string }>;
 }
 
@@ -74,31 +87,78 @@ export class AgentTrust {
     return this.secret !== null;
   }
 
-  /** Judge one agent record (and the token it carries, if any). Pure apart from the bindings it updates. */
-  judge(rec: AgentRecord, token: string | null, nowMs: number): { verdict: Verdict; effects: TrustEffects } {
+  /**
+   * Judge one agent record (and the token it carries, if any). Pure apart from the bindings it
+   * updates. `signedBy` says whether the record is signed by the agent under a given key (none:
+   * it carries no signature).
+   */
+  judge(rec: AgentRecord, token: string | null, nowMs: number, signedBy: SignedBy = () => false): { verdict: Verdict; effects: TrustEffects } {
     const effects: TrustEffects = { alerts: [], commands: [] };
     const id = parseIdentity(rec.identity);
     const untrusted = (distrust: Distrust, detail: string): { verdict: Verdict; effects: TrustEffects } => ({ verdict: { trusted: false, distrust, detail, identity: id }, effects });
     if (!id) return untrusted('bad-identity', 'its identity is not {generation, incarnation, hw}');
     let binding = this.bindings.get(rec.agent);
-    // once bound, the binding is what counts (an agent repeats its token until told it was
-    // verified, and tokens expire); only an unbound agent's token is checked
-    if (token !== null && !binding) {
-      if (!this.secret) return untrusted('unenrolled', 'the coordinator holds no enrollment secret to verify its token');
+    const newKey = rec.public_key && rec.public_key.length > 0 ? rec.public_key : null;
+    const fp = (k: Buffer) => k.toString('base64').slice(0, 12);
+    /** The token's claims, when it holds for this record; else the alert and verdict. */
+    const proof = (): { jti: string } | { refused: { verdict: Verdict; effects: TrustEffects } } => {
+      if (!this.secret) return { refused: untrusted('unenrolled', 'the coordinator holds no enrollment secret to verify its token') };
       try {
-        const claims = verifyEnrollToken(token, this.secret, nowMs);
+        const claims = verifyEnrollToken(token!, this.secret, nowMs);
         if (agentIdFor(claims) !== rec.agent) throw new Error(`the token enrolls agent ${agentIdFor(claims)}, not ${rec.agent}`);
         if (claims.vm !== rec.vm) throw new Error(`the token is for VM ${claims.vm}, the record claims ${rec.vm}`);
+        // the key comes with proof that its holder signed this very record
+        if (newKey && !signedBy(newKey)) throw new Error('the record is not signed by the public key it registers');
+        return { jti: claims.jti };
       } catch (err) {
         const detail = describeError(err).message;
         effects.alerts.push({ rule: 'forged', severity: 1, signature: `Agent ${rec.agent} presented an enrollment token that does not hold`, detail, key: `forged|${rec.agent}|${id.incarnation}` });
-        return untrusted('forged', detail);
+        return { refused: untrusted('forged', detail) };
       }
-      binding = { vm: rec.vm, hw: id.hw, maxGeneration: id.generation, enrolledUs: nowMs * 1000 };
+    };
+    // once bound, the binding is what counts (an agent repeats its token until told it was
+    // verified, and tokens expire); only an unbound agent's token is checked
+    if (token !== null && !binding) {
+      const p = proof();
+      if ('refused' in p) return p.refused;
+      binding = { vm: rec.vm, hw: id.hw, maxGeneration: id.generation, enrolledUs: nowMs * 1000, ...(newKey ? { publicKey: newKey.toString('base64'), tokenId: p.jti } : {}) };
       this.bindings.set(rec.agent, binding);
       effects.binding = binding;
+      effects.keyRegistered = !!newKey;
     }
     if (!binding) return untrusted('unenrolled', 'no verified enrollment is known for it');
+    if (binding.publicKey) {
+      // first key wins: another one is refused, whatever comes with it (its token is spent)
+      const bound = Buffer.from(binding.publicKey, 'base64');
+      if (newKey && !newKey.equals(bound)) {
+        const detail = `it presents signing key ${fp(newKey)}…, but ${fp(bound)}… is registered for it; a new key needs a new enrollment token (a new agent id)`;
+        effects.alerts.push({ rule: 'key-replaced', severity: 1, signature: `Agent ${rec.agent} tried to replace its signing key without a fresh enrollment; refused`, detail, key: `key-replaced|${rec.agent}|${fp(newKey)}` });
+        return untrusted('key-replaced', detail);
+      }
+      if (!signedBy(bound)) {
+        const detail = `the record is not signed by the key registered for agent ${rec.agent}`;
+        effects.alerts.push({ rule: 'unsigned', severity: 1, signature: `A record claims to be agent ${rec.agent}'s heartbeat but is not signed by its key`, detail, key: `unsigned|${rec.agent}|${id.incarnation}` });
+        return untrusted('unsigned', detail);
+      }
+    } else if (newKey) {
+      // bound before it had a key: the key is registered only with the token that enrolled it
+      const p = token !== null ? proof() : null;
+      if (p && 'refused' in p) return p.refused;
+      if (p) {
+        binding.publicKey = newKey.toString('base64');
+        binding.tokenId = p.jti;
+        effects.binding = binding;
+        effects.keyRegistered = true;
+      } else {
+        effects.alerts.push({
+          rule: 'key-unproven',
+          severity: 2,
+          signature: `Agent ${rec.agent} presented a signing key without its enrollment token; not registered`,
+          detail: 'a key is registered only with a valid enrollment token; its records on signed topics are refused until it enrolls again',
+          key: `key-unproven|${rec.agent}|${fp(newKey)}`,
+        });
+      }
+    }
     if (binding.vm !== rec.vm) {
       const detail = `it is enrolled for VM ${binding.vm} but claims VM ${rec.vm}`;
       effects.alerts.push({ rule: 'wrong-vm', severity: 1, signature: `Agent ${rec.agent} claims a VM it is not enrolled for`, detail, key: `wrong-vm|${rec.agent}|${rec.vm}` });

@@ -57,6 +57,7 @@ class FakeAgent {
       capture: { active: true, frames: this.frames, published: this.frames, inspected_until_us: now - 1000 },
       acks: {},
       heartbeat_interval_ms: 100,
+      public_key: null,
     };
     const headers: Record<string, Buffer> = this.o.sendToken === false ? {} : { [TOKEN_HEADER]: Buffer.from(this.token) };
     await this.bus.producer().send(TOPICS.agents, [{ key: Buffer.from(this.id), value: codecFor(TOPICS.agents).encode(rec), headers }]);

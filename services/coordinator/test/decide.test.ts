@@ -145,8 +145,9 @@ function record(token: string, o: Partial<AgentRecord> & { generation?: number; 
     capture: null,
     acks: {},
     heartbeat_interval_ms: 100,
+    public_key: null,
     ...o,
-  };
+  } as AgentRecord;
 }
 
 test('trust: a verified token binds the agent to its VM and machine; forged, wrong-VM, clone and revert are told apart', () => {
@@ -187,4 +188,45 @@ test('trust: a verified token binds the agent to its VM and machine; forged, wro
   const mixed = t.judge({ ...record(other), vm: 'vm-b' }, other, NOW / 1000);
   assert.equal(mixed.verdict.distrust, 'forged');
   assert.match(mixed.verdict.detail, /token is for VM vm-a/);
+});
+
+test('trust: the signing key comes with the enrollment proof, first key wins, and heartbeats must be signed by it', () => {
+  const t = new AgentTrust(secret);
+  const tok = makeEnrollToken(secret, 'vm-1', 3_600_000, NOW / 1000);
+  const k1 = randomBytes(32);
+  const k2 = randomBytes(32);
+  /** The record is signed by the holder of `key` (what the coordinator's verify says). */
+  const by = (key: Buffer) => (pub: Buffer) => pub.equals(key);
+  const unsigned = () => false;
+
+  // a key that the record is not signed with is not registered: forged
+  const notSigned = t.judge(record(tok, { public_key: k1 }), tok, NOW / 1000, unsigned);
+  assert.equal(notSigned.verdict.distrust, 'forged');
+  assert.match(notSigned.verdict.detail, /not signed by the public key it registers/);
+  // with the token and signed by it: registered
+  const first = t.judge(record(tok, { public_key: k1 }), tok, NOW / 1000, by(k1));
+  assert.equal(first.verdict.trusted, true);
+  assert.equal(first.effects.keyRegistered, true);
+  assert.equal(first.effects.binding?.publicKey, k1.toString('base64'));
+  // later heartbeats signed by it: trusted; unsigned or signed by another key: not
+  assert.equal(t.judge(record(tok, { public_key: k1 }), null, NOW / 1000, by(k1)).verdict.trusted, true);
+  const forgedBeat = t.judge(record(tok), null, NOW / 1000, unsigned);
+  assert.deepEqual([forgedBeat.verdict.distrust, forgedBeat.effects.alerts[0]?.rule], ['unsigned', 'unsigned']);
+  // another key for the same agent: refused, with or without the (spent) token
+  for (const token of [null, tok]) {
+    const replaced = t.judge(record(tok, { public_key: k2 }), token, NOW / 1000, by(k2));
+    assert.deepEqual([replaced.verdict.trusted, replaced.verdict.distrust, replaced.effects.alerts[0]?.rule, replaced.effects.keyRegistered], [false, 'key-replaced', 'key-replaced', undefined]);
+  }
+  assert.equal(t.bindings.get(record(tok).agent)?.publicKey, k1.toString('base64'));
+
+  // an agent bound before it had a key: a key without the token is not registered (and alerted)
+  const legacy = new AgentTrust(secret);
+  const ltok = makeEnrollToken(secret, 'vm-2', 3_600_000, NOW / 1000);
+  legacy.judge(record(ltok), ltok, NOW / 1000);
+  const unproven = legacy.judge(record(ltok, { public_key: k2 }), null, NOW / 1000, by(k2));
+  assert.deepEqual([unproven.effects.keyRegistered, unproven.effects.alerts[0]?.rule], [undefined, 'key-unproven']);
+  assert.equal(legacy.bindings.get(record(ltok).agent)?.publicKey, undefined);
+  // …with its token: registered
+  const proven = legacy.judge(record(ltok, { public_key: k2 }), ltok, NOW / 1000, by(k2));
+  assert.deepEqual([proven.verdict.trusted, proven.effects.keyRegistered], [true, true]);
 });

@@ -30,7 +30,7 @@ test('an agent and a log source that fall silent raise an alert each; an ended c
     await new Promise((r) => setTimeout(r, 1000));
     const p = bus.producer();
     const hb = (agent: string, status: 'running' | 'stopping') =>
-      codecFor(TOPICS.agents).encode({ agent, vm: `vm-${agent}`, version: '1', config_hash: 'h', identity: 'i', heartbeat_us: Date.now() * 1000, status });
+      codecFor(TOPICS.agents).encode({ agent, vm: `vm-${agent}`, version: '1', config_hash: 'h', identity: 'i', heartbeat_us: Date.now() * 1000, status, kind: 'agent', host: null, policy_version: 0, capture: null, acks: {}, heartbeat_interval_ms: 0 });
     await p.send(TOPICS.agents, [
       { key: Buffer.from('agt-1'), value: hb('agt-1', 'running') },
       { key: Buffer.from('agt-2'), value: hb('agt-2', 'running') },

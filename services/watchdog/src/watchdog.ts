@@ -95,6 +95,7 @@ async function startWatchdog(stage: Stage<WatchdogConfig>): Promise<WatchdogHand
       capture: s ? { active: true, frames: s.captured, published: s.published, inspected_until_us: s.newestUs } : null,
       acks: capture?.acks() ?? {},
       heartbeat_interval_ms: config.statusIntervalMs,
+      public_key: null,
     };
     await stage.send(TOPICS.agents, [{ key: Buffer.from(me), value: agentCodec.encode(rec) }]);
   };

@@ -13,8 +13,8 @@ const asg = (o: Partial<Assignment>): Assignment => ({
 });
 const beat = (o: Partial<AgentRecord> = {}): AgentRecord => ({
   agent: 'agt-1', vm: 'vm-1', version: '0.1.0', config_hash: 'h', identity: JSON.stringify({ generation: 1, incarnation: 'i1', hw: 'ab'.repeat(16) }), heartbeat_us: NOW - 50_000,
-  status: 'running', kind: 'agent', host: null, policy_version: 2, capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW }, acks: { 'vm-1': 3 }, heartbeat_interval_ms: 100, ...o,
-});
+  status: 'running', kind: 'agent', host: null, policy_version: 2, capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW }, acks: { 'vm-1': 3 }, heartbeat_interval_ms: 100, public_key: null, ...o,
+}) as AgentRecord;
 
 test('a gated VM is held while off and from power-on until its protection is current, then released once', () => {
   let gated = true;

@@ -1,0 +1,171 @@
+import { createHash, createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
+import type { BusHeaders, ProduceRecord } from '@cordon/bus';
+
+/**
+ * Records bound to their producer. Kafka does not tell a consumer who wrote a record, so each
+ * agent and watchdog signs what it produces with its own Ed25519 key (made at enrollment,
+ * registered by the coordinator on `cordon.producers.v1`), and the stage runtime checks the
+ * signature and the binding before a stage sees the record (record-trust.ts).
+ *
+ * What is signed is a record's digest: SHA-256 over the topic, the key, the value and the
+ * producer id, each with its length in front, so no field can be moved into another and a
+ * record cannot be replayed onto another topic or under another producer. One Ed25519
+ * signature covers all the records of one send — the root of a Merkle tree over their digests —
+ * and each record carries the signature, its place in the tree and the sibling hashes up to the
+ * root (`cordon-proof`): every record still verifies on its own (records of one send land in
+ * different partitions and consumers), and a consumer that already verified a root checks the
+ * others of its send with hashes only (a verified-roots cache). Ed25519 costs ~50–150 µs a
+ * verify; per record that would be most of the bus's own cost (bench/record-signing.mjs).
+ * Headers other than these three are not covered.
+ */
+export const PRODUCER_HEADER = 'cordon-agent';
+export const SIGNATURE_HEADER = 'cordon-sig';
+export const PROOF_HEADER = 'cordon-proof';
+
+const DOMAIN = Buffer.from('cordon-record-v1\u0000');
+const ROOT_DOMAIN = Buffer.from('cordon-records-root-v1\u0000');
+const LEAF = Buffer.from([0]);
+const NODE = Buffer.from([1]);
+/** The most records one signature covers (a send with more is signed in parts). */
+const MAX_LEAVES = 4096;
+
+function u32(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+/** A record's digest: what its signature covers (as a leaf of its send's tree). */
+export function recordDigest(topic: string, key: Buffer | null, value: Buffer | null, producer: string): Buffer {
+  const t = Buffer.from(topic);
+  const p = Buffer.from(producer);
+  const h = createHash('sha256').update(LEAF).update(DOMAIN).update(u32(t.length)).update(t);
+  // 0xffffffff marks an absent key or value (a null is not an empty buffer)
+  if (key) h.update(u32(key.length)).update(key);
+  else h.update(u32(0xffffffff));
+  if (value) h.update(u32(value.length)).update(value);
+  else h.update(u32(0xffffffff));
+  return h.update(u32(p.length)).update(p).digest();
+}
+
+// one-shot: a hash object per node costs more than the hashing of 65 bytes
+const node = (l: Buffer, r: Buffer): Buffer => hash('sha256', Buffer.concat([NODE, l, r], 65), 'buffer') as unknown as Buffer;
+const rootMessage = (root: Buffer, count: number) => Buffer.concat([ROOT_DOMAIN, u32(count), root]);
+
+/** A producer's signing side: adds the headers to each record it is given. */
+export interface RecordSigner {
+  readonly producer: string;
+  /** The raw 32-byte Ed25519 public key, as registered. */
+  readonly publicKey: Buffer;
+  /** Sign the records of one send with one signature. */
+  signAll(topic: string, records: ProduceRecord[]): ProduceRecord[];
+  sign(topic: string, record: ProduceRecord): ProduceRecord;
+}
+
+const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/** A raw 32-byte Ed25519 public key as a KeyObject (throws on anything else). */
+export function ed25519PublicKey(raw: Buffer): KeyObject {
+  if (raw.length !== 32) throw new Error(`an Ed25519 public key is 32 bytes, not ${raw.length}`);
+  return createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
+}
+
+/** The raw 32 bytes of an Ed25519 public key. */
+export function rawPublicKey(key: KeyObject): Buffer {
+  const der = key.export({ format: 'der', type: 'spki' });
+  if (der.length !== 44 || !der.subarray(0, 12).equals(SPKI_ED25519_PREFIX)) throw new Error('not an Ed25519 public key');
+  return Buffer.from(der.subarray(12));
+}
+
+export function createRecordSigner(producer: string, privateKey: KeyObject): RecordSigner {
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`a record signer needs an Ed25519 key, not ${privateKey.asymmetricKeyType ?? 'a secret key'}`);
+  const publicKey = rawPublicKey(createPublicKey(privateKey));
+  const id = Buffer.from(producer);
+  const signPart = (topic: string, records: ProduceRecord[]): ProduceRecord[] => {
+    const n = records.length;
+    // levels[0] are the leaves; a lone last node goes up unhashed
+    const levels: Buffer[][] = [records.map((r) => recordDigest(topic, r.key, r.value, producer))];
+    while (levels[levels.length - 1]!.length > 1) {
+      const below = levels[levels.length - 1]!;
+      const up: Buffer[] = [];
+      for (let i = 0; i < below.length; i += 2) up.push(i + 1 < below.length ? node(below[i]!, below[i + 1]!) : below[i]!);
+      levels.push(up);
+    }
+    const sig = sign(null, rootMessage(levels[levels.length - 1]![0]!, n), privateKey);
+    return records.map((r, i) => {
+      const path: Buffer[] = [u32(i), u32(n)];
+      let idx = i;
+      for (let l = 0; l < levels.length - 1; l++) {
+        const sib = idx ^ 1;
+        if (sib < levels[l]!.length) path.push(levels[l]![sib]!);
+        idx >>= 1;
+      }
+      return { ...r, headers: { ...r.headers, [PRODUCER_HEADER]: id, [SIGNATURE_HEADER]: sig, [PROOF_HEADER]: Buffer.concat(path) } };
+    });
+  };
+  const signAll = (topic: string, records: ProduceRecord[]): ProduceRecord[] => {
+    if (records.length <= MAX_LEAVES) return signPart(topic, records);
+    const out: ProduceRecord[] = [];
+    for (let i = 0; i < records.length; i += MAX_LEAVES) out.push(...signPart(topic, records.slice(i, i + MAX_LEAVES)));
+    return out;
+  };
+  return { producer, publicKey, signAll, sign: (topic, record) => signAll(topic, [record])[0]! };
+}
+
+/** The root a record's proof leads to, with the count it was signed with; null when the proof is malformed. */
+function rootOf(digest: Buffer, proof: Buffer): { root: Buffer; count: number } | null {
+  if (proof.length < 8 || (proof.length - 8) % 32 !== 0) return null;
+  let idx = proof.readUInt32BE(0);
+  const count = proof.readUInt32BE(4);
+  if (count < 1 || count > MAX_LEAVES || idx >= count) return null;
+  let h = digest;
+  let n = count;
+  let at = 8;
+  while (n > 1) {
+    if ((idx ^ 1) < n) {
+      if (at + 32 > proof.length) return null;
+      const sib = proof.subarray(at, at + 32);
+      at += 32;
+      h = idx & 1 ? node(sib, h) : node(h, sib);
+    }
+    idx >>= 1;
+    n = (n + 1) >> 1;
+  }
+  return at === proof.length ? { root: h, count } : null;
+}
+
+/**
+ * Roots already verified, per key: the other records of a send cost hashes, not a signature
+ * check. Bounded; only successes are kept (a failure is never cached as a success, and a root
+ * is good only under the key that verified it).
+ */
+export class VerifiedRoots {
+  private readonly seen = new Map<string, true>();
+  constructor(private readonly max = 8192) {}
+  has(id: string): boolean {
+    return this.seen.has(id);
+  }
+  add(id: string): void {
+    if (this.seen.size >= this.max) this.seen.delete(this.seen.keys().next().value!);
+    this.seen.set(id, true);
+  }
+}
+
+/** Whether the record's headers hold `producer`'s signature of it under `key`. */
+export function verifyRecord(key: KeyObject, topic: string, recordKey: Buffer | null, value: Buffer | null, producer: string, headers: BusHeaders, cache?: VerifiedRoots, keyId = ''): boolean {
+  const sig = headers[SIGNATURE_HEADER];
+  const proof = headers[PROOF_HEADER];
+  if (!sig || sig.length !== 64 || !proof) return false;
+  const r = rootOf(recordDigest(topic, recordKey, value, producer), proof);
+  if (!r) return false;
+  const id = `${producer}\u0000${keyId}\u0000${r.count}\u0000${r.root.toString('latin1')}${sig.toString('latin1')}`;
+  if (cache?.has(id)) return true;
+  let ok = false;
+  try {
+    ok = verify(null, rootMessage(r.root, r.count), key, sig);
+  } catch {
+    ok = false;
+  }
+  if (ok) cache?.add(id);
+  return ok;
+}

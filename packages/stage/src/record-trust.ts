@@ -1,0 +1,210 @@
+import { randomUUID } from 'node:crypto';
+import { followTable, readKeys, type Bus, type ConsumedRecord, type ProduceRecord, type TableFollower } from '@cordon/bus';
+import { describeError, type Clock, type Logger } from '@cordon/runtime';
+import { agentEnforcer, alertId, codecFor, complete, NO_FLOW, TOPICS, type ProducerKey } from '@cordon/schemas';
+import type { KeyObject } from 'node:crypto';
+import { ERR_RECORD_FORGED, ERR_RECORD_MISBOUND, ERR_RECORD_UNSIGNED } from './errors.js';
+import { ed25519PublicKey, PRODUCER_HEADER, SIGNATURE_HEADER, verifyRecord, VerifiedRoots } from './record-sign.js';
+
+/**
+ * Which topics carry records of agents and watchdogs, and what a record there says about who
+ * produced it. `required`: every record must be signed (only agents write these topics).
+ * `if-signed`: other stages write the topic too (dpi's alerts, `cordon replay`'s packets), so
+ * an unsigned record passes, but one that carries a producer's signature is held to it — a
+ * forged or misbound record that claims to come from an agent is refused.
+ */
+interface TopicRule {
+  need: 'required' | 'if-signed';
+  /** Why this record does not belong to `p` (null: it does). */
+  misbound(p: ProducerKey, value: Record<string, unknown>, key: string): string | null;
+}
+
+const claimsVm = (p: ProducerKey, value: Record<string, unknown>, key: string, keyIs: 'vm' | 'vm|…'): string | null => {
+  if (p.kind !== 'agent') return `a ${p.kind} does not write this topic`;
+  if (value.agent !== p.producer) return `the record names agent ${String(value.agent)}`;
+  if (value.vm !== p.vm) return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the record claims VM ${String(value.vm)}`;
+  const keyOk = keyIs === 'vm' ? key === p.vm : key.startsWith(`${p.vm}|`);
+  if (!keyOk) return `its key ${JSON.stringify(key)} is not VM ${p.vm}'s`;
+  return null;
+};
+
+export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
+  [TOPICS.logs]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm|…') },
+  [TOPICS.fim]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm|…') },
+  [TOPICS.netconf]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm') },
+  [TOPICS.packets]: {
+    need: 'if-signed',
+    misbound: (p, v) => {
+      const sensor = p.kind === 'agent' ? agentEnforcer(p.producer) : p.producer;
+      if (v.sensor !== sensor) return `the batch names sensor ${String(v.sensor)}, its signer is ${sensor}`;
+      if (p.kind === 'agent' && v.vm !== p.vm) return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the batch claims VM ${String(v.vm)}`;
+      return null;
+    },
+  },
+  [TOPICS.alerts]: {
+    need: 'if-signed',
+    misbound: (p, v, k) => {
+      const sensor = p.kind === 'agent' ? agentEnforcer(p.producer) : p.producer;
+      if (v.sensor !== sensor) return `the alert names sensor ${String(v.sensor)}, its signer is ${sensor}`;
+      if (p.kind === 'agent' && (v.vm !== p.vm || k !== p.vm)) return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the alert claims VM ${String(v.vm)}`;
+      return null;
+    },
+  },
+};
+
+interface Entry {
+  rec: ProducerKey;
+  key: KeyObject;
+  /** The key's bytes, naming it in the verified-roots cache (a replaced key verifies nothing of the old one's). */
+  keyId: string;
+}
+
+/**
+ * The registered producer keys: `cordon.producers.v1` followed as a table, each key parsed once
+ * into a KeyObject. A producer not in it yet (enrolled a moment ago, the follower behind) is
+ * looked up on the topic directly — at most once a second per producer, so a flood of records
+ * from made-up producers costs one read per name per second, not one per record.
+ */
+export class ProducerKeys {
+  private readonly table = new Map<string, Entry>();
+  private readonly lookedUp = new Map<string, number>();
+  private follower: TableFollower | null = null;
+  private readonly codec = codecFor(TOPICS.producers);
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  async start(group: string): Promise<TableFollower> {
+    this.follower = await followTable(this.bus, TOPICS.producers, group, (r) => this.apply(r));
+    return this.follower;
+  }
+
+  apply(r: ConsumedRecord): void {
+    const id = r.key?.toString() ?? '';
+    if (!r.value) {
+      this.table.delete(id);
+      return;
+    }
+    try {
+      const rec = this.codec.decode(r.value);
+      if (rec.producer !== id) throw new Error(`its key ${id} names another producer than its value (${rec.producer})`);
+      this.table.set(id, { rec, key: ed25519PublicKey(rec.public_key), keyId: rec.public_key.toString('base64') });
+    } catch (err) {
+      // a key that does not parse verifies nothing: that producer's records are refused
+      this.table.delete(id);
+      this.log.warn({ err: describeError(err), producer: id }, 'A registered producer key is unusable; records signed as that producer are refused.');
+    }
+  }
+
+  get(producer: string): Entry | undefined {
+    return this.table.get(producer);
+  }
+
+  async lookup(producer: string): Promise<Entry | undefined> {
+    const have = this.table.get(producer);
+    if (have) return have;
+    const now = this.clock.now();
+    if (now - (this.lookedUp.get(producer) ?? -Infinity) < 1000) return undefined;
+    this.lookedUp.set(producer, now);
+    if (this.lookedUp.size > 10_000) this.lookedUp.clear();
+    const found = (await readKeys(this.bus, TOPICS.producers, [producer])).get(producer);
+    if (found) this.apply(found);
+    return this.table.get(producer);
+  }
+}
+
+type Refusal = 'unsigned' | 'forged' | 'misbound';
+
+const SIGNATURES: Record<Refusal, string> = {
+  unsigned: 'Records refused: unsigned records on a topic only agents and watchdogs write',
+  forged: 'Records refused: a signature as an agent or watchdog does not hold',
+  misbound: 'Records refused: an agent or watchdog spoke for a VM or host it is not enrolled for',
+};
+
+/**
+ * The check of one stage's records: signature, then binding. A refused record goes to the DLQ
+ * with its code and raises an alert — at most one per kind a minute per stage, with the count
+ * since the last one — that carries no addresses, so it can never become a block.
+ */
+export class RecordTrust {
+  private readonly lastAlert = new Map<Refusal, { at: number; since: number }>();
+  private readonly alertCodec = codecFor(TOPICS.alerts);
+  private readonly roots = new VerifiedRoots();
+
+  constructor(
+    private readonly stage: string,
+    private readonly keys: () => Promise<ProducerKeys>,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
+
+  covers(topic: string): boolean {
+    return Object.hasOwn(SIGNED_TOPICS, topic);
+  }
+
+  /** Null when the record may be used; else the error to dead-letter it with. */
+  async check(r: ConsumedRecord, value: unknown): Promise<(Error & { code: string; refusal: Refusal }) | null> {
+    const rule = SIGNED_TOPICS[r.topic]!;
+    const producer = r.headers[PRODUCER_HEADER]?.toString();
+    const sig = r.headers[SIGNATURE_HEADER];
+    if (producer === undefined || sig === undefined) {
+      if (rule.need === 'if-signed') return null;
+      return Object.assign(ERR_RECORD_UNSIGNED(r.topic), { refusal: 'unsigned' as const });
+    }
+    const keys = await this.keys();
+    const entry = keys.get(producer) ?? (await keys.lookup(producer));
+    if (!entry) return Object.assign(ERR_RECORD_FORGED(r.topic, producer, 'no key is registered for it'), { refusal: 'forged' as const });
+    if (!verifyRecord(entry.key, r.topic, r.key, r.value, producer, r.headers, this.roots, entry.keyId)) {
+      return Object.assign(ERR_RECORD_FORGED(r.topic, producer, 'the signature does not verify with its registered key'), { refusal: 'forged' as const });
+    }
+    const why = rule.misbound(entry.rec, (value ?? {}) as Record<string, unknown>, r.key?.toString() ?? '');
+    if (why !== null) return Object.assign(ERR_RECORD_MISBOUND(r.topic, producer, why), { refusal: 'misbound' as const });
+    return null;
+  }
+
+  /** The alert for a refusal, or null while this kind was alerted less than a minute ago. */
+  alertFor(err: Error & { code: string; refusal: Refusal }, r: ConsumedRecord, value: unknown): ProduceRecord | null {
+    const now = this.clock.now();
+    const prev = this.lastAlert.get(err.refusal);
+    if (prev && now - prev.at < 60_000) {
+      prev.since++;
+      return null;
+    }
+    this.lastAlert.set(err.refusal, { at: now, since: 0 });
+    const v = (value ?? {}) as Record<string, unknown>;
+    const claimedVm = typeof v.vm === 'string' && v.vm ? v.vm : null;
+    const producer = r.headers[PRODUCER_HEADER]?.toString() ?? null;
+    this.log.warn({ err: describeError(err), producer, claimedVm, refusedSinceLastAlert: prev?.since ?? 0 }, 'A record was refused: it is not bound to an enrolled producer. An alert says so.');
+    const alert = complete(TOPICS.alerts, {
+      alert_id: alertId('record-trust', this.stage, err.refusal, r.topic, r.partition, r.offset),
+      ts_us: now * 1000,
+      stage: this.stage,
+      vm: claimedVm,
+      sensor: producer ? `claimed:${producer}` : 'unsigned',
+      rule_id: `cordon:record-${err.refusal}`,
+      rule_rev: 1,
+      signature: SIGNATURES[err.refusal],
+      severity: 1,
+      category: 'record-trust',
+      action: 'alert',
+      // no addresses: an alert about a refused record must never itself become a block
+      ...NO_FLOW,
+      evidence: JSON.stringify({ code: err.code, message: err.message, topic: r.topic, partition: r.partition, offset: String(r.offset), key: r.key?.toString() ?? null, producer, refusedSinceLastAlert: prev?.since ?? 0 }),
+    });
+    return { key: Buffer.from(claimedVm ?? this.stage), value: this.alertCodec.encode(alert) };
+  }
+}
+
+/** The key table of a stage: started on first use, closed with the stage. */
+export function lazyProducerKeys(bus: Bus, stage: string, clock: Clock, log: Logger, onFollower: (f: TableFollower) => void): () => Promise<ProducerKeys> {
+  let started: Promise<ProducerKeys> | null = null;
+  return () =>
+    (started ??= (async () => {
+      const keys = new ProducerKeys(bus, clock, log);
+      onFollower(await keys.start(`cordon-${stage}-producers-${randomUUID()}`));
+      return keys;
+    })());
+}
