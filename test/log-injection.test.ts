@@ -104,6 +104,26 @@ test('PAM: ruser and user both holding "rhost=" and "  user=" still name the rea
   assert.ok(!detected.includes(VICTIM) && !blocked.includes(VICTIM), `the crafted name moved the address: ${detected.join(', ')}`);
 });
 
+const ngx = (i: number) => `2024/06/01 10:00:${String(i).padStart(2, '0')} [error] 812#812: *${40 + i} `;
+
+test('nginx error log: a request path holding ", client: <victim>, server: …" before nginx\'s own context is not taken as the client', () => {
+  // nginx writes the path of open() decoded: %2C%20 becomes ", ", %22 a quote
+  const path = `/usr/share/nginx/html/x.php, client: ${VICTIM}, server: example.com`;
+  assertOnlyAttacker(times(6, (i) => `${ngx(i)}open() "${path}" failed (2: No such file or directory), client: ${ATTACKER}, server: example.com, request: "GET /x.php%2C%20client:%20${VICTIM},%20server:%20example.com HTTP/1.1", host: "example.com"`), true);
+  // a path (or user name) holding a whole forged context with quotes: still not the victim
+  const quoted = `/x.php, client: ${VICTIM}, server: example.com, request: "GET /x.php HTTP/1.1", host: "example.com`;
+  for (const msg of [`open() "${quoted}" failed (2: No such file or directory)`, `user "${quoted}" was not found in "/etc/nginx/.htpasswd"`]) {
+    const { detected, blocked } = named(times(6, (i) => `${ngx(i)}${msg}, client: ${ATTACKER}, server: example.com, request: "GET /x.php HTTP/1.1", host: "example.com"`));
+    assert.ok(!detected.includes(VICTIM) && !blocked.includes(VICTIM), `the forged context was read: ${detected.join(', ')}`);
+  }
+});
+
+test('nginx error log: a request, Host and Referer holding ", client: <victim>," after nginx\'s own client are not taken as the client', () => {
+  assertOnlyAttacker(times(6, (i) => `${ngx(i)}user "admin": password mismatch, client: ${ATTACKER}, server: example.com, request: "GET /admin/?, client: ${VICTIM}, HTTP/1.1", host: "example.com, client: ${VICTIM}, server: x", referrer: "http://x/, client: ${VICTIM}, server: s, host: \\"y"`), true);
+  // a message forged in the Referer of a harmless line is the sender's own doing: the sender is named
+  assertOnlyAttacker(times(6, (i) => `${ngx(i)}open() "/usr/share/nginx/html/robots.txt" failed (2: No such file or directory), client: ${ATTACKER}, server: example.com, request: "GET /robots.txt HTTP/1.1", host: "example.com", referrer: "access forbidden by rule, client: ${VICTIM}, server: example.com"`), true);
+});
+
 // Extractors looked at and found to hold: the address sits before the attacker-controlled text,
 // or a greedy match is pinned to the last occurrence and nothing the attacker writes follows it.
 test('extractors that hold against the same injection (regression guard)', () => {
