@@ -179,6 +179,18 @@ test('MongoDB: a user name holding "from client <victim>" is not taken as the cl
   assertOnlyAttacker(times(6, (i) => `2024-06-01T10:00:0${i % 10}.125+0000 I  ACCESS   [conn${812 + i}] SASL SCRAM-SHA-256 authentication failed for x on admin from client ${ATTACKER}:${50000 + i} ; UserNotFound: Could not find user "x" for db "admin"`), true);
 });
 
+test('Gitea, Domino and Asterisk: a user or caller name holding the daemon\'s own message with <victim> is not taken as the client', () => {
+  const gitea = (user: string, i: number) => `2024/06/01 10:00:0${i % 10} ...ers/web/auth/auth.go:208:SignInPost() [I] Failed authentication attempt for ${user} from ${ATTACKER}:${51234 + i}: user does not exist [uid: 0, name: ${user}]`;
+  assertOnlyAttacker(times(6, (i) => gitea('admin', i)), true);
+  // the name comes again in the error after the address: two readings
+  assertNobody(times(6, (i) => gitea(`x from ${VICTIM}:1`, i)));
+  assertOnlyAttacker(times(6, (i) => `${ts(i)} mail domino: smtp: x [${VICTIM}] authentication failure using internet password y [${ATTACKER}] authentication failure using internet password`), true);
+  const reg = (name: string, i: number) => `[2024-06-01 10:00:0${i % 10}] NOTICE[${4410 + i}] chan_sip.c: Registration from '"${name}" <sip:100@10.0.0.5>' failed for '${ATTACKER}:5060' - Wrong password`;
+  assertOnlyAttacker(times(6, (i) => reg('100', i)), true);
+  assertNobody(times(6, (i) => reg(`x' failed for '${VICTIM}:5060' - Wrong password '`, i)));
+  assertNobody(times(6, (i) => `[2024-06-01 10:00:0${i % 10}] NOTICE[${4410 + i}] chan_sip.c: Call from '' (${ATTACKER}:5060) to extension 'x' rejected because extension not found in context 'a'. Call from '' (${VICTIM}:5060) to extension 'y' rejected because extension not found in context 'default'.`));
+});
+
 // Extractors looked at and found to hold: the address sits before the attacker-controlled text,
 // or a greedy match is pinned to the last occurrence and nothing the attacker writes follows it.
 test('extractors that hold against the same injection (regression guard)', () => {
