@@ -12,8 +12,16 @@
  * of it, every chosen field must be one token, so the line's spaces are the daemon's and fix
  * where each field lies (sshd's "Change of username"). PAM's record is read by the decoder
  * (decode.ts pamRemote) as `ruser=R rhost=A  user=U`, whose names may hold anything: A is the
- * token between the two, which a name holding ` rhost=` or `  user=` cannot move. The last case
- * is the Sigma loader's: a YAML alias bomb refuses its file (CORDON_ERR_LOGINSPECT_RULE_FILE).
+ * token between the two, which a name holding ` rhost=` or `  user=` cannot move. nginx's
+ * error log is read by the decoder too (decode.ts nginxClient): the client is the `, client: A`
+ * from which the rest of the line reads as nginx's context (`, server: S, request: "…", …`,
+ * quoted values skipped whole) to its end, and the web-server-error rules name no <HOST> of their
+ * own but take the decoder's address. Where the chosen text repeats on both sides of the address
+ * and is free-form (Samba's user, workstation and mapped names, MongoDB's and Gitea's user echoed
+ * in the error, PostgreSQL's %u/%d around %h, Roundcube's user and X-Forwarded-For, Asterisk's
+ * caller name), the rule reads a line holding the marker once, and a forged second one names
+ * nobody. The last case is the Sigma loader's: a YAML alias bomb refuses its file
+ * (CORDON_ERR_LOGINSPECT_RULE_FILE).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
