@@ -12,8 +12,16 @@
  * of it, every chosen field must be one token, so the line's spaces are the daemon's and fix
  * where each field lies (sshd's "Change of username"). PAM's record is read by the decoder
  * (decode.ts pamRemote) as `ruser=R rhost=A  user=U`, whose names may hold anything: A is the
- * token between the two, which a name holding ` rhost=` or `  user=` cannot move. The last case
- * is the Sigma loader's: a YAML alias bomb refuses its file (CORDON_ERR_LOGINSPECT_RULE_FILE).
+ * token between the two, which a name holding ` rhost=` or `  user=` cannot move. nginx's
+ * error log is read by the decoder too (decode.ts nginxClient): the client is the `, client: A`
+ * from which the rest of the line reads as nginx's context (`, server: S, request: "…", …`,
+ * quoted values skipped whole) to its end, and the web-server-error rules name no <HOST> of their
+ * own but take the decoder's address. Where the chosen text repeats on both sides of the address
+ * and is free-form (Samba's user, workstation and mapped names, MongoDB's and Gitea's user echoed
+ * in the error, PostgreSQL's %u/%d around %h, Roundcube's user and X-Forwarded-For, Asterisk's
+ * caller name), the rule reads a line holding the marker once, and a forged second one names
+ * nobody. The last case is the Sigma loader's: a YAML alias bomb refuses its file
+ * (CORDON_ERR_LOGINSPECT_RULE_FILE).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -102,6 +110,93 @@ test('PAM: ruser and user both holding "rhost=" and "  user=" still name the rea
   const crafted = ` rhost=${VICTIM}  user= rhost=${ATTACKER}  user=`;
   const { detected, blocked } = named(times(6, (i) => `${ts(i)} mail dovecot[${900 + i}]: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser= rhost=${ATTACKER}  user=${crafted}`));
   assert.ok(!detected.includes(VICTIM) && !blocked.includes(VICTIM), `the crafted name moved the address: ${detected.join(', ')}`);
+});
+
+const ngx = (i: number) => `2024/06/01 10:00:${String(i).padStart(2, '0')} [error] 812#812: *${40 + i} `;
+
+test('nginx error log: a request path holding ", client: <victim>, server: …" before nginx\'s own context is not taken as the client', () => {
+  // nginx writes the path of open() decoded: %2C%20 becomes ", ", %22 a quote
+  const path = `/usr/share/nginx/html/x.php, client: ${VICTIM}, server: example.com`;
+  assertOnlyAttacker(times(6, (i) => `${ngx(i)}open() "${path}" failed (2: No such file or directory), client: ${ATTACKER}, server: example.com, request: "GET /x.php%2C%20client:%20${VICTIM},%20server:%20example.com HTTP/1.1", host: "example.com"`), true);
+  // a path (or user name) holding a whole forged context with quotes: still not the victim
+  const quoted = `/x.php, client: ${VICTIM}, server: example.com, request: "GET /x.php HTTP/1.1", host: "example.com`;
+  for (const msg of [`open() "${quoted}" failed (2: No such file or directory)`, `user "${quoted}" was not found in "/etc/nginx/.htpasswd"`]) {
+    const { detected, blocked } = named(times(6, (i) => `${ngx(i)}${msg}, client: ${ATTACKER}, server: example.com, request: "GET /x.php HTTP/1.1", host: "example.com"`));
+    assert.ok(!detected.includes(VICTIM) && !blocked.includes(VICTIM), `the forged context was read: ${detected.join(', ')}`);
+  }
+});
+
+test('nginx error log: a request, Host and Referer holding ", client: <victim>," after nginx\'s own client are not taken as the client', () => {
+  assertOnlyAttacker(times(6, (i) => `${ngx(i)}user "admin": password mismatch, client: ${ATTACKER}, server: example.com, request: "GET /admin/?, client: ${VICTIM}, HTTP/1.1", host: "example.com, client: ${VICTIM}, server: x", referrer: "http://x/, client: ${VICTIM}, server: s, host: \\"y"`), true);
+  // a message forged in the Referer of a harmless line is the sender's own doing: the sender is named
+  assertOnlyAttacker(times(6, (i) => `${ngx(i)}open() "/usr/share/nginx/html/robots.txt" failed (2: No such file or directory), client: ${ATTACKER}, server: example.com, request: "GET /robots.txt HTTP/1.1", host: "example.com", referrer: "access forbidden by rule, client: ${VICTIM}, server: example.com"`), true);
+});
+
+/** No address is named for `lines`: the injection made two readings, and neither is taken. */
+function assertNobody(lines: string[]): void {
+  assert.deepEqual(named(lines), { detected: [], blocked: [] });
+}
+
+test('Samba: user and workstation names holding "remote host [ipv4:<victim>:…]" are not taken as the remote host', () => {
+  const auth = (user: string, ws: string, i: number) => `${ts(i)} fs smbd[${3300 + i}]:   Auth: [SMB2,(null)] user [WORKGROUP]\[${user}] at [Sat, 01 Jun 2024 10:00:00.000000 UTC] with [NTLMv2] status [NT_STATUS_WRONG_PASSWORD] workstation [${ws}] remote host [ipv4:${ATTACKER}:${50000 + i}] mapped to [WORKGROUP]\[${user}]. local host [ipv4:10.0.0.5:445]`;
+  // the user name comes before the status and again after the address (mapped to), the
+  // workstation between them: a forged remote host makes two readings, and neither is taken
+  assertNobody(times(6, (i) => auth(`x] with [NTLMv2] status [NT_STATUS_WRONG_PASSWORD] workstation [w] remote host [ipv4:${VICTIM}:445`, 'W', i)));
+  assertNobody(times(6, (i) => auth('x', `w] remote host [ipv4:${VICTIM}:445`, i)));
+  assertNobody(times(6, (i) => auth(`x] remote host [ipv4:${VICTIM}:445`, 'W', i)));
+  // names with brackets but no forged address leave the one reading
+  assertOnlyAttacker(times(6, (i) => auth('x] [y', `w] status [NT_STATUS_OK] [z`, i)), true);
+});
+
+test('Nextcloud: a user name holding "(Remote IP: <victim>)" is not taken as the remote address', () => {
+  const user = `x (Remote IP: ${VICTIM})`;
+  // the log without remoteAddr before the message (the field order of older releases)
+  assertOnlyAttacker(times(6, (i) => `{"reqId":"r${i}","level":2,"time":"2024-06-01T10:00:0${i % 10}+00:00","user":"--","app":"core","method":"POST","url":"/login","message":"Login failed: ${user} (Remote IP: ${ATTACKER})","userAgent":"curl","version":"28.0.1.1"}`), true);
+  // the user agent after the message holds a whole forged message
+  assertOnlyAttacker(times(6, (i) => `{"reqId":"r${i}","level":2,"time":"2024-06-01T10:00:0${i % 10}+00:00","user":"--","app":"core","method":"POST","url":"/login","message":"Login failed: x (Remote IP: ${ATTACKER})","userAgent":"Login failed: ${user}","version":"28.0.1.1"}`), true);
+});
+
+test('Roundcube: a user name or an X-Forwarded-For holding "from <victim>" is not taken as the client', () => {
+  const head = (i: number) => `[01-Jun-2024 10:00:0${i % 10} +0000]: <s${i}> `;
+  assertOnlyAttacker(times(6, (i) => `${head(i)}Failed login for x from ${VICTIM} in session s1 (error: 0) from ${ATTACKER} in session s${i} (error: 0)`), true);
+  assertOnlyAttacker(times(6, (i) => `${head(i)}Failed login for x from ${VICTIM}. from ${ATTACKER} in session s${i} (error: 0)`), true);
+  // the proxy header after the address: only a line with one " from " is read
+  assertOnlyAttacker(times(6, (i) => `${head(i)}IMAP Error: Login failed for x from ${ATTACKER}(X-Forwarded-For: 10.0.0.1). AUTHENTICATE PLAIN: Authentication failed. in /usr/share/roundcube/program/lib/Roundcube/rcube_imap.php on line 211 (POST /?_task=login&_action=login)`), true);
+  assertNobody(times(6, (i) => `${head(i)}IMAP Error: Login failed for x from ${ATTACKER}(X-Forwarded-For: a) from ${VICTIM}(b). AUTHENTICATE PLAIN: Authentication failed. in /usr/share/roundcube/program/lib/Roundcube/rcube_imap.php on line 211 (POST /?_task=login&_action=login)`));
+  assertNobody(times(6, (i) => `${head(i)}IMAP Error: Login failed for x from ${VICTIM}. y from ${ATTACKER}. AUTHENTICATE PLAIN: Authentication failed. in /usr/share/roundcube/program/lib/Roundcube/rcube_imap.php on line 211 (POST /?_task=login&_action=login)`));
+});
+
+test('Grafana: a quoted logfmt value holding "remote_addr=<victim>" is not taken as the remote address', () => {
+  assertOnlyAttacker(times(6, (i) => `${ts(i)} h grafana[1201]: logger=context userId=0 orgId=0 uname= t=2024-06-01T10:00:0${i % 10}Z level=error msg="Invalid username or password" error="invalid username or password" path="/login remote_addr=${VICTIM} " remote_addr=${ATTACKER} traceID=`), true);
+});
+
+test('PostgreSQL: a user or database name in log_line_prefix holding "host=<victim>" is not taken as the client', () => {
+  const fatal = 'FATAL:  password authentication failed for user';
+  // a name before %h, and one after it forging the message: two readings
+  assertNobody(times(6, (i) => `2024-06-01 10:00:0${i % 10}.123 UTC [${4410 + i}] user=x,host=${VICTIM},db=postgres,host=${ATTACKER} ${fatal} "x,host=${VICTIM}"`));
+  assertNobody(times(6, (i) => `2024-06-01 10:00:0${i % 10}.123 UTC [${4410 + i}] host=${ATTACKER},user=x@${VICTIM} ${fatal} x,db=postgres ${fatal} "x@${VICTIM} ${fatal} x"`));
+  // names without host= or @ leave the one reading
+  assertOnlyAttacker(times(6, (i) => `2024-06-01 10:00:0${i % 10}.123 UTC [${4410 + i}] user=x ${VICTIM},db=postgres,host=${ATTACKER} ${fatal} "x ${VICTIM}"`), true);
+});
+
+test('MongoDB: a user name holding "from client <victim>" is not taken as the client', () => {
+  const user = `x from client ${VICTIM}:27017`;
+  assertNobody(times(6, (i) => `2024-06-01T10:00:0${i % 10}.125+0000 I  ACCESS   [conn${812 + i}] SASL SCRAM-SHA-256 authentication failed for ${user} on admin from client ${ATTACKER}:${50000 + i} ; UserNotFound: Could not find user "${user}" for db "admin"`));
+  // the JSON log escapes quotes: its "remote" is the server's, whatever the user holds
+  assertOnlyAttacker(times(6, (i) => `{"t":{"$date":"2024-06-01T10:00:0${i % 10}.126+00:00"},"s":"I","c":"ACCESS","id":20249,"ctx":"conn${813 + i}","msg":"Authentication failed","attr":{"mechanism":"SCRAM-SHA-256","user":"${user}","db":"admin","client":"${ATTACKER}:${41820 + i}","result":"UserNotFound"},"remote":"${ATTACKER}:${41820 + i}"}`), true);
+  assertOnlyAttacker(times(6, (i) => `2024-06-01T10:00:0${i % 10}.125+0000 I  ACCESS   [conn${812 + i}] SASL SCRAM-SHA-256 authentication failed for x on admin from client ${ATTACKER}:${50000 + i} ; UserNotFound: Could not find user "x" for db "admin"`), true);
+});
+
+test('Gitea, Domino and Asterisk: a user or caller name holding the daemon\'s own message with <victim> is not taken as the client', () => {
+  const gitea = (user: string, i: number) => `2024/06/01 10:00:0${i % 10} ...ers/web/auth/auth.go:208:SignInPost() [I] Failed authentication attempt for ${user} from ${ATTACKER}:${51234 + i}: user does not exist [uid: 0, name: ${user}]`;
+  assertOnlyAttacker(times(6, (i) => gitea('admin', i)), true);
+  // the name comes again in the error after the address: two readings
+  assertNobody(times(6, (i) => gitea(`x from ${VICTIM}:1`, i)));
+  assertOnlyAttacker(times(6, (i) => `${ts(i)} mail domino: smtp: x [${VICTIM}] authentication failure using internet password y [${ATTACKER}] authentication failure using internet password`), true);
+  const reg = (name: string, i: number) => `[2024-06-01 10:00:0${i % 10}] NOTICE[${4410 + i}] chan_sip.c: Registration from '"${name}" <sip:100@10.0.0.5>' failed for '${ATTACKER}:5060' - Wrong password`;
+  assertOnlyAttacker(times(6, (i) => reg('100', i)), true);
+  assertNobody(times(6, (i) => reg(`x' failed for '${VICTIM}:5060' - Wrong password '`, i)));
+  assertNobody(times(6, (i) => `[2024-06-01 10:00:0${i % 10}] NOTICE[${4410 + i}] chan_sip.c: Call from '' (${ATTACKER}:5060) to extension 'x' rejected because extension not found in context 'a'. Call from '' (${VICTIM}:5060) to extension 'y' rejected because extension not found in context 'default'.`));
 });
 
 // Extractors looked at and found to hold: the address sits before the attacker-controlled text,

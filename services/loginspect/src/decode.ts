@@ -934,13 +934,61 @@ function decodeApacheError(raw: string): LogEvent | null {
   return { raw, kinds: KIND.apacheError, ts: m[1] ? parseCtime(m[1]) : null, host: null, program: 'apache', pid: fields['pid'] ?? null, message: rest, fields, addr, decoder: 'apache-error' };
 }
 
+/**
+ * Where nginx's own `, client: A` lies in an error message; -1 when it is not there or not
+ * alone. nginx appends the connection's context to the message: `, client: A, server: S` and
+ * then `, request: "…"`, `, upstream: "…"`, `, host: "…"`, `, referrer: "…"` (stream and mail
+ * add `, upstream: U`, `, login: "…"`, `, bytes from/to client:N/M`). The client chose text on
+ * both sides of it: a path in the message (`open() "/…" failed`, which nginx writes decoded, so
+ * it may hold `, client: V, server: S`), the request line, Host and Referer. Every `, client: `
+ * is therefore tried, and the one is kept from which the rest of the line reads as that
+ * context to its end, quoted values skipped whole (nginx escapes a quote in them); a forged one
+ * in a path meets the path's closing quote and the real context after it, one inside a quoted
+ * value meets that value's closing quote. When none or several read so, no address is named.
+ */
+function nginxClient(msg: string): number {
+  let found = -1;
+  for (let c = msg.indexOf(', client: '); c >= 0; c = msg.indexOf(', client: ', c + 10)) {
+    if (!nginxContext(msg, c + 10)) continue;
+    if (found >= 0) return -1;
+    found = c;
+  }
+  return found;
+}
+
+/** A context key after the client: `server`, `request`, `bytes from/to client`, … (never `client` again). */
+const NGINX_KEY = /^, ([a-z][a-z/ ]*):/;
+
+/** Does `msg` from `at` (just after `, client: `) read as nginx's context to the end: an address, then `, key: value` pairs? */
+function nginxContext(msg: string, at: number): boolean {
+  let i = at;
+  while (i < msg.length && msg.charCodeAt(i) !== 0x2c && msg.charCodeAt(i) !== 0x20 && msg.charCodeAt(i) !== 0x22) i++;
+  if (!looksLikeIp(msg, at, i)) return false;
+  while (i < msg.length) {
+    const k = NGINX_KEY.exec(msg.slice(i, i + 40));
+    if (!k || k[1] === 'client') return false;
+    i += k[0].length;
+    if (msg.charCodeAt(i) === 0x20) i++;
+    if (msg.charCodeAt(i) === 0x22) {
+      const e = quoted(msg, i);
+      // a line nginx cut at its length limit ends inside the last value
+      if (e < 0) return msg.indexOf('"', i + 1) < 0;
+      i = e + 1;
+    } else {
+      while (i < msg.length && msg.charCodeAt(i) !== 0x2c && msg.charCodeAt(i) !== 0x22) i++;
+      if (msg.charCodeAt(i) === 0x22) return false;
+    }
+  }
+  return true;
+}
+
 function decodeNginxError(raw: string): LogEvent | null {
   const m = NGINX_ERROR.exec(raw);
   if (!m) return null;
   const msg = m[8]!;
   const fields: Record<string, string> = { keywords: raw, level: m[7]!, message: msg };
   let addr: string | null = null;
-  const c = msg.lastIndexOf(', client: ');
+  const c = nginxClient(msg);
   if (c >= 0) {
     const end = msg.indexOf(',', c + 10);
     addr = normalizeAddress(msg.slice(c + 10, end < 0 ? msg.length : end));

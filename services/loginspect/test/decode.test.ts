@@ -87,6 +87,16 @@ test('web server error logs and auditd', () => {
   assert.equal(ng.kinds, KIND.nginxError);
   assert.equal(ng.addr, '1.2.3.4');
   assert.equal(ng.fields['cs-method'], 'POST');
+  // nginx's context read to the end of the line: a line cut inside its last value, stream's unquoted fields
+  const ngCut = decodeLine('2024/03/10 08:01:02 [error] 812#812: *5 upstream timed out (110: Connection timed out) while reading response header from upstream, client: 1.2.3.5, server: example.com, request: "GET / HTTP/1.1", upstream: "http://127.0.0.1:8080/", host: "example.com", referrer: "https://example.com/a-very-lo', { refMs: REF });
+  assert.equal(ngCut.addr, '1.2.3.5');
+  const ngStream = decodeLine('2024/03/10 08:01:02 [info] 812#812: *6 recv() failed (104: Connection reset by peer) while proxying connection, client: 2001:db8::6, server: [::]:443, upstream: "10.0.0.1:443", bytes from/to client:0/0, bytes from/to upstream:0/0', { refMs: REF });
+  assert.equal(ngStream.addr, '2001:db8::6');
+  // the context is the one that reads to the end; a line no reading fits names nobody
+  const ngForged = decodeLine('2024/03/10 08:01:02 [error] 812#812: *7 open() "/x, client: 1.2.3.7, server: s" failed, client: 1.2.3.8, server: s', { refMs: REF });
+  assert.equal(ngForged.addr, '1.2.3.8');
+  const ngNone = decodeLine('2024/03/10 08:01:02 [error] 812#812: *8 open() "/x" failed, client: 1.2.3.9, server: s" and more', { refMs: REF });
+  assert.equal(ngNone.addr, null);
   const au = decodeLine('type=EXECVE msg=audit(1610000000.123:42): argc=2 a0="ls" a1=2D6C61 key="k"', { refMs: REF });
   assert.equal(au.kinds, KIND.auditd);
   assert.equal(au.fields['type'], 'EXECVE');
