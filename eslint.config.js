@@ -17,7 +17,15 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+        {
+          allowForKnownSafeCalls: [
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'],
+            },
+          ],
+        },
       ],
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
       'import-x/no-cycle': ['error', { maxDepth: 10 }],
@@ -26,7 +34,10 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['@cordon/*/src/*', '@cordon/*/dist/*'], message: 'Import the package, not its internals.' },
-            { group: ['../../packages/*', '../../services/*', '../../../packages/*', '../../../services/*'], message: 'Import another package by its name (@cordon/…), not by path.' },
+            {
+              group: ['../../packages/*', '../../services/*', '../../../packages/*', '../../../services/*'],
+              message: 'Import another package by its name (@cordon/…), not by path.',
+            },
           ],
         },
       ],

@@ -25,16 +25,25 @@ function murmur2(data) {
   const n4 = data.length >>> 2;
   for (let i = 0; i < n4; i++) {
     let k = data.readInt32LE(i * 4);
-    k = Math.imul(k, m); k ^= k >>> 24; k = Math.imul(k, m);
-    h = Math.imul(h, m); h ^= k;
+    k = Math.imul(k, m);
+    k ^= k >>> 24;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m);
+    h ^= k;
   }
   const b = data.length & ~3;
   switch (data.length & 3) {
-    case 3: h ^= data[b + 2] << 16; // falls through
-    case 2: h ^= data[b + 1] << 8; // falls through
-    case 1: h ^= data[b]; h = Math.imul(h, m);
+    case 3:
+      h ^= data[b + 2] << 16; // falls through
+    case 2:
+      h ^= data[b + 1] << 8; // falls through
+    case 1:
+      h ^= data[b];
+      h = Math.imul(h, m);
   }
-  h ^= h >>> 13; h = Math.imul(h, m); h ^= h >>> 15;
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
   return h;
 }
 const partitionOf = (key) => (murmur2(key) & 0x7fffffff) % PARTITIONS;
@@ -64,14 +73,22 @@ const candidates = {
     const producer = new Producer({ clientId: 'bench-producer', bootstrapBrokers: brokers, acks: ProduceAcks.ALL });
     const t0 = performance.now();
     await pump(records, (batch) =>
-      producer.send({ messages: batch.map((r) => ({ topic, key: r.key, value: r.value, partition: partitionOf(r.key) })) }),
+      producer.send({
+        messages: batch.map((r) => ({ topic, key: r.key, value: r.value, partition: partitionOf(r.key) })),
+      }),
     );
     const produceMs = performance.now() - t0;
     await producer.close();
 
     const consumer = new Consumer({ clientId: 'bench-consumer', groupId: `bench-${run}-p`, bootstrapBrokers: brokers });
     const t1 = performance.now();
-    const stream = await consumer.consume({ topics: [topic], mode: 'committed', fallbackMode: 'earliest', autocommit: true, maxWaitTime: 100 });
+    const stream = await consumer.consume({
+      topics: [topic],
+      mode: 'committed',
+      fallbackMode: 'earliest',
+      autocommit: true,
+      maxWaitTime: 100,
+    });
     let got = 0;
     let bytes = 0;
     let firstMs = 0;
@@ -96,7 +113,9 @@ const candidates = {
     try {
       mod = (await import('@confluentinc/kafka-javascript')).default;
     } catch (err) {
-      return { skipped: `not installed (${err.code ?? err.message}); install it with CKJS_LINKING=dynamic, see infra/kafka/deps.sh` };
+      return {
+        skipped: `not installed (${err.code ?? err.message}); install it with CKJS_LINKING=dynamic, see infra/kafka/deps.sh`,
+      };
     }
     const { KafkaJS } = mod;
     const version = versionOf('@confluentinc/kafka-javascript');
@@ -111,7 +130,10 @@ const candidates = {
     await producer.connect();
     const t0 = performance.now();
     await pump(records, (batch) =>
-      producer.send({ topic, messages: batch.map((r) => ({ key: r.key, value: r.value, partition: partitionOf(r.key) })) }),
+      producer.send({
+        topic,
+        messages: batch.map((r) => ({ key: r.key, value: r.value, partition: partitionOf(r.key) })),
+      }),
     );
     const produceMs = performance.now() - t0;
     await producer.disconnect();
@@ -156,7 +178,9 @@ const candidates = {
     const { KafkaJS, Producer, KafkaConsumer } = mod;
     const version = `${versionOf('@confluentinc/kafka-javascript')} (librdkafka ${mod.librdkafkaVersion})`;
     const topic = `bench.confluent-native.${run}`;
-    const admin = new KafkaJS.Kafka({ kafkaJS: { brokers, clientId: 'bench', logLevel: KafkaJS.logLevel.ERROR } }).admin();
+    const admin = new KafkaJS.Kafka({
+      kafkaJS: { brokers, clientId: 'bench', logLevel: KafkaJS.logLevel.ERROR },
+    }).admin();
     await admin.connect();
     await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }] });
     await admin.disconnect();
@@ -194,7 +218,9 @@ const candidates = {
     let bytes = 0;
     let firstMs = 0;
     while (got < records.length) {
-      const msgs = await new Promise((resolve, reject) => consumer.consume(BATCH, (err, m) => (err ? reject(err) : resolve(m))));
+      const msgs = await new Promise((resolve, reject) =>
+        consumer.consume(BATCH, (err, m) => (err ? reject(err) : resolve(m))),
+      );
       if (got === 0 && msgs.length) firstMs = performance.now() - t1;
       for (const m of msgs.slice(0, records.length - got)) bytes += m.value.length;
       got += msgs.length;
@@ -209,7 +235,9 @@ await withBroker(async (brokers) => {
   const records = makeRecords(N, SIZE);
   const bytes = N * SIZE;
   const only = process.env.BENCH_CLIENTS?.split(',');
-  console.log(`bus-clients: ${N} records x ${SIZE} B, ${PARTITIONS} partitions, broker ${brokers.join(',')}, node ${process.version}`);
+  console.log(
+    `bus-clients: ${N} records x ${SIZE} B, ${PARTITIONS} partitions, broker ${brokers.join(',')}, node ${process.version}`,
+  );
   for (const [name, bench] of Object.entries(candidates)) {
     if (only && !only.includes(name)) continue;
     // Warm-up, not reported: JIT, connections, and on a fresh broker the creation of

@@ -26,15 +26,20 @@ const t1 = performance.now();
 let got = 0;
 const consumer = bus.consumer({ groupId: 'bench', topics: ['bench'], maxBatchRecords: 5000 });
 await new Promise((resolve, reject) => {
-  consumer.run(async (b) => {
-    got += b.records.length;
-    if (got >= N) resolve();
-  }).catch(reject);
+  consumer
+    .run(async (b) => {
+      got += b.records.length;
+      if (got >= N) resolve();
+    })
+    .catch(reject);
 });
 const t2 = performance.now();
 await consumer.close();
 await bus.close();
 rmSync(dir, { recursive: true, force: true });
 const mb = (N * SIZE) / 1e6;
-const fmt = (ms) => `${Math.round(N / (ms / 1000)).toLocaleString('en-US')} rec/s ${(mb / (ms / 1000)).toFixed(1)} MB/s`;
-console.log(`bus embedded: produce ${fmt(t1 - t0)}; consume ${fmt(t2 - t1)}; produce+consume ${fmt(t2 - t0)} (${N} records x ${SIZE} B)`);
+const fmt = (ms) =>
+  `${Math.round(N / (ms / 1000)).toLocaleString('en-US')} rec/s ${(mb / (ms / 1000)).toFixed(1)} MB/s`;
+console.log(
+  `bus embedded: produce ${fmt(t1 - t0)}; consume ${fmt(t2 - t1)}; produce+consume ${fmt(t2 - t0)} (${N} records x ${SIZE} B)`,
+);

@@ -50,12 +50,19 @@ function sh(cmd, args, { stdoutLines = false } = {}) {
     });
     child.stderr.on('data', (d) => (err += d));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(lines) : reject(new Error(`${cmd} exited ${code}: ${err.trim()}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(lines) : reject(new Error(`${cmd} exited ${code}: ${err.trim()}`)),
+    );
   });
 }
 
 async function adapter(brokers, records, security) {
-  const bus = createKafkaBus({ brokers, clientId: 'bench', ...(security ? { security } : {}), ctx: createContext({ log: silentLogger }) });
+  const bus = createKafkaBus({
+    brokers,
+    clientId: 'bench',
+    ...(security ? { security } : {}),
+    ctx: createContext({ log: silentLogger }),
+  });
   const topic = `bench.adapter.${Date.now().toString(36)}`;
   try {
     await bus.admin.ensureTopics([{ name: topic, partitions: PARTITIONS, cleanupPolicy: 'delete', retentionMs: -1 }]);
@@ -105,10 +112,28 @@ async function kcat(brokers, records, dir) {
     const b = brokers.join(',');
     const t0 = performance.now();
     // acks=all like the adapter; murmur2 so keys land where Java clients and the bus put them.
-    await sh('kcat', ['-P', '-b', b, '-t', topic, '-K', '\t', '-z', 'none', '-X', 'acks=all', '-X', 'partitioner=murmur2_random', '-l', file]);
+    await sh('kcat', [
+      '-P',
+      '-b',
+      b,
+      '-t',
+      topic,
+      '-K',
+      '\t',
+      '-z',
+      'none',
+      '-X',
+      'acks=all',
+      '-X',
+      'partitioner=murmur2_random',
+      '-l',
+      file,
+    ]);
     const produceMs = performance.now() - t0;
     const t1 = performance.now();
-    const got = await sh('kcat', ['-C', '-b', b, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p\n'], { stdoutLines: true });
+    const got = await sh('kcat', ['-C', '-b', b, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p\n'], {
+      stdoutLines: true,
+    });
     const consumeMs = performance.now() - t1;
     if (got !== records.length) throw new Error(`kcat consumed ${got} records, expected ${records.length}`);
     return { produceMs, consumeMs };
@@ -130,10 +155,16 @@ await withBroker(async (brokers) => {
     const k = await kcat(brokers, records, dir);
     const ar = rate(N, bytes, a.produceMs + a.consumeMs);
     const kr = rate(N, bytes, k.produceMs + k.consumeMs);
-    console.log(`bus kafka: ${N} records x ${SIZE} B, ${PARTITIONS} partitions, broker ${brokers.join(',')}, node ${process.version}`);
-    console.log(`bus kafka-adapter produce: ${fmt(rate(N, bytes, a.produceMs))}; consume: ${fmt(rate(N, bytes, a.consumeMs))}`);
+    console.log(
+      `bus kafka: ${N} records x ${SIZE} B, ${PARTITIONS} partitions, broker ${brokers.join(',')}, node ${process.version}`,
+    );
+    console.log(
+      `bus kafka-adapter produce: ${fmt(rate(N, bytes, a.produceMs))}; consume: ${fmt(rate(N, bytes, a.consumeMs))}`,
+    );
     console.log(`bus kcat produce: ${fmt(rate(N, bytes, k.produceMs))}; consume: ${fmt(rate(N, bytes, k.consumeMs))}`);
-    console.log(`bus kafka-adapter produce+consume: ${fmt(ar)}; kcat: ${fmt(kr)}; ratio ${(ar.recPerSec / kr.recPerSec).toFixed(2)}`);
+    console.log(
+      `bus kafka-adapter produce+consume: ${fmt(ar)}; kcat: ${fmt(kr)}; ratio ${(ar.recPerSec / kr.recPerSec).toFixed(2)}`,
+    );
     plain = { a, ar };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -149,8 +180,14 @@ if (process.env.BENCH_SECURE !== '0') {
     const s = await adapter(brokers, records, security);
     const sr = rate(N, bytes, s.produceMs + s.consumeMs);
     const { a, ar } = plain;
-    console.log(`bus kafka-adapter SASL_SSL (TLS, SCRAM-SHA-512, ACLs) produce: ${fmt(rate(N, bytes, s.produceMs))}; consume: ${fmt(rate(N, bytes, s.consumeMs))}`);
-    console.log(`bus kafka-adapter plaintext produce: ${fmt(rate(N, bytes, a.produceMs))}; consume: ${fmt(rate(N, bytes, a.consumeMs))}`);
-    console.log(`bus kafka-adapter produce+consume plaintext: ${fmt(ar)}; SASL_SSL: ${fmt(sr)}; SASL_SSL/plaintext ${(sr.recPerSec / ar.recPerSec).toFixed(2)} (target >= 0.70)`);
+    console.log(
+      `bus kafka-adapter SASL_SSL (TLS, SCRAM-SHA-512, ACLs) produce: ${fmt(rate(N, bytes, s.produceMs))}; consume: ${fmt(rate(N, bytes, s.consumeMs))}`,
+    );
+    console.log(
+      `bus kafka-adapter plaintext produce: ${fmt(rate(N, bytes, a.produceMs))}; consume: ${fmt(rate(N, bytes, a.consumeMs))}`,
+    );
+    console.log(
+      `bus kafka-adapter produce+consume plaintext: ${fmt(ar)}; SASL_SSL: ${fmt(sr)}; SASL_SSL/plaintext ${(sr.recPerSec / ar.recPerSec).toFixed(2)} (target >= 0.70)`,
+    );
   });
 }

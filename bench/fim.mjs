@@ -16,7 +16,16 @@
 // After init, a scripted set of modifications is applied (content edits, chmods, deletes, adds,
 // renames, deletes-and-recreates) and both checks report what they found.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  appendFileSync,
+  readFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
@@ -124,7 +133,11 @@ try {
   for (let k = 0; k < MODS; k++) appendFileSync(take(), 'tampered');
   for (let k = 0; k < MODS; k++) chmodSync(take(), 0o600);
   for (let k = 0; k < MODS; k++) rmSync(take());
-  for (let k = 0; k < MODS; k++) writeFileSync(join(tree, `d${String(Math.floor(rand() * (FILES / PER_DIR))).padStart(4, '0')}`, `new${k}`), randBytes(100));
+  for (let k = 0; k < MODS; k++)
+    writeFileSync(
+      join(tree, `d${String(Math.floor(rand() * (FILES / PER_DIR))).padStart(4, '0')}`, `new${k}`),
+      randBytes(100),
+    );
   for (let k = 0; k < MODS; k++) {
     const f = take();
     renameSync(f, `${f}.renamed`);
@@ -138,7 +151,9 @@ try {
     rmSync(f);
     writeFileSync(f, content);
   }
-  console.log(`modifications: ${MODS} content edits, ${MODS} chmods, ${MODS} deletes, ${MODS} adds, ${MODS} renames, ${MODS / 2} deletes-and-recreates`);
+  console.log(
+    `modifications: ${MODS} content edits, ${MODS} chmods, ${MODS} deletes, ${MODS} adds, ${MODS} renames, ${MODS / 2} deletes-and-recreates`,
+  );
 
   // ---- checks
   if (aide) results.aideCheck = runAide('--check');
@@ -168,16 +183,31 @@ try {
   ];
   if (aide) {
     const a = results.aideCheck;
-    rows.push([`AIDE ${spawnSync('aide', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].replace('AIDE ', '')} (num_workers ${WORKERS})`, fmt(results.aideInit.took), fmt(a.took), `${a.added + a.removed + a.changed} (added ${a.added}, removed ${a.removed}, changed ${a.changed})`]);
+    rows.push([
+      `AIDE ${spawnSync('aide', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].replace('AIDE ', '')} (num_workers ${WORKERS})`,
+      fmt(results.aideInit.took),
+      fmt(a.took),
+      `${a.added + a.removed + a.changed} (added ${a.added}, removed ${a.removed}, changed ${a.changed})`,
+    ]);
   } else {
     rows.push(['AIDE', 'not installed (apt-get install aide)', '', '']);
   }
-  const say = (c) => `${c.added + c.removed + c.changed + c.renamed} (added ${c.added}, removed ${c.removed}, changed ${c.changed}, renamed ${c.renamed}; ${c.dirs} of them directories)`;
-  rows.push([`Cordon (${WORKERS} hashing workers, re-hash all)`, fmt(results.cordonInit), fmt(results.cordonCheck), say(cc)]);
+  const say = (c) =>
+    `${c.added + c.removed + c.changed + c.renamed} (added ${c.added}, removed ${c.removed}, changed ${c.changed}, renamed ${c.renamed}; ${c.dirs} of them directories)`;
+  rows.push([
+    `Cordon (${WORKERS} hashing workers, re-hash all)`,
+    fmt(results.cordonInit),
+    fmt(results.cordonCheck),
+    say(cc),
+  ]);
   rows.push([`Cordon, trustStat (policy opt-in)`, '', fmt(results.cordonTrustStat), say(ct)]);
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-  console.log(`baseline entries: ${init.stats.entries}; check/AIDE time ratio: ${aide ? (results.cordonCheck / results.aideCheck.took).toFixed(2) : 'n/a'} (target <= 1.00)`);
-  console.log('expected: file changes = edits + chmods + deletes-and-recreates; renames = Cordon renamed / AIDE added+removed; changed directories = those whose entries were added, removed or renamed');
+  console.log(
+    `baseline entries: ${init.stats.entries}; check/AIDE time ratio: ${aide ? (results.cordonCheck / results.aideCheck.took).toFixed(2) : 'n/a'} (target <= 1.00)`,
+  );
+  console.log(
+    'expected: file changes = edits + chmods + deletes-and-recreates; renames = Cordon renamed / AIDE added+removed; changed directories = those whose entries were added, removed or renamed',
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

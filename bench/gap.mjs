@@ -146,7 +146,11 @@ try {
     say(`cycle ${cycle}: ${transitions.length} transitions so far`);
     // vm2, gated: powered on (held until protected, then released)
     let t = begin('power-on (gated)', 'vm2', world.powerOn('vm2'));
-    await done(t, 'released, watchdog', () => asg('vm2')?.mode === 'watchdog' && (ungated.get(world.lab.vms.vm2.mac) ?? []).some((x) => x >= t.atUs));
+    await done(
+      t,
+      'released, watchdog',
+      () => asg('vm2')?.mode === 'watchdog' && (ungated.get(world.lab.vms.vm2.mac) ?? []).some((x) => x >= t.atUs),
+    );
 
     t = begin('power-on', 'vm1', world.powerOn('vm1'));
     await done(t, 'watchdog', () => asg('vm1')?.mode === 'watchdog' && asg('vm1')?.host === host);
@@ -158,7 +162,14 @@ try {
     t = begin('agent start', 'vm1');
     agent = await startAgent();
     const a1 = agent;
-    await done(t, 'agent', () => asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === incarnationOf(a1) && wallUs() > asg('vm1').handoff_us);
+    await done(
+      t,
+      'agent',
+      () =>
+        asg('vm1')?.mode === 'agent' &&
+        asg('vm1')?.incarnation === incarnationOf(a1) &&
+        wallUs() > asg('vm1').handoff_us,
+    );
 
     t = begin('agent loss', 'vm1');
     await world.killAgent(agent);
@@ -167,7 +178,14 @@ try {
     t = begin('agent start', 'vm1');
     agent = await startAgent();
     const a2 = agent;
-    await done(t, 'agent', () => asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === incarnationOf(a2) && wallUs() > asg('vm1').handoff_us);
+    await done(
+      t,
+      'agent',
+      () =>
+        asg('vm1')?.mode === 'agent' &&
+        asg('vm1')?.incarnation === incarnationOf(a2) &&
+        wallUs() > asg('vm1').handoff_us,
+    );
 
     // revert: the VM goes back to the snapshot of an earlier cycle (its agent's state dir with it)
     t = begin('revert', 'vm1');
@@ -178,7 +196,14 @@ try {
     CoordinationWorld.copyDir(nextSnap, snapDir);
     agent = await startAgent();
     const a3 = agent;
-    await done(t, 'agent', () => asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === incarnationOf(a3) && wallUs() > asg('vm1').handoff_us);
+    await done(
+      t,
+      'agent',
+      () =>
+        asg('vm1')?.mode === 'agent' &&
+        asg('vm1')?.incarnation === incarnationOf(a3) &&
+        wallUs() > asg('vm1').handoff_us,
+    );
 
     t = begin('agent loss', 'vm1');
     await world.killAgent(agent);
@@ -207,7 +232,11 @@ try {
   const rows = new Map();
   const row = (type) => {
     let r = rows.get(type);
-    if (!r) rows.set(type, (r = { transitions: 0, sent: 0, delivered: 0, detected: 0, doubled: 0, missed: 0, held: 0, gaps: [] }));
+    if (!r)
+      rows.set(
+        type,
+        (r = { transitions: 0, sent: 0, delivered: 0, detected: 0, doubled: 0, missed: 0, held: 0, gaps: [] }),
+      );
     return r;
   };
   const all = row('all');
@@ -220,7 +249,9 @@ try {
     const firstMissed = mine.find((a) => a.receivedUs !== null && a.alerts.length === 0);
     if (firstMissed) {
       const nextDetected = list.find((a) => a.sentUs > firstMissed.sentUs && a.alerts.length > 0);
-      gap = nextDetected ? (nextDetected.sentUs - firstMissed.sentUs) / 1000 : (list[list.length - 1].sentUs - firstMissed.sentUs) / 1000;
+      gap = nextDetected
+        ? (nextDetected.sentUs - firstMissed.sentUs) / 1000
+        : (list[list.length - 1].sentUs - firstMissed.sentUs) / 1000;
     }
     for (const r of [row(t.type), all]) {
       r.transitions++;
@@ -243,30 +274,54 @@ try {
   }
 
   const fmt = (v) => v.toFixed(0).padStart(7);
-  console.log(`gap: ${transitions.length} transitions, one attack per ${interval} ms per VM, heartbeat ${heartbeat} ms, timeout ${timeout} ms, hand-off delay ${args.handoff} ms, ${args.bus} bus`);
+  console.log(
+    `gap: ${transitions.length} transitions, one attack per ${interval} ms per VM, heartbeat ${heartbeat} ms, timeout ${timeout} ms, hand-off delay ${args.handoff} ms, ${args.bus} bus`,
+  );
   console.log('type                 trans   sent  deliv  detect  twice  missed  gated  gap p50  gap p99 (ms)');
   for (const [type, r] of [...rows].filter(([k]) => k !== 'all').concat([['all', all]])) {
-    console.log(`${type.padEnd(20)} ${String(r.transitions).padStart(5)} ${String(r.sent).padStart(6)} ${String(r.delivered).padStart(6)} ${String(r.detected).padStart(7)} ${String(r.doubled).padStart(6)} ${String(r.missed).padStart(7)} ${String(r.held).padStart(6)} ${fmt(percentile(r.gaps, 50))}  ${fmt(percentile(r.gaps, 99))}`);
+    console.log(
+      `${type.padEnd(20)} ${String(r.transitions).padStart(5)} ${String(r.sent).padStart(6)} ${String(r.delivered).padStart(6)} ${String(r.detected).padStart(7)} ${String(r.doubled).padStart(6)} ${String(r.missed).padStart(7)} ${String(r.held).padStart(6)} ${fmt(percentile(r.gaps, 50))}  ${fmt(percentile(r.gaps, 99))}`,
+    );
   }
-  console.log(`gate: power-on to release of the gated VM (nft monitor), ${releases.length} power-ons: p50 ${percentile(releases, 50).toFixed(1)} ms, p99 ${percentile(releases, 99).toFixed(1)} ms, max ${Math.max(0, ...releases).toFixed(1)} ms; ${all.held} attacks held by the gate`);
+  console.log(
+    `gate: power-on to release of the gated VM (nft monitor), ${releases.length} power-ons: p50 ${percentile(releases, 50).toFixed(1)} ms, p99 ${percentile(releases, 99).toFixed(1)} ms, max ${Math.max(0, ...releases).toFixed(1)} ms; ${all.held} attacks held by the gate`,
+  );
   const reverts = transitions.filter((t) => t.type === 'revert').length;
   const revertedAlerts = world.seen.alerts.filter((x) => x.alert.rule_id === 'coordinator:agent-reverted').length;
   const rebaselines = world.seen.commands.filter((x) => x.c.kind === 'rebaseline').length;
-  console.log(`revert: ${reverts} reverts, ${revertedAlerts} reverted alerts, ${rebaselines} rebaseline commands (the agent's state dir back to an earlier cycle's copy)`);
+  console.log(
+    `revert: ${reverts} reverts, ${revertedAlerts} reverted alerts, ${rebaselines} rebaseline commands (the agent's state dir back to an earlier cycle's copy)`,
+  );
   if (failures.length) console.log(`not reached in time: ${failures.join('; ')}`);
-  const byType = Object.fromEntries([...rows].filter(([k]) => k !== 'all').map(([k, r]) => [k, { transitions: r.transitions, attacks: r.sent, missed: r.missed, doubled: r.doubled, gap_p50_ms: Math.round(percentile(r.gaps, 50)), gap_p99_ms: Math.round(percentile(r.gaps, 99)) }]));
-  console.log(JSON.stringify({
-    bench: 'gap',
-    transitions: transitions.length,
-    attacks: all.sent,
-    missed: all.missed,
-    doubled: all.doubled,
-    gap_p50_ms: Math.round(percentile(all.gaps, 50)),
-    gap_p99_ms: Math.round(percentile(all.gaps, 99)),
-    by_type: byType,
-    gate_release_p50_ms: Math.round(percentile(releases, 50)),
-    gate_release_p99_ms: Math.round(percentile(releases, 99)),
-  }));
+  const byType = Object.fromEntries(
+    [...rows]
+      .filter(([k]) => k !== 'all')
+      .map(([k, r]) => [
+        k,
+        {
+          transitions: r.transitions,
+          attacks: r.sent,
+          missed: r.missed,
+          doubled: r.doubled,
+          gap_p50_ms: Math.round(percentile(r.gaps, 50)),
+          gap_p99_ms: Math.round(percentile(r.gaps, 99)),
+        },
+      ]),
+  );
+  console.log(
+    JSON.stringify({
+      bench: 'gap',
+      transitions: transitions.length,
+      attacks: all.sent,
+      missed: all.missed,
+      doubled: all.doubled,
+      gap_p50_ms: Math.round(percentile(all.gaps, 50)),
+      gap_p99_ms: Math.round(percentile(all.gaps, 99)),
+      by_type: byType,
+      gate_release_p50_ms: Math.round(percentile(releases, 50)),
+      gate_release_p99_ms: Math.round(percentile(releases, 99)),
+    }),
+  );
 } finally {
   for (const m of monitors) m.kill('SIGTERM');
   await world.stop();

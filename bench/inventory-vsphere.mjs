@@ -27,16 +27,47 @@ const ROUNDS = 3;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const simEnv = { ...process.env, VCSIM_NAME: `bench-${process.pid}` };
-const started = await run('bash', [`${root}infra/vcsim/start.sh`, '-dc', '1', '-cluster', '2', '-host', '10', '-standalone-host', '0', '-vm', String(PER_CLUSTER)], {
-  env: simEnv,
-  timeout: 600_000,
-});
-const vars = Object.fromEntries(started.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+const started = await run(
+  'bash',
+  [
+    `${root}infra/vcsim/start.sh`,
+    '-dc',
+    '1',
+    '-cluster',
+    '2',
+    '-host',
+    '10',
+    '-standalone-host',
+    '0',
+    '-vm',
+    String(PER_CLUSTER),
+  ],
+  {
+    env: simEnv,
+    timeout: 600_000,
+  },
+);
+const vars = Object.fromEntries(
+  started.stdout
+    .trim()
+    .split('\n')
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+);
 const drvEnv = { ...process.env, ...vars };
-const driver = async (...a) => JSON.parse((await run(`${root}infra/vcsim/bin/vcsim-driver`, a, { env: drvEnv, timeout: 600_000, maxBuffer: 256 << 20 })).stdout);
+const driver = async (...a) =>
+  JSON.parse(
+    (await run(`${root}infra/vcsim/bin/vcsim-driver`, a, { env: drvEnv, timeout: 600_000, maxBuffer: 256 << 20 }))
+      .stdout,
+  );
 const ctx = createContext({ log: silentLogger });
 const connector = () =>
-  new VsphereConnector({ url: vars.VCSIM_URL, username: vars.VCSIM_USERNAME, password: vars.VCSIM_PASSWORD, caFile: vars.VCSIM_CA, ctx });
+  new VsphereConnector({
+    url: vars.VCSIM_URL,
+    username: vars.VCSIM_USERNAME,
+    password: vars.VCSIM_PASSWORD,
+    caFile: vars.VCSIM_CA,
+    ctx,
+  });
 
 try {
   const vms = await driver('list');
@@ -66,13 +97,17 @@ try {
     await done;
     if (synced !== vms.length) throw new Error(`onSync had ${synced} VMs, the simulator ${vms.length}`);
     firstSync.push(t1 - t0);
-    console.log(`round ${r + 1}: RetrievePropertiesEx (govmomi, ${base.objects} objects, ${base.calls} call(s)) ${base.ms.toFixed(1)} ms; connector connect -> onSync ${(t1 - t0).toFixed(1)} ms`);
+    console.log(
+      `round ${r + 1}: RetrievePropertiesEx (govmomi, ${base.objects} objects, ${base.calls} call(s)) ${base.ms.toFixed(1)} ms; connector connect -> onSync ${(t1 - t0).toFixed(1)} ms`,
+    );
   }
 
   // How fast the simulator raises power events with nobody following (the driver alone).
   const alone = await driver('power-cycle-all', String(WORKERS));
   const aloneRate = alone.ops / alone.seconds;
-  console.log(`simulator alone: ${alone.ops} power operations (one VmPoweredOffEvent/VmPoweredOnEvent each) at ${aloneRate.toFixed(0)} events/s`);
+  console.log(
+    `simulator alone: ${alone.ops} power operations (one VmPoweredOffEvent/VmPoweredOnEvent each) at ${aloneRate.toFixed(0)} events/s`,
+  );
 
   // Events followed while the simulator raises them as fast as the driver can.
   const c = connector();
@@ -101,7 +136,8 @@ try {
   const cpu = process.cpuUsage(cpu0);
   await c.stop();
   await running;
-  if (events !== expected) throw new Error(`the connector delivered ${events} events, the driver made ${expected} power operations`);
+  if (events !== expected)
+    throw new Error(`the connector delivered ${events} events, the driver made ${expected} power operations`);
   const followed = events / ((lastEventAt - t0) / 1000);
   const raised = expected / ((tDriver - t0) / 1000);
   console.log(
@@ -111,8 +147,22 @@ try {
   );
   const value = median(firstSync);
   const baseline = median(retrieve);
-  console.log(`first sync: ${value.toFixed(1)} ms median of ${ROUNDS}; one RetrievePropertiesEx of the same view: ${baseline.toFixed(1)} ms median; ratio ${(value / baseline).toFixed(2)}`);
-  console.log(JSON.stringify({ bench: 'inventory-vsphere', metric: 'first_sync_ms', value: Math.round(value), baseline: Math.round(baseline), ratio: Number((value / baseline).toFixed(2)), events_per_s: Math.round(followed), raised_per_s: Math.round(raised), raised_alone_per_s: Math.round(aloneRate), vms: vms.length }));
+  console.log(
+    `first sync: ${value.toFixed(1)} ms median of ${ROUNDS}; one RetrievePropertiesEx of the same view: ${baseline.toFixed(1)} ms median; ratio ${(value / baseline).toFixed(2)}`,
+  );
+  console.log(
+    JSON.stringify({
+      bench: 'inventory-vsphere',
+      metric: 'first_sync_ms',
+      value: Math.round(value),
+      baseline: Math.round(baseline),
+      ratio: Number((value / baseline).toFixed(2)),
+      events_per_s: Math.round(followed),
+      raised_per_s: Math.round(raised),
+      raised_alone_per_s: Math.round(aloneRate),
+      vms: vms.length,
+    }),
+  );
 } finally {
   await run('bash', [`${root}infra/vcsim/stop.sh`], { env: simEnv }).catch(() => undefined);
 }

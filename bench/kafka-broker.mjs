@@ -9,12 +9,18 @@ const infra = join(dirname(fileURLToPath(import.meta.url)), '..', 'infra', 'kafk
 
 export async function withBroker(fn) {
   if (process.env.KAFKA_BROKERS) return fn(process.env.KAFKA_BROKERS.split(','));
-  const out = execFileSync('bash', [join(infra, 'start.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync('bash', [join(infra, 'start.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const line = out.split('\n').find((l) => l.startsWith('KAFKA_BROKERS='));
   if (!line) throw new Error(`infra/kafka/start.sh printed no KAFKA_BROKERS line:\n${out}`);
   const stop = () => execFileSync('bash', [join(infra, 'stop.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
   // An interrupted benchmark must not leave a broker behind.
-  const onSignal = () => { stop(); process.exit(130); };
+  const onSignal = () => {
+    stop();
+    process.exit(130);
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
@@ -35,10 +41,22 @@ export async function withSecureBroker(fn) {
   const port = process.env.BENCH_SECURE_KAFKA_PORT ?? '19192';
   const env = { ...process.env, KAFKA_PORT: port, KAFKA_CONTROLLER_PORT: String(Number(port) + 1), KAFKA_BROKERS: '' };
   delete env.KAFKA_RUN_DIR;
-  const out = execFileSync('bash', [join(infra, 'start.sh'), '--secure'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const value = (k) => out.split('\n').find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1).trim();
+  const out = execFileSync('bash', [join(infra, 'start.sh'), '--secure'], {
+    encoding: 'utf8',
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const value = (k) =>
+    out
+      .split('\n')
+      .find((l) => l.startsWith(`${k}=`))
+      ?.slice(k.length + 1)
+      .trim();
   const stop = () => execFileSync('bash', [join(infra, 'stop.sh')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  const onSignal = () => { stop(); process.exit(130); };
+  const onSignal = () => {
+    stop();
+    process.exit(130);
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
@@ -55,7 +73,10 @@ export function makeRecords(n, size, distinctKeys = 10_000) {
   const pool = randomBytes(n * size);
   const records = new Array(n);
   for (let i = 0; i < n; i++) {
-    records[i] = { key: Buffer.from(`vm-${(i % distinctKeys).toString().padStart(5, '0')}`), value: pool.subarray(i * size, (i + 1) * size) };
+    records[i] = {
+      key: Buffer.from(`vm-${(i % distinctKeys).toString().padStart(5, '0')}`),
+      value: pool.subarray(i * size, (i + 1) * size),
+    };
   }
   return records;
 }

@@ -45,7 +45,9 @@ const webLines = lines.length - sshLines;
 
 const t0 = performance.now();
 const inspector = LogInspector.fromConfig(
-  parseInspectorConfig({ sigmaDirs: ['rules', 'rules-emerging-threats', 'rules-threat-hunting', 'unsupported'].map((d) => join(sigma, d)) }),
+  parseInspectorConfig({
+    sigmaDirs: ['rules', 'rules-emerging-threats', 'rules-threat-hunting', 'unsupported'].map((d) => join(sigma, d)),
+  }),
 );
 const setupMs = performance.now() - t0;
 const sigmaLoaded = inspector.rules.rules.filter((r) => r.origin === 'sigma').length;
@@ -85,7 +87,15 @@ else {
   // the jails for these logs: SSH, the Apache/nginx web jails, and one per fail2ban sample log
   const filters = [
     ...new Set([
-      'sshd', 'apache-auth', 'apache-badbots', 'apache-botsearch', 'apache-noscript', 'apache-overflows', 'apache-nohome', 'apache-shellshock', 'nginx-botsearch',
+      'sshd',
+      'apache-auth',
+      'apache-badbots',
+      'apache-botsearch',
+      'apache-noscript',
+      'apache-overflows',
+      'apache-nohome',
+      'apache-shellshock',
+      'nginx-botsearch',
       ...readdirSync(join(logs, 'fail2ban/logs')).map((f) => f.replace(/-journal$/, '')),
     ]),
   ];
@@ -94,7 +104,11 @@ else {
   let matched = 0;
   for (const f of avail) {
     const t = performance.now();
-    const out = execFileSync(f2b, ['--print-no-missed', '--print-no-ignored', file, `/etc/fail2ban/filter.d/${f}.conf`], { encoding: 'utf8', maxBuffer: 1 << 30 });
+    const out = execFileSync(
+      f2b,
+      ['--print-no-missed', '--print-no-ignored', file, `/etc/fail2ban/filter.d/${f}.conf`],
+      { encoding: 'utf8', maxBuffer: 1 << 30 },
+    );
     total += (performance.now() - t) / 1000;
     const m = /Lines: \d+ lines, \d+ ignored, (\d+) matched/.exec(out);
     matched += Number(m?.[1] ?? 0);

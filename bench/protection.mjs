@@ -112,31 +112,74 @@ async function latency(kind, services) {
     if (20 + addrs.length > 254) throw new Error(`at most ${254 - 25} attacks fit the lab's /24`);
     for (const a of addrs) lab.exec(attacker.ns, ['ip', 'addr', 'add', `${a}/24`, 'dev', 'eth0']);
 
-    const rules = readdirSync(ET_DIR).filter((f) => f.endsWith('.rules')).sort().map((f) => join(ET_DIR, f));
-    writeFileSync(join(dir, 'policy.yaml'), [`ruleFiles:`, ...rules.map((r) => `  - "${r}"`), 'mode: detect', `rules: { "${SID}": prevent }`, 'blocks: { ttlS: 300, maxTtlS: 600 }', ''].join('\n'));
-    writeFileSync(join(dir, 'inventory.yaml'), ['hosts:', '  hv-bench:', '    vms:', ...Object.values(lab.vms).flatMap((v) => [`      ${v.name}:`, `        nics: [{ mac: "${v.mac}", ips: ["${v.ip}"] }]`]), ''].join('\n'));
+    const rules = readdirSync(ET_DIR)
+      .filter((f) => f.endsWith('.rules'))
+      .sort()
+      .map((f) => join(ET_DIR, f));
+    writeFileSync(
+      join(dir, 'policy.yaml'),
+      [
+        `ruleFiles:`,
+        ...rules.map((r) => `  - "${r}"`),
+        'mode: detect',
+        `rules: { "${SID}": prevent }`,
+        'blocks: { ttlS: 300, maxTtlS: 600 }',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'inventory.yaml'),
+      [
+        'hosts:',
+        '  hv-bench:',
+        '    vms:',
+        ...Object.values(lab.vms).flatMap((v) => [
+          `      ${v.name}:`,
+          `        nics: [{ mac: "${v.mac}", ips: ["${v.ip}"] }]`,
+        ]),
+        '',
+      ].join('\n'),
+    );
     const bus = kind === 'kafka' ? ['bus:', '  kind: kafka', `  brokers: ["${process.env.KAFKA_BROKERS}"]`] : [];
-    writeFileSync(join(dir, 'cordon.yaml'), [
-      `dataDir: "${join(dir, 'data')}"`,
-      ...bus,
-      // veth checksums are left to offload: the bridge sees them unfilled (Suricata: -k none)
-      'dpi: { service: { checksum: "off" } }',
-      'watchdog:',
-      '  host: hv-bench',
-      `  bridge: ${lab.bridge}`,
-      `  capture: { enabled: true, netns: ${lab.host} }`,
-      `  enforce: { enabled: true, netns: ${lab.host} }`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      join(dir, 'cordon.yaml'),
+      [
+        `dataDir: "${join(dir, 'data')}"`,
+        ...bus,
+        // veth checksums are left to offload: the bridge sees them unfilled (Suricata: -k none)
+        'dpi: { service: { checksum: "off" } }',
+        'watchdog:',
+        '  host: hv-bench',
+        `  bridge: ${lab.bridge}`,
+        `  capture: { enabled: true, netns: ${lab.host} }`,
+        `  enforce: { enabled: true, netns: ${lab.host} }`,
+        '',
+      ].join('\n'),
+    );
     const cfg = ['--config', join(dir, 'cordon.yaml')];
     // a clean slate: no blocks or policy of an earlier run on the broker
     if (kind === 'kafka') await freshCordonTopics([process.env.KAFKA_BROKERS]);
     cordon(['inventory', 'apply', join(dir, 'inventory.yaml'), ...cfg]);
     cordon(['policy', 'apply', join(dir, 'policy.yaml'), ...cfg]);
 
-    const http = spawn('ip', ['netns', 'exec', web.ns, process.execPath, '-e', `require('http').createServer((q, s) => s.end('ok')).listen(80, '${web.ip}')`], { stdio: 'ignore' });
+    const http = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        web.ns,
+        process.execPath,
+        '-e',
+        `require('http').createServer((q, s) => s.end('ok')).listen(80, '${web.ip}')`,
+      ],
+      { stdio: 'ignore' },
+    );
     procs.push(http);
-    const up = spawn(process.execPath, [CLI, 'up', '--no-demo', ...cfg, ...(services ? ['--services', services] : [])], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CORDON_LOG_LEVEL: 'warn' } });
+    const up = spawn(
+      process.execPath,
+      [CLI, 'up', '--no-demo', ...cfg, ...(services ? ['--services', services] : [])],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CORDON_LOG_LEVEL: 'warn' } },
+    );
     procs.push(up);
     let upLog = '';
     up.stderr.on('data', (d) => (upLog = (upLog + d).slice(-4000)));
@@ -155,7 +198,11 @@ async function latency(kind, services) {
 
     const attack = (list, gap) =>
       new Promise((res, rej) => {
-        const p = spawn('ip', ['netns', 'exec', attacker.ns, process.execPath, '-e', ATTACKER, web.ip, String(gap), ...list], { stdio: ['ignore', 'ignore', 'inherit'] });
+        const p = spawn(
+          'ip',
+          ['netns', 'exec', attacker.ns, process.execPath, '-e', ATTACKER, web.ip, String(gap), ...list],
+          { stdio: ['ignore', 'ignore', 'inherit'] },
+        );
         p.on('exit', (c) => (c === 0 ? res() : rej(new Error(`the attacker exited with ${c}`))));
       });
 
@@ -163,8 +210,12 @@ async function latency(kind, services) {
     const warm = addrs.slice(0, 5);
     const until = Date.now() + 180_000;
     for (let i = 0; !warm.every((a) => blockedAt.has(a)); i++) {
-      if (Date.now() > until || up.exitCode !== null) throw new Error(`the pipeline never blocked the warm-up attacks:\n${upLog}`);
-      await attack(warm.filter((a) => !blockedAt.has(a)), 100);
+      if (Date.now() > until || up.exitCode !== null)
+        throw new Error(`the pipeline never blocked the warm-up attacks:\n${upLog}`);
+      await attack(
+        warm.filter((a) => !blockedAt.has(a)),
+        100,
+      );
       await sleep(1000);
     }
     const measured = addrs.slice(5);
@@ -186,8 +237,7 @@ async function latency(kind, services) {
       else if (b === undefined) {
         unblocked++;
         if (args.keep) console.log(`not blocked: ${a}`);
-      }
-      else lat.push((b - s) / 1000);
+      } else lat.push((b - s) / 1000);
     }
     lat.sort((x, y) => x - y);
     const fmt = (v) => `${v.toFixed(1)} ms`;
@@ -267,7 +317,16 @@ async function captureRate() {
     const { dst } = lab.vms;
     for (const n of senders) udpCapture(join(dir, `${n}.pcap`), lab.vms[n], dst, 10_000);
     await applyTopics(bus);
-    const wd = await runStage(watchdogStage, { bus, ctx, config: { host: 'hv-bench', bridge: lab.bridge, capture: { enabled: true, netns: lab.host }, enforce: { enabled: false } } });
+    const wd = await runStage(watchdogStage, {
+      bus,
+      ctx,
+      config: {
+        host: 'hv-bench',
+        bridge: lab.bridge,
+        capture: { enabled: true, netns: lab.host },
+        enforce: { enabled: false },
+      },
+    });
     await sleep(500);
     const each = pps / senders.length;
     const loops = Math.ceil((each * seconds) / 10_000);
@@ -276,7 +335,22 @@ async function captureRate() {
     // not spawnSync: the watchdog drains on this thread while tcpreplay sends
     const replay = (n) =>
       new Promise((res) => {
-        const p = spawn('ip', ['netns', 'exec', lab.vms[n].ns, 'tcpreplay', '-i', 'eth0', `--pps=${each}`, '--pps-multi=10', `--loop=${loops}`, join(dir, `${n}.pcap`)], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const p = spawn(
+          'ip',
+          [
+            'netns',
+            'exec',
+            lab.vms[n].ns,
+            'tcpreplay',
+            '-i',
+            'eth0',
+            `--pps=${each}`,
+            '--pps-multi=10',
+            `--loop=${loops}`,
+            join(dir, `${n}.pcap`),
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
         let stdout = '';
         let stderr = '';
         p.stdout.on('data', (d) => (stdout += d));

@@ -15,7 +15,14 @@ import { z } from 'zod';
 import { createEmbeddedBus } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { allTopicSpecs, codecFor, TOPICS } from '@cordon/schemas';
-import { createRecordSigner, defineStage, ed25519PublicKey, runStage, VerifiedRoots, verifyRecord } from '@cordon/stage';
+import {
+  createRecordSigner,
+  defineStage,
+  ed25519PublicKey,
+  runStage,
+  VerifiedRoots,
+  verifyRecord,
+} from '@cordon/stage';
 
 const N = Number(process.env.BENCH_RECORDS ?? 20_000);
 const LINES = Number(process.env.BENCH_LINES ?? 20);
@@ -27,15 +34,32 @@ const AGENT = 'agt-0123456789abcdef';
 const VMS = Array.from({ length: 16 }, (_, i) => `vm-${i}`);
 
 // one agent per VM, as the coordinator registers them
-const agents = VMS.map((vm, i) => ({ vm, signer: createRecordSigner(`${AGENT}${i}`, generateKeyPairSync('ed25519').privateKey) }));
+const agents = VMS.map((vm, i) => ({
+  vm,
+  signer: createRecordSigner(`${AGENT}${i}`, generateKeyPairSync('ed25519').privateKey),
+}));
 const records = Array.from({ length: N }, (_, n) => {
   const { vm, signer } = agents[n % agents.length];
   const lines = Array.from({ length: LINES }, (_, i) => ({
     ts_us: Date.now() * 1000,
     offset: (n * LINES + i) * 96,
-    line: Buffer.from(`Jun  1 11:59:0${i % 10} ${vm} sshd[${900 + i}]: Failed password for invalid user admin from 203.0.113.${n % 250} port ${40000 + i} ssh2\n`),
+    line: Buffer.from(
+      `Jun  1 11:59:0${i % 10} ${vm} sshd[${900 + i}]: Failed password for invalid user admin from 203.0.113.${n % 250} port ${40000 + i} ssh2\n`,
+    ),
   }));
-  return { vm, signer, key: Buffer.from(`${vm}|/var/log/auth.log`), value: logs.encode({ batch_id: `${signer.producer}:${n}`, agent: signer.producer, vm, source: '/var/log/auth.log', format: 'auth', lines }) };
+  return {
+    vm,
+    signer,
+    key: Buffer.from(`${vm}|/var/log/auth.log`),
+    value: logs.encode({
+      batch_id: `${signer.producer}:${n}`,
+      agent: signer.producer,
+      vm,
+      source: '/var/log/auth.log',
+      format: 'auth',
+      lines,
+    }),
+  };
 });
 const avgBytes = Math.round(records.reduce((s, r) => s + r.value.length, 0) / N);
 
@@ -46,7 +70,21 @@ async function round(signed) {
   const producer = bus.producer();
   if (signed) {
     const pk = codecFor(TOPICS.producers);
-    await producer.send(TOPICS.producers, agents.map(({ vm, signer }) => ({ key: Buffer.from(signer.producer), value: pk.encode({ producer: signer.producer, kind: 'agent', vm, host: null, public_key: signer.publicKey, registered_us: 0, registered_by: 'bench' }) })));
+    await producer.send(
+      TOPICS.producers,
+      agents.map(({ vm, signer }) => ({
+        key: Buffer.from(signer.producer),
+        value: pk.encode({
+          producer: signer.producer,
+          kind: 'agent',
+          vm,
+          host: null,
+          public_key: signer.publicKey,
+          registered_us: 0,
+          registered_by: 'bench',
+        }),
+      })),
+    );
   }
   let got = 0;
   let rejected = 0;
@@ -76,7 +114,10 @@ async function round(signed) {
   // the agents' side: each of the 16 sends its own records, SEND records a send, signed per send
   for (let i = 0; i < N; i += SEND * agents.length) {
     for (const a of agents) {
-      const mine = records.slice(i, i + SEND * agents.length).filter((r) => r.signer === a.signer).map((r) => ({ key: r.key, value: r.value }));
+      const mine = records
+        .slice(i, i + SEND * agents.length)
+        .filter((r) => r.signer === a.signer)
+        .map((r) => ({ key: r.key, value: r.value }));
       if (mine.length) await producer.send(TOPICS.logs, signed ? a.signer.signAll(TOPICS.logs, mine) : mine);
     }
   }
@@ -95,7 +136,10 @@ async function round(signed) {
 // per-record cost alone: a send of one record (one signature each), and a send of SEND
 const one = records[0];
 const pub = ed25519PublicKey(one.signer.publicKey);
-const plainRecs = records.filter((r) => r.signer === one.signer).slice(0, SEND).map((r) => ({ key: r.key, value: r.value }));
+const plainRecs = records
+  .filter((r) => r.signer === one.signer)
+  .slice(0, SEND)
+  .map((r) => ({ key: r.key, value: r.value }));
 const cost = (sendSize) => {
   const recs = plainRecs.slice(0, sendSize);
   const reps = Math.ceil(1000 / recs.length);
@@ -106,7 +150,9 @@ const cost = (sendSize) => {
   t = performance.now();
   for (let i = 0; i < reps; i++) {
     const cache = new VerifiedRoots();
-    for (const r of signed) if (!verifyRecord(pub, TOPICS.logs, r.key, r.value, one.signer.producer, r.headers, cache)) throw new Error('bench: a record did not verify');
+    for (const r of signed)
+      if (!verifyRecord(pub, TOPICS.logs, r.key, r.value, one.signer.producer, r.headers, cache))
+        throw new Error('bench: a record did not verify');
   }
   const verifyUs = ((performance.now() - t) * 1000) / (reps * recs.length);
   return `sign ${signUs.toFixed(1)} µs, verify ${verifyUs.toFixed(1)} µs`;
@@ -121,7 +167,13 @@ for (let i = 0; i < ROUNDS; i++) {
   best(signed, await round(true));
 }
 const fmt = (x) => `${Math.round(x).toLocaleString('en-US')} rec/s`;
-console.log(`record signing per record (${avgBytes} B LogBatch, ${LINES} lines): a send of 1: ${cost(1)}; a send of ${SEND}: ${cost(SEND)}`);
+console.log(
+  `record signing per record (${avgBytes} B LogBatch, ${LINES} lines): a send of 1: ${cost(1)}; a send of ${SEND}: ${cost(SEND)}`,
+);
 const pct = (a, b) => `${((a / b) * 100).toFixed(1)} %`;
-console.log(`stage side, consume loop only (the agents signed on their own machines): unsigned, check off ${fmt(plain.consume)}; signed, check on ${fmt(signed.consume)}; ratio ${pct(signed.consume, plain.consume)} (target ≥ 70 %)`);
-console.log(`one process signing and checking, produce → consume loop (${N} records, ${SEND} a send, best of ${ROUNDS}): unsigned ${fmt(plain.all)}; signed ${fmt(signed.all)}; ratio ${pct(signed.all, plain.all)}`);
+console.log(
+  `stage side, consume loop only (the agents signed on their own machines): unsigned, check off ${fmt(plain.consume)}; signed, check on ${fmt(signed.consume)}; ratio ${pct(signed.consume, plain.consume)} (target ≥ 70 %)`,
+);
+console.log(
+  `one process signing and checking, produce → consume loop (${N} records, ${SEND} a send, best of ${ROUNDS}): unsigned ${fmt(plain.all)}; signed ${fmt(signed.all)}; ratio ${pct(signed.all, plain.all)}`,
+);

@@ -31,20 +31,51 @@ function alert(i) {
   return {
     alert_id: `a${i.toString(16).padStart(12, '0')}`,
     ts_us: 1_700_000_000_000_000 + i * 4_000_000, // ~9 days: one or two partitions
-    stage: 'dpi', vm: `vm-${i % 50}`, sensor: 'replay:x.pcap', rule_id: `sid:${2_000_000 + (i % 300)}`, rule_rev: 1,
-    signature: `ET RULE ${i % 300}`, severity: 1 + (i % 3), category: 'Attempted Administrator Privilege Gain', action: 'alert',
-    src_ip: `203.0.${(i >> 8) & 255}.${i & 255}`, src_port: 1024 + (i % 60000), dst_ip: `10.0.0.${i % 250}`, dst_port: 80, proto: 'TCP',
-    flow_id: String(i), evidence: '{}', community_id: `1:${i}`, metadata: null, mitre_tactic_ids: ['TA0001'], mitre_technique_ids: ['T1190'],
-    cves: [], references: [], app_proto: 'http', http_hostname: 'h', http_url: '/x', http_method: 'GET', http_status: 200, http_user_agent: 'ua',
-    dns_rrname: null, dns_rrtype: null, tls_sni: null, tls_version: null, ja3: null, payload_printable: 'GET /x', pcap_cnt: i,
+    stage: 'dpi',
+    vm: `vm-${i % 50}`,
+    sensor: 'replay:x.pcap',
+    rule_id: `sid:${2_000_000 + (i % 300)}`,
+    rule_rev: 1,
+    signature: `ET RULE ${i % 300}`,
+    severity: 1 + (i % 3),
+    category: 'Attempted Administrator Privilege Gain',
+    action: 'alert',
+    src_ip: `203.0.${(i >> 8) & 255}.${i & 255}`,
+    src_port: 1024 + (i % 60000),
+    dst_ip: `10.0.0.${i % 250}`,
+    dst_port: 80,
+    proto: 'TCP',
+    flow_id: String(i),
+    evidence: '{}',
+    community_id: `1:${i}`,
+    metadata: null,
+    mitre_tactic_ids: ['TA0001'],
+    mitre_technique_ids: ['T1190'],
+    cves: [],
+    references: [],
+    app_proto: 'http',
+    http_hostname: 'h',
+    http_url: '/x',
+    http_method: 'GET',
+    http_status: 200,
+    http_user_agent: 'ua',
+    dns_rrname: null,
+    dns_rrtype: null,
+    tls_sni: null,
+    tls_version: null,
+    ja3: null,
+    payload_printable: 'GET /x',
+    pcap_cnt: i,
   };
 }
 const batches = [];
-for (let s = 0; s < ROWS; s += BATCH) batches.push(Array.from({ length: Math.min(BATCH, ROWS - s) }, (_, k) => mapping.toRow(alert(s + k))));
+for (let s = 0; s < ROWS; s += BATCH)
+  batches.push(Array.from({ length: Math.min(BATCH, ROWS - s) }, (_, k) => mapping.toRow(alert(s + k))));
 
 const dir = mkdtempSync(join(tmpdir(), 'cordon-dedup-'));
 const stores = {};
-for (const db of ['tokens', 'final', 'lookup']) stores[db] = await createStore({ dataDir: join(dir, 'ch'), database: `dedup_${db}` });
+for (const db of ['tokens', 'final', 'lookup'])
+  stores[db] = await createStore({ dataDir: join(dir, 'ch'), database: `dedup_${db}` });
 await stores.final.command('CREATE VIEW IF NOT EXISTS alerts_v AS SELECT *, src_addr, dst_addr FROM alerts FINAL');
 
 const time = async (fn) => {
@@ -72,18 +103,29 @@ const insertAll = async (store, round, lookup) => {
 };
 
 const out = [];
-for (const [db, lookup] of [['tokens', false], ['final', false], ['lookup', true]]) {
+for (const [db, lookup] of [
+  ['tokens', false],
+  ['final', false],
+  ['lookup', true],
+]) {
   const first = await insertAll(stores[db], 1, lookup);
   const replay = await insertAll(stores[db], 2, lookup);
   const [{ n }] = await stores[db].query('SELECT count() AS n FROM alerts');
-  out.push({ db, first_insert_rows_per_s: Math.round(ROWS / (first.ms / 1000)), replay_rows_per_s: Math.round(ROWS / (replay.ms / 1000)), replay_skipped: replay.skipped, count_after_replay: Number(n) });
+  out.push({
+    db,
+    first_insert_rows_per_s: Math.round(ROWS / (first.ms / 1000)),
+    replay_rows_per_s: Math.round(ROWS / (replay.ms / 1000)),
+    replay_skipped: replay.skipped,
+    count_after_replay: Number(n),
+  });
 }
 console.log(`alerts: ${ROWS} rows in batches of ${BATCH}, then the same rows again as a replay`);
 console.table(out);
 
 const QUERIES = {
   count: (t) => `SELECT count() FROM ${t}`,
-  top_rules_24h: (t) => `SELECT rule_id, count() AS n FROM ${t} WHERE ts >= toDateTime64('2023-11-14 22:00:00', 6, 'UTC') - INTERVAL 1 DAY GROUP BY rule_id ORDER BY n DESC LIMIT 10`,
+  top_rules_24h: (t) =>
+    `SELECT rule_id, count() AS n FROM ${t} WHERE ts >= toDateTime64('2023-11-14 22:00:00', 6, 'UTC') - INTERVAL 1 DAY GROUP BY rule_id ORDER BY n DESC LIMIT 10`,
   one_vm: (t) => `SELECT ts, rule_id, src_addr FROM ${t} WHERE vm = 'vm-7' ORDER BY ts DESC LIMIT 100`,
 };
 const q = [];
@@ -100,7 +142,9 @@ for (const [name, sql] of Object.entries(QUERIES)) {
     'final: view (ms)': await best(stores.final, sql('alerts_v')),
   });
 }
-console.log('analyst queries, best of 5 (the lookup table holds each alert once; the final one holds every alert twice, unmerged)');
+console.log(
+  'analyst queries, best of 5 (the lookup table holds each alert once; the final one holds every alert twice, unmerged)',
+);
 console.table(q);
 for (const s of Object.values(stores)) await s.close();
 rmSync(dir, { recursive: true, force: true });

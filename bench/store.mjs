@@ -62,7 +62,7 @@ function* batches() {
 async function timed(paths) {
   const ns = Object.fromEntries(Object.keys(paths).map((k) => [k, 0n]));
   let seed = 42;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   for (const b of batches()) {
     const order = Object.keys(paths).sort(() => rand() - 0.5);
     for (const name of order) {
@@ -71,7 +71,9 @@ async function timed(paths) {
       ns[name] += process.hrtime.bigint() - t0;
     }
   }
-  return Object.fromEntries(Object.entries(ns).map(([k, v]) => [k, { seconds: Number(v) / 1e9, rate: ROWS / (Number(v) / 1e9) }]));
+  return Object.fromEntries(
+    Object.entries(ns).map(([k, v]) => [k, { seconds: Number(v) / 1e9, rate: ROWS / (Number(v) / 1e9) }]),
+  );
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'cordon-bench-store-'));
@@ -82,11 +84,15 @@ try {
   for (const db of ['bench_raw_rows', 'bench_raw_json']) {
     await session.queryAsync(`CREATE DATABASE IF NOT EXISTS ${db}`);
     for (const stmt of splitStatements(readFileSync(migration, 'utf8'))) {
-      await session.queryAsync(stmt.replace('CREATE TABLE IF NOT EXISTS flows', `CREATE TABLE IF NOT EXISTS ${db}.flows`));
+      await session.queryAsync(
+        stmt.replace('CREATE TABLE IF NOT EXISTS flows', `CREATE TABLE IF NOT EXISTS ${db}.flows`),
+      );
     }
   }
 
-  console.log(`ClickHouse store bench: ${ROWS} flow rows in batches of ${BATCH}, chdb ${(await session.queryAsync('SELECT version()', { format: 'TSV' })).text().trim()}, node ${process.version}`);
+  console.log(
+    `ClickHouse store bench: ${ROWS} flow rows in batches of ${BATCH}, chdb ${(await session.queryAsync('SELECT version()', { format: 'TSV' })).text().trim()}, node ${process.version}`,
+  );
 
   const r = await timed({
     raw: ({ rows }) => session.insert({ table: 'bench_raw_rows.flows', values: rows }),
@@ -99,27 +105,45 @@ try {
     store: ({ start, rows }) => store.insert('flows', rows, { batchId: `bench:${start}` }),
   });
   const { raw, rawJson, store: st } = r;
-  console.log(`raw chdb Session.insert (rows -> VALUES):       ${raw.rate.toFixed(0)} rows/s (${raw.seconds.toFixed(2)} s)`);
-  console.log(`raw chdb Session.insert (JSONEachRow Buffer):   ${rawJson.rate.toFixed(0)} rows/s (${rawJson.seconds.toFixed(2)} s)`);
-  console.log(`Store.insert (validate + dedup token + client): ${st.rate.toFixed(0)} rows/s (${st.seconds.toFixed(2)} s)`);
+  console.log(
+    `raw chdb Session.insert (rows -> VALUES):       ${raw.rate.toFixed(0)} rows/s (${raw.seconds.toFixed(2)} s)`,
+  );
+  console.log(
+    `raw chdb Session.insert (JSONEachRow Buffer):   ${rawJson.rate.toFixed(0)} rows/s (${rawJson.seconds.toFixed(2)} s)`,
+  );
+  console.log(
+    `Store.insert (validate + dedup token + client): ${st.rate.toFixed(0)} rows/s (${st.seconds.toFixed(2)} s)`,
+  );
 
   // Every path must have written every row exactly once, or the numbers mean nothing.
   for (const [table, q] of [
     ['bench_store.flows', () => store.query('SELECT count() AS n FROM bench_store.flows')],
-    ['bench_raw_rows.flows', async () => (await session.queryAsync('SELECT count() AS n FROM bench_raw_rows.flows', { format: 'JSONEachRow' })).json()],
-    ['bench_raw_json.flows', async () => (await session.queryAsync('SELECT count() AS n FROM bench_raw_json.flows', { format: 'JSONEachRow' })).json()],
+    [
+      'bench_raw_rows.flows',
+      async () =>
+        (await session.queryAsync('SELECT count() AS n FROM bench_raw_rows.flows', { format: 'JSONEachRow' })).json(),
+    ],
+    [
+      'bench_raw_json.flows',
+      async () =>
+        (await session.queryAsync('SELECT count() AS n FROM bench_raw_json.flows', { format: 'JSONEachRow' })).json(),
+    ],
   ]) {
     const res = await q();
     const n = Number((Array.isArray(res) ? res[0] : res).n);
     if (n !== ROWS) throw new Error(`${table} has ${n} rows, expected ${ROWS}`);
   }
   // Replaying every batch through the store must add nothing (and shows what a replay costs).
-  const { replay } = await timed({ replay: ({ start, rows }) => store.insert('flows', rows, { batchId: `bench:${start}` }) });
+  const { replay } = await timed({
+    replay: ({ start, rows }) => store.insert('flows', rows, { batchId: `bench:${start}` }),
+  });
   const [{ n: after }] = await store.query('SELECT count() AS n FROM bench_store.flows');
   if (Number(after) !== ROWS) throw new Error(`replay double-counted: ${after} rows`);
   console.log(`Store.insert replay of every batch (dropped):  ${replay.rate.toFixed(0)} rows/s, count still ${after}`);
 
-  console.log(`store insert: ${st.rate.toFixed(0)} rows/s; raw chdb: ${raw.rate.toFixed(0)} rows/s; ratio ${(st.rate / raw.rate).toFixed(2)}`);
+  console.log(
+    `store insert: ${st.rate.toFixed(0)} rows/s; raw chdb: ${raw.rate.toFixed(0)} rows/s; ratio ${(st.rate / raw.rate).toFixed(2)}`,
+  );
   session.close();
   await store.close();
 } finally {

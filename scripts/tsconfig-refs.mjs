@@ -8,7 +8,8 @@ import { join } from 'node:path';
 const root = join(import.meta.dirname, '..');
 const dirs = [];
 for (const parent of ['packages', 'services']) {
-  for (const d of readdirSync(join(root, parent)).sort()) if (existsSync(join(root, parent, d, 'tsconfig.json'))) dirs.push(`${parent}/${d}`);
+  for (const d of readdirSync(join(root, parent)).sort())
+    if (existsSync(join(root, parent, d, 'tsconfig.json'))) dirs.push(`${parent}/${d}`);
 }
 if (existsSync(join(root, 'test', 'tsconfig.json'))) dirs.push('test');
 const want = `${JSON.stringify({ files: [], references: dirs.map((path) => ({ path })) }, null, 2)}\n`;

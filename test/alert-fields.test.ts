@@ -6,9 +6,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eveToAlert } from '@cordon/dpi';
-import { codecFor, communityId, normalizeCve, printable, ruleMetadataFields, TOPICS, type PacketBatch } from '@cordon/schemas';
+import {
+  codecFor,
+  communityId,
+  normalizeCve,
+  printable,
+  ruleMetadataFields,
+  TOPICS,
+  type PacketBatch,
+} from '@cordon/schemas';
 
-const pb = (sensor: string, batch: string): PacketBatch => ({ batch_id: batch, sensor, vm: 'web-1', linktype: 1, end_of_source: false, packets: [] });
+const pb = (sensor: string, batch: string): PacketBatch => ({
+  batch_id: batch,
+  sensor,
+  vm: 'web-1',
+  linktype: 1,
+  end_of_source: false,
+  packets: [],
+});
 
 // an alert line as Suricata 7 prints it with metadata, community-id and http logging enabled
 const SURICATA_LINE = JSON.stringify({
@@ -39,7 +54,14 @@ const SURICATA_LINE = JSON.stringify({
       signature_severity: ['Major'],
     },
   },
-  http: { hostname: 'web-1.example', url: '/?x=${jndi:ldap://e/a}', http_user_agent: 'curl/8', http_method: 'GET', protocol: 'HTTP/1.1', status: 200 },
+  http: {
+    hostname: 'web-1.example',
+    url: '/?x=${jndi:ldap://e/a}',
+    http_user_agent: 'curl/8',
+    http_method: 'GET',
+    protocol: 'HTTP/1.1',
+    status: 200,
+  },
   payload_printable: 'GET /?x=${jndi:ldap://e/a} HTTP/1.1\r\n',
 });
 
@@ -66,14 +88,23 @@ test('rule metadata, Community ID and HTTP evidence come from the EVE line', () 
 
 test('a line without community_id gets one computed from its tuple; DNS and TLS evidence', () => {
   const line = JSON.stringify({
-    timestamp: '2024-03-01T10:00:01.000000+0000', flow_id: 7, event_type: 'alert', proto: 'UDP',
-    src_ip: '10.0.0.10', src_port: 40000, dest_ip: '10.0.0.53', dest_port: 53,
+    timestamp: '2024-03-01T10:00:01.000000+0000',
+    flow_id: 7,
+    event_type: 'alert',
+    proto: 'UDP',
+    src_ip: '10.0.0.10',
+    src_port: 40000,
+    dest_ip: '10.0.0.53',
+    dest_port: 53,
     alert: { gid: 1, signature_id: 1900003, rev: 1, signature: 'C2 lookup', severity: 1 },
     dns: { query: [{ rrname: 'c2.bad.example', rrtype: 'A' }] },
     tls: { sni: 'x.example', version: 'TLS 1.2', ja3: { hash: 'e7d705a3286e19ea42f587b344ee6865' } },
   });
   const a = eveToAlert(line, pb('s1', 'b1'), 0);
-  assert.equal(a.community_id, communityId({ proto: 17, srcIp: '10.0.0.10', dstIp: '10.0.0.53', srcPort: 40000, dstPort: 53 }));
+  assert.equal(
+    a.community_id,
+    communityId({ proto: 17, srcIp: '10.0.0.10', dstIp: '10.0.0.53', srcPort: 40000, dstPort: 53 }),
+  );
   assert.equal(a.dns_rrname, 'c2.bad.example');
   assert.equal(a.dns_rrtype, 'A');
   assert.equal(a.tls_sni, 'x.example');
@@ -99,7 +130,10 @@ test('metadata helpers: CVE spellings, references, printable payloads', () => {
   assert.equal(normalizeCve('CVE_2021_44228'), 'CVE-2021-44228');
   assert.equal(normalizeCve('2014-6271'), 'CVE-2014-6271');
   assert.equal(normalizeCve('not a cve'), null);
-  const f = ruleMetadataFields({ mitre_tactic_id: ['TA0011', 'bogus'], created_at: ['2020_01_01'] }, ['cve,2014-6271', 'url,example.com/x']);
+  const f = ruleMetadataFields({ mitre_tactic_id: ['TA0011', 'bogus'], created_at: ['2020_01_01'] }, [
+    'cve,2014-6271',
+    'url,example.com/x',
+  ]);
   assert.deepEqual(f.mitre_tactic_ids, ['TA0011']);
   assert.deepEqual(f.cves, ['CVE-2014-6271']);
   assert.deepEqual(f.references, ['cve,2014-6271', 'url,example.com/x']);

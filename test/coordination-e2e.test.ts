@@ -64,35 +64,62 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
     mkdirSync(files);
     for (let i = 0; i < 20; i++) writeFileSync(join(files, `f${i}.conf`), `setting ${i}\n`);
     const machineA = world.sysRoot('machine-a');
-    const startA = () => world.startAgent({ vm: 'vm1', token, stateDir, sysRoot: machineA, fimPaths: [files], checkpointS: 0.5 });
-    const incarnation = (a: AgentHandle) => (a.stage as unknown as { identity: { incarnation: string } }).identity.incarnation;
+    const startA = () =>
+      world.startAgent({ vm: 'vm1', token, stateDir, sysRoot: machineA, fimPaths: [files], checkpointS: 0.5 });
+    const incarnation = (a: AgentHandle) =>
+      (a.stage as unknown as { identity: { incarnation: string } }).identity.incarnation;
     const alertsOf = (rule: string) => world.seen.alerts.filter((x) => x.alert.rule_id === rule);
-    const vm1Attacks = (from: number, to = Infinity) => [...world.attacks.values()].filter((a) => a.vm === 'vm1' && a.sentUs >= from && a.sentUs < to);
+    const vm1Attacks = (from: number, to = Infinity) =>
+      [...world.attacks.values()].filter((a) => a.vm === 'vm1' && a.sentUs >= from && a.sentUs < to);
 
     // ---- gating: vm1 powers on while no coordinator runs — nobody can protect it, it is held
     world.startAttacks(50, ['vm1', 'vm2']);
     world.powerOn('vm2');
     const onAt = world.powerOn('vm1');
     let agent = await startA();
-    const gating = (world.watchdogs.get('hva')!.stage as unknown as { gating: { held(): string[]; releases: Array<{ vm: string; ms: number; atUs: number }> } }).gating;
+    const gating = (
+      world.watchdogs.get('hva')!.stage as unknown as {
+        gating: { held(): string[]; releases: Array<{ vm: string; ms: number; atUs: number }> };
+      }
+    ).gating;
     await sleep(1500);
     assert.deepEqual(gating.held(), ['vm1'], 'the gated VM is held');
     assert.ok(vm1Attacks(onAt).length >= 20, 'attacks were sent while it was held');
     assert.equal(vm1Attacks(onAt).filter((a) => a.receivedUs !== null).length, 0, 'none reached it');
-    assert.ok(vm2Attacks(world, onAt).some((a) => a.receivedUs !== null), 'the ungated VM beside it was reachable');
+    assert.ok(
+      vm2Attacks(world, onAt).some((a) => a.receivedUs !== null),
+      'the ungated VM beside it was reachable',
+    );
     const coordinatorsAt = wallUs();
     await world.startCoordinator();
     await world.startCoordinator();
-    const release = await waitFor('the gated VM to be released', () => gating.releases.find((r) => r.vm === 'vm1'), 60_000);
-    note(`gate: released ${((release.atUs - coordinatorsAt) / 1000).toFixed(0)} ms after the coordinators started (${((release.atUs - onAt) / 1000).toFixed(0)} ms after power-on; the watchdog counts ${release.ms.toFixed(0)} ms from the platform's record)`);
+    const release = await waitFor(
+      'the gated VM to be released',
+      () => gating.releases.find((r) => r.vm === 'vm1'),
+      60_000,
+    );
+    note(
+      `gate: released ${((release.atUs - coordinatorsAt) / 1000).toFixed(0)} ms after the coordinators started (${((release.atUs - onAt) / 1000).toFixed(0)} ms after power-on; the watchdog counts ${release.ms.toFixed(0)} ms from the platform's record)`,
+    );
     assert.equal(asg('vm1')?.mode, 'watchdog', 'released once the watchdog protects it');
-    await waitFor('attacks reaching it after the release', () => vm1Attacks(release.atUs + 50_000).filter((a) => a.receivedUs !== null).length >= 5);
-    assert.equal(vm1Attacks(onAt, release.atUs - 20_000).filter((a) => a.receivedUs !== null).length, 0, 'before the release: dropped');
+    await waitFor(
+      'attacks reaching it after the release',
+      () => vm1Attacks(release.atUs + 50_000).filter((a) => a.receivedUs !== null).length >= 5,
+    );
+    assert.equal(
+      vm1Attacks(onAt, release.atUs - 20_000).filter((a) => a.receivedUs !== null).length,
+      0,
+      'before the release: dropped',
+    );
     const after = vm1Attacks(release.atUs + 50_000, wallUs() - 200_000);
     assert.ok(after.length > 0 && after.every((a) => a.receivedUs !== null), 'after it: passed');
 
     // ---- power-on of a VM with an agent → the agent
-    const a0 = await waitFor('the agent to protect vm1', () => (asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === incarnation(agent) ? asg('vm1') : null), 30_000);
+    const a0 = await waitFor(
+      'the agent to protect vm1',
+      () => (asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === incarnation(agent) ? asg('vm1') : null),
+      30_000,
+    );
     assert.equal(a0.agent, agentId);
     assert.equal(a0.enforcer, `agent:${agentId}`);
     // the copy a revert will go back to (below)
@@ -102,16 +129,40 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
     // ---- forged heartbeats: another cluster's token; a token for vm2 claiming vm1
     const forge = async (tok: string, claims: string) => {
       const rec: AgentRecord = {
-        agent: agentIdFor(readEnrollToken(tok)), vm: claims, version: '0.1.0', config_hash: 'h',
-        identity: JSON.stringify({ generation: 1, incarnation: randomBytes(4).toString('hex'), hw: randomBytes(16).toString('hex') }),
-        heartbeat_us: wallUs(), status: 'running', kind: 'agent', host: null, policy_version: world.policyVersion,
-        capture: { active: true, frames: 100, published: 100, inspected_until_us: wallUs() }, acks: {}, heartbeat_interval_ms: HEARTBEAT_MS, public_key: null,
+        agent: agentIdFor(readEnrollToken(tok)),
+        vm: claims,
+        version: '0.1.0',
+        config_hash: 'h',
+        identity: JSON.stringify({
+          generation: 1,
+          incarnation: randomBytes(4).toString('hex'),
+          hw: randomBytes(16).toString('hex'),
+        }),
+        heartbeat_us: wallUs(),
+        status: 'running',
+        kind: 'agent',
+        host: null,
+        policy_version: world.policyVersion,
+        capture: { active: true, frames: 100, published: 100, inspected_until_us: wallUs() },
+        acks: {},
+        heartbeat_interval_ms: HEARTBEAT_MS,
+        public_key: null,
       };
-      await world.bus.producer().send(TOPICS.agents, [{ key: Buffer.from(rec.agent), value: codecFor(TOPICS.agents).encode(rec), headers: { [TOKEN_HEADER]: Buffer.from(tok) } }]);
+      await world.bus.producer().send(TOPICS.agents, [
+        {
+          key: Buffer.from(rec.agent),
+          value: codecFor(TOPICS.agents).encode(rec),
+          headers: { [TOKEN_HEADER]: Buffer.from(tok) },
+        },
+      ]);
     };
     await forge(makeEnrollToken(randomBytes(32), 'vm1', 3_600_000, Date.now()), 'vm1');
     await forge(world.tokenFor('vm2'), 'vm1');
-    const forged = await waitFor('two refusals', () => (alertsOf('coordinator:agent-forged').length >= 2 ? alertsOf('coordinator:agent-forged') : null), 30_000);
+    const forged = await waitFor(
+      'two refusals',
+      () => (alertsOf('coordinator:agent-forged').length >= 2 ? alertsOf('coordinator:agent-forged') : null),
+      30_000,
+    );
     assert.ok(forged.some((x) => /signature does not match/.test(JSON.parse(x.alert.evidence).detail)));
     assert.ok(forged.some((x) => /token is for VM vm2/.test(JSON.parse(x.alert.evidence).detail)));
     assert.equal(asg('vm1')?.epoch, a0.epoch, 'the forged agents took nothing');
@@ -119,20 +170,39 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
     // ---- a clone: vm1's agent, state dir and token copied into vm2 (another machine)
     const cloneState = join(dir, 'clone-agent');
     CoordinationWorld.copyDir(stateDir, cloneState);
-    const clone = await world.startAgent({ vm: 'vm1', token, stateDir: cloneState, sysRoot: world.sysRoot('machine-b'), inVm: 'vm2' });
+    const clone = await world.startAgent({
+      vm: 'vm1',
+      token,
+      stateDir: cloneState,
+      sysRoot: world.sysRoot('machine-b'),
+      inVm: 'vm2',
+    });
     const cloneInc = incarnation(clone);
     const cloneAlert = await waitFor('the clone alert', () => alertsOf('coordinator:agent-clone')[0], 30_000);
     assert.equal(JSON.parse(cloneAlert.alert.evidence).agent, agentId);
-    await waitFor('reenroll to the clone', () => world.seen.commands.find((c) => c.c.kind === 'reenroll' && c.c.args.incarnation === cloneInc), 30_000);
+    await waitFor(
+      'reenroll to the clone',
+      () => world.seen.commands.find((c) => c.c.kind === 'reenroll' && c.c.args.incarnation === cloneInc),
+      30_000,
+    );
     await sleep(1000);
-    const fromClone = world.packets.filter((b) => b.sensor === `agent:${agentId}` && b.frames.some((f) => f.src === vm2.ip || f.dst === vm2.ip));
-    assert.equal(fromClone.length, 0, 'the clone published none of its VM\'s frames');
+    const fromClone = world.packets.filter(
+      (b) => b.sensor === `agent:${agentId}` && b.frames.some((f) => f.src === vm2.ip || f.dst === vm2.ip),
+    );
+    assert.equal(fromClone.length, 0, "the clone published none of its VM's frames");
     assert.equal(asg('vm1')?.epoch, a0.epoch, 'the original keeps its VM');
     await world.killAgent(clone);
 
     // ---- kill the coordinator that decides for vm1; the other takes over, nothing is rewritten
     const p = partitionForKey(Buffer.from('vm1'), 3, () => 0);
-    await waitFor('both coordinators sharing the partitions', () => new Set([...world.owned(0), ...world.owned(1)]).size === 3 && world.owned(0).size > 0 && world.owned(1).size > 0, 60_000);
+    await waitFor(
+      'both coordinators sharing the partitions',
+      () =>
+        new Set([...world.owned(0), ...world.owned(1)]).size === 3 &&
+        world.owned(0).size > 0 &&
+        world.owned(1).size > 0,
+      60_000,
+    );
     const owner = world.owned(0).has(p) ? 0 : 1;
     const survivor = 1 - owner;
     const epochs = { vm1: asg('vm1')!.epoch, vm2: asg('vm2')!.epoch };
@@ -141,15 +211,25 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
     await waitFor('the survivor owning every partition', () => world.owned(survivor).size === 3, 60_000);
     note(`coordinator take-over: ${((wallUs() - killedAt) / 1000).toFixed(0)} ms after the kill`);
     await sleep(1000);
-    assert.deepEqual({ vm1: asg('vm1')!.epoch, vm2: asg('vm2')!.epoch }, epochs, 'no assignment rewritten by the take-over');
+    assert.deepEqual(
+      { vm1: asg('vm1')!.epoch, vm2: asg('vm2')!.epoch },
+      epochs,
+      'no assignment rewritten by the take-over',
+    );
     assert.equal(world.seen.assignments.filter((x) => x.at > killedAt).length, 0, 'no assignment written at all');
 
     // ---- kill the agent: the watchdog within the timeout
     const killAt = wallUs();
     await world.killAgent(agent);
-    const back = await waitFor('the watchdog taking vm1 back', () => world.seen.assignments.find((x) => x.at > killAt && x.a.vm === 'vm1'), 30_000);
+    const back = await waitFor(
+      'the watchdog taking vm1 back',
+      () => world.seen.assignments.find((x) => x.at > killAt && x.a.vm === 'vm1'),
+      30_000,
+    );
     const tookMs = (back.at - killAt) / 1000;
-    note(`agent killed → watchdog assignment seen after ${tookMs.toFixed(0)} ms (timeout ${TIMEOUT_MS} ms); boundary ${((back.a.handoff_us - killAt) / 1000).toFixed(0)} ms after the kill`);
+    note(
+      `agent killed → watchdog assignment seen after ${tookMs.toFixed(0)} ms (timeout ${TIMEOUT_MS} ms); boundary ${((back.a.handoff_us - killAt) / 1000).toFixed(0)} ms after the kill`,
+    );
     assert.equal(back.a.mode, 'watchdog');
     assert.ok(tookMs <= TIMEOUT_MS + 250, `within the timeout (+ a tick and the bus): ${tookMs} ms`);
 
@@ -157,20 +237,28 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
     const blocker = `10.213.${subnet}.201`;
     world.addAttackerAddress(blocker);
     world.sendOne('vm1', blocker, 'CORDON-BLOCK-ME please');
-    await waitFor('the block on hva\'s bridge', () => world.nftSet('hva', 'drop4').includes(blocker), 30_000);
+    await waitFor("the block on hva's bridge", () => world.nftSet('hva', 'drop4').includes(blocker), 30_000);
     const migratedAt = world.migrate('vm1', 'hvb');
-    await waitFor('the block on hvb\'s bridge', () => world.nftSet('hvb', 'drop4').includes(blocker), 5_000, 10);
+    await waitFor("the block on hvb's bridge", () => world.nftSet('hvb', 'drop4').includes(blocker), 5_000, 10);
     const blockMs = (wallUs() - migratedAt) / 1000;
     note(`migration → block enforced on the destination's bridge after ${blockMs.toFixed(0)} ms`);
     assert.ok(blockMs < 1000, `within 1 s: ${blockMs} ms`);
     assert.equal(asg('vm1')?.host, 'hvb');
-    await waitFor('the block lifted from hva\'s bridge', () => !world.nftSet('hva', 'drop4').includes(blocker), 10_000);
+    await waitFor("the block lifted from hva's bridge", () => !world.nftSet('hva', 'drop4').includes(blocker), 10_000);
 
     // ---- revert: the agent runs on; its state dir and files go back to the copy made above
     agent = await startA();
-    await waitFor('the agent protecting vm1 on hvb', () => asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === incarnation(agent), 30_000);
+    await waitFor(
+      'the agent protecting vm1 on hvb',
+      () => asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === incarnation(agent),
+      30_000,
+    );
     for (let i = 0; i < 10; i++) writeFileSync(join(files, `f${i}.conf`), `setting ${i} changed\n`);
-    await waitFor('the changes reported', () => world.seen.fim.filter((x) => x.e.agent === agentId && x.e.op === 'changed').length >= 10, 30_000);
+    await waitFor(
+      'the changes reported',
+      () => world.seen.fim.filter((x) => x.e.agent === agentId && x.e.op === 'changed').length >= 10,
+      30_000,
+    );
     await sleep(1200); // checkpoints since the copy
     await world.killAgent(agent);
     rmSync(stateDir, { recursive: true, force: true });
@@ -181,20 +269,48 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
     agent = await startA();
     const revInc = incarnation(agent);
     await waitFor('the reverted alert', () => alertsOf('coordinator:agent-reverted')[0], 30_000);
-    const rebase = await waitFor('the rebaseline command', () => world.seen.commands.find((c) => c.c.kind === 'rebaseline' && c.c.args.incarnation === revInc), 30_000);
+    const rebase = await waitFor(
+      'the rebaseline command',
+      () => world.seen.commands.find((c) => c.c.kind === 'rebaseline' && c.c.args.incarnation === revInc),
+      30_000,
+    );
     assert.ok(Number(rebase.c.args.generation) > 1);
-    await waitFor('the new baseline', () => world.seen.fim.some((x) => x.at > revertedAt && x.e.agent === agentId && x.e.op === 'baseline'), 30_000);
-    await waitFor('the reverted agent protecting vm1', () => asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === revInc, 30_000);
+    await waitFor(
+      'the new baseline',
+      () => world.seen.fim.some((x) => x.at > revertedAt && x.e.agent === agentId && x.e.op === 'baseline'),
+      30_000,
+    );
+    await waitFor(
+      'the reverted agent protecting vm1',
+      () => asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === revInc,
+      30_000,
+    );
     // one more restart: a restart, not the revert again
     await world.killAgent(agent);
     agent = await startA();
-    await waitFor('the restarted agent protecting vm1', () => asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === incarnation(agent), 30_000);
+    await waitFor(
+      'the restarted agent protecting vm1',
+      () => asg('vm1')?.mode === 'agent' && asg('vm1')?.incarnation === incarnation(agent),
+      30_000,
+    );
     await sleep(1000);
     assert.equal(alertsOf('coordinator:agent-reverted').length, 1, 'one reverted alert');
-    const storm = world.seen.fim.filter((x) => x.at > revertedAt && x.e.agent === agentId && x.e.op !== 'baseline' && x.e.op !== 'scan');
-    assert.deepEqual(storm.map((x) => `${x.e.op} ${x.e.path}`), [], 'no file changes reported from the revert');
-    assert.equal(world.seen.alerts.filter((x) => x.at > revertedAt && x.alert.stage === 'fim').length, 0, 'no file-change alerts');
-    note(`revert: reverted alert, rebaseline to generation ${rebase.c.args.generation}, ${world.seen.fim.filter((x) => x.at > revertedAt && x.e.op === 'baseline').length} baseline event(s), 0 file changes`);
+    const storm = world.seen.fim.filter(
+      (x) => x.at > revertedAt && x.e.agent === agentId && x.e.op !== 'baseline' && x.e.op !== 'scan',
+    );
+    assert.deepEqual(
+      storm.map((x) => `${x.e.op} ${x.e.path}`),
+      [],
+      'no file changes reported from the revert',
+    );
+    assert.equal(
+      world.seen.alerts.filter((x) => x.at > revertedAt && x.alert.stage === 'fim').length,
+      0,
+      'no file-change alerts',
+    );
+    note(
+      `revert: reverted alert, rebaseline to generation ${rebase.c.args.generation}, ${world.seen.fim.filter((x) => x.at > revertedAt && x.e.op === 'baseline').length} baseline event(s), 0 file changes`,
+    );
   } finally {
     world.stopAttacks();
     await world.stop();

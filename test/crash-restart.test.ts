@@ -24,7 +24,8 @@ async function expectedFlows(file: string): Promise<Map<string, FlowRecord>> {
   const table = new FlowTable(parseFlowTableConfig({}));
   const out = new Map<string, FlowRecord>();
   const packets: PacketBatch['packets'] = [];
-  for await (const f of readCapture(file)) packets.push({ ts_us: f.ts_us, seq: f.seq, orig_len: f.orig_len, frame: f.frame });
+  for await (const f of readCapture(file))
+    packets.push({ ts_us: f.ts_us, seq: f.seq, orig_len: f.orig_len, frame: f.frame });
   const sensor = 'crash-test';
   for (const b of [
     { batch_id: 'all', sensor, vm: null, linktype: 1, end_of_source: false, packets },
@@ -42,8 +43,14 @@ async function emitted(bus: Bus): Promise<FlowRecord[]> {
   return out;
 }
 
-function runCli(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CORDON_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { child: ChildProcess; exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> } {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, CORDON_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
@@ -90,7 +97,11 @@ async function scenario(world: World): Promise<void> {
   }
   first.child.kill('SIGKILL');
   const died = await first.exit;
-  assert.equal(died.signal, 'SIGKILL', `the first run was killed mid-stream (it exited ${died.code}: ${died.stderr.slice(-500)})`);
+  assert.equal(
+    died.signal,
+    'SIGKILL',
+    `the first run was killed mid-stream (it exited ${died.code}: ${died.stderr.slice(-500)})`,
+  );
 
   if (world.exclusive) bus = world.open();
   const before = await emitted(bus);
@@ -98,12 +109,19 @@ async function scenario(world: World): Promise<void> {
   if (world.exclusive) await bus.close();
 
   // second run: resumes from the checkpoints and stops when it has caught up
-  const second = runCli(['run', 'flows', '--config', config, '--exit-when-idle'], { ...world.env, CORDON_LOG_LEVEL: 'debug' });
+  const second = runCli(['run', 'flows', '--config', config, '--exit-when-idle'], {
+    ...world.env,
+    CORDON_LOG_LEVEL: 'debug',
+  });
   // a restart that never catches up is a failure with its log, not a hung suite
   const guard = setTimeout(() => second.child.kill('SIGKILL'), 180_000);
   const done = await second.exit;
   clearTimeout(guard);
-  assert.equal(done.code, 0, `the restarted flows service finished cleanly (exit ${done.code}, signal ${done.signal}): ${done.stderr.slice(-3000)}`);
+  assert.equal(
+    done.code,
+    0,
+    `the restarted flows service finished cleanly (exit ${done.code}, signal ${done.signal}): ${done.stderr.slice(-3000)}`,
+  );
 
   if (world.exclusive) bus = world.open();
   const all = await emitted(bus);
@@ -144,10 +162,14 @@ describe('flows processor killed mid-stream and restarted', { timeout: 600_000 }
     const brokers = kafkaBrokers();
     await freshCordonTopics(brokers);
     await scenario({
-      env: { CORDON_KAFKA_BROKERS: brokers.join(','), CORDON_DATA_DIR: mkdtempSync(join(tmpdir(), 'cordon-crash-data-')) },
+      env: {
+        CORDON_KAFKA_BROKERS: brokers.join(','),
+        CORDON_DATA_DIR: mkdtempSync(join(tmpdir(), 'cordon-crash-data-')),
+      },
       open: () => createKafkaBus({ brokers, ctx }),
       exclusive: false,
-      emittedSoFar: async (bus) => [...(await bus.admin.endOffsets(TOPICS.flows)).values()].reduce((a, b) => a + Number(b), 0),
+      emittedSoFar: async (bus) =>
+        [...(await bus.admin.endOffsets(TOPICS.flows)).values()].reduce((a, b) => a + Number(b), 0),
       cleanup: async () => undefined,
     });
   });

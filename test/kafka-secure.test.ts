@@ -28,7 +28,9 @@ const has = (tool: string) => {
 };
 // javac: SecureSetup.java runs as a single-file source program (a JDK, not only a JRE)
 const missing = ['java', 'javac', 'mvn', 'openssl'].find((t) => !has(t));
-const skip: string | false = missing ? `needs ${missing} (infra/kafka/deps.sh; the secured broker makes certificates with openssl)` : false;
+const skip: string | false = missing
+  ? `needs ${missing} (infra/kafka/deps.sh; the secured broker makes certificates with openssl)`
+  : false;
 
 /**
  * kcat links librdkafka, whose SCRAM client before 2.6.1 sends a nonce that Kafka 4 refuses
@@ -39,7 +41,9 @@ function kcatScramSkip(): string | false {
   const v = /librdkafka (\d+)\.(\d+)\.(\d+)/.exec(execFileSync('kcat', ['-V'], { encoding: 'utf8' }));
   const [maj, min, pat] = v ? v.slice(1).map(Number) : [0, 0, 0];
   const ok = maj! > 2 || (maj === 2 && (min! > 6 || (min === 6 && pat! >= 1)));
-  return ok ? false : `kcat links librdkafka ${v ? v.slice(1).join('.') : '?'}, whose SCRAM Kafka 4 refuses (fixed in librdkafka 2.6.1: librdkafka#4895)`;
+  return ok
+    ? false
+    : `kcat links librdkafka ${v ? v.slice(1).join('.') : '?'}, whose SCRAM Kafka 4 refuses (fixed in librdkafka 2.6.1: librdkafka#4895)`;
 }
 
 /** A port whose next one is free too (the controller's). */
@@ -74,27 +78,45 @@ const buses: Bus[] = [];
 /** A bus authenticated as `principal`, from its client configuration. */
 function busAs(principal: string, file = join(clients, `${principal}.properties`)): Bus {
   const c = loadKafkaClientConfig(file);
-  const bus = createKafkaBus({ brokers: c.brokers ?? [brokers], security: c.security, clientId: `test-${principal}`, ctx: createContext({ log: silentLogger }) });
+  const bus = createKafkaBus({
+    brokers: c.brokers ?? [brokers],
+    security: c.security,
+    clientId: `test-${principal}`,
+    ctx: createContext({ log: silentLogger }),
+  });
   buses.push(bus);
   return bus;
 }
 
 const rec = (k: string) => ({ key: Buffer.from(k), value: Buffer.from(`value of ${k}`) });
 
-before(async () => {
-  if (skip) return;
-  port = await freePortPair();
-  runDir = mkdtempSync(join(tmpdir(), `cordon-kafka-secure-${port}-`));
-  env = { KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(port + 1), KAFKA_RUN_DIR: runDir, KAFKA_BROKERS: '' };
-  const r = await run('bash', [join(INFRA, 'start.sh'), '--secure'], env);
-  assert.equal(r.code, 0, r.stderr);
-  brokers = /^KAFKA_BROKERS=(.*)$/m.exec(r.stdout)![1]!;
-  clients = /^KAFKA_CLIENT_CONFIG_DIR=(.*)$/m.exec(r.stdout)![1]!;
-  const admin = busAs('admin');
-  await admin.admin.ensureTopics(
-    [TOPICS.policy, TOPICS.blocks, TOPICS.logs, TOPICS.agentCommands, TOPICS.alerts].map((name) => ({ name, partitions: 2, cleanupPolicy: 'delete' as const, retentionMs: 3_600_000 })),
-  );
-}, { timeout: 240_000 });
+before(
+  async () => {
+    if (skip) return;
+    port = await freePortPair();
+    runDir = mkdtempSync(join(tmpdir(), `cordon-kafka-secure-${port}-`));
+    env = {
+      KAFKA_PORT: String(port),
+      KAFKA_CONTROLLER_PORT: String(port + 1),
+      KAFKA_RUN_DIR: runDir,
+      KAFKA_BROKERS: '',
+    };
+    const r = await run('bash', [join(INFRA, 'start.sh'), '--secure'], env);
+    assert.equal(r.code, 0, r.stderr);
+    brokers = /^KAFKA_BROKERS=(.*)$/m.exec(r.stdout)![1]!;
+    clients = /^KAFKA_CLIENT_CONFIG_DIR=(.*)$/m.exec(r.stdout)![1]!;
+    const admin = busAs('admin');
+    await admin.admin.ensureTopics(
+      [TOPICS.policy, TOPICS.blocks, TOPICS.logs, TOPICS.agentCommands, TOPICS.alerts].map((name) => ({
+        name,
+        partitions: 2,
+        cleanupPolicy: 'delete' as const,
+        retentionMs: 3_600_000,
+      })),
+    );
+  },
+  { timeout: 240_000 },
+);
 
 after(async () => {
   if (skip) return;
@@ -103,57 +125,83 @@ after(async () => {
   rmSync(runDir, { recursive: true, force: true });
 });
 
-test('start.sh --secure: one client config per principal, 0600 in a 0700 dir, and no password in server.properties for others to read', { skip, timeout: 30_000 }, () => {
-  const listing = execFileSync('ls', ['-la', clients], { encoding: 'utf8' });
-  for (const p of ['admin', 'agent-test', 'watchdog-test', 'responder', 'manager', 'dpi', 'sink', 'coordinator']) {
-    assert.match(listing, new RegExp(`^-rw------- .* ${p}\\.properties$`, 'm'), `${p}: ${listing}`);
-  }
-  assert.match(execFileSync('stat', ['-c', '%a', clients], { encoding: 'utf8' }), /^700/);
-  assert.match(execFileSync('stat', ['-c', '%a', join(runDir, 'server.properties')], { encoding: 'utf8' }), /^600/);
-  const cfg = readFileSync(join(clients, 'agent-test.properties'), 'utf8');
-  for (const line of ['security.protocol=SASL_SSL', 'sasl.mechanisms=SCRAM-SHA-512', 'sasl.username=agent-test', `bootstrap.servers=${brokers}`]) assert.ok(cfg.includes(line), line);
-  assert.match(cfg, /^ssl\.ca\.location=\/.*ca\.pem$/m);
-});
+test(
+  'start.sh --secure: one client config per principal, 0600 in a 0700 dir, and no password in server.properties for others to read',
+  { skip, timeout: 30_000 },
+  () => {
+    const listing = execFileSync('ls', ['-la', clients], { encoding: 'utf8' });
+    for (const p of ['admin', 'agent-test', 'watchdog-test', 'responder', 'manager', 'dpi', 'sink', 'coordinator']) {
+      assert.match(listing, new RegExp(`^-rw------- .* ${p}\\.properties$`, 'm'), `${p}: ${listing}`);
+    }
+    assert.match(execFileSync('stat', ['-c', '%a', clients], { encoding: 'utf8' }), /^700/);
+    assert.match(execFileSync('stat', ['-c', '%a', join(runDir, 'server.properties')], { encoding: 'utf8' }), /^600/);
+    const cfg = readFileSync(join(clients, 'agent-test.properties'), 'utf8');
+    for (const line of [
+      'security.protocol=SASL_SSL',
+      'sasl.mechanisms=SCRAM-SHA-512',
+      'sasl.username=agent-test',
+      `bootstrap.servers=${brokers}`,
+    ])
+      assert.ok(cfg.includes(line), line);
+    assert.match(cfg, /^ssl\.ca\.location=\/.*ca\.pem$/m);
+  },
+);
 
-test('without credentials nothing is served: kcat -L is refused, and so is Cordon over plain TLS without SASL', { skip, timeout: 60_000 }, async (t) => {
-  if (has('kcat')) {
-    const r = await run('kcat', ['-L', '-b', brokers, '-m', '5'], {}, 30_000);
-    assert.notEqual(r.code, 0, r.stdout);
-    assert.doesNotMatch(r.stdout, /topic "cordon\./);
-  } else t.diagnostic('kcat is not installed: only the adapter half of this test ran');
-  const file = join(runDir, 'tls-only.properties');
-  writeFileSync(file, `security.protocol=SSL\nssl.ca.location=${join(runDir, 'secrets', 'ca.pem')}\n`, { mode: 0o600 });
-  const bus = busAs('tls-only', file);
-  await assert.rejects(bus.admin.listTopics(), (err: { code?: string }) => {
-    assert.match(String(err.code), /^CORDON_ERR_BUS_KAFKA_(UNREACHABLE|TLS|AUTH)$/);
-    return true;
-  });
-});
+test(
+  'without credentials nothing is served: kcat -L is refused, and so is Cordon over plain TLS without SASL',
+  { skip, timeout: 60_000 },
+  async (t) => {
+    if (has('kcat')) {
+      const r = await run('kcat', ['-L', '-b', brokers, '-m', '5'], {}, 30_000);
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.doesNotMatch(r.stdout, /topic "cordon\./);
+    } else t.diagnostic('kcat is not installed: only the adapter half of this test ran');
+    const file = join(runDir, 'tls-only.properties');
+    writeFileSync(file, `security.protocol=SSL\nssl.ca.location=${join(runDir, 'secrets', 'ca.pem')}\n`, {
+      mode: 0o600,
+    });
+    const bus = busAs('tls-only', file);
+    await assert.rejects(bus.admin.listTopics(), (err: { code?: string }) => {
+      assert.match(String(err.code), /^CORDON_ERR_BUS_KAFKA_(UNREACHABLE|TLS|AUTH)$/);
+      return true;
+    });
+  },
+);
 
-test('an agent writes its telemetry and is refused policy and other VMs\' logs: TOPIC_AUTHORIZATION_FAILED as CORDON_ERR_BUS_KAFKA_DENIED', { skip, timeout: 90_000 }, async () => {
-  const agent = busAs('agent-test');
-  const p = agent.producer();
-  const [md] = await p.send(TOPICS.logs, [rec('vm-1|/var/log/auth.log')]);
-  assert.equal(md!.topic, TOPICS.logs);
-  await assert.rejects(p.send(TOPICS.policy, [rec('default')]), (err: { code?: string; message: string }) => {
-    assert.equal(err.code, 'CORDON_ERR_BUS_KAFKA_DENIED');
-    assert.match(err.message, /TOPIC_AUTHORIZATION_FAILED/);
-    assert.match(err.message, /"agent-test"/);
-    return true;
-  });
-  await assert.rejects(p.send(TOPICS.agentCommands, [rec('agent-other')]), { code: 'CORDON_ERR_BUS_KAFKA_DENIED' });
-  // the enforcer's status reports: the agent may write blocks (docs/security.md section 2 says
-  // what that still allows and why)
-  await p.send(TOPICS.blocks, [rec('agent:agent-test|203.0.113.9')]);
-  await p.close();
-  // reading: its commands yes, the logs of every VM no
-  const c = agent.consumer({ groupId: 'cordon-agent-test-commands', topics: [TOPICS.logs] });
-  await assert.rejects(c.run(async () => {}), { code: 'CORDON_ERR_BUS_KAFKA_DENIED' });
-  await c.close();
-  const outsider = agent.consumer({ groupId: 'cordon-responder', topics: [TOPICS.agentCommands] });
-  await assert.rejects(outsider.run(async () => {}), { code: 'CORDON_ERR_BUS_KAFKA_DENIED' });
-  await outsider.close();
-});
+test(
+  "an agent writes its telemetry and is refused policy and other VMs' logs: TOPIC_AUTHORIZATION_FAILED as CORDON_ERR_BUS_KAFKA_DENIED",
+  { skip, timeout: 90_000 },
+  async () => {
+    const agent = busAs('agent-test');
+    const p = agent.producer();
+    const [md] = await p.send(TOPICS.logs, [rec('vm-1|/var/log/auth.log')]);
+    assert.equal(md!.topic, TOPICS.logs);
+    await assert.rejects(p.send(TOPICS.policy, [rec('default')]), (err: { code?: string; message: string }) => {
+      assert.equal(err.code, 'CORDON_ERR_BUS_KAFKA_DENIED');
+      assert.match(err.message, /TOPIC_AUTHORIZATION_FAILED/);
+      assert.match(err.message, /"agent-test"/);
+      return true;
+    });
+    await assert.rejects(p.send(TOPICS.agentCommands, [rec('agent-other')]), { code: 'CORDON_ERR_BUS_KAFKA_DENIED' });
+    // the enforcer's status reports: the agent may write blocks (docs/security.md section 2 says
+    // what that still allows and why)
+    await p.send(TOPICS.blocks, [rec('agent:agent-test|203.0.113.9')]);
+    await p.close();
+    // reading: its commands yes, the logs of every VM no
+    const c = agent.consumer({ groupId: 'cordon-agent-test-commands', topics: [TOPICS.logs] });
+    await assert.rejects(
+      c.run(async () => {}),
+      { code: 'CORDON_ERR_BUS_KAFKA_DENIED' },
+    );
+    await c.close();
+    const outsider = agent.consumer({ groupId: 'cordon-responder', topics: [TOPICS.agentCommands] });
+    await assert.rejects(
+      outsider.run(async () => {}),
+      { code: 'CORDON_ERR_BUS_KAFKA_DENIED' },
+    );
+    await outsider.close();
+  },
+);
 
 test('the responder writes blocks and not policy; the manager writes policy', { skip, timeout: 60_000 }, async () => {
   const responder = busAs('responder').producer();
@@ -165,75 +213,116 @@ test('the responder writes blocks and not policy; the manager writes policy', { 
   await manager.close();
 });
 
-test('Cordon\'s adapter round-trips records over SASL_SSL: the agent\'s command written by the manager is read by the agent in its group', { skip, timeout: 90_000 }, async () => {
-  const manager = busAs('manager').producer();
-  const sent = Array.from({ length: 20 }, (_, i) => rec(`agent-test-${i}`));
-  await manager.send(TOPICS.agentCommands, sent);
-  await manager.close();
-  const agent = busAs('agent-test');
-  const c = agent.consumer({ groupId: 'cordon-agent-test-roundtrip', topics: [TOPICS.agentCommands] });
-  const got: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    c.run(async (b) => {
-      for (const r of b.records) got.push(r.key!.toString());
-      if (got.length >= sent.length) resolve();
-    }).catch(reject);
-  });
-  await c.close();
-  assert.deepEqual(got.sort(), sent.map((r) => r.key.toString()).sort());
-});
-
-test('a wrong password is refused with CORDON_ERR_BUS_KAFKA_AUTH naming the principal, at once, not retried as a network failure', { skip, timeout: 60_000 }, async () => {
-  const file = join(runDir, 'wrong.properties');
-  writeFileSync(file, readFileSync(join(clients, 'dpi.properties'), 'utf8').replace(/^sasl\.password=.*$/m, 'sasl.password=not-the-password'), { mode: 0o600 });
-  const t0 = Date.now();
-  await assert.rejects(busAs('dpi', file).admin.listTopics(), (err: { code?: string; message: string }) => {
-    assert.equal(err.code, 'CORDON_ERR_BUS_KAFKA_AUTH');
-    assert.match(err.message, /"dpi"/);
-    assert.doesNotMatch(err.message, /not-the-password/);
-    return true;
-  });
-  assert.ok(Date.now() - t0 < 20_000, `${Date.now() - t0} ms`);
-});
-
-test('cordon topics apply with CORDON_KAFKA_CLIENT_CONFIG (admin) works, brokers from the file; a client config others may read is refused with its code', { skip, timeout: 120_000 }, async () => {
-  const ok = await run(process.execPath, [CLI, 'topics', 'apply'], { CORDON_KAFKA_BROKERS: '', CORDON_KAFKA_CLIENT_CONFIG: join(clients, 'admin.properties'), CORDON_LOG_LEVEL: 'warn' });
-  assert.equal(ok.code, 0, ok.stderr);
-  const topics = (await busAs('admin').admin.listTopics()).map((t) => t.name);
-  for (const t of Object.values(TOPICS)) assert.ok(topics.includes(t), t);
-  const open = join(runDir, 'open.properties');
-  copyFileSync(join(clients, 'admin.properties'), open);
-  chmodSync(open, 0o644);
-  const refused = await run(process.execPath, [CLI, 'topics', 'apply', '--kafka-client-config', open], { CORDON_KAFKA_BROKERS: '', CORDON_LOG_LEVEL: 'warn' });
-  assert.notEqual(refused.code, 0);
-  assert.match(refused.stderr, /CORDON_ERR_BUS_KAFKA_CLIENT_CONFIG/);
-  assert.match(refused.stderr, /chmod 600/);
-});
-
-test('add-principal.sh adds an agent to the running broker with its role\'s ACLs', { skip, timeout: 120_000 }, async () => {
-  const r = await run('bash', [join(INFRA, 'add-principal.sh'), 'agent-vm42'], env);
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout.trim(), join(clients, 'agent-vm42.properties'));
-  const p = busAs('agent-vm42').producer();
-  await p.send(TOPICS.logs, [rec('vm-42|/var/log/syslog')]);
-  await assert.rejects(p.send(TOPICS.policy, [rec('default')]), { code: 'CORDON_ERR_BUS_KAFKA_DENIED' });
-  await p.close();
-});
-
-test('kcat with a client config (-F): the agent is refused policy, writes its logs; the responder writes blocks', { skip: skip || kcatScramSkip(), timeout: 90_000 }, async () => {
-  const produce = (principal: string, topic: string) =>
-    new Promise<{ code: number; stderr: string }>((resolve) => {
-      const child = execFile('kcat', ['-F', join(clients, `${principal}.properties`), '-P', '-t', topic, '-K', ':'], { timeout: 30_000 }, (err, _o, stderr) =>
-        resolve({ code: err ? 1 : 0, stderr }),
-      );
-      child.stdin!.end('k:v\n');
+test(
+  "Cordon's adapter round-trips records over SASL_SSL: the agent's command written by the manager is read by the agent in its group",
+  { skip, timeout: 90_000 },
+  async () => {
+    const manager = busAs('manager').producer();
+    const sent = Array.from({ length: 20 }, (_, i) => rec(`agent-test-${i}`));
+    await manager.send(TOPICS.agentCommands, sent);
+    await manager.close();
+    const agent = busAs('agent-test');
+    const c = agent.consumer({ groupId: 'cordon-agent-test-roundtrip', topics: [TOPICS.agentCommands] });
+    const got: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      c.run(async (b) => {
+        for (const r of b.records) got.push(r.key!.toString());
+        if (got.length >= sent.length) resolve();
+      }).catch(reject);
     });
-  const denied = await produce('agent-test', TOPICS.policy);
-  assert.match(denied.stderr, /TOPIC_AUTHORIZATION_FAILED|Topic authorization failed/i);
-  assert.equal((await produce('agent-test', TOPICS.logs)).code, 0);
-  assert.equal((await produce('responder', TOPICS.blocks)).code, 0);
-});
+    await c.close();
+    assert.deepEqual(got.sort(), sent.map((r) => r.key.toString()).sort());
+  },
+);
 
-test('infra/kafka/acls.txt is what the stage modules declare (node scripts/kafka-acls.mjs --check)', { timeout: 60_000 }, () => {
-  execFileSync(process.execPath, [join(ROOT, 'scripts', 'kafka-acls.mjs'), '--check'], { stdio: 'pipe' });
-});
+test(
+  'a wrong password is refused with CORDON_ERR_BUS_KAFKA_AUTH naming the principal, at once, not retried as a network failure',
+  { skip, timeout: 60_000 },
+  async () => {
+    const file = join(runDir, 'wrong.properties');
+    writeFileSync(
+      file,
+      readFileSync(join(clients, 'dpi.properties'), 'utf8').replace(
+        /^sasl\.password=.*$/m,
+        'sasl.password=not-the-password',
+      ),
+      { mode: 0o600 },
+    );
+    const t0 = Date.now();
+    await assert.rejects(busAs('dpi', file).admin.listTopics(), (err: { code?: string; message: string }) => {
+      assert.equal(err.code, 'CORDON_ERR_BUS_KAFKA_AUTH');
+      assert.match(err.message, /"dpi"/);
+      assert.doesNotMatch(err.message, /not-the-password/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 20_000, `${Date.now() - t0} ms`);
+  },
+);
+
+test(
+  'cordon topics apply with CORDON_KAFKA_CLIENT_CONFIG (admin) works, brokers from the file; a client config others may read is refused with its code',
+  { skip, timeout: 120_000 },
+  async () => {
+    const ok = await run(process.execPath, [CLI, 'topics', 'apply'], {
+      CORDON_KAFKA_BROKERS: '',
+      CORDON_KAFKA_CLIENT_CONFIG: join(clients, 'admin.properties'),
+      CORDON_LOG_LEVEL: 'warn',
+    });
+    assert.equal(ok.code, 0, ok.stderr);
+    const topics = (await busAs('admin').admin.listTopics()).map((t) => t.name);
+    for (const t of Object.values(TOPICS)) assert.ok(topics.includes(t), t);
+    const open = join(runDir, 'open.properties');
+    copyFileSync(join(clients, 'admin.properties'), open);
+    chmodSync(open, 0o644);
+    const refused = await run(process.execPath, [CLI, 'topics', 'apply', '--kafka-client-config', open], {
+      CORDON_KAFKA_BROKERS: '',
+      CORDON_LOG_LEVEL: 'warn',
+    });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /CORDON_ERR_BUS_KAFKA_CLIENT_CONFIG/);
+    assert.match(refused.stderr, /chmod 600/);
+  },
+);
+
+test(
+  "add-principal.sh adds an agent to the running broker with its role's ACLs",
+  { skip, timeout: 120_000 },
+  async () => {
+    const r = await run('bash', [join(INFRA, 'add-principal.sh'), 'agent-vm42'], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), join(clients, 'agent-vm42.properties'));
+    const p = busAs('agent-vm42').producer();
+    await p.send(TOPICS.logs, [rec('vm-42|/var/log/syslog')]);
+    await assert.rejects(p.send(TOPICS.policy, [rec('default')]), { code: 'CORDON_ERR_BUS_KAFKA_DENIED' });
+    await p.close();
+  },
+);
+
+test(
+  'kcat with a client config (-F): the agent is refused policy, writes its logs; the responder writes blocks',
+  { skip: skip || kcatScramSkip(), timeout: 90_000 },
+  async () => {
+    const produce = (principal: string, topic: string) =>
+      new Promise<{ code: number; stderr: string }>((resolve) => {
+        const child = execFile(
+          'kcat',
+          ['-F', join(clients, `${principal}.properties`), '-P', '-t', topic, '-K', ':'],
+          { timeout: 30_000 },
+          (err, _o, stderr) => resolve({ code: err ? 1 : 0, stderr }),
+        );
+        child.stdin!.end('k:v\n');
+      });
+    const denied = await produce('agent-test', TOPICS.policy);
+    assert.match(denied.stderr, /TOPIC_AUTHORIZATION_FAILED|Topic authorization failed/i);
+    assert.equal((await produce('agent-test', TOPICS.logs)).code, 0);
+    assert.equal((await produce('responder', TOPICS.blocks)).code, 0);
+  },
+);
+
+test(
+  'infra/kafka/acls.txt is what the stage modules declare (node scripts/kafka-acls.mjs --check)',
+  { timeout: 60_000 },
+  () => {
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'kafka-acls.mjs'), '--check'], { stdio: 'pipe' });
+  },
+);

@@ -59,23 +59,49 @@ interface View {
   evidence: { services: Array<{ summary: string }> };
 }
 
-const cordon = (args: string[]) => promisify(execFile)(process.execPath, [CLI, ...args], { env: ENV, maxBuffer: 64 << 20 });
+const cordon = (args: string[]) =>
+  promisify(execFile)(process.execPath, [CLI, ...args], { env: ENV, maxBuffer: 64 << 20 });
 
 let seq = 0;
 function flow(dst: string, port: number, proto: number): FlowRecord {
   seq++;
   return {
     community_id: null,
-    flow_id: `lab-${seq}`, sensor: 'hv1', vm: null, vlan: 0, proto, src_ip: `203.0.113.${1 + (seq % 250)}`, src_port: 30000 + seq, dst_ip: dst, dst_port: port,
-    first_seen_us: 1_760_000_000_000_000 + seq * 1000, last_seen_us: 1_760_000_000_000_000 + seq * 1000 + 400, pkts_toserver: 4, pkts_toclient: 4,
-    bytes_toserver: 400, bytes_toclient: 2000, tcp_flags_toserver: proto === 6 ? 0x1b : 0, tcp_flags_toclient: proto === 6 ? 0x1b : 0, end_reason: proto === 6 ? 'fin' : 'timeout',
+    flow_id: `lab-${seq}`,
+    sensor: 'hv1',
+    vm: null,
+    vlan: 0,
+    proto,
+    src_ip: `203.0.113.${1 + (seq % 250)}`,
+    src_port: 30000 + seq,
+    dst_ip: dst,
+    dst_port: port,
+    first_seen_us: 1_760_000_000_000_000 + seq * 1000,
+    last_seen_us: 1_760_000_000_000_000 + seq * 1000 + 400,
+    pkts_toserver: 4,
+    pkts_toclient: 4,
+    bytes_toserver: 400,
+    bytes_toclient: 2000,
+    tcp_flags_toserver: proto === 6 ? 0x1b : 0,
+    tcp_flags_toclient: proto === 6 ? 0x1b : 0,
+    end_reason: proto === 6 ? 'fin' : 'timeout',
   };
 }
 
 function snapshot(vm: string, ts: number, listening: Array<[string, string, number, string]>): NetSnapshot {
   return {
-    agent: `agent-${vm}`, vm, ts_us: ts,
-    interfaces: [{ name: 'eth0', mac: null, addresses: [vm === 'web-1' ? '10.0.0.10/24' : '10.0.0.53/24'], up: true, promiscuous: false }],
+    agent: `agent-${vm}`,
+    vm,
+    ts_us: ts,
+    interfaces: [
+      {
+        name: 'eth0',
+        mac: null,
+        addresses: [vm === 'web-1' ? '10.0.0.10/24' : '10.0.0.53/24'],
+        up: true,
+        promiscuous: false,
+      },
+    ],
     listening: listening.map(([proto, address, port, process]) => ({ proto, address, port, process })),
     routes: [{ destination: '0.0.0.0/0', gateway: '10.0.0.1', dev: 'eth0' }],
   };
@@ -84,22 +110,38 @@ function snapshot(vm: string, ts: number, listening: Array<[string, string, numb
 async function publish(bus: Bus, netconf: NetSnapshot[], flows: FlowRecord[]): Promise<void> {
   const p = bus.producer();
   try {
-    if (netconf.length) await p.send(TOPICS.netconf, netconf.map((s) => ({ key: Buffer.from(s.vm), value: codecFor(TOPICS.netconf).encode(s) })));
-    if (flows.length) await p.send(TOPICS.flows, flows.map((f) => ({ key: Buffer.from(f.flow_id), value: codecFor(TOPICS.flows).encode(f) })));
+    if (netconf.length)
+      await p.send(
+        TOPICS.netconf,
+        netconf.map((s) => ({ key: Buffer.from(s.vm), value: codecFor(TOPICS.netconf).encode(s) })),
+      );
+    if (flows.length)
+      await p.send(
+        TOPICS.flows,
+        flows.map((f) => ({ key: Buffer.from(f.flow_id), value: codecFor(TOPICS.flows).encode(f) })),
+      );
   } finally {
     await p.close();
   }
 }
 
 /** Run the recommend stage on the data dir until every VM has a recommendation of at least `versions`, then close it (the CLI opens the dir next). */
-async function scan(dataDir: string, versions: Record<string, number>, before: (bus: Bus) => Promise<void>): Promise<void> {
+async function scan(
+  dataDir: string,
+  versions: Record<string, number>,
+  before: (bus: Bus) => Promise<void>,
+): Promise<void> {
   const ctx = createContext({ log: silentLogger });
   const config = loadConfig({ env: {}, flags: { dataDir } });
   const bus = openBus(config, ctx);
   try {
     await applyTopics(bus);
     await before(bus);
-    const stage = await startService('recommend', { bus, ctx, config: { ...config, recommend: { recomputeIntervalMs: 100, checkpointIntervalMs: 200 } } as typeof config });
+    const stage = await startService('recommend', {
+      bus,
+      ctx,
+      config: { ...config, recommend: { recomputeIntervalMs: 100, checkpointIntervalMs: 200 } } as typeof config,
+    });
     try {
       await waitFor(
         `recommendations ${JSON.stringify(versions)}`,
@@ -127,12 +169,19 @@ async function recommendJson(dataDir: string, vm: string, extra: string[] = []):
 }
 
 /** A rule of a protocol: its application layer, or a transport rule on that protocol's ports only. */
-const PROTO_PORTS: Record<string, RegExp> = { http: /^(http|tcp (\$HTTP_PORTS|80|8080))$/, dns: /^(dns|(udp|tcp) 53)$/, smb: /^(smb|dcerpc|tcp (445|139|\[139,445\]|\[445,139\]))$/, ssh: /^(ssh|tcp (22|\$SSH_PORTS))$/ };
+const PROTO_PORTS: Record<string, RegExp> = {
+  http: /^(http|tcp (\$HTTP_PORTS|80|8080))$/,
+  dns: /^(dns|(udp|tcp) 53)$/,
+  smb: /^(smb|dcerpc|tcp (445|139|\[139,445\]|\[445,139\]))$/,
+  ssh: /^(ssh|tcp (22|\$SSH_PORTS))$/,
+};
 const isProto = (r: { target: string }, proto: string) => PROTO_PORTS[proto]!.test(r.target);
 
 function report(t: TestContext, v: View): void {
   t.diagnostic(`${v.vm} v${v.version}: services ${v.evidence.services.map((s) => s.summary).join('; ')}`);
-  t.diagnostic(`${v.vm}: run ${v.rules.length} (add ${v.counts.add}, keep ${v.counts.keep}), drop ${v.counts.drop}; by target ${JSON.stringify(v.counts.byTarget)}`);
+  t.diagnostic(
+    `${v.vm}: run ${v.rules.length} (add ${v.counts.add}, keep ${v.counts.keep}), drop ${v.counts.drop}; by target ${JSON.stringify(v.counts.byTarget)}`,
+  );
   const seen = new Set<string>();
   for (const r of v.rules) {
     if (seen.has(r.target) || seen.size >= 4) continue;
@@ -148,8 +197,16 @@ async function labScan(t: TestContext, withEt: boolean): Promise<void> {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const dataDir = join(dir, 'data');
   writeFileSync(join(dir, 'lab.rules'), LAB_RULES);
-  const et = withEt ? readdirSync(corpus('et-open')!).filter((f) => f.endsWith('.rules')).sort().map((f) => join(corpus('et-open')!, f)) : [];
-  writeFileSync(join(dir, 'policy.yaml'), `id: default\nmode: detect\nruleFiles:\n${['lab.rules', ...et].map((f) => `  - ${JSON.stringify(f)}`).join('\n')}\n`);
+  const et = withEt
+    ? readdirSync(corpus('et-open')!)
+        .filter((f) => f.endsWith('.rules'))
+        .sort()
+        .map((f) => join(corpus('et-open')!, f))
+    : [];
+  writeFileSync(
+    join(dir, 'policy.yaml'),
+    `id: default\nmode: detect\nruleFiles:\n${['lab.rules', ...et].map((f) => `  - ${JSON.stringify(f)}`).join('\n')}\n`,
+  );
   writeFileSync(
     join(dir, 'inventory.yaml'),
     [
@@ -175,10 +232,21 @@ async function labScan(t: TestContext, withEt: boolean): Promise<void> {
     await publish(
       bus,
       [
-        snapshot('web-1', 1_000, [['tcp', '0.0.0.0', 80, 'nginx'], ['tcp6', '::', 80, 'nginx'], ['tcp', '127.0.0.1', 25, 'master']]),
-        snapshot('dns-1', 1_000, [['udp', '0.0.0.0', 53, 'named'], ['tcp', '0.0.0.0', 53, 'named'], ['tcp', '127.0.0.1', 953, 'named']]),
+        snapshot('web-1', 1_000, [
+          ['tcp', '0.0.0.0', 80, 'nginx'],
+          ['tcp6', '::', 80, 'nginx'],
+          ['tcp', '127.0.0.1', 25, 'master'],
+        ]),
+        snapshot('dns-1', 1_000, [
+          ['udp', '0.0.0.0', 53, 'named'],
+          ['tcp', '0.0.0.0', 53, 'named'],
+          ['tcp', '127.0.0.1', 953, 'named'],
+        ]),
       ],
-      [...Array.from({ length: 6 }, () => flow('10.0.0.10', 80, 6)), ...Array.from({ length: 6 }, () => flow('10.0.0.53', 53, 17))],
+      [
+        ...Array.from({ length: 6 }, () => flow('10.0.0.10', 80, 6)),
+        ...Array.from({ length: 6 }, () => flow('10.0.0.53', 53, 17)),
+      ],
     );
   });
 
@@ -191,27 +259,55 @@ async function labScan(t: TestContext, withEt: boolean): Promise<void> {
 
   for (const v of [web, dns]) {
     assert.ok(v.rules.length > 0);
-    for (const r of [...v.rules, ...v.drop]) assert.ok(r.reason.length > 20, `${v.vm} ${r.sid} has a reason: ${r.reason}`);
+    for (const r of [...v.rules, ...v.drop])
+      assert.ok(r.reason.length > 20, `${v.vm} ${r.sid} has a reason: ${r.reason}`);
     for (const r of v.rules) assert.ok(r.msg, `${r.sid} has its msg`);
   }
   // the HTTP server: HTTP rules, no DNS or SMB ones
   assert.ok(web.rules.filter((r) => isProto(r, 'http')).length >= (withEt ? 1000 : 3));
-  assert.deepEqual(web.rules.filter((r) => isProto(r, 'dns') || isProto(r, 'smb')).map((r) => `${r.sid} ${r.target}`), []);
+  assert.deepEqual(
+    web.rules.filter((r) => isProto(r, 'dns') || isProto(r, 'smb')).map((r) => `${r.sid} ${r.target}`),
+    [],
+  );
   // the DNS server: DNS rules, no HTTP or SMB ones
   assert.ok(dns.rules.filter((r) => isProto(r, 'dns')).length >= (withEt ? 500 : 3));
-  assert.deepEqual(dns.rules.filter((r) => isProto(r, 'http') || isProto(r, 'smb') || r.target === 'tls').map((r) => `${r.sid} ${r.target}`), []);
-  assert.deepEqual(dns.rules.filter((r) => isProto(r, 'ssh')).map((r) => r.sid), [], 'no sshd yet');
+  assert.deepEqual(
+    dns.rules
+      .filter((r) => isProto(r, 'http') || isProto(r, 'smb') || r.target === 'tls')
+      .map((r) => `${r.sid} ${r.target}`),
+    [],
+  );
+  assert.deepEqual(
+    dns.rules.filter((r) => isProto(r, 'ssh')).map((r) => r.sid),
+    [],
+    'no sshd yet',
+  );
 
   // the hand-written rules say exactly why
   const lab = (v: View, sid: number) => v.rules.find((r) => r.sid === sid);
-  assert.equal(lab(web, 9200002)!.reason, 'web server on tcp/80 (nginx, from netconf and flows); rule targets http to_server; affected_product Nginx matches nginx on tcp/80; signature_severity Major');
-  assert.equal(lab(web, 9200004)!.reason, 'web server on tcp/80 (nginx, from netconf and flows); rule targets http to_client');
+  assert.equal(
+    lab(web, 9200002)!.reason,
+    'web server on tcp/80 (nginx, from netconf and flows); rule targets http to_server; affected_product Nginx matches nginx on tcp/80; signature_severity Major',
+  );
+  assert.equal(
+    lab(web, 9200004)!.reason,
+    'web server on tcp/80 (nginx, from netconf and flows); rule targets http to_client',
+  );
   assert.equal(lab(web, 9200003), undefined, 'the IIS rule is not for an nginx server');
-  assert.equal(web.drop.find((d) => d.sid === 9200003)!.reason, 'affected_product Microsoft_IIS is not what serves tcp/80 (nginx)');
+  assert.equal(
+    web.drop.find((d) => d.sid === 9200003)!.reason,
+    'affected_product Microsoft_IIS is not what serves tcp/80 (nginx)',
+  );
   assert.equal(lab(web, 9200005), undefined, 'no outbound HTTP from web-1: no CnC client rule');
-  assert.match(lab(dns, 9200012)!.reason, /^DNS server on udp\/53 \(bind, from netconf and flows\); rule targets udp 53 to_server$/);
+  assert.match(
+    lab(dns, 9200012)!.reason,
+    /^DNS server on udp\/53 \(bind, from netconf and flows\); rule targets udp 53 to_server$/,
+  );
   assert.match(lab(dns, 9200013)!.reason, /the clients', attack_target Client_Endpoint/);
-  assert.equal(dns.drop.find((d) => d.sid === 9200021)!.reason, 'rule protects tcp 445 servers; dns-1 serves none (its services: tcp/53 dns, udp/53 dns)');
+  assert.equal(
+    dns.drop.find((d) => d.sid === 9200021)!.reason,
+    'rule protects tcp 445 servers; dns-1 serves none (its services: tcp/53 dns, udp/53 dns)',
+  );
   assert.ok(lab(web, 9200041) && lab(dns, 9200041), 'the host-wide scan rule fits both');
   const webSet = new Set(web.rules.map((r) => r.sid));
   const dnsSet = new Set(dns.rules.map((r) => r.sid));
@@ -219,7 +315,17 @@ async function labScan(t: TestContext, withEt: boolean): Promise<void> {
 
   // sshd starts listening on the DNS VM: its recommendation gains the SSH rules
   await scan(dataDir, { 'dns-1': 2 }, async (bus) => {
-    await publish(bus, [snapshot('dns-1', 2_000, [['udp', '0.0.0.0', 53, 'named'], ['tcp', '0.0.0.0', 53, 'named'], ['tcp', '0.0.0.0', 22, 'sshd']])], []);
+    await publish(
+      bus,
+      [
+        snapshot('dns-1', 2_000, [
+          ['udp', '0.0.0.0', 53, 'named'],
+          ['tcp', '0.0.0.0', 53, 'named'],
+          ['tcp', '0.0.0.0', 22, 'sshd'],
+        ]),
+      ],
+      [],
+    );
   });
   const dns2 = await recommendJson(dataDir, 'dns-1');
   report(t, dns2);
@@ -232,15 +338,26 @@ async function labScan(t: TestContext, withEt: boolean): Promise<void> {
       [9200032, 'SSH server on tcp/22 (openssh, from netconf); rule targets tcp 22 to_server'],
     ],
   );
-  assert.ok(dns2.rules.filter((r) => isProto(r, 'dns')).length === dns.rules.filter((r) => isProto(r, 'dns')).length, 'the DNS rules stay');
+  assert.ok(
+    dns2.rules.filter((r) => isProto(r, 'dns')).length === dns.rules.filter((r) => isProto(r, 'dns')).length,
+    'the DNS rules stay',
+  );
   const web2 = await recommendJson(dataDir, 'web-1');
   assert.equal(web2.version, web.version, 'web-1 did not change');
 }
 
-test('cordon recommend on the lab: the HTTP and DNS servers get different rule sets, each rule with its reason; sshd adds the SSH rules (hand-written rules)', { timeout: 300_000 }, async (t) => {
-  await labScan(t, false);
-});
+test(
+  'cordon recommend on the lab: the HTTP and DNS servers get different rule sets, each rule with its reason; sshd adds the SSH rules (hand-written rules)',
+  { timeout: 300_000 },
+  async (t) => {
+    await labScan(t, false);
+  },
+);
 
-test('the same with Emerging Threats Open as the candidate set', { skip: skipWithoutCorpus('et-open'), timeout: 600_000 }, async (t) => {
-  await labScan(t, true);
-});
+test(
+  'the same with Emerging Threats Open as the candidate set',
+  { skip: skipWithoutCorpus('et-open'), timeout: 600_000 },
+  async (t) => {
+    await labScan(t, true);
+  },
+);

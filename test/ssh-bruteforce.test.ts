@@ -29,85 +29,119 @@ const syslogTime = (d: Date) => {
   return `${m} ${String(d.getDate()).padStart(2, ' ')} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 };
 
-test('an SSH brute force in a tailed log ends with the attacker blocked by the agent (real Kafka)', { skip: skip ?? false, timeout: 180_000 }, async () => {
-  const brokers = kafkaBrokers();
-  await freshCordonTopics(brokers);
-  const ctx = createContext({ log: silentLogger });
-  const bus = createKafkaBus({ brokers, ctx });
-  await bus.admin.ensureTopics(allTopicSpecs());
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-ssh-'));
-  const pair = makePair(`s${process.pid % 10000}`);
-  const sshd = pair.listen(22);
-  const authLog = join(dir, 'auth.log');
-  writeFileSync(authLog, `${syslogTime(new Date())} web1 sshd[900]: Server listening on 0.0.0.0 port 22.\n`);
-  // on Kafka stages accept an agent's logs only signed by the key the coordinator registered
-  // at its enrollment: the coordinator runs here, with the cluster's enrollment secret and the VM
-  const secret = randomBytes(32);
-  const secretFile = join(dir, 'enroll.key');
-  writeFileSync(secretFile, secret.toString('hex'), { mode: 0o600 });
-  const inv: InventoryRecord = {
-    kind: 'vm', id: 'vm-web-1', name: 'vm-web-1', host: 'hv1', power: 'on', guest_os: null, nics: [{ mac: '52:54:00:00:00:01', ips: [pair.vmIp], network: null }],
-    updated_us: Date.now() * 1000, cluster: null, connection: null, snapshot: null, template: false, connector: 'file', source: 'test',
-  };
-  await bus.producer().send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-web-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
-  const coordinator = await runStage(coordinatorStage, { bus, ctx, config: { enrollSecretFile: secretFile, tickMs: 100 }, env: { dataDir: dir } });
-  const token = makeEnrollToken(secret, 'vm-web-1', 3_600_000, Date.now());
-  const config = join(dir, 'agent.yaml');
-  writeFileSync(
-    config,
-    [
-      'agent:',
-      `  token: "${token}"`,
-      `  stateDir: ${join(dir, 'state')}`,
-      '  logStartAt: beginning',
-      `  logs: [{ path: ${authLog}, format: auth }]`,
-      `  logRoots: [${dir}]`,
-      `  enforce: { netns: ${pair.vm}, table: cordon }`,
-      '',
-    ].join('\n'),
-  );
-  const agent = spawn(process.execPath, [CLI, 'run', 'agent', '--config', config], {
-    env: { ...process.env, CORDON_KAFKA_BROKERS: brokers.join(','), CORDON_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let agentLog = '';
-  agent.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()));
-  const inspector = await runStage(loginspectStage, { bus, ctx });
-  const nft = new NftEnforcer({ ctx, netns: pair.vm });
-  try {
-    // the agent is up when it has registered
-    const until = Date.now() + 60_000;
-    while ((await readTable(bus, TOPICS.agents)).size === 0) {
-      assert.ok(Date.now() < until, `the agent did not register:\n${agentLog}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(await pair.canConnect(22), true, 'the attacker reaches sshd before the attack');
+test(
+  'an SSH brute force in a tailed log ends with the attacker blocked by the agent (real Kafka)',
+  { skip: skip ?? false, timeout: 180_000 },
+  async () => {
+    const brokers = kafkaBrokers();
+    await freshCordonTopics(brokers);
+    const ctx = createContext({ log: silentLogger });
+    const bus = createKafkaBus({ brokers, ctx });
+    await bus.admin.ensureTopics(allTopicSpecs());
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-ssh-'));
+    const pair = makePair(`s${process.pid % 10000}`);
+    const sshd = pair.listen(22);
+    const authLog = join(dir, 'auth.log');
+    writeFileSync(authLog, `${syslogTime(new Date())} web1 sshd[900]: Server listening on 0.0.0.0 port 22.\n`);
+    // on Kafka stages accept an agent's logs only signed by the key the coordinator registered
+    // at its enrollment: the coordinator runs here, with the cluster's enrollment secret and the VM
+    const secret = randomBytes(32);
+    const secretFile = join(dir, 'enroll.key');
+    writeFileSync(secretFile, secret.toString('hex'), { mode: 0o600 });
+    const inv: InventoryRecord = {
+      kind: 'vm',
+      id: 'vm-web-1',
+      name: 'vm-web-1',
+      host: 'hv1',
+      power: 'on',
+      guest_os: null,
+      nics: [{ mac: '52:54:00:00:00:01', ips: [pair.vmIp], network: null }],
+      updated_us: Date.now() * 1000,
+      cluster: null,
+      connection: null,
+      snapshot: null,
+      template: false,
+      connector: 'file',
+      source: 'test',
+    };
+    await bus
+      .producer()
+      .send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-web-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
+    const coordinator = await runStage(coordinatorStage, {
+      bus,
+      ctx,
+      config: { enrollSecretFile: secretFile, tickMs: 100 },
+      env: { dataDir: dir },
+    });
+    const token = makeEnrollToken(secret, 'vm-web-1', 3_600_000, Date.now());
+    const config = join(dir, 'agent.yaml');
+    writeFileSync(
+      config,
+      [
+        'agent:',
+        `  token: "${token}"`,
+        `  stateDir: ${join(dir, 'state')}`,
+        '  logStartAt: beginning',
+        `  logs: [{ path: ${authLog}, format: auth }]`,
+        `  logRoots: [${dir}]`,
+        `  enforce: { netns: ${pair.vm}, table: cordon }`,
+        '',
+      ].join('\n'),
+    );
+    const agent = spawn(process.execPath, [CLI, 'run', 'agent', '--config', config], {
+      env: { ...process.env, CORDON_KAFKA_BROKERS: brokers.join(','), CORDON_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let agentLog = '';
+    agent.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()));
+    const inspector = await runStage(loginspectStage, { bus, ctx });
+    const nft = new NftEnforcer({ ctx, netns: pair.vm });
+    try {
+      // the agent is up when it has registered
+      const until = Date.now() + 60_000;
+      while ((await readTable(bus, TOPICS.agents)).size === 0) {
+        assert.ok(Date.now() < until, `the agent did not register:\n${agentLog}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(await pair.canConnect(22), true, 'the attacker reaches sshd before the attack');
 
-    for (let i = 0; i < 12; i++) {
-      appendFileSync(authLog, `${syslogTime(new Date())} web1 sshd[${1000 + i}]: Failed password for root from ${pair.attackerIp} port ${40000 + i} ssh2\n`);
-    }
-    let blocked: Array<{ set: string; ip: string }> = [];
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      blocked = await nft.list().catch(() => []);
-      if (blocked.some((b) => b.ip === pair.attackerIp)) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.ok(blocked.some((b) => b.ip === pair.attackerIp), `the attacker is in the agent's set (agent log:\n${agentLog.slice(-2000)})`);
-    assert.equal(await pair.canConnect(22, 800), false, 'the attacker cannot connect any more');
+      for (let i = 0; i < 12; i++) {
+        appendFileSync(
+          authLog,
+          `${syslogTime(new Date())} web1 sshd[${1000 + i}]: Failed password for root from ${pair.attackerIp} port ${40000 + i} ssh2\n`,
+        );
+      }
+      let blocked: Array<{ set: string; ip: string }> = [];
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        blocked = await nft.list().catch(() => []);
+        if (blocked.some((b) => b.ip === pair.attackerIp)) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.ok(
+        blocked.some((b) => b.ip === pair.attackerIp),
+        `the attacker is in the agent's set (agent log:\n${agentLog.slice(-2000)})`,
+      );
+      assert.equal(await pair.canConnect(22, 800), false, 'the attacker cannot connect any more');
 
-    const blocks = [...(await readTable(bus, TOPICS.blocks)).values()].map((r) => codecFor(TOPICS.blocks).decode(r.value!));
-    assert.ok(blocks.some((b) => b.status === 'applied' && b.target.ip === pair.attackerIp), 'the agent reported the block as applied');
-  } finally {
-    agent.kill('SIGTERM');
-    await new Promise((r) => agent.once('exit', r));
-    await inspector.stop();
-    await coordinator.stop();
-    nft.close();
-    await bus.close();
-    sshd.kill();
-    pair.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      const blocks = [...(await readTable(bus, TOPICS.blocks)).values()].map((r) =>
+        codecFor(TOPICS.blocks).decode(r.value!),
+      );
+      assert.ok(
+        blocks.some((b) => b.status === 'applied' && b.target.ip === pair.attackerIp),
+        'the agent reported the block as applied',
+      );
+    } finally {
+      agent.kill('SIGTERM');
+      await new Promise((r) => agent.once('exit', r));
+      await inspector.stop();
+      await coordinator.stop();
+      nft.close();
+      await bus.close();
+      sshd.kill();
+      pair.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -36,7 +36,17 @@ import { inventoryStage } from '@cordon/inventory';
 import { applyPolicyFile } from '@cordon/policy';
 import { responderStage } from '@cordon/responder';
 import { createContext, createLogger, Metrics, silentLogger, type Context } from '@cordon/runtime';
-import { allTopicSpecs, codecFor, TOPICS, type AgentCommand, type AgentRecord, type Alert, type Assignment, type FileEvent, type PacketBatch } from '@cordon/schemas';
+import {
+  allTopicSpecs,
+  codecFor,
+  TOPICS,
+  type AgentCommand,
+  type AgentRecord,
+  type Alert,
+  type Assignment,
+  type FileEvent,
+  type PacketBatch,
+} from '@cordon/schemas';
 import { runStage, type RunningStage } from '@cordon/stage';
 import { freshCordonTopics, makeHostsLab, severable, wallUs, type HostsLab, type SeverableBus } from '@cordon/testkit';
 import { watchdogStage } from '@cordon/watchdog';
@@ -169,7 +179,12 @@ export class CoordinationWorld {
   readonly seen: Seen = { alerts: [], assignments: [], commands: [], agents: [], fim: [] };
   readonly attacks = new Map<number, Attack>();
   readonly watchdogs = new Map<string, { stage: Running; link: SeverableBus; metrics: Metrics }>();
-  readonly coordinators: Array<{ stage?: Running; link?: SeverableBus; proc?: ChildProcess; partitions?: number[] } | null> = [];
+  readonly coordinators: Array<{
+    stage?: Running;
+    link?: SeverableBus;
+    proc?: ChildProcess;
+    partitions?: number[];
+  } | null> = [];
   readonly packets: SeenBatch[] = [];
   readonly agents: AgentHandle[] = [];
   policyVersion = 0;
@@ -189,7 +204,10 @@ export class CoordinationWorld {
     this.secretFile = join(opts.dir, 'enroll.key');
     writeFileSync(this.secretFile, this.secret.toString('hex'), { mode: 0o600 });
     this.inventoryFile = join(opts.dir, 'inventory.yaml');
-    this.bus = opts.kind === 'kafka' ? createKafkaBus({ brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), ctx: this.ctx }) : createEmbeddedBus({ dataDir: join(opts.dir, 'bus'), ctx: this.ctx });
+    this.bus =
+      opts.kind === 'kafka'
+        ? createKafkaBus({ brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092').split(','), ctx: this.ctx })
+        : createEmbeddedBus({ dataDir: join(opts.dir, 'bus'), ctx: this.ctx });
     for (const vm of Object.keys(this.lab.vms)) this.power.set(vm, 'off');
   }
 
@@ -219,11 +237,14 @@ export class CoordinationWorld {
     this.tap<AgentRecord>(TOPICS.agents, (r) => this.seen.agents.push({ at: wallUs(), r }));
     this.tap<FileEvent>(TOPICS.fim, (e) => this.seen.fim.push({ at: wallUs(), e }));
 
-    writeFileSync(join(opts.dir, 'gap.rules'), [
-      `alert udp any any -> any ${ATTACK_PORT} (msg:"CORDON gap attack"; content:"CORDON-GAP-ATTACK"; classtype:attempted-admin; sid:${ATTACK_SID}; rev:1;)`,
-      `alert udp any any -> any ${ATTACK_PORT} (msg:"CORDON block me"; content:"CORDON-BLOCK-ME"; classtype:attempted-admin; sid:${BLOCK_SID}; rev:1;)`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      join(opts.dir, 'gap.rules'),
+      [
+        `alert udp any any -> any ${ATTACK_PORT} (msg:"CORDON gap attack"; content:"CORDON-GAP-ATTACK"; classtype:attempted-admin; sid:${ATTACK_SID}; rev:1;)`,
+        `alert udp any any -> any ${ATTACK_PORT} (msg:"CORDON block me"; content:"CORDON-BLOCK-ME"; classtype:attempted-admin; sid:${BLOCK_SID}; rev:1;)`,
+        '',
+      ].join('\n'),
+    );
     const gate = opts.gate;
     const policy = [
       'id: default',
@@ -236,15 +257,29 @@ export class CoordinationWorld {
       '',
     ].join('\n');
     writeFileSync(join(opts.dir, 'policy.yaml'), policy);
-    this.policyVersion = (await applyPolicyFile({ bus, ctx: this.ctx, dataDir: opts.dir }, join(opts.dir, 'policy.yaml'))).version;
+    this.policyVersion = (
+      await applyPolicyFile({ bus, ctx: this.ctx, dataDir: opts.dir }, join(opts.dir, 'policy.yaml'))
+    ).version;
     this.writeInventory(wallUs());
 
-    const run = async (module: Parameters<typeof runStage>[0], config: unknown, b: Bus = bus, ctx = this.ctx): Promise<Running> => {
-      const s = (await runStage(module, { bus: b, ctx, config, env: { dataDir: opts.dir } } as Parameters<typeof runStage>[1])) as Running;
+    const run = async (
+      module: Parameters<typeof runStage>[0],
+      config: unknown,
+      b: Bus = bus,
+      ctx = this.ctx,
+    ): Promise<Running> => {
+      const s = (await runStage(module, { bus: b, ctx, config, env: { dataDir: opts.dir } } as Parameters<
+        typeof runStage
+      >[1])) as Running;
       this.stages.push(s);
       return s;
     };
-    await run(inventoryStage, { sources: [{ url: pathToFileURL(this.inventoryFile).href, pollMs: 20 }] }, bus, this.contextFor('inventory'));
+    await run(
+      inventoryStage,
+      { sources: [{ url: pathToFileURL(this.inventoryFile).href, pollMs: 20 }] },
+      bus,
+      this.contextFor('inventory'),
+    );
     await run(dpiStage, { checksum: 'off', maxBatchRecords: 64 }, bus, this.contextFor('dpi'));
     await run(responderStage, {}, bus, this.contextFor('responder'));
     await run(fimStage, {}, bus, this.contextFor('fim'));
@@ -252,7 +287,21 @@ export class CoordinationWorld {
     for (let i = 0; i < (opts.coordinators ?? 1); i++) await this.startCoordinator();
 
     // the attacker on the fabric; a receiver in each VM
-    const attacker = spawn('ip', ['netns', 'exec', this.lab.attacker.ns, process.execPath, '-e', ATTACKER, String(ATTACK_PORT), String(PORT_BASE), String(PORT_SPAN)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const attacker = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.lab.attacker.ns,
+        process.execPath,
+        '-e',
+        ATTACKER,
+        String(ATTACK_PORT),
+        String(PORT_BASE),
+        String(PORT_SPAN),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     this.procs.push(attacker);
     this.attacker = attacker;
     lines(attacker, (l) => {
@@ -263,7 +312,21 @@ export class CoordinationWorld {
       a.vm = Object.values(this.lab.vms).find((v) => v.ip === dst)?.name ?? null;
     });
     for (const vm of Object.values(this.lab.vms)) {
-      const r = spawn('ip', ['netns', 'exec', vm.ns, process.execPath, '-e', RECEIVER, String(ATTACK_PORT), this.lab.attacker.ip, String(HELLO_PORT)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const r = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          vm.ns,
+          process.execPath,
+          '-e',
+          RECEIVER,
+          String(ATTACK_PORT),
+          this.lab.attacker.ip,
+          String(HELLO_PORT),
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
       this.procs.push(r);
       this.receivers.set(vm.name, r);
       await new Promise<void>((resolve, reject) => {
@@ -295,7 +358,12 @@ export class CoordinationWorld {
 
   private tap<T>(topic: string, on: (v: T) => void): void {
     const codec = codecFor(topic as Parameters<typeof codecFor>[0]);
-    const c = this.bus.consumer({ groupId: `world-tap-${topic}-${process.pid}-${Date.now()}`, topics: [topic], fromBeginning: true, autoCommit: false });
+    const c = this.bus.consumer({
+      groupId: `world-tap-${topic}-${process.pid}-${Date.now()}`,
+      topics: [topic],
+      fromBeginning: true,
+      autoCommit: false,
+    });
     this.taps.push(c);
     void c
       .run(async (batch) => {
@@ -309,9 +377,20 @@ export class CoordinationWorld {
   private writeInventory(atUs: number): void {
     const byHost = new Map<string, string[]>(Object.keys(this.lab.hosts).map((h) => [h, []]));
     for (const vm of Object.values(this.lab.vms)) {
-      byHost.get(vm.host)!.push(`      ${vm.name}:`, `        power: ${this.power.get(vm.name)}`, `        nics: [{ mac: "${vm.mac}", ips: ["${vm.ip}"] }]`);
+      byHost
+        .get(vm.host)!
+        .push(
+          `      ${vm.name}:`,
+          `        power: ${this.power.get(vm.name)}`,
+          `        nics: [{ mac: "${vm.mac}", ips: ["${vm.ip}"] }]`,
+        );
     }
-    const text = [`# version ${++this.inventoryVersion}`, 'hosts:', ...[...byHost].flatMap(([h, l]) => [`  ${h}:`, ...(l.length ? ['    vms:', ...l] : ['    vms: {}'])]), ''].join('\n');
+    const text = [
+      `# version ${++this.inventoryVersion}`,
+      'hosts:',
+      ...[...byHost].flatMap(([h, l]) => [`  ${h}:`, ...(l.length ? ['    vms:', ...l] : ['    vms: {}'])]),
+      '',
+    ].join('\n');
     const tmp = `${this.inventoryFile}.tmp`;
     writeFileSync(tmp, text);
     const at = new Date(atUs / 1000);
@@ -395,7 +474,12 @@ export class CoordinationWorld {
   async startCoordinator(): Promise<number> {
     if (this.opts.coordinatorProcesses) return this.spawnCoordinator();
     const link = severable(this.bus);
-    const stage = (await runStage(coordinatorStage, { bus: link.bus, ctx: this.contextFor(`coordinator-${this.coordinators.length}`), config: { enrollSecretFile: this.secretFile, tickMs: 50 }, env: { dataDir: this.opts.dir } } as Parameters<typeof runStage>[1])) as Running;
+    const stage = (await runStage(coordinatorStage, {
+      bus: link.bus,
+      ctx: this.contextFor(`coordinator-${this.coordinators.length}`),
+      config: { enrollSecretFile: this.secretFile, tickMs: 50 },
+      env: { dataDir: this.opts.dir },
+    } as Parameters<typeof runStage>[1])) as Running;
     this.coordinators.push({ stage, link });
     return this.coordinators.length - 1;
   }
@@ -406,11 +490,36 @@ export class CoordinationWorld {
     mkdirSync(dir, { recursive: true });
     const cfg = join(dir, 'cordon.yaml');
     writeFileSync(cfg, `coordinator: { enrollSecretFile: "${this.secretFile}", tickMs: 50 }\n`);
-    const cli = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'services', 'cli', 'bin', 'cordon.js');
-    const proc = spawn(process.execPath, [cli, 'run', 'coordinator', '--config', cfg, '--data-dir', dir, '--brokers', (process.env.KAFKA_BROKERS ?? '127.0.0.1:19092'), '--metrics-addr', 'off'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, CORDON_LOG_FORMAT: 'json', CORDON_LOG_LEVEL: 'info' },
-    });
+    const cli = join(
+      fileURLToPath(new URL('.', import.meta.url)),
+      '..',
+      '..',
+      '..',
+      'services',
+      'cli',
+      'bin',
+      'cordon.js',
+    );
+    const proc = spawn(
+      process.execPath,
+      [
+        cli,
+        'run',
+        'coordinator',
+        '--config',
+        cfg,
+        '--data-dir',
+        dir,
+        '--brokers',
+        process.env.KAFKA_BROKERS ?? '127.0.0.1:19092',
+        '--metrics-addr',
+        'off',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, CORDON_LOG_FORMAT: 'json', CORDON_LOG_LEVEL: 'info' },
+      },
+    );
     this.procs.push(proc);
     const c: { proc: ChildProcess; partitions?: number[] } = { proc };
     this.coordinators.push(c);
@@ -430,7 +539,7 @@ export class CoordinationWorld {
   owned(i: number): Set<number> {
     const c = this.coordinators[i];
     if (c?.proc) return new Set(c.partitions ?? []);
-    return ((c?.stage as unknown as { owned?: Set<number> })?.owned) ?? new Set();
+    return (c?.stage as unknown as { owned?: Set<number> })?.owned ?? new Set();
   }
 
   /** Kill a coordinator: SIGKILL for a process; an in-process one's link is cut, then it stops. */
@@ -454,7 +563,8 @@ export class CoordinationWorld {
   sysRoot(name: string): string {
     const root = join(this.opts.dir, 'machines', name);
     mkdirSync(join(root, 'etc'), { recursive: true });
-    if (!existsSync(join(root, 'etc', 'machine-id'))) writeFileSync(join(root, 'etc', 'machine-id'), `${randomBytes(16).toString('hex')}\n`);
+    if (!existsSync(join(root, 'etc', 'machine-id')))
+      writeFileSync(join(root, 'etc', 'machine-id'), `${randomBytes(16).toString('hex')}\n`);
     return root;
   }
 
@@ -462,7 +572,16 @@ export class CoordinationWorld {
    * Start an agent for `vm` (its token's VM) capturing and enforcing inside the namespace of
    * `inVm` (the VM it runs in: the same one, or a clone's).
    */
-  async startAgent(o: { vm: string; token: string; stateDir: string; sysRoot: string; inVm?: string; fimPaths?: string[]; checkpointS?: number; verdictWaitS?: number }): Promise<AgentHandle> {
+  async startAgent(o: {
+    vm: string;
+    token: string;
+    stateDir: string;
+    sysRoot: string;
+    inVm?: string;
+    fimPaths?: string[];
+    checkpointS?: number;
+    verdictWaitS?: number;
+  }): Promise<AgentHandle> {
     const ns = this.lab.vms[o.inVm ?? o.vm]!.ns;
     const link = severable(this.bus);
     const metrics = new Metrics();
@@ -483,7 +602,15 @@ export class CoordinationWorld {
         enforce: { enabled: true, netns: ns, table: 'cordon' },
       },
     })) as Running;
-    const h: AgentHandle = { id: agentIdFor(readEnrollToken(o.token)), vm: o.vm, stateDir: o.stateDir, token: o.token, stage, link, metrics };
+    const h: AgentHandle = {
+      id: agentIdFor(readEnrollToken(o.token)),
+      vm: o.vm,
+      stateDir: o.stateDir,
+      token: o.token,
+      stage,
+      link,
+      metrics,
+    };
     this.agents.push(h);
     return h;
   }
@@ -502,7 +629,11 @@ export class CoordinationWorld {
       const frames = b.packets.map((p) => {
         const f = p.frame;
         const ip4 = f.length >= 34 && f.readUInt16BE(12) === 0x0800;
-        return { tsUs: p.ts_us, src: ip4 ? [...f.subarray(26, 30)].join('.') : '', dst: ip4 ? [...f.subarray(30, 34)].join('.') : '' };
+        return {
+          tsUs: p.ts_us,
+          src: ip4 ? [...f.subarray(26, 30)].join('.') : '',
+          dst: ip4 ? [...f.subarray(30, 34)].join('.') : '',
+        };
       });
       this.packets.push({ at: wallUs(), sensor: b.sensor, vm: b.vm, frames });
     });
@@ -534,7 +665,8 @@ export class CoordinationWorld {
 
   /** The VM's newest assignment as seen on the topic. */
   assignment(vm: string): Assignment | undefined {
-    for (let i = this.seen.assignments.length - 1; i >= 0; i--) if (this.seen.assignments[i]!.a.vm === vm) return this.seen.assignments[i]!.a;
+    for (let i = this.seen.assignments.length - 1; i >= 0; i--)
+      if (this.seen.assignments[i]!.a.vm === vm) return this.seen.assignments[i]!.a;
     return undefined;
   }
 

@@ -53,7 +53,18 @@ export async function tsharkAvailable(): Promise<string | null> {
   }
 }
 
-const FIELDS = ['frame.number', 'frame.len', 'ip.src', 'ip.dst', 'ipv6.src', 'ipv6.dst', 'tcp.srcport', 'tcp.dstport', 'udp.srcport', 'udp.dstport'];
+const FIELDS = [
+  'frame.number',
+  'frame.len',
+  'ip.src',
+  'ip.dst',
+  'ipv6.src',
+  'ipv6.dst',
+  'tcp.srcport',
+  'tcp.dstport',
+  'udp.srcport',
+  'udp.dstport',
+];
 
 export async function tshark(file: string): Promise<TsharkView> {
   // One run gives both the per-frame fields (printed first) and the conversation tables.
@@ -88,12 +99,17 @@ export async function tshark(file: string): Promise<TsharkView> {
 }
 
 const BYTES = '(\\d+) (bytes|kB|MB|GB|TB)';
-const CONV_LINE = new RegExp(`^(\\S+)\\s+<->\\s+(\\S+)\\s+(\\d+)\\s+${BYTES}\\s+(\\d+)\\s+${BYTES}\\s+(\\d+)\\s+${BYTES}`);
+const CONV_LINE = new RegExp(
+  `^(\\S+)\\s+<->\\s+(\\S+)\\s+(\\d+)\\s+${BYTES}\\s+(\\d+)\\s+${BYTES}\\s+(\\d+)\\s+${BYTES}`,
+);
 
 function parseConvLine(line: string): Conv | null {
   const m = CONV_LINE.exec(line);
   if (!m) return null;
-  const bytes = (n: string, unit: string): Bytes => ({ exact: unit === 'bytes' ? Number(n) : null, display: `${n} ${unit}` });
+  const bytes = (n: string, unit: string): Bytes => ({
+    exact: unit === 'bytes' ? Number(n) : null,
+    display: `${n} ${unit}`,
+  });
   // Columns: "<-" is B→A, "->" is A→B (checked against the per-frame fields in the test).
   return {
     a: m[1]!,

@@ -63,7 +63,8 @@ export function parseExposition(text: string): Exposition {
       if (!m) continue; // other comments are allowed
       if (!NAME.test(m[2]!)) throw new Error(`bad metric name in: ${line}`);
       if (m[1] === 'TYPE') {
-        if (!['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(m[3] ?? '')) throw new Error(`bad type in: ${line}`);
+        if (!['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(m[3] ?? ''))
+          throw new Error(`bad type in: ${line}`);
         if (types.has(m[2]!)) throw new Error(`TYPE twice for ${m[2]}`);
         types.set(m[2]!, m[3]!);
       }
@@ -85,14 +86,20 @@ export function parseExposition(text: string): Exposition {
     for (const key of series) {
       const mine = buckets.filter((b) => JSON.stringify({ ...b.labels, le: undefined }) === key);
       if (mine.at(-1)?.labels.le !== '+Inf') throw new Error(`histogram ${family} ${key} does not end at +Inf`);
-      for (let i = 1; i < mine.length; i++) if (mine[i]!.value < mine[i - 1]!.value) throw new Error(`histogram ${family} buckets are not cumulative`);
-      const count = samples.find((s) => s.name === `${family}_count` && JSON.stringify({ ...s.labels, le: undefined }) === key);
-      if (!count || count.value !== mine.at(-1)!.value) throw new Error(`histogram ${family} ${key}: _count is not the +Inf bucket`);
+      for (let i = 1; i < mine.length; i++)
+        if (mine[i]!.value < mine[i - 1]!.value) throw new Error(`histogram ${family} buckets are not cumulative`);
+      const count = samples.find(
+        (s) => s.name === `${family}_count` && JSON.stringify({ ...s.labels, le: undefined }) === key,
+      );
+      if (!count || count.value !== mine.at(-1)!.value)
+        throw new Error(`histogram ${family} ${key}: _count is not the +Inf bucket`);
     }
   }
   return { types, samples };
 }
 
 export function sum(x: Exposition, name: string, labels: Record<string, string> = {}): number {
-  return x.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+  return x.samples
+    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((a, s) => a + s.value, 0);
 }

@@ -16,7 +16,8 @@ export const ERR_NOT_ASSIGNED = defineError(
 );
 export const ERR_CORRUPT_LOG = defineError(
   'CORDON_ERR_BUS_CORRUPT_LOG',
-  (file: string, detail: string) => `embedded bus log ${file} is corrupt (${detail}); the tail after the last good record was truncated`,
+  (file: string, detail: string) =>
+    `embedded bus log ${file} is corrupt (${detail}); the tail after the last good record was truncated`,
 );
 export const ERR_KAFKA = defineError('CORDON_ERR_BUS_KAFKA', (detail: string) => `Kafka request failed: ${detail}`);
 export const ERR_DATA_DIR_LOCKED = defineError(

@@ -6,7 +6,12 @@ import type { Bus, ConsumedRecord, Consumer } from './types.js';
  * A consumer that never commits and starts each partition it is given at `startAt(partition)`
  * (its beginning when that is undefined): the reader under readRange and followTable.
  */
-function positionedReader(bus: Bus, topic: string, groupId: string, startAt: (partition: number) => bigint | undefined): Consumer {
+function positionedReader(
+  bus: Bus,
+  topic: string,
+  groupId: string,
+  startAt: (partition: number) => bigint | undefined,
+): Consumer {
   const consumer = bus.consumer({
     groupId,
     topics: [topic],
@@ -35,7 +40,9 @@ export async function readRange(
 ): Promise<void> {
   const ends = await bus.admin.endOffsets(topic);
   const wanted = new Map(
-    [...ends].filter(([p, end]) => end > (opts.from?.get(p) ?? 0n) && (!opts.partitions || opts.partitions.includes(p))),
+    [...ends].filter(
+      ([p, end]) => end > (opts.from?.get(p) ?? 0n) && (!opts.partitions || opts.partitions.includes(p)),
+    ),
   );
   if (wanted.size === 0) return;
   const groupId = `cordon-reader-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
@@ -71,7 +78,11 @@ export async function readAll(bus: Bus, topic: string): Promise<ConsumedRecord[]
  * Read a compacted topic from its start to its current end and return the newest record per
  * key (tombstones remove the key). Used to restore state: blocks, assignments, checkpoints.
  */
-export async function readTable(bus: Bus, topic: string, opts: { partitions?: number[] } = {}): Promise<Map<string, ConsumedRecord>> {
+export async function readTable(
+  bus: Bus,
+  topic: string,
+  opts: { partitions?: number[] } = {},
+): Promise<Map<string, ConsumedRecord>> {
   const table = new Map<string, ConsumedRecord>();
   await readRange(
     bus,
@@ -85,7 +96,6 @@ export async function readTable(bus: Bus, topic: string, opts: { partitions?: nu
   );
   return table;
 }
-
 
 /**
  * A compacted topic as a live table: every current record at start (readTable), then every
@@ -105,7 +115,9 @@ export async function followTable(
   topic: string,
   groupId: string,
   onRecord: (r: ConsumedRecord, restoring: boolean) => Promise<void> | void,
-  opts: { /** Runs after the current table was handed over, before any followed record. */ afterRestore?: () => Promise<void> } = {},
+  opts: {
+    /** Runs after the current table was handed over, before any followed record. */ afterRestore?: () => Promise<void>;
+  } = {},
 ): Promise<TableFollower> {
   const ends = await bus.admin.endOffsets(topic);
   const table = await readTable(bus, topic);

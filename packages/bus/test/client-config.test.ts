@@ -21,7 +21,8 @@ function dir() {
   return { d, file, done: () => rmSync(d, { recursive: true, force: true }) };
 }
 
-const SECURE = 'bootstrap.servers=127.0.0.1:1, 127.0.0.1:2\nsecurity.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-512\nsasl.username=agent-1\nsasl.password=s3cret=x\nssl.ca.location=ca.pem\n';
+const SECURE =
+  'bootstrap.servers=127.0.0.1:1, 127.0.0.1:2\nsecurity.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-512\nsasl.username=agent-1\nsasl.password=s3cret=x\nssl.ca.location=ca.pem\n';
 
 test('a start.sh client config: brokers, TLS with the CA (relative to the file), SCRAM user and password (which may hold "=")', () => {
   const t = dir();
@@ -39,21 +40,30 @@ test('a start.sh client config: brokers, TLS with the CA (relative to the file),
 test('refused with CORDON_ERR_BUS_KAFKA_CLIENT_CONFIG: missing file, readable by others, unknown key, missing CA, SASL without password, unknown mechanism, cert without key, SASL settings on plaintext', () => {
   const t = dir();
   const refused = (f: string, detail: RegExp) =>
-    assert.throws(() => loadKafkaClientConfig(f), (err: { code?: string; message: string }) => {
-      assert.equal(err.code, 'CORDON_ERR_BUS_KAFKA_CLIENT_CONFIG');
-      assert.match(err.message, detail);
-      assert.doesNotMatch(err.message, /s3cret/);
-      return true;
-    });
+    assert.throws(
+      () => loadKafkaClientConfig(f),
+      (err: { code?: string; message: string }) => {
+        assert.equal(err.code, 'CORDON_ERR_BUS_KAFKA_CLIENT_CONFIG');
+        assert.match(err.message, detail);
+        assert.doesNotMatch(err.message, /s3cret/);
+        return true;
+      },
+    );
   try {
     refused(join(t.d, 'absent.properties'), /cannot be read \(ENOENT\)/);
     refused(t.file('open.properties', SECURE, 0o644), /mode is 0644.*chmod 600/);
     refused(t.file('typo.properties', `${SECURE}sasl.pasword=x\n`), /unknown key "sasl.pasword"/);
-    refused(t.file('noca.properties', SECURE.replace('ca.pem', 'nope.pem')), /ssl.ca.location .*nope.pem cannot be read/);
+    refused(
+      t.file('noca.properties', SECURE.replace('ca.pem', 'nope.pem')),
+      /ssl.ca.location .*nope.pem cannot be read/,
+    );
     refused(t.file('nopass.properties', SECURE.replace(/^sasl.password=.*\n/m, '')), /needs sasl.password/);
     refused(t.file('mech.properties', SECURE.replace('SCRAM-SHA-512', 'GSSAPI')), /sasl.mechanisms "GSSAPI"/);
     refused(t.file('cert.properties', `${SECURE}ssl.certificate.location=ca.pem\n`), /go together/);
-    refused(t.file('plain.properties', 'security.protocol=plaintext\nsasl.username=a\nsasl.password=s3cret\n'), /would not be sent/);
+    refused(
+      t.file('plain.properties', 'security.protocol=plaintext\nsasl.username=a\nsasl.password=s3cret\n'),
+      /would not be sent/,
+    );
     refused(t.file('twice.properties', `${SECURE}sasl.username=b\n`), /given twice/);
   } finally {
     t.done();

@@ -10,7 +10,8 @@ import { runConformance } from './conformance.js';
 const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean) ?? [];
 
 runConformance('kafka', async () => {
-  if (brokers.length === 0) throw new Error('KAFKA_BROKERS is not set; start a broker with infra/kafka/start.sh and export what it prints');
+  if (brokers.length === 0)
+    throw new Error('KAFKA_BROKERS is not set; start a broker with infra/kafka/start.sh and export what it prints');
   const ctx = createContext({ log: silentLogger });
   let bus: Bus = createKafkaBus({ brokers, clientId: 'conformance', ctx });
   await bus.admin.listTopics(); // fail here, clearly, if the broker is down

@@ -7,7 +7,13 @@ import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  partitionForKey, readTable, type Batch, type Bus, type ConsumedRecord, type ConsumerOptions, type TopicSpec,
+  partitionForKey,
+  readTable,
+  type Batch,
+  type Bus,
+  type ConsumedRecord,
+  type ConsumerOptions,
+  type TopicSpec,
 } from '../src/index.js';
 
 export interface BusUnderTest {
@@ -19,7 +25,10 @@ export interface BusUnderTest {
 
 const uniq = () => `conf-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 const spec = (name: string, partitions = 3, cleanupPolicy: TopicSpec['cleanupPolicy'] = 'delete'): TopicSpec => ({
-  name, partitions, cleanupPolicy, retentionMs: -1,
+  name,
+  partitions,
+  cleanupPolicy,
+  retentionMs: -1,
 });
 
 /** Consume with `opts` until `n` records arrived (or fail after `ms`), then close. */
@@ -67,9 +76,16 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
       await bus.admin.ensureTopics([spec(t, 5)]);
       const p = bus.producer();
       const keys = Array.from({ length: 40 }, (_, i) => Buffer.from(`key-${i % 8}`));
-      const meta = await p.send(t, keys.map((key, i) => ({ key, value: Buffer.from(String(i)) })));
+      const meta = await p.send(
+        t,
+        keys.map((key, i) => ({ key, value: Buffer.from(String(i)) })),
+      );
       for (let i = 0; i < keys.length; i++) {
-        assert.equal(meta[i]!.partition, partitionForKey(keys[i]!, 5, () => 0), `record ${i}`);
+        assert.equal(
+          meta[i]!.partition,
+          partitionForKey(keys[i]!, 5, () => 0),
+          `record ${i}`,
+        );
       }
       const perPartition = new Map<number, bigint[]>();
       for (const m of meta) perPartition.set(m.partition, [...(perPartition.get(m.partition) ?? []), m.offset]);
@@ -77,10 +93,17 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
       const got = await consumeN(bus, { groupId: uniq(), topics: [t] }, 40);
       for (let part = 0; part < 5; part++) {
         const values = got.filter((r) => r.partition === part).map((r) => Number(r.value!.toString()));
-        assert.deepEqual(values, [...values].sort((a, b) => a - b), `partition ${part} is in order`);
+        assert.deepEqual(
+          values,
+          [...values].sort((a, b) => a - b),
+          `partition ${part} is in order`,
+        );
       }
       const ends = await bus.admin.endOffsets(t);
-      assert.equal([...ends.values()].reduce((a, b) => a + b, 0n), 40n);
+      assert.equal(
+        [...ends.values()].reduce((a, b) => a + b, 0n),
+        40n,
+      );
       await p.close();
     });
 
@@ -89,15 +112,26 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
       await bus.admin.ensureTopics([spec(t, 1)]);
       const p = bus.producer();
       // 3 MiB in one call: the broker refuses a record batch above message.max.bytes
-      const values = Array.from({ length: 48 }, (_, i) => Buffer.concat([Buffer.from(`${i}:`), randomBytes(64 * 1024)]));
+      const values = Array.from({ length: 48 }, (_, i) =>
+        Buffer.concat([Buffer.from(`${i}:`), randomBytes(64 * 1024)]),
+      );
       const [meta, meta2] = await Promise.all([
-        p.send(t, values.map((value) => ({ key: Buffer.from('k'), value }))),
+        p.send(
+          t,
+          values.map((value) => ({ key: Buffer.from('k'), value })),
+        ),
         p.send(t, [{ key: Buffer.from('k'), value: Buffer.from('after') }]),
       ]);
-      assert.deepEqual(meta.map((m) => m.offset), values.map((_, i) => BigInt(i)));
+      assert.deepEqual(
+        meta.map((m) => m.offset),
+        values.map((_, i) => BigInt(i)),
+      );
       assert.equal(meta2[0]!.offset, 48n);
       const got = await consumeN(bus, { groupId: uniq(), topics: [t] }, 49);
-      assert.deepEqual(got.slice(0, 48).map((r) => r.value), values);
+      assert.deepEqual(
+        got.slice(0, 48).map((r) => r.value),
+        values,
+      );
       assert.equal(got[48]!.value!.toString(), 'after');
       await p.close();
     });
@@ -126,11 +160,20 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
       const g = uniq();
       await bus.admin.ensureTopics([spec(t, 2)]);
       const p = bus.producer();
-      await p.send(t, Array.from({ length: 10 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`a${i}`) })));
+      await p.send(
+        t,
+        Array.from({ length: 10 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`a${i}`) })),
+      );
       assert.equal((await consumeN(bus, { groupId: g, topics: [t] }, 10)).length, 10);
       const committed = await bus.admin.committedOffsets(g, t);
-      assert.equal([...committed.values()].reduce((a, b) => a + b, 0n), 10n);
-      await p.send(t, Array.from({ length: 5 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`b${i}`) })));
+      assert.equal(
+        [...committed.values()].reduce((a, b) => a + b, 0n),
+        10n,
+      );
+      await p.send(
+        t,
+        Array.from({ length: 5 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`b${i}`) })),
+      );
       const second = await consumeN(bus, { groupId: g, topics: [t] }, 5);
       assert.deepEqual(second.map((r) => r.value!.toString()).sort(), ['b0', 'b1', 'b2', 'b3', 'b4']);
       const other = await consumeN(bus, { groupId: uniq(), topics: [t] }, 15);
@@ -190,15 +233,24 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
       const pb = b.c.assignment().map((x) => x.partition);
       assert.equal(pa.length + pb.length, 6, `assignments ${pa} / ${pb}`);
       assert.equal(new Set([...pa, ...pb]).size, 6, 'no partition is owned twice');
-      await p.send(t, Array.from({ length: 60 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })));
+      await p.send(
+        t,
+        Array.from({ length: 60 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })),
+      );
       while (seen.size < 60 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       assert.equal(seen.size, 60);
-      assert.ok([...seen.values()].every((w) => w.length === 1), 'every record delivered once');
+      assert.ok(
+        [...seen.values()].every((w) => w.length === 1),
+        'every record delivered once',
+      );
       await b.c.close();
       await b.run;
       while (a.c.assignment().length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       assert.equal(a.c.assignment().length, 6, 'the remaining member owns every partition');
-      await p.send(t, Array.from({ length: 30 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`w${i}`) })));
+      await p.send(
+        t,
+        Array.from({ length: 30 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`w${i}`) })),
+      );
       while (seen.size < 90 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       assert.equal(seen.size, 90);
       assert.ok([...seen.entries()].filter(([k]) => k.startsWith('w')).every(([, w]) => w.join() === 'a'));
@@ -211,7 +263,10 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
       const t = uniq();
       await bus.admin.ensureTopics([spec(t, 1)]);
       const p = bus.producer();
-      await p.send(t, Array.from({ length: 5 }, (_, i) => ({ key: null, value: Buffer.from(`v${i}`) })));
+      await p.send(
+        t,
+        Array.from({ length: 5 }, (_, i) => ({ key: null, value: Buffer.from(`v${i}`) })),
+      );
       const values: string[] = [];
       const c = bus.consumer({ groupId: uniq(), topics: [t] });
       let seeked = false;
@@ -236,7 +291,12 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
       const p = bus.producer();
       await p.send(t, [{ key: null, value: Buffer.from('x') }]);
       const c = bus.consumer({ groupId: g, topics: [t] });
-      await assert.rejects(c.run(async () => { throw new Error('boom'); }), /boom/);
+      await assert.rejects(
+        c.run(async () => {
+          throw new Error('boom');
+        }),
+        /boom/,
+      );
       await c.close();
       const again = await consumeN(bus, { groupId: g, topics: [t] }, 1);
       assert.equal(again[0]!.value!.toString(), 'x');
@@ -262,9 +322,12 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
 
     test('producing to a topic that does not exist is a clear error', async () => {
       const p = bus.producer();
-      await assert.rejects(p.send(uniq(), [{ key: null, value: Buffer.from('x') }]), (err: Error & { code?: string }) => {
-        return /exist|unknown/i.test(err.message);
-      });
+      await assert.rejects(
+        p.send(uniq(), [{ key: null, value: Buffer.from('x') }]),
+        (err: Error & { code?: string }) => {
+          return /exist|unknown/i.test(err.message);
+        },
+      );
       await p.close();
     });
 
@@ -273,7 +336,10 @@ export function runConformance(name: string, make: () => Promise<BusUnderTest>):
       const name = uniq();
       await bus.admin.ensureTopics([spec(name, 2)]);
       const p = bus.producer();
-      await p.send(name, Array.from({ length: 20 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })));
+      await p.send(
+        name,
+        Array.from({ length: 20 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) })),
+      );
       await p.close();
       bus = await sut.reopen();
       const got = await consumeN(bus, { groupId: uniq(), topics: [name] }, 20);

@@ -25,7 +25,13 @@ const logFile = (dir: string) => join(dir, 'bus', 'topics', 't', '0.log');
 async function tenCommitted(dir: string): Promise<void> {
   const bus = createEmbeddedBus({ dataDir: dir, ctx });
   await bus.admin.ensureTopics([T, DLQ]);
-  await bus.producer().send('t', Array.from({ length: 10 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: Buffer.from(`record number ${i} `.repeat(4)) })));
+  await bus.producer().send(
+    't',
+    Array.from({ length: 10 }, (_, i) => ({
+      key: Buffer.from(`k${i}`),
+      value: Buffer.from(`record number ${i} `.repeat(4)),
+    })),
+  );
   const c = bus.consumer({ groupId: 'g', topics: ['t'] });
   let seen = 0;
   await new Promise<void>((resolve, reject) => {
@@ -55,12 +61,20 @@ test('a flipped byte in the middle of a partition log loses that record only: th
     try {
       assert.equal((await bus.admin.endOffsets('t')).get(0), 10n, 'the end offset stays at 10');
       const left = await readAll(bus, 't');
-      assert.deepEqual(left.map((r) => Number(r.offset)), [0, 1, 2, 3, 4, 6, 7, 8, 9], 'only the damaged record is missing');
+      assert.deepEqual(
+        left.map((r) => Number(r.offset)),
+        [0, 1, 2, 3, 4, 6, 7, 8, 9],
+        'only the damaged record is missing',
+      );
       const meta = await bus.producer().send('t', [{ key: null, value: Buffer.from('after') }]);
       assert.equal(meta[0]!.offset, 10n, 'no offset is handed out twice');
       const letters = await deadLetters(bus);
       assert.equal(letters.length, 1, 'one dead letter for the damaged bytes');
-      assert.ok(letters[0]!.includes(Buffer.from('CORDON_ERR_BUS_CORRUPT_LOG')) && letters[0]!.includes(Buffer.from('recOrd number 5')), 'it names the code and carries the bytes');
+      assert.ok(
+        letters[0]!.includes(Buffer.from('CORDON_ERR_BUS_CORRUPT_LOG')) &&
+          letters[0]!.includes(Buffer.from('recOrd number 5')),
+        'it names the code and carries the bytes',
+      );
       assert.ok(readdirSync(join(dir, 'bus', 'quarantine')).length === 1, 'and a copy is kept beside the log');
     } finally {
       await bus.close();
@@ -83,10 +97,20 @@ test('a cut tail below the committed offset: new records still get offsets past 
     truncateSync(file, bytes.indexOf('record number 8') + 5); // records 8 and 9 are gone, 8 half-written
     const bus = createEmbeddedBus({ dataDir: dir, ctx });
     try {
-      assert.ok((await bus.admin.endOffsets('t')).get(0)! >= 10n, 'the end offset does not go back below what group g committed');
-      await bus.producer().send('t', [{ key: null, value: Buffer.from('new 1') }, { key: null, value: Buffer.from('new 2') }]);
+      assert.ok(
+        (await bus.admin.endOffsets('t')).get(0)! >= 10n,
+        'the end offset does not go back below what group g committed',
+      );
+      await bus.producer().send('t', [
+        { key: null, value: Buffer.from('new 1') },
+        { key: null, value: Buffer.from('new 2') },
+      ]);
       const got = await consumeN(bus, { groupId: 'g', topics: ['t'] }, 2);
-      assert.deepEqual(got.map((r) => r.value!.toString()), ['new 1', 'new 2'], 'group g, committed at 10, sees what was written after');
+      assert.deepEqual(
+        got.map((r) => r.value!.toString()),
+        ['new 1', 'new 2'],
+        'group g, committed at 10, sees what was written after',
+      );
     } finally {
       await bus.close();
     }
@@ -113,7 +137,8 @@ test('fsync: every batch of a control topic reaches the disk before the send ret
       ]);
       const p = bus.producer();
       let before = syncs;
-      for (let i = 0; i < 5; i++) await p.send('cordon.blocks.v1', [{ key: Buffer.from(`k${i}`), value: Buffer.from('v') }]);
+      for (let i = 0; i < 5; i++)
+        await p.send('cordon.blocks.v1', [{ key: Buffer.from(`k${i}`), value: Buffer.from('v') }]);
       assert.ok(syncs - before >= 5, `${syncs - before} fsyncs for 5 batches of a compacted (control) topic`);
       before = syncs;
       for (let i = 0; i < 50; i++) await p.send('cordon.packets.v1', [{ key: null, value: Buffer.from('frame') }]);
@@ -131,7 +156,7 @@ test('fsync: every batch of a control topic reaches the disk before the send ret
   }
 });
 
-test('the bus files are the owner\'s only: directories 0700, files 0600, whatever the umask', async () => {
+test("the bus files are the owner's only: directories 0700, files 0600, whatever the umask", async () => {
   const dir = tmp();
   const old = process.umask(0o022);
   try {
@@ -181,10 +206,16 @@ test('a log in the old format is read, its damaged tail quarantined, and it is r
     const bus0 = createEmbeddedBus({ dataDir: dir, ctx });
     await bus0.admin.ensureTopics([T, DLQ]);
     await bus0.close();
-    writeFileSync(logFile(dir), Buffer.concat([v1Frame(0, 'old zero'), v1Frame(1, 'old one'), v1Frame(2, 'old two').subarray(0, 30)]));
+    writeFileSync(
+      logFile(dir),
+      Buffer.concat([v1Frame(0, 'old zero'), v1Frame(1, 'old one'), v1Frame(2, 'old two').subarray(0, 30)]),
+    );
     const bus = createEmbeddedBus({ dataDir: dir, ctx });
     try {
-      assert.deepEqual((await readAll(bus, 't')).map((r) => r.value!.toString()), ['old zero', 'old one']);
+      assert.deepEqual(
+        (await readAll(bus, 't')).map((r) => r.value!.toString()),
+        ['old zero', 'old one'],
+      );
       assert.equal((await bus.producer().send('t', [{ key: null, value: Buffer.from('new') }]))[0]!.offset, 2n);
       assert.equal((await deadLetters(bus)).length, 1, 'the torn v1 record is dead-lettered');
       assert.equal(readFileSync(logFile(dir)).subarray(0, 8).toString(), 'CRDLOG2\n', 'rewritten in the new format');
@@ -192,7 +223,10 @@ test('a log in the old format is read, its damaged tail quarantined, and it is r
       await bus.close();
     }
     const again = createEmbeddedBus({ dataDir: dir, ctx });
-    assert.deepEqual((await readAll(again, 't')).map((r) => r.value!.toString()), ['old zero', 'old one', 'new']);
+    assert.deepEqual(
+      (await readAll(again, 't')).map((r) => r.value!.toString()),
+      ['old zero', 'old one', 'new'],
+    );
     await again.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

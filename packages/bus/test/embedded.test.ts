@@ -9,7 +9,7 @@ import { consumeN } from './conformance.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'cordon-bus-'));
 
-test('murmur2 matches the vectors of Kafka\'s own partitioner tests', () => {
+test("murmur2 matches the vectors of Kafka's own partitioner tests", () => {
   const cases: Array<[string, number]> = [
     ['21', -973932308],
     ['foobar', -790332482],
@@ -26,13 +26,19 @@ test('a torn write at the tail of a partition log is truncated; earlier records 
   const ctx = createContext({ log: silentLogger });
   let bus = createEmbeddedBus({ dataDir: dir, ctx });
   await bus.admin.ensureTopics([{ name: 't', partitions: 1, cleanupPolicy: 'delete', retentionMs: -1 }]);
-  await bus.producer().send('t', [{ key: null, value: Buffer.from('one') }, { key: null, value: Buffer.from('two') }]);
+  await bus.producer().send('t', [
+    { key: null, value: Buffer.from('one') },
+    { key: null, value: Buffer.from('two') },
+  ]);
   await bus.close();
   const file = join(dir, 'bus', 'topics', 't', '0.log');
   appendFileSync(file, Buffer.from([0, 0, 0, 50, 1, 2, 3])); // a frame header promising 50 bytes, then nothing
   bus = createEmbeddedBus({ dataDir: dir, ctx });
   const got = await consumeN(bus, { groupId: 'g', topics: ['t'] }, 2);
-  assert.deepEqual(got.map((r) => r.value!.toString()), ['one', 'two']);
+  assert.deepEqual(
+    got.map((r) => r.value!.toString()),
+    ['one', 'two'],
+  );
   const meta = await bus.producer().send('t', [{ key: null, value: Buffer.from('three') }]);
   assert.equal(meta[0]!.offset, 2n, 'offsets continue after the truncated tail');
   await bus.close();
@@ -60,7 +66,10 @@ test('retention drops old records, compaction keeps the newest per key, offsets 
     { name: 'c', partitions: 1, cleanupPolicy: 'compact', retentionMs: -1 },
   ]);
   const p = bus.producer();
-  await p.send('d', Array.from({ length: 100 }, (_, i) => ({ key: null, value: Buffer.alloc(100, i) })));
+  await p.send(
+    'd',
+    Array.from({ length: 100 }, (_, i) => ({ key: null, value: Buffer.alloc(100, i) })),
+  );
   for (let i = 0; i < 100; i++) await p.send('c', [{ key: Buffer.from(`k${i % 3}`), value: Buffer.from(`v${i}`) }]);
   await p.send('c', [{ key: Buffer.from('k0'), value: null }]);
   clock.advance(10_000);
@@ -70,12 +79,16 @@ test('retention drops old records, compaction keeps the newest per key, offsets 
   bus.maintain();
   assert.ok(statSync(join(dir, 'bus', 'topics', 'd', '0.log')).size < before, 'the log file shrank');
   const d = await consumeN(bus, { groupId: 'g1', topics: ['d'] }, 1);
-  assert.deepEqual(d.map((r) => [r.offset, r.value!.toString()]), [[100n, 'fresh']]);
-  const table = await readTable(bus, 'c');
   assert.deepEqual(
-    Object.fromEntries([...table.values()].map((r) => [r.key!.toString(), r.value!.toString()])),
-    { k1: 'v97', k2: 'v98', k9: 'last' },
+    d.map((r) => [r.offset, r.value!.toString()]),
+    [[100n, 'fresh']],
   );
+  const table = await readTable(bus, 'c');
+  assert.deepEqual(Object.fromEntries([...table.values()].map((r) => [r.key!.toString(), r.value!.toString()])), {
+    k1: 'v97',
+    k2: 'v98',
+    k9: 'last',
+  });
   await bus.close();
   // after a restart the compacted state and the offsets are as they were
   bus = createEmbeddedBus({ dataDir: dir, ctx });

@@ -6,8 +6,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { createKafkaBus, ERR_KAFKA_UNREACHABLE, ERR_UNKNOWN_TOPIC, partitionForKey, type ConsumedRecord } from '../src/index.js';
-import { decodeAssignment, decodeSubscription, encodeAssignment, encodeSubscription, rangeAssign } from '../src/kafka/group-protocol.js';
+import {
+  createKafkaBus,
+  ERR_KAFKA_UNREACHABLE,
+  ERR_UNKNOWN_TOPIC,
+  partitionForKey,
+  type ConsumedRecord,
+} from '../src/index.js';
+import {
+  decodeAssignment,
+  decodeSubscription,
+  encodeAssignment,
+  encodeSubscription,
+  rangeAssign,
+} from '../src/kafka/group-protocol.js';
 
 const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean) ?? [];
 const ctx = createContext({ log: silentLogger });
@@ -35,7 +47,12 @@ test('produce, then consume in a group, round-trips keys, values, headers and of
       timestamp: 1_700_000_000_000 + i,
     }));
     const meta = await p.send(topic, records);
-    meta.forEach((m, i) => assert.equal(m.partition, partitionForKey(records[i]!.key, 3, () => 0)));
+    meta.forEach((m, i) =>
+      assert.equal(
+        m.partition,
+        partitionForKey(records[i]!.key, 3, () => 0),
+      ),
+    );
     await p.close();
 
     const got: ConsumedRecord[] = [];
@@ -70,7 +87,10 @@ test('a consumer of a missing topic fails with CORDON_ERR_BUS_UNKNOWN_TOPIC', as
   const bus = createKafkaBus({ brokers, ctx });
   try {
     const c = bus.consumer({ groupId: 'smoke-missing', topics: ['smoke-no-such-topic'] });
-    await assert.rejects(c.run(async () => {}), (err) => ERR_UNKNOWN_TOPIC.is(err));
+    await assert.rejects(
+      c.run(async () => {}),
+      (err) => ERR_UNKNOWN_TOPIC.is(err),
+    );
     await c.close();
   } finally {
     await bus.close();
@@ -88,14 +108,34 @@ test('an unreachable broker is CORDON_ERR_BUS_KAFKA_UNREACHABLE', async () => {
 
 test('group protocol encodings round-trip and the range assignor matches Kafka', () => {
   assert.deepEqual(decodeSubscription(encodeSubscription(['a', 'b'])), ['a', 'b']);
-  const tps = [{ topic: 'a', partition: 0 }, { topic: 'a', partition: 2 }, { topic: 'b', partition: 1 }];
+  const tps = [
+    { topic: 'a', partition: 0 },
+    { topic: 'a', partition: 2 },
+    { topic: 'b', partition: 1 },
+  ];
   assert.deepEqual(decodeAssignment(encodeAssignment(tps)), tps);
   assert.deepEqual(decodeAssignment(Buffer.alloc(0)), []);
   // 7 partitions over 3 members: 3, 2, 2 in member-id order (Kafka's RangeAssignor).
-  const out = rangeAssign(new Map([['m2', ['t']], ['m1', ['t']], ['m3', ['t']]]), new Map([['t', 7]]));
-  assert.deepEqual(out.get('m1')!.map((x) => x.partition), [0, 1, 2]);
-  assert.deepEqual(out.get('m2')!.map((x) => x.partition), [3, 4]);
-  assert.deepEqual(out.get('m3')!.map((x) => x.partition), [5, 6]);
+  const out = rangeAssign(
+    new Map([
+      ['m2', ['t']],
+      ['m1', ['t']],
+      ['m3', ['t']],
+    ]),
+    new Map([['t', 7]]),
+  );
+  assert.deepEqual(
+    out.get('m1')!.map((x) => x.partition),
+    [0, 1, 2],
+  );
+  assert.deepEqual(
+    out.get('m2')!.map((x) => x.partition),
+    [3, 4],
+  );
+  assert.deepEqual(
+    out.get('m3')!.map((x) => x.partition),
+    [5, 6],
+  );
 });
 
 test('onRevoke finishes before another member is assigned the partition (eager rebalance)', async () => {
@@ -127,7 +167,10 @@ test('onRevoke finishes before another member is assigned the partition (eager r
     const b = bus.consumer({ groupId, topics: [topic], onAssign: (tps) => void events.push(`b+${tps.length}`) });
     const runB = b.run(async () => {});
     await waitFor(() => events.includes('b+1') && events.includes('a+1'), 'the partitions to be split');
-    assert.ok(events.indexOf('a-2') >= 0 && events.indexOf('a-2') < events.indexOf('b+1'), `order: ${events.join(' ')}`);
+    assert.ok(
+      events.indexOf('a-2') >= 0 && events.indexOf('a-2') < events.indexOf('b+1'),
+      `order: ${events.join(' ')}`,
+    );
     await b.close();
     await runB;
     await waitFor(() => a.assignment().length === 2, 'the remaining member to take both partitions back');

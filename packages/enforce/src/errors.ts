@@ -2,11 +2,13 @@ import { defineError } from '@cordon/runtime';
 
 export const ERR_BLOCK_KEY_MISMATCH = defineError(
   'CORDON_ERR_BLOCK_KEY_MISMATCH',
-  (key: string, target: string) => `a block decision keyed for ${key} targets ${target}; it was not applied (a decision's key and target must agree)`,
+  (key: string, target: string) =>
+    `a block decision keyed for ${key} targets ${target}; it was not applied (a decision's key and target must agree)`,
 );
 export const ERR_BLOCK_NEVER_BLOCK = defineError(
   'CORDON_ERR_BLOCK_NEVER_BLOCK',
-  (target: string, why: string) => `a block of ${target} was refused: it is ${why}, which this enforcer never blocks; the decision is wrong or forged`,
+  (target: string, why: string) =>
+    `a block of ${target} was refused: it is ${why}, which this enforcer never blocks; the decision is wrong or forged`,
 );
 export const ERR_BLOCK_CAP = defineError(
   'CORDON_ERR_BLOCK_CAP',

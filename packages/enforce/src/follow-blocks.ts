@@ -2,7 +2,16 @@ import { describeError } from '@cordon/runtime';
 import type { ConsumedRecord } from '@cordon/bus';
 import { MAX_BLOCK_TTL_S } from '@cordon/policy';
 import type { Stage } from '@cordon/stage';
-import { alertId, blockKey, blockKeyTarget, codecFor, complete, NO_FLOW, TOPICS, type BlockDecision } from '@cordon/schemas';
+import {
+  alertId,
+  blockKey,
+  blockKeyTarget,
+  codecFor,
+  complete,
+  NO_FLOW,
+  TOPICS,
+  type BlockDecision,
+} from '@cordon/schemas';
 import { ERR_BLOCK_KEY_MISMATCH } from './errors.js';
 import { BlockGuards, enforcerGuardsSchema, type EnforcerGuardsInput, type Refusal } from './guards.js';
 import { NeverBlock, readLocalAddresses, type LocalAddresses } from './never-block.js';
@@ -84,7 +93,11 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       guards.neverBlock.setLocal(await readLocal());
       localKnown = true;
     } catch (err) {
-      if (localKnown) log.error({ err: describeError(err) }, "This machine's own addresses are unknown; the built-in and configured never-block ranges still hold.");
+      if (localKnown)
+        log.error(
+          { err: describeError(err) },
+          "This machine's own addresses are unknown; the built-in and configured never-block ranges still hold.",
+        );
       localKnown = false;
       metrics.inc('errors');
     } finally {
@@ -110,7 +123,10 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       return;
     }
     lastAlert.set(kind, { at: now, since: 0 });
-    log.warn({ err: describeError(err), target, refusedSinceLastAlert: prev?.since ?? 0 }, "A block decision was refused by the enforcer's guards; an alert says so.");
+    log.warn(
+      { err: describeError(err), target, refusedSinceLastAlert: prev?.since ?? 0 },
+      "A block decision was refused by the enforcer's guards; an alert says so.",
+    );
     const alert = complete(TOPICS.alerts, {
       alert_id: alertId('enforce', me, kind, r.topic, r.partition, r.offset),
       ts_us: now * 1000,
@@ -125,7 +141,14 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       action: 'alert',
       // no addresses: an alert about a refused block must never itself become a block
       ...NO_FLOW,
-      evidence: JSON.stringify({ code: err.code, message: err.message, target, key: r.key?.toString() ?? null, offset: String(r.offset), refusedSinceLastAlert: prev?.since ?? 0 }),
+      evidence: JSON.stringify({
+        code: err.code,
+        message: err.message,
+        target,
+        key: r.key?.toString() ?? null,
+        offset: String(r.offset),
+        refusedSinceLastAlert: prev?.since ?? 0,
+      }),
     });
     await stage.send(TOPICS.alerts, [{ key: Buffer.from(opts.vm ?? me), value: alertCodec.encode(alert) }]);
   };
@@ -133,10 +156,16 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
   type Report = { d: BlockDecision; target: string; status: BlockDecision['status'] };
   const reportMany = async (items: Report[]) => {
     for (let i = 0; i < items.length; i += REPORT_CHUNK) {
-      await stage.send(TOPICS.blocks, items.slice(i, i + REPORT_CHUNK).map(({ d, target, status }) => ({ key: blockKey(me, target), value: codec.encode({ ...d, status }) })));
+      await stage.send(
+        TOPICS.blocks,
+        items
+          .slice(i, i + REPORT_CHUNK)
+          .map(({ d, target, status }) => ({ key: blockKey(me, target), value: codec.encode({ ...d, status }) })),
+      );
     }
   };
-  const report = (d: BlockDecision, target: string, status: BlockDecision['status']) => reportMany([{ d, target, status }]);
+  const report = (d: BlockDecision, target: string, status: BlockDecision['status']) =>
+    reportMany([{ d, target, status }]);
   // Refusals come in floods: their reports go out together, one send (one fsync of the
   // embedded bus's control topic) per turn of the event loop rather than one per decision.
   let refusedReports: Report[] = [];
@@ -149,7 +178,10 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       refusedFlush = null;
       await reportMany(items).catch((err: unknown) => {
         metrics.inc('errors');
-        log.error({ err: describeError(err), reports: items.length }, 'Refused block decisions could not be reported failed.');
+        log.error(
+          { err: describeError(err), reports: items.length },
+          'Refused block decisions could not be reported failed.',
+        );
       });
     });
   };
@@ -158,7 +190,10 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
   });
   const reject = async (r: ConsumedRecord, err: unknown) => {
     metrics.inc('blocks_rejected');
-    log.warn({ err: describeError(err), offset: String(r.offset) }, 'A block decision is unusable; it was sent to the DLQ and blocks nothing.');
+    log.warn(
+      { err: describeError(err), offset: String(r.offset) },
+      'A block decision is unusable; it was sent to the DLQ and blocks nothing.',
+    );
     await stage.send(TOPICS.dlq, [stage.deadLetter(r, r, err)]);
   };
 
@@ -205,7 +240,9 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
         else if (d.status !== 'failed') toReport.push({ d, target, status: 'failed' });
         if (refused.kind === 'never-block' && active.delete(target)) {
           // in force from before the address became protected (DHCP gave it to this machine)
-          await applier.lift(target).catch((err: unknown) => log.error({ err: describeError(err), target }, 'A block could not be lifted.'));
+          await applier
+            .lift(target)
+            .catch((err: unknown) => log.error({ err: describeError(err), target }, 'A block could not be lifted.'));
         }
         await raise(refused.kind, refused.err, target, r);
         return;
@@ -242,7 +279,10 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
         removed = await applier.reconcile(new Set(active.keys()));
       } catch (err) {
         metrics.inc('errors');
-        log.error({ err: describeError(err) }, 'Blocks lifted while the enforcer was down could not be taken out; they stay until their TTL.');
+        log.error(
+          { err: describeError(err) },
+          'Blocks lifted while the enforcer was down could not be taken out; they stay until their TTL.',
+        );
       }
       await reportMany(toReport.splice(0));
       log.info({ enforcer: me, active: active.size, removed }, 'Blocks restored from the topic.');

@@ -10,7 +10,13 @@ import { parseRange, type NeverBlock } from './never-block.js';
  */
 export const enforcerGuardsShape = {
   /** Addresses and CIDR ranges never blocked, on top of the built-in list and this machine's own. */
-  neverBlock: z.array(z.string().refine((s) => parseRange(s) !== null, { message: 'an IP address or CIDR range (10.0.0.0/8, 2001:db8::/32)' })).default([]),
+  neverBlock: z
+    .array(
+      z
+        .string()
+        .refine((s) => parseRange(s) !== null, { message: 'an IP address or CIDR range (10.0.0.0/8, 2001:db8::/32)' }),
+    )
+    .default([]),
   /** Blocks in force at most; past it a new target is refused, and an alert says so. */
   maxBlocks: z.number().int().positive().max(1_000_000).default(10_000),
   /** New targets a minute at most (a bucket of this many, refilled over a minute); restoring at start is not counted. */

@@ -54,7 +54,9 @@ export async function readLocalAddresses(netns?: string): Promise<LocalAddresses
     const args = [...(netns ? ['-n', netns] : []), '-json', family, 'route', 'show', 'table', 'all'];
     let routes: IpRoute[];
     try {
-      routes = JSON.parse((await run('ip', args, { timeout: 10_000, maxBuffer: 64 * 1024 * 1024 })).stdout || '[]') as IpRoute[];
+      routes = JSON.parse(
+        (await run('ip', args, { timeout: 10_000, maxBuffer: 64 * 1024 * 1024 })).stdout || '[]',
+      ) as IpRoute[];
     } catch (err) {
       throw ERR_LOCAL_ADDRESSES.withCause(err, `ip ${args.join(' ')}`, (err as Error).message.split('\n')[0]!);
     }
@@ -68,7 +70,11 @@ export async function readLocalAddresses(netns?: string): Promise<LocalAddresses
       }
     }
   }
-  return { addresses: [...new Set(out.addresses)], broadcasts: [...new Set(out.broadcasts)], gateways: [...new Set(out.gateways)] };
+  return {
+    addresses: [...new Set(out.addresses)],
+    broadcasts: [...new Set(out.broadcasts)],
+    gateways: [...new Set(out.gateways)],
+  };
 }
 
 /** An address or CIDR range: `10.0.0.0/8`, `2001:db8::/32`, `192.0.2.7`. */
@@ -111,7 +117,9 @@ export class NeverBlock {
   constructor(configured: readonly string[] = []) {
     this.fixed = [
       ...BUILT_IN_NEVER_BLOCK.map((b) => ({ what: b.what, list: listOf([b.cidr]) })),
-      ...(configured.length ? [{ what: `a configured never-block range (${configured.join(', ')})`, list: listOf(configured) }] : []),
+      ...(configured.length
+        ? [{ what: `a configured never-block range (${configured.join(', ')})`, list: listOf(configured) }]
+        : []),
     ];
   }
 

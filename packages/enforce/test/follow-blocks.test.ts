@@ -69,7 +69,10 @@ test('restore: every decision in force, one that fails is reported failed and do
     await bus.admin.ensureTopics(allTopicSpecs());
     const p = bus.producer();
     const now = Date.now();
-    const put = (ip: string, extra: Partial<BlockDecision> = {}) => ({ key: blockKey(ME, ip), value: codec.encode({ ...ipBlockDecision({ enforcer: ME, ip, ttlMs: 600_000, now }), ...extra }) });
+    const put = (ip: string, extra: Partial<BlockDecision> = {}) => ({
+      key: blockKey(ME, ip),
+      value: codec.encode({ ...ipBlockDecision({ enforcer: ME, ip, ttlMs: 600_000, now }), ...extra }),
+    });
     await p.send(TOPICS.blocks, [
       put('10.0.0.1'),
       put('10.0.0.2'),
@@ -77,8 +80,14 @@ test('restore: every decision in force, one that fails is reported failed and do
       put('10.0.0.4', { status: 'expired' }),
       put('10.0.0.9'),
       { key: blockKey(ME, '10.0.0.9'), value: null }, // lifted while we were down
-      { key: blockKey('watchdog:other', '10.0.0.5'), value: codec.encode(ipBlockDecision({ enforcer: 'watchdog:other', ip: '10.0.0.5', ttlMs: 600_000, now })) },
-      { key: blockKey(ME, '10.0.0.6'), value: codec.encode(ipBlockDecision({ enforcer: ME, ip: '10.0.0.7', ttlMs: 600_000, now })) }, // key and target disagree
+      {
+        key: blockKey('watchdog:other', '10.0.0.5'),
+        value: codec.encode(ipBlockDecision({ enforcer: 'watchdog:other', ip: '10.0.0.5', ttlMs: 600_000, now })),
+      },
+      {
+        key: blockKey(ME, '10.0.0.6'),
+        value: codec.encode(ipBlockDecision({ enforcer: ME, ip: '10.0.0.7', ttlMs: 600_000, now })),
+      }, // key and target disagree
       { key: blockKey(ME, '10.0.0.8'), value: Buffer.from('garbage') },
     ]);
     const sets = new FakeSets();
@@ -90,10 +99,18 @@ test('restore: every decision in force, one that fails is reported failed and do
       assert.deepEqual([...s.active.keys()].sort(), ['10.0.0.1', '10.0.0.3']);
       assert.ok(sets.calls.includes('reconcile 10.0.0.1,10.0.0.3'), sets.calls.join('; '));
       assert.ok(!sets.calls.some((c) => c.includes('10.0.0.5') || c.includes('10.0.0.7')));
-      await waitFor('the reports', async () => (await statuses(bus)).filter((x) => /:(applied|failed)$/.test(x)).length >= 3);
+      await waitFor(
+        'the reports',
+        async () => (await statuses(bus)).filter((x) => /:(applied|failed)$/.test(x)).length >= 3,
+      );
       const st = await statuses(bus);
-      assert.ok(st.includes('10.0.0.1:applied') && st.includes('10.0.0.3:applied') && st.includes('10.0.0.2:failed'), st.join(' '));
-      const letters = (await readAll(bus, TOPICS.dlq)).map((r) => codecFor(TOPICS.dlq).decode(r.value!).error_code).sort();
+      assert.ok(
+        st.includes('10.0.0.1:applied') && st.includes('10.0.0.3:applied') && st.includes('10.0.0.2:failed'),
+        st.join(' '),
+      );
+      const letters = (await readAll(bus, TOPICS.dlq))
+        .map((r) => codecFor(TOPICS.dlq).decode(r.value!).error_code)
+        .sort();
       assert.deepEqual(letters, ['CORDON_ERR_BLOCK_KEY_MISMATCH', 'CORDON_ERR_SCHEMA_WIRE_FORMAT']);
 
       // following: a request is applied and reported, our own report is not work, a tombstone lifts
@@ -103,7 +120,11 @@ test('restore: every decision in force, one that fails is reported failed and do
       const applies = sets.calls.filter((c) => c === 'apply 10.0.1.1').length;
       await p.send(TOPICS.blocks, [{ key: blockKey(ME, '10.0.1.1'), value: null }]);
       await waitFor('the lift', () => !sets.inForce.has('10.0.1.1'));
-      assert.equal(sets.calls.filter((c) => c === 'apply 10.0.1.1').length, applies, 'the applied report coming back applied nothing');
+      assert.equal(
+        sets.calls.filter((c) => c === 'apply 10.0.1.1').length,
+        applies,
+        'the applied report coming back applied nothing',
+      );
     } finally {
       await s.stop();
       await p.close();
@@ -121,13 +142,23 @@ test('restore: a reconcile that fails leaves the enforcer running and every deci
   try {
     await bus.admin.ensureTopics(allTopicSpecs());
     const p = bus.producer();
-    await p.send(TOPICS.blocks, [{ key: blockKey(ME, '10.0.0.1'), value: codec.encode(ipBlockDecision({ enforcer: ME, ip: '10.0.0.1', ttlMs: 600_000 })) }]);
+    await p.send(TOPICS.blocks, [
+      {
+        key: blockKey(ME, '10.0.0.1'),
+        value: codec.encode(ipBlockDecision({ enforcer: ME, ip: '10.0.0.1', ttlMs: 600_000 })),
+      },
+    ]);
     const sets = new FakeSets();
     sets.failReconcile = true;
     const s = await runStage(enforcerStage(sets), { bus, ctx });
     try {
       assert.deepEqual([...sets.inForce.keys()], ['10.0.0.1']);
-      await p.send(TOPICS.blocks, [{ key: blockKey(ME, '10.0.0.2'), value: codec.encode(ipBlockDecision({ enforcer: ME, ip: '10.0.0.2', ttlMs: 600_000 })) }]);
+      await p.send(TOPICS.blocks, [
+        {
+          key: blockKey(ME, '10.0.0.2'),
+          value: codec.encode(ipBlockDecision({ enforcer: ME, ip: '10.0.0.2', ttlMs: 600_000 })),
+        },
+      ]);
       await waitFor('a block after the failed reconcile', () => sets.inForce.has('10.0.0.2'));
     } finally {
       await s.stop();

@@ -105,7 +105,12 @@ export function toFileAttrs(e: Entry, names: NameMaps): FileAttrs {
  * content"; the event carries the error instead). Size and content of directories are not
  * compared: a directory's size is an allocation detail, its mtime already says it changed.
  */
-export function changedAttributes(before: Entry, after: Entry, check: ReadonlySet<FileAttribute>, names: NameMaps): FileAttribute[] {
+export function changedAttributes(
+  before: Entry,
+  after: Entry,
+  check: ReadonlySet<FileAttribute>,
+  names: NameMaps,
+): FileAttribute[] {
   const out: FileAttribute[] = [];
   const dir = before.type === 'dir' && after.type === 'dir';
   if (check.has('type') && before.type !== after.type) out.push('type');
@@ -113,12 +118,15 @@ export function changedAttributes(before: Entry, after: Entry, check: ReadonlySe
   if (check.has('mode') && before.mode !== after.mode) out.push('mode');
   if (check.has('uid') && before.uid !== after.uid) out.push('uid');
   if (check.has('gid') && before.gid !== after.gid) out.push('gid');
-  if (check.has('owner') && (names.users.get(before.uid) ?? null) !== (names.users.get(after.uid) ?? null)) out.push('owner');
-  if (check.has('group') && (names.groups.get(before.gid) ?? null) !== (names.groups.get(after.gid) ?? null)) out.push('group');
+  if (check.has('owner') && (names.users.get(before.uid) ?? null) !== (names.users.get(after.uid) ?? null))
+    out.push('owner');
+  if (check.has('group') && (names.groups.get(before.gid) ?? null) !== (names.groups.get(after.gid) ?? null))
+    out.push('group');
   if (check.has('inode') && (before.ino !== after.ino || before.dev !== after.dev)) out.push('inode');
   if (check.has('mtime') && before.mtimeUs !== after.mtimeUs) out.push('mtime');
   if (check.has('ctime') && before.ctimeUs !== after.ctimeUs) out.push('ctime');
-  if (check.has('sha256') && before.sha256 !== null && after.sha256 !== null && before.sha256 !== after.sha256) out.push('sha256');
+  if (check.has('sha256') && before.sha256 !== null && after.sha256 !== null && before.sha256 !== after.sha256)
+    out.push('sha256');
   if (check.has('link_target') && before.linkTarget !== after.linkTarget) out.push('link_target');
   return out;
 }
@@ -138,6 +146,9 @@ export function attrValue(a: FileAttrs, name: FileAttribute): unknown {
 }
 
 /** Same content and identity as far as a stat can tell: the condition for `trustStat`. */
-export function sameStat(a: { size: number; mtimeUs: number; ctimeUs: number; ino: number; dev: number }, b: typeof a): boolean {
+export function sameStat(
+  a: { size: number; mtimeUs: number; ctimeUs: number; ino: number; dev: number },
+  b: typeof a,
+): boolean {
   return a.size === b.size && a.mtimeUs === b.mtimeUs && a.ctimeUs === b.ctimeUs && a.ino === b.ino && a.dev === b.dev;
 }

@@ -127,9 +127,16 @@ export function encodeBaseline(b: Baseline): Buffer {
 
 /** Throws a plain Error describing what is wrong; loadBaseline wraps it. */
 export function decodeBaseline(data: Buffer): Baseline {
-  if (data.length < MAGIC.length + 8 + 32 || !data.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error('not a Cordon FIM baseline (bad magic)');
+  if (data.length < MAGIC.length + 8 + 32 || !data.subarray(0, MAGIC.length).equals(MAGIC))
+    throw new Error('not a Cordon FIM baseline (bad magic)');
   const body = data.subarray(0, data.length - 32);
-  if (!createHash('sha256').update(body).digest().equals(data.subarray(data.length - 32))) throw new Error('checksum mismatch (truncated or damaged)');
+  if (
+    !createHash('sha256')
+      .update(body)
+      .digest()
+      .equals(data.subarray(data.length - 32))
+  )
+    throw new Error('checksum mismatch (truncated or damaged)');
   let o = MAGIC.length;
   const need = (k: number) => {
     if (o + k > body.length) throw new Error(`record runs past the end at byte ${o}`);
@@ -217,7 +224,10 @@ export async function loadBaseline(stateDir: string): Promise<LoadResult> {
   } catch (err) {
     const aside = `${file}.corrupt-${Date.now()}`;
     await rename(file, aside).catch(() => undefined);
-    return { baseline: null, corrupt: ERR_FIM_BASELINE_CORRUPT.withCause(err, file, `${(err as Error).message}; kept as ${aside}`) };
+    return {
+      baseline: null,
+      corrupt: ERR_FIM_BASELINE_CORRUPT.withCause(err, file, `${(err as Error).message}; kept as ${aside}`),
+    };
   }
 }
 

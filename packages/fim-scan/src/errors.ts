@@ -11,7 +11,8 @@ export const ERR_FIM_POLICY = defineError(
 );
 export const ERR_FIM_STATE_DIR = defineError(
   'CORDON_ERR_FIM_STATE_DIR',
-  (dir: string, detail: string) => `file integrity state directory ${dir} is unusable (${detail}); make it writable by the agent`,
+  (dir: string, detail: string) =>
+    `file integrity state directory ${dir} is unusable (${detail}); make it writable by the agent`,
 );
 export const ERR_FIM_BASELINE_CORRUPT = defineError(
   'CORDON_ERR_FIM_BASELINE_CORRUPT',
@@ -20,11 +21,13 @@ export const ERR_FIM_BASELINE_CORRUPT = defineError(
 );
 export const ERR_FIM_UNREADABLE = defineError(
   'CORDON_ERR_FIM_UNREADABLE',
-  (path: string, detail: string) => `cannot read ${path} (${detail}); its content is not checked until the agent can read it`,
+  (path: string, detail: string) =>
+    `cannot read ${path} (${detail}); its content is not checked until the agent can read it`,
 );
 export const ERR_FIM_NOT_REGULAR = defineError(
   'CORDON_ERR_FIM_NOT_REGULAR',
-  (path: string, kind: string) => `${path} is a ${kind}; it is never opened (reading it could block or have side effects), only its attributes are checked`,
+  (path: string, kind: string) =>
+    `${path} is a ${kind}; it is never opened (reading it could block or have side effects), only its attributes are checked`,
 );
 export const ERR_FIM_TOO_LARGE = defineError(
   'CORDON_ERR_FIM_TOO_LARGE',
@@ -43,7 +46,8 @@ export const ERR_FIM_DIR_UNREADABLE = defineError(
 );
 export const ERR_FIM_WORKER = defineError(
   'CORDON_ERR_FIM_WORKER',
-  (detail: string) => `a file integrity hashing worker failed (${detail}); the scan is aborted and retried at the next schedule`,
+  (detail: string) =>
+    `a file integrity hashing worker failed (${detail}); the scan is aborted and retried at the next schedule`,
 );
 
 /** The form a per-file error takes inside a FileEvent. */

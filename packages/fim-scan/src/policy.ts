@@ -11,37 +11,63 @@ import { compileGlob, type GlobMatcher } from './glob.js';
  * resolved from /etc/passwd and /etc/group at scan time (AIDE's u and g compare the numbers;
  * the names are what an analyst reads).
  */
-export const FILE_ATTRIBUTES = ['type', 'size', 'mode', 'uid', 'gid', 'owner', 'group', 'inode', 'mtime', 'ctime', 'sha256', 'link_target'] as const;
+export const FILE_ATTRIBUTES = [
+  'type',
+  'size',
+  'mode',
+  'uid',
+  'gid',
+  'owner',
+  'group',
+  'inode',
+  'mtime',
+  'ctime',
+  'sha256',
+  'link_target',
+] as const;
 export type FileAttribute = (typeof FILE_ATTRIBUTES)[number];
 
-const glob = z.string().min(1).superRefine((s, ctx) => {
-  try {
-    compileGlob(s);
-  } catch (err) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-  }
-});
+const glob = z
+  .string()
+  .min(1)
+  .superRefine((s, ctx) => {
+    try {
+      compileGlob(s);
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+    }
+  });
 
 export const fimPolicySchema = z
   .object({
     /** Absolute paths watched recursively (a file may be named directly). */
-    paths: z
-      .array(z.string().refine((p) => isAbsolute(p), { message: 'must be an absolute path' }))
-      .min(1),
+    paths: z.array(z.string().refine((p) => isAbsolute(p), { message: 'must be an absolute path' })).min(1),
     /** When not empty, only paths matching one of these are recorded (directories are still descended). */
     include: z.array(glob).default([]),
     /** Matching paths are skipped; a matching directory is not descended. */
     exclude: z.array(glob).default([]),
     /** Attributes whose change is a change. Default: all of them, as AIDE's p+i+u+g+s+m+c+sha256 plus link targets. */
-    attributes: z.array(z.enum(FILE_ATTRIBUTES)).min(1).default([...FILE_ATTRIBUTES]),
+    attributes: z
+      .array(z.enum(FILE_ATTRIBUTES))
+      .min(1)
+      .default([...FILE_ATTRIBUTES]),
     /** inotify watches on every watched directory; off: scheduled scans only. */
     realtime: z.boolean().default(true),
     /** Seconds between scheduled full scans; 0: none (startup scan and realtime only). */
     scanIntervalS: z.number().nonnegative().default(3600),
     /** Files larger than this are not hashed (their other attributes are still checked). */
-    maxHashBytes: z.number().int().positive().default(256 * 1024 * 1024),
+    maxHashBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(256 * 1024 * 1024),
     /** Hashing workers (threads). */
-    hashConcurrency: z.number().int().min(1).max(64).default(Math.max(1, Math.min(4, availableParallelism()))),
+    hashConcurrency: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(Math.max(1, Math.min(4, availableParallelism()))),
     /**
      * Reuse the baseline's SHA-256 when size, mtime, ctime, inode and device are unchanged.
      * Off by default: AIDE and Tripwire re-hash every file on every check, and so does Cordon

@@ -22,7 +22,8 @@ import { ERR_FIM_NOT_REGULAR, ERR_FIM_TOO_LARGE, ERR_FIM_UNREADABLE, ERR_FIM_UNS
 export interface ProbeRequest {
   path: string;
   /** The baseline's view, for `trustStat`. */
-  prev?: { size: number; mtimeUs: number; ctimeUs: number; ino: number; dev: number; sha256: string | null } | undefined;
+  prev?:
+    { size: number; mtimeUs: number; ctimeUs: number; ino: number; dev: number; sha256: string | null } | undefined;
 }
 
 export type ProbeResult =
@@ -118,7 +119,10 @@ export function createProber(opts: ProbeOptions): Prober {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'gone' };
-      return { kind: 'unknown', error: eventError(ERR_FIM_UNREADABLE(path, `lstat: ${code ?? (err as Error).message}`)) };
+      return {
+        kind: 'unknown',
+        error: eventError(ERR_FIM_UNREADABLE(path, `lstat: ${code ?? (err as Error).message}`)),
+      };
     }
   }
 

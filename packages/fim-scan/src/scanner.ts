@@ -66,7 +66,12 @@ export class FimEngine {
   private baseline: Baseline | null = null;
   private dirty = false;
 
-  constructor(opts: { policy: FimPolicyInput | FimPolicy; stateDir: string; ctx: Context; identity?: Partial<Identity> }) {
+  constructor(opts: {
+    policy: FimPolicyInput | FimPolicy;
+    stateDir: string;
+    ctx: Context;
+    identity?: Partial<Identity>;
+  }) {
     this.policy = parseFimPolicy(opts.policy);
     this.ctx = childContext(opts.ctx, 'fim');
     this.stateDir = opts.stateDir;
@@ -123,7 +128,10 @@ export class FimEngine {
     // Roots the baseline does not cover (new in the policy, or a changed include/exclude
     // selection) are baselined, not reported as thousands of additions.
     const covered = new Set(!opts.rebaseline && base && base.header.selection === selection ? base.header.roots : []);
-    if (base && base.header.selection !== selection) this.ctx.log.warn('The include/exclude selection changed since the baseline; the watched trees are baselined again.');
+    if (base && base.header.selection !== selection)
+      this.ctx.log.warn(
+        'The include/exclude selection changed since the baseline; the watched trees are baselined again.',
+      );
     const targets = this.policy.paths.map((path) => ({ path, recursive: true }));
     const names = loadNameMaps();
     const { current, unknown, stats } = await this.collect(targets);
@@ -224,7 +232,11 @@ export class FimEngine {
    * returns what is there now. `unknown`: paths that could not be stat'ed or listed, with
    * the error — their baseline state is kept, not reported as removed.
    */
-  private async collect(targets: ScanTarget[]): Promise<{ current: Map<string, Entry>; unknown: Map<string, { error: string; subtree: boolean; self: boolean }>; stats: ScanStats }> {
+  private async collect(targets: ScanTarget[]): Promise<{
+    current: Map<string, Entry>;
+    unknown: Map<string, { error: string; subtree: boolean; self: boolean }>;
+    stats: ScanStats;
+  }> {
     const pool = this.getPool();
     const policy = this.policy;
     const base = this.baseline?.entries;
@@ -261,7 +273,21 @@ export class FimEngine {
     };
     const add = async (path: string) => {
       const prev = policy.trustStat ? base?.get(path) : undefined;
-      batch.push(prev ? { path, prev: { size: prev.size, mtimeUs: prev.mtimeUs, ctimeUs: prev.ctimeUs, ino: prev.ino, dev: prev.dev, sha256: prev.sha256 } } : { path });
+      batch.push(
+        prev
+          ? {
+              path,
+              prev: {
+                size: prev.size,
+                mtimeUs: prev.mtimeUs,
+                ctimeUs: prev.ctimeUs,
+                ino: prev.ino,
+                dev: prev.dev,
+                sha256: prev.sha256,
+              },
+            }
+          : { path },
+      );
       if (batch.length >= BATCH) await flush();
     };
 
@@ -373,7 +399,8 @@ export class FimEngine {
     for (const a of added) {
       into.set(a.path, a);
       const cands = byIdentity.get(`${a.dev}:${a.ino}:${a.type}`);
-      const i = cands?.findIndex((r) => (a.type !== 'file' || r.mtimeUs === a.mtimeUs) && !renamedAway.has(r.path)) ?? -1;
+      const i =
+        cands?.findIndex((r) => (a.type !== 'file' || r.mtimeUs === a.mtimeUs) && !renamedAway.has(r.path)) ?? -1;
       if (cands && i >= 0) {
         const from = cands[i]!;
         cands.splice(i, 1);
@@ -383,7 +410,8 @@ export class FimEngine {
         events.push(this.event('added', kind, a.path, null, a, null, a.error, names));
       }
     }
-    for (const r of removed) if (!renamedAway.has(r.path)) events.push(this.event('removed', kind, r.path, r, null, null, null, names));
+    for (const r of removed)
+      if (!renamedAway.has(r.path)) events.push(this.event('removed', kind, r.path, r, null, null, null, names));
     events.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
     return events;
   }
@@ -393,15 +421,42 @@ export class FimEngine {
    * reported again after a crash that lost the baseline update, carries the same id, so
    * downstream stages deduplicate it.
    */
-  private event(op: FileOp, scan: FileScanKind, path: string, before: Entry | null, after: Entry | null, renamedFrom: string | null, error: string | null, names: NameMaps): FileEvent {
+  private event(
+    op: FileOp,
+    scan: FileScanKind,
+    path: string,
+    before: Entry | null,
+    after: Entry | null,
+    renamedFrom: string | null,
+    error: string | null,
+    names: NameMaps,
+  ): FileEvent {
     const b = before ? toFileAttrs(before, names) : null;
     const a = after ? toFileAttrs(after, names) : null;
     const { agent, vm } = this.identity;
     const id =
       op === 'baseline'
-        ? createHash('sha256').update(`${agent}\0${vm}\0baseline\0${path}\0${this.ctx.clock.now()}`).digest('hex').slice(0, 32)
-        : createHash('sha256').update(JSON.stringify([agent, vm, op, path, renamedFrom, b, a, error])).digest('hex').slice(0, 32);
-    return { event_id: id, agent, vm, ts_us: this.ctx.clock.now() * 1000, path, op, scan, before: b, after: a, renamed_from: renamedFrom, error };
+        ? createHash('sha256')
+            .update(`${agent}\0${vm}\0baseline\0${path}\0${this.ctx.clock.now()}`)
+            .digest('hex')
+            .slice(0, 32)
+        : createHash('sha256')
+            .update(JSON.stringify([agent, vm, op, path, renamedFrom, b, a, error]))
+            .digest('hex')
+            .slice(0, 32);
+    return {
+      event_id: id,
+      agent,
+      vm,
+      ts_us: this.ctx.clock.now() * 1000,
+      path,
+      op,
+      scan,
+      before: b,
+      after: a,
+      renamed_from: renamedFrom,
+      error,
+    };
   }
 }
 

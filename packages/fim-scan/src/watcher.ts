@@ -93,12 +93,19 @@ export function createFimWatcher(opts: FimWatcherOptions): FimWatcher {
     } catch (err) {
       metrics.inc('errors');
       metrics.inc('delivery_failures');
-      log.error({ err, events: out.events.length }, 'File events could not be delivered; they are reported again by a rescan from the saved baseline.');
+      log.error(
+        { err, events: out.events.length },
+        'File events could not be delivered; they are reported again by a rescan from the saved baseline.',
+      );
       await engine.load();
       scheduleRetry();
       return;
     }
-    if (out.events.some((e) => e.op === 'baseline' || e.after?.type === 'dir' || e.before?.type === 'dir') || kind !== 'realtime') syncWatches();
+    if (
+      out.events.some((e) => e.op === 'baseline' || e.after?.type === 'dir' || e.before?.type === 'dir') ||
+      kind !== 'realtime'
+    )
+      syncWatches();
     await persist(kind !== 'realtime');
   }
 
@@ -114,7 +121,9 @@ export function createFimWatcher(opts: FimWatcherOptions): FimWatcher {
     }
     persistTimer ??= setTimeout(() => {
       persistTimer = null;
-      exclusive(() => persist(true)).catch((err: unknown) => log.error({ err }, 'The file integrity baseline could not be written; the next change retries.'));
+      exclusive(() => persist(true)).catch((err: unknown) =>
+        log.error({ err }, 'The file integrity baseline could not be written; the next change retries.'),
+      );
     }, due);
     persistTimer.unref();
   }
@@ -153,7 +162,10 @@ export function createFimWatcher(opts: FimWatcherOptions): FimWatcher {
         pending.clear();
         overflow = true;
         metrics.inc('realtime_overflows');
-        log.warn({ max: policy.maxPendingPaths }, 'Too many file changes at once; the watched trees are rescanned instead of each path.');
+        log.warn(
+          { max: policy.maxPendingPaths },
+          'Too many file changes at once; the watched trees are rescanned instead of each path.',
+        );
       }
     }
     armDebounce();
@@ -190,7 +202,11 @@ export function createFimWatcher(opts: FimWatcherOptions): FimWatcher {
   function watchDir(dir: string): void {
     if (watches.has(dir) || stopping) return;
     if (watches.size >= policy.maxWatches) {
-      if (!warnedWatchCap) log.warn({ max: policy.maxWatches }, 'The directory watch cap is reached; directories past it are covered by scheduled scans only.');
+      if (!warnedWatchCap)
+        log.warn(
+          { max: policy.maxWatches },
+          'The directory watch cap is reached; directories past it are covered by scheduled scans only.',
+        );
       warnedWatchCap = true;
       metrics.inc('watches_skipped');
       return;
@@ -258,9 +274,19 @@ export function createFimWatcher(opts: FimWatcherOptions): FimWatcher {
         // Watch what we know before scanning, so a change during the startup scan is not missed.
         if (had) syncWatches();
         else if (policy.realtime) for (const r of policy.paths) watchDir(r);
-        await scanAndDeliver('startup', () => engine.fullScan('startup', { rebaseline: startOpts.rebaseline === true }));
+        await scanAndDeliver('startup', () =>
+          engine.fullScan('startup', { rebaseline: startOpts.rebaseline === true }),
+        );
         syncWatches();
-        log.info({ roots: policy.paths, entries: engine.baselineEntries?.size ?? 0, watches: watches.size, baseline: had ? 'compared' : 'taken' }, 'File integrity monitoring started.');
+        log.info(
+          {
+            roots: policy.paths,
+            entries: engine.baselineEntries?.size ?? 0,
+            watches: watches.size,
+            baseline: had ? 'compared' : 'taken',
+          },
+          'File integrity monitoring started.',
+        );
       });
       if (policy.scanIntervalS > 0) {
         scheduleTimer = setInterval(() => {

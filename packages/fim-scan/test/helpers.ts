@@ -22,7 +22,8 @@ export function sandbox(prefix = 'cordon-fim-'): Sandbox {
   mkdirSync(join(tree, 'etc'), { recursive: true });
   mkdirSync(join(tree, 'bin'), { recursive: true });
   for (let i = 0; i < 5; i++) writeFileSync(join(tree, 'etc', `app${i}.conf`), `setting=${i}\n`);
-  for (let i = 0; i < 3; i++) writeFileSync(join(tree, 'bin', `tool${i}`), Buffer.alloc(3000 + i, i + 1), { mode: 0o755 });
+  for (let i = 0; i < 3; i++)
+    writeFileSync(join(tree, 'bin', `tool${i}`), Buffer.alloc(3000 + i, i + 1), { mode: 0o755 });
   const metrics = new Metrics();
   return {
     dir,
@@ -37,7 +38,9 @@ export function sandbox(prefix = 'cordon-fim-'): Sandbox {
 /** The attributes that differ between an event's before and after. */
 export function diffOf(e: FileEvent): FileAttribute[] {
   if (!e.before || !e.after) return [];
-  return FILE_ATTRIBUTES.filter((a) => JSON.stringify(attrValue(e.before!, a)) !== JSON.stringify(attrValue(e.after!, a)));
+  return FILE_ATTRIBUTES.filter(
+    (a) => JSON.stringify(attrValue(e.before!, a)) !== JSON.stringify(attrValue(e.after!, a)),
+  );
 }
 
 export function byPath(events: FileEvent[], path: string): FileEvent[] {

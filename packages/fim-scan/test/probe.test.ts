@@ -41,7 +41,10 @@ test('a file truncated while it is hashed is re-read', () => {
     const f = join(s.tree, 'bin', 'big');
     writeFileSync(f, Buffer.alloc(3 << 20, 1)); // three chunks
     let calls = 0;
-    const p = createProber({ ...opts, onChunk: (path, attempt) => attempt === 1 && calls++ === 0 && truncateSync(path, 100) });
+    const p = createProber({
+      ...opts,
+      onChunk: (path, attempt) => attempt === 1 && calls++ === 0 && truncateSync(path, 100),
+    });
     const r = p.probe({ path: f });
     assert.ok(r.kind === 'ok');
     assert.equal(r.entry.size, 100);
@@ -116,11 +119,19 @@ test('unreadable files and directories (as a non-root user) are per-file errors;
       process.stdout.write(JSON.stringify(r.events));
     `;
     const run = () => {
-      const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, cwd: join(import.meta.dirname, '..', '..'), encoding: 'utf8' });
+      const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        uid: 65534,
+        gid: 65534,
+        cwd: join(import.meta.dirname, '..', '..'),
+        encoding: 'utf8',
+      });
       assert.equal(out.status, 0, out.stderr);
       return JSON.parse(out.stdout) as Array<{ op: string; path: string; error: string | null }>;
     };
-    assert.deepEqual(run().map((e) => e.op), ['baseline']);
+    assert.deepEqual(
+      run().map((e) => e.op),
+      ['baseline'],
+    );
     chmodSync(secret, 0o000);
     chmodSync(locked, 0o000);
     const events = run();
@@ -129,20 +140,33 @@ test('unreadable files and directories (as a non-root user) are per-file errors;
     assert.match(bySecret!.error!, /^CORDON_ERR_FIM_UNREADABLE: cannot read .*secret \(EACCES\)/);
     const byLocked = events.find((e) => e.path === locked);
     assert.match(byLocked!.error!, /^CORDON_ERR_FIM_DIR_UNREADABLE: cannot list directory/);
-    assert.equal(events.find((e) => e.path === join(locked, 'inner')), undefined, 'not reported removed');
+    assert.equal(
+      events.find((e) => e.path === join(locked, 'inner')),
+      undefined,
+      'not reported removed',
+    );
     // Readable again: the inner file is still known, nothing to report below the directory.
     chmodSync(locked, 0o755);
     chownSync(locked, 65534, 65534);
     const after = run();
-    assert.equal(after.find((e) => e.path === join(locked, 'inner')), undefined);
+    assert.equal(
+      after.find((e) => e.path === join(locked, 'inner')),
+      undefined,
+    );
   } finally {
     s.cleanup();
   }
 });
 
 test('policies are validated: unknown keys are named, paths must be absolute, globs must compile', () => {
-  assert.throws(() => parseFimPolicy({ paths: ['/etc'], recurse: true }), /CORDON_ERR_FIM_POLICY|unknown key "recurse"/);
-  assert.throws(() => parseFimPolicy({ paths: ['/etc'], recurse: true }), (e: Error & { code?: string }) => e.code === 'CORDON_ERR_FIM_POLICY' && /unknown key "recurse"/.test(e.message));
+  assert.throws(
+    () => parseFimPolicy({ paths: ['/etc'], recurse: true }),
+    /CORDON_ERR_FIM_POLICY|unknown key "recurse"/,
+  );
+  assert.throws(
+    () => parseFimPolicy({ paths: ['/etc'], recurse: true }),
+    (e: Error & { code?: string }) => e.code === 'CORDON_ERR_FIM_POLICY' && /unknown key "recurse"/.test(e.message),
+  );
   assert.throws(() => parseFimPolicy({ paths: ['etc'] }), /paths\.0: must be an absolute path/);
   assert.throws(() => parseFimPolicy({ paths: ['/etc'], exclude: ['[abc'] }), /unclosed "\["/);
   assert.throws(() => parseFimPolicy({ paths: ['/etc'], attributes: ['md5'] }), /attributes\.0/);

@@ -11,7 +11,10 @@ test('the first scan takes a baseline and reports one baseline event per root; a
   const s = sandbox();
   try {
     const first = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
-    assert.deepEqual(first.events.map((e) => [e.op, e.path]), [['baseline', s.tree]]);
+    assert.deepEqual(
+      first.events.map((e) => [e.op, e.path]),
+      [['baseline', s.tree]],
+    );
     assert.equal(first.stats.files, 8);
     assert.equal(first.stats.dirs, 3);
     const again = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
@@ -29,12 +32,18 @@ test('a content change is reported as changed with sha256, size and mtime, befor
     const t = statSync(f).mtime;
     writeFileSync(f, 'setting=evil\n');
     utimesSync(f, t, new Date(t.getTime() + 5000)); // a visible mtime step even on a coarse clock
-    const { events } = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx, scanKind: 'scheduled' });
+    const { events } = await scanOnce({
+      policy: { paths: [s.tree] },
+      stateDir: s.state,
+      ctx: s.ctx,
+      scanKind: 'scheduled',
+    });
     const [e] = byPath(events, f);
     assert.ok(e, 'event for the file');
     assert.equal(e.op, 'changed');
     assert.equal(e.scan, 'scheduled');
-    for (const a of ['sha256', 'size', 'mtime'] as const) assert.ok(diffOf(e).includes(a), `${a} in ${diffOf(e).join(',')}`);
+    for (const a of ['sha256', 'size', 'mtime'] as const)
+      assert.ok(diffOf(e).includes(a), `${a} in ${diffOf(e).join(',')}`);
     assert.equal(e.after!.size, 13);
     assert.equal(e.before!.size, 10);
     assert.equal(e.after!.sha256, createHash('sha256').update('setting=evil\n').digest('hex'));
@@ -57,7 +66,10 @@ test('content rewritten with size and mtime restored is still caught: every file
     writeFileSync(f, 'setting=X\n'); // same length
     utimesSync(f, 1_700_000_000, 1_700_000_000);
     const { events } = await scanOnce({ policy, stateDir: s.state, ctx: s.ctx });
-    assert.deepEqual(events.map((e) => [e.op, e.path, diffOf(e).filter((a) => a !== 'ctime')]), [['changed', f, ['sha256']]]);
+    assert.deepEqual(
+      events.map((e) => [e.op, e.path, diffOf(e).filter((a) => a !== 'ctime')]),
+      [['changed', f, ['sha256']]],
+    );
   } finally {
     s.cleanup();
   }
@@ -73,16 +85,28 @@ test('a permission-only change is reported with mode (and the ctime chmod sets),
     assert.equal(events.length, 1);
     const [e] = events;
     assert.equal(e!.op, 'changed');
-    assert.deepEqual(diffOf(e!).filter((a) => a !== 'ctime'), ['mode']);
+    assert.deepEqual(
+      diffOf(e!).filter((a) => a !== 'ctime'),
+      ['mode'],
+    );
     assert.equal(e!.before!.mode & 0o7777, 0o755);
     assert.equal(e!.after!.mode & 0o7777, 0o4755);
     assert.equal(e!.before!.sha256, e!.after!.sha256);
     // With ctime not checked, mode is the only difference reported.
-    const policy = { paths: [s.tree], attributes: ['mode' as const, 'sha256' as const, 'size' as const, 'mtime' as const, 'uid' as const] };
+    const policy = {
+      paths: [s.tree],
+      attributes: ['mode' as const, 'sha256' as const, 'size' as const, 'mtime' as const, 'uid' as const],
+    };
     chmodSync(f, 0o700);
     const only = await scanOnce({ policy, stateDir: s.state, ctx: s.ctx });
-    assert.deepEqual(only.events.map((x) => x.op), ['changed']);
-    assert.deepEqual(diffOf(only.events[0]!).filter((a) => a !== 'ctime'), ['mode']);
+    assert.deepEqual(
+      only.events.map((x) => x.op),
+      ['changed'],
+    );
+    assert.deepEqual(
+      diffOf(only.events[0]!).filter((a) => a !== 'ctime'),
+      ['mode'],
+    );
   } finally {
     s.cleanup();
   }
@@ -141,12 +165,18 @@ test('renames of a file and of a directory are reported as renamed, with renamed
     renameSync(join(s.tree, 'bin'), join(s.tree, 'sbin'));
     const { events } = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
     const renamed = events.filter((e) => e.op === 'renamed').map((e) => [e.renamed_from, e.path]);
-    assert.deepEqual(renamed.sort(), [
-      [from, to],
-      [join(s.tree, 'bin'), join(s.tree, 'sbin')],
-      ...[0, 1, 2].map((i) => [join(s.tree, 'bin', `tool${i}`), join(s.tree, 'sbin', `tool${i}`)]),
-    ].sort());
-    assert.deepEqual(events.filter((e) => e.op === 'added' || e.op === 'removed'), []);
+    assert.deepEqual(
+      renamed.sort(),
+      [
+        [from, to],
+        [join(s.tree, 'bin'), join(s.tree, 'sbin')],
+        ...[0, 1, 2].map((i) => [join(s.tree, 'bin', `tool${i}`), join(s.tree, 'sbin', `tool${i}`)]),
+      ].sort(),
+    );
+    assert.deepEqual(
+      events.filter((e) => e.op === 'added' || e.op === 'removed'),
+      [],
+    );
   } finally {
     s.cleanup();
   }
@@ -189,11 +219,14 @@ test('changes made while the agent was down are reported at the next start (base
     const { events } = await b.fullScan('startup');
     await b.close();
     const files = events.filter((e) => e.after?.type !== 'dir' && e.before?.type !== 'dir');
-    assert.deepEqual(files.map((e) => [e.op, e.path]), [
-      ['added', join(s.tree, 'bin', 'dropper')],
-      ['changed', join(s.tree, 'etc', 'app0.conf')],
-      ['removed', join(s.tree, 'etc', 'app1.conf')],
-    ]);
+    assert.deepEqual(
+      files.map((e) => [e.op, e.path]),
+      [
+        ['added', join(s.tree, 'bin', 'dropper')],
+        ['changed', join(s.tree, 'etc', 'app0.conf')],
+        ['removed', join(s.tree, 'etc', 'app1.conf')],
+      ],
+    );
     for (const e of events) {
       assert.equal(e.scan, 'startup');
       assert.equal(e.agent, 'ag1');
@@ -213,7 +246,10 @@ test('a change reported but not saved (crash) is reported again with the same ev
     const first = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx, update: false });
     const second = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
     assert.equal(first.events.length, 1);
-    assert.deepEqual(second.events.map((e) => e.event_id), first.events.map((e) => e.event_id));
+    assert.deepEqual(
+      second.events.map((e) => e.event_id),
+      first.events.map((e) => e.event_id),
+    );
     assert.deepEqual((await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx })).events, []);
   } finally {
     s.cleanup();
@@ -256,7 +292,10 @@ test('include and exclude patterns select what is watched; excluded directories 
     writeFileSync(join(s.tree, 'bin', 'tool0'), 'changed');
     writeFileSync(join(s.tree, 'bin', 'new.conf'), 'new');
     const { events } = await scanOnce({ policy, stateDir: s.state, ctx: s.ctx });
-    assert.deepEqual(events.map((e) => [e.op, e.path]), [['added', join(s.tree, 'bin', 'new.conf')]]);
+    assert.deepEqual(
+      events.map((e) => [e.op, e.path]),
+      [['added', join(s.tree, 'bin', 'new.conf')]],
+    );
   } finally {
     s.cleanup();
   }
@@ -309,7 +348,10 @@ test('a corrupt baseline is set aside with an error and a new baseline is taken'
     const data = readFileSync(file);
     writeFileSync(file, data.subarray(0, data.length - 100));
     const { events } = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
-    assert.deepEqual(events.map((e) => e.op), ['baseline']);
+    assert.deepEqual(
+      events.map((e) => e.op),
+      ['baseline'],
+    );
     assert.equal(s.metrics.get('fim.errors'), 1);
     assert.ok(readdirSync(s.state).some((f) => f.startsWith('fim-baseline.cfim.corrupt-')));
   } finally {
@@ -326,7 +368,13 @@ test('a new root added to the policy is baselined, not reported as additions', a
     await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
     writeFileSync(join(s.tree, 'etc', 'app0.conf'), 'changed!!');
     const { events } = await scanOnce({ policy: { paths: [s.tree, other] }, stateDir: s.state, ctx: s.ctx });
-    assert.deepEqual(events.map((e) => [e.op, e.path]), [['baseline', other], ['changed', join(s.tree, 'etc', 'app0.conf')]]);
+    assert.deepEqual(
+      events.map((e) => [e.op, e.path]),
+      [
+        ['baseline', other],
+        ['changed', join(s.tree, 'etc', 'app0.conf')],
+      ],
+    );
   } finally {
     s.cleanup();
   }

@@ -13,12 +13,17 @@ function collector() {
     onEvents: async (batch: FileEvent[]) => {
       events.push(...batch);
     },
-    async waitFor(what: string, pred: (e: FileEvent) => boolean, ms = 2000): Promise<{ event: FileEvent; afterMs: number }> {
+    async waitFor(
+      what: string,
+      pred: (e: FileEvent) => boolean,
+      ms = 2000,
+    ): Promise<{ event: FileEvent; afterMs: number }> {
       const t0 = Date.now();
       for (;;) {
         const event = events.find(pred);
         if (event) return { event, afterMs: Date.now() - t0 };
-        if (Date.now() - t0 > ms) throw new Error(`no ${what} within ${ms} ms; got ${JSON.stringify(events.map((e) => [e.op, e.path]))}`);
+        if (Date.now() - t0 > ms)
+          throw new Error(`no ${what} within ${ms} ms; got ${JSON.stringify(events.map((e) => [e.op, e.path]))}`);
         await sleep(20);
       }
     },
@@ -26,7 +31,13 @@ function collector() {
 }
 
 async function started(s: Sandbox, c: ReturnType<typeof collector>, extra: Partial<FimPolicyInput> = {}) {
-  const w = createFimWatcher({ policy: { paths: [s.tree], scanIntervalS: 0, debounceMs: 50, ...extra }, stateDir: s.state, ctx: s.ctx, onEvents: c.onEvents, identity: { agent: 'a1', vm: 'vm1' } });
+  const w = createFimWatcher({
+    policy: { paths: [s.tree], scanIntervalS: 0, debounceMs: 50, ...extra },
+    stateDir: s.state,
+    ctx: s.ctx,
+    onEvents: c.onEvents,
+    identity: { agent: 'a1', vm: 'vm1' },
+  });
   await w.start();
   return w;
 }
@@ -36,7 +47,10 @@ test('realtime: a content change becomes a FileEvent within 2 s', async () => {
   const c = collector();
   const w = await started(s, c);
   try {
-    assert.deepEqual(c.events.map((e) => e.op), ['baseline']);
+    assert.deepEqual(
+      c.events.map((e) => e.op),
+      ['baseline'],
+    );
     assert.equal(w.watchCount, 3);
     const f = join(s.tree, 'etc', 'app0.conf');
     const t0 = Date.now();
@@ -59,7 +73,10 @@ test('realtime: a permission change, a rename, a delete-and-recreate and a new d
     const tool = join(s.tree, 'bin', 'tool1');
     chmodSync(tool, 0o777);
     const { event: perm } = await c.waitFor('mode change', (e) => e.path === tool && e.op === 'changed');
-    assert.deepEqual(diffOf(perm).filter((a) => a !== 'ctime'), ['mode']);
+    assert.deepEqual(
+      diffOf(perm).filter((a) => a !== 'ctime'),
+      ['mode'],
+    );
 
     const from = join(s.tree, 'etc', 'app1.conf');
     const to = join(s.tree, 'etc', 'app1.conf.old');
@@ -101,7 +118,10 @@ test('a change made while the watcher was stopped is reported by the next start'
   const w2 = await started(s, c2);
   try {
     const files = c2.events.filter((e) => e.after?.type === 'file');
-    assert.deepEqual(files.map((e) => [e.op, e.path, e.scan]), [['changed', f, 'startup']]);
+    assert.deepEqual(
+      files.map((e) => [e.op, e.path, e.scan]),
+      [['changed', f, 'startup']],
+    );
   } finally {
     await w2.stop();
     s.cleanup();

@@ -9,7 +9,14 @@ import { childContext, createContext, describeError, serialized, type Context } 
 import { z } from 'zod';
 import { ERR_LIBVIRT_CONFIG, ERR_LIBVIRT_PROTOCOL, ERR_LIBVIRT_TIMEOUT } from './errors.js';
 import { hostIdFor, powerOf, powerOfListed, toPlatformVm } from './normalize.js';
-import type { ConnectorCursor, ConnectorHandlers, PlatformConnector, PlatformHost, PlatformState, PlatformVm } from '@cordon/platform';
+import type {
+  ConnectorCursor,
+  ConnectorHandlers,
+  PlatformConnector,
+  PlatformHost,
+  PlatformState,
+  PlatformVm,
+} from '@cordon/platform';
 import { DEFAULT_MAX_LINE_BYTES, type SidecarEventMessage, type SidecarSyncMessage } from './protocol.js';
 import { checkSidecar, DEFAULT_SIDECAR_PATH, Sidecar } from './sidecar.js';
 import { Tracker, type RawEvent } from './tracker.js';
@@ -47,11 +54,15 @@ export function parseLibvirtOptions(input: unknown): Resolved {
   if (!r.success) {
     const i = r.error.issues[0];
     const key = i?.path.join('.') || 'options';
-    const what = i?.code === 'unrecognized_keys' ? `unknown option ${i.keys.map((k) => `"${k}"`).join(', ')}` : `${key}: ${i?.message ?? 'invalid'}`;
+    const what =
+      i?.code === 'unrecognized_keys'
+        ? `unknown option ${i.keys.map((k) => `"${k}"`).join(', ')}`
+        : `${key}: ${i?.message ?? 'invalid'}`;
     throw ERR_LIBVIRT_CONFIG(what);
   }
   for (const u of r.data.uris) {
-    if (!/^[a-z][a-z0-9+]*:\/\//.test(u)) throw ERR_LIBVIRT_CONFIG(`"${redactUri(u)}" is not a libvirt URI (qemu:///system, qemu+ssh://host/system, …)`);
+    if (!/^[a-z][a-z0-9+]*:\/\//.test(u))
+      throw ERR_LIBVIRT_CONFIG(`"${redactUri(u)}" is not a libvirt URI (qemu:///system, qemu+ssh://host/system, …)`);
   }
   return r.data;
 }
@@ -63,7 +74,8 @@ export function parseLibvirtOptions(input: unknown): Resolved {
 export function fromUrl(url: string | string[], opts: Omit<LibvirtConnectorOptions, 'uris'> = {}): LibvirtConnector {
   const urls = Array.isArray(url) ? url : [url];
   const uris = urls.map((u) => {
-    if (!u.startsWith('libvirt+')) throw ERR_LIBVIRT_CONFIG(`"${redactUri(u)}" does not start with "libvirt+" (e.g. libvirt+qemu:///system)`);
+    if (!u.startsWith('libvirt+'))
+      throw ERR_LIBVIRT_CONFIG(`"${redactUri(u)}" does not start with "libvirt+" (e.g. libvirt+qemu:///system)`);
     return u.slice('libvirt+'.length);
   });
   return new LibvirtConnector({ ...opts, uris });
@@ -124,7 +136,13 @@ export class LibvirtConnector implements PlatformConnector {
     if (this.running) throw ERR_LIBVIRT_CONFIG('run() is already running; stop() it first');
     checkSidecar(this.opts.sidecarPath);
     const tracker = Tracker.fromCursor(from, this.opts.uris.length > 1);
-    const sessions: HostSession[] = this.opts.uris.map((uri) => ({ uri, source: `libvirt+${redactUri(uri)}`, hostId: null, connected: false, vms: null }));
+    const sessions: HostSession[] = this.opts.uris.map((uri) => ({
+      uri,
+      source: `libvirt+${redactUri(uri)}`,
+      hostId: null,
+      connected: false,
+      vms: null,
+    }));
     const abort = new AbortController();
     const sidecars = new Set<Sidecar>();
     const queue = serialized();
@@ -144,7 +162,14 @@ export class LibvirtConnector implements PlatformConnector {
     const follow = async (session: HostSession): Promise<void> => {
       let attempt = 0;
       while (!abort.signal.aborted) {
-        const sidecar = new Sidecar({ path: this.opts.sidecarPath, uri: session.uri, source: session.source, follow: true, pingSeconds: this.opts.pingSeconds, maxLineBytes: this.opts.maxLineBytes });
+        const sidecar = new Sidecar({
+          path: this.opts.sidecarPath,
+          uri: session.uri,
+          source: session.source,
+          follow: true,
+          pingSeconds: this.opts.pingSeconds,
+          maxLineBytes: this.opts.maxLineBytes,
+        });
         sidecars.add(sidecar);
         let error: { code: string; message: string } | undefined;
         let sawHost = false;
@@ -152,7 +177,8 @@ export class LibvirtConnector implements PlatformConnector {
           for await (const msg of sidecar.messages()) {
             if (abort.signal.aborted) break;
             this.ctx.metrics.inc('received');
-            if (msg.t !== 'host' && !sawHost) throw ERR_LIBVIRT_PROTOCOL(session.source, `a "${msg.t}" message came before the "host" message`);
+            if (msg.t !== 'host' && !sawHost)
+              throw ERR_LIBVIRT_PROTOCOL(session.source, `a "${msg.t}" message came before the "host" message`);
             if (msg.t === 'host') {
               sawHost = true;
               session.hostId = hostIdFor(session.uri, msg.hostname);
@@ -175,7 +201,10 @@ export class LibvirtConnector implements PlatformConnector {
           await sidecar.stop();
         }
         if (abort.signal.aborted) break;
-        error ??= { code: 'CORDON_ERR_LIBVIRT_SIDECAR_EXIT', message: `the libvirt sidecar for ${session.source} ended` };
+        error ??= {
+          code: 'CORDON_ERR_LIBVIRT_SIDECAR_EXIT',
+          message: `the libvirt sidecar for ${session.source} ended`,
+        };
         this.ctx.metrics.inc('errors');
         this.ctx.metrics.inc('restarts');
         const delay = this.backoffMs(attempt++);
@@ -226,7 +255,14 @@ export class LibvirtConnector implements PlatformConnector {
     const results = await Promise.all(
       this.opts.uris.map(async (uri) => {
         const source = `libvirt+${redactUri(uri)}`;
-        const sidecar = new Sidecar({ path: this.opts.sidecarPath, uri, source, follow: false, pingSeconds: this.opts.pingSeconds, maxLineBytes: this.opts.maxLineBytes });
+        const sidecar = new Sidecar({
+          path: this.opts.sidecarPath,
+          uri,
+          source,
+          follow: false,
+          pingSeconds: this.opts.pingSeconds,
+          maxLineBytes: this.opts.maxLineBytes,
+        });
         const timer = setTimeout(() => void sidecar.stop(0), this.opts.snapshotTimeoutMs);
         try {
           let hostId: string | null = null;
@@ -265,7 +301,8 @@ export class LibvirtConnector implements PlatformConnector {
     const hostId = session.hostId as string;
     session.vms = new Map(msg.domains.map((d) => [d.uuid, toPlatformVm(hostId, d)]));
     session.connected = true;
-    const elsewhere = (uuid: string): boolean => sessions.some((s) => s !== session && s.hostId !== hostId && s.vms?.has(uuid) === true);
+    const elsewhere = (uuid: string): boolean =>
+      sessions.some((s) => s !== session && s.hostId !== hostId && s.vms?.has(uuid) === true);
     const derived = tracker.resync(
       hostId,
       msg.domains.map((d) => ({ uuid: d.uuid, name: d.name, power: powerOfListed(d.state, d.reason) })),
@@ -278,7 +315,10 @@ export class LibvirtConnector implements PlatformConnector {
       await call(() => h.onEvent(d.event, d.cursor));
       this.ctx.metrics.inc('sent');
     }
-    this.ctx.log.info({ source: session.source, host: hostId, domains: msg.domains.length, synthesized: derived.length }, 'libvirt host synced');
+    this.ctx.log.info(
+      { source: session.source, host: hostId, domains: msg.domains.length, synthesized: derived.length },
+      'libvirt host synced',
+    );
     h.onStatus?.({ connected: true });
   }
 
@@ -293,7 +333,14 @@ export class LibvirtConnector implements PlatformConnector {
     const hostId = session.hostId as string;
     const raw: RawEvent = { ts: msg.ts, uuid: msg.uuid, name: msg.name, event: msg.event, detail: msg.detail };
     if (msg.dom === null) raw.after = null;
-    else if (msg.dom) raw.after = { power: powerOf(msg.dom.state), state: msg.dom.state, reason: msg.dom.reason, persistent: msg.dom.persistent, snapshot: msg.dom.snapshot ?? null };
+    else if (msg.dom)
+      raw.after = {
+        power: powerOf(msg.dom.state),
+        state: msg.dom.state,
+        reason: msg.dom.reason,
+        persistent: msg.dom.persistent,
+        snapshot: msg.dom.snapshot ?? null,
+      };
     const derived = tracker.apply(hostId, raw);
     const owner = tracker.hostOf(msg.uuid);
     if (msg.dom) {

@@ -31,7 +31,11 @@ export function powerOfListed(state: number, reason: number): Power {
 }
 
 export function toPlatformVm(host: string, d: SidecarDomain): PlatformVm {
-  const nics: PlatformNic[] = d.nics.map((n) => ({ mac: n.mac, network: n.network ? n.network : null, ips: [...n.ips] }));
+  const nics: PlatformNic[] = d.nics.map((n) => ({
+    mac: n.mac,
+    network: n.network ? n.network : null,
+    ips: [...n.ips],
+  }));
   return {
     id: d.uuid,
     name: d.name,

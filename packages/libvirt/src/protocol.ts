@@ -42,7 +42,12 @@ export const domainSchema = z
 export type SidecarDomain = z.infer<typeof domainSchema>;
 
 const hostMsg = z
-  .object({ t: z.literal('host'), v: z.literal(PROTOCOL_VERSION), hostname: z.string().min(1).max(255), libvirtVersion: z.number().int().min(0) })
+  .object({
+    t: z.literal('host'),
+    v: z.literal(PROTOCOL_VERSION),
+    hostname: z.string().min(1).max(255),
+    libvirtVersion: z.number().int().min(0),
+  })
   .strict();
 const syncMsg = z.object({ t: z.literal('sync'), ts, domains: z.array(domainSchema).max(100_000) }).strict();
 const eventMsg = z
@@ -63,7 +68,14 @@ const disconnectedMsg = z.object({ t: z.literal('disconnected'), message: z.stri
 const errorMsg = z.object({ t: z.literal('error'), code: z.string().max(64), message: z.string().max(4096) }).strict();
 const parsedMsg = z.object({ t: z.literal('parsed'), dom: domainSchema }).strict();
 
-export const messageSchema = z.discriminatedUnion('t', [hostMsg, syncMsg, eventMsg, disconnectedMsg, errorMsg, parsedMsg]);
+export const messageSchema = z.discriminatedUnion('t', [
+  hostMsg,
+  syncMsg,
+  eventMsg,
+  disconnectedMsg,
+  errorMsg,
+  parsedMsg,
+]);
 export type SidecarMessage = z.infer<typeof messageSchema>;
 export type SidecarEventMessage = z.infer<typeof eventMsg>;
 export type SidecarSyncMessage = z.infer<typeof syncMsg>;

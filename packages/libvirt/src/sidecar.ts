@@ -63,7 +63,9 @@ export class Sidecar {
     // A sidecar that exits before reading its configuration makes this write fail: the exit
     // itself is what gets reported.
     this.child.stdin.on('error', () => undefined);
-    this.child.stdin.write(`${JSON.stringify({ uri: opts.uri, follow: opts.follow, pingSeconds: opts.pingSeconds })}\n`);
+    this.child.stdin.write(
+      `${JSON.stringify({ uri: opts.uri, follow: opts.follow, pingSeconds: opts.pingSeconds })}\n`,
+    );
   }
 
   get pid(): number | undefined {
@@ -101,8 +103,10 @@ export class Sidecar {
     }
     const { code, signal } = await this.exited;
     if (ending) throw ending;
-    if (this.spawnError) throw ERR_LIBVIRT_SIDECAR_EXIT.withCause(this.spawnError, this.opts.source, this.spawnError.message);
-    if (splitter.rest > 0) throw ERR_LIBVIRT_PROTOCOL(this.opts.source, `it ended in the middle of a line (${splitter.rest} bytes)`);
+    if (this.spawnError)
+      throw ERR_LIBVIRT_SIDECAR_EXIT.withCause(this.spawnError, this.opts.source, this.spawnError.message);
+    if (splitter.rest > 0)
+      throw ERR_LIBVIRT_PROTOCOL(this.opts.source, `it ended in the middle of a line (${splitter.rest} bytes)`);
     if (code !== 0 && !this.killed) {
       const tail = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
       throw ERR_LIBVIRT_SIDECAR_EXIT(this.opts.source, `exit ${code ?? signal}${tail ? `: ${tail}` : ''}`);

@@ -104,7 +104,8 @@ export class Tracker {
   static fromCursor(cursor: ConnectorCursor | undefined, multiHost = false): Tracker {
     const t = new Tracker(multiHost);
     if (cursor === undefined) return t;
-    if (cursor === null || typeof cursor !== 'object' || Array.isArray(cursor)) throw ERR_LIBVIRT_CURSOR('not an object');
+    if (cursor === null || typeof cursor !== 'object' || Array.isArray(cursor))
+      throw ERR_LIBVIRT_CURSOR('not an object');
     if (cursor.v !== CURSOR_VERSION) throw ERR_LIBVIRT_CURSOR(`version ${String(cursor.v)} is not ${CURSOR_VERSION}`);
     for (const [key, value] of Object.entries(cursor)) {
       if (key === 'v') continue;
@@ -144,7 +145,8 @@ export class Tracker {
   toCursor(): ConnectorCursor {
     const c: ConnectorCursor = { v: CURSOR_VERSION };
     for (const h of this.covered) c[`h:${h}`] = 1;
-    for (const [uuid, d] of this.domains) c[`d:${uuid}`] = JSON.stringify([d.gen, d.power, d.host, d.name, d.gone ? 1 : 0]);
+    for (const [uuid, d] of this.domains)
+      c[`d:${uuid}`] = JSON.stringify([d.gen, d.power, d.host, d.name, d.gone ? 1 : 0]);
     return c;
   }
 
@@ -158,7 +160,12 @@ export class Tracker {
    * A full listing of `host`. `elsewhere(uuid)` says whether another host's latest listing
    * still has the domain (then a missing domain moved rather than died).
    */
-  resync(host: string, listed: ListedDomain[], ts: number, elsewhere: (uuid: string) => boolean = () => false): Derived[] {
+  resync(
+    host: string,
+    listed: ListedDomain[],
+    ts: number,
+    elsewhere: (uuid: string) => boolean = () => false,
+  ): Derived[] {
     const out: Derived[] = [];
     const baseline = !this.covered.has(host);
     this.covered.add(host);
@@ -168,7 +175,8 @@ export class Tracker {
       const d = this.domains.get(l.uuid);
       if (baseline) {
         // A domain already tracked as active on another host keeps its place.
-        if (!d || d.gone || d.host === host || l.power !== 'off' || !elsewhere(l.uuid)) this.put(l.uuid, { gen: d?.gen ?? 0, power: l.power, host, name: l.name, gone: false });
+        if (!d || d.gone || d.host === host || l.power !== 'off' || !elsewhere(l.uuid))
+          this.put(l.uuid, { gen: d?.gen ?? 0, power: l.power, host, name: l.name, gone: false });
         continue;
       }
       if (!d || d.gone) {
@@ -266,8 +274,7 @@ export class Tracker {
         else if (e.detail === STOPPED_MIGRATED && this.multiHost) {
           t.leaving = true;
           break;
-        }
-        else this.transition(out, e.uuid, t, 'off', e.ts);
+        } else this.transition(out, e.uuid, t, 'off', e.ts);
         if (after === null && !t.gone) {
           // A transient domain ends with its process.
           this.bury(e.uuid, t);
@@ -302,9 +309,24 @@ export class Tracker {
     this.emit(out, uuid, t, to === 'on' ? 'powered_on' : to === 'off' ? 'powered_off' : 'suspended', ts);
   }
 
-  private emit(out: Derived[], uuid: string, t: Tracked, kind: PlatformEventKind, ts: number, extra: Partial<PlatformEvent> = {}): void {
+  private emit(
+    out: Derived[],
+    uuid: string,
+    t: Tracked,
+    kind: PlatformEventKind,
+    ts: number,
+    extra: Partial<PlatformEvent> = {},
+  ): void {
     t.gen += 1;
-    const event: PlatformEvent = { id: `libvirt/${uuid}/${t.gen}/${kind}`, ts, kind, vm: uuid, vmName: t.name, host: t.host, ...extra };
+    const event: PlatformEvent = {
+      id: `libvirt/${uuid}/${t.gen}/${kind}`,
+      ts,
+      kind,
+      vm: uuid,
+      vmName: t.name,
+      host: t.host,
+      ...extra,
+    };
     out.push({ event, cursor: this.toCursor() });
   }
 

@@ -2,7 +2,15 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { DEFAULT_SIDECAR_PATH, type ConnectorCursor, type ConnectorHandlers, type PlatformEvent, type PlatformHost, type PlatformState, type PlatformVm } from '../src/index.js';
+import {
+  DEFAULT_SIDECAR_PATH,
+  type ConnectorCursor,
+  type ConnectorHandlers,
+  type PlatformEvent,
+  type PlatformHost,
+  type PlatformState,
+  type PlatformVm,
+} from '../src/index.js';
 
 export const sidecarBuilt = existsSync(DEFAULT_SIDECAR_PATH);
 
@@ -92,7 +100,12 @@ export class Recorder implements ConnectorHandlers {
 }
 
 /** Polls `check` until it returns true or the deadline passes (then fails with `what`). */
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000, everyMs = 50): Promise<void> {
+export async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 60_000,
+  everyMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;

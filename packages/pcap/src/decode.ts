@@ -17,7 +17,16 @@ export const LINKTYPE = {
 
 export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, DCCP: 33, ICMPV6: 58, SCTP: 132, UDPLITE: 136 } as const;
 
-export const TCP_FLAGS = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
+export const TCP_FLAGS = {
+  FIN: 0x01,
+  SYN: 0x02,
+  RST: 0x04,
+  PSH: 0x08,
+  ACK: 0x10,
+  URG: 0x20,
+  ECE: 0x40,
+  CWR: 0x80,
+} as const;
 
 /** An IP packet's flow-relevant fields. */
 export interface IpPacket {
@@ -81,7 +90,8 @@ const AF_INET = 2;
 const AF_INET6 = new Set([10, 24, 28, 30]);
 
 const fail = (error: CordonError): DecodeFailure => ({ kind: 'error', error });
-const short = (layer: string, need: number, have: number): DecodeFailure => fail(ERR_DECODE_TRUNCATED(layer, need, have));
+const short = (layer: string, need: number, have: number): DecodeFailure =>
+  fail(ERR_DECODE_TRUNCATED(layer, need, have));
 const malformed = (layer: string, detail: string): DecodeFailure => fail(ERR_DECODE_MALFORMED(layer, detail));
 
 /**
@@ -192,7 +202,17 @@ function decodeIpv4(f: Buffer, off: number, vlans: number[]): DecodeResult {
   const fragOffset = (fragField & 0x1fff) * 8;
   const proto = f[off + 9]!;
   const fragment = more || fragOffset !== 0 ? { id: f.readUInt16BE(off + 4), offset: fragOffset, more } : null;
-  return decodeL4(f, off + ihl, proto, vlans, 4, off, f.subarray(off + 12, off + 16), f.subarray(off + 16, off + 20), fragment);
+  return decodeL4(
+    f,
+    off + ihl,
+    proto,
+    vlans,
+    4,
+    off,
+    f.subarray(off + 12, off + 16),
+    f.subarray(off + 16, off + 20),
+    fragment,
+  );
 }
 
 function decodeIpv6(f: Buffer, off: number, vlans: number[]): DecodeResult {
@@ -296,7 +316,7 @@ export function formatIp(addr: Buffer): string {
   for (let i = 0; i < 16; i += 2) groups.push(addr.readUInt16BE(i));
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

@@ -10,7 +10,8 @@ export const ERR_PCAP_IO = defineError(
 );
 export const ERR_PCAP_NOT_A_FILE = defineError(
   'CORDON_ERR_PCAP_NOT_A_FILE',
-  (file: string, kind: string) => `${file} is ${kind}, not a capture file; pass a pcap or pcapng file (write a live capture to a file first: tcpdump -w FILE)`,
+  (file: string, kind: string) =>
+    `${file} is ${kind}, not a capture file; pass a pcap or pcapng file (write a live capture to a file first: tcpdump -w FILE)`,
 );
 export const ERR_PCAP_BAD_MAGIC = defineError(
   'CORDON_ERR_PCAP_BAD_MAGIC',

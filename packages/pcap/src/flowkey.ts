@@ -14,7 +14,9 @@ export interface FlowKey {
   swapped: boolean;
 }
 
-export function flowKey(p: Pick<IpPacket, 'ipVersion' | 'proto' | 'vlan' | 'src' | 'dst' | 'sport' | 'dport'>): FlowKey {
+export function flowKey(
+  p: Pick<IpPacket, 'ipVersion' | 'proto' | 'vlan' | 'src' | 'dst' | 'sport' | 'dport'>,
+): FlowKey {
   const alen = p.src.length;
   const key = Buffer.allocUnsafe(4 + 2 * (alen + 2));
   let cmp = Buffer.compare(p.src, p.dst);

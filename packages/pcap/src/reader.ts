@@ -137,18 +137,35 @@ export async function* readCapture(file: string, opts: ReadCaptureOptions = {}):
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw ERR_PCAP_NOT_A_FILE(file, st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file');
+    if (!st.isFile())
+      throw ERR_PCAP_NOT_A_FILE(
+        file,
+        st.isFIFO()
+          ? 'a FIFO'
+          : st.isDirectory()
+            ? 'a directory'
+            : st.isCharacterDevice() || st.isBlockDevice()
+              ? 'a device'
+              : 'not a regular file',
+      );
     const src = new ChunkedSource(fh, file, opts.chunkSize ?? DEFAULT_CHUNK);
     const maxCaplen = opts.maxCaplen ?? DEFAULT_MAX_CAPLEN;
     if (!(await src.fill(4))) {
-      throw ERR_PCAP_TRUNCATED(file, 0, `the file header (${src.available} bytes, a capture starts with a 4-byte magic)`);
+      throw ERR_PCAP_TRUNCATED(
+        file,
+        0,
+        `the file header (${src.available} bytes, a capture starts with a 4-byte magic)`,
+      );
     }
     const head = src.peek(4);
     const le = head.readUInt32LE(0);
     const be = head.readUInt32BE(0);
     if (be === PCAPNG_SHB) {
       yield* readPcapng(src, file, maxCaplen);
-    } else if ([PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_KUZNETZOV].includes(le) || [PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_KUZNETZOV].includes(be)) {
+    } else if (
+      [PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_KUZNETZOV].includes(le) ||
+      [PCAP_MAGIC_US, PCAP_MAGIC_NS, PCAP_MAGIC_KUZNETZOV].includes(be)
+    ) {
       yield* readPcap(src, file, maxCaplen);
     } else {
       throw ERR_PCAP_BAD_MAGIC(file, 0, head.toString('hex'));
@@ -178,7 +195,11 @@ async function* readPcap(src: ChunkedSource, file: string, maxCaplen: number): A
     const recOffset = src.pos;
     if (await src.atEnd()) return;
     if (!(await src.fill(recHeaderLen))) {
-      throw ERR_PCAP_TRUNCATED(file, recOffset, `the header of frame ${seq} (${src.available} of ${recHeaderLen} bytes)`);
+      throw ERR_PCAP_TRUNCATED(
+        file,
+        recOffset,
+        `the header of frame ${seq} (${src.available} of ${recHeaderLen} bytes)`,
+      );
     }
     const rh = src.peek(recHeaderLen);
     const sec = u32(rh, 0);
@@ -186,7 +207,11 @@ async function* readPcap(src: ChunkedSource, file: string, maxCaplen: number): A
     const caplen = u32(rh, 8);
     const origLen = u32(rh, 12);
     if (caplen > maxCaplen) {
-      throw ERR_PCAP_BAD_LENGTH(file, recOffset, `frame ${seq} claims ${caplen} captured bytes, over the ${maxCaplen}-byte cap`);
+      throw ERR_PCAP_BAD_LENGTH(
+        file,
+        recOffset,
+        `frame ${seq} claims ${caplen} captured bytes, over the ${maxCaplen}-byte cap`,
+      );
     }
     if (frac >= (nanos ? 1_000_000_000 : 1_000_000)) {
       throw ERR_PCAP_BAD_LENGTH(file, recOffset, `frame ${seq} has a sub-second timestamp of ${frac}, out of range`);
@@ -231,7 +256,12 @@ async function* readPcapng(src: ChunkedSource, file: string, maxCaplen: number):
       const bom = head.readUInt32LE(8);
       if (bom === PCAPNG_BOM) littleEndian = true;
       else if (head.readUInt32BE(8) === PCAPNG_BOM) littleEndian = false;
-      else throw ERR_PCAP_BAD_BLOCK(file, blockOffset, `section header byte-order magic is 0x${head.subarray(8, 12).toString('hex')}`);
+      else
+        throw ERR_PCAP_BAD_BLOCK(
+          file,
+          blockOffset,
+          `section header byte-order magic is 0x${head.subarray(8, 12).toString('hex')}`,
+        );
       type = PCAPNG_SHB;
       interfaces = [];
       sawSection = true;
@@ -243,21 +273,37 @@ async function* readPcapng(src: ChunkedSource, file: string, maxCaplen: number):
     const u16 = (b: Buffer, o: number) => (littleEndian ? b.readUInt16LE(o) : b.readUInt16BE(o));
     const totalLen = u32(head, 4);
     if (totalLen < 12 || totalLen % 4 !== 0) {
-      throw ERR_PCAP_BAD_BLOCK(file, blockOffset, `block type 0x${type.toString(16)} has length ${totalLen} (must be ≥ 12 and a multiple of 4)`);
+      throw ERR_PCAP_BAD_BLOCK(
+        file,
+        blockOffset,
+        `block type 0x${type.toString(16)} has length ${totalLen} (must be ≥ 12 and a multiple of 4)`,
+      );
     }
     // Packet blocks are held to the snap-length cap (plus room for options) before any read,
     // so a corrupt length cannot make us buffer megabytes.
     const cap = type === BT_EPB || type === BT_OPB || type === BT_SPB ? maxCaplen + PACKET_BLOCK_SLACK : MAX_BLOCK_LEN;
     if (totalLen > cap) {
-      throw ERR_PCAP_BAD_LENGTH(file, blockOffset, `pcapng block type 0x${type.toString(16)} claims ${totalLen} bytes, over the ${cap}-byte cap`);
+      throw ERR_PCAP_BAD_LENGTH(
+        file,
+        blockOffset,
+        `pcapng block type 0x${type.toString(16)} claims ${totalLen} bytes, over the ${cap}-byte cap`,
+      );
     }
     if (!(await src.fill(totalLen))) {
-      throw ERR_PCAP_TRUNCATED(file, blockOffset, `pcapng block type 0x${type.toString(16)} (says ${totalLen} bytes, ${src.available} left)`);
+      throw ERR_PCAP_TRUNCATED(
+        file,
+        blockOffset,
+        `pcapng block type 0x${type.toString(16)} (says ${totalLen} bytes, ${src.available} left)`,
+      );
     }
     const block = src.peek(totalLen);
     head = block;
     if (u32(block, totalLen - 4) !== totalLen) {
-      throw ERR_PCAP_BAD_BLOCK(file, blockOffset, `trailing length ${u32(block, totalLen - 4)} differs from leading length ${totalLen}`);
+      throw ERR_PCAP_BAD_BLOCK(
+        file,
+        blockOffset,
+        `trailing length ${u32(block, totalLen - 4)} differs from leading length ${totalLen}`,
+      );
     }
     const body = block.subarray(8, totalLen - 4);
     const bad = (detail: string) => ERR_PCAP_BAD_BLOCK(file, blockOffset, detail);
@@ -267,7 +313,8 @@ async function* readPcapng(src: ChunkedSource, file: string, maxCaplen: number):
       case PCAPNG_SHB: {
         if (body.length < 16) throw bad(`section header body is ${body.length} bytes, needs 16`);
         const major = u16(body, 4);
-        if (major !== 1) throw ERR_PCAP_UNSUPPORTED(file, blockOffset, `pcapng major version ${major} is not supported (only 1)`);
+        if (major !== 1)
+          throw ERR_PCAP_UNSUPPORTED(file, blockOffset, `pcapng major version ${major} is not supported (only 1)`);
         break;
       }
       case BT_IDB: {
@@ -302,8 +349,14 @@ async function* readPcapng(src: ChunkedSource, file: string, maxCaplen: number):
         const ts = (BigInt(u32(body, 4)) << 32n) | BigInt(u32(body, 8));
         const caplen = u32(body, 12);
         const origLen = u32(body, 16);
-        if (caplen > maxCaplen) throw ERR_PCAP_BAD_LENGTH(file, blockOffset, `frame ${seq} claims ${caplen} captured bytes, over the ${maxCaplen}-byte cap`);
-        if (20 + caplen > body.length) throw bad(`frame ${seq} claims ${caplen} captured bytes but its block holds ${body.length - 20}`);
+        if (caplen > maxCaplen)
+          throw ERR_PCAP_BAD_LENGTH(
+            file,
+            blockOffset,
+            `frame ${seq} claims ${caplen} captured bytes, over the ${maxCaplen}-byte cap`,
+          );
+        if (20 + caplen > body.length)
+          throw bad(`frame ${seq} claims ${caplen} captured bytes but its block holds ${body.length - 20}`);
         lastTsUs = toMicros(ts, iface);
         out = {
           ts_us: lastTsUs,
@@ -324,7 +377,12 @@ async function* readPcapng(src: ChunkedSource, file: string, maxCaplen: number):
         // snap length and what the block holds.
         let caplen = Math.min(origLen, body.length - 4);
         if (iface.snaplen > 0) caplen = Math.min(caplen, iface.snaplen);
-        if (caplen > maxCaplen) throw ERR_PCAP_BAD_LENGTH(file, blockOffset, `frame ${seq} holds ${caplen} captured bytes, over the ${maxCaplen}-byte cap`);
+        if (caplen > maxCaplen)
+          throw ERR_PCAP_BAD_LENGTH(
+            file,
+            blockOffset,
+            `frame ${seq} holds ${caplen} captured bytes, over the ${maxCaplen}-byte cap`,
+          );
         out = {
           // No timestamp in an SPB: reuse the last one so idle timeouts do not jump back to 1970.
           ts_us: lastTsUs,

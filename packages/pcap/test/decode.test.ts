@@ -18,7 +18,10 @@ import {
 import { collect, corpusCaptures, relink, smtpSession, SV } from './helpers.js';
 
 function ip(r: DecodeResult): IpPacket {
-  if (r.kind !== 'ip') assert.fail(`expected an IP packet, got ${r.kind === 'error' ? r.error.message : `non-ip 0x${r.ethertype.toString(16)}`}`);
+  if (r.kind !== 'ip')
+    assert.fail(
+      `expected an IP packet, got ${r.kind === 'error' ? r.error.message : `non-ip 0x${r.ethertype.toString(16)}`}`,
+    );
   return r;
 }
 const noCorpus = skipWithoutCorpus('suricata-verify');
@@ -33,17 +36,22 @@ function smtpFrames(): Buffer[] {
   return smtpSession().map((f) => f.frame);
 }
 
-test('every frame of the corpus decodes to IP (all are IPv4/IPv6 over Ethernet, SLL or null)', { skip: noCorpus }, async () => {
-  let frames = 0;
-  for (const c of corpusCaptures()) {
-    for (const f of await collect(c.file)) {
-      const r = decodeFrame(f.linktype, f.frame);
-      if (r.kind !== 'ip') assert.fail(`${c.test} frame ${f.seq}: ${r.kind === 'error' ? r.error.message : 'non-ip'}`);
-      frames++;
+test(
+  'every frame of the corpus decodes to IP (all are IPv4/IPv6 over Ethernet, SLL or null)',
+  { skip: noCorpus },
+  async () => {
+    let frames = 0;
+    for (const c of corpusCaptures()) {
+      for (const f of await collect(c.file)) {
+        const r = decodeFrame(f.linktype, f.frame);
+        if (r.kind !== 'ip')
+          assert.fail(`${c.test} frame ${f.seq}: ${r.kind === 'error' ? r.error.message : 'non-ip'}`);
+        frames++;
+      }
     }
-  }
-  assert.ok(frames > 8000);
-});
+    assert.ok(frames > 8000);
+  },
+);
 
 test('Ethernet IPv4 TCP: addresses, ports, flags', () => {
   const [syn, synAck] = smtpFrames();
@@ -76,7 +84,11 @@ test('802.1Q tag, QinQ / 802.1ad stacks', () => {
   assert.equal(t.l3Offset, 18);
   assert.equal(t.sport, plain.sport);
   // Insert an 802.1ad S-tag (vid 100) and an 802.1Q C-tag (vid 200) after the MACs.
-  const qinq = Buffer.concat([syn!.subarray(0, 12), Buffer.from([0x88, 0xa8, 0x00, 100, 0x81, 0x00, 0x20, 200]), syn!.subarray(12)]);
+  const qinq = Buffer.concat([
+    syn!.subarray(0, 12),
+    Buffer.from([0x88, 0xa8, 0x00, 100, 0x81, 0x00, 0x20, 200]),
+    syn!.subarray(12),
+  ]);
   const q = ip(decodeFrame(1, qinq));
   assert.equal(q.vlan, 100, 'outer tag is the flow VLAN');
   assert.deepEqual(q.vlans, [100, 200]);
@@ -94,7 +106,10 @@ test('Linux SLL, SLL2, raw IP, BSD null (both orders) and loop give the same pac
   const [syn] = smtpFrames();
   const viaEth = ip(decodeFrame(1, syn!));
   const viaSll = ip(decodeFrame(113, relink(syn!, 113)));
-  assert.deepEqual([formatIp(viaSll.src), viaSll.sport, formatIp(viaSll.dst), viaSll.dport], [formatIp(viaEth.src), viaEth.sport, formatIp(viaEth.dst), viaEth.dport]);
+  assert.deepEqual(
+    [formatIp(viaSll.src), viaSll.sport, formatIp(viaSll.dst), viaSll.dport],
+    [formatIp(viaEth.src), viaEth.sport, formatIp(viaEth.dst), viaEth.dport],
+  );
   const ipBytes = relink(syn!, 101);
   const same = (p: IpPacket) => {
     assert.equal(formatIp(p.src), formatIp(viaSll.src));
@@ -117,31 +132,38 @@ test('Linux SLL, SLL2, raw IP, BSD null (both orders) and loop give the same pac
   assert.ok(bad.kind === 'error' && ERR_DECODE_MALFORMED.is(bad.error));
 });
 
-test('real captures: an 802.1Q tag, Linux SLL, BSD null (macOS), IPv6 destination options', { skip: noCorpus }, async () => {
-  const [tagged] = await corpusFrames('detect-flowbits');
-  const p = ip(decodeFrame(1, tagged!.frame));
-  assert.equal(p.vlan, 6);
-  assert.equal(formatIp(p.src), '5.6.7.8');
-  assert.equal(p.sport, 6666);
+test(
+  'real captures: an 802.1Q tag, Linux SLL, BSD null (macOS), IPv6 destination options',
+  { skip: noCorpus },
+  async () => {
+    const [tagged] = await corpusFrames('detect-flowbits');
+    const p = ip(decodeFrame(1, tagged!.frame));
+    assert.equal(p.vlan, 6);
+    assert.equal(formatIp(p.src), '5.6.7.8');
+    assert.equal(p.sport, 6666);
 
-  const sll = (await collect(join(SV(), 'tcp-fastopen-04', 'tfo.pcap')))[0]!;
-  assert.equal(sll.linktype, 113);
-  const viaSll = ip(decodeFrame(113, sll.frame));
-  const viaRaw = ip(decodeFrame(101, sll.frame.subarray(16)));
-  assert.deepEqual([formatIp(viaSll.src), viaSll.sport, formatIp(viaSll.dst), viaSll.dport], [formatIp(viaRaw.src), viaRaw.sport, formatIp(viaRaw.dst), viaRaw.dport]);
+    const sll = (await collect(join(SV(), 'tcp-fastopen-04', 'tfo.pcap')))[0]!;
+    assert.equal(sll.linktype, 113);
+    const viaSll = ip(decodeFrame(113, sll.frame));
+    const viaRaw = ip(decodeFrame(101, sll.frame.subarray(16)));
+    assert.deepEqual(
+      [formatIp(viaSll.src), viaSll.sport, formatIp(viaSll.dst), viaSll.dport],
+      [formatIp(viaRaw.src), viaRaw.sport, formatIp(viaRaw.dst), viaRaw.dport],
+    );
 
-  // null link type, AF_INET in host order
-  const nul = (await collect(join(SV(), 'http-async', 'input.pcap')))[0]!;
-  assert.equal(nul.linktype, 0);
-  assert.equal(ip(decodeFrame(0, nul.frame)).proto, 6);
+    // null link type, AF_INET in host order
+    const nul = (await collect(join(SV(), 'http-async', 'input.pcap')))[0]!;
+    assert.equal(nul.linktype, 0);
+    assert.equal(ip(decodeFrame(0, nul.frame)).proto, 6);
 
-  // detect-ttl-ipv6: echo requests carry a destination-options header before ICMPv6.
-  const decoded = (await corpusFrames('detect-ttl-ipv6')).map((f) => ip(decodeFrame(f.linktype, f.frame)));
-  const req = decoded.find((x) => x.icmpType === 128)!;
-  assert.equal(req.proto, 58);
-  assert.equal(formatIp(req.src), '2001:db8:2:0:8e16:45ff:fee5:5ba2');
-  assert.equal(req.sport, 0, 'ICMP has no ports, so request and reply are one flow');
-});
+    // detect-ttl-ipv6: echo requests carry a destination-options header before ICMPv6.
+    const decoded = (await corpusFrames('detect-ttl-ipv6')).map((f) => ip(decodeFrame(f.linktype, f.frame)));
+    const req = decoded.find((x) => x.icmpType === 128)!;
+    assert.equal(req.proto, 58);
+    assert.equal(formatIp(req.src), '2001:db8:2:0:8e16:45ff:fee5:5ba2');
+    assert.equal(req.sport, 0, 'ICMP has no ports, so request and reply are one flow');
+  },
+);
 
 test('IPv4 options shift the L4 header; fragments: only the first carries ports', () => {
   const [syn] = smtpFrames();
@@ -282,7 +304,11 @@ test('formatIp follows RFC 5952', () => {
   assert.equal(formatIp(v6('0000:0000:0000:0000:0000:0000:0000:0000')), '::');
   assert.equal(formatIp(v6('0000:0000:0000:0000:0000:0000:0000:0001')), '::1');
   assert.equal(formatIp(v6('2001:0db8:0000:0001:0000:0000:0000:0001')), '2001:db8:0:1::1', 'longest run wins');
-  assert.equal(formatIp(v6('2001:0db8:0000:0001:0001:0001:0001:0001')), '2001:db8:0:1:1:1:1:1', 'a single 0 group is not ::');
+  assert.equal(
+    formatIp(v6('2001:0db8:0000:0001:0001:0001:0001:0001')),
+    '2001:db8:0:1:1:1:1:1',
+    'a single 0 group is not ::',
+  );
   assert.equal(formatIp(v6('2001:0000:0000:0001:0000:0000:0001:0001')), '2001::1:0:0:1:1', 'first of equal runs');
   assert.equal(formatIp(v6('fe80:0000:0000:0000:0000:0000:0000:0000')), 'fe80::');
 });

@@ -23,7 +23,12 @@ export function corpusCaptures(): { test: string; file: string; expectedPackets:
     } catch {
       continue;
     }
-    out.push({ test, file: join(SV(), test, meta.pcap), expectedPackets: meta.pcap_info.packets, linktypes: meta.pcap_info.linktypes });
+    out.push({
+      test,
+      file: join(SV(), test, meta.pcap),
+      expectedPackets: meta.pcap_info.packets,
+      linktypes: meta.pcap_info.linktypes,
+    });
   }
   return out;
 }
@@ -71,7 +76,11 @@ function sum16(b: Buffer): number {
 }
 
 /** Ethernet / IPv4 (no options, DF) / TCP, both checksums valid. */
-function ethIpv4Tcp(from: End, to: End, o: { id: number; seq: number; ack: number; flags: number; payload: Buffer; options?: Buffer }): Buffer {
+function ethIpv4Tcp(
+  from: End,
+  to: End,
+  o: { id: number; seq: number; ack: number; flags: number; payload: Buffer; options?: Buffer },
+): Buffer {
   const opts = o.options ?? Buffer.alloc(0);
   const t = Buffer.alloc(20 + opts.length);
   t.writeUInt16BE(from.port, 0);
@@ -125,8 +134,14 @@ export function smtpSession(): Frame[] {
     [CLIENT, TCP.FIN | TCP.ACK, '', 90_210],
     [SERVER, TCP.ACK, '', 38_012],
   ];
-  const next = new Map<End, number>([[CLIENT, 0x1f2e3d4c], [SERVER, 0xa0b0c0d0]]);
-  const ids = new Map<End, number>([[CLIENT, 0x3a10], [SERVER, 0x0001]]);
+  const next = new Map<End, number>([
+    [CLIENT, 0x1f2e3d4c],
+    [SERVER, 0xa0b0c0d0],
+  ]);
+  const ids = new Map<End, number>([
+    [CLIENT, 0x3a10],
+    [SERVER, 0x0001],
+  ]);
   let ts = 1_700_000_000_123_457;
   const out: Frame[] = [];
   for (const [from, flags, body, gap] of steps) {
@@ -134,7 +149,11 @@ export function smtpSession(): Frame[] {
     ts += gap;
     const payload = typeof body === 'number' ? Buffer.from('x'.repeat(body - 2) + '\r\n') : Buffer.from(body);
     const syn = (flags & TCP.SYN) !== 0;
-    const options = !syn ? undefined : from === CLIENT ? Buffer.from([2, 4, 0x05, 0xb4, 1, 1, 4, 2]) : Buffer.from([2, 4, 0x05, 0xb4]);
+    const options = !syn
+      ? undefined
+      : from === CLIENT
+        ? Buffer.from([2, 4, 0x05, 0xb4, 1, 1, 4, 2])
+        : Buffer.from([2, 4, 0x05, 0xb4]);
     const seq = next.get(from)!;
     const ack = flags & TCP.ACK ? next.get(to)! : 0;
     const id = ids.get(from)!;
@@ -210,11 +229,21 @@ class Writer {
 
 export function writePcap(frames: Frame[], o: { le: boolean; nanos: boolean; linktype: number }): Buffer {
   const w = new Writer(o.le);
-  w.u32(o.nanos ? 0xa1b23c4d : 0xa1b2c3d4).u16(2).u16(4).u32(0).u32(0).u32(262144).u32(o.linktype);
+  w.u32(o.nanos ? 0xa1b23c4d : 0xa1b2c3d4)
+    .u16(2)
+    .u16(4)
+    .u32(0)
+    .u32(0)
+    .u32(262144)
+    .u32(o.linktype);
   for (const f of frames) {
     const sec = Math.floor(f.ts_us / 1e6);
     const us = f.ts_us % 1e6;
-    w.u32(sec).u32(o.nanos ? us * 1000 + (f.sub_us_ns ?? 0) : us).u32(f.frame.length).u32(f.orig_len).bytes(f.frame);
+    w.u32(sec)
+      .u32(o.nanos ? us * 1000 + (f.sub_us_ns ?? 0) : us)
+      .u32(f.frame.length)
+      .u32(f.orig_len)
+      .bytes(f.frame);
   }
   return w.done();
 }
@@ -255,11 +284,25 @@ export function pcapngSection(
     block(
       le,
       0x0a0d0d0a,
-      new Writer(le).u32(0x1a2b3c4d).u16(1).u16(0).i64(-1n).u16(4).u16(app.length).bytes(app).pad4().u16(0).u16(0).done(),
+      new Writer(le)
+        .u32(0x1a2b3c4d)
+        .u16(1)
+        .u16(0)
+        .i64(-1n)
+        .u16(4)
+        .u16(app.length)
+        .bytes(app)
+        .pad4()
+        .u16(0)
+        .u16(0)
+        .done(),
     ),
   );
   for (const iface of o.interfaces) {
-    const w = new Writer(le).u16(iface.linktype).u16(0).u32(iface.snaplen ?? 262144);
+    const w = new Writer(le)
+      .u16(iface.linktype)
+      .u16(0)
+      .u32(iface.snaplen ?? 262144);
     if (iface.tsresol !== undefined) w.u16(9).u16(1).u8(iface.tsresol).pad4();
     if (iface.tsoffset !== undefined) w.u16(14).u16(8).i64(iface.tsoffset);
     w.u16(0).u16(0);
@@ -267,7 +310,20 @@ export function pcapngSection(
   }
   if (o.extraBlocks) {
     // A name resolution block and a custom block: the reader must step over them.
-    parts.push(block(le, 4, new Writer(le).u16(1).u16(8).bytes(Buffer.from([10, 0, 0, 1])).bytes(Buffer.from('h\0\0\0')).u16(0).u16(0).done()));
+    parts.push(
+      block(
+        le,
+        4,
+        new Writer(le)
+          .u16(1)
+          .u16(8)
+          .bytes(Buffer.from([10, 0, 0, 1]))
+          .bytes(Buffer.from('h\0\0\0'))
+          .u16(0)
+          .u16(0)
+          .done(),
+      ),
+    );
     parts.push(block(le, 0x00000bad, new Writer(le).u32(32473).bytes(Buffer.from('opaque')).pad4().done()));
   }
   for (const f of frames) {
@@ -282,7 +338,13 @@ export function pcapngSection(
       w.u16(1).u16(3).bytes(Buffer.from('hi!')).pad4().u16(0).u16(0);
       parts.push(block(le, 6, w.done()));
     } else if (o.packetBlock === 'opb') {
-      parts.push(block(le, 2, new Writer(le).u16(ifId).u16(0).u32(hi).u32(lo).u32(f.frame.length).u32(f.orig_len).bytes(f.frame).done()));
+      parts.push(
+        block(
+          le,
+          2,
+          new Writer(le).u16(ifId).u16(0).u32(hi).u32(lo).u32(f.frame.length).u32(f.orig_len).bytes(f.frame).done(),
+        ),
+      );
     } else {
       parts.push(block(le, 3, new Writer(le).u32(f.orig_len).bytes(f.frame).done()));
     }

@@ -10,8 +10,19 @@ export function sameHost(a: PlatformHost, b: PlatformHost): boolean {
 }
 
 function canonicalVm(v: PlatformVm): PlatformVm {
-  const nics = v.nics.map((n) => ({ mac: n.mac, network: n.network, ips: [...n.ips].sort() })).sort((x, y) => (x.mac < y.mac ? -1 : x.mac > y.mac ? 1 : 0));
-  return { id: v.id, name: v.name, host: v.host, power: v.power, guestOs: v.guestOs, nics, snapshot: v.snapshot, template: v.template };
+  const nics = v.nics
+    .map((n) => ({ mac: n.mac, network: n.network, ips: [...n.ips].sort() }))
+    .sort((x, y) => (x.mac < y.mac ? -1 : x.mac > y.mac ? 1 : 0));
+  return {
+    id: v.id,
+    name: v.name,
+    host: v.host,
+    power: v.power,
+    guestOs: v.guestOs,
+    nics,
+    snapshot: v.snapshot,
+    template: v.template,
+  };
 }
 
 export interface StateDiff {

@@ -6,7 +6,11 @@ export interface PlatformHost {
   cluster: string | null;
   connection: 'connected' | 'disconnected' | 'maintenance' | 'unknown';
 }
-export interface PlatformNic { /** lower-case aa:bb:cc:dd:ee:ff */ mac: string; network: string | null; ips: string[] }
+export interface PlatformNic {
+  /** lower-case aa:bb:cc:dd:ee:ff */ mac: string;
+  network: string | null;
+  ips: string[];
+}
 export interface PlatformVm {
   /** vSphere config.instanceUuid; libvirt domain UUID. */
   id: string;
@@ -20,8 +24,12 @@ export interface PlatformVm {
   snapshot: string | null;
   template: boolean;
 }
-export interface PlatformState { hosts: PlatformHost[]; vms: PlatformVm[] }
-export type PlatformEventKind = 'created' | 'powered_on' | 'powered_off' | 'suspended' | 'migrated' | 'reverted' | 'cloned' | 'deleted';
+export interface PlatformState {
+  hosts: PlatformHost[];
+  vms: PlatformVm[];
+}
+export type PlatformEventKind =
+  'created' | 'powered_on' | 'powered_off' | 'suspended' | 'migrated' | 'reverted' | 'cloned' | 'deleted';
 export interface PlatformEvent {
   /** The platform's own id for what happened (vSphere event key or task key), stable across reconnects: the caller dedups by it. */
   id: string;
@@ -33,9 +41,9 @@ export interface PlatformEvent {
   vmName: string | null;
   /** Where the VM is after the event. */
   host: string | null;
-  fromHost?: string | null;   // migrated
-  snapshot?: string | null;   // reverted
-  sourceVm?: string | null;   // cloned: the source VM's id
+  fromHost?: string | null; // migrated
+  snapshot?: string | null; // reverted
+  sourceVm?: string | null; // cloned: the source VM's id
 }
 /** Opaque position a connector resumes from after a restart (JSON-serialisable). */
 export type ConnectorCursor = Record<string, string | number>;

@@ -28,7 +28,11 @@ export interface PolicyApplyResult {
   written: number;
 }
 
-export async function applyPolicyFile(deps: Pick<ApplyDeps, 'bus' | 'ctx' | 'dataDir'>, file: string, opts: { by?: string; dryRun?: boolean } = {}): Promise<PolicyApplyResult> {
+export async function applyPolicyFile(
+  deps: Pick<ApplyDeps, 'bus' | 'ctx' | 'dataDir'>,
+  file: string,
+  opts: { by?: string; dryRun?: boolean } = {},
+): Promise<PolicyApplyResult> {
   const { bus, ctx } = deps;
   const compiled = compilePolicyFile(file, deps.dataDir === undefined ? {} : { dataDir: deps.dataDir });
   const codec = codecFor(TOPICS.policy);
@@ -40,7 +44,10 @@ export async function applyPolicyFile(deps: Pick<ApplyDeps, 'bus' | 'ctx' | 'dat
   const by = opts.by ?? `cli:${process.env.USER ?? 'unknown'}`;
   const records: ProduceRecord[] = [];
   const put = (kind: PolicyRecord['kind'], id: string, document: string, version: number) => {
-    records.push({ key: Buffer.from(policyRecordKey(kind, id)), value: codec.encode({ kind, id, version, document, updated_us: now, updated_by: by }) });
+    records.push({
+      key: Buffer.from(policyRecordKey(kind, id)),
+      value: codec.encode({ kind, id, version, document, updated_us: now, updated_by: by }),
+    });
   };
   // rulesets first: a dpi instance that sees the new policy can already find its rules
   for (const rs of compiled.rulesets) {
@@ -62,12 +69,22 @@ export async function applyPolicyFile(deps: Pick<ApplyDeps, 'bus' | 'ctx' | 'dat
   const version = changed ? (old?.version ?? 0) + 1 : old!.version;
   if (changed) put('policy', id, doc, version);
   if (opts.dryRun) {
-    ctx.log.info({ policy: id, version, changed, wouldWrite: records.length }, 'Policy checked (dry run): nothing was written.');
+    ctx.log.info(
+      { policy: id, version, changed, wouldWrite: records.length },
+      'Policy checked (dry run): nothing was written.',
+    );
     return { id, version, changed, rulesetRecords: compiled.rulesets.length, records: records.length, written: 0 };
   }
   if (records.length) await sendAll(bus, TOPICS.policy, records);
   ctx.log.info({ policy: id, version, changed, written: records.length }, 'Policy applied.');
-  return { id, version, changed, rulesetRecords: compiled.rulesets.length, records: records.length, written: records.length };
+  return {
+    id,
+    version,
+    changed,
+    rulesetRecords: compiled.rulesets.length,
+    records: records.length,
+    written: records.length,
+  };
 }
 
 export interface InventoryApplyResult {
@@ -79,7 +96,11 @@ export interface InventoryApplyResult {
   pruned: number;
 }
 
-export async function applyInventoryFile(deps: Pick<ApplyDeps, 'bus' | 'ctx'>, file: string, opts: { dryRun?: boolean; prune?: boolean } = {}): Promise<InventoryApplyResult> {
+export async function applyInventoryFile(
+  deps: Pick<ApplyDeps, 'bus' | 'ctx'>,
+  file: string,
+  opts: { dryRun?: boolean; prune?: boolean } = {},
+): Promise<InventoryApplyResult> {
   const { bus, ctx } = deps;
   const inv = readInventoryFile(file);
   const codec = codecFor(TOPICS.inventory);
@@ -105,7 +126,10 @@ export async function applyInventoryFile(deps: Pick<ApplyDeps, 'bus' | 'ctx'>, f
   }
   const vms = [...wanted.keys()].filter((k) => k.startsWith(inventoryKey('vm', ''))).length;
   if (opts.dryRun) {
-    ctx.log.info({ hosts: wanted.size - vms, vms, wouldWrite: records.length, wouldPrune: pruned }, 'Inventory checked (dry run): nothing was written.');
+    ctx.log.info(
+      { hosts: wanted.size - vms, vms, wouldWrite: records.length, wouldPrune: pruned },
+      'Inventory checked (dry run): nothing was written.',
+    );
     return { hosts: wanted.size - vms, vms, records: records.length, written: 0, pruned };
   }
   if (records.length) await sendAll(bus, TOPICS.inventory, records);

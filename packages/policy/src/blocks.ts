@@ -32,7 +32,8 @@ export function splitBlockKey(key: Buffer | null): { enforcer: string; target: s
 export async function blockTable(bus: Bus, nowMs: number): Promise<BlockView[]> {
   const codec = codecFor(TOPICS.blocks);
   const out: BlockView[] = [];
-  for (const r of (await readTable(bus, TOPICS.blocks)).values()) out.push(blockView(r.key, codec.decode(r.value!), nowMs));
+  for (const r of (await readTable(bus, TOPICS.blocks)).values())
+    out.push(blockView(r.key, codec.decode(r.value!), nowMs));
   return sortBlocks(out);
 }
 

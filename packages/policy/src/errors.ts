@@ -14,4 +14,7 @@ export const ERR_POLICY_RECORD = defineError(
   'CORDON_ERR_POLICY_RECORD',
   (key: string, detail: string) => `record ${key} is not usable: ${detail}; it was skipped`,
 );
-export const ERR_POLICY_USAGE = defineError('CORDON_ERR_POLICY_USAGE', (usage: string) => `${usage}; run "cordon help" for usage`);
+export const ERR_POLICY_USAGE = defineError(
+  'CORDON_ERR_POLICY_USAGE',
+  (usage: string) => `${usage}; run "cordon help" for usage`,
+);

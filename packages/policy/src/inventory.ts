@@ -10,7 +10,9 @@ import { parseYamlWith } from './yaml-file.js';
  * with their NICs. It stands in for the vSphere/libvirt connectors; the records it writes
  * are the ones a connector would.
  */
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only (up to 128)');
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only (up to 128)');
 const ip = z.string().refine((s) => plainIpFamily(s) !== 0, { message: 'not a plain IPv4 or IPv6 address' });
 const mac = z
   .string()
@@ -55,15 +57,30 @@ export const inventoryFileSchema = z
     for (const [h, host] of Object.entries(inv.hosts)) {
       for (const [v, m] of Object.entries(host.vms)) {
         const prev = vmAt.get(v);
-        if (prev) ctx.addIssue({ code: 'custom', path: ['hosts', h, 'vms', v], message: `VM ${v} is also listed on host ${prev}` });
+        if (prev)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['hosts', h, 'vms', v],
+            message: `VM ${v} is also listed on host ${prev}`,
+          });
         vmAt.set(v, h);
         m.nics.forEach((n, i) => {
           const owner = macAt.get(n.mac);
-          if (owner) ctx.addIssue({ code: 'custom', path: ['hosts', h, 'vms', v, 'nics', i, 'mac'], message: `MAC ${n.mac} is also the MAC of ${owner}` });
+          if (owner)
+            ctx.addIssue({
+              code: 'custom',
+              path: ['hosts', h, 'vms', v, 'nics', i, 'mac'],
+              message: `MAC ${n.mac} is also the MAC of ${owner}`,
+            });
           macAt.set(n.mac, v);
           n.ips.forEach((a, j) => {
             const o = ipAt.get(a);
-            if (o && o !== v) ctx.addIssue({ code: 'custom', path: ['hosts', h, 'vms', v, 'nics', i, 'ips', j], message: `IP ${a} is also an address of ${o}` });
+            if (o && o !== v)
+              ctx.addIssue({
+                code: 'custom',
+                path: ['hosts', h, 'vms', v, 'nics', i, 'ips', j],
+                message: `IP ${a} is also an address of ${o}`,
+              });
             ipAt.set(a, v);
           });
         });
@@ -91,13 +108,30 @@ export function readInventoryFile(file: string): InventoryFile {
 export const inventoryKey = (kind: InventoryRecord['kind'], id: string): string => `${kind}:${id}`;
 
 /** The fields a hand-written inventory does not know: what a platform connector fills in. */
-export const NOT_FROM_A_PLATFORM = Object.freeze({ cluster: null, connection: null, snapshot: null, template: false, connector: null, source: null });
+export const NOT_FROM_A_PLATFORM = Object.freeze({
+  cluster: null,
+  connection: null,
+  snapshot: null,
+  template: false,
+  connector: null,
+  source: null,
+});
 
 /** The records the file stands for, keyed as on the topic. */
 export function inventoryRecords(inv: InventoryFile, nowUs: number): Map<string, InventoryRecord> {
   const out = new Map<string, InventoryRecord>();
   for (const [h, host] of Object.entries(inv.hosts)) {
-    out.set(inventoryKey('host', h), { kind: 'host', id: h, name: host.name ?? h, host: null, power: null, guest_os: null, nics: [], updated_us: nowUs, ...NOT_FROM_A_PLATFORM });
+    out.set(inventoryKey('host', h), {
+      kind: 'host',
+      id: h,
+      name: host.name ?? h,
+      host: null,
+      power: null,
+      guest_os: null,
+      nics: [],
+      updated_us: nowUs,
+      ...NOT_FROM_A_PLATFORM,
+    });
     for (const [v, m] of Object.entries(host.vms)) {
       out.set(inventoryKey('vm', v), {
         kind: 'vm',

@@ -25,7 +25,9 @@ import { parseYamlWith } from './yaml-file.js';
 const mode = z.enum(['detect', 'prevent']);
 export type Mode = z.infer<typeof mode>;
 const sid = z.string().regex(/^[0-9]{1,10}$/, 'a rule is named by its numeric sid');
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only (up to 128)');
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'letters, digits, "_", ".", ":" and "-" only (up to 128)');
 const ruleSetName = z.string().regex(SET_NAME, 'a rule set name (as "cordon rules list" shows it)');
 
 /**
@@ -36,10 +38,25 @@ const ruleSetName = z.string().regex(SET_NAME, 'a rule set name (as "cordon rule
 export const agentPolicySchema = z
   .object({
     /** Absolute paths; an agent reads only those below its own logRoots. */
-    logs: z.array(z.object({ path: z.string().min(1).refine((p) => isAbsolute(p), { message: 'must be an absolute path' }), format: z.string().optional() }).strict()).optional(),
+    logs: z
+      .array(
+        z
+          .object({
+            path: z
+              .string()
+              .min(1)
+              .refine((p) => isAbsolute(p), { message: 'must be an absolute path' }),
+            format: z.string().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
     logStartAt: z.enum(['beginning', 'end']).optional(),
     fim: fimPolicySchema.optional(),
-    netconf: z.object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) }).strict().optional(),
+    netconf: z
+      .object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) })
+      .strict()
+      .optional(),
   })
   .strict();
 export type AgentPolicy = z.infer<typeof agentPolicySchema>;
@@ -62,7 +79,17 @@ export const policyFileSchema = z
      * rule files (as `<set>/<file>`).
      */
     ruleSets: z
-      .array(z.union([ruleSetName, z.object({ name: ruleSetName, files: z.array(z.string().regex(/^[^/\\]+\.rules$/, 'a .rules file name of the set')).min(1) }).strict()]))
+      .array(
+        z.union([
+          ruleSetName,
+          z
+            .object({
+              name: ruleSetName,
+              files: z.array(z.string().regex(/^[^/\\]+\.rules$/, 'a .rules file name of the set')).min(1),
+            })
+            .strict(),
+        ]),
+      )
       .default([]),
     rules: z.record(sid, mode).default({}),
     /**
@@ -111,7 +138,10 @@ export const policyFileSchema = z
         /** …and how long a silent agent keeps its VM before the watchdog takes it back. */
         heartbeatTimeoutMs: z.number().int().min(100).max(3_600_000).default(5000),
         /** An older agent is told to upgrade and does not protect its VM meanwhile. */
-        requiredAgentVersion: z.string().regex(/^\d+\.\d+\.\d+$/, 'a version: MAJOR.MINOR.PATCH').default('0.1.0'),
+        requiredAgentVersion: z
+          .string()
+          .regex(/^\d+\.\d+\.\d+$/, 'a version: MAJOR.MINOR.PATCH')
+          .default('0.1.0'),
         /** Watchdog → agent: the agent takes over this long after the decision, so both know the boundary first. */
         handoffDelayMs: z.number().int().min(0).max(60_000).default(300),
         /** Hold every VM's traffic until its protection is current (vms.<vm>.gate overrides). */
@@ -119,7 +149,10 @@ export const policyFileSchema = z
       })
       .strict()
       .default({})
-      .refine((c) => c.heartbeatTimeoutMs > c.heartbeatIntervalMs, { message: 'heartbeatTimeoutMs must be longer than heartbeatIntervalMs', path: ['heartbeatTimeoutMs'] }),
+      .refine((c) => c.heartbeatTimeoutMs > c.heartbeatIntervalMs, {
+        message: 'heartbeatTimeoutMs must be longer than heartbeatIntervalMs',
+        path: ['heartbeatTimeoutMs'],
+      }),
     /** Agents' watch lists: for every agent, and per VM. */
     agents: z
       .object({ default: agentPolicySchema.default({}), vms: z.record(name, agentPolicySchema).default({}) })
@@ -183,20 +216,32 @@ export function compilePolicyFile(file: string, opts: CompileOptions = {}): Comp
   policy.ruleFiles.forEach((rel, i) => {
     const path = resolve(dirname(file), rel);
     const rsName = basename(path);
-    if (seen.has(rsName)) throw ERR_POLICY_FILE(`${file}:${lineOfListItem(text, 'ruleFiles', i)}`, `two rule files are named ${rsName}; rule files are published by file name, which must be unique`);
+    if (seen.has(rsName))
+      throw ERR_POLICY_FILE(
+        `${file}:${lineOfListItem(text, 'ruleFiles', i)}`,
+        `two rule files are named ${rsName}; rule files are published by file name, which must be unique`,
+      );
     seen.add(rsName);
     let body: string;
     try {
       body = readFileSync(path, 'utf8');
     } catch (err) {
-      throw ERR_POLICY_FILE.withCause(err, `${file}:${lineOfListItem(text, 'ruleFiles', i)}`, `rule file ${rel} cannot be read (${(err as Error).message})`);
+      throw ERR_POLICY_FILE.withCause(
+        err,
+        `${file}:${lineOfListItem(text, 'ruleFiles', i)}`,
+        `rule file ${rel} cannot be read (${(err as Error).message})`,
+      );
     }
     add(rsName, body);
   });
   policy.ruleSets.forEach((entry, i) => {
     const setName = typeof entry === 'string' ? entry : entry.name;
     const where = `${file}:${lineOfListItem(text, 'ruleSets', i)}`;
-    if (opts.dataDir === undefined) throw ERR_POLICY_FILE(where, `rule set "${setName}" needs the data dir it was installed in (run "cordon policy apply" with --data-dir)`);
+    if (opts.dataDir === undefined)
+      throw ERR_POLICY_FILE(
+        where,
+        `rule set "${setName}" needs the data dir it was installed in (run "cordon policy apply" with --data-dir)`,
+      );
     let texts;
     try {
       texts = readRuleSet(opts.dataDir, setName, typeof entry === 'string' ? undefined : entry.files);
@@ -248,7 +293,14 @@ export function splitRuleset(rsName: string, text: string): RulesetDocument[] {
     chunks.push(text.slice(start, end));
     start = end;
   }
-  return chunks.map((c, part) => ({ name: rsName, sha256, part, parts: chunks.length, encoding: 'gzip-base64', data: gzipSync(c).toString('base64') }));
+  return chunks.map((c, part) => ({
+    name: rsName,
+    sha256,
+    part,
+    parts: chunks.length,
+    encoding: 'gzip-base64',
+    data: gzipSync(c).toString('base64'),
+  }));
 }
 
 /** The rule text of a ruleset from its part documents (what a dpi instance loads), or an error naming what is missing. */
@@ -259,11 +311,13 @@ export function assembleRuleset(parts: RulesetDocument[]): string {
   const texts: string[] = [];
   for (let i = 0; i < first.parts; i++) {
     const p = byPart.get(i);
-    if (!p) throw ERR_POLICY_RECORD(rulesetId(first.name, i), `part ${i + 1} of ${first.parts} of ${first.name} is missing`);
+    if (!p)
+      throw ERR_POLICY_RECORD(rulesetId(first.name, i), `part ${i + 1} of ${first.parts} of ${first.name} is missing`);
     texts.push(gunzipSync(Buffer.from(p.data, 'base64')).toString('utf8'));
   }
   const text = texts.join('');
-  if (createHash('sha256').update(text).digest('hex') !== first.sha256) throw ERR_POLICY_RECORD(first.name, 'its parts do not add up to its sha256');
+  if (createHash('sha256').update(text).digest('hex') !== first.sha256)
+    throw ERR_POLICY_RECORD(first.name, 'its parts do not add up to its sha256');
   return text;
 }
 
@@ -276,10 +330,19 @@ export const policyRecordKey = (kind: PolicyRecord['kind'], id: string): string 
 export type AlertActionName = 'alert' | 'drop' | 'reject' | 'pass';
 
 /** The block an alert calls for under a policy, or null (detect, pass, or an alert-only rule with no mode set). */
-export function blockActionFor(policy: Pick<PolicyDocument, 'mode' | 'rules' | 'vms' | 'blocks'>, ruleSid: string | null, vm: string | null, action: AlertActionName): 'drop' | 'reject' | null {
+export function blockActionFor(
+  policy: Pick<PolicyDocument, 'mode' | 'rules' | 'vms' | 'blocks'>,
+  ruleSid: string | null,
+  vm: string | null,
+  action: AlertActionName,
+): 'drop' | 'reject' | null {
   if (action === 'pass') return null;
   const v = vm === null ? undefined : policy.vms[vm];
-  const m = (ruleSid !== null ? v?.rules[ruleSid] : undefined) ?? v?.mode ?? (ruleSid !== null ? policy.rules[ruleSid] : undefined) ?? policy.mode;
+  const m =
+    (ruleSid !== null ? v?.rules[ruleSid] : undefined) ??
+    v?.mode ??
+    (ruleSid !== null ? policy.rules[ruleSid] : undefined) ??
+    policy.mode;
   if (m === 'detect') return null;
   if (action === 'drop' || action === 'reject') return action;
   return m === 'prevent' ? policy.blocks.action : null;

@@ -4,7 +4,15 @@
  * service follows.
  */
 import { readRange, readTable, type Bus } from '@cordon/bus';
-import { codecFor, TOPICS, type AgentRecord, type Assignment, type InventoryRecord, type TopicName, type TopicValues } from '@cordon/schemas';
+import {
+  codecFor,
+  TOPICS,
+  type AgentRecord,
+  type Assignment,
+  type InventoryRecord,
+  type TopicName,
+  type TopicValues,
+} from '@cordon/schemas';
 
 /** One VM, as the commands print it (JSON lines or a table). */
 export interface VmRow {
@@ -55,23 +63,53 @@ export async function rowsOfTopic(bus: Bus): Promise<VmRow[]> {
  * the sensors' heartbeats (by agent id): pure, so the manager computes the same rows from the
  * tables it follows.
  */
-export function vmRows(recs: Iterable<InventoryRecord>, assignments: ReadonlyMap<string, Assignment>, sensors: ReadonlyMap<string, AgentRecord>, nowUs: number): VmRow[] {
+export function vmRows(
+  recs: Iterable<InventoryRecord>,
+  assignments: ReadonlyMap<string, Assignment>,
+  sensors: ReadonlyMap<string, AgentRecord>,
+  nowUs: number,
+): VmRow[] {
   const all = [...recs];
   const hostName = new Map(all.filter((r) => r.kind === 'host').map((r) => [r.id, r.name]));
   return all.filter((r) => r.kind === 'vm').map((r) => vmRow(r, hostName, assignments, sensors, nowUs));
 }
 
 /** One VM's row (see vmRows); `hostName` maps host ids to names. */
-export function vmRow(r: InventoryRecord, hostName: ReadonlyMap<string, string>, assignments: ReadonlyMap<string, Assignment>, sensors: ReadonlyMap<string, AgentRecord>, nowUs: number): VmRow {
+export function vmRow(
+  r: InventoryRecord,
+  hostName: ReadonlyMap<string, string>,
+  assignments: ReadonlyMap<string, Assignment>,
+  sensors: ReadonlyMap<string, AgentRecord>,
+  nowUs: number,
+): VmRow {
   const protectionOf = (vm: InventoryRecord) => {
     const a = assignments.get(vm.id);
-    if (!a) return { protection: null, enforcer: null, agent_state: null, policy_version: null, gap_ms: vm.power === 'on' ? null : 0 };
-    const agentRec = a.agent ? sensors.get(a.agent) : [...sensors.values()].find((s) => s.vm === vm.id && s.kind === 'agent');
-    const agentState = agentRec ? `${agentRec.status}, heard ${Math.max(0, Math.round((nowUs - agentRec.heartbeat_us) / 1000))} ms ago` : null;
-    const protector = a.enforcer ? sensors.get(a.enforcer.replace(/^agent:/, '')) ?? sensors.get(a.enforcer) : undefined;
+    if (!a)
+      return {
+        protection: null,
+        enforcer: null,
+        agent_state: null,
+        policy_version: null,
+        gap_ms: vm.power === 'on' ? null : 0,
+      };
+    const agentRec = a.agent
+      ? sensors.get(a.agent)
+      : [...sensors.values()].find((s) => s.vm === vm.id && s.kind === 'agent');
+    const agentState = agentRec
+      ? `${agentRec.status}, heard ${Math.max(0, Math.round((nowUs - agentRec.heartbeat_us) / 1000))} ms ago`
+      : null;
+    const protector = a.enforcer
+      ? (sensors.get(a.enforcer.replace(/^agent:/, '')) ?? sensors.get(a.enforcer))
+      : undefined;
     const acked = protector !== undefined && (protector.acks[vm.id] ?? 0) >= a.epoch;
     const gap = a.mode === 'none' || vm.power !== 'on' ? 0 : acked ? 0 : Math.round((nowUs - a.since_us) / 1000);
-    return { protection: a.mode, enforcer: a.enforcer, agent_state: agentState, policy_version: a.policy_version, gap_ms: gap };
+    return {
+      protection: a.mode,
+      enforcer: a.enforcer,
+      agent_state: agentState,
+      policy_version: a.policy_version,
+      gap_ms: gap,
+    };
   };
   return {
     id: r.id,
@@ -113,6 +151,15 @@ export async function assignmentsOf(bus: Bus, vm: string, history: boolean): Pro
     }
   });
   out.sort((a, b) => a.epoch - b.epoch || a.since_us - b.since_us);
-  const rows = out.map((a) => ({ epoch: a.epoch, since: iso(a.since_us), mode: a.mode, host: a.host, agent: a.agent, enforcer: a.enforcer, handoff: iso(a.handoff_us), reason: a.reason }));
+  const rows = out.map((a) => ({
+    epoch: a.epoch,
+    since: iso(a.since_us),
+    mode: a.mode,
+    host: a.host,
+    agent: a.agent,
+    enforcer: a.enforcer,
+    handoff: iso(a.handoff_us),
+    reason: a.reason,
+  }));
   return history ? rows : rows.slice(-1);
 }

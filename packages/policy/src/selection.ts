@@ -61,24 +61,48 @@ export class RuleSelectionView {
       throw ERR_POLICY_RECORD.withCause(err, k, (err as Error).message);
     }
     const r = ruleSelectionSchema.safeParse(doc);
-    if (!r.success) throw ERR_POLICY_RECORD.withCause(r.error, k, r.error.issues[0]?.message ?? 'invalid rule selection');
+    if (!r.success)
+      throw ERR_POLICY_RECORD.withCause(r.error, k, r.error.issues[0]?.message ?? 'invalid rule selection');
     this.byVm.set(vm, { version: rec.version, selection: r.data });
     return true;
   }
 }
 
 /** The policy-topic record that sets a VM's selection (version: the previous one's + 1). */
-export function ruleSelectionRecord(selection: RuleSelection, version: number, nowUs: number): { key: Buffer; value: Buffer } {
+export function ruleSelectionRecord(
+  selection: RuleSelection,
+  version: number,
+  nowUs: number,
+): { key: Buffer; value: Buffer } {
   const id = ruleSelectionId(selection.vm);
   return {
     key: Buffer.from(policyRecordKey('setting', id)),
-    value: codecFor(TOPICS.policy).encode({ kind: 'setting', id, version, document: JSON.stringify(selection), updated_us: nowUs, updated_by: selection.appliedBy }),
+    value: codecFor(TOPICS.policy).encode({
+      kind: 'setting',
+      id,
+      version,
+      document: JSON.stringify(selection),
+      updated_us: nowUs,
+      updated_by: selection.appliedBy,
+    }),
   };
 }
 
 /** Sids the administrator pinned for a VM: `pinned` and `rules` at the top and in `vms.<vm>`. */
-export function pinnedSids(doc: { pinned?: string[]; rules?: Record<string, unknown>; vms?: Record<string, { pinned?: string[]; rules?: Record<string, unknown> }> }, vm: string): number[] {
+export function pinnedSids(
+  doc: {
+    pinned?: string[];
+    rules?: Record<string, unknown>;
+    vms?: Record<string, { pinned?: string[]; rules?: Record<string, unknown> }>;
+  },
+  vm: string,
+): number[] {
   const v = doc.vms?.[vm];
-  const all = [...(doc.pinned ?? []), ...Object.keys(doc.rules ?? {}), ...(v?.pinned ?? []), ...Object.keys(v?.rules ?? {})];
+  const all = [
+    ...(doc.pinned ?? []),
+    ...Object.keys(doc.rules ?? {}),
+    ...(v?.pinned ?? []),
+    ...Object.keys(v?.rules ?? {}),
+  ];
   return [...new Set(all.map(Number))].sort((a, b) => a - b);
 }

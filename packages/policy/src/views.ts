@@ -9,12 +9,21 @@ import { policyFileSchema, type PolicyDocument, type RulesetDocument } from './p
  * pure otherwise, so a stage's unit tests build them from plain records.
  */
 
-const policyDocumentSchema = policyFileSchema
-  .omit({ ruleFiles: true, ruleSets: true })
-  .extend({ rulesets: z.array(z.object({ name: z.string(), sha256: z.string(), parts: z.number().int().positive() }).strict()).default([]) });
+const policyDocumentSchema = policyFileSchema.omit({ ruleFiles: true, ruleSets: true }).extend({
+  rulesets: z
+    .array(z.object({ name: z.string(), sha256: z.string(), parts: z.number().int().positive() }).strict())
+    .default([]),
+});
 
 const rulesetDocumentSchema = z
-  .object({ name: z.string(), sha256: z.string(), part: z.number().int().nonnegative(), parts: z.number().int().positive(), encoding: z.literal('gzip-base64'), data: z.string() })
+  .object({
+    name: z.string(),
+    sha256: z.string(),
+    part: z.number().int().nonnegative(),
+    parts: z.number().int().positive(),
+    encoding: z.literal('gzip-base64'),
+    data: z.string(),
+  })
   .strict();
 
 export class PolicyView {
@@ -95,7 +104,12 @@ export class InventoryView {
       return;
     }
     this.removeVm(rec.id);
-    const info: VmInfo = { id: rec.id, host: rec.host, ips: rec.nics.flatMap((n) => n.ips), macs: rec.nics.map((n) => n.mac.toLowerCase()) };
+    const info: VmInfo = {
+      id: rec.id,
+      host: rec.host,
+      ips: rec.nics.flatMap((n) => n.ips),
+      macs: rec.nics.map((n) => n.mac.toLowerCase()),
+    };
     this.vms.set(rec.id, info);
     for (const ip of info.ips) this.byIp.set(ip, rec.id);
     for (const mac of info.macs) this.byMac.set(mac, rec.id);

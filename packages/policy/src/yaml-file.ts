@@ -31,7 +31,11 @@ export function parseYamlWith<T>(text: string, file: string, schema: z.ZodType<T
     // an alias expanded more than this many times is a resource exhaustion attack ("billion laughs")
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
   } catch (err) {
-    throw ERR_POLICY_FILE.withCause(err, file, `${(err as Error).message.split('\n')[0]!} (at most ${MAX_ALIAS_COUNT} alias expansions; write the values out)`);
+    throw ERR_POLICY_FILE.withCause(
+      err,
+      file,
+      `${(err as Error).message.split('\n')[0]!} (at most ${MAX_ALIAS_COUNT} alias expansions; write the values out)`,
+    );
   }
   const r = schema.safeParse(value);
   if (r.success) return r.data;
@@ -52,7 +56,10 @@ function issueAt(doc: Document, lc: LineCounter, issue: z.ZodIssue): YamlIssue {
     if (isMap(map)) {
       for (const pair of map.items) {
         if (isPair(pair) && isScalar(pair.key) && String(pair.key.value) === key && pair.key.range) {
-          return { line: lc.linePos(pair.key.range[0]).line, message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${[...path, k].join('.')}"`).join(', ')}` };
+          return {
+            line: lc.linePos(pair.key.range[0]).line,
+            message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${[...path, k].join('.')}"`).join(', ')}`,
+          };
         }
       }
     }

@@ -59,7 +59,8 @@ export function readTar(buf: Buffer, source: string, limits: TarLimits): TarList
   while (off + BLOCK <= buf.length) {
     const h = buf.subarray(off, off + BLOCK);
     if (h.every((b) => b === 0)) return { files, skipped, entries }; // end of archive
-    if (++entries > limits.maxEntries) throw ERR_RULES_TOO_LARGE(source, `more than ${limits.maxEntries} archive entries`);
+    if (++entries > limits.maxEntries)
+      throw ERR_RULES_TOO_LARGE(source, `more than ${limits.maxEntries} archive entries`);
     if (!checksumOk(h)) throw bad('a header checksum is wrong');
     const type = String.fromCharCode(h[156]!);
     const size = pax?.get('size') !== undefined ? paxSize(pax.get('size')!, bad) : readSize(h.subarray(124, 136), bad);
@@ -101,16 +102,29 @@ export function readTar(buf: Buffer, source: string, limits: TarLimits): TarList
         const base = type === '2' ? path.split('/').slice(0, -1) : [];
         const escapes = linkEscapes(rawLink, base);
         const what = type === '2' ? 'symbolic link' : 'hard link';
-        if (escapes) throw ERR_RULES_UNSAFE_ENTRY(source, printable(rawPath), `is a ${what} to "${printable(rawLink)}", ${escapes}`);
+        if (escapes)
+          throw ERR_RULES_UNSAFE_ENTRY(
+            source,
+            printable(rawPath),
+            `is a ${what} to "${printable(rawLink)}", ${escapes}`,
+          );
         skipped.push(`${path} -> ${rawLink}`);
         break;
       }
       case '3':
       case '4':
       case '6':
-        throw ERR_RULES_UNSAFE_ENTRY(source, printable(rawPath), `is a ${type === '6' ? 'FIFO' : type === '3' ? 'character device' : 'block device'}`);
+        throw ERR_RULES_UNSAFE_ENTRY(
+          source,
+          printable(rawPath),
+          `is a ${type === '6' ? 'FIFO' : type === '3' ? 'character device' : 'block device'}`,
+        );
       default:
-        throw ERR_RULES_UNSAFE_ENTRY(source, printable(rawPath), `has an entry type ("${printable(type)}") that is not a file, directory or link`);
+        throw ERR_RULES_UNSAFE_ENTRY(
+          source,
+          printable(rawPath),
+          `has an entry type ("${printable(type)}") that is not a file, directory or link`,
+        );
     }
   }
   // GNU tar and bsdtar always end with zero blocks; a buffer that stops mid-way was cut short
@@ -132,7 +146,10 @@ function checksumOk(h: Buffer): boolean {
 }
 
 function parseOctal(field: Buffer): number | null {
-  const s = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const s = field
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) return null;
   return parseInt(s, 8);
@@ -169,7 +186,8 @@ function parsePax(data: Buffer, bad: (d: string) => Error): Map<string, string> 
     const lenText = data.toString('latin1', i, sp);
     if (!/^[0-9]{1,6}$/.test(lenText)) throw bad('a pax record length is not a number');
     const len = Number(lenText);
-    if (len <= sp - i + 1 || i + len > data.length || data[i + len - 1] !== 0x0a) throw bad('a pax record is malformed');
+    if (len <= sp - i + 1 || i + len > data.length || data[i + len - 1] !== 0x0a)
+      throw bad('a pax record is malformed');
     const rec = data.toString('utf8', sp + 1, i + len - 1);
     const eq = rec.indexOf('=');
     if (eq <= 0) throw bad('a pax record has no key');

@@ -24,13 +24,26 @@ export interface UnpackedSet {
 }
 
 /** The files of a rule set worth keeping beside the `.rules` files. */
-const KEPT_CONFIG = new Set(['classification.config', 'reference.config', 'threshold.config', 'sid-msg.map', 'gen-msg.map', 'unicode.map']);
+const KEPT_CONFIG = new Set([
+  'classification.config',
+  'reference.config',
+  'threshold.config',
+  'sid-msg.map',
+  'gen-msg.map',
+  'unicode.map',
+]);
 
-export const isKeptFile = (name: string): boolean => (name.endsWith('.rules') && name.length > '.rules'.length) || KEPT_CONFIG.has(name);
+export const isKeptFile = (name: string): boolean =>
+  (name.endsWith('.rules') && name.length > '.rules'.length) || KEPT_CONFIG.has(name);
 
 const gunzipAsync = promisify(gunzip);
 
-export async function unpackRuleArchive(bytes: Buffer, source: string, fileName: string, limits: UnpackLimits): Promise<UnpackedSet> {
+export async function unpackRuleArchive(
+  bytes: Buffer,
+  source: string,
+  fileName: string,
+  limits: UnpackLimits,
+): Promise<UnpackedSet> {
   let raw = bytes;
   let gz = false;
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
@@ -40,12 +53,19 @@ export async function unpackRuleArchive(bytes: Buffer, source: string, fileName:
       raw = await gunzipAsync(bytes, { maxOutputLength: limits.maxUnpackedBytes });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
-        throw ERR_RULES_TOO_LARGE.withCause(err, source, `it unpacks to more than ${mib(limits.maxUnpackedBytes)} (the --max-unpacked-mb limit)`);
+        throw ERR_RULES_TOO_LARGE.withCause(
+          err,
+          source,
+          `it unpacks to more than ${mib(limits.maxUnpackedBytes)} (the --max-unpacked-mb limit)`,
+        );
       }
       throw ERR_RULES_ARCHIVE.withCause(err, source, `gzip data is corrupt (${(err as Error).message})`);
     }
   } else if (bytes.length > limits.maxUnpackedBytes) {
-    throw ERR_RULES_TOO_LARGE(source, `it is larger than ${mib(limits.maxUnpackedBytes)} (the --max-unpacked-mb limit)`);
+    throw ERR_RULES_TOO_LARGE(
+      source,
+      `it is larger than ${mib(limits.maxUnpackedBytes)} (the --max-unpacked-mb limit)`,
+    );
   }
 
   if (looksLikeTar(raw)) {
@@ -60,11 +80,16 @@ export async function unpackRuleArchive(bytes: Buffer, source: string, fileName:
         continue;
       }
       const other = seen.get(name);
-      if (other !== undefined) throw ERR_RULES_ARCHIVE(source, `two kept files have the name ${name} (${other} and ${f.path}); a set is one folder`);
+      if (other !== undefined)
+        throw ERR_RULES_ARCHIVE(
+          source,
+          `two kept files have the name ${name} (${other} and ${f.path}); a set is one folder`,
+        );
       seen.set(name, f.path);
       files.push({ name, data: f.data });
     }
-    if (!files.some((f) => f.name.endsWith('.rules'))) throw ERR_RULES_ARCHIVE(source, `it holds no .rules file (${listing.entries} entries)`);
+    if (!files.some((f) => f.name.endsWith('.rules')))
+      throw ERR_RULES_ARCHIVE(source, `it holds no .rules file (${listing.entries} entries)`);
     files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return { kind: gz ? 'tar.gz' : 'tar', files, skipped };
   }
@@ -73,7 +98,8 @@ export async function unpackRuleArchive(bytes: Buffer, source: string, fileName:
   const base = fileName.replace(/\.gz$/, '');
   if (base.endsWith('.rules') && !raw.includes(0)) {
     const name = base.split('/').pop()!;
-    if (!isKeptFile(name) || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw ERR_RULES_ARCHIVE(source, `"${name}" is not a usable rule file name`);
+    if (!isKeptFile(name) || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
+      throw ERR_RULES_ARCHIVE(source, `"${name}" is not a usable rule file name`);
     return { kind: 'rules', files: [{ name, data: raw }], skipped: [] };
   }
   throw ERR_RULES_ARCHIVE(source, `it is neither a tar archive (gzip'd or not) nor a text .rules file`);

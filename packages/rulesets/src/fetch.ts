@@ -22,7 +22,8 @@ export function parseLocation(text: string): Location {
     return { kind: 'url', url };
   }
   if (/^file:\/\//i.test(text)) return { kind: 'file', path: fileURLToPath(text) };
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text)) throw ERR_RULES_USAGE(`--source "${text}": only http, https and local files are supported`);
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text))
+    throw ERR_RULES_USAGE(`--source "${text}": only http, https and local files are supported`);
   return { kind: 'file', path: resolve(text) };
 }
 
@@ -46,7 +47,11 @@ export interface FetchOptions {
 /** The whole body, or CORDON_ERR_RULES_FETCH / CORDON_ERR_RULES_TOO_LARGE. `missingOk`: a 404/410 or absent file gives null. */
 export async function fetchBytes(l: Location, opts: FetchOptions & { missingOk?: boolean }): Promise<Buffer | null> {
   const where = describeLocation(l);
-  const tooLarge = () => ERR_RULES_TOO_LARGE(where, `it is larger than ${mib(opts.maxBytes)}${opts.limitFlag ? ` (the ${opts.limitFlag} limit)` : ''}`);
+  const tooLarge = () =>
+    ERR_RULES_TOO_LARGE(
+      where,
+      `it is larger than ${mib(opts.maxBytes)}${opts.limitFlag ? ` (the ${opts.limitFlag} limit)` : ''}`,
+    );
   if (l.kind === 'file') {
     let fh;
     try {
@@ -80,7 +85,11 @@ export async function fetchBytes(l: Location, opts: FetchOptions & { missingOk?:
   try {
     res = await fetch(l.url, { signal, redirect: 'follow', headers: { 'user-agent': 'cordon-rules-update' } });
   } catch (err) {
-    throw ERR_RULES_FETCH.withCause(err, where, signal.aborted ? `no answer within ${opts.timeoutMs / 1000} s` : describeCause(err));
+    throw ERR_RULES_FETCH.withCause(
+      err,
+      where,
+      signal.aborted ? `no answer within ${opts.timeoutMs / 1000} s` : describeCause(err),
+    );
   }
   if (opts.missingOk && (res.status === 404 || res.status === 410)) {
     await res.body?.cancel();
@@ -109,7 +118,11 @@ export async function fetchBytes(l: Location, opts: FetchOptions & { missingOk?:
     }
   } catch (err) {
     if (ERR_RULES_TOO_LARGE.is(err)) throw err;
-    throw ERR_RULES_FETCH.withCause(err, where, signal.aborted ? `the download did not finish within ${opts.timeoutMs / 1000} s` : describeCause(err));
+    throw ERR_RULES_FETCH.withCause(
+      err,
+      where,
+      signal.aborted ? `the download did not finish within ${opts.timeoutMs / 1000} s` : describeCause(err),
+    );
   }
   return Buffer.concat(chunks, total);
 }

@@ -1,5 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { ERR_RULES_BUSY, ERR_RULES_CORRUPT, ERR_RULES_INSTALL, ERR_RULES_NOT_INSTALLED } from './errors.js';
 
@@ -86,7 +99,11 @@ function readManifest(dir: string, version: string): Manifest {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as Manifest;
   } catch (err) {
-    throw ERR_RULES_CORRUPT.withCause(err, join(dir, version), `its manifest.json cannot be read (${(err as Error).message})`);
+    throw ERR_RULES_CORRUPT.withCause(
+      err,
+      join(dir, version),
+      `its manifest.json cannot be read (${(err as Error).message})`,
+    );
   }
 }
 
@@ -104,7 +121,9 @@ export function installedSet(dataDir: string, name: string): InstalledSet | null
 export function listInstalled(dataDir: string): InstalledSet[] {
   let names: string[];
   try {
-    names = readdirSync(rulesDir(dataDir)).filter((n) => SET_NAME.test(n)).sort();
+    names = readdirSync(rulesDir(dataDir))
+      .filter((n) => SET_NAME.test(n))
+      .sort();
   } catch {
     return [];
   }
@@ -141,10 +160,14 @@ export function readRuleSet(dataDir: string, name: string, only?: string[]): Rul
     const entry = byName.get(file);
     if (!entry || !file.endsWith('.rules')) {
       const known = set.files.filter((f) => f.name.endsWith('.rules')).map((f) => f.name);
-      throw ERR_RULES_CORRUPT(set.dir, `it has no rule file "${file}" (it has ${known.slice(0, 8).join(', ')}${known.length > 8 ? ', …' : ''})`);
+      throw ERR_RULES_CORRUPT(
+        set.dir,
+        `it has no rule file "${file}" (it has ${known.slice(0, 8).join(', ')}${known.length > 8 ? ', …' : ''})`,
+      );
     }
     const data = readFileSync(join(set.dir, file));
-    if (sha256(data) !== entry.sha256) throw ERR_RULES_CORRUPT(set.dir, `${file} does not match its sha256 in manifest.json`);
+    if (sha256(data) !== entry.sha256)
+      throw ERR_RULES_CORRUPT(set.dir, `${file} does not match its sha256 in manifest.json`);
     out.push({ name: `${name}/${file}`, text: data.toString('utf8') });
   }
   return out;
@@ -161,7 +184,9 @@ export interface InstallInput {
   now: Date;
 }
 
-export type InstallResult = { changed: false; set: InstalledSet } | { changed: true; set: InstalledSet; replaced: string | null; removed: string[] };
+export type InstallResult =
+  | { changed: false; set: InstalledSet }
+  | { changed: true; set: InstalledSet; replaced: string | null; removed: string[] };
 
 /** Install a verified, unpacked set as its new current version (see the file comment for the steps). */
 export function installSet(dataDir: string, input: InstallInput): InstallResult {
@@ -196,9 +221,13 @@ function installLocked(dir: string, input: InstallInput): InstallResult {
     if (m.sha256 === digest) return { changed: false, set: installedSet(dirDataDir(dir), input.name)! };
   }
   // leftovers of an update that died half-way: ours to clean, we hold the lock
-  for (const d of readdirSync(dir)) if (d.startsWith('.staging-') || d.startsWith('.current-')) rmSync(join(dir, d), { recursive: true, force: true });
+  for (const d of readdirSync(dir))
+    if (d.startsWith('.staging-') || d.startsWith('.current-')) rmSync(join(dir, d), { recursive: true, force: true });
 
-  const version = `${input.now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${digest.slice(0, 12)}`;
+  const version = `${input.now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${digest.slice(0, 12)}`;
   const staging = join(dir, `.staging-${version}-${randomBytes(4).toString('hex')}`);
   const link = join(dir, `.current-${randomBytes(4).toString('hex')}`);
   let placed = false;

@@ -57,7 +57,8 @@ export interface UpdateReport {
 /** The name a source gets without --name: et-open for ET Open, else its file name without the archive suffix. */
 export function deriveName(location: string): string {
   const l = parseLocation(location);
-  if (l.kind === 'url' && l.url.hostname === 'rules.emergingthreats.net' && l.url.pathname.startsWith('/open/')) return ETOPEN_NAME;
+  if (l.kind === 'url' && l.url.hostname === 'rules.emergingthreats.net' && l.url.pathname.startsWith('/open/'))
+    return ETOPEN_NAME;
   const base = locationFileName(l)
     .replace(/\.(tar\.gz|tgz|tar|rules\.gz|rules|gz)$/i, '')
     .toLowerCase()
@@ -69,7 +70,10 @@ export function deriveName(location: string): string {
 }
 
 export function checkName(name: string): string {
-  if (!SET_NAME.test(name)) throw ERR_RULES_USAGE(`--name "${name}": a set name is 1-64 of a-z, 0-9, ".", "_" and "-", starting with a letter or digit`);
+  if (!SET_NAME.test(name))
+    throw ERR_RULES_USAGE(
+      `--name "${name}": a set name is 1-64 of a-z, 0-9, ".", "_" and "-", starting with a letter or digit`,
+    );
   return name;
 }
 
@@ -82,9 +86,22 @@ export async function updateRuleSet(spec: SourceSpec, opts: UpdateOptions): Prom
   const location = parseLocation(spec.location);
   const source = describeLocation(location);
   const name = checkName(spec.name ?? deriveName(spec.location));
-  const archive = (await fetchBytes(location, { maxBytes: opts.limits.maxDownloadBytes, timeoutMs: opts.limits.timeoutMs, limitFlag: '--max-download-mb', ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }))!;
-  const verified = await verify(archive, location, spec.sha256 === undefined ? undefined : checkSha256(spec.sha256), opts);
-  const unpacked = await unpackRuleArchive(archive, source, locationFileName(location), { maxUnpackedBytes: opts.limits.maxUnpackedBytes, maxEntries: opts.limits.maxEntries });
+  const archive = (await fetchBytes(location, {
+    maxBytes: opts.limits.maxDownloadBytes,
+    timeoutMs: opts.limits.timeoutMs,
+    limitFlag: '--max-download-mb',
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  }))!;
+  const verified = await verify(
+    archive,
+    location,
+    spec.sha256 === undefined ? undefined : checkSha256(spec.sha256),
+    opts,
+  );
+  const unpacked = await unpackRuleArchive(archive, source, locationFileName(location), {
+    maxUnpackedBytes: opts.limits.maxUnpackedBytes,
+    maxEntries: opts.limits.maxEntries,
+  });
   const result = installSet(opts.dataDir, {
     name,
     source,
@@ -101,7 +118,12 @@ export async function updateRuleSet(spec: SourceSpec, opts: UpdateOptions): Prom
 const digest = (algo: 'sha256' | 'md5', b: Buffer): string => createHash(algo).update(b).digest('hex');
 
 /** How the archive was verified, or CORDON_ERR_RULES_CHECKSUM. */
-async function verify(archive: Buffer, location: Location, pinned: string | undefined, opts: UpdateOptions): Promise<string> {
+async function verify(
+  archive: Buffer,
+  location: Location,
+  pinned: string | undefined,
+  opts: UpdateOptions,
+): Promise<string> {
   const source = describeLocation(location);
   if (pinned !== undefined) {
     const got = digest('sha256', archive);
@@ -110,7 +132,10 @@ async function verify(archive: Buffer, location: Location, pinned: string | unde
   }
   if (!opts.sidecars) return 'none';
   // ET publishes <archive>.md5 beside each archive; a .sha256 is preferred where a source has one
-  for (const [algo, hexLen] of [['sha256', 64], ['md5', 32]] as const) {
+  for (const [algo, hexLen] of [
+    ['sha256', 64],
+    ['md5', 32],
+  ] as const) {
     const at = sidecar(location, `.${algo}`);
     const body = await fetchBytes(at, { maxBytes: 4096, timeoutMs: opts.limits.timeoutMs, missingOk: true });
     if (body === null) continue;
@@ -119,7 +144,11 @@ async function verify(archive: Buffer, location: Location, pinned: string | unde
       throw ERR_RULES_CHECKSUM(source, `the checksum file ${describeLocation(at)} does not hold a ${algo} digest`);
     }
     const got = digest(algo, archive);
-    if (got !== token.toLowerCase()) throw ERR_RULES_CHECKSUM(source, `its ${algo} is ${got}, but ${describeLocation(at)} says ${token.toLowerCase()}`);
+    if (got !== token.toLowerCase())
+      throw ERR_RULES_CHECKSUM(
+        source,
+        `its ${algo} is ${got}, but ${describeLocation(at)} says ${token.toLowerCase()}`,
+      );
     return `${algo} (${describeLocation(at)})`;
   }
   return 'none';

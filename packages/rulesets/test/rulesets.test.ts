@@ -43,7 +43,10 @@ const goodArchive = (rules: string, extra: TarEntrySpec[] = []): Buffer =>
   buildTarGz([
     { path: 'rules/', type: '5' },
     { path: 'rules/test-web.rules', data: rules },
-    { path: 'rules/classification.config', data: 'config classification: web-application-attack,Web Application Attack,1\n' },
+    {
+      path: 'rules/classification.config',
+      data: 'config classification: web-application-attack,Web Application Attack,1\n',
+    },
     { path: 'rules/suricata-7.0.yaml', data: 'not kept\n' },
     { path: 'rules/LICENSE', data: 'not kept\n' },
     ...extra,
@@ -96,13 +99,20 @@ test('an archive from a URL is verified against its .md5, unpacked and installed
   const set = installedSet(data, 'lab')!;
   assert.equal(set.rules, 2);
   assert.equal(set.disabled, 1);
-  assert.deepEqual(set.files.map((f) => f.name), ['classification.config', 'test-web.rules'], 'only rules and their configuration are kept');
+  assert.deepEqual(
+    set.files.map((f) => f.name),
+    ['classification.config', 'test-web.rules'],
+    'only rules and their configuration are kept',
+  );
   assert.equal(set.skipped, 3, 'the directory, the yaml and the licence are skipped');
   assert.equal(set.sha256, sha256(v1));
   assert.match(set.version, /^20261201T\d{6}Z-[0-9a-f]{12}$/);
   assert.equal(readFileSync(join(data, 'rules', 'lab', 'current', 'test-web.rules'), 'utf8'), RULES_V1);
   assert.deepEqual(readRuleSet(data, 'lab'), [{ name: 'lab/test-web.rules', text: RULES_V1 }]);
-  assert.deepEqual(listInstalled(data).map((s) => s.name), ['lab']);
+  assert.deepEqual(
+    listInstalled(data).map((s) => s.name),
+    ['lab'],
+  );
 
   const again = await updateRuleSet({ location: server.url('/r/emerging.rules.tar.gz'), name: 'lab' }, opts(data));
   assert.equal(again.result.changed, false, 'the same archive again is not a new version');
@@ -116,34 +126,81 @@ test('refused updates leave the installed set untouched; a good one keeps the pr
   files.set('/set/rules.tar.gz', v1);
   files.set('/set/rules.tar.gz.md5', Buffer.from(md5(v1)));
   await updateRuleSet({ location: url }, opts(data));
-  assert.deepEqual(listInstalled(data).map((s) => s.name), ['rules'], 'the name is derived from the file name');
+  assert.deepEqual(
+    listInstalled(data).map((s) => s.name),
+    ['rules'],
+    'the name is derived from the file name',
+  );
   const installed = snapshot(data, 'rules');
 
   // tampered: the archive changed, its published checksum did not
   files.set('/set/rules.tar.gz', goodArchive(RULES_V1.replace('test one', 'pwned')));
-  await assert.rejects(updateRuleSet({ location: url }, opts(data)), (e) => ERR_RULES_CHECKSUM.is(e) && /md5/.test(e.message));
+  await assert.rejects(
+    updateRuleSet({ location: url }, opts(data)),
+    (e) => ERR_RULES_CHECKSUM.is(e) && /md5/.test(e.message),
+  );
   assert.deepEqual(snapshot(data, 'rules'), installed);
 
   // a pinned sha256 that does not match
   files.set('/set/rules.tar.gz', v1);
-  await assert.rejects(updateRuleSet({ location: url, sha256: 'a'.repeat(64) }, opts(data)), (e) => ERR_RULES_CHECKSUM.is(e) && /--sha256/.test(e.message));
+  await assert.rejects(
+    updateRuleSet({ location: url, sha256: 'a'.repeat(64) }, opts(data)),
+    (e) => ERR_RULES_CHECKSUM.is(e) && /--sha256/.test(e.message),
+  );
 
   // a checksum file that is not one
   files.set('/set/rules.tar.gz.md5', Buffer.from('<html>oops</html>'));
-  await assert.rejects(updateRuleSet({ location: url }, opts(data)), (e) => ERR_RULES_CHECKSUM.is(e) && /does not hold a md5 digest/.test(e.message));
+  await assert.rejects(
+    updateRuleSet({ location: url }, opts(data)),
+    (e) => ERR_RULES_CHECKSUM.is(e) && /does not hold a md5 digest/.test(e.message),
+  );
   files.delete('/set/rules.tar.gz.md5');
 
   // oversized download
-  files.set('/set/rules.tar.gz', goodArchive(RULES_V2, [{ path: 'rules/big.rules', data: Buffer.from(Array.from({ length: 40_000 }, (_, i) => `# ${i} ${sha256(Buffer.from(String(i)))}`).join('\n')) }]));
-  await assert.rejects(updateRuleSet({ location: url }, opts(data, { maxDownloadBytes: 64 * 1024 })), (e) => ERR_RULES_TOO_LARGE.is(e) && /larger than/.test(e.message));
+  files.set(
+    '/set/rules.tar.gz',
+    goodArchive(RULES_V2, [
+      {
+        path: 'rules/big.rules',
+        data: Buffer.from(
+          Array.from({ length: 40_000 }, (_, i) => `# ${i} ${sha256(Buffer.from(String(i)))}`).join('\n'),
+        ),
+      },
+    ]),
+  );
+  await assert.rejects(
+    updateRuleSet({ location: url }, opts(data, { maxDownloadBytes: 64 * 1024 })),
+    (e) => ERR_RULES_TOO_LARGE.is(e) && /larger than/.test(e.message),
+  );
 
   // a gzip bomb: 64 MiB of zeros in ~64 KiB, against a 4 MiB unpacked limit
-  files.set('/set/rules.tar.gz', gzipSync(Buffer.concat([buildTar([{ path: 'rules/a.rules', data: RULES_V2 }]).subarray(0, 1024), Buffer.alloc(64 * 1048576)]), { level: 9 }));
-  await assert.rejects(updateRuleSet({ location: url }, opts(data, { maxUnpackedBytes: 4 * 1048576 })), (e) => ERR_RULES_TOO_LARGE.is(e) && /unpacks to more than 4 MiB/.test(e.message));
+  files.set(
+    '/set/rules.tar.gz',
+    gzipSync(
+      Buffer.concat([
+        buildTar([{ path: 'rules/a.rules', data: RULES_V2 }]).subarray(0, 1024),
+        Buffer.alloc(64 * 1048576),
+      ]),
+      { level: 9 },
+    ),
+  );
+  await assert.rejects(
+    updateRuleSet({ location: url }, opts(data, { maxUnpackedBytes: 4 * 1048576 })),
+    (e) => ERR_RULES_TOO_LARGE.is(e) && /unpacks to more than 4 MiB/.test(e.message),
+  );
 
   // too many entries
-  files.set('/set/rules.tar.gz', goodArchive(RULES_V2, Array.from({ length: 30 }, (_, i) => ({ path: `rules/x${i}.txt`, data: 'x' }))));
-  await assert.rejects(updateRuleSet({ location: url }, opts(data, { maxEntries: 20 })), (e) => ERR_RULES_TOO_LARGE.is(e) && /more than 20 archive entries/.test(e.message));
+  files.set(
+    '/set/rules.tar.gz',
+    goodArchive(
+      RULES_V2,
+      Array.from({ length: 30 }, (_, i) => ({ path: `rules/x${i}.txt`, data: 'x' })),
+    ),
+  );
+  await assert.rejects(
+    updateRuleSet({ location: url }, opts(data, { maxEntries: 20 })),
+    (e) => ERR_RULES_TOO_LARGE.is(e) && /more than 20 archive entries/.test(e.message),
+  );
 
   // path traversal, absolute paths, links out of the tree, devices
   const hostile: Array<[string, TarEntrySpec[]]> = [
@@ -154,21 +211,48 @@ test('refused updates leave the installed set untouched; a good one keeps the pr
     ['hard link up', [{ path: 'rules/hard.rules', type: '1', link: '../outside.rules' }]],
     ['char device', [{ path: 'rules/null.rules', type: '3' }]],
     ['FIFO', [{ path: 'rules/fifo.rules', type: '6' }]],
-    ['pax path', [{ path: 'PaxHeaders/x', type: 'x', data: paxRecords({ path: '../pax-evil.rules' }) }, { path: 'rules/innocent.rules', data: RULES_V2 }]],
-    ['GNU long name', [{ path: '././@LongLink', type: 'L', data: `${'a/'.repeat(60)}../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../gnu-evil.rules\0` }, { path: 'rules/innocent.rules', data: RULES_V2 }]],
+    [
+      'pax path',
+      [
+        { path: 'PaxHeaders/x', type: 'x', data: paxRecords({ path: '../pax-evil.rules' }) },
+        { path: 'rules/innocent.rules', data: RULES_V2 },
+      ],
+    ],
+    [
+      'GNU long name',
+      [
+        {
+          path: '././@LongLink',
+          type: 'L',
+          data: `${'a/'.repeat(60)}../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../../gnu-evil.rules\0`,
+        },
+        { path: 'rules/innocent.rules', data: RULES_V2 },
+      ],
+    ],
     ['backslash', [{ path: 'rules\\..\\..\\evil.rules', data: RULES_V2 }]],
   ];
   for (const [what, entries] of hostile) {
     files.set('/set/rules.tar.gz', goodArchive(RULES_V2, entries));
-    await assert.rejects(updateRuleSet({ location: url }, opts(data)), (e) => ERR_RULES_UNSAFE_ENTRY.is(e), `${what} is refused`);
+    await assert.rejects(
+      updateRuleSet({ location: url }, opts(data)),
+      (e) => ERR_RULES_UNSAFE_ENTRY.is(e),
+      `${what} is refused`,
+    );
   }
   assert.deepEqual(snapshot(data, 'rules'), installed, 'no refused update changed the installed set');
   for (const f of ['evil.rules', 'pax-evil.rules', 'gnu-evil.rules']) {
-    assert.equal(existsSync(join(data, f)) || existsSync(join(dir, f)) || existsSync(join(data, 'rules', f)), false, `${f} was not written`);
+    assert.equal(
+      existsSync(join(data, f)) || existsSync(join(dir, f)) || existsSync(join(data, 'rules', f)),
+      false,
+      `${f} was not written`,
+    );
   }
 
   // an unreachable source
-  await assert.rejects(updateRuleSet({ location: server.url('/nope.tar.gz') }, opts(data)), (e) => ERR_RULES_FETCH.is(e) && /HTTP 404/.test(e.message));
+  await assert.rejects(
+    updateRuleSet({ location: server.url('/nope.tar.gz') }, opts(data)),
+    (e) => ERR_RULES_FETCH.is(e) && /HTTP 404/.test(e.message),
+  );
 
   // a good second update: new current, previous kept; a third drops the oldest
   const v1Version = installedSet(data, 'rules')!.version;
@@ -186,7 +270,10 @@ test('refused updates leave the installed set untouched; a good one keeps the pr
   files.set('/set/rules.tar.gz', v3);
   files.set('/set/rules.tar.gz.sha256', Buffer.from(sha256(v3)));
   const r3 = await updateRuleSet({ location: url }, opts(data));
-  assert.ok(r3.result.changed && r3.result.removed.includes(v1Version), 'the version before the previous one is removed');
+  assert.ok(
+    r3.result.changed && r3.result.removed.includes(v1Version),
+    'the version before the previous one is removed',
+  );
   assert.deepEqual(versionsOnDisk(data, 'rules'), [s2.version, installedSet(data, 'rules')!.version].sort());
 });
 
@@ -197,10 +284,22 @@ test('a local .rules file is a set of one file; a policy-style read checks the m
   const r = await updateRuleSet({ location: file }, { ...opts(data), sidecars: false });
   assert.equal(r.name, 'my-local');
   assert.equal(r.verified, 'none');
-  assert.deepEqual(readRuleSet(data, 'my-local').map((t) => t.name), ['my-local/my-local.rules']);
-  writeFileSync(join(data, 'rules', 'my-local', 'current', 'my-local.rules'), `${RULES_V2}alert ip any any -> any any (msg:"sneaked in"; sid:1;)\n`);
-  assert.throws(() => readRuleSet(data, 'my-local'), (e) => ERR_RULES_CORRUPT.is(e));
-  assert.throws(() => readRuleSet(data, 'et-open'), (e) => ERR_RULES_NOT_INSTALLED.is(e) && /cordon rules update/.test(e.message));
+  assert.deepEqual(
+    readRuleSet(data, 'my-local').map((t) => t.name),
+    ['my-local/my-local.rules'],
+  );
+  writeFileSync(
+    join(data, 'rules', 'my-local', 'current', 'my-local.rules'),
+    `${RULES_V2}alert ip any any -> any any (msg:"sneaked in"; sid:1;)\n`,
+  );
+  assert.throws(
+    () => readRuleSet(data, 'my-local'),
+    (e) => ERR_RULES_CORRUPT.is(e),
+  );
+  assert.throws(
+    () => readRuleSet(data, 'et-open'),
+    (e) => ERR_RULES_NOT_INSTALLED.is(e) && /cordon rules update/.test(e.message),
+  );
 });
 
 test('the tar reader: pax and GNU long names, in-tree links skipped, bad checksums and truncation refused', () => {
@@ -214,13 +313,25 @@ test('the tar reader: pax and GNU long names, in-tree links skipped, bad checksu
     { path: 'rules/sub/', type: '5' },
   ]);
   const listing = readTar(tar, 'test', { maxEntries: 100 });
-  assert.deepEqual(listing.files.map((f) => [f.path, f.data.toString()]), [['rules/pax-named.rules', 'A'], [long, 'B']]);
+  assert.deepEqual(
+    listing.files.map((f) => [f.path, f.data.toString()]),
+    [
+      ['rules/pax-named.rules', 'A'],
+      [long, 'B'],
+    ],
+  );
   assert.deepEqual(listing.skipped, ['rules/alias.rules -> pax-named.rules', 'rules/sub/']);
 
   const bad = Buffer.from(tar);
   bad[0] = bad[0]! ^ 1;
-  assert.throws(() => readTar(bad, 'test', { maxEntries: 100 }), (e) => ERR_RULES_ARCHIVE.is(e) && /checksum/.test(e.message));
-  assert.throws(() => readTar(tar.subarray(0, 1536), 'test', { maxEntries: 100 }), (e) => ERR_RULES_ARCHIVE.is(e));
+  assert.throws(
+    () => readTar(bad, 'test', { maxEntries: 100 }),
+    (e) => ERR_RULES_ARCHIVE.is(e) && /checksum/.test(e.message),
+  );
+  assert.throws(
+    () => readTar(tar.subarray(0, 1536), 'test', { maxEntries: 100 }),
+    (e) => ERR_RULES_ARCHIVE.is(e),
+  );
 });
 
 test('names and rule counts', () => {

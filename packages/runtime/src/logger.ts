@@ -19,7 +19,10 @@ export interface LoggerOptions {
 }
 
 /** The format `auto` resolves to: pretty on a terminal, JSON on a pipe or a file. */
-export function resolveLogFormat(format: LogFormat | undefined, tty: boolean = process.stderr.isTTY === true): 'pretty' | 'json' {
+export function resolveLogFormat(
+  format: LogFormat | undefined,
+  tty: boolean = process.stderr.isTTY === true,
+): 'pretty' | 'json' {
   const f = format ?? (process.env.CORDON_LOG_FORMAT as LogFormat | undefined) ?? 'auto';
   if (f === 'pretty' || f === 'json') return f;
   return tty ? 'pretty' : 'json';
@@ -40,7 +43,14 @@ export function createLogger(name = 'cordon', levelOrOptions: string | LoggerOpt
   const colorize = tty && !process.env.NO_COLOR;
   return pino(
     base,
-    pretty({ destination: 2, sync: true, colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name', singleLine: true }),
+    pretty({
+      destination: 2,
+      sync: true,
+      colorize,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname,name',
+      singleLine: true,
+    }),
   );
 }
 

@@ -6,7 +6,10 @@ import type { Alert } from './generated.js';
  * time it was computed), so a replayed input gives the same id and the sink counts it once.
  */
 export function alertId(stage: string, ...parts: ReadonlyArray<string | number | bigint>): string {
-  return createHash('sha256').update([stage, ...parts.map(String)].join('\u0000')).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update([stage, ...parts.map(String)].join('\u0000'))
+    .digest('hex')
+    .slice(0, 32);
 }
 
 /** The network fields of an alert that is about a host, not a flow (file changes, listening sockets). */
@@ -20,7 +23,9 @@ export const NO_FLOW: Pick<Alert, 'src_ip' | 'src_port' | 'dst_ip' | 'dst_port' 
 });
 
 /** The rule-metadata fields of an Alert: what analysts sort and pivot by. */
-export type RuleMetadataFields = Required<Pick<Alert, 'metadata' | 'mitre_tactic_ids' | 'mitre_technique_ids' | 'cves' | 'references'>>;
+export type RuleMetadataFields = Required<
+  Pick<Alert, 'metadata' | 'mitre_tactic_ids' | 'mitre_technique_ids' | 'cves' | 'references'>
+>;
 
 const TACTIC = /^TA\d{4}$/i;
 const TECHNIQUE = /^T\d{4}(?:\.\d{3})?$/i;
@@ -38,7 +43,10 @@ export function normalizeCve(text: string): string | null {
  * metadata kept as JSON, and the MITRE ATT&CK tactic and technique ids and CVE ids pulled out.
  * Values are deduplicated, in first-seen order.
  */
-export function ruleMetadataFields(metadata: Record<string, unknown> | null | undefined, references: readonly string[] = []): RuleMetadataFields {
+export function ruleMetadataFields(
+  metadata: Record<string, unknown> | null | undefined,
+  references: readonly string[] = [],
+): RuleMetadataFields {
   const md: Record<string, string[]> = {};
   for (const [k, v] of Object.entries(metadata ?? {})) {
     const values = (Array.isArray(v) ? v : [v]).filter((x) => x !== null && x !== undefined).map(String);

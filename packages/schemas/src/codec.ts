@@ -1,5 +1,12 @@
 import avro from 'avsc';
-import { AVRO_SCHEMAS, PREVIOUS_SCHEMAS, TOPIC_MANIFEST, type TopicInputs, type TopicName, type TopicValues } from './generated.js';
+import {
+  AVRO_SCHEMAS,
+  PREVIOUS_SCHEMAS,
+  TOPIC_MANIFEST,
+  type TopicInputs,
+  type TopicName,
+  type TopicValues,
+} from './generated.js';
 import { ERR_DECODE, ERR_ENCODE, ERR_UNKNOWN_SCHEMA_ID, ERR_WIRE_FORMAT } from './errors.js';
 
 /**
@@ -39,7 +46,8 @@ export function codecFor<N extends TopicName>(topic: N): TopicCodec<TopicValues[
     const id = entry.id;
     // records written with an earlier version of the schema: resolved into the current one
     const older = new Map<number, avro.Resolver>();
-    for (const prev of entry.previous ?? []) older.set(prev, type.createResolver(avro.Type.forSchema(PREVIOUS_SCHEMAS[prev] as avro.Schema)));
+    for (const prev of entry.previous ?? [])
+      older.set(prev, type.createResolver(avro.Type.forSchema(PREVIOUS_SCHEMAS[prev] as avro.Schema)));
     c = {
       topic,
       schemaId: id,

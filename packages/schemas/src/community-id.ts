@@ -20,19 +20,30 @@ const ICMP6 = 58;
 
 /** ICMP message types that have a reply/request counterpart (pycommunityid's icmp.py). */
 const ICMP4_COUNTERPART = new Map<number, number>([
-  [8, 0], [0, 8], // echo
-  [13, 14], [14, 13], // timestamp
-  [15, 16], [16, 15], // information
-  [10, 9], [9, 10], // router solicitation / advertisement
-  [17, 18], [18, 17], // address mask
+  [8, 0],
+  [0, 8], // echo
+  [13, 14],
+  [14, 13], // timestamp
+  [15, 16],
+  [16, 15], // information
+  [10, 9],
+  [9, 10], // router solicitation / advertisement
+  [17, 18],
+  [18, 17], // address mask
 ]);
 const ICMP6_COUNTERPART = new Map<number, number>([
-  [128, 129], [129, 128], // echo
-  [133, 134], [134, 133], // router solicitation / advertisement
-  [135, 136], [136, 135], // neighbor solicitation / advertisement
-  [130, 131], [131, 130], // multicast listener query / report
-  [139, 140], [140, 139], // node information query / reply
-  [144, 145], [145, 144], // home agent address discovery
+  [128, 129],
+  [129, 128], // echo
+  [133, 134],
+  [134, 133], // router solicitation / advertisement
+  [135, 136],
+  [136, 135], // neighbor solicitation / advertisement
+  [130, 131],
+  [131, 130], // multicast listener query / report
+  [139, 140],
+  [140, 139], // node information query / reply
+  [144, 145],
+  [145, 144], // home agent address discovery
 ]);
 
 export interface CommunityIdInput {
@@ -57,7 +68,8 @@ export function ipBytes(ip: string): Buffer | null {
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4) {
     const b = v4[1]!.split('.').map(Number);
-    text = text.slice(0, -v4[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+    text =
+      text.slice(0, -v4[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
   }
   const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
   const h = head ? head.split(':') : [];
@@ -79,7 +91,8 @@ export function communityId(f: CommunityIdInput): string | null {
   let oneWay = false;
   if (proto === ICMP || proto === ICMP6) {
     const counterpart = (proto === ICMP ? ICMP4_COUNTERPART : ICMP6_COUNTERPART).get(sport);
-    if (counterpart === undefined) oneWay = true; // ports stay type and code
+    if (counterpart === undefined)
+      oneWay = true; // ports stay type and code
     else dport = counterpart;
   }
   let a = src;
@@ -91,7 +104,11 @@ export function communityId(f: CommunityIdInput): string | null {
   }
   const head = Buffer.alloc(2);
   head.writeUInt16BE((f.seed ?? 0) & 0xffff);
-  const h = createHash('sha1').update(head).update(a).update(b).update(Buffer.from([proto, 0]));
+  const h = createHash('sha1')
+    .update(head)
+    .update(a)
+    .update(b)
+    .update(Buffer.from([proto, 0]));
   if (hasPorts) {
     const ports = Buffer.alloc(4);
     ports.writeUInt16BE(sport & 0xffff, 0);

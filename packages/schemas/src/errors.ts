@@ -6,7 +6,8 @@ export const ERR_WIRE_FORMAT = defineError(
 );
 export const ERR_UNKNOWN_SCHEMA_ID = defineError(
   'CORDON_ERR_SCHEMA_UNKNOWN_ID',
-  (id: number, expected: number) => `record carries schema id ${id}, this topic expects ${expected}; check the producer's schema manifest`,
+  (id: number, expected: number) =>
+    `record carries schema id ${id}, this topic expects ${expected}; check the producer's schema manifest`,
 );
 export const ERR_DECODE = defineError(
   'CORDON_ERR_SCHEMA_DECODE',

@@ -22,4 +22,3 @@ export function blockKeyTarget(key: Buffer | null, enforcer: string): string | n
 export function stageStateKey(stage: string, inputTopic: string, partition: number): string {
   return `${stage}|${inputTopic}|${partition}`;
 }
-

@@ -22,8 +22,15 @@ export function registryVersions(): RegistryVersion[] {
   for (const topic of Object.keys(TOPIC_MANIFEST) as TopicName[]) {
     const e = TOPIC_MANIFEST[topic];
     const ids = [...(e.previous ?? [])].sort((a, b) => a - b);
-    ids.forEach((id, i) => out.push({ subject: subjectOf(topic), version: i + 1, id, schema: JSON.stringify(PREVIOUS_SCHEMAS[id]) }));
-    out.push({ subject: subjectOf(topic), version: ids.length + 1, id: e.id, schema: JSON.stringify(AVRO_SCHEMAS[e.schema]) });
+    ids.forEach((id, i) =>
+      out.push({ subject: subjectOf(topic), version: i + 1, id, schema: JSON.stringify(PREVIOUS_SCHEMAS[id]) }),
+    );
+    out.push({
+      subject: subjectOf(topic),
+      version: ids.length + 1,
+      id: e.id,
+      schema: JSON.stringify(AVRO_SCHEMAS[e.schema]),
+    });
   }
   return out;
 }

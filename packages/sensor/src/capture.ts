@@ -53,7 +53,12 @@ export interface SensorCapture {
 export function startSensorCapture(opts: SensorCaptureOptions): SensorCapture {
   const { windows, log, metrics } = opts;
   const inflight = new Set<Promise<unknown>>();
-  const publisher = new FramePublisher({ sensor: opts.sensor, partitions: opts.partitions, ...(opts.batchFrames ? { batchFrames: opts.batchFrames } : {}), send: opts.send });
+  const publisher = new FramePublisher({
+    sensor: opts.sensor,
+    partitions: opts.partitions,
+    ...(opts.batchFrames ? { batchFrames: opts.batchFrames } : {}),
+    send: opts.send,
+  });
   const counts = { captured: 0, held: 0, skipped: 0 };
   let paused = false;
 
@@ -108,7 +113,16 @@ export function startSensorCapture(opts: SensorCaptureOptions): SensorCapture {
     // a stopped capture keeps reporting what it counted
     if (!stopped) lastDrops = capture.stats();
     const { droppedKernel, droppedRing } = lastDrops;
-    return { captured: counts.captured, published: publisher.published, held: counts.held, heldBytes: windows.heldBytes(), evicted: windows.evicted, droppedKernel, droppedRing, newestUs: publisher.newestUs };
+    return {
+      captured: counts.captured,
+      published: publisher.published,
+      held: counts.held,
+      heldBytes: windows.heldBytes(),
+      evicted: windows.evicted,
+      droppedKernel,
+      droppedRing,
+      newestUs: publisher.newestUs,
+    };
   };
   const release = (vm: string, frames: SensorFrame[]): void => {
     if (paused || frames.length === 0) return;

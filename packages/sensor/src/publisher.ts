@@ -34,7 +34,8 @@ export class FramePublisher {
 
   private route(frame: Buffer): { key: Buffer; partition: number } {
     const d = decodeFrame(1, frame);
-    if (d.kind !== 'ip') return { key: this.sensorKey, partition: partitionForKey(this.sensorKey, this.opts.partitions, () => 0) };
+    if (d.kind !== 'ip')
+      return { key: this.sensorKey, partition: partitionForKey(this.sensorKey, this.opts.partitions, () => 0) };
     const id = `${d.proto}|${d.vlan}|${d.src.toString('latin1')}|${d.dst.toString('latin1')}`;
     let r = this.partitionOf.get(id);
     if (!r) {
@@ -62,7 +63,14 @@ export class FramePublisher {
     if (this.batches.length === 0) return null;
     const records: ProduceRecord[] = [];
     for (const g of this.batches) {
-      const batch: PacketBatch = { batch_id: `${this.opts.sensor}:${g.packets[0]!.seq}`, sensor: this.opts.sensor, vm: g.vm, linktype: 1, end_of_source: false, packets: g.packets };
+      const batch: PacketBatch = {
+        batch_id: `${this.opts.sensor}:${g.packets[0]!.seq}`,
+        sensor: this.opts.sensor,
+        vm: g.vm,
+        linktype: 1,
+        end_of_source: false,
+        packets: g.packets,
+      };
       records.push({ key: g.key, value: this.codec.encode(batch), partition: g.partition });
       this.published += g.packets.length;
     }

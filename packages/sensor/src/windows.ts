@@ -66,7 +66,17 @@ export class ProtectionWindows {
 
   private window(vm: string): Window {
     let w = this.windows.get(vm);
-    if (!w) this.windows.set(vm, (w = { since: this.opts.unassignedIsMine ? -Infinity : Infinity, until: Infinity, epoch: 0, held: [], bytes: 0 }));
+    if (!w)
+      this.windows.set(
+        vm,
+        (w = {
+          since: this.opts.unassignedIsMine ? -Infinity : Infinity,
+          until: Infinity,
+          epoch: 0,
+          held: [],
+          bytes: 0,
+        }),
+      );
     return w;
   }
 
@@ -161,7 +171,10 @@ export class ProtectionWindows {
   private trim(w: Window, nowTs: number): void {
     const oldest = nowTs - this.opts.holdUs;
     let drop = 0;
-    while (drop < w.held.length && (w.held[drop]!.tsUs < oldest || w.bytes > this.opts.maxBytesPerVm || this.bytes > this.opts.maxBytes)) {
+    while (
+      drop < w.held.length &&
+      (w.held[drop]!.tsUs < oldest || w.bytes > this.opts.maxBytesPerVm || this.bytes > this.opts.maxBytes)
+    ) {
       const f = w.held[drop]!;
       w.bytes -= f.frame.length;
       this.bytes -= f.frame.length;

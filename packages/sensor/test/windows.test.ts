@@ -5,12 +5,28 @@ import { ProtectionWindows, type SensorFrame } from '../src/index.js';
 
 const frame = (tsUs: number): SensorFrame => ({ tsUs, origLen: 60, frame: Buffer.alloc(60, tsUs % 251) });
 const asg = (o: Partial<Assignment>): Assignment => ({
-  vm: 'vm-1', mode: 'watchdog', host: 'hv1', agent: null, incarnation: null, policy_version: 1, reason: '', since_us: 0, enforcer: null, handoff_us: 0, epoch: 1, gated: false, ...o,
+  vm: 'vm-1',
+  mode: 'watchdog',
+  host: 'hv1',
+  agent: null,
+  incarnation: null,
+  policy_version: 1,
+  reason: '',
+  since_us: 0,
+  enforcer: null,
+  handoff_us: 0,
+  epoch: 1,
+  gated: false,
+  ...o,
 });
 const opts = { holdUs: 10_000_000, maxBytesPerVm: 1 << 20, maxBytes: 1 << 20 };
 
 test('a watchdog publishes a VM nobody was assigned; handing over ahead, it stops at the boundary and holds the rest', () => {
-  const w = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog' && a.host === 'hv1', unassignedIsMine: true });
+  const w = new ProtectionWindows({
+    ...opts,
+    isMe: (a) => a.mode === 'watchdog' && a.host === 'hv1',
+    unassignedIsMine: true,
+  });
   assert.equal(w.offer('vm-1', frame(100)), true);
   assert.deepEqual(w.assign(asg({ mode: 'agent', agent: 'agt', handoff_us: 300, epoch: 2 })), []);
   assert.equal(w.offer('vm-1', frame(200)), true, 'before the boundary: still ours');
@@ -18,7 +34,10 @@ test('a watchdog publishes a VM nobody was assigned; handing over ahead, it stop
   assert.equal(w.protects('vm-1'), false);
   // the agent is lost: back from its lease (250 < 300: frames from 300 on are held, so they come back)
   const back = w.assign(asg({ handoff_us: 250, epoch: 3 }));
-  assert.deepEqual(back.map((f) => f.tsUs), [300]);
+  assert.deepEqual(
+    back.map((f) => f.tsUs),
+    [300],
+  );
   assert.equal(w.offer('vm-1', frame(400)), true);
   assert.deepEqual(w.acks(), { 'vm-1': 3 });
   // an older assignment seen late changes nothing
@@ -28,7 +47,12 @@ test('a watchdog publishes a VM nobody was assigned; handing over ahead, it stop
 
 test('a frame is published by at most one of two sensors that apply the same assignments', () => {
   const wd = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog', unassignedIsMine: true });
-  const ag = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'agent' && a.incarnation === 'i1', unassignedIsMine: false, leased: true });
+  const ag = new ProtectionWindows({
+    ...opts,
+    isMe: (a) => a.mode === 'agent' && a.incarnation === 'i1',
+    unassignedIsMine: false,
+    leased: true,
+  });
   const published = new Map<number, number>();
   const pub = (fs: SensorFrame[]) => fs.forEach((f) => published.set(f.tsUs, (published.get(f.tsUs) ?? 0) + 1));
   const offer = (ts: number) => {
@@ -52,17 +76,31 @@ test('a frame is published by at most one of two sensors that apply the same ass
   for (let t = 0; t < 300; t += 10) assert.equal(published.get(t), 1, `frame ${t} published once`);
 });
 
-test('an assignment for another incarnation of the same agent is not this one\'s', () => {
-  const ag = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'agent' && a.agent === 'agt' && (a.incarnation === null || a.incarnation === 'new'), unassignedIsMine: false, leased: true });
+test("an assignment for another incarnation of the same agent is not this one's", () => {
+  const ag = new ProtectionWindows({
+    ...opts,
+    isMe: (a) => a.mode === 'agent' && a.agent === 'agt' && (a.incarnation === null || a.incarnation === 'new'),
+    unassignedIsMine: false,
+    leased: true,
+  });
   ag.extendLease(1_000);
   ag.assign(asg({ mode: 'agent', agent: 'agt', incarnation: 'old', handoff_us: 0, epoch: 5 }));
   assert.equal(ag.offer('vm-1', frame(10)), false);
   const mine = ag.assign(asg({ mode: 'agent', agent: 'agt', incarnation: 'new', handoff_us: 5, epoch: 7 }));
-  assert.deepEqual(mine.map((f) => f.tsUs), [10]);
+  assert.deepEqual(
+    mine.map((f) => f.tsUs),
+    [10],
+  );
 });
 
 test('held frames are bounded by time and size', () => {
-  const w = new ProtectionWindows({ holdUs: 100, maxBytesPerVm: 600, maxBytes: 600, isMe: () => false, unassignedIsMine: false });
+  const w = new ProtectionWindows({
+    holdUs: 100,
+    maxBytesPerVm: 600,
+    maxBytes: 600,
+    isMe: () => false,
+    unassignedIsMine: false,
+  });
   for (let t = 0; t < 20; t++) w.offer('vm-1', frame(t * 10));
   assert.ok(w.heldBytes() <= 600);
   assert.ok(w.evicted > 0, 'size evictions of frames still within the hold are counted');

@@ -43,16 +43,21 @@ export function stageAcls<Cfg>(module: StageModule<Cfg>, config: Cfg): StageAcl[
   const reads = [...inputs.map((i) => i.topic), ...(module.reads?.(config) ?? [])];
   // the runtime checks signed topics against the registered producer keys, which it follows
   if (inputs.some((i) => Object.hasOwn(SIGNED_TOPICS, i.topic))) reads.push(TOPICS.producers);
-  for (const t of [...new Set(reads)].sort()) add({ resource: 'topic', pattern: 'literal', name: t, operation: 'READ' });
-  for (const t of [...new Set(module.outputs(config))].sort()) add({ resource: 'topic', pattern: 'literal', name: t, operation: 'WRITE' });
-  for (const g of [...new Set(inputs.map((i) => i.group))].sort()) add({ resource: 'group', pattern: 'literal', name: g, operation: 'READ' });
+  for (const t of [...new Set(reads)].sort())
+    add({ resource: 'topic', pattern: 'literal', name: t, operation: 'READ' });
+  for (const t of [...new Set(module.outputs(config))].sort())
+    add({ resource: 'topic', pattern: 'literal', name: t, operation: 'WRITE' });
+  for (const g of [...new Set(inputs.map((i) => i.group))].sort())
+    add({ resource: 'group', pattern: 'literal', name: g, operation: 'READ' });
   add({ resource: 'group', pattern: 'prefixed', name: stageGroupPrefix(role), operation: 'READ' });
   if (reads.length > 0) add({ resource: 'group', pattern: 'prefixed', name: READER_GROUP_PREFIX, operation: 'READ' });
   return out;
 }
 
 /** What every principal gets: to see that Cordon's topics exist (metadata, `cordon topics apply` finding them made). */
-export const COMMON_ACLS: readonly StageAcl[] = [{ role: '*', resource: 'topic', pattern: 'prefixed', name: TOPIC_PREFIX, operation: 'DESCRIBE' }];
+export const COMMON_ACLS: readonly StageAcl[] = [
+  { role: '*', resource: 'topic', pattern: 'prefixed', name: TOPIC_PREFIX, operation: 'DESCRIBE' },
+];
 
 /** The ACL table of a stage list, one line per ACL: `role resource pattern name operation`. */
 export function aclTable(stages: ReadonlyArray<{ module: StageModule; config: unknown }>): string {
@@ -60,6 +65,10 @@ export function aclTable(stages: ReadonlyArray<{ module: StageModule; config: un
   const width = (f: (a: StageAcl) => string) => Math.max(...rows.map((a) => f(a).length));
   const w = [width((a) => a.role), width((a) => a.resource), width((a) => a.pattern), width((a) => a.name)];
   return rows
-    .map((a) => [a.role.padEnd(w[0]!), a.resource.padEnd(w[1]!), a.pattern.padEnd(w[2]!), a.name.padEnd(w[3]!), a.operation].join('  '))
+    .map((a) =>
+      [a.role.padEnd(w[0]!), a.resource.padEnd(w[1]!), a.pattern.padEnd(w[2]!), a.name.padEnd(w[3]!), a.operation].join(
+        '  ',
+      ),
+    )
     .join('\n');
 }

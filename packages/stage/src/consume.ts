@@ -54,7 +54,8 @@ class Outbox {
 function avroDecoder<T>(stage: string, topics: readonly string[]): (value: Buffer, r: ConsumedRecord) => T {
   const codecs = new Map<string, { decode(b: Buffer): unknown }>();
   for (const t of topics) {
-    if (!Object.hasOwn(TOPIC_MANIFEST, t)) throw ERR_STAGE_CONFIG(stage, `topic ${t} has no schema of its own; the stage must give a decoder for it`);
+    if (!Object.hasOwn(TOPIC_MANIFEST, t))
+      throw ERR_STAGE_CONFIG(stage, `topic ${t} has no schema of its own; the stage must give a decoder for it`);
     codecs.set(t, codecFor(t as TopicName));
   }
   return (value, r) => codecs.get(r.topic)!.decode(value) as T;

@@ -2,7 +2,8 @@ import { defineError } from '@cordon/runtime';
 
 export const ERR_STAGE_NO_VALUE = defineError(
   'CORDON_ERR_STAGE_NO_VALUE',
-  (topic: string) => `a record on ${topic} has no value (null); this topic carries no tombstones, so it was dead-lettered`,
+  (topic: string) =>
+    `a record on ${topic} has no value (null); this topic carries no tombstones, so it was dead-lettered`,
 );
 export const ERR_STAGE_CONFIG = defineError(
   'CORDON_ERR_STAGE_CONFIG',

@@ -1,5 +1,12 @@
 import type { z } from 'zod';
-import type { Bus, ConsumedRecord, ProduceRecord, TableFollower, TopicPartition, TopicPartitionOffset } from '@cordon/bus';
+import type {
+  Bus,
+  ConsumedRecord,
+  ProduceRecord,
+  TableFollower,
+  TopicPartition,
+  TopicPartitionOffset,
+} from '@cordon/bus';
 import type { Context } from '@cordon/runtime';
 import type { DeadLetterSource } from '@cordon/schemas';
 import type { Store } from '@cordon/store';
@@ -76,14 +83,22 @@ export interface Stage<Cfg> {
   /** Send now (outside a batch), counted as this stage's output (or DLQ records, for the DLQ topic). */
   send(topic: string, records: ProduceRecord[]): Promise<void>;
   /** A dead letter for the DLQ topic: the record whole, where it came from, the error's code. */
-  deadLetter(source: DeadLetterSource, record: { key: Buffer | null; value: Buffer | null }, err: unknown): ProduceRecord;
+  deadLetter(
+    source: DeadLetterSource,
+    record: { key: Buffer | null; value: Buffer | null },
+    err: unknown,
+  ): ProduceRecord;
   /** The one consume loop: see ConsumeSpec. Started at once; stopped (drained) by the runtime. */
   consume<T>(spec: ConsumeSpec<T>): ConsumeLoop;
   /**
    * A compacted topic as a live table (every current record with `restoring` true, then each
    * new one); closed by the runtime on stop. Its failure fails the stage.
    */
-  follow(topic: string, onRecord: (r: ConsumedRecord, restoring: boolean) => Promise<void> | void, opts?: { afterRestore?: () => Promise<void> }): Promise<TableFollower>;
+  follow(
+    topic: string,
+    onRecord: (r: ConsumedRecord, restoring: boolean) => Promise<void> | void,
+    opts?: { afterRestore?: () => Promise<void> },
+  ): Promise<TableFollower>;
   /**
    * Run `fn` every `ms` (never two at once); cleared on stop. A failure is logged and counted,
    * and the next tick tries again.

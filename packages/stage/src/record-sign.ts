@@ -49,7 +49,8 @@ export function recordDigest(topic: string, key: Buffer | null, value: Buffer | 
 }
 
 // one-shot: a hash object per node costs more than the hashing of 65 bytes
-const node = (l: Buffer, r: Buffer): Buffer => hash('sha256', Buffer.concat([NODE, l, r], 65), 'buffer') as unknown as Buffer;
+const node = (l: Buffer, r: Buffer): Buffer =>
+  hash('sha256', Buffer.concat([NODE, l, r], 65), 'buffer') as unknown as Buffer;
 const rootMessage = (root: Buffer, count: number) => Buffer.concat([ROOT_DOMAIN, u32(count), root]);
 
 /** A producer's signing side: adds the headers to each record it is given. */
@@ -73,12 +74,14 @@ export function ed25519PublicKey(raw: Buffer): KeyObject {
 /** The raw 32 bytes of an Ed25519 public key. */
 export function rawPublicKey(key: KeyObject): Buffer {
   const der = key.export({ format: 'der', type: 'spki' });
-  if (der.length !== 44 || !der.subarray(0, 12).equals(SPKI_ED25519_PREFIX)) throw new Error('not an Ed25519 public key');
+  if (der.length !== 44 || !der.subarray(0, 12).equals(SPKI_ED25519_PREFIX))
+    throw new Error('not an Ed25519 public key');
   return Buffer.from(der.subarray(12));
 }
 
 export function createRecordSigner(producer: string, privateKey: KeyObject): RecordSigner {
-  if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`a record signer needs an Ed25519 key, not ${privateKey.asymmetricKeyType ?? 'a secret key'}`);
+  if (privateKey.asymmetricKeyType !== 'ed25519')
+    throw new Error(`a record signer needs an Ed25519 key, not ${privateKey.asymmetricKeyType ?? 'a secret key'}`);
   const publicKey = rawPublicKey(createPublicKey(privateKey));
   const id = Buffer.from(producer);
   const signPart = (topic: string, records: ProduceRecord[]): ProduceRecord[] => {
@@ -88,7 +91,8 @@ export function createRecordSigner(producer: string, privateKey: KeyObject): Rec
     while (levels[levels.length - 1]!.length > 1) {
       const below = levels[levels.length - 1]!;
       const up: Buffer[] = [];
-      for (let i = 0; i < below.length; i += 2) up.push(i + 1 < below.length ? node(below[i]!, below[i + 1]!) : below[i]!);
+      for (let i = 0; i < below.length; i += 2)
+        up.push(i + 1 < below.length ? node(below[i]!, below[i + 1]!) : below[i]!);
       levels.push(up);
     }
     const sig = sign(null, rootMessage(levels[levels.length - 1]![0]!, n), privateKey);
@@ -100,7 +104,10 @@ export function createRecordSigner(producer: string, privateKey: KeyObject): Rec
         if (sib < levels[l]!.length) path.push(levels[l]![sib]!);
         idx >>= 1;
       }
-      return { ...r, headers: { ...r.headers, [PRODUCER_HEADER]: id, [SIGNATURE_HEADER]: sig, [PROOF_HEADER]: Buffer.concat(path) } };
+      return {
+        ...r,
+        headers: { ...r.headers, [PRODUCER_HEADER]: id, [SIGNATURE_HEADER]: sig, [PROOF_HEADER]: Buffer.concat(path) },
+      };
     });
   };
   const signAll = (topic: string, records: ProduceRecord[]): ProduceRecord[] => {
@@ -152,7 +159,16 @@ export class VerifiedRoots {
 }
 
 /** Whether the record's headers hold `producer`'s signature of it under `key`. */
-export function verifyRecord(key: KeyObject, topic: string, recordKey: Buffer | null, value: Buffer | null, producer: string, headers: BusHeaders, cache?: VerifiedRoots, keyId = ''): boolean {
+export function verifyRecord(
+  key: KeyObject,
+  topic: string,
+  recordKey: Buffer | null,
+  value: Buffer | null,
+  producer: string,
+  headers: BusHeaders,
+  cache?: VerifiedRoots,
+  keyId = '',
+): boolean {
   const sig = headers[SIGNATURE_HEADER];
   const proof = headers[PROOF_HEADER];
   if (!sig || sig.length !== 64 || !proof) return false;

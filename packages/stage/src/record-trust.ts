@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { followTable, readKeys, type Bus, type ConsumedRecord, type ProduceRecord, type TableFollower } from '@cordon/bus';
+import {
+  followTable,
+  readKeys,
+  type Bus,
+  type ConsumedRecord,
+  type ProduceRecord,
+  type TableFollower,
+} from '@cordon/bus';
 import { describeError, type Clock, type Logger } from '@cordon/runtime';
 import { agentEnforcer, alertId, codecFor, complete, NO_FLOW, TOPICS, type ProducerKey } from '@cordon/schemas';
 import type { KeyObject } from 'node:crypto';
@@ -22,7 +29,8 @@ interface TopicRule {
 const claimsVm = (p: ProducerKey, value: Record<string, unknown>, key: string, keyIs: 'vm' | 'vm|…'): string | null => {
   if (p.kind !== 'agent') return `a ${p.kind} does not write this topic`;
   if (value.agent !== p.producer) return `the record names agent ${String(value.agent)}`;
-  if (value.vm !== p.vm) return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the record claims VM ${String(value.vm)}`;
+  if (value.vm !== p.vm)
+    return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the record claims VM ${String(value.vm)}`;
   const keyOk = keyIs === 'vm' ? key === p.vm : key.startsWith(`${p.vm}|`);
   if (!keyOk) return `its key ${JSON.stringify(key)} is not VM ${p.vm}'s`;
   return null;
@@ -37,7 +45,8 @@ export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
     misbound: (p, v) => {
       const sensor = p.kind === 'agent' ? agentEnforcer(p.producer) : p.producer;
       if (v.sensor !== sensor) return `the batch names sensor ${String(v.sensor)}, its signer is ${sensor}`;
-      if (p.kind === 'agent' && v.vm !== p.vm) return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the batch claims VM ${String(v.vm)}`;
+      if (p.kind === 'agent' && v.vm !== p.vm)
+        return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the batch claims VM ${String(v.vm)}`;
       return null;
     },
   },
@@ -46,7 +55,8 @@ export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
     misbound: (p, v, k) => {
       const sensor = p.kind === 'agent' ? agentEnforcer(p.producer) : p.producer;
       if (v.sensor !== sensor) return `the alert names sensor ${String(v.sensor)}, its signer is ${sensor}`;
-      if (p.kind === 'agent' && (v.vm !== p.vm || k !== p.vm)) return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the alert claims VM ${String(v.vm)}`;
+      if (p.kind === 'agent' && (v.vm !== p.vm || k !== p.vm))
+        return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the alert claims VM ${String(v.vm)}`;
       return null;
     },
   },
@@ -95,7 +105,10 @@ export class ProducerKeys {
     } catch (err) {
       // a key that does not parse verifies nothing: that producer's records are refused
       this.table.delete(id);
-      this.log.warn({ err: describeError(err), producer: id }, 'A registered producer key is unusable; records signed as that producer are refused.');
+      this.log.warn(
+        { err: describeError(err), producer: id },
+        'A registered producer key is unusable; records signed as that producer are refused.',
+      );
     }
   }
 
@@ -156,12 +169,19 @@ export class RecordTrust {
     }
     const keys = await this.keys();
     const entry = keys.get(producer) ?? (await keys.lookup(producer));
-    if (!entry) return Object.assign(ERR_RECORD_FORGED(r.topic, producer, 'no key is registered for it'), { refusal: 'forged' as const });
+    if (!entry)
+      return Object.assign(ERR_RECORD_FORGED(r.topic, producer, 'no key is registered for it'), {
+        refusal: 'forged' as const,
+      });
     if (!verifyRecord(entry.key, r.topic, r.key, r.value, producer, r.headers, this.roots, entry.keyId)) {
-      return Object.assign(ERR_RECORD_FORGED(r.topic, producer, 'the signature does not verify with its registered key'), { refusal: 'forged' as const });
+      return Object.assign(
+        ERR_RECORD_FORGED(r.topic, producer, 'the signature does not verify with its registered key'),
+        { refusal: 'forged' as const },
+      );
     }
     const why = rule.misbound(entry.rec, (value ?? {}) as Record<string, unknown>, r.key?.toString() ?? '');
-    if (why !== null) return Object.assign(ERR_RECORD_MISBOUND(r.topic, producer, why), { refusal: 'misbound' as const });
+    if (why !== null)
+      return Object.assign(ERR_RECORD_MISBOUND(r.topic, producer, why), { refusal: 'misbound' as const });
     return null;
   }
 
@@ -177,7 +197,10 @@ export class RecordTrust {
     const v = (value ?? {}) as Record<string, unknown>;
     const claimedVm = typeof v.vm === 'string' && v.vm ? v.vm : null;
     const producer = r.headers[PRODUCER_HEADER]?.toString() ?? null;
-    this.log.warn({ err: describeError(err), producer, claimedVm, refusedSinceLastAlert: prev?.since ?? 0 }, 'A record was refused: it is not bound to an enrolled producer. An alert says so.');
+    this.log.warn(
+      { err: describeError(err), producer, claimedVm, refusedSinceLastAlert: prev?.since ?? 0 },
+      'A record was refused: it is not bound to an enrolled producer. An alert says so.',
+    );
     const alert = complete(TOPICS.alerts, {
       alert_id: alertId('record-trust', this.stage, err.refusal, r.topic, r.partition, r.offset),
       ts_us: now * 1000,
@@ -192,14 +215,29 @@ export class RecordTrust {
       action: 'alert',
       // no addresses: an alert about a refused record must never itself become a block
       ...NO_FLOW,
-      evidence: JSON.stringify({ code: err.code, message: err.message, topic: r.topic, partition: r.partition, offset: String(r.offset), key: r.key?.toString() ?? null, producer, refusedSinceLastAlert: prev?.since ?? 0 }),
+      evidence: JSON.stringify({
+        code: err.code,
+        message: err.message,
+        topic: r.topic,
+        partition: r.partition,
+        offset: String(r.offset),
+        key: r.key?.toString() ?? null,
+        producer,
+        refusedSinceLastAlert: prev?.since ?? 0,
+      }),
     });
     return { key: Buffer.from(claimedVm ?? this.stage), value: this.alertCodec.encode(alert) };
   }
 }
 
 /** The key table of a stage: started on first use, closed with the stage. */
-export function lazyProducerKeys(bus: Bus, stage: string, clock: Clock, log: Logger, onFollower: (f: TableFollower) => void): () => Promise<ProducerKeys> {
+export function lazyProducerKeys(
+  bus: Bus,
+  stage: string,
+  clock: Clock,
+  log: Logger,
+  onFollower: (f: TableFollower) => void,
+): () => Promise<ProducerKeys> {
   let started: Promise<ProducerKeys> | null = null;
   return () =>
     (started ??= (async () => {

@@ -9,7 +9,9 @@ import type { StageModule } from './module.js';
  * section is optional (its presence turns it on), every other one defaults to `{}`.
  */
 export function stageSections(modules: readonly StageModule[]): Record<string, z.ZodTypeAny> {
-  return Object.fromEntries(modules.map((m) => [m.name, m.when === 'configured' ? m.config.optional() : m.config.default({})]));
+  return Object.fromEntries(
+    modules.map((m) => [m.name, m.when === 'configured' ? m.config.optional() : m.config.default({})]),
+  );
 }
 
 /** The stages `cordon up` runs for a configuration: every `always` one, and `configured` ones whose section is present. */
@@ -31,10 +33,13 @@ const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 function isStageModule(v: unknown): string | null {
   if (typeof v !== 'object' || v === null) return 'it exports no object named "stage" or "default"';
   const m = v as Partial<StageModule>;
-  if (typeof m.name !== 'string' || !NAME.test(m.name)) return 'its "name" must be lower-case letters, digits and "-" (up to 40)';
+  if (typeof m.name !== 'string' || !NAME.test(m.name))
+    return 'its "name" must be lower-case letters, digits and "-" (up to 40)';
   if (typeof m.summary !== 'string') return 'it has no "summary" string';
-  if (!m.config || typeof (m.config as { safeParse?: unknown }).safeParse !== 'function') return 'its "config" is not a zod schema';
-  for (const f of ['inputs', 'outputs', 'start'] as const) if (typeof m[f] !== 'function') return `its "${f}" is not a function`;
+  if (!m.config || typeof (m.config as { safeParse?: unknown }).safeParse !== 'function')
+    return 'its "config" is not a zod schema';
+  for (const f of ['inputs', 'outputs', 'start'] as const)
+    if (typeof m[f] !== 'function') return `its "${f}" is not a function`;
   return null;
 }
 

@@ -33,7 +33,11 @@ function noStore(): Promise<Store> {
 /** Validate a stage's configuration section with its module's schema. */
 export function parseStageConfig<Cfg>(module: StageModule<Cfg>, section: unknown): Cfg {
   const parsed = module.config.safeParse(section ?? {});
-  if (!parsed.success) throw ERR_STAGE_CONFIG(module.name, describeConfigIssues(parsed.error.issues.map((i) => ({ ...i, path: [module.name, ...i.path] }))));
+  if (!parsed.success)
+    throw ERR_STAGE_CONFIG(
+      module.name,
+      describeConfigIssues(parsed.error.issues.map((i) => ({ ...i, path: [module.name, ...i.path] }))),
+    );
   return parsed.data;
 }
 
@@ -43,18 +47,27 @@ export function parseStageConfig<Cfg>(module: StageModule<Cfg>, section: unknown
  * flight (outputs acknowledged, offsets committed, revoke callbacks run), followers close,
  * the stage's own cleanup runs (last registered first), then its producer closes.
  */
-export async function runStage<Cfg, Extra extends object>(module: StageModule<Cfg, Extra>, deps: RunStageDeps): Promise<RunningStage<Cfg, Extra>> {
+export async function runStage<Cfg, Extra extends object>(
+  module: StageModule<Cfg, Extra>,
+  deps: RunStageDeps,
+): Promise<RunningStage<Cfg, Extra>> {
   const config = parseStageConfig(module, deps.config);
   const name = module.name;
   const { bus } = deps;
   // what the module says it reads: its principal on a secured Kafka can read nothing else
-  const declaredReads = module.reads ? new Set([...module.inputs(config).map((i) => i.topic), ...module.reads(config)]) : null;
+  const declaredReads = module.reads
+    ? new Set([...module.inputs(config).map((i) => i.topic), ...module.reads(config)])
+    : null;
   const ctx = childContext(deps.ctx, name);
   const { log, clock } = ctx;
   const telemetry = deps.telemetry ?? new StageTelemetry();
   telemetry.addComponents(deps.ctx.metrics);
   const counters = telemetry.forStage(name);
-  const env: StageEnv = { dataDir: deps.env?.dataDir ?? process.cwd(), store: deps.env?.store ?? noStore, readStore: deps.env?.readStore ?? noStore };
+  const env: StageEnv = {
+    dataDir: deps.env?.dataDir ?? process.cwd(),
+    store: deps.env?.store ?? noStore,
+    readStore: deps.env?.readStore ?? noStore,
+  };
   const producer = bus.producer();
   const loops: RunningLoop[] = [];
   const followers: TableFollower[] = [];
@@ -65,10 +78,15 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
   let signer: RecordSigner | null = null;
   const trust =
     (deps.verifyRecords ?? bus.kind === 'kafka')
-      ? new RecordTrust(name, lazyProducerKeys(bus, name, clock, log, (f) => {
-          followers.push(f);
-          f.done.catch((err: unknown) => fail('following the producer keys', err));
-        }), clock, log)
+      ? new RecordTrust(
+          name,
+          lazyProducerKeys(bus, name, clock, log, (f) => {
+            followers.push(f);
+            f.done.catch((err: unknown) => fail('following the producer keys', err));
+          }),
+          clock,
+          log,
+        )
       : null;
 
   let rejectDone!: (err: unknown) => void;
@@ -96,7 +114,13 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
   };
 
   const letter = (record: ConsumedRecord, err: unknown, value?: Buffer | null): ProduceRecord =>
-    deadLetter(name, record, { key: record.key, value: value === undefined ? record.value : value }, err, clock.now() * 1000);
+    deadLetter(
+      name,
+      record,
+      { key: record.key, value: value === undefined ? record.value : value },
+      err,
+      clock.now() * 1000,
+    );
 
   const stage: Stage<Cfg> = {
     name,
@@ -174,7 +198,10 @@ export async function runStage<Cfg, Extra extends object>(module: StageModule<Cf
         try {
           await fn();
         } catch (err) {
-          log.warn({ err: describeError(err), stage: name }, `Stopping ${name}: ${what} failed; going on with the rest.`);
+          log.warn(
+            { err: describeError(err), stage: name },
+            `Stopping ${name}: ${what} failed; going on with the rest.`,
+          );
         }
       };
       await Promise.all(loops.map((l) => step(`draining group ${l.group}`, () => l.close())));

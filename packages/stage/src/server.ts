@@ -24,7 +24,11 @@ export interface MetricsServer {
  * Prometheus text format at `/metrics` (and `/healthz`). A port in use is reported and
  * skipped, not fatal: metrics must never keep a stage from protecting anything.
  */
-export async function startMetricsServer(addr: string, telemetry: StageTelemetry, log: Logger): Promise<MetricsServer | null> {
+export async function startMetricsServer(
+  addr: string,
+  telemetry: StageTelemetry,
+  log: Logger,
+): Promise<MetricsServer | null> {
   const where = parseMetricsAddr(addr);
   if (!where) return null;
   const server: Server = createServer((req, res) => {
@@ -59,7 +63,10 @@ export async function startMetricsServer(addr: string, telemetry: StageTelemetry
       });
     });
   } catch (err) {
-    log.warn({ err, addr }, 'The metrics endpoint could not listen; going on without it (set --metrics-addr or "off").');
+    log.warn(
+      { err, addr },
+      'The metrics endpoint could not listen; going on without it (set --metrics-addr or "off").',
+    );
     return null;
   }
   server.unref();

@@ -61,7 +61,7 @@ export class StageTelemetry {
     const sources = this.lagSources;
     new Gauge({
       name: 'cordon_consumer_lag',
-      help: 'Records between a stage\'s position and the end of each partition it owns.',
+      help: "Records between a stage's position and the end of each partition it owns.",
       labelNames: ['stage', 'topic', 'partition'],
       registers,
       async collect() {
@@ -103,7 +103,12 @@ export class StageTelemetry {
     if (opts.processMetrics) {
       collectDefaultMetrics({ register: this.registry });
       // gauges named like counters (prom-client's naming, refused by `promtool check metrics`)
-      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+      for (const name of [
+        'nodejs_active_handles_total',
+        'nodejs_active_requests_total',
+        'nodejs_active_resources_total',
+      ])
+        this.registry.removeSingleMetric(name);
     }
   }
 

@@ -8,7 +8,17 @@ import { createEmbeddedBus, readAll, type Bus } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { codecFor, TOPICS, type LogBatch } from '@cordon/schemas';
 import { waitFor } from '@cordon/testkit';
-import { defineStage, loadStageModules, runStage, StageTelemetry, stageAcls, stageSections, ERR_STAGE_CONFIG, ERR_STAGE_FAILED, ERR_STAGE_MODULE } from '../src/index.js';
+import {
+  defineStage,
+  loadStageModules,
+  runStage,
+  StageTelemetry,
+  stageAcls,
+  stageSections,
+  ERR_STAGE_CONFIG,
+  ERR_STAGE_FAILED,
+  ERR_STAGE_MODULE,
+} from '../src/index.js';
 
 const ctx = createContext({ log: silentLogger });
 const logs = codecFor(TOPICS.logs);
@@ -28,7 +38,12 @@ function world(): { bus: Bus; dir: string; done(): Promise<void> } {
 
 async function topics(bus: Bus): Promise<void> {
   await bus.admin.ensureTopics(
-    [TOPICS.logs, TOPICS.alerts, TOPICS.dlq, 'test.out'].map((name) => ({ name, partitions: name === TOPICS.logs ? 2 : 1, cleanupPolicy: 'delete' as const, retentionMs: -1 })),
+    [TOPICS.logs, TOPICS.alerts, TOPICS.dlq, 'test.out'].map((name) => ({
+      name,
+      partitions: name === TOPICS.logs ? 2 : 1,
+      cleanupPolicy: 'delete' as const,
+      retentionMs: -1,
+    })),
   );
 }
 
@@ -45,7 +60,14 @@ const batchOf = (id: string, n: number): LogBatch => ({
 const echo = defineStage({
   name: 'echo',
   summary: 'test stage',
-  config: z.object({ group: z.string().default('echo'), failOn: z.string().optional(), delayMs: z.number().default(0), maxBatch: z.number().default(1000) }).strict(),
+  config: z
+    .object({
+      group: z.string().default('echo'),
+      failOn: z.string().optional(),
+      delayMs: z.number().default(0),
+      maxBatch: z.number().default(1000),
+    })
+    .strict(),
   inputs: (c) => [{ group: c.group, topic: TOPICS.logs }],
   outputs: () => ['test.out'],
   start(stage) {
@@ -63,7 +85,10 @@ const echo = defineStage({
             continue;
           }
           seen.push(value.batch_id);
-          batch.emit('test.out', value.lines.map((l) => ({ key: null, value: l.line })));
+          batch.emit(
+            'test.out',
+            value.lines.map((l) => ({ key: null, value: l.line })),
+          );
         }
       },
     });
@@ -89,24 +114,50 @@ test('runStage: decoded records reach the stage, outputs are sent, bad and null 
     await waitFor('both batches', () => s.seen.length === 2);
     await waitFor('the outputs', async () => (await readAll(w.bus, 'test.out')).length === 5);
     const letters = (await readAll(w.bus, TOPICS.dlq)).map((r) => codecFor(TOPICS.dlq).decode(r.value!));
-    assert.deepEqual(letters.map((l) => l.error_code).sort(), ['CORDON_ERR_SCHEMA_WIRE_FORMAT', 'CORDON_ERR_STAGE_NO_VALUE', 'CORDON_ERR_UNEXPECTED']);
+    assert.deepEqual(letters.map((l) => l.error_code).sort(), [
+      'CORDON_ERR_SCHEMA_WIRE_FORMAT',
+      'CORDON_ERR_STAGE_NO_VALUE',
+      'CORDON_ERR_UNEXPECTED',
+    ]);
     for (const l of letters) {
       assert.equal(l.stage, 'echo');
       assert.equal(l.source_topic, TOPICS.logs);
     }
     // the original bytes are kept whole
-    assert.equal(letters.find((l) => l.error_code === 'CORDON_ERR_SCHEMA_WIRE_FORMAT')!.value!.toString(), 'not avro at all');
-    assert.equal(await telemetry.sample('cordon_stage_records_total', { stage: 'echo', topic: TOPICS.logs, outcome: 'in' }), 5);
-    assert.equal(await telemetry.sample('cordon_stage_records_total', { stage: 'echo', topic: 'test.out', outcome: 'out' }), 5);
-    assert.equal(await telemetry.sample('cordon_stage_records_total', { stage: 'echo', topic: TOPICS.logs, outcome: 'dlq' }), 3);
-    assert.equal(await telemetry.sample('cordon_stage_errors_total', { stage: 'echo', code: 'CORDON_ERR_STAGE_NO_VALUE' }), 1);
+    assert.equal(
+      letters.find((l) => l.error_code === 'CORDON_ERR_SCHEMA_WIRE_FORMAT')!.value!.toString(),
+      'not avro at all',
+    );
+    assert.equal(
+      await telemetry.sample('cordon_stage_records_total', { stage: 'echo', topic: TOPICS.logs, outcome: 'in' }),
+      5,
+    );
+    assert.equal(
+      await telemetry.sample('cordon_stage_records_total', { stage: 'echo', topic: 'test.out', outcome: 'out' }),
+      5,
+    );
+    assert.equal(
+      await telemetry.sample('cordon_stage_records_total', { stage: 'echo', topic: TOPICS.logs, outcome: 'dlq' }),
+      3,
+    );
+    assert.equal(
+      await telemetry.sample('cordon_stage_errors_total', { stage: 'echo', code: 'CORDON_ERR_STAGE_NO_VALUE' }),
+      1,
+    );
     await waitFor('lag 0 on both partitions', async () => {
       const text = await telemetry.text();
-      return /cordon_consumer_lag\{stage="echo",topic="cordon.logs.v1",partition="0"\} 0/.test(text) && /partition="1"\} 0/.test(text);
+      return (
+        /cordon_consumer_lag\{stage="echo",topic="cordon.logs.v1",partition="0"\} 0/.test(text) &&
+        /partition="1"\} 0/.test(text)
+      );
     });
     assert.match(await telemetry.text(), /cordon_stage_batch_duration_seconds_count\{stage="echo"\} [1-9]/);
     // the committed offsets cover everything handled
-    await waitFor('commits', async () => [...(await w.bus.admin.committedOffsets('echo', TOPICS.logs)).values()].reduce((a, b) => a + b, 0n) === 5n);
+    await waitFor(
+      'commits',
+      async () =>
+        [...(await w.bus.admin.committedOffsets('echo', TOPICS.logs)).values()].reduce((a, b) => a + b, 0n) === 5n,
+    );
   } finally {
     await s.stop();
     await s.done;
@@ -121,7 +172,10 @@ test('runStage: a stage that throws fails (done rejects with a coded error) and 
   await p.send(TOPICS.logs, [{ key: Buffer.from('k'), value: logs.encode(batchOf('boom', 1)) }]);
   const s = await runStage(echo, { bus: w.bus, ctx, config: { failOn: 'boom' } });
   try {
-    await assert.rejects(s.done, (err: unknown) => ERR_STAGE_FAILED.is(err) && /the stage broke/.test(String((err as Error).cause)));
+    await assert.rejects(
+      s.done,
+      (err: unknown) => ERR_STAGE_FAILED.is(err) && /the stage broke/.test(String((err as Error).cause)),
+    );
     assert.equal((await w.bus.admin.committedOffsets('echo', TOPICS.logs)).size, 0);
   } finally {
     await s.stop();
@@ -134,7 +188,8 @@ test('runStage: stop drains — records handed over before stop are all processe
   await topics(w.bus);
   const p = w.bus.producer();
   const n = 200;
-  for (let i = 0; i < n; i++) await p.send(TOPICS.logs, [{ key: Buffer.from(`k${i}`), value: logs.encode(batchOf(`b${i}`, 1)) }]);
+  for (let i = 0; i < n; i++)
+    await p.send(TOPICS.logs, [{ key: Buffer.from(`k${i}`), value: logs.encode(batchOf(`b${i}`, 1)) }]);
   const slow = { maxBatch: 5, delayMs: 5 };
   const first = await runStage(echo, { bus: w.bus, ctx, config: slow });
   await waitFor('some progress', () => first.seen.length > 0);
@@ -172,7 +227,9 @@ test('configuration: unknown keys are named with their section; sections of conf
       assert.deepEqual(parsed.echo, { group: 'echo', delayMs: 0, maxBatch: 1000 });
       assert.equal(parsed.guest, undefined);
       const bad = sections.safeParse({ echo: { group: 'g', typo: 1 } });
-      assert.ok(!bad.success && bad.error.issues.some((i) => i.code === 'unrecognized_keys' && i.path.join('.') === 'echo'));
+      assert.ok(
+        !bad.success && bad.error.issues.some((i) => i.code === 'unrecognized_keys' && i.path.join('.') === 'echo'),
+      );
     });
 });
 
@@ -186,7 +243,10 @@ test('stage modules from files: a valid one loads; a file that is not a stage mo
     writeFileSync(join(dir, 'bad.mjs'), 'export const stage = { name: "Bad Name" };\n');
     const [m] = await loadStageModules([join(dir, 'ok.mjs')]);
     assert.equal(m!.name, 'extra');
-    await assert.rejects(loadStageModules([join(dir, 'bad.mjs')]), (err: unknown) => ERR_STAGE_MODULE.is(err) && /name/.test((err as Error).message));
+    await assert.rejects(
+      loadStageModules([join(dir, 'bad.mjs')]),
+      (err: unknown) => ERR_STAGE_MODULE.is(err) && /name/.test((err as Error).message),
+    );
     await assert.rejects(loadStageModules([join(dir, 'missing.mjs')]), (err: unknown) => ERR_STAGE_MODULE.is(err));
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -212,7 +272,9 @@ test('a module that declares reads() may follow only what it declares: an undecl
       });
     const ok = await runStage(follower(TOPICS.alerts), { bus: w.bus, ctx, config: {} });
     await ok.stop();
-    await assert.rejects(runStage(follower(TOPICS.dlq), { bus: w.bus, ctx, config: {} }), { code: 'CORDON_ERR_STAGE_UNDECLARED_READ' });
+    await assert.rejects(runStage(follower(TOPICS.dlq), { bus: w.bus, ctx, config: {} }), {
+      code: 'CORDON_ERR_STAGE_UNDECLARED_READ',
+    });
     const acls = stageAcls(follower(TOPICS.alerts), {});
     assert.deepEqual(
       acls.map((a) => `${a.resource} ${a.pattern} ${a.name} ${a.operation}`),

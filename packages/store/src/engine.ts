@@ -1,7 +1,12 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
-import { ERR_STORE_BAD_OPTIONS, ERR_STORE_DATA_DIR_LOCKED, ERR_STORE_ENGINE_BUSY, ERR_STORE_UNREACHABLE } from './errors.js';
+import {
+  ERR_STORE_BAD_OPTIONS,
+  ERR_STORE_DATA_DIR_LOCKED,
+  ERR_STORE_ENGINE_BUSY,
+  ERR_STORE_UNREACHABLE,
+} from './errors.js';
 
 /**
  * The only place that knows there are two engines. Both are driven through one
@@ -22,7 +27,9 @@ export type EngineOptions = ({ url: string } | { dataDir: string }) & {
 };
 
 export function openEngine(opts: EngineOptions): Promise<Engine> {
-  return 'url' in opts ? openServer(opts.url, opts.database, opts.settings) : openEmbedded(opts.dataDir, opts.database, opts.settings);
+  return 'url' in opts
+    ? openServer(opts.url, opts.database, opts.settings)
+    : openEmbedded(opts.dataDir, opts.database, opts.settings);
 }
 
 /**
@@ -47,7 +54,8 @@ async function openEmbedded(dataDir: string, database: string, settings: ClickHo
     const msg = err instanceof Error ? err.message : String(err);
     const holder = embeddedLockHolder(dataDir);
     if (holder !== null) throw ERR_STORE_DATA_DIR_LOCKED.withCause(err, dataDir, holder);
-    if (/one active data directory|Cannot open a session/i.test(msg)) throw ERR_STORE_ENGINE_BUSY.withCause(err, dataDir, msg);
+    if (/one active data directory|Cannot open a session/i.test(msg))
+      throw ERR_STORE_ENGINE_BUSY.withCause(err, dataDir, msg);
     throw ERR_STORE_UNREACHABLE.withCause(err, `embedded engine (${dataDir})`, msg);
   }
   // No client-level clickhouse_settings here: chdb's connection turns them into a `SET …;` prefix
@@ -62,7 +70,9 @@ async function openEmbedded(dataDir: string, database: string, settings: ClickHo
     // client's `database` option).
     await client.command({ query: `USE ${database}` });
     for (const [name, value] of Object.entries(settings)) {
-      await client.command({ query: `SET ${name} = ${typeof value === 'string' ? `'${value.replace(/'/g, "''")}'` : String(value)}` });
+      await client.command({
+        query: `SET ${name} = ${typeof value === 'string' ? `'${value.replace(/'/g, "''")}'` : String(value)}`,
+      });
     }
   } catch (err) {
     await client.close();
@@ -99,10 +109,14 @@ async function openServer(url: string, database: string, settings: ClickHouseSet
     parsed = new URL(url);
   } catch {
     // what is between "//" and "@" may be a password: never in a message
-    throw ERR_STORE_BAD_OPTIONS(`url "${url.replace(/\/\/[^/@]*@/, '//***@')}" is not a URL; expected http[s]://host:port`);
+    throw ERR_STORE_BAD_OPTIONS(
+      `url "${url.replace(/\/\/[^/@]*@/, '//***@')}" is not a URL; expected http[s]://host:port`,
+    );
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw ERR_STORE_BAD_OPTIONS(`url protocol "${parsed.protocol}" is not supported; use http: or https: (the ClickHouse HTTP interface)`);
+    throw ERR_STORE_BAD_OPTIONS(
+      `url protocol "${parsed.protocol}" is not supported; use http: or https: (the ClickHouse HTTP interface)`,
+    );
   }
   const safe = new URL(parsed);
   safe.username = '';

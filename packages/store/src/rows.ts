@@ -67,26 +67,40 @@ function checkFor(type: string): Check | undefined {
   const range = INT_RANGES[type];
   if (range) {
     const [lo, hi] = range;
-    return (v) => (typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi ? undefined : `an integer in ${lo}..${hi}`);
+    return (v) =>
+      typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi ? undefined : `an integer in ${lo}..${hi}`;
   }
   if (type === 'UInt64' || type === 'Int64') {
     const unsigned = type === 'UInt64';
     const digits = unsigned ? /^\d+$/ : /^-?\d+$/;
     return (v) => {
-      if (typeof v === 'number') return Number.isSafeInteger(v) && (!unsigned || v >= 0) ? undefined : `a ${unsigned ? 'non-negative ' : ''}safe integer, a bigint or a decimal string`;
+      if (typeof v === 'number')
+        return Number.isSafeInteger(v) && (!unsigned || v >= 0)
+          ? undefined
+          : `a ${unsigned ? 'non-negative ' : ''}safe integer, a bigint or a decimal string`;
       if (typeof v === 'bigint') return !unsigned || v >= 0n ? undefined : 'a non-negative integer';
       if (typeof v === 'string') return digits.test(v) ? undefined : 'an integer as a decimal string';
       return 'an integer (number, bigint or decimal string)';
     };
   }
   if (type.startsWith('Float')) return (v) => (typeof v === 'number' ? undefined : 'a number');
-  if (type === 'String' || type.startsWith('FixedString(') || type === 'IPv4' || type === 'IPv6' || type === 'UUID' || type.startsWith('Enum')) {
+  if (
+    type === 'String' ||
+    type.startsWith('FixedString(') ||
+    type === 'IPv4' ||
+    type === 'IPv6' ||
+    type === 'UUID' ||
+    type.startsWith('Enum')
+  ) {
     return (v) => (typeof v === 'string' ? undefined : 'a string');
   }
   if (type.startsWith('DateTime') || type.startsWith('Date')) {
     // Numbers are refused: an epoch number is ambiguous (seconds? microseconds?) and ClickHouse
     // would read it as seconds. Use a Date, an ISO-8601 string, or microsToDateTime64().
-    return (v) => (typeof v === 'string' || v instanceof Date ? undefined : 'a Date or a date-time string (see microsToDateTime64())');
+    return (v) =>
+      typeof v === 'string' || v instanceof Date
+        ? undefined
+        : 'a Date or a date-time string (see microsToDateTime64())';
   }
   return undefined;
 }
@@ -109,7 +123,10 @@ export function encodeRows(spec: TableSpec, rows: readonly object[]): EncodedBat
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r] as Record<string, unknown> | null | undefined;
     if (row === null || typeof row !== 'object' || Array.isArray(row)) {
-      return { row: r, message: `rows[${r}] is ${Array.isArray(row) ? 'an array' : String(row)}, expected an object of column values` };
+      return {
+        row: r,
+        message: `rows[${r}] is ${Array.isArray(row) ? 'an array' : String(row)}, expected an object of column values`,
+      };
     }
     // Walk the table's columns (a fixed, monomorphic loop), then compare how many keys the row has
     // with how many it matched: only a row with an unknown key pays for finding which one.
@@ -120,25 +137,36 @@ export function encodeRows(spec: TableSpec, rows: readonly object[]): EncodedBat
       const v = row[col.name];
       if (v === undefined) {
         if (col.required) {
-          return { row: r, message: col.name in row ? `rows[${r}] column "${col.name}" is undefined but the column is required` : `rows[${r}] is missing required column "${col.name}"` };
+          return {
+            row: r,
+            message:
+              col.name in row
+                ? `rows[${r}] column "${col.name}" is undefined but the column is required`
+                : `rows[${r}] is missing required column "${col.name}"`,
+          };
         }
         if (col.name in row) matched++;
         continue;
       }
       matched++;
       if (v === null) {
-        if (col.required) return { row: r, message: `rows[${r}] column "${col.name}" is null but the column is required` };
+        if (col.required)
+          return { row: r, message: `rows[${r}] column "${col.name}" is null but the column is required` };
         continue;
       }
       if (typeof v === 'bigint') hasBigint = true;
       const want = col.check?.(v);
-      if (want !== undefined) return { row: r, message: `rows[${r}] column "${col.name}" must be ${want}, got ${describe(v)}` };
+      if (want !== undefined)
+        return { row: r, message: `rows[${r}] column "${col.name}" must be ${want}, got ${describe(v)}` };
     }
     let keys = 0;
     for (const k in row) if (Object.hasOwn(row, k)) keys++;
     if (keys !== matched) {
       const unknown = Object.keys(row).find((k) => !spec.columns.has(k)) ?? '?';
-      return { row: r, message: `rows[${r}] has unknown column "${unknown}" (columns: ${[...spec.columns.keys()].join(', ')})` };
+      return {
+        row: r,
+        message: `rows[${r}] has unknown column "${unknown}" (columns: ${[...spec.columns.keys()].join(', ')})`,
+      };
     }
     lines[r] = hasBigint ? JSON.stringify(row, bigintAsString) : JSON.stringify(row);
   }
@@ -170,7 +198,8 @@ export function microsToDateTime64(us: number | bigint): string {
   const abs = neg ? -v : v;
   const s = abs / 1_000_000n;
   const frac = (abs % 1_000_000n).toString().padStart(6, '0');
-  if (neg) throw new RangeError(`microsToDateTime64: negative timestamp ${v} is before 1970 and not storable in DateTime64`);
+  if (neg)
+    throw new RangeError(`microsToDateTime64: negative timestamp ${v} is before 1970 and not storable in DateTime64`);
   // Calendar text, not "<epoch>.<frac>": best_effort parsing reads a small epoch such as
   // "6.000000" (crafted captures start at 1970) as a day of month and rejects the row.
   const iso = new Date(Number(s) * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z

@@ -109,13 +109,15 @@ const CLIENT_SETTINGS = {
 /** Open a Store, create its database and (by default) apply pending migrations. */
 export async function createStore(opts: StoreOptions = {}): Promise<Store> {
   for (const key of Object.keys(opts)) {
-    if (!KNOWN_OPTIONS.has(key)) throw ERR_STORE_BAD_OPTIONS(`unknown option "${key}" (known: ${[...KNOWN_OPTIONS].join(', ')})`);
+    if (!KNOWN_OPTIONS.has(key))
+      throw ERR_STORE_BAD_OPTIONS(`unknown option "${key}" (known: ${[...KNOWN_OPTIONS].join(', ')})`);
   }
   if (opts.url !== undefined && opts.dataDir !== undefined) {
     throw ERR_STORE_BAD_OPTIONS('give either url (ClickHouse server) or dataDir (embedded engine), not both');
   }
   const database = opts.database ?? 'cordon';
-  if (!IDENT.test(database)) throw ERR_STORE_BAD_OPTIONS(`database "${database}" is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)`);
+  if (!IDENT.test(database))
+    throw ERR_STORE_BAD_OPTIONS(`database "${database}" is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)`);
   const ctx = childContext(opts.ctx ?? createContext({ log: silentLogger }), 'store');
   const engine = await openEngine({
     ...(opts.url !== undefined ? { url: opts.url } : { dataDir: resolve(opts.dataDir ?? './data/clickhouse') }),
@@ -166,7 +168,11 @@ class ClickHouseStore implements Store {
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>): Promise<T[]> {
     return this.track('query', async () => {
       try {
-        const rs = await this.client.query({ query: sql, format: 'JSONEachRow', ...(params ? { query_params: params } : {}) });
+        const rs = await this.client.query({
+          query: sql,
+          format: 'JSONEachRow',
+          ...(params ? { query_params: params } : {}),
+        });
         return await rs.json<T>();
       } catch (err) {
         this.ctx.metrics.inc('errors');
@@ -212,7 +218,8 @@ class ClickHouseStore implements Store {
   private async runInsert(table: string, rows: readonly object[], opts: InsertOptions): Promise<InsertResult> {
     const batchId = opts?.batchId;
     if (typeof batchId !== 'string' || batchId.length === 0) throw ERR_STORE_BAD_BATCH_ID('it is missing or empty');
-    if (batchId.length > 1024) throw ERR_STORE_BAD_BATCH_ID(`it is ${batchId.length} characters long, the limit is 1024`);
+    if (batchId.length > 1024)
+      throw ERR_STORE_BAD_BATCH_ID(`it is ${batchId.length} characters long, the limit is 1024`);
     if (!Array.isArray(rows)) throw ERR_STORE_BAD_ROW(table, batchId, 'rows is not an array');
     const spec = await this.tableSpec(table);
     if (rows.length === 0) return { rows: 0, bytes: 0 };
@@ -228,7 +235,8 @@ class ClickHouseStore implements Store {
     } catch (err) {
       this.ctx.metrics.inc('errors');
       const detail = clickhouseDetail(err);
-      if (BAD_ROW_TYPES.test(clickhouseError(err)?.type ?? '')) throw ERR_STORE_BAD_ROW.withCause(err, table, batchId, detail);
+      if (BAD_ROW_TYPES.test(clickhouseError(err)?.type ?? ''))
+        throw ERR_STORE_BAD_ROW.withCause(err, table, batchId, detail);
       throw ERR_STORE_INSERT_FAILED.withCause(err, table, batchId, detail);
     }
     this.ctx.metrics.inc('insert.batches');
@@ -254,13 +262,18 @@ class ClickHouseStore implements Store {
     let cols: ColumnInfo[];
     try {
       const rs = await this.client.query({
-        query: 'SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position',
+        query:
+          'SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position',
         format: 'JSONEachRow',
         query_params: { db: this.database, t: table },
       });
       cols = await rs.json<ColumnInfo>();
     } catch (err) {
-      throw ERR_STORE_QUERY.withCause(err, `could not read the columns of table "${table}": ${clickhouseDetail(err)}`, 'SELECT … FROM system.columns');
+      throw ERR_STORE_QUERY.withCause(
+        err,
+        `could not read the columns of table "${table}": ${clickhouseDetail(err)}`,
+        'SELECT … FROM system.columns',
+      );
     }
     if (cols.length === 0) throw ERR_STORE_BAD_TABLE(table, `it does not exist in database "${this.database}"`);
     return compileTableSpec(table, cols);
@@ -273,7 +286,9 @@ class ClickHouseStore implements Store {
       query: `SELECT version, any(name) AS name, groupUniqArray(checksum) AS checksums FROM ${MIGRATIONS_TABLE} GROUP BY version ORDER BY version`,
       format: 'JSONEachRow',
     });
-    const applied = new Map((await rs.json<{ version: number; name: string; checksums: string[] }>()).map((r) => [r.version, r]));
+    const applied = new Map(
+      (await rs.json<{ version: number; name: string; checksums: string[] }>()).map((r) => [r.version, r]),
+    );
     const byVersion = new Map(migrations.map((m) => [m.version, m]));
     for (const [version, rec] of applied) {
       const m = byVersion.get(version);

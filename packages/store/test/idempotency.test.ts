@@ -14,7 +14,9 @@ test('replaying a batch with the same batchId does not double-count, even across
     // Plain count(), no FINAL: what an analyst or a dashboard writes.
     assert.equal(await count(store, 'SELECT count() AS n FROM flows'), 3_000);
     assert.equal(await count(store, 'SELECT sum(bytes_toclient) AS n FROM flows'), 3_000 * 20_000);
-    const parts = await store.query<{ p: string }>("SELECT uniqExact(partition) AS p FROM system.parts WHERE database = currentDatabase() AND table = 'flows' AND active");
+    const parts = await store.query<{ p: string }>(
+      "SELECT uniqExact(partition) AS p FROM system.parts WHERE database = currentDatabase() AND table = 'flows' AND active",
+    );
     assert.equal(Number(parts[0]?.p), 3);
 
     // A different batch is written.
@@ -63,7 +65,9 @@ test('dead letters are idempotent per batch too', async (t) => {
     await store.insert('dlq', rows, { batchId: 'dlq:1:1000-1049' });
     await store.insert('dlq', rows, { batchId: 'dlq:1:1000-1049' });
     assert.equal(await count(store, 'SELECT count() AS n FROM dlq'), 50);
-    const [first] = await store.query<{ v: string; ts: string }>("SELECT hex(base64Decode(value_base64)) AS v, toString(ts) AS ts FROM dlq ORDER BY source_offset LIMIT 1");
+    const [first] = await store.query<{ v: string; ts: string }>(
+      'SELECT hex(base64Decode(value_base64)) AS v, toString(ts) AS ts FROM dlq ORDER BY source_offset LIMIT 1',
+    );
     assert.deepEqual(first, { v: '000000006300', ts: '2024-01-01 00:00:00.000000' });
   } finally {
     await store.close();
@@ -77,7 +81,11 @@ test('the same flows under a different batchId are caught by ReplacingMergeTree:
     const rows = batch(1_000);
     await store.insert('flows', rows, { batchId: 'first-run:0-999' });
     await store.insert('flows', rows, { batchId: 're-batched:0-999' });
-    assert.equal(await count(store, 'SELECT count() AS n FROM flows'), 2_000, 'plain count double-counts until a merge');
+    assert.equal(
+      await count(store, 'SELECT count() AS n FROM flows'),
+      2_000,
+      'plain count double-counts until a merge',
+    );
     assert.equal(await count(store, 'SELECT count() AS n FROM flows FINAL'), 1_000);
     await store.command('OPTIMIZE TABLE flows FINAL');
     assert.equal(await count(store, 'SELECT count() AS n FROM flows'), 1_000);
@@ -91,7 +99,9 @@ test("a batch's dedup token does not leak into later statements on the same conn
   // SETs. Had the token been passed that way, this untokened insert would be silently dropped.
   const store = await open(tempDir(t));
   try {
-    await store.command('CREATE TABLE t (id UInt32) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100');
+    await store.command(
+      'CREATE TABLE t (id UInt32) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100',
+    );
     await store.insert('t', [{ id: 1 }], { batchId: 'b' });
     await store.command('INSERT INTO t VALUES (2)');
     await store.command('INSERT INTO t VALUES (3)');
@@ -104,7 +114,9 @@ test("a batch's dedup token does not leak into later statements on the same conn
 test('concurrent inserts of distinct batches all land', async (t) => {
   const store = await open(tempDir(t));
   try {
-    await Promise.all(Array.from({ length: 8 }, (_, b) => store.insert('flows', [flowRow(b, 0), flowRow(b, 1)], { batchId: `c:${b}` })));
+    await Promise.all(
+      Array.from({ length: 8 }, (_, b) => store.insert('flows', [flowRow(b, 0), flowRow(b, 1)], { batchId: `c:${b}` })),
+    );
     assert.equal(await count(store, 'SELECT count() AS n FROM flows'), 16);
   } finally {
     await store.close();

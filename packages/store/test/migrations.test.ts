@@ -21,8 +21,13 @@ test('migrations apply once, are recorded, and a restarted store resumes on the 
   const dir = tempDir(t);
   const first = await open(dir);
   try {
-    const applied = await first.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations ORDER BY version');
-    assert.deepEqual(applied.slice(0, 2), [{ version: 1, name: 'flows' }, { version: 2, name: 'dlq' }]);
+    const applied = await first.query<{ version: number; name: string }>(
+      'SELECT version, name FROM schema_migrations ORDER BY version',
+    );
+    assert.deepEqual(applied.slice(0, 2), [
+      { version: 1, name: 'flows' },
+      { version: 2, name: 'dlq' },
+    ]);
     const again = await first.migrate();
     assert.deepEqual(again.applied, [], 'a second migrate() applies nothing');
     await first.insert('flows', [flowRow(1), flowRow(2)], { batchId: 'b1' });
@@ -45,7 +50,10 @@ test('migrations apply once, are recorded, and a restarted store resumes on the 
     assert.deepEqual(res.applied, []);
     assert.deepEqual(res.alreadyApplied.slice(0, 2), [1, 2]);
     assert.equal(await count(restarted, 'SELECT count() AS n FROM flows'), 2);
-    assert.equal(await count(restarted, 'SELECT count() AS n FROM schema_migrations FINAL'), loadMigrations(REPO_MIGRATIONS).length);
+    assert.equal(
+      await count(restarted, 'SELECT count() AS n FROM schema_migrations FINAL'),
+      loadMigrations(REPO_MIGRATIONS).length,
+    );
   } finally {
     await restarted.close();
   }
@@ -61,7 +69,7 @@ test('a new migration file is applied on the next start, and only it', async (t)
       '-- two statements; the string literal holds a ";" that must not split them',
       "CREATE TABLE IF NOT EXISTS notes (id UInt32, s String DEFAULT 'a;b') ENGINE = MergeTree ORDER BY id;",
       '/* a block comment; with a semicolon */',
-      "INSERT INTO notes (id) SELECT 1 WHERE (SELECT count() FROM notes) = 0;",
+      'INSERT INTO notes (id) SELECT 1 WHERE (SELECT count() FROM notes) = 0;',
       '',
     ].join('\n'),
   );
@@ -98,18 +106,29 @@ test('a failing migration is reported with its file and statement, not recorded,
   const dir = tempDir(t);
   const migrations = migrationsCopy(t);
   const file = join(migrations, '0901_broken.sql');
-  writeFileSync(file, 'CREATE TABLE IF NOT EXISTS broken (id UInt32) ENGINE = MergeTree ORDER BY id;\nALTER TABLE broken ADD COLUMN COLUMN;\n');
+  writeFileSync(
+    file,
+    'CREATE TABLE IF NOT EXISTS broken (id UInt32) ENGINE = MergeTree ORDER BY id;\nALTER TABLE broken ADD COLUMN COLUMN;\n',
+  );
   await assert.rejects(open(dir, { migrationsDir: migrations }), (err: unknown) => {
     assert.ok(ERR_STORE_MIGRATION_FAILED.is(err), String(err));
     assert.match(err.message, /0901_broken\.sql failed at statement 2/);
     assert.ok(err.cause, 'the ClickHouse error is kept as cause');
     return true;
   });
-  writeFileSync(file, 'CREATE TABLE IF NOT EXISTS broken (id UInt32) ENGINE = MergeTree ORDER BY id;\nALTER TABLE broken ADD COLUMN IF NOT EXISTS s String;\n');
+  writeFileSync(
+    file,
+    'CREATE TABLE IF NOT EXISTS broken (id UInt32) ENGINE = MergeTree ORDER BY id;\nALTER TABLE broken ADD COLUMN IF NOT EXISTS s String;\n',
+  );
   const store = await open(dir, { migrationsDir: migrations });
   try {
-    const cols = await store.query<{ name: string }>("SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'broken' ORDER BY position");
-    assert.deepEqual(cols.map((c) => c.name), ['id', 's']);
+    const cols = await store.query<{ name: string }>(
+      "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'broken' ORDER BY position",
+    );
+    assert.deepEqual(
+      cols.map((c) => c.name),
+      ['id', 's'],
+    );
   } finally {
     await store.close();
   }

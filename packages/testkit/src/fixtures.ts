@@ -13,7 +13,16 @@ export function ipBlockDecision(opts: {
   return {
     block_id: `b-${opts.ip}-${now}`,
     enforcer: opts.enforcer,
-    target: { kind: 'ip', ip: opts.ip, proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
+    target: {
+      kind: 'ip',
+      ip: opts.ip,
+      proto: null,
+      src_ip: null,
+      src_port: null,
+      dst_ip: null,
+      dst_port: null,
+      vm: null,
+    },
     scope: opts.scope ?? 'test',
     action: opts.action ?? 'drop',
     ttl_ms: opts.ttlMs,

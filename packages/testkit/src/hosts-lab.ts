@@ -76,12 +76,18 @@ export function makeHostsLab(opts: HostsLabOptions): HostsLab {
   const subnet = opts.subnet ?? 40;
   const hostNames = opts.hosts ?? ['hva', 'hvb'];
   const vmPlacement = opts.vms ?? { vm1: hostNames[0]! };
-  for (const n of [...hostNames, ...Object.keys(vmPlacement)]) if (!/^[a-z0-9]{1,6}$/.test(n)) throw new Error(`lab name "${n}" must be 1-6 lower-case letters or digits`);
+  for (const n of [...hostNames, ...Object.keys(vmPlacement)])
+    if (!/^[a-z0-9]{1,6}$/.test(n)) throw new Error(`lab name "${n}" must be 1-6 lower-case letters or digits`);
   const fabric = `cdn-${tag}-fab`;
   const attackerNs = `cdn-${tag}-att`;
   const hosts: Record<string, HostsLabHost> = {};
   const vms: Record<string, HostsLabVm> = {};
-  const all = [fabric, attackerNs, ...hostNames.map((h) => `cdn-${tag}-${h}`), ...Object.keys(vmPlacement).map((v) => `cdn-${tag}-${v}`)];
+  const all = [
+    fabric,
+    attackerNs,
+    ...hostNames.map((h) => `cdn-${tag}-${h}`),
+    ...Object.keys(vmPlacement).map((v) => `cdn-${tag}-${v}`),
+  ];
   const hex = (n: number) => n.toString(16).padStart(2, '0');
   const attacker = { ns: attackerNs, ip: `10.213.${subnet}.200`, mac: `02:00:0a:d5:${hex(subnet)}:c8` };
   for (const ns of all) delNs(ns);
@@ -101,7 +107,22 @@ export function makeHostsLab(opts: HostsLabOptions): HostsLab {
       ip(['-n', fabric, 'link', 'set', `up${i}`, 'master', 'fab0', 'up']);
       hosts[h] = { name: h, ns, bridge: 'br0' };
     });
-    ip(['link', 'add', 'eth0', 'netns', attackerNs, 'address', attacker.mac, 'type', 'veth', 'peer', 'name', 'att0', 'netns', fabric]);
+    ip([
+      'link',
+      'add',
+      'eth0',
+      'netns',
+      attackerNs,
+      'address',
+      attacker.mac,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'att0',
+      'netns',
+      fabric,
+    ]);
     ip(['-n', fabric, 'link', 'set', 'att0', 'master', 'fab0', 'up']);
     ip(['-n', attackerNs, 'addr', 'add', `${attacker.ip}/24`, 'dev', 'eth0']);
     ip(['-n', attackerNs, 'link', 'set', 'eth0', 'up']);
@@ -137,7 +158,8 @@ export function makeHostsLab(opts: HostsLabOptions): HostsLab {
     vms,
     fabric,
     attacker,
-    exec: (ns, args) => execFileSync('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
+    exec: (ns, args) =>
+      execFileSync('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
     powerOn(name) {
       const v = vmOf(name);
       const before = wallUs();

@@ -4,7 +4,10 @@ import { createKafkaBus } from '@cordon/bus';
 /** The brokers `npm test` started; a test that needs Kafka fails (never skips) without them. */
 export function kafkaBrokers(): string[] {
   const b = process.env.KAFKA_BROKERS;
-  if (!b) throw new Error('KAFKA_BROKERS is not set: run the suite through `npm test`, which starts the broker (infra/kafka)');
+  if (!b)
+    throw new Error(
+      'KAFKA_BROKERS is not set: run the suite through `npm test`, which starts the broker (infra/kafka)',
+    );
   return b.split(',');
 }
 

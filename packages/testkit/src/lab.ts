@@ -94,11 +94,14 @@ export function makeLab(opts: LabOptions): Lab {
     host,
     bridge,
     vms,
-    exec: (ns, args) => execFileSync('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
+    exec: (ns, args) =>
+      execFileSync('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
     async listen(name, port) {
       const v = vm(name);
       const code = `require('net').createServer((s) => s.end('hi')).listen(${port}, '${v.ip}', () => console.log('listening'))`;
-      const child = spawn('ip', ['netns', 'exec', v.ns, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn('ip', ['netns', 'exec', v.ns, process.execPath, '-e', code], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       await Promise.race([
         once(child.stdout!, 'data'),
         once(child, 'exit').then(([c]) => {

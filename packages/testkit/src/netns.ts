@@ -51,9 +51,21 @@ export function makePair(tag: string): Pair {
     attacker,
     vmIp: '10.213.0.2',
     attackerIp: '10.213.0.66',
-    exec: (ns, args) => execFileSync('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
+    exec: (ns, args) =>
+      execFileSync('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }).toString(),
     listen: (port) =>
-      spawn('ip', ['netns', 'exec', vm, process.execPath, '-e', `require('net').createServer((s) => s.end('hi')).listen(${port}, '10.213.0.2')`], { stdio: 'ignore' }),
+      spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          vm,
+          process.execPath,
+          '-e',
+          `require('net').createServer((s) => s.end('hi')).listen(${port}, '10.213.0.2')`,
+        ],
+        { stdio: 'ignore' },
+      ),
     canConnect: (port, timeoutMs = 1500) =>
       new Promise((resolve) => {
         const code = `const s = require('net').connect(${port}, '10.213.0.2'); s.setTimeout(${timeoutMs}, () => process.exit(2)); s.on('data', () => process.exit(0)); s.on('error', () => process.exit(1));`;

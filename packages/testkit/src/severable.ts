@@ -17,7 +17,8 @@ export function severable(inner: Bus): SeverableBus {
   const producer = (): Producer => {
     const p = inner.producer();
     return {
-      send: (topic, records) => (severed ? Promise.reject(ERR_CLOSED('a severed link to the bus')) : p.send(topic, records)),
+      send: (topic, records) =>
+        severed ? Promise.reject(ERR_CLOSED('a severed link to the bus')) : p.send(topic, records),
       close: () => p.close(),
     };
   };

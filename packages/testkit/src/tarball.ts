@@ -66,7 +66,9 @@ export const buildTarGz = (entries: TarEntrySpec[]): Buffer => gzipSync(buildTar
  * A static HTTP server on 127.0.0.1 (a free port) serving the bodies in `files` by path — a
  * stand-in for a rule-set vendor. `files` may be changed between requests; a missing path is 404.
  */
-export async function serveFiles(files: Map<string, Buffer>): Promise<{ url: (path: string) => string; requests: string[]; close: () => Promise<void> }> {
+export async function serveFiles(
+  files: Map<string, Buffer>,
+): Promise<{ url: (path: string) => string; requests: string[]; close: () => Promise<void> }> {
   const requests: string[] = [];
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;

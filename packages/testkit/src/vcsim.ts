@@ -67,8 +67,19 @@ export async function startSim(t: TestContext, args: string[]): Promise<Sim> {
     await run('bash', [`${ROOT}infra/vcsim/stop.sh`], { env }).catch(() => undefined);
   });
   const { stdout } = await run('bash', [`${ROOT}infra/vcsim/start.sh`, ...args], { env, timeout: 180_000 });
-  const vars = Object.fromEntries(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-  const denv = { ...process.env, VCSIM_URL: vars.VCSIM_URL, VCSIM_CA: vars.VCSIM_CA, VCSIM_USERNAME: vars.VCSIM_USERNAME, VCSIM_PASSWORD: vars.VCSIM_PASSWORD };
+  const vars = Object.fromEntries(
+    stdout
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  const denv = {
+    ...process.env,
+    VCSIM_URL: vars.VCSIM_URL,
+    VCSIM_CA: vars.VCSIM_CA,
+    VCSIM_USERNAME: vars.VCSIM_USERNAME,
+    VCSIM_PASSWORD: vars.VCSIM_PASSWORD,
+  };
   const driver = async <T>(...a: string[]): Promise<T> => {
     const { stdout: out } = await run(`${BIN}/vcsim-driver`, a, { env: denv, timeout: 120_000, maxBuffer: 64 << 20 });
     return JSON.parse(out) as T;
@@ -83,4 +94,3 @@ export async function startSim(t: TestContext, args: string[]): Promise<Sim> {
     hosts: () => driver<HostRow[]>('hosts'),
   };
 }
-

@@ -18,14 +18,30 @@ const root = join(here, '../../..');
 const fixtures = join(here, '../test/fixtures');
 
 function start(name, args) {
-  const out = execFileSync('bash', [join(root, 'infra/vcsim/start.sh'), ...args], { env: { ...process.env, VCSIM_NAME: name }, encoding: 'utf8' });
-  return Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const out = execFileSync('bash', [join(root, 'infra/vcsim/start.sh'), ...args], {
+    env: { ...process.env, VCSIM_NAME: name },
+    encoding: 'utf8',
+  });
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 function stop(name) {
-  execFileSync('bash', [join(root, 'infra/vcsim/stop.sh')], { env: { ...process.env, VCSIM_NAME: name }, stdio: 'ignore' });
+  execFileSync('bash', [join(root, 'infra/vcsim/stop.sh')], {
+    env: { ...process.env, VCSIM_NAME: name },
+    stdio: 'ignore',
+  });
 }
 function driver(env, ...args) {
-  return JSON.parse(execFileSync(join(root, 'infra/vcsim/bin/vcsim-driver'), args, { env: { ...process.env, ...env }, encoding: 'utf8' }));
+  return JSON.parse(
+    execFileSync(join(root, 'infra/vcsim/bin/vcsim-driver'), args, {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    }),
+  );
 }
 
 /** A session whose next response to `method` is saved as `file`. */
@@ -64,7 +80,9 @@ const vpx = start('fixtures-vpx', ['-cluster', '1', '-host', '2', '-standalone-h
 try {
   const anon = await session(vpx, { login: false });
   await anon.rec('RetrieveServiceContent', 'service-content-vpx.xml', () => anon.vim.retrieveServiceContent());
-  await anon.rec('Login', 'fault-invalid-login.xml', () => anon.vim.login(anon.sc.sessionManager, vpx.VCSIM_USERNAME, 'wrong-password'));
+  await anon.rec('Login', 'fault-invalid-login.xml', () =>
+    anon.vim.login(anon.sc.sessionManager, vpx.VCSIM_USERNAME, 'wrong-password'),
+  );
   await anon.rec('CreateContainerView', 'fault-not-authenticated.xml', () =>
     anon.vim.createContainerView(anon.sc.viewManager, anon.sc.rootFolder, ['VirtualMachine'], true),
   );
@@ -77,14 +95,26 @@ try {
   await rec('RetrievePropertiesEx', 'retrieve-view-page1.xml', () => vim.retrievePropertiesEx(pc, [viewSpec(view)], 3));
   // The token of page 1 is in the fixture; ask for page 2 the same way.
   const page1 = await vim.retrievePropertiesEx(pc, [viewSpec(view)], 3);
-  await rec('ContinueRetrievePropertiesEx', 'retrieve-view-page2.xml', () => vim.continueRetrievePropertiesEx(pc, page1.token));
+  await rec('ContinueRetrievePropertiesEx', 'retrieve-view-page2.xml', () =>
+    vim.continueRetrievePropertiesEx(pc, page1.token),
+  );
   const empty = await vim.createContainerView(sc.viewManager, sc.rootFolder, ['VirtualApp'], true);
   await rec('RetrievePropertiesEx', 'retrieve-empty.xml', () => vim.retrievePropertiesEx(pc, [viewSpec(empty)]));
   await rec('RetrievePropertiesEx', 'fault-object-gone.xml', () =>
-    vim.retrievePropertiesEx(pc, [{ propSet: [{ type: 'VirtualMachine', pathSet: ['name'] }], objectSet: [{ obj: moref('VirtualMachine', 'vm-99999') }] }]),
+    vim.retrievePropertiesEx(pc, [
+      {
+        propSet: [{ type: 'VirtualMachine', pathSet: ['name'] }],
+        objectSet: [{ obj: moref('VirtualMachine', 'vm-99999') }],
+      },
+    ]),
   );
   await rec('RetrievePropertiesEx', 'fault-invalid-property.xml', () =>
-    vim.retrievePropertiesEx(pc, [{ propSet: [{ type: 'VirtualMachine', pathSet: ['config.noSuchProperty'] }], objectSet: [{ obj: view, skip: true, selectSet: [{ type: 'ContainerView', path: 'view' }] }] }]),
+    vim.retrievePropertiesEx(pc, [
+      {
+        propSet: [{ type: 'VirtualMachine', pathSet: ['config.noSuchProperty'] }],
+        objectSet: [{ obj: view, skip: true, selectSet: [{ type: 'ContainerView', path: 'view' }] }],
+      },
+    ]),
   );
 
   // A VM with an IP, a snapshot tree (s1 -> s2, s1 -> s3; current s3) and one clone of it.
@@ -96,10 +126,18 @@ try {
   driver(vpx, 'revert', vm.name, 's1');
   driver(vpx, 'snapshot', vm.name, 's3');
   await rec('RetrievePropertiesEx', 'retrieve-vm-snapshots.xml', () =>
-    vim.retrievePropertiesEx(pc, [{ propSet: [{ type: 'VirtualMachine', pathSet: viewSpec(view).propSet[0].pathSet }], objectSet: [{ obj: moref('VirtualMachine', vm.moref) }] }]),
+    vim.retrievePropertiesEx(pc, [
+      {
+        propSet: [{ type: 'VirtualMachine', pathSet: viewSpec(view).propSet[0].pathSet }],
+        objectSet: [{ obj: moref('VirtualMachine', vm.moref) }],
+      },
+    ]),
   );
 
-  const ec = await vim.createCollectorForEvents(sc.eventManager, { eventTypeId: EVENT_TYPE_IDS, beginTime: new Date(await vim.currentTime()) });
+  const ec = await vim.createCollectorForEvents(sc.eventManager, {
+    eventTypeId: EVENT_TYPE_IDS,
+    beginTime: new Date(await vim.currentTime()),
+  });
   const tc = await vim.createCollectorForTasks(sc.taskManager, { beginTime: new Date(await vim.currentTime()) });
   const filter = await vim.createFilter(pc, {
     propSet: [...viewSpec(view).propSet, { type: 'EventHistoryCollector', pathSet: ['latestPage'] }],
@@ -139,13 +177,17 @@ try {
   const { vim, sc, rec } = s;
   const pc = sc.propertyCollector;
   await rec('RetrieveServiceContent', 'service-content-esx.xml', () => vim.retrieveServiceContent());
-  await rec('CreateCollectorForTasks', 'fault-not-supported.xml', () => vim.createCollectorForTasks(sc.taskManager, {}));
+  await rec('CreateCollectorForTasks', 'fault-not-supported.xml', () =>
+    vim.createCollectorForTasks(sc.taskManager, {}),
+  );
   const view = await vim.createContainerView(sc.viewManager, sc.rootFolder, VIEW_TYPES, true);
   await vim.createFilter(pc, {
     propSet: [...viewSpec(view).propSet, { type: 'TaskManager', pathSet: ['recentTask'] }],
     objectSet: [...viewSpec(view).objectSet, { obj: sc.taskManager }],
   });
-  await rec('WaitForUpdatesEx', 'wait-initial-esx-one-vm.xml', () => vim.waitForUpdatesEx(pc, '', { maxWaitSeconds: 5 }));
+  await rec('WaitForUpdatesEx', 'wait-initial-esx-one-vm.xml', () =>
+    vim.waitForUpdatesEx(pc, '', { maxWaitSeconds: 5 }),
+  );
   await vim.logout(sc.sessionManager);
   await s.t.close();
 } finally {

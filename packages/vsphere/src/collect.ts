@@ -101,7 +101,15 @@ export class Inventory {
   }
 
   loadContent(oc: ObjectContent, change: InventoryChange = emptyChange()): InventoryChange {
-    return this.apply({ kind: 'enter', obj: oc.obj, changes: [...oc.props].map(([name, val]) => ({ name, op: 'assign', val })), missing: [] }, change);
+    return this.apply(
+      {
+        kind: 'enter',
+        obj: oc.obj,
+        changes: [...oc.props].map(([name, val]) => ({ name, op: 'assign', val })),
+        missing: [],
+      },
+      change,
+    );
   }
 
   apply(u: ObjectUpdate, change: InventoryChange = emptyChange()): InventoryChange {
@@ -186,7 +194,8 @@ export class Inventory {
   private toHost(ref: string, props: Props): PlatformHost {
     const parent = props.get('parent');
     const parentRef = parent ? toMoRef(parent) : null;
-    const cluster = parentRef?.type === 'ClusterComputeResource' ? (this.clusters.get(parentRef.value) ?? parentRef.value) : null;
+    const cluster =
+      parentRef?.type === 'ClusterComputeResource' ? (this.clusters.get(parentRef.value) ?? parentRef.value) : null;
     let connection: PlatformHost['connection'] = 'unknown';
     const state = props.get('runtime.connectionState')?.text;
     if (props.get('runtime.inMaintenanceMode')?.text === 'true') connection = 'maintenance';
@@ -205,7 +214,11 @@ export class Inventory {
       name: unescapeName(props.get('name')?.text ?? ''),
       host: props.get('runtime.host')?.text ?? null,
       power: power === 'poweredOn' ? 'on' : power === 'suspended' ? 'suspended' : 'off',
-      guestOs: props.get('guest.guestFullName')?.text || props.get('config.guestFullName')?.text || props.get('guest.guestId')?.text || null,
+      guestOs:
+        props.get('guest.guestFullName')?.text ||
+        props.get('config.guestFullName')?.text ||
+        props.get('guest.guestId')?.text ||
+        null,
       nics: this.nics(props.get('config.hardware.device'), props.get('guest.net')),
       snapshot: snapshotName(props.get('snapshot')),
       template: props.get('config.template')?.text === 'true',

@@ -6,8 +6,22 @@
  */
 import type { Logger, Metrics } from '@cordon/runtime';
 import { describeError, serialized } from '@cordon/runtime';
-import { emptyChange, Inventory, unescapeName, VIEW_TYPES, VM_PROPS, viewSpec, type InventoryChange } from './collect.js';
-import { ERR_VSPHERE_BAD_RESPONSE, ERR_VSPHERE_FAULT, ERR_VSPHERE_NOT_SUPPORTED, ERR_VSPHERE_OBJECT_GONE, ERR_VSPHERE_STOPPED } from './errors.js';
+import {
+  emptyChange,
+  Inventory,
+  unescapeName,
+  VIEW_TYPES,
+  VM_PROPS,
+  viewSpec,
+  type InventoryChange,
+} from './collect.js';
+import {
+  ERR_VSPHERE_BAD_RESPONSE,
+  ERR_VSPHERE_FAULT,
+  ERR_VSPHERE_NOT_SUPPORTED,
+  ERR_VSPHERE_OBJECT_GONE,
+  ERR_VSPHERE_STOPPED,
+} from './errors.js';
 import {
   EVENT_TYPE_IDS,
   eventId,
@@ -19,10 +33,26 @@ import {
   UUID_EVENT,
   type Position,
 } from './events.js';
-import type { ConnectorCursor, ConnectorHandlers, PlatformConnector, PlatformEvent, PlatformState } from '@cordon/platform';
+import type {
+  ConnectorCursor,
+  ConnectorHandlers,
+  PlatformConnector,
+  PlatformEvent,
+  PlatformState,
+} from '@cordon/platform';
 import { resolveOptions, type ResolvedOptions, type VsphereOptions } from './options.js';
 import { SoapTransport, type MoRef } from './soap.js';
-import { decodeTaskInfo, moref, toMoRef, Vim25, type PropertyFilterSpec, type ServiceContent, type TaskInfo, type UpdateSet, type VimEvent } from './vim25.js';
+import {
+  decodeTaskInfo,
+  moref,
+  toMoRef,
+  Vim25,
+  type PropertyFilterSpec,
+  type ServiceContent,
+  type TaskInfo,
+  type UpdateSet,
+  type VimEvent,
+} from './vim25.js';
 
 const READ_PAGE = 1000;
 
@@ -92,7 +122,8 @@ export class VsphereConnector implements PlatformConnector {
     if (this.stopped) return Promise.reject(ERR_VSPHERE_STOPPED('run()'));
     if (this.running !== null) return Promise.reject(new Error('run() is already running; call stop() first'));
     const pos = fromCursor(from);
-    if (from !== undefined && pos === null) this.log.warn({ cursor: from }, 'The cursor is not a vSphere connector cursor; following from now.');
+    if (from !== undefined && pos === null)
+      this.log.warn({ cursor: from }, 'The cursor is not a vSphere connector cursor; following from now.');
     const st: RunState = { pos, inv: new Inventory(), lastVm: new Map(), lastHost: new Map() };
     this.running = this.loop(handlers, st);
     return this.running;
@@ -109,8 +140,16 @@ export class VsphereConnector implements PlatformConnector {
 
   private async open(): Promise<Session> {
     const o = this.o;
-    if (o.insecure) this.log.warn('TLS certificate verification is off (insecure: true): anyone on the path can read the vSphere credentials. Use caFile instead.');
-    const transport = new SoapTransport({ url: o.url, ...(o.ca !== undefined ? { ca: o.ca } : {}), insecure: o.insecure, timeoutMs: o.requestTimeoutMs });
+    if (o.insecure)
+      this.log.warn(
+        'TLS certificate verification is off (insecure: true): anyone on the path can read the vSphere credentials. Use caFile instead.',
+      );
+    const transport = new SoapTransport({
+      url: o.url,
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+      insecure: o.insecure,
+      timeoutMs: o.requestTimeoutMs,
+    });
     try {
       await transport.negotiateVersion();
       const vim = new Vim25(transport);
@@ -120,7 +159,10 @@ export class VsphereConnector implements PlatformConnector {
       }
       await vim.login(sc.sessionManager, o.username, o.password);
       this.metrics.inc('logins');
-      this.log.info({ user: o.username, apiType: sc.about.apiType, apiVersion: sc.about.apiVersion, soapAction: transport.action }, 'Logged in to vSphere.');
+      this.log.info(
+        { user: o.username, apiType: sc.about.apiType, apiVersion: sc.about.apiVersion, soapAction: transport.action },
+        'Logged in to vSphere.',
+      );
       return { transport, vim, sc, pc: sc.propertyCollector, owned: [] };
     } catch (err) {
       await transport.close();
@@ -263,7 +305,9 @@ class Follower {
     }
     if (s.sc.taskManager !== null) {
       try {
-        this.taskCollector = await this.vim.createCollectorForTasks(s.sc.taskManager, { beginTime: new Date(pos.taskQueued) });
+        this.taskCollector = await this.vim.createCollectorForTasks(s.sc.taskManager, {
+          beginTime: new Date(pos.taskQueued),
+        });
         s.owned.push({ method: 'DestroyCollector', ref: this.taskCollector });
       } catch (err) {
         if (!ERR_VSPHERE_NOT_SUPPORTED.is(err)) throw err;
@@ -299,7 +343,12 @@ class Follower {
     st.inv.reset();
     const change = emptyChange();
     for (;;) {
-      const us = await this.vim.waitForUpdatesEx(s.pc, this.version, { maxWaitSeconds: this.c.options.pollSeconds }, this.c.signal);
+      const us = await this.vim.waitForUpdatesEx(
+        s.pc,
+        this.version,
+        { maxWaitSeconds: this.c.options.pollSeconds },
+        this.c.signal,
+      );
       if (us === null) continue;
       this.version = us.version;
       this.applyUpdates(us, change);
@@ -315,7 +364,10 @@ class Follower {
     this.c.meter.inc('syncs');
     this.c.meter.set('connected', 1);
     this.synced();
-    this.c.logger.info({ vms: state.vms.length, hosts: state.hosts.length, tasks: this.recentTaskMode ? 'recentTask' : 'collector' }, 'vSphere inventory synced; following changes and events.');
+    this.c.logger.info(
+      { vms: state.vms.length, hosts: state.hosts.length, tasks: this.recentTaskMode ? 'recentTask' : 'collector' },
+      'vSphere inventory synced; following changes and events.',
+    );
     try {
       this.h.onStatus?.({ connected: true });
     } catch {
@@ -338,7 +390,12 @@ class Follower {
 
   private async stateLoop(signal: AbortSignal): Promise<void> {
     while (!this.c.isStopped && !signal.aborted) {
-      const us = await this.vim.waitForUpdatesEx(this.s.pc, this.version, { maxWaitSeconds: this.c.options.pollSeconds }, signal);
+      const us = await this.vim.waitForUpdatesEx(
+        this.s.pc,
+        this.version,
+        { maxWaitSeconds: this.c.options.pollSeconds },
+        signal,
+      );
       if (us === null) continue;
       this.version = us.version;
       const ch = this.applyUpdates(us, emptyChange());
@@ -370,7 +427,9 @@ class Follower {
     for (const fs of us.filterSet) {
       for (const u of fs.objectSet) {
         if (u.obj.type === 'EventHistoryCollector') {
-          for (const c of u.changes) for (const ev of c.val?.children ?? []) this.announcedKey = Math.max(this.announcedKey, Number(ev.str('key') ?? -1));
+          for (const c of u.changes)
+            for (const ev of c.val?.children ?? [])
+              this.announcedKey = Math.max(this.announcedKey, Number(ev.str('key') ?? -1));
         } else if (u.obj.type === 'TaskManager') {
           const val = u.changes.find((c) => c.name === 'recentTask')?.val;
           this.recentTasks = (val?.children ?? []).map(toMoRef);
@@ -442,7 +501,12 @@ class Follower {
       if (this.announcedKey > this.readKey) {
         // vcsim drops a collector's position once more than 1,000 unread events pile up behind
         // it; a new session recreates the collector from the cursor.
-        throw ERR_VSPHERE_FAULT(this.c.source, 'ReadNextEvents', 'CollectorLostPosition', `latestPage announces event ${this.announcedKey}, the collector reads up to ${this.readKey}`);
+        throw ERR_VSPHERE_FAULT(
+          this.c.source,
+          'ReadNextEvents',
+          'CollectorLostPosition',
+          `latestPage announces event ${this.announcedKey}, the collector reads up to ${this.readKey}`,
+        );
       }
     }
     const reverts = await this.finishedReverts();
@@ -525,7 +589,9 @@ class Follower {
     // One at a time would cost a round trip each; a task that vanished fails the whole batch,
     // so fall back to one by one then.
     try {
-      const objs = await this.vim.retrieveAll(this.s.pc, [{ propSet: [{ type: 'Task', pathSet: ['info'] }], objectSet: refs.map((obj) => ({ obj })) }]);
+      const objs = await this.vim.retrieveAll(this.s.pc, [
+        { propSet: [{ type: 'Task', pathSet: ['info'] }], objectSet: refs.map((obj) => ({ obj })) },
+      ]);
       for (const oc of objs) {
         const info = oc.props.get('info');
         if (info) out.push(decodeTaskInfo(info));
@@ -560,7 +626,10 @@ class Follower {
     const uuid = await this.uuidOf(vmRef);
     if (uuid === null) {
       this.c.meter.inc('events_unmapped');
-      this.c.logger.warn({ event: ev.type, key: ev.key, vm: vmRef }, 'A vSphere event names a VM whose instanceUuid is unknown and which no longer exists; the event is not reported.');
+      this.c.logger.warn(
+        { event: ev.type, key: ev.key, vm: vmRef },
+        'A vSphere event names a VM whose instanceUuid is unknown and which no longer exists; the event is not reported.',
+      );
       return;
     }
     const out: PlatformEvent = {
@@ -616,7 +685,10 @@ class Follower {
       await this.emit(() => this.h.onEvent(out, toCursor(pos)));
     } else {
       this.c.meter.inc('events_unmapped');
-      this.c.logger.warn({ task: t.key, vm: vmRef }, 'A snapshot revert names a VM that no longer exists; it is not reported.');
+      this.c.logger.warn(
+        { task: t.key, vm: vmRef },
+        'A snapshot revert names a VM that no longer exists; it is not reported.',
+      );
     }
   }
 }

@@ -11,8 +11,26 @@ export type {
 } from '@cordon/platform';
 export * from './errors.js';
 export { VsphereConnector } from './connector.js';
-export { optionsFromUrl, parseCredentialsFile, resolveOptions, type FromUrlOptions, type VsphereOptions } from './options.js';
-export { escapeXml, envelope, faultToError, parseFault, parseXml, responseOf, SoapFault, SoapTransport, XmlElement, moref, type MoRef } from './soap.js';
+export {
+  optionsFromUrl,
+  parseCredentialsFile,
+  resolveOptions,
+  type FromUrlOptions,
+  type VsphereOptions,
+} from './options.js';
+export {
+  escapeXml,
+  envelope,
+  faultToError,
+  parseFault,
+  parseXml,
+  responseOf,
+  SoapFault,
+  SoapTransport,
+  XmlElement,
+  moref,
+  type MoRef,
+} from './soap.js';
 export * from './vim25.js';
 export { Inventory, snapshotName, unescapeName, viewSpec, VM_PROPS, HOST_PROPS, VIEW_TYPES } from './collect.js';
 export { EVENT_KINDS, EVENT_TYPE_IDS, eventKind, isRevertTask, fromCursor, toCursor } from './events.js';

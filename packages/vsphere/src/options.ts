@@ -39,7 +39,17 @@ export interface ResolvedOptions {
   requestTimeoutMs: number;
 }
 
-const KNOWN = new Set(['url', 'username', 'password', 'caFile', 'insecure', 'ctx', 'pollSeconds', 'backoff', 'requestTimeoutMs']);
+const KNOWN = new Set([
+  'url',
+  'username',
+  'password',
+  'caFile',
+  'insecure',
+  'ctx',
+  'pollSeconds',
+  'backoff',
+  'requestTimeoutMs',
+]);
 
 /** The URL without credentials, query or fragment: what logs and errors name. */
 export function sourceOf(url: URL): string {
@@ -48,7 +58,8 @@ export function sourceOf(url: URL): string {
 
 function positive(name: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw ERR_VSPHERE_BAD_OPTIONS(`"${name}" must be a positive number`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw ERR_VSPHERE_BAD_OPTIONS(`"${name}" must be a positive number`);
   return v;
 }
 
@@ -61,15 +72,20 @@ export function resolveOptions(o: VsphereOptions): ResolvedOptions {
   } catch {
     throw ERR_VSPHERE_BAD_OPTIONS('"url" is not a URL (expected https://host/sdk)');
   }
-  if (url.protocol !== 'https:') throw ERR_VSPHERE_BAD_OPTIONS(`"url" must be https://host/sdk, got ${url.protocol}//…`);
+  if (url.protocol !== 'https:')
+    throw ERR_VSPHERE_BAD_OPTIONS(`"url" must be https://host/sdk, got ${url.protocol}//…`);
   if (url.username !== '' || url.password !== '') {
-    throw ERR_VSPHERE_BAD_OPTIONS('"url" must not hold credentials; pass username and password (or a credentials file)');
+    throw ERR_VSPHERE_BAD_OPTIONS(
+      '"url" must not hold credentials; pass username and password (or a credentials file)',
+    );
   }
   if (url.pathname === '/' || url.pathname === '') url.pathname = '/sdk';
   if (typeof o.username !== 'string' || o.username === '') throw ERR_VSPHERE_BAD_OPTIONS('"username" is required');
   if (typeof o.password !== 'string' || o.password === '') throw ERR_VSPHERE_BAD_OPTIONS('"password" is required');
-  if (o.ctx === undefined || typeof o.ctx.log?.info !== 'function') throw ERR_VSPHERE_BAD_OPTIONS('"ctx" (a @cordon/runtime Context) is required');
-  if (o.insecure !== undefined && typeof o.insecure !== 'boolean') throw ERR_VSPHERE_BAD_OPTIONS('"insecure" must be a boolean');
+  if (o.ctx === undefined || typeof o.ctx.log?.info !== 'function')
+    throw ERR_VSPHERE_BAD_OPTIONS('"ctx" (a @cordon/runtime Context) is required');
+  if (o.insecure !== undefined && typeof o.insecure !== 'boolean')
+    throw ERR_VSPHERE_BAD_OPTIONS('"insecure" must be a boolean');
   if (o.insecure && o.caFile !== undefined) throw ERR_VSPHERE_BAD_OPTIONS('"caFile" and "insecure" exclude each other');
   let ca: string | undefined;
   if (o.caFile !== undefined) {
@@ -80,7 +96,8 @@ export function resolveOptions(o: VsphereOptions): ResolvedOptions {
     }
   }
   if (o.backoff !== undefined) {
-    for (const k of Object.keys(o.backoff)) if (k !== 'initialMs' && k !== 'maxMs') throw ERR_VSPHERE_BAD_OPTIONS(`unknown option "backoff.${k}"`);
+    for (const k of Object.keys(o.backoff))
+      if (k !== 'initialMs' && k !== 'maxMs') throw ERR_VSPHERE_BAD_OPTIONS(`unknown option "backoff.${k}"`);
   }
   return {
     url: url.toString(),
@@ -119,7 +136,8 @@ export function parseCredentialsFile(text: string, file: string): Record<string,
     const eq = t.indexOf('=');
     if (eq <= 0) throw ERR_VSPHERE_NO_CREDENTIALS(file, `line ${i + 1} is not KEY=VALUE`);
     let v = t.slice(eq + 1).trim();
-    if (v.length >= 2 && ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'")))) v = v.slice(1, -1);
+    if (v.length >= 2 && ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))))
+      v = v.slice(1, -1);
     out[t.slice(0, eq).trim()] = v;
   });
   return out;
@@ -131,7 +149,8 @@ export function parseCredentialsFile(text: string, file: string): Record<string,
  */
 export function optionsFromUrl(platformUrl: string, o: FromUrlOptions): VsphereOptions {
   const { credentialsFile, env = process.env, ...rest } = o;
-  if (!platformUrl.startsWith('vsphere+https://')) throw ERR_VSPHERE_BAD_OPTIONS('the platform URL must start with vsphere+https://');
+  if (!platformUrl.startsWith('vsphere+https://'))
+    throw ERR_VSPHERE_BAD_OPTIONS('the platform URL must start with vsphere+https://');
   const url = platformUrl.slice('vsphere+'.length);
   let parsed: URL;
   try {
@@ -140,7 +159,9 @@ export function optionsFromUrl(platformUrl: string, o: FromUrlOptions): VsphereO
     throw ERR_VSPHERE_BAD_OPTIONS('the platform URL is not a URL (expected vsphere+https://host/sdk)');
   }
   if (parsed.username !== '' || parsed.password !== '') {
-    throw ERR_VSPHERE_BAD_OPTIONS('the platform URL must not hold credentials; use CORDON_VSPHERE_USERNAME/CORDON_VSPHERE_PASSWORD or a credentials file');
+    throw ERR_VSPHERE_BAD_OPTIONS(
+      'the platform URL must not hold credentials; use CORDON_VSPHERE_USERNAME/CORDON_VSPHERE_PASSWORD or a credentials file',
+    );
   }
   const source = sourceOf(parsed);
   let vars: Record<string, string | undefined> = env;

@@ -240,7 +240,8 @@ export function parseFault(root: XmlElement): SoapFault | null {
   const detail = fault.child('detail');
   const inner = detail?.children[0] ?? null;
   let type = inner?.xsiType ?? inner?.name ?? 'ServerFault';
-  if (inner !== null && inner.xsiType === null && type.endsWith('Fault') && type !== 'MethodFault') type = type.slice(0, -5);
+  if (inner !== null && inner.xsiType === null && type.endsWith('Fault') && type !== 'MethodFault')
+    type = type.slice(0, -5);
   return new SoapFault(type, fault.str('faultstring') ?? '', inner);
 }
 
@@ -255,7 +256,11 @@ export function faultToError(f: SoapFault, info: CallInfo): Error {
       return ERR_VSPHERE_INVALID_PROPERTY.withCause(f, info.source, f.detail?.str('name') ?? f.faultString);
     case 'ManagedObjectNotFound': {
       const obj = f.detail?.child('obj');
-      return ERR_VSPHERE_OBJECT_GONE.withCause(f, info.source, obj ? `${obj.attrs.type ?? ''}:${obj.text}` : f.faultString);
+      return ERR_VSPHERE_OBJECT_GONE.withCause(
+        f,
+        info.source,
+        obj ? `${obj.attrs.type ?? ''}:${obj.text}` : f.faultString,
+      );
     }
     case 'NotSupported':
     case 'NotImplemented':
@@ -357,8 +362,17 @@ export class SoapTransport {
   }
 
   /** Send one call; return its `<MethodResponse>` element. `waitMs` extends the timeout for long polls. */
-  async call(method: string, self: MoRef, args: XmlObject = {}, extra: { username?: string; waitMs?: number; signal?: AbortSignal } = {}): Promise<XmlElement> {
-    const info: CallInfo = { source: this.source, method, ...(extra.username !== undefined ? { username: extra.username } : {}) };
+  async call(
+    method: string,
+    self: MoRef,
+    args: XmlObject = {},
+    extra: { username?: string; waitMs?: number; signal?: AbortSignal } = {},
+  ): Promise<XmlElement> {
+    const info: CallInfo = {
+      source: this.source,
+      method,
+      ...(extra.username !== undefined ? { username: extra.username } : {}),
+    };
     const headers: Record<string, string> = { 'content-type': 'text/xml; charset=utf-8', soapaction: this.action };
     if (this.cookie !== null) headers.cookie = this.cookie;
     const timeout = AbortSignal.timeout(this.timeoutMs + (extra.waitMs ?? 0));
@@ -366,7 +380,13 @@ export class SoapTransport {
     let status: number;
     let text: string;
     try {
-      const res = await fetch(this.url, { method: 'POST', headers, body: envelope(method, self, args), dispatcher: this.agent, signal });
+      const res = await fetch(this.url, {
+        method: 'POST',
+        headers,
+        body: envelope(method, self, args),
+        dispatcher: this.agent,
+        signal,
+      });
       status = res.status;
       const setCookie = res.headers.getSetCookie();
       for (const c of setCookie) {
@@ -388,7 +408,8 @@ export class SoapTransport {
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME|ALTNAME/.test(code)) {
       return ERR_VSPHERE_TLS.withCause(err, this.source, e.cause?.message ?? code);
     }
-    const detail = e.name === 'TimeoutError' ? 'timed out' : `${code || e.name || 'error'}: ${e.cause?.message ?? e.message ?? ''}`;
+    const detail =
+      e.name === 'TimeoutError' ? 'timed out' : `${code || e.name || 'error'}: ${e.cause?.message ?? e.message ?? ''}`;
     return ERR_VSPHERE_UNREACHABLE.withCause(err, this.source, detail);
   }
 

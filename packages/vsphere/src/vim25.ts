@@ -183,7 +183,9 @@ export function decodeServiceContent(res: XmlElement): ServiceContent {
 }
 
 function decodeMissing(el: XmlElement): MissingProperty[] {
-  return el.all('missingSet').map((m) => ({ path: m.str('path') ?? '', fault: m.child('fault')?.child('fault')?.type ?? 'unknown' }));
+  return el
+    .all('missingSet')
+    .map((m) => ({ path: m.str('path') ?? '', fault: m.child('fault')?.child('fault')?.type ?? 'unknown' }));
 }
 
 export function decodeObjectContent(el: XmlElement): ObjectContent {
@@ -281,9 +283,13 @@ function filterSpecXml(spec: PropertyFilterSpec): XmlObject {
     objectSet: spec.objectSet.map((o) => ({
       obj: moref(o.obj.type, o.obj.value),
       skip: o.skip ?? false,
-      selectSet: (o.selectSet ?? []).map(
-        (t): XmlObject => ({ $type: 'TraversalSpec', name: t.name, type: t.type, path: t.path, skip: t.skip ?? false }),
-      ),
+      selectSet: (o.selectSet ?? []).map((t): XmlObject => ({
+        $type: 'TraversalSpec',
+        name: t.name,
+        type: t.type,
+        path: t.path,
+        skip: t.skip ?? false,
+      })),
     })),
   };
 }
@@ -366,7 +372,10 @@ export class Vim25 {
   }
 
   async retrievePropertiesEx(pc: MoRef, specs: PropertyFilterSpec[], maxObjects?: number): Promise<RetrieveResult> {
-    const res = await this.transport.call('RetrievePropertiesEx', pc, { specSet: specs.map(filterSpecXml), options: { maxObjects } });
+    const res = await this.transport.call('RetrievePropertiesEx', pc, {
+      specSet: specs.map(filterSpecXml),
+      options: { maxObjects },
+    });
     const out = decodeRetrieveResult(res);
     checkMissing(out.objects, this.transport.source);
     return out;

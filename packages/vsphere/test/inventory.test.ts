@@ -52,7 +52,9 @@ test('ESXi: one host without cluster, NIC on a standard network', () => {
   const inv = new Inventory();
   load(inv, decodeUpdateSet(recorded('wait-initial-esx-one-vm.xml', 'WaitForUpdatesEx')));
   const state = inv.state();
-  assert.deepEqual(state.hosts, [{ id: 'ha-host', name: 'localhost.localdomain', cluster: null, connection: 'connected' }]);
+  assert.deepEqual(state.hosts, [
+    { id: 'ha-host', name: 'localhost.localdomain', cluster: null, connection: 'connected' },
+  ]);
   assert.equal(state.vms.length, 1);
   assert.deepEqual(state.vms[0]?.nics, [{ mac: '00:0c:29:39:31:62', network: 'VM Network', ips: [] }]);
 });
@@ -68,9 +70,12 @@ test('modify updates change only what they name; a full read gives the same VM a
   assert.deepEqual(inv.vm('vm-52'), { ...before, power: 'off' });
 
   const full = new Inventory();
-  for (const oc of decodeRetrieveResult(recorded('retrieve-vm-snapshots.xml', 'RetrievePropertiesEx')).objects) full.loadContent(oc);
-  for (const oc of decodeRetrieveResult(recorded('retrieve-view-page1.xml', 'RetrievePropertiesEx')).objects) full.loadContent(oc);
-  for (const oc of decodeRetrieveResult(recorded('retrieve-view-page2.xml', 'ContinueRetrievePropertiesEx')).objects) full.loadContent(oc);
+  for (const oc of decodeRetrieveResult(recorded('retrieve-vm-snapshots.xml', 'RetrievePropertiesEx')).objects)
+    full.loadContent(oc);
+  for (const oc of decodeRetrieveResult(recorded('retrieve-view-page1.xml', 'RetrievePropertiesEx')).objects)
+    full.loadContent(oc);
+  for (const oc of decodeRetrieveResult(recorded('retrieve-view-page2.xml', 'ContinueRetrievePropertiesEx')).objects)
+    full.loadContent(oc);
   assert.equal(full.vm('vm-52')?.snapshot, 's3');
   assert.equal(full.state().hosts.length, 3);
 });
@@ -90,15 +95,31 @@ test('the sequence update: a leave forgets the VM but keeps its uuid; sub-path c
   assert.equal(inv.vm('vm-52'), null);
   assert.equal(inv.uuidOf('vm-52'), 'b170c191-7587-5f8e-9a15-08c6a0a11ca5');
 
-  const partial = inv.apply({ kind: 'modify', obj: { type: 'VirtualMachine', value: 'vm-55' }, changes: [{ name: 'config.hardware.device["4000"]', op: 'assign', val: null }], missing: [] });
+  const partial = inv.apply({
+    kind: 'modify',
+    obj: { type: 'VirtualMachine', value: 'vm-55' },
+    changes: [{ name: 'config.hardware.device["4000"]', op: 'assign', val: null }],
+    missing: [],
+  });
   assert.deepEqual(partial.refetch, [{ type: 'VirtualMachine', value: 'vm-55' }]);
 });
 
 test('event kinds and revert tasks', () => {
   const events = recorded('read-events-sequence.xml', 'ReadNextEvents').all('returnval').map(decodeEvent);
-  assert.deepEqual(events.map(eventKind), ['powered_on', 'migrated', null, 'created', 'cloned', 'suspended', 'deleted']);
+  assert.deepEqual(events.map(eventKind), [
+    'powered_on',
+    'migrated',
+    null,
+    'created',
+    'cloned',
+    'suspended',
+    'deleted',
+  ]);
   const tasks = recorded('read-tasks.xml', 'ReadNextTasks').all('returnval').map(decodeTaskInfo);
-  assert.deepEqual(tasks.filter(isRevertTask).map((t) => t.name), ['RevertToSnapshot', 'RevertSnapshot']);
+  assert.deepEqual(
+    tasks.filter(isRevertTask).map((t) => t.name),
+    ['RevertToSnapshot', 'RevertSnapshot'],
+  );
 });
 
 test('cursors round-trip through JSON; a foreign cursor is not ours', () => {
@@ -110,7 +131,9 @@ test('cursors round-trip through JSON; a foreign cursor is not ours', () => {
 
 test('names are unescaped; a snapshot tree without the current snapshot gives null', () => {
   assert.equal(unescapeName('a%2fb%25c%5cd'), 'a/b%c\\d');
-  const info = parseXml('<val><currentSnapshot type="VirtualMachineSnapshot">snapshot-9</currentSnapshot><rootSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-1</snapshot><name>x</name></rootSnapshotList></val>');
+  const info = parseXml(
+    '<val><currentSnapshot type="VirtualMachineSnapshot">snapshot-9</currentSnapshot><rootSnapshotList><snapshot type="VirtualMachineSnapshot">snapshot-1</snapshot><name>x</name></rootSnapshotList></val>',
+  );
   assert.equal(snapshotName(info), null);
   assert.equal(snapshotName(undefined), null);
 });

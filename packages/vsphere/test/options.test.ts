@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { ERR_VSPHERE_BAD_OPTIONS, ERR_VSPHERE_NO_CREDENTIALS, fromUrl, optionsFromUrl, resolveOptions, VsphereConnector } from '../src/index.js';
+import {
+  ERR_VSPHERE_BAD_OPTIONS,
+  ERR_VSPHERE_NO_CREDENTIALS,
+  fromUrl,
+  optionsFromUrl,
+  resolveOptions,
+  VsphereConnector,
+} from '../src/index.js';
 
 const ctx = createContext({ log: silentLogger });
 
@@ -23,12 +30,15 @@ test('options: unknown keys, credentials in the URL, plain http and missing fiel
     [{ ...ok, backoff: { initialMs: -1 } }, /backoff\.initialMs/],
   ];
   for (const [o, re] of bad) {
-    assert.throws(() => resolveOptions(o as never), (err: unknown) => {
-      assert.ok(ERR_VSPHERE_BAD_OPTIONS.is(err), String(err));
-      assert.match(err.message, re);
-      assert.doesNotMatch(err.message, /Secr3t/);
-      return true;
-    });
+    assert.throws(
+      () => resolveOptions(o as never),
+      (err: unknown) => {
+        assert.ok(ERR_VSPHERE_BAD_OPTIONS.is(err), String(err));
+        assert.match(err.message, re);
+        assert.doesNotMatch(err.message, /Secr3t/);
+        return true;
+      },
+    );
   }
 });
 
@@ -40,7 +50,10 @@ test('fromUrl: credentials from the environment or a KEY=VALUE file, never from 
   assert.deepEqual([o.url, o.username, o.password], ['https://vc.example/sdk', 'svc', 'from-env']);
 
   const file = join(dir, 'creds');
-  writeFileSync(file, '# vCenter service account\nCORDON_VSPHERE_USERNAME = "administrator@vsphere.local"\nCORDON_VSPHERE_PASSWORD=p=ss#word\n');
+  writeFileSync(
+    file,
+    '# vCenter service account\nCORDON_VSPHERE_USERNAME = "administrator@vsphere.local"\nCORDON_VSPHERE_PASSWORD=p=ss#word\n',
+  );
   const f = optionsFromUrl('vsphere+https://vc.example/sdk', { ctx, env, credentialsFile: file });
   assert.deepEqual([f.username, f.password], ['administrator@vsphere.local', 'p=ss#word']);
 
@@ -49,16 +62,38 @@ test('fromUrl: credentials from the environment or a KEY=VALUE file, never from 
   assert.equal(c.kind, 'vsphere');
   assert.equal(c.source, 'https://vc.example/sdk');
 
-  assert.throws(() => optionsFromUrl('vsphere+https://u:pw@vc.example/sdk', { ctx, env }), (err: unknown) => ERR_VSPHERE_BAD_OPTIONS.is(err) && !/pw/.test(err.message.replace('password', '')));
-  assert.throws(() => optionsFromUrl('https://vc.example/sdk', { ctx, env }), (err: unknown) => ERR_VSPHERE_BAD_OPTIONS.is(err));
-  assert.throws(() => optionsFromUrl('vsphere+https://vc.example/sdk', { ctx, env: {} }), (err: unknown) => ERR_VSPHERE_NO_CREDENTIALS.is(err) && /CORDON_VSPHERE_USERNAME/.test(err.message));
-  assert.throws(() => optionsFromUrl('vsphere+https://vc.example/sdk', { ctx, env: { CORDON_VSPHERE_USERNAME: 'u' } }), (err: unknown) => ERR_VSPHERE_NO_CREDENTIALS.is(err) && /CORDON_VSPHERE_PASSWORD/.test(err.message));
+  assert.throws(
+    () => optionsFromUrl('vsphere+https://u:pw@vc.example/sdk', { ctx, env }),
+    (err: unknown) => ERR_VSPHERE_BAD_OPTIONS.is(err) && !/pw/.test(err.message.replace('password', '')),
+  );
+  assert.throws(
+    () => optionsFromUrl('https://vc.example/sdk', { ctx, env }),
+    (err: unknown) => ERR_VSPHERE_BAD_OPTIONS.is(err),
+  );
+  assert.throws(
+    () => optionsFromUrl('vsphere+https://vc.example/sdk', { ctx, env: {} }),
+    (err: unknown) => ERR_VSPHERE_NO_CREDENTIALS.is(err) && /CORDON_VSPHERE_USERNAME/.test(err.message),
+  );
+  assert.throws(
+    () => optionsFromUrl('vsphere+https://vc.example/sdk', { ctx, env: { CORDON_VSPHERE_USERNAME: 'u' } }),
+    (err: unknown) => ERR_VSPHERE_NO_CREDENTIALS.is(err) && /CORDON_VSPHERE_PASSWORD/.test(err.message),
+  );
   writeFileSync(file, 'just a password\n');
-  assert.throws(() => optionsFromUrl('vsphere+https://vc.example/sdk', { ctx, credentialsFile: file }), (err: unknown) => ERR_VSPHERE_NO_CREDENTIALS.is(err) && /line 1/.test(err.message) && !/just a password/.test(err.message));
+  assert.throws(
+    () => optionsFromUrl('vsphere+https://vc.example/sdk', { ctx, credentialsFile: file }),
+    (err: unknown) =>
+      ERR_VSPHERE_NO_CREDENTIALS.is(err) && /line 1/.test(err.message) && !/just a password/.test(err.message),
+  );
 });
 
 test('backoff grows exponentially with jitter and stays under the cap', () => {
-  const c = new VsphereConnector({ url: 'https://vc.example/sdk', username: 'u', password: 'p', ctx, backoff: { initialMs: 100, maxMs: 1000 } });
+  const c = new VsphereConnector({
+    url: 'https://vc.example/sdk',
+    username: 'u',
+    password: 'p',
+    ctx,
+    backoff: { initialMs: 100, maxMs: 1000 },
+  });
   for (let i = 0; i < 50; i++) {
     const b0 = c.backoff(0);
     assert.ok(b0 >= 50 && b0 <= 100, `attempt 0: ${b0}`);

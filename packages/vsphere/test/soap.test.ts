@@ -26,8 +26,14 @@ const info = { source: 'https://vcsim.test/sdk', method: 'X', username: 'cordon'
 
 test('requests escape text and attributes, keep field order, and mark abstract types with xsi:type', () => {
   assert.equal(escapeXml(`a<b>&"c"'d'\u0001`), 'a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;');
-  const xml = envelope('Login', moref('SessionManager', 'SessionManager'), { userName: 'ad<min>', password: `p&ss"'<` });
-  assert.match(xml, /<Login xmlns="urn:vim25"><_this type="SessionManager">SessionManager<\/_this><userName>ad&lt;min&gt;<\/userName><password>p&amp;ss&quot;&apos;&lt;<\/password><\/Login>/);
+  const xml = envelope('Login', moref('SessionManager', 'SessionManager'), {
+    userName: 'ad<min>',
+    password: `p&ss"'<`,
+  });
+  assert.match(
+    xml,
+    /<Login xmlns="urn:vim25"><_this type="SessionManager">SessionManager<\/_this><userName>ad&lt;min&gt;<\/userName><password>p&amp;ss&quot;&apos;&lt;<\/password><\/Login>/,
+  );
   // The password survives a round trip through a parser unchanged.
   const back = parseXml(xml).child('Body')?.child('Login')?.str('password');
   assert.equal(back, `p&ss"'<`);
@@ -35,34 +41,67 @@ test('requests escape text and attributes, keep field order, and mark abstract t
   const spec = envelope('CreateFilter', moref('PropertyCollector', 'pc'), {
     spec: {
       propSet: [{ type: 'VirtualMachine', all: false, pathSet: ['name'] }],
-      objectSet: [{ obj: moref('ContainerView', 'session[1]view'), skip: true, selectSet: [{ $type: 'TraversalSpec', name: 'view', type: 'ContainerView', path: 'view', skip: false }] }],
+      objectSet: [
+        {
+          obj: moref('ContainerView', 'session[1]view'),
+          skip: true,
+          selectSet: [{ $type: 'TraversalSpec', name: 'view', type: 'ContainerView', path: 'view', skip: false }],
+        },
+      ],
     },
     partialUpdates: false,
   });
-  assert.match(spec, /<propSet><type>VirtualMachine<\/type><all>false<\/all><pathSet>name<\/pathSet><\/propSet><objectSet><obj type="ContainerView">session\[1\]view<\/obj><skip>true<\/skip><selectSet xsi:type="TraversalSpec"><name>view<\/name>/);
+  assert.match(
+    spec,
+    /<propSet><type>VirtualMachine<\/type><all>false<\/all><pathSet>name<\/pathSet><\/propSet><objectSet><obj type="ContainerView">session\[1\]view<\/obj><skip>true<\/skip><selectSet xsi:type="TraversalSpec"><name>view<\/name>/,
+  );
 });
 
 test('faults become coded errors: InvalidLogin, NotAuthenticated, ManagedObjectNotFound, NotSupported', () => {
-  assert.throws(() => recorded('fault-invalid-login.xml', 'Login'), (err: unknown) => {
-    assert.ok(ERR_VSPHERE_LOGIN_FAILED.is(err));
-    assert.match(err.message, /user "cordon"/);
-    assert.ok(err.cause instanceof SoapFault && err.cause.faultType === 'InvalidLogin');
-    return true;
-  });
-  assert.throws(() => recorded('fault-not-authenticated.xml', 'CreateContainerView'), (err: unknown) => ERR_VSPHERE_SESSION_EXPIRED.is(err));
-  assert.throws(() => recorded('fault-object-gone.xml', 'RetrievePropertiesEx'), (err: unknown) => ERR_VSPHERE_OBJECT_GONE.is(err) && /VirtualMachine:vm-99999/.test(err.message));
-  assert.throws(() => recorded('fault-not-supported.xml', 'CreateCollectorForTasks'), (err: unknown) => ERR_VSPHERE_NOT_SUPPORTED.is(err) && /CreateCollectorForTasks/.test(err.message));
+  assert.throws(
+    () => recorded('fault-invalid-login.xml', 'Login'),
+    (err: unknown) => {
+      assert.ok(ERR_VSPHERE_LOGIN_FAILED.is(err));
+      assert.match(err.message, /user "cordon"/);
+      assert.ok(err.cause instanceof SoapFault && err.cause.faultType === 'InvalidLogin');
+      return true;
+    },
+  );
+  assert.throws(
+    () => recorded('fault-not-authenticated.xml', 'CreateContainerView'),
+    (err: unknown) => ERR_VSPHERE_SESSION_EXPIRED.is(err),
+  );
+  assert.throws(
+    () => recorded('fault-object-gone.xml', 'RetrievePropertiesEx'),
+    (err: unknown) => ERR_VSPHERE_OBJECT_GONE.is(err) && /VirtualMachine:vm-99999/.test(err.message),
+  );
+  assert.throws(
+    () => recorded('fault-not-supported.xml', 'CreateCollectorForTasks'),
+    (err: unknown) => ERR_VSPHERE_NOT_SUPPORTED.is(err) && /CreateCollectorForTasks/.test(err.message),
+  );
   // A response for another method, or not SOAP at all, is not silently accepted.
-  assert.throws(() => recorded('read-events-empty.xml', 'ReadNextTasks'), (err: unknown) => ERR_VSPHERE_BAD_RESPONSE.is(err));
-  assert.throws(() => responseOf('<html>proxy error</html>', info), (err: unknown) => ERR_VSPHERE_BAD_RESPONSE.is(err));
-  assert.throws(() => responseOf('not xml <<<', info), (err: unknown) => ERR_VSPHERE_BAD_RESPONSE.is(err));
+  assert.throws(
+    () => recorded('read-events-empty.xml', 'ReadNextTasks'),
+    (err: unknown) => ERR_VSPHERE_BAD_RESPONSE.is(err),
+  );
+  assert.throws(
+    () => responseOf('<html>proxy error</html>', info),
+    (err: unknown) => ERR_VSPHERE_BAD_RESPONSE.is(err),
+  );
+  assert.throws(
+    () => responseOf('not xml <<<', info),
+    (err: unknown) => ERR_VSPHERE_BAD_RESPONSE.is(err),
+  );
 });
 
 test('an unknown property path is InvalidProperty, whether a fault (vCenter) or a missingSet (vcsim)', () => {
   const res = decodeRetrieveResult(recorded('fault-invalid-property.xml', 'RetrievePropertiesEx'));
   assert.equal(res.objects.length, 2);
   assert.deepEqual(res.objects[0]?.missing, [{ path: 'config.noSuchProperty', fault: 'InvalidProperty' }]);
-  assert.throws(() => checkMissing(res.objects, 'https://vcsim.test/sdk'), (err: unknown) => ERR_VSPHERE_INVALID_PROPERTY.is(err) && /config\.noSuchProperty/.test(err.message));
+  assert.throws(
+    () => checkMissing(res.objects, 'https://vcsim.test/sdk'),
+    (err: unknown) => ERR_VSPHERE_INVALID_PROPERTY.is(err) && /config\.noSuchProperty/.test(err.message),
+  );
 });
 
 test('service content of vCenter and of ESXi', () => {
@@ -78,7 +117,10 @@ test('service content of vCenter and of ESXi', () => {
 });
 
 test('empty results: no returnval at all is an empty list, not an error', () => {
-  assert.deepEqual(decodeRetrieveResult(recorded('retrieve-empty.xml', 'RetrievePropertiesEx')), { token: null, objects: [] });
+  assert.deepEqual(decodeRetrieveResult(recorded('retrieve-empty.xml', 'RetrievePropertiesEx')), {
+    token: null,
+    objects: [],
+  });
   assert.equal(decodeUpdateSet(recorded('wait-timeout.xml', 'WaitForUpdatesEx')), null);
   assert.deepEqual(recorded('read-events-empty.xml', 'ReadNextEvents').all('returnval'), []);
 });
@@ -90,7 +132,10 @@ test('paged retrieval: each page carries the token of the next', () => {
   const p2 = decodeRetrieveResult(recorded('retrieve-view-page2.xml', 'ContinueRetrievePropertiesEx'));
   assert.equal(p2.objects.length, 3);
   assert.notEqual(p2.token, p1.token);
-  assert.notDeepEqual(p2.objects.map((o) => o.obj.value), p1.objects.map((o) => o.obj.value));
+  assert.notDeepEqual(
+    p2.objects.map((o) => o.obj.value),
+    p1.objects.map((o) => o.obj.value),
+  );
 });
 
 test('lists of one element stay lists (ESXi with one VM, one NIC, one event)', () => {
@@ -114,10 +159,22 @@ test('events: xsi:type under any prefix, keys, times, VM and host arguments', ()
   const events = recorded('read-events-sequence.xml', 'ReadNextEvents').all('returnval').map(decodeEvent);
   assert.deepEqual(
     events.map((e) => e.type),
-    ['VmPoweredOnEvent', 'VmMigratedEvent', 'VmInstanceUuidAssignedEvent', 'VmCreatedEvent', 'VmClonedEvent', 'VmSuspendedEvent', 'VmRemovedEvent'],
+    [
+      'VmPoweredOnEvent',
+      'VmMigratedEvent',
+      'VmInstanceUuidAssignedEvent',
+      'VmCreatedEvent',
+      'VmClonedEvent',
+      'VmSuspendedEvent',
+      'VmRemovedEvent',
+    ],
   );
   const keys = events.map((e) => e.key);
-  assert.deepEqual([...keys].sort((a, b) => a - b), keys, 'keys ascend');
+  assert.deepEqual(
+    [...keys].sort((a, b) => a - b),
+    keys,
+    'keys ascend',
+  );
   for (const e of events) assert.ok(Number.isInteger(e.key) && e.createdTime > 1.7e12 && e.vm !== null);
   const migrated = events[1]!;
   // Measured on vcsim: `host` names the source, like `sourceHost`.
@@ -132,7 +189,10 @@ test('tasks: revert tasks are told apart by descriptionId', () => {
   const tasks = recorded('read-tasks.xml', 'ReadNextTasks').all('returnval').map(decodeTaskInfo);
   assert.ok(tasks.length >= 9);
   const reverts = tasks.filter((t) => /revert/i.test(t.descriptionId));
-  assert.deepEqual(reverts.map((t) => t.descriptionId), ['VirtualMachine.revertToSnapshot', 'VirtualMachine.revertSnapshot']);
+  assert.deepEqual(
+    reverts.map((t) => t.descriptionId),
+    ['VirtualMachine.revertToSnapshot', 'VirtualMachine.revertSnapshot'],
+  );
   for (const t of tasks) {
     assert.equal(t.state, 'success');
     assert.ok(t.queueTime > 1.7e12 && (t.completeTime ?? 0) >= t.queueTime);
@@ -142,5 +202,8 @@ test('tasks: revert tasks are told apart by descriptionId', () => {
 
 test('a fault without detail still names its type', () => {
   const xml = fixture('fault-invalid-login.xml').replace(/<detail>.*<\/detail>/, '');
-  assert.throws(() => responseOf(xml, { ...info, method: 'Login' }), (err: unknown) => /ServerFault: Login failure/.test(String((err as Error).message)));
+  assert.throws(
+    () => responseOf(xml, { ...info, method: 'Login' }),
+    (err: unknown) => /ServerFault: Login failure/.test(String((err as Error).message)),
+  );
 });

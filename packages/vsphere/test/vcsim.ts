@@ -2,12 +2,23 @@
  * The simulator for integration tests: infra/vcsim/start.sh per test (its own name, port and CA),
  * the driver for administrator actions, a recording ConnectorHandlers, and polling with deadlines.
  */
-import type { ConnectorCursor, ConnectorHandlers, PlatformEvent, PlatformHost, PlatformState, PlatformVm } from '../src/index.js';
+import type {
+  ConnectorCursor,
+  ConnectorHandlers,
+  PlatformEvent,
+  PlatformHost,
+  PlatformState,
+  PlatformVm,
+} from '../src/index.js';
 
 export { ROOT, skipReason, startSim, type HostRow, type Sim, type VmRow } from '@cordon/testkit';
 
 /** Poll `fn` until it returns a value other than undefined/false, or fail after the deadline. */
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -3,7 +3,15 @@ import { join, resolve } from 'node:path';
 import { describeError } from '@cordon/runtime';
 import { followBlocks } from '@cordon/enforce';
 import { createRecordSigner, defineStage, type Stage } from '@cordon/stage';
-import { agentEnforcer, codecFor, TOPICS, type AgentCommand, type AgentRecord, type Assignment, type LogBatch } from '@cordon/schemas';
+import {
+  agentEnforcer,
+  codecFor,
+  TOPICS,
+  type AgentCommand,
+  type AgentRecord,
+  type Assignment,
+  type LogBatch,
+} from '@cordon/schemas';
 import { ProtectionWindows, startSensorCapture, type SensorCapture, type SensorFrame } from '@cordon/sensor';
 import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
 import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
@@ -32,7 +40,6 @@ export interface AgentHandle {
   readonly configHash: string;
 }
 
-
 /** The parts of the agent's configuration the policy topic may set (see @cordon/policy's agentPolicySchema). */
 export type Watching = Pick<AgentConfig, 'logs' | 'logStartAt' | 'fim' | 'netconf'>;
 
@@ -56,12 +63,14 @@ export function watchingFor(config: AgentConfig, policy: AgentPolicy | null, ref
   let fim = w.fim;
   if (fim) {
     const paths = fim.paths.filter((p) => within(p, 'fimRoots'));
-    if (fim.hashConcurrency > config.fimMaxHashThreads) refused.push(`${fim.hashConcurrency} hashing threads are cut to fimMaxHashThreads (${config.fimMaxHashThreads})`);
-    fim = paths.length ? { ...fim, paths, hashConcurrency: Math.min(fim.hashConcurrency, config.fimMaxHashThreads) } : undefined;
+    if (fim.hashConcurrency > config.fimMaxHashThreads)
+      refused.push(`${fim.hashConcurrency} hashing threads are cut to fimMaxHashThreads (${config.fimMaxHashThreads})`);
+    fim = paths.length
+      ? { ...fim, paths, hashConcurrency: Math.min(fim.hashConcurrency, config.fimMaxHashThreads) }
+      : undefined;
   }
   return { ...w, logs, fim };
 }
-
 
 /**
  * The in-guest agent: registers and heartbeats on `agents`, ships log lines to `logs`, file
@@ -76,7 +85,16 @@ export const agentStage = defineStage({
   config: agentConfigSchema,
   when: 'configured',
   inputs: () => [],
-  outputs: () => [TOPICS.agents, TOPICS.logs, TOPICS.fim, TOPICS.netconf, TOPICS.blocks, TOPICS.packets, TOPICS.alerts, TOPICS.dlq],
+  outputs: () => [
+    TOPICS.agents,
+    TOPICS.logs,
+    TOPICS.fim,
+    TOPICS.netconf,
+    TOPICS.blocks,
+    TOPICS.packets,
+    TOPICS.alerts,
+    TOPICS.dlq,
+  ],
   reads: () => [TOPICS.policy, TOPICS.assignments, TOPICS.blocks, TOPICS.agentCommands],
   start: (stage) => startAgent(stage),
 });
@@ -107,10 +125,18 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const agentCodec = codecFor(TOPICS.agents);
   const logsCodec = codecFor(TOPICS.logs);
   const enforcer = config.enforce.enabled
-    ? new NftEnforcer({ table: config.enforce.table, ctx, ...(config.enforce.netns ? { netns: config.enforce.netns } : {}) })
+    ? new NftEnforcer({
+        table: config.enforce.table,
+        ctx,
+        ...(config.enforce.netns ? { netns: config.enforce.netns } : {}),
+      })
     : null;
   let watching = watchingFor(config, null);
-  const hashOf = (w: Watching) => createHash('sha256').update(JSON.stringify({ w, enforce: config.enforce, heartbeatS: config.heartbeatS })).digest('hex').slice(0, 16);
+  const hashOf = (w: Watching) =>
+    createHash('sha256')
+      .update(JSON.stringify({ w, enforce: config.enforce, heartbeatS: config.heartbeatS }))
+      .digest('hex')
+      .slice(0, 16);
   let configHash = hashOf(watching);
 
   // Heartbeats one at a time, in order: each announces the capture's lease (the coordinator
@@ -127,7 +153,12 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     // running: frames stamped up to two heartbeats ahead are published as they come, so frames
     // never wait for a heartbeat; if this agent dies, at most that much is nobody's. Stopping:
     // its capture has stopped, so the lease ends at the newest frame it published.
-    const until = status === 'stopping' ? (s && s.newestUs > 0 ? s.newestUs + 1 : 0) : ctx.clock.now() * 1000 + 2 * heartbeatMs * 1000;
+    const until =
+      status === 'stopping'
+        ? s && s.newestUs > 0
+          ? s.newestUs + 1
+          : 0
+        : ctx.clock.now() * 1000 + 2 * heartbeatMs * 1000;
     const rec: AgentRecord = {
       agent: agentId,
       vm,
@@ -145,7 +176,9 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       public_key: signer.publicKey,
     };
     const headers = enrolled ? undefined : { 'cordon-enroll-token': Buffer.from(config.token) };
-    await stage.send(TOPICS.agents, [{ key: Buffer.from(agentId), value: agentCodec.encode(rec), ...(headers ? { headers } : {}) }]);
+    await stage.send(TOPICS.agents, [
+      { key: Buffer.from(agentId), value: agentCodec.encode(rec), ...(headers ? { headers } : {}) },
+    ]);
     lastBeat = ctx.clock.now();
     if (s && status !== 'stopping') net?.extendLease(until);
   };
@@ -173,7 +206,9 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
         if (!cmd) continue;
         // a command for one incarnation (a clone, a reverted VM) is not for the others
         if (cmd.args.incarnation && cmd.args.incarnation !== identity.incarnation) continue;
-        const isVerdict = cmd.args.incarnation === identity.incarnation && (cmd.kind === 'enrolled' || cmd.kind === 'rebaseline' || cmd.kind === 'reenroll');
+        const isVerdict =
+          cmd.args.incarnation === identity.incarnation &&
+          (cmd.kind === 'enrolled' || cmd.kind === 'rebaseline' || cmd.kind === 'reenroll');
         if (isVerdict && verdictKind === null) {
           verdictKind = cmd.kind;
           onVerdict(cmd.kind);
@@ -184,7 +219,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
         else if (cmd.kind === 'rebaseline') {
           // a revert: the coordinator names the generation to go on from
           if (cmd.args.generation && adoptGeneration(stateDir, identity, Number(cmd.args.generation))) {
-            ctx.log.warn({ agent: agentId, generation: identity.generation }, 'This VM was reverted to an earlier state; the agent goes on from the generation the coordinator named.');
+            ctx.log.warn(
+              { agent: agentId, generation: identity.generation },
+              'This VM was reverted to an earlier state; the agent goes on from the generation the coordinator named.',
+            );
             await heartbeat('running');
           }
           // the verdict already made the startup scan a new baseline
@@ -197,7 +235,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
           // a clone of the enrolled VM: it must not inspect as that VM's agent
           reenroll = true;
           net?.pause(true);
-          ctx.log.error({ agent: agentId, reason: cmd.args.reason ?? '' }, 'The coordinator does not trust this agent (a clone of its VM?): network inspection stops; enroll it with a new token ("cordon agents token --vm <vm>").');
+          ctx.log.error(
+            { agent: agentId, reason: cmd.args.reason ?? '' },
+            'The coordinator does not trust this agent (a clone of its VM?): network inspection stops; enroll it with a new token ("cordon agents token --vm <vm>").',
+          );
           await heartbeat('running');
         } else ctx.log.warn({ command: cmd.kind }, 'This agent does not carry out that command yet.');
       }
@@ -277,7 +318,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       ctx,
       identity: { agent: agentId, vm },
       onEvents: async (events) => {
-        await stage.send(TOPICS.fim, events.map((e) => ({ key: Buffer.from(`${vm}|${e.path}`), value: fimCodec.encode(e) })));
+        await stage.send(
+          TOPICS.fim,
+          events.map((e) => ({ key: Buffer.from(`${vm}|${e.path}`), value: fimCodec.encode(e) })),
+        );
       },
     }));
     await f.start({ rebaseline });
@@ -307,7 +351,8 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
 
   /** Restart the parts whose settings differ (all of them when `force`), then report the new hash. */
   const reconfigure = async (next: Watching, force: boolean) => {
-    const differs = (...keys: Array<keyof Watching>) => force || keys.some((k) => JSON.stringify(next[k]) !== JSON.stringify(watching[k]));
+    const differs = (...keys: Array<keyof Watching>) =>
+      force || keys.some((k) => JSON.stringify(next[k]) !== JSON.stringify(watching[k]));
     const logs = differs('logs', 'logStartAt');
     const files = differs('fim');
     const net = differs('netconf');
@@ -322,7 +367,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       await startFim(next);
     }
     if (net) await startNetconf(next);
-    ctx.log.info({ configHash, logs: next.logs.length, fim: next.fim?.paths ?? [], netconf: next.netconf.enabled }, 'Agent reconfigured from its policy.');
+    ctx.log.info(
+      { configHash, logs: next.logs.length, fim: next.fim?.paths ?? [], netconf: next.netconf.enabled },
+      'Agent reconfigured from its policy.',
+    );
     await heartbeat('running');
   };
 
@@ -337,7 +385,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     const w = watchingFor(config, p ? agentPolicyFor(p.doc, vm) : null, refused);
     for (const what of refused) {
       ctx.metrics.inc('policy_refused');
-      ctx.log.warn({ err: describeError(ERR_AGENT_POLICY_REFUSED(config.policy, what)) }, 'Part of the agent policy is outside what this agent allows; it was left out.');
+      ctx.log.warn(
+        { err: describeError(ERR_AGENT_POLICY_REFUSED(config.policy, what)) },
+        'Part of the agent policy is outside what this agent allows; it was left out.',
+      );
     }
     return w;
   };
@@ -345,7 +396,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const enqueue = (what: () => Promise<void>) => {
     changes = changes.then(what).catch((err: unknown) => {
       ctx.metrics.inc('errors');
-      ctx.log.error({ err: describeError(err) }, 'The agent could not apply its new policy; it keeps the previous one where it could not.');
+      ctx.log.error(
+        { err: describeError(err) },
+        'The agent could not apply its new policy; it keeps the previous one where it could not.',
+      );
     });
     return changes;
   };
@@ -367,8 +421,14 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   startLogs(watching);
   // the first scan waits for the coordinator's verdict on this start (a reverted VM's file
   // changes are the revert's, not to be reported one by one), or `verdictWaitS` without one
-  const first = watching.fim ? await Promise.race([verdict, wait(config.verdictWaitS * 1000).then(() => null)]) : verdictKind;
-  if (first === null && watching.fim) ctx.log.warn({ waitedS: config.verdictWaitS }, 'No word from the coordinator on this start; file integrity starts by comparing with its baseline.');
+  const first = watching.fim
+    ? await Promise.race([verdict, wait(config.verdictWaitS * 1000).then(() => null)])
+    : verdictKind;
+  if (first === null && watching.fim)
+    ctx.log.warn(
+      { waitedS: config.verdictWaitS },
+      'No word from the coordinator on this start; file integrity starts by comparing with its baseline.',
+    );
   fimStartedRebased = first === 'rebaseline' && !!watching.fim;
   await startFim(watching, first === 'rebaseline');
   await startNetconf(watching);
@@ -386,7 +446,8 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     const w = new ProtectionWindows({
       // an assignment made for an earlier start of this agent (a restart, a reverted VM) or for
       // the original of a clone is not this incarnation's
-      isMe: (a: Assignment) => a.mode === 'agent' && a.agent === me && (a.incarnation === null || a.incarnation === identity.incarnation),
+      isMe: (a: Assignment) =>
+        a.mode === 'agent' && a.agent === me && (a.incarnation === null || a.incarnation === identity.incarnation),
       leased: true,
       holdUs: config.capture.holdMs * 1000,
       maxBytesPerVm: config.capture.holdMaxMiB << 20,

@@ -7,9 +7,27 @@ import { fimPolicySchema } from '@cordon/fim-scan';
 import { ERR_AGENT_CONFIG } from './errors.js';
 
 /** Where file integrity may look unless the agent's file says otherwise: system binaries, libraries, configuration, boot, served content, root's keys and crontabs. */
-export const DEFAULT_FIM_ROOTS = ['/etc', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/boot', '/opt', '/srv', '/var/www', '/root/.ssh', '/var/spool/cron'];
+export const DEFAULT_FIM_ROOTS = [
+  '/etc',
+  '/usr',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/boot',
+  '/opt',
+  '/srv',
+  '/var/www',
+  '/root/.ssh',
+  '/var/spool/cron',
+];
 
-const absolute = z.string().min(1).refine((p) => isAbsolute(p), { message: 'must be an absolute path' });
+const absolute = z
+  .string()
+  .min(1)
+  .refine((p) => isAbsolute(p), { message: 'must be an absolute path' });
 
 export const agentConfigSchema = z
   .object({
@@ -44,11 +62,19 @@ export const agentConfigSchema = z
     /** File integrity watches only below these, whoever names the paths. */
     fimRoots: z.array(absolute).min(1).default(DEFAULT_FIM_ROOTS),
     /** Hashing threads at most, whatever a policy's fim.hashConcurrency asks for. */
-    fimMaxHashThreads: z.number().int().min(1).max(64).default(Math.max(1, Math.min(4, availableParallelism()))),
+    fimMaxHashThreads: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(Math.max(1, Math.min(4, availableParallelism()))),
     /** A log seen for the first time is read from its start or only for new lines. */
     logStartAt: z.enum(['beginning', 'end']).default('end'),
     /** Network configuration snapshots (listening sockets, interfaces, routes): how often to look. */
-    netconf: z.object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) }).strict().default({}),
+    netconf: z
+      .object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) })
+      .strict()
+      .default({}),
     /** File integrity: paths, patterns, attributes, schedule (see @cordon/fim-scan's policy). */
     fim: fimPolicySchema.optional(),
     /**
@@ -59,9 +85,15 @@ export const agentConfigSchema = z
     capture: z
       .object({
         enabled: z.boolean().default(false),
-        interface: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a Linux interface name').default('eth0'),
+        interface: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a Linux interface name')
+          .default('eth0'),
         /** Capture inside this network namespace (the lab's VM). */
-        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        netns: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+          .optional(),
         pollMs: z.number().positive().max(1000).default(50),
         holdMs: z.number().int().min(0).max(600_000).default(10_000),
         holdMaxMiB: z.number().int().min(1).max(1024).default(32),
@@ -73,13 +105,19 @@ export const agentConfigSchema = z
     enforce: z
       .object({
         enabled: z.boolean().default(true),
-        table: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/).default('cordon'),
+        table: z
+          .string()
+          .regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/)
+          .default('cordon'),
         /**
          * Enforce inside this network namespace instead of the agent's own (a sidecar agent
          * for a namespace-isolated workload; the lab uses it because Kafka listens on the
          * host's loopback only).
          */
-        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        netns: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+          .optional(),
         /** Never-block ranges (beyond the built-in ones and the guest's own addresses and gateways), cap and rate. */
         ...enforcerGuardsShape,
       })
@@ -90,10 +128,20 @@ export const agentConfigSchema = z
   .superRefine((c, ctx) => {
     // this file's own paths must lie within its own roots: a typo is an error now, not a refusal later
     c.logs.forEach((l, i) => {
-      if (!isBelowAny(l.path, c.logRoots)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['logs', i, 'path'], message: `not below logRoots (${c.logRoots.join(', ')})` });
+      if (!isBelowAny(l.path, c.logRoots))
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['logs', i, 'path'],
+          message: `not below logRoots (${c.logRoots.join(', ')})`,
+        });
     });
     c.fim?.paths.forEach((p, i) => {
-      if (!isBelowAny(p, c.fimRoots)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['fim', 'paths', i], message: `not below fimRoots (${c.fimRoots.join(', ')})` });
+      if (!isBelowAny(p, c.fimRoots))
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['fim', 'paths', i],
+          message: `not below fimRoots (${c.fimRoots.join(', ')})`,
+        });
     });
   });
 

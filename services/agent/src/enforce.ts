@@ -32,7 +32,8 @@ export class NftEnforcer {
 
   constructor(opts: NftOptions) {
     this.table = opts.table ?? 'cordon';
-    if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(this.table)) throw ERR_NFT(`table name "${this.table}" is not a plain identifier`);
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(this.table))
+      throw ERR_NFT(`table name "${this.table}" is not a plain identifier`);
     this.ctx = childContext(opts.ctx, 'enforce');
     this.sets = new NftBlockSets('inet', this.table, opts.netns);
   }

@@ -1,9 +1,13 @@
 import { defineError } from '@cordon/runtime';
 
-export const ERR_AGENT_CONFIG = defineError('CORDON_ERR_AGENT_CONFIG', (detail: string) => `invalid agent configuration: ${detail}`);
+export const ERR_AGENT_CONFIG = defineError(
+  'CORDON_ERR_AGENT_CONFIG',
+  (detail: string) => `invalid agent configuration: ${detail}`,
+);
 export const ERR_AGENT_STATE = defineError(
   'CORDON_ERR_AGENT_STATE',
-  (file: string, detail: string) => `agent state file ${file} is unreadable (${detail}); it was set aside and the agent starts that part afresh`,
+  (file: string, detail: string) =>
+    `agent state file ${file} is unreadable (${detail}); it was set aside and the agent starts that part afresh`,
 );
 export const ERR_LOG_SOURCE = defineError(
   'CORDON_ERR_AGENT_LOG_SOURCE',
@@ -19,17 +23,21 @@ export const ERR_BLOCK_TARGET = defineError(
 );
 export const ERR_LOG_NOT_REGULAR = defineError(
   'CORDON_ERR_AGENT_LOG_NOT_REGULAR',
-  (path: string, kind: string) => `log ${path} is a ${kind}, not a regular file; it is not read (a link is never followed, a FIFO or device never opened for reading)`,
+  (path: string, kind: string) =>
+    `log ${path} is a ${kind}, not a regular file; it is not read (a link is never followed, a FIFO or device never opened for reading)`,
 );
 export const ERR_LOG_NOT_ALLOWED = defineError(
   'CORDON_ERR_AGENT_LOG_NOT_ALLOWED',
-  (path: string, real: string, roots: string) => `log ${path} (really ${real}) is not below the agent's log roots (${roots}); add its directory to logRoots in the agent's file if it is meant to be read`,
+  (path: string, real: string, roots: string) =>
+    `log ${path} (really ${real}) is not below the agent's log roots (${roots}); add its directory to logRoots in the agent's file if it is meant to be read`,
 );
 export const ERR_AGENT_POLICY_REFUSED = defineError(
   'CORDON_ERR_AGENT_POLICY_REFUSED',
-  (policy: string, detail: string) => `policy ${policy} asks for more than this agent allows (${detail}); the rest of it applies. Widen logRoots, fimRoots or fimMaxHashThreads in the agent's own file if this is meant`,
+  (policy: string, detail: string) =>
+    `policy ${policy} asks for more than this agent allows (${detail}); the rest of it applies. Widen logRoots, fimRoots or fimMaxHashThreads in the agent's own file if this is meant`,
 );
 export const ERR_AGENT_SIGNING_KEY = defineError(
   'CORDON_ERR_AGENT_SIGNING_KEY',
-  (file: string, detail: string) => `the agent's signing key ${file} is unusable (${detail}); it was set aside and a new key made — the coordinator refuses a new key for an enrolled agent, so enroll it with a new token ("cordon agents token --vm <vm>")`,
+  (file: string, detail: string) =>
+    `the agent's signing key ${file} is unusable (${detail}); it was set aside and a new key made — the coordinator refuses a new key for an enrolled agent, so enroll it with a new token ("cordon agents token --vm <vm>")`,
 );

@@ -42,7 +42,11 @@ export function hardwareFingerprint(sysRoot = '/'): string {
   } catch {
     // no sysfs (containers): the other parts still count
   }
-  const parts = [readOr(join(sysRoot, 'etc', 'machine-id')), readOr(join(sysRoot, 'sys', 'class', 'dmi', 'id', 'product_uuid')), ...macs];
+  const parts = [
+    readOr(join(sysRoot, 'etc', 'machine-id')),
+    readOr(join(sysRoot, 'sys', 'class', 'dmi', 'id', 'product_uuid')),
+    ...macs,
+  ];
   return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 32);
 }
 
@@ -51,7 +55,12 @@ export function startIdentity(stateDir: string, agent: string, log: Logger, sysR
   const file = join(stateDir, 'identity.json');
   const prev = readState<{ agent?: string; generation?: number }>(file, {}, log);
   const generation = (prev.agent === agent ? (prev.generation ?? 0) : 0) + 1;
-  const id: AgentIdentity = { agent, generation, incarnation: randomBytes(8).toString('hex'), hw: hardwareFingerprint(sysRoot) };
+  const id: AgentIdentity = {
+    agent,
+    generation,
+    incarnation: randomBytes(8).toString('hex'),
+    hw: hardwareFingerprint(sysRoot),
+  };
   writeState(file, { agent, generation });
   return id;
 }

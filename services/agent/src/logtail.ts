@@ -125,7 +125,10 @@ export class LogTailer {
         // one report per failure streak, not one per poll
         if (!this.reported.has(source.path)) {
           this.reported.add(source.path);
-          this.ctx.log.warn({ err: ERR_LOG_SOURCE.withCause(err, source.path, (err as Error).message) }, 'A log source cannot be read.');
+          this.ctx.log.warn(
+            { err: ERR_LOG_SOURCE.withCause(err, source.path, (err as Error).message) },
+            'A log source cannot be read.',
+          );
         }
       }
     }
@@ -181,7 +184,10 @@ export class LogTailer {
         await o.fh.close();
       }
     } else {
-      this.ctx.log.warn({ path: source.path }, 'The file tailed before the restart is gone; lines written to it after the last read are lost.');
+      this.ctx.log.warn(
+        { path: source.path },
+        'The file tailed before the restart is gone; lines written to it after the last read are lost.',
+      );
     }
     return this.openAt(source, 0);
   }
@@ -224,7 +230,15 @@ export class LogTailer {
       throw err;
     }
     const at = st.size < offset ? 0 : offset; // truncated while we were away
-    const o: Open = { fh, dev: st.dev, ino: st.ino, offset: at, partial: Buffer.alloc(0), partialAt: at, skipping: false };
+    const o: Open = {
+      fh,
+      dev: st.dev,
+      ino: st.ino,
+      offset: at,
+      partial: Buffer.alloc(0),
+      partialAt: at,
+      skipping: false,
+    };
     if (!this.positions[source.path] || this.positions[source.path]!.ino !== st.ino) this.save(source, o, o.offset);
     return o;
   }
@@ -259,7 +273,11 @@ export class LogTailer {
         } else {
           const whole = o.partial.length ? Buffer.concat([o.partial, piece]) : Buffer.from(piece);
           const line = whole.length && whole[whole.length - 1] === 0x0d ? whole.subarray(0, whole.length - 1) : whole;
-          lines.push({ offset: o.partialAt, line: line.length > maxLine ? line.subarray(0, maxLine) : line, ts_us: this.ctx.clock.now() * 1000 });
+          lines.push({
+            offset: o.partialAt,
+            line: line.length > maxLine ? line.subarray(0, maxLine) : line,
+            ts_us: this.ctx.clock.now() * 1000,
+          });
         }
         o.partial = Buffer.alloc(0);
         start = nl + 1;
@@ -306,7 +324,13 @@ export class LogTailer {
   }
 }
 
-function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
+function kindOf(st: {
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+  isSocket(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+}): string {
   if (st.isDirectory()) return 'directory';
   if (st.isFIFO()) return 'FIFO';
   if (st.isSocket()) return 'socket';

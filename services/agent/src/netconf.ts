@@ -26,18 +26,28 @@ export function parseProcAddress(hex: string): [string, number] {
     const w = Buffer.from(addr.slice(i, i + 8), 'hex').reverse();
     words.push(w.toString('hex'));
   }
-  const groups = words.join('').match(/.{4}/g)!.map((g) => g.replace(/^0+(?=.)/, ''));
+  const groups = words
+    .join('')
+    .match(/.{4}/g)!
+    .map((g) => g.replace(/^0+(?=.)/, ''));
   return [compressV6(groups), p];
 }
 
 function compressV6(groups: string[]): string {
   // RFC 5952: the longest run of zero groups (length ≥ 2) becomes "::"
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < groups.length; ) {
-    if (groups[i] !== '0') { i++; continue; }
+  let best = -1,
+    bestLen = 0;
+  for (let i = 0; i < groups.length;) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < groups.length && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   if (best < 0) return groups.join(':');
@@ -45,7 +55,11 @@ function compressV6(groups: string[]): string {
 }
 
 /** Listening sockets of one /proc/net table; `inodes` collects socket inodes for process lookup. */
-export function parseProcNet(text: string, proto: 'tcp' | 'tcp6' | 'udp' | 'udp6', inodes?: Map<string, ListeningSocket>): ListeningSocket[] {
+export function parseProcNet(
+  text: string,
+  proto: 'tcp' | 'tcp6' | 'udp' | 'udp6',
+  inodes?: Map<string, ListeningSocket>,
+): ListeningSocket[] {
   const out: ListeningSocket[] = [];
   for (const line of text.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);

@@ -17,10 +17,14 @@ export function loadSigningKey(stateDir: string, agent: string, log: Logger): Ke
   if (have.agent === agent && typeof have.pkcs8 === 'string') {
     try {
       const key = createPrivateKey({ key: Buffer.from(have.pkcs8, 'base64'), format: 'der', type: 'pkcs8' });
-      if (key.asymmetricKeyType !== 'ed25519') throw new Error(`it is a ${key.asymmetricKeyType ?? 'secret'} key, not Ed25519`);
+      if (key.asymmetricKeyType !== 'ed25519')
+        throw new Error(`it is a ${key.asymmetricKeyType ?? 'secret'} key, not Ed25519`);
       return key;
     } catch (err) {
-      log.error({ err: ERR_AGENT_SIGNING_KEY.withCause(err, file, (err as Error).message) }, 'The signing key is unusable; a new one is made.');
+      log.error(
+        { err: ERR_AGENT_SIGNING_KEY.withCause(err, file, (err as Error).message) },
+        'The signing key is unusable; a new one is made.',
+      );
     }
   }
   const { privateKey } = generateKeyPairSync('ed25519');

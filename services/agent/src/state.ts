@@ -1,4 +1,15 @@
-import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '@cordon/runtime';
 import { ERR_AGENT_STATE } from './errors.js';
@@ -35,7 +46,10 @@ export function readState<T>(file: string, fallback: T, log: Logger): T {
     } catch {
       // nothing more to do: the fallback is used either way
     }
-    log.error({ err: ERR_AGENT_STATE.withCause(err, file, (err as Error).message), aside }, 'Agent state was unreadable.');
+    log.error(
+      { err: ERR_AGENT_STATE.withCause(err, file, (err as Error).message), aside },
+      'Agent state was unreadable.',
+    );
     return fallback;
   }
 }

@@ -15,7 +15,10 @@ export interface EnrollPayload {
   exp: number;
 }
 
-export const ERR_TOKEN = defineError('CORDON_ERR_AGENT_TOKEN', (detail: string) => `enrollment token rejected: ${detail}; make a new one with "cordon agents token --vm <vm>"`);
+export const ERR_TOKEN = defineError(
+  'CORDON_ERR_AGENT_TOKEN',
+  (detail: string) => `enrollment token rejected: ${detail}; make a new one with "cordon agents token --vm <vm>"`,
+);
 
 const b64 = (b: Buffer) => b.toString('base64url');
 
@@ -38,7 +41,13 @@ export function readEnrollToken(token: string): EnrollPayload {
     throw ERR_TOKEN('its payload is not JSON');
   }
   const o = p as Partial<EnrollPayload>;
-  if (o.v !== 1 || typeof o.vm !== 'string' || typeof o.jti !== 'string' || !/^[0-9a-f]{32}$/.test(o.jti) || typeof o.exp !== 'number') {
+  if (
+    o.v !== 1 ||
+    typeof o.vm !== 'string' ||
+    typeof o.jti !== 'string' ||
+    !/^[0-9a-f]{32}$/.test(o.jti) ||
+    typeof o.exp !== 'number'
+  ) {
     throw ERR_TOKEN('its payload lacks v, vm, jti or exp');
   }
   return o as EnrollPayload;
@@ -50,7 +59,8 @@ export function verifyEnrollToken(token: string, secret: Buffer, nowMs: number):
   const [body, sig] = token.trim().split('.') as [string, string];
   const want = createHmac('sha256', secret).update(Buffer.from(body, 'base64url')).digest();
   const got = Buffer.from(sig, 'base64url');
-  if (got.length !== want.length || !timingSafeEqual(got, want)) throw ERR_TOKEN('its signature does not match this cluster\'s enrollment secret');
+  if (got.length !== want.length || !timingSafeEqual(got, want))
+    throw ERR_TOKEN("its signature does not match this cluster's enrollment secret");
   if (payload.exp <= nowMs) throw ERR_TOKEN(`it expired at ${new Date(payload.exp).toISOString()}`);
   return payload;
 }

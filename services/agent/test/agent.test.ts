@@ -20,7 +20,15 @@ test('the agent registers, ships its log lines, and a restart counts a new gener
   const log = join(dir, 'auth.log');
   writeFileSync(log, 'Nov 27 10:00:01 vm sshd[1]: Failed password for root from 10.213.0.66 port 4242 ssh2\n');
   const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
-  const config = { token, stateDir: join(dir, 'state'), logs: [{ path: log, format: 'auth' }], logRoots: [dir], logStartAt: 'beginning' as const, enforce: { enabled: false }, heartbeatS: 60 };
+  const config = {
+    token,
+    stateDir: join(dir, 'state'),
+    logs: [{ path: log, format: 'auth' }],
+    logRoots: [dir],
+    logStartAt: 'beginning' as const,
+    enforce: { enabled: false },
+    heartbeatS: 60,
+  };
   try {
     const a = await runStage(agentStage, { bus, ctx, config });
     assert.equal(a.vm, 'vm-web-1');
@@ -72,7 +80,19 @@ test('the agent watches what its policy on the topic says, and follows changes w
   writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
   const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
   // the agent's own file watches nothing
-  const a = await runStage(agentStage, { bus, ctx, config: { token, stateDir: join(dir, 'state'), logRoots: [dir], fimRoots: [dir], enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 60 } });
+  const a = await runStage(agentStage, {
+    bus,
+    ctx,
+    config: {
+      token,
+      stateDir: join(dir, 'state'),
+      logRoots: [dir],
+      fimRoots: [dir],
+      enforce: { enabled: false },
+      netconf: { enabled: false },
+      heartbeatS: 60,
+    },
+  });
   const shippedLines = async () => {
     let n = 0;
     await readRange(bus, TOPICS.logs, (r) => (n += codecFor(TOPICS.logs).decode(r.value!).lines.length));
@@ -83,7 +103,8 @@ test('the agent watches what its policy on the topic says, and follows changes w
     await readRange(bus, TOPICS.fim, (r) => out.push(codecFor(TOPICS.fim).decode(r.value!)));
     return out;
   };
-  const heartbeatHash = async () => codecFor(TOPICS.agents).decode([...(await readTable(bus, TOPICS.agents)).values()][0]!.value!).config_hash;
+  const heartbeatHash = async () =>
+    codecFor(TOPICS.agents).decode([...(await readTable(bus, TOPICS.agents)).values()][0]!.value!).config_hash;
   try {
     assert.equal(a.watching.logs.length, 0);
     assert.equal(a.fim, null);
@@ -91,31 +112,42 @@ test('the agent watches what its policy on the topic says, and follows changes w
 
     // logs for every agent, file integrity for this VM only, another VM's settings ignored
     const policy = join(dir, 'policy.yaml');
-    writeFileSync(policy, [
-      'agents:',
-      '  default:',
-      `    logs: [{ path: "${log}", format: auth }]`,
-      '    logStartAt: beginning',
-      '  vms:',
-      '    vm-web-1:',
-      `      fim: { paths: ["${etc}"], scanIntervalS: 0 }`,
-      '    vm-other:',
-      `      logs: [{ path: "${join(dir, 'other.log')}" }]`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      policy,
+      [
+        'agents:',
+        '  default:',
+        `    logs: [{ path: "${log}", format: auth }]`,
+        '    logStartAt: beginning',
+        '  vms:',
+        '    vm-web-1:',
+        `      fim: { paths: ["${etc}"], scanIntervalS: 0 }`,
+        '    vm-other:',
+        `      logs: [{ path: "${join(dir, 'other.log')}" }]`,
+        '',
+      ].join('\n'),
+    );
     await applyPolicyFile({ bus, ctx }, policy);
     await waitFor('the policy to be applied', () => a.fim !== null && a.watching.logs.length === 1);
     assert.equal(a.watching.logs[0]!.path, log);
     await waitFor('the log line to be shipped', async () => (await shippedLines()) === 1);
-    await waitFor('the heartbeat to report the new configuration', async () => (await heartbeatHash()) === a.configHash);
+    await waitFor(
+      'the heartbeat to report the new configuration',
+      async () => (await heartbeatHash()) === a.configHash,
+    );
     assert.notEqual(a.configHash, before);
 
     writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\nmallory:x:0:0::/:/bin/sh\n');
-    await waitFor('the change to be reported', async () => (await fileEvents()).some((e) => e.op === 'changed' && e.path === join(etc, 'passwd')));
+    await waitFor('the change to be reported', async () =>
+      (await fileEvents()).some((e) => e.op === 'changed' && e.path === join(etc, 'passwd')),
+    );
 
     // the policy drops the log: the tailer stops following it, file integrity stays as it was
     const fimBefore = a.fim;
-    writeFileSync(policy, ['agents:', '  vms:', '    vm-web-1:', `      fim: { paths: ["${etc}"], scanIntervalS: 0 }`, ''].join('\n'));
+    writeFileSync(
+      policy,
+      ['agents:', '  vms:', '    vm-web-1:', `      fim: { paths: ["${etc}"], scanIntervalS: 0 }`, ''].join('\n'),
+    );
     await applyPolicyFile({ bus, ctx }, policy);
     await waitFor('the log to be dropped', () => a.watching.logs.length === 0);
     assert.equal(a.fim, fimBefore, 'an unchanged part is not restarted');
@@ -140,26 +172,45 @@ test('a policy cannot point the agent outside its roots: /etc/shadow as a log, /
   mkdirSync(etc);
   const shadow = join(dir, 'shadow');
   writeFileSync(shadow, 'root:$6$salt$hash:19000:0:99999:7:::\n');
-  writeFileSync(join(logs, 'auth.log'), 'Nov 27 10:00:01 vm sshd[1]: Failed password for root from 10.213.0.66 port 4242 ssh2\n');
+  writeFileSync(
+    join(logs, 'auth.log'),
+    'Nov 27 10:00:01 vm sshd[1]: Failed password for root from 10.213.0.66 port 4242 ssh2\n',
+  );
   const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
   const a = await runStage(agentStage, {
     bus,
     ctx,
-    config: { token, stateDir: join(dir, 'state'), logRoots: [logs], fimRoots: [etc], fimMaxHashThreads: 2, enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 60 },
+    config: {
+      token,
+      stateDir: join(dir, 'state'),
+      logRoots: [logs],
+      fimRoots: [etc],
+      fimMaxHashThreads: 2,
+      enforce: { enabled: false },
+      netconf: { enabled: false },
+      heartbeatS: 60,
+    },
   });
   try {
     const policy = join(dir, 'policy.yaml');
-    writeFileSync(policy, [
-      'agents:',
-      '  default:',
-      `    logs: [{ path: "${shadow}" }, { path: "${logs}/../shadow" }, { path: "${join(logs, 'auth.log')}", format: auth }]`,
-      '    logStartAt: beginning',
-      `    fim: { paths: ["/", "${etc}"], hashConcurrency: 64, scanIntervalS: 0 }`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      policy,
+      [
+        'agents:',
+        '  default:',
+        `    logs: [{ path: "${shadow}" }, { path: "${logs}/../shadow" }, { path: "${join(logs, 'auth.log')}", format: auth }]`,
+        '    logStartAt: beginning',
+        `    fim: { paths: ["/", "${etc}"], hashConcurrency: 64, scanIntervalS: 0 }`,
+        '',
+      ].join('\n'),
+    );
     await applyPolicyFile({ bus, ctx }, policy);
     await waitFor('the policy to be applied', () => a.fim !== null);
-    assert.deepEqual(a.watching.logs.map((l) => l.path), [join(logs, 'auth.log')], 'only the log below logRoots');
+    assert.deepEqual(
+      a.watching.logs.map((l) => l.path),
+      [join(logs, 'auth.log')],
+      'only the log below logRoots',
+    );
     assert.deepEqual(a.watching.fim?.paths, [etc], 'only the tree below fimRoots');
     assert.equal(a.watching.fim?.hashConcurrency, 2, 'hashing threads cut to fimMaxHashThreads');
     await waitFor('the auth line', async () => {
@@ -168,7 +219,15 @@ test('a policy cannot point the agent outside its roots: /etc/shadow as a log, /
       return n === 1;
     });
     let shipped = '';
-    await readRange(bus, TOPICS.logs, (r) => (shipped += codecFor(TOPICS.logs).decode(r.value!).lines.map((l) => l.line.toString()).join('\n')));
+    await readRange(
+      bus,
+      TOPICS.logs,
+      (r) =>
+        (shipped += codecFor(TOPICS.logs)
+          .decode(r.value!)
+          .lines.map((l) => l.line.toString())
+          .join('\n')),
+    );
     assert.ok(!shipped.includes('$6$'), 'nothing of the shadow file left the machine');
   } finally {
     await a.stop();
@@ -177,9 +236,12 @@ test('a policy cannot point the agent outside its roots: /etc/shadow as a log, /
   }
 });
 
-test('the agent\'s own file must keep its paths within its roots', () => {
+test("the agent's own file must keep its paths within its roots", () => {
   const token = makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now());
-  assert.throws(() => parseAgentConfig({ token, logs: [{ path: '/etc/shadow' }] }), (e: { code?: string; message: string }) => e.code === 'CORDON_ERR_AGENT_CONFIG' && /logs\.0\.path/.test(e.message));
+  assert.throws(
+    () => parseAgentConfig({ token, logs: [{ path: '/etc/shadow' }] }),
+    (e: { code?: string; message: string }) => e.code === 'CORDON_ERR_AGENT_CONFIG' && /logs\.0\.path/.test(e.message),
+  );
   assert.throws(() => parseAgentConfig({ token, fim: { paths: ['/home'] } }), /fim\.paths\.0/);
   assert.throws(() => parseAgentConfig({ token, logs: [{ path: 'relative.log' }] }), /absolute/);
   assert.equal(parseAgentConfig({ token, logs: [{ path: '/var/log/auth.log' }] }).logRoots[0], '/var/log');

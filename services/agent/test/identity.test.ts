@@ -17,7 +17,11 @@ test('the generation counts starts and checkpoints; a restored state dir comes b
     checkpointGeneration(state, a);
     checkpointGeneration(state, a);
     assert.equal(a.generation, 3);
-    assert.equal(startIdentity(state, 'agt-1', silentLogger).generation, 4, 'a restart goes on from the last checkpoint');
+    assert.equal(
+      startIdentity(state, 'agt-1', silentLogger).generation,
+      4,
+      'a restart goes on from the last checkpoint',
+    );
     // the VM reverted to the snapshot: behind the newest seen (4)
     rmSync(state, { recursive: true });
     cpSync(join(dir, 'snapshot'), state, { recursive: true });

@@ -1,7 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, openSync, closeSync, constants, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  constants,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
@@ -82,7 +93,8 @@ test('a FIFO at a log path blocks neither the other sources nor shutdown', { tim
   execFileSync('mkfifo', [fifo]);
   writeFileSync(join(w.logs, 'real.log'), 'a real line\n');
   const t = w.make([fifo, join(w.logs, 'real.log')]);
-  const within = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+  const within = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
   try {
     const polled = await within(t.pollAll(), 3000);
     const stopped = polled && (await within(t.stop(), 3000));

@@ -89,7 +89,10 @@ test('a rotation while the agent was down: the rest of the old file first, then 
 test('binary bytes pass through untouched and an endless line is cut, not buffered forever', async () => {
   const w = world();
   const t = w.make();
-  writeFileSync(w.log, Buffer.concat([Buffer.from([0xff, 0x00, 0xfe, 0x0a]), Buffer.alloc(500, 0x41), Buffer.from('\nafter\n')]));
+  writeFileSync(
+    w.log,
+    Buffer.concat([Buffer.from([0xff, 0x00, 0xfe, 0x0a]), Buffer.alloc(500, 0x41), Buffer.from('\nafter\n')]),
+  );
   await t.pollAll();
   await t.stop();
   assert.equal(w.got.length, 3);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { LogTailer, startIdentity } from '../src/index.js';
 
-test('the agent\'s state (identity.json, log positions) is readable by its owner only, whatever the umask', async () => {
+test("the agent's state (identity.json, log positions) is readable by its owner only, whatever the umask", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-agent-state-'));
   const old = process.umask(0o022);
   try {
@@ -15,7 +15,14 @@ test('the agent\'s state (identity.json, log positions) is readable by its owner
     startIdentity(state, 'agt-0123456789abcdef', ctx.log);
     const log = join(dir, 'auth.log');
     writeFileSync(log, 'a line\n');
-    const t = new LogTailer({ sources: [{ path: log }], roots: [dir], stateFile: join(state, 'logtail.json'), ctx, startAt: 'beginning', onBatch: async () => undefined });
+    const t = new LogTailer({
+      sources: [{ path: log }],
+      roots: [dir],
+      stateFile: join(state, 'logtail.json'),
+      ctx,
+      startAt: 'beginning',
+      onBatch: async () => undefined,
+    });
     await t.pollAll();
     await t.stop();
     assert.equal(statSync(state).mode & 0o777, 0o700, 'the state dir');

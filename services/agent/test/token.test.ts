@@ -22,7 +22,14 @@ test('attacks on the token: forged payload, other secret, expiry, garbage', () =
   assert.throws(() => verifyEnrollToken(t, randomBytes(32), now), /signature/);
   assert.throws(() => verifyEnrollToken(`${body}.${sig.slice(0, -2)}`, secret, now), /signature/);
   assert.throws(() => verifyEnrollToken(t, secret, now + 3_600_000), /expired/);
-  for (const junk of ['', 'abc', 'a.b.c', '.', `${Buffer.from('{}').toString('base64url')}.x`, `${Buffer.from('not json').toString('base64url')}.x`]) {
+  for (const junk of [
+    '',
+    'abc',
+    'a.b.c',
+    '.',
+    `${Buffer.from('{}').toString('base64url')}.x`,
+    `${Buffer.from('not json').toString('base64url')}.x`,
+  ]) {
     assert.throws(() => verifyEnrollToken(junk, secret, now), /CORDON_ERR_AGENT_TOKEN|enrollment token rejected/);
   }
   assert.throws(() => makeEnrollToken(Buffer.alloc(8), 'vm', 1000, now), /shorter than 32 bytes/);

@@ -90,7 +90,8 @@ export class Invocation {
     return Array.isArray(v) ? v : v === undefined ? [] : [String(v)];
   }
   private known(name: string): string {
-    if (!(this.spec.flags ?? []).some((f) => f.name === name)) throw new Error(`BUG: "${this.path.join(' ')}" declares no flag --${name}`);
+    if (!(this.spec.flags ?? []).some((f) => f.name === name))
+      throw new Error(`BUG: "${this.path.join(' ')}" declares no flag --${name}`);
     return name;
   }
 }
@@ -105,7 +106,8 @@ function distance(a: string, b: string): number {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
     }
   }
   return d[a.length]![b.length]!;
@@ -121,7 +123,11 @@ export function nearest(word: string, known: readonly string[]): string | undefi
   return best && best.d <= Math.max(2, Math.floor(word.length / 3)) ? best.w : undefined;
 }
 
-export const didYouMean = (word: string, known: readonly string[], render: (s: string) => string = (s) => `"${s}"`): string => {
+export const didYouMean = (
+  word: string,
+  known: readonly string[],
+  render: (s: string) => string = (s) => `"${s}"`,
+): string => {
   const n = nearest(word, known);
   return n ? `; did you mean ${render(n)}?` : '';
 };
@@ -137,8 +143,12 @@ export function parseDuration(text: string): number | null {
 const cmdName = (path: readonly string[]) => `cordon ${path.join(' ')}`;
 
 function convert(flag: FlagSpec, raw: string, from: string, path: readonly string[]): string | number {
-  const bad = (what: string) => ERR_USAGE(`${from === 'flag' ? `--${flag.name}` : `${flag.env} (for --${flag.name})`} ${what}, not "${raw}" (${cmdName(path)} --help)`);
-  if (flag.choices && !flag.choices.includes(raw)) throw bad(`must be one of ${flag.choices.join(', ')}${didYouMean(raw, flag.choices)}`);
+  const bad = (what: string) =>
+    ERR_USAGE(
+      `${from === 'flag' ? `--${flag.name}` : `${flag.env} (for --${flag.name})`} ${what}, not "${raw}" (${cmdName(path)} --help)`,
+    );
+  if (flag.choices && !flag.choices.includes(raw))
+    throw bad(`must be one of ${flag.choices.join(', ')}${didYouMean(raw, flag.choices)}`);
   let n: number;
   switch (flag.type) {
     case 'int':
@@ -168,7 +178,12 @@ function convert(flag: FlagSpec, raw: string, from: string, path: readonly strin
  * `-x value`, booleans without a value, `--` ends the flags. Unknown flags are usage errors
  * that suggest the nearest known one. Returns null for `--help`/`-h` (the caller prints help).
  */
-export function parseInvocation(path: readonly string[], spec: CommandSpec, argv: readonly string[], env: NodeJS.ProcessEnv): Invocation | null {
+export function parseInvocation(
+  path: readonly string[],
+  spec: CommandSpec,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Invocation | null {
   const flags = [...(spec.flags ?? []), HELP_FLAG];
   const byName = new Map(flags.map((f) => [f.name, f]));
   const byShort = new Map(flags.filter((f) => f.short).map((f) => [f.short!, f]));
@@ -189,7 +204,11 @@ export function parseInvocation(path: readonly string[], spec: CommandSpec, argv
     const name = long ? tok.slice(2, eq > 0 ? eq : undefined) : tok.slice(1, 2);
     const flag = long ? byName.get(name) : byShort.get(name);
     if (!flag) {
-      const hint = didYouMean(long ? name : tok.slice(1), flags.map((f) => f.name), (s) => `--${s}`);
+      const hint = didYouMean(
+        long ? name : tok.slice(1),
+        flags.map((f) => f.name),
+        (s) => `--${s}`,
+      );
       throw ERR_USAGE(`unknown flag "${long ? `--${name}` : tok}" for "${cmdName(path)}"${hint}`);
     }
     if (flag.type === 'boolean') {
@@ -222,7 +241,8 @@ export function parseInvocation(path: readonly string[], spec: CommandSpec, argv
       else if (f.default !== undefined) values.set(f.name, { value: f.default, source: 'default' });
       continue;
     }
-    const fromEnvList = fromEnv === undefined ? [] : f.multiple ? fromEnv.split(f.envSeparator ?? ',').filter(Boolean) : [fromEnv];
+    const fromEnvList =
+      fromEnv === undefined ? [] : f.multiple ? fromEnv.split(f.envSeparator ?? ',').filter(Boolean) : [fromEnv];
     let raw: string[];
     let source: FlagSource;
     if (Array.isArray(fromFlag)) {
@@ -235,7 +255,10 @@ export function parseInvocation(path: readonly string[], spec: CommandSpec, argv
       raw = [String(f.default)];
       source = 'default';
     } else {
-      if (f.required) throw ERR_USAGE(`"${cmdName(path)}" needs --${f.name}${f.value ? ` ${f.value}` : ''}${f.env ? ` (or ${f.env})` : ''}`);
+      if (f.required)
+        throw ERR_USAGE(
+          `"${cmdName(path)}" needs --${f.name}${f.value ? ` ${f.value}` : ''}${f.env ? ` (or ${f.env})` : ''}`,
+        );
       continue;
     }
     const conv = raw.map((r) => convert(f, r, source === 'env' ? 'env' : 'flag', path));
@@ -248,7 +271,9 @@ export function parseInvocation(path: readonly string[], spec: CommandSpec, argv
   const shape = specArgs.map((a) => (a.variadic ? `${a.name}…` : a.name)).join(' ');
   if (args.length < required) throw ERR_USAGE(`"${cmdName(path)}" needs ${shape || 'no arguments'}`);
   if (!variadic && args.length > specArgs.length) {
-    throw ERR_USAGE(`"${cmdName(path)}" takes ${specArgs.length ? shape : 'no arguments'}, not "${args.slice(specArgs.length).join(' ')}"`);
+    throw ERR_USAGE(
+      `"${cmdName(path)}" takes ${specArgs.length ? shape : 'no arguments'}, not "${args.slice(specArgs.length).join(' ')}"`,
+    );
   }
   return new Invocation(path, spec, values, args);
 }
@@ -285,19 +310,23 @@ function wrap(text: string, width: number, indent: number): string {
 export function renderHelp(path: readonly string[], spec: CommandSpec): string {
   const out: string[] = [`${cmdName(path)} — ${spec.summary}`, '', 'Usage:'];
   if (spec.subcommands?.length) {
-    for (const s of spec.subcommands) out.push(`  ${cmdName([...path, s.name])}${s.args?.length ? ` ${argsShape(s)}` : ''} [flags]`);
+    for (const s of spec.subcommands)
+      out.push(`  ${cmdName([...path, s.name])}${s.args?.length ? ` ${argsShape(s)}` : ''} [flags]`);
     out.push('', 'Commands:');
     const w = Math.max(...spec.subcommands.map((s) => s.name.length));
     for (const s of spec.subcommands) out.push(`  ${s.name.padEnd(w)}  ${s.summary}`);
     out.push('', `"${cmdName([...path, 'COMMAND'])} --help" describes each.`);
   } else {
-    out.push(`  ${cmdName(path)}${spec.args?.length ? ` ${argsShape(spec)}` : ''}${spec.flags?.length ? ' [flags]' : ''}`);
+    out.push(
+      `  ${cmdName(path)}${spec.args?.length ? ` ${argsShape(spec)}` : ''}${spec.flags?.length ? ' [flags]' : ''}`,
+    );
   }
   if (spec.description) out.push('', spec.description.trimEnd());
   if (spec.args?.length) {
     out.push('', 'Arguments:');
     const w = Math.max(...spec.args.map((a) => a.name.length + (a.variadic ? 1 : 0)));
-    for (const a of spec.args) out.push(`  ${(a.variadic ? `${a.name}…` : a.name).padEnd(w)}  ${wrap(a.help, 96 - w, w + 4)}`);
+    for (const a of spec.args)
+      out.push(`  ${(a.variadic ? `${a.name}…` : a.name).padEnd(w)}  ${wrap(a.help, 96 - w, w + 4)}`);
   }
   const flags = [...(spec.subcommands?.length ? [] : (spec.flags ?? [])), HELP_FLAG];
   out.push('', 'Flags (environment variable; default):');
@@ -313,10 +342,12 @@ export function renderHelp(path: readonly string[], spec: CommandSpec): string {
 }
 
 function argsShape(spec: CommandSpec): string {
-  return (spec.args ?? []).map((a) => {
-    const n = a.variadic ? `${a.name}…` : a.name;
-    return a.required ? n : `[${n}]`;
-  }).join(' ');
+  return (spec.args ?? [])
+    .map((a) => {
+      const n = a.variadic ? `${a.name}…` : a.name;
+      return a.required ? n : `[${n}]`;
+    })
+    .join(' ');
 }
 
 /** Every command path of the table, depth first: ["up"], ["blocks"], ["blocks", "list"], … */

@@ -7,7 +7,12 @@ import { BUILTIN_STAGES, stageList, STAGE_MODULES_ENV } from './stages.js';
 
 /** The flags many commands share, declared once (commands.ts picks what each command takes). */
 export const FLAGS = {
-  config: { name: 'config', type: 'string', value: 'FILE', help: 'YAML configuration; sources, later wins: defaults, this file, environment, flags; unknown keys are errors' },
+  config: {
+    name: 'config',
+    type: 'string',
+    value: 'FILE',
+    help: 'YAML configuration; sources, later wins: defaults, this file, environment, flags; unknown keys are errors',
+  },
   dataDir: {
     name: 'data-dir',
     type: 'string',
@@ -16,7 +21,14 @@ export const FLAGS = {
     defaultText: "./data, or the configuration's dataDir",
     help: 'embedded bus and ClickHouse data, installed rule sets, the control socket of a running instance',
   },
-  brokers: { name: 'brokers', type: 'string', value: 'HOST:PORT,…', env: 'CORDON_KAFKA_BROKERS', defaultText: 'none: the embedded bus', help: 'use Kafka instead of the embedded bus' },
+  brokers: {
+    name: 'brokers',
+    type: 'string',
+    value: 'HOST:PORT,…',
+    env: 'CORDON_KAFKA_BROKERS',
+    defaultText: 'none: the embedded bus',
+    help: 'use Kafka instead of the embedded bus',
+  },
   kafkaClientConfig: {
     name: 'kafka-client-config',
     type: 'string',
@@ -66,13 +78,34 @@ export const FLAGS = {
     default: 'auto',
     help: 'logs on stderr: auto = coloured lines on a terminal and JSON otherwise; pretty; json',
   },
-  logLevel: { name: 'log-level', type: 'string', choices: LOG_LEVELS, env: 'CORDON_LOG_LEVEL', default: 'info', help: 'the least severe log level written' },
-  format: { name: 'format', type: 'string', choices: ['table', 'json'], default: 'table', help: 'table: aligned columns for people; json: one JSON object a line' },
+  logLevel: {
+    name: 'log-level',
+    type: 'string',
+    choices: LOG_LEVELS,
+    env: 'CORDON_LOG_LEVEL',
+    default: 'info',
+    help: 'the least severe log level written',
+  },
+  format: {
+    name: 'format',
+    type: 'string',
+    choices: ['table', 'json'],
+    default: 'table',
+    help: 'table: aligned columns for people; json: one JSON object a line',
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 export const LOG_FLAGS: readonly FlagSpec[] = [FLAGS.logFormat, FLAGS.logLevel];
 /** The flags of a command that works on the data: where it is, and how long to wait for its instance. */
-export const DATA_FLAGS: readonly FlagSpec[] = [FLAGS.config, FLAGS.dataDir, FLAGS.brokers, FLAGS.kafkaClientConfig, FLAGS.clickhouseUrl, FLAGS.wait, ...LOG_FLAGS];
+export const DATA_FLAGS: readonly FlagSpec[] = [
+  FLAGS.config,
+  FLAGS.dataDir,
+  FLAGS.brokers,
+  FLAGS.kafkaClientConfig,
+  FLAGS.clickhouseUrl,
+  FLAGS.wait,
+  ...LOG_FLAGS,
+];
 
 export const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
@@ -93,7 +126,9 @@ export function configFrom(inv: Invocation, stages: readonly StageModule[] = BUI
       ...(chUrl !== undefined && !fromArgv ? { CORDON_CLICKHOUSE_URL: chUrl } : {}),
       ...(env.CORDON_CLICKHOUSE_USER ? { CORDON_CLICKHOUSE_USER: env.CORDON_CLICKHOUSE_USER } : {}),
       ...(env.CORDON_CLICKHOUSE_PASSWORD ? { CORDON_CLICKHOUSE_PASSWORD: env.CORDON_CLICKHOUSE_PASSWORD } : {}),
-      ...(env.CORDON_CLICKHOUSE_PASSWORD_FILE ? { CORDON_CLICKHOUSE_PASSWORD_FILE: env.CORDON_CLICKHOUSE_PASSWORD_FILE } : {}),
+      ...(env.CORDON_CLICKHOUSE_PASSWORD_FILE
+        ? { CORDON_CLICKHOUSE_PASSWORD_FILE: env.CORDON_CLICKHOUSE_PASSWORD_FILE }
+        : {}),
     },
     flags: {
       ...(pick('data-dir') ? { dataDir: pick('data-dir')! } : {}),

@@ -1,15 +1,37 @@
 import type { CommandSpec } from './args.js';
 import { DATA_FLAGS, FLAGS, LOG_FLAGS } from './cli-context.js';
-import { alertsTailCommand, blocksListCommand, blocksLiftCommand, inventoryApplyCommand, policyApplyCommand, queryCommand, replayCommand, usersAddCommand } from './data-commands.js';
+import {
+  alertsTailCommand,
+  blocksListCommand,
+  blocksLiftCommand,
+  inventoryApplyCommand,
+  policyApplyCommand,
+  queryCommand,
+  replayCommand,
+  usersAddCommand,
+} from './data-commands.js';
 import { MANAGER_FLAGS } from './manager-client.js';
 import { runCommand, upCommand } from './instance.js';
 import { assignmentsCommand, inventoryWatchCommand, SOURCE_FLAGS, vmsCommand } from './vms.js';
 import { recommendCommand } from './recommend.js';
-import { RULES_LIST_DESCRIPTION, RULES_UPDATE_DESCRIPTION, RULES_UPDATE_FLAGS, rulesListCommand, rulesUpdateCommand } from './rules.js';
+import {
+  RULES_LIST_DESCRIPTION,
+  RULES_UPDATE_DESCRIPTION,
+  RULES_UPDATE_FLAGS,
+  rulesListCommand,
+  rulesUpdateCommand,
+} from './rules.js';
 import { exportCommand } from './export-command.js';
 import { evidenceCommand } from './evidence-command.js';
 import { schemasRegisterCommand, schemasServeCommand } from './schemas-commands.js';
-import { agentsTokenCommand, dpiCommand, ENROLL_SECRET_ENV, logtestCommand, rulesCheckCommand, topicsApplyCommand } from './tool-commands.js';
+import {
+  agentsTokenCommand,
+  dpiCommand,
+  ENROLL_SECRET_ENV,
+  logtestCommand,
+  rulesCheckCommand,
+  topicsApplyCommand,
+} from './tool-commands.js';
 
 /**
  * Every command of `cordon`, declared once: the parser, the validation, `--help` of each
@@ -17,9 +39,12 @@ import { agentsTokenCommand, dpiCommand, ENROLL_SECRET_ENV, logtestCommand, rule
  * this table (args.ts reads it). A new command is an entry here and its handler.
  */
 
-const WHILE_RUNNING = 'While "cordon up" runs on the data dir, this goes through its control socket (<data dir>/control.sock); while it is still starting, the command waits for it (--wait).';
+const WHILE_RUNNING =
+  'While "cordon up" runs on the data dir, this goes through its control socket (<data dir>/control.sock); while it is still starting, the command waits for it (--wait).';
 
-const APPLY_FLAGS = [{ name: 'dry-run', type: 'boolean', help: 'validate the file and say how many records would be written; write none' }] as const;
+const APPLY_FLAGS = [
+  { name: 'dry-run', type: 'boolean', help: 'validate the file and say how many records would be written; write none' },
+] as const;
 
 export const COMMANDS: readonly CommandSpec[] = [
   {
@@ -31,10 +56,21 @@ export const COMMANDS: readonly CommandSpec[] = [
       'an SSH brute force; --no-demo skips it) and prints what it found. Then runs until SIGINT/SIGTERM\n' +
       '(a second signal exits at once), or stops after the demo with --exit.',
     flags: [
-      { name: 'pcap', type: 'string', value: 'FILE', help: 'replay this capture instead of the demo\'s (demo rules and every installed rule set, detect mode)' },
+      {
+        name: 'pcap',
+        type: 'string',
+        value: 'FILE',
+        help: "replay this capture instead of the demo's (demo rules and every installed rule set, detect mode)",
+      },
       { name: 'no-demo', type: 'boolean', help: 'skip the demo' },
       { name: 'exit', type: 'boolean', help: 'stop after the demo instead of running until Ctrl-C' },
-      { name: 'services', type: 'string', value: 'A,B,…', defaultText: 'every service the configuration enables', help: 'run only these services ("cordon help" lists them)' },
+      {
+        name: 'services',
+        type: 'string',
+        value: 'A,B,…',
+        defaultText: 'every service the configuration enables',
+        help: 'run only these services ("cordon help" lists them)',
+      },
       FLAGS.config,
       FLAGS.dataDir,
       FLAGS.brokers,
@@ -42,7 +78,10 @@ export const COMMANDS: readonly CommandSpec[] = [
       FLAGS.clickhouseUrl,
       FLAGS.metricsAddr,
       FLAGS.stageModule,
-      { ...FLAGS.wait, help: 'when another cordon process holds the data dir for a moment (a command run before this started), wait this long for it' },
+      {
+        ...FLAGS.wait,
+        help: 'when another cordon process holds the data dir for a moment (a command run before this started), wait this long for it',
+      },
       ...LOG_FLAGS,
     ],
     run: upCommand,
@@ -52,7 +91,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'one service against Kafka and ClickHouse',
     args: [{ name: 'SERVICE', required: true, help: 'the service to run ("cordon help" lists them)' }],
     flags: [
-      { name: 'exit-when-idle', type: 'boolean', help: 'stop once every input is consumed up to the end seen at start (batch jobs, tests)' },
+      {
+        name: 'exit-when-idle',
+        type: 'boolean',
+        help: 'stop once every input is consumed up to the end seen at start (batch jobs, tests)',
+      },
       FLAGS.config,
       FLAGS.dataDir,
       FLAGS.brokers,
@@ -60,7 +103,10 @@ export const COMMANDS: readonly CommandSpec[] = [
       FLAGS.clickhouseUrl,
       FLAGS.metricsAddr,
       FLAGS.stageModule,
-      { ...FLAGS.wait, help: 'with the embedded bus: when another cordon process holds the data dir for a moment, wait this long for it' },
+      {
+        ...FLAGS.wait,
+        help: 'with the embedded bus: when another cordon process holds the data dir for a moment, wait this long for it',
+      },
       ...LOG_FLAGS,
     ],
     run: runCommand,
@@ -71,9 +117,23 @@ export const COMMANDS: readonly CommandSpec[] = [
     description: `A progress bar with rate and ETA is drawn on a terminal for replays longer than a second. ${WHILE_RUNNING}`,
     flags: [
       { name: 'pcap', type: 'string', value: 'FILE', required: true, help: 'the capture' },
-      { name: 'sensor', type: 'string', value: 'NAME', defaultText: 'replay:<file name>', help: 'the sensor name on every packet batch' },
+      {
+        name: 'sensor',
+        type: 'string',
+        value: 'NAME',
+        defaultText: 'replay:<file name>',
+        help: 'the sensor name on every packet batch',
+      },
       { name: 'vm', type: 'string', value: 'VM', help: 'the VM the capture was taken for' },
-      { name: 'batch', type: 'int', value: 'N', min: 1, max: 65536, default: 256, help: 'packets per batch (per partition)' },
+      {
+        name: 'batch',
+        type: 'int',
+        value: 'N',
+        min: 1,
+        max: 65536,
+        default: 256,
+        help: 'packets per batch (per partition)',
+      },
       ...DATA_FLAGS,
     ],
     run: replayCommand,
@@ -94,7 +154,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'query',
     summary: 'run one read-only SQL statement on ClickHouse and print the rows',
     description:
-      'One statement that reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS), run with ClickHouse\'s\n' +
+      "One statement that reads (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS), run with ClickHouse's\n" +
       `readonly = 1: writes, DDL and a second statement are refused with a coded error. ${WHILE_RUNNING}`,
     args: [{ name: 'SQL', required: true, help: 'the statement, quoted' }],
     flags: [FLAGS.format, ...DATA_FLAGS],
@@ -106,12 +166,19 @@ export const COMMANDS: readonly CommandSpec[] = [
     subcommands: [
       {
         name: 'apply',
-        summary: 'validate a policy file (rule files and sets, detect/prevent, block TTLs) and write it to the policy topic',
+        summary:
+          'validate a policy file (rule files and sets, detect/prevent, block TTLs) and write it to the policy topic',
         description: `Records equal to what the topic holds are not written again. ${WHILE_RUNNING}`,
         args: [{ name: 'FILE', required: true, help: 'the policy (YAML); rules/demo/policy.yaml is an example' }],
         flags: [
           ...APPLY_FLAGS,
-          { name: 'by', type: 'string', value: 'NAME', defaultText: 'cli:$USER', help: 'who applied it, recorded with the policy' },
+          {
+            name: 'by',
+            type: 'string',
+            value: 'NAME',
+            defaultText: 'cli:$USER',
+            help: 'who applied it, recorded with the policy',
+          },
           ...MANAGER_FLAGS,
           ...DATA_FLAGS,
         ],
@@ -128,7 +195,11 @@ export const COMMANDS: readonly CommandSpec[] = [
         summary: 'validate an inventory file (hosts, VMs, MACs, IPs) and write it to the inventory topic',
         description: `Records equal to what the topic holds are not written again. ${WHILE_RUNNING}`,
         args: [{ name: 'FILE', required: true, help: 'the inventory (YAML); rules/demo/inventory.yaml is an example' }],
-        flags: [...APPLY_FLAGS, { name: 'prune', type: 'boolean', help: 'also remove hosts and VMs that the file does not name' }, ...DATA_FLAGS],
+        flags: [
+          ...APPLY_FLAGS,
+          { name: 'prune', type: 'boolean', help: 'also remove hosts and VMs that the file does not name' },
+          ...DATA_FLAGS,
+        ],
         run: inventoryApplyCommand,
       },
       {
@@ -136,7 +207,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         summary: "a platform's VMs now, then its changes and lifecycle events as they come (JSON lines), until Ctrl-C",
         description:
           'Each line has a "type": vm (id, name, host, power, guest_os, macs, ips, snapshot, source), removed,\n' +
-          'host, or event (kind, vm, host, fromHost, snapshot, sourceVm, and the platform\'s own id and time).\n' +
+          "host, or event (kind, vm, host, fromHost, snapshot, sourceVm, and the platform's own id and time).\n" +
           'Credentials never come from the URL or the command line.',
         flags: [
           ...SOURCE_FLAGS,
@@ -163,23 +234,32 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: 'vms',
-    summary: 'the VMs: id, name, host, power, guest OS, MACs, IPs — from the platforms named, else from the inventory topic',
+    summary:
+      'the VMs: id, name, host, power, guest OS, MACs, IPs — from the platforms named, else from the inventory topic',
     description: `Without --source, the inventory topic as the inventory stage (or "cordon inventory apply") wrote it. ${WHILE_RUNNING}`,
     flags: [...SOURCE_FLAGS, FLAGS.format, ...DATA_FLAGS],
     run: vmsCommand,
   },
   {
     name: 'recommend',
-    summary: "the rules a VM needs from what it runs (guest OS, listening services, flows), each rule with its reason",
+    summary: 'the rules a VM needs from what it runs (guest OS, listening services, flows), each rule with its reason',
     description:
       'The newest recommendation the recommend stage published on cordon.recommendations.v1 for the VM: its\n' +
-      'evidence (guest OS, services from the agent\'s netconf and from flows, outbound connections), the rules\n' +
+      "evidence (guest OS, services from the agent's netconf and from flows, outbound connections), the rules\n" +
       'of the policy that fit (+ to add, = already enabled) and those to drop, grouped by reason (--format json:\n' +
       `one object with every rule and its reason). recommend.autoApply writes it into the policy. ${WHILE_RUNNING}`,
     flags: [
       { name: 'vm', type: 'string', value: 'ID', required: true, help: 'the VM, by inventory id or name' },
-      { ...FLAGS.format, help: 'table: the evidence and the rules grouped by reason; json: one JSON object with every rule' },
-      { name: 'rule-set', type: 'string', value: 'NAME', help: 'only the rules of this rule file or set (e.g. et-open, demo.rules)' },
+      {
+        ...FLAGS.format,
+        help: 'table: the evidence and the rules grouped by reason; json: one JSON object with every rule',
+      },
+      {
+        name: 'rule-set',
+        type: 'string',
+        value: 'NAME',
+        help: 'only the rules of this rule file or set (e.g. et-open, demo.rules)',
+      },
       ...DATA_FLAGS,
     ],
     run: recommendCommand,
@@ -190,9 +270,14 @@ export const COMMANDS: readonly CommandSpec[] = [
     subcommands: [
       {
         name: 'list',
-        summary: 'the blocks in force: the newest decision per enforcer and target on the compacted blocks topic, not expired, not lifted',
+        summary:
+          'the blocks in force: the newest decision per enforcer and target on the compacted blocks topic, not expired, not lifted',
         description: WHILE_RUNNING,
-        flags: [{ ...FLAGS.format, help: 'table: aligned columns; json: one JSON object a block' }, { name: 'all', type: 'boolean', help: 'expired blocks too' }, ...DATA_FLAGS],
+        flags: [
+          { ...FLAGS.format, help: 'table: aligned columns; json: one JSON object a block' },
+          { name: 'all', type: 'boolean', help: 'expired blocks too' },
+          ...DATA_FLAGS,
+        ],
         run: blocksListCommand,
       },
       {
@@ -201,9 +286,21 @@ export const COMMANDS: readonly CommandSpec[] = [
         description: `Who lifted it and why travel in the tombstone's headers and in an audit event on cordon.audit.v1. ${WHILE_RUNNING}`,
         args: [{ name: 'TARGET', required: true, help: 'the blocked address, as "cordon blocks list" shows it' }],
         flags: [
-          { name: 'enforcer', type: 'string', value: 'E', defaultText: 'every enforcer that blocks TARGET', help: 'only the block of this enforcer (watchdog:<host> or agent:<id>)' },
+          {
+            name: 'enforcer',
+            type: 'string',
+            value: 'E',
+            defaultText: 'every enforcer that blocks TARGET',
+            help: 'only the block of this enforcer (watchdog:<host> or agent:<id>)',
+          },
           { name: 'reason', type: 'string', value: 'TEXT', help: 'why, for the audit trail' },
-          { name: 'by', type: 'string', value: 'NAME', defaultText: 'cli:$USER', help: 'who lifted it, for the audit trail' },
+          {
+            name: 'by',
+            type: 'string',
+            value: 'NAME',
+            defaultText: 'cli:$USER',
+            help: 'who lifted it, for the audit trail',
+          },
           ...MANAGER_FLAGS,
           ...DATA_FLAGS,
         ],
@@ -221,7 +318,13 @@ export const COMMANDS: readonly CommandSpec[] = [
         description: `From the alerts topic, by the time each alert was published. ${WHILE_RUNNING}`,
         flags: [
           { name: 'follow', short: 'f', type: 'boolean', help: 'keep printing new alerts until Ctrl-C' },
-          { name: 'since', type: 'duration', value: 'DURATION', default: '1h', help: 'how far back to start: 30s, 15m, 2h, 1d' },
+          {
+            name: 'since',
+            type: 'duration',
+            value: 'DURATION',
+            default: '1h',
+            help: 'how far back to start: 30s, 15m, 2h, 1d',
+          },
           { ...FLAGS.format, help: 'table: one aligned line an alert; json: one JSON object an alert' },
           ...DATA_FLAGS,
         ],
@@ -233,16 +336,42 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'export',
     summary: 'alerts and flows as Suricata EVE JSON, or alerts, flows, file and audit events as OCSF JSON lines',
     description:
-      'eve: an eve.json that Suricata tooling ingests (event_type alert and flow, Suricata\'s field names and\n' +
+      "eve: an eve.json that Suricata tooling ingests (event_type alert and flow, Suricata's field names and\n" +
       'timestamps, community_id). ocsf: OCSF 1.3 (Detection Finding 2004, Authentication 3002, Network Activity\n' +
       `4001, File System Activity 1001, API Activity 6003), as the notify stage puts on cordon.siem.v1. ${WHILE_RUNNING}`,
     flags: [
-      { name: 'format', type: 'string', choices: ['eve', 'ocsf'], default: 'eve', help: 'eve: Suricata EVE JSON; ocsf: OCSF JSON' },
+      {
+        name: 'format',
+        type: 'string',
+        choices: ['eve', 'ocsf'],
+        default: 'eve',
+        help: 'eve: Suricata EVE JSON; ocsf: OCSF JSON',
+      },
       { name: 'follow', short: 'f', type: 'boolean', help: 'keep writing new records until Ctrl-C' },
-      { name: 'since', type: 'duration', value: 'DURATION', defaultText: 'everything the topics hold', help: 'only records published this recently: 30s, 15m, 2h, 1d' },
-      { name: 'topic', type: 'string', value: 'NAME', multiple: true, defaultText: 'every topic of the format', help: 'only this topic (alerts, flows, fim, audit)' },
+      {
+        name: 'since',
+        type: 'duration',
+        value: 'DURATION',
+        defaultText: 'everything the topics hold',
+        help: 'only records published this recently: 30s, 15m, 2h, 1d',
+      },
+      {
+        name: 'topic',
+        type: 'string',
+        value: 'NAME',
+        multiple: true,
+        defaultText: 'every topic of the format',
+        help: 'only this topic (alerts, flows, fim, audit)',
+      },
       { name: 'output', short: 'o', type: 'string', value: 'FILE', defaultText: 'stdout', help: 'append to this file' },
-      { name: 'rotate-mb', type: 'int', value: 'N', min: 1, max: 1_000_000, help: 'with --output: rotate the file at N MiB (FILE.1 … FILE.5 kept)' },
+      {
+        name: 'rotate-mb',
+        type: 'int',
+        value: 'N',
+        min: 1,
+        max: 1_000_000,
+        help: 'with --output: rotate the file at N MiB (FILE.1 … FILE.5 kept)',
+      },
       ...DATA_FLAGS,
     ],
     run: exportCommand,
@@ -256,7 +385,13 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [
       { name: 'alert', type: 'string', value: 'ID', required: true, help: 'the alert id (alerts.alert_id)' },
       { name: 'output', short: 'o', type: 'string', value: 'FILE', required: true, help: 'the pcap to write' },
-      { name: 'before', type: 'duration', value: 'DURATION', default: '10m', help: 'packets of the flow from this long before the alert' },
+      {
+        name: 'before',
+        type: 'duration',
+        value: 'DURATION',
+        default: '10m',
+        help: 'packets of the flow from this long before the alert',
+      },
       { name: 'after', type: 'duration', value: 'DURATION', default: '1m', help: 'and up to this long after it' },
       ...DATA_FLAGS,
     ],
@@ -268,17 +403,38 @@ export const COMMANDS: readonly CommandSpec[] = [
     subcommands: [
       {
         name: 'serve',
-        summary: 'serve the Confluent schema registry read API over Cordon\'s schemas (subjects <topic>-value, the manifest\'s ids)',
+        summary:
+          "serve the Confluent schema registry read API over Cordon's schemas (subjects <topic>-value, the manifest's ids)",
         description:
           'GET /subjects, /subjects/{s}/versions, /subjects/{s}/versions/{v|latest}[/schema], /schemas/ids/{id}[/schema|/versions|/subjects],\n' +
           '/schemas/types, /config, /mode, and POST /subjects/{s} (lookup). Writes are refused: the schemas live in schemas/avro.',
-        flags: [{ name: 'listen', type: 'string', value: 'HOST:PORT', default: '127.0.0.1:8081', help: 'where to listen (port 0: any free port; the URL is printed)' }, ...LOG_FLAGS],
+        flags: [
+          {
+            name: 'listen',
+            type: 'string',
+            value: 'HOST:PORT',
+            default: '127.0.0.1:8081',
+            help: 'where to listen (port 0: any free port; the URL is printed)',
+          },
+          ...LOG_FLAGS,
+        ],
         run: schemasServeCommand,
       },
       {
         name: 'register',
-        summary: 'register every topic\'s schema versions in a Confluent-compatible registry, with Cordon\'s ids (IMPORT mode)',
-        flags: [{ name: 'registry', type: 'string', value: 'URL', required: true, env: 'CORDON_SCHEMA_REGISTRY_URL', help: 'the registry, e.g. http://registry:8081' }, ...LOG_FLAGS],
+        summary:
+          "register every topic's schema versions in a Confluent-compatible registry, with Cordon's ids (IMPORT mode)",
+        flags: [
+          {
+            name: 'registry',
+            type: 'string',
+            value: 'URL',
+            required: true,
+            env: 'CORDON_SCHEMA_REGISTRY_URL',
+            help: 'the registry, e.g. http://registry:8081',
+          },
+          ...LOG_FLAGS,
+        ],
         run: schemasRegisterCommand,
       },
     ],
@@ -293,7 +449,15 @@ export const COMMANDS: readonly CommandSpec[] = [
         description: `Signed with ${ENROLL_SECRET_ENV} (hex, 32 bytes or more) when it is set, else with a key made once in <data dir>/secrets/enroll.key.`,
         flags: [
           { name: 'vm', type: 'string', value: 'VM', required: true, help: 'the VM whose agent the token enrolls' },
-          { name: 'ttl-hours', type: 'number', value: 'N', min: 0, max: 720, default: 24, help: 'how long the token is valid' },
+          {
+            name: 'ttl-hours',
+            type: 'number',
+            value: 'N',
+            min: 0,
+            max: 720,
+            default: 24,
+            help: 'how long the token is valid',
+          },
           FLAGS.config,
           FLAGS.dataDir,
           ...LOG_FLAGS,
@@ -312,8 +476,20 @@ export const COMMANDS: readonly CommandSpec[] = [
         description: `The password is read from --password-file, else from stdin (at least 12 characters), hashed with the manager secret (<data dir>/secrets/manager.key or CORDON_MANAGER_SECRET) and written to the policy topic with an audit event. An existing user is left as it is: change users in the console. ${WHILE_RUNNING}`,
         args: [{ name: 'NAME', required: true, help: 'the user name' }],
         flags: [
-          { name: 'role', type: 'string', value: 'ROLE', required: true, help: 'admin, policy-editor, operator, analyst, auditor, or a custom role' },
-          { name: 'password-file', type: 'string', value: 'FILE', defaultText: 'stdin', help: 'a file holding the password' },
+          {
+            name: 'role',
+            type: 'string',
+            value: 'ROLE',
+            required: true,
+            help: 'admin, policy-editor, operator, analyst, auditor, or a custom role',
+          },
+          {
+            name: 'password-file',
+            type: 'string',
+            value: 'FILE',
+            defaultText: 'stdin',
+            help: 'a file holding the password',
+          },
           { name: 'group', type: 'string', value: 'GROUP', multiple: true, help: 'a VM group the user is scoped to' },
           ...DATA_FLAGS,
         ],
@@ -346,7 +522,12 @@ export const COMMANDS: readonly CommandSpec[] = [
         name: 'update',
         summary: 'download, verify and install rule sets (default: Emerging Threats Open)',
         description: RULES_UPDATE_DESCRIPTION,
-        flags: [...RULES_UPDATE_FLAGS, { ...FLAGS.dataDir, help: 'where sets are installed, under rules/' }, FLAGS.config, ...LOG_FLAGS],
+        flags: [
+          ...RULES_UPDATE_FLAGS,
+          { ...FLAGS.dataDir, help: 'where sets are installed, under rules/' },
+          FLAGS.config,
+          ...LOG_FLAGS,
+        ],
         run: rulesUpdateCommand,
       },
       {
@@ -363,18 +544,59 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'a log file through log inspection: one JSON line per detection',
     flags: [
       { name: 'log', type: 'string', value: 'FILE', required: true, help: 'the log file' },
-      { name: 'rules', type: 'string', value: 'DIR', multiple: true, defaultText: 'the built-in rules', help: 'folders of Cordon or Sigma YAML rules, instead of the built-in ones' },
+      {
+        name: 'rules',
+        type: 'string',
+        value: 'DIR',
+        multiple: true,
+        defaultText: 'the built-in rules',
+        help: 'folders of Cordon or Sigma YAML rules, instead of the built-in ones',
+      },
       { name: 'sigma', type: 'string', value: 'DIR', multiple: true, help: 'Sigma rule folders, added to the rules' },
-      { name: 'year', type: 'int', value: 'YYYY', min: 1970, max: 9999, defaultText: "the file's modification year", help: 'the year of syslog stamps that have none' },
-      { name: 'hint', type: 'string', value: 'PATH', defaultText: 'the file path', help: 'what kind of log it is, by a path such as /var/log/auth.log' },
+      {
+        name: 'year',
+        type: 'int',
+        value: 'YYYY',
+        min: 1970,
+        max: 9999,
+        defaultText: "the file's modification year",
+        help: 'the year of syslog stamps that have none',
+      },
+      {
+        name: 'hint',
+        type: 'string',
+        value: 'PATH',
+        defaultText: 'the file path',
+        help: 'what kind of log it is, by a path such as /var/log/auth.log',
+      },
       { name: 'quiet', type: 'boolean', help: 'print no detections (with --stats: just the counts)' },
       { name: 'stats', type: 'boolean', help: 'print rule, line and detection counts and the speed to stderr' },
-      { name: 'explain', type: 'boolean', help: 'for every matched line: the decoder, its fields, the searches that matched and any never-flag entry that silenced it' },
+      {
+        name: 'explain',
+        type: 'boolean',
+        help: 'for every matched line: the decoder, its fields, the searches that matched and any never-flag entry that silenced it',
+      },
       { name: 'line', type: 'int', value: 'N', min: 1, help: 'explain only line N (implies --explain)' },
-      { name: 'fail2ban', type: 'string', value: 'DIR', help: "a fail2ban configuration folder (such as /etc/fail2ban): its filter.d filters are loaded as rules" },
-      { name: 'fail2ban-filter', type: 'string', value: 'NAME', multiple: true, defaultText: 'every filter that loads', help: 'with --fail2ban: only these filters' },
+      {
+        name: 'fail2ban',
+        type: 'string',
+        value: 'DIR',
+        help: 'a fail2ban configuration folder (such as /etc/fail2ban): its filter.d filters are loaded as rules',
+      },
+      {
+        name: 'fail2ban-filter',
+        type: 'string',
+        value: 'NAME',
+        multiple: true,
+        defaultText: 'every filter that loads',
+        help: 'with --fail2ban: only these filters',
+      },
       { name: 'no-builtin', type: 'boolean', help: 'leave out the built-in rules (for example with --fail2ban alone)' },
-      { name: 'no-coverage', type: 'boolean', help: 'no coverage summary (lines per decoder, unparsed shapes) on stderr' },
+      {
+        name: 'no-coverage',
+        type: 'boolean',
+        help: 'no coverage summary (lines per decoder, unparsed shapes) on stderr',
+      },
     ],
     run: logtestCommand,
   },

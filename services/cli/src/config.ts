@@ -32,7 +32,10 @@ const base = {
   store: z
     .object({
       url: z.string().url().optional(),
-      database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('cordon'),
+      database: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+        .default('cordon'),
       /** The ClickHouse user (CORDON_CLICKHOUSE_USER); its password from `passwordFile` or CORDON_CLICKHOUSE_PASSWORD. */
       user: z.string().min(1).optional(),
       /** A file (mode 0600) holding the password (CORDON_CLICKHOUSE_PASSWORD_FILE). */
@@ -85,7 +88,13 @@ export type CordonConfig = Base & { readonly [stage: string]: unknown };
 export interface ConfigSources {
   file?: string;
   env?: NodeJS.ProcessEnv;
-  flags?: { dataDir?: string; brokers?: string; kafkaClientConfig?: string; clickhouseUrl?: string; metricsAddr?: string };
+  flags?: {
+    dataDir?: string;
+    brokers?: string;
+    kafkaClientConfig?: string;
+    clickhouseUrl?: string;
+    metricsAddr?: string;
+  };
   /** The stages whose sections are allowed (default: the built-in ones). */
   stages?: readonly StageModule[];
 }
@@ -101,7 +110,11 @@ function hasCredentials(url: string): boolean {
 }
 
 /** The store's URL with its user and password put in (from the environment or a file, never argv). */
-export function storeUrl(store: { url?: string | undefined; user?: string | undefined; password?: string | undefined }): string | undefined {
+export function storeUrl(store: {
+  url?: string | undefined;
+  user?: string | undefined;
+  password?: string | undefined;
+}): string | undefined {
   if (!store.url || (store.user === undefined && store.password === undefined)) return store.url;
   const u = new URL(store.url);
   if (store.user !== undefined) u.username = store.user;
@@ -131,7 +144,8 @@ export function loadConfig(src: ConfigSources = {}): CordonConfig {
     }
     try {
       const doc: unknown = parseYaml(text, { maxAliasCount: 100 });
-      if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) throw new Error('the file is not a mapping of keys to values');
+      if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc)))
+        throw new Error('the file is not a mapping of keys to values');
       raw = (doc as Record<string, unknown> | null) ?? {};
     } catch (err) {
       throw ERR_CONFIG.withCause(err, src.file, (err as Error).message);
@@ -141,21 +155,37 @@ export function loadConfig(src: ConfigSources = {}): CordonConfig {
   }
   const env = src.env ?? process.env;
   const brokers = src.flags?.brokers ?? env.CORDON_KAFKA_BROKERS;
-  if (brokers) setPath(raw, ['bus'], { ...((raw.bus as object) ?? {}), kind: 'kafka', brokers: brokers.split(',').map((b) => b.trim()).filter(Boolean) });
+  if (brokers)
+    setPath(raw, ['bus'], {
+      ...((raw.bus as object) ?? {}),
+      kind: 'kafka',
+      brokers: brokers
+        .split(',')
+        .map((b) => b.trim())
+        .filter(Boolean),
+    });
   const clientConfig = src.flags?.kafkaClientConfig ?? env.CORDON_KAFKA_CLIENT_CONFIG;
   if (clientConfig) {
     const bus = (raw.bus ?? {}) as { kind?: string; brokers?: unknown };
     // the file's bootstrap.servers name the brokers when nothing else does
     const fromFile = bus.kind === 'kafka' || brokers ? undefined : loadKafkaClientConfig(clientConfig).brokers;
     if (bus.kind !== 'kafka' && !brokers && !fromFile) {
-      throw ERR_CONFIG(clientConfig, 'a Kafka client configuration is given but no brokers: name them with --brokers, CORDON_KAFKA_BROKERS, bus.brokers or bootstrap.servers in the file');
+      throw ERR_CONFIG(
+        clientConfig,
+        'a Kafka client configuration is given but no brokers: name them with --brokers, CORDON_KAFKA_BROKERS, bus.brokers or bootstrap.servers in the file',
+      );
     }
-    setPath(raw, ['bus'], { ...(bus as object), kind: 'kafka', ...(fromFile ? { brokers: fromFile } : {}), clientConfig });
+    setPath(raw, ['bus'], {
+      ...(bus as object),
+      kind: 'kafka',
+      ...(fromFile ? { brokers: fromFile } : {}),
+      clientConfig,
+    });
   }
   if (src.flags?.clickhouseUrl && hasCredentials(src.flags.clickhouseUrl)) {
     throw ERR_CONFIG(
       '--clickhouse-url',
-      'the URL carries a user or password, and a process\'s arguments are visible to every local user (ps); give the URL without them, ' +
+      "the URL carries a user or password, and a process's arguments are visible to every local user (ps); give the URL without them, " +
         'the user in CORDON_CLICKHOUSE_USER and the password in CORDON_CLICKHOUSE_PASSWORD or in a 0600 file named by CORDON_CLICKHOUSE_PASSWORD_FILE',
     );
   }
@@ -164,9 +194,14 @@ export function loadConfig(src: ConfigSources = {}): CordonConfig {
   if (env.CORDON_CLICKHOUSE_USER) setPath(raw, ['store', 'user'], env.CORDON_CLICKHOUSE_USER);
   if (env.CORDON_CLICKHOUSE_PASSWORD_FILE) setPath(raw, ['store', 'passwordFile'], env.CORDON_CLICKHOUSE_PASSWORD_FILE);
   const store = (raw.store ?? {}) as { password?: unknown; passwordFile?: unknown };
-  if (store.password !== undefined) throw ERR_CONFIG(src.file ?? 'the configuration', 'store.password is not read from a file or a flag; use store.passwordFile (mode 0600) or CORDON_CLICKHOUSE_PASSWORD');
+  if (store.password !== undefined)
+    throw ERR_CONFIG(
+      src.file ?? 'the configuration',
+      'store.password is not read from a file or a flag; use store.passwordFile (mode 0600) or CORDON_CLICKHOUSE_PASSWORD',
+    );
   if (env.CORDON_CLICKHOUSE_PASSWORD) setPath(raw, ['store', 'password'], env.CORDON_CLICKHOUSE_PASSWORD);
-  else if (typeof store.passwordFile === 'string') setPath(raw, ['store', 'password'], readSecretFile(store.passwordFile).replace(/\r?\n$/, ''));
+  else if (typeof store.passwordFile === 'string')
+    setPath(raw, ['store', 'password'], readSecretFile(store.passwordFile).replace(/\r?\n$/, ''));
   const dataDir = src.flags?.dataDir ?? env.CORDON_DATA_DIR;
   if (dataDir) raw.dataDir = dataDir;
   const metricsAddr = src.flags?.metricsAddr ?? env.CORDON_METRICS_ADDR;

@@ -51,15 +51,20 @@ export function demoTrafficFrames(opts: DemoCaptureOptions = {}): Array<[number,
     let ss = rng.int(1, 1e9);
     emit(ipv4(c, web, 6, tcp(sport, port, cs, 0, 0x02), ipid++));
     emit(ipv4(web, c, 6, tcp(port, sport, ss, cs + 1, 0x12), ipid++));
-    cs += 1; ss += 1;
+    cs += 1;
+    ss += 1;
     emit(ipv4(c, web, 6, tcp(sport, port, cs, ss, 0x10), ipid++));
     const req: Buffer = https
       ? clientHello('www.example.internal')
-      : Buffer.from(`GET ${paths[rng.int(0, paths.length - 1)]} HTTP/1.1\r\nHost: www.example.internal\r\nUser-Agent: demo/1.0\r\n\r\n`);
+      : Buffer.from(
+          `GET ${paths[rng.int(0, paths.length - 1)]} HTTP/1.1\r\nHost: www.example.internal\r\nUser-Agent: demo/1.0\r\n\r\n`,
+        );
     emit(ipv4(c, web, 6, tcp(sport, port, cs, ss, 0x18, req), ipid++));
     cs += req.length;
     const bodyLen = rng.int(200, 1200);
-    const resp = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: ${bodyLen}\r\n\r\n${'x'.repeat(bodyLen)}`);
+    const resp = Buffer.from(
+      `HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: ${bodyLen}\r\n\r\n${'x'.repeat(bodyLen)}`,
+    );
     emit(ipv4(web, c, 6, tcp(port, sport, ss, cs, 0x18, resp), ipid++));
     ss += resp.length;
     emit(ipv4(c, web, 6, tcp(sport, port, cs, ss, 0x11), ipid++));

@@ -2,18 +2,26 @@ import { defineError } from '@cordon/runtime';
 
 export const ERR_USAGE = defineError(
   'CORDON_ERR_CLI_USAGE',
-  (detail: string) => `${detail}${detail.endsWith('?') ? '' : ';'} "cordon help" lists the commands, "cordon COMMAND --help" the flags of one`,
+  (detail: string) =>
+    `${detail}${detail.endsWith('?') ? '' : ';'} "cordon help" lists the commands, "cordon COMMAND --help" the flags of one`,
 );
-export const ERR_CONFIG = defineError('CORDON_ERR_CONFIG', (source: string, detail: string) => `invalid configuration in ${source}: ${detail}`);
+export const ERR_CONFIG = defineError(
+  'CORDON_ERR_CONFIG',
+  (source: string, detail: string) => `invalid configuration in ${source}: ${detail}`,
+);
 export const ERR_UNKNOWN_SERVICE = defineError(
   'CORDON_ERR_CLI_UNKNOWN_SERVICE',
   (name: string, known: string[]) => `no service named "${name}"; known services: ${known.join(', ')}`,
 );
 export const ERR_SECRET = defineError(
   'CORDON_ERR_CLI_SECRET',
-  (where: string, why: string) => `the secret in ${where} is refused: ${why}. Make a good one with "openssl rand -hex 32", in the environment or a file only you can read`,
+  (where: string, why: string) =>
+    `the secret in ${where} is refused: ${why}. Make a good one with "openssl rand -hex 32", in the environment or a file only you can read`,
 );
-export const ERR_REPLAY = defineError('CORDON_ERR_REPLAY', (file: string, detail: string) => `cannot replay ${file}: ${detail}`);
+export const ERR_REPLAY = defineError(
+  'CORDON_ERR_REPLAY',
+  (file: string, detail: string) => `cannot replay ${file}: ${detail}`,
+);
 
 // ---- the control endpoint of a running instance (control/)
 export const ERR_CONTROL_UNSAFE_SOCKET = defineError(
@@ -32,10 +40,14 @@ export const ERR_CONTROL_REQUEST_TOO_LARGE = defineError(
   'CORDON_ERR_CONTROL_REQUEST_TOO_LARGE',
   (limit: number) => `the request is larger than ${limit} bytes; send a smaller one`,
 );
-export const ERR_CONTROL_BAD_REQUEST = defineError('CORDON_ERR_CONTROL_BAD_REQUEST', (detail: string) => `bad control request: ${detail}`);
+export const ERR_CONTROL_BAD_REQUEST = defineError(
+  'CORDON_ERR_CONTROL_BAD_REQUEST',
+  (detail: string) => `bad control request: ${detail}`,
+);
 export const ERR_CONTROL_NOT_FOUND = defineError(
   'CORDON_ERR_CONTROL_NOT_FOUND',
-  (method: string, path: string) => `no control operation at ${method} ${path}; the client and the running instance may be of different versions`,
+  (method: string, path: string) =>
+    `no control operation at ${method} ${path}; the client and the running instance may be of different versions`,
 );
 export const ERR_CONTROL_NOT_READY = defineError(
   'CORDON_ERR_CONTROL_NOT_READY',
@@ -43,7 +55,8 @@ export const ERR_CONTROL_NOT_READY = defineError(
 );
 export const ERR_CONTROL_PROTOCOL = defineError(
   'CORDON_ERR_CONTROL_PROTOCOL',
-  (detail: string) => `the running instance answered in a way this client does not understand (${detail}); are both the same version of cordon?`,
+  (detail: string) =>
+    `the running instance answered in a way this client does not understand (${detail}); are both the same version of cordon?`,
 );
 
 // ---- cordon query
@@ -72,7 +85,8 @@ export const ERR_ALREADY_RUNNING = defineError(
 );
 export const ERR_ALERT_NOT_FOUND = defineError(
   'CORDON_ERR_ALERT_NOT_FOUND',
-  (alertId: string) => `no alert ${alertId} is on the alerts topic (it keeps 30 days); "cordon query \\"SELECT alert_id, ts, signature FROM alerts ORDER BY ts DESC\\"" lists alert ids`,
+  (alertId: string) =>
+    `no alert ${alertId} is on the alerts topic (it keeps 30 days); "cordon query \\"SELECT alert_id, ts, signature FROM alerts ORDER BY ts DESC\\"" lists alert ids`,
 );
 
 // ---- the manager's API (--manager URL)

@@ -22,8 +22,18 @@ export async function evidenceCommand(inv: Invocation): Promise<number> {
     },
   })) as { packets: number; alert: { alert_id: string; rule_id: string; community_id: string | null } };
   const file = resolve(inv.str('output')!);
-  writeFileSync(file, pcapFile(frames.sort((a, b) => a[0] - b[0]), linktype), { mode: 0o600 });
+  writeFileSync(
+    file,
+    pcapFile(
+      frames.sort((a, b) => a[0] - b[0]),
+      linktype,
+    ),
+    { mode: 0o600 },
+  );
   out(JSON.stringify({ file, packets: frames.length, alert: r.alert }));
-  if (frames.length === 0) process.stderr.write('cordon: no packets of this flow are left on the packets topic (it keeps a day), or the alert has no flow\n');
+  if (frames.length === 0)
+    process.stderr.write(
+      'cordon: no packets of this flow are left on the packets topic (it keeps a day), or the alert has no flow\n',
+    );
   return frames.length ? 0 : 1;
 }

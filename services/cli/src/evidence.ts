@@ -26,7 +26,12 @@ export async function findAlert(bus: Bus, alertId: string): Promise<Alert | null
   return found;
 }
 
-export async function evidenceFrames(bus: Bus, a: Alert, window: { beforeS: number; afterS: number }, onFrame: (f: EvidenceFrame) => void): Promise<number> {
+export async function evidenceFrames(
+  bus: Bus,
+  a: Alert,
+  window: { beforeS: number; afterS: number },
+  onFrame: (f: EvidenceFrame) => void,
+): Promise<number> {
   if (!a.community_id || !a.src_ip || !a.dst_ip) return 0;
   const proto = protoNumber(a.proto);
   const src = ipBytes(a.src_ip);
@@ -35,7 +40,11 @@ export async function evidenceFrames(bus: Bus, a: Alert, window: { beforeS: numb
   const vlan = (JSON.parse(a.evidence || '{}') as { vlan?: number[] }).vlan?.[0] ?? 0;
   const info = (await bus.admin.listTopics()).find((t) => t.name === TOPICS.packets);
   if (!info) return 0;
-  const partition = partitionForKey(partitionKey({ ipVersion: src.length === 4 ? 4 : 6, proto, vlan, src, dst }), info.partitions, () => 0);
+  const partition = partitionForKey(
+    partitionKey({ ipVersion: src.length === 4 ? 4 : 6, proto, vlan, src, dst }),
+    info.partitions,
+    () => 0,
+  );
   const from = a.ts_us - window.beforeS * 1e6;
   const to = a.ts_us + window.afterS * 1e6;
   const codec = codecFor(TOPICS.packets);

@@ -31,7 +31,8 @@ export class RotatingFile {
   }
   private rotate(): void {
     closeSync(this.fd);
-    for (let i = this.keep - 1; i >= 1; i--) if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    for (let i = this.keep - 1; i >= 1; i--)
+      if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
     renameSync(this.path, `${this.path}.1`);
     this.fd = openSync(this.path, 'a', 0o640);
     this.size = 0;
@@ -51,13 +52,18 @@ export async function exportCommand(inv: Invocation): Promise<number> {
   const format = inv.str('format') as 'eve' | 'ocsf';
   const follow = inv.bool('follow');
   const only = inv.list('topic');
-  const topics = TOPICS_OF[format].filter((t) => only.length === 0 || only.some((o) => t === o || t === `cordon.${o}.v1`));
+  const topics = TOPICS_OF[format].filter(
+    (t) => only.length === 0 || only.some((o) => t === o || t === `cordon.${o}.v1`),
+  );
   const output = inv.str('output');
   const file = output ? new RotatingFile(resolve(output), (inv.num('rotate-mb') ?? 0) * 1024 * 1024) : null;
   const write = file ? (l: string) => file.write(l) : (l: string) => void process.stdout.write(`${l}\n`);
   const convert: Record<string, (v: never) => Record<string, unknown>> =
     format === 'eve'
-      ? { 'cordon.alerts.v1': (v: Alert) => notify.alertToEve(v), 'cordon.flows.v1': (v: FlowRecord) => notify.flowToEve(v) }
+      ? {
+          'cordon.alerts.v1': (v: Alert) => notify.alertToEve(v),
+          'cordon.flows.v1': (v: FlowRecord) => notify.flowToEve(v),
+        }
       : {
           'cordon.alerts.v1': (v: Alert) => notify.alertToOcsf(v),
           'cordon.flows.v1': (v: FlowRecord) => notify.flowToOcsf(v),

@@ -11,7 +11,18 @@ import { dataDirOwner } from './control/client.js';
 import { startControlServer, type ControlServer } from './control/server.js';
 import { prepareDemo, runDemo } from './demo/index.js';
 import { ERR_ALREADY_RUNNING, ERR_UNKNOWN_SERVICE, ERR_USAGE } from './errors.js';
-import { applyTopics, openBus, openReadStore, openStore, pipelineOf, serviceNames, servicesFor, startService, waitCaughtUp, type RunningService } from './services.js';
+import {
+  applyTopics,
+  openBus,
+  openReadStore,
+  openStore,
+  pipelineOf,
+  serviceNames,
+  servicesFor,
+  startService,
+  waitCaughtUp,
+  type RunningService,
+} from './services.js';
 
 /** `cordon up` and `cordon run`: the processes that hold a data dir and serve its control socket. */
 
@@ -55,7 +66,10 @@ export function onSignal(log: Logger, graceMs = 10_000): { received: Promise<str
 }
 
 /** The process's metrics: one registry for every stage it runs, served at --metrics-addr. */
-async function serveMetrics(config: CordonConfig, ctx: Context): Promise<{ telemetry: StageTelemetry; server: MetricsServer | null }> {
+async function serveMetrics(
+  config: CordonConfig,
+  ctx: Context,
+): Promise<{ telemetry: StageTelemetry; server: MetricsServer | null }> {
   const telemetry = new StageTelemetry({ processMetrics: true });
   telemetry.addComponents(ctx.metrics);
   const server = await startMetricsServer(config.metricsAddr, telemetry, ctx.log);
@@ -76,14 +90,19 @@ async function claimDataDir(dataDir: string, waitMs: number, log: Logger): Promi
     if (owner.kind === 'instance') throw ERR_ALREADY_RUNNING(dataDir, owner.status.pid);
     // past the deadline, opening the bus gives the lock error, with the process named
     if (Date.now() >= deadline) return;
-    if (!told) log.info({ pid: owner.pid, dataDir }, 'Another cordon process holds the data dir: waiting for it to finish.');
+    if (!told)
+      log.info({ pid: owner.pid, dataDir }, 'Another cordon process holds the data dir: waiting for it to finish.');
     told = true;
     await new Promise((r) => setTimeout(r, 250));
   }
 }
 
 /** The control socket of this process: its bus, and a read-only store opened when first asked. */
-async function serveControl(config: CordonConfig, ctx: Context, bus: Bus): Promise<{ control: ControlServer; close(): Promise<void> }> {
+async function serveControl(
+  config: CordonConfig,
+  ctx: Context,
+  bus: Bus,
+): Promise<{ control: ControlServer; close(): Promise<void> }> {
   let readStore: Promise<Store> | null = null;
   const control = await startControlServer({
     ctx,
@@ -106,7 +125,14 @@ export async function upCommand(inv: Invocation): Promise<number> {
   const config = configFrom(inv, stages);
   const known = serviceNames(stages);
   const enabled = servicesFor(config, stages);
-  const names = inv.str('services') === undefined ? enabled : inv.str('services')!.split(',').map((s) => s.trim()).filter(Boolean);
+  const names =
+    inv.str('services') === undefined
+      ? enabled
+      : inv
+          .str('services')!
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
   for (const n of names) {
     if (!known.includes(n)) throw ERR_UNKNOWN_SERVICE(n, known);
     if (!enabled.includes(n)) throw ERR_USAGE(`service "${n}" needs its section in the configuration (--config)`);
@@ -127,21 +153,46 @@ export async function upCommand(inv: Invocation): Promise<number> {
     const n = await applyTopics(bus);
     const metrics = await serveMetrics(config, ctx);
     server = metrics.server;
-    ctx.log.info({ dataDir: config.dataDir, bus: bus.kind, store: store.mode, topics: n, control: control.control.path }, 'Cordon is up: bus, store and topics are ready.');
+    ctx.log.info(
+      { dataDir: config.dataDir, bus: bus.kind, store: store.mode, topics: n, control: control.control.path },
+      'Cordon is up: bus, store and topics are ready.',
+    );
     // the demo's policy and inventory go on their topics first: the services read them as they start
-    const demo = inv.bool('no-demo') ? null : await prepareDemo({ bus, ctx, dataDir: config.dataDir, out }, inv.str('pcap') ? { pcap: inv.str('pcap')! } : {});
-    for (const name of names) services.push(await startService(name, { bus, ctx, config, store, stages, telemetry: metrics.telemetry }));
+    const demo = inv.bool('no-demo')
+      ? null
+      : await prepareDemo(
+          { bus, ctx, dataDir: config.dataDir, out },
+          inv.str('pcap') ? { pcap: inv.str('pcap')! } : {},
+        );
+    for (const name of names)
+      services.push(await startService(name, { bus, ctx, config, store, stages, telemetry: metrics.telemetry }));
     ctx.log.info({ services: services.map((s) => s.name) }, 'Services are running.');
     if (server) out(`metrics: ${server.url}`);
     // a stage that serves people says where (the manager: `manager: URL`)
-    for (const s of services) if (typeof (s as { url?: unknown }).url === 'string') out(`${s.name}: ${(s as unknown as { url: string }).url}`);
+    for (const s of services)
+      if (typeof (s as { url?: unknown }).url === 'string') out(`${s.name}: ${(s as unknown as { url: string }).url}`);
     const failed = Promise.race(services.map((s) => s.done.then(() => `${s.name} stopped`)));
     const storeNow = store;
-    if (demo) await runDemo({ bus, store: storeNow, ctx, out }, demo, () => Promise.race([waitCaughtUp(bus, pipelineOf(services.map((x) => x.name), config, stages)), failed]));
+    if (demo)
+      await runDemo({ bus, store: storeNow, ctx, out }, demo, () =>
+        Promise.race([
+          waitCaughtUp(
+            bus,
+            pipelineOf(
+              services.map((x) => x.name),
+              config,
+              stages,
+            ),
+          ),
+          failed,
+        ]),
+      );
     if (!inv.bool('exit')) {
       control.control.setState('ready');
       out('Cordon is running. Press Ctrl-C to stop.');
-      out(`From another terminal: ./cordon query "SELECT …", ./cordon blocks list, ./cordon alerts tail${config.dataDir === resolve('data') ? '' : ` (with --data-dir ${config.dataDir})`}.`);
+      out(
+        `From another terminal: ./cordon query "SELECT …", ./cordon blocks list, ./cordon alerts tail${config.dataDir === resolve('data') ? '' : ` (with --data-dir ${config.dataDir})`}.`,
+      );
       const signal = onSignal(ctx.log);
       try {
         const sig = await Promise.race([signal.received, failed]);
@@ -156,7 +207,10 @@ export async function upCommand(inv: Invocation): Promise<number> {
   } finally {
     // first: clients are told "stopping", and then find the data dir free
     await control?.close();
-    for (const s of services.reverse()) await s.stop().catch((err: unknown) => ctx.log.error({ err, service: s.name }, 'A service failed to stop cleanly.'));
+    for (const s of services.reverse())
+      await s
+        .stop()
+        .catch((err: unknown) => ctx.log.error({ err, service: s.name }, 'A service failed to stop cleanly.'));
     await server?.close();
     await bus.close();
     await store?.close();
@@ -187,7 +241,9 @@ export async function runCommand(inv: Invocation): Promise<number> {
     ctx.log.info({ service: svc.name, bus: bus.kind, metrics: server?.url ?? 'off' }, 'Service is running.');
     // --exit-when-idle: stop once every input is consumed up to the end seen at start
     // (batch jobs, tests); otherwise run until a signal.
-    const idle = inv.bool('exit-when-idle') ? waitCaughtUp(bus, pipelineOf([name], config, stages), 3_600_000) : new Promise<never>(() => undefined);
+    const idle = inv.bool('exit-when-idle')
+      ? waitCaughtUp(bus, pipelineOf([name], config, stages), 3_600_000)
+      : new Promise<never>(() => undefined);
     await Promise.race([signal.received, svc.done, idle]);
   } catch (err) {
     ctx.log.error({ err }, 'The service failed.');

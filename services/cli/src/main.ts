@@ -6,7 +6,12 @@ import { ERR_USAGE } from './errors.js';
 import { BUILTIN_STAGES, stageList } from './stages.js';
 
 const stageHelp = (stages: readonly StageModule[]) =>
-  stages.map((m) => `  ${m.name.padEnd(12)} ${m.summary}${m.when === 'configured' ? ' (runs when its section is configured)' : ''}`).join('\n');
+  stages
+    .map(
+      (m) =>
+        `  ${m.name.padEnd(12)} ${m.summary}${m.when === 'configured' ? ' (runs when its section is configured)' : ''}`,
+    )
+    .join('\n');
 
 const SERVICES_TITLE = 'Services (each a stage; `cordon run <name>`, and a section of the configuration):';
 
@@ -14,7 +19,9 @@ function leaves(specs: readonly CommandSpec[], prefix: string[] = []): Array<{ w
   return specs.flatMap((c) => {
     const path = [...prefix, c.name];
     if (c.subcommands?.length) return leaves(c.subcommands, path);
-    const args = (c.args ?? []).map((a) => (a.required ? a.name : `[${a.name}${a.variadic ? '…' : ''}]`) + (a.required && a.variadic ? '…' : '')).join(' ');
+    const args = (c.args ?? [])
+      .map((a) => (a.required ? a.name : `[${a.name}${a.variadic ? '…' : ''}]`) + (a.required && a.variadic ? '…' : ''))
+      .join(' ');
     return [{ words: [...path, args].filter(Boolean).join(' '), spec: c }];
   });
 }
@@ -42,11 +49,18 @@ results to stdout.
 /** `--help` of a command; `up` and `run` also list the services. */
 function helpOf(path: readonly string[], spec: CommandSpec, stages: readonly StageModule[]): string {
   const text = renderHelp(path, spec);
-  return path.length === 1 && (path[0] === 'up' || path[0] === 'run') ? `${text}\n${SERVICES_TITLE}\n${stageHelp(stages)}\n` : text;
+  return path.length === 1 && (path[0] === 'up' || path[0] === 'run')
+    ? `${text}\n${SERVICES_TITLE}\n${stageHelp(stages)}\n`
+    : text;
 }
 
 /** Walk the command words: the command spec, its path, and where its flags start. */
-function resolveCommand(argv: readonly string[]): { spec: CommandSpec; path: string[]; at: number; wantsHelp: boolean } {
+function resolveCommand(argv: readonly string[]): {
+  spec: CommandSpec;
+  path: string[];
+  at: number;
+  wantsHelp: boolean;
+} {
   let specs: readonly CommandSpec[] = COMMANDS;
   const path: string[] = [];
   for (let i = 0; ; i++) {

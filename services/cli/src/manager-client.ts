@@ -12,14 +12,28 @@ import { ERR_MANAGER_CALL, ERR_USAGE } from './errors.js';
 export const MANAGER_TOKEN_ENV = 'CORDON_MANAGER_TOKEN';
 
 export const MANAGER_FLAGS = [
-  { name: 'manager', type: 'string', value: 'URL', env: 'CORDON_MANAGER_URL', help: "go through the manager's API (audited, checked against your role) instead of the data dir" },
-  { name: 'token-file', type: 'string', value: 'FILE', help: `the manager API token (cdn_…); else ${MANAGER_TOKEN_ENV}` },
+  {
+    name: 'manager',
+    type: 'string',
+    value: 'URL',
+    env: 'CORDON_MANAGER_URL',
+    help: "go through the manager's API (audited, checked against your role) instead of the data dir",
+  },
+  {
+    name: 'token-file',
+    type: 'string',
+    value: 'FILE',
+    help: `the manager API token (cdn_…); else ${MANAGER_TOKEN_ENV}`,
+  },
 ] as const;
 
 function token(inv: Invocation): string {
   const file = inv.str('token-file');
   const t = file ? readFileSync(file, 'utf8').trim() : process.env[MANAGER_TOKEN_ENV]?.trim();
-  if (!t) throw ERR_USAGE(`--manager needs an API token: --token-file FILE or ${MANAGER_TOKEN_ENV} (make one in the console or with POST /api/v1/tokens)`);
+  if (!t)
+    throw ERR_USAGE(
+      `--manager needs an API token: --token-file FILE or ${MANAGER_TOKEN_ENV} (make one in the console or with POST /api/v1/tokens)`,
+    );
   return t;
 }
 
@@ -29,7 +43,10 @@ export async function managerCall<T>(inv: Invocation, method: string, path: stri
   try {
     res = await fetch(`${base}/api/v1${path}`, {
       method,
-      headers: { authorization: `Bearer ${token(inv)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${token(inv)}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch (err) {

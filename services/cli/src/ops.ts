@@ -54,11 +54,15 @@ function firstWord(sql: string): string {
  */
 export function checkReadOnlySql(sql: string): string {
   const statements = splitStatements(sql);
-  if (statements.length !== 1) throw statements.length === 0 ? ERR_QUERY_READ_ONLY('the SQL has no statement') : ERR_QUERY_ONE_STATEMENT(statements.length);
+  if (statements.length !== 1)
+    throw statements.length === 0
+      ? ERR_QUERY_READ_ONLY('the SQL has no statement')
+      : ERR_QUERY_ONE_STATEMENT(statements.length);
   const stmt = statements[0]!;
   const verb = firstWord(stmt);
   if (!READ_VERBS.has(verb)) throw ERR_QUERY_READ_ONLY(`${verb || 'this statement'} is not a read`);
-  if (/\bINTO\s+OUTFILE\b/i.test(stmt.replace(/'(?:\\.|''|[^'\\])*'/g, "''"))) throw ERR_QUERY_READ_ONLY('INTO OUTFILE writes a file');
+  if (/\bINTO\s+OUTFILE\b/i.test(stmt.replace(/'(?:\\.|''|[^'\\])*'/g, "''")))
+    throw ERR_QUERY_READ_ONLY('INTO OUTFILE writes a file');
   return stmt;
 }
 
@@ -84,11 +88,17 @@ async function query(d: OpDeps, input: OpInput<'query'>): Promise<unknown> {
 // ------------------------------------------------------------------ policy, inventory, replay
 
 async function policyApply(d: OpDeps, input: OpInput<'policy-apply'>): Promise<unknown> {
-  return applyPolicyFile({ bus: await d.bus(), ctx: d.ctx, dataDir: d.dataDir }, input.file, { by: input.by, dryRun: input.dryRun });
+  return applyPolicyFile({ bus: await d.bus(), ctx: d.ctx, dataDir: d.dataDir }, input.file, {
+    by: input.by,
+    dryRun: input.dryRun,
+  });
 }
 
 async function inventoryApply(d: OpDeps, input: OpInput<'inventory-apply'>): Promise<unknown> {
-  return applyInventoryFile({ bus: await d.bus(), ctx: d.ctx }, input.file, { dryRun: input.dryRun, prune: input.prune });
+  return applyInventoryFile({ bus: await d.bus(), ctx: d.ctx }, input.file, {
+    dryRun: input.dryRun,
+    prune: input.prune,
+  });
 }
 
 async function replay(d: OpDeps, input: OpInput<'replay'>): Promise<unknown> {
@@ -128,9 +138,14 @@ async function blocksList(d: OpDeps, input: OpInput<'blocks-list'>): Promise<unk
 async function blocksLift(d: OpDeps, input: OpInput<'blocks-lift'>): Promise<unknown> {
   const bus = await d.bus();
   const now = d.ctx.clock.now();
-  const matches = (await blockTable(bus, now)).filter((b) => b.target === input.target && (!input.enforcer || b.enforcer === input.enforcer));
+  const matches = (await blockTable(bus, now)).filter(
+    (b) => b.target === input.target && (!input.enforcer || b.enforcer === input.enforcer),
+  );
   if (matches.length === 0) throw ERR_BLOCK_NOT_FOUND(input.target, input.enforcer);
-  const headers = { 'cordon-lifted-by': Buffer.from(input.by), ...(input.reason ? { 'cordon-reason': Buffer.from(input.reason) } : {}) };
+  const headers = {
+    'cordon-lifted-by': Buffer.from(input.by),
+    ...(input.reason ? { 'cordon-reason': Buffer.from(input.reason) } : {}),
+  };
   const producer = bus.producer();
   try {
     await producer.send(
@@ -161,7 +176,10 @@ async function blocksLift(d: OpDeps, input: OpInput<'blocks-lift'>): Promise<unk
   } finally {
     await producer.close();
   }
-  childContext(d.ctx, 'blocks').log.info({ target: input.target, enforcers: matches.map((b) => b.enforcer), by: input.by, reason: input.reason }, 'Block lifted.');
+  childContext(d.ctx, 'blocks').log.info(
+    { target: input.target, enforcers: matches.map((b) => b.enforcer), by: input.by, reason: input.reason },
+    'Block lifted.',
+  );
   return { lifted: matches.map((b) => ({ enforcer: b.enforcer, target: b.target, wasActive: b.active })) };
 }
 
@@ -269,8 +287,13 @@ async function evidence(d: OpDeps, input: OpInput<'evidence'>): Promise<unknown>
   const bus = await d.bus();
   const alert = await findAlert(bus, input.alertId);
   if (!alert) throw ERR_ALERT_NOT_FOUND(input.alertId);
-  const packets = await evidenceFrames(bus, alert, input, (f) => d.emit({ frame: { ts_us: f.tsUs, linktype: f.linktype, base64: f.frame.toString('base64') } }));
-  return { packets, alert: { alert_id: alert.alert_id, rule_id: alert.rule_id, community_id: alert.community_id, ts_us: alert.ts_us } };
+  const packets = await evidenceFrames(bus, alert, input, (f) =>
+    d.emit({ frame: { ts_us: f.tsUs, linktype: f.linktype, base64: f.frame.toString('base64') } }),
+  );
+  return {
+    packets,
+    alert: { alert_id: alert.alert_id, rule_id: alert.rule_id, community_id: alert.community_id, ts_us: alert.ts_us },
+  };
 }
 
 /** The VMs on the inventory topic, one row each (cordon vms). */

@@ -12,7 +12,8 @@ export interface ProgressOptions {
 
 const KB = 1024;
 function amount(n: number, unit: 'bytes' | 'items'): string {
-  if (unit === 'items') return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n));
+  if (unit === 'items')
+    return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e4 ? `${(n / 1e3).toFixed(1)}k` : String(Math.round(n));
   if (n >= KB * KB * KB) return `${(n / KB / KB / KB).toFixed(1)} GiB`;
   if (n >= KB * KB) return `${(n / KB / KB).toFixed(1)} MiB`;
   if (n >= KB) return `${(n / KB).toFixed(1)} KiB`;

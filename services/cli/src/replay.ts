@@ -55,7 +55,11 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplayReport> 
   const report: ReplayReport = { sensor, packets: 0, batches: 0, bytes: 0, undecodable: 0 };
   const sensorKey = Buffer.from(sensor);
 
-  interface Pending { key: Buffer; linktype: number; packets: Packet[] }
+  interface Pending {
+    key: Buffer;
+    linktype: number;
+    packets: Packet[];
+  }
   const pending = new Map<number, Pending>();
   const inflight = new Set<Promise<unknown>>();
   const maxInflight = opts.inflight ?? 8;
@@ -93,7 +97,8 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplayReport> 
   try {
     for await (const f of readCapture(opts.file)) {
       read += 16 + f.frame.length;
-      if (opts.onProgress && (f.seq & 255) === 0) opts.onProgress({ bytes: Math.min(read, total), total, packets: report.packets });
+      if (opts.onProgress && (f.seq & 255) === 0)
+        opts.onProgress({ bytes: Math.min(read, total), total, packets: report.packets });
       const d = decodeFrame(f.linktype, f.frame);
       // frames that are not IP still travel (keyed by sensor): the stages count them or DLQ them
       const key = d.kind === 'ip' ? partitionKey(d) : sensorKey;
@@ -117,7 +122,14 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplayReport> 
   // end-of-source markers: one per partition, so every stage instance hears it
   const eos: ProduceRecord[] = [];
   for (let p = 0; p < partitions; p++) {
-    const batch: PacketBatch = { batch_id: `${sensor}:eos`, sensor, vm: opts.vm ?? null, linktype: 1, end_of_source: true, packets: [] };
+    const batch: PacketBatch = {
+      batch_id: `${sensor}:eos`,
+      sensor,
+      vm: opts.vm ?? null,
+      linktype: 1,
+      end_of_source: true,
+      packets: [],
+    };
     eos.push({ key: sensorKey, value: codec.encode(batch), partition: p });
   }
   await send(eos);

@@ -1,5 +1,17 @@
 import { describeError } from '@cordon/runtime';
-import { checkName, checkSha256, DEFAULT_LIMITS, ETOPEN_NAME, ETOPEN_URL, listInstalled, rulesDir, updateRuleSet, ERR_RULES_USAGE, type SourceSpec, type UpdateLimits } from '@cordon/rulesets';
+import {
+  checkName,
+  checkSha256,
+  DEFAULT_LIMITS,
+  ETOPEN_NAME,
+  ETOPEN_URL,
+  listInstalled,
+  rulesDir,
+  updateRuleSet,
+  ERR_RULES_USAGE,
+  type SourceSpec,
+  type UpdateLimits,
+} from '@cordon/rulesets';
 import type { FlagSpec, Invocation } from './args.js';
 import { configFrom } from './cli-context.js';
 import { ProgressBar } from './progress.js';
@@ -46,14 +58,48 @@ export const RULES_UPDATE_FLAGS: readonly FlagSpec[] = [
     type: 'string',
     value: 'HEX',
     multiple: true,
-    defaultText: 'none given: then <source>.sha256, or else <source>.md5 as ET publishes, is fetched and must match when the server has one',
+    defaultText:
+      'none given: then <source>.sha256, or else <source>.md5 as ET publishes, is fetched and must match when the server has one',
     help: "the archive's expected SHA-256; one per --source, in order; a mismatch fails the update",
   },
-  { name: 'no-checksum-file', type: 'boolean', defaultText: 'look', help: 'do not look for <source>.sha256 / <source>.md5' },
-  { name: 'max-download-mb', type: 'number', value: 'N', min: 0, default: DEFAULT_LIMITS.maxDownloadBytes / MB, help: 'largest archive accepted' },
-  { name: 'max-unpacked-mb', type: 'number', value: 'N', min: 0, default: DEFAULT_LIMITS.maxUnpackedBytes / MB, help: 'largest archive after decompression: a gzip bomb stops here' },
-  { name: 'max-entries', type: 'int', value: 'N', min: 1, default: DEFAULT_LIMITS.maxEntries, help: 'most entries in the archive' },
-  { name: 'timeout-s', type: 'number', value: 'N', min: 0, default: DEFAULT_LIMITS.timeoutMs / 1000, help: 'a download that takes longer fails' },
+  {
+    name: 'no-checksum-file',
+    type: 'boolean',
+    defaultText: 'look',
+    help: 'do not look for <source>.sha256 / <source>.md5',
+  },
+  {
+    name: 'max-download-mb',
+    type: 'number',
+    value: 'N',
+    min: 0,
+    default: DEFAULT_LIMITS.maxDownloadBytes / MB,
+    help: 'largest archive accepted',
+  },
+  {
+    name: 'max-unpacked-mb',
+    type: 'number',
+    value: 'N',
+    min: 0,
+    default: DEFAULT_LIMITS.maxUnpackedBytes / MB,
+    help: 'largest archive after decompression: a gzip bomb stops here',
+  },
+  {
+    name: 'max-entries',
+    type: 'int',
+    value: 'N',
+    min: 1,
+    default: DEFAULT_LIMITS.maxEntries,
+    help: 'most entries in the archive',
+  },
+  {
+    name: 'timeout-s',
+    type: 'number',
+    value: 'N',
+    min: 0,
+    default: DEFAULT_LIMITS.timeoutMs / 1000,
+    help: 'a download that takes longer fails',
+  },
 ];
 
 interface Io {
@@ -77,10 +123,14 @@ export async function rulesUpdateCommand(inv: Invocation, io: Io = defaultIo): P
   const names = inv.list('name');
   const digests = inv.list('sha256');
   if (names.length > locations.length || digests.length > locations.length) {
-    throw ERR_RULES_USAGE(`--name and --sha256 go with a --source each, in order (${locations.length} source(s), ${names.length} name(s), ${digests.length} sha256)`);
+    throw ERR_RULES_USAGE(
+      `--name and --sha256 go with a --source each, in order (${locations.length} source(s), ${names.length} name(s), ${digests.length} sha256)`,
+    );
   }
-  if (names.length && names.length !== locations.length) throw ERR_RULES_USAGE('give a --name for every --source, or none');
-  if (digests.length && digests.length !== locations.length) throw ERR_RULES_USAGE('give a --sha256 for every --source, or none');
+  if (names.length && names.length !== locations.length)
+    throw ERR_RULES_USAGE('give a --name for every --source, or none');
+  if (digests.length && digests.length !== locations.length)
+    throw ERR_RULES_USAGE('give a --sha256 for every --source, or none');
   const limits: UpdateLimits = {
     maxDownloadBytes: positive('--max-download-mb', inv.num('max-download-mb')!, MB),
     maxUnpackedBytes: positive('--max-unpacked-mb', inv.num('max-unpacked-mb')!, MB),
@@ -97,9 +147,13 @@ export async function rulesUpdateCommand(inv: Invocation, io: Io = defaultIo): P
   for (const spec of specs) {
     try {
       const bar = new ProgressBar(`download ${spec.name ?? spec.location}`);
-      const r = await updateRuleSet(spec, { dataDir, limits, sidecars: !inv.bool('no-checksum-file'), now: io.now ?? (() => new Date()), onProgress: (n, total) => bar.update(n, total) }).finally(
-        () => bar.done(),
-      );
+      const r = await updateRuleSet(spec, {
+        dataDir,
+        limits,
+        sidecars: !inv.bool('no-checksum-file'),
+        now: io.now ?? (() => new Date()),
+        onProgress: (n, total) => bar.update(n, total),
+      }).finally(() => bar.done());
       const s = r.result.set;
       const what = `${s.rules} rules (${s.disabled} disabled) in ${s.files.filter((f) => f.name.endsWith('.rules')).length} rule files; verified: ${s.verified}`;
       if (!r.result.changed) io.out(`${r.name}: unchanged at ${s.version} (same sha256 as installed); ${what}`);
@@ -114,7 +168,10 @@ export async function rulesUpdateCommand(inv: Invocation, io: Io = defaultIo): P
       io.err(`cordon rules update: ${spec.name ?? spec.location}: ${code}: ${message}`);
     }
   }
-  if (failed < specs.length) io.out(`Installed sets are under ${rulesDir(dataDir)}; use one in a policy with "ruleSets: [name]" and "cordon policy apply FILE".`);
+  if (failed < specs.length)
+    io.out(
+      `Installed sets are under ${rulesDir(dataDir)}; use one in a policy with "ruleSets: [name]" and "cordon policy apply FILE".`,
+    );
   return failed ? 1 : 0;
 }
 
@@ -125,12 +182,21 @@ export async function rulesListCommand(inv: Invocation, io: Io = defaultIo): Pro
   if (fmt === 'json') {
     for (const s of sets) {
       const { files, dir, ...rest } = s;
-      io.out(JSON.stringify({ ...rest, dir, files: files.length, ruleFiles: files.filter((f) => f.name.endsWith('.rules')).map((f) => f.name) }));
+      io.out(
+        JSON.stringify({
+          ...rest,
+          dir,
+          files: files.length,
+          ruleFiles: files.filter((f) => f.name.endsWith('.rules')).map((f) => f.name),
+        }),
+      );
     }
     return 0;
   }
   if (sets.length === 0) {
-    io.out(`No rule sets are installed in ${rulesDir(dataDir)}. "cordon rules update" installs Emerging Threats Open; "--source URL|FILE --name NAME" any other.`);
+    io.out(
+      `No rule sets are installed in ${rulesDir(dataDir)}. "cordon rules update" installs Emerging Threats Open; "--source URL|FILE --name NAME" any other.`,
+    );
     return 0;
   }
   io.out(

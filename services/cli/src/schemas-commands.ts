@@ -26,7 +26,12 @@ type Reply = [number, unknown];
 const notFound = (code: number, message: string): Reply => [404, { error_code: code, message }];
 
 /** The registry read API over `versions`: [status, JSON body] for a method and URL, or null for no such route. */
-export function registryRoute(versions: readonly RegistryVersion[], method: string, url: string, body: unknown): Reply | null {
+export function registryRoute(
+  versions: readonly RegistryVersion[],
+  method: string,
+  url: string,
+  body: unknown,
+): Reply | null {
   const path = decodeURIComponent(new URL(url, 'http://x').pathname).replace(/\/+$/, '') || '/';
   const bySubject = (s: string) => versions.filter((v) => v.subject === s);
   const versionOf = (s: string, v: string) => {
@@ -36,13 +41,17 @@ export function registryRoute(versions: readonly RegistryVersion[], method: stri
   const full = (v: RegistryVersion) => ({ subject: v.subject, version: v.version, id: v.id, schema: v.schema });
   let m: RegExpExecArray | null;
   if (method === 'GET') {
-    if (path === '/' ) return [200, {}];
+    if (path === '/') return [200, {}];
     if (path === '/subjects') return [200, [...new Set(versions.map((v) => v.subject))]];
     if (path === '/schemas/types') return [200, ['AVRO']];
     if (path === '/config') return [200, { compatibilityLevel: 'BACKWARD' }];
     if (path === '/mode') return [200, { mode: 'READONLY' }];
-    if ((m = /^\/config\/([^/]+)$/.exec(path))) return bySubject(m[1]!).length ? [200, { compatibilityLevel: 'BACKWARD' }] : notFound(40401, 'Subject not found.');
-    if ((m = /^\/mode\/([^/]+)$/.exec(path))) return bySubject(m[1]!).length ? [200, { mode: 'READONLY' }] : notFound(40401, 'Subject not found.');
+    if ((m = /^\/config\/([^/]+)$/.exec(path)))
+      return bySubject(m[1]!).length
+        ? [200, { compatibilityLevel: 'BACKWARD' }]
+        : notFound(40401, 'Subject not found.');
+    if ((m = /^\/mode\/([^/]+)$/.exec(path)))
+      return bySubject(m[1]!).length ? [200, { mode: 'READONLY' }] : notFound(40401, 'Subject not found.');
     if ((m = /^\/subjects\/([^/]+)\/versions$/.exec(path))) {
       const all = bySubject(m[1]!);
       return all.length ? [200, all.map((v) => v.version)] : notFound(40401, 'Subject not found.');
@@ -71,7 +80,15 @@ export function registryRoute(versions: readonly RegistryVersion[], method: stri
     const hit = all.find((v) => canonical(v.schema) === want);
     return hit ? [200, full(hit)] : notFound(40403, 'Schema not found');
   }
-  if (method === 'POST' || method === 'PUT' || method === 'DELETE') return [405, { error_code: 405, message: 'This registry serves Cordon\'s schemas read-only; change schemas/avro and schemas/manifest.json instead.' }];
+  if (method === 'POST' || method === 'PUT' || method === 'DELETE')
+    return [
+      405,
+      {
+        error_code: 405,
+        message:
+          "This registry serves Cordon's schemas read-only; change schemas/avro and schemas/manifest.json instead.",
+      },
+    ];
   return null;
 }
 
@@ -102,7 +119,10 @@ export async function serveSchemas(host: string, port: number): Promise<{ server
       }
       let reply: Reply | null;
       try {
-        reply = size > 1 << 20 ? [413, { error_code: 413, message: 'Request too large' }] : registryRoute(versions, req.method ?? 'GET', req.url ?? '/', body);
+        reply =
+          size > 1 << 20
+            ? [413, { error_code: 413, message: 'Request too large' }]
+            : registryRoute(versions, req.method ?? 'GET', req.url ?? '/', body);
       } catch {
         reply = [400, { error_code: 400, message: 'Bad request' }];
       }
@@ -125,7 +145,10 @@ export async function serveSchemas(host: string, port: number): Promise<{ server
  * otherwise) and back to READWRITE after. A version already there with the same id is fine;
  * one with another id is an error (records carry Cordon's ids, the registry would not find them).
  */
-export async function registerSchemas(url: string, opts: { headers?: Record<string, string> } = {}): Promise<{ registered: number; present: number }> {
+export async function registerSchemas(
+  url: string,
+  opts: { headers?: Record<string, string> } = {},
+): Promise<{ registered: number; present: number }> {
   const base = url.replace(/\/+$/, '');
   const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> => {
     const res = await fetch(`${base}${path}`, {
@@ -153,18 +176,36 @@ export async function registerSchemas(url: string, opts: { headers?: Record<stri
       for (const v of versions) {
         const found = await call('POST', `/subjects/${s}`, { schema: v.schema });
         if (found.status === 200) {
-          if (found.json?.id !== v.id) throw ERR_SCHEMAS_REGISTER(url, `${subject} version ${v.version} is registered with id ${found.json?.id}, Cordon's records carry ${v.id}`);
+          if (found.json?.id !== v.id)
+            throw ERR_SCHEMAS_REGISTER(
+              url,
+              `${subject} version ${v.version} is registered with id ${found.json?.id}, Cordon's records carry ${v.id}`,
+            );
           present++;
           continue;
         }
         if (!moded) {
           const m = await call('PUT', `/mode/${s}`, { mode: 'IMPORT' });
-          if (m.status >= 300) throw ERR_SCHEMAS_REGISTER(url, `the registry refused IMPORT mode for ${subject} (HTTP ${m.status}: ${JSON.stringify(m.json)}); Cordon's fixed ids need it`);
+          if (m.status >= 300)
+            throw ERR_SCHEMAS_REGISTER(
+              url,
+              `the registry refused IMPORT mode for ${subject} (HTTP ${m.status}: ${JSON.stringify(m.json)}); Cordon's fixed ids need it`,
+            );
           moded = true;
         }
-        const r = await call('POST', `/subjects/${s}/versions`, { schemaType: 'AVRO', schema: v.schema, id: v.id, version: v.version });
-        if (r.status >= 300) throw ERR_SCHEMAS_REGISTER(url, `${subject} version ${v.version} (id ${v.id}): HTTP ${r.status} ${JSON.stringify(r.json)}`);
-        if (r.json?.id !== undefined && r.json.id !== v.id) throw ERR_SCHEMAS_REGISTER(url, `${subject} got id ${r.json.id}, not ${v.id}`);
+        const r = await call('POST', `/subjects/${s}/versions`, {
+          schemaType: 'AVRO',
+          schema: v.schema,
+          id: v.id,
+          version: v.version,
+        });
+        if (r.status >= 300)
+          throw ERR_SCHEMAS_REGISTER(
+            url,
+            `${subject} version ${v.version} (id ${v.id}): HTTP ${r.status} ${JSON.stringify(r.json)}`,
+          );
+        if (r.json?.id !== undefined && r.json.id !== v.id)
+          throw ERR_SCHEMAS_REGISTER(url, `${subject} got id ${r.json.id}, not ${v.id}`);
         registered++;
       }
     } finally {
@@ -181,7 +222,10 @@ export async function schemasServeCommand(inv: Invocation): Promise<number> {
   const port = Number(listen.slice(i + 1));
   const { server, url } = await serveSchemas(host, port);
   const ctx = contextFrom(inv);
-  ctx.log.info({ url, subjects: new Set(registryVersions().map((v) => v.subject)).size }, 'Serving Cordon\'s schemas with the schema registry read API.');
+  ctx.log.info(
+    { url, subjects: new Set(registryVersions().map((v) => v.subject)).size },
+    "Serving Cordon's schemas with the schema registry read API.",
+  );
   out(url);
   await new Promise<void>((resolve) => {
     const stop = () => server.close(() => resolve());

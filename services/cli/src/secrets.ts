@@ -13,17 +13,21 @@ export function parseHexKey(text: string, where: string, minBytes = 32): Buffer 
   const hex = text.trim();
   if (!/^[0-9a-fA-F]*$/.test(hex)) throw ERR_SECRET(where, 'it is not hexadecimal');
   if (hex.length % 2 !== 0) throw ERR_SECRET(where, `it has an odd number of hex digits (${hex.length})`);
-  if (hex.length < minBytes * 2) throw ERR_SECRET(where, `it is ${hex.length / 2} bytes; at least ${minBytes} are needed`);
+  if (hex.length < minBytes * 2)
+    throw ERR_SECRET(where, `it is ${hex.length / 2} bytes; at least ${minBytes} are needed`);
   const key = Buffer.from(hex, 'hex');
-  if (key.every((b) => b === key[0])) throw ERR_SECRET(where, `every byte of it is 0x${key[0]!.toString(16).padStart(2, '0')}`);
+  if (key.every((b) => b === key[0]))
+    throw ERR_SECRET(where, `every byte of it is 0x${key[0]!.toString(16).padStart(2, '0')}`);
   return key;
 }
 
 /** The contents of a secret file, refused when its group or others may read or write it. */
 export function readSecretFile(file: string): string {
   const st = statSync(file);
-  if (st.mode & 0o077) throw ERR_SECRET(file, `its mode is 0${(st.mode & 0o777).toString(8)}; make it 0600 (chmod 600 ${file})`);
-  if (process.getuid && st.uid !== process.getuid()) throw ERR_SECRET(file, `it belongs to uid ${st.uid}, not to this user`);
+  if (st.mode & 0o077)
+    throw ERR_SECRET(file, `its mode is 0${(st.mode & 0o777).toString(8)}; make it 0600 (chmod 600 ${file})`);
+  if (process.getuid && st.uid !== process.getuid())
+    throw ERR_SECRET(file, `it belongs to uid ${st.uid}, not to this user`);
   return readFileSync(file, 'utf8');
 }
 

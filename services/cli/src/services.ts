@@ -4,7 +4,14 @@ import { childContext, type Context } from '@cordon/runtime';
 import { createEmbeddedBus, createKafkaBus, loadKafkaClientConfig, type Bus } from '@cordon/bus';
 import { allTopicSpecs, TOPICS } from '@cordon/schemas';
 import { createStore, type Store } from '@cordon/store';
-import { runStage, stagesEnabled, type RunningStage, type StageInput, type StageModule, type StageTelemetry } from '@cordon/stage';
+import {
+  runStage,
+  stagesEnabled,
+  type RunningStage,
+  type StageInput,
+  type StageModule,
+  type StageTelemetry,
+} from '@cordon/stage';
 import { storeUrl, type CordonConfig } from './config.js';
 import { ERR_UNKNOWN_SERVICE } from './errors.js';
 import { BUILTIN_STAGES } from './stages.js';
@@ -12,11 +19,20 @@ import { BUILTIN_STAGES } from './stages.js';
 export function openBus(config: CordonConfig, ctx: Context): Bus {
   if (config.bus.kind === 'kafka') {
     const security = config.bus.clientConfig ? loadKafkaClientConfig(config.bus.clientConfig).security : undefined;
-    return createKafkaBus({ brokers: config.bus.brokers, clientId: config.bus.clientId, ...(security ? { security } : {}), ctx: childContext(ctx, 'bus') });
+    return createKafkaBus({
+      brokers: config.bus.brokers,
+      clientId: config.bus.clientId,
+      ...(security ? { security } : {}),
+      ctx: childContext(ctx, 'bus'),
+    });
   }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // agent commands are orders, like the compacted topics: on disk before the send returns
-  return createEmbeddedBus({ dataDir: config.dataDir, ctx: childContext(ctx, 'bus'), fsync: { controlTopics: [TOPICS.agentCommands, TOPICS.audit] } });
+  return createEmbeddedBus({
+    dataDir: config.dataDir,
+    ctx: childContext(ctx, 'bus'),
+    fsync: { controlTopics: [TOPICS.agentCommands, TOPICS.audit] },
+  });
 }
 
 export function openStore(config: CordonConfig, ctx: Context): Promise<Store> {
@@ -29,7 +45,12 @@ export function openStore(config: CordonConfig, ctx: Context): Promise<Store> {
 export function openReadStore(config: CordonConfig, ctx: Context): Promise<Store> {
   const url = storeUrl(config.store);
   if (url) return createStore({ url, database: config.store.database, ctx, readOnly: true });
-  return createStore({ dataDir: join(config.dataDir, 'clickhouse'), database: config.store.database, ctx, readOnly: true });
+  return createStore({
+    dataDir: join(config.dataDir, 'clickhouse'),
+    database: config.store.database,
+    ctx,
+    readOnly: true,
+  });
 }
 
 export async function applyTopics(bus: Bus): Promise<number> {
@@ -53,7 +74,11 @@ export interface ServiceDeps {
 
 function moduleOf(name: string, stages: readonly StageModule[]): StageModule {
   const m = stages.find((s) => s.name === name);
-  if (!m) throw ERR_UNKNOWN_SERVICE(name, stages.map((s) => s.name));
+  if (!m)
+    throw ERR_UNKNOWN_SERVICE(
+      name,
+      stages.map((s) => s.name),
+    );
   return m;
 }
 
@@ -76,7 +101,9 @@ export function verifyRecordsFor(config: CordonConfig, bus: Bus): boolean {
 export async function startService(name: string, deps: ServiceDeps): Promise<RunningService> {
   const module = moduleOf(name, deps.stages ?? BUILTIN_STAGES);
   const lazy: { opened: Promise<Store> | null; reading: Promise<Store> | null } = { opened: null, reading: null };
-  const store = deps.store ? () => Promise.resolve(deps.store!) : () => (lazy.opened ??= openStore(deps.config, deps.ctx));
+  const store = deps.store
+    ? () => Promise.resolve(deps.store!)
+    : () => (lazy.opened ??= openStore(deps.config, deps.ctx));
   const readStore = () => (lazy.reading ??= openReadStore(deps.config, deps.ctx));
   const running = await runStage(module, {
     bus: deps.bus,
@@ -98,7 +125,11 @@ export async function startService(name: string, deps: ServiceDeps): Promise<Run
 }
 
 /** The consumer groups and topics of these services, in list order (caught up on all of them = drained). */
-export function pipelineOf(names: string[], config?: CordonConfig, stages: readonly StageModule[] = BUILTIN_STAGES): StageInput[] {
+export function pipelineOf(
+  names: string[],
+  config?: CordonConfig,
+  stages: readonly StageModule[] = BUILTIN_STAGES,
+): StageInput[] {
   return stages.filter((s) => names.includes(s.name)).flatMap((s) => s.inputs(s.config.parse(config?.[s.name] ?? {})));
 }
 
@@ -111,7 +142,8 @@ export async function waitCaughtUp(bus: Bus, pairs: StageInput[], timeoutMs = 12
       const committed = await bus.admin.committedOffsets(group, topic);
       const behind = [...ends].filter(([p, end]) => end > 0n && (committed.get(p) ?? 0n) < end);
       if (behind.length === 0) break;
-      if (Date.now() > deadline) throw new Error(`group ${group} is still behind on ${topic} partitions ${behind.map(([p]) => p).join(',')}`);
+      if (Date.now() > deadline)
+        throw new Error(`group ${group} is still behind on ${topic} partitions ${behind.map(([p]) => p).join(',')}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -38,7 +38,10 @@ export const BUILTIN_STAGES: readonly StageModule[] = await loadPackages(BUILTIN
 export const STAGE_MODULES_ENV = 'CORDON_STAGE_MODULES';
 
 /** The built-in stages plus out-of-tree ones (`CORDON_STAGE_MODULES`, `--stage-module`), checked for unique names. */
-export async function stageList(extraFiles: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<StageModule[]> {
+export async function stageList(
+  extraFiles: readonly string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<StageModule[]> {
   const files = [...(env[STAGE_MODULES_ENV] ?? '').split(':').filter(Boolean), ...extraFiles];
   const list = [...BUILTIN_STAGES, ...(files.length ? await loadStageModules(files) : [])];
   checkStageList(list);

@@ -14,7 +14,11 @@ export async function topicsApplyCommand(inv: Invocation): Promise<number> {
   try {
     await applyTopics(bus);
     const list = await bus.admin.listTopics();
-    out(formatTable(list.filter((t) => t.name.startsWith('cordon.')).map((t) => ({ topic: t.name, partitions: t.partitions }))));
+    out(
+      formatTable(
+        list.filter((t) => t.name.startsWith('cordon.')).map((t) => ({ topic: t.name, partitions: t.partitions })),
+      ),
+    );
   } finally {
     await bus.close();
   }
@@ -27,13 +31,25 @@ export async function agentsTokenCommand(inv: Invocation): Promise<number> {
   const hours = inv.num('ttl-hours')!;
   if (!(hours > 0)) throw ERR_USAGE('--ttl-hours must be between 0 and 720');
   const config = configFrom(inv);
-  out(makeEnrollToken(enrollSecret(config.dataDir, process.env[ENROLL_SECRET_ENV]), inv.str('vm')!, hours * 3_600_000, Date.now()));
+  out(
+    makeEnrollToken(
+      enrollSecret(config.dataDir, process.env[ENROLL_SECRET_ENV]),
+      inv.str('vm')!,
+      hours * 3_600_000,
+      Date.now(),
+    ),
+  );
   return Promise.resolve(0);
 }
 
 export async function dpiCommand(inv: Invocation): Promise<number> {
   const { dpiCommand: run } = await import('@cordon/dpi');
-  return run({ rules: inv.list('rules'), pcap: inv.str('pcap')!, checksum: inv.bool('no-checksum-validation') ? 'off' : 'auto', stats: inv.bool('stats') });
+  return run({
+    rules: inv.list('rules'),
+    pcap: inv.str('pcap')!,
+    checksum: inv.bool('no-checksum-validation') ? 'off' : 'auto',
+    stats: inv.bool('stats'),
+  });
 }
 
 export async function rulesCheckCommand(inv: Invocation): Promise<number> {

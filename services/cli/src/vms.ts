@@ -23,8 +23,19 @@ export const SOURCE_FLAGS: readonly FlagSpec[] = [
     multiple: true,
     help: 'a platform: vsphere+https://HOST/sdk (vCenter or ESXi), libvirt+qemu:///system (or +ssh://, +tcp://), file:///PATH.yaml; repeatable',
   },
-  { name: 'credentials', type: 'string', value: 'FILE', defaultText: 'CORDON_VSPHERE_USERNAME / CORDON_VSPHERE_PASSWORD', help: 'vSphere: a file of KEY=VALUE lines CORDON_VSPHERE_USERNAME=… and CORDON_VSPHERE_PASSWORD=…' },
-  { name: 'ca', type: 'string', value: 'FILE', help: 'vSphere: the PEM of the CA that signed the server\'s certificate' },
+  {
+    name: 'credentials',
+    type: 'string',
+    value: 'FILE',
+    defaultText: 'CORDON_VSPHERE_USERNAME / CORDON_VSPHERE_PASSWORD',
+    help: 'vSphere: a file of KEY=VALUE lines CORDON_VSPHERE_USERNAME=… and CORDON_VSPHERE_PASSWORD=…',
+  },
+  {
+    name: 'ca',
+    type: 'string',
+    value: 'FILE',
+    help: "vSphere: the PEM of the CA that signed the server's certificate",
+  },
   { name: 'insecure', type: 'boolean', help: 'vSphere: accept any certificate (labs only; warns)' },
 ];
 
@@ -72,7 +83,15 @@ function print(rows: VmRow[], format: 'table' | 'json', out: (s: string) => void
         id: r.id,
         host: r.host,
         power: r.power,
-        ...(withProtection ? { protection: r.protection ?? '-', enforcer: r.enforcer ?? '-', gap_ms: r.gap_ms ?? '-', agent: r.agent_state ?? '-', policy: r.policy_version ?? '-' } : {}),
+        ...(withProtection
+          ? {
+              protection: r.protection ?? '-',
+              enforcer: r.enforcer ?? '-',
+              gap_ms: r.gap_ms ?? '-',
+              agent: r.agent_state ?? '-',
+              policy: r.policy_version ?? '-',
+            }
+          : {}),
         guest_os: r.guest_os,
         macs: r.macs.join(','),
         ips: r.ips.join(','),
@@ -104,7 +123,14 @@ export async function vmsCommand(inv: Invocation): Promise<number> {
   if (sources.length) rows = await snapshots(sources, ctx);
   else {
     rows = [];
-    await runOp({ config: configFrom(inv), ctx, name: 'inventory-list', input: {}, waitMs: inv.num('wait')!, onEvent: (ev) => 'row' in ev && rows.push(ev.row as unknown as VmRow) });
+    await runOp({
+      config: configFrom(inv),
+      ctx,
+      name: 'inventory-list',
+      input: {},
+      waitMs: inv.num('wait')!,
+      onEvent: (ev) => 'row' in ev && rows.push(ev.row as unknown as VmRow),
+    });
   }
   print(rows, format, out);
   return 0;
@@ -117,7 +143,10 @@ export async function vmsCommand(inv: Invocation): Promise<number> {
  */
 export async function inventoryWatchCommand(inv: Invocation): Promise<number> {
   const sources = sourcesFrom(inv);
-  if (sources.length === 0) throw ERR_USAGE('"cordon inventory watch" needs --source URL (vsphere+https://HOST/sdk, libvirt+qemu:///system, file:///PATH)');
+  if (sources.length === 0)
+    throw ERR_USAGE(
+      '"cordon inventory watch" needs --source URL (vsphere+https://HOST/sdk, libvirt+qemu:///system, file:///PATH)',
+    );
   const format = inv.str('format') === 'table' ? 'table' : 'json';
   const ctx = contextFrom(inv);
   if (inv.bool('once')) {
@@ -139,11 +168,19 @@ export async function inventoryWatchCommand(inv: Invocation): Promise<number> {
         onVmRemoved: (id) => line({ type: 'removed', id, source: c.source }),
         onHost: (h) => {
           hostName.set(h.id, h.name);
-          line({ type: 'host', id: h.id, name: h.name, cluster: h.cluster, connection: h.connection, source: c.source });
+          line({
+            type: 'host',
+            id: h.id,
+            name: h.name,
+            cluster: h.cluster,
+            connection: h.connection,
+            source: c.source,
+          });
         },
         onEvent: (ev) => line({ type: 'event', ...ev, source: c.source }),
         onStatus: (st) => {
-          if (!st.connected) ctx.log.warn({ source: c.source, err: st.error }, 'The platform is not reachable; reconnecting.');
+          if (!st.connected)
+            ctx.log.warn({ source: c.source, err: st.error }, 'The platform is not reachable; reconnecting.');
         },
       });
     });
@@ -168,6 +205,11 @@ export async function assignmentsCommand(inv: Invocation): Promise<number> {
     onEvent: (ev) => 'row' in ev && rows.push(ev.row as unknown as AssignmentRow),
   });
   if (inv.str('format') === 'json') for (const r of rows) out(JSON.stringify(r));
-  else out(rows.length ? formatTable(rows as unknown as Array<Record<string, unknown>>) : `No assignment of VM ${vm} is on the assignments topic (is the coordinator running?).`);
+  else
+    out(
+      rows.length
+        ? formatTable(rows as unknown as Array<Record<string, unknown>>)
+        : `No assignment of VM ${vm} is on the assignments topic (is the coordinator running?).`,
+    );
   return 0;
 }

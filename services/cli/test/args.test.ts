@@ -12,13 +12,24 @@ const spec: CommandSpec = {
     { name: 'since', type: 'duration', env: 'T_SINCE', default: '1h', help: 'x' },
     { name: 'format', type: 'string', choices: ['table', 'json'], default: 'table', help: 'x' },
     { name: 'follow', short: 'f', type: 'boolean', help: 'x' },
-    { name: 'module', type: 'string', multiple: true, env: 'T_MODULES', envSeparator: ':', envAppends: true, help: 'x' },
+    {
+      name: 'module',
+      type: 'string',
+      multiple: true,
+      env: 'T_MODULES',
+      envSeparator: ':',
+      envAppends: true,
+      help: 'x',
+    },
     { name: 'count', type: 'int', min: 1, max: 10, help: 'x' },
   ],
 };
 
 test('flag > environment > default, each value typed and its source kept', () => {
-  const inv = parseInvocation(['tail'], spec, ['x', '--since=15m', '-f', '--module', 'c'], { T_SINCE: '2h', T_MODULES: 'a:b' })!;
+  const inv = parseInvocation(['tail'], spec, ['x', '--since=15m', '-f', '--module', 'c'], {
+    T_SINCE: '2h',
+    T_MODULES: 'a:b',
+  })!;
   assert.equal(inv.num('since'), 15 * 60_000);
   assert.equal(inv.source('since'), 'flag');
   assert.equal(inv.bool('follow'), true);
@@ -33,7 +44,11 @@ test('flag > environment > default, each value typed and its source kept', () =>
 });
 
 test('bad values, unknown flags and missing arguments are usage errors that say what is wrong', () => {
-  const bad = (argv: string[], re: RegExp) => assert.throws(() => parseInvocation(['tail'], spec, argv, {}), (e: Error & { code?: string }) => e.code === 'CORDON_ERR_CLI_USAGE' && re.test(e.message));
+  const bad = (argv: string[], re: RegExp) =>
+    assert.throws(
+      () => parseInvocation(['tail'], spec, argv, {}),
+      (e: Error & { code?: string }) => e.code === 'CORDON_ERR_CLI_USAGE' && re.test(e.message),
+    );
   bad(['x', '--since', 'soon'], /--since must be a duration/);
   bad(['x', '--format', 'yaml'], /must be one of table, json/);
   bad(['x', '--count', '11'], /at most 10/);

@@ -82,21 +82,32 @@ export function versionAtLeast(a: string, b: string): boolean {
 }
 
 /** Why this agent cannot protect its VM now, or null when it can (`promote`: it is not protecting it yet). */
-export function agentUnfit(a: AgentState, c: Coordination, policyVersion: number, nowUs: number, promote: boolean): string | null {
+export function agentUnfit(
+  a: AgentState,
+  c: Coordination,
+  policyVersion: number,
+  nowUs: number,
+  promote: boolean,
+): string | null {
   if (!a.verdict.trusted) return `agent ${a.id} is not trusted: ${a.verdict.detail}`;
   if (a.status === 'stopping') return `agent ${a.id} is stopping`;
   const silentMs = (nowUs - a.heartbeatUs) / 1000;
   if (silentMs > c.heartbeatTimeoutMs) return `agent ${a.id} has been silent for ${(silentMs / 1000).toFixed(1)} s`;
-  if (!versionAtLeast(a.version, c.requiredAgentVersion)) return `agent ${a.id} runs ${a.version}, older than the required ${c.requiredAgentVersion}`;
-  if (a.policyVersion < policyVersion) return `agent ${a.id} applies policy version ${a.policyVersion}, not yet ${policyVersion}`;
+  if (!versionAtLeast(a.version, c.requiredAgentVersion))
+    return `agent ${a.id} runs ${a.version}, older than the required ${c.requiredAgentVersion}`;
+  if (a.policyVersion < policyVersion)
+    return `agent ${a.id} applies policy version ${a.policyVersion}, not yet ${policyVersion}`;
   if (!a.capture?.active) return `agent ${a.id} does not capture its VM's traffic`;
-  if (promote && (a.inspectingUs === 0 || (nowUs - a.inspectingUs) / 1000 > c.heartbeatTimeoutMs)) return `agent ${a.id} has not been seen inspecting yet`;
+  if (promote && (a.inspectingUs === 0 || (nowUs - a.inspectingUs) / 1000 > c.heartbeatTimeoutMs))
+    return `agent ${a.id} has not been seen inspecting yet`;
   return null;
 }
 
 /** A later start of the same agent on the same machine: the earlier incarnation is gone (a restart, a reverted VM). */
 export function successorOf(a: AgentState, agents: readonly AgentState[]): AgentState | undefined {
-  return agents.find((b) => b !== a && b.id === a.id && b.verdict.trusted && b.hw === a.hw && b.firstSeenUs > a.firstSeenUs);
+  return agents.find(
+    (b) => b !== a && b.id === a.id && b.verdict.trusted && b.hw === a.hw && b.firstSeenUs > a.firstSeenUs,
+  );
 }
 
 /**
@@ -109,10 +120,21 @@ export function successorOf(a: AgentState, agents: readonly AgentState[]): Agent
  * - a live agent that must hand over (not trusted any more, stale, not capturing): ahead, after
  *   both its lease and the hand-off delay — it keeps inspecting until then (make before break).
  */
-function takeBackFrom(keep: AgentState | undefined, agents: readonly AgentState[], current: Assignment, c: Coordination, nowUs: number): number {
+function takeBackFrom(
+  keep: AgentState | undefined,
+  agents: readonly AgentState[],
+  current: Assignment,
+  c: Coordination,
+  nowUs: number,
+): number {
   const lease = keep?.capture ? keep.capture.inspected_until_us : 0;
   const next = keep ? successorOf(keep, agents) : undefined;
-  const dead = !keep || keep.status === 'stopping' || next !== undefined || (nowUs - keep.heartbeatUs) / 1000 > c.heartbeatTimeoutMs || !keep.capture?.active;
+  const dead =
+    !keep ||
+    keep.status === 'stopping' ||
+    next !== undefined ||
+    (nowUs - keep.heartbeatUs) / 1000 > c.heartbeatTimeoutMs ||
+    !keep.capture?.active;
   if (dead) {
     // no lease known: an agent that never published (from its own boundary on), or one whose
     // records are gone (from now: what it published is not known)
@@ -123,7 +145,14 @@ function takeBackFrom(keep: AgentState | undefined, agents: readonly AgentState[
   return Math.max(current.handoff_us, nowUs + c.handoffDelayMs * 1000, lease);
 }
 
-export function decide(vm: VmState | undefined, agents: readonly AgentState[], current: Assignment | undefined, c: Coordination, policyVersion: number, nowUs: number): Desired {
+export function decide(
+  vm: VmState | undefined,
+  agents: readonly AgentState[],
+  current: Assignment | undefined,
+  c: Coordination,
+  policyVersion: number,
+  nowUs: number,
+): Desired {
   const none = (reason: string): Desired => ({
     mode: 'none',
     host: vm?.host ?? null,
@@ -135,30 +164,70 @@ export function decide(vm: VmState | undefined, agents: readonly AgentState[], c
     gated: false,
   });
   if (!vm) return none('the VM is not in the inventory');
-  if (vm.power !== 'on') return none(vm.power === null ? 'the VM\'s power state is not known' : `the VM is ${vm.power === 'off' ? 'powered off' : vm.power}`);
+  if (vm.power !== 'on')
+    return none(
+      vm.power === null
+        ? "the VM's power state is not known"
+        : `the VM is ${vm.power === 'off' ? 'powered off' : vm.power}`,
+    );
 
   // the incarnation the assignment names keeps the VM while it is fit (retention needs no
   // moving counters: a new coordinator has not seen them move); an assignment without an
   // incarnation (an older coordinator's) is kept by the agent's newest trusted one
   let keep: AgentState | undefined;
   if (current?.mode === 'agent') {
-    const mine = agents.filter((a) => a.id === current.agent && (current.incarnation === null || a.incarnation === current.incarnation));
-    keep = mine.sort((x, y) => Number(y.verdict.trusted) - Number(x.verdict.trusted) || y.heartbeatUs - x.heartbeatUs)[0];
+    const mine = agents.filter(
+      (a) => a.id === current.agent && (current.incarnation === null || a.incarnation === current.incarnation),
+    );
+    keep = mine.sort(
+      (x, y) => Number(y.verdict.trusted) - Number(x.verdict.trusted) || y.heartbeatUs - x.heartbeatUs,
+    )[0];
   }
   const reasons: string[] = [];
   if (current?.mode === 'agent') {
     const next = keep ? successorOf(keep, agents) : undefined;
-    const why = !keep ? `agent ${current.agent} (incarnation ${current.incarnation ?? '?'}) is not known` : next ? `agent ${keep.id} restarted (incarnation ${next.incarnation} after ${keep.incarnation})` : agentUnfit(keep, c, policyVersion, nowUs, false);
+    const why = !keep
+      ? `agent ${current.agent} (incarnation ${current.incarnation ?? '?'}) is not known`
+      : next
+        ? `agent ${keep.id} restarted (incarnation ${next.incarnation} after ${keep.incarnation})`
+        : agentUnfit(keep, c, policyVersion, nowUs, false);
     if (!keep && nowUs < (c.learningUntilUs ?? 0)) {
-      return { mode: 'agent', host: vm.host, agent: current.agent, incarnation: current.incarnation, enforcer: current.enforcer, reason: current.reason, handoffUs: current.handoff_us, gated: c.gate };
+      return {
+        mode: 'agent',
+        host: vm.host,
+        agent: current.agent,
+        incarnation: current.incarnation,
+        enforcer: current.enforcer,
+        reason: current.reason,
+        handoffUs: current.handoff_us,
+        gated: c.gate,
+      };
     }
     if (!why && keep) {
-      return { mode: 'agent', host: vm.host, agent: keep.id, incarnation: current.incarnation, enforcer: `agent:${keep.id}`, reason: current.reason, handoffUs: current.handoff_us, gated: c.gate };
+      return {
+        mode: 'agent',
+        host: vm.host,
+        agent: keep.id,
+        incarnation: current.incarnation,
+        enforcer: `agent:${keep.id}`,
+        reason: current.reason,
+        handoffUs: current.handoff_us,
+        gated: c.gate,
+      };
     }
     // never straight to another agent (or another start of this one): nobody would have the
     // frames between this one's last and that one's first; the watchdog takes it back first
     if (vm.host === null) return none('the VM runs on no known host');
-    return { mode: 'watchdog', host: vm.host, agent: null, incarnation: null, enforcer: `watchdog:${vm.host}`, reason: `watchdog: ${why!}`, handoffUs: takeBackFrom(keep, agents, current, c, nowUs), gated: c.gate };
+    return {
+      mode: 'watchdog',
+      host: vm.host,
+      agent: null,
+      incarnation: null,
+      enforcer: `watchdog:${vm.host}`,
+      reason: `watchdog: ${why!}`,
+      handoffUs: takeBackFrom(keep, agents, current, c, nowUs),
+      gated: c.gate,
+    };
   }
   // promotion: a current agent seen inspecting, not superseded by a later start of itself
   const candidates = agents
@@ -183,12 +252,29 @@ export function decide(vm: VmState | undefined, agents: readonly AgentState[], c
   const reason = reasons.length ? `watchdog: ${reasons[0]}` : 'watchdog: the VM has no agent';
   let handoffUs: number;
   if (current?.mode === 'watchdog' && current.host === vm.host) handoffUs = current.handoff_us;
-  else if (current?.mode === 'watchdog') handoffUs = Math.min(Math.max(vm.hostSinceUs, current.handoff_us), nowUs); // migrated
+  else if (current?.mode === 'watchdog')
+    handoffUs = Math.min(Math.max(vm.hostSinceUs, current.handoff_us), nowUs); // migrated
   else handoffUs = current ? Math.min(current.since_us, nowUs) : 0; // nobody protected it: everything the watchdog holds
-  return { mode: 'watchdog', host: vm.host, agent: null, incarnation: null, enforcer: `watchdog:${vm.host}`, reason, handoffUs, gated: c.gate };
+  return {
+    mode: 'watchdog',
+    host: vm.host,
+    agent: null,
+    incarnation: null,
+    enforcer: `watchdog:${vm.host}`,
+    reason,
+    handoffUs,
+    gated: c.gate,
+  };
 }
 
 /** A new assignment is written when who protects the VM changes (not for a new reason alone). */
 export function changed(cur: Assignment | undefined, d: Desired): boolean {
-  return !cur || cur.mode !== d.mode || cur.host !== d.host || cur.agent !== d.agent || cur.incarnation !== d.incarnation || cur.gated !== d.gated;
+  return (
+    !cur ||
+    cur.mode !== d.mode ||
+    cur.host !== d.host ||
+    cur.agent !== d.agent ||
+    cur.incarnation !== d.incarnation ||
+    cur.gated !== d.gated
+  );
 }

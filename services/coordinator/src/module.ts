@@ -5,9 +5,35 @@ import { z } from 'zod';
 import { partitionForKey, type ConsumedRecord, type ProduceRecord } from '@cordon/bus';
 import { describeError } from '@cordon/runtime';
 import { PolicyView } from '@cordon/policy';
-import { ed25519PublicKey, defineStage, PRODUCER_HEADER, SIGNATURE_HEADER, verifyRecord, type Stage } from '@cordon/stage';
-import { alertId, codecFor, NO_FLOW, TOPICS, type AgentRecord, type AlertInput, type Assignment, type ProducerKey, type StageState, type VmEvent } from '@cordon/schemas';
-import { changed, decide, versionAtLeast, type AgentState, type Coordination, type Desired, type VmState } from './decide.js';
+import {
+  ed25519PublicKey,
+  defineStage,
+  PRODUCER_HEADER,
+  SIGNATURE_HEADER,
+  verifyRecord,
+  type Stage,
+} from '@cordon/stage';
+import {
+  alertId,
+  codecFor,
+  NO_FLOW,
+  TOPICS,
+  type AgentRecord,
+  type AlertInput,
+  type Assignment,
+  type ProducerKey,
+  type StageState,
+  type VmEvent,
+} from '@cordon/schemas';
+import {
+  changed,
+  decide,
+  versionAtLeast,
+  type AgentState,
+  type Coordination,
+  type Desired,
+  type VmState,
+} from './decide.js';
 import { ERR_COORDINATOR_BINDING, ERR_COORDINATOR_SECRET } from './errors.js';
 import { AgentTrust, type Binding, type TrustEffects } from './trust.js';
 
@@ -46,7 +72,8 @@ const DEFAULT_COORDINATION: Coordination & { heartbeatIntervalMs: number } = {
 function loadSecret(config: CoordinatorConfig, dataDir: string, env: NodeJS.ProcessEnv): Buffer | null {
   const fromHex = (hex: string, where: string) => {
     const h = hex.trim();
-    if (!/^([0-9a-fA-F]{2}){32,}$/.test(h) || /^0+$/.test(h)) throw ERR_COORDINATOR_SECRET(`${where} is not 64 or more hex digits (an even number, not all zero)`);
+    if (!/^([0-9a-fA-F]{2}){32,}$/.test(h) || /^0+$/.test(h))
+      throw ERR_COORDINATOR_SECRET(`${where} is not 64 or more hex digits (an even number, not all zero)`);
     return Buffer.from(h, 'hex');
   };
   if (config.enrollSecretFile) return fromHex(readFileSync(config.enrollSecretFile, 'utf8'), config.enrollSecretFile);
@@ -122,7 +149,10 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   /** Per agent, the public key this instance published on the producers topic. */
   const published = new Map<string, string>();
 
-  const coordination = (): Coordination & { heartbeatIntervalMs: number } => ({ ...DEFAULT_COORDINATION, ...(policy.policies.get(config.policyId)?.doc.coordination ?? {}) });
+  const coordination = (): Coordination & { heartbeatIntervalMs: number } => ({
+    ...DEFAULT_COORDINATION,
+    ...(policy.policies.get(config.policyId)?.doc.coordination ?? {}),
+  });
   const policyVersion = () => policy.policies.get(config.policyId)?.version ?? 0;
   const gateFor = (vm: string) => policy.policies.get(config.policyId)?.doc.vms[vm]?.gate ?? coordination().gate;
 
@@ -136,7 +166,10 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       const have = trust.bindings.get(agent);
       if (!have || b.maxGeneration >= have.maxGeneration) trust.bindings.set(agent, b);
     } catch (err) {
-      log.warn({ err: ERR_COORDINATOR_BINDING.withCause(err, agent, describeError(err).message) }, 'An enrollment binding is unreadable; that agent must enroll again.');
+      log.warn(
+        { err: ERR_COORDINATOR_BINDING.withCause(err, agent, describeError(err).message) },
+        'An enrollment binding is unreadable; that agent must enroll again.',
+      );
     }
   });
   await stage.follow(TOPICS.policy, (r) => {
@@ -159,9 +192,22 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       const rec = codec.inventory.decode(r.value);
       const before = known.vms.get(id);
       const moved = !!before && before.host !== rec.host;
-      known.vms.set(id, { id, host: rec.host, power: rec.power, hostSinceUs: moved ? rec.updated_us : (before?.hostSinceUs ?? rec.updated_us) });
+      known.vms.set(id, {
+        id,
+        host: rec.host,
+        power: rec.power,
+        hostSinceUs: moved ? rec.updated_us : (before?.hostSinceUs ?? rec.updated_us),
+      });
       // a running VM on another host: its migration event carries when it moved
-      if (moved && !restoring && before.host !== null && rec.host !== null && rec.power === 'on' && config.migrationWaitMs > 0) known.moving.set(id, nowUs() + config.migrationWaitMs * 1000);
+      if (
+        moved &&
+        !restoring &&
+        before.host !== null &&
+        rec.host !== null &&
+        rec.power === 'on' &&
+        config.migrationWaitMs > 0
+      )
+        known.moving.set(id, nowUs() + config.migrationWaitMs * 1000);
       if (!restoring) evaluate(id);
     } catch (err) {
       log.warn({ err: describeError(err), key: k }, 'An inventory record is unusable; it was skipped.');
@@ -275,14 +321,24 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     for (const a of effects.alerts) {
       if (done.has(a.key)) continue;
       done.add(a.key);
-      alerts.push({ key: Buffer.from(rec.vm), value: codec.alerts.encode(alertOf(rec, a.rule, a.severity, a.signature, a.detail, a.key)) });
+      alerts.push({
+        key: Buffer.from(rec.vm),
+        value: codec.alerts.encode(alertOf(rec, a.rule, a.severity, a.signature, a.detail, a.key)),
+      });
       log.warn({ agent: rec.agent, vm: rec.vm, rule: a.rule, detail: a.detail }, a.signature);
     }
     await stage.send(TOPICS.alerts, alerts);
     for (const c of effects.commands) await command(rec.agent, c.kind, c.args, c.key);
   }
 
-  function alertOf(rec: AgentRecord, rule: string, severity: number, signature: string, detail: string, key: string): AlertInput {
+  function alertOf(
+    rec: AgentRecord,
+    rule: string,
+    severity: number,
+    signature: string,
+    detail: string,
+    key: string,
+  ): AlertInput {
     return {
       alert_id: alertId(STAGE, key),
       ts_us: nowUs(),
@@ -296,15 +352,35 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       category: 'agent-trust',
       action: 'alert',
       ...NO_FLOW,
-      evidence: JSON.stringify({ agent: rec.agent, claimed_vm: rec.vm, detail, identity: rec.identity, heartbeat_us: rec.heartbeat_us }),
+      evidence: JSON.stringify({
+        agent: rec.agent,
+        claimed_vm: rec.vm,
+        detail,
+        identity: rec.identity,
+        heartbeat_us: rec.heartbeat_us,
+      }),
     };
   }
 
-  async function command(agent: string, kind: 'upgrade' | 'reconfigure' | 'rescan' | 'rebaseline' | 'reenroll' | 'enrolled', args: Record<string, string>, key: string): Promise<void> {
+  async function command(
+    agent: string,
+    kind: 'upgrade' | 'reconfigure' | 'rescan' | 'rebaseline' | 'reenroll' | 'enrolled',
+    args: Record<string, string>,
+    key: string,
+  ): Promise<void> {
     if (done.has(key)) return;
     done.add(key);
     await stage.send(TOPICS.agentCommands, [
-      { key: Buffer.from(agent), value: codec.commands.encode({ command_id: alertId(STAGE, 'command', key), agent, kind, args, issued_us: nowUs() }) },
+      {
+        key: Buffer.from(agent),
+        value: codec.commands.encode({
+          command_id: alertId(STAGE, 'command', key),
+          agent,
+          kind,
+          args,
+          issued_us: nowUs(),
+        }),
+      },
     ]);
     metrics.inc(`commands_${kind}`);
     log.info({ agent, command: kind, args }, 'Agent command sent.');
@@ -315,8 +391,20 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     if (!a.verdict.trusted || rec.status === 'stopping') return;
     const c = coordination();
     if ((nowUs() - rec.heartbeat_us) / 1000 > c.heartbeatTimeoutMs) return;
-    if (!versionAtLeast(rec.version, c.requiredAgentVersion)) await command(rec.agent, 'upgrade', { to: c.requiredAgentVersion }, `upgrade|${rec.agent}|${rec.version}|${c.requiredAgentVersion}`);
-    else if (rec.policy_version < policyVersion()) await command(rec.agent, 'reconfigure', { policy_version: String(policyVersion()) }, `reconfigure|${rec.agent}|${policyVersion()}`);
+    if (!versionAtLeast(rec.version, c.requiredAgentVersion))
+      await command(
+        rec.agent,
+        'upgrade',
+        { to: c.requiredAgentVersion },
+        `upgrade|${rec.agent}|${rec.version}|${c.requiredAgentVersion}`,
+      );
+    else if (rec.policy_version < policyVersion())
+      await command(
+        rec.agent,
+        'reconfigure',
+        { policy_version: String(policyVersion()) },
+        `reconfigure|${rec.agent}|${policyVersion()}`,
+      );
   }
 
   // ---- deciding: on every change of an owned VM's inputs, and on every tick (silences)
@@ -329,7 +417,9 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     pending.add(vm);
     flushing ??= Promise.resolve()
       .then(flush)
-      .catch((err: unknown) => log.error({ err: describeError(err) }, 'Assignments could not be written; the next tick tries again.'))
+      .catch((err: unknown) =>
+        log.error({ err: describeError(err) }, 'Assignments could not be written; the next tick tries again.'),
+      )
       .finally(() => {
         flushing = null;
       });
@@ -357,7 +447,14 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
           continue;
         }
         const agents = [...known.agents.values()].filter((a) => a.vm === vm);
-        const d: Desired = decide(inv, agents, cur, { ...c, gate: gateFor(vm), learningUntilUs: ownedSinceUs + c.heartbeatTimeoutMs * 1000 }, pv, now);
+        const d: Desired = decide(
+          inv,
+          agents,
+          cur,
+          { ...c, gate: gateFor(vm), learningUntilUs: ownedSinceUs + c.heartbeatTimeoutMs * 1000 },
+          pv,
+          now,
+        );
         if (!changed(cur, d)) continue;
         const next: Assignment = {
           vm,
@@ -376,7 +473,19 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         known.assignments.set(vm, next);
         out.push({ key: Buffer.from(vm), value: codec.assignments.encode(next) });
         metrics.inc(`assignments_${d.mode}`);
-        log.info({ vm, mode: d.mode, host: d.host, agent: d.agent, incarnation: d.incarnation, epoch: next.epoch, handoffUs: d.handoffUs, reason: d.reason }, 'Assignment changed.');
+        log.info(
+          {
+            vm,
+            mode: d.mode,
+            host: d.host,
+            agent: d.agent,
+            incarnation: d.incarnation,
+            epoch: next.epoch,
+            handoffUs: d.handoffUs,
+            reason: d.reason,
+          },
+          'Assignment changed.',
+        );
       }
       await stage.send(TOPICS.assignments, out);
     }
@@ -399,7 +508,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       for (const { value: ev } of batch.records) {
         const vm = known.vms.get(ev.vm);
         // the event's time is the platform's: a migration's boundary is when it happened
-        if (vm && ev.kind === 'migrated' && ev.host && vm.host !== ev.host) known.vms.set(ev.vm, { ...vm, host: ev.host, hostSinceUs: ev.ts_us });
+        if (vm && ev.kind === 'migrated' && ev.host && vm.host !== ev.host)
+          known.vms.set(ev.vm, { ...vm, host: ev.host, hostSinceUs: ev.ts_us });
         else if (vm && ev.kind === 'migrated') known.vms.set(ev.vm, { ...vm, hostSinceUs: ev.ts_us });
         if (ev.kind === 'migrated') known.moving.delete(ev.vm);
         evaluate(ev.vm);
@@ -419,7 +529,12 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     for (const [k, a] of known.agents) {
       if (a.heartbeatUs >= oldUs) continue;
       const cur = known.assignments.get(a.vm);
-      if (cur?.mode === 'agent' && cur.agent === a.id && (cur.incarnation === null || cur.incarnation === a.incarnation)) continue;
+      if (
+        cur?.mode === 'agent' &&
+        cur.agent === a.id &&
+        (cur.incarnation === null || cur.incarnation === a.incarnation)
+      )
+        continue;
       known.agents.delete(k);
     }
   }

@@ -61,7 +61,13 @@ export interface TrustEffects {
   binding?: Binding;
   /** The binding's key was registered by this record: publish it for the stages. */
   keyRegistered?: boolean;
-  alerts: Array<{ rule: Distrust | 'reverted' | 'key-unproven'; severity: number; signature: string; detail: string; key: string }>;
+  alerts: Array<{
+    rule: Distrust | 'reverted' | 'key-unproven';
+    severity: number;
+    signature: string;
+    detail: string;
+    key: string;
+  }>;
   commands: Array<{ kind: 'reenroll' | 'rebaseline' | 'enrolled'; args: Record<string, string>; key: string }>;
 }
 
@@ -92,27 +98,43 @@ export class AgentTrust {
    * updates. `signedBy` says whether the record is signed by the agent under a given key (none:
    * it carries no signature).
    */
-  judge(rec: AgentRecord, token: string | null, nowMs: number, signedBy: SignedBy = () => false): { verdict: Verdict; effects: TrustEffects } {
+  judge(
+    rec: AgentRecord,
+    token: string | null,
+    nowMs: number,
+    signedBy: SignedBy = () => false,
+  ): { verdict: Verdict; effects: TrustEffects } {
     const effects: TrustEffects = { alerts: [], commands: [] };
     const id = parseIdentity(rec.identity);
-    const untrusted = (distrust: Distrust, detail: string): { verdict: Verdict; effects: TrustEffects } => ({ verdict: { trusted: false, distrust, detail, identity: id }, effects });
+    const untrusted = (distrust: Distrust, detail: string): { verdict: Verdict; effects: TrustEffects } => ({
+      verdict: { trusted: false, distrust, detail, identity: id },
+      effects,
+    });
     if (!id) return untrusted('bad-identity', 'its identity is not {generation, incarnation, hw}');
     let binding = this.bindings.get(rec.agent);
     const newKey = rec.public_key && rec.public_key.length > 0 ? rec.public_key : null;
     const fp = (k: Buffer) => k.toString('base64').slice(0, 12);
     /** The token's claims, when it holds for this record; else the alert and verdict. */
     const proof = (): { jti: string } | { refused: { verdict: Verdict; effects: TrustEffects } } => {
-      if (!this.secret) return { refused: untrusted('unenrolled', 'the coordinator holds no enrollment secret to verify its token') };
+      if (!this.secret)
+        return { refused: untrusted('unenrolled', 'the coordinator holds no enrollment secret to verify its token') };
       try {
         const claims = verifyEnrollToken(token!, this.secret, nowMs);
-        if (agentIdFor(claims) !== rec.agent) throw new Error(`the token enrolls agent ${agentIdFor(claims)}, not ${rec.agent}`);
+        if (agentIdFor(claims) !== rec.agent)
+          throw new Error(`the token enrolls agent ${agentIdFor(claims)}, not ${rec.agent}`);
         if (claims.vm !== rec.vm) throw new Error(`the token is for VM ${claims.vm}, the record claims ${rec.vm}`);
         // the key comes with proof that its holder signed this very record
         if (newKey && !signedBy(newKey)) throw new Error('the record is not signed by the public key it registers');
         return { jti: claims.jti };
       } catch (err) {
         const detail = describeError(err).message;
-        effects.alerts.push({ rule: 'forged', severity: 1, signature: `Agent ${rec.agent} presented an enrollment token that does not hold`, detail, key: `forged|${rec.agent}|${id.incarnation}` });
+        effects.alerts.push({
+          rule: 'forged',
+          severity: 1,
+          signature: `Agent ${rec.agent} presented an enrollment token that does not hold`,
+          detail,
+          key: `forged|${rec.agent}|${id.incarnation}`,
+        });
         return { refused: untrusted('forged', detail) };
       }
     };
@@ -121,7 +143,13 @@ export class AgentTrust {
     if (token !== null && !binding) {
       const p = proof();
       if ('refused' in p) return p.refused;
-      binding = { vm: rec.vm, hw: id.hw, maxGeneration: id.generation, enrolledUs: nowMs * 1000, ...(newKey ? { publicKey: newKey.toString('base64'), tokenId: p.jti } : {}) };
+      binding = {
+        vm: rec.vm,
+        hw: id.hw,
+        maxGeneration: id.generation,
+        enrolledUs: nowMs * 1000,
+        ...(newKey ? { publicKey: newKey.toString('base64'), tokenId: p.jti } : {}),
+      };
       this.bindings.set(rec.agent, binding);
       effects.binding = binding;
       effects.keyRegistered = !!newKey;
@@ -132,12 +160,24 @@ export class AgentTrust {
       const bound = Buffer.from(binding.publicKey, 'base64');
       if (newKey && !newKey.equals(bound)) {
         const detail = `it presents signing key ${fp(newKey)}…, but ${fp(bound)}… is registered for it; a new key needs a new enrollment token (a new agent id)`;
-        effects.alerts.push({ rule: 'key-replaced', severity: 1, signature: `Agent ${rec.agent} tried to replace its signing key without a fresh enrollment; refused`, detail, key: `key-replaced|${rec.agent}|${fp(newKey)}` });
+        effects.alerts.push({
+          rule: 'key-replaced',
+          severity: 1,
+          signature: `Agent ${rec.agent} tried to replace its signing key without a fresh enrollment; refused`,
+          detail,
+          key: `key-replaced|${rec.agent}|${fp(newKey)}`,
+        });
         return untrusted('key-replaced', detail);
       }
       if (!signedBy(bound)) {
         const detail = `the record is not signed by the key registered for agent ${rec.agent}`;
-        effects.alerts.push({ rule: 'unsigned', severity: 1, signature: `A record claims to be agent ${rec.agent}'s heartbeat but is not signed by its key`, detail, key: `unsigned|${rec.agent}|${id.incarnation}` });
+        effects.alerts.push({
+          rule: 'unsigned',
+          severity: 1,
+          signature: `A record claims to be agent ${rec.agent}'s heartbeat but is not signed by its key`,
+          detail,
+          key: `unsigned|${rec.agent}|${id.incarnation}`,
+        });
         return untrusted('unsigned', detail);
       }
     } else if (newKey) {
@@ -154,20 +194,37 @@ export class AgentTrust {
           rule: 'key-unproven',
           severity: 2,
           signature: `Agent ${rec.agent} presented a signing key without its enrollment token; not registered`,
-          detail: 'a key is registered only with a valid enrollment token; its records on signed topics are refused until it enrolls again',
+          detail:
+            'a key is registered only with a valid enrollment token; its records on signed topics are refused until it enrolls again',
           key: `key-unproven|${rec.agent}|${fp(newKey)}`,
         });
       }
     }
     if (binding.vm !== rec.vm) {
       const detail = `it is enrolled for VM ${binding.vm} but claims VM ${rec.vm}`;
-      effects.alerts.push({ rule: 'wrong-vm', severity: 1, signature: `Agent ${rec.agent} claims a VM it is not enrolled for`, detail, key: `wrong-vm|${rec.agent}|${rec.vm}` });
+      effects.alerts.push({
+        rule: 'wrong-vm',
+        severity: 1,
+        signature: `Agent ${rec.agent} claims a VM it is not enrolled for`,
+        detail,
+        key: `wrong-vm|${rec.agent}|${rec.vm}`,
+      });
       return untrusted('wrong-vm', detail);
     }
     if (binding.hw !== id.hw) {
       const detail = `it runs on another machine (hardware ${id.hw.slice(0, 12)}…, enrolled on ${binding.hw.slice(0, 12)}…): a clone of VM ${rec.vm}`;
-      effects.alerts.push({ rule: 'clone', severity: 2, signature: `A clone of VM ${rec.vm} runs agent ${rec.agent}; the clone is not trusted`, detail, key: `clone|${rec.agent}|${id.incarnation}` });
-      effects.commands.push({ kind: 'reenroll', args: { incarnation: id.incarnation, reason: 'clone' }, key: `reenroll|${rec.agent}|${id.incarnation}` });
+      effects.alerts.push({
+        rule: 'clone',
+        severity: 2,
+        signature: `A clone of VM ${rec.vm} runs agent ${rec.agent}; the clone is not trusted`,
+        detail,
+        key: `clone|${rec.agent}|${id.incarnation}`,
+      });
+      effects.commands.push({
+        kind: 'reenroll',
+        args: { incarnation: id.incarnation, reason: 'clone' },
+        key: `reenroll|${rec.agent}|${id.incarnation}`,
+      });
       return untrusted('clone', detail);
     }
     if (id.generation < binding.maxGeneration) {
@@ -179,8 +236,17 @@ export class AgentTrust {
         key: `reverted|${rec.agent}|${id.incarnation}`,
       });
       // …and goes on from a generation past every one seen, so its next restart is not this revert again
-      effects.commands.push({ kind: 'rebaseline', args: { incarnation: id.incarnation, reason: 'reverted', generation: String(binding.maxGeneration + 1) }, key: `rebaseline|${rec.agent}|${id.incarnation}` });
-      if (token !== null) effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
+      effects.commands.push({
+        kind: 'rebaseline',
+        args: { incarnation: id.incarnation, reason: 'reverted', generation: String(binding.maxGeneration + 1) },
+        key: `rebaseline|${rec.agent}|${id.incarnation}`,
+      });
+      if (token !== null)
+        effects.commands.push({
+          kind: 'enrolled',
+          args: { incarnation: id.incarnation },
+          key: `enrolled|${rec.agent}|${id.incarnation}`,
+        });
       return { verdict: { trusted: true, detail: `reverted to generation ${id.generation}`, identity: id }, effects };
     }
     if (id.generation > binding.maxGeneration) {
@@ -189,7 +255,11 @@ export class AgentTrust {
     }
     // the verdict on this start (once per incarnation): the agent stops showing its token, and
     // its file integrity compares with its baseline (it waits for this, see the agent)
-    effects.commands.push({ kind: 'enrolled', args: { incarnation: id.incarnation }, key: `enrolled|${rec.agent}|${id.incarnation}` });
+    effects.commands.push({
+      kind: 'enrolled',
+      args: { incarnation: id.incarnation },
+      key: `enrolled|${rec.agent}|${id.incarnation}`,
+    });
     return { verdict: { trusted: true, detail: 'enrolled for this VM on this machine', identity: id }, effects };
   }
 }

@@ -16,7 +16,15 @@ import { createEmbeddedBus, createKafkaBus, readAll, readTable, type Bus } from 
 import { applyPolicyFile } from '@cordon/policy';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { runStage } from '@cordon/stage';
-import { allTopicSpecs, codecFor, TOPICS, type AgentRecord, type Alert, type Assignment, type InventoryRecord } from '@cordon/schemas';
+import {
+  allTopicSpecs,
+  codecFor,
+  TOPICS,
+  type AgentRecord,
+  type Alert,
+  type Assignment,
+  type InventoryRecord,
+} from '@cordon/schemas';
 import { freshCordonTopics, kafkaBrokers, waitFor } from '@cordon/testkit';
 import { coordinatorStage, TOKEN_HEADER } from '../src/index.js';
 
@@ -26,7 +34,8 @@ async function assignmentOf(bus: Bus, vm: string): Promise<Assignment | undefine
   const r = (await readTable(bus, TOPICS.assignments)).get(Buffer.from(vm).toString('base64'));
   return r?.value ? codecFor(TOPICS.assignments).decode(r.value) : undefined;
 }
-const alertsOf = async (bus: Bus): Promise<Alert[]> => (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!));
+const alertsOf = async (bus: Bus): Promise<Alert[]> =>
+  (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!));
 
 /** An agent as its records show it: heartbeats with moving capture counters, the token until told enrolled. */
 class FakeAgent {
@@ -48,7 +57,11 @@ class FakeAgent {
       vm: this.o.vm ?? readEnrollToken(this.token).vm,
       version: '0.1.0',
       config_hash: 'h',
-      identity: JSON.stringify({ generation: 1, incarnation: this.o.incarnation ?? 'a1a1', hw: this.o.hw ?? 'ab'.repeat(16) }),
+      identity: JSON.stringify({
+        generation: 1,
+        incarnation: this.o.incarnation ?? 'a1a1',
+        hw: this.o.hw ?? 'ab'.repeat(16),
+      }),
       heartbeat_us: now,
       status: 'running',
       kind: 'agent',
@@ -59,8 +72,11 @@ class FakeAgent {
       heartbeat_interval_ms: 100,
       public_key: null,
     };
-    const headers: Record<string, Buffer> = this.o.sendToken === false ? {} : { [TOKEN_HEADER]: Buffer.from(this.token) };
-    await this.bus.producer().send(TOPICS.agents, [{ key: Buffer.from(this.id), value: codecFor(TOPICS.agents).encode(rec), headers }]);
+    const headers: Record<string, Buffer> =
+      this.o.sendToken === false ? {} : { [TOKEN_HEADER]: Buffer.from(this.token) };
+    await this.bus
+      .producer()
+      .send(TOPICS.agents, [{ key: Buffer.from(this.id), value: codecFor(TOPICS.agents).encode(rec), headers }]);
   }
   start(): void {
     this.timer = setInterval(() => void this.beat().catch(() => undefined), 100);
@@ -74,47 +90,81 @@ async function scenario(bus: Bus, dir: string): Promise<void> {
   const secret = randomBytes(32);
   const secretFile = join(dir, 'enroll.key');
   writeFileSync(secretFile, secret.toString('hex'), { mode: 0o600 });
-  writeFileSync(join(dir, 'policy.yaml'), 'coordination: { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, handoffDelayMs: 100 }\n');
+  writeFileSync(
+    join(dir, 'policy.yaml'),
+    'coordination: { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, handoffDelayMs: 100 }\n',
+  );
   const applied = await applyPolicyFile({ bus, ctx, dataDir: dir }, join(dir, 'policy.yaml'));
   const policyVersion = applied.version;
   const inv: InventoryRecord = {
-    kind: 'vm', id: 'vm-1', name: 'vm-1', host: 'hv1', power: 'on', guest_os: null, nics: [{ mac: '52:54:00:00:00:01', ips: ['10.0.0.1'], network: null }],
-    updated_us: Date.now() * 1000, cluster: null, connection: null, snapshot: null, template: false, connector: 'file', source: 'test',
+    kind: 'vm',
+    id: 'vm-1',
+    name: 'vm-1',
+    host: 'hv1',
+    power: 'on',
+    guest_os: null,
+    nics: [{ mac: '52:54:00:00:00:01', ips: ['10.0.0.1'], network: null }],
+    updated_us: Date.now() * 1000,
+    cluster: null,
+    connection: null,
+    snapshot: null,
+    template: false,
+    connector: 'file',
+    source: 'test',
   };
-  await bus.producer().send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
+  await bus
+    .producer()
+    .send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
   const config = { enrollSecretFile: secretFile, tickMs: 50 };
   const first = await runStage(coordinatorStage, { bus, ctx, config, env: { dataDir: dir } });
   let second: Awaited<ReturnType<typeof runStage<unknown, object>>> | null = null;
   const fakes: FakeAgent[] = [];
   try {
-    const w = await waitFor('the watchdog assignment', async () => {
-      const x = await assignmentOf(bus, 'vm-1');
-      return x?.mode === 'watchdog' ? x : null;
-    }, 30_000);
+    const w = await waitFor(
+      'the watchdog assignment',
+      async () => {
+        const x = await assignmentOf(bus, 'vm-1');
+        return x?.mode === 'watchdog' ? x : null;
+      },
+      30_000,
+    );
     assert.equal(w.host, 'hv1');
     assert.equal(w.enforcer, 'watchdog:hv1');
 
     const good = new FakeAgent(bus, makeEnrollToken(secret, 'vm-1', 3_600_000, Date.now()), { policyVersion });
     fakes.push(good);
     good.start();
-    const a = await waitFor('the agent assignment', async () => {
-      const x = await assignmentOf(bus, 'vm-1');
-      return x?.mode === 'agent' ? x : null;
-    }, 30_000);
+    const a = await waitFor(
+      'the agent assignment',
+      async () => {
+        const x = await assignmentOf(bus, 'vm-1');
+        return x?.mode === 'agent' ? x : null;
+      },
+      30_000,
+    );
     assert.equal(a.agent, good.id);
     assert.equal(a.enforcer, `agent:${good.id}`);
     assert.ok(a.handoff_us > a.since_us, 'the boundary is ahead of the decision');
     assert.ok(a.epoch > w.epoch);
 
     // forged: another cluster's token; wrong VM: a token for vm-9 claiming vm-1
-    const forged = new FakeAgent(bus, makeEnrollToken(randomBytes(32), 'vm-1', 3_600_000, Date.now()), { policyVersion });
+    const forged = new FakeAgent(bus, makeEnrollToken(randomBytes(32), 'vm-1', 3_600_000, Date.now()), {
+      policyVersion,
+    });
     await forged.beat();
-    const wrong = new FakeAgent(bus, makeEnrollToken(secret, 'vm-9', 3_600_000, Date.now()), { policyVersion, vm: 'vm-1' });
+    const wrong = new FakeAgent(bus, makeEnrollToken(secret, 'vm-9', 3_600_000, Date.now()), {
+      policyVersion,
+      vm: 'vm-1',
+    });
     await wrong.beat();
-    const refused = await waitFor('two refusals', async () => {
-      const al = (await alertsOf(bus)).filter((x) => x.rule_id === 'coordinator:agent-forged');
-      return al.length >= 2 ? al : null;
-    }, 30_000);
+    const refused = await waitFor(
+      'two refusals',
+      async () => {
+        const al = (await alertsOf(bus)).filter((x) => x.rule_id === 'coordinator:agent-forged');
+        return al.length >= 2 ? al : null;
+      },
+      30_000,
+    );
     assert.ok(refused.some((x) => JSON.parse(x.evidence).agent === forged.id));
     assert.ok(refused.some((x) => /token is for VM vm-9/.test(JSON.parse(x.evidence).detail)));
     assert.equal((await assignmentOf(bus, 'vm-1'))!.agent, good.id, 'the refused ones took nothing');
@@ -123,17 +173,25 @@ async function scenario(bus: Bus, dir: string): Promise<void> {
     second = await runStage(coordinatorStage, { bus, ctx, config, env: { dataDir: dir } });
     const epochBefore = (await assignmentOf(bus, 'vm-1'))!.epoch;
     await first.stop();
-    await waitFor('the survivor owning every partition', () => (second as unknown as { owned: Set<number> }).owned.size === 3, 60_000);
+    await waitFor(
+      'the survivor owning every partition',
+      () => (second as unknown as { owned: Set<number> }).owned.size === 3,
+      60_000,
+    );
     await new Promise((r) => setTimeout(r, 500));
     assert.equal((await assignmentOf(bus, 'vm-1'))!.epoch, epochBefore, 'no assignment was rewritten by the take-over');
 
     // the agent goes silent: the watchdog takes it back within the timeout, from its last frame
     good.stop();
     const silentAt = Date.now();
-    const back = await waitFor('the watchdog taking the VM back', async () => {
-      const x = await assignmentOf(bus, 'vm-1');
-      return x?.mode === 'watchdog' ? x : null;
-    }, 30_000);
+    const back = await waitFor(
+      'the watchdog taking the VM back',
+      async () => {
+        const x = await assignmentOf(bus, 'vm-1');
+        return x?.mode === 'watchdog' ? x : null;
+      },
+      30_000,
+    );
     const tookMs = Date.now() - silentAt;
     assert.ok(tookMs < 500 + 1500, `taken back ${tookMs} ms after the last heartbeat`);
     assert.ok(back.handoff_us < back.since_us, 'from the last frame the agent inspected, in the past');
@@ -145,17 +203,21 @@ async function scenario(bus: Bus, dir: string): Promise<void> {
   }
 }
 
-test('coordinator on the embedded bus: watchdog, agent, forged refused, take-over without flapping, silent agent handed back', { timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-coord-'));
-  const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
-  try {
-    await bus.admin.ensureTopics(allTopicSpecs());
-    await scenario(bus, dir);
-  } finally {
-    await bus.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'coordinator on the embedded bus: watchdog, agent, forged refused, take-over without flapping, silent agent handed back',
+  { timeout: 120_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-coord-'));
+    const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+    try {
+      await bus.admin.ensureTopics(allTopicSpecs());
+      await scenario(bus, dir);
+    } finally {
+      await bus.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test('coordinator on Kafka: the same', { timeout: 180_000 }, async () => {
   const brokers = kafkaBrokers();

@@ -25,9 +25,23 @@ const agent = (o: Partial<AgentState> = {}): AgentState => ({
   inspectingUs: NOW - 100_000,
   ...o,
 });
-const asg = (o: Partial<Assignment>): Assignment => ({ vm: 'vm-1', mode: 'watchdog', host: 'hv1', agent: null, policy_version: 3, reason: '', since_us: NOW - 10 * S, enforcer: 'watchdog:hv1', handoff_us: 0, epoch: 1, gated: false, incarnation: null, ...o });
+const asg = (o: Partial<Assignment>): Assignment => ({
+  vm: 'vm-1',
+  mode: 'watchdog',
+  host: 'hv1',
+  agent: null,
+  policy_version: 3,
+  reason: '',
+  since_us: NOW - 10 * S,
+  enforcer: 'watchdog:hv1',
+  handoff_us: 0,
+  epoch: 1,
+  gated: false,
+  incarnation: null,
+  ...o,
+});
 
-test('a VM that is not running is nobody\'s; a running one without an agent is its host\'s watchdog', () => {
+test("a VM that is not running is nobody's; a running one without an agent is its host's watchdog", () => {
   assert.equal(decide({ ...vm, power: 'off' }, [], undefined, C, 3, NOW).mode, 'none');
   assert.equal(decide(undefined, [], undefined, C, 3, NOW).mode, 'none');
   const d = decide(vm, [], undefined, C, 3, NOW);
@@ -55,7 +69,14 @@ test('watchdog → agent only for a current agent seen inspecting, with the boun
 });
 
 test('an agent keeps its VM while fresh; silent past the timeout, the watchdog takes over from the lease it announced last', () => {
-  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
+  const cur = asg({
+    mode: 'agent',
+    agent: 'agt-1',
+    incarnation: 'aa',
+    enforcer: 'agent:agt-1',
+    handoff_us: NOW - 5 * S,
+    reason: 'r',
+  });
   // retention does not need the counters to move (a new coordinator has not seen them move)
   const kept = decide(vm, [agent({ inspectingUs: 0 })], cur, C, 3, NOW);
   assert.deepEqual([kept.mode, kept.handoffUs, kept.incarnation], ['agent', NOW - 5 * S, 'aa']);
@@ -64,19 +85,64 @@ test('an agent keeps its VM while fresh; silent past the timeout, the watchdog t
   assert.deepEqual([lost.mode, lost.host, lost.handoffUs, lost.incarnation], ['watchdog', 'hv1', NOW - 120_000, null]);
   assert.ok(changed(cur, lost));
   // stopping: from the end it reported (the newest frame it published, plus one)
-  const stopped = decide(vm, [agent({ status: 'stopping', capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW - 50_000 } })], cur, C, 3, NOW);
+  const stopped = decide(
+    vm,
+    [
+      agent({
+        status: 'stopping',
+        capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW - 50_000 },
+      }),
+    ],
+    cur,
+    C,
+    3,
+    NOW,
+  );
   assert.deepEqual([stopped.mode, stopped.handoffUs], ['watchdog', NOW - 50_000]);
   // an agent that never published anything: from its own boundary
-  const idle = decide(vm, [agent({ status: 'stopping', capture: { active: true, frames: 0, published: 0, inspected_until_us: 0 } })], cur, C, 3, NOW);
+  const idle = decide(
+    vm,
+    [agent({ status: 'stopping', capture: { active: true, frames: 0, published: 0, inspected_until_us: 0 } })],
+    cur,
+    C,
+    3,
+    NOW,
+  );
   assert.equal(idle.handoffUs, NOW - 5 * S);
 });
 
 test('a live agent that must hand over does so ahead, after its lease; never straight to another agent', () => {
-  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
+  const cur = asg({
+    mode: 'agent',
+    agent: 'agt-1',
+    incarnation: 'aa',
+    enforcer: 'agent:agt-1',
+    handoff_us: NOW - 5 * S,
+    reason: 'r',
+  });
   const lease = NOW + 150_000;
-  const stale = decide(vm, [agent({ policyVersion: 2, capture: { active: true, frames: 1, published: 1, inspected_until_us: lease } })], cur, C, 3, NOW);
+  const stale = decide(
+    vm,
+    [agent({ policyVersion: 2, capture: { active: true, frames: 1, published: 1, inspected_until_us: lease } })],
+    cur,
+    C,
+    3,
+    NOW,
+  );
   assert.deepEqual([stale.mode, stale.handoffUs], ['watchdog', NOW + 300_000]);
-  const longLease = decide(vm, [agent({ policyVersion: 2, capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW + 400_000 } })], cur, C, 3, NOW);
+  const longLease = decide(
+    vm,
+    [
+      agent({
+        policyVersion: 2,
+        capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW + 400_000 },
+      }),
+    ],
+    cur,
+    C,
+    3,
+    NOW,
+  );
   assert.equal(longLease.handoffUs, NOW + 400_000);
   // another fit agent for the VM does not take it straight from the unfit one
   const other = agent({ id: 'agt-2', incarnation: 'cc' });
@@ -89,15 +155,35 @@ test('a live agent that must hand over does so ahead, after its lease; never str
 });
 
 test('a restarted agent: the watchdog takes the VM back from the dead incarnation at once, then the new one is promoted', () => {
-  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
-  const old = agent({ heartbeatUs: NOW - 200_000, capture: { active: true, frames: 9, published: 9, inspected_until_us: NOW - 100_000 } });
+  const cur = asg({
+    mode: 'agent',
+    agent: 'agt-1',
+    incarnation: 'aa',
+    enforcer: 'agent:agt-1',
+    handoff_us: NOW - 5 * S,
+    reason: 'r',
+  });
+  const old = agent({
+    heartbeatUs: NOW - 200_000,
+    capture: { active: true, frames: 9, published: 9, inspected_until_us: NOW - 100_000 },
+  });
   // the new start heartbeats before the old one's timeout: the old one is gone all the same
   const fresh = agent({ incarnation: 'dd', firstSeenUs: NOW - 50_000, heartbeatUs: NOW - 10_000, inspectingUs: 0 });
   const d = decide(vm, [old, fresh], cur, C, 3, NOW);
   assert.deepEqual([d.mode, d.handoffUs], ['watchdog', NOW - 100_000]);
   assert.match(d.reason, /restarted/);
   // when the new one started before the old lease ended, from when it started
-  const early = decide(vm, [agent({ capture: { active: true, frames: 9, published: 9, inspected_until_us: NOW + 100_000 } }), agent({ incarnation: 'dd', firstSeenUs: NOW - 20_000 })], cur, C, 3, NOW);
+  const early = decide(
+    vm,
+    [
+      agent({ capture: { active: true, frames: 9, published: 9, inspected_until_us: NOW + 100_000 } }),
+      agent({ incarnation: 'dd', firstSeenUs: NOW - 20_000 }),
+    ],
+    cur,
+    C,
+    3,
+    NOW,
+  );
   assert.equal(early.handoffUs, NOW - 20_000);
   // the old incarnation is never promoted again; the new one is, once seen inspecting
   const w = asg({ handoff_us: d.handoffUs });
@@ -107,8 +193,19 @@ test('a restarted agent: the watchdog takes the VM back from the dead incarnatio
 });
 
 test('an assigned agent start the coordinator has not heard of yet is kept while it is learning, then taken back', () => {
-  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'zz', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
-  const other = agent({ incarnation: 'c1', hw: 'cd'.repeat(8), verdict: { trusted: false, distrust: 'clone', detail: 'a clone', identity: null } });
+  const cur = asg({
+    mode: 'agent',
+    agent: 'agt-1',
+    incarnation: 'zz',
+    enforcer: 'agent:agt-1',
+    handoff_us: NOW - 5 * S,
+    reason: 'r',
+  });
+  const other = agent({
+    incarnation: 'c1',
+    hw: 'cd'.repeat(8),
+    verdict: { trusted: false, distrust: 'clone', detail: 'a clone', identity: null },
+  });
   assert.equal(decide(vm, [other], cur, { ...C, learningUntilUs: NOW + 1 }, 3, NOW).mode, 'agent');
   const d = decide(vm, [other], cur, { ...C, learningUntilUs: NOW - 1 }, 3, NOW);
   assert.deepEqual([d.mode, d.handoffUs], ['watchdog', NOW]);
@@ -116,20 +213,39 @@ test('an assigned agent start the coordinator has not heard of yet is kept while
 });
 
 test('a clone (same agent, another machine, not trusted) neither takes the VM nor costs the original its assignment', () => {
-  const cur = asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - 5 * S, reason: 'r' });
-  const clone = agent({ incarnation: 'c1', hw: 'cd'.repeat(8), firstSeenUs: NOW - 1000, heartbeatUs: NOW, verdict: { trusted: false, distrust: 'clone', detail: 'a clone', identity: null } });
+  const cur = asg({
+    mode: 'agent',
+    agent: 'agt-1',
+    incarnation: 'aa',
+    enforcer: 'agent:agt-1',
+    handoff_us: NOW - 5 * S,
+    reason: 'r',
+  });
+  const clone = agent({
+    incarnation: 'c1',
+    hw: 'cd'.repeat(8),
+    firstSeenUs: NOW - 1000,
+    heartbeatUs: NOW,
+    verdict: { trusted: false, distrust: 'clone', detail: 'a clone', identity: null },
+  });
   const d = decide(vm, [agent(), clone], cur, C, 3, NOW);
   assert.deepEqual([d.mode, d.incarnation, changed(cur, d)], ['agent', 'aa', false]);
 });
 
 test('a migration moves the watchdog assignment with the boundary at the move', () => {
   const moved = decide({ ...vm, host: 'hv2', hostSinceUs: NOW - 200_000 }, [], asg({}), C, 3, NOW);
-  assert.deepEqual([moved.mode, moved.host, moved.enforcer, moved.handoffUs], ['watchdog', 'hv2', 'watchdog:hv2', NOW - 200_000]);
+  assert.deepEqual(
+    [moved.mode, moved.host, moved.enforcer, moved.handoffUs],
+    ['watchdog', 'hv2', 'watchdog:hv2', NOW - 200_000],
+  );
 });
 
 const secret = randomBytes(32);
 const hw = 'ab'.repeat(16);
-function record(token: string, o: Partial<AgentRecord> & { generation?: number; hw?: string; incarnation?: string } = {}): AgentRecord {
+function record(
+  token: string,
+  o: Partial<AgentRecord> & { generation?: number; hw?: string; incarnation?: string } = {},
+): AgentRecord {
   const claims = readEnrollToken(token);
   return {
     agent: agentIdFor(claims),
@@ -156,7 +272,10 @@ test('trust: a verified token binds the agent to its VM and machine; forged, wro
   const first = t.judge(record(tok), tok, NOW / 1000);
   assert.equal(first.verdict.trusted, true);
   assert.equal(first.effects.binding?.vm, 'vm-1');
-  assert.deepEqual(first.effects.commands.map((c) => c.kind), ['enrolled']);
+  assert.deepEqual(
+    first.effects.commands.map((c) => c.kind),
+    ['enrolled'],
+  );
   // later heartbeats without the token: still trusted
   assert.equal(t.judge(record(tok), null, NOW / 1000).verdict.trusted, true);
 
@@ -173,13 +292,22 @@ test('trust: a verified token binds the agent to its VM and machine; forged, wro
   // clone: same agent, another machine
   const clone = t.judge(record(tok, { hw: 'cd'.repeat(16), incarnation: 'c10e' }), null, NOW / 1000);
   assert.equal(clone.verdict.distrust, 'clone');
-  assert.deepEqual(clone.effects.commands.map((c) => [c.kind, c.args.incarnation]), [['reenroll', 'c10e']]);
+  assert.deepEqual(
+    clone.effects.commands.map((c) => [c.kind, c.args.incarnation]),
+    [['reenroll', 'c10e']],
+  );
   // revert: a higher generation first, then an older one
   t.judge(record(tok, { generation: 5 }), null, NOW / 1000);
   const rev = t.judge(record(tok, { generation: 3, incarnation: 'beef' }), null, NOW / 1000);
   assert.equal(rev.verdict.trusted, true);
-  assert.deepEqual(rev.effects.alerts.map((a) => a.rule), ['reverted']);
-  assert.deepEqual(rev.effects.commands.map((c) => [c.kind, c.args.generation]), [['rebaseline', '6']]);
+  assert.deepEqual(
+    rev.effects.alerts.map((a) => a.rule),
+    ['reverted'],
+  );
+  assert.deepEqual(
+    rev.effects.commands.map((c) => [c.kind, c.args.generation]),
+    [['rebaseline', '6']],
+  );
   // it goes on from there: its next start is a restart, not the revert again
   const after = t.judge(record(tok, { generation: 7, incarnation: 'f00d' }), null, NOW / 1000);
   assert.deepEqual([after.verdict.trusted, after.effects.alerts.length], [true, 0]);
@@ -215,7 +343,15 @@ test('trust: the signing key comes with the enrollment proof, first key wins, an
   // another key for the same agent: refused, with or without the (spent) token
   for (const token of [null, tok]) {
     const replaced = t.judge(record(tok, { public_key: k2 }), token, NOW / 1000, by(k2));
-    assert.deepEqual([replaced.verdict.trusted, replaced.verdict.distrust, replaced.effects.alerts[0]?.rule, replaced.effects.keyRegistered], [false, 'key-replaced', 'key-replaced', undefined]);
+    assert.deepEqual(
+      [
+        replaced.verdict.trusted,
+        replaced.verdict.distrust,
+        replaced.effects.alerts[0]?.rule,
+        replaced.effects.keyRegistered,
+      ],
+      [false, 'key-replaced', 'key-replaced', undefined],
+    );
   }
   assert.equal(t.bindings.get(record(tok).agent)?.publicKey, k1.toString('base64'));
 

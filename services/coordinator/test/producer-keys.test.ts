@@ -25,64 +25,124 @@ const keyOf = async (bus: Bus, agent: string): Promise<Buffer | null> => {
   const r = (await readTable(bus, TOPICS.producers)).get(Buffer.from(agent).toString('base64'));
   return r?.value ? codecFor(TOPICS.producers).decode(r.value).public_key : null;
 };
-const alertRules = async (bus: Bus): Promise<string[]> => (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!).rule_id);
+const alertRules = async (bus: Bus): Promise<string[]> =>
+  (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!).rule_id);
 
-test('the coordinator registers the key an agent enrolls with; a key replacement without a fresh enrollment and unsigned heartbeats are refused', { timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-producer-keys-'));
-  const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
-  const secret = randomBytes(32);
-  const secretFile = join(dir, 'enroll.key');
-  writeFileSync(secretFile, secret.toString('hex'), { mode: 0o600 });
-  await bus.admin.ensureTopics(allTopicSpecs());
-  const inv: InventoryRecord = {
-    kind: 'vm', id: 'vm-web-1', name: 'vm-web-1', host: 'hv1', power: 'on', guest_os: null, nics: [{ mac: '52:54:00:00:00:01', ips: ['10.0.0.1'], network: null }],
-    updated_us: Date.now() * 1000, cluster: null, connection: null, snapshot: null, template: false, connector: 'file', source: 'test',
-  };
-  await bus.producer().send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-web-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
-  const coordinator = await runStage(coordinatorStage, { bus, ctx, config: { enrollSecretFile: secretFile, tickMs: 50 }, env: { dataDir: dir } });
-  const token = makeEnrollToken(secret, 'vm-web-1', 3_600_000, Date.now());
-  const agentId = agentIdFor(readEnrollToken(token));
-  const stateDir = join(dir, 'state');
-  const agent = await runStage(agentStage, { bus, ctx, config: { token, stateDir, enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 0.2 } });
-  try {
-    // the key pair is the agent's alone, and the registered key is its public half
-    assert.equal(statSync(join(stateDir, 'signing-key.json')).mode & 0o777, 0o600);
-    const registered = await waitFor('the agent key registered', () => keyOf(bus, agentId), 30_000);
-    const heartbeat = codecFor(TOPICS.agents).decode([...(await readTable(bus, TOPICS.agents)).values()].find((r) => r.key?.toString() === agentId)!.value!);
-    assert.deepEqual(registered, heartbeat.public_key);
-    const producers = codecFor(TOPICS.producers).decode((await readAll(bus, TOPICS.producers))[0]!.value!);
-    assert.deepEqual([producers.producer, producers.kind, producers.vm], [agentId, 'agent', 'vm-web-1']);
-    assert.match(producers.registered_by, /^enroll-token:[0-9a-f]{32}$/);
-
-    // an attacker with the token (it travels in a header on the agents topic) and a key of its own
-    const mallory = createRecordSigner(agentId, generateKeyPairSync('ed25519').privateKey);
-    const forged = (withToken: boolean) => {
-      const rec: AgentRecord = { ...heartbeat, heartbeat_us: Date.now() * 1000, public_key: mallory.publicKey, identity: JSON.stringify({ ...JSON.parse(heartbeat.identity), incarnation: randomBytes(4).toString('hex') }) };
-      return mallory.sign(TOPICS.agents, { key: Buffer.from(agentId), value: codecFor(TOPICS.agents).encode(rec), headers: withToken ? { [TOKEN_HEADER]: Buffer.from(token) } : {} });
+test(
+  'the coordinator registers the key an agent enrolls with; a key replacement without a fresh enrollment and unsigned heartbeats are refused',
+  { timeout: 120_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-producer-keys-'));
+    const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+    const secret = randomBytes(32);
+    const secretFile = join(dir, 'enroll.key');
+    writeFileSync(secretFile, secret.toString('hex'), { mode: 0o600 });
+    await bus.admin.ensureTopics(allTopicSpecs());
+    const inv: InventoryRecord = {
+      kind: 'vm',
+      id: 'vm-web-1',
+      name: 'vm-web-1',
+      host: 'hv1',
+      power: 'on',
+      guest_os: null,
+      nics: [{ mac: '52:54:00:00:00:01', ips: ['10.0.0.1'], network: null }],
+      updated_us: Date.now() * 1000,
+      cluster: null,
+      connection: null,
+      snapshot: null,
+      template: false,
+      connector: 'file',
+      source: 'test',
     };
-    await bus.producer().send(TOPICS.agents, [forged(false), forged(true)]);
-    // a heartbeat as the agent with no signature at all
-    const unsigned: AgentRecord = { ...heartbeat, heartbeat_us: Date.now() * 1000, public_key: null, identity: JSON.stringify({ ...JSON.parse(heartbeat.identity), incarnation: 'feedf00d' }) };
-    await bus.producer().send(TOPICS.agents, [{ key: Buffer.from(agentId), value: codecFor(TOPICS.agents).encode(unsigned) }]);
+    await bus
+      .producer()
+      .send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-web-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
+    const coordinator = await runStage(coordinatorStage, {
+      bus,
+      ctx,
+      config: { enrollSecretFile: secretFile, tickMs: 50 },
+      env: { dataDir: dir },
+    });
+    const token = makeEnrollToken(secret, 'vm-web-1', 3_600_000, Date.now());
+    const agentId = agentIdFor(readEnrollToken(token));
+    const stateDir = join(dir, 'state');
+    const agent = await runStage(agentStage, {
+      bus,
+      ctx,
+      config: { token, stateDir, enforce: { enabled: false }, netconf: { enabled: false }, heartbeatS: 0.2 },
+    });
+    try {
+      // the key pair is the agent's alone, and the registered key is its public half
+      assert.equal(statSync(join(stateDir, 'signing-key.json')).mode & 0o777, 0o600);
+      const registered = await waitFor('the agent key registered', () => keyOf(bus, agentId), 30_000);
+      const heartbeat = codecFor(TOPICS.agents).decode(
+        [...(await readTable(bus, TOPICS.agents)).values()].find((r) => r.key?.toString() === agentId)!.value!,
+      );
+      assert.deepEqual(registered, heartbeat.public_key);
+      const producers = codecFor(TOPICS.producers).decode((await readAll(bus, TOPICS.producers))[0]!.value!);
+      assert.deepEqual([producers.producer, producers.kind, producers.vm], [agentId, 'agent', 'vm-web-1']);
+      assert.match(producers.registered_by, /^enroll-token:[0-9a-f]{32}$/);
 
-    const rules = await waitFor('the refusals alerted', async () => {
-      const r = await alertRules(bus);
-      return r.includes('coordinator:agent-key-replaced') && r.includes('coordinator:agent-unsigned') ? r : null;
-    }, 30_000);
-    assert.equal(rules.filter((r) => r === 'coordinator:agent-key-replaced').length, 1, 'one alert for the attempted replacement (its repeats are the same key)');
-    await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(await keyOf(bus, agentId), registered, 'the registered key is still the agent\'s');
-    assert.equal((await readAll(bus, TOPICS.producers)).length, 1, 'no other key was ever published');
-    // the coordinator still trusts the real agent; the forgeries are judged apart from it
-    const known = (coordinator as unknown as { known: { agents: Map<string, { id: string; verdict: { trusted: boolean; distrust?: string } }> } }).known;
-    const verdicts = [...known.agents.values()].filter((a) => a.id === agentId).map((a) => a.verdict.distrust ?? 'trusted');
-    assert.ok(verdicts.includes('trusted'));
-    assert.ok(verdicts.includes('key-replaced'));
-    assert.ok(verdicts.includes('unsigned'));
-  } finally {
-    await agent.stop();
-    await coordinator.stop();
-    await bus.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      // an attacker with the token (it travels in a header on the agents topic) and a key of its own
+      const mallory = createRecordSigner(agentId, generateKeyPairSync('ed25519').privateKey);
+      const forged = (withToken: boolean) => {
+        const rec: AgentRecord = {
+          ...heartbeat,
+          heartbeat_us: Date.now() * 1000,
+          public_key: mallory.publicKey,
+          identity: JSON.stringify({ ...JSON.parse(heartbeat.identity), incarnation: randomBytes(4).toString('hex') }),
+        };
+        return mallory.sign(TOPICS.agents, {
+          key: Buffer.from(agentId),
+          value: codecFor(TOPICS.agents).encode(rec),
+          headers: withToken ? { [TOKEN_HEADER]: Buffer.from(token) } : {},
+        });
+      };
+      await bus.producer().send(TOPICS.agents, [forged(false), forged(true)]);
+      // a heartbeat as the agent with no signature at all
+      const unsigned: AgentRecord = {
+        ...heartbeat,
+        heartbeat_us: Date.now() * 1000,
+        public_key: null,
+        identity: JSON.stringify({ ...JSON.parse(heartbeat.identity), incarnation: 'feedf00d' }),
+      };
+      await bus
+        .producer()
+        .send(TOPICS.agents, [{ key: Buffer.from(agentId), value: codecFor(TOPICS.agents).encode(unsigned) }]);
+
+      const rules = await waitFor(
+        'the refusals alerted',
+        async () => {
+          const r = await alertRules(bus);
+          return r.includes('coordinator:agent-key-replaced') && r.includes('coordinator:agent-unsigned') ? r : null;
+        },
+        30_000,
+      );
+      assert.equal(
+        rules.filter((r) => r === 'coordinator:agent-key-replaced').length,
+        1,
+        'one alert for the attempted replacement (its repeats are the same key)',
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(await keyOf(bus, agentId), registered, "the registered key is still the agent's");
+      assert.equal((await readAll(bus, TOPICS.producers)).length, 1, 'no other key was ever published');
+      // the coordinator still trusts the real agent; the forgeries are judged apart from it
+      const known = (
+        coordinator as unknown as {
+          known: { agents: Map<string, { id: string; verdict: { trusted: boolean; distrust?: string } }> };
+        }
+      ).known;
+      const verdicts = [...known.agents.values()]
+        .filter((a) => a.id === agentId)
+        .map((a) => a.verdict.distrust ?? 'trusted');
+      assert.ok(verdicts.includes('trusted'));
+      assert.ok(verdicts.includes('key-replaced'));
+      assert.ok(verdicts.includes('unsigned'));
+    } finally {
+      await agent.stop();
+      await coordinator.stop();
+      await bus.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -1,6 +1,16 @@
 import { z } from 'zod';
 import { defineError, type Context } from '@cordon/runtime';
-import { alertId, boundedText, communityId, protoNumber, ruleMetadataFields, TOPICS, type Alert, type AlertAction, type PacketBatch } from '@cordon/schemas';
+import {
+  alertId,
+  boundedText,
+  communityId,
+  protoNumber,
+  ruleMetadataFields,
+  TOPICS,
+  type Alert,
+  type AlertAction,
+  type PacketBatch,
+} from '@cordon/schemas';
 import { Rules, type RuleSource } from '@cordon/native';
 
 /** The dpi stage's configuration section (the stage itself is in module.ts). */
@@ -22,7 +32,10 @@ export const dpiConfigSchema = z
 export type DpiConfig = z.infer<typeof dpiConfigSchema>;
 export type DpiConfigInput = z.input<typeof dpiConfigSchema>;
 
-export const ERR_DPI_EVE = defineError('CORDON_ERR_DPI_EVE', (detail: string) => `the engine produced an alert line that is not EVE JSON: ${detail}`);
+export const ERR_DPI_EVE = defineError(
+  'CORDON_ERR_DPI_EVE',
+  (detail: string) => `the engine produced an alert line that is not EVE JSON: ${detail}`,
+);
 
 interface Eve {
   timestamp?: string;
@@ -66,7 +79,14 @@ const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? 
  */
 const occurrences = new WeakMap<PacketBatch, Map<string, number>>();
 
-const ACTIONS: Record<string, AlertAction> = { allowed: 'alert', alert: 'alert', blocked: 'drop', drop: 'drop', reject: 'reject', pass: 'pass' };
+const ACTIONS: Record<string, AlertAction> = {
+  allowed: 'alert',
+  alert: 'alert',
+  blocked: 'drop',
+  drop: 'drop',
+  reject: 'reject',
+  pass: 'pass',
+};
 
 /** An EVE alert line (and the batch it came from) as a Cordon Alert. */
 export function eveToAlert(line: string, pb: PacketBatch, _position: number): Alert {
@@ -79,14 +99,22 @@ export function eveToAlert(line: string, pb: PacketBatch, _position: number): Al
   const a = eve.alert ?? {};
   const sid = a.signature_id ?? 0;
   const ts = eve.timestamp ? Date.parse(eve.timestamp) : NaN;
-  const tsUs = Number.isFinite(ts) ? ts * 1000 + (Number(/\.\d{3}(\d{3})/.exec(eve.timestamp ?? '')?.[1] ?? 0) || 0) : (pb.packets[0]?.ts_us ?? 0);
+  const tsUs = Number.isFinite(ts)
+    ? ts * 1000 + (Number(/\.\d{3}(\d{3})/.exec(eve.timestamp ?? '')?.[1] ?? 0) || 0)
+    : (pb.packets[0]?.ts_us ?? 0);
   const { alert: _a, timestamp: _t, ...rest } = eve;
   const proto = protoNumber(eve.proto);
   const icmp = proto === 1 || proto === 58;
   const community =
     str(eve.community_id) ??
     (proto !== null && eve.src_ip && eve.dest_ip
-      ? communityId({ proto, srcIp: eve.src_ip, dstIp: eve.dest_ip, srcPort: icmp ? eve.icmp_type ?? 0 : eve.src_port ?? 0, dstPort: icmp ? eve.icmp_code ?? 0 : eve.dest_port ?? 0 })
+      ? communityId({
+          proto,
+          srcIp: eve.src_ip,
+          dstIp: eve.dest_ip,
+          srcPort: icmp ? (eve.icmp_type ?? 0) : (eve.src_port ?? 0),
+          dstPort: icmp ? (eve.icmp_code ?? 0) : (eve.dest_port ?? 0),
+        })
       : null);
   // what was detected, never who saw it (sensor) or how it was batched: a replay of the same
   // capture, under any sensor name, gives the same ids and the store counts each alert once

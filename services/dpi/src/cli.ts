@@ -49,7 +49,12 @@ function isDamagedRecord(err: unknown): err is Error {
 }
 
 /** Inspect one capture with a compiled rule set; `emit` receives each EVE line. */
-export async function runCapture(rules: Rules, pcap: string, opts: { checksum: 'auto' | 'off' }, emit: (line: string) => void): Promise<RunCaptureResult> {
+export async function runCapture(
+  rules: Rules,
+  pcap: string,
+  opts: { checksum: 'auto' | 'off' },
+  emit: (line: string) => void,
+): Promise<RunCaptureResult> {
   const engine = new Engine(rules, { checksum: opts.checksum });
   const batch = new BatchBuilder();
   let alerts = 0;
@@ -95,19 +100,24 @@ export async function dpiCommand(opts: DpiCommandOptions): Promise<number> {
   if (!ruleFiles.length || !opts.pcap) throw ERR_DPI_USAGE('"cordon dpi" needs --rules FILE and --pcap FILE');
   const rules = Rules.compile(await readRules(ruleFiles));
   const rep = rules.report();
-  for (const f of rep.failures) process.stderr.write(`cordon dpi: rule ${f.sid ?? '?'} (${f.file}:${f.line}) not loaded: ${f.reason}\n`);
+  for (const f of rep.failures)
+    process.stderr.write(`cordon dpi: rule ${f.sid ?? '?'} (${f.file}:${f.line}) not loaded: ${f.reason}\n`);
   const lines: string[] = [];
   const res = await runCapture(rules, opts.pcap, { checksum: opts.checksum }, (l) => {
     lines.push(l);
     if (lines.length >= 1024) process.stdout.write(lines.splice(0).join('\n') + '\n');
   });
   if (lines.length) process.stdout.write(lines.join('\n') + '\n');
-  if (res.damaged !== undefined) process.stderr.write(`cordon dpi: warning: ${res.damaged}; the ${res.packets} packets before it were inspected\n`);
+  if (res.damaged !== undefined)
+    process.stderr.write(`cordon dpi: warning: ${res.damaged}; the ${res.packets} packets before it were inspected\n`);
   if (opts.stats) process.stderr.write(`cordon dpi: ${JSON.stringify(res)}\n`);
   return 0;
 }
 
-export async function rulesCheckCommand(argv: string[], write: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
+export async function rulesCheckCommand(
+  argv: string[],
+  write: (s: string) => void = (s) => void process.stdout.write(s),
+): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== 'check') throw ERR_DPI_USAGE('usage: cordon rules check FILE...');
   const { positionals } = parse(rest, {});
@@ -118,7 +128,8 @@ export async function rulesCheckCommand(argv: string[], write: (s: string) => vo
   // The same failures grouped by reason, most frequent first.
   const byReason = new Map<string, number>();
   for (const f of rep.failures) byReason.set(f.reason, (byReason.get(f.reason) ?? 0) + 1);
-  for (const [reason, n] of [...byReason].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) out.push(`${n} failed: ${reason}`);
+  for (const [reason, n] of [...byReason].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])))
+    out.push(`${n} failed: ${reason}`);
   out.push(JSON.stringify({ rules: rep.rules, loaded: rep.loaded, failed: rep.failed }));
   write(out.join('\n') + '\n');
   return rep.failed > 0 ? 1 : 0;

@@ -59,7 +59,12 @@ export const dpiStage = defineStage({
 
     // the flushing alerts of a finished partition belong to no batch: this stands in for one
     const flushBatch = (partition: number): PacketBatch => ({
-      batch_id: `flush:${config.inputTopic}:${partition}:${clock.now()}`, sensor: 'dpi', vm: null, linktype: 1, end_of_source: true, packets: [],
+      batch_id: `flush:${config.inputTopic}:${partition}:${clock.now()}`,
+      sensor: 'dpi',
+      vm: null,
+      linktype: 1,
+      end_of_source: true,
+      packets: [],
     });
 
     const compiler = new RuleCompiler(ctx, { timeLimitMs: config.compileTimeoutS * 1000, apply: setRules });

@@ -59,20 +59,32 @@ export class RuleCompiler {
     const started = performance.now();
     const job = Rules.compileAsync(sources);
     let timer: NodeJS.Timeout | undefined;
-    const limit = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.opts.timeLimitMs)));
+    const limit = new Promise<'timeout'>(
+      (resolve) => (timer = setTimeout(() => resolve('timeout'), this.opts.timeLimitMs)),
+    );
     let result: Rules | 'timeout';
     try {
       result = await Promise.race([job, limit]);
     } catch (err) {
       metrics.inc('rules_compile_failed');
-      log.error({ err: describeError(ERR_DPI_RULES_COMPILE.withCause(err, (err as Error).message)) }, 'A rule set could not be compiled; the rules in force stay.');
+      log.error(
+        { err: describeError(ERR_DPI_RULES_COMPILE.withCause(err, (err as Error).message)) },
+        'A rule set could not be compiled; the rules in force stay.',
+      );
       return;
     } finally {
       clearTimeout(timer);
     }
     if (result === 'timeout') {
       metrics.inc('rules_compile_timeouts');
-      log.error({ err: describeError(ERR_DPI_RULES_TIMEOUT(this.opts.timeLimitMs / 1000, sources.map((s) => s.name).join(', '))) }, 'A rule set took too long to compile; the rules in force stay.');
+      log.error(
+        {
+          err: describeError(
+            ERR_DPI_RULES_TIMEOUT(this.opts.timeLimitMs / 1000, sources.map((s) => s.name).join(', ')),
+          ),
+        },
+        'A rule set took too long to compile; the rules in force stay.',
+      );
       await job.catch(() => undefined);
       log.info({ ms: Math.round(performance.now() - started) }, 'The abandoned rule set compilation has ended.');
       return;
@@ -90,7 +102,8 @@ export function logReport(rules: Rules, ctx: Context): void {
   ctx.log.info({ rules: r.rules, loaded: r.loaded, failed: r.failed, matcher: rules.matcher() }, 'Rule set compiled.');
   ctx.metrics.set('rules_loaded', r.loaded);
   ctx.metrics.set('rules_failed', r.failed);
-  for (const f of r.failures.slice(0, 20)) ctx.log.warn({ err: describeError(ruleFailure(f)), sid: f.sid }, 'A rule could not be loaded.');
+  for (const f of r.failures.slice(0, 20))
+    ctx.log.warn({ err: describeError(ruleFailure(f)), sid: f.sid }, 'A rule could not be loaded.');
 }
 
 /** A failed rule as an error: the engine's own code when its reason starts with one (CORDON_ERR_RULE_CONTENT_TOO_LONG: …), else CORDON_ERR_DPI_RULE. */

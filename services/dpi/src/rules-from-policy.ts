@@ -9,12 +9,17 @@ import type { RuleSource } from '@cordon/native';
  * full set of rule texts whenever it changes (a new policy version, a ruleset replaced). A set
  * that cannot be assembled yet (a part still missing) is skipped until it can.
  */
-export async function followPolicyRules(stage: Stage<unknown>, onChange: (sources: RuleSource[]) => void): Promise<TableFollower> {
+export async function followPolicyRules(
+  stage: Stage<unknown>,
+  onChange: (sources: RuleSource[]) => void,
+): Promise<TableFollower> {
   const log = stage.ctx.log;
   const view = new PolicyView();
   let current = '';
   const publish = () => {
-    const names = [...new Set([...view.policies.values()].flatMap((p) => p.doc.rulesets.map((r) => `${r.name}\u0000${r.sha256}`)))].sort();
+    const names = [
+      ...new Set([...view.policies.values()].flatMap((p) => p.doc.rulesets.map((r) => `${r.name}\u0000${r.sha256}`))),
+    ].sort();
     const key = names.join('\n');
     if (key === current) return;
     const sources: RuleSource[] = [];

@@ -28,11 +28,21 @@ async function countsFor(name: string): Promise<{ want: Map<number, number>; got
   return { want: new Map(e.expect.map((x) => [x.sid, x.count])), got };
 }
 
-for (const name of ['http-evader__http-evader-002', 'http-evader__http-evader-200', 'detect-icmp-id-01', 'bug-1401-03', 'detect-flowbits']) {
-  test(`dpi reproduces Suricata's alert counts on ${name}`, { skip: skipWithoutCorpus('suricata-verify') }, async () => {
-    const { want, got } = await countsFor(name);
-    for (const [sid, count] of want) assert.equal(got.get(sid) ?? 0, count, `sid ${sid}`);
-  });
+for (const name of [
+  'http-evader__http-evader-002',
+  'http-evader__http-evader-200',
+  'detect-icmp-id-01',
+  'bug-1401-03',
+  'detect-flowbits',
+]) {
+  test(
+    `dpi reproduces Suricata's alert counts on ${name}`,
+    { skip: skipWithoutCorpus('suricata-verify') },
+    async () => {
+      const { want, got } = await countsFor(name);
+      for (const [sid, count] of want) assert.equal(got.get(sid) ?? 0, count, `sid ${sid}`);
+    },
+  );
 }
 
 test('rules check names every rule that failed, with its sid and reason', async () => {
@@ -54,7 +64,10 @@ test('rules check names every rule that failed, with its sid and reason', async 
   assert.match(lines[0] ?? '', /sid 2 .*asn1/);
   assert.match(lines[1] ?? '', /sid 3 .*unsupported protocol "foo"/);
   // Grouped by reason before the totals.
-  assert.deepEqual(lines.slice(2, 4).sort(), ['1 failed: unsupported keyword "asn1"', '1 failed: unsupported protocol "foo"']);
+  assert.deepEqual(lines.slice(2, 4).sort(), [
+    '1 failed: unsupported keyword "asn1"',
+    '1 failed: unsupported protocol "foo"',
+  ]);
 });
 
 test('a capture whose last record is damaged is inspected up to it, with a warning', async () => {
@@ -91,7 +104,13 @@ test('a malformed batch is a typed error, not a crash', async () => {
   const { Engine } = await import('@cordon/native');
   const e = new Engine(Rules.compile([]), { checksum: 'off' });
   assert.throws(
-    () => e.processBatch({ data: Buffer.alloc(4), offsets: Uint32Array.from([0, 99]), tsUs: Float64Array.from([0]), linktypes: Uint32Array.from([1]) }),
+    () =>
+      e.processBatch({
+        data: Buffer.alloc(4),
+        offsets: Uint32Array.from([0, 99]),
+        tsUs: Float64Array.from([0]),
+        linktypes: Uint32Array.from([1]),
+      }),
     /CORDON_ERR_NATIVE_BAD_BATCH|out of range/,
   );
   // hostile bytes: random frames decode to errors, never a panic
@@ -118,35 +137,69 @@ async function eveLines(pcapDir: string, rulesText: string): Promise<EveAlert[]>
   const dir = join(corpusPath('suricata-verify'), pcapDir);
   const e = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
   const out: EveAlert[] = [];
-  await runCapture(Rules.compile([{ name: 't.rules', text: rulesText }]), join(dir, e.pcap), { checksum: 'off' }, (line) => out.push(JSON.parse(line) as EveAlert));
+  await runCapture(
+    Rules.compile([{ name: 't.rules', text: rulesText }]),
+    join(dir, e.pcap),
+    { checksum: 'off' },
+    (line) => out.push(JSON.parse(line) as EveAlert),
+  );
   return out;
 }
 
-test('EVE alerts carry the Community ID of their flow (ICMP: type and code, no ports), as the spec computes it', { skip: skipWithoutCorpus('suricata-verify') }, async () => {
-  const lines = [
-    ...(await eveLines('detect-icmp-id-01', 'alert icmp any any -> any any (msg:"icmp"; sid:1;)')),
-    ...(await eveLines('http-evader__http-evader-002', 'alert tcp any any -> any any (msg:"tcp"; flow:established; sid:2;)')),
-  ];
-  const icmp = lines.filter((l) => l.alert.signature_id === 1);
-  const tcp = lines.filter((l) => l.alert.signature_id === 2);
-  assert.ok(icmp.length > 0 && tcp.length > 0, `alerts: ${icmp.length} icmp, ${tcp.length} tcp`);
-  for (const l of icmp) {
-    assert.equal(typeof l.icmp_type, 'number');
-    assert.equal(l.src_port, undefined, 'ICMP has no ports');
-  }
-  for (const l of lines) {
-    const proto = protoNumber(l.proto)!;
-    const icmpLine = l.icmp_type !== undefined;
-    const want = communityId({ proto, srcIp: l.src_ip, dstIp: l.dest_ip, srcPort: icmpLine ? l.icmp_type : l.src_port, dstPort: icmpLine ? l.icmp_code : l.dest_port });
-    assert.equal(l.community_id, want, `${l.proto} ${l.src_ip}:${l.src_port ?? l.icmp_type} > ${l.dest_ip}:${l.dest_port ?? l.icmp_code}`);
-  }
-});
+test(
+  'EVE alerts carry the Community ID of their flow (ICMP: type and code, no ports), as the spec computes it',
+  { skip: skipWithoutCorpus('suricata-verify') },
+  async () => {
+    const lines = [
+      ...(await eveLines('detect-icmp-id-01', 'alert icmp any any -> any any (msg:"icmp"; sid:1;)')),
+      ...(await eveLines(
+        'http-evader__http-evader-002',
+        'alert tcp any any -> any any (msg:"tcp"; flow:established; sid:2;)',
+      )),
+    ];
+    const icmp = lines.filter((l) => l.alert.signature_id === 1);
+    const tcp = lines.filter((l) => l.alert.signature_id === 2);
+    assert.ok(icmp.length > 0 && tcp.length > 0, `alerts: ${icmp.length} icmp, ${tcp.length} tcp`);
+    for (const l of icmp) {
+      assert.equal(typeof l.icmp_type, 'number');
+      assert.equal(l.src_port, undefined, 'ICMP has no ports');
+    }
+    for (const l of lines) {
+      const proto = protoNumber(l.proto)!;
+      const icmpLine = l.icmp_type !== undefined;
+      const want = communityId({
+        proto,
+        srcIp: l.src_ip,
+        dstIp: l.dest_ip,
+        srcPort: icmpLine ? l.icmp_type : l.src_port,
+        dstPort: icmpLine ? l.icmp_code : l.dest_port,
+      });
+      assert.equal(
+        l.community_id,
+        want,
+        `${l.proto} ${l.src_ip}:${l.src_port ?? l.icmp_type} > ${l.dest_ip}:${l.dest_port ?? l.icmp_code}`,
+      );
+    }
+  },
+);
 
-test("EVE alerts carry the rule's metadata as Suricata prints it: values listed per key, entries without a value left out", { skip: skipWithoutCorpus('suricata-verify') }, async () => {
-  const rule = 'alert tcp any any -> any any (msg:"m"; flow:established; metadata: attack_target Web_Server, created_at 2019_07_26, attack_target Server; metadata:mitre_technique_id T1190, novalue; sid:3;)';
-  const lines = await eveLines('http-evader__http-evader-002', rule);
-  assert.ok(lines.length > 0);
-  assert.deepEqual(lines[0]!.alert.metadata, { attack_target: ['Web_Server', 'Server'], created_at: ['2019_07_26'], mitre_technique_id: ['T1190'] });
-  const bare = await eveLines('http-evader__http-evader-002', 'alert tcp any any -> any any (msg:"m"; flow:established; sid:4;)');
-  assert.equal(bare[0]!.alert.metadata, undefined, 'no metadata keyword, no metadata object');
-});
+test(
+  "EVE alerts carry the rule's metadata as Suricata prints it: values listed per key, entries without a value left out",
+  { skip: skipWithoutCorpus('suricata-verify') },
+  async () => {
+    const rule =
+      'alert tcp any any -> any any (msg:"m"; flow:established; metadata: attack_target Web_Server, created_at 2019_07_26, attack_target Server; metadata:mitre_technique_id T1190, novalue; sid:3;)';
+    const lines = await eveLines('http-evader__http-evader-002', rule);
+    assert.ok(lines.length > 0);
+    assert.deepEqual(lines[0]!.alert.metadata, {
+      attack_target: ['Web_Server', 'Server'],
+      created_at: ['2019_07_26'],
+      mitre_technique_id: ['T1190'],
+    });
+    const bare = await eveLines(
+      'http-evader__http-evader-002',
+      'alert tcp any any -> any any (msg:"m"; flow:established; sid:4;)',
+    );
+    assert.equal(bare[0]!.alert.metadata, undefined, 'no metadata keyword, no metadata object');
+  },
+);

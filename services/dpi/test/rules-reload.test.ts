@@ -41,13 +41,22 @@ function udpFrame(payload: string): Buffer {
 
 let batchNo = 0;
 async function sendPacket(bus: Bus, payload: string): Promise<void> {
-  const pb: PacketBatch = { batch_id: `t-${process.pid}-${batchNo++}`, sensor: 'test', vm: null, linktype: 1, end_of_source: false, packets: [{ ts_us: Date.now() * 1000, seq: 0, orig_len: udpFrame(payload).length, frame: udpFrame(payload) }] };
+  const pb: PacketBatch = {
+    batch_id: `t-${process.pid}-${batchNo++}`,
+    sensor: 'test',
+    vm: null,
+    linktype: 1,
+    end_of_source: false,
+    packets: [{ ts_us: Date.now() * 1000, seq: 0, orig_len: udpFrame(payload).length, frame: udpFrame(payload) }],
+  };
   await bus.producer().send(TOPICS.packets, [{ key: Buffer.from('k'), value: codecFor(TOPICS.packets).encode(pb) }]);
 }
 
-const rule = (sid: number, content: string) => `alert udp any any -> any any (msg:"t ${sid}"; content:"${content}"; sid:${sid}; rev:1;)`;
+const rule = (sid: number, content: string) =>
+  `alert udp any any -> any any (msg:"t ${sid}"; content:"${content}"; sid:${sid}; rev:1;)`;
 /** Many rules that take seconds to compile, each within the content cap. */
-const slowRules = (n: number) => Array.from({ length: n }, (_, i) => rule(500_000 + i, `${'A'.repeat(4092)}${String(i).padStart(4, '0')}`)).join('\n');
+const slowRules = (n: number) =>
+  Array.from({ length: n }, (_, i) => rule(500_000 + i, `${'A'.repeat(4092)}${String(i).padStart(4, '0')}`)).join('\n');
 
 /** The longest the event loop stood still while `fn` ran. */
 async function longestStall<T>(fn: () => Promise<T>): Promise<{ value: T; stallMs: number }> {
@@ -67,7 +76,15 @@ async function longestStall<T>(fn: () => Promise<T>): Promise<{ value: T; stallM
   }
 }
 
-async function world(fn: (w: { bus: Bus; ctx: Context; dir: string; policy: (rules: string) => Promise<void>; alerted: (sid: number) => Promise<number> }) => Promise<void>) {
+async function world(
+  fn: (w: {
+    bus: Bus;
+    ctx: Context;
+    dir: string;
+    policy: (rules: string) => Promise<void>;
+    alerted: (sid: number) => Promise<number>;
+  }) => Promise<void>,
+) {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-dpi-reload-'));
   const ctx = createContext({ log: silentLogger });
   const bus = createEmbeddedBus({ dataDir: dir, ctx });
@@ -80,7 +97,10 @@ async function world(fn: (w: { bus: Bus; ctx: Context; dir: string; policy: (rul
       writeFileSync(join(dir, 'policy.yaml'), `id: default\nruleFiles: [${file}]\n`);
       await applyPolicyFile({ bus, ctx }, join(dir, 'policy.yaml'));
     };
-    const alerted = async (sid: number) => (await readAll(bus, TOPICS.alerts)).filter((r) => codecFor(TOPICS.alerts).decode(r.value!).rule_id === `sid:${sid}`).length;
+    const alerted = async (sid: number) =>
+      (await readAll(bus, TOPICS.alerts)).filter(
+        (r) => codecFor(TOPICS.alerts).decode(r.value!).rule_id === `sid:${sid}`,
+      ).length;
     await fn({ bus, ctx, dir, policy, alerted });
   } finally {
     await bus.close();
@@ -88,27 +108,31 @@ async function world(fn: (w: { bus: Bus; ctx: Context; dir: string; policy: (rul
   }
 }
 
-test('a policy with a 50,000-byte content does not freeze the dpi stage: that rule is refused with its code, the others load', { timeout: 300_000 }, async () => {
-  await world(async ({ bus, ctx, policy, alerted }) => {
-    const s = await runStage(dpiStage, { bus, ctx });
-    try {
-      const { stallMs } = await longestStall(async () => {
-        await policy([rule(1, 'HELLO'), rule(4242, 'A'.repeat(50_000))].join('\n'));
-        await waitFor('the new rules', () => s.rules().report().rules === 2, 200_000);
-        await s.compiled();
-      });
-      assert.ok(stallMs < 1000, `the event loop stood still for ${Math.round(stallMs)} ms`);
-      const rep = s.rules().report();
-      assert.equal(rep.loaded, 1);
-      assert.equal(rep.failures[0]!.sid, 4242);
-      assert.match(rep.failures[0]!.reason, /^CORDON_ERR_RULE_CONTENT_TOO_LONG: a content of 50000 bytes/);
-      await sendPacket(bus, 'xxHELLOxx');
-      await waitFor('the alert of the rule that loaded', async () => (await alerted(1)) === 1);
-    } finally {
-      await s.stop();
-    }
-  });
-});
+test(
+  'a policy with a 50,000-byte content does not freeze the dpi stage: that rule is refused with its code, the others load',
+  { timeout: 300_000 },
+  async () => {
+    await world(async ({ bus, ctx, policy, alerted }) => {
+      const s = await runStage(dpiStage, { bus, ctx });
+      try {
+        const { stallMs } = await longestStall(async () => {
+          await policy([rule(1, 'HELLO'), rule(4242, 'A'.repeat(50_000))].join('\n'));
+          await waitFor('the new rules', () => s.rules().report().rules === 2, 200_000);
+          await s.compiled();
+        });
+        assert.ok(stallMs < 1000, `the event loop stood still for ${Math.round(stallMs)} ms`);
+        const rep = s.rules().report();
+        assert.equal(rep.loaded, 1);
+        assert.equal(rep.failures[0]!.sid, 4242);
+        assert.match(rep.failures[0]!.reason, /^CORDON_ERR_RULE_CONTENT_TOO_LONG: a content of 50000 bytes/);
+        await sendPacket(bus, 'xxHELLOxx');
+        await waitFor('the alert of the rule that loaded', async () => (await alerted(1)) === 1);
+      } finally {
+        await s.stop();
+      }
+    });
+  },
+);
 
 test('cordon rules check on a rule with a 50,000-byte content ends within 5 s, naming the sid and the code', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-rules-big-'));
@@ -161,8 +185,13 @@ test('cordon dpi with a 50,000-byte content: the rule is refused with its sid an
     assert.ok(ms < 5000, `${Math.round(ms)} ms`);
     assert.match(err.join(''), /rule 4242 \(.*big\.rules:1\) not loaded: CORDON_ERR_RULE_CONTENT_TOO_LONG/);
     // (the test runner shares stdout: only the EVE lines are ours)
-    const eve = out.flatMap((chunk) => chunk.split('\n')).filter((l) => l.startsWith('{') && l.includes('"event_type":"alert"'));
-    assert.deepEqual(eve.map((l) => (JSON.parse(l) as { alert: { signature_id: number } }).alert.signature_id), [1]);
+    const eve = out
+      .flatMap((chunk) => chunk.split('\n'))
+      .filter((l) => l.startsWith('{') && l.includes('"event_type":"alert"'));
+    assert.deepEqual(
+      eve.map((l) => (JSON.parse(l) as { alert: { signature_id: number } }).alert.signature_id),
+      [1],
+    );
   } finally {
     process.stderr.write = write;
     process.stdout.write = stdout;
@@ -170,53 +199,67 @@ test('cordon dpi with a 50,000-byte content: the rule is refused with its sid an
   }
 });
 
-test('while a large rule set compiles, packets keep being inspected with the rules in force', { timeout: 300_000 }, async () => {
-  await world(async ({ bus, ctx, policy, alerted }) => {
-    const s = await runStage(dpiStage, { bus, ctx });
-    try {
-      await policy(rule(1, 'HELLO'));
-      await waitFor('the first rules', () => s.rules().report().loaded === 1);
-      const old = s.rules();
-      const { stallMs } = await longestStall(async () => {
-        await policy([rule(1, 'HELLO'), rule(2, 'WORLD'), slowRules(600)].join('\n'));
-        // the new set is compiling now; the old one answers meanwhile
-        const t0 = performance.now();
-        await sendPacket(bus, 'xxHELLOxx');
-        await waitFor('an alert under the old rules', async () => (await alerted(1)) === 1, 60_000, 20);
-        assert.equal(s.rules(), old, 'the alert came while the old set was still in force');
-        assert.ok(performance.now() - t0 < 2000, `${Math.round(performance.now() - t0)} ms for one packet during the compilation`);
-        await s.compiled();
-      });
-      assert.ok(stallMs < 1000, `the event loop stood still for ${Math.round(stallMs)} ms`);
-      assert.equal(s.rules().report().loaded, 602);
-      await sendPacket(bus, 'xxWORLDxx');
-      await waitFor('the new rule', async () => (await alerted(2)) === 1);
-    } finally {
-      await s.stop();
-    }
-  });
-});
+test(
+  'while a large rule set compiles, packets keep being inspected with the rules in force',
+  { timeout: 300_000 },
+  async () => {
+    await world(async ({ bus, ctx, policy, alerted }) => {
+      const s = await runStage(dpiStage, { bus, ctx });
+      try {
+        await policy(rule(1, 'HELLO'));
+        await waitFor('the first rules', () => s.rules().report().loaded === 1);
+        const old = s.rules();
+        const { stallMs } = await longestStall(async () => {
+          await policy([rule(1, 'HELLO'), rule(2, 'WORLD'), slowRules(600)].join('\n'));
+          // the new set is compiling now; the old one answers meanwhile
+          const t0 = performance.now();
+          await sendPacket(bus, 'xxHELLOxx');
+          await waitFor('an alert under the old rules', async () => (await alerted(1)) === 1, 60_000, 20);
+          assert.equal(s.rules(), old, 'the alert came while the old set was still in force');
+          assert.ok(
+            performance.now() - t0 < 2000,
+            `${Math.round(performance.now() - t0)} ms for one packet during the compilation`,
+          );
+          await s.compiled();
+        });
+        assert.ok(stallMs < 1000, `the event loop stood still for ${Math.round(stallMs)} ms`);
+        assert.equal(s.rules().report().loaded, 602);
+        await sendPacket(bus, 'xxWORLDxx');
+        await waitFor('the new rule', async () => (await alerted(2)) === 1);
+      } finally {
+        await s.stop();
+      }
+    });
+  },
+);
 
-test('a rule set that takes longer than compileTimeoutS is not applied: the old one keeps serving', { timeout: 300_000 }, async () => {
-  await world(async ({ bus, ctx, policy, alerted }) => {
-    const s = await runStage(dpiStage, { bus, ctx, config: { compileTimeoutS: 0.2 } });
-    try {
-      await policy(rule(1, 'HELLO'));
-      await waitFor('the first rules', () => s.rules().report().loaded === 1);
-      const old = s.rules();
-      await policy([rule(2, 'WORLD'), slowRules(600)].join('\n'));
-      const timeouts = () => [...ctx.metrics.counters()].filter(([k]) => k.endsWith('rules_compile_timeouts')).reduce((n, [, v]) => n + v, 0);
-      await waitFor('the time limit to pass', () => timeouts() === 1, 60_000);
-      await s.compiled(); // the abandoned compilation has ended too
-      assert.equal(s.rules(), old, 'the slow set was given up');
-      await sendPacket(bus, 'xxHELLOxx WORLD');
-      await waitFor('the old rule answers', async () => (await alerted(1)) === 1);
-      assert.equal(await alerted(2), 0, 'the abandoned rule never fired');
-      // a later set that compiles in time is applied as usual
-      await policy(rule(3, 'AGAIN'));
-      await waitFor('the next rules', () => s.rules().report().rules === 1 && s.rules() !== old);
-    } finally {
-      await s.stop();
-    }
-  });
-});
+test(
+  'a rule set that takes longer than compileTimeoutS is not applied: the old one keeps serving',
+  { timeout: 300_000 },
+  async () => {
+    await world(async ({ bus, ctx, policy, alerted }) => {
+      const s = await runStage(dpiStage, { bus, ctx, config: { compileTimeoutS: 0.2 } });
+      try {
+        await policy(rule(1, 'HELLO'));
+        await waitFor('the first rules', () => s.rules().report().loaded === 1);
+        const old = s.rules();
+        await policy([rule(2, 'WORLD'), slowRules(600)].join('\n'));
+        const timeouts = () =>
+          [...ctx.metrics.counters()]
+            .filter(([k]) => k.endsWith('rules_compile_timeouts'))
+            .reduce((n, [, v]) => n + v, 0);
+        await waitFor('the time limit to pass', () => timeouts() === 1, 60_000);
+        await s.compiled(); // the abandoned compilation has ended too
+        assert.equal(s.rules(), old, 'the slow set was given up');
+        await sendPacket(bus, 'xxHELLOxx WORLD');
+        await waitFor('the old rule answers', async () => (await alerted(1)) === 1);
+        assert.equal(await alerted(2), 0, 'the abandoned rule never fired');
+        // a later set that compiles in time is applied as usual
+        await policy(rule(3, 'AGAIN'));
+        await waitFor('the next rules', () => s.rules().report().rules === 1 && s.rules() !== old);
+      } finally {
+        await s.stop();
+      }
+    });
+  },
+);

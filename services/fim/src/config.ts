@@ -3,13 +3,16 @@ import { describeConfigIssues } from '@cordon/runtime';
 import { compileGlob, FILE_ATTRIBUTES } from '@cordon/fim-scan';
 import { ERR_FIMPROC_CONFIG } from './errors.js';
 
-const glob = z.string().min(1).superRefine((s, ctx) => {
-  try {
-    compileGlob(s);
-  } catch (err) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
-  }
-});
+const glob = z
+  .string()
+  .min(1)
+  .superRefine((s, ctx) => {
+    try {
+      compileGlob(s);
+    } catch (err) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+    }
+  });
 
 /**
  * A rule: which paths it covers, which changes there matter and how much. Rules are tried
@@ -25,9 +28,15 @@ export const fimRuleSchema = z
     /** 1 (highest) .. 4. */
     severity: z.number().int().min(1).max(4).default(2),
     /** Changed attributes that raise an alert; a change touching none of them is not one. */
-    attributes: z.array(z.enum(FILE_ATTRIBUTES)).min(1).default(FILE_ATTRIBUTES.filter((a) => a !== 'ctime')),
+    attributes: z
+      .array(z.enum(FILE_ATTRIBUTES))
+      .min(1)
+      .default(FILE_ATTRIBUTES.filter((a) => a !== 'ctime')),
     /** Operations that raise an alert. */
-    ops: z.array(z.enum(['added', 'removed', 'changed', 'renamed'])).min(1).default(['added', 'removed', 'changed', 'renamed']),
+    ops: z
+      .array(z.enum(['added', 'removed', 'changed', 'renamed']))
+      .min(1)
+      .default(['added', 'removed', 'changed', 'renamed']),
     /** Paths that change by design (logs, caches): matched, never alerted. */
     ignore: z.boolean().default(false),
     /** Words for the alert's signature, e.g. "System account database". */
@@ -57,7 +66,8 @@ export const fimProcessorConfigSchema = z
   .superRefine((c, ctx) => {
     const seen = new Set<string>();
     c.rules.forEach((r, i) => {
-      if (seen.has(r.id)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
+      if (seen.has(r.id))
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
       seen.add(r.id);
     });
   });

@@ -7,5 +7,6 @@ export const ERR_FIMPROC_CONFIG = defineError(
 /** A FileEvent that decodes but cannot be true (e.g. `changed` without a before state): sent to the DLQ. */
 export const ERR_FIMPROC_BAD_EVENT = defineError(
   'CORDON_ERR_FIMPROC_BAD_EVENT',
-  (eventId: string, detail: string) => `file event ${eventId || '(no id)'} is inconsistent: ${detail}; the agent that sent it needs fixing`,
+  (eventId: string, detail: string) =>
+    `file event ${eventId || '(no id)'} is inconsistent: ${detail}; the agent that sent it needs fixing`,
 );

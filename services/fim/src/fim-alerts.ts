@@ -47,8 +47,16 @@ export class FimAlerter {
   private readonly fallback: CompiledRule;
 
   constructor(private readonly config: FimProcessorConfig) {
-    this.rules = config.rules.map((r) => ({ rule: r, globs: r.paths.map(compileGlob), attributes: new Set(r.attributes) }));
-    this.fallback = { rule: { ...config.defaultRule, id: 'default' }, globs: [], attributes: new Set(config.defaultRule.attributes) };
+    this.rules = config.rules.map((r) => ({
+      rule: r,
+      globs: r.paths.map(compileGlob),
+      attributes: new Set(r.attributes),
+    }));
+    this.fallback = {
+      rule: { ...config.defaultRule, id: 'default' },
+      globs: [],
+      attributes: new Set(config.defaultRule.attributes),
+    };
   }
 
   ruleFor(path: string): CompiledRule {
@@ -63,21 +71,34 @@ export class FimAlerter {
     if (cr.rule.ignore) return null;
     if (ev.op === 'scan') {
       if (!this.config.alertOnErrors || !ev.error) return null;
-      return this.alert(ev, { ...cr, rule: { ...cr.rule, id: `${cr.rule.id}.check-error`, severity: 4 } }, [], `File could not be checked: ${ev.path}`);
+      return this.alert(
+        ev,
+        { ...cr, rule: { ...cr.rule, id: `${cr.rule.id}.check-error`, severity: 4 } },
+        [],
+        `File could not be checked: ${ev.path}`,
+      );
     }
     if (!cr.rule.ops.includes(ev.op)) return null;
     const changes: AttributeChange[] = [];
     if (ev.before && ev.after) {
       for (const a of differingAttributes(ev.before, ev.after)) {
-        if (cr.attributes.has(a)) changes.push({ attribute: a, before: attrValue(ev.before, a), after: attrValue(ev.after, a) });
+        if (cr.attributes.has(a))
+          changes.push({ attribute: a, before: attrValue(ev.before, a), after: attrValue(ev.after, a) });
       }
     }
     if (ev.op === 'changed' && changes.length === 0) return null; // only attributes this rule does not care about
-    const what = (ev.after ?? ev.before)!.type === 'dir' ? 'Directory' : (ev.after ?? ev.before)!.type === 'symlink' ? 'Symlink' : 'File';
+    const what =
+      (ev.after ?? ev.before)!.type === 'dir'
+        ? 'Directory'
+        : (ev.after ?? ev.before)!.type === 'symlink'
+          ? 'Symlink'
+          : 'File';
     const subject = cr.rule.title ? `${cr.rule.title}: ${what.toLowerCase()}` : what;
     const attrs = changes.length ? ` (${changes.map((c) => c.attribute).join(', ')})` : '';
     const signature =
-      ev.op === 'renamed' ? `${subject} renamed: ${ev.renamed_from} -> ${ev.path}${attrs}` : `${subject} ${ev.op}: ${ev.path}${attrs}`;
+      ev.op === 'renamed'
+        ? `${subject} renamed: ${ev.renamed_from} -> ${ev.path}${attrs}`
+        : `${subject} ${ev.op}: ${ev.path}${attrs}`;
     return this.alert(ev, cr, changes, signature);
   }
 

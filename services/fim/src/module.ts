@@ -12,7 +12,7 @@ import { FimAlerter } from './fim-alerts.js';
  */
 export const fimStage = defineStage({
   name: 'fim',
-  summary: 'file integrity events from agents → alerts, per the policy\'s path rules',
+  summary: "file integrity events from agents → alerts, per the policy's path rules",
   config: fimProcessorConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: c.inputTopic }],
   outputs: (c) => [c.outputTopic, c.dlqTopic],

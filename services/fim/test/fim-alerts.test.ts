@@ -69,10 +69,15 @@ test('a content change raises an alert naming each changed attribute with its be
 });
 
 test('the first matching rule decides severity and which attributes matter', () => {
-  const hosts = alerter.evaluate(event({ path: '/etc/hosts', after: attrs({ mtime_us: 5, size: 101, sha256: 'c'.repeat(64) }) }))!;
+  const hosts = alerter.evaluate(
+    event({ path: '/etc/hosts', after: attrs({ mtime_us: 5, size: 101, sha256: 'c'.repeat(64) }) }),
+  )!;
   assert.equal(hosts.rule_id, 'fim:etc');
   assert.equal(hosts.severity, 2);
-  assert.deepEqual((JSON.parse(hosts.evidence) as FimEvidence).changes.map((c) => c.attribute), ['sha256']);
+  assert.deepEqual(
+    (JSON.parse(hosts.evidence) as FimEvidence).changes.map((c) => c.attribute),
+    ['sha256'],
+  );
   // mtime only: the etc rule does not care.
   assert.equal(alerter.evaluate(event({ path: '/etc/hosts', after: attrs({ mtime_us: 5 }) })), null);
   // ctime alone is not an alert by default.
@@ -83,32 +88,68 @@ test('the first matching rule decides severity and which attributes matter', () 
   assert.deepEqual(JSON.parse(perm.evidence).changes, [{ attribute: 'mode', before: 0o100644, after: 0o104755 }]);
   assert.equal(alerter.evaluate(event({ path: '/var/log/syslog' })), null, 'ignored');
   assert.equal(alerter.evaluate(event({ path: '/srv/upload/f', op: 'added', before: null })), null, 'op not in rule');
-  assert.equal(alerter.evaluate(event({ path: '/srv/upload/f', op: 'removed', after: null }))!.signature, 'File removed: /srv/upload/f');
+  assert.equal(
+    alerter.evaluate(event({ path: '/srv/upload/f', op: 'removed', after: null }))!.signature,
+    'File removed: /srv/upload/f',
+  );
 });
 
 test('adds, removals, renames and unreadable files; baseline events raise nothing', () => {
-  assert.equal(alerter.evaluate(event({ path: '/usr/bin/nc', op: 'added', before: null }))!.signature, 'File added: /usr/bin/nc');
-  const ren = alerter.evaluate(event({ path: '/usr/bin/.x', op: 'renamed', renamed_from: '/usr/bin/x', after: attrs({ ctime_us: 9 }) }))!;
+  assert.equal(
+    alerter.evaluate(event({ path: '/usr/bin/nc', op: 'added', before: null }))!.signature,
+    'File added: /usr/bin/nc',
+  );
+  const ren = alerter.evaluate(
+    event({ path: '/usr/bin/.x', op: 'renamed', renamed_from: '/usr/bin/x', after: attrs({ ctime_us: 9 }) }),
+  )!;
   assert.equal(ren.signature, 'File renamed: /usr/bin/x -> /usr/bin/.x');
   assert.equal(JSON.parse(ren.evidence).renamed_from, '/usr/bin/x');
-  const err = alerter.evaluate(event({ path: '/opt/secret', op: 'scan', error: 'CORDON_ERR_FIM_UNREADABLE: cannot read /opt/secret (EACCES)' }))!;
+  const err = alerter.evaluate(
+    event({ path: '/opt/secret', op: 'scan', error: 'CORDON_ERR_FIM_UNREADABLE: cannot read /opt/secret (EACCES)' }),
+  )!;
   assert.equal(err.severity, 4);
   assert.equal(err.rule_id, 'fim:default.check-error');
   assert.match(JSON.parse(err.evidence).error, /EACCES/);
   assert.equal(alerter.evaluate(event({ op: 'baseline', before: null, after: null })), null);
-  assert.equal(new FimAlerter(parseFimProcessorConfig({ alertOnErrors: false })).evaluate(event({ op: 'scan', error: 'x' })), null);
+  assert.equal(
+    new FimAlerter(parseFimProcessorConfig({ alertOnErrors: false })).evaluate(event({ op: 'scan', error: 'x' })),
+    null,
+  );
 });
 
 test('events that cannot be true are errors with a stable code', () => {
-  for (const bad of [event({ op: 'changed', before: null }), event({ op: 'added', after: null }), event({ op: 'renamed', renamed_from: null }), event({ path: 'etc/passwd' })]) {
-    assert.throws(() => alerter.evaluate(bad), (e: Error & { code?: string }) => e.code === 'CORDON_ERR_FIMPROC_BAD_EVENT');
+  for (const bad of [
+    event({ op: 'changed', before: null }),
+    event({ op: 'added', after: null }),
+    event({ op: 'renamed', renamed_from: null }),
+    event({ path: 'etc/passwd' }),
+  ]) {
+    assert.throws(
+      () => alerter.evaluate(bad),
+      (e: Error & { code?: string }) => e.code === 'CORDON_ERR_FIMPROC_BAD_EVENT',
+    );
   }
 });
 
 test('configuration: unknown keys are named, rule ids unique, globs checked', () => {
   assert.throws(() => parseFimProcessorConfig({ rulez: [] }), /unknown key "rulez"/);
-  assert.throws(() => parseFimProcessorConfig({ rules: [{ id: 'a', paths: ['/x'], sevrity: 1 }] }), /unknown key "rules\.0\.sevrity"/);
-  assert.throws(() => parseFimProcessorConfig({ rules: [{ id: 'a', paths: ['/x'] }, { id: 'a', paths: ['/y'] }] }), /duplicate rule id "a"/);
+  assert.throws(
+    () => parseFimProcessorConfig({ rules: [{ id: 'a', paths: ['/x'], sevrity: 1 }] }),
+    /unknown key "rules\.0\.sevrity"/,
+  );
+  assert.throws(
+    () =>
+      parseFimProcessorConfig({
+        rules: [
+          { id: 'a', paths: ['/x'] },
+          { id: 'a', paths: ['/y'] },
+        ],
+      }),
+    /duplicate rule id "a"/,
+  );
   assert.throws(() => parseFimProcessorConfig({ rules: [{ id: 'a', paths: ['/x/{a'] }] }), /unclosed "\{"/);
-  assert.throws(() => parseFimProcessorConfig({ rules: [{ id: 'a', paths: ['/x'], severity: 0 }] }), /CORDON_ERR_FIMPROC_CONFIG|severity/);
+  assert.throws(
+    () => parseFimProcessorConfig({ rules: [{ id: 'a', paths: ['/x'], severity: 0 }] }),
+    /CORDON_ERR_FIMPROC_CONFIG|severity/,
+  );
 });

@@ -95,7 +95,10 @@ export class FlowTable {
     for (const packet of batch.packets) {
       const d = decodeFrame(batch.linktype, packet.frame);
       if (d.kind === 'error') {
-        out.badFrames.push({ packet, error: ERR_FLOWS_BAD_FRAME.withCause(d.error, batch.batch_id, packet.seq, d.error.message) });
+        out.badFrames.push({
+          packet,
+          error: ERR_FLOWS_BAD_FRAME.withCause(d.error, batch.batch_id, packet.seq, d.error.message),
+        });
         continue;
       }
       if (d.kind === 'non-ip') {
@@ -235,7 +238,8 @@ export class FlowTable {
   private flushSensor(sensor: string, out: BatchResult): void {
     const flows = this.sensors.get(sensor);
     if (flows) {
-      for (const [k, f] of flows) this.close(flows, k, f, f.fins === (FIN_TOSERVER | FIN_TOCLIENT) ? 'fin' : 'end', out);
+      for (const [k, f] of flows)
+        this.close(flows, k, f, f.fins === (FIN_TOSERVER | FIN_TOCLIENT) ? 'fin' : 'end', out);
       this.sensors.delete(sensor);
     }
     this.clocks.delete(sensor);
@@ -311,9 +315,14 @@ export class FlowTable {
     }
     const version = (json as { v?: unknown } | null)?.v;
     // version 1 had no Community ID: it is recomputed from the tuple (ICMP flows in flight then hash with type and code 0)
-    if (version !== SNAPSHOT_VERSION && version !== 1) throw ERR_FLOWS_SNAPSHOT(`version ${String(version)} is not ${SNAPSHOT_VERSION}`);
+    if (version !== SNAPSHOT_VERSION && version !== 1)
+      throw ERR_FLOWS_SNAPSHOT(`version ${String(version)} is not ${SNAPSHOT_VERSION}`);
     const parsed = snapshotSchema.safeParse(json);
-    if (!parsed.success) throw ERR_FLOWS_SNAPSHOT.withCause(parsed.error, `its body does not fit version ${String(version)}: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success)
+      throw ERR_FLOWS_SNAPSHOT.withCause(
+        parsed.error,
+        `its body does not fit version ${String(version)}: ${parsed.error.issues[0]?.message}`,
+      );
     const t = new FlowTable(cfg);
     for (const [s, nowUs, nextSweepUs] of parsed.data.clocks) t.clocks.set(s, { nowUs, nextSweepUs });
     for (const r of parsed.data.flows) {
@@ -337,7 +346,10 @@ export class FlowTable {
         flagsToServer: r[16],
         flagsToClient: r[17],
         fins: r[18],
-        communityId: r[19] !== undefined ? r[19] : communityId({ proto: r[5], srcIp: r[6], dstIp: r[8], srcPort: r[7], dstPort: r[9] }),
+        communityId:
+          r[19] !== undefined
+            ? r[19]
+            : communityId({ proto: r[5], srcIp: r[6], dstIp: r[8], srcPort: r[7], dstPort: r[9] }),
       };
       let m = t.sensors.get(f.sensor);
       if (!m) t.sensors.set(f.sensor, (m = new Map()));
@@ -352,8 +364,26 @@ export class FlowTable {
 const SNAPSHOT_MAGIC = Buffer.from('CFLOWS\n');
 const SNAPSHOT_VERSION = 2;
 type SnapshotFlow = [
-  string, string | null, string, boolean, number, number, string, number, string, number,
-  number, number, number, number, number, number, number, number, number, string | null,
+  string,
+  string | null,
+  string,
+  boolean,
+  number,
+  number,
+  string,
+  number,
+  string,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  number,
+  string | null,
 ];
 interface SnapshotV2 {
   v: 2;
@@ -367,8 +397,25 @@ const snapshotSchema = z.object({
   flows: z.array(
     z
       .tuple([
-        z.string(), z.string().nullable(), z.string(), z.boolean(), int, int, z.string(), int, z.string(), int,
-        int, int, int, int, int, int, int, int, int,
+        z.string(),
+        z.string().nullable(),
+        z.string(),
+        z.boolean(),
+        int,
+        int,
+        z.string(),
+        int,
+        z.string(),
+        int,
+        int,
+        int,
+        int,
+        int,
+        int,
+        int,
+        int,
+        int,
+        int,
       ])
       .rest(z.string().nullable()),
   ),
@@ -409,7 +456,9 @@ function toRecord(f: Flow, reason: FlowEndReason): FlowRecord {
  * sensors seeing one connection from different first packets get different ids (they are
  * different observations).
  */
-export function flowId(f: Pick<Flow, 'sensor' | 'vlan' | 'proto' | 'srcIp' | 'srcPort' | 'dstIp' | 'dstPort' | 'firstUs'>): string {
+export function flowId(
+  f: Pick<Flow, 'sensor' | 'vlan' | 'proto' | 'srcIp' | 'srcPort' | 'dstIp' | 'dstPort' | 'firstUs'>,
+): string {
   return createHash('sha256')
     .update(`${f.sensor}|${f.vlan}|${f.proto}|${f.srcIp}|${f.srcPort}|${f.dstIp}|${f.dstPort}|${f.firstUs}`)
     .digest('hex')

@@ -42,7 +42,6 @@ export function stateKey(inputTopic: string, partition: number): string {
 /** Header on every flow record naming the input partition it came from. */
 export const ORIGIN_HEADER = 'cordon-origin';
 
-
 export const flowsStage = defineStage({
   name: STAGE,
   summary: 'packets → flow records (5-tuple, counters, end reason), checkpointed, exactly-once in effect',
@@ -59,7 +58,11 @@ export const flowsStage = defineStage({
     const partitions = new Map<number, PartitionState>();
 
     async function loadStates(wanted: number[]): Promise<Map<number, ConsumedRecord>> {
-      const found = await readKeys(bus, config.stateTopic, wanted.map((p) => stateKey(config.inputTopic, p)));
+      const found = await readKeys(
+        bus,
+        config.stateTopic,
+        wanted.map((p) => stateKey(config.inputTopic, p)),
+      );
       return new Map(
         wanted.flatMap((p) => {
           const r = found.get(stateKey(config.inputTopic, p));
@@ -69,7 +72,9 @@ export const flowsStage = defineStage({
     }
 
     async function assign(tps: TopicPartition[]): Promise<void> {
-      const mine = tps.filter((tp) => tp.topic === config.inputTopic && !partitions.has(tp.partition)).map((tp) => tp.partition);
+      const mine = tps
+        .filter((tp) => tp.topic === config.inputTopic && !partitions.has(tp.partition))
+        .map((tp) => tp.partition);
       const states = await loadStates(mine);
       const fresh: number[] = [];
       for (const p of mine) {
@@ -91,31 +96,51 @@ export const flowsStage = defineStage({
             // start of the retained input (flows older than retention are lost) and keep the
             // bad record for inspection.
             const e = ERR_FLOWS_SNAPSHOT.is(err) ? err : ERR_FLOWS_SNAPSHOT.withCause(err, describeError(err).message);
-            log.error({ err: e, partition: p }, 'Flow table checkpoint is unreadable; rebuilding the partition from the start of its input.');
+            log.error(
+              { err: e, partition: p },
+              'Flow table checkpoint is unreadable; rebuilding the partition from the start of its input.',
+            );
             await stage.send(config.dlqTopic, [stage.deadLetter(rec, rec, e)]);
           }
         }
-        partitions.set(p, { table, nextOffset: offset, checkpointedOffset: restored ? offset : -1n, suppress, batchesSinceCheckpoint: 0, lastCheckpointMs: clock.now() });
+        partitions.set(p, {
+          table,
+          nextOffset: offset,
+          checkpointedOffset: restored ? offset : -1n,
+          suppress,
+          batchesSinceCheckpoint: 0,
+          lastCheckpointMs: clock.now(),
+        });
         if (!restored) fresh.push(p);
         loop.seek({ topic: config.inputTopic, partition: p, offset });
-        log.debug({ partition: p, offset: String(offset), flows: table.size, restored, suppressed: suppress.size }, 'Flows partition assigned.');
+        log.debug(
+          { partition: p, offset: String(offset), flows: table.size, restored, suppressed: suppress.size },
+          'Flows partition assigned.',
+        );
       }
       // The group's committed offset may lag the checkpoint: a crash between writing the state
       // record and committing leaves it behind. Commit what the state says, or a partition with
       // nothing new to read would never be committed past it (and never look caught up).
-      const restoredTps = mine.filter((p) => !fresh.includes(p)).map((p) => ({ topic: config.inputTopic, partition: p, offset: partitions.get(p)!.nextOffset }));
+      const restoredTps = mine
+        .filter((p) => !fresh.includes(p))
+        .map((p) => ({ topic: config.inputTopic, partition: p, offset: partitions.get(p)!.nextOffset }));
       if (restoredTps.length) await loop.commit(restoredTps);
       // A first checkpoint before any output, so every output is covered by some checkpoint.
       if (fresh.length) {
         const ends = await bus.admin.endOffsets(config.outputTopic);
         for (const p of fresh) await checkpoint(p, partitions.get(p)!, ends);
       }
-      if (mine.length) log.info({ partitions: mine, restored: mine.length - fresh.length }, 'Flows partitions assigned.');
+      if (mine.length)
+        log.info({ partitions: mine, restored: mine.length - fresh.length }, 'Flows partitions assigned.');
       updateGauge();
     }
 
     /** Flow ids this partition emitted after a checkpoint (by an owner that then died). */
-    async function collectEmitted(partition: number, outputOffsets: Record<string, number>, into: Set<string>): Promise<void> {
+    async function collectEmitted(
+      partition: number,
+      outputOffsets: Record<string, number>,
+      into: Set<string>,
+    ): Promise<void> {
       const from = new Map(Object.entries(outputOffsets).map(([p, o]) => [Number(p), BigInt(o)]));
       if (from.size === 0) return;
       const origin = `${config.inputTopic}|${partition}`;
@@ -158,7 +183,9 @@ export const flowsStage = defineStage({
         emitted_ids: [...ps.suppress],
       };
       // Outputs up to nextOffset were acknowledged (batch.flush); only now may the state say so.
-      await stage.send(config.stateTopic, [{ key: Buffer.from(stateKey(config.inputTopic, partition)), value: stateCodec.encode(state) }]);
+      await stage.send(config.stateTopic, [
+        { key: Buffer.from(stateKey(config.inputTopic, partition)), value: stateCodec.encode(state) },
+      ]);
       await loop.commit([{ topic: config.inputTopic, partition, offset: ps.nextOffset }]);
       ps.checkpointedOffset = ps.nextOffset;
       ps.batchesSinceCheckpoint = 0;
@@ -202,7 +229,12 @@ export const flowsStage = defineStage({
           }
           for (const bad of r.badFrames) {
             // Each undecodable frame is its own dead letter: a one-frame PacketBatch, replayable as is.
-            const one: PacketBatch = { ...pb, batch_id: `${pb.batch_id}#${bad.packet.seq}`, end_of_source: false, packets: [bad.packet] };
+            const one: PacketBatch = {
+              ...pb,
+              batch_id: `${pb.batch_id}#${bad.packet.seq}`,
+              end_of_source: false,
+              packets: [bad.packet],
+            };
             batch.reject(rec, bad.error, packetsCodec.encode(one));
           }
           metrics.inc('frames_bad', r.badFrames.length);
@@ -225,13 +257,16 @@ export const flowsStage = defineStage({
     });
 
     // Partitions that went quiet still get their last state written within the interval.
-    stage.every(Math.max(100, Math.min(1000, config.checkpointEverySeconds * 1000)), 'A periodic flows checkpoint', () =>
-      loop.exclusive(async () => {
-        if (stage.stopping) return;
-        for (const [p, ps] of partitions) {
-          if (clock.now() - ps.lastCheckpointMs >= config.checkpointEverySeconds * 1000) await checkpoint(p, ps);
-        }
-      }),
+    stage.every(
+      Math.max(100, Math.min(1000, config.checkpointEverySeconds * 1000)),
+      'A periodic flows checkpoint',
+      () =>
+        loop.exclusive(async () => {
+          if (stage.stopping) return;
+          for (const [p, ps] of partitions) {
+            if (clock.now() - ps.lastCheckpointMs >= config.checkpointEverySeconds * 1000) await checkpoint(p, ps);
+          }
+        }),
     );
     return { partitions: partitions as ReadonlyMap<number, { readonly table: FlowTable }> };
   },

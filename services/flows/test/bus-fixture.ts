@@ -16,7 +16,15 @@ export const NO_CORPUS = skipWithoutCorpus('suricata-verify');
 const CORPUS = corpusPath('suricata-verify');
 export const PARTITIONS = { packets: 4, flows: 2, dlq: 1, state: 2 };
 /** Captures with several flows, both IP versions, SLL and null link types. */
-export const CAPTURES = ['bug-1045', 'detect-ttl-ipv6', 'tcp-fastopen-04', 'http-async', 'ipv6-evasion__ipv6-rsmurf', 'detect-flowbits', 'bug-6269-01'];
+export const CAPTURES = [
+  'bug-1045',
+  'detect-ttl-ipv6',
+  'tcp-fastopen-04',
+  'http-async',
+  'ipv6-evasion__ipv6-rsmurf',
+  'detect-flowbits',
+  'bug-6269-01',
+];
 
 export function openBus(dataDir: string): Bus {
   return createEmbeddedBus({ dataDir, ctx: createContext({ log: silentLogger }) });
@@ -53,7 +61,18 @@ export async function replayRecords(): Promise<ProduceRecord[]> {
       const d = decodeFrame(f.linktype, f.frame);
       const k = d.kind === 'ip' ? symmetricFlowHash(d).toString('hex') : '00';
       let b = pending.get(k);
-      if (!b) pending.set(k, (b = { batch_id: `${name}:${f.seq}`, sensor: name, vm: null, linktype: f.linktype, end_of_source: false, packets: [] }));
+      if (!b)
+        pending.set(
+          k,
+          (b = {
+            batch_id: `${name}:${f.seq}`,
+            sensor: name,
+            vm: null,
+            linktype: f.linktype,
+            end_of_source: false,
+            packets: [],
+          }),
+        );
       b.packets.push({ ts_us: f.ts_us, seq: f.seq, orig_len: f.orig_len, frame: f.frame });
       if (b.packets.length === 4) flush(k);
     }
@@ -62,11 +81,36 @@ export async function replayRecords(): Promise<ProduceRecord[]> {
       out.push({ key: Buffer.from('bad'), value: Buffer.from('not a PacketBatch') });
       out.push({
         key: Buffer.from('cut'),
-        value: codec.encode({ batch_id: 'cut', sensor: name, vm: null, linktype, end_of_source: false, packets: [{ ts_us: 1, seq: 999, orig_len: 60, frame: Buffer.concat([Buffer.alloc(12), Buffer.from([0x08, 0x00, 0x45, 0])]) }] }),
+        value: codec.encode({
+          batch_id: 'cut',
+          sensor: name,
+          vm: null,
+          linktype,
+          end_of_source: false,
+          packets: [
+            {
+              ts_us: 1,
+              seq: 999,
+              orig_len: 60,
+              frame: Buffer.concat([Buffer.alloc(12), Buffer.from([0x08, 0x00, 0x45, 0])]),
+            },
+          ],
+        }),
       });
     }
     for (let p = 0; p < PARTITIONS.packets; p++) {
-      out.push({ key: null, partition: p, value: codec.encode({ batch_id: `${name}:end:${p}`, sensor: name, vm: null, linktype, end_of_source: true, packets: [] }) });
+      out.push({
+        key: null,
+        partition: p,
+        value: codec.encode({
+          batch_id: `${name}:end:${p}`,
+          sensor: name,
+          vm: null,
+          linktype,
+          end_of_source: true,
+          packets: [],
+        }),
+      });
     }
   }
   return out;

@@ -28,6 +28,10 @@ if (dir) {
       close: () => p.close(),
     };
   };
-  const svc = await runStage(flowsStage, { bus, ctx: createContext({ log: silentLogger }), config: { checkpointEveryBatches: 4, maxBatchRecords: 3 } });
+  const svc = await runStage(flowsStage, {
+    bus,
+    ctx: createContext({ log: silentLogger }),
+    config: { checkpointEveryBatches: 4, maxBatchRecords: 3 },
+  });
   await svc.done;
 }

@@ -165,11 +165,19 @@ test('idle timeouts run on packet time: per protocol, on arrival and by sweep', 
 test('end_of_source flushes only that sensor, with end (or fin when both FINs were seen)', () => {
   const t = new FlowTable(cfg);
   t.processBatch(batch([pkt(T0, udp(cli, srv))], { sensor: 'a' }));
-  t.processBatch(batch([pkt(T0, tcp(cli, srv, F.FIN | F.ACK)), pkt(T0 + 1, tcp(srv, cli, F.FIN | F.ACK))], { sensor: 'b' }));
+  t.processBatch(
+    batch([pkt(T0, tcp(cli, srv, F.FIN | F.ACK)), pkt(T0 + 1, tcp(srv, cli, F.FIN | F.ACK))], { sensor: 'b' }),
+  );
   t.processBatch(batch([pkt(T0, udp(cli, srv))], { sensor: 'c' }));
   const r = records(t.processBatch(batch([pkt(T0 + 5, udp(srv, cli))], { sensor: 'a', end: true })));
-  assert.deepEqual(r.map((f) => [f.sensor, f.end_reason, f.pkts_toserver + f.pkts_toclient]), [['a', 'end', 2]]);
-  assert.deepEqual(records(t.processBatch(batch([], { sensor: 'b', end: true }))).map((f) => f.end_reason), ['fin']);
+  assert.deepEqual(
+    r.map((f) => [f.sensor, f.end_reason, f.pkts_toserver + f.pkts_toclient]),
+    [['a', 'end', 2]],
+  );
+  assert.deepEqual(
+    records(t.processBatch(batch([], { sensor: 'b', end: true }))).map((f) => f.end_reason),
+    ['fin'],
+  );
   assert.equal(t.size, 1);
 });
 
@@ -214,7 +222,13 @@ test('undecodable frames come back as errors, the rest of the batch still counts
 
 test('non-first fragments count to the ports-0 flow of the address pair', () => {
   const t = new FlowTable(cfg);
-  t.processBatch(batch([pkt(T0, udp(cli, srv, 1472)), pkt(T0 + 1, udpFragment(cli, srv, 1480, 1)), pkt(T0 + 2, udpFragment(cli, srv, 2960, 1))]));
+  t.processBatch(
+    batch([
+      pkt(T0, udp(cli, srv, 1472)),
+      pkt(T0 + 1, udpFragment(cli, srv, 1480, 1)),
+      pkt(T0 + 2, udpFragment(cli, srv, 2960, 1)),
+    ]),
+  );
   const r = records(t.processBatch(batch([], { end: true })));
   assert.deepEqual(
     r.map((f) => [f.src_port, f.dst_port, f.pkts_toserver]),
@@ -254,13 +268,30 @@ function generatedStream(): PacketBatch[] {
           ? [udp(c, s, 40), udp(s, c, 200)]
           : i % 5 === 4
             ? [tcp(c, s, F.SYN), tcp(s, c, F.SYN | F.ACK), tcp(c, s, F.ACK), tcp(c, s, F.PSH | F.ACK, 300)]
-            : [tcp(c, s, F.SYN), tcp(s, c, F.SYN | F.ACK), tcp(c, s, F.ACK), tcp(c, s, F.PSH | F.ACK, 120), tcp(s, c, F.PSH | F.ACK, 900), tcp(c, s, F.FIN | F.ACK), tcp(s, c, F.FIN | F.ACK), tcp(c, s, F.ACK)];
+            : [
+                tcp(c, s, F.SYN),
+                tcp(s, c, F.SYN | F.ACK),
+                tcp(c, s, F.ACK),
+                tcp(c, s, F.PSH | F.ACK, 120),
+                tcp(s, c, F.PSH | F.ACK, 900),
+                tcp(c, s, F.FIN | F.ACK),
+                tcp(s, c, F.FIN | F.ACK),
+                tcp(c, s, F.ACK),
+              ];
     steps.forEach((frame, k) => timed.push({ ts: start + k * 7_000, frame }));
   }
   timed.sort((a, b) => a.ts - b.ts);
   const frames = timed.map((f, seq) => ({ ts_us: f.ts, seq, orig_len: f.frame.length, frame: f.frame }));
   const out: PacketBatch[] = [];
-  for (let i = 0; i < frames.length; i += 7) out.push({ batch_id: `g:${i}`, sensor: 'generated', vm: null, linktype: 1, end_of_source: false, packets: frames.slice(i, i + 7) });
+  for (let i = 0; i < frames.length; i += 7)
+    out.push({
+      batch_id: `g:${i}`,
+      sensor: 'generated',
+      vm: null,
+      linktype: 1,
+      end_of_source: false,
+      packets: frames.slice(i, i + 7),
+    });
   out.push({ batch_id: 'g:end', sensor: 'generated', vm: null, linktype: 1, end_of_source: true, packets: [] });
   return out;
 }
@@ -278,9 +309,17 @@ async function corpusStream(): Promise<PacketBatch[]> {
       continue;
     }
     const frames = [];
-    for await (const f of readCapture(join(CORPUS, dir, meta.pcap))) frames.push({ ts_us: f.ts_us, seq: seq++, orig_len: f.orig_len, frame: f.frame });
+    for await (const f of readCapture(join(CORPUS, dir, meta.pcap)))
+      frames.push({ ts_us: f.ts_us, seq: seq++, orig_len: f.orig_len, frame: f.frame });
     for (let i = 0; i < frames.length; i += 7) {
-      out.push({ batch_id: `c:${i}`, sensor: 'corpus', vm: null, linktype: meta.pcap_info.linktypes[0]!, end_of_source: false, packets: frames.slice(i, i + 7) });
+      out.push({
+        batch_id: `c:${i}`,
+        sensor: 'corpus',
+        vm: null,
+        linktype: meta.pcap_info.linktypes[0]!,
+        end_of_source: false,
+        packets: frames.slice(i, i + 7),
+      });
     }
   }
   out.push({ batch_id: 'c:end', sensor: 'corpus', vm: null, linktype: 1, end_of_source: true, packets: [] });
@@ -292,23 +331,27 @@ const streams = [
   { what: 'the suricata-verify captures', skip: skipWithoutCorpus('suricata-verify'), batches: corpusStream },
 ];
 for (const { what, skip, batches: load } of streams) {
-  test(`snapshot/restore on ${what}: first part, snapshot, restore in a new table, rest == all in one go`, { skip }, async () => {
-    const batches = await load();
-    const whole = new FlowTable(cfg);
-    const expected = batches.flatMap((b) => records(whole.processBatch(b)));
-    assert.ok(expected.length > 30, `${expected.length} flows`);
-    assert.ok(expected.some((f) => f.end_reason === 'timeout') && expected.some((f) => f.end_reason === 'fin'));
-    for (const cut of [1, Math.floor(batches.length / 3), Math.floor(batches.length / 2), batches.length - 2]) {
-      const first = new FlowTable(cfg);
-      const got = batches.slice(0, cut).flatMap((b) => records(first.processBatch(b)));
-      const snap = first.snapshot();
-      const second = FlowTable.restore(snap, cfg);
-      assert.equal(second.size, first.size);
-      assert.deepEqual(second.snapshot(), snap, 'restore then snapshot gives the same bytes');
-      got.push(...batches.slice(cut).flatMap((b) => records(second.processBatch(b))));
-      assert.deepEqual(got, expected, `cut at batch ${cut}`);
-    }
-  });
+  test(
+    `snapshot/restore on ${what}: first part, snapshot, restore in a new table, rest == all in one go`,
+    { skip },
+    async () => {
+      const batches = await load();
+      const whole = new FlowTable(cfg);
+      const expected = batches.flatMap((b) => records(whole.processBatch(b)));
+      assert.ok(expected.length > 30, `${expected.length} flows`);
+      assert.ok(expected.some((f) => f.end_reason === 'timeout') && expected.some((f) => f.end_reason === 'fin'));
+      for (const cut of [1, Math.floor(batches.length / 3), Math.floor(batches.length / 2), batches.length - 2]) {
+        const first = new FlowTable(cfg);
+        const got = batches.slice(0, cut).flatMap((b) => records(first.processBatch(b)));
+        const snap = first.snapshot();
+        const second = FlowTable.restore(snap, cfg);
+        assert.equal(second.size, first.size);
+        assert.deepEqual(second.snapshot(), snap, 'restore then snapshot gives the same bytes');
+        got.push(...batches.slice(cut).flatMap((b) => records(second.processBatch(b))));
+        assert.deepEqual(got, expected, `cut at batch ${cut}`);
+      }
+    },
+  );
 }
 
 test('a snapshot that cannot be trusted is a typed error', () => {
@@ -323,21 +366,58 @@ test('a snapshot that cannot be trusted is a typed error', () => {
     Buffer.concat([good.subarray(0, 7), Buffer.from('{"v":1,"clocks":[],"flows":[]}')]),
     good.subarray(0, good.length - 3),
   ];
-  for (const c of cases) assert.throws(() => FlowTable.restore(c, cfg), (e) => ERR_FLOWS_SNAPSHOT.is(e), c.toString('latin1'));
+  for (const c of cases)
+    assert.throws(
+      () => FlowTable.restore(c, cfg),
+      (e) => ERR_FLOWS_SNAPSHOT.is(e),
+      c.toString('latin1'),
+    );
 });
 
 test('a version 1 snapshot (before the Community ID) restores, the id recomputed from the tuple', () => {
-  const v1 = { v: 1, clocks: [['s1', T0, T0 + 10 * S]], flows: [['s1', null, Buffer.from('k').toString('base64'), true, 0, 17, cli.ip, cli.port, srv.ip, srv.port, T0, T0, 1, 0, 60, 0, 0, 0, 0]] };
+  const v1 = {
+    v: 1,
+    clocks: [['s1', T0, T0 + 10 * S]],
+    flows: [
+      [
+        's1',
+        null,
+        Buffer.from('k').toString('base64'),
+        true,
+        0,
+        17,
+        cli.ip,
+        cli.port,
+        srv.ip,
+        srv.port,
+        T0,
+        T0,
+        1,
+        0,
+        60,
+        0,
+        0,
+        0,
+        0,
+      ],
+    ],
+  };
   const t = FlowTable.restore(Buffer.concat([Buffer.from('CFLOWS\n'), deflateRawSync(JSON.stringify(v1))]), cfg);
   const [f] = t.flushAll();
-  assert.equal(f!.record.community_id, communityId({ proto: 17, srcIp: cli.ip, dstIp: srv.ip, srcPort: cli.port, dstPort: srv.port }));
+  assert.equal(
+    f!.record.community_id,
+    communityId({ proto: 17, srcIp: cli.ip, dstIp: srv.ip, srcPort: cli.port, dstPort: srv.port }),
+  );
 });
 
 test('every flow carries its Community ID, the same from either direction', () => {
   const t = new FlowTable(cfg);
   t.processBatch(batch([pkt(T0, udp(cli, srv))]));
   const [f] = t.flushAll();
-  assert.equal(f!.record.community_id, communityId({ proto: 17, srcIp: srv.ip, dstIp: cli.ip, srcPort: srv.port, dstPort: cli.port }));
+  assert.equal(
+    f!.record.community_id,
+    communityId({ proto: 17, srcIp: srv.ip, dstIp: cli.ip, srcPort: srv.port, dstPort: cli.port }),
+  );
   assert.match(f!.record.community_id!, /^1:[A-Za-z0-9+/]{27}=$/);
 });
 
@@ -346,7 +426,16 @@ test('config: defaults filled, unknown keys rejected by name', () => {
   assert.equal(c.groupId, 'cordon-flows');
   assert.equal(c.table.tcpEstablishedTimeoutS, 300);
   assert.equal(c.table.udpTimeoutS, 60);
-  assert.throws(() => parseFlowsConfig({ table: { udpTimeout: 5 } }), (e) => ERR_FLOWS_CONFIG.is(e) && /"table\.udpTimeout"/.test((e as Error).message));
-  assert.throws(() => parseFlowsConfig({ grupId: 'x' }), (e) => ERR_FLOWS_CONFIG.is(e) && /"grupId"/.test((e as Error).message));
-  assert.throws(() => parseFlowsConfig({ table: { udpTimeoutS: -1 } }), (e) => ERR_FLOWS_CONFIG.is(e) && /table\.udpTimeoutS/.test((e as Error).message));
+  assert.throws(
+    () => parseFlowsConfig({ table: { udpTimeout: 5 } }),
+    (e) => ERR_FLOWS_CONFIG.is(e) && /"table\.udpTimeout"/.test((e as Error).message),
+  );
+  assert.throws(
+    () => parseFlowsConfig({ grupId: 'x' }),
+    (e) => ERR_FLOWS_CONFIG.is(e) && /"grupId"/.test((e as Error).message),
+  );
+  assert.throws(
+    () => parseFlowsConfig({ table: { udpTimeoutS: -1 } }),
+    (e) => ERR_FLOWS_CONFIG.is(e) && /table\.udpTimeoutS/.test((e as Error).message),
+  );
 });

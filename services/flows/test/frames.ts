@@ -8,7 +8,13 @@ export interface Ep {
   port: number;
 }
 
-function ipv4(proto: number, src: string, dst: string, l4: Buffer, opts: { fragOffset?: number; more?: boolean; id?: number } = {}): Buffer {
+function ipv4(
+  proto: number,
+  src: string,
+  dst: string,
+  l4: Buffer,
+  opts: { fragOffset?: number; more?: boolean; id?: number } = {},
+): Buffer {
   const h = Buffer.alloc(20);
   h[0] = 0x45;
   h.writeUInt16BE(20 + l4.length, 2);
@@ -49,7 +55,10 @@ export function pkt(ts_us: number, frame: Buffer, orig_len = frame.length): Pack
   return { ts_us, seq: seq++, orig_len, frame };
 }
 
-export function batch(packets: Packet[], o: { sensor?: string; end?: boolean; linktype?: number; vm?: string | null } = {}): PacketBatch {
+export function batch(
+  packets: Packet[],
+  o: { sensor?: string; end?: boolean; linktype?: number; vm?: string | null } = {},
+): PacketBatch {
   return {
     batch_id: `${o.sensor ?? 's1'}:${packets[0]?.seq ?? 'end'}`,
     sensor: o.sensor ?? 's1',

@@ -3,7 +3,15 @@ import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describeError, type Context } from '@cordon/runtime';
 import { parseInventoryText, type InventoryFile } from '@cordon/policy';
-import type { ConnectorCursor, ConnectorHandlers, PlatformConnector, PlatformEvent, PlatformEventKind, PlatformState, PlatformVm } from '@cordon/platform';
+import type {
+  ConnectorCursor,
+  ConnectorHandlers,
+  PlatformConnector,
+  PlatformEvent,
+  PlatformEventKind,
+  PlatformState,
+  PlatformVm,
+} from '@cordon/platform';
 import { diffStates } from '@cordon/platform';
 import { ERR_INVENTORY_FILE, ERR_INVENTORY_SOURCE } from './errors.js';
 
@@ -53,7 +61,11 @@ export function stateOfFile(inv: InventoryFile): PlatformState {
   return state;
 }
 
-const POWER_EVENT: Record<PlatformVm['power'], PlatformEventKind> = { on: 'powered_on', off: 'powered_off', suspended: 'suspended' };
+const POWER_EVENT: Record<PlatformVm['power'], PlatformEventKind> = {
+  on: 'powered_on',
+  off: 'powered_off',
+  suspended: 'suspended',
+};
 
 /** The events that turn `prev` (id → host, power) into `next`, with ids from the new version's hash (pure). */
 export function eventsBetween(prev: Brief, next: PlatformState, hash: string, ts: number): PlatformEvent[] {
@@ -64,11 +76,36 @@ export function eventsBetween(prev: Brief, next: PlatformState, hash: string, ts
     const was = prev[v.id];
     if (!was) {
       out.push({ id: id(v.id, 'created'), ts, kind: 'created', vm: v.id, vmName: v.name, host: v.host });
-      if (v.power !== 'off') out.push({ id: id(v.id, POWER_EVENT[v.power]), ts, kind: POWER_EVENT[v.power], vm: v.id, vmName: v.name, host: v.host });
+      if (v.power !== 'off')
+        out.push({
+          id: id(v.id, POWER_EVENT[v.power]),
+          ts,
+          kind: POWER_EVENT[v.power],
+          vm: v.id,
+          vmName: v.name,
+          host: v.host,
+        });
       continue;
     }
-    if (was[0] !== v.host) out.push({ id: id(v.id, 'migrated'), ts, kind: 'migrated', vm: v.id, vmName: v.name, host: v.host, fromHost: was[0] });
-    if (was[1] !== v.power) out.push({ id: id(v.id, POWER_EVENT[v.power]), ts, kind: POWER_EVENT[v.power], vm: v.id, vmName: v.name, host: v.host });
+    if (was[0] !== v.host)
+      out.push({
+        id: id(v.id, 'migrated'),
+        ts,
+        kind: 'migrated',
+        vm: v.id,
+        vmName: v.name,
+        host: v.host,
+        fromHost: was[0],
+      });
+    if (was[1] !== v.power)
+      out.push({
+        id: id(v.id, POWER_EVENT[v.power]),
+        ts,
+        kind: POWER_EVENT[v.power],
+        vm: v.id,
+        vmName: v.name,
+        host: v.host,
+      });
   }
   for (const [vm, [host]] of Object.entries(prev)) {
     if (!nextIds.has(vm)) out.push({ id: id(vm, 'deleted'), ts, kind: 'deleted', vm, vmName: null, host });
@@ -95,7 +132,8 @@ export class FileConnector implements PlatformConnector {
     } catch {
       throw ERR_INVENTORY_SOURCE(opts.url, 'not a URL (expected file:///path/inventory.yaml)');
     }
-    if (url.protocol !== 'file:' || url.host !== '') throw ERR_INVENTORY_SOURCE(opts.url, 'a file source is file:///absolute/path');
+    if (url.protocol !== 'file:' || url.host !== '')
+      throw ERR_INVENTORY_SOURCE(opts.url, 'a file source is file:///absolute/path');
     this.path = fileURLToPath(url);
     this.source = url.href;
     this.pollMs = opts.pollMs ?? 1000;
@@ -153,7 +191,10 @@ export class FileConnector implements PlatformConnector {
       } catch (err) {
         const e = describeError(err);
         if (e.message !== lastError) {
-          this.ctx.log.warn({ err: e, file: this.path }, 'The inventory file cannot be used; the last good version stays in force.');
+          this.ctx.log.warn(
+            { err: e, file: this.path },
+            'The inventory file cannot be used; the last good version stays in force.',
+          );
           h.onStatus?.({ connected: false, error: e });
         }
         lastError = e.message;

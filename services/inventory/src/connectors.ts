@@ -7,7 +7,11 @@ import { FileConnector } from './connector-file.js';
 import { ERR_INVENTORY_SOURCE } from './errors.js';
 
 /** The connector a source URL names. Credentials come from the source's file or the environment, never the URL. */
-export function connectorFor(source: SourceConfig, ctx: Context, env: NodeJS.ProcessEnv = process.env): PlatformConnector {
+export function connectorFor(
+  source: SourceConfig,
+  ctx: Context,
+  env: NodeJS.ProcessEnv = process.env,
+): PlatformConnector {
   const url = source.url;
   if (url.startsWith('vsphere+https://')) {
     return vsphereFromUrl(url, {

@@ -6,9 +6,11 @@ export const ERR_INVENTORY_SOURCE = defineError(
 );
 export const ERR_INVENTORY_FILE = defineError(
   'CORDON_ERR_INVENTORY_FILE',
-  (file: string, detail: string) => `inventory file ${file} cannot be used: ${detail}; the last good version stays in force`,
+  (file: string, detail: string) =>
+    `inventory file ${file} cannot be used: ${detail}; the last good version stays in force`,
 );
 export const ERR_INVENTORY_STATE = defineError(
   'CORDON_ERR_INVENTORY_STATE',
-  (source: string, detail: string) => `the inventory checkpoint of ${source} is unreadable (${detail}); following from the platform's present instead`,
+  (source: string, detail: string) =>
+    `the inventory checkpoint of ${source} is unreadable (${detail}); following from the platform's present instead`,
 );

@@ -1,13 +1,28 @@
 import { readKeys, readRange, readTable, type ProduceRecord } from '@cordon/bus';
 import { describeError } from '@cordon/runtime';
 import { inventoryKey } from '@cordon/policy';
-import type { ConnectorCursor, ConnectorHandlers, PlatformConnector, PlatformHost, PlatformState, PlatformVm } from '@cordon/platform';
+import type {
+  ConnectorCursor,
+  ConnectorHandlers,
+  PlatformConnector,
+  PlatformHost,
+  PlatformState,
+  PlatformVm,
+} from '@cordon/platform';
 import { defineStage, type Stage } from '@cordon/stage';
 import { codecFor, TOPICS, type InventoryRecord, type StageState, type VmEvent } from '@cordon/schemas';
 import { inventoryConfigSchema, type InventoryConfig } from './config.js';
 import { connectorFor } from './connectors.js';
 import { ERR_INVENTORY_STATE } from './errors.js';
-import { eventIdOf, hostRecord, sameRecord, vmEventOf, vmRecord, type Origin, type SourceCheckpoint } from './records.js';
+import {
+  eventIdOf,
+  hostRecord,
+  sameRecord,
+  vmEventOf,
+  vmRecord,
+  type Origin,
+  type SourceCheckpoint,
+} from './records.js';
 
 const STAGE = 'inventory';
 /** Header on every vm-event naming the source it came from (to find what a crashed run already sent). */
@@ -43,13 +58,20 @@ export const inventoryStage = defineStage({
       try {
         written.push([r.key.toString(), codec.decode(r.value)]);
       } catch (err) {
-        stage.ctx.log.warn({ err: describeError(err), key: r.key.toString() }, 'An inventory record does not decode; it is left alone.');
+        stage.ctx.log.warn(
+          { err: describeError(err), key: r.key.toString() },
+          'An inventory record does not decode; it is left alone.',
+        );
       }
     }
     const followers: SourceFollower[] = [];
     for (const source of stage.config.sources) {
       const connector = connectorFor(source, stage.ctx);
-      const f = new SourceFollower(stage, connector, new Map(written.filter(([, rec]) => rec.source !== null && rec.source === connector.source)));
+      const f = new SourceFollower(
+        stage,
+        connector,
+        new Map(written.filter(([, rec]) => rec.source !== null && rec.source === connector.source)),
+      );
       followers.push(f);
       await f.start();
     }
@@ -94,7 +116,13 @@ class SourceFollower {
           this.stage.ctx.metrics.inc('events_suppressed');
         } else {
           const event = vmEventOf(this.origin, ev);
-          await this.stage.send(TOPICS.vmEvents, [{ key: Buffer.from(ev.vm), value: this.eventCodec.encode(event), headers: { [SOURCE_HEADER]: Buffer.from(this.origin.source) } }]);
+          await this.stage.send(TOPICS.vmEvents, [
+            {
+              key: Buffer.from(ev.vm),
+              value: this.eventCodec.encode(event),
+              headers: { [SOURCE_HEADER]: Buffer.from(this.origin.source) },
+            },
+          ]);
           this.stage.ctx.metrics.inc('events');
           await this.noteExistence(event);
         }
@@ -103,12 +131,19 @@ class SourceFollower {
       onCheckpoint: (cursor) => this.checkpoint(cursor),
       onStatus: (s) => {
         if (s.connected) log.info({ source: this.origin.source }, 'Connected to the platform.');
-        else log.warn({ source: this.origin.source, err: s.error }, 'The platform is not reachable; reconnecting with backoff.');
+        else
+          log.warn(
+            { source: this.origin.source, err: s.error },
+            'The platform is not reachable; reconnecting with backoff.',
+          );
       },
     };
     this.stage.watch(`following ${this.origin.source}`, this.connector.run(handlers, from));
     this.stage.onStop(() => this.connector.stop());
-    log.info({ source: this.origin.source, records: this.published.size, resumeFrom: from ?? null }, 'Following the platform.');
+    log.info(
+      { source: this.origin.source, records: this.published.size, resumeFrom: from ?? null },
+      'Following the platform.',
+    );
   }
 
   /** The checkpoint's cursor, and the event ids sent after it. */
@@ -119,7 +154,10 @@ class SourceFollower {
     try {
       rec = (await readKeys(bus, TOPICS.state, [key])).get(key);
     } catch (err) {
-      ctx.log.warn({ err: describeError(err) }, 'The state topic cannot be read: following from the platform\'s present.');
+      ctx.log.warn(
+        { err: describeError(err) },
+        "The state topic cannot be read: following from the platform's present.",
+      );
       return undefined;
     }
     if (!rec?.value) return undefined;
@@ -142,7 +180,7 @@ class SourceFollower {
       return cp.cursor;
     } catch (err) {
       const e = ERR_INVENTORY_STATE.withCause(err, this.origin.source, describeError(err).message);
-      ctx.log.error({ err: e }, 'The inventory checkpoint is unreadable; following from the platform\'s present.');
+      ctx.log.error({ err: e }, "The inventory checkpoint is unreadable; following from the platform's present.");
       await this.stage.send(TOPICS.dlq, [this.stage.deadLetter(rec, rec, e)]);
       return undefined;
     }
@@ -161,7 +199,9 @@ class SourceFollower {
       output_offsets: Object.fromEntries([...ends].map(([p, o]) => [String(p), Number(o)])),
       emitted_ids: [],
     };
-    await this.stage.send(TOPICS.state, [{ key: Buffer.from(checkpointKey(this.origin.source)), value: this.stateCodec.encode(st) }]);
+    await this.stage.send(TOPICS.state, [
+      { key: Buffer.from(checkpointKey(this.origin.source)), value: this.stateCodec.encode(st) },
+    ]);
   }
 
   private now(): number {
@@ -210,11 +250,20 @@ class SourceFollower {
     await this.stage.send(TOPICS.inventory, out);
     if (gone.length) {
       const headers = { [SOURCE_HEADER]: Buffer.from(this.origin.source) };
-      await this.stage.send(TOPICS.vmEvents, gone.map((e) => ({ key: Buffer.from(e.vm), value: this.eventCodec.encode(e), headers })));
-      this.stage.ctx.log.info({ source: this.origin.source, vms: gone.map((e) => e.vm) }, 'VMs deleted while the platform was not followed were reported deleted.');
+      await this.stage.send(
+        TOPICS.vmEvents,
+        gone.map((e) => ({ key: Buffer.from(e.vm), value: this.eventCodec.encode(e), headers })),
+      );
+      this.stage.ctx.log.info(
+        { source: this.origin.source, vms: gone.map((e) => e.vm) },
+        'VMs deleted while the platform was not followed were reported deleted.',
+      );
     }
     this.stage.ctx.metrics.set('vms', s.vms.length);
-    this.stage.ctx.log.info({ source: this.origin.source, hosts: s.hosts.length, vms: s.vms.length, written: out.length }, 'Inventory synchronised with the platform.');
+    this.stage.ctx.log.info(
+      { source: this.origin.source, hosts: s.hosts.length, vms: s.vms.length, written: out.length },
+      'Inventory synchronised with the platform.',
+    );
   }
 
   private async put(key: string, rec: InventoryRecord): Promise<void> {

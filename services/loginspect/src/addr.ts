@@ -13,7 +13,8 @@ export function normalizeAddress(raw: string): string {
     if (end > 0) a = a.slice(1, end);
   }
   // trailing punctuation a message put after the address
-  while (a.length && (a.endsWith(',') || a.endsWith('.') || a.endsWith(';') || a.endsWith(')') || a.endsWith(':'))) a = a.slice(0, -1);
+  while (a.length && (a.endsWith(',') || a.endsWith('.') || a.endsWith(';') || a.endsWith(')') || a.endsWith(':')))
+    a = a.slice(0, -1);
   if (a.startsWith('::ffff:') || a.startsWith('::FFFF:')) {
     const v4 = a.slice(7);
     if (isIP(stripV4Port(v4)) === 4) return stripV4Port(v4);
@@ -64,7 +65,13 @@ export function addressBits(a: string): { v: 4 | 6; bits: bigint } | null {
     }
     const dbl = s.indexOf('::');
     const h = (dbl < 0 ? s : s.slice(0, dbl)).split(':').filter((x) => x !== '');
-    const r = dbl < 0 ? [] : s.slice(dbl + 2).split(':').filter((x) => x !== '');
+    const r =
+      dbl < 0
+        ? []
+        : s
+            .slice(dbl + 2)
+            .split(':')
+            .filter((x) => x !== '');
     const groups = dbl < 0 ? h : [...h, ...new Array<string>(Math.max(0, 8 - h.length - r.length)).fill('0'), ...r];
     if (groups.length !== 8) return null;
     let n = 0n;

@@ -47,13 +47,25 @@ export function toAlert(batch: LogBatch, offset: number, d: Detection): AlertInp
       rule_origin: d.rule.origin,
       rule_author: d.rule.author,
       level: d.rule.level,
-      threshold: d.crossing ? { count: d.crossing.count, window_s: d.crossing.windowMs / 1000, group: d.crossing.group, first_ts_us: d.crossing.firstMs * 1000 } : null,
+      threshold: d.crossing
+        ? {
+            count: d.crossing.count,
+            window_s: d.crossing.windowMs / 1000,
+            group: d.crossing.group,
+            first_ts_us: d.crossing.firstMs * 1000,
+          }
+        : null,
     }),
   };
 }
 
 /** Block request → BlockDecision addressed to the agent that shipped the lines. */
-export function toBlock(batch: LogBatch, b: BlockRequest, reasonAlert: string, action: 'drop' | 'reject'): { key: Buffer; value: BlockDecision } {
+export function toBlock(
+  batch: LogBatch,
+  b: BlockRequest,
+  reasonAlert: string,
+  action: 'drop' | 'reject',
+): { key: Buffer; value: BlockDecision } {
   const enforcer = agentEnforcer(batch.agent);
   const created = b.tsMs * 1000;
   const value: BlockDecision = {
@@ -70,4 +82,3 @@ export function toBlock(batch: LogBatch, b: BlockRequest, reasonAlert: string, a
   };
   return { key: blockKey(enforcer, b.ip), value };
 }
-

@@ -13,9 +13,15 @@ export const blockPolicySchema = z
     /** Each further block of the same address (a repeat offender) multiplies the TTL … */
     repeatFactor: z.number().min(1).default(4),
     /** … up to this. */
-    maxTtlS: z.number().positive().default(7 * 24 * 3600),
+    maxTtlS: z
+      .number()
+      .positive()
+      .default(7 * 24 * 3600),
     /** How long (log time) an address is remembered as an offender after its last block. */
-    offenderMemoryS: z.number().positive().default(7 * 24 * 3600),
+    offenderMemoryS: z
+      .number()
+      .positive()
+      .default(7 * 24 * 3600),
     action: z.enum(['drop', 'reject']).default('drop'),
     /** Addresses (exact) and IPv4/IPv6 CIDRs never blocked: the admin's own networks. */
     ignore: z.array(z.string()).default(['127.0.0.0/8', '::1/128']),
@@ -48,7 +54,11 @@ export const inspectorConfigSchema = z
     /** Per source: the sshd pid → client address memory used for lines that do not name the client. */
     maxSessions: z.number().int().positive().default(50_000),
     /** Lines longer than this are cut (bytes) before decoding: bounded work per line. */
-    maxLineBytes: z.number().int().positive().default(64 * 1024),
+    maxLineBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(64 * 1024),
   })
   .strict();
 

@@ -30,7 +30,9 @@ export class Coverage {
 
   summary(): string {
     const unknown = (this.decoders.get('text') ?? 0) + (this.decoders.get('stamped-text') ?? 0);
-    const out = [`logtest coverage: ${this.lines} lines read; ${this.lines - unknown} decoded, ${unknown} not understood by any decoder`];
+    const out = [
+      `logtest coverage: ${this.lines} lines read; ${this.lines - unknown} decoded, ${unknown} not understood by any decoder`,
+    ];
     out.push('  lines per decoder:');
     for (const [d, n] of sorted(this.decoders)) out.push(`    ${String(n).padStart(8)}  ${d}`);
     if (this.programs.size) {
@@ -40,7 +42,8 @@ export class Coverage {
     if (this.shapes.size) {
       out.push(`  top unknown shapes (of ${this.shapes.size}; <ip>, <hex>, 0 stand for addresses, hex runs, numbers):`);
       const top = [...this.shapes].sort((a, b) => b[1].count - a[1].count).slice(0, TOP);
-      for (const [shape, s] of top) out.push(`    ${String(s.count).padStart(8)}  ${clip(shape, 140)}\n              e.g. ${clip(s.example, 140)}`);
+      for (const [shape, s] of top)
+        out.push(`    ${String(s.count).padStart(8)}  ${clip(shape, 140)}\n              e.g. ${clip(s.example, 140)}`);
     }
     return `${out.join('\n')}\n`;
   }
@@ -61,5 +64,11 @@ const NUM = /\d+/g;
 
 /** A line with its variable parts folded: `Mar 10 08:01:02 x[12]: from 1.2.3.4` → `Mar 0 0:0:0 x[0]: from <ip>`. */
 export function shapeOf(raw: string): string {
-  return raw.slice(0, 200).replace(IPV4, '<ip>').replace(IPV6, (m) => (m.includes('::') || m.split(':').length > 4 ? '<ip>' : m)).replace(HEXRUN, '<hex>').replace(NUM, '0').replace(/\s+/g, ' ');
+  return raw
+    .slice(0, 200)
+    .replace(IPV4, '<ip>')
+    .replace(IPV6, (m) => (m.includes('::') || m.split(':').length > 4 ? '<ip>' : m))
+    .replace(HEXRUN, '<hex>')
+    .replace(NUM, '0')
+    .replace(/\s+/g, ' ');
 }

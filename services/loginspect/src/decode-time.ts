@@ -7,7 +7,18 @@
  */
 
 const MONTHS: Record<string, number> = {
-  jan: 0, feb: 1, mar: 2, apr: 3, may: 4, jun: 5, jul: 6, aug: 7, sep: 8, oct: 9, nov: 10, dec: 11,
+  jan: 0,
+  feb: 1,
+  mar: 2,
+  apr: 3,
+  may: 4,
+  jun: 5,
+  jul: 6,
+  aug: 7,
+  sep: 8,
+  oct: 9,
+  nov: 10,
+  dec: 11,
 };
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
@@ -44,7 +55,15 @@ export function parseClfTime(s: string): number | null {
 /** `parseClfTime(s.slice(from, to))`, without cutting the stamp out of the line in the usual case. */
 export function clfTimeAt(s: string, from: number, to: number): number | null {
   // the shape nearly every line has, `dd/Mon/yyyy:hh:mm:ss +zzzz`, without the regex
-  if (to - from === 26 && s.charCodeAt(from + 2) === 0x2f && s.charCodeAt(from + 6) === 0x2f && s.charCodeAt(from + 11) === 0x3a && s.charCodeAt(from + 14) === 0x3a && s.charCodeAt(from + 17) === 0x3a && s.charCodeAt(from + 20) === 0x20) {
+  if (
+    to - from === 26 &&
+    s.charCodeAt(from + 2) === 0x2f &&
+    s.charCodeAt(from + 6) === 0x2f &&
+    s.charCodeAt(from + 11) === 0x3a &&
+    s.charCodeAt(from + 14) === 0x3a &&
+    s.charCodeAt(from + 17) === 0x3a &&
+    s.charCodeAt(from + 20) === 0x20
+  ) {
     const sign = s.charCodeAt(from + 21);
     const day = digit(s, from) * 10 + digit(s, from + 1);
     const year = digit(s, from + 7) * 1000 + digit(s, from + 8) * 100 + digit(s, from + 9) * 10 + digit(s, from + 10);
@@ -71,7 +90,12 @@ function digit(s: string, i: number): number {
 }
 
 /** Three letters packed (ASCII lower case) → month index. */
-const MONTH_CODES = new Map(Object.entries(MONTHS).map(([name, i]) => [(name.charCodeAt(0) << 16) | (name.charCodeAt(1) << 8) | name.charCodeAt(2), i]));
+const MONTH_CODES = new Map(
+  Object.entries(MONTHS).map(([name, i]) => [
+    (name.charCodeAt(0) << 16) | (name.charCodeAt(1) << 8) | name.charCodeAt(2),
+    i,
+  ]),
+);
 
 /**
  * `monthIndex(s.slice(at, at + 3))` without the slice: ASCII case folding is all `toLowerCase`
@@ -101,7 +125,18 @@ export function parseCtime(s: string): number | null {
   return Date.UTC(Number(m[7]), mon, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5])) + ms;
 }
 
-export function isoToMs(y: string, mo: string, d: string, h: string, mi: string, s: string, frac: string | undefined, zone: string | undefined): number {
+export function isoToMs(
+  y: string,
+  mo: string,
+  d: string,
+  h: string,
+  mi: string,
+  s: string,
+  frac: string | undefined,
+  zone: string | undefined,
+): number {
   const ms = frac ? Math.floor(Number(`0${frac}`) * 1000) : 0;
-  return Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) + ms - zoneOffsetMin(zone) * 60_000;
+  return (
+    Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)) + ms - zoneOffsetMin(zone) * 60_000
+  );
 }

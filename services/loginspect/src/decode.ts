@@ -71,7 +71,21 @@ export interface LogEvent {
 export const NOT_A_SLICE = -2;
 
 /** Slots of `LogEvent.spans`: an access line's fields that are slices of it. */
-const SLOT = { keywords: 0, request: 1, method: 2, uri: 3, stem: 4, query: 5, version: 6, referer: 7, agent: 8, status: 9, bytes: 10, user: 11, cordonUri: 12 } as const;
+const SLOT = {
+  keywords: 0,
+  request: 1,
+  method: 2,
+  uri: 3,
+  stem: 4,
+  query: 5,
+  version: 6,
+  referer: 7,
+  agent: 8,
+  status: 9,
+  bytes: 10,
+  user: 11,
+  cordonUri: 12,
+} as const;
 const SLOTS = 13;
 
 /** Field name → its slot in `LogEvent.spans`. */
@@ -101,10 +115,49 @@ export interface DecodeOptions {
 }
 
 const AUTH_PROGRAMS = new Set([
-  'sshd', 'sshd-session', 'dropbear', 'su', 'sudo', 'login', 'passwd', 'polkitd', 'pkexec', 'systemd-logind', 'gdm-password',
-  'unix_chkpwd', 'chage', 'useradd', 'usermod', 'userdel', 'groupadd', 'chpasswd', 'vsftpd', 'proftpd', 'pure-ftpd', 'dovecot',
-  'saslauthd', 'xinetd', 'in.telnetd', 'telnetd', 'ftpd', 'cyrus', 'imapd', 'pop3d', 'ipop3d', 'courierpop3login', 'courier-imapd',
-  'imapd-ssl', 'pop3d-ssl', 'cron', 'crond', 'sddm', 'lightdm', 'kdm', 'xdm', 'sshguard', 'pam',
+  'sshd',
+  'sshd-session',
+  'dropbear',
+  'su',
+  'sudo',
+  'login',
+  'passwd',
+  'polkitd',
+  'pkexec',
+  'systemd-logind',
+  'gdm-password',
+  'unix_chkpwd',
+  'chage',
+  'useradd',
+  'usermod',
+  'userdel',
+  'groupadd',
+  'chpasswd',
+  'vsftpd',
+  'proftpd',
+  'pure-ftpd',
+  'dovecot',
+  'saslauthd',
+  'xinetd',
+  'in.telnetd',
+  'telnetd',
+  'ftpd',
+  'cyrus',
+  'imapd',
+  'pop3d',
+  'ipop3d',
+  'courierpop3login',
+  'courier-imapd',
+  'imapd-ssl',
+  'pop3d-ssl',
+  'cron',
+  'crond',
+  'sddm',
+  'lightdm',
+  'kdm',
+  'xdm',
+  'sshguard',
+  'pam',
 ]);
 
 const SYSLOG_HEAD =
@@ -118,7 +171,8 @@ const SOLARIS_ID = /^\[ID \d+ [\w.]+\] /;
 const AUDIT_JOURNAL = /^[A-Z][A-Z_]+ (?:pid|msg)=/;
 const KERNEL_PREFIX = /^kernel: ?\[ *\d+\.\d+\]:? /;
 /** `[ctime] [module:level] …`; the stamp is absent when a forwarder (or a test) cut it off. */
-const APACHE_ERROR = /^(?:\[((?:[A-Za-z]{3} ){1,2} ?\d{1,2} [\d:.]+ \d{4})\] )?\[([\w:]*(?:emerg|alert|crit|error|warn|notice|info|debug|trace\d))\] (.*)$/;
+const APACHE_ERROR =
+  /^(?:\[((?:[A-Za-z]{3} ){1,2} ?\d{1,2} [\d:.]+ \d{4})\] )?\[([\w:]*(?:emerg|alert|crit|error|warn|notice|info|debug|trace\d))\] (.*)$/;
 const NGINX_ERROR = /^(\d{4})\/(\d\d)\/(\d\d) (\d\d):(\d\d):(\d\d) \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*)$/;
 
 /** The last hint and what it said: the same hint comes with every line of a batch or file. */
@@ -135,7 +189,8 @@ function isAuthHint(hint: string | null | undefined): boolean {
 }
 
 /** A syslog header's first characters: `<pri>`, a month name, or an ISO date. */
-const SYSLOG_START = /^(?:<\d{1,3}>|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)? )/;
+const SYSLOG_START =
+  /^(?:<\d{1,3}>|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)? )/;
 
 export function decodeLine(raw: string, opts: DecodeOptions): LogEvent {
   const authHint = isAuthHint(opts.hint);
@@ -167,7 +222,18 @@ export function decodeLine(raw: string, opts: DecodeOptions): LogEvent {
 
 function textEvent(raw: string): LogEvent {
   const ts = textTime(raw);
-  return { raw, kinds: KIND.text, ts, host: null, program: null, pid: null, message: raw, fields: { keywords: raw, message: raw }, addr: null, decoder: ts === null ? 'text' : 'stamped-text' };
+  return {
+    raw,
+    kinds: KIND.text,
+    ts,
+    host: null,
+    program: null,
+    pid: null,
+    message: raw,
+    fields: { keywords: raw, message: raw },
+    addr: null,
+    decoder: ts === null ? 'text' : 'stamped-text',
+  };
 }
 
 /**
@@ -227,7 +293,10 @@ function decodeSyslog(raw: string, refMs: number, authHint: boolean): LogEvent |
   } else {
     const j = JOURNAL_TAG.exec(raw);
     if (!j) return null;
-    return named(syslogEvent(raw, null, j[1] ?? null, j[2]!, j[3] ?? null, raw.slice(j[0].length), authHint), 'journal');
+    return named(
+      syslogEvent(raw, null, j[1] ?? null, j[2]!, j[3] ?? null, raw.slice(j[0].length), authHint),
+      'journal',
+    );
   }
   const t = SYSLOG_TAG.exec(rest);
   if (!t) return named(syslogEvent(raw, ts, null, null, null, rest, authHint), 'syslog');
@@ -275,7 +344,15 @@ function decode5424(raw: string, rest: string, ts: number | null, authHint: bool
   return named(syslogEvent(raw, ts, nil(parts[0]), nil(parts[1]), nil(parts[2]), msg, authHint), 'rfc5424');
 }
 
-function syslogEvent(raw: string, ts: number | null, host: string | null, tag: string | null, pid: string | null, message: string, authHint: boolean): LogEvent {
+function syslogEvent(
+  raw: string,
+  ts: number | null,
+  host: string | null,
+  tag: string | null,
+  pid: string | null,
+  message: string,
+  authHint: boolean,
+): LogEvent {
   let program: string | null = null;
   let module: string | null = null;
   if (tag) {
@@ -369,8 +446,17 @@ function syslogEvent(raw: string, ts: number | null, host: string | null, tag: s
     }
   }
   const journalAudit = program === 'audit' && AUDIT_JOURNAL.test(message);
-  if (journalAudit || message.startsWith('type=') || message.startsWith('audit: type=') || message.startsWith('audit(')) {
-    const a = decodeAuditd(raw, ts, journalAudit ? `type=${message}` : message.startsWith('audit: ') ? message.slice(7) : message);
+  if (
+    journalAudit ||
+    message.startsWith('type=') ||
+    message.startsWith('audit: type=') ||
+    message.startsWith('audit(')
+  ) {
+    const a = decodeAuditd(
+      raw,
+      ts,
+      journalAudit ? `type=${message}` : message.startsWith('audit: ') ? message.slice(7) : message,
+    );
     a.host = host;
     if (host) a.fields['host'] = host;
     a.program = program;
@@ -382,7 +468,8 @@ function syslogEvent(raw: string, ts: number | null, host: string | null, tag: s
   // older PAM (`sshd(pam_unix)[pid]: authentication failure; …`) and callers that log PAM's record without the module
   else if (message.startsWith('authentication failure; ')) addr = pamRemote(message.slice(24), fields);
   // netfilter's LOG target (iptables, nftables, ufw, firewalld): `… IN=eth0 OUT= … SRC=a DST=b … PROTO=TCP SPT=1 DPT=2 …`
-  else if (family === 'kernel' && message.indexOf(' SRC=') > 0 && message.indexOf(' PROTO=') > 0) addr = netfilterFields(message, fields);
+  else if (family === 'kernel' && message.indexOf(' SRC=') > 0 && message.indexOf(' PROTO=') > 0)
+    addr = netfilterFields(message, fields);
   return { raw, kinds, ts, host, program, pid, message, fields, addr };
 }
 
@@ -440,7 +527,8 @@ function pamRemote(tail: string, fields: Record<string, string>): string | null 
   const head = ruserAt < 0 ? tail : tail.slice(0, ruserAt);
   for (const tok of head.split(' ')) {
     const eq = tok.indexOf('=');
-    if (eq > 0 && tok.slice(0, eq) !== 'rhost' && tok.slice(0, eq) !== 'user') fields[`pam_${tok.slice(0, eq)}`] = tok.slice(eq + 1);
+    if (eq > 0 && tok.slice(0, eq) !== 'rhost' && tok.slice(0, eq) !== 'user')
+      fields[`pam_${tok.slice(0, eq)}`] = tok.slice(eq + 1);
   }
   const rest = ruserAt < 0 ? null : tail.slice(ruserAt + 7);
   const split = rest === null ? null : pamSplit(rest);
@@ -492,7 +580,16 @@ function netfilterFields(message: string, fields: Record<string, string>): strin
 }
 
 /** haproxy HTTP log: `client:port [accept] frontend backend/server timers status bytes … "METHOD URI VER"`. */
-function haproxyEvent(raw: string, ts: number | null, host: string | null, program: string | null, pid: string | null, message: string, fields: Record<string, string>, kinds: number): LogEvent {
+function haproxyEvent(
+  raw: string,
+  ts: number | null,
+  host: string | null,
+  program: string | null,
+  pid: string | null,
+  message: string,
+  fields: Record<string, string>,
+  kinds: number,
+): LogEvent {
   const m = /^(\S+):(\d+) \[([^\]]+)\] (\S+) (\S+) (\S+) (-?\d+) (\d+|-) .*?"([^"]*)"?\s*$/.exec(message);
   if (!m) return { raw, kinds, ts, host, program, pid, message, fields, addr: null, decoder: 'haproxy' };
   const addr = normalizeAddress(m[1]!);
@@ -506,7 +603,26 @@ function haproxyEvent(raw: string, ts: number | null, host: string | null, progr
 // ---------------------------------------------------------------- auditd
 
 const HEX = /^(?:[0-9A-F]{2})+$/;
-const HEX_FIELDS = new Set(['proctitle', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7', 'a8', 'a9', 'name', 'cwd', 'exe', 'comm', 'path', 'data', 'cmd']);
+const HEX_FIELDS = new Set([
+  'proctitle',
+  'a0',
+  'a1',
+  'a2',
+  'a3',
+  'a4',
+  'a5',
+  'a6',
+  'a7',
+  'a8',
+  'a9',
+  'name',
+  'cwd',
+  'exe',
+  'comm',
+  'path',
+  'data',
+  'cmd',
+]);
 
 /** `type=SYSCALL msg=audit(1610000000.123:42): arch=c000003e syscall=59 … comm="bash" exe="/usr/bin/bash"`. */
 function decodeAuditd(raw: string, ts: number | null, body: string | null): LogEvent {
@@ -545,7 +661,8 @@ function decodeAuditd(raw: string, ts: number | null, body: string | null): LogE
       i = end < 0 ? n : end + 1;
       if (val.endsWith("'")) val = val.slice(0, -1); // the last field of a nested msg='…'
       // auditd hex-encodes untrusted strings (spaces, quotes, NULs) and leaves them unquoted
-      if (HEX_FIELDS.has(key) && val.length >= 2 && HEX.test(val)) val = Buffer.from(val, 'hex').toString('utf8').replace(/\0/g, ' ').trimEnd();
+      if (HEX_FIELDS.has(key) && val.length >= 2 && HEX.test(val))
+        val = Buffer.from(val, 'hex').toString('utf8').replace(/\0/g, ' ').trimEnd();
     }
     if (key === 'msg' && val.startsWith('audit(')) {
       const m = /^audit\((\d+)(?:\.(\d+))?:(\d+)\):?/.exec(val);
@@ -560,7 +677,18 @@ function decodeAuditd(raw: string, ts: number | null, body: string | null): LogE
   }
   if (fields['syscall'] !== undefined) fields['SYSCALL'] = fields['syscall'];
   const addr = fields['addr'] && fields['addr'] !== '?' ? normalizeAddress(fields['addr']) : null;
-  return { raw, kinds: KIND.auditd, ts, host: null, program: 'auditd', pid: fields['pid'] ?? null, message: text, fields, addr, decoder: 'auditd' };
+  return {
+    raw,
+    kinds: KIND.auditd,
+    ts,
+    host: null,
+    program: 'auditd',
+    pid: fields['pid'] ?? null,
+    message: text,
+    fields,
+    addr,
+    decoder: 'auditd',
+  };
 }
 
 // ---------------------------------------------------------------- web
@@ -629,7 +757,11 @@ export function percentDecode(s: string): string {
         i += 2;
         from = i + 1;
       } else if ((s.charCodeAt(i + 1) | 0x20) === 0x75) {
-        const u = (hex(s.charCodeAt(i + 2)) << 12) | (hex(s.charCodeAt(i + 3)) << 8) | (hex(s.charCodeAt(i + 4)) << 4) | hex(s.charCodeAt(i + 5));
+        const u =
+          (hex(s.charCodeAt(i + 2)) << 12) |
+          (hex(s.charCodeAt(i + 3)) << 8) |
+          (hex(s.charCodeAt(i + 4)) << 4) |
+          hex(s.charCodeAt(i + 5));
         if (u >= 0) {
           out += s.slice(from, i) + String.fromCharCode(u);
           i += 5;
@@ -796,7 +928,13 @@ export function decodeAccess(raw: string): LogEvent | null {
   while (raw.charCodeAt(i) === 0x20) i++;
   const statusStart = i;
   while (i < raw.length && raw.charCodeAt(i) !== 0x20) i++;
-  if (i - statusStart !== 3 || !isDigit(raw, statusStart) || !isDigit(raw, statusStart + 1) || !isDigit(raw, statusStart + 2)) return null;
+  if (
+    i - statusStart !== 3 ||
+    !isDigit(raw, statusStart) ||
+    !isDigit(raw, statusStart + 1) ||
+    !isDigit(raw, statusStart + 2)
+  )
+    return null;
   const statusEnd = i;
   while (raw.charCodeAt(i) === 0x20) i++;
   const bytesStart = i;
@@ -832,7 +970,7 @@ export function decodeAccess(raw: string): LogEvent | null {
   let back2End = 0;
   let back1 = 0;
   let back1End = 0;
-  for (let s = 0; ; ) {
+  for (let s = 0; ;) {
     let e = raw.indexOf(' ', s);
     if (e < 0 || e > lb) e = lb;
     if (count === 0) firstEnd = e;
@@ -860,11 +998,24 @@ export function decodeAccess(raw: string): LogEvent | null {
     }
   }
   const ip = raw.slice(ipStart, ipEnd);
-  if (back1End > back1 && !(back1End - back1 === 1 && raw.charCodeAt(back1) === 0x2d)) setSpan(spans, SLOT.user, back1, back1End);
+  if (back1End > back1 && !(back1End - back1 === 1 && raw.charCodeAt(back1) === 0x2d))
+    setSpan(spans, SLOT.user, back1, back1End);
   const hostEnd = count >= 4 && raw.slice(0, firstEnd) !== ip ? firstEnd : -1;
   const addr = normalizeAddress(ip);
   const fields = new AccessFields(raw, spans, addr, hostEnd, rb + 1, q) as unknown as Record<string, string>;
-  return { raw, kinds: KIND.webAccess, ts, host: null, program: null, pid: null, message: raw, fields, addr, spans, decoder: 'access' };
+  return {
+    raw,
+    kinds: KIND.webAccess,
+    ts,
+    host: null,
+    program: null,
+    pid: null,
+    message: raw,
+    fields,
+    addr,
+    spans,
+    decoder: 'access',
+  };
 }
 
 function isDigit(s: string, i: number): boolean {
@@ -931,7 +1082,18 @@ function decodeApacheError(raw: string): LogEvent | null {
   }
   if (addr) fields['c-ip'] = fields['clientip'] = addr;
   fields['message'] = rest;
-  return { raw, kinds: KIND.apacheError, ts: m[1] ? parseCtime(m[1]) : null, host: null, program: 'apache', pid: fields['pid'] ?? null, message: rest, fields, addr, decoder: 'apache-error' };
+  return {
+    raw,
+    kinds: KIND.apacheError,
+    ts: m[1] ? parseCtime(m[1]) : null,
+    host: null,
+    program: 'apache',
+    pid: fields['pid'] ?? null,
+    message: rest,
+    fields,
+    addr,
+    decoder: 'apache-error',
+  };
 }
 
 /**
@@ -1000,5 +1162,16 @@ function decodeNginxError(raw: string): LogEvent | null {
     if (e > 0) requestFields(msg.slice(r + 12, e), fields);
   }
   const ts = isoToMs(m[1]!, m[2]!, m[3]!, m[4]!, m[5]!, m[6]!, undefined, undefined);
-  return { raw, kinds: KIND.nginxError, ts, host: null, program: 'nginx', pid: null, message: c >= 0 ? msg.slice(0, c) : msg, fields, addr, decoder: 'nginx-error' };
+  return {
+    raw,
+    kinds: KIND.nginxError,
+    ts,
+    host: null,
+    program: 'nginx',
+    pid: null,
+    message: c >= 0 ? msg.slice(0, c) : msg,
+    fields,
+    addr,
+    decoder: 'nginx-error',
+  };
 }

@@ -91,7 +91,10 @@ export interface ParsedCondition<E> {
   aggregation: Aggregation | null;
 }
 
-type Tok = { t: 'lp' | 'rp' | 'and' | 'or' | 'not' } | { t: 'of'; quant: 'one' | 'all'; target: string } | { t: 'id'; name: string };
+type Tok =
+  | { t: 'lp' | 'rp' | 'and' | 'or' | 'not' }
+  | { t: 'of'; quant: 'one' | 'all'; target: string }
+  | { t: 'id'; name: string };
 
 function tokenize(src: string): Tok[] {
   const words = src.replace(/\(/g, ' ( ').replace(/\)/g, ' ) ').trim().split(/\s+/).filter(Boolean);
@@ -111,7 +114,12 @@ function tokenize(src: string): Tok[] {
 }
 
 function globToRe(g: string): RegExp {
-  return new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  return new RegExp(
+    `^${g
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
 }
 
 export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): ParsedCondition<E> {
@@ -124,8 +132,14 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
 
   const resolve = (tok: Tok & { t: 'of' }): Pred<E>[] => {
     const names = [...searches.keys()];
-    const chosen = tok.target === 'them' ? names.filter((n) => !n.startsWith('_')) : names.filter((n) => globToRe(tok.target).test(n));
-    if (chosen.length === 0) throw new SigmaConditionError(`"${tok.quant === 'all' ? 'all' : '1'} of ${tok.target}" names no search identifier`);
+    const chosen =
+      tok.target === 'them'
+        ? names.filter((n) => !n.startsWith('_'))
+        : names.filter((n) => globToRe(tok.target).test(n));
+    if (chosen.length === 0)
+      throw new SigmaConditionError(
+        `"${tok.quant === 'all' ? 'all' : '1'} of ${tok.target}" names no search identifier`,
+      );
     return chosen.map((n) => searches.get(n)!);
   };
 
@@ -146,8 +160,15 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
         const preds = resolve(tok);
         if (preds.length === 1) return preds[0]!;
         const ordered = cheapFirst(preds);
-        if (tok.quant === 'all') return withCost(withReq((ev: E) => ordered.every((p) => p(ev)), reqAll(preds)), preds);
-        return withCost(withReq((ev: E) => ordered.some((p) => p(ev)), reqAny(preds)), preds);
+        if (tok.quant === 'all')
+          return withCost(
+            withReq((ev: E) => ordered.every((p) => p(ev)), reqAll(preds)),
+            preds,
+          );
+        return withCost(
+          withReq((ev: E) => ordered.some((p) => p(ev)), reqAny(preds)),
+          preds,
+        );
       }
       case 'id': {
         const p = searches.get(tok.name);
@@ -168,9 +189,15 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
     const ordered = cheapFirst(parts);
     if (parts.length === 2) {
       const [a, b] = ordered as [Pred<E>, Pred<E>];
-      return withCost(withReq((ev: E) => a(ev) && b(ev), reqAll(parts)), parts);
+      return withCost(
+        withReq((ev: E) => a(ev) && b(ev), reqAll(parts)),
+        parts,
+      );
     }
-    return withCost(withReq((ev: E) => ordered.every((p) => p(ev)), reqAll(parts)), parts);
+    return withCost(
+      withReq((ev: E) => ordered.every((p) => p(ev)), reqAll(parts)),
+      parts,
+    );
   };
   const orExpr = (): Pred<E> => {
     const parts = [andExpr()];
@@ -180,10 +207,14 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
     }
     if (parts.length === 1) return parts[0]!;
     const ordered = cheapFirst(parts);
-    return withCost(withReq((ev: E) => ordered.some((p) => p(ev)), reqAny(parts)), parts);
+    return withCost(
+      withReq((ev: E) => ordered.some((p) => p(ev)), reqAny(parts)),
+      parts,
+    );
   };
   const match = orExpr();
-  if (pos !== toks.length) throw new SigmaConditionError(`unexpected "${JSON.stringify(toks[pos])}" after a complete condition`);
+  if (pos !== toks.length)
+    throw new SigmaConditionError(`unexpected "${JSON.stringify(toks[pos])}" after a complete condition`);
   return { match, aggregation };
 }
 

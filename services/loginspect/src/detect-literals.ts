@@ -339,7 +339,9 @@ const WHOLE_LINE = [RAW, 'keywords', 'message', 'Message'];
  * the Kelvin sign is `k`, other characters above ASCII are 0x7f, which no literal holds, and
  * U+0130 is -1: the text is then lower-cased and scanned again.
  */
-const FOLD7 = Int8Array.from({ length: 0x10000 }, (_, c) => (c < 0x80 || c === 0x212a ? fold(c) : c === 0x130 ? -1 : 0x7f));
+const FOLD7 = Int8Array.from({ length: 0x10000 }, (_, c) =>
+  c < 0x80 || c === 0x212a ? fold(c) : c === 0x130 ? -1 : 0x7f,
+);
 
 /** The first four characters are known to match (the trigram key, then the fourth) and `lit` fits: compare the rest. */
 function matchesAt(v: string, at: number, lit: string): boolean {

@@ -327,7 +327,8 @@ class Parser {
         let hi: number;
         if (n === '\\') {
           const e = this.src[this.pos++];
-          if (e === undefined || 'dDwWsSbck'.includes(e) || (e >= '0' && e <= '9')) throw new Unsupported('an escape ending a range');
+          if (e === undefined || 'dDwWsSbck'.includes(e) || (e >= '0' && e <= '9'))
+            throw new Unsupported('an escape ending a range');
           hi = e === '-' ? 0x2d : this.escapedChar(e);
         } else hi = n.charCodeAt(0);
         if (hi < prev) throw new Unsupported('a reversed range');

@@ -2,7 +2,22 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { KIND, lowerCase, type LogEvent } from './decode.js';
-import { cheapFirst, conjunction, COSTLY, parseCondition, reqAll, withCost, reqAny, REQUIREMENTS, SigmaConditionError, withReq, type Aggregation, type Pred, type Requirement, type Requirements } from './detect-condition.js';
+import {
+  cheapFirst,
+  conjunction,
+  COSTLY,
+  parseCondition,
+  reqAll,
+  withCost,
+  reqAny,
+  REQUIREMENTS,
+  SigmaConditionError,
+  withReq,
+  type Aggregation,
+  type Pred,
+  type Requirement,
+  type Requirements,
+} from './detect-condition.js';
 import { LiteralScanner, RAW } from './detect-literals.js';
 import { ERR_LOGINSPECT_RULE_FILE } from './errors.js';
 import { compileRegex, compileValue, SigmaValueError, type ValuePredicate } from './detect-value.js';
@@ -87,17 +102,28 @@ export interface RuleExamples {
 }
 
 /** The `cordon:` block's keys; any other is refused by name (a typo must not pass silently). */
-const CORDON_KEYS = new Set(['address', 'report', 'threshold', 'block', 'never_flag', 'once_per_connection', 'user_switch', 'examples']);
+const CORDON_KEYS = new Set([
+  'address',
+  'report',
+  'threshold',
+  'block',
+  'never_flag',
+  'once_per_connection',
+  'user_switch',
+  'examples',
+]);
 
 function parseExamples(v: unknown): RuleExamples | null {
   if (v === undefined) return null;
   if (!v || typeof v !== 'object') throw new RuleRefusal('cordon.examples must be a map with match and nomatch lists');
   const e = v as Record<string, unknown>;
-  for (const k of Object.keys(e)) if (k !== 'match' && k !== 'nomatch') throw new RuleRefusal(`cordon.examples: unknown key "${k}" (match, nomatch)`);
+  for (const k of Object.keys(e))
+    if (k !== 'match' && k !== 'nomatch') throw new RuleRefusal(`cordon.examples: unknown key "${k}" (match, nomatch)`);
   const match = (Array.isArray(e['match']) ? e['match'] : []).map((m: unknown) => {
     if (typeof m === 'string') return { line: m, ip: null };
     const o = m as Record<string, unknown>;
-    if (!o || typeof o['line'] !== 'string') throw new RuleRefusal('cordon.examples.match: each entry is a line or { line, ip }');
+    if (!o || typeof o['line'] !== 'string')
+      throw new RuleRefusal('cordon.examples.match: each entry is a line or { line, ip }');
     return { line: o['line'], ip: typeof o['ip'] === 'string' ? o['ip'] : null };
   });
   const nomatch = (Array.isArray(e['nomatch']) ? e['nomatch'] : []).map((m: unknown) => {
@@ -152,7 +178,8 @@ export function kindsForLogsource(ls: Record<string, unknown> | undefined): numb
   if (service === 'nginx') return KIND.nginxError;
   // Cordon's own: both web servers' error logs (Sigma has no log source for "any web error log")
   if (service === 'webserver-error') return KIND.apacheError | KIND.nginxError;
-  if (product !== 'linux') return `log source product "${product ?? '(none)'}" is not served (loginspect reads Linux and web-server logs)`;
+  if (product !== 'linux')
+    return `log source product "${product ?? '(none)'}" is not served (loginspect reads Linux and web-server logs)`;
   if (category) {
     return `log source category "${category}" needs endpoint telemetry (process, file or network events from an EDR/Sysmon-for-Linux), which log lines do not carry`;
   }
@@ -275,7 +302,9 @@ function fieldPred(key: string, values: unknown, out: CompileOut): Pred<LogEvent
   if (nonNull.length === 0 && list.length === 0) throw new RuleRefusal(`${field}: an empty value list`);
   const preds = nonNull.length ? valuePreds(nonNull, vm) : [];
   if (vm.includes('re')) {
-    for (const v of list) if (typeof v === 'string' && v.includes('(?<ip')) out.extractors.push({ field, cased: true, re: compileRegex(v) });
+    for (const v of list)
+      if (typeof v === 'string' && v.includes('(?<ip'))
+        out.extractors.push({ field, cased: true, re: compileRegex(v) });
   }
   const nullPred: Pred<LogEvent> = (ev) => {
     const v = ev.fields[field];
@@ -293,7 +322,12 @@ function fieldPred(key: string, values: unknown, out: CompileOut): Pred<LogEvent
 function keywordPred(values: unknown, mods: string[], out: CompileOut): Pred<LogEvent> {
   const all = mods.includes('all');
   const vm = mods.filter((m) => m !== 'all');
-  const explicit = vm.includes('contains') || vm.includes('startswith') || vm.includes('endswith') || vm.includes('re') || vm.includes('cidr');
+  const explicit =
+    vm.includes('contains') ||
+    vm.includes('startswith') ||
+    vm.includes('endswith') ||
+    vm.includes('re') ||
+    vm.includes('cidr');
   const preds = valuePreds(values, explicit ? vm : [...vm, 'contains']);
   const pred = all ? allOf(preds.map((p) => eventPred(RAW, p, out))) : anyValue(RAW, preds, out);
   if (preds.some((p) => p.costly)) COSTLY.add(pred);
@@ -316,7 +350,9 @@ function searchPred(def: unknown, out: CompileOut): Pred<LogEvent> {
   if (def === null || def === undefined) throw new RuleRefusal('an empty search identifier');
   if (Array.isArray(def)) {
     if (def.every((d) => typeof d !== 'object' || d === null)) return keywordPred(def, [], out);
-    const preds = def.map((d) => (typeof d === 'object' && d !== null ? mapPred(d as Record<string, unknown>, out) : keywordPred(d, [], out)));
+    const preds = def.map((d) =>
+      typeof d === 'object' && d !== null ? mapPred(d as Record<string, unknown>, out) : keywordPred(d, [], out),
+    );
     return withCost(withReq(anyOf(cheapFirst(preds)), reqAny(preds)), preds);
   }
   if (typeof def === 'object') return mapPred(def as Record<string, unknown>, out);
@@ -341,7 +377,8 @@ function parseDuration(v: unknown): number {
  * occurrence gets its own group (ip, ip1, ip2, …: JavaScript forbids duplicate names); the
  * first one that took part in the match is the address.
  */
-export const HOST_PATTERN = '(?<ip@>(?:::ffff:)?\\d{1,3}(?:\\.\\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f]|[A-Za-z0-9](?:[\\w\\-]*\\.)+[A-Za-z][\\w\\-]*)';
+export const HOST_PATTERN =
+  '(?<ip@>(?:::ffff:)?\\d{1,3}(?:\\.\\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f]|[A-Za-z0-9](?:[\\w\\-]*\\.)+[A-Za-z][\\w\\-]*)';
 
 function expandMacros(node: unknown): unknown {
   if (typeof node === 'string') {
@@ -349,11 +386,17 @@ function expandMacros(node: unknown): unknown {
     return node.replace(/<HOST>/g, () => HOST_PATTERN.replace('@', n++ === 0 ? '' : String(n - 1)));
   }
   if (Array.isArray(node)) return node.map(expandMacros);
-  if (node && typeof node === 'object') return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, expandMacros(v)]));
+  if (node && typeof node === 'object')
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, expandMacros(v)]));
   return node;
 }
 
-export function compileRule(doc: Record<string, unknown>, file: string, origin: 'sigma' | 'cordon', literals: LiteralScanner | null = null): CompiledRule {
+export function compileRule(
+  doc: Record<string, unknown>,
+  file: string,
+  origin: 'sigma' | 'cordon',
+  literals: LiteralScanner | null = null,
+): CompiledRule {
   const id = typeof doc['id'] === 'string' ? doc['id'] : '';
   if (!id) throw new RuleRefusal('the rule has no id');
   const title = typeof doc['title'] === 'string' ? doc['title'] : id;
@@ -361,7 +404,8 @@ export function compileRule(doc: Record<string, unknown>, file: string, origin: 
   const kinds = kindsForLogsource(doc['logsource'] as Record<string, unknown> | undefined);
   if (typeof kinds === 'string') throw new RuleRefusal(kinds);
   const ext = (doc['cordon'] ?? {}) as Record<string, unknown>;
-  for (const k of Object.keys(ext)) if (!CORDON_KEYS.has(k)) throw new RuleRefusal(`cordon: unknown key "${k}" (${[...CORDON_KEYS].join(', ')})`);
+  for (const k of Object.keys(ext))
+    if (!CORDON_KEYS.has(k)) throw new RuleRefusal(`cordon: unknown key "${k}" (${[...CORDON_KEYS].join(', ')})`);
   const detectionRaw = doc['detection'] as Record<string, unknown> | undefined;
   if (!detectionRaw || typeof detectionRaw !== 'object') throw new RuleRefusal('the rule has no detection');
   const detection = (origin === 'cordon' ? expandMacros(detectionRaw) : detectionRaw) as Record<string, unknown>;
@@ -372,13 +416,17 @@ export function compileRule(doc: Record<string, unknown>, file: string, origin: 
     try {
       searches.set(name, searchPred(def, out));
     } catch (err) {
-      if (err instanceof SigmaValueError || err instanceof RuleRefusal) throw new RuleRefusal(`${name}: ${err.message}`);
+      if (err instanceof SigmaValueError || err instanceof RuleRefusal)
+        throw new RuleRefusal(`${name}: ${err.message}`);
       throw err;
     }
   }
   const cond = detection['condition'];
   const condSrc = Array.isArray(cond) ? (cond.length === 1 ? cond[0] : null) : cond;
-  if (typeof condSrc !== 'string') throw new RuleRefusal(Array.isArray(cond) ? 'a list of conditions is not supported' : 'the detection has no condition');
+  if (typeof condSrc !== 'string')
+    throw new RuleRefusal(
+      Array.isArray(cond) ? 'a list of conditions is not supported' : 'the detection has no condition',
+    );
   let parsed;
   try {
     parsed = parseCondition(condSrc, searches);
@@ -390,10 +438,12 @@ export function compileRule(doc: Record<string, unknown>, file: string, origin: 
   let report: CompiledRule['report'] = ext['report'] === 'threshold' ? 'threshold' : 'each';
   if (parsed.aggregation) {
     const agg = parsed.aggregation;
-    if (agg.op === '<' || agg.op === '<=') throw new RuleRefusal(`aggregation "count() ${agg.op} N" (absence of events) is not supported`);
+    if (agg.op === '<' || agg.op === '<=')
+      throw new RuleRefusal(`aggregation "count() ${agg.op} N" (absence of events) is not supported`);
     const count = agg.op === '>' ? agg.value + 1 : agg.value;
     // no timeframe: Sigma counts over everything seen (the counter still resets when it fires)
-    const windowMs = detection['timeframe'] === undefined ? Number.MAX_SAFE_INTEGER : parseDuration(detection['timeframe']);
+    const windowMs =
+      detection['timeframe'] === undefined ? Number.MAX_SAFE_INTEGER : parseDuration(detection['timeframe']);
     threshold = { count, windowMs, group: `rule:${id}`, distinct: agg.distinct, by: agg.by ?? '*', op: agg.op };
     report = 'threshold';
   }
@@ -450,12 +500,22 @@ function listYaml(dir: string): string[] {
 }
 
 /** Every YAML under `dir`: compiled rules, and every document that was refused with its reason. */
-export function loadRuleDir(dir: string, origin: 'sigma' | 'cordon', into: RuleSet = { rules: [], refused: [] }): RuleSet {
+export function loadRuleDir(
+  dir: string,
+  origin: 'sigma' | 'cordon',
+  into: RuleSet = { rules: [], refused: [] },
+): RuleSet {
   const seen = new Set(into.rules.map((r) => r.id));
   for (const path of listYaml(dir)) {
     const file = relative(dir, path);
     const refuseFile = (detail: string): void => {
-      into.refused.push({ id: '', title: '', file, reason: ERR_LOGINSPECT_RULE_FILE(file, detail).message, code: ERR_LOGINSPECT_RULE_FILE.code });
+      into.refused.push({
+        id: '',
+        title: '',
+        file,
+        reason: ERR_LOGINSPECT_RULE_FILE(file, detail).message,
+        code: ERR_LOGINSPECT_RULE_FILE.code,
+      });
     };
     let values: unknown[] = [];
     try {
@@ -469,7 +529,9 @@ export function loadRuleDir(dir: string, origin: 'sigma' | 'cordon', into: RuleS
         values.push(d.toJS({ maxAliasCount: MAX_ALIAS_COUNT }));
       }
     } catch (err) {
-      const aliases = /alias/i.test((err as Error).message) ? ` (at most ${MAX_ALIAS_COUNT} alias expansions; write the values out)` : '';
+      const aliases = /alias/i.test((err as Error).message)
+        ? ` (at most ${MAX_ALIAS_COUNT} alias expansions; write the values out)`
+        : '';
       refuseFile(`${(err as Error).message.split('\n')[0]!}${aliases}`);
       values = [];
     }
@@ -479,7 +541,8 @@ export function loadRuleDir(dir: string, origin: 'sigma' | 'cordon', into: RuleS
       const id = typeof doc['id'] === 'string' ? doc['id'] : '';
       const title = typeof doc['title'] === 'string' ? doc['title'] : '';
       try {
-        if (doc['action'] !== undefined) throw new RuleRefusal(`multi-document rule collections (action: ${String(doc['action'])}) are not supported`);
+        if (doc['action'] !== undefined)
+          throw new RuleRefusal(`multi-document rule collections (action: ${String(doc['action'])}) are not supported`);
         if (doc['correlation'] !== undefined) throw new RuleRefusal('Sigma correlation documents are not supported');
         if (seen.has(id)) throw new RuleRefusal(`duplicate rule id ${id}`);
         into.rules.push(compileRule(doc, file, origin, (into.literals ??= new LiteralScanner())));
@@ -496,7 +559,10 @@ export function loadRuleDir(dir: string, origin: 'sigma' | 'cordon', into: RuleS
 /** The rules folder shipped with this package (src/ and dist/src/ both find it). */
 export function builtinRulesDir(): string {
   const here = import.meta.dirname;
-  for (const up of [['..', 'rules'], ['..', '..', 'rules']]) {
+  for (const up of [
+    ['..', 'rules'],
+    ['..', '..', 'rules'],
+  ]) {
     const p = join(here, ...up);
     try {
       if (statSync(p).isDirectory()) return p;

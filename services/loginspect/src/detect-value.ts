@@ -88,7 +88,8 @@ function foldedPattern(pieces: Piece[]): ((s: string) => boolean) | null {
     const l = lit(pieces[1]);
     if (l === null || !isAscii(l)) return null;
     const t = (x: string): boolean => x.endsWith(l);
-    return (s) => (s.length < l.length ? hasNonAscii(s) && slow(s, t) : (foldAt(s, s.length - l.length, l) ?? slow(s, t)));
+    return (s) =>
+      s.length < l.length ? hasNonAscii(s) && slow(s, t) : (foldAt(s, s.length - l.length, l) ?? slow(s, t));
   }
   if (pieces.length === 2 && isStar(pieces[1])) {
     const l = lit(pieces[0]);
@@ -146,7 +147,26 @@ function base64Variants(s: string, offsets: boolean): string[] {
   return out;
 }
 
-const KNOWN = new Set(['contains', 'startswith', 'endswith', 'all', 're', 'cidr', 'base64', 'base64offset', 'cased', 'exists', 'i', 'm', 's', 'gt', 'gte', 'lt', 'lte', 'windash']);
+const KNOWN = new Set([
+  'contains',
+  'startswith',
+  'endswith',
+  'all',
+  're',
+  'cidr',
+  'base64',
+  'base64offset',
+  'cased',
+  'exists',
+  'i',
+  'm',
+  's',
+  'gt',
+  'gte',
+  'lt',
+  'lte',
+  'windash',
+]);
 
 /**
  * One value under a modifier chain (without `all`, handled by the caller) → predicate.
@@ -160,12 +180,16 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
   const has = (m: string): boolean => modifiers.includes(m);
   if (has('re')) {
     const inline = extractFlags(convertPcre(str));
-    const flags = [...new Set((has('i') ? 'i' : '') + (has('m') ? 'm' : '') + (has('s') ? 's' : '') + inline.flags)].join('');
+    const flags = [
+      ...new Set((has('i') ? 'i' : '') + (has('m') ? 'm' : '') + (has('s') ? 's' : '') + inline.flags),
+    ].join('');
     let re: RegExp;
     try {
       re = new RegExp(inline.src, flags);
     } catch (err) {
-      throw new SigmaValueError(`regular expression ${JSON.stringify(str)} does not compile: ${(err as Error).message}`);
+      throw new SigmaValueError(
+        `regular expression ${JSON.stringify(str)} does not compile: ${(err as Error).message}`,
+      );
     }
     // `^[\s\S]{N,}` ("N characters or more", for overlong requests) is a length test
     const long = /^\^\[\\s\\S\]\{(\d+),\}$/.exec(inline.src);
@@ -173,7 +197,12 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
       const n = Number(long[1]);
       return { cased: true, test: (s) => s.length >= n };
     }
-    return { cased: true, test: (s) => re.test(s), costly: !boundedRegex(inline.src, flags), required: requiredLiterals(inline.src, flags) };
+    return {
+      cased: true,
+      test: (s) => re.test(s),
+      costly: !boundedRegex(inline.src, flags),
+      required: requiredLiterals(inline.src, flags),
+    };
   }
   if (has('cidr')) {
     const c = parseCidr(str);
@@ -183,7 +212,13 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
   if (has('gt') || has('gte') || has('lt') || has('lte')) {
     const n = Number(str);
     if (!Number.isFinite(n)) throw new SigmaValueError(`"${str}" is not a number`);
-    const cmp = has('gt') ? (x: number) => x > n : has('gte') ? (x: number) => x >= n : has('lt') ? (x: number) => x < n : (x: number) => x <= n;
+    const cmp = has('gt')
+      ? (x: number) => x > n
+      : has('gte')
+        ? (x: number) => x >= n
+        : has('lt')
+          ? (x: number) => x < n
+          : (x: number) => x <= n;
     return { cased: true, test: (s) => s !== '' && cmp(Number(s)) };
   }
   const cased = has('cased') || has('base64') || has('base64offset');
@@ -201,19 +236,24 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
   const tests = variants.map((v) => {
     let pieces = parseWildcards(v);
     if (!cased && variants.length === 1) {
-      for (const p of pieces) if ('lit' in p && p.lit.length >= 3 && p.lit.length > (anchor?.length ?? 0)) anchor = p.lit.toLowerCase();
+      for (const p of pieces)
+        if ('lit' in p && p.lit.length >= 3 && p.lit.length > (anchor?.length ?? 0)) anchor = p.lit.toLowerCase();
     }
     const star: Piece = { wild: '*' };
     if (has('contains') || has('endswith')) pieces = [star, ...pieces];
     if (has('contains') || has('startswith')) pieces = [...pieces, star];
     // base64 without contains/startswith/endswith is still a substring of the encoded field
-    if ((has('base64') || has('base64offset')) && !has('contains') && !has('startswith') && !has('endswith')) pieces = [star, ...pieces, star];
+    if ((has('base64') || has('base64offset')) && !has('contains') && !has('startswith') && !has('endswith'))
+      pieces = [star, ...pieces, star];
     const merged = mergeStars(pieces);
     if (!cased && variants.length === 1) folded = foldedPattern(merged);
     return compilePattern(merged, !cased);
   });
   if (tests.length === 1) {
-    const merged = variants.length === 1 && !cased && has('contains') && !has('startswith') && !has('endswith') ? parseWildcards(variants[0]!) : null;
+    const merged =
+      variants.length === 1 && !cased && has('contains') && !has('startswith') && !has('endswith')
+        ? parseWildcards(variants[0]!)
+        : null;
     const contains = merged && merged.length === 1 && 'lit' in merged[0]! ? merged[0].lit.toLowerCase() : null;
     return { cased, test: tests[0]!, required: anchor === null ? null : [anchor], contains, folded };
   }

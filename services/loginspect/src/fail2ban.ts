@@ -95,7 +95,11 @@ function readConf(path: string, ini: Ini = new Map(), seen = new Set<string>()):
   const own: Ini = new Map();
   parseIniInto(text, own);
   const inc = own.get('INCLUDES');
-  const files = (k: string): string[] => (inc?.get(k) ?? []).flatMap((v) => v.split(/\s+/)).filter(Boolean).map((f) => join(dirname(path), f));
+  const files = (k: string): string[] =>
+    (inc?.get(k) ?? [])
+      .flatMap((v) => v.split(/\s+/))
+      .filter(Boolean)
+      .map((f) => join(dirname(path), f));
   for (const f of files('before')) readConf(f, ini, seen);
   parseIniInto(text, ini);
   for (const f of files('after')) readConf(f, ini, seen);
@@ -116,7 +120,8 @@ class Interpolator {
     if (name.startsWith('known/')) return this.get(section, name.slice(6), depth + 1, known + 1);
     const slash = name.indexOf('/');
     if (slash > 0) return this.get(name.slice(0, slash), name.slice(slash + 1), depth + 1, known);
-    if (known === 0 && (section === 'Definition' || section === 'Init') && this.overrides.has(name)) return this.overrides.get(name);
+    if (known === 0 && (section === 'Definition' || section === 'Init') && this.overrides.has(name))
+      return this.overrides.get(name);
     for (const s of section === 'Definition' ? ['Init', 'Definition', 'DEFAULT'] : [section, 'DEFAULT']) {
       const vals = this.ini.get(s)?.get(name);
       if (!vals) continue;
@@ -205,7 +210,8 @@ function resolveTags(re: string): string {
   const open = new Set<string>();
   return re.replace(/<\/?[\w-]+\/?>/g, (tag) => {
     const tn = tag.slice(1, -1);
-    if (tn === 'SKIPLINES') throw new RegexRefusal('<SKIPLINES> matches across lines (multi-line filters are not loaded)');
+    if (tn === 'SKIPLINES')
+      throw new RegexRefusal('<SKIPLINES> matches across lines (multi-line filters are not loaded)');
     const fixed = TAGS[tn];
     if (fixed) return fixed;
     const m = /^(\/?)F-([A-Z0-9_-]+)$/.exec(tn);
@@ -303,7 +309,8 @@ export function translatePython(src: string): Translated {
             if (!flags.includes(f)) flags += f;
           }
         }
-        if (out.replace(/^\^?/, '') !== '' && out !== '(?:' && m[1]!.includes('i')) notes.push(`(?${m[1]}) in the middle of the pattern applies to the whole pattern here`);
+        if (out.replace(/^\^?/, '') !== '' && out !== '(?:' && m[1]!.includes('i'))
+          notes.push(`(?${m[1]}) in the middle of the pattern applies to the whole pattern here`);
         i += 2 + m[0].length;
         continue;
       }
@@ -332,7 +339,8 @@ export function translatePython(src: string): Translated {
       i += 2;
       continue;
     }
-    if ((c === '+' || c === '*' || c === '?' || c === '}') && src[i + 1] === '+') throw new RegexRefusal('possessive quantifiers are not supported');
+    if ((c === '+' || c === '*' || c === '?' || c === '}') && src[i + 1] === '+')
+      throw new RegexRefusal('possessive quantifiers are not supported');
     out += c;
     i++;
   }
@@ -430,14 +438,19 @@ function dateRegexes(template: string): RegExp[] {
     begin = true;
     t = t.slice(9);
   }
-  const defaults = (): string[] => DEFAULT_DATES.filter((d) => d !== 'EPOCH').map((d) => strf(d.replace(/^\{\^LN-BEG\}|^\^/, '')));
-  if (t === 'EPOCH' || t === 'LEPOCH') return [new RegExp(`${begin ? '^\\s*' : '(?:^|(?<=\\W))'}(?<date>\\d{10}(?:\\.\\d{3,6})?)(?!\\w)`)];
+  const defaults = (): string[] =>
+    DEFAULT_DATES.filter((d) => d !== 'EPOCH').map((d) => strf(d.replace(/^\{\^LN-BEG\}|^\^/, '')));
+  if (t === 'EPOCH' || t === 'LEPOCH')
+    return [new RegExp(`${begin ? '^\\s*' : '(?:^|(?<=\\W))'}(?<date>\\d{10}(?:\\.\\d{3,6})?)(?!\\w)`)];
   if (t === 'TAI64N') return [new RegExp(`${begin ? '^\\s*' : ''}(?<date>@[0-9a-f]{24})`)];
-  if (t === '{DEFAULT}' || t === '') return defaults().map((d) => new RegExp(`${begin ? '^\\s*\\[?' : '(?<![\\w])'}(?<date>${d})(?![\\w])`));
+  if (t === '{DEFAULT}' || t === '')
+    return defaults().map((d) => new RegExp(`${begin ? '^\\s*\\[?' : '(?<![\\w])'}(?<date>${d})(?![\\w])`));
   if (t.includes('{DATE}')) {
     // fail2ban cuts the template's first group when it has one (`^[^\[]*(\[{DATE}\s*\])` cuts the brackets too)
     const group = /(?<!\\)\((?!\?)/.exec(t);
-    const marked = group ? `${t.slice(0, group.index)}(?P<date>${t.slice(group.index + 1)}` : t.replace('{DATE}', '(?P<date>{DATE})');
+    const marked = group
+      ? `${t.slice(0, group.index)}(?P<date>${t.slice(group.index + 1)}`
+      : t.replace('{DATE}', '(?P<date>{DATE})');
     const tp = translatePython(marked.replace('{DATE}', '\u0000'));
     return defaults().map((d) => new RegExp(tp.source.replace('\u0000', `(?:${d})`), tp.flags));
   }
@@ -486,11 +499,18 @@ interface LoadedFilter {
 }
 
 function splitList(v: string | undefined): string[] {
-  return (v ?? '').split('\n').map((s) => s.trim()).filter((s) => s !== '');
+  return (v ?? '')
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 /** One filter file (with options such as `mode=aggressive`) → its compiled regexes and report. */
-export function loadFilter(file: string, options: Map<string, string> = new Map(), name = basename(file).replace(/\.(conf|local)$/, '')): { filter: LoadedFilter | null; report: FilterReport } {
+export function loadFilter(
+  file: string,
+  options: Map<string, string> = new Map(),
+  name = basename(file).replace(/\.(conf|local)$/, ''),
+): { filter: LoadedFilter | null; report: FilterReport } {
   const report: FilterReport = { filter: name, file, loaded: false, failregex: 0, ignoreregex: 0, notes: [] };
   try {
     const ini = readConf(file);
@@ -501,7 +521,10 @@ export function loadFilter(file: string, options: Map<string, string> = new Map(
       return v === undefined ? undefined : ip.tags('Definition', v);
     };
     const maxlines = Number(value('maxlines') ?? '1');
-    if (maxlines > 1) throw new RegexRefusal(`maxlines = ${maxlines}: multi-line filters are not loaded (Cordon matches one line at a time)`);
+    if (maxlines > 1)
+      throw new RegexRefusal(
+        `maxlines = ${maxlines}: multi-line filters are not loaded (Cordon matches one line at a time)`,
+      );
     const fails = splitList(value('failregex'));
     if (fails.length === 0) throw new RegexRefusal('failregex is empty');
     const pref = value('prefregex');
@@ -516,8 +539,13 @@ export function loadFilter(file: string, options: Map<string, string> = new Map(
     fails.forEach((f, k) => {
       try {
         const c = compile(f, `failregex #${k + 1}`);
-        if (!/\(\?<(?:ip4|ip6|dns|fid)(?:__\d+)?>/.test(c.re.source) && !/\(\?<(?:ip4|ip6|dns|fid)/.test(prefregex?.source ?? '')) {
-          throw new RegexRefusal('it has no <HOST>, <ADDR> or <F-ID> (fail2ban attributes such lines through earlier lines of the session, which loaded filters do not track)');
+        if (
+          !/\(\?<(?:ip4|ip6|dns|fid)(?:__\d+)?>/.test(c.re.source) &&
+          !/\(\?<(?:ip4|ip6|dns|fid)/.test(prefregex?.source ?? '')
+        ) {
+          throw new RegexRefusal(
+            'it has no <HOST>, <ADDR> or <F-ID> (fail2ban attributes such lines through earlier lines of the session, which loaded filters do not track)',
+          );
         }
         failregex.push(c.re);
         for (const x of c.notes) report.notes.push(`failregex #${k + 1}: ${x}`);
@@ -575,7 +603,8 @@ export function matchFilter(f: LoadedFilter, line: string): string | null {
     for (const g of f.ignoreregex) if (g.test(text)) return null;
     const groups = { ...prefGroups, ...m.groups };
     // <F-NOFAIL> or <F-MLFGAINED> (a login that succeeded) in the match: the line alone is no failure
-    for (const [name, v] of Object.entries(groups)) if (v !== undefined && /^(?:nofail|mlfgained)(?:__\d+)?$/.test(name)) return null;
+    for (const [name, v] of Object.entries(groups))
+      if (v !== undefined && /^(?:nofail|mlfgained)(?:__\d+)?$/.test(name)) return null;
     for (const k of ['ip4', 'ip6', 'dns', 'fid']) {
       for (const [name, v] of Object.entries(groups)) {
         if (v && (name === k || name.startsWith(`${k}__`))) return k === 'fid' ? v : normalizeAddress(v);
@@ -592,14 +621,29 @@ function parseDurationS(v: string | undefined, dflt: number): number {
   const s = v.trim();
   if (/^-?\d+(?:\.\d+)?$/.test(s)) return Number(s);
   let total = 0;
-  const re = /(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|h|days?|d|weeks?|wk?|w|months?|mo|years?|y)?/gi;
+  const re =
+    /(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|h|days?|d|weeks?|wk?|w|months?|mo|years?|y)?/gi;
   let m: RegExpExecArray | null;
   let any = false;
   while ((m = re.exec(s))) {
     if (!m[0].trim()) break;
     any = true;
     const u = (m[2] ?? 's').toLowerCase();
-    const k = u.startsWith('mo') ? 2_592_000 : u.startsWith('s') ? 1 : u.startsWith('m') ? 60 : u.startsWith('h') ? 3600 : u.startsWith('d') ? 86400 : u.startsWith('w') ? 604800 : u.startsWith('y') ? 31_536_000 : 1;
+    const k = u.startsWith('mo')
+      ? 2_592_000
+      : u.startsWith('s')
+        ? 1
+        : u.startsWith('m')
+          ? 60
+          : u.startsWith('h')
+            ? 3600
+            : u.startsWith('d')
+              ? 86400
+              : u.startsWith('w')
+                ? 604800
+                : u.startsWith('y')
+                  ? 31_536_000
+                  : 1;
     total += Number(m[1]) * k;
   }
   return any ? total : dflt;
@@ -640,7 +684,14 @@ function readJails(root: string): Map<string, JailSettings> {
     const options = new Map<string, string>();
     for (const kv of (fm[2] ?? '').split(/,\s*/)) {
       const eq = kv.indexOf('=');
-      if (eq > 0) options.set(kv.slice(0, eq).trim(), kv.slice(eq + 1).trim().replace(/^["']|["']$/g, ''));
+      if (eq > 0)
+        options.set(
+          kv.slice(0, eq).trim(),
+          kv
+            .slice(eq + 1)
+            .trim()
+            .replace(/^["']|["']$/g, ''),
+        );
     }
     const s: JailSettings = {
       jail,
@@ -688,13 +739,30 @@ export function loadFail2ban(opts: Fail2banOptions, into?: RuleSet): Fail2banLoa
     const jail = jails.get(name);
     const options = new Map([...(jail?.options ?? []), ...(wanted.find((w) => w.name === name)?.options ?? [])]);
     if (!existsSync(file)) {
-      const report: FilterReport = { filter: name, file, loaded: false, failregex: 0, ignoreregex: 0, notes: [], reason: 'no such filter file' };
+      const report: FilterReport = {
+        filter: name,
+        file,
+        loaded: false,
+        failregex: 0,
+        ignoreregex: 0,
+        notes: [],
+        reason: 'no such filter file',
+      };
       out.reports.push(report);
       out.refused.push({ id: `fail2ban-${name}`, title: name, file, reason: report.reason! });
       continue;
     }
     if (name === 'common' || name.endsWith('-common')) {
-      out.reports.push({ filter: name, file, loaded: false, include: true, failregex: 0, ignoreregex: 0, notes: [], reason: 'an include file for other filters, not a filter' });
+      out.reports.push({
+        filter: name,
+        file,
+        loaded: false,
+        include: true,
+        failregex: 0,
+        ignoreregex: 0,
+        notes: [],
+        reason: 'an include file for other filters, not a filter',
+      });
       continue;
     }
     const { filter, report } = loadFilter(file, options, name);
@@ -711,7 +779,12 @@ export function loadFail2ban(opts: Fail2banOptions, into?: RuleSet): Fail2banLoa
       by: 'src_ip',
       op: '>=',
     };
-    report.threshold = { maxretry: threshold.count, findtimeS: threshold.windowMs / 1000, bantimeS: jail?.bantimeS ?? 600, jail: jail?.jail ?? null };
+    report.threshold = {
+      maxretry: threshold.count,
+      findtimeS: threshold.windowMs / 1000,
+      bantimeS: jail?.bantimeS ?? 600,
+      jail: jail?.jail ?? null,
+    };
     out.rules.push(filterRule(filter, file, threshold, (jail?.bantimeS ?? 600) * 1000));
   }
   if (into) {
@@ -737,7 +810,9 @@ function filterRule(f: LoadedFilter, file: string, threshold: ThresholdSpec, ban
     const l = requiredLiterals(re.source, re.flags);
     return l && l.every((x) => !x.includes('[]')) ? l : null;
   });
-  const requirement = lits.every((l): l is string[] => l !== null) ? [lits.flat().map((lit) => ({ field: RAW, lit }))] : null;
+  const requirement = lits.every((l): l is string[] => l !== null)
+    ? [lits.flat().map((lit) => ({ field: RAW, lit }))]
+    : null;
   const pl = f.prefregex ? requiredLiterals(f.prefregex.source, f.prefregex.flags) : null;
   const prefLits = pl && pl.every((x) => !x.includes('[]')) ? pl : null;
   const reqs = [...(requirement ?? []), ...(prefLits ? [prefLits.map((lit) => ({ field: RAW, lit }))] : [])];
@@ -751,7 +826,15 @@ function filterRule(f: LoadedFilter, file: string, threshold: ThresholdSpec, ban
     file,
     author: null,
     tags: [],
-    kinds: KIND.syslog | KIND.text | KIND.auth | KIND.sshd | KIND.webAccess | KIND.apacheError | KIND.nginxError | KIND.auditd,
+    kinds:
+      KIND.syslog |
+      KIND.text |
+      KIND.auth |
+      KIND.sshd |
+      KIND.webAccess |
+      KIND.apacheError |
+      KIND.nginxError |
+      KIND.auditd,
     match,
     requirement: reqs.length ? reqs : null,
     extractors: [],

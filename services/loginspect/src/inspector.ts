@@ -88,7 +88,8 @@ interface StateDoc {
 }
 
 /** Where sshd names its peer; remembered per pid so later lines of the connection can be attributed. */
-const SSH_PEER = /(?:^|\s|;)(?:from|by|Connection from|Remote:)\s*(?:(?:authenticating |invalid )?user \S* ?)?((?:::ffff:)?\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f])(?: port \d+|$|\s*\[preauth\]|:|-\d+;)/;
+const SSH_PEER =
+  /(?:^|\s|;)(?:from|by|Connection from|Remote:)\s*(?:(?:authenticating |invalid )?user \S* ?)?((?:::ffff:)?\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f])(?: port \d+|$|\s*\[preauth\]|:|-\d+;)/;
 
 export class LogInspector {
   readonly rules: RuleSet;
@@ -114,7 +115,9 @@ export class LogInspector {
     if (config.builtinRules) loadRuleDir(builtinRulesDir(), 'cordon', set);
     for (const d of config.ruleDirs) loadRuleDir(d, 'cordon', set);
     for (const d of config.sigmaDirs) loadRuleDir(d, 'sigma', set);
-    const f2b = config.fail2ban ? loadFail2ban({ dir: config.fail2ban.dir, filters: config.fail2ban.filters }, set) : null;
+    const f2b = config.fail2ban
+      ? loadFail2ban({ dir: config.fail2ban.dir, filters: config.fail2ban.filters }, set)
+      : null;
     const inspector = new LogInspector(set, config);
     inspector.fail2ban = f2b;
     return inspector;
@@ -158,15 +161,23 @@ export class LogInspector {
     } catch (err) {
       throw ERR_LOGINSPECT_STATE.withCause(err, (err as Error).message);
     }
-    if (doc?.v !== 1 || !Array.isArray(doc.sessions) || !Array.isArray(doc.offenders) || !Array.isArray(doc.thresholds) || typeof doc.clockMs !== 'number') {
+    if (
+      doc?.v !== 1 ||
+      !Array.isArray(doc.sessions) ||
+      !Array.isArray(doc.offenders) ||
+      !Array.isArray(doc.thresholds) ||
+      typeof doc.clockMs !== 'number'
+    ) {
       throw ERR_LOGINSPECT_STATE('not a version 1 loginspect state');
     }
     const state = this.newState();
     state.clockMs = doc.clockMs;
     for (const [k, v] of doc.sessions.slice(-this.config.maxSessions)) state.sessions.set(String(k), String(v));
     for (const k of (doc.failed ?? []).slice(-this.config.maxSessions)) state.connections.set(String(k), true);
-    for (const [k, u] of (doc.users ?? []).slice(-this.config.maxSessions)) if (Array.isArray(u)) state.connUsers.set(String(k), u.map(String));
-    for (const [ip, count, lastMs] of doc.offenders.slice(-this.config.maxThresholdKeys)) state.offenders.set(String(ip), { count: Number(count), lastMs: Number(lastMs) });
+    for (const [k, u] of (doc.users ?? []).slice(-this.config.maxSessions))
+      if (Array.isArray(u)) state.connUsers.set(String(k), u.map(String));
+    for (const [ip, count, lastMs] of doc.offenders.slice(-this.config.maxThresholdKeys))
+      state.offenders.set(String(ip), { count: Number(count), lastMs: Number(lastMs) });
     state.thresholds = ThresholdTable.restore(this.config.maxThresholdKeys, doc.thresholds);
     return state;
   }
@@ -196,8 +207,10 @@ export class LogInspector {
       if (Array.isArray(waiting)) pending = waiting;
     }
     const matched = this.matching(ev);
-    if (matched.length === 0 && pending === null) return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: null };
-    for (const rule of matched) if (rule.neverFlag) return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: rule };
+    if (matched.length === 0 && pending === null)
+      return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: null };
+    for (const rule of matched)
+      if (rule.neverFlag) return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: rule };
     let detections: Detection[] | null = null;
     let blocks: BlockRequest[] | null = null;
     // failures of this connection that named no client: this line names it
@@ -277,7 +290,8 @@ export class LogInspector {
   private markFailed(state: InspectState, conn: string): void {
     state.connections.delete(conn);
     state.connections.set(conn, true);
-    if (state.connections.size > this.config.maxSessions) state.connections.delete(state.connections.keys().next().value!);
+    if (state.connections.size > this.config.maxSessions)
+      state.connections.delete(state.connections.keys().next().value!);
   }
 
   private recordUser(state: InspectState, conn: string, user: string): void {
@@ -298,7 +312,8 @@ export class LogInspector {
       return;
     }
     state.connections.set(conn, [rule]);
-    if (state.connections.size > this.config.maxSessions) state.connections.delete(state.connections.keys().next().value!);
+    if (state.connections.size > this.config.maxSessions)
+      state.connections.delete(state.connections.keys().next().value!);
   }
 
   private ignored(ip: string): boolean {
@@ -312,7 +327,8 @@ export class LogInspector {
     const count = prev && now - prev.lastMs <= p.offenderMemoryS * 1000 ? prev.count + 1 : 1;
     state.offenders.delete(ip); // re-insert: Map order is recency order for eviction
     state.offenders.set(ip, { count, lastMs: now });
-    if (state.offenders.size > this.config.maxThresholdKeys) state.offenders.delete(state.offenders.keys().next().value!);
+    if (state.offenders.size > this.config.maxThresholdKeys)
+      state.offenders.delete(state.offenders.keys().next().value!);
     const base = rule.blockTtlMs ? rule.blockTtlMs / 1000 : p.baseTtlS;
     const ttlS = Math.min(p.maxTtlS, base * Math.pow(p.repeatFactor, count - 1));
     return { ip, rule, tsMs: now, ttlMs: Math.round(ttlS * 1000), offense: count, crossing };

@@ -52,7 +52,8 @@ export interface LogtestOptions {
 export async function logtestCommand(values: LogtestOptions): Promise<number> {
   if (!values.log) throw ERR_LOGINSPECT_USAGE('--log FILE is required');
   const onlyLine = values.line ?? null;
-  if (onlyLine !== null && !(Number.isInteger(onlyLine) && onlyLine > 0)) throw ERR_LOGINSPECT_USAGE(`--line ${onlyLine} is not a line number`);
+  if (onlyLine !== null && !(Number.isInteger(onlyLine) && onlyLine > 0))
+    throw ERR_LOGINSPECT_USAGE(`--line ${onlyLine} is not a line number`);
   const config = parseInspectorConfig({
     builtinRules: !values.rules.length && !values.noBuiltin,
     ruleDirs: values.rules,
@@ -62,7 +63,9 @@ export async function logtestCommand(values: LogtestOptions): Promise<number> {
   const started = process.hrtime.bigint();
   const inspector = LogInspector.fromConfig(config);
   const setupMs = Number(process.hrtime.bigint() - started) / 1e6;
-  for (const r of inspector.rules.refused) if (!r.id.startsWith('fail2ban-')) process.stderr.write(`logtest: refused ${r.id || '(no id)'} ${r.file}: ${r.reason}\n`);
+  for (const r of inspector.rules.refused)
+    if (!r.id.startsWith('fail2ban-'))
+      process.stderr.write(`logtest: refused ${r.id || '(no id)'} ${r.file}: ${r.reason}\n`);
   if (inspector.fail2ban) process.stderr.write(fail2banReport(inspector.fail2ban));
   let refMs = statSync(values.log).mtimeMs;
   if (values.year !== undefined) refMs = Date.UTC(values.year, 11, 31, 23, 59, 59);
@@ -77,7 +80,10 @@ export async function logtestCommand(values: LogtestOptions): Promise<number> {
   const explain = values.explain === true || onlyLine !== null;
   const t0 = process.hrtime.bigint();
   const lines = forEachLine(values.log, (line, no) => {
-    const x = explain && (onlyLine === null || onlyLine === no) ? explainRecord(inspector, state, line, meta, no, onlyLine === no) : null;
+    const x =
+      explain && (onlyLine === null || onlyLine === no)
+        ? explainRecord(inspector, state, line, meta, no, onlyLine === no)
+        : null;
     const r = inspector.inspect(state, line, meta);
     coverage?.add(r.event);
     if (x) {
@@ -112,7 +118,14 @@ export async function logtestCommand(values: LogtestOptions): Promise<number> {
 }
 
 /** The `--explain` record of one line; null when no rule matched it (and it was not asked for by number). */
-function explainRecord(inspector: LogInspector, state: InspectState, line: string, meta: LineMeta, no: number, always: boolean): Record<string, unknown> | null {
+function explainRecord(
+  inspector: LogInspector,
+  state: InspectState,
+  line: string,
+  meta: LineMeta,
+  no: number,
+  always: boolean,
+): Record<string, unknown> | null {
   const { event, explanations } = inspector.explain(state, line, meta);
   if (explanations.length === 0 && !always) return null;
   const never = explanations.find((e) => e.rule.neverFlag);
@@ -132,7 +145,9 @@ function explainRecord(inspector: LogInspector, state: InspectState, line: strin
         src_ip: e.srcIp,
         address_from: e.addressFrom,
         never_flag: e.rule.neverFlag || undefined,
-        threshold: e.rule.threshold ? { count: e.rule.threshold.count, window_s: e.rule.threshold.windowMs / 1000, group: e.rule.threshold.group } : undefined,
+        threshold: e.rule.threshold
+          ? { count: e.rule.threshold.count, window_s: e.rule.threshold.windowMs / 1000, group: e.rule.threshold.group }
+          : undefined,
       })),
       suppressed_by: never ? never.rule.id : null,
     },
@@ -144,7 +159,7 @@ function fieldsOf(ev: LogEvent): Record<string, string> {
   const out: Record<string, string> = {};
   const names = ev.spans ? [...SPAN_SLOTS.keys(), 'cs-host', 'c-ip'] : Object.keys(ev.fields);
   for (const k of names) {
-    if (k === 'keywords' || k === 'Message' || k === 'cordon-uri' && !ev.spans) continue;
+    if (k === 'keywords' || k === 'Message' || (k === 'cordon-uri' && !ev.spans)) continue;
     const v = ev.fields[k];
     if (typeof v === 'string' && v !== '') out[k] = v.length > 300 ? `${v.slice(0, 300)}…` : v;
   }
@@ -156,12 +171,18 @@ export function fail2banReport(load: Fail2banLoad): string {
   const out: string[] = [];
   const loaded = load.reports.filter((r) => r.loaded);
   const includes = load.reports.filter((r) => r.include);
-  out.push(`logtest: fail2ban: ${loaded.length} of ${load.reports.length - includes.length} filters loaded${includes.length ? ` (${includes.length} include files skipped: ${includes.map((r) => r.filter).join(', ')})` : ''}`);
+  out.push(
+    `logtest: fail2ban: ${loaded.length} of ${load.reports.length - includes.length} filters loaded${includes.length ? ` (${includes.length} include files skipped: ${includes.map((r) => r.filter).join(', ')})` : ''}`,
+  );
   for (const r of load.reports) {
     if (r.include) continue;
     if (r.loaded) {
-      const t = r.threshold ? `; ${r.threshold.maxretry} in ${r.threshold.findtimeS} s, ban ${r.threshold.bantimeS} s${r.threshold.jail ? ` (jail ${r.threshold.jail})` : ''}` : '';
-      out.push(`logtest: fail2ban filter ${r.filter}: loaded, ${r.failregex} failregex, ${r.ignoreregex} ignoreregex${t}`);
+      const t = r.threshold
+        ? `; ${r.threshold.maxretry} in ${r.threshold.findtimeS} s, ban ${r.threshold.bantimeS} s${r.threshold.jail ? ` (jail ${r.threshold.jail})` : ''}`
+        : '';
+      out.push(
+        `logtest: fail2ban filter ${r.filter}: loaded, ${r.failregex} failregex, ${r.ignoreregex} ignoreregex${t}`,
+      );
     } else out.push(`logtest: fail2ban filter ${r.filter}: NOT LOADED: ${r.reason}`);
     for (const n of r.notes) out.push(`logtest: fail2ban filter ${r.filter}:   ${n}`);
   }

@@ -35,7 +35,10 @@ export const loginspectStage = defineStage({
     const { log, metrics, clock } = ctx;
     const inspector = LogInspector.fromConfig(config.inspector);
     if (inspector.rules.refused.length) {
-      log.info({ loaded: inspector.rules.rules.length, refused: inspector.rules.refused.length }, 'Some rules were refused; `cordon logtest --stats` lists them with reasons.');
+      log.info(
+        { loaded: inspector.rules.rules.length, refused: inspector.rules.refused.length },
+        'Some rules were refused; `cordon logtest --stats` lists them with reasons.',
+      );
     }
     const logsCodec = codecFor(TOPICS.logs);
     const alertsCodec = codecFor(TOPICS.alerts);
@@ -80,20 +83,29 @@ export const loginspectStage = defineStage({
           if (s) s.savedNext = -1n;
         }
         metrics.inc('errors');
-        log.warn({ err: describeError(err), topic: config.stateTopic }, 'A loginspect checkpoint could not be written; the next one retries.');
+        log.warn(
+          { err: describeError(err), topic: config.stateTopic },
+          'A loginspect checkpoint could not be written; the next one retries.',
+        );
       }
     }
 
     /** Newly assigned partitions: state and position from their checkpoint, when there is one. */
     async function restore(tps: TopicPartition[]): Promise<void> {
-      const mine = tps.filter((tp) => tp.topic === config.inputTopic && !states.has(tp.partition)).map((tp) => tp.partition);
+      const mine = tps
+        .filter((tp) => tp.topic === config.inputTopic && !states.has(tp.partition))
+        .map((tp) => tp.partition);
       if (mine.length === 0) return;
       let found: Map<string, ConsumedRecord>;
       try {
         found = await readKeys(bus, config.stateTopic, mine.map(stateKey));
       } catch (err) {
         if (!ERR_UNKNOWN_TOPIC.is(err)) throw err;
-        if (checkpoints) log.warn({ topic: config.stateTopic }, 'The state topic does not exist: loginspect state is not checkpointed.');
+        if (checkpoints)
+          log.warn(
+            { topic: config.stateTopic },
+            'The state topic does not exist: loginspect state is not checkpointed.',
+          );
         checkpoints = false;
         return;
       }
@@ -107,11 +119,19 @@ export const loginspectStage = defineStage({
           states.set(p, { state, next, savedNext: next, savedAt: clock.now() });
           loop.seek({ topic: config.inputTopic, partition: p, offset: next });
           metrics.inc('restored');
-          log.info({ partition: p, offset: String(next), counters: state.thresholds.size }, 'Loginspect state restored from its checkpoint.');
+          log.info(
+            { partition: p, offset: String(next), counters: state.thresholds.size },
+            'Loginspect state restored from its checkpoint.',
+          );
         } catch (err) {
           // fail open: the partition goes on with empty state, the bad record goes to the DLQ
-          const e = ERR_LOGINSPECT_STATE.is(err) ? err : ERR_LOGINSPECT_STATE.withCause(err, describeError(err).message);
-          log.error({ err: e, partition: p }, 'A loginspect checkpoint is unreadable; the partition starts with empty state.');
+          const e = ERR_LOGINSPECT_STATE.is(err)
+            ? err
+            : ERR_LOGINSPECT_STATE.withCause(err, describeError(err).message);
+          log.error(
+            { err: e, partition: p },
+            'A loginspect checkpoint is unreadable; the partition starts with empty state.',
+          );
           await stage.send(config.dlqTopic, [stage.deadLetter(rec, rec, e)]);
         }
       }
@@ -137,7 +157,11 @@ export const loginspectStage = defineStage({
       },
       async handle(batch) {
         let slot = states.get(batch.partition);
-        if (!slot) states.set(batch.partition, (slot = { state: inspector.newState(), next: -1n, savedNext: -1n, savedAt: clock.now() }));
+        if (!slot)
+          states.set(
+            batch.partition,
+            (slot = { state: inspector.newState(), next: -1n, savedNext: -1n, savedAt: clock.now() }),
+          );
         const state = slot.state;
         const blocks: ProduceRecord[] = [];
         for (const { value: lb } of batch.records) {

@@ -62,7 +62,16 @@ export class ThresholdTable {
     let c = group.get(key);
     if (c) this.unlink(c);
     else {
-      c = { key, groupName: spec.group, group, times: [], values: spec.distinct ? new Map() : null, older: null, newer: null, linked: false };
+      c = {
+        key,
+        groupName: spec.group,
+        group,
+        times: [],
+        values: spec.distinct ? new Map() : null,
+        older: null,
+        newer: null,
+        linked: false,
+      };
       group.set(key, c);
       this.count++;
     }
@@ -111,7 +120,16 @@ export class ThresholdTable {
     for (const s of counters.slice(-maxKeys)) {
       let group = t.groups.get(s.group);
       if (!group) t.groups.set(s.group, (group = new Map()));
-      const c: Counter = { key: s.key, groupName: s.group, group, times: [...s.times], values: s.values ? new Map(s.values) : null, older: null, newer: null, linked: false };
+      const c: Counter = {
+        key: s.key,
+        groupName: s.group,
+        group,
+        times: [...s.times],
+        values: s.values ? new Map(s.values) : null,
+        older: null,
+        newer: null,
+        linked: false,
+      };
       group.set(s.key, c);
       t.count++;
       t.append(c);

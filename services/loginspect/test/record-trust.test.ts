@@ -21,7 +21,11 @@ import { loginspectStage } from '../src/index.js';
 const logs = codecFor(TOPICS.logs);
 
 function failures(ip: string, agent: string, vm: string, id: string): { key: Buffer; value: Buffer } {
-  const lines = Array.from({ length: 6 }, (_, i) => `Jun  1 11:59:0${i} web1 sshd[${900 + i}]: Failed password for invalid user admin from ${ip} port ${40000 + i} ssh2`);
+  const lines = Array.from(
+    { length: 6 },
+    (_, i) =>
+      `Jun  1 11:59:0${i} web1 sshd[${900 + i}]: Failed password for invalid user admin from ${ip} port ${40000 + i} ssh2`,
+  );
   let offset = 0;
   const batch: LogBatch = {
     batch_id: id,
@@ -38,11 +42,20 @@ function failures(ip: string, agent: string, vm: string, id: string): { key: Buf
   return { key: Buffer.from(`${vm}|/var/log/auth.log`), value: logs.encode(batch) };
 }
 
-const signerFor = (producer: string): RecordSigner => createRecordSigner(producer, generateKeyPairSync('ed25519').privateKey);
+const signerFor = (producer: string): RecordSigner =>
+  createRecordSigner(producer, generateKeyPairSync('ed25519').privateKey);
 
 /** What the coordinator publishes for an enrolled agent. */
 function registration(s: RecordSigner, vm: string): ProduceRecord {
-  const rec: ProducerKey = { producer: s.producer, kind: 'agent', vm, host: null, public_key: s.publicKey, registered_us: Date.now() * 1000, registered_by: 'enroll-token:test' };
+  const rec: ProducerKey = {
+    producer: s.producer,
+    kind: 'agent',
+    vm,
+    host: null,
+    public_key: s.publicKey,
+    registered_us: Date.now() * 1000,
+    registered_by: 'enroll-token:test',
+  };
   return { key: Buffer.from(s.producer), value: codecFor(TOPICS.producers).encode(rec) };
 }
 
@@ -71,9 +84,18 @@ async function attack(bus: Bus): Promise<void> {
   ]);
   await producer.close();
 
-  const svc = await runStage(loginspectStage, { bus, ctx: createContext({ log: silentLogger }), config: { inspector: { blocks: { baseTtlS: 300 } } }, verifyRecords: true });
+  const svc = await runStage(loginspectStage, {
+    bus,
+    ctx: createContext({ log: silentLogger }),
+    config: { inspector: { blocks: { baseTtlS: 300 } } },
+    verifyRecords: true,
+  });
   try {
-    await waitFor('five dead letters and the genuine batch blocked', async () => (await readAll(bus, TOPICS.dlq)).length >= 5 && (await readAll(bus, TOPICS.blocks)).length >= 1, 60_000);
+    await waitFor(
+      'five dead letters and the genuine batch blocked',
+      async () => (await readAll(bus, TOPICS.dlq)).length >= 5 && (await readAll(bus, TOPICS.blocks)).length >= 1,
+      60_000,
+    );
     // nothing more comes of the forgeries a moment later
     await new Promise((r) => setTimeout(r, 500));
   } finally {
@@ -100,7 +122,11 @@ async function attack(bus: Bus): Promise<void> {
   const alerts = (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!));
   const refusals = alerts.filter((a) => a.category === 'record-trust');
   // one alert per kind (rate-limited: the second misbound and forged records only count)
-  assert.deepEqual(refusals.map((a) => a.rule_id).sort(), ['cordon:record-forged', 'cordon:record-misbound', 'cordon:record-unsigned']);
+  assert.deepEqual(refusals.map((a) => a.rule_id).sort(), [
+    'cordon:record-forged',
+    'cordon:record-misbound',
+    'cordon:record-unsigned',
+  ]);
   for (const a of refusals) {
     assert.equal(a.src_ip, null, 'a refusal alert names no address, so it can never become a block');
     assert.equal(a.dst_ip, null);
@@ -112,24 +138,32 @@ async function attack(bus: Bus): Promise<void> {
   assert.deepEqual([...new Set(inspected.map((a) => a.src_ip))], ['203.0.113.50']);
 }
 
-test('forged, misbound and unsigned log batches are dead letters and one alert each, never a block; the genuine one is inspected (embedded bus)', { timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-rec-trust-'));
-  const bus = createEmbeddedBus({ dataDir: dir, ctx: createContext({ log: silentLogger }) });
-  try {
-    await attack(bus);
-  } finally {
-    await bus.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'forged, misbound and unsigned log batches are dead letters and one alert each, never a block; the genuine one is inspected (embedded bus)',
+  { timeout: 120_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-rec-trust-'));
+    const bus = createEmbeddedBus({ dataDir: dir, ctx: createContext({ log: silentLogger }) });
+    try {
+      await attack(bus);
+    } finally {
+      await bus.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
-test('the same on real Kafka', { timeout: 180_000, skip: process.env.KAFKA_BROKERS ? false : 'KAFKA_BROKERS is not set' }, async () => {
-  const brokers = kafkaBrokers();
-  await freshCordonTopics(brokers);
-  const bus = createKafkaBus({ brokers, ctx: createContext({ log: silentLogger }) });
-  try {
-    await attack(bus);
-  } finally {
-    await bus.close();
-  }
-});
+test(
+  'the same on real Kafka',
+  { timeout: 180_000, skip: process.env.KAFKA_BROKERS ? false : 'KAFKA_BROKERS is not set' },
+  async () => {
+    const brokers = kafkaBrokers();
+    await freshCordonTopics(brokers);
+    const bus = createKafkaBus({ brokers, ctx: createContext({ log: silentLogger }) });
+    try {
+      await attack(bus);
+    } finally {
+      await bus.close();
+    }
+  },
+);

@@ -15,7 +15,10 @@ const req = (src: string, flags = ''): string[] | null => {
 
 test('required literals of sequences, alternations, classes and repeats', () => {
   assert.deepEqual(req('(?:/etc/passwd|\\.\\./)'), ['../', '/etc/passwd']);
-  assert.deepEqual(req('[/\\\\]\\.\\.(?:$|[?;&])'), ['/..', '\\..'].concat(['/..&', '/..;', '/..?', '\\..&', '\\..;', '\\..?']).sort());
+  assert.deepEqual(
+    req('[/\\\\]\\.\\.(?:$|[?;&])'),
+    ['/..', '\\..'].concat(['/..&', '/..;', '/..?', '\\..&', '\\..;', '\\..?']).sort(),
+  );
   assert.deepEqual(req('^(?:https?|ftp)://'), ['ftp://', 'http://', 'https://']);
   assert.deepEqual(req('\\?-[ds]\\+?\\s*\\w'), ['?-d', '?-d+', '?-s', '?-s+']);
   assert.deepEqual(req('FAILED SU'), ['failed su'], 'lower-cased: the scan ignores case');
@@ -26,7 +29,18 @@ test('required literals of sequences, alternations, classes and repeats', () => 
 });
 
 test('no requirement when a match may hold no literal of three characters', () => {
-  for (const src of ['--\\s*$', 'a|bcd', 'x{0}abc|d', '(?:abc)?', '(?:abc)*', '.{3}', '[a-z]{5}', '(a)\\1bc', '(?<x>a)\\k<x>', '[^abc]{4}']) {
+  for (const src of [
+    '--\\s*$',
+    'a|bcd',
+    'x{0}abc|d',
+    '(?:abc)?',
+    '(?:abc)*',
+    '.{3}',
+    '[a-z]{5}',
+    '(a)\\1bc',
+    '(?<x>a)\\k<x>',
+    '[^abc]{4}',
+  ]) {
     assert.equal(req(src), null, src);
   }
   assert.deepEqual(req('é+abc|xyz.'), ['abc', 'xyz'], 'a non-ASCII character is any character');
@@ -38,12 +52,14 @@ function builtinRegexes(): RegExp[] {
   const out: RegExp[] = [];
   const dir = builtinRulesDir();
   const walk = (node: unknown, key: string): void => {
-    if (typeof node === 'string' && key.split('|').includes('re')) out.push(compileRegex(node.replace(/<HOST>/g, '(?:\\S+)')));
+    if (typeof node === 'string' && key.split('|').includes('re'))
+      out.push(compileRegex(node.replace(/<HOST>/g, '(?:\\S+)')));
     else if (Array.isArray(node)) for (const n of node) walk(n, key);
     else if (node && typeof node === 'object') for (const [k, v] of Object.entries(node)) walk(v, k);
   };
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.yml'))) {
-    for (const d of parseAllDocuments(readFileSync(join(dir, f), 'utf8'))) walk((d.toJS() as Record<string, unknown>)['detection'], '');
+    for (const d of parseAllDocuments(readFileSync(join(dir, f), 'utf8')))
+      walk((d.toJS() as Record<string, unknown>)['detection'], '');
   }
   return out;
 }
@@ -72,14 +88,19 @@ test('every match of the built-in rules’ regexes holds a required literal', ()
       if (!re.test(s)) continue;
       checked++;
       const lower = s.toLowerCase();
-      assert.ok(lits.some((l) => lower.includes(l)), `${re} matches ${JSON.stringify(s)} but holds none of ${JSON.stringify(lits)}`);
+      assert.ok(
+        lits.some((l) => lower.includes(l)),
+        `${re} matches ${JSON.stringify(s)} but holds none of ${JSON.stringify(lits)}`,
+      );
     }
   }
   assert.ok(checked > 100, `only ${checked} matching strings were tried`);
 });
 
 test('bounded regexes: anchored, no unbounded repeat, no top-level alternative', () => {
-  for (const src of ['^(?:4\\d\\d|5\\d\\d)$', '^[45]', '^GET [*+]', '^a{2,5}b\\+']) assert.ok(boundedRegex(src, ''), src);
-  for (const src of ['4\\d\\d', '^a|b', '^a+', '^(?!x\\S+)', '^a{2,}', '^[^]]*']) assert.ok(!boundedRegex(src, ''), src);
+  for (const src of ['^(?:4\\d\\d|5\\d\\d)$', '^[45]', '^GET [*+]', '^a{2,5}b\\+'])
+    assert.ok(boundedRegex(src, ''), src);
+  for (const src of ['4\\d\\d', '^a|b', '^a+', '^(?!x\\S+)', '^a{2,}', '^[^]]*'])
+    assert.ok(!boundedRegex(src, ''), src);
   assert.ok(!boundedRegex('^abc', 'm'), 'with m, ^ matches after every newline');
 });

@@ -16,7 +16,8 @@ async function readAll(bus: Bus, topic: string): Promise<ConsumedRecord[]> {
   return out;
 }
 
-const count = async (bus: Bus, topic: string) => [...(await bus.admin.endOffsets(topic)).values()].reduce((n, e) => n + Number(e), 0);
+const count = async (bus: Bus, topic: string) =>
+  [...(await bus.admin.endOffsets(topic)).values()].reduce((n, e) => n + Number(e), 0);
 
 function batch(id: string, lines: string[], firstOffset = 0): LogBatch {
   let off = firstOffset;
@@ -38,12 +39,25 @@ test('auth failures in a log batch become alerts and a block for the shipping ag
   const dir = mkdtempSync(join(tmpdir(), 'cordon-loginspect-'));
   const bus = createEmbeddedBus({ dataDir: dir, ctx: createContext({ log: silentLogger }) });
   await bus.admin.ensureTopics(
-    [TOPICS.logs, TOPICS.alerts, TOPICS.blocks, TOPICS.dlq].map((name) => ({ name, partitions: name === TOPICS.logs ? 2 : 1, cleanupPolicy: name === TOPICS.blocks ? ('compact' as const) : ('delete' as const), retentionMs: -1 })),
+    [TOPICS.logs, TOPICS.alerts, TOPICS.blocks, TOPICS.dlq].map((name) => ({
+      name,
+      partitions: name === TOPICS.logs ? 2 : 1,
+      cleanupPolicy: name === TOPICS.blocks ? ('compact' as const) : ('delete' as const),
+      retentionMs: -1,
+    })),
   );
-  const attack = Array.from({ length: 6 }, (_, i) => `Jun  1 11:59:0${i} web1 sshd[${900 + i}]: Failed password for invalid user admin from 203.0.113.50 port ${40000 + i} ssh2`);
+  const attack = Array.from(
+    { length: 6 },
+    (_, i) =>
+      `Jun  1 11:59:0${i} web1 sshd[${900 + i}]: Failed password for invalid user admin from 203.0.113.50 port ${40000 + i} ssh2`,
+  );
   const codec = codecFor(TOPICS.logs);
   const b1 = batch('b1', attack.slice(0, 3));
-  const b2 = batch('b2', [...attack.slice(3), 'Jun  1 11:59:30 web1 CRON[5]: (root) CMD (true)', '\u0000\u00ff binary junk'], b1.lines.at(-1)!.offset + 200);
+  const b2 = batch(
+    'b2',
+    [...attack.slice(3), 'Jun  1 11:59:30 web1 CRON[5]: (root) CMD (true)', '\u0000\u00ff binary junk'],
+    b1.lines.at(-1)!.offset + 200,
+  );
   const producer = bus.producer();
   const key = Buffer.from('vm-web-1|/var/log/auth.log');
   await producer.send(TOPICS.logs, [
@@ -54,11 +68,24 @@ test('auth failures in a log batch become alerts and a block for the shipping ag
   await producer.close();
 
   const metrics = new Metrics();
-  const svc = await runStage(loginspectStage, { bus, ctx: createContext({ log: silentLogger, metrics }), config: { inspector: { blocks: { baseTtlS: 300 } } } });
-  await waitFor('alerts, a block and a dead letter', async () => (await count(bus, TOPICS.alerts)) >= 6 && (await count(bus, TOPICS.blocks)) >= 1 && (await count(bus, TOPICS.dlq)) >= 1);
+  const svc = await runStage(loginspectStage, {
+    bus,
+    ctx: createContext({ log: silentLogger, metrics }),
+    config: { inspector: { blocks: { baseTtlS: 300 } } },
+  });
+  await waitFor(
+    'alerts, a block and a dead letter',
+    async () =>
+      (await count(bus, TOPICS.alerts)) >= 6 &&
+      (await count(bus, TOPICS.blocks)) >= 1 &&
+      (await count(bus, TOPICS.dlq)) >= 1,
+  );
   await svc.stop();
 
-  const alerts = (await readAll(bus, TOPICS.alerts)).map((r) => ({ key: r.key!.toString(), a: codecFor(TOPICS.alerts).decode(r.value!) }));
+  const alerts = (await readAll(bus, TOPICS.alerts)).map((r) => ({
+    key: r.key!.toString(),
+    a: codecFor(TOPICS.alerts).decode(r.value!),
+  }));
   assert.equal(alerts.length, 6);
   for (const { key: k, a } of alerts) {
     assert.equal(k, 'vm-web-1');
@@ -98,9 +125,18 @@ test('threshold counts survive a restart: the checkpoint carries them, the fifth
   const dir = mkdtempSync(join(tmpdir(), 'cordon-loginspect-ckpt-'));
   const bus = createEmbeddedBus({ dataDir: dir, ctx: createContext({ log: silentLogger }) });
   await bus.admin.ensureTopics(
-    [TOPICS.logs, TOPICS.alerts, TOPICS.blocks, TOPICS.dlq, TOPICS.state].map((name) => ({ name, partitions: name === TOPICS.logs ? 2 : 1, cleanupPolicy: name === TOPICS.blocks || name === TOPICS.state ? ('compact' as const) : ('delete' as const), retentionMs: -1 })),
+    [TOPICS.logs, TOPICS.alerts, TOPICS.blocks, TOPICS.dlq, TOPICS.state].map((name) => ({
+      name,
+      partitions: name === TOPICS.logs ? 2 : 1,
+      cleanupPolicy: name === TOPICS.blocks || name === TOPICS.state ? ('compact' as const) : ('delete' as const),
+      retentionMs: -1,
+    })),
   );
-  const attack = Array.from({ length: 5 }, (_, i) => `Jun  1 11:59:0${i} web1 sshd[${900 + i}]: Failed password for invalid user admin from 203.0.113.50 port ${40000 + i} ssh2`);
+  const attack = Array.from(
+    { length: 5 },
+    (_, i) =>
+      `Jun  1 11:59:0${i} web1 sshd[${900 + i}]: Failed password for invalid user admin from 203.0.113.50 port ${40000 + i} ssh2`,
+  );
   const codec = codecFor(TOPICS.logs);
   const key = Buffer.from('vm-web-1|/var/log/auth.log');
   const b1 = batch('b1', attack.slice(0, 3));
@@ -122,15 +158,30 @@ test('threshold counts survive a restart: the checkpoint carries them, the fifth
     await second.stop();
     assert.equal(m2.get('loginspect.restored'), 1);
     const bd = codecFor(TOPICS.blocks).decode((await readAll(bus, TOPICS.blocks))[0]!.value!);
-    assert.equal(bd.created_us, Date.UTC(2024, 5, 1, 11, 59, 4) * 1000, 'the fifth failure, counted across the restart');
+    assert.equal(
+      bd.created_us,
+      Date.UTC(2024, 5, 1, 11, 59, 4) * 1000,
+      'the fifth failure, counted across the restart',
+    );
     const ids = (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!).alert_id);
     assert.equal(new Set(ids).size, 5, 'one alert per failure');
 
     // a checkpoint that does not decode: the partition starts empty, the record goes to the DLQ
-    await producer.send(TOPICS.state, [{ key: Buffer.from(`loginspect|${TOPICS.logs}|${[...(await bus.admin.endOffsets(TOPICS.logs)).entries()].find(([, e]) => e > 0n)![0]}`), value: Buffer.from('garbage') }]);
+    await producer.send(TOPICS.state, [
+      {
+        key: Buffer.from(
+          `loginspect|${TOPICS.logs}|${[...(await bus.admin.endOffsets(TOPICS.logs)).entries()].find(([, e]) => e > 0n)![0]}`,
+        ),
+        value: Buffer.from('garbage'),
+      },
+    ]);
     const m3 = new Metrics();
     const third = await runStage(loginspectStage, { bus, ctx: createContext({ log: silentLogger, metrics: m3 }) });
-    await waitFor('the dead letter', async () => (await readAll(bus, TOPICS.dlq)).some((r) => codecFor(TOPICS.dlq).decode(r.value!).error_code === 'CORDON_ERR_LOGINSPECT_STATE'));
+    await waitFor('the dead letter', async () =>
+      (await readAll(bus, TOPICS.dlq)).some(
+        (r) => codecFor(TOPICS.dlq).decode(r.value!).error_code === 'CORDON_ERR_LOGINSPECT_STATE',
+      ),
+    );
     await third.stop();
   } finally {
     await producer.close();

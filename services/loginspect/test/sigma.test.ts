@@ -9,7 +9,10 @@ import { compileRule, decodeLine, loadRuleDir, type CompiledRule } from '../src/
 const SIGMA = corpusPath('sigma');
 const REF = Date.UTC(2024, 5, 1);
 
-function rule(detection: Record<string, unknown>, logsource: Record<string, unknown> = { category: 'webserver' }): CompiledRule {
+function rule(
+  detection: Record<string, unknown>,
+  logsource: Record<string, unknown> = { category: 'webserver' },
+): CompiledRule {
   return compileRule({ title: 't', id: 'x', logsource, detection }, 'inline', 'sigma');
 }
 const web = (uri: string, ua = 'Mozilla/5.0', status = 200) =>
@@ -42,8 +45,12 @@ test('wildcards with escapes, null values, keyword lists, base64offset', () => {
   const ln = decodeLine('Mar  1 10:00:00 h kernel: Trojan.Foo FOUND in /tmp', { refMs: REF });
   const kw = rule({ keywords: ['nothing', 'trojan*found'], condition: 'keywords' }, { product: 'linux' });
   assert.ok(kw.match(ln), 'keywords match anywhere, wildcards inside');
-  assert.ok(rule({ keywords: { '|all': ['kernel', 'FOUND in'] }, condition: 'keywords' }, { product: 'linux' }).match(ln));
-  assert.ok(!rule({ keywords: { '|all': ['kernel', 'absent'] }, condition: 'keywords' }, { product: 'linux' }).match(ln));
+  assert.ok(
+    rule({ keywords: { '|all': ['kernel', 'FOUND in'] }, condition: 'keywords' }, { product: 'linux' }).match(ln),
+  );
+  assert.ok(
+    !rule({ keywords: { '|all': ['kernel', 'absent'] }, condition: 'keywords' }, { product: 'linux' }).match(ln),
+  );
   const b64 = web(`/x?d=${Buffer.from('xx/bin/bash -c id').toString('base64')}`);
   assert.ok(rule({ s: { 'cs-uri-query|base64offset|contains': '/bin/bash' }, condition: 's' }).match(b64));
   assert.ok(!rule({ s: { 'cs-uri-query|base64offset|contains': '/bin/zsh' }, condition: 's' }).match(b64));
@@ -79,40 +86,55 @@ test('log sources map to event kinds; endpoint categories are refused with a rea
   const r = rule({ keywords: ['buffer_get_ret'], condition: 'keywords' }, { product: 'linux', service: 'sshd' });
   assert.equal(r.match(ssh) && (r.kinds & ssh.kinds) !== 0, true);
   assert.equal(r.kinds & web1.kinds, 0);
-  assert.throws(() => rule({ s: { Image: '/bin/sh' }, condition: 's' }, { product: 'linux', category: 'process_creation' }), /endpoint telemetry/);
+  assert.throws(
+    () => rule({ s: { Image: '/bin/sh' }, condition: 's' }, { product: 'linux', category: 'process_creation' }),
+    /endpoint telemetry/,
+  );
   assert.throws(() => rule({ s: { a: 1 }, condition: 's' }, { product: 'windows' }), /not served/);
 });
 
-test('the SigmaHQ corpus: every rule file is loaded or refused with a reason', { skip: skipWithoutCorpus('sigma') }, () => {
-  let files = 0;
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (n.endsWith('.yml')) files++;
+test(
+  'the SigmaHQ corpus: every rule file is loaded or refused with a reason',
+  { skip: skipWithoutCorpus('sigma') },
+  () => {
+    let files = 0;
+    const walk = (d: string): void => {
+      for (const n of readdirSync(d)) {
+        const p = join(d, n);
+        if (statSync(p).isDirectory()) walk(p);
+        else if (n.endsWith('.yml')) files++;
+      }
+    };
+    const set = { rules: [], refused: [] } as ReturnType<typeof loadRuleDir>;
+    for (const sub of ['rules', 'rules-emerging-threats', 'rules-threat-hunting', 'unsupported']) {
+      walk(join(SIGMA, sub));
+      loadRuleDir(join(SIGMA, sub), 'sigma', set);
     }
-  };
-  const set = { rules: [], refused: [] } as ReturnType<typeof loadRuleDir>;
-  for (const sub of ['rules', 'rules-emerging-threats', 'rules-threat-hunting', 'unsupported']) {
-    walk(join(SIGMA, sub));
-    loadRuleDir(join(SIGMA, sub), 'sigma', set);
-  }
-  assert.equal(set.rules.length + set.refused.length, files);
-  assert.equal(files, 345);
-  for (const r of set.refused) assert.match(r.reason, /endpoint telemetry|near/, `${r.file}: ${r.reason}`);
-  // every web, sshd, auth, syslog and auditd rule is served, including the count() aggregations
-  assert.ok(set.rules.length >= 170, `${set.rules.length} loaded`);
-  const agg = set.rules.find((r) => r.id === 'fc947f8e-ea81-4b14-9a7b-13f888f94e18' || r.threshold?.distinct === 'pam_user');
-  assert.ok(agg?.threshold, 'count(pam_user) by pam_rhost is served as a threshold');
-});
+    assert.equal(set.rules.length + set.refused.length, files);
+    assert.equal(files, 345);
+    for (const r of set.refused) assert.match(r.reason, /endpoint telemetry|near/, `${r.file}: ${r.reason}`);
+    // every web, sshd, auth, syslog and auditd rule is served, including the count() aggregations
+    assert.ok(set.rules.length >= 170, `${set.rules.length} loaded`);
+    const agg = set.rules.find(
+      (r) => r.id === 'fc947f8e-ea81-4b14-9a7b-13f888f94e18' || r.threshold?.distinct === 'pam_user',
+    );
+    assert.ok(agg?.threshold, 'count(pam_user) by pam_rhost is served as a threshold');
+  },
+);
 
 test('a rule file that is not YAML or has no detection is reported, the others still load', () => {
   const dir = mkdtempSync(join(tmpdir(), 'loginspect-rules-'));
   writeFileSync(join(dir, 'bad.yml'), 'title: [unclosed\n');
   writeFileSync(join(dir, 'nodet.yml'), 'title: x\nid: nodet\nlogsource: {category: webserver}\n');
-  writeFileSync(join(dir, 'ok.yml'), 'title: ok\nid: ok\nlogsource: {category: webserver}\ndetection: {s: {sc-status: 404}, condition: s}\n');
+  writeFileSync(
+    join(dir, 'ok.yml'),
+    'title: ok\nid: ok\nlogsource: {category: webserver}\ndetection: {s: {sc-status: 404}, condition: s}\n',
+  );
   const set = loadRuleDir(dir, 'cordon');
-  assert.deepEqual(set.rules.map((r) => r.id), ['ok']);
+  assert.deepEqual(
+    set.rules.map((r) => r.id),
+    ['ok'],
+  );
   assert.equal(set.refused.length, 2);
   assert.ok(set.refused.some((r) => r.file === 'nodet.yml' && /no detection/.test(r.reason)));
 });

@@ -1,6 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import cookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
@@ -9,7 +16,13 @@ import { CordonError, describeError } from '@cordon/runtime';
 import { TOPICS } from '@cordon/schemas';
 import { auditRecord } from './audit.js';
 import type { ManagerDeps } from './deps.js';
-import { declaredErrors, ERR_MANAGER_BAD_REQUEST, ERR_MANAGER_INTERNAL, ERR_MANAGER_NO_ROUTE, statusOf } from './errors.js';
+import {
+  declaredErrors,
+  ERR_MANAGER_BAD_REQUEST,
+  ERR_MANAGER_INTERNAL,
+  ERR_MANAGER_NO_ROUTE,
+  statusOf,
+} from './errors.js';
 import { authenticate, authorize } from './identity.js';
 import { PERMISSIONS } from './permissions.js';
 import { registerRoutes } from './routes/index.js';
@@ -51,7 +64,9 @@ export async function buildApp(deps: ManagerDeps, opts: AppOptions = {}): Promis
         description: [
           'Every route names the permission it needs (`x-cordon-permission`); every write route its audit action (`x-cordon-audit-action`), and each call of one leaves one AuditEvent.',
           'Authenticate with an API token (`Authorization: Bearer cdn_…`, made with POST /api/v1/tokens) or a console session (cookie `cordon_session`; changes need the `x-cordon-csrf` header the sign-in returned).',
-          `Errors: \`{ statusCode, code, error, message }\` with these codes: ${declaredErrors().map((e) => `${e.code} (${e.status})`).join(', ')}.`,
+          `Errors: \`{ statusCode, code, error, message }\` with these codes: ${declaredErrors()
+            .map((e) => `${e.code} (${e.status})`)
+            .join(', ')}.`,
           `Permissions: ${PERMISSIONS.join(', ')}.`,
         ].join('\n\n'),
       },
@@ -94,7 +109,12 @@ export async function buildApp(deps: ManagerDeps, opts: AppOptions = {}): Promis
         result,
         nowUs: auditUs(),
       },
-      { object: note.object ?? objectOfParams(req), before: note.before, after: note.after, ...(detail ? { detail } : {}) },
+      {
+        object: note.object ?? objectOfParams(req),
+        before: note.before,
+        after: note.after,
+        ...(detail ? { detail } : {}),
+      },
     );
     try {
       await deps.send(TOPICS.audit, [record]);
@@ -109,7 +129,11 @@ export async function buildApp(deps: ManagerDeps, opts: AppOptions = {}): Promis
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     reply.header('x-frame-options', 'DENY');
-    if (!req.url.startsWith('/api/')) reply.header('content-security-policy', "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+    if (!req.url.startsWith('/api/'))
+      reply.header(
+        'content-security-policy',
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+      );
     if (req.url.startsWith('/api/') && !req.url.startsWith('/api/v1/docs')) reply.header('cache-control', 'no-store');
     return payload;
   });
@@ -117,20 +141,33 @@ export async function buildApp(deps: ManagerDeps, opts: AppOptions = {}): Promis
   app.setErrorHandler((err: FastifyError | CordonError, req: FastifyRequest, reply: FastifyReply) => {
     let e: CordonError;
     if (err instanceof CordonError) e = err;
-    else if ((err as FastifyError).validation) e = ERR_MANAGER_BAD_REQUEST.withCause(err, `${(err as FastifyError).validationContext ?? 'request'}${err.message.replace(/^(body|querystring|params)/, '')}`);
-    else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500) e = ERR_MANAGER_BAD_REQUEST.withCause(err, err.message);
+    else if ((err as FastifyError).validation)
+      e = ERR_MANAGER_BAD_REQUEST.withCause(
+        err,
+        `${(err as FastifyError).validationContext ?? 'request'}${err.message.replace(/^(body|querystring|params)/, '')}`,
+      );
+    else if ((err as FastifyError).statusCode && (err as FastifyError).statusCode! < 500)
+      e = ERR_MANAGER_BAD_REQUEST.withCause(err, err.message);
     else {
       log.error({ err: describeError(err), reqId: req.id, url: req.routeOptions.url }, 'A request failed.');
       e = ERR_MANAGER_INTERNAL.withCause(err, String(req.id));
     }
     const status = statusOf(e.code);
-    if (e.code === 'CORDON_ERR_MANAGER_LOGIN_LOCKED') reply.header('retry-after', String(/in (\d+) s/.exec(e.message)?.[1] ?? 60));
+    if (e.code === 'CORDON_ERR_MANAGER_LOGIN_LOCKED')
+      reply.header('retry-after', String(/in (\d+) s/.exec(e.message)?.[1] ?? 60));
     void reply.code(status).send(errorBody(status, e));
   });
 
   const consoleDir = deps.config.consoleDir ?? DEFAULT_CONSOLE_DIR;
   const haveConsole = existsSync(`${consoleDir}/index.html`);
-  if (haveConsole) await app.register(fastifyStatic, { root: consoleDir, prefix: '/', index: ['index.html'], wildcard: false, cacheControl: false });
+  if (haveConsole)
+    await app.register(fastifyStatic, {
+      root: consoleDir,
+      prefix: '/',
+      index: ['index.html'],
+      wildcard: false,
+      cacheControl: false,
+    });
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0]!;
     if (!path.startsWith('/api/') && req.method === 'GET' && haveConsole) {
@@ -152,7 +189,17 @@ function errorBody(status: number, e: CordonError) {
 }
 
 function httpReason(status: number): string {
-  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ?? 'Internal Server Error';
+  return (
+    {
+      400: 'Bad Request',
+      401: 'Unauthorized',
+      403: 'Forbidden',
+      404: 'Not Found',
+      409: 'Conflict',
+      429: 'Too Many Requests',
+      503: 'Service Unavailable',
+    }[status] ?? 'Internal Server Error'
+  );
 }
 
 function errorDetail(payload: unknown): string | undefined {
@@ -164,7 +211,17 @@ function errorDetail(payload: unknown): string | undefined {
   }
 }
 
-const SINGULAR: Record<string, string> = { users: 'user', roles: 'role', tokens: 'token', groups: 'group', policies: 'policy', targets: 'target', agents: 'agent', alerts: 'alert', blocks: 'block' };
+const SINGULAR: Record<string, string> = {
+  users: 'user',
+  roles: 'role',
+  tokens: 'token',
+  groups: 'group',
+  policies: 'policy',
+  targets: 'target',
+  agents: 'agent',
+  alerts: 'alert',
+  blocks: 'block',
+};
 
 /** `<kind>:<id>` from the path when the route did not name its object (a call refused before its handler). */
 function objectOfParams(req: FastifyRequest): string {

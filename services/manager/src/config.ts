@@ -8,15 +8,31 @@ import { ERR_MANAGER_PLAIN_HTTP, ERR_MANAGER_SECRET } from './errors.js';
 export const managerConfigSchema = z
   .object({
     /** HOST:PORT to listen on; port 0 picks a free one. Plain HTTP only on loopback. */
-    listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'HOST:PORT').default('127.0.0.1:7480'),
-    tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).strict().optional(),
+    listen: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'HOST:PORT')
+      .default('127.0.0.1:7480'),
+    tls: z
+      .object({ certFile: z.string().min(1), keyFile: z.string().min(1) })
+      .strict()
+      .optional(),
     /** The manager secret (64+ hex digits): peppers password hashes. Else CORDON_MANAGER_SECRET, else <data dir>/secrets/manager.key (made when missing). Every instance needs the same one. */
     secretFile: z.string().min(1).optional(),
     /** The enrollment secret for agent tokens (as the coordinator's enrollSecretFile); else CORDON_ENROLL_SECRET, else <data dir>/secrets/enroll.key. */
     enrollSecretFile: z.string().min(1).optional(),
-    sessionTtlS: z.number().int().min(60).max(7 * 86_400).default(8 * 3600),
+    sessionTtlS: z
+      .number()
+      .int()
+      .min(60)
+      .max(7 * 86_400)
+      .default(8 * 3600),
     /** Longest life of an API token. */
-    maxTokenTtlS: z.number().int().min(60).max(366 * 86_400).default(90 * 86_400),
+    maxTokenTtlS: z
+      .number()
+      .int()
+      .min(60)
+      .max(366 * 86_400)
+      .default(90 * 86_400),
     login: z
       .object({
         maxFailures: z.number().int().min(1).max(100).default(5),
@@ -59,10 +75,17 @@ export function checkListen(config: ManagerConfig): void {
 }
 
 /** A 32+ byte secret: from a file, an environment variable, or a key made once under the data dir. */
-export function loadSecret(opts: { file?: string | undefined; envName: string; env: NodeJS.ProcessEnv; dataDir: string; keyFile: string }): Buffer {
+export function loadSecret(opts: {
+  file?: string | undefined;
+  envName: string;
+  env: NodeJS.ProcessEnv;
+  dataDir: string;
+  keyFile: string;
+}): Buffer {
   const fromHex = (hex: string, where: string) => {
     const h = hex.trim();
-    if (!/^([0-9a-fA-F]{2}){32,}$/.test(h) || /^0+$/.test(h)) throw ERR_MANAGER_SECRET(`${where} is not 64 or more hex digits (an even number, not all zero)`);
+    if (!/^([0-9a-fA-F]{2}){32,}$/.test(h) || /^0+$/.test(h))
+      throw ERR_MANAGER_SECRET(`${where} is not 64 or more hex digits (an even number, not all zero)`);
     return Buffer.from(h, 'hex');
   };
   if (opts.file) return fromHex(readFileSync(opts.file, 'utf8'), opts.file);
@@ -74,7 +97,8 @@ export function loadSecret(opts: { file?: string | undefined; envName: string; e
     try {
       writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ERR_MANAGER_SECRET.withCause(err, `cannot write ${file}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw ERR_MANAGER_SECRET.withCause(err, `cannot write ${file}: ${(err as Error).message}`);
     }
   }
   return fromHex(readFileSync(file, 'utf8'), file);

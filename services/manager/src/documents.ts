@@ -10,7 +10,9 @@ import { PERMISSIONS } from './permissions.js';
  */
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
-export const nameSchema = z.string().regex(NAME, 'letters, digits, "_", ".", "@" and "-" (up to 64), starting with a letter or digit');
+export const nameSchema = z
+  .string()
+  .regex(NAME, 'letters, digits, "_", ".", "@" and "-" (up to 64), starting with a letter or digit');
 const permission = z.enum(PERMISSIONS);
 
 export const userDocument = z
@@ -50,7 +52,12 @@ export const tokenDocument = z
 export type TokenDocument = z.infer<typeof tokenDocument>;
 
 export const sessionDocument = z
-  .object({ user: nameSchema, createdUs: z.number().int(), expiresUs: z.number().int(), sourceIp: z.string().nullable() })
+  .object({
+    user: nameSchema,
+    createdUs: z.number().int(),
+    expiresUs: z.number().int(),
+    sourceIp: z.string().nullable(),
+  })
   .strict();
 export type SessionDocument = z.infer<typeof sessionDocument>;
 
@@ -82,7 +89,9 @@ export const groupDocument = z
   .strict();
 export type GroupDocument = z.infer<typeof groupDocument>;
 
-export const ackDocument = z.object({ by: z.string(), atUs: z.number().int(), note: z.string().max(1000).default('') }).strict();
+export const ackDocument = z
+  .object({ by: z.string(), atUs: z.number().int(), note: z.string().max(1000).default('') })
+  .strict();
 export type AckDocument = z.infer<typeof ackDocument>;
 
 export const targetDocument = z
@@ -97,7 +106,9 @@ export const targetDocument = z
   .strict();
 export type TargetDocument = z.infer<typeof targetDocument>;
 
-export const agentDocument = z.object({ revoked: z.boolean(), reason: z.string().max(1000).default(''), atUs: z.number().int() }).strict();
+export const agentDocument = z
+  .object({ revoked: z.boolean(), reason: z.string().max(1000).default(''), atUs: z.number().int() })
+  .strict();
 export type AgentDocument = z.infer<typeof agentDocument>;
 
 /** The layers of a policy as the manager edits them; compiled into the policy record's document. */

@@ -29,21 +29,32 @@ export interface Identity {
 }
 
 /** A role's permissions and groups: built-in, or a custom role record. */
-export function roleGrants(state: ManagerState, role: string): { permissions: Set<Permission>; groups: string[] } | null {
+export function roleGrants(
+  state: ManagerState,
+  role: string,
+): { permissions: Set<Permission>; groups: string[] } | null {
   const builtin = BUILTIN_ROLES[role];
   if (builtin) return { permissions: new Set(builtin.permissions), groups: [] };
   const custom = state.roles.get(role);
   return custom ? { permissions: new Set(custom.doc.permissions), groups: custom.doc.groups } : null;
 }
 
-function identityOf(state: ManagerState, user: string, auth: string, only: readonly Permission[] | null): Identity | null {
+function identityOf(
+  state: ManagerState,
+  user: string,
+  auth: string,
+  only: readonly Permission[] | null,
+): Identity | null {
   const u = state.users.get(user);
   if (!u || u.doc.disabled) return null;
   const grants = roleGrants(state, u.doc.role);
   if (!grants) return null;
   const permissions = only ? new Set(only.filter((p) => grants.permissions.has(p))) : grants.permissions;
   // a user's own groups narrow the role's; either alone scopes
-  const groups = u.doc.groups.length && grants.groups.length ? u.doc.groups.filter((g) => grants.groups.includes(g)) : [...u.doc.groups, ...grants.groups];
+  const groups =
+    u.doc.groups.length && grants.groups.length
+      ? u.doc.groups.filter((g) => grants.groups.includes(g))
+      : [...u.doc.groups, ...grants.groups];
   const scoped = u.doc.groups.length > 0 || grants.groups.length > 0;
   // scoped to groups that do not overlap: a group no VM can be in, so the identity sees none
   return { user, role: u.doc.role, permissions, groups: scoped && groups.length === 0 ? [NO_GROUP] : groups, auth };
@@ -57,7 +68,12 @@ export const NO_GROUP = '(none)';
  * Authenticate a request (Bearer token, else session cookie; a change through a session
  * needs its CSRF header). Throws the coded 401/403 errors; returns null for public routes.
  */
-export function authenticate(req: FastifyRequest, state: ManagerState, access: RouteAccess, nowUs: number): Identity | null {
+export function authenticate(
+  req: FastifyRequest,
+  state: ManagerState,
+  access: RouteAccess,
+  nowUs: number,
+): Identity | null {
   if (access === 'public') return null;
   let identity: Identity | null;
   const header = req.headers.authorization;

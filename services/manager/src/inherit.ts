@@ -12,21 +12,41 @@ export type Origin = 'base' | `group:${string}` | `vm:${string}` | 'rule action'
 export interface Resolved {
   mode: { value: 'detect' | 'prevent' | null; from: Origin };
   /** Every rule any level sets, with its resolved mode and the level it came from. */
-  rules: Array<{ sid: string; value: 'detect' | 'prevent'; from: Origin; overrides: Array<{ level: Origin; value: 'detect' | 'prevent' }> }>;
+  rules: Array<{
+    sid: string;
+    value: 'detect' | 'prevent';
+    from: Origin;
+    overrides: Array<{ level: Origin; value: 'detect' | 'prevent' }>;
+  }>;
 }
 
 /** The layers of a policy that has none recorded (applied from a file): its `vms` are the VMs' own. */
 export function layersOf(doc: PolicyDocument, recorded: PolicyLayers | undefined): PolicyLayers {
   if (recorded) return recorded;
-  return { groups: {}, vms: Object.fromEntries(Object.entries(doc.vms).map(([vm, v]) => [vm, { ...(v.mode ? { mode: v.mode } : {}), rules: v.rules }])) };
+  return {
+    groups: {},
+    vms: Object.fromEntries(
+      Object.entries(doc.vms).map(([vm, v]) => [vm, { ...(v.mode ? { mode: v.mode } : {}), rules: v.rules }]),
+    ),
+  };
 }
 
 /** The document's `vms` for these layers: each VM's groups' overrides, then its own. */
-export function compileVms(base: PolicyDocument['vms'], layers: PolicyLayers, groupsOfVm: (vm: string) => string[], allVms: string[]): PolicyDocument['vms'] {
+export function compileVms(
+  base: PolicyDocument['vms'],
+  layers: PolicyLayers,
+  groupsOfVm: (vm: string) => string[],
+  allVms: string[],
+): PolicyDocument['vms'] {
   const out: PolicyDocument['vms'] = {};
   const withGroups = new Set(Object.keys(layers.groups).length ? allVms : []);
   for (const vm of new Set([...withGroups, ...Object.keys(layers.vms), ...Object.keys(base)])) {
-    const levels: Override[] = [...groupsOfVm(vm).filter((g) => layers.groups[g]).map((g) => layers.groups[g]!), ...(layers.vms[vm] ? [layers.vms[vm]] : [])];
+    const levels: Override[] = [
+      ...groupsOfVm(vm)
+        .filter((g) => layers.groups[g])
+        .map((g) => layers.groups[g]!),
+      ...(layers.vms[vm] ? [layers.vms[vm]] : []),
+    ];
     const keep = base[vm];
     if (levels.length === 0 && !keep) continue;
     let mode = undefined as 'detect' | 'prevent' | undefined;
@@ -39,14 +59,22 @@ export function compileVms(base: PolicyDocument['vms'], layers: PolicyLayers, gr
       out[vm] = keep;
       continue;
     }
-    out[vm] = { ...(mode ? { mode } : {}), rules, pinned: keep?.pinned ?? [], requireAgent: keep?.requireAgent ?? false, ...(keep?.gate !== undefined ? { gate: keep.gate } : {}) };
+    out[vm] = {
+      ...(mode ? { mode } : {}),
+      rules,
+      pinned: keep?.pinned ?? [],
+      requireAgent: keep?.requireAgent ?? false,
+      ...(keep?.gate !== undefined ? { gate: keep.gate } : {}),
+    };
   }
   return out;
 }
 
 /** What applies to one VM (or to the base, with vm null), and where each value came from. */
 export function resolve(doc: PolicyDocument, layers: PolicyLayers, vm: string | null, groups: string[]): Resolved {
-  const levels: Array<{ level: Origin; o: Override }> = [{ level: 'base', o: { ...(doc.mode ? { mode: doc.mode } : {}), rules: doc.rules } }];
+  const levels: Array<{ level: Origin; o: Override }> = [
+    { level: 'base', o: { ...(doc.mode ? { mode: doc.mode } : {}), rules: doc.rules } },
+  ];
   if (vm !== null) {
     for (const g of groups) if (layers.groups[g]) levels.push({ level: `group:${g}`, o: layers.groups[g]! });
     if (layers.vms[vm]) levels.push({ level: `vm:${vm}`, o: layers.vms[vm]! });
@@ -73,12 +101,25 @@ export function keptVmSettings(doc: PolicyDocument, layers: PolicyLayers): Polic
   return Object.fromEntries(
     Object.entries(doc.vms)
       .filter(([vm, v]) => v.pinned.length > 0 || v.requireAgent || v.gate !== undefined || layers.vms[vm])
-      .map(([vm, v]) => [vm, { rules: {}, pinned: v.pinned, requireAgent: v.requireAgent, ...(v.gate !== undefined ? { gate: v.gate } : {}) }]),
+      .map(([vm, v]) => [
+        vm,
+        {
+          rules: {},
+          pinned: v.pinned,
+          requireAgent: v.requireAgent,
+          ...(v.gate !== undefined ? { gate: v.gate } : {}),
+        },
+      ]),
   );
 }
 
 /** The document stages read: the base with each VM's layers compiled into `vms`. */
-export function compileDocument(doc: PolicyDocument, layers: PolicyLayers, groupsOfVm: (vm: string) => string[], allVms: string[]): PolicyDocument {
+export function compileDocument(
+  doc: PolicyDocument,
+  layers: PolicyLayers,
+  groupsOfVm: (vm: string) => string[],
+  allVms: string[],
+): PolicyDocument {
   return { ...doc, vms: compileVms(keptVmSettings(doc, layers), layers, groupsOfVm, allVms) };
 }
 
@@ -88,7 +129,13 @@ export function sameVms(a: PolicyDocument['vms'], b: PolicyDocument['vms']): boo
     JSON.stringify(
       Object.keys(v)
         .sort()
-        .map((k) => [k, v[k]!.mode ?? null, Object.entries(v[k]!.rules).sort(), v[k]!.requireAgent, v[k]!.gate ?? null]),
+        .map((k) => [
+          k,
+          v[k]!.mode ?? null,
+          Object.entries(v[k]!.rules).sort(),
+          v[k]!.requireAgent,
+          v[k]!.gate ?? null,
+        ]),
     );
   return canon(a) === canon(b);
 }

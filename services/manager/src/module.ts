@@ -9,7 +9,15 @@ import { buildApp } from './app.js';
 import { auditRecord } from './audit.js';
 import { compileDocument, sameVms } from './inherit.js';
 import { LoginLimiter } from './auth/limiter.js';
-import { checkListen, ENROLL_SECRET_ENV, loadSecret, MANAGER_SECRET_ENV, managerConfigSchema, splitListen, type ManagerConfig } from './config.js';
+import {
+  checkListen,
+  ENROLL_SECRET_ENV,
+  loadSecret,
+  MANAGER_SECRET_ENV,
+  managerConfigSchema,
+  splitListen,
+  type ManagerConfig,
+} from './config.js';
 import type { Change, ManagerDeps } from './deps.js';
 import { LAYERS_PREFIX, ManagerState } from './state.js';
 import { PipelineViews } from './views.js';
@@ -48,7 +56,13 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
   const { config, ctx } = stage;
   const { log, clock, metrics } = ctx;
   checkListen(config);
-  const pepper = loadSecret({ file: config.secretFile, envName: MANAGER_SECRET_ENV, env: process.env, dataDir: stage.env.dataDir, keyFile: 'manager.key' });
+  const pepper = loadSecret({
+    file: config.secretFile,
+    envName: MANAGER_SECRET_ENV,
+    env: process.env,
+    dataDir: stage.env.dataDir,
+    keyFile: 'manager.key',
+  });
   let enroll: Buffer | null = null;
   const state = new ManagerState();
   const views = new PipelineViews();
@@ -57,18 +71,35 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
     metrics.inc('records_unusable');
     log.warn({ err: describeError(err) }, `A ${what} record is unusable; it was skipped.`);
   };
-  const guarded = (what: string, fn: (k: Buffer | null, v: Buffer | null) => void) => (r: { key: Buffer | null; value: Buffer | null }) => {
-    try {
-      fn(r.key, r.value);
-    } catch (err) {
-      skip(what)(err);
-    }
-  };
-  await stage.follow(TOPICS.policy, guarded('policy', (k, v) => state.apply(k, v)));
-  await stage.follow(TOPICS.inventory, guarded('inventory', (k, v) => views.applyInventory(k, v)));
-  await stage.follow(TOPICS.assignments, guarded('assignment', (k, v) => views.applyAssignment(k, v)));
-  await stage.follow(TOPICS.agents, guarded('heartbeat', (k, v) => views.applyAgent(k, v)));
-  await stage.follow(TOPICS.blocks, guarded('block', (k, v) => views.applyBlock(k, v)));
+  const guarded =
+    (what: string, fn: (k: Buffer | null, v: Buffer | null) => void) =>
+    (r: { key: Buffer | null; value: Buffer | null }) => {
+      try {
+        fn(r.key, r.value);
+      } catch (err) {
+        skip(what)(err);
+      }
+    };
+  await stage.follow(
+    TOPICS.policy,
+    guarded('policy', (k, v) => state.apply(k, v)),
+  );
+  await stage.follow(
+    TOPICS.inventory,
+    guarded('inventory', (k, v) => views.applyInventory(k, v)),
+  );
+  await stage.follow(
+    TOPICS.assignments,
+    guarded('assignment', (k, v) => views.applyAssignment(k, v)),
+  );
+  await stage.follow(
+    TOPICS.agents,
+    guarded('heartbeat', (k, v) => views.applyAgent(k, v)),
+  );
+  await stage.follow(
+    TOPICS.blocks,
+    guarded('block', (k, v) => views.applyBlock(k, v)),
+  );
 
   const nowUs = () => clock.now() * 1000;
   const write = async (changes: Change[], by: string) => {
@@ -104,12 +135,26 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
     },
     pepper,
     scryptCost: { N: 1 << config.scryptLogN, r: 8, p: 1 },
-    enrollSecret: () => (enroll ??= loadSecret({ file: config.enrollSecretFile, envName: ENROLL_SECRET_ENV, env: process.env, dataDir: stage.env.dataDir, keyFile: 'enroll.key' })),
-    limiter: new LoginLimiter({ maxFailures: config.login.maxFailures, windowMs: config.login.windowS * 1000, lockoutMs: config.login.lockoutS * 1000, perIpMax: config.login.perIpPerMinute }),
+    enrollSecret: () =>
+      (enroll ??= loadSecret({
+        file: config.enrollSecretFile,
+        envName: ENROLL_SECRET_ENV,
+        env: process.env,
+        dataDir: stage.env.dataDir,
+        keyFile: 'enroll.key',
+      })),
+    limiter: new LoginLimiter({
+      maxFailures: config.login.maxFailures,
+      windowMs: config.login.windowS * 1000,
+      lockoutMs: config.login.lockoutS * 1000,
+      perIpMax: config.login.perIpPerMinute,
+    }),
     tls: config.tls !== undefined,
   };
 
-  const https = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : undefined;
+  const https = config.tls
+    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }
+    : undefined;
   const app = await buildApp(deps, https ? { https } : {});
 
   // each VM's newest alert, for the inventory: one grouped query every few seconds, not one per VM per list
@@ -117,7 +162,9 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
     let rows: Array<{ vm: string; last_ts: string; last_signature: string }>;
     try {
       // aliases unlike the columns: an alias named ts would stand for max(ts) in the WHERE too
-      rows = await (await deps.readStore()).query(
+      rows = await (
+        await deps.readStore()
+      ).query(
         "SELECT vm, toString(max(ts)) AS last_ts, argMax(signature, ts) AS last_signature FROM alerts WHERE ts > now() - INTERVAL 30 DAY AND vm != '' GROUP BY vm",
       );
     } catch (err) {
@@ -126,12 +173,17 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
       throw err;
     }
     views.lastAlerts.clear();
-    for (const r of rows) views.lastAlerts.set(r.vm, { ts: `${r.last_ts.replace(' ', 'T')}Z`, signature: r.last_signature });
+    for (const r of rows)
+      views.lastAlerts.set(r.vm, { ts: `${r.last_ts.replace(' ', 'T')}Z`, signature: r.last_signature });
   });
   // sessions past their expiry are removed from the topic (any instance may do it: a tombstone twice is one)
   stage.every(60_000, 'Removing expired sessions', async () => {
     const gone = [...state.sessions.values()].filter((s) => s.doc.expiresUs < nowUs() - 3_600_000_000);
-    if (gone.length) await write(gone.map((s) => ({ kind: 'session' as const, id: s.id, doc: null })), 'manager');
+    if (gone.length)
+      await write(
+        gone.map((s) => ({ kind: 'session' as const, id: s.id, doc: null })),
+        'manager',
+      );
   });
 
   // VMs join and leave groups as the inventory changes: a policy with group settings is
@@ -153,11 +205,27 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
       if (sameVms(compiled.vms, p.doc.vms)) continue;
       await write([{ kind: 'policy', id, doc: compiled }], 'manager');
       const { record } = auditRecord(
-        { actor: 'manager', role: null, auth: 'system', action: 'policy.regroup', sourceIp: null, result: 'ok', nowUs: nowUs() },
-        { object: `policy:${id}`, before: { vms: p.doc.vms }, after: { vms: compiled.vms }, detail: 'VM group membership changed' },
+        {
+          actor: 'manager',
+          role: null,
+          auth: 'system',
+          action: 'policy.regroup',
+          sourceIp: null,
+          result: 'ok',
+          nowUs: nowUs(),
+        },
+        {
+          object: `policy:${id}`,
+          before: { vms: p.doc.vms },
+          after: { vms: compiled.vms },
+          detail: 'VM group membership changed',
+        },
       );
       await stage.send(TOPICS.audit, [record]);
-      log.info({ policy: id }, 'VM group membership changed: the policy was compiled again for the VMs now in each group.');
+      log.info(
+        { policy: id },
+        'VM group membership changed: the policy was compiled again for the VMs now in each group.',
+      );
     }
   });
 
@@ -174,8 +242,12 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr.port : port;
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${bound}`;
-  log.info({ url, users: state.users.size, policies: state.policy.policies.size }, 'The manager serves the console and the API.');
-  if (state.users.size === 0) log.warn('No user exists yet: create the first admin with "cordon users add NAME --role admin".');
+  log.info(
+    { url, users: state.users.size, policies: state.policy.policies.size },
+    'The manager serves the console and the API.',
+  );
+  if (state.users.size === 0)
+    log.warn('No user exists yet: create the first admin with "cordon users add NAME --role admin".');
   stage.onStop(async () => {
     await app.close();
     if (readStore) await (await readStore.catch(() => null))?.close();

@@ -33,7 +33,15 @@ export type Permission = (typeof PERMISSIONS)[number];
 /** What a route needs: a permission, any signed-in identity, or nothing. */
 export type RouteAccess = Permission | 'authenticated' | 'public';
 
-const READ_OPERATIONS: Permission[] = ['inventory:read', 'groups:read', 'policies:read', 'rulesets:read', 'alerts:read', 'blocks:read', 'agents:read'];
+const READ_OPERATIONS: Permission[] = [
+  'inventory:read',
+  'groups:read',
+  'policies:read',
+  'rulesets:read',
+  'alerts:read',
+  'blocks:read',
+  'agents:read',
+];
 
 export const BUILTIN_ROLES: Readonly<Record<string, { description: string; permissions: readonly Permission[] }>> = {
   admin: { description: 'everything, users and roles included', permissions: PERMISSIONS },
@@ -45,7 +53,10 @@ export const BUILTIN_ROLES: Readonly<Record<string, { description: string; permi
     description: 'reads operations; lifts blocks, acknowledges alerts, rescans agents',
     permissions: [...READ_OPERATIONS, 'blocks:lift', 'alerts:ack', 'agents:command'],
   },
-  analyst: { description: 'reads operations (inventory, policies, alerts, blocks, agents)', permissions: READ_OPERATIONS },
+  analyst: {
+    description: 'reads operations (inventory, policies, alerts, blocks, agents)',
+    permissions: READ_OPERATIONS,
+  },
   auditor: { description: 'reads the audit trail only', permissions: ['audit:read'] },
 };
 

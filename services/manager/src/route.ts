@@ -78,7 +78,10 @@ export class Serialized {
 function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown> | undefined, value: unknown, where: string): T {
   if (!schema) return undefined as T;
   const r = schema.safeParse(value ?? {});
-  if (!r.success) throw ERR_MANAGER_BAD_REQUEST(`${where}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!r.success)
+    throw ERR_MANAGER_BAD_REQUEST(
+      `${where}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   return r.data;
 }
 
@@ -88,7 +91,8 @@ function parse<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown> | undefined, value
  * then the handler with typed, parsed input.
  */
 export function addRoute<B, Q, P, R>(app: FastifyInstance, spec: RouteSpec<B, Q, P, R>): void {
-  if (spec.method !== 'GET' && !spec.action) throw new Error(`route ${spec.method} ${spec.url} is a write without an audit action`);
+  if (spec.method !== 'GET' && !spec.action)
+    throw new Error(`route ${spec.method} ${spec.url} is a write without an audit action`);
   const status = spec.status ?? 200;
   const response = isZod(spec.response) ? fromZod(spec.response) : spec.response;
   app.route({

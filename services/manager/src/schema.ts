@@ -11,12 +11,27 @@ import { AVRO_SCHEMAS as SCHEMAS } from '@cordon/schemas';
 export type JsonSchema = Record<string, unknown>;
 
 export function fromZod(schema: z.ZodTypeAny): JsonSchema {
-  const out = zodToJsonSchema(schema, { target: 'jsonSchema7', $refStrategy: 'none', removeAdditionalStrategy: 'strict' }) as JsonSchema;
+  const out = zodToJsonSchema(schema, {
+    target: 'jsonSchema7',
+    $refStrategy: 'none',
+    removeAdditionalStrategy: 'strict',
+  }) as JsonSchema;
   delete out.$schema;
   return out;
 }
 
-type Avro = string | Avro[] | { type: string; name?: string; fields?: Array<{ name: string; type: Avro; doc?: string }>; symbols?: string[]; items?: Avro; values?: Avro; doc?: string };
+type Avro =
+  | string
+  | Avro[]
+  | {
+      type: string;
+      name?: string;
+      fields?: Array<{ name: string; type: Avro; doc?: string }>;
+      symbols?: string[];
+      items?: Avro;
+      values?: Avro;
+      doc?: string;
+    };
 
 /** A JSON Schema for the JSON form of an Avro schema (bytes as base64 strings, longs as numbers). */
 export function fromAvro(name: keyof typeof SCHEMAS, opts: { omit?: string[] } = {}): JsonSchema {
@@ -41,7 +56,8 @@ export function fromAvro(name: keyof typeof SCHEMAS, opts: { omit?: string[] } =
     }
     if (Array.isArray(t)) {
       const rest = t.filter((x) => x !== 'null');
-      if (rest.length === 1 && rest.length < t.length && typeof rest[0] === 'string') return { type: [conv(rest[0]).type, 'null'] };
+      if (rest.length === 1 && rest.length < t.length && typeof rest[0] === 'string')
+        return { type: [conv(rest[0]).type, 'null'] };
       return { anyOf: t.map(conv) };
     }
     switch (t.type) {
@@ -49,7 +65,11 @@ export function fromAvro(name: keyof typeof SCHEMAS, opts: { omit?: string[] } =
         return {
           type: 'object',
           ...(t.doc ? { description: t.doc } : {}),
-          properties: Object.fromEntries((t.fields ?? []).filter((f) => t !== s || !omit.has(f.name)).map((f) => [f.name, { ...conv(f.type), ...(f.doc ? { description: f.doc } : {}) }])),
+          properties: Object.fromEntries(
+            (t.fields ?? [])
+              .filter((f) => t !== s || !omit.has(f.name))
+              .map((f) => [f.name, { ...conv(f.type), ...(f.doc ? { description: f.doc } : {}) }]),
+          ),
           required: (t.fields ?? []).filter((f) => t !== s || !omit.has(f.name)).map((f) => f.name),
           additionalProperties: false,
         };

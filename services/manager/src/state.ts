@@ -97,7 +97,13 @@ export class ManagerState {
     this.put(this.table(managed) as Table<unknown>, id, value, SCHEMAS[managed], k);
   }
 
-  private put<D>(table: Table<D>, id: string, value: Buffer | null, schema: z.ZodType<D, z.ZodTypeDef, unknown>, key: string): void {
+  private put<D>(
+    table: Table<D>,
+    id: string,
+    value: Buffer | null,
+    schema: z.ZodType<D, z.ZodTypeDef, unknown>,
+    key: string,
+  ): void {
     if (value === null) {
       table.delete(id);
       return;
@@ -110,13 +116,32 @@ export class ManagerState {
     } catch (err) {
       throw ERR_MANAGER_RECORD.withCause(err, key, (err as Error).message);
     }
-    if (!parsed.success) throw ERR_MANAGER_RECORD.withCause(parsed.error, key, parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; '));
+    if (!parsed.success)
+      throw ERR_MANAGER_RECORD.withCause(
+        parsed.error,
+        key,
+        parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; '),
+      );
     table.set(id, { id, version: rec.version, updatedUs: rec.updated_us, updatedBy: rec.updated_by, doc: parsed.data });
   }
 
   /** The record that writes `doc` as the next version of `<kind>:<id>`. */
-  record(kind: PolicyKind, id: string, doc: unknown, by: string, nowUs: number, version: number): { key: Buffer; value: Buffer } {
-    const value = this.codec.encode({ kind, id, version, document: JSON.stringify(doc), updated_us: nowUs, updated_by: by });
+  record(
+    kind: PolicyKind,
+    id: string,
+    doc: unknown,
+    by: string,
+    nowUs: number,
+    version: number,
+  ): { key: Buffer; value: Buffer } {
+    const value = this.codec.encode({
+      kind,
+      id,
+      version,
+      document: JSON.stringify(doc),
+      updated_us: nowUs,
+      updated_by: by,
+    });
     return { key: Buffer.from(policyRecordKey(kind, id)), value };
   }
 }

@@ -20,7 +20,8 @@ export async function addUser(
   u: { name: string; role: string; password: string; groups?: string[]; by: string; scryptLogN?: number },
 ): Promise<{ name: string; role: string; created: boolean }> {
   const name = nameSchema.safeParse(u.name);
-  if (!name.success) throw ERR_MANAGER_BAD_REQUEST(`user name "${u.name}": ${name.error.issues[0]?.message ?? 'invalid'}`);
+  if (!name.success)
+    throw ERR_MANAGER_BAD_REQUEST(`user name "${u.name}": ${name.error.issues[0]?.message ?? 'invalid'}`);
   const problem = passwordProblem(u.password);
   if (problem) throw ERR_MANAGER_BAD_REQUEST(problem);
   const state = new ManagerState();
@@ -31,11 +32,26 @@ export async function addUser(
       // not ours to judge here
     }
   }
-  if (!BUILTIN_ROLES[u.role] && !state.roles.has(u.role)) throw ERR_MANAGER_BAD_REQUEST(`role "${u.role}" does not exist (built-in: ${Object.keys(BUILTIN_ROLES).join(', ')})`);
+  if (!BUILTIN_ROLES[u.role] && !state.roles.has(u.role))
+    throw ERR_MANAGER_BAD_REQUEST(
+      `role "${u.role}" does not exist (built-in: ${Object.keys(BUILTIN_ROLES).join(', ')})`,
+    );
   if (state.users.has(u.name)) return { name: u.name, role: state.users.get(u.name)!.doc.role, created: false };
-  const pepper = loadSecret({ file: deps.secretFile, envName: MANAGER_SECRET_ENV, env: process.env, dataDir: deps.dataDir, keyFile: 'manager.key' });
+  const pepper = loadSecret({
+    file: deps.secretFile,
+    envName: MANAGER_SECRET_ENV,
+    env: process.env,
+    dataDir: deps.dataDir,
+    keyFile: 'manager.key',
+  });
   const now = deps.ctx.clock.now() * 1000;
-  const doc: UserDocument = { role: u.role, groups: u.groups ?? [], passwordHash: await hashPassword(u.password, pepper, { N: 1 << (u.scryptLogN ?? 15), r: 8, p: 1 }), disabled: false, createdUs: now };
+  const doc: UserDocument = {
+    role: u.role,
+    groups: u.groups ?? [],
+    passwordHash: await hashPassword(u.password, pepper, { N: 1 << (u.scryptLogN ?? 15), r: 8, p: 1 }),
+    disabled: false,
+    createdUs: now,
+  };
   const rec = state.record('user', u.name, doc, u.by, now, 1);
   const producer = deps.bus.producer();
   try {

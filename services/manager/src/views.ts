@@ -1,5 +1,12 @@
 import { blockView, sortBlocks, vmRow, type BlockView, type VmRow } from '@cordon/policy';
-import { codecFor, TOPICS, type AgentRecord, type Assignment, type BlockDecision, type InventoryRecord } from '@cordon/schemas';
+import {
+  codecFor,
+  TOPICS,
+  type AgentRecord,
+  type Assignment,
+  type BlockDecision,
+  type InventoryRecord,
+} from '@cordon/schemas';
 import type { GroupDocument } from './documents.js';
 import type { Stored } from './state.js';
 
@@ -101,7 +108,8 @@ export class PipelineViews {
   groupsOf(vm: InventoryRecord, groups: Iterable<Stored<GroupDocument>>): string[] {
     const host = vm.host === null ? undefined : this.inventory.get(`host:${vm.host}`);
     const out: Array<{ id: string; priority: number }> = [];
-    for (const g of groups) if (matches(g.doc, vm, host, this.platformOf(vm))) out.push({ id: g.id, priority: g.doc.priority });
+    for (const g of groups)
+      if (matches(g.doc, vm, host, this.platformOf(vm))) out.push({ id: g.id, priority: g.doc.priority });
     return out.sort((a, b) => a.priority - b.priority || a.id.localeCompare(b.id)).map((g) => g.id);
   }
 }
@@ -110,13 +118,23 @@ const globCache = new Map<string, RegExp>();
 function glob(pattern: string): RegExp {
   let re = globCache.get(pattern);
   if (!re) {
-    re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+    re = new RegExp(
+      `^${pattern
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    );
     globCache.set(pattern, re);
   }
   return re;
 }
 
-export function matches(g: GroupDocument, vm: InventoryRecord, host: InventoryRecord | undefined, platform: string): boolean {
+export function matches(
+  g: GroupDocument,
+  vm: InventoryRecord,
+  host: InventoryRecord | undefined,
+  platform: string,
+): boolean {
   const m = g.match;
   if (m.vms.includes(vm.id) || m.vms.includes(vm.name)) return true;
   if (vm.host !== null && (m.hosts.includes(vm.host) || (host && m.hosts.includes(host.name)))) return true;

@@ -34,22 +34,50 @@ export function diffSnapshots(prev: NetSnapshot | null, next: NetSnapshot): NetC
   for (const i of next.interfaces) {
     const p = prevIf.get(i.name);
     if (i.promiscuous && !p?.promiscuous) {
-      out.push({ rule: 'netconf:promiscuous-interface', signature: `Interface ${i.name} entered promiscuous mode`, severity: 1, detail: { interface: { ...i } } });
+      out.push({
+        rule: 'netconf:promiscuous-interface',
+        signature: `Interface ${i.name} entered promiscuous mode`,
+        severity: 1,
+        detail: { interface: { ...i } },
+      });
     }
-    if (!p) out.push({ rule: 'netconf:new-interface', signature: `New interface ${i.name}`, severity: 3, detail: { interface: { ...i } } });
+    if (!p)
+      out.push({
+        rule: 'netconf:new-interface',
+        signature: `New interface ${i.name}`,
+        severity: 3,
+        detail: { interface: { ...i } },
+      });
   }
   const prevRoutes = new Map(prev.routes.map((r) => [routeKey(r), r]));
   const nextRoutes = new Map(next.routes.map((r) => [routeKey(r), r]));
   for (const [k, r] of nextRoutes) {
     const p = prevRoutes.get(k);
     const isDefault = r.destination === '0.0.0.0/0' || r.destination === '::/0';
-    if (!p) out.push({ rule: 'netconf:route-added', signature: `Route added: ${k}${r.gateway ? ` via ${r.gateway}` : ''}`, severity: isDefault ? 1 : 3, detail: { route: { ...r } } });
+    if (!p)
+      out.push({
+        rule: 'netconf:route-added',
+        signature: `Route added: ${k}${r.gateway ? ` via ${r.gateway}` : ''}`,
+        severity: isDefault ? 1 : 3,
+        detail: { route: { ...r } },
+      });
     else if (p.gateway !== r.gateway) {
-      out.push({ rule: 'netconf:route-changed', signature: `Route ${k} now via ${r.gateway ?? 'direct'} (was ${p.gateway ?? 'direct'})`, severity: isDefault ? 1 : 2, detail: { before: { ...p }, after: { ...r } } });
+      out.push({
+        rule: 'netconf:route-changed',
+        signature: `Route ${k} now via ${r.gateway ?? 'direct'} (was ${p.gateway ?? 'direct'})`,
+        severity: isDefault ? 1 : 2,
+        detail: { before: { ...p }, after: { ...r } },
+      });
     }
   }
   for (const [k, r] of prevRoutes) {
-    if (!nextRoutes.has(k)) out.push({ rule: 'netconf:route-removed', signature: `Route removed: ${k}`, severity: 3, detail: { route: { ...r } } });
+    if (!nextRoutes.has(k))
+      out.push({
+        rule: 'netconf:route-removed',
+        signature: `Route removed: ${k}`,
+        severity: 3,
+        detail: { route: { ...r } },
+      });
   }
   return out;
 }

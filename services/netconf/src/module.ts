@@ -39,7 +39,10 @@ export const netconfStage = defineStage({
       try {
         last.set(k.slice(`${STAGE}|vm|`.length), snapCodec.decode(stateCodec.decode(r.value).state));
       } catch (err) {
-        ctx.log.warn({ err, key: k }, 'A netconf baseline on the state topic is unreadable; that VM starts a new baseline.');
+        ctx.log.warn(
+          { err, key: k },
+          'A netconf baseline on the state topic is unreadable; that VM starts a new baseline.',
+        );
       }
     }
     stage.consume<NetSnapshot>({
@@ -50,9 +53,19 @@ export const netconfStage = defineStage({
         for (const { value: snap, record: r } of batch.records) {
           const prev = last.get(snap.vm) ?? null;
           if (prev && prev.ts_us >= snap.ts_us) continue; // an older or replayed snapshot
-          for (const c of diffSnapshots(prev, snap)) batch.emit(TOPICS.alerts, { key: Buffer.from(snap.vm), value: alertCodec.encode(toAlert(c, snap)) });
+          for (const c of diffSnapshots(prev, snap))
+            batch.emit(TOPICS.alerts, { key: Buffer.from(snap.vm), value: alertCodec.encode(toAlert(c, snap)) });
           last.set(snap.vm, snap);
-          const st: StageState = { stage: STAGE, input_topic: r.topic, input_partition: r.partition, input_offset: Number(r.offset) + 1, ts_us: snap.ts_us, state: snapCodec.encode(snap), output_offsets: {}, emitted_ids: [] };
+          const st: StageState = {
+            stage: STAGE,
+            input_topic: r.topic,
+            input_partition: r.partition,
+            input_offset: Number(r.offset) + 1,
+            ts_us: snap.ts_us,
+            state: snapCodec.encode(snap),
+            output_offsets: {},
+            emitted_ids: [],
+          };
           batch.emit(TOPICS.state, { key: Buffer.from(stateKey(snap.vm)), value: stateCodec.encode(st) });
         }
       },

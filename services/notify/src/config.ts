@@ -81,7 +81,9 @@ export const notifyConfigSchema = z
       .object({
         enabled: z.boolean().default(true),
         outputTopic: z.string().min(1).default(TOPICS.siem),
-        topics: z.array(z.enum([TOPICS.alerts, TOPICS.flows, TOPICS.fim, TOPICS.audit])).default([TOPICS.alerts, TOPICS.flows, TOPICS.fim, TOPICS.audit]),
+        topics: z
+          .array(z.enum([TOPICS.alerts, TOPICS.flows, TOPICS.fim, TOPICS.audit]))
+          .default([TOPICS.alerts, TOPICS.flows, TOPICS.fim, TOPICS.audit]),
       })
       .strict()
       .default({}),
@@ -109,10 +111,22 @@ export const notifyConfigSchema = z
   .strict()
   .superRefine((c, ctx) => {
     const names = [...c.webhooks.map((w) => w.name), ...c.syslog.map((s) => s.name)];
-    for (const n of names.filter((x, i) => names.indexOf(x) !== i)) ctx.addIssue({ code: 'custom', message: `target name "${n}" is used twice` });
+    for (const n of names.filter((x, i) => names.indexOf(x) !== i))
+      ctx.addIssue({ code: 'custom', message: `target name "${n}" is used twice` });
     for (const w of c.webhooks) {
-      if (!w.secret && !w.secretEnv) ctx.addIssue({ code: 'custom', path: ['webhooks', w.name], message: 'a webhook needs secretEnv (or secret) to sign its requests' });
-      for (const g of w.filter.vmGroups ?? []) if (!c.vmGroups[g]) ctx.addIssue({ code: 'custom', path: ['webhooks', w.name, 'filter', 'vmGroups'], message: `VM group "${g}" is not in notify.vmGroups` });
+      if (!w.secret && !w.secretEnv)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['webhooks', w.name],
+          message: 'a webhook needs secretEnv (or secret) to sign its requests',
+        });
+      for (const g of w.filter.vmGroups ?? [])
+        if (!c.vmGroups[g])
+          ctx.addIssue({
+            code: 'custom',
+            path: ['webhooks', w.name, 'filter', 'vmGroups'],
+            message: `VM group "${g}" is not in notify.vmGroups`,
+          });
     }
   });
 

@@ -23,7 +23,8 @@ function eveFlowId(id: string | null): number | undefined {
 
 const PROTO_NAMES: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'IPv6-ICMP', 132: 'SCTP' };
 
-const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined && v !== ''));
+const defined = (o: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined && v !== ''));
 
 export function alertToEve(a: Alert): Record<string, unknown> {
   const sid = /^sid:(\d+)$/.exec(a.rule_id)?.[1];
@@ -34,7 +35,13 @@ export function alertToEve(a: Alert): Record<string, unknown> {
     metadata = {};
   }
   if (!sid) metadata = { ...metadata, cordon_rule: [a.rule_id], cordon_stage: [a.stage] };
-  const http = defined({ hostname: a.http_hostname, url: a.http_url, http_user_agent: a.http_user_agent, http_method: a.http_method, status: a.http_status });
+  const http = defined({
+    hostname: a.http_hostname,
+    url: a.http_url,
+    http_user_agent: a.http_user_agent,
+    http_method: a.http_method,
+    status: a.http_status,
+  });
   const tls = defined({ sni: a.tls_sni, version: a.tls_version, ...(a.ja3 ? { ja3: { hash: a.ja3 } } : {}) });
   return defined({
     timestamp: eveTimestamp(a.ts_us),
@@ -63,11 +70,23 @@ export function alertToEve(a: Alert): Record<string, unknown> {
     ...(a.dns_rrname ? { dns: { query: [defined({ rrname: a.dns_rrname, rrtype: a.dns_rrtype })] } } : {}),
     ...(Object.keys(tls).length ? { tls } : {}),
     payload_printable: a.payload_printable,
-    cordon: defined({ alert_id: a.alert_id, vm: a.vm, stage: a.stage, mitre_tactic_ids: a.mitre_tactic_ids?.length ? a.mitre_tactic_ids : undefined, mitre_technique_ids: a.mitre_technique_ids?.length ? a.mitre_technique_ids : undefined, cves: a.cves?.length ? a.cves : undefined }),
+    cordon: defined({
+      alert_id: a.alert_id,
+      vm: a.vm,
+      stage: a.stage,
+      mitre_tactic_ids: a.mitre_tactic_ids?.length ? a.mitre_tactic_ids : undefined,
+      mitre_technique_ids: a.mitre_technique_ids?.length ? a.mitre_technique_ids : undefined,
+      cves: a.cves?.length ? a.cves : undefined,
+    }),
   });
 }
 
-const REASON: Record<FlowRecord['end_reason'], string> = { fin: 'timeout', rst: 'timeout', timeout: 'timeout', end: 'shutdown' };
+const REASON: Record<FlowRecord['end_reason'], string> = {
+  fin: 'timeout',
+  rst: 'timeout',
+  timeout: 'timeout',
+  end: 'shutdown',
+};
 
 export function flowToEve(f: FlowRecord): Record<string, unknown> {
   const tcp = f.proto === 6;

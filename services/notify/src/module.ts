@@ -1,13 +1,38 @@
 import { readFileSync } from 'node:fs';
 import type { ConsumedRecord, ProduceRecord } from '@cordon/bus';
 import { defineStage, type Stage, type StageBatch } from '@cordon/stage';
-import { codecFor, TOPICS, type Alert, type AgentRecord, type AuditEvent, type FileEvent, type FlowRecord, type LogBatch } from '@cordon/schemas';
-import { notifyConfigSchema, type NotifyConfig, type SyslogTarget, type TargetFilter, type WebhookTarget } from './config.js';
+import {
+  codecFor,
+  TOPICS,
+  type Alert,
+  type AgentRecord,
+  type AuditEvent,
+  type FileEvent,
+  type FlowRecord,
+  type LogBatch,
+} from '@cordon/schemas';
+import {
+  notifyConfigSchema,
+  type NotifyConfig,
+  type SyslogTarget,
+  type TargetFilter,
+  type WebhookTarget,
+} from './config.js';
 import { ERR_NOTIFY_STOPPING, ERR_NOTIFY_SYSLOG_FAILED, ERR_NOTIFY_WEBHOOK_FAILED } from './errors.js';
 import { alertToOcsf, auditToOcsf, fimToOcsf, flowToOcsf, siemRecord, type OcsfEvent } from './ocsf.js';
 import { SilenceTracker, silenceAlert, type SourceKind } from './silence.js';
 import { rfc5424, SyslogSender, type Facility } from './syslog.js';
-import { backoffMs, DELIVERY_HEADER, RateLimiter, retryable, signWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER, webhookBody, type RetryPolicy } from './webhook.js';
+import {
+  backoffMs,
+  DELIVERY_HEADER,
+  RateLimiter,
+  retryable,
+  signWebhook,
+  SIGNATURE_HEADER,
+  TIMESTAMP_HEADER,
+  webhookBody,
+  type RetryPolicy,
+} from './webhook.js';
 
 /**
  * The notify stage: what leaves Cordon for people and other tools.
@@ -26,7 +51,8 @@ import { backoffMs, DELIVERY_HEADER, RateLimiter, retryable, signWebhook, SIGNAT
  */
 export const notifyStage = defineStage({
   name: 'notify',
-  summary: 'alerts, flows, file and audit events → OCSF on cordon.siem.v1, syslog (CEF/LEEF), signed webhooks; silent-source alerts',
+  summary:
+    'alerts, flows, file and audit events → OCSF on cordon.siem.v1, syslog (CEF/LEEF), signed webhooks; silent-source alerts',
   config: notifyConfigSchema,
   inputs: (c) => [
     ...(c.siem.enabled ? c.siem.topics.map((topic) => ({ group: `${c.groupId}-siem`, topic })) : []),
@@ -52,7 +78,8 @@ const silenceTopics = (c: NotifyConfig) => [TOPICS.agents, TOPICS.logs, ...(c.si
 export function matchesFilter(f: TargetFilter, a: Alert, vmGroups: Record<string, string[]>): boolean {
   if (f.maxSeverity !== undefined && a.severity > f.maxSeverity) return false;
   if (f.stages && !f.stages.includes(a.stage)) return false;
-  if (f.rules && !f.rules.some((r) => (r.endsWith('*') ? a.rule_id.startsWith(r.slice(0, -1)) : a.rule_id === r))) return false;
+  if (f.rules && !f.rules.some((r) => (r.endsWith('*') ? a.rule_id.startsWith(r.slice(0, -1)) : a.rule_id === r)))
+    return false;
   if (f.vms || f.vmGroups) {
     const vms = new Set([...(f.vms ?? []), ...(f.vmGroups ?? []).flatMap((g) => vmGroups[g] ?? [])]);
     if (!a.vm || !vms.has(a.vm)) return false;
@@ -77,7 +104,10 @@ function startSiemExport(stage: Stage<NotifyConfig>): void {
     decode: (v, r) => toOcsf[r.topic]!(v),
     dlqTopic: config.dlqTopic,
     handle(batch) {
-      const out: ProduceRecord[] = batch.records.map(({ value, record }) => ({ key: record.key, value: siemCodec.encode(siemRecord(value)) }));
+      const out: ProduceRecord[] = batch.records.map(({ value, record }) => ({
+        key: record.key,
+        value: siemCodec.encode(siemRecord(value)),
+      }));
       batch.emit(config.siem.outputTopic, out);
       ctx.metrics.inc('siem_events', out.length);
     },
@@ -121,11 +151,18 @@ async function deliverBatch(
       }
       ctx.metrics.inc(`attempt_failed.${t.name}`);
       if (!r.retry || n >= t.retry.maxAttempts) {
-        ctx.log.warn({ target: t.name, alert: alert.alert_id, attempts: n, detail: r.detail }, 'An alert could not be delivered; it goes to the DLQ.');
+        ctx.log.warn(
+          { target: t.name, alert: alert.alert_id, attempts: n, detail: r.detail },
+          'An alert could not be delivered; it goes to the DLQ.',
+        );
         batch.reject(record, failed(n, r.detail));
         break;
       }
-      if (n === 1) ctx.log.warn({ target: t.name, detail: r.detail }, 'A notification target refused or is unreachable; retrying with backoff.');
+      if (n === 1)
+        ctx.log.warn(
+          { target: t.name, detail: r.detail },
+          'A notification target refused or is unreachable; retrying with backoff.',
+        );
       await pause(stage, Math.max(r.waitMs ?? 0, backoffMs(t.retry, n)), t.name);
     }
   }
@@ -136,7 +173,12 @@ async function deliverBatch(
 function startWebhook(stage: Stage<NotifyConfig>, w: WebhookTarget): void {
   const { config } = stage;
   const secret = w.secretEnv ? process.env[w.secretEnv] : w.secret;
-  if (!secret) throw ERR_NOTIFY_WEBHOOK_FAILED(w.name, 0, `its secret is not set (environment variable ${w.secretEnv ?? '?'} is empty)`);
+  if (!secret)
+    throw ERR_NOTIFY_WEBHOOK_FAILED(
+      w.name,
+      0,
+      `its secret is not set (environment variable ${w.secretEnv ?? '?'} is empty)`,
+    );
   const limiter = new RateLimiter(w.ratePerS, () => Date.now());
   const send = async (a: Alert): Promise<Attempt> => {
     const body = webhookBody(a, w.format);
@@ -158,9 +200,20 @@ function startWebhook(stage: Stage<NotifyConfig>, w: WebhookTarget): void {
       await res.arrayBuffer().catch(() => undefined);
       if (res.ok) return { ok: true };
       const retryAfter = Number(res.headers.get('retry-after'));
-      return { ok: false, retry: retryable(res.status), detail: `HTTP ${res.status}`, ...(Number.isFinite(retryAfter) && retryAfter > 0 ? { waitMs: Math.min(retryAfter * 1000, w.retry.maxMs) } : {}) };
+      return {
+        ok: false,
+        retry: retryable(res.status),
+        detail: `HTTP ${res.status}`,
+        ...(Number.isFinite(retryAfter) && retryAfter > 0
+          ? { waitMs: Math.min(retryAfter * 1000, w.retry.maxMs) }
+          : {}),
+      };
     } catch (err) {
-      return { ok: false, retry: true, detail: (err as Error).cause ? String((err as Error).cause) : (err as Error).message };
+      return {
+        ok: false,
+        retry: true,
+        detail: (err as Error).cause ? String((err as Error).cause) : (err as Error).message,
+      };
     }
   };
   stage.consume<Alert>({
@@ -169,7 +222,10 @@ function startWebhook(stage: Stage<NotifyConfig>, w: WebhookTarget): void {
     dlqTopic: config.dlqTopic,
     fromBeginning: w.fromBeginning,
     maxBatchRecords: 100,
-    handle: (batch) => deliverBatch(stage, batch, { name: w.name, filter: w.filter, retry: w.retry, limiter }, send, (n, d) => ERR_NOTIFY_WEBHOOK_FAILED(w.name, n, d)),
+    handle: (batch) =>
+      deliverBatch(stage, batch, { name: w.name, filter: w.filter, retry: w.retry, limiter }, send, (n, d) =>
+        ERR_NOTIFY_WEBHOOK_FAILED(w.name, n, d),
+      ),
   });
 }
 
@@ -191,7 +247,9 @@ function startSyslog(stage: Stage<NotifyConfig>, s: SyslogTarget): void {
   stage.onStop(() => sender.close());
   const send = async (a: Alert): Promise<Attempt> => {
     try {
-      await sender.send(rfc5424(a, s.format, { facility: s.facility as Facility, ...(s.hostname ? { hostname: s.hostname } : {}) }));
+      await sender.send(
+        rfc5424(a, s.format, { facility: s.facility as Facility, ...(s.hostname ? { hostname: s.hostname } : {}) }),
+      );
       return { ok: true };
     } catch (err) {
       return { ok: false, retry: true, detail: (err as Error).message };
@@ -203,7 +261,10 @@ function startSyslog(stage: Stage<NotifyConfig>, s: SyslogTarget): void {
     dlqTopic: config.dlqTopic,
     fromBeginning: s.fromBeginning,
     maxBatchRecords: 500,
-    handle: (batch) => deliverBatch(stage, batch, { name: s.name, filter: s.filter, retry: s.retry }, send, (n, d) => ERR_NOTIFY_SYSLOG_FAILED(s.name, n, d)),
+    handle: (batch) =>
+      deliverBatch(stage, batch, { name: s.name, filter: s.filter, retry: s.retry }, send, (n, d) =>
+        ERR_NOTIFY_SYSLOG_FAILED(s.name, n, d),
+      ),
   });
 }
 
@@ -294,7 +355,11 @@ function startSilence(stage: Stage<NotifyConfig>): SilenceTracker {
       }),
     );
     ctx.metrics.inc('silent_sources', silent.length);
-    for (const s of silent) ctx.log.warn({ kind: s.kind, source: s.name, lastSeen: new Date(s.lastSeenMs).toISOString() }, 'A source went silent.');
+    for (const s of silent)
+      ctx.log.warn(
+        { kind: s.kind, source: s.name, lastSeen: new Date(s.lastSeenMs).toISOString() },
+        'A source went silent.',
+      );
   });
   return tracker;
 }

@@ -11,7 +11,13 @@ import type { Alert, AuditEvent, FileAttrs, FileEvent, FlowRecord, SiemEvent } f
 export const OCSF_VERSION = '1.3.0';
 const PRODUCT = { name: 'Cordon', vendor_name: 'Cordon', version: '0.1.0' } as const;
 
-export const OCSF_CLASS = { fileActivity: 1001, authentication: 3002, networkActivity: 4001, detectionFinding: 2004, apiActivity: 6003 } as const;
+export const OCSF_CLASS = {
+  fileActivity: 1001,
+  authentication: 3002,
+  networkActivity: 4001,
+  detectionFinding: 2004,
+  apiActivity: 6003,
+} as const;
 const CATEGORY: Record<number, number> = { 1001: 1, 2004: 2, 3002: 3, 4001: 4, 6003: 6 };
 
 export type OcsfEvent = Record<string, unknown> & {
@@ -30,7 +36,13 @@ export function ocsfSeverity(severity: number): { severity_id: number; severity:
   return { severity_id: id, severity: ['Unknown', 'Informational', 'Low', 'Medium', 'High', 'Critical'][id]! };
 }
 
-function base(classUid: number, activityId: number, timeUs: number, uid: string, extra: Record<string, unknown>): OcsfEvent {
+function base(
+  classUid: number,
+  activityId: number,
+  timeUs: number,
+  uid: string,
+  extra: Record<string, unknown>,
+): OcsfEvent {
   return {
     class_uid: classUid,
     category_uid: CATEGORY[classUid]!,
@@ -57,7 +69,9 @@ const PROTO_NUM: Record<string, number> = { TCP: 6, UDP: 17, ICMP: 1, 'IPV6-ICMP
 export function isAuthDetection(a: Alert): boolean {
   if (a.stage !== 'loginspect') return false;
   const program = (JSON.parse(a.evidence || '{}') as { program?: string }).program ?? '';
-  return /auth|ssh|login|logon|pam|passw|brute|sudo|\bsu\b/i.test(`${a.rule_id} ${a.category ?? ''} ${a.signature} ${program}`);
+  return /auth|ssh|login|logon|pam|passw|brute|sudo|\bsu\b/i.test(
+    `${a.rule_id} ${a.category ?? ''} ${a.signature} ${program}`,
+  );
 }
 
 function userOf(a: Alert): string {
@@ -84,8 +98,14 @@ export function alertToOcsf(a: Alert): OcsfEvent {
     });
   }
   const attacks = [
-    ...(a.mitre_technique_ids ?? []).map((t) => ({ technique: { uid: t }, tactics: (a.mitre_tactic_ids ?? []).map((uid) => ({ uid })), version: '14' })),
-    ...((a.mitre_technique_ids ?? []).length === 0 ? (a.mitre_tactic_ids ?? []).map((uid) => ({ tactic: { uid }, version: '14' })) : []),
+    ...(a.mitre_technique_ids ?? []).map((t) => ({
+      technique: { uid: t },
+      tactics: (a.mitre_tactic_ids ?? []).map((uid) => ({ uid })),
+      version: '14',
+    })),
+    ...((a.mitre_technique_ids ?? []).length === 0
+      ? (a.mitre_tactic_ids ?? []).map((uid) => ({ tactic: { uid }, version: '14' }))
+      : []),
   ];
   const finding: Record<string, unknown> = {
     uid: a.alert_id,
@@ -111,14 +131,46 @@ export function alertToOcsf(a: Alert): OcsfEvent {
       {
         src_endpoint: endpoint(a.src_ip, a.src_port),
         dst_endpoint: endpoint(a.dst_ip, a.dst_port, a.vm),
-        ...(a.community_id || a.proto ? { connection_info: { ...(a.community_id ? { community_uid: a.community_id } : {}), ...(a.proto && PROTO_NUM[a.proto.toUpperCase()] ? { protocol_num: PROTO_NUM[a.proto.toUpperCase()], protocol_name: a.proto.toLowerCase() } : {}) } } : {}),
-        ...(a.http_url || a.http_hostname ? { http_request: { http_method: a.http_method ?? undefined, user_agent: a.http_user_agent ?? undefined, url: { hostname: a.http_hostname ?? undefined, path: a.http_url ?? undefined } } } : {}),
+        ...(a.community_id || a.proto
+          ? {
+              connection_info: {
+                ...(a.community_id ? { community_uid: a.community_id } : {}),
+                ...(a.proto && PROTO_NUM[a.proto.toUpperCase()]
+                  ? { protocol_num: PROTO_NUM[a.proto.toUpperCase()], protocol_name: a.proto.toLowerCase() }
+                  : {}),
+              },
+            }
+          : {}),
+        ...(a.http_url || a.http_hostname
+          ? {
+              http_request: {
+                http_method: a.http_method ?? undefined,
+                user_agent: a.http_user_agent ?? undefined,
+                url: { hostname: a.http_hostname ?? undefined, path: a.http_url ?? undefined },
+              },
+            }
+          : {}),
         ...(a.dns_rrname ? { query: { hostname: a.dns_rrname, type: a.dns_rrtype ?? undefined } } : {}),
-        ...(a.tls_sni ? { tls: { sni: a.tls_sni, version: a.tls_version ?? undefined, ...(a.ja3 ? { ja3_hash: { algorithm_id: 1, value: a.ja3 } } : {}) } } : {}),
+        ...(a.tls_sni
+          ? {
+              tls: {
+                sni: a.tls_sni,
+                version: a.tls_version ?? undefined,
+                ...(a.ja3 ? { ja3_hash: { algorithm_id: 1, value: a.ja3 } } : {}),
+              },
+            }
+          : {}),
       },
     ],
     vulnerabilities: (a.cves ?? []).map((uid) => ({ cve: { uid } })),
-    unmapped: { cordon_stage: a.stage, cordon_sensor: a.sensor, metadata: a.metadata ? safeJson(a.metadata) : null, evidence, payload_printable: a.payload_printable ?? null, pcap_cnt: a.pcap_cnt ?? null },
+    unmapped: {
+      cordon_stage: a.stage,
+      cordon_sensor: a.sensor,
+      metadata: a.metadata ? safeJson(a.metadata) : null,
+      evidence,
+      payload_printable: a.payload_printable ?? null,
+      pcap_cnt: a.pcap_cnt ?? null,
+    },
   });
   if (!(a.cves ?? []).length) delete ev.vulnerabilities;
   return ev;
@@ -160,7 +212,11 @@ const FILE_ACTIVITY: Record<FileEvent['op'], [number, string]> = {
   baseline: [99, 'Baseline'],
   scan: [99, 'Scan'],
 };
-const FILE_TYPE: Record<string, [number, string]> = { file: [1, 'Regular File'], dir: [2, 'Folder'], symlink: [7, 'Symbolic Link'] };
+const FILE_TYPE: Record<string, [number, string]> = {
+  file: [1, 'Regular File'],
+  dir: [2, 'Folder'],
+  symlink: [7, 'Symbolic Link'],
+};
 
 function ocsfFile(path: string, attrs: FileAttrs | null): Record<string, unknown> {
   const [typeId, type] = FILE_TYPE[attrs?.type ?? 'file'] ?? [99, 'Other'];
@@ -192,7 +248,13 @@ export function fimToOcsf(e: FileEvent): OcsfEvent {
 /** A manager write: API Activity 6003. */
 export function auditToOcsf(e: AuditEvent): OcsfEvent {
   const verb = e.action.split('.').pop() ?? '';
-  const [activityId, activityName] = /create|add|apply/.test(verb) ? [1, 'Create'] : /delete|lift|remove/.test(verb) ? [4, 'Delete'] : /update|set/.test(verb) ? [3, 'Update'] : [99, 'Other'];
+  const [activityId, activityName] = /create|add|apply/.test(verb)
+    ? [1, 'Create']
+    : /delete|lift|remove/.test(verb)
+      ? [4, 'Delete']
+      : /update|set/.test(verb)
+        ? [3, 'Update']
+        : [99, 'Other'];
   return base(OCSF_CLASS.apiActivity, activityId, e.ts_us, e.audit_id, {
     activity_name: activityName,
     severity: 'Informational',

@@ -83,7 +83,12 @@ export function silenceAlert(s: SilentSource, nowMs: number): AlertInput {
     category: 'Silent source',
     action: 'alert',
     ...NO_FLOW,
-    evidence: JSON.stringify({ kind: s.kind, source: s.name, last_seen: new Date(s.lastSeenMs).toISOString(), expected_interval_s: s.expectedMs / 1000 }),
+    evidence: JSON.stringify({
+      kind: s.kind,
+      source: s.name,
+      last_seen: new Date(s.lastSeenMs).toISOString(),
+      expected_interval_s: s.expectedMs / 1000,
+    }),
     mitre_tactic_ids: ['TA0005'],
     mitre_technique_ids: ['T1562'],
   };

@@ -13,7 +13,22 @@ import type { Alert } from '@cordon/schemas';
 export type SyslogFormat = 'cef' | 'leef';
 export type SyslogTransport = 'udp' | 'tcp' | 'tls';
 
-const FACILITIES = { kern: 0, user: 1, daemon: 3, auth: 4, syslog: 5, authpriv: 10, local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23 } as const;
+const FACILITIES = {
+  kern: 0,
+  user: 1,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  authpriv: 10,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
+} as const;
 export type Facility = keyof typeof FACILITIES;
 export const FACILITY_NAMES = Object.keys(FACILITIES) as Facility[];
 
@@ -23,8 +38,13 @@ const syslogSeverity = (s: number) => Math.min(5, Math.max(2, s + 1));
 const cefSeverity = (s: number) => [10, 10, 8, 5, 3][Math.min(4, Math.max(0, s))]!;
 const VERSION = '0.1.0';
 
-const cefHeader = (s: string) => s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
-const cefValue = (s: string) => s.replace(/\\/g, '\\\\').replace(/=/g, '\\=').replace(/\r?\n/g, '\\n').replace(/\r/g, '\\r');
+const cefHeader = (s: string) =>
+  s
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/[\r\n]+/g, ' ');
+const cefValue = (s: string) =>
+  s.replace(/\\/g, '\\\\').replace(/=/g, '\\=').replace(/\r?\n/g, '\\n').replace(/\r/g, '\\r');
 /**
  * LEEF 2.0 with `^` as the attribute delimiter rather than tab: syslog relays escape control
  * characters (rsyslog writes a tab as #011 by default), a caret travels as it is. Values may
@@ -66,21 +86,32 @@ function fields(a: Alert): Array<[string, string, string]> {
 
 /** The alert as a CEF:0 line. */
 export function toCef(a: Alert): string {
-  const ext = fields(a).map(([k, , v]) => `${k}=${cefValue(v)}`).join(' ');
+  const ext = fields(a)
+    .map(([k, , v]) => `${k}=${cefValue(v)}`)
+    .join(' ');
   return `CEF:0|Cordon|Cordon|${VERSION}|${cefHeader(a.rule_id)}|${cefHeader(a.signature)}|${cefSeverity(a.severity)}|${ext}`;
 }
 
 /** The alert as a LEEF:2.0 line (`^`-delimited attributes). */
 export function toLeef(a: Alert): string {
-  const attrs = [['sev', String(cefSeverity(a.severity))] as [string, string], ...fields(a).filter(([c]) => !c.endsWith('Label')).map(([, l, v]) => [l, v] as [string, string])];
+  const attrs = [
+    ['sev', String(cefSeverity(a.severity))] as [string, string],
+    ...fields(a)
+      .filter(([c]) => !c.endsWith('Label'))
+      .map(([, l, v]) => [l, v] as [string, string]),
+  ];
   return `LEEF:2.0|Cordon|Cordon|${VERSION}|${leefValue(a.rule_id).replace(/\|/g, '/')}|${LEEF_DELIMITER}|${attrs.map(([k, v]) => `${k}=${leefValue(v)}`).join(LEEF_DELIMITER)}`;
 }
 
 /** RFC 5424 header characters: PRINTUSASCII, at most `max`, `-` when empty. */
-const token = (s: string, max: number) => (s.replace(/[^\x21-\x7e]/g, '_').slice(0, max) || '-');
+const token = (s: string, max: number) => s.replace(/[^\x21-\x7e]/g, '_').slice(0, max) || '-';
 
 /** One RFC 5424 message: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG`. */
-export function rfc5424(a: Alert, format: SyslogFormat, opts: { facility?: Facility; hostname?: string; appName?: string } = {}): string {
+export function rfc5424(
+  a: Alert,
+  format: SyslogFormat,
+  opts: { facility?: Facility; hostname?: string; appName?: string } = {},
+): string {
   const pri = FACILITIES[opts.facility ?? 'local0'] * 8 + syslogSeverity(a.severity);
   const ts = new Date(Math.floor(a.ts_us / 1000)).toISOString();
   const sd = `[cordon@32473 alert_id="${a.alert_id}" rule="${a.rule_id.replace(/["\\\]]/g, '\\$&')}"]`;
@@ -117,7 +148,9 @@ export class SyslogSender {
     const body = Buffer.from(message, 'utf8');
     if (this.opts.transport === 'udp') {
       this.udp ??= createSocket(this.opts.host.includes(':') ? 'udp6' : 'udp4');
-      await new Promise<void>((res, rej) => this.udp!.send(body, this.opts.port, this.opts.host, (err) => (err ? rej(err) : res())));
+      await new Promise<void>((res, rej) =>
+        this.udp!.send(body, this.opts.port, this.opts.host, (err) => (err ? rej(err) : res())),
+      );
       return;
     }
     const s = await this.connection();
@@ -146,7 +179,10 @@ export class SyslogSender {
               ...(o.keyFile ? { key: readFileSync(o.keyFile) } : {}),
             })
           : netConnect({ host: o.host, port: o.port });
-      const timer = setTimeout(() => s.destroy(new Error(`no connection to ${o.host}:${o.port} within ${o.timeoutMs ?? 10_000} ms`)), o.timeoutMs ?? 10_000);
+      const timer = setTimeout(
+        () => s.destroy(new Error(`no connection to ${o.host}:${o.port} within ${o.timeoutMs ?? 10_000} ms`)),
+        o.timeoutMs ?? 10_000,
+      );
       s.once(o.transport === 'tls' ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         s.setKeepAlive(true);

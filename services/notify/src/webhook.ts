@@ -19,7 +19,13 @@ export const DELIVERY_HEADER = 'x-cordon-delivery';
 export function webhookBody(a: Alert, format: WebhookFormat): string {
   if (format === 'ocsf') return JSON.stringify(alertToOcsf(a));
   if (format === 'slack') {
-    const where = [a.src_ip && `from ${a.src_ip}${a.src_port !== null ? `:${a.src_port}` : ''}`, a.dst_ip && `to ${a.dst_ip}${a.dst_port !== null ? `:${a.dst_port}` : ''}`, a.vm && `on ${a.vm}`].filter(Boolean).join(' ');
+    const where = [
+      a.src_ip && `from ${a.src_ip}${a.src_port !== null ? `:${a.src_port}` : ''}`,
+      a.dst_ip && `to ${a.dst_ip}${a.dst_port !== null ? `:${a.dst_port}` : ''}`,
+      a.vm && `on ${a.vm}`,
+    ]
+      .filter(Boolean)
+      .join(' ');
     const sev = ['critical', 'critical', 'high', 'medium', 'low'][Math.min(4, Math.max(0, a.severity))];
     const text = `:rotating_light: *${a.signature}* (${a.rule_id}, severity ${a.severity} ${sev}) ${where}`.trim();
     const tags = [...(a.mitre_technique_ids ?? []), ...(a.cves ?? [])];
@@ -27,7 +33,15 @@ export function webhookBody(a: Alert, format: WebhookFormat): string {
       text,
       blocks: [
         { type: 'section', text: { type: 'mrkdwn', text } },
-        { type: 'context', elements: [{ type: 'mrkdwn', text: `${new Date(a.ts_us / 1000).toISOString()} · ${a.stage} · ${a.action}${tags.length ? ` · ${tags.join(' ')}` : ''} · alert ${a.alert_id}` }] },
+        {
+          type: 'context',
+          elements: [
+            {
+              type: 'mrkdwn',
+              text: `${new Date(a.ts_us / 1000).toISOString()} · ${a.stage} · ${a.action}${tags.length ? ` · ${tags.join(' ')}` : ''} · alert ${a.alert_id}`,
+            },
+          ],
+        },
       ],
     });
   }
@@ -45,13 +59,24 @@ export function signWebhook(secret: string, timestampS: number, body: string): s
  * this timestamp and body, and the timestamp is within `toleranceS` of now (a captured request
  * replayed later is refused).
  */
-export function verifyWebhook(secret: string, headers: { timestamp?: string | null; signature?: string | null }, body: string, nowS: number, toleranceS = 300): void {
+export function verifyWebhook(
+  secret: string,
+  headers: { timestamp?: string | null; signature?: string | null },
+  body: string,
+  nowS: number,
+  toleranceS = 300,
+): void {
   const ts = Number(headers.timestamp);
-  if (!headers.timestamp || !Number.isInteger(ts)) throw ERR_NOTIFY_SIGNATURE(`the ${TIMESTAMP_HEADER} header is missing or not whole seconds`);
-  if (Math.abs(nowS - ts) > toleranceS) throw ERR_NOTIFY_SIGNATURE(`the timestamp is ${Math.abs(nowS - ts)} s from now, more than the ${toleranceS} s window`);
+  if (!headers.timestamp || !Number.isInteger(ts))
+    throw ERR_NOTIFY_SIGNATURE(`the ${TIMESTAMP_HEADER} header is missing or not whole seconds`);
+  if (Math.abs(nowS - ts) > toleranceS)
+    throw ERR_NOTIFY_SIGNATURE(
+      `the timestamp is ${Math.abs(nowS - ts)} s from now, more than the ${toleranceS} s window`,
+    );
   const want = Buffer.from(signWebhook(secret, ts, body));
   const got = Buffer.from(headers.signature ?? '');
-  if (got.length !== want.length || !timingSafeEqual(got, want)) throw ERR_NOTIFY_SIGNATURE('it does not match the body and timestamp');
+  if (got.length !== want.length || !timingSafeEqual(got, want))
+    throw ERR_NOTIFY_SIGNATURE('it does not match the body and timestamp');
 }
 
 export interface RetryPolicy {
@@ -92,4 +117,5 @@ export class RateLimiter {
 }
 
 /** Whether an HTTP status is worth another attempt (the target may recover) or final. */
-export const retryable = (status: number): boolean => status === 408 || status === 425 || status === 429 || status >= 500;
+export const retryable = (status: number): boolean =>
+  status === 408 || status === 425 || status === 429 || status >= 500;

@@ -1,6 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffMs, matchesFilter, notifyConfigSchema, packetBatchHead, RateLimiter, rfc5424, SilenceTracker, silenceAlert, signWebhook, toCef, toLeef, verifyWebhook, webhookBody } from '../src/index.js';
+import {
+  backoffMs,
+  matchesFilter,
+  notifyConfigSchema,
+  packetBatchHead,
+  RateLimiter,
+  rfc5424,
+  SilenceTracker,
+  silenceAlert,
+  signWebhook,
+  toCef,
+  toLeef,
+  verifyWebhook,
+  webhookBody,
+} from '../src/index.js';
 import { codecFor, TOPICS } from '@cordon/schemas';
 import { alert } from './fixtures.js';
 
@@ -9,13 +23,31 @@ test('webhook signatures: HMAC-SHA256 over timestamp and body, refused when tamp
   const sig = signWebhook('s3cret-s3cret-s3cret', 1000, body);
   assert.match(sig, /^v1=[0-9a-f]{64}$/);
   verifyWebhook('s3cret-s3cret-s3cret', { timestamp: '1000', signature: sig }, body, 1100);
-  assert.throws(() => verifyWebhook('s3cret-s3cret-s3cret', { timestamp: '1000', signature: sig }, body.replace('web-1', 'web-2'), 1100), /CORDON_ERR_NOTIFY_SIGNATURE|does not match/);
-  assert.throws(() => verifyWebhook('other-secret-other', { timestamp: '1000', signature: sig }, body, 1100), /does not match/);
-  assert.throws(() => verifyWebhook('s3cret-s3cret-s3cret', { timestamp: '1000', signature: sig }, body, 1000 + 301), /window/);
-  assert.throws(() => verifyWebhook('s3cret-s3cret-s3cret', { timestamp: null, signature: sig }, body, 1000), /missing/);
+  assert.throws(
+    () =>
+      verifyWebhook(
+        's3cret-s3cret-s3cret',
+        { timestamp: '1000', signature: sig },
+        body.replace('web-1', 'web-2'),
+        1100,
+      ),
+    /CORDON_ERR_NOTIFY_SIGNATURE|does not match/,
+  );
+  assert.throws(
+    () => verifyWebhook('other-secret-other', { timestamp: '1000', signature: sig }, body, 1100),
+    /does not match/,
+  );
+  assert.throws(
+    () => verifyWebhook('s3cret-s3cret-s3cret', { timestamp: '1000', signature: sig }, body, 1000 + 301),
+    /window/,
+  );
+  assert.throws(
+    () => verifyWebhook('s3cret-s3cret-s3cret', { timestamp: null, signature: sig }, body, 1000),
+    /missing/,
+  );
 });
 
-test('webhook bodies: Cordon\'s alert, OCSF, Slack-compatible', () => {
+test("webhook bodies: Cordon's alert, OCSF, Slack-compatible", () => {
   const cordon = JSON.parse(webhookBody(alert(1), 'cordon'));
   assert.equal(cordon.alert_id, 'a0001');
   assert.match(cordon.ts, /^2023-11-14T/);
@@ -27,10 +59,22 @@ test('webhook bodies: Cordon\'s alert, OCSF, Slack-compatible', () => {
 
 test('backoff doubles with jitter up to its cap; the rate limiter spaces deliveries', () => {
   const p = { maxAttempts: 10, initialMs: 100, maxMs: 1000 };
-  assert.equal(backoffMs(p, 1, () => 1), 100);
-  assert.equal(backoffMs(p, 1, () => 0), 50);
-  assert.equal(backoffMs(p, 3, () => 1), 400);
-  assert.equal(backoffMs(p, 9, () => 1), 1000);
+  assert.equal(
+    backoffMs(p, 1, () => 1),
+    100,
+  );
+  assert.equal(
+    backoffMs(p, 1, () => 0),
+    50,
+  );
+  assert.equal(
+    backoffMs(p, 3, () => 1),
+    400,
+  );
+  assert.equal(
+    backoffMs(p, 9, () => 1),
+    1000,
+  );
   let now = 0;
   const rl = new RateLimiter(2, () => now);
   assert.equal(rl.take(), 0);
@@ -43,7 +87,9 @@ test('backoff doubles with jitter up to its cap; the rate limiter spaces deliver
 test('target filters: severity, rules with prefixes, VM groups, stages', () => {
   const groups = { dmz: ['web-1'] };
   assert.ok(matchesFilter({}, alert(1), groups));
-  assert.ok(matchesFilter({ maxSeverity: 1, rules: ['sid:19*'], vmGroups: ['dmz'], stages: ['dpi'] }, alert(1), groups));
+  assert.ok(
+    matchesFilter({ maxSeverity: 1, rules: ['sid:19*'], vmGroups: ['dmz'], stages: ['dpi'] }, alert(1), groups),
+  );
   assert.ok(!matchesFilter({ maxSeverity: 1 }, alert(1, { severity: 2 }), groups));
   assert.ok(!matchesFilter({ rules: ['sid:2*'] }, alert(1), groups));
   assert.ok(!matchesFilter({ vmGroups: ['dmz'] }, alert(1, { vm: 'db-1' }), groups));
@@ -53,9 +99,25 @@ test('target filters: severity, rules with prefixes, VM groups, stages', () => {
 test('configuration: a webhook needs a secret, names are unique, groups exist, unknown keys are refused', () => {
   const ok = notifyConfigSchema.parse({ webhooks: [{ name: 'soc', url: 'http://127.0.0.1:1/x', secretEnv: 'X' }] });
   assert.equal(ok.webhooks[0]!.retry.maxAttempts, 60);
-  assert.throws(() => notifyConfigSchema.parse({ webhooks: [{ name: 'soc', url: 'http://127.0.0.1:1/x' }] }), /secretEnv/);
-  assert.throws(() => notifyConfigSchema.parse({ webhooks: [{ name: 'a', url: 'http://x/', secretEnv: 'X' }], syslog: [{ name: 'a', host: '127.0.0.1' }] }), /used twice/);
-  assert.throws(() => notifyConfigSchema.parse({ webhooks: [{ name: 'a', url: 'http://x/', secretEnv: 'X', filter: { vmGroups: ['nope'] } }] }), /not in notify.vmGroups/);
+  assert.throws(
+    () => notifyConfigSchema.parse({ webhooks: [{ name: 'soc', url: 'http://127.0.0.1:1/x' }] }),
+    /secretEnv/,
+  );
+  assert.throws(
+    () =>
+      notifyConfigSchema.parse({
+        webhooks: [{ name: 'a', url: 'http://x/', secretEnv: 'X' }],
+        syslog: [{ name: 'a', host: '127.0.0.1' }],
+      }),
+    /used twice/,
+  );
+  assert.throws(
+    () =>
+      notifyConfigSchema.parse({
+        webhooks: [{ name: 'a', url: 'http://x/', secretEnv: 'X', filter: { vmGroups: ['nope'] } }],
+      }),
+    /not in notify.vmGroups/,
+  );
   assert.throws(() => notifyConfigSchema.parse({ sislog: [] }), /sislog/);
 });
 
@@ -69,7 +131,10 @@ test('CEF and LEEF lines escape what their formats reserve; RFC 5424 framing', (
   assert.match(leef, /^LEEF:2\.0\|Cordon\|Cordon\|0\.1\.0\|sid:1900001\|\^\|sev=10\^/);
   assert.match(leef, /\^cat=tab here\^/);
   const msg = rfc5424(a, 'cef', { facility: 'local0', hostname: 'sensor 1' });
-  assert.match(msg, /^<130>1 2023-11-14T22:13:20\.001Z sensor_1 cordon \d+ CEF \[cordon@32473 alert_id="a0001" rule="sid:1900001"\] CEF:0\|/);
+  assert.match(
+    msg,
+    /^<130>1 2023-11-14T22:13:20\.001Z sensor_1 cordon \d+ CEF \[cordon@32473 alert_id="a0001" rule="sid:1900001"\] CEF:0\|/,
+  );
 });
 
 test('silent sources: reported once per silence, again after they come back and go quiet', () => {
@@ -89,10 +154,27 @@ test('silent sources: reported once per silence, again after they come back and 
   assert.deepEqual(codecFor(TOPICS.alerts).decode(codecFor(TOPICS.alerts).encode(a)).mitre_technique_ids, ['T1562']);
 });
 
-test('a packet batch\'s sensor and end-of-source flag are read without decoding its frames', () => {
+test("a packet batch's sensor and end-of-source flag are read without decoding its frames", () => {
   const codec = codecFor(TOPICS.packets);
   const frames = [{ ts_us: 1, seq: 0, orig_len: 3, frame: Buffer.from('abc') }];
-  assert.deepEqual(packetBatchHead(codec.encode({ batch_id: 'b', sensor: 'hv1', vm: 'web-1', linktype: 1, end_of_source: false, packets: frames })), { sensor: 'hv1', endOfSource: false });
-  assert.deepEqual(packetBatchHead(codec.encode({ batch_id: 'b'.repeat(200), sensor: 'replay:x', vm: null, linktype: 1, end_of_source: true, packets: [] })), { sensor: 'replay:x', endOfSource: true });
+  assert.deepEqual(
+    packetBatchHead(
+      codec.encode({ batch_id: 'b', sensor: 'hv1', vm: 'web-1', linktype: 1, end_of_source: false, packets: frames }),
+    ),
+    { sensor: 'hv1', endOfSource: false },
+  );
+  assert.deepEqual(
+    packetBatchHead(
+      codec.encode({
+        batch_id: 'b'.repeat(200),
+        sensor: 'replay:x',
+        vm: null,
+        linktype: 1,
+        end_of_source: true,
+        packets: [],
+      }),
+    ),
+    { sensor: 'replay:x', endOfSource: true },
+  );
   assert.throws(() => packetBatchHead(Buffer.from([0, 0, 0, 0, 1, 40])));
 });

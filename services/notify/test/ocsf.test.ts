@@ -24,7 +24,9 @@ test('a Detection Finding carries the rule, MITRE ATT&CK, the CVE, the Community
   assert.equal(ev.severity_id, 4, 'Cordon severity 1 is High');
   assert.equal(ev.finding_info.uid, 'a0001');
   assert.equal(ev.finding_info.analytic.uid, 'sid:1900001');
-  assert.deepEqual(ev.finding_info.attacks, [{ technique: { uid: 'T1190' }, tactics: [{ uid: 'TA0001' }], version: '14' }]);
+  assert.deepEqual(ev.finding_info.attacks, [
+    { technique: { uid: 'T1190' }, tactics: [{ uid: 'TA0001' }], version: '14' },
+  ]);
   assert.deepEqual(ev.vulnerabilities, [{ cve: { uid: 'CVE-2021-41773' } }]);
   assert.equal(ev.evidences[0].connection_info.community_uid, '1:LQU9qZlK+B5F3KDmev6m5PMibrg=');
   assert.equal(ev.evidences[0].http_request.url.path, '/cgi-bin/../../etc/passwd');
@@ -43,6 +45,10 @@ test('the validator refuses what OCSF does not allow', () => {
   assert.ok(validateOcsf({ ...good, type_uid: 200499 }).some((e) => /type_uid/.test(e)));
   assert.ok(validateOcsf({ ...good, severity_id: 7 }).some((e) => /severity_id/.test(e)));
   assert.ok(validateOcsf({ ...good, bogus: 1 }).some((e) => /bogus: not an attribute/.test(e)));
-  assert.ok(validateOcsf({ ...flowToOcsf(flow), src_endpoint: { ip: 'not-an-ip' } }).some((e) => /src_endpoint.ip: not an ip_t/.test(e)));
+  assert.ok(
+    validateOcsf({ ...flowToOcsf(flow), src_endpoint: { ip: 'not-an-ip' } }).some((e) =>
+      /src_endpoint.ip: not an ip_t/.test(e),
+    ),
+  );
   assert.ok(validateOcsf({ ...good, time: 1.5 }).some((e) => /time: not a timestamp_t/.test(e)));
 });

@@ -22,8 +22,16 @@ import { notifyStage } from '../src/index.js';
 import { alert } from './fixtures.js';
 
 const RSYSLOGD = ['/usr/sbin/rsyslogd', '/sbin/rsyslogd'].find((p) => existsSync(p));
-const GTLS = ['/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so', '/usr/lib/aarch64-linux-gnu/rsyslog/lmnsd_gtls.so', '/usr/lib/rsyslog/lmnsd_gtls.so'].some((p) => existsSync(p));
-const skip = !RSYSLOGD ? 'rsyslogd is not installed (scripts/setup.sh installs rsyslog and rsyslog-gnutls with CORDON_SETUP_TEST=1)' : !GTLS ? 'rsyslog-gnutls is not installed' : false;
+const GTLS = [
+  '/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so',
+  '/usr/lib/aarch64-linux-gnu/rsyslog/lmnsd_gtls.so',
+  '/usr/lib/rsyslog/lmnsd_gtls.so',
+].some((p) => existsSync(p));
+const skip = !RSYSLOGD
+  ? 'rsyslogd is not installed (scripts/setup.sh installs rsyslog and rsyslog-gnutls with CORDON_SETUP_TEST=1)'
+  : !GTLS
+    ? 'rsyslog-gnutls is not installed'
+    : false;
 
 async function freePort(kind: 'tcp' | 'udp'): Promise<number> {
   if (kind === 'udp') {
@@ -52,10 +60,51 @@ const listening = (port: number) =>
 test('rsyslog receives CEF and LEEF over UDP, TCP and TLS', { skip, timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-rsyslog-'));
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=cordon-test-ca');
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=cordon-test-ca',
+  );
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+    '-subj',
+    '/CN=localhost',
+  );
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'ext.cnf');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '1',
+    '-extfile',
+    'ext.cnf',
+  );
   const [udp, tcp, tls] = [await freePort('udp'), await freePort('tcp'), await freePort('tcp')];
   const out = join(dir, 'received.log');
   writeFileSync(
@@ -71,14 +120,21 @@ test('rsyslog receives CEF and LEEF over UDP, TCP and TLS', { skip, timeout: 120
       '',
     ].join('\n'),
   );
-  const rsyslog = spawn(RSYSLOGD!, ['-n', '-f', join(dir, 'rsyslog.conf'), '-i', join(dir, 'rsyslogd.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const rsyslog = spawn(RSYSLOGD!, ['-n', '-f', join(dir, 'rsyslog.conf'), '-i', join(dir, 'rsyslogd.pid')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   rsyslog.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const ctx = createContext({ log: silentLogger });
   const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
   let stage: Awaited<ReturnType<typeof runStage>> | undefined;
   try {
-    await waitFor(`rsyslog listening on ${tcp} and ${tls} (${stderr})`, async () => (await listening(tcp)) && (await listening(tls)), 20_000, 100);
+    await waitFor(
+      `rsyslog listening on ${tcp} and ${tls} (${stderr})`,
+      async () => (await listening(tcp)) && (await listening(tls)),
+      20_000,
+      100,
+    );
     await bus.admin.ensureTopics(allTopicSpecs());
     const targets = (['udp', 'tcp', 'tls'] as const).flatMap((transport) =>
       (['cef', 'leef'] as const).map((format) => ({
@@ -93,15 +149,29 @@ test('rsyslog receives CEF and LEEF over UDP, TCP and TLS', { skip, timeout: 120
         retry: { maxAttempts: 50, initialMs: 50, maxMs: 500 },
       })),
     );
-    stage = await runStage(notifyStage, { bus, ctx, config: { siem: { enabled: false }, silence: { enabled: false }, syslog: targets } });
+    stage = await runStage(notifyStage, {
+      bus,
+      ctx,
+      config: { siem: { enabled: false }, silence: { enabled: false }, syslog: targets },
+    });
     const codec = codecFor(TOPICS.alerts);
-    const alerts = Array.from({ length: 5 }, (_, i) => alert(i, { signature: `Attack number ${i} | with = signs`, severity: 1 + (i % 4) }));
-    await bus.producer().send(TOPICS.alerts, alerts.map((a) => ({ key: Buffer.from(a.vm ?? ''), value: codec.encode(a) })));
+    const alerts = Array.from({ length: 5 }, (_, i) =>
+      alert(i, { signature: `Attack number ${i} | with = signs`, severity: 1 + (i % 4) }),
+    );
+    await bus.producer().send(
+      TOPICS.alerts,
+      alerts.map((a) => ({ key: Buffer.from(a.vm ?? ''), value: codec.encode(a) })),
+    );
 
-    const lines = await waitFor('30 messages in the file rsyslog writes', () => {
-      const l = existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : [];
-      return l.length >= 30 ? l : null;
-    }, 60_000, 100);
+    const lines = await waitFor(
+      '30 messages in the file rsyslog writes',
+      () => {
+        const l = existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean) : [];
+        return l.length >= 30 ? l : null;
+      },
+      60_000,
+      100,
+    );
     const seen = new Map<string, number>();
     for (const line of lines) {
       // RFC 5424 as rsyslog re-renders it: <PRI>1 TS HOST APP PROCID MSGID SD MSG
@@ -121,14 +191,22 @@ test('rsyslog receives CEF and LEEF over UDP, TCP and TLS', { skip, timeout: 120
         assert.match(msg!, /\\\| with = signs\|/, 'the pipe in the name is escaped');
       } else {
         assert.ok(msg!.startsWith('LEEF:2.0|Cordon|Cordon|0.1.0|sid:1900001|^|'), msg);
-        const attrs = Object.fromEntries(msg!.split('|').slice(6).join('|').split('^').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+        const attrs = Object.fromEntries(
+          msg!
+            .split('|')
+            .slice(6)
+            .join('|')
+            .split('^')
+            .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+        );
         assert.equal(attrs.src, '203.0.113.66');
         assert.equal(attrs.externalId, id);
         assert.equal(attrs.communityId, '1:LQU9qZlK+B5F3KDmev6m5PMibrg=');
       }
       seen.set(`${host}|${id}`, (seen.get(`${host}|${id}`) ?? 0) + 1);
     }
-    for (const t of targets) for (const a of alerts) assert.equal(seen.get(`${t.name}|${a.alert_id}`), 1, `${a.alert_id} once over ${t.name}`);
+    for (const t of targets)
+      for (const a of alerts) assert.equal(seen.get(`${t.name}|${a.alert_id}`), 1, `${a.alert_id} once over ${t.name}`);
   } finally {
     await stage?.stop();
     await bus.close();

@@ -41,7 +41,11 @@ export class CandidateCache {
    * The candidates for a policy document; null while one of its files is not complete on the
    * topic yet (its parts arrive one record at a time).
    */
-  async build(doc: Pick<PolicyDocument, 'rulesets'>, view: Pick<PolicyView, 'rulesetParts'>, filters: readonly string[]): Promise<CandidateSet | null> {
+  async build(
+    doc: Pick<PolicyDocument, 'rulesets'>,
+    view: Pick<PolicyView, 'rulesetParts'>,
+    filters: readonly string[],
+  ): Promise<CandidateSet | null> {
     const files = doc.rulesets.filter((r) => selectsFile(filters, r.name)).sort((a, b) => a.name.localeCompare(b.name));
     const key = createHash('sha256')
       .update(JSON.stringify([files.map((f) => [f.name, f.sha256]), this.varsKey]))
@@ -81,7 +85,14 @@ export class CandidateCache {
         if (seen.has(r.sid)) {
           skipped['duplicate-sid'] = (skipped['duplicate-sid'] ?? 0) + 1;
           unparsed++;
-          if (samples.length < 10) samples.push({ ruleSet: r.ruleSet, line: r.line, sid: r.sid, reason: 'duplicate-sid', detail: `sid ${r.sid} is already a rule of an earlier file; the first is judged` });
+          if (samples.length < 10)
+            samples.push({
+              ruleSet: r.ruleSet,
+              line: r.line,
+              sid: r.sid,
+              reason: 'duplicate-sid',
+              detail: `sid ${r.sid} is already a rule of an earlier file; the first is judged`,
+            });
           continue;
         }
         seen.add(r.sid);

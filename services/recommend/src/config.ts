@@ -5,7 +5,9 @@ import { ERR_RECOMMEND_CONFIG } from './errors.js';
 export const SEVERITIES = ['Informational', 'Minor', 'Major', 'Critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
-const varName = z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'a rule variable name (HOME_NET, HTTP_PORTS, …) without the "$"');
+const varName = z
+  .string()
+  .regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'a rule variable name (HOME_NET, HTTP_PORTS, …) without the "$"');
 
 export const recommendConfigSchema = z
   .object({
@@ -21,7 +23,11 @@ export const recommendConfigSchema = z
     /** Answered flows to a port of a VM (within maxAgeS) before it counts as a service of the VM. */
     minFlows: z.number().int().positive().default(3),
     /** Flow evidence older than this, measured back from the newest flow seen, no longer counts. */
-    maxAgeS: z.number().int().positive().default(7 * 86_400),
+    maxAgeS: z
+      .number()
+      .int()
+      .positive()
+      .default(7 * 86_400),
     /**
      * Rules that watch the VM as a client (it connects out): `observed` — only for protocols it
      * was seen connecting out with (answered flows it started, minFlows of them); `never`.
@@ -37,7 +43,10 @@ export const recommendConfigSchema = z
     deployments: z.array(z.string().min(1)).default(['Perimeter', 'Internet', 'Datacenter', 'Internal', 'alert_only']),
     /** Rule variables over Suricata's defaults (the DPI engine's), e.g. HOME_NET: "[10.0.0.0/8]". */
     vars: z
-      .object({ address: z.record(varName, z.string().min(1)).default({}), port: z.record(varName, z.string().min(1)).default({}) })
+      .object({
+        address: z.record(varName, z.string().min(1)).default({}),
+        port: z.record(varName, z.string().min(1)).default({}),
+      })
       .strict()
       .default({}),
     /** How often VMs whose evidence changed are recomputed (a burst of flows is one recomputation). */

@@ -16,12 +16,14 @@ export const ERR_RECOMMEND_RULE = defineError(
 /** A netconf snapshot that decodes but cannot be true (a port out of range, a huge socket list): sent to the DLQ. */
 export const ERR_RECOMMEND_SNAPSHOT = defineError(
   'CORDON_ERR_RECOMMEND_SNAPSHOT',
-  (vm: string, detail: string) => `netconf snapshot of ${vm || '(no vm)'} is not usable: ${detail}; it was sent to the DLQ and the VM keeps its previous evidence`,
+  (vm: string, detail: string) =>
+    `netconf snapshot of ${vm || '(no vm)'} is not usable: ${detail}; it was sent to the DLQ and the VM keeps its previous evidence`,
 );
 /** A checkpoint of the stage's evidence that cannot be read: the partition is re-read from its start. */
 export const ERR_RECOMMEND_STATE = defineError(
   'CORDON_ERR_RECOMMEND_STATE',
-  (key: string, detail: string) => `recommend checkpoint ${key} is unreadable (${detail}); its partition is re-read from the start of its retained input`,
+  (key: string, detail: string) =>
+    `recommend checkpoint ${key} is unreadable (${detail}); its partition is re-read from the start of its retained input`,
 );
 /** A recommendation that does not fit in one bus record even without the kept rules' messages. */
 export const ERR_RECOMMEND_TOO_LARGE = defineError(

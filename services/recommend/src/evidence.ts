@@ -88,12 +88,26 @@ export class PartitionEvidence {
       listening: s.listening.map((l) => ({ proto: l.proto, address: l.address, port: l.port, process: l.process })),
       addresses: [...new Set(s.interfaces.flatMap((i) => i.addresses.map((a) => a.replace(/\/\d+$/, ''))))].sort(),
     });
-    return !prev || JSON.stringify(prev.listening) !== JSON.stringify(s.listening) || prev.addresses.join() !== this.snapshots.get(s.vm)!.addresses.join();
+    return (
+      !prev ||
+      JSON.stringify(prev.listening) !== JSON.stringify(s.listening) ||
+      prev.addresses.join() !== this.snapshots.get(s.vm)!.addresses.join()
+    );
   }
 
   serialize(): Buffer {
-    const ports = (maps: Map<string, PortMap>) => [...maps].map(([ip, m]) => [ip, [...m].map(([k, s]) => [k, s.flows, s.first, s.last])]);
-    return Buffer.from(JSON.stringify({ v: 1, inbound: ports(this.inbound), outbound: ports(this.outbound), snapshots: [...this.snapshots.values()], capped: this.capped, newestFlowUs: this.newestFlowUs }));
+    const ports = (maps: Map<string, PortMap>) =>
+      [...maps].map(([ip, m]) => [ip, [...m].map(([k, s]) => [k, s.flows, s.first, s.last])]);
+    return Buffer.from(
+      JSON.stringify({
+        v: 1,
+        inbound: ports(this.inbound),
+        outbound: ports(this.outbound),
+        snapshots: [...this.snapshots.values()],
+        capped: this.capped,
+        newestFlowUs: this.newestFlowUs,
+      }),
+    );
   }
 
   /** Throws on anything but a checkpoint this version wrote. */
@@ -106,10 +120,12 @@ export class PartitionEvidence {
       capped: number;
       newestFlowUs: number;
     };
-    if (o.v !== 1 || !Array.isArray(o.inbound) || !Array.isArray(o.outbound) || !Array.isArray(o.snapshots)) throw new Error(`not a version-1 recommend checkpoint`);
+    if (o.v !== 1 || !Array.isArray(o.inbound) || !Array.isArray(o.outbound) || !Array.isArray(o.snapshots))
+      throw new Error(`not a version-1 recommend checkpoint`);
     const e = new PartitionEvidence();
     const load = (into: Map<string, PortMap>, from: Array<[string, Array<[string, number, number, number]>]>) => {
-      for (const [ip, list] of from) into.set(ip, new Map(list.map(([k, flows, first, last]) => [k, { flows, first, last }])));
+      for (const [ip, list] of from)
+        into.set(ip, new Map(list.map(([k, flows, first, last]) => [k, { flows, first, last }])));
     };
     load(e.inbound, o.inbound);
     load(e.outbound, o.outbound);
@@ -126,7 +142,11 @@ const ACK = 0x10;
 
 /** The responder answered: a SYN-ACK, or packets back and no reset (TCP); anything back (UDP). */
 export function answered(f: FlowRecord): boolean {
-  if (f.proto === 6) return (f.tcp_flags_toclient & (SYN | ACK)) === (SYN | ACK) || (f.pkts_toclient > 0 && (f.tcp_flags_toclient & RST) === 0);
+  if (f.proto === 6)
+    return (
+      (f.tcp_flags_toclient & (SYN | ACK)) === (SYN | ACK) ||
+      (f.pkts_toclient > 0 && (f.tcp_flags_toclient & RST) === 0)
+    );
   return f.pkts_toclient > 0;
 }
 
@@ -190,9 +210,14 @@ export interface FactsOptions {
 
 const isLoopback = (a: string) => /^127\./.test(a) || a === '::1' || a === 'localhost';
 const isLinkLocal = (a: string) => /^fe80:/i.test(a) || /^169\.254\./.test(a);
-const byKey = (a: { proto: string; port: number }, b: { proto: string; port: number }) => a.proto.localeCompare(b.proto) || a.port - b.port;
+const byKey = (a: { proto: string; port: number }, b: { proto: string; port: number }) =>
+  a.proto.localeCompare(b.proto) || a.port - b.port;
 
-function sumPorts(parts: readonly PartitionEvidence[], ips: readonly string[], dir: 'inbound' | 'outbound'): Map<string, PortStats> {
+function sumPorts(
+  parts: readonly PartitionEvidence[],
+  ips: readonly string[],
+  dir: 'inbound' | 'outbound',
+): Map<string, PortStats> {
   const out = new Map<string, PortStats>();
   for (const p of parts) {
     for (const ip of ips) {
@@ -232,12 +257,16 @@ export function buildFacts(vm: VmInventory, parts: readonly PartitionEvidence[],
     const s = p.snapshots.get(vm.id);
     if (s && (!snap || s.ts_us > snap.ts_us)) snap = s;
   }
-  const addresses = [...new Set([...vm.ips, ...(snap?.addresses ?? [])])].filter((a) => !isLoopback(a) && !isLinkLocal(a) && parseIp(a)).sort();
+  const addresses = [...new Set([...vm.ips, ...(snap?.addresses ?? [])])]
+    .filter((a) => !isLoopback(a) && !isLinkLocal(a) && parseIp(a))
+    .sort();
   const ips = addresses.map((a) => parseIp(a)!);
   const ignored: string[] = [];
   const services = new Map<string, Service>();
 
-  for (const l of [...(snap?.listening ?? [])].sort((a, b) => a.proto.localeCompare(b.proto) || a.port - b.port || a.address.localeCompare(b.address))) {
+  for (const l of [...(snap?.listening ?? [])].sort(
+    (a, b) => a.proto.localeCompare(b.proto) || a.port - b.port || a.address.localeCompare(b.address),
+  )) {
     const proto = l.proto.startsWith('tcp') ? 'tcp' : l.proto.startsWith('udp') ? 'udp' : null;
     if (!proto) continue;
     const key = `${proto}/${l.port}`;
@@ -278,13 +307,33 @@ export function buildFacts(vm: VmInventory, parts: readonly PartitionEvidence[],
       continue;
     }
     if (s.flows < opts.minFlows) {
-      ignored.push(`${key}: ${s.flows} answered flow${s.flows === 1 ? '' : 's'}, fewer than recommend.minFlows (${opts.minFlows})`);
+      ignored.push(
+        `${key}: ${s.flows} answered flow${s.flows === 1 ? '' : 's'}, fewer than recommend.minFlows (${opts.minFlows})`,
+      );
       continue;
     }
-    services.set(key, { proto, port, app: appsOf(proto, port, null, opts.tlsDecrypted), software: null, products: [], process: null, listen: null, fromNetconf: false, flows: s.flows, first: s.first, last: s.last, summary: '' });
+    services.set(key, {
+      proto,
+      port,
+      app: appsOf(proto, port, null, opts.tlsDecrypted),
+      software: null,
+      products: [],
+      process: null,
+      listen: null,
+      fromNetconf: false,
+      flows: s.flows,
+      first: s.first,
+      last: s.last,
+      summary: '',
+    });
   }
   for (const svc of services.values()) {
-    const who = [svc.software ?? svc.process, svc.fromNetconf && svc.flows > 0 ? 'from netconf and flows' : svc.fromNetconf ? 'from netconf' : 'seen in flows'].filter(Boolean).join(', ');
+    const who = [
+      svc.software ?? svc.process,
+      svc.fromNetconf && svc.flows > 0 ? 'from netconf and flows' : svc.fromNetconf ? 'from netconf' : 'seen in flows',
+    ]
+      .filter(Boolean)
+      .join(', ');
     const noun = softwareOf(svc.process)?.app === 'http' ? 'web server' : serviceNoun(svc.app);
     svc.summary = `${noun} on ${svc.proto}/${svc.port} (${who})`;
   }
@@ -332,14 +381,19 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * (CORDON_ERR_RECOMMEND_SNAPSHOT, to the DLQ) and the VM keeps its previous evidence.
  */
 export function checkSnapshot(s: NetSnapshot, maxSockets: number): string | null {
-  if (!s.vm || s.vm.length > 256 || CONTROL.test(s.vm)) return 'the vm is empty, longer than 256 characters or has control characters';
-  if (s.listening.length > maxSockets) return `${s.listening.length} listening sockets, more than recommend.maxSocketsPerSnapshot (${maxSockets})`;
-  if (s.interfaces.length > 1024 || s.interfaces.some((i) => i.addresses.length > 1024)) return 'more than 1024 interfaces or addresses on one';
+  if (!s.vm || s.vm.length > 256 || CONTROL.test(s.vm))
+    return 'the vm is empty, longer than 256 characters or has control characters';
+  if (s.listening.length > maxSockets)
+    return `${s.listening.length} listening sockets, more than recommend.maxSocketsPerSnapshot (${maxSockets})`;
+  if (s.interfaces.length > 1024 || s.interfaces.some((i) => i.addresses.length > 1024))
+    return 'more than 1024 interfaces or addresses on one';
   for (const l of s.listening) {
-    if (!SOCKET_PROTOS.has(l.proto)) return `listening socket protocol "${l.proto.slice(0, 20)}" is not tcp, tcp6, udp or udp6`;
+    if (!SOCKET_PROTOS.has(l.proto))
+      return `listening socket protocol "${l.proto.slice(0, 20)}" is not tcp, tcp6, udp or udp6`;
     if (!Number.isInteger(l.port) || l.port < 1 || l.port > 65535) return `listening port ${l.port} is out of range`;
     if (!parseIp(l.address)) return `listening address "${l.address.slice(0, 64)}" is not an IP address`;
-    if (l.process !== null && (l.process.length > 256 || CONTROL.test(l.process))) return 'a process name is longer than 256 characters or has control characters';
+    if (l.process !== null && (l.process.length > 256 || CONTROL.test(l.process)))
+      return 'a process name is longer than 256 characters or has control characters';
   }
   return null;
 }

@@ -101,12 +101,21 @@ const SERVER_TARGETS: ReadonlyMap<string, readonly string[]> = new Map([
 ]);
 const DEVICE_TARGETS = new Set(['IoT', 'Networking_Equipment']);
 
-const transportFits = (rule: ParsedRule, proto: 'tcp' | 'udp') => rule.transport === null || rule.transport === 'icmp' || rule.transport === proto;
+const transportFits = (rule: ParsedRule, proto: 'tcp' | 'udp') =>
+  rule.transport === null || rule.transport === 'icmp' || rule.transport === proto;
 
 /** An address list of a thousand IPs (IP reputation rules) is named, not quoted. */
-const short = (spec: string) => (spec.length <= 48 ? spec : `${spec.slice(0, 40)}… (${spec.split(',').length} entries)`);
-const list = (items: string[], max = 2) => (items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`);
-const servicesText = (f: VmFacts) => (f.services.length ? list(f.services.map((s) => `${s.proto}/${s.port}${s.app[0] ? ` ${s.app[0]}` : ''}`), 4) : 'none');
+const short = (spec: string) =>
+  spec.length <= 48 ? spec : `${spec.slice(0, 40)}… (${spec.split(',').length} entries)`;
+const list = (items: string[], max = 2) =>
+  items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
+const servicesText = (f: VmFacts) =>
+  f.services.length
+    ? list(
+        f.services.map((s) => `${s.proto}/${s.port}${s.app[0] ? ` ${s.app[0]}` : ''}`),
+        4,
+      )
+    : 'none';
 
 interface RoleHit {
   role: 'service' | 'exposure' | 'client';
@@ -129,7 +138,13 @@ function serverRole(c: Candidate, f: VmFacts): RoleHit | { miss: 'address' | 'se
     inAddress = true;
     let hits: Service[];
     let role: RoleHit['role'] = 'service';
-    if (r.app) hits = f.services.filter((svc) => svc.app.includes(r.app!) && portIncludes(s.ports, svc.port) && (r.transport === null || r.transport === svc.proto));
+    if (r.app)
+      hits = f.services.filter(
+        (svc) =>
+          svc.app.includes(r.app!) &&
+          portIncludes(s.ports, svc.port) &&
+          (r.transport === null || r.transport === svc.proto),
+      );
     else if (isPortAgnostic(s.ports)) {
       hits = f.services.filter((svc) => transportFits(r, svc.proto) && portIncludes(s.ports, svc.port));
       role = 'exposure';
@@ -148,8 +163,11 @@ function clientRole(c: Candidate, f: VmFacts): RoleHit | { miss: 'address' | 'ou
     const client = sideOf(r, serverSide === 'dst' ? 'src' : 'dst');
     if (!addrIncludes(client.addr, vmTarget(f))) continue;
     inAddress = true;
-    const hits = f.outbound.filter((o) => portIncludes(server.ports, o.port) && (r.app ? o.app.includes(r.app) : transportFits(r, o.proto)));
-    if (hits.length) return { role: 'client', side: serverSide === 'dst' ? 'src' : 'dst', services: [], outbound: hits };
+    const hits = f.outbound.filter(
+      (o) => portIncludes(server.ports, o.port) && (r.app ? o.app.includes(r.app) : transportFits(r, o.proto)),
+    );
+    if (hits.length)
+      return { role: 'client', side: serverSide === 'dst' ? 'src' : 'dst', services: [], outbound: hits };
   }
   return { miss: inAddress ? 'outbound' : 'address' };
 }
@@ -168,14 +186,21 @@ function productsAreTheVms(c: Candidate, hit: RoleHit): boolean {
   return !c.attackTargets.every((t) => CLIENT_TARGETS.has(t));
 }
 
-function productCheck(c: Candidate, f: VmFacts, hit: RoleHit): { ok: true; note: string | null } | { ok: false; reason: string } {
+function productCheck(
+  c: Candidate,
+  f: VmFacts,
+  hit: RoleHit,
+): { ok: true; note: string | null } | { ok: false; reason: string } {
   if (!c.products.length) return { ok: true, note: null };
   let products = c.products;
   if (!productsAreTheVms(c, hit)) {
     // a server product is a server's whatever attack_target says (ET's metadata is not always consistent)
     products = hit.role === 'client' ? [] : c.products.filter((p) => p.kind.kind === 'server');
     if (!products.length) {
-      return { ok: true, note: `affected_product ${c.products.map((p) => p.name).join(', ')} (the ${hit.role === 'client' ? 'remote servers' : 'clients'}', attack_target ${c.attackTargets.join(', ')})` };
+      return {
+        ok: true,
+        note: `affected_product ${c.products.map((p) => p.name).join(', ')} (the ${hit.role === 'client' ? 'remote servers' : 'clients'}', attack_target ${c.attackTargets.join(', ')})`,
+      };
     }
   }
   const pool = hit.role === 'service' ? hit.services : f.services;
@@ -200,15 +225,18 @@ function productCheck(c: Candidate, f: VmFacts, hit: RoleHit): { ok: true; note:
         const match = svcs.find((s) => s.products.includes(name));
         if (match) return { ok: true, note: `${say} matches ${match.software} on ${match.proto}/${match.port}` };
         const unknown = svcs.find((s) => s.software === null);
-        if (unknown) unverified ??= `${say} (the software on ${unknown.proto}/${unknown.port} is not known${unknown.fromNetconf ? '' : ': no agent'})`;
-        else if (svcs.length) failure ??= `${say} is not what serves ${svcs[0]!.proto}/${svcs[0]!.port} (${svcs[0]!.software})`;
+        if (unknown)
+          unverified ??= `${say} (the software on ${unknown.proto}/${unknown.port} is not known${unknown.fromNetconf ? '' : ': no agent'})`;
+        else if (svcs.length)
+          failure ??= `${say} is not what serves ${svcs[0]!.proto}/${svcs[0]!.port} (${svcs[0]!.software})`;
         else failure ??= `${say}: ${f.name} runs no ${kind.app ?? name} server`;
         break;
       }
       case 'client':
         if (hit.role === 'client' && f.os.role === 'client') return { ok: true, note: `${say} on a client OS (${os})` };
         if (hit.role === 'client' && f.os.role === 'unknown') unverified ??= `${say} (guest OS unknown)`;
-        else failure ??= `${say} is client software; ${f.name} ${f.os.role === 'server' ? `runs a server OS (${os})` : 'is judged as a server here'}`;
+        else
+          failure ??= `${say} is client software; ${f.name} ${f.os.role === 'server' ? `runs a server OS (${os})` : 'is judged as a server here'}`;
         break;
       case 'device':
         failure ??= `${say} is a device (router, camera, controller), not a VM`;
@@ -221,7 +249,8 @@ function productCheck(c: Candidate, f: VmFacts, hit: RoleHit): { ok: true; note:
 
 function attackTargetCheck(c: Candidate, f: VmFacts, hit: RoleHit): string | null {
   if (!c.attackTargets.length || hit.role === 'client') return null;
-  if (c.attackTargets.every((t) => DEVICE_TARGETS.has(t))) return `attack_target ${c.attackTargets.join(', ')}: devices, not VMs`;
+  if (c.attackTargets.every((t) => DEVICE_TARGETS.has(t)))
+    return `attack_target ${c.attackTargets.join(', ')}: devices, not VMs`;
   if (!c.attackTargets.every((t) => SERVER_TARGETS.has(t))) return null;
   const apps = c.attackTargets.flatMap((t) => SERVER_TARGETS.get(t)!);
   const pool = hit.role === 'service' ? hit.services : f.services;
@@ -230,12 +259,23 @@ function attackTargetCheck(c: Candidate, f: VmFacts, hit: RoleHit): string | nul
 }
 
 /** The metadata filters; a reason when the rule must not be recommended. */
-function metadataCheck(c: Candidate, f: VmFacts, hit: RoleHit, o: FitOptions): { ok: true; notes: string[] } | { ok: false; reason: string } {
+function metadataCheck(
+  c: Candidate,
+  f: VmFacts,
+  hit: RoleHit,
+  o: FitOptions,
+): { ok: true; notes: string[] } | { ok: false; reason: string } {
   if (c.severity !== null && c.severity < sev(o.minSeverity)) {
-    return { ok: false, reason: `signature_severity ${SEVERITIES[c.severity]} is below recommend.minSeverity (${o.minSeverity})` };
+    return {
+      ok: false,
+      reason: `signature_severity ${SEVERITIES[c.severity]} is below recommend.minSeverity (${o.minSeverity})`,
+    };
   }
   if (c.deployments.length && !c.deployments.some((d) => o.deployments.has(d))) {
-    return { ok: false, reason: `deployment ${c.deployments.join(', ')}: not where the sensor is (recommend.deployments)` };
+    return {
+      ok: false,
+      reason: `deployment ${c.deployments.join(', ')}: not where the sensor is (recommend.deployments)`,
+    };
   }
   const at = attackTargetCheck(c, f, hit);
   if (at) return { ok: false, reason: at };
@@ -253,7 +293,8 @@ function hitText(c: Candidate, f: VmFacts, hit: RoleHit): string {
     const out = hit.outbound.map((o) => `${o.proto}/${o.port}${o.app[0] ? ` ${o.app[0]}` : ''}`);
     return `${f.name} connects out to ${list(out)} (seen in flows); rule watches it as a ${c.target} client`;
   }
-  if (hit.role === 'exposure') return `${f.name} exposes ${list(hit.services.map((s) => s.summary))}; rule targets ${c.target} to any port of the VM (host-wide)`;
+  if (hit.role === 'exposure')
+    return `${f.name} exposes ${list(hit.services.map((s) => s.summary))}; rule targets ${c.target} to any port of the VM (host-wide)`;
   return `${list(hit.services.map((s) => s.summary))}; rule targets ${c.target} ${dir}`;
 }
 
@@ -273,14 +314,35 @@ export function fit(c: Candidate, f: VmFacts, o: FitOptions): Fit {
   }
   if (filtered) return { fits: false, reason: filtered };
   const sm = 'miss' in server ? server.miss : null;
-  if (sm === 'service') return { fits: false, reason: `rule protects ${c.target} servers; ${f.name} serves none (its services: ${servicesText(f)})` };
+  if (sm === 'service')
+    return {
+      fits: false,
+      reason: `rule protects ${c.target} servers; ${f.name} serves none (its services: ${servicesText(f)})`,
+    };
   const outsideHome = o.homeNet !== undefined && f.ips.length > 0 && !addrIncludes(o.homeNet, f.ips);
   const where = f.ips.length ? f.addresses.join(', ') : 'no known address';
-  if (outsideHome) return { fits: false, reason: `rule's addresses (${short(c.rule.src.addrText)} -> ${short(c.rule.dst.addrText)}) do not include ${f.name} as a server (${where}: outside $HOME_NET)` };
+  if (outsideHome)
+    return {
+      fits: false,
+      reason: `rule's addresses (${short(c.rule.src.addrText)} -> ${short(c.rule.dst.addrText)}) do not include ${f.name} as a server (${where}: outside $HOME_NET)`,
+    };
   const cm = client && 'miss' in client ? client.miss : null;
-  if (cm === 'outbound') return { fits: false, reason: `rule watches ${c.target} clients; ${f.name} was not seen connecting out to ${c.target}` };
-  if (o.clientRules === 'never' && addrIncludes(sideOf(c.rule, c.serverSides[0] === 'dst' ? 'src' : 'dst').addr, vmTarget(f))) {
-    return { fits: false, reason: `rule watches ${c.target} clients; client-side rules are off (recommend.clientRules: never)` };
+  if (cm === 'outbound')
+    return {
+      fits: false,
+      reason: `rule watches ${c.target} clients; ${f.name} was not seen connecting out to ${c.target}`,
+    };
+  if (
+    o.clientRules === 'never' &&
+    addrIncludes(sideOf(c.rule, c.serverSides[0] === 'dst' ? 'src' : 'dst').addr, vmTarget(f))
+  ) {
+    return {
+      fits: false,
+      reason: `rule watches ${c.target} clients; client-side rules are off (recommend.clientRules: never)`,
+    };
   }
-  return { fits: false, reason: `rule's addresses (${short(c.rule.src.addrText)} -> ${short(c.rule.dst.addrText)}) do not include ${f.name} (${where})` };
+  return {
+    fits: false,
+    reason: `rule's addresses (${short(c.rule.src.addrText)} -> ${short(c.rule.dst.addrText)}) do not include ${f.name} (${where})`,
+  };
 }

@@ -2,7 +2,15 @@ import { describeError } from '@cordon/runtime';
 import { readKeys, readTable, type ConsumedRecord, type TopicPartition } from '@cordon/bus';
 import { pinnedSids, PolicyView, ruleSelectionRecord, RuleSelectionView, type RuleSelection } from '@cordon/policy';
 import { defineStage } from '@cordon/stage';
-import { codecFor, stageStateKey, TOPICS, type FlowRecord, type InventoryRecord, type NetSnapshot, type StageState } from '@cordon/schemas';
+import {
+  codecFor,
+  stageStateKey,
+  TOPICS,
+  type FlowRecord,
+  type InventoryRecord,
+  type NetSnapshot,
+  type StageState,
+} from '@cordon/schemas';
 import { CandidateCache, type CandidateSet } from './candidates.js';
 import { recommendConfigSchema } from './config.js';
 import { ERR_RECOMMEND_RULE, ERR_RECOMMEND_SNAPSHOT, ERR_RECOMMEND_STATE } from './errors.js';
@@ -57,8 +65,17 @@ export const recommendStage = defineStage({
     const { log, metrics, clock } = ctx;
     const vars = new RuleVars(config.vars);
     const cache = new CandidateCache(vars, JSON.stringify(config.vars));
-    const fitOptions: FitOptions = { clientRules: config.clientRules, minSeverity: config.minSeverity, deployments: new Set(config.deployments), homeNet: vars.addr('$HOME_NET') };
-    const factsOptions = { minFlows: config.minFlows, maxAgeS: config.maxAgeS, tlsDecrypted: config.deployments.includes('SSLDecrypt') };
+    const fitOptions: FitOptions = {
+      clientRules: config.clientRules,
+      minSeverity: config.minSeverity,
+      deployments: new Set(config.deployments),
+      homeNet: vars.addr('$HOME_NET'),
+    };
+    const factsOptions = {
+      minFlows: config.minFlows,
+      maxAgeS: config.maxAgeS,
+      tlsDecrypted: config.deployments.includes('SSLDecrypt'),
+    };
     const recCodec = codecFor(TOPICS.recommendations);
     const stateCodec = codecFor(TOPICS.state);
     const invCodec = codecFor(TOPICS.inventory);
@@ -82,7 +99,10 @@ export const recommendStage = defineStage({
     // record must not stop recommendations for every VM).
     const badRecord = async (topic: string, r: ConsumedRecord, err: unknown) => {
       metrics.inc('view_records_bad');
-      log.warn({ err: describeError(err), topic, offset: String(r.offset) }, 'A record of a followed table is not usable; it was skipped and sent to the DLQ.');
+      log.warn(
+        { err: describeError(err), topic, offset: String(r.offset) },
+        'A record of a followed table is not usable; it was skipped and sent to the DLQ.',
+      );
       await stage.send(TOPICS.dlq, [stage.deadLetter(r, r, err)]);
     };
 
@@ -92,7 +112,10 @@ export const recommendStage = defineStage({
         const rec = recCodec.decode(r.value);
         published.set(rec.vm, { version: rec.version, digest: rec.digest });
       } catch (err) {
-        log.warn({ err: describeError(err), key: r.key?.toString() }, 'A published recommendation is unreadable; its VM starts again at version 1.');
+        log.warn(
+          { err: describeError(err), key: r.key?.toString() },
+          'A published recommendation is unreadable; its VM starts again at version 1.',
+        );
       }
     }
 
@@ -143,7 +166,10 @@ export const recommendStage = defineStage({
         markAll();
       }
     });
-    log.info({ vms: vms.size, policies: policy.policies.size, selections: selections.byVm.size, published: published.size }, 'Recommend views are loaded.');
+    log.info(
+      { vms: vms.size, policies: policy.policies.size, selections: selections.byVm.size, published: published.size },
+      'Recommend views are loaded.',
+    );
 
     // ------------------------------------------------------------ evidence (consumed, checkpointed)
 
@@ -152,14 +178,18 @@ export const recommendStage = defineStage({
     // up to where it ended at start (a first start reads days of flows; a recommendation made
     // half-way would be wrong, then corrected, and an autoApply would follow both).
     const startEnds = new Map<string, bigint>();
-    for (const topic of [TOPICS.netconf, TOPICS.flows]) for (const [p, o] of await bus.admin.endOffsets(topic)) startEnds.set(partKey(topic, p), o);
+    for (const topic of [TOPICS.netconf, TOPICS.flows])
+      for (const [p, o] of await bus.admin.endOffsets(topic)) startEnds.set(partKey(topic, p), o);
     let caughtUp = false;
     const isCaughtUp = (): boolean => {
       if (caughtUp) return true;
       if (parts.size === 0) return false;
       for (const [k, ps] of parts) if (ps.nextOffset < (startEnds.get(k) ?? 0n)) return false;
       caughtUp = true;
-      log.info({ partitions: parts.size }, 'Recommend evidence is read up to where its inputs ended at start; recommendations follow.');
+      log.info(
+        { partitions: parts.size },
+        'Recommend evidence is read up to where its inputs ended at start; recommendations follow.',
+      );
       return true;
     };
 
@@ -175,7 +205,9 @@ export const recommendStage = defineStage({
         output_offsets: {},
         emitted_ids: [],
       };
-      await stage.send(TOPICS.state, [{ key: Buffer.from(stageStateKey(STAGE, ps.topic, ps.partition)), value: stateCodec.encode(state) }]);
+      await stage.send(TOPICS.state, [
+        { key: Buffer.from(stageStateKey(STAGE, ps.topic, ps.partition)), value: stateCodec.encode(state) },
+      ]);
       await loop.commit([{ topic: ps.topic, partition: ps.partition, offset: ps.nextOffset }]);
       ps.checkpointed = ps.nextOffset;
       ps.lastCheckpointMs = clock.now();
@@ -210,7 +242,14 @@ export const recommendStage = defineStage({
             await stage.send(TOPICS.dlq, [stage.deadLetter(rec, rec, e)]);
           }
         }
-        parts.set(partKey(tp.topic, tp.partition), { topic: tp.topic, partition: tp.partition, ev, nextOffset: offset, checkpointed: ok ? offset : -1n, lastCheckpointMs: clock.now() });
+        parts.set(partKey(tp.topic, tp.partition), {
+          topic: tp.topic,
+          partition: tp.partition,
+          ev,
+          nextOffset: offset,
+          checkpointed: ok ? offset : -1n,
+          lastCheckpointMs: clock.now(),
+        });
         loop.seek({ topic: tp.topic, partition: tp.partition, offset });
       }
       log.info({ partitions: mine.length, restored }, 'Recommend input partitions assigned.');
@@ -271,20 +310,43 @@ export const recommendStage = defineStage({
     stage.every(Math.min(config.checkpointIntervalMs, 1000), 'A periodic recommend checkpoint', () =>
       loop.exclusive(async () => {
         if (stage.stopping) return;
-        for (const ps of parts.values()) if (clock.now() - ps.lastCheckpointMs >= config.checkpointIntervalMs) await checkpoint(ps);
+        for (const ps of parts.values())
+          if (clock.now() - ps.lastCheckpointMs >= config.checkpointIntervalMs) await checkpoint(ps);
       }),
     );
 
     // ------------------------------------------------------------ recommendations
 
-    async function applySelection(vm: string, selected: number[], version: number, digest: string, cs: CandidateSet): Promise<void> {
+    async function applySelection(
+      vm: string,
+      selected: number[],
+      version: number,
+      digest: string,
+      cs: CandidateSet,
+    ): Promise<void> {
       const cur = selections.byVm.get(vm);
-      const selection: RuleSelection = { vm, policy: config.policyId, ruleSets: cs.ruleSets, enabled: selected, recommendation: { version, digest }, appliedBy: 'recommend' };
+      const selection: RuleSelection = {
+        vm,
+        policy: config.policyId,
+        ruleSets: cs.ruleSets,
+        enabled: selected,
+        recommendation: { version, digest },
+        appliedBy: 'recommend',
+      };
       const c = cur?.selection;
-      if (c && c.policy === selection.policy && sameList(c.ruleSets, selection.ruleSets) && sameList(c.enabled, selection.enabled)) return;
+      if (
+        c &&
+        c.policy === selection.policy &&
+        sameList(c.ruleSets, selection.ruleSets) &&
+        sameList(c.enabled, selection.enabled)
+      )
+        return;
       await stage.send(TOPICS.policy, [ruleSelectionRecord(selection, (cur?.version ?? 0) + 1, clock.now() * 1000)]);
       metrics.inc('selections_applied');
-      log.info({ vm, recommendation: version, rules: selected.length }, 'Recommendation applied: the VM\'s rule selection is on the policy topic.');
+      log.info(
+        { vm, recommendation: version, rules: selected.length },
+        "Recommendation applied: the VM's rule selection is on the policy topic.",
+      );
     }
 
     async function recomputeDirty(): Promise<void> {
@@ -298,8 +360,27 @@ export const recommendStage = defineStage({
         candidatesStale = false;
         metrics.set('candidates', built.candidates.length);
         metrics.set('rules_unparsed', built.unparsed);
-        log.info({ policy: config.policyId, files: built.ruleSets.length, candidates: built.candidates.length, unparsed: built.unparsed, skipped: built.skipped }, 'Candidate rules loaded.');
-        for (const s of built.samples) log.warn({ err: ERR_RECOMMEND_RULE(`${s.ruleSet}:${s.line}${s.sid === null ? '' : ` (sid ${s.sid})`}`, s.reason, s.detail) }, 'A rule was skipped: it is neither recommended nor dropped.');
+        log.info(
+          {
+            policy: config.policyId,
+            files: built.ruleSets.length,
+            candidates: built.candidates.length,
+            unparsed: built.unparsed,
+            skipped: built.skipped,
+          },
+          'Candidate rules loaded.',
+        );
+        for (const s of built.samples)
+          log.warn(
+            {
+              err: ERR_RECOMMEND_RULE(
+                `${s.ruleSet}:${s.line}${s.sid === null ? '' : ` (sid ${s.sid})`}`,
+                s.reason,
+                s.detail,
+              ),
+            },
+            'A rule was skipped: it is neither recommended nor dropped.',
+          );
       }
       const cs = candidates;
       const pol = policy.policies.get(config.policyId);
@@ -315,11 +396,20 @@ export const recommendStage = defineStage({
           computedFrom.delete(vm);
           continue;
         }
-        const facts = buildFacts(inv, [...parts.values()].map((p) => p.ev), factsOptions);
+        const facts = buildFacts(
+          inv,
+          [...parts.values()].map((p) => p.ev),
+          factsOptions,
+        );
         const sel = selections.byVm.get(vm);
         const useSel = sel && sel.selection.policy === config.policyId ? sel.selection : null;
         const pinned = new Set(pinnedSids(pol.doc, vm));
-        const from = JSON.stringify([decisionKey(facts), cs.key, useSel ? [sel!.version, useSel.ruleSets, useSel.enabled.length] : null, [...pinned]]);
+        const from = JSON.stringify([
+          decisionKey(facts),
+          cs.key,
+          useSel ? [sel!.version, useSel.ruleSets, useSel.enabled.length] : null,
+          [...pinned],
+        ]);
         if (computedFrom.get(vm) === from) continue;
         // ~10 µs a rule: ET Open for one VM is a few hundred ms, so it is judged in slices
         const fits: Fit[] = [];
@@ -342,7 +432,10 @@ export const recommendStage = defineStage({
           });
         } catch (err) {
           metrics.inc('recommendations_failed');
-          log.error({ err: describeError(err), vm }, 'A recommendation could not be made; the VM is tried again when its evidence changes.');
+          log.error(
+            { err: describeError(err), vm },
+            'A recommendation could not be made; the VM is tried again when its evidence changes.',
+          );
           computedFrom.set(vm, from);
           continue;
         }
@@ -354,7 +447,10 @@ export const recommendStage = defineStage({
           await stage.send(TOPICS.recommendations, [{ key: Buffer.from(vm), value: recCodec.encode(out.record) }]);
           published.set(vm, { version, digest: out.digest });
           metrics.inc('recommendations');
-          log.info({ vm, version, services: facts.services.map((s) => `${s.proto}/${s.port}`), ...out.counts }, 'Recommendation published.');
+          log.info(
+            { vm, version, services: facts.services.map((s) => `${s.proto}/${s.port}`), ...out.counts },
+            'Recommendation published.',
+          );
         }
         if (config.autoApply) await applySelection(vm, out.selected, published.get(vm)!.version, out.digest, cs);
         await new Promise((r) => setImmediate(r)); // a large candidate set: let batches and followers in between VMs
@@ -376,7 +472,13 @@ export const recommendStage = defineStage({
       /** A VM's facts from the evidence now (null: not in the inventory). */
       facts: (vm: string) => {
         const inv = vms.get(vm);
-        return inv ? buildFacts(inv, [...parts.values()].map((p) => p.ev), factsOptions) : null;
+        return inv
+          ? buildFacts(
+              inv,
+              [...parts.values()].map((p) => p.ev),
+              factsOptions,
+            )
+          : null;
       },
       published: published as ReadonlyMap<string, { version: number; digest: string }>,
       candidates: () => candidates,

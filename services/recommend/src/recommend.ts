@@ -48,14 +48,19 @@ export function recommend(input: RecommendInput): RecommendOutput {
   const drops = new Map<string, DropGroup>();
   const selected: number[] = [];
   const counts = { add: 0, keep: 0, drop: 0 };
-  if (input.fits && input.fits.length !== candidates.candidates.length) throw new RangeError('fits must be one per candidate');
+  if (input.fits && input.fits.length !== candidates.candidates.length)
+    throw new RangeError('fits must be one per candidate');
   for (const [i, c] of candidates.candidates.entries()) {
     const r = c.rule;
     const f = input.fits?.[i] ?? fit(c, facts, input.options);
     const isPinned = pinned.has(r.sid);
     const isEnabled = enabled === null || !enabled.ruleSets.has(r.ruleSet) || enabled.sids.has(r.sid);
     if (f.fits || isPinned) {
-      const reason = f.fits ? (isPinned ? `${f.reason}; pinned in the policy` : f.reason) : `pinned in the policy (kept whatever the fit); on its own: ${f.reason}`;
+      const reason = f.fits
+        ? isPinned
+          ? `${f.reason}; pinned in the policy`
+          : f.reason
+        : `pinned in the policy (kept whatever the fit); on its own: ${f.reason}`;
       const k = `${r.ruleSet}\u0000${c.target}\u0000${reason}`;
       let g = groups.get(k);
       if (!g) groups.set(k, (g = { reason, rule_set: r.ruleSet, target: c.target, rules: [] }));
@@ -70,7 +75,8 @@ export function recommend(input: RecommendInput): RecommendOutput {
       counts.drop++;
     }
   }
-  const order = (a: { rule_set: string; target: string; reason: string }, b: typeof a) => a.rule_set.localeCompare(b.rule_set) || a.target.localeCompare(b.target) || a.reason.localeCompare(b.reason);
+  const order = (a: { rule_set: string; target: string; reason: string }, b: typeof a) =>
+    a.rule_set.localeCompare(b.rule_set) || a.target.localeCompare(b.target) || a.reason.localeCompare(b.reason);
   const rules = [...groups.values()].sort(order);
   const drop = [...drops.values()].sort(order);
   const pinnedList = [...pinned].sort((a, b) => a - b);
@@ -119,7 +125,14 @@ export function recommend(input: RecommendInput): RecommendOutput {
         last_seen_us: s.last,
         summary: s.summary,
       })),
-      outbound: facts.outbound.map((o) => ({ proto: o.proto, port: o.port, app: o.app, flows: o.flows, first_seen_us: o.first, last_seen_us: o.last })),
+      outbound: facts.outbound.map((o) => ({
+        proto: o.proto,
+        port: o.port,
+        app: o.app,
+        flows: o.flows,
+        first_seen_us: o.first,
+        last_seen_us: o.last,
+      })),
       ignored: facts.ignored,
     },
     rules,

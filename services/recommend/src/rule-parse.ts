@@ -12,15 +12,70 @@ import { SpecError, type AddrNode, type PortSet, type RuleVars } from './rule-va
 export const ACTIONS = new Set(['alert', 'drop', 'reject', 'rejectsrc', 'rejectdst', 'rejectboth', 'pass']);
 
 /** Transport (and packet) protocols of a rule header. */
-export const TRANSPORTS = new Set(['ip', 'ipv4', 'ip4', 'ipv6', 'ip6', 'tcp', 'udp', 'icmp', 'icmpv4', 'icmpv6', 'sctp', 'pkthdr', 'tcp-pkt', 'tcp-stream']);
+export const TRANSPORTS = new Set([
+  'ip',
+  'ipv4',
+  'ip4',
+  'ipv6',
+  'ip6',
+  'tcp',
+  'udp',
+  'icmp',
+  'icmpv4',
+  'icmpv6',
+  'sctp',
+  'pkthdr',
+  'tcp-pkt',
+  'tcp-stream',
+]);
 
 /** Application-layer protocols of a rule header (Suricata 7). `http1` is read as `http`. */
 export const APP_LAYERS = new Set([
-  'http', 'http2', 'ftp', 'ftp-data', 'tls', 'smb', 'dcerpc', 'dns', 'ssh', 'smtp', 'imap', 'pop3', 'modbus', 'dnp3', 'enip', 'nfs', 'ike', 'krb5',
-  'ntp', 'dhcp', 'snmp', 'sip', 'rfb', 'mqtt', 'rdp', 'pgsql', 'telnet', 'websocket', 'ldap', 'quic', 'bittorrent-dht', 'tftp',
+  'http',
+  'http2',
+  'ftp',
+  'ftp-data',
+  'tls',
+  'smb',
+  'dcerpc',
+  'dns',
+  'ssh',
+  'smtp',
+  'imap',
+  'pop3',
+  'modbus',
+  'dnp3',
+  'enip',
+  'nfs',
+  'ike',
+  'krb5',
+  'ntp',
+  'dhcp',
+  'snmp',
+  'sip',
+  'rfb',
+  'mqtt',
+  'rdp',
+  'pgsql',
+  'telnet',
+  'websocket',
+  'ldap',
+  'quic',
+  'bittorrent-dht',
+  'tftp',
 ]);
 
-export type SkipReason = 'not-a-rule' | 'header' | 'protocol' | 'direction' | 'address' | 'port' | 'variable' | 'options' | 'sid' | 'duplicate-sid';
+export type SkipReason =
+  | 'not-a-rule'
+  | 'header'
+  | 'protocol'
+  | 'direction'
+  | 'address'
+  | 'port'
+  | 'variable'
+  | 'options'
+  | 'sid'
+  | 'duplicate-sid';
 
 export interface ParsedRule {
   action: string;
@@ -54,20 +109,37 @@ export interface RuleSkip {
   detail: string;
 }
 
-export type ParseResult = { ok: true; rule: ParsedRule } | { ok: false; reason: SkipReason; detail: string; sid: number | null };
+export type ParseResult =
+  { ok: true; rule: ParsedRule } | { ok: false; reason: SkipReason; detail: string; sid: number | null };
 
 /** Buffers and keywords that make a tcp/udp rule an application-layer rule, by prefix. */
 const APP_KEYWORDS: ReadonlyArray<readonly [string, string]> = [
-  ['http.', 'http'], ['http_', 'http'], ['urilen', 'http'],
-  ['dns.', 'dns'], ['dns_', 'dns'],
-  ['tls.', 'tls'], ['tls_', 'tls'], ['ssl_', 'tls'], ['ja3', 'tls'],
-  ['ssh.', 'ssh'], ['ssh_', 'ssh'],
+  ['http.', 'http'],
+  ['http_', 'http'],
+  ['urilen', 'http'],
+  ['dns.', 'dns'],
+  ['dns_', 'dns'],
+  ['tls.', 'tls'],
+  ['tls_', 'tls'],
+  ['ssl_', 'tls'],
+  ['ja3', 'tls'],
+  ['ssh.', 'ssh'],
+  ['ssh_', 'ssh'],
   ['smb.', 'smb'],
-  ['ftp.', 'ftp'], ['ftpbounce', 'ftp'], ['ftpdata_', 'ftp-data'],
+  ['ftp.', 'ftp'],
+  ['ftpbounce', 'ftp'],
+  ['ftpdata_', 'ftp-data'],
   ['smtp.', 'smtp'],
-  ['krb5_', 'krb5'], ['krb5.', 'krb5'],
+  ['krb5_', 'krb5'],
+  ['krb5.', 'krb5'],
   ['dce_', 'dcerpc'],
-  ['sip.', 'sip'], ['snmp.', 'snmp'], ['rfb.', 'rfb'], ['mqtt.', 'mqtt'], ['ike.', 'ike'], ['ldap.', 'ldap'], ['quic.', 'quic'],
+  ['sip.', 'sip'],
+  ['snmp.', 'snmp'],
+  ['rfb.', 'rfb'],
+  ['mqtt.', 'mqtt'],
+  ['ike.', 'ike'],
+  ['ldap.', 'ldap'],
+  ['quic.', 'quic'],
 ];
 
 /** Application layers carried on UDP only; the others here are TCP unless listed in BOTH. */
@@ -98,7 +170,11 @@ export function splitOptions(body: string): Array<{ key: string; value: string |
       cur = '';
       if (!opt) continue;
       const colon = opt.indexOf(':');
-      out.push(colon < 0 ? { key: opt.toLowerCase(), value: null } : { key: opt.slice(0, colon).trim().toLowerCase(), value: opt.slice(colon + 1).trim() });
+      out.push(
+        colon < 0
+          ? { key: opt.toLowerCase(), value: null }
+          : { key: opt.slice(0, colon).trim().toLowerCase(), value: opt.slice(colon + 1).trim() },
+      );
       continue;
     }
     cur += c;
@@ -124,7 +200,12 @@ export function parseMetadata(value: string, into: Record<string, string[]>): vo
   }
 }
 
-const fail = (reason: SkipReason, detail: string, sid: number | null = null): ParseResult => ({ ok: false, reason, detail, sid });
+const fail = (reason: SkipReason, detail: string, sid: number | null = null): ParseResult => ({
+  ok: false,
+  reason,
+  detail,
+  sid,
+});
 
 /**
  * One rule line (continuations already joined). The header's specs are resolved with `vars`
@@ -136,20 +217,33 @@ export function parseRule(text: string, vars: RuleVars, where: { ruleSet: string
   const guess = /[;(\s]sid\s*:\s*(\d{1,10})\s*[;)]/.exec(line);
   const sidSeen = guess ? Number(guess[1]) : null;
   const open = line.indexOf('(');
-  if (open < 0) return fail(ACTIONS.has(line.split(/\s/)[0] ?? '') ? 'options' : 'not-a-rule', 'no "(" opens the options', sidSeen);
+  if (open < 0)
+    return fail(ACTIONS.has(line.split(/\s/)[0] ?? '') ? 'options' : 'not-a-rule', 'no "(" opens the options', sidSeen);
   const header = line.slice(0, open).trim().split(/\s+/);
-  if (!ACTIONS.has(header[0] ?? '')) return fail('not-a-rule', `"${(header[0] ?? '').slice(0, 40)}" is not a rule action`);
+  if (!ACTIONS.has(header[0] ?? ''))
+    return fail('not-a-rule', `"${(header[0] ?? '').slice(0, 40)}" is not a rule action`);
   if (!line.endsWith(')')) return fail('options', 'the options are not closed by ")"', sidSeen);
   const options = splitOptions(line.slice(open + 1, -1));
   if (!options) return fail('options', 'the last option is not terminated by ";"', sidSeen);
   const sidOpt = options.find((o) => o.key === 'sid');
   const sid = sidOpt?.value && /^\d{1,10}$/.test(sidOpt.value) ? Number(sidOpt.value) : null;
-  if (sid === null) return fail('sid', sidOpt ? `sid "${String(sidOpt.value).slice(0, 20)}" is not a number` : 'the rule has no sid');
-  if (header.length !== 7) return fail('header', `the header has ${header.length} fields, not 7 (action proto src sport dir dst dport)`, sid);
-  const [action, protoRaw, srcA, srcP, dir, dstA, dstP] = header as [string, string, string, string, string, string, string];
+  if (sid === null)
+    return fail('sid', sidOpt ? `sid "${String(sidOpt.value).slice(0, 20)}" is not a number` : 'the rule has no sid');
+  if (header.length !== 7)
+    return fail('header', `the header has ${header.length} fields, not 7 (action proto src sport dir dst dport)`, sid);
+  const [action, protoRaw, srcA, srcP, dir, dstA, dstP] = header as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   let proto = protoRaw.toLowerCase();
   if (proto === 'http1') proto = 'http';
-  if (!TRANSPORTS.has(proto) && !APP_LAYERS.has(proto)) return fail('protocol', `unknown protocol "${protoRaw.slice(0, 40)}"`, sid);
+  if (!TRANSPORTS.has(proto) && !APP_LAYERS.has(proto))
+    return fail('protocol', `unknown protocol "${protoRaw.slice(0, 40)}"`, sid);
   if (dir !== '->' && dir !== '<>') return fail('direction', `"${dir.slice(0, 10)}" is not -> or <>`, sid);
   let src: ParsedRule['src'];
   let dst: ParsedRule['dst'];
@@ -190,7 +284,9 @@ export function parseRule(text: string, vars: RuleVars, where: { ruleSet: string
     }
   }
   const isApp = APP_LAYERS.has(proto);
-  const app = isApp ? proto : (appLayerProtocol ?? (proto === 'tcp' || proto === 'udp' || proto === 'ip' ? appKeyword : null));
+  const app = isApp
+    ? proto
+    : (appLayerProtocol ?? (proto === 'tcp' || proto === 'udp' || proto === 'ip' ? appKeyword : null));
   let transport: ParsedRule['transport'];
   if (isApp) transport = transportOfApp(proto);
   else if (proto.startsWith('tcp')) transport = 'tcp';
@@ -199,7 +295,23 @@ export function parseRule(text: string, vars: RuleVars, where: { ruleSet: string
   else transport = null;
   return {
     ok: true,
-    rule: { action, proto, app, transport, src, dst, bidirectional: dir === '<>', flow, sid, rev, msg, classtype, metadata, ruleSet: where.ruleSet, line: where.line },
+    rule: {
+      action,
+      proto,
+      app,
+      transport,
+      src,
+      dst,
+      bidirectional: dir === '<>',
+      flow,
+      sid,
+      rev,
+      msg,
+      classtype,
+      metadata,
+      ruleSet: where.ruleSet,
+      line: where.line,
+    },
   };
 }
 

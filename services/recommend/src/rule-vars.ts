@@ -23,9 +23,21 @@ export const DEFAULT_ADDRESS_VARS: Readonly<Record<string, string>> = Object.fre
   HOME_NET: '[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]',
   EXTERNAL_NET: '!$HOME_NET',
   ...Object.fromEntries(
-    ['HTTP_SERVERS', 'SMTP_SERVERS', 'SQL_SERVERS', 'DNS_SERVERS', 'TELNET_SERVERS', 'AIM_SERVERS', 'DC_SERVERS', 'DNP3_SERVER', 'DNP3_CLIENT', 'MODBUS_CLIENT', 'MODBUS_SERVER', 'ENIP_CLIENT', 'ENIP_SERVER'].map(
-      (v) => [v, '$HOME_NET'],
-    ),
+    [
+      'HTTP_SERVERS',
+      'SMTP_SERVERS',
+      'SQL_SERVERS',
+      'DNS_SERVERS',
+      'TELNET_SERVERS',
+      'AIM_SERVERS',
+      'DC_SERVERS',
+      'DNP3_SERVER',
+      'DNP3_CLIENT',
+      'MODBUS_CLIENT',
+      'MODBUS_SERVER',
+      'ENIP_CLIENT',
+      'ENIP_SERVER',
+    ].map((v) => [v, '$HOME_NET']),
   ),
 });
 

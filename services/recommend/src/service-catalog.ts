@@ -6,16 +6,67 @@
 
 /** Well-known server ports → application protocols the DPI engine would see there. */
 const PORT_APPS: ReadonlyMap<string, readonly string[]> = new Map<string, string[]>([
-  ['tcp/20', ['ftp-data']], ['tcp/21', ['ftp']], ['tcp/22', ['ssh']], ['tcp/23', ['telnet']], ['tcp/25', ['smtp']], ['tcp/53', ['dns']], ['udp/53', ['dns']],
-  ['udp/67', ['dhcp']], ['udp/69', ['tftp']], ['tcp/80', ['http']], ['tcp/88', ['krb5']], ['udp/88', ['krb5']], ['tcp/110', ['pop3']], ['tcp/111', ['rpc']],
-  ['udp/111', ['rpc']], ['udp/123', ['ntp']], ['tcp/135', ['dcerpc']], ['udp/137', ['netbios']], ['udp/138', ['netbios']], ['tcp/139', ['smb']],
-  ['tcp/143', ['imap']], ['udp/161', ['snmp']], ['udp/162', ['snmp']], ['tcp/389', ['ldap']], ['udp/389', ['ldap']], ['tcp/443', ['tls']], ['udp/443', ['quic']],
-  ['tcp/445', ['smb']], ['tcp/465', ['tls', 'smtp-tls']], ['udp/500', ['ike']], ['tcp/502', ['modbus']], ['udp/514', ['syslog']], ['tcp/587', ['smtp']],
-  ['tcp/636', ['tls', 'ldap-tls']], ['tcp/993', ['tls', 'imap-tls']], ['tcp/995', ['tls', 'pop3-tls']], ['tcp/1433', ['mssql']], ['tcp/1521', ['oracle']],
-  ['tcp/1883', ['mqtt']], ['tcp/2049', ['nfs']], ['udp/2049', ['nfs']], ['tcp/3306', ['mysql']], ['tcp/3389', ['rdp']], ['udp/4500', ['ike']],
-  ['tcp/5060', ['sip']], ['udp/5060', ['sip']], ['tcp/5432', ['pgsql']], ['tcp/5900', ['rfb']], ['tcp/6379', ['redis']], ['tcp/8000', ['http']],
-  ['tcp/8008', ['http']], ['tcp/8080', ['http']], ['tcp/8081', ['http']], ['tcp/8443', ['tls']], ['tcp/8888', ['http']], ['tcp/9092', ['kafka']],
-  ['tcp/9200', ['http']], ['tcp/11211', ['memcached']], ['tcp/20000', ['dnp3']], ['tcp/27017', ['mongodb']], ['tcp/44818', ['enip']],
+  ['tcp/20', ['ftp-data']],
+  ['tcp/21', ['ftp']],
+  ['tcp/22', ['ssh']],
+  ['tcp/23', ['telnet']],
+  ['tcp/25', ['smtp']],
+  ['tcp/53', ['dns']],
+  ['udp/53', ['dns']],
+  ['udp/67', ['dhcp']],
+  ['udp/69', ['tftp']],
+  ['tcp/80', ['http']],
+  ['tcp/88', ['krb5']],
+  ['udp/88', ['krb5']],
+  ['tcp/110', ['pop3']],
+  ['tcp/111', ['rpc']],
+  ['udp/111', ['rpc']],
+  ['udp/123', ['ntp']],
+  ['tcp/135', ['dcerpc']],
+  ['udp/137', ['netbios']],
+  ['udp/138', ['netbios']],
+  ['tcp/139', ['smb']],
+  ['tcp/143', ['imap']],
+  ['udp/161', ['snmp']],
+  ['udp/162', ['snmp']],
+  ['tcp/389', ['ldap']],
+  ['udp/389', ['ldap']],
+  ['tcp/443', ['tls']],
+  ['udp/443', ['quic']],
+  ['tcp/445', ['smb']],
+  ['tcp/465', ['tls', 'smtp-tls']],
+  ['udp/500', ['ike']],
+  ['tcp/502', ['modbus']],
+  ['udp/514', ['syslog']],
+  ['tcp/587', ['smtp']],
+  ['tcp/636', ['tls', 'ldap-tls']],
+  ['tcp/993', ['tls', 'imap-tls']],
+  ['tcp/995', ['tls', 'pop3-tls']],
+  ['tcp/1433', ['mssql']],
+  ['tcp/1521', ['oracle']],
+  ['tcp/1883', ['mqtt']],
+  ['tcp/2049', ['nfs']],
+  ['udp/2049', ['nfs']],
+  ['tcp/3306', ['mysql']],
+  ['tcp/3389', ['rdp']],
+  ['udp/4500', ['ike']],
+  ['tcp/5060', ['sip']],
+  ['udp/5060', ['sip']],
+  ['tcp/5432', ['pgsql']],
+  ['tcp/5900', ['rfb']],
+  ['tcp/6379', ['redis']],
+  ['tcp/8000', ['http']],
+  ['tcp/8008', ['http']],
+  ['tcp/8080', ['http']],
+  ['tcp/8081', ['http']],
+  ['tcp/8443', ['tls']],
+  ['tcp/8888', ['http']],
+  ['tcp/9092', ['kafka']],
+  ['tcp/9200', ['http']],
+  ['tcp/11211', ['memcached']],
+  ['tcp/20000', ['dnp3']],
+  ['tcp/27017', ['mongodb']],
+  ['tcp/44818', ['enip']],
 ]);
 
 /** Ports whose traffic is TLS: an HTTP server there speaks HTTP only inside it. */
@@ -40,7 +91,9 @@ export interface Software {
  */
 const SOFTWARE: ReadonlyMap<string, Software> = new Map<string, Software>([
   ...['nginx', 'openresty'].map((p) => [p, { name: 'nginx', app: 'http', products: ['Nginx'] }] as const),
-  ...['apache2', 'httpd', 'apache'].map((p) => [p, { name: 'apache', app: 'http', products: ['Apache_HTTP_server'] }] as const),
+  ...['apache2', 'httpd', 'apache'].map(
+    (p) => [p, { name: 'apache', app: 'http', products: ['Apache_HTTP_server'] }] as const,
+  ),
   ['w3wp', { name: 'iis', app: 'http', products: ['Microsoft_IIS'] }],
   ['inetinfo', { name: 'iis', app: 'http', products: ['Microsoft_IIS'] }],
   ['lighttpd', { name: 'lighttpd', app: 'http', products: [] }],
@@ -52,7 +105,9 @@ const SOFTWARE: ReadonlyMap<string, Software> = new Map<string, Software>([
   ['catalina', { name: 'tomcat', app: 'http', products: ['Apache_Tomcat'] }],
   ['php-fpm', { name: 'php-fpm', app: 'fastcgi', products: ['PHP'] }],
   ...['named', 'bind', 'bind9'].map((p) => [p, { name: 'bind', app: 'dns', products: [] }] as const),
-  ...['unbound', 'dnsmasq', 'pdns_server', 'pdns_recursor', 'coredns', 'knotd', 'kresd', 'nsd'].map((p) => [p, { name: p, app: 'dns', products: [] }] as const),
+  ...['unbound', 'dnsmasq', 'pdns_server', 'pdns_recursor', 'coredns', 'knotd', 'kresd', 'nsd'].map(
+    (p) => [p, { name: p, app: 'dns', products: [] }] as const,
+  ),
   ['dns', { name: 'windows-dns', app: 'dns', products: ['Windows_DNS_server'] }],
   ['sshd', { name: 'openssh', app: 'ssh', products: ['OpenSSH'] }],
   ['dropbear', { name: 'dropbear', app: 'ssh', products: [] }],
@@ -122,7 +177,11 @@ export function classifyGuestOs(text: string | null): GuestOs {
   }
   if (/darwin|mac ?os|osx/.test(s)) return { family: 'macos', role: 'client' };
   if (/freebsd|openbsd|netbsd|dragonfly|pfsense|opnsense/.test(s)) return { family: 'bsd', role: 'server' };
-  if (/linux|debian|ubuntu|centos|rhel|red ?hat|fedora|suse|sles|alpine|arch|rocky|alma|oracle|amazon|photon|coreos|flatcar|gentoo|mint/.test(s)) {
+  if (
+    /linux|debian|ubuntu|centos|rhel|red ?hat|fedora|suse|sles|alpine|arch|rocky|alma|oracle|amazon|photon|coreos|flatcar|gentoo|mint/.test(
+      s,
+    )
+  ) {
     return { family: 'linux', role: /desktop|workstation|mint/.test(s) ? 'client' : 'server' };
   }
   return { family: 'unknown', role: 'unknown' };
@@ -145,25 +204,69 @@ export type ProductKind =
   | { kind: 'application' };
 
 const OS_PRODUCTS: ReadonlyMap<string, OsFamily> = new Map([
-  ['Linux', 'linux'], ['Unix', 'linux'], ['Linux_Unix', 'linux'], ['Mac_OSX', 'macos'], ['FreeBSD', 'bsd'],
+  ['Linux', 'linux'],
+  ['Unix', 'linux'],
+  ['Linux_Unix', 'linux'],
+  ['Mac_OSX', 'macos'],
+  ['FreeBSD', 'bsd'],
 ]);
 
 /** affected_product values whose service netconf identifies (SOFTWARE above), with the protocol they serve. */
 const SERVER_PRODUCTS: ReadonlyMap<string, string | null> = new Map<string, string | null>([
-  ['Apache_HTTP_server', 'http'], ['Nginx', 'http'], ['Microsoft_IIS', 'http'], ['Apache_Tomcat', 'http'], ['Windows_DNS_server', 'dns'],
-  ['OpenSSH', 'ssh'], ['Samba', 'smb'], ['Exim', 'smtp'], ['MySQL', 'mysql'], ['PostgreSQL', 'pgsql'], ['Microsoft_SQL_Server', 'mssql'],
-  ['Redis', 'redis'], ['MongoDB', 'mongodb'], ['Microsoft_Exchange', null], ['Apache_Kafka', 'kafka'],
+  ['Apache_HTTP_server', 'http'],
+  ['Nginx', 'http'],
+  ['Microsoft_IIS', 'http'],
+  ['Apache_Tomcat', 'http'],
+  ['Windows_DNS_server', 'dns'],
+  ['OpenSSH', 'ssh'],
+  ['Samba', 'smb'],
+  ['Exim', 'smtp'],
+  ['MySQL', 'mysql'],
+  ['PostgreSQL', 'pgsql'],
+  ['Microsoft_SQL_Server', 'mssql'],
+  ['Redis', 'redis'],
+  ['MongoDB', 'mongodb'],
+  ['Microsoft_Exchange', null],
+  ['Apache_Kafka', 'kafka'],
 ]);
 
 const CLIENT_PRODUCTS = new Set([
-  'Web_Browsers', 'Web_Browser_Plugins', 'Internet_Explorer', 'Firefox', 'Google_Chrome', 'Safari', 'Microsoft_Edge_Browser', 'Adobe_Flash',
-  'Adobe_Reader', 'MS_Office', 'Windows_Client_Apps', 'Android', 'iOS', 'Mobile', 'Microsoft_Office',
+  'Web_Browsers',
+  'Web_Browser_Plugins',
+  'Internet_Explorer',
+  'Firefox',
+  'Google_Chrome',
+  'Safari',
+  'Microsoft_Edge_Browser',
+  'Adobe_Flash',
+  'Adobe_Reader',
+  'MS_Office',
+  'Windows_Client_Apps',
+  'Android',
+  'iOS',
+  'Mobile',
+  'Microsoft_Office',
 ]);
 
 const DEVICE_PRODUCTS = new Set([
-  'Router', 'Netgear_Router', 'TPLINK', 'DVR', 'IoT', 'Eir_D1000_Modem', 'GL_iNet', 'Cisco_IOS', 'JunOS', 'CISCO_Catalyst', 'Cisco_PIX', 'Cisco_ASA',
-  'Schweitzer_Engineering_Laboratories_SEL_Series', 'Allen_Bradley_Rockwell_Automation_Series', 'Siemens_S7_Series', 'Tridum_Niagara_Series',
-  'Viessmann_Vitogate', 'HP_Smart_Storage_Administrator',
+  'Router',
+  'Netgear_Router',
+  'TPLINK',
+  'DVR',
+  'IoT',
+  'Eir_D1000_Modem',
+  'GL_iNet',
+  'Cisco_IOS',
+  'JunOS',
+  'CISCO_Catalyst',
+  'Cisco_PIX',
+  'Cisco_ASA',
+  'Schweitzer_Engineering_Laboratories_SEL_Series',
+  'Allen_Bradley_Rockwell_Automation_Series',
+  'Siemens_S7_Series',
+  'Tridum_Niagara_Series',
+  'Viessmann_Vitogate',
+  'HP_Smart_Storage_Administrator',
 ]);
 
 export function classifyProduct(product: string): ProductKind {

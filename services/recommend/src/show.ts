@@ -64,7 +64,17 @@ export function viewOf(rec: Recommendation, ruleSet?: string): RecommendationVie
   const keep = (rs: string) => ruleSet === undefined || selectsFile([ruleSet], rs);
   const rules: RuleView[] = rec.rules
     .filter((g) => keep(g.rule_set))
-    .flatMap((g) => g.rules.map((r) => ({ sid: r.sid, rev: r.rev, msg: r.msg, change: r.change, rule_set: g.rule_set, target: g.target, reason: g.reason })))
+    .flatMap((g) =>
+      g.rules.map((r) => ({
+        sid: r.sid,
+        rev: r.rev,
+        msg: r.msg,
+        change: r.change,
+        rule_set: g.rule_set,
+        target: g.target,
+        reason: g.reason,
+      })),
+    )
     .sort((a, b) => a.sid - b.sid);
   const drop: DropView[] = rec.drop
     .filter((g) => keep(g.rule_set))
@@ -89,7 +99,12 @@ export function viewOf(rec: Recommendation, ruleSet?: string): RecommendationVie
     drop,
     pinned: rec.pinned,
     msgs_omitted: rec.msgs_omitted,
-    counts: { add: rules.filter((r) => r.change === 'add').length, keep: rules.filter((r) => r.change === 'keep').length, drop: drop.length, byTarget: Object.fromEntries(Object.entries(byTarget).sort()) },
+    counts: {
+      add: rules.filter((r) => r.change === 'add').length,
+      keep: rules.filter((r) => r.change === 'keep').length,
+      drop: drop.length,
+      byTarget: Object.fromEntries(Object.entries(byTarget).sort()),
+    },
   };
 }
 
@@ -104,17 +119,30 @@ const nRules = (n: number) => `${n} rule${n === 1 ? '' : 's'}`;
 export function formatRecommendation(v: RecommendationView): string[] {
   const e = v.evidence;
   const out: string[] = [];
-  out.push(`VM ${v.vm_name}${v.vm_name === v.vm ? '' : ` (${v.vm})`} — recommendation ${v.version}, computed ${v.computed}, policy ${v.policy_id}${v.policy_version === null ? '' : ` v${v.policy_version}`}`);
-  out.push(`guest OS: ${e.guest_os ?? 'unknown'} (${e.os_family}, ${e.os_role}); addresses: ${e.addresses.join(', ') || 'none known'}${e.agent ? `; agent ${e.agent}` : '; no agent snapshot'}`);
+  out.push(
+    `VM ${v.vm_name}${v.vm_name === v.vm ? '' : ` (${v.vm})`} — recommendation ${v.version}, computed ${v.computed}, policy ${v.policy_id}${v.policy_version === null ? '' : ` v${v.policy_version}`}`,
+  );
+  out.push(
+    `guest OS: ${e.guest_os ?? 'unknown'} (${e.os_family}, ${e.os_role}); addresses: ${e.addresses.join(', ') || 'none known'}${e.agent ? `; agent ${e.agent}` : '; no agent snapshot'}`,
+  );
   out.push('services:');
   for (const s of e.services) out.push(`  ${s.summary}${s.flows ? ` — ${s.flows} flows` : ''}`);
   if (!e.services.length) out.push('  none');
-  if (e.outbound.length) out.push(`connects out to: ${e.outbound.map((o) => `${o.proto}/${o.port}${o.app[0] ? ` ${o.app[0]}` : ''} (${o.flows} flows)`).join(', ')}`);
+  if (e.outbound.length)
+    out.push(
+      `connects out to: ${e.outbound.map((o) => `${o.proto}/${o.port}${o.app[0] ? ` ${o.app[0]}` : ''} (${o.flows} flows)`).join(', ')}`,
+    );
   for (const i of e.ignored) out.push(`not counted: ${i}`);
-  out.push(`judged ${nRules(v.candidates)} of ${v.rule_sets.length} file${v.rule_sets.length === 1 ? '' : 's'}${v.unparsed ? ` (${v.unparsed} did not parse)` : ''}${v.shown ? `; showing the rules of ${v.shown} only` : ''}`);
+  out.push(
+    `judged ${nRules(v.candidates)} of ${v.rule_sets.length} file${v.rule_sets.length === 1 ? '' : 's'}${v.unparsed ? ` (${v.unparsed} did not parse)` : ''}${v.shown ? `; showing the rules of ${v.shown} only` : ''}`,
+  );
   out.push('');
-  const targets = Object.entries(v.counts.byTarget).map(([t, n]) => `${t} ${n}`).join(', ');
-  out.push(`RUN ${nRules(v.rules.length)}: ${v.counts.add} to add (+), ${v.counts.keep} already enabled (=)${targets ? ` — ${targets}` : ''}${v.msgs_omitted ? ' (messages of enabled rules left out of the record)' : ''}`);
+  const targets = Object.entries(v.counts.byTarget)
+    .map(([t, n]) => `${t} ${n}`)
+    .join(', ');
+  out.push(
+    `RUN ${nRules(v.rules.length)}: ${v.counts.add} to add (+), ${v.counts.keep} already enabled (=)${targets ? ` — ${targets}` : ''}${v.msgs_omitted ? ' (messages of enabled rules left out of the record)' : ''}`,
+  );
   const byReason = new Map<string, RuleView[]>();
   for (const r of v.rules) {
     const k = `${r.rule_set}\u0000${r.reason}`;
@@ -134,7 +162,10 @@ export function formatRecommendation(v: RecommendationView): string[] {
   }
   for (const [k, ds] of [...drops].sort(([ka, a], [kb, b]) => b.length - a.length || ka.localeCompare(kb))) {
     const [ruleSet, reason] = k.split('\u0000') as [string, string];
-    const sids = ds.slice(0, MAX_DROP_SIDS).map((d) => d.sid).join(' ');
+    const sids = ds
+      .slice(0, MAX_DROP_SIDS)
+      .map((d) => d.sid)
+      .join(' ');
     out.push(`  - ${ds.length} [${ruleSet}] because ${reason}: ${sids}${ds.length > MAX_DROP_SIDS ? ' …' : ''}`);
   }
   return out;

@@ -2,7 +2,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { complete, TOPICS, type FlowRecord, type NetSnapshot } from '@cordon/schemas';
-import { answered, buildFacts, checkSnapshot, classifyGuestOs, decisionKey, PartitionEvidence, softwareOf } from '../src/index.js';
+import {
+  answered,
+  buildFacts,
+  checkSnapshot,
+  classifyGuestOs,
+  decisionKey,
+  PartitionEvidence,
+  softwareOf,
+} from '../src/index.js';
 
 const VM = { id: 'app-1', name: 'app-1', guestOs: 'windows2019srv_64Guest', ips: ['10.1.0.5'] };
 const known = (ip: string) => ip === '10.1.0.5';
@@ -11,9 +19,25 @@ const factsOpts = { minFlows: 3, maxAgeS: 3600, tlsDecrypted: false };
 
 function flow(p: Partial<FlowRecord>): FlowRecord {
   return complete(TOPICS.flows, {
-    flow_id: 'f', sensor: 's', vm: null, vlan: 0, proto: 6, src_ip: '198.51.100.1', src_port: 50000, dst_ip: '10.1.0.5', dst_port: 80,
-    first_seen_us: 1_000_000, last_seen_us: 2_000_000, pkts_toserver: 3, pkts_toclient: 3, bytes_toserver: 200, bytes_toclient: 400,
-    tcp_flags_toserver: 0x1b, tcp_flags_toclient: 0x1b, end_reason: 'fin', ...p,
+    flow_id: 'f',
+    sensor: 's',
+    vm: null,
+    vlan: 0,
+    proto: 6,
+    src_ip: '198.51.100.1',
+    src_port: 50000,
+    dst_ip: '10.1.0.5',
+    dst_port: 80,
+    first_seen_us: 1_000_000,
+    last_seen_us: 2_000_000,
+    pkts_toserver: 3,
+    pkts_toclient: 3,
+    bytes_toserver: 200,
+    bytes_toclient: 400,
+    tcp_flags_toserver: 0x1b,
+    tcp_flags_toclient: 0x1b,
+    end_reason: 'fin',
+    ...p,
   });
 }
 
@@ -30,22 +54,48 @@ test('ports become services at minFlows answered flows; fewer, older and unanswe
   const ev = new PartitionEvidence();
   const t = (s: number) => s * 1_000_000;
   // tcp/80: 3 answered flows → a service; the third one is what changes a decision
-  assert.deepEqual(ev.addFlow(flow({ first_seen_us: t(10_000), last_seen_us: t(10_001) }), known, opts), ['10.1.0.5'], 'a new port');
+  assert.deepEqual(
+    ev.addFlow(flow({ first_seen_us: t(10_000), last_seen_us: t(10_001) }), known, opts),
+    ['10.1.0.5'],
+    'a new port',
+  );
   assert.deepEqual(ev.addFlow(flow({ first_seen_us: t(10_002), last_seen_us: t(10_003) }), known, opts), []);
-  assert.deepEqual(ev.addFlow(flow({ first_seen_us: t(10_004), last_seen_us: t(10_005) }), known, opts), ['10.1.0.5'], 'minFlows reached');
+  assert.deepEqual(
+    ev.addFlow(flow({ first_seen_us: t(10_004), last_seen_us: t(10_005) }), known, opts),
+    ['10.1.0.5'],
+    'minFlows reached',
+  );
   // tcp/8080: two → not yet
-  for (let i = 0; i < 2; i++) ev.addFlow(flow({ dst_port: 8080, first_seen_us: t(10_000), last_seen_us: t(10_000) }), known, opts);
+  for (let i = 0; i < 2; i++)
+    ev.addFlow(flow({ dst_port: 8080, first_seen_us: t(10_000), last_seen_us: t(10_000) }), known, opts);
   // tcp/21: old → aged out
   for (let i = 0; i < 5; i++) ev.addFlow(flow({ dst_port: 21, first_seen_us: t(1), last_seen_us: t(2) }), known, opts);
   // tcp/445: scanned, closed
   for (let i = 0; i < 5; i++) ev.addFlow(flow({ dst_port: 445, tcp_flags_toclient: 0x14 }), known, opts);
   // the VM connects out to 443
-  for (let i = 0; i < 3; i++) ev.addFlow(flow({ src_ip: '10.1.0.5', dst_ip: '93.184.216.34', dst_port: 443, first_seen_us: t(10_000), last_seen_us: t(10_000) }), known, opts);
+  for (let i = 0; i < 3; i++)
+    ev.addFlow(
+      flow({
+        src_ip: '10.1.0.5',
+        dst_ip: '93.184.216.34',
+        dst_port: 443,
+        first_seen_us: t(10_000),
+        last_seen_us: t(10_000),
+      }),
+      known,
+      opts,
+    );
   // nothing to do with the VM
   assert.deepEqual(ev.addFlow(flow({ src_ip: '1.1.1.1', dst_ip: '2.2.2.2' }), known, opts), []);
   const f = buildFacts(VM, [ev], factsOpts);
-  assert.deepEqual(f.services.map((s) => [s.proto, s.port, s.flows, s.fromNetconf, s.summary]), [['tcp', 80, 3, false, 'web server on tcp/80 (seen in flows)']]);
-  assert.deepEqual(f.outbound.map((o) => [o.proto, o.port, o.app, o.flows]), [['tcp', 443, ['tls'], 3]]);
+  assert.deepEqual(
+    f.services.map((s) => [s.proto, s.port, s.flows, s.fromNetconf, s.summary]),
+    [['tcp', 80, 3, false, 'web server on tcp/80 (seen in flows)']],
+  );
+  assert.deepEqual(
+    f.outbound.map((o) => [o.proto, o.port, o.app, o.flows]),
+    [['tcp', 443, ['tls'], 3]],
+  );
   assert.deepEqual(f.ignored, [
     'tcp/21: last answered flow 1970-01-01T00:00:02.000Z, older than recommend.maxAgeS before the newest flow',
     'tcp/8080: 2 answered flows, fewer than recommend.minFlows (3)',
@@ -59,9 +109,19 @@ test('evidence is summed over partitions, and a checkpoint restores it exactly',
   a.addFlow(flow({ first_seen_us: 5, last_seen_us: 6 }), known, opts);
   b.addFlow(flow({ first_seen_us: 1, last_seen_us: 9 }), known, opts);
   b.addFlow(flow({}), known, opts);
-  b.setSnapshot({ agent: 'ag', vm: 'app-1', ts_us: 7, interfaces: [{ name: 'eth0', mac: null, addresses: ['10.1.0.5/24', 'fe80::1/64'], up: true, promiscuous: false }], routes: [], listening: [{ proto: 'tcp', address: '0.0.0.0', port: 3306, process: 'mysqld' }] });
+  b.setSnapshot({
+    agent: 'ag',
+    vm: 'app-1',
+    ts_us: 7,
+    interfaces: [{ name: 'eth0', mac: null, addresses: ['10.1.0.5/24', 'fe80::1/64'], up: true, promiscuous: false }],
+    routes: [],
+    listening: [{ proto: 'tcp', address: '0.0.0.0', port: 3306, process: 'mysqld' }],
+  });
   const f = buildFacts(VM, [a, b], factsOpts);
-  assert.deepEqual(f.services.map((s) => `${s.proto}/${s.port} ${s.flows} ${s.first}-${s.last}`), ['tcp/80 3 1-2000000', 'tcp/3306 0 null-null']);
+  assert.deepEqual(
+    f.services.map((s) => `${s.proto}/${s.port} ${s.flows} ${s.first}-${s.last}`),
+    ['tcp/80 3 1-2000000', 'tcp/3306 0 null-null'],
+  );
   assert.deepEqual(f.addresses, ['10.1.0.5'], 'link-local and prefix lengths dropped');
   const restored = [PartitionEvidence.restore(a.serialize()), PartitionEvidence.restore(b.serialize())];
   assert.deepEqual(buildFacts(VM, restored, factsOpts), f);
@@ -71,7 +131,14 @@ test('evidence is summed over partitions, and a checkpoint restores it exactly',
 
 test('an older or equal snapshot does not replace a newer one; the decision key ignores counters', () => {
   const ev = new PartitionEvidence();
-  const snap = (ts: number, port: number): NetSnapshot => ({ agent: 'ag', vm: 'app-1', ts_us: ts, interfaces: [], routes: [], listening: [{ proto: 'tcp', address: '0.0.0.0', port, process: 'sshd' }] });
+  const snap = (ts: number, port: number): NetSnapshot => ({
+    agent: 'ag',
+    vm: 'app-1',
+    ts_us: ts,
+    interfaces: [],
+    routes: [],
+    listening: [{ proto: 'tcp', address: '0.0.0.0', port, process: 'sshd' }],
+  });
   assert.ok(ev.setSnapshot(snap(10, 22)));
   assert.ok(!ev.setSnapshot(snap(5, 2222)), 'older');
   assert.ok(!ev.setSnapshot(snap(11, 22)), 'newer but the same sockets: no decision changes');
@@ -80,7 +147,11 @@ test('an older or equal snapshot does not replace a newer one; the decision key 
   const withFlows = buildFacts(VM, [ev], factsOpts);
   assert.notEqual(decisionKey(withFlows), before, 'the service is now also seen in flows');
   ev.addFlow(flow({ dst_port: 22 }), known, opts);
-  assert.equal(decisionKey(buildFacts(VM, [ev], factsOpts)), decisionKey(withFlows), 'one more flow changes no decision');
+  assert.equal(
+    decisionKey(buildFacts(VM, [ev], factsOpts)),
+    decisionKey(withFlows),
+    'one more flow changes no decision',
+  );
 });
 
 test('ports per address are capped and counted: an address answering on every port does not grow without bound', () => {
@@ -92,7 +163,10 @@ test('ports per address are capped and counted: an address answering on every po
 
 test('a hostile snapshot is refused with what is wrong with it', () => {
   const base: NetSnapshot = { agent: 'ag', vm: 'app-1', ts_us: 1, interfaces: [], routes: [], listening: [] };
-  const sock = (p: Partial<NetSnapshot['listening'][number]>) => ({ ...base, listening: [{ proto: 'tcp', address: '0.0.0.0', port: 80, process: 'nginx', ...p }] });
+  const sock = (p: Partial<NetSnapshot['listening'][number]>) => ({
+    ...base,
+    listening: [{ proto: 'tcp', address: '0.0.0.0', port: 80, process: 'nginx', ...p }],
+  });
   assert.equal(checkSnapshot(sock({}), 10), null);
   assert.match(checkSnapshot(sock({ port: 0 }), 10)!, /port 0 is out of range/);
   assert.match(checkSnapshot(sock({ port: 70000 }), 10)!, /out of range/);
@@ -100,7 +174,10 @@ test('a hostile snapshot is refused with what is wrong with it', () => {
   assert.match(checkSnapshot(sock({ address: '0.0.0.0; rm -rf' }), 10)!, /not an IP address/);
   assert.match(checkSnapshot(sock({ process: 'a\u0007b' }), 10)!, /control characters/);
   assert.match(checkSnapshot({ ...base, vm: '' }, 10)!, /vm is empty/);
-  assert.match(checkSnapshot({ ...base, listening: Array.from({ length: 11 }, () => sock({}).listening[0]!) }, 10)!, /11 listening sockets, more than/);
+  assert.match(
+    checkSnapshot({ ...base, listening: Array.from({ length: 11 }, () => sock({}).listening[0]!) }, 10)!,
+    /11 listening sockets, more than/,
+  );
 });
 
 test('process names and guest OS strings as platforms and agents report them', () => {

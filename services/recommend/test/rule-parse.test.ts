@@ -1,7 +1,18 @@
 /** The rule header and metadata parser: what it reads, what it refuses (with which reason), and that hostile text never throws. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addrIncludes, isPortAgnostic, parseIp, parseRule, parseRuleFile, portIncludes, RuleVars, splitOptions, type ParsedRule, type SkipReason } from '../src/index.js';
+import {
+  addrIncludes,
+  isPortAgnostic,
+  parseIp,
+  parseRule,
+  parseRuleFile,
+  portIncludes,
+  RuleVars,
+  splitOptions,
+  type ParsedRule,
+  type SkipReason,
+} from '../src/index.js';
 
 const vars = new RuleVars();
 const where = { ruleSet: 'test.rules', line: 1 };
@@ -51,7 +62,10 @@ test('the application layer comes from the header, app-layer-protocol, or the bu
   assert.equal(ok('alert dns any any -> any any (msg:"x"; sid:1;)').transport, null, 'DNS runs on UDP and TCP');
   assert.equal(ok('alert tcp-pkt any any -> any any (msg:"x"; sid:1;)').transport, 'tcp');
   assert.equal(ok('alert icmp any any -> any any (msg:"x"; sid:1;)').transport, 'icmp');
-  assert.equal(ok('alert ssh any $SSH_PORTS -> any any (msg:"x"; flow:established,to_client; sid:1;)').flow, 'to_client');
+  assert.equal(
+    ok('alert ssh any $SSH_PORTS -> any any (msg:"x"; flow:established,to_client; sid:1;)').flow,
+    'to_client',
+  );
   assert.equal(ok('alert tcp any any <> any any (msg:"x"; sid:1;)').bidirectional, true);
 });
 
@@ -142,7 +156,9 @@ test('a rule file: continuation lines, comments, disabled rules and skips counte
     ],
   );
   assert.equal(f.disabled, 1);
-  assert.deepEqual(f.skipped, [{ ruleSet: 'local.rules', line: 6, sid: 12, reason: 'options', detail: 'the last option is not terminated by ";"' }]);
+  assert.deepEqual(f.skipped, [
+    { ruleSet: 'local.rules', line: 6, sid: 12, reason: 'options', detail: 'the last option is not terminated by ";"' },
+  ]);
 });
 
 test('options split at unescaped semicolons only, as Suricata does (a pcre may hold a bare quote)', () => {
@@ -183,7 +199,12 @@ test('hostile text: mutated rules and garbage never throw, and every line is a r
       const at = Math.floor(rand() * s.length);
       const op = rand();
       const ch = alphabet[Math.floor(rand() * alphabet.length)]!;
-      s = op < 0.4 ? s.slice(0, at) + ch + s.slice(at) : op < 0.8 ? s.slice(0, at) + s.slice(at + 1) : s.slice(0, at) + ch + s.slice(at + 1);
+      s =
+        op < 0.4
+          ? s.slice(0, at) + ch + s.slice(at)
+          : op < 0.8
+            ? s.slice(0, at) + s.slice(at + 1)
+            : s.slice(0, at) + ch + s.slice(at + 1);
     }
     const r = parseRule(s, vars, where);
     if (r.ok) rules++;

@@ -1,6 +1,23 @@
 import { createHash } from 'node:crypto';
-import { blockActionFor, plainIpFamily, policyFileSchema, type AssignmentView, type InventoryView, type PolicyDocument, type PolicyView, type VmInfo } from '@cordon/policy';
-import { agentEnforcer, blockKey, codecFor, TOPICS, watchdogEnforcer, type Alert, type BlockDecision } from '@cordon/schemas';
+import {
+  blockActionFor,
+  plainIpFamily,
+  policyFileSchema,
+  type AssignmentView,
+  type InventoryView,
+  type PolicyDocument,
+  type PolicyView,
+  type VmInfo,
+} from '@cordon/policy';
+import {
+  agentEnforcer,
+  blockKey,
+  codecFor,
+  TOPICS,
+  watchdogEnforcer,
+  type Alert,
+  type BlockDecision,
+} from '@cordon/schemas';
 import { ERR_RESPONDER_ALERT } from './errors.js';
 
 /**
@@ -28,7 +45,12 @@ export type SkipReason =
   | 'stale'; // the alert predates the current decision for this target
 
 export type Decision =
-  | { kind: 'block'; key: Buffer; decision: BlockDecision; /** the target was blocked within the repeat window */ repeat: boolean }
+  | {
+      kind: 'block';
+      key: Buffer;
+      decision: BlockDecision;
+      /** the target was blocked within the repeat window */ repeat: boolean;
+    }
   | { kind: 'skip'; reason: SkipReason; detail: string };
 
 /** Decisions already on `cordon.blocks.v1`, by key and by target: idempotency and repeat offenders. */
@@ -83,7 +105,12 @@ export class BlockHistory {
  * in force move to its new enforcer — the same decision, re-addressed, with its remaining TTL —
  * and their old keys are lifted. Blocks follow the VM, not the host it was on.
  */
-export function readdress(vmId: string, enforcer: string, blocks: BlockHistory, nowUs: number): Array<{ from: string; key: Buffer; decision: BlockDecision }> {
+export function readdress(
+  vmId: string,
+  enforcer: string,
+  blocks: BlockHistory,
+  nowUs: number,
+): Array<{ from: string; key: Buffer; decision: BlockDecision }> {
   const out: Array<{ from: string; key: Buffer; decision: BlockDecision }> = [];
   for (const [key, d] of blocks.entries()) {
     if (d.scope !== vmId || d.enforcer === enforcer) continue;
@@ -108,14 +135,16 @@ export interface Views {
 const NO_POLICY: PolicyDocument = { ...policyFileSchema.parse({}), rulesets: [] };
 
 /** Deterministic: the same alert always names the same block. */
-export const blockIdFor = (alertId: string): string => `blk-${createHash('sha256').update(alertId).digest('hex').slice(0, 32)}`;
+export const blockIdFor = (alertId: string): string =>
+  `blk-${createHash('sha256').update(alertId).digest('hex').slice(0, 32)}`;
 
 const sidOf = (ruleId: string): string | null => /^(?:sid:)?([0-9]{1,10})$/.exec(ruleId)?.[1] ?? null;
 
 /** Throws CORDON_ERR_RESPONDER_ALERT for an alert whose fields are hostile or malformed (it belongs in the DLQ). */
 export function decide(alert: Alert, views: Views, policyId: string, nowUs: number): Decision {
   for (const ip of [alert.src_ip, alert.dst_ip]) {
-    if (ip !== null && plainIpFamily(ip) === 0) throw ERR_RESPONDER_ALERT(alert.alert_id, `"${ip}" is not a plain IP address`);
+    if (ip !== null && plainIpFamily(ip) === 0)
+      throw ERR_RESPONDER_ALERT(alert.alert_id, `"${ip}" is not a plain IP address`);
   }
   const policy = views.policy.policies.get(policyId)?.doc ?? NO_POLICY;
 
@@ -124,20 +153,36 @@ export function decide(alert: Alert, views: Views, policyId: string, nowUs: numb
   let vmId = alert.vm;
   if (vmId !== null) vm = views.inventory.vms.get(vmId);
   else {
-    vm = (alert.dst_ip !== null ? views.inventory.vmByIp(alert.dst_ip) : undefined) ?? (alert.src_ip !== null ? views.inventory.vmByIp(alert.src_ip) : undefined);
+    vm =
+      (alert.dst_ip !== null ? views.inventory.vmByIp(alert.dst_ip) : undefined) ??
+      (alert.src_ip !== null ? views.inventory.vmByIp(alert.src_ip) : undefined);
     vmId = vm?.id ?? null;
   }
   const sid = sidOf(alert.rule_id);
   const action = blockActionFor(policy, sid, vmId, alert.action);
-  if (action === null) return { kind: 'skip', reason: 'not-blocking', detail: `${alert.rule_id} on ${vmId ?? 'an unknown VM'} is not in prevent mode` };
-  if (vmId === null || vm === undefined) return { kind: 'skip', reason: 'unresolved', detail: `the attacked VM of alert ${alert.alert_id} is not in the inventory` };
+  if (action === null)
+    return {
+      kind: 'skip',
+      reason: 'not-blocking',
+      detail: `${alert.rule_id} on ${vmId ?? 'an unknown VM'} is not in prevent mode`,
+    };
+  if (vmId === null || vm === undefined)
+    return {
+      kind: 'skip',
+      reason: 'unresolved',
+      detail: `the attacked VM of alert ${alert.alert_id} is not in the inventory`,
+    };
 
   // the attacker: the side of the alert that is not the VM (never block the VM itself)
   const mine = new Set(vm.ips);
   const sides = [alert.src_ip, alert.dst_ip].filter((ip): ip is string => ip !== null);
   const others = sides.filter((ip) => !mine.has(ip));
   if (others.length !== 1 || sides.length !== 2) {
-    return { kind: 'skip', reason: 'unresolved', detail: `alert ${alert.alert_id} does not have exactly one side outside VM ${vmId} (${sides.join(' ↔ ') || 'no addresses'})` };
+    return {
+      kind: 'skip',
+      reason: 'unresolved',
+      detail: `alert ${alert.alert_id} does not have exactly one side outside VM ${vmId} (${sides.join(' ↔ ') || 'no addresses'})`,
+    };
   }
   const target = others[0]!;
 
@@ -157,11 +202,17 @@ export function decide(alert: Alert, views: Views, policyId: string, nowUs: numb
   const blockId = blockIdFor(alert.alert_id);
   const current = views.blocks.current(key.toString());
   if (current) {
-    if (current.block_id === blockId) return { kind: 'skip', reason: 'duplicate', detail: `block ${blockId} is already decided` };
+    if (current.block_id === blockId)
+      return { kind: 'skip', reason: 'duplicate', detail: `block ${blockId} is already decided` };
     if (current.status !== 'failed' && current.status !== 'expired' && current.expires_us > nowUs) {
-      return { kind: 'skip', reason: 'active', detail: `${target} is blocked on ${enforcer} until ${new Date(current.expires_us / 1000).toISOString()}` };
+      return {
+        kind: 'skip',
+        reason: 'active',
+        detail: `${target} is blocked on ${enforcer} until ${new Date(current.expires_us / 1000).toISOString()}`,
+      };
     }
-    if (alert.ts_us < current.created_us) return { kind: 'skip', reason: 'stale', detail: `alert ${alert.alert_id} predates block ${current.block_id}` };
+    if (alert.ts_us < current.created_us)
+      return { kind: 'skip', reason: 'stale', detail: `alert ${alert.alert_id} predates block ${current.block_id}` };
   }
 
   // TTL, longer for repeat offenders
@@ -175,7 +226,16 @@ export function decide(alert: Alert, views: Views, policyId: string, nowUs: numb
   const decision: BlockDecision = {
     block_id: blockId,
     enforcer,
-    target: { kind: 'ip', ip: target, proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
+    target: {
+      kind: 'ip',
+      ip: target,
+      proto: null,
+      src_ip: null,
+      src_port: null,
+      dst_ip: null,
+      dst_port: null,
+      vm: null,
+    },
     scope: vmId,
     action,
     ttl_ms: ttlMs,

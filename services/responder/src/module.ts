@@ -25,7 +25,12 @@ export const responderStage = defineStage({
     const { config, ctx } = stage;
     const { log, metrics, clock } = ctx;
     const blocksCodec = codecFor(TOPICS.blocks);
-    const views: Views = { policy: new PolicyView(), inventory: new InventoryView(), assignments: new AssignmentView(), blocks: new BlockHistory() };
+    const views: Views = {
+      policy: new PolicyView(),
+      inventory: new InventoryView(),
+      assignments: new AssignmentView(),
+      blocks: new BlockHistory(),
+    };
 
     // A record a view cannot use is skipped and counted (fail open: one bad policy record must
     // not stop blocking), and kept in the DLQ for the operator.
@@ -35,7 +40,10 @@ export const responderStage = defineStage({
           apply(r.key, r.value);
         } catch (err) {
           metrics.inc('view_records_bad');
-          log.warn({ err: describeError(err), topic, offset: String(r.offset) }, 'A record of a followed table is not usable; it was skipped and sent to the DLQ.');
+          log.warn(
+            { err: describeError(err), topic, offset: String(r.offset) },
+            'A record of a followed table is not usable; it was skipped and sent to the DLQ.',
+          );
           await stage.send(TOPICS.dlq, [stage.deadLetter(r, r, err)]);
         }
       });
@@ -49,7 +57,10 @@ export const responderStage = defineStage({
         views.assignments.apply(r.key, r.value);
       } catch (err) {
         metrics.inc('view_records_bad');
-        log.warn({ err: describeError(err), topic: TOPICS.assignments, offset: String(r.offset) }, 'A record of a followed table is not usable; it was skipped and sent to the DLQ.');
+        log.warn(
+          { err: describeError(err), topic: TOPICS.assignments, offset: String(r.offset) },
+          'A record of a followed table is not usable; it was skipped and sent to the DLQ.',
+        );
         await stage.send(TOPICS.dlq, [stage.deadLetter(r, r, err)]);
         return;
       }
@@ -65,10 +76,18 @@ export const responderStage = defineStage({
       }
       await stage.send(TOPICS.blocks, out);
       metrics.inc('blocks_readdressed', moves.length);
-      log.info({ vm, enforcer: after.enforcer, blocks: moves.length }, 'The VM\'s blocks moved to its new enforcer.');
+      log.info({ vm, enforcer: after.enforcer, blocks: moves.length }, "The VM's blocks moved to its new enforcer.");
     });
     await viewOf(TOPICS.blocks, (k, v) => views.blocks.apply(k, v));
-    log.info({ policies: views.policy.policies.size, vms: views.inventory.vms.size, assignments: views.assignments.byVm.size, blocks: views.blocks.size }, 'Responder views are loaded.');
+    log.info(
+      {
+        policies: views.policy.policies.size,
+        vms: views.inventory.vms.size,
+        assignments: views.assignments.byVm.size,
+        blocks: views.blocks.size,
+      },
+      'Responder views are loaded.',
+    );
 
     stage.consume<Alert>({
       group: config.groupId,
@@ -80,7 +99,11 @@ export const responderStage = defineStage({
             const d = decide(alert, views, config.policyId, clock.now() * 1000);
             if (d.kind === 'skip') {
               metrics.inc(`skipped_${d.reason}`);
-              if (d.reason === 'unresolved') log.warn({ alert: alert.alert_id, detail: d.detail }, 'An alert that calls for a block could not be resolved to a VM and enforcer; no block.');
+              if (d.reason === 'unresolved')
+                log.warn(
+                  { alert: alert.alert_id, detail: d.detail },
+                  'An alert that calls for a block could not be resolved to a VM and enforcer; no block.',
+                );
               continue;
             }
             // applied to the view now, so a later alert of the same batch sees it

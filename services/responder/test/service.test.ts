@@ -20,7 +20,6 @@ async function blocks(bus: Bus): Promise<BlockDecision[]> {
   return out;
 }
 
-
 test('the responder turns prevent-mode alerts into blocks, sends bad alerts to the DLQ, and decides nothing twice on replay', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-responder-'));
   const ctx = createContext({ log: silentLogger });
@@ -28,20 +27,42 @@ test('the responder turns prevent-mode alerts into blocks, sends bad alerts to t
   try {
     await bus.admin.ensureTopics(allTopicSpecs());
     writeFileSync(join(dir, 'policy.yaml'), 'mode: detect\nrules:\n  "2010935": prevent\nblocks:\n  ttlS: 60\n');
-    writeFileSync(join(dir, 'inv.yaml'), 'hosts:\n  hv1:\n    vms:\n      web-1:\n        nics:\n          - mac: 02:00:0a:d5:01:0a\n            ips: [10.213.1.10]\n');
+    writeFileSync(
+      join(dir, 'inv.yaml'),
+      'hosts:\n  hv1:\n    vms:\n      web-1:\n        nics:\n          - mac: 02:00:0a:d5:01:0a\n            ips: [10.213.1.10]\n',
+    );
     await applyPolicyFile({ bus, ctx }, join(dir, 'policy.yaml'));
     await applyInventoryFile({ bus, ctx }, join(dir, 'inv.yaml'));
     const now = Date.now() * 1000;
     const base: AlertInput = {
-      alert_id: 'a-1', ts_us: now, stage: 'dpi', vm: null, sensor: 'hv1', rule_id: 'sid:2010935', rule_rev: 1, signature: 'x', severity: 1, category: null,
-      action: 'alert', src_ip: '10.213.1.66', src_port: 40000, dst_ip: '10.213.1.10', dst_port: 80, proto: 'TCP', flow_id: null, evidence: '{}',
+      alert_id: 'a-1',
+      ts_us: now,
+      stage: 'dpi',
+      vm: null,
+      sensor: 'hv1',
+      rule_id: 'sid:2010935',
+      rule_rev: 1,
+      signature: 'x',
+      severity: 1,
+      category: null,
+      action: 'alert',
+      src_ip: '10.213.1.66',
+      src_port: 40000,
+      dst_ip: '10.213.1.10',
+      dst_port: 80,
+      proto: 'TCP',
+      flow_id: null,
+      evidence: '{}',
     };
     const producer = bus.producer();
     await producer.send(TOPICS.alerts, [
       { key: Buffer.from('web-1'), value: alertsCodec.encode(base) },
       { key: Buffer.from('web-1'), value: alertsCodec.encode({ ...base, alert_id: 'a-detect', rule_id: 'sid:1' }) }, // detect: no block
       { key: Buffer.from('web-1'), value: Buffer.from('not avro') },
-      { key: Buffer.from('web-1'), value: alertsCodec.encode({ ...base, alert_id: 'a-hostile', src_ip: '1.2.3.4; flush ruleset' }) },
+      {
+        key: Buffer.from('web-1'),
+        value: alertsCodec.encode({ ...base, alert_id: 'a-hostile', src_ip: '1.2.3.4; flush ruleset' }),
+      },
     ]);
     const r1 = await runStage(responderStage, { bus, ctx });
     const got = await waitFor('a block', async () => ((await blocks(bus)).length ? blocks(bus) : undefined));
@@ -63,7 +84,9 @@ test('the responder turns prevent-mode alerts into blocks, sends bad alerts to t
       { key: Buffer.from('web-1'), value: alertsCodec.encode(base) },
       { key: Buffer.from('web-1'), value: alertsCodec.encode({ ...base, alert_id: 'a-2', ts_us: now + 1000 }) },
     ]);
-    await waitFor('the replayed alerts to be read', async () => (ctx.metrics.get('responder.received') >= 6 ? true : undefined));
+    await waitFor('the replayed alerts to be read', async () =>
+      ctx.metrics.get('responder.received') >= 6 ? true : undefined,
+    );
     await r1.stop();
     // a whole replay of the alerts topic by a fresh group: nothing new either
     const r2 = await runStage(responderStage, { bus, ctx, config: { groupId: 'cordon-responder-replay' } });

@@ -17,7 +17,12 @@ export const sinkConfigSchema = z
      * to the tables at start. A table not named keeps the retention of its migration.
      */
     retentionDays: z
-      .object(Object.fromEntries(RETENTION_TABLES.map((t) => [t, z.number().int().min(1).max(36500)])) as Record<RetentionTable, z.ZodNumber>)
+      .object(
+        Object.fromEntries(RETENTION_TABLES.map((t) => [t, z.number().int().min(1).max(36500)])) as Record<
+          RetentionTable,
+          z.ZodNumber
+        >,
+      )
       .partial()
       .strict()
       .default({}),
@@ -89,7 +94,10 @@ export const sinkStage = defineStage({
               // a dead letter ClickHouse refuses stays where it is (on the DLQ topic): sending it
               // back there would loop
               ctx.metrics.inc('dlq_rows_refused');
-              ctx.log.error({ err: rowErr, offset: String(record.offset) }, 'A dead letter could not be landed in ClickHouse; it stays on the DLQ topic.');
+              ctx.log.error(
+                { err: rowErr, offset: String(record.offset) },
+                'A dead letter could not be landed in ClickHouse; it stays on the DLQ topic.',
+              );
             }
           }
         }

@@ -20,13 +20,23 @@ export const RETENTION_TABLES = Object.keys(TTL_FROM) as RetentionTable[];
  * Existing parts are not rewritten at once (materialize_ttl_after_modify = 0): expired rows go
  * at the next merges, so a changed setting never stalls the start on a large table.
  */
-export async function applyRetention(store: Store, days: Partial<Record<RetentionTable, number>>, ctx: Context): Promise<string[]> {
+export async function applyRetention(
+  store: Store,
+  days: Partial<Record<RetentionTable, number>>,
+  ctx: Context,
+): Promise<string[]> {
   const changed: string[] = [];
   for (const [table, n] of Object.entries(days) as Array<[RetentionTable, number]>) {
-    const [row] = await store.query<{ engine_full: string }>('SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {t:String}', { t: table });
+    const [row] = await store.query<{ engine_full: string }>(
+      'SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {t:String}',
+      { t: table },
+    );
     if (!row) continue;
-    if (new RegExp(`TTL ${TTL_FROM[table].replace(/[()]/g, '\\$&')} \\+ toIntervalDay\\(${n}\\)`).test(row.engine_full)) continue;
-    await store.command(`ALTER TABLE ${table} MODIFY TTL ${TTL_FROM[table]} + INTERVAL ${n} DAY DELETE SETTINGS materialize_ttl_after_modify = 0`);
+    if (new RegExp(`TTL ${TTL_FROM[table].replace(/[()]/g, '\\$&')} \\+ toIntervalDay\\(${n}\\)`).test(row.engine_full))
+      continue;
+    await store.command(
+      `ALTER TABLE ${table} MODIFY TTL ${TTL_FROM[table]} + INTERVAL ${n} DAY DELETE SETTINGS materialize_ttl_after_modify = 0`,
+    );
     changed.push(table);
     ctx.log.info({ table, days: n }, 'Table retention set from the configuration.');
   }

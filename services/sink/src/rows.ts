@@ -54,7 +54,13 @@ export interface NewRows<R> {
  * The token changes with the rows kept: a batch retried after a partial insert keeps fewer rows,
  * and must not be dropped as a repeat of the first attempt's first block.
  */
-export async function newRowsOnly<R extends Record<string, unknown>>(store: Store, table: string, identity: { id: string; time: string }, rows: readonly R[], batchId: string): Promise<NewRows<R>> {
+export async function newRowsOnly<R extends Record<string, unknown>>(
+  store: Store,
+  table: string,
+  identity: { id: string; time: string },
+  rows: readonly R[],
+  batchId: string,
+): Promise<NewRows<R>> {
   if (rows.length === 0) return { rows: [], batchId, skipped: 0 };
   let lo = String(rows[0]![identity.time]);
   let hi = lo;
@@ -84,6 +90,9 @@ export async function newRowsOnly<R extends Record<string, unknown>>(store: Stor
     kept.push(r);
   }
   if (kept.length === rows.length) return { rows: kept, batchId, skipped: 0 };
-  const digest = createHash('sha256').update([...seen].join('\n')).digest('hex').slice(0, 16);
+  const digest = createHash('sha256')
+    .update([...seen].join('\n'))
+    .digest('hex')
+    .slice(0, 16);
   return { rows: kept, batchId: `${batchId}#${digest}`, skipped: rows.length - kept.length };
 }

@@ -1,4 +1,15 @@
-import { codecFor, TOPICS, type Alert, type AuditEvent, type BlockDecision, type DeadLetter, type FileEvent, type FlowRecord, type TopicName, type TopicValues } from '@cordon/schemas';
+import {
+  codecFor,
+  TOPICS,
+  type Alert,
+  type AuditEvent,
+  type BlockDecision,
+  type DeadLetter,
+  type FileEvent,
+  type FlowRecord,
+  type TopicName,
+  type TopicValues,
+} from '@cordon/schemas';
 import { microsToDateTime64 } from '@cordon/store';
 
 /**
@@ -171,7 +182,14 @@ const audit: TableMapping<typeof TOPICS.audit> = {
   }),
 };
 
-export const TABLE_MAPPINGS: readonly TableMapping[] = [flows, dlq, alerts, blocks, fim, audit] as unknown as TableMapping[];
+export const TABLE_MAPPINGS: readonly TableMapping[] = [
+  flows,
+  dlq,
+  alerts,
+  blocks,
+  fim,
+  audit,
+] as unknown as TableMapping[];
 
 export function mappingFor(topic: string): TableMapping | undefined {
   return TABLE_MAPPINGS.find((m) => m.topic === topic);

@@ -11,23 +11,53 @@ import { runStage } from '@cordon/stage';
 import { rowOf, sinkStage } from '../src/index.js';
 
 const startSink = (o: { bus: Bus; store: Store; ctx: ReturnType<typeof createContext>; groupId?: string }) =>
-  runStage(sinkStage, { bus: o.bus, ctx: o.ctx, config: o.groupId ? { groupId: o.groupId } : {}, env: { store: async () => o.store } });
+  runStage(sinkStage, {
+    bus: o.bus,
+    ctx: o.ctx,
+    config: o.groupId ? { groupId: o.groupId } : {},
+    env: { store: async () => o.store },
+  });
 
-const flow = (i: number): FlowRecord => complete(TOPICS.flows, {
-  flow_id: `f${i}`, sensor: 's', vm: i % 2 ? 'vm-a' : null, vlan: 0, proto: 6,
-  src_ip: '10.0.0.1', src_port: 40000 + i, dst_ip: i % 3 ? '10.0.0.2' : '2001:db8::2', dst_port: 80,
-  first_seen_us: 1_700_000_000_000_000 + i, last_seen_us: 1_700_000_000_500_000 + i,
-  pkts_toserver: 3, pkts_toclient: 2, bytes_toserver: 300, bytes_toclient: 2000,
-  tcp_flags_toserver: 0x1b, tcp_flags_toclient: 0x1b, end_reason: 'fin',
-});
+const flow = (i: number): FlowRecord =>
+  complete(TOPICS.flows, {
+    flow_id: `f${i}`,
+    sensor: 's',
+    vm: i % 2 ? 'vm-a' : null,
+    vlan: 0,
+    proto: 6,
+    src_ip: '10.0.0.1',
+    src_port: 40000 + i,
+    dst_ip: i % 3 ? '10.0.0.2' : '2001:db8::2',
+    dst_port: 80,
+    first_seen_us: 1_700_000_000_000_000 + i,
+    last_seen_us: 1_700_000_000_500_000 + i,
+    pkts_toserver: 3,
+    pkts_toclient: 2,
+    bytes_toserver: 300,
+    bytes_toclient: 2000,
+    tcp_flags_toserver: 0x1b,
+    tcp_flags_toclient: 0x1b,
+    end_reason: 'fin',
+  });
 
 test('a record becomes a row of its table; one that does not decode throws, except a dead letter, which lands raw', () => {
   const codec = codecFor(TOPICS.flows);
-  const rec = (topic: string, offset: bigint, value: Buffer): ConsumedRecord => ({ topic, partition: 2, offset, key: Buffer.from('k'), value, headers: {}, timestamp: 0 });
+  const rec = (topic: string, offset: bigint, value: Buffer): ConsumedRecord => ({
+    topic,
+    partition: 2,
+    offset,
+    key: Buffer.from('k'),
+    value,
+    headers: {},
+    timestamp: 0,
+  });
   const row = rowOf(rec(TOPICS.flows, 10n, codec.encode(flow(1))), codec.encode(flow(1)), 5);
   assert.equal(row.src_ip, '::ffff:10.0.0.1');
   assert.equal(row.vm, 'vm-a');
-  assert.throws(() => rowOf(rec(TOPICS.flows, 11n, Buffer.from('garbage')), Buffer.from('garbage'), 5), /CORDON_ERR_SCHEMA_|wire format/i);
+  assert.throws(
+    () => rowOf(rec(TOPICS.flows, 11n, Buffer.from('garbage')), Buffer.from('garbage'), 5),
+    /CORDON_ERR_SCHEMA_|wire format/i,
+  );
   const raw = rowOf(rec(TOPICS.dlq, 3n, Buffer.from('garbage')), Buffer.from('garbage'), 5);
   assert.equal(raw.stage, 'sink');
   assert.match(String(raw.error_code), /^CORDON_ERR_SCHEMA_/);
@@ -42,10 +72,12 @@ test('the sink lands flows and dead letters in ClickHouse, and a replay counts n
   const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
   try {
     const codec = codecFor(TOPICS.flows);
-    await bus.producer().send(TOPICS.flows, [
-      ...Array.from({ length: 50 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: codec.encode(flow(i)) })),
-      { key: Buffer.from('bad'), value: Buffer.from([0, 0, 0, 0, 99, 0xff]) },
-    ]);
+    await bus
+      .producer()
+      .send(TOPICS.flows, [
+        ...Array.from({ length: 50 }, (_, i) => ({ key: Buffer.from(`k${i}`), value: codec.encode(flow(i)) })),
+        { key: Buffer.from('bad'), value: Buffer.from([0, 0, 0, 0, 99, 0xff]) },
+      ]);
     const sinkRun = async (group: string) => {
       const sink = await startSink({ bus, store, ctx, groupId: group });
       const deadline = Date.now() + 30_000;
@@ -60,9 +92,13 @@ test('the sink lands flows and dead letters in ClickHouse, and a replay counts n
     await sinkRun('sink-1');
     // a second group reads the same records again: the inserts carry the same batch ids
     await sinkRun('sink-2');
-    const [flows] = await store.query<{ n: string; bytes: string }>('SELECT count() AS n, sum(bytes_toclient) AS bytes FROM flows');
+    const [flows] = await store.query<{ n: string; bytes: string }>(
+      'SELECT count() AS n, sum(bytes_toclient) AS bytes FROM flows',
+    );
     assert.deepEqual(flows, { n: '50', bytes: String(50 * 2000) });
-    const dl = await store.query<{ stage: string; error_code: string; source_topic: string }>('SELECT stage, error_code, source_topic FROM dlq');
+    const dl = await store.query<{ stage: string; error_code: string; source_topic: string }>(
+      'SELECT stage, error_code, source_topic FROM dlq',
+    );
     assert.equal(dl.length, 1);
     assert.equal(dl[0]!.stage, 'sink');
     assert.equal(dl[0]!.source_topic, TOPICS.flows);
@@ -83,7 +119,10 @@ test('a row ClickHouse refuses becomes a dead letter; the rest of its batch land
   try {
     const codec = codecFor(TOPICS.flows);
     const bad = { ...flow(7), flow_id: 'backwards', last_seen_us: flow(7).first_seen_us - 1 }; // breaks CHECK seen_in_order
-    await bus.producer().send(TOPICS.flows, [flow(1), bad, flow(2), flow(3)].map((f) => ({ key: Buffer.from('same'), value: codec.encode(f) })));
+    await bus.producer().send(
+      TOPICS.flows,
+      [flow(1), bad, flow(2), flow(3)].map((f) => ({ key: Buffer.from('same'), value: codec.encode(f) })),
+    );
     const sink = await startSink({ bus, store, ctx });
     const deadline = Date.now() + 30_000;
     let rows: Array<{ flow_id: string }> = [];
@@ -95,7 +134,10 @@ test('a row ClickHouse refuses becomes a dead letter; the rest of its batch land
       await new Promise((r) => setTimeout(r, 100));
     }
     await sink.stop();
-    assert.deepEqual(rows.map((r) => r.flow_id), ['f1', 'f2', 'f3']);
+    assert.deepEqual(
+      rows.map((r) => r.flow_id),
+      ['f1', 'f2', 'f3'],
+    );
     assert.equal(letters.length, 1);
     assert.equal(letters[0]!.error_code, 'CORDON_ERR_STORE_BAD_ROW');
     assert.equal(String(letters[0]!.source_offset), '1');
@@ -114,28 +156,99 @@ test('alerts, block decisions and file events land in their tables; a tombstone 
   const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
   try {
     const p = bus.producer();
-    await p.send(TOPICS.alerts, [{ key: Buffer.from('vm-a'), value: codecFor(TOPICS.alerts).encode({
-      alert_id: 'a1', ts_us: 1_700_000_000_000_000, stage: 'loginspect', vm: 'vm-a', sensor: null, rule_id: 'cordon:ssh-bruteforce', rule_rev: 1,
-      signature: 'SSH brute force', severity: 2, category: 'auth', action: 'drop', src_ip: '10.213.0.66', src_port: null, dst_ip: null, dst_port: null,
-      proto: null, flow_id: null, evidence: '{"lines":5}' }) }]);
+    await p.send(TOPICS.alerts, [
+      {
+        key: Buffer.from('vm-a'),
+        value: codecFor(TOPICS.alerts).encode({
+          alert_id: 'a1',
+          ts_us: 1_700_000_000_000_000,
+          stage: 'loginspect',
+          vm: 'vm-a',
+          sensor: null,
+          rule_id: 'cordon:ssh-bruteforce',
+          rule_rev: 1,
+          signature: 'SSH brute force',
+          severity: 2,
+          category: 'auth',
+          action: 'drop',
+          src_ip: '10.213.0.66',
+          src_port: null,
+          dst_ip: null,
+          dst_port: null,
+          proto: null,
+          flow_id: null,
+          evidence: '{"lines":5}',
+        }),
+      },
+    ]);
     const block = {
-      block_id: 'b1', enforcer: 'agent:agt-1', target: { kind: 'ip' as const, ip: '10.213.0.66', proto: null, src_ip: null, src_port: null, dst_ip: null, dst_port: null, vm: null },
-      scope: 'vm-a', action: 'drop' as const, ttl_ms: 600_000, created_us: 1_700_000_000_000_000, expires_us: 1_700_000_600_000_000, reason_alert: 'a1', status: 'requested' as const,
+      block_id: 'b1',
+      enforcer: 'agent:agt-1',
+      target: {
+        kind: 'ip' as const,
+        ip: '10.213.0.66',
+        proto: null,
+        src_ip: null,
+        src_port: null,
+        dst_ip: null,
+        dst_port: null,
+        vm: null,
+      },
+      scope: 'vm-a',
+      action: 'drop' as const,
+      ttl_ms: 600_000,
+      created_us: 1_700_000_000_000_000,
+      expires_us: 1_700_000_600_000_000,
+      reason_alert: 'a1',
+      status: 'requested' as const,
     };
     await p.send(TOPICS.blocks, [
       { key: Buffer.from('agent:agt-1|10.213.0.66'), value: codecFor(TOPICS.blocks).encode(block) },
-      { key: Buffer.from('agent:agt-1|10.213.0.66'), value: codecFor(TOPICS.blocks).encode({ ...block, status: 'applied' }) },
+      {
+        key: Buffer.from('agent:agt-1|10.213.0.66'),
+        value: codecFor(TOPICS.blocks).encode({ ...block, status: 'applied' }),
+      },
       { key: Buffer.from('agent:agt-1|10.213.0.66'), value: null },
     ]);
-    const attrs = { type: 'file', size: 5, mode: 0o100644, uid: 0, gid: 0, owner: 'root', group: 'root', inode: 12, mtime_us: 1, ctime_us: 1, sha256: 'ab', link_target: null };
-    await p.send(TOPICS.fim, [{ key: Buffer.from('vm-a|/etc/passwd'), value: codecFor(TOPICS.fim).encode({
-      event_id: 'e1', agent: 'agt-1', vm: 'vm-a', ts_us: 1_700_000_000_000_000, path: '/etc/passwd', op: 'changed', scan: 'realtime',
-      before: attrs, after: { ...attrs, size: 6, sha256: 'cd' }, renamed_from: null, error: null }) }]);
+    const attrs = {
+      type: 'file',
+      size: 5,
+      mode: 0o100644,
+      uid: 0,
+      gid: 0,
+      owner: 'root',
+      group: 'root',
+      inode: 12,
+      mtime_us: 1,
+      ctime_us: 1,
+      sha256: 'ab',
+      link_target: null,
+    };
+    await p.send(TOPICS.fim, [
+      {
+        key: Buffer.from('vm-a|/etc/passwd'),
+        value: codecFor(TOPICS.fim).encode({
+          event_id: 'e1',
+          agent: 'agt-1',
+          vm: 'vm-a',
+          ts_us: 1_700_000_000_000_000,
+          path: '/etc/passwd',
+          op: 'changed',
+          scan: 'realtime',
+          before: attrs,
+          after: { ...attrs, size: 6, sha256: 'cd' },
+          renamed_from: null,
+          error: null,
+        }),
+      },
+    ]);
     const sink = await startSink({ bus, store, ctx });
     const deadline = Date.now() + 30_000;
     let counts = '';
     while (Date.now() < deadline) {
-      const [r] = await store.query<{ a: string; b: string; f: string }>('SELECT (SELECT count() FROM alerts) AS a, (SELECT count() FROM blocks) AS b, (SELECT count() FROM fim_events) AS f');
+      const [r] = await store.query<{ a: string; b: string; f: string }>(
+        'SELECT (SELECT count() FROM alerts) AS a, (SELECT count() FROM blocks) AS b, (SELECT count() FROM fim_events) AS f',
+      );
       counts = `${r!.a}/${r!.b}/${r!.f}`;
       if (counts === '1/2/1') break;
       await new Promise((res) => setTimeout(res, 100));
@@ -145,7 +258,10 @@ test('alerts, block decisions and file events land in their tables; a tombstone 
     const [a] = await store.query<{ src_addr: string; rule_id: string }>('SELECT src_addr, rule_id FROM alerts');
     assert.deepEqual(a, { src_addr: '10.213.0.66', rule_id: 'cordon:ssh-bruteforce' });
     const statuses = await store.query<{ status: string }>('SELECT status FROM blocks ORDER BY status');
-    assert.deepEqual(statuses.map((s) => s.status), ['applied', 'requested']);
+    assert.deepEqual(
+      statuses.map((s) => s.status),
+      ['applied', 'requested'],
+    );
     const [f] = await store.query<{ after: string }>('SELECT after FROM fim_events');
     assert.equal(JSON.parse(f!.after).sha256, 'cd');
   } finally {
@@ -165,18 +281,46 @@ test('alerts sent again as new records (a replay under another sensor) are not c
     const codec = codecFor(TOPICS.alerts);
     const alert = (i: number, sensor: string) =>
       codec.encode({
-        alert_id: `a${i}`, ts_us: 1_700_000_000_000_000 + i * 1_000_000, stage: 'dpi', vm: null, sensor, rule_id: `sid:${1 + (i % 3)}`, rule_rev: 1,
-        signature: `rule ${i % 3}`, severity: 2, category: null, action: 'alert', src_ip: '203.0.113.66', src_port: 4000 + i, dst_ip: '10.0.0.10', dst_port: 80,
-        proto: 'TCP', flow_id: String(i), evidence: '{}', community_id: `1:c${i}`, mitre_tactic_ids: ['TA0001'], cves: ['CVE-2021-44228'],
+        alert_id: `a${i}`,
+        ts_us: 1_700_000_000_000_000 + i * 1_000_000,
+        stage: 'dpi',
+        vm: null,
+        sensor,
+        rule_id: `sid:${1 + (i % 3)}`,
+        rule_rev: 1,
+        signature: `rule ${i % 3}`,
+        severity: 2,
+        category: null,
+        action: 'alert',
+        src_ip: '203.0.113.66',
+        src_port: 4000 + i,
+        dst_ip: '10.0.0.10',
+        dst_port: 80,
+        proto: 'TCP',
+        flow_id: String(i),
+        evidence: '{}',
+        community_id: `1:c${i}`,
+        mitre_tactic_ids: ['TA0001'],
+        cves: ['CVE-2021-44228'],
       });
-    const send = (sensor: string) => bus.producer().send(TOPICS.alerts, Array.from({ length: 30 }, (_, i) => ({ key: Buffer.from(sensor), value: alert(i, sensor) })));
-    const sink = await runStage(sinkStage, { bus, ctx, config: { retentionDays: { alerts: 30, talkers_hourly: 90 } }, env: { store: async () => store } });
+    const send = (sensor: string) =>
+      bus.producer().send(
+        TOPICS.alerts,
+        Array.from({ length: 30 }, (_, i) => ({ key: Buffer.from(sensor), value: alert(i, sensor) })),
+      );
+    const sink = await runStage(sinkStage, {
+      bus,
+      ctx,
+      config: { retentionDays: { alerts: 30, talkers_hourly: 90 } },
+      env: { store: async () => store },
+    });
     const count = async () => Number((await store.query<{ n: string }>('SELECT count() AS n FROM alerts'))[0]!.n);
     await send('replay:a.pcap');
-    for (const deadline = Date.now() + 30_000; (await count()) < 30 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+    for (const deadline = Date.now() + 30_000; (await count()) < 30 && Date.now() < deadline;)
+      await new Promise((r) => setTimeout(r, 100));
     await send('second-look');
     // the second copy is read and skipped: wait for the sink to have consumed it
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
       const done = await bus.admin.committedOffsets('cordon-sink', TOPICS.alerts);
       if ([...done.values()].reduce((a, b) => a + Number(b), 0) >= 60) break;
       await new Promise((r) => setTimeout(r, 100));
@@ -185,11 +329,15 @@ test('alerts sent again as new records (a replay under another sensor) are not c
     assert.equal(await count(), 30, 'count() without FINAL: each alert once');
     const [r] = await store.query<{ n: string }>('SELECT sum(alerts) AS n FROM alerts_hourly');
     assert.equal(r!.n, '30', 'the hourly roll-up counted each alert once');
-    const [c] = await store.query<{ n: string }>("SELECT count() AS n FROM alerts WHERE has(cves, 'CVE-2021-44228') AND has(mitre_tactic_ids, 'TA0001')");
+    const [c] = await store.query<{ n: string }>(
+      "SELECT count() AS n FROM alerts WHERE has(cves, 'CVE-2021-44228') AND has(mitre_tactic_ids, 'TA0001')",
+    );
     assert.equal(c!.n, '30');
-    const ttl = await store.query<{ name: string; engine_full: string }>("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND name IN ('alerts', 'talkers_hourly', 'flows') ORDER BY name");
+    const ttl = await store.query<{ name: string; engine_full: string }>(
+      "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND name IN ('alerts', 'talkers_hourly', 'flows') ORDER BY name",
+    );
     assert.match(ttl[0]!.engine_full, /TTL toDateTime\(ingested_at\) \+ toIntervalDay\(30\)/);
-    assert.match(ttl[1]!.engine_full, /toIntervalDay\(180\)/, 'flows keep their migration\'s retention');
+    assert.match(ttl[1]!.engine_full, /toIntervalDay\(180\)/, "flows keep their migration's retention");
     assert.match(ttl[2]!.engine_full, /TTL ingested \+ toIntervalDay\(90\)/);
   } finally {
     await bus.close();

@@ -5,7 +5,9 @@ import { ERR_WATCHDOG_CONFIG } from './errors.js';
 
 // Every one of these ends up in an nft script or an `ip netns exec` argument: plain names only.
 const ident = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,31}$/, 'a plain identifier (letters, digits, "_"; up to 32)');
-const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a Linux interface name (up to 15 of letters, digits, "_", ".", "-")');
+const ifname = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'a Linux interface name (up to 15 of letters, digits, "_", ".", "-")');
 
 export const watchdogConfigSchema = z
   .object({
@@ -18,7 +20,10 @@ export const watchdogConfigSchema = z
       .object({
         enabled: z.boolean().default(false),
         /** Capture inside this network namespace (the lab's host); unset: the watchdog's own. */
-        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        netns: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+          .optional(),
         /** Drain at least this often; arriving frames wake the drain at once anyway. */
         pollMs: z.number().positive().max(1000).default(50),
         /**
@@ -42,7 +47,9 @@ export const watchdogConfigSchema = z
         /** The policy whose gate settings apply. */
         policyId: z.string().min(1).default('default'),
         /** Addresses a held VM may still reach and be reached from (the manager); DHCP and ARP always pass. */
-        managerAddresses: z.array(z.string().regex(/^[0-9A-Fa-f:.]{2,45}$/, 'a plain IPv4 or IPv6 address')).default([]),
+        managerAddresses: z
+          .array(z.string().regex(/^[0-9A-Fa-f:.]{2,45}$/, 'a plain IPv4 or IPv6 address'))
+          .default([]),
       })
       .strict()
       .default({}),
@@ -51,7 +58,10 @@ export const watchdogConfigSchema = z
         enabled: z.boolean().default(true),
         table: ident.default('cordon_watchdog'),
         /** Run nft inside this network namespace (the lab's host); unset: the watchdog's own. */
-        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        netns: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+          .optional(),
         /** Never-block ranges (beyond the built-in ones and the host's own addresses and gateways), cap and rate. */
         ...enforcerGuardsShape,
       })

@@ -52,8 +52,10 @@ export class BridgeEnforcer {
   constructor(opts: BridgeEnforcerOptions) {
     this.table = opts.table ?? 'cordon_watchdog';
     this.bridge = opts.bridge;
-    if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(this.table)) throw ERR_WATCHDOG_NFT(`table name "${this.table}" is not a plain identifier`);
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(this.bridge)) throw ERR_WATCHDOG_NFT(`bridge name "${this.bridge}" is not an interface name`);
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(this.table))
+      throw ERR_WATCHDOG_NFT(`table name "${this.table}" is not a plain identifier`);
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(this.bridge))
+      throw ERR_WATCHDOG_NFT(`bridge name "${this.bridge}" is not an interface name`);
     this.ctx = childContext(opts.ctx, 'enforce');
     this.sets = new NftBlockSets('bridge', this.table, opts.netns);
   }
@@ -84,7 +86,10 @@ export class BridgeEnforcer {
         await this.nft(script); // one transaction: it applies whole or not at all
         this.capabilities = caps;
         if (!caps.scopedToBridge || !caps.reject) {
-          this.ctx.log.warn({ bridge: this.bridge, ...caps }, 'This kernel lacks bridge nftables expressions; blocks apply to every bridge of the host and/or reject is enforced as drop.');
+          this.ctx.log.warn(
+            { bridge: this.bridge, ...caps },
+            'This kernel lacks bridge nftables expressions; blocks apply to every bridge of the host and/or reject is enforced as drop.',
+          );
         }
         this.ctx.metrics.set('scoped_to_bridge', caps.scopedToBridge ? 1 : 0);
         this.ctx.metrics.set('reject_supported', caps.reject ? 1 : 0);

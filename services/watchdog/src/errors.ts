@@ -6,7 +6,8 @@ export const ERR_WATCHDOG_CONFIG = defineError(
 );
 export const ERR_WATCHDOG_NFT = defineError(
   'CORDON_ERR_WATCHDOG_NFT',
-  (detail: string) => `nftables refused a change on the host bridge: ${detail}; is the watchdog root on the host, and is nft installed?`,
+  (detail: string) =>
+    `nftables refused a change on the host bridge: ${detail}; is the watchdog root on the host, and is nft installed?`,
 );
 export const ERR_WATCHDOG_BLOCK_TARGET = defineError(
   'CORDON_ERR_WATCHDOG_BLOCK_TARGET',

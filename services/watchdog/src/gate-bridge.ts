@@ -29,8 +29,10 @@ export class BridgeGate {
   private readonly applied = new Set<string>();
 
   constructor(private readonly opts: BridgeGateOptions) {
-    if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(opts.table)) throw ERR_WATCHDOG_NFT(`table name "${opts.table}" is not a plain identifier`);
-    for (const a of opts.managerAddresses) if (plainIpFamily(a) === 0) throw ERR_WATCHDOG_NFT(`manager address "${a}" is not a plain IP address`);
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(opts.table))
+      throw ERR_WATCHDOG_NFT(`table name "${opts.table}" is not a plain identifier`);
+    for (const a of opts.managerAddresses)
+      if (plainIpFamily(a) === 0) throw ERR_WATCHDOG_NFT(`manager address "${a}" is not a plain IP address`);
     this.ctx = childContext(opts.ctx, 'gate');
   }
 
@@ -69,16 +71,26 @@ export class BridgeGate {
     if (add.length === 0 && del.length === 0) return;
     for (const m of [...add, ...del]) if (!MAC.test(m)) throw ERR_WATCHDOG_NFT(`"${m}" is not a MAC address`);
     const t = `bridge ${this.opts.table}`;
-    await this.run([...(add.length ? [`add element ${t} ${SET} { ${add.join(', ')} }`] : []), ...(del.length ? [`delete element ${t} ${SET} { ${del.join(', ')} }`] : []), ''].join('\n'));
+    await this.run(
+      [
+        ...(add.length ? [`add element ${t} ${SET} { ${add.join(', ')} }`] : []),
+        ...(del.length ? [`delete element ${t} ${SET} { ${del.join(', ')} }`] : []),
+        '',
+      ].join('\n'),
+    );
     for (const m of add) this.applied.add(m);
     for (const m of del) this.applied.delete(m);
     this.ctx.metrics.set('held_macs', this.applied.size);
   }
 
   async list(): Promise<string[]> {
-    const out = await this.open().json<{ nftables?: Array<{ set?: { name?: string; elem?: unknown[] } }> }>(`list set bridge ${this.opts.table} ${SET}`);
+    const out = await this.open().json<{ nftables?: Array<{ set?: { name?: string; elem?: unknown[] } }> }>(
+      `list set bridge ${this.opts.table} ${SET}`,
+    );
     const macs: string[] = [];
-    for (const item of out.nftables ?? []) for (const e of item.set?.name === SET ? (item.set.elem ?? []) : []) if (typeof e === 'string' && MAC.test(e)) macs.push(e);
+    for (const item of out.nftables ?? [])
+      for (const e of item.set?.name === SET ? (item.set.elem ?? []) : [])
+        if (typeof e === 'string' && MAC.test(e)) macs.push(e);
     return macs;
   }
 

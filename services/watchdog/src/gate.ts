@@ -50,11 +50,13 @@ export function whyNotCurrent(o: {
   } catch {
     // an unreadable identity is not the assigned incarnation
   }
-  if (a.incarnation !== null && incarnation !== a.incarnation) return `the assigned start of agent ${r.agent} has not reported`;
+  if (a.incarnation !== null && incarnation !== a.incarnation)
+    return `the assigned start of agent ${r.agent} has not reported`;
   if (r.status === 'stopping') return `agent ${r.agent} is stopping`;
   if ((o.nowUs - r.heartbeat_us) / 1000 > o.heartbeatTimeoutMs) return `agent ${r.agent} is silent`;
   if ((r.acks[o.vm] ?? 0) < a.epoch) return `agent ${r.agent} has not applied assignment ${a.epoch} yet`;
-  if (r.policy_version < a.policy_version) return `agent ${r.agent} applies policy ${r.policy_version}, not yet ${a.policy_version}`;
+  if (r.policy_version < a.policy_version)
+    return `agent ${r.agent} applies policy ${r.policy_version}, not yet ${a.policy_version}`;
   if (!r.capture?.active) return `agent ${r.agent} does not capture`;
   return null;
 }
@@ -80,7 +82,13 @@ export class GateBook {
    * One inventory record (null: the VM is gone). `restoring`: the table as it was at start —
    * `wasHeld` says which of its VMs the watchdog's table still held.
    */
-  inventory(id: string, rec: InventoryRecord | null, nowUs: number, restoring = false, wasHeld: (macs: string[]) => boolean = () => false): void {
+  inventory(
+    id: string,
+    rec: InventoryRecord | null,
+    nowUs: number,
+    restoring = false,
+    wasHeld: (macs: string[]) => boolean = () => false,
+  ): void {
     const prev = this.vms.get(id);
     if (!rec) {
       this.vms.delete(id);
@@ -89,7 +97,13 @@ export class GateBook {
     }
     const on = rec.power === 'on';
     const poweredOn = on && (!prev || prev.power !== 'on');
-    const vm: GateVm = { id, host: rec.host, power: rec.power, macs: rec.nics.map((n) => n.mac.toLowerCase()), poweredOnUs: poweredOn ? rec.updated_us || nowUs : (prev?.poweredOnUs ?? 0) };
+    const vm: GateVm = {
+      id,
+      host: rec.host,
+      power: rec.power,
+      macs: rec.nics.map((n) => n.mac.toLowerCase()),
+      poweredOnUs: poweredOn ? rec.updated_us || nowUs : (prev?.poweredOnUs ?? 0),
+    };
     this.vms.set(id, vm);
     if (vm.host !== this.me || !this.gates(id)) {
       this.held.delete(id);
@@ -101,13 +115,16 @@ export class GateBook {
     }
     if (!on) this.held.set(id, this.held.get(id) ?? nowUs);
     // powered on here (not migrated in running): held until its protection is current
-    else if (poweredOn && !(prev?.power === 'on' && prev.host !== this.me)) this.held.set(id, this.held.get(id) ?? nowUs);
+    else if (poweredOn && !(prev?.power === 'on' && prev.host !== this.me))
+      this.held.set(id, this.held.get(id) ?? nowUs);
   }
 
   /** The policy changed: VMs no longer gated are let go; gated ones that are off are held. */
   policyChanged(nowUs: number): void {
     for (const id of [...this.held.keys()]) if (!this.gates(id)) this.held.delete(id);
-    for (const vm of this.vms.values()) if (vm.host === this.me && vm.power !== 'on' && this.gates(vm.id) && !this.held.has(vm.id)) this.held.set(vm.id, nowUs);
+    for (const vm of this.vms.values())
+      if (vm.host === this.me && vm.power !== 'on' && this.gates(vm.id) && !this.held.has(vm.id))
+        this.held.set(vm.id, nowUs);
   }
 
   /** Release the running VMs whose protection is current. */

@@ -23,7 +23,12 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
   const { config, ctx } = stage;
   const { log, metrics, clock } = ctx;
   const nowUs = () => clock.now() * 1000;
-  const bridgeGate = new BridgeGate({ ctx, table: config.enforce.table, ...(config.enforce.netns ? { netns: config.enforce.netns } : {}), managerAddresses: config.gate.managerAddresses });
+  const bridgeGate = new BridgeGate({
+    ctx,
+    table: config.enforce.table,
+    ...(config.enforce.netns ? { netns: config.enforce.netns } : {}),
+    managerAddresses: config.gate.managerAddresses,
+  });
   const wasHeld = await bridgeGate.setup();
   stage.onStop(() => bridgeGate.close());
   const policy = new PolicyView();
@@ -32,10 +37,15 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
   const assignments = new Map<string, Assignment>();
   const agents = new Map<string, AgentRecord>();
   const releases: Array<Release & { atUs: number }> = [];
-  const codec = { inventory: codecFor(TOPICS.inventory), assignments: codecFor(TOPICS.assignments), agents: codecFor(TOPICS.agents) };
+  const codec = {
+    inventory: codecFor(TOPICS.inventory),
+    assignments: codecFor(TOPICS.assignments),
+    agents: codecFor(TOPICS.agents),
+  };
 
   const current = (vm: string): boolean =>
-    (assignments.get(vm)?.mode !== 'watchdog' || (policy.policies.get(config.gate.policyId)?.version ?? 0) >= assignments.get(vm)!.policy_version) &&
+    (assignments.get(vm)?.mode !== 'watchdog' ||
+      (policy.policies.get(config.gate.policyId)?.version ?? 0) >= assignments.get(vm)!.policy_version) &&
     whyNotCurrent({
       vm,
       me: config.host,
@@ -64,12 +74,20 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
           releases.push({ ...r, atUs: nowUs() });
           metrics.inc('gate_released');
           metrics.set('gate_last_release_ms', Math.round(r.ms));
-          log.info({ vm: r.vm, msSincePowerOn: Math.round(r.ms) }, 'A gated VM is released: its protection is current.');
+          log.info(
+            { vm: r.vm, msSincePowerOn: Math.round(r.ms) },
+            'A gated VM is released: its protection is current.',
+          );
         }
         await bridgeGate.sync(book.macs());
       } while (again);
     })()
-      .catch((err: unknown) => log.error({ err: describeError(err) }, 'The gate on the bridge could not be changed; the next look tries again.'))
+      .catch((err: unknown) =>
+        log.error(
+          { err: describeError(err) },
+          'The gate on the bridge could not be changed; the next look tries again.',
+        ),
+      )
       .finally(() => {
         syncing = null;
       });
@@ -84,7 +102,10 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
     const needMs = p.doc.coordination.heartbeatTimeoutMs + 2 * p.doc.coordination.heartbeatIntervalMs + 1000;
     if (config.capture.holdMs >= needMs) return;
     warnedFor = p.version;
-    log.warn({ holdMs: config.capture.holdMs, needMs }, 'capture.holdMs is shorter than the policy\'s heartbeat timeout and lease: frames of a VM whose agent goes silent can be dropped before the watchdog takes it back. Raise capture.holdMs.');
+    log.warn(
+      { holdMs: config.capture.holdMs, needMs },
+      "capture.holdMs is shorter than the policy's heartbeat timeout and lease: frames of a VM whose agent goes silent can be dropped before the watchdog takes it back. Raise capture.holdMs.",
+    );
   };
   await stage.follow(TOPICS.policy, (r, restoring) => {
     try {
@@ -103,7 +124,9 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
     const k = r.key?.toString() ?? '';
     if (!k.startsWith('vm:')) return;
     try {
-      book.inventory(k.slice(3), r.value ? codec.inventory.decode(r.value) : null, nowUs(), restoring, (macs) => macs.some((m) => wasHeld.has(m)));
+      book.inventory(k.slice(3), r.value ? codec.inventory.decode(r.value) : null, nowUs(), restoring, (macs) =>
+        macs.some((m) => wasHeld.has(m)),
+      );
     } catch (err) {
       log.warn({ err: describeError(err), key: k }, 'An inventory record is unusable; it was skipped.');
     }
@@ -136,6 +159,9 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
   stage.onStop(async () => {
     await syncing;
   });
-  log.info({ held: [...book.held.keys()], managerAddresses: config.gate.managerAddresses }, 'Gating is set up on the bridge.');
+  log.info(
+    { held: [...book.held.keys()], managerAddresses: config.gate.managerAddresses },
+    'Gating is set up on the bridge.',
+  );
   return { held: () => [...book.held.keys()], releases };
 }

@@ -41,13 +41,21 @@ async function startWatchdog(stage: Stage<WatchdogConfig>): Promise<WatchdogHand
   let enforcer: BridgeEnforcer | null = null;
   let active: ReadonlyMap<string, BlockDecision> = new Map();
   if (config.enforce.enabled) {
-    const e = new BridgeEnforcer({ ctx, bridge: config.bridge, table: config.enforce.table, ...(config.enforce.netns ? { netns: config.enforce.netns } : {}) });
+    const e = new BridgeEnforcer({
+      ctx,
+      bridge: config.bridge,
+      table: config.enforce.table,
+      ...(config.enforce.netns ? { netns: config.enforce.netns } : {}),
+    });
     enforcer = e;
     await e.setup();
     // The nft table stays on stop: blocks keep being enforced (until their TTL) while the
     // watchdog restarts or is upgraded.
     stage.onStop(() => e.close());
-    ctx.log.info({ host: config.host, bridge: config.bridge, ...e.capabilities }, 'Watchdog enforcer is set up on the bridge.');
+    ctx.log.info(
+      { host: config.host, bridge: config.bridge, ...e.capabilities },
+      'Watchdog enforcer is set up on the bridge.',
+    );
     const { neverBlock, maxBlocks, maxNewPerMinute, netns } = config.enforce;
     ({ active } = await followBlocks(stage, {
       enforcer: watchdogEnforcer(config.host),

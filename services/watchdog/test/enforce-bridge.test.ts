@@ -21,13 +21,36 @@ const decision = (ip: string, ttlMs: number, action: 'drop' | 'reject' = 'drop')
 
 test('hostile names and targets never reach nft', () => {
   const c = ctx();
-  for (const ip of ['1.2.3.4; flush ruleset', 'fe80::1%eth0', '', '1.2.3.4 } ; add table x {', '10.0.0.256', '::ffff:1.2.3.4 }']) {
-    assert.throws(() => BridgeEnforcer.targetOf(decision(ip, 1000)), (e: { code?: string }) => e.code === 'CORDON_ERR_WATCHDOG_BLOCK_TARGET');
+  for (const ip of [
+    '1.2.3.4; flush ruleset',
+    'fe80::1%eth0',
+    '',
+    '1.2.3.4 } ; add table x {',
+    '10.0.0.256',
+    '::ffff:1.2.3.4 }',
+  ]) {
+    assert.throws(
+      () => BridgeEnforcer.targetOf(decision(ip, 1000)),
+      (e: { code?: string }) => e.code === 'CORDON_ERR_WATCHDOG_BLOCK_TARGET',
+    );
   }
-  assert.throws(() => BridgeEnforcer.targetOf({ ...decision('10.0.0.1', 1000), target: { ...decision('10.0.0.1', 1000).target, kind: 'vm_quarantine', ip: null } }), /carries no source address/);
-  assert.throws(() => new BridgeEnforcer({ ctx: c, bridge: 'br0', table: 'x; flush ruleset' }), /not a plain identifier/);
+  assert.throws(
+    () =>
+      BridgeEnforcer.targetOf({
+        ...decision('10.0.0.1', 1000),
+        target: { ...decision('10.0.0.1', 1000).target, kind: 'vm_quarantine', ip: null },
+      }),
+    /carries no source address/,
+  );
+  assert.throws(
+    () => new BridgeEnforcer({ ctx: c, bridge: 'br0', table: 'x; flush ruleset' }),
+    /not a plain identifier/,
+  );
   assert.throws(() => new BridgeEnforcer({ ctx: c, bridge: 'br0"; flush ruleset; "' }), /not an interface name/);
-  assert.throws(() => parseWatchdogConfig({ host: 'hv1', bridge: 'br0', enforce: { netns: 'a b' } }), (e: { code?: string }) => e.code === 'CORDON_ERR_WATCHDOG_CONFIG');
+  assert.throws(
+    () => parseWatchdogConfig({ host: 'hv1', bridge: 'br0', enforce: { netns: 'a b' } }),
+    (e: { code?: string }) => e.code === 'CORDON_ERR_WATCHDOG_CONFIG',
+  );
   assert.throws(() => parseWatchdogConfig({ host: 'hv1', bridge: 'br0', bridg: 'x' }), /unknown key "bridg"/);
 });
 
@@ -36,16 +59,19 @@ async function statusOf(bus: Bus, ip: string): Promise<BlockDecision['status'] |
   return rec?.value ? codec.decode(rec.value).status : 'lifted';
 }
 
-
-test('embedded bus: the watchdog blocks an attacker on the host bridge, lifts, expires, and restores after a restart', { skip: skip ?? false, timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-watchdog-'));
-  const c = ctx();
-  try {
-    await scenario(createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx: c }), c);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'embedded bus: the watchdog blocks an attacker on the host bridge, lifts, expires, and restores after a restart',
+  { skip: skip ?? false, timeout: 120_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-watchdog-'));
+    const c = ctx();
+    try {
+      await scenario(createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx: c }), c);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test('Kafka: the same, on a real broker', { skip: skip ?? false, timeout: 180_000 }, async () => {
   const brokers = kafkaBrokers();
@@ -60,7 +86,8 @@ async function scenario(bus: Bus, c: Context): Promise<void> {
   const server = await lab.listen('web', 8080);
   const config = { host: HOST, bridge: lab.bridge, enforce: { netns: lab.host, table: 'cordon_wd_test' } };
   const attacker = lab.vms.attacker!.ip;
-  const request = (d: BlockDecision) => producer.send(TOPICS.blocks, [{ key: blockKey(me, d.target.ip!), value: codec.encode(d) }]);
+  const request = (d: BlockDecision) =>
+    producer.send(TOPICS.blocks, [{ key: blockKey(me, d.target.ip!), value: codec.encode(d) }]);
   const lift = (ip: string) => producer.send(TOPICS.blocks, [{ key: blockKey(me, ip), value: null }]);
   const reach = (from: string, ms = 1500) => lab.canConnect(from, 'web', 8080, ms);
   try {
@@ -92,7 +119,9 @@ async function scenario(bus: Bus, c: Context): Promise<void> {
     assert.equal(await reach('attacker'), true, 'reachable after the TTL');
 
     // a hostile decision is reported failed and breaks nothing
-    await producer.send(TOPICS.blocks, [{ key: blockKey(me, '1.2.3.4; flush ruleset'), value: codec.encode(decision('1.2.3.4; flush ruleset', 60_000)) }]);
+    await producer.send(TOPICS.blocks, [
+      { key: blockKey(me, '1.2.3.4; flush ruleset'), value: codec.encode(decision('1.2.3.4; flush ruleset', 60_000)) },
+    ]);
     await waitFor('failed', async () => (await statusOf(bus, '1.2.3.4; flush ruleset')) === 'failed');
 
     // restart after a host reboot (table gone): active blocks come back from the topic;

@@ -1,13 +1,45 @@
 import { EventEmitter } from 'node:events';
-import { chmodSync, closeSync, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, fsyncSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+  fsyncSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { createContext, type Context } from '@cordon/runtime';
 import { deadLetter } from '@cordon/schemas';
-import { ERR_BAD_PARTITION, ERR_CLOSED, ERR_CORRUPT_LOG, ERR_DATA_DIR_LOCKED, ERR_NOT_ASSIGNED, ERR_UNKNOWN_TOPIC } from '../errors.js';
+import {
+  ERR_BAD_PARTITION,
+  ERR_CLOSED,
+  ERR_CORRUPT_LOG,
+  ERR_DATA_DIR_LOCKED,
+  ERR_NOT_ASSIGNED,
+  ERR_UNKNOWN_TOPIC,
+} from '../errors.js';
 import { partitionForKey } from '../partitioner.js';
 import type {
-  Admin, Batch, Bus, Consumer, ConsumerOptions, ConsumedRecord, ProduceRecord, Producer, RecordMetadata, TopicInfo,
-  TopicPartition, TopicPartitionOffset, TopicSpec,
+  Admin,
+  Batch,
+  Bus,
+  Consumer,
+  ConsumerOptions,
+  ConsumedRecord,
+  ProduceRecord,
+  Producer,
+  RecordMetadata,
+  TopicInfo,
+  TopicPartition,
+  TopicPartitionOffset,
+  TopicSpec,
 } from '../types.js';
 import { PartitionLog, type FsyncPolicy, type LogDamage, type StoredRecord } from './log.js';
 
@@ -130,7 +162,12 @@ export class EmbeddedBus implements Bus {
     for (const d of [this.dir, join(this.dir, 'groups'), join(this.dir, 'topics')]) privateDir(d);
     const f = opts.fsync;
     const all = (p: FsyncPolicy) => ({ control: p, data: p, controlTopics: [], intervalMs: 1000 });
-    this.fsync = f === true ? all('every-batch') : f === false ? all('never') : { control: 'every-batch', data: 'interval', controlTopics: [], intervalMs: 1000, ...f };
+    this.fsync =
+      f === true
+        ? all('every-batch')
+        : f === false
+          ? all('never')
+          : { control: 'every-batch', data: 'interval', controlTopics: [], intervalMs: 1000, ...f };
     this.lockFile = join(this.dir, 'LOCK');
     this.lock();
     this.events.setMaxListeners(0);
@@ -195,7 +232,14 @@ export class EmbeddedBus implements Bus {
   }
 
   private saveTopics(): void {
-    atomicWrite(join(this.dir, 'topics.json'), JSON.stringify([...this.topics.values()].map((t) => t.spec), null, 2));
+    atomicWrite(
+      join(this.dir, 'topics.json'),
+      JSON.stringify(
+        [...this.topics.values()].map((t) => t.spec),
+        null,
+        2,
+      ),
+    );
   }
 
   private openTopic(spec: TopicSpec): Topic {
@@ -207,7 +251,9 @@ export class EmbeddedBus implements Bus {
   }
 
   private policyOf(spec: TopicSpec): FsyncPolicy {
-    return spec.cleanupPolicy === 'compact' || this.fsync.controlTopics.includes(spec.name) ? this.fsync.control : this.fsync.data;
+    return spec.cleanupPolicy === 'compact' || this.fsync.controlTopics.includes(spec.name)
+      ? this.fsync.control
+      : this.fsync.data;
   }
 
   private openLog(spec: TopicSpec, p: number): PartitionLog {
@@ -231,9 +277,15 @@ export class EmbeddedBus implements Bus {
   private quarantine(topic: string, partition: number, file: string, damage: LogDamage): void {
     const qdir = join(this.dir, 'quarantine');
     privateDir(qdir);
-    const qfile = join(qdir, `${encodeURIComponent(topic)}-${partition}-at-${damage.position}-${this.ctx.clock.now()}.bin`);
+    const qfile = join(
+      qdir,
+      `${encodeURIComponent(topic)}-${partition}-at-${damage.position}-${this.ctx.clock.now()}.bin`,
+    );
     atomicWrite(qfile, damage.bytes);
-    this.ctx.log.error({ err: ERR_CORRUPT_LOG(file, `${damage.detail}; kept in ${qfile}`), firstOffset: String(damage.firstOffset) }, 'A partition log was damaged; the damaged bytes were quarantined.');
+    this.ctx.log.error(
+      { err: ERR_CORRUPT_LOG(file, `${damage.detail}; kept in ${qfile}`), firstOffset: String(damage.firstOffset) },
+      'A partition log was damaged; the damaged bytes were quarantined.',
+    );
     this.quarantined.push({ topic, partition, damage, file: qfile });
   }
 
@@ -242,8 +294,17 @@ export class EmbeddedBus implements Bus {
     const dlq = this.opts.dlqTopic ?? 'cordon.dlq.v1';
     if (!this.topics.has(dlq) || this.quarantined.length === 0) return;
     const records = this.quarantined.splice(0).map(({ topic, partition, damage, file }) => {
-      const err = ERR_CORRUPT_LOG(`${topic}/${partition}`, `${damage.detail}; the whole of it is in ${file}${damage.bytes.length > DEAD_LETTER_BYTES ? `, its first ${DEAD_LETTER_BYTES} bytes here` : ''}`);
-      const l = deadLetter('bus', { topic, partition, offset: damage.firstOffset }, { key: null, value: damage.bytes.subarray(0, DEAD_LETTER_BYTES) }, err, this.ctx.clock.now() * 1000);
+      const err = ERR_CORRUPT_LOG(
+        `${topic}/${partition}`,
+        `${damage.detail}; the whole of it is in ${file}${damage.bytes.length > DEAD_LETTER_BYTES ? `, its first ${DEAD_LETTER_BYTES} bytes here` : ''}`,
+      );
+      const l = deadLetter(
+        'bus',
+        { topic, partition, offset: damage.firstOffset },
+        { key: null, value: damage.bytes.subarray(0, DEAD_LETTER_BYTES) },
+        err,
+        this.ctx.clock.now() * 1000,
+      );
       return { key: l.key, value: l.value };
     });
     this.append(dlq, records);
@@ -253,7 +314,8 @@ export class EmbeddedBus implements Bus {
   private syncAll(): void {
     if (this.closed) return;
     for (const t of this.topics.values()) for (const l of t.logs) l.sync();
-    if (this.fsync.data !== 'never' || this.fsync.control !== 'never') for (const fd of this.unsyncedGroups) fsyncSync(fd);
+    if (this.fsync.data !== 'never' || this.fsync.control !== 'never')
+      for (const fd of this.unsyncedGroups) fsyncSync(fd);
     this.unsyncedGroups.clear();
   }
 
@@ -271,7 +333,8 @@ export class EmbeddedBus implements Bus {
           const existing = this.topics.get(spec.name);
           if (!existing) this.openTopic({ ...spec });
           else if (spec.partitions > existing.spec.partitions) {
-            for (let p = existing.spec.partitions; p < spec.partitions; p++) existing.logs.push(this.openLog(existing.spec, p));
+            for (let p = existing.spec.partitions; p < spec.partitions; p++)
+              existing.logs.push(this.openLog(existing.spec, p));
             existing.spec.partitions = spec.partitions;
           }
         }
@@ -316,7 +379,10 @@ export class EmbeddedBus implements Bus {
       if (p < 0 || p >= n) throw ERR_BAD_PARTITION(topicName, p, n);
       let list = byPartition.get(p);
       if (!list) byPartition.set(p, (list = []));
-      list.push({ i, r: { key: r.key, value: r.value, headers: r.headers ?? {}, timestamp: r.timestamp ?? this.ctx.clock.now() } });
+      list.push({
+        i,
+        r: { key: r.key, value: r.value, headers: r.headers ?? {}, timestamp: r.timestamp ?? this.ctx.clock.now() },
+      });
     });
     const out: RecordMetadata[] = new Array(records.length);
     for (const [p, list] of byPartition) {
@@ -352,7 +418,11 @@ export class EmbeddedBus implements Bus {
     if (!g) {
       const committed = new Map<string, bigint>();
       const legacy = join(this.dir, 'groups', `${encodeURIComponent(id)}.json`);
-      const data = existsSync(this.groupLog(id)) ? lastSnapshot(readFileSync(this.groupLog(id), 'utf8')) : existsSync(legacy) ? (JSON.parse(readFileSync(legacy, 'utf8')) as Record<string, string>) : {};
+      const data = existsSync(this.groupLog(id))
+        ? lastSnapshot(readFileSync(this.groupLog(id), 'utf8'))
+        : existsSync(legacy)
+          ? (JSON.parse(readFileSync(legacy, 'utf8')) as Record<string, string>)
+          : {};
       for (const [k, v] of Object.entries(data)) committed.set(k, BigInt(v));
       g = { id, members: [], committed, rebalancing: Promise.resolve() };
       this.groups.set(id, g);
@@ -654,9 +724,15 @@ class EmbeddedConsumer implements Consumer {
       return {
         topic: tp.topic,
         partition: tp.partition,
-        records: slice.map(
-          (r): ConsumedRecord => ({ topic: tp.topic, partition: tp.partition, offset: r.offset, key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp }),
-        ),
+        records: slice.map((r): ConsumedRecord => ({
+          topic: tp.topic,
+          partition: tp.partition,
+          offset: r.offset,
+          key: r.key,
+          value: r.value,
+          headers: r.headers,
+          timestamp: r.timestamp,
+        })),
       };
     }
     return null;

@@ -1,4 +1,14 @@
-import { closeSync, existsSync, fchmodSync, fstatSync, openSync, readFileSync, renameSync, writeSync, fsyncSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+  fsyncSync,
+} from 'node:fs';
 import * as zlib from 'node:zlib';
 import type { BusHeaders } from '../types.js';
 
@@ -78,11 +88,14 @@ function encodePayload(r: StoredRecord): Buffer {
   const hk = Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), v] as const);
   const payload = Buffer.allocUnsafe(payloadSize(r));
   let o = 0;
-  payload.writeBigInt64BE(r.offset, o); o += 8;
-  payload.writeDoubleBE(r.timestamp, o); o += 8;
+  payload.writeBigInt64BE(r.offset, o);
+  o += 8;
+  payload.writeDoubleBE(r.timestamp, o);
+  o += 8;
   o = writeBytes(payload, o, r.key);
   o = writeBytes(payload, o, r.value);
-  payload.writeUInt32BE(hk.length, o); o += 4;
+  payload.writeUInt32BE(hk.length, o);
+  o += 4;
   for (const [k, v] of hk) {
     o = writeBytes(payload, o, k);
     o = writeBytes(payload, o, v);
@@ -118,12 +131,15 @@ function readBytes(buf: Buffer, o: number): [Buffer | null, number] {
 
 function decodePayload(p: Buffer): StoredRecord {
   let o = 0;
-  const offset = p.readBigInt64BE(o); o += 8;
-  const timestamp = p.readDoubleBE(o); o += 8;
+  const offset = p.readBigInt64BE(o);
+  o += 8;
+  const timestamp = p.readDoubleBE(o);
+  o += 8;
   let key: Buffer | null, value: Buffer | null;
   [key, o] = readBytes(p, o);
   [value, o] = readBytes(p, o);
-  const n = p.readUInt32BE(o); o += 4;
+  const n = p.readUInt32BE(o);
+  o += 4;
   const headers: BusHeaders = {};
   for (let i = 0; i < n; i++) {
     let k: Buffer | null, v: Buffer | null;
@@ -308,7 +324,13 @@ export class PartitionLog {
    * records were removed (or lost).
    */
   private rewrite(records: StoredRecord[]): void {
-    const marker = encodeRecord({ offset: this.nextOffset - 1n, timestamp: 0, key: null, value: null, headers: { __cordon_next_offset: Buffer.from('1') } });
+    const marker = encodeRecord({
+      offset: this.nextOffset - 1n,
+      timestamp: 0,
+      key: null,
+      value: null,
+      headers: { __cordon_next_offset: Buffer.from('1') },
+    });
     const data = Buffer.concat([HEADER, ...records.map(encodeRecord), ...(this.nextOffset > 0n ? [marker] : [])]);
     const tmp = `${this.opts.file}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);

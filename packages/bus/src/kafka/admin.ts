@@ -25,7 +25,10 @@ export class KafkaAdminImpl implements Admin {
           } catch (err) {
             throw toBusError(err, `growing topic ${spec.name} to ${spec.partitions} partitions`, ctx);
           }
-          this.bus.ctx.log.info({ topic: spec.name, from: have.partitions, to: spec.partitions }, 'Grew the partitions of a topic.');
+          this.bus.ctx.log.info(
+            { topic: spec.name, from: have.partitions, to: spec.partitions },
+            'Grew the partitions of a topic.',
+          );
         }
         continue;
       }
@@ -40,7 +43,10 @@ export class KafkaAdminImpl implements Admin {
             { name: 'retention.ms', value: String(spec.retentionMs) },
           ],
         });
-        this.bus.ctx.log.info({ topic: spec.name, partitions: spec.partitions, cleanupPolicy: spec.cleanupPolicy }, 'Created a topic.');
+        this.bus.ctx.log.info(
+          { topic: spec.name, partitions: spec.partitions, cleanupPolicy: spec.cleanupPolicy },
+          'Created a topic.',
+        );
       } catch (err) {
         // Another process may have created it between our look and our create: that is fine.
         if (!hasKafkaError(err, 'TOPIC_ALREADY_EXISTS')) throw toBusError(err, `creating topic ${spec.name}`, ctx);
@@ -67,7 +73,8 @@ export class KafkaAdminImpl implements Admin {
     try {
       await this.bus.client.deleteTopics({ topics: present });
     } catch (err) {
-      if (!hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION')) throw toBusError(err, `deleting topics ${present.join(', ')}`, { ...this.bus.identity });
+      if (!hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION'))
+        throw toBusError(err, `deleting topics ${present.join(', ')}`, { ...this.bus.identity });
     }
   }
 
@@ -76,7 +83,12 @@ export class KafkaAdminImpl implements Admin {
     try {
       const res = await this.bus.client.listOffsets({
         // -1 = LATEST: the high watermark, i.e. the next offset to be written (all acks=all writes are below it).
-        topics: [{ name: topic, partitions: Array.from({ length: meta.partitions }, (_, p) => ({ partitionIndex: p, timestamp: -1n })) }],
+        topics: [
+          {
+            name: topic,
+            partitions: Array.from({ length: meta.partitions }, (_, p) => ({ partitionIndex: p, timestamp: -1n })),
+          },
+        ],
         isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED,
       });
       const out = new Map<number, bigint>();
@@ -91,7 +103,12 @@ export class KafkaAdminImpl implements Admin {
     const meta = await this.bus.topic(topic);
     try {
       const res = await this.bus.client.listConsumerGroupOffsets({
-        groups: [{ groupId, topics: [{ name: topic, partitionIndexes: Array.from({ length: meta.partitions }, (_, p) => p) }] }],
+        groups: [
+          {
+            groupId,
+            topics: [{ name: topic, partitionIndexes: Array.from({ length: meta.partitions }, (_, p) => p) }],
+          },
+        ],
       });
       const out = new Map<number, bigint>();
       for (const g of res) {
@@ -119,7 +136,9 @@ export class KafkaAdminImpl implements Admin {
       });
       if (pending.length === 0) return;
       if (Date.now() > deadline) {
-        throw ERR_KAFKA(`topics ${pending.map((s) => s.name).join(', ')} were created but have no leader after ${TOPIC_READY_TIMEOUT_MS} ms`);
+        throw ERR_KAFKA(
+          `topics ${pending.map((s) => s.name).join(', ')} were created but have no leader after ${TOPIC_READY_TIMEOUT_MS} ms`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -158,7 +158,10 @@ export class KafkaBus implements Bus {
       for (const [id, x] of md.brokers) this.brokerById.set(id, { host: x.host, port: x.port });
       b = this.brokerById.get(nodeId);
     }
-    if (!b) throw toBusError(new Error(`broker ${nodeId} is not in the cluster metadata`), 'metadata request', { ...this.identity });
+    if (!b)
+      throw toBusError(new Error(`broker ${nodeId} is not in the cluster metadata`), 'metadata request', {
+        ...this.identity,
+      });
     return b;
   }
 

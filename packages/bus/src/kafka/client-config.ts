@@ -66,7 +66,8 @@ export function parseClientProperties(text: string, file: string): Map<Key, stri
     const m = /^([^=:\s]+)\s*[=:]\s*(.*)$/.exec(line);
     if (!m) throw ERR_KAFKA_CLIENT_CONFIG(file, `line ${i + 1} is not "key=value"`);
     const key = m[1]!;
-    if (!(KEYS as readonly string[]).includes(key)) throw ERR_KAFKA_CLIENT_CONFIG(file, `line ${i + 1}: unknown key "${key}" (known: ${KEYS.join(', ')})`);
+    if (!(KEYS as readonly string[]).includes(key))
+      throw ERR_KAFKA_CLIENT_CONFIG(file, `line ${i + 1}: unknown key "${key}" (known: ${KEYS.join(', ')})`);
     if (out.has(key as Key)) throw ERR_KAFKA_CLIENT_CONFIG(file, `line ${i + 1}: "${key}" is given twice`);
     out.set(key as Key, m[2]!);
   });
@@ -79,7 +80,11 @@ function readNamed(configFile: string, key: string, path: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw ERR_KAFKA_CLIENT_CONFIG.withCause(err, configFile, `${key} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw ERR_KAFKA_CLIENT_CONFIG.withCause(
+      err,
+      configFile,
+      `${key} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
 }
 
@@ -87,19 +92,22 @@ function readNamed(configFile: string, key: string, path: string): Buffer {
 export function clientConfigFrom(props: Map<Key, string>, file: string): KafkaClientConfig {
   const fail = (detail: string) => ERR_KAFKA_CLIENT_CONFIG(file, detail);
   const protocol = (props.get('security.protocol') ?? 'plaintext').toLowerCase();
-  if (!(PROTOCOLS as readonly string[]).includes(protocol)) throw fail(`security.protocol "${protocol}" is not one of ${PROTOCOLS.join(', ')}`);
+  if (!(PROTOCOLS as readonly string[]).includes(protocol))
+    throw fail(`security.protocol "${protocol}" is not one of ${PROTOCOLS.join(', ')}`);
   const useTls = protocol === 'ssl' || protocol === 'sasl_ssl';
   const useSasl = protocol.startsWith('sasl_');
   const security: KafkaSecurity = {};
   if (useTls) {
     const check = (props.get('ssl.endpoint.identification.algorithm') ?? 'https').toLowerCase();
-    if (check !== 'https' && check !== 'none') throw fail(`ssl.endpoint.identification.algorithm "${check}" is not https or none`);
+    if (check !== 'https' && check !== 'none')
+      throw fail(`ssl.endpoint.identification.algorithm "${check}" is not https or none`);
     const tls: NonNullable<KafkaSecurity['tls']> = { checkHostname: check === 'https' };
     const ca = props.get('ssl.ca.location');
     if (ca) tls.ca = readNamed(file, 'ssl.ca.location', ca);
     const cert = props.get('ssl.certificate.location');
     const key = props.get('ssl.key.location');
-    if (Boolean(cert) !== Boolean(key)) throw fail('ssl.certificate.location and ssl.key.location go together: give both or neither');
+    if (Boolean(cert) !== Boolean(key))
+      throw fail('ssl.certificate.location and ssl.key.location go together: give both or neither');
     if (cert && key) {
       tls.cert = readNamed(file, 'ssl.certificate.location', cert);
       tls.key = readNamed(file, 'ssl.key.location', key);
@@ -109,12 +117,14 @@ export function clientConfigFrom(props: Map<Key, string>, file: string): KafkaCl
     security.tls = tls;
   } else {
     for (const k of ['ssl.ca.location', 'ssl.certificate.location', 'ssl.key.location'] as const) {
-      if (props.has(k)) throw fail(`${k} is given but security.protocol is ${protocol}: the connection would not use it`);
+      if (props.has(k))
+        throw fail(`${k} is given but security.protocol is ${protocol}: the connection would not use it`);
     }
   }
   if (useSasl) {
     const mechanism = (props.get('sasl.mechanisms') ?? props.get('sasl.mechanism') ?? '').toUpperCase();
-    if (!MECHANISMS.includes(mechanism as SaslMechanism)) throw fail(`sasl.mechanisms "${mechanism}" is not one of ${MECHANISMS.join(', ')}`);
+    if (!MECHANISMS.includes(mechanism as SaslMechanism))
+      throw fail(`sasl.mechanisms "${mechanism}" is not one of ${MECHANISMS.join(', ')}`);
     const username = props.get('sasl.username');
     const password = props.get('sasl.password');
     if (!username) throw fail(`security.protocol ${protocol} needs sasl.username`);
@@ -124,7 +134,10 @@ export function clientConfigFrom(props: Map<Key, string>, file: string): KafkaCl
     throw fail(`sasl.username/sasl.password are given but security.protocol is ${protocol}: they would not be sent`);
   }
   const servers = props.get('bootstrap.servers') ?? props.get('metadata.broker.list');
-  const brokers = servers?.split(',').map((s) => s.trim()).filter(Boolean);
+  const brokers = servers
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return { ...(brokers?.length ? { brokers } : {}), security, file };
 }
 
@@ -137,12 +150,21 @@ export function loadKafkaClientConfig(file: string): KafkaClientConfig {
   try {
     const st = statSync(file);
     if (!st.isFile()) throw ERR_KAFKA_CLIENT_CONFIG(file, 'it is not a regular file');
-    if (st.mode & 0o077) throw ERR_KAFKA_CLIENT_CONFIG(file, `it holds a password and its mode is 0${(st.mode & 0o777).toString(8)}; make it 0600 (chmod 600 ${file})`);
-    if (process.getuid && st.uid !== process.getuid()) throw ERR_KAFKA_CLIENT_CONFIG(file, `it belongs to uid ${st.uid}, not to this user`);
+    if (st.mode & 0o077)
+      throw ERR_KAFKA_CLIENT_CONFIG(
+        file,
+        `it holds a password and its mode is 0${(st.mode & 0o777).toString(8)}; make it 0600 (chmod 600 ${file})`,
+      );
+    if (process.getuid && st.uid !== process.getuid())
+      throw ERR_KAFKA_CLIENT_CONFIG(file, `it belongs to uid ${st.uid}, not to this user`);
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as { code?: string }).code === 'CORDON_ERR_BUS_KAFKA_CLIENT_CONFIG') throw err;
-    throw ERR_KAFKA_CLIENT_CONFIG.withCause(err, file, `it cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw ERR_KAFKA_CLIENT_CONFIG.withCause(
+      err,
+      file,
+      `it cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   return clientConfigFrom(parseClientProperties(text, file), file);
 }

@@ -27,13 +27,25 @@ import {
 } from '@platformatic/kafka';
 import type { Context, Logger, Metrics } from '@cordon/runtime';
 import type {
-  Batch, BusHeaders, ConsumedRecord, Consumer, ConsumerOptions, TopicPartition, TopicPartitionOffset,
+  Batch,
+  BusHeaders,
+  ConsumedRecord,
+  Consumer,
+  ConsumerOptions,
+  TopicPartition,
+  TopicPartitionOffset,
 } from '../types.js';
 import { ERR_CLOSED, ERR_KAFKA_DENIED, ERR_KAFKA_GROUP, ERR_NOT_ASSIGNED } from '../errors.js';
 import type { BrokerAddress, KafkaBus, TopicMeta } from './bus.js';
 import { hasKafkaError, isNetworkError, isSecurityFailure, responseOf, toBusError } from './errors.js';
 import {
-  PROTOCOL_TYPE, RANGE, decodeAssignment, decodeSubscription, encodeAssignment, encodeSubscription, rangeAssign,
+  PROTOCOL_TYPE,
+  RANGE,
+  decodeAssignment,
+  decodeSubscription,
+  encodeAssignment,
+  encodeSubscription,
+  rangeAssign,
 } from './group-protocol.js';
 
 /** A dead member's partitions move after this long without heartbeats. */
@@ -114,8 +126,16 @@ export class KafkaConsumer implements Consumer {
     this.metrics = ctx.metrics.child('consumer');
     const clientId = `${bus.clientId}-consumer`;
     // JoinGroup is answered only when every member has rejoined: its timeout must outlast that.
-    this.groupPool = new ConnectionPool(clientId, { requestTimeout: REBALANCE_TIMEOUT_MS + 10_000, connectTimeout: 5_000, ...bus.connection });
-    this.fetchPool = new ConnectionPool(clientId, { requestTimeout: FETCH_MAX_WAIT_MS + 30_000, connectTimeout: 5_000, ...bus.connection });
+    this.groupPool = new ConnectionPool(clientId, {
+      requestTimeout: REBALANCE_TIMEOUT_MS + 10_000,
+      connectTimeout: 5_000,
+      ...bus.connection,
+    });
+    this.fetchPool = new ConnectionPool(clientId, {
+      requestTimeout: FETCH_MAX_WAIT_MS + 30_000,
+      connectTimeout: 5_000,
+      ...bus.connection,
+    });
   }
 
   run(eachBatch: (batch: Batch) => Promise<void>): Promise<void> {
@@ -218,12 +238,15 @@ export class KafkaConsumer implements Consumer {
     for (let i = 0; i < records.length; i += max) {
       if (this.stopping || this.rejoinNeeded || this.owned.get(key) !== o || o.seekEpoch !== epoch) return;
       const slice = records.slice(i, i + max);
-      await handlerScope.run(this, () => eachBatch({ topic: fetched.topic, partition: fetched.partition, records: slice }));
+      await handlerScope.run(this, () =>
+        eachBatch({ topic: fetched.topic, partition: fetched.partition, records: slice }),
+      );
       this.metrics.inc('received', slice.length);
       // A seek during eachBatch wins over the natural advance.
       if (o.seekEpoch !== epoch) return;
       o.position = slice[slice.length - 1]!.offset + 1n;
-      if (this.opts.autoCommit ?? true) this.toCommit.set(key, { topic: fetched.topic, partition: fetched.partition, offset: o.position });
+      if (this.opts.autoCommit ?? true)
+        this.toCommit.set(key, { topic: fetched.topic, partition: fetched.partition, offset: o.position });
     }
     if (o.seekEpoch === epoch && fetched.next > o.position) o.position = fetched.next;
   }
@@ -239,7 +262,9 @@ export class KafkaConsumer implements Consumer {
 
   /** Give everything back (onRevoke), then JoinGroup + SyncGroup until we hold a generation. */
   private async rebalance(): Promise<void> {
-    await this.settleCommit().catch((err: unknown) => this.log.warn({ err }, 'A commit failed before a rebalance; its records are redelivered.'));
+    await this.settleCommit().catch((err: unknown) =>
+      this.log.warn({ err }, 'A commit failed before a rebalance; its records are redelivered.'),
+    );
     this.toCommit.clear();
     if (this.owned.size > 0) {
       const revoked = this.assignment();
@@ -253,18 +278,25 @@ export class KafkaConsumer implements Consumer {
         const assigned = await this.joinAndSync();
         if (assigned === null) continue;
         this.rejoinNeeded = false;
-        this.owned = new Map(assigned.map((tp) => [tpKey(tp.topic, tp.partition), { ...tp, position: null, seekEpoch: 0 }]));
+        this.owned = new Map(
+          assigned.map((tp) => [tpKey(tp.topic, tp.partition), { ...tp, position: null, seekEpoch: 0 }]),
+        );
         this.startHeartbeat();
         this.metrics.inc('rebalances');
         this.log.info(
-          { memberId: this.memberId, generationId: this.generationId, assigned: assigned.map((tp) => `${tp.topic}/${tp.partition}`) },
+          {
+            memberId: this.memberId,
+            generationId: this.generationId,
+            assigned: assigned.map((tp) => `${tp.topic}/${tp.partition}`),
+          },
           'Joined the consumer group.',
         );
         await this.resolvePositions();
         await this.opts.onAssign?.(this.assignment());
         return;
       } catch (err) {
-        if (isSecurityFailure(err)) throw toBusError(err, `joining consumer group ${this.opts.groupId}`, { ...this.bus.identity });
+        if (isSecurityFailure(err))
+          throw toBusError(err, `joining consumer group ${this.opts.groupId}`, { ...this.bus.identity });
         if (errorName(err, COORDINATOR_ERRORS) || isNetworkError(err)) {
           this.coordinator = null;
         } else if (hasKafkaError(err, 'UNKNOWN_MEMBER_ID')) {
@@ -272,7 +304,8 @@ export class KafkaConsumer implements Consumer {
         } else if (!errorName(err, REJOIN_ERRORS)) {
           throw ERR_KAFKA_GROUP.withCause(err, this.opts.groupId, (err as Error).message);
         }
-        if (attempt > 0 && attempt % 10 === 0) this.log.warn({ err, attempt }, 'Still trying to join the consumer group.');
+        if (attempt > 0 && attempt % 10 === 0)
+          this.log.warn({ err, attempt }, 'Still trying to join the consumer group.');
         await sleep(RETRY_BACKOFF_MS);
       }
     }
@@ -284,8 +317,15 @@ export class KafkaConsumer implements Consumer {
     let joined;
     try {
       joined = await joinGroupV9.api.async(
-        conn, this.opts.groupId, SESSION_TIMEOUT_MS, REBALANCE_TIMEOUT_MS, this.memberId, null, PROTOCOL_TYPE,
-        [{ name: RANGE, metadata: encodeSubscription(this.opts.topics) }], null,
+        conn,
+        this.opts.groupId,
+        SESSION_TIMEOUT_MS,
+        REBALANCE_TIMEOUT_MS,
+        this.memberId,
+        null,
+        PROTOCOL_TYPE,
+        [{ name: RANGE, metadata: encodeSubscription(this.opts.topics) }],
+        null,
       );
     } catch (err) {
       // Since JoinGroup v4 the first join is refused with the member id to use: join again with it.
@@ -305,10 +345,20 @@ export class KafkaConsumer implements Consumer {
       const counts = new Map((await this.bus.fetchTopics(topics)).map((t) => [t.name, t.partitions]));
       this.assignedFrom = counts;
       this.lastMetadataCheck = Date.now();
-      assignments = [...rangeAssign(subscriptions, counts)].map(([memberId, tps]) => ({ memberId, assignment: encodeAssignment(tps) }));
+      assignments = [...rangeAssign(subscriptions, counts)].map(([memberId, tps]) => ({
+        memberId,
+        assignment: encodeAssignment(tps),
+      }));
     }
     const synced = await syncGroupV5.api.async(
-      conn, this.opts.groupId, this.generationId, this.memberId, null, PROTOCOL_TYPE, RANGE, assignments,
+      conn,
+      this.opts.groupId,
+      this.generationId,
+      this.memberId,
+      null,
+      PROTOCOL_TYPE,
+      RANGE,
+      assignments,
     );
     const mine = decodeAssignment(synced.assignment).filter((tp) => this.opts.topics.includes(tp.topic));
     return mine.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
@@ -365,10 +415,13 @@ export class KafkaConsumer implements Consumer {
     this.generationId = -1;
     try {
       const conn = await this.coordinatorConnection();
-      await leaveGroupV5.api.async(conn, this.opts.groupId, [{ memberId, groupInstanceId: null, reason: 'consumer closed' }]);
+      await leaveGroupV5.api.async(conn, this.opts.groupId, [
+        { memberId, groupInstanceId: null, reason: 'consumer closed' },
+      ]);
     } catch (err) {
       // Unknown member: the group already dropped us. Anything else: the session timeout will.
-      if (!hasKafkaError(err, 'UNKNOWN_MEMBER_ID')) this.log.warn({ err }, 'Leaving the consumer group failed; the session timeout will remove this member.');
+      if (!hasKafkaError(err, 'UNKNOWN_MEMBER_ID'))
+        this.log.warn({ err }, 'Leaving the consumer group failed; the session timeout will remove this member.');
     }
   }
 
@@ -386,7 +439,10 @@ export class KafkaConsumer implements Consumer {
   private async coordinatorConnection(): Promise<Connection> {
     if (!this.coordinator) {
       try {
-        const [found] = await this.bus.client.findCoordinator({ keyType: FindCoordinatorKeyTypes.GROUP, keys: [this.opts.groupId] });
+        const [found] = await this.bus.client.findCoordinator({
+          keyType: FindCoordinatorKeyTypes.GROUP,
+          keys: [this.opts.groupId],
+        });
         if (!found || found.nodeId < 0) throw ERR_KAFKA_GROUP(this.opts.groupId, 'no coordinator is available yet');
         this.coordinator = { host: found.host, port: found.port };
       } catch (err) {
@@ -400,9 +456,15 @@ export class KafkaConsumer implements Consumer {
   // ---- offsets ----------------------------------------------------------------------------
 
   private async commitOffsets(offsets: TopicPartitionOffset[], manual: boolean): Promise<void> {
-    const byTopic = new Map<string, { partitionIndex: number; committedOffset: bigint; committedLeaderEpoch: number; committedMetadata: null }[]>();
+    const byTopic = new Map<
+      string,
+      { partitionIndex: number; committedOffset: bigint; committedLeaderEpoch: number; committedMetadata: null }[]
+    >();
     for (const o of offsets) {
-      byTopic.set(o.topic, [...(byTopic.get(o.topic) ?? []), { partitionIndex: o.partition, committedOffset: o.offset, committedLeaderEpoch: -1, committedMetadata: null }]);
+      byTopic.set(o.topic, [
+        ...(byTopic.get(o.topic) ?? []),
+        { partitionIndex: o.partition, committedOffset: o.offset, committedLeaderEpoch: -1, committedMetadata: null },
+      ]);
     }
     const topics = [...byTopic].map(([name, partitions]) => ({ name, partitions }));
     for (let attempt = 0; ; attempt++) {
@@ -415,7 +477,12 @@ export class KafkaConsumer implements Consumer {
         if (rejoin) {
           // Our generation is over: the records are redelivered to the next owner (at-least-once).
           this.rejoinNeeded = true;
-          if (manual) throw ERR_KAFKA_GROUP.withCause(err, this.opts.groupId, `commit refused (${rejoin}); the group is rebalancing`);
+          if (manual)
+            throw ERR_KAFKA_GROUP.withCause(
+              err,
+              this.opts.groupId,
+              `commit refused (${rejoin}); the group is rebalancing`,
+            );
           return;
         }
         if ((errorName(err, COORDINATOR_ERRORS) || isNetworkError(err)) && attempt < 5) {
@@ -437,13 +504,22 @@ export class KafkaConsumer implements Consumer {
     const conn = await this.coordinatorConnection();
     const res = await offsetFetchV9.api.async(
       conn,
-      [{ groupId: this.opts.groupId, memberId: null, memberEpoch: -1, topics: [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })) }],
+      [
+        {
+          groupId: this.opts.groupId,
+          memberId: null,
+          memberEpoch: -1,
+          topics: [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })),
+        },
+      ],
       // requireStable: wait for commits still in flight (e.g. by the previous owner) to land.
       true,
     );
     const missing: Owned[] = [];
     for (const o of unresolved) {
-      const c = res.groups[0]?.topics.find((t) => t.name === o.topic)?.partitions.find((p) => p.partitionIndex === o.partition);
+      const c = res.groups[0]?.topics
+        .find((t) => t.name === o.topic)
+        ?.partitions.find((p) => p.partitionIndex === o.partition);
       if (c && c.committedOffset >= 0n) o.position = c.committedOffset;
       else missing.push(o);
     }
@@ -456,7 +532,10 @@ export class KafkaConsumer implements Consumer {
     const byTopic = new Map<string, Owned[]>();
     for (const o of parts) byTopic.set(o.topic, [...(byTopic.get(o.topic) ?? []), o]);
     const res = await this.bus.client.listOffsets({
-      topics: [...byTopic].map(([name, os]) => ({ name, partitions: os.map((o) => ({ partitionIndex: o.partition, timestamp: fromBeginning ? -2n : -1n })) })),
+      topics: [...byTopic].map(([name, os]) => ({
+        name,
+        partitions: os.map((o) => ({ partitionIndex: o.partition, timestamp: fromBeginning ? -2n : -1n })),
+      })),
       isolationLevel: FetchIsolationLevels.READ_UNCOMMITTED,
     });
     for (const t of res) {
@@ -491,7 +570,9 @@ export class KafkaConsumer implements Consumer {
       await sleep(RETRY_BACKOFF_MS);
       return [];
     }
-    const rounds = await Promise.all([...byLeader].map(([leader, parts]) => this.fetchFrom(leader, parts, from, metas)));
+    const rounds = await Promise.all(
+      [...byLeader].map(([leader, parts]) => this.fetchFrom(leader, parts, from, metas)),
+    );
     return rounds.flat();
   }
 
@@ -523,10 +604,22 @@ export class KafkaConsumer implements Consumer {
       const conn = await this.fetchPool.get(await this.bus.broker(leader));
       // READ_UNCOMMITTED: bus producers are not transactional; control batches are skipped below.
       // sessionId 0 / epoch -1: a full fetch every time, no incremental fetch session to keep.
-      response = await fetchV17.api.async(conn, FETCH_MAX_WAIT_MS, 1, FETCH_MAX_BYTES, FetchIsolationLevels.READ_UNCOMMITTED, 0, -1, request, [], '');
+      response = await fetchV17.api.async(
+        conn,
+        FETCH_MAX_WAIT_MS,
+        1,
+        FETCH_MAX_BYTES,
+        FetchIsolationLevels.READ_UNCOMMITTED,
+        0,
+        -1,
+        request,
+        [],
+        '',
+      );
     } catch (err) {
       const partial = responseOf<fetchV17.FetchResponse>(err);
-      if (isSecurityFailure(err) && !partial) throw toBusError(err, `fetching ${[...byTopic.keys()].join(', ')}`, { ...this.bus.identity });
+      if (isSecurityFailure(err) && !partial)
+        throw toBusError(err, `fetching ${[...byTopic.keys()].join(', ')}`, { ...this.bus.identity });
       if (!partial || !Array.isArray(partial.responses)) {
         // No answer at all (broker restarting, connection lost): refresh metadata and retry.
         if (this.stopping) return [];
@@ -555,7 +648,12 @@ export class KafkaConsumer implements Consumer {
           continue;
         }
         // TOPIC_AUTHORIZATION_FAILED: no READ ACL on the topic; fetching again cannot succeed
-        if (p.errorCode === 29) throw ERR_KAFKA_DENIED(`fetching ${topic}`, 'TOPIC_AUTHORIZATION_FAILED', this.bus.identity.user ? `principal "${this.bus.identity.user}"` : 'this client');
+        if (p.errorCode === 29)
+          throw ERR_KAFKA_DENIED(
+            `fetching ${topic}`,
+            'TOPIC_AUTHORIZATION_FAILED',
+            this.bus.identity.user ? `principal "${this.bus.identity.user}"` : 'this client',
+          );
         if (p.errorCode !== 0) {
           // Leadership moved or metadata is stale: look again before the next fetch.
           this.bus.forgetTopic(topic);
@@ -583,12 +681,16 @@ export class KafkaConsumer implements Consumer {
             });
           }
         }
-        if (records.length > 0 || next > start) out.push({ topic, partition: p.partitionIndex, from: start, records, next });
+        if (records.length > 0 || next > start)
+          out.push({ topic, partition: p.partitionIndex, from: start, records, next });
       }
     }
     if (reset.length > 0) {
       for (const o of reset) o.position = null;
-      this.log.warn({ partitions: reset.map((o) => `${o.topic}/${o.partition}`) }, 'Fetch offsets were out of range; resetting them by policy.');
+      this.log.warn(
+        { partitions: reset.map((o) => `${o.topic}/${o.partition}`) },
+        'Fetch offsets were out of range; resetting them by policy.',
+      );
       await this.resetPositions(reset);
     }
     return out;

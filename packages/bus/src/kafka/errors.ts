@@ -3,7 +3,14 @@
  * error codes as nested ProtocolErrors carrying `apiId` (e.g. 'REBALANCE_IN_PROGRESS').
  */
 import { CordonError } from '@cordon/runtime';
-import { ERR_KAFKA, ERR_KAFKA_AUTH, ERR_KAFKA_DENIED, ERR_KAFKA_TLS, ERR_KAFKA_UNREACHABLE, ERR_UNKNOWN_TOPIC } from '../errors.js';
+import {
+  ERR_KAFKA,
+  ERR_KAFKA_AUTH,
+  ERR_KAFKA_DENIED,
+  ERR_KAFKA_TLS,
+  ERR_KAFKA_UNREACHABLE,
+  ERR_UNKNOWN_TOPIC,
+} from '../errors.js';
 
 interface FindableError {
   findBy?: (property: string, value: unknown) => unknown;
@@ -25,7 +32,9 @@ export function responseOf<T>(err: unknown): T | undefined {
 
 /** The client reports a missing topic in metadata as a plain UserError ("Unknown topic x."). */
 export function isUnknownTopic(err: unknown): boolean {
-  return hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION') || /^Unknown topic /.test((err as Error | null)?.message ?? '');
+  return (
+    hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION') || /^Unknown topic /.test((err as Error | null)?.message ?? '')
+  );
 }
 
 export function isNetworkError(err: unknown): boolean {
@@ -34,7 +43,8 @@ export function isNetworkError(err: unknown): boolean {
   // a refused login arrives as a NetworkError, but trying again cannot succeed
   if (isSecurityFailure(err)) return false;
   if (e.code === 'PLT_KFK_NETWORK' || e.code === 'PLT_KFK_TIMEOUT') return true;
-  if (typeof e.findBy === 'function' && (e.findBy('code', 'PLT_KFK_NETWORK') || e.findBy('code', 'ECONNREFUSED'))) return true;
+  if (typeof e.findBy === 'function' && (e.findBy('code', 'PLT_KFK_NETWORK') || e.findBy('code', 'ECONNREFUSED')))
+    return true;
   return false;
 }
 
@@ -43,7 +53,11 @@ export function isNetworkError(err: unknown): boolean {
  * client's findBy does not follow (an authentication failure arrives as a NetworkError whose
  * cause is the AuthenticationError) — that `match` accepts.
  */
-export function findError(err: unknown, match: (e: Record<string, unknown>) => boolean, depth = 0): Record<string, unknown> | null {
+export function findError(
+  err: unknown,
+  match: (e: Record<string, unknown>) => boolean,
+  depth = 0,
+): Record<string, unknown> | null {
   if (!err || typeof err !== 'object' || depth > 8) return null;
   const e = err as Record<string, unknown>;
   if (match(e)) return e;
@@ -63,13 +77,20 @@ export function authorizationFailure(err: unknown): string | null {
 /** Refused credentials, a missing ACL or a failed TLS handshake: retrying cannot help. */
 export function isSecurityFailure(err: unknown): boolean {
   return Boolean(
-    findError(err, (e) => e.code === 'PLT_KFK_AUTHENTICATION' || e.apiId === 'SASL_AUTHENTICATION_FAILED' || e.apiId === 'UNSUPPORTED_SASL_MECHANISM') ||
-      authorizationFailure(err) ||
-      findError(err, (e) => typeof e.code === 'string' && TLS_CODES.test(e.code)),
+    findError(
+      err,
+      (e) =>
+        e.code === 'PLT_KFK_AUTHENTICATION' ||
+        e.apiId === 'SASL_AUTHENTICATION_FAILED' ||
+        e.apiId === 'UNSUPPORTED_SASL_MECHANISM',
+    ) ||
+    authorizationFailure(err) ||
+    findError(err, (e) => typeof e.code === 'string' && TLS_CODES.test(e.code)),
   );
 }
 
-const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_|HOSTNAME_MISMATCH)/;
+const TLS_CODES =
+  /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_|HOSTNAME_MISMATCH)/;
 
 /** Who the bus authenticates as, for messages. */
 export interface BusIdentity {
@@ -83,14 +104,27 @@ export interface BusIdentity {
 export function toBusError(err: unknown, what: string, ctx: BusIdentity): CordonError {
   if (err instanceof CordonError) return err;
   const who = ctx.user ? `principal "${ctx.user}"` : 'this client (no SASL user: is a client configuration missing?)';
-  if (findError(err, (e) => e.code === 'PLT_KFK_AUTHENTICATION' || e.apiId === 'SASL_AUTHENTICATION_FAILED' || e.apiId === 'UNSUPPORTED_SASL_MECHANISM')) {
+  if (
+    findError(
+      err,
+      (e) =>
+        e.code === 'PLT_KFK_AUTHENTICATION' ||
+        e.apiId === 'SASL_AUTHENTICATION_FAILED' ||
+        e.apiId === 'UNSUPPORTED_SASL_MECHANISM',
+    )
+  ) {
     return ERR_KAFKA_AUTH.withCause(err, ctx.brokers.join(','), who);
   }
   const denied = authorizationFailure(err);
   if (denied) return ERR_KAFKA_DENIED.withCause(err, ctx.topic ? `${what} (topic ${ctx.topic})` : what, denied, who);
   if (ctx.topic !== undefined && isUnknownTopic(err)) return ERR_UNKNOWN_TOPIC.withCause(err, ctx.topic);
   const tls = findError(err, (e) => typeof e.code === 'string' && TLS_CODES.test(e.code));
-  if (tls) return ERR_KAFKA_TLS.withCause(err, ctx.brokers.join(','), `${tls.code as string}: ${(tls.message as string | undefined) ?? ''}`.trim());
+  if (tls)
+    return ERR_KAFKA_TLS.withCause(
+      err,
+      ctx.brokers.join(','),
+      `${tls.code as string}: ${(tls.message as string | undefined) ?? ''}`.trim(),
+    );
   if (isNetworkError(err)) return ERR_KAFKA_UNREACHABLE.withCause(err, ctx.brokers.join(','));
   const detail = (err as Error)?.message ?? String(err);
   return ERR_KAFKA.withCause(err, `${what}: ${detail}`);

@@ -108,7 +108,10 @@ export function rangeAssign(
   const topics = new Set([...subscriptions.values()].flat());
   for (const topic of [...topics].sort()) {
     const count = partitionCounts.get(topic) ?? 0;
-    const members = [...subscriptions].filter(([, ts]) => ts.includes(topic)).map(([m]) => m).sort();
+    const members = [...subscriptions]
+      .filter(([, ts]) => ts.includes(topic))
+      .map(([m]) => m)
+      .sort();
     if (members.length === 0 || count === 0) continue;
     const per = Math.floor(count / members.length);
     const extra = count % members.length;

@@ -2,7 +2,14 @@ import type { Bus } from '../types.js';
 import { KafkaBus, type KafkaBusOptions } from './bus.js';
 
 export type { KafkaBusOptions } from './bus.js';
-export { loadKafkaClientConfig, parseClientProperties, clientConfigFrom, type KafkaClientConfig, type KafkaSecurity, type SaslMechanism } from './client-config.js';
+export {
+  loadKafkaClientConfig,
+  parseClientProperties,
+  clientConfigFrom,
+  type KafkaClientConfig,
+  type KafkaSecurity,
+  type SaslMechanism,
+} from './client-config.js';
 
 /** A bus on Apache Kafka brokers (`cordon run <service>`; tests: infra/kafka/start.sh). */
 export function createKafkaBus(opts: KafkaBusOptions): Bus {

@@ -72,7 +72,11 @@ export class KafkaProducer implements Producer {
         value: (r.value ?? undefined) as Buffer | undefined,
         timestamp: BigInt(r.timestamp ?? now),
       };
-      if (r.headers) m.headers = new Map(Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), v])) as unknown as Map<Buffer, Buffer>;
+      if (r.headers)
+        m.headers = new Map(Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), v])) as unknown as Map<
+          Buffer,
+          Buffer
+        >;
       return m;
     });
     const out: RecordMetadata[] = [];
@@ -104,7 +108,8 @@ export class KafkaProducer implements Producer {
       });
     } catch (err) {
       this.metrics.inc('errors');
-      if (hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION') || hasKafkaError(err, 'NOT_LEADER_OR_FOLLOWER')) this.bus.forgetTopic(topic);
+      if (hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION') || hasKafkaError(err, 'NOT_LEADER_OR_FOLLOWER'))
+        this.bus.forgetTopic(topic);
       throw toBusError(err, `producing ${records.length} records to ${topic}`, { ...this.bus.identity, topic });
     }
     this.metrics.inc('sent', records.length);
@@ -126,7 +131,10 @@ export class KafkaProducer implements Producer {
    * second (OUT_OF_ORDER_SEQUENCE_NUMBER). Merging keeps throughput: the waiting sends leave
    * as one bigger request (up to REQUEST_BYTES). Resolves with the base offset of each (topic, partition) of `messages`.
    */
-  private enqueue(messages: MessageToProduce[], bytes: number): Promise<{ topic: string; partition: number; offset: bigint }[]> {
+  private enqueue(
+    messages: MessageToProduce[],
+    bytes: number,
+  ): Promise<{ topic: string; partition: number; offset: bigint }[]> {
     return new Promise((resolve, reject) => {
       this.queue.push({ messages, bytes, resolve, reject });
       if (!this.inFlight) this.inFlight = this.drain();
@@ -136,7 +144,12 @@ export class KafkaProducer implements Producer {
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       let n = 1;
-      for (let bytes = this.queue[0]!.bytes; n < this.queue.length && bytes + this.queue[n]!.bytes <= REQUEST_BYTES; n++) bytes += this.queue[n]!.bytes;
+      for (
+        let bytes = this.queue[0]!.bytes;
+        n < this.queue.length && bytes + this.queue[n]!.bytes <= REQUEST_BYTES;
+        n++
+      )
+        bytes += this.queue[n]!.bytes;
       const sends = this.queue.splice(0, n);
       try {
         const result = await this.client.send({ messages: sends.flatMap((s) => s.messages) });
@@ -152,7 +165,8 @@ export class KafkaProducer implements Producer {
             const n = seen.get(key) ?? 0n;
             seen.set(key, n + 1n);
             const b = base.get(key);
-            if (b !== undefined && !mine.has(key)) mine.set(key, { topic: m.topic, partition: m.partition!, offset: b + n });
+            if (b !== undefined && !mine.has(key))
+              mine.set(key, { topic: m.topic, partition: m.partition!, offset: b + n });
           }
           s.resolve([...mine.values()]);
         }

@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { CordonError, type Logger } from '@cordon/runtime';
 import { embeddedLockHolder } from '@cordon/store';
 import { ERR_CONTROL_PROTOCOL, ERR_CONTROL_UNSAFE_SOCKET, ERR_CONTROL_WAIT_TIMEOUT } from '../errors.js';
-import { controlSocketPath, PROTOCOL_PREFIX, type OpEvent, type OpInput, type OpName, type StatusReply } from './protocol.js';
+import {
+  controlSocketPath,
+  PROTOCOL_PREFIX,
+  type OpEvent,
+  type OpInput,
+  type OpName,
+  type StatusReply,
+} from './protocol.js';
 
 /**
  * The client side of the control socket: is an instance running on this data dir, wait while
@@ -20,26 +27,32 @@ export function checkSocket(path: string): void {
   const st = lstatSync(path);
   if (!st.isSocket()) throw ERR_CONTROL_UNSAFE_SOCKET(path, 'it is not a socket');
   const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) throw ERR_CONTROL_UNSAFE_SOCKET(path, `it belongs to uid ${st.uid}, not to this user (uid ${uid})`);
-  if ((st.mode & 0o077) !== 0) throw ERR_CONTROL_UNSAFE_SOCKET(path, `its mode is ${(st.mode & 0o777).toString(8)}: others may use it`);
+  if (uid !== undefined && st.uid !== uid)
+    throw ERR_CONTROL_UNSAFE_SOCKET(path, `it belongs to uid ${st.uid}, not to this user (uid ${uid})`);
+  if ((st.mode & 0o077) !== 0)
+    throw ERR_CONTROL_UNSAFE_SOCKET(path, `its mode is ${(st.mode & 0o777).toString(8)}: others may use it`);
 }
 
 /** The instance's status, or null when nothing listens on the socket (a crashed instance's leftover). */
 export function controlStatus(path: string, timeoutMs = 3_000): Promise<StatusReply | null> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: path, path: `${PROTOCOL_PREFIX}/status`, method: 'GET', timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try {
-          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as StatusReply;
-          if (res.statusCode !== 200 || typeof body.pid !== 'number' || typeof body.state !== 'string') throw new Error(`status ${res.statusCode}`);
-          resolve(body);
-        } catch (err) {
-          reject(ERR_CONTROL_PROTOCOL.withCause(err, `GET /status: ${(err as Error).message}`));
-        }
-      });
-    });
+    const req = request(
+      { socketPath: path, path: `${PROTOCOL_PREFIX}/status`, method: 'GET', timeout: timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as StatusReply;
+            if (res.statusCode !== 200 || typeof body.pid !== 'number' || typeof body.state !== 'string')
+              throw new Error(`status ${res.statusCode}`);
+            resolve(body);
+          } catch (err) {
+            reject(ERR_CONTROL_PROTOCOL.withCause(err, `GET /status: ${(err as Error).message}`));
+          }
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('no answer')));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') resolve(null);
@@ -69,7 +82,8 @@ export function dataDirHolder(dataDir: string): number | null {
   return embeddedLockHolder(join(dataDir, 'clickhouse'));
 }
 
-export type Owner = { kind: 'none' } | { kind: 'instance'; socket: string; status: StatusReply } | { kind: 'holder'; pid: number };
+export type Owner =
+  { kind: 'none' } | { kind: 'instance'; socket: string; status: StatusReply } | { kind: 'holder'; pid: number };
 
 export async function dataDirOwner(dataDir: string): Promise<Owner> {
   const socket = controlSocketPath(dataDir);
@@ -101,7 +115,12 @@ export async function awaitInstance(dataDir: string, waitMs: number, log: Logger
     const state = owner.kind === 'instance' ? owner.status.state : 'holding it';
     if (Date.now() >= deadline) throw ERR_CONTROL_WAIT_TIMEOUT(dataDir, pid, Math.round(waitMs / 1000), state);
     if (!told) {
-      log.info({ pid, dataDir, state, waitS: Math.round(waitMs / 1000) }, owner.kind === 'instance' ? 'Cordon is starting on this data dir: waiting for it.' : 'Another cordon process holds this data dir: waiting for it.');
+      log.info(
+        { pid, dataDir, state, waitS: Math.round(waitMs / 1000) },
+        owner.kind === 'instance'
+          ? 'Cordon is starting on this data dir: waiting for it.'
+          : 'Another cordon process holds this data dir: waiting for it.',
+      );
       told = true;
     }
     await sleep(250);
@@ -113,7 +132,13 @@ export async function awaitInstance(dataDir: string, waitMs: number, log: Logger
  * or thrown (error, with its code). Aborting the signal closes the connection, which the
  * instance takes as the end of the request.
  */
-export function callOp<N extends OpName>(socket: string, name: N, input: OpInput<N>, onEvent: (ev: OpEvent) => void, signal?: AbortSignal): Promise<unknown> {
+export function callOp<N extends OpName>(
+  socket: string,
+  name: N,
+  input: OpInput<N>,
+  onEvent: (ev: OpEvent) => void,
+  signal?: AbortSignal,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     checkSocket(socket);
     const body = Buffer.from(JSON.stringify(input));
@@ -125,7 +150,13 @@ export function callOp<N extends OpName>(socket: string, name: N, input: OpInput
       }
     };
     const req = request(
-      { socketPath: socket, path: `${PROTOCOL_PREFIX}/op/${name}`, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length }, ...(signal ? { signal } : {}) },
+      {
+        socketPath: socket,
+        path: `${PROTOCOL_PREFIX}/op/${name}`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': body.length },
+        ...(signal ? { signal } : {}),
+      },
       (res) => {
         let buf = '';
         const line = (text: string) => {
@@ -152,7 +183,11 @@ export function callOp<N extends OpName>(socket: string, name: N, input: OpInput
         });
         res.on('end', () => {
           line(buf);
-          finish(() => (signal?.aborted ? resolve(null) : reject(ERR_CONTROL_PROTOCOL(`the response ended without a result (HTTP ${res.statusCode})`))));
+          finish(() =>
+            signal?.aborted
+              ? resolve(null)
+              : reject(ERR_CONTROL_PROTOCOL(`the response ended without a result (HTTP ${res.statusCode})`)),
+          );
         });
         res.on('error', (err) => finish(() => (signal?.aborted ? resolve(null) : reject(err))));
       },

@@ -46,19 +46,38 @@ export const OP_INPUTS = {
   'policy-apply': z.object({ file: absPath, dryRun: z.boolean(), by: name }).strict(),
   'inventory-apply': z.object({ file: absPath, dryRun: z.boolean(), prune: z.boolean() }).strict(),
   replay: z
-    .object({ pcap: absPath, sensor: name.optional(), vm: name.optional(), batch: z.number().int().min(1).max(65536).optional() })
+    .object({
+      pcap: absPath,
+      sensor: name.optional(),
+      vm: name.optional(),
+      batch: z.number().int().min(1).max(65536).optional(),
+    })
     .strict(),
   'blocks-list': z.object({ all: z.boolean() }).strict(),
-  'blocks-lift': z.object({ target: name, enforcer: name.optional(), reason: z.string().max(1024).optional(), by: name }).strict(),
+  'blocks-lift': z
+    .object({ target: name, enforcer: name.optional(), reason: z.string().max(1024).optional(), by: name })
+    .strict(),
   'alerts-tail': z.object({ sinceMs: z.number().int().min(0), follow: z.boolean() }).strict(),
   'records-tail': z
-    .object({ topics: z.array(z.enum(['cordon.alerts.v1', 'cordon.flows.v1', 'cordon.fim.v1', 'cordon.audit.v1'])).min(1), sinceMs: z.number().int().min(0).nullable(), follow: z.boolean() })
+    .object({
+      topics: z.array(z.enum(['cordon.alerts.v1', 'cordon.flows.v1', 'cordon.fim.v1', 'cordon.audit.v1'])).min(1),
+      sinceMs: z.number().int().min(0).nullable(),
+      follow: z.boolean(),
+    })
     .strict(),
   'inventory-list': z.object({}).strict(),
   assignments: z.object({ vm: name, history: z.boolean() }).strict(),
   'recommend-show': z.object({ vm: name, ruleSet: name.optional() }).strict(),
-  evidence: z.object({ alertId: z.string().min(1).max(128), beforeS: z.number().min(0).max(86_400), afterS: z.number().min(0).max(86_400) }).strict(),
-  'users-add': z.object({ name, role: name, password: z.string().min(1).max(1024), groups: z.array(name).max(100), by: name }).strict(),
+  evidence: z
+    .object({
+      alertId: z.string().min(1).max(128),
+      beforeS: z.number().min(0).max(86_400),
+      afterS: z.number().min(0).max(86_400),
+    })
+    .strict(),
+  'users-add': z
+    .object({ name, role: name, password: z.string().min(1).max(1024), groups: z.array(name).max(100), by: name })
+    .strict(),
 } as const;
 
 export type OpName = keyof typeof OP_INPUTS;

@@ -3,9 +3,23 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { childContext, describeError, type Context } from '@cordon/runtime';
 import type { Bus } from '@cordon/bus';
 import type { Store } from '@cordon/store';
-import { ERR_CONTROL_BAD_REQUEST, ERR_CONTROL_NOT_FOUND, ERR_CONTROL_NOT_READY, ERR_CONTROL_REQUEST_TOO_LARGE } from '../errors.js';
+import {
+  ERR_CONTROL_BAD_REQUEST,
+  ERR_CONTROL_NOT_FOUND,
+  ERR_CONTROL_NOT_READY,
+  ERR_CONTROL_REQUEST_TOO_LARGE,
+} from '../errors.js';
 import { OPS } from '../ops.js';
-import { controlSocketPath, MAX_REQUEST_BYTES, OP_INPUTS, PROTOCOL_PREFIX, type InstanceState, type OpEvent, type OpName, type StatusReply } from './protocol.js';
+import {
+  controlSocketPath,
+  MAX_REQUEST_BYTES,
+  OP_INPUTS,
+  PROTOCOL_PREFIX,
+  type InstanceState,
+  type OpEvent,
+  type OpName,
+  type StatusReply,
+} from './protocol.js';
 
 export interface ControlServerDeps {
   ctx: Context;
@@ -34,7 +48,10 @@ function privateDir(dir: string, ctx: Context): void {
   const st = statSync(dir);
   if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) {
     chmodSync(dir, 0o700);
-    ctx.log.info({ dataDir: dir, was: (st.mode & 0o777).toString(8) }, 'The data dir was readable by others; it is now the owner\'s alone (0700).');
+    ctx.log.info(
+      { dataDir: dir, was: (st.mode & 0o777).toString(8) },
+      "The data dir was readable by others; it is now the owner's alone (0700).",
+    );
   }
 }
 
@@ -45,7 +62,11 @@ function sendError(res: ServerResponse, status: number, err: unknown): void {
     return;
   }
   const body = JSON.stringify({ error: { code, message } });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
   res.end(body);
 }
 
@@ -97,12 +118,14 @@ export async function startControlServer(deps: ControlServerDeps): Promise<Contr
     }
     const m = new RegExp(`^${PROTOCOL_PREFIX}/op/([a-z-]+)$`).exec(url);
     const name = m?.[1] as OpName | undefined;
-    if (!name || !Object.hasOwn(OP_INPUTS, name)) return sendError(res, 404, ERR_CONTROL_NOT_FOUND(req.method ?? '?', url));
+    if (!name || !Object.hasOwn(OP_INPUTS, name))
+      return sendError(res, 404, ERR_CONTROL_NOT_FOUND(req.method ?? '?', url));
     if (req.method !== 'POST') return sendError(res, 405, ERR_CONTROL_NOT_FOUND(req.method ?? '?', url));
     let input: unknown;
     try {
       const body = await readBody(req);
-      if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw ERR_CONTROL_BAD_REQUEST('the body must be application/json');
+      if (!/^application\/json\b/.test(req.headers['content-type'] ?? ''))
+        throw ERR_CONTROL_BAD_REQUEST('the body must be application/json');
       try {
         input = JSON.parse(body.toString('utf8'));
       } catch (err) {
@@ -110,7 +133,9 @@ export async function startControlServer(deps: ControlServerDeps): Promise<Contr
       }
       const parsed = OP_INPUTS[name].safeParse(input);
       if (!parsed.success) {
-        throw ERR_CONTROL_BAD_REQUEST(parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+        throw ERR_CONTROL_BAD_REQUEST(
+          parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+        );
       }
       input = parsed.data;
     } catch (err) {
@@ -128,7 +153,10 @@ export async function startControlServer(deps: ControlServerDeps): Promise<Contr
     ctx.log.debug({ op: name }, 'Control request.');
     try {
       const run = OPS[name] as (d: Parameters<(typeof OPS)['query']>[0], i: unknown) => Promise<unknown>;
-      const done = await run({ ctx: deps.ctx, dataDir: deps.dataDir, bus: deps.bus, readStore: deps.readStore, emit, signal: abort.signal }, input);
+      const done = await run(
+        { ctx: deps.ctx, dataDir: deps.dataDir, bus: deps.bus, readStore: deps.readStore, emit, signal: abort.signal },
+        input,
+      );
       emit({ done: done ?? null });
     } catch (err) {
       const { code, message } = describeError(err);

@@ -59,11 +59,18 @@ export function demoAttackFrames(startUs: number, seed = 42): Array<[number, Buf
     emit(ipv4(server, client, 6, tcp(port, sport, ss, cs + 1, 0x11), ipid++));
     emit(ipv4(client, server, 6, tcp(sport, port, cs + 1, ss + 1, 0x10), ipid++));
   };
-  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: ${WEB_HOST}\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) curl-like/7.88\r\nAccept: */*\r\n\r\n`;
+  const get = (path: string) =>
+    `GET ${path} HTTP/1.1\r\nHost: ${WEB_HOST}\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) curl-like/7.88\r\nAccept: */*\r\n\r\n`;
   const { web, dns, workstation, webAttacker, c2 } = DEMO_NET;
 
   // 1. the web exploit attempts: path traversal (the demo policy blocks this one), then command injection
-  exchange(webAttacker, web, 80, get('/cgi-bin/download.cgi?file=../../../../etc/passwd'), 'HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 0\r\n\r\n');
+  exchange(
+    webAttacker,
+    web,
+    80,
+    get('/cgi-bin/download.cgi?file=../../../../etc/passwd'),
+    'HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 0\r\n\r\n',
+  );
   exchange(
     webAttacker,
     web,
@@ -104,7 +111,10 @@ export function demoAuthLog(nowMs: number, seed = 42): { text: string; lines: Au
     out.push(`${syslogTime(new Date(t))} ${DEMO_NET.db.vm} sshd[${pid}]: ${msg}`);
   };
   const deployPort = 50_000 + rng.int(0, 9999);
-  line(1187, `Accepted publickey for deploy from 10.0.1.20 port ${deployPort} ssh2: ED25519 SHA256:Qm9vZGxlcyBhcmUgbm90IGtleXMsIGJ1dCBjbG9zZQ`);
+  line(
+    1187,
+    `Accepted publickey for deploy from 10.0.1.20 port ${deployPort} ssh2: ED25519 SHA256:Qm9vZGxlcyBhcmUgbm90IGtleXMsIGJ1dCBjbG9zZQ`,
+  );
   line(1187, 'pam_unix(sshd:session): session opened for user deploy(uid=1001) by (uid=0)', 40);
   let pid = 2101;
   // loginspect blocks at the fifth failure (oracle's password); the agent drops the address
@@ -115,9 +125,17 @@ export function demoAuthLog(nowMs: number, seed = 42): { text: string; lines: Au
       line(pid, `Failed password for root from ${DEMO_NET.sshAttacker} port ${port} ssh2`);
     } else {
       line(pid, `Invalid user ${user} from ${DEMO_NET.sshAttacker} port ${port}`);
-      line(pid, `Failed password for invalid user ${user} from ${DEMO_NET.sshAttacker} port ${port} ssh2`, rng.int(800, 2000));
+      line(
+        pid,
+        `Failed password for invalid user ${user} from ${DEMO_NET.sshAttacker} port ${port} ssh2`,
+        rng.int(800, 2000),
+      );
     }
-    line(pid, `Connection closed by ${user === 'root' ? 'authenticating' : 'invalid'} user ${user} ${DEMO_NET.sshAttacker} port ${port} [preauth]`, rng.int(20, 200));
+    line(
+      pid,
+      `Connection closed by ${user === 'root' ? 'authenticating' : 'invalid'} user ${user} ${DEMO_NET.sshAttacker} port ${port} [preauth]`,
+      rng.int(20, 200),
+    );
     pid += rng.int(1, 9);
   }
   line(1187, `Received disconnect from 10.0.1.20 port ${deployPort}:11: disconnected by user`, rng.int(5000, 9000));

@@ -62,7 +62,14 @@ export function ipv4(src: Host, dst: Host, proto: number, l4: Buffer, id: number
   return Buffer.concat([eth, h, l4]);
 }
 
-export function tcp(sport: number, dport: number, seq: number, ack: number, flags: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+export function tcp(
+  sport: number,
+  dport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  payload: Buffer = Buffer.alloc(0),
+): Buffer {
   const t = Buffer.alloc(20);
   t.writeUInt16BE(sport, 0);
   t.writeUInt16BE(dport, 2);
@@ -83,7 +90,10 @@ export function udp(sport: number, dport: number, payload: Buffer): Buffer {
 }
 
 export function dnsQuery(id: number, name: string, answer?: string): Buffer {
-  const labels = Buffer.concat([...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const labels = Buffer.concat([
+    ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
+    Buffer.from([0]),
+  ]);
   const h = Buffer.alloc(12);
   h.writeUInt16BE(id, 0);
   h.writeUInt16BE(answer ? 0x8180 : 0x0100, 2);
@@ -105,9 +115,13 @@ export function clientHello(sni: string): Buffer {
   sniExt.writeUInt16BE(name.length, 7);
   name.copy(sniExt, 9);
   const body = Buffer.concat([
-    Buffer.from([0x03, 0x03]), Buffer.alloc(32, 7), Buffer.from([0]),
-    Buffer.from([0, 4, 0x13, 0x01, 0x13, 0x02]), Buffer.from([1, 0]),
-    Buffer.from([(sniExt.length >> 8) & 0xff, sniExt.length & 0xff]), sniExt,
+    Buffer.from([0x03, 0x03]),
+    Buffer.alloc(32, 7),
+    Buffer.from([0]),
+    Buffer.from([0, 4, 0x13, 0x01, 0x13, 0x02]),
+    Buffer.from([1, 0]),
+    Buffer.from([(sniExt.length >> 8) & 0xff, sniExt.length & 0xff]),
+    sniExt,
   ]);
   const hs = Buffer.concat([Buffer.from([1, 0, (body.length >> 8) & 0xff, body.length & 0xff]), body]);
   return Buffer.concat([Buffer.from([0x16, 0x03, 0x01, (hs.length >> 8) & 0xff, hs.length & 0xff]), hs]);

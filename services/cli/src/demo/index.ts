@@ -92,32 +92,50 @@ export async function prepareDemo(deps: PrepareDeps, opts: { pcap?: string } = {
   // never replace what an operator applied
   const current = await readTable(deps.bus, TOPICS.policy);
   const policyCodec = codecFor(TOPICS.policy);
-  const existing = [...current.values()].map((r) => (r.value ? policyCodec.decode(r.value) : null)).find((p) => p?.kind === 'policy' && p.id === 'default');
+  const existing = [...current.values()]
+    .map((r) => (r.value ? policyCodec.decode(r.value) : null))
+    .find((p) => p?.kind === 'policy' && p.id === 'default');
   let policyApplied = false;
   if (!existing || existing.updated_by === DEMO_AUTHOR) {
     const r = await applyPolicyFile({ bus: deps.bus, ctx, dataDir: deps.dataDir }, policyFile, { by: DEMO_AUTHOR });
     policyApplied = true;
     ctx.log.info({ policy: r.id, version: r.version, file: policyFile }, 'The demo policy is in force.');
   } else {
-    out(`The data dir has its own policy "default" (version ${existing.version}, by ${existing.updated_by}): the demo runs with it, not with ${policyFile}.`);
+    out(
+      `The data dir has its own policy "default" (version ${existing.version}, by ${existing.updated_by}): the demo runs with it, not with ${policyFile}.`,
+    );
   }
 
   let inventoryApplied = false;
   if (!opts.pcap) {
     const invFile = join(DEMO_DIR, 'inventory.yaml');
     const mine = new Set(inventoryRecords(readInventoryFile(invFile), 0).keys());
-    const others = [...(await readTable(deps.bus, TOPICS.inventory)).values()].filter((r) => r.value && !mine.has(r.key?.toString() ?? ''));
+    const others = [...(await readTable(deps.bus, TOPICS.inventory)).values()].filter(
+      (r) => r.value && !mine.has(r.key?.toString() ?? ''),
+    );
     if (others.length === 0) {
       await applyInventoryFile({ bus: deps.bus, ctx }, invFile);
       inventoryApplied = true;
     } else {
-      out(`The data dir has an inventory of its own (${others.length} record(s)): the demo's VMs (${invFile}) are not added to it.`);
+      out(
+        `The data dir has an inventory of its own (${others.length} record(s)): the demo's VMs (${invFile}) are not added to it.`,
+      );
     }
   }
   if (ruleSets.length === 0) {
-    out('Rules: the demo\'s own (rules/demo/demo.rules). For Emerging Threats Open, run "cordon rules update" and name it in a policy (ruleSets: [et-open]).');
+    out(
+      'Rules: the demo\'s own (rules/demo/demo.rules). For Emerging Threats Open, run "cordon rules update" and name it in a policy (ruleSets: [et-open]).',
+    );
   }
-  return { kind: opts.pcap ? 'pcap' : 'demo', capture, sensor: `replay:${basename(capture)}`, policyApplied, inventoryApplied, ruleSets, dataDir: deps.dataDir };
+  return {
+    kind: opts.pcap ? 'pcap' : 'demo',
+    capture,
+    sensor: `replay:${basename(capture)}`,
+    policyApplied,
+    inventoryApplied,
+    ruleSets,
+    dataDir: deps.dataDir,
+  };
 }
 
 export interface RunDeps {
@@ -162,16 +180,25 @@ async function publishAuthLog(bus: Bus, ctx: Context, dataDir: string): Promise<
   };
   const producer = bus.producer();
   try {
-    await producer.send(TOPICS.logs, [{ key: Buffer.from(`${vm}|${authLog}`), value: codecFor(TOPICS.logs).encode(batch) }]);
+    await producer.send(TOPICS.logs, [
+      { key: Buffer.from(`${vm}|${authLog}`), value: codecFor(TOPICS.logs).encode(batch) },
+    ]);
   } finally {
     await producer.close();
   }
-  ctx.log.info({ vm, agent: DEMO_AGENT_ID, lines: log.lines.length, file }, 'Published the auth log of db-1 as its agent would.');
+  ctx.log.info(
+    { vm, agent: DEMO_AGENT_ID, lines: log.lines.length, file },
+    'Published the auth log of db-1 as its agent would.',
+  );
   return log.lines.length;
 }
 
 /** What the demo did, straight from ClickHouse. */
-export async function printDemoSummary(store: Store, out: (line: string) => void, plan: Pick<DemoPlan, 'kind' | 'sensor' | 'dataDir' | 'ruleSets'>): Promise<void> {
+export async function printDemoSummary(
+  store: Store,
+  out: (line: string) => void,
+  plan: Pick<DemoPlan, 'kind' | 'sensor' | 'dataDir' | 'ruleSets'>,
+): Promise<void> {
   const sensors = plan.kind === 'demo' ? [plan.sensor, `agent:${DEMO_AGENT_ID}`] : [plan.sensor];
   const totals = await store.query(
     `SELECT count() AS flows, sum(pkts_toserver + pkts_toclient) AS packets, sum(bytes_toserver + bytes_toclient) AS bytes
@@ -217,19 +244,37 @@ export async function printDemoSummary(store: Store, out: (line: string) => void
       ORDER BY b.expires DESC`,
     { sensors },
   );
-  out(plan.kind === 'demo' ? '\nBlocks in force, with their TTLs (enforcers: the watchdog on host hv1, the agent on VM db-1):' : '\nBlocks in force, with their TTLs:');
+  out(
+    plan.kind === 'demo'
+      ? '\nBlocks in force, with their TTLs (enforcers: the watchdog on host hv1, the agent on VM db-1):'
+      : '\nBlocks in force, with their TTLs:',
+  );
   out(formatTable(blocks.map(({ left_s: _left, ...row }) => row)));
   if (plan.kind === 'demo' && blocks.some((b) => b.status === 'requested')) {
-    out('("requested": no watchdog or agent runs in this demo; on a host they put the address in an nftables set and report "applied".)');
+    out(
+      '("requested": no watchdog or agent runs in this demo; on a host they put the address in an nftables set and report "applied".)',
+    );
   }
 
   const dd = resolve(plan.dataDir) === resolve('data') ? '' : ` --data-dir ${plan.dataDir}`;
   out('\nNext, ask ClickHouse yourself:');
-  out(`  ./cordon query${dd} "SELECT ts, rule_id, signature, src_addr, dst_addr, community_id FROM alerts ORDER BY ts"`);
-  out(`  ./cordon query${dd} "SELECT ts, enforcer, target, ttl_ms, expires, status, reason_alert FROM blocks ORDER BY ts"`);
-  out(`  ./cordon query${dd} --format json "SELECT signature, http_url, payload_printable, evidence FROM alerts WHERE rule_id = 'sid:1900001'"`);
-  if (plan.ruleSets.length === 0) out(`More rules: ./cordon rules update${dd} installs Emerging Threats Open; rules/demo/policy.yaml shows how a policy uses rules and modes.`);
-  else out(`Installed rule sets: ${plan.ruleSets.join(', ')} (./cordon rules list${dd}); rules/demo/policy.yaml shows how a policy uses them (ruleSets: [name]).`);
+  out(
+    `  ./cordon query${dd} "SELECT ts, rule_id, signature, src_addr, dst_addr, community_id FROM alerts ORDER BY ts"`,
+  );
+  out(
+    `  ./cordon query${dd} "SELECT ts, enforcer, target, ttl_ms, expires, status, reason_alert FROM blocks ORDER BY ts"`,
+  );
+  out(
+    `  ./cordon query${dd} --format json "SELECT signature, http_url, payload_printable, evidence FROM alerts WHERE rule_id = 'sid:1900001'"`,
+  );
+  if (plan.ruleSets.length === 0)
+    out(
+      `More rules: ./cordon rules update${dd} installs Emerging Threats Open; rules/demo/policy.yaml shows how a policy uses rules and modes.`,
+    );
+  else
+    out(
+      `Installed rule sets: ${plan.ruleSets.join(', ')} (./cordon rules list${dd}); rules/demo/policy.yaml shows how a policy uses them (ruleSets: [name]).`,
+    );
   out('');
 }
 

@@ -29,10 +29,16 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['x-cordon-csrf'] = csrf;
-  const res = await fetch(`/api/v1${path}`, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const res = await fetch(`/api/v1${path}`, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
   const text = await res.text();
   const json = text ? JSON.parse(text) : null;
-  if (!res.ok) throw new ApiError(res.status, json?.code ?? 'CORDON_ERR_MANAGER_INTERNAL', json?.message ?? res.statusText);
+  if (!res.ok)
+    throw new ApiError(res.status, json?.code ?? 'CORDON_ERR_MANAGER_INTERNAL', json?.message ?? res.statusText);
   return json as T;
 }
 

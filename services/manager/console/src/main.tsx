@@ -89,7 +89,8 @@ function App() {
       <Problem error={error} />
       <main>
         {current?.path === 'inventory' && <InventoryPage can={can} />}
-        {current?.path === 'alerts' && (rest[0] ? <AlertDetail id={decodeURIComponent(rest[0])} can={can} /> : <AlertsPage can={can} />)}
+        {current?.path === 'alerts' &&
+          (rest[0] ? <AlertDetail id={decodeURIComponent(rest[0])} can={can} /> : <AlertsPage can={can} />)}
         {current?.path === 'blocks' && <BlocksPage can={can} />}
         {current?.path === 'policies' && <PoliciesPage can={can} />}
         {current?.path === 'users' && <UsersPage can={can} me={me} />}

@@ -3,7 +3,10 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from './api';
 
 /** Load something from the API; `reload` asks again. */
-export function useLoad<T>(fn: () => Promise<T>, deps: unknown[]): { data: T | null; error: string | null; reload: () => void } {
+export function useLoad<T>(
+  fn: () => Promise<T>,
+  deps: unknown[],
+): { data: T | null; error: string | null; reload: () => void } {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [n, setN] = useState(0);
@@ -35,5 +38,6 @@ export function Badge({ kind, children }: { kind: string; children: ComponentChi
   return <span class={`badge badge-${kind}`}>{children}</span>;
 }
 
-export const protectionKind = (p: string | null): string => (p === 'agent' || p === 'watchdog' ? 'ok' : p === 'none' ? 'bad' : 'warn');
+export const protectionKind = (p: string | null): string =>
+  p === 'agent' || p === 'watchdog' ? 'ok' : p === 'none' ? 'bad' : 'warn';
 export const when = (iso: string | null): string => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '—');

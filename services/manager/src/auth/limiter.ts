@@ -52,6 +52,8 @@ export class LoginLimiter {
   }
 
   private sweep(now: number): void {
-    for (const map of [this.pairs, this.ips]) for (const [k, e] of map) if (e.lockedUntil < now && e.failures.every((t) => t < now - this.cfg.windowMs)) map.delete(k);
+    for (const map of [this.pairs, this.ips])
+      for (const [k, e] of map)
+        if (e.lockedUntil < now && e.failures.every((t) => t < now - this.cfg.windowMs)) map.delete(k);
   }
 }

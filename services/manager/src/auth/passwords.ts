@@ -18,7 +18,9 @@ const KEY_LEN = 32;
 function derive(password: string, salt: Buffer, cost: ScryptCost, pepper: Buffer): Promise<Buffer> {
   const input = createHmac('sha256', pepper).update(password, 'utf8').digest();
   return new Promise((resolve, reject) => {
-    scrypt(input, salt, KEY_LEN, { N: cost.N, r: cost.r, p: cost.p, maxmem: 128 * cost.N * cost.r * 2 }, (err, key) => (err ? reject(err) : resolve(key)));
+    scrypt(input, salt, KEY_LEN, { N: cost.N, r: cost.r, p: cost.p, maxmem: 128 * cost.N * cost.r * 2 }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    );
   });
 }
 
@@ -32,7 +34,12 @@ export async function verifyPassword(password: string, stored: string, pepper: B
   const [alg, n, r, p, salt, hash] = stored.split('$');
   if (alg !== 'scrypt' || !salt || !hash) return false;
   const want = Buffer.from(hash, 'base64url');
-  const got = await derive(password, Buffer.from(salt, 'base64url'), { N: Number(n), r: Number(r), p: Number(p) }, pepper);
+  const got = await derive(
+    password,
+    Buffer.from(salt, 'base64url'),
+    { N: Number(n), r: Number(r), p: Number(p) },
+    pepper,
+  );
   return got.length === want.length && timingSafeEqual(got, want);
 }
 

@@ -12,7 +12,12 @@ const TOKEN_RE = /^cdn_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 export const sha256Hex = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 
 export function newToken(): { id: string; secret: string; token: string; hash: string } {
-  const id = randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, '0').slice(0, 12).padEnd(12, '0');
+  const id = randomBytes(9)
+    .toString('base64url')
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '0')
+    .slice(0, 12)
+    .padEnd(12, '0');
   const secret = randomBytes(32).toString('base64url');
   return { id, secret, token: `${TOKEN_PREFIX}${id}_${secret}`, hash: sha256Hex(secret) };
 }

@@ -2,7 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Store } from '@cordon/store';
 import type { ManagerDeps } from '../deps.js';
-import { ERR_MANAGER_BAD_REQUEST, ERR_MANAGER_NOT_FOUND, ERR_MANAGER_OUT_OF_SCOPE, ERR_MANAGER_UNAVAILABLE } from '../errors.js';
+import {
+  ERR_MANAGER_BAD_REQUEST,
+  ERR_MANAGER_NOT_FOUND,
+  ERR_MANAGER_OUT_OF_SCOPE,
+  ERR_MANAGER_UNAVAILABLE,
+} from '../errors.js';
 import { addRoute } from '../route.js';
 import { vmInScope, vmsInScope } from '../scope.js';
 
@@ -66,7 +71,8 @@ export function uniqueBy<T>(rows: T[], key: (r: T) => string): T[] {
 export const cursorOf = (ts: string, id: string): string => Buffer.from(`${ts}\n${id}`).toString('base64url');
 export function parseCursor(c: string): { ts: string; id: string } {
   const [ts, id] = Buffer.from(c, 'base64url').toString('utf8').split('\n');
-  if (!ts || id === undefined || !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?$/.test(ts)) throw ERR_MANAGER_BAD_REQUEST('cursor is not one this API returned');
+  if (!ts || id === undefined || !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?$/.test(ts))
+    throw ERR_MANAGER_BAD_REQUEST('cursor is not one this API returned');
   return { ts, id };
 }
 
@@ -74,7 +80,14 @@ export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
   const withAck = (a: AlertRow) => {
     const ack = d.state.acks.get(a.alert_id);
     const { ts_text, ...rest } = a;
-    return { ...rest, src_port: a.src_port === null ? null : Number(a.src_port), dst_port: a.dst_port === null ? null : Number(a.dst_port), ts: isoOf(ts_text), acked: ack !== undefined, acked_by: ack?.doc.by ?? null };
+    return {
+      ...rest,
+      src_port: a.src_port === null ? null : Number(a.src_port),
+      dst_port: a.dst_port === null ? null : Number(a.dst_port),
+      ts: isoOf(ts_text),
+      acked: ack !== undefined,
+      acked_by: ack?.doc.by ?? null,
+    };
   };
 
   addRoute(app, {
@@ -116,7 +129,8 @@ export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
       if (q.since) add("ts >= toDateTime64({since:String}, 6, 'UTC')", 'since', chTime(q.since, 'since'));
       if (q.until) add("ts < toDateTime64({until:String}, 6, 'UTC')", 'until', chTime(q.until, 'until'));
       if (q.q) add('positionCaseInsensitive(signature, {q:String}) > 0', 'q', q.q);
-      if (q.acked) add(`alert_id ${q.acked === 'true' ? '' : 'NOT '}IN {acks:Array(String)}`, 'acks', [...d.state.acks.keys()]);
+      if (q.acked)
+        add(`alert_id ${q.acked === 'true' ? '' : 'NOT '}IN {acks:Array(String)}`, 'acks', [...d.state.acks.keys()]);
       const scope = vmsInScope(d, req.identity);
       if (scope) add('vm IN {scope:Array(String)}', 'scope', [...scope]);
       if (q.cursor) {
@@ -132,11 +146,22 @@ export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const rows = await read<AlertRow>(d, sql, params);
       const page = uniqueBy(rows.slice(0, limit), (r) => r.alert_id);
       const last = rows[Math.min(rows.length, limit) - 1];
-      return { items: page.map(withAck), next: rows.length > limit && last ? cursorOf(last.ts_text, last.alert_id) : null };
+      return {
+        items: page.map(withAck),
+        next: rows.length > limit && last ? cursorOf(last.ts_text, last.alert_id) : null,
+      };
     },
   });
 
-  const blockRow = z.object({ ts: z.string(), block_id: z.string(), enforcer: z.string(), target: z.string(), action: z.string(), status: z.string(), expires: z.string() });
+  const blockRow = z.object({
+    ts: z.string(),
+    block_id: z.string(),
+    enforcer: z.string(),
+    target: z.string(),
+    action: z.string(),
+    status: z.string(),
+    expires: z.string(),
+  });
   const flowView = z.object({
     flow_id: z.string(),
     sensor: z.string(),
@@ -163,14 +188,24 @@ export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
     url: '/alerts/:id',
     access: 'alerts:read',
     tag: 'alerts',
-    summary: 'One alert with its evidence, its flow, the blocks it caused (history and in force) and its acknowledgement',
+    summary:
+      'One alert with its evidence, its flow, the blocks it caused (history and in force) and its acknowledgement',
     params: z.object({ id: z.string() }),
     response: z.object({
       alert: alertView,
       evidence: z.unknown(),
       flow: flowView.nullable(),
       blocks: z.array(blockRow),
-      activeBlocks: z.array(z.object({ enforcer: z.string(), target: z.string(), action: z.string(), status: z.string(), expires: z.string(), left_s: z.number().int() })),
+      activeBlocks: z.array(
+        z.object({
+          enforcer: z.string(),
+          target: z.string(),
+          action: z.string(),
+          status: z.string(),
+          expires: z.string(),
+          left_s: z.number().int(),
+        }),
+      ),
       ack: z.object({ by: z.string(), at: z.string(), note: z.string() }).nullable(),
     }),
     async handler(req) {
@@ -178,7 +213,11 @@ export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const a = await alertById(id);
       if (!a) throw ERR_MANAGER_NOT_FOUND(`alert ${id}`);
       if (!vmInScope(d, req.identity, a.vm || null)) throw ERR_MANAGER_OUT_OF_SCOPE(`alert ${id}`);
-      const [ev] = await read<{ evidence: string }>(d, 'SELECT evidence FROM alerts WHERE alert_id = {id:String} LIMIT 1', { id });
+      const [ev] = await read<{ evidence: string }>(
+        d,
+        'SELECT evidence FROM alerts WHERE alert_id = {id:String} LIMIT 1',
+        { id },
+      );
       let evidence: unknown = ev?.evidence ?? null;
       try {
         evidence = JSON.parse(String(evidence));
@@ -205,7 +244,16 @@ export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
       return {
         alert: withAck(a),
         evidence,
-        flow: flow ? { ...flow, proto: Number(flow.proto), src_port: Number(flow.src_port), dst_port: Number(flow.dst_port), first_seen: isoOf(flow.first_seen), last_seen: isoOf(flow.last_seen) } : null,
+        flow: flow
+          ? {
+              ...flow,
+              proto: Number(flow.proto),
+              src_port: Number(flow.src_port),
+              dst_port: Number(flow.dst_port),
+              first_seen: isoOf(flow.first_seen),
+              last_seen: isoOf(flow.last_seen),
+            }
+          : null,
         blocks: blocks.map((b) => ({ ...b, ts: isoOf(b.ts), expires: isoOf(b.expires) })),
         activeBlocks: d.views.blockViews(d.ctx.clock.now()).filter((b) => b.reason_alert === id && b.active),
         ack: ack ? { by: ack.doc.by, at: new Date(ack.doc.atUs / 1000).toISOString(), note: ack.doc.note } : null,

@@ -31,7 +31,11 @@ export function auditRoutes(app: FastifyInstance, d: ManagerDeps): void {
         cursor: z.string().max(400).optional(),
       })
       .strict(),
-    response: { type: 'object', properties: { items: { type: 'array', items: event }, next: { type: ['string', 'null'] } }, required: ['items', 'next'] },
+    response: {
+      type: 'object',
+      properties: { items: { type: 'array', items: event }, next: { type: ['string', 'null'] } },
+      required: ['items', 'next'],
+    },
     async handler(req) {
       const q = req.query;
       const limit = Math.min(q.limit, d.config.maxPage);
@@ -57,7 +61,10 @@ export function auditRoutes(app: FastifyInstance, d: ManagerDeps): void {
       );
       const page = uniqueBy(rows.slice(0, limit), (r) => r.audit_id);
       const last = rows[Math.min(rows.length, limit) - 1];
-      return { items: page.map(({ ts_text, ...r }) => ({ ...r, ts: isoOf(ts_text) })), next: rows.length > limit && last ? cursorOf(last.ts_text, last.audit_id) : null };
+      return {
+        items: page.map(({ ts_text, ...r }) => ({ ...r, ts: isoOf(ts_text) })),
+        next: rows.length > limit && last ? cursorOf(last.ts_text, last.audit_id) : null,
+      };
     },
   });
 }

@@ -49,7 +49,11 @@ export function authRoutes(app: FastifyInstance, d: ManagerDeps): void {
       if (wait > 0) throw ERR_MANAGER_LOGIN_LOCKED(Math.ceil(wait / 1000));
       const u = d.state.users.get(req.body.user);
       // the same work whether the user exists or not: no user-name oracle by timing
-      const ok = u ? await verifyPassword(req.body.password, u.doc.passwordHash, d.pepper) : await verifyPassword(req.body.password, await (decoy ??= decoyHash(d.pepper, d.scryptCost)), d.pepper).then(() => false);
+      const ok = u
+        ? await verifyPassword(req.body.password, u.doc.passwordHash, d.pepper)
+        : await verifyPassword(req.body.password, await (decoy ??= decoyHash(d.pepper, d.scryptCost)), d.pepper).then(
+            () => false,
+          );
       if (!ok || !u || u.doc.disabled) {
         d.limiter.failed(req.body.user, ip, now);
         throw ERR_MANAGER_LOGIN_FAILED();
@@ -57,7 +61,10 @@ export function authRoutes(app: FastifyInstance, d: ManagerDeps): void {
       d.limiter.succeeded(req.body.user, ip);
       const { sid, hash } = newSessionId();
       const expiresUs = nowUs() + d.config.sessionTtlS * 1e6;
-      await d.write([{ kind: 'session', id: hash, doc: { user: req.body.user, createdUs: nowUs(), expiresUs, sourceIp: ip } }], req.body.user);
+      await d.write(
+        [{ kind: 'session', id: hash, doc: { user: req.body.user, createdUs: nowUs(), expiresUs, sourceIp: ip } }],
+        req.body.user,
+      );
       const cookie = { path: '/', sameSite: 'strict' as const, secure: d.tls, maxAge: d.config.sessionTtlS };
       void reply.setCookie(SESSION_COOKIE, sid, { ...cookie, httpOnly: true });
       void reply.setCookie(CSRF_COOKIE, csrfOf(sid), { ...cookie, httpOnly: false });
@@ -88,7 +95,13 @@ export function authRoutes(app: FastifyInstance, d: ManagerDeps): void {
       req.audit({ object: `user:${req.identity.user}` });
       if (sid) {
         const s = d.state.sessions.get(sha256Hex(sid));
-        req.audit({ before: { session: sha256Hex(sid).slice(0, 12), expires: s ? new Date(s.doc.expiresUs / 1000).toISOString() : null }, after: null });
+        req.audit({
+          before: {
+            session: sha256Hex(sid).slice(0, 12),
+            expires: s ? new Date(s.doc.expiresUs / 1000).toISOString() : null,
+          },
+          after: null,
+        });
         await d.write([{ kind: 'session', id: sha256Hex(sid), doc: null }], req.identity.user);
         void reply.clearCookie(SESSION_COOKIE, { path: '/' });
         void reply.clearCookie(CSRF_COOKIE, { path: '/' });

@@ -18,20 +18,39 @@ const vmView = z.object({
   ips: z.array(z.string()),
   macs: z.array(z.string()),
   snapshot: z.string().nullable(),
-  protection: z.string().nullable().describe('agent, watchdog or none (the coordinator\'s assignment); null: not assigned yet'),
+  protection: z
+    .string()
+    .nullable()
+    .describe("agent, watchdog or none (the coordinator's assignment); null: not assigned yet"),
   enforcer: z.string().nullable(),
   agent_state: z.string().nullable(),
   policy_version: z.number().int().nullable(),
-  gap_ms: z.number().int().nullable().describe('How long the running VM has had no protector acknowledging its assignment'),
+  gap_ms: z
+    .number()
+    .int()
+    .nullable()
+    .describe('How long the running VM has had no protector acknowledging its assignment'),
   groups: z.array(z.string()),
   last_alert: z.string().nullable().describe('Time of its newest alert (last 30 days)'),
   last_alert_signature: z.string().nullable(),
 });
 export type VmView = z.infer<typeof vmView>;
 
-const hostView = z.object({ id: z.string(), name: z.string(), cluster: z.string().nullable(), connection: z.string().nullable(), platform: z.string(), vms: z.number().int() });
+const hostView = z.object({
+  id: z.string(),
+  name: z.string(),
+  cluster: z.string().nullable(),
+  connection: z.string().nullable(),
+  platform: z.string(),
+  vms: z.number().int(),
+});
 
-const groupView = groupDocument.extend({ id: z.string(), members: z.number().int(), updated: z.string(), updatedBy: z.string() });
+const groupView = groupDocument.extend({
+  id: z.string(),
+  members: z.number().int(),
+  updated: z.string(),
+  updatedBy: z.string(),
+});
 
 export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
   const nowUs = () => d.ctx.clock.now() * 1000;
@@ -43,7 +62,8 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
   let cache: { views: number; state: number; at: number; rows: VmView[] } | null = null;
   const allViews = (): VmView[] => {
     const now = d.ctx.clock.now();
-    if (cache && cache.views === d.views.version && cache.state === d.state.version && now - cache.at < 5000) return cache.rows;
+    if (cache && cache.views === d.views.version && cache.state === d.state.version && now - cache.at < 5000)
+      return cache.rows;
     const rows = computeViews(null).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     cache = { views: d.views.version, state: d.state.version, at: now, rows };
     return rows;
@@ -91,7 +111,8 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
     url: '/inventory/vms',
     access: 'inventory:read',
     tag: 'inventory',
-    summary: 'VMs with their protection (mode, enforcer, agent state, policy version, gap) and last alert; filtered, paged',
+    summary:
+      'VMs with their protection (mode, enforcer, agent state, policy version, gap) and last alert; filtered, paged',
     querystring: z
       .object({
         host: z.string().optional(),
@@ -111,7 +132,8 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
         // the whole list, unscoped: serialized once per computation of the rows
         const rows = allViews();
         if (q.limit >= rows.length) {
-          if (full?.rows !== rows) full = { rows, body: new Serialized(String(reply.serialize({ total: rows.length, items: rows }))) };
+          if (full?.rows !== rows)
+            full = { rows, body: new Serialized(String(reply.serialize({ total: rows.length, items: rows }))) };
           return full.body;
         }
       }
@@ -119,8 +141,14 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
       if (q.host) rows = rows.filter((r) => r.host === q.host);
       if (q.cluster) rows = rows.filter((r) => r.cluster === q.cluster);
       if (q.group) rows = rows.filter((r) => r.groups.includes(q.group!));
-      if (q.protection) rows = rows.filter((r) => (q.protection === 'unassigned' ? r.protection === null : r.protection === q.protection));
-      if (q.q) rows = rows.filter((r) => r.id.includes(q.q!) || r.name.includes(q.q!) || r.ips.some((ip) => ip.includes(q.q!)));
+      if (q.protection)
+        rows = rows.filter((r) =>
+          q.protection === 'unassigned' ? r.protection === null : r.protection === q.protection,
+        );
+      if (q.q)
+        rows = rows.filter(
+          (r) => r.id.includes(q.q!) || r.name.includes(q.q!) || r.ips.some((ip) => ip.includes(q.q!)),
+        );
       return { total: rows.length, items: rows.slice(q.offset, q.offset + q.limit) };
     },
   });
@@ -151,28 +179,59 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
     handler(req) {
       const only = vmsInScope(d, req.identity);
       const count = new Map<string, number>();
-      for (const vm of d.views.vmRecords()) if (vm.host !== null && (!only || only.has(vm.id))) count.set(vm.host, (count.get(vm.host) ?? 0) + 1);
+      for (const vm of d.views.vmRecords())
+        if (vm.host !== null && (!only || only.has(vm.id))) count.set(vm.host, (count.get(vm.host) ?? 0) + 1);
       return d.views
         .hosts()
         .filter((h) => !only || count.has(h.id))
-        .map((h) => ({ id: h.id, name: h.name, cluster: h.cluster, connection: h.connection, platform: d.views.platformOf(h), vms: count.get(h.id) ?? 0 }))
+        .map((h) => ({
+          id: h.id,
+          name: h.name,
+          cluster: h.cluster,
+          connection: h.connection,
+          platform: d.views.platformOf(h),
+          vms: count.get(h.id) ?? 0,
+        }))
         .sort((a, b) => a.id.localeCompare(b.id));
     },
   });
 
-  const treeVm = z.object({ id: z.string(), name: z.string(), power: z.string().nullable(), protection: z.string().nullable(), gap_ms: z.number().int().nullable(), agent_state: z.string().nullable() });
-  const treeHost = z.object({ id: z.string(), name: z.string(), connection: z.string().nullable(), vms: z.array(treeVm) });
+  const treeVm = z.object({
+    id: z.string(),
+    name: z.string(),
+    power: z.string().nullable(),
+    protection: z.string().nullable(),
+    gap_ms: z.number().int().nullable(),
+    agent_state: z.string().nullable(),
+  });
+  const treeHost = z.object({
+    id: z.string(),
+    name: z.string(),
+    connection: z.string().nullable(),
+    vms: z.array(treeVm),
+  });
   addRoute(app, {
     method: 'GET',
     url: '/inventory/tree',
     access: 'inventory:read',
     tag: 'inventory',
     summary: 'The inventory as a tree: platform → cluster → host → VM, with protection state',
-    response: z.array(z.object({ platform: z.string(), clusters: z.array(z.object({ cluster: z.string().nullable(), hosts: z.array(treeHost) })) })),
+    response: z.array(
+      z.object({
+        platform: z.string(),
+        clusters: z.array(z.object({ cluster: z.string().nullable(), hosts: z.array(treeHost) })),
+      }),
+    ),
     handler(req) {
       const rows = vmViews(vmsInScope(d, req.identity));
       const tree = new Map<string, Map<string | null, Map<string, z.infer<typeof treeHost>>>>();
-      const hostNode = (platform: string, cluster: string | null, id: string, name: string, connection: string | null) => {
+      const hostNode = (
+        platform: string,
+        cluster: string | null,
+        id: string,
+        name: string,
+        connection: string | null,
+      ) => {
         const p = tree.get(platform) ?? new Map();
         tree.set(platform, p);
         const c = p.get(cluster) ?? new Map();
@@ -181,12 +240,26 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
         c.set(id, h);
         return h;
       };
-      if (req.identity.groups.length === 0) for (const h of d.views.hosts()) hostNode(d.views.platformOf(h), h.cluster, h.id, h.name, h.connection);
+      if (req.identity.groups.length === 0)
+        for (const h of d.views.hosts()) hostNode(d.views.platformOf(h), h.cluster, h.id, h.name, h.connection);
       for (const r of rows) {
         const rec = d.views.inventory.get(`vm:${r.id}`)!;
         const host = rec.host === null ? undefined : d.views.inventory.get(`host:${rec.host}`);
-        const node = hostNode(host ? d.views.platformOf(host) : r.platform, r.cluster, rec.host ?? '(no host)', host?.name ?? rec.host ?? '(no host)', host?.connection ?? null);
-        node.vms.push({ id: r.id, name: r.name, power: r.power, protection: r.protection, gap_ms: r.gap_ms, agent_state: r.agent_state });
+        const node = hostNode(
+          host ? d.views.platformOf(host) : r.platform,
+          r.cluster,
+          rec.host ?? '(no host)',
+          host?.name ?? rec.host ?? '(no host)',
+          host?.connection ?? null,
+        );
+        node.vms.push({
+          id: r.id,
+          name: r.name,
+          power: r.power,
+          protection: r.protection,
+          gap_ms: r.gap_ms,
+          agent_state: r.agent_state,
+        });
       }
       return [...tree].map(([platform, clusters]) => ({
         platform,
@@ -196,10 +269,20 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
   });
 
   // ---------------------------------------------------------------- VM groups
-  const members = (g: GroupDocument) => d.views.vmRecords().filter((vm) => d.views.groupsOf(vm, [{ id: '_', version: 0, updatedUs: 0, updatedBy: '', doc: g }]).length).map((vm) => vm.id);
+  const members = (g: GroupDocument) =>
+    d.views
+      .vmRecords()
+      .filter((vm) => d.views.groupsOf(vm, [{ id: '_', version: 0, updatedUs: 0, updatedBy: '', doc: g }]).length)
+      .map((vm) => vm.id);
   const view = (id: string) => {
     const g = d.state.groups.get(id)!;
-    return { id, ...g.doc, members: members(g.doc).length, updated: new Date(g.updatedUs / 1000).toISOString(), updatedBy: g.updatedBy };
+    return {
+      id,
+      ...g.doc,
+      members: members(g.doc).length,
+      updated: new Date(g.updatedUs / 1000).toISOString(),
+      updatedBy: g.updatedBy,
+    };
   };
   const groupSchema = fromZod(groupView);
   addRoute(app, {
@@ -259,7 +342,8 @@ export function inventoryRoutes(app: FastifyInstance, d: ManagerDeps): void {
       if (!g) throw ERR_MANAGER_NOT_FOUND(`VM group ${id}`);
       const users = [...d.state.users.values()].filter((u) => u.doc.groups.includes(id)).map((u) => `user ${u.id}`);
       const roles = [...d.state.roles.values()].filter((r) => r.doc.groups.includes(id)).map((r) => `role ${r.id}`);
-      if (users.length + roles.length) throw ERR_MANAGER_CONFLICT(`VM group ${id} scopes ${[...users, ...roles].join(', ')}; change them first`);
+      if (users.length + roles.length)
+        throw ERR_MANAGER_CONFLICT(`VM group ${id} scopes ${[...users, ...roles].join(', ')}; change them first`);
       await d.write([{ kind: 'group', id, doc: null }], req.identity.user);
       req.audit({ before: g.doc, after: null });
       return { deleted: id };

@@ -42,13 +42,18 @@ export function operationRoutes(app: FastifyInstance, d: ManagerDeps): void {
   const nowMs = () => d.ctx.clock.now();
 
   // ---------------------------------------------------------------- blocks
-  const blocks = (all: boolean) => d.views.blockViews(nowMs()).filter((b) => all || b.active).map((b) => ({ ...b, vm: d.views.vmOfBlock(b) }));
+  const blocks = (all: boolean) =>
+    d.views
+      .blockViews(nowMs())
+      .filter((b) => all || b.active)
+      .map((b) => ({ ...b, vm: d.views.vmOfBlock(b) }));
   addRoute(app, {
     method: 'GET',
     url: '/blocks',
     access: 'blocks:read',
     tag: 'blocks',
-    summary: 'Blocks in force (the newest decision per enforcer and target on the compacted blocks topic); all=true with expired ones',
+    summary:
+      'Blocks in force (the newest decision per enforcer and target on the compacted blocks topic); all=true with expired ones',
     querystring: z.object({ all: z.enum(['true', 'false']).default('false') }).strict(),
     response: z.array(blockView),
     handler: (req) => blocks(req.query.all === 'true').filter((b) => vmInScope(d, req.identity, b.vm)),
@@ -60,22 +65,35 @@ export function operationRoutes(app: FastifyInstance, d: ManagerDeps): void {
     action: 'block.lift',
     tag: 'blocks',
     summary: 'Lift a block: a tombstone on its key, which its enforcer follows; the reason is kept in the audit trail',
-    body: z.object({ target: z.string().min(1).max(200), enforcer: z.string().min(1).max(200).optional(), reason: z.string().min(1).max(1000) }).strict(),
-    response: z.object({ lifted: z.array(z.object({ enforcer: z.string(), target: z.string(), wasActive: z.boolean() })) }),
+    body: z
+      .object({
+        target: z.string().min(1).max(200),
+        enforcer: z.string().min(1).max(200).optional(),
+        reason: z.string().min(1).max(1000),
+      })
+      .strict(),
+    response: z.object({
+      lifted: z.array(z.object({ enforcer: z.string(), target: z.string(), wasActive: z.boolean() })),
+    }),
     async handler(req) {
       const { target, enforcer, reason } = req.body;
       req.audit({ object: `block:${enforcer ? `${enforcer}|` : ''}${target}`, detail: reason });
       const matches = blocks(true).filter((b) => b.target === target && (!enforcer || b.enforcer === enforcer));
       if (matches.length === 0) throw ERR_MANAGER_NOT_FOUND(`a block of ${target}${enforcer ? ` on ${enforcer}` : ''}`);
       const outside = matches.filter((b) => !vmInScope(d, req.identity, b.vm));
-      if (outside.length) throw ERR_MANAGER_OUT_OF_SCOPE(`the block of ${target} on ${outside.map((b) => b.enforcer).join(', ')}`);
+      if (outside.length)
+        throw ERR_MANAGER_OUT_OF_SCOPE(`the block of ${target} on ${outside.map((b) => b.enforcer).join(', ')}`);
       const headers = { 'cordon-lifted-by': Buffer.from(req.identity.user), 'cordon-reason': Buffer.from(reason) };
       await d.send(
         TOPICS.blocks,
         matches.map((b) => ({ key: blockKey(b.enforcer, b.target), value: null, headers })),
       );
       for (const b of matches) d.views.blocks.delete(`${b.enforcer}|${b.target}`);
-      req.audit({ object: matches.length === 1 ? `block:${matches[0]!.enforcer}|${target}` : `block:${target}`, before: matches, after: { lifted: true, reason } });
+      req.audit({
+        object: matches.length === 1 ? `block:${matches[0]!.enforcer}|${target}` : `block:${target}`,
+        before: matches,
+        after: { lifted: true, reason },
+      });
       return { lifted: matches.map((b) => ({ enforcer: b.enforcer, target: b.target, wasActive: b.active })) };
     },
   });
@@ -93,7 +111,18 @@ export function operationRoutes(app: FastifyInstance, d: ManagerDeps): void {
         .filter((a) => a.kind !== 'agent' || vmInScope(d, req.identity, a.vm))
         .map((a) => {
           const r = d.state.agents.get(a.agent);
-          return { agent: a.agent, kind: a.kind, vm: a.vm, host: a.host, version: a.version, status: a.status, heartbeat: new Date(a.heartbeat_us / 1000).toISOString(), policy_version: a.policy_version, revoked: r?.doc.revoked ?? false, revoked_reason: r?.doc.reason ?? null };
+          return {
+            agent: a.agent,
+            kind: a.kind,
+            vm: a.vm,
+            host: a.host,
+            version: a.version,
+            status: a.status,
+            heartbeat: new Date(a.heartbeat_us / 1000).toISOString(),
+            policy_version: a.policy_version,
+            revoked: r?.doc.revoked ?? false,
+            revoked_reason: r?.doc.reason ?? null,
+          };
         })
         .sort((a, b) => a.agent.localeCompare(b.agent)),
   });
@@ -124,7 +153,7 @@ export function operationRoutes(app: FastifyInstance, d: ManagerDeps): void {
     access: 'agents:revoke',
     action: 'agent.revoke',
     tag: 'agents',
-    summary: 'Revoke an agent: recorded on the policy topic for the coordinator\'s trust checks',
+    summary: "Revoke an agent: recorded on the policy topic for the coordinator's trust checks",
     params: z.object({ id: z.string().min(1).max(200) }),
     body: z.object({ reason: z.string().min(1).max(1000) }).strict(),
     response: z.object({ agent: z.string(), revoked: z.boolean() }),
@@ -158,7 +187,13 @@ export function operationRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const hb = d.views.sensors.get(id);
       if (!hb || hb.kind !== 'agent') throw ERR_MANAGER_NOT_FOUND(`agent ${id}`);
       if (!vmInScope(d, req.identity, hb.vm)) throw ERR_MANAGER_OUT_OF_SCOPE(`agent ${id}`);
-      const cmd = { command_id: randomUUID(), agent: id, kind: req.body.kind, args: { by: req.identity.user }, issued_us: nowMs() * 1000 };
+      const cmd = {
+        command_id: randomUUID(),
+        agent: id,
+        kind: req.body.kind,
+        args: { by: req.identity.user },
+        issued_us: nowMs() * 1000,
+      };
       await d.send(TOPICS.agentCommands, [{ key: Buffer.from(id), value: codecFor(TOPICS.agentCommands).encode(cmd) }]);
       req.audit({ before: null, after: { command: cmd.kind, command_id: cmd.command_id } });
       return { command_id: cmd.command_id, agent: id, kind: cmd.kind };

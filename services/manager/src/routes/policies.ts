@@ -7,7 +7,12 @@ import { applyPolicyFile, policyFileSchema, type PolicyDocument } from '@cordon/
 import { listInstalled } from '@cordon/rulesets';
 import type { ManagerDeps } from '../deps.js';
 import { nameSchema, overrideSchema, type PolicyLayers } from '../documents.js';
-import { ERR_MANAGER_BAD_REQUEST, ERR_MANAGER_NOT_FOUND, ERR_MANAGER_OUT_OF_SCOPE, ERR_MANAGER_UNAVAILABLE } from '../errors.js';
+import {
+  ERR_MANAGER_BAD_REQUEST,
+  ERR_MANAGER_NOT_FOUND,
+  ERR_MANAGER_OUT_OF_SCOPE,
+  ERR_MANAGER_UNAVAILABLE,
+} from '../errors.js';
 import { compileDocument, layersOf, resolve } from '../inherit.js';
 import { addRoute } from '../route.js';
 import { vmInScope } from '../scope.js';
@@ -20,24 +25,56 @@ const mode = z.enum(['detect', 'prevent']);
 const policyBody = policyFileSchema
   .omit({ id: true, ruleFiles: true })
   .extend({
-    ruleSets: policyFileSchema.shape.ruleSets.optional().describe('Rule sets installed on the manager\'s data dir (cordon rules update); omitted: the published rules stay as they are'),
-    groups: z.record(nameSchema, overrideSchema).default({}).describe('Settings per VM group: over the base, under each VM\'s own'),
+    ruleSets: policyFileSchema.shape.ruleSets
+      .optional()
+      .describe(
+        "Rule sets installed on the manager's data dir (cordon rules update); omitted: the published rules stay as they are",
+      ),
+    groups: z
+      .record(nameSchema, overrideSchema)
+      .default({})
+      .describe("Settings per VM group: over the base, under each VM's own"),
     ruleFiles: z
-      .array(z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.rules$/, 'a .rules file name'), text: z.string().max(64 << 20) }).strict())
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.rules$/, 'a .rules file name'),
+            text: z.string().max(64 << 20),
+          })
+          .strict(),
+      )
       .optional()
       .describe('Suricata rule files, uploaded whole (cordon policy apply --manager sends the files the policy names)'),
   })
   .strict();
 
-const policySummary = z.object({ id: z.string(), version: z.number().int(), updated: z.string(), updatedBy: z.string(), mode: z.string().nullable(), rulesets: z.array(z.string()), vms: z.number().int(), groups: z.number().int() });
-const origin = z.string().describe('base, group:<id>, vm:<id>, or "rule action" (nothing set: the rule\'s own action decides)');
+const policySummary = z.object({
+  id: z.string(),
+  version: z.number().int(),
+  updated: z.string(),
+  updatedBy: z.string(),
+  mode: z.string().nullable(),
+  rulesets: z.array(z.string()),
+  vms: z.number().int(),
+  groups: z.number().int(),
+});
+const origin = z
+  .string()
+  .describe('base, group:<id>, vm:<id>, or "rule action" (nothing set: the rule\'s own action decides)');
 const resolvedView = z.object({
   policy: z.string(),
   version: z.number().int(),
   vm: z.string().nullable(),
   groups: z.array(z.string()),
   mode: z.object({ value: mode.nullable(), from: origin }),
-  rules: z.array(z.object({ sid: z.string(), value: mode, from: origin, overrides: z.array(z.object({ level: origin, value: mode })) })),
+  rules: z.array(
+    z.object({
+      sid: z.string(),
+      value: mode,
+      from: origin,
+      overrides: z.array(z.object({ level: origin, value: mode })),
+    }),
+  ),
 });
 
 export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
@@ -54,7 +91,14 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
   const vmIds = () => d.views.vmRecords().map((v) => v.id);
 
   /** Publish a policy document (and its layers), as `cordon policy apply` would: the same records. */
-  async function publish(id: string, doc: PolicyDocument, layers: PolicyLayers, ruleSets: unknown, ruleFiles: Array<{ name: string; text: string }> | undefined, by: string): Promise<void> {
+  async function publish(
+    id: string,
+    doc: PolicyDocument,
+    layers: PolicyLayers,
+    ruleSets: unknown,
+    ruleFiles: Array<{ name: string; text: string }> | undefined,
+    by: string,
+  ): Promise<void> {
     const compiled: PolicyDocument = compileDocument(doc, layers, groupsOfVm, vmIds());
     if (ruleSets !== undefined || ruleFiles !== undefined) {
       // through the CLI's own code path, from a file: rule sets are read from the data dir, rule files from beside it
@@ -62,8 +106,13 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
       try {
         const { rulesets: _r, ...file } = compiled;
         for (const f of ruleFiles ?? []) writeFileSync(join(dir, f.name), f.text);
-        writeFileSync(join(dir, 'policy.json'), JSON.stringify({ ...file, id, ruleSets: ruleSets ?? [], ruleFiles: (ruleFiles ?? []).map((f) => f.name) }));
-        const res = await applyPolicyFile({ bus: d.bus, ctx: d.ctx, dataDir: d.dataDir }, join(dir, 'policy.json'), { by });
+        writeFileSync(
+          join(dir, 'policy.json'),
+          JSON.stringify({ ...file, id, ruleSets: ruleSets ?? [], ruleFiles: (ruleFiles ?? []).map((f) => f.name) }),
+        );
+        const res = await applyPolicyFile({ bus: d.bus, ctx: d.ctx, dataDir: d.dataDir }, join(dir, 'policy.json'), {
+          by,
+        });
         await d.write([{ kind: 'setting', id: `${LAYERS_PREFIX}${id}`, doc: layers }], by);
         await waitVersion(id, res.version);
       } finally {
@@ -71,20 +120,39 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
       }
       return;
     }
-    await d.write([{ kind: 'policy', id, doc: compiled }, { kind: 'setting', id: `${LAYERS_PREFIX}${id}`, doc: layers }], by);
+    await d.write(
+      [
+        { kind: 'policy', id, doc: compiled },
+        { kind: 'setting', id: `${LAYERS_PREFIX}${id}`, doc: layers },
+      ],
+      by,
+    );
   }
 
   async function waitVersion(id: string, version: number): Promise<void> {
     const deadline = Date.now() + 10_000;
     while ((d.state.policy.policies.get(id)?.version ?? 0) < version) {
-      if (Date.now() > deadline) throw ERR_MANAGER_UNAVAILABLE('the policy topic', `version ${version} of policy ${id} was written but not read back within 10 s`);
+      if (Date.now() > deadline)
+        throw ERR_MANAGER_UNAVAILABLE(
+          'the policy topic',
+          `version ${version} of policy ${id} was written but not read back within 10 s`,
+        );
       await new Promise((r) => setTimeout(r, 20));
     }
   }
 
   const summary = (id: string) => {
     const { doc, rec, layers } = get(id);
-    return { id, version: rec.version, updated: iso(rec.updated_us), updatedBy: rec.updated_by, mode: doc.mode ?? null, rulesets: doc.rulesets.map((r) => r.name), vms: Object.keys(layers.vms).length, groups: Object.keys(layers.groups).length };
+    return {
+      id,
+      version: rec.version,
+      updated: iso(rec.updated_us),
+      updatedBy: rec.updated_by,
+      mode: doc.mode ?? null,
+      rulesets: doc.rulesets.map((r) => r.name),
+      vms: Object.keys(layers.vms).length,
+      groups: Object.keys(layers.groups).length,
+    };
   };
 
   addRoute(app, {
@@ -104,7 +172,10 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
     tag: 'policies',
     summary: 'A policy: its published document and its layers (base, groups, VMs)',
     params: z.object({ id: z.string() }),
-    response: policySummary.extend({ document: z.record(z.unknown()), layers: z.object({ groups: z.record(z.unknown()), vms: z.record(z.unknown()) }) }),
+    response: policySummary.extend({
+      document: z.record(z.unknown()),
+      layers: z.object({ groups: z.record(z.unknown()), vms: z.record(z.unknown()) }),
+    }),
     handler(req) {
       const { doc, layers } = get(req.params.id);
       return { ...summary(req.params.id), document: doc as unknown as Record<string, unknown>, layers };
@@ -146,10 +217,16 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const before = d.state.policy.policies.get(id)?.doc ?? null;
       const { groups, ruleSets, ruleFiles, ...rest } = req.body;
       const file = policyFileSchema.safeParse({ ...rest, id });
-      if (!file.success) throw ERR_MANAGER_BAD_REQUEST(file.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      if (!file.success)
+        throw ERR_MANAGER_BAD_REQUEST(file.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
       const { ruleFiles: _f, ruleSets: _s, ...docFields } = file.data;
       const doc: PolicyDocument = { ...docFields, rulesets: before?.rulesets ?? [] };
-      const layers: PolicyLayers = { groups, vms: Object.fromEntries(Object.entries(file.data.vms).map(([vm, v]) => [vm, { ...(v.mode ? { mode: v.mode } : {}), rules: v.rules }])) };
+      const layers: PolicyLayers = {
+        groups,
+        vms: Object.fromEntries(
+          Object.entries(file.data.vms).map(([vm, v]) => [vm, { ...(v.mode ? { mode: v.mode } : {}), rules: v.rules }]),
+        ),
+      };
       const missing = Object.keys(groups).filter((g) => !d.state.groups.has(g));
       if (missing.length) throw ERR_MANAGER_BAD_REQUEST(`VM group(s) ${missing.join(', ')} do not exist`);
       await publish(id, doc, layers, ruleSets, ruleFiles, req.identity.user);
@@ -164,7 +241,7 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
     access: 'policies:write',
     action: 'policy.override',
     tag: 'policies',
-    summary: 'Set or clear one override: the mode or one rule\'s detect/prevent, at the base, a VM group or a VM',
+    summary: "Set or clear one override: the mode or one rule's detect/prevent, at the base, a VM group or a VM",
     params: z.object({ id: z.string() }),
     body: z
       .object({
@@ -172,7 +249,10 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
         /** The group or VM (not for base). */
         target: z.string().min(1).optional(),
         /** A rule's sid; omitted: the level's mode. */
-        sid: z.string().regex(/^[0-9]{1,10}$/).optional(),
+        sid: z
+          .string()
+          .regex(/^[0-9]{1,10}$/)
+          .optional(),
         /** null clears the override. */
         value: mode.nullable(),
       })
@@ -183,8 +263,10 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const b = req.body;
       req.audit({ object: `policy:${id}` });
       const { doc, layers } = get(id);
-      if (b.level !== 'base' && !b.target) throw ERR_MANAGER_BAD_REQUEST(`a ${b.level} override names its ${b.level} in "target"`);
-      if (b.level === 'group' && !d.state.groups.has(b.target!)) throw ERR_MANAGER_BAD_REQUEST(`VM group ${b.target} does not exist`);
+      if (b.level !== 'base' && !b.target)
+        throw ERR_MANAGER_BAD_REQUEST(`a ${b.level} override names its ${b.level} in "target"`);
+      if (b.level === 'group' && !d.state.groups.has(b.target!))
+        throw ERR_MANAGER_BAD_REQUEST(`VM group ${b.target} does not exist`);
       if (b.level === 'vm' && !vmInScope(d, req.identity, b.target!)) throw ERR_MANAGER_OUT_OF_SCOPE(`VM ${b.target}`);
       const set = (o: { mode?: 'detect' | 'prevent' | undefined; rules: Record<string, 'detect' | 'prevent'> }) => {
         const next = { ...o, rules: { ...o.rules } };
@@ -195,7 +277,12 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
         else delete next.mode;
         return next;
       };
-      const beforeResolved = resolve(doc, layers, b.level === 'vm' ? b.target! : null, b.level === 'vm' ? groupsOfVm(b.target!) : []);
+      const beforeResolved = resolve(
+        doc,
+        layers,
+        b.level === 'vm' ? b.target! : null,
+        b.level === 'vm' ? groupsOfVm(b.target!) : [],
+      );
       let nextDoc = doc;
       const nextLayers: PolicyLayers = { groups: { ...layers.groups }, vms: { ...layers.vms } };
       if (b.level === 'base') {
@@ -213,7 +300,10 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
       const vm = b.level === 'vm' ? b.target! : null;
       const groups = vm ? groupsOfVm(vm) : [];
       const res = resolve(after.doc, after.layers, vm, groups);
-      req.audit({ before: { override: { ...b, value: undefined }, resolved: beforeResolved }, after: { override: b, resolved: res } });
+      req.audit({
+        before: { override: { ...b, value: undefined }, resolved: beforeResolved },
+        after: { override: b, resolved: res },
+      });
       return { policy: id, version: d.state.policyRecords.get(`policy:${id}`)!.version, vm, groups, ...res };
     },
   });
@@ -223,22 +313,48 @@ export function policyRoutes(app: FastifyInstance, d: ManagerDeps): void {
     url: '/rulesets',
     access: 'rulesets:read',
     tag: 'policies',
-    summary: 'Rule sets: those published on the policy topic (what the dpi service loads) and those installed on this data dir',
+    summary:
+      'Rule sets: those published on the policy topic (what the dpi service loads) and those installed on this data dir',
     response: z.object({
-      published: z.array(z.object({ name: z.string(), sha256: z.string(), parts: z.number().int(), usedBy: z.array(z.string()) })),
-      installed: z.array(z.object({ name: z.string(), version: z.string(), source: z.string(), rules: z.number().int(), verified: z.string(), fetchedAt: z.string(), previous: z.string().nullable() })),
+      published: z.array(
+        z.object({ name: z.string(), sha256: z.string(), parts: z.number().int(), usedBy: z.array(z.string()) }),
+      ),
+      installed: z.array(
+        z.object({
+          name: z.string(),
+          version: z.string(),
+          source: z.string(),
+          rules: z.number().int(),
+          verified: z.string(),
+          fetchedAt: z.string(),
+          previous: z.string().nullable(),
+        }),
+      ),
     }),
     handler() {
       const byName = new Map<string, { name: string; sha256: string; parts: number; usedBy: string[] }>();
-      for (const r of d.state.policy.rulesets.values()) byName.set(r.name, { name: r.name, sha256: r.sha256, parts: r.parts, usedBy: [] });
-      for (const [pid, p] of d.state.policy.policies) for (const rs of p.doc.rulesets) byName.get(rs.name)?.usedBy.push(pid);
+      for (const r of d.state.policy.rulesets.values())
+        byName.set(r.name, { name: r.name, sha256: r.sha256, parts: r.parts, usedBy: [] });
+      for (const [pid, p] of d.state.policy.policies)
+        for (const rs of p.doc.rulesets) byName.get(rs.name)?.usedBy.push(pid);
       let installed: ReturnType<typeof listInstalled> = [];
       try {
         installed = listInstalled(d.dataDir);
       } catch {
         installed = [];
       }
-      return { published: [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)), installed: installed.map((s) => ({ name: s.name, version: s.version, source: s.source, rules: s.rules, verified: s.verified, fetchedAt: s.fetchedAt, previous: s.previous })) };
+      return {
+        published: [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)),
+        installed: installed.map((s) => ({
+          name: s.name,
+          version: s.version,
+          source: s.source,
+          rules: s.rules,
+          verified: s.verified,
+          fetchedAt: s.fetchedAt,
+          previous: s.previous,
+        })),
+      };
     },
   });
 }

@@ -2,11 +2,39 @@ import { useState } from 'preact/hooks';
 import { api, qs } from '../api';
 import { Badge, describe, Problem, useLoad, when } from '../ui';
 
-interface Alert { alert_id: string; ts: string; stage: string; vm: string; rule_id: string; signature: string; severity: number; src_addr: string; src_port: number | null; dst_addr: string; dst_port: number | null; proto: string; action: string; acked: boolean; acked_by: string | null }
+interface Alert {
+  alert_id: string;
+  ts: string;
+  stage: string;
+  vm: string;
+  rule_id: string;
+  signature: string;
+  severity: number;
+  src_addr: string;
+  src_port: number | null;
+  dst_addr: string;
+  dst_port: number | null;
+  proto: string;
+  action: string;
+  acked: boolean;
+  acked_by: string | null;
+}
 interface Detail {
   alert: Alert;
   evidence: unknown;
-  flow: null | { flow_id: string; src_addr: string; src_port: number; dst_addr: string; dst_port: number; proto: number; first_seen: string; last_seen: string; bytes_toserver: string; bytes_toclient: string; end_reason: string };
+  flow: null | {
+    flow_id: string;
+    src_addr: string;
+    src_port: number;
+    dst_addr: string;
+    dst_port: number;
+    proto: number;
+    first_seen: string;
+    last_seen: string;
+    bytes_toserver: string;
+    bytes_toclient: string;
+    end_reason: string;
+  };
   blocks: Array<{ ts: string; enforcer: string; target: string; status: string; expires: string }>;
   activeBlocks: Array<{ enforcer: string; target: string; expires: string; left_s: number }>;
   ack: null | { by: string; at: string; note: string };
@@ -15,7 +43,10 @@ interface Detail {
 export function AlertsPage(_: { can: (p: string) => boolean }) {
   const [filters, setFilters] = useState({ vm: '', rule: '', q: '', severityMin: '' });
   const [cursor, setCursor] = useState<string | null>(null);
-  const page = useLoad(() => api<{ items: Alert[]; next: string | null }>('GET', `/alerts${qs({ ...filters, limit: 50, cursor })}`), [filters, cursor]);
+  const page = useLoad(
+    () => api<{ items: Alert[]; next: string | null }>('GET', `/alerts${qs({ ...filters, limit: 50, cursor })}`),
+    [filters, cursor],
+  );
   const set = (k: keyof typeof filters) => (e: Event) => {
     setCursor(null);
     setFilters({ ...filters, [k]: (e.currentTarget as HTMLInputElement).value });
@@ -102,13 +133,18 @@ export function AlertDetail({ id, can }: { id: string; can: (p: string) => boole
         <dt>Acknowledged</dt>
         <dd>{d.data.ack ? `${d.data.ack.by}, ${when(d.data.ack.at)} ${d.data.ack.note}` : 'no'}</dd>
       </dl>
-      {can('alerts:ack') && !d.data.ack ? <button onClick={() => act(() => api('POST', `/alerts/${encodeURIComponent(id)}/ack`, { note: '' }))}>Acknowledge</button> : null}
+      {can('alerts:ack') && !d.data.ack ? (
+        <button onClick={() => act(() => api('POST', `/alerts/${encodeURIComponent(id)}/ack`, { note: '' }))}>
+          Acknowledge
+        </button>
+      ) : null}
       <h3>Evidence</h3>
       <pre data-testid="evidence">{JSON.stringify(d.data.evidence, null, 2)}</pre>
       <h3>Flow</h3>
       {flow ? (
         <p data-testid="flow">
-          {flow.src_addr}:{flow.src_port} → {flow.dst_addr}:{flow.dst_port} · {when(flow.first_seen)} – {when(flow.last_seen)} · {flow.bytes_toserver} B / {flow.bytes_toclient} B · {flow.end_reason}
+          {flow.src_addr}:{flow.src_port} → {flow.dst_addr}:{flow.dst_port} · {when(flow.first_seen)} –{' '}
+          {when(flow.last_seen)} · {flow.bytes_toserver} B / {flow.bytes_toclient} B · {flow.end_reason}
         </p>
       ) : (
         <p class="dim">No flow recorded for this alert.</p>
@@ -128,7 +164,13 @@ export function AlertDetail({ id, can }: { id: string; can: (p: string) => boole
                 {can('blocks:lift') ? (
                   <>
                     <input placeholder="reason" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
-                    <button onClick={() => act(() => api('POST', '/blocks/lift', { target: b.target, enforcer: b.enforcer, reason }))}>Lift</button>
+                    <button
+                      onClick={() =>
+                        act(() => api('POST', '/blocks/lift', { target: b.target, enforcer: b.enforcer, reason }))
+                      }
+                    >
+                      Lift
+                    </button>
                   </>
                 ) : null}
               </td>

@@ -2,12 +2,28 @@ import { useState } from 'preact/hooks';
 import { api, qs } from '../api';
 import { Badge, Problem, useLoad, when } from '../ui';
 
-interface Row { audit_id: string; ts: string; actor: string; role: string; auth: string; action: string; object: string; before: string | null; after: string | null; result: string; source_ip: string; detail: string }
+interface Row {
+  audit_id: string;
+  ts: string;
+  actor: string;
+  role: string;
+  auth: string;
+  action: string;
+  object: string;
+  before: string | null;
+  after: string | null;
+  result: string;
+  source_ip: string;
+  detail: string;
+}
 
 export function AuditPage() {
   const [f, setF] = useState({ actor: '', action: '', object: '' });
   const [cursor, setCursor] = useState<string | null>(null);
-  const page = useLoad(() => api<{ items: Row[]; next: string | null }>('GET', `/audit${qs({ ...f, limit: 50, cursor })}`), [f, cursor]);
+  const page = useLoad(
+    () => api<{ items: Row[]; next: string | null }>('GET', `/audit${qs({ ...f, limit: 50, cursor })}`),
+    [f, cursor],
+  );
   const set = (k: keyof typeof f) => (e: Event) => {
     setCursor(null);
     setF({ ...f, [k]: (e.currentTarget as HTMLInputElement).value });

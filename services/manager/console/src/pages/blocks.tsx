@@ -2,7 +2,17 @@ import { useState } from 'preact/hooks';
 import { api } from '../api';
 import { Badge, describe, Problem, useLoad, when } from '../ui';
 
-interface Block { enforcer: string; target: string; action: string; status: string; expires: string; left_s: number; active: boolean; reason_alert: string; vm: string | null }
+interface Block {
+  enforcer: string;
+  target: string;
+  action: string;
+  status: string;
+  expires: string;
+  left_s: number;
+  active: boolean;
+  reason_alert: string;
+  vm: string | null;
+}
 
 export function BlocksPage({ can }: { can: (p: string) => boolean }) {
   const blocks = useLoad(() => api<Block[]>('GET', '/blocks'), []);
@@ -13,7 +23,11 @@ export function BlocksPage({ can }: { can: (p: string) => boolean }) {
     setError(null);
     setDone(null);
     try {
-      await api('POST', '/blocks/lift', { target: b.target, enforcer: b.enforcer, reason: reason[`${b.enforcer}|${b.target}`] ?? '' });
+      await api('POST', '/blocks/lift', {
+        target: b.target,
+        enforcer: b.enforcer,
+        reason: reason[`${b.enforcer}|${b.target}`] ?? '',
+      });
       setDone(`Lifted ${b.target} on ${b.enforcer}.`);
       blocks.reload();
     } catch (e) {
@@ -24,7 +38,11 @@ export function BlocksPage({ can }: { can: (p: string) => boolean }) {
     <section>
       <h2>Blocks in force</h2>
       <Problem error={blocks.error ?? error} />
-      {done ? <p class="done" role="status">{done}</p> : null}
+      {done ? (
+        <p class="done" role="status">
+          {done}
+        </p>
+      ) : null}
       <table data-testid="blocks">
         <thead>
           <tr>
@@ -48,15 +66,25 @@ export function BlocksPage({ can }: { can: (p: string) => boolean }) {
                 <td>{b.vm ?? '—'}</td>
                 <td>{b.action}</td>
                 <td>
-                  <Badge kind={b.status === 'applied' ? 'ok' : b.status === 'failed' ? 'bad' : 'warn'}>{b.status}</Badge>
+                  <Badge kind={b.status === 'applied' ? 'ok' : b.status === 'failed' ? 'bad' : 'warn'}>
+                    {b.status}
+                  </Badge>
                 </td>
                 <td>
                   {when(b.expires)} ({b.left_s} s)
                 </td>
                 <td>{b.reason_alert ? <a href={`#/alerts/${encodeURIComponent(b.reason_alert)}`}>alert</a> : '—'}</td>
                 <td>
-                  <input aria-label="reason" placeholder="why" value={reason[k] ?? ''} onInput={(e) => setReason({ ...reason, [k]: e.currentTarget.value })} />
-                  <button onClick={() => lift(b)} title={can('blocks:lift') ? 'Lift this block' : 'Your role cannot lift blocks'}>
+                  <input
+                    aria-label="reason"
+                    placeholder="why"
+                    value={reason[k] ?? ''}
+                    onInput={(e) => setReason({ ...reason, [k]: e.currentTarget.value })}
+                  />
+                  <button
+                    onClick={() => lift(b)}
+                    title={can('blocks:lift') ? 'Lift this block' : 'Your role cannot lift blocks'}
+                  >
                     Lift
                   </button>
                 </td>

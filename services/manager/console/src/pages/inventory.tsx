@@ -2,9 +2,33 @@ import { useState } from 'preact/hooks';
 import { api } from '../api';
 import { Badge, Problem, protectionKind, useLoad, when } from '../ui';
 
-interface TreeVm { id: string; name: string; power: string | null; protection: string | null; gap_ms: number | null; agent_state: string | null }
-interface Tree { platform: string; clusters: Array<{ cluster: string | null; hosts: Array<{ id: string; name: string; connection: string | null; vms: TreeVm[] }> }> }
-interface Vm extends TreeVm { host: string | null; cluster: string | null; platform: string; guest_os: string | null; ips: string[]; enforcer: string | null; policy_version: number | null; groups: string[]; last_alert: string | null; last_alert_signature: string | null }
+interface TreeVm {
+  id: string;
+  name: string;
+  power: string | null;
+  protection: string | null;
+  gap_ms: number | null;
+  agent_state: string | null;
+}
+interface Tree {
+  platform: string;
+  clusters: Array<{
+    cluster: string | null;
+    hosts: Array<{ id: string; name: string; connection: string | null; vms: TreeVm[] }>;
+  }>;
+}
+interface Vm extends TreeVm {
+  host: string | null;
+  cluster: string | null;
+  platform: string;
+  guest_os: string | null;
+  ips: string[];
+  enforcer: string | null;
+  policy_version: number | null;
+  groups: string[];
+  last_alert: string | null;
+  last_alert_signature: string | null;
+}
 
 function Protection({ vm }: { vm: TreeVm }) {
   return (
@@ -18,12 +42,17 @@ function Protection({ vm }: { vm: TreeVm }) {
 export function InventoryPage(_: { can: (p: string) => boolean }) {
   const tree = useLoad(() => api<Tree[]>('GET', '/inventory/tree'), []);
   const [vm, setVm] = useState<string | null>(null);
-  const detail = useLoad(() => (vm ? api<Vm>('GET', `/inventory/vms/${encodeURIComponent(vm)}`) : Promise.resolve(null)), [vm]);
+  const detail = useLoad(
+    () => (vm ? api<Vm>('GET', `/inventory/vms/${encodeURIComponent(vm)}`) : Promise.resolve(null)),
+    [vm],
+  );
   const count = (tree.data ?? []).flatMap((p) => p.clusters.flatMap((c) => c.hosts.flatMap((h) => h.vms))).length;
   return (
     <section class="split">
       <div class="tree" data-testid="inventory-tree">
-        <h2>Inventory <small>{count} VMs</small></h2>
+        <h2>
+          Inventory <small>{count} VMs</small>
+        </h2>
         <Problem error={tree.error} />
         {(tree.data ?? []).map((p) => (
           <details open>
@@ -34,7 +63,8 @@ export function InventoryPage(_: { can: (p: string) => boolean }) {
                 {c.hosts.map((h) => (
                   <details open>
                     <summary class="host">
-                      {h.name} {h.connection && h.connection !== 'connected' ? <Badge kind="warn">{h.connection}</Badge> : null}
+                      {h.name}{' '}
+                      {h.connection && h.connection !== 'connected' ? <Badge kind="warn">{h.connection}</Badge> : null}
                     </summary>
                     <ul>
                       {h.vms.map((v) => (
@@ -59,7 +89,9 @@ export function InventoryPage(_: { can: (p: string) => boolean }) {
             <dt>VM</dt>
             <dd>{detail.data.name}</dd>
             <dt>Host</dt>
-            <dd>{detail.data.host ?? '—'} ({detail.data.cluster ?? 'no cluster'}, {detail.data.platform})</dd>
+            <dd>
+              {detail.data.host ?? '—'} ({detail.data.cluster ?? 'no cluster'}, {detail.data.platform})
+            </dd>
             <dt>Protection</dt>
             <dd>
               <Protection vm={detail.data} /> {detail.data.enforcer ?? ''}

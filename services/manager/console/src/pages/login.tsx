@@ -20,11 +20,24 @@ export function Login({ onIn }: { onIn: (me: Me) => void }) {
       <h1>Cordon</h1>
       <label>
         User
-        <input name="user" autocomplete="username" value={user} onInput={(e) => setUser(e.currentTarget.value)} required />
+        <input
+          name="user"
+          autocomplete="username"
+          value={user}
+          onInput={(e) => setUser(e.currentTarget.value)}
+          required
+        />
       </label>
       <label>
         Password
-        <input name="password" type="password" autocomplete="current-password" value={password} onInput={(e) => setPassword(e.currentTarget.value)} required />
+        <input
+          name="password"
+          type="password"
+          autocomplete="current-password"
+          value={password}
+          onInput={(e) => setPassword(e.currentTarget.value)}
+          required
+        />
       </label>
       <button type="submit">Sign in</button>
       <Problem error={error} />

@@ -2,9 +2,25 @@ import { useState } from 'preact/hooks';
 import { api, qs } from '../api';
 import { Badge, describe, Problem, useLoad, when } from '../ui';
 
-interface Summary { id: string; version: number; updated: string; updatedBy: string; mode: string | null; rulesets: string[] }
-interface Resolved { vm: string | null; groups: string[]; mode: { value: string | null; from: string }; rules: Array<{ sid: string; value: string; from: string; overrides: Array<{ level: string; value: string }> }> }
-interface Group { id: string; members: number; description: string }
+interface Summary {
+  id: string;
+  version: number;
+  updated: string;
+  updatedBy: string;
+  mode: string | null;
+  rulesets: string[];
+}
+interface Resolved {
+  vm: string | null;
+  groups: string[];
+  mode: { value: string | null; from: string };
+  rules: Array<{ sid: string; value: string; from: string; overrides: Array<{ level: string; value: string }> }>;
+}
+interface Group {
+  id: string;
+  members: number;
+  description: string;
+}
 
 export function PoliciesPage({ can }: { can: (p: string) => boolean }) {
   const list = useLoad(() => api<Summary[]>('GET', '/policies'), []);
@@ -12,14 +28,25 @@ export function PoliciesPage({ can }: { can: (p: string) => boolean }) {
   const [id, setId] = useState<string | null>(null);
   const [vm, setVm] = useState('');
   const policy = id ?? list.data?.[0]?.id ?? null;
-  const resolved = useLoad(() => (policy ? api<Resolved>('GET', `/policies/${encodeURIComponent(policy)}/resolved${qs({ vm })}`) : Promise.resolve(null)), [policy, vm]);
+  const resolved = useLoad(
+    () =>
+      policy
+        ? api<Resolved>('GET', `/policies/${encodeURIComponent(policy)}/resolved${qs({ vm })}`)
+        : Promise.resolve(null),
+    [policy, vm],
+  );
   const [o, setO] = useState({ level: 'base', target: '', sid: '', value: 'prevent' });
   const [error, setError] = useState<string | null>(null);
   const override = async (e: Event) => {
     e.preventDefault();
     setError(null);
     try {
-      await api('PUT', `/policies/${encodeURIComponent(policy!)}/overrides`, { level: o.level, ...(o.level !== 'base' ? { target: o.target } : {}), ...(o.sid ? { sid: o.sid } : {}), value: o.value === 'clear' ? null : o.value });
+      await api('PUT', `/policies/${encodeURIComponent(policy!)}/overrides`, {
+        level: o.level,
+        ...(o.level !== 'base' ? { target: o.target } : {}),
+        ...(o.sid ? { sid: o.sid } : {}),
+        value: o.value === 'clear' ? null : o.value,
+      });
       resolved.reload();
       list.reload();
     } catch (err) {
@@ -52,14 +79,18 @@ export function PoliciesPage({ can }: { can: (p: string) => boolean }) {
       </div>
       <div class="panel" data-testid="policy-resolved">
         <h3>
-          Resolved for <input placeholder="base (or a VM id)" value={vm} onChange={(e) => setVm(e.currentTarget.value)} />
+          Resolved for{' '}
+          <input placeholder="base (or a VM id)" value={vm} onChange={(e) => setVm(e.currentTarget.value)} />
         </h3>
         <Problem error={resolved.error} />
         {resolved.data ? (
           <>
             <p>
-              Mode: <strong>{resolved.data.mode.value ?? 'the rule\'s own action'}</strong> <Badge kind="info">from {resolved.data.mode.from}</Badge>
-              {resolved.data.groups.length ? <span class="dim"> · groups {resolved.data.groups.join(', ')}</span> : null}
+              Mode: <strong>{resolved.data.mode.value ?? "the rule's own action"}</strong>{' '}
+              <Badge kind="info">from {resolved.data.mode.from}</Badge>
+              {resolved.data.groups.length ? (
+                <span class="dim"> · groups {resolved.data.groups.join(', ')}</span>
+              ) : null}
             </p>
             <table>
               <thead>
@@ -92,8 +123,18 @@ export function PoliciesPage({ can }: { can: (p: string) => boolean }) {
               <option value="group">group</option>
               <option value="vm">VM</option>
             </select>
-            {o.level !== 'base' ? <input placeholder={o.level === 'group' ? 'group id' : 'VM id'} value={o.target} onInput={(e) => setO({ ...o, target: e.currentTarget.value })} /> : null}
-            <input placeholder="rule sid (empty: mode)" value={o.sid} onInput={(e) => setO({ ...o, sid: e.currentTarget.value })} />
+            {o.level !== 'base' ? (
+              <input
+                placeholder={o.level === 'group' ? 'group id' : 'VM id'}
+                value={o.target}
+                onInput={(e) => setO({ ...o, target: e.currentTarget.value })}
+              />
+            ) : null}
+            <input
+              placeholder="rule sid (empty: mode)"
+              value={o.sid}
+              onInput={(e) => setO({ ...o, sid: e.currentTarget.value })}
+            />
             <select value={o.value} onChange={(e) => setO({ ...o, value: e.currentTarget.value })}>
               <option value="prevent">prevent</option>
               <option value="detect">detect</option>

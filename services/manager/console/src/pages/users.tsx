@@ -2,9 +2,29 @@ import { useState } from 'preact/hooks';
 import { api, type Me } from '../api';
 import { Badge, describe, Problem, useLoad, when } from '../ui';
 
-interface User { name: string; role: string; groups: string[]; disabled: boolean; updated: string; updatedBy: string }
-interface Role { id: string; builtin: boolean; description: string; permissions: string[]; groups: string[] }
-interface Token { id: string; name: string; user: string; permissions: string[] | null; expires: string; expired: boolean }
+interface User {
+  name: string;
+  role: string;
+  groups: string[];
+  disabled: boolean;
+  updated: string;
+  updatedBy: string;
+}
+interface Role {
+  id: string;
+  builtin: boolean;
+  description: string;
+  permissions: string[];
+  groups: string[];
+}
+interface Token {
+  id: string;
+  name: string;
+  user: string;
+  permissions: string[] | null;
+  expires: string;
+  expired: boolean;
+}
 
 export function UsersPage({ can, me }: { can: (p: string) => boolean; me: Me }) {
   const users = useLoad(() => (can('users:read') ? api<User[]>('GET', '/users') : Promise.resolve([])), []);
@@ -56,14 +76,33 @@ export function UsersPage({ can, me }: { can: (p: string) => boolean; me: Me }) 
         </>
       ) : null}
       {can('users:write') ? (
-        <form class="filters" onSubmit={(e) => (e.preventDefault(), act(() => api('POST', '/users', { ...nu, groups: [] }), () => (setNu({ name: '', role: 'analyst', password: '' }), users.reload())))}>
-          <input placeholder="new user" value={nu.name} onInput={(e) => setNu({ ...nu, name: e.currentTarget.value })} />
+        <form
+          class="filters"
+          onSubmit={(e) => (
+            e.preventDefault(),
+            act(
+              () => api('POST', '/users', { ...nu, groups: [] }),
+              () => (setNu({ name: '', role: 'analyst', password: '' }), users.reload()),
+            )
+          )}
+        >
+          <input
+            placeholder="new user"
+            value={nu.name}
+            onInput={(e) => setNu({ ...nu, name: e.currentTarget.value })}
+          />
           <select value={nu.role} onChange={(e) => setNu({ ...nu, role: e.currentTarget.value })}>
             {(roles.data ?? []).map((r) => (
               <option value={r.id}>{r.id}</option>
             ))}
           </select>
-          <input type="password" placeholder="password (12+)" autocomplete="new-password" value={nu.password} onInput={(e) => setNu({ ...nu, password: e.currentTarget.value })} />
+          <input
+            type="password"
+            placeholder="password (12+)"
+            autocomplete="new-password"
+            value={nu.password}
+            onInput={(e) => setNu({ ...nu, password: e.currentTarget.value })}
+          />
           <button type="submit">Create user</button>
         </form>
       ) : null}
@@ -104,7 +143,17 @@ export function UsersPage({ can, me }: { can: (p: string) => boolean; me: Me }) 
           ))}
         </tbody>
       </table>
-      <form class="filters" onSubmit={(e) => (e.preventDefault(), act(async () => setShown((await api<{ token: string }>('POST', '/tokens', { name: tokenName || 'console' })).token), tokens.reload))}>
+      <form
+        class="filters"
+        onSubmit={(e) => (
+          e.preventDefault(),
+          act(
+            async () =>
+              setShown((await api<{ token: string }>('POST', '/tokens', { name: tokenName || 'console' })).token),
+            tokens.reload,
+          )
+        )}
+      >
         <input placeholder="token name" value={tokenName} onInput={(e) => setTokenName(e.currentTarget.value)} />
         <button type="submit">Make a token</button>
       </form>
