@@ -7,18 +7,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createKafkaBus, readTable } from '@cordon/bus';
-import { allTopicSpecs, codecFor, TOPICS, type InventoryRecord } from '@cordon/schemas';
+import { allTopicSpecs, codecFor, TOPICS } from '@cordon/schemas';
 import { makeEnrollToken, NftEnforcer } from '@cordon/agent';
 import { coordinatorStage } from '@cordon/coordinator';
 import { loginspectStage } from '@cordon/loginspect';
 import { runStage } from '@cordon/stage';
-import { canUseNetns, freshCordonTopics, kafkaBrokers, makePair } from '@cordon/testkit';
+import {
+  canUseNetns,
+  freshCordonTopics,
+  kafkaBrokers,
+  makePair,
+  putRunningVm,
+  writeEnrollSecret,
+} from '@cordon/testkit';
 
 const CLI = join(import.meta.dirname, '..', '..', 'services', 'cli', 'bin', 'cordon.js');
 const skip = canUseNetns();
@@ -45,28 +51,8 @@ test(
     writeFileSync(authLog, `${syslogTime(new Date())} web1 sshd[900]: Server listening on 0.0.0.0 port 22.\n`);
     // on Kafka stages accept an agent's logs only signed by the key the coordinator registered
     // at its enrollment: the coordinator runs here, with the cluster's enrollment secret and the VM
-    const secret = randomBytes(32);
-    const secretFile = join(dir, 'enroll.key');
-    writeFileSync(secretFile, secret.toString('hex'), { mode: 0o600 });
-    const inv: InventoryRecord = {
-      kind: 'vm',
-      id: 'vm-web-1',
-      name: 'vm-web-1',
-      host: 'hv1',
-      power: 'on',
-      guest_os: null,
-      nics: [{ mac: '52:54:00:00:00:01', ips: [pair.vmIp], network: null }],
-      updated_us: Date.now() * 1000,
-      cluster: null,
-      connection: null,
-      snapshot: null,
-      template: false,
-      connector: 'file',
-      source: 'test',
-    };
-    await bus
-      .producer()
-      .send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-web-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
+    const { secret, file: secretFile } = writeEnrollSecret(dir);
+    await putRunningVm(bus, 'vm-web-1', [pair.vmIp]);
     const coordinator = await runStage(coordinatorStage, {
       bus,
       ctx,

@@ -1,4 +1,8 @@
-import type { BlockDecision } from '@cordon/schemas';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Bus } from '@cordon/bus';
+import { codecFor, TOPICS, type BlockDecision, type InventoryRecord } from '@cordon/schemas';
 
 /** A requested block of one address, as a responder would write it, for enforcer tests. */
 export function ipBlockDecision(opts: {
@@ -31,4 +35,36 @@ export function ipBlockDecision(opts: {
     reason_alert: 'a-1',
     status: 'requested',
   };
+}
+
+/** A running VM with one NIC on the inventory topic, as a connector publishes it (what the coordinator binds agents to). */
+export async function putRunningVm(bus: Bus, id: string, ips: string[], host = 'hv1'): Promise<InventoryRecord> {
+  const vm: InventoryRecord = {
+    kind: 'vm',
+    id,
+    name: id,
+    host,
+    power: 'on',
+    guest_os: null,
+    nics: [{ mac: '52:54:00:00:00:01', ips, network: null }],
+    updated_us: Date.now() * 1000,
+    cluster: null,
+    connection: null,
+    snapshot: null,
+    template: false,
+    connector: 'file',
+    source: 'test',
+  };
+  await bus
+    .producer()
+    .send(TOPICS.inventory, [{ key: Buffer.from(`vm:${id}`), value: codecFor(TOPICS.inventory).encode(vm) }]);
+  return vm;
+}
+
+/** A fresh enrollment secret in `<dir>/enroll.key` (0600): the coordinator's `enrollSecretFile`, and the key to make agents' tokens with. */
+export function writeEnrollSecret(dir: string): { secret: Buffer; file: string } {
+  const secret = randomBytes(32);
+  const file = join(dir, 'enroll.key');
+  writeFileSync(file, secret.toString('hex'), { mode: 0o600 });
+  return { secret, file };
 }

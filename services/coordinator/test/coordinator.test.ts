@@ -16,16 +16,8 @@ import { createEmbeddedBus, createKafkaBus, readAll, readTable, type Bus } from 
 import { applyPolicyFile } from '@cordon/policy';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { runStage } from '@cordon/stage';
-import {
-  allTopicSpecs,
-  codecFor,
-  TOPICS,
-  type AgentRecord,
-  type Alert,
-  type Assignment,
-  type InventoryRecord,
-} from '@cordon/schemas';
-import { freshCordonTopics, kafkaBrokers, waitFor } from '@cordon/testkit';
+import { allTopicSpecs, codecFor, TOPICS, type AgentRecord, type Alert, type Assignment } from '@cordon/schemas';
+import { freshCordonTopics, kafkaBrokers, putRunningVm, waitFor, writeEnrollSecret } from '@cordon/testkit';
 import { coordinatorStage, TOKEN_HEADER } from '../src/index.js';
 
 const ctx = createContext({ log: silentLogger });
@@ -87,34 +79,14 @@ class FakeAgent {
 }
 
 async function scenario(bus: Bus, dir: string): Promise<void> {
-  const secret = randomBytes(32);
-  const secretFile = join(dir, 'enroll.key');
-  writeFileSync(secretFile, secret.toString('hex'), { mode: 0o600 });
+  const { secret, file: secretFile } = writeEnrollSecret(dir);
   writeFileSync(
     join(dir, 'policy.yaml'),
     'coordination: { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, handoffDelayMs: 100 }\n',
   );
   const applied = await applyPolicyFile({ bus, ctx, dataDir: dir }, join(dir, 'policy.yaml'));
   const policyVersion = applied.version;
-  const inv: InventoryRecord = {
-    kind: 'vm',
-    id: 'vm-1',
-    name: 'vm-1',
-    host: 'hv1',
-    power: 'on',
-    guest_os: null,
-    nics: [{ mac: '52:54:00:00:00:01', ips: ['10.0.0.1'], network: null }],
-    updated_us: Date.now() * 1000,
-    cluster: null,
-    connection: null,
-    snapshot: null,
-    template: false,
-    connector: 'file',
-    source: 'test',
-  };
-  await bus
-    .producer()
-    .send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
+  await putRunningVm(bus, 'vm-1', ['10.0.0.1']);
   const config = { enrollSecretFile: secretFile, tickMs: 50 };
   const first = await runStage(coordinatorStage, { bus, ctx, config, env: { dataDir: dir } });
   let second: Awaited<ReturnType<typeof runStage<unknown, object>>> | null = null;

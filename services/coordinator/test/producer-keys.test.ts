@@ -9,15 +9,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentIdFor, agentStage, makeEnrollToken, readEnrollToken } from '@cordon/agent';
 import { createEmbeddedBus, readAll, readTable, type Bus } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { allTopicSpecs, codecFor, TOPICS, type AgentRecord, type InventoryRecord } from '@cordon/schemas';
+import { allTopicSpecs, codecFor, TOPICS, type AgentRecord } from '@cordon/schemas';
 import { createRecordSigner, runStage } from '@cordon/stage';
-import { waitFor } from '@cordon/testkit';
+import { putRunningVm, waitFor, writeEnrollSecret } from '@cordon/testkit';
 import { coordinatorStage, TOKEN_HEADER } from '../src/index.js';
 
 const ctx = createContext({ log: silentLogger });
@@ -34,29 +34,9 @@ test(
   async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cordon-producer-keys-'));
     const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
-    const secret = randomBytes(32);
-    const secretFile = join(dir, 'enroll.key');
-    writeFileSync(secretFile, secret.toString('hex'), { mode: 0o600 });
+    const { secret, file: secretFile } = writeEnrollSecret(dir);
     await bus.admin.ensureTopics(allTopicSpecs());
-    const inv: InventoryRecord = {
-      kind: 'vm',
-      id: 'vm-web-1',
-      name: 'vm-web-1',
-      host: 'hv1',
-      power: 'on',
-      guest_os: null,
-      nics: [{ mac: '52:54:00:00:00:01', ips: ['10.0.0.1'], network: null }],
-      updated_us: Date.now() * 1000,
-      cluster: null,
-      connection: null,
-      snapshot: null,
-      template: false,
-      connector: 'file',
-      source: 'test',
-    };
-    await bus
-      .producer()
-      .send(TOPICS.inventory, [{ key: Buffer.from('vm:vm-web-1'), value: codecFor(TOPICS.inventory).encode(inv) }]);
+    await putRunningVm(bus, 'vm-web-1', ['10.0.0.1']);
     const coordinator = await runStage(coordinatorStage, {
       bus,
       ctx,
