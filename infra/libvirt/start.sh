@@ -77,5 +77,5 @@ until libvirt_answers; do
   fi
   sleep 0.2
 done
-echo "start.sh: libvirtd $(virsh -q -c "$LIBVIRT_URI" version --daemon | sed -n 's/.*libvirtd \([0-9.]*\).*/\1/p;s/^Running against daemon: *//p' | head -1) running (pid $(cat "$LIBVIRTD_PID_FILE")), logs in $LIBVIRT_RUN_DIR" >&2
+echo "start.sh: started libvirtd $(virsh -q -c "$LIBVIRT_URI" version --daemon | sed -n 's/.*libvirtd \([0-9.]*\).*/\1/p;s/^Running against daemon: *//p' | head -1) (pid $(cat "$LIBVIRTD_PID_FILE")), logs in $LIBVIRT_RUN_DIR" >&2
 echo "LIBVIRT_URI=$LIBVIRT_URI"
