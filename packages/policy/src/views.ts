@@ -26,10 +26,22 @@ const rulesetDocumentSchema = z
   })
   .strict();
 
+/** An agent the manager revoked (`POST /agents/:id/revoke`, kind `agent` on the policy topic). */
+export interface AgentRevocation {
+  reason: string;
+  atUs: number;
+}
+
+const agentDocumentSchema = z
+  .object({ revoked: z.boolean(), reason: z.string().max(1000).default(''), atUs: z.number().int() })
+  .strict();
+
 export class PolicyView {
   readonly policies = new Map<string, { version: number; doc: PolicyDocument }>();
   /** 'name#part' → part. */
   readonly rulesets = new Map<string, RulesetDocument>();
+  /** Agent id → its revocation; an agent not in it is not revoked. */
+  readonly revokedAgents = new Map<string, AgentRevocation>();
   private readonly codec = codecFor(TOPICS.policy);
 
   /** Apply one record of `cordon.policy.v1` (null value: tombstone). Throws CORDON_ERR_POLICY_RECORD for a record it cannot use. */
@@ -40,6 +52,7 @@ export class PolicyView {
     if (value === null) {
       if (kind === 'policy') this.policies.delete(id);
       if (kind === 'ruleset') this.rulesets.delete(id);
+      if (kind === 'agent') this.revokedAgents.delete(id);
       return;
     }
     let rec;
@@ -58,6 +71,11 @@ export class PolicyView {
       const r = rulesetDocumentSchema.safeParse(doc);
       if (!r.success) throw ERR_POLICY_RECORD.withCause(r.error, k, r.error.issues[0]?.message ?? 'invalid document');
       this.rulesets.set(rec.id, r.data);
+    } else if (rec.kind === 'agent') {
+      const r = agentDocumentSchema.safeParse(doc);
+      if (!r.success) throw ERR_POLICY_RECORD.withCause(r.error, k, r.error.issues[0]?.message ?? 'invalid document');
+      if (r.data.revoked) this.revokedAgents.set(rec.id, { reason: r.data.reason, atUs: r.data.atUs });
+      else this.revokedAgents.delete(rec.id);
     }
     // users, roles, settings, assignments: the manager's, not ours to read here
   }

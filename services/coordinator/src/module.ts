@@ -35,7 +35,7 @@ import {
   type VmState,
 } from './decide.js';
 import { ERR_COORDINATOR_BINDING, ERR_COORDINATOR_SECRET } from './errors.js';
-import { AgentTrust, type Binding, type TrustEffects } from './trust.js';
+import { AgentTrust, type Binding, type Revocation, type TrustEffects } from './trust.js';
 
 const STAGE = 'coordinator';
 export const TOKEN_HEADER = 'cordon-enroll-token';
@@ -172,11 +172,22 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       );
     }
   });
-  await stage.follow(TOPICS.policy, (r) => {
+  await stage.follow(TOPICS.policy, async (r, restoring) => {
+    const k = r.key?.toString() ?? '';
+    const agent = k.startsWith('agent:') ? k.slice('agent:'.length) : null;
+    const wasRevoked = agent !== null && policy.revokedAgents.has(agent);
     try {
       policy.apply(r.key, r.value);
     } catch (err) {
       log.warn({ err: describeError(err) }, 'A policy record is unusable; it was skipped.');
+    }
+    if (agent === null || restoring) return;
+    const revocation = policy.revokedAgents.get(agent);
+    if (revocation && !wasRevoked) await onRevoked(agent, revocation);
+    // lifted: its next heartbeat is judged afresh, and its key registered again by the VM's owner
+    if (!revocation && wasRevoked) {
+      published.delete(agent);
+      done.delete(`withdrawn|${agent}`);
     }
   });
   await stage.follow(TOPICS.inventory, (r, restoring) => {
@@ -253,7 +264,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         return false;
       }
     };
-    const { verdict, effects } = trust.judge(rec, token, clock.now(), signedBy);
+    const revocation = policy.revokedAgents.get(rec.agent);
+    const { verdict, effects } = trust.judge(rec, token, clock.now(), signedBy, revocation);
     const incarnation = verdict.identity?.incarnation ?? '?';
     const key = `${rec.agent}|${incarnation}`;
     const before = known.agents.get(key);
@@ -275,16 +287,76 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     });
     // a key bound while this instance did not own the VM (or before a restart) is published by the owner
     const bound = trust.bindings.get(rec.agent);
-    if (!restoring && mine(rec.vm) && bound?.publicKey && published.get(rec.agent) !== bound.publicKey) {
+    if (!restoring && !revocation && mine(rec.vm) && bound?.publicKey && published.get(rec.agent) !== bound.publicKey) {
       effects.binding = bound;
       effects.keyRegistered = true;
     }
+    // a revocation that came while no instance owned the VM (or before a restart) is carried
+    // out by the owner when the revoked agent speaks: its key withdrawn, once per instance
+    if (!restoring && revocation && mine(rec.vm)) await withdrawKey(rec.agent, rec.vm);
     if (!restoring && mine(rec.vm)) await carryOut(rec, effects);
     else if (effects.binding) trust.bindings.set(rec.agent, effects.binding);
     if (!restoring && mine(rec.vm)) {
       await commandIfStale(rec, known.agents.get(key)!);
       evaluate(rec.vm);
     }
+  }
+
+  /**
+   * The manager revoked an agent: its VM's owner withdraws the agent's signing key (a tombstone
+   * on the producers topic, so every stage refuses its records from now on), raises an alert,
+   * and hands the VM to its watchdog at once rather than at the agent's next heartbeat.
+   */
+  async function onRevoked(agent: string, revocation: Revocation): Promise<void> {
+    const vms = new Set<string>();
+    const bound = trust.bindings.get(agent);
+    if (bound) vms.add(bound.vm);
+    for (const a of known.agents.values()) {
+      if (a.id !== agent) continue;
+      vms.add(a.vm);
+      a.verdict = {
+        trusted: false,
+        distrust: 'revoked',
+        detail: `revoked by the manager${revocation.reason ? `: ${revocation.reason}` : ''}`,
+        identity: a.verdict.identity,
+      };
+    }
+    for (const vm of vms) {
+      if (!mine(vm)) continue;
+      await withdrawKey(agent, vm);
+      const key = `revoked|${agent}|${revocation.atUs}`;
+      if (!done.has(key)) {
+        done.add(key);
+        const detail = `revoked by the manager${revocation.reason ? `: ${revocation.reason}` : ''}`;
+        const alert: AlertInput = {
+          alert_id: alertId(STAGE, key),
+          ts_us: nowUs(),
+          stage: STAGE,
+          vm,
+          sensor: `agent:${agent}`,
+          rule_id: 'coordinator:agent-revoked',
+          rule_rev: 1,
+          signature: `Agent ${agent} was revoked: its VM goes to the watchdog and its records are refused`,
+          severity: 3,
+          category: 'agent-trust',
+          action: 'alert',
+          ...NO_FLOW,
+          evidence: JSON.stringify({ agent, vm, detail, revoked_us: revocation.atUs }),
+        };
+        await stage.send(TOPICS.alerts, [{ key: Buffer.from(vm), value: codec.alerts.encode(alert) }]);
+      }
+      evaluate(vm);
+    }
+  }
+
+  async function withdrawKey(agent: string, vm: string): Promise<void> {
+    const key = `withdrawn|${agent}`;
+    if (done.has(key)) return;
+    done.add(key);
+    await stage.send(TOPICS.producers, [{ key: Buffer.from(agent), value: null }]);
+    published.delete(agent);
+    metrics.inc('producer_keys_withdrawn');
+    log.warn({ agent, vm }, "A revoked agent's signing key was withdrawn; its records are refused from now on.");
   }
 
   async function carryOut(rec: AgentRecord, effects: TrustEffects): Promise<void> {

@@ -25,6 +25,10 @@ import type { AgentRecord } from '@cordon/schemas';
  * is signed by that key, and another key for the same agent is refused: a new key comes only
  * with a fresh enrollment — a new token, which is a new agent id. An agent bound before it had a
  * key registers one with its token, while the token is still valid.
+ *
+ * An agent the manager revoked (kind `agent` on the policy topic) is trusted no more, whatever it
+ * presents: its VM goes to the watchdog, and its key is withdrawn from `cordon.producers.v1` (a
+ * tombstone), so every stage refuses its records from then on.
  */
 export interface Binding {
   vm: string;
@@ -46,7 +50,14 @@ export interface Identity {
   hw: string;
 }
 
-export type Distrust = 'unenrolled' | 'forged' | 'wrong-vm' | 'clone' | 'bad-identity' | 'unsigned' | 'key-replaced';
+export type Distrust =
+  'unenrolled' | 'forged' | 'wrong-vm' | 'clone' | 'bad-identity' | 'unsigned' | 'key-replaced' | 'revoked';
+
+/** The manager revoked the agent (`POST /agents/:id/revoke`): nothing it says is trusted again. */
+export interface Revocation {
+  reason: string;
+  atUs: number;
+}
 
 export interface Verdict {
   trusted: boolean;
@@ -103,6 +114,7 @@ export class AgentTrust {
     token: string | null,
     nowMs: number,
     signedBy: SignedBy = () => false,
+    revoked?: Revocation,
   ): { verdict: Verdict; effects: TrustEffects } {
     const effects: TrustEffects = { alerts: [], commands: [] };
     const id = parseIdentity(rec.identity);
@@ -111,6 +123,19 @@ export class AgentTrust {
       effects,
     });
     if (!id) return untrusted('bad-identity', 'its identity is not {generation, incarnation, hw}');
+    // before anything else: a revoked agent's token, key and binding count for nothing (a
+    // revocation is lifted only by the manager; a fresh token is a new agent id)
+    if (revoked) {
+      const detail = `revoked by the manager${revoked.reason ? `: ${revoked.reason}` : ''}`;
+      effects.alerts.push({
+        rule: 'revoked',
+        severity: 2,
+        signature: `Revoked agent ${rec.agent} is still running on VM ${rec.vm}; it is not trusted and its records are refused`,
+        detail,
+        key: `revoked|${rec.agent}|${revoked.atUs}`,
+      });
+      return untrusted('revoked', detail);
+    }
     let binding = this.bindings.get(rec.agent);
     const newKey = rec.public_key && rec.public_key.length > 0 ? rec.public_key : null;
     const fp = (k: Buffer) => k.toString('base64').slice(0, 12);
