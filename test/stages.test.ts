@@ -27,6 +27,23 @@ const cordon = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     }),
   );
 
+/** `cordon up --exit` (demo off unless `demo`) on a data dir with a config file, metrics off. */
+const upOnce = (dataDir: string, config: string, env: NodeJS.ProcessEnv = {}, demo = true) =>
+  cordon(
+    [
+      'up',
+      '--exit',
+      ...(demo ? [] : ['--no-demo']),
+      '--data-dir',
+      dataDir,
+      '--metrics-addr',
+      'off',
+      '--config',
+      config,
+    ],
+    env,
+  );
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -67,10 +84,7 @@ export const stage = defineStage({
       const out = join(dir, 'count');
       writeFileSync(join(dir, 'ok.yaml'), `flowcount:\n  out: ${JSON.stringify(out)}\n`);
       const entry = { CORDON_STAGE_MODULES: join(dir, 'flowcount.mjs') };
-      const ok = await cordon(
-        ['up', '--exit', '--data-dir', join(dir, 'data'), '--metrics-addr', 'off', '--config', join(dir, 'ok.yaml')],
-        entry,
-      );
+      const ok = await upOnce(join(dir, 'data'), join(dir, 'ok.yaml'), entry);
       assert.equal(ok.code, 0, ok.stderr);
       const flows = /flows\s+packets\s+bytes\s*\n[-\s]+\n\s*(\d+)/.exec(ok.stdout);
       assert.ok(flows, ok.stdout);
@@ -81,24 +95,12 @@ export const stage = defineStage({
       );
 
       writeFileSync(join(dir, 'typo.yaml'), `flowcount:\n  outt: ${JSON.stringify(out)}\n`);
-      const bad = await cordon(
-        ['up', '--exit', '--data-dir', join(dir, 'data2'), '--metrics-addr', 'off', '--config', join(dir, 'typo.yaml')],
-        entry,
-      );
+      const bad = await upOnce(join(dir, 'data2'), join(dir, 'typo.yaml'), entry);
       assert.notEqual(bad.code, 0);
       assert.match(bad.stderr, /CORDON_ERR_CONFIG/);
       assert.match(bad.stderr, /unknown key "flowcount\.outt"/);
       // without the entry, the section is unknown
-      const none = await cordon([
-        'up',
-        '--exit',
-        '--data-dir',
-        join(dir, 'data3'),
-        '--metrics-addr',
-        'off',
-        '--config',
-        join(dir, 'ok.yaml'),
-      ]);
+      const none = await upOnce(join(dir, 'data3'), join(dir, 'ok.yaml'));
       assert.match(none.stderr, /unknown key "flowcount"/);
       // the help text comes from the same list
       const help = await cordon(['help'], entry);
@@ -128,17 +130,7 @@ test(
           '',
         ].join('\n'),
       );
-      const ok = await cordon([
-        'up',
-        '--exit',
-        '--no-demo',
-        '--data-dir',
-        join(dir, 'data'),
-        '--metrics-addr',
-        'off',
-        '--config',
-        join(dir, 'all.yaml'),
-      ]);
+      const ok = await upOnce(join(dir, 'data'), join(dir, 'all.yaml'), {}, false);
       assert.equal(ok.code, 0, ok.stderr);
       for (const [yaml, named] of [
         ['loginspect: { checkpointIntervalMS: 2000 }', 'loginspect.checkpointIntervalMS'],
@@ -147,17 +139,7 @@ test(
         ['flows: { table: { udpTimeout: 1 } }', 'flows.table.udpTimeout'],
       ] as const) {
         writeFileSync(join(dir, 'bad.yaml'), `${yaml}\n`);
-        const bad = await cordon([
-          'up',
-          '--exit',
-          '--no-demo',
-          '--data-dir',
-          join(dir, 'data'),
-          '--metrics-addr',
-          'off',
-          '--config',
-          join(dir, 'bad.yaml'),
-        ]);
+        const bad = await upOnce(join(dir, 'data'), join(dir, 'bad.yaml'), {}, false);
         assert.notEqual(bad.code, 0, yaml);
         assert.ok(bad.stderr.includes(`"${named}"`), `${yaml}: ${bad.stderr}`);
       }

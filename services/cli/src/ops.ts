@@ -212,15 +212,29 @@ async function alertsTail(d: OpDeps, input: OpInput<'alerts-tail'>): Promise<unk
   const ends = await bus.admin.endOffsets(TOPICS.alerts);
   await readRange(bus, TOPICS.alerts, take);
   if (!input.follow || d.signal.aborted) return { alerts: n };
-  // from the ends read so far, under a group of its own that never commits
+  await followFrom(d, bus, 'cordon-alerts-tail', new Map([[TOPICS.alerts, ends]]), take);
+  return { alerts: n };
+}
+
+/**
+ * Every record published to the topics after the given end offsets (what was read so far), until
+ * the signal aborts — under a consumer group of its own that never commits.
+ */
+async function followFrom(
+  d: OpDeps,
+  bus: Bus,
+  group: string,
+  ends: Map<string, Map<number, bigint>>,
+  take: (r: ConsumedRecord) => void,
+): Promise<void> {
   const consumer = bus.consumer({
-    groupId: `cordon-alerts-tail-${process.pid}-${randomUUID()}`,
-    topics: [TOPICS.alerts],
+    groupId: `${group}-${process.pid}-${randomUUID()}`,
+    topics: [...ends.keys()],
     fromBeginning: true,
     autoCommit: false,
     onAssign: (tps) => {
       for (const tp of tps) {
-        const at = ends.get(tp.partition) ?? 0n;
+        const at = ends.get(tp.topic)?.get(tp.partition) ?? 0n;
         if (at > 0n) consumer.seek({ ...tp, offset: at });
       }
     },
@@ -234,7 +248,6 @@ async function alertsTail(d: OpDeps, input: OpInput<'alerts-tail'>): Promise<unk
   } finally {
     d.signal.removeEventListener('abort', stop);
   }
-  return { alerts: n };
 }
 
 /**
@@ -258,27 +271,7 @@ async function recordsTail(d: OpDeps, input: OpInput<'records-tail'>): Promise<u
     await readRange(bus, topic, take);
   }
   if (!input.follow || d.signal.aborted) return { records: n };
-  const consumer = bus.consumer({
-    groupId: `cordon-export-${process.pid}-${randomUUID()}`,
-    topics: input.topics,
-    fromBeginning: true,
-    autoCommit: false,
-    onAssign: (tps) => {
-      for (const tp of tps) {
-        const at = ends.get(tp.topic)?.get(tp.partition) ?? 0n;
-        if (at > 0n) consumer.seek({ ...tp, offset: at });
-      }
-    },
-  });
-  const stop = () => void consumer.close();
-  d.signal.addEventListener('abort', stop, { once: true });
-  try {
-    await consumer.run(async (batch) => {
-      for (const r of batch.records) take(r);
-    });
-  } finally {
-    d.signal.removeEventListener('abort', stop);
-  }
+  await followFrom(d, bus, 'cordon-export', ends, take);
   return { records: n };
 }
 
