@@ -11,16 +11,35 @@
 # ACL, one principal per stage role and per test agent/watchdog with the ACLs of acls.txt, and
 # one client config per principal in run/<port>/clients/ (secure.sh, README.md). Also prints
 # KAFKA_SECURITY, KAFKA_CLIENT_CONFIG_DIR and KAFKA_CA_FILE.
+#
+# --brokers 3 (or KAFKA_BROKERS_COUNT=3): a three-node cluster instead (cluster.sh: replication
+# factor 3, min.insync.replicas 2), printing KAFKA_BROKERS with all three; plaintext only.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
-for arg in "$@"; do
-  case "$arg" in
+brokers="${KAFKA_BROKERS_COUNT:-1}"
+while (($#)); do
+  case "$1" in
     --secure) KAFKA_SECURITY=sasl_ssl ;;
-    *) echo "start.sh: unknown argument \"$arg\" (the only one is --secure)" >&2; exit 2 ;;
+    --brokers) brokers="${2:-}"; shift ;;
+    --brokers=*) brokers="${1#--brokers=}" ;;
+    *) echo "start.sh: unknown argument \"$1\" (they are --secure and --brokers 1|3)" >&2; exit 2 ;;
   esac
+  shift
 done
+case "$brokers" in
+  1) ;;
+  3)
+    if [[ $KAFKA_SECURITY != plaintext ]]; then
+      echo "start.sh: the three-broker cluster is plaintext only; --secure runs a single broker" >&2
+      exit 2
+    fi
+    "$KAFKA_INFRA_DIR/install.sh"
+    exec "$KAFKA_INFRA_DIR/cluster.sh" start
+    ;;
+  *) echo "start.sh: --brokers (KAFKA_BROKERS_COUNT) must be 1 or 3, not \"$brokers\"" >&2; exit 2 ;;
+esac
 case "$KAFKA_SECURITY" in
   plaintext | sasl_ssl) ;;
   *) echo "start.sh: KAFKA_SECURITY must be plaintext or sasl_ssl, not \"$KAFKA_SECURITY\"" >&2; exit 2 ;;
@@ -33,6 +52,10 @@ fi
 
 "$KAFKA_INFRA_DIR/install.sh"
 
+if [[ -f "$KAFKA_RUN_DIR/nodes" ]]; then
+  echo "start.sh: $KAFKA_RUN_DIR holds a three-broker cluster; stop it first (infra/kafka/stop.sh)" >&2
+  exit 1
+fi
 if kafka_pid_alive && kafka_port_open "$KAFKA_PORT"; then
   running="$(cat "$KAFKA_RUN_DIR/security" 2>/dev/null || echo plaintext)"
   if [[ $running != "$KAFKA_SECURITY" ]]; then
