@@ -4,6 +4,7 @@
 #   KAFKA_PORT (19092)  KAFKA_CONTROLLER_PORT (port+1)  KAFKA_RUN_DIR (infra/kafka/run/<port>)
 #   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m)  KAFKA_START_TIMEOUT_S (90)
 #   KAFKA_CLUSTER_ID (a fresh random one)
+# --keep-data: start on the data left by a broker that was killed (a restart, for fault tests).
 # If a broker started by this script is already running on the port, it is reused.
 #
 # --secure (or KAFKA_SECURITY=sasl_ssl): clients only on SASL_SSL (TLS with a CA and broker
@@ -19,15 +20,21 @@ set -euo pipefail
 
 KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
 brokers="${KAFKA_BROKERS_COUNT:-1}"
+keep_data=0
 while (($#)); do
   case "$1" in
     --secure) KAFKA_SECURITY=sasl_ssl ;;
     --brokers) brokers="${2:-}"; shift ;;
     --brokers=*) brokers="${1#--brokers=}" ;;
-    *) echo "start.sh: unknown argument \"$1\" (they are --secure and --brokers 1|3)" >&2; exit 2 ;;
+    --keep-data) keep_data=1 ;;
+    *) echo "start.sh: unknown argument \"$1\" (they are --secure, --brokers 1|3 and --keep-data)" >&2; exit 2 ;;
   esac
   shift
 done
+if ((keep_data)) && [[ $KAFKA_SECURITY != plaintext || $brokers != 1 ]]; then
+  echo "start.sh: --keep-data restarts a plaintext single broker (a cluster node: cluster.sh restart N)" >&2
+  exit 2
+fi
 case "$brokers" in
   1) ;;
   3)
@@ -74,8 +81,14 @@ for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
   fi
 done
 
-# A previous broker that died leaves its data behind; a throwaway broker starts empty.
-rm -rf "$KAFKA_RUN_DIR/data" "$KAFKA_PID_FILE" "$KAFKA_RUN_DIR/security"
+# A previous broker that died leaves its data behind; a throwaway broker starts empty —
+# unless --keep-data: a restart (after a kill, in fault tests) on the data and cluster id it
+# had (formatting below leaves formatted storage alone).
+if ((keep_data)); then
+  rm -f "$KAFKA_PID_FILE" "$KAFKA_RUN_DIR/security"
+else
+  rm -rf "$KAFKA_RUN_DIR/data" "$KAFKA_PID_FILE" "$KAFKA_RUN_DIR/security"
+fi
 mkdir -p "$KAFKA_RUN_DIR/data" "$KAFKA_RUN_DIR/logs"
 
 # A secured broker's server.properties holds the controller listener's password: 0600 from the start.
@@ -168,7 +181,9 @@ if ((secure)); then
   (umask 077; { printf '"%s"\n' "${format_args[@]}"; cat "$KAFKA_SECRETS_DIR/format.args"; } >"$KAFKA_SECRETS_DIR/format.argfile")
   format_args=("@$KAFKA_SECRETS_DIR/format.argfile")
 fi
-kafka_tool "${format_args[@]}" >"$KAFKA_RUN_DIR/logs/format.log" 2>&1 || {
+if ((keep_data)) && [[ -f "$KAFKA_RUN_DIR/data/meta.properties" ]]; then
+  : # formatted by the broker being restarted: its cluster id stays
+else kafka_tool "${format_args[@]}" >"$KAFKA_RUN_DIR/logs/format.log" 2>&1; fi || {
   if ((secure)); then rm -f "$KAFKA_SECRETS_DIR/format.args" "$KAFKA_SECRETS_DIR/format.argfile"; fi
   cat "$KAFKA_RUN_DIR/logs/format.log" >&2; echo "start.sh: formatting storage failed" >&2; exit 1; }
 if ((secure)); then rm -f "$KAFKA_SECRETS_DIR/format.args" "$KAFKA_SECRETS_DIR/format.argfile"; fi
