@@ -4,6 +4,7 @@
 #   KAFKA_PORT (19092)  KAFKA_CONTROLLER_PORT (port+1)  KAFKA_RUN_DIR (infra/kafka/run/<port>)
 #   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m)  KAFKA_START_TIMEOUT_S (90)
 #   KAFKA_CLUSTER_ID (a fresh random one)
+# --keep-data: start on the data left by a broker that was killed (a restart, for fault tests).
 # If a broker started by this script is already running on the port, it is reused.
 #
 # --secure (or KAFKA_SECURITY=sasl_ssl): clients only on SASL_SSL (TLS with a CA and broker
@@ -11,16 +12,41 @@
 # ACL, one principal per stage role and per test agent/watchdog with the ACLs of acls.txt, and
 # one client config per principal in run/<port>/clients/ (secure.sh, README.md). Also prints
 # KAFKA_SECURITY, KAFKA_CLIENT_CONFIG_DIR and KAFKA_CA_FILE.
+#
+# --brokers 3 (or KAFKA_BROKERS_COUNT=3): a three-node cluster instead (cluster.sh: replication
+# factor 3, min.insync.replicas 2), printing KAFKA_BROKERS with all three; plaintext only.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
-for arg in "$@"; do
-  case "$arg" in
+brokers="${KAFKA_BROKERS_COUNT:-1}"
+keep_data=0
+while (($#)); do
+  case "$1" in
     --secure) KAFKA_SECURITY=sasl_ssl ;;
-    *) echo "start.sh: unknown argument \"$arg\" (the only one is --secure)" >&2; exit 2 ;;
+    --brokers) brokers="${2:-}"; shift ;;
+    --brokers=*) brokers="${1#--brokers=}" ;;
+    --keep-data) keep_data=1 ;;
+    *) echo "start.sh: unknown argument \"$1\" (they are --secure, --brokers 1|3 and --keep-data)" >&2; exit 2 ;;
   esac
+  shift
 done
+if ((keep_data)) && [[ $KAFKA_SECURITY != plaintext || $brokers != 1 ]]; then
+  echo "start.sh: --keep-data restarts a plaintext single broker (a cluster node: cluster.sh restart N)" >&2
+  exit 2
+fi
+case "$brokers" in
+  1) ;;
+  3)
+    if [[ $KAFKA_SECURITY != plaintext ]]; then
+      echo "start.sh: the three-broker cluster is plaintext only; --secure runs a single broker" >&2
+      exit 2
+    fi
+    "$KAFKA_INFRA_DIR/install.sh"
+    exec "$KAFKA_INFRA_DIR/cluster.sh" start
+    ;;
+  *) echo "start.sh: --brokers (KAFKA_BROKERS_COUNT) must be 1 or 3, not \"$brokers\"" >&2; exit 2 ;;
+esac
 case "$KAFKA_SECURITY" in
   plaintext | sasl_ssl) ;;
   *) echo "start.sh: KAFKA_SECURITY must be plaintext or sasl_ssl, not \"$KAFKA_SECURITY\"" >&2; exit 2 ;;
@@ -33,6 +59,10 @@ fi
 
 "$KAFKA_INFRA_DIR/install.sh"
 
+if [[ -f "$KAFKA_RUN_DIR/nodes" ]]; then
+  echo "start.sh: $KAFKA_RUN_DIR holds a three-broker cluster; stop it first (infra/kafka/stop.sh)" >&2
+  exit 1
+fi
 if kafka_pid_alive && kafka_port_open "$KAFKA_PORT"; then
   running="$(cat "$KAFKA_RUN_DIR/security" 2>/dev/null || echo plaintext)"
   if [[ $running != "$KAFKA_SECURITY" ]]; then
@@ -51,8 +81,14 @@ for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
   fi
 done
 
-# A previous broker that died leaves its data behind; a throwaway broker starts empty.
-rm -rf "$KAFKA_RUN_DIR/data" "$KAFKA_PID_FILE" "$KAFKA_RUN_DIR/security"
+# A previous broker that died leaves its data behind; a throwaway broker starts empty —
+# unless --keep-data: a restart (after a kill, in fault tests) on the data and cluster id it
+# had (formatting below leaves formatted storage alone).
+if ((keep_data)); then
+  rm -f "$KAFKA_PID_FILE" "$KAFKA_RUN_DIR/security"
+else
+  rm -rf "$KAFKA_RUN_DIR/data" "$KAFKA_PID_FILE" "$KAFKA_RUN_DIR/security"
+fi
 mkdir -p "$KAFKA_RUN_DIR/data" "$KAFKA_RUN_DIR/logs"
 
 # A secured broker's server.properties holds the controller listener's password: 0600 from the start.
@@ -145,7 +181,9 @@ if ((secure)); then
   (umask 077; { printf '"%s"\n' "${format_args[@]}"; cat "$KAFKA_SECRETS_DIR/format.args"; } >"$KAFKA_SECRETS_DIR/format.argfile")
   format_args=("@$KAFKA_SECRETS_DIR/format.argfile")
 fi
-kafka_tool "${format_args[@]}" >"$KAFKA_RUN_DIR/logs/format.log" 2>&1 || {
+if ((keep_data)) && [[ -f "$KAFKA_RUN_DIR/data/meta.properties" ]]; then
+  : # formatted by the broker being restarted: its cluster id stays
+else kafka_tool "${format_args[@]}" >"$KAFKA_RUN_DIR/logs/format.log" 2>&1; fi || {
   if ((secure)); then rm -f "$KAFKA_SECRETS_DIR/format.args" "$KAFKA_SECRETS_DIR/format.argfile"; fi
   cat "$KAFKA_RUN_DIR/logs/format.log" >&2; echo "start.sh: formatting storage failed" >&2; exit 1; }
 if ((secure)); then rm -f "$KAFKA_SECRETS_DIR/format.args" "$KAFKA_SECRETS_DIR/format.argfile"; fi

@@ -4,6 +4,9 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
+# A three-broker cluster (start.sh --brokers 3): all its nodes.
+if [[ -f "$KAFKA_RUN_DIR/nodes" ]]; then exec "$KAFKA_INFRA_DIR/cluster.sh" stop; fi
+
 if [[ -f "$KAFKA_PID_FILE" ]]; then
   pid="$(cat "$KAFKA_PID_FILE")"
   if kill -0 "$pid" 2>/dev/null; then

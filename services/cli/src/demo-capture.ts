@@ -96,3 +96,40 @@ export function demoTrafficFrames(opts: DemoCaptureOptions = {}): Array<[number,
 export function writeDemoCapture(file: string, opts: DemoCaptureOptions = {}): void {
   writeFileSync(file, buildDemoCapture(opts));
 }
+
+/**
+ * `count` HTTP sessions to the demo's web server, each a path traversal (sid 1900001 of
+ * rules/demo/demo.rules, prevent mode in the demo policy) from an outside address of its own,
+ * numbered from `first` (1..65535): the attacker is 198.18.<n >> 8>.<n & 255> (RFC 2544's
+ * benchmarking range) and the URI `/f/<n>/../../../../etc/passwd`, so every alert and block
+ * the sessions cause can be counted back to its session — the fault tests' packet load.
+ */
+export function traversalFrames(opts: { first: number; count: number; startUs: number }): Array<[number, Buffer]> {
+  const frames: Array<[number, Buffer]> = [];
+  const web: Host = { ip: '10.0.0.10', mac: mac(10) };
+  let t = opts.startUs;
+  let ipid = 1;
+  const emit = (f: Buffer) => frames.push([(t += 100), f]);
+  for (let n = opts.first; n < opts.first + opts.count; n++) {
+    if (n < 1 || n > 65535) throw new RangeError(`session number ${n} is not in 1..65535`);
+    const attacker: Host = { ip: `198.18.${n >> 8}.${n & 255}`, mac: mac(1) };
+    const sport = 40_000 + (n % 20_000);
+    let cs = 1_000 * n;
+    let ss = 7_000 * n;
+    emit(ipv4(attacker, web, 6, tcp(sport, 80, cs, 0, 0x02), ipid++));
+    emit(ipv4(web, attacker, 6, tcp(80, sport, ss, cs + 1, 0x12), ipid++));
+    cs += 1;
+    ss += 1;
+    emit(ipv4(attacker, web, 6, tcp(sport, 80, cs, ss, 0x10), ipid++));
+    const req = Buffer.from(`GET /f/${n}/../../../../etc/passwd HTTP/1.1\r\nHost: www.example.internal\r\n\r\n`);
+    emit(ipv4(attacker, web, 6, tcp(sport, 80, cs, ss, 0x18, req), ipid++));
+    cs += req.length;
+    const res = Buffer.from('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+    emit(ipv4(web, attacker, 6, tcp(80, sport, ss, cs, 0x18, res), ipid++));
+    ss += res.length;
+    emit(ipv4(attacker, web, 6, tcp(sport, 80, cs, ss, 0x11), ipid++));
+    emit(ipv4(web, attacker, 6, tcp(80, sport, ss, cs + 1, 0x11), ipid++));
+    emit(ipv4(attacker, web, 6, tcp(sport, 80, cs + 1, ss + 1, 0x10), ipid++));
+  }
+  return frames;
+}
