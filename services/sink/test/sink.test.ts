@@ -148,7 +148,7 @@ test('a row ClickHouse refuses becomes a dead letter; the rest of its batch land
   }
 });
 
-test('alerts, block decisions and file events land in their tables; a tombstone is not a row', async () => {
+test("alerts, block decisions, their enforcers' reports and file events land in their tables; a tombstone is not a row", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
   const ctx = createContext({ log: silentLogger });
   const bus = createEmbeddedBus({ dataDir: dir, ctx });
@@ -204,9 +204,21 @@ test('alerts, block decisions and file events land in their tables; a tombstone 
     };
     await p.send(TOPICS.blocks, [
       { key: Buffer.from('agent:agt-1|10.213.0.66'), value: codecFor(TOPICS.blocks).encode(block) },
+      { key: Buffer.from('agent:agt-1|10.213.0.66'), value: null },
+    ]);
+    // the enforcer's report on it, on its own topic, then taken back when the block is lifted
+    await p.send(TOPICS.blockStatus, [
       {
         key: Buffer.from('agent:agt-1|10.213.0.66'),
-        value: codecFor(TOPICS.blocks).encode({ ...block, status: 'applied' }),
+        value: codecFor(TOPICS.blockStatus).encode({
+          block_id: 'b1',
+          enforcer: 'agent:agt-1',
+          target: '10.213.0.66',
+          status: 'applied',
+          ts_us: 1_700_000_000_500_000,
+          expires_us: 1_700_000_600_000_000,
+          error: null,
+        }),
       },
       { key: Buffer.from('agent:agt-1|10.213.0.66'), value: null },
     ]);
@@ -246,21 +258,25 @@ test('alerts, block decisions and file events land in their tables; a tombstone 
     const deadline = Date.now() + 30_000;
     let counts = '';
     while (Date.now() < deadline) {
-      const [r] = await store.query<{ a: string; b: string; f: string }>(
-        'SELECT (SELECT count() FROM alerts) AS a, (SELECT count() FROM blocks) AS b, (SELECT count() FROM fim_events) AS f',
+      const [r] = await store.query<{ a: string; b: string; s: string; f: string }>(
+        'SELECT (SELECT count() FROM alerts) AS a, (SELECT count() FROM blocks) AS b, (SELECT count() FROM block_status) AS s, (SELECT count() FROM fim_events) AS f',
       );
-      counts = `${r!.a}/${r!.b}/${r!.f}`;
-      if (counts === '1/2/1') break;
+      counts = `${r!.a}/${r!.b}/${r!.s}/${r!.f}`;
+      if (counts === '1/1/1/1') break;
       await new Promise((res) => setTimeout(res, 100));
     }
     await sink.stop();
-    assert.equal(counts, '1/2/1');
+    assert.equal(counts, '1/1/1/1');
     const [a] = await store.query<{ src_addr: string; rule_id: string }>('SELECT src_addr, rule_id FROM alerts');
     assert.deepEqual(a, { src_addr: '10.213.0.66', rule_id: 'cordon:ssh-bruteforce' });
-    const statuses = await store.query<{ status: string }>('SELECT status FROM blocks ORDER BY status');
+    // a block's history: its decision (blocks) and its enforcer's reports (block_status), by block id
+    const history = await store.query<{ status: string }>(
+      `SELECT status FROM (SELECT ts, status FROM blocks WHERE block_id = 'b1'
+                          UNION ALL SELECT ts, status FROM block_status WHERE block_id = 'b1') ORDER BY ts`,
+    );
     assert.deepEqual(
-      statuses.map((s) => s.status),
-      ['applied', 'requested'],
+      history.map((s) => s.status),
+      ['requested', 'applied'],
     );
     const [f] = await store.query<{ after: string }>('SELECT after FROM fim_events');
     assert.equal(JSON.parse(f!.after).sha256, 'cd');
