@@ -10,9 +10,14 @@ import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createKafkaBus, loadKafkaClientConfig, type Bus } from '@cordon/bus';
+import { randomBytes } from 'node:crypto';
+import { createKafkaBus, loadKafkaClientConfig, readTable, type Bus } from '@cordon/bus';
+import { agentStage, makeEnrollToken } from '@cordon/agent';
+import { effectiveStatus, statusReport } from '@cordon/policy';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { TOPICS } from '@cordon/schemas';
+import { allTopicSpecs, blockKey, codecFor, TOPICS } from '@cordon/schemas';
+import { runStage } from '@cordon/stage';
+import { canUseNetns, ipBlockDecision, makePair, waitFor } from '@cordon/testkit';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const INFRA = join(ROOT, 'infra', 'kafka');
@@ -114,6 +119,8 @@ before(
         retentionMs: 3_600_000,
       })),
     );
+    // the rest as Cordon makes them (the enforcer's status topic among them)
+    await admin.admin.ensureTopics(allTopicSpecs());
   },
   { timeout: 240_000 },
 );
@@ -183,9 +190,6 @@ test(
       return true;
     });
     await assert.rejects(p.send(TOPICS.agentCommands, [rec('agent-other')]), { code: 'CORDON_ERR_BUS_KAFKA_DENIED' });
-    // the enforcer's status reports: the agent may write blocks (docs/security.md section 2 says
-    // what that still allows and why)
-    await p.send(TOPICS.blocks, [rec('agent:agent-test|203.0.113.9')]);
     await p.close();
     // reading: its commands yes, the logs of every VM no
     const c = agent.consumer({ groupId: 'cordon-agent-test-commands', topics: [TOPICS.logs] });
@@ -200,6 +204,104 @@ test(
       { code: 'CORDON_ERR_BUS_KAFKA_DENIED' },
     );
     await outsider.close();
+  },
+);
+
+for (const principal of ['agent-test', 'watchdog-test']) {
+  test(
+    `an enforcer (${principal}) may neither decide nor lift a block nor write policy: blocks and policy are refused by the broker (TOPIC_AUTHORIZATION_FAILED); its status report is accepted on cordon.block-status.v1`,
+    { skip, timeout: 90_000 },
+    async () => {
+      const p = busAs(principal).producer();
+      const enforcer = principal.startsWith('agent-') ? 'agent:agent-test' : 'watchdog:test';
+      const denied = (topic: string) => (err: { code?: string; message: string }) => {
+        assert.equal(err.code, 'CORDON_ERR_BUS_KAFKA_DENIED', err.message);
+        assert.match(err.message, /TOPIC_AUTHORIZATION_FAILED/);
+        assert.match(err.message, new RegExp(`"${principal}"`));
+        assert.match(err.message, new RegExp(topic.replace(/\./g, '\\.')));
+        return true;
+      };
+      // a forged decision (of another enforcer's, on the gateway), a tombstone that would lift one, a policy
+      const forged = codecFor(TOPICS.blocks).encode(
+        ipBlockDecision({ enforcer: 'watchdog:hv1', ip: '10.0.0.1', ttlMs: 60_000 }),
+      );
+      await assert.rejects(
+        p.send(TOPICS.blocks, [{ key: blockKey('watchdog:hv1', '10.0.0.1'), value: forged }]),
+        denied(TOPICS.blocks),
+      );
+      await assert.rejects(
+        p.send(TOPICS.blocks, [{ key: blockKey(enforcer, '203.0.113.9'), value: null }]),
+        denied(TOPICS.blocks),
+      );
+      await assert.rejects(p.send(TOPICS.policy, [rec('default')]), denied(TOPICS.policy));
+      const report = codecFor(TOPICS.blockStatus).encode({
+        block_id: 'b-1',
+        enforcer,
+        target: '203.0.113.9',
+        status: 'applied',
+        ts_us: Date.now() * 1000,
+        expires_us: (Date.now() + 60_000) * 1000,
+        error: null,
+      });
+      const [md] = await p.send(TOPICS.blockStatus, [{ key: blockKey(enforcer, '203.0.113.9'), value: report }]);
+      assert.equal(md!.topic, TOPICS.blockStatus);
+      await p.close();
+    },
+  );
+}
+
+test(
+  "end to end on the secured broker: the responder's decision is put in force by a real agent (nft in its namespace) as agent-test, whose report on cordon.block-status.v1 reaches the manager's reader",
+  { skip: skip || (canUseNetns() ?? false), timeout: 120_000 },
+  async () => {
+    const pair = makePair(`ks${process.pid % 10000}`);
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-kafka-secure-agent-'));
+    try {
+      const token = makeEnrollToken(randomBytes(32), 'vm-sec', 3_600_000, Date.now());
+      const a = await runStage(agentStage, {
+        bus: busAs('agent-test'),
+        ctx: createContext({ log: silentLogger }),
+        config: {
+          token,
+          stateDir: join(dir, 'state'),
+          netconf: { enabled: false },
+          heartbeatS: 60,
+          enforce: { netns: pair.vm, table: 'cordon_ksec' },
+        },
+      });
+      try {
+        const me = `agent:${a.agentId}`;
+        const decision = ipBlockDecision({ enforcer: me, ip: pair.attackerIp, ttlMs: 600_000 });
+        const responder = busAs('responder').producer();
+        await responder.send(TOPICS.blocks, [
+          { key: blockKey(me, pair.attackerIp), value: codecFor(TOPICS.blocks).encode(decision) },
+        ]);
+        await responder.close();
+        await waitFor('the element in the agent namespace', async () =>
+          (await a.enforcer!.list()).some((e) => e.ip === pair.attackerIp),
+        );
+        // the manager's reader: the decision with the report under the same key
+        const manager = busAs('manager');
+        const k = blockKey(me, pair.attackerIp).toString('base64');
+        const shown = await waitFor('the report at the manager', async () => {
+          const r = (await readTable(manager, TOPICS.blockStatus)).get(k);
+          const s = statusReport(r?.key ?? null, r?.value ?? null);
+          const { status } = effectiveStatus(decision, s);
+          return status === 'applied' ? s : null;
+        });
+        assert.equal(shown.block_id, decision.block_id);
+        assert.equal(shown.enforcer, me);
+        // and the agent never wrote a decision: the only record under its key is the responder's
+        const d = (await readTable(manager, TOPICS.blocks)).get(k);
+        assert.equal(codecFor(TOPICS.blocks).decode(d!.value!).status, 'requested');
+      } finally {
+        await a.enforcer?.teardown();
+        await a.stop();
+      }
+    } finally {
+      pair.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 );
 
