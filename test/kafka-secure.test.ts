@@ -10,9 +10,14 @@ import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createKafkaBus, loadKafkaClientConfig, type Bus } from '@cordon/bus';
+import { randomBytes } from 'node:crypto';
+import { createKafkaBus, loadKafkaClientConfig, readTable, type Bus } from '@cordon/bus';
+import { agentStage, makeEnrollToken } from '@cordon/agent';
+import { effectiveStatus, statusReport } from '@cordon/policy';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { TOPICS } from '@cordon/schemas';
+import { allTopicSpecs, blockKey, codecFor, TOPICS } from '@cordon/schemas';
+import { runStage } from '@cordon/stage';
+import { canUseNetns, ipBlockDecision, makePair, waitFor } from '@cordon/testkit';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const INFRA = join(ROOT, 'infra', 'kafka');
@@ -34,17 +39,37 @@ const skip: string | false = missing
 
 /**
  * kcat links librdkafka, whose SCRAM client before 2.6.1 sends a nonce that Kafka 4 refuses
- * (librdkafka#4895, the broker's fix for CVE-2024-56128): Debian 12's kcat has 2.0.2.
+ * (librdkafka#4895, the broker's fix for CVE-2024-56128): Debian 12's kcat has 2.0.2. The
+ * librdkafka client of these tests is infra/kafka/rdkcat (kcat's flags on PyPI's confluent-kafka,
+ * whose wheel bundles a current librdkafka), installed by infra/kafka/rdkafka-install.sh (deps.sh
+ * runs it; cached, so this call returns at once once it is there).
  */
-function kcatScramSkip(): string | false {
-  if (!has('kcat')) return 'needs kcat (infra/kafka/deps.sh)';
-  const v = /librdkafka (\d+)\.(\d+)\.(\d+)/.exec(execFileSync('kcat', ['-V'], { encoding: 'utf8' }));
+function rdkafkaClient(): { bin: string; skip: false } | { bin: ''; skip: string } {
+  if (skip) return { bin: '', skip };
+  let bin: string;
+  try {
+    bin = execFileSync('bash', [join(INFRA, 'rdkafka-install.sh')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 300_000,
+    }).trim();
+  } catch (err) {
+    return {
+      bin: '',
+      skip: `the librdkafka client could not be installed: ${String((err as { stderr?: string }).stderr ?? err)}`,
+    };
+  }
+  const v = /librdkafka (\d+)\.(\d+)\.(\d+)/.exec(execFileSync(bin, ['-V'], { encoding: 'utf8' }));
   const [maj, min, pat] = v ? v.slice(1).map(Number) : [0, 0, 0];
   const ok = maj! > 2 || (maj === 2 && (min! > 6 || (min === 6 && pat! >= 1)));
   return ok
-    ? false
-    : `kcat links librdkafka ${v ? v.slice(1).join('.') : '?'}, whose SCRAM Kafka 4 refuses (fixed in librdkafka 2.6.1: librdkafka#4895)`;
+    ? { bin, skip: false }
+    : {
+        bin: '',
+        skip: `${bin} links librdkafka ${v ? v.slice(1).join('.') : '?'}, whose SCRAM Kafka 4 refuses (librdkafka#4895)`,
+      };
 }
+const rdk = rdkafkaClient();
 
 /** A port whose next one is free too (the controller's). */
 async function freePortPair(): Promise<number> {
@@ -114,6 +139,8 @@ before(
         retentionMs: 3_600_000,
       })),
     );
+    // the rest as Cordon makes them (the enforcer's status topic among them)
+    await admin.admin.ensureTopics(allTopicSpecs());
   },
   { timeout: 240_000 },
 );
@@ -183,9 +210,6 @@ test(
       return true;
     });
     await assert.rejects(p.send(TOPICS.agentCommands, [rec('agent-other')]), { code: 'CORDON_ERR_BUS_KAFKA_DENIED' });
-    // the enforcer's status reports: the agent may write blocks (docs/security.md section 2 says
-    // what that still allows and why)
-    await p.send(TOPICS.blocks, [rec('agent:agent-test|203.0.113.9')]);
     await p.close();
     // reading: its commands yes, the logs of every VM no
     const c = agent.consumer({ groupId: 'cordon-agent-test-commands', topics: [TOPICS.logs] });
@@ -200,6 +224,104 @@ test(
       { code: 'CORDON_ERR_BUS_KAFKA_DENIED' },
     );
     await outsider.close();
+  },
+);
+
+for (const principal of ['agent-test', 'watchdog-test']) {
+  test(
+    `an enforcer (${principal}) may neither decide nor lift a block nor write policy: blocks and policy are refused by the broker (TOPIC_AUTHORIZATION_FAILED); its status report is accepted on cordon.block-status.v1`,
+    { skip, timeout: 90_000 },
+    async () => {
+      const p = busAs(principal).producer();
+      const enforcer = principal.startsWith('agent-') ? 'agent:agent-test' : 'watchdog:test';
+      const denied = (topic: string) => (err: { code?: string; message: string }) => {
+        assert.equal(err.code, 'CORDON_ERR_BUS_KAFKA_DENIED', err.message);
+        assert.match(err.message, /TOPIC_AUTHORIZATION_FAILED/);
+        assert.match(err.message, new RegExp(`"${principal}"`));
+        assert.match(err.message, new RegExp(topic.replace(/\./g, '\\.')));
+        return true;
+      };
+      // a forged decision (of another enforcer's, on the gateway), a tombstone that would lift one, a policy
+      const forged = codecFor(TOPICS.blocks).encode(
+        ipBlockDecision({ enforcer: 'watchdog:hv1', ip: '10.0.0.1', ttlMs: 60_000 }),
+      );
+      await assert.rejects(
+        p.send(TOPICS.blocks, [{ key: blockKey('watchdog:hv1', '10.0.0.1'), value: forged }]),
+        denied(TOPICS.blocks),
+      );
+      await assert.rejects(
+        p.send(TOPICS.blocks, [{ key: blockKey(enforcer, '203.0.113.9'), value: null }]),
+        denied(TOPICS.blocks),
+      );
+      await assert.rejects(p.send(TOPICS.policy, [rec('default')]), denied(TOPICS.policy));
+      const report = codecFor(TOPICS.blockStatus).encode({
+        block_id: 'b-1',
+        enforcer,
+        target: '203.0.113.9',
+        status: 'applied',
+        ts_us: Date.now() * 1000,
+        expires_us: (Date.now() + 60_000) * 1000,
+        error: null,
+      });
+      const [md] = await p.send(TOPICS.blockStatus, [{ key: blockKey(enforcer, '203.0.113.9'), value: report }]);
+      assert.equal(md!.topic, TOPICS.blockStatus);
+      await p.close();
+    },
+  );
+}
+
+test(
+  "end to end on the secured broker: the responder's decision is put in force by a real agent (nft in its namespace) as agent-test, whose report on cordon.block-status.v1 reaches the manager's reader",
+  { skip: skip || (canUseNetns() ?? false), timeout: 120_000 },
+  async () => {
+    const pair = makePair(`ks${process.pid % 10000}`);
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-kafka-secure-agent-'));
+    try {
+      const token = makeEnrollToken(randomBytes(32), 'vm-sec', 3_600_000, Date.now());
+      const a = await runStage(agentStage, {
+        bus: busAs('agent-test'),
+        ctx: createContext({ log: silentLogger }),
+        config: {
+          token,
+          stateDir: join(dir, 'state'),
+          netconf: { enabled: false },
+          heartbeatS: 60,
+          enforce: { netns: pair.vm, table: 'cordon_ksec' },
+        },
+      });
+      try {
+        const me = `agent:${a.agentId}`;
+        const decision = ipBlockDecision({ enforcer: me, ip: pair.attackerIp, ttlMs: 600_000 });
+        const responder = busAs('responder').producer();
+        await responder.send(TOPICS.blocks, [
+          { key: blockKey(me, pair.attackerIp), value: codecFor(TOPICS.blocks).encode(decision) },
+        ]);
+        await responder.close();
+        await waitFor('the element in the agent namespace', async () =>
+          (await a.enforcer!.list()).some((e) => e.ip === pair.attackerIp),
+        );
+        // the manager's reader: the decision with the report under the same key
+        const manager = busAs('manager');
+        const k = blockKey(me, pair.attackerIp).toString('base64');
+        const shown = await waitFor('the report at the manager', async () => {
+          const r = (await readTable(manager, TOPICS.blockStatus)).get(k);
+          const s = statusReport(r?.key ?? null, r?.value ?? null);
+          const { status } = effectiveStatus(decision, s);
+          return status === 'applied' ? s : null;
+        });
+        assert.equal(shown.block_id, decision.block_id);
+        assert.equal(shown.enforcer, me);
+        // and the agent never wrote a decision: the only record under its key is the responder's
+        const d = (await readTable(manager, TOPICS.blocks)).get(k);
+        assert.equal(codecFor(TOPICS.blocks).decode(d!.value!).status, 'requested');
+      } finally {
+        await a.enforcer?.teardown();
+        await a.stop();
+      }
+    } finally {
+      pair.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 );
 
@@ -299,23 +421,47 @@ test(
 );
 
 test(
-  'kcat with a client config (-F): the agent is refused policy, writes its logs; the responder writes blocks',
-  { skip: skip || kcatScramSkip(), timeout: 90_000 },
+  "a librdkafka client (librdkafka >= 2.6.1: infra/kafka/rdkcat, kcat's flags) with a client config (-F): the agent is refused policy and blocks, writes its logs and its block status; the responder writes blocks",
+  { skip: rdk.skip, timeout: 120_000 },
   async () => {
     const produce = (principal: string, topic: string) =>
       new Promise<{ code: number; stderr: string }>((resolve) => {
         const child = execFile(
-          'kcat',
+          rdk.bin,
           ['-F', join(clients, `${principal}.properties`), '-P', '-t', topic, '-K', ':'],
-          { timeout: 30_000 },
-          (err, _o, stderr) => resolve({ code: err ? 1 : 0, stderr }),
+          { timeout: 60_000 },
+          (err, _o, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
         );
         child.stdin!.end('k:v\n');
       });
-    const denied = await produce('agent-test', TOPICS.policy);
-    assert.match(denied.stderr, /TOPIC_AUTHORIZATION_FAILED|Topic authorization failed/i);
-    assert.equal((await produce('agent-test', TOPICS.logs)).code, 0);
-    assert.equal((await produce('responder', TOPICS.blocks)).code, 0);
+    // SCRAM works: the agent's metadata request is answered (kcat 2.0.2 is refused here)
+    const md = await run(rdk.bin, ['-F', join(clients, 'agent-test.properties'), '-L', '-t', TOPICS.logs], {}, 60_000);
+    assert.equal(md.code, 0, md.stderr);
+    assert.match(md.stdout, new RegExp(`topic "${TOPICS.logs.replace(/\./g, '\\.')}" with \\d+ partitions`));
+    for (const topic of [TOPICS.policy, TOPICS.blocks]) {
+      const denied = await produce('agent-test', topic);
+      assert.equal(denied.code, 1, `${topic}: ${denied.stderr}`);
+      assert.match(denied.stderr, /TOPIC_AUTHORIZATION_FAILED/, topic);
+    }
+    const logs = await produce('agent-test', TOPICS.logs);
+    assert.equal(logs.code, 0, logs.stderr);
+    const status = await produce('agent-test', TOPICS.blockStatus);
+    assert.equal(status.code, 0, status.stderr);
+    const blocks = await produce('responder', TOPICS.blocks);
+    assert.equal(blocks.code, 0, blocks.stderr);
+    // and a wrong password is refused by the broker's SCRAM, not by the client
+    const file = join(runDir, 'rdkcat-wrong.properties');
+    writeFileSync(
+      file,
+      readFileSync(join(clients, 'agent-test.properties'), 'utf8').replace(
+        /^sasl\.password=.*$/m,
+        'sasl.password=nope',
+      ),
+      { mode: 0o600 },
+    );
+    const wrong = await run(rdk.bin, ['-F', file, '-L'], {}, 60_000);
+    assert.notEqual(wrong.code, 0, wrong.stdout);
+    assert.match(wrong.stderr, /SASL_AUTHENTICATION_FAILED|Authentication failed/i);
   },
 );
 

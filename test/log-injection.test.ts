@@ -431,6 +431,130 @@ test("Gitea, Domino and Asterisk: a user or caller name holding the daemon's own
   );
 });
 
+test('Asterisk: a caller\'s display name holding "Host <victim> failed to authenticate" is not taken as the client: the message is read only where chan_iax2 writes it', () => {
+  const genuine = (i: number) =>
+    `[2024-06-01 10:00:0${i % 10}] NOTICE[${4410 + i}]: chan_iax2.c:10553 socket_process: Host ${ATTACKER} failed to authenticate as '100'`;
+  // chan_sip logs the From header of an unknown device it answers with a fake rejection
+  const forged = (i: number) =>
+    `[2024-06-01 10:00:0${i % 10}] NOTICE[${4410 + i}] chan_sip.c: Sending fake auth rejection for device "Host ${VICTIM} failed to authenticate as x" <sip:100@10.0.0.5>;tag=as${i}`;
+  assertNobody(times(6, forged));
+  assertOnlyAttacker(
+    times(12, (i) => (i % 2 ? forged(i) : genuine(i))),
+    false,
+  );
+  // the same text in another daemon's line names nobody either
+  assertNobody(
+    times(
+      6,
+      (i) =>
+        `${ts(i)} pbx sshd[${900 + i}]: Connection closed by ${ATTACKER} port ${40000 + i} [preauth]: NOTICE[1]: chan_iax2.c: Host ${VICTIM} failed to authenticate as x`,
+    ),
+  );
+});
+
+test('Jenkins and ZNC: a user name holding " from <victim>" or "] failed to login from <victim>" is not taken as the client (the address is the line\'s last word)', () => {
+  const jenkins = (user: string, i: number) =>
+    `${ts(i)} ci jenkins[${700 + i}]: 2024-06-01 10:00:0${i % 10}.000+0000 [id=${40 + i}]\tWARNING\tj.s.SecurityListener#fireFailedToAuthenticate: Login attempt failed for user ${user} from ${ATTACKER}`;
+  assertOnlyAttacker(
+    times(12, (i) => jenkins(`x from ${VICTIM}`, i)),
+    true,
+  );
+  const znc = (user: string, i: number) => `[2024-06-01 10:00:0${i % 10}] [${user}] failed to login from ${ATTACKER}`;
+  assertOnlyAttacker(
+    times(12, (i) => znc(`x] failed to login from ${VICTIM} [y`, i)),
+    true,
+  );
+});
+
+test("BIND: another daemon's line holding \"client <victim>#53: query (cache) '…' denied\" (a user name) is not a refused query (the message is read where named writes it)", () => {
+  const named = (i: number) =>
+    `${ts(i)} ns named[812]: client @0x7f4c2c0a1b68 ${ATTACKER}#${41820 + i} (example.com): query (cache) 'example.com/ANY/IN' denied`;
+  const injected = (i: number) =>
+    `${ts(i)} ns sshd[${900 + i}]: Invalid user client ${VICTIM}#53: query (cache) 'x/A/IN' denied from ${ATTACKER} port ${40000 + i}`;
+  assertOnlyAttacker(
+    times(24, (i) => (i % 2 ? injected(i) : named(i))),
+    true,
+  );
+  // BIND's own log file, where the line starts with its time stamp
+  assertOnlyAttacker(
+    times(
+      12,
+      (i) =>
+        `01-Jun-2024 10:00:0${i % 10}.123 security: info: client @0x7f4c2c0a1b69 ${ATTACKER}#53 (example.org): zone transfer 'example.org/AXFR/IN' denied`,
+    ),
+    true,
+  );
+});
+
+test('unbound: a query name spelling <victim> is not a client; only "refused query from <address> port" names one', () => {
+  const refused = (i: number) =>
+    `${ts(i)} ns unbound[812]: [812:0] info: refused query from ${ATTACKER} port ${5353 + i} because of 0.0.0.0/0 refuse`;
+  // a rate limit names the zone and the query, never a client
+  const ratelimited = (i: number) =>
+    `${ts(i)} ns unbound[812]: [812:0] info: rate limit ratelimit exceeded ${VICTIM} A IN`;
+  assertNobody(times(12, ratelimited));
+  assertOnlyAttacker(
+    times(24, (i) => (i % 2 ? ratelimited(i) : refused(i))),
+    true,
+  );
+});
+
+test('OpenSMTPD: a command or an AUTH user holding "address=<victim>" is not taken as the client (address= is read at the field OpenSMTPD writes)', () => {
+  // 6.6+: the address ends the line
+  assertOnlyAttacker(
+    times(
+      12,
+      (i) =>
+        `${ts(i)} mx smtpd[8120]: 3c5b7e1a9f0d2b${String(40 + i)} smtp failed-command command="AUTH LOGIN address=${VICTIM} x" result="535 Authentication failed" address=${ATTACKER}`,
+    ),
+    true,
+  );
+  // older: event=…, the address right after the event (failed-command) or after the user (authentication)
+  assertOnlyAttacker(
+    times(
+      12,
+      (i) =>
+        `${ts(i)} mx smtpd[8120]: 3c5b7e1a9f0d2b${String(40 + i)} smtp event=authentication user=x address=${VICTIM} host=evil.example address=${ATTACKER} host=localhost result=permfail`,
+    ),
+    true,
+  );
+  assertOnlyAttacker(
+    times(
+      12,
+      (i) =>
+        `${ts(i)} mx smtpd[8120]: 3c5b7e1a9f0d2b${String(40 + i)} smtp event=failed-command address=${ATTACKER} host=localhost command="RCPT TO:<x address=${VICTIM} y>" result="550 Invalid recipient"`,
+    ),
+    true,
+  );
+});
+
+test('exim: a HELO holding ") [<victim>]…" is not taken as the client, in authenticator failures and in rejected RCPTs', () => {
+  const auth = (helo: string, i: number) =>
+    `2024-06-01 10:00:0${i % 10} dovecot_login authenticator failed for (${helo}) [${ATTACKER}]:${40000 + i}: 535 Incorrect authentication data (set_id=x)`;
+  assertOnlyAttacker(
+    times(12, (i) => auth('ylmf-pc', i)),
+    true,
+  );
+  assertNobody(times(12, (i) => auth(`x) [${VICTIM}]:1: 535 y (z`, i)));
+  const rcpt = (helo: string, i: number) =>
+    `2024-06-01 10:00:0${i % 10} H=(${helo}) [${ATTACKER}]:${40000 + i} F=<a@b.example> rejected RCPT <x@y.example>: relay not permitted`;
+  assertOnlyAttacker(
+    times(12, (i) => rcpt('example.com', i)),
+    true,
+  );
+  assertNobody(
+    times(12, (i) => rcpt(`x) [${VICTIM}]:1 F=<a@b.example> rejected RCPT <x@y.example>: relay not permitted (y`, i)),
+  );
+  // and in another daemon's line
+  assertNobody(
+    times(
+      12,
+      (i) =>
+        `${ts(i)} h sshd[${900 + i}]: Connection closed by ${ATTACKER} port ${40000 + i} [preauth] H=(x) [${VICTIM}] F=<a@b.example> rejected RCPT <x@y.example>: relay not permitted`,
+    ),
+  );
+});
+
 // Extractors looked at and found to hold: the address sits before the attacker-controlled text,
 // or a greedy match is pinned to the last occurrence and nothing the attacker writes follows it.
 test('extractors that hold against the same injection (regression guard)', () => {

@@ -23,6 +23,7 @@ import {
   kafkaBrokers,
   makePair,
   putRunningVm,
+  waitFor,
   writeEnrollSecret,
 } from '@cordon/testkit';
 
@@ -111,12 +112,15 @@ test(
       );
       assert.equal(await pair.canConnect(22, 800), false, 'the attacker cannot connect any more');
 
-      const blocks = [...(await readTable(bus, TOPICS.blocks)).values()].map((r) =>
-        codecFor(TOPICS.blocks).decode(r.value!),
-      );
-      assert.ok(
-        blocks.some((b) => b.status === 'applied' && b.target.ip === pair.attackerIp),
-        'the agent reported the block as applied',
+      // the agent's report on loginspect's decision, on the block-status topic (it may not write blocks)
+      const decision = [...(await readTable(bus, TOPICS.blocks)).values()]
+        .map((r) => codecFor(TOPICS.blocks).decode(r.value!))
+        .find((d) => d.target.ip === pair.attackerIp);
+      assert.ok(decision, 'loginspect decided the block');
+      await waitFor('the agent reported the block as applied', async () =>
+        [...(await readTable(bus, TOPICS.blockStatus)).values()]
+          .map((r) => codecFor(TOPICS.blockStatus).decode(r.value!))
+          .some((s) => s.status === 'applied' && s.block_id === decision.block_id && s.target === pair.attackerIp),
       );
     } finally {
       agent.kill('SIGTERM');

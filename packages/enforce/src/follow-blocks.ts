@@ -1,5 +1,5 @@
 import { describeError } from '@cordon/runtime';
-import type { ConsumedRecord } from '@cordon/bus';
+import { readTable, type ConsumedRecord, type ProduceRecord } from '@cordon/bus';
 import { MAX_BLOCK_TTL_S } from '@cordon/policy';
 import type { Stage } from '@cordon/stage';
 import {
@@ -11,6 +11,7 @@ import {
   NO_FLOW,
   TOPICS,
   type BlockDecision,
+  type BlockReportStatus,
 } from '@cordon/schemas';
 import { ERR_BLOCK_KEY_MISMATCH } from './errors.js';
 import { BlockGuards, enforcerGuardsSchema, type EnforcerGuardsInput, type Refusal } from './guards.js';
@@ -53,13 +54,18 @@ export interface BlocksFollower {
  * Follow the compacted `blocks` topic for one enforcer — the one behaviour shared by the
  * watchdog and the agent:
  *
- * - at start, the table as it is (restoring): the newest record per key is the decision,
- *   whatever its status (a `failed` one is tried again: the decision still stands; an
- *   `expired` one is not); then elements that the topic no longer holds are reconciled away
- *   (blocks lifted while the enforcer was down), then what was restored is reported back —
+ * - at start, the table as it is (restoring): the newest record per key is the decision (an
+ *   `expired` one is not applied); then elements that the topic no longer holds are reconciled
+ *   away (blocks lifted while the enforcer was down), then what was restored is reported —
  *   `applied`, or `failed` for a decision that could not be put in force;
- * - then every new record: a `requested` decision is applied and reported; the enforcers'
- *   own reports coming back are not work; a tombstone lifts.
+ * - then every new record: a decision is applied and reported; a tombstone lifts.
+ *
+ * Reports go to `cordon.block-status.v1` under the decision's key (enforcer + target), never
+ * to `blocks`: an enforcer may not write decisions (its principal has no WRITE on `blocks`), so
+ * a compromised agent can neither block nor lift anything there. The status table mirrors the
+ * enforcer's view: a report per decision that changed (this enforcer's own reports are read back
+ * at start, so a restart re-sends only what differs), a tombstone when a block is lifted, and
+ * tombstones for reports whose decision was lifted while the enforcer was down.
  *
  * A failure to apply one decision (an nft error, a target this enforcer cannot enforce) is
  * reported `failed` and never stops the others, and a failed reconcile leaves stale elements
@@ -74,13 +80,40 @@ export interface BlocksFollower {
  * (`cordon:enforce-never-block`, `-cap`, `-rate`; at most one per kind a minute, counting the
  * ones in between). A TTL past the longest a policy allows is cut to it.
  */
+/** This enforcer's own reports on the status topic, by target: what a restart need not say again. */
+async function readOwnReports(stage: Stage<unknown>, me: string): Promise<Map<string, OwnReport>> {
+  const codec = codecFor(TOPICS.blockStatus);
+  const out = new Map<string, OwnReport>();
+  for (const r of (await readTable(stage.bus, TOPICS.blockStatus)).values()) {
+    const target = blockKeyTarget(r.key, me);
+    if (target === null) continue;
+    try {
+      const s = codec.decode(r.value!);
+      out.set(target, { block_id: s.block_id, status: s.status });
+    } catch {
+      // an unreadable report is said again
+    }
+  }
+  return out;
+}
+
+interface OwnReport {
+  block_id: string;
+  status: BlockReportStatus;
+}
+
 export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOptions): Promise<BlocksFollower> {
   const { enforcer: me, applier } = opts;
   const { log, metrics, clock } = stage.ctx;
   const codec = codecFor(TOPICS.blocks);
+  const statusCodec = codecFor(TOPICS.blockStatus);
   const alertCodec = codecFor(TOPICS.alerts);
   const active = new Map<string, BlockDecision>();
-  const toReport: Array<{ d: BlockDecision; target: string; status: 'applied' | 'failed' }> = [];
+  const toReport: Array<{ d: BlockDecision; target: string; status: BlockReportStatus; error?: string }> = [];
+  /** What this enforcer last reported per target (its own keys on the status topic). */
+  const reported = await readOwnReports(stage, me);
+  /** Targets the blocks topic holds a decision for at start (restoring): reports of others are stale. */
+  const restored = new Set<string>();
   const gauge = () => metrics.set('blocks_active', active.size);
   const guardConfig = enforcerGuardsSchema.parse(opts.guards ?? {});
   const guards = new BlockGuards(guardConfig, new NeverBlock(guardConfig.neverBlock), clock);
@@ -153,19 +186,42 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
     await stage.send(TOPICS.alerts, [{ key: Buffer.from(opts.vm ?? me), value: alertCodec.encode(alert) }]);
   };
 
-  type Report = { d: BlockDecision; target: string; status: BlockDecision['status'] };
+  type Report = { d: BlockDecision; target: string; status: BlockReportStatus; error?: string | undefined };
   const reportMany = async (items: Report[]) => {
-    for (let i = 0; i < items.length; i += REPORT_CHUNK) {
-      await stage.send(
-        TOPICS.blocks,
-        items
-          .slice(i, i + REPORT_CHUNK)
-          .map(({ d, target, status }) => ({ key: blockKey(me, target), value: codec.encode({ ...d, status }) })),
-      );
+    const records: ProduceRecord[] = [];
+    for (const { d, target, status, error } of items) {
+      const was = reported.get(target);
+      if (was && was.block_id === d.block_id && was.status === status) continue; // said already
+      reported.set(target, { block_id: d.block_id, status });
+      records.push({
+        key: blockKey(me, target),
+        value: statusCodec.encode(
+          complete(TOPICS.blockStatus, {
+            block_id: d.block_id,
+            enforcer: me,
+            target,
+            status,
+            ts_us: clock.now() * 1000,
+            expires_us: d.expires_us,
+            error: error ?? null,
+          }),
+        ),
+      });
     }
+    for (let i = 0; i < records.length; i += REPORT_CHUNK)
+      await stage.send(TOPICS.blockStatus, records.slice(i, i + REPORT_CHUNK));
   };
-  const report = (d: BlockDecision, target: string, status: BlockDecision['status']) =>
-    reportMany([{ d, target, status }]);
+  const report = (d: BlockDecision, target: string, status: BlockReportStatus, error?: string) =>
+    reportMany([{ d, target, status, error }]);
+  /** Take back the reports of blocks that are gone (lifted): tombstones on the status topic. */
+  const unreport = async (targets: string[]) => {
+    const gone = targets.filter((t) => reported.delete(t));
+    for (let i = 0; i < gone.length; i += REPORT_CHUNK)
+      await stage.send(
+        TOPICS.blockStatus,
+        gone.slice(i, i + REPORT_CHUNK).map((t) => ({ key: blockKey(me, t), value: null })),
+      );
+  };
   // Refusals come in floods: their reports go out together, one send (one fsync of the
   // embedded bus's control topic) per turn of the event loop rather than one per decision.
   let refusedReports: Report[] = [];
@@ -202,7 +258,12 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
     if (target === null) return; // another enforcer's
     if (r.value === null) {
       active.delete(target);
+      restored.delete(target);
       gauge();
+      await unreport([target]).catch((err: unknown) => {
+        metrics.inc('errors');
+        log.error({ err: describeError(err), target }, "A lifted block's status could not be taken back.");
+      });
       try {
         await applier.lift(target);
         metrics.inc('blocks_lifted');
@@ -220,8 +281,7 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       await reject(r, err);
       return;
     }
-    // Our own status reports come back on the topic: while following, only requests are work.
-    if (!restoring && d.status !== 'requested') return;
+    if (restoring) restored.add(target);
     if (d.status === 'expired') return;
     const started = process.hrtime.bigint();
     try {
@@ -236,8 +296,9 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       if (refused) {
         metrics.inc('blocks_refused');
         metrics.inc(`blocks_refused_${refused.kind.replace('-', '_')}`);
-        if (!restoring) reportRefused({ d, target, status: 'failed' });
-        else if (d.status !== 'failed') toReport.push({ d, target, status: 'failed' });
+        const error = describeError(refused.err).code;
+        if (!restoring) reportRefused({ d, target, status: 'failed', error });
+        else toReport.push({ d, target, status: 'failed', error });
         if (refused.kind === 'never-block' && active.delete(target)) {
           // in force from before the address became protected (DHCP gave it to this machine)
           await applier
@@ -258,15 +319,16 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
       metrics.inc(restoring ? 'blocks_restored' : 'blocks_applied');
       metrics.set('apply_latency_us', Number((process.hrtime.bigint() - started) / 1000n));
       if (!restoring) await report(d, target, 'applied');
-      else if (d.status !== 'applied') toReport.push({ d, target, status: 'applied' });
+      else toReport.push({ d, target, status: 'applied' });
       log.info({ target, ttlMs: applied.ttlMs, restoring }, 'Block applied.');
     } catch (err) {
       active.delete(target);
       metrics.inc('errors');
       metrics.inc('blocks_failed');
       log.error({ err: describeError(err), target, restoring }, 'A block could not be applied.');
-      if (!restoring) await report(d, target, 'failed').catch(() => undefined);
-      else if (d.status !== 'failed') toReport.push({ d, target, status: 'failed' });
+      const error = describeError(err).code;
+      if (!restoring) await report(d, target, 'failed', error).catch(() => undefined);
+      else toReport.push({ d, target, status: 'failed', error });
     } finally {
       gauge();
     }
@@ -285,6 +347,8 @@ export async function followBlocks(stage: Stage<unknown>, opts: FollowBlocksOpti
         );
       }
       await reportMany(toReport.splice(0));
+      // reports of decisions the topic no longer holds (lifted while this enforcer was down)
+      await unreport([...reported.keys()].filter((t) => !restored.has(t)));
       log.info({ enforcer: me, active: active.size, removed }, 'Blocks restored from the topic.');
     },
   });

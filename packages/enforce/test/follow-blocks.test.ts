@@ -12,6 +12,7 @@ import { ipBlockDecision, waitFor } from '@cordon/testkit';
 import { followBlocks, type BlockApplier } from '../src/index.js';
 
 const codec = codecFor(TOPICS.blocks);
+const statusCodec = codecFor(TOPICS.blockStatus);
 const ME = 'watchdog:hv-1';
 
 /** Records what an enforcer was asked to do; fails on the targets it is told to. */
@@ -51,15 +52,18 @@ const enforcerStage = (sets: FakeSets) =>
     summary: 'test',
     config: z.object({}).strict(),
     inputs: () => [],
-    outputs: () => [TOPICS.blocks],
+    outputs: () => [TOPICS.blockStatus, TOPICS.alerts, TOPICS.dlq],
     start: async (stage) => followBlocks(stage, { enforcer: ME, applier: sets }),
   });
 
+/** Every report the enforcer sent, in order (`target:status`; a tombstone is `target:lifted`). */
 const statuses = async (bus: ReturnType<typeof createEmbeddedBus>) =>
-  (await readAll(bus, TOPICS.blocks))
-    .filter((r) => r.value && r.value[0] === 0)
-    .map((r) => codec.decode(r.value!))
-    .map((d) => `${d.target.ip}:${d.status}`);
+  (await readAll(bus, TOPICS.blockStatus)).map((r) => {
+    if (r.value === null) return `${r.key!.toString().split('|')[1]}:lifted`;
+    const s = statusCodec.decode(r.value);
+    assert.equal(r.key!.toString(), `${s.enforcer}|${s.target}`, 'a report is keyed as its decision');
+    return `${s.target}:${s.status}`;
+  });
 
 test('restore: every decision in force, one that fails is reported failed and does not stop the others; stale elements reconciled away', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-enforce-'));
@@ -93,7 +97,23 @@ test('restore: every decision in force, one that fails is reported failed and do
     const sets = new FakeSets();
     sets.inForce.set('10.0.0.9', 1); // still in the kernel from before
     sets.failApply.add('10.0.0.2');
-    const s = await runStage(enforcerStage(sets), { bus, ctx });
+    // a report left from before on a decision lifted while the enforcer was down: taken back
+    await p.send(TOPICS.blockStatus, [
+      {
+        key: blockKey(ME, '10.0.0.9'),
+        value: statusCodec.encode({
+          block_id: 'old',
+          enforcer: ME,
+          target: '10.0.0.9',
+          status: 'applied',
+          ts_us: now * 1000,
+          expires_us: (now + 600_000) * 1000,
+          error: null,
+        }),
+      },
+    ]);
+    const decisionsWritten = (await readAll(bus, TOPICS.blocks)).length;
+    let s = await runStage(enforcerStage(sets), { bus, ctx });
     try {
       assert.deepEqual([...sets.inForce.keys()].sort(), ['10.0.0.1', '10.0.0.3']);
       assert.deepEqual([...s.active.keys()].sort(), ['10.0.0.1', '10.0.0.3']);
@@ -103,28 +123,46 @@ test('restore: every decision in force, one that fails is reported failed and do
         'the reports',
         async () => (await statuses(bus)).filter((x) => /:(applied|failed)$/.test(x)).length >= 3,
       );
+      await waitFor('the stale report taken back', async () => (await statuses(bus)).includes('10.0.0.9:lifted'));
       const st = await statuses(bus);
       assert.ok(
         st.includes('10.0.0.1:applied') && st.includes('10.0.0.3:applied') && st.includes('10.0.0.2:failed'),
         st.join(' '),
       );
+      const failed = (await readAll(bus, TOPICS.blockStatus))
+        .filter((r) => r.value)
+        .map((r) => statusCodec.decode(r.value!))
+        .find((x) => x.target === '10.0.0.2')!;
+      assert.equal(failed.error, 'CORDON_ERR_UNEXPECTED', 'a failure says why (an uncoded nft error here)');
       const letters = (await readAll(bus, TOPICS.dlq))
         .map((r) => codecFor(TOPICS.dlq).decode(r.value!).error_code)
         .sort();
       assert.deepEqual(letters, ['CORDON_ERR_BLOCK_KEY_MISMATCH', 'CORDON_ERR_SCHEMA_WIRE_FORMAT']);
 
-      // following: a request is applied and reported, our own report is not work, a tombstone lifts
+      // following: a request is applied once and reported, a tombstone lifts and takes the report back
       await p.send(TOPICS.blocks, [put('10.0.1.1')]);
       await waitFor('the new block', () => sets.inForce.has('10.0.1.1'));
       await waitFor('its report', async () => (await statuses(bus)).includes('10.0.1.1:applied'));
-      const applies = sets.calls.filter((c) => c === 'apply 10.0.1.1').length;
       await p.send(TOPICS.blocks, [{ key: blockKey(ME, '10.0.1.1'), value: null }]);
       await waitFor('the lift', () => !sets.inForce.has('10.0.1.1'));
-      assert.equal(
-        sets.calls.filter((c) => c === 'apply 10.0.1.1').length,
-        applies,
-        'the applied report coming back applied nothing',
+      await waitFor('its report taken back', async () => (await statuses(bus)).includes('10.0.1.1:lifted'));
+      assert.equal(sets.calls.filter((c) => c === 'apply 10.0.1.1').length, 1);
+      // the enforcer wrote nothing on the decisions topic: its reports went to their own topic
+      assert.equal((await readAll(bus, TOPICS.blocks)).length, decisionsWritten + 2, 'only the test wrote decisions');
+
+      // a restart re-applies what stands and says again only what changed
+      await s.stop();
+      const reportsBefore = (await statuses(bus)).length;
+      s = await runStage(enforcerStage(sets), { bus, ctx });
+      assert.deepEqual([...s.active.keys()].sort(), ['10.0.0.1', '10.0.0.3']);
+      sets.failApply.delete('10.0.0.2');
+      await s.stop();
+      s = await runStage(enforcerStage(sets), { bus, ctx });
+      // (reports land on three partitions: compared as counts, not in order)
+      await waitFor('the decision that failed, now applied', async () =>
+        (await statuses(bus)).includes('10.0.0.2:applied'),
       );
+      assert.equal((await statuses(bus)).length, reportsBefore + 1, 'nothing else said again');
     } finally {
       await s.stop();
       await p.close();

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { createEmbeddedBus, readAll, type Bus } from '@cordon/bus';
+import { createEmbeddedBus, readAll, readTable, type Bus } from '@cordon/bus';
 import { createContext, ManualClock, silentLogger } from '@cordon/runtime';
 import { defineStage, runStage } from '@cordon/stage';
 import { allTopicSpecs, blockKey, codecFor, TOPICS, type BlockDecision } from '@cordon/schemas';
@@ -48,7 +48,7 @@ const enforcerStage = (sets: FakeSets, extra: Partial<FollowBlocksOptions> = {})
     summary: 'test',
     config: z.object({}).strict(),
     inputs: () => [],
-    outputs: () => [TOPICS.blocks, TOPICS.alerts],
+    outputs: () => [TOPICS.blockStatus, TOPICS.alerts],
     start: async (stage) => followBlocks(stage, { enforcer: ME, applier: sets, ...extra }),
   });
 
@@ -74,13 +74,12 @@ async function withBus(fn: (bus: Bus) => Promise<void>, clock?: ManualClock): Pr
 
 const alerts = async (bus: Bus) =>
   (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!));
+/** The enforcer's reports (its own topic: it writes nothing on the decisions topic), by target. */
 const statuses = async (bus: Bus) =>
   new Map(
-    (await readAll(bus, TOPICS.blocks))
-      .filter((r) => r.value)
-      .map((r) => codec.decode(r.value!))
-      .filter((d) => d.status !== 'requested')
-      .map((d) => [d.target.ip!, d.status]),
+    [...(await readTable(bus, TOPICS.blockStatus)).values()]
+      .map((r) => codecFor(TOPICS.blockStatus).decode(r.value!))
+      .map((d) => [d.target, d.status]),
   );
 
 /** This machine's own addresses and gateways, read independently of the code under test. */

@@ -204,6 +204,25 @@ export interface BlockDecision {
   status: BlockStatus;
 }
 
+export type BlockReportStatus = "applied" | "failed";
+
+/** An enforcer's report on the block decision it holds for one target: put in force or not (compacted; key: enforcer + target, as the decision's on cordon.blocks.v1; tombstone = the enforcer lifted it). Agents and watchdogs write here and not on cordon.blocks.v1, which only the responder, loginspect and the manager write: an enforcer can say how a decision went, never make, change or lift one. */
+export interface BlockStatusReport {
+  /** The decision reported on; a reader shows the status only with the decision of the same id. */
+  block_id: string;
+  /** watchdog:<host> or agent:<id>: the reporter, as in the key. */
+  enforcer: string;
+  /** The key's target (an address). */
+  target: string;
+  status: BlockReportStatus;
+  /** When the enforcer applied it or gave up. */
+  ts_us: number;
+  /** When the element in force expires (a TTL past the longest a policy allows is cut); the decision's expiry for a failure. */
+  expires_us: number;
+  /** Why it failed: an error code (CORDON_ERR_…), null when applied. */
+  error: null | string;
+}
+
 /** A record a stage could not process, kept whole with the reason. Key: source topic. */
 export interface DeadLetter {
   ts_us: number;
@@ -1382,6 +1401,59 @@ export const AVRO_SCHEMAS = {
           ]
         },
         "default": "requested"
+      }
+    ]
+  },
+  "BlockStatusReport": {
+    "type": "record",
+    "name": "BlockStatusReport",
+    "namespace": "io.cordon.v1",
+    "doc": "An enforcer's report on the block decision it holds for one target: put in force or not (compacted; key: enforcer + target, as the decision's on cordon.blocks.v1; tombstone = the enforcer lifted it). Agents and watchdogs write here and not on cordon.blocks.v1, which only the responder, loginspect and the manager write: an enforcer can say how a decision went, never make, change or lift one.",
+    "fields": [
+      {
+        "name": "block_id",
+        "type": "string",
+        "doc": "The decision reported on; a reader shows the status only with the decision of the same id."
+      },
+      {
+        "name": "enforcer",
+        "type": "string",
+        "doc": "watchdog:<host> or agent:<id>: the reporter, as in the key."
+      },
+      {
+        "name": "target",
+        "type": "string",
+        "doc": "The key's target (an address)."
+      },
+      {
+        "name": "status",
+        "type": {
+          "type": "enum",
+          "name": "BlockReportStatus",
+          "symbols": [
+            "applied",
+            "failed"
+          ]
+        }
+      },
+      {
+        "name": "ts_us",
+        "type": "long",
+        "doc": "When the enforcer applied it or gave up."
+      },
+      {
+        "name": "expires_us",
+        "type": "long",
+        "doc": "When the element in force expires (a TTL past the longest a policy allows is cut); the decision's expiry for a failure."
+      },
+      {
+        "name": "error",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Why it failed: an error code (CORDON_ERR_…), null when applied."
       }
     ]
   },
@@ -2775,6 +2847,7 @@ export interface TopicValues {
   "cordon.policy.v1": PolicyRecord;
   "cordon.alerts.v1": Alert;
   "cordon.blocks.v1": BlockDecision;
+  "cordon.block-status.v1": BlockStatusReport;
   "cordon.audit.v1": AuditEvent;
   "cordon.siem.v1": SiemEvent;
   "cordon.dlq.v1": DeadLetter;
@@ -2800,6 +2873,7 @@ export interface TopicInputs {
   "cordon.policy.v1": PolicyRecord;
   "cordon.alerts.v1": AlertInput;
   "cordon.blocks.v1": BlockDecision;
+  "cordon.block-status.v1": BlockStatusReport;
   "cordon.audit.v1": AuditEventInput;
   "cordon.siem.v1": SiemEvent;
   "cordon.dlq.v1": DeadLetter;
@@ -3775,6 +3849,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
     "cleanup": "compact",
     "retentionMs": -1
   },
+  "cordon.block-status.v1": {
+    "schema": "BlockStatusReport",
+    "id": 60,
+    "partitions": 3,
+    "cleanup": "compact",
+    "retentionMs": -1
+  },
   "cordon.audit.v1": {
     "schema": "AuditEvent",
     "id": 101,
@@ -3837,6 +3918,7 @@ export const TOPICS = {
   policy: "cordon.policy.v1",
   alerts: "cordon.alerts.v1",
   blocks: "cordon.blocks.v1",
+  blockStatus: "cordon.block-status.v1",
   audit: "cordon.audit.v1",
   siem: "cordon.siem.v1",
   dlq: "cordon.dlq.v1",

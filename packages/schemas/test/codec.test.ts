@@ -83,6 +83,7 @@ test('every topic in DESIGN §3 has a schema and a unique id', () => {
     'policy',
     'alerts',
     'blocks',
+    'block-status',
     'audit',
     'siem',
     'dlq',
@@ -96,6 +97,7 @@ test('every topic in DESIGN §3 has a schema and a unique id', () => {
   assert.deepEqual(compacted, [
     'cordon.agents.v1',
     'cordon.assignments.v1',
+    'cordon.block-status.v1',
     'cordon.blocks.v1',
     'cordon.inventory.v1',
     'cordon.policy.v1',

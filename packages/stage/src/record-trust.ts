@@ -50,6 +50,18 @@ export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
       return null;
     },
   },
+  // An enforcer's report on its own decisions only (key and value name it). Watchdogs do not
+  // sign yet, so unsigned reports pass; readers never let a report make or lift a block.
+  [TOPICS.blockStatus]: {
+    need: 'if-signed',
+    misbound: (p, v, k) => {
+      const enforcer = p.kind === 'agent' ? agentEnforcer(p.producer) : p.producer;
+      if (!k.startsWith(`${enforcer}|`)) return `its key ${JSON.stringify(k)} is not ${enforcer}'s`;
+      if (v.enforcer !== undefined && v.enforcer !== enforcer)
+        return `the report names enforcer ${String(v.enforcer)}, its signer is ${enforcer}`;
+      return null;
+    },
+  },
   [TOPICS.alerts]: {
     need: 'if-signed',
     misbound: (p, v, k) => {

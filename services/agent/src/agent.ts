@@ -77,7 +77,7 @@ export function watchingFor(config: AgentConfig, policy: AgentPolicy | null, ref
  * events to `fim` and network snapshots to `netconf` — watching what its policy (on the
  * `policy` topic, followed live) or else its file says — and enforces the blocks addressed to
  * it with nftables in its own namespace, restoring every active one from the compacted
- * `blocks` topic when it starts.
+ * `blocks` topic when it starts, and reporting each on `block-status` (it never writes `blocks`).
  */
 export const agentStage = defineStage({
   name: 'agent',
@@ -90,12 +90,12 @@ export const agentStage = defineStage({
     TOPICS.logs,
     TOPICS.fim,
     TOPICS.netconf,
-    TOPICS.blocks,
+    TOPICS.blockStatus,
     TOPICS.packets,
     TOPICS.alerts,
     TOPICS.dlq,
   ],
-  reads: () => [TOPICS.policy, TOPICS.assignments, TOPICS.blocks, TOPICS.agentCommands],
+  reads: () => [TOPICS.policy, TOPICS.assignments, TOPICS.blocks, TOPICS.blockStatus, TOPICS.agentCommands],
   start: (stage) => startAgent(stage),
 });
 

@@ -144,12 +144,13 @@ test(
             value: blocks.encode(ipBlockDecision({ enforcer: me, ip, ttlMs: 600_000 })),
           })),
         );
+        // the agent's reports, on their own topic (it may not write decisions)
         const status = async () =>
           new Map(
-            (await readAll(bus, TOPICS.blocks))
-              .map((r) => blocks.decode(r.value!))
-              .filter((d) => d.status !== 'requested')
-              .map((d) => [d.target.ip!, d.status]),
+            (await readAll(bus, TOPICS.blockStatus))
+              .filter((r) => r.value)
+              .map((r) => codecFor(TOPICS.blockStatus).decode(r.value!))
+              .map((d) => [d.target, d.status]),
           );
         await waitFor('all four decided', async () => (await status()).size === 4);
         const st = await status();

@@ -27,7 +27,7 @@ export const STAGE = 'manager';
 /**
  * The manager: the REST API and the console. Stateless: everything it holds is read back from
  * the compacted policy topic (users, roles, tokens, sessions, groups, policies, …) and the
- * pipeline's tables (inventory, assignments, heartbeats, blocks), which it follows, so any
+ * pipeline's tables (inventory, assignments, heartbeats, blocks and their status), which it follows, so any
  * number of instances serve the same state and any may die. Every write goes to a topic
  * before it is answered, and every write route leaves one AuditEvent on `cordon.audit.v1`,
  * which the sink lands in ClickHouse's `audit` table; the manager reads ClickHouse through a
@@ -40,7 +40,7 @@ export const managerStage = defineStage({
   // it consumes nothing as a group: every instance follows every table whole
   inputs: () => [],
   outputs: () => [TOPICS.policy, TOPICS.audit, TOPICS.blocks, TOPICS.agentCommands],
-  reads: () => [TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.agents, TOPICS.blocks],
+  reads: () => [TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.agents, TOPICS.blocks, TOPICS.blockStatus],
   start: (stage) => startManager(stage),
 });
 
@@ -99,6 +99,10 @@ async function startManager(stage: Stage<ManagerConfig>): Promise<RunningManager
   await stage.follow(
     TOPICS.blocks,
     guarded('block', (k, v) => views.applyBlock(k, v)),
+  );
+  await stage.follow(
+    TOPICS.blockStatus,
+    guarded('block status', (k, v) => views.applyBlockStatus(k, v)),
   );
 
   const nowUs = () => clock.now() * 1000;

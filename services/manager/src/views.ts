@@ -1,10 +1,11 @@
-import { blockView, sortBlocks, vmRow, type BlockView, type VmRow } from '@cordon/policy';
+import { blockView, sortBlocks, statusReport, vmRow, type BlockView, type VmRow } from '@cordon/policy';
 import {
   codecFor,
   TOPICS,
   type AgentRecord,
   type Assignment,
   type BlockDecision,
+  type BlockStatusReport,
   type InventoryRecord,
 } from '@cordon/schemas';
 import type { GroupDocument } from './documents.js';
@@ -20,6 +21,8 @@ export class PipelineViews {
   readonly assignments = new Map<string, Assignment>();
   readonly sensors = new Map<string, AgentRecord>();
   readonly blocks = new Map<string, { key: Buffer; decision: BlockDecision }>();
+  /** What the enforcers reported on them (`cordon.block-status.v1`), by the same key. */
+  readonly blockReports = new Map<string, BlockStatusReport>();
   /** Each VM's newest alert (last 30 days), refreshed from ClickHouse every few seconds. */
   readonly lastAlerts = new Map<string, { ts: string; signature: string }>();
   /** Bumped by every record applied: what caches of derived rows compare against. */
@@ -29,6 +32,7 @@ export class PipelineViews {
     assignments: codecFor(TOPICS.assignments),
     agents: codecFor(TOPICS.agents),
     blocks: codecFor(TOPICS.blocks),
+    blockStatus: codecFor(TOPICS.blockStatus),
   };
 
   applyInventory(key: Buffer | null, value: Buffer | null): void {
@@ -67,6 +71,16 @@ export class PipelineViews {
     else this.blocks.set(k, { key: key!, decision: this.codecs.blocks.decode(value) });
   }
 
+  /** An enforcer's report; one whose value names another key's enforcer or target is ignored (statusReport). */
+  applyBlockStatus(key: Buffer | null, value: Buffer | null): void {
+    this.version++;
+    const k = key?.toString() ?? '';
+    const s = statusReport(key, value, this.codecs.blockStatus);
+    if (value !== null && s === null) return; // unusable: changes nothing
+    if (s === null) this.blockReports.delete(k);
+    else this.blockReports.set(k, s);
+  }
+
   hostName(id: string): string {
     return this.inventory.get(`host:${id}`)?.name ?? id;
   }
@@ -89,7 +103,9 @@ export class PipelineViews {
   }
 
   blockViews(nowMs: number): BlockView[] {
-    return sortBlocks([...this.blocks.values()].map((b) => blockView(b.key, b.decision, nowMs)));
+    return sortBlocks(
+      [...this.blocks.entries()].map(([k, b]) => blockView(b.key, b.decision, nowMs, this.blockReports.get(k))),
+    );
   }
 
   /** The VM a block protects, as far as the tables say: its scope when that is a VM, else the agent's VM. */

@@ -105,6 +105,14 @@ test('an analyst token cannot lift a block, an operator can, and the audit row n
       async () =>
         (await w.call(analyst.token, { method: 'GET', url: '/api/v1/blocks' })).json<unknown[]>().length === 1 || null,
     );
+    // the decision with its enforcer's report (block-status topic) on it
+    const [shown] = await waitFor('the report on it', async () => {
+      const b = (await w.call(analyst.token, { method: 'GET', url: '/api/v1/blocks' })).json<
+        Array<{ status: string; reported: string | null; error: string | null }>
+      >();
+      return b[0]?.status === 'applied' ? b : null;
+    });
+    assert.ok(shown!.reported && shown!.error === null, JSON.stringify(shown));
     const refused = await w.call(analyst.token, {
       method: 'POST',
       url: '/api/v1/blocks/lift',
@@ -310,6 +318,58 @@ test('alerts: newest first, pages by cursor without gaps or repeats, time and VM
     assert.equal(
       (await w.call(analyst.token, { method: 'GET', url: '/api/v1/alerts?cursor=bm9wZQ' })).json().code,
       'CORDON_ERR_MANAGER_BAD_REQUEST',
+    );
+  } finally {
+    await w.close();
+  }
+});
+
+test("an alert's blocks: the decision and its enforcer's reports (block_status), in order, as one history", async () => {
+  const w = await startWorld();
+  try {
+    await putVm(w, 'web-1', 'hv1');
+    await putAlertRow(w, 'alert-h', 'web-1');
+    const row = { enforcer: 'watchdog:hv1', target: '203.0.113.66', expires: '2025-03-01 11:00:00.000000' };
+    await w.store.insert(
+      'blocks',
+      [
+        {
+          ...row,
+          ts: '2025-03-01 10:00:00.000000',
+          block_id: 'b-h',
+          target_kind: 'ip',
+          scope: 'web-1',
+          action: 'drop',
+          ttl_ms: 3_600_000,
+          created: '2025-03-01 10:00:00.000000',
+          reason_alert: 'alert-h',
+          status: 'requested',
+        },
+      ],
+      { batchId: 'test-blocks-h' },
+    );
+    await w.store.insert(
+      'block_status',
+      [
+        { ...row, ts: '2025-03-01 10:00:01.000000', block_id: 'b-h', status: 'failed', error: 'CORDON_ERR_BLOCK_RATE' },
+        { ...row, ts: '2025-03-01 10:00:02.000000', block_id: 'b-h', status: 'applied', error: '' },
+        // another decision's report is not this alert's
+        { ...row, ts: '2025-03-01 10:00:03.000000', block_id: 'b-other', status: 'applied', error: '' },
+      ],
+      { batchId: 'test-block-status-h' },
+    );
+    const analyst = await w.userWithToken('analyst', { name: 'ana' });
+    const r = await w.call(analyst.token, { method: 'GET', url: '/api/v1/alerts/alert-h' });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual(
+      r
+        .json<{ blocks: Array<{ status: string; action: string; block_id: string }> }>()
+        .blocks.map((b) => [b.block_id, b.action, b.status]),
+      [
+        ['b-h', 'drop', 'requested'],
+        ['b-h', 'drop', 'failed'],
+        ['b-h', 'drop', 'applied'],
+      ],
     );
   } finally {
     await w.close();

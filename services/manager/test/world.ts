@@ -169,6 +169,7 @@ export async function startWorld(o: { sink?: boolean; managerConfig?: Record<str
   };
 }
 
+/** A decision on the blocks topic and its enforcer's `applied` report on the block-status topic. */
 export async function putBlock(w: World, enforcer: string, target: string, vm: string): Promise<void> {
   const now = Date.now() * 1000;
   const b: BlockDecision = {
@@ -190,11 +191,24 @@ export async function putBlock(w: World, enforcer: string, target: string, vm: s
     created_us: now,
     expires_us: now + 600_000_000,
     reason_alert: 'alert-1',
-    status: 'applied',
+    status: 'requested',
   };
-  await w.bus
-    .producer()
-    .send(TOPICS.blocks, [{ key: blockKey(enforcer, target), value: codecFor(TOPICS.blocks).encode(b) }]);
+  const p = w.bus.producer();
+  await p.send(TOPICS.blocks, [{ key: blockKey(enforcer, target), value: codecFor(TOPICS.blocks).encode(b) }]);
+  await p.send(TOPICS.blockStatus, [
+    {
+      key: blockKey(enforcer, target),
+      value: codecFor(TOPICS.blockStatus).encode({
+        block_id: b.block_id,
+        enforcer,
+        target,
+        status: 'applied',
+        ts_us: now + 1000,
+        expires_us: b.expires_us,
+        error: null,
+      }),
+    },
+  ]);
 }
 
 export async function putVm(w: World, id: string, host: string, cluster: string | null = null): Promise<void> {

@@ -3,6 +3,7 @@ import {
   blockActionFor,
   plainIpFamily,
   policyFileSchema,
+  statusReport,
   type AssignmentView,
   type InventoryView,
   type PolicyDocument,
@@ -53,11 +54,18 @@ export type Decision =
     }
   | { kind: 'skip'; reason: SkipReason; detail: string };
 
-/** Decisions already on `cordon.blocks.v1`, by key and by target: idempotency and repeat offenders. */
+/**
+ * Decisions already on `cordon.blocks.v1`, by key and by target: idempotency and repeat
+ * offenders; and the failures their enforcers reported on `cordon.block-status.v1`, which let a
+ * new alert decide the target again (the enforcer tries once more).
+ */
 export class BlockHistory {
   private readonly byKey = new Map<string, BlockDecision>();
   private readonly byTarget = new Map<string, Map<string, BlockDecision>>();
+  /** Block ids whose enforcer reported them failed, by key. */
+  private readonly failedIds = new Map<string, string>();
   private readonly codec = codecFor(TOPICS.blocks);
+  private readonly statusCodec = codecFor(TOPICS.blockStatus);
 
   /** Apply a record of the blocks topic (null value: lifted). Throws on a value that does not decode. */
   apply(key: Buffer | null, value: Buffer | null): void {
@@ -81,6 +89,24 @@ export class BlockHistory {
 
   current(key: string): BlockDecision | undefined {
     return this.byKey.get(key);
+  }
+
+  /**
+   * Apply a record of the status topic. A report whose value names another key is ignored
+   * (statusReport); an unreadable one too — a report never makes, changes or lifts a decision.
+   */
+  applyStatus(key: Buffer | null, value: Buffer | null): void {
+    const k = key?.toString() ?? '';
+    const s = statusReport(key, value, this.statusCodec);
+    if (value !== null && s === null) return; // unusable: changes nothing
+    if (s?.status === 'failed') this.failedIds.set(k, s.block_id);
+    else this.failedIds.delete(k);
+  }
+
+  /** Whether the decision under `key` is one its enforcer reported it could not put in force. */
+  failed(key: string): boolean {
+    const d = this.byKey.get(key);
+    return d !== undefined && (d.status === 'failed' || this.failedIds.get(key) === d.block_id);
   }
 
   /** The newest decision for a target on any enforcer. */
@@ -114,7 +140,9 @@ export function readdress(
   const out: Array<{ from: string; key: Buffer; decision: BlockDecision }> = [];
   for (const [key, d] of blocks.entries()) {
     if (d.scope !== vmId || d.enforcer === enforcer) continue;
-    if (d.status === 'failed' || d.status === 'expired' || d.expires_us <= nowUs) continue;
+    // A decision stands until it expires or is lifted: one the old enforcer reported failed
+    // moves too, and the new enforcer tries it itself (a report is never a reason to drop one).
+    if (d.status === 'expired' || d.expires_us <= nowUs) continue;
     const target = targetIp(d);
     if (!target) continue;
     out.push({ from: key, key: blockKey(enforcer, target), decision: { ...d, enforcer, status: 'requested' } });
@@ -204,7 +232,7 @@ export function decide(alert: Alert, views: Views, policyId: string, nowUs: numb
   if (current) {
     if (current.block_id === blockId)
       return { kind: 'skip', reason: 'duplicate', detail: `block ${blockId} is already decided` };
-    if (current.status !== 'failed' && current.status !== 'expired' && current.expires_us > nowUs) {
+    if (!views.blocks.failed(key.toString()) && current.status !== 'expired' && current.expires_us > nowUs) {
       return {
         kind: 'skip',
         reason: 'active',

@@ -7,8 +7,8 @@ import { BlockHistory, decide, readdress, type Views } from './decide.js';
 
 /**
  * The responder: `cordon.alerts.v1` (consumer group) → decide → `cordon.blocks.v1`, bad
- * alerts → the DLQ. Policy, inventory, assignments and the blocks already decided are
- * followed as tables (read whole at start, then followed) by every instance, so each instance
+ * alerts → the DLQ. Policy, inventory, assignments, the blocks already decided and the
+ * failures their enforcers reported (`cordon.block-status.v1`) are followed as tables (read whole at start, then followed) by every instance, so each instance
  * decides with the full picture whatever alert partitions it owns.
  *
  * At-least-once: a batch's offsets are committed after its decisions are acknowledged; a
@@ -20,7 +20,7 @@ export const responderStage = defineStage({
   config: responderConfigSchema,
   inputs: (c) => [{ group: c.groupId, topic: TOPICS.alerts }],
   outputs: () => [TOPICS.blocks, TOPICS.dlq],
-  reads: () => [TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.blocks],
+  reads: () => [TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.blocks, TOPICS.blockStatus],
   async start(stage) {
     const { config, ctx } = stage;
     const { log, metrics, clock } = ctx;
@@ -79,6 +79,7 @@ export const responderStage = defineStage({
       log.info({ vm, enforcer: after.enforcer, blocks: moves.length }, "The VM's blocks moved to its new enforcer.");
     });
     await viewOf(TOPICS.blocks, (k, v) => views.blocks.apply(k, v));
+    await viewOf(TOPICS.blockStatus, (k, v) => views.blocks.applyStatus(k, v));
     log.info(
       {
         policies: views.policy.policies.size,

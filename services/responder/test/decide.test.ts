@@ -86,6 +86,20 @@ const blockOf = (d: ReturnType<typeof decide>) => {
   return d as Extract<typeof d, { kind: 'block' }>;
 };
 
+/** An enforcer's report on the block-status topic, as the bytes the responder follows (key: enforcer|target). */
+function report(key: Buffer, blockId: string, status: 'applied' | 'failed'): Buffer {
+  const [enforcer, target] = key.toString().split('|') as [string, string];
+  return codecFor(TOPICS.blockStatus).encode({
+    block_id: blockId,
+    enforcer,
+    target,
+    status,
+    ts_us: T0,
+    expires_us: T0 + 600_000_000,
+    error: status === 'failed' ? 'CORDON_ERR_BLOCK_NFT' : null,
+  });
+}
+
 test('prevent mode: an alert becomes a block on the watchdog of the VM host, against the other side', () => {
   const v = views({ mode: 'prevent', blocks: { ttlS: 60 } });
   const d = blockOf(decide(alert(), v, 'default', T0));
@@ -159,8 +173,8 @@ test('replays neither duplicate nor extend a block; a stale alert is ignored', (
   // the same alert again, later: same block id → nothing
   const again = decide(alert(), v, 'default', T0 + 30 * S);
   assert.deepEqual([again.kind, again.kind === 'skip' && again.reason], ['skip', 'duplicate']);
-  // the applied status report on the topic does not change that
-  v.blocks.put(first.key.toString(), { ...first.decision, status: 'applied' });
+  // the enforcer's applied report (block-status topic) does not change that
+  v.blocks.applyStatus(first.key, report(first.key, first.decision.block_id, 'applied'));
   assert.equal(decide(alert(), v, 'default', T0 + 120 * S).kind, 'skip');
   // another alert while blocked: not extended
   const other = decide(alert({ alert_id: 'a-3', ts_us: T0 + 10 * S }), v, 'default', T0 + 10 * S);
@@ -168,6 +182,33 @@ test('replays neither duplicate nor extend a block; a stale alert is ignored', (
   // an old alert replayed after the block expired: it predates the block, nothing new
   const old = decide(alert({ alert_id: 'a-0', ts_us: T0 - 5 * S }), v, 'default', T0 + 120 * S);
   assert.deepEqual([old.kind, old.kind === 'skip' && old.reason], ['skip', 'stale']);
+});
+
+test('a block its enforcer reported failed is decided again by the next alert; a report on an older decision, or under another key than it names, changes nothing', () => {
+  const v = views({ mode: 'prevent', blocks: { ttlS: 600 } });
+  const first = blockOf(decide(alert(), v, 'default', T0));
+  v.blocks.put(first.key.toString(), first.decision);
+  const next = () => decide(alert({ alert_id: 'a-9', ts_us: T0 + 10 * S }), v, 'default', T0 + 10 * S);
+  const reason = () => {
+    const d = next();
+    return d.kind === 'skip' ? d.reason : d.kind;
+  };
+  assert.equal(reason(), 'active');
+  // a failure reported on an earlier decision for the target is not this one's
+  v.blocks.applyStatus(first.key, report(first.key, 'blk-earlier', 'failed'));
+  assert.equal(reason(), 'active');
+  // a report whose value names another enforcer than its key (a forgery) is ignored
+  const forged = report(Buffer.from('agent:evil|203.0.113.7'), first.decision.block_id, 'failed');
+  v.blocks.applyStatus(first.key, forged);
+  assert.equal(reason(), 'active');
+  // the enforcer's own failure on this decision: the next alert decides again (it tries once more)
+  v.blocks.applyStatus(first.key, report(first.key, first.decision.block_id, 'failed'));
+  const again = blockOf(next());
+  assert.equal(again.key.toString(), first.key.toString());
+  assert.notEqual(again.decision.block_id, first.decision.block_id);
+  // its report taken back (a tombstone: lifted) → the decision stands again
+  v.blocks.applyStatus(first.key, null);
+  assert.equal(reason(), 'active');
 });
 
 test('repeat offenders: TTL × multiplier within the window, capped; a fresh start after it', () => {
@@ -213,7 +254,7 @@ test('hostile or unresolvable alerts: typed error for bad addresses, skip when n
   assert.equal(decide(alert({ src_ip: null }), v, 'default', T0).kind, 'skip', 'one-sided alert');
 });
 
-test("a VM whose enforcer changes takes its blocks in force along; expired, failed and other VMs' blocks stay", () => {
+test("a VM whose enforcer changes takes its blocks along, failed ones too (the new enforcer tries itself); expired and other VMs' blocks stay", () => {
   const h = new BlockHistory();
   const d = (ip: string, o: Partial<BlockDecision> = {}): BlockDecision => ({
     block_id: `b-${ip}`,
@@ -230,11 +271,17 @@ test("a VM whose enforcer changes takes its blocks in force along; expired, fail
   });
   h.put('watchdog:hv1|198.51.100.1', d('198.51.100.1'));
   h.put('watchdog:hv1|198.51.100.2', d('198.51.100.2', { expires_us: T0 - 1 }));
-  h.put('watchdog:hv1|198.51.100.3', d('198.51.100.3', { status: 'failed' }));
+  h.put('watchdog:hv1|198.51.100.3', d('198.51.100.3'));
+  const k3 = Buffer.from('watchdog:hv1|198.51.100.3');
+  h.applyStatus(k3, report(k3, 'b-198.51.100.3', 'failed'));
+  assert.equal(h.failed(k3.toString()), true);
   h.put('watchdog:hv1|198.51.100.4', d('198.51.100.4', { scope: 'db-1' }));
   const moves = readdress('web-1', 'watchdog:hv2', h, T0 + 1);
   assert.deepEqual(
     moves.map((m) => [m.from, m.key.toString(), m.decision.enforcer, m.decision.status, m.decision.expires_us]),
-    [['watchdog:hv1|198.51.100.1', 'watchdog:hv2|198.51.100.1', 'watchdog:hv2', 'requested', T0 + 60_000_000]],
+    [
+      ['watchdog:hv1|198.51.100.1', 'watchdog:hv2|198.51.100.1', 'watchdog:hv2', 'requested', T0 + 60_000_000],
+      ['watchdog:hv1|198.51.100.3', 'watchdog:hv2|198.51.100.3', 'watchdog:hv2', 'requested', T0 + 60_000_000],
+    ],
   );
 });

@@ -6,6 +6,7 @@ const TTL_FROM = {
   flows: 'toDateTime(ingested_at)',
   alerts: 'toDateTime(ingested_at)',
   blocks: 'toDateTime(ingested_at)',
+  block_status: 'toDateTime(ingested_at)',
   fim_events: 'toDateTime(ingested_at)',
   dlq: 'toDateTime(ingested_at)',
   alerts_hourly: 'ingested',

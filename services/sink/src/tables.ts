@@ -4,6 +4,7 @@ import {
   type Alert,
   type AuditEvent,
   type BlockDecision,
+  type BlockStatusReport,
   type DeadLetter,
   type FileEvent,
   type FlowRecord,
@@ -143,6 +144,21 @@ const blocks: TableMapping<typeof TOPICS.blocks> = {
   }),
 };
 
+/** What the enforcers reported on each decision (a row per report; joined to `blocks` by block_id). */
+const blockStatus: TableMapping<typeof TOPICS.blockStatus> = {
+  topic: TOPICS.blockStatus,
+  table: 'block_status',
+  toRow: (s: BlockStatusReport) => ({
+    ts: microsToDateTime64(s.ts_us),
+    block_id: s.block_id,
+    enforcer: s.enforcer,
+    target: s.target,
+    status: s.status,
+    expires: microsToDateTime64(s.expires_us),
+    error: s.error ?? '',
+  }),
+};
+
 const fim: TableMapping<typeof TOPICS.fim> = {
   topic: TOPICS.fim,
   table: 'fim_events',
@@ -187,6 +203,7 @@ export const TABLE_MAPPINGS: readonly TableMapping[] = [
   dlq,
   alerts,
   blocks,
+  blockStatus,
   fim,
   audit,
 ] as unknown as TableMapping[];

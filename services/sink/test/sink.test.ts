@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, type Bus, type ConsumedRecord } from '@cordon/bus';
 import { allTopicSpecs, codecFor, complete, TOPICS, type FlowRecord } from '@cordon/schemas';
 import { createStore, type Store } from '@cordon/store';
-import { runStage } from '@cordon/stage';
+import { createRecordSigner, runStage } from '@cordon/stage';
 import { rowOf, sinkStage } from '../src/index.js';
 
 const startSink = (o: { bus: Bus; store: Store; ctx: ReturnType<typeof createContext>; groupId?: string }) =>
@@ -148,7 +149,7 @@ test('a row ClickHouse refuses becomes a dead letter; the rest of its batch land
   }
 });
 
-test('alerts, block decisions and file events land in their tables; a tombstone is not a row', async () => {
+test("alerts, block decisions, their enforcers' reports and file events land in their tables; a tombstone is not a row", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
   const ctx = createContext({ log: silentLogger });
   const bus = createEmbeddedBus({ dataDir: dir, ctx });
@@ -204,9 +205,21 @@ test('alerts, block decisions and file events land in their tables; a tombstone 
     };
     await p.send(TOPICS.blocks, [
       { key: Buffer.from('agent:agt-1|10.213.0.66'), value: codecFor(TOPICS.blocks).encode(block) },
+      { key: Buffer.from('agent:agt-1|10.213.0.66'), value: null },
+    ]);
+    // the enforcer's report on it, on its own topic, then taken back when the block is lifted
+    await p.send(TOPICS.blockStatus, [
       {
         key: Buffer.from('agent:agt-1|10.213.0.66'),
-        value: codecFor(TOPICS.blocks).encode({ ...block, status: 'applied' }),
+        value: codecFor(TOPICS.blockStatus).encode({
+          block_id: 'b1',
+          enforcer: 'agent:agt-1',
+          target: '10.213.0.66',
+          status: 'applied',
+          ts_us: 1_700_000_000_500_000,
+          expires_us: 1_700_000_600_000_000,
+          error: null,
+        }),
       },
       { key: Buffer.from('agent:agt-1|10.213.0.66'), value: null },
     ]);
@@ -246,24 +259,98 @@ test('alerts, block decisions and file events land in their tables; a tombstone 
     const deadline = Date.now() + 30_000;
     let counts = '';
     while (Date.now() < deadline) {
-      const [r] = await store.query<{ a: string; b: string; f: string }>(
-        'SELECT (SELECT count() FROM alerts) AS a, (SELECT count() FROM blocks) AS b, (SELECT count() FROM fim_events) AS f',
+      const [r] = await store.query<{ a: string; b: string; s: string; f: string }>(
+        'SELECT (SELECT count() FROM alerts) AS a, (SELECT count() FROM blocks) AS b, (SELECT count() FROM block_status) AS s, (SELECT count() FROM fim_events) AS f',
       );
-      counts = `${r!.a}/${r!.b}/${r!.f}`;
-      if (counts === '1/2/1') break;
+      counts = `${r!.a}/${r!.b}/${r!.s}/${r!.f}`;
+      if (counts === '1/1/1/1') break;
       await new Promise((res) => setTimeout(res, 100));
     }
     await sink.stop();
-    assert.equal(counts, '1/2/1');
+    assert.equal(counts, '1/1/1/1');
     const [a] = await store.query<{ src_addr: string; rule_id: string }>('SELECT src_addr, rule_id FROM alerts');
     assert.deepEqual(a, { src_addr: '10.213.0.66', rule_id: 'cordon:ssh-bruteforce' });
-    const statuses = await store.query<{ status: string }>('SELECT status FROM blocks ORDER BY status');
+    // a block's history: its decision (blocks) and its enforcer's reports (block_status), by block id
+    const history = await store.query<{ status: string }>(
+      `SELECT status FROM (SELECT ts, status FROM blocks WHERE block_id = 'b1'
+                          UNION ALL SELECT ts, status FROM block_status WHERE block_id = 'b1') ORDER BY ts`,
+    );
     assert.deepEqual(
-      statuses.map((s) => s.status),
-      ['applied', 'requested'],
+      history.map((s) => s.status),
+      ['requested', 'applied'],
     );
     const [f] = await store.query<{ after: string }>('SELECT after FROM fim_events');
     assert.equal(JSON.parse(f!.after).sha256, 'cd');
+  } finally {
+    await bus.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an agent's signed block status lands; one it signed for another enforcer's key is a dead letter (CORDON_ERR_RECORD_MISBOUND), never a row", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: dir, ctx });
+  await bus.admin.ensureTopics(allTopicSpecs());
+  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  try {
+    const agent = createRecordSigner('agt-1', generateKeyPairSync('ed25519').privateKey);
+    const p = bus.producer();
+    await p.send(TOPICS.producers, [
+      {
+        key: Buffer.from('agt-1'),
+        value: codecFor(TOPICS.producers).encode({
+          producer: 'agt-1',
+          kind: 'agent',
+          vm: 'vm-a',
+          host: null,
+          public_key: agent.publicKey,
+          registered_us: Date.now() * 1000,
+          registered_by: 'enroll-token:test',
+        }),
+      },
+    ]);
+    const report = (enforcer: string, target: string, blockId: string) => ({
+      key: Buffer.from(`${enforcer}|${target}`),
+      value: codecFor(TOPICS.blockStatus).encode({
+        block_id: blockId,
+        enforcer,
+        target,
+        status: 'failed',
+        ts_us: 1_700_000_000_000_000,
+        expires_us: 1_700_000_600_000_000,
+        error: 'CORDON_ERR_BLOCK_NEVER_BLOCK',
+      }),
+    });
+    await p.send(
+      TOPICS.blockStatus,
+      agent.signAll(TOPICS.blockStatus, [
+        report('agent:agt-1', '203.0.113.5', 'own'),
+        // the compromised agent speaks for the watchdog's decision
+        report('watchdog:hv1', '203.0.113.6', 'theirs'),
+      ]),
+    );
+    const sink = await runStage(sinkStage, { bus, ctx, env: { store: async () => store }, verifyRecords: true });
+    try {
+      let counts = '';
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline && counts !== '1/1';) {
+        const [r] = await store.query<{ s: string; d: string }>(
+          'SELECT (SELECT count() FROM block_status) AS s, (SELECT count() FROM dlq) AS d',
+        );
+        counts = `${r!.s}/${r!.d}`;
+        if (counts !== '1/1') await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.equal(counts, '1/1', 'the own report a row, the other one a dead letter');
+    } finally {
+      await sink.stop();
+    }
+    assert.deepEqual(await store.query('SELECT block_id, enforcer, error FROM block_status'), [
+      { block_id: 'own', enforcer: 'agent:agt-1', error: 'CORDON_ERR_BLOCK_NEVER_BLOCK' },
+    ]);
+    const [dl] = await store.query<{ error_code: string }>('SELECT error_code FROM dlq');
+    assert.equal(dl!.error_code, 'CORDON_ERR_RECORD_MISBOUND');
+    await p.close();
   } finally {
     await bus.close();
     await store.close();

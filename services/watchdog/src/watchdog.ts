@@ -10,7 +10,8 @@ import { startGating, type GatingHandle } from './gating.js';
  * The watchdog of one hypervisor host: its enforcer — every block addressed to
  * `watchdog:<host>` on `cordon.blocks.v1` is applied on the host bridge, restored from the
  * compacted topic at start (a restarted or rebooted host gets its active blocks back, with
- * their remaining TTL), lifted on a tombstone, and reported back as `applied` or `failed`
+ * their remaining TTL), lifted on a tombstone, and reported as `applied` or `failed` on
+ * `cordon.block-status.v1`
  * (see @cordon/enforce's followBlocks) — and its live capture (capture.ts).
  */
 export interface WatchdogHandle {
@@ -31,8 +32,8 @@ export const watchdogStage = defineStage({
   config: watchdogConfigSchema,
   when: 'configured',
   inputs: () => [],
-  outputs: () => [TOPICS.packets, TOPICS.blocks, TOPICS.agents, TOPICS.alerts, TOPICS.dlq],
-  reads: () => [TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.agents, TOPICS.blocks],
+  outputs: () => [TOPICS.packets, TOPICS.blockStatus, TOPICS.agents, TOPICS.alerts, TOPICS.dlq],
+  reads: () => [TOPICS.policy, TOPICS.inventory, TOPICS.assignments, TOPICS.agents, TOPICS.blocks, TOPICS.blockStatus],
   start: (stage) => startWatchdog(stage),
 });
 

@@ -8,6 +8,7 @@ import { createEmbeddedBus, createKafkaBus, readTable, type Bus } from '@cordon/
 import { allTopicSpecs, blockKey, codecFor, TOPICS, watchdogEnforcer, type BlockDecision } from '@cordon/schemas';
 import { canUseNetns, freshCordonTopics, kafkaBrokers, makeLab, ipBlockDecision, waitFor } from '@cordon/testkit';
 import { runStage } from '@cordon/stage';
+import { effectiveStatus, statusReport } from '@cordon/policy';
 import { BridgeEnforcer, parseWatchdogConfig, watchdogStage } from '../src/index.js';
 
 const skip = canUseNetns();
@@ -54,9 +55,13 @@ test('hostile names and targets never reach nft', () => {
   assert.throws(() => parseWatchdogConfig({ host: 'hv1', bridge: 'br0', bridg: 'x' }), /unknown key "bridg"/);
 });
 
-async function statusOf(bus: Bus, ip: string): Promise<BlockDecision['status'] | 'lifted'> {
-  const rec = (await readTable(bus, TOPICS.blocks)).get(blockKey(me, ip).toString('base64'));
-  return rec?.value ? codec.decode(rec.value).status : 'lifted';
+/** A decision's status as its readers see it: the watchdog's report on it (block-status topic), else `requested`. */
+async function statusOf(bus: Bus, ip: string): Promise<string> {
+  const k = blockKey(me, ip).toString('base64');
+  const rec = (await readTable(bus, TOPICS.blocks)).get(k);
+  if (!rec?.value) return 'lifted';
+  const report = (await readTable(bus, TOPICS.blockStatus)).get(k);
+  return effectiveStatus(codec.decode(rec.value), statusReport(report?.key ?? null, report?.value ?? null)).status;
 }
 
 test(
@@ -147,6 +152,11 @@ async function scenario(bus: Bus, c: Context): Promise<void> {
     assert.deepEqual(await wd.enforcer!.list(), [], 'an element lifted while the watchdog was down is removed');
     assert.equal(await reach('attacker'), true);
     assert.ok(c.metrics.get('watchdog.enforce.reconciled') >= 1);
+    assert.equal(
+      (await readTable(bus, TOPICS.blockStatus)).has(blockKey(me, attacker).toString('base64')),
+      false,
+      'its report is taken back from the status topic',
+    );
     await wd.stop();
   } finally {
     server.kill();

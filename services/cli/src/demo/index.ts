@@ -229,17 +229,18 @@ export async function printDemoSummary(
   out(formatTable(alerts));
 
   // as on the compacted topic, the newest decision per enforcer and target is the one in force
-  // (older rows are history: earlier blocks, and the statuses enforcers reported)
+  // (older rows are history), with the newest status its enforcer reported on that decision
   const blocks = await store.query(
     `SELECT b.enforcer AS enforcer, b.target AS target, b.action AS action, intDiv(b.ttl_ms, 1000) AS ttl_s,
             toString(toDateTime(b.expires, 'UTC')) AS expires_utc,
             dateDiff('second', now64(), b.expires) AS left_s,
             multiIf(left_s <= 0, 'expired', left_s < 7200, concat('in ', toString(intDiv(left_s, 60)), ' min'),
                     left_s < 172800, concat('in ', toString(intDiv(left_s, 3600)), ' h'), concat('in ', toString(intDiv(left_s, 86400)), ' days')) AS state,
-            b.status AS status, a.rule_id AS rule
+            if(s.status = '', b.status, s.status) AS status, a.rule_id AS rule
        FROM (SELECT enforcer, target, argMax(action, ts) AS action, argMax(ttl_ms, ts) AS ttl_ms, argMax(expires, ts) AS expires,
-                    argMax(status, ts) AS status, argMax(reason_alert, ts) AS reason_alert
+                    argMax(status, ts) AS status, argMax(reason_alert, ts) AS reason_alert, argMax(block_id, ts) AS block_id
                FROM blocks GROUP BY enforcer, target) AS b
+       LEFT JOIN (SELECT block_id, argMax(status, ts) AS status FROM block_status GROUP BY block_id) AS s ON s.block_id = b.block_id
        INNER JOIN (SELECT alert_id, any(rule_id) AS rule_id FROM alerts WHERE sensor IN {sensors:Array(String)} GROUP BY alert_id) AS a ON a.alert_id = b.reason_alert
       ORDER BY b.expires DESC`,
     { sensors },

@@ -237,7 +237,15 @@ export function alertRoutes(app: FastifyInstance, d: ManagerDeps): void {
         : null;
       const blocks = await read<z.infer<typeof blockRow>>(
         d,
-        'SELECT toString(ts) AS ts, block_id, enforcer, target, action, status, toString(expires) AS expires FROM blocks WHERE reason_alert = {id:String} ORDER BY ts',
+        // the decisions (blocks) and what their enforcers reported on them (block_status): one history
+        `SELECT toString(ts) AS ts, block_id, enforcer, target, action, status, toString(expires) AS expires FROM (
+           SELECT ts, block_id, enforcer, target, action, status, expires FROM blocks WHERE reason_alert = {id:String}
+           UNION ALL
+           SELECT s.ts AS ts, s.block_id AS block_id, s.enforcer AS enforcer, s.target AS target, b.action AS action, s.status AS status, s.expires AS expires
+             FROM block_status AS s
+             INNER JOIN (SELECT block_id, any(action) AS action FROM blocks WHERE reason_alert = {id:String} GROUP BY block_id) AS b
+               ON b.block_id = s.block_id
+         ) ORDER BY ts`,
         { id },
       );
       const ack = d.state.acks.get(id);

@@ -14,6 +14,8 @@ const blockView = z.object({
   target: z.string(),
   action: z.string(),
   status: z.string(),
+  reported: z.string().nullable(),
+  error: z.string().nullable(),
   ttl_s: z.number().int(),
   created: z.string(),
   expires: z.string(),
@@ -53,7 +55,7 @@ export function operationRoutes(app: FastifyInstance, d: ManagerDeps): void {
     access: 'blocks:read',
     tag: 'blocks',
     summary:
-      'Blocks in force (the newest decision per enforcer and target on the compacted blocks topic); all=true with expired ones',
+      'Blocks in force (the newest decision per enforcer and target on the compacted blocks topic, with the status its enforcer reported on the block-status topic); all=true with expired ones',
     querystring: z.object({ all: z.enum(['true', 'false']).default('false') }).strict(),
     response: z.array(blockView),
     handler: (req) => blocks(req.query.all === 'true').filter((b) => vmInScope(d, req.identity, b.vm)),

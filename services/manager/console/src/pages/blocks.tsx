@@ -6,7 +6,10 @@ interface Block {
   enforcer: string;
   target: string;
   action: string;
+  /** requested, or what the enforcer reported: applied, failed */
   status: string;
+  /** the enforcer's error code for a failure */
+  error: string | null;
   expires: string;
   left_s: number;
   active: boolean;
@@ -69,6 +72,7 @@ export function BlocksPage({ can }: { can: (p: string) => boolean }) {
                   <Badge kind={b.status === 'applied' ? 'ok' : b.status === 'failed' ? 'bad' : 'warn'}>
                     {b.status}
                   </Badge>
+                  {b.error ? <span class="dim"> {b.error}</span> : null}
                 </td>
                 <td>
                   {when(b.expires)} ({b.left_s} s)
