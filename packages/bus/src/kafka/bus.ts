@@ -1,8 +1,10 @@
 /**
  * The Kafka adapter of the bus, on @platformatic/kafka (pure JS; chosen by measurement, see
- * bench/RESULTS.md "Kafka client choice"). Producer and admin use the client's high-level
- * classes; the consumer speaks the group protocol itself (consumer.ts) because the client's
- * stream consumer rejoins on a rebalance without a revoke hook.
+ * bench/RESULTS.md "Kafka client choice"). Admin uses the client's high-level class; the
+ * producer sends produce requests itself over the client's connections with its own record
+ * batch encoder (producer.ts, record-batch.ts: the client's encoder cost ~4x the CPU per record);
+ * the consumer speaks the group protocol itself (consumer.ts) because the client's stream
+ * consumer rejoins on a rebalance without a revoke hook.
  */
 import { Admin as PlatformaticAdmin } from '@platformatic/kafka';
 import { childContext, createContext, type Context } from '@cordon/runtime';

@@ -1,10 +1,18 @@
-import { ProduceAcks, Producer as PlatformaticProducer, type MessageToProduce } from '@platformatic/kafka';
+import {
+  ConnectionPool,
+  Writer,
+  initProducerIdV5,
+  produceV8,
+  type Connection,
+  type ResponseParser,
+} from '@platformatic/kafka';
 import type { Metrics } from '@cordon/runtime';
 import type { ProduceRecord, Producer, RecordMetadata } from '../types.js';
 import { ERR_BAD_PARTITION, ERR_CLOSED } from '../errors.js';
 import { partitionForKey } from '../partitioner.js';
 import type { KafkaBus } from './bus.js';
-import { hasKafkaError, toBusError } from './errors.js';
+import { hasKafkaError, isNetworkError, isSecurityFailure, responseOf, toBusError } from './errors.js';
+import { encodeRecordBatch, type BatchRecord } from './record-batch.js';
 
 /**
  * Payload bytes per produce request at most. The broker refuses a record batch (one per
@@ -12,37 +20,80 @@ import { hasKafkaError, toBusError } from './errors.js';
  * as several requests, in order, and merged sends stop at this budget.
  */
 const REQUEST_BYTES = 768 * 1024;
+/** How long the broker may take to get acks=all; the connection waits a little longer. */
+const PRODUCE_TIMEOUT_MS = 30_000;
+const RETRIES = 3;
+const RETRY_BACKOFF_MS = 250;
+/** Partition errors after which the same batch is sent again (same sequence: never written twice). */
+const RETRIABLE = new Set([
+  'NOT_LEADER_OR_FOLLOWER',
+  'LEADER_NOT_AVAILABLE',
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'REQUEST_TIMED_OUT',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'NETWORK_EXCEPTION',
+  'KAFKA_STORAGE_ERROR',
+  'FENCED_LEADER_EPOCH',
+  'UNKNOWN_LEADER_EPOCH',
+]);
+/** The broker lost or refused this producer's id/sequence state: a new producer id, then the batch again. */
+const RESEQUENCE = ['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH'];
 
-const sizeOf = (m: MessageToProduce): number => {
-  let n = 64 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
-  if (m.headers) for (const [k, v] of m.headers as unknown as Map<Buffer, Buffer>) n += k.length + v.length + 8;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+const sizeOf = (r: BatchRecord): number => {
+  let n = 24 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  if (r.headers) for (const [k, v] of r.headers) n += k.length + v.length + 8;
   return n;
 };
 
+/** Records of one send (or part of it) for one partition, in order. */
+interface Part {
+  topic: string;
+  partition: number;
+  records: BatchRecord[];
+}
+
+interface Queued {
+  parts: Part[];
+  bytes: number;
+  /** Base offset of each of `parts`, in order. */
+  resolve: (bases: bigint[]) => void;
+  reject: (err: unknown) => void;
+}
+
+interface ProduceResponse {
+  responses: { name: string; partitionResponses: { index: number; errorCode: number; baseOffset: bigint }[] }[];
+}
+
+/**
+ * The Kafka adapter's producer: idempotent (acks=all, producer id and per-partition sequence
+ * numbers, so a retried batch is never written twice), on the client's connections and
+ * request framing, with its own record-batch encoder (record-batch.ts).
+ *
+ * One produce request at a time per producer, every send that arrived meanwhile merged into
+ * the next one (up to REQUEST_BYTES): sequences advance only on an answer, so a second
+ * request in flight could not know its sequence if the first failed. A request goes to every
+ * leader concerned at once (one per broker).
+ */
 export class KafkaProducer implements Producer {
-  private readonly client: PlatformaticProducer;
   private readonly metrics: Metrics;
+  private readonly pool: ConnectionPool;
   private roundRobin = 0;
-  private readonly queue: {
-    messages: MessageToProduce[];
-    bytes: number;
-    resolve: (offsets: { topic: string; partition: number; offset: bigint }[]) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
+  private readonly queue: Queued[] = [];
   private inFlight: Promise<void> | null = null;
   private closed = false;
+  private pid: { producerId: bigint; producerEpoch: number } | null = null;
+  /** Next sequence number per topic-partition under `pid`. */
+  private readonly sequences = new Map<string, number>();
 
   constructor(private readonly bus: KafkaBus) {
     this.metrics = bus.ctx.metrics.child('producer');
-    this.client = new PlatformaticProducer({
-      clientId: `${bus.clientId}-producer`,
-      bootstrapBrokers: bus.brokers,
-      acks: ProduceAcks.ALL,
-      // Retries after a lost response must not write a batch twice (seen on a fresh topic).
-      idempotent: true,
-      autocreateTopics: false,
-      retries: 3,
-      retryDelay: 250,
+    this.pool = new ConnectionPool(`${bus.clientId}-producer`, {
+      requestTimeout: PRODUCE_TIMEOUT_MS + 5_000,
+      connectTimeout: 5_000,
       ...bus.connection,
     });
   }
@@ -52,65 +103,55 @@ export class KafkaProducer implements Producer {
     if (records.length === 0) return [];
     const meta = await this.bus.topic(topic);
     const now = Date.now();
-    // The partition is always chosen here, never by the client: its default partitioner is not
-    // Kafka's (murmur2 >>> 0 instead of & 0x7fffffff), and the embedded bus must agree with us.
-    const partitions = records.map((r) => {
+    // Chunks of at most REQUEST_BYTES, each split by partition, queued together so no other
+    // send of this producer lands between them. The partition is always chosen here, never by
+    // the client: its default partitioner is not Kafka's, and the embedded bus must agree.
+    const chunks: { parts: Map<number, Part>; bytes: number }[] = [];
+    const placed: { chunk: number; partition: number; rank: number }[] = new Array(records.length);
+    let chunk: { parts: Map<number, Part>; bytes: number } | null = null;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      let partition: number;
       if (r.partition !== undefined) {
         if (!Number.isInteger(r.partition) || r.partition < 0 || r.partition >= meta.partitions) {
           throw ERR_BAD_PARTITION(topic, r.partition, meta.partitions);
         }
-        return r.partition;
+        partition = r.partition;
+      } else partition = partitionForKey(r.key, meta.partitions, () => this.roundRobin++);
+      let headers: Array<[Buffer, Buffer]> | null = null;
+      if (r.headers) {
+        headers = [];
+        for (const name of Object.keys(r.headers)) headers.push([Buffer.from(name), r.headers[name]!]);
       }
-      return partitionForKey(r.key, meta.partitions, () => this.roundRobin++);
-    });
-    const messages: MessageToProduce[] = records.map((r, i) => {
-      const m: MessageToProduce = {
-        topic,
-        partition: partitions[i]!,
-        // null stays null on the wire (a tombstone / a keyless record), not an empty buffer.
-        key: (r.key ?? undefined) as Buffer | undefined,
-        value: (r.value ?? undefined) as Buffer | undefined,
-        timestamp: BigInt(r.timestamp ?? now),
-      };
-      if (r.headers)
-        m.headers = new Map(Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), v])) as unknown as Map<
-          Buffer,
-          Buffer
-        >;
-      return m;
-    });
-    const out: RecordMetadata[] = [];
+      // null stays null on the wire (a tombstone / a keyless record), not an empty buffer
+      const rec: BatchRecord = { key: r.key ?? null, value: r.value ?? null, headers, timestamp: r.timestamp ?? now };
+      const n = sizeOf(rec);
+      if (chunk === null || chunk.bytes + n > REQUEST_BYTES) chunks.push((chunk = { parts: new Map(), bytes: 0 }));
+      chunk.bytes += n;
+      let part = chunk.parts.get(partition);
+      if (!part) chunk.parts.set(partition, (part = { topic, partition, records: [] }));
+      placed[i] = { chunk: chunks.length - 1, partition, rank: part.records.length };
+      part.records.push(rec);
+    }
+    let bases: Map<number, bigint>[];
     try {
-      // Chunks of at most REQUEST_BYTES, queued together so no other send of this producer
-      // lands between them; each gets its own base offsets (another process's producer may).
-      const chunks: Array<{ messages: MessageToProduce[]; bytes: number }> = [];
-      for (const m of messages) {
-        const n = sizeOf(m);
-        const last = chunks[chunks.length - 1];
-        if (last && last.bytes + n <= REQUEST_BYTES) {
-          last.messages.push(m);
-          last.bytes += n;
-        } else chunks.push({ messages: [m], bytes: n });
-      }
-      const results = await Promise.all(chunks.map((c) => this.enqueue(c.messages, c.bytes)));
-      chunks.forEach((chunk, ci) => {
-        const base = new Map<number, bigint>();
-        for (const o of results[ci]!) if (o.topic === topic) base.set(o.partition, o.offset);
-        const rank = new Map<number, bigint>();
-        for (const m of chunk.messages) {
-          const p = m.partition!;
-          const k = rank.get(p) ?? 0n;
-          rank.set(p, k + 1n);
-          const b = base.get(p);
-          if (b === undefined) throw new Error(`no offset returned for partition ${p}`);
-          out.push({ topic, partition: p, offset: b + k });
-        }
-      });
+      bases = await Promise.all(
+        chunks.map(async (c) => {
+          const parts = [...c.parts.values()];
+          const b = await this.enqueue(parts, c.bytes);
+          return new Map(parts.map((p, i) => [p.partition, b[i]!]));
+        }),
+      );
     } catch (err) {
       this.metrics.inc('errors');
       if (hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION') || hasKafkaError(err, 'NOT_LEADER_OR_FOLLOWER'))
         this.bus.forgetTopic(topic);
       throw toBusError(err, `producing ${records.length} records to ${topic}`, { ...this.bus.identity, topic });
+    }
+    const out: RecordMetadata[] = new Array(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const p = placed[i]!;
+      out[i] = { topic, partition: p.partition, offset: bases[p.chunk]!.get(p.partition)! + BigInt(p.rank) };
     }
     this.metrics.inc('sent', records.length);
     return out;
@@ -121,26 +162,17 @@ export class KafkaProducer implements Producer {
     this.closed = true;
     this.bus.untrack(this);
     while (this.inFlight) await this.inFlight.catch(() => undefined);
-    await this.client.close();
+    await this.pool.close();
   }
 
-  /**
-   * One produce request at a time, with every send that arrived meanwhile merged into the
-   * next one. Why: the client's idempotent producer advances its sequence numbers only when a
-   * response arrives, so two concurrent requests reuse a sequence and the broker refuses the
-   * second (OUT_OF_ORDER_SEQUENCE_NUMBER). Merging keeps throughput: the waiting sends leave
-   * as one bigger request (up to REQUEST_BYTES). Resolves with the base offset of each (topic, partition) of `messages`.
-   */
-  private enqueue(
-    messages: MessageToProduce[],
-    bytes: number,
-  ): Promise<{ topic: string; partition: number; offset: bigint }[]> {
+  private enqueue(parts: Part[], bytes: number): Promise<bigint[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ messages, bytes, resolve, reject });
+      this.queue.push({ parts, bytes, resolve, reject });
       if (!this.inFlight) this.inFlight = this.drain();
     });
   }
 
+  /** Queued sends, merged into one request at a time (up to REQUEST_BYTES). */
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       let n = 1;
@@ -151,29 +183,169 @@ export class KafkaProducer implements Producer {
       )
         bytes += this.queue[n]!.bytes;
       const sends = this.queue.splice(0, n);
+      // one batch per topic-partition: the sends' records of it, in send order
+      const merged = new Map<string, Part>();
+      for (const s of sends)
+        for (const p of s.parts) {
+          const k = tpKey(p.topic, p.partition);
+          const m = merged.get(k);
+          if (m) for (const r of p.records) m.records.push(r);
+          else merged.set(k, { topic: p.topic, partition: p.partition, records: [...p.records] });
+        }
       try {
-        const result = await this.client.send({ messages: sends.flatMap((s) => s.messages) });
-        const base = new Map<string, bigint>();
-        for (const o of result.offsets ?? []) base.set(`${o.topic}\u0000${o.partition}`, o.offset);
-        // Split the merged request back: each send's records follow the earlier sends' records
-        // of the same partition, in order, in the one batch per partition the request carried.
-        const seen = new Map<string, bigint>();
+        const base = await this.produce([...merged.values()]);
+        const seen = new Map<string, number>();
         for (const s of sends) {
-          const mine = new Map<string, { topic: string; partition: number; offset: bigint }>();
-          for (const m of s.messages) {
-            const key = `${m.topic}\u0000${m.partition}`;
-            const n = seen.get(key) ?? 0n;
-            seen.set(key, n + 1n);
-            const b = base.get(key);
-            if (b !== undefined && !mine.has(key))
-              mine.set(key, { topic: m.topic, partition: m.partition!, offset: b + n });
-          }
-          s.resolve([...mine.values()]);
+          s.resolve(
+            s.parts.map((p) => {
+              const k = tpKey(p.topic, p.partition);
+              const before = seen.get(k) ?? 0;
+              seen.set(k, before + p.records.length);
+              return base.get(k)! + BigInt(before);
+            }),
+          );
         }
       } catch (err) {
         for (const s of sends) s.reject(err);
       }
     }
     this.inFlight = null;
+  }
+
+  /** Write `parts` (one batch each) to their leaders; base offset per topic-partition. */
+  private async produce(parts: Part[]): Promise<Map<string, bigint>> {
+    const base = new Map<string, bigint>();
+    let todo = parts;
+    for (let attempt = 0; ; attempt++) {
+      const pid = await this.producerId(todo[0]!.topic);
+      const byLeader = new Map<number, Part[]>();
+      for (const p of todo) {
+        const meta = await this.bus.topic(p.topic);
+        const leader = meta.leaders[p.partition] ?? -1;
+        byLeader.set(leader, [...(byLeader.get(leader) ?? []), p]);
+      }
+      const failed: { part: Part; err: unknown }[] = [];
+      await Promise.all(
+        [...byLeader].map(async ([leader, mine]) => {
+          try {
+            if (leader < 0) throw Object.assign(new Error('no leader'), { retriable: true });
+            const conn = await this.pool.get(await this.bus.broker(leader));
+            const res = await this.request(conn, mine, pid);
+            const codes = new Map<string, number>();
+            for (const t of res.responses)
+              for (const pr of t.partitionResponses) {
+                const k = tpKey(t.name, pr.index);
+                codes.set(k, pr.errorCode);
+                if (pr.errorCode === 0) base.set(k, pr.baseOffset);
+              }
+            for (const p of mine) {
+              const k = tpKey(p.topic, p.partition);
+              if (codes.get(k) === 0) this.sequences.set(k, (this.sequences.get(k) ?? 0) + p.records.length);
+            }
+          } catch (err) {
+            const res = responseOf<ProduceResponse>(err);
+            for (const p of mine) {
+              const k = tpKey(p.topic, p.partition);
+              const pr = res?.responses
+                ?.find((t) => t.name === p.topic)
+                ?.partitionResponses.find((x) => x.index === p.partition);
+              if (pr && pr.errorCode === 0) {
+                // this partition was written; another in the same request was not
+                base.set(k, pr.baseOffset);
+                this.sequences.set(k, (this.sequences.get(k) ?? 0) + p.records.length);
+              } else failed.push({ part: p, err });
+            }
+          }
+        }),
+      );
+      if (failed.length === 0) return base;
+      const err = failed[0]!.err;
+      const resequence = RESEQUENCE.some((n) => hasKafkaError(err, n));
+      const retriable =
+        !isSecurityFailure(err) &&
+        (resequence ||
+          isNetworkError(err) ||
+          (err as { retriable?: boolean }).retriable === true ||
+          [...RETRIABLE].some((n) => hasKafkaError(err, n)));
+      if (!retriable || attempt >= RETRIES) {
+        // the broker may or may not hold the failed batches: start over with a new producer id
+        // so the next send's sequence numbers are not refused
+        this.resetProducerId();
+        throw err;
+      }
+      if (resequence) this.resetProducerId();
+      this.metrics.inc('retries');
+      for (const { part } of failed) this.bus.forgetTopic(part.topic);
+      await sleep(RETRY_BACKOFF_MS);
+      todo = failed.map((f) => f.part);
+    }
+  }
+
+  private request(
+    conn: Connection,
+    parts: Part[],
+    pid: { producerId: bigint; producerEpoch: number },
+  ): Promise<ProduceResponse> {
+    const byTopic = new Map<string, Part[]>();
+    for (const p of parts) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
+    // encoded here, not in the callback, so an encoding error rejects this send only
+    const batches = new Map<Part, Buffer>();
+    for (const p of parts)
+      batches.set(
+        p,
+        encodeRecordBatch(p.records, { ...pid, baseSequence: this.sequences.get(tpKey(p.topic, p.partition)) ?? 0 }),
+      );
+    // Produce v8 (not the flexible v9+: the client's reader skips tagged fields wrongly, and a
+    // NOT_LEADER_OR_FOLLOWER answer of v10+ carries them, so it could not be read at all):
+    // transactional_id acks timeout_ms [topic_data name [partition_data index records]]
+    const payload = () =>
+      Writer.create()
+        .appendString(null, false)
+        .appendInt16(-1) // acks=all
+        .appendInt32(PRODUCE_TIMEOUT_MS)
+        .appendArray(
+          [...byTopic],
+          (w, [topic, ps]) => {
+            w.appendString(topic, false).appendArray(
+              ps,
+              (w, p) => {
+                const b = batches.get(p)!;
+                w.appendInt32(p.partition).appendInt32(b.length).append(b);
+              },
+              false,
+              false,
+            );
+          },
+          false,
+          false,
+        );
+    return new Promise((resolve, reject) =>
+      conn.send(
+        produceV8.api.key,
+        produceV8.api.version,
+        payload,
+        produceV8.parseResponse as ResponseParser<ProduceResponse>,
+        false,
+        false,
+        (err, res) => (err ? reject(err) : resolve(res!)),
+      ),
+    );
+  }
+
+  private async producerId(topic: string): Promise<{ producerId: bigint; producerEpoch: number }> {
+    if (this.pid) return this.pid;
+    const meta = await this.bus.topic(topic);
+    const leader = meta.leaders.find((l) => l >= 0);
+    if (leader === undefined) throw Object.assign(new Error(`no leader for ${topic}`), { retriable: true });
+    const conn = await this.pool.get(await this.bus.broker(leader));
+    const res = await initProducerIdV5.api.async(conn, null, 60_000, -1n, -1);
+    this.pid = { producerId: res.producerId, producerEpoch: res.producerEpoch };
+    this.sequences.clear();
+    return this.pid;
+  }
+
+  private resetProducerId(): void {
+    this.pid = null;
+    this.sequences.clear();
   }
 }
