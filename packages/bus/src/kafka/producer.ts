@@ -13,6 +13,7 @@ import { partitionForKey } from '../partitioner.js';
 import type { KafkaBus } from './bus.js';
 import { hasKafkaError, isNetworkError, isSecurityFailure, responseOf, toBusError } from './errors.js';
 import { encodeRecordBatch, type BatchRecord } from './record-batch.js';
+import { topicClass, type TopicClass } from './tuning.js';
 
 /**
  * Payload bytes per produce request at most. The broker refuses a record batch (one per
@@ -64,6 +65,20 @@ interface Queued {
   reject: (err: unknown) => void;
 }
 
+/** A producer id with the sequence numbers sent under it (a new id starts every partition at 0). */
+interface ProducerId {
+  producerId: bigint;
+  producerEpoch: number;
+  sequences: Map<string, number>;
+}
+
+/** One request queue (a topic class's): at most one request in flight. */
+interface Lane {
+  queue: Queued[];
+  inFlight: Promise<void> | null;
+  lingerMs: number;
+}
+
 interface ProduceResponse {
   responses: { name: string; partitionResponses: { index: number; errorCode: number; baseOffset: bigint }[] }[];
 }
@@ -73,21 +88,20 @@ interface ProduceResponse {
  * numbers, so a retried batch is never written twice), on the client's connections and
  * request framing, with its own record-batch encoder (record-batch.ts).
  *
- * One produce request at a time per producer, every send that arrived meanwhile merged into
- * the next one (up to REQUEST_BYTES): sequences advance only on an answer, so a second
- * request in flight could not know its sequence if the first failed. A request goes to every
- * leader concerned at once (one per broker).
+ * One produce request at a time per topic class (tuning.ts: control and bulk have a queue
+ * each, so an alert never waits behind a request of packets), every send that arrived
+ * meanwhile merged into the next one (up to REQUEST_BYTES): sequences advance only on an
+ * answer, so a second request in flight for the same partitions could not know its sequence if
+ * the first failed. A request goes to every leader concerned at once (one per broker). An idle
+ * queue waits its class's lingerMs for more sends before a request leaves.
  */
 export class KafkaProducer implements Producer {
   private readonly metrics: Metrics;
   private readonly pool: ConnectionPool;
   private roundRobin = 0;
-  private readonly queue: Queued[] = [];
-  private inFlight: Promise<void> | null = null;
+  private readonly lanes: Record<TopicClass, Lane>;
   private closed = false;
-  private pid: { producerId: bigint; producerEpoch: number } | null = null;
-  /** Next sequence number per topic-partition under `pid`. */
-  private readonly sequences = new Map<string, number>();
+  private pid: Promise<ProducerId> | null = null;
 
   constructor(private readonly bus: KafkaBus) {
     this.metrics = bus.ctx.metrics.child('producer');
@@ -96,6 +110,15 @@ export class KafkaProducer implements Producer {
       connectTimeout: 5_000,
       ...bus.connection,
     });
+    this.lanes = {
+      control: { queue: [], inFlight: null, lingerMs: bus.tuning.control.lingerMs },
+      bulk: { queue: [], inFlight: null, lingerMs: bus.tuning.bulk.lingerMs },
+    };
+  }
+
+  /** The linger a send to `topic` gets (its class's). */
+  lingerMs(topic: string): number {
+    return this.lanes[topicClass(topic, this.bus.tuning)].lingerMs;
   }
 
   async send(topic: string, records: ProduceRecord[]): Promise<RecordMetadata[]> {
@@ -138,7 +161,7 @@ export class KafkaProducer implements Producer {
       bases = await Promise.all(
         chunks.map(async (c) => {
           const parts = [...c.parts.values()];
-          const b = await this.enqueue(parts, c.bytes);
+          const b = await this.enqueue(this.lanes[topicClass(topic, this.bus.tuning)], parts, c.bytes);
           return new Map(parts.map((p, i) => [p.partition, b[i]!]));
         }),
       );
@@ -161,28 +184,29 @@ export class KafkaProducer implements Producer {
     if (this.closed) return;
     this.closed = true;
     this.bus.untrack(this);
-    while (this.inFlight) await this.inFlight.catch(() => undefined);
+    for (const lane of Object.values(this.lanes)) while (lane.inFlight) await lane.inFlight.catch(() => undefined);
     await this.pool.close();
   }
 
-  private enqueue(parts: Part[], bytes: number): Promise<bigint[]> {
+  private enqueue(lane: Lane, parts: Part[], bytes: number): Promise<bigint[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ parts, bytes, resolve, reject });
-      if (!this.inFlight) this.inFlight = this.drain();
+      lane.queue.push({ parts, bytes, resolve, reject });
+      if (!lane.inFlight) lane.inFlight = this.drain(lane);
     });
   }
 
   /** Queued sends, merged into one request at a time (up to REQUEST_BYTES). */
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
+  private async drain(lane: Lane): Promise<void> {
+    if (lane.lingerMs > 0) await sleep(lane.lingerMs);
+    while (lane.queue.length > 0) {
       let n = 1;
       for (
-        let bytes = this.queue[0]!.bytes;
-        n < this.queue.length && bytes + this.queue[n]!.bytes <= REQUEST_BYTES;
+        let bytes = lane.queue[0]!.bytes;
+        n < lane.queue.length && bytes + lane.queue[n]!.bytes <= REQUEST_BYTES;
         n++
       )
-        bytes += this.queue[n]!.bytes;
-      const sends = this.queue.splice(0, n);
+        bytes += lane.queue[n]!.bytes;
+      const sends = lane.queue.splice(0, n);
       // one batch per topic-partition: the sends' records of it, in send order
       const merged = new Map<string, Part>();
       for (const s of sends)
@@ -209,7 +233,7 @@ export class KafkaProducer implements Producer {
         for (const s of sends) s.reject(err);
       }
     }
-    this.inFlight = null;
+    lane.inFlight = null;
   }
 
   /** Write `parts` (one batch each) to their leaders; base offset per topic-partition. */
@@ -240,7 +264,7 @@ export class KafkaProducer implements Producer {
               }
             for (const p of mine) {
               const k = tpKey(p.topic, p.partition);
-              if (codes.get(k) === 0) this.sequences.set(k, (this.sequences.get(k) ?? 0) + p.records.length);
+              if (codes.get(k) === 0) pid.sequences.set(k, (pid.sequences.get(k) ?? 0) + p.records.length);
             }
           } catch (err) {
             const res = responseOf<ProduceResponse>(err);
@@ -252,7 +276,7 @@ export class KafkaProducer implements Producer {
               if (pr && pr.errorCode === 0) {
                 // this partition was written; another in the same request was not
                 base.set(k, pr.baseOffset);
-                this.sequences.set(k, (this.sequences.get(k) ?? 0) + p.records.length);
+                pid.sequences.set(k, (pid.sequences.get(k) ?? 0) + p.records.length);
               } else failed.push({ part: p, err });
             }
           }
@@ -281,11 +305,7 @@ export class KafkaProducer implements Producer {
     }
   }
 
-  private request(
-    conn: Connection,
-    parts: Part[],
-    pid: { producerId: bigint; producerEpoch: number },
-  ): Promise<ProduceResponse> {
+  private request(conn: Connection, parts: Part[], pid: ProducerId): Promise<ProduceResponse> {
     const byTopic = new Map<string, Part[]>();
     for (const p of parts) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
     // encoded here, not in the callback, so an encoding error rejects this send only
@@ -293,7 +313,11 @@ export class KafkaProducer implements Producer {
     for (const p of parts)
       batches.set(
         p,
-        encodeRecordBatch(p.records, { ...pid, baseSequence: this.sequences.get(tpKey(p.topic, p.partition)) ?? 0 }),
+        encodeRecordBatch(p.records, {
+          producerId: pid.producerId,
+          producerEpoch: pid.producerEpoch,
+          baseSequence: pid.sequences.get(tpKey(p.topic, p.partition)) ?? 0,
+        }),
       );
     // Produce v8 (not the flexible v9+: the client's reader skips tagged fields wrongly, and a
     // NOT_LEADER_OR_FOLLOWER answer of v10+ carries them, so it could not be read at all):
@@ -332,20 +356,25 @@ export class KafkaProducer implements Producer {
     );
   }
 
-  private async producerId(topic: string): Promise<{ producerId: bigint; producerEpoch: number }> {
-    if (this.pid) return this.pid;
-    const meta = await this.bus.topic(topic);
-    const leader = meta.leaders.find((l) => l >= 0);
-    if (leader === undefined) throw Object.assign(new Error(`no leader for ${topic}`), { retriable: true });
-    const conn = await this.pool.get(await this.bus.broker(leader));
-    const res = await initProducerIdV5.api.async(conn, null, 60_000, -1n, -1);
-    this.pid = { producerId: res.producerId, producerEpoch: res.producerEpoch };
-    this.sequences.clear();
-    return this.pid;
+  /** The producer id, asked for once (both lanes share it; a failed ask is asked again next time). */
+  private producerId(topic: string): Promise<ProducerId> {
+    this.pid ??= (async () => {
+      const meta = await this.bus.topic(topic);
+      const leader = meta.leaders.find((l) => l >= 0);
+      if (leader === undefined) throw Object.assign(new Error(`no leader for ${topic}`), { retriable: true });
+      const conn = await this.pool.get(await this.bus.broker(leader));
+      const res = await initProducerIdV5.api.async(conn, null, 60_000, -1n, -1);
+      return { producerId: res.producerId, producerEpoch: res.producerEpoch, sequences: new Map<string, number>() };
+    })();
+    const asked = this.pid;
+    asked.catch(() => {
+      if (this.pid === asked) this.pid = null;
+    });
+    return asked;
   }
 
+  /** Start over with a new producer id (every partition's sequence from 0). */
   private resetProducerId(): void {
     this.pid = null;
-    this.sequences.clear();
   }
 }
