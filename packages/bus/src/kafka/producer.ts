@@ -23,6 +23,15 @@ import { topicClass, type TopicClass } from './tuning.js';
 const REQUEST_BYTES = 768 * 1024;
 /** How long the broker may take to get acks=all; the connection waits a little longer. */
 const PRODUCE_TIMEOUT_MS = 30_000;
+/**
+ * Connections per broker. A broker handles one request of a connection at a time (it reads
+ * the next only after answering), so one connection's rate is one request per round trip —
+ * with TLS the broker's decryption is in that trip, and one connection moved ~50k 200-byte
+ * records/s where four moved ~115k (bench/RESULTS.md). A request's partitions are spread over
+ * the connections by partition number; a partition always uses the same one and has one
+ * request in flight at most, so its sequence numbers stay in order.
+ */
+const CONNECTIONS = 4;
 const RETRIES = 3;
 const RETRY_BACKOFF_MS = 250;
 /** Partition errors after which the same batch is sent again (same sequence: never written twice). */
@@ -38,6 +47,14 @@ const RETRIABLE = new Set([
   'FENCED_LEADER_EPOCH',
   'UNKNOWN_LEADER_EPOCH',
 ]);
+/** InitProducerId answers to ask again after a moment. */
+const PID_RETRIABLE = [
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'CONCURRENT_TRANSACTIONS',
+  'REQUEST_TIMED_OUT',
+];
 /** The broker lost or refused this producer's id/sequence state: a new producer id, then the batch again. */
 const RESEQUENCE = ['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH'];
 
@@ -97,7 +114,7 @@ interface ProduceResponse {
  */
 export class KafkaProducer implements Producer {
   private readonly metrics: Metrics;
-  private readonly pool: ConnectionPool;
+  private readonly pools: ConnectionPool[];
   private roundRobin = 0;
   private readonly lanes: Record<TopicClass, Lane>;
   private closed = false;
@@ -105,11 +122,15 @@ export class KafkaProducer implements Producer {
 
   constructor(private readonly bus: KafkaBus) {
     this.metrics = bus.ctx.metrics.child('producer');
-    this.pool = new ConnectionPool(`${bus.clientId}-producer`, {
-      requestTimeout: PRODUCE_TIMEOUT_MS + 5_000,
-      connectTimeout: 5_000,
-      ...bus.connection,
-    });
+    this.pools = Array.from(
+      { length: CONNECTIONS },
+      () =>
+        new ConnectionPool(`${bus.clientId}-producer`, {
+          requestTimeout: PRODUCE_TIMEOUT_MS + 5_000,
+          connectTimeout: 5_000,
+          ...bus.connection,
+        }),
+    );
     this.lanes = {
       control: { queue: [], inFlight: null, lingerMs: bus.tuning.control.lingerMs },
       bulk: { queue: [], inFlight: null, lingerMs: bus.tuning.bulk.lingerMs },
@@ -185,7 +206,7 @@ export class KafkaProducer implements Producer {
     this.closed = true;
     this.bus.untrack(this);
     for (const lane of Object.values(this.lanes)) while (lane.inFlight) await lane.inFlight.catch(() => undefined);
-    await this.pool.close();
+    await Promise.all(this.pools.map((p) => p.close()));
   }
 
   private enqueue(lane: Lane, parts: Part[], bytes: number): Promise<bigint[]> {
@@ -242,18 +263,22 @@ export class KafkaProducer implements Producer {
     let todo = parts;
     for (let attempt = 0; ; attempt++) {
       const pid = await this.producerId(todo[0]!.topic);
-      const byLeader = new Map<number, Part[]>();
+      const byLeader = new Map<string, { leader: number; slot: number; parts: Part[] }>();
       for (const p of todo) {
         const meta = await this.bus.topic(p.topic);
         const leader = meta.leaders[p.partition] ?? -1;
-        byLeader.set(leader, [...(byLeader.get(leader) ?? []), p]);
+        const slot = p.partition % CONNECTIONS;
+        const k = `${leader}:${slot}`;
+        const g = byLeader.get(k);
+        if (g) g.parts.push(p);
+        else byLeader.set(k, { leader, slot, parts: [p] });
       }
       const failed: { part: Part; err: unknown }[] = [];
       await Promise.all(
-        [...byLeader].map(async ([leader, mine]) => {
+        [...byLeader.values()].map(async ({ leader, slot, parts: mine }) => {
           try {
             if (leader < 0) throw Object.assign(new Error('no leader'), { retriable: true });
-            const conn = await this.pool.get(await this.bus.broker(leader));
+            const conn = await this.pools[slot]!.get(await this.bus.broker(leader));
             const res = await this.request(conn, mine, pid);
             const codes = new Map<string, number>();
             for (const t of res.responses)
@@ -359,12 +384,25 @@ export class KafkaProducer implements Producer {
   /** The producer id, asked for once (both lanes share it; a failed ask is asked again next time). */
   private producerId(topic: string): Promise<ProducerId> {
     this.pid ??= (async () => {
-      const meta = await this.bus.topic(topic);
-      const leader = meta.leaders.find((l) => l >= 0);
-      if (leader === undefined) throw Object.assign(new Error(`no leader for ${topic}`), { retriable: true });
-      const conn = await this.pool.get(await this.bus.broker(leader));
-      const res = await initProducerIdV5.api.async(conn, null, 60_000, -1n, -1);
-      return { producerId: res.producerId, producerEpoch: res.producerEpoch, sequences: new Map<string, number>() };
+      // a fresh broker answers COORDINATOR_LOAD_IN_PROGRESS for a while: ask again, up to ~10 s
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const meta = await this.bus.topic(topic, attempt > 0);
+          const leader = meta.leaders.find((l) => l >= 0);
+          if (leader === undefined) throw Object.assign(new Error(`no leader for ${topic}`), { retriable: true });
+          const conn = await this.pools[0]!.get(await this.bus.broker(leader));
+          const res = await initProducerIdV5.api.async(conn, null, 60_000, -1n, -1);
+          return { producerId: res.producerId, producerEpoch: res.producerEpoch, sequences: new Map<string, number>() };
+        } catch (err) {
+          const retriable =
+            !isSecurityFailure(err) &&
+            ((err as { retriable?: boolean }).retriable === true ||
+              isNetworkError(err) ||
+              PID_RETRIABLE.some((n) => hasKafkaError(err, n)));
+          if (!retriable || attempt >= 40) throw err;
+          await sleep(RETRY_BACKOFF_MS);
+        }
+      }
     })();
     const asked = this.pid;
     asked.catch(() => {
