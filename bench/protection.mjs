@@ -151,7 +151,7 @@ async function latency(kind, services) {
         `dataDir: "${join(dir, 'data')}"`,
         ...bus,
         // veth checksums are left to offload: the bridge sees them unfilled (Suricata: -k none)
-        'dpi: { service: { checksum: "off" } }',
+        'dpi: { checksum: "off" }',
         'watchdog:',
         '  host: hv-bench',
         `  bridge: ${lab.bridge}`,
