@@ -142,3 +142,60 @@ test('a bulk send lingers for more sends; a control send leaves at once and neve
     await bus.close();
   }
 });
+
+test('concurrent sends on both lanes land once each, at the offsets the sends returned', async () => {
+  assert.ok(brokers.length > 0, 'KAFKA_BROKERS is not set; start a broker with infra/kafka/start.sh');
+  const bulkTopic = uniq('cbulk');
+  const controlTopic = uniq('ccontrol');
+  const bus = createKafkaBus({ brokers, clientId: 'tuning', ctx, tuning: { bulkTopics: [bulkTopic] } });
+  try {
+    await bus.admin.ensureTopics(
+      [bulkTopic, controlTopic].map((name) => ({
+        name,
+        partitions: 3,
+        cleanupPolicy: 'delete' as const,
+        retentionMs: -1,
+      })),
+    );
+    const p = bus.producer();
+    const sends = [];
+    for (let s = 0; s < 20; s++)
+      for (const topic of [bulkTopic, controlTopic])
+        sends.push(
+          p
+            .send(
+              topic,
+              Array.from({ length: 300 }, (_, i) => ({
+                key: Buffer.from(`k${(s * 7 + i) % 50}`),
+                value: Buffer.from(`${topic}:${s}:${i}`),
+              })),
+            )
+            .then((meta) =>
+              meta.map((m, i) => [`${m.topic}/${m.partition}/${m.offset}`, `${topic}:${s}:${i}`] as const),
+            ),
+        );
+    const placed = new Map((await Promise.all(sends)).flat());
+    await p.close();
+    assert.equal(placed.size, 2 * 20 * 300, 'every record got its own offset');
+    const got = new Map<string, string>();
+    const c = bus.consumer({ groupId: `${bulkTopic}-g`, topics: [bulkTopic, controlTopic] });
+    await new Promise<void>((resolve, reject) => {
+      c.run(async (b) => {
+        for (const r of b.records) got.set(`${r.topic}/${r.partition}/${r.offset}`, r.value!.toString());
+        if (got.size >= placed.size) resolve();
+      }).catch(reject);
+    });
+    await c.close();
+    assert.equal(got.size, placed.size);
+    for (const [where, value] of placed) assert.equal(got.get(where), value, where);
+    const ends = await Promise.all([bulkTopic, controlTopic].map((t) => bus.admin.endOffsets(t)));
+    assert.equal(
+      ends.flatMap((e) => [...e.values()]).reduce((a, b) => a + b, 0n),
+      BigInt(placed.size),
+      'nothing written twice',
+    );
+  } finally {
+    await bus.admin.deleteTopics([bulkTopic, controlTopic]).catch(() => undefined);
+    await bus.close();
+  }
+});
