@@ -62,6 +62,40 @@ async function pump(records, send) {
 }
 
 const candidates = {
+  /** Cordon's own Kafka adapter (packages/bus: its producer and consumer over @platformatic/kafka's connections). */
+  async cordon(brokers, records) {
+    const { createKafkaBus } = await import('../packages/bus/dist/src/index.js');
+    const { createContext, silentLogger } = await import('../packages/runtime/dist/src/index.js');
+    const version = JSON.parse(readFileSync(new URL('../packages/bus/package.json', import.meta.url), 'utf8')).version;
+    const bus = createKafkaBus({ brokers, clientId: 'bench', ctx: createContext({ log: silentLogger }) });
+    const topic = `bench.cordon.${run}`;
+    await bus.admin.ensureTopics([{ name: topic, partitions: PARTITIONS, cleanupPolicy: 'delete', retentionMs: -1 }]);
+    const producer = bus.producer();
+    const t0 = performance.now();
+    await pump(records, (batch) => producer.send(topic, batch));
+    const produceMs = performance.now() - t0;
+    await producer.close();
+    const t1 = performance.now();
+    let firstMs = 0;
+    let got = 0;
+    let bytes = 0;
+    const consumer = bus.consumer({ groupId: `${topic}.g`, topics: [topic], maxBatchRecords: BATCH });
+    await new Promise((resolve, reject) => {
+      consumer
+        .run(async (b) => {
+          if (got === 0) firstMs = performance.now() - t1;
+          got += b.records.length;
+          for (const r of b.records) bytes += r.value.length;
+          if (got >= records.length) resolve();
+        })
+        .catch(reject);
+    });
+    const consumeMs = performance.now() - t1;
+    await consumer.close();
+    await bus.admin.deleteTopics([topic]).catch(() => {});
+    await bus.close();
+    return { version: `bus ${version}`, produceMs, consumeMs, firstMs, bytes };
+  },
   async platformatic(brokers, records) {
     const { Admin, Producer, Consumer, ProduceAcks } = await import('@platformatic/kafka');
     const version = versionOf('@platformatic/kafka');

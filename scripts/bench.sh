@@ -1,28 +1,69 @@
 #!/usr/bin/env bash
 # Every benchmark, each printing its figure beside a baseline measured in the same run.
 # `npm run bench -- NAME…` runs only the benchmarks whose names start with one of the NAMEs
-# (bus, record-signing, store, store-dedup, notify, dpi, loginspect, fim, inventory, protection, gap).
+# (`npm run bench -- bus-kafka` runs bus-kafka-produce, -consume and -tls; `--list` names them all,
+# `--dry NAME…` prints what would run).
+# `node bench/history.mjs < run.log` appends the JSON result lines of a run to bench/RESULTS.md.
 # Starts one throwaway Kafka broker for the Kafka benchmarks (unless KAFKA_BROKERS is set).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-selected() { # NAME: is it asked for (no names: all)?
-  (($# > 1)) || return 0
+selected() { # NAME WANTED…: is NAME asked for (no names wanted: all)?
   local name=$1 want
   shift
+  (($# == 0)) && return 0
   for want in "$@"; do [[ $name == "$want"* ]] && return 0; done
   return 1
 }
-BENCHES=(bus record-signing store store-dedup notify dpi loginspect fim inventory manager protection gap)
-KAFKA_BENCHES=(bus protection)
-any=0
-for b in "${BENCHES[@]}"; do selected "$b" "$@" && any=1; done
-if ((!any)); then echo "bench: no benchmark is named like $* (there are: ${BENCHES[*]})" >&2; exit 2; fi
+
+# The benchmarks: NAME (what `npm run bench -- NAME` matches by prefix), whether it needs a
+# Kafka broker, its title, its command. Each prints its figure beside a baseline measured in
+# the same run; those with a target end with the JSON line of bench/lib/result.mjs.
+NAMES=() KAFKA=() TITLES=() CMDS=()
+bench() { # NAME KAFKA(0|1) TITLE COMMAND…
+  NAMES+=("$1") KAFKA+=("$2") TITLES+=("$3")
+  CMDS+=("$(printf '%q ' "${@:4}")")
+}
+bench bus-embedded 0 "bus: embedded adapter" node bench/bus-embedded.mjs
+bench bus-kafka-produce 1 "bus: Kafka adapter produce beside kcat (real broker)" node bench/bus-kafka.mjs produce
+bench bus-kafka-consume 1 "bus: Kafka adapter consume beside kcat (real broker)" node bench/bus-kafka.mjs consume
+bench bus-kafka-tls 1 "bus: Kafka adapter over SASL_SSL beside plaintext (two real brokers)" node bench/bus-kafka.mjs tls
+bench record-signing 0 "records bound to their producer: stage consume loop records/s signed and checked beside unsigned" node bench/record-signing.mjs
+bench store 0 "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
+bench store-dedup 0 "store: replays without FINAL — id lookup vs insert tokens vs FINAL views" node bench/store-dedup.mjs
+bench notify 0 "notify: alerts/s through the OCSF exporter, syslog and webhooks beside the sink" node bench/notify.mjs
+bench dpi 0 "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
+[[ -f bench/dpi-scaling.mjs ]] && bench dpi-scaling 0 "dpi: 1 and 2 workers" node bench/dpi-scaling.mjs
+bench loginspect 0 "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
+bench fim 0 "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
+bench inventory 0 "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
+bench block-latency 1 "protection loop on Kafka: detection-to-block latency (root)" node bench/protection.mjs --only latency --bus kafka
+bench block-latency-embedded 0 "protection loop on the embedded bus: detection-to-block latency (root)" node bench/protection.mjs --only latency --bus embedded
+bench protection 0 "protection: every service in one process (latency), watchdog capture rate (root)" node bench/protection.mjs --all-services
+bench manager 0 "manager: API p99 for the inventory (10,000 VMs) and alerts (1,000,000) beside raw ClickHouse" node bench/manager.mjs
+bench gap 0 "protection gap: attacks missed or inspected twice across power-on, agent start/loss, migration, revert; gating (root)" node bench/gap.mjs
+
+if [[ "${1:-}" == --list ]]; then printf '%s\n' "${NAMES[@]}"; exit 0; fi
+dry=0 # --dry NAME…: print what would run, run nothing
+if [[ "${1:-}" == --dry ]]; then
+  dry=1
+  shift
+fi
+any=0 need_kafka=0
+for i in "${!NAMES[@]}"; do
+  if selected "${NAMES[i]}" "$@"; then
+    any=1
+    ((KAFKA[i])) && need_kafka=1
+  fi
+done
+if ((!any)); then echo "bench: no benchmark is named like $* (there are: ${NAMES[*]})" >&2; exit 2; fi
+if ((dry)); then
+  for i in "${!NAMES[@]}"; do selected "${NAMES[i]}" "$@" && echo "${NAMES[i]}: ${CMDS[i]}"; done
+  exit 0
+fi
 
 CORDON_SETUP_TEST=1 CORDON_SETUP_BENCH=1 bash scripts/setup.sh
 
-need_kafka=0
-for b in "${KAFKA_BENCHES[@]}"; do selected "$b" "$@" && need_kafka=1; done
 started=0
 if ((need_kafka)) && [[ -z "${KAFKA_BROKERS:-}" ]]; then
   mkdir -p .cache
@@ -32,25 +73,9 @@ if ((need_kafka)) && [[ -z "${KAFKA_BROKERS:-}" ]]; then
 fi
 trap 'if ((started)); then bash infra/kafka/stop.sh >/dev/null 2>&1 || true; fi' EXIT
 
-run() { # NAME TITLE COMMAND…
-  local name=$1 title=$2
-  shift 2
-  selected "$name" "${ARGS[@]}" || return 0
-  echo "== $title"
-  "$@"
+for i in "${!NAMES[@]}"; do
+  selected "${NAMES[i]}" "$@" || continue
+  echo "== ${NAMES[i]}: ${TITLES[i]}"
+  eval "${CMDS[i]}"
   echo
-}
-ARGS=("$@")
-run bus "bus: embedded adapter" node bench/bus-embedded.mjs
-run bus "bus: Kafka adapter beside kcat (real broker)" node bench/bus-kafka.mjs
-run record-signing "records bound to their producer: bus + stage runtime records/s signed and checked beside unsigned" node bench/record-signing.mjs
-run store "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
-run store-dedup "store: replays without FINAL — id lookup vs insert tokens vs FINAL views" node bench/store-dedup.mjs
-run notify "notify: alerts/s through the OCSF exporter, syslog and webhooks beside the sink" node bench/notify.mjs
-run dpi "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
-run loginspect "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
-run fim "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
-run inventory "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
-run protection "protection loop: detection-to-block latency, watchdog capture rate (root)" node bench/protection.mjs
-run manager "manager: API p99 for the inventory (10,000 VMs) and alerts (1,000,000) beside raw ClickHouse" node bench/manager.mjs
-run gap "protection gap: attacks missed or inspected twice across power-on, agent start/loss, migration, revert; gating (root)" node bench/gap.mjs
+done

@@ -55,3 +55,7 @@ export const ERR_KAFKA_TLS = defineError(
   (brokers: string, detail: string) =>
     `TLS to the Kafka brokers ${brokers} failed: ${detail}; check ssl.ca.location in the client configuration (the CA that signed the brokers' certificates) and that they speak TLS`,
 );
+export const ERR_KAFKA_TUNING = defineError(
+  'CORDON_ERR_BUS_KAFKA_TUNING',
+  (detail: string) => `Kafka bus tuning (bus.tuning) cannot be used: ${detail}`,
+);

@@ -105,31 +105,50 @@ export function startLoop<T>(host: LoopHost, spec: ConsumeSpec<T>): RunningLoop 
       host.ctx.metrics.inc('dropped');
       out.add(dlqTopic, host.letter(record, err, value));
     };
-    const records: Decoded<T>[] = [];
+    // decode every record, then check the signed ones together (a send at a time: one tree,
+    // one signature), then hand over or refuse in the batch's order
+    const decoded: Array<{ r: ConsumedRecord; value: T } | { r: ConsumedRecord; err: unknown } | null> = [];
+    const toCheck: { r: ConsumedRecord; value: unknown }[] = [];
+    const checkAt: number[] = [];
     for (const r of batch.records) {
       if (r.value === null) {
-        if (spec.tombstones !== 'skip') reject(r, ERR_STAGE_NO_VALUE(r.topic));
+        decoded.push(spec.tombstones !== 'skip' ? { r, err: ERR_STAGE_NO_VALUE(r.topic) } : null);
         continue;
       }
-      let value: T;
       try {
-        value = decode(r.value, r);
-      } catch (err) {
-        reject(r, err);
-        continue;
-      }
-      // a record an agent or watchdog did not sign, or signed for another VM, never reaches the stage
-      if (trust?.covers(r.topic)) {
-        const refused = await trust.check(r, value);
-        if (refused) {
-          reject(r, refused);
-          const alert = trust.alertFor(refused, r, value);
-          if (alert) out.add(TOPICS.alerts, alert);
-          continue;
+        const value = decode(r.value, r);
+        // a record an agent or watchdog did not sign, or signed for another VM, never reaches the stage
+        if (trust?.covers(r.topic)) {
+          checkAt.push(decoded.length);
+          toCheck.push({ r, value });
         }
+        decoded.push({ r, value });
+      } catch (err) {
+        decoded.push({ r, err });
       }
-      records.push({ value, record: r });
     }
+    const verdicts = trust && toCheck.length > 0 ? await trust.checkAll(toCheck) : [];
+    const refusedAt = new Map<number, NonNullable<(typeof verdicts)[number]>>();
+    checkAt.forEach((at, j) => {
+      const v = verdicts[j];
+      if (v) refusedAt.set(at, v);
+    });
+    const records: Decoded<T>[] = [];
+    decoded.forEach((d, i) => {
+      if (d === null) return;
+      if ('err' in d) {
+        reject(d.r, d.err);
+        return;
+      }
+      const refused = refusedAt.get(i);
+      if (refused) {
+        reject(d.r, refused);
+        const alert = trust!.alertFor(refused, d.r, d.value);
+        if (alert) out.add(TOPICS.alerts, alert);
+        return;
+      }
+      records.push({ value: d.value, record: d.r });
+    });
     const nextOffset = batch.records[batch.records.length - 1]!.offset + 1n;
     const view: StageBatch<T> = {
       topic: batch.topic,

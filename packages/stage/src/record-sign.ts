@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
 import type { BusHeaders, ProduceRecord } from '@cordon/bus';
 
 /**
@@ -37,15 +37,24 @@ function u32(n: number): Buffer {
 
 /** A record's digest: what its signature covers (as a leaf of its send's tree). */
 export function recordDigest(topic: string, key: Buffer | null, value: Buffer | null, producer: string): Buffer {
-  const t = Buffer.from(topic);
-  const p = Buffer.from(producer);
-  const h = createHash('sha256').update(LEAF).update(DOMAIN).update(u32(t.length)).update(t);
+  // one buffer and one native call: a hash object fed eight small updates cost ~2x the hashing
+  const tl = Buffer.byteLength(topic);
+  const pl = Buffer.byteLength(producer);
+  const buf = Buffer.allocUnsafe(1 + DOMAIN.length + 16 + tl + (key?.length ?? 0) + (value?.length ?? 0) + pl);
+  let at = LEAF.copy(buf, 0);
+  at += DOMAIN.copy(buf, at);
+  at = buf.writeUInt32BE(tl, at);
+  at += buf.write(topic, at);
   // 0xffffffff marks an absent key or value (a null is not an empty buffer)
-  if (key) h.update(u32(key.length)).update(key);
-  else h.update(u32(0xffffffff));
-  if (value) h.update(u32(value.length)).update(value);
-  else h.update(u32(0xffffffff));
-  return h.update(u32(p.length)).update(p).digest();
+  for (const b of [key, value]) {
+    if (b) {
+      at = buf.writeUInt32BE(b.length, at);
+      at += b.copy(buf, at);
+    } else at = buf.writeUInt32BE(0xffffffff, at);
+  }
+  at = buf.writeUInt32BE(pl, at);
+  at += buf.write(producer, at);
+  return hash('sha256', buf.subarray(0, at), 'buffer') as unknown as Buffer;
 }
 
 // one-shot: a hash object per node costs more than the hashing of 65 bytes
@@ -77,6 +86,30 @@ export function rawPublicKey(key: KeyObject): Buffer {
   if (der.length !== 44 || !der.subarray(0, 12).equals(SPKI_ED25519_PREFIX))
     throw new Error('not an Ed25519 public key');
   return Buffer.from(der.subarray(12));
+}
+
+/** The root of the tree over `leaves` (a lone last node goes up unhashed), as signed. */
+function rootOfLeaves(leaves: Buffer[]): Buffer {
+  let level = leaves;
+  while (level.length > 1) {
+    const up: Buffer[] = [];
+    for (let i = 0; i < level.length; i += 2)
+      up.push(i + 1 < level.length ? node(level[i]!, level[i + 1]!) : level[i]!);
+    level = up;
+  }
+  return level[0]!;
+}
+
+/** Sibling hashes a proof of a tree of `count` leaves carries for the leaf at `idx`. */
+function proofLength(idx: number, count: number): number {
+  let n = count;
+  let siblings = 0;
+  while (n > 1) {
+    if ((idx ^ 1) < n) siblings++;
+    idx >>= 1;
+    n = (n + 1) >> 1;
+  }
+  return 8 + 32 * siblings;
 }
 
 export function createRecordSigner(producer: string, privateKey: KeyObject): RecordSigner {
@@ -158,6 +191,87 @@ export class VerifiedRoots {
   }
 }
 
+const rootId = (producer: string, keyId: string, count: number, root: Buffer, sig: Buffer): string =>
+  `${producer}\u0000${keyId}\u0000${count}\u0000${root.toString('latin1')}${sig.toString('latin1')}`;
+
+/** A record to check with the others of its batch: its topic, key, value and headers. */
+export interface SignedRecord {
+  topic: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: BusHeaders;
+}
+
+/**
+ * `verifyRecord` over many records of one producer at once. The records of one send that
+ * arrive together (a consumer batch usually holds a whole send: an agent's send goes to one
+ * partition, in order) are checked as a tree: every leaf hashed once, the tree built once, one
+ * signature check — instead of each record's path to the root (count × depth hashes). A send
+ * not whole here, or whose tree does not verify, is checked record by record, so each record
+ * gets its own verdict. Returns one boolean per record, as verifyRecord would.
+ */
+export function verifyRecords(
+  key: KeyObject,
+  producer: string,
+  records: readonly SignedRecord[],
+  cache?: VerifiedRoots,
+  keyId = '',
+): boolean[] {
+  const ok = new Array<boolean>(records.length).fill(false);
+  const sends = new Map<string, { at: number[]; idx: number[]; count: number }>();
+  const single: number[] = [];
+  records.forEach((r, i) => {
+    const sig = r.headers[SIGNATURE_HEADER];
+    const proof = r.headers[PROOF_HEADER];
+    if (!sig || sig.length !== 64 || !proof || proof.length < 8) return;
+    const idx = proof.readUInt32BE(0);
+    const count = proof.readUInt32BE(4);
+    if (count < 1 || count > MAX_LEAVES || idx >= count || proof.length !== proofLength(idx, count)) return;
+    const id = `${count}\u0000${sig.toString('latin1')}`;
+    let s = sends.get(id);
+    if (!s) sends.set(id, (s = { at: [], idx: [], count }));
+    s.at.push(i);
+    s.idx.push(idx);
+  });
+  for (const s of sends.values()) {
+    // whole: every index of the send exactly once
+    let whole = s.at.length === s.count;
+    const seen = new Uint8Array(s.count);
+    for (let j = 0; whole && j < s.at.length; j++) {
+      if (seen[s.idx[j]!]) whole = false;
+      seen[s.idx[j]!] = 1;
+    }
+    if (!whole) {
+      single.push(...s.at);
+      continue;
+    }
+    const leaves = new Array<Buffer>(s.count);
+    for (let j = 0; j < s.at.length; j++) {
+      const r = records[s.at[j]!]!;
+      leaves[s.idx[j]!] = recordDigest(r.topic, r.key, r.value, producer);
+    }
+    const root = rootOfLeaves(leaves);
+    const sig = records[s.at[0]!]!.headers[SIGNATURE_HEADER]!;
+    const id = rootId(producer, keyId, s.count, root, sig);
+    let good = cache?.has(id) ?? false;
+    if (!good) {
+      try {
+        good = verify(null, rootMessage(root, s.count), key, sig);
+      } catch {
+        good = false;
+      }
+      if (good) cache?.add(id);
+    }
+    if (good) for (const i of s.at) ok[i] = true;
+    else single.push(...s.at);
+  }
+  for (const i of single) {
+    const r = records[i]!;
+    ok[i] = verifyRecord(key, r.topic, r.key, r.value, producer, r.headers, cache, keyId);
+  }
+  return ok;
+}
+
 /** Whether the record's headers hold `producer`'s signature of it under `key`. */
 export function verifyRecord(
   key: KeyObject,
@@ -174,7 +288,7 @@ export function verifyRecord(
   if (!sig || sig.length !== 64 || !proof) return false;
   const r = rootOf(recordDigest(topic, recordKey, value, producer), proof);
   if (!r) return false;
-  const id = `${producer}\u0000${keyId}\u0000${r.count}\u0000${r.root.toString('latin1')}${sig.toString('latin1')}`;
+  const id = rootId(producer, keyId, r.count, r.root, sig);
   if (cache?.has(id)) return true;
   let ok = false;
   try {

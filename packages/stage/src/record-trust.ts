@@ -11,7 +11,14 @@ import { describeError, type Clock, type Logger } from '@cordon/runtime';
 import { agentEnforcer, alertId, codecFor, complete, NO_FLOW, TOPICS, type ProducerKey } from '@cordon/schemas';
 import type { KeyObject } from 'node:crypto';
 import { ERR_RECORD_FORGED, ERR_RECORD_MISBOUND, ERR_RECORD_UNSIGNED } from './errors.js';
-import { ed25519PublicKey, PRODUCER_HEADER, SIGNATURE_HEADER, verifyRecord, VerifiedRoots } from './record-sign.js';
+import {
+  ed25519PublicKey,
+  PRODUCER_HEADER,
+  SIGNATURE_HEADER,
+  verifyRecord,
+  verifyRecords,
+  VerifiedRoots,
+} from './record-sign.js';
 
 /**
  * Which topics carry records of agents and watchdogs, and what a record there says about who
@@ -195,6 +202,66 @@ export class RecordTrust {
     if (why !== null)
       return Object.assign(ERR_RECORD_MISBOUND(r.topic, producer, why), { refusal: 'misbound' as const });
     return null;
+  }
+
+  /**
+   * `check` over a batch's records at once: the key table awaited once, each producer's key
+   * looked up once, and each producer's records verified together (verifyRecords: a send that
+   * arrived whole costs one tree and one signature check). One verdict per record, in order.
+   */
+  async checkAll(
+    items: readonly { r: ConsumedRecord; value: unknown }[],
+  ): Promise<Array<(Error & { code: string; refusal: Refusal }) | null>> {
+    const out = new Array<(Error & { code: string; refusal: Refusal }) | null>(items.length).fill(null);
+    const byProducer = new Map<string, number[]>();
+    items.forEach(({ r }, i) => {
+      const producer = r.headers[PRODUCER_HEADER]?.toString();
+      if (producer === undefined || r.headers[SIGNATURE_HEADER] === undefined) {
+        if (SIGNED_TOPICS[r.topic]!.need === 'required')
+          out[i] = Object.assign(ERR_RECORD_UNSIGNED(r.topic), { refusal: 'unsigned' as const });
+        return;
+      }
+      let list = byProducer.get(producer);
+      if (!list) byProducer.set(producer, (list = []));
+      list.push(i);
+    });
+    if (byProducer.size === 0) return out;
+    const keys = await this.keys();
+    for (const [producer, at] of byProducer) {
+      const entry = keys.get(producer) ?? (await keys.lookup(producer));
+      if (!entry) {
+        for (const i of at)
+          out[i] = Object.assign(ERR_RECORD_FORGED(items[i]!.r.topic, producer, 'no key is registered for it'), {
+            refusal: 'forged' as const,
+          });
+        continue;
+      }
+      const verdicts = verifyRecords(
+        entry.key,
+        producer,
+        at.map((i) => items[i]!.r),
+        this.roots,
+        entry.keyId,
+      );
+      at.forEach((i, j) => {
+        const { r, value } = items[i]!;
+        if (!verdicts[j]) {
+          out[i] = Object.assign(
+            ERR_RECORD_FORGED(r.topic, producer, 'the signature does not verify with its registered key'),
+            { refusal: 'forged' as const },
+          );
+          return;
+        }
+        const why = SIGNED_TOPICS[r.topic]!.misbound(
+          entry.rec,
+          (value ?? {}) as Record<string, unknown>,
+          r.key?.toString() ?? '',
+        );
+        if (why !== null)
+          out[i] = Object.assign(ERR_RECORD_MISBOUND(r.topic, producer, why), { refusal: 'misbound' as const });
+      });
+    }
+    return out;
   }
 
   /** The alert for a refusal, or null while this kind was alerted less than a minute ago. */

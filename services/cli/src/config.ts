@@ -25,6 +25,27 @@ const base = {
            * 0600) for TLS and SASL, e.g. one infra/kafka/start.sh --secure wrote (CORDON_KAFKA_CLIENT_CONFIG).
            */
           clientConfig: z.string().min(1).optional(),
+          /**
+           * Linger and fetch settings of the control path (alerts, blocks, policy, commands, …)
+           * and the bulk path (packets, flows, logs, fim, siem), apart; defaults in
+           * packages/bus/src/kafka/tuning.ts. Checked by the bus (CORDON_ERR_BUS_KAFKA_TUNING).
+           */
+          tuning: z
+            .object({
+              control: z
+                .object({ lingerMs: z.number(), fetchMaxWaitMs: z.number(), fetchMinBytes: z.number() })
+                .partial()
+                .strict()
+                .optional(),
+              bulk: z
+                .object({ lingerMs: z.number(), fetchMaxWaitMs: z.number(), fetchMinBytes: z.number() })
+                .partial()
+                .strict()
+                .optional(),
+              bulkTopics: z.array(z.string()).optional(),
+            })
+            .strict()
+            .optional(),
         })
         .strict(),
     ])

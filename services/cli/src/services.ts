@@ -23,6 +23,7 @@ export function openBus(config: CordonConfig, ctx: Context): Bus {
       brokers: config.bus.brokers,
       clientId: config.bus.clientId,
       ...(security ? { security } : {}),
+      ...(config.bus.tuning ? { tuning: config.bus.tuning } : {}),
       ctx: childContext(ctx, 'bus'),
     });
   }

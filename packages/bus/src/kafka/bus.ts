@@ -1,8 +1,10 @@
 /**
  * The Kafka adapter of the bus, on @platformatic/kafka (pure JS; chosen by measurement, see
- * bench/RESULTS.md "Kafka client choice"). Producer and admin use the client's high-level
- * classes; the consumer speaks the group protocol itself (consumer.ts) because the client's
- * stream consumer rejoins on a rebalance without a revoke hook.
+ * bench/RESULTS.md "Kafka client choice"). Admin uses the client's high-level class; the
+ * producer sends produce requests itself over the client's connections with its own record
+ * batch encoder (producer.ts, record-batch.ts: the client's encoder cost ~4x the CPU per record);
+ * the consumer speaks the group protocol itself (consumer.ts) because the client's stream
+ * consumer rejoins on a rebalance without a revoke hook.
  */
 import { Admin as PlatformaticAdmin } from '@platformatic/kafka';
 import { childContext, createContext, type Context } from '@cordon/runtime';
@@ -13,6 +15,7 @@ import { KafkaConsumer } from './consumer.js';
 import { connectionSecurity, type KafkaSecurity } from './client-config.js';
 import { isUnknownTopic, toBusError, type BusIdentity } from './errors.js';
 import { KafkaProducer } from './producer.js';
+import { resolveTuning, type KafkaTuning, type PathTuning } from './tuning.js';
 
 export interface KafkaBusOptions {
   /** host:port of one or more brokers, e.g. ['127.0.0.1:19092']. */
@@ -20,6 +23,8 @@ export interface KafkaBusOptions {
   clientId?: string;
   /** TLS and SASL (loadKafkaClientConfig reads them from a client configuration file); none: plaintext. */
   security?: KafkaSecurity;
+  /** Linger and fetch settings of the control and the bulk path (tuning.ts); defaults per field. */
+  tuning?: { control?: Partial<PathTuning>; bulk?: Partial<PathTuning>; bulkTopics?: string[] };
   ctx?: Context;
 }
 
@@ -56,6 +61,8 @@ export class KafkaBus implements Bus {
   readonly connection: ReturnType<typeof connectionSecurity>;
   /** Brokers and SASL user, for error messages (never the password). */
   readonly identity: BusIdentity;
+  /** The control and bulk paths' settings. */
+  readonly tuning: KafkaTuning;
   /** Shared metadata/admin connection; consumers and producers open their own. */
   readonly client: PlatformaticAdmin;
   private readonly topics = new Map<string, TopicMeta>();
@@ -67,6 +74,7 @@ export class KafkaBus implements Bus {
     if (opts.brokers.length === 0) throw new TypeError('createKafkaBus: brokers must name at least one host:port');
     this.brokers = [...opts.brokers];
     this.clientId = opts.clientId ?? 'cordon';
+    this.tuning = resolveTuning(opts.tuning);
     this.ctx = childContext(opts.ctx ?? createContext(), 'bus.kafka');
     this.connection = connectionSecurity(opts.security);
     this.identity = { brokers: this.brokers, ...(opts.security?.sasl ? { user: opts.security.sasl.username } : {}) };

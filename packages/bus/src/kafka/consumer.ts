@@ -15,7 +15,6 @@ import {
   ConnectionPool,
   FetchIsolationLevels,
   FindCoordinatorKeyTypes,
-  IS_CONTROL,
   fetchV17,
   heartbeatV4,
   joinGroupV9,
@@ -28,7 +27,6 @@ import {
 import type { Context, Logger, Metrics } from '@cordon/runtime';
 import type {
   Batch,
-  BusHeaders,
   ConsumedRecord,
   Consumer,
   ConsumerOptions,
@@ -38,6 +36,8 @@ import type {
 import { ERR_CLOSED, ERR_KAFKA_DENIED, ERR_KAFKA_GROUP, ERR_NOT_ASSIGNED } from '../errors.js';
 import type { BrokerAddress, KafkaBus, TopicMeta } from './bus.js';
 import { hasKafkaError, isNetworkError, isSecurityFailure, responseOf, toBusError } from './errors.js';
+import { fetchV17Parser, type FetchResponse } from './fetch-response.js';
+import { topicClass } from './tuning.js';
 import {
   PROTOCOL_TYPE,
   RANGE,
@@ -53,8 +53,8 @@ const SESSION_TIMEOUT_MS = 10_000;
 const HEARTBEAT_INTERVAL_MS = 1_000;
 /** How long the coordinator waits for every member to rejoin (also the longest eachBatch during a rebalance). */
 const REBALANCE_TIMEOUT_MS = 60_000;
-/** Long-poll time of a fetch: bounds how late a rebalance or close is noticed. */
-const FETCH_MAX_WAIT_MS = 250;
+/** Longest long-poll time of a fetch (the topic class's fetchMaxWaitMs, tuning.ts, is used; this bounds the request timeout). */
+const FETCH_MAX_WAIT_MS = 10_000;
 const FETCH_MAX_BYTES = 50 * 1024 * 1024;
 const PARTITION_MAX_BYTES = 4 * 1024 * 1024;
 const RETRY_BACKOFF_MS = 200;
@@ -116,6 +116,9 @@ export class KafkaConsumer implements Consumer {
   /** The round's commit, in flight while the next fetch is: awaited before the next one. */
   private pendingCommit: Promise<void> | null = null;
   private closed = false;
+  /** The fetch settings of this consumer's topic class (control if any of its topics is). */
+  readonly fetchWaitMs: number;
+  readonly fetchMinBytes: number;
 
   constructor(
     private readonly bus: KafkaBus,
@@ -124,6 +127,9 @@ export class KafkaConsumer implements Consumer {
     const ctx: Context = bus.ctx;
     this.log = ctx.log.child({ groupId: opts.groupId });
     this.metrics = ctx.metrics.child('consumer');
+    const cls = opts.topics.some((t) => topicClass(t, bus.tuning) === 'control') ? 'control' : 'bulk';
+    this.fetchWaitMs = bus.tuning[cls].fetchMaxWaitMs;
+    this.fetchMinBytes = bus.tuning[cls].fetchMinBytes;
     const clientId = `${bus.clientId}-consumer`;
     // JoinGroup is answered only when every member has rejoined: its timeout must outlast that.
     this.groupPool = new ConnectionPool(clientId, {
@@ -185,7 +191,7 @@ export class KafkaConsumer implements Consumer {
         }
         await this.checkPartitionCounts();
         if (this.owned.size === 0) {
-          await sleep(FETCH_MAX_WAIT_MS);
+          await sleep(this.fetchWaitMs);
           continue;
         }
         await this.resolvePositions();
@@ -599,25 +605,38 @@ export class KafkaConsumer implements Consumer {
         })),
       };
     });
-    let response: fetchV17.FetchResponse;
+    let response: FetchResponse;
+    const parse = fetchV17Parser((topicId, partition) => from.get(tpKey(nameById.get(topicId) ?? '', partition)) ?? 0n);
     try {
       const conn = await this.fetchPool.get(await this.bus.broker(leader));
-      // READ_UNCOMMITTED: bus producers are not transactional; control batches are skipped below.
+      // READ_UNCOMMITTED: bus producers are not transactional; control batches are skipped.
       // sessionId 0 / epoch -1: a full fetch every time, no incremental fetch session to keep.
-      response = await fetchV17.api.async(
-        conn,
-        FETCH_MAX_WAIT_MS,
-        1,
-        FETCH_MAX_BYTES,
-        FetchIsolationLevels.READ_UNCOMMITTED,
-        0,
-        -1,
-        request,
-        [],
-        '',
+      // The answer is decoded by fetch-response.ts, not the client (its decoder cost most of the
+      // consumer's CPU, and it cannot read tagged fields).
+      response = await new Promise<FetchResponse>((resolve, reject) =>
+        conn.send(
+          fetchV17.api.key,
+          fetchV17.api.version,
+          () =>
+            fetchV17.createRequest(
+              this.fetchWaitMs,
+              this.fetchMinBytes,
+              FETCH_MAX_BYTES,
+              FetchIsolationLevels.READ_UNCOMMITTED,
+              0,
+              -1,
+              request,
+              [],
+              '',
+            ),
+          parse,
+          true,
+          true,
+          (err, res) => (err ? reject(err) : resolve(res!)),
+        ),
       );
     } catch (err) {
-      const partial = responseOf<fetchV17.FetchResponse>(err);
+      const partial = responseOf<FetchResponse>(err);
       if (isSecurityFailure(err) && !partial)
         throw toBusError(err, `fetching ${[...byTopic.keys()].join(', ')}`, { ...this.bus.identity });
       if (!partial || !Array.isArray(partial.responses)) {
@@ -659,28 +678,20 @@ export class KafkaConsumer implements Consumer {
           this.bus.forgetTopic(topic);
           continue;
         }
-        const records: ConsumedRecord[] = [];
-        let next = start;
-        for (const batch of p.records ?? []) {
-          const batchEnd = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
-          if (batchEnd > next) next = batchEnd;
-          if (batch.attributes & IS_CONTROL) continue;
-          for (const r of batch.records) {
-            const offset = batch.firstOffset + BigInt(r.offsetDelta);
-            if (offset < start) continue;
-            const headers: BusHeaders = {};
-            for (const [k, v] of r.headers) if (k) headers[k.toString()] = v ?? Buffer.alloc(0);
-            records.push({
-              topic,
-              partition: p.partitionIndex,
-              offset,
-              key: r.key,
-              value: r.value,
-              headers,
-              timestamp: Number(batch.firstTimestamp + r.timestampDelta),
-            });
-          }
+        const records: ConsumedRecord[] = new Array(p.records.length);
+        for (let i = 0; i < p.records.length; i++) {
+          const r = p.records[i]!;
+          records[i] = {
+            topic,
+            partition: p.partitionIndex,
+            offset: r.offset,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+            timestamp: r.timestamp,
+          };
         }
+        const next = p.next > start ? p.next : start;
         if (records.length > 0 || next > start)
           out.push({ topic, partition: p.partitionIndex, from: start, records, next });
       }

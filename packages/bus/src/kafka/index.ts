@@ -3,6 +3,14 @@ import { KafkaBus, type KafkaBusOptions } from './bus.js';
 
 export type { KafkaBusOptions } from './bus.js';
 export {
+  DEFAULT_TUNING,
+  resolveTuning,
+  topicClass,
+  type KafkaTuning,
+  type PathTuning,
+  type TopicClass,
+} from './tuning.js';
+export {
   loadKafkaClientConfig,
   parseClientProperties,
   clientConfigFrom,

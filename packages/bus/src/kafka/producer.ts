@@ -1,10 +1,19 @@
-import { ProduceAcks, Producer as PlatformaticProducer, type MessageToProduce } from '@platformatic/kafka';
+import {
+  ConnectionPool,
+  Writer,
+  initProducerIdV5,
+  produceV8,
+  type Connection,
+  type ResponseParser,
+} from '@platformatic/kafka';
 import type { Metrics } from '@cordon/runtime';
 import type { ProduceRecord, Producer, RecordMetadata } from '../types.js';
 import { ERR_BAD_PARTITION, ERR_CLOSED } from '../errors.js';
 import { partitionForKey } from '../partitioner.js';
 import type { KafkaBus } from './bus.js';
-import { hasKafkaError, toBusError } from './errors.js';
+import { hasKafkaError, isNetworkError, isSecurityFailure, responseOf, toBusError } from './errors.js';
+import { encodeRecordBatch, type BatchRecord } from './record-batch.js';
+import { topicClass, type TopicClass } from './tuning.js';
 
 /**
  * Payload bytes per produce request at most. The broker refuses a record batch (one per
@@ -12,39 +21,125 @@ import { hasKafkaError, toBusError } from './errors.js';
  * as several requests, in order, and merged sends stop at this budget.
  */
 const REQUEST_BYTES = 768 * 1024;
+/** How long the broker may take to get acks=all; the connection waits a little longer. */
+const PRODUCE_TIMEOUT_MS = 30_000;
+/**
+ * Connections per broker. A broker handles one request of a connection at a time (it reads
+ * the next only after answering), so one connection's rate is one request per round trip —
+ * with TLS the broker's decryption is in that trip, and one connection moved ~50k 200-byte
+ * records/s where four moved ~115k (bench/RESULTS.md). A request's partitions are spread over
+ * the connections by partition number; a partition always uses the same one and has one
+ * request in flight at most, so its sequence numbers stay in order.
+ */
+const CONNECTIONS = 4;
+const RETRIES = 3;
+const RETRY_BACKOFF_MS = 250;
+/** Partition errors after which the same batch is sent again (same sequence: never written twice). */
+const RETRIABLE = new Set([
+  'NOT_LEADER_OR_FOLLOWER',
+  'LEADER_NOT_AVAILABLE',
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'REQUEST_TIMED_OUT',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'NETWORK_EXCEPTION',
+  'KAFKA_STORAGE_ERROR',
+  'FENCED_LEADER_EPOCH',
+  'UNKNOWN_LEADER_EPOCH',
+]);
+/** InitProducerId answers to ask again after a moment. */
+const PID_RETRIABLE = [
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'CONCURRENT_TRANSACTIONS',
+  'REQUEST_TIMED_OUT',
+];
+/** The broker lost or refused this producer's id/sequence state: a new producer id, then the batch again. */
+const RESEQUENCE = ['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH'];
 
-const sizeOf = (m: MessageToProduce): number => {
-  let n = 64 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
-  if (m.headers) for (const [k, v] of m.headers as unknown as Map<Buffer, Buffer>) n += k.length + v.length + 8;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+const sizeOf = (r: BatchRecord): number => {
+  let n = 24 + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+  if (r.headers) for (const [k, v] of r.headers) n += k.length + v.length + 8;
   return n;
 };
 
+/** Records of one send (or part of it) for one partition, in order. */
+interface Part {
+  topic: string;
+  partition: number;
+  records: BatchRecord[];
+}
+
+interface Queued {
+  parts: Part[];
+  bytes: number;
+  /** Base offset of each of `parts`, in order. */
+  resolve: (bases: bigint[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A producer id with the sequence numbers sent under it (a new id starts every partition at 0). */
+interface ProducerId {
+  producerId: bigint;
+  producerEpoch: number;
+  sequences: Map<string, number>;
+}
+
+/** One request queue (a topic class's): at most one request in flight. */
+interface Lane {
+  queue: Queued[];
+  inFlight: Promise<void> | null;
+  lingerMs: number;
+}
+
+interface ProduceResponse {
+  responses: { name: string; partitionResponses: { index: number; errorCode: number; baseOffset: bigint }[] }[];
+}
+
+/**
+ * The Kafka adapter's producer: idempotent (acks=all, producer id and per-partition sequence
+ * numbers, so a retried batch is never written twice), on the client's connections and
+ * request framing, with its own record-batch encoder (record-batch.ts).
+ *
+ * One produce request at a time per topic class (tuning.ts: control and bulk have a queue
+ * each, so an alert never waits behind a request of packets), every send that arrived
+ * meanwhile merged into the next one (up to REQUEST_BYTES): sequences advance only on an
+ * answer, so a second request in flight for the same partitions could not know its sequence if
+ * the first failed. A request goes to every leader concerned at once (one per broker). An idle
+ * queue waits its class's lingerMs for more sends before a request leaves.
+ */
 export class KafkaProducer implements Producer {
-  private readonly client: PlatformaticProducer;
   private readonly metrics: Metrics;
+  private readonly pools: ConnectionPool[];
   private roundRobin = 0;
-  private readonly queue: {
-    messages: MessageToProduce[];
-    bytes: number;
-    resolve: (offsets: { topic: string; partition: number; offset: bigint }[]) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
-  private inFlight: Promise<void> | null = null;
+  private readonly lanes: Record<TopicClass, Lane>;
   private closed = false;
+  private pid: Promise<ProducerId> | null = null;
 
   constructor(private readonly bus: KafkaBus) {
     this.metrics = bus.ctx.metrics.child('producer');
-    this.client = new PlatformaticProducer({
-      clientId: `${bus.clientId}-producer`,
-      bootstrapBrokers: bus.brokers,
-      acks: ProduceAcks.ALL,
-      // Retries after a lost response must not write a batch twice (seen on a fresh topic).
-      idempotent: true,
-      autocreateTopics: false,
-      retries: 3,
-      retryDelay: 250,
-      ...bus.connection,
-    });
+    this.pools = Array.from(
+      { length: CONNECTIONS },
+      () =>
+        new ConnectionPool(`${bus.clientId}-producer`, {
+          requestTimeout: PRODUCE_TIMEOUT_MS + 5_000,
+          connectTimeout: 5_000,
+          ...bus.connection,
+        }),
+    );
+    this.lanes = {
+      control: { queue: [], inFlight: null, lingerMs: bus.tuning.control.lingerMs },
+      bulk: { queue: [], inFlight: null, lingerMs: bus.tuning.bulk.lingerMs },
+    };
+  }
+
+  /** The linger a send to `topic` gets (its class's). */
+  lingerMs(topic: string): number {
+    return this.lanes[topicClass(topic, this.bus.tuning)].lingerMs;
   }
 
   async send(topic: string, records: ProduceRecord[]): Promise<RecordMetadata[]> {
@@ -52,65 +147,55 @@ export class KafkaProducer implements Producer {
     if (records.length === 0) return [];
     const meta = await this.bus.topic(topic);
     const now = Date.now();
-    // The partition is always chosen here, never by the client: its default partitioner is not
-    // Kafka's (murmur2 >>> 0 instead of & 0x7fffffff), and the embedded bus must agree with us.
-    const partitions = records.map((r) => {
+    // Chunks of at most REQUEST_BYTES, each split by partition, queued together so no other
+    // send of this producer lands between them. The partition is always chosen here, never by
+    // the client: its default partitioner is not Kafka's, and the embedded bus must agree.
+    const chunks: { parts: Map<number, Part>; bytes: number }[] = [];
+    const placed: { chunk: number; partition: number; rank: number }[] = new Array(records.length);
+    let chunk: { parts: Map<number, Part>; bytes: number } | null = null;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      let partition: number;
       if (r.partition !== undefined) {
         if (!Number.isInteger(r.partition) || r.partition < 0 || r.partition >= meta.partitions) {
           throw ERR_BAD_PARTITION(topic, r.partition, meta.partitions);
         }
-        return r.partition;
+        partition = r.partition;
+      } else partition = partitionForKey(r.key, meta.partitions, () => this.roundRobin++);
+      let headers: Array<[Buffer, Buffer]> | null = null;
+      if (r.headers) {
+        headers = [];
+        for (const name of Object.keys(r.headers)) headers.push([Buffer.from(name), r.headers[name]!]);
       }
-      return partitionForKey(r.key, meta.partitions, () => this.roundRobin++);
-    });
-    const messages: MessageToProduce[] = records.map((r, i) => {
-      const m: MessageToProduce = {
-        topic,
-        partition: partitions[i]!,
-        // null stays null on the wire (a tombstone / a keyless record), not an empty buffer.
-        key: (r.key ?? undefined) as Buffer | undefined,
-        value: (r.value ?? undefined) as Buffer | undefined,
-        timestamp: BigInt(r.timestamp ?? now),
-      };
-      if (r.headers)
-        m.headers = new Map(Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), v])) as unknown as Map<
-          Buffer,
-          Buffer
-        >;
-      return m;
-    });
-    const out: RecordMetadata[] = [];
+      // null stays null on the wire (a tombstone / a keyless record), not an empty buffer
+      const rec: BatchRecord = { key: r.key ?? null, value: r.value ?? null, headers, timestamp: r.timestamp ?? now };
+      const n = sizeOf(rec);
+      if (chunk === null || chunk.bytes + n > REQUEST_BYTES) chunks.push((chunk = { parts: new Map(), bytes: 0 }));
+      chunk.bytes += n;
+      let part = chunk.parts.get(partition);
+      if (!part) chunk.parts.set(partition, (part = { topic, partition, records: [] }));
+      placed[i] = { chunk: chunks.length - 1, partition, rank: part.records.length };
+      part.records.push(rec);
+    }
+    let bases: Map<number, bigint>[];
     try {
-      // Chunks of at most REQUEST_BYTES, queued together so no other send of this producer
-      // lands between them; each gets its own base offsets (another process's producer may).
-      const chunks: Array<{ messages: MessageToProduce[]; bytes: number }> = [];
-      for (const m of messages) {
-        const n = sizeOf(m);
-        const last = chunks[chunks.length - 1];
-        if (last && last.bytes + n <= REQUEST_BYTES) {
-          last.messages.push(m);
-          last.bytes += n;
-        } else chunks.push({ messages: [m], bytes: n });
-      }
-      const results = await Promise.all(chunks.map((c) => this.enqueue(c.messages, c.bytes)));
-      chunks.forEach((chunk, ci) => {
-        const base = new Map<number, bigint>();
-        for (const o of results[ci]!) if (o.topic === topic) base.set(o.partition, o.offset);
-        const rank = new Map<number, bigint>();
-        for (const m of chunk.messages) {
-          const p = m.partition!;
-          const k = rank.get(p) ?? 0n;
-          rank.set(p, k + 1n);
-          const b = base.get(p);
-          if (b === undefined) throw new Error(`no offset returned for partition ${p}`);
-          out.push({ topic, partition: p, offset: b + k });
-        }
-      });
+      bases = await Promise.all(
+        chunks.map(async (c) => {
+          const parts = [...c.parts.values()];
+          const b = await this.enqueue(this.lanes[topicClass(topic, this.bus.tuning)], parts, c.bytes);
+          return new Map(parts.map((p, i) => [p.partition, b[i]!]));
+        }),
+      );
     } catch (err) {
       this.metrics.inc('errors');
       if (hasKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION') || hasKafkaError(err, 'NOT_LEADER_OR_FOLLOWER'))
         this.bus.forgetTopic(topic);
       throw toBusError(err, `producing ${records.length} records to ${topic}`, { ...this.bus.identity, topic });
+    }
+    const out: RecordMetadata[] = new Array(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const p = placed[i]!;
+      out[i] = { topic, partition: p.partition, offset: bases[p.chunk]!.get(p.partition)! + BigInt(p.rank) };
     }
     this.metrics.inc('sent', records.length);
     return out;
@@ -120,60 +205,214 @@ export class KafkaProducer implements Producer {
     if (this.closed) return;
     this.closed = true;
     this.bus.untrack(this);
-    while (this.inFlight) await this.inFlight.catch(() => undefined);
-    await this.client.close();
+    for (const lane of Object.values(this.lanes)) while (lane.inFlight) await lane.inFlight.catch(() => undefined);
+    await Promise.all(this.pools.map((p) => p.close()));
   }
 
-  /**
-   * One produce request at a time, with every send that arrived meanwhile merged into the
-   * next one. Why: the client's idempotent producer advances its sequence numbers only when a
-   * response arrives, so two concurrent requests reuse a sequence and the broker refuses the
-   * second (OUT_OF_ORDER_SEQUENCE_NUMBER). Merging keeps throughput: the waiting sends leave
-   * as one bigger request (up to REQUEST_BYTES). Resolves with the base offset of each (topic, partition) of `messages`.
-   */
-  private enqueue(
-    messages: MessageToProduce[],
-    bytes: number,
-  ): Promise<{ topic: string; partition: number; offset: bigint }[]> {
+  private enqueue(lane: Lane, parts: Part[], bytes: number): Promise<bigint[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ messages, bytes, resolve, reject });
-      if (!this.inFlight) this.inFlight = this.drain();
+      lane.queue.push({ parts, bytes, resolve, reject });
+      if (!lane.inFlight) lane.inFlight = this.drain(lane);
     });
   }
 
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
+  /** Queued sends, merged into one request at a time (up to REQUEST_BYTES). */
+  private async drain(lane: Lane): Promise<void> {
+    if (lane.lingerMs > 0) await sleep(lane.lingerMs);
+    while (lane.queue.length > 0) {
       let n = 1;
       for (
-        let bytes = this.queue[0]!.bytes;
-        n < this.queue.length && bytes + this.queue[n]!.bytes <= REQUEST_BYTES;
+        let bytes = lane.queue[0]!.bytes;
+        n < lane.queue.length && bytes + lane.queue[n]!.bytes <= REQUEST_BYTES;
         n++
       )
-        bytes += this.queue[n]!.bytes;
-      const sends = this.queue.splice(0, n);
+        bytes += lane.queue[n]!.bytes;
+      const sends = lane.queue.splice(0, n);
+      // one batch per topic-partition: the sends' records of it, in send order
+      const merged = new Map<string, Part>();
+      for (const s of sends)
+        for (const p of s.parts) {
+          const k = tpKey(p.topic, p.partition);
+          const m = merged.get(k);
+          if (m) for (const r of p.records) m.records.push(r);
+          else merged.set(k, { topic: p.topic, partition: p.partition, records: [...p.records] });
+        }
       try {
-        const result = await this.client.send({ messages: sends.flatMap((s) => s.messages) });
-        const base = new Map<string, bigint>();
-        for (const o of result.offsets ?? []) base.set(`${o.topic}\u0000${o.partition}`, o.offset);
-        // Split the merged request back: each send's records follow the earlier sends' records
-        // of the same partition, in order, in the one batch per partition the request carried.
-        const seen = new Map<string, bigint>();
+        const base = await this.produce([...merged.values()]);
+        const seen = new Map<string, number>();
         for (const s of sends) {
-          const mine = new Map<string, { topic: string; partition: number; offset: bigint }>();
-          for (const m of s.messages) {
-            const key = `${m.topic}\u0000${m.partition}`;
-            const n = seen.get(key) ?? 0n;
-            seen.set(key, n + 1n);
-            const b = base.get(key);
-            if (b !== undefined && !mine.has(key))
-              mine.set(key, { topic: m.topic, partition: m.partition!, offset: b + n });
-          }
-          s.resolve([...mine.values()]);
+          s.resolve(
+            s.parts.map((p) => {
+              const k = tpKey(p.topic, p.partition);
+              const before = seen.get(k) ?? 0;
+              seen.set(k, before + p.records.length);
+              return base.get(k)! + BigInt(before);
+            }),
+          );
         }
       } catch (err) {
         for (const s of sends) s.reject(err);
       }
     }
-    this.inFlight = null;
+    lane.inFlight = null;
+  }
+
+  /** Write `parts` (one batch each) to their leaders; base offset per topic-partition. */
+  private async produce(parts: Part[]): Promise<Map<string, bigint>> {
+    const base = new Map<string, bigint>();
+    let todo = parts;
+    for (let attempt = 0; ; attempt++) {
+      const pid = await this.producerId(todo[0]!.topic);
+      const byLeader = new Map<string, { leader: number; slot: number; parts: Part[] }>();
+      for (const p of todo) {
+        const meta = await this.bus.topic(p.topic);
+        const leader = meta.leaders[p.partition] ?? -1;
+        const slot = p.partition % CONNECTIONS;
+        const k = `${leader}:${slot}`;
+        const g = byLeader.get(k);
+        if (g) g.parts.push(p);
+        else byLeader.set(k, { leader, slot, parts: [p] });
+      }
+      const failed: { part: Part; err: unknown }[] = [];
+      await Promise.all(
+        [...byLeader.values()].map(async ({ leader, slot, parts: mine }) => {
+          try {
+            if (leader < 0) throw Object.assign(new Error('no leader'), { retriable: true });
+            const conn = await this.pools[slot]!.get(await this.bus.broker(leader));
+            const res = await this.request(conn, mine, pid);
+            const codes = new Map<string, number>();
+            for (const t of res.responses)
+              for (const pr of t.partitionResponses) {
+                const k = tpKey(t.name, pr.index);
+                codes.set(k, pr.errorCode);
+                if (pr.errorCode === 0) base.set(k, pr.baseOffset);
+              }
+            for (const p of mine) {
+              const k = tpKey(p.topic, p.partition);
+              if (codes.get(k) === 0) pid.sequences.set(k, (pid.sequences.get(k) ?? 0) + p.records.length);
+            }
+          } catch (err) {
+            const res = responseOf<ProduceResponse>(err);
+            for (const p of mine) {
+              const k = tpKey(p.topic, p.partition);
+              const pr = res?.responses
+                ?.find((t) => t.name === p.topic)
+                ?.partitionResponses.find((x) => x.index === p.partition);
+              if (pr && pr.errorCode === 0) {
+                // this partition was written; another in the same request was not
+                base.set(k, pr.baseOffset);
+                pid.sequences.set(k, (pid.sequences.get(k) ?? 0) + p.records.length);
+              } else failed.push({ part: p, err });
+            }
+          }
+        }),
+      );
+      if (failed.length === 0) return base;
+      const err = failed[0]!.err;
+      const resequence = RESEQUENCE.some((n) => hasKafkaError(err, n));
+      const retriable =
+        !isSecurityFailure(err) &&
+        (resequence ||
+          isNetworkError(err) ||
+          (err as { retriable?: boolean }).retriable === true ||
+          [...RETRIABLE].some((n) => hasKafkaError(err, n)));
+      if (!retriable || attempt >= RETRIES) {
+        // the broker may or may not hold the failed batches: start over with a new producer id
+        // so the next send's sequence numbers are not refused
+        this.resetProducerId();
+        throw err;
+      }
+      if (resequence) this.resetProducerId();
+      this.metrics.inc('retries');
+      for (const { part } of failed) this.bus.forgetTopic(part.topic);
+      await sleep(RETRY_BACKOFF_MS);
+      todo = failed.map((f) => f.part);
+    }
+  }
+
+  private request(conn: Connection, parts: Part[], pid: ProducerId): Promise<ProduceResponse> {
+    const byTopic = new Map<string, Part[]>();
+    for (const p of parts) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
+    // encoded here, not in the callback, so an encoding error rejects this send only
+    const batches = new Map<Part, Buffer>();
+    for (const p of parts)
+      batches.set(
+        p,
+        encodeRecordBatch(p.records, {
+          producerId: pid.producerId,
+          producerEpoch: pid.producerEpoch,
+          baseSequence: pid.sequences.get(tpKey(p.topic, p.partition)) ?? 0,
+        }),
+      );
+    // Produce v8 (not the flexible v9+: the client's reader skips tagged fields wrongly, and a
+    // NOT_LEADER_OR_FOLLOWER answer of v10+ carries them, so it could not be read at all):
+    // transactional_id acks timeout_ms [topic_data name [partition_data index records]]
+    const payload = () =>
+      Writer.create()
+        .appendString(null, false)
+        .appendInt16(-1) // acks=all
+        .appendInt32(PRODUCE_TIMEOUT_MS)
+        .appendArray(
+          [...byTopic],
+          (w, [topic, ps]) => {
+            w.appendString(topic, false).appendArray(
+              ps,
+              (w, p) => {
+                const b = batches.get(p)!;
+                w.appendInt32(p.partition).appendInt32(b.length).append(b);
+              },
+              false,
+              false,
+            );
+          },
+          false,
+          false,
+        );
+    return new Promise((resolve, reject) =>
+      conn.send(
+        produceV8.api.key,
+        produceV8.api.version,
+        payload,
+        produceV8.parseResponse as ResponseParser<ProduceResponse>,
+        false,
+        false,
+        (err, res) => (err ? reject(err) : resolve(res!)),
+      ),
+    );
+  }
+
+  /** The producer id, asked for once (both lanes share it; a failed ask is asked again next time). */
+  private producerId(topic: string): Promise<ProducerId> {
+    this.pid ??= (async () => {
+      // a fresh broker answers COORDINATOR_LOAD_IN_PROGRESS for a while: ask again, up to ~10 s
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const meta = await this.bus.topic(topic, attempt > 0);
+          const leader = meta.leaders.find((l) => l >= 0);
+          if (leader === undefined) throw Object.assign(new Error(`no leader for ${topic}`), { retriable: true });
+          const conn = await this.pools[0]!.get(await this.bus.broker(leader));
+          const res = await initProducerIdV5.api.async(conn, null, 60_000, -1n, -1);
+          return { producerId: res.producerId, producerEpoch: res.producerEpoch, sequences: new Map<string, number>() };
+        } catch (err) {
+          const retriable =
+            !isSecurityFailure(err) &&
+            ((err as { retriable?: boolean }).retriable === true ||
+              isNetworkError(err) ||
+              PID_RETRIABLE.some((n) => hasKafkaError(err, n)));
+          if (!retriable || attempt >= 40) throw err;
+          await sleep(RETRY_BACKOFF_MS);
+        }
+      }
+    })();
+    const asked = this.pid;
+    asked.catch(() => {
+      if (this.pid === asked) this.pid = null;
+    });
+    return asked;
+  }
+
+  /** Start over with a new producer id (every partition's sequence from 0). */
+  private resetProducerId(): void {
+    this.pid = null;
   }
 }
