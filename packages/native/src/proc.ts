@@ -51,6 +51,8 @@ export interface ProcStats {
   hashCacheHits: number;
   hashed: number;
   queued: number;
+  /** The reader thread runs at a raised priority now (execs are few). */
+  boosted: boolean;
 }
 
 interface NativeProcEvents {
@@ -65,6 +67,7 @@ interface ProcAddon {
       maxQueue?: number | null,
       hashMaxBytes?: number | null,
       pollMs?: number | null,
+      boostBelow?: number | null,
       onData?: (() => void) | null,
     ): NativeProcEvents;
   };
@@ -79,6 +82,12 @@ export interface ProcEventsOptions {
   hashMaxBytes?: number;
   /** /proc polling interval. */
   pollMs?: number;
+  /**
+   * Below this many execs a second the reader thread runs at a raised priority (root), so it
+   * reads a short process's /proc entry before the process is gone; above, it yields to the
+   * machine's work (0: never raised). Default 500.
+   */
+  boostBelowExecsPerSecond?: number;
   /** Called (on this thread) when events wait after a drain. */
   onData?: () => void;
 }
@@ -92,7 +101,7 @@ export class ProcEvents {
     if (!a.ProcEvents) throw ERR_NATIVE_PROC('the host addon has no process events (rebuild it: bash native/capture/build.sh)');
     try {
       return new ProcEvents(
-        a.ProcEvents.open(opts.mode ?? 'auto', opts.maxQueue ?? null, opts.hashMaxBytes ?? null, opts.pollMs ?? null, opts.onData ?? null),
+        a.ProcEvents.open(opts.mode ?? 'auto', opts.maxQueue ?? null, opts.hashMaxBytes ?? null, opts.pollMs ?? null, opts.boostBelowExecsPerSecond ?? null, opts.onData ?? null),
       );
     } catch (err) {
       throw ERR_NATIVE_PROC.withCause(err, (err as Error).message);

@@ -33,6 +33,12 @@ export const processPolicySchema = z
     maxEventsPerSecond: z.number().int().min(1).max(1_000_000).default(5000),
     /** Events waiting in the agent at most (its native queue); beyond, dropped, counted and alerted. */
     maxQueue: z.number().int().min(16).max(1_048_576).default(65_536),
+    /**
+     * Below this many execs a second the agent's reader runs at a raised priority (root), so a
+     * short process's details are read before it is gone; above, it yields to the machine's
+     * own work (an exec storm loses details, counted as incomplete, not events). 0: never raised.
+     */
+    boostBelowExecsPerSecond: z.number().int().min(0).max(1_000_000).default(500),
     /** Executables larger than this are not hashed. */
     hashMaxMiB: z.number().int().min(0).max(4096).default(64),
     /** Processes remembered for process trees (oldest forgotten first). */

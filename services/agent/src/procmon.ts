@@ -136,6 +136,7 @@ export class ProcessMonitor {
   private readonly excluded: (image: string) => boolean;
   private users = new Map<number, string>();
   private usersMtime = -1;
+  private usersCheckedAt = 0;
   private baseline = new Map<string, string>();
   private record: WriteStream | null = null;
   private sending: Promise<void> | null = null;
@@ -178,6 +179,7 @@ export class ProcessMonitor {
       maxQueue: p.maxQueue,
       hashMaxBytes: p.hashMaxMiB * 1024 * 1024,
       pollMs: p.pollMs,
+      boostBelowExecsPerSecond: p.boostBelowExecsPerSecond,
       onData: () => this.schedule(),
     });
     const mode = this.native.stats().mode;
@@ -268,6 +270,10 @@ export class ProcessMonitor {
   }
 
   private userOf(uid: number): string | null {
+    // /etc/passwd is looked at again at most once a second, not once an event
+    const now = Date.now();
+    if (now - this.usersCheckedAt < 1000) return this.users.get(uid) ?? null;
+    this.usersCheckedAt = now;
     const file = join(this.root, 'etc/passwd');
     try {
       const m = statSync(file).mtimeMs;

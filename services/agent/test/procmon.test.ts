@@ -134,6 +134,31 @@ test(
 );
 
 test(
+  'the reader runs at a raised priority while execs are few, and yields to an exec storm',
+  { skip: NEEDS_ROOT, timeout: 30_000 },
+  async () => {
+    const p = ProcEvents.open({ mode: 'connector', boostBelowExecsPerSecond: 500 });
+    try {
+      assert.equal(p.stats().boosted, true, 'boosted at rest');
+      const states = new Set<boolean>();
+      let running = true;
+      const storm = runShell('i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done').then(
+        () => (running = false),
+      );
+      while (running) {
+        p.drain(0);
+        states.add(p.stats().boosted);
+        await sleep(20);
+      }
+      await storm;
+      assert.ok(states.has(false), 'the boost is dropped during the storm');
+    } finally {
+      p.close();
+    }
+  },
+);
+
+test(
   'without the connector, /proc polling sees processes that live longer than its interval',
   { timeout: 30_000 },
   async () => {
