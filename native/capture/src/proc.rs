@@ -388,7 +388,7 @@ fn open_connector(rcvbuf: i32) -> Result<i32> {
     }
 }
 
-fn run_connector(fd: i32, mut reader: Reader, shared: Arc<Shared>) {
+fn run_connector(fd: i32, mut reader: Reader, shared: Arc<Shared>, ready: mpsc::Sender<()>) {
     // A short process is gone within a millisecond of its exec: this thread reads its /proc
     // entry in time only when it runs ahead of ordinary work, so it raises its priority (root
     // may; without root the call fails and the thread keeps the process's). But woken first on
@@ -401,6 +401,7 @@ fn run_connector(fd: i32, mut reader: Reader, shared: Arc<Shared>) {
     let set_boost = |on: bool| unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, if on { BOOST_NICE } else { 0 }) == 0 };
     let mut boosted = shared.boost_below > 0 && set_boost(true);
     shared.boosted.store(boosted, Ordering::Relaxed);
+    let _ = ready.send(());
     let mut window_start = std::time::Instant::now();
     let mut window_execs = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
@@ -576,11 +577,12 @@ impl ProcEvents {
         let (name, mode) = if fd.is_some() { ("cordon-proc-cn", "connector") } else { ("cordon-proc-poll", "poll") };
         let thread = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || {
-                let _ = tx.send(());
-                match fd {
-                    Some(fd) => run_connector(fd, reader, s2),
-                    None => run_poll(poll, reader, s2),
+            .spawn(move || match fd {
+                // ready once its priority is set, so stats() says `boosted` from the start
+                Some(fd) => run_connector(fd, reader, s2, tx),
+                None => {
+                    let _ = tx.send(());
+                    run_poll(poll, reader, s2)
                 }
             })
             .map_err(|e| Error::new(Status::GenericFailure, format!("cannot start the process events thread: {e}")))?;

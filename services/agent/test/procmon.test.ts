@@ -7,14 +7,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcEvents, type ProcEvent } from '@cordon/native';
-import { processPolicySchema } from '@cordon/policy';
+import { applyPolicyFile, processPolicySchema } from '@cordon/policy';
+import { createEmbeddedBus, readRange, readTable } from '@cordon/bus';
+import { runStage } from '@cordon/stage';
+import { waitFor } from '@cordon/testkit';
+import { randomBytes } from 'node:crypto';
 import { createContext, silentLogger } from '@cordon/runtime';
-import type { AlertInput, ProcessEvent } from '@cordon/schemas';
-import { imageMatcher, parsePasswd, ProcessMonitor } from '../src/index.js';
+import { allTopicSpecs, codecFor, TOPICS, type AlertInput, type ProcessEvent } from '@cordon/schemas';
+import { agentStage, imageMatcher, makeEnrollToken, parsePasswd, ProcessMonitor } from '../src/index.js';
 
 const NEEDS_ROOT = process.getuid?.() === 0 ? false : 'needs root (the process events connector needs CAP_NET_ADMIN)';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -195,6 +199,11 @@ test('image exclusions: exact paths and * patterns', () => {
   assert.equal(m('/opt/monitoring/bin/probe'), true);
   assert.equal(m('/usr/lib/x86_64/collect?'), true, '? is a literal, not a wildcard');
   assert.equal(m('/usr/lib/x86_64/collectd'), false);
+  // the policy's section is checked at the edge: unknown keys and relative paths are errors
+  assert.equal(processPolicySchema.safeParse({ enabled: true, bogus: 1 }).success, false);
+  assert.equal(processPolicySchema.safeParse({ excludeImages: ['usr/bin/x'] }).success, false);
+  assert.equal(processPolicySchema.safeParse({ maxEventsPerSecond: 0 }).success, false);
+  assert.equal(processPolicySchema.parse({}).enabled, false, 'off unless enabled');
   assert.deepEqual(
     [...parsePasswd('root:x:0:0::/root:/bin/sh\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nbad\n')],
     [
@@ -338,3 +347,71 @@ test('events the bus refuses are counted as dropped and alerted', { skip: NEEDS_
   assert.ok(m.status().dropped >= 20, `${m.status().dropped} dropped`);
   assert.ok(alerts.length >= 1);
 });
+
+test(
+  'the policy turns process monitoring on for one VM, with its exclusions, and off again; the heartbeat says which mode runs',
+  { skip: NEEDS_ROOT, timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-procmon-policy-'));
+    const ctx = createContext({ log: silentLogger });
+    const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+    await bus.admin.ensureTopics(allTopicSpecs());
+    const a = await runStage(agentStage, {
+      bus,
+      ctx,
+      config: {
+        token: makeEnrollToken(randomBytes(32), 'vm-web-1', 3_600_000, Date.now()),
+        stateDir: join(dir, 'state'),
+        enforce: { enabled: false },
+        netconf: { enabled: false },
+        verdictWaitS: 0,
+        heartbeatS: 0.2,
+      },
+    });
+    const heartbeat = async () =>
+      [...(await readTable(bus, TOPICS.agents)).values()]
+        .map((r) => codecFor(TOPICS.agents).decode(r.value!))
+        .find((r) => r.agent === a.agentId)!;
+    const published = async () => {
+      const out: ProcessEvent[] = [];
+      await readRange(bus, TOPICS.processes, (r) => out.push(codecFor(TOPICS.processes).decode(r.value!)));
+      return out;
+    };
+    try {
+      assert.equal(a.processes, null, 'off unless enabled');
+      await waitFor('a heartbeat saying so', async () => (await heartbeat())?.processes?.mode === 'off');
+      const policy = join(dir, 'policy.yaml');
+      writeFileSync(
+        policy,
+        [
+          'agents:',
+          '  vms:',
+          '    vm-web-1:',
+          '      processes: { enabled: true, mode: connector, excludeImages: [/usr/bin/tail] }',
+          '    vm-other:',
+          '      processes: { enabled: false }',
+          '',
+        ].join('\n'),
+      );
+      await applyPolicyFile({ bus, ctx }, policy);
+      await waitFor('monitoring to start', () => a.processes !== null);
+      await waitFor('the heartbeat to say connector', async () => (await heartbeat())?.processes?.mode === 'connector');
+      await runShell('/bin/sleep 0.2; /usr/bin/timeout 0.2 /usr/bin/tail -f /dev/null');
+      await waitFor('the sleep on the topic', async () =>
+        (await published()).some((e) => e.command_line === '/bin/sleep 0.2' && e.vm === 'vm-web-1'),
+      );
+      assert.ok(!(await published()).some((e) => e.image === '/usr/bin/tail'), 'the excluded image is not published');
+      writeFileSync(
+        policy,
+        ['agents:', '  vms:', '    vm-web-1:', '      processes: { enabled: false }', ''].join('\n'),
+      );
+      await applyPolicyFile({ bus, ctx }, policy);
+      await waitFor('monitoring to stop', () => a.processes === null);
+      await waitFor('the heartbeat to say off', async () => (await heartbeat())?.processes?.mode === 'off');
+    } finally {
+      await a.stop();
+      await bus.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
