@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcEvents, type ProcEvent } from '@cordon/native';
@@ -415,3 +415,52 @@ test(
     }
   },
 );
+
+test(
+  'a setuid executable outside the baseline is suid_new, one in it is not; a uid change is an event',
+  { skip: NEEDS_ROOT, timeout: 30_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-procmon-suid-'));
+    const known = join(dir, 'known');
+    const fresh = join(dir, 'fresh');
+    mkdirSync(known);
+    mkdirSync(fresh);
+    const old = join(known, 'sleepy');
+    const rogue = join(fresh, 'sleepy');
+    for (const f of [old, rogue]) {
+      copyFileSync('/bin/sleep', f);
+      chmodSync(f, 0o4755);
+    }
+    const sent: ProcessEvent[] = [];
+    const m = monitor({ suidBaselineDirs: [known] }, sent, []);
+    m.start();
+    try {
+      await run(old, ['0.2']);
+      await run(rogue, ['0.2']);
+      // setpriv changes its uids, then runs sleep as nobody
+      await run('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '/bin/sleep', '0.2']);
+      await waitFor('the three to be published', () =>
+        sent.some((e) => e.kind === 'exec' && e.uid === 65534 && e.image === '/usr/bin/sleep'),
+      );
+      const ex = (img: string) => sent.find((e) => e.kind === 'exec' && e.image === img)!;
+      assert.equal(ex(old).suid_new, false, 'in the baseline');
+      assert.equal(ex(rogue).suid_new, true, 'a setuid file the baseline does not hold');
+      assert.equal(ex(rogue).image_mode & 0o4000, 0o4000);
+      assert.ok(
+        sent.some((e) => e.kind === 'uid' && e.uid === 65534 && e.image === '/usr/bin/setpriv'),
+        `the uid change is an event: ${JSON.stringify(sent.filter((e) => e.kind === 'uid'))}`,
+      );
+    } finally {
+      await m.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: 'ignore' });
+    p.on('error', reject);
+    p.on('exit', () => resolve());
+  });
+}
