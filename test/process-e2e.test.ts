@@ -152,14 +152,14 @@ test(
       }
 
       // 5. 1,000 short-lived processes, each seen, published and readable on the topic
-      const { pid: shPid } = await run('/bin/sh', ['-c', 'for i in $(seq 1000); do /bin/true; done']);
+      const { pid: shPid } = await run('/bin/sh', ['-c', 'i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); done']);
       let seen = 0;
       const until2 = Date.now() + 60_000;
       while (Date.now() < until2) {
         seen = 0;
         for (const r of await readAll(bus, TOPICS.processes)) {
           const e: ProcessEvent = codecFor(TOPICS.processes).decode(r.value!);
-          if (e.kind === 'exec' && e.ppid === shPid && e.comm !== 'seq' && e.argv[0] !== 'seq') seen++;
+          if (e.kind === 'exec' && e.ppid === shPid) seen++;
         }
         if (seen >= 1000) break;
         await sleep(500);

@@ -374,7 +374,19 @@ export class ProcessMonitor {
         e.argv = k.commandLine ? [k.commandLine] : [];
       }
     }
-    const commandLine = e.kind === 'exit' ? (e.argv[0] ?? '') : e.argv.join(' ');
+    if (e.kind === 'uid') {
+      // the program that changed its ids is the one its last exec named (events come in order;
+      // /proc, read a moment later, may already show the next program it executed)
+      const k = this.table.get(e.pid);
+      if (k) {
+        e.exe = k.image;
+        e.ppid ||= k.ppid;
+        e.sid = k.sid;
+        e.argv = k.commandLine ? [k.commandLine] : [];
+        this.remember({ ...k, uid: e.uid });
+      }
+    }
+    const commandLine = e.kind === 'exec' ? e.argv.join(' ') : (e.argv[0] ?? '');
     if (e.kind === 'exec') {
       this.remember({
         pid: e.pid,
@@ -432,7 +444,7 @@ export class ProcessMonitor {
       image_size: e.exeSize,
       image_sha256: e.sha256 || null,
       suid_new: e.kind === 'exec' && setuid && this.baseline.get(e.exe) !== e.sha256,
-      argv: e.kind === 'exit' ? [] : e.argv,
+      argv: e.kind === 'exec' ? e.argv : [],
       argv_truncated: e.argvTruncated,
       command_line: commandLine,
       cwd: e.cwd,
