@@ -36,6 +36,7 @@ bench dpi 0 "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi
 [[ -f bench/dpi-scaling.mjs ]] && bench dpi-scaling 0 "dpi: 1 and 2 workers" node bench/dpi-scaling.mjs
 bench loginspect 0 "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
 bench fim 0 "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
+bench proc 0 "proc: exec events/s through the agent and the process rules beside the same exec load with no agent (root)" node bench/proc.mjs
 bench inventory 0 "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
 bench block-latency 1 "protection loop on Kafka: detection-to-block latency (root)" node bench/protection.mjs --only latency --bus kafka
 bench block-latency-embedded 0 "protection loop on the embedded bus: detection-to-block latency (root)" node bench/protection.mjs --only latency --bus embedded

@@ -16,6 +16,7 @@
 //! are skipped: VM traffic is what the watchdog inspects.
 
 mod nft;
+mod proc;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};

@@ -20,3 +20,8 @@ export const ERR_NATIVE_NFT = defineError(
   'CORDON_ERR_NATIVE_NFT',
   (what: string, detail: string) => `${what} failed: ${detail}`,
 );
+export const ERR_NATIVE_PROC = defineError(
+  'CORDON_ERR_NATIVE_PROC',
+  (detail: string) =>
+    `process events cannot be read: ${detail}; the connector needs root (CAP_NET_ADMIN), /proc polling works without`,
+);

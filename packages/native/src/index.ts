@@ -201,3 +201,4 @@ export const nativeAddonPath = (): string => join(ADDON_PATH);
 export * from './capture.js';
 export * from './nft.js';
 export * from './nft-blocks.js';
+export * from './proc.js';

@@ -8,6 +8,7 @@ import { readRuleSet, SET_NAME } from '@cordon/rulesets';
 import { CordonError } from '@cordon/runtime';
 import type { PolicyRecord } from '@cordon/schemas';
 import { ERR_POLICY_FILE, ERR_POLICY_READ, ERR_POLICY_RECORD } from './errors.js';
+import { processPolicySchema } from './process-policy.js';
 import { parseYamlWith } from './yaml-file.js';
 
 /**
@@ -57,6 +58,8 @@ export const agentPolicySchema = z
       .object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) })
       .strict()
       .optional(),
+    /** Process monitoring (process-policy.ts). */
+    processes: processPolicySchema.optional(),
   })
   .strict();
 export type AgentPolicy = z.infer<typeof agentPolicySchema>;

@@ -28,6 +28,27 @@ export interface CaptureStatus {
   inspected_until_us: number;
 }
 
+export interface ProcessMonitorStatus {
+  /** connector (every exec, from the kernel), poll (/proc polling: short processes missed) or off. */
+  mode: string;
+  /** Process events read so far. */
+  events: number;
+  /** Process events published so far. */
+  published: number;
+  /** Events left out by the policy's image exclusions. */
+  excluded: number;
+  /** Events lost so far, for any reason below (each one alerted). */
+  dropped: number;
+  /** Dropped: the agent's queue was full (more than its rate limit). */
+  dropped_queue: number;
+  /** Times the kernel reported lost events (its socket buffer overflowed). */
+  dropped_kernel: number;
+  /** Execs whose /proc details were gone before they could be read. */
+  incomplete: number;
+  /** Processes in the agent's pid table (process trees). */
+  table_size: number;
+}
+
 /** Registration and heartbeat of an agent, or status of a watchdog (compacted). Key: agent id, or watchdog:<host>. */
 export interface AgentRecord {
   agent: string;
@@ -48,12 +69,14 @@ export interface AgentRecord {
   /** VM -> the assignment epoch it applies. */
   acks: Record<string, number>;
   heartbeat_interval_ms: number;
+  /** Process monitoring: its mode and counters (null: an agent without it). */
+  processes: null | ProcessMonitorStatus;
   /** The sender's Ed25519 public key (32 raw bytes) that signs every record it produces (header cordon-sig): registered by the coordinator with the enrollment proof that comes with it, first key wins (docs/security.md). */
   public_key: null | Buffer;
 }
 
 /** AgentRecord as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
-export type AgentRecordInput = Omit<AgentRecord, "public_key"> & Partial<Pick<AgentRecord, "public_key">>;
+export type AgentRecordInput = Omit<AgentRecord, "processes"> & Partial<Pick<AgentRecord, "processes">>;
 
 export type AlertAction = "alert" | "drop" | "reject" | "pass";
 
@@ -435,6 +458,64 @@ export interface PolicyRecord {
   updated_by: string;
 }
 
+export type ProcessEventKind = "exec" | "exit" | "uid";
+
+export type ProcessSource = "connector" | "poll";
+
+export interface ProcessAncestor {
+  pid: number;
+  image: string;
+  command_line: string;
+  uid: number;
+  start_us: number;
+}
+
+/** A process started (exec), ended (exit) or changed its user ids (uid) in a guest, as its agent saw it. Key: vm. Signed by the agent. */
+export interface ProcessEvent {
+  /** agent|pid|start_us|kind|ts_us: the same event always has the same id. */
+  event_id: string;
+  agent: string;
+  vm: string;
+  /** When the agent read the event. */
+  ts_us: number;
+  kind: ProcessEventKind;
+  /** connector: the kernel's process events connector (every exec); poll: /proc polling (a process shorter than the interval is missed). */
+  source: ProcessSource;
+  pid: number;
+  ppid: number;
+  /** Session id: the session leader's pid (0: unknown). */
+  sid: number;
+  uid: number;
+  euid: number;
+  /** The real uid's name in the guest's /etc/passwd. */
+  user: null | string;
+  /** The executable's path (empty when the process was gone before it could be read). */
+  image: string;
+  /** The executable was deleted or replaced while running. */
+  image_deleted: boolean;
+  /** The executable's st_mode (setuid: 0o4000). */
+  image_mode: number;
+  image_size: number;
+  /** Hex SHA-256 (null when over the agent's size limit or unreadable). */
+  image_sha256: null | string;
+  /** A setuid executable not in the agent's baseline of setuid files. */
+  suid_new: boolean;
+  argv: Array<string>;
+  argv_truncated: boolean;
+  /** argv joined by spaces. */
+  command_line: string;
+  cwd: string;
+  comm: string;
+  parent_image: string;
+  parent_command_line: string;
+  start_us: number;
+  exit_code: null | number;
+  /** The process was gone before its details were read. */
+  incomplete: boolean;
+  /** Parent first, up to the session leader (bounded): the process tree alerts carry. */
+  ancestors: Array<ProcessAncestor>;
+}
+
 /** The public key an agent or watchdog signs its records with, and what it is bound to (compacted; written only by the coordinator, on a verified enrollment). Key: producer id (agent id, or watchdog:<host>); a tombstone revokes it. */
 export interface ProducerKey {
   /** The id in the cordon-agent header of its records. */
@@ -775,6 +856,65 @@ export const AVRO_SCHEMAS = {
         "name": "heartbeat_interval_ms",
         "type": "long",
         "default": 0
+      },
+      {
+        "name": "processes",
+        "type": [
+          "null",
+          {
+            "type": "record",
+            "name": "ProcessMonitorStatus",
+            "fields": [
+              {
+                "name": "mode",
+                "type": "string",
+                "doc": "connector (every exec, from the kernel), poll (/proc polling: short processes missed) or off."
+              },
+              {
+                "name": "events",
+                "type": "long",
+                "doc": "Process events read so far."
+              },
+              {
+                "name": "published",
+                "type": "long",
+                "doc": "Process events published so far."
+              },
+              {
+                "name": "excluded",
+                "type": "long",
+                "doc": "Events left out by the policy's image exclusions."
+              },
+              {
+                "name": "dropped",
+                "type": "long",
+                "doc": "Events lost so far, for any reason below (each one alerted)."
+              },
+              {
+                "name": "dropped_queue",
+                "type": "long",
+                "doc": "Dropped: the agent's queue was full (more than its rate limit)."
+              },
+              {
+                "name": "dropped_kernel",
+                "type": "long",
+                "doc": "Times the kernel reported lost events (its socket buffer overflowed)."
+              },
+              {
+                "name": "incomplete",
+                "type": "long",
+                "doc": "Execs whose /proc details were gone before they could be read."
+              },
+              {
+                "name": "table_size",
+                "type": "int",
+                "doc": "Processes in the agent's pid table (process trees)."
+              }
+            ]
+          }
+        ],
+        "default": null,
+        "doc": "Process monitoring: its mode and counters (null: an agent without it)."
       },
       {
         "name": "public_key",
@@ -2228,6 +2368,216 @@ export const AVRO_SCHEMAS = {
       }
     ]
   },
+  "ProcessEvent": {
+    "type": "record",
+    "name": "ProcessEvent",
+    "namespace": "io.cordon.v1",
+    "doc": "A process started (exec), ended (exit) or changed its user ids (uid) in a guest, as its agent saw it. Key: vm. Signed by the agent.",
+    "fields": [
+      {
+        "name": "event_id",
+        "type": "string",
+        "doc": "agent|pid|start_us|kind|ts_us: the same event always has the same id."
+      },
+      {
+        "name": "agent",
+        "type": "string"
+      },
+      {
+        "name": "vm",
+        "type": "string"
+      },
+      {
+        "name": "ts_us",
+        "type": "long",
+        "doc": "When the agent read the event."
+      },
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "ProcessEventKind",
+          "symbols": [
+            "exec",
+            "exit",
+            "uid"
+          ]
+        }
+      },
+      {
+        "name": "source",
+        "type": {
+          "type": "enum",
+          "name": "ProcessSource",
+          "symbols": [
+            "connector",
+            "poll"
+          ]
+        },
+        "doc": "connector: the kernel's process events connector (every exec); poll: /proc polling (a process shorter than the interval is missed)."
+      },
+      {
+        "name": "pid",
+        "type": "int"
+      },
+      {
+        "name": "ppid",
+        "type": "int"
+      },
+      {
+        "name": "sid",
+        "type": "int",
+        "doc": "Session id: the session leader's pid (0: unknown)."
+      },
+      {
+        "name": "uid",
+        "type": "int"
+      },
+      {
+        "name": "euid",
+        "type": "int"
+      },
+      {
+        "name": "user",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The real uid's name in the guest's /etc/passwd."
+      },
+      {
+        "name": "image",
+        "type": "string",
+        "doc": "The executable's path (empty when the process was gone before it could be read)."
+      },
+      {
+        "name": "image_deleted",
+        "type": "boolean",
+        "default": false,
+        "doc": "The executable was deleted or replaced while running."
+      },
+      {
+        "name": "image_mode",
+        "type": "int",
+        "default": 0,
+        "doc": "The executable's st_mode (setuid: 0o4000)."
+      },
+      {
+        "name": "image_size",
+        "type": "long",
+        "default": 0
+      },
+      {
+        "name": "image_sha256",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Hex SHA-256 (null when over the agent's size limit or unreadable)."
+      },
+      {
+        "name": "suid_new",
+        "type": "boolean",
+        "default": false,
+        "doc": "A setuid executable not in the agent's baseline of setuid files."
+      },
+      {
+        "name": "argv",
+        "type": {
+          "type": "array",
+          "items": "string"
+        },
+        "default": []
+      },
+      {
+        "name": "argv_truncated",
+        "type": "boolean",
+        "default": false
+      },
+      {
+        "name": "command_line",
+        "type": "string",
+        "default": "",
+        "doc": "argv joined by spaces."
+      },
+      {
+        "name": "cwd",
+        "type": "string",
+        "default": ""
+      },
+      {
+        "name": "comm",
+        "type": "string",
+        "default": ""
+      },
+      {
+        "name": "parent_image",
+        "type": "string",
+        "default": ""
+      },
+      {
+        "name": "parent_command_line",
+        "type": "string",
+        "default": ""
+      },
+      {
+        "name": "start_us",
+        "type": "long",
+        "default": 0
+      },
+      {
+        "name": "exit_code",
+        "type": [
+          "null",
+          "int"
+        ],
+        "default": null
+      },
+      {
+        "name": "incomplete",
+        "type": "boolean",
+        "default": false,
+        "doc": "The process was gone before its details were read."
+      },
+      {
+        "name": "ancestors",
+        "type": {
+          "type": "array",
+          "items": {
+            "type": "record",
+            "name": "ProcessAncestor",
+            "fields": [
+              {
+                "name": "pid",
+                "type": "int"
+              },
+              {
+                "name": "image",
+                "type": "string"
+              },
+              {
+                "name": "command_line",
+                "type": "string"
+              },
+              {
+                "name": "uid",
+                "type": "int"
+              },
+              {
+                "name": "start_us",
+                "type": "long",
+                "default": 0
+              }
+            ]
+          }
+        },
+        "default": [],
+        "doc": "Parent first, up to the session leader (bounded): the process tree alerts carry."
+      }
+    ]
+  },
   "ProducerKey": {
     "type": "record",
     "name": "ProducerKey",
@@ -2839,6 +3189,7 @@ export interface TopicValues {
   "cordon.fim.v1": FileEvent;
   "cordon.logs.v1": LogBatch;
   "cordon.netconf.v1": NetSnapshot;
+  "cordon.processes.v1": ProcessEvent;
   "cordon.vm-events.v1": VmEvent;
   "cordon.inventory.v1": InventoryRecord;
   "cordon.agents.v1": AgentRecord;
@@ -2865,6 +3216,7 @@ export interface TopicInputs {
   "cordon.fim.v1": FileEvent;
   "cordon.logs.v1": LogBatch;
   "cordon.netconf.v1": NetSnapshot;
+  "cordon.processes.v1": ProcessEvent;
   "cordon.vm-events.v1": VmEventInput;
   "cordon.inventory.v1": InventoryRecordInput;
   "cordon.agents.v1": AgentRecordInput;
@@ -3727,6 +4079,135 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
         "doc": "The VM's traffic is held on the host bridge until this assignment is acknowledged."
       }
     ]
+  },
+  "50": {
+    "type": "record",
+    "name": "AgentRecord",
+    "namespace": "io.cordon.v1",
+    "doc": "Registration and heartbeat of an agent, or status of a watchdog (compacted). Key: agent id, or watchdog:<host>.",
+    "fields": [
+      {
+        "name": "agent",
+        "type": "string"
+      },
+      {
+        "name": "vm",
+        "type": "string",
+        "doc": "The VM an agent runs in; empty for a watchdog."
+      },
+      {
+        "name": "version",
+        "type": "string"
+      },
+      {
+        "name": "config_hash",
+        "type": "string"
+      },
+      {
+        "name": "identity",
+        "type": "string",
+        "doc": "Instance identity that tells clones and reverted snapshots apart (JSON: generation, incarnation, hw)."
+      },
+      {
+        "name": "heartbeat_us",
+        "type": "long"
+      },
+      {
+        "name": "status",
+        "type": {
+          "type": "enum",
+          "name": "AgentStatus",
+          "symbols": [
+            "enrolled",
+            "running",
+            "stopping"
+          ]
+        }
+      },
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "SensorKind",
+          "symbols": [
+            "agent",
+            "watchdog"
+          ]
+        },
+        "default": "agent"
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "A watchdog's host."
+      },
+      {
+        "name": "policy_version",
+        "type": "long",
+        "default": 0,
+        "doc": "The version of its policy the sender applies."
+      },
+      {
+        "name": "capture",
+        "type": [
+          "null",
+          {
+            "type": "record",
+            "name": "CaptureStatus",
+            "fields": [
+              {
+                "name": "active",
+                "type": "boolean",
+                "doc": "Capturing (its own NIC, or the host bridge)."
+              },
+              {
+                "name": "frames",
+                "type": "long",
+                "doc": "Frames captured so far: moving counters show it inspects."
+              },
+              {
+                "name": "published",
+                "type": "long",
+                "doc": "Frames published for inspection so far."
+              },
+              {
+                "name": "inspected_until_us",
+                "type": "long",
+                "doc": "No frame stamped at or after this is published by this sender (an agent: a lease each heartbeat renews, ahead of its frames; the newest frame it published when it stops): a successor takes over from here."
+              }
+            ]
+          }
+        ],
+        "default": null
+      },
+      {
+        "name": "acks",
+        "type": {
+          "type": "map",
+          "values": "long"
+        },
+        "default": {},
+        "doc": "VM -> the assignment epoch it applies."
+      },
+      {
+        "name": "heartbeat_interval_ms",
+        "type": "long",
+        "default": 0
+      },
+      {
+        "name": "public_key",
+        "type": [
+          "null",
+          "bytes"
+        ],
+        "default": null,
+        "doc": "The sender's Ed25519 public key (32 raw bytes) that signs every record it produces (header cordon-sig): registered by the coordinator with the enrollment proof that comes with it, first key wins (docs/security.md)."
+      }
+    ]
   }
 };
 
@@ -3770,6 +4251,13 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
     "cleanup": "delete",
     "retentionMs": 604800000
   },
+  "cordon.processes.v1": {
+    "schema": "ProcessEvent",
+    "id": 70,
+    "partitions": 6,
+    "cleanup": "delete",
+    "retentionMs": 604800000
+  },
   "cordon.vm-events.v1": {
     "schema": "VmEvent",
     "id": 18,
@@ -3792,13 +4280,14 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.agents.v1": {
     "schema": "AgentRecord",
-    "id": 50,
+    "id": 71,
     "partitions": 3,
     "cleanup": "compact",
     "retentionMs": -1,
     "previous": [
       8,
-      30
+      30,
+      50
     ]
   },
   "cordon.assignments.v1": {
@@ -3910,6 +4399,7 @@ export const TOPICS = {
   fim: "cordon.fim.v1",
   logs: "cordon.logs.v1",
   netconf: "cordon.netconf.v1",
+  processes: "cordon.processes.v1",
   vmEvents: "cordon.vm-events.v1",
   inventory: "cordon.inventory.v1",
   agents: "cordon.agents.v1",

@@ -47,6 +47,7 @@ export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
   [TOPICS.logs]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm|…') },
   [TOPICS.fim]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm|…') },
   [TOPICS.netconf]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm') },
+  [TOPICS.processes]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm') },
   [TOPICS.packets]: {
     need: 'if-signed',
     misbound: (p, v) => {

@@ -23,9 +23,23 @@ import { loadSigningKey } from './signing-key.js';
 import { readState, writeState } from './state.js';
 import { LogTailer } from './logtail.js';
 import { collectNetSnapshot } from './netconf.js';
+import { ProcessMonitor } from './procmon.js';
 import { agentIdFor, readEnrollToken } from './token.js';
 
 export const AGENT_VERSION = '0.1.0';
+
+/** The heartbeat's process monitoring part when it does not run. */
+const PROCESSES_OFF = {
+  mode: 'off',
+  events: 0,
+  published: 0,
+  excluded: 0,
+  dropped: 0,
+  dropped_queue: 0,
+  dropped_kernel: 0,
+  incomplete: 0,
+  table_size: 0,
+} as const;
 
 export interface AgentHandle {
   readonly agentId: string;
@@ -38,10 +52,12 @@ export interface AgentHandle {
   readonly watching: Watching;
   /** Of `watching` and enforcement, as the heartbeats report it. */
   readonly configHash: string;
+  /** The process monitor now (null while the policy leaves it off). */
+  readonly processes: ProcessMonitor | null;
 }
 
 /** The parts of the agent's configuration the policy topic may set (see @cordon/policy's agentPolicySchema). */
-export type Watching = Pick<AgentConfig, 'logs' | 'logStartAt' | 'fim' | 'netconf'>;
+export type Watching = Pick<AgentConfig, 'logs' | 'logStartAt' | 'fim' | 'netconf' | 'processes'>;
 
 /**
  * The agent file's settings with the policy's fields over them, within the file's limits: a
@@ -50,7 +66,13 @@ export type Watching = Pick<AgentConfig, 'logs' | 'logStartAt' | 'fim' | 'netcon
  * topic can change what the agent watches, not make it read anything on the machine.
  */
 export function watchingFor(config: AgentConfig, policy: AgentPolicy | null, refused: string[] = []): Watching {
-  const own: Watching = { logs: config.logs, logStartAt: config.logStartAt, fim: config.fim, netconf: config.netconf };
+  const own: Watching = {
+    logs: config.logs,
+    logStartAt: config.logStartAt,
+    fim: config.fim,
+    netconf: config.netconf,
+    processes: config.processes,
+  };
   if (!policy) return own;
   const set = Object.fromEntries(Object.entries(policy).filter(([, v]) => v !== undefined)) as Partial<Watching>;
   const w = { ...own, ...set };
@@ -91,6 +113,7 @@ export const agentStage = defineStage({
     TOPICS.fim,
     TOPICS.netconf,
     TOPICS.blockStatus,
+    TOPICS.processes,
     TOPICS.packets,
     TOPICS.alerts,
     TOPICS.dlq,
@@ -120,6 +143,8 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   let policyVersion = 0;
   let heartbeatMs = config.heartbeatS * 1000;
   let net: SensorCapture | null = null;
+  /** Process monitoring (procmon.ts), when the policy enables it: declared before the first heartbeat reads it. */
+  let procmon: ProcessMonitor | null = null;
   let windows: ProtectionWindows | null = null;
   let reenroll = false;
   const agentCodec = codecFor(TOPICS.agents);
@@ -174,6 +199,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       acks: windows?.acks() ?? {},
       heartbeat_interval_ms: heartbeatMs,
       public_key: signer.publicKey,
+      processes: procmon?.status() ?? PROCESSES_OFF,
     };
     const headers = enrolled ? undefined : { 'cordon-enroll-token': Buffer.from(config.token) };
     await stage.send(TOPICS.agents, [
@@ -348,6 +374,32 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     if (netTimer) clearInterval(netTimer);
     netTimer = null;
   };
+  // ---- process monitoring (procmon.ts): exec/exit/uid events with their process trees
+  const processesCodec = codecFor(TOPICS.processes);
+  const alertsCodec = codecFor(TOPICS.alerts);
+  const startProcesses = (w: Watching) => {
+    if (!w.processes.enabled) return;
+    const m = new ProcessMonitor({
+      policy: w.processes,
+      agent: agentId,
+      vm,
+      ctx,
+      recordFile: config.processRecord,
+      send: (events) =>
+        stage.send(
+          TOPICS.processes,
+          events.map((e) => ({ key: Buffer.from(vm), value: processesCodec.encode(e) })),
+        ),
+      alert: (a) => stage.send(TOPICS.alerts, [{ key: Buffer.from(vm), value: alertsCodec.encode(a) }]),
+    });
+    m.start();
+    procmon = m;
+  };
+  const stopProcesses = async () => {
+    const m = procmon;
+    procmon = null;
+    await m?.stop();
+  };
 
   /** Restart the parts whose settings differ (all of them when `force`), then report the new hash. */
   const reconfigure = async (next: Watching, force: boolean) => {
@@ -356,6 +408,8 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     const logs = differs('logs', 'logStartAt');
     const files = differs('fim');
     const net = differs('netconf');
+    const procs = differs('processes');
+    if (procs) await stopProcesses();
     if (logs) await tailer?.stop();
     if (files) await fim?.stop();
     if (net) stopNetconf();
@@ -367,8 +421,15 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       await startFim(next);
     }
     if (net) await startNetconf(next);
+    if (procs) startProcesses(next);
     ctx.log.info(
-      { configHash, logs: next.logs.length, fim: next.fim?.paths ?? [], netconf: next.netconf.enabled },
+      {
+        configHash,
+        logs: next.logs.length,
+        fim: next.fim?.paths ?? [],
+        netconf: next.netconf.enabled,
+        processes: next.processes.enabled,
+      },
       'Agent reconfigured from its policy.',
     );
     await heartbeat('running');
@@ -432,8 +493,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   fimStartedRebased = first === 'rebaseline' && !!watching.fim;
   await startFim(watching, first === 'rebaseline');
   await startNetconf(watching);
+  startProcesses(watching);
   stage.onStop(async () => {
     await changes;
+    await stopProcesses();
     stopNetconf();
     await fimStarting?.stop();
     await fim?.stop();
@@ -503,6 +566,9 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     },
     get configHash() {
       return configHash;
+    },
+    get processes() {
+      return procmon;
     },
   };
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { describeConfigIssues } from '@cordon/runtime';
 import { enforcerGuardsShape } from '@cordon/enforce';
 import { fimPolicySchema } from '@cordon/fim-scan';
+import { processPolicySchema } from '@cordon/policy';
 import { ERR_AGENT_CONFIG } from './errors.js';
 
 /** Where file integrity may look unless the agent's file says otherwise: system binaries, libraries, configuration, boot, served content, root's keys and crontabs. */
@@ -77,6 +78,13 @@ export const agentConfigSchema = z
       .default({}),
     /** File integrity: paths, patterns, attributes, schedule (see @cordon/fim-scan's policy). */
     fim: fimPolicySchema.optional(),
+    /** Process monitoring: exec/exit/uid events (see @cordon/policy's processPolicySchema); off unless enabled. */
+    processes: processPolicySchema.default({}),
+    /**
+     * Record every process event read to this file too, one JSON object a line (what
+     * `cordon proctest --events` reads). Only this file may name it, never the policy.
+     */
+    processRecord: absolute.optional(),
     /**
      * Network inspection of the VM's own traffic: a capture on its NIC, published for the dpi
      * stage while the coordinator assigns the VM to this agent (from the hand-off's time boundary

@@ -41,3 +41,8 @@ export const ERR_AGENT_SIGNING_KEY = defineError(
   (file: string, detail: string) =>
     `the agent's signing key ${file} is unusable (${detail}); it was set aside and a new key made — the coordinator refuses a new key for an enrolled agent, so enroll it with a new token ("cordon agents token --vm <vm>")`,
 );
+export const ERR_AGENT_PROCESS_EVENTS_LOST = defineError(
+  'CORDON_ERR_AGENT_PROCESS_EVENTS_LOST',
+  (lost: number, mode: string) =>
+    `${lost} process events were lost (mode ${mode}: more than the agent's queue or rate limit took, or the kernel's socket overflowed); raise processes.maxQueue or maxEventsPerSecond in the policy if the load is legitimate, else look for a fork or exec storm`,
+);

@@ -8,3 +8,4 @@ export * from './enforce.js';
 export * from './agent.js';
 export * from './netconf.js';
 export { agentStage as stage } from './agent.js';
+export * from './procmon.js';

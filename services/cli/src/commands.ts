@@ -29,6 +29,7 @@ import {
   dpiCommand,
   ENROLL_SECRET_ENV,
   logtestCommand,
+  proctestCommand,
   rulesCheckCommand,
   topicsApplyCommand,
 } from './tool-commands.js';
@@ -599,6 +600,42 @@ export const COMMANDS: readonly CommandSpec[] = [
       },
     ],
     run: logtestCommand,
+  },
+  {
+    name: 'proctest',
+    summary: 'recorded process events through the process rules: one JSON line per alert',
+    flags: [
+      {
+        name: 'events',
+        type: 'string',
+        value: 'FILE',
+        required: true,
+        help: "process events, one JSON object a line (the agent's processRecord file)",
+      },
+      {
+        name: 'rules',
+        type: 'string',
+        value: 'DIR',
+        multiple: true,
+        defaultText: 'the built-in rules',
+        help: 'folders of Cordon or Sigma YAML rules, instead of the built-in ones',
+      },
+      {
+        name: 'sigma',
+        type: 'string',
+        value: 'DIR',
+        multiple: true,
+        help: 'Sigma rule folders, added to the rules (their Linux process_creation rules load)',
+      },
+      { name: 'no-builtin', type: 'boolean', help: 'leave out the built-in rules' },
+      { name: 'quiet', type: 'boolean', help: 'print no alerts (with --stats: just the counts)' },
+      {
+        name: 'stats',
+        type: 'boolean',
+        help: 'print rules loaded, refusals grouped by reason, events and alerts to stderr',
+      },
+    ],
+    run: proctestCommand,
   },
   {
     name: 'help',

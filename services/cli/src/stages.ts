@@ -11,6 +11,7 @@ const BUILTIN = [
   '@cordon/flows',
   '@cordon/dpi',
   '@cordon/loginspect',
+  '@cordon/procinspect',
   '@cordon/netconf',
   '@cordon/fim',
   '@cordon/agent',

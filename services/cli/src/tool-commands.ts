@@ -75,3 +75,15 @@ export async function logtestCommand(inv: Invocation): Promise<number> {
     noCoverage: inv.bool('no-coverage'),
   });
 }
+
+export async function proctestCommand(inv: Invocation): Promise<number> {
+  const { proctestCommand: run } = await import('@cordon/procinspect');
+  return run({
+    events: inv.str('events')!,
+    rules: inv.list('rules'),
+    sigma: inv.list('sigma'),
+    noBuiltin: inv.bool('no-builtin'),
+    quiet: inv.bool('quiet'),
+    stats: inv.bool('stats'),
+  });
+}

@@ -27,6 +27,8 @@ export const KIND = {
   nginxError: 1 << 11,
   /** Recognised by no decoder. */
   text: 1 << 12,
+  /** A process start from an agent's process events (Sigma category process_creation), not a log line. */
+  process: 1 << 13,
 } as const;
 
 export type KindName = keyof typeof KIND;

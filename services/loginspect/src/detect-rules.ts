@@ -168,11 +168,69 @@ const LINUX_SERVICES: Record<string, number> = {
   syslog: KIND.syslog | KIND.text,
 };
 
+/**
+ * What a rule set is loaded for: log lines (loginspect) or process starts (procinspect, from
+ * the agents' process events). Each refuses the other's rules, so neither counts a rule it
+ * cannot serve as loaded.
+ */
+export type RuleTarget = 'logs' | 'processes';
+
+/**
+ * The fields of a process start as procinspect fills them: Sysmon for Linux's process_creation
+ * names (SigmaHQ's Linux rules are written against them) and Cordon's own. A rule naming any
+ * other field (OriginalFileName, LogonId, IntegrityLevel…) is refused: no event carries it.
+ */
+export const PROCESS_FIELDS: ReadonlySet<string> = new Set([
+  'Image',
+  'CommandLine',
+  'ParentImage',
+  'ParentCommandLine',
+  'User',
+  'CurrentDirectory',
+  'ProcessId',
+  'ParentProcessId',
+  'Hashes',
+  'sha256',
+  // Cordon's own: the agent's view of the executable and the process tree
+  'Comm',
+  'Uid',
+  'Euid',
+  'ImageDeleted',
+  'SuidNew',
+  'AncestorImages',
+  'ExecSource',
+]);
+
+/** Every field a detection names (`Field|modifier` keys of its searches). */
+function detectionFields(detection: Record<string, unknown>): Set<string> {
+  const out = new Set<string>();
+  const visit = (def: unknown): void => {
+    if (Array.isArray(def)) def.forEach(visit);
+    else if (def && typeof def === 'object')
+      for (const key of Object.keys(def)) {
+        const f = key.split('|')[0]!;
+        if (f) out.add(f);
+      }
+  };
+  for (const [name, def] of Object.entries(detection)) if (name !== 'condition' && name !== 'timeframe') visit(def);
+  return out;
+}
+
 /** Sigma logsource → the event kinds that serve it, or the reason none does. */
-export function kindsForLogsource(ls: Record<string, unknown> | undefined): number | string {
+export function kindsForLogsource(
+  ls: Record<string, unknown> | undefined,
+  target: RuleTarget = 'logs',
+): number | string {
   const product = typeof ls?.['product'] === 'string' ? ls['product'].toLowerCase() : null;
   const category = typeof ls?.['category'] === 'string' ? ls['category'].toLowerCase() : null;
   const service = typeof ls?.['service'] === 'string' ? ls['service'].toLowerCase() : null;
+  const processCreation = product === 'linux' && category === 'process_creation' && !service;
+  if (target === 'processes')
+    return processCreation
+      ? KIND.process
+      : `log source ${[product, category, service].filter(Boolean).join('/') || '(none)'} is not a Linux process_creation source (procinspect serves product linux, category process_creation)`;
+  if (processCreation)
+    return 'log source category "process_creation" is served by the procinspect stage (agents\' process events), not by log lines';
   if (category === 'webserver') return KIND.webAccess;
   if (service === 'apache') return KIND.apacheError;
   if (service === 'nginx') return KIND.nginxError;
@@ -396,12 +454,13 @@ export function compileRule(
   file: string,
   origin: 'sigma' | 'cordon',
   literals: LiteralScanner | null = null,
+  target: RuleTarget = 'logs',
 ): CompiledRule {
   const id = typeof doc['id'] === 'string' ? doc['id'] : '';
   if (!id) throw new RuleRefusal('the rule has no id');
   const title = typeof doc['title'] === 'string' ? doc['title'] : id;
   const levelName = (typeof doc['level'] === 'string' ? doc['level'] : 'medium').toLowerCase() as Level;
-  const kinds = kindsForLogsource(doc['logsource'] as Record<string, unknown> | undefined);
+  const kinds = kindsForLogsource(doc['logsource'] as Record<string, unknown> | undefined, target);
   if (typeof kinds === 'string') throw new RuleRefusal(kinds);
   const ext = (doc['cordon'] ?? {}) as Record<string, unknown>;
   for (const k of Object.keys(ext))
@@ -409,6 +468,13 @@ export function compileRule(
   const detectionRaw = doc['detection'] as Record<string, unknown> | undefined;
   if (!detectionRaw || typeof detectionRaw !== 'object') throw new RuleRefusal('the rule has no detection');
   const detection = (origin === 'cordon' ? expandMacros(detectionRaw) : detectionRaw) as Record<string, unknown>;
+  if (target === 'processes') {
+    const missing = [...detectionFields(detection)].filter((f) => !PROCESS_FIELDS.has(f)).sort();
+    if (missing.length)
+      throw new RuleRefusal(
+        `field${missing.length > 1 ? 's' : ''} ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not carried by Linux process events`,
+      );
+  }
   const out: CompileOut = { extractors: [], literals };
   const searches = new Map<string, Pred<LogEvent>>();
   for (const [name, def] of Object.entries(detection)) {
@@ -504,6 +570,7 @@ export function loadRuleDir(
   dir: string,
   origin: 'sigma' | 'cordon',
   into: RuleSet = { rules: [], refused: [] },
+  target: RuleTarget = 'logs',
 ): RuleSet {
   const seen = new Set(into.rules.map((r) => r.id));
   for (const path of listYaml(dir)) {
@@ -545,7 +612,7 @@ export function loadRuleDir(
           throw new RuleRefusal(`multi-document rule collections (action: ${String(doc['action'])}) are not supported`);
         if (doc['correlation'] !== undefined) throw new RuleRefusal('Sigma correlation documents are not supported');
         if (seen.has(id)) throw new RuleRefusal(`duplicate rule id ${id}`);
-        into.rules.push(compileRule(doc, file, origin, (into.literals ??= new LiteralScanner())));
+        into.rules.push(compileRule(doc, file, origin, (into.literals ??= new LiteralScanner()), target));
         seen.add(id);
       } catch (err) {
         if (!(err instanceof RuleRefusal)) throw err;

@@ -88,7 +88,7 @@ test('log sources map to event kinds; endpoint categories are refused with a rea
   assert.equal(r.kinds & web1.kinds, 0);
   assert.throws(
     () => rule({ s: { Image: '/bin/sh' }, condition: 's' }, { product: 'linux', category: 'process_creation' }),
-    /endpoint telemetry/,
+    /served by the procinspect stage/,
   );
   assert.throws(() => rule({ s: { a: 1 }, condition: 's' }, { product: 'windows' }), /not served/);
 });
@@ -112,7 +112,8 @@ test(
     }
     assert.equal(set.rules.length + set.refused.length, files);
     assert.equal(files, 345);
-    for (const r of set.refused) assert.match(r.reason, /endpoint telemetry|near/, `${r.file}: ${r.reason}`);
+    for (const r of set.refused)
+      assert.match(r.reason, /endpoint telemetry|near|procinspect/, `${r.file}: ${r.reason}`);
     // every web, sshd, auth, syslog and auditd rule is served, including the count() aggregations
     assert.ok(set.rules.length >= 170, `${set.rules.length} loaded`);
     const agg = set.rules.find(

@@ -105,6 +105,7 @@ async function startWatchdog(stage: Stage<WatchdogConfig>): Promise<WatchdogHand
       acks: capture?.acks() ?? {},
       heartbeat_interval_ms: config.statusIntervalMs,
       public_key: null,
+      processes: null,
     };
     await stage.send(TOPICS.agents, [{ key: Buffer.from(me), value: agentCodec.encode(rec) }]);
   };
