@@ -8,7 +8,7 @@ import {
 } from '@platformatic/kafka';
 import type { Metrics } from '@cordon/runtime';
 import type { ProduceRecord, Producer, RecordMetadata } from '../types.js';
-import { ERR_BAD_PARTITION, ERR_CLOSED } from '../errors.js';
+import { ERR_BAD_PARTITION, ERR_CLOSED, ERR_KAFKA_UNREACHABLE } from '../errors.js';
 import { partitionForKey } from '../partitioner.js';
 import type { KafkaBus } from './bus.js';
 import { hasKafkaError, isNetworkError, isSecurityFailure, responseOf, toBusError } from './errors.js';
@@ -32,8 +32,15 @@ const PRODUCE_TIMEOUT_MS = 30_000;
  * request in flight at most, so its sequence numbers stay in order.
  */
 const CONNECTIONS = 4;
-const RETRIES = 3;
+/**
+ * How long a send keeps being retried (same batch, same sequence: never written twice) while
+ * the cluster answers with retriable errors or not at all — a broker restarting, a leader
+ * moving. Kafka's own producer does this for delivery.timeout.ms (120 s); a stage that saw its
+ * send fail after three tries 250 ms apart died at every broker restart (the fault tests).
+ */
+const DELIVERY_TIMEOUT_MS = 60_000;
 const RETRY_BACKOFF_MS = 250;
+const RETRY_BACKOFF_MAX_MS = 2_000;
 /** Partition errors after which the same batch is sent again (same sequence: never written twice). */
 const RETRIABLE = new Set([
   'NOT_LEADER_OR_FOLLOWER',
@@ -261,17 +268,34 @@ export class KafkaProducer implements Producer {
   private async produce(parts: Part[]): Promise<Map<string, bigint>> {
     const base = new Map<string, bigint>();
     let todo = parts;
-    for (let attempt = 0; ; attempt++) {
-      const pid = await this.producerId(todo[0]!.topic);
+    const deadline = Date.now() + DELIVERY_TIMEOUT_MS;
+    let backoff = RETRY_BACKOFF_MS;
+    const again = async (): Promise<void> => {
+      this.metrics.inc('retries');
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, RETRY_BACKOFF_MAX_MS);
+    };
+    for (;;) {
+      let pid: ProducerId;
       const byLeader = new Map<string, { leader: number; slot: number; parts: Part[] }>();
-      for (const p of todo) {
-        const meta = await this.bus.topic(p.topic);
-        const leader = meta.leaders[p.partition] ?? -1;
-        const slot = p.partition % CONNECTIONS;
-        const k = `${leader}:${slot}`;
-        const g = byLeader.get(k);
-        if (g) g.parts.push(p);
-        else byLeader.set(k, { leader, slot, parts: [p] });
+      try {
+        pid = await this.producerId(todo[0]!.topic);
+        for (const p of todo) {
+          const meta = await this.bus.topic(p.topic);
+          const leader = meta.leaders[p.partition] ?? -1;
+          const slot = p.partition % CONNECTIONS;
+          const k = `${leader}:${slot}`;
+          const g = byLeader.get(k);
+          if (g) g.parts.push(p);
+          else byLeader.set(k, { leader, slot, parts: [p] });
+        }
+      } catch (err) {
+        // no metadata or producer id: the cluster is not answering (yet)
+        const unreachable = isNetworkError(err) || (err as { code?: string }).code === ERR_KAFKA_UNREACHABLE.code;
+        if (isSecurityFailure(err) || !unreachable || Date.now() >= deadline) throw err;
+        for (const p of todo) this.bus.forgetTopic(p.topic);
+        await again();
+        continue;
       }
       const failed: { part: Part; err: unknown }[] = [];
       await Promise.all(
@@ -316,16 +340,15 @@ export class KafkaProducer implements Producer {
           isNetworkError(err) ||
           (err as { retriable?: boolean }).retriable === true ||
           [...RETRIABLE].some((n) => hasKafkaError(err, n)));
-      if (!retriable || attempt >= RETRIES) {
+      if (!retriable || Date.now() >= deadline) {
         // the broker may or may not hold the failed batches: start over with a new producer id
         // so the next send's sequence numbers are not refused
         this.resetProducerId();
         throw err;
       }
       if (resequence) this.resetProducerId();
-      this.metrics.inc('retries');
       for (const { part } of failed) this.bus.forgetTopic(part.topic);
-      await sleep(RETRY_BACKOFF_MS);
+      await again();
       todo = failed.map((f) => f.part);
     }
   }
