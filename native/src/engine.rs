@@ -40,7 +40,10 @@ pub struct Stats {
 
 pub struct Engine {
     rules: Arc<RuleSet>,
-    flows: FastMap<FlowKey, Flow>,
+    /// Boxed: a flow is ~1 KB, and the table's slots (key + pointer) stay small, so the table
+    /// growing under churn (hashbrown rehashes into a bigger table when removals left
+    /// tombstones) costs tens of bytes a slot, not a flow's size.
+    flows: FastMap<FlowKey, Box<Flow>>,
     defrag: Defrag,
     pub mode: ChecksumMode,
     checksum_on: bool,
@@ -260,7 +263,7 @@ impl Engine {
                     f.app_vis = 3;
                 }
             }
-            f
+            Box::new(f)
         });
         let n = out.len();
         self.handle_in_flow(f, &p, idx, out);
