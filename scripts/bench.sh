@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, each printing its figure beside a baseline measured in the same run.
 # `npm run bench -- NAME…` runs only the benchmarks whose names start with one of the NAMEs
-# (bus, record-signing, store, store-dedup, notify, dpi, dpi-scaling, loginspect, fim, inventory, protection, gap).
+# (bus, record-signing, store, store-dedup, notify, dpi, dpi-scaling, pipeline, loginspect, fim, inventory, protection, gap).
 # Starts one throwaway Kafka broker for the Kafka benchmarks (unless KAFKA_BROKERS is set).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,7 +13,7 @@ selected() { # NAME: is it asked for (no names: all)?
   for want in "$@"; do [[ $name == "$want"* ]] && return 0; done
   return 1
 }
-BENCHES=(bus record-signing store store-dedup notify dpi dpi-scaling loginspect fim inventory manager protection gap)
+BENCHES=(bus record-signing store store-dedup notify dpi dpi-scaling pipeline loginspect fim inventory manager protection gap)
 KAFKA_BENCHES=(bus protection)
 any=0
 for b in "${BENCHES[@]}"; do selected "$b" "$@" && any=1; done
@@ -49,6 +49,7 @@ run store-dedup "store: replays without FINAL — id lookup vs insert tokens vs 
 run notify "notify: alerts/s through the OCSF exporter, syslog and webhooks beside the sink" node bench/notify.mjs
 run dpi "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
 run dpi-scaling "dpi: 1 and 2 workers" node bench/dpi-scaling.mjs
+run pipeline "pipeline: replay → flows + dpi → sink, end to end (embedded bus, chdb)" node bench/pipeline.mjs
 run loginspect "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
 run fim "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
 run inventory "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
