@@ -35,7 +35,22 @@ const FLOOD = arg('--flood', 1_000_000);
 const PARTITIONS = 2;
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
 v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc'); // frames already handed to an engine are garbage: collect before weighing
+const gc = vm.runInNewContext('gc');
+/**
+ * The C heap once garbage is gone: engines and frame buffers dropped by JavaScript free their
+ * native memory in finalizers that run after a collection, on later turns of the event loop.
+ */
+async function settledHeap() {
+  let last = -1;
+  for (let i = 0; i < 20; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+    const now = nativeHeapBytes();
+    if (Math.abs(now - last) < 64 * 1024) return now;
+    last = now;
+  }
+  return last;
+}
 const mib = (n) => (n / 1048576).toFixed(1);
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
@@ -108,6 +123,7 @@ if (only !== 'memory') {
     `dpi-scaling: this process used ${busy.toFixed(2)} cores on average; load average ${load.map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} CPUs`,
   );
   result = { one: gbps(median(one)), two: gbps(median(two)), load };
+  for (const p of parts) p.length = 0;
 }
 
 // ---- memory: 100k flows held, then a SYN flood against the cap
@@ -150,15 +166,13 @@ function feed(engine, n0, n1, pkts) {
 }
 const srv = (192 << 24) | (2 << 8) | 1;
 if (only !== 'scaling') {
-  gc();
-  const heap0 = nativeHeapBytes();
+  const heap0 = await settledHeap();
   const held = new Engine(rules, { checksum: 'off' });
   feed(held, 0, 100_000, (cli, sport) => [
     frame(cli, srv, sport, 80, 0x02, Buffer.alloc(0)),
     frame(cli, srv, sport, 80, 0x18, request),
   ]);
-  gc();
-  const perFlows = nativeHeapBytes() - heap0;
+  const perFlows = (await settledHeap()) - heap0;
   const heldStats = held.stats();
   console.log(
     `dpi-scaling: memory: one engine holding ${heldStats.active_flows} flows (SYN + an HTTP request each): +${mib(perFlows)} MiB of C heap, ${mib((perFlows / heldStats.active_flows) * 1e5)} MiB per 100k flows (${(perFlows / heldStats.active_flows).toFixed(0)} B a flow)`,
@@ -167,14 +181,11 @@ if (only !== 'scaling') {
 
   const flood = new Engine(rules, { checksum: 'off' });
   const syn = (cli, sport) => [frame(cli, srv, sport, 80, 0x02, Buffer.alloc(0))];
-  gc();
-  const heapF0 = nativeHeapBytes();
+  const heapF0 = await settledHeap();
   const ppsBefore = feed(flood, 0, 200_000, syn);
-  gc();
-  const heapAtCap = nativeHeapBytes() - heapF0;
+  const heapAtCap = (await settledHeap()) - heapF0;
   const ppsAfter = feed(flood, 200_000, 200_000 + FLOOD, syn);
-  gc();
-  const heapAfter = nativeHeapBytes() - heapF0;
+  const heapAfter = (await settledHeap()) - heapF0;
   const fs = flood.stats();
   console.log(
     `dpi-scaling: SYN flood: ${fs.flows} new flows against the cap of 200,000: ${fs.active_flows} held, ${fs.flows_evicted} evicted; ${(ppsBefore / 1e3).toFixed(0)} kpackets/s (CPU) up to the cap, ${(ppsAfter / 1e3).toFixed(0)} k/s beyond it; engine C heap +${mib(heapAtCap)} MiB at the cap, +${mib(heapAfter)} MiB after ${FLOOD.toLocaleString('en-US')} more`,
