@@ -40,7 +40,10 @@ pub struct Stats {
 
 pub struct Engine {
     rules: Arc<RuleSet>,
-    flows: FastMap<FlowKey, Flow>,
+    /// Boxed: a flow is ~1 KB, and the table's slots (key + pointer) stay small, so the table
+    /// growing under churn (hashbrown rehashes into a bigger table when removals left
+    /// tombstones) costs tens of bytes a slot, not a flow's size.
+    flows: FastMap<FlowKey, Box<Flow>>,
     defrag: Defrag,
     pub mode: ChecksumMode,
     checksum_on: bool,
@@ -52,6 +55,9 @@ pub struct Engine {
     salt: u64,
     /// Flows announced by other flows' protocols (FTP data channels).
     expect: Vec<crate::applayer_tx::Expectation>,
+    /// Most flows held at once (MAX_FLOWS unless set): beyond it the least recently seen
+    /// flows are ended, counted in `stats.flows_evicted`.
+    max_flows: usize,
 }
 
 impl Engine {
@@ -71,7 +77,13 @@ impl Engine {
             det: DetectCtx::default(),
             salt: 0,
             expect: Vec::new(),
+            max_flows: MAX_FLOWS,
         }
+    }
+
+    /// Cap the flow table at `n` flows (at least 1).
+    pub fn set_max_flows(&mut self, n: usize) {
+        self.max_flows = n.max(1);
     }
 
     /// Run `f` on the engine, containing a panic (a bug met by some input): unwinding into
@@ -83,7 +95,9 @@ impl Engine {
             Ok(v) => Ok(v),
             Err(p) => {
                 let msg = p.downcast_ref::<String>().map(|s| s.as_str()).or_else(|| p.downcast_ref::<&str>().copied()).unwrap_or("panic").to_string();
+                let max_flows = self.max_flows;
                 *self = Engine::new(Arc::clone(&self.rules), self.mode);
+                self.max_flows = max_flows;
                 Err(msg)
             }
         }
@@ -135,7 +149,7 @@ impl Engine {
             self.stats.bad_checksums += 1;
             return;
         }
-        if ts - self.last_gc > 10_000_000 || self.flows.len() > MAX_FLOWS {
+        if ts - self.last_gc > 10_000_000 || self.flows.len() >= self.max_flows {
             self.gc(ts, out);
         }
         self.handle(p, idx, out);
@@ -160,14 +174,21 @@ impl Engine {
         for k in expired {
             self.end_flow(k, out);
         }
-        while self.flows.len() > MAX_FLOWS {
-            let oldest = self.flows.iter().min_by_key(|(_, f)| f.last_ts).map(|(k, _)| *k);
-            match oldest {
-                Some(k) => {
-                    self.stats.flows_evicted += 1;
-                    self.end_flow(k, out);
-                }
-                None => break,
+        // At the cap (a flood of new flows): end the least recently seen flows, a slice of the
+        // cap at once, so the table is walked once per `cap / EVICT_FRACTION` new flows rather
+        // than on every packet (it was walked twice per packet, ~1 ms each at 200k flows).
+        if self.flows.len() >= self.max_flows {
+            let want = self.flows.len() + 1 - self.max_flows + self.max_flows.div_ceil(EVICT_FRACTION) - 1;
+            let mut by_age: Vec<(i64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.last_ts, *k)).collect();
+            let want = want.min(by_age.len());
+            if want > 0 && want < by_age.len() {
+                by_age.select_nth_unstable_by_key(want - 1, |x| x.0);
+            }
+            by_age.truncate(want);
+            by_age.sort_unstable_by_key(|x| x.0);
+            for (_, k) in by_age {
+                self.stats.flows_evicted += 1;
+                self.end_flow(k, out);
             }
         }
     }
@@ -242,7 +263,7 @@ impl Engine {
                     f.app_vis = 3;
                 }
             }
-            f
+            Box::new(f)
         });
         let n = out.len();
         self.handle_in_flow(f, &p, idx, out);
@@ -393,5 +414,56 @@ mod guard_tests {
         out.clear();
         e.guarded(|e| e.process(1, 2, &frame(3), 0, &mut out)).unwrap();
         assert_eq!(out.iter().map(|a| a.sid).collect::<Vec<_>>(), vec![1]);
+    }
+}
+
+#[cfg(test)]
+mod flow_cap_tests {
+    use super::*;
+
+    /// An Ethernet/IPv4/TCP frame with `flags`, from 10.(src>>8).(src&255).1:`sport` to 192.0.2.1:80.
+    fn tcp_frame(src: u16, sport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08;
+        let total = (20 + 20 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 6, 0, 0, 10, (src >> 8) as u8, src as u8, 1, 192, 0, 2, 1]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&80u16.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A SYN flood of new flows against a small cap: the table never grows past the cap, every
+    /// flow beyond it is evicted and counted, and a flow that keeps talking is not the one evicted.
+    #[test]
+    fn a_syn_flood_stays_under_the_cap_and_evictions_are_counted() {
+        let rs = Arc::new(RuleSet::load(&[("t".into(), "alert tcp any any -> any 80 (msg:\"x\"; content:\"needle\"; sid:1;)".into())]));
+        let mut e = Engine::new(rs, ChecksumMode::Off);
+        e.set_max_flows(1000);
+        let mut out = Vec::new();
+        let ts0 = 1_700_000_000_000_000i64;
+        // One long-lived flow, active throughout.
+        e.process(1, ts0, &tcp_frame(0xffff, 4444, 0x02, &[]), 0, &mut out);
+        let mut most = 0;
+        for i in 0..20_000u32 {
+            let ts = ts0 + 1 + i as i64; // 1 µs apart: nothing times out
+            e.process(1, ts, &tcp_frame((i / 60_000) as u16, 1024 + (i % 60_000) as u16, 0x02, &[]), i, &mut out);
+            if i % 100 == 0 {
+                e.process(1, ts, &tcp_frame(0xffff, 4444, 0x18, b"still here"), i, &mut out);
+            }
+            most = most.max(e.flow_count());
+        }
+        assert!(most <= 1000, "the table held {most} flows, over its cap of 1000");
+        assert_eq!(e.stats.flows, 20_001, "every SYN opened a flow");
+        assert_eq!(e.stats.flows_evicted, e.stats.flows - e.flow_count() as u64, "every flow gone was evicted and counted");
+        assert!(e.stats.flows_evicted >= 19_000);
+        // The talking flow survived (its packet did not start a new flow: 20,001 flows in all).
+        e.process(1, ts0 + 30_000, &tcp_frame(0xffff, 4444, 0x18, b"needle"), 0, &mut out);
+        assert_eq!(e.stats.flows, 20_001, "the long-lived flow was evicted by the flood");
+        // The newest flood flow is held.
+        let before = e.stats.flows;
+        e.process(1, ts0 + 30_001, &tcp_frame(0, 1024 + 19_999, 0x10, &[]), 0, &mut out);
+        assert_eq!(e.stats.flows, before);
     }
 }

@@ -137,6 +137,8 @@ pub struct AddrRules {
 pub const TIMEOUT_NEW_US: i64 = 30_000_000;
 pub const TIMEOUT_EST_US: i64 = 300_000_000;
 pub const MAX_FLOWS: usize = 200_000;
+/// At the cap, 1/EVICT_FRACTION of it is evicted at once (oldest first).
+pub const EVICT_FRACTION: usize = 64;
 /// A TCP session closed by FIN/FIN or RST is kept this long for late packets (Suricata's
 /// tcp closed timeout), not the established timeout.
 pub const TIMEOUT_CLOSED_US: i64 = 60_000_000;

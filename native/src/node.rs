@@ -5,7 +5,8 @@ use crate::engine::{ChecksumMode, Engine};
 use crate::output_eve::alert_json;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[napi(object)]
 pub struct RuleSource {
@@ -135,60 +136,139 @@ fn engine_failed(msg: String) -> Error {
 
 #[napi]
 pub struct DpiEngine {
-    engine: Engine,
+    /// Shared with the batch in flight on a libuv pool thread (`process_batch_async`).
+    engine: Arc<Mutex<Engine>>,
+    /// A batch is in flight (set when it is queued, cleared when its promise settles, both on
+    /// the JavaScript thread): other calls are refused meanwhile, not queued behind it or run
+    /// before it.
+    busy: Arc<AtomicBool>,
+}
+
+/// Run one batch (offsets already checked) with the engine; alerts as EVE JSON lines.
+fn run_batch(engine: &Mutex<Engine>, bytes: &[u8], offsets: &[u32], ts_us: &[f64], linktypes: &[u32]) -> Result<Vec<String>> {
+    let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
+    // A panic (a bug met by some input) fails this batch and resets the engine: see
+    // Engine::guarded. The service dead-letters the batch.
+    let run = engine.guarded(|engine| {
+        let mut alerts = Vec::new();
+        for i in 0..ts_us.len() {
+            let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+            engine.process(linktypes[i], ts_us[i] as i64, &bytes[s..e], i as u32, &mut alerts);
+        }
+        alerts
+    });
+    run.map(|alerts| alerts.iter().map(alert_json).collect()).map_err(engine_failed)
+}
+
+/// The shape of a batch: offsets has n+1 entries, in range and ascending; n linktypes.
+fn check_batch(bytes: &[u8], offsets: &[u32], ts_us: &[f64], linktypes: &[u32]) -> Result<()> {
+    let n = ts_us.len();
+    if offsets.len() != n + 1 || linktypes.len() != n {
+        return Err(Error::new(Status::InvalidArg, "offsets must have n+1 entries and linktypes n".to_string()));
+    }
+    for i in 0..n {
+        let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+        if s > e || e > bytes.len() {
+            return Err(Error::new(Status::InvalidArg, format!("frame {i}: offsets out of range")));
+        }
+    }
+    Ok(())
+}
+
+/// One batch on a libuv pool thread: the JavaScript thread goes on, and engines of other
+/// partitions run on the other pool threads at the same time (one engine per partition).
+pub struct BatchTask {
+    engine: Arc<Mutex<Engine>>,
+    busy: Arc<AtomicBool>,
+    data: Buffer,
+    offsets: Uint32Array,
+    ts_us: Float64Array,
+    linktypes: Uint32Array,
+}
+
+impl Task for BatchTask {
+    type Output = Vec<String>;
+    type JsValue = Vec<String>;
+
+    fn compute(&mut self) -> Result<Vec<String>> {
+        run_batch(&self.engine, &self.data, &self.offsets, &self.ts_us, &self.linktypes)
+    }
+
+    fn resolve(&mut self, _env: Env, output: Vec<String>) -> Result<Vec<String>> {
+        Ok(output)
+    }
+
+    fn finally(&mut self, _env: Env) -> Result<()> {
+        self.busy.store(false, Ordering::Release);
+        Ok(())
+    }
 }
 
 #[napi]
 impl DpiEngine {
-    /// checksum: "auto" (Suricata's default), "on" or "off".
+    /// checksum: "auto" (Suricata's default), "on" or "off"; max_flows: the flow table's cap
+    /// (default 200,000; beyond it the least recently seen flows are evicted, counted).
     #[napi(constructor)]
-    pub fn new(rules: &DpiRules, checksum: String) -> Result<DpiEngine> {
+    pub fn new(rules: &DpiRules, checksum: String, max_flows: Option<u32>) -> Result<DpiEngine> {
         let mode = match checksum.as_str() {
             "auto" => ChecksumMode::Auto,
             "on" | "all" => ChecksumMode::On,
             "off" | "none" => ChecksumMode::Off,
             x => return Err(Error::new(Status::InvalidArg, format!("checksum mode must be auto, on or off, not \"{x}\""))),
         };
-        Ok(DpiEngine { engine: Engine::new(Arc::clone(&rules.inner), mode) })
+        let mut engine = Engine::new(Arc::clone(&rules.inner), mode);
+        if let Some(n) = max_flows {
+            if n == 0 {
+                return Err(Error::new(Status::InvalidArg, "maxFlows must be at least 1".to_string()));
+            }
+            engine.set_max_flows(n as usize);
+        }
+        Ok(DpiEngine { engine: Arc::new(Mutex::new(engine)), busy: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// The engine, unless a batch of it is running on a pool thread (the caller must wait for it).
+    fn idle(&self) -> Result<std::sync::MutexGuard<'_, Engine>> {
+        let busy = || Error::new(Status::GenericFailure, "the engine is busy with a batch in flight (await processBatchAsync first)".to_string());
+        if self.busy.load(Ordering::Acquire) {
+            return Err(busy());
+        }
+        match self.engine.try_lock() {
+            Ok(g) => Ok(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => Err(busy()),
+        }
     }
 
     #[napi]
-    pub fn set_rules(&mut self, rules: &DpiRules) {
-        self.engine.set_rules(Arc::clone(&rules.inner));
+    pub fn set_rules(&mut self, rules: &DpiRules) -> Result<()> {
+        self.idle()?.set_rules(Arc::clone(&rules.inner));
+        Ok(())
     }
 
     /// One batch: frames concatenated in `data`; `offsets` has n+1 entries; `ts_us` and
     /// `linktypes` one per frame. Returns EVE JSON alert lines.
     #[napi]
     pub fn process_batch(&mut self, data: Buffer, offsets: Uint32Array, ts_us: Float64Array, linktypes: Uint32Array) -> Result<Vec<String>> {
-        let n = ts_us.len();
-        if offsets.len() != n + 1 || linktypes.len() != n {
-            return Err(Error::new(Status::InvalidArg, "offsets must have n+1 entries and linktypes n".to_string()));
-        }
-        let bytes: &[u8] = &data;
-        for i in 0..n {
-            let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
-            if s > e || e > bytes.len() {
-                return Err(Error::new(Status::InvalidArg, format!("frame {i}: offsets out of range")));
-            }
-        }
-        // A panic (a bug met by some input) fails this batch and resets the engine: see
-        // Engine::guarded. The service dead-letters the batch.
-        let run = self.engine.guarded(|engine| {
-            let mut alerts = Vec::new();
-            for i in 0..n {
-                let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
-                engine.process(linktypes[i], ts_us[i] as i64, &bytes[s..e], i as u32, &mut alerts);
-            }
-            alerts
-        });
-        run.map(|alerts| alerts.iter().map(alert_json).collect()).map_err(engine_failed)
+        check_batch(&data, &offsets, &ts_us, &linktypes)?;
+        drop(self.idle()?);
+        run_batch(&self.engine, &data, &offsets, &ts_us, &linktypes)
+    }
+
+    /// The same on a libuv pool thread; the batch's buffers must not change until it settles,
+    /// and the engine takes no other call meanwhile.
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn process_batch_async(&mut self, data: Buffer, offsets: Uint32Array, ts_us: Float64Array, linktypes: Uint32Array) -> Result<AsyncTask<BatchTask>> {
+        check_batch(&data, &offsets, &ts_us, &linktypes)?;
+        drop(self.idle()?);
+        self.busy.store(true, Ordering::Release);
+        Ok(AsyncTask::new(BatchTask { engine: Arc::clone(&self.engine), busy: Arc::clone(&self.busy), data, offsets, ts_us, linktypes }))
     }
 
     /// End of input: flush every flow (close-delimited bodies, pending transactions).
     #[napi]
     pub fn finish(&mut self) -> Result<Vec<String>> {
-        let run = self.engine.guarded(|engine| {
+        let mut engine = self.idle()?;
+        let run = engine.guarded(|engine| {
             let mut alerts = Vec::new();
             engine.finish(&mut alerts);
             alerts
@@ -197,12 +277,13 @@ impl DpiEngine {
     }
 
     #[napi]
-    pub fn stats(&self) -> String {
-        let s = &self.engine.stats;
-        format!(
+    pub fn stats(&self) -> Result<String> {
+        let engine = self.idle()?;
+        let s = &engine.stats;
+        Ok(format!(
             "{{\"packets\":{},\"bytes\":{},\"decode_errors\":{},\"bad_checksums\":{},\"fragments_pending\":{},\"flows\":{},\"flows_evicted\":{},\"alerts\":{},\"active_flows\":{}}}",
-            s.packets, s.bytes, s.decode_errors, s.bad_checksums, s.fragments_pending, s.flows, s.flows_evicted, s.alerts, self.engine.flow_count()
-        )
+            s.packets, s.bytes, s.decode_errors, s.bad_checksums, s.fragments_pending, s.flows, s.flows_evicted, s.alerts, engine.flow_count()
+        ))
     }
 }
 
@@ -218,4 +299,35 @@ fn segments<'a>(data: &'a [u8], offsets: Option<&[u32]>) -> Result<Vec<&'a [u8]>
         v.push(&data[s..e]);
     }
     Ok(v)
+}
+
+/// Bytes the C heap (glibc malloc, which Rust and Hyperscan allocate from) has in use: the
+/// benchmarks weigh engine state with it, apart from the JavaScript heap.
+#[napi]
+pub fn native_heap_bytes() -> f64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        #[repr(C)]
+        struct MallInfo2 {
+            arena: usize,
+            ordblks: usize,
+            smblks: usize,
+            hblks: usize,
+            hblkhd: usize,
+            usmblks: usize,
+            fsmblks: usize,
+            uordblks: usize,
+            fordblks: usize,
+            keepcost: usize,
+        }
+        extern "C" {
+            fn mallinfo2() -> MallInfo2;
+        }
+        let m = unsafe { mallinfo2() };
+        (m.uordblks + m.hblkhd) as f64
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        -1.0
+    }
 }

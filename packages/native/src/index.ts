@@ -66,12 +66,14 @@ interface NativeRules {
 interface NativeEngine {
   setRules(r: NativeRules): void;
   processBatch(data: Buffer, offsets: Uint32Array, ts: Float64Array, lt: Uint32Array): string[];
+  processBatchAsync(data: Buffer, offsets: Uint32Array, ts: Float64Array, lt: Uint32Array): Promise<string[]>;
   finish(): string[];
   stats(): string;
 }
 interface Addon {
   DpiRules: { compile(sources: RuleSource[]): NativeRules; compileAsync(sources: RuleSource[]): Promise<NativeRules> };
-  DpiEngine: new (rules: NativeRules, checksum: string) => NativeEngine;
+  DpiEngine: new (rules: NativeRules, checksum: string, maxFlows?: number) => NativeEngine;
+  nativeHeapBytes(): number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -128,13 +130,28 @@ export class Rules {
   }
 }
 
-/** Flow, stream and app-layer state plus the current rule set. */
+export interface EngineOptions {
+  checksum?: ChecksumMode;
+  /**
+   * The flow table's cap (default 200,000): beyond it the least recently seen flows are
+   * ended (their pending transactions inspected) and counted in `stats().flows_evicted`.
+   */
+  maxFlows?: number;
+}
+
+/**
+ * Flow, stream and app-layer state plus the current rule set. One engine runs one batch at a
+ * time: while `processBatchAsync` is in flight, the engine refuses other calls.
+ */
 export class Engine {
   private readonly native: NativeEngine;
-  constructor(rules: Rules, opts: { checksum?: ChecksumMode } = {}) {
+  constructor(rules: Rules, opts: EngineOptions = {}) {
     const mode = opts.checksum ?? 'auto';
     if (!['auto', 'on', 'off'].includes(mode)) throw ERR_NATIVE_BAD_OPTION(`checksum must be auto, on or off, not "${mode}"`);
-    this.native = new (load().DpiEngine)(rules.native, mode);
+    const max = opts.maxFlows;
+    if (max !== undefined && !(Number.isInteger(max) && max >= 1 && max <= 0xffffffff))
+      throw ERR_NATIVE_BAD_OPTION(`maxFlows must be a whole number from 1 to 4294967295, not ${String(max)}`);
+    this.native = new (load().DpiEngine)(rules.native, mode, max);
   }
   /** Swap the rule set; flows continue. */
   setRules(rules: Rules): void {
@@ -144,6 +161,18 @@ export class Engine {
   processBatch(batch: FrameBatch): string[] {
     try {
       return this.native.processBatch(batch.data, batch.offsets, batch.tsUs, batch.linktypes);
+    } catch (err) {
+      throw ERR_NATIVE_BAD_BATCH.withCause(err, (err as Error).message);
+    }
+  }
+  /**
+   * The same on a libuv pool thread (the JavaScript thread goes on; engines of other
+   * partitions run on the other pool threads meanwhile). The batch's buffers must stay
+   * unchanged until the promise settles.
+   */
+  async processBatchAsync(batch: FrameBatch): Promise<string[]> {
+    try {
+      return await this.native.processBatchAsync(batch.data, batch.offsets, batch.tsUs, batch.linktypes);
     } catch (err) {
       throw ERR_NATIVE_BAD_BATCH.withCause(err, (err as Error).message);
     }
@@ -195,6 +224,14 @@ export class BatchBuilder {
     this.bytes = 0;
     return b;
   }
+}
+
+/**
+ * Bytes in use on the C heap (glibc malloc: the engines' flows, streams, rule sets), apart
+ * from the JavaScript heap; -1 where glibc's mallinfo2 is not available. For benchmarks.
+ */
+export function nativeHeapBytes(): number {
+  return load().nativeHeapBytes();
 }
 
 export const nativeAddonPath = (): string => join(ADDON_PATH);

@@ -26,6 +26,14 @@ export const dpiConfigSchema = z
     /** A rule set that takes longer to compile is not applied (the old one stays); compiling never blocks inspection. */
     compileTimeoutS: z.number().positive().max(3600).default(120),
     maxBatchRecords: z.number().int().positive().default(64),
+    /**
+     * Consume loops in the group, each a member owning some partitions (one engine per
+     * partition). Their batches run on libuv's pool threads, so partitions of different loops
+     * are inspected at once: one per core (libuv runs 4 pool threads unless UV_THREADPOOL_SIZE says).
+     */
+    workers: z.number().int().min(1).max(64).default(1),
+    /** Each engine's flow table cap; beyond it the least recently seen flows are evicted (counted). */
+    maxFlows: z.number().int().min(1).max(10_000_000).default(200_000),
   })
   .strict();
 

@@ -10,7 +10,9 @@ import { followPolicyRules } from './rules-from-policy.js';
 /**
  * The dpi stage: `cordon.packets.v1` → one native engine per input partition (a flow's
  * packets all land on one partition, so its flow, stream and app-layer state live there) →
- * `cordon.alerts.v1`. Several instances share the partitions through the consumer group. One
+ * `cordon.alerts.v1`. Several instances share the partitions through the consumer group, and
+ * so do the `workers` consume loops of one instance: each loop's batches run on a libuv pool
+ * thread, so engines of partitions owned by different loops inspect on different cores. One
  * native call per PacketBatch record. The rule set comes from the policy topic (or
  * `ruleFiles`) and can be replaced while running: it is compiled off the event loop within
  * `compileTimeoutS` (see RuleCompiler) while the old set keeps inspecting, then every engine
@@ -33,20 +35,29 @@ export const dpiStage = defineStage({
     const { log, metrics, clock } = ctx;
     const packets = codecFor(TOPICS.packets);
     const alertsCodec = codecFor(TOPICS.alerts);
-    const engines = new Map<number, Engine>();
+    // per partition: its engine and the rule set it inspects with
+    const engines = new Map<number, { engine: Engine; rules: Rules }>();
     // no rules until the first set is compiled (the start waits for it, within the time limit)
     let rules: Rules = Rules.compile([]);
 
+    // An engine takes a new rule set before its next batch (one may be in flight on a pool
+    // thread now); flows continue.
     const setRules = (next: Rules) => {
       rules = next;
-      for (const e of engines.values()) e.setRules(next);
       log.info({ engines: engines.size }, 'Rule set replaced; flows continue.');
     };
 
     const engineFor = (partition: number): Engine => {
       let e = engines.get(partition);
-      if (!e) engines.set(partition, (e = new Engine(rules, { checksum: config.checksum })));
-      return e;
+      if (!e) {
+        const engine = new Engine(rules, { checksum: config.checksum, maxFlows: config.maxFlows });
+        engines.set(partition, (e = { engine, rules }));
+      }
+      if (e.rules !== rules) {
+        e.engine.setRules(rules);
+        e.rules = rules;
+      }
+      return e.engine;
     };
 
     /** Alerts of one PacketBatch, numbered within it (positions must not depend on how the bus batched records). */
@@ -75,44 +86,45 @@ export const dpiStage = defineStage({
     else await followPolicyRules(stage, (sources) => compiler.request(sources));
     await compiler.idle();
 
-    stage.consume<PacketBatch>({
-      group: config.groupId,
-      topics: [config.inputTopic],
-      decode: (v) => packets.decode(v),
-      dlqTopic: config.dlqTopic,
-      maxBatchRecords: config.maxBatchRecords,
-      async onRevoke(tps: TopicPartition[]) {
-        const out: ProduceRecord[] = [];
-        for (const tp of tps) {
-          const e = engines.get(tp.partition);
-          if (!e) continue;
-          toRecords(e.finish(), flushBatch(tp.partition), out);
-          engines.delete(tp.partition);
-        }
-        await stage.send(config.outputTopic, out);
-      },
-      handle(batch) {
-        const engine = engineFor(batch.partition);
-        const out: ProduceRecord[] = [];
-        for (const { value: pb, record } of batch.records) {
-          try {
-            let lines: string[] = [];
-            if (pb.packets.length) {
-              const b = new BatchBuilder();
-              for (const p of pb.packets) b.add(p.frame, p.ts_us, pb.linktype);
-              lines = engine.processBatch(b.take());
-              metrics.inc('packets', pb.packets.length);
-            }
-            // a source that ended (a replayed capture) flushes, as Suricata does at the end of a pcap
-            if (pb.end_of_source) lines = lines.concat(engine.finish());
-            toRecords(lines, pb, out);
-          } catch (err) {
-            batch.reject(record, err);
+    for (let w = 0; w < config.workers; w++)
+      stage.consume<PacketBatch>({
+        group: config.groupId,
+        topics: [config.inputTopic],
+        decode: (v) => packets.decode(v),
+        dlqTopic: config.dlqTopic,
+        maxBatchRecords: config.maxBatchRecords,
+        async onRevoke(tps: TopicPartition[]) {
+          const out: ProduceRecord[] = [];
+          for (const tp of tps) {
+            const e = engines.get(tp.partition);
+            if (!e) continue;
+            toRecords(e.engine.finish(), flushBatch(tp.partition), out);
+            engines.delete(tp.partition);
           }
-        }
-        batch.emit(config.outputTopic, out);
-      },
-    });
+          await stage.send(config.outputTopic, out);
+        },
+        async handle(batch) {
+          const engine = engineFor(batch.partition);
+          const out: ProduceRecord[] = [];
+          for (const { value: pb, record } of batch.records) {
+            try {
+              let lines: string[] = [];
+              if (pb.packets.length) {
+                const b = new BatchBuilder();
+                for (const p of pb.packets) b.add(p.frame, p.ts_us, pb.linktype);
+                lines = await engine.processBatchAsync(b.take());
+                metrics.inc('packets', pb.packets.length);
+              }
+              // a source that ended (a replayed capture) flushes, as Suricata does at the end of a pcap
+              if (pb.end_of_source) lines = lines.concat(engine.finish());
+              toRecords(lines, pb, out);
+            } catch (err) {
+              batch.reject(record, err);
+            }
+          }
+          batch.emit(config.outputTopic, out);
+        },
+      });
 
     return {
       setRules,
