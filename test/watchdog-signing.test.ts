@@ -20,8 +20,15 @@ import { dpiStage } from '@cordon/dpi';
 import { applyPolicyFile } from '@cordon/policy';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { allTopicSpecs, codecFor, TOPICS, type InventoryRecord, type PacketBatch } from '@cordon/schemas';
-import { createRecordSigner, runStage, type RecordSigner } from '@cordon/stage';
-import { freshCordonTopics, kafkaBrokers, makeHostsLab, waitFor, writeEnrollSecret } from '@cordon/testkit';
+import { createRecordSigner, ed25519PublicKey, runStage, verifyRecord, type RecordSigner } from '@cordon/stage';
+import {
+  freshCordonTopics,
+  ipBlockDecision,
+  kafkaBrokers,
+  makeHostsLab,
+  waitFor,
+  writeEnrollSecret,
+} from '@cordon/testkit';
 import { watchdogStage, type WatchdogHandle } from '@cordon/watchdog';
 
 const ctx = createContext({ log: silentLogger });
@@ -118,7 +125,7 @@ async function scenario(bus: Bus, dir: string, tag: string): Promise<void> {
         host: 'hva',
         bridge: lab.hosts.hva!.bridge,
         capture: { enabled: true, netns: lab.hosts.hva!.ns, pollMs: 20 },
-        enforce: { enabled: false },
+        enforce: { enabled: true, netns: lab.hosts.hva!.ns, table: 'cordon_wdsig' },
         statusIntervalMs: 200,
         enroll: { token: makeHostToken(secret, 'hva', 3_600_000, Date.now()), stateDir: join(dir, 'wd-hva') },
       },
@@ -146,6 +153,30 @@ async function scenario(bus: Bus, dir: string, tag: string): Promise<void> {
       (r) => packets.decode(r.value!).sensor === 'watchdog:hva',
     )!;
     assert.equal(genuineBatch.headers['cordon-agent']?.toString(), 'watchdog:hva', "the watchdog's batches are signed");
+
+    // its enforcement reports are signed too: a decision for it, applied on its bridge
+    const decision = ipBlockDecision({ enforcer: 'watchdog:hva', ip: '198.51.100.50', ttlMs: 600_000 });
+    await p.send(TOPICS.blocks, [
+      { key: Buffer.from('watchdog:hva|198.51.100.50'), value: codecFor(TOPICS.blocks).encode(decision) },
+    ]);
+    const status = await waitFor('the block applied and reported', async () =>
+      (await readAll(bus, TOPICS.blockStatus)).find((r) => r.key?.toString() === 'watchdog:hva|198.51.100.50'),
+    );
+    assert.equal(codecFor(TOPICS.blockStatus).decode(status.value!).status, 'applied');
+    const registered = codecFor(TOPICS.producers).decode(
+      (await readAll(bus, TOPICS.producers)).find((r) => r.key?.toString() === 'watchdog:hva')!.value!,
+    );
+    assert.ok(
+      verifyRecord(
+        ed25519PublicKey(registered.public_key),
+        TOPICS.blockStatus,
+        status.key,
+        status.value,
+        'watchdog:hva',
+        status.headers,
+      ),
+      "the report verifies under the host's registered key",
+    );
 
     // the attacks, with frames of their own attackers
     const mallory = createRecordSigner('watchdog:hvb', generateKeyPairSync('ed25519').privateKey);
