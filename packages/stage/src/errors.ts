@@ -30,10 +30,10 @@ export const ERR_STAGE_UNDECLARED_READ = defineError(
   (stage: string, topic: string) =>
     `stage "${stage}" follows ${topic}, which its module declares in neither inputs() nor reads(); declare it there (its Kafka principal is granted only what the module declares)`,
 );
-export const ERR_RECORD_UNSIGNED = defineError(
-  'CORDON_ERR_RECORD_UNSIGNED',
-  (topic: string) =>
-    `a record on ${topic} carries no producer signature (headers cordon-agent, cordon-sig), and records on this topic must be signed by the agent or watchdog that produced them; it was dead-lettered. If it came from an agent, that agent predates signing or lost its key: enroll it again`,
+export const ERR_RECORD_UNSIGNED = defineError('CORDON_ERR_RECORD_UNSIGNED', (topic: string, claimed?: string) =>
+  claimed
+    ? `a record on ${topic} names ${claimed}, which signs everything it writes (its key is registered), but carries no signature; it was dead-lettered`
+    : `a record on ${topic} carries no producer signature (headers cordon-agent, cordon-sig), and records on this topic must be signed by the agent or watchdog that produced them; it was dead-lettered. If it came from an agent, that agent predates signing or lost its key: enroll it again`,
 );
 export const ERR_RECORD_FORGED = defineError(
   'CORDON_ERR_RECORD_FORGED',

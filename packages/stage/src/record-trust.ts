@@ -8,7 +8,16 @@ import {
   type TableFollower,
 } from '@cordon/bus';
 import { describeError, type Clock, type Logger } from '@cordon/runtime';
-import { agentEnforcer, alertId, codecFor, complete, NO_FLOW, TOPICS, type ProducerKey } from '@cordon/schemas';
+import {
+  agentEnforcer,
+  alertId,
+  codecFor,
+  complete,
+  NO_FLOW,
+  TOPICS,
+  watchdogEnforcer,
+  type ProducerKey,
+} from '@cordon/schemas';
 import type { KeyObject } from 'node:crypto';
 import { ERR_RECORD_FORGED, ERR_RECORD_MISBOUND, ERR_RECORD_UNSIGNED } from './errors.js';
 import {
@@ -29,6 +38,13 @@ import {
  */
 interface TopicRule {
   need: 'required' | 'if-signed';
+  /**
+   * On an `if-signed` topic: the producer an unsigned record claims to come from (the sensor
+   * or enforcer it names). When that producer has a registered key, it signs everything it
+   * writes, so an unsigned record in its name is refused: an enrolled watchdog's or agent's
+   * packets and reports cannot be forged by leaving the signature off.
+   */
+  claims?(value: Record<string, unknown>, key: string): string | null;
   /** Why this record does not belong to `p` (null: it does). */
   misbound(p: ProducerKey, value: Record<string, unknown>, key: string): string | null;
 }
@@ -43,6 +59,24 @@ const claimsVm = (p: ProducerKey, value: Record<string, unknown>, key: string, k
   return null;
 };
 
+/**
+ * The sensor / enforcer name a producer speaks as: `agent:<id>` for an agent, `watchdog:<host>`
+ * for a watchdog — its registered host, so a watchdog's records are bound to the host its token
+ * named (null: a watchdog key whose id is not its host's, which binds it to nothing).
+ */
+function sensorOf(p: ProducerKey): string | null {
+  if (p.kind === 'agent') return agentEnforcer(p.producer);
+  return p.host && p.producer === watchdogEnforcer(p.host) ? p.producer : null;
+}
+
+/** The producer id a sensor / enforcer name stands for (`agent:<id>` → `<id>`; `watchdog:<host>` as is). */
+function producerOfSensor(sensor: unknown): string | null {
+  if (typeof sensor !== 'string') return null;
+  if (sensor.startsWith('agent:')) return sensor.slice('agent:'.length) || null;
+  if (sensor.startsWith('watchdog:') && sensor.length > 'watchdog:'.length) return sensor;
+  return null;
+}
+
 export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
   [TOPICS.logs]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm|…') },
   [TOPICS.fim]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm|…') },
@@ -50,20 +84,24 @@ export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
   [TOPICS.processes]: { need: 'required', misbound: (p, v, k) => claimsVm(p, v, k, 'vm') },
   [TOPICS.packets]: {
     need: 'if-signed',
+    claims: (v) => producerOfSensor(v.sensor),
     misbound: (p, v) => {
-      const sensor = p.kind === 'agent' ? agentEnforcer(p.producer) : p.producer;
+      const sensor = sensorOf(p);
+      if (sensor === null) return `watchdog ${p.producer} is not registered as watchdog:<its host>`;
       if (v.sensor !== sensor) return `the batch names sensor ${String(v.sensor)}, its signer is ${sensor}`;
       if (p.kind === 'agent' && v.vm !== p.vm)
         return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the batch claims VM ${String(v.vm)}`;
       return null;
     },
   },
-  // An enforcer's report on its own decisions only (key and value name it). Watchdogs do not
-  // sign yet, so unsigned reports pass; readers never let a report make or lift a block.
+  // An enforcer's report on its own decisions only (key and value name it). An unsigned report
+  // passes unless its enforcer has a registered key; readers never let a report make or lift a block.
   [TOPICS.blockStatus]: {
     need: 'if-signed',
+    claims: (_v, k) => producerOfSensor(k.slice(0, Math.max(0, k.indexOf('|')))),
     misbound: (p, v, k) => {
-      const enforcer = p.kind === 'agent' ? agentEnforcer(p.producer) : p.producer;
+      const enforcer = sensorOf(p);
+      if (enforcer === null) return `watchdog ${p.producer} is not registered as watchdog:<its host>`;
       if (!k.startsWith(`${enforcer}|`)) return `its key ${JSON.stringify(k)} is not ${enforcer}'s`;
       if (v.enforcer !== undefined && v.enforcer !== enforcer)
         return `the report names enforcer ${String(v.enforcer)}, its signer is ${enforcer}`;
@@ -73,7 +111,8 @@ export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
   [TOPICS.alerts]: {
     need: 'if-signed',
     misbound: (p, v, k) => {
-      const sensor = p.kind === 'agent' ? agentEnforcer(p.producer) : p.producer;
+      const sensor = sensorOf(p);
+      if (sensor === null) return `watchdog ${p.producer} is not registered as watchdog:<its host>`;
       if (v.sensor !== sensor) return `the alert names sensor ${String(v.sensor)}, its signer is ${sensor}`;
       if (p.kind === 'agent' && (v.vm !== p.vm || k !== p.vm))
         return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the alert claims VM ${String(v.vm)}`;
@@ -167,12 +206,18 @@ export class RecordTrust {
   private readonly alertCodec = codecFor(TOPICS.alerts);
   private readonly roots = new VerifiedRoots();
 
+  private readonly required: ReadonlySet<string>;
+
+  /** `requireSigned`: `if-signed` topics on which an unsigned record is refused too (trust.requireSigned). */
   constructor(
     private readonly stage: string,
     private readonly keys: () => Promise<ProducerKeys>,
     private readonly clock: Clock,
     private readonly log: Logger,
-  ) {}
+    requireSigned: readonly string[] = [],
+  ) {
+    this.required = new Set(requireSigned);
+  }
 
   covers(topic: string): boolean {
     return Object.hasOwn(SIGNED_TOPICS, topic);
@@ -184,8 +229,14 @@ export class RecordTrust {
     const producer = r.headers[PRODUCER_HEADER]?.toString();
     const sig = r.headers[SIGNATURE_HEADER];
     if (producer === undefined || sig === undefined) {
-      if (rule.need === 'if-signed') return null;
-      return Object.assign(ERR_RECORD_UNSIGNED(r.topic), { refusal: 'unsigned' as const });
+      if (rule.need === 'required' || this.required.has(r.topic))
+        return Object.assign(ERR_RECORD_UNSIGNED(r.topic), { refusal: 'unsigned' as const });
+      // an unsigned record in the name of a producer that signs: the table only (no lookup, so
+      // made-up names cost nothing), and a key registered a moment ago may not be in it yet
+      const claimed = rule.claims?.((value ?? {}) as Record<string, unknown>, r.key?.toString() ?? '') ?? null;
+      if (claimed !== null && (await this.keys()).get(claimed))
+        return Object.assign(ERR_RECORD_UNSIGNED(r.topic, claimed), { refusal: 'unsigned' as const });
+      return null;
     }
     const keys = await this.keys();
     const entry = keys.get(producer) ?? (await keys.lookup(producer));

@@ -24,6 +24,11 @@ export interface RunStageDeps {
    * client may write; off on the embedded bus, whose only writers are this process's stages.
    */
   verifyRecords?: boolean;
+  /**
+   * Topics checked only when signed (`packets`, `block-status`, `alerts`) on which an unsigned
+   * record is refused too — once every watchdog of the cluster enrolls (trust.requireSigned).
+   */
+  requireSigned?: readonly string[];
 }
 
 function noStore(): Promise<Store> {
@@ -86,6 +91,7 @@ export async function runStage<Cfg, Extra extends object>(
           }),
           clock,
           log,
+          deps.requireSigned ?? [],
         )
       : null;
 

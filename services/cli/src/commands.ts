@@ -26,6 +26,7 @@ import { evidenceCommand } from './evidence-command.js';
 import { schemasRegisterCommand, schemasServeCommand } from './schemas-commands.js';
 import {
   agentsTokenCommand,
+  hostsTokenCommand,
   dpiCommand,
   ENROLL_SECRET_ENV,
   logtestCommand,
@@ -464,6 +465,39 @@ export const COMMANDS: readonly CommandSpec[] = [
           ...LOG_FLAGS,
         ],
         run: agentsTokenCommand,
+      },
+    ],
+  },
+  {
+    name: 'hosts',
+    summary: 'hypervisor hosts and their watchdogs',
+    subcommands: [
+      {
+        name: 'token',
+        summary: "an enrollment token for a host's watchdog (it signs its records with the key it registers)",
+        description: `Signed with ${ENROLL_SECRET_ENV} (hex, 32 bytes or more) when it is set, else with a key made once in <data dir>/secrets/enroll.key. Give it to the watchdog as watchdog.enroll.token / tokenFile, CORDON_HOST_TOKEN or CORDON_HOST_TOKEN_FILE.`,
+        flags: [
+          {
+            name: 'host',
+            type: 'string',
+            value: 'HOST',
+            required: true,
+            help: 'the host whose watchdog the token enrolls',
+          },
+          {
+            name: 'ttl-hours',
+            type: 'number',
+            value: 'N',
+            min: 0,
+            max: 720,
+            default: 24,
+            help: 'how long the token is valid',
+          },
+          FLAGS.config,
+          FLAGS.dataDir,
+          ...LOG_FLAGS,
+        ],
+        run: hostsTokenCommand,
       },
     ],
   },

@@ -76,6 +76,14 @@ const base = {
        * (docs/security.md).
        */
       signedRecords: z.enum(['auto', 'required', 'off']).default('auto'),
+      /**
+       * Topics other stages may write as well, checked only when signed by default, on which an
+       * unsigned record is refused too (when records are checked at all): `packets` once every
+       * watchdog enrolls with a host token and no unsigned replay writes to the bus,
+       * `block-status` once every enforcer signs. An unsigned record naming a sensor or
+       * enforcer whose key is registered is refused anyway.
+       */
+      requireSigned: z.array(z.enum(['packets', 'block-status'])).default([]),
     })
     .strict()
     .default({}),

@@ -113,6 +113,9 @@ export async function startService(name: string, deps: ServiceDeps): Promise<Run
     env: { dataDir: deps.config.dataDir, store, readStore },
     ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
     verifyRecords: verifyRecordsFor(deps.config, deps.bus),
+    requireSigned: (deps.config.trust?.requireSigned ?? []).map((t) =>
+      t === 'packets' ? TOPICS.packets : TOPICS.blockStatus,
+    ),
   });
   const stop = running.stop;
   return Object.assign(running, {

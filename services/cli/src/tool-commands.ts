@@ -1,4 +1,4 @@
-import { makeEnrollToken } from '@cordon/agent';
+import { makeEnrollToken, makeHostToken } from '@cordon/agent';
 import type { Invocation } from './args.js';
 import { configFrom, contextFrom, out } from './cli-context.js';
 import { ERR_USAGE } from './errors.js';
@@ -35,6 +35,21 @@ export async function agentsTokenCommand(inv: Invocation): Promise<number> {
     makeEnrollToken(
       enrollSecret(config.dataDir, process.env[ENROLL_SECRET_ENV]),
       inv.str('vm')!,
+      hours * 3_600_000,
+      Date.now(),
+    ),
+  );
+  return Promise.resolve(0);
+}
+
+export async function hostsTokenCommand(inv: Invocation): Promise<number> {
+  const hours = inv.num('ttl-hours')!;
+  if (!(hours > 0)) throw ERR_USAGE('--ttl-hours must be between 0 and 720');
+  const config = configFrom(inv);
+  out(
+    makeHostToken(
+      enrollSecret(config.dataDir, process.env[ENROLL_SECRET_ENV]),
+      inv.str('host')!,
       hours * 3_600_000,
       Date.now(),
     ),

@@ -18,6 +18,7 @@ import {
   codecFor,
   NO_FLOW,
   TOPICS,
+  watchdogEnforcer,
   type AgentRecord,
   type AlertInput,
   type Assignment,
@@ -35,11 +36,20 @@ import {
   type VmState,
 } from './decide.js';
 import { ERR_COORDINATOR_BINDING, ERR_COORDINATOR_SECRET } from './errors.js';
-import { AgentTrust, type Binding, type Revocation, type TrustEffects } from './trust.js';
+import {
+  AgentTrust,
+  WatchdogTrust,
+  type Binding,
+  type HostBinding,
+  type Revocation,
+  type TrustEffects,
+  type WatchdogEffects,
+} from './trust.js';
 
 const STAGE = 'coordinator';
 export const TOKEN_HEADER = 'cordon-enroll-token';
 export const bindingKey = (agent: string): string => `${STAGE}|agent|${agent}`;
+export const hostBindingKey = (host: string): string => `${STAGE}|watchdog|${host}`;
 
 export const coordinatorConfigSchema = z
   .object({
@@ -127,7 +137,9 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   const { config, ctx, bus } = stage;
   const { log, metrics, clock } = ctx;
   const nowUs = () => clock.now() * 1000;
-  const trust = new AgentTrust(loadSecret(config, stage.env.dataDir, process.env));
+  const secret = loadSecret(config, stage.env.dataDir, process.env);
+  const trust = new AgentTrust(secret);
+  const hosts = new WatchdogTrust(secret);
   if (!trust.canVerify) log.warn('No enrollment secret: no agent can be verified, so the watchdogs protect every VM.');
   const known: Known = { vms: new Map(), agents: new Map(), assignments: new Map(), moving: new Map() };
   const policy = new PolicyView();
@@ -159,6 +171,19 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   // ---- what is known: enrollment bindings, policy, inventory, assignments, then heartbeats
   await stage.follow(TOPICS.state, (r) => {
     const k = r.key?.toString() ?? '';
+    if (k.startsWith(`${STAGE}|watchdog|`) && r.value) {
+      try {
+        const b = JSON.parse(codec.state.decode(r.value).state.toString('utf8')) as HostBinding;
+        // first key wins: a later record never replaces a host's key
+        if (!hosts.bindings.has(b.host)) hosts.bindings.set(b.host, b);
+      } catch (err) {
+        log.warn(
+          { err: ERR_COORDINATOR_BINDING.withCause(err, k, describeError(err).message) },
+          "A host's enrollment binding is unreadable; that host's watchdog must enroll again.",
+        );
+      }
+      return;
+    }
     if (!k.startsWith(`${STAGE}|agent|`) || !r.value) return;
     const agent = k.slice(`${STAGE}|agent|`.length);
     try {
@@ -253,7 +278,6 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       if (!restoring) await stage.send(TOPICS.dlq, [stage.deadLetter(r, r, err)]);
       return;
     }
-    if (rec.kind === 'watchdog') return;
     const token = r.headers[TOKEN_HEADER]?.toString() ?? null;
     const producer = r.headers[PRODUCER_HEADER]?.toString();
     const signedBy = (pub: Buffer): boolean => {
@@ -264,6 +288,24 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         return false;
       }
     };
+    if (rec.kind === 'watchdog') {
+      // a watchdog's status is not an agent's; only its signing key is the coordinator's
+      // business, decided by the owner of the host's partition
+      if (restoring || !mine(rec.host ?? '')) return;
+      const { effects } = hosts.judge(rec, token, clock.now(), signedBy);
+      const bound = hosts.bindings.get(rec.host ?? '');
+      if (
+        !effects.binding &&
+        bound &&
+        published.get(rec.agent) !== bound.publicKey &&
+        signedBy(Buffer.from(bound.publicKey, 'base64'))
+      ) {
+        // bound before this instance owned the host (or before a restart): published by the owner
+        effects.binding = bound;
+      }
+      await carryOutWatchdog(rec, effects);
+      return;
+    }
     const revocation = policy.revokedAgents.get(rec.agent);
     const { verdict, effects } = trust.judge(rec, token, clock.now(), signedBy, revocation);
     const incarnation = verdict.identity?.incarnation ?? '?';
@@ -401,6 +443,65 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     }
     await stage.send(TOPICS.alerts, alerts);
     for (const c of effects.commands) await command(rec.agent, c.kind, c.args, c.key);
+  }
+
+  async function carryOutWatchdog(rec: AgentRecord, effects: WatchdogEffects): Promise<void> {
+    const host = rec.host ?? '';
+    if (effects.binding) {
+      const b = effects.binding;
+      const st: StageState = {
+        stage: STAGE,
+        input_topic: TOPICS.agents,
+        input_partition: 0,
+        input_offset: 0,
+        ts_us: nowUs(),
+        state: Buffer.from(JSON.stringify(b)),
+        output_offsets: {},
+        emitted_ids: [],
+      };
+      await stage.send(TOPICS.state, [{ key: Buffer.from(hostBindingKey(host)), value: codec.state.encode(st) }]);
+      const pk: ProducerKey = {
+        producer: watchdogEnforcer(host),
+        kind: 'watchdog',
+        vm: null,
+        host,
+        public_key: Buffer.from(b.publicKey, 'base64'),
+        registered_us: nowUs(),
+        registered_by: `host-token:${b.tokenId}`,
+      };
+      await stage.send(TOPICS.producers, [{ key: Buffer.from(pk.producer), value: codec.producers.encode(pk) }]);
+      published.set(pk.producer, b.publicKey);
+      metrics.inc('producer_keys_registered');
+      log.info({ host }, "A watchdog's signing key was registered.");
+    }
+    const alerts: ProduceRecord[] = [];
+    for (const a of effects.alerts) {
+      if (done.has(a.key)) continue;
+      done.add(a.key);
+      const alert: AlertInput = {
+        alert_id: alertId(STAGE, a.key),
+        ts_us: nowUs(),
+        stage: STAGE,
+        vm: null,
+        sensor: `claimed:${watchdogEnforcer(host)}`,
+        rule_id: `coordinator:watchdog-${a.rule}`,
+        rule_rev: 1,
+        signature: a.signature,
+        severity: a.severity,
+        category: 'agent-trust',
+        action: 'alert',
+        ...NO_FLOW,
+        evidence: JSON.stringify({
+          watchdog: rec.agent,
+          claimed_host: host,
+          detail: a.detail,
+          heartbeat_us: rec.heartbeat_us,
+        }),
+      };
+      alerts.push({ key: Buffer.from(host), value: codec.alerts.encode(alert) });
+      log.warn({ host, rule: a.rule, detail: a.detail }, a.signature);
+    }
+    await stage.send(TOPICS.alerts, alerts);
   }
 
   function alertOf(

@@ -1,4 +1,4 @@
-import { agentIdFor, verifyEnrollToken } from '@cordon/agent';
+import { agentIdFor, verifyEnrollToken, verifyHostToken } from '@cordon/agent';
 import { describeError } from '@cordon/runtime';
 import type { AgentRecord } from '@cordon/schemas';
 
@@ -286,5 +286,110 @@ export class AgentTrust {
       key: `enrolled|${rec.agent}|${id.incarnation}`,
     });
     return { verdict: { trusted: true, detail: 'enrolled for this VM on this machine', identity: id }, effects };
+  }
+}
+
+/** A watchdog's enrollment: its host's signing key, registered with a host token. */
+export interface HostBinding {
+  host: string;
+  /** The Ed25519 public key (base64 of the raw 32 bytes) its records are signed with. */
+  publicKey: string;
+  /** The id of the host token that vouched for the key. */
+  tokenId: string;
+  enrolledUs: number;
+}
+
+export type WatchdogDistrust = 'forged' | 'key-replaced' | 'unsigned' | 'key-unproven';
+
+export interface WatchdogEffects {
+  /** A binding made by this record: persist it and publish its key. */
+  binding?: HostBinding;
+  alerts: Array<{ rule: WatchdogDistrust; severity: number; signature: string; detail: string; key: string }>;
+}
+
+/**
+ * Watchdog trust: which key speaks for which hypervisor host. A watchdog enrolls with a host
+ * token signed by the cluster's secret (`cordon hosts token --host H`) and an Ed25519 key pair
+ * it makes at its first start; its heartbeat (kind `watchdog`, key `watchdog:<host>`) carries
+ * the token in a header and the public key, and is signed by that key (proof of possession).
+ * The token must name the heartbeat's host. First key wins, as for agents: another key for the
+ * same host is refused and alerted whatever token comes with it (a new key for a host means
+ * the operator withdraws the old one first), and a host's heartbeat not signed by its
+ * registered key is alerted. A token that does not verify, or names another host, registers
+ * nothing and is alerted.
+ */
+export class WatchdogTrust {
+  readonly bindings = new Map<string, HostBinding>();
+
+  constructor(private readonly secret: Buffer | null) {}
+
+  judge(
+    rec: AgentRecord,
+    token: string | null,
+    nowMs: number,
+    signedBy: SignedBy,
+  ): { trusted: boolean; effects: WatchdogEffects } {
+    const effects: WatchdogEffects = { alerts: [] };
+    const host = rec.host ?? '';
+    const newKey = rec.public_key && rec.public_key.length > 0 ? rec.public_key : null;
+    const fp = (k: Buffer) => k.toString('base64').slice(0, 12);
+    const bound = this.bindings.get(host);
+    const refuse = (rule: WatchdogDistrust, severity: number, signature: string, detail: string, key: string) => {
+      effects.alerts.push({ rule, severity, signature, detail, key });
+      return { trusted: false, effects };
+    };
+    if (bound) {
+      const boundKey = Buffer.from(bound.publicKey, 'base64');
+      if (newKey && !newKey.equals(boundKey))
+        return refuse(
+          'key-replaced',
+          1,
+          `The watchdog of host ${host} presented another signing key than the one registered for it; refused`,
+          `it presents key ${fp(newKey)}…, but ${fp(boundKey)}… is registered for host ${host} (first key wins)`,
+          `watchdog-key-replaced|${host}|${fp(newKey)}`,
+        );
+      if (!signedBy(boundKey))
+        return refuse(
+          'unsigned',
+          1,
+          `A record claims to be the heartbeat of host ${host}'s watchdog but is not signed by its key`,
+          `the record is not signed by the key registered for host ${host}`,
+          `watchdog-unsigned|${host}`,
+        );
+      return { trusted: true, effects };
+    }
+    if (!newKey) return { trusted: false, effects }; // a watchdog that does not sign (no token): nothing to register
+    if (token === null)
+      return refuse(
+        'key-unproven',
+        2,
+        `The watchdog of host ${host} presented a signing key without a host token; not registered`,
+        'a watchdog key is registered only with a valid host token (cordon hosts token --host <host>)',
+        `watchdog-key-unproven|${host}|${fp(newKey)}`,
+      );
+    try {
+      if (!this.secret) throw new Error('the coordinator holds no enrollment secret to verify its token');
+      const claims = verifyHostToken(token, this.secret, nowMs);
+      if (claims.host !== host) throw new Error(`the token is for host ${claims.host}, the record claims ${host}`);
+      if (rec.agent !== `watchdog:${host}`) throw new Error(`the record's id ${rec.agent} is not watchdog:${host}`);
+      if (!signedBy(newKey)) throw new Error('the record is not signed by the public key it registers');
+      const binding: HostBinding = {
+        host,
+        publicKey: newKey.toString('base64'),
+        tokenId: claims.jti,
+        enrolledUs: nowMs * 1000,
+      };
+      this.bindings.set(host, binding);
+      effects.binding = binding;
+      return { trusted: true, effects };
+    } catch (err) {
+      return refuse(
+        'forged',
+        1,
+        `The watchdog of host ${host} presented a host token that does not hold; no key registered`,
+        describeError(err).message,
+        `watchdog-forged|${host}|${fp(newKey)}`,
+      );
+    }
   }
 }

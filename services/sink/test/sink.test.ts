@@ -432,3 +432,83 @@ test('alerts sent again as new records (a replay under another sensor) are not c
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a watchdog's block status is bound to its host: signed for another host's key, or unsigned in the name of an enrolled watchdog, it is a dead letter; an unenrolled watchdog's unsigned report still lands", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: dir, ctx });
+  await bus.admin.ensureTopics(allTopicSpecs());
+  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  try {
+    const hv1 = createRecordSigner('watchdog:hv1', generateKeyPairSync('ed25519').privateKey);
+    const p = bus.producer();
+    // what the coordinator publishes for a watchdog enrolled with a host token for hv1
+    await p.send(TOPICS.producers, [
+      {
+        key: Buffer.from('watchdog:hv1'),
+        value: codecFor(TOPICS.producers).encode({
+          producer: 'watchdog:hv1',
+          kind: 'watchdog',
+          vm: null,
+          host: 'hv1',
+          public_key: hv1.publicKey,
+          registered_us: Date.now() * 1000,
+          registered_by: 'host-token:test',
+        }),
+      },
+    ]);
+    const report = (enforcer: string, target: string, blockId: string) => ({
+      key: Buffer.from(`${enforcer}|${target}`),
+      value: codecFor(TOPICS.blockStatus).encode({
+        block_id: blockId,
+        enforcer,
+        target,
+        status: 'applied',
+        ts_us: 1_700_000_000_000_000,
+        expires_us: 1_700_000_600_000_000,
+        error: null,
+      }),
+    });
+    await p.send(
+      TOPICS.blockStatus,
+      hv1.signAll(TOPICS.blockStatus, [
+        report('watchdog:hv1', '203.0.113.5', 'own'),
+        // hv1's key speaks for hv2's decision
+        report('watchdog:hv2', '203.0.113.6', 'other-host'),
+      ]),
+    );
+    await p.send(TOPICS.blockStatus, [
+      // unsigned, in the name of the enrolled hv1
+      report('watchdog:hv1', '203.0.113.7', 'unsigned-enrolled'),
+      // unsigned, from a watchdog with no key (not enrolled yet): passes, as before
+      report('watchdog:hv3', '203.0.113.8', 'unsigned-unenrolled'),
+    ]);
+    const sink = await runStage(sinkStage, { bus, ctx, env: { store: async () => store }, verifyRecords: true });
+    try {
+      let counts = '';
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline && counts !== '2/2';) {
+        const [r] = await store.query<{ s: string; d: string }>(
+          'SELECT (SELECT count() FROM block_status) AS s, (SELECT count() FROM dlq) AS d',
+        );
+        counts = `${r!.s}/${r!.d}`;
+        if (counts !== '2/2') await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.equal(counts, '2/2');
+    } finally {
+      await sink.stop();
+    }
+    assert.deepEqual(await store.query('SELECT block_id FROM block_status ORDER BY block_id'), [
+      { block_id: 'own' },
+      { block_id: 'unsigned-unenrolled' },
+    ]);
+    assert.deepEqual(await store.query('SELECT error_code FROM dlq ORDER BY error_code'), [
+      { error_code: 'CORDON_ERR_RECORD_MISBOUND' },
+      { error_code: 'CORDON_ERR_RECORD_UNSIGNED' },
+    ]);
+    await p.close();
+  } finally {
+    await bus.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

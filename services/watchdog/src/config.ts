@@ -36,6 +36,23 @@ export const watchdogConfigSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * Host enrollment: the watchdog signs its records (packets, block-status, heartbeats) with
+     * an Ed25519 key made at its first start, registered by the coordinator with a host token
+     * (`cordon hosts token --host <host>`). The token: `token`, else the file `tokenFile`, else
+     * CORDON_HOST_TOKEN, else CORDON_HOST_TOKEN_FILE. Without one the watchdog does not sign.
+     */
+    enroll: z
+      .object({
+        token: z.string().min(1).optional(),
+        tokenFile: z.string().min(1).optional(),
+        /** Where its key pair is kept (0700; the key file 0600). Default: <data dir>/watchdog-<host>. */
+        stateDir: z.string().min(1).optional(),
+        /** How long to wait at start for the coordinator to register a new key before capturing anyway. */
+        waitMs: z.number().int().min(0).max(600_000).default(30_000),
+      })
+      .strict()
+      .default({}),
     /** Status on the agents topic (what it inspects, the assignments it applied), this often. */
     statusIntervalMs: z.number().int().min(50).max(60_000).default(1000),
     /**

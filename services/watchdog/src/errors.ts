@@ -13,3 +13,8 @@ export const ERR_WATCHDOG_BLOCK_TARGET = defineError(
   'CORDON_ERR_WATCHDOG_BLOCK_TARGET',
   (detail: string) => `block decision cannot be enforced on the bridge: ${detail}`,
 );
+export const ERR_WATCHDOG_ENROLL = defineError(
+  'CORDON_ERR_WATCHDOG_ENROLL',
+  (detail: string) =>
+    `watchdog enrollment failed: ${detail}; make a host token with "cordon hosts token --host <host>"`,
+);

@@ -7,3 +7,4 @@ export { watchdogStage as stage } from './watchdog.js';
 export * from './gate.js';
 export * from './gate-bridge.js';
 export * from './gating.js';
+export * from './enroll.js';
