@@ -228,16 +228,7 @@ export class RecordTrust {
     const rule = SIGNED_TOPICS[r.topic]!;
     const producer = r.headers[PRODUCER_HEADER]?.toString();
     const sig = r.headers[SIGNATURE_HEADER];
-    if (producer === undefined || sig === undefined) {
-      if (rule.need === 'required' || this.required.has(r.topic))
-        return Object.assign(ERR_RECORD_UNSIGNED(r.topic), { refusal: 'unsigned' as const });
-      // an unsigned record in the name of a producer that signs: the table only (no lookup, so
-      // made-up names cost nothing), and a key registered a moment ago may not be in it yet
-      const claimed = rule.claims?.((value ?? {}) as Record<string, unknown>, r.key?.toString() ?? '') ?? null;
-      if (claimed !== null && (await this.keys()).get(claimed))
-        return Object.assign(ERR_RECORD_UNSIGNED(r.topic, claimed), { refusal: 'unsigned' as const });
-      return null;
-    }
+    if (producer === undefined || sig === undefined) return this.checkUnsigned(r, value);
     const keys = await this.keys();
     const entry = keys.get(producer) ?? (await keys.lookup(producer));
     if (!entry)
@@ -256,6 +247,22 @@ export class RecordTrust {
     return null;
   }
 
+  /** The verdict on a record without a producer header or signature. */
+  private async checkUnsigned(
+    r: ConsumedRecord,
+    value: unknown,
+  ): Promise<(Error & { code: string; refusal: Refusal }) | null> {
+    const rule = SIGNED_TOPICS[r.topic]!;
+    if (rule.need === 'required' || this.required.has(r.topic))
+      return Object.assign(ERR_RECORD_UNSIGNED(r.topic), { refusal: 'unsigned' as const });
+    // an unsigned record in the name of a producer that signs: the table only (no lookup, so
+    // made-up names cost nothing), and a key registered a moment ago may not be in it yet
+    const claimed = rule.claims?.((value ?? {}) as Record<string, unknown>, r.key?.toString() ?? '') ?? null;
+    if (claimed !== null && (await this.keys()).get(claimed))
+      return Object.assign(ERR_RECORD_UNSIGNED(r.topic, claimed), { refusal: 'unsigned' as const });
+    return null;
+  }
+
   /**
    * `check` over a batch's records at once: the key table awaited once, each producer's key
    * looked up once, and each producer's records verified together (verifyRecords: a send that
@@ -266,17 +273,20 @@ export class RecordTrust {
   ): Promise<Array<(Error & { code: string; refusal: Refusal }) | null>> {
     const out = new Array<(Error & { code: string; refusal: Refusal }) | null>(items.length).fill(null);
     const byProducer = new Map<string, number[]>();
+    const unsigned: number[] = [];
     items.forEach(({ r }, i) => {
       const producer = r.headers[PRODUCER_HEADER]?.toString();
       if (producer === undefined || r.headers[SIGNATURE_HEADER] === undefined) {
-        if (SIGNED_TOPICS[r.topic]!.need === 'required')
-          out[i] = Object.assign(ERR_RECORD_UNSIGNED(r.topic), { refusal: 'unsigned' as const });
+        unsigned.push(i);
         return;
       }
       let list = byProducer.get(producer);
       if (!list) byProducer.set(producer, (list = []));
       list.push(i);
     });
+    // the same verdict as check() gives one record: required topics, requireSigned, and an
+    // unsigned record in the name of an enrolled producer
+    for (const i of unsigned) out[i] = await this.checkUnsigned(items[i]!.r, items[i]!.value);
     if (byProducer.size === 0) return out;
     const keys = await this.keys();
     for (const [producer, at] of byProducer) {
