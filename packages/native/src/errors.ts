@@ -20,3 +20,7 @@ export const ERR_NATIVE_NFT = defineError(
   'CORDON_ERR_NATIVE_NFT',
   (what: string, detail: string) => `${what} failed: ${detail}`,
 );
+export const ERR_NATIVE_YARA_RULE = defineError(
+  'CORDON_ERR_NATIVE_YARA_RULE',
+  (where: string, detail: string) => `a YARA rule does not compile at ${where}: ${detail}; fix or remove it`,
+);

@@ -199,5 +199,6 @@ export class BatchBuilder {
 
 export const nativeAddonPath = (): string => join(ADDON_PATH);
 export * from './capture.js';
+export * from './scan.js';
 export * from './nft.js';
 export * from './nft-blocks.js';
