@@ -147,6 +147,7 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
         acks: {},
         heartbeat_interval_ms: HEARTBEAT_MS,
         public_key: null,
+        malware: null,
       };
       await world.bus.producer().send(TOPICS.agents, [
         {

@@ -63,6 +63,7 @@ class FakeAgent {
       acks: {},
       heartbeat_interval_ms: 100,
       public_key: null,
+      malware: null,
     };
     const headers: Record<string, Buffer> =
       this.o.sendToken === false ? {} : { [TOKEN_HEADER]: Buffer.from(this.token) };

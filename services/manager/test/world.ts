@@ -251,6 +251,7 @@ export async function putAgent(w: World, agent: string, vm: string): Promise<voi
     acks: {},
     heartbeat_interval_ms: 1000,
     public_key: null,
+    malware: null,
   };
   await w.bus.producer().send(TOPICS.agents, [{ key: Buffer.from(agent), value: codecFor(TOPICS.agents).encode(rec) }]);
 }

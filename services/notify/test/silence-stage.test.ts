@@ -47,6 +47,7 @@ test(
           capture: null,
           acks: {},
           heartbeat_interval_ms: 0,
+          public_key: null,
         });
       await p.send(TOPICS.agents, [
         { key: Buffer.from('agt-1'), value: hb('agt-1', 'running') },

@@ -104,6 +104,7 @@ async function startWatchdog(stage: Stage<WatchdogConfig>): Promise<WatchdogHand
       acks: capture?.acks() ?? {},
       heartbeat_interval_ms: config.statusIntervalMs,
       public_key: null,
+      malware: null,
     };
     await stage.send(TOPICS.agents, [{ key: Buffer.from(me), value: agentCodec.encode(rec) }]);
   };
