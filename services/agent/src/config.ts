@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { describeConfigIssues } from '@cordon/runtime';
 import { enforcerGuardsShape } from '@cordon/enforce';
 import { fimPolicySchema } from '@cordon/fim-scan';
+import { malwarePolicySchema } from '@cordon/malware';
 import { ERR_AGENT_CONFIG } from './errors.js';
 
 /** Where file integrity may look unless the agent's file says otherwise: system binaries, libraries, configuration, boot, served content, root's keys and crontabs. */
@@ -77,6 +78,8 @@ export const agentConfigSchema = z
       .default({}),
     /** File integrity: paths, patterns, attributes, schedule (see @cordon/fim-scan's policy). */
     fim: fimPolicySchema.optional(),
+    /** Anti-malware: YARA over changed files, scheduled scans, quarantine (see @cordon/malware's policy). */
+    malware: malwarePolicySchema.optional(),
     /**
      * Network inspection of the VM's own traffic: a capture on its NIC, published for the dpi
      * stage while the coordinator assigns the VM to this agent (from the hand-off's time boundary
@@ -133,6 +136,14 @@ export const agentConfigSchema = z
           code: z.ZodIssueCode.custom,
           path: ['logs', i, 'path'],
           message: `not below logRoots (${c.logRoots.join(', ')})`,
+        });
+    });
+    c.malware?.paths.forEach((p, i) => {
+      if (!isBelowAny(p, c.fimRoots))
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['malware', 'paths', i],
+          message: `not below fimRoots (${c.fimRoots.join(', ')})`,
         });
     });
     c.fim?.paths.forEach((p, i) => {
