@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, each printing its figure beside a baseline measured in the same run.
 # `npm run bench -- NAME…` runs only the benchmarks whose names start with one of the NAMEs
-# (bus, record-signing, store, store-dedup, notify, dpi, loginspect, fim, inventory, protection, gap).
+# (bus, record-signing, store, store-dedup, notify, dpi, loginspect, fim, yara, inventory, protection, gap).
 # Starts one throwaway Kafka broker for the Kafka benchmarks (unless KAFKA_BROKERS is set).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,7 +13,7 @@ selected() { # NAME: is it asked for (no names: all)?
   for want in "$@"; do [[ $name == "$want"* ]] && return 0; done
   return 1
 }
-BENCHES=(bus record-signing store store-dedup notify dpi loginspect fim inventory manager protection gap)
+BENCHES=(bus record-signing store store-dedup notify dpi loginspect fim yara inventory manager protection gap)
 KAFKA_BENCHES=(bus protection)
 any=0
 for b in "${BENCHES[@]}"; do selected "$b" "$@" && any=1; done
@@ -50,6 +50,7 @@ run notify "notify: alerts/s through the OCSF exporter, syslog and webhooks besi
 run dpi "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
 run loginspect "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
 run fim "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
+run yara "yara: the agent's YARA-X scanner MB/s beside Debian's yara (libyara) on the same files and rules" node bench/yara.mjs
 run inventory "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
 run protection "protection loop: detection-to-block latency, watchdog capture rate (root)" node bench/protection.mjs
 run manager "manager: API p99 for the inventory (10,000 VMs) and alerts (1,000,000) beside raw ClickHouse" node bench/manager.mjs
