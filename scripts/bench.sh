@@ -37,6 +37,7 @@ bench dpi-scaling 0 "dpi: 1 and 2 workers, engine memory per 100k flows, SYN flo
 bench pipeline 0 "pipeline: replay → flows + dpi → sink, end to end (embedded bus, chdb)" node bench/pipeline.mjs
 bench loginspect 0 "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
 bench fim 0 "fim: Cordon beside AIDE on 100k files" node bench/fim.mjs
+bench yara 0 "yara: the agent's YARA-X scanner MB/s beside Debian's yara (libyara) on the same files and rules" node bench/yara.mjs
 bench proc 0 "proc: exec events/s through the agent and the process rules beside the same exec load with no agent (root)" node bench/proc.mjs
 bench inventory 0 "inventory: vSphere connector first sync and events/s beside the simulator (1,000 VMs)" node bench/inventory-vsphere.mjs
 bench block-latency 1 "protection loop on Kafka: detection-to-block latency (root)" node bench/protection.mjs --only latency --bus kafka

@@ -4,7 +4,7 @@
 #   CORDON_SETUP_SYSTEM=0   skip apt (packages already present or not root)
 #   CORDON_SETUP_TEST=1     also the test world: tshark (independent flow counts), rsyslog, Kafka deps,
 #                           libvirtd + QEMU (infra/libvirt), the vSphere simulator (infra/vcsim)
-#   CORDON_SETUP_BENCH=1    also the benchmarks' baselines: AIDE, fail2ban, tcpreplay
+#   CORDON_SETUP_BENCH=1    also the benchmarks' baselines: AIDE, fail2ban, tcpreplay, yara
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { echo "setup: $*" >&2; }
@@ -18,7 +18,7 @@ if [[ "${CORDON_SETUP_SYSTEM:-1}" == 1 ]] && command -v apt-get >/dev/null; then
   # fail2ban: its standard filters and fail2ban-regex, which the loginspect comparison test runs beside Cordon;
   # chromium: the manager console's browser test (playwright-core drives Debian's build)
   [[ "${CORDON_SETUP_TEST:-0}" == 1 ]] && pkgs+=(tshark prometheus rsyslog rsyslog-gnutls openssl fail2ban chromium)
-  [[ "${CORDON_SETUP_BENCH:-0}" == 1 ]] && pkgs+=(aide fail2ban tcpreplay)
+  [[ "${CORDON_SETUP_BENCH:-0}" == 1 ]] && pkgs+=(aide fail2ban tcpreplay yara)
   for p in "${pkgs[@]}"; do have_pkg "$p" || need+=("$p"); done
   if ((${#need[@]})); then
     if [[ $(id -u) != 0 ]]; then
@@ -62,6 +62,7 @@ fi
 
 bash native/build.sh
 bash native/capture/build.sh
+bash native/scan/build.sh
 bash packages/libvirt/build.sh
 log "building"
 npm run --silent build

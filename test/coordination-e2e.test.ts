@@ -148,6 +148,7 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
         heartbeat_interval_ms: HEARTBEAT_MS,
         public_key: null,
         processes: null,
+        malware: null,
       };
       await world.bus.producer().send(TOPICS.agents, [
         {

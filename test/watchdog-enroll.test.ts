@@ -148,6 +148,7 @@ async function enrollment(bus: Bus, dir: string): Promise<void> {
         heartbeat_interval_ms: 1000,
         public_key: s.publicKey,
         processes: null,
+        malware: null,
       };
       const p = bus.producer();
       await p.send(TOPICS.agents, [

@@ -25,3 +25,8 @@ export const ERR_NATIVE_PROC = defineError(
   (detail: string) =>
     `process events cannot be read: ${detail}; the connector needs root (CAP_NET_ADMIN), /proc polling works without`,
 );
+
+export const ERR_NATIVE_YARA_RULE = defineError(
+  'CORDON_ERR_NATIVE_YARA_RULE',
+  (where: string, detail: string) => `a YARA rule does not compile at ${where}: ${detail}; fix or remove it`,
+);

@@ -236,6 +236,7 @@ export function nativeHeapBytes(): number {
 
 export const nativeAddonPath = (): string => join(ADDON_PATH);
 export * from './capture.js';
+export * from './scan.js';
 export * from './nft.js';
 export * from './nft-blocks.js';
 export * from './proc.js';

@@ -4,7 +4,8 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import { fimPolicySchema } from '@cordon/fim-scan';
-import { readRuleSet, SET_NAME } from '@cordon/rulesets';
+import { malwarePolicySchema } from '@cordon/malware';
+import { readRuleSet, readYaraRuleSet, SET_NAME } from '@cordon/rulesets';
 import { CordonError } from '@cordon/runtime';
 import type { PolicyRecord } from '@cordon/schemas';
 import { ERR_POLICY_FILE, ERR_POLICY_READ, ERR_POLICY_RECORD } from './errors.js';
@@ -54,6 +55,8 @@ export const agentPolicySchema = z
       .optional(),
     logStartAt: z.enum(['beginning', 'end']).optional(),
     fim: fimPolicySchema.optional(),
+    /** Anti-malware (YARA): its `ruleSets` are published with the policy for the agents. */
+    malware: malwarePolicySchema.optional(),
     netconf: z
       .object({ enabled: z.boolean().default(true), intervalS: z.number().positive().default(30) })
       .strict()
@@ -174,6 +177,11 @@ export type PolicyFile = z.infer<typeof policyFileSchema>;
 /** What goes on the topic as the policy's JSON document: the file, rule files and sets replaced by their rulesets. */
 export interface PolicyDocument extends Omit<PolicyFile, 'ruleFiles' | 'ruleSets'> {
   rulesets: Array<{ name: string; sha256: string; parts: number }>;
+  /**
+   * The YARA files of the rule sets the agents' `malware.ruleSets` name, published as rulesets
+   * of their own (`yara/<set>/<file>`): the dpi never loads them, the agents do.
+   */
+  yaraRulesets?: Array<{ name: string; set: string; sha256: string; parts: number }>;
 }
 
 /** One part of a rule file on the topic (large files are split: a Kafka record is limited to ~1 MB). */
@@ -259,8 +267,33 @@ export function compilePolicyFile(file: string, opts: CompileOptions = {}): Comp
       add(rs.name, rs.text);
     }
   });
+  // YARA sets the agents' malware sections name: published once each, indexed apart from
+  // the Suricata rulesets so that no dpi tries to load them
+  const yaraIndex: NonNullable<PolicyDocument['yaraRulesets']> = [];
+  const yaraSets = [policy.agents.default, ...Object.values(policy.agents.vms)].flatMap(
+    (a) => a.malware?.ruleSets ?? [],
+  );
+  for (const setName of [...new Set(yaraSets)]) {
+    if (opts.dataDir === undefined)
+      throw ERR_POLICY_FILE(
+        file,
+        `YARA rule set "${setName}" needs the data dir it was installed in (run "cordon policy apply" with --data-dir)`,
+      );
+    let texts;
+    try {
+      texts = readYaraRuleSet(opts.dataDir, setName);
+    } catch (err) {
+      if (err instanceof CordonError) throw new CordonError(err.code, `${file}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    for (const rs of texts) {
+      const parts = splitRuleset(`yara/${rs.name}`, rs.text);
+      rulesets.push(...parts);
+      yaraIndex.push({ name: `yara/${rs.name}`, set: setName, sha256: parts[0]!.sha256, parts: parts.length });
+    }
+  }
   const { ruleFiles: _files, ruleSets: _sets, ...rest } = policy;
-  return { document: { ...rest, rulesets: index }, rulesets };
+  return { document: { ...rest, rulesets: index, yaraRulesets: yaraIndex }, rulesets };
 }
 
 function lineOfListItem(text: string, key: string, i: number): number {

@@ -13,6 +13,11 @@ const policyDocumentSchema = policyFileSchema.omit({ ruleFiles: true, ruleSets: 
   rulesets: z
     .array(z.object({ name: z.string(), sha256: z.string(), parts: z.number().int().positive() }).strict())
     .default([]),
+  yaraRulesets: z
+    .array(
+      z.object({ name: z.string(), set: z.string(), sha256: z.string(), parts: z.number().int().positive() }).strict(),
+    )
+    .default([]),
 });
 
 const rulesetDocumentSchema = z

@@ -18,6 +18,7 @@ import {
   PolicyView,
   splitRuleset,
 } from '../src/index.js';
+import { DEFAULT_LIMITS, updateRuleSet } from '@cordon/rulesets';
 
 const fails = (fn: () => unknown, where: RegExp) =>
   assert.throws(fn, (e: { code?: string; message: string }) => {
@@ -234,4 +235,59 @@ test('a YAML alias bomb in a policy or inventory file is a coded error naming th
   // a few aliases, as people use them, still work
   const ok = parsePolicyText('id: default\nrules: &r { "1000": prevent }\nvms: { web-1: { rules: *r } }\n', 'ok.yaml');
   assert.equal(ok.vms['web-1']!.rules['1000'], 'prevent');
+});
+
+test("YARA rule sets the agents' malware sections name are published apart from the dpi's rulesets", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-policy-yara-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+  try {
+    await bus.admin.ensureTopics(allTopicSpecs());
+    const data = join(dir, 'data');
+    const rule = 'rule Local_Marker : test { strings: $a = "marker" condition: $a }\n';
+    writeFileSync(join(dir, 'local.yar'), rule);
+    await updateRuleSet(
+      { location: join(dir, 'local.yar') },
+      { dataDir: data, sidecars: false, now: () => new Date(), limits: DEFAULT_LIMITS },
+    );
+    writeFileSync(
+      join(dir, 'policy.yaml'),
+      [
+        'id: default',
+        'agents:',
+        '  default:',
+        '    malware: { ruleSets: [local], quarantine: true }',
+        '  vms:',
+        '    db-1:',
+        '      malware: { enabled: false }',
+        '',
+      ].join('\n'),
+    );
+    await applyPolicyFile({ bus, ctx, dataDir: data }, join(dir, 'policy.yaml'));
+    const view = new PolicyView();
+    for (const r of (await readTable(bus, TOPICS.policy)).values()) view.apply(r.key, r.value);
+    const doc = view.policies.get('default')!.doc;
+    assert.deepEqual(doc.rulesets, [], 'no dpi loads them');
+    assert.deepEqual(
+      doc.yaraRulesets!.map((r) => [r.name, r.set]),
+      [['yara/local/local.yar', 'local']],
+    );
+    assert.equal(assembleRuleset(view.rulesetParts('yara/local/local.yar')), rule);
+    assert.equal(agentPolicyFor(doc, 'web-1').malware?.quarantine, true);
+    assert.equal(agentPolicyFor(doc, 'db-1').malware?.enabled, false);
+
+    // a set that is not installed is a coded error naming the policy file
+    writeFileSync(join(dir, 'policy.yaml'), 'id: default\nagents:\n  default:\n    malware: { ruleSets: [nope] }\n');
+    await assert.rejects(
+      applyPolicyFile({ bus, ctx, dataDir: data }, join(dir, 'policy.yaml')),
+      (e: { code?: string; message: string }) =>
+        e.code === 'CORDON_ERR_RULES_NOT_INSTALLED' && /policy\.yaml/.test(e.message),
+    );
+    // and an unknown key in the malware section names it
+    writeFileSync(join(dir, 'policy.yaml'), 'id: default\nagents:\n  default:\n    malware: { quarantin: true }\n');
+    await assert.rejects(applyPolicyFile({ bus, ctx, dataDir: data }, join(dir, 'policy.yaml')), /quarantin/);
+  } finally {
+    await bus.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -33,8 +33,14 @@ const KEPT_CONFIG = new Set([
   'unicode.map',
 ]);
 
-export const isKeptFile = (name: string): boolean =>
-  (name.endsWith('.rules') && name.length > '.rules'.length) || KEPT_CONFIG.has(name);
+/** YARA rule files (for the agents' anti-malware scanning): kept beside Suricata's. */
+export const isYaraRuleFile = (name: string): boolean => /^[^.].*\.(yar|yara)$/.test(name);
+
+/** A file that holds rules of either kind. */
+export const isRuleFile = (name: string): boolean =>
+  (name.endsWith('.rules') && name.length > '.rules'.length) || isYaraRuleFile(name);
+
+export const isKeptFile = (name: string): boolean => isRuleFile(name) || KEPT_CONFIG.has(name);
 
 const gunzipAsync = promisify(gunzip);
 
@@ -88,21 +94,21 @@ export async function unpackRuleArchive(
       seen.set(name, f.path);
       files.push({ name, data: f.data });
     }
-    if (!files.some((f) => f.name.endsWith('.rules')))
-      throw ERR_RULES_ARCHIVE(source, `it holds no .rules file (${listing.entries} entries)`);
+    if (!files.some((f) => isRuleFile(f.name)))
+      throw ERR_RULES_ARCHIVE(source, `it holds no .rules, .yar or .yara file (${listing.entries} entries)`);
     files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return { kind: gz ? 'tar.gz' : 'tar', files, skipped };
   }
 
-  // a single rule file, served as is (or gzip'd)
+  // a single rule file (Suricata or YARA), served as is (or gzip'd)
   const base = fileName.replace(/\.gz$/, '');
-  if (base.endsWith('.rules') && !raw.includes(0)) {
+  if (isRuleFile(base.split('/').pop()!) && !raw.includes(0)) {
     const name = base.split('/').pop()!;
     if (!isKeptFile(name) || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
       throw ERR_RULES_ARCHIVE(source, `"${name}" is not a usable rule file name`);
     return { kind: 'rules', files: [{ name, data: raw }], skipped: [] };
   }
-  throw ERR_RULES_ARCHIVE(source, `it is neither a tar archive (gzip'd or not) nor a text .rules file`);
+  throw ERR_RULES_ARCHIVE(source, `it is neither a tar archive (gzip'd or not) nor a text .rules, .yar or .yara file`);
 }
 
 export const mib = (bytes: number): string => `${Math.round((bytes / 1048576) * 10) / 10} MiB`;

@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { ERR_RULES_BUSY, ERR_RULES_CORRUPT, ERR_RULES_INSTALL, ERR_RULES_NOT_INSTALLED } from './errors.js';
+import { isRuleFile, isYaraRuleFile } from './archive.js';
 
 /**
  * Installed rule sets under the data dir, one folder per set and one per version:
@@ -71,6 +72,14 @@ const setDir = (dataDir: string, name: string): string => join(rulesDir(dataDir)
 
 const ACTION_LINE = /^(?:alert|drop|reject|rejectsrc|rejectdst|rejectboth|pass)\s/;
 const DISABLED_LINE = /^#+\s*(?:alert|drop|reject|rejectsrc|rejectdst|rejectboth|pass)\s.*\bsid\s*:/;
+
+const YARA_RULE = /^\s*(?:(?:private|global)\s+)*rule\s+[A-Za-z_][A-Za-z0-9_]*/gm;
+
+/** Rules in a file: Suricata rules (and commented-out ones) in a `.rules` file, YARA rules in a `.yar`/`.yara`. */
+export function countRulesIn(name: string, text: string): { rules: number; disabled: number } {
+  if (/\.(yar|yara)$/.test(name)) return { rules: text.match(YARA_RULE)?.length ?? 0, disabled: 0 };
+  return countRules(text);
+}
 
 export function countRules(text: string): { rules: number; disabled: number } {
   let rules = 0;
@@ -173,6 +182,23 @@ export function readRuleSet(dataDir: string, name: string, only?: string[]): Rul
   return out;
 }
 
+/**
+ * The YARA rule files (`.yar`, `.yara`) of an installed set, checked against the manifest's
+ * digests: what the agents' anti-malware scanning loads for `malware.ruleSets: [name]`.
+ */
+export function readYaraRuleSet(dataDir: string, name: string): RuleText[] {
+  const set = installedSet(dataDir, name);
+  if (!set) throw ERR_RULES_NOT_INSTALLED(name, rulesDir(dataDir));
+  const files = set.files.filter((f) => isYaraRuleFile(f.name));
+  if (!files.length) throw ERR_RULES_CORRUPT(set.dir, 'it has no YARA rule file (.yar, .yara)');
+  return files.map((entry) => {
+    const data = readFileSync(join(set.dir, entry.name));
+    if (sha256(data) !== entry.sha256)
+      throw ERR_RULES_CORRUPT(set.dir, `${entry.name} does not match its sha256 in manifest.json`);
+    return { name: `${name}/${entry.name}`, text: data.toString('utf8') };
+  });
+}
+
 export interface InstallInput {
   name: string;
   source: string;
@@ -238,7 +264,7 @@ function installLocked(dir: string, input: InstallInput): InstallResult {
     let disabled = 0;
     for (const f of input.files) {
       writeDurably(join(staging, f.name), f.data);
-      const c = f.name.endsWith('.rules') ? countRules(f.data.toString('utf8')) : { rules: 0, disabled: 0 };
+      const c = isRuleFile(f.name) ? countRulesIn(f.name, f.data.toString('utf8')) : { rules: 0, disabled: 0 };
       rules += c.rules;
       disabled += c.disabled;
       files.push({ name: f.name, bytes: f.data.length, sha256: sha256(f.data), ...c });

@@ -60,7 +60,7 @@ export function deriveName(location: string): string {
   if (l.kind === 'url' && l.url.hostname === 'rules.emergingthreats.net' && l.url.pathname.startsWith('/open/'))
     return ETOPEN_NAME;
   const base = locationFileName(l)
-    .replace(/\.(tar\.gz|tgz|tar|rules\.gz|rules|gz)$/i, '')
+    .replace(/\.(tar\.gz|tgz|tar|rules\.gz|rules|yara?|gz)$/i, '')
     .toLowerCase()
     .replace(/[^a-z0-9._-]+/g, '-')
     .replace(/^[^a-z0-9]+/, '')

@@ -26,6 +26,7 @@ import {
   listInstalled,
   readRuleSet,
   readTar,
+  readYaraRuleSet,
   updateRuleSet,
   versionsOnDisk,
   type UpdateOptions,
@@ -339,4 +340,38 @@ test('names and rule counts', () => {
   assert.equal(deriveName('https://example.org/feeds/Vendor_Web.tar.gz'), 'vendor_web');
   assert.equal(deriveName('/srv/rules/local.rules'), 'local');
   assert.deepEqual(countRules(RULES_V2), { rules: 3, disabled: 1 });
+});
+
+test('YARA rule sources: a .yar file and a tar.gz of .yar files install as sets the agents read', async () => {
+  const data = join(dir, 'yara');
+  const file = join(dir, 'webshells.yar');
+  const rule = 'rule A : x { strings: $a = "a" condition: $a }\nprivate rule B { condition: true }\n';
+  writeFileSync(file, rule);
+  const one = await updateRuleSet({ location: file }, { ...opts(data), sidecars: false });
+  assert.equal(one.name, 'webshells');
+  assert.equal(installedSet(data, 'webshells')!.rules, 2);
+  assert.deepEqual(readYaraRuleSet(data, 'webshells'), [{ name: 'webshells/webshells.yar', text: rule }]);
+  // no Suricata rules in it: a dpi policy naming it publishes nothing
+  assert.deepEqual(readRuleSet(data, 'webshells'), []);
+
+  const tgz = join(dir, 'forge.tar.gz');
+  writeFileSync(
+    tgz,
+    buildTarGz([
+      { path: 'forge/rules/miners.yara', data: 'rule M { condition: false }\n' },
+      { path: 'forge/README.md', data: 'docs' },
+    ]),
+  );
+  const two = await updateRuleSet({ location: tgz }, { ...opts(data), sidecars: false });
+  assert.equal(two.name, 'forge');
+  assert.deepEqual(
+    readYaraRuleSet(data, 'forge').map((r) => r.name),
+    ['forge/miners.yara'],
+  );
+  // a tampered file is refused, as for Suricata sets
+  writeFileSync(join(data, 'rules', 'forge', 'current', 'miners.yara'), 'rule M { condition: true }\n');
+  assert.throws(
+    () => readYaraRuleSet(data, 'forge'),
+    (e) => ERR_RULES_CORRUPT.is(e),
+  );
 });

@@ -49,6 +49,30 @@ export interface ProcessMonitorStatus {
   table_size: number;
 }
 
+/** The agent's anti-malware scanning (YARA): its policy and its counters since it started. */
+export interface MalwareStatus {
+  enabled: boolean;
+  /** YARA rules loaded. */
+  rules: number;
+  /** JSON: the malware policy in force (exclusions, size limit, rate, queue, schedule, quarantine, rule sets). */
+  policy: string;
+  /** Files scanned. */
+  scanned: number;
+  /** Files that matched a rule. */
+  matched: number;
+  /** Files above the size limit: not read. */
+  too_large: number;
+  /** Files not scanned because the queue was full (an alert says so). */
+  dropped: number;
+  /** Files that could not be scanned (unreadable, timeout, error). */
+  errors: number;
+  quarantined: number;
+  /** Files waiting now. */
+  queued: number;
+  /** When the last scheduled scan finished (0: none yet). */
+  last_scheduled_us: number;
+}
+
 /** Registration and heartbeat of an agent, or status of a watchdog (compacted). Key: agent id, or watchdog:<host>. */
 export interface AgentRecord {
   agent: string;
@@ -73,10 +97,12 @@ export interface AgentRecord {
   processes: null | ProcessMonitorStatus;
   /** The sender's Ed25519 public key (32 raw bytes) that signs every record it produces (header cordon-sig): registered by the coordinator with the enrollment proof that comes with it, first key wins (docs/security.md). */
   public_key: null | Buffer;
+  /** Anti-malware scanning, when the agent's policy has a malware section. */
+  malware: null | MalwareStatus;
 }
 
 /** AgentRecord as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
-export type AgentRecordInput = Omit<AgentRecord, "processes"> & Partial<Pick<AgentRecord, "processes">>;
+export type AgentRecordInput = Omit<AgentRecord, "malware"> & Partial<Pick<AgentRecord, "malware">>;
 
 export type AlertAction = "alert" | "drop" | "reject" | "pass";
 
@@ -924,6 +950,74 @@ export const AVRO_SCHEMAS = {
         ],
         "default": null,
         "doc": "The sender's Ed25519 public key (32 raw bytes) that signs every record it produces (header cordon-sig): registered by the coordinator with the enrollment proof that comes with it, first key wins (docs/security.md)."
+      },
+      {
+        "name": "malware",
+        "type": [
+          "null",
+          {
+            "type": "record",
+            "name": "MalwareStatus",
+            "doc": "The agent's anti-malware scanning (YARA): its policy and its counters since it started.",
+            "fields": [
+              {
+                "name": "enabled",
+                "type": "boolean"
+              },
+              {
+                "name": "rules",
+                "type": "int",
+                "doc": "YARA rules loaded."
+              },
+              {
+                "name": "policy",
+                "type": "string",
+                "doc": "JSON: the malware policy in force (exclusions, size limit, rate, queue, schedule, quarantine, rule sets)."
+              },
+              {
+                "name": "scanned",
+                "type": "long",
+                "doc": "Files scanned."
+              },
+              {
+                "name": "matched",
+                "type": "long",
+                "doc": "Files that matched a rule."
+              },
+              {
+                "name": "too_large",
+                "type": "long",
+                "doc": "Files above the size limit: not read."
+              },
+              {
+                "name": "dropped",
+                "type": "long",
+                "doc": "Files not scanned because the queue was full (an alert says so)."
+              },
+              {
+                "name": "errors",
+                "type": "long",
+                "doc": "Files that could not be scanned (unreadable, timeout, error)."
+              },
+              {
+                "name": "quarantined",
+                "type": "long"
+              },
+              {
+                "name": "queued",
+                "type": "int",
+                "doc": "Files waiting now."
+              },
+              {
+                "name": "last_scheduled_us",
+                "type": "long",
+                "doc": "When the last scheduled scan finished (0: none yet)."
+              }
+            ]
+          }
+        ],
+        "default": null,
+        "doc": "Anti-malware scanning, when the agent's policy has a malware section."
       }
     ]
   },
@@ -4208,6 +4302,194 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
         "doc": "The sender's Ed25519 public key (32 raw bytes) that signs every record it produces (header cordon-sig): registered by the coordinator with the enrollment proof that comes with it, first key wins (docs/security.md)."
       }
     ]
+  },
+  "71": {
+    "type": "record",
+    "name": "AgentRecord",
+    "namespace": "io.cordon.v1",
+    "doc": "Registration and heartbeat of an agent, or status of a watchdog (compacted). Key: agent id, or watchdog:<host>.",
+    "fields": [
+      {
+        "name": "agent",
+        "type": "string"
+      },
+      {
+        "name": "vm",
+        "type": "string",
+        "doc": "The VM an agent runs in; empty for a watchdog."
+      },
+      {
+        "name": "version",
+        "type": "string"
+      },
+      {
+        "name": "config_hash",
+        "type": "string"
+      },
+      {
+        "name": "identity",
+        "type": "string",
+        "doc": "Instance identity that tells clones and reverted snapshots apart (JSON: generation, incarnation, hw)."
+      },
+      {
+        "name": "heartbeat_us",
+        "type": "long"
+      },
+      {
+        "name": "status",
+        "type": {
+          "type": "enum",
+          "name": "AgentStatus",
+          "symbols": [
+            "enrolled",
+            "running",
+            "stopping"
+          ]
+        }
+      },
+      {
+        "name": "kind",
+        "type": {
+          "type": "enum",
+          "name": "SensorKind",
+          "symbols": [
+            "agent",
+            "watchdog"
+          ]
+        },
+        "default": "agent"
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "A watchdog's host."
+      },
+      {
+        "name": "policy_version",
+        "type": "long",
+        "default": 0,
+        "doc": "The version of its policy the sender applies."
+      },
+      {
+        "name": "capture",
+        "type": [
+          "null",
+          {
+            "type": "record",
+            "name": "CaptureStatus",
+            "fields": [
+              {
+                "name": "active",
+                "type": "boolean",
+                "doc": "Capturing (its own NIC, or the host bridge)."
+              },
+              {
+                "name": "frames",
+                "type": "long",
+                "doc": "Frames captured so far: moving counters show it inspects."
+              },
+              {
+                "name": "published",
+                "type": "long",
+                "doc": "Frames published for inspection so far."
+              },
+              {
+                "name": "inspected_until_us",
+                "type": "long",
+                "doc": "No frame stamped at or after this is published by this sender (an agent: a lease each heartbeat renews, ahead of its frames; the newest frame it published when it stops): a successor takes over from here."
+              }
+            ]
+          }
+        ],
+        "default": null
+      },
+      {
+        "name": "acks",
+        "type": {
+          "type": "map",
+          "values": "long"
+        },
+        "default": {},
+        "doc": "VM -> the assignment epoch it applies."
+      },
+      {
+        "name": "heartbeat_interval_ms",
+        "type": "long",
+        "default": 0
+      },
+      {
+        "name": "processes",
+        "type": [
+          "null",
+          {
+            "type": "record",
+            "name": "ProcessMonitorStatus",
+            "fields": [
+              {
+                "name": "mode",
+                "type": "string",
+                "doc": "connector (every exec, from the kernel), poll (/proc polling: short processes missed) or off."
+              },
+              {
+                "name": "events",
+                "type": "long",
+                "doc": "Process events read so far."
+              },
+              {
+                "name": "published",
+                "type": "long",
+                "doc": "Process events published so far."
+              },
+              {
+                "name": "excluded",
+                "type": "long",
+                "doc": "Events left out by the policy's image exclusions."
+              },
+              {
+                "name": "dropped",
+                "type": "long",
+                "doc": "Events lost so far, for any reason below (each one alerted)."
+              },
+              {
+                "name": "dropped_queue",
+                "type": "long",
+                "doc": "Dropped: the agent's queue was full (more than its rate limit)."
+              },
+              {
+                "name": "dropped_kernel",
+                "type": "long",
+                "doc": "Times the kernel reported lost events (its socket buffer overflowed)."
+              },
+              {
+                "name": "incomplete",
+                "type": "long",
+                "doc": "Execs whose /proc details were gone before they could be read."
+              },
+              {
+                "name": "table_size",
+                "type": "int",
+                "doc": "Processes in the agent's pid table (process trees)."
+              }
+            ]
+          }
+        ],
+        "default": null,
+        "doc": "Process monitoring: its mode and counters (null: an agent without it)."
+      },
+      {
+        "name": "public_key",
+        "type": [
+          "null",
+          "bytes"
+        ],
+        "default": null,
+        "doc": "The sender's Ed25519 public key (32 raw bytes) that signs every record it produces (header cordon-sig): registered by the coordinator with the enrollment proof that comes with it, first key wins (docs/security.md)."
+      }
+    ]
   }
 };
 
@@ -4280,14 +4562,15 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.agents.v1": {
     "schema": "AgentRecord",
-    "id": 71,
+    "id": 76,
     "partitions": 3,
     "cleanup": "compact",
     "retentionMs": -1,
     "previous": [
       8,
       30,
-      50
+      50,
+      71
     ]
   },
   "cordon.assignments.v1": {

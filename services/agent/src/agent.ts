@@ -14,7 +14,7 @@ import {
 } from '@cordon/schemas';
 import { ProtectionWindows, startSensorCapture, type SensorCapture, type SensorFrame } from '@cordon/sensor';
 import { createFimWatcher, type FimWatcher } from '@cordon/fim-scan';
-import { agentPolicyFor, PolicyView, type AgentPolicy } from '@cordon/policy';
+import { agentPolicyFor, assembleRuleset, PolicyView, type AgentPolicy } from '@cordon/policy';
 import { agentConfigSchema, isBelowAny, type AgentConfig } from './config.js';
 import { ERR_AGENT_POLICY_REFUSED } from './errors.js';
 import { NftEnforcer } from './enforce.js';
@@ -22,6 +22,7 @@ import { adoptGeneration, checkpointGeneration, startIdentity, type AgentIdentit
 import { loadSigningKey } from './signing-key.js';
 import { readState, writeState } from './state.js';
 import { LogTailer } from './logtail.js';
+import { AgentMalware } from './malware.js';
 import { collectNetSnapshot } from './netconf.js';
 import { ProcessMonitor } from './procmon.js';
 import { agentIdFor, readEnrollToken } from './token.js';
@@ -48,6 +49,8 @@ export interface AgentHandle {
   readonly enforcer: NftEnforcer | null;
   /** The file integrity watcher now (replaced when the policy changes it). */
   readonly fim: FimWatcher | null;
+  /** Anti-malware scanning now (replaced when the policy changes it). */
+  readonly malware: AgentMalware | null;
   /** What the agent watches now: its file's settings with the policy's over them. */
   readonly watching: Watching;
   /** Of `watching` and enforcement, as the heartbeats report it. */
@@ -57,7 +60,7 @@ export interface AgentHandle {
 }
 
 /** The parts of the agent's configuration the policy topic may set (see @cordon/policy's agentPolicySchema). */
-export type Watching = Pick<AgentConfig, 'logs' | 'logStartAt' | 'fim' | 'netconf' | 'processes'>;
+export type Watching = Pick<AgentConfig, 'logs' | 'logStartAt' | 'fim' | 'netconf' | 'processes' | 'malware'>;
 
 /**
  * The agent file's settings with the policy's fields over them, within the file's limits: a
@@ -72,6 +75,7 @@ export function watchingFor(config: AgentConfig, policy: AgentPolicy | null, ref
     fim: config.fim,
     netconf: config.netconf,
     processes: config.processes,
+    malware: config.malware,
   };
   if (!policy) return own;
   const set = Object.fromEntries(Object.entries(policy).filter(([, v]) => v !== undefined)) as Partial<Watching>;
@@ -91,7 +95,9 @@ export function watchingFor(config: AgentConfig, policy: AgentPolicy | null, ref
       ? { ...fim, paths, hashConcurrency: Math.min(fim.hashConcurrency, config.fimMaxHashThreads) }
       : undefined;
   }
-  return { ...w, logs, fim };
+  // scheduled malware scans read whole files: only below fimRoots, like file integrity
+  const malware = w.malware ? { ...w.malware, paths: w.malware.paths.filter((p) => within(p, 'fimRoots')) } : undefined;
+  return { ...w, logs, fim, malware };
 }
 
 /**
@@ -147,6 +153,8 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   let procmon: ProcessMonitor | null = null;
   let windows: ProtectionWindows | null = null;
   let reenroll = false;
+  // anti-malware scanning (malware.ts): declared before the first heartbeat, which reports it
+  let malware: AgentMalware | null = null;
   const agentCodec = codecFor(TOPICS.agents);
   const logsCodec = codecFor(TOPICS.logs);
   const enforcer = config.enforce.enabled
@@ -200,6 +208,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       heartbeat_interval_ms: heartbeatMs,
       public_key: signer.publicKey,
       processes: procmon?.status() ?? PROCESSES_OFF,
+      malware: malware?.status() ?? null,
     };
     const headers = enrolled ? undefined : { 'cordon-enroll-token': Buffer.from(config.token) };
     await stage.send(TOPICS.agents, [
@@ -241,8 +250,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
         }
         await ready;
         ctx.log.info({ command: cmd.kind, id: cmd.command_id }, 'Agent command received.');
-        if (cmd.kind === 'rescan') await fim?.rescan();
-        else if (cmd.kind === 'rebaseline') {
+        if (cmd.kind === 'rescan') {
+          await fim?.rescan();
+          void malware?.scanScheduled('demand');
+        } else if (cmd.kind === 'rebaseline') {
           // a revert: the coordinator names the generation to go on from
           if (cmd.args.generation && adoptGeneration(stateDir, identity, Number(cmd.args.generation))) {
             ctx.log.warn(
@@ -348,6 +359,8 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
           TOPICS.fim,
           events.map((e) => ({ key: Buffer.from(`${vm}|${e.path}`), value: fimCodec.encode(e) })),
         );
+        // anti-malware queues the added and changed files and returns at once
+        malware?.onFileEvents(events);
       },
     }));
     await f.start({ rebaseline });
@@ -401,6 +414,39 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     await m?.stop();
   };
 
+  // ---- anti-malware: YARA over files file integrity reports, on a schedule and on demand
+  // (malware.ts); its rule sets come with the policy, as the dpi's Suricata sets do
+  const yaraSources = (names: readonly string[]) => {
+    const doc = policies.policies.get(config.policy)?.doc;
+    return names.flatMap((set) => {
+      const files = (doc?.yaraRulesets ?? []).filter((r) => r.set === set);
+      if (!files.length)
+        throw ERR_AGENT_POLICY_REFUSED(config.policy, `YARA rule set ${set} is not published with the policy`);
+      return files.map((r) => ({ name: r.name, namespace: set, text: assembleRuleset(policies.rulesetParts(r.name)) }));
+    });
+  };
+  const startMalware = async (w: Watching) => {
+    malware = await AgentMalware.start(
+      {
+        ctx,
+        agentId,
+        vm,
+        stateDir,
+        send: (topic, records) => stage.send(topic, records),
+        ruleSetSources: yaraSources,
+        defaultPaths: () => w.fim?.paths ?? [],
+      },
+      w.malware,
+    ).catch((err: unknown) => {
+      ctx.metrics.inc('errors');
+      ctx.log.error(
+        { err: describeError(err) },
+        'Anti-malware scanning could not start (its rules?); files are not scanned.',
+      );
+      return null;
+    });
+  };
+
   /** Restart the parts whose settings differ (all of them when `force`), then report the new hash. */
   const reconfigure = async (next: Watching, force: boolean) => {
     const differs = (...keys: Array<keyof Watching>) =>
@@ -410,8 +456,10 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     const net = differs('netconf');
     const procs = differs('processes');
     if (procs) await stopProcesses();
+    const scans = differs('malware');
     if (logs) await tailer?.stop();
     if (files) await fim?.stop();
+    if (scans) await malware?.stop();
     if (net) stopNetconf();
     watching = next;
     configHash = hashOf(next);
@@ -422,6 +470,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     }
     if (net) await startNetconf(next);
     if (procs) startProcesses(next);
+    if (scans) await startMalware(next);
     ctx.log.info(
       {
         configHash,
@@ -491,6 +540,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       'No word from the coordinator on this start; file integrity starts by comparing with its baseline.',
     );
   fimStartedRebased = first === 'rebaseline' && !!watching.fim;
+  await startMalware(watching);
   await startFim(watching, first === 'rebaseline');
   await startNetconf(watching);
   startProcesses(watching);
@@ -500,6 +550,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     stopNetconf();
     await fimStarting?.stop();
     await fim?.stop();
+    await malware?.stop();
     await tailer?.stop();
   });
 
@@ -560,6 +611,9 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     enforcer,
     get fim() {
       return fim;
+    },
+    get malware() {
+      return malware;
     },
     get watching() {
       return watching;

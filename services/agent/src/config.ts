@@ -5,6 +5,7 @@ import { describeConfigIssues } from '@cordon/runtime';
 import { enforcerGuardsShape } from '@cordon/enforce';
 import { fimPolicySchema } from '@cordon/fim-scan';
 import { processPolicySchema } from '@cordon/policy';
+import { malwarePolicySchema } from '@cordon/malware';
 import { ERR_AGENT_CONFIG } from './errors.js';
 
 /** Where file integrity may look unless the agent's file says otherwise: system binaries, libraries, configuration, boot, served content, root's keys and crontabs. */
@@ -85,6 +86,8 @@ export const agentConfigSchema = z
      * `cordon proctest --events` reads). Only this file may name it, never the policy.
      */
     processRecord: absolute.optional(),
+    /** Anti-malware: YARA over changed files, scheduled scans, quarantine (see @cordon/malware's policy). */
+    malware: malwarePolicySchema.optional(),
     /**
      * Network inspection of the VM's own traffic: a capture on its NIC, published for the dpi
      * stage while the coordinator assigns the VM to this agent (from the hand-off's time boundary
@@ -141,6 +144,14 @@ export const agentConfigSchema = z
           code: z.ZodIssueCode.custom,
           path: ['logs', i, 'path'],
           message: `not below logRoots (${c.logRoots.join(', ')})`,
+        });
+    });
+    c.malware?.paths.forEach((p, i) => {
+      if (!isBelowAny(p, c.fimRoots))
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['malware', 'paths', i],
+          message: `not below fimRoots (${c.fimRoots.join(', ')})`,
         });
     });
     c.fim?.paths.forEach((p, i) => {

@@ -22,6 +22,7 @@ import {
   rulesUpdateCommand,
 } from './rules.js';
 import { exportCommand } from './export-command.js';
+import { quarantineListCommand, quarantineRestoreCommand, scanCommand } from './malware-commands.js';
 import { evidenceCommand } from './evidence-command.js';
 import { schemasRegisterCommand, schemasServeCommand } from './schemas-commands.js';
 import {
@@ -47,6 +48,15 @@ const WHILE_RUNNING =
 const APPLY_FLAGS = [
   { name: 'dry-run', type: 'boolean', help: 'validate the file and say how many records would be written; write none' },
 ] as const;
+
+const QUARANTINE_DIR = {
+  name: 'dir',
+  type: 'string',
+  value: 'DIR',
+  env: 'CORDON_QUARANTINE_DIR',
+  default: 'agent-state/quarantine',
+  help: "the agent's quarantine directory (<its stateDir>/quarantine)",
+} as const;
 
 export const COMMANDS: readonly CommandSpec[] = [
   {
@@ -571,6 +581,73 @@ export const COMMANDS: readonly CommandSpec[] = [
         description: RULES_LIST_DESCRIPTION,
         flags: [FLAGS.format, { ...FLAGS.dataDir, help: 'where sets are installed, under rules/' }, FLAGS.config],
         run: rulesListCommand,
+      },
+    ],
+  },
+  {
+    name: 'scan',
+    summary: 'YARA rules over files: one JSON line per match (path, rule, tags, sha256); exit 1 on a match',
+    description:
+      'Every regular file at and below each PATH (symlinks are not followed) is scanned with YARA-X:\n' +
+      "Cordon's own rules (the EICAR test signature and a few others) unless --rules or --rule-set name\n" +
+      'others. One JSON object a line per match on stdout; a summary and the files that could not be\n' +
+      'scanned on stderr. Exit codes: 0 nothing matched, 1 something matched, 2 nothing matched but a\n' +
+      'file or folder could not be scanned. A rule that does not compile is CORDON_ERR_NATIVE_YARA_RULE\n' +
+      'with its file and line.',
+    args: [{ name: 'PATH', required: true, variadic: true, help: 'files or folders' }],
+    flags: [
+      {
+        name: 'rules',
+        type: 'string',
+        value: 'DIR',
+        multiple: true,
+        defaultText: "Cordon's own rules",
+        help: 'folders (searched recursively) or files of YARA rules (.yar, .yara)',
+      },
+      {
+        name: 'rule-set',
+        type: 'string',
+        value: 'NAME',
+        multiple: true,
+        help: 'the YARA files of a rule set installed by "cordon rules update" (with --data-dir)',
+      },
+      { ...FLAGS.dataDir, help: 'where "cordon rules update" installed the sets --rule-set names' },
+      {
+        name: 'max-file-mb',
+        type: 'number',
+        value: 'MB',
+        default: 64,
+        min: 0,
+        help: 'larger files are not read (listed on stderr as skipped)',
+      },
+      { name: 'timeout-ms', type: 'int', value: 'MS', default: 30_000, min: 1, help: "a file's scan stops after this" },
+      { name: 'threads', type: 'int', value: 'N', default: 2, min: 1, max: 4, help: 'files scanned at once' },
+    ],
+    run: scanCommand,
+  },
+  {
+    name: 'quarantine',
+    summary: "files the agent's anti-malware moved aside: list, restore",
+    subcommands: [
+      {
+        name: 'list',
+        summary: 'what is quarantined: id, original path, mode, sha256, the rules that matched, when',
+        flags: [QUARANTINE_DIR, FLAGS.format],
+        run: quarantineListCommand,
+      },
+      {
+        name: 'restore',
+        summary: 'put a quarantined file back, byte for byte, with its mode and owner',
+        description:
+          'Writes the file back to its original path (or --to) and removes it from quarantine. Nothing may\n' +
+          'be at the target: a file or symlink there is neither replaced nor followed, and a folder on the\n' +
+          'way that became a symlink is refused (restore with --to instead).',
+        args: [{ name: 'ID', required: true, help: 'the id "cordon quarantine list" shows' }],
+        flags: [
+          QUARANTINE_DIR,
+          { name: 'to', type: 'string', value: 'PATH', help: 'restore here instead of the original path (absolute)' },
+        ],
+        run: quarantineRestoreCommand,
       },
     ],
   },

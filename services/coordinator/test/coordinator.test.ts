@@ -64,6 +64,7 @@ class FakeAgent {
       heartbeat_interval_ms: 100,
       public_key: null,
       processes: null,
+      malware: null,
     };
     const headers: Record<string, Buffer> =
       this.o.sendToken === false ? {} : { [TOKEN_HEADER]: Buffer.from(this.token) };

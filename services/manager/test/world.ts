@@ -266,6 +266,7 @@ export async function putAgent(w: World, agent: string, vm: string): Promise<voi
     heartbeat_interval_ms: 1000,
     public_key: null,
     processes: null,
+    malware: null,
   };
   await w.bus.producer().send(TOPICS.agents, [{ key: Buffer.from(agent), value: codecFor(TOPICS.agents).encode(rec) }]);
 }

@@ -48,6 +48,7 @@ test(
           acks: {},
           heartbeat_interval_ms: 0,
           public_key: null,
+          processes: null,
         });
       await p.send(TOPICS.agents, [
         { key: Buffer.from('agt-1'), value: hb('agt-1', 'running') },

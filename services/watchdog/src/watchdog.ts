@@ -75,6 +75,7 @@ async function startWatchdog(stage: Stage<WatchdogConfig>): Promise<WatchdogHand
       heartbeat_interval_ms: config.statusIntervalMs,
       public_key: enrollment?.signer.publicKey ?? null,
       processes: null,
+      malware: null,
     };
     const record = {
       key: Buffer.from(me),
