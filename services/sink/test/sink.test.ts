@@ -8,8 +8,36 @@ import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, type Bus, type ConsumedRecord } from '@cordon/bus';
 import { allTopicSpecs, codecFor, complete, TOPICS, type FlowRecord } from '@cordon/schemas';
 import { createStore, type Store } from '@cordon/store';
-import { createRecordSigner, runStage } from '@cordon/stage';
+import { createRecordSigner, runStage, type RecordSigner } from '@cordon/stage';
 import { rowOf, sinkStage } from '../src/index.js';
+
+/** What the coordinator publishes for an enrolled producer: its key, bound to a VM (agent) or a host (watchdog). */
+const registration = (s: RecordSigner, bound: { vm: string } | { host: string }, by: string) => ({
+  key: Buffer.from(s.producer),
+  value: codecFor(TOPICS.producers).encode({
+    producer: s.producer,
+    kind: 'vm' in bound ? 'agent' : 'watchdog',
+    vm: 'vm' in bound ? bound.vm : null,
+    host: 'host' in bound ? bound.host : null,
+    public_key: s.publicKey,
+    registered_us: Date.now() * 1000,
+    registered_by: by,
+  }),
+});
+
+/** An enforcer's report on its decision `enforcer|target`: applied, or failed with `error`. */
+const statusReport = (enforcer: string, target: string, blockId: string, error: string | null = null) => ({
+  key: Buffer.from(`${enforcer}|${target}`),
+  value: codecFor(TOPICS.blockStatus).encode({
+    block_id: blockId,
+    enforcer,
+    target,
+    status: error ? 'failed' : 'applied',
+    ts_us: 1_700_000_000_000_000,
+    expires_us: 1_700_000_600_000_000,
+    error,
+  }),
+});
 
 const startSink = (o: { bus: Bus; store: Store; ctx: ReturnType<typeof createContext>; groupId?: string }) =>
   runStage(sinkStage, {
@@ -297,32 +325,9 @@ test("an agent's signed block status lands; one it signed for another enforcer's
   try {
     const agent = createRecordSigner('agt-1', generateKeyPairSync('ed25519').privateKey);
     const p = bus.producer();
-    await p.send(TOPICS.producers, [
-      {
-        key: Buffer.from('agt-1'),
-        value: codecFor(TOPICS.producers).encode({
-          producer: 'agt-1',
-          kind: 'agent',
-          vm: 'vm-a',
-          host: null,
-          public_key: agent.publicKey,
-          registered_us: Date.now() * 1000,
-          registered_by: 'enroll-token:test',
-        }),
-      },
-    ]);
-    const report = (enforcer: string, target: string, blockId: string) => ({
-      key: Buffer.from(`${enforcer}|${target}`),
-      value: codecFor(TOPICS.blockStatus).encode({
-        block_id: blockId,
-        enforcer,
-        target,
-        status: 'failed',
-        ts_us: 1_700_000_000_000_000,
-        expires_us: 1_700_000_600_000_000,
-        error: 'CORDON_ERR_BLOCK_NEVER_BLOCK',
-      }),
-    });
+    await p.send(TOPICS.producers, [registration(agent, { vm: 'vm-a' }, 'enroll-token:test')]);
+    const report = (enforcer: string, target: string, blockId: string) =>
+      statusReport(enforcer, target, blockId, 'CORDON_ERR_BLOCK_NEVER_BLOCK');
     await p.send(
       TOPICS.blockStatus,
       agent.signAll(TOPICS.blockStatus, [
@@ -443,32 +448,8 @@ test("a watchdog's block status is bound to its host: signed for another host's 
     const hv1 = createRecordSigner('watchdog:hv1', generateKeyPairSync('ed25519').privateKey);
     const p = bus.producer();
     // what the coordinator publishes for a watchdog enrolled with a host token for hv1
-    await p.send(TOPICS.producers, [
-      {
-        key: Buffer.from('watchdog:hv1'),
-        value: codecFor(TOPICS.producers).encode({
-          producer: 'watchdog:hv1',
-          kind: 'watchdog',
-          vm: null,
-          host: 'hv1',
-          public_key: hv1.publicKey,
-          registered_us: Date.now() * 1000,
-          registered_by: 'host-token:test',
-        }),
-      },
-    ]);
-    const report = (enforcer: string, target: string, blockId: string) => ({
-      key: Buffer.from(`${enforcer}|${target}`),
-      value: codecFor(TOPICS.blockStatus).encode({
-        block_id: blockId,
-        enforcer,
-        target,
-        status: 'applied',
-        ts_us: 1_700_000_000_000_000,
-        expires_us: 1_700_000_600_000_000,
-        error: null,
-      }),
-    });
+    await p.send(TOPICS.producers, [registration(hv1, { host: 'hv1' }, 'host-token:test')]);
+    const report = statusReport;
     await p.send(
       TOPICS.blockStatus,
       hv1.signAll(TOPICS.blockStatus, [
