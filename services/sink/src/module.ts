@@ -36,9 +36,10 @@ const topicsOf = (c: { topics?: string[] | undefined }) => c.topics ?? TABLE_MAP
  * (at-least-once), and each insert carries a batch id derived from the input offsets, so a
  * batch delivered again after a crash is deduplicated instead of counted twice.
  *
- * Rows with a deterministic id (alerts, flows, file events) are also looked up before the
- * insert and only new ids are written: the same capture replayed, or alerts re-sent, arrive as
- * new records with new offsets, which the dedup token cannot recognise. That keeps plain
+ * Rows with a deterministic id (alerts, flows, file events, block decisions) are also looked up
+ * before the insert and only new ids are written: the same capture replayed, or alerts re-sent,
+ * arrive as new records with new offsets, and a batch redelivered after a crash may be cut
+ * elsewhere than the first time — neither carries the first insert's dedup token; the ids do. That keeps plain
  * `count()` exact without FINAL (measured against ReplacingMergeTree read through FINAL views
  * in bench/store-dedup.mjs, bench/RESULTS.md). The tables stay ReplacingMergeTree on the id as
  * the backstop for two sinks racing on one id (an id is on one partition unless the record's

@@ -57,11 +57,12 @@ export interface NewRows<R> {
 export async function newRowsOnly<R extends Record<string, unknown>>(
   store: Store,
   table: string,
-  identity: { id: string; time: string },
+  identity: { id: string | readonly string[]; time: string },
   rows: readonly R[],
   batchId: string,
 ): Promise<NewRows<R>> {
   if (rows.length === 0) return { rows: [], batchId, skipped: 0 };
+  const { sql, of } = idOf(identity.id);
   let lo = String(rows[0]![identity.time]);
   let hi = lo;
   const ids = new Set<string>();
@@ -69,14 +70,14 @@ export async function newRowsOnly<R extends Record<string, unknown>>(
     const t = String(r[identity.time]);
     if (t < lo) lo = t;
     if (t > hi) hi = t;
-    ids.add(String(r[identity.id]));
+    ids.add(of(r));
   }
   const stored = new Set(
     (
       await store.query<{ id: string }>(
-        `SELECT DISTINCT ${identity.id} AS id FROM ${table}
+        `SELECT DISTINCT ${sql} AS id FROM ${table}
           WHERE ${identity.time} >= parseDateTime64BestEffort({lo:String}, 6, 'UTC') AND ${identity.time} <= parseDateTime64BestEffort({hi:String}, 6, 'UTC')
-            AND ${identity.id} IN {ids:Array(String)}`,
+            AND ${sql} IN {ids:Array(String)}`,
         { lo, hi, ids: [...ids] },
       )
     ).map((r) => r.id),
@@ -84,7 +85,7 @@ export async function newRowsOnly<R extends Record<string, unknown>>(
   const kept: R[] = [];
   const seen = new Set<string>();
   for (const r of rows) {
-    const id = String(r[identity.id]);
+    const id = of(r);
     if (stored.has(id) || seen.has(id)) continue;
     seen.add(id);
     kept.push(r);
@@ -95,4 +96,25 @@ export async function newRowsOnly<R extends Record<string, unknown>>(
     .digest('hex')
     .slice(0, 16);
   return { rows: kept, batchId: `${batchId}#${digest}`, skipped: rows.length - kept.length };
+}
+
+/**
+ * A row's identity as one string, computed alike in SQL and here. Several columns are joined
+ * with each one but the last prefixed by its length in bytes, so no value can pass for another
+ * pair ("a:b" + "c" and "a" + "b:c" differ).
+ */
+function idOf(id: string | readonly string[]): { sql: string; of: (r: Record<string, unknown>) => string } {
+  const cols = typeof id === 'string' ? [id] : id;
+  if (cols.length === 1) return { sql: cols[0]!, of: (r) => String(r[cols[0]!]) };
+  const last = cols.length - 1;
+  return {
+    sql: `concat(${cols.map((c, i) => (i < last ? `toString(length(${c})), ':', ${c}` : c)).join(', ')})`,
+    of: (r) =>
+      cols
+        .map((c, i) => {
+          const v = String(r[c]);
+          return i < last ? `${Buffer.byteLength(v)}:${v}` : v;
+        })
+        .join(''),
+  };
 }

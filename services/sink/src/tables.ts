@@ -24,9 +24,11 @@ export interface TableMapping<N extends TopicName = TopicName> {
   /**
    * Rows with a deterministic id (the same input, replayed as new records, gives the same id):
    * the sink inserts only the rows whose id the table does not hold yet, looked up within the
-   * batch's time range (`time`). See module.ts for why.
+   * batch's time range (`time`). See module.ts for why. `id` names one column, or several
+   * when only together they name a row (a block decision re-addressed to a VM's new enforcer
+   * keeps its block_id).
    */
-  identity?: { id: string; time: string };
+  identity?: { id: string | readonly string[]; time: string };
 }
 
 const ip = (s: string) => (s.includes(':') ? s : `::ffff:${s}`);
@@ -128,6 +130,10 @@ function targetText(t: BlockDecision['target']): string {
 const blocks: TableMapping<typeof TOPICS.blocks> = {
   topic: TOPICS.blocks,
   table: 'blocks',
+  // A decision record is one row: the same block_id again is the same decision delivered twice
+  // (a sink restarted mid-batch reads it again in a batch cut elsewhere, so with another insert
+  // token), unless it names another enforcer (re-addressed when the VM's protector changed).
+  identity: { id: ['block_id', 'enforcer'], time: 'ts' },
   toRow: (b: BlockDecision) => ({
     ts: microsToDateTime64(b.created_us),
     block_id: b.block_id,

@@ -493,3 +493,71 @@ test("a watchdog's block status is bound to its host: signed for another host's 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('block decisions delivered again in batches cut elsewhere (a sink restarted mid-batch) land once; a decision re-addressed to another enforcer is its own row', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: dir, ctx });
+  await bus.admin.ensureTopics(allTopicSpecs());
+  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  try {
+    const decision = (i: number, enforcer = 'agent:agt-1') => ({
+      key: Buffer.from(`${enforcer}|198.18.0.${i}`),
+      value: codecFor(TOPICS.blocks).encode({
+        block_id: `b${i}`,
+        enforcer,
+        target: {
+          kind: 'ip',
+          ip: `198.18.0.${i}`,
+          proto: null,
+          src_ip: null,
+          src_port: null,
+          dst_ip: null,
+          dst_port: null,
+          vm: null,
+        },
+        scope: 'vm-a',
+        action: 'drop',
+        ttl_ms: 600_000,
+        created_us: 1_700_000_000_000_000 + i,
+        expires_us: 1_700_000_600_000_000 + i,
+        reason_alert: `a${i}`,
+        status: 'requested',
+      }),
+    });
+    // b0 again, re-addressed when the VM's protector changed: the same decision, another enforcer
+    await bus
+      .producer()
+      .send(TOPICS.blocks, [...Array.from({ length: 10 }, (_, i) => decision(i)), decision(0, 'watchdog:h2')]);
+    const rows = async () =>
+      (
+        await store.query<{ n: string; ids: string }>(
+          'SELECT count() AS n, uniqExact(block_id, enforcer) AS ids FROM blocks',
+        )
+      )[0]!;
+    const landAll = async (groupId: string, maxBatchRecords: number) => {
+      const sink = await runStage(sinkStage, {
+        bus,
+        ctx,
+        config: { groupId, topics: [TOPICS.blocks], maxBatchRecords },
+        env: { store: async () => store },
+      });
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+        const done = await bus.admin.committedOffsets(groupId, TOPICS.blocks);
+        if ([...done.values()].reduce((a, b) => a + Number(b), 0) >= 11) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await sink.stop();
+    };
+    await landAll('first', 4); // batches 0-3, 4-7, 8-10
+    assert.deepEqual(await rows(), { n: '11', ids: '11' });
+    // Nothing committed for this group: every record comes again, in batches 0-2, 3-5, …, whose
+    // offset-derived insert tokens the first inserts never carried.
+    await landAll('again', 3);
+    assert.deepEqual(await rows(), { n: '11', ids: '11' }, 'each decision once, the re-addressed one included');
+  } finally {
+    await bus.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
