@@ -35,7 +35,15 @@ import type {
 } from '../types.js';
 import { ERR_CLOSED, ERR_KAFKA_DENIED, ERR_KAFKA_GROUP, ERR_NOT_ASSIGNED } from '../errors.js';
 import type { BrokerAddress, KafkaBus, TopicMeta } from './bus.js';
-import { hasKafkaError, isNetworkError, isSecurityFailure, responseOf, toBusError } from './errors.js';
+import {
+  hasKafkaError,
+  isNetworkError,
+  isSecurityFailure,
+  isUnavailable,
+  responseOf,
+  toBusError,
+  UNAVAILABLE_BUDGET_MS,
+} from './errors.js';
 import { fetchV17Parser, type FetchResponse } from './fetch-response.js';
 import { topicClass } from './tuning.js';
 import {
@@ -111,6 +119,8 @@ export class KafkaConsumer implements Consumer {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopping = false;
+  /** eachBatch threw: the loop ends with its error, whatever it is. */
+  private handlerFailed = false;
   /** Positions delivered since the last commit, committed once per fetch round. */
   private readonly toCommit = new Map<string, TopicPartitionOffset>();
   /** The round's commit, in flight while the next fetch is: awaited before the next one. */
@@ -181,37 +191,42 @@ export class KafkaConsumer implements Consumer {
 
   private async loop(eachBatch: (batch: Batch) => Promise<void>): Promise<void> {
     let failure: unknown = null;
+    let topicsChecked = false;
+    /** When the cluster stopped answering (null while it answers). */
+    let unavailableSince: number | null = null;
+    let lastWarn = 0;
     try {
-      // Unknown topics fail fast, like the embedded bus (Kafka would wait for them forever).
-      for (const t of this.opts.topics) await this.bus.topic(t);
       while (!this.stopping) {
-        if (this.rejoinNeeded) {
-          await this.rebalance();
-          continue;
-        }
-        await this.checkPartitionCounts();
-        if (this.owned.size === 0) {
-          await sleep(this.fetchWaitMs);
-          continue;
-        }
-        await this.resolvePositions();
-        // Fetch, then deliver: fetching the next round during delivery measured no faster
-        // (consume is CPU-bound in record decoding on 2 cores; bench/RESULTS.md).
-        const fetched = await this.fetch(this.positions());
-        for (const batch of fetched) {
-          if (this.stopping || this.rejoinNeeded) break;
-          await this.deliver(batch, eachBatch);
-        }
-        // One OffsetCommit per round, not per batch, and not waited for before the next fetch:
-        // a commit is a round trip to the coordinator that would otherwise delay every record
-        // behind it (at-least-once holds: a commit only ever covers delivered records).
-        await this.settleCommit();
-        if (this.toCommit.size > 0) {
-          const offsets = [...this.toCommit.values()];
-          this.toCommit.clear();
-          this.pendingCommit = this.commitOffsets(offsets, false);
-          // a failure is rethrown by the next settleCommit; until then, not unhandled
-          this.pendingCommit.catch(() => undefined);
+        try {
+          if (!topicsChecked) {
+            // Unknown topics fail fast, like the embedded bus (Kafka would wait for them forever).
+            for (const t of this.opts.topics) await this.bus.topic(t);
+            topicsChecked = true;
+          }
+          await this.round(eachBatch);
+          unavailableSince = null;
+        } catch (err) {
+          // The handler's own failure, or the cluster refusing for good: stop. The cluster not
+          // answering (a broker restarting, a coordinator or leader moving) is waited out for
+          // UNAVAILABLE_BUDGET_MS, as the producer does: a consumer that exits at every broker
+          // restart turns one restart into a restart of every stage.
+          if (this.handlerFailed || !isUnavailable(err) || this.stopping) throw err;
+          const now = Date.now();
+          unavailableSince ??= now;
+          if (now - unavailableSince >= UNAVAILABLE_BUDGET_MS) throw err;
+          this.metrics.inc('unavailable_retries');
+          if (now === unavailableSince || now - lastWarn >= 10_000) {
+            lastWarn = now;
+            this.log.warn(
+              { err, forMs: now - unavailableSince, budgetMs: UNAVAILABLE_BUDGET_MS },
+              'The Kafka cluster does not answer; retrying.',
+            );
+          }
+          this.coordinator = null;
+          for (const t of this.opts.topics) this.bus.forgetTopic(t);
+          await sleep(
+            Math.min(RETRY_BACKOFF_MS * 2 ** Math.min(6, Math.floor((now - unavailableSince) / 1000)), 2_000),
+          );
         }
       }
       await this.settleCommit();
@@ -225,6 +240,45 @@ export class KafkaConsumer implements Consumer {
     this.stopping = true;
     await this.finish();
     if (failure !== null) throw failure;
+  }
+
+  /** One round: rejoin if asked, else fetch, deliver and commit what was delivered. */
+  private async round(eachBatch: (batch: Batch) => Promise<void>): Promise<void> {
+    if (this.rejoinNeeded) {
+      await this.rebalance();
+      return;
+    }
+    await this.checkPartitionCounts();
+    if (this.owned.size === 0) {
+      await sleep(this.fetchWaitMs);
+      return;
+    }
+    await this.resolvePositions();
+    // Fetch, then deliver: fetching the next round during delivery measured no faster
+    // (consume is CPU-bound in record decoding on 2 cores; bench/RESULTS.md).
+    const fetched = await this.fetch(this.positions());
+    for (const batch of fetched) {
+      if (this.stopping || this.rejoinNeeded) break;
+      await this.deliver(batch, eachBatch);
+    }
+    // One OffsetCommit per round, not per batch, and not waited for before the next fetch:
+    // a commit is a round trip to the coordinator that would otherwise delay every record
+    // behind it (at-least-once holds: a commit only ever covers delivered records).
+    await this.settleCommit();
+    if (this.toCommit.size > 0) {
+      const offsets = [...this.toCommit.values()];
+      this.toCommit.clear();
+      this.pendingCommit = this.commitOffsets(offsets, false).catch((err: unknown) => {
+        // Not committed: commit these positions with the next round's, unless newer ones are due.
+        for (const o of offsets) {
+          const key = tpKey(o.topic, o.partition);
+          if (!this.toCommit.has(key) && this.owned.has(key)) this.toCommit.set(key, o);
+        }
+        throw err;
+      });
+      // a failure is rethrown by the next settleCommit; until then, not unhandled
+      this.pendingCommit.catch(() => undefined);
+    }
   }
 
   /** Hand a fetched partition's records to eachBatch in maxBatchRecords slices, committing each. */
@@ -244,9 +298,14 @@ export class KafkaConsumer implements Consumer {
     for (let i = 0; i < records.length; i += max) {
       if (this.stopping || this.rejoinNeeded || this.owned.get(key) !== o || o.seekEpoch !== epoch) return;
       const slice = records.slice(i, i + max);
-      await handlerScope.run(this, () =>
-        eachBatch({ topic: fetched.topic, partition: fetched.partition, records: slice }),
-      );
+      try {
+        await handlerScope.run(this, () =>
+          eachBatch({ topic: fetched.topic, partition: fetched.partition, records: slice }),
+        );
+      } catch (err) {
+        this.handlerFailed = true; // the stage's failure, not the cluster's: never retried here
+        throw err;
+      }
       this.metrics.inc('received', slice.length);
       // A seek during eachBatch wins over the natural advance.
       if (o.seekEpoch !== epoch) return;
@@ -303,8 +362,10 @@ export class KafkaConsumer implements Consumer {
       } catch (err) {
         if (isSecurityFailure(err))
           throw toBusError(err, `joining consumer group ${this.opts.groupId}`, { ...this.bus.identity });
-        if (errorName(err, COORDINATOR_ERRORS) || isNetworkError(err)) {
+        if (errorName(err, COORDINATOR_ERRORS) || isUnavailable(err)) {
           this.coordinator = null;
+          // the cluster is not answering: the loop waits it out, within its budget
+          if (!errorName(err, COORDINATOR_ERRORS)) throw err;
         } else if (hasKafkaError(err, 'UNKNOWN_MEMBER_ID')) {
           this.memberId = '';
         } else if (!errorName(err, REJOIN_ERRORS)) {

@@ -49,6 +49,54 @@ export function isNetworkError(err: unknown): boolean {
 }
 
 /**
+ * How long a client keeps trying while the cluster does not answer (a broker restarting, a
+ * leader or coordinator moving) before it gives up with the error: the producer for a send,
+ * the consumer for its rounds. Kafka's own producer waits delivery.timeout.ms (120 s).
+ */
+export const UNAVAILABLE_BUDGET_MS = 60_000;
+
+/** Broker answers that mean "not now": a leader or coordinator moving, too few replicas in sync. */
+const UNAVAILABLE_API_ERRORS = new Set([
+  'NOT_COORDINATOR',
+  'COORDINATOR_NOT_AVAILABLE',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'NOT_LEADER_OR_FOLLOWER',
+  'LEADER_NOT_AVAILABLE',
+  'REQUEST_TIMED_OUT',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'NETWORK_EXCEPTION',
+  'KAFKA_STORAGE_ERROR',
+  'FENCED_LEADER_EPOCH',
+  'UNKNOWN_LEADER_EPOCH',
+]);
+const UNAVAILABLE_CODES = new Set([
+  'PLT_KFK_NETWORK',
+  'PLT_KFK_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+]);
+
+/**
+ * The cluster is (for now) not there: no connection, a broker restarting, a leader or group
+ * coordinator moving — anywhere in `err`'s tree, including a bus error that wraps one
+ * (ERR_KAFKA_UNREACHABLE). Waiting can cure it; a security failure never is this.
+ */
+export function isUnavailable(err: unknown): boolean {
+  if (isSecurityFailure(err)) return false;
+  return Boolean(
+    findError(
+      err,
+      (e) =>
+        (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || e.code === ERR_KAFKA_UNREACHABLE.code)) ||
+        (typeof e.apiId === 'string' && UNAVAILABLE_API_ERRORS.has(e.apiId)),
+    ),
+  );
+}
+
+/**
  * The first error in `err`'s tree — its aggregated `errors` and its `cause` chain, which the
  * client's findBy does not follow (an authentication failure arrives as a NetworkError whose
  * cause is the AuthenticationError) — that `match` accepts.

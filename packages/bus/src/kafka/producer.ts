@@ -11,7 +11,14 @@ import type { ProduceRecord, Producer, RecordMetadata } from '../types.js';
 import { ERR_BAD_PARTITION, ERR_CLOSED, ERR_KAFKA_UNREACHABLE } from '../errors.js';
 import { partitionForKey } from '../partitioner.js';
 import type { KafkaBus } from './bus.js';
-import { hasKafkaError, isNetworkError, isSecurityFailure, responseOf, toBusError } from './errors.js';
+import {
+  hasKafkaError,
+  isNetworkError,
+  isSecurityFailure,
+  responseOf,
+  toBusError,
+  UNAVAILABLE_BUDGET_MS,
+} from './errors.js';
 import { encodeRecordBatch, type BatchRecord } from './record-batch.js';
 import { topicClass, type TopicClass } from './tuning.js';
 
@@ -38,7 +45,7 @@ const CONNECTIONS = 4;
  * moving. Kafka's own producer does this for delivery.timeout.ms (120 s); a stage that saw its
  * send fail after three tries 250 ms apart died at every broker restart (the fault tests).
  */
-const DELIVERY_TIMEOUT_MS = 60_000;
+const DELIVERY_TIMEOUT_MS = UNAVAILABLE_BUDGET_MS;
 const RETRY_BACKOFF_MS = 250;
 const RETRY_BACKOFF_MAX_MS = 2_000;
 /** Partition errors after which the same batch is sent again (same sequence: never written twice). */
