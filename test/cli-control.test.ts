@@ -320,11 +320,17 @@ test(
       readStore: () => Promise.resolve(store),
     });
     try {
-      const ready = setTimeout(() => control.setState('ready'), 3_000);
-      const q = await cordon(['query', '--format', 'json', 'SELECT 42 AS n', '--data-dir', dir], {
-        CORDON_LOG_LEVEL: 'info',
+      // ready once the command says it waits (a timer raced the command's own start under load)
+      const child = spawn(process.execPath, [CLI, 'query', '--format', 'json', 'SELECT 42 AS n', '--data-dir', dir], {
+        env: { ...ENV, CORDON_LOG_LEVEL: 'info' },
       });
-      clearTimeout(ready);
+      const q = { code: -1, stdout: '', stderr: '' };
+      child.stdout.on('data', (b: Buffer) => (q.stdout += b.toString()));
+      child.stderr.on('data', (b: Buffer) => {
+        q.stderr += b.toString();
+        if (/waiting for it/.test(q.stderr)) control.setState('ready');
+      });
+      q.code = await new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? 1)));
       assert.equal(q.code, 0, q.stderr);
       assert.match(q.stderr, /Cordon is starting on this data dir: waiting for it/);
       assert.deepEqual(jsonLines(q.stdout), [{ n: 42 }]);
