@@ -484,8 +484,11 @@ fn run_connector(fd: i32, mut reader: Reader, shared: Arc<Shared>, ready: mpsc::
 
 /// /proc polling: processes that appeared since the last look are execs, those gone are exits.
 /// A process that lived between two looks is not seen: the heartbeat says this mode runs.
+/// A process is known by its start time and its executable: one seen between its fork and its
+/// exec (still running its parent's image) is seen again, as the exec, once its image changed.
+/// An exec of the same executable again (a shell exec'ing itself) is not told apart.
 fn run_poll(interval: Duration, mut reader: Reader, shared: Arc<Shared>) {
-    let mut known: HashMap<u32, f64> = HashMap::new();
+    let mut known: HashMap<u32, (f64, Option<String>)> = HashMap::new();
     let mut first = true;
     while !shared.stop.load(Ordering::Relaxed) {
         let mut seen: HashSet<u32> = HashSet::new();
@@ -494,11 +497,14 @@ fn run_poll(interval: Duration, mut reader: Reader, shared: Arc<Shared>) {
                 let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
                 let Some(st) = read_stat(pid) else { continue };
                 seen.insert(pid);
-                // a pid reused by a new process has another start time
-                if known.get(&pid) == Some(&st.start_ticks) {
-                    continue;
+                let exe = read_link(&format!("/proc/{pid}/exe"));
+                // a pid reused by a new process has another start time; an exec, another image
+                if let Some((start, image)) = known.get(&pid) {
+                    if *start == st.start_ticks && *image == exe {
+                        continue;
+                    }
                 }
-                known.insert(pid, st.start_ticks);
+                known.insert(pid, (st.start_ticks, exe));
                 if !first {
                     let e = reader.exec_event(pid, &shared);
                     shared.push(e);

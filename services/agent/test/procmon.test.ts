@@ -189,6 +189,34 @@ test(
   },
 );
 
+test(
+  '/proc polling: a process seen between its fork and its exec is seen again as the exec, with the new image',
+  { timeout: 30_000 },
+  async () => {
+    const p = ProcEvents.open({ mode: 'poll', pollMs: 100 });
+    try {
+      await sleep(200);
+      // the shell runs for 1 s (several looks) before it execs sleep in the same process
+      const child = spawn('/bin/sh', ['-c', 'sleep 1; exec /bin/sleep 30'], { stdio: 'ignore' });
+      const all = await collect(p, (evs) =>
+        evs.some((e) => e.kind === 'exec' && e.pid === child.pid && e.argv[0] === '/bin/sleep'),
+      );
+      child.kill();
+      const mine = all.filter((e) => e.kind === 'exec' && e.pid === child.pid);
+      assert.deepEqual(
+        mine.map((e) => e.argv),
+        [
+          ['/bin/sh', '-c', 'sleep 1; exec /bin/sleep 30'],
+          ['/bin/sleep', '30'],
+        ],
+        "the shell, then the image it exec'd",
+      );
+    } finally {
+      p.close();
+    }
+  },
+);
+
 test('an unknown mode is refused with a coded error', () => {
   assert.throws(() => ProcEvents.open({ mode: 'ebpf' as 'poll' }), { code: 'CORDON_ERR_NATIVE_PROC' });
 });
