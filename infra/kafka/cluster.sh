@@ -50,29 +50,12 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
 
-auto.create.topics.enable=false
-num.partitions=1
-# Every topic on all three nodes, and a write acknowledged by two of them: one node lost loses
-# nothing acknowledged and leaves the topic writable.
-default.replication.factor=3
-min.insync.replicas=2
-offsets.topic.replication.factor=3
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-share.coordinator.state.topic.replication.factor=3
-share.coordinator.state.topic.min.isr=2
 unclean.leader.election.enable=false
 # A node killed with -9 is fenced, and its partitions get new leaders, within ~3 s (default 9 s).
 broker.session.timeout.ms=3000
 broker.heartbeat.interval.ms=500
-group.initial.rebalance.delay.ms=0
-group.min.session.timeout.ms=500
-group.consumer.min.session.timeout.ms=1000
-group.consumer.min.heartbeat.interval.ms=500
-log.cleaner.backoff.ms=1000
-log.retention.check.interval.ms=5000
 PROPS
+  kafka_test_props 3 >>"$dir/server.properties"
   cat >"$dir/log4j2.properties" <<PROPS
 status = warn
 appender.file.type = File

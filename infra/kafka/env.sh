@@ -30,3 +30,34 @@ kafka_pid_alive() {
 kafka_port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+
+# The test brokers' settings past roles, ids and listeners, for `replicas` copies of every
+# partition (1: the single broker of start.sh; 3: the cluster of cluster.sh, where a write is
+# acknowledged by two and one node lost loses nothing acknowledged). Prints properties lines.
+kafka_test_props() {
+  local replicas="$1" min_isr=1
+  ((replicas > 1)) && min_isr=$((replicas - 1))
+  cat <<PROPS
+# Topics are created explicitly (Admin.ensureTopics); a typo must not create a topic.
+auto.create.topics.enable=false
+num.partitions=1
+default.replication.factor=$replicas
+min.insync.replicas=$min_isr
+# Internal topics on $replicas broker(s), and fewer offsets partitions so the first consumer
+# group does not wait for 50 partitions to be created.
+offsets.topic.replication.factor=$replicas
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+# Tests join and leave groups constantly: no initial rebalance delay, and allow short sessions.
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=500
+group.consumer.min.session.timeout.ms=1000
+group.consumer.min.heartbeat.interval.ms=500
+# Let the log cleaner look at compacted topics often (tests check compaction in seconds).
+log.cleaner.backoff.ms=1000
+log.retention.check.interval.ms=5000
+PROPS
+}

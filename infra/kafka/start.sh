@@ -102,28 +102,8 @@ controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
 controller.listener.names=CONTROLLER
 log.dirs=$KAFKA_RUN_DIR/data
 
-# Topics are created explicitly (Admin.ensureTopics); a typo must not create a topic.
-auto.create.topics.enable=false
-num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-# Internal topics on one broker: replication factor 1, and fewer offsets partitions so the
-# first consumer group does not wait for 50 partitions to be created.
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-# Tests join and leave groups constantly: no initial rebalance delay, and allow short sessions.
-group.initial.rebalance.delay.ms=0
-group.min.session.timeout.ms=500
-group.consumer.min.session.timeout.ms=1000
-group.consumer.min.heartbeat.interval.ms=500
-# Let the log cleaner look at compacted topics often (tests check compaction in seconds).
-log.cleaner.backoff.ms=1000
-log.retention.check.interval.ms=5000
 PROPS
+kafka_test_props 1 >>"$KAFKA_RUN_DIR/server.properties"
 if ((secure)); then
   kafka_secure_prepare
 else
