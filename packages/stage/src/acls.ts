@@ -41,8 +41,9 @@ export function stageAcls<Cfg>(module: StageModule<Cfg>, config: Cfg): StageAcl[
   };
   const inputs = module.inputs(config);
   const reads = [...inputs.map((i) => i.topic), ...(module.reads?.(config) ?? [])];
-  // the runtime checks signed topics against the registered producer keys, which it follows
-  if (inputs.some((i) => Object.hasOwn(SIGNED_TOPICS, i.topic))) reads.push(TOPICS.producers);
+  // the runtime checks signed topics, consumed or followed, against the registered producer
+  // keys, which it follows
+  if (reads.some((t) => Object.hasOwn(SIGNED_TOPICS, t))) reads.push(TOPICS.producers);
   for (const t of [...new Set(reads)].sort())
     add({ resource: 'topic', pattern: 'literal', name: t, operation: 'READ' });
   for (const t of [...new Set(module.outputs(config))].sort())

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { followTable, type Bus, type ConsumedRecord, type ProduceRecord, type TableFollower } from '@cordon/bus';
 import { childContext, describeConfigIssues, describeError, type Context } from '@cordon/runtime';
-import { deadLetter } from '@cordon/schemas';
+import { codecFor, deadLetter, type TopicName } from '@cordon/schemas';
 import type { Store } from '@cordon/store';
 import { startLoop, type RunningLoop } from './consume.js';
 import { ERR_STAGE_CONFIG, ERR_STAGE_FAILED, ERR_STAGE_UNDECLARED_READ } from './errors.js';
@@ -111,6 +111,44 @@ export async function runStage<Cfg, Extra extends object>(
     rejectDone(ERR_STAGE_FAILED.withCause(err, name, what));
   };
 
+  // A followed table of a topic agents and watchdogs write (block status) is held to the same
+  // check as a consumed record: a forged or misbound record never reaches the table. It is not
+  // dead-lettered or alerted here — every follower would do so again; whoever consumes the
+  // topic (the sink) does — only counted, and logged at most once a minute.
+  let lastFollowRefusal = 0;
+  let followRefusedSince = 0;
+  const trustedFollowed = async (r: ConsumedRecord): Promise<boolean> => {
+    let value: unknown = null;
+    if (r.value !== null) {
+      try {
+        value = codecFor(r.topic as TopicName).decode(r.value);
+      } catch {
+        return true; // not decodable: the follower's own handling of a bad record applies
+      }
+    }
+    const refused = await trust!.check(r, value);
+    if (!refused) return true;
+    counters.error(refused.code);
+    ctx.metrics.inc('follow_refused');
+    followRefusedSince++;
+    const now = clock.now();
+    if (now - lastFollowRefusal >= 60_000) {
+      log.warn(
+        {
+          err: describeError(refused),
+          topic: r.topic,
+          partition: r.partition,
+          offset: String(r.offset),
+          refused: followRefusedSince,
+        },
+        'A record of a followed table was refused: it is not bound to an enrolled producer; the table ignores it.',
+      );
+      lastFollowRefusal = now;
+      followRefusedSince = 0;
+    }
+    return false;
+  };
+
   const send = async (topic: string, records: ProduceRecord[]) => {
     if (records.length === 0) return;
     const s = signer;
@@ -158,6 +196,7 @@ export async function runStage<Cfg, Extra extends object>(
         group,
         async (r, restoring) => {
           counters.records(topic, 'in', 1);
+          if (trust?.covers(topic) && !(await trustedFollowed(r))) return;
           await onRecord(r, restoring);
         },
         opts,
