@@ -18,7 +18,14 @@ import { makeEnrollToken, makeHostToken, readEnrollToken, readHostToken } from '
 import { createEmbeddedBus, createKafkaBus, readAll, readTable, type Bus } from '@cordon/bus';
 import { coordinatorStage, TOKEN_HEADER } from '@cordon/coordinator';
 import { createContext, createLogger, silentLogger } from '@cordon/runtime';
-import { allTopicSpecs, codecFor, TOPICS, type AgentRecord, type ProducerKey } from '@cordon/schemas';
+import {
+  allTopicSpecs,
+  codecFor,
+  TOPICS,
+  type AgentRecord,
+  type PolicyRecord,
+  type ProducerKey,
+} from '@cordon/schemas';
 import { createRecordSigner, runStage } from '@cordon/stage';
 import { freshCordonTopics, kafkaBrokers, waitFor, writeEnrollSecret } from '@cordon/testkit';
 import { watchdogStage, type WatchdogHandle } from '@cordon/watchdog';
@@ -280,3 +287,67 @@ test('a watchdog refuses a host token for another host at start', { timeout: 30_
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  "revoking a watchdog (a compromised host) withdraws its key while it keeps heartbeating, alerts once, and lifting registers the host's key again",
+  { timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-wd-revoke-'));
+    const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+    const running: Array<{ stop(): Promise<void> }> = [];
+    const setRevoked = async (revoked: boolean, version: number) => {
+      const rec: PolicyRecord = {
+        kind: 'agent',
+        id: 'watchdog:hv1',
+        version,
+        document: JSON.stringify({
+          revoked,
+          reason: revoked ? 'hypervisor compromised (ticket 4712)' : '',
+          atUs: version,
+        }),
+        updated_us: Date.now() * 1000,
+        updated_by: 'admin',
+      };
+      await bus
+        .producer()
+        .send(TOPICS.policy, [{ key: Buffer.from('agent:watchdog:hv1'), value: codecFor(TOPICS.policy).encode(rec) }]);
+    };
+    try {
+      const { secret, file: secretFile } = writeEnrollSecret(dir);
+      await bus.admin.ensureTopics(allTopicSpecs());
+      running.push(
+        await runStage(coordinatorStage, {
+          bus,
+          ctx,
+          config: { enrollSecretFile: secretFile, tickMs: 50 },
+          env: { dataDir: dir },
+        }),
+      );
+      const token = makeHostToken(secret, 'hv1', 3_600_000, Date.now());
+      const wd = (await watchdog(bus, dir, 'hv1', token, join(dir, 'wd-hv1'))) as unknown as WatchdogHandle & {
+        stop(): Promise<void>;
+      };
+      running.push(wd);
+      const genuine = wd.enrollment!.signer.publicKey;
+      assert.deepEqual((await keyOf(bus, 'watchdog:hv1'))?.public_key, genuine);
+
+      await setRevoked(true, 1);
+      await waitFor('the key withdrawn', async () => (await keyOf(bus, 'watchdog:hv1')) === null, 10_000, 50);
+      // it keeps heartbeating (every 100 ms) with its token and key: nothing registers it again
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.equal(await keyOf(bus, 'watchdog:hv1'), null, 'still withdrawn after 15 heartbeats');
+      const revokedAlerts = (await alerts(bus)).filter((a) => a.rule_id === 'coordinator:watchdog-revoked');
+      assert.equal(revokedAlerts.length, 1, 'one alert, not one a heartbeat');
+      assert.equal(revokedAlerts[0]!.src_ip, null, 'it names no address: it can never become a block');
+      assert.match(JSON.parse(revokedAlerts[0]!.evidence).detail, /hypervisor compromised/);
+
+      await setRevoked(false, 2);
+      const back = await waitFor('the key registered again', () => keyOf(bus, 'watchdog:hv1'), 10_000, 50);
+      assert.deepEqual(back.public_key, genuine, "the host's bound key, not a new one");
+    } finally {
+      for (const s of running.reverse()) await s.stop().catch(() => undefined);
+      await bus.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

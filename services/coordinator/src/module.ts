@@ -292,6 +292,12 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       // a watchdog's status is not an agent's; only its signing key is the coordinator's
       // business, decided by the owner of the host's partition
       if (restoring || !mine(rec.host ?? '')) return;
+      // revoked (a compromised host): its key stays withdrawn, whatever it presents
+      const revoked = policy.revokedAgents.get(rec.agent);
+      if (revoked) {
+        await onRevoked(rec.agent, revoked);
+        return;
+      }
       const { effects } = hosts.judge(rec, token, clock.now(), signedBy);
       const bound = hosts.bindings.get(rec.host ?? '');
       if (
@@ -335,7 +341,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     }
     // a revocation that came while no instance owned the VM (or before a restart) is carried
     // out by the owner when the revoked agent speaks: its key withdrawn, once per instance
-    if (!restoring && revocation && mine(rec.vm)) await withdrawKey(rec.agent, rec.vm);
+    if (!restoring && revocation && mine(rec.vm)) await withdrawKey(rec.agent, { vm: rec.vm });
     if (!restoring && mine(rec.vm)) await carryOut(rec, effects);
     else if (effects.binding) trust.bindings.set(rec.agent, effects.binding);
     if (!restoring && mine(rec.vm)) {
@@ -350,6 +356,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
    * and hands the VM to its watchdog at once rather than at the agent's next heartbeat.
    */
   async function onRevoked(agent: string, revocation: Revocation): Promise<void> {
+    if (agent.startsWith('watchdog:')) return onWatchdogRevoked(agent, revocation);
     const vms = new Set<string>();
     const bound = trust.bindings.get(agent);
     if (bound) vms.add(bound.vm);
@@ -365,7 +372,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     }
     for (const vm of vms) {
       if (!mine(vm)) continue;
-      await withdrawKey(agent, vm);
+      await withdrawKey(agent, { vm });
       const key = `revoked|${agent}|${revocation.atUs}`;
       if (!done.has(key)) {
         done.add(key);
@@ -391,14 +398,49 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     }
   }
 
-  async function withdrawKey(agent: string, vm: string): Promise<void> {
-    const key = `withdrawn|${agent}`;
+  /**
+   * A watchdog revoked (`agent:watchdog:<host>` on the policy topic: its host is compromised):
+   * the owner of the host's partition withdraws its key — every stage then refuses what it signs
+   * (packets, block status, alerts) as forged — and raises one alert. Its heartbeats register
+   * nothing until the revocation is lifted, which registers the host's bound key again.
+   */
+  async function onWatchdogRevoked(watchdog: string, revocation: Revocation): Promise<void> {
+    const host = watchdog.slice('watchdog:'.length);
+    if (!host || !mine(host)) return;
+    await withdrawKey(watchdog, { host });
+    const key = `revoked|${watchdog}|${revocation.atUs}`;
     if (done.has(key)) return;
     done.add(key);
-    await stage.send(TOPICS.producers, [{ key: Buffer.from(agent), value: null }]);
-    published.delete(agent);
+    const detail = `revoked by the manager${revocation.reason ? `: ${revocation.reason}` : ''}`;
+    const alert: AlertInput = {
+      alert_id: alertId(STAGE, key),
+      ts_us: nowUs(),
+      stage: STAGE,
+      vm: null,
+      sensor: watchdog,
+      rule_id: 'coordinator:watchdog-revoked',
+      rule_rev: 1,
+      signature: `Watchdog ${watchdog} was revoked: its packets, block reports and alerts are refused`,
+      severity: 3,
+      category: 'agent-trust',
+      action: 'alert',
+      ...NO_FLOW,
+      evidence: JSON.stringify({ watchdog, host, detail, revoked_us: revocation.atUs }),
+    };
+    await stage.send(TOPICS.alerts, [{ key: Buffer.from(host), value: codec.alerts.encode(alert) }]);
+  }
+
+  async function withdrawKey(producer: string, boundTo: { vm: string } | { host: string }): Promise<void> {
+    const key = `withdrawn|${producer}`;
+    if (done.has(key)) return;
+    done.add(key);
+    await stage.send(TOPICS.producers, [{ key: Buffer.from(producer), value: null }]);
+    published.delete(producer);
     metrics.inc('producer_keys_withdrawn');
-    log.warn({ agent, vm }, "A revoked agent's signing key was withdrawn; its records are refused from now on.");
+    log.warn(
+      { producer, ...boundTo },
+      "A revoked producer's signing key was withdrawn; its records are refused from now on.",
+    );
   }
 
   async function carryOut(rec: AgentRecord, effects: TrustEffects): Promise<void> {
