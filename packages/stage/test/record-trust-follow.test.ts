@@ -13,23 +13,10 @@ import { z } from 'zod';
 import { createEmbeddedBus, type ProduceRecord } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { allTopicSpecs, codecFor, TOPICS } from '@cordon/schemas';
-import { waitFor } from '@cordon/testkit';
-import { createRecordSigner, defineStage, runStage, stageAcls, type RecordSigner } from '../src/index.js';
+import { producerRegistration, waitFor } from '@cordon/testkit';
+import { createRecordSigner, defineStage, runStage, stageAcls } from '../src/index.js';
 
 const signer = (id: string) => createRecordSigner(id, generateKeyPairSync('ed25519').privateKey);
-
-const registration = (s: RecordSigner, vm: string): ProduceRecord => ({
-  key: Buffer.from(s.producer),
-  value: codecFor(TOPICS.producers).encode({
-    producer: s.producer,
-    kind: 'agent',
-    vm,
-    host: null,
-    public_key: s.publicKey,
-    registered_us: Date.now() * 1000,
-    registered_by: 'test',
-  }),
-});
 
 const report = (enforcer: string, target: string, value = true): ProduceRecord => ({
   key: Buffer.from(`${enforcer}|${target}`),
@@ -71,7 +58,7 @@ test('a followed block-status table takes an enforcer’s own signed reports and
   const b = signer('agt-b');
   const stranger = signer('agt-nobody'); // never registered
   const p = bus.producer();
-  await p.send(TOPICS.producers, [registration(a, 'vm-a'), registration(b, 'vm-b')]);
+  await p.send(TOPICS.producers, [producerRegistration(a, { vm: 'vm-a' }), producerRegistration(b, { vm: 'vm-b' })]);
   const seen = new Map<string, boolean>();
   const running = await runStage(follower(seen), { bus, ctx, config: {}, verifyRecords: true });
   try {

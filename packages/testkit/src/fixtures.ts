@@ -68,3 +68,26 @@ export function writeEnrollSecret(dir: string): { secret: Buffer; file: string }
   writeFileSync(file, secret.toString('hex'), { mode: 0o600 });
   return { secret, file };
 }
+
+/**
+ * What the coordinator publishes on the producers topic for an enrolled producer: its key,
+ * bound to a VM (an agent) or a host (a watchdog). `signer` is a RecordSigner (@cordon/stage).
+ */
+export function producerRegistration(
+  signer: { producer: string; publicKey: Buffer },
+  bound: { vm: string } | { host: string },
+  by = 'enroll-token:test',
+): { key: Buffer; value: Buffer } {
+  return {
+    key: Buffer.from(signer.producer),
+    value: codecFor(TOPICS.producers).encode({
+      producer: signer.producer,
+      kind: 'vm' in bound ? 'agent' : 'watchdog',
+      vm: 'vm' in bound ? bound.vm : null,
+      host: 'host' in bound ? bound.host : null,
+      public_key: signer.publicKey,
+      registered_us: Date.now() * 1000,
+      registered_by: by,
+    }),
+  };
+}

@@ -11,11 +11,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createEmbeddedBus, createKafkaBus, readAll, type Bus, type ProduceRecord } from '@cordon/bus';
-import { allTopicSpecs, codecFor, TOPICS, type LogBatch, type ProducerKey } from '@cordon/schemas';
+import { createEmbeddedBus, createKafkaBus, readAll, type Bus } from '@cordon/bus';
+import { allTopicSpecs, codecFor, TOPICS, type LogBatch } from '@cordon/schemas';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createRecordSigner, runStage, type RecordSigner } from '@cordon/stage';
-import { freshCordonTopics, kafkaBrokers, waitFor } from '@cordon/testkit';
+import { freshCordonTopics, kafkaBrokers, producerRegistration, waitFor } from '@cordon/testkit';
 import { loginspectStage } from '../src/index.js';
 
 const logs = codecFor(TOPICS.logs);
@@ -45,20 +45,6 @@ function failures(ip: string, agent: string, vm: string, id: string): { key: Buf
 const signerFor = (producer: string): RecordSigner =>
   createRecordSigner(producer, generateKeyPairSync('ed25519').privateKey);
 
-/** What the coordinator publishes for an enrolled agent. */
-function registration(s: RecordSigner, vm: string): ProduceRecord {
-  const rec: ProducerKey = {
-    producer: s.producer,
-    kind: 'agent',
-    vm,
-    host: null,
-    public_key: s.publicKey,
-    registered_us: Date.now() * 1000,
-    registered_by: 'enroll-token:test',
-  };
-  return { key: Buffer.from(s.producer), value: codecFor(TOPICS.producers).encode(rec) };
-}
-
 async function attack(bus: Bus): Promise<void> {
   await bus.admin.ensureTopics(allTopicSpecs({ partitions: { [TOPICS.logs]: 2 } }));
   const a = signerFor('agt-aaaa'); // enrolled for vm-web-1
@@ -68,7 +54,10 @@ async function attack(bus: Bus): Promise<void> {
   const swapped = b.sign(TOPICS.logs, failures('198.51.100.5', 'agt-aaaa', 'vm-web-1', 'swapped'));
   swapped.headers!['cordon-agent'] = Buffer.from('agt-aaaa');
   const producer = bus.producer();
-  await producer.send(TOPICS.producers, [registration(a, 'vm-web-1'), registration(b, 'vm-db-1')]);
+  await producer.send(TOPICS.producers, [
+    producerRegistration(a, { vm: 'vm-web-1' }),
+    producerRegistration(b, { vm: 'vm-db-1' }),
+  ]);
   await producer.send(TOPICS.logs, [
     // a forged batch claiming agent A's VM, signed with another key
     mallory.sign(TOPICS.logs, failures('198.51.100.1', 'agt-aaaa', 'vm-web-1', 'forged')),

@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEmbeddedBus, readAll, type ProduceRecord } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { allTopicSpecs, codecFor, complete, TOPICS, type ProcessEvent, type ProducerKey } from '@cordon/schemas';
+import { allTopicSpecs, codecFor, complete, TOPICS, type ProcessEvent } from '@cordon/schemas';
 import { createRecordSigner, runStage, type RecordSigner } from '@cordon/stage';
-import { waitFor } from '@cordon/testkit';
+import { producerRegistration, waitFor } from '@cordon/testkit';
 import { procinspectStage } from '../src/index.js';
 
 const codec = codecFor(TOPICS.processes);
@@ -47,19 +47,6 @@ function event(id: string, agent: string, vm: string, o: Partial<ProcessEvent> =
   return { key: Buffer.from(vm), value: codec.encode(e) };
 }
 
-function registration(s: RecordSigner, vm: string): ProduceRecord {
-  const rec: ProducerKey = {
-    producer: s.producer,
-    kind: 'agent',
-    vm,
-    host: null,
-    public_key: s.publicKey,
-    registered_us: Date.now() * 1000,
-    registered_by: 'enroll-token:test',
-  };
-  return { key: Buffer.from(s.producer), value: codecFor(TOPICS.producers).encode(rec) };
-}
-
 test('signed process events become alerts with their tree; forged, misbound, unsigned and undecodable ones are dead-lettered', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-procinspect-'));
   const ctx = createContext({ log: silentLogger });
@@ -70,7 +57,10 @@ test('signed process events become alerts with their tree; forged, misbound, uns
     const b = signerFor('agt-bbbb'); // enrolled for vm-db-1
     const mallory = signerFor('agt-aaaa');
     const p = bus.producer();
-    await p.send(TOPICS.producers, [registration(a, 'vm-web-1'), registration(b, 'vm-db-1')]);
+    await p.send(TOPICS.producers, [
+      producerRegistration(a, { vm: 'vm-web-1' }),
+      producerRegistration(b, { vm: 'vm-db-1' }),
+    ]);
     await p.send(TOPICS.processes, [
       mallory.sign(TOPICS.processes, event('forged', 'agt-aaaa', 'vm-web-1')),
       a.sign(TOPICS.processes, event('misbound', 'agt-aaaa', 'vm-db-1')),

@@ -8,22 +8,9 @@ import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, type Bus, type ConsumedRecord } from '@cordon/bus';
 import { allTopicSpecs, codecFor, complete, TOPICS, type FlowRecord } from '@cordon/schemas';
 import { createStore, type Store } from '@cordon/store';
-import { createRecordSigner, runStage, type RecordSigner } from '@cordon/stage';
+import { createRecordSigner, runStage } from '@cordon/stage';
+import { ipBlockDecision, producerRegistration } from '@cordon/testkit';
 import { rowOf, sinkStage } from '../src/index.js';
-
-/** What the coordinator publishes for an enrolled producer: its key, bound to a VM (agent) or a host (watchdog). */
-const registration = (s: RecordSigner, bound: { vm: string } | { host: string }, by: string) => ({
-  key: Buffer.from(s.producer),
-  value: codecFor(TOPICS.producers).encode({
-    producer: s.producer,
-    kind: 'vm' in bound ? 'agent' : 'watchdog',
-    vm: 'vm' in bound ? bound.vm : null,
-    host: 'host' in bound ? bound.host : null,
-    public_key: s.publicKey,
-    registered_us: Date.now() * 1000,
-    registered_by: by,
-  }),
-});
 
 /** An enforcer's report on its decision `enforcer|target`: applied, or failed with `error`. */
 const statusReport = (enforcer: string, target: string, blockId: string, error: string | null = null) => ({
@@ -325,7 +312,7 @@ test("an agent's signed block status lands; one it signed for another enforcer's
   try {
     const agent = createRecordSigner('agt-1', generateKeyPairSync('ed25519').privateKey);
     const p = bus.producer();
-    await p.send(TOPICS.producers, [registration(agent, { vm: 'vm-a' }, 'enroll-token:test')]);
+    await p.send(TOPICS.producers, [producerRegistration(agent, { vm: 'vm-a' })]);
     const report = (enforcer: string, target: string, blockId: string) =>
       statusReport(enforcer, target, blockId, 'CORDON_ERR_BLOCK_NEVER_BLOCK');
     await p.send(
@@ -448,7 +435,7 @@ test("a watchdog's block status is bound to its host: signed for another host's 
     const hv1 = createRecordSigner('watchdog:hv1', generateKeyPairSync('ed25519').privateKey);
     const p = bus.producer();
     // what the coordinator publishes for a watchdog enrolled with a host token for hv1
-    await p.send(TOPICS.producers, [registration(hv1, { host: 'hv1' }, 'host-token:test')]);
+    await p.send(TOPICS.producers, [producerRegistration(hv1, { host: 'hv1' }, 'host-token:test')]);
     const report = statusReport;
     await p.send(
       TOPICS.blockStatus,
@@ -504,25 +491,14 @@ test('block decisions delivered again in batches cut elsewhere (a sink restarted
     const decision = (i: number, enforcer = 'agent:agt-1') => ({
       key: Buffer.from(`${enforcer}|198.18.0.${i}`),
       value: codecFor(TOPICS.blocks).encode({
-        block_id: `b${i}`,
-        enforcer,
-        target: {
-          kind: 'ip',
+        ...ipBlockDecision({
+          enforcer,
           ip: `198.18.0.${i}`,
-          proto: null,
-          src_ip: null,
-          src_port: null,
-          dst_ip: null,
-          dst_port: null,
-          vm: null,
-        },
-        scope: 'vm-a',
-        action: 'drop',
-        ttl_ms: 600_000,
-        created_us: 1_700_000_000_000_000 + i,
-        expires_us: 1_700_000_600_000_000 + i,
-        reason_alert: `a${i}`,
-        status: 'requested',
+          ttlMs: 600_000,
+          now: 1_700_000_000_000 + i,
+          scope: 'vm-a',
+        }),
+        block_id: `b${i}`,
       }),
     });
     // b0 again, re-addressed when the VM's protector changed: the same decision, another enforcer
