@@ -376,23 +376,10 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       const key = `revoked|${agent}|${revocation.atUs}`;
       if (!done.has(key)) {
         done.add(key);
-        const detail = `revoked by the manager${revocation.reason ? `: ${revocation.reason}` : ''}`;
-        const alert: AlertInput = {
-          alert_id: alertId(STAGE, key),
-          ts_us: nowUs(),
-          stage: STAGE,
-          vm,
-          sensor: `agent:${agent}`,
-          rule_id: 'coordinator:agent-revoked',
-          rule_rev: 1,
+        await sendRevoked(key, vm, `agent:${agent}`, 'agent', revocation, {
           signature: `Agent ${agent} was revoked: its VM goes to the watchdog and its records are refused`,
-          severity: 3,
-          category: 'agent-trust',
-          action: 'alert',
-          ...NO_FLOW,
-          evidence: JSON.stringify({ agent, vm, detail, revoked_us: revocation.atUs }),
-        };
-        await stage.send(TOPICS.alerts, [{ key: Buffer.from(vm), value: codec.alerts.encode(alert) }]);
+          evidence: { agent, vm },
+        });
       }
       evaluate(vm);
     }
@@ -411,23 +398,40 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     const key = `revoked|${watchdog}|${revocation.atUs}`;
     if (done.has(key)) return;
     done.add(key);
+    await sendRevoked(key, null, watchdog, 'watchdog', revocation, {
+      signature: `Watchdog ${watchdog} was revoked: its packets, block reports and alerts are refused`,
+      evidence: { watchdog, host },
+      partitionKey: host,
+    });
+  }
+
+  /** The one alert of a revocation (no addresses: it can never become a block). */
+  async function sendRevoked(
+    key: string,
+    vm: string | null,
+    sensor: string,
+    kind: 'agent' | 'watchdog',
+    revocation: Revocation,
+    o: { signature: string; evidence: Record<string, unknown>; partitionKey?: string },
+  ): Promise<void> {
     const detail = `revoked by the manager${revocation.reason ? `: ${revocation.reason}` : ''}`;
     const alert: AlertInput = {
       alert_id: alertId(STAGE, key),
       ts_us: nowUs(),
       stage: STAGE,
-      vm: null,
-      sensor: watchdog,
-      rule_id: 'coordinator:watchdog-revoked',
+      vm,
+      sensor,
+      rule_id: `coordinator:${kind}-revoked`,
       rule_rev: 1,
-      signature: `Watchdog ${watchdog} was revoked: its packets, block reports and alerts are refused`,
+      signature: o.signature,
       severity: 3,
       category: 'agent-trust',
       action: 'alert',
       ...NO_FLOW,
-      evidence: JSON.stringify({ watchdog, host, detail, revoked_us: revocation.atUs }),
+      evidence: JSON.stringify({ ...o.evidence, detail, revoked_us: revocation.atUs }),
     };
-    await stage.send(TOPICS.alerts, [{ key: Buffer.from(host), value: codec.alerts.encode(alert) }]);
+    const k = o.partitionKey ?? vm ?? sensor;
+    await stage.send(TOPICS.alerts, [{ key: Buffer.from(k), value: codec.alerts.encode(alert) }]);
   }
 
   async function withdrawKey(producer: string, boundTo: { vm: string } | { host: string }): Promise<void> {

@@ -55,11 +55,8 @@ export function isNetworkError(err: unknown): boolean {
  */
 export const UNAVAILABLE_BUDGET_MS = 60_000;
 
-/** Broker answers that mean "not now": a leader or coordinator moving, too few replicas in sync. */
-const UNAVAILABLE_API_ERRORS = new Set([
-  'NOT_COORDINATOR',
-  'COORDINATOR_NOT_AVAILABLE',
-  'COORDINATOR_LOAD_IN_PROGRESS',
+/** Partition answers that mean "not now": a leader moving, too few replicas in sync, a slow disk. */
+export const PARTITION_UNAVAILABLE_ERRORS: readonly string[] = [
   'NOT_LEADER_OR_FOLLOWER',
   'LEADER_NOT_AVAILABLE',
   'REQUEST_TIMED_OUT',
@@ -69,6 +66,13 @@ const UNAVAILABLE_API_ERRORS = new Set([
   'KAFKA_STORAGE_ERROR',
   'FENCED_LEADER_EPOCH',
   'UNKNOWN_LEADER_EPOCH',
+];
+/** …and the group coordinator moving. */
+const UNAVAILABLE_API_ERRORS = new Set([
+  ...PARTITION_UNAVAILABLE_ERRORS,
+  'NOT_COORDINATOR',
+  'COORDINATOR_NOT_AVAILABLE',
+  'COORDINATOR_LOAD_IN_PROGRESS',
 ]);
 const UNAVAILABLE_CODES = new Set([
   'PLT_KFK_NETWORK',

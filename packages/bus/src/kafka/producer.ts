@@ -15,6 +15,7 @@ import {
   hasKafkaError,
   isNetworkError,
   isSecurityFailure,
+  PARTITION_UNAVAILABLE_ERRORS,
   responseOf,
   toBusError,
   UNAVAILABLE_BUDGET_MS,
@@ -49,18 +50,7 @@ const DELIVERY_TIMEOUT_MS = UNAVAILABLE_BUDGET_MS;
 const RETRY_BACKOFF_MS = 250;
 const RETRY_BACKOFF_MAX_MS = 2_000;
 /** Partition errors after which the same batch is sent again (same sequence: never written twice). */
-const RETRIABLE = new Set([
-  'NOT_LEADER_OR_FOLLOWER',
-  'LEADER_NOT_AVAILABLE',
-  'UNKNOWN_TOPIC_OR_PARTITION',
-  'REQUEST_TIMED_OUT',
-  'NOT_ENOUGH_REPLICAS',
-  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
-  'NETWORK_EXCEPTION',
-  'KAFKA_STORAGE_ERROR',
-  'FENCED_LEADER_EPOCH',
-  'UNKNOWN_LEADER_EPOCH',
-]);
+const RETRIABLE = new Set([...PARTITION_UNAVAILABLE_ERRORS, 'UNKNOWN_TOPIC_OR_PARTITION']);
 /** InitProducerId answers to ask again after a moment. */
 const PID_RETRIABLE = [
   'COORDINATOR_LOAD_IN_PROGRESS',
