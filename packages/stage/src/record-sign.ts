@@ -1,4 +1,4 @@
-import { createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
 import type { BusHeaders, ProduceRecord } from '@cordon/bus';
 
 /**
@@ -35,26 +35,65 @@ function u32(n: number): Buffer {
   return b;
 }
 
+/** LEAF, DOMAIN and the topic with its length: the same for every record of a topic. */
+const prefixes = new Map<string, Buffer>();
+function prefixOf(topic: string): Buffer {
+  let p = prefixes.get(topic);
+  if (!p) {
+    const t = Buffer.from(topic);
+    p = Buffer.concat([LEAF, DOMAIN, u32(t.length), t]);
+    // topics are few; a caller passing made-up ones must not grow this without bound
+    if (prefixes.size >= 256) prefixes.clear();
+    prefixes.set(topic, p);
+  }
+  return p;
+}
+
+/**
+ * Where a record's fields are laid out to be hashed in one call, reused: a buffer per record
+ * (allocUnsafe, then garbage) cost more than the copy. A record larger than this is hashed by
+ * a streaming hash instead, so one huge record does not keep a huge buffer alive.
+ */
+const SCRATCH_MAX = 64 * 1024;
+let scratch = Buffer.allocUnsafe(8 * 1024);
+
 /** A record's digest: what its signature covers (as a leaf of its send's tree). */
 export function recordDigest(topic: string, key: Buffer | null, value: Buffer | null, producer: string): Buffer {
-  // one buffer and one native call: a hash object fed eight small updates cost ~2x the hashing
-  const tl = Buffer.byteLength(topic);
+  const prefix = prefixOf(topic);
   const pl = Buffer.byteLength(producer);
-  const buf = Buffer.allocUnsafe(1 + DOMAIN.length + 16 + tl + (key?.length ?? 0) + (value?.length ?? 0) + pl);
-  let at = LEAF.copy(buf, 0);
-  at += DOMAIN.copy(buf, at);
-  at = buf.writeUInt32BE(tl, at);
-  at += buf.write(topic, at);
+  const size = prefix.length + 12 + (key?.length ?? 0) + (value?.length ?? 0) + pl;
+  if (size > SCRATCH_MAX) return streamedDigest(prefix, key, value, producer);
+  // one buffer and one native call: a hash object fed eight small updates cost ~2x the hashing
+  if (scratch.length < size) scratch = Buffer.allocUnsafe(SCRATCH_MAX);
+  const buf = scratch;
+  buf.set(prefix, 0);
+  let at = prefix.length;
   // 0xffffffff marks an absent key or value (a null is not an empty buffer)
-  for (const b of [key, value]) {
-    if (b) {
-      at = buf.writeUInt32BE(b.length, at);
-      at += b.copy(buf, at);
-    } else at = buf.writeUInt32BE(0xffffffff, at);
-  }
+  if (key) {
+    at = buf.writeUInt32BE(key.length, at);
+    buf.set(key, at);
+    at += key.length;
+  } else at = buf.writeUInt32BE(0xffffffff, at);
+  if (value) {
+    at = buf.writeUInt32BE(value.length, at);
+    buf.set(value, at);
+    at += value.length;
+  } else at = buf.writeUInt32BE(0xffffffff, at);
   at = buf.writeUInt32BE(pl, at);
   at += buf.write(producer, at);
+  // hash() is synchronous: the scratch buffer is free again when it returns
   return hash('sha256', buf.subarray(0, at), 'buffer') as unknown as Buffer;
+}
+
+/** The same digest as recordDigest, fed piece by piece: no copy of a large value. */
+function streamedDigest(prefix: Buffer, key: Buffer | null, value: Buffer | null, producer: string): Buffer {
+  const h = createHash('sha256').update(prefix);
+  for (const b of [key, value]) {
+    if (b) h.update(u32(b.length)).update(b);
+    else h.update(u32(0xffffffff));
+  }
+  const id = Buffer.from(producer);
+  return h.update(u32(id.length)).update(id).digest();
 }
 
 // one-shot: a hash object per node costs more than the hashing of 65 bytes
@@ -202,6 +241,14 @@ export interface SignedRecord {
   headers: BusHeaders;
 }
 
+/** The records of a batch that carry one signature: their places in the batch and in the send. */
+interface Send {
+  sig: Buffer;
+  count: number;
+  at: number[];
+  idx: number[];
+}
+
 /**
  * `verifyRecord` over many records of one producer at once. The records of one send that
  * arrive together (a consumer batch usually holds a whole send: an agent's send goes to one
@@ -218,22 +265,37 @@ export function verifyRecords(
   keyId = '',
 ): boolean[] {
   const ok = new Array<boolean>(records.length).fill(false);
-  const sends = new Map<string, { at: number[]; idx: number[]; count: number }>();
+  // a send's records are grouped by their signature bytes; they usually arrive one after the
+  // other, so the send of the record before is tried first (a 64-byte compare) and the map of
+  // all sends (a string of the signature a record) only when that is not it
+  const sends: Send[] = [];
+  let byId: Map<string, Send> | null = null;
+  let last: Send | null = null;
   const single: number[] = [];
-  records.forEach((r, i) => {
-    const sig = r.headers[SIGNATURE_HEADER];
-    const proof = r.headers[PROOF_HEADER];
-    if (!sig || sig.length !== 64 || !proof || proof.length < 8) return;
+  for (let i = 0; i < records.length; i++) {
+    const headers = records[i]!.headers;
+    const sig = headers[SIGNATURE_HEADER];
+    const proof = headers[PROOF_HEADER];
+    if (!sig || sig.length !== 64 || !proof || proof.length < 8) continue;
     const idx = proof.readUInt32BE(0);
     const count = proof.readUInt32BE(4);
-    if (count < 1 || count > MAX_LEAVES || idx >= count || proof.length !== proofLength(idx, count)) return;
-    const id = `${count}\u0000${sig.toString('latin1')}`;
-    let s = sends.get(id);
-    if (!s) sends.set(id, (s = { at: [], idx: [], count }));
+    if (count < 1 || count > MAX_LEAVES || idx >= count || proof.length !== proofLength(idx, count)) continue;
+    let s: Send | null = last !== null && last.count === count && last.sig.equals(sig) ? last : null;
+    if (s === null) {
+      const id = `${count}\u0000${sig.toString('latin1')}`;
+      byId ??= new Map();
+      s = byId.get(id) ?? null;
+      if (s === null) {
+        s = { sig, count, at: [], idx: [] };
+        byId.set(id, s);
+        sends.push(s);
+      }
+    }
     s.at.push(i);
     s.idx.push(idx);
-  });
-  for (const s of sends.values()) {
+    last = s;
+  }
+  for (const s of sends) {
     // whole: every index of the send exactly once
     let whole = s.at.length === s.count;
     const seen = new Uint8Array(s.count);
@@ -251,7 +313,7 @@ export function verifyRecords(
       leaves[s.idx[j]!] = recordDigest(r.topic, r.key, r.value, producer);
     }
     const root = rootOfLeaves(leaves);
-    const sig = records[s.at[0]!]!.headers[SIGNATURE_HEADER]!;
+    const sig = s.sig;
     const id = rootId(producer, keyId, s.count, root, sig);
     let good = cache?.has(id) ?? false;
     if (!good) {

@@ -274,16 +274,26 @@ export class RecordTrust {
     const out = new Array<(Error & { code: string; refusal: Refusal }) | null>(items.length).fill(null);
     const byProducer = new Map<string, number[]>();
     const unsigned: number[] = [];
-    items.forEach(({ r }, i) => {
-      const producer = r.headers[PRODUCER_HEADER]?.toString();
-      if (producer === undefined || r.headers[SIGNATURE_HEADER] === undefined) {
+    // a batch holds few producers, one after the other: the id of the record before is reused
+    // when its header holds the same bytes, instead of decoding a string a record
+    let lastId: Buffer | null = null;
+    let lastList: number[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const headers = items[i]!.r.headers;
+      const id = headers[PRODUCER_HEADER];
+      if (id === undefined || headers[SIGNATURE_HEADER] === undefined) {
         unsigned.push(i);
-        return;
+        continue;
       }
-      let list = byProducer.get(producer);
-      if (!list) byProducer.set(producer, (list = []));
-      list.push(i);
-    });
+      if (lastId === null || !lastId.equals(id)) {
+        const producer = id.toString();
+        let list = byProducer.get(producer);
+        if (!list) byProducer.set(producer, (list = []));
+        lastId = id;
+        lastList = list;
+      }
+      lastList.push(i);
+    }
     // the same verdict as check() gives one record: required topics, requireSigned, and an
     // unsigned record in the name of an enrolled producer
     for (const i of unsigned) out[i] = await this.checkUnsigned(items[i]!.r, items[i]!.value);

@@ -5,11 +5,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import {
   createRecordSigner,
   ed25519PublicKey,
   PROOF_HEADER,
+  recordDigest,
   SIGNATURE_HEADER,
   verifyRecord,
   verifyRecords,
@@ -98,4 +99,113 @@ test('a proof that claims another place or count in the send is refused', () => 
     true,
   ]);
   assert.deepEqual(verifyRecords(alicePub, 'agt-alice', [zero], new VerifiedRoots()), [false]);
+});
+
+/** The digest as its format is written down (record-sign.ts), built the plain way. */
+function digestByTheBook(topic: string, key: Buffer | null, value: Buffer | null, producer: string): Buffer {
+  const len = (b: Buffer | null) => {
+    const n = Buffer.alloc(4);
+    n.writeUInt32BE(b ? b.length : 0xffffffff);
+    return b ? [n, b] : [n];
+  };
+  const t = Buffer.from(topic);
+  const p = Buffer.from(producer);
+  return createHash('sha256')
+    .update(
+      Buffer.concat([
+        Buffer.from([0]),
+        Buffer.from('cordon-record-v1\u0000'),
+        ...len(t),
+        ...len(key),
+        ...len(value),
+        ...len(p),
+      ]),
+    )
+    .digest();
+}
+
+test('a record digest keeps its bytes: what agents signed before still verifies', () => {
+  const big = Buffer.alloc(100_000);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 255;
+  // made by the implementation agents ran before the digest stopped copying each record
+  const vectors: Array<[Parameters<typeof recordDigest>, string]> = [
+    [
+      ['cordon.logs.v1', Buffer.from('vm-1|/var/log/auth.log'), Buffer.from('hello'), 'agt-alice'],
+      '7cd6707529dfc4ab68d7285d9343da4b541b79b17cc99e1d7507d5094f298a46',
+    ],
+    [
+      ['cordon.logs.v1', null, Buffer.from('no key'), 'agt-alice'],
+      '718e40a2fd883252479eb1de45eac497a830e97905271f737ce55b52b2d3db45',
+    ],
+    [
+      ['cordon.alerts.v1', Buffer.from(''), null, 'watchdog:hv-1'],
+      '768e4f8d98ee6b65b363c60732a58340901b82372b1d1252282de30f154aaef7',
+    ],
+    // larger than the reused buffer: hashed piece by piece
+    [
+      ['cordon.logs.v1', Buffer.from('k'), big, 'agt-ünï'],
+      '6f63555cbd7e15330eb008698f8ce97607f4482c34fd80535fb43237c2e09180',
+    ],
+  ];
+  for (const [args, hex] of vectors) {
+    assert.equal(recordDigest(...args).toString('hex'), hex);
+    assert.equal(digestByTheBook(...args).toString('hex'), hex);
+  }
+  // sizes around the reused buffer's bounds, one after the other (nothing of the one before leaks in)
+  for (const size of [0, 1, 2485, 8 * 1024 - 60, 8 * 1024, 64 * 1024 - 70, 64 * 1024, 200_000, 3]) {
+    const value = big.subarray(0, Math.min(size, big.length));
+    const args: Parameters<typeof recordDigest> = ['cordon.fim.v1', Buffer.from(`vm-${size}`), value, 'agt-x'];
+    assert.ok(recordDigest(...args).equals(digestByTheBook(...args)), `value of ${size} B`);
+  }
+  // a field moved into its neighbour changes the digest
+  assert.ok(
+    !recordDigest(TOPIC, Buffer.from('ab'), Buffer.from('c'), 'p').equals(
+      recordDigest(TOPIC, Buffer.from('a'), Buffer.from('bc'), 'p'),
+    ),
+  );
+});
+
+test('a large record signs and verifies, and tampered with it is refused', () => {
+  const value = Buffer.alloc(150_000, 7);
+  const [r] = alice.signAll(TOPIC, [{ key: Buffer.from('vm-1|/var/log/big'), value }]);
+  const rec: SignedRecord = { topic: TOPIC, key: r!.key, value: r!.value, headers: r!.headers! };
+  assert.deepEqual(verifyRecords(alicePub, 'agt-alice', [rec], new VerifiedRoots()), [true]);
+  const flipped = Buffer.from(value);
+  flipped[149_999] = 8;
+  assert.deepEqual(verifyRecords(alicePub, 'agt-alice', [{ ...rec, value: flipped }], new VerifiedRoots()), [false]);
+});
+
+test('sends interleaved, or dressed in another send’s signature, are grouped by what they carry', () => {
+  const a = send(alice, 6, 'ia');
+  const b = send(alice, 6, 'ib');
+  const c = send(alice, 3, 'ic');
+  const interleaved = a.flatMap((r, i) => [r, b[i]!]);
+  // a record of c carrying a's signature, right after a's records: same bytes as the record
+  // before, so grouped with a's send — which then does not verify as a tree; alone it fails
+  const dressed = { ...c[0]!, headers: { ...c[0]!.headers, [SIGNATURE_HEADER]: a[0]!.headers[SIGNATURE_HEADER]! } };
+  // a's signature with a proof that claims a send of another size: not a's send
+  const recount = Buffer.from(c[1]!.headers[PROOF_HEADER]!);
+  const miscounted = {
+    ...c[1]!,
+    headers: { ...c[1]!.headers, [SIGNATURE_HEADER]: a[1]!.headers[SIGNATURE_HEADER]!, [PROOF_HEADER]: recount },
+  };
+  // a's own record with its value replaced, in the middle of a's send
+  const tampered = { ...a[4]!, value: Buffer.from('ia4 rhost=10.0.0.1') };
+  const cases: Array<[string, SignedRecord[]]> = [
+    ['two sends interleaved', interleaved],
+    ['two sends interleaved, reversed', [...interleaved].reverse()],
+    ['a record in another send’s signature', [...a, dressed, ...c.slice(1)]],
+    ['in the middle of that send', [...a.slice(0, 3), dressed, ...a.slice(3)]],
+    ['with another count', [...a.slice(0, 2), miscounted, ...a.slice(2), c[0]!, c[2]!]],
+    ['tampered between two sends', [...a.slice(0, 4), tampered, a[5]!, ...b]],
+  ];
+  for (const [what, records] of cases) {
+    const got = verifyRecords(alicePub, 'agt-alice', records, new VerifiedRoots());
+    assert.deepEqual(got, alone(records), what);
+  }
+  assert.deepEqual(
+    verifyRecords(alicePub, 'agt-alice', [...a.slice(0, 3), dressed, ...a.slice(3)], new VerifiedRoots()),
+    [true, true, true, false, true, true, true],
+  );
+  assert.ok(verifyRecords(alicePub, 'agt-alice', interleaved, new VerifiedRoots()).every(Boolean));
 });
