@@ -127,16 +127,35 @@ export function rawPublicKey(key: KeyObject): Buffer {
   return Buffer.from(der.subarray(12));
 }
 
-/** The root of the tree over `leaves` (a lone last node goes up unhashed), as signed. */
-function rootOfLeaves(leaves: Buffer[]): Buffer {
-  let level = leaves;
-  while (level.length > 1) {
+/** The levels of the tree over `leaves`, leaves first, root last (a lone last node goes up unhashed). */
+function treeLevels(leaves: Buffer[]): Buffer[][] {
+  const levels = [leaves];
+  for (let level = leaves; level.length > 1;) {
     const up: Buffer[] = [];
     for (let i = 0; i < level.length; i += 2)
       up.push(i + 1 < level.length ? node(level[i]!, level[i + 1]!) : level[i]!);
-    level = up;
+    levels.push((level = up));
   }
-  return level[0]!;
+  return levels;
+}
+
+/** The sibling hashes of the leaf at `idx`, bottom up: what its proof carries after index and count. */
+function* siblings(levels: Buffer[][], idx: number): Generator<Buffer> {
+  for (let l = 0; l < levels.length - 1; l++) {
+    const sib = idx ^ 1;
+    if (sib < levels[l]!.length) yield levels[l]![sib]!;
+    idx >>= 1;
+  }
+}
+
+/** Whether `proof` carries exactly the sibling hashes of the tree `levels` for its leaf. */
+function proofMatches(levels: Buffer[][], idx: number, proof: Buffer): boolean {
+  let at = 8;
+  for (const h of siblings(levels, idx)) {
+    if (proof.compare(h, 0, 32, at, at + 32) !== 0) return false;
+    at += 32;
+  }
+  return at === proof.length;
 }
 
 /** Sibling hashes a proof of a tree of `count` leaves carries for the leaf at `idx`. */
@@ -158,24 +177,10 @@ export function createRecordSigner(producer: string, privateKey: KeyObject): Rec
   const id = Buffer.from(producer);
   const signPart = (topic: string, records: ProduceRecord[]): ProduceRecord[] => {
     const n = records.length;
-    // levels[0] are the leaves; a lone last node goes up unhashed
-    const levels: Buffer[][] = [records.map((r) => recordDigest(topic, r.key, r.value, producer))];
-    while (levels[levels.length - 1]!.length > 1) {
-      const below = levels[levels.length - 1]!;
-      const up: Buffer[] = [];
-      for (let i = 0; i < below.length; i += 2)
-        up.push(i + 1 < below.length ? node(below[i]!, below[i + 1]!) : below[i]!);
-      levels.push(up);
-    }
+    const levels = treeLevels(records.map((r) => recordDigest(topic, r.key, r.value, producer)));
     const sig = sign(null, rootMessage(levels[levels.length - 1]![0]!, n), privateKey);
     return records.map((r, i) => {
-      const path: Buffer[] = [u32(i), u32(n)];
-      let idx = i;
-      for (let l = 0; l < levels.length - 1; l++) {
-        const sib = idx ^ 1;
-        if (sib < levels[l]!.length) path.push(levels[l]![sib]!);
-        idx >>= 1;
-      }
+      const path: Buffer[] = [u32(i), u32(n), ...siblings(levels, i)];
       return {
         ...r,
         headers: { ...r.headers, [PRODUCER_HEADER]: id, [SIGNATURE_HEADER]: sig, [PROOF_HEADER]: Buffer.concat(path) },
@@ -312,7 +317,8 @@ export function verifyRecords(
       const r = records[s.at[j]!]!;
       leaves[s.idx[j]!] = recordDigest(r.topic, r.key, r.value, producer);
     }
-    const root = rootOfLeaves(leaves);
+    const levels = treeLevels(leaves);
+    const root = levels[levels.length - 1]![0]!;
     const sig = s.sig;
     const id = rootId(producer, keyId, s.count, root, sig);
     let good = cache?.has(id) ?? false;
@@ -324,8 +330,17 @@ export function verifyRecords(
       }
       if (good) cache?.add(id);
     }
-    if (good) for (const i of s.at) ok[i] = true;
-    else single.push(...s.at);
+    if (!good) {
+      single.push(...s.at);
+      continue;
+    }
+    // the root is good; a record whose proof does not carry its siblings in this tree gets the
+    // verdict it gets alone (refused), not the send's
+    for (let j = 0; j < s.at.length; j++) {
+      const i = s.at[j]!;
+      if (proofMatches(levels, s.idx[j]!, records[i]!.headers[PROOF_HEADER]!)) ok[i] = true;
+      else single.push(i);
+    }
   }
   for (const i of single) {
     const r = records[i]!;

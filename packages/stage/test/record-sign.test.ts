@@ -209,3 +209,16 @@ test('sends interleaved, or dressed in another send’s signature, are grouped b
   );
   assert.ok(verifyRecords(alicePub, 'agt-alice', interleaved, new VerifiedRoots()).every(Boolean));
 });
+
+test('in a whole send, a record whose proof carries wrong sibling hashes is refused as it is alone', () => {
+  for (const n of [2, 5, 32]) {
+    const records = send(alice, n, `p${n}-`);
+    const bad = n - 2;
+    const proof = Buffer.from(records[bad]!.headers['cordon-proof']!);
+    proof[8] = proof[8]! ^ 0xff; // its first sibling hash; its own bytes, index and count unchanged
+    records[bad] = { ...records[bad]!, headers: { ...records[bad]!.headers, 'cordon-proof': proof } };
+    const expected = Array.from({ length: n }, (_, i) => i !== bad);
+    assert.deepEqual(alone(records), expected, `send of ${n}, alone`);
+    assert.deepEqual(verifyRecords(alicePub, 'agt-alice', records, new VerifiedRoots()), expected, `send of ${n}`);
+  }
+});
