@@ -45,9 +45,14 @@ export class LiteralScanner {
   private slotShift = 0;
   private candidates = new Int32Array(0);
   private texts: string[] = [];
-  /** Per text: its length and its fourth character (-1 when it has three), to reject most candidates unread. */
+  /** Per text: its length. */
   private textLength = new Int32Array(0);
-  private textFourth = new Int32Array(0);
+  /**
+   * Per position in `candidates`: how many leading characters its text shares with the text
+   * before it in the same trigram's list (lists are sorted), so a walk down a list compares each
+   * character of the line once, not once per candidate (`auth…` has ~30 literals).
+   */
+  private candidateLcp = new Int32Array(0);
   /** Per text: (field, literal id) pairs, flattened: one text may be a literal of several fields. */
   private textEntries: Int32Array[] = [];
   /** Per field, during a scan: the range of the scanned text it occupies (start -1: not in it). */
@@ -112,6 +117,18 @@ export class LiteralScanner {
     return false;
   }
 
+  /**
+   * Was field `f` of `ev` scanned already, and found to hold none of these literals (all of
+   * field `f`)? A predicate that needs one of them then cannot hold. False when the field was
+   * not scanned: the caller decides then without the scan, rather than paying for one.
+   */
+  lacks(ev: LogEvent, f: number, ids: Int32Array): boolean {
+    const epoch = this.epoch;
+    if (ev !== this.current || this.dirty || this.scanned[f] !== epoch) return false;
+    for (let k = 0; k < ids.length; k++) if (this.hit[ids[k]!] === epoch) return false;
+    return true;
+  }
+
   /** Scan fields `fs` of `ev` (those not scanned yet): `hits` then lists every literal of theirs that `ev` holds. */
   scanFields(ev: LogEvent, fs: Int32Array): void {
     if (ev !== this.current || this.dirty) this.begin(ev);
@@ -157,7 +174,6 @@ export class LiteralScanner {
     }
     this.textEntries = entries.map((e) => Int32Array.from(e));
     this.textLength = Int32Array.from(this.texts, (t) => t.length);
-    this.textFourth = Int32Array.from(this.texts, (t) => (t.length > 3 ? t.charCodeAt(3) : -1));
     let bits = 4;
     while (1 << bits < lists.size * 4) bits++;
     this.slotShift = 32 - bits;
@@ -165,15 +181,21 @@ export class LiteralScanner {
     this.slotFrom = new Int32Array(1 << bits);
     this.slotTo = new Int32Array(1 << bits);
     const flat: number[] = [];
+    const lcp: number[] = [];
     for (const [key, list] of lists) {
       let slot = Math.imul(key, HASH) >>> this.slotShift;
       while (this.slotKey[slot] !== -1) slot = (slot + 1) & ((1 << bits) - 1);
       this.slotKey[slot] = key;
       this.slotFrom[slot] = flat.length;
+      // sorted by character code, as the walk in `found` assumes
+      list.sort((x, y) => (this.texts[x]! < this.texts[y]! ? -1 : 1));
+      for (let k = 0; k < list.length; k++)
+        lcp.push(k === 0 ? 0 : commonPrefix(this.texts[list[k - 1]!]!, this.texts[list[k]!]!));
       flat.push(...list);
       this.slotTo[slot] = flat.length;
     }
     this.candidates = Int32Array.from(flat);
+    this.candidateLcp = Int32Array.from(lcp);
     this.start = new Int32Array(nf);
     this.end = new Int32Array(nf);
     this.wholeLine = Int32Array.from(WHOLE_LINE.filter((n) => this.fieldIds.has(n)).map((n) => this.fieldIds.get(n)!));
@@ -282,20 +304,46 @@ export class LiteralScanner {
     return true;
   }
 
-  /** Some literal starts with the three characters at `at`: record those that are there. */
+  /**
+   * Some literal starts with the three characters at `at`: record those that are there. The
+   * trigram's texts are sorted, so one walk settles them all: `m` is how far the text matched
+   * the previous candidate; a candidate sharing fewer characters with that one differs from the
+   * text where the text agreed, and so does every later one (stop); one sharing more fails
+   * where the previous one failed (skip); one sharing exactly `m` is compared from there on.
+   */
   private found(v: string, at: number, key: number): void {
     let slot = Math.imul(key, HASH) >>> this.slotShift;
     while (this.slotKey[slot] !== key) slot = (slot + 1) & (this.slotKey.length - 1);
     const candidates = this.candidates;
+    const lcp = this.candidateLcp;
     const length = this.textLength;
-    const fourth = this.textFourth;
-    const room = v.length - at;
-    const c4 = room > 3 ? FOLD7[v.charCodeAt(at + 3)]! : -2;
-    for (let k = this.slotFrom[slot]!, to = this.slotTo[slot]!; k < to; k++) {
+    const texts = this.texts;
+    const n = v.length;
+    const from = this.slotFrom[slot]!;
+    const to = this.slotTo[slot]!;
+    let m = 3; // the trigram matched
+    for (let k = from; k < to; k++) {
+      if (k > from) {
+        const l = lcp[k]!;
+        if (l < m) return;
+        if (l > m) continue;
+      }
       const t = candidates[k]!;
-      const f4 = fourth[t]!;
-      if ((f4 >= 0 && f4 !== c4) || length[t]! > room || !matchesAt(v, at, this.texts[t]!)) continue;
-      this.record(t, at, at + length[t]!);
+      const len = length[t]!;
+      const lit = texts[t]!;
+      let j = m;
+      while (j < len) {
+        // past the end, or U+0130 (-1): below every literal character; other non-ASCII (0x7f) above
+        const c = at + j < n ? FOLD7[v.charCodeAt(at + j)]! : -1;
+        const l = lit.charCodeAt(j);
+        if (c !== l) {
+          if (c < l) return;
+          break;
+        }
+        j++;
+      }
+      m = j;
+      if (j === len) this.record(t, at, at + len);
     }
   }
 
@@ -343,10 +391,11 @@ const FOLD7 = Int8Array.from({ length: 0x10000 }, (_, c) =>
   c < 0x80 || c === 0x212a ? fold(c) : c === 0x130 ? -1 : 0x7f,
 );
 
-/** The first four characters are known to match (the trigram key, then the fourth) and `lit` fits: compare the rest. */
-function matchesAt(v: string, at: number, lit: string): boolean {
-  for (let j = 4; j < lit.length; j++) if (fold(v.charCodeAt(at + j)) !== lit.charCodeAt(j)) return false;
-  return true;
+/** How many leading characters `a` and `b` share. */
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i;
 }
 
 /** The next character that FOLD7 does not map to 0x7f: the end of a run no literal can match. */

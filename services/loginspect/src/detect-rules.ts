@@ -281,6 +281,20 @@ function eventPred(field: string, p: ValuePredicate, out: CompileOut): Pred<LogE
     const id = sc.register(field, p.contains);
     return (ev) => sc.has(ev, f, id);
   }
+  const pred = textPred(field, p);
+  // a regular expression one of whose required literals must be in the field: when the line's
+  // scan (done for the prefilter) found none of them, it cannot match. A rule's `1 of them`
+  // over sixteen daemons' patterns then runs only the patterns whose words the line holds.
+  if (sc && p.costly && p.required && p.required.length > 0 && p.required.every((l) => LiteralScanner.accepts(l))) {
+    const f = sc.fieldId(field);
+    const ids = Int32Array.from(p.required, (l) => sc.register(field, l));
+    return (ev) => !sc.lacks(ev, f, ids) && pred(ev);
+  }
+  return pred;
+}
+
+/** The value's test on the field's text (original or lower-cased, as the predicate wants). */
+function textPred(field: string, p: ValuePredicate): Pred<LogEvent> {
   const folded = p.folded;
   if (folded) {
     if (field === RAW) return (ev) => folded(ev.raw);

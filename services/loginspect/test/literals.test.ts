@@ -94,6 +94,28 @@ test('the scanner answers contains exactly as toLowerCase().includes, per field 
   }
 });
 
+test('literals sharing their first characters (one sorted walk per trigram) are each found exactly', () => {
+  // dense prefixes: several literals per trigram, some the prefix of others, over the letters
+  // that fold (k, i, the Kelvin sign and U+0130 in the text)
+  const sc = new LiteralScanner();
+  const letters = ['k', 'i', 'a', '/', '-'];
+  const lits = new Set<string>(['kia', 'kiak', 'kiaki', 'kiak/', 'kia-', 'kiaa', 'kiakia', 'aaa', 'aaaa', 'aaaaa']);
+  // every extension of the three trigrams by up to two letters: 3 × (1 + 5 + 25) literals
+  for (const t of ['kia', 'aik', 'a/k'])
+    for (const x of ['', ...letters, ...letters.flatMap((a) => letters.map((b) => a + b))]) lits.add(t + x);
+  const list = [...lits];
+  const ids = list.map((l) => sc.register('f', l));
+  const f = sc.fieldId('f');
+  const textAlphabet = ['k', 'K', 'i', 'I', 'a', 'A', '/', '-', '\u212a', '\u0130', 'é'];
+  for (let n = 0; n < 4000; n++) {
+    const v = Array.from({ length: rnd(20) }, () => textAlphabet[rnd(textAlphabet.length)]).join('');
+    const ev = { raw: v, fields: { f: v } } as unknown as LogEvent;
+    list.forEach((l, k) =>
+      assert.equal(sc.has(ev, f, ids[k]!), v.toLowerCase().includes(l), `${JSON.stringify(v)} contains ${l}`),
+    );
+  }
+});
+
 test('every literal found is listed for the prefilter, however many', () => {
   const sc = new LiteralScanner();
   const lits = Array.from({ length: 150 }, (_, i) => `w${String(i).padStart(3, '0')}`);
