@@ -31,8 +31,13 @@ export class LiteralScanner {
   private readonly litIds = new Map<string, number>();
   /** Per field: its slot in `LogEvent.spans` (the raw line's is 0), -1 when it is never a slice of the line. */
   private slotOf = new Int32Array(0);
-  /** Per folded bigram: 1 when some literal starts with it. A 16 KB table: the scan's first gate. */
+  /**
+   * Per folded bigram: bit 1 when some literal of three or more characters starts with it, bit 2
+   * when it is a literal itself (`${`, `--`, `or`). A 16 KB table: the scan's first gate.
+   */
   private readonly first2 = new Uint8Array(1 << 14);
+  /** Per folded bigram that is a literal: its text id + 1. */
+  private readonly pairText = new Int32Array(1 << 14);
   /** Bit set over 21-bit folded trigrams: those some literal starts with. Rebuilt after registrations. */
   private readonly first3 = new Int32Array(1 << 16);
   /**
@@ -71,9 +76,9 @@ export class LiteralScanner {
   hits = new Int32Array(64);
   hitCount = 0;
 
-  /** Can `contains lit` be answered by the scan? (ASCII, ≥ 3 chars: the index key is a trigram.) */
+  /** Can `contains lit` be answered by the scan? (ASCII, ≥ 2 chars: the index keys are bigrams and trigrams.) */
   static accepts(lit: string): boolean {
-    if (lit.length < 3) return false;
+    if (lit.length < 2) return false;
     for (let i = 0; i < lit.length; i++) if (lit.charCodeAt(i) > 0x7e) return false;
     return lit === lit.toLowerCase();
   }
@@ -123,10 +128,19 @@ export class LiteralScanner {
    * not scanned: the caller decides then without the scan, rather than paying for one.
    */
   lacks(ev: LogEvent, f: number, ids: Int32Array): boolean {
+    return this.scannedIn(ev, f) && !this.found1(ids);
+  }
+
+  /** Was field `f` of `ev` scanned already (its literals' hits are known)? */
+  scannedIn(ev: LogEvent, f: number): boolean {
+    return ev === this.current && !this.dirty && this.scanned[f] === this.epoch;
+  }
+
+  /** Was one of these literals found in the current event (in the fields scanned so far)? */
+  found1(ids: Int32Array): boolean {
     const epoch = this.epoch;
-    if (ev !== this.current || this.dirty || this.scanned[f] !== epoch) return false;
-    for (let k = 0; k < ids.length; k++) if (this.hit[ids[k]!] === epoch) return false;
-    return true;
+    for (let k = 0; k < ids.length; k++) if (this.hit[ids[k]!] === epoch) return true;
+    return false;
   }
 
   /** Scan fields `fs` of `ev` (those not scanned yet): `hits` then lists every literal of theirs that `ev` holds. */
@@ -155,6 +169,7 @@ export class LiteralScanner {
     const lists = new Map<number, number[]>();
     this.texts = [];
     this.first2.fill(0);
+    this.pairText.fill(0);
     this.first3.fill(0);
     for (let id = 0; id < this.lits.length; id++) {
       const lit = this.lits[id]!;
@@ -163,12 +178,18 @@ export class LiteralScanner {
         t = this.texts.push(lit) - 1;
         textIds.set(lit, t);
         entries.push([]);
-        const key = (lit.charCodeAt(0) << 14) | (lit.charCodeAt(1) << 7) | lit.charCodeAt(2);
-        this.first2[key >>> 7] = 1;
-        this.first3[key >>> 5]! |= 1 << (key & 31);
-        const list = lists.get(key);
-        if (list) list.push(t);
-        else lists.set(key, [t]);
+        if (lit.length === 2) {
+          const pair = (lit.charCodeAt(0) << 7) | lit.charCodeAt(1);
+          this.first2[pair]! |= 2;
+          this.pairText[pair] = t + 1;
+        } else {
+          const key = (lit.charCodeAt(0) << 14) | (lit.charCodeAt(1) << 7) | lit.charCodeAt(2);
+          this.first2[key >>> 7]! |= 1;
+          this.first3[key >>> 5]! |= 1 << (key & 31);
+          const list = lists.get(key);
+          if (list) list.push(t);
+          else lists.set(key, [t]);
+        }
       }
       entries[t]!.push(this.litField[id]!, id);
     }
@@ -216,7 +237,7 @@ export class LiteralScanner {
     this.scanned[f] = this.epoch;
     const name = this.fieldNames[f]!;
     const v = name === RAW ? ev.raw : ev.fields[name];
-    if (v === undefined || v.length < 3) return;
+    if (v === undefined || v.length < 2) return;
     const start = this.start;
     start.fill(-1);
     // the whole text, even when lower-casing lengthens it (the U+0130 retry below)
@@ -272,7 +293,7 @@ export class LiteralScanner {
    */
   private scanText(v: string): boolean {
     const n = v.length;
-    if (n < 3) return true;
+    if (n < 2) return true;
     const first2 = this.first2;
     const first3 = this.first3;
     const a = FOLD7[v.charCodeAt(0)]!;
@@ -295,12 +316,16 @@ export class LiteralScanner {
         }
       } else run = 0;
       // `key` still holds the two characters before c: the bigram gate first, then the trigram
-      if (first2[key & 0x3fff] !== 0) {
+      const g = first2[key & 0x3fff]!;
+      if (g !== 0) {
+        if ((g & 2) !== 0) this.record(this.pairText[key & 0x3fff]! - 1, i - 2, i);
         const k3 = ((key << 7) | c) & 0x1fffff;
-        if ((first3[k3 >>> 5]! & (1 << (k3 & 31))) !== 0) this.found(v, i - 2, k3);
+        if ((g & 1) !== 0 && (first3[k3 >>> 5]! & (1 << (k3 & 31))) !== 0) this.found(v, i - 2, k3);
       }
       key = (key << 7) | c;
     }
+    // the last two characters, which no third follows
+    if ((first2[key & 0x3fff]! & 2) !== 0) this.record(this.pairText[key & 0x3fff]! - 1, n - 2, n);
     return true;
   }
 

@@ -49,7 +49,25 @@ const word = (max: number): string => Array.from({ length: rnd(max) }, () => ALP
 
 test('the scanner answers contains exactly as toLowerCase().includes, per field and in the raw line', () => {
   const sc = new LiteralScanner();
-  const lits = ['abc', 'bcd', 'dki', 'ki/', 'a/b', '/./', 'cd-', '%2d', 'iii', 'kkk', 'ab%2'];
+  const lits = [
+    'abc',
+    'bcd',
+    'dki',
+    'ki/',
+    'a/b',
+    '/./',
+    'cd-',
+    '%2d',
+    'iii',
+    'kkk',
+    'ab%2',
+    'ab',
+    'k/',
+    '%2',
+    'ki',
+    '-i',
+    ' a',
+  ];
   const ids = lits.map((l) => [sc.register('f', l), sc.register(RAW, l)] as const);
   const idsQ = lits.map((l) => sc.register('cs-uri-query', l));
   const idsU = lits.map((l) => sc.register('cs-user-agent', l));
@@ -78,6 +96,7 @@ test('the scanner answers contains exactly as toLowerCase().includes, per field 
         ev.raw.toLowerCase().includes(l),
         `raw ${JSON.stringify(ev.raw)} contains ${l}`,
       );
+
       assert.equal(sc.has(acc, q, idsQ[k]!), uri.toLowerCase().includes(l), `uri ${JSON.stringify(uri)} contains ${l}`);
       assert.equal(sc.has(acc, u, idsU[k]!), ua.toLowerCase().includes(l), `agent ${JSON.stringify(ua)} contains ${l}`);
       assert.equal(

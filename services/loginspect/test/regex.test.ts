@@ -8,9 +8,11 @@ import {
   builtinRulesDir,
   compileRegex,
   compileRule,
+  compileValue,
   decodeLine,
   LiteralScanner,
   requiredLiterals,
+  topLevelBranches,
 } from '../src/index.js';
 import { LiteralPrefilter } from '../src/prefilter.js';
 
@@ -37,9 +39,10 @@ test('required literals of sequences, alternations, classes and repeats', () => 
   assert.deepEqual(req('a(?=bcd)efg'), ['aefg'], 'a lookahead consumes nothing');
 });
 
-test('no requirement when a match may hold no literal of three characters', () => {
+test('no requirement when a match may hold no literal of two characters', () => {
+  assert.deepEqual(req('--\\s*$'), ['--'], 'the scanner indexes bigrams too');
+  assert.deepEqual(req('\\$\\{(?:jndi:|[^}]{0,30}\\$\\{)'), ['${']);
   for (const src of [
-    '--\\s*$',
     'a|bcd',
     'x{0}abc|d',
     '(?:abc)?',
@@ -104,6 +107,53 @@ test('every match of the built-in rules’ regexes holds a required literal', ()
     }
   }
   assert.ok(checked > 100, `only ${checked} matching strings were tried`);
+});
+
+test('a top-level alternation is cut into its alternatives only where that cannot change a match', () => {
+  assert.deepEqual(topLevelBranches('(?:ab|cd)', ''), ['ab', 'cd']);
+  assert.deepEqual(topLevelBranches('ab|(?:c|d)e|[|]', ''), ['ab', '(?:c|d)e', '[|]']);
+  assert.deepEqual(topLevelBranches('\\|x|y', ''), ['\\|x', 'y']);
+  assert.deepEqual(topLevelBranches('[]|]|x', ''), ['[]', ']', 'x'], 'an empty class ends at once');
+  for (const src of ['ab', 'a(?:b|c)', '(?:a|b)+', '(?:a|b)(?:c|d)', '(a)|\\1', '(?<n>a)|\\k<n>', '(a|b', 'a|b)'])
+    assert.equal(topLevelBranches(src, ''), null, src);
+  assert.equal(topLevelBranches('a|b', 'u'), null, 'unicode mode is not analysed');
+});
+
+test('the built-in rules’ regexes cut into alternatives answer as the whole, each behind its own literals', () => {
+  let seed = 5;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let split = 0;
+  let matched = 0;
+  for (const re of builtinRegexes()) {
+    const p = compileValue(re.flags.includes('i') ? `(?i)${re.source}` : re.source, ['re']);
+    const branches = p.branches;
+    if (!branches) continue;
+    split++;
+    const pieces = re.source.split(/[\\()[\]|?*+{}^$]+/).filter(Boolean);
+    for (let n = 0; n < 2000; n++) {
+      let s = '';
+      for (let k = rnd(4); k >= 0; k--) {
+        const piece = pieces[rnd(pieces.length)]!;
+        s += rnd(2) ? piece.toUpperCase() : piece;
+        s += ['', ' ', '/', '../', "'", '1', '%', '${', ';', '\ufffd', '\x01'][rnd(11)];
+      }
+      const want = p.test(s);
+      if (want) matched++;
+      const hit: { required: string[] }[] = branches.filter((b) => b.test(s));
+      assert.equal(p.rest?.(s) === true || hit.length > 0, want, `${re} on ${JSON.stringify(s)}`);
+      const lower = s.toLowerCase();
+      for (const b of hit)
+        assert.ok(
+          b.required.some((l) => lower.includes(l)),
+          `${re}: a branch matched without its literals`,
+        );
+    }
+  }
+  assert.ok(split >= 5, `only ${split} built-in regexes were cut`);
+  assert.ok(matched > 500, `only ${matched} matching strings were tried`);
 });
 
 test('bounded regexes: anchored, no unbounded repeat, no top-level alternative', () => {
