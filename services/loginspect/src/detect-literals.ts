@@ -65,6 +65,8 @@ export class LiteralScanner {
   private end = new Int32Array(0);
   /** The fields that may be the whole raw line. */
   private wholeLine = new Int32Array(0);
+  /** The fields some decoders set to the line's end (a syslog or error-log message). */
+  private tailOfLine = new Int32Array(0);
   private hit = new Int32Array(0);
   private scanned = new Int32Array(0);
   private epoch = 0;
@@ -220,6 +222,9 @@ export class LiteralScanner {
     this.start = new Int32Array(nf);
     this.end = new Int32Array(nf);
     this.wholeLine = Int32Array.from(WHOLE_LINE.filter((n) => this.fieldIds.has(n)).map((n) => this.fieldIds.get(n)!));
+    this.tailOfLine = Int32Array.from(
+      TAIL_OF_LINE.filter((n) => this.fieldIds.has(n)).map((n) => this.fieldIds.get(n)!),
+    );
     // fresh state arrays: old epochs must not read as hits
     this.hit = new Int32Array(this.lits.length);
     this.scanned = new Int32Array(nf);
@@ -254,8 +259,29 @@ export class LiteralScanner {
           this.scanned[g] = this.epoch;
         }
       }
+      // a field that is the line's end (the message after a syslog header) is answered by the
+      // same pass, credited with the hits that lie in that end
+      for (let k = 0; k < this.tailOfLine.length; k++) {
+        const g = this.tailOfLine[k]!;
+        if (this.scanned[g] === this.epoch) continue;
+        const t = ev.fields[this.fieldNames[g]!];
+        if (t !== undefined && t.length < v.length && v.endsWith(t)) {
+          start[g] = v.length - t.length;
+          this.end[g] = 0x7fffffff;
+          this.scanned[g] = this.epoch;
+        }
+      }
     }
     if (this.scanText(v)) return;
+    // U+0130: lower-casing moves the line's end, which is then scanned on its own (the hits
+    // recorded before the U+0130 stand)
+    for (let k = 0; k < this.tailOfLine.length; k++) {
+      const g = this.tailOfLine[k]!;
+      if (start[g]! > 0) {
+        start[g] = -1;
+        this.scanned[g] = -1;
+      }
+    }
     this.scanText(v.toLowerCase());
   }
 
@@ -406,6 +432,9 @@ function fold(c: number): number {
 
 /** Fields some decoder sets to the whole raw line. */
 const WHOLE_LINE = [RAW, 'keywords', 'message', 'Message'];
+
+/** Fields some decoders set to the end of the raw line. */
+const TAIL_OF_LINE = ['message', 'Message'];
 
 /**
  * `fold` to 7 bits, as a table over every UTF-16 code unit (the scan's per-character step):
