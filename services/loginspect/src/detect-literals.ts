@@ -31,8 +31,13 @@ export class LiteralScanner {
   private readonly litIds = new Map<string, number>();
   /** Per field: its slot in `LogEvent.spans` (the raw line's is 0), -1 when it is never a slice of the line. */
   private slotOf = new Int32Array(0);
-  /** Per folded bigram: 1 when some literal starts with it. A 16 KB table: the scan's first gate. */
+  /**
+   * Per folded bigram: bit 1 when some literal of three or more characters starts with it, bit 2
+   * when it is a literal itself (`${`, `--`, `or`). A 16 KB table: the scan's first gate.
+   */
   private readonly first2 = new Uint8Array(1 << 14);
+  /** Per folded bigram that is a literal: its text id + 1. */
+  private readonly pairText = new Int32Array(1 << 14);
   /** Bit set over 21-bit folded trigrams: those some literal starts with. Rebuilt after registrations. */
   private readonly first3 = new Int32Array(1 << 16);
   /**
@@ -45,9 +50,14 @@ export class LiteralScanner {
   private slotShift = 0;
   private candidates = new Int32Array(0);
   private texts: string[] = [];
-  /** Per text: its length and its fourth character (-1 when it has three), to reject most candidates unread. */
+  /** Per text: its length. */
   private textLength = new Int32Array(0);
-  private textFourth = new Int32Array(0);
+  /**
+   * Per position in `candidates`: how many leading characters its text shares with the text
+   * before it in the same trigram's list (lists are sorted), so a walk down a list compares each
+   * character of the line once, not once per candidate (`auth…` has ~30 literals).
+   */
+  private candidateLcp = new Int32Array(0);
   /** Per text: (field, literal id) pairs, flattened: one text may be a literal of several fields. */
   private textEntries: Int32Array[] = [];
   /** Per field, during a scan: the range of the scanned text it occupies (start -1: not in it). */
@@ -55,6 +65,8 @@ export class LiteralScanner {
   private end = new Int32Array(0);
   /** The fields that may be the whole raw line. */
   private wholeLine = new Int32Array(0);
+  /** The fields some decoders set to the line's end (a syslog or error-log message). */
+  private tailOfLine = new Int32Array(0);
   private hit = new Int32Array(0);
   private scanned = new Int32Array(0);
   private epoch = 0;
@@ -66,9 +78,9 @@ export class LiteralScanner {
   hits = new Int32Array(64);
   hitCount = 0;
 
-  /** Can `contains lit` be answered by the scan? (ASCII, ≥ 3 chars: the index key is a trigram.) */
+  /** Can `contains lit` be answered by the scan? (ASCII, ≥ 2 chars: the index keys are bigrams and trigrams.) */
   static accepts(lit: string): boolean {
-    if (lit.length < 3) return false;
+    if (lit.length < 2) return false;
     for (let i = 0; i < lit.length; i++) if (lit.charCodeAt(i) > 0x7e) return false;
     return lit === lit.toLowerCase();
   }
@@ -112,6 +124,27 @@ export class LiteralScanner {
     return false;
   }
 
+  /**
+   * Was field `f` of `ev` scanned already, and found to hold none of these literals (all of
+   * field `f`)? A predicate that needs one of them then cannot hold. False when the field was
+   * not scanned: the caller decides then without the scan, rather than paying for one.
+   */
+  lacks(ev: LogEvent, f: number, ids: Int32Array): boolean {
+    return this.scannedIn(ev, f) && !this.found1(ids);
+  }
+
+  /** Was field `f` of `ev` scanned already (its literals' hits are known)? */
+  scannedIn(ev: LogEvent, f: number): boolean {
+    return ev === this.current && !this.dirty && this.scanned[f] === this.epoch;
+  }
+
+  /** Was one of these literals found in the current event (in the fields scanned so far)? */
+  found1(ids: Int32Array): boolean {
+    const epoch = this.epoch;
+    for (let k = 0; k < ids.length; k++) if (this.hit[ids[k]!] === epoch) return true;
+    return false;
+  }
+
   /** Scan fields `fs` of `ev` (those not scanned yet): `hits` then lists every literal of theirs that `ev` holds. */
   scanFields(ev: LogEvent, fs: Int32Array): void {
     if (ev !== this.current || this.dirty) this.begin(ev);
@@ -138,6 +171,7 @@ export class LiteralScanner {
     const lists = new Map<number, number[]>();
     this.texts = [];
     this.first2.fill(0);
+    this.pairText.fill(0);
     this.first3.fill(0);
     for (let id = 0; id < this.lits.length; id++) {
       const lit = this.lits[id]!;
@@ -146,18 +180,23 @@ export class LiteralScanner {
         t = this.texts.push(lit) - 1;
         textIds.set(lit, t);
         entries.push([]);
-        const key = (lit.charCodeAt(0) << 14) | (lit.charCodeAt(1) << 7) | lit.charCodeAt(2);
-        this.first2[key >>> 7] = 1;
-        this.first3[key >>> 5]! |= 1 << (key & 31);
-        const list = lists.get(key);
-        if (list) list.push(t);
-        else lists.set(key, [t]);
+        if (lit.length === 2) {
+          const pair = (lit.charCodeAt(0) << 7) | lit.charCodeAt(1);
+          this.first2[pair]! |= 2;
+          this.pairText[pair] = t + 1;
+        } else {
+          const key = (lit.charCodeAt(0) << 14) | (lit.charCodeAt(1) << 7) | lit.charCodeAt(2);
+          this.first2[key >>> 7]! |= 1;
+          this.first3[key >>> 5]! |= 1 << (key & 31);
+          const list = lists.get(key);
+          if (list) list.push(t);
+          else lists.set(key, [t]);
+        }
       }
       entries[t]!.push(this.litField[id]!, id);
     }
     this.textEntries = entries.map((e) => Int32Array.from(e));
     this.textLength = Int32Array.from(this.texts, (t) => t.length);
-    this.textFourth = Int32Array.from(this.texts, (t) => (t.length > 3 ? t.charCodeAt(3) : -1));
     let bits = 4;
     while (1 << bits < lists.size * 4) bits++;
     this.slotShift = 32 - bits;
@@ -165,18 +204,27 @@ export class LiteralScanner {
     this.slotFrom = new Int32Array(1 << bits);
     this.slotTo = new Int32Array(1 << bits);
     const flat: number[] = [];
+    const lcp: number[] = [];
     for (const [key, list] of lists) {
       let slot = Math.imul(key, HASH) >>> this.slotShift;
       while (this.slotKey[slot] !== -1) slot = (slot + 1) & ((1 << bits) - 1);
       this.slotKey[slot] = key;
       this.slotFrom[slot] = flat.length;
+      // sorted by character code, as the walk in `found` assumes
+      list.sort((x, y) => (this.texts[x]! < this.texts[y]! ? -1 : 1));
+      for (let k = 0; k < list.length; k++)
+        lcp.push(k === 0 ? 0 : commonPrefix(this.texts[list[k - 1]!]!, this.texts[list[k]!]!));
       flat.push(...list);
       this.slotTo[slot] = flat.length;
     }
     this.candidates = Int32Array.from(flat);
+    this.candidateLcp = Int32Array.from(lcp);
     this.start = new Int32Array(nf);
     this.end = new Int32Array(nf);
     this.wholeLine = Int32Array.from(WHOLE_LINE.filter((n) => this.fieldIds.has(n)).map((n) => this.fieldIds.get(n)!));
+    this.tailOfLine = Int32Array.from(
+      TAIL_OF_LINE.filter((n) => this.fieldIds.has(n)).map((n) => this.fieldIds.get(n)!),
+    );
     // fresh state arrays: old epochs must not read as hits
     this.hit = new Int32Array(this.lits.length);
     this.scanned = new Int32Array(nf);
@@ -194,7 +242,7 @@ export class LiteralScanner {
     this.scanned[f] = this.epoch;
     const name = this.fieldNames[f]!;
     const v = name === RAW ? ev.raw : ev.fields[name];
-    if (v === undefined || v.length < 3) return;
+    if (v === undefined || v.length < 2) return;
     const start = this.start;
     start.fill(-1);
     // the whole text, even when lower-casing lengthens it (the U+0130 retry below)
@@ -211,8 +259,29 @@ export class LiteralScanner {
           this.scanned[g] = this.epoch;
         }
       }
+      // a field that is the line's end (the message after a syslog header) is answered by the
+      // same pass, credited with the hits that lie in that end
+      for (let k = 0; k < this.tailOfLine.length; k++) {
+        const g = this.tailOfLine[k]!;
+        if (this.scanned[g] === this.epoch) continue;
+        const t = ev.fields[this.fieldNames[g]!];
+        if (t !== undefined && t.length < v.length && v.endsWith(t)) {
+          start[g] = v.length - t.length;
+          this.end[g] = 0x7fffffff;
+          this.scanned[g] = this.epoch;
+        }
+      }
     }
     if (this.scanText(v)) return;
+    // U+0130: lower-casing moves the line's end, which is then scanned on its own (the hits
+    // recorded before the U+0130 stand)
+    for (let k = 0; k < this.tailOfLine.length; k++) {
+      const g = this.tailOfLine[k]!;
+      if (start[g]! > 0) {
+        start[g] = -1;
+        this.scanned[g] = -1;
+      }
+    }
     this.scanText(v.toLowerCase());
   }
 
@@ -250,7 +319,7 @@ export class LiteralScanner {
    */
   private scanText(v: string): boolean {
     const n = v.length;
-    if (n < 3) return true;
+    if (n < 2) return true;
     const first2 = this.first2;
     const first3 = this.first3;
     const a = FOLD7[v.charCodeAt(0)]!;
@@ -273,29 +342,59 @@ export class LiteralScanner {
         }
       } else run = 0;
       // `key` still holds the two characters before c: the bigram gate first, then the trigram
-      if (first2[key & 0x3fff] !== 0) {
+      const g = first2[key & 0x3fff]!;
+      if (g !== 0) {
+        if ((g & 2) !== 0) this.record(this.pairText[key & 0x3fff]! - 1, i - 2, i);
         const k3 = ((key << 7) | c) & 0x1fffff;
-        if ((first3[k3 >>> 5]! & (1 << (k3 & 31))) !== 0) this.found(v, i - 2, k3);
+        if ((g & 1) !== 0 && (first3[k3 >>> 5]! & (1 << (k3 & 31))) !== 0) this.found(v, i - 2, k3);
       }
       key = (key << 7) | c;
     }
+    // the last two characters, which no third follows
+    if ((first2[key & 0x3fff]! & 2) !== 0) this.record(this.pairText[key & 0x3fff]! - 1, n - 2, n);
     return true;
   }
 
-  /** Some literal starts with the three characters at `at`: record those that are there. */
+  /**
+   * Some literal starts with the three characters at `at`: record those that are there. The
+   * trigram's texts are sorted, so one walk settles them all: `m` is how far the text matched
+   * the previous candidate; a candidate sharing fewer characters with that one differs from the
+   * text where the text agreed, and so does every later one (stop); one sharing more fails
+   * where the previous one failed (skip); one sharing exactly `m` is compared from there on.
+   */
   private found(v: string, at: number, key: number): void {
     let slot = Math.imul(key, HASH) >>> this.slotShift;
     while (this.slotKey[slot] !== key) slot = (slot + 1) & (this.slotKey.length - 1);
     const candidates = this.candidates;
+    const lcp = this.candidateLcp;
     const length = this.textLength;
-    const fourth = this.textFourth;
-    const room = v.length - at;
-    const c4 = room > 3 ? FOLD7[v.charCodeAt(at + 3)]! : -2;
-    for (let k = this.slotFrom[slot]!, to = this.slotTo[slot]!; k < to; k++) {
+    const texts = this.texts;
+    const n = v.length;
+    const from = this.slotFrom[slot]!;
+    const to = this.slotTo[slot]!;
+    let m = 3; // the trigram matched
+    for (let k = from; k < to; k++) {
+      if (k > from) {
+        const l = lcp[k]!;
+        if (l < m) return;
+        if (l > m) continue;
+      }
       const t = candidates[k]!;
-      const f4 = fourth[t]!;
-      if ((f4 >= 0 && f4 !== c4) || length[t]! > room || !matchesAt(v, at, this.texts[t]!)) continue;
-      this.record(t, at, at + length[t]!);
+      const len = length[t]!;
+      const lit = texts[t]!;
+      let j = m;
+      while (j < len) {
+        // past the end, or U+0130 (-1): below every literal character; other non-ASCII (0x7f) above
+        const c = at + j < n ? FOLD7[v.charCodeAt(at + j)]! : -1;
+        const l = lit.charCodeAt(j);
+        if (c !== l) {
+          if (c < l) return;
+          break;
+        }
+        j++;
+      }
+      m = j;
+      if (j === len) this.record(t, at, at + len);
     }
   }
 
@@ -334,6 +433,9 @@ function fold(c: number): number {
 /** Fields some decoder sets to the whole raw line. */
 const WHOLE_LINE = [RAW, 'keywords', 'message', 'Message'];
 
+/** Fields some decoders set to the end of the raw line. */
+const TAIL_OF_LINE = ['message', 'Message'];
+
 /**
  * `fold` to 7 bits, as a table over every UTF-16 code unit (the scan's per-character step):
  * the Kelvin sign is `k`, other characters above ASCII are 0x7f, which no literal holds, and
@@ -343,10 +445,11 @@ const FOLD7 = Int8Array.from({ length: 0x10000 }, (_, c) =>
   c < 0x80 || c === 0x212a ? fold(c) : c === 0x130 ? -1 : 0x7f,
 );
 
-/** The first four characters are known to match (the trigram key, then the fourth) and `lit` fits: compare the rest. */
-function matchesAt(v: string, at: number, lit: string): boolean {
-  for (let j = 4; j < lit.length; j++) if (fold(v.charCodeAt(at + j)) !== lit.charCodeAt(j)) return false;
-  return true;
+/** How many leading characters `a` and `b` share. */
+function commonPrefix(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i;
 }
 
 /** The next character that FOLD7 does not map to 0x7f: the end of a run no literal can match. */

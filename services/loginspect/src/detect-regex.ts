@@ -15,13 +15,14 @@
 interface Info {
   /** Every string the node can match, lower-cased; null when unknown or too many. */
   exact: string[] | null;
-  /** One of these (each ≥ 3 chars) occurs in every match; null when none is known. */
+  /** One of these (each ≥ 2 chars) occurs in every match; null when none is known. */
   req: string[] | null;
 }
 
 /** A cross product beyond this many strings is cut: the sequence is split there. */
 const MAX_EXACT = 128;
-const MIN_LITERAL = 3;
+/** The literal scanner indexes bigrams too: `${`, `--`, `or` gate a pattern as well as `union` does. */
+const MIN_LITERAL = 2;
 
 const ANY: Info = { exact: null, req: null };
 const EMPTY: Info = { exact: [''], req: null };
@@ -30,7 +31,7 @@ class Unsupported extends Error {}
 
 /**
  * The literals one of which every match of `source` (a JavaScript pattern, with `flags`)
- * contains, lower-cased ASCII of at least 3 characters; null when no such list is known.
+ * contains, lower-cased ASCII of at least 2 characters; null when no such list is known.
  */
 export function requiredLiterals(source: string, flags: string): string[] | null {
   // unicode mode changes escapes and case folding (`ſ` matches `s` under `iu`): not analysed
@@ -368,4 +369,75 @@ export function boundedRegex(source: string, flags: string): boolean {
     else if (c === '{' && /^\{\d+,\}/.test(source.slice(i))) return false;
   }
   return true;
+}
+
+/**
+ * The alternatives of a pattern that is one alternation at its top (`a|b|c`, or `(?:a|b|c)`
+ * as a whole): a text matches the pattern exactly when it matches one of them, so each can be
+ * run on its own, behind its own required literals. Null when the pattern is not such an
+ * alternation, or when splitting could change a match: backreferences (their group numbers
+ * would move) and anything the required-literal parser does not understand.
+ */
+export function topLevelBranches(source: string, flags: string): string[] | null {
+  if (flags.includes('u') || flags.includes('v') || /\\[1-9k]/.test(source)) return null;
+  let body = source;
+  const whole = groupEnd(source, 0);
+  if (source.startsWith('(?:') && whole === source.length - 1) body = source.slice(3, -1);
+  const out: string[] = [];
+  let from = 0;
+  let depth = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === '\\') i++;
+    else if (c === '[') i = classEnd(body, i);
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) {
+      out.push(body.slice(from, i));
+      from = i + 1;
+    }
+    if (i < 0 || depth < 0) return null;
+  }
+  out.push(body.slice(from));
+  if (depth !== 0 || out.length < 2) return null;
+  // each must parse as the required-literal parser reads patterns (a check that the cut is clean)
+  for (const b of out) {
+    try {
+      const p = new Parser(b);
+      p.disjunction();
+      if (p.pos !== b.length) return null;
+    } catch (err) {
+      if (err instanceof Unsupported) return null;
+      throw err;
+    }
+  }
+  return out;
+}
+
+/** The index of the `]` closing the class opened at `open`; -1 when it is not closed. */
+function classEnd(s: string, open: number): number {
+  let i = open + 1;
+  if (s[i] === '^') i++;
+  // `]` right after `[` or `[^` closes the class in JavaScript (an empty class)
+  for (; i < s.length; i++) {
+    if (s[i] === '\\') i++;
+    else if (s[i] === ']') return i;
+  }
+  return -1;
+}
+
+/** The index of the `)` closing the group opened at `open` (-1 when `open` is no `(` or it is not closed). */
+function groupEnd(s: string, open: number): number {
+  if (s[open] !== '(') return -1;
+  let depth = 0;
+  for (let i = open; i < s.length; i++) {
+    const c = s[i];
+    if (c === '\\') i++;
+    else if (c === '[') {
+      i = classEnd(s, i);
+      if (i < 0) return -1;
+    } else if (c === '(') depth++;
+    else if (c === ')' && --depth === 0) return i;
+  }
+  return -1;
 }

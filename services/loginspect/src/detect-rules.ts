@@ -281,6 +281,44 @@ function eventPred(field: string, p: ValuePredicate, out: CompileOut): Pred<LogE
     const id = sc.register(field, p.contains);
     return (ev) => sc.has(ev, f, id);
   }
+  if (sc && p.branches) {
+    // an alternation cut into its alternatives: once the field is scanned, only those whose
+    // literals it holds run (and the rest, as one); before, the whole pattern
+    const f = sc.fieldId(field);
+    const whole = p.test;
+    const rest = p.rest ?? null;
+    const gated = p.branches.map((b) => ({
+      test: b.test,
+      ids: b.required.every((l) => LiteralScanner.accepts(l))
+        ? Int32Array.from(b.required, (l) => sc.register(field, l))
+        : null,
+    }));
+    return (ev) => {
+      const s = field === RAW ? ev.raw : ev.fields[field];
+      if (s === undefined) return false;
+      if (!sc.scannedIn(ev, f)) return whole(s);
+      if (rest !== null && rest(s)) return true;
+      for (let k = 0; k < gated.length; k++) {
+        const b = gated[k]!;
+        if ((b.ids === null || sc.found1(b.ids)) && b.test(s)) return true;
+      }
+      return false;
+    };
+  }
+  const pred = textPred(field, p);
+  // a regular expression one of whose required literals must be in the field: when the line's
+  // scan (done for the prefilter) found none of them, it cannot match. A rule's `1 of them`
+  // over sixteen daemons' patterns then runs only the patterns whose words the line holds.
+  if (sc && p.costly && p.required && p.required.length > 0 && p.required.every((l) => LiteralScanner.accepts(l))) {
+    const f = sc.fieldId(field);
+    const ids = Int32Array.from(p.required, (l) => sc.register(field, l));
+    return (ev) => !sc.lacks(ev, f, ids) && pred(ev);
+  }
+  return pred;
+}
+
+/** The value's test on the field's text (original or lower-cased, as the predicate wants). */
+function textPred(field: string, p: ValuePredicate): Pred<LogEvent> {
   const folded = p.folded;
   if (folded) {
     if (field === RAW) return (ev) => folded(ev.raw);

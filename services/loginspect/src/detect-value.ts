@@ -1,5 +1,5 @@
 import { cidrContains, parseCidr } from './addr.js';
-import { boundedRegex, requiredLiterals } from './detect-regex.js';
+import { boundedRegex, requiredLiterals, topLevelBranches } from './detect-regex.js';
 
 /**
  * Sigma value matching, compiled once: a value with its modifier chain → a predicate on a
@@ -12,7 +12,7 @@ export interface ValuePredicate {
   /** Reads the original (not lower-cased) value. */
   readonly cased: boolean;
   test(value: string): boolean;
-  /** Lower-cased literals (≥ 3 chars), one of which every matching value contains: the prefilter's key. */
+  /** Lower-cased literals (≥ 2 chars), one of which every matching value contains: the prefilter's key. */
   required?: string[] | null;
   /** Set when the test is exactly "contains this lower-cased literal" (ignoring case). */
   contains?: string | null;
@@ -20,6 +20,13 @@ export interface ValuePredicate {
   costly?: boolean;
   /** Same answer as `test(value.toLowerCase())`, read from the original value (no lower-casing). */
   folded?: ((value: string) => boolean) | null;
+  /**
+   * A regular expression that is an alternation at its top, cut into its alternatives: those
+   * with required literals each on their own (`branches`), the others as one (`rest`, null when
+   * none). `test` holds exactly when `rest` or one of the branches does.
+   */
+  branches?: { test: (value: string) => boolean; required: string[] }[] | null;
+  rest?: ((value: string) => boolean) | null;
 }
 
 export class SigmaValueError extends Error {}
@@ -197,11 +204,13 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
       const n = Number(long[1]);
       return { cased: true, test: (s) => s.length >= n };
     }
+    const costly = !boundedRegex(inline.src, flags);
     return {
       cased: true,
       test: (s) => re.test(s),
-      costly: !boundedRegex(inline.src, flags),
+      costly,
       required: requiredLiterals(inline.src, flags),
+      ...(costly ? splitRegex(inline.src, flags) : {}),
     };
   }
   if (has('cidr')) {
@@ -258,6 +267,26 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
     return { cased, test: tests[0]!, required: anchor === null ? null : [anchor], contains, folded };
   }
   return { cased, test: (s) => tests.some((t) => t(s)), required: null };
+}
+
+/** A top-level alternation cut into the alternatives that have required literals and one regex of the rest. */
+function splitRegex(src: string, flags: string): Pick<ValuePredicate, 'branches' | 'rest'> {
+  const parts = topLevelBranches(src, flags);
+  if (!parts) return {};
+  const branches: { test: (value: string) => boolean; required: string[] }[] = [];
+  const rest: string[] = [];
+  for (const part of parts) {
+    const required = requiredLiterals(part, flags);
+    if (!required) {
+      rest.push(part);
+      continue;
+    }
+    const re = new RegExp(part, flags);
+    branches.push({ test: (s) => re.test(s), required });
+  }
+  if (branches.length === 0) return {};
+  const restRe = rest.length ? new RegExp(rest.join('|'), flags) : null;
+  return { branches, rest: restRe && ((s) => restRe.test(s)) };
 }
 
 function mergeStars(pieces: Piece[]): Piece[] {

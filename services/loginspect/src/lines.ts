@@ -1,9 +1,16 @@
+import { isAscii } from 'node:buffer';
 import { openSync, readSync, closeSync } from 'node:fs';
 
 /**
  * Lines of a file, read in large chunks cut at newlines: bounded memory for any file size,
- * one UTF-8 decode per chunk (invalid bytes become U+FFFD, the line survives), `\r\n` endings
- * tolerated. Calls `fn(line, lineNumber)`; line numbers are 1-based.
+ * invalid UTF-8 bytes become U+FFFD (the line survives), `\r\n` endings tolerated. Calls
+ * `fn(line, lineNumber)`; line numbers are 1-based.
+ *
+ * A chunk of ASCII is decoded once and cut into lines. A chunk holding other bytes is decoded
+ * line by line: one U+FFFD would make the whole chunk's text (and every line cut from it) a
+ * two-byte string, which every later string operation (regexes, lower-casing, the literal
+ * scan) reads more slowly; decoded alone, only the lines holding such characters are. UTF-8
+ * decoding never joins bytes across a newline, so each line decodes as it did in its chunk.
  */
 export function forEachLine(path: string, fn: (line: string, no: number) => void, chunkBytes = 8 << 20): number {
   const fd = openSync(path, 'r');
@@ -23,8 +30,20 @@ export function forEachLine(path: string, fn: (line: string, no: number) => void
       const lastNl = n === 0 ? end : buf.lastIndexOf(0x0a, end - 1);
       if (end === 0) break;
       const upto = lastNl < 0 ? (n === 0 ? end : -1) : n === 0 ? end : lastNl + 1;
-      if (upto > 0) {
-        const text = buf.toString('utf8', 0, upto);
+      if (upto > 0 && !isAscii(buf.subarray(0, upto))) {
+        let start = 0;
+        while (start < upto) {
+          let nl = buf.indexOf(0x0a, start);
+          if (nl < 0 || nl >= upto) nl = upto;
+          let stop = nl;
+          if (stop > start && buf[stop - 1] === 0x0d) stop--;
+          fn(buf.toString('utf8', start, stop), ++no);
+          start = nl + 1;
+        }
+        buf.copy(buf, 0, upto, end);
+        carry = end - upto;
+      } else if (upto > 0) {
+        const text = buf.toString('latin1', 0, upto);
         let start = 0;
         while (start < text.length) {
           let nl = text.indexOf('\n', start);

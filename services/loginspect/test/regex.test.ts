@@ -3,7 +3,18 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { boundedRegex, builtinRulesDir, compileRegex, requiredLiterals } from '../src/index.js';
+import {
+  boundedRegex,
+  builtinRulesDir,
+  compileRegex,
+  compileRule,
+  compileValue,
+  decodeLine,
+  LiteralScanner,
+  requiredLiterals,
+  topLevelBranches,
+} from '../src/index.js';
+import { LiteralPrefilter } from '../src/prefilter.js';
 
 // A regex's required literals may be weaker than they could be (null), never wrong: a line the
 // regex matches always holds one of them.
@@ -28,9 +39,10 @@ test('required literals of sequences, alternations, classes and repeats', () => 
   assert.deepEqual(req('a(?=bcd)efg'), ['aefg'], 'a lookahead consumes nothing');
 });
 
-test('no requirement when a match may hold no literal of three characters', () => {
+test('no requirement when a match may hold no literal of two characters', () => {
+  assert.deepEqual(req('--\\s*$'), ['--'], 'the scanner indexes bigrams too');
+  assert.deepEqual(req('\\$\\{(?:jndi:|[^}]{0,30}\\$\\{)'), ['${']);
   for (const src of [
-    '--\\s*$',
     'a|bcd',
     'x{0}abc|d',
     '(?:abc)?',
@@ -97,10 +109,113 @@ test('every match of the built-in rules’ regexes holds a required literal', ()
   assert.ok(checked > 100, `only ${checked} matching strings were tried`);
 });
 
+test('a top-level alternation is cut into its alternatives only where that cannot change a match', () => {
+  assert.deepEqual(topLevelBranches('(?:ab|cd)', ''), ['ab', 'cd']);
+  assert.deepEqual(topLevelBranches('ab|(?:c|d)e|[|]', ''), ['ab', '(?:c|d)e', '[|]']);
+  assert.deepEqual(topLevelBranches('\\|x|y', ''), ['\\|x', 'y']);
+  assert.deepEqual(topLevelBranches('[]|]|x', ''), ['[]', ']', 'x'], 'an empty class ends at once');
+  for (const src of ['ab', 'a(?:b|c)', '(?:a|b)+', '(?:a|b)(?:c|d)', '(a)|\\1', '(?<n>a)|\\k<n>', '(a|b', 'a|b)'])
+    assert.equal(topLevelBranches(src, ''), null, src);
+  assert.equal(topLevelBranches('a|b', 'u'), null, 'unicode mode is not analysed');
+});
+
+test('the built-in rules’ regexes cut into alternatives answer as the whole, each behind its own literals', () => {
+  let seed = 5;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let split = 0;
+  let matched = 0;
+  for (const re of builtinRegexes()) {
+    const p = compileValue(re.flags.includes('i') ? `(?i)${re.source}` : re.source, ['re']);
+    const branches = p.branches;
+    if (!branches) continue;
+    split++;
+    const pieces = re.source.split(/[\\()[\]|?*+{}^$]+/).filter(Boolean);
+    for (let n = 0; n < 2000; n++) {
+      let s = '';
+      for (let k = rnd(4); k >= 0; k--) {
+        const piece = pieces[rnd(pieces.length)]!;
+        s += rnd(2) ? piece.toUpperCase() : piece;
+        s += ['', ' ', '/', '../', "'", '1', '%', '${', ';', '\ufffd', '\x01'][rnd(11)];
+      }
+      const want = p.test(s);
+      if (want) matched++;
+      const hit: { required: string[] }[] = branches.filter((b) => b.test(s));
+      assert.equal(p.rest?.(s) === true || hit.length > 0, want, `${re} on ${JSON.stringify(s)}`);
+      const lower = s.toLowerCase();
+      for (const b of hit)
+        assert.ok(
+          b.required.some((l) => lower.includes(l)),
+          `${re}: a branch matched without its literals`,
+        );
+    }
+  }
+  assert.ok(split >= 5, `only ${split} built-in regexes were cut`);
+  assert.ok(matched > 500, `only ${matched} matching strings were tried`);
+});
+
 test('bounded regexes: anchored, no unbounded repeat, no top-level alternative', () => {
   for (const src of ['^(?:4\\d\\d|5\\d\\d)$', '^[45]', '^GET [*+]', '^a{2,5}b\\+'])
     assert.ok(boundedRegex(src, ''), src);
   for (const src of ['4\\d\\d', '^a|b', '^a+', '^(?!x\\S+)', '^a{2,}', '^[^]]*'])
     assert.ok(!boundedRegex(src, ''), src);
   assert.ok(!boundedRegex('^abc', 'm'), 'with m, ^ matches after every newline');
+});
+
+test('a regex selection skipped because the line’s scan found none of its literals answers as the regex does', () => {
+  // `1 of them` over patterns with required literals: with a scanner each runs only when the
+  // scan (done for the prefilter) found one of its literals; without one, every pattern runs
+  const detection = {
+    a: { 'keywords|re': 'Failed password for (?:invalid user )?\\S+ from [\\d.]+' },
+    b: { 'keywords|re': '(?:imap|pop3)-login: .*auth failed' },
+    c: { 'message|re': 'authentication (?:failure|error).*rhost=\\S+' },
+    d: { 'message|re': '\\d{5}z' },
+    condition: '1 of them',
+  };
+  const doc = { title: 't', id: 'gate', logsource: { product: 'linux' }, detection };
+  const sc = new LiteralScanner();
+  const gated = compileRule(doc, 'inline', 'sigma', sc);
+  const pre = new LiteralPrefilter([gated], sc);
+  const plain = compileRule(doc, 'inline', 'sigma', null);
+  const fields = Int32Array.of(sc.fieldId('keywords'), sc.fieldId('message'));
+  const pieces = [
+    'Failed password for ',
+    'FAILED PASSWORD FOR ',
+    'invalid user ',
+    'root from 1.2.3.4',
+    'imap-login: ',
+    'pop3-LOGIN: ',
+    ' auth failed',
+    'authentication failure',
+    'authentication error ',
+    'rhost=x',
+    '12345z',
+    '\u0130',
+    '\u212a',
+  ];
+  let seed = 3;
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let matched = 0;
+  for (let n = 0; n < 3000; n++) {
+    const msg = Array.from({ length: rnd(5) }, () => pieces[rnd(pieces.length)]).join(rnd(2) ? ' ' : '');
+    const line = `Mar 10 08:01:02 host sshd[1]: ${msg}`;
+    const ev = decodeLine(line, { refMs: Date.UTC(2024, 0, 1) });
+    const want = plain.match(ev);
+    if (want) matched++;
+    // unscanned: every pattern runs
+    assert.equal(gated.match(ev), want, JSON.stringify(line));
+    // as the inspector runs it: the prefilter scans the fields, the rule then reads the scan
+    const ev2 = decodeLine(line, { refMs: Date.UTC(2024, 0, 1) });
+    pre.select(ev2);
+    // `d` has no literal: the rule always runs, and the fields are scanned for the other rules'
+    // literals in a full rule set
+    sc.scanFields(ev2, fields);
+    assert.equal(pre.count === 1 && gated.match(ev2), want, JSON.stringify(line));
+  }
+  assert.ok(matched > 300 && matched < 2700, `both answers are tested (${matched} of 3000 lines match)`);
 });

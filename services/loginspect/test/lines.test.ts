@@ -1,0 +1,59 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { forEachLine } from '../src/index.js';
+
+// forEachLine decodes a chunk holding non-ASCII bytes line by line: the lines must be those
+// of decoding the whole file as UTF-8 and cutting it at newlines, invalid bytes and all.
+
+/** The plain definition: the whole file decoded, cut at `\n`, one `\r` before it dropped. */
+function plainLines(bytes: Buffer): string[] {
+  const text = bytes.toString('utf8');
+  const out = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  if (text.endsWith('\n')) out.pop();
+  return out;
+}
+
+test('lines are decoded as the whole file is, whatever bytes they hold and wherever the chunks are cut', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-lines-'));
+  try {
+    let seed = 9;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    // ASCII, valid multi-byte UTF-8, lone and truncated sequences (the truncation right before a newline), CR
+    const pieces = ['GET /a', ' ', 'é', '€', '\u{1f600}', 'x'].map((s) => Buffer.from(s, 'utf8'));
+    pieces.push(Buffer.from([0xe9]), Buffer.from([0xe2, 0x82]), Buffer.from([0xf0, 0x9f, 0x98]), Buffer.from([0xff]));
+    pieces.push(Buffer.from('\r'), Buffer.from('\n'), Buffer.from('\n'));
+    for (let round = 0; round < 40; round++) {
+      const parts: Buffer[] = [];
+      const ascii = round % 4 === 0;
+      for (let k = rnd(400); k >= 0; k--) {
+        const p = pieces[rnd(pieces.length)]!;
+        parts.push(ascii ? Buffer.from(p.toString('latin1').replace(/[^\x00-\x7f]/g, 'a'), 'latin1') : p);
+      }
+      const bytes = Buffer.concat(parts);
+      const file = join(dir, `f${round}`);
+      writeFileSync(file, bytes);
+      const want = plainLines(bytes);
+      for (const chunk of [7, 64, 1 << 20]) {
+        const got: string[] = [];
+        const n = forEachLine(
+          file,
+          (line, no) => {
+            assert.equal(no, got.length + 1);
+            got.push(line);
+          },
+          chunk,
+        );
+        assert.equal(n, got.length);
+        assert.deepEqual(got, want, `round ${round}, chunks of ${chunk} bytes`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
