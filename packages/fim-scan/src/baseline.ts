@@ -95,9 +95,10 @@ export function encodeBaseline(b: Baseline): Buffer {
       prev.copy(bigger, 0, 0, shared);
       prev = bigger;
     }
-    buf.copy(prev, shared, at + shared, at + len);
+    // Byte loops: the suffixes are a few bytes, less than Buffer.copy's own overhead.
+    for (let i = shared; i < len; i++) prev[i] = buf[at + i]!;
     prevLen = len;
-    if (shared) buf.copyWithin(at, at + shared, at + len);
+    if (shared) for (let i = shared; i < len; i++) buf[at + i - shared] = buf[at + i]!;
     dv.setUint16(n, shared, true);
     dv.setUint16(n + 2, len - shared, true);
     n = at + len - shared;
@@ -118,8 +119,9 @@ export function encodeBaseline(b: Baseline): Buffer {
     count++;
   }
   dv.setUint32(countAt, count, true);
-  const body = buf.subarray(0, n);
-  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+  ensure(32);
+  createHash('sha256').update(buf.subarray(0, n)).digest().copy(buf, n);
+  return buf.subarray(0, n + 32);
 }
 
 /** Throws a plain Error describing what is wrong; loadBaseline wraps it. */
