@@ -170,7 +170,7 @@ export function decodeBaseline(data: Buffer): Baseline {
     o += 4;
     need(slen + 2 + 12 + 40);
     if (shared > prevLen) throw new Error(`bad path prefix at byte ${o}`);
-    body.copy(path, shared, o, o + slen);
+    for (let k = 0; k < slen; k++) path[shared + k] = body[o + k]!; // a few bytes: cheaper than Buffer.copy
     prevLen = shared + slen;
     o += slen;
     const type = TYPES[body[o]!];
