@@ -159,13 +159,14 @@ export class FimEngine {
       );
     const names = loadNameMaps();
     const events: FileEvent[] = [];
-    const entries = new Map<string, Entry>();
+    const comparedRoots = this.policy.paths.filter((r) => covered.has(r));
+    // Nothing compared (a first scan, a rebaseline): everything found is the baseline.
+    let entries = comparedRoots.length ? new Map<string, Entry>() : current;
     for (const root of this.policy.paths) {
       if (covered.has(root)) continue;
-      for (const [p, e] of current) if (isUnder(p, root)) entries.set(p, e);
+      if (comparedRoots.length) for (const [p, e] of current) if (isUnder(p, root)) entries.set(p, e);
       events.push(this.event('baseline', kind, root, null, null, null, null, names));
     }
-    const comparedRoots = this.policy.paths.filter((r) => covered.has(r));
     if (base && comparedRoots.length) {
       const scopeHas = (p: string) => comparedRoots.some((r) => isUnder(p, r));
       // The usual check compares every watched root with a baseline of exactly those roots
@@ -181,7 +182,11 @@ export class FimEngine {
         cur = new Map<string, Entry>();
         for (const [p, e] of current) if (scopeHas(p)) cur.set(p, e);
       }
-      events.push(...this.diff(prevInScope, cur, unknown, kind, names, entries));
+      if (whole && unknown.size === 0) {
+        // Nothing hidden: the new baseline is exactly what the scan found (no second 100k map).
+        events.push(...this.diff(prevInScope, cur, unknown, kind, names, null));
+        entries = cur;
+      } else events.push(...this.diff(prevInScope, cur, unknown, kind, names, entries));
     }
     this.baseline = {
       header: { version: 1, created_us: this.ctx.clock.now() * 1000, roots: [...this.policy.paths], selection },
@@ -383,14 +388,17 @@ export class FimEngine {
     return { current, unknown, stats };
   }
 
-  /** Differences between two views of the same scope; `into` receives the new baseline part. */
+  /**
+   * Differences between two views of the same scope; `into` receives the new baseline part
+   * (null: the caller takes `cur` itself, which is that part when nothing was hidden).
+   */
   private diff(
     prev: Map<string, Entry>,
     cur: Map<string, Entry>,
     unknown: Map<string, { error: string; subtree: boolean; self: boolean }>,
     kind: FileScanKind,
     names: NameMaps,
-    into: Map<string, Entry>,
+    into: Map<string, Entry> | null,
   ): FileEvent[] {
     const events: FileEvent[] = [];
     const check = this.policy.attributeSet;
@@ -412,7 +420,7 @@ export class FimEngine {
         if (h.self && b.error !== h.error) {
           events.push(this.event('scan', kind, p, b, null, null, h.error, names));
         }
-        into.set(p, h.self ? { ...b, error: h.error } : b);
+        into?.set(p, h.self ? { ...b, error: h.error } : b);
         continue;
       }
       removed.push(b);
@@ -424,7 +432,7 @@ export class FimEngine {
         added.push(a);
         continue;
       }
-      into.set(p, a);
+      into?.set(p, a);
       // The common case, nothing moved: no attribute list to build.
       if (sameEntry(a, b)) continue;
       // A file we could not hash this time keeps its known digest if nothing says it changed.
@@ -443,7 +451,7 @@ export class FimEngine {
     }
     const renamedAway = new Set<string>();
     for (const a of added) {
-      into.set(a.path, a);
+      into?.set(a.path, a);
       const cands = byIdentity.get(`${a.dev}:${a.ino}:${a.type}`);
       const i =
         cands?.findIndex((r) => (a.type !== 'file' || r.mtimeUs === a.mtimeUs) && !renamedAway.has(r.path)) ?? -1;
