@@ -15,6 +15,7 @@
 //! Frames the interface *sent* (PACKET_OUTGOING: the host's own traffic through the bridge)
 //! are skipped: VM traffic is what the watchdog inspects.
 
+mod fim;
 mod nft;
 mod proc;
 

@@ -47,82 +47,81 @@ export function selectionFingerprint(include: readonly string[], exclude: readon
   return createHash('sha256').update(JSON.stringify({ include, exclude })).digest('hex').slice(0, 16);
 }
 
-class Writer {
-  buf = Buffer.allocUnsafe(1 << 20);
-  n = 0;
-  ensure(k: number): void {
-    if (this.n + k <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.n + k));
-    this.buf.copy(next, 0, 0, this.n);
-    this.buf = next;
-  }
-  u8(v: number): void {
-    this.ensure(1);
-    this.buf.writeUInt8(v, this.n);
-    this.n += 1;
-  }
-  u16(v: number): void {
-    this.ensure(2);
-    this.buf.writeUInt16LE(v, this.n);
-    this.n += 2;
-  }
-  u32(v: number): void {
-    this.ensure(4);
-    this.buf.writeUInt32LE(v >>> 0, this.n);
-    this.n += 4;
-  }
-  f64(v: number): void {
-    this.ensure(8);
-    this.buf.writeDoubleLE(v, this.n);
-    this.n += 8;
-  }
-  bytes(b: Buffer): void {
-    this.ensure(b.length);
-    b.copy(this.buf, this.n);
-    this.n += b.length;
-  }
-  str32(s: string): void {
-    const b = Buffer.from(s, 'utf8');
-    this.u32(b.length);
-    this.bytes(b);
-  }
-}
-
+/**
+ * One growing output buffer; each record is written in place (its path straight from the
+ * string, prefix-compressed against the previous one) without a Buffer per path or field.
+ */
 export function encodeBaseline(b: Baseline): Buffer {
-  const w = new Writer();
-  w.bytes(MAGIC);
   const header = Buffer.from(JSON.stringify(b.header), 'utf8');
-  w.u32(header.length);
-  w.bytes(header);
-  w.u32(b.entries.size);
-  let prev = Buffer.alloc(0);
+  let buf = Buffer.allocUnsafe(Math.max(1 << 16, MAGIC.length + 8 + header.length + b.entries.size * 96));
+  let dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let n = 0;
+  const ensure = (k: number) => {
+    if (n + k <= buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(buf.length * 2, n + k));
+    buf.copy(next, 0, 0, n);
+    buf = next;
+    dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  };
+  const str32 = (v: string) => {
+    ensure(4 + v.length * 3);
+    const len = buf.write(v, n + 4, 'utf8');
+    dv.setUint32(n, len, true);
+    n += 4 + len;
+  };
+  MAGIC.copy(buf, 0);
+  n = MAGIC.length;
+  dv.setUint32(n, header.length, true);
+  header.copy(buf, n + 4);
+  n += 4 + header.length;
+  const countAt = n;
+  n += 4;
+  let count = 0;
+  // The previous path's bytes, for the shared prefix.
+  let prev = Buffer.allocUnsafe(1024);
+  let prevLen = 0;
   for (const path of [...b.entries.keys()].sort()) {
     const e = b.entries.get(path)!;
-    const p = Buffer.from(path, 'utf8');
-    if (p.length > 0xffff) continue; // longer than any Linux PATH_MAX; cannot be a real path
+    // A record's fixed part is 4 + 2 + 12 + 40 + 32 bytes; a path is at most 3 bytes per UTF-16 unit.
+    ensure(90 + path.length * 3);
+    const at = n + 4;
+    const len = buf.write(path, at, 'utf8');
+    if (len > 0xffff) continue; // longer than any Linux PATH_MAX; cannot be a real path
     let shared = 0;
-    const lim = Math.min(prev.length, p.length, 0xffff);
-    while (shared < lim && prev[shared] === p[shared]) shared++;
-    w.u16(shared);
-    w.u16(p.length - shared);
-    w.bytes(p.subarray(shared));
-    prev = p;
-    w.u8(TYPES.indexOf(e.type));
-    w.u8((e.sha256 ? 1 : 0) | (e.linkTarget !== null ? 2 : 0) | (e.error !== null ? 4 : 0));
-    w.u32(e.mode);
-    w.u32(e.uid);
-    w.u32(e.gid);
-    w.f64(e.size);
-    w.f64(e.dev);
-    w.f64(e.ino);
-    w.f64(e.mtimeUs);
-    w.f64(e.ctimeUs);
-    if (e.sha256) w.bytes(Buffer.from(e.sha256, 'hex'));
-    if (e.linkTarget !== null) w.str32(e.linkTarget);
-    if (e.error !== null) w.str32(e.error);
+    const lim = Math.min(prevLen, len);
+    while (shared < lim && prev[shared] === buf[at + shared]) shared++;
+    if (len > prev.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(len, prev.length * 2));
+      prev.copy(bigger, 0, 0, shared);
+      prev = bigger;
+    }
+    // Byte loops: the suffixes are a few bytes, less than Buffer.copy's own overhead.
+    for (let i = shared; i < len; i++) prev[i] = buf[at + i]!;
+    prevLen = len;
+    if (shared) for (let i = shared; i < len; i++) buf[at + i - shared] = buf[at + i]!;
+    dv.setUint16(n, shared, true);
+    dv.setUint16(n + 2, len - shared, true);
+    n = at + len - shared;
+    buf[n] = TYPES.indexOf(e.type);
+    buf[n + 1] = (e.sha256 ? 1 : 0) | (e.linkTarget !== null ? 2 : 0) | (e.error !== null ? 4 : 0);
+    dv.setUint32(n + 2, e.mode >>> 0, true);
+    dv.setUint32(n + 6, e.uid >>> 0, true);
+    dv.setUint32(n + 10, e.gid >>> 0, true);
+    dv.setFloat64(n + 14, e.size, true);
+    dv.setFloat64(n + 22, e.dev, true);
+    dv.setFloat64(n + 30, e.ino, true);
+    dv.setFloat64(n + 38, e.mtimeUs, true);
+    dv.setFloat64(n + 46, e.ctimeUs, true);
+    n += 54;
+    if (e.sha256) n += buf.write(e.sha256, n, 32, 'hex');
+    if (e.linkTarget !== null) str32(e.linkTarget);
+    if (e.error !== null) str32(e.error);
+    count++;
   }
-  const body = w.buf.subarray(0, w.n);
-  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+  dv.setUint32(countAt, count, true);
+  ensure(32);
+  createHash('sha256').update(buf.subarray(0, n)).digest().copy(buf, n);
+  return buf.subarray(0, n + 32);
 }
 
 /** Throws a plain Error describing what is wrong; loadBaseline wraps it. */
@@ -137,24 +136,27 @@ export function decodeBaseline(data: Buffer): Baseline {
       .equals(data.subarray(data.length - 32))
   )
     throw new Error('checksum mismatch (truncated or damaged)');
+  const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
   let o = MAGIC.length;
   const need = (k: number) => {
     if (o + k > body.length) throw new Error(`record runs past the end at byte ${o}`);
   };
-  const hlen = body.readUInt32LE(o);
+  const hlen = dv.getUint32(o, true);
   o += 4;
   need(hlen);
   const header = JSON.parse(body.toString('utf8', o, o + hlen)) as BaselineHeader;
   o += hlen;
   if (header.version !== 1) throw new Error(`unsupported version ${String(header.version)}`);
   need(4);
-  const count = body.readUInt32LE(o);
+  const count = dv.getUint32(o, true);
   o += 4;
   const entries = new Map<string, Entry>();
-  let prev = Buffer.alloc(0);
+  // The current path's bytes: each record replaces what follows the prefix it shares.
+  const path = Buffer.allocUnsafe(0x20000);
+  let prevLen = 0;
   const str32 = () => {
     need(4);
-    const len = body.readUInt32LE(o);
+    const len = dv.getUint32(o, true);
     o += 4;
     need(len);
     const s = body.toString('utf8', o, o + len);
@@ -163,29 +165,29 @@ export function decodeBaseline(data: Buffer): Baseline {
   };
   for (let i = 0; i < count; i++) {
     need(4);
-    const shared = body.readUInt16LE(o);
-    const slen = body.readUInt16LE(o + 2);
+    const shared = dv.getUint16(o, true);
+    const slen = dv.getUint16(o + 2, true);
     o += 4;
     need(slen + 2 + 12 + 40);
-    if (shared > prev.length) throw new Error(`bad path prefix at byte ${o}`);
-    const p = Buffer.concat([prev.subarray(0, shared), body.subarray(o, o + slen)]);
+    if (shared > prevLen) throw new Error(`bad path prefix at byte ${o}`);
+    for (let k = 0; k < slen; k++) path[shared + k] = body[o + k]!; // a few bytes: cheaper than Buffer.copy
+    prevLen = shared + slen;
     o += slen;
-    prev = p;
-    const type = TYPES[body.readUInt8(o)];
-    const flags = body.readUInt8(o + 1);
+    const type = TYPES[body[o]!];
+    const flags = body[o + 1]!;
     if (!type) throw new Error(`bad entry type at byte ${o}`);
     o += 2;
     const e: Entry = {
-      path: p.toString('utf8'),
+      path: path.toString('utf8', 0, prevLen),
       type,
-      mode: body.readUInt32LE(o),
-      uid: body.readUInt32LE(o + 4),
-      gid: body.readUInt32LE(o + 8),
-      size: body.readDoubleLE(o + 12),
-      dev: body.readDoubleLE(o + 20),
-      ino: body.readDoubleLE(o + 28),
-      mtimeUs: body.readDoubleLE(o + 36),
-      ctimeUs: body.readDoubleLE(o + 44),
+      mode: dv.getUint32(o, true),
+      uid: dv.getUint32(o + 4, true),
+      gid: dv.getUint32(o + 8, true),
+      size: dv.getFloat64(o + 12, true),
+      dev: dv.getFloat64(o + 20, true),
+      ino: dv.getFloat64(o + 28, true),
+      mtimeUs: dv.getFloat64(o + 36, true),
+      ctimeUs: dv.getFloat64(o + 44, true),
       sha256: null,
       linkTarget: null,
       error: null,

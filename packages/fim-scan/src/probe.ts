@@ -1,12 +1,21 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, type Stats } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { entryTypeOf, kindName, sameStat, type Entry } from './attrs.js';
+import { getSystemErrorName } from 'node:util';
+import {
+  FIM_PREV_STRIDE,
+  FIM_STRIDE,
+  FimError,
+  FimField,
+  FimFlag,
+  FimProber,
+  FimStatus,
+  type FimProbeBatch,
+} from '@cordon/native';
+import { entryTypeOf, kindName, type Entry } from './attrs.js';
 import { ERR_FIM_NOT_REGULAR, ERR_FIM_TOO_LARGE, ERR_FIM_UNREADABLE, ERR_FIM_UNSTABLE, eventError } from './errors.js';
 
 /**
- * Reading one path's attributes and content, synchronously, inside a hashing worker thread
- * (see pool.ts: a sync syscall in a worker costs a fraction of an async one through libuv's
- * thread pool, and a scan is ~6 syscalls per file).
+ * Reading one path's attributes and content. The syscalls and the hashing run in the host
+ * addon (native/capture/src/fim.rs, through @cordon/native's FimProber), a batch of paths per
+ * call; this module turns its arrays into entries and per-file errors.
  *
  * Hostile files are normal:
  * - links are never followed (lstat; open with O_NOFOLLOW), so a symlink swapped in between
@@ -48,139 +57,120 @@ export interface Prober {
   probe(req: ProbeRequest): ProbeResult;
 }
 
-const CHUNK = 1 << 20;
+/** What the old JavaScript prober reported for a path Node refuses (a NUL byte in it). */
+const badPath = (path: string): ProbeResult => ({
+  kind: 'unknown',
+  error: eventError(ERR_FIM_UNREADABLE(path, 'lstat: ERR_INVALID_ARG_VALUE')),
+});
 
-export function createProber(opts: ProbeOptions): Prober {
-  const buf = Buffer.allocUnsafe(CHUNK);
-  const attempts = Math.max(1, opts.attempts ?? 3);
-  // O_NOATIME keeps a scan from touching every file's atime (AIDE does the same); the kernel
-  // refuses it (EPERM) on files we do not own unless we are root, so it is dropped then.
-  let noAtime = constants.O_NOATIME ?? 0;
-
-  function open(path: string): number {
-    const base = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-    if (noAtime) {
-      try {
-        return openSync(path, base | noAtime);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
-        noAtime = 0;
-      }
-    }
-    return openSync(path, base);
+/** The baseline views for trustStat, FIM_PREV_STRIDE numbers per request (NaN: no digest to reuse). */
+export function prevArray(reqs: readonly ProbeRequest[]): Float64Array | undefined {
+  let out: Float64Array | undefined;
+  for (let i = 0; i < reqs.length; i++) {
+    const p = reqs[i]!.prev;
+    if (!p?.sha256) continue;
+    out ??= new Float64Array(reqs.length * FIM_PREV_STRIDE).fill(NaN);
+    out.set([p.size, p.mtimeUs, p.ctimeUs, p.ino, p.dev], i * FIM_PREV_STRIDE);
   }
+  return out;
+}
 
-  /** null: the file changed under us; string: its digest. */
-  function hashOnce(path: string, st: Stats, attempt: number): string | null {
-    const fd = open(path);
-    try {
-      const f = fstatSync(fd);
-      if (!f.isFile() || f.ino !== st.ino || f.dev !== st.dev) return null; // replaced before the open
-      const h = createHash('sha256');
-      let total = 0;
-      for (;;) {
-        const n = readSync(fd, buf, 0, CHUNK, null);
-        if (n === 0) break;
-        total += n;
-        if (total > opts.maxHashBytes) return null; // grew past the cap while we read: re-stat decides
-        h.update(n === CHUNK ? buf : buf.subarray(0, n));
-        if (opts.onChunk) opts.onChunk(path, attempt);
-        // A short read of a regular file is its end at that moment; the lstat after catches growth.
-        if (n < CHUNK && total === st.size) break;
-      }
-      const digest = h.digest('hex');
-      return total === st.size ? digest : null;
-    } finally {
-      closeSync(fd);
+const code = (errno: number) => getSystemErrorName(-errno);
+
+/** The results of one native batch, in the order of `reqs`. */
+export function decodeProbeBatch(
+  reqs: readonly ProbeRequest[],
+  b: FimProbeBatch,
+  opts: Pick<ProbeOptions, 'maxHashBytes' | 'attempts'>,
+): ProbeResult[] {
+  const out: ProbeResult[] = new Array<ProbeResult>(reqs.length);
+  const n = b.num;
+  for (let i = 0, o = 0; i < reqs.length; i++, o += FIM_STRIDE) {
+    const { path } = reqs[i]!;
+    const status = n[o + FimField.status]!;
+    if (status === FimStatus.gone) {
+      out[i] = { kind: 'gone' };
+      continue;
     }
-  }
-
-  function toEntry(path: string, st: Stats): Entry {
-    return {
+    if (status === FimStatus.unknown) {
+      const e = ERR_FIM_UNREADABLE(path, `lstat: ${code(n[o + FimField.errno]!)}`);
+      out[i] = { kind: 'unknown', error: eventError(e) };
+      continue;
+    }
+    const mode = n[o + FimField.mode]!;
+    const flags = n[o + FimField.flags]!;
+    const entry: Entry = {
       path,
-      type: entryTypeOf(st.mode),
-      mode: st.mode,
-      uid: st.uid,
-      gid: st.gid,
-      size: st.size,
-      dev: st.dev,
-      ino: st.ino,
-      mtimeUs: Math.round(st.mtimeMs * 1000),
-      ctimeUs: Math.round(st.ctimeMs * 1000),
-      sha256: null,
-      linkTarget: null,
+      type: entryTypeOf(mode),
+      mode,
+      uid: n[o + FimField.uid]!,
+      gid: n[o + FimField.gid]!,
+      size: n[o + FimField.size]!,
+      dev: n[o + FimField.dev]!,
+      ino: n[o + FimField.ino]!,
+      mtimeUs: n[o + FimField.mtimeUs]!,
+      ctimeUs: n[o + FimField.ctimeUs]!,
+      sha256:
+        flags & FimFlag.sha
+          ? b.sha.toString('hex', i * 32, i * 32 + 32)
+          : flags & FimFlag.trusted
+            ? (reqs[i]!.prev?.sha256 ?? null)
+            : null,
+      linkTarget: flags & FimFlag.link ? b.text.toString('utf8', b.textOffsets[i], b.textOffsets[i + 1]) : null,
       error: null,
     };
-  }
-
-  function stat(path: string): Stats | ProbeResult {
-    try {
-      return lstatSync(path);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'gone' };
-      return {
-        kind: 'unknown',
-        error: eventError(ERR_FIM_UNREADABLE(path, `lstat: ${code ?? (err as Error).message}`)),
-      };
+    switch (n[o + FimField.error]) {
+      case FimError.none:
+        break;
+      case FimError.readlink:
+        entry.error = eventError(ERR_FIM_UNREADABLE(path, `readlink: ${code(n[o + FimField.errno]!)}`));
+        break;
+      case FimError.notRegular:
+        entry.error = eventError(ERR_FIM_NOT_REGULAR(path, kindName(mode)));
+        break;
+      case FimError.tooLarge:
+        entry.error = eventError(ERR_FIM_TOO_LARGE(path, entry.size, opts.maxHashBytes));
+        break;
+      case FimError.unreadable:
+        entry.error = eventError(ERR_FIM_UNREADABLE(path, code(n[o + FimField.errno]!)));
+        break;
+      case FimError.unstable:
+        entry.error = eventError(ERR_FIM_UNSTABLE(path, Math.max(1, opts.attempts ?? 3)));
+        break;
+      default:
+        throw new Error(`unknown probe error kind ${n[o + FimField.error]} for ${path}`);
     }
+    out[i] = { kind: 'ok', entry };
   }
+  return out;
+}
 
+/**
+ * Probes on the calling thread, one path at a time (tests: `onChunk` lets them change a file
+ * in the middle of its hashing). Scans use the pool (pool.ts).
+ */
+export function createProber(opts: ProbeOptions): Prober {
+  const native = FimProber.open({
+    threads: 0,
+    hash: opts.hash,
+    maxHashBytes: opts.maxHashBytes,
+    trustStat: opts.trustStat,
+    attempts: Math.max(1, opts.attempts ?? 3),
+  });
   return {
     probe(req: ProbeRequest): ProbeResult {
-      const { path } = req;
-      for (let attempt = 1; ; attempt++) {
-        const st = stat(path);
-        if (!(st instanceof Object && 'mode' in st)) return st;
-        const entry = toEntry(path, st);
-        if (entry.type === 'symlink') {
-          try {
-            entry.linkTarget = readlinkSync(path);
-          } catch (err) {
-            const code = (err as NodeJS.ErrnoException).code;
-            if (code === 'ENOENT') continue; // removed between lstat and readlink: look again
-            if (code === 'EINVAL') continue; // no longer a link
-            entry.error = eventError(ERR_FIM_UNREADABLE(path, `readlink: ${code ?? 'error'}`));
-          }
-          return { kind: 'ok', entry };
-        }
-        if (entry.type === 'other') {
-          entry.error = eventError(ERR_FIM_NOT_REGULAR(path, kindName(st.mode)));
-          return { kind: 'ok', entry };
-        }
-        if (entry.type !== 'file' || !opts.hash) return { kind: 'ok', entry };
-        if (st.size > opts.maxHashBytes) {
-          entry.error = eventError(ERR_FIM_TOO_LARGE(path, st.size, opts.maxHashBytes));
-          return { kind: 'ok', entry };
-        }
-        if (opts.trustStat && req.prev?.sha256 && sameStat(entry, req.prev)) {
-          entry.sha256 = req.prev.sha256;
-          return { kind: 'ok', entry };
-        }
-        let digest: string | null;
-        try {
-          digest = hashOnce(path, st, attempt);
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          // Gone, or replaced by a link/dir/special file between lstat and open: look again.
-          if (code === 'ENOENT' || code === 'ELOOP' || code === 'EISDIR' || code === 'ENXIO' || code === 'EAGAIN') {
-            if (attempt < attempts) continue;
-          }
-          entry.error = eventError(ERR_FIM_UNREADABLE(path, `${code ?? (err as Error).message}`));
-          return { kind: 'ok', entry };
-        }
-        if (digest !== null) {
-          const after = stat(path);
-          if (after instanceof Object && 'mode' in after && sameStat(toEntry(path, after), entry)) {
-            entry.sha256 = digest;
-            return { kind: 'ok', entry };
-          }
-        }
-        if (attempt >= attempts) {
-          entry.error = eventError(ERR_FIM_UNSTABLE(path, attempts));
-          return { kind: 'ok', entry };
-        }
-      }
+      if (req.path.includes('\0')) return badPath(req.path);
+      const reqs = [req];
+      return decodeProbeBatch(reqs, native.probeSync([req.path], prevArray(reqs), opts.onChunk), opts)[0]!;
     },
   };
+}
+
+/** Requests whose path the addon cannot take are answered here; `rest` go to the addon. */
+export function splitBadPaths(reqs: ProbeRequest[]): { rest: ProbeRequest[]; bad: Map<number, ProbeResult> | null } {
+  let bad: Map<number, ProbeResult> | null = null;
+  for (let i = 0; i < reqs.length; i++)
+    if (reqs[i]!.path.includes('\0')) (bad ??= new Map()).set(i, badPath(reqs[i]!.path));
+  if (!bad) return { rest: reqs, bad };
+  return { rest: reqs.filter((_, i) => !bad!.has(i)), bad };
 }

@@ -54,7 +54,10 @@ export interface ScanOutcome {
   stats: ScanStats;
 }
 
-const BATCH = 256;
+/** Paths per native probing call. */
+const BATCH = 512;
+/** Batches queued for the probing threads at most: the walk runs ahead of them by this much. */
+const MAX_QUEUED_BATCHES = 256;
 
 export class FimEngine {
   readonly policy: FimPolicy;
@@ -121,8 +124,30 @@ export class FimEngine {
    * Full scan of the watched roots. Without a baseline (or with `rebaseline`) it takes one
    * and reports one `baseline` event per root; otherwise it reports the differences.
    */
-  async fullScan(kind: FileScanKind, opts: { rebaseline?: boolean } = {}): Promise<ScanOutcome> {
+  async fullScan(
+    kind: FileScanKind,
+    opts: {
+      rebaseline?: boolean;
+      /**
+       * Loads the baseline (`load`); called once the tree is listed and its probing queued,
+       * so the baseline is decoded while the probing threads work. With trustStat the
+       * probes need the baseline: it is loaded first.
+       */
+      load?: (() => Promise<unknown>) | null;
+    } = {},
+  ): Promise<ScanOutcome> {
     const started = this.ctx.clock.now();
+    const targets = this.policy.paths.map((path) => ({ path, recursive: true }));
+    let loading: Promise<unknown> | null = null;
+    if (opts.load && this.policy.trustStat) await opts.load();
+    const load = this.policy.trustStat ? null : opts.load;
+    const onQueued = () => {
+      loading ??= load ? load() : null;
+      loading?.catch(() => undefined); // awaited (and thrown) after the walk
+    };
+    const { current, unknown, stats } = await this.collect(targets, onQueued);
+    onQueued();
+    await loading;
     const selection = selectionFingerprint(this.policy.include, this.policy.exclude);
     const base = this.baseline;
     // Roots the baseline does not cover (new in the policy, or a changed include/exclude
@@ -132,24 +157,36 @@ export class FimEngine {
       this.ctx.log.warn(
         'The include/exclude selection changed since the baseline; the watched trees are baselined again.',
       );
-    const targets = this.policy.paths.map((path) => ({ path, recursive: true }));
     const names = loadNameMaps();
-    const { current, unknown, stats } = await this.collect(targets);
     const events: FileEvent[] = [];
-    const entries = new Map<string, Entry>();
+    const comparedRoots = this.policy.paths.filter((r) => covered.has(r));
+    // Nothing compared (a first scan, a rebaseline): everything found is the baseline.
+    let entries = comparedRoots.length ? new Map<string, Entry>() : current;
     for (const root of this.policy.paths) {
       if (covered.has(root)) continue;
-      for (const [p, e] of current) if (isUnder(p, root)) entries.set(p, e);
+      if (comparedRoots.length) for (const [p, e] of current) if (isUnder(p, root)) entries.set(p, e);
       events.push(this.event('baseline', kind, root, null, null, null, null, names));
     }
-    const comparedRoots = this.policy.paths.filter((r) => covered.has(r));
     if (base && comparedRoots.length) {
       const scopeHas = (p: string) => comparedRoots.some((r) => isUnder(p, r));
-      const prevInScope = new Map<string, Entry>();
-      for (const [p, e] of base.entries) if (scopeHas(p)) prevInScope.set(p, e);
-      const cur = new Map<string, Entry>();
-      for (const [p, e] of current) if (scopeHas(p)) cur.set(p, e);
-      events.push(...this.diff(prevInScope, cur, unknown, kind, names, entries));
+      // The usual check compares every watched root with a baseline of exactly those roots
+      // (its entries all lie below them, and the current ones below the watched roots): no copies.
+      const whole = comparedRoots.length === this.policy.paths.length;
+      let prevInScope = base.entries;
+      if (!whole || covered.size !== comparedRoots.length) {
+        prevInScope = new Map<string, Entry>();
+        for (const [p, e] of base.entries) if (scopeHas(p)) prevInScope.set(p, e);
+      }
+      let cur = current;
+      if (!whole) {
+        cur = new Map<string, Entry>();
+        for (const [p, e] of current) if (scopeHas(p)) cur.set(p, e);
+      }
+      if (whole && unknown.size === 0) {
+        // Nothing hidden: the new baseline is exactly what the scan found (no second 100k map).
+        events.push(...this.diff(prevInScope, cur, unknown, kind, names, null));
+        entries = cur;
+      } else events.push(...this.diff(prevInScope, cur, unknown, kind, names, entries));
     }
     this.baseline = {
       header: { version: 1, created_us: this.ctx.clock.now() * 1000, roots: [...this.policy.paths], selection },
@@ -232,7 +269,11 @@ export class FimEngine {
    * returns what is there now. `unknown`: paths that could not be stat'ed or listed, with
    * the error — their baseline state is kept, not reported as removed.
    */
-  private async collect(targets: ScanTarget[]): Promise<{
+  private async collect(
+    targets: ScanTarget[],
+    /** Called once, when the probing threads have work queued for a while (the walk is done or the queue full). */
+    onQueued?: () => void,
+  ): Promise<{
     current: Map<string, Entry>;
     unknown: Map<string, { error: string; subtree: boolean; self: boolean }>;
     stats: ScanStats;
@@ -244,10 +285,14 @@ export class FimEngine {
     const unknown = new Map<string, { error: string; subtree: boolean; self: boolean }>();
     const dirErrors = new Map<string, string>();
     const stats: ScanStats = { entries: 0, files: 0, dirs: 0, errors: 0, durationMs: 0 };
-    const maxInflight = policy.hashConcurrency * 2;
+    const maxInflight = MAX_QUEUED_BATCHES;
     const inflight = new Set<Promise<void>>();
     let failure: unknown = null;
     let batch: ProbeRequest[] = [];
+    let queued = () => {
+      queued = () => {};
+      onQueued?.();
+    };
 
     const onResults = (reqs: ProbeRequest[], results: ProbeResult[]) => {
       for (let i = 0; i < reqs.length; i++) {
@@ -269,7 +314,10 @@ export class FimEngine {
       );
       inflight.add(p);
       void p.finally(() => inflight.delete(p));
-      if (inflight.size >= maxInflight) await Promise.race(inflight);
+      if (inflight.size >= maxInflight) {
+        queued();
+        await Promise.race(inflight);
+      }
     };
     const add = async (path: string) => {
       const prev = policy.trustStat ? base?.get(path) : undefined;
@@ -321,6 +369,7 @@ export class FimEngine {
       if (t.recursive) await walk(t.path);
     }
     await flush();
+    queued();
     while (inflight.size) await Promise.race(inflight);
     if (failure) throw failure;
 
@@ -339,14 +388,17 @@ export class FimEngine {
     return { current, unknown, stats };
   }
 
-  /** Differences between two views of the same scope; `into` receives the new baseline part. */
+  /**
+   * Differences between two views of the same scope; `into` receives the new baseline part
+   * (null: the caller takes `cur` itself, which is that part when nothing was hidden).
+   */
   private diff(
     prev: Map<string, Entry>,
     cur: Map<string, Entry>,
     unknown: Map<string, { error: string; subtree: boolean; self: boolean }>,
     kind: FileScanKind,
     names: NameMaps,
-    into: Map<string, Entry>,
+    into: Map<string, Entry> | null,
   ): FileEvent[] {
     const events: FileEvent[] = [];
     const check = this.policy.attributeSet;
@@ -368,7 +420,7 @@ export class FimEngine {
         if (h.self && b.error !== h.error) {
           events.push(this.event('scan', kind, p, b, null, null, h.error, names));
         }
-        into.set(p, h.self ? { ...b, error: h.error } : b);
+        into?.set(p, h.self ? { ...b, error: h.error } : b);
         continue;
       }
       removed.push(b);
@@ -380,9 +432,11 @@ export class FimEngine {
         added.push(a);
         continue;
       }
+      into?.set(p, a);
+      // The common case, nothing moved: no attribute list to build.
+      if (sameEntry(a, b)) continue;
       // A file we could not hash this time keeps its known digest if nothing says it changed.
       if (a.type === 'file' && a.sha256 === null && a.error && b.sha256 && sameStat(a, b)) a.sha256 = b.sha256;
-      into.set(p, a);
       const diff = changedAttributes(b, a, check, names);
       if (diff.length) events.push(this.event('changed', kind, p, b, a, null, a.error, names));
       else if (a.error && a.error !== b.error) events.push(this.event('scan', kind, p, b, a, null, a.error, names));
@@ -397,7 +451,7 @@ export class FimEngine {
     }
     const renamedAway = new Set<string>();
     for (const a of added) {
-      into.set(a.path, a);
+      into?.set(a.path, a);
       const cands = byIdentity.get(`${a.dev}:${a.ino}:${a.type}`);
       const i =
         cands?.findIndex((r) => (a.type !== 'file' || r.mtimeUs === a.mtimeUs) && !renamedAway.has(r.path)) ?? -1;
@@ -460,6 +514,24 @@ export class FimEngine {
   }
 }
 
+/** Every recorded field equal (owner and group follow from uid and gid): nothing to report. */
+function sameEntry(a: Entry, b: Entry): boolean {
+  return (
+    a.ino === b.ino &&
+    a.mtimeUs === b.mtimeUs &&
+    a.ctimeUs === b.ctimeUs &&
+    a.size === b.size &&
+    a.sha256 === b.sha256 &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.dev === b.dev &&
+    a.type === b.type &&
+    a.linkTarget === b.linkTarget &&
+    a.error === b.error
+  );
+}
+
 export interface ScanOnceOptions {
   policy: FimPolicyInput | FimPolicy;
   stateDir: string;
@@ -476,8 +548,10 @@ export interface ScanOnceOptions {
 export async function scanOnce(opts: ScanOnceOptions): Promise<ScanOutcome> {
   const engine = new FimEngine(opts);
   try {
-    if (opts.mode !== 'init') await engine.load();
-    const out = await engine.fullScan(opts.scanKind ?? 'scheduled', { rebaseline: opts.mode === 'init' });
+    const out = await engine.fullScan(opts.scanKind ?? 'scheduled', {
+      rebaseline: opts.mode === 'init',
+      load: opts.mode !== 'init' ? () => engine.load() : null,
+    });
     if (opts.update !== false) await engine.save();
     return out;
   } finally {

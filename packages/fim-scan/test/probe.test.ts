@@ -2,9 +2,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { createProber, parseFimPolicy, compileGlob } from '../src/index.js';
+import { createProbePool, createProber, parseFimPolicy, compileGlob } from '../src/index.js';
 import { sandbox } from './helpers.js';
 
 const sha = (b: string | Buffer) => createHash('sha256').update(b).digest('hex');
@@ -188,4 +201,101 @@ test('globs: * stays in a segment, ** spans segments, patterns without / match t
   assert.ok(!m('app[!0-2].conf', '/x/app1.conf'));
   assert.ok(!m('a?c', '/x/a/c'));
   assert.ok(m('a.c', '/x/a.c') && !m('a.c', '/x/abc'), 'dots are literal');
+});
+
+test('the native probe reads the attributes Node reads: mode, ids, size, inode, device, times to the µs (odd nanoseconds too)', () => {
+  const s = sandbox();
+  try {
+    const p = createProber(opts);
+    const files: string[] = [];
+    // Times whose nanoseconds round up, down and to halves: baselines written by the old
+    // JavaScript prober (Math.round(mtimeMs * 1000)) must compare equal, or every file would be "changed".
+    const times = [0.5e-6, 1.4999e-6, 1700000000.0000005, 1700000000.9999995, 1234567890.123456789, 4102444800.25];
+    times.forEach((t, i) => {
+      const f = join(s.tree, 'etc', `t${i}`);
+      writeFileSync(f, Buffer.alloc(i * 1000, i));
+      utimesSync(f, t, t);
+      files.push(f);
+    });
+    files.push(join(s.tree, 'etc'), join(s.tree, 'bin', 'tool0'));
+    for (const f of files) {
+      const r = p.probe({ path: f });
+      assert.ok(r.kind === 'ok', f);
+      const st = lstatSync(f);
+      assert.deepEqual(
+        [
+          r.entry.mode,
+          r.entry.uid,
+          r.entry.gid,
+          r.entry.size,
+          r.entry.ino,
+          r.entry.dev,
+          r.entry.mtimeUs,
+          r.entry.ctimeUs,
+        ],
+        [
+          st.mode,
+          st.uid,
+          st.gid,
+          st.size,
+          st.ino,
+          st.dev,
+          Math.round(st.mtimeMs * 1000),
+          Math.round(st.ctimeMs * 1000),
+        ],
+        f,
+      );
+      if (st.isFile()) assert.equal(r.entry.sha256, sha(readFileSync(f)));
+    }
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('names with newlines, link targets that are not UTF-8, a symlink loop and a FIFO are probed without following or opening anything', () => {
+  const s = sandbox();
+  try {
+    const p = createProber(opts);
+    const nl = join(s.tree, 'etc', 'two\nlines');
+    writeFileSync(nl, 'x');
+    const r1 = p.probe({ path: nl });
+    assert.ok(r1.kind === 'ok' && r1.entry.sha256 === sha('x'));
+    const bad = join(s.tree, 'etc', 'badlink');
+    symlinkSync(Buffer.from([0x2f, 0x61, 0xff, 0xfe, 0x62]), bad); // "/a\xff\xfeb"
+    const r2 = p.probe({ path: bad });
+    assert.ok(r2.kind === 'ok' && r2.entry.type === 'symlink');
+    assert.equal(r2.entry.linkTarget, readlinkSync(bad), 'decoded as Node decodes it');
+    const loop = join(s.tree, 'etc', 'loop');
+    symlinkSync(loop, loop);
+    const r3 = p.probe({ path: loop });
+    assert.ok(r3.kind === 'ok' && r3.entry.linkTarget === loop && r3.entry.error === null);
+    const fifo = join(s.tree, 'etc', 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r4 = p.probe({ path: fifo });
+    assert.ok(r4.kind === 'ok' && r4.entry.sha256 === null);
+    assert.match(r4.entry.error!, /^CORDON_ERR_FIM_NOT_REGULAR: .* is a FIFO/);
+    assert.deepEqual(p.probe({ path: `${nl}\0x` }).kind, 'unknown', 'a NUL in a path is an error result, not a throw');
+    assert.deepEqual(p.probe({ path: join(nl, 'below-a-file') }), { kind: 'gone' });
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('the probing pool answers batches in order, with files over the cap and vanished paths among them', async () => {
+  const s = sandbox();
+  try {
+    const pool = createProbePool(2, { hash: true, maxHashBytes: 3001, trustStat: false });
+    const paths = [0, 1, 2].map((i) => join(s.tree, 'bin', `tool${i}`)).concat(join(s.tree, 'gone'));
+    const batches = await Promise.all([0, 1, 2, 3].map(() => pool.probe(paths.map((path) => ({ path })))));
+    await pool.close();
+    for (const res of batches) {
+      assert.deepEqual(
+        res.map((r) => (r.kind === 'ok' ? (r.entry.sha256 ?? r.entry.error!.split(':')[0]) : r.kind)),
+        [sha(Buffer.alloc(3000, 1)), sha(Buffer.alloc(3001, 2)), 'CORDON_ERR_FIM_TOO_LARGE', 'gone'],
+      );
+    }
+    await assert.rejects(pool.probe([{ path: paths[0]! }]), { code: 'CORDON_ERR_FIM_WORKER' });
+  } finally {
+    s.cleanup();
+  }
 });

@@ -30,3 +30,7 @@ export const ERR_NATIVE_YARA_RULE = defineError(
   'CORDON_ERR_NATIVE_YARA_RULE',
   (where: string, detail: string) => `a YARA rule does not compile at ${where}: ${detail}; fix or remove it`,
 );
+export const ERR_NATIVE_FIM = defineError(
+  'CORDON_ERR_NATIVE_FIM',
+  (detail: string) => `file integrity probing failed: ${detail}`,
+);

@@ -240,3 +240,4 @@ export * from './scan.js';
 export * from './nft.js';
 export * from './nft-blocks.js';
 export * from './proc.js';
+export * from './fim.js';
