@@ -39,6 +39,11 @@ export const ERR_FIM_UNSTABLE = defineError(
   (path: string, attempts: number) =>
     `${path} changed or was replaced while being hashed, ${attempts} times in a row; its content is not checked this time (it is being written to)`,
 );
+export const ERR_FIM_NAME_NOT_UTF8 = defineError(
+  'CORDON_ERR_FIM_NAME_NOT_UTF8',
+  (dir: string, hex: string) =>
+    `${dir} holds an entry whose name is not valid UTF-8 (bytes ${hex}); it is reported under an escaped name, its attributes and content are not checked (a name chosen this way may be hiding something)`,
+);
 export const ERR_FIM_DIR_UNREADABLE = defineError(
   'CORDON_ERR_FIM_DIR_UNREADABLE',
   (path: string, detail: string) =>

