@@ -119,7 +119,7 @@ export class KafkaConsumer implements Consumer {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopping = false;
-  /** eachBatch threw: the loop ends with its error, whatever it is. */
+  /** eachBatch (or onAssign / onRevoke) threw: the loop ends with its error, whatever it is. */
   private handlerFailed = false;
   /** Positions delivered since the last commit, committed once per fetch round. */
   private readonly toCommit = new Map<string, TopicPartitionOffset>();
@@ -334,7 +334,7 @@ export class KafkaConsumer implements Consumer {
     if (this.owned.size > 0) {
       const revoked = this.assignment();
       this.owned = new Map();
-      await this.opts.onRevoke?.(revoked);
+      await this.stageCallback(() => this.opts.onRevoke?.(revoked));
     }
     this.assignedFrom = null;
     this.stopHeartbeat();
@@ -357,9 +357,16 @@ export class KafkaConsumer implements Consumer {
           'Joined the consumer group.',
         );
         await this.resolvePositions();
-        await this.opts.onAssign?.(this.assignment());
+        await this.stageCallback(() => this.opts.onAssign?.(this.assignment()));
         return;
       } catch (err) {
+        if (!this.handlerFailed && this.owned.size > 0) {
+          // assigned, but the stage was never told (its positions could not be read): give the
+          // assignment up unannounced and join again — never fetch for partitions it was not given
+          this.owned = new Map();
+          this.rejoinNeeded = true;
+          this.stopHeartbeat();
+        }
         if (isSecurityFailure(err))
           throw toBusError(err, `joining consumer group ${this.opts.groupId}`, { ...this.bus.identity });
         if (errorName(err, COORDINATOR_ERRORS) || isUnavailable(err)) {
@@ -375,6 +382,20 @@ export class KafkaConsumer implements Consumer {
           this.log.warn({ err, attempt }, 'Still trying to join the consumer group.');
         await sleep(RETRY_BACKOFF_MS);
       }
+    }
+  }
+
+  /**
+   * onAssign / onRevoke: the stage's own code (it restores or checkpoints its state there). Its
+   * failure ends the consumer like a failed eachBatch, never retried here: a checkpoint that was
+   * not written must not be skipped over.
+   */
+  private async stageCallback(fn: () => Promise<void> | void): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.handlerFailed = true;
+      throw err;
     }
   }
 
