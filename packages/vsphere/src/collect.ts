@@ -83,6 +83,12 @@ export class Inventory {
   readonly clusters = new Map<string, string>();
   readonly networks = new Map<string, string>();
   private readonly uuids = new Map<string, string>();
+  /**
+   * VMs forgotten on their VmRemovedEvent before the property collector's leave arrived: a
+   * modify still on its way for one must not bring it back (it would be reported again, then
+   * removed a second time when the leave comes).
+   */
+  private readonly destroyed = new Set<string>();
 
   uuidOf(vmRef: string): string | null {
     return this.uuids.get(vmRef) ?? null;
@@ -98,6 +104,7 @@ export class Inventory {
     this.hosts.clear();
     this.clusters.clear();
     this.networks.clear();
+    this.destroyed.clear();
   }
 
   loadContent(oc: ObjectContent, change: InventoryChange = emptyChange()): InventoryChange {
@@ -130,6 +137,14 @@ export class Inventory {
     }
     const table = type === 'VirtualMachine' ? this.vms : type === 'HostSystem' ? this.hosts : null;
     if (table === null) return change;
+    if (type === 'VirtualMachine' && this.destroyed.has(value)) {
+      // the collector catching up on a VM already gone: its leave ends that; an enter is a new VM
+      if (u.kind !== 'enter') {
+        if (u.kind === 'leave') this.destroyed.delete(value);
+        return change;
+      }
+      this.destroyed.delete(value);
+    }
     if (u.kind === 'leave') {
       if (table.delete(value) && type === 'VirtualMachine') change.removedVms.add(value);
       if (type === 'HostSystem') change.hosts.delete(value);
@@ -160,7 +175,9 @@ export class Inventory {
 
   /** Forget a VM (VmRemovedEvent when the property collector missed the leave). True when it was known. */
   removeVm(vmRef: string): boolean {
-    return this.vms.delete(vmRef);
+    if (!this.vms.delete(vmRef)) return false;
+    this.destroyed.add(vmRef);
+    return true;
   }
 
   vm(vmRef: string): PlatformVm | null {

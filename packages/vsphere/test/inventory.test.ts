@@ -137,3 +137,23 @@ test('names are unescaped; a snapshot tree without the current snapshot gives nu
   assert.equal(snapshotName(info), null);
   assert.equal(snapshotName(undefined), null);
 });
+
+test('a VM forgotten on its VmRemovedEvent is not brought back by a modify still on its way, nor removed again by the late leave', () => {
+  const inv = new Inventory();
+  load(inv, decodeUpdateSet(recorded('wait-initial-vpx.xml', 'WaitForUpdatesEx')));
+  assert.ok(inv.vm('vm-52'));
+  assert.equal(inv.removeVm('vm-52'), true); // the event came first
+  const late = inv.apply({
+    kind: 'modify',
+    obj: { type: 'VirtualMachine', value: 'vm-52' },
+    changes: [{ name: 'runtime.powerState', op: 'assign', val: { text: 'poweredOff', type: null } }],
+    missing: [],
+  } as never);
+  assert.equal(late.vms.size, 0, 'not reported again');
+  assert.equal(inv.vm('vm-52'), null);
+  const leave = inv.apply({ kind: 'leave', obj: { type: 'VirtualMachine', value: 'vm-52' }, changes: [], missing: [] });
+  assert.deepEqual([...leave.removedVms], [], 'not removed a second time');
+  // after its leave the ref is an ordinary unknown one again: an enter is a VM
+  const again = inv.apply({ kind: 'enter', obj: { type: 'VirtualMachine', value: 'vm-52' }, changes: [], missing: [] });
+  assert.ok(again.vms.has('vm-52'));
+});
