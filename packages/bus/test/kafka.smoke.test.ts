@@ -181,3 +181,36 @@ test('onRevoke finishes before another member is assigned the partition (eager r
     await bus.close();
   }
 });
+
+test("a stage's onAssign that fails — even with a network-looking error — ends the consumer at once, never retried as the cluster's unavailability", async () => {
+  const bus = createKafkaBus({ brokers, clientId: 'smoke', ctx });
+  const topic = `smoke-oa-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  try {
+    await bus.admin.ensureTopics([{ name: topic, partitions: 1, cleanupPolicy: 'delete', retentionMs: -1 }]);
+    let calls = 0;
+    const boom = Object.assign(new Error('the checkpoint store is unreachable'), { code: 'ECONNREFUSED' });
+    const c = bus.consumer({
+      groupId: `${topic}-g`,
+      topics: [topic],
+      onAssign: () => {
+        calls++;
+        throw boom;
+      },
+    });
+    const t0 = Date.now();
+    await assert.rejects(
+      c.run(async () => {}),
+      (err: Error & { cause?: unknown }) => {
+        const chain: unknown[] = [];
+        for (let e: unknown = err; e && chain.length < 5; e = (e as { cause?: unknown }).cause) chain.push(e);
+        assert.ok(chain.includes(boom), `the stage's own error ends it: ${String(err)}`);
+        return true;
+      },
+    );
+    assert.equal(calls, 1, 'onAssign ran once: not retried');
+    assert.ok(Date.now() - t0 < 30_000, 'not waited out for the unavailability budget');
+  } finally {
+    await bus.admin.deleteTopics([topic]);
+    await bus.close();
+  }
+});
