@@ -26,6 +26,21 @@ const statusReport = (enforcer: string, target: string, blockId: string, error: 
   }),
 });
 
+/** An embedded bus with every topic and a chdb store in a temp dir; `done` closes both and removes it. */
+async function sinkWorld() {
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
+  const ctx = createContext({ log: silentLogger });
+  const bus = createEmbeddedBus({ dataDir: dir, ctx });
+  await bus.admin.ensureTopics(allTopicSpecs());
+  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  const done = async () => {
+    await bus.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { ctx, bus, store, done };
+}
+
 const startSink = (o: { bus: Bus; store: Store; ctx: ReturnType<typeof createContext>; groupId?: string }) =>
   runStage(sinkStage, {
     bus: o.bus,
@@ -81,11 +96,7 @@ test('a record becomes a row of its table; one that does not decode throws, exce
 });
 
 test('the sink lands flows and dead letters in ClickHouse, and a replay counts nothing twice', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
-  const ctx = createContext({ log: silentLogger });
-  const bus = createEmbeddedBus({ dataDir: dir, ctx });
-  await bus.admin.ensureTopics(allTopicSpecs());
-  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  const { ctx, bus, store, done } = await sinkWorld();
   try {
     const codec = codecFor(TOPICS.flows);
     await bus
@@ -120,18 +131,12 @@ test('the sink lands flows and dead letters in ClickHouse, and a replay counts n
     assert.equal(dl[0]!.source_topic, TOPICS.flows);
     assert.match(dl[0]!.error_code, /CORDON_ERR_SCHEMA_UNKNOWN_ID/);
   } finally {
-    await bus.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await done();
   }
 });
 
 test('a row ClickHouse refuses becomes a dead letter; the rest of its batch lands', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
-  const ctx = createContext({ log: silentLogger });
-  const bus = createEmbeddedBus({ dataDir: dir, ctx });
-  await bus.admin.ensureTopics(allTopicSpecs());
-  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  const { ctx, bus, store, done } = await sinkWorld();
   try {
     const codec = codecFor(TOPICS.flows);
     const bad = { ...flow(7), flow_id: 'backwards', last_seen_us: flow(7).first_seen_us - 1 }; // breaks CHECK seen_in_order
@@ -158,18 +163,12 @@ test('a row ClickHouse refuses becomes a dead letter; the rest of its batch land
     assert.equal(letters[0]!.error_code, 'CORDON_ERR_STORE_BAD_ROW');
     assert.equal(String(letters[0]!.source_offset), '1');
   } finally {
-    await bus.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await done();
   }
 });
 
 test("alerts, block decisions, their enforcers' reports and file events land in their tables; a tombstone is not a row", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
-  const ctx = createContext({ log: silentLogger });
-  const bus = createEmbeddedBus({ dataDir: dir, ctx });
-  await bus.admin.ensureTopics(allTopicSpecs());
-  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  const { ctx, bus, store, done } = await sinkWorld();
   try {
     const p = bus.producer();
     await p.send(TOPICS.alerts, [
@@ -297,18 +296,12 @@ test("alerts, block decisions, their enforcers' reports and file events land in 
     const [f] = await store.query<{ after: string }>('SELECT after FROM fim_events');
     assert.equal(JSON.parse(f!.after).sha256, 'cd');
   } finally {
-    await bus.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await done();
   }
 });
 
 test("an agent's signed block status lands; one it signed for another enforcer's key is a dead letter (CORDON_ERR_RECORD_MISBOUND), never a row", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
-  const ctx = createContext({ log: silentLogger });
-  const bus = createEmbeddedBus({ dataDir: dir, ctx });
-  await bus.admin.ensureTopics(allTopicSpecs());
-  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  const { ctx, bus, store, done } = await sinkWorld();
   try {
     const agent = createRecordSigner('agt-1', generateKeyPairSync('ed25519').privateKey);
     const p = bus.producer();
@@ -344,18 +337,12 @@ test("an agent's signed block status lands; one it signed for another enforcer's
     assert.equal(dl!.error_code, 'CORDON_ERR_RECORD_MISBOUND');
     await p.close();
   } finally {
-    await bus.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await done();
   }
 });
 
 test('alerts sent again as new records (a replay under another sensor) are not counted twice; the hourly roll-up agrees; retention comes from the configuration', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
-  const ctx = createContext({ log: silentLogger });
-  const bus = createEmbeddedBus({ dataDir: dir, ctx });
-  await bus.admin.ensureTopics(allTopicSpecs());
-  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  const { ctx, bus, store, done } = await sinkWorld();
   try {
     const codec = codecFor(TOPICS.alerts);
     const alert = (i: number, sensor: string) =>
@@ -419,18 +406,12 @@ test('alerts sent again as new records (a replay under another sensor) are not c
     assert.match(ttl[1]!.engine_full, /toIntervalDay\(180\)/, "flows keep their migration's retention");
     assert.match(ttl[2]!.engine_full, /TTL ingested \+ toIntervalDay\(90\)/);
   } finally {
-    await bus.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await done();
   }
 });
 
 test("a watchdog's block status is bound to its host: signed for another host's key, or unsigned in the name of an enrolled watchdog, it is a dead letter; an unenrolled watchdog's unsigned report still lands", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
-  const ctx = createContext({ log: silentLogger });
-  const bus = createEmbeddedBus({ dataDir: dir, ctx });
-  await bus.admin.ensureTopics(allTopicSpecs());
-  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  const { ctx, bus, store, done } = await sinkWorld();
   try {
     const hv1 = createRecordSigner('watchdog:hv1', generateKeyPairSync('ed25519').privateKey);
     const p = bus.producer();
@@ -475,18 +456,12 @@ test("a watchdog's block status is bound to its host: signed for another host's 
     ]);
     await p.close();
   } finally {
-    await bus.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await done();
   }
 });
 
 test('block decisions delivered again in batches cut elsewhere (a sink restarted mid-batch) land once; a decision re-addressed to another enforcer is its own row', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-sink-'));
-  const ctx = createContext({ log: silentLogger });
-  const bus = createEmbeddedBus({ dataDir: dir, ctx });
-  await bus.admin.ensureTopics(allTopicSpecs());
-  const store = await createStore({ dataDir: join(dir, 'ch'), ctx });
+  const { ctx, bus, store, done } = await sinkWorld();
   try {
     const decision = (i: number, enforcer = 'agent:agt-1') => ({
       key: Buffer.from(`${enforcer}|198.18.0.${i}`),
@@ -532,8 +507,6 @@ test('block decisions delivered again in batches cut elsewhere (a sink restarted
     await landAll('again', 3);
     assert.deepEqual(await rows(), { n: '11', ids: '11' }, 'each decision once, the re-addressed one included');
   } finally {
-    await bus.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await done();
   }
 });
