@@ -18,6 +18,7 @@
 mod fim;
 mod nft;
 mod proc;
+mod sign;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};

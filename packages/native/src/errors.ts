@@ -34,3 +34,7 @@ export const ERR_NATIVE_FIM = defineError(
   'CORDON_ERR_NATIVE_FIM',
   (detail: string) => `file integrity probing failed: ${detail}`,
 );
+export const ERR_NATIVE_RECORD_KEY = defineError(
+  'CORDON_ERR_NATIVE_RECORD_KEY',
+  (detail: string) => `a producer's signing key is unusable: ${detail}`,
+);

@@ -241,3 +241,4 @@ export * from './nft.js';
 export * from './nft-blocks.js';
 export * from './proc.js';
 export * from './fim.js';
+export * from './sign.js';

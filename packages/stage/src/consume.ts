@@ -105,8 +105,11 @@ export function startLoop<T>(host: LoopHost, spec: ConsumeSpec<T>): RunningLoop 
       host.ctx.metrics.inc('dropped');
       out.add(dlqTopic, host.letter(record, err, value));
     };
-    // decode every record, then check the signed ones together (a send at a time: one tree,
-    // one signature), then hand over or refuse in the batch's order
+    // the signatures are checked off the event loop while the records are decoded (a send at a
+    // time: one tree, one signature); then the bindings, then hand over or refuse in order
+    const signatures = trust?.signatures(batch.records.filter((r) => r.value !== null && trust.covers(r.topic)));
+    // awaited below when a record needs it; a failure is seen there, not as an unhandled rejection
+    signatures?.catch(() => {});
     const decoded: Array<{ r: ConsumedRecord; value: T } | { r: ConsumedRecord; err: unknown } | null> = [];
     const toCheck: { r: ConsumedRecord; value: unknown }[] = [];
     const checkAt: number[] = [];
@@ -127,7 +130,7 @@ export function startLoop<T>(host: LoopHost, spec: ConsumeSpec<T>): RunningLoop 
         decoded.push({ r, err });
       }
     }
-    const verdicts = trust && toCheck.length > 0 ? await trust.checkAll(toCheck) : [];
+    const verdicts = trust && toCheck.length > 0 ? await trust.checkAll(toCheck, signatures) : [];
     const refusedAt = new Map<number, NonNullable<(typeof verdicts)[number]>>();
     checkAt.forEach((at, j) => {
       const v = verdicts[j];

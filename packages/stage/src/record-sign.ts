@@ -1,5 +1,6 @@
 import { createHash, createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
 import type { BusHeaders, ProduceRecord } from '@cordon/bus';
+import { recordVerifier, type NativeRecordVerifier } from '@cordon/native';
 
 /**
  * Records bound to their producer. Kafka does not tell a consumer who wrote a record, so each
@@ -148,28 +149,6 @@ function* siblings(levels: Buffer[][], idx: number): Generator<Buffer> {
   }
 }
 
-/** Whether `proof` carries exactly the sibling hashes of the tree `levels` for its leaf. */
-function proofMatches(levels: Buffer[][], idx: number, proof: Buffer): boolean {
-  let at = 8;
-  for (const h of siblings(levels, idx)) {
-    if (proof.compare(h, 0, 32, at, at + 32) !== 0) return false;
-    at += 32;
-  }
-  return at === proof.length;
-}
-
-/** Sibling hashes a proof of a tree of `count` leaves carries for the leaf at `idx`. */
-function proofLength(idx: number, count: number): number {
-  let n = count;
-  let siblings = 0;
-  while (n > 1) {
-    if ((idx ^ 1) < n) siblings++;
-    idx >>= 1;
-    n = (n + 1) >> 1;
-  }
-  return 8 + 32 * siblings;
-}
-
 export function createRecordSigner(producer: string, privateKey: KeyObject): RecordSigner {
   if (privateKey.asymmetricKeyType !== 'ed25519')
     throw new Error(`a record signer needs an Ed25519 key, not ${privateKey.asymmetricKeyType ?? 'a secret key'}`);
@@ -218,26 +197,6 @@ function rootOf(digest: Buffer, proof: Buffer): { root: Buffer; count: number } 
   return at === proof.length ? { root: h, count } : null;
 }
 
-/**
- * Roots already verified, per key: the other records of a send cost hashes, not a signature
- * check. Bounded; only successes are kept (a failure is never cached as a success, and a root
- * is good only under the key that verified it).
- */
-export class VerifiedRoots {
-  private readonly seen = new Map<string, true>();
-  constructor(private readonly max = 8192) {}
-  has(id: string): boolean {
-    return this.seen.has(id);
-  }
-  add(id: string): void {
-    if (this.seen.size >= this.max) this.seen.delete(this.seen.keys().next().value!);
-    this.seen.set(id, true);
-  }
-}
-
-const rootId = (producer: string, keyId: string, count: number, root: Buffer, sig: Buffer): string =>
-  `${producer}\u0000${keyId}\u0000${count}\u0000${root.toString('latin1')}${sig.toString('latin1')}`;
-
 /** A record to check with the others of its batch: its topic, key, value and headers. */
 export interface SignedRecord {
   topic: string;
@@ -246,110 +205,69 @@ export interface SignedRecord {
   headers: BusHeaders;
 }
 
-/** The records of a batch that carry one signature: their places in the batch and in the send. */
-interface Send {
-  sig: Buffer;
-  count: number;
-  at: number[];
-  idx: number[];
+/**
+ * One registered key's check of its producer's records, a batch at a time, in native code
+ * (native/capture/src/sign.rs): the records of one send that arrive together (an agent's send
+ * goes to one partition, in order) are checked as a tree — every leaf hashed once, one
+ * signature check —, anything else record by record; roots verified are remembered (bounded,
+ * under this key only), so the rest of a send split over batches costs hashes. Each verdict is
+ * the one `verifyRecord` gives the record alone (packages/stage/test/record-sign.test.ts), except
+ * that a weak key is refused outright: `new RecordChecker` throws CORDON_ERR_NATIVE_RECORD_KEY.
+ * In JS the same check cost ~8 µs of CPU a 2.5 kB record (SHA-256 calls, node buffers, OpenSSL's
+ * verify): as much as the rest of a stage's consume loop (bench/record-signing.mjs).
+ */
+export class RecordChecker {
+  private readonly native: NativeRecordVerifier;
+  constructor(rawKey: Buffer) {
+    this.native = recordVerifier(rawKey);
+  }
+
+  /** One verdict per record: whether it holds `producer`'s signature under this key. */
+  check(producer: string, records: readonly SignedRecord[]): boolean[] {
+    const ok = new Array<boolean>(records.length).fill(false);
+    for (const [topic, at, fields] of this.byTopic(records)) {
+      const verdicts = this.native.verify(topic, producer, fields);
+      for (let j = 0; j < at.length; j++) ok[at[j]!] = verdicts[j] === 1;
+    }
+    return ok;
+  }
+
+  /**
+   * The same on a libuv pool thread, off the event loop: a stage decodes the batch meanwhile.
+   * The records' buffers must not be changed until it settles (the consume loop never does).
+   */
+  async checkAsync(producer: string, records: readonly SignedRecord[]): Promise<boolean[]> {
+    const ok = new Array<boolean>(records.length).fill(false);
+    const parts = this.byTopic(records);
+    const verdicts = await Promise.all(
+      parts.map(([topic, , fields]) => this.native.verifyAsync(topic, producer, fields)),
+    );
+    parts.forEach(([, at], p) => {
+      for (let j = 0; j < at.length; j++) ok[at[j]!] = verdicts[p]![j] === 1;
+    });
+    return ok;
+  }
+
+  /** The records by topic (a batch holds one, nearly always): their places and their four fields each. */
+  private byTopic(records: readonly SignedRecord[]): Array<[string, number[], Array<Buffer | null>]> {
+    const parts = new Map<string, [string, number[], Array<Buffer | null>]>();
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      let part = parts.get(r.topic);
+      if (!part) parts.set(r.topic, (part = [r.topic, [], []]));
+      part[1].push(i);
+      part[2].push(r.key, r.value, r.headers[SIGNATURE_HEADER] ?? null, r.headers[PROOF_HEADER] ?? null);
+    }
+    return [...parts.values()];
+  }
 }
 
 /**
- * `verifyRecord` over many records of one producer at once. The records of one send that
- * arrive together (a consumer batch usually holds a whole send: an agent's send goes to one
- * partition, in order) are checked as a tree: every leaf hashed once, the tree built once, one
- * signature check — instead of each record's path to the root (count × depth hashes). A send
- * not whole here, or whose tree does not verify, is checked record by record, so each record
- * gets its own verdict. Returns one boolean per record, as verifyRecord would.
+ * Whether the record's headers hold `producer`'s signature of it under `key`: the plain check of
+ * one record with OpenSSL, the reference RecordChecker is tested against. OpenSSL accepts a
+ * weak key (under the identity point a signature of zeros verifies anything), so nothing that
+ * decides trust uses this: stages and the coordinator check with RecordChecker.
  */
-export function verifyRecords(
-  key: KeyObject,
-  producer: string,
-  records: readonly SignedRecord[],
-  cache?: VerifiedRoots,
-  keyId = '',
-): boolean[] {
-  const ok = new Array<boolean>(records.length).fill(false);
-  // a send's records are grouped by their signature bytes; they usually arrive one after the
-  // other, so the send of the record before is tried first (a 64-byte compare) and the map of
-  // all sends (a string of the signature a record) only when that is not it
-  const sends: Send[] = [];
-  let byId: Map<string, Send> | null = null;
-  let last: Send | null = null;
-  const single: number[] = [];
-  for (let i = 0; i < records.length; i++) {
-    const headers = records[i]!.headers;
-    const sig = headers[SIGNATURE_HEADER];
-    const proof = headers[PROOF_HEADER];
-    if (!sig || sig.length !== 64 || !proof || proof.length < 8) continue;
-    const idx = proof.readUInt32BE(0);
-    const count = proof.readUInt32BE(4);
-    if (count < 1 || count > MAX_LEAVES || idx >= count || proof.length !== proofLength(idx, count)) continue;
-    let s: Send | null = last !== null && last.count === count && last.sig.equals(sig) ? last : null;
-    if (s === null) {
-      const id = `${count}\u0000${sig.toString('latin1')}`;
-      byId ??= new Map();
-      s = byId.get(id) ?? null;
-      if (s === null) {
-        s = { sig, count, at: [], idx: [] };
-        byId.set(id, s);
-        sends.push(s);
-      }
-    }
-    s.at.push(i);
-    s.idx.push(idx);
-    last = s;
-  }
-  for (const s of sends) {
-    // whole: every index of the send exactly once
-    let whole = s.at.length === s.count;
-    const seen = new Uint8Array(s.count);
-    for (let j = 0; whole && j < s.at.length; j++) {
-      if (seen[s.idx[j]!]) whole = false;
-      seen[s.idx[j]!] = 1;
-    }
-    if (!whole) {
-      single.push(...s.at);
-      continue;
-    }
-    const leaves = new Array<Buffer>(s.count);
-    for (let j = 0; j < s.at.length; j++) {
-      const r = records[s.at[j]!]!;
-      leaves[s.idx[j]!] = recordDigest(r.topic, r.key, r.value, producer);
-    }
-    const levels = treeLevels(leaves);
-    const root = levels[levels.length - 1]![0]!;
-    const sig = s.sig;
-    const id = rootId(producer, keyId, s.count, root, sig);
-    let good = cache?.has(id) ?? false;
-    if (!good) {
-      try {
-        good = verify(null, rootMessage(root, s.count), key, sig);
-      } catch {
-        good = false;
-      }
-      if (good) cache?.add(id);
-    }
-    if (!good) {
-      single.push(...s.at);
-      continue;
-    }
-    // the root is good; a record whose proof does not carry its siblings in this tree gets the
-    // verdict it gets alone (refused), not the send's
-    for (let j = 0; j < s.at.length; j++) {
-      const i = s.at[j]!;
-      if (proofMatches(levels, s.idx[j]!, records[i]!.headers[PROOF_HEADER]!)) ok[i] = true;
-      else single.push(i);
-    }
-  }
-  for (const i of single) {
-    const r = records[i]!;
-    ok[i] = verifyRecord(key, r.topic, r.key, r.value, producer, r.headers, cache, keyId);
-  }
-  return ok;
-}
-
-/** Whether the record's headers hold `producer`'s signature of it under `key`. */
 export function verifyRecord(
   key: KeyObject,
   topic: string,
@@ -357,22 +275,15 @@ export function verifyRecord(
   value: Buffer | null,
   producer: string,
   headers: BusHeaders,
-  cache?: VerifiedRoots,
-  keyId = '',
 ): boolean {
   const sig = headers[SIGNATURE_HEADER];
   const proof = headers[PROOF_HEADER];
   if (!sig || sig.length !== 64 || !proof) return false;
   const r = rootOf(recordDigest(topic, recordKey, value, producer), proof);
   if (!r) return false;
-  const id = rootId(producer, keyId, r.count, r.root, sig);
-  if (cache?.has(id)) return true;
-  let ok = false;
   try {
-    ok = verify(null, rootMessage(r.root, r.count), key, sig);
+    return verify(null, rootMessage(r.root, r.count), key, sig);
   } catch {
-    ok = false;
+    return false;
   }
-  if (ok) cache?.add(id);
-  return ok;
 }

@@ -18,16 +18,8 @@ import {
   watchdogEnforcer,
   type ProducerKey,
 } from '@cordon/schemas';
-import type { KeyObject } from 'node:crypto';
 import { ERR_RECORD_FORGED, ERR_RECORD_MISBOUND, ERR_RECORD_UNSIGNED } from './errors.js';
-import {
-  ed25519PublicKey,
-  PRODUCER_HEADER,
-  SIGNATURE_HEADER,
-  verifyRecord,
-  verifyRecords,
-  VerifiedRoots,
-} from './record-sign.js';
+import { PRODUCER_HEADER, RecordChecker, SIGNATURE_HEADER } from './record-sign.js';
 
 /**
  * Which topics carry records of agents and watchdogs, and what a record there says about who
@@ -123,9 +115,8 @@ export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
 
 interface Entry {
   rec: ProducerKey;
-  key: KeyObject;
-  /** The key's bytes, naming it in the verified-roots cache (a replaced key verifies nothing of the old one's). */
-  keyId: string;
+  /** Its records' check; roots it verified are good under this key only (a replaced key gets a new one). */
+  checker: RecordChecker;
 }
 
 /**
@@ -160,7 +151,7 @@ export class ProducerKeys {
     try {
       const rec = this.codec.decode(r.value);
       if (rec.producer !== id) throw new Error(`its key ${id} names another producer than its value (${rec.producer})`);
-      this.table.set(id, { rec, key: ed25519PublicKey(rec.public_key), keyId: rec.public_key.toString('base64') });
+      this.table.set(id, { rec, checker: new RecordChecker(rec.public_key) });
     } catch (err) {
       // a key that does not parse verifies nothing: that producer's records are refused
       this.table.delete(id);
@@ -190,6 +181,13 @@ export class ProducerKeys {
 
 type Refusal = 'unsigned' | 'forged' | 'misbound';
 
+/** A signed record's signature verdict: its producer, that producer's key entry (null: none registered), whether it verifies. */
+export interface Signed {
+  producer: string;
+  entry: Entry | null;
+  ok: boolean;
+}
+
 const SIGNATURES: Record<Refusal, string> = {
   unsigned: 'Records refused: unsigned records on a topic only agents and watchdogs write',
   forged: 'Records refused: a signature as an agent or watchdog does not hold',
@@ -204,9 +202,10 @@ const SIGNATURES: Record<Refusal, string> = {
 export class RecordTrust {
   private readonly lastAlert = new Map<Refusal, { at: number; since: number }>();
   private readonly alertCodec = codecFor(TOPICS.alerts);
-  private readonly roots = new VerifiedRoots();
 
   private readonly required: ReadonlySet<string>;
+  /** The key table once loaded: signatures() then starts the checks at once. */
+  private loaded: ProducerKeys | null = null;
 
   /** `requireSigned`: `if-signed` topics on which an unsigned record is refused too (trust.requireSigned). */
   constructor(
@@ -225,26 +224,7 @@ export class RecordTrust {
 
   /** Null when the record may be used; else the error to dead-letter it with. */
   async check(r: ConsumedRecord, value: unknown): Promise<(Error & { code: string; refusal: Refusal }) | null> {
-    const rule = SIGNED_TOPICS[r.topic]!;
-    const producer = r.headers[PRODUCER_HEADER]?.toString();
-    const sig = r.headers[SIGNATURE_HEADER];
-    if (producer === undefined || sig === undefined) return this.checkUnsigned(r, value);
-    const keys = await this.keys();
-    const entry = keys.get(producer) ?? (await keys.lookup(producer));
-    if (!entry)
-      return Object.assign(ERR_RECORD_FORGED(r.topic, producer, 'no key is registered for it'), {
-        refusal: 'forged' as const,
-      });
-    if (!verifyRecord(entry.key, r.topic, r.key, r.value, producer, r.headers, this.roots, entry.keyId)) {
-      return Object.assign(
-        ERR_RECORD_FORGED(r.topic, producer, 'the signature does not verify with its registered key'),
-        { refusal: 'forged' as const },
-      );
-    }
-    const why = rule.misbound(entry.rec, (value ?? {}) as Record<string, unknown>, r.key?.toString() ?? '');
-    if (why !== null)
-      return Object.assign(ERR_RECORD_MISBOUND(r.topic, producer, why), { refusal: 'misbound' as const });
-    return null;
+    return (await this.checkAll([{ r, value }]))[0]!;
   }
 
   /** The verdict on a record without a producer header or signature. */
@@ -264,27 +244,21 @@ export class RecordTrust {
   }
 
   /**
-   * `check` over a batch's records at once: the key table awaited once, each producer's key
-   * looked up once, and each producer's records verified together (verifyRecords: a send that
-   * arrived whole costs one tree and one signature check). One verdict per record, in order.
+   * Start checking the signatures of a batch's records: each producer's key looked up once, its
+   * records checked together (RecordChecker: a send that arrived whole costs one tree and one
+   * signature check) on a libuv pool thread — when the key table is loaded, the checks start
+   * before this returns, so the consume loop decodes the batch meanwhile. Records without a
+   * producer header or signature are not in the result (checkAll judges them).
    */
-  async checkAll(
-    items: readonly { r: ConsumedRecord; value: unknown }[],
-  ): Promise<Array<(Error & { code: string; refusal: Refusal }) | null>> {
-    const out = new Array<(Error & { code: string; refusal: Refusal }) | null>(items.length).fill(null);
-    const byProducer = new Map<string, number[]>();
-    const unsigned: number[] = [];
+  signatures(records: readonly ConsumedRecord[]): Promise<Map<ConsumedRecord, Signed>> {
+    const byProducer = new Map<string, ConsumedRecord[]>();
     // a batch holds few producers, one after the other: the id of the record before is reused
     // when its header holds the same bytes, instead of decoding a string a record
     let lastId: Buffer | null = null;
-    let lastList: number[] = [];
-    for (let i = 0; i < items.length; i++) {
-      const headers = items[i]!.r.headers;
-      const id = headers[PRODUCER_HEADER];
-      if (id === undefined || headers[SIGNATURE_HEADER] === undefined) {
-        unsigned.push(i);
-        continue;
-      }
+    let lastList: ConsumedRecord[] = [];
+    for (const r of records) {
+      const id = r.headers[PRODUCER_HEADER];
+      if (id === undefined || r.headers[SIGNATURE_HEADER] === undefined) continue;
       if (lastId === null || !lastId.equals(id)) {
         const producer = id.toString();
         let list = byProducer.get(producer);
@@ -292,46 +266,74 @@ export class RecordTrust {
         lastId = id;
         lastList = list;
       }
-      lastList.push(i);
+      lastList.push(r);
     }
-    // the same verdict as check() gives one record: required topics, requireSigned, and an
-    // unsigned record in the name of an enrolled producer
-    for (const i of unsigned) out[i] = await this.checkUnsigned(items[i]!.r, items[i]!.value);
-    if (byProducer.size === 0) return out;
-    const keys = await this.keys();
-    for (const [producer, at] of byProducer) {
-      const entry = keys.get(producer) ?? (await keys.lookup(producer));
-      if (!entry) {
-        for (const i of at)
-          out[i] = Object.assign(ERR_RECORD_FORGED(items[i]!.r.topic, producer, 'no key is registered for it'), {
-            refusal: 'forged' as const,
-          });
-        continue;
+    const out = new Map<ConsumedRecord, Signed>();
+    if (byProducer.size === 0) return Promise.resolve(out);
+    const loaded = this.loaded;
+    const started = new Map<string, { entry: Entry; verdicts: Promise<boolean[]> }>();
+    if (loaded)
+      for (const [producer, list] of byProducer) {
+        const entry = loaded.get(producer);
+        if (!entry) continue;
+        const verdicts = entry.checker.checkAsync(producer, list);
+        // awaited below; a failure is seen there, not as an unhandled rejection meanwhile
+        verdicts.catch(() => {});
+        started.set(producer, { entry, verdicts });
       }
-      const verdicts = verifyRecords(
-        entry.key,
-        producer,
-        at.map((i) => items[i]!.r),
-        this.roots,
-        entry.keyId,
-      );
-      at.forEach((i, j) => {
-        const { r, value } = items[i]!;
-        if (!verdicts[j]) {
-          out[i] = Object.assign(
-            ERR_RECORD_FORGED(r.topic, producer, 'the signature does not verify with its registered key'),
-            { refusal: 'forged' as const },
-          );
-          return;
+    return (async () => {
+      const keys = loaded ?? (this.loaded = await this.keys());
+      for (const [producer, list] of byProducer) {
+        let run = started.get(producer);
+        if (!run) {
+          const entry = keys.get(producer) ?? (await keys.lookup(producer));
+          if (!entry) {
+            for (const r of list) out.set(r, { producer, entry: null, ok: false });
+            continue;
+          }
+          run = { entry, verdicts: entry.checker.checkAsync(producer, list) };
         }
+        const verdicts = await run.verdicts;
+        for (let j = 0; j < list.length; j++) out.set(list[j]!, { producer, entry: run.entry, ok: verdicts[j]! });
+      }
+      return out;
+    })();
+  }
+
+  /**
+   * `check` over a batch's records at once, one verdict per record, in order. `started`: what
+   * `signatures` gave for (at least) these records, begun before they were decoded.
+   */
+  async checkAll(
+    items: readonly { r: ConsumedRecord; value: unknown }[],
+    started?: Promise<Map<ConsumedRecord, Signed>>,
+  ): Promise<Array<(Error & { code: string; refusal: Refusal }) | null>> {
+    const signed = await (started ?? this.signatures(items.map((i) => i.r)));
+    const out = new Array<(Error & { code: string; refusal: Refusal }) | null>(items.length).fill(null);
+    for (let i = 0; i < items.length; i++) {
+      const { r, value } = items[i]!;
+      const s = signed.get(r);
+      // the same verdict as for one record: required topics, requireSigned, and an unsigned
+      // record in the name of an enrolled producer
+      if (s === undefined) out[i] = await this.checkUnsigned(r, value);
+      else if (s.entry === null)
+        out[i] = Object.assign(ERR_RECORD_FORGED(r.topic, s.producer, 'no key is registered for it'), {
+          refusal: 'forged' as const,
+        });
+      else if (!s.ok)
+        out[i] = Object.assign(
+          ERR_RECORD_FORGED(r.topic, s.producer, 'the signature does not verify with its registered key'),
+          { refusal: 'forged' as const },
+        );
+      else {
         const why = SIGNED_TOPICS[r.topic]!.misbound(
-          entry.rec,
+          s.entry.rec,
           (value ?? {}) as Record<string, unknown>,
           r.key?.toString() ?? '',
         );
         if (why !== null)
-          out[i] = Object.assign(ERR_RECORD_MISBOUND(r.topic, producer, why), { refusal: 'misbound' as const });
-      });
+          out[i] = Object.assign(ERR_RECORD_MISBOUND(r.topic, s.producer, why), { refusal: 'misbound' as const });
+      }
     }
     return out;
   }

@@ -1,20 +1,20 @@
 /**
- * Batch verification of signed records (verifyRecords): a send that arrives whole is checked
- * as one tree with one signature check, anything else record by record — and every verdict is
- * the one verifyRecord gives the record alone, whatever an attacker mixes into the batch.
+ * Batch verification of signed records (RecordChecker, native): a send that arrives whole is
+ * checked as one tree with one signature check, anything else record by record — and every
+ * verdict is the one verifyRecord (OpenSSL, a record alone) gives, whatever an attacker mixes
+ * into the batch; a weak key, which OpenSSL lets anyone sign for, is refused.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
   createRecordSigner,
   ed25519PublicKey,
   PROOF_HEADER,
   recordDigest,
   SIGNATURE_HEADER,
+  RecordChecker,
   verifyRecord,
-  verifyRecords,
-  VerifiedRoots,
   type SignedRecord,
 } from '../src/index.js';
 
@@ -22,6 +22,9 @@ const TOPIC = 'cordon.logs.v1';
 const alice = createRecordSigner('agt-alice', generateKeyPairSync('ed25519').privateKey);
 const mallory = createRecordSigner('agt-mallory', generateKeyPairSync('ed25519').privateKey);
 const alicePub = ed25519PublicKey(alice.publicKey);
+/** A fresh checker of alice's key: nothing verified before. */
+const checked = (records: SignedRecord[], checker = new RecordChecker(alice.publicKey)) =>
+  checker.check('agt-alice', records);
 
 function send(signer: typeof alice, n: number, tag: string): SignedRecord[] {
   return signer
@@ -42,10 +45,11 @@ const alone = (records: SignedRecord[]) =>
 test('a whole send verifies as one tree, in any order, with one signature check cached', () => {
   for (const n of [1, 2, 3, 5, 32, 33, 100]) {
     const records = send(alice, n, `w${n}-`).reverse();
-    const cache = new VerifiedRoots();
-    assert.deepEqual(verifyRecords(alicePub, 'agt-alice', records, cache), Array(n).fill(true), `send of ${n}`);
-    // the root is now known: each record alone verifies from the cache
-    assert.ok(records.every((r) => verifyRecord(alicePub, r.topic, r.key, r.value, 'agt-alice', r.headers, cache)));
+    const checker = new RecordChecker(alice.publicKey);
+    assert.deepEqual(checked(records, checker), Array(n).fill(true), `send of ${n}`);
+    // the root is now known: each record alone verifies (from the cache), a changed one does not
+    assert.ok(records.every((r) => checked([r], checker)[0]));
+    assert.deepEqual(checked([{ ...records[0]!, value: Buffer.from('x') }], checker), [false]);
   }
 });
 
@@ -73,14 +77,20 @@ test('attacks mixed into a batch get the verdict each record gets alone', () => 
     ['everything at once', [...foreign, tampered, ...b, ...a, badSig]],
   ];
   for (const [what, records] of cases) {
-    const got = verifyRecords(alicePub, 'agt-alice', records, new VerifiedRoots());
+    const got = checked(records);
     assert.deepEqual(got, alone(records), what);
   }
-  assert.deepEqual(
-    verifyRecords(alicePub, 'agt-alice', [...a.slice(0, 3), tampered, ...a.slice(4)], new VerifiedRoots()),
-    [true, true, true, false, true, true, true, true],
-  );
-  assert.deepEqual(verifyRecords(alicePub, 'agt-alice', foreign, new VerifiedRoots()), [false, false, false, false]);
+  assert.deepEqual(checked([...a.slice(0, 3), tampered, ...a.slice(4)]), [
+    true,
+    true,
+    true,
+    false,
+    true,
+    true,
+    true,
+    true,
+  ]);
+  assert.deepEqual(checked(foreign), [false, false, false, false]);
 });
 
 test('a proof that claims another place or count in the send is refused', () => {
@@ -92,13 +102,8 @@ test('a proof that claims another place or count in the send is refused', () => 
   counted.writeUInt32BE(0, 4); // a send of 0
   const zero = { ...a[0]!, headers: { ...a[0]!.headers, [PROOF_HEADER]: counted } };
   // with the claimed index 2 twice the send is not whole: each checked alone, the moved one fails
-  assert.deepEqual(verifyRecords(alicePub, 'agt-alice', [a[0]!, moved, a[2]!, a[3]!], new VerifiedRoots()), [
-    true,
-    false,
-    true,
-    true,
-  ]);
-  assert.deepEqual(verifyRecords(alicePub, 'agt-alice', [zero], new VerifiedRoots()), [false]);
+  assert.deepEqual(checked([a[0]!, moved, a[2]!, a[3]!]), [true, false, true, true]);
+  assert.deepEqual(checked([zero]), [false]);
 });
 
 /** The digest as its format is written down (record-sign.ts), built the plain way. */
@@ -169,10 +174,10 @@ test('a large record signs and verifies, and tampered with it is refused', () =>
   const value = Buffer.alloc(150_000, 7);
   const [r] = alice.signAll(TOPIC, [{ key: Buffer.from('vm-1|/var/log/big'), value }]);
   const rec: SignedRecord = { topic: TOPIC, key: r!.key, value: r!.value, headers: r!.headers! };
-  assert.deepEqual(verifyRecords(alicePub, 'agt-alice', [rec], new VerifiedRoots()), [true]);
+  assert.deepEqual(checked([rec]), [true]);
   const flipped = Buffer.from(value);
   flipped[149_999] = 8;
-  assert.deepEqual(verifyRecords(alicePub, 'agt-alice', [{ ...rec, value: flipped }], new VerifiedRoots()), [false]);
+  assert.deepEqual(checked([{ ...rec, value: flipped }]), [false]);
 });
 
 test('sends interleaved, or dressed in another send’s signature, are grouped by what they carry', () => {
@@ -200,14 +205,11 @@ test('sends interleaved, or dressed in another send’s signature, are grouped b
     ['tampered between two sends', [...a.slice(0, 4), tampered, a[5]!, ...b]],
   ];
   for (const [what, records] of cases) {
-    const got = verifyRecords(alicePub, 'agt-alice', records, new VerifiedRoots());
+    const got = checked(records);
     assert.deepEqual(got, alone(records), what);
   }
-  assert.deepEqual(
-    verifyRecords(alicePub, 'agt-alice', [...a.slice(0, 3), dressed, ...a.slice(3)], new VerifiedRoots()),
-    [true, true, true, false, true, true, true],
-  );
-  assert.ok(verifyRecords(alicePub, 'agt-alice', interleaved, new VerifiedRoots()).every(Boolean));
+  assert.deepEqual(checked([...a.slice(0, 3), dressed, ...a.slice(3)]), [true, true, true, false, true, true, true]);
+  assert.ok(checked(interleaved).every(Boolean));
 });
 
 test('in a whole send, a record whose proof carries wrong sibling hashes is refused as it is alone', () => {
@@ -219,6 +221,101 @@ test('in a whole send, a record whose proof carries wrong sibling hashes is refu
     records[bad] = { ...records[bad]!, headers: { ...records[bad]!.headers, 'cordon-proof': proof } };
     const expected = Array.from({ length: n }, (_, i) => i !== bad);
     assert.deepEqual(alone(records), expected, `send of ${n}, alone`);
-    assert.deepEqual(verifyRecords(alicePub, 'agt-alice', records, new VerifiedRoots()), expected, `send of ${n}`);
+    assert.deepEqual(checked(records), expected, `send of ${n}`);
   }
+});
+
+test('a weak key is refused: under it OpenSSL verifies a signature anyone can make', () => {
+  const identity = Buffer.alloc(32);
+  identity[0] = 1; // the neutral point
+  const order2 = Buffer.from('ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'hex'); // y = -1
+  const forged: SignedRecord = {
+    topic: TOPIC,
+    key: Buffer.from('vm-1|/var/log/auth.log'),
+    value: Buffer.from('Failed password for root from 198.51.100.7'),
+    headers: {
+      // R = the neutral point, s = 0: [s]B = R + [k]A holds for any message when A is neutral
+      [SIGNATURE_HEADER]: Buffer.concat([identity, Buffer.alloc(32)]),
+      [PROOF_HEADER]: Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]),
+    },
+  };
+  // the flaw the native check closes: OpenSSL takes the forgery
+  assert.equal(
+    verifyRecord(ed25519PublicKey(identity), forged.topic, forged.key, forged.value, 'agt-x', forged.headers),
+    true,
+  );
+  for (const weak of [identity, order2])
+    assert.throws(() => new RecordChecker(weak), { code: 'CORDON_ERR_NATIVE_RECORD_KEY' }, weak.toString('hex'));
+  // not a key at all
+  assert.throws(() => new RecordChecker(Buffer.alloc(31)), { code: 'CORDON_ERR_NATIVE_RECORD_KEY' });
+  // y = 2: (y² - 1) / (d·y² + 1) has no square root, so no point has this encoding
+  assert.throws(() => new RecordChecker(Buffer.from('02'.padEnd(64, '0'), 'hex')), {
+    code: 'CORDON_ERR_NATIVE_RECORD_KEY',
+  });
+});
+
+test('random tampering: the native batch check (sync and on a pool thread) and OpenSSL a record alone agree', async () => {
+  // a small deterministic generator, so a failure names its seed
+  let seed = 0x5eed;
+  const rnd = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const pool = [
+    ...send(alice, 7, 'r1-'),
+    ...send(alice, 4, 'r2-'),
+    ...send(alice, 1, 'r3-'),
+    ...send(alice, 16, 'r4-'),
+    ...send(mallory, 3, 'rm-'),
+  ];
+  const mutate = (r: SignedRecord): SignedRecord => {
+    const h = { ...r.headers };
+    const flip = (b: Buffer | null | undefined) => {
+      if (!b || b.length === 0) return Buffer.from([1]);
+      const c = Buffer.from(b);
+      const at = rnd(c.length);
+      c[at] = c[at]! ^ (1 << rnd(8));
+      return c;
+    };
+    switch (rnd(9)) {
+      case 0:
+        return { ...r, value: flip(r.value) };
+      case 1:
+        return { ...r, key: rnd(2) ? flip(r.key) : null };
+      case 2:
+        return { ...r, headers: { ...h, [SIGNATURE_HEADER]: flip(h[SIGNATURE_HEADER]) } };
+      case 3:
+        return { ...r, headers: { ...h, [PROOF_HEADER]: flip(h[PROOF_HEADER]) } };
+      case 4:
+        return { ...r, headers: { ...h, [PROOF_HEADER]: h[PROOF_HEADER]!.subarray(0, rnd(h[PROOF_HEADER]!.length)) } };
+      case 5: {
+        const other = pool[rnd(pool.length)]!;
+        return { ...r, headers: { ...h, [SIGNATURE_HEADER]: other.headers[SIGNATURE_HEADER]! } };
+      }
+      case 6: {
+        const other = pool[rnd(pool.length)]!;
+        return { ...r, headers: { ...h, [PROOF_HEADER]: other.headers[PROOF_HEADER]! } };
+      }
+      case 7:
+        return { ...r, topic: 'cordon.fim.v1' };
+      default:
+        return { ...r, headers: { ...h, [PROOF_HEADER]: Buffer.concat([h[PROOF_HEADER]!, randomBytes(32)]) } };
+    }
+  };
+  let refused = 0;
+  for (let round = 0; round < 300; round++) {
+    const start = rnd(pool.length);
+    const batch = pool.slice(start, start + 1 + rnd(30)).map((r) => (rnd(4) === 0 ? mutate(r) : r));
+    if (rnd(3) === 0) batch.reverse();
+    if (rnd(4) === 0) batch.push(batch[rnd(batch.length)]!);
+    const want = alone(batch);
+    assert.deepEqual(checked(batch), want, `round ${round}`);
+    assert.deepEqual(
+      await new RecordChecker(alice.publicKey).checkAsync('agt-alice', batch),
+      want,
+      `round ${round}, async`,
+    );
+    refused += want.filter((x) => !x).length;
+  }
+  assert.ok(refused > 100, `the rounds refused ${refused} records: the tampering must reach the check`);
 });

@@ -16,7 +16,7 @@ import { agentIdFor, agentStage, makeEnrollToken, readEnrollToken } from '@cordo
 import { createEmbeddedBus, readAll, readTable, type Bus } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { allTopicSpecs, codecFor, TOPICS, type AgentRecord } from '@cordon/schemas';
-import { createRecordSigner, runStage } from '@cordon/stage';
+import { createRecordSigner, PRODUCER_HEADER, PROOF_HEADER, runStage, SIGNATURE_HEADER } from '@cordon/stage';
 import { putRunningVm, waitFor, writeEnrollSecret } from '@cordon/testkit';
 import { coordinatorStage, TOKEN_HEADER } from '../src/index.js';
 
@@ -29,7 +29,7 @@ const alertRules = async (bus: Bus): Promise<string[]> =>
   (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!).rule_id);
 
 test(
-  'the coordinator registers the key an agent enrolls with; a key replacement without a fresh enrollment and unsigned heartbeats are refused',
+  'the coordinator registers the key an agent enrolls with; a key replacement without a fresh enrollment, unsigned heartbeats and a weak key are refused',
   { timeout: 120_000 },
   async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cordon-producer-keys-'));
@@ -118,6 +118,42 @@ test(
       assert.ok(verdicts.includes('trusted'));
       assert.ok(verdicts.includes('key-replaced'));
       assert.ok(verdicts.includes('unsigned'));
+
+      // an enrollment with a weak key (the neutral point): under it a signature of R = neutral,
+      // s = 0 verifies any message in OpenSSL, so anyone could then write as this agent. The
+      // coordinator's check refuses the key, so the "proof" does not hold and nothing is registered.
+      await putRunningVm(bus, 'vm-web-2', ['10.0.0.2']);
+      const token2 = makeEnrollToken(secret, 'vm-web-2', 3_600_000, Date.now());
+      const weakAgent = agentIdFor(readEnrollToken(token2));
+      const neutral = Buffer.alloc(32);
+      neutral[0] = 1;
+      const weak: AgentRecord = {
+        ...heartbeat,
+        agent: weakAgent,
+        vm: 'vm-web-2',
+        heartbeat_us: Date.now() * 1000,
+        public_key: neutral,
+        identity: JSON.stringify({ ...JSON.parse(heartbeat.identity), incarnation: 'ab12cd34' }),
+      };
+      await bus.producer().send(TOPICS.agents, [
+        {
+          key: Buffer.from(weakAgent),
+          value: codecFor(TOPICS.agents).encode(weak),
+          headers: {
+            [TOKEN_HEADER]: Buffer.from(token2),
+            [PRODUCER_HEADER]: Buffer.from(weakAgent),
+            [SIGNATURE_HEADER]: Buffer.concat([neutral, Buffer.alloc(32)]),
+            [PROOF_HEADER]: Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]),
+          },
+        },
+      ]);
+      await waitFor(
+        'the weak key refused',
+        () =>
+          [...known.agents.values()].some((a) => a.id === weakAgent && a.verdict.distrust === 'forged') ? true : null,
+        30_000,
+      );
+      assert.equal(await keyOf(bus, weakAgent), null, 'no weak key registered');
     } finally {
       await agent.stop();
       await coordinator.stop();
