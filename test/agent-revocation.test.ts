@@ -12,37 +12,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentIdFor, agentStage, loadSigningKey, makeEnrollToken, readEnrollToken } from '@cordon/agent';
-import { createEmbeddedBus, readAll, readTable, type Bus } from '@cordon/bus';
+import { createEmbeddedBus, readAll, type Bus } from '@cordon/bus';
 import { coordinatorStage } from '@cordon/coordinator';
 import { loginspectStage } from '@cordon/loginspect';
 import { createContext, silentLogger } from '@cordon/runtime';
-import { allTopicSpecs, codecFor, TOPICS, type LogBatch, type PolicyRecord } from '@cordon/schemas';
+import { allTopicSpecs, codecFor, TOPICS, type LogBatch } from '@cordon/schemas';
 import { createRecordSigner, runStage } from '@cordon/stage';
-import { putRunningVm, waitFor, writeEnrollSecret } from '@cordon/testkit';
+import { putRunningVm, registeredKey, setRevoked, waitFor, writeEnrollSecret } from '@cordon/testkit';
 
 const ctx = createContext({ log: silentLogger });
 const VM = 'vm-web-1';
 
-const keyOf = async (bus: Bus, agent: string): Promise<Buffer | null> => {
-  const r = (await readTable(bus, TOPICS.producers)).get(Buffer.from(agent).toString('base64'));
-  return r?.value ? codecFor(TOPICS.producers).decode(r.value).public_key : null;
-};
+const keyOf = async (bus: Bus, agent: string) => (await registeredKey(bus, agent))?.public_key ?? null;
 const alerts = async (bus: Bus) =>
   (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!));
-
-async function setRevoked(bus: Bus, agent: string, revoked: boolean, version: number): Promise<void> {
-  const rec: PolicyRecord = {
-    kind: 'agent',
-    id: agent,
-    version,
-    document: JSON.stringify({ revoked, reason: revoked ? 'host compromised (ticket 4711)' : '', atUs: version }),
-    updated_us: Date.now() * 1000,
-    updated_by: 'admin',
-  };
-  await bus
-    .producer()
-    .send(TOPICS.policy, [{ key: Buffer.from(`agent:${agent}`), value: codecFor(TOPICS.policy).encode(rec) }]);
-}
 
 function authFailures(agent: string, ip: string, id: string): { key: Buffer; value: Buffer } {
   const batch: LogBatch = {

@@ -15,28 +15,25 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeEnrollToken, makeHostToken, readEnrollToken, readHostToken } from '@cordon/agent';
-import { createEmbeddedBus, createKafkaBus, readAll, readTable, type Bus } from '@cordon/bus';
+import { createEmbeddedBus, createKafkaBus, readAll, type Bus } from '@cordon/bus';
 import { coordinatorStage, TOKEN_HEADER } from '@cordon/coordinator';
 import { createContext, createLogger, silentLogger } from '@cordon/runtime';
-import {
-  allTopicSpecs,
-  codecFor,
-  TOPICS,
-  type AgentRecord,
-  type PolicyRecord,
-  type ProducerKey,
-} from '@cordon/schemas';
+import { allTopicSpecs, codecFor, TOPICS, type AgentRecord } from '@cordon/schemas';
 import { createRecordSigner, runStage } from '@cordon/stage';
-import { freshCordonTopics, kafkaBrokers, waitFor, writeEnrollSecret } from '@cordon/testkit';
+import {
+  freshCordonTopics,
+  kafkaBrokers,
+  registeredKey,
+  setRevoked,
+  waitFor,
+  writeEnrollSecret,
+} from '@cordon/testkit';
 import { watchdogStage, type WatchdogHandle } from '@cordon/watchdog';
 
 const ctx = createContext({ log: process.env.WD_DEBUG ? createLogger('t', 'info') : silentLogger });
 const producers = codecFor(TOPICS.producers);
 
-const keyOf = async (bus: Bus, producer: string): Promise<ProducerKey | null> => {
-  const r = (await readTable(bus, TOPICS.producers)).get(Buffer.from(producer).toString('base64'));
-  return r?.value ? producers.decode(r.value) : null;
-};
+const keyOf = registeredKey;
 const alerts = async (bus: Bus) =>
   (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!));
 
@@ -295,23 +292,6 @@ test(
     const dir = mkdtempSync(join(tmpdir(), 'cordon-wd-revoke-'));
     const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
     const running: Array<{ stop(): Promise<void> }> = [];
-    const setRevoked = async (revoked: boolean, version: number) => {
-      const rec: PolicyRecord = {
-        kind: 'agent',
-        id: 'watchdog:hv1',
-        version,
-        document: JSON.stringify({
-          revoked,
-          reason: revoked ? 'hypervisor compromised (ticket 4712)' : '',
-          atUs: version,
-        }),
-        updated_us: Date.now() * 1000,
-        updated_by: 'admin',
-      };
-      await bus
-        .producer()
-        .send(TOPICS.policy, [{ key: Buffer.from('agent:watchdog:hv1'), value: codecFor(TOPICS.policy).encode(rec) }]);
-    };
     try {
       const { secret, file: secretFile } = writeEnrollSecret(dir);
       await bus.admin.ensureTopics(allTopicSpecs());
@@ -331,7 +311,7 @@ test(
       const genuine = wd.enrollment!.signer.publicKey;
       assert.deepEqual((await keyOf(bus, 'watchdog:hv1'))?.public_key, genuine);
 
-      await setRevoked(true, 1);
+      await setRevoked(bus, 'watchdog:hv1', true, 1, 'hypervisor compromised (ticket 4712)');
       await waitFor('the key withdrawn', async () => (await keyOf(bus, 'watchdog:hv1')) === null, 10_000, 50);
       // it keeps heartbeating (every 100 ms) with its token and key: nothing registers it again
       await new Promise((r) => setTimeout(r, 1_500));
@@ -341,7 +321,7 @@ test(
       assert.equal(revokedAlerts[0]!.src_ip, null, 'it names no address: it can never become a block');
       assert.match(JSON.parse(revokedAlerts[0]!.evidence).detail, /hypervisor compromised/);
 
-      await setRevoked(false, 2);
+      await setRevoked(bus, 'watchdog:hv1', false, 2);
       const back = await waitFor('the key registered again', () => keyOf(bus, 'watchdog:hv1'), 10_000, 50);
       assert.deepEqual(back.public_key, genuine, "the host's bound key, not a new one");
     } finally {

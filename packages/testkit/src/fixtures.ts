@@ -1,8 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Bus } from '@cordon/bus';
-import { codecFor, TOPICS, type BlockDecision, type InventoryRecord } from '@cordon/schemas';
+import { readTable, type Bus } from '@cordon/bus';
+import {
+  codecFor,
+  TOPICS,
+  type BlockDecision,
+  type InventoryRecord,
+  type PolicyRecord,
+  type ProducerKey,
+} from '@cordon/schemas';
 
 /** A requested block of one address, as a responder would write it, for enforcer tests. */
 export function ipBlockDecision(opts: {
@@ -90,4 +97,34 @@ export function producerRegistration(
       registered_by: by,
     }),
   };
+}
+
+/** The key the coordinator publishes for `producer` on the producers topic (null: none, or withdrawn). */
+export async function registeredKey(bus: Bus, producer: string): Promise<ProducerKey | null> {
+  const r = (await readTable(bus, TOPICS.producers)).get(Buffer.from(producer).toString('base64'));
+  return r?.value ? codecFor(TOPICS.producers).decode(r.value) : null;
+}
+
+/**
+ * An admin's revocation of an agent or watchdog (`agent:<id>` on the policy topic, as the
+ * manager's `POST /api/v1/agents/<id>/revoke` writes it); `revoked: false` lifts it.
+ */
+export async function setRevoked(
+  bus: Bus,
+  producer: string,
+  revoked: boolean,
+  version: number,
+  reason = 'host compromised (ticket 4711)',
+): Promise<void> {
+  const rec: PolicyRecord = {
+    kind: 'agent',
+    id: producer,
+    version,
+    document: JSON.stringify({ revoked, reason: revoked ? reason : '', atUs: version }),
+    updated_us: Date.now() * 1000,
+    updated_by: 'admin',
+  };
+  await bus
+    .producer()
+    .send(TOPICS.policy, [{ key: Buffer.from(`agent:${producer}`), value: codecFor(TOPICS.policy).encode(rec) }]);
 }

@@ -17,14 +17,11 @@ import { createEmbeddedBus, readAll, readTable, type Bus } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { allTopicSpecs, codecFor, TOPICS, type AgentRecord } from '@cordon/schemas';
 import { createRecordSigner, PRODUCER_HEADER, PROOF_HEADER, runStage, SIGNATURE_HEADER } from '@cordon/stage';
-import { putRunningVm, waitFor, writeEnrollSecret } from '@cordon/testkit';
+import { putRunningVm, registeredKey, waitFor, writeEnrollSecret } from '@cordon/testkit';
 import { coordinatorStage, TOKEN_HEADER } from '../src/index.js';
 
 const ctx = createContext({ log: silentLogger });
-const keyOf = async (bus: Bus, agent: string): Promise<Buffer | null> => {
-  const r = (await readTable(bus, TOPICS.producers)).get(Buffer.from(agent).toString('base64'));
-  return r?.value ? codecFor(TOPICS.producers).decode(r.value).public_key : null;
-};
+const keyOf = async (bus: Bus, agent: string) => (await registeredKey(bus, agent))?.public_key ?? null;
 const alertRules = async (bus: Bus): Promise<string[]> =>
   (await readAll(bus, TOPICS.alerts)).map((r) => codecFor(TOPICS.alerts).decode(r.value!).rule_id);
 
