@@ -19,6 +19,7 @@ mod fim;
 mod nft;
 mod proc;
 mod sign;
+mod sign_core;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};

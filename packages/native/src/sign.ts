@@ -12,12 +12,44 @@ export interface NativeRecordVerifier {
    * the header is absent). One byte a record back: 1 when it verifies.
    */
   verify(topic: string, producer: string, fields: Array<Buffer | null>): Buffer;
-  /** The same on a libuv pool thread; `fields` and its Buffers must be left alone until it settles. */
-  verifyAsync(topic: string, producer: string, fields: Array<Buffer | null>): Promise<Buffer>;
+  /** What verifyGroupsAsync names it by. */
+  readonly id: number;
 }
 
-export interface RecordVerifierAddon {
+/** One producer's records of one topic, for verifyGroupsAsync. */
+export interface VerifyGroup {
+  verifier: NativeRecordVerifier;
+  topic: string;
+  producer: string;
+  /** Four entries a record, as verify takes them. */
+  fields: Array<Buffer | null>;
+}
+
+interface RecordVerifierAddon {
   RecordVerifier: new (raw: Buffer) => NativeRecordVerifier;
+  verifyGroupsAsync(ids: number[], topics: string[], producers: string[], fields: Array<Array<Buffer | null>>): Promise<Buffer[]>;
+}
+
+/**
+ * Several groups checked on one libuv pool thread (one task for a stage's batch, so the event
+ * loop keeps the other core); one verdict buffer a group. The groups' arrays and Buffers must be
+ * left alone until it settles.
+ */
+export function verifyGroupsAsync(groups: readonly VerifyGroup[]): Promise<Buffer[]> {
+  if (groups.length === 0) return Promise.resolve([]);
+  return hostAddon().verifyGroupsAsync(
+    groups.map((g) => g.verifier.id),
+    groups.map((g) => g.topic),
+    groups.map((g) => g.producer),
+    groups.map((g) => g.fields),
+  );
+}
+
+function hostAddon(): RecordVerifierAddon {
+  const addon = loadHostAddon() as unknown as Partial<RecordVerifierAddon>;
+  if (!addon.RecordVerifier || !addon.verifyGroupsAsync)
+    throw ERR_NATIVE_RECORD_KEY('the host addon has no record verifier (rebuild it: bash native/capture/build.sh)');
+  return addon as RecordVerifierAddon;
 }
 
 /**
@@ -26,9 +58,7 @@ export interface RecordVerifierAddon {
  * signature verifies without the private key — OpenSSL accepts it).
  */
 export function recordVerifier(raw: Buffer): NativeRecordVerifier {
-  const addon = loadHostAddon() as unknown as Partial<RecordVerifierAddon>;
-  if (!addon.RecordVerifier)
-    throw ERR_NATIVE_RECORD_KEY('the host addon has no record verifier (rebuild it: bash native/capture/build.sh)');
+  const addon = hostAddon();
   try {
     return new addon.RecordVerifier(raw);
   } catch (err) {

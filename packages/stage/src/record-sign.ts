@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto';
 import type { BusHeaders, ProduceRecord } from '@cordon/bus';
-import { recordVerifier, type NativeRecordVerifier } from '@cordon/native';
+import { recordVerifier, verifyGroupsAsync, type NativeRecordVerifier, type VerifyGroup } from '@cordon/native';
 
 /**
  * Records bound to their producer. Kafka does not tell a consumer who wrote a record, so each
@@ -217,7 +217,7 @@ export interface SignedRecord {
  * verify): as much as the rest of a stage's consume loop (bench/record-signing.mjs).
  */
 export class RecordChecker {
-  private readonly native: NativeRecordVerifier;
+  readonly native: NativeRecordVerifier;
   constructor(rawKey: Buffer) {
     this.native = recordVerifier(rawKey);
   }
@@ -232,24 +232,8 @@ export class RecordChecker {
     return ok;
   }
 
-  /**
-   * The same on a libuv pool thread, off the event loop: a stage decodes the batch meanwhile.
-   * The records' buffers must not be changed until it settles (the consume loop never does).
-   */
-  async checkAsync(producer: string, records: readonly SignedRecord[]): Promise<boolean[]> {
-    const ok = new Array<boolean>(records.length).fill(false);
-    const parts = this.byTopic(records);
-    const verdicts = await Promise.all(
-      parts.map(([topic, , fields]) => this.native.verifyAsync(topic, producer, fields)),
-    );
-    parts.forEach(([, at], p) => {
-      for (let j = 0; j < at.length; j++) ok[at[j]!] = verdicts[p]![j] === 1;
-    });
-    return ok;
-  }
-
-  /** The records by topic (a batch holds one, nearly always): their places and their four fields each. */
-  private byTopic(records: readonly SignedRecord[]): Array<[string, number[], Array<Buffer | null>]> {
+  /** The records by topic (a batch holds one, nearly always): their places and their four fields each (for checkGroupsAsync). */
+  byTopic(records: readonly SignedRecord[]): Array<[string, number[], Array<Buffer | null>]> {
     const parts = new Map<string, [string, number[], Array<Buffer | null>]>();
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
@@ -260,6 +244,33 @@ export class RecordChecker {
     }
     return [...parts.values()];
   }
+}
+
+/**
+ * RecordChecker.check for several producers at once, on one libuv pool thread, off the event
+ * loop: a stage decodes its batch meanwhile (one task a batch, so the event loop keeps the other
+ * core). One verdict array per group, in order. The records' buffers must not be changed until
+ * it settles (the consume loop never does).
+ */
+export async function checkGroupsAsync(
+  groups: ReadonlyArray<{ checker: RecordChecker; producer: string; records: readonly SignedRecord[] }>,
+): Promise<boolean[][]> {
+  const parts: Array<{ group: number; at: number[] }> = [];
+  const jobs: VerifyGroup[] = [];
+  groups.forEach((g, group) => {
+    for (const [topic, at, fields] of g.checker.byTopic(g.records)) {
+      parts.push({ group, at });
+      jobs.push({ verifier: g.checker.native, topic, producer: g.producer, fields });
+    }
+  });
+  const verdicts = await verifyGroupsAsync(jobs);
+  const out = groups.map((g) => new Array<boolean>(g.records.length).fill(false));
+  parts.forEach(({ group, at }, p) => {
+    const v = verdicts[p]!;
+    const ok = out[group]!;
+    for (let j = 0; j < at.length; j++) ok[at[j]!] = v[j] === 1;
+  });
+  return out;
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   type ProducerKey,
 } from '@cordon/schemas';
 import { ERR_RECORD_FORGED, ERR_RECORD_MISBOUND, ERR_RECORD_UNSIGNED } from './errors.js';
-import { PRODUCER_HEADER, RecordChecker, SIGNATURE_HEADER } from './record-sign.js';
+import { checkGroupsAsync, PRODUCER_HEADER, RecordChecker, SIGNATURE_HEADER } from './record-sign.js';
 
 /**
  * Which topics carry records of agents and watchdogs, and what a record there says about who
@@ -271,31 +271,40 @@ export class RecordTrust {
     const out = new Map<ConsumedRecord, Signed>();
     if (byProducer.size === 0) return Promise.resolve(out);
     const loaded = this.loaded;
-    const started = new Map<string, { entry: Entry; verdicts: Promise<boolean[]> }>();
+    // producers whose key is in the table: checked at once, in one pool task
+    const now: Array<{ producer: string; entry: Entry; records: ConsumedRecord[] }> = [];
     if (loaded)
-      for (const [producer, list] of byProducer) {
+      for (const [producer, records] of byProducer) {
         const entry = loaded.get(producer);
-        if (!entry) continue;
-        const verdicts = entry.checker.checkAsync(producer, list);
-        // awaited below; a failure is seen there, not as an unhandled rejection meanwhile
-        verdicts.catch(() => {});
-        started.set(producer, { entry, verdicts });
+        if (entry) now.push({ producer, entry, records });
       }
+    const first = checkGroupsAsync(
+      now.map((g) => ({ checker: g.entry.checker, producer: g.producer, records: g.records })),
+    );
+    // awaited below; a failure is seen there, not as an unhandled rejection meanwhile
+    first.catch(() => {});
     return (async () => {
       const keys = loaded ?? (this.loaded = await this.keys());
-      for (const [producer, list] of byProducer) {
-        let run = started.get(producer);
-        if (!run) {
-          const entry = keys.get(producer) ?? (await keys.lookup(producer));
-          if (!entry) {
-            for (const r of list) out.set(r, { producer, entry: null, ok: false });
-            continue;
-          }
-          run = { entry, verdicts: entry.checker.checkAsync(producer, list) };
-        }
-        const verdicts = await run.verdicts;
-        for (let j = 0; j < list.length; j++) out.set(list[j]!, { producer, entry: run.entry, ok: verdicts[j]! });
+      const done = new Set(now.map((g) => g.producer));
+      // the rest: keys looked up (a producer enrolled a moment ago), then checked
+      const later: typeof now = [];
+      for (const [producer, records] of byProducer) {
+        if (done.has(producer)) continue;
+        const entry = keys.get(producer) ?? (await keys.lookup(producer));
+        if (entry) later.push({ producer, entry, records });
+        else for (const r of records) out.set(r, { producer, entry: null, ok: false });
       }
+      const verdicts = [
+        ...(await first),
+        ...(await checkGroupsAsync(
+          later.map((g) => ({ checker: g.entry.checker, producer: g.producer, records: g.records })),
+        )),
+      ];
+      [...now, ...later].forEach((g, n) => {
+        const v = verdicts[n]!;
+        for (let j = 0; j < g.records.length; j++)
+          out.set(g.records[j]!, { producer: g.producer, entry: g.entry, ok: v[j]! });
+      });
       return out;
     })();
   }

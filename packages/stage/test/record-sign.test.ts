@@ -7,12 +7,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { recordVerifier, verifyGroupsAsync } from '@cordon/native';
 import {
   createRecordSigner,
   ed25519PublicKey,
   PROOF_HEADER,
   recordDigest,
   SIGNATURE_HEADER,
+  checkGroupsAsync,
   RecordChecker,
   verifyRecord,
   type SignedRecord,
@@ -302,6 +304,8 @@ test('random tampering: the native batch check (sync and on a pool thread) and O
         return { ...r, headers: { ...h, [PROOF_HEADER]: Buffer.concat([h[PROOF_HEADER]!, randomBytes(32)]) } };
     }
   };
+  const malloryPub = ed25519PublicKey(mallory.publicKey);
+  const malloryChecker = new RecordChecker(mallory.publicKey);
   let refused = 0;
   for (let round = 0; round < 300; round++) {
     const start = rnd(pool.length);
@@ -310,12 +314,35 @@ test('random tampering: the native batch check (sync and on a pool thread) and O
     if (rnd(4) === 0) batch.push(batch[rnd(batch.length)]!);
     const want = alone(batch);
     assert.deepEqual(checked(batch), want, `round ${round}`);
+    // on a pool thread, beside another producer's check of the same records in the same task
+    const [mine, theirs] = await checkGroupsAsync([
+      { checker: new RecordChecker(alice.publicKey), producer: 'agt-alice', records: batch },
+      { checker: malloryChecker, producer: 'agt-mallory', records: batch },
+    ]);
+    assert.deepEqual(mine, want, `round ${round}, on a pool thread`);
     assert.deepEqual(
-      await new RecordChecker(alice.publicKey).checkAsync('agt-alice', batch),
-      want,
-      `round ${round}, async`,
+      theirs,
+      batch.map((r) => verifyRecord(malloryPub, r.topic, r.key, r.value, 'agt-mallory', r.headers)),
+      `round ${round}, mallory's`,
     );
     refused += want.filter((x) => !x).length;
   }
   assert.ok(refused > 100, `the rounds refused ${refused} records: the tampering must reach the check`);
+});
+
+test('bad calls into the native checker are coded errors, not crashes', async () => {
+  const v = recordVerifier(alice.publicKey);
+  assert.throws(
+    () => v.verify(TOPIC, 'agt-alice', [1, 2, 3, 4] as unknown as Buffer[]),
+    /element 0 is not a Buffer or null/,
+  );
+  assert.throws(() => v.verify(TOPIC, 'agt-alice', [null, null, null]), /not four a record/);
+  assert.deepEqual([...v.verify(TOPIC, 'agt-alice', [null, null, null, null])], [0]);
+  await assert.rejects(
+    async () =>
+      verifyGroupsAsync([
+        { verifier: { id: 999_999, verify: v.verify.bind(v) }, topic: TOPIC, producer: 'x', fields: [] },
+      ]),
+    /no record verifier has id 999999/,
+  );
 });
