@@ -119,13 +119,13 @@ export function startLoop<T>(host: LoopHost, spec: ConsumeSpec<T>): RunningLoop 
         continue;
       }
       try {
-        const value = decode(r.value, r);
+        const d = { r, value: decode(r.value, r) };
         // a record an agent or watchdog did not sign, or signed for another VM, never reaches the stage
         if (trust?.covers(r.topic)) {
           checkAt.push(decoded.length);
-          toCheck.push({ r, value });
+          toCheck.push(d);
         }
-        decoded.push({ r, value });
+        decoded.push(d);
       } catch (err) {
         decoded.push({ r, err });
       }

@@ -292,7 +292,10 @@ export class RecordTrust {
         if (done.has(producer)) continue;
         const entry = keys.get(producer) ?? (await keys.lookup(producer));
         if (entry) later.push({ producer, entry, records });
-        else for (const r of records) out.set(r, { producer, entry: null, ok: false });
+        else {
+          const none: Signed = { producer, entry: null, ok: false };
+          for (const r of records) out.set(r, none);
+        }
       }
       const verdicts = [
         ...(await first),
@@ -302,8 +305,10 @@ export class RecordTrust {
       ];
       [...now, ...later].forEach((g, n) => {
         const v = verdicts[n]!;
-        for (let j = 0; j < g.records.length; j++)
-          out.set(g.records[j]!, { producer: g.producer, entry: g.entry, ok: v[j]! });
+        // two verdict objects a producer, shared by its records (not one a record)
+        const good: Signed = { producer: g.producer, entry: g.entry, ok: true };
+        const bad: Signed = { producer: g.producer, entry: g.entry, ok: false };
+        for (let j = 0; j < g.records.length; j++) out.set(g.records[j]!, v[j] ? good : bad);
       });
       return out;
     })();
