@@ -74,7 +74,8 @@ launch_node() {
   local i=$1 dir
   dir="$(node_dir "$i")"
   # shellcheck disable=SC2086
-  setsid java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  setsid java $KAFKA_HEAP_OPTS -server $KAFKA_GC_OPTS \
+    -Xlog:gc:file="$dir/logs/gc.log":uptime,level,tags:filecount=2,filesize=20M \
     -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir/logs" \
     -cp "$KAFKA_CLASSPATH" kafka.Kafka "$dir/server.properties" \

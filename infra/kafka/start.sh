@@ -2,7 +2,9 @@
 # Start a throwaway single-node Apache Kafka (KRaft: broker + controller in one JVM) on
 # 127.0.0.1, wait until it serves metadata, and print `KAFKA_BROKERS=127.0.0.1:<port>`.
 #   KAFKA_PORT (19092)  KAFKA_CONTROLLER_PORT (port+1)  KAFKA_RUN_DIR (infra/kafka/run/<port>)
-#   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m)  KAFKA_START_TIMEOUT_S (90)
+#   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m)  KAFKA_GC_OPTS (-XX:+UseG1GC -XX:MaxGCPauseMillis=20)
+#   KAFKA_START_TIMEOUT_S (90)
+# The broker's GC pauses go to <run dir>/logs/gc.log (as Kafka's own start scripts log them).
 #   KAFKA_CLUSTER_ID (a fresh random one)
 # --keep-data: start on the data left by a broker that was killed (a restart, for fault tests).
 # If a broker started by this script is already running on the port, it is reused.
@@ -170,7 +172,8 @@ if ((secure)); then rm -f "$KAFKA_SECRETS_DIR/format.args" "$KAFKA_SECRETS_DIR/f
 
 # setsid: the broker outlives this script and is not killed by the caller's Ctrl-C or job control.
 # shellcheck disable=SC2086
-setsid java $KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+setsid java $KAFKA_HEAP_OPTS -server $KAFKA_GC_OPTS \
+  -Xlog:gc:file="$KAFKA_RUN_DIR/logs/gc.log":uptime,level,tags:filecount=2,filesize=20M \
   -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
   -Dlog4j2.configurationFile="$KAFKA_RUN_DIR/log4j2.properties" \
   -Dkafka.logs.dir="$KAFKA_RUN_DIR/logs" \
