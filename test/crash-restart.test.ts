@@ -6,8 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createEmbeddedBus, createKafkaBus, readRange, type Bus } from '@cordon/bus';
@@ -15,7 +14,7 @@ import { codecFor, TOPICS, type FlowRecord, type PacketBatch } from '@cordon/sch
 import { FlowTable, parseFlowTableConfig } from '@cordon/flows';
 import { applyTopics, buildDemoCapture, replayCapture } from '@cordon/cli';
 import { readCapture } from '@cordon/pcap';
-import { freshCordonTopics, kafkaBrokers } from '@cordon/testkit';
+import { freshCordonTopics, kafkaBrokers, tempDir, type AfterHook } from '@cordon/testkit';
 
 const CLI = join(import.meta.dirname, '..', '..', 'services', 'cli', 'bin', 'cordon.js');
 const ctx = createContext({ log: silentLogger });
@@ -66,11 +65,10 @@ interface World {
   exclusive: boolean;
   /** How many flow records are out now, while the child runs. */
   emittedSoFar(bus: Bus): Promise<number>;
-  cleanup(): Promise<void>;
 }
 
-async function scenario(world: World): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-crash-'));
+async function scenario(t: AfterHook, world: World): Promise<void> {
+  const dir = tempDir(t, 'crash');
   const pcap = join(dir, 'big.pcap');
   writeFileSync(pcap, buildDemoCapture({ sessions: 1500, seed: 7 }));
   const config = join(dir, 'cordon.yaml');
@@ -135,14 +133,12 @@ async function scenario(world: World): Promise<void> {
   assert.deepEqual(missing, [], 'no flow lost');
   assert.deepEqual(twice, [], 'no flow emitted twice');
   await bus.close();
-  rmSync(dir, { recursive: true, force: true });
-  await world.cleanup();
 }
 
 describe('flows processor killed mid-stream and restarted', { timeout: 600_000 }, () => {
-  test('on the embedded bus', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'cordon-crash-data-'));
-    await scenario({
+  test('on the embedded bus', async (t) => {
+    const dataDir = tempDir(t, 'crash-data');
+    await scenario(t, {
       env: { CORDON_DATA_DIR: dataDir, CORDON_KAFKA_BROKERS: '' },
       open: () => createEmbeddedBus({ dataDir, ctx }),
       exclusive: true,
@@ -154,23 +150,21 @@ describe('flows processor killed mid-stream and restarted', { timeout: 600_000 }
         for (const f of existsSync(dirPath) ? readdirSync(dirPath) : []) bytes += statSync(join(dirPath, f)).size;
         return Math.floor(bytes / 200);
       },
-      cleanup: async () => rmSync(dataDir, { recursive: true, force: true }),
     });
   });
 
-  test('on Kafka', async () => {
+  test('on Kafka', async (t) => {
     const brokers = kafkaBrokers();
     await freshCordonTopics(brokers);
-    await scenario({
+    await scenario(t, {
       env: {
         CORDON_KAFKA_BROKERS: brokers.join(','),
-        CORDON_DATA_DIR: mkdtempSync(join(tmpdir(), 'cordon-crash-data-')),
+        CORDON_DATA_DIR: tempDir(t, 'crash-data'),
       },
       open: () => createKafkaBus({ brokers, ctx }),
       exclusive: false,
       emittedSoFar: async (bus) =>
         [...(await bus.admin.endOffsets(TOPICS.flows)).values()].reduce((a, b) => a + Number(b), 0),
-      cleanup: async () => undefined,
     });
   });
 });

@@ -1,10 +1,9 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, constants, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { skipWithoutCorpus } from '@cordon/testkit';
+import { skipWithoutCorpus, tempDir } from '@cordon/testkit';
 import {
   decodeFrame,
   ERR_PCAP_BAD_BLOCK,
@@ -27,7 +26,7 @@ import {
   type Frame,
 } from './helpers.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'cordon-pcap-'));
+const tmp = tempDir({ after }, 'pcap');
 let n = 0;
 function tmpFile(bytes: Buffer, ext = 'pcap'): string {
   const p = join(tmp, `f${n++}.${ext}`);
@@ -404,8 +403,8 @@ test('error codes are stable', () => {
 test(
   'a FIFO, a directory or a device given as a capture is refused at once with a coded error, never waited on',
   { timeout: 30_000 },
-  async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cordon-pcap-fifo-'));
+  async (t) => {
+    const dir = tempDir(t, 'pcap-fifo');
     const fifo = join(dir, 'capture.pcap');
     spawnSync('mkfifo', [fifo]);
     const within = <T>(p: Promise<T>, ms: number) =>

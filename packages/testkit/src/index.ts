@@ -8,3 +8,4 @@ export * from './vcsim.js';
 export * from './corpus.js';
 export * from './hosts-lab.js';
 export * from './severable.js';
+export * from './tmp.js';

@@ -1,11 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rules } from '@cordon/native';
 import { communityId, protoNumber } from '@cordon/schemas';
-import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
+import { corpusPath, skipWithoutCorpus, tempDir } from '@cordon/testkit';
 import { runCapture, rulesCheckCommand } from '../src/index.js';
 
 interface Expected {
@@ -45,8 +44,8 @@ for (const name of [
   );
 }
 
-test('rules check names every rule that failed, with its sid and reason', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-rules-'));
+test('rules check names every rule that failed, with its sid and reason', async (t) => {
+  const dir = tempDir(t, 'rules');
   const file = join(dir, 't.rules');
   writeFileSync(
     file,
@@ -70,8 +69,8 @@ test('rules check names every rule that failed, with its sid and reason', async 
   ]);
 });
 
-test('a capture whose last record is damaged is inspected up to it, with a warning', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-pcap-'));
+test('a capture whose last record is damaged is inspected up to it, with a warning', async (t) => {
+  const dir = tempDir(t, 'pcap');
   const file = join(dir, 'damaged.pcap');
   // One UDP frame, then a record header claiming 4 MiB.
   const gh = Buffer.alloc(24);

@@ -1,15 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readAll, type Bus, type ConsumedRecord } from '@cordon/bus';
 import { codecFor, TOPICS, type FlowRecord } from '@cordon/schemas';
 import { createContext, Metrics, silentLogger } from '@cordon/runtime';
 import { runStage } from '@cordon/stage';
-import { waitFor } from '@cordon/testkit';
+import { tempDir, waitFor } from '@cordon/testkit';
 import { flowsStage, stateKey } from '../src/index.js';
 import { byId, ensureTopics, expectedFlows, NO_CORPUS, openBus, PARTITIONS, replayRecords } from './bus-fixture.js';
 
@@ -20,8 +18,8 @@ const flowsOf = (recs: ConsumedRecord[]) => recs.map((r) => codecFor(TOPICS.flow
 test(
   'the service turns packets into the flows the pure stage gives, DLQs bad input, checkpoints and commits',
   { skip: NO_CORPUS },
-  async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cordon-flows-'));
+  async (t) => {
+    const dir = tempDir(t, 'flows');
     const bus = openBus(dir);
     await ensureTopics(bus);
     const records = await replayRecords();
@@ -89,8 +87,8 @@ test(
   },
 );
 
-test('unknown config keys stop the service before it touches the bus', () => {
-  const bus = openBus(mkdtempSync(join(tmpdir(), 'cordon-flows-')));
+test('unknown config keys stop the service before it touches the bus', (t) => {
+  const bus = openBus(tempDir(t, 'flows'));
   return assert
     .rejects(
       runStage(flowsStage, { bus, ctx: createContext({ log: silentLogger }), config: { checkpointEvery: 3 } }),
@@ -102,8 +100,8 @@ test('unknown config keys stop the service before it touches the bus', () => {
 test(
   'killed after emitting flows, before checkpointing: the restart loses no flow and emits none twice',
   { skip: NO_CORPUS },
-  async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cordon-flows-crash-'));
+  async (t) => {
+    const dir = tempDir(t, 'flows-crash');
     let bus = openBus(dir);
     await ensureTopics(bus);
     const records = await replayRecords();
@@ -173,8 +171,8 @@ test(
 test(
   'a crash between the checkpoint and the commit: the restart commits what the checkpoint says',
   { skip: NO_CORPUS },
-  async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cordon-flows-commit-'));
+  async (t) => {
+    const dir = tempDir(t, 'flows-commit');
     const bus = openBus(dir);
     await ensureTopics(bus);
     const records = await replayRecords();

@@ -1,13 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createEmbeddedBus, readRange, type Bus, type ConsumedRecord } from '@cordon/bus';
 import { codecFor, TOPICS, type LogBatch } from '@cordon/schemas';
 import { createContext, Metrics, silentLogger } from '@cordon/runtime';
 import { runStage } from '@cordon/stage';
-import { waitFor } from '@cordon/testkit';
+import { tempDir, waitFor } from '@cordon/testkit';
 import { alertIdFor, loginspectStage } from '../src/index.js';
 
 async function readAll(bus: Bus, topic: string): Promise<ConsumedRecord[]> {
@@ -35,8 +32,8 @@ function batch(id: string, lines: string[], firstOffset = 0): LogBatch {
   };
 }
 
-test('auth failures in a log batch become alerts and a block for the shipping agent; bad records go to the DLQ', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-loginspect-'));
+test('auth failures in a log batch become alerts and a block for the shipping agent; bad records go to the DLQ', async (t) => {
+  const dir = tempDir(t, 'loginspect');
   const bus = createEmbeddedBus({ dataDir: dir, ctx: createContext({ log: silentLogger }) });
   await bus.admin.ensureTopics(
     [TOPICS.logs, TOPICS.alerts, TOPICS.blocks, TOPICS.dlq].map((name) => ({
@@ -121,8 +118,8 @@ test('auth failures in a log batch become alerts and a block for the shipping ag
   await bus.close();
 });
 
-test('threshold counts survive a restart: the checkpoint carries them, the fifth failure still blocks', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cordon-loginspect-ckpt-'));
+test('threshold counts survive a restart: the checkpoint carries them, the fifth failure still blocks', async (t) => {
+  const dir = tempDir(t, 'loginspect-ckpt');
   const bus = createEmbeddedBus({ dataDir: dir, ctx: createContext({ log: silentLogger }) });
   await bus.admin.ensureTopics(
     [TOPICS.logs, TOPICS.alerts, TOPICS.blocks, TOPICS.dlq, TOPICS.state].map((name) => ({
@@ -186,6 +183,5 @@ test('threshold counts survive a restart: the checkpoint carries them, the fifth
   } finally {
     await producer.close();
     await bus.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 });
