@@ -133,6 +133,20 @@ test('fetched batches decode to the records produced, records below the fetch of
   assert.equal(cut.next, 104n);
 });
 
+test('a batch of a LogAppendTime topic gives every record the broker’s append time, as Kafka’s clients do', () => {
+  const records = sample();
+  assert.ok(new Set(records.map((r) => r.timestamp)).size > 1, 'the sample has records of different create times');
+  const b = atOffset(encodeRecordBatch(records, pid0), 0n);
+  const appended = 1_800_000_000_123;
+  // what the broker writes for message.timestamp.type=LogAppendTime: the type bit and maxTimestamp
+  b.writeInt16BE(b.readInt16BE(21) | 0x08, 21);
+  b.writeBigInt64BE(BigInt(appended), 35);
+  assert.deepEqual(
+    decodeBatches(b, 0n).records.map((r) => r.timestamp),
+    records.map(() => appended),
+  );
+});
+
 test('a control batch is stepped over; a compressed batch (as other clients write) is read', () => {
   const control = atOffset(encodeRecordBatch([{ key: null, value: null, headers: null, timestamp: 1 }], pid0), 7n);
   control.writeInt16BE(0x20, 21);

@@ -37,6 +37,8 @@ export interface FetchResponse {
 
 const IS_CONTROL = 0x20;
 const COMPRESSION = 0x07;
+/** Timestamp type 1: LogAppendTime — the broker's append time (the batch's maxTimestamp) is every record's. */
+const LOG_APPEND_TIME = 0x08;
 /** baseOffset + batchLength: a batch is whole only if this and batchLength more bytes are there. */
 const BATCH_HEAD = 12;
 
@@ -94,6 +96,7 @@ export function decodeBatches(buf: Buffer, from: bigint): { records: FetchedReco
       continue;
     }
     const firstTimestamp = Number(buf.readBigInt64BE(at + 27));
+    const appendTime = attributes & LOG_APPEND_TIME ? Number(buf.readBigInt64BE(at + 35)) : null;
     const count = buf.readInt32BE(at + 57);
     let c: Cursor;
     const compression = attributes & COMPRESSION;
@@ -120,7 +123,7 @@ export function decodeBatches(buf: Buffer, from: bigint): { records: FetchedReco
       }
       const offset = baseOffset + BigInt(offsetDelta);
       if (offset < from) continue;
-      records.push({ offset, key, value, headers, timestamp: firstTimestamp + tsDelta });
+      records.push({ offset, key, value, headers, timestamp: appendTime ?? firstTimestamp + tsDelta });
     }
     at = end;
   }
