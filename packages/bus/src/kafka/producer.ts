@@ -98,6 +98,8 @@ interface Lane {
   queue: Queued[];
   inFlight: Promise<void> | null;
   lingerMs: number;
+  /** When the lane's last request left (performance.now()); -Infinity before the first. */
+  lastSentAt: number;
 }
 
 interface ProduceResponse {
@@ -113,8 +115,9 @@ interface ProduceResponse {
  * each, so an alert never waits behind a request of packets), every send that arrived
  * meanwhile merged into the next one (up to REQUEST_BYTES): sequences advance only on an
  * answer, so a second request in flight for the same partitions could not know its sequence if
- * the first failed. A request goes to every leader concerned at once (one per broker). An idle
- * queue waits its class's lingerMs for more sends before a request leaves.
+ * the first failed. A request goes to every leader concerned at once (one per broker). Under
+ * traffic a queue waits until its class's lingerMs after its last request for more sends; a
+ * queue quiet for that long sends at once (drain()).
  */
 export class KafkaProducer implements Producer {
   private readonly metrics: Metrics;
@@ -136,8 +139,8 @@ export class KafkaProducer implements Producer {
         }),
     );
     this.lanes = {
-      control: { queue: [], inFlight: null, lingerMs: bus.tuning.control.lingerMs },
-      bulk: { queue: [], inFlight: null, lingerMs: bus.tuning.bulk.lingerMs },
+      control: { queue: [], inFlight: null, lingerMs: bus.tuning.control.lingerMs, lastSentAt: -Infinity },
+      bulk: { queue: [], inFlight: null, lingerMs: bus.tuning.bulk.lingerMs, lastSentAt: -Infinity },
     };
   }
 
@@ -220,9 +223,17 @@ export class KafkaProducer implements Producer {
     });
   }
 
-  /** Queued sends, merged into one request at a time (up to REQUEST_BYTES). */
+  /**
+   * Queued sends, merged into one request at a time (up to REQUEST_BYTES). The linger is paid
+   * under traffic only: a lane whose last request left lingerMs ago or longer sends at once
+   * (the first frames after a quiet spell are usually an attack's first packets: a 2 ms linger
+   * was most of a bulk hop's 3.1 ms p50, 0.8 ms without it), else it waits until lingerMs after
+   * that request, so a steady trickle still leaves as one request per lingerMs (at 18k records/s
+   * in sends of 20, no linger cost the broker 40 % more CPU a record).
+   */
   private async drain(lane: Lane): Promise<void> {
-    if (lane.lingerMs > 0) await sleep(lane.lingerMs);
+    const wait = lane.lastSentAt + lane.lingerMs - performance.now();
+    if (wait > 0) await sleep(wait);
     while (lane.queue.length > 0) {
       let n = 1;
       for (
@@ -242,6 +253,7 @@ export class KafkaProducer implements Producer {
           else merged.set(k, { topic: p.topic, partition: p.partition, records: [...p.records] });
         }
       try {
+        lane.lastSentAt = performance.now();
         const base = await this.produce([...merged.values()]);
         const seen = new Map<string, number>();
         for (const s of sends) {

@@ -4,9 +4,10 @@
  * and the bulk path — packets, flows, logs, FIM events, SIEM export: many records, where
  * throughput and CPU per record matter more than a millisecond.
  *
- * - lingerMs: how long a producer waits for more sends before a request leaves when none is in
- *   flight (0: at once). Each class has its own request queue, so a control send never waits
- *   behind a bulk request in flight.
+ * - lingerMs: under traffic, requests leave at most once per lingerMs, so sends that come in a
+ *   steady trickle share one (0: at once). A send after lingerMs of quiet leaves at once — the
+ *   first records after a lull (an attack's first packets) pay no linger. Each class has its own
+ *   request queue, so a control send never waits behind a bulk request in flight.
  * - fetchMaxWaitMs / fetchMinBytes: how long the broker holds a fetch for fetchMinBytes to
  *   arrive. With fetchMinBytes 1 a fetch returns as soon as one record is there; the wait then
  *   only bounds how late a close or a rebalance is noticed while idle.
