@@ -97,6 +97,8 @@ interface Fetched {
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+const samePositions = (a: Map<string, bigint>, b: Map<string, bigint>) =>
+  a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function errorName(err: unknown, names: string[]): string | undefined {
@@ -125,6 +127,14 @@ export class KafkaConsumer implements Consumer {
   private readonly toCommit = new Map<string, TopicPartitionOffset>();
   /** The round's commit, in flight while the next fetch is: awaited before the next one. */
   private pendingCommit: Promise<void> | null = null;
+  /** No commit in flight: the next round may send one (else its positions wait for the next). */
+  private commitDone = true;
+  /**
+   * The next round's fetch, sent while this round's records are delivered (from the positions
+   * they leave), so a record that arrives meanwhile is on its way already. Used only if the
+   * positions are still those it was sent from (no seek, rebalance or partial delivery since).
+   */
+  private prefetch: { from: Map<string, bigint>; result: Promise<Fetched[]> } | null = null;
   private closed = false;
   /** The fetch settings of this consumer's topic class (control if any of its topics is). */
   readonly fetchWaitMs: number;
@@ -229,7 +239,7 @@ export class KafkaConsumer implements Consumer {
           );
         }
       }
-      await this.settleCommit();
+      await this.flushCommits();
     } catch (err) {
       failure = err;
       this.metrics.inc('errors');
@@ -254,30 +264,61 @@ export class KafkaConsumer implements Consumer {
       return;
     }
     await this.resolvePositions();
-    // Fetch, then deliver: fetching the next round during delivery measured no faster
-    // (consume is CPU-bound in record decoding on 2 cores; bench/RESULTS.md).
-    const fetched = await this.fetch(this.positions());
+    const from = this.positions();
+    const pre = this.prefetch;
+    this.prefetch = null;
+    const fetched = pre && samePositions(pre.from, from) ? await pre.result : await this.fetch(from);
+    if (fetched.length > 0 && !this.stopping && !this.rejoinNeeded) {
+      // the next round's fetch, from where this round's records leave the positions
+      const next = new Map(from);
+      for (const f of fetched) {
+        const k = tpKey(f.topic, f.partition);
+        if (next.get(k) === f.from && f.next > f.from) next.set(k, f.next);
+      }
+      const result = this.fetch(next);
+      result.catch(() => undefined); // seen when awaited; unused if the positions moved
+      this.prefetch = { from: next, result };
+    }
     for (const batch of fetched) {
       if (this.stopping || this.rejoinNeeded) break;
       await this.deliver(batch, eachBatch);
     }
-    // One OffsetCommit per round, not per batch, and not waited for before the next fetch:
-    // a commit is a round trip to the coordinator that would otherwise delay every record
-    // behind it (at-least-once holds: a commit only ever covers delivered records).
-    await this.settleCommit();
-    if (this.toCommit.size > 0) {
-      const offsets = [...this.toCommit.values()];
-      this.toCommit.clear();
-      this.pendingCommit = this.commitOffsets(offsets, false).catch((err: unknown) => {
+    // One OffsetCommit in flight at a time, never waited for by the next fetch: a commit is a
+    // round trip to the coordinator that would otherwise delay every record behind it. While
+    // one is out, the positions delivered meanwhile go with the next (at-least-once holds: a
+    // commit only ever covers delivered records).
+    if (this.commitDone) {
+      await this.settleCommit(); // done already: rethrows its failure
+      if (this.toCommit.size > 0) this.startCommit();
+    }
+  }
+
+  private startCommit(): void {
+    const offsets = [...this.toCommit.values()];
+    this.toCommit.clear();
+    this.commitDone = false;
+    this.pendingCommit = this.commitOffsets(offsets, false)
+      .catch((err: unknown) => {
         // Not committed: commit these positions with the next round's, unless newer ones are due.
         for (const o of offsets) {
           const key = tpKey(o.topic, o.partition);
           if (!this.toCommit.has(key) && this.owned.has(key)) this.toCommit.set(key, o);
         }
         throw err;
+      })
+      .finally(() => {
+        this.commitDone = true;
       });
-      // a failure is rethrown by the next settleCommit; until then, not unhandled
-      this.pendingCommit.catch(() => undefined);
+    // a failure is rethrown by the next settleCommit; until then, not unhandled
+    this.pendingCommit.catch(() => undefined);
+  }
+
+  /** Wait for the commit in flight, then commit the positions still waiting; a failure throws. */
+  private async flushCommits(): Promise<void> {
+    await this.settleCommit();
+    if (this.toCommit.size > 0) {
+      this.startCommit();
+      await this.settleCommit();
     }
   }
 
@@ -327,7 +368,8 @@ export class KafkaConsumer implements Consumer {
 
   /** Give everything back (onRevoke), then JoinGroup + SyncGroup until we hold a generation. */
   private async rebalance(): Promise<void> {
-    await this.settleCommit().catch((err: unknown) =>
+    this.prefetch = null;
+    await this.flushCommits().catch((err: unknown) =>
       this.log.warn({ err }, 'A commit failed before a rebalance; its records are redelivered.'),
     );
     this.toCommit.clear();
