@@ -125,7 +125,7 @@ export class KafkaConsumer implements Consumer {
   private handlerFailed = false;
   /** Positions delivered since the last commit, committed once per fetch round. */
   private readonly toCommit = new Map<string, TopicPartitionOffset>();
-  /** The round's commit, in flight while the next fetch is: awaited before the next one. */
+  /** The commit in flight (at most one; the fetches go on meanwhile); its failure is rethrown by settleCommit. */
   private pendingCommit: Promise<void> | null = null;
   /** No commit in flight: the next round may send one (else its positions wait for the next). */
   private commitDone = true;
