@@ -8,11 +8,20 @@ import { RuleCompiler } from './rules-compile.js';
 import { followPolicyRules } from './rules-from-policy.js';
 
 /**
+ * A PacketBatch of at most this many packets is inspected on the JavaScript thread: tens of
+ * microseconds of work, where a pool thread's wake-up and the completion's return to the
+ * event loop cost more, and each is a scheduling delay on a busy host (the detection → block
+ * loop's tail; bench/RESULTS.md "Detection → block").
+ */
+const INLINE_MAX_PACKETS = 16;
+
+/**
  * The dpi stage: `cordon.packets.v1` → one native engine per input partition (a flow's
  * packets all land on one partition, so its flow, stream and app-layer state live there) →
  * `cordon.alerts.v1`. Several instances share the partitions through the consumer group, and
- * so do the `workers` consume loops of one instance: each loop's batches run on a libuv pool
- * thread, so engines of partitions owned by different loops inspect on different cores. One
+ * so do the `workers` consume loops of one instance: each loop's bulk batches run on a libuv
+ * pool thread, so engines of partitions owned by different loops inspect on different cores
+ * (a record of a few packets is inspected in place, see INLINE_MAX_PACKETS). One
  * native call per PacketBatch record. The rule set comes from the policy topic (or
  * `ruleFiles`) and can be replaced while running: it is compiled off the event loop within
  * `compileTimeoutS` (see RuleCompiler) while the old set keeps inspecting, then every engine
@@ -112,7 +121,12 @@ export const dpiStage = defineStage({
               if (pb.packets.length) {
                 const b = new BatchBuilder();
                 for (const p of pb.packets) b.add(p.frame, p.ts_us, pb.linktype);
-                lines = await engine.processBatchAsync(b.take());
+                // a few packets (a live capture's trickle) cost less to inspect here than the
+                // two thread hand-offs of the pool; bulk batches go to the pool
+                lines =
+                  pb.packets.length <= INLINE_MAX_PACKETS
+                    ? engine.processBatch(b.take())
+                    : await engine.processBatchAsync(b.take());
                 metrics.inc('packets', pb.packets.length);
               }
               // a source that ended (a replayed capture) flushes, as Suricata does at the end of a pcap
