@@ -10,7 +10,9 @@
 //   start = the kernel's receive timestamp of the frame carrying the attack, read by a capture
 //           socket of this script on the attacker's bridge port;
 //   end   = the moment `nft monitor` in the host namespace reports the attacker's element.
-// Printed: p50/p90/p99/max over N attacks, on the embedded bus and on Kafka.
+// Printed: p50/p90/p99/max over N attacks, on the embedded bus and on Kafka; then the same split
+// per hop (attack seen -> alert record -> block decision -> applied -> nft element) from the
+// records the loop left on the bus (the product's clocks are whole milliseconds).
 // On Kafka the broker is warmed first (KAFKA_WARMUP_S, 30 s of one-record produce → fetch round
 // trips on a scratch topic): `npm run bench` starts a fresh broker, and a JVM minutes old
 // measured p99 39 → 26 → 21 ms in three runs in a row with nothing else changed (bench/RESULTS.md);
@@ -136,6 +138,66 @@ async function warmBroker(seconds) {
   await bus.admin.deleteTopics([topic]).catch(() => undefined);
   await bus.close();
   return { sent, got };
+}
+
+/**
+ * Where each attack's time went, from the records the loop left on the bus (read after
+ * `cordon up` stopped): the alert record's time (its producer's clock, ms), the block
+ * decision's `created_us` (the responder's) and the watchdog's `applied` report's `ts_us` —
+ * the same machine's clock as the bench's two ends. Printed per hop as p50/p90/p99 over the
+ * measured attacks.
+ */
+async function hops(kind, dataDir, seenAt, blockedAt, measured) {
+  const { createEmbeddedBus, createKafkaBus, readAll } = await import('@cordon/bus');
+  const { createContext, silentLogger } = await import('@cordon/runtime');
+  const { codecFor, TOPICS } = await import('@cordon/schemas');
+  const ctx = createContext({ log: silentLogger });
+  const bus =
+    kind === 'kafka'
+      ? createKafkaBus({ brokers: [process.env.KAFKA_BROKERS], clientId: 'cordon-bench-hops', ctx })
+      : createEmbeddedBus({ dataDir, ctx });
+  try {
+    const alertAt = new Map();
+    const alerts = codecFor(TOPICS.alerts);
+    for (const r of await readAll(bus, TOPICS.alerts)) {
+      const a = alerts.decode(r.value);
+      if (a.rule_id === `sid:${SID}` && a.src_ip && !alertAt.has(a.src_ip)) alertAt.set(a.src_ip, r.timestamp * 1000);
+    }
+    const decidedAt = new Map();
+    const blocks = codecFor(TOPICS.blocks);
+    for (const r of await readAll(bus, TOPICS.blocks)) {
+      if (r.value === null) continue;
+      const d = blocks.decode(r.value);
+      const t = d.target.ip ?? d.target.src_ip;
+      if (t && !decidedAt.has(t)) decidedAt.set(t, d.created_us);
+    }
+    const appliedAt = new Map();
+    const status = codecFor(TOPICS.blockStatus);
+    for (const r of await readAll(bus, TOPICS.blockStatus)) {
+      if (r.value === null) continue;
+      const s = status.decode(r.value);
+      if (s.status === 'applied' && !appliedAt.has(s.target)) appliedAt.set(s.target, s.ts_us);
+    }
+    const legs = [
+      ['attack seen -> alert record', seenAt, alertAt],
+      ['alert record -> block decision', alertAt, decidedAt],
+      ['block decision -> applied (watchdog report)', decidedAt, appliedAt],
+      ['applied -> nft element seen', appliedAt, blockedAt],
+    ];
+    const parts = [];
+    for (const [name, from, to] of legs) {
+      const d = measured
+        .filter((a) => from.has(a) && to.has(a))
+        .map((a) => (to.get(a) - from.get(a)) / 1000)
+        .sort((x, y) => x - y);
+      if (d.length === 0) continue;
+      const f = (p) => percentile(d, p).toFixed(1);
+      parts.push(`${name} p50 ${f(50)} / p90 ${f(90)} / p99 ${f(99)} ms (${d.length})`);
+    }
+    console.log(`protection ${kind}, per hop (product times in whole ms): ${parts.join('; ')}`);
+  } finally {
+    await bus.close();
+  }
 }
 
 async function latency(kind, services) {
@@ -295,6 +357,11 @@ async function latency(kind, services) {
         ` (${services ? `\`cordon up --services ${services}\`` : 'every service in one `cordon up`'}; full ET Open from the policy topic; one attack per ${args.gap} ms over ${((Date.now() - started) / 1000).toFixed(1)} s${warmed}; load average ${loadavg()
           .map((x) => x.toFixed(1))
           .join(' ')})`,
+    );
+    up.kill('SIGTERM');
+    if (up.exitCode === null) await new Promise((r) => up.once('exit', r));
+    await hops(kind, join(dir, 'data'), seenAt, blockedAt, measured).catch((err) =>
+      console.log(`protection ${kind}: no per-hop split (${err.message})`),
     );
     // an attack never blocked counts as the slowest there is
     return { p99: unblocked > 0 && unblocked >= measured.length / 100 ? Infinity : percentile(lat, 99), n: lat.length };
