@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createKafkaBus, DEFAULT_TUNING, resolveTuning, topicClass, type ConsumedRecord } from '../src/index.js';
+import { LINGER_BURST } from '../src/kafka/producer.js';
 
 const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean) ?? [];
 const ctx = createContext({ log: silentLogger });
@@ -100,7 +101,7 @@ test('the broker holds a bulk fetch for its fetchMinBytes, a control fetch retur
   }
 });
 
-test('a bulk send after a quiet spell leaves at once; under traffic bulk sends linger together; a control send never queues behind bulk', async () => {
+test('bulk sends after a quiet spell leave at once (the burst allowance); under traffic bulk sends linger together; a control send never queues behind bulk', async () => {
   assert.ok(brokers.length > 0, 'KAFKA_BROKERS is not set; start a broker with infra/kafka/start.sh');
   const bulkTopic = uniq('lbulk');
   const controlTopic = uniq('lcontrol');
@@ -118,11 +119,11 @@ test('a bulk send after a quiet spell leaves at once; under traffic bulk sends l
     const p = bus.producer();
     // warm: producer id and connection
     await p.send(controlTopic, [{ key: null, value: Buffer.from('warm') }]);
-    // the bulk queue has been quiet (never used): no linger
+    // the bulk queue has been quiet (never used): its burst allowance leaves at once
     const q0 = performance.now();
-    await p.send(bulkTopic, [{ key: null, value: Buffer.from('b0') }]);
+    for (let i = 0; i < LINGER_BURST; i++) await p.send(bulkTopic, [{ key: null, value: Buffer.from(`b0.${i}`) }]);
     const quietMs = performance.now() - q0;
-    // traffic: the queue's last request left just now, so these wait for company
+    // traffic: the allowance is spent and the last request left just now, so these wait for company
     const bulkSends = [p.send(bulkTopic, [{ key: null, value: Buffer.from('b1') }])];
     await new Promise((r) => setTimeout(r, 100));
     // sent while the bulk queue lingers: merged into its request
@@ -133,7 +134,10 @@ test('a bulk send after a quiet spell leaves at once; under traffic bulk sends l
     const bulk = await Promise.all(bulkSends);
     const bulkMs = performance.now() - q0;
     await p.close();
-    assert.ok(quietMs < 500, `the first bulk send after a quiet spell took ${quietMs.toFixed(0)} ms (lingered)`);
+    assert.ok(
+      quietMs < 500,
+      `the first ${LINGER_BURST} bulk sends after a quiet spell took ${quietMs.toFixed(0)} ms (lingered)`,
+    );
     assert.ok(controlMs < 500, `the control send took ${controlMs.toFixed(0)} ms while bulk lingered`);
     assert.ok(
       bulkMs >= 750,
@@ -143,7 +147,7 @@ test('a bulk send after a quiet spell leaves at once; under traffic bulk sends l
     // one request: the two bulk sends got consecutive offsets of one batch
     assert.deepEqual(
       bulk.map((m) => m[0]!.offset),
-      [1n, 2n],
+      [BigInt(LINGER_BURST), BigInt(LINGER_BURST + 1)],
     );
   } finally {
     await bus.admin.deleteTopics([bulkTopic, controlTopic]).catch(() => undefined);

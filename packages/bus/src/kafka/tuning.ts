@@ -5,8 +5,9 @@
  * throughput and CPU per record matter more than a millisecond.
  *
  * - lingerMs: under traffic, requests leave at most once per lingerMs, so sends that come in a
- *   steady trickle share one (0: at once). A send after lingerMs of quiet leaves at once — the
- *   first records after a lull (an attack's first packets) pay no linger. Each class has its own
+ *   steady trickle share one (0: at once). After a lull the first few requests (LINGER_BURST in
+ *   producer.ts, refilled at one per lingerMs) leave at once — an attack's first packets pay no
+ *   linger. Each class has its own
  *   request queue, so a control send never waits behind a bulk request in flight.
  * - fetchMaxWaitMs / fetchMinBytes: how long the broker holds a fetch for fetchMinBytes to
  *   arrive. With fetchMinBytes 1 a fetch returns as soon as one record is there; the wait then
