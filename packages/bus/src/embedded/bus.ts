@@ -12,6 +12,7 @@ import {
   renameSync,
   rmSync,
   writeSync,
+  fsync,
   fsyncSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -47,7 +48,7 @@ import { PartitionLog, type FsyncPolicy, type LogDamage, type StoredRecord } fro
  * When appends reach the disk. A control topic (every compacted one — policy, blocks,
  * inventory, assignments, agents, state — and `controlTopics`) is fsynced before each send
  * returns: a power loss must not take back a block or a policy that was acknowledged. Data
- * topics (packets, flows, logs…) are fsynced on an interval.
+ * topics (packets, flows, logs…) are fsynced on an interval, on libuv pool threads.
  */
 export interface EmbeddedFsyncOptions {
   control?: FsyncPolicy;
@@ -177,7 +178,7 @@ export class EmbeddedBus implements Bus {
     this.deadLetterQuarantined();
     this.timer = setInterval(() => this.maintain(), opts.maintenanceIntervalMs ?? 60_000);
     this.timer.unref();
-    this.syncTimer = setInterval(() => this.syncAll(), this.fsync.intervalMs);
+    this.syncTimer = setInterval(() => this.syncInBackground(), this.fsync.intervalMs);
     this.syncTimer.unref();
   }
 
@@ -310,7 +311,23 @@ export class EmbeddedBus implements Bus {
     this.append(dlq, records);
   }
 
-  /** The `interval` policy: fsync what was appended or committed since the last tick. */
+  /**
+   * The `interval` policy's tick: fsync what was appended or committed since the last one, on
+   * libuv pool threads (see PartitionLog.syncInBackground); close() uses syncAll.
+   */
+  private syncInBackground(): void {
+    if (this.closed) return;
+    for (const t of this.topics.values()) for (const l of t.logs) l.syncInBackground();
+    if (this.fsync.data !== 'never' || this.fsync.control !== 'never')
+      for (const fd of this.unsyncedGroups)
+        fsync(fd, (err) => {
+          // still open and not flushed: the next tick tries again
+          if (err && [...this.groupFds.values()].some((h) => h.fd === fd)) this.unsyncedGroups.add(fd);
+        });
+    this.unsyncedGroups.clear();
+  }
+
+  /** fsync what was appended or committed since the last tick, now (closing). */
   private syncAll(): void {
     if (this.closed) return;
     for (const t of this.topics.values()) for (const l of t.logs) l.sync();

@@ -7,6 +7,7 @@ import {
   readFileSync,
   renameSync,
   writeSync,
+  fsync,
   fsyncSync,
 } from 'node:fs';
 import * as zlib from 'node:zlib';
@@ -195,6 +196,8 @@ export class PartitionLog {
   private fileBytes = 0;
   /** Appended since the last fsync (for the `interval` policy). */
   private dirty = false;
+  /** An fsync of the `interval` policy is under way on a pool thread. */
+  private syncing = false;
 
   constructor(private readonly opts: PartitionLogOptions) {}
 
@@ -282,11 +285,28 @@ export class PartitionLog {
     return stored;
   }
 
-  /** fsync what was appended since the last one (the `interval` policy's timer). */
+  /** fsync what was appended since the last one, now (closing). */
   sync(): void {
-    if (!this.dirty || this.fd === null || this.opts.fsync === 'never') return;
+    if (!(this.dirty || this.syncing) || this.fd === null || this.opts.fsync === 'never') return;
     fsyncSync(this.fd);
     this.dirty = false;
+  }
+
+  /**
+   * The same on a libuv pool thread (the `interval` policy's timer): the event loop goes on
+   * while the disk flushes. Waiting for it there stalled every stage of the process for 20–40
+   * ms once a second under load (a second of packets to flush; bench/RESULTS.md "Detection →
+   * block"). One at a time per log; a failed one leaves the log dirty for the next tick. Should
+   * the file be closed or rewritten meanwhile, close() and rewrite() fsync themselves.
+   */
+  syncInBackground(): void {
+    if (!this.dirty || this.syncing || this.fd === null || this.opts.fsync === 'never') return;
+    this.dirty = false;
+    this.syncing = true;
+    fsync(this.fd, (err) => {
+      this.syncing = false;
+      if (err) this.dirty = true;
+    });
   }
 
   /** Index of the first record with offset >= `offset`. */
@@ -347,7 +367,7 @@ export class PartitionLog {
 
   close(): void {
     if (this.fd !== null) {
-      if (this.dirty && this.opts.fsync !== 'never') fsyncSync(this.fd);
+      if ((this.dirty || this.syncing) && this.opts.fsync !== 'never') fsyncSync(this.fd);
       closeSync(this.fd);
     }
     this.fd = null;
