@@ -83,7 +83,7 @@ export class LiteralScanner {
   private dirty = false;
   /** Search batches natively when possible (false: always scan here). */
   private readonly native: boolean;
-  /** The native search of every text (`texts` order), or null; made by `build`. */
+  /** The native search of every text (`texts` order), or null; made by `prescan`. */
   private matcher: LiteralMatcher | null = null;
   private matcherTexts: string[] | null = null;
   /** The batch searched by `prescan`: its lines, the line being inspected (-1: none). */
@@ -191,8 +191,15 @@ export class LiteralScanner {
     this.batchLine = -1;
     this.prescanned = 0;
     if (this.dirty) this.build();
+    if (!this.native || lines.length === 0 || this.texts.length === 0) return;
+    // made on the first batch (a scanner never given one never loads the addon); a new field's
+    // literal seldom brings a new text: the compiled search is kept then
+    if (!sameTexts(this.matcherTexts, this.texts)) {
+      this.matcher = LiteralMatcher.create(this.texts);
+      this.matcherTexts = this.texts;
+    }
     const m = this.matcher;
-    if (m === null || lines.length === 0) return;
+    if (m === null) return;
     const n = lines.length;
     if (this.batchOffsets.length < n + 1) {
       this.batchOffsets = new Uint32Array(n + 1);
@@ -310,11 +317,6 @@ export class LiteralScanner {
         lcp.push(k === 0 ? 0 : commonPrefix(this.texts[list[k - 1]!]!, this.texts[list[k]!]!));
       flat.push(...list);
       this.slotTo[slot] = flat.length;
-    }
-    // a new field's literal seldom brings a new text: keep the compiled search then
-    if (!sameTexts(this.matcherTexts, this.texts)) {
-      this.matcher = this.native && this.texts.length > 0 ? LiteralMatcher.create(this.texts) : null;
-      this.matcherTexts = this.texts;
     }
     this.batch = EMPTY_BATCH;
     this.batchLine = -1;
