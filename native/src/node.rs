@@ -331,3 +331,61 @@ pub fn native_heap_bytes() -> f64 {
         -1.0
     }
 }
+
+/// Case-insensitive ASCII literals (loginspect's rule literals) found by Hyperscan in a batch
+/// of lines, one call per batch: every occurrence of every literal in each line, reported as
+/// (line, literal, start) so the caller credits each to the fields whose span holds it.
+#[cfg(feature = "hyperscan")]
+#[napi]
+pub struct LiteralMatcher {
+    db: crate::detect_hs::HsDb,
+    scratch: crate::detect_hs::Scratch,
+    lens: Vec<u32>,
+}
+
+#[cfg(feature = "hyperscan")]
+#[napi]
+impl LiteralMatcher {
+    /// Literal `i` is reported as `i`. Each must be non-empty ASCII.
+    #[napi(constructor)]
+    pub fn new(literals: Vec<String>) -> Result<LiteralMatcher> {
+        if literals.is_empty() || literals.iter().any(|l| l.is_empty() || !l.is_ascii()) {
+            return Err(Error::new(Status::InvalidArg, "literals must be a non-empty list of non-empty ASCII strings".to_string()));
+        }
+        let pats: Vec<(&[u8], bool)> = literals.iter().map(|l| (l.as_bytes(), true)).collect();
+        let db = crate::detect_hs::HsDb::build(&pats, false).map_err(|e| Error::new(Status::InvalidArg, e))?;
+        Ok(LiteralMatcher { db, scratch: crate::detect_hs::Scratch::default(), lens: literals.iter().map(|l| l.len() as u32).collect() })
+    }
+
+    /// Line `k` is `data[offsets[k] .. offsets[k + 1])`; the (line, literal, start) triples go
+    /// to `out`. Returns how many, or -1 when `out` cannot hold them all (then none is usable).
+    #[napi]
+    pub fn scan(&mut self, data: Buffer, offsets: Uint32Array, mut out: Uint32Array) -> Result<i64> {
+        let data: &[u8] = &data;
+        let offs: &[u32] = &offsets;
+        if offs.is_empty() || offs.windows(2).any(|w| w[0] > w[1]) || offs[offs.len() - 1] as usize > data.len() {
+            return Err(Error::new(Status::InvalidArg, "offsets must ascend within the data".to_string()));
+        }
+        let out: &mut [u32] = &mut out;
+        let mut n = 0usize;
+        let mut full = false;
+        for k in 0..offs.len() - 1 {
+            let (a, b) = (offs[k] as usize, offs[k + 1] as usize);
+            let lens = &self.lens;
+            self.db.scan(&mut self.scratch, &data[a..b], |id, end| {
+                if n + 3 > out.len() {
+                    full = true;
+                    return;
+                }
+                out[n] = k as u32;
+                out[n + 1] = id;
+                out[n + 2] = (end - lens[id as usize] as usize) as u32;
+                n += 3;
+            });
+            if full {
+                return Ok(-1);
+            }
+        }
+        Ok((n / 3) as i64)
+    }
+}

@@ -38,3 +38,7 @@ export const ERR_NATIVE_RECORD_KEY = defineError(
   'CORDON_ERR_NATIVE_RECORD_KEY',
   (detail: string) => `a producer's signing key is unusable: ${detail}`,
 );
+export const ERR_NATIVE_LITERALS = defineError(
+  'CORDON_ERR_NATIVE_LITERALS',
+  (detail: string) => `the native literal search rejected its input: ${detail}`,
+);

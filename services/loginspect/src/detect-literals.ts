@@ -1,3 +1,4 @@
+import { LiteralMatcher } from '@cordon/native';
 import { NOT_A_SLICE, SPAN_SLOTS, type LogEvent } from './decode.js';
 
 /** Pseudo-field: the whole raw line (Sigma keywords). */
@@ -17,6 +18,12 @@ export const RAW = '\u0000raw';
  * bit test, say whether some literal starts with those three characters. Only then is the
  * literal list of that trigram read and compared. A long run of characters no literal holds
  * (an overflow payload of undecodable bytes) is skipped by the regex engine.
+ *
+ * A batch of lines can be searched ahead (`prescan`), in one native call on Hyperscan when the
+ * DPI engine is built with it: a line of the batch (`useLine`) is then not scanned here, its
+ * literals' occurrences are replayed from that search. Only ASCII lines are searched there
+ * (their byte offsets are their character offsets, and ASCII case folding is all the folding
+ * they need); the others are scanned here as always.
  *
  * One scanner serves a whole rule set. Its per-event state (which fields were scanned, which
  * literals were found) is keyed by event identity, so a predicate called with a new event
@@ -74,9 +81,29 @@ export class LiteralScanner {
   private noSpans = -1;
   private current: LogEvent | null = null;
   private dirty = false;
+  /** Search batches natively when possible (false: always scan here). */
+  private readonly native: boolean;
+  /** The native search of every text (`texts` order), or null; made by `prescan`. */
+  private matcher: LiteralMatcher | null = null;
+  private matcherTexts: string[] | null = null;
+  /** The batch searched by `prescan`: its lines, the line being inspected (-1: none). */
+  private batch: readonly string[] = [];
+  private batchLine = -1;
+  /** Per line of the batch: its occurrences `batchOut[3 * from .. 3 * to)` as (line, text, start); from -1: not searched. */
+  private batchFrom = new Int32Array(0);
+  private batchTo = new Int32Array(0);
+  private batchData = Buffer.allocUnsafe(0);
+  private batchOffsets = new Uint32Array(0);
+  private batchOut = new Uint32Array(3 << 12);
+  /** How many lines of the last `prescan` were searched natively (0: none, the scan is all here). */
+  prescanned = 0;
   /** The literal ids found in the current event so far: `hits[0 .. hitCount)`. */
   hits = new Int32Array(64);
   hitCount = 0;
+
+  constructor(options: { native?: boolean } = {}) {
+    this.native = options.native ?? true;
+  }
 
   /** Can `contains lit` be answered by the scan? (ASCII, ≥ 2 chars: the index keys are bigrams and trigrams.) */
   static accepts(lit: string): boolean {
@@ -155,6 +182,80 @@ export class LiteralScanner {
     }
   }
 
+  /**
+   * Search `lines` ahead, in one native call (nothing when Hyperscan is not there); then
+   * `useLine(k)` before the events of `lines[k]` are asked about. A batch replaces the last.
+   */
+  prescan(lines: readonly string[]): void {
+    this.batch = EMPTY_BATCH;
+    this.batchLine = -1;
+    this.prescanned = 0;
+    if (this.dirty) this.build();
+    if (!this.native || lines.length === 0 || this.texts.length === 0) return;
+    // made on the first batch (a scanner never given one never loads the addon); a new field's
+    // literal seldom brings a new text: the compiled search is kept then
+    if (!sameTexts(this.matcherTexts, this.texts)) {
+      this.matcher = LiteralMatcher.create(this.texts);
+      this.matcherTexts = this.texts;
+    }
+    const m = this.matcher;
+    if (m === null) return;
+    const n = lines.length;
+    if (this.batchOffsets.length < n + 1) {
+      this.batchOffsets = new Uint32Array(n + 1);
+      this.batchFrom = new Int32Array(n);
+      this.batchTo = new Int32Array(n);
+    }
+    const offsets = this.batchOffsets;
+    const from = this.batchFrom;
+    let pos = 0;
+    for (let k = 0; k < n; k++) {
+      const line = lines[k]!;
+      offsets[k] = pos;
+      from[k] = -1;
+      if (line.length < 2 || line.length > MAX_NATIVE_LINE) continue;
+      // room for three bytes a character, so a line is never written in part: it is ASCII
+      // exactly when it writes as many bytes as it has characters
+      if (pos + 3 * line.length > this.batchData.length) {
+        const more = Buffer.allocUnsafe(Math.max(2 * this.batchData.length, pos + 3 * line.length, 1 << 16));
+        this.batchData.copy(more, 0, 0, pos);
+        this.batchData = more;
+      }
+      if (this.batchData.write(line, pos, 'utf8') === line.length) {
+        from[k] = 0;
+        pos += line.length;
+      }
+    }
+    offsets[n] = pos;
+    const data = this.batchData.subarray(0, pos);
+    const offs = offsets.subarray(0, n + 1);
+    let found = m.scan(data, offs, this.batchOut);
+    while (found < 0) {
+      // a hostile batch (megabytes of `aaaa` against `aa`) would need gigabytes here: past a
+      // bound, its lines are scanned in JavaScript, in constant memory
+      if (this.batchOut.length >= 3 * MAX_NATIVE_HITS) return;
+      this.batchOut = new Uint32Array(Math.min(this.batchOut.length * 4, 3 * MAX_NATIVE_HITS));
+      found = m.scan(data, offs, this.batchOut);
+    }
+    // occurrences come line by line: each line's range of them
+    const out = this.batchOut;
+    const to = this.batchTo;
+    let j = 0;
+    for (let k = 0; k < n; k++) {
+      if (from[k] === -1) continue;
+      this.prescanned++;
+      from[k] = j;
+      while (j < found && out[3 * j] === k) j++;
+      to[k] = j;
+    }
+    this.batch = lines;
+  }
+
+  /** The events asked about next are of `lines[k]` of the last `prescan` (-1: of no batch). */
+  useLine(k: number): void {
+    this.batchLine = k < this.batch.length ? k : -1;
+  }
+
   private begin(ev: LogEvent): void {
     if (this.dirty) this.build();
     this.current = ev;
@@ -217,6 +318,8 @@ export class LiteralScanner {
       flat.push(...list);
       this.slotTo[slot] = flat.length;
     }
+    this.batch = EMPTY_BATCH;
+    this.batchLine = -1;
     this.candidates = Int32Array.from(flat);
     this.candidateLcp = Int32Array.from(lcp);
     this.start = new Int32Array(nf);
@@ -320,6 +423,17 @@ export class LiteralScanner {
   private scanText(v: string): boolean {
     const n = v.length;
     if (n < 2) return true;
+    const k = this.batchLine;
+    if (k >= 0 && this.batchFrom[k]! >= 0 && v === this.batch[k]) {
+      // searched natively with its batch: replay its occurrences
+      const out = this.batchOut;
+      for (let j = this.batchFrom[k]!; j < this.batchTo[k]!; j++) {
+        const t = out[3 * j + 1]!;
+        const at = out[3 * j + 2]!;
+        this.record(t, at, at + this.textLength[t]!);
+      }
+      return true;
+    }
     const first2 = this.first2;
     const first3 = this.first3;
     const a = FOLD7[v.charCodeAt(0)]!;
@@ -445,6 +559,12 @@ const FOLD7 = Int8Array.from({ length: 0x10000 }, (_, c) =>
   c < 0x80 || c === 0x212a ? fold(c) : c === 0x130 ? -1 : 0x7f,
 );
 
+function sameTexts(a: string[] | null, b: string[]): boolean {
+  if (a === null || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** How many leading characters `a` and `b` share. */
 function commonPrefix(a: string, b: string): number {
   let i = 0;
@@ -455,6 +575,12 @@ function commonPrefix(a: string, b: string): number {
 /** The next character that FOLD7 does not map to 0x7f: the end of a run no literal can match. */
 const LITERAL_CHAR = /[\0-\x7e\u0130\u212a]/g;
 const LONG_RUN = 32;
+
+const EMPTY_BATCH: readonly string[] = [];
+/** Longest line searched natively (longer ones are scanned here). */
+const MAX_NATIVE_LINE = 1 << 20;
+/** Most occurrences a batch's native search may report (12 MB of triples). */
+const MAX_NATIVE_HITS = 1 << 20;
 
 /** Multiplier of the trigram table's hash (Knuth's, 2^32 / φ). */
 const HASH = 0x9e3779b1 | 0;

@@ -192,7 +192,18 @@ export class LogInspector {
     return entry;
   }
 
-  inspect(state: InspectState, raw: string, meta: LineMeta): InspectResult {
+  /**
+   * Search the rules' literals in a batch of lines ahead, in one native call when the DPI engine
+   * has Hyperscan (a JavaScript scan visits every character of a line; that search is a few
+   * times faster). `inspect(state, lines[k], meta, k)` then uses it; the results are the same.
+   */
+  prepare(lines: readonly string[]): void {
+    this.rules.literals?.prescan(lines);
+  }
+
+  /** `batchLine`: the line's place in the batch given to `prepare` (-1: not of that batch). */
+  inspect(state: InspectState, raw: string, meta: LineMeta, batchLine = -1): InspectResult {
+    this.rules.literals?.useLine(batchLine);
     const line = raw.length > this.config.maxLineBytes ? raw.slice(0, this.config.maxLineBytes) : raw;
     const ev = decodeLine(line, meta);
     state.counters.lines++;
@@ -277,6 +288,7 @@ export class LogInspector {
    * came from. Reads the state (the connection's peer) without changing it.
    */
   explain(state: InspectState, raw: string, meta: LineMeta): { event: LogEvent; explanations: Explanation[] } {
+    this.rules.literals?.useLine(-1);
     const ev = decodeLine(raw.length > this.config.maxLineBytes ? raw.slice(0, this.config.maxLineBytes) : raw, meta);
     const explanations = this.matching(ev).map((rule) => {
       const from: string[] = [];

@@ -64,3 +64,31 @@ export function forEachLine(path: string, fn: (line: string, no: number) => void
   }
   return no;
 }
+
+/**
+ * `forEachLine` a batch at a time: `fn(lines, firstLineNumber)` with up to `batch` lines, for a
+ * caller that searches a batch's lines at once (`LogInspector.prepare`). Returns the line count.
+ */
+export function forEachLines(
+  path: string,
+  fn: (lines: string[], first: number) => void,
+  batch = 1024,
+  chunkBytes = 8 << 20,
+): number {
+  let lines: string[] = [];
+  let first = 1;
+  const n = forEachLine(
+    path,
+    (line, no) => {
+      if (lines.length === 0) first = no;
+      lines.push(line);
+      if (lines.length === batch) {
+        fn(lines, first);
+        lines = [];
+      }
+    },
+    chunkBytes,
+  );
+  if (lines.length > 0) fn(lines, first);
+  return n;
+}

@@ -3,7 +3,7 @@ import { parseInspectorConfig } from './config.js';
 import { kindNames, SPAN_SLOTS, type LogEvent } from './decode.js';
 import { ERR_LOGINSPECT_USAGE } from './errors.js';
 import { LogInspector, type InspectState, type LineMeta } from './inspector.js';
-import { forEachLine } from './lines.js';
+import { forEachLines } from './lines.js';
 import { Coverage } from './coverage.js';
 import type { Fail2banLoad } from './fail2ban.js';
 
@@ -79,30 +79,35 @@ export async function logtestCommand(values: LogtestOptions): Promise<number> {
   const coverage = values.noCoverage ? null : new Coverage();
   const explain = values.explain === true || onlyLine !== null;
   const t0 = process.hrtime.bigint();
-  const lines = forEachLine(values.log, (line, no) => {
-    const x =
-      explain && (onlyLine === null || onlyLine === no)
-        ? explainRecord(inspector, state, line, meta, no, onlyLine === no)
-        : null;
-    const r = inspector.inspect(state, line, meta);
-    coverage?.add(r.event);
-    if (x) {
-      x['reported'] = r.detections.map((d) => d.rule.id);
-      out.push(`${JSON.stringify(x)}\n`);
+  const lines = forEachLines(values.log, (batch, first) => {
+    inspector.prepare(batch);
+    for (let k = 0; k < batch.length; k++) {
+      const line = batch[k]!;
+      const no = first + k;
+      const x =
+        explain && (onlyLine === null || onlyLine === no)
+          ? explainRecord(inspector, state, line, meta, no, onlyLine === no)
+          : null;
+      const r = inspector.inspect(state, line, meta, k);
+      coverage?.add(r.event);
+      if (x) {
+        x['reported'] = r.detections.map((d) => d.rule.id);
+        out.push(`${JSON.stringify(x)}\n`);
+      }
+      if (values.quiet) continue;
+      for (const d of r.detections) {
+        const rec: Record<string, unknown> = {
+          line: no,
+          rule: { id: d.rule.id, title: d.rule.title, level: d.rule.level },
+          src_ip: d.srcIp,
+        };
+        if (d.crossing) rec['threshold'] = { count: d.crossing.count, window_s: d.crossing.windowMs / 1000 };
+        const b = r.blocks.find((x) => x.rule === d.rule);
+        if (b) rec['block'] = { ip: b.ip, ttl_s: b.ttlMs / 1000, offense: b.offense };
+        out.push(`${JSON.stringify(rec)}\n`);
+      }
+      if (out.length > 512) flush();
     }
-    if (values.quiet) return;
-    for (const d of r.detections) {
-      const rec: Record<string, unknown> = {
-        line: no,
-        rule: { id: d.rule.id, title: d.rule.title, level: d.rule.level },
-        src_ip: d.srcIp,
-      };
-      if (d.crossing) rec['threshold'] = { count: d.crossing.count, window_s: d.crossing.windowMs / 1000 };
-      const b = r.blocks.find((x) => x.rule === d.rule);
-      if (b) rec['block'] = { ip: b.ip, ttl_s: b.ttlMs / 1000, offense: b.offense };
-      out.push(`${JSON.stringify(rec)}\n`);
-    }
-    if (out.length > 512) flush();
   });
   flush();
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;

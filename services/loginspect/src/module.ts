@@ -166,11 +166,14 @@ export const loginspectStage = defineStage({
         const blocks: ProduceRecord[] = [];
         for (const { value: lb } of batch.records) {
           const hint = lb.format ?? lb.source;
-          for (const line of lb.lines) {
+          // binary bytes decode lossily (U+FFFD) rather than failing the line
+          const texts = lb.lines.map((line) => line.line.toString('utf8').replace(/\r?\n$/, ''));
+          // the batch's literals searched at once (natively, when Hyperscan is there)
+          inspector.prepare(texts);
+          for (let k = 0; k < lb.lines.length; k++) {
+            const line = lb.lines[k]!;
             metrics.inc('lines');
-            // binary bytes decode lossily (U+FFFD) rather than failing the line
-            const text = line.line.toString('utf8').replace(/\r?\n$/, '');
-            const r = inspector.inspect(state, text, { refMs: Math.floor(line.ts_us / 1000), hint });
+            const r = inspector.inspect(state, texts[k]!, { refMs: Math.floor(line.ts_us / 1000), hint }, k);
             for (const d of r.detections) {
               const alert = toAlert(lb, line.offset, d);
               if (alert.ts_us === 0) alert.ts_us = line.ts_us;
