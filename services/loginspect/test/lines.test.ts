@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forEachLine } from '../src/index.js';
+import { seededInts } from './seeded.js';
 
 // forEachLine decodes a chunk holding non-ASCII bytes line by line: the lines must be those
 // of decoding the whole file as UTF-8 and cutting it at newlines, invalid bytes and all.
@@ -19,11 +20,7 @@ function plainLines(bytes: Buffer): string[] {
 test('lines are decoded as the whole file is, whatever bytes they hold and wherever the chunks are cut', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-lines-'));
   try {
-    let seed = 9;
-    const rnd = (n: number): number => {
-      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
-      return seed % n;
-    };
+    const rnd = seededInts(9);
     // ASCII, valid multi-byte UTF-8, lone and truncated sequences (the truncation right before a newline), CR
     const pieces = ['GET /a', ' ', 'é', '€', '\u{1f600}', 'x'].map((s) => Buffer.from(s, 'utf8'));
     pieces.push(Buffer.from([0xe9]), Buffer.from([0xe2, 0x82]), Buffer.from([0xf0, 0x9f, 0x98]), Buffer.from([0xff]));

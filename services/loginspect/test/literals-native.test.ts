@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LiteralMatcher } from '@cordon/native';
 import { decodeLine, LiteralScanner, RAW, type LogEvent } from '../src/index.js';
+import { seededInts } from './seeded.js';
 
 // A batch's literals searched ahead natively (Hyperscan, when the DPI engine is built with it)
 // must give exactly the answers of the scan in JavaScript and of `toLowerCase().includes`,
@@ -33,11 +34,7 @@ const ALPHABET = [
   'é',
   '\ufffd',
 ];
-let seed = 11;
-const rnd = (n: number): number => {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-  return seed % n;
-};
+const rnd = seededInts(11);
 const word = (max: number, ascii: boolean): string =>
   Array.from({ length: rnd(max) }, () => ALPHABET[rnd(ascii ? 14 : ALPHABET.length)]!).join('');
 

@@ -14,6 +14,7 @@ import {
   type LogEvent,
 } from '../src/index.js';
 import { parseClfTime } from '../src/decode-time.js';
+import { seededInts } from './seeded.js';
 
 // The hot-path shortcuts must give exactly the answers of the plain definitions they replace:
 // `toLowerCase().includes`, `toLowerCase() ===/startsWith/endsWith`, BigInt CIDR, the CLF regex.
@@ -40,11 +41,7 @@ const ALPHABET = [
   'K',
   '\ufffd',
 ];
-let seed = 7;
-const rnd = (n: number): number => {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-  return seed % n;
-};
+const rnd = seededInts(7);
 const word = (max: number): string => Array.from({ length: rnd(max) }, () => ALPHABET[rnd(ALPHABET.length)]!).join('');
 
 test('the scanner answers contains exactly as toLowerCase().includes, per field and in the raw line', () => {

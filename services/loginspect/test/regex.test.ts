@@ -15,6 +15,7 @@ import {
   topLevelBranches,
 } from '../src/index.js';
 import { LiteralPrefilter } from '../src/prefilter.js';
+import { seededInts } from './seeded.js';
 
 // A regex's required literals may be weaker than they could be (null), never wrong: a line the
 // regex matches always holds one of them.
@@ -79,11 +80,7 @@ function builtinRegexes(): RegExp[] {
 test('every match of the built-in rules’ regexes holds a required literal', () => {
   const regexes = builtinRegexes();
   assert.ok(regexes.length > 30);
-  let seed = 11;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const rnd = seededInts(11);
   let checked = 0;
   for (const re of regexes) {
     const lits = requiredLiterals(re.source, re.flags);
@@ -120,11 +117,7 @@ test('a top-level alternation is cut into its alternatives only where that canno
 });
 
 test('the built-in rules’ regexes cut into alternatives answer as the whole, each behind its own literals', () => {
-  let seed = 5;
-  const rnd = (n: number): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const rnd = seededInts(5);
   let split = 0;
   let matched = 0;
   for (const re of builtinRegexes()) {
@@ -195,11 +188,7 @@ test('a regex selection skipped because the line’s scan found none of its lite
     '\u0130',
     '\u212a',
   ];
-  let seed = 3;
-  const rnd = (n: number): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const rnd = seededInts(3);
   let matched = 0;
   for (let n = 0; n < 3000; n++) {
     const msg = Array.from({ length: rnd(5) }, () => pieces[rnd(pieces.length)]).join(rnd(2) ? ' ' : '');
