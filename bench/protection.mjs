@@ -246,6 +246,8 @@ async function latency(kind, services) {
         '    vms:',
         ...Object.values(lab.vms).flatMap((v) => [
           `      ${v.name}:`,
+          // running: with every service, the coordinator assigns only VMs known to be on
+          '        power: on',
           `        nics: [{ mac: "${v.mac}", ips: ["${v.ip}"] }]`,
         ]),
         '',
