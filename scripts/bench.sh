@@ -74,11 +74,20 @@ if ((need_kafka)) && [[ -z "${KAFKA_BROKERS:-}" ]]; then
   export "$(grep '^KAFKA_BROKERS=' <<<"$out" | tail -1)"
   started=1
 fi
-trap 'if ((started)); then bash infra/kafka/stop.sh >/dev/null 2>&1 || true; fi' EXIT
 
+# A benchmark that fails to finish is reported as an ERROR and the run goes on: one broken
+# benchmark must not hide the others' figures. The summary at the end lists every one.
+runs=$(mktemp -d "${TMPDIR:-/tmp}/cordon-bench-run-XXXXXX")
+trap 'rm -rf "$runs"; if ((started)); then bash infra/kafka/stop.sh >/dev/null 2>&1 || true; fi' EXIT
+began=$SECONDS
 for i in "${!NAMES[@]}"; do
   selected "${NAMES[i]}" "$@" || continue
   echo "== ${NAMES[i]}: ${TITLES[i]}"
-  eval "${CMDS[i]}"
+  echo "${NAMES[i]}" >>"$runs/order.txt"
+  set +e
+  eval "${CMDS[i]}" 2>&1 | tee "$runs/${NAMES[i]}.log"
+  echo "${PIPESTATUS[0]}" >"$runs/${NAMES[i]}.rc"
+  set -e
   echo
 done
+node bench/lib/summary.mjs "$runs" $((SECONDS - began))
