@@ -8,11 +8,9 @@
  */
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { createKafkaBus, readTable, type Bus } from '@cordon/bus';
 import { allTopicSpecs, TOPICS } from '@cordon/schemas';
@@ -23,45 +21,11 @@ import { runStage } from '@cordon/stage';
 import { createStore } from '@cordon/store';
 import { waitFor, writeEnrollSecret } from '@cordon/testkit';
 import { ACCOUNTING_SQL, CLI, DEMO_RULES, figures, Load, Service, type Figures, type Row } from './lib/fault-load.js';
+import { javaMissing, ownKafka, run } from './lib/own-kafka.js';
 
-const INFRA = join(import.meta.dirname, '..', '..', 'infra', 'kafka');
 const BASE_PORT = Number(process.env.CORDON_FAULT_KAFKA_PORT ?? 29_480);
 const ctx = createContext({ log: silentLogger });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function javaMissing(): string | false {
-  for (const tool of ['java', 'mvn']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `needs ${tool} (infra/kafka/install.sh)`;
-    }
-  }
-  return false;
-}
-
-const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, timeout = 240_000) =>
-  promisify(execFile)(cmd, args, { env: { ...process.env, ...env }, timeout, maxBuffer: 16 << 20 });
-
-/** A broker (or cluster) of this test's own, in a temp run dir. */
-function ownKafka(port: number) {
-  const runDir = mkdtempSync(join(tmpdir(), `cordon-fault-kafka-${port}-`));
-  const env = { KAFKA_PORT: String(port), KAFKA_RUN_DIR: runDir, KAFKA_CONTROLLER_PORT: '', KAFKA_BROKERS: '' };
-  delete (env as NodeJS.ProcessEnv).KAFKA_CONTROLLER_PORT;
-  const script = (name: string, ...args: string[]) => run('bash', [join(INFRA, name), ...args], env);
-  return {
-    runDir,
-    async start(...args: string[]): Promise<string[]> {
-      const { stdout } = await script('start.sh', ...args);
-      return /^KAFKA_BROKERS=(.*)$/m.exec(stdout)![1]!.split(',');
-    },
-    script,
-    async stop() {
-      await script('stop.sh').catch(() => undefined);
-      rmSync(runDir, { recursive: true, force: true });
-    },
-  };
-}
 
 const cordon = (args: string[], env: NodeJS.ProcessEnv) => run(process.execPath, [CLI, ...args], env, 120_000);
 
@@ -227,7 +191,7 @@ describe('fault tolerance: every record counted by its number in ClickHouse', { 
           }
           await sleep(2500);
           // the broker: kill -9, and back on its data (acks=all: what it acknowledged is on disk)
-          execFileSync('sh', ['-c', `kill -9 "$(cat '${join(kafka.runDir, 'kafka.pid')}')"`]);
+          kafka.kill9();
           await sleep(1000);
           await kafka.start('--keep-data');
           await sleep(4000);

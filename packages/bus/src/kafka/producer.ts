@@ -36,8 +36,8 @@ const PRODUCE_TIMEOUT_MS = 30_000;
  * the next only after answering), so one connection's rate is one request per round trip —
  * with TLS the broker's decryption is in that trip, and one connection moved ~50k 200-byte
  * records/s where four moved ~115k (bench/RESULTS.md). A request's partitions are spread over
- * the connections by partition number; a partition always uses the same one and has one
- * request in flight at most, so its sequence numbers stay in order.
+ * the connections by partition number; a partition always uses the same one, so its
+ * requests reach the broker in the order they left.
  */
 const CONNECTIONS = 4;
 /**
@@ -63,6 +63,7 @@ const PID_RETRIABLE = [
 const RESEQUENCE = ['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH'];
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
 const sizeOf = (r: BatchRecord): number => {
@@ -76,6 +77,22 @@ interface Part {
   topic: string;
   partition: number;
   records: BatchRecord[];
+  /** The batch's first sequence number, under `seqPid` (given once, kept across retries). */
+  seq?: number;
+  seqPid?: ProducerId;
+}
+
+/** A request's first attempt, pipelined: what it wrote and which parts failed, with why. */
+interface Attempt {
+  base: Map<string, bigint>;
+  failed: { part: Part; err: unknown }[];
+}
+
+/** A request of a lane: its sends and parts, and its first attempt (in flight or settled). */
+interface Job {
+  sends: Queued[];
+  parts: Part[];
+  first: Promise<Attempt>;
 }
 
 interface Queued {
@@ -86,12 +103,20 @@ interface Queued {
   reject: (err: unknown) => void;
 }
 
-/** A producer id with the sequence numbers sent under it (a new id starts every partition at 0). */
+/** A producer id with the next sequence number of each partition under it (a new id starts every partition at 0). */
 interface ProducerId {
   producerId: bigint;
   producerEpoch: number;
   sequences: Map<string, number>;
 }
+
+/**
+ * Requests of a lane in flight at once. One at a time left the broker idle while the client
+ * took the answer and built the next request, and the client idle while the broker worked:
+ * 0.42-0.61 of kcat's produce rate on a quiet machine (bench/RESULTS.md). Kafka's broker takes
+ * up to 5 in flight per idempotent producer and partition, in sequence order.
+ */
+const PIPELINE = 2;
 
 /**
  * Requests a lane sends at once after a quiet spell before its linger applies: a burst
@@ -103,7 +128,7 @@ interface ProducerId {
  */
 export const LINGER_BURST = 4;
 
-/** One request queue (a topic class's): at most one request in flight. */
+/** One request queue (a topic class's): at most PIPELINE requests in flight. */
 interface Lane {
   queue: Queued[];
   inFlight: Promise<void> | null;
@@ -128,11 +153,12 @@ interface ProduceResponse {
  * numbers, so a retried batch is never written twice), on the client's connections and
  * request framing, with its own record-batch encoder (record-batch.ts).
  *
- * One produce request at a time per topic class (tuning.ts: control and bulk have a queue
- * each, so an alert never waits behind a request of packets), every send that arrived
- * meanwhile merged into the next one (up to REQUEST_BYTES): sequences advance only on an
- * answer, so a second request in flight for the same partitions could not know its sequence if
- * the first failed. A request goes to every leader concerned at once (one per broker). Under
+ * Up to PIPELINE produce requests in flight per topic class (tuning.ts: control and bulk have
+ * a queue each, so an alert never waits behind a request of packets), every send that arrived
+ * meanwhile merged into the next one (up to REQUEST_BYTES). A batch's sequence numbers are
+ * given when it first leaves and kept across its retries; when a request fails, no other
+ * leaves until those in flight have settled and the failed ones were sent again in order (see
+ * settle()). A request goes to every leader concerned at once (one per broker). Under
  * traffic a queue waits until its class's lingerMs after its last request for more sends; a
  * queue quiet for a while sends its first few requests at once (LINGER_BURST, drain()).
  */
@@ -257,6 +283,7 @@ export class KafkaProducer implements Producer {
       const wait = lane.lastSentAt + lane.lingerMs - now;
       if (lane.allowance < 1 && wait > 0) await sleep(wait);
     }
+    const jobs: Job[] = [];
     while (lane.queue.length > 0) {
       let n = 1;
       for (
@@ -275,29 +302,149 @@ export class KafkaProducer implements Producer {
           if (m) for (const r of p.records) m.records.push(r);
           else merged.set(k, { topic: p.topic, partition: p.partition, records: [...p.records] });
         }
+      const parts = [...merged.values()];
+      lane.lastSentAt = performance.now();
+      lane.allowance = Math.max(0, lane.allowance - 1);
+      let pid: ProducerId | null = null;
       try {
-        lane.lastSentAt = performance.now();
-        lane.allowance = Math.max(0, lane.allowance - 1);
-        const base = await this.produce([...merged.values()]);
-        const seen = new Map<string, number>();
-        for (const s of sends) {
-          s.resolve(
-            s.parts.map((p) => {
-              const k = tpKey(p.topic, p.partition);
-              const before = seen.get(k) ?? 0;
-              seen.set(k, before + p.records.length);
-              return base.get(k)! + BigInt(before);
-            }),
-          );
-        }
-      } catch (err) {
-        for (const s of sends) s.reject(err);
+        pid = await this.producerId(parts[0]!.topic);
+      } catch {
+        // no producer id: the cluster is not answering; the retrying path waits for it
       }
+      if (pid === null) {
+        await this.settle(jobs);
+        await this.finish({ sends, parts, first: Promise.resolve({ base: new Map(), failed: [] }) }, true);
+      } else {
+        // sequence numbers are given here, in launch order, so requests of one partition
+        // carry consecutive ones
+        const first = this.attempt(parts, pid).catch((err: unknown) => ({
+          base: new Map<string, bigint>(),
+          failed: parts.map((part) => ({ part, err })),
+        }));
+        jobs.push({ sends, parts, first });
+        if (jobs.length >= PIPELINE) await this.settle(jobs, 1);
+      }
+      // the senders just answered usually send again at once (a stage's next batch, a
+      // caller's next await): one turn of the loop lets their sends join the next request
+      // rather than follow it in a request of their own
+      await yieldTurn();
     }
+    await this.settle(jobs);
     lane.inFlight = null;
   }
 
-  /** Write `parts` (one batch each) to their leaders; base offset per topic-partition. */
+  /**
+   * Settle the oldest jobs until at most `keep` are in flight. A job whose first attempt
+   * failed in part stops the pipeline: every job in flight settles, then each failed one is
+   * sent again in launch order, one at a time (a broker refuses a partition's later batch
+   * while an earlier one is missing, and a resend must keep its place and sequence).
+   */
+  private async settle(jobs: Job[], keep = 0): Promise<void> {
+    while (jobs.length > keep) {
+      const first = await jobs[0]!.first;
+      if (first.failed.length === 0) {
+        this.answer(jobs.shift()!, first.base);
+        continue;
+      }
+      await Promise.all(jobs.map((j) => j.first));
+      while (jobs.length > 0) await this.finish(jobs.shift()!, false);
+    }
+  }
+
+  /** A job's retries after its first attempt (all its parts when `whole`), then its senders' answers. */
+  private async finish(job: Job, whole: boolean): Promise<void> {
+    try {
+      const first = await job.first;
+      const base = new Map(first.base);
+      const todo = whole ? job.parts : first.failed.map((f) => f.part);
+      if (todo.length > 0) for (const [k, b] of await this.produce(todo)) base.set(k, b);
+      this.answer(job, base);
+    } catch (err) {
+      for (const s of job.sends) s.reject(err);
+    }
+  }
+
+  private answer(job: Job, base: Map<string, bigint>): void {
+    const seen = new Map<string, number>();
+    for (const s of job.sends) {
+      s.resolve(
+        s.parts.map((p) => {
+          const k = tpKey(p.topic, p.partition);
+          const before = seen.get(k) ?? 0;
+          seen.set(k, before + p.records.length);
+          return base.get(k)! + BigInt(before);
+        }),
+      );
+    }
+  }
+
+  /** Give each part its sequence numbers under `pid`, unless it has them already. */
+  private sequence(parts: Part[], pid: ProducerId): void {
+    for (const p of parts) {
+      if (p.seqPid === pid) continue;
+      const k = tpKey(p.topic, p.partition);
+      p.seq = pid.sequences.get(k) ?? 0;
+      p.seqPid = pid;
+      pid.sequences.set(k, p.seq + p.records.length);
+    }
+  }
+
+  /** One attempt to write `parts` (one batch each) to their leaders: what was written, what failed. */
+  private async attempt(parts: Part[], pid: ProducerId): Promise<Attempt> {
+    this.sequence(parts, pid);
+    const base = new Map<string, bigint>();
+    const failed: { part: Part; err: unknown }[] = [];
+    const byLeader = new Map<string, { leader: number; slot: number; parts: Part[] }>();
+    try {
+      for (const p of parts) {
+        const meta = await this.bus.topic(p.topic);
+        const leader = meta.leaders[p.partition] ?? -1;
+        const slot = p.partition % CONNECTIONS;
+        const k = `${leader}:${slot}`;
+        const g = byLeader.get(k);
+        if (g) g.parts.push(p);
+        else byLeader.set(k, { leader, slot, parts: [p] });
+      }
+    } catch (err) {
+      return { base, failed: parts.map((part) => ({ part, err })) };
+    }
+    await Promise.all(
+      [...byLeader.values()].map(async ({ leader, slot, parts: mine }) => {
+        try {
+          if (leader < 0) throw Object.assign(new Error('no leader'), { retriable: true });
+          const conn = await this.pools[slot]!.get(await this.bus.broker(leader));
+          const res = await this.request(conn, mine, pid);
+          const codes = new Map<string, number>();
+          for (const t of res.responses)
+            for (const pr of t.partitionResponses) {
+              const k = tpKey(t.name, pr.index);
+              codes.set(k, pr.errorCode);
+              if (pr.errorCode === 0) base.set(k, pr.baseOffset);
+            }
+          for (const p of mine)
+            if (codes.get(tpKey(p.topic, p.partition)) !== 0)
+              failed.push({ part: p, err: new Error(`no answer for ${p.topic}[${p.partition}]`) });
+        } catch (err) {
+          const res = responseOf<ProduceResponse>(err);
+          for (const p of mine) {
+            const pr = res?.responses
+              ?.find((t) => t.name === p.topic)
+              ?.partitionResponses.find((x) => x.index === p.partition);
+            // this partition was written; another in the same request was not
+            if (pr && pr.errorCode === 0) base.set(tpKey(p.topic, p.partition), pr.baseOffset);
+            else failed.push({ part: p, err });
+          }
+        }
+      }),
+    );
+    return { base, failed };
+  }
+
+  /**
+   * Write `parts` (one batch each) to their leaders, retrying what failed; base offset per
+   * topic-partition. A resent batch keeps its sequence numbers (never written twice) unless the
+   * producer id had to change.
+   */
   private async produce(parts: Part[]): Promise<Map<string, bigint>> {
     const base = new Map<string, bigint>();
     let todo = parts;
@@ -310,67 +457,26 @@ export class KafkaProducer implements Producer {
     };
     for (;;) {
       let pid: ProducerId;
-      const byLeader = new Map<string, { leader: number; slot: number; parts: Part[] }>();
       try {
         pid = await this.producerId(todo[0]!.topic);
-        for (const p of todo) {
-          const meta = await this.bus.topic(p.topic);
-          const leader = meta.leaders[p.partition] ?? -1;
-          const slot = p.partition % CONNECTIONS;
-          const k = `${leader}:${slot}`;
-          const g = byLeader.get(k);
-          if (g) g.parts.push(p);
-          else byLeader.set(k, { leader, slot, parts: [p] });
-        }
       } catch (err) {
-        // no metadata or producer id: the cluster is not answering (yet)
+        // no producer id: the cluster is not answering (yet)
         const unreachable = isNetworkError(err) || (err as { code?: string }).code === ERR_KAFKA_UNREACHABLE.code;
         if (isSecurityFailure(err) || !unreachable || Date.now() >= deadline) throw err;
         for (const p of todo) this.bus.forgetTopic(p.topic);
         await again();
         continue;
       }
-      const failed: { part: Part; err: unknown }[] = [];
-      await Promise.all(
-        [...byLeader.values()].map(async ({ leader, slot, parts: mine }) => {
-          try {
-            if (leader < 0) throw Object.assign(new Error('no leader'), { retriable: true });
-            const conn = await this.pools[slot]!.get(await this.bus.broker(leader));
-            const res = await this.request(conn, mine, pid);
-            const codes = new Map<string, number>();
-            for (const t of res.responses)
-              for (const pr of t.partitionResponses) {
-                const k = tpKey(t.name, pr.index);
-                codes.set(k, pr.errorCode);
-                if (pr.errorCode === 0) base.set(k, pr.baseOffset);
-              }
-            for (const p of mine) {
-              const k = tpKey(p.topic, p.partition);
-              if (codes.get(k) === 0) pid.sequences.set(k, (pid.sequences.get(k) ?? 0) + p.records.length);
-            }
-          } catch (err) {
-            const res = responseOf<ProduceResponse>(err);
-            for (const p of mine) {
-              const k = tpKey(p.topic, p.partition);
-              const pr = res?.responses
-                ?.find((t) => t.name === p.topic)
-                ?.partitionResponses.find((x) => x.index === p.partition);
-              if (pr && pr.errorCode === 0) {
-                // this partition was written; another in the same request was not
-                base.set(k, pr.baseOffset);
-                pid.sequences.set(k, (pid.sequences.get(k) ?? 0) + p.records.length);
-              } else failed.push({ part: p, err });
-            }
-          }
-        }),
-      );
+      const { base: written, failed } = await this.attempt(todo, pid);
+      for (const [k, b] of written) base.set(k, b);
       if (failed.length === 0) return base;
       const err = failed[0]!.err;
       const resequence = RESEQUENCE.some((n) => hasKafkaError(err, n));
+      const unreachable = isNetworkError(err) || (err as { code?: string }).code === ERR_KAFKA_UNREACHABLE.code;
       const retriable =
         !isSecurityFailure(err) &&
         (resequence ||
-          isNetworkError(err) ||
+          unreachable ||
           (err as { retriable?: boolean }).retriable === true ||
           [...RETRIABLE].some((n) => hasKafkaError(err, n)));
       if (!retriable || Date.now() >= deadline) {
@@ -397,7 +503,7 @@ export class KafkaProducer implements Producer {
         encodeRecordBatch(p.records, {
           producerId: pid.producerId,
           producerEpoch: pid.producerEpoch,
-          baseSequence: pid.sequences.get(tpKey(p.topic, p.partition)) ?? 0,
+          baseSequence: p.seq ?? 0,
         }),
       );
     // Produce v8 (not the flexible v9+: the client's reader skips tagged fields wrongly, and a
