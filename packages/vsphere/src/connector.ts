@@ -55,6 +55,8 @@ import {
 } from './vim25.js';
 
 const READ_PAGE = 1000;
+/** How long a migrated event's VM is read again while it still shows the source host. */
+const MIGRATION_SETTLE_MS = 2_000;
 
 interface Session {
   transport: SoapTransport;
@@ -645,9 +647,19 @@ class Follower {
       out.fromHost = from;
       if (out.host === null || out.host === from) {
         // vcsim names the source in `host` too: the destination is where the VM runs now. Read it
-        // fresh, the property update may still be on its way.
-        await this.report(await this.refetch([moref('VirtualMachine', vmRef)]));
-        out.host = inv.vmHost(vmRef) ?? out.host;
+        // fresh, the property update may still be on its way — vcsim posts the event before it
+        // moves the VM (RelocateVMTask), so a read in between still finds the source: read again
+        // for up to MIGRATION_SETTLE_MS. A move that keeps the host (storage only) waits that long.
+        const until = Date.now() + MIGRATION_SETTLE_MS;
+        for (;;) {
+          await this.report(await this.refetch([moref('VirtualMachine', vmRef)]));
+          const now = inv.vmHost(vmRef);
+          if ((now !== null && now !== from) || Date.now() >= until) {
+            out.host = now ?? out.host;
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
     } else if (kind === 'cloned') {
       out.sourceVm = ev.sourceVm ? await this.uuidOf(ev.sourceVm.ref.value) : null;
