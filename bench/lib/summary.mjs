@@ -16,13 +16,14 @@ let pass = 0;
 let fail = 0;
 const rows = names.map((name) => {
   const rc = Number(readFileSync(join(dir, `${name}.rc`), 'utf8').trim());
-  const results = parseResults(readFileSync(join(dir, `${name}.log`), 'utf8'));
+  const log = readFileSync(join(dir, `${name}.log`), 'utf8');
+  const results = parseResults(log);
   const r = results.at(-1);
   let word;
   if (rc !== 0) {
     errors++;
     word = `ERROR (exit ${rc})`;
-  } else if (!r) word = 'no result line';
+  } else if (!r) word = /^\{"bench":/m.test(log) ? 'no target' : 'no result line';
   else if (r.target === null || r.target === undefined || r.pass === null) word = 'no target';
   else {
     if (r.pass) pass++;
