@@ -389,24 +389,23 @@ export class KafkaProducer implements Producer {
     }
   }
 
-  /** One attempt to write `parts` (one batch each) to their leaders: what was written, what failed. */
+  /**
+   * One attempt to write `parts` (one batch each) to their leaders: what was written, what
+   * failed. Rejects only when the topics' metadata cannot be had (nothing was sent then).
+   */
   private async attempt(parts: Part[], pid: ProducerId): Promise<Attempt> {
     this.sequence(parts, pid);
     const base = new Map<string, bigint>();
     const failed: { part: Part; err: unknown }[] = [];
     const byLeader = new Map<string, { leader: number; slot: number; parts: Part[] }>();
-    try {
-      for (const p of parts) {
-        const meta = await this.bus.topic(p.topic);
-        const leader = meta.leaders[p.partition] ?? -1;
-        const slot = p.partition % CONNECTIONS;
-        const k = `${leader}:${slot}`;
-        const g = byLeader.get(k);
-        if (g) g.parts.push(p);
-        else byLeader.set(k, { leader, slot, parts: [p] });
-      }
-    } catch (err) {
-      return { base, failed: parts.map((part) => ({ part, err })) };
+    for (const p of parts) {
+      const meta = await this.bus.topic(p.topic);
+      const leader = meta.leaders[p.partition] ?? -1;
+      const slot = p.partition % CONNECTIONS;
+      const k = `${leader}:${slot}`;
+      const g = byLeader.get(k);
+      if (g) g.parts.push(p);
+      else byLeader.set(k, { leader, slot, parts: [p] });
     }
     await Promise.all(
       [...byLeader.values()].map(async ({ leader, slot, parts: mine }) => {
@@ -456,27 +455,26 @@ export class KafkaProducer implements Producer {
       backoff = Math.min(backoff * 2, RETRY_BACKOFF_MAX_MS);
     };
     for (;;) {
-      let pid: ProducerId;
+      let tried: Attempt;
       try {
-        pid = await this.producerId(todo[0]!.topic);
+        tried = await this.attempt(todo, await this.producerId(todo[0]!.topic));
       } catch (err) {
-        // no producer id: the cluster is not answering (yet)
+        // no metadata or producer id: the cluster is not answering (yet)
         const unreachable = isNetworkError(err) || (err as { code?: string }).code === ERR_KAFKA_UNREACHABLE.code;
         if (isSecurityFailure(err) || !unreachable || Date.now() >= deadline) throw err;
         for (const p of todo) this.bus.forgetTopic(p.topic);
         await again();
         continue;
       }
-      const { base: written, failed } = await this.attempt(todo, pid);
-      for (const [k, b] of written) base.set(k, b);
+      for (const [k, b] of tried.base) base.set(k, b);
+      const failed = tried.failed;
       if (failed.length === 0) return base;
       const err = failed[0]!.err;
       const resequence = RESEQUENCE.some((n) => hasKafkaError(err, n));
-      const unreachable = isNetworkError(err) || (err as { code?: string }).code === ERR_KAFKA_UNREACHABLE.code;
       const retriable =
         !isSecurityFailure(err) &&
         (resequence ||
-          unreachable ||
+          isNetworkError(err) ||
           (err as { retriable?: boolean }).retriable === true ||
           [...RETRIABLE].some((n) => hasKafkaError(err, n)));
       if (!retriable || Date.now() >= deadline) {
