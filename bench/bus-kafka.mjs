@@ -11,7 +11,7 @@
 // result of bench/lib/result.mjs (targets: issue 19 — adapter >= 0.8 of kcat; issue 21 —
 // SASL_SSL >= 0.7 of plaintext).
 //   BENCH_RECORDS (200000; tls 1000000)  BENCH_VALUE_BYTES (200)  BENCH_PARTITIONS (3)
-//   BENCH_ROUNDS (3; tls 5)
+//   BENCH_ROUNDS (3; tls 5)  BENCH_WARM_S (15: produce's unmeasured rounds of both sides first)
 //   BENCH_SECURE_KAFKA_PORT (19192) for the tls mode's secured broker
 // Uses KAFKA_BROKERS, or starts and stops a throwaway broker through infra/kafka.
 // Needs the bus built (npx tsc -b packages/bus) and kcat on PATH (infra/kafka/deps.sh).
@@ -197,6 +197,24 @@ if (MODE === 'produce' || MODE === 'consume') {
       await adapterConsume(bus, warm, Math.ceil(N / 20));
       let result;
       if (MODE === 'produce') {
+        // and unmeasured whole rounds of each side for BENCH_WARM_S (15): on a broker seconds
+        // old the rounds measured its JIT — adapter 232k, 480k, 625k rec/s and kcat 549k, 732k,
+        // 1,014k in the three rounds of one run (bench/RESULTS.md); the adapter's few large
+        // requests (~70 a round) warm the broker's per-request code slowest
+        const warmUntil = performance.now() + 1000 * Number(process.env.BENCH_WARM_S ?? 15);
+        let warmRounds = 0;
+        do {
+          for (const [side, produce] of [
+            ['adapter', (t) => adapterProduce(bus, t, records)],
+            ['kcat', (t) => kcatProduce(brokers, t, file)],
+          ]) {
+            const t = await freshTopic(bus, `warm-${side}`);
+            topics.push(t);
+            await produce(t);
+          }
+          warmRounds++;
+        } while (performance.now() < warmUntil);
+        console.log(`broker warmed by ${warmRounds} unmeasured rounds of both sides`);
         result = await paired(
           async () => {
             const t = await freshTopic(bus, 'adapter');
