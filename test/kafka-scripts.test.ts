@@ -9,19 +9,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { javaMissing } from './lib/own-kafka.js';
 
 const INFRA = join(import.meta.dirname, '..', '..', 'infra', 'kafka');
-
-function skipReason(): string | false {
-  for (const tool of ['java', 'mvn']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `needs ${tool} (infra/kafka/install.sh)`;
-    }
-  }
-  return false;
-}
 
 const script = (name: string, env: NodeJS.ProcessEnv) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
@@ -54,7 +44,7 @@ function broker(port: number, extra: NodeJS.ProcessEnv = {}) {
 
 test(
   'a drawn cluster id that begins with "-" is drawn again, as Kafka\'s own generator does: the broker starts',
-  { skip: skipReason(), timeout: 240_000 },
+  { skip: javaMissing(), timeout: 240_000 },
   async () => {
     // `head -c 16 /dev/urandom` answers 0xF8 first, the first time: base64 "+…", an id "-…"
     const bin = mkdtempSync(join(tmpdir(), 'cordon-fake-head-'));
@@ -82,7 +72,7 @@ test(
 
 test(
   'a cluster id given in KAFKA_CLUSTER_ID that begins with "-" is taken as the id, not as an option',
-  { skip: skipReason(), timeout: 240_000 },
+  { skip: javaMissing(), timeout: 240_000 },
   async () => {
     const b = broker(29_394, { KAFKA_CLUSTER_ID: '-AbCdEfGhIjKlMnOpQrStA' });
     try {
@@ -98,7 +88,7 @@ test(
 
 test(
   'the broker starts and stops six times in a row, each time on a fresh cluster id',
-  { skip: skipReason(), timeout: 600_000 },
+  { skip: javaMissing(), timeout: 600_000 },
   async () => {
     const b = broker(29_396);
     const ids = new Set<string>();
