@@ -214,3 +214,37 @@ test("a stage's onAssign that fails — even with a network-looking error — en
     await bus.close();
   }
 });
+
+test('a send made while the producer waits for its last answers is sent, not left in the queue', async () => {
+  // the pipelined producer once left such a send queued until some later send came: a stage
+  // stopping after its last send then waited forever (the protection-loop test hung in CI)
+  const bus = createKafkaBus({ brokers, clientId: 'smoke-tail', ctx });
+  const topic = `smoke-tail-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+  try {
+    await bus.admin.ensureTopics([{ name: topic, partitions: 1, cleanupPolicy: 'delete', retentionMs: -1 }]);
+    const p = bus.producer();
+    await p.send(topic, [{ key: null, value: Buffer.from('warm') }]);
+    for (let round = 0; round < 20; round++) {
+      // the second send lands at varying points of the first one's request
+      const first = p.send(topic, [{ key: null, value: Buffer.from(`a${round}`) }]);
+      for (let turns = 0; turns < round % 5; turns++) await new Promise((r) => setImmediate(r));
+      const second = p.send(topic, [{ key: null, value: Buffer.from(`b${round}`) }]);
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`round ${round}: a send never answered`)), 10_000);
+      });
+      try {
+        const [a, b] = (await Promise.race([Promise.all([first, second]), stuck])) as [
+          { offset: bigint }[],
+          { offset: bigint }[],
+        ];
+        assert.equal(b[0]!.offset, a[0]!.offset + 1n, 'the second send right after the first');
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    await p.close();
+  } finally {
+    await bus.close();
+  }
+});

@@ -276,6 +276,20 @@ export class KafkaProducer implements Producer {
    * 40–55 % more CPU a record).
    */
   private async drain(lane: Lane): Promise<void> {
+    const jobs: Job[] = [];
+    try {
+      await this.pump(lane, jobs);
+    } catch (err) {
+      // not a Kafka error (those reject their own sends): still, no send may wait forever
+      for (const j of jobs) for (const s of j.sends) s.reject(err);
+    } finally {
+      // sends queued while the last requests settled found the lane busy and started no drain:
+      // this one goes on with them (else they would wait for some later send)
+      lane.inFlight = lane.queue.length > 0 ? this.drain(lane) : null;
+    }
+  }
+
+  private async pump(lane: Lane, jobs: Job[]): Promise<void> {
     if (lane.lingerMs > 0) {
       const now = performance.now();
       lane.allowance = Math.min(LINGER_BURST, lane.allowance + (now - lane.refilledAt) / lane.lingerMs);
@@ -283,7 +297,6 @@ export class KafkaProducer implements Producer {
       const wait = lane.lastSentAt + lane.lingerMs - now;
       if (lane.allowance < 1 && wait > 0) await sleep(wait);
     }
-    const jobs: Job[] = [];
     while (lane.queue.length > 0) {
       let n = 1;
       for (
@@ -330,7 +343,6 @@ export class KafkaProducer implements Producer {
       await yieldTurn();
     }
     await this.settle(jobs);
-    lane.inFlight = null;
   }
 
   /**
