@@ -335,7 +335,7 @@ export class KafkaProducer implements Producer {
           failed: parts.map((part) => ({ part, err })),
         }));
         jobs.push({ sends, parts, first });
-        if (jobs.length >= PIPELINE) await this.settle(jobs, 1);
+        if (jobs.length >= PIPELINE) await this.settle(jobs, PIPELINE - 1);
       }
       // the senders just answered usually send again at once (a stage's next batch, a
       // caller's next await): one turn of the loop lets their sends join the next request
