@@ -54,3 +54,45 @@ test('lines are decoded as the whole file is, whatever bytes they hold and where
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('long files: runs of ASCII lines between lines holding other bytes, halved at newlines', () => {
+  // a range that is not all ASCII is halved at a newline until it is (or is small): these files
+  // are large enough to be halved many times, with the other bytes alone, in runs, spread evenly,
+  // at a range's very start or end, and as the last line without its newline
+  const dir = mkdtempSync(join(tmpdir(), 'cordon-lines-'));
+  try {
+    const rnd = seededInts(21);
+    const ascii = (k: number) =>
+      `10.0.0.${k % 250} - - [01/Jan/2024:00:00:00 +0000] "GET /p${k}?q=${'x'.repeat(k % 97)} HTTP/1.1" 200 ${k}`;
+    const other = (k: number) =>
+      Buffer.concat([Buffer.from(`line ${k} `), Buffer.from([0xc3, 0xa9, 0xff, 0xe2, 0x82]), Buffer.from(' end')]);
+    const layouts: Array<(k: number) => boolean> = [
+      () => false,
+      (k) => k === 0,
+      (k) => k === 4999,
+      (k) => k >= 2000 && k < 2040,
+      (k) => k % 97 === 0,
+      (k) => k % 2 === 0,
+      () => rnd(50) === 0,
+    ];
+    layouts.forEach((isOther, round) => {
+      const parts: Buffer[] = [];
+      for (let k = 0; k < 5000; k++) {
+        parts.push(isOther(k) ? other(k) : Buffer.from(ascii(k)));
+        if (k < 4999 || round % 2 === 0) parts.push(Buffer.from(k % 13 === 0 ? '\r\n' : '\n'));
+      }
+      const bytes = Buffer.concat(parts);
+      const file = join(dir, `g${round}`);
+      writeFileSync(file, bytes);
+      const want = plainLines(bytes);
+      for (const chunk of [4096, 65536, 1 << 20]) {
+        const got: string[] = [];
+        const n = forEachLine(file, (line) => got.push(line), chunk);
+        assert.equal(n, want.length);
+        assert.deepEqual(got, want, `layout ${round}, chunks of ${chunk} bytes`);
+      }
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
