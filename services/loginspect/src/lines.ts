@@ -8,13 +8,12 @@ import { openSync, readSync, closeSync } from 'node:fs';
  *
  * Each line is decoded on its own, as Latin-1 when its bytes are ASCII (several times faster
  * than UTF-8 decoding, the same text): the result is a flat string. Cutting lines out of one
- * decoded chunk would be cheaper here but gives sliced strings, each keeping the whole chunk's
- * text alive for as long as any piece of it is kept (an address in the threshold table): a
- * tenth fewer lines a second through loginspect and +90 MB (bench/RESULTS.md). One U+FFFD in a
- * chunk's text would also make it, and
- * every line cut from it, a two-byte string; decoded alone, only the lines holding such
- * characters are. UTF-8 decoding never joins bytes across a newline, so each line decodes as it
- * would in its chunk.
+ * decoded chunk would be cheaper here but gives sliced strings, each of which keeps the whole
+ * chunk's text alive while any piece of it is kept (an address in the threshold table, say):
+ * a tenth fewer lines a second through loginspect, and 90 MB more at peak (bench/RESULTS.md).
+ * One U+FFFD in a chunk's text would also make it, and every line cut from it, a two-byte
+ * string; decoded alone, only the lines holding such characters are. UTF-8 decoding never joins
+ * bytes across a newline, so each line decodes as it would in its chunk.
  */
 export function forEachLine(path: string, fn: (line: string, no: number) => void, chunkBytes = 8 << 20): number {
   const fd = openSync(path, 'r');
