@@ -572,18 +572,16 @@ export class EmbeddedBus implements Bus {
     return g.rebalancing;
   }
 
-  waitForData(topic: string, partition: number, signal: { cancel?: () => void }): Promise<void> {
-    return new Promise((resolve) => {
-      const key = tpKey(topic, partition);
-      const done = () => {
-        this.events.off(key, done);
-        this.events.off('wake', done);
-        resolve();
-      };
-      signal.cancel = done;
-      this.events.on(key, done);
-      this.events.on('wake', done);
-    });
+  /**
+   * Call `fn` on every append to each of `partitions` and on every `wake()`, until the returned
+   * function is called. A consumer listens once per assignment, not once per wait.
+   */
+  listen(partitions: readonly TopicPartition[], fn: () => void): () => void {
+    const keys = [...partitions.map((tp) => tpKey(tp.topic, tp.partition)), 'wake'];
+    for (const k of keys) this.events.on(k, fn);
+    return () => {
+      for (const k of keys) this.events.off(k, fn);
+    };
   }
 
   wake(): void {
@@ -667,8 +665,22 @@ class EmbeddedConsumer implements Consumer {
   private readonly positions = new Map<string, bigint>();
   private owned: TopicPartition[] = [];
   private stopped = false;
-  private waiter: { cancel?: () => void } = {};
   private running: Promise<void> | null = null;
+  /** Stops listening to the owned partitions (`listen`). */
+  private unlisten: () => void = () => {};
+  /** The loop's wait: resolved by the next append to an owned partition or wake (null: not waiting). */
+  private resume: (() => void) | null = null;
+  /** An append or wake came while the loop was not waiting: its next wait returns at once. */
+  private pending = false;
+  private readonly notify = (): void => {
+    const r = this.resume;
+    if (r === null) {
+      this.pending = true;
+      return;
+    }
+    this.resume = null;
+    r();
+  };
   private cursor = 0;
 
   constructor(
@@ -684,7 +696,7 @@ class EmbeddedConsumer implements Consumer {
     this.member = this.bus.join(this.opts.groupId, {
       topics: this.opts.topics,
       onRevoke: async (tps) => {
-        this.owned = [];
+        this.own([]);
         await this.opts.onRevoke?.(tps);
       },
       onAssign: async (tps) => {
@@ -694,13 +706,24 @@ class EmbeddedConsumer implements Consumer {
           const start = committed ?? ((this.opts.fromBeginning ?? true) ? log.startOffset() : log.nextOffset);
           this.positions.set(tpKey(tp.topic, tp.partition), start);
         }
-        this.owned = tps;
+        this.own(tps);
         await this.opts.onAssign?.(tps);
         this.bus.wake();
       },
     });
+    this.own(this.owned);
     this.running = this.loop(eachBatch).finally(() => this.leave());
     return this.running;
+  }
+
+  /**
+   * These partitions are the consumer's now: their appends (and the bus's wake) end its waits.
+   * Not listening once it is closed or has left its group (a revoke while it leaves).
+   */
+  private own(tps: TopicPartition[]): void {
+    this.owned = tps;
+    this.unlisten();
+    this.unlisten = this.stopped || this.member === null ? () => {} : this.bus.listen(tps, this.notify);
   }
 
   private async loop(eachBatch: (batch: Batch) => Promise<void>): Promise<void> {
@@ -755,17 +778,14 @@ class EmbeddedConsumer implements Consumer {
     return null;
   }
 
+  /** Until an owned partition gets a record, or the bus wakes its consumers (an assignment, a seek, a close). */
   private waitAny(): Promise<void> {
-    const waits = this.owned.map((tp) => {
-      const w: { cancel?: () => void } = {};
-      return { w, p: this.bus.waitForData(tp.topic, tp.partition, w) };
-    });
-    if (waits.length === 0) {
-      const w: { cancel?: () => void } = {};
-      waits.push({ w, p: this.bus.waitForData('\u0000none', 0, w) });
+    if (this.pending) {
+      // something came while the last batch was handled: look again (there may be nothing new)
+      this.pending = false;
+      return Promise.resolve();
     }
-    this.waiter = { cancel: () => waits.forEach((x) => x.w.cancel?.()) };
-    return Promise.race(waits.map((x) => x.p)).then(() => waits.forEach((x) => x.w.cancel?.()));
+    return new Promise((resolve) => (this.resume = resolve));
   }
 
   private owns(topic: string, partition: number): boolean {
@@ -787,6 +807,8 @@ class EmbeddedConsumer implements Consumer {
   }
 
   private async leave(): Promise<void> {
+    this.unlisten();
+    this.unlisten = () => {};
     if (!this.member) return;
     const m = this.member;
     this.member = null;
@@ -796,7 +818,7 @@ class EmbeddedConsumer implements Consumer {
 
   async close(): Promise<void> {
     this.stopped = true;
-    this.waiter.cancel?.();
+    this.notify();
     if (this.running) await this.running.catch(() => undefined);
     else await this.leave();
   }
