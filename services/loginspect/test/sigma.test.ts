@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { corpusPath, skipWithoutCorpus } from '@cordon/testkit';
@@ -125,17 +125,21 @@ test(
 
 test('a rule file that is not YAML or has no detection is reported, the others still load', () => {
   const dir = mkdtempSync(join(tmpdir(), 'loginspect-rules-'));
-  writeFileSync(join(dir, 'bad.yml'), 'title: [unclosed\n');
-  writeFileSync(join(dir, 'nodet.yml'), 'title: x\nid: nodet\nlogsource: {category: webserver}\n');
-  writeFileSync(
-    join(dir, 'ok.yml'),
-    'title: ok\nid: ok\nlogsource: {category: webserver}\ndetection: {s: {sc-status: 404}, condition: s}\n',
-  );
-  const set = loadRuleDir(dir, 'cordon');
-  assert.deepEqual(
-    set.rules.map((r) => r.id),
-    ['ok'],
-  );
-  assert.equal(set.refused.length, 2);
-  assert.ok(set.refused.some((r) => r.file === 'nodet.yml' && /no detection/.test(r.reason)));
+  try {
+    writeFileSync(join(dir, 'bad.yml'), 'title: [unclosed\n');
+    writeFileSync(join(dir, 'nodet.yml'), 'title: x\nid: nodet\nlogsource: {category: webserver}\n');
+    writeFileSync(
+      join(dir, 'ok.yml'),
+      'title: ok\nid: ok\nlogsource: {category: webserver}\ndetection: {s: {sc-status: 404}, condition: s}\n',
+    );
+    const set = loadRuleDir(dir, 'cordon');
+    assert.deepEqual(
+      set.rules.map((r) => r.id),
+      ['ok'],
+    );
+    assert.equal(set.refused.length, 2);
+    assert.ok(set.refused.some((r) => r.file === 'nodet.yml' && /no detection/.test(r.reason)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
