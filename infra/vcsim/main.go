@@ -84,7 +84,6 @@ func main() {
 	if err := model.Create(); err != nil {
 		fatal("creating the model: %v", err)
 	}
-	defer model.Remove()
 
 	cert, caPEM, err := makeCertificate()
 	if err != nil {
@@ -107,6 +106,11 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
+	// The model's datastore folder (os.TempDir()/govcsim-*) first: the deferred server.Close
+	// waits for requests in progress, and a client's long poll (WaitForUpdatesEx) can hold it
+	// past stop.sh's patience, which then kills the process before a deferred Remove would run.
+	model.Remove()
+	server.CloseClientConnections()
 }
 
 // makeCertificate makes a throwaway CA and a server certificate it signs for 127.0.0.1 and
