@@ -365,6 +365,43 @@ test(
   },
 );
 
+test(
+  'an exec loop is published in few sends (each send is a signature), and every exec is in one',
+  { skip: NEEDS_ROOT, timeout: 60_000 },
+  async () => {
+    const sent: ProcessEvent[] = [];
+    let sends = 0;
+    const m = monitor({}, sent, [], {
+      send: (e) => {
+        sends++;
+        sent.push(...e);
+        return Promise.resolve();
+      },
+    });
+    m.start();
+    let shPid = 0;
+    const t0 = performance.now();
+    let ms = 0;
+    try {
+      shPid = await runShell('i=0; while [ $i -lt 500 ]; do /bin/true; i=$((i+1)); done');
+      await waitFor(
+        'the loop published',
+        () => sent.filter((e) => e.kind === 'exec' && e.ppid === shPid).length >= 500,
+      );
+      ms = performance.now() - t0;
+    } finally {
+      await m.stop();
+    }
+    const execs = sent.filter((e) => e.kind === 'exec' && e.ppid === shPid).length;
+    assert.equal(execs, 500, 'every exec is published');
+    // a send at most every 5 ms (plus the 200 ms timer's): one per wake-up, as before, was ~0.75
+    // a exec (~1,100 for the loop's forks, execs and exits)
+    const bound = Math.ceil(ms / 5) + Math.ceil(ms / 200) + 5;
+    assert.ok(sends <= bound && sends < execs, `${sends} sends for ${sent.length} events in ${Math.round(ms)} ms`);
+    console.log(`# 500 execs: ${sent.length} events in ${sends} sends over ${Math.round(ms)} ms`);
+  },
+);
+
 test('events the bus refuses are counted as dropped and alerted', { skip: NEEDS_ROOT, timeout: 30_000 }, async () => {
   const alerts: AlertInput[] = [];
   const m = monitor({}, [], alerts, { send: () => Promise.reject(new Error('broker down')) });
