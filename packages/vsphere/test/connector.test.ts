@@ -144,9 +144,21 @@ test(
     assertEvents(rec.events, expected);
     assert.equal(rec.syncs.length, 1, 'no reconnect happened');
     assert.equal(rec.overlapped, false, 'handlers never overlap');
-    // The state followed too: A on its new host with its snapshot, the clone gone again.
+    // The state followed too: A on its new host with its snapshot, the clone gone again. The
+    // state comes from property updates, a channel of its own: the sentinel *event* says every
+    // event has arrived, not that every property change has (a CI run read A's snapshot as
+    // null here), so the state is waited for.
+    const movedTo = expected.find((e) => e.kind === 'migrated')!.host;
+    await until(
+      "A's host and snapshot, the clone gone",
+      () => {
+        const v = rec.vms.get(a.instanceUuid);
+        return v?.host === movedTo && v?.snapshot === 'before-upgrade' && !rec.vms.has(clone.instanceUuid);
+      },
+      30_000,
+    ).catch(() => undefined);
     const now = rec.vms.get(a.instanceUuid)!;
-    assert.equal(now.host, expected.find((e) => e.kind === 'migrated')!.host);
+    assert.equal(now.host, movedTo);
     assert.equal(now.snapshot, 'before-upgrade');
     assert.equal(rec.vms.has(clone.instanceUuid), false);
     assert.deepEqual(rec.removed, [clone.instanceUuid]);
