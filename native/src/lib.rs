@@ -2,6 +2,10 @@
 //! applayer_*, detect_*, output_*; `engine` wires them together and `node` is the N-API
 //! boundary (one call per batch of packets).
 
+#[cfg(feature = "node")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod applayer_dcerpc;
 pub mod applayer_decompress;
 pub mod applayer_dispatch;
