@@ -42,6 +42,9 @@ struct Dir {
     /// A Certificate message was decoded (a second one, e.g. on renegotiation, is ignored).
     certs_done: bool,
     hello_done: bool,
+    /// Bytes still to pass over of a record whose body is not read (see `feed`), and its type.
+    skip: usize,
+    skip_ct: u8,
 }
 
 #[derive(Debug)]
@@ -67,16 +70,38 @@ fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
 }
 
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Bytes as hex digits, with `sep` between bytes when given (a table, not a format call per
+/// byte: JA3 hashes and certificate fingerprints are built for every TLS handshake).
+fn hex_with(b: &[u8], digits: &[u8; 16], sep: Option<char>) -> String {
+    let mut s = String::with_capacity(b.len() * 3);
+    for (i, x) in b.iter().enumerate() {
+        if let (Some(c), true) = (sep, i > 0) {
+            s.push(c);
+        }
+        s.push(digits[usize::from(x >> 4)] as char);
+        s.push(digits[usize::from(x & 15)] as char);
     }
     s
 }
 
+fn hex(b: &[u8]) -> String {
+    hex_with(b, HEX_LOWER, None)
+}
+
+/// JA3's decimal lists: values joined by '-'.
 fn join(v: &[u16]) -> String {
-    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("-")
+    use std::fmt::Write;
+    let mut s = String::with_capacity(v.len() * 6);
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push('-');
+        }
+        let _ = write!(s, "{x}");
+    }
+    s
 }
 
 impl TlsState {
@@ -100,12 +125,31 @@ impl TlsState {
             return false;
         }
         let gen_before = self.txs.txs.first().map(|t| t.gen).unwrap_or_default();
-        let mut rec = std::mem::take(&mut self.dirs[d].rec);
-        rec.extend_from_slice(data);
-        let mut o = 0;
+        let mut data = data;
         let mut records = 0;
-        while o < rec.len() && !self.dirs[d].stopped {
-            let b = &rec[o..];
+        // The rest of a record whose body nothing reads, passed over as it arrives.
+        if self.dirs[d].skip > 0 {
+            let n = self.dirs[d].skip.min(data.len());
+            self.dirs[d].skip -= n;
+            data = &data[n..];
+            if self.dirs[d].skip > 0 {
+                return false;
+            }
+            records += 1;
+            let ct = std::mem::take(&mut self.dirs[d].skip_ct);
+            self.record_done(to_server, ct, &[]);
+        }
+        // Bytes are copied only when a record is still incomplete: the rest of one held
+        // from before is appended to it, and an incomplete tail is kept for the next call.
+        let mut rec = std::mem::take(&mut self.dirs[d].rec);
+        let held = !rec.is_empty();
+        if held {
+            rec.extend_from_slice(data);
+        }
+        let buf: &[u8] = if held { &rec } else { data };
+        let mut o = 0;
+        while o < buf.len() && !self.dirs[d].stopped {
+            let b = &buf[o..];
             // SSLv2-format record (a client's first message): 2-byte length with the top bit set.
             if !self.dirs[d].started && b[0] & 0x80 != 0 {
                 if b.len() < 3 {
@@ -139,40 +183,53 @@ impl TlsState {
             if b.len() < 5 + len {
                 if len > MAX_REC {
                     self.dirs[d].stopped = true;
+                } else if (ct != CT_HANDSHAKE || self.dirs[d].encrypted) && 5 + len <= MAX_REC {
+                    // Application data and other bodies nothing reads (encrypted handshake,
+                    // alerts): the record completes when its last byte passes, unbuffered.
+                    self.dirs[d].skip = 5 + len - b.len();
+                    self.dirs[d].skip_ct = ct;
+                    o = buf.len();
                 }
                 break;
             }
-            self.dirs[d].started = true;
             records += 1;
-            let body = &b[5..5 + len];
-            match ct {
-                CT_HANDSHAKE => {
-                    if !self.dirs[d].encrypted {
-                        let body = body.to_vec();
-                        self.handshake_record(to_server, &body);
-                    }
-                }
-                CT_CCS => self.dirs[d].encrypted = true,
-                CT_APPDATA => {
-                    // Application data: this direction's handshake is over.
-                    self.dirs[d].encrypted = true;
-                    self.txs.current().finish(to_server);
-                }
-                CT_ALERT | CT_HEARTBEAT => {}
-                _ => {}
-            }
+            self.record_done(to_server, ct, &b[5..5 + len]);
             o += 5 + len;
         }
         if records > 255 {
             self.event("tls.too_many_records_in_packet", to_server);
         }
-        rec.drain(..o.min(rec.len()));
-        if rec.len() > MAX_REC {
+        let o = o.min(buf.len());
+        if buf.len() - o > MAX_REC {
             rec.clear();
             self.dirs[d].stopped = true;
+        } else if held {
+            rec.drain(..o);
+        } else {
+            rec.extend_from_slice(&data[o..]);
         }
         self.dirs[d].rec = rec;
         self.txs.txs.first().map(|t| t.gen).unwrap_or_default() != gen_before
+    }
+
+    /// A complete record of type `ct` (`body` is empty when it was passed over unread).
+    fn record_done(&mut self, to_server: bool, ct: u8, body: &[u8]) {
+        let d = usize::from(!to_server);
+        self.dirs[d].started = true;
+        match ct {
+            CT_HANDSHAKE => {
+                if !self.dirs[d].encrypted {
+                    self.handshake_record(to_server, body);
+                }
+            }
+            CT_CCS => self.dirs[d].encrypted = true,
+            CT_APPDATA => {
+                // Application data: this direction's handshake is over.
+                self.dirs[d].encrypted = true;
+                self.txs.current().finish(to_server);
+            }
+            _ => {}
+        }
     }
 
     /// Handshake bytes of one record: reassemble messages and handle each complete one.
@@ -479,8 +536,8 @@ fn leaf_fields(der: &[u8]) -> Result<Leaf, &'static str> {
             })
         }
     };
-    let serial = cert.tbs_certificate.raw_serial().iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
-    let fp = Sha1::digest(der).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let serial = hex_with(cert.tbs_certificate.raw_serial(), HEX_UPPER, Some(':'));
+    let fp = hex_with(&Sha1::digest(der), HEX_LOWER, Some(':'));
     Ok(Leaf {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
@@ -494,6 +551,18 @@ fn leaf_fields(der: &[u8]) -> Result<Leaf, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_and_decimal_lists_read_as_their_format_spellings() {
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        let fmt = |f: &dyn Fn(&u8) -> String, sep: &str| bytes.iter().map(f).collect::<Vec<_>>().join(sep);
+        assert_eq!(hex(&bytes), fmt(&|b| format!("{b:02x}"), ""));
+        assert_eq!(hex_with(&bytes, HEX_UPPER, Some(':')), fmt(&|b| format!("{b:02X}"), ":"));
+        assert_eq!(hex_with(&bytes, HEX_LOWER, Some(':')), fmt(&|b| format!("{b:02x}"), ":"));
+        assert_eq!(hex_with(&[], HEX_LOWER, Some(':')), "");
+        assert_eq!(join(&[]), "");
+        assert_eq!(join(&[0, 7, 65535, 4865]), "0-7-65535-4865");
+    }
 
     #[test]
     fn grease_values() {
@@ -541,5 +610,63 @@ mod tests {
         let tx = &t.txs.txs[0];
         let ja3 = tx.bufs.iter().find(|(b, _, _)| *b == Buf::Ja3String).map(|(_, _, v)| String::from_utf8_lossy(v).into_owned());
         assert_eq!(ja3.as_deref(), Some("771,49199,0-10-11,23,0"));
+    }
+
+    fn record(ct: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![ct, 3, 3];
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    #[test]
+    fn records_read_the_same_in_any_chunking_and_unread_bodies_are_not_held() {
+        // A ClientHello, ChangeCipherSpec, application data of several sizes (one spanning
+        // many packets), an encrypted handshake record and an alert.
+        let mut hello = vec![3, 3];
+        hello.extend_from_slice(&[7; 32]);
+        hello.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0, 0, 0]);
+        let mut hs = vec![1, 0, 0, hello.len() as u8];
+        hs.extend_from_slice(&hello);
+        let mut wire = record(22, &hs);
+        wire.extend(record(20, &[1]));
+        for n in [0usize, 1, 300, 5000, 16384] {
+            wire.extend(record(23, &vec![0xab; n]));
+        }
+        wire.extend(record(22, &[0x55; 40]));
+        wire.extend(record(21, &[1, 0]));
+        let whole = {
+            let mut t = TlsState::default();
+            t.parse_client(&wire);
+            format!("{t:?}")
+        };
+        assert!(whole.contains("encrypted: true") && whole.contains("done: [true, false]"), "{whole}");
+        for size in [1, 2, 5, 7, 100, 1400, 4096] {
+            let mut t = TlsState::default();
+            for c in wire.chunks(size) {
+                t.parse_client(c);
+                assert!(t.dirs[0].rec.len() < 5 + hs.len(), "chunks of {size}: {} bytes held", t.dirs[0].rec.len());
+            }
+            assert_eq!(format!("{t:?}"), whole, "chunks of {size}");
+        }
+        // Part of a 5000-byte application data record: passed over, nothing held.
+        let mut t = TlsState::default();
+        t.parse_client(&wire[..hs.len() + 5 + 6]);
+        let at = wire.windows(5).position(|w| w == [23, 3, 3, 0x13, 0x88]).unwrap();
+        t.parse_client(&wire[hs.len() + 5 + 6..at + 100]);
+        assert!(t.dirs[0].rec.is_empty());
+        assert_eq!(t.dirs[0].skip, 5005 - 100);
+        // Records completed in one call are still counted there, passed over or not.
+        for tail in [0usize, 3] {
+            let mut t = TlsState::default();
+            let mut many = wire[..hs.len() + 5].to_vec();
+            for _ in 0..300 {
+                many.extend(record(23, &[]));
+            }
+            many.extend(&record(23, &[9; 10])[..5 + tail]);
+            t.parse_client(&many[..hs.len() + 5]);
+            t.parse_client(&many[hs.len() + 5..]);
+            assert_eq!(t.txs.txs[0].events, vec!["tls.too_many_records_in_packet"]);
+        }
     }
 }
