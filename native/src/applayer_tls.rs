@@ -217,17 +217,14 @@ impl TlsState {
         let d = usize::from(!to_server);
         self.dirs[d].started = true;
         match ct {
-            CT_HANDSHAKE => {
-                if !self.dirs[d].encrypted {
-                    self.handshake_record(to_server, body);
-                }
-            }
+            CT_HANDSHAKE if !self.dirs[d].encrypted => self.handshake_record(to_server, body),
             CT_CCS => self.dirs[d].encrypted = true,
             CT_APPDATA => {
                 // Application data: this direction's handshake is over.
                 self.dirs[d].encrypted = true;
                 self.txs.current().finish(to_server);
             }
+            CT_ALERT | CT_HEARTBEAT => {}
             _ => {}
         }
     }
