@@ -91,7 +91,7 @@ if (only !== 'memory') {
       Array.from({ length: workers }, async (_, k) => {
         for (let p = k; p < PARTITIONS; p += workers) {
           for (const b of parts[p]) await engines[p].processBatchAsync(b);
-          engines[p].finish();
+          await engines[p].finishAsync();
         }
       }),
     );

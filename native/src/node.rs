@@ -204,6 +204,41 @@ impl Task for BatchTask {
     }
 }
 
+/// End of input on a libuv pool thread: every flow ended and inspected (a table of 200,000
+/// flows takes a while, and the JavaScript thread serves other partitions meanwhile).
+pub struct FinishTask {
+    engine: Arc<Mutex<Engine>>,
+    busy: Arc<AtomicBool>,
+}
+
+fn run_finish(engine: &Mutex<Engine>) -> Result<Vec<String>> {
+    let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
+    let run = engine.guarded(|engine| {
+        let mut alerts = Vec::new();
+        engine.finish(&mut alerts);
+        alerts
+    });
+    run.map(|alerts| alerts.iter().map(alert_json).collect()).map_err(engine_failed)
+}
+
+impl Task for FinishTask {
+    type Output = Vec<String>;
+    type JsValue = Vec<String>;
+
+    fn compute(&mut self) -> Result<Vec<String>> {
+        run_finish(&self.engine)
+    }
+
+    fn resolve(&mut self, _env: Env, output: Vec<String>) -> Result<Vec<String>> {
+        Ok(output)
+    }
+
+    fn finally(&mut self, _env: Env) -> Result<()> {
+        self.busy.store(false, Ordering::Release);
+        Ok(())
+    }
+}
+
 #[napi]
 impl DpiEngine {
     /// checksum: "auto" (Suricata's default), "on" or "off"; max_flows: the flow table's cap
@@ -267,13 +302,16 @@ impl DpiEngine {
     /// End of input: flush every flow (close-delimited bodies, pending transactions).
     #[napi]
     pub fn finish(&mut self) -> Result<Vec<String>> {
-        let mut engine = self.idle()?;
-        let run = engine.guarded(|engine| {
-            let mut alerts = Vec::new();
-            engine.finish(&mut alerts);
-            alerts
-        });
-        run.map(|alerts| alerts.iter().map(alert_json).collect()).map_err(engine_failed)
+        drop(self.idle()?);
+        run_finish(&self.engine)
+    }
+
+    /// The same on a libuv pool thread; the engine takes no other call meanwhile.
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn finish_async(&mut self) -> Result<AsyncTask<FinishTask>> {
+        drop(self.idle()?);
+        self.busy.store(true, Ordering::Release);
+        Ok(AsyncTask::new(FinishTask { engine: Arc::clone(&self.engine), busy: Arc::clone(&self.busy) }))
     }
 
     #[napi]

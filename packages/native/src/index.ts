@@ -68,6 +68,7 @@ interface NativeEngine {
   processBatch(data: Buffer, offsets: Uint32Array, ts: Float64Array, lt: Uint32Array): string[];
   processBatchAsync(data: Buffer, offsets: Uint32Array, ts: Float64Array, lt: Uint32Array): Promise<string[]>;
   finish(): string[];
+  finishAsync(): Promise<string[]>;
   stats(): string;
 }
 interface NativeLiteralMatcher {
@@ -146,7 +147,7 @@ export interface EngineOptions {
 
 /**
  * Flow, stream and app-layer state plus the current rule set. One engine runs one batch at a
- * time: while `processBatchAsync` is in flight, the engine refuses other calls.
+ * time: while `processBatchAsync` or `finishAsync` is in flight, the engine refuses other calls.
  */
 export class Engine {
   private readonly native: NativeEngine;
@@ -186,6 +187,17 @@ export class Engine {
   finish(): string[] {
     try {
       return this.native.finish();
+    } catch (err) {
+      throw ERR_NATIVE_BAD_BATCH.withCause(err, (err as Error).message);
+    }
+  }
+  /**
+   * The same on a libuv pool thread: ending a full flow table (every pending transaction
+   * inspected) can take a while, and the JavaScript thread goes on meanwhile.
+   */
+  async finishAsync(): Promise<string[]> {
+    try {
+      return await this.native.finishAsync();
     } catch (err) {
       throw ERR_NATIVE_BAD_BATCH.withCause(err, (err as Error).message);
     }

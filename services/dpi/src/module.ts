@@ -107,7 +107,7 @@ export const dpiStage = defineStage({
           for (const tp of tps) {
             const e = engines.get(tp.partition);
             if (!e) continue;
-            toRecords(e.engine.finish(), flushBatch(tp.partition), out);
+            toRecords(await e.engine.finishAsync(), flushBatch(tp.partition), out);
             engines.delete(tp.partition);
           }
           await stage.send(config.outputTopic, out);
@@ -130,7 +130,7 @@ export const dpiStage = defineStage({
                 metrics.inc('packets', pb.packets.length);
               }
               // a source that ended (a replayed capture) flushes, as Suricata does at the end of a pcap
-              if (pb.end_of_source) lines = lines.concat(engine.finish());
+              if (pb.end_of_source) lines = lines.concat(await engine.finishAsync());
               toRecords(lines, pb, out);
             } catch (err) {
               batch.reject(record, err);

@@ -133,3 +133,48 @@ test('an engine with a batch in flight refuses other calls instead of racing it;
   );
   assert.equal(e.stats().packets, 12_000);
 });
+
+/** Flows 0..n-1: a request, then a response whose body runs until the server closes (it never does here). */
+function openResponses(n: number): FrameBatch {
+  const b = new BatchBuilder();
+  for (let i = 0; i < n; i++) {
+    const ts = 1_700_000_000_000_000 + i;
+    const req = Buffer.from('GET /file HTTP/1.0\r\nHost: x\r\n\r\n');
+    const res = Buffer.from(`HTTP/1.0 200 OK\r\nServer: s\r\n\r\n${i % 2 ? 'secret' : 'public'} data`);
+    b.add(tcpFrame(i, 3000, 0x02, undefined, 100), ts, 1);
+    b.add(tcpFrame(i, 3000, 0x12, undefined, 500, 101, true), ts, 1);
+    b.add(tcpFrame(i, 3000, 0x10, undefined, 101, 501), ts, 1);
+    b.add(tcpFrame(i, 3000, 0x18, req, 101, 501), ts, 1);
+    b.add(tcpFrame(i, 3000, 0x18, res, 501, 101 + req.length, true), ts, 1);
+  }
+  return b.take();
+}
+
+test('finishAsync ends every flow as finish does, off the JavaScript thread, and the engine waits for it', async () => {
+  // bodies delimited by the server closing are only complete (and inspected) at the end
+  const rules = Rules.compile([
+    {
+      name: 't',
+      text: 'alert http any any -> any any (msg:"body"; flow:to_client; file_data; content:"secret"; sid:8;)',
+    },
+  ]);
+  const sync = new Engine(rules, { checksum: 'off' });
+  assert.deepEqual(sync.processBatch(openResponses(400)), []);
+  const atEnd = sync.finish();
+  assert.equal(atEnd.length, 200);
+  const e = new Engine(rules, { checksum: 'off' });
+  assert.deepEqual(await e.processBatchAsync(openResponses(400)), []);
+  const finishing = e.finishAsync();
+  const busy = (err: unknown) => ERR_NATIVE_BAD_BATCH.is(err) && /busy/.test((err as Error).message);
+  assert.throws(() => e.processBatch(openResponses(1)), busy);
+  assert.throws(() => e.finish(), busy);
+  // flows end in table order and flow ids are salted per engine: compare what alerted where
+  const seen = (lines: string[]) =>
+    lines
+      .map((l) => JSON.parse(l) as { dest_ip: string; alert: { signature_id: number } })
+      .map((a) => `${a.dest_ip} ${a.alert.signature_id}`)
+      .sort();
+  assert.deepEqual(seen(await finishing), seen(atEnd));
+  assert.equal(e.stats().active_flows, 0);
+  assert.equal(e.stats().packets, 2000);
+});
