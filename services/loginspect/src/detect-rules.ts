@@ -274,6 +274,9 @@ interface CompileOut {
  * its hit (the field scanned once per event for every rule's literals); the rest read the
  * field's text, lower-cased unless the predicate is case-sensitive.
  */
+/** Up to this many alternatives, each is asked about its literals (see `eventPred`). */
+const FEW_BRANCHES = 8;
+
 function eventPred(field: string, p: ValuePredicate, out: CompileOut): Pred<LogEvent> {
   const sc = out.literals;
   if (sc && p.contains && LiteralScanner.accepts(p.contains)) {
@@ -293,14 +296,52 @@ function eventPred(field: string, p: ValuePredicate, out: CompileOut): Pred<LogE
         ? Int32Array.from(b.required, (l) => sc.register(field, l))
         : null,
     }));
+    if (gated.length <= FEW_BRANCHES)
+      return (ev) => {
+        const s = field === RAW ? ev.raw : ev.fields[field];
+        if (s === undefined) return false;
+        if (!sc.scannedIn(ev, f)) return whole(s);
+        if (rest !== null && rest(s)) return true;
+        for (let k = 0; k < gated.length; k++) {
+          const b = gated[k]!;
+          if ((b.ids === null || sc.found1(b.ids)) && b.test(s)) return true;
+        }
+        return false;
+      };
+    // Many alternatives (a list of CVE probes has dozens, each with its own literals): go from
+    // the few literals the event holds to the alternatives that need them, instead of asking
+    // every alternative about its literals. Which alternative matches first does not matter.
+    const open = gated.filter((b) => b.ids === null).map((b) => b.test);
+    const needing: (number[] | undefined)[] = [];
+    gated.forEach((b, k) => {
+      for (const id of b.ids ?? []) {
+        const list = (needing[id] ??= []);
+        if (!list.includes(k)) list.push(k);
+      }
+    });
+    const tried = new Uint32Array(gated.length);
+    let stamp = 0;
     return (ev) => {
       const s = field === RAW ? ev.raw : ev.fields[field];
       if (s === undefined) return false;
       if (!sc.scannedIn(ev, f)) return whole(s);
       if (rest !== null && rest(s)) return true;
-      for (let k = 0; k < gated.length; k++) {
-        const b = gated[k]!;
-        if ((b.ids === null || sc.found1(b.ids)) && b.test(s)) return true;
+      for (let k = 0; k < open.length; k++) if (open[k]!(s)) return true;
+      if (++stamp === 0x100000000) {
+        tried.fill(0);
+        stamp = 1;
+      }
+      // every literal found in the event so far (this field's among them: it was scanned)
+      const hits = sc.hits;
+      for (let j = 0; j < sc.hitCount; j++) {
+        const list = needing[hits[j]!];
+        if (list === undefined) continue;
+        for (let i = 0; i < list.length; i++) {
+          const k = list[i]!;
+          if (tried[k] === stamp) continue;
+          tried[k] = stamp;
+          if (gated[k]!.test(s)) return true;
+        }
       }
       return false;
     };

@@ -149,6 +149,44 @@ test('the built-in rules’ regexes cut into alternatives answer as the whole, e
   assert.ok(matched > 500, `only ${matched} matching strings were tried`);
 });
 
+test('a regex of many alternatives, each behind its literals, answers as the whole regex', () => {
+  // more alternatives than are asked one by one: the event's literals lead to the ones to run;
+  // one alternative has no literal (it runs always), two share one
+  const words = ['wget', 'curl', 'passwd', 'shadow', 'select', 'union', 'jndi', 'phpinfo', 'cmd.exe', 'eval'];
+  const src = `(?:${words.map((w, k) => `${w.replace('.', '\\.')}\\W{${k % 3}}x`).join('|')}|\\d{4}q|union\\s+all)`;
+  const detection = { sel: { 'message|re': src }, condition: 'sel' };
+  const doc = { title: 't', id: 'many', logsource: { product: 'linux' }, detection };
+  const sc = new LiteralScanner();
+  const gated = compileRule(doc, 'inline', 'sigma', sc);
+  const pre = new LiteralPrefilter([gated], sc);
+  const plain = compileRule(doc, 'inline', 'sigma', null);
+  const fields = Int32Array.of(sc.fieldId('message'));
+  const pieces = [
+    ...words,
+    ...words.map((w) => w.toUpperCase()),
+    'x',
+    ' x',
+    '//x',
+    '1234q',
+    'union  all',
+    'other',
+    '\u0130',
+  ];
+  const rnd = seededInts(11);
+  let matched = 0;
+  for (let n = 0; n < 4000; n++) {
+    const msg = Array.from({ length: 1 + rnd(4) }, () => pieces[rnd(pieces.length)]).join(rnd(2) ? ' ' : '');
+    const line = `Mar 10 08:01:02 host app[1]: ${msg}`;
+    const want = plain.match(decodeLine(line, { refMs: Date.UTC(2024, 0, 1) }));
+    if (want) matched++;
+    const ev = decodeLine(line, { refMs: Date.UTC(2024, 0, 1) });
+    pre.select(ev);
+    sc.scanFields(ev, fields);
+    assert.equal(gated.match(ev), want, JSON.stringify(line));
+  }
+  assert.ok(matched > 400 && matched < 3600, `both answers are tested (${matched} of 4000 lines match)`);
+});
+
 test('bounded regexes: anchored, no unbounded repeat, no top-level alternative', () => {
   for (const src of ['^(?:4\\d\\d|5\\d\\d)$', '^[45]', '^GET [*+]', '^a{2,5}b\\+'])
     assert.ok(boundedRegex(src, ''), src);
