@@ -257,6 +257,12 @@ export class ProcessMonitor {
     this.scheduled = false;
     this.wake = {};
     if (this.stopped) return;
+    // a timer can fire up to a millisecond early by this clock (libuv's is the loop's, in whole
+    // milliseconds): the spacing between sends holds anyway
+    if (performance.now() - this.lastSendAt < SEND_EVERY_MS) {
+      this.schedule();
+      return;
+    }
     this.wanted = false;
     this.sending = this.pump().finally(() => {
       this.sending = null;
