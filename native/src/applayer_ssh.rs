@@ -139,7 +139,7 @@ impl SshState {
         }
         let (enc, mac, cmp) = if to_server { (lists[2], lists[4], lists[6]) } else { (lists[3], lists[5], lists[7]) };
         let s = [lists[0], enc, mac, cmp].join(&b';');
-        let hash: String = Md5::digest(&s).iter().map(|b| format!("{b:02x}")).collect();
+        let hash = crate::applayer_tx::hex(&Md5::digest(&s));
         let tx = &mut self.txs.txs[0];
         if to_server {
             tx.push_buf(Buf::SshHasshString, true, &s);

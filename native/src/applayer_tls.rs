@@ -6,7 +6,7 @@
 //! ChangeCipherSpec (or a TLS 1.3 ServerHello) its handshake is encrypted and only counted.
 //! One transaction per flow, as in Suricata; anomalies are app-layer events.
 
-use crate::applayer_tx::{AppLayer, AppTxs, Field, ParseEnv};
+use crate::applayer_tx::{hex, hex_with, AppLayer, AppTxs, Field, ParseEnv, HEX_LOWER, HEX_UPPER};
 use crate::decode_packet::be16;
 use crate::detect_parse::{Buf, Proto};
 use md5::{Digest, Md5};
@@ -68,27 +68,6 @@ impl Default for TlsState {
 /// GREASE values (RFC 8701) are left out of JA3.
 fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
-}
-
-const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
-
-/// Bytes as hex digits, with `sep` between bytes when given (a table, not a format call per
-/// byte: JA3 hashes and certificate fingerprints are built for every TLS handshake).
-fn hex_with(b: &[u8], digits: &[u8; 16], sep: Option<char>) -> String {
-    let mut s = String::with_capacity(b.len() * 3);
-    for (i, x) in b.iter().enumerate() {
-        if let (Some(c), true) = (sep, i > 0) {
-            s.push(c);
-        }
-        s.push(digits[usize::from(x >> 4)] as char);
-        s.push(digits[usize::from(x & 15)] as char);
-    }
-    s
-}
-
-fn hex(b: &[u8]) -> String {
-    hex_with(b, HEX_LOWER, None)
 }
 
 /// JA3's decimal lists: values joined by '-'.

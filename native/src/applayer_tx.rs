@@ -28,6 +28,28 @@ pub enum Field {
     SshHasProto,
 }
 
+pub const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+pub const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Bytes as hex digits, with `sep` between bytes when given (a table, not a format call per
+/// byte: JA3 and HASSH hashes and certificate fingerprints are built for every handshake).
+pub fn hex_with(b: &[u8], digits: &[u8; 16], sep: Option<char>) -> String {
+    let mut s = String::with_capacity(b.len() * 3);
+    for (i, x) in b.iter().enumerate() {
+        if let (Some(c), true) = (sep, i > 0) {
+            s.push(c);
+        }
+        s.push(digits[usize::from(x >> 4)] as char);
+        s.push(digits[usize::from(x & 15)] as char);
+    }
+    s
+}
+
+/// Bytes as lower-case hex digits (JA3, JA3S and HASSH hashes).
+pub fn hex(b: &[u8]) -> String {
+    hex_with(b, HEX_LOWER, None)
+}
+
 /// One transaction.
 #[derive(Debug, Default)]
 pub struct AppTx {
