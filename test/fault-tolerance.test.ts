@@ -8,7 +8,7 @@
  */
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createContext, silentLogger } from '@cordon/runtime';
@@ -125,15 +125,22 @@ async function onKafka(
     await load.stop();
     const loadS = (Date.now() - t0) / 1000;
 
-    // drained: the agent has shipped the whole file (the logs topic stops growing), then every
-    // group caught up, in pipeline order
-    let last = -1n;
-    for (;;) {
-      await sleep(1500);
-      const end = [...(await bus.admin.endOffsets(TOPICS.logs)).values()].reduce((a, b) => a + b, 0n);
-      if (end === last) break;
-      last = end;
-    }
+    // drained: the agent has shipped the whole file — its saved position (written only once
+    // the broker acknowledged the batch) is the file's end — then every group caught up, in
+    // pipeline order. Waiting on the topic instead races the agent's reconnect back-off.
+    const size = statSync(load.logFile).size;
+    const shipped = () => {
+      try {
+        const positions = JSON.parse(readFileSync(join(dir, 'agent-state', 'logtail.json'), 'utf8')) as Record<
+          string,
+          { offset: number }
+        >;
+        return positions[load.logFile]?.offset ?? 0;
+      } catch {
+        return 0; // not written yet, or mid-replace
+      }
+    };
+    await waitFor(`the agent to ship all ${size} bytes of the log`, () => shipped() >= size, 180_000, 250);
     const stages = pipelineOf(['loginspect', 'dpi', 'responder', 'sink']);
     await waitCaughtUp(bus, stages, 120_000);
     await waitCaughtUp(bus, stages, 120_000);
