@@ -55,13 +55,20 @@ pub struct TlsState {
     pub sni: Option<Vec<u8>>,
     /// The server negotiated TLS 1.3: its handshake after the ServerHello is encrypted.
     tls13: bool,
+    /// An application-data record passed: the flow's payload is encrypted from here on.
+    app_data: bool,
+    /// The server's hello was seen.
+    server_hello: bool,
+    /// The client offered TLS 1.3 early data (0-RTT): application data before the server's
+    /// hello does not end the handshake then (as in Suricata).
+    early_data: bool,
 }
 
 impl Default for TlsState {
     fn default() -> Self {
         let mut txs = AppTxs::default();
         txs.begin();
-        TlsState { dirs: Default::default(), txs, sni: None, tls13: false }
+        TlsState { dirs: Default::default(), txs, sni: None, tls13: false, app_data: false, server_hello: false, early_data: false }
     }
 }
 
@@ -92,6 +99,12 @@ impl TlsState {
         let mut env = ParseEnv { client: (ip, 0), server: (ip, 0), ts_us: 0, expect: &mut expect };
         self.parse(true, data, &mut env);
         !had && self.sni.is_some()
+    }
+
+    /// An application-data record: the handshake is over, unless it is 0-RTT early data
+    /// ahead of the server's hello.
+    fn note_app_data(&mut self) {
+        self.app_data |= self.server_hello || !self.early_data;
     }
 
     fn event(&mut self, e: &'static str, to_server: bool) {
@@ -168,6 +181,11 @@ impl TlsState {
                     self.dirs[d].skip = 5 + len - b.len();
                     self.dirs[d].skip_ct = ct;
                     o = buf.len();
+                    if ct == CT_APPDATA {
+                        // the record's header says what follows: encrypted data (Suricata
+                        // decides on the header too)
+                        self.note_app_data();
+                    }
                 }
                 break;
             }
@@ -202,6 +220,7 @@ impl TlsState {
                 // Application data: this direction's handshake is over.
                 self.dirs[d].encrypted = true;
                 self.txs.current().finish(to_server);
+                self.note_app_data();
             }
             CT_ALERT | CT_HEARTBEAT => {}
             _ => {}
@@ -262,6 +281,8 @@ impl TlsState {
             self.event("tls.handshake_invalid_length", true);
             return;
         };
+        // early_data (RFC 8446, extension 42)
+        self.early_data = h.exts.contains(&42);
         let tx = self.txs.current();
         tx.set_field(Field::TlsVersion, true, h.version as u64);
         for e in &h.events {
@@ -286,6 +307,7 @@ impl TlsState {
             return;
         }
         self.dirs[1].hello_done = true;
+        self.server_hello = true;
         let Some(h) = parse_hello(m, false) else {
             self.event("tls.handshake_invalid_length", false);
             return;
@@ -388,6 +410,9 @@ impl AppLayer for TlsState {
     }
     fn txs_mut(&mut self) -> &mut AppTxs {
         &mut self.txs
+    }
+    fn payload_encrypted(&self) -> bool {
+        self.app_data
     }
 }
 

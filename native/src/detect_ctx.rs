@@ -16,6 +16,10 @@ pub struct PktCtx<'a> {
     pub tracked: bool,
     pub established: bool,
     pub idx: u32,
+    /// The flow carries encrypted application data (TLS after its handshake): rules that
+    /// inspect the packet or stream payload do not see this packet (Suricata's
+    /// `encryption-handling: default`); header, flow and app-layer keywords still do.
+    pub no_payload: bool,
 }
 
 /// One engine's detection state, reused from packet to packet (no per-packet allocation).

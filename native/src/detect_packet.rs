@@ -33,7 +33,7 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
     // Server bytes of an HTTP flow: one stream scan for packet and file_data patterns.
     #[cfg(feature = "hyperscan")]
     let streamed = match (&c.stream, &mut f.app, c.to_server) {
-        (Some(s), App::Http(h), false) => rules.scan_response_stream(group, &mut f.res_scan, h, s, &mut sc),
+        (Some(s), App::Http(h), false) if !c.no_payload => rules.scan_response_stream(group, &mut f.res_scan, h, s, &mut sc),
         _ => None,
     };
     #[cfg(not(feature = "hyperscan"))]
@@ -44,7 +44,8 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
     let d = if c.to_server { 0 } else { 1 };
     let tail = std::mem::take(&mut f.stream_tail[d]);
     let seam = c.stream.is_some() && !tail.is_empty();
-    if let Some(pf) = rules.pkt_groups.get(group).and_then(|g| g.as_ref()) {
+    // Encrypted payload (see PktCtx::no_payload): no content can match, nothing is scanned.
+    if let Some(pf) = rules.pkt_groups.get(group).and_then(|g| g.as_ref()).filter(|_| !c.no_payload) {
         // In-order data is the payload itself (borrowed): scanned once.
         let same = c.stream.as_ref().is_some_and(|s| s.as_ptr() == c.p.payload.as_ptr() && s.len() == c.p.payload.len());
         if !c.p.payload.is_empty() && !(same && stream_done) {
@@ -84,12 +85,17 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
         if !proto_ok(r, c.p, f) || !flow_ok(r, c) || !hdr || !pkt_ok(r, c.p) || !flow_keywords_ok(r, f, c) {
             continue;
         }
+        if c.no_payload && dsize_needs_payload(r) {
+            continue;
+        }
         // The switched copy keeps its own threshold state.
         let tk = if mode == 2 { ri | 1 << 31 } else { ri };
         let mut m = MatchCtx::default();
         let mut matched = true;
         for (b, items) in &r.bufs {
-            matched = if *b == Buf::Payload {
+            matched = if *b == Buf::Payload && c.no_payload {
+                false
+            } else if *b == Buf::Payload {
                 let is_tcp = c.p.proto == PROTO_TCP;
                 if is_tcp && c.tracked && r.proto != Proto::TcpPkt {
                     // Stream content: the reassembled bytes this packet delivered; a packet
@@ -152,6 +158,13 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
         }
     }
     f.stream_tail[d] = tail;
+}
+
+/// A `dsize` that a packet without payload cannot meet: Suricata gives such a rule its
+/// payload-required mask, and a packet whose payload is not inspected (encrypted TLS) skips it.
+fn dsize_needs_payload(r: &crate::detect_parse::Rule) -> bool {
+    use crate::detect_parse::{Cmp, PktMatch};
+    r.pkt.iter().any(|m| matches!(m, PktMatch::Dsize(Cmp::Ne(_) | Cmp::Gt(_) | Cmp::Ge(_) | Cmp::Range(..))) || matches!(m, PktMatch::Dsize(Cmp::Eq(n)) if *n > 0))
 }
 
 #[cfg(test)]
@@ -282,5 +295,127 @@ alert tcp-pkt any any -> any any (msg:"packets are not streams"; flow:to_client;
         // Not again for the next segment, whose seam no longer holds it.
         let r2 = run(rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\nabcdefSplit", b"Markerxyz", b"0123456789"]);
         assert_eq!(r2, vec![11, 12]);
+    }
+
+    /// A TLS flow on port 443: the client's hello (SNI `s.example`, with the early_data
+    /// extension when `early`), then `steps` in order (true: from the client), each segment
+    /// acknowledged. Returns the sids that alerted, in packet order (repeats kept).
+    fn tls_flow(rules: &str, full: bool, early: bool, steps: &[(bool, Vec<u8>)]) -> Vec<u32> {
+        let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
+        assert!(rs.errors.is_empty(), "{:?}", rs.errors.iter().map(|e| &e.reason).collect::<Vec<_>>());
+        let mut e = Engine::new(rs, ChecksumMode::Off);
+        e.set_inspect_encrypted(full);
+        let (c, s) = ([10, 0, 0, 2], [192, 0, 2, 9]);
+        let (mut cs, mut ss) = (1000u32, 5000u32);
+        let mut out = Vec::new();
+        let mut ts = 1_000_000i64;
+        let mut send = |e: &mut Engine, f: Vec<u8>, out: &mut Vec<Alert>| {
+            ts += 10;
+            e.process(1, ts, &f, 0, out);
+        };
+        send(&mut e, frame(c, s, 40000, 443, cs, 0, 0x02, b""), &mut out);
+        cs += 1;
+        send(&mut e, frame(s, c, 443, 40000, ss, cs, 0x12, b""), &mut out);
+        ss += 1;
+        send(&mut e, frame(c, s, 40000, 443, cs, ss, 0x10, b""), &mut out);
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+        let name = b"s.example";
+        let mut exts = vec![0, 0];
+        exts.extend_from_slice(&((5 + name.len()) as u16).to_be_bytes());
+        exts.extend_from_slice(&((3 + name.len()) as u16).to_be_bytes());
+        exts.push(0);
+        exts.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        exts.extend_from_slice(name);
+        if early {
+            exts.extend_from_slice(&[0, 42, 0, 0]);
+        }
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend_from_slice(&exts);
+        let mut hello = vec![22, 3, 1, 0, 0, 1, 0, 0, body.len() as u8];
+        hello[3..5].copy_from_slice(&((4 + body.len()) as u16).to_be_bytes());
+        hello.extend_from_slice(&body);
+        let mut steps = steps.to_vec();
+        steps.insert(0, (true, hello));
+        for (from_client, seg) in &steps {
+            if *from_client {
+                send(&mut e, frame(c, s, 40000, 443, cs, ss, 0x18, seg), &mut out);
+                cs += seg.len() as u32;
+                send(&mut e, frame(s, c, 443, 40000, ss, cs, 0x10, b""), &mut out);
+            } else {
+                send(&mut e, frame(s, c, 443, 40000, ss, cs, 0x18, seg), &mut out);
+                ss += seg.len() as u32;
+                send(&mut e, frame(c, s, 40000, 443, cs, ss, 0x10, b""), &mut out);
+            }
+        }
+        e.finish(&mut out);
+        out.iter().map(|a| a.sid).collect()
+    }
+
+    fn tls_record(ct: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![ct, 3, 3];
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn server_hello() -> Vec<u8> {
+        let mut m = vec![2, 0, 0, 38, 3, 3];
+        m.extend_from_slice(&[9; 32]);
+        m.extend_from_slice(&[0, 0x13, 0x01, 0]);
+        tls_record(22, &m)
+    }
+
+    const TLS_RULES: &str = r#"
+alert tcp any any -> any any (msg:"content in the stream"; flow:established; content:"SECRETMARK"; sid:21;)
+alert tls any any -> any any (msg:"sni"; tls.sni; content:"s.example"; sid:22;)
+alert tcp any any -> any 443 (msg:"dsize needs a payload"; flow:to_server,established; dsize:>0; sid:23;)
+alert tcp any any -> any 443 (msg:"no payload keyword, every client data packet"; flow:to_server,established; flags:PA; sid:24;)
+"#;
+
+    #[test]
+    fn encrypted_tls_payload_is_not_inspected_by_content_rules() {
+        let data = |n: u8| tls_record(23, &[b"xxxxSECRETMARKyyyy".as_slice(), &[n; 20]].concat());
+        let steps = vec![(false, server_hello()), (true, tls_record(20, &[1])), (true, data(1)), (false, data(2)), (true, data(3))];
+        // Suricata's default: the packet that carries the first application data is still
+        // inspected (the flow is flagged while it is parsed), the later ones are not; TLS
+        // keywords go on, and so do rules without payload keywords.
+        let sids = tls_flow(TLS_RULES, false, false, &steps);
+        assert_eq!(sids.iter().filter(|&&s| s == 21).count(), 1, "{sids:?}");
+        assert!(sids.contains(&22), "{sids:?}");
+        // dsize:>0 needs a payload: the hello, the ChangeCipherSpec, the first data
+        assert_eq!(sids.iter().filter(|&&s| s == 23).count(), 3, "{sids:?}");
+        assert_eq!(sids.iter().filter(|&&s| s == 24).count(), 4, "{sids:?}");
+        // encryption-handling: full — every application data packet.
+        let sids = tls_flow(TLS_RULES, true, false, &steps);
+        assert_eq!(sids.iter().filter(|&&s| s == 21).count(), 3, "{sids:?}");
+        assert!(sids.contains(&22), "{sids:?}");
+        assert_eq!(sids.iter().filter(|&&s| s == 23).count(), 4, "{sids:?}");
+    }
+
+    #[test]
+    fn tls_early_data_before_the_server_hello_is_still_inspected() {
+        let data = |n: u8| tls_record(23, &[b"xxxxSECRETMARKyyyy".as_slice(), &[n; 20]].concat());
+        // 0-RTT: the client offered early data and sends it before the server's hello.
+        let steps = vec![(true, data(1)), (true, data(2)), (false, server_hello()), (false, data(3)), (true, data(4))];
+        let sids = tls_flow(TLS_RULES, false, true, &steps);
+        // early data twice, then the server's first application data (its packet is still
+        // inspected), then nothing
+        assert_eq!(sids.iter().filter(|&&s| s == 21).count(), 3, "{sids:?}");
+        // Without the early_data extension, application data ends the handshake at once.
+        let sids = tls_flow(TLS_RULES, false, false, &steps);
+        assert_eq!(sids.iter().filter(|&&s| s == 21).count(), 1, "{sids:?}");
+    }
+
+    #[test]
+    fn a_record_header_split_from_its_body_still_marks_the_flow() {
+        // A 6000-byte application data record over several packets: the flow is flagged on
+        // its header, so the content in its later packets is not inspected.
+        let mut rec = tls_record(23, &[0x41; 6000]);
+        rec[3000..3010].copy_from_slice(b"SECRETMARK");
+        let steps = vec![(false, server_hello()), (true, rec[..1400].to_vec()), (true, rec[1400..2800].to_vec()), (true, rec[2800..].to_vec())];
+        assert!(!tls_flow(TLS_RULES, false, false, &steps).contains(&21));
+        assert!(tls_flow(TLS_RULES, true, false, &steps).contains(&21));
     }
 }

@@ -100,7 +100,7 @@ fn gen(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: b
             }
             f.tx_seen.insert(gen_key(tx.id, u64::from(!dir)), now);
             inspected = true;
-            let tctx = PktCtx { p: c.p, to_server: dir, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
+            let tctx = PktCtx { p: c.p, to_server: dir, stream: None, tracked: c.tracked, established: c.established, idx: c.idx, no_payload: c.no_payload };
             eval_gen_rules(det, rules, f, &tctx, tx, &bufs, &sides, proto, Some(dir), now_s, out);
         }
         // `=>` rules: the transaction's buffers of both directions together.
@@ -139,7 +139,7 @@ fn eval_gen_rules(
     sc.begin(rules.rules.len());
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
     let side_ix = usize::from(dir == Some(false));
-    let payload: &[u8] = c.stream.as_deref().unwrap_or(&c.p.payload);
+    let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
     rules.app_pf[side_ix].scan(bufs, payload, None, &mut sc);
     if dir.is_none() {
         rules.app_pf[1].scan(bufs, payload, None, &mut sc);
@@ -271,13 +271,13 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
         if req_new {
             // No request: no request buffers either (rules on them do not match).
             let bufs = if tx.req_headers_done { detect_buffers::http_bufs(tx, true, &mut arena) } else { Vec::new() };
-            let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
+            let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx, no_payload: c.no_payload };
             let pc = if c.to_server { c } else { &tctx };
             eval_tx_rules(det, rules, f, pc, &bufs, Proto::Http, Some((id, true, tx)), None, out);
         }
         if res_new {
             let bufs = detect_buffers::http_bufs(tx, false, &mut arena);
-            let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx };
+            let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx, no_payload: c.no_payload };
             let body_hits = rules.body_hits(&f.res_scan, tx);
             eval_tx_rules(det, rules, f, &tctx, &bufs, Proto::Http, Some((id, false, tx)), body_hits, out);
         }
@@ -381,7 +381,7 @@ fn eval_tx_rules(
     sc.begin(rules.rules.len());
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
     let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
-    let payload: &[u8] = c.stream.as_deref().unwrap_or(&c.p.payload);
+    let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
     rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, body_hits, &mut sc);
     sc.finish();
     let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));

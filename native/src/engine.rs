@@ -58,6 +58,9 @@ pub struct Engine {
     /// Most flows held at once (MAX_FLOWS unless set): beyond it the least recently seen
     /// flows are ended, counted in `stats.flows_evicted`.
     max_flows: usize,
+    /// Suricata's `encryption-handling: full`: keep inspecting the payload of encrypted TLS
+    /// flows with content rules (default false: inspection stops, as Suricata's default).
+    inspect_encrypted: bool,
 }
 
 impl Engine {
@@ -78,7 +81,14 @@ impl Engine {
             salt: 0,
             expect: Vec::new(),
             max_flows: MAX_FLOWS,
+            inspect_encrypted: false,
         }
+    }
+
+    /// Keep inspecting encrypted TLS payload with content rules (`full`) or not (`default`,
+    /// as Suricata: only header, flow and TLS keywords see a flow past its handshake).
+    pub fn set_inspect_encrypted(&mut self, on: bool) {
+        self.inspect_encrypted = on;
     }
 
     /// Cap the flow table at `n` flows (at least 1).
@@ -95,9 +105,10 @@ impl Engine {
             Ok(v) => Ok(v),
             Err(p) => {
                 let msg = p.downcast_ref::<String>().map(|s| s.as_str()).or_else(|| p.downcast_ref::<&str>().copied()).unwrap_or("panic").to_string();
-                let max_flows = self.max_flows;
+                let (max_flows, inspect_encrypted) = (self.max_flows, self.inspect_encrypted);
                 *self = Engine::new(Arc::clone(&self.rules), self.mode);
                 self.max_flows = max_flows;
+                self.inspect_encrypted = inspect_encrypted;
                 Err(msg)
             }
         }
@@ -236,7 +247,7 @@ impl Engine {
             bad_checksum: false,
         };
         let established = f.tcp.as_ref().map(TcpSession::established).unwrap_or(true);
-        let ctx = PktCtx { p: &p, to_server: false, stream: None, tracked: true, established, idx: u32::MAX };
+        let ctx = PktCtx { p: &p, to_server: false, stream: None, tracked: true, established, idx: u32::MAX, no_payload: f.no_payload };
         let n = out.len();
         detect_tx::run(&mut self.det, &self.rules, &mut f, &ctx, true, out);
         self.stats.alerts += (out.len() - n) as u64;
@@ -309,8 +320,15 @@ impl Engine {
             PROTO_UDP => applayer_dispatch::on_udp(f, p, to_server, &mut self.expect),
             _ => false,
         };
+        // Encrypted payload: the packet that carried the first application data is still
+        // inspected, the flow's later ones are not (Suricata flags the flow while parsing,
+        // after the packet's own flags were set).
+        let no_payload = f.no_payload;
+        if !f.no_payload && !self.inspect_encrypted && matches!(&f.app, App::Gen(g) if g.payload_encrypted()) {
+            f.no_payload = true;
+        }
         // Detect: packet and stream rules, then transaction rules when the app state moved.
-        let ctx = PktCtx { p, to_server, stream, tracked, established, idx };
+        let ctx = PktCtx { p, to_server, stream, tracked, established, idx, no_payload };
         detect_packet::run(&mut self.det, &self.rules, f, &ctx, out);
         // Generic transactions are looked at on every packet: a direction inspects what the
         // other direction's data changed on its own next packet (as Suricata does).

@@ -122,6 +122,9 @@ pub struct Flow {
     /// The last stream bytes of each direction (0: from the client), for contents split
     /// across segments.
     pub stream_tail: [Vec<u8>; 2],
+    /// The flow carries encrypted application data (TLS once an application-data record
+    /// passed): packet and stream payloads are no longer inspected (see `PktCtx::no_payload`).
+    pub no_payload: bool,
 }
 
 #[derive(Default)]
@@ -168,6 +171,7 @@ impl Flow {
             addr_rules: AddrRules::default(),
             res_scan: None,
             stream_tail: [Vec::new(), Vec::new()],
+            no_payload: false,
         }
     }
     pub fn expired(&self, now: i64) -> bool {

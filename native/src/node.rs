@@ -242,9 +242,11 @@ impl Task for FinishTask {
 #[napi]
 impl DpiEngine {
     /// checksum: "auto" (Suricata's default), "on" or "off"; max_flows: the flow table's cap
-    /// (default 200,000; beyond it the least recently seen flows are evicted, counted).
+    /// (default 200,000; beyond it the least recently seen flows are evicted, counted);
+    /// encryption: "default" (content rules stop at a TLS flow's encrypted data, Suricata's
+    /// default) or "full" (they go on inspecting it).
     #[napi(constructor)]
-    pub fn new(rules: &DpiRules, checksum: String, max_flows: Option<u32>) -> Result<DpiEngine> {
+    pub fn new(rules: &DpiRules, checksum: String, max_flows: Option<u32>, encryption: Option<String>) -> Result<DpiEngine> {
         let mode = match checksum.as_str() {
             "auto" => ChecksumMode::Auto,
             "on" | "all" => ChecksumMode::On,
@@ -257,6 +259,11 @@ impl DpiEngine {
                 return Err(Error::new(Status::InvalidArg, "maxFlows must be at least 1".to_string()));
             }
             engine.set_max_flows(n as usize);
+        }
+        match encryption.as_deref() {
+            None | Some("default") => {}
+            Some("full") => engine.set_inspect_encrypted(true),
+            Some(x) => return Err(Error::new(Status::InvalidArg, format!("encryption handling must be default or full, not \"{x}\""))),
         }
         Ok(DpiEngine { engine: Arc::new(Mutex::new(engine)), busy: Arc::new(AtomicBool::new(false)) })
     }

@@ -78,7 +78,7 @@ interface Addon {
   /** Present when the engine was built with Hyperscan. */
   LiteralMatcher?: new (literals: string[]) => NativeLiteralMatcher;
   DpiRules: { compile(sources: RuleSource[]): NativeRules; compileAsync(sources: RuleSource[]): Promise<NativeRules> };
-  DpiEngine: new (rules: NativeRules, checksum: string, maxFlows?: number) => NativeEngine;
+  DpiEngine: new (rules: NativeRules, checksum: string, maxFlows?: number, encryption?: string) => NativeEngine;
   nativeHeapBytes(): number;
 }
 
@@ -143,7 +143,15 @@ export interface EngineOptions {
    * ended (their pending transactions inspected) and counted in `stats().flows_evicted`.
    */
   maxFlows?: number;
+  /**
+   * Suricata's `encryption-handling` for TLS: `default` — once a flow carries encrypted
+   * application data, rules that inspect the packet or stream payload no longer see it
+   * (TLS, header and flow keywords still do); `full` — content rules go on inspecting it.
+   */
+  encryptionHandling?: EncryptionHandling;
 }
+
+export type EncryptionHandling = 'default' | 'full';
 
 /**
  * Flow, stream and app-layer state plus the current rule set. One engine runs one batch at a
@@ -157,7 +165,10 @@ export class Engine {
     const max = opts.maxFlows;
     if (max !== undefined && !(Number.isInteger(max) && max >= 1 && max <= 0xffffffff))
       throw ERR_NATIVE_BAD_OPTION(`maxFlows must be a whole number from 1 to 4294967295, not ${String(max)}`);
-    this.native = new (load().DpiEngine)(rules.native, mode, max);
+    const enc = opts.encryptionHandling ?? 'default';
+    if (enc !== 'default' && enc !== 'full')
+      throw ERR_NATIVE_BAD_OPTION(`encryptionHandling must be default or full, not "${String(enc)}"`);
+    this.native = new (load().DpiEngine)(rules.native, mode, max, enc);
   }
   /** Swap the rule set; flows continue. */
   setRules(rules: Rules): void {

@@ -549,6 +549,12 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: 'rules', type: 'string', value: 'FILE', multiple: true, required: true, help: 'a Suricata rule file' },
       { name: 'pcap', type: 'string', value: 'FILE', required: true, help: 'the capture (pcap or pcapng)' },
       { name: 'no-checksum-validation', type: 'boolean', help: "do not validate checksums (Suricata's -k none)" },
+      {
+        name: 'encryption-handling',
+        type: 'string',
+        value: 'default|full',
+        help: "TLS past its handshake: content rules stop there (default, Suricata's) or go on (full)",
+      },
       { name: 'stats', type: 'boolean', help: 'print alert and packet counts to stderr at the end' },
     ],
     run: dpiCommand,

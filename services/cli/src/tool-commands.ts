@@ -57,12 +57,18 @@ export async function hostsTokenCommand(inv: Invocation): Promise<number> {
   return Promise.resolve(0);
 }
 
+function encryptionHandling(v: string | undefined): 'default' | 'full' {
+  if (v === undefined || v === 'default' || v === 'full') return v ?? 'default';
+  throw ERR_USAGE(`--encryption-handling must be default or full, not "${v}"`);
+}
+
 export async function dpiCommand(inv: Invocation): Promise<number> {
   const { dpiCommand: run } = await import('@cordon/dpi');
   return run({
     rules: inv.list('rules'),
     pcap: inv.str('pcap')!,
     checksum: inv.bool('no-checksum-validation') ? 'off' : 'auto',
+    encryptionHandling: encryptionHandling(inv.str('encryption-handling')),
     stats: inv.bool('stats'),
   });
 }

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { ERR_PCAP_BAD_BLOCK, ERR_PCAP_BAD_LENGTH, ERR_PCAP_TRUNCATED, readCapture } from '@cordon/pcap';
-import { BatchBuilder, Engine, Rules, type RuleSource } from '@cordon/native';
+import { BatchBuilder, Engine, Rules, type EncryptionHandling, type RuleSource } from '@cordon/native';
 import { ERR_DPI_RULES_READ, ERR_DPI_USAGE } from './errors.js';
 
 /** Frames per native call: large enough to amortise the boundary, small enough for latency. */
@@ -52,10 +52,13 @@ function isDamagedRecord(err: unknown): err is Error {
 export async function runCapture(
   rules: Rules,
   pcap: string,
-  opts: { checksum: 'auto' | 'off' },
+  opts: { checksum: 'auto' | 'off'; encryptionHandling?: EncryptionHandling },
   emit: (line: string) => void,
 ): Promise<RunCaptureResult> {
-  const engine = new Engine(rules, { checksum: opts.checksum });
+  const engine = new Engine(rules, {
+    checksum: opts.checksum,
+    encryptionHandling: opts.encryptionHandling ?? 'default',
+  });
   const batch = new BatchBuilder();
   let alerts = 0;
   const flush = () => {
@@ -90,6 +93,8 @@ export interface DpiCommandOptions {
   pcap: string;
   /** `off` is Suricata's `-k none`: checksums are not validated. */
   checksum: 'auto' | 'off';
+  /** Suricata's TLS `encryption-handling` (default: content rules stop at encrypted data). */
+  encryptionHandling?: EncryptionHandling;
   /** Print the alert and packet counts to stderr at the end. */
   stats: boolean;
 }
@@ -103,10 +108,15 @@ export async function dpiCommand(opts: DpiCommandOptions): Promise<number> {
   for (const f of rep.failures)
     process.stderr.write(`cordon dpi: rule ${f.sid ?? '?'} (${f.file}:${f.line}) not loaded: ${f.reason}\n`);
   const lines: string[] = [];
-  const res = await runCapture(rules, opts.pcap, { checksum: opts.checksum }, (l) => {
-    lines.push(l);
-    if (lines.length >= 1024) process.stdout.write(lines.splice(0).join('\n') + '\n');
-  });
+  const res = await runCapture(
+    rules,
+    opts.pcap,
+    { checksum: opts.checksum, encryptionHandling: opts.encryptionHandling ?? 'default' },
+    (l) => {
+      lines.push(l);
+      if (lines.length >= 1024) process.stdout.write(lines.splice(0).join('\n') + '\n');
+    },
+  );
   if (lines.length) process.stdout.write(lines.join('\n') + '\n');
   if (res.damaged !== undefined)
     process.stderr.write(`cordon dpi: warning: ${res.damaged}; the ${res.packets} packets before it were inspected\n`);

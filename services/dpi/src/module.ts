@@ -59,7 +59,11 @@ export const dpiStage = defineStage({
     const engineFor = (partition: number): Engine => {
       let e = engines.get(partition);
       if (!e) {
-        const engine = new Engine(rules, { checksum: config.checksum, maxFlows: config.maxFlows });
+        const engine = new Engine(rules, {
+          checksum: config.checksum,
+          maxFlows: config.maxFlows,
+          encryptionHandling: config.encryptionHandling,
+        });
         engines.set(partition, (e = { engine, rules }));
       }
       if (e.rules !== rules) {

@@ -75,6 +75,16 @@ test('maxFlows must be a whole number of at least 1 (a coded error)', () => {
     );
 });
 
+test('encryptionHandling is default or full (anything else a coded error)', () => {
+  const rules = Rules.compile([]);
+  for (const ok of ['default', 'full'] as const) new Engine(rules, { encryptionHandling: ok });
+  for (const bad of ['bypass', '', 'FULL'])
+    assert.throws(
+      () => new Engine(rules, { encryptionHandling: bad as 'full' }),
+      (err) => ERR_NATIVE_BAD_OPTION.is(err),
+    );
+});
+
 function batchOf(frames: Buffer[], ts: number): FrameBatch {
   const b = new BatchBuilder();
   for (const f of frames) b.add(f, ts, 1);
