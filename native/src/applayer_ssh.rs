@@ -168,6 +168,11 @@ impl AppLayer for SshState {
     fn txs_mut(&mut self) -> &mut AppTxs {
         &mut self.txs
     }
+    /// Both directions sent NEWKEYS: what follows is encrypted (Suricata stops inspecting the
+    /// payload when the second NEWKEYS is parsed).
+    fn payload_encrypted(&self) -> bool {
+        self.dirs[0].encrypted && self.dirs[1].encrypted
+    }
 }
 
 #[cfg(test)]

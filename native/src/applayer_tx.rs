@@ -208,9 +208,9 @@ pub trait AppLayer: Send {
     fn switches_protocol(&self) -> bool {
         false
     }
-    /// The stream now carries encrypted application data (TLS after its handshake): its
-    /// payload is noise to content rules, and Suricata's default (`encryption-handling:
-    /// default`) stops inspecting it, keeping the protocol's own keywords.
+    /// The stream now carries encrypted application data (TLS after its handshake, SSH after
+    /// both NEWKEYS): its payload is noise to content rules, and Suricata's default stops
+    /// inspecting it, keeping the protocol's own keywords.
     fn payload_encrypted(&self) -> bool {
         false
     }

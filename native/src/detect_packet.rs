@@ -418,4 +418,60 @@ alert tcp any any -> any 443 (msg:"no payload keyword, every client data packet"
         assert!(!tls_flow(TLS_RULES, false, false, &steps).contains(&21));
         assert!(tls_flow(TLS_RULES, true, false, &steps).contains(&21));
     }
+
+    #[test]
+    fn ssh_payload_is_not_inspected_after_both_newkeys() {
+        let rules = r#"
+alert tcp any any -> any any (msg:"content"; flow:established; content:"SECRETMARK"; sid:31;)
+alert ssh any any -> any any (msg:"software"; ssh.software; content:"OpenSSH"; sid:32;)
+"#;
+        let newkeys = vec![0, 0, 0, 12, 10, 21, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let data = |n: u8| [b"\0\0\0\x20xxSECRETMARK".as_slice(), &[n; 20]].concat();
+        let run = |full: bool| {
+            let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
+            let mut e = Engine::new(rs, ChecksumMode::Off);
+            e.set_inspect_encrypted(full);
+            let (c, s) = ([10, 0, 0, 2], [192, 0, 2, 9]);
+            let (mut cs, mut ss) = (1000u32, 5000u32);
+            let mut out = Vec::new();
+            let mut ts = 1_000_000i64;
+            let mut send = |e: &mut Engine, f: Vec<u8>, out: &mut Vec<Alert>| {
+                ts += 10;
+                e.process(1, ts, &f, 0, out);
+            };
+            send(&mut e, frame(c, s, 40000, 22, cs, 0, 0x02, b""), &mut out);
+            cs += 1;
+            send(&mut e, frame(s, c, 22, 40000, ss, cs, 0x12, b""), &mut out);
+            ss += 1;
+            send(&mut e, frame(c, s, 40000, 22, cs, ss, 0x10, b""), &mut out);
+            let steps: Vec<(bool, Vec<u8>)> = vec![
+                (false, b"SSH-2.0-OpenSSH_9.0\r\n".to_vec()),
+                (true, b"SSH-2.0-OpenSSH_9.1\r\n".to_vec()),
+                (true, [newkeys.clone(), data(1)].concat()),
+                (false, data(2)),
+                (false, [newkeys.clone(), data(3)].concat()),
+                (true, data(4)),
+                (false, data(5)),
+            ];
+            for (from_client, seg) in &steps {
+                if *from_client {
+                    send(&mut e, frame(c, s, 40000, 22, cs, ss, 0x18, seg), &mut out);
+                    cs += seg.len() as u32;
+                    send(&mut e, frame(s, c, 22, 40000, ss, cs, 0x10, b""), &mut out);
+                } else {
+                    send(&mut e, frame(s, c, 22, 40000, ss, cs, 0x18, seg), &mut out);
+                    ss += seg.len() as u32;
+                    send(&mut e, frame(c, s, 40000, 22, cs, ss, 0x10, b""), &mut out);
+                }
+            }
+            e.finish(&mut out);
+            out.iter().map(|a| a.sid).collect::<Vec<u32>>()
+        };
+        // One side's NEWKEYS is not enough; the packet with the second is still inspected.
+        let sids = run(false);
+        assert_eq!(sids.iter().filter(|&&s| s == 31).count(), 3, "{sids:?}");
+        assert!(sids.contains(&32), "{sids:?}");
+        let sids = run(true);
+        assert_eq!(sids.iter().filter(|&&s| s == 31).count(), 5, "{sids:?}");
+    }
 }

@@ -59,7 +59,7 @@ pub struct Engine {
     /// flows are ended, counted in `stats.flows_evicted`.
     max_flows: usize,
     /// Suricata's `encryption-handling: full`: keep inspecting the payload of encrypted TLS
-    /// flows with content rules (default false: inspection stops, as Suricata's default).
+    /// and SSH flows with content rules (default false: inspection stops, as Suricata's default).
     inspect_encrypted: bool,
 }
 
@@ -85,8 +85,8 @@ impl Engine {
         }
     }
 
-    /// Keep inspecting encrypted TLS payload with content rules (`full`) or not (`default`,
-    /// as Suricata: only header, flow and TLS keywords see a flow past its handshake).
+    /// Keep inspecting encrypted TLS/SSH payload with content rules (`full`) or not (`default`,
+    /// as Suricata: only header, flow and TLS/SSH keywords see a flow past its handshake).
     pub fn set_inspect_encrypted(&mut self, on: bool) {
         self.inspect_encrypted = on;
     }

@@ -243,7 +243,7 @@ impl Task for FinishTask {
 impl DpiEngine {
     /// checksum: "auto" (Suricata's default), "on" or "off"; max_flows: the flow table's cap
     /// (default 200,000; beyond it the least recently seen flows are evicted, counted);
-    /// encryption: "default" (content rules stop at a TLS flow's encrypted data, Suricata's
+    /// encryption: "default" (content rules stop at a TLS/SSH flow's encrypted data, Suricata's
     /// default) or "full" (they go on inspecting it).
     #[napi(constructor)]
     pub fn new(rules: &DpiRules, checksum: String, max_flows: Option<u32>, encryption: Option<String>) -> Result<DpiEngine> {

@@ -144,9 +144,10 @@ export interface EngineOptions {
    */
   maxFlows?: number;
   /**
-   * Suricata's `encryption-handling` for TLS: `default` — once a flow carries encrypted
-   * application data, rules that inspect the packet or stream payload no longer see it
-   * (TLS, header and flow keywords still do); `full` — content rules go on inspecting it.
+   * Suricata's `encryption-handling`: `default` — once a TLS flow carries application data,
+   * or both sides of an SSH flow sent NEWKEYS, rules that inspect the packet or stream
+   * payload no longer see it (TLS/SSH, header and flow keywords still do); `full` — content
+   * rules go on inspecting it.
    */
   encryptionHandling?: EncryptionHandling;
 }

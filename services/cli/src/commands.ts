@@ -553,7 +553,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         name: 'encryption-handling',
         type: 'string',
         value: 'default|full',
-        help: "TLS past its handshake: content rules stop there (default, Suricata's) or go on (full)",
+        help: "TLS/SSH past the handshake: content rules stop there (default, Suricata's) or go on (full)",
       },
       { name: 'stats', type: 'boolean', help: 'print alert and packet counts to stderr at the end' },
     ],

@@ -35,8 +35,9 @@ export const dpiConfigSchema = z
     /** Each engine's flow table cap; beyond it the least recently seen flows are evicted (counted). */
     maxFlows: z.number().int().min(1).max(10_000_000).default(200_000),
     /**
-     * Suricata's `encryption-handling` for TLS: `default` stops content inspection of a flow's
-     * encrypted data (TLS keywords go on); `full` keeps content rules on it.
+     * Suricata's `encryption-handling` (TLS, and SSH's after both NEWKEYS): `default` stops
+     * content inspection of a flow's encrypted data (TLS/SSH keywords go on); `full` keeps
+     * content rules on it.
      */
     encryptionHandling: z.enum(['default', 'full']).default('default'),
   })
