@@ -33,6 +33,7 @@ bench store 0 "store: ClickHouse inserts beside raw chdb" node bench/store.mjs
 bench store-dedup 0 "store: replays without FINAL — id lookup vs insert tokens vs FINAL views" node bench/store-dedup.mjs
 bench notify 0 "notify: alerts/s through the OCSF exporter, syslog and webhooks beside the sink" node bench/notify.mjs
 bench dpi 0 "dpi: ET Open throughput beside the raw pattern scan" node bench/dpi.mjs
+bench dpi-encrypted 0 "dpi: encrypted TLS and SSH, content inspection stopped (default) beside going on (full)" node bench/dpi-encrypted.mjs
 bench dpi-scaling 0 "dpi: 1 and 2 workers, engine memory per 100k flows, SYN flood against the flow cap" node bench/dpi-scaling.mjs
 bench pipeline 0 "pipeline: replay → flows + dpi → sink, end to end (embedded bus, chdb)" node bench/pipeline.mjs
 bench loginspect 0 "loginspect: all Sigma rules beside fail2ban-regex" node bench/loginspect.mjs 200000
