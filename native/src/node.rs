@@ -346,35 +346,46 @@ fn segments<'a>(data: &'a [u8], offsets: Option<&[u32]>) -> Result<Vec<&'a [u8]>
     Ok(v)
 }
 
-/// Bytes the C heap (glibc malloc, which Rust and Hyperscan allocate from) has in use: the
-/// benchmarks weigh engine state with it, apart from the JavaScript heap.
+/// Bytes the native heaps hold: what mimalloc (the Rust allocator: flows, streams, app
+/// state, rule sets) has committed, plus what glibc malloc (Hyperscan's and other C/C++
+/// allocations) has in use. The benchmarks weigh engine state with it, apart from the
+/// JavaScript heap. mimalloc commits its arenas eagerly on Linux and keeps freed pages for a
+/// while, so the figure follows live memory only in a process started with
+/// MIMALLOC_ARENA_EAGER_COMMIT=0 and MIMALLOC_PURGE_DELAY=0 (bench/dpi-scaling.mjs measures
+/// in such a child process).
 #[napi]
 pub fn native_heap_bytes() -> f64 {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        #[repr(C)]
-        struct MallInfo2 {
-            arena: usize,
-            ordblks: usize,
-            smblks: usize,
-            hblks: usize,
-            hblkhd: usize,
-            usmblks: usize,
-            fsmblks: usize,
-            uordblks: usize,
-            fordblks: usize,
-            keepcost: usize,
+    let mut commit = 0usize;
+    let null = std::ptr::null_mut();
+    unsafe { libmimalloc_sys::mi_process_info(null, null, null, null, null, &mut commit, null, null) };
+    let c_heap: f64 = {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            #[repr(C)]
+            struct MallInfo2 {
+                arena: usize,
+                ordblks: usize,
+                smblks: usize,
+                hblks: usize,
+                hblkhd: usize,
+                usmblks: usize,
+                fsmblks: usize,
+                uordblks: usize,
+                fordblks: usize,
+                keepcost: usize,
+            }
+            extern "C" {
+                fn mallinfo2() -> MallInfo2;
+            }
+            let m = unsafe { mallinfo2() };
+            (m.uordblks + m.hblkhd) as f64
         }
-        extern "C" {
-            fn mallinfo2() -> MallInfo2;
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        {
+            0.0
         }
-        let m = unsafe { mallinfo2() };
-        (m.uordblks + m.hblkhd) as f64
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        -1.0
-    }
+    };
+    commit as f64 + c_heap
 }
 
 /// Case-insensitive ASCII literals (loginspect's rule literals) found by Hyperscan in a batch

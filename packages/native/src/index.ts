@@ -298,8 +298,11 @@ export class LiteralMatcher {
 }
 
 /**
- * Bytes in use on the C heap (glibc malloc: the engines' flows, streams, rule sets), apart
- * from the JavaScript heap; -1 where glibc's mallinfo2 is not available. For benchmarks.
+ * Bytes the native heaps hold, apart from the JavaScript heap: what mimalloc (the engines'
+ * flows, streams, rule sets) has committed plus glibc malloc's bytes in use (Hyperscan's). For
+ * benchmarks; it follows live memory only in a process started with
+ * MIMALLOC_ARENA_EAGER_COMMIT=0 and MIMALLOC_PURGE_DELAY=0 (mimalloc otherwise commits its
+ * arenas up front and keeps freed pages a while).
  */
 export function nativeHeapBytes(): number {
   return load().nativeHeapBytes();
