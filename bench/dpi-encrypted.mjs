@@ -8,28 +8,18 @@
 // the throughput of full; the median of paired passes, as bench/dpi.mjs pairs its passes).
 //   node bench/dpi-encrypted.mjs [--flows N]   (N = 2000)
 import { createCipheriv } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { BatchBuilder, Engine, Rules } from '@cordon/native';
+import { etOpenSources } from './lib/et-open.mjs';
 import { report } from './lib/result.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const etDir = resolve(here, '../../shared/corpus/et-open');
 const flowsArg = process.argv.indexOf('--flows');
 const FLOWS = flowsArg > 0 ? Number(process.argv[flowsArg + 1]) : 2000;
 const PASSES = 7;
-if (!existsSync(etDir)) {
-  console.log(`dpi-encrypted: ET Open rules not found at ${etDir}; skipping`);
-  process.exit(0);
-}
-const rules = Rules.compile(
-  readdirSync(etDir)
-    .filter((f) => f.endsWith('.rules'))
-    .map((f) => ({ name: f, text: readFileSync(join(etDir, f), 'utf8') })),
-);
+const sources = etOpenSources('dpi-encrypted');
+if (sources === null) process.exit(0);
+const rules = Rules.compile(sources);
 
 // ciphertext: a keystream with a fixed key, so every run sees the same bytes
 const keystream = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16, 1));

@@ -13,8 +13,6 @@
 // response yet), then a flood of 1,000,000 SYNs of new flows against the default cap
 // (200,000): flows held, evicted, packets/s before and after the cap, resident memory.
 //   node bench/dpi-scaling.mjs [--flows N] [--rounds R] [--only scaling|memory]
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -22,10 +20,9 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Rules, Engine, BatchBuilder, nativeHeapBytes } from '@cordon/native';
 import { generateCapture } from './lib/dpi-capture.mjs';
+import { etOpenSources } from './lib/et-open.mjs';
 import { report } from './lib/result.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const etDir = resolve(here, '../../shared/corpus/et-open');
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
@@ -57,15 +54,9 @@ async function settledHeap() {
 const mib = (n) => (n / 1048576).toFixed(1);
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-if (!existsSync(etDir)) {
-  console.log(`dpi-scaling: ET Open rules not found at ${etDir}; skipping`);
-  process.exit(0);
-}
-const rules = Rules.compile(
-  readdirSync(etDir)
-    .filter((f) => f.endsWith('.rules'))
-    .map((f) => ({ name: f, text: readFileSync(join(etDir, f), 'utf8') })),
-);
+const sources = etOpenSources('dpi-scaling');
+if (sources === null) process.exit(0);
+const rules = Rules.compile(sources);
 
 // ---- throughput, 1 vs 2 workers
 let result = null;

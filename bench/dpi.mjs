@@ -2,30 +2,22 @@
 // mixed HTTP / DNS / TLS traffic, beside the raw multi-pattern scan of the same payload bytes
 // (the matcher's physical limit). Also rule load time and resident memory.
 //   node bench/dpi.mjs [--flows N]
-import { readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Rules, Engine, BatchBuilder } from '@cordon/native';
 import { generateCapture } from './lib/dpi-capture.mjs';
+import { etOpenSources } from './lib/et-open.mjs';
 import { report } from './lib/result.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const etDir = resolve(here, '../../shared/corpus/et-open');
 const flowsArg = process.argv.indexOf('--flows');
 const FLOWS = flowsArg > 0 ? Number(process.argv[flowsArg + 1]) : 6000;
 
 const mb = (n) => (n / 1048576).toFixed(0);
 const rssBefore = process.memoryUsage().rss;
-if (!existsSync(etDir)) {
-  console.log(`dpi: ET Open rules not found at ${etDir}; skipping`);
-  process.exit(0);
-}
-const sources = readdirSync(etDir)
-  .filter((f) => f.endsWith('.rules'))
-  .map((f) => ({ name: f, text: readFileSync(join(etDir, f), 'utf8') }));
+const sources = etOpenSources('dpi');
+if (sources === null) process.exit(0);
 let t0 = process.hrtime.bigint();
 const rules = Rules.compile(sources);
 const loadMs = Number(process.hrtime.bigint() - t0) / 1e6;

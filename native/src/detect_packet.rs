@@ -297,10 +297,10 @@ alert tcp-pkt any any -> any any (msg:"packets are not streams"; flow:to_client;
         assert_eq!(r2, vec![11, 12]);
     }
 
-    /// A TLS flow on port 443: the client's hello (SNI `s.example`, with the early_data
-    /// extension when `early`), then `steps` in order (true: from the client), each segment
-    /// acknowledged. Returns the sids that alerted, in packet order (repeats kept).
-    fn tls_flow(rules: &str, full: bool, early: bool, steps: &[(bool, Vec<u8>)]) -> Vec<u32> {
+    /// A TCP conversation to port `dport` after the handshake: `steps` in order (true: from
+    /// the client), each segment acknowledged. Returns the sids that alerted, in packet order
+    /// (repeats kept); `full`: encryption handling "full".
+    fn conversation(rules: &str, full: bool, dport: u16, steps: &[(bool, Vec<u8>)]) -> Vec<u32> {
         let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
         assert!(rs.errors.is_empty(), "{:?}", rs.errors.iter().map(|e| &e.reason).collect::<Vec<_>>());
         let mut e = Engine::new(rs, ChecksumMode::Off);
@@ -313,11 +313,29 @@ alert tcp-pkt any any -> any any (msg:"packets are not streams"; flow:to_client;
             ts += 10;
             e.process(1, ts, &f, 0, out);
         };
-        send(&mut e, frame(c, s, 40000, 443, cs, 0, 0x02, b""), &mut out);
+        send(&mut e, frame(c, s, 40000, dport, cs, 0, 0x02, b""), &mut out);
         cs += 1;
-        send(&mut e, frame(s, c, 443, 40000, ss, cs, 0x12, b""), &mut out);
+        send(&mut e, frame(s, c, dport, 40000, ss, cs, 0x12, b""), &mut out);
         ss += 1;
-        send(&mut e, frame(c, s, 40000, 443, cs, ss, 0x10, b""), &mut out);
+        send(&mut e, frame(c, s, 40000, dport, cs, ss, 0x10, b""), &mut out);
+        for (from_client, seg) in steps {
+            if *from_client {
+                send(&mut e, frame(c, s, 40000, dport, cs, ss, 0x18, seg), &mut out);
+                cs += seg.len() as u32;
+                send(&mut e, frame(s, c, dport, 40000, ss, cs, 0x10, b""), &mut out);
+            } else {
+                send(&mut e, frame(s, c, dport, 40000, ss, cs, 0x18, seg), &mut out);
+                ss += seg.len() as u32;
+                send(&mut e, frame(c, s, 40000, dport, cs, ss, 0x10, b""), &mut out);
+            }
+        }
+        e.finish(&mut out);
+        out.iter().map(|a| a.sid).collect()
+    }
+
+    /// A TLS conversation on port 443: the client's hello (SNI `s.example`, with the
+    /// early_data extension when `early`), then `steps`.
+    fn tls_flow(rules: &str, full: bool, early: bool, steps: &[(bool, Vec<u8>)]) -> Vec<u32> {
         let mut body = vec![3, 3];
         body.extend_from_slice(&[7; 32]);
         body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
@@ -338,19 +356,7 @@ alert tcp-pkt any any -> any any (msg:"packets are not streams"; flow:to_client;
         hello.extend_from_slice(&body);
         let mut steps = steps.to_vec();
         steps.insert(0, (true, hello));
-        for (from_client, seg) in &steps {
-            if *from_client {
-                send(&mut e, frame(c, s, 40000, 443, cs, ss, 0x18, seg), &mut out);
-                cs += seg.len() as u32;
-                send(&mut e, frame(s, c, 443, 40000, ss, cs, 0x10, b""), &mut out);
-            } else {
-                send(&mut e, frame(s, c, 443, 40000, ss, cs, 0x18, seg), &mut out);
-                ss += seg.len() as u32;
-                send(&mut e, frame(c, s, 40000, 443, cs, ss, 0x10, b""), &mut out);
-            }
-        }
-        e.finish(&mut out);
-        out.iter().map(|a| a.sid).collect()
+        conversation(rules, full, 443, &steps)
     }
 
     fn tls_record(ct: u8, body: &[u8]) -> Vec<u8> {
@@ -427,46 +433,16 @@ alert ssh any any -> any any (msg:"software"; ssh.software; content:"OpenSSH"; s
 "#;
         let newkeys = vec![0, 0, 0, 12, 10, 21, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let data = |n: u8| [b"\0\0\0\x20xxSECRETMARK".as_slice(), &[n; 20]].concat();
-        let run = |full: bool| {
-            let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
-            let mut e = Engine::new(rs, ChecksumMode::Off);
-            e.set_inspect_encrypted(full);
-            let (c, s) = ([10, 0, 0, 2], [192, 0, 2, 9]);
-            let (mut cs, mut ss) = (1000u32, 5000u32);
-            let mut out = Vec::new();
-            let mut ts = 1_000_000i64;
-            let mut send = |e: &mut Engine, f: Vec<u8>, out: &mut Vec<Alert>| {
-                ts += 10;
-                e.process(1, ts, &f, 0, out);
-            };
-            send(&mut e, frame(c, s, 40000, 22, cs, 0, 0x02, b""), &mut out);
-            cs += 1;
-            send(&mut e, frame(s, c, 22, 40000, ss, cs, 0x12, b""), &mut out);
-            ss += 1;
-            send(&mut e, frame(c, s, 40000, 22, cs, ss, 0x10, b""), &mut out);
-            let steps: Vec<(bool, Vec<u8>)> = vec![
-                (false, b"SSH-2.0-OpenSSH_9.0\r\n".to_vec()),
-                (true, b"SSH-2.0-OpenSSH_9.1\r\n".to_vec()),
-                (true, [newkeys.clone(), data(1)].concat()),
-                (false, data(2)),
-                (false, [newkeys.clone(), data(3)].concat()),
-                (true, data(4)),
-                (false, data(5)),
-            ];
-            for (from_client, seg) in &steps {
-                if *from_client {
-                    send(&mut e, frame(c, s, 40000, 22, cs, ss, 0x18, seg), &mut out);
-                    cs += seg.len() as u32;
-                    send(&mut e, frame(s, c, 22, 40000, ss, cs, 0x10, b""), &mut out);
-                } else {
-                    send(&mut e, frame(s, c, 22, 40000, ss, cs, 0x18, seg), &mut out);
-                    ss += seg.len() as u32;
-                    send(&mut e, frame(c, s, 40000, 22, cs, ss, 0x10, b""), &mut out);
-                }
-            }
-            e.finish(&mut out);
-            out.iter().map(|a| a.sid).collect::<Vec<u32>>()
-        };
+        let steps: Vec<(bool, Vec<u8>)> = vec![
+            (false, b"SSH-2.0-OpenSSH_9.0\r\n".to_vec()),
+            (true, b"SSH-2.0-OpenSSH_9.1\r\n".to_vec()),
+            (true, [newkeys.clone(), data(1)].concat()),
+            (false, data(2)),
+            (false, [newkeys.clone(), data(3)].concat()),
+            (true, data(4)),
+            (false, data(5)),
+        ];
+        let run = |full: bool| conversation(rules, full, 22, &steps);
         // One side's NEWKEYS is not enough; the packet with the second is still inspected.
         let sids = run(false);
         assert_eq!(sids.iter().filter(|&&s| s == 31).count(), 3, "{sids:?}");
