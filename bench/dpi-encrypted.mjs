@@ -11,6 +11,7 @@ import { createCipheriv } from 'node:crypto';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { BatchBuilder, Engine, Rules } from '@cordon/native';
+import { tcpFrame } from './lib/dpi-capture.mjs';
 import { etOpenSources } from './lib/et-open.mjs';
 import { report } from './lib/result.mjs';
 
@@ -25,26 +26,6 @@ const rules = Rules.compile(sources);
 const keystream = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16, 1));
 const cipher = (n) => keystream.update(Buffer.alloc(n));
 
-function frame(src, dst, sp, dp, seq, ack, flags, payload) {
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(40 + payload.length, 2);
-  ip[8] = 64;
-  ip[9] = 6;
-  ip.writeUInt32BE(src >>> 0, 12);
-  ip.writeUInt32BE(dst >>> 0, 16);
-  const t = Buffer.alloc(20);
-  t.writeUInt16BE(sp, 0);
-  t.writeUInt16BE(dp, 2);
-  t.writeUInt32BE(seq >>> 0, 4);
-  t.writeUInt32BE(ack >>> 0, 8);
-  t[12] = 0x50;
-  t[13] = flags;
-  t.writeUInt16BE(65535, 14);
-  const eth = Buffer.alloc(14);
-  eth.writeUInt16BE(0x0800, 12);
-  return Buffer.concat([eth, ip, t, payload]);
-}
 const record = (ct, body) => Buffer.concat([Buffer.from([ct, 3, 3, body.length >> 8, body.length & 255]), body]);
 function clientHello(sni) {
   const name = Buffer.from(sni);
@@ -76,7 +57,7 @@ for (let i = 0; i < FLOWS; i++) {
   const send = (fromClient, data) => {
     for (let o = 0; o < data.length; o += 1448) {
       const seg = data.subarray(o, o + 1448);
-      frames.push(fromClient ? frame(c, s, sp, dp, cs, ss, 0x18, seg) : frame(s, c, dp, sp, ss, cs, 0x18, seg));
+      frames.push(fromClient ? tcpFrame(c, s, sp, dp, cs, ss, 0x18, seg) : tcpFrame(s, c, dp, sp, ss, cs, 0x18, seg));
       if (fromClient) cs += seg.length;
       else ss += seg.length;
       payloadBytes += seg.length;
@@ -84,13 +65,13 @@ for (let i = 0; i < FLOWS; i++) {
     // the other side's acknowledgement
     frames.push(
       fromClient
-        ? frame(s, c, dp, sp, ss, cs, 0x10, Buffer.alloc(0))
-        : frame(c, s, sp, dp, cs, ss, 0x10, Buffer.alloc(0)),
+        ? tcpFrame(s, c, dp, sp, ss, cs, 0x10, Buffer.alloc(0))
+        : tcpFrame(c, s, sp, dp, cs, ss, 0x10, Buffer.alloc(0)),
     );
   };
-  frames.push(frame(c, s, sp, dp, cs++, 0, 0x02, Buffer.alloc(0)));
-  frames.push(frame(s, c, dp, sp, ss++, cs, 0x12, Buffer.alloc(0)));
-  frames.push(frame(c, s, sp, dp, cs, ss, 0x10, Buffer.alloc(0)));
+  frames.push(tcpFrame(c, s, sp, dp, cs++, 0, 0x02, Buffer.alloc(0)));
+  frames.push(tcpFrame(s, c, dp, sp, ss++, cs, 0x12, Buffer.alloc(0)));
+  frames.push(tcpFrame(c, s, sp, dp, cs, ss, 0x10, Buffer.alloc(0)));
   if (ssh) {
     send(false, Buffer.from('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n'));
     send(true, Buffer.from('SSH-2.0-OpenSSH_9.6\r\n'));
@@ -109,8 +90,8 @@ for (let i = 0; i < FLOWS; i++) {
       send(false, record(23, cipher(16_000)));
     }
   }
-  frames.push(frame(c, s, sp, dp, cs, ss, 0x11, Buffer.alloc(0)));
-  frames.push(frame(s, c, dp, sp, ss, cs + 1, 0x11, Buffer.alloc(0)));
+  frames.push(tcpFrame(c, s, sp, dp, cs, ss, 0x11, Buffer.alloc(0)));
+  frames.push(tcpFrame(s, c, dp, sp, ss, cs + 1, 0x11, Buffer.alloc(0)));
 }
 const batches = [];
 const b = new BatchBuilder();

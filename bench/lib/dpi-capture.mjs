@@ -61,6 +61,10 @@ function tcp(sp, dp, seq, ack, flags, payload = Buffer.alloc(0)) {
   h.writeUInt16BE(65535, 14);
   return Buffer.concat([h, payload]);
 }
+/** An Ethernet/IPv4/TCP frame (IP checksum set, TCP checksum left 0), for the DPI benches. */
+export function tcpFrame(src, dst, sp, dp, seq, ack, flags, payload = Buffer.alloc(0)) {
+  return frame(src, dst, 6, tcp(sp, dp, seq, ack, flags, payload));
+}
 function udp(sp, dp, payload) {
   const h = Buffer.alloc(8);
   h.writeUInt16BE(sp, 0);
