@@ -76,6 +76,32 @@ test('a frame is published by at most one of two sensors that apply the same ass
   for (let t = 0; t < 300; t += 10) assert.equal(published.get(t), 1, `frame ${t} published once`);
 });
 
+test('powered off, then on with its agent already inspecting: the agent takes the frames from the power-on, nobody skips or repeats one', () => {
+  const wd = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog', unassignedIsMine: true });
+  const ag = new ProtectionWindows({
+    ...opts,
+    isMe: (a) => a.mode === 'agent' && a.incarnation === 'i1',
+    unassignedIsMine: false,
+    leased: true,
+  });
+  const published = new Map<number, number>();
+  const pub = (fs: SensorFrame[]) => fs.forEach((f) => published.set(f.tsUs, (published.get(f.tsUs) ?? 0) + 1));
+  const offer = (ts: number) => {
+    if (wd.offer('vm-1', frame(ts))) pub([frame(ts)]);
+    if (ag.offer('vm-1', frame(ts))) pub([frame(ts)]);
+  };
+  const both = (a: Assignment) => (pub(wd.assign(a)), pub(ag.assign(a)));
+  for (let t = 0; t < 50; t += 10) offer(t);
+  both(asg({ mode: 'none', host: 'hv1', since_us: 50, handoff_us: 50, epoch: 1 }));
+  // it runs again from 50; its power record comes late, after the agent's heartbeats: the
+  // coordinator's boundary is when it became nobody's (decide), in the past
+  for (let t = 50; t < 120; t += 10) offer(t);
+  both(asg({ mode: 'agent', agent: 'agt', incarnation: 'i1', since_us: 120, handoff_us: 50, epoch: 2 }));
+  for (let t = 120; t < 150; t += 10) offer(t);
+  for (const r of ag.extendLease(150)) pub(r.frames);
+  for (let t = 0; t < 150; t += 10) assert.equal(published.get(t), 1, `frame ${t} published once`);
+});
+
 test("an assignment for another incarnation of the same agent is not this one's", () => {
   const ag = new ProtectionWindows({
     ...opts,

@@ -15,7 +15,9 @@ import type { Verdict } from './trust.js';
  * - agent → watchdog: a dead agent's (silent, stopped, restarted) from the lease its last
  *   heartbeat announced — it published nothing after it, and the watchdog inspects the rest from
  *   its buffer; a live one's ahead, past its lease (see takeBackFrom); never agent → agent;
- * - a migration: the boundary is when the VM moved; a power-on: when nobody protected it.
+ * - a migration: the boundary is when the VM moved; a power-on: when nobody protected it (to
+ *   the watchdog or straight to an agent already inspecting: a VM's power record can come
+ *   after its agent's first heartbeats).
  */
 export interface VmState {
   id: string;
@@ -243,7 +245,13 @@ export function decide(
       incarnation: fit.incarnation,
       enforcer: `agent:${fit.id}`,
       reason: `agent ${fit.id} is current (${fit.version}, policy ${fit.policyVersion}) and inspecting`,
-      handoffUs: Math.max(nowUs + c.handoffDelayMs * 1000, current?.handoff_us ?? 0),
+      // from a watchdog (or no assignment yet: the watchdog's by default), ahead — make before
+      // break; from nobody (the VM was off), from when it became nobody's, out of the frames the
+      // agent holds: no watchdog inspects them, and an ahead boundary would leave them to nobody
+      handoffUs:
+        current?.mode === 'none'
+          ? Math.min(current.since_us, nowUs)
+          : Math.max(nowUs + c.handoffDelayMs * 1000, current?.handoff_us ?? 0),
       gated: c.gate,
     };
   }

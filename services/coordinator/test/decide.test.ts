@@ -51,6 +51,15 @@ test("a VM that is not running is nobody's; a running one without an agent is it
   assert.equal(on.handoffUs, NOW - 2 * S);
 });
 
+test("a VM powered on whose agent is already inspecting goes to it from when it became nobody's: no frame left to nobody", () => {
+  const off = asg({ mode: 'none', host: 'hv1', enforcer: null, since_us: NOW - 2 * S, handoff_us: NOW - 2 * S });
+  const d = decide(vm, [agent()], off, C, 3, NOW);
+  assert.deepEqual([d.mode, d.agent, d.handoffUs], ['agent', 'agt-1', NOW - 2 * S]);
+  // with no assignment at all the watchdog inspects by default: the boundary stays ahead
+  const fresh = decide(vm, [agent()], undefined, C, 3, NOW);
+  assert.deepEqual([fresh.mode, fresh.handoffUs], ['agent', NOW + 300_000]);
+});
+
 test('watchdog → agent only for a current agent seen inspecting, with the boundary ahead (make before break)', () => {
   const d = decide(vm, [agent()], asg({}), C, 3, NOW);
   assert.deepEqual([d.mode, d.agent, d.enforcer, d.handoffUs], ['agent', 'agt-1', 'agent:agt-1', NOW + 300_000]);

@@ -11,7 +11,14 @@ export interface GatingHandle {
   /** VMs held now. */
   held(): string[];
   /** Every release so far, oldest first. */
-  readonly releases: ReadonlyArray<Release & { atUs: number }>;
+  readonly releases: ReadonlyArray<GateRelease>;
+}
+
+/** A release and the protection that made the VM current: its enforcer and assignment epoch. */
+export interface GateRelease extends Release {
+  atUs: number;
+  enforcer: string | null;
+  epoch: number;
 }
 
 /**
@@ -36,7 +43,7 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
   const book = new GateBook(config.host, (vm) => doc()?.vms[vm]?.gate ?? doc()?.coordination.gate ?? false);
   const assignments = new Map<string, Assignment>();
   const agents = new Map<string, AgentRecord>();
-  const releases: Array<Release & { atUs: number }> = [];
+  const releases: GateRelease[] = [];
   const codec = {
     inventory: codecFor(TOPICS.inventory),
     assignments: codecFor(TOPICS.assignments),
@@ -71,11 +78,13 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
       do {
         again = false;
         for (const r of book.release(current, nowUs())) {
-          releases.push({ ...r, atUs: nowUs() });
+          const a = assignments.get(r.vm);
+          const rel = { ...r, atUs: nowUs(), enforcer: a?.enforcer ?? null, epoch: a?.epoch ?? 0 };
+          releases.push(rel);
           metrics.inc('gate_released');
           metrics.set('gate_last_release_ms', Math.round(r.ms));
           log.info(
-            { vm: r.vm, msSincePowerOn: Math.round(r.ms) },
+            { vm: r.vm, msSincePowerOn: Math.round(r.ms), enforcer: rel.enforcer, epoch: rel.epoch },
             'A gated VM is released: its protection is current.',
           );
         }
