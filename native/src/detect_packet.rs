@@ -202,9 +202,30 @@ mod tests {
 
     /// `swap_before`: load the rules again (a new rule set) before that response segment.
     fn run_swapping(rules: &str, response: &[&[u8]], swap_before: Option<usize>) -> Vec<u32> {
+        let mut e = engine(rules);
+        let mut steps = vec![(true, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n".to_vec())];
+        steps.extend(response.iter().map(|seg| (false, seg.to_vec())));
+        let swap = |e: &mut Engine, i: usize| {
+            if swap_before.is_some_and(|k| i == k + 1) {
+                e.set_rules(Arc::new(RuleSet::load(&[("t".into(), rules.into())])));
+            }
+        };
+        let mut sids = drive(&mut e, 80, &steps, swap, true);
+        sids.sort_unstable();
+        sids.dedup();
+        sids
+    }
+
+    fn engine(rules: &str) -> Engine {
         let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
         assert!(rs.errors.is_empty(), "{:?}", rs.errors.iter().map(|e| &e.reason).collect::<Vec<_>>());
-        let mut e = Engine::new(rs, ChecksumMode::Off);
+        Engine::new(rs, ChecksumMode::Off)
+    }
+
+    /// A TCP conversation to port `dport` after the handshake: `steps` in order (true: from
+    /// the client), each segment acknowledged; `before(e, i)` runs before step i; `fin`: the
+    /// server closes at the end. Returns the sids that alerted, in packet order (repeats kept).
+    fn drive(e: &mut Engine, dport: u16, steps: &[(bool, Vec<u8>)], mut before: impl FnMut(&mut Engine, usize), fin: bool) -> Vec<u32> {
         let (c, s) = ([10, 0, 0, 2], [192, 0, 2, 9]);
         let (mut cs, mut ss) = (1000u32, 5000u32);
         let mut out = Vec::new();
@@ -213,28 +234,28 @@ mod tests {
             ts += 10;
             e.process(1, ts, &f, 0, out);
         };
-        send(&mut e, frame(c, s, 40000, 80, cs, 0, 0x02, b""), &mut out);
+        send(e, frame(c, s, 40000, dport, cs, 0, 0x02, b""), &mut out);
         cs += 1;
-        send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x12, b""), &mut out);
+        send(e, frame(s, c, dport, 40000, ss, cs, 0x12, b""), &mut out);
         ss += 1;
-        send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x10, b""), &mut out);
-        let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
-        send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x18, req), &mut out);
-        cs += req.len() as u32;
-        for (i, seg) in response.iter().enumerate() {
-            if swap_before == Some(i) {
-                e.set_rules(Arc::new(RuleSet::load(&[("t".into(), rules.into())])));
+        send(e, frame(c, s, 40000, dport, cs, ss, 0x10, b""), &mut out);
+        for (i, (from_client, seg)) in steps.iter().enumerate() {
+            before(e, i);
+            if *from_client {
+                send(e, frame(c, s, 40000, dport, cs, ss, 0x18, seg), &mut out);
+                cs += seg.len() as u32;
+                send(e, frame(s, c, dport, 40000, ss, cs, 0x10, b""), &mut out);
+            } else {
+                send(e, frame(s, c, dport, 40000, ss, cs, 0x18, seg), &mut out);
+                ss += seg.len() as u32;
+                send(e, frame(c, s, 40000, dport, cs, ss, 0x10, b""), &mut out);
             }
-            send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x18, seg), &mut out);
-            ss += seg.len() as u32;
-            send(&mut e, frame(c, s, 40000, 80, cs, ss, 0x10, b""), &mut out);
         }
-        send(&mut e, frame(s, c, 80, 40000, ss, cs, 0x11, b""), &mut out);
+        if fin {
+            send(e, frame(s, c, dport, 40000, ss, cs, 0x11, b""), &mut out);
+        }
         e.finish(&mut out);
-        let mut sids: Vec<u32> = out.iter().map(|a| a.sid).collect();
-        sids.sort_unstable();
-        sids.dedup();
-        sids
+        out.iter().map(|a| a.sid).collect()
     }
 
     const RULES: &str = r#"
@@ -297,40 +318,11 @@ alert tcp-pkt any any -> any any (msg:"packets are not streams"; flow:to_client;
         assert_eq!(r2, vec![11, 12]);
     }
 
-    /// A TCP conversation to port `dport` after the handshake: `steps` in order (true: from
-    /// the client), each segment acknowledged. Returns the sids that alerted, in packet order
-    /// (repeats kept); `full`: encryption handling "full".
+    /// `drive` on a fresh engine; `full`: encryption handling "full".
     fn conversation(rules: &str, full: bool, dport: u16, steps: &[(bool, Vec<u8>)]) -> Vec<u32> {
-        let rs = Arc::new(RuleSet::load(&[("t".into(), rules.into())]));
-        assert!(rs.errors.is_empty(), "{:?}", rs.errors.iter().map(|e| &e.reason).collect::<Vec<_>>());
-        let mut e = Engine::new(rs, ChecksumMode::Off);
+        let mut e = engine(rules);
         e.set_inspect_encrypted(full);
-        let (c, s) = ([10, 0, 0, 2], [192, 0, 2, 9]);
-        let (mut cs, mut ss) = (1000u32, 5000u32);
-        let mut out = Vec::new();
-        let mut ts = 1_000_000i64;
-        let mut send = |e: &mut Engine, f: Vec<u8>, out: &mut Vec<Alert>| {
-            ts += 10;
-            e.process(1, ts, &f, 0, out);
-        };
-        send(&mut e, frame(c, s, 40000, dport, cs, 0, 0x02, b""), &mut out);
-        cs += 1;
-        send(&mut e, frame(s, c, dport, 40000, ss, cs, 0x12, b""), &mut out);
-        ss += 1;
-        send(&mut e, frame(c, s, 40000, dport, cs, ss, 0x10, b""), &mut out);
-        for (from_client, seg) in steps {
-            if *from_client {
-                send(&mut e, frame(c, s, 40000, dport, cs, ss, 0x18, seg), &mut out);
-                cs += seg.len() as u32;
-                send(&mut e, frame(s, c, dport, 40000, ss, cs, 0x10, b""), &mut out);
-            } else {
-                send(&mut e, frame(s, c, dport, 40000, ss, cs, 0x18, seg), &mut out);
-                ss += seg.len() as u32;
-                send(&mut e, frame(c, s, 40000, dport, cs, ss, 0x10, b""), &mut out);
-            }
-        }
-        e.finish(&mut out);
-        out.iter().map(|a| a.sid).collect()
+        drive(&mut e, dport, steps, |_, _| {}, false)
     }
 
     /// A TLS conversation on port 443: the client's hello (SNI `s.example`, with the
