@@ -198,6 +198,24 @@ async function hops(kind, dataDir, seenAt, blockedAt, measured) {
       parts.push(`${name} p50 ${f(50)} / p90 ${f(90)} / p99 ${f(99)} ms (${d.length})`);
     }
     console.log(`protection ${kind}, per hop (product times in whole ms): ${parts.join('; ')}`);
+    // the slowest attacks (those that make the p99 and the max), hop by hop: a tail shows where it sits
+    const total = (a) => (blockedAt.get(a) - seenAt.get(a)) / 1000;
+    const slow = measured
+      .filter((a) => seenAt.has(a) && blockedAt.has(a))
+      .sort((x, y) => total(y) - total(x))
+      .slice(0, Math.max(3, Math.ceil(measured.length / 100)));
+    const t0 = Math.min(...measured.filter((a) => seenAt.has(a)).map((a) => seenAt.get(a)));
+    const leg = (from, to, a) => (from.has(a) && to.has(a) ? ((to.get(a) - from.get(a)) / 1000).toFixed(1) : '?');
+    console.log(
+      `protection ${kind}, slowest attacks (total: ${legs.map(([name]) => name.split(' -> ')[1]).join(' / ')} ms): ` +
+        slow
+          .map(
+            (a) =>
+              `${total(a).toFixed(1)} at +${((seenAt.get(a) - t0) / 1e6).toFixed(2)} s: ` +
+              legs.map(([, from, to]) => leg(from, to, a)).join(' / '),
+          )
+          .join('; '),
+    );
   } finally {
     await bus.close();
   }
