@@ -100,8 +100,11 @@ async function scenario(t: TestContext, kind: 'embedded' | 'kafka', tag: string,
     );
     // the first protection the coordinators give it may be the watchdog's or — when they have
     // already seen the agent inspecting — the agent's; either way an assignment they wrote, at once
-    const by = world.seen.assignments.find((x) => x.a.vm === 'vm1' && x.a.epoch === release.epoch)?.a;
-    assert.ok(by, `released under an assignment the coordinators wrote (epoch ${release.epoch})`);
+    const by = await waitFor(
+      `the releasing assignment (epoch ${release.epoch}) on the bus`,
+      () => world.seen.assignments.find((x) => x.a.vm === 'vm1' && x.a.epoch === release.epoch)?.a,
+      10_000,
+    );
     assert.ok(by.mode === 'watchdog' || by.mode === 'agent', `released once protected: ${by.mode}`);
     assert.equal(release.enforcer, by.enforcer, 'the release names the enforcer of that assignment');
     note(`gate: released under ${by.mode} protection (${by.enforcer}, epoch ${by.epoch})`);
