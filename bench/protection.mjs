@@ -11,8 +11,9 @@
 //           socket of this script on the attacker's bridge port;
 //   end   = the moment `nft monitor` in the host namespace reports the attacker's element.
 // Printed: p50/p90/p99/max over N attacks, on the embedded bus and on Kafka; then the same split
-// per hop (attack seen -> alert record -> block decision -> applied -> nft element) from the
-// records the loop left on the bus (the product's clocks are whole milliseconds).
+// per hop (attack seen -> packets record -> alert record -> block decision -> applied -> nft
+// element) from the records the loop left on the bus (the product's clocks are whole
+// milliseconds), and the slowest attacks hop by hop, with their clock times.
 // On Kafka the broker is warmed first (KAFKA_WARMUP_S, 30 s of one-record produce → fetch round
 // trips on a scratch topic): `npm run bench` starts a fresh broker, and a JVM minutes old
 // measured p99 39 → 26 → 21 ms in three runs in a row with nothing else changed (bench/RESULTS.md);
@@ -143,12 +144,22 @@ async function warmBroker(seconds) {
   return { sent, got };
 }
 
+/** The source address of an Ethernet IPv4 TCP frame with payload, else null. */
+function tcpPayloadSource(f) {
+  if (f.length < 54 || f[12] !== 8 || f[13] !== 0 || f[23] !== 6) return null;
+  const ihl = (f[14] & 15) * 4;
+  const total = (f[16] << 8) | f[17];
+  const tcpHeader = (f[14 + ihl + 12] >> 4) * 4;
+  return total - ihl - tcpHeader > 0 ? `${f[26]}.${f[27]}.${f[28]}.${f[29]}` : null;
+}
+
 /**
  * Where each attack's time went, from the records the loop left on the bus (read after
- * `cordon up` stopped): the alert record's time (its producer's clock, ms), the block
- * decision's `created_us` (the responder's) and the watchdog's `applied` report's `ts_us` —
- * the same machine's clock as the bench's two ends. Printed per hop as p50/p90/p99 over the
- * measured attacks.
+ * `cordon up` stopped): the times of the packets record carrying the attack's request and of
+ * the alert record (their producers' clocks, ms), the block decision's `created_us` (the
+ * responder's) and the watchdog's `applied` report's `ts_us` — the same machine's clock as the
+ * bench's two ends. Printed per hop as p50/p90/p99 over the measured attacks, then the slowest
+ * attacks hop by hop.
  */
 async function hops(kind, dataDir, seenAt, blockedAt, measured) {
   const { createEmbeddedBus, createKafkaBus, readAll } = await import('@cordon/bus');
@@ -166,6 +177,17 @@ async function hops(kind, dataDir, seenAt, blockedAt, measured) {
       const a = alerts.decode(r.value);
       if (a.rule_id === `sid:${SID}` && a.src_ip && !alertAt.has(a.src_ip)) alertAt.set(a.src_ip, r.timestamp * 1000);
     }
+    // the watchdog's packets record holding the attack's request (its first frame with TCP
+    // payload from the attack's address): capture and publish apart from the bus and the DPI
+    const publishedAt = new Map();
+    const packets = codecFor(TOPICS.packets);
+    const wanted = new Set(measured);
+    for (const r of await readAll(bus, TOPICS.packets)) {
+      for (const p of packets.decode(r.value).packets) {
+        const src = tcpPayloadSource(p.frame);
+        if (src !== null && wanted.has(src) && !publishedAt.has(src)) publishedAt.set(src, r.timestamp * 1000);
+      }
+    }
     const decidedAt = new Map();
     const blocks = codecFor(TOPICS.blocks);
     for (const r of await readAll(bus, TOPICS.blocks)) {
@@ -182,7 +204,8 @@ async function hops(kind, dataDir, seenAt, blockedAt, measured) {
       if (s.status === 'applied' && !appliedAt.has(s.target)) appliedAt.set(s.target, s.ts_us);
     }
     const legs = [
-      ['attack seen -> alert record', seenAt, alertAt],
+      ['attack seen -> packets record', seenAt, publishedAt],
+      ['packets record -> alert record', publishedAt, alertAt],
       ['alert record -> block decision', alertAt, decidedAt],
       ['block decision -> applied (watchdog report)', decidedAt, appliedAt],
       ['applied -> nft element seen', appliedAt, blockedAt],
@@ -211,7 +234,7 @@ async function hops(kind, dataDir, seenAt, blockedAt, measured) {
         slow
           .map(
             (a) =>
-              `${total(a).toFixed(1)} at +${((seenAt.get(a) - t0) / 1e6).toFixed(2)} s: ` +
+              `${total(a).toFixed(1)} at ${new Date(seenAt.get(a) / 1000).toISOString().slice(11, 23)} (+${((seenAt.get(a) - t0) / 1e6).toFixed(2)} s): ` +
               legs.map(([, from, to]) => leg(from, to, a)).join(' / '),
           )
           .join('; '),

@@ -75,7 +75,7 @@ launch_node() {
   dir="$(node_dir "$i")"
   # shellcheck disable=SC2086
   setsid java $KAFKA_HEAP_OPTS -server $KAFKA_GC_OPTS \
-    -Xlog:gc:file="$dir/logs/gc.log":uptime,level,tags:filecount=2,filesize=20M \
+    -Xlog:gc:file="$dir/logs/gc.log":time,uptime,level,tags:filecount=2,filesize=20M \
     -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir/logs" \
     -cp "$KAFKA_CLASSPATH" kafka.Kafka "$dir/server.properties" \

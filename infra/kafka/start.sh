@@ -173,7 +173,7 @@ if ((secure)); then rm -f "$KAFKA_SECRETS_DIR/format.args" "$KAFKA_SECRETS_DIR/f
 # setsid: the broker outlives this script and is not killed by the caller's Ctrl-C or job control.
 # shellcheck disable=SC2086
 setsid java $KAFKA_HEAP_OPTS -server $KAFKA_GC_OPTS \
-  -Xlog:gc:file="$KAFKA_RUN_DIR/logs/gc.log":uptime,level,tags:filecount=2,filesize=20M \
+  -Xlog:gc:file="$KAFKA_RUN_DIR/logs/gc.log":time,uptime,level,tags:filecount=2,filesize=20M \
   -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
   -Dlog4j2.configurationFile="$KAFKA_RUN_DIR/log4j2.properties" \
   -Dkafka.logs.dir="$KAFKA_RUN_DIR/logs" \
