@@ -45,7 +45,11 @@ test('a watchdog publishes a VM nobody was assigned; handing over ahead, it stop
   assert.equal(w.offer('vm-1', frame(500)), true);
 });
 
-test('a frame is published by at most one of two sensors that apply the same assignments', () => {
+/**
+ * A watchdog's and an agent's (incarnation i1) windows over vm-1, applying the same
+ * assignments; `published` counts how often each frame (by time) was published by either.
+ */
+function twoSensors() {
   const wd = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog', unassignedIsMine: true });
   const ag = new ProtectionWindows({
     ...opts,
@@ -59,38 +63,30 @@ test('a frame is published by at most one of two sensors that apply the same ass
     if (wd.offer('vm-1', frame(ts))) pub([frame(ts)]);
     if (ag.offer('vm-1', frame(ts))) pub([frame(ts)]);
   };
+  const both = (a: Assignment) => {
+    pub(wd.assign(a));
+    pub(ag.assign(a));
+  };
+  return { ag, published, pub, offer, both };
+}
+
+test('a frame is published by at most one of two sensors that apply the same assignments', () => {
+  const { ag, published, pub, offer, both } = twoSensors();
   for (let t = 0; t < 100; t += 10) offer(t);
-  const toAgent = asg({ mode: 'agent', agent: 'agt', incarnation: 'i1', handoff_us: 150, epoch: 1 });
-  pub(wd.assign(toAgent));
-  pub(ag.assign(toAgent));
+  both(asg({ mode: 'agent', agent: 'agt', incarnation: 'i1', handoff_us: 150, epoch: 1 }));
   for (let t = 100; t < 200; t += 10) offer(t);
   // the agent announces leases; frames past the last one wait for the next
   for (const r of ag.extendLease(180)) pub(r.frames);
   for (let t = 200; t < 260; t += 10) offer(t);
   for (const r of ag.extendLease(240)) pub(r.frames);
   // it dies: the watchdog takes over from its last lease
-  const back = asg({ handoff_us: 240, epoch: 2 });
-  pub(wd.assign(back));
-  pub(ag.assign(back));
+  both(asg({ handoff_us: 240, epoch: 2 }));
   for (let t = 260; t < 300; t += 10) offer(t);
   for (let t = 0; t < 300; t += 10) assert.equal(published.get(t), 1, `frame ${t} published once`);
 });
 
 test('powered off, then on with its agent already inspecting: the agent takes the frames from the power-on, nobody skips or repeats one', () => {
-  const wd = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog', unassignedIsMine: true });
-  const ag = new ProtectionWindows({
-    ...opts,
-    isMe: (a) => a.mode === 'agent' && a.incarnation === 'i1',
-    unassignedIsMine: false,
-    leased: true,
-  });
-  const published = new Map<number, number>();
-  const pub = (fs: SensorFrame[]) => fs.forEach((f) => published.set(f.tsUs, (published.get(f.tsUs) ?? 0) + 1));
-  const offer = (ts: number) => {
-    if (wd.offer('vm-1', frame(ts))) pub([frame(ts)]);
-    if (ag.offer('vm-1', frame(ts))) pub([frame(ts)]);
-  };
-  const both = (a: Assignment) => (pub(wd.assign(a)), pub(ag.assign(a)));
+  const { ag, published, pub, offer, both } = twoSensors();
   for (let t = 0; t < 50; t += 10) offer(t);
   both(asg({ mode: 'none', host: 'hv1', since_us: 50, handoff_us: 50, epoch: 1 }));
   // it runs again from 50; its power record comes late, after the agent's heartbeats: the
