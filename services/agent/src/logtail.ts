@@ -313,9 +313,24 @@ export class LogTailer {
   }
 
   private async emit(source: TailSource, o: Open, lines: TailLine[], resumeAt: number): Promise<void> {
-    await this.opts.onBatch({ source, inode: o.ino, lines });
+    try {
+      await this.opts.onBatch({ source, inode: o.ino, lines });
+    } catch (err) {
+      // not sent (the bus gave up): the next round reads from this batch's first line again.
+      // The batches before it were sent; nothing after it was handed over (a drain stops here)
+      this.rewind(o, lines[0]!.offset);
+      throw err;
+    }
     this.ctx.metrics.inc('sent', lines.length);
     this.save(source, o, resumeAt);
+  }
+
+  /** Read from `offset` (a line's start) on, as if nothing after it had been read. */
+  private rewind(o: Open, offset: number): void {
+    o.offset = offset;
+    o.partial = Buffer.alloc(0);
+    o.partialAt = offset;
+    o.skipping = false;
   }
 
   private save(source: TailSource, o: Open, offset: number): void {

@@ -10,7 +10,8 @@ function world() {
   const dir = mkdtempSync(join(tmpdir(), 'cordon-tail-'));
   const log = join(dir, 'auth.log');
   const got: string[] = [];
-  const make = (opts: { failAfter?: number } = {}) => {
+  /** failAfter: every batch from that one on fails; failing: while it says so, batches fail. */
+  const make = (opts: { failAfter?: number; failing?: () => boolean } = {}) => {
     let batches = 0;
     return new LogTailer({
       sources: [{ path: log, format: 'auth' }],
@@ -22,6 +23,7 @@ function world() {
       maxLineBytes: 100,
       onBatch: async (b: TailBatch) => {
         if (opts.failAfter !== undefined && batches++ >= opts.failAfter) throw new Error('bus down');
+        if (opts.failing?.()) throw new Error('bus down');
         got.push(...b.lines.map((l) => l.line.toString('latin1')));
       },
     });
@@ -67,6 +69,43 @@ test('a restart neither loses nor repeats lines, even when the bus failed mid-wa
   await t2.pollAll();
   await t2.stop();
   assert.deepEqual(w.got, [...Array.from({ length: 10 }, (_, i) => `x ${i}`), 'y 0', 'y 1']);
+  w.cleanup();
+});
+
+test('a batch the bus could not take is read again by the next round: none lost, none repeated', async () => {
+  const w = world();
+  let down = false;
+  const t = w.make({ failing: () => down });
+  writeFileSync(w.log, lines('a', 4));
+  await t.pollAll();
+  // the bus is down for three rounds while lines keep coming: a round's last batch (read to
+  // the file's end), a full batch in mid-read, a cut line and an unterminated one
+  down = true;
+  appendFileSync(w.log, lines('b', 2));
+  await t.pollAll();
+  appendFileSync(w.log, lines('b', 5).slice(lines('b', 2).length));
+  await t.pollAll();
+  appendFileSync(w.log, 'c' + 'x'.repeat(150) + '\n' + 'half');
+  await t.pollAll();
+  appendFileSync(w.log, ' done\n' + lines('d', 2));
+  down = false;
+  await t.pollAll();
+  appendFileSync(w.log, lines('e', 1));
+  await t.pollAll();
+  await t.stop();
+  const want = [
+    ...['a 0', 'a 1', 'a 2', 'a 3'],
+    ...['b 0', 'b 1', 'b 2', 'b 3', 'b 4'],
+    `c${'x'.repeat(99)}`,
+    'half done',
+    ...['d 0', 'd 1', 'e 0'],
+  ];
+  assert.deepEqual(w.got, want);
+  // and a restart from the saved position repeats nothing
+  const t2 = w.make();
+  await t2.pollAll();
+  await t2.stop();
+  assert.deepEqual(w.got, want);
   w.cleanup();
 });
 
