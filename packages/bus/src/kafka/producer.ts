@@ -15,6 +15,7 @@ import {
   hasKafkaError,
   isNetworkError,
   isSecurityFailure,
+  isUnavailable,
   PARTITION_UNAVAILABLE_ERRORS,
   responseOf,
   toBusError,
@@ -61,6 +62,23 @@ const PID_RETRIABLE = [
 ];
 /** The broker lost or refused this producer's id/sequence state: a new producer id, then the batch again. */
 const RESEQUENCE = ['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH'];
+
+/**
+ * Whether a send that could not get metadata or a producer id may wait for the cluster (until
+ * its delivery budget) rather than fail at once: no connection, a broker restarting, a
+ * coordinator loading, a partition without a leader yet (a broker recovering its logs after
+ * an unclean stop answers so for seconds). A security failure never waits.
+ */
+export function producerMayWait(err: unknown): boolean {
+  if (isSecurityFailure(err)) return false;
+  return (
+    isNetworkError(err) ||
+    isUnavailable(err) ||
+    (err as { code?: string }).code === ERR_KAFKA_UNREACHABLE.code ||
+    (err as { retriable?: boolean }).retriable === true ||
+    PID_RETRIABLE.some((n) => hasKafkaError(err, n))
+  );
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
@@ -472,8 +490,7 @@ export class KafkaProducer implements Producer {
         tried = await this.attempt(todo, await this.producerId(todo[0]!.topic));
       } catch (err) {
         // no metadata or producer id: the cluster is not answering (yet)
-        const unreachable = isNetworkError(err) || (err as { code?: string }).code === ERR_KAFKA_UNREACHABLE.code;
-        if (isSecurityFailure(err) || !unreachable || Date.now() >= deadline) throw err;
+        if (!producerMayWait(err) || Date.now() >= deadline) throw err;
         for (const p of todo) this.bus.forgetTopic(p.topic);
         await again();
         continue;
