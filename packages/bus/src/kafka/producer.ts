@@ -8,7 +8,7 @@ import {
 } from '@platformatic/kafka';
 import type { Metrics } from '@cordon/runtime';
 import type { ProduceRecord, Producer, RecordMetadata } from '../types.js';
-import { ERR_BAD_PARTITION, ERR_CLOSED, ERR_KAFKA_UNREACHABLE } from '../errors.js';
+import { ERR_BAD_PARTITION, ERR_CLOSED } from '../errors.js';
 import { partitionForKey } from '../partitioner.js';
 import type { KafkaBus } from './bus.js';
 import {
@@ -71,10 +71,11 @@ const RESEQUENCE = ['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVA
  */
 export function producerMayWait(err: unknown): boolean {
   if (isSecurityFailure(err)) return false;
+  // isUnavailable covers a bus error that wraps one (ERR_KAFKA_UNREACHABLE) and the coordinator
+  // errors; isNetworkError and hasKafkaError search the client's own error tree (findBy)
   return (
     isNetworkError(err) ||
     isUnavailable(err) ||
-    (err as { code?: string }).code === ERR_KAFKA_UNREACHABLE.code ||
     (err as { retriable?: boolean }).retriable === true ||
     PID_RETRIABLE.some((n) => hasKafkaError(err, n))
   );
