@@ -10,9 +10,12 @@ import { BridgeGate } from './gate-bridge.js';
 export interface GatingHandle {
   /** VMs held now. */
   held(): string[];
-  /** Every release so far, oldest first. */
+  /** The last RELEASES_KEPT releases, oldest first (what tests and diagnostics read; the metrics count them all). */
   readonly releases: ReadonlyArray<GateRelease>;
 }
+
+/** Releases remembered: a watchdog runs for months and releases a VM at every power-on. */
+export const RELEASES_KEPT = 256;
 
 /** A release and the protection that made the VM current: its enforcer and assignment epoch. */
 export interface GateRelease extends Release {
@@ -81,6 +84,7 @@ export async function startGating(stage: Stage<WatchdogConfig>, capture: Capture
           const a = assignments.get(r.vm);
           const rel = { ...r, atUs: nowUs(), enforcer: a?.enforcer ?? null, epoch: a?.epoch ?? 0 };
           releases.push(rel);
+          if (releases.length > RELEASES_KEPT) releases.splice(0, releases.length - RELEASES_KEPT);
           metrics.inc('gate_released');
           metrics.set('gate_last_release_ms', Math.round(r.ms));
           log.info(
