@@ -14,8 +14,10 @@ import { policyRecordKey } from './policy.js';
  * rules of other files apply as the policy says. Pinned rules (policy `pinned`, the sids its
  * `rules` name, `vms.<vm>.pinned`/`rules`) are always in `enabled`.
  *
- * The DPI engine does not filter by selection yet: today a selection records what should run
- * per VM (and is what the next recommendation is compared with); every policy rule still runs.
+ * The dpi stage applies it to its alerts (services/dpi/src/rule-selection.ts): a left-out
+ * rule's alerts for the VM are dropped and counted; the engine still runs every policy rule (a
+ * flowbit a left-out rule sets still holds), so a selection saves no CPU. It is also what the
+ * next recommendation is compared with.
  */
 
 export const RULE_SELECTION_PREFIX = 'rule-selection:';

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { BatchBuilder, Engine, Rules } from '@cordon/native';
+import { BatchBuilder, Engine, Rules, type RuleSource } from '@cordon/native';
 import type { ProduceRecord, TopicPartition } from '@cordon/bus';
 import { defineStage } from '@cordon/stage';
 import { codecFor, TOPICS, type PacketBatch } from '@cordon/schemas';
 import { dpiConfigSchema, eveToAlert } from './alerts.js';
 import { RuleCompiler } from './rules-compile.js';
 import { followPolicyRules } from './rules-from-policy.js';
+import { SelectionFilter } from './rule-selection.js';
 
 /**
  * A PacketBatch of at most this many packets is inspected on the JavaScript thread: tens of
@@ -26,6 +27,9 @@ const INLINE_MAX_PACKETS = 16;
  * `ruleFiles`) and can be replaced while running: it is compiled off the event loop within
  * `compileTimeoutS` (see RuleCompiler) while the old set keeps inspecting, then every engine
  * switches and flows continue.
+ *
+ * A VM's rule selection on the policy topic (the recommend stage's autoApply) keeps the alerts
+ * of the rules it leaves out for that VM off the alerts topic (SelectionFilter).
  *
  * A partition taken away (rebalance) is finished: its engine flushes and its last alerts are
  * sent; the next owner starts that partition's flows afresh (Suricata's midstream rules apply
@@ -73,10 +77,18 @@ export const dpiStage = defineStage({
       return e.engine;
     };
 
-    /** Alerts of one PacketBatch, numbered within it (positions must not depend on how the bus batched records). */
+    const selections = new SelectionFilter();
+    /**
+     * Alerts of one PacketBatch, numbered within it (positions must not depend on how the bus
+     * batched records), less those of rules the VM's rule selection leaves out.
+     */
     const toRecords = (lines: string[], pb: PacketBatch, out: ProduceRecord[]) => {
       lines.forEach((line, i) => {
         const alert = eveToAlert(line, pb, i);
+        if (!selections.allows(alert.vm, Number(alert.rule_id.slice('sid:'.length)))) {
+          metrics.inc('alerts_deselected');
+          return;
+        }
         out.push({ key: Buffer.from(alert.vm ?? alert.sensor ?? ''), value: alertsCodec.encode(alert) });
       });
     };
@@ -93,10 +105,14 @@ export const dpiStage = defineStage({
 
     const compiler = new RuleCompiler(ctx, { timeLimitMs: config.compileTimeoutS * 1000, apply: setRules });
     stage.onStop(() => compiler.close());
-    if (config.ruleFiles) compiler.request(config.ruleFiles.map((f) => ({ name: f, text: readFileSync(f, 'utf8') })));
-    // Rules from the policy topic, restored before the first packet is inspected; until a
-    // policy names some, an empty set (no alerts).
-    else await followPolicyRules(stage, (sources) => compiler.request(sources));
+    const request = (sources: RuleSource[]) => {
+      selections.setSources(sources);
+      compiler.request(sources);
+    };
+    if (config.ruleFiles) request(config.ruleFiles.map((f) => ({ name: f, text: readFileSync(f, 'utf8') })));
+    // Rules (and the VMs' rule selections) from the policy topic, restored before the first
+    // packet is inspected; until a policy names some, an empty set (no alerts).
+    else await followPolicyRules(stage, request, selections.view);
     await compiler.idle();
 
     for (let w = 0; w < config.workers; w++)
@@ -150,6 +166,8 @@ export const dpiStage = defineStage({
       rules: () => rules,
       /** Resolves when no rule set is compiling or waiting to. */
       compiled: () => compiler.idle(),
+      /** The rule selection in force for `vm` (null: every rule of the policy alerts for it). */
+      selection: (vm: string) => selections.view.byVm.get(vm)?.selection ?? null,
     };
   },
 });

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { createEmbeddedBus, readAll, type Bus } from '@cordon/bus';
 import { createContext, silentLogger, type Context } from '@cordon/runtime';
 import { allTopicSpecs, codecFor, TOPICS, type PacketBatch } from '@cordon/schemas';
-import { applyPolicyFile } from '@cordon/policy';
+import { applyPolicyFile, ruleSelectionRecord } from '@cordon/policy';
 import { runStage } from '@cordon/stage';
 import { waitFor } from '@cordon/testkit';
 import { dpiCommand, dpiStage, rulesCheckCommand } from '../src/index.js';
+import { sidsByFile } from '../src/rule-selection.js';
 
 /**
  * Attacks on the dpi stage through its rules: a policy record is enough to make it compile
@@ -40,11 +41,11 @@ function udpFrame(payload: string): Buffer {
 }
 
 let batchNo = 0;
-async function sendPacket(bus: Bus, payload: string): Promise<void> {
+async function sendPacket(bus: Bus, payload: string, vm: string | null = null): Promise<void> {
   const pb: PacketBatch = {
     batch_id: `t-${process.pid}-${batchNo++}`,
     sensor: 'test',
-    vm: null,
+    vm,
     linktype: 1,
     end_of_source: false,
     packets: [{ ts_us: Date.now() * 1000, seq: 0, orig_len: udpFrame(payload).length, frame: udpFrame(payload) }],
@@ -263,3 +264,109 @@ test(
     });
   },
 );
+
+test(
+  "a VM's rule selection: its left-out rules stop alerting for it, not for other VMs nor for rules of other files; a bad selection record changes nothing",
+  { timeout: 120_000 },
+  async () => {
+    await world(async ({ bus, ctx, policy }) => {
+      const s = await runStage(dpiStage, { bus, ctx });
+      const select = async (vm: string, ruleSets: string[], enabled: number[], version: number) => {
+        const r = ruleSelectionRecord(
+          {
+            vm,
+            policy: 'default',
+            ruleSets,
+            enabled,
+            recommendation: { version, digest: `d${version}` },
+            appliedBy: 'test',
+          },
+          version,
+          Date.now() * 1000,
+        );
+        await bus.producer().send(TOPICS.policy, [r]);
+      };
+      /** The sids alerted per VM, in order. */
+      const alerts = async () => {
+        const by: Record<string, string[]> = {};
+        for (const r of await readAll(bus, TOPICS.alerts)) {
+          const a = codecFor(TOPICS.alerts).decode(r.value!);
+          (by[a.vm ?? '-'] ??= []).push(a.rule_id);
+        }
+        return by;
+      };
+      try {
+        // the policy's one rule file is p0.rules
+        await policy([rule(1, 'HELLO'), rule(2, 'WORLD')].join('\n'));
+        await waitFor('the rules', () => s.rules().report().loaded === 2);
+        await select('web-1', ['p0.rules'], [1], 1);
+        await select('app-1', ['other.rules'], [], 1);
+        await waitFor('the selections', () => s.selection('web-1') !== null && s.selection('app-1') !== null);
+        // one partition (one key): the packets are inspected in the order sent
+        await sendPacket(bus, 'HELLO WORLD', 'web-1');
+        await sendPacket(bus, 'HELLO WORLD', 'app-1');
+        await sendPacket(bus, 'HELLO WORLD', 'db-1');
+        await waitFor('the last packet inspected', async () => (await alerts())['db-1']?.length === 2);
+        assert.deepEqual(await alerts(), {
+          'web-1': ['sid:1'],
+          'app-1': ['sid:1', 'sid:2'],
+          'db-1': ['sid:1', 'sid:2'],
+        });
+
+        // a selection record that does not decode is skipped: web-1 keeps the one it had
+        const bad = ruleSelectionRecord(
+          {
+            vm: 'web-1',
+            policy: 'default',
+            ruleSets: ['p0.rules'],
+            enabled: [],
+            recommendation: { version: 2, digest: 'd2' },
+            appliedBy: 'test',
+          },
+          2,
+          Date.now() * 1000,
+        );
+        await bus.producer().send(TOPICS.policy, [{ key: bad.key, value: Buffer.from('not a policy record') }]);
+        // taking the selection away (a tombstone): every rule alerts for web-1 again
+        await sendPacket(bus, 'HELLO WORLD', 'web-1');
+        await sendPacket(bus, 'HELLO WORLD', 'db-1');
+        await waitFor('the second round', async () => (await alerts())['db-1']?.length === 4);
+        assert.deepEqual((await alerts())['web-1'], ['sid:1', 'sid:1'], 'still selected after the bad record');
+        await bus.producer().send(TOPICS.policy, [{ key: bad.key, value: null }]);
+        await waitFor('the selection gone', () => s.selection('web-1') === null);
+        await sendPacket(bus, 'HELLO WORLD', 'web-1');
+        await waitFor('every rule for web-1', async () => (await alerts())['web-1']?.length === 4);
+        assert.deepEqual((await alerts())['web-1'], ['sid:1', 'sid:1', 'sid:1', 'sid:2']);
+        const deselected = [...ctx.metrics.counters()]
+          .filter(([k]) => k.endsWith('alerts_deselected'))
+          .reduce((n, [, v]) => n + v, 0);
+        assert.equal(deselected, 2, 'each left-out alert counted');
+      } finally {
+        await s.stop();
+      }
+    });
+  },
+);
+
+test('where a sid comes from: rules joined at a trailing backslash, # lines left out, the last sid: option of a rule', () => {
+  const files = sidsByFile([
+    {
+      name: 'a.rules',
+      text: [
+        'alert udp any any -> any any (msg:"x"; content:"A"; sid:1; rev:1;)',
+        '# alert udp any any -> any any (msg:"off"; content:"B"; sid:2; rev:1;)',
+        'alert udp any any -> any any (msg:"spells sid:9; in its message"; \\',
+        '  content:"C"; sid:3; rev:1;)',
+        '',
+      ].join('\n'),
+    },
+    { name: 'b.rules', text: 'alert tcp any any -> any any (msg:"y"; sid:1; rev:2;)\n' },
+  ]);
+  assert.deepEqual(
+    [...files].sort(([x], [y]) => x - y),
+    [
+      [1, ['a.rules', 'b.rules']],
+      [3, ['a.rules']],
+    ],
+  );
+});
