@@ -2,7 +2,7 @@
 # Start a throwaway single-node Apache Kafka (KRaft: broker + controller in one JVM) on
 # 127.0.0.1, wait until it serves metadata, and print `KAFKA_BROKERS=127.0.0.1:<port>`.
 #   KAFKA_PORT (19092)  KAFKA_CONTROLLER_PORT (port+1)  KAFKA_RUN_DIR (infra/kafka/run/<port>)
-#   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m)  KAFKA_GC_OPTS (-XX:+UseG1GC -XX:MaxGCPauseMillis=20)
+#   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m)  KAFKA_GC_OPTS (-XX:+UseG1GC -XX:MaxGCPauseMillis=5)
 #   KAFKA_START_TIMEOUT_S (90)
 # The broker's GC pauses go to <run dir>/logs/gc.log (as Kafka's own start scripts log them).
 #   KAFKA_CLUSTER_ID (a fresh random one)
