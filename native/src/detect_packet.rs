@@ -174,26 +174,8 @@ mod tests {
     use crate::detect_alert::Alert;
     use crate::detect_engine::RuleSet;
     use crate::engine::{ChecksumMode, Engine};
+    use crate::test_capture::frame;
     use std::sync::Arc;
-
-    fn frame(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 14];
-        f[12] = 0x08;
-        let tot = 20 + 20 + payload.len();
-        let mut ip = vec![0x45, 0, (tot >> 8) as u8, tot as u8, 0, 0, 0, 0, 64, 6, 0, 0];
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&dst);
-        f.extend_from_slice(&ip);
-        let mut t = Vec::new();
-        t.extend_from_slice(&sp.to_be_bytes());
-        t.extend_from_slice(&dp.to_be_bytes());
-        t.extend_from_slice(&seq.to_be_bytes());
-        t.extend_from_slice(&ack.to_be_bytes());
-        t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-        f.extend_from_slice(&t);
-        f.extend_from_slice(payload);
-        f
-    }
 
     /// One HTTP exchange; the response is cut into the given segments. Returns the sids.
     fn run(rules: &str, response: &[&[u8]]) -> Vec<u32> {
