@@ -119,19 +119,28 @@ test('a cut tail below the committed offset: new records still get offsets past 
   }
 });
 
-test('fsync: every batch of a control topic reaches the disk before the send returns; data topics are synced on an interval, off the event loop', async () => {
+test("fsync: a control topic's send returns once an fsync has covered its records, run on a pool thread while the event loop goes on; data topics are synced on an interval, off the event loop", async () => {
   const dir = tmp();
   const real = fs.fsyncSync;
   const realAsync = fs.fsync;
   let syncs = 0;
   let background = 0;
+  /** Per fd, the file size the last completed fsync covered. */
+  const covered = new Map<number, number>();
   fs.fsyncSync = (fd: number) => {
     syncs++;
     real(fd);
   };
+  // a slow disk: each fsync on the pool takes 30 ms
   (fs as { fsync: typeof fs.fsync }).fsync = ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
     background++;
-    realAsync(fd, cb);
+    const size = fs.fstatSync(fd).size;
+    realAsync(fd, (err) =>
+      setTimeout(() => {
+        if (!err) covered.set(fd, Math.max(covered.get(fd) ?? 0, size));
+        cb(err);
+      }, 30),
+    );
   }) as typeof fs.fsync;
   syncBuiltinESMExports();
   try {
@@ -141,17 +150,42 @@ test('fsync: every batch of a control topic reaches the disk before the send ret
         { name: 'cordon.blocks.v1', partitions: 1, cleanupPolicy: 'compact', retentionMs: -1 },
         { name: 'cordon.packets.v1', partitions: 1, cleanupPolicy: 'delete', retentionMs: -1 },
       ]);
+      const blocksLog = join(dir, 'bus', 'topics', encodeURIComponent('cordon.blocks.v1'), '0.log');
       const p = bus.producer();
       let before = syncs;
-      for (let i = 0; i < 5; i++)
-        await p.send('cordon.blocks.v1', [{ key: Buffer.from(`k${i}`), value: Buffer.from('v') }]);
-      assert.ok(syncs - before >= 5, `${syncs - before} fsyncs for 5 batches of a compacted (control) topic`);
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 2);
+      try {
+        for (let i = 0; i < 5; i++) {
+          const t0 = ticks;
+          await p.send('cordon.blocks.v1', [{ key: Buffer.from(`k${i}`), value: Buffer.from('v') }]);
+          assert.ok(
+            Math.max(0, ...covered.values()) >= statSync(blocksLog).size,
+            `send ${i} returned before an fsync covered its record`,
+          );
+          assert.ok(ticks > t0, `the event loop stood still while send ${i} waited for the disk`);
+        }
+      } finally {
+        clearInterval(ticker);
+      }
+      assert.equal(syncs - before, 0, 'a control send ran fsyncSync on the event loop');
+      // sends at once share the fsyncs: one under way, the next covering all that came meanwhile
+      const b0 = background;
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          p.send('cordon.blocks.v1', [{ key: Buffer.from(`m${i}`), value: Buffer.from('v') }]),
+        ),
+      );
+      assert.ok(background - b0 <= 3, `${background - b0} fsyncs for 20 sends at once`);
+      assert.ok(Math.max(0, ...covered.values()) >= statSync(blocksLog).size, 'every one of them covered');
       before = syncs;
+      const bg = background;
       for (let i = 0; i < 50; i++) await p.send('cordon.packets.v1', [{ key: null, value: Buffer.from('frame') }]);
       assert.ok(syncs - before < 5, `${syncs - before} fsyncs for 50 batches of a data topic`);
+      assert.equal(background, bg, 'a data topic send waited for an fsync');
       before = syncs;
       await new Promise((r) => setTimeout(r, 1500));
-      assert.ok(background > 0, 'the data topic was synced within its interval');
+      assert.ok(background > bg, 'the data topic was synced within its interval');
       // waiting for the disk on the event loop stalled every stage of the process
       assert.equal(syncs - before, 0, 'the interval sync ran fsyncSync on the event loop');
     } finally {

@@ -308,7 +308,8 @@ export class EmbeddedBus implements Bus {
       );
       return { key: l.key, value: l.value };
     });
-    this.append(dlq, records);
+    // at open, not on a hot path: on disk before the bus is handed out
+    for (const m of this.append(dlq, records)) this.topic(dlq).logs[m.partition]!.sync();
   }
 
   /**
@@ -415,7 +416,11 @@ export class EmbeddedBus implements Bus {
     return {
       send: async (topic, records) => {
         if (closed) throw ERR_CLOSED('producer');
-        return this.append(topic, records);
+        const out = this.append(topic, records);
+        // a control topic's send returns once its records are on disk (PartitionLog.durable)
+        const logs = this.topic(topic).logs;
+        await Promise.all([...new Set(out.map((m) => m.partition))].map((p) => logs[p]!.durable()));
+        return out;
       },
       close: async () => {
         closed = true;

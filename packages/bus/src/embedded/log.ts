@@ -194,10 +194,15 @@ export class PartitionLog {
   nextOffset = 0n;
   private fd: number | null = null;
   private fileBytes = 0;
-  /** Appended since the last fsync (for the `interval` policy). */
-  private dirty = false;
-  /** An fsync of the `interval` policy is under way on a pool thread. */
+  /** Appends so far, and how many of them an fsync has covered (both only grow). */
+  private written = 0;
+  private synced = 0;
+  /** An fsync is under way on a libuv pool thread. */
   private syncing = false;
+  /** Bumped when the file is rewritten or closed: an fsync of the file before does not count. */
+  private fileGen = 0;
+  /** Sends waiting for their appends to be on disk (`durable`). */
+  private waiters: Array<{ upTo: number; resolve: () => void; reject: (err: Error) => void }> = [];
 
   constructor(private readonly opts: PartitionLogOptions) {}
 
@@ -278,35 +283,72 @@ export class PartitionLog {
     const data = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
     if (this.fd === null) throw new Error('partition log is closed');
     writeSync(this.fd, data);
-    if (this.opts.fsync === 'every-batch') fsyncSync(this.fd);
-    else this.dirty = true;
+    this.written++;
     this.fileBytes += data.length;
     for (const r of stored) this.records.push(r);
     return stored;
   }
 
+  /**
+   * Resolves once every append so far is on disk — under the `every-batch` policy (control
+   * topics), where a send awaits it; at once under the others. The fsync runs on a libuv pool
+   * thread, never on the event loop: while another process writes to the disk one can take
+   * hundreds of milliseconds, and waiting for it there stalled every stage of the process (a
+   * 700 ms stall of the detection → block loop, bench/RESULTS.md "Detection → block"). One
+   * fsync at a time per log; appends during it are covered by the next. A consumer may read a
+   * record before it is on disk, as a Kafka consumer reads what the leader has appended.
+   */
+  durable(): Promise<void> {
+    if (this.opts.fsync !== 'every-batch' || this.synced >= this.written || this.fd === null) return Promise.resolve();
+    const upTo = this.written;
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
+    this.flush();
+    return done;
+  }
+
   /** fsync what was appended since the last one, now (closing). */
   sync(): void {
-    if (!(this.dirty || this.syncing) || this.fd === null || this.opts.fsync === 'never') return;
+    if (this.fd === null || this.opts.fsync === 'never' || (this.synced >= this.written && !this.syncing)) return;
     fsyncSync(this.fd);
-    this.dirty = false;
+    this.covered(this.written);
   }
 
   /**
-   * The same on a libuv pool thread (the `interval` policy's timer): the event loop goes on
-   * while the disk flushes. Waiting for it there stalled every stage of the process for 20–40
-   * ms once a second under load (a second of packets to flush; bench/RESULTS.md "Detection →
-   * block"). One at a time per log; a failed one leaves the log dirty for the next tick. Should
-   * the file be closed or rewritten meanwhile, close() and rewrite() fsync themselves.
+   * The `interval` policy's tick: fsync on a pool thread what was appended since the last one
+   * (see `durable`). A failed one leaves the appends unsynced for the next tick. Should the file
+   * be closed or rewritten meanwhile, close() and rewrite() fsync themselves.
    */
   syncInBackground(): void {
-    if (!this.dirty || this.syncing || this.fd === null || this.opts.fsync === 'never') return;
-    this.dirty = false;
+    if (this.opts.fsync !== 'never') this.flush();
+  }
+
+  private flush(): void {
+    if (this.syncing || this.fd === null || this.synced >= this.written) return;
+    const upTo = this.written;
+    const gen = this.fileGen;
     this.syncing = true;
     fsync(this.fd, (err) => {
+      // a rewrite or close since has put everything on disk and settled the waiters
+      if (gen !== this.fileGen) return;
       this.syncing = false;
-      if (err) this.dirty = true;
+      if (err) {
+        const failed = this.waiters.filter((w) => w.upTo <= upTo);
+        this.waiters = this.waiters.filter((w) => w.upTo > upTo);
+        for (const w of failed) w.reject(err);
+      } else this.covered(upTo);
+      if (this.waiters.length > 0) this.flush();
     });
+  }
+
+  /** Appends up to `upTo` are on disk: their senders go on. */
+  private covered(upTo: number): void {
+    if (upTo > this.synced) this.synced = upTo;
+    if (this.waiters.length === 0) return;
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters)
+      if (w.upTo <= this.synced) w.resolve();
+      else still.push(w);
+    this.waiters = still;
   }
 
   /** Index of the first record with offset >= `offset`. */
@@ -362,14 +404,19 @@ export class PartitionLog {
     renameSync(tmp, this.opts.file);
     this.fd = openSync(this.opts.file, 'a', 0o600);
     this.fileBytes = fstatSync(this.fd).size;
-    this.dirty = false;
+    this.fileGen++;
+    this.syncing = false;
+    this.covered(this.written);
   }
 
   close(): void {
     if (this.fd !== null) {
-      if ((this.dirty || this.syncing) && this.opts.fsync !== 'never') fsyncSync(this.fd);
+      if ((this.synced < this.written || this.syncing) && this.opts.fsync !== 'never') fsyncSync(this.fd);
       closeSync(this.fd);
+      this.fileGen++;
+      this.syncing = false;
     }
     this.fd = null;
+    this.covered(this.written);
   }
 }
