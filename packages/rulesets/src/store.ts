@@ -16,6 +16,7 @@ import {
 import { join } from 'node:path';
 import { ERR_RULES_BUSY, ERR_RULES_CORRUPT, ERR_RULES_INSTALL, ERR_RULES_NOT_INSTALLED } from './errors.js';
 import { isRuleFile, isYaraRuleFile } from './archive.js';
+import { DISABLED_RULE_LINE, RULE_LINE, ruleFileLines } from './rule-text.js';
 
 /**
  * Installed rule sets under the data dir, one folder per set and one per version:
@@ -70,9 +71,6 @@ export const SET_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const rulesDir = (dataDir: string): string => join(dataDir, 'rules');
 const setDir = (dataDir: string, name: string): string => join(rulesDir(dataDir), name);
 
-const ACTION_LINE = /^(?:alert|drop|reject|rejectsrc|rejectdst|rejectboth|pass)\s/;
-const DISABLED_LINE = /^#+\s*(?:alert|drop|reject|rejectsrc|rejectdst|rejectboth|pass)\s.*\bsid\s*:/;
-
 const YARA_RULE = /^\s*(?:(?:private|global)\s+)*rule\s+[A-Za-z_][A-Za-z0-9_]*/gm;
 
 /** Rules in a file: Suricata rules (and commented-out ones) in a `.rules` file, YARA rules in a `.yar`/`.yara`. */
@@ -84,10 +82,9 @@ export function countRulesIn(name: string, text: string): { rules: number; disab
 export function countRules(text: string): { rules: number; disabled: number } {
   let rules = 0;
   let disabled = 0;
-  for (const raw of text.split('\n')) {
-    const l = raw.trimStart();
-    if (ACTION_LINE.test(l)) rules++;
-    else if (DISABLED_LINE.test(l)) disabled++;
+  for (const { text: l } of ruleFileLines(text)) {
+    if (RULE_LINE.test(l)) rules++;
+    else if (DISABLED_RULE_LINE.test(l)) disabled++;
   }
   return { rules, disabled };
 }

@@ -1,5 +1,6 @@
 import { RuleSelectionView, type RuleSelection } from '@cordon/policy';
 import type { RuleSource } from '@cordon/native';
+import { ruleFileLines, ruleSid } from '@cordon/rulesets';
 
 /**
  * Per-VM rule selections (`setting:rule-selection:<vm>` on the policy topic, written by the
@@ -37,18 +38,15 @@ export class SelectionFilter {
 }
 
 /**
- * Where each sid is defined: the rules of each source (lines joined at a trailing `\`, `#`
- * lines left out as the engine leaves them), with the rule's last `sid:` option — a `msg` or
- * `content` may spell `sid:` too, and they come before it in every rule set we know.
+ * Where each sid is defined: the rules of each source, read as Suricata reads a rule file
+ * (lines continued at a trailing `\`, comment lines left out as the engine leaves them), each
+ * with its `sid` option.
  */
 export function sidsByFile(sources: readonly RuleSource[]): Map<number, string[]> {
   const out = new Map<number, string[]>();
   for (const { name, text } of sources) {
-    for (const line of text.replace(/\\\r?\n/g, '').split('\n')) {
-      const t = line.trimStart();
-      if (t === '' || t.startsWith('#')) continue;
-      let sid: number | null = null;
-      for (const m of t.matchAll(/(?:^|[;(\s])sid\s*:\s*(\d+)\s*;/g)) sid = Number(m[1]);
+    for (const { text: line } of ruleFileLines(text)) {
+      const sid = ruleSid(line);
       if (sid === null) continue;
       const files = out.get(sid);
       if (!files) out.set(sid, [name]);

@@ -348,7 +348,7 @@ test(
   },
 );
 
-test('where a sid comes from: rules joined at a trailing backslash, # lines left out, the last sid: option of a rule', () => {
+test('where a sid comes from: rules joined at a trailing backslash, # lines left out, the sid option (not a sid: spelled inside another)', () => {
   const files = sidsByFile([
     {
       name: 'a.rules',
@@ -357,6 +357,8 @@ test('where a sid comes from: rules joined at a trailing backslash, # lines left
         '# alert udp any any -> any any (msg:"off"; content:"B"; sid:2; rev:1;)',
         'alert udp any any -> any any (msg:"spells sid:9; in its message"; \\',
         '  content:"C"; sid:3; rev:1;)',
+        'alert tcp any any -> any any (msg:"z"; sid:5; rev:1; reference:url,example.com/?a= sid:8;)',
+        'not a rule (sid:6;)',
         '',
       ].join('\n'),
     },
@@ -367,6 +369,7 @@ test('where a sid comes from: rules joined at a trailing backslash, # lines left
     [
       [1, ['a.rules', 'b.rules']],
       [3, ['a.rules']],
+      [5, ['a.rules']],
     ],
   );
 });

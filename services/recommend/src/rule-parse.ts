@@ -1,3 +1,4 @@
+import { DISABLED_RULE_LINE, RULE_ACTIONS, ruleFileLines, splitOptions } from '@cordon/rulesets';
 import { SpecError, type AddrNode, type PortSet, type RuleVars } from './rule-vars.js';
 
 /**
@@ -9,7 +10,7 @@ import { SpecError, type AddrNode, type PortSet, type RuleVars } from './rule-va
  * choosing, and only as far as choosing needs.
  */
 
-export const ACTIONS = new Set(['alert', 'drop', 'reject', 'rejectsrc', 'rejectdst', 'rejectboth', 'pass']);
+export const ACTIONS = new Set(RULE_ACTIONS);
 
 /** Transport (and packet) protocols of a rule header. */
 export const TRANSPORTS = new Set([
@@ -151,39 +152,6 @@ export function transportOfApp(app: string): 'tcp' | 'udp' | null {
   return UDP_APPS.has(app) ? 'udp' : 'tcp';
 }
 
-/**
- * Split `key:value; key; …` at semicolons that are not escaped (`\;`), as Suricata does:
- * quotes do not protect a `;` (and a pcre may hold an unescaped `"`).
- */
-export function splitOptions(body: string): Array<{ key: string; value: string | null }> | null {
-  const out: Array<{ key: string; value: string | null }> = [];
-  let cur = '';
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i]!;
-    if (c === '\\' && i + 1 < body.length) {
-      cur += c + body[i + 1]!;
-      i++;
-      continue;
-    }
-    if (c === ';') {
-      const opt = cur.trim();
-      cur = '';
-      if (!opt) continue;
-      const colon = opt.indexOf(':');
-      out.push(
-        colon < 0
-          ? { key: opt.toLowerCase(), value: null }
-          : { key: opt.slice(0, colon).trim().toLowerCase(), value: opt.slice(colon + 1).trim() },
-      );
-      continue;
-    }
-    cur += c;
-  }
-  // every option ends with ";"
-  if (cur.trim() !== '') return null;
-  return out;
-}
-
 export function unquote(v: string): string {
   const s = v.startsWith('"') && v.endsWith('"') && v.length >= 2 ? v.slice(1, -1) : v;
   return s.replace(/\\(.)/g, '$1');
@@ -322,27 +290,19 @@ export interface ParsedRuleFile {
   disabled: number;
 }
 
-const DISABLED = /^#+\s*(?:alert|drop|reject|rejectsrc|rejectdst|rejectboth|pass)\s.*\bsid\s*:/;
-
 /** Every rule of a rule file; lines ending in "\" continue on the next, as in Suricata. */
 export function parseRuleFile(text: string, ruleSet: string, vars: RuleVars): ParsedRuleFile {
   const rules: ParsedRule[] = [];
   const skipped: RuleSkip[] = [];
   let disabled = 0;
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const start = i;
-    let l = lines[i]!.replace(/\r$/, '');
-    while (l.endsWith('\\') && i + 1 < lines.length) l = l.slice(0, -1) + lines[++i]!.replace(/\r$/, '');
-    const t = l.trim();
-    if (!t) continue;
+  for (const { line, text: t } of ruleFileLines(text)) {
     if (t.startsWith('#')) {
-      if (DISABLED.test(t)) disabled++;
+      if (DISABLED_RULE_LINE.test(t)) disabled++;
       continue;
     }
-    const r = parseRule(t, vars, { ruleSet, line: start + 1 });
+    const r = parseRule(t, vars, { ruleSet, line });
     if (r.ok) rules.push(r.rule);
-    else skipped.push({ ruleSet, line: start + 1, sid: r.sid, reason: r.reason, detail: r.detail });
+    else skipped.push({ ruleSet, line, sid: r.sid, reason: r.reason, detail: r.detail });
   }
   return { rules, skipped, disabled };
 }

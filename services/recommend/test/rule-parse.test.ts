@@ -9,7 +9,6 @@ import {
   parseRuleFile,
   portIncludes,
   RuleVars,
-  splitOptions,
   type ParsedRule,
   type SkipReason,
 } from '../src/index.js';
@@ -158,15 +157,6 @@ test('a rule file: continuation lines, comments, disabled rules and skips counte
   assert.equal(f.disabled, 1);
   assert.deepEqual(f.skipped, [
     { ruleSet: 'local.rules', line: 6, sid: 12, reason: 'options', detail: 'the last option is not terminated by ";"' },
-  ]);
-});
-
-test('options split at unescaped semicolons only, as Suricata does (a pcre may hold a bare quote)', () => {
-  assert.deepEqual(splitOptions('msg:"a\\;b"; pcre:"/^["\']?post/Ri"; nocase; sid:1;'), [
-    { key: 'msg', value: '"a\\;b"' },
-    { key: 'pcre', value: '"/^["\']?post/Ri"' },
-    { key: 'nocase', value: null },
-    { key: 'sid', value: '1' },
   ]);
 });
 
