@@ -22,6 +22,7 @@ const pb = (sensor: string, batch: string): PacketBatch => ({
   vm: 'web-1',
   linktype: 1,
   end_of_source: false,
+  recovery_of: null,
   packets: [],
 });
 

@@ -27,8 +27,8 @@ async function expectedFlows(file: string): Promise<Map<string, FlowRecord>> {
     packets.push({ ts_us: f.ts_us, seq: f.seq, orig_len: f.orig_len, frame: f.frame });
   const sensor = 'crash-test';
   for (const b of [
-    { batch_id: 'all', sensor, vm: null, linktype: 1, end_of_source: false, packets },
-    { batch_id: 'eos', sensor, vm: null, linktype: 1, end_of_source: true, packets: [] },
+    { batch_id: 'all', sensor, vm: null, linktype: 1, end_of_source: false, recovery_of: null, packets },
+    { batch_id: 'eos', sensor, vm: null, linktype: 1, end_of_source: true, recovery_of: null, packets: [] },
   ]) {
     for (const f of table.processBatch(b).flows) out.set(f.record.flow_id, f.record);
   }

@@ -70,6 +70,7 @@ function batch(id: string, sensor: string, vm: string, frame: Buffer): { key: Bu
     vm,
     linktype: 1,
     end_of_source: false,
+    recovery_of: null,
     packets: [{ ts_us: Date.now() * 1000, seq: 1, orig_len: frame.length, frame }],
   };
   return { key: Buffer.from(vm), value: packets.encode(b) };

@@ -187,12 +187,16 @@ export interface Assignment {
   epoch: number;
   /** The VM's traffic is held on the host bridge until this assignment is acknowledged. */
   gated: boolean;
+  /** mode watchdog, taking the VM back from a lost agent: that agent's sensor name. Its frames between its last delivered one and the hand-off are nobody's otherwise, so the watchdog also publishes what it holds from recovery_from_us to handoff_us, marked with this name (PacketBatch.recovery_of). */
+  recovery_of: null | string;
+  /** With recovery_of: the oldest frame time the recovery covers (the lost agent's last heartbeat less one interval). */
+  recovery_from_us: number;
   /** mode agent: the incarnation (one start) of the agent this assignment is for; another incarnation of the same agent (a restart, a clone, a reverted VM) is not the protector until an assignment names it. */
   incarnation: null | string;
 }
 
 /** Assignment as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
-export type AssignmentInput = Omit<Assignment, "incarnation"> & Partial<Pick<Assignment, "incarnation">>;
+export type AssignmentInput = Omit<Assignment, "recovery_of" | "recovery_from_us"> & Partial<Pick<Assignment, "recovery_of" | "recovery_from_us">>;
 
 export type AuditResult = "ok" | "denied" | "error";
 
@@ -468,8 +472,13 @@ export interface PacketBatch {
   linktype: number;
   /** The sensor's source ended (capture file done): stages flush what they hold for this sensor. Sent to every partition. */
   end_of_source: boolean;
+  /** Set on frames a watchdog held while an agent protected the VM and publishes after that agent was lost (its sensor name): the agent may have published some of them already, so a consumer drops those stamped at or before the newest frame it has of that agent, that VM, in this partition. */
+  recovery_of: null | string;
   packets: Array<Packet>;
 }
+
+/** PacketBatch as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
+export type PacketBatchInput = Omit<PacketBatch, "recovery_of"> & Partial<Pick<PacketBatch, "recovery_of">>;
 
 export type PolicyKind = "policy" | "ruleset" | "assignment" | "user" | "role" | "setting" | "token" | "session" | "group" | "ack" | "target" | "agent";
 
@@ -1393,6 +1402,21 @@ export const AVRO_SCHEMAS = {
         "type": "boolean",
         "default": false,
         "doc": "The VM's traffic is held on the host bridge until this assignment is acknowledged."
+      },
+      {
+        "name": "recovery_of",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "mode watchdog, taking the VM back from a lost agent: that agent's sensor name. Its frames between its last delivered one and the hand-off are nobody's otherwise, so the watchdog also publishes what it holds from recovery_from_us to handoff_us, marked with this name (PacketBatch.recovery_of)."
+      },
+      {
+        "name": "recovery_from_us",
+        "type": "long",
+        "default": 0,
+        "doc": "With recovery_of: the oldest frame time the recovery covers (the lost agent's last heartbeat less one interval)."
       },
       {
         "name": "incarnation",
@@ -2378,6 +2402,15 @@ export const AVRO_SCHEMAS = {
         "doc": "The sensor's source ended (capture file done): stages flush what they hold for this sensor. Sent to every partition."
       },
       {
+        "name": "recovery_of",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Set on frames a watchdog held while an agent protected the VM and publishes after that agent was lost (its sensor name): the agent may have published some of them already, so a consumer drops those stamped at or before the newest frame it has of that agent, that VM, in this partition."
+      },
+      {
         "name": "packets",
         "type": {
           "type": "array",
@@ -3305,7 +3338,7 @@ export type TopicName = keyof TopicValues;
 
 /** What a producer may write on each topic (the value type, newer fields optional). */
 export interface TopicInputs {
-  "cordon.packets.v1": PacketBatch;
+  "cordon.packets.v1": PacketBatchInput;
   "cordon.flows.v1": FlowRecordInput;
   "cordon.fim.v1": FileEvent;
   "cordon.logs.v1": LogBatch;
@@ -3341,6 +3374,76 @@ export interface TopicManifestEntry {
 
 /** Earlier schema versions by id, from schemas/avro/previous: read with the current schema through Avro resolution. */
 export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
+  "1": {
+    "type": "record",
+    "name": "PacketBatch",
+    "namespace": "io.cordon.v1",
+    "doc": "Frames captured by one sensor, all of one flow partition. Key: symmetric flow hash.",
+    "fields": [
+      {
+        "name": "batch_id",
+        "type": "string",
+        "doc": "Deterministic: sensor + source position; replays keep it."
+      },
+      {
+        "name": "sensor",
+        "type": "string",
+        "doc": "Watchdog or agent that captured the frames."
+      },
+      {
+        "name": "vm",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "VM the frames belong to, when known."
+      },
+      {
+        "name": "linktype",
+        "type": "int",
+        "doc": "pcap LINKTYPE_* of every frame in the batch."
+      },
+      {
+        "name": "end_of_source",
+        "type": "boolean",
+        "default": false,
+        "doc": "The sensor's source ended (capture file done): stages flush what they hold for this sensor. Sent to every partition."
+      },
+      {
+        "name": "packets",
+        "type": {
+          "type": "array",
+          "items": {
+            "type": "record",
+            "name": "Packet",
+            "fields": [
+              {
+                "name": "ts_us",
+                "type": "long",
+                "doc": "Capture time, microseconds since epoch."
+              },
+              {
+                "name": "seq",
+                "type": "long",
+                "doc": "Position of the frame in its source (capture file or interface counter)."
+              },
+              {
+                "name": "orig_len",
+                "type": "int",
+                "doc": "Length on the wire."
+              },
+              {
+                "name": "frame",
+                "type": "bytes",
+                "doc": "Captured bytes (maybe truncated to the snap length)."
+              }
+            ]
+          }
+        }
+      }
+    ]
+  },
   "2": {
     "type": "record",
     "name": "FlowRecord",
@@ -4174,6 +4277,97 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
       }
     ]
   },
+  "40": {
+    "type": "record",
+    "name": "Assignment",
+    "namespace": "io.cordon.v1",
+    "doc": "Who protects a VM now (compacted; written by the coordinator). Key: vm.",
+    "fields": [
+      {
+        "name": "vm",
+        "type": "string"
+      },
+      {
+        "name": "mode",
+        "type": {
+          "type": "enum",
+          "name": "ProtectionMode",
+          "symbols": [
+            "agent",
+            "watchdog",
+            "none"
+          ]
+        },
+        "doc": "none: the VM is not running."
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The host the VM runs on (inventory host id)."
+      },
+      {
+        "name": "agent",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "mode agent: the agent id."
+      },
+      {
+        "name": "policy_version",
+        "type": "long"
+      },
+      {
+        "name": "reason",
+        "type": "string"
+      },
+      {
+        "name": "since_us",
+        "type": "long"
+      },
+      {
+        "name": "enforcer",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Who enforces the VM's blocks now: watchdog:<host> or agent:<id>."
+      },
+      {
+        "name": "handoff_us",
+        "type": "long",
+        "default": 0,
+        "doc": "Packets with a timestamp before this belong to the previous protector, from it on to this one: a hand-off splits the traffic by time, so none is inspected twice and none by nobody."
+      },
+      {
+        "name": "epoch",
+        "type": "long",
+        "default": 0,
+        "doc": "Counts the VM's assignments; an enforcer acknowledges the epoch it applied."
+      },
+      {
+        "name": "gated",
+        "type": "boolean",
+        "default": false,
+        "doc": "The VM's traffic is held on the host bridge until this assignment is acknowledged."
+      },
+      {
+        "name": "incarnation",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "mode agent: the incarnation (one start) of the agent this assignment is for; another incarnation of the same agent (a restart, a clone, a reverted VM) is not the protector until an assignment names it."
+      }
+    ]
+  },
   "50": {
     "type": "record",
     "name": "AgentRecord",
@@ -4497,10 +4691,13 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
 export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } = {
   "cordon.packets.v1": {
     "schema": "PacketBatch",
-    "id": 1,
+    "id": 110,
     "partitions": 12,
     "cleanup": "delete",
-    "retentionMs": 86400000
+    "retentionMs": 86400000,
+    "previous": [
+      1
+    ]
   },
   "cordon.flows.v1": {
     "schema": "FlowRecord",
@@ -4575,13 +4772,14 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.assignments.v1": {
     "schema": "Assignment",
-    "id": 40,
+    "id": 111,
     "partitions": 3,
     "cleanup": "compact",
     "retentionMs": -1,
     "previous": [
       9,
-      31
+      31,
+      40
     ]
   },
   "cordon.agent-commands.v1": {

@@ -7,3 +7,4 @@ export * from './dead-letter.js';
 export * from './alerts.js';
 export * from './community-id.js';
 export * from './registry.js';
+export * from './recovery.js';

@@ -9,6 +9,12 @@ export const agentEnforcer = (agentId: string): string => `agent:${agentId}`;
 /** The enforcer address of the watchdog on a hypervisor host. */
 export const watchdogEnforcer = (host: string): string => `watchdog:${host}`;
 
+/** The sensor name (PacketBatch.sensor) of an in-guest agent's capture. */
+export const agentSensor = (agentId: string): string => `agent:${agentId}`;
+
+/** The sensor name (PacketBatch.sensor) of the watchdog's capture on a hypervisor host. */
+export const watchdogSensor = (host: string): string => `watchdog:${host}`;
+
 /** `cordon.blocks.v1` key: enforcer + target, so the newest decision per target wins compaction and a tombstone lifts it. */
 export const blockKey = (enforcer: string, target: string): Buffer => Buffer.from(`${enforcer}|${target}`);
 

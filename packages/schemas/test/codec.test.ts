@@ -18,6 +18,7 @@ const batch: PacketBatch = {
   vm: null,
   linktype: 1,
   end_of_source: false,
+  recovery_of: null,
   packets: [{ ts_us: 1_700_000_000_123_456, seq: 0, orig_len: 60, frame: Buffer.from('abc') }],
 };
 

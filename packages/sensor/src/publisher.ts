@@ -7,14 +7,21 @@ import type { SensorFrame } from './windows.js';
  * Frames → PacketBatch records on `packets`, keyed like a replay (the address pair, so both
  * directions of a flow reach the dpi instance that owns its partition). Per partition, a frame
  * joins the partition's last batch when it is of the same VM, else starts the next one — each
- * partition's records stay in time order however the frames alternate between VMs.
+ * partition's records stay in time order however the frames alternate between VMs. Recovery frames
+ * (`SensorFrame.recoveryOf`) go in batches of their own, marked `recovery_of`.
  */
 export class FramePublisher {
   private readonly codec = codecFor(TOPICS.packets);
   private readonly sensorKey: Buffer;
   /** Address pair → partition key and partition: one hash per flow, not per frame. */
   private readonly partitionOf = new Map<string, { key: Buffer; partition: number }>();
-  private batches: Array<{ key: Buffer; partition: number; vm: string | null; packets: Packet[] }> = [];
+  private batches: Array<{
+    key: Buffer;
+    partition: number;
+    vm: string | null;
+    recoveryOf: string | null;
+    packets: Packet[];
+  }> = [];
   private lastOf = new Map<number, (typeof this.batches)[number]>();
   private seq = 0;
   published = 0;
@@ -49,9 +56,10 @@ export class FramePublisher {
   /** Queue a frame (no copy: it is encoded at the next flush, which must come before the frame's buffer is reused). */
   add(vm: string | null, f: SensorFrame): void {
     const { key, partition } = this.route(f.frame);
+    const recoveryOf = f.recoveryOf ?? null;
     let g = this.lastOf.get(partition);
-    if (!g || g.vm !== vm || g.packets.length >= (this.opts.batchFrames ?? 512)) {
-      this.batches.push((g = { key, partition, vm, packets: [] }));
+    if (!g || g.vm !== vm || g.recoveryOf !== recoveryOf || g.packets.length >= (this.opts.batchFrames ?? 512)) {
+      this.batches.push((g = { key, partition, vm, recoveryOf, packets: [] }));
       this.lastOf.set(partition, g);
     }
     g.packets.push({ ts_us: f.tsUs, seq: this.seq++, orig_len: f.origLen, frame: f.frame });
@@ -69,6 +77,7 @@ export class FramePublisher {
         vm: g.vm,
         linktype: 1,
         end_of_source: false,
+        recovery_of: g.recoveryOf,
         packets: g.packets,
       };
       records.push({ key: g.key, value: this.codec.encode(batch), partition: g.partition });

@@ -5,6 +5,11 @@ export interface SensorFrame {
   tsUs: number;
   origLen: number;
   frame: Buffer;
+  /**
+   * A recovery frame: held while the agent so named protected the VM, released when it was lost
+   * (published with PacketBatch.recovery_of, so consumers drop those the agent delivered).
+   */
+  recoveryOf?: string;
 }
 
 interface Window {
@@ -12,6 +17,13 @@ interface Window {
   since: number;
   until: number;
   epoch: number;
+  /**
+   * A lost agent's recovery this sensor publishes (the assignment's `recovery_of`): frames in
+   * [recoveryFrom, since) are published marked as it — those held when the assignment came, and
+   * those captured after it (a frame can be stamped before the boundary and read after it).
+   */
+  recoveryOf: string | null;
+  recoveryFrom: number;
   /** Frames not published (yet), oldest first, within the buffer's time and size. */
   held: SensorFrame[];
   bytes: number;
@@ -73,6 +85,8 @@ export class ProtectionWindows {
           since: this.opts.unassignedIsMine ? -Infinity : Infinity,
           until: Infinity,
           epoch: 0,
+          recoveryOf: null,
+          recoveryFrom: Infinity,
           held: [],
           bytes: 0,
         }),
@@ -80,10 +94,17 @@ export class ProtectionWindows {
     return w;
   }
 
-  /** Is a frame of `vm` at `tsUs` ours now? If not, it is held (copied) and false is returned. */
+  /**
+   * Is a frame of `vm` at `tsUs` ours now? If not, it is held (copied) and false is returned. A
+   * frame of a lost agent's recovery is ours, marked (`f.recoveryOf`).
+   */
   offer(vm: string, f: SensorFrame): boolean {
     const w = this.window(vm);
     if (f.tsUs >= w.since && f.tsUs < w.until && f.tsUs < this.lease) return true;
+    if (w.recoveryOf !== null && f.tsUs >= w.recoveryFrom && f.tsUs < w.since && w.until === Infinity) {
+      f.recoveryOf = w.recoveryOf;
+      return true;
+    }
     const held: SensorFrame = { tsUs: f.tsUs, origLen: f.origLen, frame: Buffer.from(f.frame) };
     w.held.push(held);
     w.bytes += held.frame.length;
@@ -92,14 +113,26 @@ export class ProtectionWindows {
     return false;
   }
 
-  /** Apply an assignment of `a.vm`; returns the held frames that became ours, oldest first. */
+  /**
+   * Apply an assignment of `a.vm`; returns the held frames that became ours, oldest first. An
+   * assignment that takes the VM back from a lost agent (`recovery_of`) also returns the held
+   * frames from `recovery_from_us` to the boundary, marked as that agent's recovery.
+   */
   assign(a: Assignment): SensorFrame[] {
     const w = this.window(a.vm);
     if (a.epoch < w.epoch) return []; // an older assignment, seen late
     w.epoch = a.epoch;
+    w.recoveryOf = null;
+    w.recoveryFrom = Infinity;
     if (this.opts.isMe(a)) {
       w.since = a.handoff_us;
       w.until = Infinity;
+      if (a.recovery_of !== null && a.recovery_from_us < a.handoff_us) {
+        w.recoveryOf = a.recovery_of;
+        w.recoveryFrom = a.recovery_from_us;
+        const recovered = this.take(w, a.recovery_from_us, a.handoff_us, a.recovery_of);
+        return recovered.length ? [...recovered, ...this.takeOurs(w)] : this.takeOurs(w);
+      }
     } else {
       // frames from the boundary on are another's; those before it that were ours stay ours
       w.until = w.since === Infinity ? Infinity : Math.min(w.until, a.handoff_us);
@@ -154,11 +187,18 @@ export class ProtectionWindows {
 
   /** Remove and return the held frames the window and the lease now make ours, oldest first. */
   private takeOurs(w: Window): SensorFrame[] {
-    const end = Math.min(w.until, this.lease);
-    if (w.held.length === 0 || w.since >= end) return [];
+    return this.take(w, w.since, Math.min(w.until, this.lease));
+  }
+
+  /** Remove and return the held frames stamped in [from, end), oldest first (marked `recoveryOf`). */
+  private take(w: Window, from: number, end: number, recoveryOf?: string): SensorFrame[] {
+    if (w.held.length === 0 || from >= end) return [];
     const mine: SensorFrame[] = [];
     const rest: SensorFrame[] = [];
-    for (const f of w.held) (f.tsUs >= w.since && f.tsUs < end ? mine : rest).push(f);
+    for (const f of w.held) {
+      if (f.tsUs < from || f.tsUs >= end) rest.push(f);
+      else mine.push(recoveryOf === undefined ? f : { ...f, recoveryOf });
+    }
     if (mine.length) {
       w.held = rest;
       const freed = mine.reduce((n, f) => n + f.frame.length, 0);

@@ -17,6 +17,8 @@ const asg = (o: Partial<Assignment>): Assignment => ({
   handoff_us: 0,
   epoch: 1,
   gated: false,
+  recovery_of: null,
+  recovery_from_us: 0,
   ...o,
 });
 const opts = { holdUs: 10_000_000, maxBytesPerVm: 1 << 20, maxBytes: 1 << 20 };
@@ -126,4 +128,46 @@ test('held frames are bounded by time and size', () => {
   for (let t = 0; t < 20; t++) w.offer('vm-1', frame(t * 10));
   assert.ok(w.heldBytes() <= 600);
   assert.ok(w.evicted > 0, 'size evictions of frames still within the hold are counted');
+});
+
+test("taking a VM back from a lost agent: the frames held before the lease come back as that agent's recovery, once, oldest first", () => {
+  const w = new ProtectionWindows({
+    ...opts,
+    isMe: (a) => a.mode === 'watchdog' && a.host === 'hv1',
+    unassignedIsMine: true,
+  });
+  w.assign(asg({ mode: 'agent', agent: 'agt', handoff_us: 100, epoch: 2 }));
+  for (const t of [50, 120, 200, 260, 300, 410]) w.offer('vm-1', frame(t));
+  // the agent died after its heartbeat at 250; its lease was 300: back from 300, recovery from 150
+  const back = w.assign(asg({ handoff_us: 300, epoch: 3, recovery_of: 'agent:agt', recovery_from_us: 150 }));
+  assert.deepEqual(
+    back.map((f) => [f.tsUs, f.recoveryOf ?? null]),
+    [
+      [200, 'agent:agt'],
+      [260, 'agent:agt'],
+      [300, null],
+      [410, null],
+    ],
+    'before 150: the agent surely delivered them, not published; from the lease on: the watchdog’s own',
+  );
+  assert.equal(w.offer('vm-1', frame(500)), true);
+  // a frame stamped inside the recovery but read from the ring after the assignment came (a
+  // restart is decided within milliseconds of the death): published, marked
+  const late = frame(280);
+  assert.equal(w.offer('vm-1', late), true);
+  assert.equal(late.recoveryOf, 'agent:agt');
+  const older = frame(140);
+  assert.equal(w.offer('vm-1', older), false, 'before the recovery: the agent delivered it');
+  assert.equal(older.recoveryOf, undefined);
+  assert.deepEqual(w.assign(asg({ handoff_us: 300, epoch: 3, recovery_of: 'agent:agt', recovery_from_us: 150 })), []);
+  assert.deepEqual(
+    w.assign(asg({ handoff_us: 300, epoch: 4, recovery_of: 'agent:agt', recovery_from_us: 150 })),
+    [],
+    'nothing is recovered twice',
+  );
+  // the next assignment (the agent again) ends the recovery: a late frame of it is held, not marked
+  w.assign(asg({ mode: 'agent', agent: 'agt', handoff_us: 900, epoch: 5 }));
+  const after = frame(290);
+  assert.equal(w.offer('vm-1', after), false);
+  assert.equal(after.recoveryOf, undefined);
 });

@@ -83,6 +83,9 @@ export const SIGNED_TOPICS: Readonly<Record<string, TopicRule>> = {
       if (v.sensor !== sensor) return `the batch names sensor ${String(v.sensor)}, its signer is ${sensor}`;
       if (p.kind === 'agent' && v.vm !== p.vm)
         return `agent ${p.producer} is enrolled for VM ${p.vm ?? '(none)'}, the batch claims VM ${String(v.vm)}`;
+      // only a watchdog recovers a lost agent's frames; an agent's "recovery" would only hide its own
+      if (p.kind === 'agent' && v.recovery_of != null)
+        return `agent ${p.producer} marks its batch as a recovery of ${String(v.recovery_of)}: only a watchdog recovers a lost agent's frames`;
       return null;
     },
   },

@@ -5,6 +5,7 @@ import { followBlocks } from '@cordon/enforce';
 import { createRecordSigner, defineStage, type Stage } from '@cordon/stage';
 import {
   agentEnforcer,
+  agentSensor,
   codecFor,
   TOPICS,
   type AgentCommand,
@@ -184,7 +185,8 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
   const beat = async (status: AgentRecord['status']) => {
     const s = net && !reenroll ? net.stats() : null;
     // running: frames stamped up to two heartbeats ahead are published as they come, so frames
-    // never wait for a heartbeat; if this agent dies, at most that much is nobody's. Stopping:
+    // never wait for a heartbeat; if this agent dies, the watchdog recovers what it left (decide.ts
+    // takeBackFrom). Stopping:
     // its capture has stopped, so the lease ends at the newest frame it published.
     const until =
       status === 'stopping'
@@ -579,7 +581,7 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     });
     const info = (await stage.bus.admin.listTopics()).find((t) => t.name === TOPICS.packets);
     net = startSensorCapture({
-      sensor: `agent:${agentId}`,
+      sensor: agentSensor(agentId),
       iface: config.capture.interface,
       ...(config.capture.netns ? { netns: config.capture.netns } : {}),
       pollMs: config.capture.pollMs,

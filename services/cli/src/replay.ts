@@ -80,6 +80,7 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplayReport> 
       vm: opts.vm ?? null,
       linktype: b.linktype,
       end_of_source: false,
+      recovery_of: null,
       packets: b.packets,
     };
     report.batches++;
@@ -128,6 +129,7 @@ export async function replayCapture(opts: ReplayOptions): Promise<ReplayReport> 
       vm: opts.vm ?? null,
       linktype: 1,
       end_of_source: true,
+      recovery_of: null,
       packets: [],
     };
     eos.push({ key: sensorKey, value: codec.encode(batch), partition: p });

@@ -1,4 +1,5 @@
 import type { Assignment, AssignmentMode, CaptureStatus } from './types.js';
+import { agentSensor } from '@cordon/schemas';
 import type { Verdict } from './trust.js';
 
 /**
@@ -14,7 +15,8 @@ import type { Verdict } from './trust.js';
  *   it comes (make before break);
  * - agent → watchdog: a dead agent's (silent, stopped, restarted) from the lease its last
  *   heartbeat announced — it published nothing after it, and the watchdog inspects the rest from
- *   its buffer; a live one's ahead, past its lease (see takeBackFrom); never agent → agent;
+ *   its buffer, with what the agent left before the lease as a recovery; a live one's ahead, past
+ *   its lease (see takeBackFrom); never agent → agent;
  * - a migration: the boundary is when the VM moved; a power-on: when nobody protected it (to
  *   the watchdog or straight to an agent already inspecting: a VM's power record can come
  *   after its agent's first heartbeats).
@@ -68,6 +70,11 @@ export interface Desired {
   reason: string;
   handoffUs: number;
   gated: boolean;
+  /**
+   * mode watchdog, taking the VM back from a lost agent: that agent's sensor name and the
+   * oldest frame time its frames may be missing from (see `takeBackFrom`); absent otherwise.
+   */
+  recovery?: { of: string; fromUs: number };
 }
 
 /** a ≥ b for MAJOR.MINOR.PATCH versions (anything unparsable is older than everything). */
@@ -128,7 +135,7 @@ function takeBackFrom(
   current: Assignment,
   c: Coordination,
   nowUs: number,
-): number {
+): { handoffUs: number; recovery?: { of: string; fromUs: number } } {
   const lease = keep?.capture ? keep.capture.inspected_until_us : 0;
   const next = keep ? successorOf(keep, agents) : undefined;
   const dead =
@@ -137,14 +144,21 @@ function takeBackFrom(
     next !== undefined ||
     (nowUs - keep.heartbeatUs) / 1000 > c.heartbeatTimeoutMs ||
     !keep.capture?.active;
-  if (dead) {
-    // no lease known: an agent that never published (from its own boundary on), or one whose
-    // records are gone (from now: what it published is not known)
-    let from = lease > 0 ? lease : keep ? current.handoff_us : nowUs;
-    if (next) from = Math.min(from, next.firstSeenUs);
-    return Math.max(current.handoff_us, Math.min(from, nowUs));
-  }
-  return Math.max(current.handoff_us, nowUs + c.handoffDelayMs * 1000, lease);
+  if (!dead) return { handoffUs: Math.max(current.handoff_us, nowUs + c.handoffDelayMs * 1000, lease) };
+  // no lease known: an agent that never published (from its own boundary on), or one whose
+  // records are gone (from now: what it published is not known)
+  let from = lease > 0 ? lease : keep ? current.handoff_us : nowUs;
+  if (next) from = Math.min(from, next.firstSeenUs);
+  const handoffUs = Math.max(current.handoff_us, Math.min(from, nowUs));
+  // A stopped agent's lease is its newest published frame: nothing is missing. A silent or
+  // restarted one delivered its frames up to when it died, somewhere between its last heartbeat
+  // and its lease: the watchdog publishes what it holds from one interval before that heartbeat
+  // (frames published but not yet acknowledged then) as a recovery, and the consumers drop the
+  // frames of it the agent delivered (@cordon/schemas RecoveryFilter).
+  if (keep?.status === 'stopping' || current.agent === null) return { handoffUs };
+  const intervalUs = keep && lease > keep.heartbeatUs ? (lease - keep.heartbeatUs) / 2 : 0;
+  const fromUs = keep && lease > 0 ? Math.max(current.handoff_us, keep.heartbeatUs - intervalUs) : current.handoff_us;
+  return fromUs < handoffUs ? { handoffUs, recovery: { of: agentSensor(current.agent), fromUs } } : { handoffUs };
 }
 
 export function decide(
@@ -227,7 +241,7 @@ export function decide(
       incarnation: null,
       enforcer: `watchdog:${vm.host}`,
       reason: `watchdog: ${why!}`,
-      handoffUs: takeBackFrom(keep, agents, current, c, nowUs),
+      ...takeBackFrom(keep, agents, current, c, nowUs),
       gated: c.gate,
     };
   }

@@ -682,6 +682,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
           handoff_us: d.handoffUs,
           epoch: (cur?.epoch ?? 0) + 1,
           gated: d.gated,
+          recovery_of: d.recovery?.of ?? null,
+          recovery_from_us: d.recovery?.fromUs ?? 0,
         };
         known.assignments.set(vm, next);
         out.push({ key: Buffer.from(vm), value: codec.assignments.encode(next) });
@@ -695,6 +697,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
             incarnation: d.incarnation,
             epoch: next.epoch,
             handoffUs: d.handoffUs,
+            recovery: d.recovery ?? null,
             reason: d.reason,
           },
           'Assignment changed.',

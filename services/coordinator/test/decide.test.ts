@@ -37,6 +37,8 @@ const asg = (o: Partial<Assignment>): Assignment => ({
   handoff_us: 0,
   epoch: 1,
   gated: false,
+  recovery_of: null,
+  recovery_from_us: 0,
   incarnation: null,
   ...o,
 });
@@ -93,6 +95,11 @@ test('an agent keeps its VM while fresh; silent past the timeout, the watchdog t
   const lost = decide(vm, [agent({ heartbeatUs: NOW - 700_000 })], cur, C, 3, NOW);
   assert.deepEqual([lost.mode, lost.host, lost.handoffUs, lost.incarnation], ['watchdog', 'hv1', NOW - 120_000, null]);
   assert.ok(changed(cur, lost));
+  // it died somewhere between its last heartbeat and its lease: the watchdog also publishes what
+  // it holds from one interval (half the lease's lead: 290 ms) before that heartbeat, as this
+  // agent's recovery, and the consumers drop what the agent delivered
+  assert.deepEqual(lost.recovery, { of: 'agent:agt-1', fromUs: NOW - 990_000 });
+  assert.equal(kept.recovery, undefined);
   // stopping: from the end it reported (the newest frame it published, plus one)
   const stopped = decide(
     vm,
@@ -108,6 +115,7 @@ test('an agent keeps its VM while fresh; silent past the timeout, the watchdog t
     NOW,
   );
   assert.deepEqual([stopped.mode, stopped.handoffUs], ['watchdog', NOW - 50_000]);
+  assert.equal(stopped.recovery, undefined, 'a stopped agent published everything before its end');
   // an agent that never published anything: from its own boundary
   const idle = decide(
     vm,
@@ -181,6 +189,7 @@ test('a restarted agent: the watchdog takes the VM back from the dead incarnatio
   const d = decide(vm, [old, fresh], cur, C, 3, NOW);
   assert.deepEqual([d.mode, d.handoffUs], ['watchdog', NOW - 100_000]);
   assert.match(d.reason, /restarted/);
+  assert.deepEqual(d.recovery, { of: 'agent:agt-1', fromUs: NOW - 250_000 }, 'the dead start may have left frames');
   // when the new one started before the old lease ended, from when it started
   const early = decide(
     vm,

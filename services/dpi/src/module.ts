@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { BatchBuilder, Engine, Rules, type RuleSource } from '@cordon/native';
 import type { ProduceRecord, TopicPartition } from '@cordon/bus';
 import { defineStage } from '@cordon/stage';
-import { codecFor, TOPICS, type PacketBatch } from '@cordon/schemas';
+import { codecFor, RecoveryFilter, TOPICS, type PacketBatch } from '@cordon/schemas';
 import { dpiConfigSchema, eveToAlert } from './alerts.js';
 import { RuleCompiler } from './rules-compile.js';
 import { followPolicyRules } from './rules-from-policy.js';
@@ -100,6 +100,7 @@ export const dpiStage = defineStage({
       vm: null,
       linktype: 1,
       end_of_source: true,
+      recovery_of: null,
       packets: [],
     });
 
@@ -115,6 +116,8 @@ export const dpiStage = defineStage({
     else await followPolicyRules(stage, request, selections.view);
     await compiler.idle();
 
+    // a lost agent's recovery (PacketBatch.recovery_of): the frames it delivered are not inspected twice
+    const recovery = new RecoveryFilter();
     for (let w = 0; w < config.workers; w++)
       stage.consume<PacketBatch>({
         group: config.groupId,
@@ -130,6 +133,7 @@ export const dpiStage = defineStage({
             toRecords(await e.engine.finishAsync(), flushBatch(tp.partition), out);
             engines.delete(tp.partition);
           }
+          for (const tp of tps) recovery.forget(tp.partition);
           await stage.send(config.outputTopic, out);
         },
         async handle(batch) {
@@ -138,16 +142,19 @@ export const dpiStage = defineStage({
           for (const { value: pb, record } of batch.records) {
             try {
               let lines: string[] = [];
-              if (pb.packets.length) {
+              const pkts = recovery.packets(batch.partition, pb);
+              if (pkts.length < pb.packets.length) metrics.inc('recovery_dropped', pb.packets.length - pkts.length);
+              if (pkts.length) {
                 const b = new BatchBuilder();
-                for (const p of pb.packets) b.add(p.frame, p.ts_us, pb.linktype);
+                for (const p of pkts) b.add(p.frame, p.ts_us, pb.linktype);
                 // a few packets (a live capture's trickle) cost less to inspect here than the
                 // two thread hand-offs of the pool; bulk batches go to the pool
                 lines =
-                  pb.packets.length <= INLINE_MAX_PACKETS
+                  pkts.length <= INLINE_MAX_PACKETS
                     ? engine.processBatch(b.take())
                     : await engine.processBatchAsync(b.take());
-                metrics.inc('packets', pb.packets.length);
+                metrics.inc('packets', pkts.length);
+                if (pb.recovery_of !== null) metrics.inc('recovery_packets', pkts.length);
               }
               // a source that ended (a replayed capture) flushes, as Suricata does at the end of a pcap
               if (pb.end_of_source) lines = lines.concat(await engine.finishAsync());

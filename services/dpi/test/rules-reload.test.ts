@@ -48,6 +48,7 @@ async function sendPacket(bus: Bus, payload: string, vm: string | null = null): 
     vm,
     linktype: 1,
     end_of_source: false,
+    recovery_of: null,
     packets: [{ ts_us: Date.now() * 1000, seq: 0, orig_len: udpFrame(payload).length, frame: udpFrame(payload) }],
   };
   await bus.producer().send(TOPICS.packets, [{ key: Buffer.from('k'), value: codecFor(TOPICS.packets).encode(pb) }]);

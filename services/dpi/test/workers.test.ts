@@ -53,6 +53,7 @@ for (const workers of [1, 2]) {
               vm: null,
               linktype: 1,
               end_of_source: false,
+              recovery_of: null,
               packets: [1, 2, 3].map((n) => {
                 const frame = udpFrame(i + 1, 40_000 + i, n === 2 ? 'xxEVILxx' : 'hello');
                 return { ts_us: 1_700_000_000_000_000 + i * 10 + n, seq: n, orig_len: frame.length, frame };

@@ -1,7 +1,7 @@
 import { describeError } from '@cordon/runtime';
 import { readKeys, readRange, type ConsumedRecord, type TopicPartition } from '@cordon/bus';
 import { defineStage } from '@cordon/stage';
-import { codecFor, stageStateKey, TOPICS, type PacketBatch, type StageState } from '@cordon/schemas';
+import { codecFor, RecoveryFilter, stageStateKey, TOPICS, type PacketBatch, type StageState } from '@cordon/schemas';
 import { flowsServiceConfigSchema } from './config.js';
 import { ERR_FLOWS_SNAPSHOT } from './errors.js';
 import { FlowTable } from './flow-table.js';
@@ -164,6 +164,7 @@ export const flowsStage = defineStage({
         if (!ps) continue;
         await checkpoint(tp.partition, ps);
         partitions.delete(tp.partition);
+        recovery.forget(tp.partition);
       }
       updateGauge();
     }
@@ -199,6 +200,9 @@ export const flowsStage = defineStage({
       metrics.set('flows_open', open);
     }
 
+    // in memory: after a restart, a recovery whose agent frames were before the checkpoint is
+    // counted whole (RecoveryFilter)
+    const recovery = new RecoveryFilter();
     const loop = stage.consume<PacketBatch>({
       group: config.groupId,
       topics: [config.inputTopic],
@@ -215,10 +219,14 @@ export const flowsStage = defineStage({
         let sourceEnded = false;
         let emitted = 0;
         for (const { value: pb, record: rec } of batch.records) {
+          // a lost agent's recovery: the frames it delivered are counted once (records skipped
+          // below still tell which frames the agent delivered)
+          const pkts = recovery.packets(batch.partition, pb);
           // Records the restored table already reflects (a seek that landed early) are skipped.
           if (rec.offset < ps.nextOffset) continue;
           if (pb.end_of_source) sourceEnded = true;
-          const r = ps.table.processBatch(pb);
+          if (pkts.length < pb.packets.length) metrics.inc('recovery_dropped', pb.packets.length - pkts.length);
+          const r = ps.table.processBatch(pkts === pb.packets ? pb : { ...pb, packets: pkts });
           for (const f of r.flows) {
             if (ps.suppress.delete(f.record.flow_id)) {
               metrics.inc('flows_suppressed');

@@ -70,6 +70,7 @@ export async function replayRecords(): Promise<ProduceRecord[]> {
             vm: null,
             linktype: f.linktype,
             end_of_source: false,
+            recovery_of: null,
             packets: [],
           }),
         );

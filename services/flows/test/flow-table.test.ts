@@ -290,9 +290,18 @@ function generatedStream(): PacketBatch[] {
       vm: null,
       linktype: 1,
       end_of_source: false,
+      recovery_of: null,
       packets: frames.slice(i, i + 7),
     });
-  out.push({ batch_id: 'g:end', sensor: 'generated', vm: null, linktype: 1, end_of_source: true, packets: [] });
+  out.push({
+    batch_id: 'g:end',
+    sensor: 'generated',
+    vm: null,
+    linktype: 1,
+    end_of_source: true,
+    recovery_of: null,
+    packets: [],
+  });
   return out;
 }
 
@@ -318,11 +327,20 @@ async function corpusStream(): Promise<PacketBatch[]> {
         vm: null,
         linktype: meta.pcap_info.linktypes[0]!,
         end_of_source: false,
+        recovery_of: null,
         packets: frames.slice(i, i + 7),
       });
     }
   }
-  out.push({ batch_id: 'c:end', sensor: 'corpus', vm: null, linktype: 1, end_of_source: true, packets: [] });
+  out.push({
+    batch_id: 'c:end',
+    sensor: 'corpus',
+    vm: null,
+    linktype: 1,
+    end_of_source: true,
+    recovery_of: null,
+    packets: [],
+  });
   return out;
 }
 

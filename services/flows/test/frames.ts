@@ -65,6 +65,7 @@ export function batch(
     vm: o.vm ?? null,
     linktype: o.linktype ?? 1,
     end_of_source: o.end ?? false,
+    recovery_of: null,
     packets,
   };
 }

@@ -155,6 +155,8 @@ test('an agent-protected VM gets its block from its agent', () => {
     handoff_us: 0,
     epoch: 1,
     gated: false,
+    recovery_of: null,
+    recovery_from_us: 0,
     incarnation: null,
   };
   v.assignments.apply(Buffer.from('web-1'), codecFor(TOPICS.assignments).encode(a));

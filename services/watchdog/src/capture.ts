@@ -2,7 +2,7 @@ import { childContext } from '@cordon/runtime';
 import { AssignmentView, InventoryView } from '@cordon/policy';
 import { ProtectionWindows, startSensorCapture, type SensorCaptureStats } from '@cordon/sensor';
 import type { Stage } from '@cordon/stage';
-import { codecFor, TOPICS, type Assignment } from '@cordon/schemas';
+import { codecFor, TOPICS, watchdogSensor, type Assignment } from '@cordon/schemas';
 
 /**
  * The watchdog's eyes: a live capture on the host's bridge (promiscuous: every frame the bridge
@@ -85,7 +85,7 @@ export async function startCapture(opts: CaptureOptions): Promise<CaptureHandle>
     else pending.push({ vm: a.vm, frames: released });
   });
   capture = startSensorCapture({
-    sensor: `watchdog:${opts.host}`,
+    sensor: watchdogSensor(opts.host),
     iface: opts.bridge,
     ...(opts.netns ? { netns: opts.netns } : {}),
     ...(opts.pollMs ? { pollMs: opts.pollMs } : {}),

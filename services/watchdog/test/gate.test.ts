@@ -34,6 +34,8 @@ const asg = (o: Partial<Assignment>): Assignment => ({
   handoff_us: 0,
   epoch: 3,
   gated: true,
+  recovery_of: null,
+  recovery_from_us: 0,
   ...o,
 });
 const beat = (o: Partial<AgentRecord> = {}): AgentRecord =>

@@ -1,0 +1,71 @@
+import type { Packet, PacketBatch } from './generated.js';
+
+/**
+ * How far apart two sensors' stamps of one packet may be, µs: an agent stamps a frame in the
+ * guest, the watchdog on the host's bridge, a few tens of µs apart on one clock (more when the
+ * guest's clock is off). A recovery frame stamped within this of the agent's newest is taken for
+ * one the agent delivered; so at most this much of a lost agent's last traffic can go
+ * uninspected, where a larger value would drop more and a smaller one inspect the agent's last
+ * frame twice.
+ */
+export const RECOVERY_TOLERANCE_US = 2000;
+
+/**
+ * The consumer's side of a recovery (`PacketBatch.recovery_of`). When an agent is lost, the
+ * watchdog publishes the frames it held while the agent protected the VM, from a little before
+ * the agent's last heartbeat on: the agent delivered some of them, the rest nobody has. A
+ * consumer of `packets` (the dpi, the flows) drops those the agent delivered:
+ *
+ * - per input partition it keeps the newest frame time of each (VM, sensor);
+ * - one producer's records reach a partition in order, and both sensors' frames of a flow go to
+ *   the same partition (the address-pair key), so a recovery frame stamped at or before the
+ *   agent's newest frame in that partition (with `RECOVERY_TOLERANCE_US`) is one the agent
+ *   delivered, and a later one is one it never sent.
+ *
+ * What it cannot know: a consumer that restarted after the agent's last frame of a partition
+ * (its state is in memory) keeps that partition's whole recovery — frames inspected twice rather
+ * than never.
+ */
+export class RecoveryFilter {
+  /** Per partition: `vm \0 sensor` → its newest frame time, µs (insertion order: least recently seen first). */
+  private readonly newest = new Map<number, Map<string, number>>();
+  /** Recovery frames dropped as delivered by the agent already. */
+  dropped = 0;
+  /** Recovery frames kept (the agent never delivered them). */
+  recovered = 0;
+
+  constructor(private readonly opts: { toleranceUs?: number; maxKeysPerPartition?: number } = {}) {}
+
+  /** The packets of `b`, read from `partition`, to process: all, less a recovery's frames the agent delivered. */
+  packets(partition: number, b: PacketBatch): Packet[] {
+    if (b.vm === null || b.packets.length === 0) return b.packets;
+    let m = this.newest.get(partition);
+    if (!m) this.newest.set(partition, (m = new Map()));
+    if (b.recovery_of === null) {
+      const key = `${b.vm}\u0000${b.sensor}`;
+      let max = m.get(key) ?? -Infinity;
+      for (const p of b.packets) if (p.ts_us > max) max = p.ts_us;
+      m.delete(key);
+      m.set(key, max);
+      // a partition sees a bounded number of VMs and sensors; past the bound the least recently
+      // seen goes (a recovery of it is then kept whole)
+      if (m.size > (this.opts.maxKeysPerPartition ?? 65_536)) m.delete(m.keys().next().value!);
+      return b.packets;
+    }
+    const seen = m.get(`${b.vm}\u0000${b.recovery_of}`);
+    if (seen === undefined) {
+      this.recovered += b.packets.length;
+      return b.packets;
+    }
+    const limit = seen + (this.opts.toleranceUs ?? RECOVERY_TOLERANCE_US);
+    const kept = b.packets.filter((p) => p.ts_us > limit);
+    this.dropped += b.packets.length - kept.length;
+    this.recovered += kept.length;
+    return kept;
+  }
+
+  /** A partition taken away: what was known of it goes. */
+  forget(partition: number): void {
+    this.newest.delete(partition);
+  }
+}
