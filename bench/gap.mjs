@@ -253,6 +253,12 @@ try {
         ? (nextDetected.sentUs - firstMissed.sentUs) / 1000
         : (list[list.length - 1].sentUs - firstMissed.sentUs) / 1000;
     }
+    if (args.verbose)
+      for (const a of mine)
+        if ((a.receivedUs !== null && a.alerts.length === 0) || a.alerts.length > 1)
+          console.error(
+            `[gap] ${t.type} of ${t.vm} at ${t.atUs}: attack sent ${a.sentUs} (+${((a.sentUs - t.atUs) / 1000).toFixed(0)} ms) ${a.alerts.length ? `detected ${a.alerts.length} times` : 'missed'}`,
+          );
     for (const r of [row(t.type), all]) {
       r.transitions++;
       r.sent += mine.length;
