@@ -134,6 +134,8 @@ export interface AssignmentRow {
   agent: string | null;
   enforcer: string | null;
   handoff: string;
+  /** Taking the VM back from a lost agent: whose frames the watchdog recovered, from when ('-': none). */
+  recovery: string;
   reason: string;
 }
 
@@ -159,6 +161,7 @@ export async function assignmentsOf(bus: Bus, vm: string, history: boolean): Pro
     agent: a.agent,
     enforcer: a.enforcer,
     handoff: iso(a.handoff_us),
+    recovery: a.recovery_of ? `${a.recovery_of} from ${iso(a.recovery_from_us)}` : '-',
     reason: a.reason,
   }));
   return history ? rows : rows.slice(-1);
