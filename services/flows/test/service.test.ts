@@ -4,12 +4,13 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readAll, type Bus, type ConsumedRecord } from '@cordon/bus';
-import { codecFor, TOPICS, type FlowRecord } from '@cordon/schemas';
+import { codecFor, TOPICS, type FlowRecord, type PacketBatch } from '@cordon/schemas';
 import { createContext, Metrics, silentLogger } from '@cordon/runtime';
 import { runStage } from '@cordon/stage';
 import { tempDir, waitFor } from '@cordon/testkit';
 import { flowsStage, stateKey } from '../src/index.js';
 import { byId, ensureTopics, expectedFlows, NO_CORPUS, openBus, PARTITIONS, replayRecords } from './bus-fixture.js';
+import { batch, pkt, udp } from './frames.js';
 
 const count = async (bus: Bus, topic: string) =>
   [...(await bus.admin.endOffsets(topic)).values()].reduce((n, e) => n + Number(e), 0);
@@ -200,3 +201,43 @@ test(
     await bus.close();
   },
 );
+
+test("a lost agent's recovery: the frames the agent delivered are counted once, the ones it never sent are counted", async (t) => {
+  const dir = tempDir(t, 'flows-recovery');
+  const bus = openBus(dir);
+  await ensureTopics(bus);
+  const a = { ip: '10.0.0.1', port: 5000 };
+  const b = { ip: '10.0.0.2', port: 53 };
+  const agentBatch = batch([pkt(1_000, udp(a, b)), pkt(2_000, udp(a, b)), pkt(3_000, udp(a, b))], {
+    sensor: 'agent:agt-1',
+    vm: 'vm1',
+  });
+  // the watchdog's recovery: the agent's last two frames as its bridge stamped them, and one after its death
+  const recovery: PacketBatch = {
+    ...batch([pkt(2_005, udp(a, b)), pkt(3_010, udp(a, b)), pkt(9_000, udp(a, b))], {
+      sensor: 'watchdog:hv1',
+      vm: 'vm1',
+    }),
+    recovery_of: 'agent:agt-1',
+  };
+  const ends = ['agent:agt-1', 'watchdog:hv1'].map((sensor) => batch([], { sensor, end: true }));
+  const codec = codecFor(TOPICS.packets);
+  const producer = bus.producer();
+  // one flow, one key: every record of it on one partition, in this order
+  await producer.send(
+    TOPICS.packets,
+    [agentBatch, recovery, ...ends].map((x) => ({ key: Buffer.from('10.0.0.1|10.0.0.2'), value: codec.encode(x) })),
+  );
+  await producer.close();
+  const metrics = new Metrics();
+  const svc = await runStage(flowsStage, { bus, ctx: createContext({ log: silentLogger, metrics }), config: {} });
+  await waitFor('both sensors’ flows', async () => (await count(bus, TOPICS.flows)) >= 2);
+  await svc.stop();
+  const flows = flowsOf(await readAll(bus, TOPICS.flows));
+  assert.deepEqual(flows.map((f) => [f.sensor, f.pkts_toserver + f.pkts_toclient, f.first_seen_us]).sort(), [
+    ['agent:agt-1', 3, 1_000],
+    ['watchdog:hv1', 1, 9_000],
+  ]);
+  assert.equal(metrics.get('flows.recovery_dropped'), 2);
+  await bus.close();
+});
