@@ -22,42 +22,65 @@ export const RECOVERY_TOLERANCE_US = 2000;
  *   agent's newest frame in that partition (with `RECOVERY_TOLERANCE_US`) is one the agent
  *   delivered, and a later one is one it never sent.
  *
+ * It is symmetric: an agent cut off from the bus (not dead) whose retried sends arrive after the
+ * recovery has its frames inside the recovery's range dropped instead.
+ *
  * What it cannot know: a consumer that restarted after the agent's last frame of a partition
  * (its state is in memory) keeps that partition's whole recovery — frames inspected twice rather
  * than never.
  */
 export class RecoveryFilter {
-  /** Per partition: `vm \0 sensor` → its newest frame time, µs (insertion order: least recently seen first). */
-  private readonly newest = new Map<number, Map<string, number>>();
+  /**
+   * Per partition: `vm \0 sensor` → the newest frame time of that sensor's own batches, and the
+   * range of the recoveries that named it (µs); insertion order: least recently seen first.
+   */
+  private readonly known = new Map<number, Map<string, { newest: number; recLo: number; recHi: number }>>();
   /** Recovery frames dropped as delivered by the agent already. */
   dropped = 0;
   /** Recovery frames kept (the agent never delivered them). */
   recovered = 0;
+  /** An agent's frames that came after a recovery of them (an agent cut off, its sends retried): dropped. */
+  late = 0;
 
   constructor(private readonly opts: { toleranceUs?: number; maxKeysPerPartition?: number } = {}) {}
 
-  /** The packets of `b`, read from `partition`, to process: all, less a recovery's frames the agent delivered. */
+  private entry(partition: number, key: string): { newest: number; recLo: number; recHi: number } {
+    let m = this.known.get(partition);
+    if (!m) this.known.set(partition, (m = new Map()));
+    let e = m.get(key);
+    if (e) m.delete(key);
+    else e = { newest: -Infinity, recLo: Infinity, recHi: -Infinity };
+    m.set(key, e);
+    // a partition sees a bounded number of VMs and sensors; past the bound the least recently
+    // seen goes (a recovery of it is then kept whole)
+    if (m.size > (this.opts.maxKeysPerPartition ?? 65_536)) m.delete(m.keys().next().value!);
+    return e;
+  }
+
+  /**
+   * The packets of `b`, read from `partition`, to process: all, less a recovery's frames the agent
+   * delivered — whichever of the two copies of a frame comes second is dropped.
+   */
   packets(partition: number, b: PacketBatch): Packet[] {
     if (b.vm === null || b.packets.length === 0) return b.packets;
-    let m = this.newest.get(partition);
-    if (!m) this.newest.set(partition, (m = new Map()));
+    const tol = this.opts.toleranceUs ?? RECOVERY_TOLERANCE_US;
     if (b.recovery_of === null) {
-      const key = `${b.vm}\u0000${b.sensor}`;
-      let max = m.get(key) ?? -Infinity;
-      for (const p of b.packets) if (p.ts_us > max) max = p.ts_us;
-      m.delete(key);
-      m.set(key, max);
-      // a partition sees a bounded number of VMs and sensors; past the bound the least recently
-      // seen goes (a recovery of it is then kept whole)
-      if (m.size > (this.opts.maxKeysPerPartition ?? 65_536)) m.delete(m.keys().next().value!);
-      return b.packets;
+      const e = this.entry(partition, `${b.vm}\u0000${b.sensor}`);
+      let kept = b.packets;
+      // frames of this sensor a recovery already covered: a cut-off agent's sends, delivered late
+      if (e.recLo <= e.recHi) {
+        kept = b.packets.filter((p) => p.ts_us < e.recLo - tol || p.ts_us > e.recHi + tol);
+        this.late += b.packets.length - kept.length;
+      }
+      for (const p of b.packets) if (p.ts_us > e.newest) e.newest = p.ts_us;
+      return kept;
     }
-    const seen = m.get(`${b.vm}\u0000${b.recovery_of}`);
-    if (seen === undefined) {
-      this.recovered += b.packets.length;
-      return b.packets;
+    const e = this.entry(partition, `${b.vm}\u0000${b.recovery_of}`);
+    for (const p of b.packets) {
+      if (p.ts_us < e.recLo) e.recLo = p.ts_us;
+      if (p.ts_us > e.recHi) e.recHi = p.ts_us;
     }
-    const limit = seen + (this.opts.toleranceUs ?? RECOVERY_TOLERANCE_US);
+    const limit = e.newest + tol;
     const kept = b.packets.filter((p) => p.ts_us > limit);
     this.dropped += b.packets.length - kept.length;
     this.recovered += kept.length;
@@ -66,6 +89,6 @@ export class RecoveryFilter {
 
   /** A partition taken away: what was known of it goes. */
   forget(partition: number): void {
-    this.newest.delete(partition);
+    this.known.delete(partition);
   }
 }

@@ -54,3 +54,19 @@ test('ordinary batches pass untouched, and the per-partition memory is bounded',
   // the newest are still known
   assert.deepEqual(times(f.packets(0, batch('watchdog:hv1', 'vm99', [5], 'agent:x99'))), []);
 });
+
+test('an agent cut off from the bus, not dead: its retried sends that come after the recovery are the ones dropped', () => {
+  const f = new RecoveryFilter();
+  f.packets(0, batch('agent:a', 'vm1', [10_000, 20_000]));
+  // the agent lost the bus after 20,000; the watchdog recovered 30,000–80,000 (and the 20,000 it had)
+  assert.deepEqual(
+    times(f.packets(0, batch('watchdog:hv1', 'vm1', [20_001, 30_000, 80_000], 'agent:a'))),
+    [30_000, 80_000],
+  );
+  // the link comes back and the agent's producer delivers what it had kept retrying: 30,000 and
+  // 80,000 were recovered already; 5,000 is older than the recovery (nobody else had it)
+  assert.deepEqual(times(f.packets(0, batch('agent:a', 'vm1', [5_000, 30_000, 80_000]))), [5_000]);
+  assert.equal(f.late, 2);
+  // its frames after the recovery (it was promoted again) pass
+  assert.deepEqual(times(f.packets(0, batch('agent:a', 'vm1', [500_000]))), [500_000]);
+});

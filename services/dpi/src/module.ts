@@ -143,7 +143,11 @@ export const dpiStage = defineStage({
             try {
               let lines: string[] = [];
               const pkts = recovery.packets(batch.partition, pb);
-              if (pkts.length < pb.packets.length) metrics.inc('recovery_dropped', pb.packets.length - pkts.length);
+              if (pkts.length < pb.packets.length)
+                metrics.inc(
+                  pb.recovery_of === null ? 'recovery_late' : 'recovery_dropped',
+                  pb.packets.length - pkts.length,
+                );
               if (pkts.length) {
                 const b = new BatchBuilder();
                 for (const p of pkts) b.add(p.frame, p.ts_us, pb.linktype);
