@@ -26,6 +26,7 @@ import {
   ipBlockDecision,
   kafkaBrokers,
   makeHostsLab,
+  udpFrame as ethUdp,
   waitFor,
   writeEnrollSecret,
 } from '@cordon/testkit';
@@ -40,27 +41,7 @@ const canLab = process.getuid?.() === 0 ? false : 'needs root for network namesp
 
 /** An Ethernet/IPv4/UDP frame (checksums are not checked by dpi with checksum: off). */
 function udpFrame(dstMac: string, src: string, dst: string, payload: string): Buffer {
-  const data = Buffer.from(payload);
-  const udp = Buffer.alloc(8);
-  udp.writeUInt16BE(40000, 0);
-  udp.writeUInt16BE(PORT, 2);
-  udp.writeUInt16BE(8 + data.length, 4);
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip.writeUInt16BE(20 + 8 + data.length, 2);
-  ip[8] = 64;
-  ip[9] = 17;
-  Buffer.from(src.split('.').map(Number)).copy(ip, 12);
-  Buffer.from(dst.split('.').map(Number)).copy(ip, 16);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += ip.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  ip.writeUInt16BE(~sum & 0xffff, 10);
-  const eth = Buffer.alloc(14);
-  Buffer.from(dstMac.split(':').map((h) => parseInt(h, 16))).copy(eth, 0);
-  Buffer.from([2, 0, 0, 0, 0, 9]).copy(eth, 6);
-  eth.writeUInt16BE(0x0800, 12);
-  return Buffer.concat([eth, ip, udp, data]);
+  return ethUdp(payload, { dstMac, srcMac: '02:00:00:00:00:09', src, dst, dport: PORT });
 }
 
 function batch(id: string, sensor: string, vm: string, frame: Buffer): { key: Buffer; value: Buffer } {

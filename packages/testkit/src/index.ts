@@ -9,3 +9,4 @@ export * from './corpus.js';
 export * from './hosts-lab.js';
 export * from './severable.js';
 export * from './tmp.js';
+export * from './frames.js';

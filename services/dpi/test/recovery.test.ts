@@ -15,27 +15,10 @@ import { applyPolicyFile } from '@cordon/policy';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { allTopicSpecs, codecFor, TOPICS, type PacketBatch } from '@cordon/schemas';
 import { createRecordSigner, runStage } from '@cordon/stage';
-import { producerRegistration, waitFor } from '@cordon/testkit';
+import { producerRegistration, udpFrame, waitFor } from '@cordon/testkit';
 import { dpiStage } from '../src/index.js';
 
 const packets = codecFor(TOPICS.packets);
-
-/** Ethernet + IPv4 + UDP 203.0.113.9:40000 → 10.0.0.10:5353 carrying `payload`. */
-function udpFrame(payload: string): Buffer {
-  const data = Buffer.from(payload);
-  const ip = Buffer.alloc(20);
-  ip.writeUInt8(0x45, 0);
-  ip.writeUInt16BE(20 + 8 + data.length, 2);
-  ip.writeUInt8(64, 8);
-  ip.writeUInt8(17, 9);
-  Buffer.from([203, 0, 113, 9]).copy(ip, 12);
-  Buffer.from([10, 0, 0, 10]).copy(ip, 16);
-  const udp = Buffer.alloc(8);
-  udp.writeUInt16BE(40000, 0);
-  udp.writeUInt16BE(5353, 2);
-  udp.writeUInt16BE(8 + data.length, 4);
-  return Buffer.concat([Buffer.from('0200000000010200000000020800', 'hex'), ip, udp, data]);
-}
 
 const batch = (id: string, sensor: string, attacks: Array<[number, number]>, recoveryOf: string | null = null) => {
   const b: PacketBatch = {

@@ -8,7 +8,7 @@ import { createContext, silentLogger, type Context } from '@cordon/runtime';
 import { allTopicSpecs, codecFor, TOPICS, type PacketBatch } from '@cordon/schemas';
 import { applyPolicyFile, ruleSelectionRecord } from '@cordon/policy';
 import { runStage } from '@cordon/stage';
-import { waitFor } from '@cordon/testkit';
+import { udpFrame, waitFor } from '@cordon/testkit';
 import { dpiCommand, dpiStage, rulesCheckCommand } from '../src/index.js';
 import { sidsByFile } from '../src/rule-selection.js';
 
@@ -17,28 +17,6 @@ import { sidsByFile } from '../src/rule-selection.js';
  * anything, so a rule set must never freeze it, and must never take its old rules away before
  * the new ones are ready.
  */
-
-/** An Ethernet + IPv4 + UDP frame carrying `payload` (checksums left to the engine's "auto"). */
-function udpFrame(payload: string): Buffer {
-  const data = Buffer.from(payload);
-  const ip = Buffer.alloc(20);
-  ip.writeUInt8(0x45, 0);
-  ip.writeUInt16BE(20 + 8 + data.length, 2);
-  ip.writeUInt8(64, 8);
-  ip.writeUInt8(17, 9);
-  Buffer.from([203, 0, 113, 9]).copy(ip, 12);
-  Buffer.from([10, 0, 0, 10]).copy(ip, 16);
-  let sum = 0;
-  for (let i = 0; i < 20; i += 2) sum += ip.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
-  ip.writeUInt16BE(~sum & 0xffff, 10);
-  const udp = Buffer.alloc(8);
-  udp.writeUInt16BE(40000, 0);
-  udp.writeUInt16BE(5353, 2);
-  udp.writeUInt16BE(8 + data.length, 4);
-  const eth = Buffer.from('0200000000010200000000020800', 'hex');
-  return Buffer.concat([eth, ip, udp, data]);
-}
 
 let batchNo = 0;
 async function sendPacket(bus: Bus, payload: string, vm: string | null = null): Promise<void> {

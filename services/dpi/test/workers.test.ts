@@ -7,26 +7,8 @@ import { createEmbeddedBus, readAll } from '@cordon/bus';
 import { createContext, silentLogger } from '@cordon/runtime';
 import { allTopicSpecs, codecFor, TOPICS, type PacketBatch } from '@cordon/schemas';
 import { runStage } from '@cordon/stage';
-import { waitFor } from '@cordon/testkit';
+import { udpFrame, waitFor } from '@cordon/testkit';
 import { dpiStage } from '../src/index.js';
-
-/** Ethernet + IPv4 + UDP from 203.0.113.`host`:`sport` to 10.0.0.10:5353 carrying `payload` (no checksums). */
-function udpFrame(host: number, sport: number, payload: string): Buffer {
-  const data = Buffer.from(payload);
-  const f = Buffer.alloc(42 + data.length);
-  Buffer.from('0200000000010200000000020800', 'hex').copy(f, 0);
-  f[14] = 0x45;
-  f.writeUInt16BE(28 + data.length, 16);
-  f[22] = 64;
-  f[23] = 17;
-  Buffer.from([203, 0, 113, host]).copy(f, 26);
-  Buffer.from([10, 0, 0, 10]).copy(f, 30);
-  f.writeUInt16BE(sport, 34);
-  f.writeUInt16BE(5353, 36);
-  f.writeUInt16BE(8 + data.length, 38);
-  data.copy(f, 42);
-  return f;
-}
 
 // Two consume loops (workers) in one dpi stage split the partitions of the packets topic; each
 // flow's alert comes out (under one id), from whichever loop owns its flow's partition.
@@ -55,7 +37,10 @@ for (const workers of [1, 2]) {
               end_of_source: false,
               recovery_of: null,
               packets: [1, 2, 3].map((n) => {
-                const frame = udpFrame(i + 1, 40_000 + i, n === 2 ? 'xxEVILxx' : 'hello');
+                const frame = udpFrame(n === 2 ? 'xxEVILxx' : 'hello', {
+                  src: `203.0.113.${i + 1}`,
+                  sport: 40_000 + i,
+                });
                 return { ts_us: 1_700_000_000_000_000 + i * 10 + n, seq: n, orig_len: frame.length, frame };
               }),
             };
