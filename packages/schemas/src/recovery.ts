@@ -42,7 +42,14 @@ export class RecoveryFilter {
   /** An agent's frames that came after a recovery of them (an agent cut off, its sends retried): dropped. */
   late = 0;
 
-  constructor(private readonly opts: { toleranceUs?: number; maxKeysPerPartition?: number } = {}) {}
+  constructor(
+    private readonly opts: {
+      toleranceUs?: number;
+      maxKeysPerPartition?: number;
+      /** Told each count as it grows (a stage's metrics), beside the totals above. */
+      count?: (what: 'recovery_dropped' | 'recovery_late' | 'recovery_packets', n: number) => void;
+    } = {},
+  ) {}
 
   private entry(partition: number, key: string): { newest: number; recLo: number; recHi: number } {
     let m = this.known.get(partition);
@@ -70,7 +77,9 @@ export class RecoveryFilter {
       // frames of this sensor a recovery already covered: a cut-off agent's sends, delivered late
       if (e.recLo <= e.recHi) {
         kept = b.packets.filter((p) => p.ts_us < e.recLo - tol || p.ts_us > e.recHi + tol);
-        this.late += b.packets.length - kept.length;
+        const n = b.packets.length - kept.length;
+        this.late += n;
+        if (n) this.opts.count?.('recovery_late', n);
       }
       for (const p of b.packets) if (p.ts_us > e.newest) e.newest = p.ts_us;
       return kept;
@@ -82,8 +91,11 @@ export class RecoveryFilter {
     }
     const limit = e.newest + tol;
     const kept = b.packets.filter((p) => p.ts_us > limit);
-    this.dropped += b.packets.length - kept.length;
+    const n = b.packets.length - kept.length;
+    this.dropped += n;
     this.recovered += kept.length;
+    if (n) this.opts.count?.('recovery_dropped', n);
+    if (kept.length) this.opts.count?.('recovery_packets', kept.length);
     return kept;
   }
 

@@ -117,7 +117,7 @@ export const dpiStage = defineStage({
     await compiler.idle();
 
     // a lost agent's recovery (PacketBatch.recovery_of): the frames it delivered are not inspected twice
-    const recovery = new RecoveryFilter();
+    const recovery = new RecoveryFilter({ count: (what, n) => metrics.inc(what, n) });
     for (let w = 0; w < config.workers; w++)
       stage.consume<PacketBatch>({
         group: config.groupId,
@@ -143,11 +143,6 @@ export const dpiStage = defineStage({
             try {
               let lines: string[] = [];
               const pkts = recovery.packets(batch.partition, pb);
-              if (pkts.length < pb.packets.length)
-                metrics.inc(
-                  pb.recovery_of === null ? 'recovery_late' : 'recovery_dropped',
-                  pb.packets.length - pkts.length,
-                );
               if (pkts.length) {
                 const b = new BatchBuilder();
                 for (const p of pkts) b.add(p.frame, p.ts_us, pb.linktype);
@@ -158,7 +153,6 @@ export const dpiStage = defineStage({
                     ? engine.processBatch(b.take())
                     : await engine.processBatchAsync(b.take());
                 metrics.inc('packets', pkts.length);
-                if (pb.recovery_of !== null) metrics.inc('recovery_packets', pkts.length);
               }
               // a source that ended (a replayed capture) flushes, as Suricata does at the end of a pcap
               if (pb.end_of_source) lines = lines.concat(await engine.finishAsync());

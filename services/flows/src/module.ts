@@ -202,7 +202,7 @@ export const flowsStage = defineStage({
 
     // in memory: after a restart, a recovery whose agent frames were before the checkpoint is
     // counted whole (RecoveryFilter)
-    const recovery = new RecoveryFilter();
+    const recovery = new RecoveryFilter({ count: (what, n) => metrics.inc(what, n) });
     const loop = stage.consume<PacketBatch>({
       group: config.groupId,
       topics: [config.inputTopic],
@@ -225,11 +225,6 @@ export const flowsStage = defineStage({
           // Records the restored table already reflects (a seek that landed early) are skipped.
           if (rec.offset < ps.nextOffset) continue;
           if (pb.end_of_source) sourceEnded = true;
-          if (pkts.length < pb.packets.length)
-            metrics.inc(
-              pb.recovery_of === null ? 'recovery_late' : 'recovery_dropped',
-              pb.packets.length - pkts.length,
-            );
           const r = ps.table.processBatch(pkts === pb.packets ? pb : { ...pb, packets: pkts });
           for (const f of r.flows) {
             if (ps.suppress.delete(f.record.flow_id)) {
