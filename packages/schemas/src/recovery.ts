@@ -25,9 +25,10 @@ export const RECOVERY_TOLERANCE_US = 2000;
  * It is symmetric: an agent cut off from the bus (not dead) whose retried sends arrive after the
  * recovery has its frames inside the recovery's range dropped instead.
  *
- * What it cannot know: a consumer that restarted after the agent's last frame of a partition
- * (its state is in memory) keeps that partition's whole recovery — frames inspected twice rather
- * than never.
+ * Its state is in memory. A consumer that checkpoints (the flows stage) keeps each partition's in
+ * its checkpoint (`snapshot`, `restore`); one that does not (the dpi), restarted after the agent's
+ * last frame of a partition, keeps that partition's whole recovery — frames inspected twice
+ * rather than never.
  */
 export class RecoveryFilter {
   /**
@@ -103,4 +104,32 @@ export class RecoveryFilter {
   forget(partition: number): void {
     this.known.delete(partition);
   }
+
+  /** What is known of `partition`, for a checkpoint of it (least recently seen first). */
+  snapshot(partition: number): RecoveryPartitionState {
+    const m = this.known.get(partition);
+    if (!m) return [];
+    const finite = (x: number) => (Number.isFinite(x) ? x : null);
+    return [...m].map(([key, e]) => [key, finite(e.newest), finite(e.recLo), finite(e.recHi)]);
+  }
+
+  /**
+   * Merge a checkpoint's `snapshot` of `partition` into what is known of it. Merging only moves
+   * the newest frame times later and widens the recovery ranges, so records read again after a
+   * restore (those before the checkpoint's offset) change nothing.
+   */
+  restore(partition: number, state: RecoveryPartitionState): void {
+    for (const [key, newest, recLo, recHi] of state) {
+      const e = this.entry(partition, key);
+      if (newest !== null && newest > e.newest) e.newest = newest;
+      if (recLo !== null && recLo < e.recLo) e.recLo = recLo;
+      if (recHi !== null && recHi > e.recHi) e.recHi = recHi;
+    }
+  }
 }
+
+/**
+ * A `RecoveryFilter`'s state of one partition, as JSON: `[vm \0 sensor, newest frame time,
+ * lowest and highest recovered frame time]`, µs; null where nothing is known.
+ */
+export type RecoveryPartitionState = Array<[string, number | null, number | null, number | null]>;

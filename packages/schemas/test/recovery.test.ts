@@ -70,3 +70,28 @@ test('an agent cut off from the bus, not dead: its retried sends that come after
   // its frames after the recovery (it was promoted again) pass
   assert.deepEqual(times(f.packets(0, batch('agent:a', 'vm1', [500_000]))), [500_000]);
 });
+
+test("a partition's state survives a checkpoint: snapshot, restore into a new filter, and records read again change nothing", () => {
+  const f = new RecoveryFilter();
+  f.packets(4, batch('agent:a', 'vm1', [1_000, 9_000]));
+  f.packets(4, batch('watchdog:hv1', 'vm1', [30_000], 'agent:b'));
+  f.packets(5, batch('agent:a', 'vm2', [7_000]));
+  const snap = f.snapshot(4);
+  assert.deepEqual(snap, [
+    ['vm1\u0000agent:a', 9_000, null, null],
+    ['vm1\u0000agent:b', null, 30_000, 30_000],
+  ]);
+  // JSON is how it travels
+  const g = new RecoveryFilter();
+  g.restore(4, JSON.parse(JSON.stringify(snap)));
+  assert.deepEqual(g.snapshot(4), snap);
+  assert.deepEqual(g.snapshot(5), [], 'only the partition asked for');
+  // the input before the checkpoint's offset is read again: merging leaves the state as it was
+  g.packets(4, batch('agent:a', 'vm1', [1_000]));
+  g.restore(4, [['vm1\u0000agent:a', 2_000, null, null]]);
+  assert.deepEqual(g.snapshot(4)[1], ['vm1\u0000agent:a', 9_000, null, null]);
+  // and the restored filter decides as the first one would have
+  const rec = batch('watchdog:hv1', 'vm1', [8_000, 9_500, 20_000], 'agent:a');
+  assert.deepEqual(times(g.packets(4, structuredClone(rec))), times(f.packets(4, rec)));
+  assert.deepEqual(times(g.packets(4, batch('agent:b', 'vm1', [30_500, 60_000]))), [60_000], 'b: late sends dropped');
+});

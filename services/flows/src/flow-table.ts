@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { z } from 'zod';
 import type { CordonError } from '@cordon/runtime';
-import { communityId, type FlowEndReason, type FlowRecord, type Packet, type PacketBatch } from '@cordon/schemas';
+import {
+  communityId,
+  type FlowEndReason,
+  type FlowRecord,
+  type Packet,
+  type PacketBatch,
+  type RecoveryPartitionState,
+} from '@cordon/schemas';
 import { decodeFrame, flowKey, formatIp, hashFlowKey, IPPROTO, TCP_FLAGS, type IpPacket } from '@cordon/pcap';
 import type { FlowTableConfig } from './config.js';
 import { ERR_FLOWS_BAD_FRAME, ERR_FLOWS_SNAPSHOT } from './errors.js';
@@ -268,10 +275,13 @@ export class FlowTable {
   /**
    * The whole table as bytes (versioned), for StageState checkpoints. Restoring it and
    * feeding the rest of the input gives exactly the flows an uninterrupted table would.
+   * `recovery`: the partition's RecoveryFilter state, kept beside the table (its input's
+   * position is the same).
    */
-  snapshot(): Buffer {
+  snapshot(recovery?: RecoveryPartitionState): Buffer {
     const state: SnapshotV2 = {
       v: SNAPSHOT_VERSION,
+      ...(recovery?.length ? { recovery } : {}),
       clocks: [...this.clocks].map(([s, c]) => [s, c.nowUs, c.nextSweepUs]),
       flows: [...this.sensors.values()].flatMap((m) =>
         [...m.values()].map((f): SnapshotFlow => [
@@ -304,6 +314,11 @@ export class FlowTable {
 
   /** A table holding a snapshot's state; throws CORDON_ERR_FLOWS_SNAPSHOT for bytes it cannot trust. */
   static restore(buf: Buffer, cfg: FlowTableConfig): FlowTable {
+    return FlowTable.restoreState(buf, cfg).table;
+  }
+
+  /** The same, with the RecoveryFilter state the snapshot carried (empty: none). */
+  static restoreState(buf: Buffer, cfg: FlowTableConfig): { table: FlowTable; recovery: RecoveryPartitionState } {
     if (buf.length < SNAPSHOT_MAGIC.length || !buf.subarray(0, SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) {
       throw ERR_FLOWS_SNAPSHOT(`it does not start with the ${SNAPSHOT_MAGIC.toString('latin1').trim()} magic`);
     }
@@ -356,7 +371,7 @@ export class FlowTable {
       m.set(f.key.toString('latin1'), f);
       t.count++;
     }
-    return t;
+    return { table: t, recovery: parsed.data.recovery ?? [] };
   }
 }
 
@@ -389,10 +404,18 @@ interface SnapshotV2 {
   v: 2;
   clocks: [string, number, number][];
   flows: SnapshotFlow[];
+  /** Absent when empty, and in snapshots from before it was kept. */
+  recovery?: RecoveryPartitionState;
 }
 const int = z.number().int();
+const usOrNull = z.number().finite().nullable();
 const snapshotSchema = z.object({
   v: z.union([z.literal(1), z.literal(2)]),
+  // the RecoveryFilter's bound of keys per partition
+  recovery: z
+    .array(z.tuple([z.string().max(1024), usOrNull, usOrNull, usOrNull]))
+    .max(65_536)
+    .optional(),
   clocks: z.array(z.tuple([z.string(), int, z.number()])),
   flows: z.array(
     z

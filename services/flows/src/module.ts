@@ -86,7 +86,9 @@ export const flowsStage = defineStage({
         if (rec?.value) {
           try {
             const st = stateCodec.decode(rec.value);
-            table = FlowTable.restore(st.state, config.table);
+            const restoredState = FlowTable.restoreState(st.state, config.table);
+            table = restoredState.table;
+            recovery.restore(p, restoredState.recovery);
             offset = BigInt(st.input_offset);
             for (const id of st.emitted_ids) suppress.add(id);
             await collectEmitted(p, st.output_offsets, suppress);
@@ -179,7 +181,7 @@ export const flowsStage = defineStage({
         input_partition: partition,
         input_offset: Number(ps.nextOffset),
         ts_us: clock.now() * 1000,
-        state: ps.table.snapshot(),
+        state: ps.table.snapshot(recovery.snapshot(partition)),
         output_offsets: Object.fromEntries([...ends].map(([p, o]) => [String(p), Number(o)])),
         emitted_ids: [...ps.suppress],
       };
@@ -200,8 +202,8 @@ export const flowsStage = defineStage({
       metrics.set('flows_open', open);
     }
 
-    // in memory: after a restart, a recovery whose agent frames were before the checkpoint is
-    // counted whole (RecoveryFilter)
+    // a lost agent's recovery (RecoveryFilter): its state of a partition is in the partition's
+    // checkpoint, so a restart between the agent's last frames and the recovery counts none twice
     const recovery = new RecoveryFilter({ count: (what, n) => metrics.inc(what, n) });
     const loop = stage.consume<PacketBatch>({
       group: config.groupId,

@@ -372,6 +372,22 @@ for (const { what, skip, batches: load } of streams) {
   );
 }
 
+test("a snapshot carries the partition's recovery state beside the table, and gives it back", () => {
+  const t = new FlowTable(cfg);
+  t.processBatch(batch([pkt(T0, udp(cli, srv))]));
+  const recovery: [string, number | null, number | null, number | null][] = [
+    ['vm1\u0000agent:a', T0, null, null],
+    ['vm1\u0000agent:b', null, T0 - 5_000, T0],
+  ];
+  const snap = t.snapshot(recovery);
+  const back = FlowTable.restoreState(snap, cfg);
+  assert.deepEqual(back.recovery, recovery);
+  assert.deepEqual(back.table.snapshot(back.recovery), snap, 'restore then snapshot gives the same bytes');
+  // none kept: the bytes are those of a table alone, and nothing comes back
+  assert.deepEqual(t.snapshot([]), t.snapshot());
+  assert.deepEqual(FlowTable.restoreState(t.snapshot(), cfg).recovery, []);
+});
+
 test('a snapshot that cannot be trusted is a typed error', () => {
   const t = new FlowTable(cfg);
   t.processBatch(batch([pkt(T0, udp(cli, srv))]));
@@ -383,6 +399,18 @@ test('a snapshot that cannot be trusted is a typed error', () => {
     Buffer.concat([good.subarray(0, 7), deflateRawSync('{"v":1,"clocks":[],"flows":[["x"]]}')]),
     Buffer.concat([good.subarray(0, 7), Buffer.from('{"v":1,"clocks":[],"flows":[]}')]),
     good.subarray(0, good.length - 3),
+    // a recovery state of the wrong shape, or larger than any filter keeps
+    Buffer.concat([good.subarray(0, 7), deflateRawSync('{"v":2,"clocks":[],"flows":[],"recovery":[["k",1,2]]}')]),
+    Buffer.concat([
+      good.subarray(0, 7),
+      deflateRawSync('{"v":2,"clocks":[],"flows":[],"recovery":[["k","1",null,null]]}'),
+    ]),
+    Buffer.concat([
+      good.subarray(0, 7),
+      deflateRawSync(
+        JSON.stringify({ v: 2, clocks: [], flows: [], recovery: Array(65_537).fill(['k', 1, null, null]) }),
+      ),
+    ]),
   ];
   for (const c of cases)
     assert.throws(

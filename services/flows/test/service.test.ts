@@ -241,3 +241,53 @@ test("a lost agent's recovery: the frames the agent delivered are counted once, 
   assert.equal(metrics.get('flows.recovery_dropped'), 2);
   await bus.close();
 });
+
+test("a restart between a lost agent's last frames and their recovery still counts each frame once (the filter's state is in the checkpoint)", async (t) => {
+  const dir = tempDir(t, 'flows-recovery-restart');
+  const bus = openBus(dir);
+  await ensureTopics(bus);
+  const a = { ip: '10.0.0.1', port: 5000 };
+  const b = { ip: '10.0.0.2', port: 53 };
+  const codec = codecFor(TOPICS.packets);
+  const send = async (xs: PacketBatch[]) => {
+    const producer = bus.producer();
+    await producer.send(
+      TOPICS.packets,
+      xs.map((x) => ({ key: Buffer.from('10.0.0.1|10.0.0.2'), value: codec.encode(x) })),
+    );
+    await producer.close();
+  };
+  await send([
+    batch([pkt(1_000, udp(a, b)), pkt(2_000, udp(a, b)), pkt(3_000, udp(a, b))], { sensor: 'agent:agt-1', vm: 'vm1' }),
+  ]);
+  const run = async (metrics: Metrics) =>
+    runStage(flowsStage, { bus, ctx: createContext({ log: silentLogger, metrics }), config: {} });
+  const first = new Metrics();
+  let svc = await run(first);
+  await waitFor('the agent’s frames read', async () => first.get('flows.received') >= 1);
+  await svc.stop(); // its partitions are checkpointed as they are given up
+  await svc.done;
+
+  await send([
+    {
+      ...batch([pkt(2_005, udp(a, b)), pkt(3_010, udp(a, b)), pkt(9_000, udp(a, b))], {
+        sensor: 'watchdog:hv1',
+        vm: 'vm1',
+      }),
+      recovery_of: 'agent:agt-1',
+    },
+    ...['agent:agt-1', 'watchdog:hv1'].map((sensor) => batch([], { sensor, end: true })),
+  ]);
+  const second = new Metrics();
+  svc = await run(second);
+  await waitFor('both sensors’ flows', async () => (await count(bus, TOPICS.flows)) >= 2);
+  await svc.stop();
+  assert.ok(second.get('flows.received') < 4, 'the second run resumed from the checkpoint');
+  const flows = flowsOf(await readAll(bus, TOPICS.flows));
+  assert.deepEqual(flows.map((f) => [f.sensor, f.pkts_toserver + f.pkts_toclient, f.first_seen_us]).sort(), [
+    ['agent:agt-1', 3, 1_000],
+    ['watchdog:hv1', 1, 9_000],
+  ]);
+  assert.equal(second.get('flows.recovery_dropped'), 2);
+  await bus.close();
+});
