@@ -152,6 +152,12 @@ export const policyFileSchema = z
         handoffDelayMs: z.number().int().min(0).max(60_000).default(300),
         /** Hold every VM's traffic until its protection is current (vms.<vm>.gate overrides). */
         gate: z.boolean().default(false),
+        /**
+         * An agent whose clock is further than this from its host's watchdog's does not protect
+         * its VM (the watchdog does): a hand-off splits traffic by time, so a clock off by s
+         * leaves up to s of it to nobody or to both. Taking a VM over needs half of it.
+         */
+        maxClockOffsetMs: z.number().int().min(1).max(3_600_000).default(50),
       })
       .strict()
       .default({})

@@ -27,6 +27,8 @@ export interface VmState {
   power: string | null;
   /** When the VM last changed host (its migration), µs. */
   hostSinceUs: number;
+  /** Its host's watchdog's clock less the coordinator's, µs (`ClockOffsets`); null or absent: not measured. */
+  hostClockOffsetUs?: number | null;
 }
 
 export interface AgentState {
@@ -46,6 +48,16 @@ export interface AgentState {
   capture: CaptureStatus | null;
   /** The last heartbeat at which its frame counter had moved (µs; 0: never seen moving). */
   inspectingUs: number;
+  /**
+   * Its clock less the coordinator's, µs (`ClockOffsets`, from its heartbeats); null: not
+   * measured yet (heartbeats read back at start). The stamps above are its own clock's.
+   */
+  clockOffsetUs: number | null;
+}
+
+/** When the coordinator got the agent's last heartbeat, on its own clock (µs). */
+export function heardUs(a: AgentState): number {
+  return a.heartbeatUs - (a.clockOffsetUs ?? 0);
 }
 
 export interface Coordination {
@@ -58,6 +70,12 @@ export interface Coordination {
   requiredAgentVersion: string;
   handoffDelayMs: number;
   gate: boolean;
+  /**
+   * An agent whose clock is further than this from its host's watchdog's (from the
+   * coordinator's while the watchdog's is not measured) does not protect its VM; to take a VM
+   * over it must be within half of it.
+   */
+  maxClockOffsetMs: number;
 }
 
 export interface Desired {
@@ -97,11 +115,14 @@ export function agentUnfit(
   policyVersion: number,
   nowUs: number,
   promote: boolean,
+  hostClockOffsetUs: number | null = null,
 ): string | null {
   if (!a.verdict.trusted) return `agent ${a.id} is not trusted: ${a.verdict.detail}`;
   if (a.status === 'stopping') return `agent ${a.id} is stopping`;
-  const silentMs = (nowUs - a.heartbeatUs) / 1000;
+  const silentMs = (nowUs - heardUs(a)) / 1000;
   if (silentMs > c.heartbeatTimeoutMs) return `agent ${a.id} has been silent for ${(silentMs / 1000).toFixed(1)} s`;
+  const skew = clockSkew(a, c, promote, hostClockOffsetUs);
+  if (skew) return skew;
   if (!versionAtLeast(a.version, c.requiredAgentVersion))
     return `agent ${a.id} runs ${a.version}, older than the required ${c.requiredAgentVersion}`;
   if (a.policyVersion < policyVersion)
@@ -110,6 +131,22 @@ export function agentUnfit(
   if (promote && (a.inspectingUs === 0 || (nowUs - a.inspectingUs) / 1000 > c.heartbeatTimeoutMs))
     return `agent ${a.id} has not been seen inspecting yet`;
   return null;
+}
+
+/**
+ * Why the agent's clock is too far off to hand its VM's traffic over by time, or null. Measured
+ * against its host's watchdog (whose stamps the hand-off meets), else the coordinator.
+ */
+function clockSkew(a: AgentState, c: Coordination, promote: boolean, hostClockOffsetUs: number | null): string | null {
+  if (a.clockOffsetUs === null) return null;
+  const limitMs = promote ? c.maxClockOffsetMs / 2 : c.maxClockOffsetMs;
+  const offMs = (a.clockOffsetUs - (hostClockOffsetUs ?? 0)) / 1000;
+  if (Math.abs(offMs) <= limitMs) return null;
+  const against = hostClockOffsetUs === null ? "the coordinator's" : "its host's watchdog's";
+  return (
+    `agent ${a.id}'s clock is ${Math.abs(offMs).toFixed(0)} ms ${offMs > 0 ? 'ahead of' : 'behind'} ${against} ` +
+    `(${promote ? 'to take a VM over, within' : 'at most'} ${limitMs} ms: a hand-off meets both clocks)`
+  );
 }
 
 /** A later start of the same agent on the same machine: the earlier incarnation is gone (a restart, a reverted VM). */
@@ -142,7 +179,7 @@ function takeBackFrom(
     !keep ||
     keep.status === 'stopping' ||
     next !== undefined ||
-    (nowUs - keep.heartbeatUs) / 1000 > c.heartbeatTimeoutMs ||
+    (nowUs - heardUs(keep)) / 1000 > c.heartbeatTimeoutMs ||
     !keep.capture?.active;
   if (!dead) return { handoffUs: Math.max(current.handoff_us, nowUs + c.handoffDelayMs * 1000, lease) };
   // no lease known: an agent that never published (from its own boundary on), or one whose
@@ -206,7 +243,7 @@ export function decide(
       ? `agent ${current.agent} (incarnation ${current.incarnation ?? '?'}) is not known`
       : next
         ? `agent ${keep.id} restarted (incarnation ${next.incarnation} after ${keep.incarnation})`
-        : agentUnfit(keep, c, policyVersion, nowUs, false);
+        : agentUnfit(keep, c, policyVersion, nowUs, false, vm.hostClockOffsetUs ?? null);
     if (!keep && nowUs < (c.learningUntilUs ?? 0)) {
       return {
         mode: 'agent',
@@ -248,7 +285,7 @@ export function decide(
   // promotion: a current agent seen inspecting, not superseded by a later start of itself
   const candidates = agents
     .filter((a) => !successorOf(a, agents))
-    .map((a) => ({ a, why: agentUnfit(a, c, policyVersion, nowUs, true) }))
+    .map((a) => ({ a, why: agentUnfit(a, c, policyVersion, nowUs, true, vm.hostClockOffsetUs ?? null) }))
     .sort((x, y) => y.a.heartbeatUs - x.a.heartbeatUs || (x.a.id < y.a.id ? -1 : 1));
   const fit = candidates.find((x) => x.why === null)?.a;
   if (fit && vm.host !== null) {

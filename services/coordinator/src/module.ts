@@ -19,9 +19,11 @@ import {
   type StageState,
   type VmEvent,
 } from '@cordon/schemas';
+import { ClockOffsets } from './clock.js';
 import {
   changed,
   decide,
+  heardUs,
   versionAtLeast,
   type AgentState,
   type Coordination,
@@ -70,6 +72,7 @@ const DEFAULT_COORDINATION: Coordination & { heartbeatIntervalMs: number } = {
   requiredAgentVersion: '0.1.0',
   handoffDelayMs: 300,
   gate: false,
+  maxClockOffsetMs: 50,
 };
 
 function loadSecret(config: CoordinatorConfig, dataDir: string, env: NodeJS.ProcessEnv): Buffer | null {
@@ -135,6 +138,34 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   const hosts = new WatchdogTrust(secret);
   if (!trust.canVerify) log.warn('No enrollment secret: no agent can be verified, so the watchdogs protect every VM.');
   const known: Known = { vms: new Map(), agents: new Map(), assignments: new Map(), moving: new Map() };
+  // senders' clocks against this coordinator's (agents by `id|incarnation`, watchdogs by `watchdog:<host>`)
+  const clocks = new ClockOffsets();
+  /** Agent incarnations whose clock is further off than coordination.maxClockOffsetMs. */
+  const clockOff = new Set<string>();
+  /**
+   * Say so when an agent's clock goes further off than the limit (from its host's watchdog's,
+   * as decide measures it, else the coordinator's), and when it comes back.
+   */
+  function noteClock(agent: string, vm: string, key: string, offsetUs: number): void {
+    const limitMs = coordination().maxClockOffsetMs;
+    const host = known.vms.get(vm)?.host;
+    const hostUs = host ? clocks.get(`watchdog:${host}`) : null;
+    const offMs = Math.round((offsetUs - (hostUs ?? 0)) / 1000);
+    const off = Math.abs(offMs) > limitMs;
+    if (off === clockOff.has(key)) return;
+    const against = hostUs === null ? 'coordinator' : `watchdog:${host}`;
+    if (off) {
+      clockOff.add(key);
+      log.warn(
+        { agent, vm, offsetMs: offMs, against, limitMs },
+        "An agent's clock is off: it does not protect its VM's traffic until it is back within the limit (synchronize the guest's clock: NTP, or the hypervisor's time sync).",
+      );
+    } else {
+      clockOff.delete(key);
+      log.info({ agent, vm, offsetMs: offMs, against, limitMs }, "An agent's clock is back within the limit.");
+    }
+    metrics.set('agents_clock_off', clockOff.size);
+  }
   const policy = new PolicyView();
   const codec = {
     inventory: codecFor(TOPICS.inventory),
@@ -283,6 +314,10 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       }
     };
     if (rec.kind === 'watchdog') {
+      // its host's clock, which the hand-offs of its VMs meet (measured by every instance: the
+      // owner of a VM may not own its host); only a watchdog the host's binding trusts counts
+      if (!restoring && rec.host && signedBy(Buffer.from(hosts.bindings.get(rec.host)?.publicKey ?? '', 'base64')))
+        clocks.add(`watchdog:${rec.host}`, rec.heartbeat_us, nowUs());
       // a watchdog's status is not an agent's; only its signing key is the coordinator's
       // business, decided by the owner of the host's partition
       if (restoring || !mine(rec.host ?? '')) return;
@@ -311,6 +346,9 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     const incarnation = verdict.identity?.incarnation ?? '?';
     const key = `${rec.agent}|${incarnation}`;
     const before = known.agents.get(key);
+    // its clock against ours, from heartbeats handled as they come (not those read back at start)
+    const clockOffsetUs = restoring || !verdict.trusted ? clocks.get(key) : clocks.add(key, rec.heartbeat_us, nowUs());
+    if (!restoring && clockOffsetUs !== null) noteClock(rec.agent, rec.vm, key, clockOffsetUs);
     const frames = rec.capture?.frames ?? 0;
     const moved = before?.capture && frames > before.capture.frames;
     known.agents.set(key, {
@@ -326,6 +364,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       status: rec.status,
       capture: rec.capture,
       inspectingUs: moved ? rec.heartbeat_us : (before?.inspectingUs ?? 0),
+      clockOffsetUs,
     });
     // a key bound while this instance did not own the VM (or before a restart) is published by the owner
     const bound = trust.bindings.get(rec.agent);
@@ -603,7 +642,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   async function commandIfStale(rec: AgentRecord, a: AgentState): Promise<void> {
     if (!a.verdict.trusted || rec.status === 'stopping') return;
     const c = coordination();
-    if ((nowUs() - rec.heartbeat_us) / 1000 > c.heartbeatTimeoutMs) return;
+    if ((nowUs() - heardUs(a)) / 1000 > c.heartbeatTimeoutMs) return;
     if (!versionAtLeast(rec.version, c.requiredAgentVersion))
       await command(
         rec.agent,
@@ -661,7 +700,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         }
         const agents = [...known.agents.values()].filter((a) => a.vm === vm);
         const d: Desired = decide(
-          inv,
+          { ...inv, hostClockOffsetUs: inv.host === null ? null : clocks.get(`watchdog:${inv.host}`) },
           agents,
           cur,
           { ...c, gate: gateFor(vm), learningUntilUs: ownedSinceUs + c.heartbeatTimeoutMs * 1000 },
@@ -743,7 +782,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   function forgetGone(): void {
     const oldUs = nowUs() - Math.max(60_000, 10 * coordination().heartbeatTimeoutMs) * 1000;
     for (const [k, a] of known.agents) {
-      if (a.heartbeatUs >= oldUs) continue;
+      if (heardUs(a) >= oldUs) continue;
       const cur = known.assignments.get(a.vm);
       if (
         cur?.mode === 'agent' &&
@@ -752,6 +791,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       )
         continue;
       known.agents.delete(k);
+      clocks.forget(k);
+      clockOff.delete(k);
     }
   }
   stage.onStop(async () => {

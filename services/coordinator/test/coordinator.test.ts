@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { agentIdFor, makeEnrollToken, readEnrollToken } from '@cordon/agent';
 import { createEmbeddedBus, createKafkaBus, readAll, readTable, type Bus } from '@cordon/bus';
 import { applyPolicyFile } from '@cordon/policy';
-import { createContext, silentLogger } from '@cordon/runtime';
+import { createContext, Metrics, silentLogger } from '@cordon/runtime';
 import { runStage } from '@cordon/stage';
 import { allTopicSpecs, codecFor, TOPICS, type AgentRecord, type Alert, type Assignment } from '@cordon/schemas';
 import { freshCordonTopics, kafkaBrokers, putRunningVm, waitFor, writeEnrollSecret } from '@cordon/testkit';
@@ -37,13 +37,21 @@ class FakeAgent {
   constructor(
     private readonly bus: Bus,
     private readonly token: string,
-    private readonly o: { vm?: string; hw?: string; policyVersion: number; incarnation?: string; sendToken?: boolean },
+    private readonly o: {
+      vm?: string;
+      hw?: string;
+      policyVersion: number;
+      incarnation?: string;
+      sendToken?: boolean;
+      /** How far its clock is ahead (negative: behind), ms. */
+      clockMs?: number;
+    },
   ) {
     this.id = agentIdFor(readEnrollToken(token));
   }
   async beat(): Promise<void> {
     this.frames += 10;
-    const now = Date.now() * 1000;
+    const now = (Date.now() + (this.o.clockMs ?? 0)) * 1000;
     const rec: AgentRecord = {
       agent: this.id,
       vm: this.o.vm ?? readEnrollToken(this.token).vm,
@@ -77,6 +85,9 @@ class FakeAgent {
   }
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+  }
+  setClock(ms: number): void {
+    this.o.clockMs = ms;
   }
 }
 
@@ -187,6 +198,65 @@ test(
       await bus.admin.ensureTopics(allTopicSpecs());
       await scenario(bus, dir);
     } finally {
+      await bus.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  'an agent whose clock runs 2 s ahead does not take its VM over; set right, it does',
+  { timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-coord-clock-'));
+    const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+    const metrics = new Metrics();
+    const c = createContext({ log: silentLogger, metrics });
+    let stage: Awaited<ReturnType<typeof runStage<unknown, object>>> | null = null;
+    let fake: FakeAgent | null = null;
+    try {
+      await bus.admin.ensureTopics(allTopicSpecs());
+      const { secret, file: secretFile } = writeEnrollSecret(dir);
+      writeFileSync(
+        join(dir, 'policy.yaml'),
+        'coordination: { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, handoffDelayMs: 100 }\n',
+      );
+      const { version } = await applyPolicyFile({ bus, ctx: c, dataDir: dir }, join(dir, 'policy.yaml'));
+      await putRunningVm(bus, 'vm-1', ['10.0.0.1']);
+      stage = await runStage(coordinatorStage, {
+        bus,
+        ctx: c,
+        config: { enrollSecretFile: secretFile, tickMs: 50 },
+        env: { dataDir: dir },
+      });
+      await waitFor(
+        'the watchdog assignment',
+        async () => (await assignmentOf(bus, 'vm-1'))?.mode === 'watchdog',
+        30_000,
+      );
+      fake = new FakeAgent(bus, makeEnrollToken(secret, 'vm-1', 3_600_000, Date.now()), {
+        policyVersion: version,
+        clockMs: 2000,
+      });
+      fake.start();
+      await waitFor('the clock found off', () => metrics.get('coordinator.agents_clock_off') === 1, 30_000);
+      // an agent otherwise fit is promoted within ~0.3 s (see the scenario); this one is not
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal((await assignmentOf(bus, 'vm-1'))!.mode, 'watchdog', 'a clock 2 s ahead never takes the VM over');
+      fake.setClock(0);
+      const a = await waitFor(
+        'the agent assignment once its clock is right',
+        async () => {
+          const x = await assignmentOf(bus, 'vm-1');
+          return x?.mode === 'agent' ? x : null;
+        },
+        30_000,
+      );
+      assert.equal(a.agent, fake.id);
+      assert.equal(metrics.get('coordinator.agents_clock_off'), 0);
+    } finally {
+      fake?.stop();
+      await stage?.stop();
       await bus.close();
       rmSync(dir, { recursive: true, force: true });
     }

@@ -5,7 +5,13 @@ import { agentIdFor, makeEnrollToken, readEnrollToken } from '@cordon/agent';
 import type { AgentRecord, Assignment } from '@cordon/schemas';
 import { AgentTrust, changed, decide, type AgentState, type Coordination, type VmState } from '../src/index.js';
 
-const C: Coordination = { heartbeatTimeoutMs: 500, requiredAgentVersion: '0.1.0', handoffDelayMs: 300, gate: false };
+const C: Coordination = {
+  heartbeatTimeoutMs: 500,
+  requiredAgentVersion: '0.1.0',
+  handoffDelayMs: 300,
+  gate: false,
+  maxClockOffsetMs: 25,
+};
 const S = 1_000_000; // µs per second
 const NOW = 1_800_000_000 * S;
 const vm: VmState = { id: 'vm-1', host: 'hv1', power: 'on', hostSinceUs: NOW - 60 * S };
@@ -23,6 +29,7 @@ const agent = (o: Partial<AgentState> = {}): AgentState => ({
   status: 'running',
   capture: { active: true, frames: 100, published: 100, inspected_until_us: NOW - 120_000 },
   inspectingUs: NOW - 100_000,
+  clockOffsetUs: null,
   ...o,
 });
 const asg = (o: Partial<Assignment>): Assignment => ({
@@ -383,4 +390,46 @@ test('trust: the signing key comes with the enrollment proof, first key wins, an
   // …with its token: registered
   const proven = legacy.judge(record(ltok, { public_key: k2 }), ltok, NOW / 1000, by(k2));
   assert.deepEqual([proven.verdict.trusted, proven.effects.keyRegistered], [true, true]);
+});
+
+test('an agent whose clock is off does not take its VM over, nor keep it; its own stamps do not make it look alive', () => {
+  const ms = 1000;
+  // 40 ms ahead of the coordinator: more than half the limit, so no promotion
+  const ahead = agent({ clockOffsetUs: 40 * ms, heartbeatUs: NOW - 100_000 + 40 * ms });
+  const d = decide(vm, [ahead], asg({}), C, 3, NOW);
+  assert.equal(d.mode, 'watchdog');
+  assert.match(d.reason, /agt-1's clock is 40 ms ahead of the coordinator's \(to take a VM over, within 12.5 ms/);
+  // within half the limit it takes over; a protecting agent keeps its VM up to the limit itself
+  assert.equal(decide(vm, [agent({ clockOffsetUs: 12 * ms })], asg({}), C, 3, NOW).mode, 'agent');
+  const protecting = asg({
+    mode: 'agent',
+    agent: 'agt-1',
+    incarnation: 'aa',
+    enforcer: 'agent:agt-1',
+    handoff_us: NOW - S,
+  });
+  assert.equal(decide(vm, [agent({ clockOffsetUs: -20 * ms })], protecting, C, 3, NOW).mode, 'agent');
+  const lost = decide(
+    vm,
+    [agent({ clockOffsetUs: -30 * ms, heartbeatUs: NOW - 100_000 - 30 * ms })],
+    protecting,
+    C,
+    3,
+    NOW,
+  );
+  assert.equal(lost.mode, 'watchdog');
+  assert.match(lost.reason, /30 ms behind the coordinator's \(at most 25 ms/);
+  // measured against the VM's host's watchdog when its clock is known: both 40 ms ahead is in step
+  const both = decide({ ...vm, hostClockOffsetUs: 38 * ms }, [ahead], asg({}), C, 3, NOW);
+  assert.equal(both.mode, 'agent');
+  const host = decide({ ...vm, hostClockOffsetUs: -10 * ms }, [agent({ clockOffsetUs: 5 * ms })], asg({}), C, 3, NOW);
+  assert.match(host.reason, /15 ms ahead of its host's watchdog's/);
+  // not measured yet (read back at start): its stamps are taken as they are
+  assert.equal(decide(vm, [agent({ clockOffsetUs: null })], asg({}), C, 3, NOW).mode, 'agent');
+  // a dead agent whose clock ran 2 s ahead: its last heartbeat is stamped 1.4 s "from now", but
+  // the coordinator heard it 600 ms ago, past the 500 ms timeout
+  const dead = agent({ clockOffsetUs: 2 * S, heartbeatUs: NOW - 600_000 + 2 * S });
+  const gone = decide(vm, [dead], protecting, { ...C, maxClockOffsetMs: 5_000 }, 3, NOW);
+  assert.equal(gone.mode, 'watchdog');
+  assert.match(gone.reason, /silent for 0.6 s/);
 });
