@@ -142,11 +142,12 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   const clocks = new ClockOffsets();
   /** Agent incarnations whose clock is further off than coordination.maxClockOffsetMs. */
   const clockOff = new Set<string>();
+  const clockAlerts = new Map<string, number>();
   /**
    * Say so when an agent's clock goes further off than the limit (from its host's watchdog's,
    * as decide measures it, else the coordinator's), and when it comes back.
    */
-  function noteClock(agent: string, vm: string, key: string, offsetUs: number): void {
+  async function noteClock(agent: string, vm: string, key: string, offsetUs: number, owner: boolean): Promise<void> {
     const limitMs = coordination().maxClockOffsetMs;
     const host = known.vms.get(vm)?.host;
     const hostUs = host ? clocks.get(`watchdog:${host}`) : null;
@@ -160,6 +161,27 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         { agent, vm, offsetMs: offMs, against, limitMs },
         "An agent's clock is off: it does not protect its VM's traffic until it is back within the limit (synchronize the guest's clock: NTP, or the hypervisor's time sync).",
       );
+      // one alert each time it goes off, from the VM's owner (a SIEM sees it beside the rest)
+      if (owner) {
+        const n = (clockAlerts.get(key) ?? 0) + 1;
+        clockAlerts.set(key, n);
+        const alert: AlertInput = {
+          alert_id: alertId(STAGE, 'clock-off', key, String(n), String(nowUs())),
+          ts_us: nowUs(),
+          stage: STAGE,
+          vm,
+          sensor: `agent:${agent}`,
+          rule_id: 'coordinator:agent-clock-off',
+          rule_rev: 1,
+          signature: `Agent clock ${Math.abs(offMs)} ms ${offMs > 0 ? 'ahead of' : 'behind'} ${against}: the watchdog protects the VM instead`,
+          severity: 3,
+          category: 'sensor-health',
+          action: 'alert',
+          ...NO_FLOW,
+          evidence: JSON.stringify({ agent, offset_ms: offMs, against, limit_ms: limitMs }),
+        };
+        await stage.send(TOPICS.alerts, [{ key: Buffer.from(vm), value: codec.alerts.encode(alert) }]);
+      }
     } else {
       clockOff.delete(key);
       log.info({ agent, vm, offsetMs: offMs, against, limitMs }, "An agent's clock is back within the limit.");
@@ -348,7 +370,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     const before = known.agents.get(key);
     // its clock against ours, from heartbeats handled as they come (not those read back at start)
     const clockOffsetUs = restoring || !verdict.trusted ? clocks.get(key) : clocks.add(key, rec.heartbeat_us, nowUs());
-    if (!restoring && clockOffsetUs !== null) noteClock(rec.agent, rec.vm, key, clockOffsetUs);
+    if (!restoring && clockOffsetUs !== null) await noteClock(rec.agent, rec.vm, key, clockOffsetUs, mine(rec.vm));
     const frames = rec.capture?.frames ?? 0;
     const moved = before?.capture && frames > before.capture.frames;
     known.agents.set(key, {
@@ -793,6 +815,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       known.agents.delete(k);
       clocks.forget(k);
       clockOff.delete(k);
+      clockAlerts.delete(k);
     }
   }
   stage.onStop(async () => {

@@ -243,6 +243,13 @@ test(
       // an agent otherwise fit is promoted within ~0.3 s (see the scenario); this one is not
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal((await assignmentOf(bus, 'vm-1'))!.mode, 'watchdog', 'a clock 2 s ahead never takes the VM over');
+      const [alert, ...more] = (await alertsOf(bus)).filter((x) => x.rule_id === 'coordinator:agent-clock-off');
+      assert.equal(more.length, 0, 'one alert while it stays off');
+      assert.equal(alert?.vm, 'vm-1');
+      assert.equal(alert?.category, 'sensor-health');
+      const ev = JSON.parse(alert!.evidence) as { offset_ms: number; against: string };
+      assert.ok(ev.offset_ms > 1900 && ev.offset_ms <= 2000, `measured ${ev.offset_ms} ms`);
+      assert.equal(ev.against, 'coordinator', 'no watchdog of hv1 reports here');
       fake.setClock(0);
       const a = await waitFor(
         'the agent assignment once its clock is right',
