@@ -337,8 +337,12 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     };
     if (rec.kind === 'watchdog') {
       // its host's clock, which the hand-offs of its VMs meet (measured by every instance: the
-      // owner of a VM may not own its host); only a watchdog the host's binding trusts counts
-      if (!restoring && rec.host && signedBy(Buffer.from(hosts.bindings.get(rec.host)?.publicKey ?? '', 'base64')))
+      // owner of a VM may not own its host): the bound watchdog's records, or any while the host
+      // has none (an unenrolled watchdog, whose packets count unsigned too). Agents are compared
+      // with it, not with this coordinator, so a coordinator slowed for a whole window (every
+      // record late) shifts both estimates alike instead of making every agent look behind.
+      const hostKey = rec.host ? hosts.bindings.get(rec.host)?.publicKey : undefined;
+      if (!restoring && rec.host && (hostKey === undefined || signedBy(Buffer.from(hostKey, 'base64'))))
         clocks.add(`watchdog:${rec.host}`, rec.heartbeat_us, nowUs());
       // a watchdog's status is not an agent's; only its signing key is the coordinator's
       // business, decided by the owner of the host's partition

@@ -270,6 +270,90 @@ test(
   },
 );
 
+test(
+  "an agent is measured against its host's watchdog: both 2 s ahead are in step, and it takes its VM over",
+  { timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-coord-hostclock-'));
+    const bus = createEmbeddedBus({ dataDir: join(dir, 'bus'), ctx });
+    const metrics = new Metrics();
+    const c = createContext({ log: silentLogger, metrics });
+    let stage: Awaited<ReturnType<typeof runStage<unknown, object>>> | null = null;
+    let fake: FakeAgent | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    try {
+      await bus.admin.ensureTopics(allTopicSpecs());
+      const { secret, file: secretFile } = writeEnrollSecret(dir);
+      writeFileSync(
+        join(dir, 'policy.yaml'),
+        'coordination: { heartbeatIntervalMs: 100, heartbeatTimeoutMs: 500, handoffDelayMs: 100 }\n',
+      );
+      const { version } = await applyPolicyFile({ bus, ctx: c, dataDir: dir }, join(dir, 'policy.yaml'));
+      await putRunningVm(bus, 'vm-1', ['10.0.0.1']);
+      stage = await runStage(coordinatorStage, {
+        bus,
+        ctx: c,
+        config: { enrollSecretFile: secretFile, tickMs: 50 },
+        env: { dataDir: dir },
+      });
+      await waitFor(
+        'the watchdog assignment',
+        async () => (await assignmentOf(bus, 'vm-1'))?.mode === 'watchdog',
+        30_000,
+      );
+      // hv1's watchdog (not enrolled: no key bound for the host) on a clock 2 s ahead too
+      const producer = bus.producer();
+      const status = async () => {
+        const rec: AgentRecord = {
+          agent: 'watchdog:hv1',
+          vm: '',
+          version: '0.1.0',
+          config_hash: '',
+          identity: JSON.stringify({ host: 'hv1', bridge: 'br0' }),
+          heartbeat_us: (Date.now() + 2000) * 1000,
+          status: 'running',
+          kind: 'watchdog',
+          host: 'hv1',
+          policy_version: 0,
+          capture: null,
+          acks: {},
+          heartbeat_interval_ms: 100,
+          public_key: null,
+          processes: null,
+          malware: null,
+        };
+        await producer.send(TOPICS.agents, [
+          { key: Buffer.from(rec.agent), value: codecFor(TOPICS.agents).encode(rec) },
+        ]);
+      };
+      await status();
+      timer = setInterval(() => void status().catch(() => undefined), 100);
+      fake = new FakeAgent(bus, makeEnrollToken(secret, 'vm-1', 3_600_000, Date.now()), {
+        policyVersion: version,
+        clockMs: 2000,
+      });
+      fake.start();
+      const a = await waitFor(
+        'the agent assignment',
+        async () => {
+          const x = await assignmentOf(bus, 'vm-1');
+          return x?.mode === 'agent' ? x : null;
+        },
+        30_000,
+      );
+      assert.equal(a.agent, fake.id);
+      assert.equal(metrics.get('coordinator.agents_clock_off'), 0);
+      await producer.close();
+    } finally {
+      if (timer) clearInterval(timer);
+      fake?.stop();
+      await stage?.stop();
+      await bus.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
 test('coordinator on Kafka: the same', { timeout: 180_000 }, async () => {
   const brokers = kafkaBrokers();
   await freshCordonTopics(brokers);
