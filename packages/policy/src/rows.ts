@@ -134,6 +134,8 @@ export interface AssignmentRow {
   agent: string | null;
   enforcer: string | null;
   handoff: string;
+  /** mode agent: the agent's clock less its host's, which it was told to correct by ('-': none). */
+  clock: string;
   /** Taking the VM back from a lost agent: whose frames the watchdog recovered, from when ('-': none). */
   recovery: string;
   reason: string;
@@ -161,6 +163,7 @@ export async function assignmentsOf(bus: Bus, vm: string, history: boolean): Pro
     agent: a.agent,
     enforcer: a.enforcer,
     handoff: iso(a.handoff_us),
+    clock: a.clock_offset_us ? `${a.clock_offset_us > 0 ? '+' : ''}${(a.clock_offset_us / 1000).toFixed(1)} ms` : '-',
     recovery: a.recovery_of ? `${a.recovery_of} from ${iso(a.recovery_from_us)}` : '-',
     reason: a.reason,
   }));

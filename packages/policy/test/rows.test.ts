@@ -29,13 +29,21 @@ test("a VM's assignment history says when the watchdog recovered a lost agent's 
       gated: false,
       recovery_of: null,
       recovery_from_us: 0,
+      clock_offset_us: 0,
       ...o,
     });
     const codec = codecFor(TOPICS.assignments);
     await bus.producer().send(
       TOPICS.assignments,
       [
-        a({ mode: 'agent', agent: 'agt-1', enforcer: 'agent:agt-1', epoch: 2, reason: 'agent agt-1 is current' }),
+        a({
+          mode: 'agent',
+          agent: 'agt-1',
+          enforcer: 'agent:agt-1',
+          epoch: 2,
+          reason: 'agent agt-1 is current',
+          clock_offset_us: -7_400,
+        }),
         a({
           epoch: 3,
           handoff_us: t + 2_000_000,
@@ -47,10 +55,10 @@ test("a VM's assignment history says when the watchdog recovered a lost agent's 
     );
     const rows = await assignmentsOf(bus, 'vm1', true);
     assert.deepEqual(
-      rows.map((r) => [r.epoch, r.mode, r.recovery]),
+      rows.map((r) => [r.epoch, r.mode, r.clock, r.recovery]),
       [
-        [2, 'agent', '-'],
-        [3, 'watchdog', 'agent:agt-1 from 2026-12-06T12:00:01.500Z'],
+        [2, 'agent', '-7.4 ms', '-'],
+        [3, 'watchdog', '-', 'agent:agt-1 from 2026-12-06T12:00:01.500Z'],
       ],
     );
   } finally {

@@ -193,10 +193,12 @@ export interface Assignment {
   recovery_from_us: number;
   /** mode agent: the incarnation (one start) of the agent this assignment is for; another incarnation of the same agent (a restart, a clone, a reverted VM) is not the protector until an assignment names it. */
   incarnation: null | string;
+  /** mode agent: the agent's clock less its host's watchdog's, as the coordinator measured it when deciding (0: not measured, or within 2 ms). The agent reads the boundaries on its own clock (handoff_us + clock_offset_us) and stamps the frames it publishes back on the host's (less clock_offset_us); the coordinator reads the agent's lease and heartbeats the same way. */
+  clock_offset_us: number;
 }
 
 /** Assignment as a producer may write it: the fields added since the previous version may be left out (Avro writes their defaults). */
-export type AssignmentInput = Omit<Assignment, "recovery_of" | "recovery_from_us"> & Partial<Pick<Assignment, "recovery_of" | "recovery_from_us">>;
+export type AssignmentInput = Omit<Assignment, "clock_offset_us"> & Partial<Pick<Assignment, "clock_offset_us">>;
 
 export type AuditResult = "ok" | "denied" | "error";
 
@@ -1426,6 +1428,12 @@ export const AVRO_SCHEMAS = {
         ],
         "default": null,
         "doc": "mode agent: the incarnation (one start) of the agent this assignment is for; another incarnation of the same agent (a restart, a clone, a reverted VM) is not the protector until an assignment names it."
+      },
+      {
+        "name": "clock_offset_us",
+        "type": "long",
+        "default": 0,
+        "doc": "mode agent: the agent's clock less its host's watchdog's, as the coordinator measured it when deciding (0: not measured, or within 2 ms). The agent reads the boundaries on its own clock (handoff_us + clock_offset_us) and stamps the frames it publishes back on the host's (less clock_offset_us); the coordinator reads the agent's lease and heartbeats the same way."
       }
     ]
   },
@@ -4684,6 +4692,112 @@ export const PREVIOUS_SCHEMAS: Readonly<Record<number, unknown>> = {
         "doc": "The sender's Ed25519 public key (32 raw bytes) that signs every record it produces (header cordon-sig): registered by the coordinator with the enrollment proof that comes with it, first key wins (docs/security.md)."
       }
     ]
+  },
+  "111": {
+    "type": "record",
+    "name": "Assignment",
+    "namespace": "io.cordon.v1",
+    "doc": "Who protects a VM now (compacted; written by the coordinator). Key: vm.",
+    "fields": [
+      {
+        "name": "vm",
+        "type": "string"
+      },
+      {
+        "name": "mode",
+        "type": {
+          "type": "enum",
+          "name": "ProtectionMode",
+          "symbols": [
+            "agent",
+            "watchdog",
+            "none"
+          ]
+        },
+        "doc": "none: the VM is not running."
+      },
+      {
+        "name": "host",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "The host the VM runs on (inventory host id)."
+      },
+      {
+        "name": "agent",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "mode agent: the agent id."
+      },
+      {
+        "name": "policy_version",
+        "type": "long"
+      },
+      {
+        "name": "reason",
+        "type": "string"
+      },
+      {
+        "name": "since_us",
+        "type": "long"
+      },
+      {
+        "name": "enforcer",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "Who enforces the VM's blocks now: watchdog:<host> or agent:<id>."
+      },
+      {
+        "name": "handoff_us",
+        "type": "long",
+        "default": 0,
+        "doc": "Packets with a timestamp before this belong to the previous protector, from it on to this one: a hand-off splits the traffic by time, so none is inspected twice and none by nobody."
+      },
+      {
+        "name": "epoch",
+        "type": "long",
+        "default": 0,
+        "doc": "Counts the VM's assignments; an enforcer acknowledges the epoch it applied."
+      },
+      {
+        "name": "gated",
+        "type": "boolean",
+        "default": false,
+        "doc": "The VM's traffic is held on the host bridge until this assignment is acknowledged."
+      },
+      {
+        "name": "recovery_of",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "mode watchdog, taking the VM back from a lost agent: that agent's sensor name. Its frames between its last delivered one and the hand-off are nobody's otherwise, so the watchdog also publishes what it holds from recovery_from_us to handoff_us, marked with this name (PacketBatch.recovery_of)."
+      },
+      {
+        "name": "recovery_from_us",
+        "type": "long",
+        "default": 0,
+        "doc": "With recovery_of: the oldest frame time the recovery covers (the lost agent's last heartbeat less one interval)."
+      },
+      {
+        "name": "incarnation",
+        "type": [
+          "null",
+          "string"
+        ],
+        "default": null,
+        "doc": "mode agent: the incarnation (one start) of the agent this assignment is for; another incarnation of the same agent (a restart, a clone, a reverted VM) is not the protector until an assignment names it."
+      }
+    ]
   }
 };
 
@@ -4772,14 +4886,15 @@ export const TOPIC_MANIFEST: { readonly [T in TopicName]: TopicManifestEntry } =
   },
   "cordon.assignments.v1": {
     "schema": "Assignment",
-    "id": 111,
+    "id": 112,
     "partitions": 3,
     "cleanup": "compact",
     "retentionMs": -1,
     "previous": [
       9,
       31,
-      40
+      40,
+      111
     ]
   },
   "cordon.agent-commands.v1": {

@@ -30,7 +30,7 @@ export interface SensorCaptureStats {
   evicted: number;
   droppedKernel: number;
   droppedRing: number;
-  /** Timestamp of the newest frame published, µs. */
+  /** Timestamp of the newest frame published (on the host's clock, as published), µs. */
   newestUs: number;
 }
 
@@ -98,7 +98,8 @@ export function startSensorCapture(opts: SensorCaptureOptions): SensorCapture {
         continue;
       }
       // no copy for frames published now: they are encoded below, before this tick ends
-      if (vm === null || windows.offer(vm, f)) publisher.add(vm, f);
+      if (vm === null) publisher.add(vm, f);
+      else if (windows.offer(vm, f)) publisher.add(vm, windows.onHostClock(vm, f));
       else counts.held++;
     }
     sendNow();
@@ -126,7 +127,7 @@ export function startSensorCapture(opts: SensorCaptureOptions): SensorCapture {
   };
   const release = (vm: string, frames: SensorFrame[]): void => {
     if (paused || frames.length === 0) return;
-    for (const f of frames) publisher.add(vm, f);
+    for (const f of frames) publisher.add(vm, windows.onHostClock(vm, f));
     metrics.inc('released', frames.length);
     sendNow();
   };

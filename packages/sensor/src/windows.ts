@@ -18,6 +18,12 @@ interface Window {
   until: number;
   epoch: number;
   /**
+   * This sensor's clock less its host's, as the assignment that made the VM ours said
+   * (`clock_offset_us`; an agent's, 0 for a watchdog): boundaries, given on the host's clock,
+   * are kept here on this sensor's (+ offset), as its frames are stamped.
+   */
+  offset: number;
+  /**
    * A lost agent's recovery this sensor publishes (the assignment's `recovery_of`): frames in
    * [recoveryFrom, since) are published marked as it — those held when the assignment came, and
    * those captured after it (a frame can be stamped before the boundary and read after it).
@@ -85,6 +91,7 @@ export class ProtectionWindows {
           since: this.opts.unassignedIsMine ? -Infinity : Infinity,
           until: Infinity,
           epoch: 0,
+          offset: 0,
           recoveryOf: null,
           recoveryFrom: Infinity,
           held: [],
@@ -125,17 +132,19 @@ export class ProtectionWindows {
     w.recoveryOf = null;
     w.recoveryFrom = Infinity;
     if (this.opts.isMe(a)) {
-      w.since = a.handoff_us;
+      w.offset = a.clock_offset_us;
+      w.since = a.handoff_us + w.offset;
       w.until = Infinity;
       if (a.recovery_of !== null && a.recovery_from_us < a.handoff_us) {
         w.recoveryOf = a.recovery_of;
-        w.recoveryFrom = a.recovery_from_us;
-        const recovered = this.take(w, a.recovery_from_us, a.handoff_us, a.recovery_of);
+        w.recoveryFrom = a.recovery_from_us + w.offset;
+        const recovered = this.take(w, w.recoveryFrom, w.since, a.recovery_of);
         return recovered.length ? [...recovered, ...this.takeOurs(w)] : this.takeOurs(w);
       }
     } else {
       // frames from the boundary on are another's; those before it that were ours stay ours
-      w.until = w.since === Infinity ? Infinity : Math.min(w.until, a.handoff_us);
+      // (the boundary on this sensor's clock, as the assignment that made them ours said)
+      w.until = w.since === Infinity ? Infinity : Math.min(w.until, a.handoff_us + w.offset);
       if (w.until <= w.since) w.since = w.until = Infinity;
     }
     return this.takeOurs(w);
@@ -159,6 +168,17 @@ export class ProtectionWindows {
   /** The lease announced last (Infinity: not leased). */
   get leaseUs(): number {
     return this.lease;
+  }
+
+  /** This sensor's clock less its host's for `vm`, as its assignment said (0: none, or a watchdog). */
+  offsetUs(vm: string): number {
+    return this.windows.get(vm)?.offset ?? 0;
+  }
+
+  /** `f` stamped on the host's clock, as it is published (the same frame when the offset is 0). */
+  onHostClock(vm: string, f: SensorFrame): SensorFrame {
+    const off = this.offsetUs(vm);
+    return off === 0 ? f : { ...f, tsUs: f.tsUs - off };
   }
 
   /** The epoch applied per VM (the acknowledgements a heartbeat carries). */

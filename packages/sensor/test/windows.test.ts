@@ -19,6 +19,7 @@ const asg = (o: Partial<Assignment>): Assignment => ({
   gated: false,
   recovery_of: null,
   recovery_from_us: 0,
+  clock_offset_us: 0,
   ...o,
 });
 const opts = { holdUs: 10_000_000, maxBytesPerVm: 1 << 20, maxBytes: 1 << 20 };
@@ -170,4 +171,71 @@ test("taking a VM back from a lost agent: the frames held before the lease come 
   const after = frame(290);
   assert.equal(w.offer('vm-1', after), false);
   assert.equal(after.recoveryOf, undefined);
+});
+
+test("an agent whose clock runs ahead: with its assignment's clock offset, each frame is published once, on the host's clock", () => {
+  const SKEW = 25; // the agent stamps every frame 25 µs later than the watchdog
+  /** One packet (true time `t`) as a sensor stamped it: the bytes say which packet it is. */
+  const seen = (stamp: number, t: number): SensorFrame => {
+    const b = Buffer.alloc(60);
+    b.writeUInt32BE(t);
+    return { tsUs: stamp, origLen: 60, frame: b };
+  };
+  const run = (told: number) => {
+    const wd = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog', unassignedIsMine: true });
+    const ag = new ProtectionWindows({
+      ...opts,
+      isMe: (a) => a.mode === 'agent' && a.incarnation === 'i1',
+      unassignedIsMine: false,
+      leased: true,
+    });
+    const published = new Map<number, number>();
+    const stamps: Array<[number, number]> = [];
+    const pub = (fs: SensorFrame[]) =>
+      fs.forEach((f) => {
+        const t = f.frame.readUInt32BE(0);
+        published.set(t, (published.get(t) ?? 0) + 1);
+        stamps.push([t, f.tsUs]);
+      });
+    const host = (fs: SensorFrame[]) => fs.map((f) => ag.onHostClock('vm-1', f));
+    const offer = (t: number) => {
+      if (wd.offer('vm-1', seen(t, t))) pub([seen(t, t)]);
+      if (ag.offer('vm-1', seen(t + SKEW, t))) pub(host([seen(t + SKEW, t)]));
+    };
+    const both = (a: Assignment) => {
+      pub(wd.assign(a));
+      pub(host(ag.assign(a)));
+    };
+    for (let t = 0; t < 100; t += 5) offer(t);
+    both(asg({ mode: 'agent', agent: 'agt', incarnation: 'i1', handoff_us: 150, epoch: 1, clock_offset_us: told }));
+    for (let t = 100; t < 200; t += 5) offer(t);
+    for (const r of ag.extendLease(180 + SKEW)) pub(host(r.frames));
+    for (let t = 200; t < 260; t += 5) offer(t);
+    // its lease is on its own clock; the coordinator takes the VM back from it on the host's
+    const lease = 240 + SKEW;
+    for (const r of ag.extendLease(lease)) pub(host(r.frames));
+    both(asg({ handoff_us: lease - told, epoch: 2 }));
+    for (let t = 260; t < 300; t += 5) offer(t);
+    return { counts: [...Array(60).keys()].map((k) => published.get(k * 5) ?? 0), stamps };
+  };
+  const told = run(SKEW);
+  assert.deepEqual(told.counts, Array(60).fill(1), 'told its offset: every packet once');
+  for (const [t, stamp] of told.stamps) assert.equal(stamp, t, `packet ${t} published stamped as the host stamped it`);
+  const untold = run(0).counts;
+  assert.deepEqual(
+    untold.map((n, k) => [k * 5, n]).filter(([, n]) => n !== 1),
+    [
+      [125, 2],
+      [130, 2],
+      [135, 2],
+      [140, 2],
+      [145, 2],
+      [240, 0],
+      [245, 0],
+      [250, 0],
+      [255, 0],
+      [260, 0],
+    ],
+    'not told: the 25 µs before the first boundary published by both, the 25 before the second by neither',
+  );
 });

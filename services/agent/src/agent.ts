@@ -187,11 +187,13 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
     // running: frames stamped up to two heartbeats ahead are published as they come, so frames
     // never wait for a heartbeat; if this agent dies, the watchdog recovers what it left (decide.ts
     // takeBackFrom). Stopping:
-    // its capture has stopped, so the lease ends at the newest frame it published.
+    // its capture has stopped, so the lease ends at the newest frame it published. A lease is
+    // on this agent's clock (its frames are published on the host's: less the offset its
+    // assignment gave), and the coordinator reads it back the same way.
     const until =
       status === 'stopping'
         ? s && s.newestUs > 0
-          ? s.newestUs + 1
+          ? s.newestUs + (windows?.offsetUs(vm) ?? 0) + 1
           : 0
         : ctx.clock.now() * 1000 + 2 * heartbeatMs * 1000;
     const rec: AgentRecord = {

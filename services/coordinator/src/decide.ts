@@ -93,6 +93,22 @@ export interface Desired {
    * oldest frame time its frames may be missing from (see `takeBackFrom`); absent otherwise.
    */
   recovery?: { of: string; fromUs: number };
+  /** mode agent: the agent's clock less its host's (`Assignment.clock_offset_us`); 0 otherwise. */
+  clockOffsetUs: number;
+}
+
+/**
+ * Offsets this small are left alone: two senders' quickest transits to the coordinator differ by
+ * about as much, so correcting them would move a boundary by noise (it matches the consumers'
+ * RECOVERY_TOLERANCE_US).
+ */
+export const CLOCK_CORRECTION_MIN_US = 2000;
+
+/** What an assignment to agent `a` tells it to apply: its clock less its host's, when measured and not noise. */
+export function clockOffsetFor(a: AgentState, hostClockOffsetUs: number | null): number {
+  if (a.clockOffsetUs === null) return 0;
+  const off = a.clockOffsetUs - (hostClockOffsetUs ?? 0);
+  return Math.abs(off) < CLOCK_CORRECTION_MIN_US ? 0 : Math.round(off);
 }
 
 /** a ≥ b for MAJOR.MINOR.PATCH versions (anything unparsable is older than everything). */
@@ -173,7 +189,10 @@ function takeBackFrom(
   c: Coordination,
   nowUs: number,
 ): { handoffUs: number; recovery?: { of: string; fromUs: number } } {
-  const lease = keep?.capture ? keep.capture.inspected_until_us : 0;
+  // the agent's stamps (lease, heartbeats) are on its clock: on the host's, less the offset its
+  // assignment told it (frames it published carry the host's already)
+  const off = current.clock_offset_us;
+  const lease = keep?.capture && keep.capture.inspected_until_us > 0 ? keep.capture.inspected_until_us - off : 0;
   const next = keep ? successorOf(keep, agents) : undefined;
   const dead =
     !keep ||
@@ -185,7 +204,7 @@ function takeBackFrom(
   // no lease known: an agent that never published (from its own boundary on), or one whose
   // records are gone (from now: what it published is not known)
   let from = lease > 0 ? lease : keep ? current.handoff_us : nowUs;
-  if (next) from = Math.min(from, next.firstSeenUs);
+  if (next) from = Math.min(from, next.firstSeenUs - off);
   const handoffUs = Math.max(current.handoff_us, Math.min(from, nowUs));
   // A stopped agent's lease is its newest published frame: nothing is missing. A silent or
   // restarted one delivered its frames up to when it died, somewhere between its last heartbeat
@@ -193,8 +212,9 @@ function takeBackFrom(
   // (frames published but not yet acknowledged then) as a recovery, and the consumers drop the
   // frames of it the agent delivered (@cordon/schemas RecoveryFilter).
   if (keep?.status === 'stopping' || current.agent === null) return { handoffUs };
-  const intervalUs = keep && lease > keep.heartbeatUs ? (lease - keep.heartbeatUs) / 2 : 0;
-  const fromUs = keep && lease > 0 ? Math.max(current.handoff_us, keep.heartbeatUs - intervalUs) : current.handoff_us;
+  const beatUs = keep ? keep.heartbeatUs - off : 0;
+  const intervalUs = keep && lease > beatUs ? (lease - beatUs) / 2 : 0;
+  const fromUs = keep && lease > 0 ? Math.max(current.handoff_us, beatUs - intervalUs) : current.handoff_us;
   return fromUs < handoffUs ? { handoffUs, recovery: { of: agentSensor(current.agent), fromUs } } : { handoffUs };
 }
 
@@ -215,6 +235,7 @@ export function decide(
     reason,
     handoffUs: current?.mode === 'none' ? current.handoff_us : nowUs,
     gated: false,
+    clockOffsetUs: 0,
   });
   if (!vm) return none('the VM is not in the inventory');
   if (vm.power !== 'on')
@@ -254,6 +275,7 @@ export function decide(
         reason: current.reason,
         handoffUs: current.handoff_us,
         gated: c.gate,
+        clockOffsetUs: current.clock_offset_us,
       };
     }
     if (!why && keep) {
@@ -266,6 +288,7 @@ export function decide(
         reason: current.reason,
         handoffUs: current.handoff_us,
         gated: c.gate,
+        clockOffsetUs: current.clock_offset_us,
       };
     }
     // never straight to another agent (or another start of this one): nobody would have the
@@ -280,6 +303,7 @@ export function decide(
       reason: `watchdog: ${why!}`,
       ...takeBackFrom(keep, agents, current, c, nowUs),
       gated: c.gate,
+      clockOffsetUs: 0,
     };
   }
   // promotion: a current agent seen inspecting, not superseded by a later start of itself
@@ -304,6 +328,7 @@ export function decide(
           ? Math.min(current.since_us, nowUs)
           : Math.max(nowUs + c.handoffDelayMs * 1000, current?.handoff_us ?? 0),
       gated: c.gate,
+      clockOffsetUs: clockOffsetFor(fit, vm.hostClockOffsetUs ?? null),
     };
   }
   for (const x of candidates) reasons.push(x.why!);
@@ -323,6 +348,7 @@ export function decide(
     reason,
     handoffUs,
     gated: c.gate,
+    clockOffsetUs: 0,
   };
 }
 

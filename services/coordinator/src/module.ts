@@ -749,6 +749,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
           gated: d.gated,
           recovery_of: d.recovery?.of ?? null,
           recovery_from_us: d.recovery?.fromUs ?? 0,
+          clock_offset_us: d.clockOffsetUs,
         };
         known.assignments.set(vm, next);
         out.push({ key: Buffer.from(vm), value: codec.assignments.encode(next) });

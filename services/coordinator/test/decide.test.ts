@@ -46,6 +46,7 @@ const asg = (o: Partial<Assignment>): Assignment => ({
   gated: false,
   recovery_of: null,
   recovery_from_us: 0,
+  clock_offset_us: 0,
   incarnation: null,
   ...o,
 });
@@ -432,4 +433,42 @@ test('an agent whose clock is off does not take its VM over, nor keep it; its ow
   const gone = decide(vm, [dead], protecting, { ...C, maxClockOffsetMs: 5_000 }, 3, NOW);
   assert.equal(gone.mode, 'watchdog');
   assert.match(gone.reason, /silent for 0.6 s/);
+});
+
+test("the assignment tells an agent its clock's offset from its host's, and its lease is read back on the host's clock", () => {
+  const ms = 1000;
+  // promoted 10 ms ahead of the coordinator, its host's watchdog 3 ms ahead: 7 ms to apply
+  const up = decide({ ...vm, hostClockOffsetUs: 3 * ms }, [agent({ clockOffsetUs: 10 * ms })], asg({}), C, 3, NOW);
+  assert.deepEqual([up.mode, up.clockOffsetUs], ['agent', 7 * ms]);
+  // unmeasured, or within the noise of two transits (2 ms): nothing to apply
+  assert.equal(decide(vm, [agent({ clockOffsetUs: null })], asg({}), C, 3, NOW).clockOffsetUs, 0);
+  assert.equal(decide(vm, [agent({ clockOffsetUs: -1_500 })], asg({}), C, 3, NOW).clockOffsetUs, 0);
+  // kept: the offset it was told stays (however the estimate moves), so its boundary does not
+  const cur = asg({
+    mode: 'agent',
+    agent: 'agt-1',
+    incarnation: 'aa',
+    enforcer: 'agent:agt-1',
+    handoff_us: NOW - 5 * S,
+    clock_offset_us: 7 * ms,
+  });
+  assert.equal(decide(vm, [agent({ clockOffsetUs: 9 * ms })], cur, C, 3, NOW).clockOffsetUs, 7 * ms);
+  // silent: taken back from its lease on the host's clock; its recovery from its last heartbeat
+  // (less one interval) on the host's clock too; the watchdog's assignment carries no offset
+  const dead = agent({
+    clockOffsetUs: 7 * ms,
+    heartbeatUs: NOW - 700_000 + 7 * ms,
+    capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW - 120_000 + 7 * ms },
+  });
+  const back = decide(vm, [dead], cur, C, 3, NOW);
+  assert.deepEqual([back.mode, back.handoffUs, back.clockOffsetUs], ['watchdog', NOW - 120_000, 0]);
+  assert.deepEqual(back.recovery, { of: 'agent:agt-1', fromUs: NOW - 990_000 });
+  // a live agent that must hand over does so after its lease, read on the host's clock
+  const stale = agent({
+    clockOffsetUs: 7 * ms,
+    policyVersion: 2,
+    heartbeatUs: NOW - 50_000 + 7 * ms,
+    capture: { active: true, frames: 1, published: 1, inspected_until_us: NOW + 2 * S + 7 * ms },
+  });
+  assert.equal(decide(vm, [stale], cur, C, 3, NOW).handoffUs, NOW + 2 * S);
 });

@@ -157,6 +157,7 @@ test('an agent-protected VM gets its block from its agent', () => {
     gated: false,
     recovery_of: null,
     recovery_from_us: 0,
+    clock_offset_us: 0,
     incarnation: null,
   };
   v.assignments.apply(Buffer.from('web-1'), codecFor(TOPICS.assignments).encode(a));

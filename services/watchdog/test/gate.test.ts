@@ -36,6 +36,7 @@ const asg = (o: Partial<Assignment>): Assignment => ({
   gated: true,
   recovery_of: null,
   recovery_from_us: 0,
+  clock_offset_us: 0,
   ...o,
 });
 const beat = (o: Partial<AgentRecord> = {}): AgentRecord =>
