@@ -48,18 +48,25 @@ test('a watchdog publishes a VM nobody was assigned; handing over ahead, it stop
   assert.equal(w.offer('vm-1', frame(500)), true);
 });
 
+/** A watchdog's windows, and an agent's (incarnation i1, leased). */
+function sensorWindows() {
+  return {
+    wd: new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog', unassignedIsMine: true }),
+    ag: new ProtectionWindows({
+      ...opts,
+      isMe: (a) => a.mode === 'agent' && a.incarnation === 'i1',
+      unassignedIsMine: false,
+      leased: true,
+    }),
+  };
+}
+
 /**
  * A watchdog's and an agent's (incarnation i1) windows over vm-1, applying the same
  * assignments; `published` counts how often each frame (by time) was published by either.
  */
 function twoSensors() {
-  const wd = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog', unassignedIsMine: true });
-  const ag = new ProtectionWindows({
-    ...opts,
-    isMe: (a) => a.mode === 'agent' && a.incarnation === 'i1',
-    unassignedIsMine: false,
-    leased: true,
-  });
+  const { wd, ag } = sensorWindows();
   const published = new Map<number, number>();
   const pub = (fs: SensorFrame[]) => fs.forEach((f) => published.set(f.tsUs, (published.get(f.tsUs) ?? 0) + 1));
   const offer = (ts: number) => {
@@ -182,13 +189,7 @@ test("an agent whose clock runs ahead: with its assignment's clock offset, each 
     return { tsUs: stamp, origLen: 60, frame: b };
   };
   const run = (told: number) => {
-    const wd = new ProtectionWindows({ ...opts, isMe: (a) => a.mode === 'watchdog', unassignedIsMine: true });
-    const ag = new ProtectionWindows({
-      ...opts,
-      isMe: (a) => a.mode === 'agent' && a.incarnation === 'i1',
-      unassignedIsMine: false,
-      leased: true,
-    });
+    const { wd, ag } = sensorWindows();
     const published = new Map<number, number>();
     const stamps: Array<[number, number]> = [];
     const pub = (fs: SensorFrame[]) =>
