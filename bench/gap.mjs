@@ -20,6 +20,10 @@
 //
 //   node bench/gap.mjs [--transitions 100] [--interval 100] [--heartbeat 100] [--timeout 500]
 //                      [--handoff 300] [--bus embedded|kafka] [--verbose]
+//                      [--agent-clock MS] [--max-clock-offset MS]
+// --agent-clock runs the agents on a clock that far off (their capture stamps too: a guest
+// without time sync); the coordinator measures it and corrects the hand-offs for it
+// (Assignment.clock_offset_us), or refuses the agent past --max-clock-offset.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +41,8 @@ const { values: args } = parseArgs({
     settle: { type: 'string', default: '700' },
     bus: { type: 'string', default: 'embedded' },
     verbose: { type: 'boolean', default: false },
+    'agent-clock': { type: 'string', default: '0' },
+    'max-clock-offset': { type: 'string', default: '0' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -80,6 +86,8 @@ const world = await CoordinationWorld.start({
   handoffDelayMs: Number(args.handoff),
   gate: ['vm2'],
   verbose: args.verbose,
+  ...(Number(args['agent-clock']) ? { agentClockMs: Number(args['agent-clock']) } : {}),
+  ...(Number(args['max-clock-offset']) ? { maxClockOffsetMs: Number(args['max-clock-offset']) } : {}),
 });
 const monitors = [];
 /** MAC → times (µs) nft deleted it from a gate set. */
@@ -281,7 +289,7 @@ try {
 
   const fmt = (v) => v.toFixed(0).padStart(7);
   console.log(
-    `gap: ${transitions.length} transitions, one attack per ${interval} ms per VM, heartbeat ${heartbeat} ms, timeout ${timeout} ms, hand-off delay ${args.handoff} ms, ${args.bus} bus`,
+    `gap: ${transitions.length} transitions, one attack per ${interval} ms per VM, heartbeat ${heartbeat} ms, timeout ${timeout} ms, hand-off delay ${args.handoff} ms, ${args.bus} bus${Number(args['agent-clock']) ? `, agents' clocks ${args['agent-clock']} ms off` : ''}`,
   );
   console.log('type                 trans   sent  deliv  detect  twice  missed  gated  gap p50  gap p99 (ms)');
   for (const [type, r] of [...rows].filter(([k]) => k !== 'all').concat([['all', all]])) {
@@ -317,6 +325,7 @@ try {
   console.log(
     JSON.stringify({
       bench: 'gap',
+      agent_clock_ms: Number(args['agent-clock']),
       transitions: transitions.length,
       attacks: all.sent,
       missed: all.missed,

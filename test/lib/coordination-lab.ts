@@ -35,7 +35,15 @@ import { fimStage } from '@cordon/fim';
 import { inventoryStage } from '@cordon/inventory';
 import { applyPolicyFile } from '@cordon/policy';
 import { responderStage } from '@cordon/responder';
-import { createContext, createLogger, Metrics, silentLogger, type Context } from '@cordon/runtime';
+import {
+  createContext,
+  createLogger,
+  Metrics,
+  OffsetClock,
+  silentLogger,
+  type Clock,
+  type Context,
+} from '@cordon/runtime';
 import {
   allTopicSpecs,
   codecFor,
@@ -70,6 +78,10 @@ export interface WorldOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   handoffDelayMs: number;
+  /** Agents run on a clock this far off (ms; their capture stamps too): a guest without time sync. */
+  agentClockMs?: number;
+  /** coordination.maxClockOffsetMs (default: the policy's). */
+  maxClockOffsetMs?: number;
   /** Gate every VM (coordination.gate), or these VMs (vms.<vm>.gate). */
   gate?: boolean | string[];
   coordinators?: number;
@@ -211,8 +223,12 @@ export class CoordinationWorld {
     for (const vm of Object.keys(this.lab.vms)) this.power.set(vm, 'off');
   }
 
-  contextFor(name: string, metrics = new Metrics()): Context {
-    return createContext({ log: this.opts.verbose ? createLogger(name, 'info') : silentLogger, metrics });
+  contextFor(name: string, metrics = new Metrics(), clock?: Clock): Context {
+    return createContext({
+      log: this.opts.verbose ? createLogger(name, 'info') : silentLogger,
+      metrics,
+      ...(clock ? { clock } : {}),
+    });
   }
 
   static async start(opts: WorldOptions): Promise<CoordinationWorld> {
@@ -252,7 +268,7 @@ export class CoordinationWorld {
       'ruleFiles: [gap.rules]',
       `rules: { "${BLOCK_SID}": prevent }`,
       'blocks: { ttlS: 600 }',
-      `coordination: { heartbeatIntervalMs: ${opts.heartbeatIntervalMs}, heartbeatTimeoutMs: ${opts.heartbeatTimeoutMs}, handoffDelayMs: ${opts.handoffDelayMs}, gate: ${gate === true} }`,
+      `coordination: { heartbeatIntervalMs: ${opts.heartbeatIntervalMs}, heartbeatTimeoutMs: ${opts.heartbeatTimeoutMs}, handoffDelayMs: ${opts.handoffDelayMs}, gate: ${gate === true}${opts.maxClockOffsetMs ? `, maxClockOffsetMs: ${opts.maxClockOffsetMs}` : ''} }`,
       ...(Array.isArray(gate) ? ['vms:', ...gate.map((v) => `  ${v}: { gate: true }`)] : []),
       '',
     ].join('\n');
@@ -587,7 +603,11 @@ export class CoordinationWorld {
     const metrics = new Metrics();
     const stage = (await runStage(agentStage, {
       bus: link.bus,
-      ctx: this.contextFor(`agent-${o.vm}`, metrics),
+      ctx: this.contextFor(
+        `agent-${o.vm}`,
+        metrics,
+        this.opts.agentClockMs ? new OffsetClock(this.opts.agentClockMs) : undefined,
+      ),
       config: {
         token: o.token,
         stateDir: o.stateDir,

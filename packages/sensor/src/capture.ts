@@ -20,6 +20,8 @@ export interface SensorCaptureOptions {
   windows: ProtectionWindows;
   log: Logger;
   metrics: Metrics;
+  /** Added to every frame's capture stamp: the sensor's clock is set off from the kernel's (`clockOffsetUs`). */
+  stampOffsetUs?: number;
 }
 
 export interface SensorCaptureStats {
@@ -60,6 +62,7 @@ export function startSensorCapture(opts: SensorCaptureOptions): SensorCapture {
     send: opts.send,
   });
   const counts = { captured: 0, held: 0, skipped: 0 };
+  const stampOffsetUs = opts.stampOffsetUs ?? 0;
   let paused = false;
 
   const sendNow = () => {
@@ -92,7 +95,7 @@ export function startSensorCapture(opts: SensorCaptureOptions): SensorCapture {
       const frame = b.data.subarray(b.offsets[i]!, b.offsets[i + 1]!);
       counts.captured++;
       const vm = opts.attribute(frame);
-      const f = { tsUs: b.tsUs[i]!, origLen: b.origLen[i]!, frame };
+      const f = { tsUs: b.tsUs[i]! + stampOffsetUs, origLen: b.origLen[i]!, frame };
       if (paused) {
         counts.skipped++;
         continue;

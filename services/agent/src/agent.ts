@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { describeError } from '@cordon/runtime';
+import { clockOffsetUs, describeError } from '@cordon/runtime';
 import { followBlocks } from '@cordon/enforce';
 import { createRecordSigner, defineStage, type Stage } from '@cordon/stage';
 import {
@@ -593,6 +593,8 @@ async function startAgent(stage: Stage<AgentConfig>): Promise<AgentHandle> {
       windows: w,
       log: ctx.log,
       metrics: ctx.metrics,
+      // its frames on its own clock (only a lab's skewed guest has another than the kernel's)
+      stampOffsetUs: clockOffsetUs(ctx.clock),
     });
     net.release(vm, pending.splice(0));
     const n = net;
