@@ -53,6 +53,8 @@ export interface AgentState {
    * measured yet (heartbeats read back at start). The stamps above are its own clock's.
    */
   clockOffsetUs: number | null;
+  /** How many heartbeats `clockOffsetUs` is measured from. */
+  clockSamples: number;
 }
 
 /** When the coordinator got the agent's last heartbeat, on its own clock (µs). */
@@ -77,6 +79,13 @@ export interface Coordination {
    */
   maxClockOffsetMs: number;
 }
+
+/**
+ * Heartbeats an agent's clock is measured from before it takes a VM over: the offset its
+ * assignment gives it is fixed for the assignment's life, and the first few heartbeats of a start
+ * are the slowest to arrive (each only lowers the estimate).
+ */
+export const CLOCK_SAMPLES_TO_PROMOTE = 4;
 
 export interface Desired {
   mode: AssignmentMode;
@@ -154,6 +163,8 @@ export function agentUnfit(
  * against its host's watchdog (whose stamps the hand-off meets), else the coordinator.
  */
 function clockSkew(a: AgentState, c: Coordination, promote: boolean, hostClockOffsetUs: number | null): string | null {
+  if (promote && a.clockSamples < CLOCK_SAMPLES_TO_PROMOTE)
+    return `agent ${a.id}'s clock is being measured (${a.clockSamples} of ${CLOCK_SAMPLES_TO_PROMOTE} heartbeats)`;
   if (a.clockOffsetUs === null) return null;
   const limitMs = promote ? c.maxClockOffsetMs / 2 : c.maxClockOffsetMs;
   const offMs = (a.clockOffsetUs - (hostClockOffsetUs ?? 0)) / 1000;

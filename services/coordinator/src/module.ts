@@ -391,6 +391,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       capture: rec.capture,
       inspectingUs: moved ? rec.heartbeat_us : (before?.inspectingUs ?? 0),
       clockOffsetUs,
+      clockSamples: clocks.samples(key),
     });
     // a key bound while this instance did not own the VM (or before a restart) is published by the owner
     const bound = trust.bindings.get(rec.agent);

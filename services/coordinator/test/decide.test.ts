@@ -30,6 +30,7 @@ const agent = (o: Partial<AgentState> = {}): AgentState => ({
   capture: { active: true, frames: 100, published: 100, inspected_until_us: NOW - 120_000 },
   inspectingUs: NOW - 100_000,
   clockOffsetUs: null,
+  clockSamples: 32,
   ...o,
 });
 const asg = (o: Partial<Assignment>): Assignment => ({
@@ -425,8 +426,13 @@ test('an agent whose clock is off does not take its VM over, nor keep it; its ow
   assert.equal(both.mode, 'agent');
   const host = decide({ ...vm, hostClockOffsetUs: -10 * ms }, [agent({ clockOffsetUs: 5 * ms })], asg({}), C, 3, NOW);
   assert.match(host.reason, /15 ms ahead of its host's watchdog's/);
-  // not measured yet (read back at start): its stamps are taken as they are
-  assert.equal(decide(vm, [agent({ clockOffsetUs: null })], asg({}), C, 3, NOW).mode, 'agent');
+  // not measured yet (read back at start): its stamps are taken as they are while it keeps a VM,
+  // but taking one over waits for four heartbeats measured (the offset it is told then is fixed)
+  assert.equal(decide(vm, [agent({ clockOffsetUs: null, clockSamples: 0 })], protecting, C, 3, NOW).mode, 'agent');
+  const early = decide(vm, [agent({ clockOffsetUs: 1_000, clockSamples: 3 })], asg({}), C, 3, NOW);
+  assert.equal(early.mode, 'watchdog');
+  assert.match(early.reason, /clock is being measured \(3 of 4 heartbeats\)/);
+  assert.equal(decide(vm, [agent({ clockOffsetUs: 1_000, clockSamples: 4 })], asg({}), C, 3, NOW).mode, 'agent');
   // a dead agent whose clock ran 2 s ahead: its last heartbeat is stamped 1.4 s "from now", but
   // the coordinator heard it 600 ms ago, past the 500 ms timeout
   const dead = agent({ clockOffsetUs: 2 * S, heartbeatUs: NOW - 600_000 + 2 * S });
