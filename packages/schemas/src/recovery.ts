@@ -10,6 +10,9 @@ import type { Packet, PacketBatch } from './generated.js';
  */
 export const RECOVERY_TOLERANCE_US = 2000;
 
+/** The (VM, sensor) keys a RecoveryFilter keeps per partition, least recently seen dropped first. */
+export const RECOVERY_MAX_KEYS_PER_PARTITION = 65_536;
+
 /**
  * The consumer's side of a recovery (`PacketBatch.recovery_of`). When an agent is lost, the
  * watchdog publishes the frames it held while the agent protected the VM, from a little before
@@ -61,7 +64,7 @@ export class RecoveryFilter {
     m.set(key, e);
     // a partition sees a bounded number of VMs and sensors; past the bound the least recently
     // seen goes (a recovery of it is then kept whole)
-    if (m.size > (this.opts.maxKeysPerPartition ?? 65_536)) m.delete(m.keys().next().value!);
+    if (m.size > (this.opts.maxKeysPerPartition ?? RECOVERY_MAX_KEYS_PER_PARTITION)) m.delete(m.keys().next().value!);
     return e;
   }
 

@@ -11,15 +11,15 @@
  * millisecond or less, against the hundreds of milliseconds an unsynchronized guest drifts.
  */
 export class ClockOffsets {
-  private readonly samples_ = new Map<string, number[]>();
+  private readonly byKey = new Map<string, number[]>();
 
   /** `window`: the samples an estimate is the largest of (a clock set back shows within it). */
   constructor(private readonly window = 32) {}
 
   /** A record of `key`'s stamped `stampUs` by its sender and handled at `nowUs`: the estimate after it, µs. */
   add(key: string, stampUs: number, nowUs: number): number {
-    let s = this.samples_.get(key);
-    if (!s) this.samples_.set(key, (s = []));
+    let s = this.byKey.get(key);
+    if (!s) this.byKey.set(key, (s = []));
     s.push(stampUs - nowUs);
     if (s.length > this.window) s.shift();
     return Math.max(...s);
@@ -27,20 +27,20 @@ export class ClockOffsets {
 
   /** How many of `key`'s records the estimate is the largest of (at most the window). */
   samples(key: string): number {
-    return this.samples_.get(key)?.length ?? 0;
+    return this.byKey.get(key)?.length ?? 0;
   }
 
   /** `key`'s clock less the coordinator's, µs; null when none of its records was handled live. */
   get(key: string): number | null {
-    const s = this.samples_.get(key);
+    const s = this.byKey.get(key);
     return s?.length ? Math.max(...s) : null;
   }
 
   forget(key: string): void {
-    this.samples_.delete(key);
+    this.byKey.delete(key);
   }
 
   get size(): number {
-    return this.samples_.size;
+    return this.byKey.size;
   }
 }

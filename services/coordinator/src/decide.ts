@@ -113,10 +113,18 @@ export interface Desired {
  */
 export const CLOCK_CORRECTION_MIN_US = 2000;
 
+/**
+ * An agent's clock (`offsetUs`, against the coordinator's) less its host's watchdog's, µs — or
+ * less the coordinator's while the watchdog's is not measured (`hostClockOffsetUs` null).
+ */
+export function againstHostUs(offsetUs: number, hostClockOffsetUs: number | null): number {
+  return offsetUs - (hostClockOffsetUs ?? 0);
+}
+
 /** What an assignment to agent `a` tells it to apply: its clock less its host's, when measured and not noise. */
 export function clockOffsetFor(a: AgentState, hostClockOffsetUs: number | null): number {
   if (a.clockOffsetUs === null) return 0;
-  const off = a.clockOffsetUs - (hostClockOffsetUs ?? 0);
+  const off = againstHostUs(a.clockOffsetUs, hostClockOffsetUs);
   return Math.abs(off) < CLOCK_CORRECTION_MIN_US ? 0 : Math.round(off);
 }
 
@@ -167,7 +175,7 @@ function clockSkew(a: AgentState, c: Coordination, promote: boolean, hostClockOf
     return `agent ${a.id}'s clock is being measured (${a.clockSamples} of ${CLOCK_SAMPLES_TO_PROMOTE} heartbeats)`;
   if (a.clockOffsetUs === null) return null;
   const limitMs = promote ? c.maxClockOffsetMs / 2 : c.maxClockOffsetMs;
-  const offMs = (a.clockOffsetUs - (hostClockOffsetUs ?? 0)) / 1000;
+  const offMs = againstHostUs(a.clockOffsetUs, hostClockOffsetUs) / 1000;
   if (Math.abs(offMs) <= limitMs) return null;
   const against = hostClockOffsetUs === null ? "the coordinator's" : "its host's watchdog's";
   return (

@@ -12,6 +12,7 @@ import {
   NO_FLOW,
   TOPICS,
   watchdogEnforcer,
+  watchdogSensor,
   type AgentRecord,
   type AlertInput,
   type Assignment,
@@ -22,6 +23,7 @@ import {
 import { ClockOffsets } from './clock.js';
 import {
   changed,
+  againstHostUs,
   decide,
   heardUs,
   versionAtLeast,
@@ -143,6 +145,9 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   /** Agent incarnations whose clock is further off than coordination.maxClockOffsetMs. */
   const clockOff = new Set<string>();
   const clockAlerts = new Map<string, number>();
+  /** Its host's watchdog's clock less this coordinator's (µs), if measured. */
+  const hostClockUs = (host: string | null | undefined): number | null =>
+    host ? clocks.get(watchdogSensor(host)) : null;
   /**
    * Say so when an agent's clock goes further off than the limit (from its host's watchdog's,
    * as decide measures it, else the coordinator's), and when it comes back.
@@ -150,11 +155,11 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   async function noteClock(agent: string, vm: string, key: string, offsetUs: number, owner: boolean): Promise<void> {
     const limitMs = coordination().maxClockOffsetMs;
     const host = known.vms.get(vm)?.host;
-    const hostUs = host ? clocks.get(`watchdog:${host}`) : null;
-    const offMs = Math.round((offsetUs - (hostUs ?? 0)) / 1000);
+    const hostUs = hostClockUs(host);
+    const offMs = Math.round(againstHostUs(offsetUs, hostUs) / 1000);
     const off = Math.abs(offMs) > limitMs;
     if (off === clockOff.has(key)) return;
-    const against = hostUs === null ? 'coordinator' : `watchdog:${host}`;
+    const against = hostUs === null ? 'coordinator' : watchdogSensor(host!);
     if (off) {
       clockOff.add(key);
       log.warn(
@@ -343,7 +348,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       // record late) shifts both estimates alike instead of making every agent look behind.
       const hostKey = rec.host ? hosts.bindings.get(rec.host)?.publicKey : undefined;
       if (!restoring && rec.host && (hostKey === undefined || signedBy(Buffer.from(hostKey, 'base64'))))
-        clocks.add(`watchdog:${rec.host}`, rec.heartbeat_us, nowUs());
+        clocks.add(watchdogSensor(rec.host), rec.heartbeat_us, nowUs());
       // a watchdog's status is not an agent's; only its signing key is the coordinator's
       // business, decided by the owner of the host's partition
       if (restoring || !mine(rec.host ?? '')) return;
@@ -727,7 +732,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         }
         const agents = [...known.agents.values()].filter((a) => a.vm === vm);
         const d: Desired = decide(
-          { ...inv, hostClockOffsetUs: inv.host === null ? null : clocks.get(`watchdog:${inv.host}`) },
+          { ...inv, hostClockOffsetUs: hostClockUs(inv.host) },
           agents,
           cur,
           { ...c, gate: gateFor(vm), learningUntilUs: ownedSinceUs + c.heartbeatTimeoutMs * 1000 },

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { CordonError } from '@cordon/runtime';
 import {
   communityId,
+  RECOVERY_MAX_KEYS_PER_PARTITION,
   type FlowEndReason,
   type FlowRecord,
   type Packet,
@@ -411,10 +412,9 @@ const int = z.number().int();
 const usOrNull = z.number().finite().nullable();
 const snapshotSchema = z.object({
   v: z.union([z.literal(1), z.literal(2)]),
-  // the RecoveryFilter's bound of keys per partition
   recovery: z
     .array(z.tuple([z.string().max(1024), usOrNull, usOrNull, usOrNull]))
-    .max(65_536)
+    .max(RECOVERY_MAX_KEYS_PER_PARTITION)
     .optional(),
   clocks: z.array(z.tuple([z.string(), int, z.number()])),
   flows: z.array(
