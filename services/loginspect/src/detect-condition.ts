@@ -62,6 +62,34 @@ export function reqAny(parts: object[]): Requirements | undefined {
  */
 export const COSTLY = new WeakSet<object>();
 
+/**
+ * OR and AND of predicates, in the order given. Loops, not `preds.some((p) => p(ev))`: that
+ * makes a closure on every call, a few hundred bytes a line for the collector.
+ */
+export function anyOf<E>(preds: readonly Pred<E>[]): Pred<E> {
+  if (preds.length === 1) return preds[0]!;
+  if (preds.length === 2) {
+    const [a, b] = preds as [Pred<E>, Pred<E>];
+    return (ev) => a(ev) || b(ev);
+  }
+  return (ev) => {
+    for (let i = 0; i < preds.length; i++) if (preds[i]!(ev)) return true;
+    return false;
+  };
+}
+
+export function allOf<E>(preds: readonly Pred<E>[]): Pred<E> {
+  if (preds.length === 1) return preds[0]!;
+  if (preds.length === 2) {
+    const [a, b] = preds as [Pred<E>, Pred<E>];
+    return (ev) => a(ev) && b(ev);
+  }
+  return (ev) => {
+    for (let i = 0; i < preds.length; i++) if (!preds[i]!(ev)) return false;
+    return true;
+  };
+}
+
 export function cheapFirst<T extends object>(parts: T[]): T[] {
   return [...parts.filter((p) => !COSTLY.has(p)), ...parts.filter((p) => COSTLY.has(p))];
 }
@@ -160,15 +188,8 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
         const preds = resolve(tok);
         if (preds.length === 1) return preds[0]!;
         const ordered = cheapFirst(preds);
-        if (tok.quant === 'all')
-          return withCost(
-            withReq((ev: E) => ordered.every((p) => p(ev)), reqAll(preds)),
-            preds,
-          );
-        return withCost(
-          withReq((ev: E) => ordered.some((p) => p(ev)), reqAny(preds)),
-          preds,
-        );
+        if (tok.quant === 'all') return withCost(withReq(allOf(ordered), reqAll(preds)), preds);
+        return withCost(withReq(anyOf(ordered), reqAny(preds)), preds);
       }
       case 'id': {
         const p = searches.get(tok.name);
@@ -186,18 +207,7 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
       parts.push(primary());
     }
     if (parts.length === 1) return parts[0]!;
-    const ordered = cheapFirst(parts);
-    if (parts.length === 2) {
-      const [a, b] = ordered as [Pred<E>, Pred<E>];
-      return withCost(
-        withReq((ev: E) => a(ev) && b(ev), reqAll(parts)),
-        parts,
-      );
-    }
-    return withCost(
-      withReq((ev: E) => ordered.every((p) => p(ev)), reqAll(parts)),
-      parts,
-    );
+    return withCost(withReq(allOf(cheapFirst(parts)), reqAll(parts)), parts);
   };
   const orExpr = (): Pred<E> => {
     const parts = [andExpr()];
@@ -206,11 +216,7 @@ export function parseCondition<E>(src: string, searches: Map<string, Pred<E>>): 
       parts.push(andExpr());
     }
     if (parts.length === 1) return parts[0]!;
-    const ordered = cheapFirst(parts);
-    return withCost(
-      withReq((ev: E) => ordered.some((p) => p(ev)), reqAny(parts)),
-      parts,
-    );
+    return withCost(withReq(anyOf(cheapFirst(parts)), reqAny(parts)), parts);
   };
   const match = orExpr();
   if (pos !== toks.length)

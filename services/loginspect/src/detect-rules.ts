@@ -5,6 +5,8 @@ import { KIND, lowerCase, type LogEvent } from './decode.js';
 import {
   cheapFirst,
   conjunction,
+  allOf,
+  anyOf,
   COSTLY,
   parseCondition,
   reqAll,
@@ -384,30 +386,6 @@ function anyValue(field: string, preds: ValuePredicate[], out: CompileOut): Pred
     return (ev) => sc.any(ev, fs, ids);
   }
   return anyOf(preds.map((p) => eventPred(field, p, out)));
-}
-
-function anyOf(preds: Pred<LogEvent>[]): Pred<LogEvent> {
-  if (preds.length === 1) return preds[0]!;
-  if (preds.length === 2) {
-    const [a, b] = preds as [Pred<LogEvent>, Pred<LogEvent>];
-    return (ev) => a(ev) || b(ev);
-  }
-  return (ev) => {
-    for (let i = 0; i < preds.length; i++) if (preds[i]!(ev)) return true;
-    return false;
-  };
-}
-
-function allOf(preds: Pred<LogEvent>[]): Pred<LogEvent> {
-  if (preds.length === 1) return preds[0]!;
-  if (preds.length === 2) {
-    const [a, b] = preds as [Pred<LogEvent>, Pred<LogEvent>];
-    return (ev) => a(ev) && b(ev);
-  }
-  return (ev) => {
-    for (let i = 0; i < preds.length; i++) if (!preds[i]!(ev)) return false;
-    return true;
-  };
 }
 
 function valuePreds(values: unknown, mods: string[]): ValuePredicate[] {

@@ -1,5 +1,6 @@
 import { cidrContains, parseCidr } from './addr.js';
 import { boundedRegex, requiredLiterals, topLevelBranches } from './detect-regex.js';
+import { anyOf } from './detect-condition.js';
 
 /**
  * Sigma value matching, compiled once: a value with its modifier chain → a predicate on a
@@ -266,7 +267,7 @@ export function compileValue(value: unknown, modifiers: string[]): ValuePredicat
     const contains = merged && merged.length === 1 && 'lit' in merged[0]! ? merged[0].lit.toLowerCase() : null;
     return { cased, test: tests[0]!, required: anchor === null ? null : [anchor], contains, folded };
   }
-  return { cased, test: (s) => tests.some((t) => t(s)), required: null };
+  return { cased, test: anyOf(tests), required: null };
 }
 
 /** A top-level alternation cut into the alternatives that have required literals and one regex of the rest. */

@@ -96,6 +96,8 @@ export class LogInspector {
   private readonly byKinds = new Map<number, { rules: CompiledRule[]; pre: LiteralPrefilter }>();
   private readonly ignore: Cidr[];
   private readonly policy: BlockPolicy;
+  /** The rules the line being inspected matched: `match` fills `[0 .. n)`. */
+  private readonly matched: CompiledRule[] = [];
 
   constructor(
     rules: RuleSet,
@@ -217,18 +219,25 @@ export class LogInspector {
       const waiting = state.connections.get(conn);
       if (Array.isArray(waiting)) pending = waiting;
     }
-    const matched = this.matching(ev);
-    if (matched.length === 0 && pending === null)
-      return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: null };
-    for (const rule of matched)
-      if (rule.neverFlag) return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: rule };
+    const n = this.match(ev);
+    if (n === 0 && pending === null) return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: null };
+    const matched = this.matched;
+    for (let k = 0; k < n; k++)
+      if (matched[k]!.neverFlag) return { event: ev, detections: EMPTY_D, blocks: EMPTY_B, suppressedBy: matched[k]! };
     let detections: Detection[] | null = null;
     let blocks: BlockRequest[] | null = null;
     // failures of this connection that named no client: this line names it
-    const all = pending ? [...pending.filter((r) => !matched.includes(r)), ...matched] : matched;
+    let all = matched;
+    let count = n;
+    if (pending) {
+      const fresh = matched.slice(0, n);
+      all = [...pending.filter((r) => !fresh.includes(r)), ...fresh];
+      count = all.length;
+    }
     if (pending && conn) state.connections.delete(conn);
     const user = conn ? connectionUser(ev) : null;
-    for (const rule of all) {
+    for (let i = 0; i < count; i++) {
+      const rule = all[i]!;
       if (rule.oncePerConnection && conn && state.connections.get(conn) === true) continue;
       if (rule.userSwitch) {
         const seen = conn ? state.connUsers.get(conn) : undefined;
@@ -260,27 +269,36 @@ export class LogInspector {
         }
       }
       if (rule.report === 'threshold' && crossing === null) continue;
-      (detections ??= []).push({ rule, event: ev, srcIp, crossing });
+      // a literal [d] is one element long; `[]` then push reserves seventeen
+      const d: Detection = { rule, event: ev, srcIp, crossing };
+      if (detections === null) detections = [d];
+      else detections.push(d);
       state.counters.detections++;
       if (crossing && rule.block && srcIp && !this.ignored(srcIp)) {
         const b = this.block(state, rule, srcIp, now, crossing);
-        (blocks ??= []).push(b);
+        if (blocks === null) blocks = [b];
+        else blocks.push(b);
         state.counters.blocks++;
       }
     }
     return { event: ev, detections: detections ?? EMPTY_D, blocks: blocks ?? EMPTY_B, suppressedBy: null };
   }
 
-  /** The rules whose detection matches the event, in rule order (never-flag entries included). */
-  private matching(ev: LogEvent): CompiledRule[] {
+  /**
+   * The rules whose detection matches the event, in rule order (never-flag entries included):
+   * `matched[0 .. n)`, n returned. One array for every line: a line's matches are read before
+   * the next line's are looked for.
+   */
+  private match(ev: LogEvent): number {
     const { rules, pre } = this.rulesFor(ev.kinds);
     pre.select(ev);
-    let out: CompiledRule[] | null = null;
+    const matched = this.matched;
+    let n = 0;
     for (let k = 0; k < pre.count; k++) {
       const rule = rules[pre.order[k]!]!;
-      if (rule.match(ev)) (out ??= []).push(rule);
+      if (rule.match(ev)) matched[n++] = rule;
     }
-    return out ?? EMPTY_R;
+    return n;
   }
 
   /**
@@ -290,7 +308,7 @@ export class LogInspector {
   explain(state: InspectState, raw: string, meta: LineMeta): { event: LogEvent; explanations: Explanation[] } {
     this.rules.literals?.useLine(-1);
     const ev = decodeLine(raw.length > this.config.maxLineBytes ? raw.slice(0, this.config.maxLineBytes) : raw, meta);
-    const explanations = this.matching(ev).map((rule) => {
+    const explanations = this.matched.slice(0, this.match(ev)).map((rule) => {
       const from: string[] = [];
       const srcIp = this.address(state, rule, ev, from);
       const selections = rule.searches.filter(([, p]) => p(ev)).map(([n]) => n);
@@ -405,5 +423,4 @@ function connectionUser(ev: LogEvent): string | null {
 }
 
 const EMPTY_D: Detection[] = [];
-const EMPTY_R: CompiledRule[] = [];
 const EMPTY_B: BlockRequest[] = [];
