@@ -61,8 +61,8 @@ const run = () => {
   const c0 = process.cpuUsage();
   const t = performance.now();
   // as logtest and the service read lines: a batch at a time, its literals searched at once
-  const n = forEachLines(file, (batch) => {
-    inspector.prepare(batch);
+  const n = forEachLines(file, (batch, _first, bytes) => {
+    inspector.prepare(batch, bytes);
     for (let k = 0; k < batch.length; k++) detections += inspector.inspect(st, batch[k], meta, k).detections.length;
   });
   const secs = (performance.now() - t) / 1000;

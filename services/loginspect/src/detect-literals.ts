@@ -1,5 +1,6 @@
 import { LiteralMatcher } from '@cordon/native';
 import { NOT_A_SLICE, SPAN_SLOTS, type LogEvent } from './decode.js';
+import type { LineBytes } from './lines.js';
 
 /** Pseudo-field: the whole raw line (Sigma keywords). */
 export const RAW = '\u0000raw';
@@ -185,8 +186,10 @@ export class LiteralScanner {
   /**
    * Search `lines` ahead, in one native call (nothing when Hyperscan is not there); then
    * `useLine(k)` before the events of `lines[k]` are asked about. A batch replaces the last.
+   * With the `bytes` the lines were read from (`forEachLines`), those are searched: the lines
+   * need not be written out as bytes again.
    */
-  prescan(lines: readonly string[]): void {
+  prescan(lines: readonly string[], bytes?: LineBytes): void {
     this.batch = EMPTY_BATCH;
     this.batchLine = -1;
     this.prescanned = 0;
@@ -206,29 +209,42 @@ export class LiteralScanner {
       this.batchFrom = new Int32Array(n);
       this.batchTo = new Int32Array(n);
     }
-    const offsets = this.batchOffsets;
     const from = this.batchFrom;
-    let pos = 0;
-    for (let k = 0; k < n; k++) {
-      const line = lines[k]!;
-      offsets[k] = pos;
-      from[k] = -1;
-      if (line.length < 2 || line.length > MAX_NATIVE_LINE) continue;
-      // room for three bytes a character, so a line is never written in part: it is ASCII
-      // exactly when it writes as many bytes as it has characters
-      if (pos + 3 * line.length > this.batchData.length) {
-        const more = Buffer.allocUnsafe(Math.max(2 * this.batchData.length, pos + 3 * line.length, 1 << 16));
-        this.batchData.copy(more, 0, 0, pos);
-        this.batchData = more;
+    let data: Buffer;
+    let offs: Uint32Array;
+    if (bytes !== undefined && bytes.starts.length === n + 1) {
+      // each line's bytes run to the next line's: a literal found in its line break (past the
+      // line's length) is dropped when replayed
+      data = bytes.data;
+      offs = bytes.starts;
+      for (let k = 0; k < n; k++) {
+        const len = lines[k]!.length;
+        from[k] = bytes.ascii[k] === 1 && len >= 2 && len <= MAX_NATIVE_LINE ? 0 : -1;
       }
-      if (this.batchData.write(line, pos, 'utf8') === line.length) {
-        from[k] = 0;
-        pos += line.length;
+    } else {
+      const offsets = this.batchOffsets;
+      let pos = 0;
+      for (let k = 0; k < n; k++) {
+        const line = lines[k]!;
+        offsets[k] = pos;
+        from[k] = -1;
+        if (line.length < 2 || line.length > MAX_NATIVE_LINE) continue;
+        // room for three bytes a character, so a line is never written in part: it is ASCII
+        // exactly when it writes as many bytes as it has characters
+        if (pos + 3 * line.length > this.batchData.length) {
+          const more = Buffer.allocUnsafe(Math.max(2 * this.batchData.length, pos + 3 * line.length, 1 << 16));
+          this.batchData.copy(more, 0, 0, pos);
+          this.batchData = more;
+        }
+        if (this.batchData.write(line, pos, 'utf8') === line.length) {
+          from[k] = 0;
+          pos += line.length;
+        }
       }
+      offsets[n] = pos;
+      data = this.batchData.subarray(0, pos);
+      offs = offsets.subarray(0, n + 1);
     }
-    offsets[n] = pos;
-    const data = this.batchData.subarray(0, pos);
-    const offs = offsets.subarray(0, n + 1);
     let found = m.scan(data, offs, this.batchOut);
     while (found < 0) {
       // a hostile batch (megabytes of `aaaa` against `aa`) would need gigabytes here: past a
@@ -242,6 +258,9 @@ export class LiteralScanner {
     const to = this.batchTo;
     let j = 0;
     for (let k = 0; k < n; k++) {
+      // a line searched here is not read from the batch's results, but from its bytes the search
+      // may have found some: past them
+      while (j < found && out[3 * j]! < k) j++;
       if (from[k] === -1) continue;
       this.prescanned++;
       from[k] = j;
@@ -430,7 +449,8 @@ export class LiteralScanner {
       for (let j = this.batchFrom[k]!; j < this.batchTo[k]!; j++) {
         const t = out[3 * j + 1]!;
         const at = out[3 * j + 2]!;
-        this.record(t, at, at + this.textLength[t]!);
+        const to = at + this.textLength[t]!;
+        if (to <= n) this.record(t, at, to);
       }
       return true;
     }

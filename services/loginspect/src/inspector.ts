@@ -4,6 +4,7 @@ import { decodeLine, KIND, type LogEvent } from './decode.js';
 import { builtinRulesDir, fieldText, loadRuleDir, type CompiledRule, type RuleSet } from './detect-rules.js';
 import { LiteralScanner } from './detect-literals.js';
 import { LiteralPrefilter } from './prefilter.js';
+import type { LineBytes } from './lines.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ThresholdTable, type CounterSnapshot, type Crossing } from './threshold.js';
 import { ERR_LOGINSPECT_STATE } from './errors.js';
@@ -198,9 +199,11 @@ export class LogInspector {
    * Search the rules' literals in a batch of lines ahead, in one native call when the DPI engine
    * has Hyperscan (a JavaScript scan visits every character of a line; that search is a few
    * times faster). `inspect(state, lines[k], meta, k)` then uses it; the results are the same.
+   * `bytes`: where the lines lie in the bytes they were read from (`forEachLines`), searched
+   * as they are.
    */
-  prepare(lines: readonly string[]): void {
-    this.rules.literals?.prescan(lines);
+  prepare(lines: readonly string[], bytes?: LineBytes): void {
+    this.rules.literals?.prescan(lines, bytes);
   }
 
   /** `batchLine`: the line's place in the batch given to `prepare` (-1: not of that batch). */

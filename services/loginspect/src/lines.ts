@@ -16,8 +16,30 @@ import { openSync, readSync, closeSync } from 'node:fs';
  * bytes across a newline, so each line decodes as it would in its chunk.
  */
 export function forEachLine(path: string, fn: (line: string, no: number) => void, chunkBytes = 8 << 20): number {
-  const fd = openSync(path, 'r');
   let no = 0;
+  readLines(path, chunkBytes, (line) => fn(line, ++no));
+  return no;
+}
+
+/**
+ * Where lines lie in the bytes they were read from: line k's bytes start at `starts[k]` of
+ * `data` and run to its newline; its text is `data[starts[k] .. starts[k] + length)` when
+ * `ascii[k]` is 1 (its characters are its bytes). `starts` holds one more entry: the end of
+ * the last line's newline. Valid only during the call it is passed to: the buffer is reused.
+ */
+export interface LineBytes {
+  data: Buffer;
+  starts: Uint32Array;
+  ascii: Uint8Array;
+}
+
+/**
+ * The file's lines, each to `emit(line, buf, start, next, ascii)`: its bytes start at `start` of
+ * `buf`, the next line's at `next`; `buf` holds them until `emit` returns (and until the chunk's
+ * `chunkEnd()`), then is overwritten.
+ */
+function readLines(path: string, chunkBytes: number, emit: LineEmit, chunkEnd: () => void = NO_CHUNK_END): void {
+  const fd = openSync(path, 'r');
   try {
     let buf = Buffer.allocUnsafe(chunkBytes);
     let carry = 0; // bytes of an unfinished line at the start of buf
@@ -34,7 +56,8 @@ export function forEachLine(path: string, fn: (line: string, no: number) => void
       if (end === 0) break;
       const upto = lastNl < 0 ? (n === 0 ? end : -1) : n === 0 ? end : lastNl + 1;
       if (upto > 0) {
-        decodeLines(buf, 0, upto, (line) => fn(line, ++no));
+        decodeLines(buf, 0, upto, emit);
+        chunkEnd();
         buf.copy(buf, 0, upto, end);
         carry = end - upto;
       } else carry = end;
@@ -43,8 +66,11 @@ export function forEachLine(path: string, fn: (line: string, no: number) => void
   } finally {
     closeSync(fd);
   }
-  return no;
 }
+
+type LineEmit = (line: string, buf: Buffer, start: number, next: number, ascii: boolean) => void;
+
+const NO_CHUNK_END = (): void => {};
 
 /** Below this many bytes a range that is not all ASCII is decoded line by line as UTF-8. */
 const SMALL_RANGE = 4096;
@@ -56,7 +82,7 @@ const SMALL_RANGE = 4096;
  * come in runs, so few ranges are halved; spread evenly, they cost ~11 halvings' `isAscii` (SIMD)
  * over the chunk, ~4 ms for 8 MB, beside the decoding.
  */
-function decodeLines(buf: Buffer, s: number, e: number, emit: (line: string) => void): void {
+function decodeLines(buf: Buffer, s: number, e: number, emit: LineEmit): void {
   let enc: 'latin1' | 'utf8' = 'utf8';
   if (isAscii(buf.subarray(s, e))) enc = 'latin1';
   else if (e - s > SMALL_RANGE) {
@@ -76,35 +102,57 @@ function decodeLines(buf: Buffer, s: number, e: number, emit: (line: string) => 
     if (nl < 0 || nl >= e) nl = e;
     let stop = nl;
     if (stop > start && buf[stop - 1] === 0x0d) stop--;
-    emit(buf.toString(enc, start, stop));
+    const line = buf.toString(enc, start, stop);
+    // in a range read as UTF-8, a line is ASCII when each byte gave one character and none was
+    // undecodable (U+FFFD)
+    const ascii = enc === 'latin1' || (line.length === stop - start && line.indexOf('\ufffd') < 0);
+    emit(line, buf, start, Math.min(nl + 1, e), ascii);
     start = nl + 1;
   }
 }
 
 /**
- * `forEachLine` a batch at a time: `fn(lines, firstLineNumber)` with up to `batch` lines, for a
- * caller that searches a batch's lines at once (`LogInspector.prepare`). Returns the line count.
+ * `forEachLine` a batch at a time: `fn(lines, firstLineNumber, bytes)` with up to `batch` lines,
+ * for a caller that searches a batch's lines at once (`LogInspector.prepare`), which can search
+ * the bytes the lines were read from rather than write them out again. A batch ends early at
+ * the end of a chunk, so its bytes are all in the buffer. Returns the line count.
  */
 export function forEachLines(
   path: string,
-  fn: (lines: string[], first: number) => void,
+  fn: (lines: string[], first: number, bytes: LineBytes) => void,
   batch = 1024,
   chunkBytes = 8 << 20,
 ): number {
   let lines: string[] = [];
-  let first = 1;
-  const n = forEachLine(
+  let starts = new Uint32Array(batch + 1);
+  let ascii = new Uint8Array(batch);
+  let data: Buffer = EMPTY;
+  let no = 0;
+  const flush = (): void => {
+    const n = lines.length;
+    if (n === 0) return;
+    fn(lines, no - n + 1, { data, starts: starts.subarray(0, n + 1), ascii: ascii.subarray(0, n) });
+    // the callee may keep what it was given but the buffer: fresh arrays for the next batch
+    lines = [];
+    starts = new Uint32Array(batch + 1);
+    ascii = new Uint8Array(batch);
+  };
+  readLines(
     path,
-    (line, no) => {
-      if (lines.length === 0) first = no;
-      lines.push(line);
-      if (lines.length === batch) {
-        fn(lines, first);
-        lines = [];
-      }
-    },
     chunkBytes,
+    (line, buf, start, next, isAscii) => {
+      no++;
+      const k = lines.length;
+      data = buf;
+      starts[k] = start;
+      starts[k + 1] = next;
+      ascii[k] = isAscii ? 1 : 0;
+      lines.push(line);
+      if (k + 1 === batch) flush();
+    },
+    flush,
   );
-  if (lines.length > 0) fn(lines, first);
-  return n;
+  return no;
 }
+
+const EMPTY = Buffer.alloc(0);

@@ -79,8 +79,8 @@ export async function logtestCommand(values: LogtestOptions): Promise<number> {
   const coverage = values.noCoverage ? null : new Coverage();
   const explain = values.explain === true || onlyLine !== null;
   const t0 = process.hrtime.bigint();
-  const lines = forEachLines(values.log, (batch, first) => {
-    inspector.prepare(batch);
+  const lines = forEachLines(values.log, (batch, first, bytes) => {
+    inspector.prepare(batch, bytes);
     for (let k = 0; k < batch.length; k++) {
       const line = batch[k]!;
       const no = first + k;

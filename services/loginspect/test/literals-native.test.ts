@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LiteralMatcher } from '@cordon/native';
-import { decodeLine, LiteralScanner, RAW, type LogEvent } from '../src/index.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeLine, forEachLines, LiteralScanner, RAW, type LineBytes, type LogEvent } from '../src/index.js';
 import { seededInts } from './seeded.js';
 
 // A batch's literals searched ahead natively (Hyperscan, when the DPI engine is built with it)
@@ -57,6 +60,7 @@ const LITS = [
   'orab',
   '%2e%2e',
   ' a',
+  'b\r', // a bare carriage return in a line; at a line's end, part of its line break
 ];
 
 function scanners(): { nat: LiteralScanner; js: LiteralScanner; ids: number[][]; fields: number[] } {
@@ -71,12 +75,14 @@ function scanners(): { nat: LiteralScanner; js: LiteralScanner; ids: number[][];
 /** The field's text as the scanner reads it, or undefined. */
 const text = (ev: LogEvent, field: string): string | undefined => (field === RAW ? ev.raw : ev.fields[field]);
 
-function check(lines: string[], events: (line: string) => LogEvent): void {
+function check(lines: string[], events: (line: string) => LogEvent, bytes?: LineBytes): void {
   const { nat, js, ids, fields } = scanners();
   const names = [RAW, 'cs-uri-query', 'cs-user-agent', 'message'];
-  nat.prescan(lines);
+  nat.prescan(lines, bytes);
   const ascii = lines.filter((l) => l.length >= 2 && l.length <= 1 << 20 && /^[\0-\x7f]*$/.test(l)).length;
-  assert.ok(nat.prescanned === ascii || nat.prescanned === 0, 'every ASCII line searched natively, or none');
+  // from bytes, a line is searched natively when it was read as ASCII: most ASCII lines
+  if (bytes) assert.ok(nat.prescanned <= ascii, 'only ASCII lines searched natively');
+  else assert.ok(nat.prescanned === ascii || nat.prescanned === 0, 'every ASCII line searched natively, or none');
   lines.forEach((line, k) => {
     nat.useLine(k);
     const a = events(line);
@@ -120,6 +126,48 @@ test(
       const { nat } = scanners();
       nat.prescan(lines);
       assert.ok(nat.prescanned > 100, 'the ASCII lines are searched natively');
+    }
+  },
+);
+
+test(
+  'lines searched in the bytes they were read from answer as their text does, whatever their line breaks',
+  { skip: !native && why },
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cordon-literals-'));
+    try {
+      for (let round = 0; round < 10; round++) {
+        const lines = Array.from({ length: 2000 }, (_, k) => {
+          // a few lines that are not ASCII: the ranges around them are read as UTF-8, the rest as
+          // ASCII, and a batch holds both
+          const ascii = k % 29 !== 3;
+          // `b` ends many lines: with the `\r` of a CRLF break after it, `b\r` is in the bytes but not the line
+          const w = ascii ? word(60, true) : `é${word(60, false)}`;
+          return rnd(2) ? `${w}b` : `x ${w}\r${word(10, ascii)}z`;
+        });
+        const file = join(dir, `lines-${round}.log`);
+        writeFileSync(file, lines.map((l, k) => l + (k % 3 === 0 ? '\r\n' : '\n')).join(''));
+        let seen = 0;
+        let searched = 0;
+        // small chunks and batches: batches end at chunk ends, lines straddle reads
+        forEachLines(
+          file,
+          (batch, first, bytes) => {
+            assert.deepEqual(batch, lines.slice(first - 1, first - 1 + batch.length));
+            check(batch, syslog, bytes);
+            const { nat } = scanners();
+            nat.prescan(batch, bytes);
+            searched += nat.prescanned;
+            seen += batch.length;
+          },
+          256,
+          1 << 15,
+        );
+        assert.equal(seen, lines.length);
+        assert.ok(searched > 100, 'the ASCII lines are searched natively');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   },
 );
