@@ -24,7 +24,9 @@ export const RAW = '\u0000raw';
  * DPI engine is built with it: a line of the batch (`useLine`) is then not scanned here, its
  * literals' occurrences are replayed from that search. Only ASCII lines are searched there
  * (their byte offsets are their character offsets, and ASCII case folding is all the folding
- * they need); the others are scanned here as always.
+ * they need), and, given the bytes they were read from, lines whose every byte is one
+ * character (bytes that are not UTF-8 are each a U+FFFD, which no literal holds, as no literal
+ * holds a byte above ASCII); the others are scanned here as always.
  *
  * One scanner serves a whole rule set. Its per-event state (which fields were scanned, which
  * literals were found) is keyed by event identity, so a predicate called with a new event
@@ -219,7 +221,7 @@ export class LiteralScanner {
       offs = bytes.starts;
       for (let k = 0; k < n; k++) {
         const len = lines[k]!.length;
-        from[k] = bytes.ascii[k] === 1 && len >= 2 && len <= MAX_NATIVE_LINE ? 0 : -1;
+        from[k] = bytes.bytewise[k] === 1 && len >= 2 && len <= MAX_NATIVE_LINE ? 0 : -1;
       }
     } else {
       const offsets = this.batchOffsets;

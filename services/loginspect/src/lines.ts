@@ -23,18 +23,20 @@ export function forEachLine(path: string, fn: (line: string, no: number) => void
 
 /**
  * Where lines lie in the bytes they were read from: line k's bytes start at `starts[k]` of
- * `data` and run to its newline; its text is `data[starts[k] .. starts[k] + length)` when
- * `ascii[k]` is 1 (its characters are its bytes). `starts` holds one more entry: the end of
- * the last line's newline. Valid only during the call it is passed to: the buffer is reused.
+ * `data` and run to its newline (`starts` holds one more entry: the end of the last line's
+ * newline). `bytewise[k]` is 1 when each of its bytes is one character of the line: ASCII, or a
+ * byte that is not UTF-8, read as U+FFFD. Its character offsets are then its byte offsets, and
+ * an ASCII text occurs in its bytes exactly where it occurs in the line. Valid only during the
+ * call it is passed to: the buffer is reused.
  */
 export interface LineBytes {
   data: Buffer;
   starts: Uint32Array;
-  ascii: Uint8Array;
+  bytewise: Uint8Array;
 }
 
 /**
- * The file's lines, each to `emit(line, buf, start, next, ascii)`: its bytes start at `start` of
+ * The file's lines, each to `emit(line, buf, start, next, bytewise)`: its bytes start at `start` of
  * `buf`, the next line's at `next`; `buf` holds them until `emit` returns (and until the chunk's
  * `chunkEnd()`), then is overwritten.
  */
@@ -68,7 +70,7 @@ function readLines(path: string, chunkBytes: number, emit: LineEmit, chunkEnd: (
   }
 }
 
-type LineEmit = (line: string, buf: Buffer, start: number, next: number, ascii: boolean) => void;
+type LineEmit = (line: string, buf: Buffer, start: number, next: number, bytewise: boolean) => void;
 
 const NO_CHUNK_END = (): void => {};
 
@@ -103,10 +105,9 @@ function decodeLines(buf: Buffer, s: number, e: number, emit: LineEmit): void {
     let stop = nl;
     if (stop > start && buf[stop - 1] === 0x0d) stop--;
     const line = buf.toString(enc, start, stop);
-    // in a range read as UTF-8, a line is ASCII when each byte gave one character and none was
-    // undecodable (U+FFFD)
-    const ascii = enc === 'latin1' || (line.length === stop - start && line.indexOf('\ufffd') < 0);
-    emit(line, buf, start, Math.min(nl + 1, e), ascii);
+    // each byte gave at most one character: as many characters as bytes means each gave one
+    // (an overflow payload of bytes that are not UTF-8 is such a line)
+    emit(line, buf, start, Math.min(nl + 1, e), line.length === stop - start);
     start = nl + 1;
   }
 }
@@ -125,28 +126,28 @@ export function forEachLines(
 ): number {
   let lines: string[] = [];
   let starts = new Uint32Array(batch + 1);
-  let ascii = new Uint8Array(batch);
+  let bytewise = new Uint8Array(batch);
   let data: Buffer = EMPTY;
   let no = 0;
   const flush = (): void => {
     const n = lines.length;
     if (n === 0) return;
-    fn(lines, no - n + 1, { data, starts: starts.subarray(0, n + 1), ascii: ascii.subarray(0, n) });
+    fn(lines, no - n + 1, { data, starts: starts.subarray(0, n + 1), bytewise: bytewise.subarray(0, n) });
     // the callee may keep what it was given but the buffer: fresh arrays for the next batch
     lines = [];
     starts = new Uint32Array(batch + 1);
-    ascii = new Uint8Array(batch);
+    bytewise = new Uint8Array(batch);
   };
   readLines(
     path,
     chunkBytes,
-    (line, buf, start, next, isAscii) => {
+    (line, buf, start, next, oneByOne) => {
       no++;
       const k = lines.length;
       data = buf;
       starts[k] = start;
       starts[k + 1] = next;
-      ascii[k] = isAscii ? 1 : 0;
+      bytewise[k] = oneByOne ? 1 : 0;
       lines.push(line);
       if (k + 1 === batch) flush();
     },

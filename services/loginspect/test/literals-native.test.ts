@@ -80,8 +80,10 @@ function check(lines: string[], events: (line: string) => LogEvent, bytes?: Line
   const names = [RAW, 'cs-uri-query', 'cs-user-agent', 'message'];
   nat.prescan(lines, bytes);
   const ascii = lines.filter((l) => l.length >= 2 && l.length <= 1 << 20 && /^[\0-\x7f]*$/.test(l)).length;
-  // from bytes, a line is searched natively when it was read as ASCII: most ASCII lines
-  if (bytes) assert.ok(nat.prescanned <= ascii, 'only ASCII lines searched natively');
+  // from bytes, a line is searched natively when each byte was one character: ASCII, or bytes
+  // that are not UTF-8, each a U+FFFD (every U+FFFD in these tests is such a byte)
+  const bytewise = lines.filter((l) => l.length >= 2 && l.length <= 1 << 20 && /^[\0-\x7f\ufffd]*$/.test(l)).length;
+  if (bytes) assert.equal(nat.prescanned, bytewise, 'lines whose bytes are their characters searched natively');
   else assert.ok(nat.prescanned === ascii || nat.prescanned === 0, 'every ASCII line searched natively, or none');
   lines.forEach((line, k) => {
     nat.useLine(k);
@@ -142,11 +144,21 @@ test(
           // ASCII, and a batch holds both
           const ascii = k % 29 !== 3;
           // `b` ends many lines: with the `\r` of a CRLF break after it, `b\r` is in the bytes but not the line
-          const w = ascii ? word(60, true) : `é${word(60, false)}`;
+          // some lines hold bytes that are not UTF-8 (an overflow payload's) and no other
+          const w = ascii
+            ? word(60, true)
+            : k % 2
+              ? `é${word(60, false)}`
+              : `${word(30, true)}\ufffd\u0002\ufffd${word(30, true)}`;
           return rnd(2) ? `${w}b` : `x ${w}\r${word(10, ascii)}z`;
         });
         const file = join(dir, `lines-${round}.log`);
-        writeFileSync(file, lines.map((l, k) => l + (k % 3 === 0 ? '\r\n' : '\n')).join(''));
+        // each U+FFFD as a byte that is not UTF-8 (which reads back as U+FFFD)
+        const bytesOf = (l: string): Buffer =>
+          Buffer.concat(
+            l.split('\ufffd').flatMap((p, i) => (i ? [Buffer.of(0xff), Buffer.from(p)] : [Buffer.from(p)])),
+          );
+        writeFileSync(file, Buffer.concat(lines.map((l, k) => bytesOf(l + (k % 3 === 0 ? '\r\n' : '\n')))));
         let seen = 0;
         let searched = 0;
         // small chunks and batches: batches end at chunk ends, lines straddle reads
