@@ -175,6 +175,13 @@ export class LiteralScanner {
     return false;
   }
 
+  /** Was one of the literals `ids[from .. to)` found in the current event (in the fields scanned so far)? */
+  foundAny(ids: Int32Array, from: number, to: number): boolean {
+    const epoch = this.epoch;
+    for (let k = from; k < to; k++) if (this.hit[ids[k]!] === epoch) return true;
+    return false;
+  }
+
   /** Scan fields `fs` of `ev` (those not scanned yet): `hits` then lists every literal of theirs that `ev` holds. */
   scanFields(ev: LogEvent, fs: Int32Array): void {
     if (ev !== this.current || this.dirty) this.begin(ev);
