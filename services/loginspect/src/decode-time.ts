@@ -73,7 +73,14 @@ export function clfTimeAt(s: string, from: number, to: number): number | null {
     const zone = (digit(s, from + 22) * 10 + digit(s, from + 23)) * 60 + digit(s, from + 24) * 10 + digit(s, from + 25);
     const mon = monthAt(s, from + 3);
     if ((sign === 0x2b || sign === 0x2d) && mon >= 0 && !Number.isNaN(day + year + hh + mi + ss + zone)) {
-      return Date.UTC(year, mon, day, hh, mi, ss) - (sign === 0x2d ? -zone : zone) * 60_000;
+      // Date.UTC is the day's start plus h·3600 s + m·60 s + s, for any values: the day's start
+      // is kept, as a log's lines come day by day
+      const key = (year * 12 + mon) * 100 + day;
+      if (key !== lastDayKey) {
+        lastDayKey = key;
+        lastDayMs = Date.UTC(year, mon, day);
+      }
+      return lastDayMs + hh * 3_600_000 + mi * 60_000 + ss * 1000 - (sign === 0x2d ? -zone : zone) * 60_000;
     }
   }
   const m = CLF_TS.exec(from === 0 && to === s.length ? s : s.slice(from, to));
@@ -83,6 +90,10 @@ export function clfTimeAt(s: string, from: number, to: number): number | null {
   const t = Date.UTC(Number(m[3]), mon, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
   return t - zoneOffsetMin(m[7]) * 60_000;
 }
+
+/** The day `clfTimeAt` read last, `(year * 12 + month) * 100 + day`, and its start (ms). */
+let lastDayKey = -1;
+let lastDayMs = 0;
 
 function digit(s: string, i: number): number {
   const c = s.charCodeAt(i) - 0x30;

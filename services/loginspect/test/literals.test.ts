@@ -257,4 +257,14 @@ test('the CLF stamp fast path agrees with the regex', () => {
     const viaRegex = parseClfTime(`${s} `.trimEnd().padEnd(27, ' ')); // length ≠ 26: the regex path
     assert.equal(t, viaRegex, s);
   }
+  // the fast path keeps the last day's start: stamps of one day, of the next, out-of-range
+  // fields (Date.UTC rolls them over), a day seen again after another
+  const MON = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const two = (n: number): string => String(n).padStart(2, '0');
+  for (let n = 0; n < 3000; n++) {
+    const [d, mo, y, h, mi, sec] = [rnd(3) + 28, rnd(3) ? 1 : rnd(12), 1998 + rnd(3), rnd(30), rnd(70), rnd(70)];
+    const z = rnd(2) ? `+${two(rnd(15))}${two(rnd(60))}` : `-${two(rnd(12))}30`;
+    const s = `${two(d)}/${MON[mo]}/${y}:${two(h)}:${two(mi)}:${two(sec)} ${z}`;
+    assert.equal(parseClfTime(s), parseClfTime(`${s} `.padEnd(27, ' ')), s);
+  }
 });
