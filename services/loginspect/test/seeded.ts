@@ -6,6 +6,8 @@ export function seededInts(seed: number): (n: number) => number {
   let s = seed;
   return (n) => {
     s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff;
-    return s % n;
+    // its high bits: the low ones of such a generator repeat with short periods (bit k every
+    // 2^(k+1) draws), so `s % n` would never give some values in some call patterns
+    return Math.floor((s / 0x80000000) * n);
   };
 }
