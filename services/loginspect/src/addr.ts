@@ -7,6 +7,10 @@ import { isIP } from 'node:net';
  * ports and brackets removed, names left as they are.
  */
 export function normalizeAddress(raw: string): string {
+  // the usual case, a bare IPv4 address or name without port, brackets or punctuation: itself
+  const first = raw.charCodeAt(0);
+  const last = raw.charCodeAt(raw.length - 1);
+  if (first >= 0x30 && first <= 0x39 && last >= 0x30 && last <= 0x39 && raw.indexOf(':') < 0) return raw;
   let a = raw.trim();
   if (a.startsWith('[')) {
     const end = a.indexOf(']');
