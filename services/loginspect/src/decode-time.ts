@@ -28,11 +28,20 @@ export function monthIndex(name: string): number {
 }
 
 export function yearlessToMs(month: number, day: number, h: number, m: number, s: number, refMs: number): number {
-  const refYear = new Date(refMs).getUTCFullYear();
+  // a file's lines share one reference time; the service's, one a record
+  if (refMs !== lastRefMs) {
+    lastRefMs = refMs;
+    lastRefYear = new Date(refMs).getUTCFullYear();
+  }
+  const refYear = lastRefYear;
   let t = Date.UTC(refYear, month, day, h, m, s);
   if (t > refMs + WEEK_MS) t = Date.UTC(refYear - 1, month, day, h, m, s);
   return t;
 }
+
+/** The reference time `yearlessToMs` was given last, and its year. */
+let lastRefMs = NaN;
+let lastRefYear = 0;
 
 /** "+0100", "+01:00", "Z", "" → offset in minutes east of UTC. */
 export function zoneOffsetMin(z: string | undefined): number {
@@ -112,7 +121,7 @@ const MONTH_CODES = new Map(
  * `monthIndex(s.slice(at, at + 3))` without the slice: ASCII case folding is all `toLowerCase`
  * can do here (no month holds `k`, the Kelvin sign's lower case; U+0130's is two characters).
  */
-function monthAt(s: string, at: number): number {
+export function monthAt(s: string, at: number): number {
   const a = s.charCodeAt(at);
   const b = s.charCodeAt(at + 1);
   const c = s.charCodeAt(at + 2);

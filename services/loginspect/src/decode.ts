@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { normalizeAddress, stripV6Port } from './addr.js';
-import { clfTimeAt, isoToMs, monthIndex, parseCtime, yearlessToMs } from './decode-time.js';
+import { clfTimeAt, isoToMs, monthAt, monthIndex, parseCtime, yearlessToMs } from './decode-time.js';
 
 /**
  * Decoders: one raw line → one LogEvent carrying the field names Sigma's linux and webserver
@@ -173,6 +173,65 @@ const AUTH_PROGRAMS = new Set([
 
 const SYSLOG_HEAD =
   /^(?:<(\d{1,3})>)?(?:(1) )?(?:([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?(?: (\d{4}))?|(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)?) +/;
+/** The time of the stamp `bsdStampEnd` read last. */
+let bsdStampMs = 0;
+
+/**
+ * SYSLOG_HEAD's match on its commonest line, `Mmm dd hh:mm:ss  host …` (BSD, no priority, no
+ * fraction, no year), without the regex and its sixteen groups: where the text after the
+ * stamp's spaces starts, its time in `bsdStampMs`. -1 for any other line, which the regex
+ * reads then (and may refuse).
+ */
+function bsdStampEnd(raw: string, refMs: number): number {
+  if (!isUpper(raw.charCodeAt(0)) || !isLower(raw.charCodeAt(1)) || !isLower(raw.charCodeAt(2))) return -1;
+  let i = 3;
+  if (raw.charCodeAt(i) !== 0x20) return -1;
+  i++;
+  if (raw.charCodeAt(i) === 0x20) i++;
+  const day = digits12(raw, i);
+  if (day < 0) return -1;
+  i += day >> 8;
+  if (raw.charCodeAt(i++) !== 0x20) return -1;
+  const hour = digits12(raw, i);
+  if (hour < 0) return -1;
+  i += hour >> 8;
+  if (
+    raw.charCodeAt(i) !== 0x3a ||
+    !isDigit(raw, i + 1) ||
+    !isDigit(raw, i + 2) ||
+    raw.charCodeAt(i + 3) !== 0x3a ||
+    !isDigit(raw, i + 4) ||
+    !isDigit(raw, i + 5)
+  )
+    return -1;
+  const minute = (raw.charCodeAt(i + 1) - 0x30) * 10 + raw.charCodeAt(i + 2) - 0x30;
+  const second = (raw.charCodeAt(i + 4) - 0x30) * 10 + raw.charCodeAt(i + 5) - 0x30;
+  i += 6;
+  // a fraction or a year after the time: the regex's
+  if (raw.charCodeAt(i) !== 0x20) return -1;
+  if (isDigit(raw, i + 1) && isDigit(raw, i + 2) && isDigit(raw, i + 3) && isDigit(raw, i + 4)) return -1;
+  while (raw.charCodeAt(i) === 0x20) i++;
+  const mon = monthAt(raw, 0);
+  if (mon < 0) return -1;
+  bsdStampMs = yearlessToMs(mon, day & 0xff, hour & 0xff, minute, second, refMs);
+  return i;
+}
+
+/** One or two digits at `i`: their value, with how many in bits 8 and up; -1 for none. */
+function digits12(s: string, i: number): number {
+  if (!isDigit(s, i)) return -1;
+  const a = s.charCodeAt(i) - 0x30;
+  return isDigit(s, i + 1) ? (2 << 8) | (a * 10 + s.charCodeAt(i + 1) - 0x30) : (1 << 8) | a;
+}
+
+function isUpper(c: number): boolean {
+  return c >= 0x41 && c <= 0x5a;
+}
+
+function isLower(c: number): boolean {
+  return c >= 0x61 && c <= 0x7a;
+}
+
 /** After the stamp: `host prog[pid]: msg`, `prog[pid]: msg`, `host prog: msg`, `[prog]: msg`. */
 const SYSLOG_TAG = /^(?:([^\s[\]]+) )?(\[?[A-Za-z0-9_][\w\-./@]*(?:\([\w\-./]+\))?\]?)(?:\[(\d+)\])?:?(?: |$)/;
 /** A header-less journal line must show its pid: `host prog[pid]: msg`. */
@@ -286,10 +345,14 @@ export function textTime(raw: string): number | null {
 // ---------------------------------------------------------------- syslog
 
 function decodeSyslog(raw: string, refMs: number, authHint: boolean): LogEvent | null {
-  const m = SYSLOG_HEAD.exec(raw);
   let rest: string;
   let ts: number | null = null;
-  if (m) {
+  const at = bsdStampEnd(raw, refMs);
+  const m = at > 0 ? null : SYSLOG_HEAD.exec(raw);
+  if (at > 0) {
+    rest = raw.slice(at);
+    ts = bsdStampMs;
+  } else if (m) {
     rest = raw.slice(m[0].length);
     if (m[3]) {
       const mon = monthIndex(m[3]);

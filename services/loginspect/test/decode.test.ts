@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeLine, KIND, kindNames, normalizeAddress, parseCidr, cidrContains } from '../src/index.js';
+import { seededInts } from './seeded.js';
 
 const REF = Date.UTC(2024, 2, 10, 12, 0, 0); // 10 March 2024
 
@@ -240,4 +241,38 @@ test('addresses: mapped IPv4, ports, CIDR membership', () => {
     'mapped addresses are compared as IPv4',
   );
   assert.ok(!cidrContains(parseCidr('10.0.0.0/8')!, 'example.com'));
+});
+
+test('a BSD syslog stamp read without the regex reads as the regex reads it', () => {
+  // the regex reads the same stamp after a priority (`<13>`); the fast path takes only lines
+  // without one: both must give the same event, whatever the stamp's spacing, digits or tail
+  const rnd = seededInts(5);
+  const any = <T>(xs: T[]): T => xs[rnd(xs.length)]!;
+  const digits = (n: number): string => Array.from({ length: n }, () => String(rnd(10))).join('');
+  let fast = 0;
+  for (let n = 0; n < 20000; n++) {
+    const mon = any(['Mar', 'Dec', 'Jan', 'Oct', 'Feb', 'Xyz', 'mar', 'MAR', 'Ma']);
+    const day = any([digits(1), digits(2), digits(1), digits(2), digits(3), 'x']);
+    const time = `${any([digits(1), digits(2), digits(2), digits(3)])}:${digits(2)}:${any([digits(2), digits(2), digits(1), 'x1'])}`;
+    const tail = any([
+      ' ',
+      ' ',
+      '  ',
+      '.123 ',
+      ` ${digits(4)} `,
+      ` ${digits(5)} `,
+      `  ${digits(4)} `,
+      '',
+      'x ',
+      ' 2024',
+    ]);
+    const line = `${mon}${any([' ', ' ', '  ', '   '])}${day}${any([' ', ' ', ' ', '_'])}${time}${tail}host sshd[${digits(3)}]: Failed password for root from 203.0.113.${rnd(250)} port 22 ssh2`;
+    const a = decodeLine(line, { refMs: Date.UTC(2024, 5, 1) });
+    const b = decodeLine(`<13>${line}`, { refMs: Date.UTC(2024, 5, 1) });
+    if (a.decoder !== 'syslog' && b.decoder !== 'syslog') continue;
+    if (a.decoder === 'syslog') fast++;
+    const view = (e: typeof a): unknown => [e.decoder, e.ts, e.host, e.program, e.pid, e.message];
+    assert.deepEqual(view(a), view(b), line);
+  }
+  assert.ok(fast > 500, `stamps read (${fast})`);
 });
