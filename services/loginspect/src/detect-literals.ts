@@ -68,8 +68,12 @@ export class LiteralScanner {
    * character of the line once, not once per candidate (`auth…` has ~30 literals).
    */
   private candidateLcp = new Int32Array(0);
-  /** Per text: (field, literal id) pairs, flattened: one text may be a literal of several fields. */
-  private textEntries: Int32Array[] = [];
+  /**
+   * Per text: its (field, literal id) pairs, `entries[entryFrom[t] .. entryFrom[t + 1])`, all
+   * texts' in one array: one text may be a literal of several fields.
+   */
+  private entryFrom = new Int32Array(1);
+  private entries = new Int32Array(0);
   /** Per field, during a scan: the range of the scanned text it occupies (start -1: not in it). */
   private start = new Int32Array(0);
   private end = new Int32Array(0);
@@ -324,7 +328,9 @@ export class LiteralScanner {
       }
       entries[t]!.push(this.litField[id]!, id);
     }
-    this.textEntries = entries.map((e) => Int32Array.from(e));
+    this.entryFrom = new Int32Array(entries.length + 1);
+    entries.forEach((e, t) => (this.entryFrom[t + 1] = this.entryFrom[t]! + e.length));
+    this.entries = Int32Array.from(entries.flat());
     this.textLength = Int32Array.from(this.texts, (t) => t.length);
     let bits = 4;
     while (1 << bits < lists.size * 4) bits++;
@@ -453,14 +459,27 @@ export class LiteralScanner {
     if (n < 2) return true;
     const k = this.batchLine;
     if (k >= 0 && this.batchFrom[k]! >= 0 && v === this.batch[k]) {
-      // searched natively with its batch: replay its occurrences
-      const out = this.batchOut;
-      for (let j = this.batchFrom[k]!; j < this.batchTo[k]!; j++) {
+      // searched natively with its batch: replay its occurrences (record's loop, inlined by hand:
+      // a line replays ten of them)
+      const { batchOut: out, textLength, entryFrom, entries, start, end, hit, epoch } = this;
+      let hits: Int32Array = this.hits;
+      let count = this.hitCount;
+      for (let j = this.batchFrom[k]!, last = this.batchTo[k]!; j < last; j++) {
         const t = out[3 * j + 1]!;
         const at = out[3 * j + 2]!;
-        const to = at + this.textLength[t]!;
-        if (to <= n) this.record(t, at, to);
+        const to = at + textLength[t]!;
+        if (to > n) continue;
+        for (let x = entryFrom[t]!, xe = entryFrom[t + 1]!; x < xe; x += 2) {
+          const g = entries[x]!;
+          const id = entries[x + 1]!;
+          if (hit[id] !== epoch && start[g]! >= 0 && start[g]! <= at && to <= end[g]!) {
+            hit[id] = epoch;
+            if (count === hits.length) hits = this.moreHits();
+            hits[count++] = id;
+          }
+        }
       }
+      this.hitCount = count;
       return true;
     }
     const first2 = this.first2;
@@ -543,24 +562,24 @@ export class LiteralScanner {
 
   /** Text `t` occupies [from, to) of the scanned text: credit its literals of the fields whose range holds that. */
   private record(t: number, from: number, to: number): void {
-    const e = this.textEntries[t]!;
-    const start = this.start;
-    const end = this.end;
-    const hit = this.hit;
-    const epoch = this.epoch;
-    for (let j = 0; j < e.length; j += 2) {
-      const g = e[j]!;
-      const id = e[j + 1]!;
+    const { entries, start, end, hit, epoch } = this;
+    for (let x = this.entryFrom[t]!, xe = this.entryFrom[t + 1]!; x < xe; x += 2) {
+      const g = entries[x]!;
+      const id = entries[x + 1]!;
       if (hit[id] !== epoch && start[g]! >= 0 && start[g]! <= from && to <= end[g]!) {
         hit[id] = epoch;
-        if (this.hitCount === this.hits.length) {
-          const more = new Int32Array(this.hits.length * 2);
-          more.set(this.hits);
-          this.hits = more;
-        }
+        if (this.hitCount === this.hits.length) this.moreHits();
         this.hits[this.hitCount++] = id;
       }
     }
+  }
+
+  /** `hits` twice as long, its entries kept. */
+  private moreHits(): Int32Array {
+    const more = new Int32Array(this.hits.length * 2);
+    more.set(this.hits);
+    this.hits = more;
+    return more;
   }
 }
 

@@ -263,3 +263,28 @@ test('the native literal search refuses bad input with a coded error', { skip: !
   assert.throws(() => m.scan(data, Uint32Array.of(0, 9), out), { code: 'CORDON_ERR_NATIVE_LITERALS' });
   assert.throws(() => m.scan(data, new Uint32Array(0), out), { code: 'CORDON_ERR_NATIVE_LITERALS' });
 });
+
+test(
+  'a line holding hundreds of the literals has each found, replayed from its batch',
+  { skip: !native && why },
+  () => {
+    const sc = new LiteralScanner();
+    const lits = Array.from({ length: 300 }, (_, i) => `k${i.toString(36)}x`);
+    const ids = lits.map((l) => sc.register(RAW, l));
+    const f = sc.fieldId(RAW);
+    const line = lits.join(' ');
+    sc.prescan(['xx', line]);
+    assert.equal(sc.prescanned, 2);
+    sc.useLine(1);
+    const ev = { raw: line, fields: {} } as unknown as LogEvent;
+    assert.ok(
+      ids.every((id) => sc.has(ev, f, id)),
+      'every literal found',
+    );
+    assert.deepEqual(
+      [...sc.hits.subarray(0, sc.hitCount)].sort((a, b) => a - b),
+      [...ids].sort((a, b) => a - b),
+      'and each listed for the prefilter',
+    );
+  },
+);
