@@ -57,6 +57,8 @@ import {
 const READ_PAGE = 1000;
 /** How long a migrated event's VM is read again while it still shows the source host. */
 const MIGRATION_SETTLE_MS = 2_000;
+/** How long a revert's event waits for the VM's current snapshot to show (see deliverRevert). */
+const REVERT_SETTLE_MS = 2_000;
 
 interface Session {
   transport: SoapTransport;
@@ -679,8 +681,15 @@ class Follower {
     const vmRef = t.entity!.value;
     const uuid = await this.uuidOf(vmRef);
     if (uuid !== null) {
-      // The snapshot now in use: read fresh, its property update may trail the task's completion.
-      await this.report(await this.refetch([moref('VirtualMachine', vmRef)]));
+      // The snapshot now in use: read fresh, its property update may trail the task's completion
+      // (a read right after it can still find none, though a reverted VM always has one): read
+      // again for up to REVERT_SETTLE_MS.
+      const until = Date.now() + REVERT_SETTLE_MS;
+      for (;;) {
+        await this.report(await this.refetch([moref('VirtualMachine', vmRef)]));
+        if (this.st.inv.vm(vmRef)?.snapshot || Date.now() >= until) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
       const vm = this.st.inv.vm(vmRef);
       const out: PlatformEvent = {
         id: taskId(t.key),
