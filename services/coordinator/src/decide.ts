@@ -64,11 +64,8 @@ export function heardUs(a: AgentState): number {
 
 export interface Coordination {
   /**
-   * Until then (µs), a coordinator that just took the VM over (or started) is learning: what it
-   * has read of the agents may be behind (its reading paused while the VM's partition moved), so
-   * an assigned agent start not known yet is kept, and so is one that looks silent or whose
-   * clock looks off: deciding on that would flap. Once it has read a heartbeat timeout's worth,
-   * a dead agent is taken back from the lease it announced, as ever.
+   * Until then (µs), an assigned agent start not known yet is kept: a coordinator that just took
+   * the VM over (or started) may not have read it yet, and deciding it is gone would flap.
    */
   learningUntilUs?: number;
   heartbeatTimeoutMs: number;
@@ -155,12 +152,9 @@ export function agentUnfit(
 ): string | null {
   if (!a.verdict.trusted) return `agent ${a.id} is not trusted: ${a.verdict.detail}`;
   if (a.status === 'stopping') return `agent ${a.id} is stopping`;
-  // learning (see Coordination): silence and clock are judged on what has been read
-  const learning = !promote && nowUs < (c.learningUntilUs ?? 0);
   const silentMs = (nowUs - heardUs(a)) / 1000;
-  if (silentMs > c.heartbeatTimeoutMs && !learning)
-    return `agent ${a.id} has been silent for ${(silentMs / 1000).toFixed(1)} s`;
-  const skew = learning ? null : clockSkew(a, c, promote, hostClockOffsetUs);
+  if (silentMs > c.heartbeatTimeoutMs) return `agent ${a.id} has been silent for ${(silentMs / 1000).toFixed(1)} s`;
+  const skew = clockSkew(a, c, promote, hostClockOffsetUs);
   if (skew) return skew;
   if (!versionAtLeast(a.version, c.requiredAgentVersion))
     return `agent ${a.id} runs ${a.version}, older than the required ${c.requiredAgentVersion}`;

@@ -239,35 +239,6 @@ test('an assigned agent start the coordinator has not heard of yet is kept while
   assert.match(d.reason, /not known/);
 });
 
-test('a coordinator that just took the VM over keeps its agent while learning, though it looks silent or off; then decides', () => {
-  // what it has read may be behind: its reading paused while the partition moved (a Kafka
-  // rebalance), so the last heartbeat it holds is old, or its clock samples of the agent are
-  const cur = asg({
-    mode: 'agent',
-    agent: 'agt-1',
-    incarnation: 'aa',
-    enforcer: 'agent:agt-1',
-    handoff_us: NOW - 5 * S,
-    reason: 'r',
-  });
-  const silent = agent({ heartbeatUs: NOW - 900_000 });
-  const off = agent({ clockOffsetUs: -200_000 });
-  for (const a of [silent, off]) {
-    const kept = decide(vm, [a], cur, { ...C, learningUntilUs: NOW + 1 }, 3, NOW);
-    assert.equal(changed(cur, kept), false, 'kept while learning');
-    const after = decide(vm, [a], cur, { ...C, learningUntilUs: NOW - 1 }, 3, NOW);
-    assert.equal(after.mode, 'watchdog', 'taken back once learned');
-    assert.match(after.reason, a === silent ? /silent/ : /clock/);
-  }
-  // what the records themselves say still counts while learning: stopping, distrust
-  const stopping = agent({ status: 'stopping' });
-  assert.equal(decide(vm, [stopping], cur, { ...C, learningUntilUs: NOW + 1 }, 3, NOW).mode, 'watchdog');
-  // and learning never lets an agent take a VM over
-  const wd = asg({});
-  const fresh = agent({ clockSamples: 1 });
-  assert.equal(decide(vm, [fresh], wd, { ...C, learningUntilUs: NOW + 1 }, 3, NOW).mode, 'watchdog');
-});
-
 test('a clone (same agent, another machine, not trusted) neither takes the VM nor costs the original its assignment', () => {
   const cur = asg({
     mode: 'agent',
