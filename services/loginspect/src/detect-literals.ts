@@ -153,9 +153,7 @@ export class LiteralScanner {
   /** Has any of these literals (all in fields `fs`) been found in `ev`? */
   any(ev: LogEvent, fs: Int32Array, ids: Int32Array): boolean {
     this.scanFields(ev, fs);
-    const epoch = this.epoch;
-    for (let k = 0; k < ids.length; k++) if (this.hit[ids[k]!] === epoch) return true;
-    return false;
+    return this.foundAny(ids, 0, ids.length);
   }
 
   /**
@@ -174,9 +172,7 @@ export class LiteralScanner {
 
   /** Was one of these literals found in the current event (in the fields scanned so far)? */
   found1(ids: Int32Array): boolean {
-    const epoch = this.epoch;
-    for (let k = 0; k < ids.length; k++) if (this.hit[ids[k]!] === epoch) return true;
-    return false;
+    return this.foundAny(ids, 0, ids.length);
   }
 
   /** Was one of the literals `ids[from .. to)` found in the current event (in the fields scanned so far)? */
