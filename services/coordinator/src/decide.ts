@@ -29,6 +29,8 @@ export interface VmState {
   hostSinceUs: number;
   /** Its host's watchdog's clock less the coordinator's, µs (`ClockOffsets`); null or absent: not measured. */
   hostClockOffsetUs?: number | null;
+  /** How many separate moments `hostClockOffsetUs` is measured at (`ClockOffsets.samples`); absent: enough. */
+  hostClockSamples?: number;
 }
 
 export interface AgentState {
@@ -86,6 +88,15 @@ export interface Coordination {
  * are the slowest to arrive (each only lowers the estimate).
  */
 export const CLOCK_SAMPLES_TO_PROMOTE = 4;
+
+/**
+ * An agent that protects its VM is not judged on a clock estimate measured at fewer moments than
+ * this (its own, or its host's watchdog's): a coordinator that just started, or took the VM over,
+ * has only the late records its reader caught up on, which make every sender look behind. The
+ * coordinator before it measured the same clocks well and kept the agent; demoting it here and
+ * promoting it again a heartbeat later would be two hand-offs for nothing.
+ */
+export const CLOCK_SAMPLES_TO_JUDGE = CLOCK_SAMPLES_TO_PROMOTE;
 
 export interface Desired {
   mode: AssignmentMode;
@@ -149,12 +160,13 @@ export function agentUnfit(
   nowUs: number,
   promote: boolean,
   hostClockOffsetUs: number | null = null,
+  hostClockSamples = CLOCK_SAMPLES_TO_JUDGE,
 ): string | null {
   if (!a.verdict.trusted) return `agent ${a.id} is not trusted: ${a.verdict.detail}`;
   if (a.status === 'stopping') return `agent ${a.id} is stopping`;
   const silentMs = (nowUs - heardUs(a)) / 1000;
   if (silentMs > c.heartbeatTimeoutMs) return `agent ${a.id} has been silent for ${(silentMs / 1000).toFixed(1)} s`;
-  const skew = clockSkew(a, c, promote, hostClockOffsetUs);
+  const skew = clockSkew(a, c, promote, hostClockOffsetUs, hostClockSamples);
   if (skew) return skew;
   if (!versionAtLeast(a.version, c.requiredAgentVersion))
     return `agent ${a.id} runs ${a.version}, older than the required ${c.requiredAgentVersion}`;
@@ -170,10 +182,20 @@ export function agentUnfit(
  * Why the agent's clock is too far off to hand its VM's traffic over by time, or null. Measured
  * against its host's watchdog (whose stamps the hand-off meets), else the coordinator.
  */
-function clockSkew(a: AgentState, c: Coordination, promote: boolean, hostClockOffsetUs: number | null): string | null {
+function clockSkew(
+  a: AgentState,
+  c: Coordination,
+  promote: boolean,
+  hostClockOffsetUs: number | null,
+  hostClockSamples: number,
+): string | null {
   if (promote && a.clockSamples < CLOCK_SAMPLES_TO_PROMOTE)
     return `agent ${a.id}'s clock is being measured (${a.clockSamples} of ${CLOCK_SAMPLES_TO_PROMOTE} heartbeats)`;
   if (a.clockOffsetUs === null) return null;
+  const unsettled =
+    a.clockSamples < CLOCK_SAMPLES_TO_JUDGE ||
+    (hostClockOffsetUs !== null && hostClockSamples < CLOCK_SAMPLES_TO_JUDGE);
+  if (!promote && unsettled) return null;
   const limitMs = promote ? c.maxClockOffsetMs / 2 : c.maxClockOffsetMs;
   const offMs = againstHostUs(a.clockOffsetUs, hostClockOffsetUs) / 1000;
   if (Math.abs(offMs) <= limitMs) return null;
@@ -283,7 +305,7 @@ export function decide(
       ? `agent ${current.agent} (incarnation ${current.incarnation ?? '?'}) is not known`
       : next
         ? `agent ${keep.id} restarted (incarnation ${next.incarnation} after ${keep.incarnation})`
-        : agentUnfit(keep, c, policyVersion, nowUs, false, vm.hostClockOffsetUs ?? null);
+        : agentUnfit(keep, c, policyVersion, nowUs, false, vm.hostClockOffsetUs ?? null, vm.hostClockSamples);
     if (!keep && nowUs < (c.learningUntilUs ?? 0)) {
       return {
         mode: 'agent',

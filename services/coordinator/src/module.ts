@@ -23,6 +23,7 @@ import {
 import { ClockOffsets } from './clock.js';
 import {
   changed,
+  CLOCK_SAMPLES_TO_JUDGE,
   againstHostUs,
   decide,
   heardUs,
@@ -146,6 +147,8 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   const clockOff = new Set<string>();
   const clockAlerts = new Map<string, number>();
   /** Its host's watchdog's clock less this coordinator's (µs), if measured. */
+  /** Records handled closer together than half a heartbeat interval are one moment of measuring a clock. */
+  const momentGapUs = (): number => (coordination().heartbeatIntervalMs * 1000) / 2;
   const hostClockUs = (host: string | null | undefined): number | null =>
     host ? clocks.get(watchdogSensor(host)) : null;
   /**
@@ -348,7 +351,7 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
       // record late) shifts both estimates alike instead of making every agent look behind.
       const hostKey = rec.host ? hosts.bindings.get(rec.host)?.publicKey : undefined;
       if (!restoring && rec.host && (hostKey === undefined || signedBy(Buffer.from(hostKey, 'base64'))))
-        clocks.add(watchdogSensor(rec.host), rec.heartbeat_us, nowUs());
+        clocks.add(watchdogSensor(rec.host), rec.heartbeat_us, nowUs(), momentGapUs());
       // a watchdog's status is not an agent's; only its signing key is the coordinator's
       // business, decided by the owner of the host's partition
       if (restoring || !mine(rec.host ?? '')) return;
@@ -378,8 +381,11 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
     const key = `${rec.agent}|${incarnation}`;
     const before = known.agents.get(key);
     // its clock against ours, from heartbeats handled as they come (not those read back at start)
-    const clockOffsetUs = restoring || !verdict.trusted ? clocks.get(key) : clocks.add(key, rec.heartbeat_us, nowUs());
-    if (!restoring && clockOffsetUs !== null) await noteClock(rec.agent, rec.vm, key, clockOffsetUs, mine(rec.vm));
+    const clockOffsetUs =
+      restoring || !verdict.trusted ? clocks.get(key) : clocks.add(key, rec.heartbeat_us, nowUs(), momentGapUs());
+    // said (and alerted) only once measured at enough moments: a reader catching up makes clocks look behind
+    if (!restoring && clockOffsetUs !== null && clocks.samples(key) >= CLOCK_SAMPLES_TO_JUDGE)
+      await noteClock(rec.agent, rec.vm, key, clockOffsetUs, mine(rec.vm));
     const frames = rec.capture?.frames ?? 0;
     const moved = before?.capture && frames > before.capture.frames;
     known.agents.set(key, {
@@ -732,7 +738,11 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
         }
         const agents = [...known.agents.values()].filter((a) => a.vm === vm);
         const d: Desired = decide(
-          { ...inv, hostClockOffsetUs: hostClockUs(inv.host) },
+          {
+            ...inv,
+            hostClockOffsetUs: hostClockUs(inv.host),
+            hostClockSamples: inv.host ? clocks.samples(watchdogSensor(inv.host)) : 0,
+          },
           agents,
           cur,
           { ...c, gate: gateFor(vm), learningUntilUs: ownedSinceUs + c.heartbeatTimeoutMs * 1000 },

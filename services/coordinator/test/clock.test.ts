@@ -19,3 +19,21 @@ test("a sender's clock offset is the largest stamp − receipt of its last recor
   assert.equal(c.get('a'), null);
   assert.equal(c.size, 0);
 });
+
+test('records handled in one burst are one moment of measuring: a reader catching up does not settle an estimate', () => {
+  const c = new ClockOffsets();
+  const now = 1_000_000_000;
+  const gap = 50_000; // half a 100 ms heartbeat interval
+  // ten heartbeats sent over a second, read at once by a reader that just started: all late
+  for (let i = 0; i < 10; i++) c.add('a', now - 1_000_000 + i * 100_000, now + i * 200, gap);
+  assert.equal(c.samples('a'), 1);
+  assert.equal(c.get('a'), -100_000 + 9 * -200, 'every one of them makes the sender look behind');
+  // then heartbeats as they come, 100 ms apart and 1 ms in transit: each a moment of its own
+  for (let i = 1; i <= 3; i++) c.add('a', now + i * 100_000 - 1_000, now + i * 100_000, gap);
+  assert.equal(c.samples('a'), 4);
+  assert.equal(c.get('a'), -1_000);
+  // without a gap every record counts, as before
+  const d = new ClockOffsets();
+  for (let i = 0; i < 3; i++) d.add('d', now, now + i);
+  assert.equal(d.samples('d'), 3);
+});

@@ -164,7 +164,14 @@ async function scenario(bus: Bus, dir: string): Promise<void> {
       60_000,
     );
     await new Promise((r) => setTimeout(r, 500));
-    assert.equal((await assignmentOf(bus, 'vm-1'))!.epoch, epochBefore, 'no assignment was rewritten by the take-over');
+    const after = (await assignmentOf(bus, 'vm-1'))!;
+    if (after.epoch !== epochBefore) {
+      const since = (await readAll(bus, TOPICS.assignments))
+        .map((r) => codecFor(TOPICS.assignments).decode(r.value!))
+        .filter((x) => x.vm === 'vm-1' && x.epoch > epochBefore)
+        .map((x) => `${x.epoch} ${x.mode}: ${x.reason}`);
+      assert.fail(`no assignment was rewritten by the take-over, yet: ${since.join('; ')}`);
+    }
 
     // the agent goes silent: the watchdog takes it back within the timeout, from its last frame
     good.stop();

@@ -441,6 +441,47 @@ test('an agent whose clock is off does not take its VM over, nor keep it; its ow
   assert.match(gone.reason, /silent for 0.6 s/);
 });
 
+test('a protecting agent is not judged on a clock measured at too few moments (a coordinator that just took it over)', () => {
+  const ms = 1000;
+  const protecting = asg({
+    mode: 'agent',
+    agent: 'agt-1',
+    incarnation: 'aa',
+    enforcer: 'agent:agt-1',
+    handoff_us: NOW - S,
+  });
+  // the records a new reader caught up on were all late: the agent looks 300 ms behind
+  const caughtUp = { clockOffsetUs: -300 * ms, heartbeatUs: NOW - 100_000 - 300 * ms };
+  assert.equal(decide(vm, [agent({ ...caughtUp, clockSamples: 3 })], protecting, C, 3, NOW).mode, 'agent');
+  // measured at four moments, the estimate stands
+  const off = decide(vm, [agent({ ...caughtUp, clockSamples: 4 })], protecting, C, 3, NOW);
+  assert.equal(off.mode, 'watchdog');
+  assert.match(off.reason, /300 ms behind the coordinator's/);
+  // the same holds for the host's watchdog's clock the agent is measured against
+  const hostEarly = { ...vm, hostClockOffsetUs: 300 * ms, hostClockSamples: 1 };
+  assert.equal(decide(hostEarly, [agent({ clockOffsetUs: 0 })], protecting, C, 3, NOW).mode, 'agent');
+  const hostMeasured = decide(
+    { ...hostEarly, hostClockSamples: 4 },
+    [agent({ clockOffsetUs: 0 })],
+    protecting,
+    C,
+    3,
+    NOW,
+  );
+  assert.match(hostMeasured.reason, /300 ms behind its host's watchdog's/);
+  // an unsettled estimate never lets an agent take a VM over, nor keeps a silent one
+  assert.equal(decide(vm, [agent({ clockOffsetUs: 0, clockSamples: 2 })], asg({}), C, 3, NOW).mode, 'watchdog');
+  const silent = decide(
+    vm,
+    [agent({ clockOffsetUs: 0, clockSamples: 2, heartbeatUs: NOW - 600_000 })],
+    protecting,
+    C,
+    3,
+    NOW,
+  );
+  assert.match(silent.reason, /silent for 0.6 s/);
+});
+
 test("the assignment tells an agent its clock's offset from its host's, and its lease is read back on the host's clock", () => {
   const ms = 1000;
   // promoted 10 ms ahead of the coordinator, its host's watchdog 3 ms ahead: 7 ms to apply
