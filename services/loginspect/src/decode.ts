@@ -262,12 +262,20 @@ function isAuthHint(hint: string | null | undefined): boolean {
 const SYSLOG_START =
   /^(?:<\d{1,3}>|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)? )/;
 
+/**
+ * Whether SYSLOG_START can match, from the characters it needs first: `<`, a month's capital, or
+ * an ISO date's `yyyy-` (most lines, an access line's address first, are settled without the regex).
+ */
+function mayStartSyslog(raw: string, ch: number): boolean {
+  return ch === 0x3c || (ch >= 0x41 && ch <= 0x53) || (ch >= 0x30 && ch <= 0x39 && raw.charCodeAt(4) === 0x2d);
+}
+
 export function decodeLine(raw: string, opts: DecodeOptions): LogEvent {
   const authHint = isAuthHint(opts.hint);
   const ch = raw.charCodeAt(0);
   // a syslog header first: a web server logging through syslog wraps its access line, whose
   // `[time]` would otherwise make the header's `11:07:10` look like the client's address
-  if (SYSLOG_START.test(raw)) {
+  if (mayStartSyslog(raw, ch) && SYSLOG_START.test(raw)) {
     const sys = decodeSyslog(raw, opts.refMs, authHint);
     if (sys) return sys;
   }
@@ -276,7 +284,8 @@ export function decodeLine(raw: string, opts: DecodeOptions): LogEvent {
     const ev = decodeApacheError(raw);
     if (ev) return ev;
   }
-  if (ch >= 0x30 && ch <= 0x39) {
+  // `yyyy/mm/dd`: an access line's address (a digit first too) is no nginx error
+  if (ch >= 0x30 && ch <= 0x39 && raw.charCodeAt(4) === 0x2f) {
     const ev = decodeNginxError(raw);
     if (ev) return ev;
   }

@@ -276,3 +276,33 @@ test('a BSD syslog stamp read without the regex reads as the regex reads it', ()
   }
   assert.ok(fast > 500, `stamps read (${fast})`);
 });
+
+test('a syslog header is looked for on every line that can start one, whatever it wraps', () => {
+  // an access line behind a syslog header: the header is read first (the access line's `[time]`
+  // would otherwise make the header's `11:07:10` look like the client's address)
+  const access = '1.2.3.4 - - [10/Mar/2024:11:07:10 +0000] "GET /x HTTP/1.1" 200 5';
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const headers = [
+    ...months.map((m) => `${m} 10 11:07:10 web nginx: `),
+    '<13>Mar 10 11:07:10 web nginx: ',
+    '<190>1 2024-03-10T11:07:10Z web nginx - - - ',
+    '2024-03-10T11:07:10Z web nginx: ',
+    '2024-03-10 11:07:10.123+01:00 web nginx: ',
+  ];
+  for (const h of headers) {
+    const ev = decodeLine(h + access, { refMs: REF });
+    assert.equal(ev.host, 'web', h);
+    assert.match(ev.decoder ?? '', /^syslog/, h);
+    assert.ok(ev.kinds & KIND.syslog && ev.kinds & KIND.webAccess, `${h}: ${kindNames(ev.kinds).join()}`);
+  }
+  // a digit first is an access line's address, an nginx error's date (`yyyy/`) or an ISO stamp (`yyyy-`)
+  assert.equal(decodeLine(access, { refMs: REF }).decoder, 'access');
+  assert.equal(
+    decodeLine('2024/03/10 08:01:02 [error] 812#812: *5 x, client: 1.2.3.5', { refMs: REF }).fields['level'],
+    'error',
+  );
+  assert.equal(
+    decodeLine('1.2.3.4/x - - [10/Mar/2024:11:07:10 +0000] "GET / HTTP/1.1" 200 5', { refMs: REF }).decoder,
+    'access',
+  );
+});
