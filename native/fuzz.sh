@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/fuzz"
 minutes=1
-targets=(decode stream http dns_tls rules tls ssh smtp ftp smb dcerpc krb5 record_proof)
+targets=(decode stream http dns_tls rules tls ssh smtp ftp smb dcerpc krb5 record_proof logline)
 build_only=0
 while (($#)); do
   case $1 in

@@ -44,6 +44,7 @@ pub mod detect_tx;
 pub mod detect_vars;
 pub mod engine;
 pub mod flow_table;
+pub mod logline;
 pub mod output_eve;
 pub mod stream_tcp;
 

@@ -388,6 +388,31 @@ pub fn native_heap_bytes() -> f64 {
     commit as f64 + c_heap
 }
 
+/// Where the fields of the access lines of a batch lie (`crate::logline`): line `k` is
+/// `data[offsets[k] .. offsets[k] + lengths[k])` (a negative length: not looked at), its row
+/// `out[k * STRIDE .. (k + 1) * STRIDE)`. Returns the row length.
+#[napi]
+pub fn access_lines(data: Buffer, offsets: Uint32Array, lengths: Int32Array, mut out: Int32Array) -> Result<u32> {
+    use crate::logline::{access_line, SKIPPED, STRIDE};
+    let data: &[u8] = &data;
+    let offs: &[u32] = &offsets;
+    let lens: &[i32] = &lengths;
+    let out: &mut [i32] = &mut out;
+    if offs.len() < lens.len() || out.len() < lens.len() * STRIDE {
+        return Err(Error::new(Status::InvalidArg, "an offset for every length and a row for every line".to_string()));
+    }
+    for (k, &len) in lens.iter().enumerate() {
+        let row = &mut out[k * STRIDE..(k + 1) * STRIDE];
+        let a = offs[k] as usize;
+        if len < 0 || a + len as usize > data.len() {
+            row[0] = SKIPPED;
+            continue;
+        }
+        access_line(&data[a..a + len as usize], row);
+    }
+    Ok(STRIDE as u32)
+}
+
 /// Case-insensitive ASCII literals (loginspect's rule literals) found by Hyperscan in a batch
 /// of lines, one call per batch: every occurrence of every literal in each line, reported as
 /// (line, literal, start) so the caller credits each to the fields whose span holds it.

@@ -42,3 +42,7 @@ export const ERR_NATIVE_LITERALS = defineError(
   'CORDON_ERR_NATIVE_LITERALS',
   (detail: string) => `the native literal search rejected its input: ${detail}`,
 );
+export const ERR_NATIVE_ACCESS_LINES = defineError(
+  'CORDON_ERR_NATIVE_ACCESS_LINES',
+  (detail: string) => `the native access-line decoder rejected its input: ${detail}`,
+);

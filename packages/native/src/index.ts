@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ERR_NATIVE_BAD_BATCH, ERR_NATIVE_BAD_OPTION, ERR_NATIVE_LITERALS, ERR_NATIVE_MISSING } from './errors.js';
+import { ERR_NATIVE_ACCESS_LINES, ERR_NATIVE_BAD_BATCH, ERR_NATIVE_BAD_OPTION, ERR_NATIVE_LITERALS, ERR_NATIVE_MISSING } from './errors.js';
 
 export * from './errors.js';
 
@@ -80,6 +80,8 @@ interface Addon {
   DpiRules: { compile(sources: RuleSource[]): NativeRules; compileAsync(sources: RuleSource[]): Promise<NativeRules> };
   DpiEngine: new (rules: NativeRules, checksum: string, maxFlows?: number, encryption?: string) => NativeEngine;
   nativeHeapBytes(): number;
+  /** Absent from engines built before it. */
+  accessLines?(data: Buffer, offsets: Uint32Array, lengths: Int32Array, out: Int32Array): number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -254,6 +256,42 @@ export class BatchBuilder {
     return b;
   }
 }
+
+/**
+ * Where the fields of a batch's web access lines lie, found natively (loginspect builds the
+ * events from these rows instead of searching each line in JavaScript). Line `k` is
+ * `data[offsets[k] .. offsets[k] + lengths[k])`, a line whose characters are its bytes (a
+ * negative length: not looked at); its row is `out[k * ACCESS_ROW .. (k + 1) * ACCESS_ROW)`:
+ * `row[0]` is 0 not looked at, 1 an access line, 2 not one, 3 a shape left to the caller;
+ * for an access line `row[1 .. 27)` are its spans (loginspect's SLOT order) and then the
+ * stamp's bounds, the gap before the request, the address's bounds and the vhost's end (-1).
+ */
+export class AccessLines {
+  private constructor(private readonly fn: NonNullable<Addon['accessLines']>) {}
+
+  /** Null when the DPI engine is not built (or predates it): the caller decodes in JavaScript. */
+  static create(): AccessLines | null {
+    try {
+      const fn = load().accessLines;
+      return fn ? new AccessLines(fn) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  decode(data: Buffer, offsets: Uint32Array, lengths: Int32Array, out: Int32Array): void {
+    if (out.length < lengths.length * ACCESS_ROW)
+      throw ERR_NATIVE_ACCESS_LINES(`an access row of ${ACCESS_ROW} a line: ${out.length} for ${lengths.length} lines`);
+    try {
+      this.fn(data, offsets, lengths, out);
+    } catch (err) {
+      throw ERR_NATIVE_ACCESS_LINES.withCause(err, (err as Error).message);
+    }
+  }
+}
+
+/** Entries of a line's row in `AccessLines.decode`'s output. */
+export const ACCESS_ROW = 34;
 
 /**
  * Case-insensitive ASCII literals (loginspect's rule literals) searched in a batch of lines

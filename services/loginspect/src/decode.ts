@@ -270,7 +270,11 @@ function mayStartSyslog(raw: string, ch: number): boolean {
   return ch === 0x3c || (ch >= 0x41 && ch <= 0x53) || (ch >= 0x30 && ch <= 0x39 && raw.charCodeAt(4) === 0x2d);
 }
 
-export function decodeLine(raw: string, opts: DecodeOptions): LogEvent {
+/**
+ * `rows`/`base`: the line's row of a batch the native decoder read (`AccessBatch`), so an access
+ * line's fields are not searched for again here; null: decoded here alone.
+ */
+export function decodeLine(raw: string, opts: DecodeOptions, rows: Int32Array | null = null, base = 0): LogEvent {
   const authHint = isAuthHint(opts.hint);
   const ch = raw.charCodeAt(0);
   // a syslog header first: a web server logging through syslog wraps its access line, whose
@@ -289,7 +293,9 @@ export function decodeLine(raw: string, opts: DecodeOptions): LogEvent {
     const ev = decodeNginxError(raw);
     if (ev) return ev;
   }
-  const access = decodeAccess(raw);
+  const kind = rows === null ? ROW_UNSURE : rows[base]!;
+  const access =
+    kind === ROW_ACCESS ? accessFromRow(raw, rows!, base) : kind === ROW_NOT_ACCESS ? null : decodeAccess(raw);
   if (access) return access;
   const sys = decodeSyslog(raw, opts.refMs, authHint);
   if (sys) return sys;
@@ -1093,6 +1099,55 @@ export function decodeAccess(raw: string): LogEvent | null {
   const hostEnd = count >= 4 && raw.slice(0, firstEnd) !== ip ? firstEnd : -1;
   const addr = normalizeAddress(ip);
   const fields = new AccessFields(raw, spans, addr, hostEnd, rb + 1, q) as unknown as Record<string, string>;
+  return {
+    raw,
+    kinds: KIND.webAccess,
+    ts,
+    host: null,
+    program: null,
+    pid: null,
+    message: raw,
+    fields,
+    addr,
+    spans,
+    decoder: 'access',
+  };
+}
+
+/** A row's kinds and entries (native/src/logline.rs): 1 access, 2 not access, 3 (or 0) decode here. */
+const ROW_ACCESS = 1;
+const ROW_NOT_ACCESS = 2;
+const ROW_UNSURE = 3;
+const ROW_TS_FROM = 27;
+const ROW_TS_TO = 28;
+const ROW_GAP_START = 29;
+const ROW_GAP_END = 30;
+const ROW_IP_START = 31;
+const ROW_IP_END = 32;
+const ROW_HOST_END = 33;
+if (ROW_TS_FROM !== 1 + 2 * Object.keys(SLOT).length) throw new Error('a row holds two entries a SLOT after its kind');
+
+/** `decodeAccess(raw)` from where the native decoder found its fields (`rows[base]` is ROW_ACCESS). */
+function accessFromRow(raw: string, rows: Int32Array, b: number): LogEvent | null {
+  const ts = clfTimeAt(raw, rows[b + ROW_TS_FROM]!, rows[b + ROW_TS_TO]!);
+  if (ts === null) return decodeAccess(raw); // the native decoder settles only stamps that read
+  // prettier-ignore
+  const spans = [
+    rows[b + 1]!, rows[b + 2]!, rows[b + 3]!, rows[b + 4]!, rows[b + 5]!, rows[b + 6]!, rows[b + 7]!,
+    rows[b + 8]!, rows[b + 9]!, rows[b + 10]!, rows[b + 11]!, rows[b + 12]!, rows[b + 13]!,
+    rows[b + 14]!, rows[b + 15]!, rows[b + 16]!, rows[b + 17]!, rows[b + 18]!, rows[b + 19]!,
+    rows[b + 20]!, rows[b + 21]!, rows[b + 22]!, rows[b + 23]!, rows[b + 24]!, rows[b + 25]!,
+    rows[b + 26]!,
+  ];
+  const addr = normalizeAddress(raw.slice(rows[b + ROW_IP_START]!, rows[b + ROW_IP_END]!));
+  const fields = new AccessFields(
+    raw,
+    spans,
+    addr,
+    rows[b + ROW_HOST_END]!,
+    rows[b + ROW_GAP_START]!,
+    rows[b + ROW_GAP_END]!,
+  ) as unknown as Record<string, string>;
   return {
     raw,
     kinds: KIND.webAccess,

@@ -1,6 +1,6 @@
 import { LiteralMatcher } from '@cordon/native';
 import { NOT_A_SLICE, SPAN_SLOTS, type LogEvent } from './decode.js';
-import type { LineBytes } from './lines.js';
+import { LineWriter, type LineBytes } from './lines.js';
 
 /** Pseudo-field: the whole raw line (Sigma keywords). */
 export const RAW = '\u0000raw';
@@ -99,8 +99,7 @@ export class LiteralScanner {
   /** Per line of the batch: its occurrences `batchOut[3 * from .. 3 * to)` as (line, text, start); from -1: not searched. */
   private batchFrom = new Int32Array(0);
   private batchTo = new Int32Array(0);
-  private batchData = Buffer.allocUnsafe(0);
-  private batchOffsets = new Uint32Array(0);
+  private readonly writer = new LineWriter();
   private batchOut = new Uint32Array(3 << 12);
   /** How many lines of the last `prescan` were searched natively (0: none, the scan is all here). */
   prescanned = 0;
@@ -213,46 +212,20 @@ export class LiteralScanner {
     const m = this.matcher;
     if (m === null) return;
     const n = lines.length;
-    if (this.batchOffsets.length < n + 1) {
-      this.batchOffsets = new Uint32Array(n + 1);
+    if (this.batchFrom.length < n) {
       this.batchFrom = new Int32Array(n);
       this.batchTo = new Int32Array(n);
     }
     const from = this.batchFrom;
-    let data: Buffer;
-    let offs: Uint32Array;
-    if (bytes !== undefined && bytes.starts.length === n + 1) {
-      // each line's bytes run to the next line's: a literal found in its line break (past the
-      // line's length) is dropped when replayed
-      data = bytes.data;
-      offs = bytes.starts;
-      for (let k = 0; k < n; k++) {
-        const len = lines[k]!.length;
-        from[k] = bytes.bytewise[k] === 1 && len >= 2 && len <= MAX_NATIVE_LINE ? 0 : -1;
-      }
-    } else {
-      const offsets = this.batchOffsets;
-      let pos = 0;
-      for (let k = 0; k < n; k++) {
-        const line = lines[k]!;
-        offsets[k] = pos;
-        from[k] = -1;
-        if (line.length < 2 || line.length > MAX_NATIVE_LINE) continue;
-        // room for three bytes a character, so a line is never written in part: it is ASCII
-        // exactly when it writes as many bytes as it has characters
-        if (pos + 3 * line.length > this.batchData.length) {
-          const more = Buffer.allocUnsafe(Math.max(2 * this.batchData.length, pos + 3 * line.length, 1 << 16));
-          this.batchData.copy(more, 0, 0, pos);
-          this.batchData = more;
-        }
-        if (this.batchData.write(line, pos, 'utf8') === line.length) {
-          from[k] = 0;
-          pos += line.length;
-        }
-      }
-      offsets[n] = pos;
-      data = this.batchData.subarray(0, pos);
-      offs = offsets.subarray(0, n + 1);
+    // lines that came as strings are written out once (each ASCII line its bytes)
+    const b = bytes !== undefined && bytes.starts.length === n + 1 ? bytes : this.writer.write(lines);
+    // each line's bytes run to the next line's (a file's line break): a literal found in its
+    // line break (past the line's length) is dropped when replayed
+    const data = b.data;
+    const offs = b.starts;
+    for (let k = 0; k < n; k++) {
+      const len = lines[k]!.length;
+      from[k] = b.bytewise[k] === 1 && len >= 2 && len <= MAX_NATIVE_LINE ? 0 : -1;
     }
     let found = m.scan(data, offs, this.batchOut);
     while (found < 0) {

@@ -4,7 +4,8 @@ import { decodeLine, KIND, type LogEvent } from './decode.js';
 import { builtinRulesDir, fieldText, loadRuleDir, type CompiledRule, type RuleSet } from './detect-rules.js';
 import { LiteralScanner } from './detect-literals.js';
 import { LiteralPrefilter } from './prefilter.js';
-import type { LineBytes } from './lines.js';
+import { AccessBatch, ACCESS_ROW } from './access-batch.js';
+import { LineWriter, type LineBytes } from './lines.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ThresholdTable, type CounterSnapshot, type Crossing } from './threshold.js';
 import { ERR_LOGINSPECT_STATE } from './errors.js';
@@ -99,6 +100,9 @@ export class LogInspector {
   private readonly policy: BlockPolicy;
   /** The rules the line being inspected matched: `match` fills `[0 .. n)`. */
   private readonly matched: CompiledRule[] = [];
+  /** The batch given to `prepare`, its access lines decoded natively. */
+  private readonly access = new AccessBatch();
+  private readonly writer = new LineWriter();
 
   constructor(
     rules: RuleSet,
@@ -196,21 +200,25 @@ export class LogInspector {
   }
 
   /**
-   * Search the rules' literals in a batch of lines ahead, in one native call when the DPI engine
-   * has Hyperscan (a JavaScript scan visits every character of a line; that search is a few
-   * times faster). `inspect(state, lines[k], meta, k)` then uses it; the results are the same.
-   * `bytes`: where the lines lie in the bytes they were read from (`forEachLines`), searched
-   * as they are.
+   * Read a batch of lines ahead, natively when the DPI engine is built: where each web access
+   * line's fields lie (`AccessBatch`), and the rules' literals, in one Hyperscan call (a
+   * JavaScript scan visits every character of a line; that search is a few times faster).
+   * `inspect(state, lines[k], meta, k)` then uses both; the results are the same. `bytes`: where
+   * the lines lie in the bytes they were read from (`forEachLines`), read as they are.
    */
   prepare(lines: readonly string[], bytes?: LineBytes): void {
-    this.rules.literals?.prescan(lines, bytes);
+    // lines that came as strings (the service's records): written out once for both native passes
+    const b = bytes ?? this.writer.write(lines);
+    this.access.prepare(lines, b, this.config.maxLineBytes);
+    this.rules.literals?.prescan(lines, b);
   }
 
   /** `batchLine`: the line's place in the batch given to `prepare` (-1: not of that batch). */
   inspect(state: InspectState, raw: string, meta: LineMeta, batchLine = -1): InspectResult {
     this.rules.literals?.useLine(batchLine);
     const line = raw.length > this.config.maxLineBytes ? raw.slice(0, this.config.maxLineBytes) : raw;
-    const ev = decodeLine(line, meta);
+    const rows = this.access.rowsFor(batchLine, line);
+    const ev = decodeLine(line, meta, rows, rows === null ? 0 : batchLine * ACCESS_ROW);
     state.counters.lines++;
     if (ev.ts !== null && ev.ts > state.clockMs) state.clockMs = ev.ts;
     if (state.clockMs === 0) state.clockMs = meta.refMs;

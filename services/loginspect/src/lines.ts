@@ -36,6 +36,48 @@ export interface LineBytes {
 }
 
 /**
+ * Lines that came as strings (the service's records) written out as `LineBytes`, so the native
+ * passes read them as they read a file's: an ASCII line is its bytes; any other line gets no
+ * bytes (its range is empty, `bytewise` 0) and is read in JavaScript. One buffer, reused.
+ */
+export class LineWriter {
+  private data = Buffer.allocUnsafe(1 << 16);
+  private starts = new Uint32Array(0);
+  private bytewise = new Uint8Array(0);
+
+  write(lines: readonly string[]): LineBytes {
+    const n = lines.length;
+    if (this.starts.length < n + 1) {
+      this.starts = new Uint32Array(n + 1);
+      this.bytewise = new Uint8Array(n);
+    }
+    let pos = 0;
+    for (let k = 0; k < n; k++) {
+      const line = lines[k]!;
+      this.starts[k] = pos;
+      this.bytewise[k] = 0;
+      // room for three bytes a character, so a line is never written in part: it is ASCII
+      // exactly when it writes as many bytes as it has characters
+      if (pos + 3 * line.length > this.data.length) {
+        const more = Buffer.allocUnsafe(Math.max(2 * this.data.length, pos + 3 * line.length));
+        this.data.copy(more, 0, 0, pos);
+        this.data = more;
+      }
+      if (this.data.write(line, pos, 'utf8') === line.length) {
+        this.bytewise[k] = 1;
+        pos += line.length;
+      }
+    }
+    this.starts[n] = pos;
+    return {
+      data: this.data.subarray(0, pos),
+      starts: this.starts.subarray(0, n + 1),
+      bytewise: this.bytewise.subarray(0, n),
+    };
+  }
+}
+
+/**
  * The file's lines, each to `emit(line, buf, start, next, bytewise)`: its bytes start at `start` of
  * `buf`, the next line's at `next`; `buf` holds them until `emit` returns (and until the chunk's
  * `chunkEnd()`), then is overwritten.
