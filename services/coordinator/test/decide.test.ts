@@ -51,6 +51,9 @@ const asg = (o: Partial<Assignment>): Assignment => ({
   incarnation: null,
   ...o,
 });
+/** agt-1 (incarnation aa) protecting vm-1 since a second ago. */
+const protectingAgt1 = (): Assignment =>
+  asg({ mode: 'agent', agent: 'agt-1', incarnation: 'aa', enforcer: 'agent:agt-1', handoff_us: NOW - S });
 
 test("a VM that is not running is nobody's; a running one without an agent is its host's watchdog", () => {
   assert.equal(decide({ ...vm, power: 'off' }, [], undefined, C, 3, NOW).mode, 'none');
@@ -403,13 +406,7 @@ test('an agent whose clock is off does not take its VM over, nor keep it; its ow
   assert.match(d.reason, /agt-1's clock is 40 ms ahead of the coordinator's \(to take a VM over, within 12.5 ms/);
   // within half the limit it takes over; a protecting agent keeps its VM up to the limit itself
   assert.equal(decide(vm, [agent({ clockOffsetUs: 12 * ms })], asg({}), C, 3, NOW).mode, 'agent');
-  const protecting = asg({
-    mode: 'agent',
-    agent: 'agt-1',
-    incarnation: 'aa',
-    enforcer: 'agent:agt-1',
-    handoff_us: NOW - S,
-  });
+  const protecting = protectingAgt1();
   assert.equal(decide(vm, [agent({ clockOffsetUs: -20 * ms })], protecting, C, 3, NOW).mode, 'agent');
   const lost = decide(
     vm,
@@ -443,13 +440,7 @@ test('an agent whose clock is off does not take its VM over, nor keep it; its ow
 
 test('a protecting agent is not judged on a clock measured at too few moments (a coordinator that just took it over)', () => {
   const ms = 1000;
-  const protecting = asg({
-    mode: 'agent',
-    agent: 'agt-1',
-    incarnation: 'aa',
-    enforcer: 'agent:agt-1',
-    handoff_us: NOW - S,
-  });
+  const protecting = protectingAgt1();
   // the records a new reader caught up on were all late: the agent looks 300 ms behind
   const caughtUp = { clockOffsetUs: -300 * ms, heartbeatUs: NOW - 100_000 - 300 * ms };
   assert.equal(decide(vm, [agent({ ...caughtUp, clockSamples: 3 })], protecting, C, 3, NOW).mode, 'agent');

@@ -1097,8 +1097,20 @@ export function decodeAccess(raw: string): LogEvent | null {
   if (back1End > back1 && !(back1End - back1 === 1 && raw.charCodeAt(back1) === 0x2d))
     setSpan(spans, SLOT.user, back1, back1End);
   const hostEnd = count >= 4 && raw.slice(0, firstEnd) !== ip ? firstEnd : -1;
-  const addr = normalizeAddress(ip);
-  const fields = new AccessFields(raw, spans, addr, hostEnd, rb + 1, q) as unknown as Record<string, string>;
+  return accessEvent(raw, ts, spans, normalizeAddress(ip), hostEnd, rb + 1, q);
+}
+
+/** An access line's event: its fields cut from the line when read (`AccessFields`). */
+function accessEvent(
+  raw: string,
+  ts: number,
+  spans: number[],
+  addr: string,
+  hostEnd: number,
+  gapStart: number,
+  gapEnd: number,
+): LogEvent {
+  const fields = new AccessFields(raw, spans, addr, hostEnd, gapStart, gapEnd) as unknown as Record<string, string>;
   return {
     raw,
     kinds: KIND.webAccess,
@@ -1139,28 +1151,15 @@ function accessFromRow(raw: string, rows: Int32Array, b: number): LogEvent | nul
     rows[b + 20]!, rows[b + 21]!, rows[b + 22]!, rows[b + 23]!, rows[b + 24]!, rows[b + 25]!,
     rows[b + 26]!,
   ];
-  const addr = normalizeAddress(raw.slice(rows[b + ROW_IP_START]!, rows[b + ROW_IP_END]!));
-  const fields = new AccessFields(
+  return accessEvent(
     raw,
+    ts,
     spans,
-    addr,
+    normalizeAddress(raw.slice(rows[b + ROW_IP_START]!, rows[b + ROW_IP_END]!)),
     rows[b + ROW_HOST_END]!,
     rows[b + ROW_GAP_START]!,
     rows[b + ROW_GAP_END]!,
-  ) as unknown as Record<string, string>;
-  return {
-    raw,
-    kinds: KIND.webAccess,
-    ts,
-    host: null,
-    program: null,
-    pid: null,
-    message: raw,
-    fields,
-    addr,
-    spans,
-    decoder: 'access',
-  };
+  );
 }
 
 function isDigit(s: string, i: number): boolean {
