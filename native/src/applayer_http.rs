@@ -55,6 +55,8 @@ pub struct HttpTx {
     /// app-layer-event names raised by this transaction ("http.request_chunk_extension", ...).
     pub events: Vec<&'static str>,
     pub res_gen: u32,
+    /// Its buffers were dropped (`release`): finished and inspected.
+    pub released: bool,
 }
 
 impl HttpTx {
@@ -80,6 +82,7 @@ impl HttpTx {
             req_gen: self.req_gen,
             res_gen: self.res_gen,
             res_layers: self.res_layers,
+            released: true,
             ..HttpTx::default()
         };
         *self = keep;
@@ -524,6 +527,19 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 impl HttpState {
     pub fn new() -> Self {
         HttpState { txs: Vec::new(), base_id: 0, req: Side::new(), res: Side::new(), next_res_tx: 0, after_switch: false }
+    }
+
+    /// Drop the buffers of the finished transactions (no rule will read them): the newest
+    /// first, down to one dropped before (transactions finish in order).
+    pub fn release_finished(&mut self) {
+        for tx in self.txs.iter_mut().rev() {
+            if tx.released {
+                break;
+            }
+            if tx.req_done && tx.res_done {
+                tx.release();
+            }
+        }
     }
 
     fn new_tx(&mut self) -> usize {
@@ -1188,6 +1204,23 @@ mod tests {
         h.parse_response(res);
         h.close_response();
         h.txs.swap_remove(0)
+    }
+
+    #[test]
+    fn finished_transactions_are_released_without_rules() {
+        // a keep-alive flow: two finished transactions and one whose response is under way
+        let mut h = HttpState::new();
+        h.parse_request(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n");
+        h.parse_response(b"HTTP/1.1 200 ok\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 ok\r\nContent-Length: 5\r\n\r\nworldHTTP/1.1 200 ok\r\nContent-Length: 9\r\n\r\npart");
+        assert_eq!(h.txs.len(), 3);
+        h.release_finished();
+        assert!(h.txs[0].released && h.txs[1].released && !h.txs[2].released);
+        assert!(h.txs[0].res_body.is_empty() && h.txs[1].res_body.is_empty() && h.txs[1].method.is_empty());
+        assert!(h.txs[0].res_done && h.txs[1].req_done, "progress flags stay");
+        assert_eq!(h.txs[2].res_body, b"part");
+        h.parse_response(b"-done");
+        h.release_finished();
+        assert!(h.txs[2].released && h.txs[2].res_body.is_empty());
     }
 
     #[test]

@@ -12,7 +12,19 @@ use crate::detect_parse::Buf;
 /// side is complete: body rules wait for it, so scanning a partial body would be wasted work.
 pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(Buf, &'a [u8])> {
     let hs = if req { &tx.req_headers } else { &tx.res_headers };
-    let named = |n: &str| hs.get(n.as_bytes());
+    // The headers read by name, each looked up in one pass over the headers (the first of a
+    // name wins, as Headers::get finds it) instead of one pass per name.
+    const NAMES: [&str; 13] = ["host", "user-agent", "cookie", "set-cookie", "accept", "accept-language", "accept-encoding", "referer", "connection", "content-type", "content-length", "server", "location"];
+    let mut found: [Option<&[u8]>; 13] = [None; 13];
+    for (n, v) in hs.iter() {
+        for (k, name) in NAMES.iter().enumerate() {
+            if found[k].is_none() && n.len() == name.len() && n.eq_ignore_ascii_case(name.as_bytes()) {
+                found[k] = Some(v);
+                break;
+            }
+        }
+    }
+    let [host, user_agent, cookie, set_cookie, ..] = found;
     // Phase 1: composed buffers into the arena, remembered as ranges.
     arena.clear();
     let mut composed: Vec<(Buf, usize, usize)> = Vec::with_capacity(8 + hs.len());
@@ -24,7 +36,7 @@ pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(
         composed.push((b, s, arena.len()));
     }
     if req {
-        if let Some(h) = named("host") {
+        if let Some(h) = host {
             let s = arena.len();
             arena.extend(h.iter().map(|c| c.to_ascii_lowercase()));
             composed.push((Buf::HttpHost, s, arena.len()));
@@ -78,14 +90,14 @@ pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(
             v.push((Buf::HttpProtocol, &tx.req_protocol));
         }
         v.push((Buf::HttpRequestLine, &tx.request_line));
-        if let Some(ua) = named("user-agent") {
+        if let Some(ua) = user_agent {
             v.push((Buf::HttpUserAgent, ua));
         }
-        if let Some(h) = named("host") {
+        if let Some(h) = host {
             v.extend(get(Buf::HttpHost).map(|x| (Buf::HttpHost, x)));
             v.push((Buf::HttpRawHost, h));
         }
-        if let Some(c) = named("cookie") {
+        if let Some(c) = cookie {
             v.push((Buf::HttpCookie, c));
         }
         if !tx.req_body.is_empty() && tx.req_done {
@@ -107,7 +119,7 @@ pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(
         if !tx.response_line.is_empty() {
             v.push((Buf::HttpResponseLine, &tx.response_line));
         }
-        if let Some(c) = named("set-cookie") {
+        if let Some(c) = set_cookie {
             v.push((Buf::HttpCookie, c));
         }
         if !tx.res_body.is_empty() && tx.res_done {
@@ -122,8 +134,8 @@ pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(
     if !raw.is_empty() {
         v.push((Buf::HttpRawHeader, raw));
     }
-    for n in ["accept", "accept-language", "accept-encoding", "referer", "connection", "content-type", "content-length", "server", "location"] {
-        if let Some(x) = named(n) {
+    for (n, x) in NAMES[4..].iter().zip(&found[4..]) {
+        if let Some(x) = *x {
             let key: &'static str = n;
             v.push((Buf::HttpNamed(key), x));
         }

@@ -211,13 +211,34 @@ impl Prefilter {
 }
 
 /// The app-layer prefilter of one transaction side.
-#[derive(Default)]
 pub struct AppPrefilter {
     /// Buffers with many fast patterns (URI, host, user agent, bodies, ...), each scanned on
     /// its own; sorted by buffer.
     each: Vec<(Buf, Prefilter)>,
+    /// Per buffer tag (`Buf::tag`): its index in `each`, NONE, or NAMED (an `HttpNamed`
+    /// buffer: search `each` for its name).
+    each_at: [u8; 256],
     /// Every other buffer, all in one scan.
     joint: Option<JointPrefilter>,
+}
+
+impl Default for AppPrefilter {
+    fn default() -> Self {
+        AppPrefilter { each: Vec::new(), each_at: [NONE; 256], joint: None }
+    }
+}
+
+const NONE: u8 = 255;
+const NAMED: u8 = 254;
+
+/// A per-tag table of where each of `bufs` is (see AppPrefilter::each_at); `bufs` sorted.
+fn tag_table(bufs: impl Iterator<Item = Buf>) -> [u8; 256] {
+    let mut t = [NONE; 256];
+    for (i, b) in bufs.enumerate() {
+        let tag = b.tag() as usize;
+        t[tag] = if matches!(b, Buf::HttpNamed(_)) || t[tag] != NONE || i >= NAMED as usize { NAMED } else { i as u8 };
+    }
+    t
 }
 
 /// Buffers with more fast patterns than this get a matcher of their own: in the joint matcher
@@ -231,7 +252,8 @@ impl AppPrefilter {
         let (joint, each): (Vec<_>, Vec<_>) = sets.into_iter().partition(|(b, pats)| !matches!(b, Buf::FileData | Buf::HttpClientBody | Buf::Payload) && pats.len() <= JOINT_MAX_PATTERNS);
         let bufs: Vec<Buf> = each.iter().map(|(b, _)| *b).collect();
         let built = build_parallel(each.into_iter().map(|(_, p)| p).collect());
-        AppPrefilter { each: bufs.into_iter().zip(built).filter_map(|(b, p)| p.map(|p| (b, p))).collect(), joint: JointPrefilter::build(joint) }
+        let each: Vec<(Buf, Prefilter)> = bufs.into_iter().zip(built).filter_map(|(b, p)| p.map(|p| (b, p))).collect();
+        AppPrefilter { each_at: tag_table(each.iter().map(|(b, _)| *b)), each, joint: JointPrefilter::build(joint) }
     }
     pub fn is_empty(&self) -> bool {
         self.each.is_empty() && self.joint.is_none()
@@ -242,7 +264,12 @@ impl AppPrefilter {
     /// of pattern ids), in place of scanning the file_data buffer again.
     pub fn scan(&self, bufs: &[(Buf, &[u8])], payload: &[u8], body_hits: Option<&[u64]>, sc: &mut Scan) {
         for (b, v) in bufs.iter().chain([(Buf::Payload, payload)].iter()) {
-            if let Ok(i) = self.each.binary_search_by(|(x, _)| x.cmp(b)) {
+            let found = match self.each_at[b.tag() as usize] {
+                NONE => None,
+                NAMED => self.each.binary_search_by(|(x, _)| x.cmp(b)).ok(),
+                i => Some(i as usize),
+            };
+            if let Some(i) = found {
                 match body_hits {
                     Some(hits) if *b == Buf::FileData => {
                         let pf = &self.each[i].1;
@@ -274,6 +301,8 @@ impl AppPrefilter {
 struct JointPrefilter {
     /// The buffers it covers, sorted.
     bufs: Vec<Buf>,
+    /// `tag_table` of `bufs`.
+    bufs_at: [u8; 256],
     /// Per pattern id: the buffer it belongs to and its length.
     pats: Vec<(Buf, usize)>,
     ac: Option<AhoCorasick>,
@@ -310,6 +339,7 @@ impl JointPrefilter {
         let need_ac = true;
         let ac = if need_ac { Some(AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(lits.iter().map(|l| &l.bytes)).ok()?) } else { None };
         Some(JointPrefilter {
+            bufs_at: tag_table(bufs.iter().copied()),
             bufs,
             pats,
             ac,
@@ -322,8 +352,13 @@ impl JointPrefilter {
     fn scan(&self, bufs: &[(Buf, &[u8])], sc: &mut Scan) {
         sc.joint.clear();
         sc.segs.clear();
+        let covered = |b: &Buf| match self.bufs_at[b.tag() as usize] {
+            NONE => false,
+            NAMED => self.bufs.binary_search(b).is_ok(),
+            _ => true,
+        };
         for (b, v) in bufs {
-            if !v.is_empty() && self.bufs.binary_search(b).is_ok() {
+            if !v.is_empty() && covered(b) {
                 let s = sc.joint.len();
                 sc.joint.extend_from_slice(v);
                 sc.segs.push((s, sc.joint.len(), *b));

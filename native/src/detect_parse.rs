@@ -10,6 +10,8 @@ use crate::detect_threshold::Threshold;
 use crate::detect_vars::{AddrSet, PortSet, Vars};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// repr(u8): the variant's tag is the first byte (RFC 2195), read by `tag` for table lookups.
+#[repr(u8)]
 pub enum Buf {
     /// Packet payload, or reassembled stream data for TCP sessions.
     Payload,
@@ -89,6 +91,13 @@ pub enum Buf {
 }
 
 impl Buf {
+    /// The variant's index (every `HttpNamed` has the same one): a dense key for the
+    /// prefilters' per-buffer tables, cheaper than searching a sorted list by `Ord`.
+    #[inline]
+    pub fn tag(&self) -> u8 {
+        // SAFETY: Buf is repr(u8), so its first byte is the variant's tag (RFC 2195).
+        unsafe { *(self as *const Buf as *const u8) }
+    }
     /// An application-layer buffer (not the payload, not a packet header).
     pub fn is_app(self) -> bool {
         !self.is_pkt()

@@ -19,6 +19,11 @@ use crate::flow_table::{App, Flow};
 /// Application-layer rules, once per transaction.
 pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: bool, out: &mut Vec<Alert>) {
     if rules.app_always.is_empty() && rules.app_pf.iter().all(|a| a.is_empty()) {
+        // no rule reads a transaction: a finished one's buffers go all the same (a flow would
+        // otherwise hold every body until it ends, up to 512 of 1 MiB each)
+        if let App::Http(h) = &mut f.app {
+            h.release_finished();
+        }
         return;
     }
     match &f.app {

@@ -151,8 +151,14 @@ fn run_batch(engine: &Mutex<Engine>, bytes: &[u8], offsets: &[u32], ts_us: &[f64
     // Engine::guarded. The service dead-letters the batch.
     let run = engine.guarded(|engine| {
         let mut alerts = Vec::new();
-        for i in 0..ts_us.len() {
+        let n = ts_us.len();
+        for i in 0..n {
             let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+            // Start fetching a frame PREFETCH_FRAMES ahead while this one is processed.
+            if i + crate::engine::PREFETCH_FRAMES < n {
+                let j = i + crate::engine::PREFETCH_FRAMES;
+                crate::engine::prefetch(&bytes[offsets[j] as usize..offsets[j + 1] as usize]);
+            }
             engine.process(linktypes[i], ts_us[i] as i64, &bytes[s..e], i as u32, &mut alerts);
         }
         alerts
