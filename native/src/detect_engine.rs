@@ -357,24 +357,59 @@ impl JointPrefilter {
             NAMED => self.bufs.binary_search(b).is_ok(),
             _ => true,
         };
+        // http.start is the start line, CRLF, the raw header block and CRLF: when it is
+        // scanned, a start line or raw header block equal to its part is not copied and
+        // scanned again, its segment lies inside http.start's (segments may then overlap).
+        let mut start_seg: Option<(usize, usize)> = None;
+        if let Some((b, v)) = bufs.iter().find(|(b, v)| *b == Buf::HttpStart && !v.is_empty() && covered(b)) {
+            sc.joint.extend_from_slice(v);
+            sc.segs.push((0, v.len(), *b));
+            start_seg = Some((0, v.len()));
+        }
+        let mut overlap = false;
         for (b, v) in bufs {
-            if !v.is_empty() && covered(b) {
-                let s = sc.joint.len();
-                sc.joint.extend_from_slice(v);
-                sc.segs.push((s, sc.joint.len(), *b));
+            if v.is_empty() || *b == Buf::HttpStart && start_seg.is_some() || !covered(b) {
+                continue;
             }
+            if let (Some((s0, e0)), Buf::HttpRequestLine | Buf::HttpResponseLine | Buf::HttpRawHeader) = (start_seg, *b) {
+                let within = &sc.joint[s0..e0];
+                let at = if *b == Buf::HttpRawHeader {
+                    within.len().checked_sub(v.len() + 2).filter(|&a| within.ends_with(b"\r\n") && &within[a..a + v.len()] == *v)
+                } else {
+                    within.starts_with(v).then_some(0)
+                };
+                if let Some(a) = at {
+                    sc.segs.push((s0 + a, s0 + a + v.len(), *b));
+                    overlap = true;
+                    continue;
+                }
+            }
+            let s = sc.joint.len();
+            sc.joint.extend_from_slice(v);
+            sc.segs.push((s, sc.joint.len(), *b));
         }
         if sc.joint.is_empty() {
             return;
+        }
+        if overlap {
+            sc.segs.sort_unstable_by_key(|s| s.0);
         }
         sc.reset_pats(self.pats.len());
         let Scan { cand, rule_seen, pat_seen, joint, segs, .. } = sc;
         let mut hit = |p: usize, end: usize| {
             let (b, len) = self.pats[p];
             let start = end - len;
-            // The segment holding the match's first byte (segments are contiguous from 0).
-            let (_, seg_end, seg_buf) = segs[segs.partition_point(|s| s.0 <= start) - 1];
-            if seg_buf == b && end <= seg_end && first_sight(pat_seen, p) {
+            // The segments beginning at or before the match's first byte (sorted by start):
+            // one of its buffer must hold the whole match. Without overlaps that is the last
+            // of them (segments are then contiguous from 0).
+            let n = segs.partition_point(|s| s.0 <= start);
+            let inside = if overlap {
+                segs[..n].iter().any(|&(_, seg_end, seg_buf)| seg_buf == b && end <= seg_end)
+            } else {
+                let (_, seg_end, seg_buf) = segs[n - 1];
+                seg_buf == b && end <= seg_end
+            };
+            if inside && first_sight(pat_seen, p) {
                 for &r in &self.pat_rules[p] {
                     add_cand(cand, rule_seen, r);
                 }
