@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { forEachLine } from '../src/index.js';
+import { LineWriter } from '../src/lines.js';
 import { seededInts } from './seeded.js';
 
 // forEachLine decodes a chunk holding non-ASCII bytes line by line: the lines must be those
@@ -95,4 +96,20 @@ test('long files: runs of ASCII lines between lines holding other bytes, halved 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('lines that came as strings are written out as bytes: ASCII lines their bytes, others none', () => {
+  const w = new LineWriter();
+  const lines = ['GET /a', 'caf\u00e9', '', 'x'.repeat(70_000), '\ud800 lone', 'tail'];
+  const b = w.write(lines);
+  assert.equal(b.starts.length, lines.length + 1);
+  assert.deepEqual([...b.bytewise], [1, 0, 1, 1, 0, 1]);
+  for (let k = 0; k < lines.length; k++) {
+    const bytes = b.data.subarray(b.starts[k], b.starts[k + 1]).toString('latin1');
+    assert.equal(bytes, b.bytewise[k] === 1 ? lines[k] : '', `line ${k}`);
+  }
+  // reused: a second, shorter batch is written from the start
+  const again = w.write(['a b', 'c']);
+  assert.deepEqual([...again.starts], [0, 3, 4]);
+  assert.equal(again.data.toString('latin1'), 'a bc');
 });
