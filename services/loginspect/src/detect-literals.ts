@@ -218,7 +218,7 @@ export class LiteralScanner {
     }
     const from = this.batchFrom;
     // lines that came as strings are written out once (each ASCII line its bytes)
-    const b = bytes !== undefined && bytes.starts.length === n + 1 ? bytes : this.writer.write(lines);
+    const b = bytes !== undefined && bytes.starts.length === n + 1 ? bytes : this.writer.write(lines, MAX_NATIVE_LINE);
     // each line's bytes run to the next line's (a file's line break): a literal found in its
     // line break (past the line's length) is dropped when replayed
     const data = b.data;

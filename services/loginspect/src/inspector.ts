@@ -207,8 +207,9 @@ export class LogInspector {
    * the lines lie in the bytes they were read from (`forEachLines`), read as they are.
    */
   prepare(lines: readonly string[], bytes?: LineBytes): void {
-    // lines that came as strings (the service's records): written out once for both native passes
-    const b = bytes ?? this.writer.write(lines);
+    // lines that came as strings (the service's records): written out once for both native
+    // passes; a line longer than maxLineBytes is cut before decoding, so neither could use it
+    const b = bytes ?? this.writer.write(lines, this.config.maxLineBytes);
     this.access.prepare(lines, b, this.config.maxLineBytes);
     this.rules.literals?.prescan(lines, b);
   }

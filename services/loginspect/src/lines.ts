@@ -37,15 +37,16 @@ export interface LineBytes {
 
 /**
  * Lines that came as strings (the service's records) written out as `LineBytes`, so the native
- * passes read them as they read a file's: an ASCII line is its bytes; any other line gets no
- * bytes (its range is empty, `bytewise` 0) and is read in JavaScript. One buffer, reused.
+ * passes read them as they read a file's: an ASCII line is its bytes; any other line, and one
+ * longer than `maxLength` (which no native pass would use), gets no bytes (its range is empty,
+ * `bytewise` 0) and is read in JavaScript. One buffer, reused.
  */
 export class LineWriter {
   private data = Buffer.allocUnsafe(1 << 16);
   private starts = new Uint32Array(0);
   private bytewise = new Uint8Array(0);
 
-  write(lines: readonly string[]): LineBytes {
+  write(lines: readonly string[], maxLength = Infinity): LineBytes {
     const n = lines.length;
     if (this.starts.length < n + 1) {
       this.starts = new Uint32Array(n + 1);
@@ -56,6 +57,7 @@ export class LineWriter {
       const line = lines[k]!;
       this.starts[k] = pos;
       this.bytewise[k] = 0;
+      if (line.length > maxLength) continue;
       // room for three bytes a character, so a line is never written in part: it is ASCII
       // exactly when it writes as many bytes as it has characters
       if (pos + 3 * line.length > this.data.length) {

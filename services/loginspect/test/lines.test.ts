@@ -108,6 +108,10 @@ test('lines that came as strings are written out as bytes: ASCII lines their byt
     const bytes = b.data.subarray(b.starts[k], b.starts[k + 1]).toString('latin1');
     assert.equal(bytes, b.bytewise[k] === 1 ? lines[k] : '', `line ${k}`);
   }
+  // a line longer than the bound gets no bytes either: no native pass would read it
+  const bounded = new LineWriter().write(['short', 'y'.repeat(100), 'z'], 64);
+  assert.deepEqual([...bounded.bytewise], [1, 0, 1]);
+  assert.deepEqual([...bounded.starts], [0, 5, 5, 6]);
   // reused: a second, shorter batch is written from the start
   const again = w.write(['a b', 'c']);
   assert.deepEqual([...again.starts], [0, 3, 4]);
