@@ -146,9 +146,9 @@ async function startCoordinator(stage: Stage<CoordinatorConfig>) {
   /** Agent incarnations whose clock is further off than coordination.maxClockOffsetMs. */
   const clockOff = new Set<string>();
   const clockAlerts = new Map<string, number>();
-  /** Its host's watchdog's clock less this coordinator's (µs), if measured. */
   /** Records handled closer together than half a heartbeat interval are one moment of measuring a clock. */
   const momentGapUs = (): number => (coordination().heartbeatIntervalMs * 1000) / 2;
+  /** Its host's watchdog's clock less this coordinator's (µs), if measured. */
   const hostClockUs = (host: string | null | undefined): number | null =>
     host ? clocks.get(watchdogSensor(host)) : null;
   /**

@@ -40,5 +40,3 @@ export class AccessBatch {
     return k >= 0 && k < this.lines.length && this.lines[k] === raw ? this.out : null;
   }
 }
-
-export { ACCESS_ROW };

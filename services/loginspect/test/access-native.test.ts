@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AccessLines } from '@cordon/native';
+import { ACCESS_ROW, AccessLines } from '@cordon/native';
 import { decodeLine, forEachLines, type LogEvent } from '../src/index.js';
-import { AccessBatch, ACCESS_ROW } from '../src/access-batch.js';
+import { AccessBatch } from '../src/access-batch.js';
 import { seededInts } from './seeded.js';
 
 const OPTS = { refMs: Date.UTC(2024, 2, 10) };
