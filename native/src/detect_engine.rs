@@ -57,6 +57,15 @@ fn first_sight(seen: &mut [u64], p: usize) -> bool {
 }
 
 impl Scan {
+    /// Scan state for engines running `rules`: its scratch comes fitted to their matchers.
+    pub fn for_rules(rules: &RuleSet) -> Scan {
+        #[cfg(feature = "hyperscan")]
+        if let Ok(proto) = rules.scratch.lock() {
+            return Scan { hs: proto.try_clone(), ..Scan::default() };
+        }
+        let _ = rules;
+        Scan::default()
+    }
     /// Start a new candidate list for a rule set of `n` rules.
     pub fn begin(&mut self, n: usize) {
         let words = n.div_ceil(64);
@@ -670,6 +679,9 @@ pub struct RuleSet {
     /// are scanned once for both (see `scan_response_stream`).
     #[cfg(feature = "hyperscan")]
     pub body_merged: Vec<Option<BodyMerged>>,
+    /// A scratch fitted to every database above, cloned for each engine (`Scan::for_rules`).
+    #[cfg(feature = "hyperscan")]
+    scratch: std::sync::Mutex<crate::detect_hs::Scratch>,
     /// Distinguishes rule sets (streams opened with one set's matcher are not reused by another).
     pub generation: u64,
 }
@@ -772,6 +784,8 @@ impl RuleSet {
             has_bidir_tx: false,
             #[cfg(feature = "hyperscan")]
             body_merged: Vec::new(),
+            #[cfg(feature = "hyperscan")]
+            scratch: Default::default(),
             generation: RULESET_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
         rs.has_bidir_tx = rs.rules.iter().any(|r| r.bidir_tx);
@@ -877,6 +891,15 @@ impl RuleSet {
         }
         self.pkt_addr = AddrIndex::build(&self.rules, &self.pkt_always);
         self.app_addr = AddrIndex::build(&self.rules, &self.app_always);
+        #[cfg(feature = "hyperscan")]
+        {
+            let groups = self.pkt_groups.iter().flatten();
+            let each = self.app_pf.iter().flat_map(|a| a.each.iter().map(|(_, p)| p));
+            let dbs = groups.chain(each).filter_map(|p| p.hs.as_ref());
+            let joint = self.app_pf.iter().filter_map(|a| a.joint.as_ref()?.hs.as_ref());
+            let merged = self.body_merged.iter().flatten().map(|m| &m.db);
+            self.scratch = std::sync::Mutex::new(crate::detect_hs::Scratch::fitted_to(dbs.chain(joint).chain(merged)));
+        }
     }
 }
 

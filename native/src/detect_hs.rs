@@ -31,11 +31,13 @@ extern "C" {
     fn hs_database_size(db: *const c_void, size: *mut usize) -> c_int;
     fn hs_alloc_scratch(db: *const c_void, scratch: *mut *mut c_void) -> c_int;
     fn hs_free_scratch(scratch: *mut c_void) -> c_int;
+    fn hs_clone_scratch(src: *const c_void, dest: *mut *mut c_void) -> c_int;
     fn hs_scan(db: *const c_void, data: *const c_char, length: c_uint, flags: c_uint, scratch: *mut c_void, on_event: MatchHandler, ctx: *mut c_void) -> c_int;
     fn hs_open_stream(db: *const c_void, flags: c_uint, stream: *mut *mut c_void) -> c_int;
     fn hs_scan_stream(stream: *mut c_void, data: *const c_char, length: c_uint, flags: c_uint, scratch: *mut c_void, on_event: MatchHandler, ctx: *mut c_void) -> c_int;
     fn hs_close_stream(stream: *mut c_void, scratch: *mut c_void, on_event: Option<MatchHandler>, ctx: *mut c_void) -> c_int;
     fn hs_stream_size(db: *const c_void, size: *mut usize) -> c_int;
+    fn hs_set_allocator(alloc: unsafe extern "C" fn(usize) -> *mut c_void, free: unsafe extern "C" fn(*mut c_void)) -> c_int;
 }
 
 const HS_FLAG_CASELESS: c_uint = 1;
@@ -44,10 +46,31 @@ const HS_MODE_BLOCK: c_uint = 1;
 const HS_MODE_STREAM: c_uint = 2;
 const HS_INVALID: c_int = -1;
 
+/// Hyperscan's own allocations (stream state, scratch, databases) from the Rust allocator's
+/// heap when that is mimalloc (the N-API build): a flow's stream state is allocated when its
+/// scan starts and freed with the flow, and glibc's malloc and free of these were ~1.3 % of the
+/// engine's time on the bench capture. Set once, before libhs allocates anything (every
+/// allocation follows a database build, which calls this first); libhs holds one allocator
+/// for the process, and this addon is its only user.
+fn use_rust_heap() {
+    #[cfg(feature = "node")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| unsafe {
+            hs_set_allocator(libmimalloc_sys::mi_malloc, libmimalloc_sys::mi_free);
+        });
+    }
+}
+
 /// A compiled literal database. Immutable after build; scanning needs a `Scratch`.
 pub struct HsDb {
     db: *mut c_void,
+    /// Unique in the process (a freed database's address may be reused, its id is not): what
+    /// a `Scratch` records it was fitted to.
+    id: u32,
 }
+
+static NEXT_DB_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 // The database is read-only after compilation; Hyperscan allows sharing it between threads.
 unsafe impl Send for HsDb {}
@@ -78,6 +101,7 @@ impl HsDb {
         if pats.is_empty() || pats.iter().any(|p| p.0.is_empty()) {
             return Err("empty pattern set or empty pattern".into());
         }
+        use_rust_heap();
         let ptrs: Vec<*const c_char> = pats.iter().map(|p| p.0.as_ptr() as *const c_char).collect();
         let lens: Vec<usize> = pats.iter().map(|p| p.0.len()).collect();
         let base = if once { HS_FLAG_SINGLEMATCH } else { 0 };
@@ -98,7 +122,7 @@ impl HsDb {
             };
             return Err(msg);
         }
-        Ok(HsDb { db })
+        Ok(HsDb { db, id: NEXT_DB_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) })
     }
 
     /// Bytes of the compiled database.
@@ -131,7 +155,8 @@ impl HsDb {
                 if rc != HS_INVALID {
                     break;
                 }
-                // A scratch fitted to an earlier database at the same address: refit, retry.
+                // The scratch does not fit after all (fits are recorded by unique database
+                // id, so this is a defence, not a path taken): refit, retry.
                 scratch.fitted.clear();
                 scratch.fit(self);
             }
@@ -181,8 +206,7 @@ impl HsStream {
                 if rc != HS_INVALID {
                     break;
                 }
-                // A scratch fitted to an earlier database at the same address: refit, retry
-                // (Hyperscan checks the scratch before it touches the stream).
+                // As in HsDb::scan (Hyperscan checks the scratch before it touches the stream).
                 scratch.fitted.clear();
                 scratch.fit(db);
             }
@@ -213,7 +237,8 @@ impl HsDb {
 /// Per-thread scan scratch, grown to fit every database it is used with.
 pub struct Scratch {
     s: *mut c_void,
-    fitted: Vec<usize>,
+    /// Bitset of the database ids it fits.
+    fitted: Vec<u64>,
 }
 
 unsafe impl Send for Scratch {}
@@ -225,15 +250,40 @@ impl Default for Scratch {
 }
 
 impl Scratch {
+    /// A scratch fitted to every one of `dbs`: a rule set's prototype, cloned for each engine
+    /// (`try_clone`). Growing a scratch database by database costs one reallocation each, and
+    /// an engine would otherwise pay them on its first packets.
+    pub fn fitted_to<'a>(dbs: impl Iterator<Item = &'a HsDb>) -> Scratch {
+        let mut s = Scratch::default();
+        for db in dbs {
+            s.fit(db);
+        }
+        s
+    }
+
+    /// A copy of this scratch's size and fit (not of any scan in progress: none can be, the
+    /// caller holds it).
+    pub fn try_clone(&self) -> Scratch {
+        let mut s = Scratch::default();
+        if !self.s.is_null() && unsafe { hs_clone_scratch(self.s, &mut s.s) } == 0 {
+            s.fitted = self.fitted.clone();
+        }
+        s
+    }
+
+    #[inline]
     fn fit(&mut self, db: &HsDb) {
-        let key = db.db as usize;
-        if self.fitted.contains(&key) {
+        let (w, b) = (db.id as usize >> 6, 1u64 << (db.id & 63));
+        if self.fitted.get(w).is_some_and(|x| x & b != 0) {
             return;
         }
         // hs_alloc_scratch on an existing scratch grows it to fit this database as well.
         let rc = unsafe { hs_alloc_scratch(db.db, &mut self.s) };
         if rc == 0 {
-            self.fitted.push(key);
+            if self.fitted.len() <= w {
+                self.fitted.resize(w + 1, 0);
+            }
+            self.fitted[w] |= b;
         }
     }
 }

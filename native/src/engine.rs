@@ -65,6 +65,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(rules: Arc<RuleSet>, mode: ChecksumMode) -> Engine {
+        let det = DetectCtx { scan: crate::detect_engine::Scan::for_rules(&rules), ..DetectCtx::default() };
         Engine {
             rules,
             flows: FastMap::default(),
@@ -77,7 +78,7 @@ impl Engine {
             auto_bad: 0,
             last_gc: 0,
             stats: Stats::default(),
-            det: DetectCtx::default(),
+            det,
             salt: 0,
             expect: Vec::new(),
             max_flows: MAX_FLOWS,
