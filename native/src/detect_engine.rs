@@ -540,7 +540,14 @@ pub struct AddrIndex {
     v4: RangeIndex,
     v6: RangeIndex,
     pub rest: Vec<u32>,
+    /// Packet rules only: per rule id, the signature groups (`pkt_group`) it may match, as
+    /// bits, so a lookup for one group leaves out rules of other protocols, directions or
+    /// server ports (`$HOME_NET` rules for port 22 or 445 are most of a home client's
+    /// address matches, and each cost a header check per flow).
+    groups: Vec<u32>,
 }
+
+const _: () = assert!(GROUPS <= 32, "group masks are u32");
 
 /// Disjoint segments [starts[i], starts[i+1]) of the address space, each with its rules.
 #[derive(Default)]
@@ -589,6 +596,14 @@ impl RangeIndex {
 }
 
 impl AddrIndex {
+    /// Packet rules: lookups take the packet's signature group.
+    fn build_grouped(rules: &[Rule], ids: &[u32]) -> AddrIndex {
+        let mut groups = vec![0u32; rules.len()];
+        for &i in ids {
+            groups[i as usize] = rule_groups(&rules[i as usize]).iter().fold(0, |m, g| m | 1 << g);
+        }
+        AddrIndex { groups, ..Self::build(rules, ids) }
+    }
     fn build(rules: &[Rule], ids: &[u32]) -> AddrIndex {
         // Wider than this many addresses, a set is not worth indexing (it would land in many
         // segments); such rules are checked on every packet, as before.
@@ -624,16 +639,26 @@ impl AddrIndex {
                 None => rest.push(i),
             }
         }
-        AddrIndex { v4: RangeIndex::build(v4), v6: RangeIndex::build(v6), rest }
+        AddrIndex { v4: RangeIndex::build(v4), v6: RangeIndex::build(v6), rest, groups: Vec::new() }
     }
-    /// Every rule that may match a packet between `a` and `b`, each once, in rule order.
-    pub fn lookup(&self, a: &IpAddr, b: &IpAddr) -> Vec<u32> {
-        let mut v = self.rest.clone();
+    /// Every rule that may match a packet between `a` and `b` (of signature group `group`, for
+    /// an index of packet rules), each once, in rule order.
+    pub fn lookup(&self, a: &IpAddr, b: &IpAddr, group: Option<usize>) -> Vec<u32> {
+        let keep = |r: &u32| match group {
+            Some(g) if !self.groups.is_empty() => self.groups[*r as usize] >> g & 1 != 0,
+            _ => true,
+        };
+        let mut v: Vec<u32> = self.rest.iter().copied().filter(keep).collect();
         for ip in [a, b] {
-            v.extend_from_slice(match ip {
-                IpAddr::V4(x) => self.v4.get(u32::from(*x) as u128),
-                IpAddr::V6(x) => self.v6.get(u128::from(*x)),
-            });
+            v.extend(
+                match ip {
+                    IpAddr::V4(x) => self.v4.get(u32::from(*x) as u128),
+                    IpAddr::V6(x) => self.v6.get(u128::from(*x)),
+                }
+                .iter()
+                .copied()
+                .filter(keep),
+            );
         }
         v.sort_unstable();
         v.dedup();
@@ -889,7 +914,7 @@ impl RuleSet {
             keyed.sort_by_key(|(b, _)| *b);
             self.app_pf[side] = AppPrefilter::build(keyed);
         }
-        self.pkt_addr = AddrIndex::build(&self.rules, &self.pkt_always);
+        self.pkt_addr = AddrIndex::build_grouped(&self.rules, &self.pkt_always);
         self.app_addr = AddrIndex::build(&self.rules, &self.app_always);
         #[cfg(feature = "hyperscan")]
         {
@@ -1285,7 +1310,7 @@ mod tests {
     }
 
     fn addr_cands(s: &RuleSet, a: &str, b: &str) -> Vec<u32> {
-        s.pkt_addr.lookup(&a.parse().unwrap(), &b.parse().unwrap()).iter().map(|&i| s.rules[i as usize].sid).collect()
+        s.pkt_addr.lookup(&a.parse().unwrap(), &b.parse().unwrap(), None).iter().map(|&i| s.rules[i as usize].sid).collect()
     }
 
     #[test]
@@ -1299,6 +1324,22 @@ mod tests {
         assert_eq!(addr_cands(&s, "10.0.0.1", "9.9.9.9"), vec![2, 3]);
         assert_eq!(addr_cands(&s, "2001:db8::1", "::1"), vec![2, 3]);
         assert_eq!(addr_cands(&s, "10.0.0.1", "8.8.8.8"), vec![3]);
+    }
+
+    #[test]
+    fn address_lookup_for_a_group_leaves_out_rules_of_other_ports_and_protocols() {
+        let s = rs("alert tcp $HOME_NET any -> any 22 (flow:to_server; flags:S; sid:1;)\n\
+                    alert udp $HOME_NET any -> any any (sid:2;)\n\
+                    alert tcp $HOME_NET any -> any any (flow:to_server; sid:3;)\n\
+                    alert ip $HOME_NET any -> any any (sid:4;)\n\
+                    alert tcp any 22 -> $HOME_NET any (flow:to_client; sid:5;)");
+        assert!(s.errors.is_empty());
+        let sids = |g: Option<usize>| s.pkt_addr.lookup(&"10.0.0.1".parse().unwrap(), &"8.8.8.8".parse().unwrap(), g).iter().map(|&i| s.rules[i as usize].sid).collect::<Vec<_>>();
+        assert_eq!(sids(None), vec![1, 2, 3, 4, 5]);
+        assert_eq!(sids(Some(pkt_group(6, true, 41000, 80))), vec![3, 4]);
+        assert_eq!(sids(Some(pkt_group(6, true, 41000, 22))), vec![1, 3, 4]);
+        assert_eq!(sids(Some(pkt_group(17, true, 41000, 53))), vec![2, 4]);
+        assert_eq!(sids(Some(pkt_group(6, false, 22, 41000))), vec![4, 5]);
     }
 
     #[test]

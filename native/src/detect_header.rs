@@ -153,11 +153,12 @@ pub fn pkt_ok_app(r: &Rule, p: &Packet) -> bool {
 }
 
 /// The flow's address-indexed rules for the packet's direction, looked up and checked against
-/// the packet's addresses and ports on the direction's first packet.
-pub fn addr_rules<'a>(cache: &'a mut [Option<Vec<u32>>; 2], index: &AddrIndex, rules: &[Rule], client: (IpAddr, u16), p: &Packet) -> &'a [u32] {
+/// the packet's addresses and ports on the direction's first packet. `group`: the packet's
+/// signature group, for the index of packet rules (the same for every packet of a direction).
+pub fn addr_rules<'a>(cache: &'a mut [Option<Vec<u32>>; 2], index: &AddrIndex, rules: &[Rule], client: (IpAddr, u16), p: &Packet, group: Option<usize>) -> &'a [u32] {
     let d = usize::from((p.src, p.sp) != client);
     cache[d].get_or_insert_with(|| {
-        let mut v = index.lookup(&p.src, &p.dst);
+        let mut v = index.lookup(&p.src, &p.dst, group);
         v.retain(|&ri| header_ok(&rules[ri as usize], p));
         v
     })

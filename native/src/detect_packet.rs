@@ -28,8 +28,8 @@ fn seam_ok(items: &[Item]) -> bool {
 pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: &mut Vec<Alert>) {
     let mut sc = std::mem::take(&mut det.scan);
     sc.begin(rules.rules.len());
-    sc.add_all(addr_rules(&mut f.addr_rules.pkt, &rules.pkt_addr, &rules.rules, f.client, c.p));
     let group = pkt_group(c.p.proto, c.to_server, c.p.sp, c.p.dp);
+    sc.add_all(addr_rules(&mut f.addr_rules.pkt, &rules.pkt_addr, &rules.rules, f.client, c.p, Some(group)));
     // Server bytes of an HTTP flow: one stream scan for packet and file_data patterns.
     #[cfg(feature = "hyperscan")]
     let streamed = match (&c.stream, &mut f.app, c.to_server) {

@@ -142,7 +142,7 @@ fn eval_gen_rules(
 ) {
     let mut sc = std::mem::take(&mut det.scan);
     sc.begin(rules.rules.len());
-    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
+    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     let side_ix = usize::from(dir == Some(false));
     let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
     rules.app_pf[side_ix].scan(bufs, payload, None, &mut sc);
@@ -309,7 +309,7 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
 fn http_bidir(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, id: u64, tx: &HttpTx, req: &[(Buf, &[u8])], res: &[(Buf, &[u8])], out: &mut Vec<Alert>) {
     let mut sc = std::mem::take(&mut det.scan);
     sc.begin(rules.rules.len());
-    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
+    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     rules.app_pf[0].scan(req, &[], None, &mut sc);
     rules.app_pf[1].scan(res, &[], None, &mut sc);
     sc.finish();
@@ -384,7 +384,7 @@ fn eval_tx_rules(
 ) {
     let mut sc = std::mem::take(&mut det.scan);
     sc.begin(rules.rules.len());
-    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p));
+    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
     let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
     rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, body_hits, &mut sc);
