@@ -37,6 +37,7 @@ extern "C" {
     fn hs_scan_stream(stream: *mut c_void, data: *const c_char, length: c_uint, flags: c_uint, scratch: *mut c_void, on_event: MatchHandler, ctx: *mut c_void) -> c_int;
     fn hs_close_stream(stream: *mut c_void, scratch: *mut c_void, on_event: Option<MatchHandler>, ctx: *mut c_void) -> c_int;
     fn hs_stream_size(db: *const c_void, size: *mut usize) -> c_int;
+    #[cfg(feature = "node")]
     fn hs_set_allocator(alloc: unsafe extern "C" fn(usize) -> *mut c_void, free: unsafe extern "C" fn(*mut c_void)) -> c_int;
 }
 
