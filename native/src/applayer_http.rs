@@ -44,6 +44,9 @@ pub struct HttpTx {
     /// The detection engine's file_data prefilter hits, found while the body streamed by
     /// (a bitset of pattern ids; see `RuleSet::scan_response_stream`).
     pub res_body_hits: Vec<u64>,
+    /// The detection engine's joint-scan candidates per side (request, response), for the
+    /// side's next inspection (see `detect_engine::JointMemo`).
+    pub joint_memo: [crate::detect_engine::JointMemo; 2],
     pub req_line_done: bool,
     pub req_headers_done: bool,
     pub req_done: bool,
@@ -86,6 +89,12 @@ impl HttpTx {
             ..HttpTx::default()
         };
         *self = keep;
+    }
+    /// What the header-sized buffers of a side are made from, in a number: their start line and
+    /// header block only grow (trailers), so their lengths tell a change.
+    pub fn header_key(&self, req: bool) -> u64 {
+        let (line, hs, raw) = if req { (&self.request_line, &self.req_headers, &self.req_headers_raw) } else { (&self.response_line, &self.res_headers, &self.res_headers_raw) };
+        (line.len() as u64) << 40 ^ (hs.len() as u64) << 24 ^ raw.len() as u64
     }
     pub fn req_header(&self, name: &str) -> Option<&[u8]> {
         self.req_headers.get(name.as_bytes())

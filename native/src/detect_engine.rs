@@ -219,6 +219,16 @@ impl Prefilter {
     }
 }
 
+/// The joint scan's candidates for one side of a transaction, kept for the side's next
+/// inspection: a response is inspected when its headers are complete and again when its body
+/// is, and the header-sized buffers the joint scan reads have not changed in between (nor
+/// has the rule set: `key` holds both).
+#[derive(Default, Clone, Debug)]
+pub struct JointMemo {
+    key: Option<(u64, u64)>,
+    cands: Vec<u32>,
+}
+
 /// The app-layer prefilter of one transaction side.
 pub struct AppPrefilter {
     /// Buffers with many fast patterns (URI, host, user agent, bodies, ...), each scanned on
@@ -270,8 +280,24 @@ impl AppPrefilter {
     /// Add the rules whose fast pattern occurs in its buffer to the scan's candidates:
     /// `bufs` are the transaction's buffers, `payload` the packet data rules see as payload.
     /// `body_hits`: the file_data patterns already found while the body streamed by (a bitset
-    /// of pattern ids), in place of scanning the file_data buffer again.
-    pub fn scan(&self, bufs: &[(Buf, &[u8])], payload: &[u8], body_hits: Option<&[u64]>, sc: &mut Scan) {
+    /// of pattern ids), in place of scanning the file_data buffer again. `memo`: the joint
+    /// scan's candidates of this side's last inspection and what its buffers were made from
+    /// (`header_key`, with the rule set's generation); reused when that is unchanged, else
+    /// replaced. With a memo, `sc` must hold no candidates yet.
+    pub fn scan(&self, bufs: &[(Buf, &[u8])], payload: &[u8], body_hits: Option<&[u64]>, memo: Option<(&mut JointMemo, (u64, u64))>, sc: &mut Scan) {
+        if let Some(j) = &self.joint {
+            match memo {
+                Some((m, key)) if m.key == Some(key) => sc.add_all(&m.cands),
+                Some((m, key)) => {
+                    debug_assert!(sc.cand.is_empty());
+                    j.scan(bufs, sc);
+                    m.cands.clear();
+                    m.cands.extend_from_slice(&sc.cand);
+                    m.key = Some(key);
+                }
+                None => j.scan(bufs, sc),
+            }
+        }
         for (b, v) in bufs.iter().chain([(Buf::Payload, payload)].iter()) {
             let found = match self.each_at[b.tag() as usize] {
                 NONE => None,
@@ -296,9 +322,6 @@ impl AppPrefilter {
                     _ => self.each[i].1.scan(v, sc),
                 }
             }
-        }
-        if let Some(j) = &self.joint {
-            j.scan(bufs, sc);
         }
     }
 }

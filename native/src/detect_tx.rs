@@ -9,7 +9,7 @@ use crate::detect_alert::{self, Alert};
 use crate::detect_buffers;
 use crate::detect_ctx::{DetectCtx, PktCtx};
 use crate::applayer_tx::AppTx;
-use crate::detect_engine::{eval_buffer_in, MatchCtx, RuleSet};
+use crate::detect_engine::{eval_buffer_in, JointMemo, MatchCtx, RuleSet};
 use crate::detect_flowbits;
 use crate::detect_flowint;
 use crate::detect_header::{addr_rules, flow_keywords_ok, header_buf, header_ok, pkt_ok_app};
@@ -47,7 +47,7 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_en
                 if dns.response {
                     continue; // dns.query inspects requests (to_server)
                 }
-                eval_tx_rules(det, rules, f, c, &bufs, Proto::Dns, None, None, out);
+                eval_tx_rules(det, rules, f, c, &bufs, Proto::Dns, None, None, None, out);
             }
         }
         App::Gen(_) => gen(det, rules, f, c, at_end, out),
@@ -145,9 +145,9 @@ fn eval_gen_rules(
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     let side_ix = usize::from(dir == Some(false));
     let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
-    rules.app_pf[side_ix].scan(bufs, payload, None, &mut sc);
+    rules.app_pf[side_ix].scan(bufs, payload, None, None, &mut sc);
     if dir.is_none() {
-        rules.app_pf[1].scan(bufs, payload, None, &mut sc);
+        rules.app_pf[1].scan(bufs, payload, None, None, &mut sc);
     }
     sc.finish();
     let alert_key = gen_key(tx.id, match dir {
@@ -273,18 +273,20 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
         // Request side, then response side (as the directions progress). Composed
         // buffers (header blocks, lowercased host, ...) go into one reused arena.
         let mut arena = std::mem::take(&mut det.arena);
+        let [mut req_memo, mut res_memo] = std::mem::take(&mut h.txs[i].joint_memo);
+        let tx = &h.txs[i];
         if req_new {
             // No request: no request buffers either (rules on them do not match).
             let bufs = if tx.req_headers_done { detect_buffers::http_bufs(tx, true, &mut arena) } else { Vec::new() };
             let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx, no_payload: c.no_payload };
             let pc = if c.to_server { c } else { &tctx };
-            eval_tx_rules(det, rules, f, pc, &bufs, Proto::Http, Some((id, true, tx)), None, out);
+            eval_tx_rules(det, rules, f, pc, &bufs, Proto::Http, Some((id, true, tx)), None, Some(&mut req_memo), out);
         }
         if res_new {
             let bufs = detect_buffers::http_bufs(tx, false, &mut arena);
             let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx, no_payload: c.no_payload };
             let body_hits = rules.body_hits(&f.res_scan, tx);
-            eval_tx_rules(det, rules, f, &tctx, &bufs, Proto::Http, Some((id, false, tx)), body_hits, out);
+            eval_tx_rules(det, rules, f, &tctx, &bufs, Proto::Http, Some((id, false, tx)), body_hits, Some(&mut res_memo), out);
         }
         if rules.has_bidir_tx && res_new {
             let mut arena2 = std::mem::take(&mut det.arena2);
@@ -294,9 +296,11 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
             det.arena2 = arena2;
         }
         det.arena = arena;
+        let done = tx.req_done && tx.res_done;
+        h.txs[i].joint_memo = [req_memo, res_memo];
         // Both sides complete and inspected: nothing will look at this transaction's
         // buffers again, so release them (a long keep-alive flow must not hoard bodies).
-        if tx.req_done && tx.res_done {
+        if done {
             h.txs[i].release();
         }
     }
@@ -310,8 +314,8 @@ fn http_bidir(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, id
     let mut sc = std::mem::take(&mut det.scan);
     sc.begin(rules.rules.len());
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
-    rules.app_pf[0].scan(req, &[], None, &mut sc);
-    rules.app_pf[1].scan(res, &[], None, &mut sc);
+    rules.app_pf[0].scan(req, &[], None, None, &mut sc);
+    rules.app_pf[1].scan(res, &[], None, None, &mut sc);
     sc.finish();
     let key = id | 1 << 61;
     for &ri in &sc.cand {
@@ -380,14 +384,17 @@ fn eval_tx_rules(
     app: Proto,
     tx: Option<(u64, bool, &HttpTx)>,
     body_hits: Option<&[u64]>,
+    memo: Option<&mut JointMemo>,
     out: &mut Vec<Alert>,
 ) {
     let mut sc = std::mem::take(&mut det.scan);
     sc.begin(rules.rules.len());
-    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
     let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
-    rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, body_hits, &mut sc);
+    // The prefilter first: a memo of its joint scan takes the candidates as they start.
+    let memo = memo.zip(tx).map(|(m, t)| (m, (t.2.header_key(request_side), rules.generation)));
+    rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, body_hits, memo, &mut sc);
+    sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     sc.finish();
     let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
     for &ri in &sc.cand {
@@ -509,6 +516,21 @@ mod tests {
 
     const REQ: &[u8] = b"POST /wd/hub/session HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n\"args\":[\"x";
     const RES_500: &[u8] = b"HTTP/1.1 500 Server Error\r\nServer: Jetty(9)\r\nContent-Length: 22\r\n\r\nWebDriverException: no";
+
+    #[test]
+    fn response_inspected_again_when_its_body_completes_keeps_its_header_candidates() {
+        // sid 1's fast pattern is a response header's: the joint scan finds it when the
+        // headers complete (the body is not there yet), and the second inspection, when the
+        // body is complete, reuses that scan's candidates.
+        let rules = r#"
+alert http any any -> any any (msg:"status then body"; flow:to_client; http.stat_code; content:"200"; fast_pattern; file.data; content:"secret"; sid:1;)
+alert http any any -> any any (msg:"server header"; flow:to_client; http.server; content:"nginx"; sid:2;)
+alert http any any -> any any (msg:"status then another body"; flow:to_client; http.stat_code; content:"200"; fast_pattern; file.data; content:"public"; sid:3;)
+"#;
+        let head: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 12\r\n\r\n";
+        let steps = [Client(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), Server(head), Server(b"a secret ..."), ServerFin];
+        assert_eq!(converse(rules, 80, &steps), vec![2, 1]);
+    }
 
     #[test]
     fn transactional_rule_matches_request_and_response_once() {
