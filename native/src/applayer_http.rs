@@ -260,6 +260,8 @@ pub struct HttpState {
     /// The stream already changed protocols once (HTTP found after STARTTLS): a further
     /// change (an h2c upgrade) fails, as Suricata allows one change per flow.
     pub after_switch: bool,
+    /// Detection state: what the response stream's scan found in the last server data.
+    pub res_chunk_hits: crate::detect_engine::ChunkHits,
 }
 
 impl Default for HttpState {
@@ -535,7 +537,7 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 
 impl HttpState {
     pub fn new() -> Self {
-        HttpState { txs: Vec::new(), base_id: 0, req: Side::new(), res: Side::new(), next_res_tx: 0, after_switch: false }
+        HttpState { txs: Vec::new(), base_id: 0, req: Side::new(), res: Side::new(), next_res_tx: 0, after_switch: false, res_chunk_hits: Default::default() }
     }
 
     /// Drop the buffers of the finished transactions (no rule will read them): the newest

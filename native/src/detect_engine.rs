@@ -219,6 +219,25 @@ impl Prefilter {
     }
 }
 
+/// What the response stream's scan (`RuleSet::scan_response_stream`) already found in a
+/// transaction side's buffers.
+#[derive(Clone, Copy, Default)]
+pub struct Found<'a> {
+    /// The file_data prefilter's pattern ids found in the body, as a bitset.
+    pub body: Option<&'a [u64]>,
+    /// The payload prefilter's pattern ids found in the packet's data.
+    pub payload: Option<&'a [u32]>,
+}
+
+/// The payload prefilter's pattern ids the response stream's scan found in the server data of
+/// the packet at hand (see `RuleSet::payload_hits`).
+#[derive(Default, Debug)]
+pub struct ChunkHits {
+    /// The rule set's generation and the stream offset just past that data.
+    key: Option<(u64, u64)>,
+    ids: Vec<u32>,
+}
+
 /// The joint scan's candidates for one side of a transaction, kept for the side's next
 /// inspection: a response is inspected when its headers are complete and again when its body
 /// is, and the header-sized buffers the joint scan reads have not changed in between (nor
@@ -279,12 +298,12 @@ impl AppPrefilter {
     }
     /// Add the rules whose fast pattern occurs in its buffer to the scan's candidates:
     /// `bufs` are the transaction's buffers, `payload` the packet data rules see as payload.
-    /// `body_hits`: the file_data patterns already found while the body streamed by (a bitset
-    /// of pattern ids), in place of scanning the file_data buffer again. `memo`: the joint
+    /// `found`: what the response stream's scan already found in the file_data buffer and the
+    /// payload, in place of scanning them again. `memo`: the joint
     /// scan's candidates of this side's last inspection and what its buffers were made from
     /// (`header_key`, with the rule set's generation); reused when that is unchanged, else
     /// replaced. With a memo, `sc` must hold no candidates yet.
-    pub fn scan(&self, bufs: &[(Buf, &[u8])], payload: &[u8], body_hits: Option<&[u64]>, memo: Option<(&mut JointMemo, (u64, u64))>, sc: &mut Scan) {
+    pub fn scan(&self, bufs: &[(Buf, &[u8])], payload: &[u8], found: Found, memo: Option<(&mut JointMemo, (u64, u64))>, sc: &mut Scan) {
         if let Some(j) = &self.joint {
             match memo {
                 Some((m, key)) if m.key == Some(key) => sc.add_all(&m.cands),
@@ -299,28 +318,30 @@ impl AppPrefilter {
             }
         }
         for (b, v) in bufs.iter().chain([(Buf::Payload, payload)].iter()) {
-            let found = match self.each_at[b.tag() as usize] {
+            let at = match self.each_at[b.tag() as usize] {
                 NONE => None,
                 NAMED => self.each.binary_search_by(|(x, _)| x.cmp(b)).ok(),
                 i => Some(i as usize),
             };
-            if let Some(i) = found {
-                match body_hits {
-                    Some(hits) if *b == Buf::FileData => {
-                        let pf = &self.each[i].1;
-                        for (w, &word) in hits.iter().enumerate() {
-                            let mut bits = word;
-                            while bits != 0 {
-                                let p = w * 64 + bits.trailing_zeros() as usize;
-                                bits &= bits - 1;
-                                for &r in pf.pat_rules.get(p).map(|v| v.as_slice()).unwrap_or(&[]) {
-                                    add_cand(&mut sc.cand, &mut sc.rule_seen, r);
-                                }
-                            }
+            let Some(i) = at else { continue };
+            let pf = &self.each[i].1;
+            let mut add = |p: usize| {
+                for &r in pf.pat_rules.get(p).map(|v| v.as_slice()).unwrap_or(&[]) {
+                    add_cand(&mut sc.cand, &mut sc.rule_seen, r);
+                }
+            };
+            match (found, *b) {
+                (Found { body: Some(hits), .. }, Buf::FileData) => {
+                    for (w, &word) in hits.iter().enumerate() {
+                        let mut bits = word;
+                        while bits != 0 {
+                            add(w * 64 + bits.trailing_zeros() as usize);
+                            bits &= bits - 1;
                         }
                     }
-                    _ => self.each[i].1.scan(v, sc),
                 }
+                (Found { payload: Some(ids), .. }, Buf::Payload) => ids.iter().for_each(|&p| add(p as usize)),
+                _ => pf.scan(v, sc),
             }
         }
     }
@@ -464,14 +485,16 @@ impl JointPrefilter {
 impl BodyMerged {
     /// For server-to-client TCP groups with both kinds of patterns; `body`: the file_data
     /// set, `pkt`: the group's set, both in their prefilters' pattern order.
-    fn build(group: usize, body: &PatternSet, pkt: &PatternSet) -> Option<BodyMerged> {
+    /// `payload`: the response side's app-layer payload set (rules of HTTP transactions with
+    /// payload contents), found in the packet's data while it streams by too.
+    fn build(group: usize, body: &PatternSet, pkt: &PatternSet, payload: &PatternSet) -> Option<BodyMerged> {
         // Group layout (see pkt_group): class 0 (tcp), direction 1 (to client).
         if group / BUCKETS != 1 || body.is_empty() {
             return None;
         }
-        let lits: Vec<(&[u8], bool)> = body.iter().chain(pkt.iter()).map(|(l, _)| (l.bytes.as_slice(), l.caseless)).collect();
+        let lits: Vec<(&[u8], bool)> = body.iter().chain(pkt.iter()).chain(payload.iter()).map(|(l, _)| (l.bytes.as_slice(), l.caseless)).collect();
         let db = crate::detect_hs::HsDb::build_stream(&lits).ok()?;
-        Some(BodyMerged { db, n_body: body.len() as u32, lens: lits.iter().map(|(b, _)| b.len() as u32).collect() })
+        Some(BodyMerged { db, n_body: body.len() as u32, n_pkt: pkt.len() as u32, lens: lits.iter().map(|(b, _)| b.len() as u32).collect() })
     }
 }
 
@@ -481,12 +504,15 @@ impl RuleSet {
     /// packets of a body is found). `chunk` is the in-order data this packet delivered, already
     /// given to the HTTP parser. Packet candidates (patterns ending inside `chunk`) go to `sc`;
     /// file_data hits are recorded in the transaction whose body, as sent, holds them — its
-    /// file_data buffer is then not scanned again (`body_hits`). Returns None when this group
+    /// file_data buffer is then not scanned again (`body_hits`); the response side's app-layer
+    /// payload patterns ending inside `chunk` are kept for this packet's inspection of the
+    /// transaction (`payload_hits`). Returns None when this group
     /// has no such matcher or the scan failed (the caller scans the packet as usual), else
     /// whether the stream continued from the bytes before `chunk` (so it also found patterns
     /// across that seam; a stream opened here did not).
     #[cfg(feature = "hyperscan")]
     pub fn scan_response_stream(&self, group: usize, st: &mut Option<StreamScan>, h: &mut crate::applayer_http::HttpState, chunk: &[u8], sc: &mut Scan) -> Option<bool> {
+        h.res_chunk_hits.key = None;
         let Some(Some(m)) = self.body_merged.get(group) else {
             *st = None;
             return None;
@@ -510,6 +536,9 @@ impl RuleSet {
         let Scan { cand, rule_seen, hs, .. } = sc;
         let words = (m.n_body as usize).div_ceil(64);
         let txs = &mut h.txs;
+        let chunk_hits = &mut h.res_chunk_hits;
+        chunk_hits.ids.clear();
+        let n_known = m.n_body + m.n_pkt;
         let ok = s.hs.scan(&m.db, hs, chunk, |id, to| {
             let to = base + to;
             let from = to - m.lens[id as usize] as u64;
@@ -520,7 +549,14 @@ impl RuleSet {
                     tx.res_body_hits.resize(words, 0);
                 }
                 tx.res_body_hits[id as usize >> 6] |= 1u64 << (id & 63);
-            } else if to > start {
+            } else if to <= start {
+            } else if id >= n_known {
+                // Ending inside the data (a candidate only, so one that began before is fine).
+                let p = id - n_known;
+                if !chunk_hits.ids.contains(&p) {
+                    chunk_hits.ids.push(p);
+                }
+            } else {
                 // Wholly inside the data, or across the seam with the bytes before it (the
                 // engine checks those on the previous data's tail + this data).
                 if let Some(p) = pkt {
@@ -535,7 +571,23 @@ impl RuleSet {
             *st = None;
             return None;
         }
+        h.res_chunk_hits.key = Some((self.generation, end));
         Some(continued)
+    }
+
+    /// The response side's payload patterns found in the packet at hand, when it is the
+    /// server data `scan_response_stream` scanned last (its in-order data, the packet's own
+    /// payload) with this rule set; None: scan the payload.
+    #[cfg(feature = "hyperscan")]
+    pub fn payload_hits<'a>(&self, h: &'a crate::applayer_http::HttpState, c: &crate::detect_ctx::PktCtx) -> Option<&'a [u32]> {
+        let data = c.stream.as_deref()?;
+        let own = !c.to_server && !c.no_payload && data.as_ptr() == c.p.payload.as_ptr() && data.len() == c.p.payload.len();
+        (own && h.res_chunk_hits.key == Some((self.generation, h.res_fed()))).then_some(h.res_chunk_hits.ids.as_slice())
+    }
+
+    #[cfg(not(feature = "hyperscan"))]
+    pub fn payload_hits<'a>(&self, _h: &'a crate::applayer_http::HttpState, _c: &crate::detect_ctx::PktCtx) -> Option<&'a [u32]> {
+        None
     }
 
     /// The file_data hits of a response body scanned as it streamed by with this rule set
@@ -739,7 +791,10 @@ pub struct RuleSet {
 #[cfg(feature = "hyperscan")]
 pub struct BodyMerged {
     db: crate::detect_hs::HsDb,
+    /// Pattern ids: file_data's first, then the group's payload patterns, then the response
+    /// side's app-layer payload patterns.
     n_body: u32,
+    n_pkt: u32,
     /// Literal length per id (a match's start is its end minus its length).
     lens: Vec<u32>,
 }
@@ -917,7 +972,12 @@ impl RuleSet {
                 v.sort_unstable();
                 v
             });
-            self.body_merged = sets.iter().enumerate().map(|(g, set)| BodyMerged::build(g, body.as_ref()?, set)).collect();
+            let payload: PatternSet = app[1].get(&Buf::Payload).map(|m| {
+                let mut v: PatternSet = m.iter().map(|(l, r)| (l.clone(), r.clone())).collect();
+                v.sort_unstable();
+                v
+            }).unwrap_or_default();
+            self.body_merged = sets.iter().enumerate().map(|(g, set)| BodyMerged::build(g, body.as_ref()?, set, &payload)).collect();
         }
         self.pkt_groups = build_parallel(sets);
         // The benchmark's raw-scan baseline: every payload fast pattern with the very case

@@ -9,7 +9,7 @@ use crate::detect_alert::{self, Alert};
 use crate::detect_buffers;
 use crate::detect_ctx::{DetectCtx, PktCtx};
 use crate::applayer_tx::AppTx;
-use crate::detect_engine::{eval_buffer_in, JointMemo, MatchCtx, RuleSet};
+use crate::detect_engine::{eval_buffer_in, Found, JointMemo, MatchCtx, RuleSet};
 use crate::detect_flowbits;
 use crate::detect_flowint;
 use crate::detect_header::{addr_rules, flow_keywords_ok, header_buf, header_ok, pkt_ok_app};
@@ -47,7 +47,7 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_en
                 if dns.response {
                     continue; // dns.query inspects requests (to_server)
                 }
-                eval_tx_rules(det, rules, f, c, &bufs, Proto::Dns, None, None, None, out);
+                eval_tx_rules(det, rules, f, c, &bufs, Proto::Dns, None, Found::default(), None, out);
             }
         }
         App::Gen(_) => gen(det, rules, f, c, at_end, out),
@@ -145,9 +145,9 @@ fn eval_gen_rules(
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     let side_ix = usize::from(dir == Some(false));
     let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
-    rules.app_pf[side_ix].scan(bufs, payload, None, None, &mut sc);
+    rules.app_pf[side_ix].scan(bufs, payload, Found::default(), None, &mut sc);
     if dir.is_none() {
-        rules.app_pf[1].scan(bufs, payload, None, None, &mut sc);
+        rules.app_pf[1].scan(bufs, payload, Found::default(), None, &mut sc);
     }
     sc.finish();
     let alert_key = gen_key(tx.id, match dir {
@@ -280,13 +280,13 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
             let bufs = if tx.req_headers_done { detect_buffers::http_bufs(tx, true, &mut arena) } else { Vec::new() };
             let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx, no_payload: c.no_payload };
             let pc = if c.to_server { c } else { &tctx };
-            eval_tx_rules(det, rules, f, pc, &bufs, Proto::Http, Some((id, true, tx)), None, Some(&mut req_memo), out);
+            eval_tx_rules(det, rules, f, pc, &bufs, Proto::Http, Some((id, true, tx)), Found::default(), Some(&mut req_memo), out);
         }
         if res_new {
             let bufs = detect_buffers::http_bufs(tx, false, &mut arena);
             let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx, no_payload: c.no_payload };
-            let body_hits = rules.body_hits(&f.res_scan, tx);
-            eval_tx_rules(det, rules, f, &tctx, &bufs, Proto::Http, Some((id, false, tx)), body_hits, Some(&mut res_memo), out);
+            let found = Found { body: rules.body_hits(&f.res_scan, tx), payload: rules.payload_hits(&h, c) };
+            eval_tx_rules(det, rules, f, &tctx, &bufs, Proto::Http, Some((id, false, tx)), found, Some(&mut res_memo), out);
         }
         if rules.has_bidir_tx && res_new {
             let mut arena2 = std::mem::take(&mut det.arena2);
@@ -314,8 +314,8 @@ fn http_bidir(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, id
     let mut sc = std::mem::take(&mut det.scan);
     sc.begin(rules.rules.len());
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
-    rules.app_pf[0].scan(req, &[], None, None, &mut sc);
-    rules.app_pf[1].scan(res, &[], None, None, &mut sc);
+    rules.app_pf[0].scan(req, &[], Found::default(), None, &mut sc);
+    rules.app_pf[1].scan(res, &[], Found::default(), None, &mut sc);
     sc.finish();
     let key = id | 1 << 61;
     for &ri in &sc.cand {
@@ -383,7 +383,7 @@ fn eval_tx_rules(
     bufs: &[(Buf, &[u8])],
     app: Proto,
     tx: Option<(u64, bool, &HttpTx)>,
-    body_hits: Option<&[u64]>,
+    found: Found,
     memo: Option<&mut JointMemo>,
     out: &mut Vec<Alert>,
 ) {
@@ -393,7 +393,7 @@ fn eval_tx_rules(
     let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
     // The prefilter first: a memo of its joint scan takes the candidates as they start.
     let memo = memo.zip(tx).map(|(m, t)| (m, (t.2.header_key(request_side), rules.generation)));
-    rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, body_hits, memo, &mut sc);
+    rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, found, memo, &mut sc);
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     sc.finish();
     let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
@@ -530,6 +530,22 @@ alert http any any -> any any (msg:"status then another body"; flow:to_client; h
         let head: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 12\r\n\r\n";
         let steps = [Client(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), Server(head), Server(b"a secret ..."), ServerFin];
         assert_eq!(converse(rules, 80, &steps), vec![2, 1]);
+    }
+
+    #[test]
+    fn response_rule_with_payload_content_sees_the_packet_its_inspection_came_with() {
+        // The payload content is the fast pattern: found while the response streamed by (when
+        // built with Hyperscan) for the packet whose data it ends in, and matched against that
+        // packet's payload. The body completes on the second packet: sid 1's content is in it,
+        // sid 2's lies across the two packets (in neither packet's payload).
+        let rules = r#"
+alert http any any -> any any (msg:"status and payload"; flow:to_client; content:"unusual-marker"; http.stat_code; content:"200"; sid:1;)
+alert http any any -> any any (msg:"status and split payload"; flow:to_client; content:"split-across-packets"; http.stat_code; content:"200"; sid:2;)
+alert http any any -> any any (msg:"a body rule (so the response is scanned as a stream)"; flow:to_client; file.data; content:"not in this body"; sid:3;)
+"#;
+        let head: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 44\r\n\r\n....split-acr";
+        let steps = [Client(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), Server(head), Server(b"oss-packets unusual-marker ...."), ServerFin];
+        assert_eq!(converse(rules, 80, &steps), vec![1]);
     }
 
     #[test]
