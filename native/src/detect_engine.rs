@@ -232,6 +232,7 @@ pub struct Found<'a> {
 /// The payload prefilter's pattern ids the response stream's scan found in the server data of
 /// the packet at hand (see `RuleSet::payload_hits`).
 #[derive(Default, Debug)]
+#[cfg_attr(not(feature = "hyperscan"), allow(dead_code))]
 pub struct ChunkHits {
     /// The rule set's generation and the stream offset just past that data.
     key: Option<(u64, u64)>,
