@@ -397,6 +397,14 @@ fn eval_tx_rules(
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     sc.finish();
     let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
+    // Which kinds of buffer this side offers, by tag (named headers share one tag: those are
+    // looked up by name).
+    let mut present = [false; 256];
+    for (b, _) in bufs {
+        if !matches!(b, Buf::HttpNamed(_)) {
+            present[b.tag() as usize] = true;
+        }
+    }
     for &ri in &sc.cand {
         let r = &rules.rules[ri as usize];
         // A rule on a transaction's events alone, without a direction, is inspected (and
@@ -419,25 +427,25 @@ fn eval_tx_rules(
         if r.flow.to_server && !request_side || r.flow.to_client && request_side {
             continue;
         }
+        // Addresses and ports first: most candidates a transaction's buffers raise that fail
+        // are rules for the other way round (attacks on this network's servers when the
+        // client is inside it).
+        if !header_ok(r, c.p) {
+            continue;
+        }
         // Every app buffer the rule uses must exist on this side of the transaction
         // (bodies are only offered once complete, or at flow end).
-        let mut side_ok = true;
-        for (b, _) in &r.bufs {
-            if *b == Buf::Payload {
-                continue;
-            }
-            if matches!(b.http_side(), Some(s) if s != request_side) || !bufs.iter().any(|(x, _)| x == b) {
-                side_ok = false;
-                break;
-            }
-        }
+        let side_ok = r.bufs.iter().all(|(b, _)| {
+            *b == Buf::Payload
+                || !matches!(b.http_side(), Some(s) if s != request_side) && (present[b.tag() as usize] || matches!(b, Buf::HttpNamed(_)) && bufs.iter().any(|(x, _)| x == b))
+        });
         if !side_ok {
             continue;
         }
         if r.flow.established && !c.established || r.flow.not_established && c.established {
             continue;
         }
-        if !header_ok(r, c.p) || !pkt_ok_app(r, c.p) || !flow_keywords_ok(r, f, c) || f.tx_alerted.contains(&(tx_id, ri)) {
+        if !pkt_ok_app(r, c.p) || !flow_keywords_ok(r, f, c) || f.tx_alerted.contains(&(tx_id, ri)) {
             continue;
         }
         // Transaction keywords: HTTP offers its anomaly events; DNS none.
