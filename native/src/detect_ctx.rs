@@ -34,4 +34,8 @@ pub struct DetectCtx {
     pub thresh: Thresholds,
     /// xbits, kept per host and host pair across flows.
     pub xbits: crate::detect_flowint::Xbits,
+    /// `scan.riders` hold what the packet at hand's scans found of the request side's payload
+    /// patterns (set by packet detection, for the transaction inspection of the same packet;
+    /// cleared after it).
+    pub riders_valid: bool,
 }

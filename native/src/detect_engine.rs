@@ -21,6 +21,10 @@ pub struct Prefilter {
     hs: Option<crate::detect_hs::HsDb>,
     /// pattern id → rule indices using it as fast pattern
     pat_rules: Vec<Vec<u32>>,
+    /// Ids from here on are riders: another prefilter's patterns, found in the same bytes by
+    /// the same scan, recorded in `Scan::riders` (as ids of that prefilter) instead of raising
+    /// candidates here.
+    riders_from: u32,
 }
 
 /// Per-engine scan state reused across packets: candidate rules deduplicated with bitsets
@@ -33,6 +37,9 @@ pub struct Scan {
     /// The buffers of a joint scan, concatenated, and where each lies: (start, end, buffer).
     joint: Vec<u8>,
     segs: Vec<(usize, usize, Buf)>,
+    /// The rider ids a packet's scans found (see `Prefilter::riders_from`); packet detection
+    /// clears them.
+    pub riders: Vec<u32>,
     #[cfg(feature = "hyperscan")]
     hs: crate::detect_hs::Scratch,
 }
@@ -175,22 +182,31 @@ impl Prefilter {
             #[cfg(feature = "hyperscan")]
             hs,
             pat_rules: pats.into_iter().map(|(_, r)| r).collect(),
+            riders_from: u32::MAX,
         })
+    }
+    /// Whether scans record riders (see `riders_from`).
+    pub fn has_riders(&self) -> bool {
+        self.riders_from != u32::MAX
     }
     /// Add the rules whose fast pattern occurs in hay to the scan's candidates.
     pub fn scan(&self, hay: &[u8], sc: &mut Scan) {
         if hay.is_empty() {
             return;
         }
-        let Scan { cand, rule_seen, pat_seen, .. } = sc;
+        let Scan { cand, rule_seen, pat_seen, riders, .. } = sc;
+        let mut hit = |p: usize| {
+            for &r in &self.pat_rules[p] {
+                add_cand(cand, rule_seen, r);
+            }
+            if p as u32 >= self.riders_from {
+                riders.push(p as u32 - self.riders_from);
+            }
+        };
         #[cfg(feature = "hyperscan")]
         if let Some(hs) = &self.hs {
             // Each pattern is reported once per scan (SINGLEMATCH): no pattern bitset needed.
-            hs.scan(&mut sc.hs, hay, |p, _| {
-                for &r in &self.pat_rules[p as usize] {
-                    add_cand(cand, rule_seen, r);
-                }
-            });
+            hs.scan(&mut sc.hs, hay, |p, _| hit(p as usize));
             return;
         }
         let Some(ac) = &self.ac else { return };
@@ -199,9 +215,7 @@ impl Prefilter {
         for m in ac.find_overlapping_iter(hay) {
             let p = m.pattern().as_usize();
             if first_sight(pat_seen, p) {
-                for &r in &self.pat_rules[p] {
-                    add_cand(cand, rule_seen, r);
-                }
+                hit(p);
             }
         }
     }
@@ -980,7 +994,29 @@ impl RuleSet {
             }).unwrap_or_default();
             self.body_merged = sets.iter().enumerate().map(|(g, set)| BodyMerged::build(g, body.as_ref()?, set, &payload)).collect();
         }
+        // Riders: the request side's app-layer payload patterns (HTTP rules with payload
+        // contents beside their request buffers) go into the TCP to-server groups' matchers, so
+        // a request's inspection finds them in the scan its packet had anyway (`Found::payload`).
+        let riders: PatternSet = {
+            let mut v: PatternSet = app[0].get(&Buf::Payload).map(|m| m.iter().map(|(l, _)| (l.clone(), Vec::new())).collect()).unwrap_or_default();
+            v.sort_unstable();
+            v
+        };
+        let mut riders_from = vec![u32::MAX; sets.len()];
+        let mut sets = sets;
+        if !riders.is_empty() {
+            // Group layout (see pkt_group): class 0 (tcp), direction 0 (to server).
+            for (g, set) in sets.iter_mut().enumerate().take(BUCKETS) {
+                riders_from[g] = set.len() as u32;
+                set.extend(riders.iter().cloned());
+            }
+        }
         self.pkt_groups = build_parallel(sets);
+        for (pf, from) in self.pkt_groups.iter_mut().zip(riders_from) {
+            if let Some(pf) = pf {
+                pf.riders_from = from;
+            }
+        }
         // The benchmark's raw-scan baseline: every payload fast pattern with the very case
         // flags the engine's groups use, in one database.
         let mut raw: PatternSet = pkt.into_iter().collect();

@@ -28,6 +28,8 @@ fn seam_ok(items: &[Item]) -> bool {
 pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: &mut Vec<Alert>) {
     let mut sc = std::mem::take(&mut det.scan);
     sc.begin(rules.rules.len());
+    sc.riders.clear();
+    det.riders_valid = false;
     let group = pkt_group(c.p.proto, c.to_server, c.p.sp, c.p.dp);
     sc.add_all(addr_rules(&mut f.addr_rules.pkt, &rules.pkt_addr, &rules.rules, f.client, c.p, Some(group)));
     // Server bytes of an HTTP flow: one stream scan for packet and file_data patterns.
@@ -46,6 +48,9 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
     let seam = c.stream.is_some() && !tail.is_empty();
     // Encrypted payload (see PktCtx::no_payload): no content can match, nothing is scanned.
     if let Some(pf) = rules.pkt_groups.get(group).and_then(|g| g.as_ref()).filter(|_| !c.no_payload) {
+        // A to-server packet's payload and in-order data are both scanned below (no response
+        // stream scan covers them): its riders are complete.
+        det.riders_valid = pf.has_riders() && c.to_server;
         // In-order data is the payload itself (borrowed): scanned once.
         let same = c.stream.as_ref().is_some_and(|s| s.as_ptr() == c.p.payload.as_ptr() && s.len() == c.p.payload.len());
         if !c.p.payload.is_empty() && !(same && stream_done) {

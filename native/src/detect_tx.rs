@@ -388,12 +388,16 @@ fn eval_tx_rules(
     out: &mut Vec<Alert>,
 ) {
     let mut sc = std::mem::take(&mut det.scan);
+    let riders = std::mem::take(&mut sc.riders);
     sc.begin(rules.rules.len());
     let request_side = tx.map(|t| t.1).unwrap_or(c.to_server);
     let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
+    // The request side's payload patterns in this very packet were found by its packet scan.
+    let found = if request_side && c.to_server && det.riders_valid { Found { payload: Some(&riders), ..found } } else { found };
     // The prefilter first: a memo of its joint scan takes the candidates as they start.
     let memo = memo.zip(tx).map(|(m, t)| (m, (t.2.header_key(request_side), rules.generation)));
     rules.app_pf[if request_side { 0 } else { 1 }].scan(bufs, payload, found, memo, &mut sc);
+    sc.riders = riders;
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     sc.finish();
     let tx_id = tx.map(|t| t.0).unwrap_or(f.dns_tx + (1 << 40));
@@ -554,6 +558,20 @@ alert http any any -> any any (msg:"a body rule (so the response is scanned as a
         let head: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 44\r\n\r\n....split-acr";
         let steps = [Client(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"), Server(head), Server(b"oss-packets unusual-marker ...."), ServerFin];
         assert_eq!(converse(rules, 80, &steps), vec![1]);
+    }
+
+    #[test]
+    fn request_rule_with_payload_content_sees_its_packet_for_each_transaction_in_it() {
+        // Two pipelined requests in one packet: each transaction's inspection sees the
+        // packet's payload, whose payload patterns the packet's own scan found (riders of the
+        // to-server matcher, when built with Hyperscan). sid 2's content is in no packet.
+        let rules = r#"
+alert http any any -> any any (msg:"payload and method"; flow:to_server; content:"rider-marker"; http.method; content:"GET"; sid:1;)
+alert http any any -> any any (msg:"absent payload"; flow:to_server; content:"not-in-any-packet"; http.method; content:"GET"; sid:2;)
+alert tcp any any -> any 80 (msg:"a packet rule of the same group"; flow:to_server; content:"/second"; sid:3;)
+"#;
+        let two: &[u8] = b"GET /first HTTP/1.1\r\nHost: h\r\n\r\nGET /second?rider-marker HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(converse(rules, 80, &[Client(two), ServerFin]), vec![3, 1, 1]);
     }
 
     #[test]

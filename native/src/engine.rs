@@ -336,6 +336,7 @@ impl Engine {
         if app_changed || matches!(f.app, App::Dns | App::Gen(_)) {
             detect_tx::run(&mut self.det, &self.rules, f, &ctx, false, out);
         }
+        self.det.riders_valid = false;
     }
 }
 
