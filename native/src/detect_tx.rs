@@ -141,11 +141,16 @@ fn eval_gen_rules(
     out: &mut Vec<Alert>,
 ) {
     let mut sc = std::mem::take(&mut det.scan);
+    let riders = std::mem::take(&mut sc.riders);
     sc.begin(rules.rules.len());
     sc.add_all(addr_rules(&mut f.addr_rules.app, &rules.app_addr, &rules.rules, f.client, c.p, None));
     let side_ix = usize::from(dir == Some(false));
     let payload: &[u8] = if c.no_payload { &[] } else { c.stream.as_deref().unwrap_or(&c.p.payload) };
-    rules.app_pf[side_ix].scan(bufs, payload, Found::default(), None, &mut sc);
+    // The client side of the transaction, inspected on the client's packet: the packet scan
+    // found its payload patterns (see eval_tx_rules).
+    let found = Found { payload: (dir == Some(true) && det.riders_valid).then_some(&riders[..]), ..Found::default() };
+    rules.app_pf[side_ix].scan(bufs, payload, found, None, &mut sc);
+    sc.riders = riders;
     if dir.is_none() {
         rules.app_pf[1].scan(bufs, payload, Found::default(), None, &mut sc);
     }
@@ -572,6 +577,18 @@ alert tcp any any -> any 80 (msg:"a packet rule of the same group"; flow:to_serv
 "#;
         let two: &[u8] = b"GET /first HTTP/1.1\r\nHost: h\r\n\r\nGET /second?rider-marker HTTP/1.1\r\nHost: h\r\n\r\n";
         assert_eq!(converse(rules, 80, &[Client(two), ServerFin]), vec![3, 1, 1]);
+    }
+
+    #[test]
+    fn generic_transaction_rule_with_payload_content_sees_the_client_packet() {
+        // As for HTTP requests: the client banner's transaction is inspected on its packet,
+        // whose payload patterns the packet's scan found.
+        let rules = r#"
+alert ssh any any -> any any (msg:"payload and protocol"; flow:to_server; content:"rider-banner"; ssh.proto; content:"2.0"; sid:1;)
+alert ssh any any -> any any (msg:"absent payload"; flow:to_server; content:"not-in-the-banner"; ssh.proto; content:"2.0"; sid:2;)
+"#;
+        let steps = [Client(b"SSH-2.0-rider-banner_1.0\r\n"), Server(b"SSH-2.0-OpenSSH_9.6\r\n"), ServerFin];
+        assert_eq!(converse(rules, 22, &steps), vec![1]);
     }
 
     #[test]
