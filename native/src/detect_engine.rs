@@ -25,6 +25,42 @@ pub struct Prefilter {
     /// the same scan, recorded in `Scan::riders` (as ids of that prefilter) instead of raising
     /// candidates here.
     riders_from: u32,
+    /// Unique in the process: what a `ValueMemo` slot records its scan was made with.
+    id: u32,
+}
+
+static NEXT_PREFILTER_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The last scans of header values that repeat from request to request (user agents, host
+/// names, the header block of a client): per slot, the prefilter, the value's bytes and the
+/// pattern ids found. A value is looked up by hash and compared in full, so a slot taken by
+/// another value (or one an attacker made collide) only costs a scan; values longer than
+/// `MEMO_MAX_VALUE` are not kept.
+struct ValueMemo {
+    hasher: foldhash::fast::RandomState,
+    slots: Vec<MemoSlot>,
+}
+
+#[derive(Default)]
+struct MemoSlot {
+    prefilter: u32,
+    value: Vec<u8>,
+    pats: Vec<u32>,
+}
+
+const MEMO_SLOTS: usize = 256;
+const MEMO_MAX_VALUE: usize = 512;
+
+impl Default for ValueMemo {
+    fn default() -> Self {
+        ValueMemo { hasher: Default::default(), slots: Vec::new() }
+    }
+}
+
+/// Buffers whose values repeat across requests and flows often enough to be worth a memo
+/// (URIs and cookies do not).
+fn memo_worthy(b: Buf) -> bool {
+    matches!(b, Buf::HttpUserAgent | Buf::HttpHost | Buf::HttpRawHost | Buf::HttpHeader | Buf::HttpNamed(_))
 }
 
 /// Per-engine scan state reused across packets: candidate rules deduplicated with bitsets
@@ -40,6 +76,7 @@ pub struct Scan {
     /// The rider ids a packet's scans found (see `Prefilter::riders_from`); packet detection
     /// clears them.
     pub riders: Vec<u32>,
+    memo: ValueMemo,
     #[cfg(feature = "hyperscan")]
     hs: crate::detect_hs::Scratch,
 }
@@ -183,7 +220,54 @@ impl Prefilter {
             hs,
             pat_rules: pats.into_iter().map(|(_, r)| r).collect(),
             riders_from: u32::MAX,
+            id: NEXT_PREFILTER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+    /// The ids of the patterns found in `hay` (each once), appended to `out`.
+    fn scan_pats(&self, hay: &[u8], sc: &mut Scan, out: &mut Vec<u32>) {
+        if hay.is_empty() {
+            return;
+        }
+        #[cfg(feature = "hyperscan")]
+        if let Some(hs) = &self.hs {
+            hs.scan(&mut sc.hs, hay, |p, _| out.push(p));
+            return;
+        }
+        let Some(ac) = &self.ac else { return };
+        sc.reset_pats(self.pat_rules.len());
+        for m in ac.find_overlapping_iter(hay) {
+            let p = m.pattern().as_usize();
+            if first_sight(&mut sc.pat_seen, p) {
+                out.push(p as u32);
+            }
+        }
+    }
+    /// As `scan`, through the scan's value memo: a value this prefilter scanned lately is not
+    /// scanned again.
+    fn scan_memo(&self, hay: &[u8], sc: &mut Scan) {
+        if hay.is_empty() || hay.len() > MEMO_MAX_VALUE {
+            return self.scan(hay, sc);
+        }
+        use std::hash::BuildHasher;
+        if sc.memo.slots.is_empty() {
+            sc.memo.slots.resize_with(MEMO_SLOTS, MemoSlot::default);
+        }
+        let h = sc.memo.hasher.hash_one((self.id, hay));
+        let i = h as usize % sc.memo.slots.len();
+        let mut slot = std::mem::take(&mut sc.memo.slots[i]);
+        if slot.prefilter != self.id || slot.value != hay {
+            slot.prefilter = self.id;
+            slot.value.clear();
+            slot.value.extend_from_slice(hay);
+            slot.pats.clear();
+            self.scan_pats(hay, sc, &mut slot.pats);
+        }
+        for &p in &slot.pats {
+            for &r in &self.pat_rules[p as usize] {
+                add_cand(&mut sc.cand, &mut sc.rule_seen, r);
+            }
+        }
+        sc.memo.slots[i] = slot;
     }
     /// Whether scans record riders (see `riders_from`).
     pub fn has_riders(&self) -> bool {
@@ -356,6 +440,7 @@ impl AppPrefilter {
                     }
                 }
                 (Found { payload: Some(ids), .. }, Buf::Payload) => ids.iter().for_each(|&p| add(p as usize)),
+                _ if memo_worthy(*b) => pf.scan_memo(v, sc),
                 _ => pf.scan(v, sc),
             }
         }
@@ -1444,6 +1529,31 @@ mod tests {
         assert_eq!(addr_cands(&s, "10.0.0.1", "9.9.9.9"), vec![2, 3]);
         assert_eq!(addr_cands(&s, "2001:db8::1", "::1"), vec![2, 3]);
         assert_eq!(addr_cands(&s, "10.0.0.1", "8.8.8.8"), vec![3]);
+    }
+
+    #[test]
+    fn value_memo_never_answers_for_another_value_or_prefilter() {
+        let lit = |b: &[u8]| Lit { bytes: b.to_vec(), caseless: false };
+        let ua = Prefilter::build(vec![(lit(b"evil-agent"), vec![0]), (lit(b"other-agent"), vec![1])]).unwrap();
+        let host = Prefilter::build(vec![(lit(b"evil-agent"), vec![2])]).unwrap();
+        let mut sc = Scan::default();
+        // One slot: every value and prefilter lands in it, each replacing the last.
+        sc.memo.slots.resize_with(1, MemoSlot::default);
+        let mut cands = |p: &Prefilter, v: &[u8]| {
+            sc.begin(3);
+            p.scan_memo(v, &mut sc);
+            sc.finish();
+            sc.cand.clone()
+        };
+        for _ in 0..2 {
+            assert_eq!(cands(&ua, b"Mozilla evil-agent"), vec![0]);
+            assert_eq!(cands(&ua, b"Mozilla evil-agent"), vec![0]);
+            assert_eq!(cands(&ua, b"Mozilla other-agent"), vec![1]);
+            assert_eq!(cands(&ua, b"Mozilla plain"), Vec::<u32>::new());
+            assert_eq!(cands(&host, b"Mozilla evil-agent"), vec![2]);
+            assert_eq!(cands(&ua, b"Mozilla evil-agent"), vec![0]);
+            assert_eq!(cands(&ua, b"Mozilla evil-agent other-agent"), vec![0, 1]);
+        }
     }
 
     #[test]
