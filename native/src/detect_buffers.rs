@@ -8,9 +8,11 @@ use crate::detect_parse::Buf;
 
 /// The sticky buffers of one side of a transaction, one entry per buffer (multi-buffers such
 /// as http.request_header repeat their kind), borrowed from the transaction where they exist
-/// as such; composed ones are written to `arena` first. Bodies are only offered once that
-/// side is complete: body rules wait for it, so scanning a partial body would be wasted work.
-pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(Buf, &'a [u8])> {
+/// as such; composed ones are written to `arena` first, those no rule reads (`used`, by buffer
+/// tag: `RuleSet::bufs_used`) left out. Bodies are only offered once that side is complete:
+/// body rules wait for it, so scanning a partial body would be wasted work.
+pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>, used: &[bool; 256]) -> Vec<(Buf, &'a [u8])> {
+    let used = |b: Buf| used[b.tag() as usize];
     let hs = if req { &tx.req_headers } else { &tx.res_headers };
     // The headers read by name, each looked up in one pass over the headers (the first of a
     // name wins, as Headers::get finds it) instead of one pass per name.
@@ -35,23 +37,21 @@ pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(
         }
         composed.push((b, s, arena.len()));
     }
-    if req {
-        if let Some(h) = host {
-            let s = arena.len();
-            arena.extend(h.iter().map(|c| c.to_ascii_lowercase()));
-            composed.push((Buf::HttpHost, s, arena.len()));
-        }
-        put(arena, &mut composed, Buf::HttpStart, &[&tx.request_line, b"\r\n", &tx.req_headers_raw, b"\r\n"]);
+    let (line, raw, each) = if req { (&tx.request_line, &tx.req_headers_raw, Buf::HttpRequestHeader) } else { (&tx.response_line, &tx.res_headers_raw, Buf::HttpResponseHeader) };
+    if let Some(h) = host.filter(|_| req && used(Buf::HttpHost)) {
+        let s = arena.len();
+        arena.extend(h.iter().map(|c| c.to_ascii_lowercase()));
+        composed.push((Buf::HttpHost, s, arena.len()));
+    }
+    if used(Buf::HttpStart) {
+        put(arena, &mut composed, Buf::HttpStart, &[line, b"\r\n", raw, b"\r\n"]);
+    }
+    if used(each) {
         for (n, x) in hs.iter() {
-            put(arena, &mut composed, Buf::HttpRequestHeader, &[n, b": ", x]);
-        }
-    } else {
-        put(arena, &mut composed, Buf::HttpStart, &[&tx.response_line, b"\r\n", &tx.res_headers_raw, b"\r\n"]);
-        for (n, x) in hs.iter() {
-            put(arena, &mut composed, Buf::HttpResponseHeader, &[n, b": ", x]);
+            put(arena, &mut composed, each, &[n, b": ", x]);
         }
     }
-    if !hs.is_empty() {
+    if !hs.is_empty() && used(Buf::HttpHeader) {
         let s = arena.len();
         for (n, v) in hs.iter() {
             if n.eq_ignore_ascii_case(b"cookie") || n.eq_ignore_ascii_case(b"set-cookie") {
@@ -63,6 +63,8 @@ pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(
             arena.extend_from_slice(b"\r\n");
         }
         composed.push((Buf::HttpHeader, s, arena.len()));
+    }
+    if !hs.is_empty() && used(Buf::HttpHeaderNames) {
         let s = arena.len();
         arena.extend_from_slice(b"\r\n");
         for (n, _) in hs.iter() {
@@ -146,4 +148,37 @@ pub fn http_bufs<'a>(tx: &'a HttpTx, req: bool, arena: &'a mut Vec<u8>) -> Vec<(
 /// A DNS message's buffers: each query name.
 pub fn dns_bufs(dns: &DnsMessage) -> Vec<(Buf, &[u8])> {
     dns.queries.iter().map(|q| (Buf::DnsQuery, q.as_slice())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::applayer_http::HttpState;
+
+    #[test]
+    fn composed_buffers_no_rule_reads_are_left_out() {
+        let mut h = HttpState::new();
+        h.parse_request(b"GET /a HTTP/1.1\r\nHost: Example.COM\r\nUser-Agent: u\r\n\r\n");
+        let tx = &h.txs[0];
+        let kinds = |used: &[bool; 256]| {
+            let mut arena = Vec::new();
+            http_bufs(tx, true, &mut arena, used).iter().map(|(b, v)| (*b, String::from_utf8_lossy(v).into_owned())).collect::<Vec<_>>()
+        };
+        let all = kinds(&[true; 256]);
+        for b in [Buf::HttpHost, Buf::HttpStart, Buf::HttpRequestHeader, Buf::HttpHeader, Buf::HttpHeaderNames] {
+            assert!(all.iter().any(|(x, _)| *x == b), "{b:?} composed when used");
+        }
+        let mut used = [false; 256];
+        used[Buf::HttpHeader.tag() as usize] = true;
+        let some = kinds(&used);
+        assert!(some.contains(&(Buf::HttpHeader, "Host: Example.COM\r\nUser-Agent: u\r\n".into())));
+        for b in [Buf::HttpHost, Buf::HttpStart, Buf::HttpRequestHeader, Buf::HttpHeaderNames] {
+            assert!(!some.iter().any(|(x, _)| *x == b), "{b:?} left out");
+        }
+        // Buffers borrowed from the transaction are offered whatever is used.
+        assert!(some.contains(&(Buf::HttpUri, "/a".into())) && some.contains(&(Buf::HttpRawHost, "Example.COM".into())));
+        // The same buffers as with everything composed, in the same order.
+        let kept: Vec<_> = all.iter().filter(|(b, _)| !matches!(b, Buf::HttpHost | Buf::HttpStart | Buf::HttpRequestHeader | Buf::HttpHeaderNames)).cloned().collect();
+        assert_eq!(some, kept);
+    }
 }

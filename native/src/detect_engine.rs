@@ -874,6 +874,9 @@ pub struct RuleSet {
     pub bits: Interner,
     /// Some rule uses `=>` (transactions are then also inspected with both directions).
     pub has_bidir_tx: bool,
+    /// By buffer tag (`Buf::tag`): whether some rule inspects that buffer. Composed buffers no
+    /// rule reads are not composed (`detect_buffers::http_bufs`).
+    pub bufs_used: [bool; 256],
     /// Per packet group (server-to-client TCP groups only): the group's payload patterns and
     /// the response file_data patterns in one streaming matcher, so an HTTP response's bytes
     /// are scanned once for both (see `scan_response_stream`).
@@ -985,6 +988,7 @@ impl RuleSet {
             app_addr: AddrIndex::default(),
             bits,
             has_bidir_tx: false,
+            bufs_used: [false; 256],
             #[cfg(feature = "hyperscan")]
             body_merged: Vec::new(),
             #[cfg(feature = "hyperscan")]
@@ -992,6 +996,11 @@ impl RuleSet {
             generation: RULESET_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
         rs.has_bidir_tx = rs.rules.iter().any(|r| r.bidir_tx);
+        for r in &rs.rules {
+            for (b, _) in &r.bufs {
+                rs.bufs_used[b.tag() as usize] = true;
+            }
+        }
         rs.build_prefilters();
         release_free_heap();
         if std::env::var_os("CORDON_DPI_TIMING").is_some() {

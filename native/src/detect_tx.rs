@@ -282,21 +282,21 @@ fn http(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, at_end: 
         let tx = &h.txs[i];
         if req_new {
             // No request: no request buffers either (rules on them do not match).
-            let bufs = if tx.req_headers_done { detect_buffers::http_bufs(tx, true, &mut arena) } else { Vec::new() };
+            let bufs = if tx.req_headers_done { detect_buffers::http_bufs(tx, true, &mut arena, &rules.bufs_used) } else { Vec::new() };
             let tctx = PktCtx { p: c.p, to_server: true, stream: None, tracked: c.tracked, established: c.established, idx: c.idx, no_payload: c.no_payload };
             let pc = if c.to_server { c } else { &tctx };
             eval_tx_rules(det, rules, f, pc, &bufs, Proto::Http, Some((id, true, tx)), Found::default(), Some(&mut req_memo), out);
         }
         if res_new {
-            let bufs = detect_buffers::http_bufs(tx, false, &mut arena);
+            let bufs = detect_buffers::http_bufs(tx, false, &mut arena, &rules.bufs_used);
             let tctx = PktCtx { p: c.p, to_server: false, stream: None, tracked: c.tracked, established: c.established, idx: c.idx, no_payload: c.no_payload };
             let found = Found { body: rules.body_hits(&f.res_scan, tx), payload: rules.payload_hits(&h, c) };
             eval_tx_rules(det, rules, f, &tctx, &bufs, Proto::Http, Some((id, false, tx)), found, Some(&mut res_memo), out);
         }
         if rules.has_bidir_tx && res_new {
             let mut arena2 = std::mem::take(&mut det.arena2);
-            let req = detect_buffers::http_bufs(tx, true, &mut arena);
-            let res = detect_buffers::http_bufs(tx, false, &mut arena2);
+            let req = detect_buffers::http_bufs(tx, true, &mut arena, &rules.bufs_used);
+            let res = detect_buffers::http_bufs(tx, false, &mut arena2, &rules.bufs_used);
             http_bidir(det, rules, f, c, id, tx, &req, &res, out);
             det.arena2 = arena2;
         }
