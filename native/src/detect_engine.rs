@@ -27,6 +27,9 @@ pub struct Prefilter {
     riders_from: u32,
     /// Unique in the process: what a `ValueMemo` slot records its scan was made with.
     id: u32,
+    /// The longest pattern's length: a pattern across the seam of two pieces of data lies
+    /// within this many bytes less one on either side of it.
+    pub max_len: usize,
 }
 
 static NEXT_PREFILTER_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -218,6 +221,7 @@ impl Prefilter {
             ac,
             #[cfg(feature = "hyperscan")]
             hs,
+            max_len: pats.iter().map(|(l, _)| l.bytes.len()).max().unwrap_or(0),
             pat_rules: pats.into_iter().map(|(_, r)| r).collect(),
             riders_from: u32::MAX,
             id: NEXT_PREFILTER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),

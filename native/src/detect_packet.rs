@@ -63,9 +63,11 @@ pub fn run(det: &mut DetectCtx, rules: &RuleSet, f: &mut Flow, c: &PktCtx, out: 
             if seam && streamed != Some(true) {
                 // The seam: the tail and as much of the data again (a streaming scan that
                 // went on from the previous data found patterns across it by itself).
+                // Only as far on either side as the matcher's longest pattern reaches.
+                let reach = pf.max_len.saturating_sub(1).min(STREAM_TAIL);
                 det.seam_buf.clear();
-                det.seam_buf.extend_from_slice(&tail);
-                det.seam_buf.extend_from_slice(&s[..s.len().min(STREAM_TAIL)]);
+                det.seam_buf.extend_from_slice(&tail[tail.len().saturating_sub(reach)..]);
+                det.seam_buf.extend_from_slice(&s[..s.len().min(reach)]);
                 pf.scan(&det.seam_buf, &mut sc);
             }
         }
@@ -303,6 +305,22 @@ alert tcp-pkt any any -> any any (msg:"packets are not streams"; flow:to_client;
         // Not again for the next segment, whose seam no longer holds it.
         let r2 = run(rules, &[b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\nabcdefSplit", b"Markerxyz", b"0123456789"]);
         assert_eq!(r2, vec![11, 12]);
+    }
+
+    #[test]
+    fn seam_scan_reaches_as_far_as_the_longest_pattern() {
+        // A client stream on a port no parser claims: the seam of each segment with the one
+        // before is scanned over the longest pattern's length less one on either side. Each
+        // pattern is split at its first and at its last byte, after 300 bytes of filler.
+        let rules = r#"
+alert tcp any any -> any 9999 (msg:"long"; flow:to_server; content:"0123456789abcdef"; sid:21;)
+alert tcp any any -> any 9999 (msg:"short"; flow:to_server; content:"wxyz"; sid:22;)
+"#;
+        let pad = vec![b'.'; 300];
+        for (a, b, sid) in [("0", "123456789abcdef", 21), ("0123456789abcde", "f", 21), ("w", "xyz", 22), ("wxy", "z", 22)] {
+            let steps = [(true, [pad.as_slice(), a.as_bytes()].concat()), (true, [b.as_bytes(), pad.as_slice()].concat())];
+            assert_eq!(conversation(rules, false, 9999, &steps), vec![sid], "{a}|{b}");
+        }
     }
 
     /// `drive` on a fresh engine; `full`: encryption handling "full".
