@@ -321,13 +321,14 @@ impl Prefilter {
     }
 }
 
-/// What the response stream's scan (`RuleSet::scan_response_stream`) already found in a
-/// transaction side's buffers.
+/// What earlier scans of the same bytes already found in a transaction side's buffers: the
+/// response stream's scan (`RuleSet::scan_response_stream`) for a response's body and packet
+/// data, the packet's own scan (its riders, `Prefilter::riders_from`) for a client packet.
 #[derive(Clone, Copy, Default)]
 pub struct Found<'a> {
     /// The file_data prefilter's pattern ids found in the body, as a bitset.
     pub body: Option<&'a [u64]>,
-    /// The payload prefilter's pattern ids found in the packet's data.
+    /// The side's payload prefilter's pattern ids found in the packet's data.
     pub payload: Option<&'a [u32]>,
 }
 
@@ -401,11 +402,11 @@ impl AppPrefilter {
     }
     /// Add the rules whose fast pattern occurs in its buffer to the scan's candidates:
     /// `bufs` are the transaction's buffers, `payload` the packet data rules see as payload.
-    /// `found`: what the response stream's scan already found in the file_data buffer and the
-    /// payload, in place of scanning them again. `memo`: the joint
-    /// scan's candidates of this side's last inspection and what its buffers were made from
-    /// (`header_key`, with the rule set's generation); reused when that is unchanged, else
-    /// replaced. With a memo, `sc` must hold no candidates yet.
+    /// `found`: what earlier scans found in the file_data buffer and the payload, in place of
+    /// scanning them again. `memo`: the joint scan's candidates of this side's last inspection
+    /// and what its buffers were made from (`header_key`, with the rule set's generation);
+    /// reused when that is unchanged, else replaced. With a memo, `sc` must hold no candidates
+    /// yet.
     pub fn scan(&self, bufs: &[(Buf, &[u8])], payload: &[u8], found: Found, memo: Option<(&mut JointMemo, (u64, u64))>, sc: &mut Scan) {
         if let Some(j) = &self.joint {
             match memo {
