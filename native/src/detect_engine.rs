@@ -150,6 +150,15 @@ struct Lit {
 /// A matcher's patterns: each literal with the rules that use it as their fast pattern.
 type PatternSet = Vec<(Lit, Vec<u32>)>;
 
+/// A matcher's patterns in pattern-id order (sorted by literal). Matchers built from the same
+/// literals number them alike, which riders (`Prefilter::riders_from`) and the response
+/// stream's payload hits rely on: their ids are the app-layer payload prefilter's.
+fn pattern_set(m: impl IntoIterator<Item = (Lit, Vec<u32>)>) -> PatternSet {
+    let mut v: PatternSet = m.into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
 impl Lit {
     /// The prefilter literal of a rule's fast pattern. A content without `nocase` matches its
     /// exact bytes, so its literal can be exact too: fewer false candidates, and Hyperscan scans
@@ -1071,36 +1080,17 @@ impl RuleSet {
                 }
             }
         }
-        let sets: Vec<PatternSet> = groups
-            .into_iter()
-            .map(|m| {
-                let mut v: PatternSet = m.into_iter().collect();
-                v.sort_unstable();
-                v
-            })
-            .collect();
+        let sets: Vec<PatternSet> = groups.into_iter().map(pattern_set).collect();
         #[cfg(feature = "hyperscan")]
         {
-            let body: Option<PatternSet> = app[1].get(&Buf::FileData).map(|m| {
-                let mut v: PatternSet = m.iter().map(|(l, r)| (l.clone(), r.clone())).collect();
-                v.sort_unstable();
-                v
-            });
-            let payload: PatternSet = app[1].get(&Buf::Payload).map(|m| {
-                let mut v: PatternSet = m.iter().map(|(l, r)| (l.clone(), r.clone())).collect();
-                v.sort_unstable();
-                v
-            }).unwrap_or_default();
+            let body: Option<PatternSet> = app[1].get(&Buf::FileData).map(|m| pattern_set(m.clone()));
+            let payload: PatternSet = app[1].get(&Buf::Payload).map(|m| pattern_set(m.clone())).unwrap_or_default();
             self.body_merged = sets.iter().enumerate().map(|(g, set)| BodyMerged::build(g, body.as_ref()?, set, &payload)).collect();
         }
         // Riders: the request side's app-layer payload patterns (HTTP rules with payload
         // contents beside their request buffers) go into the TCP to-server groups' matchers, so
         // a request's inspection finds them in the scan its packet had anyway (`Found::payload`).
-        let riders: PatternSet = {
-            let mut v: PatternSet = app[0].get(&Buf::Payload).map(|m| m.iter().map(|(l, _)| (l.clone(), Vec::new())).collect()).unwrap_or_default();
-            v.sort_unstable();
-            v
-        };
+        let riders: PatternSet = app[0].get(&Buf::Payload).map(|m| pattern_set(m.clone())).unwrap_or_default().into_iter().map(|(l, _)| (l, Vec::new())).collect();
         let mut riders_from = vec![u32::MAX; sets.len()];
         let mut sets = sets;
         if !riders.is_empty() {
@@ -1118,18 +1108,9 @@ impl RuleSet {
         }
         // The benchmark's raw-scan baseline: every payload fast pattern with the very case
         // flags the engine's groups use, in one database.
-        let mut raw: PatternSet = pkt.into_iter().collect();
-        raw.sort_unstable();
-        self.pkt_pf = Prefilter::build_with(raw, true);
+        self.pkt_pf = Prefilter::build_with(pattern_set(pkt), true);
         for (side, m) in app.into_iter().enumerate() {
-            let mut keyed: Vec<(Buf, PatternSet)> = m
-                .into_iter()
-                .map(|(b, m)| {
-                    let mut pats: PatternSet = m.into_iter().collect();
-                    pats.sort_unstable();
-                    (b, pats)
-                })
-                .collect();
+            let mut keyed: Vec<(Buf, PatternSet)> = m.into_iter().map(|(b, m)| (b, pattern_set(m))).collect();
             keyed.sort_by_key(|(b, _)| *b);
             self.app_pf[side] = AppPrefilter::build(keyed);
         }
