@@ -663,17 +663,16 @@ impl RuleSet {
                     tx.res_body_hits.resize(words, 0);
                 }
                 tx.res_body_hits[id as usize >> 6] |= 1u64 << (id & 63);
-            } else if to <= start {
-            } else if id >= n_known {
-                // Ending inside the data (a candidate only, so one that began before is fine).
-                let p = id - n_known;
-                if !chunk_hits.ids.contains(&p) {
-                    chunk_hits.ids.push(p);
-                }
-            } else {
-                // Wholly inside the data, or across the seam with the bytes before it (the
-                // engine checks those on the previous data's tail + this data).
-                if let Some(p) = pkt {
+            } else if to > start {
+                // Ending inside the data: wholly in it, or across the seam with the bytes before
+                // it (the engine checks those on the previous data's tail + this data; an
+                // app-layer payload hit is a candidate only, so one that began before is fine).
+                if id >= n_known {
+                    let p = id - n_known;
+                    if !chunk_hits.ids.contains(&p) {
+                        chunk_hits.ids.push(p);
+                    }
+                } else if let Some(p) = pkt {
                     for &r in &p.pat_rules[(id - m.n_body) as usize] {
                         add_cand(cand, rule_seen, r);
                     }
